@@ -1,0 +1,47 @@
+//! The error enum of `cryptoutil-actors`.
+
+/// What a call to an actor can return besides its answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The actor is restarting, stopped, or did not answer in time (HTTP 503).
+    #[error("{actor} is unavailable ({why})")]
+    Unavailable {
+        /// Which actor.
+        actor: &'static str,
+        /// timeout, stopped or restarting.
+        why: Unavailability,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] cryptoutil_storage::Error),
+    /// A supervision path names no actor.
+    #[error("no supervised actor at {path}")]
+    NoSuchActor {
+        /// The path asked for.
+        path: String,
+    },
+    /// Fault injection is off in this configuration.
+    #[error("fault injection is disabled (admin.danger_fault_injection)")]
+    FaultInjectionDisabled,
+}
+
+/// Why an actor could not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailability {
+    /// No reply within the call's timeout.
+    Timeout,
+    /// The actor stopped or dropped the reply.
+    Stopped,
+    /// The supervisor is between a crash and the restart.
+    Restarting,
+}
+
+impl std::fmt::Display for Unavailability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unavailability::Timeout => "timeout",
+            Unavailability::Stopped => "stopped",
+            Unavailability::Restarting => "restarting",
+        })
+    }
+}

@@ -1,0 +1,33 @@
+//! The supervision tree and the domain actors of cryptoutil.
+//!
+//! Each actor follows one anatomy: an empty behaviour struct, `Msg` / `State` / `Args` types,
+//! `handle` that only dispatches to synchronous `State` methods, and a typed `Handle` whose every
+//! call has a timeout. Handles reach their actor through a [`slot::Slot`] that the supervisor
+//! refills after a restart, so a handle held by an HTTP router survives its actor's crash.
+//!
+//! # Layout
+//! - [`supervisor`]: the generic restarting supervisor, child specs, restart policy, tree nodes.
+//! - [`health`]: the `Health` actor: a service's liveness and readiness.
+//! - [`vault`]: the `Vault` actor: owner of a service's store (sealed state, sealed records).
+//! - [`service`]: the eight service names.
+//! - [`suite`]: builds the root -> service -> actor tree and returns the handles.
+//! - [`slot`]: the shared cell a handle reads its current actor from.
+//! - [`ask`]: the one call helper: timeout, dead actor and reply errors become `Unavailable`.
+//! - [`metrics`]: metric names and the small functions that change them.
+//! - [`config`]: `SupervisionConfig`.
+//! - [`error`]: the crate's error enum.
+
+pub mod ask;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod service;
+pub mod slot;
+pub mod suite;
+pub mod supervisor;
+pub mod vault;
+
+pub use config::SupervisionConfig;
+pub use error::Error;
+pub use service::ServiceName;

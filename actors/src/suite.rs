@@ -1,0 +1,91 @@
+//! Builds the supervision tree: root supervisor -> one supervisor per service -> the service's
+//! actors, and hands back the typed handles the HTTP layer needs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cryptoutil_storage::Store;
+use ractor::SpawnErr;
+
+use crate::config::SupervisionConfig;
+use crate::health::{Health, HealthArgs, HealthHandle, HealthMsg};
+use crate::service::ServiceName;
+use crate::slot::Slot;
+use crate::supervisor::child::{ActorSpec, ChildSpec};
+use crate::supervisor::{SupervisorArgs, SupervisorHandle, SupervisorSpec};
+use crate::vault::{Vault, VaultArgs, VaultHandle, VaultMsg};
+
+/// Handles to one service's actors.
+#[derive(Clone, Debug)]
+pub struct ServiceActors {
+    /// Liveness.
+    pub health: HealthHandle,
+    /// The store's owner.
+    pub vault: VaultHandle,
+}
+
+/// The running tree.
+#[derive(Debug)]
+pub struct Suite {
+    /// The root supervisor.
+    pub root: SupervisorHandle,
+    /// Completes when the root stops (after shutdown, or after an escalation it cannot absorb).
+    pub join: tokio::task::JoinHandle<()>,
+    /// Per-service handles.
+    pub services: BTreeMap<ServiceName, ServiceActors>,
+}
+
+/// Starts the root supervisor with one service supervisor per entry of `stores`.
+pub async fn start(stores: Vec<(ServiceName, Arc<Store>)>, cfg: &SupervisionConfig) -> Result<Suite, SpawnErr> {
+    let mut services = BTreeMap::new();
+    let mut service_specs: Vec<Arc<dyn ChildSpec>> = Vec::new();
+    for (service, store) in stores {
+        let (spec, actors) = service_tree(service, store, cfg);
+        service_specs.push(spec);
+        services.insert(service, actors);
+    }
+    let args = SupervisorArgs {
+        name: "root".into(),
+        kind: "RootSupervisor",
+        service: "suite",
+        children: service_specs,
+        config: cfg.clone(),
+    };
+    let (root, join) = SupervisorHandle::spawn_root(args).await?;
+    Ok(Suite { root, join, services })
+}
+
+fn service_tree(service: ServiceName, store: Arc<Store>, cfg: &SupervisionConfig) -> (Arc<dyn ChildSpec>, ServiceActors) {
+    let name = service.as_str();
+    let health_slot: Slot<HealthMsg> = Slot::new("Health");
+    let vault_slot: Slot<VaultMsg> = Slot::new("Vault");
+    let health = ActorSpec::new(
+        format!("{name}/health"),
+        "Health",
+        health_slot.clone(),
+        move || (Health, HealthArgs { service }),
+        || HealthMsg::Crash,
+    );
+    let vault = ActorSpec::new(
+        format!("{name}/vault"),
+        "Vault",
+        vault_slot.clone(),
+        move || (Vault, VaultArgs { service, store: Arc::clone(&store) }),
+        || VaultMsg::Crash,
+    );
+    let args = SupervisorArgs {
+        name: name.into(),
+        kind: "ServiceSupervisor",
+        service: name,
+        children: vec![Arc::new(health), Arc::new(vault)],
+        config: cfg.clone(),
+    };
+    let actors = ServiceActors {
+        health: HealthHandle::new(health_slot, cfg.ask_timeout),
+        vault: VaultHandle::new(vault_slot, cfg.ask_timeout),
+    };
+    (Arc::new(SupervisorSpec::new(args)), actors)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,19 @@
+//! Pure formats and crypto for cryptoutil: no tokio, axum, redb, ractor, sockets or files.
+//!
+//! CI fails if `cargo tree -p cryptoutil-protocols -e normal` shows tokio, axum, redb or ractor.
+//!
+//! # Layout
+//! - [`unseal`]: M-of-N unseal shares (Shamir over GF(2^8)) and their text encoding.
+//! - [`pki`]: the dynamic TLS PKI: a private root, an intermediate and leaf certificates.
+//! - [`duration`]: human durations in configuration (`250ms`, `5s`, `2m`, `1h`, `7d`).
+//! - [`fips`]: whether the crypto module runs in FIPS 140-3 mode.
+//! - [`error`]: the crate's error enum.
+#![warn(missing_docs)]
+
+pub mod duration;
+pub mod error;
+pub mod fips;
+pub mod pki;
+pub mod unseal;
+
+pub use error::Error;

@@ -1,0 +1,236 @@
+//! The dynamic TLS PKI: a private root CA, an intermediate CA below it, and one leaf per
+//! service, all ECDSA (P-384 for the CAs, P-256 for leaves) with SHA-2.
+//!
+//! Pure: the caller passes the current time in and persists what comes out. Private keys leave
+//! this module only as PKCS#8 DER in [`Zeroizing`] buffers, for the caller to wrap at rest.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SignatureAlgorithm,
+};
+use rustls_pki_types::PrivatePkcs8KeyDer;
+use zeroize::Zeroizing;
+
+use crate::Error;
+
+const ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(5 * 365 * 86_400);
+/// Leaves live about 13 months; [`Leaf::needs_renewal`] renews them 30 days before expiry.
+const LEAF_LIFETIME: Duration = Duration::from_secs(397 * 86_400);
+const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+/// Certificates are back-dated this much to tolerate clock skew between hosts.
+const BACKDATE: Duration = Duration::from_secs(3600);
+
+static CA_ALG: &SignatureAlgorithm = &rcgen::PKCS_ECDSA_P384_SHA384;
+static LEAF_ALG: &SignatureAlgorithm = &rcgen::PKCS_ECDSA_P256_SHA256;
+
+/// A certificate with its PKCS#8 private key.
+pub struct Issued {
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// The private key, PKCS#8 DER.
+    pub key_pkcs8: Zeroizing<Vec<u8>>,
+    /// Unix time after which the certificate is no longer valid.
+    pub not_after_unix: u64,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued").field("not_after_unix", &self.not_after_unix).finish()
+    }
+}
+
+/// The suite's private CA pair. `name` distinguishes suites (it is in both subjects).
+#[derive(Debug)]
+pub struct CaPair {
+    /// Self-signed root: the trust anchor written to `<data-dir>/tls/ca.pem`.
+    pub root: Issued,
+    /// Intermediate signed by the root; it signs the leaves.
+    pub intermediate: Issued,
+}
+
+/// Creates a new root and intermediate named after `name`.
+pub fn generate_ca(name: &str, now: SystemTime) -> Result<CaPair, Error> {
+    let root_key = new_key(CA_ALG, "root key")?;
+    let root_params = ca_params(&format!("cryptoutil root CA {name}"), None, now, ROOT_LIFETIME)?;
+    let root_cert = root_params.self_signed(&root_key).map_err(cert_err("root"))?;
+    let root_issuer = Issuer::new(root_params, &root_key);
+
+    let int_key = new_key(CA_ALG, "intermediate key")?;
+    let int_params = ca_params(&intermediate_cn(name), Some(0), now, INTERMEDIATE_LIFETIME)?;
+    let int_cert = int_params.signed_by(&int_key, &root_issuer).map_err(cert_err("intermediate"))?;
+    Ok(CaPair {
+        root: issued(root_cert.der().to_vec(), &root_key, now, ROOT_LIFETIME),
+        intermediate: issued(int_cert.der().to_vec(), &int_key, now, INTERMEDIATE_LIFETIME),
+    })
+}
+
+/// Issues a TLS server leaf for `dns_names` and `ips` from the intermediate of suite `name`.
+pub fn issue_leaf(
+    name: &str,
+    intermediate_key_pkcs8: &[u8],
+    common_name: &str,
+    dns_names: &[String],
+    ips: &[IpAddr],
+    now: SystemTime,
+) -> Result<Issued, Error> {
+    let int_key = load_key(intermediate_key_pkcs8, CA_ALG, "intermediate key")?;
+    // The issuer's subject and key identifier are derived from the same params and key as at
+    // generation, so the leaf's issuer and AKI match the stored intermediate.
+    let int_params = ca_params(&intermediate_cn(name), Some(0), now, INTERMEDIATE_LIFETIME)?;
+    let issuer = Issuer::new(int_params, &int_key);
+
+    let leaf_key = new_key(LEAF_ALG, "leaf key")?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(common_name);
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages =
+        vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    for dns in dns_names {
+        let ia5 = dns.as_str().try_into().map_err(cert_err("leaf SAN"))?;
+        params.subject_alt_names.push(SanType::DnsName(ia5));
+    }
+    params.subject_alt_names.extend(ips.iter().copied().map(SanType::IpAddress));
+    set_validity(&mut params, now, LEAF_LIFETIME)?;
+    params.serial_number = Some(random_serial()?);
+    let cert = params.signed_by(&leaf_key, &issuer).map_err(cert_err("leaf"))?;
+    Ok(issued(cert.der().to_vec(), &leaf_key, now, LEAF_LIFETIME))
+}
+
+/// True when a certificate expiring at `not_after_unix` should be replaced at `now`.
+pub fn needs_renewal(not_after_unix: u64, now: SystemTime) -> bool {
+    unix(now).saturating_add(RENEW_BEFORE.as_secs()) >= not_after_unix
+}
+
+/// PEM armour for one DER certificate.
+pub fn cert_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+fn intermediate_cn(name: &str) -> String {
+    format!("cryptoutil intermediate CA {name}")
+}
+
+fn ca_params(
+    cn: &str,
+    path_len: Option<u8>,
+    now: SystemTime,
+    lifetime: Duration,
+) -> Result<CertificateParams, Error> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(cn);
+    params.is_ca = IsCa::Ca(match path_len {
+        Some(n) => BasicConstraints::Constrained(n),
+        None => BasicConstraints::Unconstrained,
+    });
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.use_authority_key_identifier_extension = path_len.is_some();
+    set_validity(&mut params, now, lifetime)?;
+    params.serial_number = Some(random_serial()?);
+    Ok(params)
+}
+
+fn dn(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "cryptoutil");
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+fn set_validity(p: &mut CertificateParams, now: SystemTime, life: Duration) -> Result<(), Error> {
+    let start = unix(now).saturating_sub(BACKDATE.as_secs());
+    let end = unix(now).saturating_add(life.as_secs());
+    p.not_before = to_time(start)?;
+    p.not_after = to_time(end)?;
+    Ok(())
+}
+
+fn to_time(secs: u64) -> Result<time::OffsetDateTime, Error> {
+    let secs = i64::try_from(secs).map_err(|_| Error::Certificate {
+        what: "validity",
+        reason: "time out of range".into(),
+    })?;
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|e| Error::Certificate { what: "validity", reason: e.to_string() })
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn random_serial() -> Result<rcgen::SerialNumber, Error> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Random)?;
+    bytes[0] &= 0x7f; // positive INTEGER (RFC 5280 §4.1.2.2)
+    bytes[0] |= 0x01; // and exactly 16 bytes long
+    Ok(rcgen::SerialNumber::from_slice(&bytes))
+}
+
+fn new_key(alg: &'static SignatureAlgorithm, what: &'static str) -> Result<KeyPair, Error> {
+    KeyPair::generate_for(alg).map_err(cert_err(what))
+}
+
+fn load_key(
+    pkcs8: &[u8],
+    alg: &'static SignatureAlgorithm,
+    what: &'static str,
+) -> Result<KeyPair, Error> {
+    let der = PrivatePkcs8KeyDer::from(pkcs8);
+    KeyPair::from_pkcs8_der_and_sign_algo(&der, alg).map_err(cert_err(what))
+}
+
+fn issued(cert_der: Vec<u8>, key: &KeyPair, now: SystemTime, life: Duration) -> Issued {
+    Issued {
+        cert_der,
+        key_pkcs8: Zeroizing::new(key.serialize_der()),
+        not_after_unix: unix(now).saturating_add(life.as_secs()),
+    }
+}
+
+fn cert_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::Certificate { what, reason: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_chains_to_the_intermediate_and_renews_before_expiry() {
+        let now = SystemTime::now();
+        let ca = generate_ca("test", now).unwrap();
+        let leaf = issue_leaf(
+            "test",
+            &ca.intermediate.key_pkcs8,
+            "kms",
+            &["localhost".into()],
+            &["127.0.0.1".parse().unwrap()],
+            now,
+        )
+        .unwrap();
+        assert!(!leaf.cert_der.is_empty());
+        assert!(!needs_renewal(leaf.not_after_unix, now));
+        assert!(needs_renewal(leaf.not_after_unix, now + LEAF_LIFETIME - RENEW_BEFORE));
+        assert!(cert_pem(&ca.root.cert_der).starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert_eq!(format!("{:?}", ca.root).contains("key"), false);
+    }
+
+    #[test]
+    fn a_wrong_intermediate_key_is_an_error_not_a_panic() {
+        let err = issue_leaf("x", b"not a key", "kms", &[], &[], SystemTime::now()).unwrap_err();
+        assert!(matches!(err, Error::Certificate { what: "intermediate key", .. }));
+    }
+}

@@ -1,0 +1,126 @@
+//! The `Backend` trait: tables of byte keys and byte values with atomic batches. redb is the
+//! embedded implementation; a PostgreSQL backend would be a second module implementing the same
+//! trait, with the barrier and repositories above it unchanged.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase};
+
+use crate::error::Error;
+use crate::tables::Table;
+
+/// One write in a batch.
+#[derive(Debug)]
+pub enum Write {
+    /// Insert or replace.
+    Put {
+        /// Target table.
+        table: Table,
+        /// Record key.
+        key: Vec<u8>,
+        /// Record value (already sealed where secret).
+        value: Vec<u8>,
+    },
+    /// Remove if present.
+    Delete {
+        /// Target table.
+        table: Table,
+        /// Record key.
+        key: Vec<u8>,
+    },
+}
+
+/// Synchronous storage: call it from `spawn_blocking`, never from an async task directly.
+pub trait Backend: Send + Sync + 'static {
+    /// Reads one value.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+    /// Lists `(key, value)` pairs whose key starts with `prefix`, in key order.
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error>;
+    /// Applies every write or none, durably (the commit is on disk when this returns).
+    fn apply(&self, writes: Vec<Write>) -> Result<(), Error>;
+}
+
+/// redb: one file per service, commits fsynced before they return.
+pub struct RedbBackend {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RedbBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbBackend").field("path", &self.path).finish()
+    }
+}
+
+impl RedbBackend {
+    /// Opens or creates the file and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                what: "creating directory",
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: path.to_owned() },
+            other => Error::Database { op: "open", source: other.into() },
+        })?;
+        let txn = db.begin_write().map_err(|e| Error::db("begin write")(e.into()))?;
+        for table in Table::ALL {
+            txn.open_table(table.definition()).map_err(|e| Error::db("create table")(e.into()))?;
+        }
+        txn.commit().map_err(|e| Error::db("commit")(e.into()))?;
+        Ok(Self { db, path: path.to_owned() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Backend for RedbBackend {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let txn = self.db.begin_read().map_err(|e| Error::db("begin read")(e.into()))?;
+        let t = txn.open_table(table.definition()).map_err(|e| Error::db("open table")(e.into()))?;
+        let value = t.get(key).map_err(|e| Error::db("get")(e.into()))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+        let txn = self.db.begin_read().map_err(|e| Error::db("begin read")(e.into()))?;
+        let t = txn.open_table(table.definition()).map_err(|e| Error::db("open table")(e.into()))?;
+        let mut out = Vec::new();
+        for entry in t.range(prefix..).map_err(|e| Error::db("range")(e.into()))? {
+            let (k, v) = entry.map_err(|e| Error::db("range")(e.into()))?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(|e| Error::db("begin write")(e.into()))?;
+        for w in writes {
+            match w {
+                Write::Put { table, key, value } => {
+                    let mut t = txn
+                        .open_table(table.definition())
+                        .map_err(|e| Error::db("open table")(e.into()))?;
+                    t.insert(key.as_slice(), value.as_slice())
+                        .map_err(|e| Error::db("insert")(e.into()))?;
+                }
+                Write::Delete { table, key } => {
+                    let mut t = txn
+                        .open_table(table.definition())
+                        .map_err(|e| Error::db("open table")(e.into()))?;
+                    t.remove(key.as_slice()).map_err(|e| Error::db("remove")(e.into()))?;
+                }
+            }
+        }
+        txn.commit().map_err(|e| Error::db("commit")(e.into()))
+    }
+}

@@ -1,0 +1,99 @@
+//! `Store`: one per service, a backend with an unsealed barrier in front of it.
+
+use std::path::Path;
+use std::sync::RwLock;
+
+use cryptoutil_protocols::unseal::UnsealKey;
+use zeroize::Zeroizing;
+
+use crate::backend::{Backend, RedbBackend, Write};
+use crate::barrier::Barrier;
+use crate::error::Error;
+use crate::tables::Table;
+
+/// A service's storage. Synchronous: actors call it from `spawn_blocking`.
+pub struct Store {
+    backend: Box<dyn Backend>,
+    barrier: RwLock<Barrier>,
+    name: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("name", &self.name).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the redb file at `path` and unseals its barrier.
+    pub fn open_redb(path: &Path, unseal: &UnsealKey) -> Result<Self, Error> {
+        let backend = RedbBackend::open(path)?;
+        Self::open(Box::new(backend), unseal, &path.display().to_string())
+    }
+
+    /// Unseals the barrier of any backend; `name` appears in errors and logs.
+    pub fn open(backend: Box<dyn Backend>, unseal: &UnsealKey, name: &str) -> Result<Self, Error> {
+        let barrier = Barrier::unseal(backend.as_ref(), unseal, name)?;
+        Ok(Self { backend, barrier: RwLock::new(barrier), name: name.to_owned() })
+    }
+
+    /// Seals `plaintext` and stores it durably under `table`/`key`.
+    pub fn put_sealed(&self, table: Table, key: &[u8], plaintext: &[u8]) -> Result<(), Error> {
+        let write = self.sealed_write(table, key, plaintext)?;
+        self.backend.apply(vec![write])
+    }
+
+    /// Reads and opens a sealed record.
+    pub fn get_sealed(&self, table: Table, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        match self.backend.get(table, key)? {
+            None => Ok(None),
+            Some(envelope) => self.barrier().open(table, key, &envelope).map(Some),
+        }
+    }
+
+    /// A sealed put for an atomic batch passed to [`Store::apply`].
+    pub fn sealed_write(&self, table: Table, key: &[u8], plaintext: &[u8]) -> Result<Write, Error> {
+        let value = self.barrier().seal(table, key, plaintext)?;
+        Ok(Write::Put { table, key: key.to_vec(), value })
+    }
+
+    /// Stores a value that is not secret (metadata, public certificates) as it is.
+    pub fn put_plain(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.backend.apply(vec![Write::Put { table, key: key.to_vec(), value: value.to_vec() }])
+    }
+
+    /// Reads a value stored with [`Store::put_plain`].
+    pub fn get_plain(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.backend.get(table, key)
+    }
+
+    /// Applies writes atomically and durably.
+    pub fn apply(&self, writes: Vec<Write>) -> Result<(), Error> {
+        self.backend.apply(writes)
+    }
+
+    /// Adds a content key for new records; older records keep opening.
+    pub fn rotate_content_key(&self) -> Result<u32, Error> {
+        let mut barrier = self.barrier.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        barrier.rotate_content_key(self.backend.as_ref())
+    }
+
+    /// The content key new records are sealed with.
+    pub fn active_content_key(&self) -> u32 {
+        self.barrier().active_content_key()
+    }
+
+    /// The store's name (its file path for redb).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn barrier(&self) -> std::sync::RwLockReadGuard<'_, Barrier> {
+        // A panic while holding the lock cannot leave the barrier half-changed: rotation
+        // changes memory only after the durable write succeeded.
+        self.barrier.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests;

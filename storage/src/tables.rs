@@ -1,0 +1,36 @@
+//! Every table, with its version in the name (`keys_v1`). A new record layout gets a new table
+//! name and a migration, never a silent reinterpretation.
+
+use redb::TableDefinition;
+
+/// The tables of a service store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// The key hierarchy: root, intermediate and content keys, each wrapped by its parent.
+    Barrier,
+    /// Dynamic TLS PKI: CA and leaf certificates with their wrapped private keys.
+    Pki,
+    /// Service metadata (first start, schema markers); not secret.
+    Meta,
+    /// Sealed records of a service's domain (products add their own tables later).
+    Records,
+}
+
+impl Table {
+    /// Every table, created when a store opens so readers never meet a missing table.
+    pub const ALL: [Table; 4] = [Table::Barrier, Table::Pki, Table::Meta, Table::Records];
+
+    /// The versioned table name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Barrier => "barrier_v1",
+            Table::Pki => "pki_v1",
+            Table::Meta => "meta_v1",
+            Table::Records => "records_v1",
+        }
+    }
+
+    pub(crate) fn definition(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+        TableDefinition::new(self.name())
+    }
+}
