@@ -1,1 +1,30 @@
-//! stub
+//! HTTP for cryptoutil: per-service routers, the two middleware stacks, dual TLS 1.3 listeners
+//! and the admin endpoints.
+//!
+//! Handlers are thin: extract, parse, ask an actor through its typed handle, respond. `http`
+//! never touches storage or federation; it holds actor handles only.
+//!
+//! # Layout
+//! - [`routes`]: the public route table of a service and the router built from it.
+//! - [`auth`]: the credential seam: `Authenticator`, and the middleware that applies it.
+//! - [`middleware`]: IP allowlist, per-client rate limit, browser security headers.
+//! - [`admin`]: `/admin/v1/*` on the loopback-only listener.
+//! - [`listener`]: a TLS 1.3 listener with graceful shutdown.
+//! - [`tls`]: server TLS configurations.
+//! - [`state`]: `AppState`, `AdminState`, readiness.
+//! - [`metrics`]: metric names and the functions that change them.
+//! - [`config`]: `HttpConfig`, `ListenConfig`.
+//! - [`error`]: `ApiError`, and the one `IntoResponse`.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod listener;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+pub mod tls;
+
+pub use error::ApiError;

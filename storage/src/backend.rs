@@ -62,10 +62,26 @@ impl RedbBackend {
                 source,
             })?;
         }
-        let db = Database::create(path).map_err(|e| match e {
+        // Created owner-only before redb opens it: the contents are sealed, but their size and
+        // layout are nobody else's business either.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(
+                |source| Error::Io { what: "creating database file", path: path.to_owned(), source },
+            )?;
+        }
+        let repaired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&repaired);
+        let db = Database::builder()
+            .set_repair_callback(move |_| flag.store(true, std::sync::atomic::Ordering::Relaxed))
+            .create(path)
+            .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: path.to_owned() },
             other => Error::Database { op: "open", source: other.into() },
         })?;
+        if repaired.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(path = %path.display(), "database was not closed cleanly; redb repaired it");
+        }
         let txn = db.begin_write().map_err(|e| Error::db("begin write")(e.into()))?;
         for table in Table::ALL {
             txn.open_table(table.definition()).map_err(|e| Error::db("create table")(e.into()))?;
@@ -77,6 +93,28 @@ impl RedbBackend {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// True when the redb file at `path` was not closed cleanly (it would need a repair). Opens and
+/// closes the file without repairing or changing it.
+pub fn needs_repair(path: &Path) -> Result<bool, Error> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = std::sync::Arc::clone(&flag);
+    let result = Database::builder()
+        .set_repair_callback(move |session| {
+            seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            session.abort();
+        })
+        .open(path);
+    match result {
+        Ok(db) => {
+            drop(db);
+            Ok(flag.load(std::sync::atomic::Ordering::Relaxed))
+        }
+        Err(redb::DatabaseError::RepairAborted) => Ok(true),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::Locked { path: path.to_owned() }),
+        Err(other) => Err(Error::Database { op: "open", source: other.into() }),
     }
 }
 

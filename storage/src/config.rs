@@ -20,12 +20,13 @@ pub struct UnsealConfig {
     /// given; more are checked for consistency.
     pub shares: Vec<PathBuf>,
     /// Development only: with no shares configured, generate one share on first start into
-    /// `<data-dir>/unseal/dev-share-1.txt` (mode 0600) and use it. Loudly logged.
+    /// `<data-dir>/unseal/dev-share-1.txt` (mode 0600) and use it. Loudly logged. On by default
+    /// so the embedded default starts with no setup; production configs turn it off.
     pub dev_generate: bool,
 }
 
 impl Default for UnsealConfig {
     fn default() -> Self {
-        Self { shares: Vec::new(), dev_generate: false }
+        Self { shares: Vec::new(), dev_generate: true }
     }
 }

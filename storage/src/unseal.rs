@@ -122,7 +122,8 @@ mod tests {
     #[test]
     fn no_shares_and_no_dev_generation_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = load_key(&UnsealConfig::default(), dir.path()).unwrap_err();
+        let cfg = UnsealConfig { shares: vec![], dev_generate: false };
+        let err = load_key(&cfg, dir.path()).unwrap_err();
         assert!(matches!(err, Error::NoShares));
     }
 

@@ -1,0 +1,249 @@
+//! The command line: `cryptoutil [--data-dir DIR] [--config FILE] <command>`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use cryptoutil_actors::ServiceName;
+
+use crate::config::{self, Flags, Loaded};
+use crate::run::{self, Options};
+use crate::{client, pki, telemetry, EXIT_CONFIG};
+
+/// cryptoutil: KMS, Identity, CA and JOSE services.
+#[derive(Debug, Parser)]
+#[command(name = "cryptoutil", version, about)]
+pub struct Cli {
+    /// Data directory: stores, TLS trust anchor, endpoints.json.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// YAML configuration layered over the embedded defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// All eight services in one process: the embedded default.
+    Suite,
+    /// One service alone.
+    Serve {
+        /// kms, jose, ca, identity-authz, identity-idp, identity-rs, identity-rp or identity-spa.
+        service: String,
+    },
+    /// Exit 0 if URL answers 2xx over TLS 1.3, else 1 (for container health checks).
+    Healthcheck {
+        /// For example https://127.0.0.1:9090/admin/v1/livez.
+        url: String,
+        /// PEM trust anchor (default: <data-dir>/tls/ca.pem).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Give up after this long.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Print the live actor tree of a running service, read from its admin listener.
+    Supervision {
+        /// Which service's admin listener to ask (from <data-dir>/endpoints.json).
+        #[arg(long)]
+        service: Option<String>,
+        /// Admin base URL, instead of endpoints.json.
+        #[arg(long)]
+        url: Option<String>,
+        /// PEM trust anchor (default: <data-dir>/tls/ca.pem).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Print JSON instead of the indented tree.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Configuration tools.
+    Config {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Unseal share tools.
+    Unseal {
+        /// What to do.
+        #[command(subcommand)]
+        action: UnsealAction,
+    },
+}
+
+/// `cryptoutil config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the merged configuration with secrets redacted; exit 64 if it is invalid.
+    Check,
+}
+
+/// `cryptoutil unseal ...`.
+#[derive(Debug, Subcommand)]
+pub enum UnsealAction {
+    /// Generate a new unseal key split into N share files, any M of which unseal.
+    Generate {
+        /// M: shares needed to unseal.
+        #[arg(long)]
+        threshold: u8,
+        /// N: shares written.
+        #[arg(long)]
+        shares: u8,
+        /// Directory for share-<i>.txt files (mode 0600; existing files are never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    cryptoutil_protocols::duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// Runs the parsed command line; returns the process exit status.
+pub fn main(cli: Cli) -> ExitCode {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let loaded = match config::load(cli.config.as_deref(), &env, &Flags { data_dir: cli.data_dir.clone() }) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("cryptoutil: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match cli.command {
+        Command::Config { action: ConfigAction::Check } => {
+            print!("{}", loaded.render_redacted());
+            ExitCode::SUCCESS
+        }
+        Command::Suite => serve(loaded, ServiceName::ALL.to_vec()),
+        Command::Serve { service } => match ServiceName::parse(&service) {
+            Some(s) => serve(loaded, vec![s]),
+            None => {
+                eprintln!("cryptoutil: unknown service {service:?}; one of: {}", names());
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Healthcheck { url, ca_file, timeout } => {
+            let ca = ca_file.unwrap_or_else(|| pki::anchor_path(&loaded.config.data_dir));
+            match block_on(client::healthcheck(&url, &ca, timeout)) {
+                Ok(Ok(true)) => ExitCode::SUCCESS,
+                Ok(Ok(false)) => ExitCode::FAILURE,
+                Ok(Err(err)) | Err(err) => {
+                    eprintln!("cryptoutil: healthcheck {url}: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Supervision { service, url, ca_file, json } => {
+            let ca = ca_file.unwrap_or_else(|| pki::anchor_path(&loaded.config.data_dir));
+            match block_on(print_supervision(&loaded, service, url, &ca, json)) {
+                Ok(Ok(())) => ExitCode::SUCCESS,
+                Ok(Err(err)) | Err(err) => {
+                    eprintln!("cryptoutil: supervision: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Unseal { action: UnsealAction::Generate { threshold, shares, out } } => {
+            match cryptoutil_storage::unseal::generate_share_files(&out, "share", threshold, shares) {
+                Ok(paths) => {
+                    for p in paths {
+                        println!("{}", p.display());
+                    }
+                    eprintln!("cryptoutil: wrote {shares} shares; any {threshold} of them unseal. Distribute them to different custodians.");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("cryptoutil: {err}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
+    }
+}
+
+fn names() -> String {
+    ServiceName::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+async fn print_supervision(
+    loaded: &Loaded,
+    service: Option<String>,
+    url: Option<String>,
+    ca: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    let admin = match url {
+        Some(url) => url,
+        None => {
+            let endpoints = client::endpoints(&loaded.config.data_dir)?;
+            let entry = match &service {
+                Some(name) => endpoints.get(name).ok_or_else(|| anyhow::anyhow!("no service {name} in endpoints.json"))?,
+                None => endpoints.values().next().ok_or_else(|| anyhow::anyhow!("endpoints.json lists no service"))?,
+            };
+            entry.admin.clone()
+        }
+    };
+    let tree = client::supervision(&admin, ca).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tree)?);
+    } else {
+        print!("{}", tree.render());
+    }
+    Ok(())
+}
+
+fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(runtime.block_on(future))
+}
+
+fn serve(loaded: Loaded, services: Vec<ServiceName>) -> ExitCode {
+    telemetry::init(&loaded.config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("cryptoutil: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let running = run::start(Options { services, config: loaded.config }).await?;
+        let trigger = running.shutdown_trigger();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received");
+            trigger.send_replace(true);
+        });
+        running.wait().await
+    });
+    // Do not wait for stray blocking tasks beyond the grace period.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("cryptoutil: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

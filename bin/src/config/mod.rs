@@ -1,0 +1,226 @@
+//! `AppConfig`: the crates' own config structs combined, loaded in layers (embedded defaults,
+//! the user's file, `CRYPTOUTIL_*` environment, command-line flags) with the source of every
+//! value remembered, so an error names the key and who set it.
+
+mod layers;
+mod secret;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cryptoutil_actors::config::human_duration;
+use cryptoutil_actors::{ServiceName, SupervisionConfig};
+use cryptoutil_http::config::{AdminConfig, AdminListenConfig, HttpConfig, ListenConfig};
+use cryptoutil_storage::BarrierConfig;
+use serde::{Deserialize, Serialize};
+
+pub use layers::{load, ConfigError, Flags, Loaded, Source};
+pub use secret::Secret;
+
+/// The embedded defaults (`config/defaults.yaml`).
+pub const DEFAULTS_YAML: &str = include_str!("../../../config/defaults.yaml");
+/// Environment variables with this prefix are configuration.
+pub const ENV_PREFIX: &str = "CRYPTOUTIL_";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Stores, trust anchor, endpoints.json, dev unseal shares.
+    pub data_dir: PathBuf,
+    /// Logging.
+    pub log: LogConfig,
+    /// Listener certificates.
+    pub tls: TlsConfig,
+    /// The key barrier.
+    pub barrier: BarrierConfig,
+    /// Restart policy.
+    pub supervision: SupervisionConfig,
+    /// Middleware stacks.
+    pub http: HttpConfig,
+    /// Admin API options.
+    pub admin: AdminConfig,
+    /// How long shutdown waits for in-flight requests.
+    #[serde(with = "human_duration")]
+    pub shutdown_grace_period: Duration,
+    /// Listeners per service.
+    pub services: ServicesConfig,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./cryptoutil-data"),
+            log: LogConfig::default(),
+            tls: TlsConfig::default(),
+            barrier: BarrierConfig::default(),
+            supervision: SupervisionConfig::default(),
+            http: HttpConfig::default(),
+            admin: AdminConfig::default(),
+            shutdown_grace_period: Duration::from_secs(5),
+            services: ServicesConfig::default(),
+        }
+    }
+}
+
+/// `log:`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `cryptoutil_http=debug,info`).
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// `tls:`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Dynamic or static certificates.
+    pub mode: TlsMode,
+    /// DNS SANs of every leaf (besides the service name and 127.0.0.1).
+    pub hostnames: Vec<String>,
+    /// Static mode: PEM chain, leaf first.
+    pub cert_chain: String,
+    /// Static mode: PEM private key.
+    pub private_key: Secret,
+    /// PEM CA certificates outbound clients trust besides our own anchor.
+    pub extra_trusted_cas: Vec<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            mode: TlsMode::Dynamic,
+            hostnames: vec!["localhost".into()],
+            cert_chain: String::new(),
+            private_key: Secret::default(),
+            extra_trusted_cas: Vec::new(),
+        }
+    }
+}
+
+/// Where listener certificates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// A private CA generated on first start and persisted through the barrier.
+    Dynamic,
+    /// PEM files supplied by the operator.
+    Static,
+}
+
+/// `services:`: one entry per service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServicesConfig {
+    /// kms.
+    pub kms: ServiceConfig,
+    /// jose.
+    pub jose: ServiceConfig,
+    /// ca.
+    pub ca: ServiceConfig,
+    /// identity-authz.
+    pub identity_authz: ServiceConfig,
+    /// identity-idp.
+    pub identity_idp: ServiceConfig,
+    /// identity-rs.
+    pub identity_rs: ServiceConfig,
+    /// identity-rp.
+    pub identity_rp: ServiceConfig,
+    /// identity-spa.
+    pub identity_spa: ServiceConfig,
+}
+
+impl ServicesConfig {
+    /// The entry of `service`.
+    pub fn of(&self, service: ServiceName) -> &ServiceConfig {
+        match service {
+            ServiceName::Kms => &self.kms,
+            ServiceName::Jose => &self.jose,
+            ServiceName::Ca => &self.ca,
+            ServiceName::IdentityAuthz => &self.identity_authz,
+            ServiceName::IdentityIdp => &self.identity_idp,
+            ServiceName::IdentityRs => &self.identity_rs,
+            ServiceName::IdentityRp => &self.identity_rp,
+            ServiceName::IdentitySpa => &self.identity_spa,
+        }
+    }
+}
+
+/// One service's listeners.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Public listener.
+    pub public: ListenConfig,
+    /// Admin listener (always 127.0.0.1).
+    pub admin: AdminListenConfig,
+}
+
+impl AppConfig {
+    /// Checks that go beyond types: each is reported with the key it concerns.
+    pub(crate) fn validate(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.tls.mode == TlsMode::Static {
+            if self.tls.cert_chain.trim().is_empty() {
+                problems.push(("tls.cert_chain".into(), "static TLS needs a PEM certificate chain".into()));
+            }
+            if self.tls.private_key.expose().trim().is_empty() {
+                problems.push(("tls.private_key".into(), "static TLS needs a PEM private key".into()));
+            }
+        }
+        for (i, host) in self.tls.hostnames.iter().enumerate() {
+            let ok = !host.is_empty()
+                && host.len() <= 253
+                && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !ok {
+                problems.push((format!("tls.hostnames[{i}]"), format!("{host:?} is not a DNS name")));
+            }
+        }
+        for (i, path) in self.barrier.unseal.shares.iter().enumerate() {
+            if !path.is_file() {
+                problems.push((format!("barrier.unseal.shares[{i}]"), format!("share file {} does not exist", path.display())));
+            }
+        }
+        if self.supervision.ask_timeout.is_zero() {
+            problems.push(("supervision.ask_timeout".into(), "must be greater than 0".into()));
+        }
+        let mut ports: Vec<(u16, String)> = Vec::new();
+        for service in ServiceName::ALL {
+            let s = self.services.of(service);
+            let key = service.config_key();
+            for (port, which) in [(s.public.port, "public.port"), (s.admin.port, "admin.port")] {
+                if port == 0 {
+                    continue;
+                }
+                let k = format!("services.{key}.{which}");
+                if let Some((_, other)) = ports.iter().find(|(p, _)| *p == port) {
+                    problems.push((k.clone(), format!("port {port} is also used by {other}")));
+                }
+                ports.push((port, k));
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+//! Listener certificates: the dynamic private CA (generated on first start, persisted through the
+//! key barrier in `<data-dir>/tls/pki.redb`, trust anchor written to `<data-dir>/tls/ca.pem`) or
+//! static PEM material from configuration.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{anyhow, Context as _};
+use cryptoutil_actors::ServiceName;
+use cryptoutil_protocols::pki;
+use cryptoutil_protocols::unseal::UnsealKey;
+use cryptoutil_storage::{Store, Table};
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AppConfig, TlsMode};
+use crate::files;
+
+/// The listener TLS configurations and the trust anchor clients need.
+pub struct TlsSetup {
+    /// One server configuration per service (dynamic mode issues one leaf each).
+    pub servers: BTreeMap<ServiceName, Arc<ServerConfig>>,
+    /// PEM of the certificates a client should trust (written to `<data-dir>/tls/ca.pem`).
+    pub anchor_pem: String,
+}
+
+/// Path of the trust anchor.
+pub fn anchor_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("tls").join("ca.pem")
+}
+
+/// Builds the TLS setup for `services`. Blocking (key generation, redb): call from a blocking
+/// thread.
+pub fn provision(cfg: &AppConfig, services: &[ServiceName], unseal: &UnsealKey) -> anyhow::Result<TlsSetup> {
+    let setup = match cfg.tls.mode {
+        TlsMode::Dynamic => dynamic(cfg, services, unseal)?,
+        TlsMode::Static => static_material(cfg, services)?,
+    };
+    for (i, pem) in cfg.tls.extra_trusted_cas.iter().enumerate() {
+        let count = CertificateDer::pem_slice_iter(pem.as_bytes()).filter(Result::is_ok).count();
+        if count == 0 {
+            return Err(anyhow!("tls.extra_trusted_cas[{i}] holds no PEM certificate"));
+        }
+    }
+    files::write_atomic(&anchor_path(&cfg.data_dir), setup.anchor_pem.as_bytes(), 0o644)?;
+    Ok(setup)
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
+struct LeafMeta {
+    dns: Vec<String>,
+    ips: Vec<IpAddr>,
+    not_after_unix: u64,
+}
+
+const CA_NAME: &[u8] = b"ca/name";
+const ROOT_CERT: &[u8] = b"ca/root/cert";
+const ROOT_KEY: &[u8] = b"ca/root/key";
+const INT_CERT: &[u8] = b"ca/intermediate/cert";
+const INT_KEY: &[u8] = b"ca/intermediate/key";
+
+fn dynamic(cfg: &AppConfig, services: &[ServiceName], unseal: &UnsealKey) -> anyhow::Result<TlsSetup> {
+    let path = cfg.data_dir.join("tls").join("pki.redb");
+    let store = Store::open_redb(&path, unseal).with_context(|| format!("opening {}", path.display()))?;
+    let now = SystemTime::now();
+    let name = match store.get_plain(Table::Pki, CA_NAME)? {
+        Some(name) => String::from_utf8_lossy(&name).into_owned(),
+        None => create_ca(&store, now)?,
+    };
+    let root = store.get_plain(Table::Pki, ROOT_CERT)?.ok_or_else(|| anyhow!("PKI store lacks the root certificate"))?;
+    let int_cert = store.get_plain(Table::Pki, INT_CERT)?.ok_or_else(|| anyhow!("PKI store lacks the intermediate"))?;
+    let mut servers = BTreeMap::new();
+    for &service in services {
+        let listen = &cfg.services.of(service).public;
+        let mut dns = vec![service.as_str().to_owned()];
+        dns.extend(cfg.tls.hostnames.iter().filter(|h| h.as_str() != service.as_str()).cloned());
+        let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        if !listen.bind_address.is_unspecified() && !ips.contains(&listen.bind_address) {
+            ips.push(listen.bind_address);
+        }
+        let (leaf, key) = leaf_for(&store, &name, service, dns, ips, now)?;
+        let chain = vec![CertificateDer::from(leaf), CertificateDer::from(int_cert.clone())];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
+        servers.insert(service, cryptoutil_http::tls::server_config(chain, key)?);
+    }
+    Ok(TlsSetup { servers, anchor_pem: pki::cert_pem(&root) })
+}
+
+fn create_ca(store: &Store, now: SystemTime) -> anyhow::Result<String> {
+    let mut id = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| anyhow!("random generator failure"))?;
+    let name: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let ca = pki::generate_ca(&name, now)?;
+    // One transaction: a crash leaves no half-made CA behind.
+    store.apply(vec![
+        store.sealed_write(Table::Pki, ROOT_KEY, &ca.root.key_pkcs8)?,
+        store.sealed_write(Table::Pki, INT_KEY, &ca.intermediate.key_pkcs8)?,
+        plain(ROOT_CERT, ca.root.cert_der),
+        plain(INT_CERT, ca.intermediate.cert_der),
+        plain(CA_NAME, name.clone().into_bytes()),
+    ])?;
+    tracing::info!(ca = %name, "generated the suite's private TLS CA (root and intermediate)");
+    Ok(name)
+}
+
+fn leaf_for(
+    store: &Store,
+    ca_name: &str,
+    service: ServiceName,
+    dns: Vec<String>,
+    ips: Vec<IpAddr>,
+    now: SystemTime,
+) -> anyhow::Result<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)> {
+    let (meta_key, cert_key, priv_key) = (
+        format!("leaf/{service}/meta").into_bytes(),
+        format!("leaf/{service}/cert").into_bytes(),
+        format!("leaf/{service}/key").into_bytes(),
+    );
+    if let (Some(meta), Some(cert), Some(key)) = (
+        store.get_plain(Table::Pki, &meta_key)?,
+        store.get_plain(Table::Pki, &cert_key)?,
+        store.get_sealed(Table::Pki, &priv_key)?,
+    ) {
+        if let Ok(meta) = serde_json::from_slice::<LeafMeta>(&meta) {
+            if meta.dns == dns && meta.ips == ips && !pki::needs_renewal(meta.not_after_unix, now) {
+                return Ok((cert, key));
+            }
+        }
+    }
+    let int_key = store.get_sealed(Table::Pki, INT_KEY)?.ok_or_else(|| anyhow!("PKI store lacks the intermediate key"))?;
+    let leaf = pki::issue_leaf(ca_name, &int_key, service.as_str(), &dns, &ips, now)?;
+    let meta = serde_json::to_vec(&LeafMeta { dns, ips, not_after_unix: leaf.not_after_unix })?;
+    store.apply(vec![
+        store.sealed_write(Table::Pki, &priv_key, &leaf.key_pkcs8)?,
+        plain(&cert_key, leaf.cert_der.clone()),
+        plain(&meta_key, meta),
+    ])?;
+    tracing::info!(%service, "issued a TLS leaf certificate");
+    Ok((leaf.cert_der, leaf.key_pkcs8))
+}
+
+fn plain(key: &[u8], value: Vec<u8>) -> cryptoutil_storage::backend::Write {
+    cryptoutil_storage::backend::Write::Put { table: Table::Pki, key: key.to_vec(), value }
+}
+
+fn static_material(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<TlsSetup> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cfg.tls.cert_chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!("tls.cert_chain: {e}"))?;
+    if chain.is_empty() {
+        return Err(anyhow!("tls.cert_chain holds no PEM certificate"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(cfg.tls.private_key.expose().as_bytes())
+        .map_err(|e| anyhow!("tls.private_key: {e}"))?;
+    let server = cryptoutil_http::tls::server_config(chain.clone(), key).context("tls.cert_chain / tls.private_key")?;
+    let anchor_pem = if cfg.tls.extra_trusted_cas.is_empty() {
+        chain.last().map(|c| pki::cert_pem(c)).unwrap_or_default()
+    } else {
+        cfg.tls.extra_trusted_cas.join("\n")
+    };
+    Ok(TlsSetup { servers: services.iter().map(|s| (*s, Arc::clone(&server))).collect(), anchor_pem })
+}

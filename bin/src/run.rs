@@ -1,0 +1,254 @@
+//! Starting and stopping services: unseal, certificates, stores, the supervision tree, two TLS
+//! listeners per service, `endpoints.json`; then drain on shutdown.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use cryptoutil_actors::suite::{self, Suite};
+use cryptoutil_actors::ServiceName;
+use cryptoutil_http::auth::{Authenticator, DenyAll};
+use cryptoutil_http::listener::Listener;
+use cryptoutil_http::state::{AdminState, AppState, Readiness};
+use cryptoutil_storage::unseal::{self, UnsealSource};
+use cryptoutil_storage::Store;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::AppConfig;
+use crate::{files, pki};
+
+/// Gauge: 1 when aws-lc-rs runs its FIPS 140-3 module.
+pub const FIPS_MODE: &str = "cryptoutil_fips_mode";
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The services, in start order.
+    pub services: Vec<ServiceName>,
+    /// The loaded configuration.
+    pub config: AppConfig,
+}
+
+/// The URLs of one service, as written to `endpoints.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// `https://127.0.0.1:PORT` of the public listener.
+    pub public: String,
+    /// `https://127.0.0.1:PORT` of the admin listener.
+    pub admin: String,
+}
+
+/// Path of `endpoints.json`.
+pub fn endpoints_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("endpoints.json")
+}
+
+/// Running services.
+pub struct Running {
+    /// URLs per service.
+    pub endpoints: BTreeMap<ServiceName, Endpoint>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// PEM the clients should trust.
+    pub anchor_pem: String,
+    /// Whether aws-lc-rs runs its FIPS module.
+    pub fips: bool,
+    shutdown: Arc<watch::Sender<bool>>,
+    listeners: JoinSet<()>,
+    suite: Suite,
+    stores: Vec<Arc<Store>>,
+    readiness: Readiness,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("endpoints", &self.endpoints).finish()
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every run in the process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .install_recorder()
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle());
+            cryptoutil_actors::metrics::describe();
+            cryptoutil_http::metrics::describe();
+            metrics::describe_gauge!(FIPS_MODE, "1 when aws-lc-rs runs its FIPS 140-3 validated module.");
+            handle
+        })
+        .clone()
+}
+
+/// Starts `opts.services` and returns once every listener serves and `endpoints.json` is written.
+pub async fn start(opts: Options) -> anyhow::Result<Running> {
+    let cfg = opts.config;
+    let fips = cryptoutil_protocols::fips::enabled();
+    if cryptoutil_protocols::fips::COMPILED_FOR_FIPS && !fips {
+        return Err(anyhow!("built with the fips feature but aws-lc-rs is not in FIPS mode"));
+    }
+    let metrics = metrics_handle();
+    metrics::gauge!(FIPS_MODE).set(if fips { 1.0 } else { 0.0 });
+
+    let data_dir = cfg.data_dir.clone();
+    unseal::create_private_dir(&data_dir)?;
+    let _ = std::fs::remove_file(endpoints_path(&data_dir)); // never leave stale ports for tools
+
+    let (tls, stores) = {
+        let (cfg, services) = (cfg.clone(), opts.services.clone());
+        tokio::task::spawn_blocking(move || open_everything(&cfg, &services)).await.context("startup task")??
+    };
+
+    let suite = suite::start(stores.clone(), &cfg.supervision).await.map_err(|e| anyhow!("starting actors: {e}"))?;
+    let shutdown = Arc::new(watch::channel(false).0);
+    let readiness = Readiness::default();
+    let auth: Arc<dyn Authenticator> = Arc::new(DenyAll);
+    let mut listeners = JoinSet::new();
+    let mut endpoints = BTreeMap::new();
+    for (service, actors) in &suite.services {
+        let service_cfg = cfg.services.of(*service);
+        let server_tls = tls.servers.get(service).cloned().ok_or_else(|| anyhow!("no TLS configuration for {service}"))?;
+        let public_addr = SocketAddr::new(service_cfg.public.bind_address, service_cfg.public.port);
+        let admin_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), service_cfg.admin.port);
+        let public = Listener::bind(public_addr, Arc::clone(&server_tls))
+            .await
+            .with_context(|| format!("binding the {service} public listener on {public_addr}"))?;
+        let admin = Listener::bind(admin_addr, server_tls)
+            .await
+            .with_context(|| format!("binding the {service} admin listener on {admin_addr}"))?;
+        endpoints.insert(*service, Endpoint { public: url(public.local_addr()), admin: url(admin.local_addr()) });
+
+        let app = AppState { service: *service, actors: actors.clone(), readiness: readiness.clone(), auth: Arc::clone(&auth) };
+        let admin_state = AdminState {
+            app: app.clone(),
+            root: suite.root.clone(),
+            metrics: metrics.clone(),
+            shutdown: Arc::clone(&shutdown),
+            fips,
+            fault_injection: cfg.admin.danger_fault_injection,
+        };
+        let grace = cfg.shutdown_grace_period;
+        listeners.spawn(public.serve(cryptoutil_http::routes::router(app, &cfg.http), shutdown.subscribe(), grace));
+        listeners.spawn(admin.serve(cryptoutil_http::admin::router(admin_state), shutdown.subscribe(), grace));
+    }
+    if cfg.admin.danger_fault_injection {
+        tracing::warn!("admin.danger_fault_injection is on: POST /admin/v1/faults/crash can crash actors");
+    }
+
+    readiness.set_ready();
+    for service in endpoints.keys() {
+        cryptoutil_http::metrics::service_ready(service.as_str(), true);
+    }
+    let json = serde_json::to_vec_pretty(&endpoints.iter().map(|(k, v)| (k.as_str(), v)).collect::<BTreeMap<_, _>>())?;
+    files::write_atomic(&endpoints_path(&data_dir), &json, 0o644)?;
+    for (service, e) in &endpoints {
+        tracing::info!(%service, public = %e.public, admin = %e.admin, "ready");
+    }
+    tracing::info!(
+        endpoints = %endpoints_path(&data_dir).display(),
+        trust_anchor = %pki::anchor_path(&data_dir).display(),
+        fips,
+        "all services ready"
+    );
+    Ok(Running {
+        endpoints,
+        data_dir,
+        anchor_pem: tls.anchor_pem,
+        fips,
+        shutdown,
+        listeners,
+        suite,
+        stores: stores.into_iter().map(|(_, s)| s).collect(),
+        readiness,
+        grace: cfg.shutdown_grace_period,
+    })
+}
+
+/// Blocking part of startup: unseal, certificates, stores.
+fn open_everything(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<(pki::TlsSetup, Vec<(ServiceName, Arc<Store>)>)> {
+    let (key, source) = unseal::load_key(&cfg.barrier.unseal, &cfg.data_dir)?;
+    match source {
+        UnsealSource::Development { path, created } => tracing::warn!(
+            share = %path.display(),
+            created,
+            "DEVELOPMENT SETUP: the unseal key is one share kept in the data directory; anyone who can \
+             read that directory can decrypt every store. Configure barrier.unseal.shares for production."
+        ),
+        UnsealSource::Shares { count, threshold } => tracing::info!(count, threshold, "barrier unsealed from share files"),
+    }
+    let tls = pki::provision(cfg, services, &key)?;
+    let mut stores = Vec::with_capacity(services.len());
+    for &service in services {
+        let path = cfg.data_dir.join(format!("{service}.redb"));
+        let store = Store::open_redb(&path, &key).with_context(|| format!("opening the {service} store"))?;
+        stores.push((service, Arc::new(store)));
+    }
+    Ok((tls, stores))
+}
+
+fn url(addr: SocketAddr) -> String {
+    match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => format!("https://127.0.0.1:{}", addr.port()),
+        IpAddr::V6(v6) if v6.is_unspecified() => format!("https://[::1]:{}", addr.port()),
+        IpAddr::V4(_) => format!("https://{addr}"),
+        IpAddr::V6(v6) => format!("https://[{v6}]:{}", addr.port()),
+    }
+}
+
+impl Running {
+    /// Asks for a graceful shutdown (as SIGTERM or `POST /admin/v1/shutdown` do).
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A sender that triggers shutdown, for signal handlers.
+    pub fn shutdown_trigger(&self) -> Arc<watch::Sender<bool>> {
+        Arc::clone(&self.shutdown)
+    }
+
+    /// Waits for shutdown (requested, or forced by a supervision tree that gave up), drains the
+    /// listeners, stops the actors and closes the stores.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut requested = self.shutdown.subscribe();
+        let tree_failed = tokio::select! {
+            _ = requested.wait_for(|stop| *stop) => false,
+            _ = &mut self.suite.join => true,
+        };
+        if tree_failed {
+            tracing::error!("the root supervisor stopped: shutting down");
+            self.shutdown.send_replace(true);
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        self.readiness.set_draining();
+        for service in self.endpoints.keys() {
+            cryptoutil_http::metrics::service_ready(service.as_str(), false);
+        }
+        let _ = std::fs::remove_file(endpoints_path(&self.data_dir));
+        let drain = async { while self.listeners.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.grace + Duration::from_millis(250), drain).await.is_err() {
+            self.listeners.abort_all();
+        }
+        self.suite.root.stop(self.grace).await;
+        drop(self.suite);
+        for store in self.stores.drain(..) {
+            // The last reference closes the redb file cleanly.
+            if let Err(still_shared) = Arc::try_unwrap(store) {
+                tracing::warn!(store = still_shared.name(), "store still referenced at shutdown");
+            }
+        }
+        tracing::info!("shutdown complete");
+        if tree_failed {
+            return Err(anyhow!("the supervision tree failed"));
+        }
+        Ok(())
+    }
+}

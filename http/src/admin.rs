@@ -1,0 +1,116 @@
+//! `/admin/v1/*`: the private admin API on the loopback-only listener.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::metrics::StackLabels;
+use crate::state::AdminState;
+
+/// Liveness: the service's actors answer.
+pub const LIVEZ: &str = "/admin/v1/livez";
+/// Readiness: listeners serve and the store is unsealed.
+pub const READYZ: &str = "/admin/v1/readyz";
+/// Health details: version, FIPS mode, sealed state, peers.
+pub const HEALTHZ: &str = "/admin/v1/healthz";
+/// Graceful shutdown of the process.
+pub const SHUTDOWN: &str = "/admin/v1/shutdown";
+/// Prometheus text format.
+pub const METRICS: &str = "/admin/v1/metrics";
+/// The live supervision tree as JSON.
+pub const SUPERVISION: &str = "/admin/v1/supervision";
+/// Fault injection (only with `admin.danger_fault_injection`).
+pub const FAULTS_CRASH: &str = "/admin/v1/faults/crash";
+
+/// The admin router.
+pub fn router(state: AdminState) -> Router {
+    let labels = StackLabels { service: state.app.service.as_str(), stack: "admin" };
+    let mut router = Router::new()
+        .route(LIVEZ, get(livez_get))
+        .route(READYZ, get(readyz_get))
+        .route(HEALTHZ, get(healthz_get))
+        .route(SHUTDOWN, post(shutdown_post))
+        .route(METRICS, get(metrics_get))
+        .route(SUPERVISION, get(supervision_get));
+    if state.fault_injection {
+        router = router.route(FAULTS_CRASH, post(crash_post));
+    }
+    router.layer(middleware::from_fn_with_state(labels, crate::metrics::count)).with_state(state)
+}
+
+async fn livez_get(State(st): State<AdminState>) -> Result<&'static str, ApiError> {
+    st.app.actors.health.check().await?;
+    Ok("ok\n")
+}
+
+async fn readyz_get(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    if !st.app.readiness.is_ready() {
+        return Err(ApiError::NotReady { reason: "starting or draining" });
+    }
+    if st.app.actors.vault.status().await?.sealed {
+        return Err(ApiError::NotReady { reason: "sealed" });
+    }
+    Ok(Json(json!({ "ready": true })))
+}
+
+async fn healthz_get(State(st): State<AdminState>) -> Response {
+    let (health, vault) = tokio::join!(st.app.actors.health.check(), st.app.actors.vault.status());
+    let ready = st.app.readiness.is_ready();
+    let sealed = vault.as_ref().map(|v| v.sealed).ok();
+    let healthy = ready && health.is_ok() && sealed == Some(false);
+    let body = json!({
+        "service": st.app.service,
+        "version": env!("CARGO_PKG_VERSION"),
+        "status": if healthy { "ok" } else { "degraded" },
+        "ready": ready,
+        "fips": st.fips,
+        "sealed": sealed,
+        "actors": {
+            "health": health.as_ref().map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
+            "vault": vault.as_ref().map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
+        },
+        "uptime_seconds": health.as_ref().map(|h| h.uptime_seconds).ok(),
+        "peers": {},
+    });
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+async fn shutdown_post(State(st): State<AdminState>) -> (StatusCode, Json<Value>) {
+    tracing::info!(service = %st.app.service, "shutdown requested on the admin listener");
+    st.shutdown.send_replace(true);
+    (StatusCode::ACCEPTED, Json(json!({ "status": "shutting down" })))
+}
+
+async fn metrics_get(State(st): State<AdminState>) -> Response {
+    let text = st.metrics.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+async fn supervision_get(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let tree = st.root.snapshot().await?;
+    Ok(Json(serde_json::to_value(tree).unwrap_or(Value::Null)))
+}
+
+#[derive(Deserialize)]
+struct CrashRequest {
+    /// `kms/health`: service then actor.
+    path: String,
+}
+
+async fn crash_post(State(st): State<AdminState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req: CrashRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest { reason: e.to_string() })?;
+    let path: Vec<String> = req.path.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    tracing::warn!(path = %req.path, "fault injection: crashing actor on request");
+    st.root.crash(path).await?;
+    // Give the panic a moment to reach the supervisor so a follow-up read sees it.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "crashed": req.path }))))
+}

@@ -1,0 +1,116 @@
+//! `HttpConfig` and `ListenConfig`, owned here and combined by `bin` into the app config.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use cryptoutil_actors::config::human_duration;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// `http:` in the configuration: the two middleware stacks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `/service/**`: bearer-token clients.
+    pub service: StackConfig,
+    /// `/browser/**`: cookie sessions and the UI.
+    pub browser: BrowserConfig,
+}
+
+/// Middleware settings shared by both stacks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StackConfig {
+    /// Client networks allowed; others get 403 before anything else runs.
+    pub ip_allowlist: Vec<IpNet>,
+    /// Per-client token bucket.
+    pub rate_limit: RateLimitConfig,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        Self { ip_allowlist: loopback(), rate_limit: RateLimitConfig::default() }
+    }
+}
+
+/// `/browser/**` settings: the shared ones plus security headers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrowserConfig {
+    /// Client networks allowed.
+    pub ip_allowlist: Vec<IpNet>,
+    /// Per-client token bucket.
+    pub rate_limit: RateLimitConfig,
+    /// The `Content-Security-Policy` header.
+    pub content_security_policy: String,
+    /// `Strict-Transport-Security` max-age.
+    #[serde(with = "human_duration")]
+    pub hsts_max_age: Duration,
+}
+
+impl Default for BrowserConfig {
+    fn default() -> Self {
+        Self {
+            ip_allowlist: loopback(),
+            rate_limit: RateLimitConfig::default(),
+            content_security_policy: "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+                                      form-action 'self'; object-src 'none'"
+                .into(),
+            hsts_max_age: Duration::from_secs(2 * 365 * 86_400),
+        }
+    }
+}
+
+/// A token bucket per client: `burst` requests at once, refilled at `requests_per_second`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained rate.
+    pub requests_per_second: NonZeroU32,
+    /// Bucket size.
+    pub burst: NonZeroU32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { requests_per_second: NonZeroU32::MIN.saturating_add(199), burst: NonZeroU32::MIN.saturating_add(399) }
+    }
+}
+
+/// A public listener: address and port (0 = dynamic).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Bind address of the public listener.
+    pub bind_address: IpAddr,
+    /// Port; 0 picks a free one.
+    pub port: u16,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self { bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0 }
+    }
+}
+
+/// The admin listener: the port only, since it always binds 127.0.0.1.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminListenConfig {
+    /// Port; 0 picks a free one.
+    pub port: u16,
+}
+
+/// `admin:` in the configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Mounts `POST /admin/v1/faults/crash`, which makes a named actor panic. For chaos and
+    /// supervision tests only.
+    pub danger_fault_injection: bool,
+}
+
+fn loopback() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect()
+}

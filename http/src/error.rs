@@ -1,0 +1,104 @@
+//! `ApiError` and the only `impl IntoResponse` of the workspace: one exhaustive match, so a new
+//! error variant anywhere fails to compile until someone picks its status code.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cryptoutil_actors::error::Unavailability;
+
+use crate::auth::{AuthFailure, Realm};
+
+/// Every error a handler or middleware returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No valid credential for a protected route.
+    #[error("authentication required")]
+    Unauthorized {
+        /// `/service` or `/browser`.
+        realm: Realm,
+        /// What was wrong.
+        failure: AuthFailure,
+    },
+    /// The client address is not on the stack's allowlist.
+    #[error("client address not allowed")]
+    IpNotAllowed,
+    /// The client exceeded its rate.
+    #[error("rate limit exceeded")]
+    RateLimited {
+        /// Seconds until a request would be admitted.
+        retry_after_secs: u64,
+    },
+    /// No such resource (only after authentication, so ids do not leak).
+    #[error("not found")]
+    NotFound,
+    /// The service is not ready (starting, draining or sealed).
+    #[error("service not ready: {reason}")]
+    NotReady {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The request body is not what the route takes.
+    #[error("bad request: {reason}")]
+    BadRequest {
+        /// Why.
+        reason: String,
+    },
+    /// An actor answered with an error, or did not answer.
+    #[error(transparent)]
+    Actor(#[from] cryptoutil_actors::Error),
+}
+
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        let (status, code) = match &self {
+            ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::IpNotAllowed => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Actor(e) => match e {
+                cryptoutil_actors::Error::Unavailable { why, .. } => match why {
+                    Unavailability::Timeout | Unavailability::Stopped | Unavailability::Restarting => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                    }
+                },
+                cryptoutil_actors::Error::Storage(err) => {
+                    // The store's message may name files; log it, answer generically.
+                    tracing::error!(%err, "storage failure");
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                }
+                cryptoutil_actors::Error::NoSuchActor { .. } => (StatusCode::NOT_FOUND, "not_found"),
+                cryptoutil_actors::Error::FaultInjectionDisabled => (StatusCode::NOT_FOUND, "not_found"),
+            },
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR { "internal error".into() } else { message };
+        let mut response = (status, Json(Body { error: code, message })).into_response();
+        match &self {
+            ApiError::Unauthorized { realm: Realm::Service, failure } => {
+                let value = match failure {
+                    AuthFailure::Missing | AuthFailure::WrongKind => r#"Bearer realm="cryptoutil""#,
+                    AuthFailure::Invalid => r#"Bearer realm="cryptoutil", error="invalid_token""#,
+                };
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Unauthorized { realm: Realm::Browser, .. }
+            | ApiError::IpNotAllowed
+            | ApiError::NotFound
+            | ApiError::NotReady { .. }
+            | ApiError::BadRequest { .. }
+            | ApiError::Actor(_) => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,94 @@
+//! A TLS 1.3 listener: accept, handshake with a deadline, serve HTTP/1.1 or HTTP/2, and on
+//! shutdown stop accepting, let in-flight requests finish, and give up after the grace period.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+
+/// A client must finish its TLS handshake within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bound, not yet serving, listener.
+pub struct Listener {
+    tcp: TcpListener,
+    tls: TlsAcceptor,
+    local: SocketAddr,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener").field("local", &self.local).finish()
+    }
+}
+
+impl Listener {
+    /// Binds `addr` (port 0 picks one).
+    pub async fn bind(addr: SocketAddr, tls: Arc<ServerConfig>) -> std::io::Result<Self> {
+        let tcp = TcpListener::bind(addr).await?;
+        let local = tcp.local_addr()?;
+        Ok(Self { tcp, tls: TlsAcceptor::from(tls), local })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Serves `router` until `shutdown` turns true, then drains for at most `grace`.
+    pub async fn serve(self, router: Router, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let graceful = GracefulShutdown::new();
+        loop {
+            tokio::select! {
+                accepted = self.tcp.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        tcp.set_nodelay(true).ok();
+                        let watcher = graceful.watcher();
+                        let (tls, router) = (self.tls.clone(), router.clone());
+                        tokio::spawn(async move {
+                            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await else {
+                                return; // refused handshakes (TLS 1.2, bad client) end here
+                            };
+                            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                                req.extensions_mut().insert(ConnectInfo(peer));
+                                router.clone().oneshot(req)
+                            });
+                            let builder = auto::Builder::new(TokioExecutor::new());
+                            let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                            let _ = watcher.watch(conn).await;
+                        });
+                    }
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%err, addr = %self.local, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(self.tcp);
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!(addr = %self.local, "grace period elapsed with connections still open");
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The public routes of a service, as one table: the router is built from it, the public
+//! allow-list is read from it, and the test that proves every other route refuses missing and
+//! wrong credentials enumerates it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::Method;
+use axum::response::Html;
+use axum::routing::{any, get, MethodRouter};
+use axum::{middleware, Json, Router};
+use tower::ServiceBuilder;
+use serde_json::{json, Value};
+
+use crate::auth::{self, AuthGate, Realm};
+use crate::config::HttpConfig;
+use crate::error::ApiError;
+use crate::metrics::StackLabels;
+use crate::middleware::{headers, ip_allow, rate_limit};
+use crate::state::AppState;
+
+/// Readiness for peers (ARCHITECTURE §6): authenticated like any /service route.
+pub const SERVICE_HEALTH: &str = "/service/api/v1/health";
+/// The same under /browser.
+pub const BROWSER_HEALTH: &str = "/browser/api/v1/health";
+/// Placeholder API of the service until its product issue lands.
+pub const SERVICE_INFO: &str = "/service/api/v1/info";
+/// The same under /browser.
+pub const BROWSER_INFO: &str = "/browser/api/v1/info";
+/// The browser landing page (the future login page): public.
+pub const BROWSER_HOME: &str = "/browser/";
+/// Everything else under /service: authenticated, then 404.
+pub const SERVICE_OTHER: &str = "/service/{*rest}";
+/// Everything else under /browser: authenticated, then 404.
+pub const BROWSER_OTHER: &str = "/browser/{*rest}";
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// On the reviewed public allow-list.
+    Public,
+    /// Needs a valid credential of the route's stack.
+    Authenticated,
+}
+
+/// One row of the table.
+#[derive(Clone)]
+pub struct RouteSpec {
+    /// The method the route answers (`None`: any method).
+    pub method: Option<Method>,
+    /// The route path as registered (with `{param}` captures).
+    pub path: &'static str,
+    /// Its stack.
+    pub realm: Realm,
+    /// Who may call it.
+    pub access: Access,
+    handler: fn() -> MethodRouter<AppState>,
+}
+
+impl std::fmt::Debug for RouteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteSpec").field("method", &self.method).field("path", &self.path).field("access", &self.access).finish()
+    }
+}
+
+/// Every public-listener route of a service. Adding a route means adding a row here.
+pub fn table() -> Vec<RouteSpec> {
+    use Access::{Authenticated, Public};
+    vec![
+        spec(Some(Method::GET), SERVICE_HEALTH, Realm::Service, Authenticated, || get(health_get)),
+        spec(Some(Method::GET), SERVICE_INFO, Realm::Service, Authenticated, || get(info_get)),
+        spec(None, SERVICE_OTHER, Realm::Service, Authenticated, || any(other_any)),
+        spec(Some(Method::GET), BROWSER_HOME, Realm::Browser, Public, || get(home_get)),
+        spec(Some(Method::GET), BROWSER_HEALTH, Realm::Browser, Authenticated, || get(health_get)),
+        spec(Some(Method::GET), BROWSER_INFO, Realm::Browser, Authenticated, || get(info_get)),
+        spec(None, BROWSER_OTHER, Realm::Browser, Authenticated, || any(other_any)),
+    ]
+}
+
+fn spec(
+    method: Option<Method>,
+    path: &'static str,
+    realm: Realm,
+    access: Access,
+    handler: fn() -> MethodRouter<AppState>,
+) -> RouteSpec {
+    RouteSpec { method, path, realm, access, handler }
+}
+
+/// The public router: `/service/**` and `/browser/**`, each behind its own middleware stack.
+///
+/// The stacks wrap the whole inner router, not each route, so nothing the router says (a 405
+/// with its `Allow` header, a 404) reaches a client that has not passed its stack: an
+/// unauthenticated request learns only 401. Public routes are therefore literal paths, matched
+/// on the raw request path before routing.
+pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
+    let service = state.service.as_str();
+    let auth = Arc::clone(&state.auth);
+    let rows = table();
+    let public = |realm: Realm| -> HashSet<(Method, &'static str)> {
+        rows.iter()
+            .filter(|r| r.realm == realm && r.access == Access::Public)
+            .filter_map(|r| r.method.clone().map(|m| (m, r.path)))
+            .collect()
+    };
+    let service_gate = AuthGate::new(Realm::Service, public(Realm::Service), Arc::clone(&auth));
+    let browser_gate = AuthGate::new(Realm::Browser, public(Realm::Browser), auth);
+    let inner: Router = rows.into_iter().fold(Router::new(), |r, row| r.route(row.path, (row.handler)())).with_state(state);
+
+    // ServiceBuilder: the first layer is the outermost.
+    let service_stack = ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(StackLabels { service, stack: "service" }, crate::metrics::count))
+        .layer(middleware::from_fn_with_state(ip_allow::IpAllowlist::new(cfg.service.ip_allowlist.clone()), ip_allow::enforce))
+        .layer(middleware::from_fn_with_state(rate_limit::RateLimiter::new(&cfg.service.rate_limit), rate_limit::enforce))
+        .layer(middleware::from_fn_with_state(service_gate, auth::require_credentials))
+        .service(inner.clone());
+    let browser_stack = ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(StackLabels { service, stack: "browser" }, crate::metrics::count))
+        .layer(middleware::from_fn_with_state(headers::SecurityHeaders::new(&cfg.browser), headers::apply))
+        .layer(middleware::from_fn_with_state(ip_allow::IpAllowlist::new(cfg.browser.ip_allowlist.clone()), ip_allow::enforce))
+        .layer(middleware::from_fn_with_state(rate_limit::RateLimiter::new(&cfg.browser.rate_limit), rate_limit::enforce))
+        .layer(middleware::from_fn_with_state(browser_gate, auth::require_credentials))
+        .service(inner);
+    Router::new()
+        .route_service(SERVICE_OTHER, service_stack)
+        .route_service(BROWSER_HOME, browser_stack.clone())
+        .route_service(BROWSER_OTHER, browser_stack)
+}
+
+// === handlers ===
+
+async fn health_get(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if !app.readiness.is_ready() {
+        return Err(ApiError::NotReady { reason: "starting or draining" });
+    }
+    let vault = app.actors.vault.status().await?;
+    if vault.sealed {
+        return Err(ApiError::NotReady { reason: "sealed" });
+    }
+    Ok(Json(json!({ "service": app.service, "status": "ready" })))
+}
+
+async fn info_get(State(app): State<AppState>) -> Json<Value> {
+    Json(json!({ "service": app.service, "version": env!("CARGO_PKG_VERSION"), "api": "placeholder" }))
+}
+
+async fn home_get(State(app): State<AppState>) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>cryptoutil {0}</title></head>\
+         <body><h1>cryptoutil {0}</h1><p>Sign-in arrives with the Identity service.</p></body></html>",
+        app.service
+    ))
+}
+
+async fn other_any() -> ApiError {
+    ApiError::NotFound
+}

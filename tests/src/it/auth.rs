@@ -1,0 +1,125 @@
+//! The auth seam: every route not on the public allow-list refuses missing and wrong
+//! credentials, on both stacks; the stacks' IP allowlist, rate limit and browser headers.
+
+use cryptoutil_actors::ServiceName;
+use cryptoutil_http::auth::{Realm, SESSION_COOKIE};
+use cryptoutil_http::routes::{self, Access};
+use hyper::Method;
+
+use crate::TestApp;
+
+/// A concrete request path for a route pattern.
+fn concrete(path: &str) -> String {
+    path.replace("{*rest}", "anything/at/all")
+}
+
+const METHODS: [Method; 4] = [Method::GET, Method::POST, Method::PUT, Method::DELETE];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() {
+    let app = TestApp::suite(&[]).await;
+    let cookie = format!("{SESSION_COOKIE}=forged");
+    let table = routes::table();
+    assert!(table.iter().any(|r| r.access == Access::Public), "the allow-list is not empty");
+    for service in ServiceName::ALL {
+        let base = app.public(service);
+        for route in &table {
+            let url = format!("{base}{}", concrete(route.path));
+            let methods: Vec<Method> = match &route.method {
+                Some(m) => vec![m.clone()],
+                None => METHODS.to_vec(),
+            };
+            for method in methods {
+                if route.access == Access::Public {
+                    assert!(!route.path.contains('{'), "public routes are literal paths");
+                    let r = app.client.send(method.clone(), &url, &[], Default::default()).await.unwrap();
+                    assert_eq!(r.status, 200, "{method} {url} is public");
+                    continue;
+                }
+                let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+                    ("none", vec![]),
+                    ("wrong bearer", vec![("authorization", "Bearer not-a-token")]),
+                    ("wrong scheme", vec![("authorization", "Basic dXNlcjpwYXNz")]),
+                    ("forged cookie", vec![("cookie", cookie.as_str())]),
+                    ("both", vec![("authorization", "Bearer x"), ("cookie", cookie.as_str())]),
+                ];
+                for (case, headers) in cases {
+                    let r = app.client.send(method.clone(), &url, &headers, Default::default()).await.unwrap();
+                    assert_eq!(r.status, 401, "{method} {url} with {case}: {}", r.text());
+                    assert!(!r.headers.contains_key("allow"), "{method} {url}: a 401 must not reveal methods");
+                    let www = r.headers.get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+                    match route.realm {
+                        Realm::Service => assert!(www.as_deref().is_some_and(|w| w.starts_with("Bearer")), "{url} {case}: {www:?}"),
+                        Realm::Browser => assert!(www.is_none(), "{url} {case}: no Bearer challenge on /browser"),
+                    }
+                }
+            }
+        }
+        // The public page with another method is not public.
+        let r = app.client.send(Method::POST, &format!("{base}{}", routes::BROWSER_HOME), &[], Default::default()).await.unwrap();
+        assert_eq!(r.status, 401);
+        // Outside both prefixes there is nothing.
+        let r = app.client.get(&format!("{base}/admin/v1/shutdown")).await.unwrap();
+        assert_eq!(r.status, 404, "admin routes do not exist on the public listener");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_responses_carry_security_headers_and_service_ones_do_not_need_them() {
+    let app = TestApp::start(vec![ServiceName::Jose], &[], None).await;
+    let base = app.public(ServiceName::Jose);
+    for path in [routes::BROWSER_HOME, routes::BROWSER_INFO] {
+        let r = app.client.get(&format!("{base}{path}")).await.unwrap();
+        let h = |name: &str| r.headers.get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        assert!(h("content-security-policy").contains("frame-ancestors 'none'"), "{path}");
+        assert!(h("strict-transport-security").starts_with("max-age="), "{path}");
+        assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_stack_rate_limits_per_client() {
+    let app = TestApp::start(
+        vec![ServiceName::Kms],
+        &[
+            ("CRYPTOUTIL_HTTP__SERVICE__RATE_LIMIT__REQUESTS_PER_SECOND", "1"),
+            ("CRYPTOUTIL_HTTP__SERVICE__RATE_LIMIT__BURST", "3"),
+        ],
+        None,
+    )
+    .await;
+    let url = format!("{}{}", app.public(ServiceName::Kms), routes::SERVICE_INFO);
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(app.client.get(&url).await.unwrap());
+    }
+    let codes: Vec<u16> = statuses.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(&codes[..3], &[401, 401, 401], "{codes:?}");
+    assert_eq!(codes[3], 429, "{codes:?}");
+    assert!(statuses[3].headers.contains_key("retry-after"));
+    // The browser stack has its own bucket.
+    let page = app.client.get(&format!("{}{}", app.public(ServiceName::Kms), routes::BROWSER_HOME)).await.unwrap();
+    assert_eq!(page.status, 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_outside_the_allowlist_is_refused_before_anything_else() {
+    let app = TestApp::start(
+        vec![ServiceName::Ca],
+        &[("CRYPTOUTIL_HTTP__SERVICE__IP_ALLOWLIST", "[10.0.0.0/8]"), ("CRYPTOUTIL_HTTP__BROWSER__IP_ALLOWLIST", "[10.0.0.0/8]")],
+        None,
+    )
+    .await;
+    for path in [routes::SERVICE_INFO, routes::BROWSER_HOME] {
+        let r = app.client.get(&format!("{}{path}", app.public(ServiceName::Ca))).await.unwrap();
+        assert_eq!(r.status, 403, "{path}");
+    }
+    // Admin is unaffected: it is loopback-only by binding, not by allowlist.
+    let r = app.client.get(&format!("{}/admin/v1/livez", app.admin(ServiceName::Ca))).await.unwrap();
+    assert_eq!(r.status, 200);
+    app.stop().await;
+}
