@@ -21,7 +21,12 @@ where
 }
 
 /// Asks `actor` directly (for callers that hold an `ActorRef`, such as supervisors).
-pub async fn call<M, T, F>(actor: &ActorRef<M>, kind: &'static str, build: F, timeout: Duration) -> Result<T, Error>
+pub async fn call<M, T, F>(
+    actor: &ActorRef<M>,
+    kind: &'static str,
+    build: F,
+    timeout: Duration,
+) -> Result<T, Error>
 where
     M: Message,
     T: Send + 'static,

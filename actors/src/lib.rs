@@ -14,7 +14,7 @@
 //! - [`slot`]: the shared cell a handle reads its current actor from.
 //! - [`ask`]: the one call helper: timeout, dead actor and reply errors become `Unavailable`.
 //! - [`metrics`]: metric names and the small functions that change them.
-//! - [`config`]: `SupervisionConfig`.
+//! - [`config`]: the restart policy and timeouts, `SupervisionConfig`.
 //! - [`error`]: the crate's error enum.
 
 pub mod ask;

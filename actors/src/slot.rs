@@ -15,7 +15,10 @@ pub struct Slot<M: Message> {
 
 impl<M: Message> Clone for Slot<M> {
     fn clone(&self) -> Self {
-        Self { inner: Arc::clone(&self.inner), kind: self.kind }
+        Self {
+            inner: Arc::clone(&self.inner),
+            kind: self.kind,
+        }
     }
 }
 
@@ -28,14 +31,20 @@ impl<M: Message> std::fmt::Debug for Slot<M> {
 impl<M: Message> Slot<M> {
     /// An empty slot for actors of `kind`.
     pub fn new(kind: &'static str) -> Self {
-        Self { inner: Arc::new(RwLock::new(None)), kind }
+        Self {
+            inner: Arc::new(RwLock::new(None)),
+            kind,
+        }
     }
 
     /// The current actor, or `Unavailable(Restarting)` between a crash and its restart.
     pub fn current(&self) -> Result<ActorRef<M>, Error> {
         // A poisoned lock still holds a valid Option: writers only swap it whole.
         let guard = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        guard.clone().ok_or(Error::Unavailable { actor: self.kind, why: Unavailability::Restarting })
+        guard.clone().ok_or(Error::Unavailable {
+            actor: self.kind,
+            why: Unavailability::Restarting,
+        })
     }
 
     /// The actor kind, for errors and metrics.

@@ -36,7 +36,10 @@ pub struct Suite {
 }
 
 /// Starts the root supervisor with one service supervisor per entry of `stores`.
-pub async fn start(stores: Vec<(ServiceName, Arc<Store>)>, cfg: &SupervisionConfig) -> Result<Suite, SpawnErr> {
+pub async fn start(
+    stores: Vec<(ServiceName, Arc<Store>)>,
+    cfg: &SupervisionConfig,
+) -> Result<Suite, SpawnErr> {
     let mut services = BTreeMap::new();
     let mut service_specs: Vec<Arc<dyn ChildSpec>> = Vec::new();
     for (service, store) in stores {
@@ -52,10 +55,18 @@ pub async fn start(stores: Vec<(ServiceName, Arc<Store>)>, cfg: &SupervisionConf
         config: cfg.clone(),
     };
     let (root, join) = SupervisorHandle::spawn_root(args).await?;
-    Ok(Suite { root, join, services })
+    Ok(Suite {
+        root,
+        join,
+        services,
+    })
 }
 
-fn service_tree(service: ServiceName, store: Arc<Store>, cfg: &SupervisionConfig) -> (Arc<dyn ChildSpec>, ServiceActors) {
+fn service_tree(
+    service: ServiceName,
+    store: Arc<Store>,
+    cfg: &SupervisionConfig,
+) -> (Arc<dyn ChildSpec>, ServiceActors) {
     let name = service.as_str();
     let health_slot: Slot<HealthMsg> = Slot::new("Health");
     let vault_slot: Slot<VaultMsg> = Slot::new("Vault");
@@ -70,7 +81,15 @@ fn service_tree(service: ServiceName, store: Arc<Store>, cfg: &SupervisionConfig
         format!("{name}/vault"),
         "Vault",
         vault_slot.clone(),
-        move || (Vault, VaultArgs { service, store: Arc::clone(&store) }),
+        move || {
+            (
+                Vault,
+                VaultArgs {
+                    service,
+                    store: Arc::clone(&store),
+                },
+            )
+        },
         || VaultMsg::Crash,
     );
     let args = SupervisorArgs {

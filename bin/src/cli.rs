@@ -107,7 +107,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Runs the parsed command line; returns the process exit status.
 pub fn main(cli: Cli) -> ExitCode {
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let loaded = match config::load(cli.config.as_deref(), &env, &Flags { data_dir: cli.data_dir.clone() }) {
+    let loaded = match config::load(
+        cli.config.as_deref(),
+        &env,
+        &Flags {
+            data_dir: cli.data_dir.clone(),
+        },
+    ) {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("cryptoutil: {err}");
@@ -115,7 +121,9 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     match cli.command {
-        Command::Config { action: ConfigAction::Check } => {
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
             print!("{}", loaded.render_redacted());
             ExitCode::SUCCESS
         }
@@ -123,11 +131,18 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Serve { service } => match ServiceName::parse(&service) {
             Some(s) => serve(loaded, vec![s]),
             None => {
-                eprintln!("cryptoutil: unknown service {service:?}; one of: {}", names());
+                eprintln!(
+                    "cryptoutil: unknown service {service:?}; one of: {}",
+                    names()
+                );
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        Command::Healthcheck { url, ca_file, timeout } => {
+        Command::Healthcheck {
+            url,
+            ca_file,
+            timeout,
+        } => {
             let ca = ca_file.unwrap_or_else(|| pki::anchor_path(&loaded.config.data_dir));
             match block_on(client::healthcheck(&url, &ca, timeout)) {
                 Ok(Ok(true)) => ExitCode::SUCCESS,
@@ -138,7 +153,12 @@ pub fn main(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Supervision { service, url, ca_file, json } => {
+        Command::Supervision {
+            service,
+            url,
+            ca_file,
+            json,
+        } => {
             let ca = ca_file.unwrap_or_else(|| pki::anchor_path(&loaded.config.data_dir));
             match block_on(print_supervision(&loaded, service, url, &ca, json)) {
                 Ok(Ok(())) => ExitCode::SUCCESS,
@@ -148,8 +168,16 @@ pub fn main(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Unseal { action: UnsealAction::Generate { threshold, shares, out } } => {
-            match cryptoutil_storage::unseal::generate_share_files(&out, "share", threshold, shares) {
+        Command::Unseal {
+            action:
+                UnsealAction::Generate {
+                    threshold,
+                    shares,
+                    out,
+                },
+        } => {
+            match cryptoutil_storage::unseal::generate_share_files(&out, "share", threshold, shares)
+            {
                 Ok(paths) => {
                     for p in paths {
                         println!("{}", p.display());
@@ -167,7 +195,11 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn names() -> String {
-    ServiceName::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    ServiceName::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn print_supervision(
@@ -182,8 +214,13 @@ async fn print_supervision(
         None => {
             let endpoints = client::endpoints(&loaded.config.data_dir)?;
             let entry = match &service {
-                Some(name) => endpoints.get(name).ok_or_else(|| anyhow::anyhow!("no service {name} in endpoints.json"))?,
-                None => endpoints.values().next().ok_or_else(|| anyhow::anyhow!("endpoints.json lists no service"))?,
+                Some(name) => endpoints
+                    .get(name)
+                    .ok_or_else(|| anyhow::anyhow!("no service {name} in endpoints.json"))?,
+                None => endpoints
+                    .values()
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("endpoints.json lists no service"))?,
             };
             entry.admin.clone()
         }
@@ -198,13 +235,18 @@ async fn print_supervision(
 }
 
 fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     Ok(runtime.block_on(future))
 }
 
 fn serve(loaded: Loaded, services: Vec<ServiceName>) -> ExitCode {
     telemetry::init(&loaded.config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("cryptoutil: cannot start the runtime: {err}");
@@ -212,7 +254,11 @@ fn serve(loaded: Loaded, services: Vec<ServiceName>) -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let running = run::start(Options { services, config: loaded.config }).await?;
+        let running = run::start(Options {
+            services,
+            config: loaded.config,
+        })
+        .await?;
         let trigger = running.shutdown_trigger();
         tokio::spawn(async move {
             wait_for_signal().await;

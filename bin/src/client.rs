@@ -24,8 +24,13 @@ pub async fn healthcheck(url: &str, ca_file: &Path, timeout: Duration) -> anyhow
 /// Reads `<data-dir>/endpoints.json`.
 pub fn endpoints(data_dir: &Path) -> anyhow::Result<std::collections::BTreeMap<String, Endpoint>> {
     let path = endpoints_path(data_dir);
-    let text = std::fs::read(&path).with_context(|| format!("reading {} (is a service running with this --data-dir?)", path.display()))?;
-    Ok(serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?)
+    let text = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {} (is a service running with this --data-dir?)",
+            path.display()
+        )
+    })?;
+    serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// `cryptoutil supervision`: the live tree from the admin listener at `admin_url`.
@@ -33,7 +38,11 @@ pub async fn supervision(admin_url: &str, ca_file: &Path) -> anyhow::Result<Supe
     let url = format!("{}/admin/v1/supervision", admin_url.trim_end_matches('/'));
     let response = client(ca_file, Duration::from_secs(10))?.get(&url).await?;
     if !response.status.is_success() {
-        return Err(anyhow!("{url} answered {}: {}", response.status, response.text()));
+        return Err(anyhow!(
+            "{url} answered {}: {}",
+            response.status,
+            response.text()
+        ));
     }
     Ok(serde_json::from_slice(&response.body)?)
 }

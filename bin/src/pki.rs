@@ -36,18 +36,30 @@ pub fn anchor_path(data_dir: &Path) -> std::path::PathBuf {
 
 /// Builds the TLS setup for `services`. Blocking (key generation, redb): call from a blocking
 /// thread.
-pub fn provision(cfg: &AppConfig, services: &[ServiceName], unseal: &UnsealKey) -> anyhow::Result<TlsSetup> {
+pub fn provision(
+    cfg: &AppConfig,
+    services: &[ServiceName],
+    unseal: &UnsealKey,
+) -> anyhow::Result<TlsSetup> {
     let setup = match cfg.tls.mode {
         TlsMode::Dynamic => dynamic(cfg, services, unseal)?,
         TlsMode::Static => static_material(cfg, services)?,
     };
     for (i, pem) in cfg.tls.extra_trusted_cas.iter().enumerate() {
-        let count = CertificateDer::pem_slice_iter(pem.as_bytes()).filter(Result::is_ok).count();
+        let count = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .filter(Result::is_ok)
+            .count();
         if count == 0 {
-            return Err(anyhow!("tls.extra_trusted_cas[{i}] holds no PEM certificate"));
+            return Err(anyhow!(
+                "tls.extra_trusted_cas[{i}] holds no PEM certificate"
+            ));
         }
     }
-    files::write_atomic(&anchor_path(&cfg.data_dir), setup.anchor_pem.as_bytes(), 0o644)?;
+    files::write_atomic(
+        &anchor_path(&cfg.data_dir),
+        setup.anchor_pem.as_bytes(),
+        0o644,
+    )?;
     Ok(setup)
 }
 
@@ -64,31 +76,52 @@ const ROOT_KEY: &[u8] = b"ca/root/key";
 const INT_CERT: &[u8] = b"ca/intermediate/cert";
 const INT_KEY: &[u8] = b"ca/intermediate/key";
 
-fn dynamic(cfg: &AppConfig, services: &[ServiceName], unseal: &UnsealKey) -> anyhow::Result<TlsSetup> {
+fn dynamic(
+    cfg: &AppConfig,
+    services: &[ServiceName],
+    unseal: &UnsealKey,
+) -> anyhow::Result<TlsSetup> {
     let path = cfg.data_dir.join("tls").join("pki.redb");
-    let store = Store::open_redb(&path, unseal).with_context(|| format!("opening {}", path.display()))?;
+    let store =
+        Store::open_redb(&path, unseal).with_context(|| format!("opening {}", path.display()))?;
     let now = SystemTime::now();
     let name = match store.get_plain(Table::Pki, CA_NAME)? {
         Some(name) => String::from_utf8_lossy(&name).into_owned(),
         None => create_ca(&store, now)?,
     };
-    let root = store.get_plain(Table::Pki, ROOT_CERT)?.ok_or_else(|| anyhow!("PKI store lacks the root certificate"))?;
-    let int_cert = store.get_plain(Table::Pki, INT_CERT)?.ok_or_else(|| anyhow!("PKI store lacks the intermediate"))?;
+    let root = store
+        .get_plain(Table::Pki, ROOT_CERT)?
+        .ok_or_else(|| anyhow!("PKI store lacks the root certificate"))?;
+    let int_cert = store
+        .get_plain(Table::Pki, INT_CERT)?
+        .ok_or_else(|| anyhow!("PKI store lacks the intermediate"))?;
     let mut servers = BTreeMap::new();
     for &service in services {
         let listen = &cfg.services.of(service).public;
         let mut dns = vec![service.as_str().to_owned()];
-        dns.extend(cfg.tls.hostnames.iter().filter(|h| h.as_str() != service.as_str()).cloned());
+        dns.extend(
+            cfg.tls
+                .hostnames
+                .iter()
+                .filter(|h| h.as_str() != service.as_str())
+                .cloned(),
+        );
         let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
         if !listen.bind_address.is_unspecified() && !ips.contains(&listen.bind_address) {
             ips.push(listen.bind_address);
         }
         let (leaf, key) = leaf_for(&store, &name, service, dns, ips, now)?;
-        let chain = vec![CertificateDer::from(leaf), CertificateDer::from(int_cert.clone())];
+        let chain = vec![
+            CertificateDer::from(leaf),
+            CertificateDer::from(int_cert.clone()),
+        ];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
         servers.insert(service, cryptoutil_http::tls::server_config(chain, key)?);
     }
-    Ok(TlsSetup { servers, anchor_pem: pki::cert_pem(&root) })
+    Ok(TlsSetup {
+        servers,
+        anchor_pem: pki::cert_pem(&root),
+    })
 }
 
 fn create_ca(store: &Store, now: SystemTime) -> anyhow::Result<String> {
@@ -132,9 +165,15 @@ fn leaf_for(
             }
         }
     }
-    let int_key = store.get_sealed(Table::Pki, INT_KEY)?.ok_or_else(|| anyhow!("PKI store lacks the intermediate key"))?;
+    let int_key = store
+        .get_sealed(Table::Pki, INT_KEY)?
+        .ok_or_else(|| anyhow!("PKI store lacks the intermediate key"))?;
     let leaf = pki::issue_leaf(ca_name, &int_key, service.as_str(), &dns, &ips, now)?;
-    let meta = serde_json::to_vec(&LeafMeta { dns, ips, not_after_unix: leaf.not_after_unix })?;
+    let meta = serde_json::to_vec(&LeafMeta {
+        dns,
+        ips,
+        not_after_unix: leaf.not_after_unix,
+    })?;
     store.apply(vec![
         store.sealed_write(Table::Pki, &priv_key, &leaf.key_pkcs8)?,
         plain(&cert_key, leaf.cert_der.clone()),
@@ -145,23 +184,32 @@ fn leaf_for(
 }
 
 fn plain(key: &[u8], value: Vec<u8>) -> cryptoutil_storage::backend::Write {
-    cryptoutil_storage::backend::Write::Put { table: Table::Pki, key: key.to_vec(), value }
+    cryptoutil_storage::backend::Write::Put {
+        table: Table::Pki,
+        key: key.to_vec(),
+        value,
+    }
 }
 
 fn static_material(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<TlsSetup> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cfg.tls.cert_chain.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow!("tls.cert_chain: {e}"))?;
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cfg.tls.cert_chain.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow!("tls.cert_chain: {e}"))?;
     if chain.is_empty() {
         return Err(anyhow!("tls.cert_chain holds no PEM certificate"));
     }
     let key = PrivateKeyDer::from_pem_slice(cfg.tls.private_key.expose().as_bytes())
         .map_err(|e| anyhow!("tls.private_key: {e}"))?;
-    let server = cryptoutil_http::tls::server_config(chain.clone(), key).context("tls.cert_chain / tls.private_key")?;
+    let server = cryptoutil_http::tls::server_config(chain.clone(), key)
+        .context("tls.cert_chain / tls.private_key")?;
     let anchor_pem = if cfg.tls.extra_trusted_cas.is_empty() {
         chain.last().map(|c| pki::cert_pem(c)).unwrap_or_default()
     } else {
         cfg.tls.extra_trusted_cas.join("\n")
     };
-    Ok(TlsSetup { servers: services.iter().map(|s| (*s, Arc::clone(&server))).collect(), anchor_pem })
+    Ok(TlsSetup {
+        servers: services.iter().map(|s| (*s, Arc::clone(&server))).collect(),
+        anchor_pem,
+    })
 }

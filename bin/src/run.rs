@@ -69,7 +69,9 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("endpoints", &self.endpoints).finish()
+        f.debug_struct("Running")
+            .field("endpoints", &self.endpoints)
+            .finish()
     }
 }
 
@@ -83,7 +85,10 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle());
             cryptoutil_actors::metrics::describe();
             cryptoutil_http::metrics::describe();
-            metrics::describe_gauge!(FIPS_MODE, "1 when aws-lc-rs runs its FIPS 140-3 validated module.");
+            metrics::describe_gauge!(
+                FIPS_MODE,
+                "1 when aws-lc-rs runs its FIPS 140-3 validated module."
+            );
             handle
         })
         .clone()
@@ -94,7 +99,9 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let cfg = opts.config;
     let fips = cryptoutil_protocols::fips::enabled();
     if cryptoutil_protocols::fips::COMPILED_FOR_FIPS && !fips {
-        return Err(anyhow!("built with the fips feature but aws-lc-rs is not in FIPS mode"));
+        return Err(anyhow!(
+            "built with the fips feature but aws-lc-rs is not in FIPS mode"
+        ));
     }
     let metrics = metrics_handle();
     metrics::gauge!(FIPS_MODE).set(if fips { 1.0 } else { 0.0 });
@@ -105,10 +112,14 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
 
     let (tls, stores) = {
         let (cfg, services) = (cfg.clone(), opts.services.clone());
-        tokio::task::spawn_blocking(move || open_everything(&cfg, &services)).await.context("startup task")??
+        tokio::task::spawn_blocking(move || open_everything(&cfg, &services))
+            .await
+            .context("startup task")??
     };
 
-    let suite = suite::start(stores.clone(), &cfg.supervision).await.map_err(|e| anyhow!("starting actors: {e}"))?;
+    let suite = suite::start(stores.clone(), &cfg.supervision)
+        .await
+        .map_err(|e| anyhow!("starting actors: {e}"))?;
     let shutdown = Arc::new(watch::channel(false).0);
     let readiness = Readiness::default();
     let auth: Arc<dyn Authenticator> = Arc::new(DenyAll);
@@ -116,7 +127,11 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let mut endpoints = BTreeMap::new();
     for (service, actors) in &suite.services {
         let service_cfg = cfg.services.of(*service);
-        let server_tls = tls.servers.get(service).cloned().ok_or_else(|| anyhow!("no TLS configuration for {service}"))?;
+        let server_tls = tls
+            .servers
+            .get(service)
+            .cloned()
+            .ok_or_else(|| anyhow!("no TLS configuration for {service}"))?;
         let public_addr = SocketAddr::new(service_cfg.public.bind_address, service_cfg.public.port);
         let admin_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), service_cfg.admin.port);
         let public = Listener::bind(public_addr, Arc::clone(&server_tls))
@@ -125,9 +140,20 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         let admin = Listener::bind(admin_addr, server_tls)
             .await
             .with_context(|| format!("binding the {service} admin listener on {admin_addr}"))?;
-        endpoints.insert(*service, Endpoint { public: url(public.local_addr()), admin: url(admin.local_addr()) });
+        endpoints.insert(
+            *service,
+            Endpoint {
+                public: url(public.local_addr()),
+                admin: url(admin.local_addr()),
+            },
+        );
 
-        let app = AppState { service: *service, actors: actors.clone(), readiness: readiness.clone(), auth: Arc::clone(&auth) };
+        let app = AppState {
+            service: *service,
+            actors: actors.clone(),
+            readiness: readiness.clone(),
+            auth: Arc::clone(&auth),
+        };
         let admin_state = AdminState {
             app: app.clone(),
             root: suite.root.clone(),
@@ -137,18 +163,33 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             fault_injection: cfg.admin.danger_fault_injection,
         };
         let grace = cfg.shutdown_grace_period;
-        listeners.spawn(public.serve(cryptoutil_http::routes::router(app, &cfg.http), shutdown.subscribe(), grace));
-        listeners.spawn(admin.serve(cryptoutil_http::admin::router(admin_state), shutdown.subscribe(), grace));
+        listeners.spawn(public.serve(
+            cryptoutil_http::routes::router(app, &cfg.http),
+            shutdown.subscribe(),
+            grace,
+        ));
+        listeners.spawn(admin.serve(
+            cryptoutil_http::admin::router(admin_state),
+            shutdown.subscribe(),
+            grace,
+        ));
     }
     if cfg.admin.danger_fault_injection {
-        tracing::warn!("admin.danger_fault_injection is on: POST /admin/v1/faults/crash can crash actors");
+        tracing::warn!(
+            "admin.danger_fault_injection is on: POST /admin/v1/faults/crash can crash actors"
+        );
     }
 
     readiness.set_ready();
     for service in endpoints.keys() {
         cryptoutil_http::metrics::service_ready(service.as_str(), true);
     }
-    let json = serde_json::to_vec_pretty(&endpoints.iter().map(|(k, v)| (k.as_str(), v)).collect::<BTreeMap<_, _>>())?;
+    let json = serde_json::to_vec_pretty(
+        &endpoints
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect::<BTreeMap<_, _>>(),
+    )?;
     files::write_atomic(&endpoints_path(&data_dir), &json, 0o644)?;
     for (service, e) in &endpoints {
         tracing::info!(%service, public = %e.public, admin = %e.admin, "ready");
@@ -173,8 +214,14 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     })
 }
 
+/// Each service's unsealed store.
+type Stores = Vec<(ServiceName, Arc<Store>)>;
+
 /// Blocking part of startup: unseal, certificates, stores.
-fn open_everything(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<(pki::TlsSetup, Vec<(ServiceName, Arc<Store>)>)> {
+fn open_everything(
+    cfg: &AppConfig,
+    services: &[ServiceName],
+) -> anyhow::Result<(pki::TlsSetup, Stores)> {
     let (key, source) = unseal::load_key(&cfg.barrier.unseal, &cfg.data_dir)?;
     match source {
         UnsealSource::Development { path, created } => tracing::warn!(
@@ -183,13 +230,16 @@ fn open_everything(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<
             "DEVELOPMENT SETUP: the unseal key is one share kept in the data directory; anyone who can \
              read that directory can decrypt every store. Configure barrier.unseal.shares for production."
         ),
-        UnsealSource::Shares { count, threshold } => tracing::info!(count, threshold, "barrier unsealed from share files"),
+        UnsealSource::Shares { count, threshold } => {
+            tracing::info!(count, threshold, "barrier unsealed from share files")
+        }
     }
     let tls = pki::provision(cfg, services, &key)?;
     let mut stores = Vec::with_capacity(services.len());
     for &service in services {
         let path = cfg.data_dir.join(format!("{service}.redb"));
-        let store = Store::open_redb(&path, &key).with_context(|| format!("opening the {service} store"))?;
+        let store = Store::open_redb(&path, &key)
+            .with_context(|| format!("opening the {service} store"))?;
         stores.push((service, Arc::new(store)));
     }
     Ok((tls, stores))
@@ -234,7 +284,10 @@ impl Running {
         }
         let _ = std::fs::remove_file(endpoints_path(&self.data_dir));
         let drain = async { while self.listeners.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.grace + Duration::from_millis(250), drain).await.is_err() {
+        if tokio::time::timeout(self.grace + Duration::from_millis(250), drain)
+            .await
+            .is_err()
+        {
             self.listeners.abort_all();
         }
         self.suite.root.stop(self.grace).await;
@@ -242,7 +295,10 @@ impl Running {
         for store in self.stores.drain(..) {
             // The last reference closes the redb file cleanly.
             if let Err(still_shared) = Arc::try_unwrap(store) {
-                tracing::warn!(store = still_shared.name(), "store still referenced at shutdown");
+                tracing::warn!(
+                    store = still_shared.name(),
+                    "store still referenced at shutdown"
+                );
             }
         }
         tracing::info!("shutdown complete");

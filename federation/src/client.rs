@@ -47,7 +47,9 @@ pub struct HttpsClient {
 
 impl std::fmt::Debug for HttpsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpsClient").field("timeout", &self.timeout).finish()
+        f.debug_struct("HttpsClient")
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -65,8 +67,13 @@ pub struct HttpsUrl {
 impl HttpsUrl {
     /// Parses an https URL; anything else is refused.
     pub fn parse(url: &str) -> Result<Self, Error> {
-        let bad = |reason| Error::Url { url: url.to_owned(), reason };
-        let rest = url.strip_prefix("https://").ok_or_else(|| bad("only https:// URLs are allowed"))?;
+        let bad = |reason| Error::Url {
+            url: url.to_owned(),
+            reason,
+        };
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| bad("only https:// URLs are allowed"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, "/"),
@@ -75,7 +82,9 @@ impl HttpsUrl {
             return Err(bad("missing host, or user info present"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unterminated IPv6 literal"))?;
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("unterminated IPv6 literal"))?;
             (host, after.strip_prefix(':'))
         } else {
             match authority.rsplit_once(':') {
@@ -85,12 +94,20 @@ impl HttpsUrl {
         };
         let port = match port {
             None => 443,
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("bad port"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad("bad port"))?,
         };
         if host.is_empty() {
             return Err(bad("missing host"));
         }
-        Ok(Self { host: host.to_owned(), port, path: path.to_owned() })
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            path: path.to_owned(),
+        })
     }
 
     fn authority(&self) -> String {
@@ -105,7 +122,11 @@ impl HttpsUrl {
 impl HttpsClient {
     /// A client using `tls`, with a 10 s timeout and a 4 MiB body bound.
     pub fn new(tls: Arc<ClientConfig>) -> Self {
-        Self { tls, timeout: Duration::from_secs(10), max_body: DEFAULT_MAX_BODY }
+        Self {
+            tls,
+            timeout: Duration::from_secs(10),
+            max_body: DEFAULT_MAX_BODY,
+        }
     }
 
     /// The same client with another timeout for the whole exchange.
@@ -132,7 +153,10 @@ impl HttpsClient {
         let exchange = self.exchange(method, &parsed, headers, body);
         tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| Error::Timeout { authority, timeout: self.timeout })?
+            .map_err(|_| Error::Timeout {
+                authority,
+                timeout: self.timeout,
+            })?
     }
 
     async fn exchange(
@@ -143,35 +167,59 @@ impl HttpsClient {
         body: Bytes,
     ) -> Result<Response, Error> {
         let authority = url.authority();
-        let server_name = ServerName::try_from(url.host.clone())
-            .map_err(|_| Error::Url { url: url.host.clone(), reason: "bad host name" })?;
+        let server_name = ServerName::try_from(url.host.clone()).map_err(|_| Error::Url {
+            url: url.host.clone(),
+            reason: "bad host name",
+        })?;
         let tcp = TcpStream::connect((url.host.as_str(), url.port))
             .await
-            .map_err(|source| Error::Connect { authority: authority.clone(), source })?;
+            .map_err(|source| Error::Connect {
+                authority: authority.clone(),
+                source,
+            })?;
         tcp.set_nodelay(true).ok();
         let tls = TlsConnector::from(Arc::clone(&self.tls))
             .connect(server_name, tcp)
             .await
-            .map_err(|source| Error::Tls { authority: authority.clone(), source })?;
-        let http = |source| Error::Http { authority: authority.clone(), source };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(http)?;
+            .map_err(|source| Error::Tls {
+                authority: authority.clone(),
+                source,
+            })?;
+        let http = |source| Error::Http {
+            authority: authority.clone(),
+            source,
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(http)?;
         let driver = tokio::spawn(conn);
-        let mut request = Request::builder().method(method).uri(url.path.as_str()).header("host", &authority);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(url.path.as_str())
+            .header("host", &authority);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|_| Error::Url { url: url.path.clone(), reason: "bad request header" })?;
+        let request = request.body(Full::new(body)).map_err(|_| Error::Url {
+            url: url.path.clone(),
+            reason: "bad request header",
+        })?;
         let response = sender.send_request(request).await.map_err(http)?;
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, self.max_body)
             .collect()
             .await
-            .map_err(|_| Error::TooLarge { authority: authority.clone(), limit: self.max_body })?
+            .map_err(|_| Error::TooLarge {
+                authority: authority.clone(),
+                limit: self.max_body,
+            })?
             .to_bytes();
         driver.abort();
-        Ok(Response { status: parts.status, headers: parts.headers, body })
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
 }
 
@@ -182,11 +230,21 @@ mod tests {
     #[test]
     fn parses_https_urls_only() {
         let u = HttpsUrl::parse("https://127.0.0.1:8443/admin/v1/livez").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8443, "/admin/v1/livez"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8443, "/admin/v1/livez")
+        );
         let u = HttpsUrl::parse("https://[::1]:9/").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 9));
         assert_eq!(HttpsUrl::parse("https://example.test").unwrap().port, 443);
-        for bad in ["http://x/", "https://", "https://:80/", "https://x:0/", "https://x:99999/", "https://u@x/"] {
+        for bad in [
+            "http://x/",
+            "https://",
+            "https://:80/",
+            "https://x:0/",
+            "https://x:99999/",
+            "https://u@x/",
+        ] {
             assert!(HttpsUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -14,20 +14,27 @@ pub fn client_config_from_pem(pem: &[u8]) -> Result<Arc<ClientConfig>, Error> {
     let mut roots = RootCertStore::empty();
     let mut count = 0usize;
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| Error::TrustAnchors { reason: e.to_string() })?;
-        roots.add(cert).map_err(|e| Error::TrustAnchors { reason: e.to_string() })?;
+        let cert = cert.map_err(|e| Error::TrustAnchors {
+            reason: e.to_string(),
+        })?;
+        roots.add(cert).map_err(|e| Error::TrustAnchors {
+            reason: e.to_string(),
+        })?;
         count += 1;
     }
     if count == 0 {
-        return Err(Error::TrustAnchors { reason: "no certificate in PEM input".into() });
+        return Err(Error::TrustAnchors {
+            reason: "no certificate in PEM input".into(),
+        });
     }
     client_config(roots)
 }
 
 /// Reads trust anchors from a PEM file.
 pub fn client_config_from_file(path: &Path) -> Result<Arc<ClientConfig>, Error> {
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::TrustAnchors { reason: format!("{}: {e}", path.display()) })?;
+    let pem = std::fs::read(path).map_err(|e| Error::TrustAnchors {
+        reason: format!("{}: {e}", path.display()),
+    })?;
     client_config_from_pem(&pem)
 }
 

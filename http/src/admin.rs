@@ -31,7 +31,10 @@ pub const FAULTS_CRASH: &str = "/admin/v1/faults/crash";
 
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
-    let labels = StackLabels { service: state.app.service.as_str(), stack: "admin" };
+    let labels = StackLabels {
+        service: state.app.service.as_str(),
+        stack: "admin",
+    };
     let mut router = Router::new()
         .route(LIVEZ, get(livez_get))
         .route(READYZ, get(readyz_get))
@@ -42,7 +45,12 @@ pub fn router(state: AdminState) -> Router {
     if state.fault_injection {
         router = router.route(FAULTS_CRASH, post(crash_post));
     }
-    router.layer(middleware::from_fn_with_state(labels, crate::metrics::count)).with_state(state)
+    router
+        .layer(middleware::from_fn_with_state(
+            labels,
+            crate::metrics::count,
+        ))
+        .with_state(state)
 }
 
 async fn livez_get(State(st): State<AdminState>) -> Result<&'static str, ApiError> {
@@ -52,7 +60,9 @@ async fn livez_get(State(st): State<AdminState>) -> Result<&'static str, ApiErro
 
 async fn readyz_get(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
     if !st.app.readiness.is_ready() {
-        return Err(ApiError::NotReady { reason: "starting or draining" });
+        return Err(ApiError::NotReady {
+            reason: "starting or draining",
+        });
     }
     if st.app.actors.vault.status().await?.sealed {
         return Err(ApiError::NotReady { reason: "sealed" });
@@ -79,19 +89,33 @@ async fn healthz_get(State(st): State<AdminState>) -> Response {
         "uptime_seconds": health.as_ref().map(|h| h.uptime_seconds).ok(),
         "peers": {},
     });
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
 async fn shutdown_post(State(st): State<AdminState>) -> (StatusCode, Json<Value>) {
     tracing::info!(service = %st.app.service, "shutdown requested on the admin listener");
     st.shutdown.send_replace(true);
-    (StatusCode::ACCEPTED, Json(json!({ "status": "shutting down" })))
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "shutting down" })),
+    )
 }
 
 async fn metrics_get(State(st): State<AdminState>) -> Response {
     let text = st.metrics.render();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn supervision_get(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
@@ -105,9 +129,19 @@ struct CrashRequest {
     path: String,
 }
 
-async fn crash_post(State(st): State<AdminState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req: CrashRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest { reason: e.to_string() })?;
-    let path: Vec<String> = req.path.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+async fn crash_post(
+    State(st): State<AdminState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req: CrashRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+        reason: e.to_string(),
+    })?;
+    let path: Vec<String> = req
+        .path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     tracing::warn!(path = %req.path, "fault injection: crashing actor on request");
     st.root.crash(path).await?;
     // Give the panic a moment to reach the supervisor so a follow-up read sees it.

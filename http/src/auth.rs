@@ -79,13 +79,23 @@ pub struct AuthGate {
 
 impl AuthGate {
     /// A gate for `realm` letting `public` (method, route path) pairs through unauthenticated.
-    pub fn new(realm: Realm, public: HashSet<(Method, &'static str)>, auth: Arc<dyn Authenticator>) -> Self {
-        Self { realm, public: Arc::new(public), auth }
+    pub fn new(
+        realm: Realm,
+        public: HashSet<(Method, &'static str)>,
+        auth: Arc<dyn Authenticator>,
+    ) -> Self {
+        Self {
+            realm,
+            public: Arc::new(public),
+            auth,
+        }
     }
 
     /// Public routes are literal paths, compared with the raw request path before routing.
     fn is_public(&self, method: &Method, path: &str) -> bool {
-        self.public.iter().any(|(pm, pp)| pm == method && *pp == path)
+        self.public
+            .iter()
+            .any(|(pm, pp)| pm == method && *pp == path)
     }
 
     /// Authenticates headers for this gate's realm.
@@ -109,11 +119,20 @@ impl AuthGate {
 }
 
 /// Middleware: public routes pass; every other request needs a valid credential of the realm.
-pub async fn require_credentials(State(gate): State<AuthGate>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_credentials(
+    State(gate): State<AuthGate>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if gate.is_public(req.method(), req.uri().path()) {
         return Ok(next.run(req).await);
     }
-    let principal = gate.authenticate(req.headers()).map_err(|failure| ApiError::Unauthorized { realm: gate.realm, failure })?;
+    let principal = gate
+        .authenticate(req.headers())
+        .map_err(|failure| ApiError::Unauthorized {
+            realm: gate.realm,
+            failure,
+        })?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
 }

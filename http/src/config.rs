@@ -30,7 +30,10 @@ pub struct StackConfig {
 
 impl Default for StackConfig {
     fn default() -> Self {
-        Self { ip_allowlist: loopback(), rate_limit: RateLimitConfig::default() }
+        Self {
+            ip_allowlist: loopback(),
+            rate_limit: RateLimitConfig::default(),
+        }
     }
 }
 
@@ -54,9 +57,10 @@ impl Default for BrowserConfig {
         Self {
             ip_allowlist: loopback(),
             rate_limit: RateLimitConfig::default(),
-            content_security_policy: "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+            content_security_policy:
+                "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
                                       form-action 'self'; object-src 'none'"
-                .into(),
+                    .into(),
             hsts_max_age: Duration::from_secs(2 * 365 * 86_400),
         }
     }
@@ -74,7 +78,10 @@ pub struct RateLimitConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self { requests_per_second: NonZeroU32::MIN.saturating_add(199), burst: NonZeroU32::MIN.saturating_add(399) }
+        Self {
+            requests_per_second: NonZeroU32::MIN.saturating_add(199),
+            burst: NonZeroU32::MIN.saturating_add(399),
+        }
     }
 }
 
@@ -90,7 +97,10 @@ pub struct ListenConfig {
 
 impl Default for ListenConfig {
     fn default() -> Self {
-        Self { bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0 }
+        Self {
+            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+        }
     }
 }
 
@@ -112,5 +122,8 @@ pub struct AdminConfig {
 }
 
 fn loopback() -> Vec<IpNet> {
-    ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect()
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
 }

@@ -66,7 +66,9 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Actor(e) => match e {
                 cryptoutil_actors::Error::Unavailable { why, .. } => match why {
-                    Unavailability::Timeout | Unavailability::Stopped | Unavailability::Restarting => {
+                    Unavailability::Timeout
+                    | Unavailability::Stopped
+                    | Unavailability::Restarting => {
                         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
                     }
                 },
@@ -75,24 +77,49 @@ impl IntoResponse for ApiError {
                     tracing::error!(%err, "storage failure");
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }
-                cryptoutil_actors::Error::NoSuchActor { .. } => (StatusCode::NOT_FOUND, "not_found"),
-                cryptoutil_actors::Error::FaultInjectionDisabled => (StatusCode::NOT_FOUND, "not_found"),
+                cryptoutil_actors::Error::NoSuchActor { .. } => {
+                    (StatusCode::NOT_FOUND, "not_found")
+                }
+                cryptoutil_actors::Error::FaultInjectionDisabled => {
+                    (StatusCode::NOT_FOUND, "not_found")
+                }
             },
         };
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR { "internal error".into() } else { message };
-        let mut response = (status, Json(Body { error: code, message })).into_response();
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            "internal error".into()
+        } else {
+            message
+        };
+        let mut response = (
+            status,
+            Json(Body {
+                error: code,
+                message,
+            }),
+        )
+            .into_response();
         match &self {
-            ApiError::Unauthorized { realm: Realm::Service, failure } => {
+            ApiError::Unauthorized {
+                realm: Realm::Service,
+                failure,
+            } => {
                 let value = match failure {
                     AuthFailure::Missing | AuthFailure::WrongKind => r#"Bearer realm="cryptoutil""#,
                     AuthFailure::Invalid => r#"Bearer realm="cryptoutil", error="invalid_token""#,
                 };
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
             }
             ApiError::RateLimited { retry_after_secs } => {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            ApiError::Unauthorized { realm: Realm::Browser, .. }
+            ApiError::Unauthorized {
+                realm: Realm::Browser,
+                ..
+            }
             | ApiError::IpNotAllowed
             | ApiError::NotFound
             | ApiError::NotReady { .. }

@@ -30,7 +30,9 @@ pub struct Listener {
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener").field("local", &self.local).finish()
+        f.debug_struct("Listener")
+            .field("local", &self.local)
+            .finish()
     }
 }
 
@@ -39,7 +41,11 @@ impl Listener {
     pub async fn bind(addr: SocketAddr, tls: Arc<ServerConfig>) -> std::io::Result<Self> {
         let tcp = TcpListener::bind(addr).await?;
         let local = tcp.local_addr()?;
-        Ok(Self { tcp, tls: TlsAcceptor::from(tls), local })
+        Ok(Self {
+            tcp,
+            tls: TlsAcceptor::from(tls),
+            local,
+        })
     }
 
     /// The bound address.

@@ -11,7 +11,10 @@ pub const SERVICE_READY: &str = "cryptoutil_service_ready";
 
 /// Describes this crate's metrics.
 pub fn describe() {
-    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by service, stack and status class.");
+    metrics::describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests by service, stack and status class."
+    );
     metrics::describe_gauge!(SERVICE_READY, "1 when the service's listeners serve.");
 }
 

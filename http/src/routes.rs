@@ -10,8 +10,8 @@ use axum::http::Method;
 use axum::response::Html;
 use axum::routing::{any, get, MethodRouter};
 use axum::{middleware, Json, Router};
-use tower::ServiceBuilder;
 use serde_json::{json, Value};
+use tower::ServiceBuilder;
 
 use crate::auth::{self, AuthGate, Realm};
 use crate::config::HttpConfig;
@@ -60,7 +60,11 @@ pub struct RouteSpec {
 
 impl std::fmt::Debug for RouteSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouteSpec").field("method", &self.method).field("path", &self.path).field("access", &self.access).finish()
+        f.debug_struct("RouteSpec")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("access", &self.access)
+            .finish()
     }
 }
 
@@ -68,13 +72,47 @@ impl std::fmt::Debug for RouteSpec {
 pub fn table() -> Vec<RouteSpec> {
     use Access::{Authenticated, Public};
     vec![
-        spec(Some(Method::GET), SERVICE_HEALTH, Realm::Service, Authenticated, || get(health_get)),
-        spec(Some(Method::GET), SERVICE_INFO, Realm::Service, Authenticated, || get(info_get)),
-        spec(None, SERVICE_OTHER, Realm::Service, Authenticated, || any(other_any)),
-        spec(Some(Method::GET), BROWSER_HOME, Realm::Browser, Public, || get(home_get)),
-        spec(Some(Method::GET), BROWSER_HEALTH, Realm::Browser, Authenticated, || get(health_get)),
-        spec(Some(Method::GET), BROWSER_INFO, Realm::Browser, Authenticated, || get(info_get)),
-        spec(None, BROWSER_OTHER, Realm::Browser, Authenticated, || any(other_any)),
+        spec(
+            Some(Method::GET),
+            SERVICE_HEALTH,
+            Realm::Service,
+            Authenticated,
+            || get(health_get),
+        ),
+        spec(
+            Some(Method::GET),
+            SERVICE_INFO,
+            Realm::Service,
+            Authenticated,
+            || get(info_get),
+        ),
+        spec(None, SERVICE_OTHER, Realm::Service, Authenticated, || {
+            any(other_any)
+        }),
+        spec(
+            Some(Method::GET),
+            BROWSER_HOME,
+            Realm::Browser,
+            Public,
+            || get(home_get),
+        ),
+        spec(
+            Some(Method::GET),
+            BROWSER_HEALTH,
+            Realm::Browser,
+            Authenticated,
+            || get(health_get),
+        ),
+        spec(
+            Some(Method::GET),
+            BROWSER_INFO,
+            Realm::Browser,
+            Authenticated,
+            || get(info_get),
+        ),
+        spec(None, BROWSER_OTHER, Realm::Browser, Authenticated, || {
+            any(other_any)
+        }),
     ]
 }
 
@@ -85,7 +123,13 @@ fn spec(
     access: Access,
     handler: fn() -> MethodRouter<AppState>,
 ) -> RouteSpec {
-    RouteSpec { method, path, realm, access, handler }
+    RouteSpec {
+        method,
+        path,
+        realm,
+        access,
+        handler,
+    }
 }
 
 /// The public router: `/service/**` and `/browser/**`, each behind its own middleware stack.
@@ -106,21 +150,57 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
     };
     let service_gate = AuthGate::new(Realm::Service, public(Realm::Service), Arc::clone(&auth));
     let browser_gate = AuthGate::new(Realm::Browser, public(Realm::Browser), auth);
-    let inner: Router = rows.into_iter().fold(Router::new(), |r, row| r.route(row.path, (row.handler)())).with_state(state);
+    let inner: Router = rows
+        .into_iter()
+        .fold(Router::new(), |r, row| r.route(row.path, (row.handler)()))
+        .with_state(state);
 
     // ServiceBuilder: the first layer is the outermost.
     let service_stack = ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state(StackLabels { service, stack: "service" }, crate::metrics::count))
-        .layer(middleware::from_fn_with_state(ip_allow::IpAllowlist::new(cfg.service.ip_allowlist.clone()), ip_allow::enforce))
-        .layer(middleware::from_fn_with_state(rate_limit::RateLimiter::new(&cfg.service.rate_limit), rate_limit::enforce))
-        .layer(middleware::from_fn_with_state(service_gate, auth::require_credentials))
+        .layer(middleware::from_fn_with_state(
+            StackLabels {
+                service,
+                stack: "service",
+            },
+            crate::metrics::count,
+        ))
+        .layer(middleware::from_fn_with_state(
+            ip_allow::IpAllowlist::new(cfg.service.ip_allowlist.clone()),
+            ip_allow::enforce,
+        ))
+        .layer(middleware::from_fn_with_state(
+            rate_limit::RateLimiter::new(&cfg.service.rate_limit),
+            rate_limit::enforce,
+        ))
+        .layer(middleware::from_fn_with_state(
+            service_gate,
+            auth::require_credentials,
+        ))
         .service(inner.clone());
     let browser_stack = ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state(StackLabels { service, stack: "browser" }, crate::metrics::count))
-        .layer(middleware::from_fn_with_state(headers::SecurityHeaders::new(&cfg.browser), headers::apply))
-        .layer(middleware::from_fn_with_state(ip_allow::IpAllowlist::new(cfg.browser.ip_allowlist.clone()), ip_allow::enforce))
-        .layer(middleware::from_fn_with_state(rate_limit::RateLimiter::new(&cfg.browser.rate_limit), rate_limit::enforce))
-        .layer(middleware::from_fn_with_state(browser_gate, auth::require_credentials))
+        .layer(middleware::from_fn_with_state(
+            StackLabels {
+                service,
+                stack: "browser",
+            },
+            crate::metrics::count,
+        ))
+        .layer(middleware::from_fn_with_state(
+            headers::SecurityHeaders::new(&cfg.browser),
+            headers::apply,
+        ))
+        .layer(middleware::from_fn_with_state(
+            ip_allow::IpAllowlist::new(cfg.browser.ip_allowlist.clone()),
+            ip_allow::enforce,
+        ))
+        .layer(middleware::from_fn_with_state(
+            rate_limit::RateLimiter::new(&cfg.browser.rate_limit),
+            rate_limit::enforce,
+        ))
+        .layer(middleware::from_fn_with_state(
+            browser_gate,
+            auth::require_credentials,
+        ))
         .service(inner);
     Router::new()
         .route_service(SERVICE_OTHER, service_stack)
@@ -132,7 +212,9 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
 
 async fn health_get(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     if !app.readiness.is_ready() {
-        return Err(ApiError::NotReady { reason: "starting or draining" });
+        return Err(ApiError::NotReady {
+            reason: "starting or draining",
+        });
     }
     let vault = app.actors.vault.status().await?;
     if vault.sealed {
@@ -142,7 +224,9 @@ async fn health_get(State(app): State<AppState>) -> Result<Json<Value>, ApiError
 }
 
 async fn info_get(State(app): State<AppState>) -> Json<Value> {
-    Json(json!({ "service": app.service, "version": env!("CARGO_PKG_VERSION"), "api": "placeholder" }))
+    Json(
+        json!({ "service": app.service, "version": env!("CARGO_PKG_VERSION"), "api": "placeholder" }),
+    )
 }
 
 async fn home_get(State(app): State<AppState>) -> Html<String> {

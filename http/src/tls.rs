@@ -6,7 +6,10 @@ use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A server configuration presenting `chain` (leaf first) with `key`.
-pub fn server_config(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<ServerConfig>, rustls::Error> {
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
     let mut config = ServerConfig::builder_with_provider(cryptoutil_protocols::tls::provider())
         .with_protocol_versions(cryptoutil_protocols::tls::VERSIONS)?
         .with_no_client_auth()

@@ -6,7 +6,9 @@ use crate::Error;
 
 /// Parses `<digits><unit>` with unit `ms`, `s`, `m`, `h` or `d`. No fractions, no spaces, no sign.
 pub fn parse(input: &str) -> Result<Duration, Error> {
-    let bad = || Error::Duration { input: input.to_owned() };
+    let bad = || Error::Duration {
+        input: input.to_owned(),
+    };
     let split = input.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (digits, unit) = input.split_at(split);
     if digits.is_empty() || digits.len() > 12 {
@@ -21,7 +23,9 @@ pub fn parse(input: &str) -> Result<Duration, Error> {
         "d" => 86_400,
         _ => return Err(bad()),
     };
-    n.checked_mul(secs_per).map(Duration::from_secs).ok_or_else(bad)
+    n.checked_mul(secs_per)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 /// Formats a duration the way [`parse`] reads it, choosing the largest exact unit.
@@ -54,7 +58,16 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for bad in ["", "s", "5", "-5s", "5 s", "5x", "1.5s", "99999999999999999s"] {
+        for bad in [
+            "",
+            "s",
+            "5",
+            "-5s",
+            "5 s",
+            "5x",
+            "1.5s",
+            "99999999999999999s",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -39,7 +39,9 @@ pub struct Issued {
 
 impl std::fmt::Debug for Issued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issued").field("not_after_unix", &self.not_after_unix).finish()
+        f.debug_struct("Issued")
+            .field("not_after_unix", &self.not_after_unix)
+            .finish()
     }
 }
 
@@ -55,16 +57,30 @@ pub struct CaPair {
 /// Creates a new root and intermediate named after `name`.
 pub fn generate_ca(name: &str, now: SystemTime) -> Result<CaPair, Error> {
     let root_key = new_key(CA_ALG, "root key")?;
-    let root_params = ca_params(&format!("cryptoutil root CA {name}"), None, now, ROOT_LIFETIME)?;
-    let root_cert = root_params.self_signed(&root_key).map_err(cert_err("root"))?;
+    let root_params = ca_params(
+        &format!("cryptoutil root CA {name}"),
+        None,
+        now,
+        ROOT_LIFETIME,
+    )?;
+    let root_cert = root_params
+        .self_signed(&root_key)
+        .map_err(cert_err("root"))?;
     let root_issuer = Issuer::new(root_params, &root_key);
 
     let int_key = new_key(CA_ALG, "intermediate key")?;
     let int_params = ca_params(&intermediate_cn(name), Some(0), now, INTERMEDIATE_LIFETIME)?;
-    let int_cert = int_params.signed_by(&int_key, &root_issuer).map_err(cert_err("intermediate"))?;
+    let int_cert = int_params
+        .signed_by(&int_key, &root_issuer)
+        .map_err(cert_err("intermediate"))?;
     Ok(CaPair {
         root: issued(root_cert.der().to_vec(), &root_key, now, ROOT_LIFETIME),
-        intermediate: issued(int_cert.der().to_vec(), &int_key, now, INTERMEDIATE_LIFETIME),
+        intermediate: issued(
+            int_cert.der().to_vec(),
+            &int_key,
+            now,
+            INTERMEDIATE_LIFETIME,
+        ),
     })
 }
 
@@ -88,17 +104,23 @@ pub fn issue_leaf(
     params.distinguished_name = dn(common_name);
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages =
-        vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     params.use_authority_key_identifier_extension = true;
     for dns in dns_names {
         let ia5 = dns.as_str().try_into().map_err(cert_err("leaf SAN"))?;
         params.subject_alt_names.push(SanType::DnsName(ia5));
     }
-    params.subject_alt_names.extend(ips.iter().copied().map(SanType::IpAddress));
+    params
+        .subject_alt_names
+        .extend(ips.iter().copied().map(SanType::IpAddress));
     set_validity(&mut params, now, LEAF_LIFETIME)?;
     params.serial_number = Some(random_serial()?);
-    let cert = params.signed_by(&leaf_key, &issuer).map_err(cert_err("leaf"))?;
+    let cert = params
+        .signed_by(&leaf_key, &issuer)
+        .map_err(cert_err("leaf"))?;
     Ok(issued(cert.der().to_vec(), &leaf_key, now, LEAF_LIFETIME))
 }
 
@@ -163,12 +185,16 @@ fn to_time(secs: u64) -> Result<time::OffsetDateTime, Error> {
         what: "validity",
         reason: "time out of range".into(),
     })?;
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .map_err(|e| Error::Certificate { what: "validity", reason: e.to_string() })
+    time::OffsetDateTime::from_unix_timestamp(secs).map_err(|e| Error::Certificate {
+        what: "validity",
+        reason: e.to_string(),
+    })
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn random_serial() -> Result<rcgen::SerialNumber, Error> {
@@ -201,7 +227,10 @@ fn issued(cert_der: Vec<u8>, key: &KeyPair, now: SystemTime, life: Duration) -> 
 }
 
 fn cert_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
-    move |e| Error::Certificate { what, reason: e.to_string() }
+    move |e| Error::Certificate {
+        what,
+        reason: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -223,14 +252,23 @@ mod tests {
         .unwrap();
         assert!(!leaf.cert_der.is_empty());
         assert!(!needs_renewal(leaf.not_after_unix, now));
-        assert!(needs_renewal(leaf.not_after_unix, now + LEAF_LIFETIME - RENEW_BEFORE));
+        assert!(needs_renewal(
+            leaf.not_after_unix,
+            now + LEAF_LIFETIME - RENEW_BEFORE
+        ));
         assert!(cert_pem(&ca.root.cert_der).starts_with("-----BEGIN CERTIFICATE-----\n"));
-        assert_eq!(format!("{:?}", ca.root).contains("key"), false);
+        assert!(!format!("{:?}", ca.root).contains("key"));
     }
 
     #[test]
     fn a_wrong_intermediate_key_is_an_error_not_a_panic() {
         let err = issue_leaf("x", b"not a key", "kms", &[], &[], SystemTime::now()).unwrap_err();
-        assert!(matches!(err, Error::Certificate { what: "intermediate key", .. }));
+        assert!(matches!(
+            err,
+            Error::Certificate {
+                what: "intermediate key",
+                ..
+            }
+        ));
     }
 }

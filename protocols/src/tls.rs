@@ -14,8 +14,15 @@ pub static VERSIONS: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
 /// The crypto provider every rustls config is built with.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(CryptoProvider {
-        cipher_suites: vec![cipher_suite::TLS13_AES_256_GCM_SHA384, cipher_suite::TLS13_AES_128_GCM_SHA256],
-        kx_groups: vec![kx_group::X25519MLKEM768, kx_group::SECP256R1, kx_group::SECP384R1],
+        cipher_suites: vec![
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+        ],
+        kx_groups: vec![
+            kx_group::X25519MLKEM768,
+            kx_group::SECP256R1,
+            kx_group::SECP384R1,
+        ],
         ..provider::default_provider()
     })
 }
@@ -25,7 +32,10 @@ mod tests {
     #[test]
     fn only_tls13_suites_are_offered() {
         let p = super::provider();
-        assert!(p.cipher_suites.iter().all(|s| s.version() == &rustls::version::TLS13));
+        assert!(p
+            .cipher_suites
+            .iter()
+            .all(|s| s.version() == &rustls::version::TLS13));
         assert_eq!(super::VERSIONS.len(), 1);
     }
 }

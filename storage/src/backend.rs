@@ -30,12 +30,15 @@ pub enum Write {
     },
 }
 
+/// Key/value pairs, as `scan` returns them.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Synchronous storage: call it from `spawn_blocking`, never from an async task directly.
 pub trait Backend: Send + Sync + 'static {
     /// Reads one value.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
     /// Lists `(key, value)` pairs whose key starts with `prefix`, in key order.
-    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error>;
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, Error>;
     /// Applies every write or none, durably (the commit is on disk when this returns).
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error>;
 }
@@ -48,7 +51,9 @@ pub struct RedbBackend {
 
 impl std::fmt::Debug for RedbBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbBackend").field("path", &self.path).finish()
+        f.debug_struct("RedbBackend")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -66,9 +71,18 @@ impl RedbBackend {
         // layout are nobody else's business either.
         {
             use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(
-                |source| Error::Io { what: "creating database file", path: path.to_owned(), source },
-            )?;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|source| Error::Io {
+                    what: "creating database file",
+                    path: path.to_owned(),
+                    source,
+                })?;
         }
         let repaired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = std::sync::Arc::clone(&repaired);
@@ -76,18 +90,29 @@ impl RedbBackend {
             .set_repair_callback(move |_| flag.store(true, std::sync::atomic::Ordering::Relaxed))
             .create(path)
             .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: path.to_owned() },
-            other => Error::Database { op: "open", source: other.into() },
-        })?;
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked {
+                    path: path.to_owned(),
+                },
+                other => Error::Database {
+                    op: "open",
+                    source: other.into(),
+                },
+            })?;
         if repaired.load(std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(path = %path.display(), "database was not closed cleanly; redb repaired it");
         }
-        let txn = db.begin_write().map_err(|e| Error::db("begin write")(e.into()))?;
+        let txn = db
+            .begin_write()
+            .map_err(|e| Error::db("begin write")(e.into()))?;
         for table in Table::ALL {
-            txn.open_table(table.definition()).map_err(|e| Error::db("create table")(e.into()))?;
+            txn.open_table(table.definition())
+                .map_err(|e| Error::db("create table")(e.into()))?;
         }
         txn.commit().map_err(|e| Error::db("commit")(e.into()))?;
-        Ok(Self { db, path: path.to_owned() })
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+        })
     }
 
     /// The database file.
@@ -113,24 +138,42 @@ pub fn needs_repair(path: &Path) -> Result<bool, Error> {
             Ok(flag.load(std::sync::atomic::Ordering::Relaxed))
         }
         Err(redb::DatabaseError::RepairAborted) => Ok(true),
-        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::Locked { path: path.to_owned() }),
-        Err(other) => Err(Error::Database { op: "open", source: other.into() }),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::Locked {
+            path: path.to_owned(),
+        }),
+        Err(other) => Err(Error::Database {
+            op: "open",
+            source: other.into(),
+        }),
     }
 }
 
 impl Backend for RedbBackend {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let txn = self.db.begin_read().map_err(|e| Error::db("begin read")(e.into()))?;
-        let t = txn.open_table(table.definition()).map_err(|e| Error::db("open table")(e.into()))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| Error::db("begin read")(e.into()))?;
+        let t = txn
+            .open_table(table.definition())
+            .map_err(|e| Error::db("open table")(e.into()))?;
         let value = t.get(key).map_err(|e| Error::db("get")(e.into()))?;
         Ok(value.map(|v| v.value().to_vec()))
     }
 
-    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
-        let txn = self.db.begin_read().map_err(|e| Error::db("begin read")(e.into()))?;
-        let t = txn.open_table(table.definition()).map_err(|e| Error::db("open table")(e.into()))?;
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, Error> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| Error::db("begin read")(e.into()))?;
+        let t = txn
+            .open_table(table.definition())
+            .map_err(|e| Error::db("open table")(e.into()))?;
         let mut out = Vec::new();
-        for entry in t.range(prefix..).map_err(|e| Error::db("range")(e.into()))? {
+        for entry in t
+            .range(prefix..)
+            .map_err(|e| Error::db("range")(e.into()))?
+        {
             let (k, v) = entry.map_err(|e| Error::db("range")(e.into()))?;
             if !k.value().starts_with(prefix) {
                 break;
@@ -141,7 +184,10 @@ impl Backend for RedbBackend {
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error> {
-        let txn = self.db.begin_write().map_err(|e| Error::db("begin write")(e.into()))?;
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| Error::db("begin write")(e.into()))?;
         for w in writes {
             match w {
                 Write::Put { table, key, value } => {
@@ -155,7 +201,8 @@ impl Backend for RedbBackend {
                     let mut t = txn
                         .open_table(table.definition())
                         .map_err(|e| Error::db("open table")(e.into()))?;
-                    t.remove(key.as_slice()).map_err(|e| Error::db("remove")(e.into()))?;
+                    t.remove(key.as_slice())
+                        .map_err(|e| Error::db("remove")(e.into()))?;
                 }
             }
         }

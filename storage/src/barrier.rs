@@ -56,9 +56,8 @@ impl Barrier {
         match backend.get(Table::Barrier, ROOT)? {
             None => Self::initialize(backend, unseal),
             Some(wrapped) => {
-                let root = unwrap_key(unseal.expose(), &wrapped, &root_aad()).ok_or_else(|| {
-                    Error::WrongUnsealKey { path: what.into() }
-                })?;
+                let root = unwrap_key(unseal.expose(), &wrapped, &root_aad())
+                    .ok_or_else(|| Error::WrongUnsealKey { path: what.into() })?;
                 Self::load(backend, root)
             }
         }
@@ -67,16 +66,32 @@ impl Barrier {
     /// Adds a content key under the active intermediate and makes it the one new records use.
     /// Older content keys stay, so older records still open. Returns the new id.
     pub fn rotate_content_key(&mut self, backend: &dyn Backend) -> Result<u32, Error> {
-        let id = self.contents.keys().next_back().copied().unwrap_or(0).saturating_add(1);
+        let id = self
+            .contents
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(1);
         let parent = self.active_intermediate;
-        let parent_key =
-            self.intermediates.get(&parent).ok_or(Error::MissingKey { kind: "intermediate", id: parent })?;
+        let parent_key = self.intermediates.get(&parent).ok_or(Error::MissingKey {
+            kind: "intermediate",
+            id: parent,
+        })?;
         let key = random_key()?;
         let mut value = parent.to_be_bytes().to_vec();
         value.extend(wrap_key(parent_key, &key, &content_aad(id, parent))?);
         backend.apply(vec![
-            Write::Put { table: Table::Barrier, key: numbered(CONTENT_PREFIX, id), value },
-            Write::Put { table: Table::Barrier, key: ACTIVE.to_vec(), value: active(parent, id) },
+            Write::Put {
+                table: Table::Barrier,
+                key: numbered(CONTENT_PREFIX, id),
+                value,
+            },
+            Write::Put {
+                table: Table::Barrier,
+                key: ACTIVE.to_vec(),
+                value: active(parent, id),
+            },
         ])?;
         self.contents.insert(id, aead_key(&key)?);
         self.active_content = id;
@@ -86,7 +101,10 @@ impl Barrier {
     /// Encrypts a record for `table`/`key` under the active content key.
     pub fn seal(&self, table: Table, key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let id = self.active_content;
-        let content = self.contents.get(&id).ok_or(Error::MissingKey { kind: "content", id })?;
+        let content = self.contents.get(&id).ok_or(Error::MissingKey {
+            kind: "content",
+            id,
+        })?;
         let mut buf = plaintext.to_vec();
         let nonce = content
             .seal_in_place_append_tag(Aad::from(record_aad(table, key)), &mut buf)
@@ -100,19 +118,38 @@ impl Barrier {
     }
 
     /// Decrypts a record sealed for `table`/`key`.
-    pub fn open(&self, table: Table, key: &[u8], envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let tampered = || Error::Tampered { table: table.name(), key_hint: key_hint(key) };
+    pub fn open(
+        &self,
+        table: Table,
+        key: &[u8],
+        envelope: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let tampered = || Error::Tampered {
+            table: table.name(),
+            key_hint: key_hint(key),
+        };
         let (&version, rest) = envelope.split_first().ok_or_else(tampered)?;
         if version != ENVELOPE_V1 {
-            return Err(Error::UnknownEnvelope { table: table.name(), key_hint: key_hint(key), version });
+            return Err(Error::UnknownEnvelope {
+                table: table.name(),
+                key_hint: key_hint(key),
+                version,
+            });
         }
         let (id, rest) = rest.split_first_chunk::<4>().ok_or_else(tampered)?;
         let id = u32::from_be_bytes(*id);
         let (nonce, ciphertext) = rest.split_first_chunk::<NONCE_LEN>().ok_or_else(tampered)?;
-        let content = self.contents.get(&id).ok_or(Error::MissingKey { kind: "content", id })?;
+        let content = self.contents.get(&id).ok_or(Error::MissingKey {
+            kind: "content",
+            id,
+        })?;
         let mut buf = Zeroizing::new(ciphertext.to_vec());
         let len = content
-            .open_in_place(Nonce::from(nonce), Aad::from(record_aad(table, key)), &mut buf)
+            .open_in_place(
+                Nonce::from(nonce),
+                Aad::from(record_aad(table, key)),
+                &mut buf,
+            )
             .map_err(|_| tampered())?
             .len();
         buf.truncate(len);
@@ -144,8 +181,16 @@ impl Barrier {
                 key: numbered(INTERMEDIATE_PREFIX, 1),
                 value: wrap_key(&root_kek, &intermediate, &intermediate_aad(1))?,
             },
-            Write::Put { table: Table::Barrier, key: numbered(CONTENT_PREFIX, 1), value: content_value },
-            Write::Put { table: Table::Barrier, key: ACTIVE.to_vec(), value: active(1, 1) },
+            Write::Put {
+                table: Table::Barrier,
+                key: numbered(CONTENT_PREFIX, 1),
+                value: content_value,
+            },
+            Write::Put {
+                table: Table::Barrier,
+                key: ACTIVE.to_vec(),
+                value: active(1, 1),
+            },
         ])?;
         Ok(Self {
             intermediates: BTreeMap::from([(1, int_kek)]),
@@ -160,23 +205,41 @@ impl Barrier {
         let mut intermediates = BTreeMap::new();
         for (k, wrapped) in backend.scan(Table::Barrier, INTERMEDIATE_PREFIX)? {
             let id = parse_numbered(&k, INTERMEDIATE_PREFIX)?;
-            let key = unwrap_with(&root_kek, &wrapped, &intermediate_aad(id))
-                .ok_or_else(|| Error::Tampered { table: Table::Barrier.name(), key_hint: key_hint(&k) })?;
+            let key = unwrap_with(&root_kek, &wrapped, &intermediate_aad(id)).ok_or_else(|| {
+                Error::Tampered {
+                    table: Table::Barrier.name(),
+                    key_hint: key_hint(&k),
+                }
+            })?;
             intermediates.insert(id, aead_key(&key)?);
         }
         let mut contents = BTreeMap::new();
         for (k, value) in backend.scan(Table::Barrier, CONTENT_PREFIX)? {
             let id = parse_numbered(&k, CONTENT_PREFIX)?;
-            let tampered = || Error::Tampered { table: Table::Barrier.name(), key_hint: key_hint(&k) };
+            let tampered = || Error::Tampered {
+                table: Table::Barrier.name(),
+                key_hint: key_hint(&k),
+            };
             let (parent, wrapped) = value.split_first_chunk::<4>().ok_or_else(tampered)?;
             let parent = u32::from_be_bytes(*parent);
-            let kek = intermediates.get(&parent).ok_or(Error::MissingKey { kind: "intermediate", id: parent })?;
+            let kek = intermediates.get(&parent).ok_or(Error::MissingKey {
+                kind: "intermediate",
+                id: parent,
+            })?;
             let key = unwrap_with(kek, wrapped, &content_aad(id, parent)).ok_or_else(tampered)?;
             contents.insert(id, aead_key(&key)?);
         }
         let active_record = backend.get(Table::Barrier, ACTIVE)?.unwrap_or_default();
-        let (int_id, rest) = active_record.split_first_chunk::<4>().ok_or(Error::MissingKey { kind: "active", id: 0 })?;
-        let content_id = rest.first_chunk::<4>().ok_or(Error::MissingKey { kind: "active", id: 0 })?;
+        let (int_id, rest) = active_record
+            .split_first_chunk::<4>()
+            .ok_or(Error::MissingKey {
+                kind: "active",
+                id: 0,
+            })?;
+        let content_id = rest.first_chunk::<4>().ok_or(Error::MissingKey {
+            kind: "active",
+            id: 0,
+        })?;
         Ok(Self {
             intermediates,
             contents,
@@ -211,10 +274,16 @@ fn unwrap_key(kek: &[u8; KEY_LEN], wrapped: &[u8], aad: &[u8]) -> Option<Zeroizi
     unwrap_with(&aead_key(kek).ok()?, wrapped, aad)
 }
 
-fn unwrap_with(kek: &RandomizedNonceKey, wrapped: &[u8], aad: &[u8]) -> Option<Zeroizing<[u8; KEY_LEN]>> {
+fn unwrap_with(
+    kek: &RandomizedNonceKey,
+    wrapped: &[u8],
+    aad: &[u8],
+) -> Option<Zeroizing<[u8; KEY_LEN]>> {
     let (nonce, ciphertext) = wrapped.split_first_chunk::<NONCE_LEN>()?;
     let mut buf = Zeroizing::new(ciphertext.to_vec());
-    let plain = kek.open_in_place(Nonce::from(nonce), Aad::from(aad), &mut buf).ok()?;
+    let plain = kek
+        .open_in_place(Nonce::from(nonce), Aad::from(aad), &mut buf)
+        .ok()?;
     let key: [u8; KEY_LEN] = (&*plain).try_into().ok()?;
     Some(Zeroizing::new(key))
 }
@@ -254,7 +323,10 @@ fn parse_numbered(key: &[u8], prefix: &[u8]) -> Result<u32, Error> {
     key.strip_prefix(prefix)
         .and_then(|rest| <[u8; 4]>::try_from(rest).ok())
         .map(u32::from_be_bytes)
-        .ok_or_else(|| Error::Tampered { table: Table::Barrier.name(), key_hint: key_hint(key) })
+        .ok_or_else(|| Error::Tampered {
+            table: Table::Barrier.name(),
+            key_hint: key_hint(key),
+        })
 }
 
 fn active(intermediate: u32, content: u32) -> Vec<u8> {

@@ -27,6 +27,9 @@ pub struct UnsealConfig {
 
 impl Default for UnsealConfig {
     fn default() -> Self {
-        Self { shares: Vec::new(), dev_generate: true }
+        Self {
+            shares: Vec::new(),
+            dev_generate: true,
+        }
     }
 }

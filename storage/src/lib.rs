@@ -10,7 +10,7 @@
 //! - [`store`]: `Store`, one per service: a backend with an unsealed barrier.
 //! - [`unseal`]: reading share files, and the development share a first run generates.
 //! - [`tables`]: every table name, with its version.
-//! - [`config`]: `BarrierConfig`.
+//! - [`config`]: the barrier configuration, `BarrierConfig`.
 //! - [`error`]: the crate's error enum.
 
 pub mod backend;

@@ -34,7 +34,11 @@ impl Store {
     /// Unseals the barrier of any backend; `name` appears in errors and logs.
     pub fn open(backend: Box<dyn Backend>, unseal: &UnsealKey, name: &str) -> Result<Self, Error> {
         let barrier = Barrier::unseal(backend.as_ref(), unseal, name)?;
-        Ok(Self { backend, barrier: RwLock::new(barrier), name: name.to_owned() })
+        Ok(Self {
+            backend,
+            barrier: RwLock::new(barrier),
+            name: name.to_owned(),
+        })
     }
 
     /// Seals `plaintext` and stores it durably under `table`/`key`.
@@ -44,7 +48,11 @@ impl Store {
     }
 
     /// Reads and opens a sealed record.
-    pub fn get_sealed(&self, table: Table, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+    pub fn get_sealed(
+        &self,
+        table: Table,
+        key: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         match self.backend.get(table, key)? {
             None => Ok(None),
             Some(envelope) => self.barrier().open(table, key, &envelope).map(Some),
@@ -54,12 +62,20 @@ impl Store {
     /// A sealed put for an atomic batch passed to [`Store::apply`].
     pub fn sealed_write(&self, table: Table, key: &[u8], plaintext: &[u8]) -> Result<Write, Error> {
         let value = self.barrier().seal(table, key, plaintext)?;
-        Ok(Write::Put { table, key: key.to_vec(), value })
+        Ok(Write::Put {
+            table,
+            key: key.to_vec(),
+            value,
+        })
     }
 
     /// Stores a value that is not secret (metadata, public certificates) as it is.
     pub fn put_plain(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        self.backend.apply(vec![Write::Put { table, key: key.to_vec(), value: value.to_vec() }])
+        self.backend.apply(vec![Write::Put {
+            table,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }])
     }
 
     /// Reads a value stored with [`Store::put_plain`].
@@ -74,7 +90,10 @@ impl Store {
 
     /// Adds a content key for new records; older records keep opening.
     pub fn rotate_content_key(&self) -> Result<u32, Error> {
-        let mut barrier = self.barrier.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut barrier = self
+            .barrier
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         barrier.rotate_content_key(self.backend.as_ref())
     }
 
@@ -91,7 +110,9 @@ impl Store {
     fn barrier(&self) -> std::sync::RwLockReadGuard<'_, Barrier> {
         // A panic while holding the lock cannot leave the barrier half-changed: rotation
         // changes memory only after the durable write succeeded.
-        self.barrier.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.barrier
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

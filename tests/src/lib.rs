@@ -9,6 +9,15 @@
 //! - [`Process`]: the `cryptoutil` binary as a child process.
 //! - `it/`: the tests.
 
+// This crate is test support: a panic is how a test fails, so the workspace's no-panic lints
+// are relaxed here and only here.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -41,18 +50,48 @@ impl TestApp {
     }
 
     /// `services` with `vars`, in `data_dir` or a new temporary one.
-    pub async fn start(services: Vec<ServiceName>, vars: &[(&str, &str)], data_dir: Option<&Path>) -> Self {
+    pub async fn start(
+        services: Vec<ServiceName>,
+        vars: &[(&str, &str)],
+        data_dir: Option<&Path>,
+    ) -> Self {
         let tmp = match data_dir {
             Some(_) => None,
             None => Some(tempfile::tempdir().expect("temporary directory")),
         };
-        let dir = data_dir.map(Path::to_owned).or_else(|| tmp.as_ref().map(|t| t.path().join("data"))).expect("a dir");
-        let env: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let loaded = config::load(None, &env, &Flags { data_dir: Some(dir.clone()) }).expect("valid test configuration");
-        let running = run::start(Options { services, config: loaded.config }).await.expect("services start");
-        let client = HttpsClient::new(tls::client_config_from_pem(running.anchor_pem.as_bytes()).expect("anchor"))
-            .with_timeout(Duration::from_secs(10));
-        Self { endpoints: running.endpoints.clone(), client, data_dir: dir, running: Some(running), _tmp: tmp }
+        let dir = data_dir
+            .map(Path::to_owned)
+            .or_else(|| tmp.as_ref().map(|t| t.path().join("data")))
+            .expect("a dir");
+        let env: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let loaded = config::load(
+            None,
+            &env,
+            &Flags {
+                data_dir: Some(dir.clone()),
+            },
+        )
+        .expect("valid test configuration");
+        let running = run::start(Options {
+            services,
+            config: loaded.config,
+        })
+        .await
+        .expect("services start");
+        let client = HttpsClient::new(
+            tls::client_config_from_pem(running.anchor_pem.as_bytes()).expect("anchor"),
+        )
+        .with_timeout(Duration::from_secs(10));
+        Self {
+            endpoints: running.endpoints.clone(),
+            client,
+            data_dir: dir,
+            running: Some(running),
+            _tmp: tmp,
+        }
     }
 
     /// Public base URL of `service`.
@@ -80,7 +119,11 @@ pub fn bin_path() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("cryptoutil");
-    assert!(bin.is_file(), "{} is missing: run `cargo build --bin cryptoutil` before the tests", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build --bin cryptoutil` before the tests",
+        bin.display()
+    );
     bin
 }
 
@@ -102,12 +145,21 @@ impl Process {
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let mut cmd = Command::new(bin_path());
-        cmd.arg("--data-dir").arg(data_dir).args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn cryptoutil");
-        Self { child, data_dir: data_dir.to_owned(), log }
+        Self {
+            child,
+            data_dir: data_dir.to_owned(),
+            log,
+        }
     }
 
     /// Waits until `endpoints.json` appears (the process is ready), or panics after `timeout`.
@@ -118,16 +170,27 @@ impl Process {
                 return e;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("cryptoutil exited with {status} before ready:\n{}", self.log_text());
+                panic!(
+                    "cryptoutil exited with {status} before ready:\n{}",
+                    self.log_text()
+                );
             }
-            assert!(tokio::time::Instant::now() < deadline, "not ready within {timeout:?}:\n{}", self.log_text());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not ready within {timeout:?}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
         assert!(status.success());
     }
 
@@ -140,7 +203,10 @@ impl Process {
             }
             if tokio::time::Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("cryptoutil did not exit within {timeout:?}:\n{}", self.log_text());
+                panic!(
+                    "cryptoutil did not exit within {timeout:?}:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -154,7 +220,8 @@ impl Process {
     /// A client trusting this process's anchor.
     pub fn client(&self) -> HttpsClient {
         let ca = cryptoutil_bin::pki::anchor_path(&self.data_dir);
-        HttpsClient::new(tls::client_config_from_file(&ca).expect("anchor")).with_timeout(Duration::from_secs(10))
+        HttpsClient::new(tls::client_config_from_file(&ca).expect("anchor"))
+            .with_timeout(Duration::from_secs(10))
     }
 }
 

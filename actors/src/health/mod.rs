@@ -30,11 +30,20 @@ impl Actor for Health {
     type State = HealthState;
     type Arguments = HealthArgs;
 
-    async fn pre_start(&self, _me: ActorRef<HealthMsg>, args: HealthArgs) -> Result<HealthState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<HealthMsg>,
+        args: HealthArgs,
+    ) -> Result<HealthState, ActorProcessingErr> {
         Ok(HealthState::new(args.service, Instant::now()))
     }
 
-    async fn handle(&self, _me: ActorRef<HealthMsg>, msg: HealthMsg, st: &mut HealthState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<HealthMsg>,
+        msg: HealthMsg,
+        st: &mut HealthState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             HealthMsg::Check { reply } => {
                 let _ = reply.send(Ok(st.check(Instant::now())));

@@ -27,7 +27,11 @@ pub struct HealthState {
 impl HealthState {
     /// Fresh state for `service` started at `now`.
     pub fn new(service: ServiceName, now: Instant) -> Self {
-        Self { service, started: now, checks: 0 }
+        Self {
+            service,
+            started: now,
+            checks: 0,
+        }
     }
 
     /// Answers a check at `now`.
@@ -46,7 +50,10 @@ impl HealthState {
         // when admin.danger_fault_injection is on.
         #[allow(clippy::panic)]
         {
-            panic!("fault injection: {} health actor panics on request", self.service);
+            panic!(
+                "fault injection: {} health actor panics on request",
+                self.service
+            );
         }
     }
 }

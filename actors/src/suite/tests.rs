@@ -18,7 +18,9 @@ fn cfg() -> SupervisionConfig {
 async fn suite(dir: &std::path::Path) -> Suite {
     let key = unseal::generate(1, 1).unwrap().0;
     let store = Arc::new(Store::open_redb(&dir.join("kms.redb"), &key).unwrap());
-    start(vec![(ServiceName::Kms, store)], &cfg()).await.unwrap()
+    start(vec![(ServiceName::Kms, store)], &cfg())
+        .await
+        .unwrap()
 }
 
 async fn until<F, Fut>(mut probe: F) -> bool
@@ -42,12 +44,30 @@ async fn a_panicking_child_is_restarted_and_serves_again() {
     let kms = suite.services[&ServiceName::Kms].clone();
     assert_eq!(kms.health.check().await.unwrap().checks, 1);
 
-    suite.root.crash(vec!["kms".into(), "health".into()]).await.unwrap();
-    assert!(until(|| async { kms.health.check().await.map(|r| r.checks == 1).unwrap_or(false) }).await);
+    suite
+        .root
+        .crash(vec!["kms".into(), "health".into()])
+        .await
+        .unwrap();
+    assert!(
+        until(|| async {
+            kms.health
+                .check()
+                .await
+                .map(|r| r.checks == 1)
+                .unwrap_or(false)
+        })
+        .await
+    );
 
     let tree = suite.root.snapshot().await.unwrap();
     let node = tree.find("kms/health").unwrap();
-    assert_eq!((node.state.as_str(), node.restarts), ("running", 1), "{}", tree.render());
+    assert_eq!(
+        (node.state.as_str(), node.restarts),
+        ("running", 1),
+        "{}",
+        tree.render()
+    );
     assert_eq!(tree.find("kms/vault").unwrap().restarts, 0);
     suite.root.stop(Duration::from_secs(2)).await;
 }
@@ -57,10 +77,25 @@ async fn a_vault_crash_loses_nothing_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let suite = suite(dir.path()).await;
     let vault = suite.services[&ServiceName::Kms].vault.clone();
-    vault.put_secret(b"k".to_vec(), zeroize::Zeroizing::new(b"v".to_vec())).await.unwrap();
-    suite.root.crash(vec!["kms".into(), "vault".into()]).await.unwrap();
+    vault
+        .put_secret(b"k".to_vec(), zeroize::Zeroizing::new(b"v".to_vec()))
+        .await
+        .unwrap();
+    suite
+        .root
+        .crash(vec!["kms".into(), "vault".into()])
+        .await
+        .unwrap();
     assert!(until(|| async { vault.status().await.is_ok() }).await);
-    assert_eq!(vault.get_secret(b"k".to_vec()).await.unwrap().unwrap().as_slice(), b"v");
+    assert_eq!(
+        vault
+            .get_secret(b"k".to_vec())
+            .await
+            .unwrap()
+            .unwrap()
+            .as_slice(),
+        b"v"
+    );
     suite.root.stop(Duration::from_secs(2)).await;
 }
 
@@ -72,7 +107,11 @@ async fn past_the_bound_the_failure_escalates_and_the_service_is_restarted_whole
     for _ in 0..3 {
         // Wait for the previous restart so each crash hits a live actor.
         assert!(until(|| async { kms.health.check().await.is_ok() }).await);
-        suite.root.crash(vec!["kms".into(), "health".into()]).await.unwrap();
+        suite
+            .root
+            .crash(vec!["kms".into(), "health".into()])
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(until(|| async { kms.health.check().await.is_ok() }).await);
@@ -94,5 +133,14 @@ async fn an_unknown_path_is_refused_and_a_stopped_tree_is_unavailable() {
     let health = suite.services[&ServiceName::Kms].health.clone();
     suite.root.stop(Duration::from_secs(2)).await;
     let err = health.check().await.unwrap_err();
-    assert!(matches!(err, Error::Unavailable { why: Unavailability::Restarting | Unavailability::Stopped, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Unavailable {
+                why: Unavailability::Restarting | Unavailability::Stopped,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

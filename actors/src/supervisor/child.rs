@@ -75,7 +75,14 @@ impl<A: Actor> ActorSpec<A> {
         make: impl Fn() -> (A, A::Arguments) + Send + Sync + 'static,
         crash_msg: fn() -> A::Msg,
     ) -> Self {
-        Self { name, kind, slot, make: Arc::new(make), crash_msg, stats: ChildStats::default() }
+        Self {
+            name,
+            kind,
+            slot,
+            make: Arc::new(make),
+            crash_msg,
+            stats: ChildStats::default(),
+        }
     }
 }
 
@@ -111,11 +118,16 @@ where
 
     fn crash(&self, path: &[String]) -> Result<(), Error> {
         if !path.is_empty() {
-            return Err(Error::NoSuchActor { path: format!("{}/{}", self.name, path.join("/")) });
+            return Err(Error::NoSuchActor {
+                path: format!("{}/{}", self.name, path.join("/")),
+            });
         }
         let actor = self.slot.current()?;
         actor
             .cast((self.crash_msg)())
-            .map_err(|_| Error::Unavailable { actor: self.kind, why: crate::error::Unavailability::Stopped })
+            .map_err(|_| Error::Unavailable {
+                actor: self.kind,
+                why: crate::error::Unavailability::Stopped,
+            })
     }
 }

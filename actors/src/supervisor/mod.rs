@@ -11,7 +11,9 @@ pub mod tree;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
+};
 use tokio::time::Instant;
 
 use self::child::{BoxFuture, ChildSpec, ChildStats};
@@ -108,16 +110,36 @@ impl Actor for Supervisor {
         let mut entries = Vec::with_capacity(args.children.len());
         for spec in args.children {
             let cell = spec.spawn(myself.get_cell()).await?;
-            entries.push(Entry { spec, cell: Some(cell), history: History::default(), state: ChildState::Running });
+            entries.push(Entry {
+                spec,
+                cell: Some(cell),
+                history: History::default(),
+                state: ChildState::Running,
+            });
         }
-        Ok(SupervisorState { name: args.name, kind: args.kind, service: args.service, config: args.config, entries })
+        Ok(SupervisorState {
+            name: args.name,
+            kind: args.kind,
+            service: args.service,
+            config: args.config,
+            entries,
+        })
     }
 
-    async fn post_stop(&self, myself: ActorRef<SupervisorMsg>, st: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         for e in &st.entries {
             e.spec.vacate();
         }
-        myself.stop_children_and_wait(Some("supervisor stopping".into()), Some(st.config.ask_timeout)).await;
+        myself
+            .stop_children_and_wait(
+                Some("supervisor stopping".into()),
+                Some(st.config.ask_timeout),
+            )
+            .await;
         Ok(())
     }
 
@@ -147,7 +169,9 @@ impl Actor for Supervisor {
         st: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match event {
-            SupervisionEvent::ActorFailed(cell, err) => st.child_down(&myself, &cell, &err.to_string()),
+            SupervisionEvent::ActorFailed(cell, err) => {
+                st.child_down(&myself, &cell, &err.to_string())
+            }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 st.child_down(&myself, &cell, reason.as_deref().unwrap_or("stopped"))
             }
@@ -159,36 +183,69 @@ impl Actor for Supervisor {
 // === impl SupervisorState ===
 
 impl SupervisorState {
-    fn child_down(&mut self, myself: &ActorRef<SupervisorMsg>, cell: &ActorCell, why: &str) -> Result<(), ActorProcessingErr> {
+    fn child_down(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        cell: &ActorCell,
+        why: &str,
+    ) -> Result<(), ActorProcessingErr> {
         let id = cell.get_id();
-        let Some(index) = self.entries.iter().position(|e| e.cell.as_ref().map(ActorCell::get_id) == Some(id)) else {
+        let Some(index) = self
+            .entries
+            .iter()
+            .position(|e| e.cell.as_ref().map(ActorCell::get_id) == Some(id))
+        else {
             return Ok(()); // an incarnation we already replaced
         };
         let (service, cfg) = (self.service, self.config.clone());
-        let Some(entry) = self.entries.get_mut(index) else { return Ok(()) };
+        let Some(entry) = self.entries.get_mut(index) else {
+            return Ok(());
+        };
         entry.spec.vacate();
         entry.cell = None;
         match entry.history.on_failure(Instant::now(), &cfg) {
             Decision::RestartAfter(delay) => {
                 entry.state = ChildState::Restarting;
-                tracing::warn!(actor = entry.spec.name(), kind = entry.spec.kind(), reason = why, ?delay, "actor failed; restarting");
+                tracing::warn!(
+                    actor = entry.spec.name(),
+                    kind = entry.spec.kind(),
+                    reason = why,
+                    ?delay,
+                    "actor failed; restarting"
+                );
                 myself.send_after(delay, move || SupervisorMsg::Restart { index });
                 Ok(())
             }
             Decision::Escalate => {
                 entry.state = ChildState::Failed;
                 crate::metrics::actor_escalated(service, entry.spec.kind());
-                tracing::error!(actor = entry.spec.name(), kind = entry.spec.kind(), reason = why, "restart bound reached; escalating");
-                let message = format!("{} failed {} times within {:?}", entry.spec.name(), cfg.max_restarts, cfg.restart_window);
+                tracing::error!(
+                    actor = entry.spec.name(),
+                    kind = entry.spec.kind(),
+                    reason = why,
+                    "restart bound reached; escalating"
+                );
+                let message = format!(
+                    "{} failed {} times within {:?}",
+                    entry.spec.name(),
+                    cfg.max_restarts,
+                    cfg.restart_window
+                );
                 self.abandon_children(myself);
                 Err(message.into())
             }
         }
     }
 
-    async fn restart(&mut self, myself: &ActorRef<SupervisorMsg>, index: usize) -> Result<(), ActorProcessingErr> {
+    async fn restart(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        index: usize,
+    ) -> Result<(), ActorProcessingErr> {
         let service = self.service;
-        let Some(entry) = self.entries.get_mut(index) else { return Ok(()) };
+        let Some(entry) = self.entries.get_mut(index) else {
+            return Ok(());
+        };
         if entry.state != ChildState::Restarting {
             return Ok(());
         }
@@ -198,7 +255,11 @@ impl SupervisorState {
                 entry.state = ChildState::Running;
                 entry.spec.stats().record_restart();
                 crate::metrics::actor_restarted(service, entry.spec.kind());
-                tracing::info!(actor = entry.spec.name(), kind = entry.spec.kind(), "actor restarted");
+                tracing::info!(
+                    actor = entry.spec.name(),
+                    kind = entry.spec.kind(),
+                    "actor restarted"
+                );
                 Ok(())
             }
             Err(err) => {
@@ -209,13 +270,25 @@ impl SupervisorState {
         }
     }
 
-    fn start_failed(&mut self, myself: &ActorRef<SupervisorMsg>, index: usize, why: &str) -> Result<(), ActorProcessingErr> {
+    fn start_failed(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        index: usize,
+        why: &str,
+    ) -> Result<(), ActorProcessingErr> {
         let cfg = self.config.clone();
         let service = self.service;
-        let Some(entry) = self.entries.get_mut(index) else { return Ok(()) };
+        let Some(entry) = self.entries.get_mut(index) else {
+            return Ok(());
+        };
         match entry.history.on_failure(Instant::now(), &cfg) {
             Decision::RestartAfter(delay) => {
-                tracing::warn!(actor = entry.spec.name(), reason = why, ?delay, "actor failed to start; retrying");
+                tracing::warn!(
+                    actor = entry.spec.name(),
+                    reason = why,
+                    ?delay,
+                    "actor failed to start; retrying"
+                );
                 myself.send_after(delay, move || SupervisorMsg::Restart { index });
                 Ok(())
             }
@@ -246,21 +319,32 @@ impl SupervisorState {
             // the panic unwinds into ractor, which reports it to this supervisor's parent.
             #[allow(clippy::panic)]
             {
-                panic!("fault injection: supervisor {} panics on request", self.name);
+                panic!(
+                    "fault injection: supervisor {} panics on request",
+                    self.name
+                );
             }
         };
         let entry = self
             .entries
             .iter()
-            .find(|e| e.spec.name() == first.as_str() || e.spec.name().rsplit('/').next() == Some(first.as_str()))
-            .ok_or_else(|| Error::NoSuchActor { path: format!("{}/{}", self.name, path.join("/")) })?;
+            .find(|e| {
+                e.spec.name() == first.as_str()
+                    || e.spec.name().rsplit('/').next() == Some(first.as_str())
+            })
+            .ok_or_else(|| Error::NoSuchActor {
+                path: format!("{}/{}", self.name, path.join("/")),
+            })?;
         entry.spec.crash(rest)
     }
 
     fn snapshot(&self, reply: RpcReplyPort<Result<SupervisionNode, Error>>) {
         // Child supervisors are asked from a task, so this mailbox never waits on another actor.
-        let pending: Vec<(Arc<dyn ChildSpec>, ChildState)> =
-            self.entries.iter().map(|e| (Arc::clone(&e.spec), e.state)).collect();
+        let pending: Vec<(Arc<dyn ChildSpec>, ChildState)> = self
+            .entries
+            .iter()
+            .map(|e| (Arc::clone(&e.spec), e.state))
+            .collect();
         let (name, kind) = (self.name.clone(), self.kind);
         let timeout = self.config.ask_timeout / 2;
         tokio::spawn(async move {
@@ -274,7 +358,13 @@ impl SupervisorState {
                     children: spec.subtree(timeout).await,
                 });
             }
-            let node = SupervisionNode { name, kind: kind.into(), state: "running".into(), restarts: 0, children };
+            let node = SupervisionNode {
+                name,
+                kind: kind.into(),
+                state: "running".into(),
+                restarts: 0,
+                children,
+            };
             let _ = reply.send(Ok(node));
         });
     }
@@ -293,12 +383,19 @@ impl SupervisorSpec {
     /// A supervisor named `args.name` of kind `args.kind`.
     pub fn new(args: SupervisorArgs) -> Self {
         let slot = Slot::new(args.kind);
-        Self { args, slot, stats: ChildStats::default() }
+        Self {
+            args,
+            slot,
+            stats: ChildStats::default(),
+        }
     }
 
     /// A handle to whichever incarnation is current.
     pub fn handle(&self) -> SupervisorHandle {
-        SupervisorHandle { slot: self.slot.clone(), timeout: self.args.config.ask_timeout }
+        SupervisorHandle {
+            slot: self.slot.clone(),
+            timeout: self.args.config.ask_timeout,
+        }
     }
 }
 
@@ -313,7 +410,8 @@ impl ChildSpec for SupervisorSpec {
 
     fn spawn(&self, parent: ActorCell) -> BoxFuture<'_, Result<ActorCell, SpawnErr>> {
         Box::pin(async move {
-            let (actor, _join) = Actor::spawn_linked(None, Supervisor, self.args.clone(), parent).await?;
+            let (actor, _join) =
+                Actor::spawn_linked(None, Supervisor, self.args.clone(), parent).await?;
             self.slot.fill(actor.clone());
             Ok(actor.get_cell())
         })
@@ -326,8 +424,14 @@ impl ChildSpec for SupervisorSpec {
     fn crash(&self, path: &[String]) -> Result<(), Error> {
         let actor = self.slot.current()?;
         actor
-            .cast(SupervisorMsg::Crash { path: path.to_vec(), reply: None })
-            .map_err(|_| Error::Unavailable { actor: self.args.kind, why: crate::error::Unavailability::Stopped })
+            .cast(SupervisorMsg::Crash {
+                path: path.to_vec(),
+                reply: None,
+            })
+            .map_err(|_| Error::Unavailable {
+                actor: self.args.kind,
+                why: crate::error::Unavailability::Stopped,
+            })
     }
 
     fn stats(&self) -> &ChildStats {
@@ -335,8 +439,17 @@ impl ChildSpec for SupervisorSpec {
     }
 
     fn subtree(&self, timeout: Duration) -> BoxFuture<'_, Vec<SupervisionNode>> {
-        let handle = SupervisorHandle { slot: self.slot.clone(), timeout };
-        Box::pin(async move { handle.snapshot().await.map(|n| n.children).unwrap_or_default() })
+        let handle = SupervisorHandle {
+            slot: self.slot.clone(),
+            timeout,
+        };
+        Box::pin(async move {
+            handle
+                .snapshot()
+                .await
+                .map(|n| n.children)
+                .unwrap_or_default()
+        })
     }
 }
 
@@ -351,7 +464,9 @@ pub struct SupervisorHandle {
 
 impl SupervisorHandle {
     /// Spawns a top-level (root) supervisor and returns its handle and join handle.
-    pub async fn spawn_root(args: SupervisorArgs) -> Result<(Self, tokio::task::JoinHandle<()>), SpawnErr> {
+    pub async fn spawn_root(
+        args: SupervisorArgs,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), SpawnErr> {
         let timeout = args.config.ask_timeout;
         let slot = Slot::new(args.kind);
         let (actor, join) = Actor::spawn(None, Supervisor, args).await?;
@@ -361,18 +476,33 @@ impl SupervisorHandle {
 
     /// The live tree below this supervisor.
     pub async fn snapshot(&self) -> Result<SupervisionNode, Error> {
-        crate::ask::ask(&self.slot, |reply| SupervisorMsg::Snapshot { reply }, self.timeout).await
+        crate::ask::ask(
+            &self.slot,
+            |reply| SupervisorMsg::Snapshot { reply },
+            self.timeout,
+        )
+        .await
     }
 
     /// Fault injection: make the actor at `path` (e.g. `["kms", "health"]`) panic.
     pub async fn crash(&self, path: Vec<String>) -> Result<(), Error> {
-        crate::ask::ask(&self.slot, |reply| SupervisorMsg::Crash { path, reply: Some(reply) }, self.timeout).await
+        crate::ask::ask(
+            &self.slot,
+            |reply| SupervisorMsg::Crash {
+                path,
+                reply: Some(reply),
+            },
+            self.timeout,
+        )
+        .await
     }
 
     /// Stops the supervisor and its subtree, waiting at most `grace`.
     pub async fn stop(&self, grace: Duration) {
         if let Ok(actor) = self.slot.current() {
-            let _ = actor.stop_and_wait(Some("shutdown".into()), Some(grace)).await;
+            let _ = actor
+                .stop_and_wait(Some("shutdown".into()), Some(grace))
+                .await;
         }
         self.slot.vacate();
     }

@@ -37,7 +37,10 @@ impl History {
         }
         let exponent = u32::try_from(self.recent.len()).unwrap_or(u32::MAX).min(16);
         self.recent.push_back(now);
-        let delay = cfg.backoff_initial.saturating_mul(1u32 << exponent).min(cfg.backoff_max);
+        let delay = cfg
+            .backoff_initial
+            .saturating_mul(1u32 << exponent)
+            .min(cfg.backoff_max);
         Decision::RestartAfter(delay)
     }
 }
@@ -60,9 +63,18 @@ mod tests {
     async fn backoff_doubles_is_capped_and_the_bound_escalates() {
         let mut h = History::default();
         let now = Instant::now();
-        assert_eq!(h.on_failure(now, &cfg()), Decision::RestartAfter(Duration::from_millis(100)));
-        assert_eq!(h.on_failure(now, &cfg()), Decision::RestartAfter(Duration::from_millis(200)));
-        assert_eq!(h.on_failure(now, &cfg()), Decision::RestartAfter(Duration::from_millis(300)));
+        assert_eq!(
+            h.on_failure(now, &cfg()),
+            Decision::RestartAfter(Duration::from_millis(100))
+        );
+        assert_eq!(
+            h.on_failure(now, &cfg()),
+            Decision::RestartAfter(Duration::from_millis(200))
+        );
+        assert_eq!(
+            h.on_failure(now, &cfg()),
+            Decision::RestartAfter(Duration::from_millis(300))
+        );
         assert_eq!(h.on_failure(now, &cfg()), Decision::Escalate);
     }
 
@@ -71,9 +83,15 @@ mod tests {
         let mut h = History::default();
         let start = Instant::now();
         for _ in 0..3 {
-            assert!(matches!(h.on_failure(start, &cfg()), Decision::RestartAfter(_)));
+            assert!(matches!(
+                h.on_failure(start, &cfg()),
+                Decision::RestartAfter(_)
+            ));
         }
         let later = start + Duration::from_secs(11);
-        assert_eq!(h.on_failure(later, &cfg()), Decision::RestartAfter(Duration::from_millis(100)));
+        assert_eq!(
+            h.on_failure(later, &cfg()),
+            Decision::RestartAfter(Duration::from_millis(100))
+        );
     }
 }

@@ -35,7 +35,10 @@ impl SupervisionNode {
 
     fn render_into(&self, out: &mut String, depth: usize) {
         out.push_str(&"  ".repeat(depth));
-        out.push_str(&format!("{} [{}] {} restarts={}\n", self.name, self.kind, self.state, self.restarts));
+        out.push_str(&format!(
+            "{} [{}] {} restarts={}\n",
+            self.name, self.kind, self.state, self.restarts
+        ));
         for child in &self.children {
             child.render_into(out, depth + 1);
         }

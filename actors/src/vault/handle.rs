@@ -28,11 +28,21 @@ impl VaultHandle {
 
     /// Seals and stores a secret record durably.
     pub async fn put_secret(&self, key: Vec<u8>, value: Zeroizing<Vec<u8>>) -> Result<(), Error> {
-        crate::ask::ask(&self.slot, |reply| VaultMsg::PutSecret { key, value, reply }, self.timeout).await
+        crate::ask::ask(
+            &self.slot,
+            |reply| VaultMsg::PutSecret { key, value, reply },
+            self.timeout,
+        )
+        .await
     }
 
     /// Reads a secret record.
     pub async fn get_secret(&self, key: Vec<u8>) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
-        crate::ask::ask(&self.slot, |reply| VaultMsg::GetSecret { key, reply }, self.timeout).await
+        crate::ask::ask(
+            &self.slot,
+            |reply| VaultMsg::GetSecret { key, reply },
+            self.timeout,
+        )
+        .await
     }
 }

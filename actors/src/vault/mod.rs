@@ -35,11 +35,20 @@ impl Actor for Vault {
     type State = VaultState;
     type Arguments = VaultArgs;
 
-    async fn pre_start(&self, _me: ActorRef<VaultMsg>, args: VaultArgs) -> Result<VaultState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<VaultMsg>,
+        args: VaultArgs,
+    ) -> Result<VaultState, ActorProcessingErr> {
         Ok(VaultState::new(args.service, args.store))
     }
 
-    async fn handle(&self, _me: ActorRef<VaultMsg>, msg: VaultMsg, st: &mut VaultState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<VaultMsg>,
+        msg: VaultMsg,
+        st: &mut VaultState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             VaultMsg::Status { reply } => {
                 let _ = reply.send(Ok(st.status()));

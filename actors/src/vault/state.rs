@@ -33,7 +33,10 @@ impl VaultState {
 
     /// Sealed state and active content key.
     pub fn status(&self) -> VaultStatus {
-        VaultStatus { sealed: false, active_content_key: self.store.active_content_key() }
+        VaultStatus {
+            sealed: false,
+            active_content_key: self.store.active_content_key(),
+        }
     }
 
     /// The store, for blocking work off the mailbox.
@@ -56,7 +59,10 @@ impl VaultState {
         // INVARIANT: reachable only through the admin fault-injection route.
         #[allow(clippy::panic)]
         {
-            panic!("fault injection: {} vault actor panics on request", self.service);
+            panic!(
+                "fault injection: {} vault actor panics on request",
+                self.service
+            );
         }
     }
 }

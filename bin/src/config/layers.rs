@@ -83,7 +83,11 @@ pub struct Flags {
 }
 
 /// Loads defaults, then `file`, then `env` (only `CRYPTOUTIL_*` entries are read), then `flags`.
-pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &Flags) -> Result<Loaded, ConfigError> {
+pub fn load(
+    file: Option<&Path>,
+    env: &[(String, String)],
+    flags: &Flags,
+) -> Result<Loaded, ConfigError> {
     let mut provenance = BTreeMap::new();
     let mut merged = Value::Object(Map::new());
 
@@ -96,8 +100,11 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &Flags) -> Res
 
     if let Some(path) = file {
         let source = Source::File(path.to_owned());
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError { key: "--config".into(), set_by: Source::Flag("--config"), message: format!("cannot read {}: {e}", path.display()) })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            key: "--config".into(),
+            set_by: Source::Flag("--config"),
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
         let value: Value = serde_norway::from_str(&text).map_err(|e| ConfigError {
             key: yaml_error_key(&e),
             set_by: source.clone(),
@@ -106,16 +113,28 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &Flags) -> Res
         match value {
             Value::Object(_) => merge(&mut merged, value, "", &source, &mut provenance),
             Value::Null => {}
-            _ => return Err(ConfigError { key: String::new(), set_by: source, message: "the file must be a YAML mapping".into() }),
+            _ => {
+                return Err(ConfigError {
+                    key: String::new(),
+                    set_by: source,
+                    message: "the file must be a YAML mapping".into(),
+                })
+            }
         }
     }
 
     for (name, raw) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         let source = Source::Env(name.clone());
         let segments: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
         if segments.iter().any(String::is_empty) {
-            return Err(ConfigError { key: name.clone(), set_by: source, message: "empty key segment (use __ between levels)".into() });
+            return Err(ConfigError {
+                key: name.clone(),
+                set_by: source,
+                message: "empty key segment (use __ between levels)".into(),
+            });
         }
         let mut value = parse_env_value(raw);
         for segment in segments.iter().rev() {
@@ -125,8 +144,17 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &Flags) -> Res
     }
 
     if let Some(dir) = &flags.data_dir {
-        let value = Value::Object(Map::from_iter([("data_dir".into(), Value::String(dir.display().to_string()))]));
-        merge(&mut merged, value, "", &Source::Flag("--data-dir"), &mut provenance);
+        let value = Value::Object(Map::from_iter([(
+            "data_dir".into(),
+            Value::String(dir.display().to_string()),
+        )]));
+        merge(
+            &mut merged,
+            value,
+            "",
+            &Source::Flag("--data-dir"),
+            &mut provenance,
+        );
     }
 
     let mut secret_paths = BTreeSet::new();
@@ -136,13 +164,29 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &Flags) -> Res
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // The path already ends with an unknown field's name.
-        let key = if path == "." { unknown_field(&inner).unwrap_or_default().to_owned() } else { path };
-        ConfigError { set_by: source_of(&provenance, &key), key, message: inner }
+        let key = if path == "." {
+            unknown_field(&inner).unwrap_or_default().to_owned()
+        } else {
+            path
+        };
+        ConfigError {
+            set_by: source_of(&provenance, &key),
+            key,
+            message: inner,
+        }
     })?;
     if let Some((key, message)) = config.validate().into_iter().next() {
-        return Err(ConfigError { set_by: source_of(&provenance, &key), key, message });
+        return Err(ConfigError {
+            set_by: source_of(&provenance, &key),
+            key,
+            message,
+        });
     }
-    Ok(Loaded { config, provenance, secret_paths })
+    Ok(Loaded {
+        config,
+        provenance,
+        secret_paths,
+    })
 }
 
 /// Environment values are YAML scalars or flow collections (`8080`, `true`, `[a, b]`);
@@ -157,13 +201,21 @@ fn parse_env_value(raw: &str) -> Value {
     }
 }
 
-fn merge(base: &mut Value, overlay: Value, path: &str, source: &Source, prov: &mut BTreeMap<String, Source>) {
+fn merge(
+    base: &mut Value,
+    overlay: Value,
+    path: &str,
+    source: &Source,
+    prov: &mut BTreeMap<String, Source>,
+) {
     match (base, overlay) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {
                 let p = join(path, &k);
                 match b.get_mut(&k) {
-                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v, &p, source, prov),
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge(existing, v, &p, source, prov)
+                    }
                     _ => {
                         record(&v, &p, source, prov);
                         b.insert(k, v);
@@ -221,13 +273,17 @@ fn resolve_files(
 }
 
 fn read_secret_file(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
     let mut text = String::new();
     file.take(MAX_SECRET_FILE + 1)
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
     if text.len() as u64 > MAX_SECRET_FILE {
-        return Err(format!("secret file {} is larger than {MAX_SECRET_FILE} bytes", path.display()));
+        return Err(format!(
+            "secret file {} is larger than {MAX_SECRET_FILE} bytes",
+            path.display()
+        ));
     }
     let trimmed = text.trim_end_matches(['\n', '\r']).len();
     text.truncate(trimmed);
@@ -263,7 +319,9 @@ fn unknown_field(message: &str) -> Option<&str> {
 }
 
 fn yaml_error_key(e: &serde_norway::Error) -> String {
-    e.location().map(|l| format!("line {} column {}", l.line(), l.column())).unwrap_or_default()
+    e.location()
+        .map(|l| format!("line {} column {}", l.line(), l.column()))
+        .unwrap_or_default()
 }
 
 fn pointer_mut<'a>(value: &'a mut Value, dotted: &str) -> Option<&'a mut Value> {

@@ -75,7 +75,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Text }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -181,27 +184,44 @@ impl AppConfig {
         let mut problems = Vec::new();
         if self.tls.mode == TlsMode::Static {
             if self.tls.cert_chain.trim().is_empty() {
-                problems.push(("tls.cert_chain".into(), "static TLS needs a PEM certificate chain".into()));
+                problems.push((
+                    "tls.cert_chain".into(),
+                    "static TLS needs a PEM certificate chain".into(),
+                ));
             }
             if self.tls.private_key.expose().trim().is_empty() {
-                problems.push(("tls.private_key".into(), "static TLS needs a PEM private key".into()));
+                problems.push((
+                    "tls.private_key".into(),
+                    "static TLS needs a PEM private key".into(),
+                ));
             }
         }
         for (i, host) in self.tls.hostnames.iter().enumerate() {
             let ok = !host.is_empty()
                 && host.len() <= 253
-                && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
             if !ok {
-                problems.push((format!("tls.hostnames[{i}]"), format!("{host:?} is not a DNS name")));
+                problems.push((
+                    format!("tls.hostnames[{i}]"),
+                    format!("{host:?} is not a DNS name"),
+                ));
             }
         }
         for (i, path) in self.barrier.unseal.shares.iter().enumerate() {
             if !path.is_file() {
-                problems.push((format!("barrier.unseal.shares[{i}]"), format!("share file {} does not exist", path.display())));
+                problems.push((
+                    format!("barrier.unseal.shares[{i}]"),
+                    format!("share file {} does not exist", path.display()),
+                ));
             }
         }
         if self.supervision.ask_timeout.is_zero() {
-            problems.push(("supervision.ask_timeout".into(), "must be greater than 0".into()));
+            problems.push((
+                "supervision.ask_timeout".into(),
+                "must be greater than 0".into(),
+            ));
         }
         let mut ports: Vec<(u16, String)> = Vec::new();
         for service in ServiceName::ALL {

@@ -3,10 +3,16 @@ use std::io::Write as _;
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
-fn load_with(file_yaml: Option<&str>, vars: &[(&str, &str)]) -> (Result<Loaded, ConfigError>, tempfile::TempDir) {
+fn load_with(
+    file_yaml: Option<&str>,
+    vars: &[(&str, &str)],
+) -> (Result<Loaded, ConfigError>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
     if let Some(y) = file_yaml {
@@ -21,7 +27,10 @@ fn embedded_defaults_match_the_typed_defaults() {
     let (loaded, _d) = load_with(None, &[]);
     let from_yaml = serde_json::to_value(&loaded.unwrap().config).unwrap();
     let typed = serde_json::to_value(AppConfig::default()).unwrap();
-    assert_eq!(from_yaml, typed, "config/defaults.yaml and the Default impls disagree");
+    assert_eq!(
+        from_yaml, typed,
+        "config/defaults.yaml and the Default impls disagree"
+    );
 }
 
 #[test]
@@ -33,9 +42,18 @@ fn layers_apply_in_order_and_remember_their_source() {
     let loaded = loaded.unwrap();
     assert_eq!(loaded.config.services.kms.public.port, 8443);
     assert_eq!(loaded.config.log.level, "warn");
-    assert!(matches!(loaded.source_of("services.kms.public.port"), Source::File(_)));
-    assert_eq!(loaded.source_of("log.level"), Source::Env("CRYPTOUTIL_LOG__LEVEL".into()));
-    assert_eq!(loaded.source_of("supervision.max_restarts"), Source::Default);
+    assert!(matches!(
+        loaded.source_of("services.kms.public.port"),
+        Source::File(_)
+    ));
+    assert_eq!(
+        loaded.source_of("log.level"),
+        Source::Env("CRYPTOUTIL_LOG__LEVEL".into())
+    );
+    assert_eq!(
+        loaded.source_of("supervision.max_restarts"),
+        Source::Default
+    );
 }
 
 #[test]
@@ -51,7 +69,10 @@ fn an_unknown_key_in_the_file_is_named_with_its_source() {
 fn an_unknown_environment_key_is_named() {
     let (err, _d) = load_with(None, &[("CRYPTOUTIL_NOPE", "1")]);
     let err = err.unwrap_err();
-    assert_eq!((err.key.as_str(), err.set_by.clone()), ("nope", Source::Env("CRYPTOUTIL_NOPE".into())));
+    assert_eq!(
+        (err.key.as_str(), err.set_by.clone()),
+        ("nope", Source::Env("CRYPTOUTIL_NOPE".into()))
+    );
 }
 
 #[test]
@@ -59,12 +80,18 @@ fn a_bad_port_is_named_with_the_variable_that_set_it() {
     let (err, _d) = load_with(None, &[("CRYPTOUTIL_SERVICES__KMS__PUBLIC__PORT", "70000")]);
     let err = err.unwrap_err();
     assert_eq!(err.key, "services.kms.public.port");
-    assert_eq!(err.set_by, Source::Env("CRYPTOUTIL_SERVICES__KMS__PUBLIC__PORT".into()));
+    assert_eq!(
+        err.set_by,
+        Source::Env("CRYPTOUTIL_SERVICES__KMS__PUBLIC__PORT".into())
+    );
 }
 
 #[test]
 fn a_missing_secret_file_is_named() {
-    let (err, _d) = load_with(Some("tls:\n  private_key: file:///nonexistent/key.pem\n"), &[]);
+    let (err, _d) = load_with(
+        Some("tls:\n  private_key: file:///nonexistent/key.pem\n"),
+        &[],
+    );
     let err = err.unwrap_err();
     assert_eq!(err.key, "tls.private_key");
     assert!(err.message.contains("/nonexistent/key.pem"), "{err}");
@@ -72,7 +99,10 @@ fn a_missing_secret_file_is_named() {
 
 #[test]
 fn a_missing_share_file_is_named() {
-    let (err, _d) = load_with(Some("barrier:\n  unseal:\n    shares: [/nonexistent/share-1]\n"), &[]);
+    let (err, _d) = load_with(
+        Some("barrier:\n  unseal:\n    shares: [/nonexistent/share-1]\n"),
+        &[],
+    );
     assert_eq!(err.unwrap_err().key, "barrier.unseal.shares[0]");
 }
 
@@ -91,10 +121,16 @@ fn file_values_are_read_and_redacted_in_the_rendering() {
     );
     let (loaded, _d) = load_with(Some(&yaml), &[]);
     let loaded = loaded.unwrap();
-    assert_eq!(loaded.config.tls.private_key.expose(), "-----BEGIN PRIVATE KEY-----SECRETBYTES");
+    assert_eq!(
+        loaded.config.tls.private_key.expose(),
+        "-----BEGIN PRIVATE KEY-----SECRETBYTES"
+    );
     assert_eq!(loaded.config.tls.cert_chain, "CHAINTEXT");
     let text = loaded.render_redacted();
-    assert!(!text.contains("SECRETBYTES") && !text.contains("CHAINTEXT"), "{text}");
+    assert!(
+        !text.contains("SECRETBYTES") && !text.contains("CHAINTEXT"),
+        "{text}"
+    );
     assert!(text.contains("<redacted>"));
     assert!(!format!("{:?}", loaded.config).contains("SECRETBYTES"));
 }
@@ -103,7 +139,10 @@ fn file_values_are_read_and_redacted_in_the_rendering() {
 fn a_duplicate_static_port_is_refused() {
     let (err, _d) = load_with(
         None,
-        &[("CRYPTOUTIL_SERVICES__KMS__PUBLIC__PORT", "8080"), ("CRYPTOUTIL_SERVICES__JOSE__ADMIN__PORT", "8080")],
+        &[
+            ("CRYPTOUTIL_SERVICES__KMS__PUBLIC__PORT", "8080"),
+            ("CRYPTOUTIL_SERVICES__JOSE__ADMIN__PORT", "8080"),
+        ],
     );
     let err = err.unwrap_err();
     assert!(err.message.contains("8080"), "{err}");
@@ -112,7 +151,9 @@ fn a_duplicate_static_port_is_refused() {
 #[test]
 fn the_data_dir_flag_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let flags = Flags { data_dir: Some(dir.path().join("d")) };
+    let flags = Flags {
+        data_dir: Some(dir.path().join("d")),
+    };
     let loaded = load(None, &env(&[("CRYPTOUTIL_DATA_DIR", "/elsewhere")]), &flags).unwrap();
     assert_eq!(loaded.config.data_dir, dir.path().join("d"));
     assert_eq!(loaded.source_of("data_dir"), Source::Flag("--data-dir"));

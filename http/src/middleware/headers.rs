@@ -16,16 +16,26 @@ pub struct SecurityHeaders(Arc<Vec<(HeaderName, HeaderValue)>>);
 impl SecurityHeaders {
     /// From configuration; a CSP that is not a valid header value falls back to the default.
     pub fn new(cfg: &BrowserConfig) -> Self {
-        let csp = HeaderValue::from_str(&cfg.content_security_policy)
-            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"));
+        let csp = HeaderValue::from_str(&cfg.content_security_policy).unwrap_or_else(|_| {
+            HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'")
+        });
         let hsts = format!("max-age={}; includeSubDomains", cfg.hsts_max_age.as_secs());
         let mut set = vec![
             (header::CONTENT_SECURITY_POLICY, csp),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
             (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+            (
+                HeaderName::from_static("cross-origin-opener-policy"),
+                HeaderValue::from_static("same-origin"),
+            ),
         ];
         if let Ok(v) = HeaderValue::from_str(&hsts) {
             set.push((header::STRICT_TRANSPORT_SECURITY, v));

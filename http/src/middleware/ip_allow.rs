@@ -26,7 +26,11 @@ impl IpAllowlist {
 }
 
 /// Middleware.
-pub async fn enforce(State(list): State<IpAllowlist>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn enforce(
+    State(list): State<IpAllowlist>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     match super::client_ip(&req) {
         Some(ip) if list.allows(ip) => Ok(next.run(req).await),
         _ => Err(ApiError::IpNotAllowed),
@@ -39,7 +43,10 @@ mod tests {
 
     #[test]
     fn contains_by_network() {
-        let list = IpAllowlist::new(vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]);
+        let list = IpAllowlist::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ]);
         assert!(list.allows("10.1.2.3".parse().unwrap()));
         assert!(list.allows("::1".parse().unwrap()));
         assert!(!list.allows("11.0.0.1".parse().unwrap()));

@@ -49,7 +49,10 @@ impl RateLimiter {
             let (rate, burst) = (self.rate, self.burst);
             buckets.retain(|_, b| refill(b, now, rate, burst) < burst);
         }
-        let bucket = buckets.entry(client).or_insert(Bucket { tokens: self.burst, updated: now });
+        let bucket = buckets.entry(client).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
         let tokens = refill(bucket, now, self.rate, self.burst);
         if tokens >= 1.0 {
             bucket.tokens = tokens - 1.0;
@@ -67,11 +70,17 @@ fn refill(b: &Bucket, now: Instant, rate: f64, burst: f64) -> f64 {
 }
 
 /// Middleware.
-pub async fn enforce(State(limiter): State<RateLimiter>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn enforce(
+    State(limiter): State<RateLimiter>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let client = super::client_ip(&req).ok_or(ApiError::IpNotAllowed)?;
     match limiter.admit(client, Instant::now()) {
         Ok(()) => Ok(next.run(req).await),
-        Err(wait) => Err(ApiError::RateLimited { retry_after_secs: wait.as_secs().max(1) }),
+        Err(wait) => Err(ApiError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        }),
     }
 }
 

@@ -69,7 +69,9 @@ pub fn split(
     for index in 1..=total {
         let mut value = Zeroizing::new([0u8; KEY_LEN]);
         for (byte, (out, secret)) in value.iter_mut().zip(key.iter()).enumerate() {
-            let coeffs = coefficients.get(byte * degree..(byte + 1) * degree).unwrap_or(&[]);
+            let coeffs = coefficients
+                .get(byte * degree..(byte + 1) * degree)
+                .unwrap_or(&[]);
             *out = eval(*secret, coeffs, index);
         }
         shares.push(UnsealShare::new(set_id, threshold, index, value, check));
@@ -81,7 +83,9 @@ pub fn split(
 /// the set's check value. With more shares than the threshold, a failed check names the shares
 /// that agree with no other subset, so an operator knows which file to replace.
 pub fn combine(shares: &[UnsealShare]) -> Result<UnsealKey, ShareError> {
-    let first = shares.first().ok_or(ShareError::NotEnough { have: 0, need: 1 })?;
+    let first = shares
+        .first()
+        .ok_or(ShareError::NotEnough { have: 0, need: 1 })?;
     let (set_id, threshold, check) = (first.set_id(), first.threshold(), *first.check());
     for s in shares {
         if s.set_id() != set_id {
@@ -93,9 +97,11 @@ pub fn combine(shares: &[UnsealShare]) -> Result<UnsealKey, ShareError> {
     }
     let mut seen = [false; 256];
     for s in shares {
-        let slot = seen.get_mut(usize::from(s.index())).ok_or(ShareError::Malformed {
-            reason: "index out of range",
-        })?;
+        let slot = seen
+            .get_mut(usize::from(s.index()))
+            .ok_or(ShareError::Malformed {
+                reason: "index out of range",
+            })?;
         if *slot {
             return Err(ShareError::DuplicateIndex { index: s.index() });
         }
@@ -103,14 +109,19 @@ pub fn combine(shares: &[UnsealShare]) -> Result<UnsealKey, ShareError> {
     }
     let need = usize::from(threshold);
     if shares.len() < need {
-        return Err(ShareError::NotEnough { have: shares.len(), need });
+        return Err(ShareError::NotEnough {
+            have: shares.len(),
+            need,
+        });
     }
     let chosen: Vec<&UnsealShare> = shares.iter().take(need).collect();
     let key = interpolate(&chosen);
     if verify(&key, &set_id, &check) {
         return Ok(UnsealKey(key));
     }
-    Err(ShareError::WrongShare { suspects: suspects(shares, need, &set_id, &check) })
+    Err(ShareError::WrongShare {
+        suspects: suspects(shares, need, &set_id, &check),
+    })
 }
 
 /// The shares that are in no subset of size `need` whose key passes the check. Empty when no
@@ -126,8 +137,12 @@ fn suspects(shares: &[UnsealShare], need: usize, set_id: &[u8; 8], check: &[u8; 
         if mask.count_ones() as usize != need {
             continue;
         }
-        let subset: Vec<&UnsealShare> =
-            shares.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, s)| s).collect();
+        let subset: Vec<&UnsealShare> = shares
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, s)| s)
+            .collect();
         if verify(&interpolate(&subset), set_id, check) {
             any = true;
             for s in subset {

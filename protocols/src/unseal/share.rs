@@ -91,7 +91,13 @@ impl UnsealShare {
         value: Zeroizing<[u8; KEY_LEN]>,
         check: [u8; CHECK_LEN],
     ) -> Self {
-        Self { set_id, threshold, index, value, check }
+        Self {
+            set_id,
+            threshold,
+            index,
+            value,
+            check,
+        }
     }
 
     /// Parses the one-line text form; surrounding whitespace is ignored.
@@ -114,7 +120,13 @@ impl UnsealShare {
         if parts.next().is_some() {
             return Err(malformed("trailing fields"));
         }
-        Ok(Self { set_id, threshold, index, value: Zeroizing::new(value), check })
+        Ok(Self {
+            set_id,
+            threshold,
+            index,
+            value: Zeroizing::new(value),
+            check,
+        })
     }
 
     /// The one-line text form, zeroized when dropped.

@@ -22,7 +22,10 @@ fn any_m_of_n_rebuilds_the_key() {
 fn m_minus_one_shares_fail_clearly() {
     let (_, shares) = generate(3, 5).unwrap();
     let err = combine(&shares[..2]).unwrap_err();
-    assert!(matches!(err, ShareError::NotEnough { have: 2, need: 3 }), "{err}");
+    assert!(
+        matches!(err, ShareError::NotEnough { have: 2, need: 3 }),
+        "{err}"
+    );
     assert!(err.to_string().contains("2 of the 3"), "{err}");
 }
 
@@ -41,10 +44,16 @@ fn a_wrong_share_is_detected_and_named() {
     );
     // Exactly the threshold: the key check fails, no suspect can be singled out.
     let err = combine(&tampered[..2]).unwrap_err();
-    assert!(matches!(err, ShareError::WrongShare { ref suspects } if suspects.is_empty()), "{err}");
+    assert!(
+        matches!(err, ShareError::WrongShare { ref suspects } if suspects.is_empty()),
+        "{err}"
+    );
     // More than the threshold: the odd one out is named.
     let err = combine(&tampered).unwrap_err();
-    assert!(matches!(err, ShareError::WrongShare { ref suspects } if suspects == &[2]), "{err}");
+    assert!(
+        matches!(err, ShareError::WrongShare { ref suspects } if suspects == &[2]),
+        "{err}"
+    );
 }
 
 #[test]
@@ -59,16 +68,25 @@ fn shares_of_two_sets_do_not_mix() {
 fn duplicate_index_is_refused() {
     let (_, shares) = generate(2, 3).unwrap();
     let err = combine(&[shares[0].clone(), shares[0].clone()]).unwrap_err();
-    assert!(matches!(err, ShareError::DuplicateIndex { index: 1 }), "{err}");
+    assert!(
+        matches!(err, ShareError::DuplicateIndex { index: 1 }),
+        "{err}"
+    );
 }
 
 #[test]
 fn text_form_round_trips_and_rejects_corruption() {
     let (key, shares) = generate(2, 3).unwrap();
     let lines = text(&shares);
-    let parsed: Vec<UnsealShare> = lines.iter().map(|l| UnsealShare::parse(l).unwrap()).collect();
+    let parsed: Vec<UnsealShare> = lines
+        .iter()
+        .map(|l| UnsealShare::parse(l).unwrap())
+        .collect();
     assert_eq!(combine(&parsed).unwrap().expose(), key.expose());
-    assert!(UnsealShare::parse(&format!("{}\n", lines[0])).is_ok(), "a trailing newline is fine");
+    assert!(
+        UnsealShare::parse(&format!("{}\n", lines[0])).is_ok(),
+        "a trailing newline is fine"
+    );
     let mut corrupt = lines[0].clone();
     corrupt.truncate(corrupt.len() - 3);
     assert!(UnsealShare::parse(&corrupt).is_err());

@@ -15,16 +15,37 @@ fn a_sealed_secret_never_appears_in_the_file() {
     let k = key();
     {
         let store = Store::open_redb(&path, &k).unwrap();
-        store.put_sealed(Table::Records, b"secret/1", SECRET).unwrap();
-        assert_eq!(store.get_sealed(Table::Records, b"secret/1").unwrap().unwrap().as_slice(), SECRET);
+        store
+            .put_sealed(Table::Records, b"secret/1", SECRET)
+            .unwrap();
+        assert_eq!(
+            store
+                .get_sealed(Table::Records, b"secret/1")
+                .unwrap()
+                .unwrap()
+                .as_slice(),
+            SECRET
+        );
     }
     let bytes = std::fs::read(&path).unwrap();
-    assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET), "plaintext found in the redb file");
+    assert!(
+        !bytes.windows(SECRET.len()).any(|w| w == SECRET),
+        "plaintext found in the redb file"
+    );
     // Nor does a 16-byte piece of it (no partial leak either).
-    assert!(!bytes.windows(16).any(|w| SECRET.windows(16).any(|s| s == w)));
+    assert!(!bytes
+        .windows(16)
+        .any(|w| SECRET.windows(16).any(|s| s == w)));
     // Reopened with the same key, the secret is still there.
     let store = Store::open_redb(&path, &k).unwrap();
-    assert_eq!(store.get_sealed(Table::Records, b"secret/1").unwrap().unwrap().as_slice(), SECRET);
+    assert_eq!(
+        store
+            .get_sealed(Table::Records, b"secret/1")
+            .unwrap()
+            .unwrap()
+            .as_slice(),
+        SECRET
+    );
 }
 
 #[test]
@@ -49,7 +70,10 @@ fn a_record_moved_to_another_key_fails_authentication() {
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
     store.put_plain(Table::Records, b"a", &flipped).unwrap();
-    assert!(matches!(store.get_sealed(Table::Records, b"a"), Err(Error::Tampered { .. })));
+    assert!(matches!(
+        store.get_sealed(Table::Records, b"a"),
+        Err(Error::Tampered { .. })
+    ));
 }
 
 #[test]
@@ -64,8 +88,22 @@ fn rotated_content_keys_still_open_old_records_after_reopen() {
         store.put_sealed(Table::Records, b"new", b"two").unwrap();
     }
     let store = Store::open_redb(&path, &k).unwrap();
-    assert_eq!(store.get_sealed(Table::Records, b"old").unwrap().unwrap().as_slice(), b"one");
-    assert_eq!(store.get_sealed(Table::Records, b"new").unwrap().unwrap().as_slice(), b"two");
+    assert_eq!(
+        store
+            .get_sealed(Table::Records, b"old")
+            .unwrap()
+            .unwrap()
+            .as_slice(),
+        b"one"
+    );
+    assert_eq!(
+        store
+            .get_sealed(Table::Records, b"new")
+            .unwrap()
+            .unwrap()
+            .as_slice(),
+        b"two"
+    );
     let envelope = store.get_plain(Table::Records, b"new").unwrap().unwrap();
     assert_eq!(&envelope[1..5], &2u32.to_be_bytes());
 }

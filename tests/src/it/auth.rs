@@ -20,7 +20,10 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
     let app = TestApp::suite(&[]).await;
     let cookie = format!("{SESSION_COOKIE}=forged");
     let table = routes::table();
-    assert!(table.iter().any(|r| r.access == Access::Public), "the allow-list is not empty");
+    assert!(
+        table.iter().any(|r| r.access == Access::Public),
+        "the allow-list is not empty"
+    );
     for service in ServiceName::ALL {
         let base = app.public(service);
         for route in &table {
@@ -32,35 +35,80 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
             for method in methods {
                 if route.access == Access::Public {
                     assert!(!route.path.contains('{'), "public routes are literal paths");
-                    let r = app.client.send(method.clone(), &url, &[], Default::default()).await.unwrap();
+                    let r = app
+                        .client
+                        .send(method.clone(), &url, &[], Default::default())
+                        .await
+                        .unwrap();
                     assert_eq!(r.status, 200, "{method} {url} is public");
                     continue;
                 }
                 let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
                     ("none", vec![]),
-                    ("wrong bearer", vec![("authorization", "Bearer not-a-token")]),
-                    ("wrong scheme", vec![("authorization", "Basic dXNlcjpwYXNz")]),
+                    (
+                        "wrong bearer",
+                        vec![("authorization", "Bearer not-a-token")],
+                    ),
+                    (
+                        "wrong scheme",
+                        vec![("authorization", "Basic dXNlcjpwYXNz")],
+                    ),
                     ("forged cookie", vec![("cookie", cookie.as_str())]),
-                    ("both", vec![("authorization", "Bearer x"), ("cookie", cookie.as_str())]),
+                    (
+                        "both",
+                        vec![("authorization", "Bearer x"), ("cookie", cookie.as_str())],
+                    ),
                 ];
                 for (case, headers) in cases {
-                    let r = app.client.send(method.clone(), &url, &headers, Default::default()).await.unwrap();
+                    let r = app
+                        .client
+                        .send(method.clone(), &url, &headers, Default::default())
+                        .await
+                        .unwrap();
                     assert_eq!(r.status, 401, "{method} {url} with {case}: {}", r.text());
-                    assert!(!r.headers.contains_key("allow"), "{method} {url}: a 401 must not reveal methods");
-                    let www = r.headers.get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+                    assert!(
+                        !r.headers.contains_key("allow"),
+                        "{method} {url}: a 401 must not reveal methods"
+                    );
+                    let www = r
+                        .headers
+                        .get("www-authenticate")
+                        .map(|v| v.to_str().unwrap().to_owned());
                     match route.realm {
-                        Realm::Service => assert!(www.as_deref().is_some_and(|w| w.starts_with("Bearer")), "{url} {case}: {www:?}"),
-                        Realm::Browser => assert!(www.is_none(), "{url} {case}: no Bearer challenge on /browser"),
+                        Realm::Service => assert!(
+                            www.as_deref().is_some_and(|w| w.starts_with("Bearer")),
+                            "{url} {case}: {www:?}"
+                        ),
+                        Realm::Browser => assert!(
+                            www.is_none(),
+                            "{url} {case}: no Bearer challenge on /browser"
+                        ),
                     }
                 }
             }
         }
         // The public page with another method is not public.
-        let r = app.client.send(Method::POST, &format!("{base}{}", routes::BROWSER_HOME), &[], Default::default()).await.unwrap();
+        let r = app
+            .client
+            .send(
+                Method::POST,
+                &format!("{base}{}", routes::BROWSER_HOME),
+                &[],
+                Default::default(),
+            )
+            .await
+            .unwrap();
         assert_eq!(r.status, 401);
         // Outside both prefixes there is nothing.
-        let r = app.client.get(&format!("{base}/admin/v1/shutdown")).await.unwrap();
-        assert_eq!(r.status, 404, "admin routes do not exist on the public listener");
+        let r = app
+            .client
+            .get(&format!("{base}/admin/v1/shutdown"))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status, 404,
+            "admin routes do not exist on the public listener"
+        );
     }
     app.stop().await;
 }
@@ -71,9 +119,20 @@ async fn browser_responses_carry_security_headers_and_service_ones_do_not_need_t
     let base = app.public(ServiceName::Jose);
     for path in [routes::BROWSER_HOME, routes::BROWSER_INFO] {
         let r = app.client.get(&format!("{base}{path}")).await.unwrap();
-        let h = |name: &str| r.headers.get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-        assert!(h("content-security-policy").contains("frame-ancestors 'none'"), "{path}");
-        assert!(h("strict-transport-security").starts_with("max-age="), "{path}");
+        let h = |name: &str| {
+            r.headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert!(
+            h("content-security-policy").contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert!(
+            h("strict-transport-security").starts_with("max-age="),
+            "{path}"
+        );
         assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
         assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
     }
@@ -85,7 +144,10 @@ async fn the_service_stack_rate_limits_per_client() {
     let app = TestApp::start(
         vec![ServiceName::Kms],
         &[
-            ("CRYPTOUTIL_HTTP__SERVICE__RATE_LIMIT__REQUESTS_PER_SECOND", "1"),
+            (
+                "CRYPTOUTIL_HTTP__SERVICE__RATE_LIMIT__REQUESTS_PER_SECOND",
+                "1",
+            ),
             ("CRYPTOUTIL_HTTP__SERVICE__RATE_LIMIT__BURST", "3"),
         ],
         None,
@@ -101,7 +163,15 @@ async fn the_service_stack_rate_limits_per_client() {
     assert_eq!(codes[3], 429, "{codes:?}");
     assert!(statuses[3].headers.contains_key("retry-after"));
     // The browser stack has its own bucket.
-    let page = app.client.get(&format!("{}{}", app.public(ServiceName::Kms), routes::BROWSER_HOME)).await.unwrap();
+    let page = app
+        .client
+        .get(&format!(
+            "{}{}",
+            app.public(ServiceName::Kms),
+            routes::BROWSER_HOME
+        ))
+        .await
+        .unwrap();
     assert_eq!(page.status, 200);
     app.stop().await;
 }
@@ -110,16 +180,27 @@ async fn the_service_stack_rate_limits_per_client() {
 async fn a_client_outside_the_allowlist_is_refused_before_anything_else() {
     let app = TestApp::start(
         vec![ServiceName::Ca],
-        &[("CRYPTOUTIL_HTTP__SERVICE__IP_ALLOWLIST", "[10.0.0.0/8]"), ("CRYPTOUTIL_HTTP__BROWSER__IP_ALLOWLIST", "[10.0.0.0/8]")],
+        &[
+            ("CRYPTOUTIL_HTTP__SERVICE__IP_ALLOWLIST", "[10.0.0.0/8]"),
+            ("CRYPTOUTIL_HTTP__BROWSER__IP_ALLOWLIST", "[10.0.0.0/8]"),
+        ],
         None,
     )
     .await;
     for path in [routes::SERVICE_INFO, routes::BROWSER_HOME] {
-        let r = app.client.get(&format!("{}{path}", app.public(ServiceName::Ca))).await.unwrap();
+        let r = app
+            .client
+            .get(&format!("{}{path}", app.public(ServiceName::Ca)))
+            .await
+            .unwrap();
         assert_eq!(r.status, 403, "{path}");
     }
     // Admin is unaffected: it is loopback-only by binding, not by allowlist.
-    let r = app.client.get(&format!("{}/admin/v1/livez", app.admin(ServiceName::Ca))).await.unwrap();
+    let r = app
+        .client
+        .get(&format!("{}/admin/v1/livez", app.admin(ServiceName::Ca)))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     app.stop().await;
 }

@@ -11,7 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::{run_cli, Process};
 
 fn port(url: &str) -> u16 {
-    url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
 }
 
 fn dir_str(p: &Path) -> String {
@@ -19,12 +22,20 @@ fn dir_str(p: &Path) -> String {
 }
 
 /// Opens a TLS connection to 127.0.0.1:`port` trusting the process's anchor.
-async fn tls_connect(proc_: &Process, port: u16) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+async fn tls_connect(
+    proc_: &Process,
+    port: u16,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let ca = std::fs::read(cryptoutil_bin::pki::anchor_path(&proc_.data_dir)).unwrap();
     let config = cryptoutil_federation::tls::client_config_from_pem(&ca).unwrap();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.unwrap()
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap()
 }
 
 fn store_files(data: &Path) -> Vec<std::path::PathBuf> {
@@ -41,7 +52,11 @@ fn store_files(data: &Path) -> Vec<std::path::PathBuf> {
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_0_within_5s() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut p = Process::spawn(&data, &["suite"], &[("CRYPTOUTIL_ADMIN__DANGER_FAULT_INJECTION", "true")]);
+    let mut p = Process::spawn(
+        &data,
+        &["suite"],
+        &[("CRYPTOUTIL_ADMIN__DANGER_FAULT_INJECTION", "true")],
+    );
     let endpoints = tokio::task::block_in_place(|| p.wait_ready(Duration::from_secs(20)));
     let admin = port(&endpoints["kms"].admin);
 
@@ -65,14 +80,29 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0_within_5s() {
     let mut response = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut response)).await;
     let response = String::from_utf8_lossy(&response);
-    assert!(response.starts_with("HTTP/1.1 202"), "the in-flight request was cut off: {response:?}\n{}", p.log_text());
+    assert!(
+        response.starts_with("HTTP/1.1 202"),
+        "the in-flight request was cut off: {response:?}\n{}",
+        p.log_text()
+    );
 
     let status = tokio::task::block_in_place(|| p.wait_exit(Duration::from_secs(6)));
     assert!(status.success(), "exit status {status}:\n{}", p.log_text());
-    assert!(signalled.elapsed() < Duration::from_secs(5), "took {:?}", signalled.elapsed());
-    assert!(!cryptoutil_bin::run::endpoints_path(&data).exists(), "stale endpoints.json left behind");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        !cryptoutil_bin::run::endpoints_path(&data).exists(),
+        "stale endpoints.json left behind"
+    );
     for file in store_files(&data) {
-        assert!(!cryptoutil_storage::backend::needs_repair(&file).unwrap(), "{} was not closed cleanly", file.display());
+        assert!(
+            !cryptoutil_storage::backend::needs_repair(&file).unwrap(),
+            "{} was not closed cleanly",
+            file.display()
+        );
     }
 }
 
@@ -84,7 +114,12 @@ async fn the_admin_shutdown_route_exits_0_and_closes_every_store_cleanly() {
     let endpoints = tokio::task::block_in_place(|| p.wait_ready(Duration::from_secs(20)));
     let r = p
         .client()
-        .send(hyper::Method::POST, &format!("{}/admin/v1/shutdown", endpoints["identity-rp"].admin), &[], Default::default())
+        .send(
+            hyper::Method::POST,
+            &format!("{}/admin/v1/shutdown", endpoints["identity-rp"].admin),
+            &[],
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 202);
@@ -94,7 +129,11 @@ async fn the_admin_shutdown_route_exits_0_and_closes_every_store_cleanly() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(store_files(&data).len(), 9);
     for file in store_files(&data) {
-        assert!(!cryptoutil_storage::backend::needs_repair(&file).unwrap(), "{} was not closed cleanly", file.display());
+        assert!(
+            !cryptoutil_storage::backend::needs_repair(&file).unwrap(),
+            "{} was not closed cleanly",
+            file.display()
+        );
     }
 }
 
@@ -105,33 +144,74 @@ fn invalid_configurations_exit_64_naming_the_key() {
     let file = tmp.path().join("bad.yaml");
     std::fs::write(&file, "services:\n  kms:\n    public:\n      prot: 1\n").unwrap();
     let file = dir_str(&file);
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
-        (vec!["--config", &file, "suite"], vec![], "services.kms.public.prot"),
-        (vec!["suite"], vec![("CRYPTOUTIL_SERVICES__JOSE__ADMIN__PORT", "70000")], "services.jose.admin.port"),
-        (vec!["suite"], vec![("CRYPTOUTIL_SERVICES__JOSE__ADMIN__PORT", "-1")], "services.jose.admin.port"),
-        (vec!["serve", "kms"], vec![("CRYPTOUTIL_TLS__PRIVATE_KEY", "file:///nonexistent/tls.key")], "tls.private_key"),
-        (vec!["config", "check"], vec![("CRYPTOUTIL_BARRIER__UNSEAL__SHARES", "[/nonexistent/share-1.txt]")], "barrier.unseal.shares[0]"),
-        (vec!["suite"], vec![("CRYPTOUTIL_NO_SUCH_KEY", "1")], "no_such_key"),
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["--config", &file, "suite"],
+            vec![],
+            "services.kms.public.prot",
+        ),
+        (
+            vec!["suite"],
+            vec![("CRYPTOUTIL_SERVICES__JOSE__ADMIN__PORT", "70000")],
+            "services.jose.admin.port",
+        ),
+        (
+            vec!["suite"],
+            vec![("CRYPTOUTIL_SERVICES__JOSE__ADMIN__PORT", "-1")],
+            "services.jose.admin.port",
+        ),
+        (
+            vec!["serve", "kms"],
+            vec![("CRYPTOUTIL_TLS__PRIVATE_KEY", "file:///nonexistent/tls.key")],
+            "tls.private_key",
+        ),
+        (
+            vec!["config", "check"],
+            vec![(
+                "CRYPTOUTIL_BARRIER__UNSEAL__SHARES",
+                "[/nonexistent/share-1.txt]",
+            )],
+            "barrier.unseal.shares[0]",
+        ),
+        (
+            vec!["suite"],
+            vec![("CRYPTOUTIL_NO_SUCH_KEY", "1")],
+            "no_such_key",
+        ),
     ];
     for (args, env, key) in cases {
         let mut full = vec!["--data-dir", &data];
         full.extend(args.iter().copied());
         let (code, _out, err) = run_cli(&full, &env);
         assert_eq!(code, 64, "{args:?} {env:?}: {err}");
-        assert!(err.contains(&format!("`{key}`")), "{args:?} {env:?} should name {key}: {err}");
+        assert!(
+            err.contains(&format!("`{key}`")),
+            "{args:?} {env:?} should name {key}: {err}"
+        );
     }
-    assert!(!tmp.path().join("data").exists(), "an invalid configuration must not create the data dir");
+    assert!(
+        !tmp.path().join("data").exists(),
+        "an invalid configuration must not create the data dir"
+    );
 }
 
 #[test]
 fn config_check_prints_the_merged_configuration_with_secrets_redacted() {
     let tmp = tempfile::tempdir().unwrap();
     let key = tmp.path().join("key.pem");
-    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nTOPSECRET\n-----END PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nTOPSECRET\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let value = format!("file://{}", key.display());
     let (code, out, err) = run_cli(
         &["--data-dir", &dir_str(tmp.path()), "config", "check"],
-        &[("CRYPTOUTIL_TLS__PRIVATE_KEY", value.as_str()), ("CRYPTOUTIL_SERVICES__KMS__PUBLIC__PORT", "18080")],
+        &[
+            ("CRYPTOUTIL_TLS__PRIVATE_KEY", value.as_str()),
+            ("CRYPTOUTIL_SERVICES__KMS__PUBLIC__PORT", "18080"),
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("TOPSECRET"), "{out}");
@@ -153,10 +233,20 @@ fn the_suite_is_ready_within_2s_with_an_existing_data_dir() {
     let endpoints = second.wait_ready(Duration::from_secs(10));
     let elapsed = started.elapsed();
     assert_eq!(endpoints.len(), 8);
-    assert!(elapsed < Duration::from_secs(2), "ready after {elapsed:?}:\n{}", second.log_text());
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "ready after {elapsed:?}:\n{}",
+        second.log_text()
+    );
     let log = second.log_text();
-    assert!(log.contains("DEVELOPMENT SETUP"), "the dev unseal share must be announced loudly:\n{log}");
-    assert!(!log.contains("generated the suite's private TLS CA"), "the CA is reused:\n{log}");
+    assert!(
+        log.contains("DEVELOPMENT SETUP"),
+        "the dev unseal share must be announced loudly:\n{log}"
+    );
+    assert!(
+        !log.contains("generated the suite's private TLS CA"),
+        "the CA is reused:\n{log}"
+    );
     second.sigterm();
     assert!(second.wait_exit(Duration::from_secs(6)).success());
 }
@@ -166,15 +256,26 @@ fn one_service_alone_and_the_healthcheck_command() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let mut p = Process::spawn(&data, &["serve", "jose"], &[]);
-    let endpoints: std::collections::BTreeMap<String, Endpoint> = p.wait_ready(Duration::from_secs(20));
+    let endpoints: std::collections::BTreeMap<String, Endpoint> =
+        p.wait_ready(Duration::from_secs(20));
     assert_eq!(endpoints.keys().collect::<Vec<_>>(), ["jose"]);
     let d = dir_str(&data);
     let livez = format!("{}/admin/v1/livez", endpoints["jose"].admin);
-    assert_eq!(run_cli(&["--data-dir", &d, "healthcheck", &livez], &[]).0, 0);
+    assert_eq!(
+        run_cli(&["--data-dir", &d, "healthcheck", &livez], &[]).0,
+        0
+    );
     let protected = format!("{}/service/api/v1/info", endpoints["jose"].public);
-    assert_eq!(run_cli(&["--data-dir", &d, "healthcheck", &protected], &[]).0, 1, "401 is not healthy");
+    assert_eq!(
+        run_cli(&["--data-dir", &d, "healthcheck", &protected], &[]).0,
+        1,
+        "401 is not healthy"
+    );
     let closed = "https://127.0.0.1:1/admin/v1/livez";
-    assert_eq!(run_cli(&["--data-dir", &d, "healthcheck", closed], &[]).0, 1);
+    assert_eq!(
+        run_cli(&["--data-dir", &d, "healthcheck", closed], &[]).0,
+        1
+    );
     let (code, _, err) = run_cli(&["--data-dir", &d, "serve", "nope"], &[]);
     assert_eq!(code, 64, "{err}");
     p.sigterm();
@@ -185,30 +286,72 @@ fn one_service_alone_and_the_healthcheck_command() {
 fn three_of_five_unseal_shares() {
     let tmp = tempfile::tempdir().unwrap();
     let shares_dir = tmp.path().join("shares");
-    let (code, out, err) = run_cli(&["unseal", "generate", "--threshold", "3", "--shares", "5", "--out", &dir_str(&shares_dir)], &[]);
+    let (code, out, err) = run_cli(
+        &[
+            "unseal",
+            "generate",
+            "--threshold",
+            "3",
+            "--shares",
+            "5",
+            "--out",
+            &dir_str(&shares_dir),
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     let shares: Vec<String> = out.lines().map(str::to_owned).collect();
     assert_eq!(shares.len(), 5);
     let data = tmp.path().join("data");
-    let list = |idx: &[usize]| format!("[{}]", idx.iter().map(|i| shares[*i].as_str()).collect::<Vec<_>>().join(", "));
-    let env_for = |value: &str| vec![("CRYPTOUTIL_BARRIER__UNSEAL__SHARES".to_owned(), value.to_owned()), ("CRYPTOUTIL_BARRIER__UNSEAL__DEV_GENERATE".to_owned(), "false".to_owned())];
+    let list = |idx: &[usize]| {
+        format!(
+            "[{}]",
+            idx.iter()
+                .map(|i| shares[*i].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let env_for = |value: &str| {
+        vec![
+            (
+                "CRYPTOUTIL_BARRIER__UNSEAL__SHARES".to_owned(),
+                value.to_owned(),
+            ),
+            (
+                "CRYPTOUTIL_BARRIER__UNSEAL__DEV_GENERATE".to_owned(),
+                "false".to_owned(),
+            ),
+        ]
+    };
 
     // M-1 shares: a clear error, nothing started.
     let env = env_for(&list(&[0, 1]));
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let (code, _, err) = run_cli(&["--data-dir", &dir_str(&data), "serve", "kms"], &env_ref);
     assert_ne!(code, 0);
-    assert!(err.contains("not enough unseal shares: 2 of the 3 required"), "{err}");
+    assert!(
+        err.contains("not enough unseal shares: 2 of the 3 required"),
+        "{err}"
+    );
 
     // Any M shares work, and different subsets open the same store.
     for subset in [[0usize, 1, 2], [2, 3, 4]] {
         let env = env_for(&list(&subset));
-        let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let env_ref: Vec<(&str, &str)> =
+            env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let mut p = Process::spawn(&data, &["serve", "kms"], &env_ref);
         p.wait_ready(Duration::from_secs(20));
-        assert!(!data.join("unseal").exists(), "no dev share when shares are configured");
+        assert!(
+            !data.join("unseal").exists(),
+            "no dev share when shares are configured"
+        );
         p.sigterm();
-        assert!(p.wait_exit(Duration::from_secs(6)).success(), "{}", p.log_text());
+        assert!(
+            p.wait_exit(Duration::from_secs(6)).success(),
+            "{}",
+            p.log_text()
+        );
     }
 
     // A wrong share is detected; with a fourth share the wrong one is named.
@@ -217,19 +360,43 @@ fn three_of_five_unseal_shares() {
     let mut value = fields[4].to_owned();
     let flipped = if value.starts_with('A') { "B" } else { "A" };
     value.replace_range(0..1, flipped);
-    let forged = [fields[0], fields[1], fields[2], fields[3], &value, fields[5]].join(".");
+    let forged = [
+        fields[0], fields[1], fields[2], fields[3], &value, fields[5],
+    ]
+    .join(".");
     let forged_path = tmp.path().join("forged-share-2.txt");
     std::fs::write(&forged_path, forged).unwrap();
-    let with_forged = format!("[{}, {}, {}, {}]", shares[0], forged_path.display(), shares[2], shares[3]);
+    let with_forged = format!(
+        "[{}, {}, {}, {}]",
+        shares[0],
+        forged_path.display(),
+        shares[2],
+        shares[3]
+    );
     let env = env_for(&with_forged);
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let (code, _, err) = run_cli(&["--data-dir", &dir_str(&data), "serve", "kms"], &env_ref);
     assert_ne!(code, 0);
-    assert!(err.contains("a share is wrong") && err.contains("suspect share index 2"), "{err}");
+    assert!(
+        err.contains("a share is wrong") && err.contains("suspect share index 2"),
+        "{err}"
+    );
 
     // Shares of another set do not open this data directory.
     let other_dir = tmp.path().join("other");
-    let (code, out, _) = run_cli(&["unseal", "generate", "--threshold", "1", "--shares", "1", "--out", &dir_str(&other_dir)], &[]);
+    let (code, out, _) = run_cli(
+        &[
+            "unseal",
+            "generate",
+            "--threshold",
+            "1",
+            "--shares",
+            "1",
+            "--out",
+            &dir_str(&other_dir),
+        ],
+        &[],
+    );
     assert_eq!(code, 0);
     let env = env_for(&format!("[{}]", out.trim()));
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
