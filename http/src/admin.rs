@@ -136,12 +136,14 @@ async fn crash_post(
     let req: CrashRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
         reason: e.to_string(),
     })?;
-    let path: Vec<String> = req
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    // Only names in the live tree (`kms`, `kms/health`): an unknown path is a clear 404.
+    let tree = st.root.snapshot().await?;
+    if req.path.is_empty() || req.path == tree.name || tree.find(&req.path).is_none() {
+        return Err(ApiError::Actor(cryptoutil_actors::Error::NoSuchActor {
+            path: req.path,
+        }));
+    }
+    let path: Vec<String> = req.path.split('/').map(str::to_owned).collect();
     tracing::warn!(path = %req.path, "fault injection: crashing actor on request");
     st.root.crash(path).await?;
     // Give the panic a moment to reach the supervisor so a follow-up read sees it.

@@ -9,7 +9,7 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::Request;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
@@ -20,6 +20,8 @@ use tower::ServiceExt as _;
 
 /// A client must finish its TLS handshake within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// And send each HTTP/1.1 request head within this time (slow-loris defence).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound, not yet serving, listener.
 pub struct Listener {
@@ -71,7 +73,8 @@ impl Listener {
                                 req.extensions_mut().insert(ConnectInfo(peer));
                                 router.clone().oneshot(req)
                             });
-                            let builder = auto::Builder::new(TokioExecutor::new());
+                            let mut builder = auto::Builder::new(TokioExecutor::new());
+                            builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
                             let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                             let _ = watcher.watch(conn).await;
                         });

@@ -148,27 +148,29 @@ pub fn needs_repair(path: &Path) -> Result<bool, Error> {
     }
 }
 
-impl Backend for RedbBackend {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+impl RedbBackend {
+    fn read(
+        &self,
+        table: Table,
+    ) -> Result<redb::ReadOnlyTable<&'static [u8], &'static [u8]>, Error> {
         let txn = self
             .db
             .begin_read()
             .map_err(|e| Error::db("begin read")(e.into()))?;
-        let t = txn
-            .open_table(table.definition())
-            .map_err(|e| Error::db("open table")(e.into()))?;
+        txn.open_table(table.definition())
+            .map_err(|e| Error::db("open table")(e.into()))
+    }
+}
+
+impl Backend for RedbBackend {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let t = self.read(table)?;
         let value = t.get(key).map_err(|e| Error::db("get")(e.into()))?;
         Ok(value.map(|v| v.value().to_vec()))
     }
 
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, Error> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| Error::db("begin read")(e.into()))?;
-        let t = txn
-            .open_table(table.definition())
-            .map_err(|e| Error::db("open table")(e.into()))?;
+        let t = self.read(table)?;
         let mut out = Vec::new();
         for entry in t
             .range(prefix..)

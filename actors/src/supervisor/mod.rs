@@ -197,12 +197,25 @@ impl SupervisorState {
         else {
             return Ok(()); // an incarnation we already replaced
         };
+        if let Some(entry) = self.entries.get_mut(index) {
+            entry.spec.vacate();
+            entry.cell = None;
+        }
+        self.failed(myself, index, why)
+    }
+
+    /// Child `index` died or could not be started: restart it after a backoff, or escalate
+    /// once it has failed more than the policy allows.
+    fn failed(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        index: usize,
+        why: &str,
+    ) -> Result<(), ActorProcessingErr> {
         let (service, cfg) = (self.service, self.config.clone());
         let Some(entry) = self.entries.get_mut(index) else {
             return Ok(());
         };
-        entry.spec.vacate();
-        entry.cell = None;
         match entry.history.on_failure(Instant::now(), &cfg) {
             Decision::RestartAfter(delay) => {
                 entry.state = ChildState::Restarting;
@@ -211,7 +224,7 @@ impl SupervisorState {
                     kind = entry.spec.kind(),
                     reason = why,
                     ?delay,
-                    "actor failed; restarting"
+                    "actor failed; restarting after a backoff"
                 );
                 myself.send_after(delay, move || SupervisorMsg::Restart { index });
                 Ok(())
@@ -226,7 +239,7 @@ impl SupervisorState {
                     "restart bound reached; escalating"
                 );
                 let message = format!(
-                    "{} failed {} times within {:?}",
+                    "{} failed {} times within {:?}: {why}",
                     entry.spec.name(),
                     cfg.max_restarts,
                     cfg.restart_window
@@ -265,39 +278,7 @@ impl SupervisorState {
             Err(err) => {
                 // A failed start counts as another failure of the same child.
                 let reason = err.to_string();
-                self.start_failed(myself, index, &reason)
-            }
-        }
-    }
-
-    fn start_failed(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        index: usize,
-        why: &str,
-    ) -> Result<(), ActorProcessingErr> {
-        let cfg = self.config.clone();
-        let service = self.service;
-        let Some(entry) = self.entries.get_mut(index) else {
-            return Ok(());
-        };
-        match entry.history.on_failure(Instant::now(), &cfg) {
-            Decision::RestartAfter(delay) => {
-                tracing::warn!(
-                    actor = entry.spec.name(),
-                    reason = why,
-                    ?delay,
-                    "actor failed to start; retrying"
-                );
-                myself.send_after(delay, move || SupervisorMsg::Restart { index });
-                Ok(())
-            }
-            Decision::Escalate => {
-                entry.state = ChildState::Failed;
-                crate::metrics::actor_escalated(service, entry.spec.kind());
-                let message = format!("{} could not be restarted: {why}", entry.spec.name());
-                self.abandon_children(myself);
-                Err(message.into())
+                self.failed(myself, index, &reason)
             }
         }
     }

@@ -61,7 +61,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0_within_5s() {
     let admin = port(&endpoints["kms"].admin);
 
     // A request whose body is still arriving when the signal comes.
-    let body = br#"{"path":"kms/no-such-actor"}"#;
+    let body = br#"{"path":"kms/health"}"#;
     let mut tls = tls_connect(&p, admin).await;
     let head = format!(
         "POST /admin/v1/faults/crash HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
