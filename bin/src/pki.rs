@@ -206,7 +206,11 @@ fn static_material(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<
     let anchor_pem = if cfg.tls.extra_trusted_cas.is_empty() {
         chain.last().map(|c| pki::cert_pem(c)).unwrap_or_default()
     } else {
-        cfg.tls.extra_trusted_cas.join("\n")
+        cfg.tls
+            .extra_trusted_cas
+            .iter()
+            .map(|pem| format!("{}\n", pem.trim_end()))
+            .collect()
     };
     Ok(TlsSetup {
         servers: services.iter().map(|s| (*s, Arc::clone(&server))).collect(),

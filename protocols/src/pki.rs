@@ -131,14 +131,24 @@ pub fn needs_renewal(not_after_unix: u64, now: SystemTime) -> bool {
 
 /// PEM armour for one DER certificate.
 pub fn cert_pem(der: &[u8]) -> String {
+    pem("CERTIFICATE", der)
+}
+
+/// PEM armour for a PKCS#8 private key (`PRIVATE KEY`), zeroized when dropped.
+pub fn private_key_pem(pkcs8: &[u8]) -> Zeroizing<String> {
+    Zeroizing::new(pem("PRIVATE KEY", pkcs8))
+}
+
+/// RFC 7468 textual encoding: base64 in 64-column lines between BEGIN and END labels.
+fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
+    let mut out = format!("-----BEGIN {label}-----\n");
     for line in b64.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(line));
         out.push('\n');
     }
-    out.push_str("-----END CERTIFICATE-----\n");
+    out.push_str(&format!("-----END {label}-----\n"));
     out
 }
 

@@ -252,3 +252,60 @@ async fn dynamic_certificates_persist_and_carry_the_configured_names() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn static_certificates_from_file_secrets() {
+    use cryptoutil_protocols::pki;
+    let tmp = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now();
+    let ca = pki::generate_ca("operator", now).unwrap();
+    let leaf = pki::issue_leaf(
+        "operator",
+        &ca.intermediate.key_pkcs8,
+        "kms",
+        &["kms.static.test".into()],
+        &["127.0.0.1".parse().unwrap()],
+        now,
+    )
+    .unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        format!("file://{}", p.display())
+    };
+    let chain = write(
+        "chain.pem",
+        &(pki::cert_pem(&leaf.cert_der) + &pki::cert_pem(&ca.intermediate.cert_der)),
+    );
+    let key = write("key.pem", &pki::private_key_pem(&leaf.key_pkcs8));
+    let root_pem = pki::cert_pem(&ca.root.cert_der);
+    let root = write("root.pem", &root_pem);
+    let extra = format!("[{root}]");
+    let app = TestApp::start(
+        vec![ServiceName::Kms],
+        &[
+            ("CRYPTOUTIL_TLS__MODE", "static"),
+            ("CRYPTOUTIL_TLS__CERT_CHAIN", &chain),
+            ("CRYPTOUTIL_TLS__PRIVATE_KEY", &key),
+            ("CRYPTOUTIL_TLS__EXTRA_TRUSTED_CAS", &extra),
+        ],
+        None,
+    )
+    .await;
+    // The operator's root is the anchor written for clients, and the served chain verifies to it.
+    assert_eq!(
+        std::fs::read_to_string(cryptoutil_bin::pki::anchor_path(&app.data_dir)).unwrap(),
+        root_pem
+    );
+    let livez = app
+        .client
+        .get(&format!("{}/admin/v1/livez", app.admin(ServiceName::Kms)))
+        .await
+        .unwrap();
+    assert_eq!(livez.status, 200);
+    assert!(
+        !app.data_dir.join("tls").join("pki.redb").exists(),
+        "static mode makes no CA"
+    );
+    app.stop().await;
+}
