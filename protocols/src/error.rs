@@ -20,6 +20,9 @@ pub enum Error {
         /// The library's explanation.
         reason: String,
     },
+    /// A JOSE object or key is unusable.
+    #[error(transparent)]
+    Jose(#[from] crate::jose::JoseError),
     /// The platform random generator failed.
     #[error("random generator failure")]
     Random,

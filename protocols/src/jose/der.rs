@@ -1,0 +1,170 @@
+//! Just enough DER for RSA keys: read a PKCS#8-wrapped PKCS#1 RSAPrivateKey (what aws-lc-rs
+//! generates) into its components, and write a PKCS#1 RSAPrivateKey from JWK components (what
+//! aws-lc-rs imports). Every read is bounds-checked.
+
+use zeroize::Zeroizing;
+
+use super::error::{JoseError, Result};
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const OCTET_STRING: u8 = 0x04;
+
+/// RSA private key components, big-endian, minimal (no leading zero octets).
+pub(crate) struct RsaComponents {
+    pub(crate) n: Vec<u8>,
+    pub(crate) e: Vec<u8>,
+    pub(crate) d: Zeroizing<Vec<u8>>,
+    pub(crate) p: Zeroizing<Vec<u8>>,
+    pub(crate) q: Zeroizing<Vec<u8>>,
+    pub(crate) dp: Zeroizing<Vec<u8>>,
+    pub(crate) dq: Zeroizing<Vec<u8>>,
+    pub(crate) qi: Zeroizing<Vec<u8>>,
+}
+
+fn malformed() -> JoseError {
+    JoseError::Malformed { what: "DER" }
+}
+
+/// (tag, contents, rest).
+fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first().ok_or_else(malformed)?;
+    let (&first, rest) = rest.split_first().ok_or_else(malformed)?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return Err(malformed());
+        }
+        let (bytes, rest) = rest.split_at_checked(count).ok_or_else(malformed)?;
+        (
+            bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
+            rest,
+        )
+    };
+    let (contents, rest) = rest.split_at_checked(len).ok_or_else(malformed)?;
+    Ok((tag, contents, rest))
+}
+
+fn expect(input: &[u8], tag: u8) -> Result<(&[u8], &[u8])> {
+    let (t, contents, rest) = tlv(input)?;
+    if t != tag {
+        return Err(malformed());
+    }
+    Ok((contents, rest))
+}
+
+fn unsigned(int: &[u8]) -> Vec<u8> {
+    let start = int.iter().position(|b| *b != 0).unwrap_or(int.len());
+    int.get(start..).unwrap_or(&[]).to_vec()
+}
+
+/// Reads PKCS#8 PrivateKeyInfo { version, algorithm, OCTET STRING { RSAPrivateKey } }.
+pub(crate) fn rsa_from_pkcs8(pkcs8: &[u8]) -> Result<RsaComponents> {
+    let (info, _) = expect(pkcs8, SEQUENCE)?;
+    let (_version, rest) = expect(info, INTEGER)?;
+    let (_algorithm, rest) = expect(rest, SEQUENCE)?;
+    let (private, _) = expect(rest, OCTET_STRING)?;
+    let (key, _) = expect(private, SEQUENCE)?;
+    let mut fields = Vec::with_capacity(9);
+    let mut rest = key;
+    for _ in 0..9 {
+        let (int, next) = expect(rest, INTEGER)?;
+        fields.push(Zeroizing::new(unsigned(int)));
+        rest = next;
+    }
+    let mut it = fields.into_iter().skip(1); // version
+    let mut next = || it.next().ok_or_else(malformed);
+    Ok(RsaComponents {
+        n: next()?.to_vec(),
+        e: next()?.to_vec(),
+        d: next()?,
+        p: next()?,
+        q: next()?,
+        dp: next()?,
+        dq: next()?,
+        qi: next()?,
+    })
+}
+
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
+        let significant = bytes.get(skip..).unwrap_or(&[]);
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
+}
+
+fn push_uint(out: &mut Vec<u8>, value: &[u8]) {
+    let value = value
+        .get(value.iter().position(|b| *b != 0).unwrap_or(value.len())..)
+        .unwrap_or(&[]);
+    let pad = value.first().is_none_or(|b| b & 0x80 != 0);
+    out.push(INTEGER);
+    push_len(out, value.len() + usize::from(pad));
+    if pad {
+        out.push(0);
+    }
+    out.extend_from_slice(value);
+}
+
+/// Writes PKCS#1 RSAPrivateKey (version 0, two primes).
+pub(crate) fn rsa_private_key(c: &RsaComponents) -> Zeroizing<Vec<u8>> {
+    let mut body = Zeroizing::new(Vec::with_capacity(c.n.len() * 5));
+    push_uint(&mut body, &[0]);
+    for part in [
+        &c.n[..],
+        &c.e[..],
+        &c.d[..],
+        &c.p[..],
+        &c.q[..],
+        &c.dp[..],
+        &c.dq[..],
+        &c.qi[..],
+    ] {
+        push_uint(&mut body, part);
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(body.len() + 4));
+    out.push(SEQUENCE);
+    push_len(&mut out, body.len());
+    out.extend_from_slice(&body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_or_lying_lengths_are_errors_not_panics() {
+        for input in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x85, 1, 1, 1, 1, 1],
+            &[0x30, 0x82, 0xff, 0xff, 0],
+            &[0x30, 0x03, 0x02, 0x01],
+        ] {
+            assert!(rsa_from_pkcs8(input).is_err());
+        }
+    }
+
+    #[test]
+    fn integers_are_minimal_and_positive() {
+        let mut out = Vec::new();
+        push_uint(&mut out, &[0, 0, 0x80]);
+        assert_eq!(out, [0x02, 0x02, 0x00, 0x80]);
+        let mut out = Vec::new();
+        push_uint(&mut out, &[0]);
+        assert_eq!(out, [0x02, 0x01, 0x00]);
+    }
+}
