@@ -141,6 +141,39 @@ pub(crate) fn rsa_private_key(c: &RsaComponents) -> Zeroizing<Vec<u8>> {
     out
 }
 
+const RSA_ALGORITHM: &[u8] = &[
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+];
+
+fn wrap_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    push_len(&mut out, content.len());
+    out.extend_from_slice(content);
+    out
+}
+
+/// PKCS#8 PrivateKeyInfo around the PKCS#1 key (what aws-lc-rs RSA decryption imports).
+pub(crate) fn rsa_pkcs8(c: &RsaComponents) -> Zeroizing<Vec<u8>> {
+    let pkcs1 = rsa_private_key(c);
+    let mut body = Zeroizing::new(vec![INTEGER, 1, 0]);
+    body.extend_from_slice(RSA_ALGORITHM);
+    body.extend_from_slice(&Zeroizing::new(wrap_tlv(OCTET_STRING, &pkcs1)));
+    Zeroizing::new(wrap_tlv(SEQUENCE, &body))
+}
+
+/// SubjectPublicKeyInfo of an RSA public key (what aws-lc-rs RSA encryption imports).
+pub(crate) fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(n.len() + e.len() + 8);
+    push_uint(&mut key, n);
+    push_uint(&mut key, e);
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(&wrap_tlv(SEQUENCE, &key));
+    let mut body = RSA_ALGORITHM.to_vec();
+    body.extend_from_slice(&wrap_tlv(0x03, &bits));
+    wrap_tlv(SEQUENCE, &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

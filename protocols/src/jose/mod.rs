@@ -1,5 +1,5 @@
-//! JOSE on aws-lc-rs primitives: JWK (RFC 7517/7518/7638, RFC 8037 for Ed25519) and JWS
-//! (RFC 7515). JWE and JWT come next (issue 3).
+//! JOSE on aws-lc-rs primitives: JWK (RFC 7517/7518/7638, RFC 8037 for Ed25519), JWS
+//! (RFC 7515) and JWE (RFC 7516). JWT comes next (issue 3).
 //!
 //! Rules every entry point keeps:
 //! - Inputs are bounded ([`MAX_INPUT`]) and parsed without panics or recursion beyond serde_json's
@@ -12,6 +12,7 @@ pub mod alg;
 pub mod b64;
 mod der;
 pub mod error;
+pub mod jwe;
 pub mod jwk;
 pub mod jws;
 

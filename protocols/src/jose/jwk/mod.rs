@@ -116,6 +116,51 @@ impl Jwk {
         Ok(self)
     }
 
+    /// Pins a JWE key management `alg` (and `use: enc`), checking the key can serve it.
+    pub fn pinned_jwe(mut self, alg: crate::jose::jwe::KeyAlg) -> Result<Self> {
+        crate::jose::jwe::keymgmt::check_key_fits(&self.material, alg, None)?;
+        self.alg = Some(alg.as_str().to_owned());
+        self.key_use = Some(KeyUse::Enc);
+        Ok(self)
+    }
+
+    /// The pinned JWE key management algorithm; keys without `use: enc` (or none) are refused.
+    pub fn jwe_alg(&self) -> Result<crate::jose::jwe::KeyAlg> {
+        if self.key_use == Some(KeyUse::Sig) {
+            return Err(JoseError::KeyUseMismatch { key_use: "sig" });
+        }
+        crate::jose::jwe::KeyAlg::parse(self.alg.as_deref().ok_or(JoseError::KeyNotPinned)?)
+    }
+
+    /// Generates a new key for JWE key management `alg` (for `dir`, sized for `enc`; PBES2 gets
+    /// a random 32-byte password), pinned, with its thumbprint as `kid`.
+    pub fn generate_jwe(
+        alg: crate::jose::jwe::KeyAlg,
+        enc: crate::jose::jwe::ContentAlg,
+    ) -> Result<Self> {
+        use crate::jose::jwe::KeyAlg as K;
+        let failed = |_| JoseError::Crypto {
+            op: "key generation",
+        };
+        let oct = |len: usize| -> Result<KeyMaterial> {
+            let mut k = Zeroizing::new(vec![0u8; len]);
+            aws_lc_rs::rand::fill(&mut k).map_err(failed)?;
+            Ok(KeyMaterial::Oct { k })
+        };
+        let material = match alg {
+            K::Dir => oct(enc.key_len())?,
+            K::A128KW | K::A128GCMKW => oct(16)?,
+            K::A256KW | K::A256GCMKW | K::Pbes2Hs256A128KW | K::Pbes2Hs512A256KW => oct(32)?,
+            K::RsaOaep | K::RsaOaep256 => sign::generate(JwsAlg::RS256)?,
+            K::RsaOaep384 => sign::generate(JwsAlg::RS384)?,
+            K::RsaOaep512 => sign::generate(JwsAlg::RS512)?,
+            K::EcdhEs | K::EcdhEsA128KW | K::EcdhEsA256KW => sign::generate(JwsAlg::ES256)?,
+        };
+        let key = Self::from_material(material).pinned_jwe(alg)?;
+        let kid = key.thumbprint()?;
+        Ok(key.with_kid(kid))
+    }
+
     /// Sets `kid`.
     pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
         self.kid = Some(kid.into());
@@ -189,6 +234,9 @@ impl Jwk {
 
     /// The pinned JWS algorithm, if the pin is one.
     pub fn jws_alg(&self) -> Result<JwsAlg> {
+        if self.key_use == Some(KeyUse::Enc) {
+            return Err(JoseError::KeyUseMismatch { key_use: "enc" });
+        }
         JwsAlg::parse(self.alg.as_deref().ok_or(JoseError::KeyNotPinned)?)
     }
 
