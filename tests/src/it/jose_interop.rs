@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use cryptoutil_protocols::jose::jwe::{self, ContentAlg, KeyAlg};
 use cryptoutil_protocols::jose::jws;
 use cryptoutil_protocols::jose::{b64, Jwk, JwkSet, JwsAlg};
 use serde_json::{json, Map, Value};
@@ -114,5 +115,89 @@ fn we_verify_every_algorithm_jwcrypto_signs() {
         if !token.starts_with('{') {
             assert!(jws::verify_compact(token, &key, &others).is_err());
         }
+    }
+}
+
+fn all_pairs() -> Vec<(KeyAlg, ContentAlg)> {
+    KeyAlg::ALL
+        .iter()
+        .flat_map(|a| ContentAlg::ALL.iter().map(move |e| (*a, *e)))
+        .collect()
+}
+
+#[test]
+fn jwcrypto_decrypts_every_alg_and_enc_we_encrypt() {
+    let mut cases = Vec::new();
+    for (alg, enc) in all_pairs() {
+        let key = Jwk::generate_jwe(alg, enc).unwrap();
+        let private: Value = serde_json::from_str(&key.to_private_value().unwrap()).unwrap();
+        let encrypt_to = if matches!(
+            alg,
+            KeyAlg::RsaOaep
+                | KeyAlg::RsaOaep256
+                | KeyAlg::RsaOaep384
+                | KeyAlg::RsaOaep512
+                | KeyAlg::EcdhEs
+                | KeyAlg::EcdhEsA128KW
+                | KeyAlg::EcdhEsA256KW
+        ) {
+            key.public().unwrap()
+        } else {
+            key.clone()
+        };
+        // jwcrypto refuses PBES2 counts above 16384 (its DoS guard); our default is 600,000.
+        let mut extra = Map::new();
+        if matches!(alg, KeyAlg::Pbes2Hs256A128KW | KeyAlg::Pbes2Hs512A256KW) {
+            extra.insert("p2c".into(), json!(16384));
+        }
+        let compact = jwe::encrypt_compact(&encrypt_to, enc, PAYLOAD, &extra).unwrap();
+        let flattened = jwe::encrypt_json(&[&encrypt_to], enc, PAYLOAD, &extra, None, true)
+            .unwrap()
+            .to_string();
+        for (form, token) in [("compact", compact), ("flattened JSON", flattened)] {
+            cases.push(json!({"name": format!("{} {} {form}", alg.as_str(), enc.as_str()), "jwk": private, "jwe": token, "plaintext_b64": b64::encode(PAYLOAD)}));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwe-cases.json");
+    std::fs::write(&path, serde_json::to_vec(&cases).unwrap()).unwrap();
+    let report = run(&["jwe-decrypt", path.to_str().unwrap()]);
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 14 * 6 * 2);
+    let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
+    assert!(failed.is_empty(), "jwcrypto could not decrypt: {failed:#?}");
+}
+
+#[test]
+fn we_decrypt_every_alg_and_enc_jwcrypto_encrypts() {
+    let pairs: Vec<String> = all_pairs()
+        .iter()
+        .map(|(a, e)| format!("{}:{}", a.as_str(), e.as_str()))
+        .collect();
+    let mut args = vec!["jwe-produce"];
+    args.extend(pairs.iter().map(String::as_str));
+    let cases = run(&args);
+    let cases = cases.as_array().unwrap();
+    assert_eq!(cases.len(), 14 * 6 * 2);
+    for case in cases {
+        let alg = KeyAlg::parse(case["alg"].as_str().unwrap()).unwrap();
+        let enc = ContentAlg::parse(case["enc"].as_str().unwrap()).unwrap();
+        let key = Jwk::from_value(&case["jwk"])
+            .unwrap()
+            .pinned_jwe(alg)
+            .unwrap();
+        let token = case["jwe"].as_str().unwrap();
+        let decrypted = if token.starts_with('{') {
+            jwe::decrypt_json(token, &JwkSet { keys: vec![key] }, &[alg], &[enc])
+        } else {
+            jwe::decrypt_compact(token, &key, &[alg], &[enc])
+        }
+        .unwrap_or_else(|e| panic!("{}: {e}", case["name"]));
+        assert_eq!(
+            b64::encode(&decrypted.plaintext),
+            case["plaintext_b64"].as_str().unwrap(),
+            "{}",
+            case["name"]
+        );
     }
 }

@@ -89,6 +89,7 @@ pub(crate) fn deliver(
     enc: ContentAlg,
     m: &KeyMaterial,
     shared_cek: Option<&[u8]>,
+    p2c: Option<u32>,
 ) -> Result<Delivery> {
     check_key_fits(m, alg, Some(enc))?;
     if is_direct(alg) && shared_cek.is_some() {
@@ -167,9 +168,15 @@ pub(crate) fn deliver(
         (KeyAlg::Pbes2Hs256A128KW | KeyAlg::Pbes2Hs512A256KW, KeyMaterial::Oct { k }) => {
             let mut p2s = [0u8; 16];
             rand::fill(&mut p2s).map_err(crypto("random"))?;
-            let kek = pbes2_kek(alg, k, &p2s, PBES2_ITERATIONS)?;
+            let p2c = p2c.unwrap_or(PBES2_ITERATIONS);
+            if !(PBES2_MIN_ITERATIONS..=PBES2_MAX_ITERATIONS).contains(&p2c) {
+                return Err(JoseError::Malformed {
+                    what: "p2c (outside the accepted range)",
+                });
+            }
+            let kek = pbes2_kek(alg, k, &p2s, p2c)?;
             header.insert("p2s".into(), Value::String(b64::encode(&p2s)));
-            header.insert("p2c".into(), Value::from(PBES2_ITERATIONS));
+            header.insert("p2c".into(), Value::from(p2c));
             let wrapped = aes_kw_wrap(&kek, &cek)?;
             (cek, wrapped)
         }

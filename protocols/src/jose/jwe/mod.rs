@@ -35,7 +35,8 @@ pub struct Decrypted {
 }
 
 /// Encrypts `plaintext` to `key` (its pinned `alg`) with `enc`, compact serialization. `extra`
-/// members join the protected header.
+/// members join the protected header; a `p2c` there sets the PBES2 iteration count (default
+/// [`keymgmt::PBES2_ITERATIONS`]; some peers, jwcrypto among them, accept at most 16384).
 pub fn encrypt_compact(
     key: &Jwk,
     enc: ContentAlg,
@@ -44,8 +45,8 @@ pub fn encrypt_compact(
 ) -> Result<String> {
     refuse_forbidden(extra)?;
     let alg = key.jwe_alg()?;
-    let delivery = keymgmt::deliver(alg, enc, key.material(), None)?;
     let mut header = extra.clone();
+    let delivery = keymgmt::deliver(alg, enc, key.material(), None, take_p2c(&mut header)?)?;
     header.extend(delivery.header);
     header.insert("alg".into(), Value::String(alg.as_str().into()));
     header.insert("enc".into(), Value::String(enc.as_str().into()));
@@ -106,12 +107,14 @@ pub fn decrypt_compact(
 }
 
 /// Encrypts to several recipients (general JSON) or one (flattened JSON). Per-recipient header
-/// members (epk, iv/tag, p2s/p2c, kid) go into each recipient's unprotected header; `aad` is
-/// optional additional authenticated data.
+/// members (epk, iv/tag, p2s/p2c, kid) go into each recipient's unprotected header; `extra`
+/// joins the protected header (a `p2c` there sets the PBES2 iterations, as for compact); `aad`
+/// is optional additional authenticated data.
 pub fn encrypt_json(
     recipients: &[&Jwk],
     enc: ContentAlg,
     plaintext: &[u8],
+    extra: &Map<String, Value>,
     aad: Option<&[u8]>,
     flattened: bool,
 ) -> Result<Value> {
@@ -120,7 +123,9 @@ pub fn encrypt_json(
             what: "recipient list",
         });
     }
-    let mut protected = Map::new();
+    refuse_forbidden(extra)?;
+    let mut protected = extra.clone();
+    let p2c = take_p2c(&mut protected)?;
     protected.insert("enc".into(), Value::String(enc.as_str().into()));
     let protected_b64 = b64::encode(Value::Object(protected).to_string().as_bytes());
     let many = recipients.len() > 1;
@@ -138,6 +143,7 @@ pub fn encrypt_json(
             enc,
             key.material(),
             shared.as_deref().map(|c| c.as_slice()),
+            p2c,
         )?;
         shared.get_or_insert_with(|| delivery.cek.clone());
         let mut header = delivery.header;
@@ -298,6 +304,18 @@ pub fn decrypt_json(
         }
     }
     Err(last)
+}
+
+/// Removes a caller's `p2c` from a header under construction (it belongs to the recipient).
+fn take_p2c(header: &mut Map<String, Value>) -> Result<Option<u32>> {
+    match header.remove("p2c") {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or(JoseError::Malformed { what: "p2c" }),
+    }
 }
 
 fn object(value: Option<&Value>, what: &'static str) -> Result<Map<String, Value>> {

@@ -119,7 +119,8 @@ fn every_alg_and_enc_round_trips_compact_and_json() {
             if alg == KeyAlg::Pbes2Hs256A128KW || alg == KeyAlg::Pbes2Hs512A256KW {
                 continue; // 600k PBKDF2 iterations: one round trip per enc is enough
             }
-            let flat = encrypt_json(&[&k], enc, b"json", Some(b"extra aad"), true).unwrap();
+            let flat =
+                encrypt_json(&[&k], enc, b"json", &Map::new(), Some(b"extra aad"), true).unwrap();
             let set = JwkSet {
                 keys: vec![k.clone()],
             };
@@ -143,6 +144,7 @@ fn several_recipients_share_one_cek() {
         &[&a.public().unwrap(), &b.public().unwrap(), &c],
         ContentAlg::A256GCM,
         b"to three",
+        &Map::new(),
         None,
         false,
     )
@@ -158,7 +160,15 @@ fn several_recipients_share_one_cek() {
     }
     let dir = Jwk::generate_jwe(KeyAlg::Dir, ContentAlg::A256GCM).unwrap();
     assert!(
-        encrypt_json(&[&a, &dir], ContentAlg::A256GCM, b"x", None, false).is_err(),
+        encrypt_json(
+            &[&a, &dir],
+            ContentAlg::A256GCM,
+            b"x",
+            &Map::new(),
+            None,
+            false
+        )
+        .is_err(),
         "dir allows one recipient"
     );
 }
@@ -242,6 +252,12 @@ fn pbes2_iteration_counts_are_bounded() {
     let mut header: Map<String, Value> =
         serde_json::from_slice(&b64::decode(parts[0], "h").unwrap()).unwrap();
     assert_eq!(header["p2c"], keymgmt::PBES2_ITERATIONS);
+    let mut weak = Map::new();
+    weak.insert("p2c".into(), Value::from(10));
+    assert!(
+        encrypt_compact(&k, ContentAlg::A128GCM, b"x", &weak).is_err(),
+        "a p2c below the floor is refused"
+    );
     header["p2c"] = Value::from(100_000_000u64);
     let bad = format!(
         "{}.{}",
