@@ -81,6 +81,14 @@ pub enum JoseError {
         /// The kid, if the token had one.
         kid: Option<String>,
     },
+    /// A JWT claim fails validation.
+    #[error("JWT claim {claim} is invalid: {reason}")]
+    ClaimInvalid {
+        /// The claim (or header member, for typ).
+        claim: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// The crypto module failed.
     #[error("crypto failure in {op}")]
     Crypto {

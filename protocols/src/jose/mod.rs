@@ -1,5 +1,5 @@
 //! JOSE on aws-lc-rs primitives: JWK (RFC 7517/7518/7638, RFC 8037 for Ed25519), JWS
-//! (RFC 7515) and JWE (RFC 7516). JWT comes next (issue 3).
+//! (RFC 7515), JWE (RFC 7516) and JWT (RFC 7519): signed, encrypted and nested.
 //!
 //! Rules every entry point keeps:
 //! - Inputs are bounded ([`MAX_INPUT`]) and parsed without panics or recursion beyond serde_json's
@@ -15,6 +15,7 @@ pub mod error;
 pub mod jwe;
 pub mod jwk;
 pub mod jws;
+pub mod jwt;
 
 pub use alg::JwsAlg;
 pub use error::JoseError;
