@@ -21,5 +21,8 @@ pub use alg::JwsAlg;
 pub use error::JoseError;
 pub use jwk::{Jwk, JwkSet, KeyUse};
 
+#[cfg(test)]
+mod wycheproof_tests;
+
 /// Largest serialized JWS, JWE, JWK or JWK Set accepted (1 MiB).
 pub const MAX_INPUT: usize = 1024 * 1024;

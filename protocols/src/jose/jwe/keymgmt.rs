@@ -18,7 +18,7 @@ use super::kdf::concat_kdf;
 use crate::jose::b64;
 use crate::jose::der;
 use crate::jose::error::{JoseError, Result};
-use crate::jose::jwk::{Curve, KeyMaterial};
+use crate::jose::jwk::{Curve, KeyMaterial, RsaPrivate};
 
 /// PBES2 iteration count we use when encrypting (PBKDF2-HMAC-SHA-2, OWASP 2023 level).
 pub const PBES2_ITERATIONS: u32 = 600_000;
@@ -237,22 +237,11 @@ pub(crate) fn recover(
         (
             KeyAlg::RsaOaep | KeyAlg::RsaOaep256 | KeyAlg::RsaOaep384 | KeyAlg::RsaOaep512,
             KeyMaterial::Rsa { private, .. },
-        ) => {
-            let private = private.as_ref().ok_or(JoseError::NotPrivate)?;
-            let pkcs8 = der::rsa_pkcs8(&private.components);
-            let key =
-                PrivateDecryptingKey::from_pkcs8(&pkcs8).map_err(|_| JoseError::InvalidKey {
-                    reason: "RSA private key",
-                })?;
-            let key = OaepPrivateDecryptingKey::new(key).map_err(|_| failed())?;
-            let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
-            let len = key
-                .decrypt(oaep(alg), encrypted_key, &mut out, None)
-                .map_err(|_| failed())?
-                .len();
-            out.truncate(len);
-            out
-        }
+        ) => rsa_oaep_decrypt(
+            alg,
+            private.as_ref().ok_or(JoseError::NotPrivate)?,
+            encrypted_key,
+        )?,
         (
             KeyAlg::EcdhEs | KeyAlg::EcdhEsA128KW | KeyAlg::EcdhEsA256KW,
             KeyMaterial::Ec { crv, private, .. },
@@ -277,17 +266,7 @@ pub(crate) fn recover(
                     })
                 }
             };
-            let mine = PrivateKey::from_private_key(agreement_alg, &private.d).map_err(|_| {
-                JoseError::InvalidKey {
-                    reason: "EC private key",
-                }
-            })?;
-            let z = agreement::agree(
-                &mine,
-                UnparsedPublicKey::new(agreement_alg, point),
-                failed(),
-                |z| Ok(Zeroizing::new(z.to_vec())),
-            )?;
+            let z = ecdh_z(agreement_alg, &private.d, &point)?;
             let apu = optional_bytes(header, "apu")?;
             let apv = optional_bytes(header, "apv")?;
             if is_direct(alg) {
@@ -335,6 +314,41 @@ pub(crate) fn recover(
     Ok(cek)
 }
 
+/// RSAES-OAEP decryption (no label) with the hash of `alg`.
+pub(crate) fn rsa_oaep_decrypt(
+    alg: KeyAlg,
+    private: &RsaPrivate,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let pkcs8 = der::rsa_pkcs8(&private.components);
+    let key = PrivateDecryptingKey::from_pkcs8(&pkcs8).map_err(|_| JoseError::InvalidKey {
+        reason: "RSA private key",
+    })?;
+    let key = OaepPrivateDecryptingKey::new(key).map_err(|_| failed())?;
+    let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
+    let len = key
+        .decrypt(oaep(alg), ciphertext, &mut out, None)
+        .map_err(|_| failed())?
+        .len();
+    out.truncate(len);
+    Ok(out)
+}
+
+/// The ECDH shared secret of private scalar `d` and the peer's uncompressed `point` (points off
+/// the curve are refused by aws-lc).
+pub(crate) fn ecdh_z(
+    alg: &'static agreement::Algorithm,
+    d: &[u8],
+    point: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let mine = PrivateKey::from_private_key(alg, d).map_err(|_| JoseError::InvalidKey {
+        reason: "EC private key",
+    })?;
+    agreement::agree(&mine, UnparsedPublicKey::new(alg, point), failed(), |z| {
+        Ok(Zeroizing::new(z.to_vec()))
+    })
+}
+
 /// For ECDH-ES: the derived CEK itself; for ECDH-ES+AxxxKW: the CEK wrapped by the derived KEK.
 fn ecdh_finish(
     alg: KeyAlg,
@@ -368,7 +382,7 @@ fn random(len: usize) -> Result<Zeroizing<Vec<u8>>> {
     Ok(k)
 }
 
-fn aes_kw_wrap(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn aes_kw_wrap(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>> {
     let cipher = if kek.len() == 16 { &AES_128 } else { &AES_256 };
     let kek = AesKek::new(cipher, kek).map_err(crypto("key wrap"))?;
     let mut out = vec![0u8; cek.len() + 8];
@@ -377,7 +391,7 @@ fn aes_kw_wrap(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn aes_kw_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn aes_kw_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let cipher = if kek.len() == 16 { &AES_128 } else { &AES_256 };
     let kek = AesKek::new(cipher, kek).map_err(|_| failed())?;
     let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);

@@ -6,7 +6,7 @@
 //! patterns), as are RSA1_5 and any `crit`.
 
 pub mod alg;
-mod content;
+pub(crate) mod content;
 mod kdf;
 pub mod keymgmt;
 
