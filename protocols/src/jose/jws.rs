@@ -119,8 +119,8 @@ pub fn sign_json(
 }
 
 /// Verifies a JSON JWS (general or flattened): succeeds with the first signature whose key is
-/// found in `set` and verifies; signatures with unknown keys are skipped, a signature whose
-/// header breaks the rules is an error.
+/// found in `set`, whose header keeps the rules and which verifies; when none does, the error
+/// of the last one is returned.
 pub fn verify_json(json: &str, set: &JwkSet, allowed: &[JwsAlg]) -> Result<Verified> {
     let value: Value = serde_json::from_str(bounded(json)?)
         .map_err(|_| JoseError::Malformed { what: "JWS JSON" })?;
@@ -169,7 +169,15 @@ pub fn verify_json(json: &str, set: &JwkSet, allowed: &[JwsAlg]) -> Result<Verif
             Some(_) => return Err(JoseError::Malformed { what: "JWS header" }),
         };
         let mut header = parse_protected(protected)?;
-        let alg = check_header(&header, unprotected, allowed)?;
+        // A signature we may not check (alg outside the allow-list, unprotected alg, crit) is
+        // skipped like one whose key we lack; another signature may still be acceptable.
+        let alg = match check_header(&header, unprotected, allowed) {
+            Ok(alg) => alg,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
         if let Some(h) = unprotected {
             header.extend(h.clone());
         }

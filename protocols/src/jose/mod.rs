@@ -22,6 +22,8 @@ pub use error::JoseError;
 pub use jwk::{Jwk, JwkSet, KeyUse};
 
 #[cfg(test)]
+mod cookbook_tests;
+#[cfg(test)]
 mod wycheproof_tests;
 
 /// Largest serialized JWS, JWE, JWK or JWK Set accepted (1 MiB).

@@ -53,9 +53,15 @@ fn rfc7515_json_examples_verify() {
     let general = t["general_json"]["jws"].to_string();
     let v = verify_json(&general, &set, &[JwsAlg::RS256, JwsAlg::ES256]).unwrap();
     assert_eq!(v.kid.as_deref(), Some("2010-12-29"));
-    // Only ES256 allowed: the RS256 signature is refused, so no signature verifies.
+    // Only ES256 allowed: the RS256 signature is skipped and the ES256 one carries it.
+    let v = verify_json(&general, &set, &[JwsAlg::ES256]).unwrap();
+    assert_eq!(
+        v.kid.as_deref(),
+        Some("e9bc097a-ce51-4036-9562-d2ade882db0d")
+    );
+    // Neither allowed: nothing verifies, and the error says why.
     assert!(matches!(
-        verify_json(&general, &set, &[JwsAlg::ES256]),
+        verify_json(&general, &set, &[JwsAlg::HS256]),
         Err(JoseError::AlgNotAllowed { .. })
     ));
     let flattened = t["flattened_json"]["jws"].to_string();
