@@ -11,6 +11,11 @@ pub fn encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Appends the encoding of `bytes` to `out`.
+pub fn encode_into(bytes: &[u8], out: &mut String) {
+    URL_SAFE_NO_PAD.encode_string(bytes, out);
+}
+
 /// Decodes; `what` names the field in errors.
 pub fn decode(text: &str, what: &'static str) -> Result<Vec<u8>> {
     URL_SAFE_NO_PAD

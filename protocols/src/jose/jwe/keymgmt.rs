@@ -5,10 +5,7 @@ use std::num::NonZeroU32;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
 use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey};
 use aws_lc_rs::key_wrap::{AesKek, KeyWrap, AES_128, AES_256};
-use aws_lc_rs::rsa::{
-    self, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
-    PublicEncryptingKey,
-};
+use aws_lc_rs::rsa::{self, OaepPublicEncryptingKey, PublicEncryptingKey};
 use aws_lc_rs::{pbkdf2, rand};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
@@ -320,11 +317,7 @@ pub(crate) fn rsa_oaep_decrypt(
     private: &RsaPrivate,
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let pkcs8 = der::rsa_pkcs8(&private.components);
-    let key = PrivateDecryptingKey::from_pkcs8(&pkcs8).map_err(|_| JoseError::InvalidKey {
-        reason: "RSA private key",
-    })?;
-    let key = OaepPrivateDecryptingKey::new(key).map_err(|_| failed())?;
+    let key = &private.decrypting;
     let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
     let len = key
         .decrypt(oaep(alg), ciphertext, &mut out, None)

@@ -66,6 +66,9 @@ pub(crate) enum Signer {
 pub struct RsaPrivate {
     pub(crate) components: RsaComponents,
     pub(crate) signer: Signer,
+    /// The same key loaded for RSA-OAEP decryption (loaded once: parsing an RSA key costs more
+    /// than a decryption).
+    pub(crate) decrypting: aws_lc_rs::rsa::OaepPrivateDecryptingKey,
 }
 
 /// The private scalar (EC) or seed (Ed25519), loaded into aws-lc-rs and ready to sign.
@@ -289,14 +292,29 @@ impl KeyMaterial {
             reason: "inconsistent RSA private key",
         })?;
         check_rsa_size(&c.n)?;
+        let invalid = |_| JoseError::InvalidKey {
+            reason: "inconsistent RSA private key",
+        };
+        let decrypting = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&der::rsa_pkcs8(&c))
+            .map_err(|_| JoseError::InvalidKey {
+                reason: "inconsistent RSA private key",
+            })?;
+        let decrypting =
+            aws_lc_rs::rsa::OaepPrivateDecryptingKey::new(decrypting).map_err(invalid)?;
         Ok(KeyMaterial::Rsa {
             n: c.n.clone(),
             e: c.e.clone(),
             private: Some(Arc::new(RsaPrivate {
                 components: c,
                 signer: Signer::Rsa(pair),
+                decrypting,
             })),
         })
+    }
+
+    /// Imports an RSA private key from PKCS#8 DER (two primes).
+    pub fn rsa_from_pkcs8(pkcs8: &[u8]) -> Result<Self> {
+        Self::rsa_from_components(der::rsa_from_pkcs8(pkcs8)?)
     }
 
     pub(crate) fn ec_from_private(crv: Curve, d: Zeroizing<Vec<u8>>, point: &[u8]) -> Result<Self> {
