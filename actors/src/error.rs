@@ -20,6 +20,18 @@ pub enum Error {
         /// The path asked for.
         path: String,
     },
+    /// No such key for this tenant (also what another tenant's key looks like: ids do not leak).
+    #[error("key not found")]
+    KeyNotFound,
+    /// A JOSE operation failed on the caller's input (bad token, wrong algorithm, bad signature).
+    #[error(transparent)]
+    Jose(#[from] cryptoutil_protocols::jose::JoseError),
+    /// The request is not acceptable.
+    #[error("bad request: {reason}")]
+    BadRequest {
+        /// Why.
+        reason: &'static str,
+    },
     /// Fault injection is off in this configuration.
     #[error("fault injection is disabled (admin.danger_fault_injection)")]
     FaultInjectionDisabled,

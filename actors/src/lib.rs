@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`supervisor`]: the generic restarting supervisor, child specs, restart policy, tree nodes.
 //! - [`health`]: the `Health` actor: a service's liveness and readiness.
+//! - [`jose_keys`]: the `JoseKeys` actor: the JOSE service's keys per tenant.
 //! - [`vault`]: the `Vault` actor: owner of a service's store (sealed state, sealed records).
 //! - [`service`]: the eight service names.
 //! - [`suite`]: builds the root -> service -> actor tree and returns the handles.
@@ -21,6 +22,7 @@ pub mod ask;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod jose_keys;
 pub mod metrics;
 pub mod service;
 pub mod slot;

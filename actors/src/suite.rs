@@ -9,6 +9,7 @@ use ractor::SpawnErr;
 
 use crate::config::SupervisionConfig;
 use crate::health::{Health, HealthArgs, HealthHandle, HealthMsg};
+use crate::jose_keys::{JoseKeys, JoseKeysArgs, JoseKeysHandle, JoseKeysMsg};
 use crate::service::ServiceName;
 use crate::slot::Slot;
 use crate::supervisor::child::{ActorSpec, ChildSpec};
@@ -22,6 +23,8 @@ pub struct ServiceActors {
     pub health: HealthHandle,
     /// The store's owner.
     pub vault: VaultHandle,
+    /// The JOSE service's keys (the `jose` service only).
+    pub jose: Option<JoseKeysHandle>,
 }
 
 /// The running tree.
@@ -77,6 +80,7 @@ fn service_tree(
         move || (Health, HealthArgs { service }),
         || HealthMsg::Crash,
     );
+    let vault_store = Arc::clone(&store);
     let vault = ActorSpec::new(
         format!("{name}/vault"),
         "Vault",
@@ -86,22 +90,45 @@ fn service_tree(
                 Vault,
                 VaultArgs {
                     service,
-                    store: Arc::clone(&store),
+                    store: Arc::clone(&vault_store),
                 },
             )
         },
         || VaultMsg::Crash,
     );
+    let mut children: Vec<Arc<dyn ChildSpec>> = vec![Arc::new(health), Arc::new(vault)];
+    let mut jose = None;
+    if service == ServiceName::Jose {
+        let slot: Slot<JoseKeysMsg> = Slot::new("JoseKeys");
+        let spec = ActorSpec::new(
+            format!("{name}/keys"),
+            "JoseKeys",
+            slot.clone(),
+            move || {
+                (
+                    JoseKeys,
+                    JoseKeysArgs {
+                        service,
+                        store: Arc::clone(&store),
+                    },
+                )
+            },
+            || JoseKeysMsg::Crash,
+        );
+        children.push(Arc::new(spec));
+        jose = Some(JoseKeysHandle::new(slot, cfg.ask_timeout));
+    }
     let args = SupervisorArgs {
         name: name.into(),
         kind: "ServiceSupervisor",
         service: name,
-        children: vec![Arc::new(health), Arc::new(vault)],
+        children,
         config: cfg.clone(),
     };
     let actors = ServiceActors {
         health: HealthHandle::new(health_slot, cfg.ask_timeout),
         vault: VaultHandle::new(vault_slot, cfg.ask_timeout),
+        jose,
     };
     (Arc::new(SupervisorSpec::new(args)), actors)
 }

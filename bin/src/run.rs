@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use cryptoutil_actors::suite::{self, Suite};
 use cryptoutil_actors::ServiceName;
-use cryptoutil_http::auth::{Authenticator, DenyAll};
+use cryptoutil_http::auth::{Authenticator, DenyAll, JwtBearer};
 use cryptoutil_http::listener::Listener;
 use cryptoutil_http::state::{AdminState, AppState, Readiness};
 use cryptoutil_storage::unseal::{self, UnsealSource};
@@ -122,7 +122,6 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         .map_err(|e| anyhow!("starting actors: {e}"))?;
     let shutdown = Arc::new(watch::channel(false).0);
     let readiness = Readiness::default();
-    let auth: Arc<dyn Authenticator> = Arc::new(DenyAll);
     let mut listeners = JoinSet::new();
     let mut endpoints = BTreeMap::new();
     for (service, actors) in &suite.services {
@@ -148,11 +147,17 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             },
         );
 
+        // Tokens must name this service in `aud`, so each service gets its own authenticator.
+        let auth: Arc<dyn Authenticator> = if cfg.auth.trusted_issuers.is_empty() {
+            Arc::new(DenyAll)
+        } else {
+            Arc::new(JwtBearer::new(&cfg.auth, service.as_str()).map_err(|e| anyhow!(e))?)
+        };
         let app = AppState {
             service: *service,
             actors: actors.clone(),
             readiness: readiness.clone(),
-            auth: Arc::clone(&auth),
+            auth,
         };
         let admin_state = AdminState {
             app: app.clone(),

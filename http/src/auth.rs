@@ -69,6 +69,121 @@ impl Authenticator for DenyAll {
     }
 }
 
+/// Validates bearer tokens as JWTs from trusted issuers (static JWK Sets): signature with an
+/// asymmetric algorithm, `iss`, `exp`/`nbf`/`iat` with leeway, and `aud` naming this service.
+/// The token must carry a `tenant` claim; `scope` (space-separated) becomes the principal's
+/// scopes. Browser sessions are not issued yet: `session` refuses everything.
+pub struct JwtBearer {
+    issuers: Vec<(String, cryptoutil_protocols::jose::JwkSet)>,
+    audience: String,
+    leeway: std::time::Duration,
+}
+
+/// Token algorithms accepted from issuers: asymmetric only (a shared HMAC key would let every
+/// service mint tokens).
+const BEARER_ALGS: [cryptoutil_protocols::jose::JwsAlg; 10] = {
+    use cryptoutil_protocols::jose::JwsAlg::*;
+    [
+        RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA,
+    ]
+};
+
+impl JwtBearer {
+    /// From configuration, for the service named `audience`.
+    pub fn new(cfg: &crate::config::AuthConfig, audience: &str) -> Result<Self, String> {
+        let mut issuers = Vec::with_capacity(cfg.trusted_issuers.len());
+        for (i, t) in cfg.trusted_issuers.iter().enumerate() {
+            let set = cryptoutil_protocols::jose::JwkSet::parse(&t.jwks)
+                .map_err(|e| format!("auth.trusted_issuers[{i}].jwks: {e}"))?;
+            if set.keys.is_empty() {
+                return Err(format!(
+                    "auth.trusted_issuers[{i}].jwks holds no usable key"
+                ));
+            }
+            issuers.push((t.issuer.clone(), set));
+        }
+        Ok(Self {
+            issuers,
+            audience: audience.to_owned(),
+            leeway: cfg.leeway,
+        })
+    }
+}
+
+impl Authenticator for JwtBearer {
+    fn bearer(&self, token: &str) -> Result<Principal, AuthFailure> {
+        use cryptoutil_protocols::jose::{b64, jwt};
+        // The issuer is read unverified only to pick its key set; everything is verified below.
+        let payload = token.split('.').nth(1).ok_or(AuthFailure::Invalid)?;
+        let claims: serde_json::Value = b64::decode(payload, "payload")
+            .ok()
+            .and_then(|p| serde_json::from_slice(&p).ok())
+            .ok_or(AuthFailure::Invalid)?;
+        let iss = claims
+            .get("iss")
+            .and_then(serde_json::Value::as_str)
+            .ok_or(AuthFailure::Invalid)?;
+        let (issuer, keys) = self
+            .issuers
+            .iter()
+            .find(|(i, _)| i == iss)
+            .ok_or(AuthFailure::Invalid)?;
+        let v = jwt::Validation {
+            issuer: Some(issuer.clone()),
+            audience: Some(self.audience.clone()),
+            typ: None,
+            leeway: self.leeway,
+            require_exp: true,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims =
+            jwt::verify(token, keys, &BEARER_ALGS, &v, now).map_err(|_| AuthFailure::Invalid)?;
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let tenant = text("tenant")
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthFailure::Invalid)?;
+        let subject = text("sub")
+            .or_else(|| text("client_id"))
+            .ok_or(AuthFailure::Invalid)?;
+        let scopes = text("scope")
+            .map(|s| {
+                s.split(' ')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Principal {
+            subject,
+            tenant,
+            scopes,
+        })
+    }
+
+    fn session(&self, _cookie: &str) -> Result<Principal, AuthFailure> {
+        Err(AuthFailure::Invalid)
+    }
+}
+
+impl Principal {
+    /// 403 unless the principal holds `scope`.
+    pub fn require_scope(&self, scope: &'static str) -> Result<(), crate::error::ApiError> {
+        if self.scopes.iter().any(|s| s == scope) {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::InsufficientScope { scope })
+        }
+    }
+}
+
 /// The public allow-list of one stack, and the authenticator for everything else.
 #[derive(Clone)]
 pub struct AuthGate {

@@ -127,3 +127,34 @@ fn loopback() -> Vec<IpNet> {
         .filter_map(|n| n.parse().ok())
         .collect()
 }
+
+/// `auth:` in the configuration: who may issue the bearer tokens `/service/**` accepts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Issuers whose access tokens (JWTs) are trusted. Empty: every protected route answers 401.
+    pub trusted_issuers: Vec<TrustedIssuer>,
+    /// Clock skew tolerated on exp, nbf and iat.
+    #[serde(with = "human_duration")]
+    pub leeway: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            trusted_issuers: Vec::new(),
+            leeway: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One trusted token issuer and its public keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// Its JWK Set as JSON (usually `file:///...`). Until identity-authz serves its JWKS, this
+    /// static set is how issuers are trusted.
+    pub jwks: String,
+}

@@ -19,6 +19,12 @@ pub enum ApiError {
         /// What was wrong.
         failure: AuthFailure,
     },
+    /// The token lacks the scope the route needs.
+    #[error("insufficient scope: {scope} required")]
+    InsufficientScope {
+        /// The scope.
+        scope: &'static str,
+    },
     /// The client address is not on the stack's allowlist.
     #[error("client address not allowed")]
     IpNotAllowed,
@@ -59,6 +65,7 @@ impl IntoResponse for ApiError {
         let message = self.to_string();
         let (status, code) = match &self {
             ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::InsufficientScope { .. } => (StatusCode::FORBIDDEN, "insufficient_scope"),
             ApiError::IpNotAllowed => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
@@ -82,6 +89,10 @@ impl IntoResponse for ApiError {
                 }
                 cryptoutil_actors::Error::FaultInjectionDisabled => {
                     (StatusCode::NOT_FOUND, "not_found")
+                }
+                cryptoutil_actors::Error::KeyNotFound => (StatusCode::NOT_FOUND, "not_found"),
+                cryptoutil_actors::Error::Jose(_) | cryptoutil_actors::Error::BadRequest { .. } => {
+                    (StatusCode::BAD_REQUEST, "invalid_request")
                 }
             },
         };
@@ -110,6 +121,13 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+            }
+            ApiError::InsufficientScope { scope } => {
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    r#"Bearer realm="cryptoutil", error="insufficient_scope", scope="{scope}""#
+                )) {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
             }
             ApiError::RateLimited { retry_after_secs } => {
                 response

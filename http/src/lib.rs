@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`routes`]: the public route table of a service and the router built from it.
+//! - [`jose`]: the JOSE service's API handlers and its OpenAPI document.
 //! - [`auth`]: the credential seam: `Authenticator`, and the middleware that applies it.
 //! - [`middleware`]: IP allowlist, per-client rate limit, browser security headers.
 //! - [`admin`]: `/admin/v1/*` on the loopback-only listener.
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod jose;
 pub mod listener;
 pub mod metrics;
 pub mod middleware;

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::Method;
 use axum::response::Html;
-use axum::routing::{any, get, MethodRouter};
+use axum::routing::{any, delete, get, post, MethodRouter};
 use axum::{middleware, Json, Router};
+use cryptoutil_actors::ServiceName;
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
 
@@ -68,8 +69,102 @@ impl std::fmt::Debug for RouteSpec {
     }
 }
 
-/// Every public-listener route of a service. Adding a route means adding a row here.
-pub fn table() -> Vec<RouteSpec> {
+/// A route under both `/service/api/v1` and `/browser/api/v1`.
+macro_rules! both {
+    ($rows:ident, $method:expr, $suffix:literal, $access:expr, $handler:expr) => {
+        $rows.push(spec(
+            Some($method),
+            concat!("/service/api/v1", $suffix),
+            Realm::Service,
+            $access,
+            $handler,
+        ));
+        $rows.push(spec(
+            Some($method),
+            concat!("/browser/api/v1", $suffix),
+            Realm::Browser,
+            $access,
+            $handler,
+        ));
+    };
+}
+
+/// Every public-listener route of `service`. Adding a route means adding a row here.
+pub fn table(service: ServiceName) -> Vec<RouteSpec> {
+    use Access::{Authenticated, Public};
+    let mut rows = base_rows();
+    if service == ServiceName::Jose {
+        use crate::jose;
+        both!(rows, Method::GET, "/openapi.yaml", Public, || get(
+            jose::openapi_get
+        ));
+        both!(rows, Method::POST, "/jose/jwks", Authenticated, || post(
+            jose::jwks_post
+        ));
+        both!(rows, Method::GET, "/jose/jwks", Authenticated, || get(
+            jose::jwks_get
+        ));
+        both!(
+            rows,
+            Method::GET,
+            "/jose/jwks/{kid}",
+            Authenticated,
+            || get(jose::jwk_get)
+        );
+        both!(
+            rows,
+            Method::DELETE,
+            "/jose/jwks/{kid}",
+            Authenticated,
+            || delete(jose::jwk_delete)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/jose/jws/sign",
+            Authenticated,
+            || post(jose::jws_sign_post)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/jose/jws/verify",
+            Authenticated,
+            || post(jose::jws_verify_post)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/jose/jwe/encrypt",
+            Authenticated,
+            || post(jose::jwe_encrypt_post)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/jose/jwe/decrypt",
+            Authenticated,
+            || post(jose::jwe_decrypt_post)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/jose/jwt/sign",
+            Authenticated,
+            || post(jose::jwt_sign_post)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/jose/jwt/verify",
+            Authenticated,
+            || post(jose::jwt_verify_post)
+        );
+    }
+    rows
+}
+
+fn base_rows() -> Vec<RouteSpec> {
     use Access::{Authenticated, Public};
     vec![
         spec(
@@ -141,7 +236,7 @@ fn spec(
 pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
     let service = state.service.as_str();
     let auth = Arc::clone(&state.auth);
-    let rows = table();
+    let rows = table(state.service);
     let public = |realm: Realm| -> HashSet<(Method, &'static str)> {
         rows.iter()
             .filter(|r| r.realm == realm && r.access == Access::Public)

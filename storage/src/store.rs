@@ -11,6 +11,9 @@ use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::tables::Table;
 
+/// Opened records: key and plaintext (zeroized on drop).
+pub type OpenedRecords = Vec<(Vec<u8>, Zeroizing<Vec<u8>>)>;
+
 /// A service's storage. Synchronous: actors call it from `spawn_blocking`.
 pub struct Store {
     backend: Box<dyn Backend>,
@@ -81,6 +84,24 @@ impl Store {
     /// Reads a value stored with [`Store::put_plain`].
     pub fn get_plain(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         self.backend.get(table, key)
+    }
+
+    /// Every sealed record of `table` whose key starts with `prefix`, opened: (key, plaintext).
+    pub fn scan_sealed(&self, table: Table, prefix: &[u8]) -> Result<OpenedRecords, Error> {
+        let barrier = self.barrier();
+        self.backend
+            .scan(table, prefix)?
+            .into_iter()
+            .map(|(k, v)| barrier.open(table, &k, &v).map(|plain| (k, plain)))
+            .collect()
+    }
+
+    /// Deletes a record durably.
+    pub fn delete(&self, table: Table, key: &[u8]) -> Result<(), Error> {
+        self.backend.apply(vec![Write::Delete {
+            table,
+            key: key.to_vec(),
+        }])
     }
 
     /// Applies writes atomically and durably.

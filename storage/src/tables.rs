@@ -14,11 +14,19 @@ pub enum Table {
     Meta,
     /// Sealed records of a service's domain (products add their own tables later).
     Records,
+    /// JOSE service keys: `<tenant>/<kid>` -> sealed key record.
+    JoseKeys,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 4] = [Table::Barrier, Table::Pki, Table::Meta, Table::Records];
+    pub const ALL: [Table; 5] = [
+        Table::Barrier,
+        Table::Pki,
+        Table::Meta,
+        Table::Records,
+        Table::JoseKeys,
+    ];
 
     /// The versioned table name.
     pub fn name(self) -> &'static str {
@@ -27,6 +35,7 @@ impl Table {
             Table::Pki => "pki_v1",
             Table::Meta => "meta_v1",
             Table::Records => "records_v1",
+            Table::JoseKeys => "jose_keys_v1",
         }
     }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use cryptoutil_actors::config::human_duration;
 use cryptoutil_actors::{ServiceName, SupervisionConfig};
-use cryptoutil_http::config::{AdminConfig, AdminListenConfig, HttpConfig, ListenConfig};
+use cryptoutil_http::config::{
+    AdminConfig, AdminListenConfig, AuthConfig, HttpConfig, ListenConfig,
+};
 use cryptoutil_storage::BarrierConfig;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +40,8 @@ pub struct AppConfig {
     pub supervision: SupervisionConfig,
     /// Middleware stacks.
     pub http: HttpConfig,
+    /// Trusted token issuers.
+    pub auth: AuthConfig,
     /// Admin API options.
     pub admin: AdminConfig,
     /// How long shutdown waits for in-flight requests.
@@ -56,6 +60,7 @@ impl Default for AppConfig {
             barrier: BarrierConfig::default(),
             supervision: SupervisionConfig::default(),
             http: HttpConfig::default(),
+            auth: AuthConfig::default(),
             admin: AdminConfig::default(),
             shutdown_grace_period: Duration::from_secs(5),
             services: ServicesConfig::default(),

@@ -32,7 +32,7 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/jose_interop.py")
 }
 
-fn run(args: &[&str]) -> Value {
+pub(super) fn run(args: &[&str]) -> Value {
     let out = Command::new(python())
         .arg(script())
         .args(args)

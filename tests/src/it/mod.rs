@@ -2,6 +2,7 @@
 
 mod auth;
 mod jose_interop;
+mod jose_service;
 mod listeners;
 mod process;
 mod supervision;

@@ -1,0 +1,179 @@
+//! The typed handle to the `JoseKeys` actor.
+
+use std::time::Duration;
+
+use cryptoutil_protocols::jose::jwe::ContentAlg;
+use cryptoutil_protocols::jose::jws::Verified;
+use cryptoutil_protocols::jose::jwt::Claims;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use super::msg::{JoseKeysMsg, KeySpec, KeyView};
+use crate::ask::ask;
+use crate::error::Error;
+use crate::slot::Slot;
+
+/// Cloneable, restart-proof handle.
+#[derive(Clone, Debug)]
+pub struct JoseKeysHandle {
+    slot: Slot<JoseKeysMsg>,
+    timeout: Duration,
+}
+
+impl JoseKeysHandle {
+    /// A handle reading `slot`, asking with `timeout`.
+    pub fn new(slot: Slot<JoseKeysMsg>, timeout: Duration) -> Self {
+        Self { slot, timeout }
+    }
+
+    /// Creates a key.
+    pub async fn create(&self, tenant: String, spec: KeySpec) -> Result<KeyView, Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::Create {
+                tenant,
+                spec,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// The tenant's JWK Set.
+    pub async fn list(&self, tenant: String) -> Result<Value, Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::List { tenant, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// One key (with the private JWK when `export` and exportable).
+    pub async fn get(&self, tenant: String, kid: String, export: bool) -> Result<KeyView, Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::Get {
+                tenant,
+                kid,
+                export,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Deletes a key.
+    pub async fn delete(&self, tenant: String, kid: String) -> Result<(), Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::Delete { tenant, kid, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Signs.
+    pub async fn sign(
+        &self,
+        tenant: String,
+        kid: String,
+        payload: Vec<u8>,
+    ) -> Result<String, Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::Sign {
+                tenant,
+                kid,
+                payload,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Verifies.
+    pub async fn verify(&self, tenant: String, jws: String) -> Result<Verified, Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::Verify { tenant, jws, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Encrypts.
+    pub async fn encrypt(
+        &self,
+        tenant: String,
+        kid: String,
+        enc: Option<ContentAlg>,
+        plaintext: Zeroizing<Vec<u8>>,
+    ) -> Result<String, Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::Encrypt {
+                tenant,
+                kid,
+                enc,
+                plaintext,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Decrypts.
+    pub async fn decrypt(&self, tenant: String, jwe: String) -> Result<Zeroizing<Vec<u8>>, Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::Decrypt { tenant, jwe, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Signs a JWT.
+    pub async fn jwt_sign(
+        &self,
+        tenant: String,
+        kid: String,
+        claims: Claims,
+    ) -> Result<String, Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::JwtSign {
+                tenant,
+                kid,
+                claims,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Verifies a JWT at `now_unix`.
+    pub async fn jwt_verify(
+        &self,
+        tenant: String,
+        token: String,
+        now_unix: u64,
+    ) -> Result<Claims, Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::JwtVerify {
+                tenant,
+                token,
+                now_unix,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+}

@@ -1,0 +1,152 @@
+//! Messages of the `JoseKeys` actor.
+
+use cryptoutil_protocols::jose::jwe::ContentAlg;
+use cryptoutil_protocols::jose::jws::Verified;
+use cryptoutil_protocols::jose::jwt::Claims;
+use ractor::RpcReplyPort;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use super::state::StoredKey;
+use crate::error::Error;
+
+/// What key to create.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    /// A JWS alg (ES256, ...) or a JWE key management alg (A256KW, RSA-OAEP-256, ...).
+    pub alg: String,
+    /// `sig` or `enc`; must agree with `alg`.
+    pub key_use: Option<String>,
+    /// Whether the private key may ever be exported.
+    pub exportable: bool,
+    /// Content encryption for `dir` keys (sizes the key), default A256GCM.
+    pub enc: Option<ContentAlg>,
+}
+
+/// A key as the API shows it.
+#[derive(Debug, Clone)]
+pub struct KeyView {
+    /// The key id.
+    pub kid: String,
+    /// Public JWK (for symmetric keys: metadata without `k`).
+    pub jwk: Value,
+    /// Whether the private part may be exported.
+    pub exportable: bool,
+    /// The private JWK, only when asked for and exportable.
+    pub private_jwk: Option<Zeroizing<String>>,
+}
+
+/// What the `JoseKeys` actor does.
+pub enum JoseKeysMsg {
+    /// Generate, persist, then insert a key.
+    Create {
+        /// Tenant.
+        tenant: String,
+        /// What to create.
+        spec: KeySpec,
+        /// The new key.
+        reply: RpcReplyPort<Result<KeyView, Error>>,
+    },
+    /// Internal: a generated and persisted key joins the state.
+    Insert {
+        /// Tenant.
+        tenant: String,
+        /// The key.
+        key: StoredKey,
+        /// Answer to the original Create.
+        reply: RpcReplyPort<Result<KeyView, Error>>,
+    },
+    /// The tenant's JWK Set (public keys only).
+    List {
+        /// Tenant.
+        tenant: String,
+        /// `{"keys": [...]}`.
+        reply: RpcReplyPort<Result<Value, Error>>,
+    },
+    /// One key.
+    Get {
+        /// Tenant.
+        tenant: String,
+        /// Key id.
+        kid: String,
+        /// Include the private JWK (refused unless exportable).
+        export: bool,
+        /// The key.
+        reply: RpcReplyPort<Result<KeyView, Error>>,
+    },
+    /// Delete a key.
+    Delete {
+        /// Tenant.
+        tenant: String,
+        /// Key id.
+        kid: String,
+        /// Done.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+    /// Sign a payload (compact JWS).
+    Sign {
+        /// Tenant.
+        tenant: String,
+        /// Key id.
+        kid: String,
+        /// Payload.
+        payload: Vec<u8>,
+        /// The JWS.
+        reply: RpcReplyPort<Result<String, Error>>,
+    },
+    /// Verify a compact JWS with the tenant's keys.
+    Verify {
+        /// Tenant.
+        tenant: String,
+        /// The JWS.
+        jws: String,
+        /// Result.
+        reply: RpcReplyPort<Result<Verified, Error>>,
+    },
+    /// Encrypt to a key (compact JWE).
+    Encrypt {
+        /// Tenant.
+        tenant: String,
+        /// Key id.
+        kid: String,
+        /// Content encryption, default A256GCM.
+        enc: Option<ContentAlg>,
+        /// Plaintext.
+        plaintext: Zeroizing<Vec<u8>>,
+        /// The JWE.
+        reply: RpcReplyPort<Result<String, Error>>,
+    },
+    /// Decrypt a compact JWE with the tenant's keys.
+    Decrypt {
+        /// Tenant.
+        tenant: String,
+        /// The JWE.
+        jwe: String,
+        /// Plaintext.
+        reply: RpcReplyPort<Result<Zeroizing<Vec<u8>>, Error>>,
+    },
+    /// Sign a claims set as a JWT.
+    JwtSign {
+        /// Tenant.
+        tenant: String,
+        /// Key id.
+        kid: String,
+        /// Claims.
+        claims: Claims,
+        /// The JWT.
+        reply: RpcReplyPort<Result<String, Error>>,
+    },
+    /// Verify a JWT and validate its time claims.
+    JwtVerify {
+        /// Tenant.
+        tenant: String,
+        /// The JWT.
+        token: String,
+        /// The clock, seconds since the epoch.
+        now_unix: u64,
+        /// Claims.
+        reply: RpcReplyPort<Result<Claims, Error>>,
+    },
+    /// Fault injection: panic inside the handler.
+    Crash,
+}

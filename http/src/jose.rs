@@ -1,0 +1,263 @@
+//! The JOSE service's API, mounted under both `/service/api/v1/jose` and `/browser/api/v1/jose`.
+//! Handlers are thin: extract, decode, ask the `JoseKeys` actor, respond. Every route needs the
+//! `jose` scope; keys belong to the caller's tenant.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use cryptoutil_actors::jose_keys::{JoseKeysHandle, KeySpec, KeyView};
+use cryptoutil_protocols::jose::b64;
+use cryptoutil_protocols::jose::jwe::ContentAlg;
+use cryptoutil_protocols::jose::jwt::Claims;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The scope every JOSE route requires.
+pub const SCOPE: &str = "jose";
+
+fn keys(app: &AppState, who: &Principal) -> Result<JoseKeysHandle, ApiError> {
+    who.require_scope(SCOPE)?;
+    app.actors.jose.clone().ok_or(ApiError::NotFound)
+}
+
+fn decode(text: &str, field: &'static str) -> Result<Vec<u8>, ApiError> {
+    b64::decode(text, field).map_err(|_| ApiError::BadRequest {
+        reason: format!("{field} is not base64url"),
+    })
+}
+
+fn view_json(v: KeyView) -> Value {
+    let mut body = serde_json::Map::new();
+    body.insert("kid".into(), Value::String(v.kid));
+    body.insert("jwk".into(), v.jwk);
+    body.insert("exportable".into(), Value::Bool(v.exportable));
+    if let Some(private) = v.private_jwk {
+        body.insert(
+            "private_jwk".into(),
+            serde_json::from_str(&private).unwrap_or(Value::Null),
+        );
+    }
+    Value::Object(body)
+}
+
+fn enc_param(enc: Option<&str>) -> Result<Option<ContentAlg>, ApiError> {
+    enc.map(|e| {
+        ContentAlg::parse(e).map_err(|err| ApiError::BadRequest {
+            reason: err.to_string(),
+        })
+    })
+    .transpose()
+}
+
+/// `POST .../jose/jwks` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateKey {
+    alg: String,
+    #[serde(rename = "use")]
+    key_use: Option<String>,
+    #[serde(default)]
+    exportable: bool,
+    enc: Option<String>,
+}
+
+pub(crate) async fn jwks_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<CreateKey>,
+) -> Result<Response, ApiError> {
+    let spec = KeySpec {
+        alg: req.alg,
+        key_use: req.key_use,
+        exportable: req.exportable,
+        enc: enc_param(req.enc.as_deref())?,
+    };
+    let view = keys(&app, &who)?.create(who.tenant, spec).await?;
+    Ok((StatusCode::CREATED, Json(view_json(view))).into_response())
+}
+
+pub(crate) async fn jwks_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(keys(&app, &who)?.list(who.tenant).await?))
+}
+
+/// The `{kid}` path parameter. A struct, not a bare `Path<String>`: the stack router in front
+/// captures its own `{*rest}` parameter, which this ignores.
+#[derive(Deserialize)]
+pub(crate) struct KidPath {
+    kid: String,
+}
+
+/// `GET .../jose/jwks/{kid}?export=true`.
+#[derive(Deserialize)]
+pub(crate) struct Export {
+    #[serde(default)]
+    export: bool,
+}
+
+pub(crate) async fn jwk_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KidPath>,
+    Query(q): Query<Export>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(view_json(
+        keys(&app, &who)?.get(who.tenant, p.kid, q.export).await?,
+    )))
+}
+
+pub(crate) async fn jwk_delete(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KidPath>,
+) -> Result<StatusCode, ApiError> {
+    keys(&app, &who)?.delete(who.tenant, p.kid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST .../jose/jws/sign` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignReq {
+    kid: String,
+    payload: String,
+}
+
+pub(crate) async fn jws_sign_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<SignReq>,
+) -> Result<Json<Value>, ApiError> {
+    let payload = decode(&req.payload, "payload")?;
+    let jws = keys(&app, &who)?.sign(who.tenant, req.kid, payload).await?;
+    Ok(Json(json!({ "jws": jws })))
+}
+
+/// `POST .../jose/jws/verify` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyReq {
+    jws: String,
+}
+
+pub(crate) async fn jws_verify_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<VerifyReq>,
+) -> Result<Response, ApiError> {
+    match keys(&app, &who)?.verify(who.tenant, req.jws).await {
+        Ok(v) => Ok(Json(json!({ "valid": true, "kid": v.kid, "alg": v.alg.as_str(), "payload": b64::encode(&v.payload) })).into_response()),
+        Err(e @ (cryptoutil_actors::Error::Jose(_) | cryptoutil_actors::Error::KeyNotFound)) => {
+            Ok((StatusCode::BAD_REQUEST, Json(json!({ "valid": false, "reason": e.to_string() }))).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST .../jose/jwe/encrypt` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EncryptReq {
+    kid: String,
+    plaintext: String,
+    enc: Option<String>,
+}
+
+pub(crate) async fn jwe_encrypt_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<EncryptReq>,
+) -> Result<Json<Value>, ApiError> {
+    let plaintext = Zeroizing::new(decode(&req.plaintext, "plaintext")?);
+    let jwe = keys(&app, &who)?
+        .encrypt(
+            who.tenant,
+            req.kid,
+            enc_param(req.enc.as_deref())?,
+            plaintext,
+        )
+        .await?;
+    Ok(Json(json!({ "jwe": jwe })))
+}
+
+/// `POST .../jose/jwe/decrypt` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecryptReq {
+    jwe: String,
+}
+
+pub(crate) async fn jwe_decrypt_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<DecryptReq>,
+) -> Result<Json<Value>, ApiError> {
+    let plaintext = keys(&app, &who)?.decrypt(who.tenant, req.jwe).await?;
+    Ok(Json(json!({ "plaintext": b64::encode(&plaintext) })))
+}
+
+/// `POST .../jose/jwt/sign` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JwtSignReq {
+    kid: String,
+    claims: Claims,
+}
+
+pub(crate) async fn jwt_sign_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<JwtSignReq>,
+) -> Result<Json<Value>, ApiError> {
+    let jwt = keys(&app, &who)?
+        .jwt_sign(who.tenant, req.kid, req.claims)
+        .await?;
+    Ok(Json(json!({ "jwt": jwt })))
+}
+
+/// `POST .../jose/jwt/verify` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JwtVerifyReq {
+    jwt: String,
+}
+
+pub(crate) async fn jwt_verify_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<JwtVerifyReq>,
+) -> Result<Response, ApiError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match keys(&app, &who)?.jwt_verify(who.tenant, req.jwt, now).await {
+        Ok(claims) => Ok(Json(json!({ "valid": true, "claims": claims })).into_response()),
+        Err(e @ (cryptoutil_actors::Error::Jose(_) | cryptoutil_actors::Error::KeyNotFound)) => {
+            Ok((
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "valid": false, "reason": e.to_string() })),
+            )
+                .into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The OpenAPI document of the JOSE API (checked in at `http/openapi/jose.yaml`).
+pub const OPENAPI: &str = include_str!("../openapi/jose.yaml");
+
+pub(crate) async fn openapi_get() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI,
+    )
+}

@@ -1,0 +1,449 @@
+//! The jose service end to end over TLS: bearer JWTs from a trusted test issuer, keys per
+//! tenant persisted through the barrier, sign/verify, encrypt/decrypt, JWT, export policy,
+//! scopes, tenant isolation, restart survival, and jwcrypto judging the service's signatures.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cryptoutil_actors::ServiceName;
+use cryptoutil_federation::Response;
+use cryptoutil_protocols::jose::{b64, jwt, Jwk, JwsAlg};
+use hyper::Method;
+use serde_json::{json, Value};
+
+use crate::TestApp;
+
+const ISSUER: &str = "https://issuer.test";
+
+struct Issuer {
+    key: Jwk,
+    _dir: tempfile::TempDir,
+    jwks_file: String,
+}
+
+impl Issuer {
+    fn new() -> Self {
+        let key = Jwk::generate(JwsAlg::ES256).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("issuer-jwks.json");
+        let jwks = json!({ "keys": [key.to_public_value().unwrap()] });
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        Self {
+            key,
+            jwks_file: format!("file://{}", path.display()),
+            _dir: dir,
+        }
+    }
+
+    fn vars(&self) -> String {
+        format!("[{{issuer: \"{ISSUER}\", jwks: \"{}\"}}]", self.jwks_file)
+    }
+
+    fn token(&self, tenant: &str, aud: &str, scope: &str, exp_in: i64) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let claims = json!({"iss": ISSUER, "sub": "client-1", "aud": aud, "tenant": tenant, "scope": scope, "iat": now, "exp": now + exp_in});
+        jwt::sign(&self.key, claims.as_object().unwrap(), "at+jwt").unwrap()
+    }
+}
+
+async fn start(issuer: &Issuer, data: Option<&Path>) -> TestApp {
+    let vars = issuer.vars();
+    TestApp::start(
+        vec![ServiceName::Jose],
+        &[("CRYPTOUTIL_AUTH__TRUSTED_ISSUERS", vars.as_str())],
+        data,
+    )
+    .await
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value, Response) {
+    let url = format!(
+        "{}/service/api/v1/jose{path}",
+        app.public(ServiceName::Jose)
+    );
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let r = app
+        .client
+        .send(method, &url, &headers, body.into())
+        .await
+        .unwrap();
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status.as_u16(), v, r)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_sign_verify_encrypt_decrypt_and_jwt() {
+    let issuer = Issuer::new();
+    let app = start(&issuer, None).await;
+    let t = issuer.token("acme", "jose", "jose", 300);
+
+    let (status, created, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/jwks",
+        Some(json!({"alg": "ES256", "use": "sig", "exportable": false})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let kid = created["kid"].as_str().unwrap().to_owned();
+    assert!(created["jwk"].get("d").is_none() && created["jwk"]["kty"] == "EC");
+
+    let (status, jwks, _) = call(&app, &t, Method::GET, "/jwks", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
+    assert!(jwks["keys"][0].get("d").is_none());
+
+    let payload = b64::encode(b"hello jose");
+    let (status, signed, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/jws/sign",
+        Some(json!({"kid": kid, "payload": payload})),
+    )
+    .await;
+    assert_eq!(status, 200, "{signed}");
+    let jws = signed["jws"].as_str().unwrap().to_owned();
+    let (status, verified, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/jws/verify",
+        Some(json!({"jws": jws})),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            &verified["valid"],
+            &verified["kid"],
+            &verified["payload"]
+        ),
+        (200, &json!(true), &json!(kid), &json!(payload))
+    );
+    let tampered = format!("{}x", &jws[..jws.len() - 1]);
+    let (status, refused, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/jws/verify",
+        Some(json!({"jws": tampered})),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["valid"]),
+        (400, &json!(false)),
+        "{refused}"
+    );
+
+    for alg in ["A256KW", "RSA-OAEP-256", "ECDH-ES+A256KW", "dir"] {
+        let (_, k, _) = call(
+            &app,
+            &t,
+            Method::POST,
+            "/jwks",
+            Some(json!({"alg": alg, "use": "enc"})),
+        )
+        .await;
+        let kid = k["kid"].as_str().unwrap();
+        assert!(
+            k["jwk"].get("k").is_none() && k["jwk"].get("d").is_none(),
+            "{alg}: {k}"
+        );
+        let pt = b64::encode(b"secret bytes");
+        let (status, e, _) = call(
+            &app,
+            &t,
+            Method::POST,
+            "/jwe/encrypt",
+            Some(json!({"kid": kid, "plaintext": pt, "enc": "A128CBC-HS256"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{alg}: {e}");
+        let (status, d, _) = call(
+            &app,
+            &t,
+            Method::POST,
+            "/jwe/decrypt",
+            Some(json!({"jwe": e["jwe"]})),
+        )
+        .await;
+        assert_eq!((status, &d["plaintext"]), (200, &json!(pt)), "{alg}");
+    }
+
+    let claims = json!({"sub": "alice", "exp": 4_000_000_000u64});
+    let (status, j, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/jwt/sign",
+        Some(json!({"kid": kid, "claims": claims})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, v, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/jwt/verify",
+        Some(json!({"jwt": j["jwt"]})),
+    )
+    .await;
+    assert_eq!((status, &v["claims"]["sub"]), (200, &json!("alice")));
+    let expired = json!({"sub": "alice", "exp": 1000});
+    let (_, j, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/jwt/sign",
+        Some(json!({"kid": kid, "claims": expired})),
+    )
+    .await;
+    let (status, v, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/jwt/verify",
+        Some(json!({"jwt": j["jwt"]})),
+    )
+    .await;
+    assert_eq!((status, &v["valid"]), (400, &json!(false)));
+
+    // Refusals with clear errors.
+    for bad in [
+        json!({"alg": "RSA1_5"}),
+        json!({"alg": "none"}),
+        json!({"alg": "ES256", "use": "enc"}),
+        json!({"alg": "PBES2-HS256+A128KW"}),
+    ] {
+        let (status, body, _) = call(&app, &t, Method::POST, "/jwks", Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, _, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/jws/sign",
+        Some(json!({"kid": kid, "payload": "not base64!"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_scopes_tenants_and_export_policy() {
+    let issuer = Issuer::new();
+    let app = start(&issuer, None).await;
+    let acme = issuer.token("acme", "jose", "jose", 300);
+    let (_, k, _) = call(
+        &app,
+        &acme,
+        Method::POST,
+        "/jwks",
+        Some(json!({"alg": "EdDSA"})),
+    )
+    .await;
+    let kid = k["kid"].as_str().unwrap().to_owned();
+
+    // Another tenant sees nothing: 404, not 403.
+    let globex = issuer.token("globex", "jose", "jose", 300);
+    let (status, body, r) = call(&app, &globex, Method::GET, &format!("/jwks/{kid}"), None).await;
+    assert_eq!(status, 404, "{body} {}", r.text());
+    let (status, _, _) = call(
+        &app,
+        &globex,
+        Method::POST,
+        "/jws/sign",
+        Some(json!({"kid": kid, "payload": "AA"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (_, list, _) = call(&app, &globex, Method::GET, "/jwks", None).await;
+    assert_eq!(list["keys"].as_array().unwrap().len(), 0);
+
+    // Scope, audience, expiry, issuer key.
+    let (status, _, r) = call(
+        &app,
+        &issuer.token("acme", "jose", "kms", 300),
+        Method::GET,
+        "/jwks",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(r.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
+    for (case, token) in [
+        ("audience", issuer.token("acme", "kms", "jose", 300)),
+        ("expired", issuer.token("acme", "jose", "jose", -600)),
+        (
+            "unknown key",
+            Issuer::new().token("acme", "jose", "jose", 300),
+        ),
+    ] {
+        let (status, _, _) = call(&app, &token, Method::GET, "/jwks", None).await;
+        assert_eq!(status, 401, "{case}");
+    }
+    let hs = Jwk::generate(JwsAlg::HS256).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = jwt::sign(&hs, json!({"iss": ISSUER, "aud": "jose", "tenant": "acme", "sub": "x", "scope": "jose", "exp": now + 60}).as_object().unwrap(), "JWT").unwrap();
+    assert_eq!(
+        call(&app, &forged, Method::GET, "/jwks", None).await.0,
+        401,
+        "symmetric tokens are refused"
+    );
+    // A bearer token on /browser is refused.
+    let url = format!("{}/browser/api/v1/jose/jwks", app.public(ServiceName::Jose));
+    let auth = format!("Bearer {acme}");
+    assert_eq!(
+        app.client
+            .send(
+                Method::GET,
+                &url,
+                &[("authorization", auth.as_str())],
+                Default::default()
+            )
+            .await
+            .unwrap()
+            .status,
+        401
+    );
+
+    // Export only when created exportable.
+    let (status, _, _) = call(
+        &app,
+        &acme,
+        Method::GET,
+        &format!("/jwks/{kid}?export=true"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (_, e, _) = call(
+        &app,
+        &acme,
+        Method::POST,
+        "/jwks",
+        Some(json!({"alg": "ES384", "exportable": true})),
+    )
+    .await;
+    let ekid = e["kid"].as_str().unwrap();
+    let (_, plain, _) = call(&app, &acme, Method::GET, &format!("/jwks/{ekid}"), None).await;
+    assert!(plain.get("private_jwk").is_none(), "not without asking");
+    let (status, exported, _) = call(
+        &app,
+        &acme,
+        Method::GET,
+        &format!("/jwks/{ekid}?export=true"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(exported["private_jwk"]["d"].is_string());
+
+    let (status, _, _) = call(&app, &acme, Method::DELETE, &format!("/jwks/{kid}"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        call(&app, &acme, Method::GET, &format!("/jwks/{kid}"), None)
+            .await
+            .0,
+        404
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_survive_a_restart_and_jwcrypto_verifies_the_service_signatures() {
+    let issuer = Issuer::new();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let t = issuer.token("acme", "jose", "jose", 300);
+    let app = start(&issuer, Some(&data)).await;
+    let mut cases = Vec::new();
+    for alg in ["ES256", "PS256", "RS384", "EdDSA", "ES512"] {
+        let (_, k, _) = call(&app, &t, Method::POST, "/jwks", Some(json!({"alg": alg}))).await;
+        let kid = k["kid"].as_str().unwrap().to_owned();
+        let payload = b64::encode(format!("signed by the service with {alg}").as_bytes());
+        let (_, s, _) = call(
+            &app,
+            &t,
+            Method::POST,
+            "/jws/sign",
+            Some(json!({"kid": kid, "payload": payload})),
+        )
+        .await;
+        cases.push((alg, kid, s["jws"].as_str().unwrap().to_owned(), payload));
+    }
+    app.stop().await;
+
+    let app = start(&issuer, Some(&data)).await;
+    let (_, jwks, _) = call(&app, &t, Method::GET, "/jwks", None).await;
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 5);
+    let mut peer_cases = Vec::new();
+    for (alg, kid, jws, payload) in &cases {
+        let (status, v, _) = call(
+            &app,
+            &t,
+            Method::POST,
+            "/jws/verify",
+            Some(json!({"jws": jws})),
+        )
+        .await;
+        assert_eq!(
+            (status, &v["payload"]),
+            (200, &json!(payload)),
+            "{alg} after restart"
+        );
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+            .unwrap()
+            .clone();
+        peer_cases.push(json!({"name": format!("service {alg}"), "alg": alg, "jwk": jwk, "jws": jws, "payload_b64": payload}));
+    }
+    let file = dir.path().join("cases.json");
+    std::fs::write(&file, serde_json::to_vec(&peer_cases).unwrap()).unwrap();
+    let report = super::jose_interop::run(&["verify", file.to_str().unwrap()]);
+    let failed: Vec<&Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ok"] != true)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "jwcrypto rejected service signatures: {failed:#?}"
+    );
+
+    let url = format!(
+        "{}/service/api/v1/openapi.yaml",
+        app.public(ServiceName::Jose)
+    );
+    let spec = app.client.get(&url).await.unwrap();
+    assert_eq!(spec.status, 200, "the OpenAPI document is public");
+    assert_eq!(spec.text(), cryptoutil_http::jose::OPENAPI);
+    app.stop().await;
+}
