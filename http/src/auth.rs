@@ -3,7 +3,7 @@
 //! issue wires real credentials, the only `Authenticator` is [`DenyAll`], so every route not on
 //! the public allow-list answers 401.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -77,7 +77,13 @@ pub struct JwtBearer {
     issuers: Vec<(String, cryptoutil_protocols::jose::JwkSet)>,
     audience: String,
     leeway: std::time::Duration,
+    /// Tokens already verified, by SHA-256 of the token, until their `exp`: a signature check
+    /// costs more than most requests it guards. Bounded; cleared when full.
+    verified: std::sync::Mutex<HashMap<[u8; 32], (Principal, u64)>>,
 }
+
+/// Most verified tokens remembered at once.
+const VERIFIED_CACHE_MAX: usize = 10_000;
 
 /// Token algorithms accepted from issuers: asymmetric only (a shared HMAC key would let every
 /// service mint tokens).
@@ -93,8 +99,15 @@ impl JwtBearer {
     pub fn new(cfg: &crate::config::AuthConfig, audience: &str) -> Result<Self, String> {
         let mut issuers = Vec::with_capacity(cfg.trusted_issuers.len());
         for (i, t) in cfg.trusted_issuers.iter().enumerate() {
-            let set = cryptoutil_protocols::jose::JwkSet::parse(&t.jwks)
+            let mut set = cryptoutil_protocols::jose::JwkSet::parse(&t.jwks)
                 .map_err(|e| format!("auth.trusted_issuers[{i}].jwks: {e}"))?;
+            set.keys = set
+                .keys
+                .into_iter()
+                .map(|k| {
+                    pin_issuer_key(k).map_err(|e| format!("auth.trusted_issuers[{i}].jwks: {e}"))
+                })
+                .collect::<Result<_, _>>()?;
             if set.keys.is_empty() {
                 return Err(format!(
                     "auth.trusted_issuers[{i}].jwks holds no usable key"
@@ -106,12 +119,81 @@ impl JwtBearer {
             issuers,
             audience: audience.to_owned(),
             leeway: cfg.leeway,
+            verified: std::sync::Mutex::new(HashMap::new()),
         })
     }
 }
 
+/// Issuer keys often omit `alg`. EC and OKP keys name one algorithm by their curve; an RSA key
+/// without `alg` is ambiguous (RS or PS, which hash) and refused, so no key serves two algorithms.
+fn pin_issuer_key(
+    key: cryptoutil_protocols::jose::Jwk,
+) -> Result<cryptoutil_protocols::jose::Jwk, String> {
+    use cryptoutil_protocols::jose::jwk::{Curve, KeyMaterial};
+    use cryptoutil_protocols::jose::JwsAlg;
+    if key.alg.is_some() {
+        let alg = key.jws_alg().map_err(|e| e.to_string())?;
+        return key.pinned(alg).map_err(|e| e.to_string());
+    }
+    let alg = match key.material() {
+        KeyMaterial::Ec {
+            crv: Curve::P256, ..
+        } => JwsAlg::ES256,
+        KeyMaterial::Ec {
+            crv: Curve::P384, ..
+        } => JwsAlg::ES384,
+        KeyMaterial::Ec { .. } => JwsAlg::ES512,
+        KeyMaterial::Okp { .. } => JwsAlg::EdDSA,
+        KeyMaterial::Rsa { .. } => {
+            return Err("an RSA key without alg is ambiguous; set alg".into())
+        }
+        KeyMaterial::Oct { .. } => return Err("symmetric keys cannot be issuer keys".into()),
+    };
+    key.pinned(alg).map_err(|e| e.to_string())
+}
+
 impl Authenticator for JwtBearer {
     fn bearer(&self, token: &str) -> Result<Principal, AuthFailure> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let digest: [u8; 32] =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+                .as_ref()
+                .try_into()
+                .map_err(|_| AuthFailure::Invalid)?;
+        {
+            let cache = self
+                .verified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((principal, exp)) = cache.get(&digest) {
+                if now < *exp {
+                    return Ok(principal.clone());
+                }
+            }
+        }
+        let (principal, exp) = self.verify_token(token, now)?;
+        let mut cache = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= VERIFIED_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(digest, (principal.clone(), exp));
+        Ok(principal)
+    }
+
+    fn session(&self, _cookie: &str) -> Result<Principal, AuthFailure> {
+        Err(AuthFailure::Invalid)
+    }
+}
+
+impl JwtBearer {
+    /// Full verification: signature, issuer, audience, time claims; returns the principal and `exp`.
+    fn verify_token(&self, token: &str, now: u64) -> Result<(Principal, u64), AuthFailure> {
         use cryptoutil_protocols::jose::{b64, jwt};
         // The issuer is read unverified only to pick its key set; everything is verified below.
         let payload = token.split('.').nth(1).ok_or(AuthFailure::Invalid)?;
@@ -135,12 +217,12 @@ impl Authenticator for JwtBearer {
             leeway: self.leeway,
             require_exp: true,
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         let claims =
             jwt::verify(token, keys, &BEARER_ALGS, &v, now).map_err(|_| AuthFailure::Invalid)?;
+        let exp = claims
+            .get("exp")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or(AuthFailure::Invalid)?;
         let text = |name: &str| {
             claims
                 .get(name)
@@ -161,15 +243,14 @@ impl Authenticator for JwtBearer {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Principal {
-            subject,
-            tenant,
-            scopes,
-        })
-    }
-
-    fn session(&self, _cookie: &str) -> Result<Principal, AuthFailure> {
-        Err(AuthFailure::Invalid)
+        Ok((
+            Principal {
+                subject,
+                tenant,
+                scopes,
+            },
+            exp,
+        ))
     }
 }
 
