@@ -26,7 +26,10 @@ impl Issuer {
         let key = Jwk::generate(JwsAlg::ES256).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("issuer-jwks.json");
-        let jwks = json!({ "keys": [key.to_public_value().unwrap()] });
+        // Like most issuers' JWKS, the key carries no `alg`: the service pins it by its curve.
+        let mut public = key.to_public_value().unwrap();
+        public.as_object_mut().unwrap().remove("alg");
+        let jwks = json!({ "keys": [public] });
         std::fs::write(&path, jwks.to_string()).unwrap();
         Self {
             key,
