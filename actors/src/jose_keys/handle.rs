@@ -75,24 +75,30 @@ impl JoseKeysHandle {
         .await
     }
 
-    /// Signs.
+    /// Signs: the actor hands out the key and the signature is computed on the caller's task,
+    /// so concurrent requests sign on every core instead of queueing on one mailbox.
     pub async fn sign(
         &self,
         tenant: String,
         kid: String,
         payload: Vec<u8>,
     ) -> Result<String, Error> {
-        ask(
+        if payload.len() > super::MAX_PAYLOAD {
+            return Err(Error::BadRequest {
+                reason: "payload too large",
+            });
+        }
+        let key = ask(
             &self.slot,
-            |reply| JoseKeysMsg::Sign {
-                tenant,
-                kid,
-                payload,
-                reply,
-            },
+            |reply| JoseKeysMsg::Key { tenant, kid, reply },
             self.timeout,
         )
-        .await
+        .await?;
+        Ok(cryptoutil_protocols::jose::jws::sign_compact(
+            &key,
+            &payload,
+            &serde_json::Map::new(),
+        )?)
     }
 
     /// Verifies.

@@ -95,6 +95,9 @@ impl Actor for JoseKeys {
                     });
                 }
             },
+            JoseKeysMsg::Key { tenant, kid, reply } => {
+                let _ = reply.send(st.key_for_signing(&tenant, &kid));
+            }
             JoseKeysMsg::Sign {
                 tenant,
                 kid,

@@ -83,6 +83,16 @@ pub enum JoseKeysMsg {
         /// Done.
         reply: RpcReplyPort<Result<(), Error>>,
     },
+    /// Hand out a key (for signing on the caller's task, so signatures use every core rather
+    /// than this one mailbox).
+    Key {
+        /// Tenant.
+        tenant: String,
+        /// Key id.
+        kid: String,
+        /// The key (private material stays behind its Arc; nothing is copied out).
+        reply: RpcReplyPort<Result<cryptoutil_protocols::jose::Jwk, Error>>,
+    },
     /// Sign a payload (compact JWS).
     Sign {
         /// Tenant.

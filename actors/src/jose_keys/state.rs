@@ -235,6 +235,11 @@ impl JoseKeysState {
         }
     }
 
+    /// A clone of key `kid` for signing elsewhere (private parts are shared, not copied).
+    pub fn key_for_signing(&self, tenant: &str, kid: &str) -> Result<Jwk, Error> {
+        Ok(self.key(tenant, kid)?.jwk.clone())
+    }
+
     /// Signs `payload` with key `kid`.
     pub fn sign(&self, tenant: &str, kid: &str, payload: &[u8]) -> Result<String, Error> {
         if payload.len() > MAX_PAYLOAD {
