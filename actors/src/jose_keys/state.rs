@@ -287,7 +287,8 @@ impl JoseKeysState {
 
     /// Decrypts a compact JWE with the tenant's key named by its `kid`.
     pub fn decrypt(&self, tenant: &str, token: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let kid = header_kid(token).ok_or(Error::KeyNotFound)?;
+        let kid =
+            cryptoutil_protocols::jose::header::compact_kid(token).ok_or(Error::KeyNotFound)?;
         let key = &self.key(tenant, &kid)?.jwk;
         let algs: Vec<KeyAlg> = KeyAlg::ALL
             .into_iter()
@@ -332,13 +333,6 @@ impl JoseKeysState {
     pub fn created(&self, tenant: &str, kid: &str) -> Option<u64> {
         self.key(tenant, kid).ok().map(|k| k.created_unix)
     }
-}
-
-fn header_kid(token: &str) -> Option<String> {
-    let header = token.split('.').next()?;
-    let bytes = cryptoutil_protocols::jose::b64::decode(header, "header").ok()?;
-    let value: Value = serde_json::from_slice(&bytes).ok()?;
-    value.get("kid")?.as_str().map(str::to_owned)
 }
 
 #[cfg(test)]

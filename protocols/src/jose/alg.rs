@@ -56,12 +56,7 @@ impl JwsAlg {
         if name.eq_ignore_ascii_case("none") {
             return Err(JoseError::AlgNone);
         }
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str() == name)
-            .ok_or_else(|| JoseError::UnsupportedAlg {
-                alg: name.chars().take(32).collect(),
-            })
+        super::header::by_name(&Self::ALL, name, Self::as_str)
     }
 
     /// The registered name.

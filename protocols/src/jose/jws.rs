@@ -42,15 +42,7 @@ pub fn verify_compact(token: &str, key: &Jwk, allowed: &[JwsAlg]) -> Result<Veri
 /// Verifies a compact JWS with the key of `set` its `kid` names (or the only key, when the token
 /// has no `kid` and the set has exactly one).
 pub fn verify_compact_in(token: &str, set: &JwkSet, allowed: &[JwsAlg]) -> Result<Verified> {
-    verify_compact_with(token, allowed, |kid| resolve(set, kid))
-}
-
-fn resolve<'a>(set: &'a JwkSet, kid: Option<&str>) -> Option<&'a Jwk> {
-    match kid {
-        Some(kid) => set.find(kid),
-        None if set.keys.len() == 1 => set.keys.first(),
-        None => None,
-    }
+    verify_compact_with(token, allowed, |kid| set.resolve(kid))
 }
 
 fn verify_compact_with<'k>(
@@ -182,7 +174,7 @@ pub fn verify_json(json: &str, set: &JwkSet, allowed: &[JwsAlg]) -> Result<Verif
             header.extend(h.clone());
         }
         let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
-        let Some(key) = resolve(set, kid.as_deref()) else {
+        let Some(key) = set.resolve(kid.as_deref()) else {
             last = JoseError::UnknownKid { kid };
             continue;
         };
@@ -258,16 +250,7 @@ fn check_header(
         Some(Value::String(name)) => JwsAlg::parse(name)?,
         _ => return Err(JoseError::Malformed { what: "JWS alg" }),
     };
-    if let Some(crit) = protected.get("crit") {
-        let name = crit
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .unwrap_or("crit");
-        return Err(JoseError::CritUnsupported {
-            name: name.chars().take(64).collect(),
-        });
-    }
+    super::header::refuse_crit(protected)?;
     if protected.contains_key("b64") {
         return Err(JoseError::CritUnsupported { name: "b64".into() });
     }

@@ -12,6 +12,7 @@ pub mod alg;
 pub mod b64;
 mod der;
 pub mod error;
+pub mod header;
 pub mod jwe;
 pub mod jwk;
 pub mod jws;

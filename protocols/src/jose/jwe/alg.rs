@@ -64,12 +64,7 @@ impl KeyAlg {
         if name.eq_ignore_ascii_case("none") {
             return Err(JoseError::AlgNone);
         }
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str() == name)
-            .ok_or_else(|| JoseError::UnsupportedAlg {
-                alg: name.chars().take(32).collect(),
-            })
+        crate::jose::header::by_name(&Self::ALL, name, Self::as_str)
     }
 
     /// The registered name.
@@ -124,12 +119,7 @@ impl ContentAlg {
 
     /// Parses a registered name.
     pub fn parse(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str() == name)
-            .ok_or_else(|| JoseError::UnsupportedAlg {
-                alg: name.chars().take(32).collect(),
-            })
+        crate::jose::header::by_name(&Self::ALL, name, Self::as_str)
     }
 
     /// The registered name.

@@ -276,11 +276,7 @@ pub fn decrypt_json(
             }
         };
         let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
-        let key = match kid.as_deref() {
-            Some(k) => set.find(k),
-            None if set.keys.len() == 1 => set.keys.first(),
-            None => None,
-        };
+        let key = set.resolve(kid.as_deref());
         let Some(key) = key else {
             last = JoseError::UnknownKid { kid };
             continue;
@@ -351,16 +347,7 @@ fn refuse_forbidden(header: &Map<String, Value>) -> Result<()> {
             alg: "zip (compression is refused)".into(),
         });
     }
-    if let Some(crit) = header.get("crit") {
-        let name = crit
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .unwrap_or("crit");
-        return Err(JoseError::CritUnsupported {
-            name: name.chars().take(64).collect(),
-        });
-    }
+    crate::jose::header::refuse_crit(header)?;
     Ok(())
 }
 

@@ -51,6 +51,15 @@ impl JwkSet {
         Ok(serde_json::json!({ "keys": keys }))
     }
 
+    /// The key a token's `kid` names; without a `kid`, the only key of a one-key set.
+    pub fn resolve(&self, kid: Option<&str>) -> Option<&Jwk> {
+        match kid {
+            Some(kid) => self.find(kid),
+            None if self.keys.len() == 1 => self.keys.first(),
+            None => None,
+        }
+    }
+
     /// The key with `kid`.
     pub fn find(&self, kid: &str) -> Option<&Jwk> {
         self.keys.iter().find(|k| k.kid.as_deref() == Some(kid))
