@@ -6,7 +6,7 @@
 //! - [`unseal`]: M-of-N unseal shares (Shamir over GF(2^8)) and their text encoding.
 //! - [`pki`]: the dynamic TLS PKI: a private root, an intermediate and leaf certificates.
 //! - [`duration`]: human durations in configuration (`250ms`, `5s`, `2m`, `1h`, `7d`).
-//! - [`jose`]: JWK, JWK Set and JWS on aws-lc-rs (JWE and JWT follow).
+//! - [`jose`]: JWK, JWK Set, JWS, JWE and JWT on aws-lc-rs.
 //! - [`fips`]: whether the crypto module runs in FIPS 140-3 mode.
 //! - [`tls`]: the one TLS policy (TLS 1.3, FIPS-approved suites and groups) for every socket.
 //! - [`error`]: the crate's error enum.
