@@ -83,22 +83,13 @@ impl JoseKeysHandle {
         kid: String,
         payload: Vec<u8>,
     ) -> Result<String, Error> {
-        if payload.len() > super::MAX_PAYLOAD {
-            return Err(Error::BadRequest {
-                reason: "payload too large",
-            });
-        }
         let key = ask(
             &self.slot,
             |reply| JoseKeysMsg::Key { tenant, kid, reply },
             self.timeout,
         )
         .await?;
-        Ok(cryptoutil_protocols::jose::jws::sign_compact(
-            &key,
-            &payload,
-            &serde_json::Map::new(),
-        )?)
+        super::JoseKeysState::sign_with(&key, &payload)
     }
 
     /// Verifies.

@@ -98,14 +98,6 @@ impl Actor for JoseKeys {
             JoseKeysMsg::Key { tenant, kid, reply } => {
                 let _ = reply.send(st.key_for_signing(&tenant, &kid));
             }
-            JoseKeysMsg::Sign {
-                tenant,
-                kid,
-                payload,
-                reply,
-            } => {
-                let _ = reply.send(st.sign(&tenant, &kid, &payload));
-            }
             JoseKeysMsg::Verify { tenant, jws, reply } => {
                 let _ = reply.send(st.verify(&tenant, &jws));
             }

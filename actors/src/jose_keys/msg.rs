@@ -93,17 +93,6 @@ pub enum JoseKeysMsg {
         /// The key (private material stays behind its Arc; nothing is copied out).
         reply: RpcReplyPort<Result<cryptoutil_protocols::jose::Jwk, Error>>,
     },
-    /// Sign a payload (compact JWS).
-    Sign {
-        /// Tenant.
-        tenant: String,
-        /// Key id.
-        kid: String,
-        /// Payload.
-        payload: Vec<u8>,
-        /// The JWS.
-        reply: RpcReplyPort<Result<String, Error>>,
-    },
     /// Verify a compact JWS with the tenant's keys.
     Verify {
         /// Tenant.
