@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::alg::JwsAlg;
 use super::b64;
 use super::error::{bounded, JoseError, Result};
+use super::header;
 use super::jwk::{Jwk, JwkSet};
 
 /// A verified JWS.
@@ -209,12 +210,11 @@ fn protected_header(key: &Jwk, extra: &Map<String, Value>) -> Result<String> {
             name: "crit/b64".into(),
         });
     }
-    let mut header = extra.clone();
-    header.insert("alg".into(), Value::String(alg.as_str().into()));
-    if let Some(kid) = &key.kid {
-        header.insert("kid".into(), Value::String(kid.clone()));
+    let alg = ("alg", alg.as_str());
+    match &key.kid {
+        Some(kid) => header::encode_protected(&[alg, ("kid", kid)], &[extra]),
+        None => header::encode_protected(&[alg], &[extra]),
     }
-    Ok(b64::encode(Value::Object(header).to_string().as_bytes()))
 }
 
 fn parse_protected(b64_header: &str) -> Result<Map<String, Value>> {

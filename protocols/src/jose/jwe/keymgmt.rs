@@ -94,8 +94,11 @@ pub(crate) fn deliver(
             what: "recipients (dir and ECDH-ES allow only one)",
         });
     }
+    // Direct algorithms derive or are the CEK: no random one to draw (a draw costs about as
+    // much as sealing 1 KiB).
     let cek = match shared_cek {
         Some(c) => Zeroizing::new(c.to_vec()),
+        None if is_direct(alg) => Zeroizing::new(Vec::new()),
         None => random(enc.key_len())?,
     };
     let mut header = Map::new();

@@ -17,6 +17,7 @@ pub use alg::{ContentAlg, KeyAlg};
 
 use super::b64;
 use super::error::{bounded, JoseError, Result};
+use super::header;
 use super::jwk::{Jwk, JwkSet};
 
 /// A decrypted JWE.
@@ -45,15 +46,21 @@ pub fn encrypt_compact(
 ) -> Result<String> {
     refuse_forbidden(extra)?;
     let alg = key.jwe_alg()?;
-    let mut header = extra.clone();
-    let delivery = keymgmt::deliver(alg, enc, key.material(), None, take_p2c(&mut header)?)?;
-    header.extend(delivery.header);
-    header.insert("alg".into(), Value::String(alg.as_str().into()));
-    header.insert("enc".into(), Value::String(enc.as_str().into()));
-    if let Some(kid) = &key.kid {
-        header.insert("kid".into(), Value::String(kid.clone()));
-    }
-    let protected = b64::encode(Value::Object(header).to_string().as_bytes());
+    // A caller's `p2c` is an instruction to PBES2, not a header member of its own.
+    let mut extra = std::borrow::Cow::Borrowed(extra);
+    let p2c = match extra.contains_key("p2c") {
+        true => take_p2c(extra.to_mut())?,
+        false => None,
+    };
+    let delivery = keymgmt::deliver(alg, enc, key.material(), None, p2c)?;
+    let fixed = [("alg", alg.as_str()), ("enc", enc.as_str())];
+    let protected = match &key.kid {
+        Some(kid) => header::encode_protected(
+            &[fixed[0], fixed[1], ("kid", kid)],
+            &[&delivery.header, &extra],
+        ),
+        None => header::encode_protected(&fixed, &[&delivery.header, &extra]),
+    }?;
     let sealed = content::encrypt(enc, &delivery.cek, plaintext, protected.as_bytes())?;
     // One buffer, base64 written straight into it: this path is hot for KMS encrypt.
     let parts: [&[u8]; 4] = [
