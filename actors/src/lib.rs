@@ -9,6 +9,7 @@
 //! - [`supervisor`]: the generic restarting supervisor, child specs, restart policy, tree nodes.
 //! - [`health`]: the `Health` actor: a service's liveness and readiness.
 //! - [`jose_keys`]: the `JoseKeys` actor: the JOSE service's keys per tenant.
+//! - [`issuer_jwks`]: the `IssuerJwks` actor: a trusted issuer's JWK Set, fetched and cached.
 //! - [`vault`]: the `Vault` actor: owner of a service's store (sealed state, sealed records).
 //! - [`service`]: the eight service names.
 //! - [`suite`]: builds the root -> service -> actor tree and returns the handles.
@@ -22,6 +23,7 @@ pub mod ask;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod issuer_jwks;
 pub mod jose_keys;
 pub mod metrics;
 pub mod service;

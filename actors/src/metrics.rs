@@ -4,6 +4,8 @@
 pub const ACTOR_RESTARTS: &str = "cryptoutil_actor_restarts_total";
 /// Failures escalated to a parent after the restart bound was reached.
 pub const ACTOR_ESCALATIONS: &str = "cryptoutil_actor_escalations_total";
+/// Fetches of trusted issuers' JWK Sets, by service and outcome (ok, error, rate_limited).
+pub const JWKS_FETCHES: &str = "cryptoutil_auth_jwks_fetches_total";
 
 /// Describes this crate's metrics; call once after installing the recorder.
 pub fn describe() {
@@ -14,6 +16,10 @@ pub fn describe() {
     metrics::describe_counter!(
         ACTOR_ESCALATIONS,
         "Actor failures escalated after the restart bound."
+    );
+    metrics::describe_counter!(
+        JWKS_FETCHES,
+        "Fetches of trusted issuers' JWK Sets (ok, error; rate_limited: a refresh refused)."
     );
 }
 
@@ -27,4 +33,9 @@ pub fn actor_restarted(service: &'static str, actor_kind: &'static str) {
 pub fn actor_escalated(service: &'static str, actor_kind: &'static str) {
     metrics::counter!(ACTOR_ESCALATIONS, "service" => service, "actor_kind" => actor_kind)
         .increment(1);
+}
+
+/// A refresh of an issuer's JWK Set ended with `outcome`.
+pub fn jwks_fetch(service: &'static str, outcome: &'static str) {
+    metrics::counter!(JWKS_FETCHES, "service" => service, "outcome" => outcome).increment(1);
 }

@@ -3,12 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cryptoutil_storage::Store;
 use ractor::SpawnErr;
 
 use crate::config::SupervisionConfig;
 use crate::health::{Health, HealthArgs, HealthHandle, HealthMsg};
+use crate::issuer_jwks::{
+    IssuerJwks, IssuerJwksArgs, IssuerJwksHandle, IssuerJwksMsg, RemoteIssuer,
+};
 use crate::jose_keys::{JoseKeys, JoseKeysArgs, JoseKeysHandle, JoseKeysMsg};
 use crate::service::ServiceName;
 use crate::slot::Slot;
@@ -25,6 +29,8 @@ pub struct ServiceActors {
     pub vault: VaultHandle,
     /// The JOSE service's keys (the `jose` service only).
     pub jose: Option<JoseKeysHandle>,
+    /// The cached key sets of the remote trusted issuers, in configuration order.
+    pub issuer_jwks: Vec<IssuerJwksHandle>,
 }
 
 /// The running tree.
@@ -38,15 +44,17 @@ pub struct Suite {
     pub services: BTreeMap<ServiceName, ServiceActors>,
 }
 
-/// Starts the root supervisor with one service supervisor per entry of `stores`.
+/// Starts the root supervisor with one service supervisor per entry of `stores`; every service
+/// gets an `IssuerJwks` actor per entry of `issuers`.
 pub async fn start(
     stores: Vec<(ServiceName, Arc<Store>)>,
+    issuers: &[RemoteIssuer],
     cfg: &SupervisionConfig,
 ) -> Result<Suite, SpawnErr> {
     let mut services = BTreeMap::new();
     let mut service_specs: Vec<Arc<dyn ChildSpec>> = Vec::new();
     for (service, store) in stores {
-        let (spec, actors) = service_tree(service, store, cfg);
+        let (spec, actors) = service_tree(service, store, issuers, cfg);
         service_specs.push(spec);
         services.insert(service, actors);
     }
@@ -68,6 +76,7 @@ pub async fn start(
 fn service_tree(
     service: ServiceName,
     store: Arc<Store>,
+    issuers: &[RemoteIssuer],
     cfg: &SupervisionConfig,
 ) -> (Arc<dyn ChildSpec>, ServiceActors) {
     let name = service.as_str();
@@ -118,6 +127,35 @@ fn service_tree(
         children.push(Arc::new(spec));
         jose = Some(JoseKeysHandle::new(slot, cfg.ask_timeout));
     }
+    let mut issuer_jwks = Vec::with_capacity(issuers.len());
+    for (i, remote) in issuers.iter().enumerate() {
+        let slot: Slot<IssuerJwksMsg> = Slot::new("IssuerJwks");
+        let snapshot = Arc::default();
+        let args = IssuerJwksArgs {
+            service,
+            remote: remote.clone(),
+            snapshot: Arc::clone(&snapshot),
+        };
+        let spec = ActorSpec::new(
+            format!("{name}/issuer-jwks/{i}"),
+            "IssuerJwks",
+            slot.clone(),
+            move || (IssuerJwks, args.clone()),
+            || IssuerJwksMsg::Crash,
+        );
+        children.push(Arc::new(spec));
+        // A refresh waits for a whole fetch, which may take longer than an ordinary ask.
+        let timeout = cfg
+            .ask_timeout
+            .max(remote.fetch_timeout + Duration::from_secs(1));
+        issuer_jwks.push(IssuerJwksHandle::new(
+            slot,
+            snapshot,
+            remote.issuer.clone(),
+            remote.max_age,
+            timeout,
+        ));
+    }
     let args = SupervisorArgs {
         name: name.into(),
         kind: "ServiceSupervisor",
@@ -129,6 +167,7 @@ fn service_tree(
         health: HealthHandle::new(health_slot, cfg.ask_timeout),
         vault: VaultHandle::new(vault_slot, cfg.ask_timeout),
         jose,
+        issuer_jwks,
     };
     (Arc::new(SupervisorSpec::new(args)), actors)
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
+use cryptoutil_actors::issuer_jwks::RemoteIssuer;
 use cryptoutil_actors::suite::{self, Suite};
 use cryptoutil_actors::ServiceName;
 use cryptoutil_http::auth::{Authenticator, DenyAll, JwtBearer};
@@ -117,7 +118,8 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             .context("startup task")??
     };
 
-    let suite = suite::start(stores.clone(), &cfg.supervision)
+    let issuers = remote_issuers(&cfg, &tls.anchor_pem)?;
+    let suite = suite::start(stores.clone(), &issuers, &cfg.supervision)
         .await
         .map_err(|e| anyhow!("starting actors: {e}"))?;
     let shutdown = Arc::new(watch::channel(false).0);
@@ -151,7 +153,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         let auth: Arc<dyn Authenticator> = if cfg.auth.trusted_issuers.is_empty() {
             Arc::new(DenyAll)
         } else {
-            Arc::new(JwtBearer::new(&cfg.auth, service.as_str()).map_err(|e| anyhow!(e))?)
+            Arc::new(
+                JwtBearer::new(&cfg.auth, service.as_str(), &actors.issuer_jwks)
+                    .map_err(|e| anyhow!("invalid configuration: {e}"))?,
+            )
         };
         let app = AppState {
             service: *service,
@@ -223,6 +228,32 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
 type Stores = Vec<(ServiceName, Arc<Store>)>;
 
 /// Blocking part of startup: unseal, certificates, stores.
+/// The trusted issuers whose keys are fetched from a `jwks_uri`, in configuration order, each
+/// with a TLS 1.3 client trusting its `jwks_ca` or, by default, this process's own anchor.
+fn remote_issuers(cfg: &AppConfig, own_anchor: &str) -> anyhow::Result<Vec<RemoteIssuer>> {
+    let refresh = &cfg.auth.jwks_refresh;
+    let mut out = Vec::new();
+    for (i, t) in cfg.auth.trusted_issuers.iter().enumerate() {
+        let Some(url) = &t.jwks_uri else { continue };
+        let bad =
+            |what: String| anyhow!("invalid configuration: `auth.trusted_issuers[{i}].{what}");
+        cryptoutil_federation::client::HttpsUrl::parse(url)
+            .map_err(|e| bad(format!("jwks_uri`: {e}")))?;
+        let anchors = t.jwks_ca.as_deref().unwrap_or(own_anchor);
+        let tls = cryptoutil_federation::tls::client_config_from_pem(anchors.as_bytes())
+            .map_err(|e| bad(format!("jwks_ca`: {e}")))?;
+        out.push(RemoteIssuer {
+            issuer: t.issuer.clone(),
+            url: url.clone(),
+            client: cryptoutil_federation::HttpsClient::new(tls),
+            min_refresh_interval: refresh.min_interval,
+            max_age: refresh.max_age,
+            fetch_timeout: refresh.timeout,
+        });
+    }
+    Ok(out)
+}
+
 fn open_everything(
     cfg: &AppConfig,
     services: &[ServiceName],

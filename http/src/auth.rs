@@ -11,6 +11,9 @@ use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use cryptoutil_actors::issuer_jwks::{pin_issuer_key, IssuerJwksHandle};
+use cryptoutil_protocols::jose::{b64, jwt, JwkSet, JwsAlg};
+
 use crate::error::ApiError;
 
 /// The session cookie's name. `__Host-` binds it to this origin, Secure, path `/`.
@@ -34,6 +37,9 @@ pub enum AuthFailure {
     Invalid,
     /// The other stack's kind of credential (a bearer token on /browser, a cookie on /service).
     WrongKind,
+    /// The token names a trusted issuer whose keys cannot be had (never fetched, issuer
+    /// unreachable): the token can be neither accepted nor refused (503, not 401).
+    IssuerUnavailable,
 }
 
 /// Who made an authenticated request.
@@ -47,12 +53,18 @@ pub struct Principal {
     pub scopes: Vec<String>,
 }
 
+/// What an [`Authenticator`] returns: a boxed future, so the trait stays object-safe and a
+/// validation may wait (for an issuer's key set to be fetched).
+pub type AuthFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Principal, AuthFailure>> + Send + 'a>,
+>;
+
 /// Validates credentials. Implementations must compare secrets in constant time.
 pub trait Authenticator: Send + Sync + 'static {
     /// Validates an OAuth bearer access token.
-    fn bearer(&self, token: &str) -> Result<Principal, AuthFailure>;
+    fn bearer<'a>(&'a self, token: &'a str) -> AuthFuture<'a>;
     /// Validates a browser session cookie value.
-    fn session(&self, cookie: &str) -> Result<Principal, AuthFailure>;
+    fn session<'a>(&'a self, cookie: &'a str) -> AuthFuture<'a>;
 }
 
 /// Accepts nothing: the authenticator until identity-authz issues credentials.
@@ -60,21 +72,23 @@ pub trait Authenticator: Send + Sync + 'static {
 pub struct DenyAll;
 
 impl Authenticator for DenyAll {
-    fn bearer(&self, _token: &str) -> Result<Principal, AuthFailure> {
-        Err(AuthFailure::Invalid)
+    fn bearer<'a>(&'a self, _token: &'a str) -> AuthFuture<'a> {
+        Box::pin(async { Err(AuthFailure::Invalid) })
     }
 
-    fn session(&self, _cookie: &str) -> Result<Principal, AuthFailure> {
-        Err(AuthFailure::Invalid)
+    fn session<'a>(&'a self, _cookie: &'a str) -> AuthFuture<'a> {
+        Box::pin(async { Err(AuthFailure::Invalid) })
     }
 }
 
-/// Validates bearer tokens as JWTs from trusted issuers (static JWK Sets): signature with an
-/// asymmetric algorithm, `iss`, `exp`/`nbf`/`iat` with leeway, and `aud` naming this service.
-/// The token must carry a `tenant` claim; `scope` (space-separated) becomes the principal's
-/// scopes. Browser sessions are not issued yet: `session` refuses everything.
+/// Validates bearer tokens as JWTs from trusted issuers: signature with an asymmetric algorithm,
+/// `iss`, `exp`/`nbf`/`iat` with leeway, and `aud` naming this service. The token must carry a
+/// `tenant` claim; `scope` (space-separated) becomes the principal's scopes. An issuer's keys are
+/// a static set from the configuration or a set fetched from its `jwks_uri` by an
+/// [`IssuerJwks`](cryptoutil_actors::issuer_jwks) actor. Browser sessions are not issued yet:
+/// `session` refuses everything.
 pub struct JwtBearer {
-    issuers: Vec<(String, cryptoutil_protocols::jose::JwkSet)>,
+    issuers: Vec<(String, IssuerKeys)>,
     audience: String,
     leeway: std::time::Duration,
     /// Tokens already verified, by SHA-256 of the token, until their `exp`: a signature check
@@ -82,38 +96,75 @@ pub struct JwtBearer {
     verified: std::sync::Mutex<HashMap<[u8; 32], (Principal, u64)>>,
 }
 
+/// Where one issuer's keys come from.
+pub enum IssuerKeys {
+    /// A set given in the configuration.
+    Static(Arc<JwkSet>),
+    /// A set fetched from the issuer and cached by an actor.
+    Remote(IssuerJwksHandle),
+}
+
 /// Most verified tokens remembered at once.
 const VERIFIED_CACHE_MAX: usize = 10_000;
 
 /// Token algorithms accepted from issuers: asymmetric only (a shared HMAC key would let every
 /// service mint tokens).
-const BEARER_ALGS: [cryptoutil_protocols::jose::JwsAlg; 10] = {
-    use cryptoutil_protocols::jose::JwsAlg::*;
+const BEARER_ALGS: [JwsAlg; 10] = {
+    use JwsAlg::*;
     [
         RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA,
     ]
 };
 
 impl JwtBearer {
-    /// From configuration, for the service named `audience`.
-    pub fn new(cfg: &crate::config::AuthConfig, audience: &str) -> Result<Self, String> {
+    /// For the service named `audience`: the configured issuers in order, each with a static set
+    /// (`jwks`) or, for those with a `jwks_uri`, the next handle of `remote`.
+    pub fn new(
+        cfg: &crate::config::AuthConfig,
+        audience: &str,
+        remote: &[IssuerJwksHandle],
+    ) -> Result<Self, String> {
+        let mut remote = remote.iter();
         let mut issuers = Vec::with_capacity(cfg.trusted_issuers.len());
         for (i, t) in cfg.trusted_issuers.iter().enumerate() {
-            let mut set = cryptoutil_protocols::jose::JwkSet::parse(&t.jwks)
-                .map_err(|e| format!("auth.trusted_issuers[{i}].jwks: {e}"))?;
-            set.keys = set
-                .keys
-                .into_iter()
-                .map(|k| {
-                    pin_issuer_key(k).map_err(|e| format!("auth.trusted_issuers[{i}].jwks: {e}"))
-                })
-                .collect::<Result<_, _>>()?;
-            if set.keys.is_empty() {
-                return Err(format!(
-                    "auth.trusted_issuers[{i}].jwks holds no usable key"
-                ));
-            }
-            issuers.push((t.issuer.clone(), set));
+            let keys = match (&t.jwks, &t.jwks_uri) {
+                (Some(jwks), None) => {
+                    let mut set = JwkSet::parse(jwks)
+                        .map_err(|e| format!("auth.trusted_issuers[{i}].jwks: {e}"))?;
+                    set.keys = set
+                        .keys
+                        .into_iter()
+                        .map(|k| {
+                            pin_issuer_key(k)
+                                .map_err(|e| format!("auth.trusted_issuers[{i}].jwks: {e}"))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    if set.keys.is_empty() {
+                        return Err(format!(
+                            "auth.trusted_issuers[{i}].jwks holds no usable key"
+                        ));
+                    }
+                    IssuerKeys::Static(Arc::new(set))
+                }
+                (None, Some(_)) => IssuerKeys::Remote(
+                    remote
+                        .next()
+                        .filter(|h| h.issuer() == t.issuer)
+                        .cloned()
+                        .ok_or_else(|| {
+                            format!(
+                                "auth.trusted_issuers[{i}]: no key-set actor for {}",
+                                t.issuer
+                            )
+                        })?,
+                ),
+                _ => {
+                    return Err(format!(
+                        "auth.trusted_issuers[{i}]: set exactly one of jwks and jwks_uri"
+                    ))
+                }
+            };
+            issuers.push((t.issuer.clone(), keys));
         }
         Ok(Self {
             issuers,
@@ -124,36 +175,18 @@ impl JwtBearer {
     }
 }
 
-/// Issuer keys often omit `alg`. EC and OKP keys name one algorithm by their curve; an RSA key
-/// without `alg` is ambiguous (RS or PS, which hash) and refused, so no key serves two algorithms.
-fn pin_issuer_key(
-    key: cryptoutil_protocols::jose::Jwk,
-) -> Result<cryptoutil_protocols::jose::Jwk, String> {
-    use cryptoutil_protocols::jose::jwk::{Curve, KeyMaterial};
-    use cryptoutil_protocols::jose::JwsAlg;
-    if key.alg.is_some() {
-        let alg = key.jws_alg().map_err(|e| e.to_string())?;
-        return key.pinned(alg).map_err(|e| e.to_string());
+impl Authenticator for JwtBearer {
+    fn bearer<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
+        Box::pin(self.bearer_token(token))
     }
-    let alg = match key.material() {
-        KeyMaterial::Ec {
-            crv: Curve::P256, ..
-        } => JwsAlg::ES256,
-        KeyMaterial::Ec {
-            crv: Curve::P384, ..
-        } => JwsAlg::ES384,
-        KeyMaterial::Ec { .. } => JwsAlg::ES512,
-        KeyMaterial::Okp { .. } => JwsAlg::EdDSA,
-        KeyMaterial::Rsa { .. } => {
-            return Err("an RSA key without alg is ambiguous; set alg".into())
-        }
-        KeyMaterial::Oct { .. } => return Err("symmetric keys cannot be issuer keys".into()),
-    };
-    key.pinned(alg).map_err(|e| e.to_string())
+
+    fn session<'a>(&'a self, _cookie: &'a str) -> AuthFuture<'a> {
+        Box::pin(async { Err(AuthFailure::Invalid) })
+    }
 }
 
-impl Authenticator for JwtBearer {
-    fn bearer(&self, token: &str) -> Result<Principal, AuthFailure> {
+impl JwtBearer {
+    async fn bearer_token(&self, token: &str) -> Result<Principal, AuthFailure> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -174,7 +207,12 @@ impl Authenticator for JwtBearer {
                 }
             }
         }
-        let (principal, exp) = self.verify_token(token, now)?;
+        let (issuer, keys) = self.issuer_of(token)?;
+        let set = match keys {
+            IssuerKeys::Static(set) => Arc::clone(set),
+            IssuerKeys::Remote(handle) => remote_keys(handle, token).await?,
+        };
+        let (principal, exp) = self.verify_token(token, issuer, &set, now)?;
         let mut cache = self
             .verified
             .lock()
@@ -186,16 +224,8 @@ impl Authenticator for JwtBearer {
         Ok(principal)
     }
 
-    fn session(&self, _cookie: &str) -> Result<Principal, AuthFailure> {
-        Err(AuthFailure::Invalid)
-    }
-}
-
-impl JwtBearer {
-    /// Full verification: signature, issuer, audience, time claims; returns the principal and `exp`.
-    fn verify_token(&self, token: &str, now: u64) -> Result<(Principal, u64), AuthFailure> {
-        use cryptoutil_protocols::jose::{b64, jwt};
-        // The issuer is read unverified only to pick its key set; everything is verified below.
+    /// The trusted issuer the token's `iss` names, read unverified only to pick its keys.
+    fn issuer_of(&self, token: &str) -> Result<(&str, &IssuerKeys), AuthFailure> {
         let payload = token.split('.').nth(1).ok_or(AuthFailure::Invalid)?;
         let claims: serde_json::Value = b64::decode(payload, "payload")
             .ok()
@@ -205,13 +235,23 @@ impl JwtBearer {
             .get("iss")
             .and_then(serde_json::Value::as_str)
             .ok_or(AuthFailure::Invalid)?;
-        let (issuer, keys) = self
-            .issuers
+        self.issuers
             .iter()
             .find(|(i, _)| i == iss)
-            .ok_or(AuthFailure::Invalid)?;
+            .map(|(i, k)| (i.as_str(), k))
+            .ok_or(AuthFailure::Invalid)
+    }
+
+    /// Full verification: signature, issuer, audience, time claims; returns the principal and `exp`.
+    fn verify_token(
+        &self,
+        token: &str,
+        issuer: &str,
+        keys: &JwkSet,
+        now: u64,
+    ) -> Result<(Principal, u64), AuthFailure> {
         let v = jwt::Validation {
-            issuer: Some(issuer.clone()),
+            issuer: Some(issuer.to_owned()),
             audience: Some(self.audience.clone()),
             typ: None,
             leeway: self.leeway,
@@ -252,6 +292,30 @@ impl JwtBearer {
             exp,
         ))
     }
+}
+
+/// The fetched set to verify `token` with: the cached one when it is fresh and resolves the
+/// token's `kid`, else whatever a refresh leaves published (the actor rate-limits refreshes, so
+/// tokens with made-up `kid`s cannot turn into a stream of fetches). With nothing ever fetched
+/// the answer is 503: the token may well be valid.
+async fn remote_keys(handle: &IssuerJwksHandle, token: &str) -> Result<Arc<JwkSet>, AuthFailure> {
+    let kid = cryptoutil_protocols::jose::header::compact_kid(token);
+    if let Some(published) = handle.current() {
+        if !handle.is_stale(&published) && published.set.resolve(kid.as_deref()).is_some() {
+            return Ok(Arc::clone(&published.set));
+        }
+    }
+    // A dead or wedged actor must not lock everyone out while a good set is cached.
+    let published = match handle.refresh().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(issuer = handle.issuer(), %e, "issuer key refresh unavailable");
+            handle.current()
+        }
+    };
+    published
+        .map(|p| Arc::clone(&p.set))
+        .ok_or(AuthFailure::IssuerUnavailable)
 }
 
 impl Principal {
@@ -295,19 +359,19 @@ impl AuthGate {
     }
 
     /// Authenticates headers for this gate's realm.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
         let bearer = bearer_token(headers);
         let cookie = session_cookie(headers);
         match self.realm {
             Realm::Service => match (bearer, cookie) {
-                (Some(Ok(token)), _) => self.auth.bearer(token),
+                (Some(Ok(token)), _) => self.auth.bearer(token).await,
                 (Some(Err(())), _) => Err(AuthFailure::Invalid),
                 (None, Some(_)) => Err(AuthFailure::WrongKind),
                 (None, None) => Err(AuthFailure::Missing),
             },
             Realm::Browser => match (headers.contains_key(header::AUTHORIZATION), cookie) {
                 (true, _) => Err(AuthFailure::WrongKind),
-                (false, Some(value)) => self.auth.session(value),
+                (false, Some(value)) => self.auth.session(value).await,
                 (false, None) => Err(AuthFailure::Missing),
             },
         }
@@ -325,9 +389,13 @@ pub async fn require_credentials(
     }
     let principal = gate
         .authenticate(req.headers())
-        .map_err(|failure| ApiError::Unauthorized {
-            realm: gate.realm,
-            failure,
+        .await
+        .map_err(|failure| match failure {
+            AuthFailure::IssuerUnavailable => ApiError::IssuerUnavailable,
+            failure => ApiError::Unauthorized {
+                realm: gate.realm,
+                failure,
+            },
         })?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)

@@ -137,6 +137,8 @@ pub struct AuthConfig {
     /// Clock skew tolerated on exp, nbf and iat.
     #[serde(with = "human_duration")]
     pub leeway: Duration,
+    /// How sets fetched from a `jwks_uri` are kept fresh.
+    pub jwks_refresh: JwksRefreshConfig,
 }
 
 impl Default for AuthConfig {
@@ -144,17 +146,53 @@ impl Default for AuthConfig {
         Self {
             trusted_issuers: Vec::new(),
             leeway: Duration::from_secs(60),
+            jwks_refresh: JwksRefreshConfig::default(),
         }
     }
 }
 
-/// One trusted token issuer and its public keys.
+/// One trusted token issuer and where its public keys come from: exactly one of `jwks` (a static
+/// set) and `jwks_uri` (fetched, cached, refreshed).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedIssuer {
     /// The `iss` its tokens carry.
     pub issuer: String,
-    /// Its JWK Set as JSON (usually `file:///...`). Until identity-authz serves its JWKS, this
-    /// static set is how issuers are trusted.
-    pub jwks: String,
+    /// Its JWK Set as JSON (usually `file:///...`).
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// The https URL of its JWK Set (identity-authz's, or any OIDC issuer's `jwks_uri`).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// PEM trust anchors for `jwks_uri` (usually `file:///...`); default: this process's own TLS
+    /// trust anchor (in dynamic mode the suite's root CA, which issues identity-authz's
+    /// certificate).
+    #[serde(default)]
+    pub jwks_ca: Option<String>,
+}
+
+/// `auth.jwks_refresh`: fetched key sets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwksRefreshConfig {
+    /// Least time between two fetches of one issuer's set, however many tokens name a `kid` it
+    /// lacks (the rate limit).
+    #[serde(with = "human_duration")]
+    pub min_interval: Duration,
+    /// A set older than this is fetched again before use (a failed fetch keeps the old set).
+    #[serde(with = "human_duration")]
+    pub max_age: Duration,
+    /// Bound on one fetch.
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+}
+
+impl Default for JwksRefreshConfig {
+    fn default() -> Self {
+        Self {
+            min_interval: Duration::from_secs(30),
+            max_age: Duration::from_secs(600),
+            timeout: Duration::from_secs(5),
+        }
+    }
 }

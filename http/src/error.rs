@@ -25,6 +25,9 @@ pub enum ApiError {
         /// The scope.
         scope: &'static str,
     },
+    /// The token's issuer is trusted but its keys cannot be had right now.
+    #[error("the token's issuer keys are unavailable; retry later")]
+    IssuerUnavailable,
     /// The client address is not on the stack's allowlist.
     #[error("client address not allowed")]
     IpNotAllowed,
@@ -66,6 +69,7 @@ impl IntoResponse for ApiError {
         let (status, code) = match &self {
             ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::InsufficientScope { .. } => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            ApiError::IssuerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable"),
             ApiError::IpNotAllowed => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
@@ -116,7 +120,9 @@ impl IntoResponse for ApiError {
             } => {
                 let value = match failure {
                     AuthFailure::Missing | AuthFailure::WrongKind => r#"Bearer realm="cryptoutil""#,
-                    AuthFailure::Invalid => r#"Bearer realm="cryptoutil", error="invalid_token""#,
+                    AuthFailure::Invalid | AuthFailure::IssuerUnavailable => {
+                        r#"Bearer realm="cryptoutil", error="invalid_token""#
+                    }
                 };
                 response
                     .headers_mut()
@@ -133,6 +139,11 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::IssuerUnavailable => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(5u64));
             }
             ApiError::Unauthorized {
                 realm: Realm::Browser,

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`routes`]: the public route table of a service and the router built from it.
 //! - [`jose`]: the JOSE service's API handlers and its OpenAPI document.
+//! - [`ui`]: the browser UIs (static assets compiled in), under `/browser/ui/`.
 //! - [`auth`]: the credential seam: `Authenticator`, and the middleware that applies it.
 //! - [`middleware`]: IP allowlist, per-client rate limit, browser security headers.
 //! - [`admin`]: `/admin/v1/*` on the loopback-only listener.
@@ -28,5 +29,6 @@ pub mod middleware;
 pub mod routes;
 pub mod state;
 pub mod tls;
+pub mod ui;
 
 pub use error::ApiError;

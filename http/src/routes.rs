@@ -94,7 +94,23 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
     use Access::{Authenticated, Public};
     let mut rows = base_rows();
     if service == ServiceName::Jose {
-        use crate::jose;
+        use crate::{jose, ui};
+        for (path, handler) in [
+            (
+                ui::JOSE_PAGE,
+                (|| get(ui::jose_page)) as fn() -> MethodRouter<AppState>,
+            ),
+            (ui::JOSE_SCRIPT, || get(ui::jose_script)),
+            (ui::JOSE_STYLE, || get(ui::jose_style)),
+        ] {
+            rows.push(spec(
+                Some(Method::GET),
+                path,
+                Realm::Browser,
+                Public,
+                handler,
+            ));
+        }
         both!(rows, Method::GET, "/openapi.yaml", Public, || get(
             jose::openapi_get
         ));
@@ -325,9 +341,13 @@ async fn info_get(State(app): State<AppState>) -> Json<Value> {
 }
 
 async fn home_get(State(app): State<AppState>) -> Html<String> {
+    let ui = match app.service {
+        ServiceName::Jose => "<p><a href=\"ui/jose/\">JOSE keys, signatures and encryption</a></p>",
+        _ => "",
+    };
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>cryptoutil {0}</title></head>\
-         <body><h1>cryptoutil {0}</h1><p>Sign-in arrives with the Identity service.</p></body></html>",
+         <body><h1>cryptoutil {0}</h1><p>Sign-in arrives with the Identity service.</p>{ui}</body></html>",
         app.service
     ))
 }

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`TestApp`]: in-process services and a client that trusts their anchor.
 //! - [`Process`]: the `cryptoutil` binary as a child process.
+//! - [`fake_peer`]: a controllable HTTPS peer on 127.0.0.1.
 //! - `it/`: the tests.
 
 // This crate is test support: a panic is how a test fails, so the workspace's no-panic lints
@@ -28,6 +29,7 @@ use cryptoutil_bin::config::{self, Flags};
 use cryptoutil_bin::run::{self, Endpoint, Options, Running};
 use cryptoutil_federation::{tls, HttpsClient};
 
+pub mod fake_peer;
 #[cfg(test)]
 mod it;
 

@@ -1,8 +1,10 @@
 //! Integration tests: one binary (`cargo test -p cryptoutil-tests`).
 
 mod auth;
+mod issuer_jwks;
 mod jose_interop;
 mod jose_service;
 mod listeners;
 mod process;
 mod supervision;
+mod ui;
