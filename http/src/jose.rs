@@ -89,6 +89,17 @@ pub(crate) async fn jwks_get(
     Ok(Json(keys(&app, &who)?.list(who.tenant).await?))
 }
 
+/// `GET .../jose/keys`: every key of the tenant as metadata, symmetric ones included (the JWK
+/// Set above holds public keys only).
+pub(crate) async fn keys_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    let views = keys(&app, &who)?.inventory(who.tenant).await?;
+    let keys: Vec<Value> = views.into_iter().map(view_json).collect();
+    Ok(Json(serde_json::json!({ "keys": keys })))
+}
+
 /// The `{kid}` path parameter. A struct, not a bare `Path<String>`: the stack router in front
 /// captures its own `{*rest}` parameter, which this ignores.
 #[derive(Deserialize)]

@@ -120,6 +120,9 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
         both!(rows, Method::GET, "/jose/jwks", Authenticated, || get(
             jose::jwks_get
         ));
+        both!(rows, Method::GET, "/jose/keys", Authenticated, || get(
+            jose::keys_get
+        ));
         both!(
             rows,
             Method::GET,

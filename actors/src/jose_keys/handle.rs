@@ -50,6 +50,16 @@ impl JoseKeysHandle {
         .await
     }
 
+    /// Every key of the tenant as metadata (symmetric keys included, no secret material).
+    pub async fn inventory(&self, tenant: String) -> Result<Vec<KeyView>, Error> {
+        ask(
+            &self.slot,
+            |reply| JoseKeysMsg::Inventory { tenant, reply },
+            self.timeout,
+        )
+        .await
+    }
+
     /// One key (with the private JWK when `export` and exportable).
     pub async fn get(&self, tenant: String, kid: String, export: bool) -> Result<KeyView, Error> {
         ask(

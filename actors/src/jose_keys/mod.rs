@@ -76,6 +76,9 @@ impl Actor for JoseKeys {
             JoseKeysMsg::List { tenant, reply } => {
                 let _ = reply.send(Ok(st.jwks(&tenant)));
             }
+            JoseKeysMsg::Inventory { tenant, reply } => {
+                let _ = reply.send(Ok(st.inventory(&tenant)));
+            }
             JoseKeysMsg::Get {
                 tenant,
                 kid,

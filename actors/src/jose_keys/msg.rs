@@ -63,6 +63,13 @@ pub enum JoseKeysMsg {
         /// `{"keys": [...]}`.
         reply: RpcReplyPort<Result<Value, Error>>,
     },
+    /// Every key of the tenant, symmetric ones included, as metadata (no secret material).
+    Inventory {
+        /// Tenant.
+        tenant: String,
+        /// One view a key, by kid.
+        reply: RpcReplyPort<Result<Vec<KeyView>, Error>>,
+    },
     /// One key.
     Get {
         /// Tenant.

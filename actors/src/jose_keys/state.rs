@@ -189,6 +189,14 @@ impl JoseKeysState {
         json!({ "keys": keys })
     }
 
+    /// Every key of the tenant, without secret material, by kid.
+    pub fn inventory(&self, tenant: &str) -> Vec<KeyView> {
+        self.tenants
+            .get(tenant)
+            .map(|keys| keys.values().map(|k| Self::view_of(k, false)).collect())
+            .unwrap_or_default()
+    }
+
     /// One key.
     pub fn view(&self, tenant: &str, kid: &str, export: bool) -> Result<KeyView, Error> {
         let key = self.key(tenant, kid)?;

@@ -68,18 +68,20 @@ function explain(err) {
 }
 
 // Keys: table rows and the key pickers of the sign and encrypt forms.
+// (`/keys` lists symmetric keys too; the JWK Set at `/jwks` holds public keys only.)
 async function refreshKeys() {
-  const set = await api("GET", "/jwks");
+  const listed = await api("GET", "/keys");
+  const keys = listed.keys.map((k) => ({ kid: k.kid, alg: k.jwk.alg, use: k.jwk.use, kty: k.jwk.kty, exportable: k.exportable }));
   const tbody = $("#keys");
   tbody.replaceChildren();
-  for (const key of set.keys) {
+  for (const key of keys) {
     const row = tbody.insertRow();
     const kid = row.insertCell();
     kid.className = "kid";
     kid.textContent = key.kid;
     row.insertCell().textContent = key.alg || "";
     row.insertCell().textContent = key.use || "";
-    row.insertCell().textContent = key.kty;
+    row.insertCell().textContent = key.kty + (key.exportable ? ", exportable" : "");
     const remove = document.createElement("button");
     remove.textContent = "Delete";
     remove.className = "danger";
@@ -89,11 +91,11 @@ async function refreshKeys() {
   for (const select of document.querySelectorAll("select.kids")) {
     const chosen = select.value;
     select.replaceChildren();
-    for (const key of set.keys.filter((k) => k.use === select.dataset.use)) {
+    for (const key of keys.filter((k) => k.use === select.dataset.use)) {
       select.append(new Option(`${key.alg} ${key.kid.slice(0, 12)}…`, key.kid, false, key.kid === chosen));
     }
   }
-  status(`${set.keys.length} key(s) in your tenant.`);
+  status(`${keys.length} key(s) in your tenant.`);
 }
 
 async function deleteKey(kid) {

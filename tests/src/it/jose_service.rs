@@ -365,6 +365,53 @@ async fn tokens_scopes_tenants_and_export_policy() {
     assert_eq!(status, 200);
     assert!(exported["private_jwk"]["d"].is_string());
 
+    // The inventory lists symmetric keys the JWK Set leaves out, never with their material.
+    let (_, h, _) = call(
+        &app,
+        &acme,
+        Method::POST,
+        "/jwks",
+        Some(json!({"alg": "HS256", "exportable": true})),
+    )
+    .await;
+    let hkid = h["kid"].as_str().unwrap();
+    let (status, inventory, _) = call(&app, &acme, Method::GET, "/keys", None).await;
+    assert_eq!(status, 200);
+    let listed: Vec<&Value> = inventory["keys"].as_array().unwrap().iter().collect();
+    let hs = listed
+        .iter()
+        .find(|k| k["kid"] == hkid)
+        .expect("the HMAC key is listed");
+    assert_eq!(
+        (
+            hs["jwk"]["kty"].as_str(),
+            hs["jwk"]["alg"].as_str(),
+            hs["jwk"]["use"].as_str()
+        ),
+        (Some("oct"), Some("HS256"), Some("sig"))
+    );
+    assert!(
+        !inventory.to_string().contains("\"k\""),
+        "no symmetric material: {inventory}"
+    );
+    assert!(
+        !inventory.to_string().contains("\"d\""),
+        "no private material: {inventory}"
+    );
+    assert!(
+        listed.iter().any(|k| k["kid"] == ekid)
+            && listed.iter().all(|k| k.get("private_jwk").is_none())
+    );
+    let (_, jwks, _) = call(&app, &acme, Method::GET, "/jwks", None).await;
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["kid"] != hkid),
+        "the JWK Set is public keys only"
+    );
+
     let (status, _, _) = call(&app, &acme, Method::DELETE, &format!("/jwks/{kid}"), None).await;
     assert_eq!(status, 204);
     assert_eq!(
