@@ -497,3 +497,37 @@ async fn keys_survive_a_restart_and_jwcrypto_verifies_the_service_signatures() {
     assert_eq!(spec.text(), cryptoutil_http::jose::OPENAPI);
     app.stop().await;
 }
+
+/// The checked-in OpenAPI document and the route table describe the same API: every documented
+/// operation is a route under both prefixes, and every API route is documented.
+#[test]
+fn the_openapi_document_matches_the_route_table() {
+    use cryptoutil_http::routes;
+    let mut documented = std::collections::BTreeSet::new();
+    let mut path = None;
+    for line in cryptoutil_http::jose::OPENAPI.lines() {
+        if let Some(p) = line.strip_prefix("  /").and_then(|l| l.strip_suffix(':')) {
+            path = Some(format!("/{p}"));
+        } else if !line.starts_with("  ") {
+            path = None;
+        } else if let Some(p) = &path {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if line == format!("    {method}:") {
+                    documented.insert((method.to_uppercase(), p.clone()));
+                }
+            }
+        }
+    }
+    assert!(documented.len() >= 10, "{documented:?}");
+    for prefix in ["/service/api/v1", "/browser/api/v1"] {
+        let routed: std::collections::BTreeSet<(String, String)> = routes::table(ServiceName::Jose)
+            .iter()
+            .filter_map(|r| {
+                let rest = r.path.strip_prefix(prefix)?;
+                Some((r.method.as_ref()?.as_str().to_owned(), rest.to_owned()))
+            })
+            .filter(|(_, p)| p.starts_with("/jose/") || p == "/openapi.yaml")
+            .collect();
+        assert_eq!(documented, routed, "under {prefix}");
+    }
+}
