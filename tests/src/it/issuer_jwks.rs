@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cryptoutil_actors::ServiceName;
+use cryptoutil_federation::Response;
 use cryptoutil_protocols::jose::{jwt, Jwk, JwsAlg};
 use hyper::Method;
 use serde_json::json;
@@ -50,7 +51,7 @@ async fn start(peer: &FakePeer, dir: &tempfile::TempDir, min_interval: &str) -> 
     .await
 }
 
-async fn list_keys(app: &TestApp, token: &str) -> u16 {
+async fn list(app: &TestApp, token: &str) -> Response {
     let url = format!("{}/service/api/v1/jose/jwks", app.public(ServiceName::Jose));
     let auth = format!("Bearer {token}");
     app.client
@@ -62,8 +63,10 @@ async fn list_keys(app: &TestApp, token: &str) -> u16 {
         )
         .await
         .unwrap()
-        .status
-        .as_u16()
+}
+
+async fn list_keys(app: &TestApp, token: &str) -> u16 {
+    list(app, token).await.status.as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -142,18 +145,7 @@ async fn an_issuer_never_reached_gives_503_and_a_bad_set_is_not_trusted() {
     peer.answer(503, "down");
     let dir = tempfile::tempdir().unwrap();
     let app = start(&peer, &dir, "1s").await;
-    let url = format!("{}/service/api/v1/jose/jwks", app.public(ServiceName::Jose));
-    let auth = format!("Bearer {}", token(&key, 1));
-    let r = app
-        .client
-        .send(
-            Method::GET,
-            &url,
-            &[("authorization", auth.as_str())],
-            Default::default(),
-        )
-        .await
-        .unwrap();
+    let r = list(&app, &token(&key, 1)).await;
     assert_eq!(r.status.as_u16(), 503, "{}", r.text());
     assert!(r.text().contains("issuer_unavailable"), "{}", r.text());
     assert!(r.headers.contains_key("retry-after"));
