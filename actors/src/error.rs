@@ -32,6 +32,9 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// An OAuth token request was refused (RFC 6749 §5.2).
+    #[error("OAuth error: {}", .0.code())]
+    OAuth(cryptoutil_protocols::oauth::TokenError),
     /// Fault injection is off in this configuration.
     #[error("fault injection is disabled (admin.danger_fault_injection)")]
     FaultInjectionDisabled,

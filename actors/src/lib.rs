@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`supervisor`]: the generic restarting supervisor, child specs, restart policy, tree nodes.
+//! - [`authz`]: the `Authz` actor: identity-authz's tenants, clients, users and signing keys.
 //! - [`health`]: the `Health` actor: a service's liveness and readiness.
 //! - [`jose_keys`]: the `JoseKeys` actor: the JOSE service's keys per tenant.
 //! - [`issuer_jwks`]: the `IssuerJwks` actor: a trusted issuer's JWK Set, fetched and cached.
@@ -20,6 +21,7 @@
 //! - [`error`]: the crate's error enum.
 
 pub mod ask;
+pub mod authz;
 pub mod config;
 pub mod error;
 pub mod health;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use cryptoutil_storage::Store;
 use ractor::SpawnErr;
 
+use crate::authz::{Authz, AuthzArgs, AuthzConfig, AuthzHandle, AuthzMsg};
 use crate::config::SupervisionConfig;
 use crate::health::{Health, HealthArgs, HealthHandle, HealthMsg};
 use crate::issuer_jwks::{
@@ -31,6 +32,17 @@ pub struct ServiceActors {
     pub jose: Option<JoseKeysHandle>,
     /// The cached key sets of the remote trusted issuers, in configuration order.
     pub issuer_jwks: Vec<IssuerJwksHandle>,
+    /// identity-authz's tenants, clients and signing keys (`identity-authz` only).
+    pub authz: Option<AuthzHandle>,
+}
+
+/// What the tree needs besides stores.
+#[derive(Debug, Clone, Default)]
+pub struct SuiteArgs {
+    /// Trusted issuers whose keys are fetched: every service gets an `IssuerJwks` actor for each.
+    pub issuers: Vec<RemoteIssuer>,
+    /// identity-authz's settings (required when it is started).
+    pub authz: Option<AuthzConfig>,
 }
 
 /// The running tree.
@@ -44,17 +56,16 @@ pub struct Suite {
     pub services: BTreeMap<ServiceName, ServiceActors>,
 }
 
-/// Starts the root supervisor with one service supervisor per entry of `stores`; every service
-/// gets an `IssuerJwks` actor per entry of `issuers`.
+/// Starts the root supervisor with one service supervisor per entry of `stores`.
 pub async fn start(
     stores: Vec<(ServiceName, Arc<Store>)>,
-    issuers: &[RemoteIssuer],
+    args: &SuiteArgs,
     cfg: &SupervisionConfig,
 ) -> Result<Suite, SpawnErr> {
     let mut services = BTreeMap::new();
     let mut service_specs: Vec<Arc<dyn ChildSpec>> = Vec::new();
     for (service, store) in stores {
-        let (spec, actors) = service_tree(service, store, issuers, cfg);
+        let (spec, actors) = service_tree(service, store, args, cfg)?;
         service_specs.push(spec);
         services.insert(service, actors);
     }
@@ -76,9 +87,9 @@ pub async fn start(
 fn service_tree(
     service: ServiceName,
     store: Arc<Store>,
-    issuers: &[RemoteIssuer],
+    args: &SuiteArgs,
     cfg: &SupervisionConfig,
-) -> (Arc<dyn ChildSpec>, ServiceActors) {
+) -> Result<(Arc<dyn ChildSpec>, ServiceActors), SpawnErr> {
     let name = service.as_str();
     let health_slot: Slot<HealthMsg> = Slot::new("Health");
     let vault_slot: Slot<VaultMsg> = Slot::new("Vault");
@@ -106,6 +117,31 @@ fn service_tree(
         || VaultMsg::Crash,
     );
     let mut children: Vec<Arc<dyn ChildSpec>> = vec![Arc::new(health), Arc::new(vault)];
+    let mut authz = None;
+    if service == ServiceName::IdentityAuthz {
+        let config = args.authz.clone().ok_or_else(|| {
+            SpawnErr::StartupFailed("identity-authz needs its configuration".into())
+        })?;
+        let slot: Slot<AuthzMsg> = Slot::new("Authz");
+        let authz_store = Arc::clone(&store);
+        let spec = ActorSpec::new(
+            format!("{name}/authz"),
+            "Authz",
+            slot.clone(),
+            move || {
+                (
+                    Authz,
+                    AuthzArgs {
+                        store: Arc::clone(&authz_store),
+                        config: config.clone(),
+                    },
+                )
+            },
+            || AuthzMsg::Crash,
+        );
+        children.push(Arc::new(spec));
+        authz = Some(AuthzHandle::new(slot, cfg.ask_timeout));
+    }
     let mut jose = None;
     if service == ServiceName::Jose {
         let slot: Slot<JoseKeysMsg> = Slot::new("JoseKeys");
@@ -127,8 +163,8 @@ fn service_tree(
         children.push(Arc::new(spec));
         jose = Some(JoseKeysHandle::new(slot, cfg.ask_timeout));
     }
-    let mut issuer_jwks = Vec::with_capacity(issuers.len());
-    for (i, remote) in issuers.iter().enumerate() {
+    let mut issuer_jwks = Vec::with_capacity(args.issuers.len());
+    for (i, remote) in args.issuers.iter().enumerate() {
         let slot: Slot<IssuerJwksMsg> = Slot::new("IssuerJwks");
         let snapshot = Arc::default();
         let args = IssuerJwksArgs {
@@ -168,8 +204,9 @@ fn service_tree(
         vault: VaultHandle::new(vault_slot, cfg.ask_timeout),
         jose,
         issuer_jwks,
+        authz,
     };
-    (Arc::new(SupervisorSpec::new(args)), actors)
+    Ok((Arc::new(SupervisorSpec::new(args)), actors))
 }
 
 #[cfg(test)]

@@ -8,10 +8,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
+use cryptoutil_actors::authz::AuthzConfig;
 use cryptoutil_actors::issuer_jwks::RemoteIssuer;
-use cryptoutil_actors::suite::{self, Suite};
+use cryptoutil_actors::suite::{self, Suite, SuiteArgs};
 use cryptoutil_actors::ServiceName;
 use cryptoutil_http::auth::{Authenticator, DenyAll, JwtBearer};
+use cryptoutil_http::config::{AuthConfig, TrustedIssuer};
 use cryptoutil_http::listener::Listener;
 use cryptoutil_http::state::{AdminState, AppState, Readiness};
 use cryptoutil_storage::unseal::{self, UnsealSource};
@@ -20,6 +22,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use zeroize::Zeroizing;
 
 use crate::config::AppConfig;
 use crate::{files, pki};
@@ -118,15 +121,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             .context("startup task")??
     };
 
-    let issuers = remote_issuers(&cfg, &tls.anchor_pem)?;
-    let suite = suite::start(stores.clone(), &issuers, &cfg.supervision)
-        .await
-        .map_err(|e| anyhow!("starting actors: {e}"))?;
-    let shutdown = Arc::new(watch::channel(false).0);
-    let readiness = Readiness::default();
-    let mut listeners = JoinSet::new();
+    // Bind every listener first: identity-authz's URL is the issuer the others trust.
+    let mut bound = Vec::with_capacity(opts.services.len());
     let mut endpoints = BTreeMap::new();
-    for (service, actors) in &suite.services {
+    for service in &opts.services {
         let service_cfg = cfg.services.of(*service);
         let server_tls = tls
             .servers
@@ -148,18 +146,38 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
                 admin: url(admin.local_addr()),
             },
         );
+        bound.push((*service, public, admin));
+    }
 
+    let (authz, auth_cfg) = identity_setup(&cfg, &endpoints)?;
+    let args = SuiteArgs {
+        issuers: remote_issuers(&auth_cfg, &tls.anchor_pem)?,
+        authz,
+    };
+    let suite = suite::start(stores.clone(), &args, &cfg.supervision)
+        .await
+        .map_err(|e| anyhow!("starting actors: {e}"))?;
+    bootstrap(&suite, &data_dir).await?;
+
+    let shutdown = Arc::new(watch::channel(false).0);
+    let readiness = Readiness::default();
+    let mut listeners = JoinSet::new();
+    for (service, public, admin) in bound {
+        let actors = suite
+            .services
+            .get(&service)
+            .ok_or_else(|| anyhow!("no actors for {service}"))?;
         // Tokens must name this service in `aud`, so each service gets its own authenticator.
-        let auth: Arc<dyn Authenticator> = if cfg.auth.trusted_issuers.is_empty() {
+        let auth: Arc<dyn Authenticator> = if auth_cfg.trusted_issuers.is_empty() {
             Arc::new(DenyAll)
         } else {
             Arc::new(
-                JwtBearer::new(&cfg.auth, service.as_str(), &actors.issuer_jwks)
+                JwtBearer::new(&auth_cfg, service.as_str(), &actors.issuer_jwks)
                     .map_err(|e| anyhow!("invalid configuration: {e}"))?,
             )
         };
         let app = AppState {
-            service: *service,
+            service,
             actors: actors.clone(),
             readiness: readiness.clone(),
             auth,
@@ -227,13 +245,12 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
 /// Each service's unsealed store.
 type Stores = Vec<(ServiceName, Arc<Store>)>;
 
-/// Blocking part of startup: unseal, certificates, stores.
 /// The trusted issuers whose keys are fetched from a `jwks_uri`, in configuration order, each
 /// with a TLS 1.3 client trusting its `jwks_ca` or, by default, this process's own anchor.
-fn remote_issuers(cfg: &AppConfig, own_anchor: &str) -> anyhow::Result<Vec<RemoteIssuer>> {
-    let refresh = &cfg.auth.jwks_refresh;
+fn remote_issuers(auth: &AuthConfig, own_anchor: &str) -> anyhow::Result<Vec<RemoteIssuer>> {
+    let refresh = &auth.jwks_refresh;
     let mut out = Vec::new();
-    for (i, t) in cfg.auth.trusted_issuers.iter().enumerate() {
+    for (i, t) in auth.trusted_issuers.iter().enumerate() {
         let Some(url) = &t.jwks_uri else { continue };
         let bad =
             |what: String| anyhow!("invalid configuration: `auth.trusted_issuers[{i}].{what}");
@@ -254,6 +271,101 @@ fn remote_issuers(cfg: &AppConfig, own_anchor: &str) -> anyhow::Result<Vec<Remot
     Ok(out)
 }
 
+/// identity-authz's settings when it runs in this process, and the token issuers the services
+/// trust: the configured ones plus, unless `identity.trust_local_issuer` is off or it is already
+/// listed, identity-authz itself (its JWK Set fetched over TLS like any issuer's).
+fn identity_setup(
+    cfg: &AppConfig,
+    endpoints: &BTreeMap<ServiceName, Endpoint>,
+) -> anyhow::Result<(Option<AuthzConfig>, AuthConfig)> {
+    let mut auth = cfg.auth.clone();
+    let Some(local) = endpoints.get(&ServiceName::IdentityAuthz) else {
+        return Ok((None, auth));
+    };
+    let issuer = match cfg.identity.issuer.trim_end_matches('/') {
+        "" => local.public.clone(),
+        configured => configured.to_owned(),
+    };
+    let pepper = match cfg.identity.pepper.expose() {
+        "" => None,
+        p if p.trim().len() < 32 => {
+            return Err(anyhow!(
+                "invalid configuration: `identity.pepper`: at least 32 bytes are required"
+            ))
+        }
+        p => Some(Zeroizing::new(p.trim().as_bytes().to_vec())),
+    };
+    // Every service is an audience; in this process its resource URI is its public URL.
+    let resources = ServiceName::ALL
+        .iter()
+        .map(|s| {
+            let uri = endpoints
+                .get(s)
+                .map_or_else(|| format!("urn:cryptoutil:{s}"), |e| e.public.clone());
+            (s.as_str().to_owned(), uri)
+        })
+        .collect();
+    if cfg.identity.trust_local_issuer && !auth.trusted_issuers.iter().any(|t| t.issuer == issuer) {
+        auth.trusted_issuers.push(TrustedIssuer {
+            issuer: issuer.clone(),
+            jwks: None,
+            jwks_uri: Some(format!("{}{}", local.public, cryptoutil_http::oauth::JWKS)),
+            jwks_ca: None,
+        });
+    }
+    let authz = AuthzConfig {
+        issuer,
+        access_token_ttl: cfg.identity.access_token_ttl,
+        pepper,
+        resources,
+    };
+    Ok((Some(authz), auth))
+}
+
+/// Path of `bootstrap.json`.
+pub fn bootstrap_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("bootstrap.json")
+}
+
+/// On identity-authz's first start: a tenant, a service client and an admin user, whose
+/// credentials go to `<data-dir>/bootstrap.json` (0600), the only place they are ever shown.
+async fn bootstrap(suite: &Suite, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let Some(authz) = suite
+        .services
+        .get(&ServiceName::IdentityAuthz)
+        .and_then(|a| a.authz.as_ref())
+    else {
+        return Ok(());
+    };
+    let Some(creds) = authz
+        .bootstrap()
+        .await
+        .map_err(|e| anyhow!("identity bootstrap: {e}"))?
+    else {
+        return Ok(());
+    };
+    let json = Zeroizing::new(serde_json::to_vec_pretty(&serde_json::json!({
+        "tenant": creds.tenant,
+        "service_client": {
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret.as_str(),
+        },
+        "admin_user": {
+            "username": creds.username,
+            "password": creds.password.as_str(),
+        },
+    }))?);
+    let path = bootstrap_path(data_dir);
+    files::write_atomic(&path, &json, 0o600)?;
+    tracing::warn!(
+        file = %path.display(),
+        "identity bootstrapped: a tenant, a service client and an admin user; their credentials \
+         are in this file (0600) and nowhere else: move them to a secret store and delete it"
+    );
+    Ok(())
+}
+
+/// Blocking part of startup: unseal, certificates, stores.
 fn open_everything(
     cfg: &AppConfig,
     services: &[ServiceName],

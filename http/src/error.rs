@@ -98,6 +98,8 @@ impl IntoResponse for ApiError {
                 cryptoutil_actors::Error::Jose(_) | cryptoutil_actors::Error::BadRequest { .. } => {
                     (StatusCode::BAD_REQUEST, "invalid_request")
                 }
+                // The token endpoint answers these itself (RFC 6749 §5.2); elsewhere, a 400.
+                cryptoutil_actors::Error::OAuth(e) => (StatusCode::BAD_REQUEST, e.code()),
             },
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`routes`]: the public route table of a service and the router built from it.
 //! - [`jose`]: the JOSE service's API handlers and its OpenAPI document.
+//! - [`oauth`]: identity-authz's discovery, JWK Set and token endpoints.
 //! - [`ui`]: the browser UIs (static assets compiled in), under `/browser/ui/`.
 //! - [`auth`]: the credential seam: `Authenticator`, and the middleware that applies it.
 //! - [`middleware`]: IP allowlist, per-client rate limit, browser security headers.
@@ -26,6 +27,7 @@ pub mod jose;
 pub mod listener;
 pub mod metrics;
 pub mod middleware;
+pub mod oauth;
 pub mod routes;
 pub mod state;
 pub mod tls;

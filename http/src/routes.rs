@@ -31,6 +31,8 @@ pub const SERVICE_INFO: &str = "/service/api/v1/info";
 pub const BROWSER_INFO: &str = "/browser/api/v1/info";
 /// The browser landing page (the future login page): public.
 pub const BROWSER_HOME: &str = "/browser/";
+/// `/.well-known/**` (discovery): through the service stack; only listed paths are public.
+pub const WELL_KNOWN: &str = "/.well-known/{*rest}";
 /// Everything else under /service: authenticated, then 404.
 pub const SERVICE_OTHER: &str = "/service/{*rest}";
 /// Everything else under /browser: authenticated, then 404.
@@ -93,6 +95,22 @@ macro_rules! both {
 pub fn table(service: ServiceName) -> Vec<RouteSpec> {
     use Access::{Authenticated, Public};
     let mut rows = base_rows();
+    if service == ServiceName::IdentityAuthz {
+        use crate::oauth;
+        // Protocol endpoints: public, they authenticate clients themselves or publish metadata.
+        for (method, path, handler) in [
+            (
+                Method::GET,
+                oauth::OIDC_METADATA,
+                (|| get(oauth::metadata_get)) as fn() -> MethodRouter<AppState>,
+            ),
+            (Method::GET, oauth::AS_METADATA, || get(oauth::metadata_get)),
+            (Method::GET, oauth::JWKS, || get(oauth::jwks_get)),
+            (Method::POST, oauth::TOKEN, || post(oauth::token_post)),
+        ] {
+            rows.push(spec(Some(method), path, Realm::Service, Public, handler));
+        }
+    }
     if service == ServiceName::Jose {
         use crate::{jose, ui};
         for (path, handler) in [
@@ -317,6 +335,7 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
         ))
         .service(inner);
     Router::new()
+        .route_service(WELL_KNOWN, service_stack.clone())
         .route_service(SERVICE_OTHER, service_stack)
         .route_service(BROWSER_HOME, browser_stack.clone())
         .route_service(BROWSER_OTHER, browser_stack)

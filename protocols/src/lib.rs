@@ -7,6 +7,8 @@
 //! - [`pki`]: the dynamic TLS PKI: a private root, an intermediate and leaf certificates.
 //! - [`duration`]: human durations in configuration (`250ms`, `5s`, `2m`, `1h`, `7d`).
 //! - [`jose`]: JWK, JWK Set, JWS, JWE and JWT on aws-lc-rs.
+//! - [`oauth`]: OAuth 2.1 pieces without I/O: client secrets, password hashes, client
+//!   authentication headers, scopes, token endpoint errors.
 //! - [`fips`]: whether the crypto module runs in FIPS 140-3 mode.
 //! - [`tls`]: the one TLS policy (TLS 1.3, FIPS-approved suites and groups) for every socket.
 //! - [`error`]: the crate's error enum.
@@ -16,6 +18,7 @@ pub mod duration;
 pub mod error;
 pub mod fips;
 pub mod jose;
+pub mod oauth;
 pub mod pki;
 pub mod tls;
 pub mod unseal;

@@ -16,16 +16,29 @@ pub enum Table {
     Records,
     /// JOSE service keys: `<tenant>/<kid>` -> sealed key record.
     JoseKeys,
+    /// identity-authz tenants: `<tenant>` -> sealed record.
+    IdentityTenants,
+    /// identity-authz OAuth clients: `<client_id>` -> sealed record (secret as a peppered MAC).
+    IdentityClients,
+    /// identity-authz users: `<tenant>/<username>` -> sealed record (password as PBKDF2 hash).
+    IdentityUsers,
+    /// identity-authz token signing keys: `<kid>` -> sealed private JWK and its lifetime; also
+    /// the generated pepper (`pepper`) when none is configured.
+    IdentityKeys,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 9] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
         Table::Records,
         Table::JoseKeys,
+        Table::IdentityTenants,
+        Table::IdentityClients,
+        Table::IdentityUsers,
+        Table::IdentityKeys,
     ];
 
     /// The versioned table name.
@@ -36,6 +49,10 @@ impl Table {
             Table::Meta => "meta_v1",
             Table::Records => "records_v1",
             Table::JoseKeys => "jose_keys_v1",
+            Table::IdentityTenants => "identity_tenants_v1",
+            Table::IdentityClients => "identity_clients_v1",
+            Table::IdentityUsers => "identity_users_v1",
+            Table::IdentityKeys => "identity_keys_v1",
         }
     }
 

@@ -18,7 +18,7 @@ fn cfg() -> SupervisionConfig {
 async fn suite(dir: &std::path::Path) -> Suite {
     let key = unseal::generate(1, 1).unwrap().0;
     let store = Arc::new(Store::open_redb(&dir.join("kms.redb"), &key).unwrap());
-    start(vec![(ServiceName::Kms, store)], &[], &cfg())
+    start(vec![(ServiceName::Kms, store)], &Default::default(), &cfg())
         .await
         .unwrap()
 }

@@ -42,6 +42,8 @@ pub struct AppConfig {
     pub http: HttpConfig,
     /// Trusted token issuers.
     pub auth: AuthConfig,
+    /// identity-authz.
+    pub identity: IdentityConfig,
     /// Admin API options.
     pub admin: AdminConfig,
     /// How long shutdown waits for in-flight requests.
@@ -61,9 +63,38 @@ impl Default for AppConfig {
             supervision: SupervisionConfig::default(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            identity: IdentityConfig::default(),
             admin: AdminConfig::default(),
             shutdown_grace_period: Duration::from_secs(5),
             services: ServicesConfig::default(),
+        }
+    }
+}
+
+/// `identity:`: identity-authz.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The issuer URL tokens carry (`iss`) and discovery announces. Empty: identity-authz's
+    /// public base URL as bound (with dynamic ports it changes on every start).
+    pub issuer: String,
+    /// Key of the client-secret MACs, at least 32 bytes (usually `file://`). Empty: generated
+    /// on first start and kept sealed in the identity-authz store (development).
+    pub pepper: Secret,
+    /// Lifetime of access tokens.
+    #[serde(with = "human_duration")]
+    pub access_token_ttl: Duration,
+    /// Services in this process trust identity-authz (in this process) as a token issuer.
+    pub trust_local_issuer: bool,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            pepper: Secret::default(),
+            access_token_ttl: Duration::from_secs(900),
+            trust_local_issuer: true,
         }
     }
 }

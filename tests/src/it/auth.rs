@@ -39,6 +39,15 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(GET) /service/api/v1/openapi.yaml",
             ]);
         }
+        if service == ServiceName::IdentityAuthz {
+            // OAuth protocol endpoints: they publish metadata or authenticate clients themselves.
+            reviewed.extend([
+                "Some(GET) /.well-known/oauth-authorization-server",
+                "Some(GET) /.well-known/openid-configuration",
+                "Some(GET) /service/oauth2/v1/jwks",
+                "Some(POST) /service/oauth2/v1/token",
+            ]);
+        }
         reviewed.sort();
         assert_eq!(public, reviewed, "{service}: the public allow-list changed");
         let base = app.public(service);
@@ -56,7 +65,16 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                         .send(method.clone(), &url, &[], Default::default())
                         .await
                         .unwrap();
-                    assert_eq!(r.status, 200, "{method} {url} is public");
+                    // Past the gate: a GET serves, anything else answers for itself.
+                    if method == Method::GET {
+                        assert_eq!(r.status, 200, "{method} {url} is public");
+                    } else {
+                        assert!(
+                            !r.text().contains("\"unauthorized\""),
+                            "{method} {url} is public: {}",
+                            r.text()
+                        );
+                    }
                     continue;
                 }
                 let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![

@@ -1,0 +1,70 @@
+//! The typed handle to the `Authz` actor.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{AuthzMsg, BootstrapCredentials, TokenGrant, TokenRequest};
+use crate::ask::ask;
+use crate::error::Error;
+use crate::slot::Slot;
+
+/// Cloneable, restart-proof handle.
+#[derive(Clone, Debug)]
+pub struct AuthzHandle {
+    slot: Slot<AuthzMsg>,
+    timeout: Duration,
+}
+
+impl AuthzHandle {
+    /// A handle reading `slot`, asking with `timeout`.
+    pub fn new(slot: Slot<AuthzMsg>, timeout: Duration) -> Self {
+        Self { slot, timeout }
+    }
+
+    /// Decides a token request; `Error::OAuth` carries the RFC 6749 error.
+    pub async fn token(&self, request: TokenRequest) -> Result<TokenGrant, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Token { request, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// The public JWK Set.
+    pub async fn jwks(&self) -> Result<Value, Error> {
+        ask(&self.slot, |reply| AuthzMsg::Jwks { reply }, self.timeout).await
+    }
+
+    /// Discovery metadata.
+    pub async fn metadata(&self) -> Result<Value, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Metadata { reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// First-start provisioning; `Some` only the first time.
+    pub async fn bootstrap(&self) -> Result<Option<BootstrapCredentials>, Error> {
+        // Hashing the admin password (600,000 PBKDF2 iterations) takes a while on a busy machine.
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Bootstrap { reply },
+            self.timeout.max(Duration::from_secs(30)),
+        )
+        .await
+    }
+
+    /// Rotates the signing key; returns the new kid.
+    pub async fn rotate_signing_key(&self) -> Result<String, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::RotateSigningKey { reply },
+            self.timeout,
+        )
+        .await
+    }
+}

@@ -1,0 +1,141 @@
+//! Messages of the `Authz` actor, and what they carry.
+
+use std::sync::Arc;
+
+use cryptoutil_protocols::jose::Jwk;
+use ractor::RpcReplyPort;
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use super::state::Loaded;
+use crate::error::Error;
+
+/// How the client authenticated at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+/// A client's credentials as presented.
+pub struct ClientAuth {
+    /// `client_id`.
+    pub client_id: String,
+    /// The secret, zeroized on drop.
+    pub secret: Zeroizing<String>,
+    /// How it was presented.
+    pub method: AuthMethod,
+}
+
+/// A token request after parsing.
+pub struct TokenRequest {
+    /// The authenticated-to-be client.
+    pub client: ClientAuth,
+    /// `grant_type`.
+    pub grant_type: String,
+    /// `scope`, if given.
+    pub scope: Option<String>,
+    /// `resource` (RFC 8707), if given.
+    pub resource: Option<String>,
+}
+
+/// What to sign: the current signing key and the access token's claims. Signing happens on the
+/// caller's task, not in the mailbox.
+pub struct TokenGrant {
+    /// The signing key (private, pinned).
+    pub key: Arc<Jwk>,
+    /// Claims of the access token.
+    pub claims: Map<String, Value>,
+    /// Seconds until `exp`.
+    pub expires_in: u64,
+    /// The granted scope, space-separated.
+    pub scope: String,
+}
+
+/// Credentials created on first start, for `<data-dir>/bootstrap.json`.
+#[derive(Clone)]
+pub struct BootstrapCredentials {
+    /// The tenant id.
+    pub tenant: String,
+    /// The service client's id.
+    pub client_id: String,
+    /// Its secret (shown once; only a MAC is stored).
+    pub client_secret: Zeroizing<String>,
+    /// The admin user's name.
+    pub username: String,
+    /// The admin user's password (shown once; only a PBKDF2 hash is stored).
+    pub password: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for BootstrapCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapCredentials")
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the `Authz` actor does.
+pub enum AuthzMsg {
+    /// Authenticate the client and decide a token request.
+    Token {
+        /// The request.
+        request: TokenRequest,
+        /// The grant, or `Error::OAuth`.
+        reply: RpcReplyPort<Result<TokenGrant, Error>>,
+    },
+    /// The public JWK Set of the signing keys (current and still-overlapping retired ones).
+    Jwks {
+        /// `{"keys": [...]}`.
+        reply: RpcReplyPort<Result<Value, Error>>,
+    },
+    /// OpenID Connect Discovery / RFC 8414 metadata.
+    Metadata {
+        /// The document.
+        reply: RpcReplyPort<Result<Value, Error>>,
+    },
+    /// On first start (no tenant yet): create a tenant, a service client and an admin user.
+    Bootstrap {
+        /// `Some` the first time only.
+        reply: RpcReplyPort<Result<Option<BootstrapCredentials>, Error>>,
+    },
+    /// Make a new signing key current; the old one stays published for the overlap.
+    RotateSigningKey {
+        /// The new key's kid.
+        reply: RpcReplyPort<Result<String, Error>>,
+    },
+    /// Blocking work done: merge its records into the state.
+    Merge {
+        /// What was persisted.
+        loaded: Box<Loaded>,
+        /// Answered after the merge.
+        then: Then,
+    },
+    /// Fault injection: panic inside the handler.
+    Crash,
+}
+
+/// Whom to answer after a [`AuthzMsg::Merge`].
+pub enum Then {
+    /// A bootstrap.
+    Bootstrap(
+        RpcReplyPort<Result<Option<BootstrapCredentials>, Error>>,
+        BootstrapCredentials,
+    ),
+    /// A rotation.
+    Rotate(RpcReplyPort<Result<String, Error>>, String),
+}

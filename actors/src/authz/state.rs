@@ -1,0 +1,547 @@
+//! State of the `Authz` actor: tenants, clients, users and signing keys, with synchronous
+//! methods the handler calls and blocking functions that persist through the key barrier.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
+use cryptoutil_protocols::oauth::{self, TokenError};
+use cryptoutil_storage::{Store, Table};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use super::msg::{AuthMethod, BootstrapCredentials, TokenGrant, TokenRequest};
+use crate::error::Error;
+
+/// Scopes of the suite's APIs (a route checks the one of its service).
+pub const API_SCOPES: [&str; 4] = ["kms", "jose", "ca", "identity"];
+/// The grant this step implements.
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+const PEPPER_KEY: &[u8] = b"pepper";
+
+/// Settings of identity-authz.
+#[derive(Clone)]
+pub struct AuthzConfig {
+    /// The issuer: identity-authz's public base URL.
+    pub issuer: String,
+    /// Lifetime of access tokens.
+    pub access_token_ttl: Duration,
+    /// The pepper for client-secret MACs, from a secret file; `None`: generated and kept sealed
+    /// in the store (development).
+    pub pepper: Option<Zeroizing<Vec<u8>>>,
+    /// Audiences a client may be granted: service name -> its resource URI (RFC 8707).
+    pub resources: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for AuthzConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthzConfig")
+            .field("issuer", &self.issuer)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("pepper", &self.pepper.as_ref().map(|_| "<redacted>"))
+            .field("resources", &self.resources)
+            .finish()
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Its id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Creation time (Unix seconds).
+    pub created: u64,
+}
+
+/// An OAuth client.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Client {
+    /// `client_id`.
+    pub client_id: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Display name.
+    pub name: String,
+    /// HMAC-SHA256 of the secret under the pepper, base64url.
+    pub secret_mac: String,
+    /// Grant types it may use.
+    pub grant_types: Vec<String>,
+    /// Scopes it may be granted (also the default when it asks for none).
+    pub scopes: Vec<String>,
+    /// Services whose audience it may be granted.
+    pub audiences: Vec<String>,
+    /// Authentication methods it may use at the token endpoint.
+    pub auth_methods: Vec<String>,
+    /// Creation time.
+    pub created: u64,
+}
+
+/// A human user.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct User {
+    /// Its tenant.
+    pub tenant: String,
+    /// Login name.
+    pub username: String,
+    /// PBKDF2-HMAC-SHA256 record.
+    pub password_hash: String,
+    /// Roles (`admin`).
+    pub roles: Vec<String>,
+    /// Creation time.
+    pub created: u64,
+}
+
+/// A token signing key.
+#[derive(Clone)]
+pub struct SigningKey {
+    jwk: Arc<Jwk>,
+    created: u64,
+    retired: Option<u64>,
+}
+
+/// Records read or written by blocking work, merged into the state by the actor.
+#[derive(Default)]
+pub struct Loaded {
+    tenants: Vec<Tenant>,
+    clients: Vec<Client>,
+    users: Vec<User>,
+    keys: Vec<SigningKey>,
+    pepper: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl Loaded {
+    /// The kid of the first signing key in here (the new one, after a rotation).
+    pub fn first_kid(&self) -> String {
+        self.keys
+            .first()
+            .and_then(|k| k.jwk.kid.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Everything identity-authz knows.
+pub struct AuthzState {
+    cfg: AuthzConfig,
+    store: Arc<Store>,
+    pepper: Zeroizing<Vec<u8>>,
+    tenants: BTreeMap<String, Tenant>,
+    clients: HashMap<String, Client>,
+    users: HashMap<(String, String), User>,
+    /// Oldest first; the last one signs.
+    keys: Vec<SigningKey>,
+}
+
+impl std::fmt::Debug for AuthzState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthzState")
+            .field("issuer", &self.cfg.issuer)
+            .field("tenants", &self.tenants.len())
+            .field("clients", &self.clients.len())
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn corrupt(what: &'static str) -> Error {
+    Error::BadRequest { reason: what }
+}
+
+fn oauth(e: TokenError) -> Error {
+    Error::OAuth(e)
+}
+
+impl AuthzState {
+    /// Blocking: reads everything; generates the pepper (when none is configured) and the first
+    /// signing key on a new store.
+    pub fn load(store: Arc<Store>, cfg: AuthzConfig) -> Result<Self, Error> {
+        let mut loaded = Loaded::default();
+        for (_, plain) in store.scan_sealed(Table::IdentityTenants, b"")? {
+            loaded
+                .tenants
+                .push(serde_json::from_slice(&plain).map_err(|_| corrupt("stored tenant"))?);
+        }
+        for (_, plain) in store.scan_sealed(Table::IdentityClients, b"")? {
+            loaded
+                .clients
+                .push(serde_json::from_slice(&plain).map_err(|_| corrupt("stored client"))?);
+        }
+        for (_, plain) in store.scan_sealed(Table::IdentityUsers, b"")? {
+            loaded
+                .users
+                .push(serde_json::from_slice(&plain).map_err(|_| corrupt("stored user"))?);
+        }
+        for (k, plain) in store.scan_sealed(Table::IdentityKeys, b"")? {
+            if k == PEPPER_KEY {
+                loaded.pepper = Some(Zeroizing::new(plain.to_vec()));
+                continue;
+            }
+            loaded.keys.push(signing_key_from_record(&plain)?);
+        }
+        let pepper = match (&cfg.pepper, loaded.pepper.take()) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) => p,
+            (None, None) => {
+                tracing::warn!(
+                    "DEVELOPMENT SETUP: no identity pepper configured; one was generated and is \
+                     kept sealed in the identity-authz store. Configure identity.pepper \
+                     (file://) for production."
+                );
+                // 256 random bits (as base64url text).
+                let p = Zeroizing::new(
+                    oauth::random_token(32)
+                        .map_err(|_| corrupt("random"))?
+                        .as_bytes()
+                        .to_vec(),
+                );
+                store.put_sealed(Table::IdentityKeys, PEPPER_KEY, &p)?;
+                p
+            }
+        };
+        let mut state = Self {
+            cfg,
+            store,
+            pepper,
+            tenants: BTreeMap::new(),
+            clients: HashMap::new(),
+            users: HashMap::new(),
+            keys: Vec::new(),
+        };
+        state.merge(loaded);
+        if state.keys.is_empty() {
+            let first = Self::new_signing_key(&state.store, None)?;
+            state.merge(first);
+        }
+        Ok(state)
+    }
+
+    /// The store, for blocking work off the mailbox.
+    pub fn store(&self) -> Arc<Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// The pepper, for blocking work that stores client secrets.
+    pub fn pepper(&self) -> Zeroizing<Vec<u8>> {
+        self.pepper.clone()
+    }
+
+    /// Every audience a client can be granted (the configured services).
+    pub fn audiences(&self) -> Vec<String> {
+        self.cfg.resources.keys().cloned().collect()
+    }
+
+    /// Whether first-start provisioning is due.
+    pub fn needs_bootstrap(&self) -> bool {
+        self.tenants.is_empty()
+    }
+
+    /// The kid of the current signing key.
+    pub fn current_kid(&self) -> Option<String> {
+        self.keys.last().and_then(|k| k.jwk.kid.clone())
+    }
+
+    /// Adds what blocking work read or wrote.
+    pub fn merge(&mut self, loaded: Loaded) {
+        for t in loaded.tenants {
+            self.tenants.insert(t.id.clone(), t);
+        }
+        for c in loaded.clients {
+            self.clients.insert(c.client_id.clone(), c);
+        }
+        for u in loaded.users {
+            self.users.insert((u.tenant.clone(), u.username.clone()), u);
+        }
+        for k in loaded.keys {
+            self.keys.retain(|old| old.jwk.kid != k.jwk.kid);
+            self.keys.push(k);
+        }
+        // Current (never retired) last, then by creation.
+        self.keys.sort_by_key(|k| (k.retired.is_none(), k.created));
+    }
+
+    /// Decides a token request at `now`: client authentication, grant type, scope, audience.
+    pub fn token(&self, req: &TokenRequest, now: u64) -> Result<TokenGrant, Error> {
+        let client = self.authenticate(&req.client)?;
+        if req.grant_type != CLIENT_CREDENTIALS {
+            return Err(oauth(if req.grant_type.is_empty() {
+                TokenError::InvalidRequest
+            } else {
+                TokenError::UnsupportedGrantType
+            }));
+        }
+        if !client.grant_types.iter().any(|g| g == CLIENT_CREDENTIALS) {
+            return Err(oauth(TokenError::UnauthorizedClient));
+        }
+        let scopes = match &req.scope {
+            None => client.scopes.clone(),
+            Some(s) => {
+                let asked = oauth::parse_scope(s).ok_or(oauth(TokenError::InvalidScope))?;
+                if asked.is_empty() || !asked.iter().all(|a| client.scopes.contains(a)) {
+                    return Err(oauth(TokenError::InvalidScope));
+                }
+                asked
+            }
+        };
+        let audiences: Vec<String> = match &req.resource {
+            None => client.audiences.clone(),
+            Some(resource) => {
+                let service = self
+                    .cfg
+                    .resources
+                    .iter()
+                    .find(|(name, uri)| {
+                        resource.trim_end_matches('/') == uri.trim_end_matches('/')
+                            || resource == &format!("urn:cryptoutil:{name}")
+                    })
+                    .map(|(name, _)| name.clone())
+                    .filter(|name| client.audiences.contains(name))
+                    .ok_or(oauth(TokenError::InvalidTarget))?;
+                vec![service]
+            }
+        };
+        let key = self
+            .keys
+            .last()
+            .map(|k| Arc::clone(&k.jwk))
+            .ok_or(Error::Unavailable {
+                actor: "Authz",
+                why: crate::error::Unavailability::Restarting,
+            })?;
+        let ttl = self.cfg.access_token_ttl.as_secs();
+        let jti = oauth::random_token(16).map_err(|_| corrupt("random"))?;
+        let scope = scopes.join(" ");
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.cfg.issuer));
+        claims.insert("sub".into(), json!(client.client_id));
+        claims.insert("client_id".into(), json!(client.client_id));
+        claims.insert(
+            "aud".into(),
+            match audiences.as_slice() {
+                [one] => json!(one),
+                many => json!(many),
+            },
+        );
+        claims.insert("scope".into(), json!(scope));
+        claims.insert("tenant".into(), json!(client.tenant));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + ttl));
+        claims.insert("jti".into(), json!(jti.as_str()));
+        Ok(TokenGrant {
+            key,
+            claims,
+            expires_in: ttl,
+            scope,
+        })
+    }
+
+    /// The client if `auth` proves it; the same work and the same error whether the client is
+    /// unknown or the secret wrong, so neither timing nor message tells which.
+    fn authenticate(&self, auth: &super::msg::ClientAuth) -> Result<&Client, Error> {
+        let client = self.clients.get(&auth.client_id);
+        let stored = client
+            .and_then(|c| b64::decode(&c.secret_mac, "mac").ok())
+            .and_then(|m| <[u8; 32]>::try_from(m.as_slice()).ok())
+            .unwrap_or([0u8; 32]);
+        let secret_ok = oauth::client_secret_matches(&self.pepper, &auth.secret, &stored);
+        match client {
+            Some(c)
+                if secret_ok
+                    && auth.secret.len() <= oauth::MAX_CREDENTIAL_LEN
+                    && c.auth_methods.iter().any(|m| m == auth.method.as_str()) =>
+            {
+                Ok(c)
+            }
+            _ => Err(oauth(TokenError::InvalidClient)),
+        }
+    }
+
+    /// Public keys of the current key and of retired keys still inside the overlap (a token
+    /// signed just before a rotation stays verifiable until it expires).
+    pub fn jwks(&self, now: u64) -> Value {
+        let overlap = self.cfg.access_token_ttl.as_secs() + 300;
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .rev()
+            .filter(|k| k.retired.is_none_or(|r| now < r + overlap))
+            .filter_map(|k| k.jwk.to_public_value().ok())
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    /// RFC 8414 / OpenID Connect Discovery metadata: only what is implemented.
+    pub fn metadata(&self) -> Value {
+        let issuer = self.cfg.issuer.trim_end_matches('/');
+        json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}/service/oauth2/v1/token"),
+            "jwks_uri": format!("{issuer}/service/oauth2/v1/jwks"),
+            "grant_types_supported": [CLIENT_CREDENTIALS],
+            "token_endpoint_auth_methods_supported": [
+                AuthMethod::ClientSecretBasic.as_str(),
+                AuthMethod::ClientSecretPost.as_str()
+            ],
+            "scopes_supported": API_SCOPES,
+            "response_types_supported": [],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "resource_indicators_supported": true
+        })
+    }
+
+    /// Blocking: a new ES256 signing key, persisted; `retire` (kid, at) marks the previous
+    /// current key retired in the same write.
+    pub fn new_signing_key(
+        store: &Store,
+        retire: Option<(&SigningKey, u64)>,
+    ) -> Result<Loaded, Error> {
+        let jwk = Jwk::generate(JwsAlg::ES256)?;
+        let key = SigningKey {
+            jwk: Arc::new(jwk),
+            created: now_unix(),
+            retired: None,
+        };
+        let mut writes = vec![signing_key_write(store, &key)?];
+        let mut keys = vec![key];
+        if let Some((old, at)) = retire {
+            let retired = SigningKey {
+                retired: Some(at),
+                ..old.clone()
+            };
+            writes.push(signing_key_write(store, &retired)?);
+            keys.push(retired);
+        }
+        store.apply(writes)?;
+        Ok(Loaded {
+            keys,
+            ..Loaded::default()
+        })
+    }
+
+    /// The current signing key, for a rotation.
+    pub fn current_key(&self) -> Option<SigningKey> {
+        self.keys.last().cloned()
+    }
+
+    /// Blocking: the first tenant, a service client allowed every API scope and audience, and
+    /// an admin user, persisted in one write.
+    pub fn bootstrap_records(
+        store: &Store,
+        pepper: &[u8],
+        audiences: Vec<String>,
+    ) -> Result<(Loaded, BootstrapCredentials), Error> {
+        let now = now_unix();
+        let random = |bytes| oauth::random_token(bytes).map_err(|_| corrupt("random"));
+        let tenant = Tenant {
+            id: "default".into(),
+            name: "Default tenant".into(),
+            created: now,
+        };
+        let client_id = format!("service-{}", random(9)?.as_str());
+        let client_secret = random(oauth::CLIENT_SECRET_BYTES)?;
+        let client = Client {
+            client_id: client_id.clone(),
+            tenant: tenant.id.clone(),
+            name: "Bootstrap service client".into(),
+            secret_mac: b64::encode(&oauth::client_secret_mac(pepper, &client_secret)),
+            grant_types: vec![CLIENT_CREDENTIALS.into()],
+            scopes: API_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            audiences,
+            auth_methods: vec![
+                AuthMethod::ClientSecretBasic.as_str().into(),
+                AuthMethod::ClientSecretPost.as_str().into(),
+            ],
+            created: now,
+        };
+        let password = random(18)?;
+        let user = User {
+            tenant: tenant.id.clone(),
+            username: "admin".into(),
+            password_hash: oauth::hash_password(&password, oauth::PASSWORD_ITERATIONS)
+                .map_err(|_| corrupt("random"))?,
+            roles: vec!["admin".into()],
+            created: now,
+        };
+        store.apply(vec![
+            store.sealed_write(
+                Table::IdentityTenants,
+                tenant.id.as_bytes(),
+                &record_json(&tenant)?,
+            )?,
+            store.sealed_write(
+                Table::IdentityClients,
+                client.client_id.as_bytes(),
+                &record_json(&client)?,
+            )?,
+            store.sealed_write(
+                Table::IdentityUsers,
+                format!("{}/{}", user.tenant, user.username).as_bytes(),
+                &record_json(&user)?,
+            )?,
+        ])?;
+        let creds = BootstrapCredentials {
+            tenant: tenant.id.clone(),
+            client_id,
+            client_secret,
+            username: user.username.clone(),
+            password,
+        };
+        Ok((
+            Loaded {
+                tenants: vec![tenant],
+                clients: vec![client],
+                users: vec![user],
+                ..Loaded::default()
+            },
+            creds,
+        ))
+    }
+
+    /// Fault injection.
+    #[allow(clippy::panic)]
+    pub fn crash(&self) {
+        panic!("fault injection: Authz crash requested");
+    }
+}
+
+/// A record as JSON bytes, zeroized on drop (client and user records hold MACs and hashes).
+fn record_json<T: Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
+    serde_json::to_vec(record)
+        .map(Zeroizing::new)
+        .map_err(|_| corrupt("record"))
+}
+
+fn signing_key_write(
+    store: &Store,
+    key: &SigningKey,
+) -> Result<cryptoutil_storage::backend::Write, Error> {
+    let private = key.jwk.to_private_value()?;
+    let record = Zeroizing::new(format!(
+        "{{\"jwk\":{},\"created\":{},\"retired\":{}}}",
+        private.as_str(),
+        key.created,
+        key.retired.map_or("null".to_owned(), |r| r.to_string())
+    ));
+    let kid = key.jwk.kid.clone().unwrap_or_default();
+    Ok(store.sealed_write(Table::IdentityKeys, kid.as_bytes(), record.as_bytes())?)
+}
+
+fn signing_key_from_record(plain: &[u8]) -> Result<SigningKey, Error> {
+    let record: Value = serde_json::from_slice(plain).map_err(|_| corrupt("stored signing key"))?;
+    let jwk = Jwk::from_value(record.get("jwk").unwrap_or(&Value::Null))?;
+    Ok(SigningKey {
+        jwk: Arc::new(jwk),
+        created: record.get("created").and_then(Value::as_u64).unwrap_or(0),
+        retired: record.get("retired").and_then(Value::as_u64),
+    })
+}

@@ -1,0 +1,205 @@
+//! identity-authz's OAuth 2.1 endpoints: discovery (RFC 8414 and OpenID Connect Discovery), the
+//! JWK Set, and the token endpoint (client credentials; client_secret_basic and
+//! client_secret_post). Errors follow RFC 6749 §5.2: `{"error", "error_description"}`, 401 with
+//! `WWW-Authenticate: Basic` for a failed client authentication, and `Cache-Control: no-store`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cryptoutil_actors::authz::{AuthMethod, AuthzHandle, ClientAuth, TokenRequest};
+use cryptoutil_protocols::jose::jwt;
+use cryptoutil_protocols::oauth::{self, TokenError};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Discovery, RFC 8414.
+pub const AS_METADATA: &str = "/.well-known/oauth-authorization-server";
+/// Discovery, OpenID Connect.
+pub const OIDC_METADATA: &str = "/.well-known/openid-configuration";
+/// The JWK Set of the token signing keys.
+pub const JWKS: &str = "/service/oauth2/v1/jwks";
+/// The token endpoint.
+pub const TOKEN: &str = "/service/oauth2/v1/token";
+
+/// Largest token request body.
+const MAX_FORM: usize = 16 * 1024;
+
+fn authz(app: &AppState) -> Result<&AuthzHandle, ApiError> {
+    app.actors.authz.as_ref().ok_or(ApiError::NotFound)
+}
+
+pub(crate) async fn metadata_get(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(authz(&app)?.metadata().await?))
+}
+
+pub(crate) async fn jwks_get(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let set = authz(&app)?.jwks().await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/jwk-set+json")],
+        set.to_string(),
+    )
+        .into_response())
+}
+
+/// An RFC 6749 §5.2 error response.
+fn token_error(e: TokenError, description: &str) -> Response {
+    let status = match e {
+        TokenError::InvalidClient => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut response = (
+        status,
+        Json(json!({ "error": e.code(), "error_description": description })),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if e == TokenError::InvalidClient {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="cryptoutil""#),
+        );
+    }
+    response
+}
+
+/// A refusal before the actor is asked: the error and its description.
+type Refusal = (TokenError, &'static str);
+
+/// The form parameters, each at most once (RFC 6749 §3.2).
+fn parse_form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, Zeroizing<String>)>, Refusal> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if !form || body.len() > MAX_FORM {
+        return Err((
+            TokenError::InvalidRequest,
+            "the body must be application/x-www-form-urlencoded, at most 16 KiB",
+        ));
+    }
+    let mut params: Vec<(String, Zeroizing<String>)> = Vec::new();
+    for (name, value) in form_urlencoded::parse(body) {
+        if params.iter().any(|(n, _)| *n == name) {
+            return Err((TokenError::InvalidRequest, "a parameter is repeated"));
+        }
+        params.push((name.into_owned(), Zeroizing::new(value.into_owned())));
+    }
+    Ok(params)
+}
+
+fn param<'a>(params: &'a [(String, Zeroizing<String>)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// Exactly one client authentication method (RFC 6749 §2.3).
+fn client_auth(
+    headers: &HeaderMap,
+    params: &[(String, Zeroizing<String>)],
+) -> Result<ClientAuth, Refusal> {
+    let basic = headers.get(header::AUTHORIZATION);
+    let body_secret = param(params, "client_secret");
+    match (basic, body_secret) {
+        (Some(_), Some(_)) => Err((
+            TokenError::InvalidRequest,
+            "use one client authentication method",
+        )),
+        (Some(value), None) => {
+            let (client_id, secret) = value
+                .to_str()
+                .ok()
+                .and_then(oauth::basic_credentials)
+                .ok_or((TokenError::InvalidClient, "client authentication failed"))?;
+            if param(params, "client_id").is_some_and(|id| id != client_id) {
+                return Err((
+                    TokenError::InvalidRequest,
+                    "client_id differs from the authenticated client",
+                ));
+            }
+            Ok(ClientAuth {
+                client_id,
+                secret,
+                method: AuthMethod::ClientSecretBasic,
+            })
+        }
+        (None, Some(secret)) => Ok(ClientAuth {
+            client_id: param(params, "client_id")
+                .ok_or((TokenError::InvalidRequest, "client_id is missing"))?
+                .to_owned(),
+            secret: Zeroizing::new(secret.to_owned()),
+            method: AuthMethod::ClientSecretPost,
+        }),
+        (None, None) => Err((
+            TokenError::InvalidClient,
+            "client authentication is required",
+        )),
+    }
+}
+
+pub(crate) async fn token_post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let authz = authz(&app)?;
+    let params = match parse_form(&headers, &body) {
+        Ok(p) => p,
+        Err((e, why)) => return Ok(token_error(e, why)),
+    };
+    let client = match client_auth(&headers, &params) {
+        Ok(c) => c,
+        Err((e, why)) => return Ok(token_error(e, why)),
+    };
+    let request = TokenRequest {
+        client,
+        grant_type: param(&params, "grant_type").unwrap_or_default().to_owned(),
+        scope: param(&params, "scope").map(str::to_owned),
+        resource: param(&params, "resource").map(str::to_owned),
+    };
+    let grant = match authz.token(request).await {
+        Ok(g) => g,
+        Err(cryptoutil_actors::Error::OAuth(e)) => {
+            let description = match e {
+                TokenError::InvalidClient => "client authentication failed",
+                TokenError::UnsupportedGrantType => "supported: client_credentials",
+                TokenError::UnauthorizedClient => "the client may not use this grant type",
+                TokenError::InvalidScope => "a requested scope is not allowed to the client",
+                TokenError::InvalidTarget => "the resource is not an audience of the client",
+                TokenError::InvalidRequest => "grant_type is missing",
+                TokenError::InvalidGrant => "the grant is invalid",
+            };
+            return Ok(token_error(e, description));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let token = jwt::sign(&grant.key, &grant.claims, "at+jwt")
+        .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Jose(e)))?;
+    let mut response = Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": grant.expires_in,
+        "scope": grant.scope,
+    }))
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,243 @@
+//! OAuth 2.1 pieces that need no I/O: client secrets (server-generated, stored as HMAC-SHA256
+//! under a pepper), human password hashes (PBKDF2-HMAC-SHA256), client authentication headers
+//! (RFC 6749 §2.3.1), scope strings (§3.3) and the token endpoint's error codes (§5.2).
+
+use std::num::NonZeroU32;
+
+use aws_lc_rs::{constant_time, hmac, pbkdf2, rand};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use zeroize::Zeroizing;
+
+/// Bytes of a client secret (256 bits).
+pub const CLIENT_SECRET_BYTES: usize = 32;
+/// PBKDF2 iterations for human passwords (the FIPS-era floor this project sets is 600,000).
+pub const PASSWORD_ITERATIONS: u32 = 600_000;
+/// Longest client id, secret, username or password accepted (bounds work on hostile input).
+pub const MAX_CREDENTIAL_LEN: usize = 512;
+
+/// A new random value of `bytes` bytes, base64url (client secrets, ids, passwords).
+pub fn random_token(bytes: usize) -> Result<Zeroizing<String>, crate::Error> {
+    let mut raw = Zeroizing::new(vec![0u8; bytes]);
+    rand::fill(&mut raw).map_err(|_| crate::Error::Random)?;
+    Ok(Zeroizing::new(URL_SAFE_NO_PAD.encode(&*raw)))
+}
+
+/// HMAC-SHA256 of a client secret under the pepper: what is stored (secrets are 256-bit random
+/// values, so a fast keyed hash is safe; the pepper lives outside the store).
+pub fn client_secret_mac(pepper: &[u8], secret: &str) -> [u8; 32] {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, pepper);
+    let tag = hmac::sign(&key, secret.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// Does `secret` match the stored `mac`? Constant time in the secret's content.
+pub fn client_secret_matches(pepper: &[u8], secret: &str, mac: &[u8; 32]) -> bool {
+    constant_time::verify_slices_are_equal(&client_secret_mac(pepper, secret), mac).is_ok()
+}
+
+/// A stored password hash: `pbkdf2-sha256$<iterations>$<salt b64url>$<hash b64url>`.
+pub fn hash_password(password: &str, iterations: u32) -> Result<String, crate::Error> {
+    let iterations =
+        NonZeroU32::new(iterations.max(PASSWORD_ITERATIONS)).ok_or(crate::Error::Random)?;
+    let mut salt = [0u8; 16];
+    rand::fill(&mut salt).map_err(|_| crate::Error::Random)?;
+    let mut hash = [0u8; 32];
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        &salt,
+        password.as_bytes(),
+        &mut hash,
+    );
+    Ok(format!(
+        "pbkdf2-sha256${iterations}${}${}",
+        URL_SAFE_NO_PAD.encode(salt),
+        URL_SAFE_NO_PAD.encode(hash)
+    ))
+}
+
+/// Does `password` match `stored` (from [`hash_password`])? Malformed records never match.
+pub fn password_matches(password: &str, stored: &str) -> bool {
+    let mut parts = stored.split('$');
+    let (Some("pbkdf2-sha256"), Some(iterations), Some(salt), Some(hash), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    let (Some(iterations), Ok(salt), Ok(hash)) = (
+        iterations.parse::<u32>().ok().and_then(NonZeroU32::new),
+        URL_SAFE_NO_PAD.decode(salt),
+        URL_SAFE_NO_PAD.decode(hash),
+    ) else {
+        return false;
+    };
+    pbkdf2::verify(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        &salt,
+        password.as_bytes(),
+        &hash,
+    )
+    .is_ok()
+}
+
+/// Client credentials from `Authorization: Basic` (RFC 6749 §2.3.1: id and secret are
+/// form-urlencoded before base64). `None` for another scheme or a malformed value.
+pub fn basic_credentials(header: &str) -> Option<(String, Zeroizing<String>)> {
+    let (scheme, b64) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") || b64.len() > 4 * MAX_CREDENTIAL_LEN {
+        return None;
+    }
+    let decoded = Zeroizing::new(STANDARD.decode(b64.trim()).ok()?);
+    let text = std::str::from_utf8(&decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let id = form_decode(id)?;
+    let secret = Zeroizing::new(form_decode(secret)?);
+    (!id.is_empty()).then_some((id, secret))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one component.
+fn form_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Splits a `scope` parameter into scope tokens (RFC 6749 §3.3: space-delimited, each token
+/// printable ASCII without `"` or `\`). `None` when a token is invalid.
+pub fn parse_scope(scope: &str) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for token in scope.split(' ').filter(|t| !t.is_empty()) {
+        let valid = token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !valid || token.len() > 128 {
+            return None;
+        }
+        if !out.iter().any(|t| t == token) {
+            out.push(token.to_owned());
+        }
+    }
+    Some(out)
+}
+
+/// Token endpoint errors (RFC 6749 §5.2, RFC 8707 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Missing or malformed parameter.
+    InvalidRequest,
+    /// Client authentication failed (answered 401).
+    InvalidClient,
+    /// A code, refresh token or credential is invalid, expired or revoked.
+    InvalidGrant,
+    /// The client may not use this grant type.
+    UnauthorizedClient,
+    /// The grant type is not supported.
+    UnsupportedGrantType,
+    /// A requested scope is unknown or not allowed to the client.
+    InvalidScope,
+    /// The `resource` names no audience the client may have.
+    InvalidTarget,
+}
+
+impl TokenError {
+    /// The registered error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            TokenError::InvalidRequest => "invalid_request",
+            TokenError::InvalidClient => "invalid_client",
+            TokenError::InvalidGrant => "invalid_grant",
+            TokenError::UnauthorizedClient => "unauthorized_client",
+            TokenError::UnsupportedGrantType => "unsupported_grant_type",
+            TokenError::InvalidScope => "invalid_scope",
+            TokenError::InvalidTarget => "invalid_target",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_secrets_are_peppered_macs_compared_whole() {
+        let secret = random_token(CLIENT_SECRET_BYTES).unwrap();
+        assert_eq!(secret.len(), 43, "256 bits, base64url");
+        let mac = client_secret_mac(b"pepper-1", &secret);
+        assert!(client_secret_matches(b"pepper-1", &secret, &mac));
+        assert!(
+            !client_secret_matches(b"pepper-2", &secret, &mac),
+            "the pepper is part of the key"
+        );
+        assert!(!client_secret_matches(b"pepper-1", &secret[..42], &mac));
+        assert_ne!(secret, random_token(CLIENT_SECRET_BYTES).unwrap());
+    }
+
+    #[test]
+    fn passwords_use_pbkdf2_with_at_least_600k_iterations() {
+        // The floor applies even when a caller asks for fewer.
+        let stored = hash_password("correct horse", 1000).unwrap();
+        assert!(stored.starts_with("pbkdf2-sha256$600000$"), "{stored}");
+        assert!(password_matches("correct horse", &stored));
+        assert!(!password_matches("correct horsE", &stored));
+        assert_ne!(
+            stored,
+            hash_password("correct horse", 1000).unwrap(),
+            "salted"
+        );
+        for bad in [
+            "",
+            "pbkdf2-sha256$0$AA$AA",
+            "md5$1$a$b",
+            "pbkdf2-sha256$600000$!!$AA",
+        ] {
+            assert!(!password_matches("x", bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        // RFC 6749 §2.3.1: "client id:secret" with each part form-urlencoded.
+        let header = format!("Basic {}", STANDARD.encode("my%3Aclient:s%2Bc+ret%25"));
+        let (id, secret) = basic_credentials(&header).unwrap();
+        assert_eq!((id.as_str(), secret.as_str()), ("my:client", "s+c ret%"));
+        for bad in [
+            "Bearer abc",
+            "Basic !!!",
+            &format!("Basic {}", STANDARD.encode("no-colon")),
+            &format!("Basic {}", STANDARD.encode(":secret")),
+            &format!("Basic {}", STANDARD.encode("id:%zz")),
+        ] {
+            assert!(basic_credentials(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scopes_are_space_delimited_tokens() {
+        assert_eq!(parse_scope(" kms  jose kms ").unwrap(), vec!["kms", "jose"]);
+        assert_eq!(parse_scope("").unwrap(), Vec::<String>::new());
+        assert!(parse_scope("a\"b").is_none());
+        assert!(parse_scope("a\\b").is_none());
+        assert!(parse_scope("caf\u{e9}").is_none());
+    }
+}

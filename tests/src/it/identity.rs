@@ -1,0 +1,385 @@
+//! identity-authz, client credentials end to end: first-start bootstrap (bootstrap.json, 0600),
+//! discovery, the JWK Set, tokens by client_secret_basic and client_secret_post that the other
+//! services accept (audience and scope checked per route), RFC 6749 errors, RFC 8707 resource
+//! indicators, and nothing issued lost across a restart.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use cryptoutil_actors::ServiceName;
+use cryptoutil_federation::Response;
+use cryptoutil_protocols::jose::{b64, header, jwt, JwkSet, JwsAlg};
+use hyper::Method;
+use serde_json::Value;
+
+use crate::TestApp;
+
+const SERVICES: [ServiceName; 3] = [
+    ServiceName::IdentityAuthz,
+    ServiceName::Jose,
+    ServiceName::Kms,
+];
+const ISSUER: &str = "https://issuer.identity.test";
+
+struct Bootstrap {
+    tenant: String,
+    client_id: String,
+    secret: String,
+}
+
+fn bootstrap(data_dir: &Path) -> Bootstrap {
+    let path = data_dir.join("bootstrap.json");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "bootstrap.json holds secrets");
+    let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(v["admin_user"]["username"].is_string() && v["admin_user"]["password"].is_string());
+    Bootstrap {
+        tenant: v["tenant"].as_str().unwrap().to_owned(),
+        client_id: v["service_client"]["client_id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        secret: v["service_client"]["client_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    }
+}
+
+async fn start(data: Option<&Path>) -> TestApp {
+    TestApp::start(
+        SERVICES.to_vec(),
+        &[("CRYPTOUTIL_IDENTITY__ISSUER", ISSUER)],
+        data,
+    )
+    .await
+}
+
+/// A token request: `basic` as (id, secret) or none; `form` as name=value pairs.
+async fn token_request(
+    app: &TestApp,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (u16, Value, Response) {
+    let url = format!(
+        "{}/service/oauth2/v1/token",
+        app.public(ServiceName::IdentityAuthz)
+    );
+    let body: String = form
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.replace('%', "%25").replace('+', "%2B").replace(' ', "+")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let auth = basic.map(|(id, secret)| {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    });
+    let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    let r = app
+        .client
+        .send(Method::POST, &url, &headers, body.into())
+        .await
+        .unwrap();
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status.as_u16(), v, r)
+}
+
+async fn get_with(app: &TestApp, service: ServiceName, path: &str, token: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    app.client
+        .send(
+            Method::GET,
+            &format!("{}{path}", app.public(service)),
+            &[("authorization", auth.as_str())],
+            Default::default(),
+        )
+        .await
+        .unwrap()
+        .status
+        .as_u16()
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&b64::decode(payload, "payload").unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_credentials_tokens_work_across_services_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = start(Some(&data)).await;
+    let boot = bootstrap(&data);
+    let authz = app.public(ServiceName::IdentityAuthz).to_owned();
+
+    // Discovery at both well-known paths, and the JWK Set it names.
+    let mut jwks_uri = String::new();
+    for path in ["openid-configuration", "oauth-authorization-server"] {
+        let r = app
+            .client
+            .get(&format!("{authz}/.well-known/{path}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        let meta: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(meta["issuer"], ISSUER);
+        assert_eq!(
+            meta["grant_types_supported"],
+            serde_json::json!(["client_credentials"])
+        );
+        jwks_uri = meta["jwks_uri"].as_str().unwrap().replace(ISSUER, &authz);
+    }
+    let r = app.client.get(&jwks_uri).await.unwrap();
+    assert_eq!(r.headers["content-type"], "application/jwk-set+json");
+    let set = JwkSet::parse(&r.text()).unwrap();
+    assert!(!r.text().contains("\"d\""), "public keys only");
+
+    // client_secret_basic and client_secret_post.
+    let (status, basic, resp) = token_request(
+        &app,
+        Some((&boot.client_id, &boot.secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, 200, "{basic}");
+    assert_eq!(resp.headers["cache-control"], "no-store");
+    assert_eq!(basic["token_type"], "Bearer");
+    assert_eq!(basic["expires_in"], 900);
+    let (status, post, _) = token_request(
+        &app,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &boot.client_id),
+            ("client_secret", &boot.secret),
+            ("scope", "jose"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{post}");
+    assert_eq!(post["scope"], "jose");
+
+    // The token: an RFC 9068 JWT whose signature the published set verifies.
+    let token = basic["access_token"].as_str().unwrap().to_owned();
+    let kid = header::compact_kid(&token).unwrap();
+    let key = set.find(&kid).expect("the signing key is published");
+    let verified = jwt::verify(
+        &token,
+        &JwkSet {
+            keys: vec![key.clone()],
+        },
+        &[JwsAlg::ES256],
+        &jwt::Validation {
+            issuer: Some(ISSUER.into()),
+            audience: Some("jose".into()),
+            typ: Some("at+jwt".into()),
+            leeway: std::time::Duration::from_secs(5),
+            require_exp: true,
+        },
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let c = verified.unwrap();
+    assert_eq!(c["tenant"], boot.tenant.as_str());
+    assert_eq!(c["client_id"], boot.client_id.as_str());
+    assert_eq!(c["sub"], boot.client_id.as_str());
+    assert!(c["jti"].is_string() && c["iat"].is_u64());
+
+    // Services accept it (audience and scope per route).
+    assert_eq!(
+        get_with(&app, ServiceName::Jose, "/service/api/v1/jose/jwks", &token).await,
+        200
+    );
+    assert_eq!(
+        get_with(&app, ServiceName::Kms, "/service/api/v1/health", &token).await,
+        200
+    );
+    let jose_only = post["access_token"].as_str().unwrap();
+    assert_eq!(
+        get_with(
+            &app,
+            ServiceName::Jose,
+            "/service/api/v1/jose/jwks",
+            jose_only
+        )
+        .await,
+        200
+    );
+
+    // RFC 8707: a token for the JOSE service only is refused by KMS.
+    let jose_url = app.public(ServiceName::Jose).to_owned();
+    let (status, narrow, _) = token_request(
+        &app,
+        Some((&boot.client_id, &boot.secret)),
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", &jose_url),
+            ("scope", "jose kms"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{narrow}");
+    let narrow = narrow["access_token"].as_str().unwrap();
+    assert_eq!(claims(narrow)["aud"], "jose");
+    assert_eq!(
+        get_with(&app, ServiceName::Jose, "/service/api/v1/jose/jwks", narrow).await,
+        200
+    );
+    assert_eq!(
+        get_with(&app, ServiceName::Kms, "/service/api/v1/health", narrow).await,
+        401
+    );
+    // A token without the jose scope is authenticated but not authorized there.
+    let (_, kms_only, _) = token_request(
+        &app,
+        Some((&boot.client_id, &boot.secret)),
+        &[("grant_type", "client_credentials"), ("scope", "kms")],
+    )
+    .await;
+    let kms_only = kms_only["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get_with(
+            &app,
+            ServiceName::Jose,
+            "/service/api/v1/jose/jwks",
+            &kms_only
+        )
+        .await,
+        403
+    );
+
+    // A restart (same issuer, same data directory): the client and the signing key persisted,
+    // bootstrap.json is not rewritten, tokens issued before still validate.
+    let before = std::fs::read(data.join("bootstrap.json")).unwrap();
+    app.stop().await;
+    let app = start(Some(&data)).await;
+    assert_eq!(std::fs::read(data.join("bootstrap.json")).unwrap(), before);
+    assert_eq!(
+        get_with(&app, ServiceName::Jose, "/service/api/v1/jose/jwks", &token).await,
+        200
+    );
+    let (status, again, _) = token_request(
+        &app,
+        Some((&boot.client_id, &boot.secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        header::compact_kid(again["access_token"].as_str().unwrap()).unwrap(),
+        kid
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_endpoint_refuses_bad_requests_with_rfc6749_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = start(Some(&data)).await;
+    let boot = bootstrap(&data);
+    let (id, secret) = (boot.client_id.as_str(), boot.secret.as_str());
+    let cc = ("grant_type", "client_credentials");
+
+    // Wrong secret and unknown client: the same answer, 401 with a Basic challenge.
+    let (s1, wrong, r1) = token_request(&app, Some((id, "not-the-secret")), &[cc]).await;
+    let (s2, unknown, _) = token_request(&app, Some(("no-such-client", secret)), &[cc]).await;
+    assert_eq!((s1, s2), (401, 401));
+    assert_eq!(wrong, unknown, "no client enumeration");
+    assert_eq!(wrong["error"], "invalid_client");
+    assert!(r1.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    assert_eq!(r1.headers["cache-control"], "no-store");
+    let (s, v, _) = token_request(&app, None, &[cc]).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (401, Some("invalid_client")),
+        "no credentials"
+    );
+
+    for (form, basic, code) in [
+        // Two authentication methods at once.
+        (
+            vec![cc, ("client_id", id), ("client_secret", secret)],
+            true,
+            "invalid_request",
+        ),
+        // Repeated parameter.
+        (vec![cc, cc], true, "invalid_request"),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("username", "a"),
+                ("password", "b"),
+            ],
+            true,
+            "unsupported_grant_type",
+        ),
+        (
+            vec![("grant_type", "implicit")],
+            true,
+            "unsupported_grant_type",
+        ),
+        (vec![], true, "invalid_request"),
+        (vec![cc, ("scope", "jose admin")], true, "invalid_scope"),
+        (vec![cc, ("scope", "bad\"scope")], true, "invalid_scope"),
+        (
+            vec![cc, ("resource", "https://elsewhere.example/")],
+            true,
+            "invalid_target",
+        ),
+        (
+            vec![cc, ("client_id", "someone-else")],
+            true,
+            "invalid_request",
+        ),
+    ] {
+        let (status, v, _) = token_request(&app, basic.then_some((id, secret)), &form).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some(code)),
+            "{form:?}: {v}"
+        );
+    }
+
+    // Not a form.
+    let url = format!(
+        "{}/service/oauth2/v1/token",
+        app.public(ServiceName::IdentityAuthz)
+    );
+    let r = app
+        .client
+        .send(
+            Method::POST,
+            &url,
+            &[("content-type", "application/json")],
+            "{}".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // A token is refused by /browser (bearer on the cookie stack).
+    let (_, ok, _) = token_request(&app, Some((id, secret)), &[cc]).await;
+    let token = ok["access_token"].as_str().unwrap();
+    assert_eq!(
+        get_with(&app, ServiceName::Jose, "/browser/api/v1/jose/jwks", token).await,
+        401
+    );
+    app.stop().await;
+}
