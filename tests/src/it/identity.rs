@@ -383,3 +383,46 @@ async fn the_token_endpoint_refuses_bad_requests_with_rfc6749_errors() {
     );
     app.stop().await;
 }
+
+/// Authlib, an independent OAuth client, discovers the server, fetches tokens with both client
+/// authentication methods, validates them with joserfc against the published JWK Set and uses
+/// them on the JOSE service; a wrong secret gets invalid_client.
+#[tokio::test(flavor = "multi_thread")]
+async fn authlib_fetches_validates_and_uses_client_credentials_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The issuer as bound: Authlib follows the metadata's URLs.
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let ca = data.join("tls/ca.pem");
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/oauth_interop.py");
+    let args = [
+        "client-credentials".to_owned(),
+        app.public(ServiceName::IdentityAuthz).to_owned(),
+        ca.display().to_string(),
+        boot.client_id.clone(),
+        boot.secret.clone(),
+        app.public(ServiceName::Jose).to_owned(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(super::jose_interop::python())
+            .arg(script)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{report}");
+    let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
+    assert!(failed.is_empty(), "Authlib: {failed:#?}");
+    app.stop().await;
+}

@@ -11,18 +11,19 @@ use cryptoutil_protocols::jose::jws;
 use cryptoutil_protocols::jose::{b64, Jwk, JwkSet, JwsAlg};
 use serde_json::{json, Map, Value};
 
-fn python() -> PathBuf {
+pub(super) fn python() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     let python = std::env::var_os("JOSE_INTEROP_PYTHON")
         .map(PathBuf::from)
         .unwrap_or(venv);
     let ok = Command::new(&python)
-        .args(["-c", "import jwcrypto"])
+        .args(["-c", "import jwcrypto, authlib, joserfc, requests"])
         .status()
         .is_ok_and(|s| s.success());
     assert!(
         ok,
-        "{} cannot import jwcrypto: run scripts/test (it creates .venv with jwcrypto)",
+        "{} cannot import the Python peers: run scripts/test (it creates .venv from \
+         tests/interop/requirements.txt)",
         python.display()
     );
     python

@@ -1,0 +1,86 @@
+"""OAuth interop with Authlib (an independent OAuth 2.0 / OIDC client) against identity-authz.
+
+Usage: oauth_interop.py client-credentials ISSUER_BASE CA_PEM CLIENT_ID CLIENT_SECRET JOSE_BASE
+
+Discovers the server, fetches client-credentials tokens with client_secret_basic and
+client_secret_post through Authlib's OAuth2Session, validates each access token with joserfc
+(Authlib's JOSE library) against the published JWK Set (RFC 9068: typ at+jwt, iss, aud, exp),
+calls the JOSE service with it, and checks that a wrong secret is refused as invalid_client.
+Prints one JSON object: {"results": [{"case", "ok", "detail"}]}.
+"""
+
+import json
+import sys
+import time
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session, OAuthError
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+
+def main():
+    _, mode, base, ca, client_id, secret, jose = sys.argv
+    assert mode == "client-credentials", mode
+    results = []
+
+    def case(name, fn):
+        try:
+            detail = fn()
+            results.append({"case": name, "ok": True, "detail": detail})
+        except Exception as e:  # the report carries every failure
+            results.append({"case": name, "ok": False, "detail": f"{type(e).__name__}: {e}"})
+
+    meta = requests.get(f"{base}/.well-known/openid-configuration", verify=ca, timeout=10).json()
+    issuer = meta["issuer"]
+    keys = KeySet.import_key_set(requests.get(meta["jwks_uri"].replace(issuer, base), verify=ca, timeout=10).json())
+    token_endpoint = meta["token_endpoint"].replace(issuer, base)
+
+    def fetch(method, scope):
+        session = OAuth2Session(client_id, secret, token_endpoint_auth_method=method, scope=scope)
+        # Environment CA bundles would override `verify`: trust exactly the suite's anchor.
+        session.trust_env = False
+        session.verify = ca
+        return session, session.fetch_token(token_endpoint, grant_type="client_credentials")
+
+    def validate(access_token, audience):
+        token = jwt.decode(access_token, keys, algorithms=["ES256"])
+        assert token.header.get("typ") == "at+jwt", token.header
+        registry = jwt.JWTClaimsRegistry(
+            now=int(time.time()),
+            leeway=5,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            client_id={"essential": True, "value": client_id},
+        )
+        registry.validate(token.claims)
+        return token.claims
+
+    for method in ["client_secret_basic", "client_secret_post"]:
+        def flow(method=method):
+            session, tok = fetch(method, "jose")
+            assert tok["token_type"] == "Bearer" and tok["expires_in"] > 0, tok
+            claims = validate(tok["access_token"], "jose")
+            r = session.get(f"{jose}/service/api/v1/jose/jwks", timeout=10)
+            assert r.status_code == 200, (r.status_code, r.text)
+            return {"scope": claims["scope"], "tenant": claims["tenant"]}
+        case(f"fetch, validate and use a token ({method})", flow)
+
+    def wrong_secret():
+        session = OAuth2Session(client_id, "wrong-secret", token_endpoint_auth_method="client_secret_basic")
+        session.trust_env = False
+        session.verify = ca
+        try:
+            session.fetch_token(token_endpoint, grant_type="client_credentials")
+        except OAuthError as e:
+            assert e.error == "invalid_client", e.error
+            return e.error
+        raise AssertionError("a wrong secret got a token")
+    case("a wrong secret is invalid_client", wrong_secret)
+
+    print(json.dumps({"results": results}))
+
+
+if __name__ == "__main__":
+    main()
