@@ -1,6 +1,6 @@
 //! identity-authz's OAuth 2.1 endpoints: discovery (RFC 8414 and OpenID Connect Discovery), the
-//! JWK Set, and the token endpoint (client credentials; client_secret_basic and
-//! client_secret_post). Errors follow RFC 6749 §5.2: `{"error", "error_description"}`, 401 with
+//! JWK Set, the token endpoint (client credentials; client_secret_basic and client_secret_post),
+//! introspection (RFC 7662) and revocation (RFC 7009), the last two for authenticated clients. Errors follow RFC 6749 §5.2: `{"error", "error_description"}`, 401 with
 //! `WWW-Authenticate: Basic` for a failed client authentication, and `Cache-Control: no-store`.
 
 use axum::body::Bytes;
@@ -25,6 +25,10 @@ pub const OIDC_METADATA: &str = "/.well-known/openid-configuration";
 pub const JWKS: &str = "/service/oauth2/v1/jwks";
 /// The token endpoint.
 pub const TOKEN: &str = "/service/oauth2/v1/token";
+/// Token introspection (RFC 7662).
+pub const INTROSPECT: &str = "/service/oauth2/v1/introspect";
+/// Token revocation (RFC 7009).
+pub const REVOKE: &str = "/service/oauth2/v1/revoke";
 
 /// Largest token request body.
 const MAX_FORM: usize = 16 * 1024;
@@ -150,6 +154,64 @@ fn client_auth(
             TokenError::InvalidClient,
             "client authentication is required",
         )),
+    }
+}
+
+/// The client and the `token` parameter of an introspection or revocation request.
+fn client_and_token(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(ClientAuth, Zeroizing<String>), Refusal> {
+    let params = parse_form(headers, body)?;
+    let client = client_auth(headers, &params)?;
+    let token = param(&params, "token").ok_or((TokenError::InvalidRequest, "token is missing"))?;
+    Ok((client, Zeroizing::new(token.to_owned())))
+}
+
+/// An actor's refusal as the RFC 6749 §5.2 answer; other failures as usual.
+fn refused(e: cryptoutil_actors::Error) -> Result<Response, ApiError> {
+    match e {
+        cryptoutil_actors::Error::OAuth(e) => Ok(token_error(e, "client authentication failed")),
+        e => Err(e.into()),
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+pub(crate) async fn introspect_post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let authz = authz(&app)?;
+    let (client, token) = match client_and_token(&headers, &body) {
+        Ok(x) => x,
+        Err((e, why)) => return Ok(token_error(e, why)),
+    };
+    match authz.introspect(client, token).await {
+        Ok(answer) => Ok(no_store(Json(answer).into_response())),
+        Err(e) => refused(e),
+    }
+}
+
+pub(crate) async fn revoke_post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let authz = authz(&app)?;
+    let (client, token) = match client_and_token(&headers, &body) {
+        Ok(x) => x,
+        Err((e, why)) => return Ok(token_error(e, why)),
+    };
+    match authz.revoke(client, token).await {
+        Ok(()) => Ok(no_store(StatusCode::OK.into_response())),
+        Err(e) => refused(e),
     }
 }
 

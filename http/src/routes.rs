@@ -107,6 +107,10 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
             (Method::GET, oauth::AS_METADATA, || get(oauth::metadata_get)),
             (Method::GET, oauth::JWKS, || get(oauth::jwks_get)),
             (Method::POST, oauth::TOKEN, || post(oauth::token_post)),
+            (Method::POST, oauth::INTROSPECT, || {
+                post(oauth::introspect_post)
+            }),
+            (Method::POST, oauth::REVOKE, || post(oauth::revoke_post)),
         ] {
             rows.push(spec(Some(method), path, Realm::Service, Public, handler));
         }

@@ -25,11 +25,13 @@ pub enum Table {
     /// identity-authz token signing keys: `<kid>` -> sealed private JWK and its lifetime; also
     /// the generated pepper (`pepper`) when none is configured.
     IdentityKeys,
+    /// identity-authz revoked access tokens: `<jti>` -> sealed `{"exp": ...}` (kept until exp).
+    IdentityRevoked,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -39,6 +41,7 @@ impl Table {
         Table::IdentityClients,
         Table::IdentityUsers,
         Table::IdentityKeys,
+        Table::IdentityRevoked,
     ];
 
     /// The versioned table name.
@@ -53,6 +56,7 @@ impl Table {
             Table::IdentityClients => "identity_clients_v1",
             Table::IdentityUsers => "identity_users_v1",
             Table::IdentityKeys => "identity_keys_v1",
+            Table::IdentityRevoked => "identity_revoked_v1",
         }
     }
 

@@ -5,7 +5,8 @@ Usage: oauth_interop.py client-credentials ISSUER_BASE CA_PEM CLIENT_ID CLIENT_S
 Discovers the server, fetches client-credentials tokens with client_secret_basic and
 client_secret_post through Authlib's OAuth2Session, validates each access token with joserfc
 (Authlib's JOSE library) against the published JWK Set (RFC 9068: typ at+jwt, iss, aud, exp),
-calls the JOSE service with it, and checks that a wrong secret is refused as invalid_client.
+calls the JOSE service with it, introspects and revokes a token (RFC 7662, RFC 7009), and checks
+that a wrong secret is refused as invalid_client.
 Prints one JSON object: {"results": [{"case", "ok", "detail"}]}.
 """
 
@@ -66,6 +67,19 @@ def main():
             assert r.status_code == 200, (r.status_code, r.text)
             return {"scope": claims["scope"], "tenant": claims["tenant"]}
         case(f"fetch, validate and use a token ({method})", flow)
+
+    def introspect_and_revoke():
+        session, tok = fetch("client_secret_basic", "jose kms")
+        introspection = meta["introspection_endpoint"].replace(issuer, base)
+        revocation = meta["revocation_endpoint"].replace(issuer, base)
+        before = session.introspect_token(introspection, token=tok["access_token"]).json()
+        assert before["active"] is True and before["scope"] == "jose kms", before
+        r = session.revoke_token(revocation, token=tok["access_token"], token_type_hint="access_token")
+        assert r.status_code == 200, (r.status_code, r.text)
+        after = session.introspect_token(introspection, token=tok["access_token"]).json()
+        assert after == {"active": False}, after
+        return {"before": before["active"], "after": after["active"]}
+    case("introspect, revoke, introspect (RFC 7662, RFC 7009)", introspect_and_revoke)
 
     def wrong_secret():
         session = OAuth2Session(client_id, "wrong-secret", token_endpoint_auth_method="client_secret_basic")

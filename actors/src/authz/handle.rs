@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{AuthzMsg, BootstrapCredentials, TokenGrant, TokenRequest};
+use zeroize::Zeroizing;
+
+use super::{AuthzMsg, BootstrapCredentials, ClientAuth, TokenGrant, TokenRequest};
 use crate::ask::ask;
 use crate::error::Error;
 use crate::slot::Slot;
@@ -27,6 +29,38 @@ impl AuthzHandle {
         ask(
             &self.slot,
             |reply| AuthzMsg::Token { request, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// RFC 7662 introspection.
+    pub async fn introspect(
+        &self,
+        client: ClientAuth,
+        token: Zeroizing<String>,
+    ) -> Result<Value, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Introspect {
+                client,
+                token,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// RFC 7009 revocation; returns once durable.
+    pub async fn revoke(&self, client: ClientAuth, token: Zeroizing<String>) -> Result<(), Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Revoke {
+                client,
+                token,
+                reply,
+            },
             self.timeout,
         )
         .await

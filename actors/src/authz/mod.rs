@@ -66,6 +66,41 @@ impl Actor for Authz {
             AuthzMsg::Token { request, reply } => {
                 let _ = reply.send(st.token(&request, now_unix()));
             }
+            AuthzMsg::Introspect {
+                client,
+                token,
+                reply,
+            } => {
+                let _ = reply.send(st.introspect(&client, &token, now_unix()));
+            }
+            AuthzMsg::Revoke {
+                client,
+                token,
+                reply,
+            } => match st.revocation(&client, &token, now_unix()) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(None) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Ok(Some((jti, exp))) => {
+                    let store = st.store();
+                    tokio::task::spawn_blocking(move || {
+                        match AuthzState::persist_revocation(&store, &jti, exp) {
+                            Ok(loaded) => {
+                                let _ = me.cast(AuthzMsg::Merge {
+                                    loaded: Box::new(loaded),
+                                    then: Then::Revoke(reply),
+                                });
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
+                    });
+                }
+            },
             AuthzMsg::Jwks { reply } => {
                 let _ = reply.send(Ok(st.jwks(now_unix())));
             }
@@ -120,6 +155,9 @@ impl Actor for Authz {
                     }
                     Then::Rotate(reply, kid) => {
                         let _ = reply.send(Ok(kid));
+                    }
+                    Then::Revoke(reply) => {
+                        let _ = reply.send(Ok(()));
                     }
                 }
             }

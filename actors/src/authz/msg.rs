@@ -98,6 +98,24 @@ pub enum AuthzMsg {
         /// The grant, or `Error::OAuth`.
         reply: RpcReplyPort<Result<TokenGrant, Error>>,
     },
+    /// RFC 7662 introspection by an authenticated client.
+    Introspect {
+        /// The asking client.
+        client: ClientAuth,
+        /// The token.
+        token: Zeroizing<String>,
+        /// `{"active": ...}` or `Error::OAuth(InvalidClient)`.
+        reply: RpcReplyPort<Result<Value, Error>>,
+    },
+    /// RFC 7009 revocation by an authenticated client.
+    Revoke {
+        /// The asking client.
+        client: ClientAuth,
+        /// The token.
+        token: Zeroizing<String>,
+        /// Answered once a revocation is durable (or nothing was to revoke).
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
     /// The public JWK Set of the signing keys (current and still-overlapping retired ones).
     Jwks {
         /// `{"keys": [...]}`.
@@ -138,4 +156,6 @@ pub enum Then {
     ),
     /// A rotation.
     Rotate(RpcReplyPort<Result<String, Error>>, String),
+    /// A revocation.
+    Revoke(RpcReplyPort<Result<(), Error>>),
 }

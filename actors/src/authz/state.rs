@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
+use cryptoutil_protocols::jose::{b64, jwt, Jwk, JwkSet, JwsAlg};
 use cryptoutil_protocols::oauth::{self, TokenError};
 use cryptoutil_storage::{Store, Table};
 use serde::{Deserialize, Serialize};
@@ -111,6 +111,7 @@ pub struct Loaded {
     users: Vec<User>,
     keys: Vec<SigningKey>,
     pepper: Option<Zeroizing<Vec<u8>>>,
+    revoked: Vec<(String, u64)>,
 }
 
 impl Loaded {
@@ -133,7 +134,15 @@ pub struct AuthzState {
     users: HashMap<(String, String), User>,
     /// Oldest first; the last one signs.
     keys: Vec<SigningKey>,
+    /// Revoked access tokens by `jti`, until their `exp`.
+    revoked: HashMap<String, u64>,
+    /// Access tokens whose signature and issuer were verified, by SHA-256, with their claims
+    /// (introspection of one token is typically repeated). Bounded; cleared when full.
+    verified: HashMap<[u8; 32], Arc<Map<String, Value>>>,
 }
+
+/// Most verified tokens remembered for introspection.
+const VERIFIED_MAX: usize = 10_000;
 
 impl std::fmt::Debug for AuthzState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -181,8 +190,20 @@ impl AuthzState {
                 .users
                 .push(serde_json::from_slice(&plain).map_err(|_| corrupt("stored user"))?);
         }
+        let now = now_unix();
+        for (k, plain) in store.scan_sealed(Table::IdentityRevoked, b"")? {
+            let exp = serde_json::from_slice::<Value>(&plain)
+                .ok()
+                .and_then(|v| v.get("exp").and_then(Value::as_u64))
+                .ok_or(corrupt("stored revocation"))?;
+            if exp > now {
+                loaded
+                    .revoked
+                    .push((String::from_utf8_lossy(&k).into_owned(), exp));
+            }
+        }
         for (k, plain) in store.scan_sealed(Table::IdentityKeys, b"")? {
-            if k == PEPPER_KEY {
+            if k.as_slice() == PEPPER_KEY {
                 loaded.pepper = Some(Zeroizing::new(plain.to_vec()));
                 continue;
             }
@@ -216,6 +237,8 @@ impl AuthzState {
             clients: HashMap::new(),
             users: HashMap::new(),
             keys: Vec::new(),
+            revoked: HashMap::new(),
+            verified: HashMap::new(),
         };
         state.merge(loaded);
         if state.keys.is_empty() {
@@ -265,6 +288,7 @@ impl AuthzState {
             self.keys.retain(|old| old.jwk.kid != k.jwk.kid);
             self.keys.push(k);
         }
+        self.revoked.extend(loaded.revoked);
         // Current (never retired) last, then by creation.
         self.keys.sort_by_key(|k| (k.retired.is_none(), k.created));
     }
@@ -344,6 +368,88 @@ impl AuthzState {
         })
     }
 
+    /// RFC 7662: the token's claims when it is ours (signature by a published key, issuer,
+    /// not expired, not revoked) and of the introspecting client's tenant, else inactive. Only
+    /// authenticated clients may ask.
+    pub fn introspect(
+        &mut self,
+        auth: &super::msg::ClientAuth,
+        token: &str,
+        now: u64,
+    ) -> Result<Value, Error> {
+        let tenant = self.authenticate(auth)?.tenant.clone();
+        let inactive = json!({ "active": false });
+        let Some(claims) = self.verified_claims(token, now) else {
+            return Ok(inactive);
+        };
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        if now >= exp || text("tenant") != tenant || self.revoked.contains_key(text("jti")) {
+            return Ok(inactive);
+        }
+        let mut out = (*claims).clone();
+        out.insert("active".into(), json!(true));
+        out.insert("token_type".into(), json!("Bearer"));
+        Ok(Value::Object(out))
+    }
+
+    /// RFC 7009: which access token to revoke (`jti`, `exp`), if `token` is a live one issued to
+    /// the authenticated client. Anything else (expired, foreign, another client's, garbage) is
+    /// not an error to the caller, who cannot act on it: `None`.
+    pub fn revocation(
+        &mut self,
+        auth: &super::msg::ClientAuth,
+        token: &str,
+        now: u64,
+    ) -> Result<Option<(String, u64)>, Error> {
+        let client_id = self.authenticate(auth)?.client_id.clone();
+        let Some(claims) = self.verified_claims(token, now) else {
+            return Ok(None);
+        };
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        match (text("client_id"), text("jti")) {
+            (Some(owner), Some(jti)) if owner == client_id && now < exp => Ok(Some((jti, exp))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Blocking: persists a revocation until the token's `exp`.
+    pub fn persist_revocation(store: &Store, jti: &str, exp: u64) -> Result<Loaded, Error> {
+        let record = json!({ "exp": exp }).to_string();
+        store.put_sealed(Table::IdentityRevoked, jti.as_bytes(), record.as_bytes())?;
+        Ok(Loaded {
+            revoked: vec![(jti.to_owned(), exp)],
+            ..Loaded::default()
+        })
+    }
+
+    /// Claims of a token signed by one of our published keys with our issuer (expiry is the
+    /// caller's to check), cached by the token's SHA-256.
+    fn verified_claims(&mut self, token: &str, now: u64) -> Option<Arc<Map<String, Value>>> {
+        if token.len() > 16 * 1024 {
+            return None;
+        }
+        let digest = oauth::token_digest(token.as_bytes());
+        if let Some(claims) = self.verified.get(&digest) {
+            return Some(Arc::clone(claims));
+        }
+        let set = JwkSet::parse(&self.jwks(now).to_string()).ok()?;
+        let v = jwt::Validation {
+            issuer: Some(self.cfg.issuer.clone()),
+            audience: None,
+            typ: Some("at+jwt".into()),
+            leeway: Duration::ZERO,
+            require_exp: true,
+        };
+        let claims = Arc::new(jwt::verify(token, &set, &[JwsAlg::ES256], &v, now).ok()?);
+        if self.verified.len() >= VERIFIED_MAX {
+            self.verified.clear();
+        }
+        self.verified.insert(digest, Arc::clone(&claims));
+        Some(claims)
+    }
+
     /// The client if `auth` proves it; the same work and the same error whether the client is
     /// unknown or the secret wrong, so neither timing nor message tells which.
     fn authenticate(&self, auth: &super::msg::ClientAuth) -> Result<&Client, Error> {
@@ -386,6 +492,16 @@ impl AuthzState {
             "issuer": issuer,
             "token_endpoint": format!("{issuer}/service/oauth2/v1/token"),
             "jwks_uri": format!("{issuer}/service/oauth2/v1/jwks"),
+            "introspection_endpoint": format!("{issuer}/service/oauth2/v1/introspect"),
+            "revocation_endpoint": format!("{issuer}/service/oauth2/v1/revoke"),
+            "introspection_endpoint_auth_methods_supported": [
+                AuthMethod::ClientSecretBasic.as_str(),
+                AuthMethod::ClientSecretPost.as_str()
+            ],
+            "revocation_endpoint_auth_methods_supported": [
+                AuthMethod::ClientSecretBasic.as_str(),
+                AuthMethod::ClientSecretPost.as_str()
+            ],
             "grant_types_supported": [CLIENT_CREDENTIALS],
             "token_endpoint_auth_methods_supported": [
                 AuthMethod::ClientSecretBasic.as_str(),

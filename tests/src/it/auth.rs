@@ -46,6 +46,8 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(GET) /.well-known/openid-configuration",
                 "Some(GET) /service/oauth2/v1/jwks",
                 "Some(POST) /service/oauth2/v1/token",
+                "Some(POST) /service/oauth2/v1/introspect",
+                "Some(POST) /service/oauth2/v1/revoke",
             ]);
         }
         reviewed.sort();

@@ -386,7 +386,7 @@ async fn the_token_endpoint_refuses_bad_requests_with_rfc6749_errors() {
 
 /// Authlib, an independent OAuth client, discovers the server, fetches tokens with both client
 /// authentication methods, validates them with joserfc against the published JWK Set and uses
-/// them on the JOSE service; a wrong secret gets invalid_client.
+/// them on the JOSE service, introspects and revokes; a wrong secret gets invalid_client.
 #[tokio::test(flavor = "multi_thread")]
 async fn authlib_fetches_validates_and_uses_client_credentials_tokens() {
     let dir = tempfile::tempdir().unwrap();
@@ -421,8 +421,105 @@ async fn authlib_fetches_validates_and_uses_client_credentials_tokens() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3, "{report}");
+    assert_eq!(results.len(), 4, "{report}");
     let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
     assert!(failed.is_empty(), "Authlib: {failed:#?}");
+    app.stop().await;
+}
+
+/// RFC 7662 and RFC 7009: an authenticated client introspects its tenant's tokens; a revoked
+/// token is inactive, also after a restart; revoking what is not revocable is not an error.
+#[tokio::test(flavor = "multi_thread")]
+async fn introspection_and_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = start(Some(&data)).await;
+    let boot = bootstrap(&data);
+    let me = Some((boot.client_id.as_str(), boot.secret.as_str()));
+    let (_, t, _) = token_request(
+        &app,
+        me,
+        &[("grant_type", "client_credentials"), ("scope", "jose")],
+    )
+    .await;
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let (_, other, _) = token_request(&app, me, &[("grant_type", "client_credentials")]).await;
+    let other = other["access_token"].as_str().unwrap().to_owned();
+
+    let call = |app: &TestApp, path: &'static str, basic: Option<(&str, &str)>, token: &str| {
+        let url = format!(
+            "{}/service/oauth2/v1/{path}",
+            app.public(ServiceName::IdentityAuthz)
+        );
+        let body = format!("token={token}");
+        let auth = basic.map(|(id, secret)| {
+            use base64::Engine as _;
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+            )
+        });
+        let client = app.client.clone();
+        async move {
+            let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+            if let Some(a) = &auth {
+                headers.push(("authorization", a.as_str()));
+            }
+            let r = client
+                .send(Method::POST, &url, &headers, body.into())
+                .await
+                .unwrap();
+            let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            (r.status.as_u16(), v)
+        }
+    };
+
+    let (status, active) = call(&app, "introspect", me, &token).await;
+    assert_eq!(status, 200, "{active}");
+    assert_eq!(active["active"], true);
+    assert_eq!(active["scope"], "jose");
+    assert_eq!(active["client_id"], boot.client_id.as_str());
+    assert_eq!(active["tenant"], boot.tenant.as_str());
+    assert_eq!(active["token_type"], "Bearer");
+    assert!(active["exp"].is_u64() && active["iss"] == ISSUER);
+    // A forged signature, a garbage string: inactive, nothing more.
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    for bad in [forged.as_str(), "not-a-token"] {
+        assert_eq!(
+            call(&app, "introspect", me, bad).await,
+            (200, serde_json::json!({"active": false}))
+        );
+    }
+    // Only authenticated clients may ask.
+    let (status, v) = call(&app, "introspect", None, &token).await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("invalid_client")));
+    let (status, v) = call(&app, "introspect", Some((&boot.client_id, "wrong")), &token).await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("invalid_client")));
+    let (status, v) = call(&app, "introspect", me, "").await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    // Revoke one token: it turns inactive, the other stays active.
+    assert_eq!(call(&app, "revoke", me, &token).await.0, 200);
+    assert_eq!(
+        call(&app, "introspect", me, &token).await.1["active"],
+        false
+    );
+    assert_eq!(call(&app, "introspect", me, &other).await.1["active"], true);
+    // Again, and garbage: still 200 (RFC 7009 §2.2).
+    assert_eq!(call(&app, "revoke", me, &token).await.0, 200);
+    assert_eq!(call(&app, "revoke", me, "not-a-token").await.0, 200);
+    assert_eq!(call(&app, "revoke", None, &other).await.0, 401);
+
+    // The revocation is durable.
+    app.stop().await;
+    let app = start(Some(&data)).await;
+    assert_eq!(
+        call(&app, "introspect", me, &token).await.1["active"],
+        false
+    );
+    assert_eq!(call(&app, "introspect", me, &other).await.1["active"], true);
     app.stop().await;
 }
