@@ -23,6 +23,24 @@ pub enum Error {
     /// No such key for this tenant (also what another tenant's key looks like: ids do not leak).
     #[error("key not found")]
     KeyNotFound,
+    /// No such record in the caller's tenant (also what another tenant's record looks like).
+    #[error("{what} not found")]
+    NotFound {
+        /// What kind of record.
+        what: &'static str,
+    },
+    /// A record with that id exists.
+    #[error("{what} already exists")]
+    Conflict {
+        /// What kind of record.
+        what: &'static str,
+    },
+    /// Authenticated, but not allowed.
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// Why.
+        reason: &'static str,
+    },
     /// A JOSE operation failed on the caller's input (bad token, wrong algorithm, bad signature).
     #[error(transparent)]
     Jose(#[from] cryptoutil_protocols::jose::JoseError),

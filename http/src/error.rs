@@ -94,7 +94,10 @@ impl IntoResponse for ApiError {
                 cryptoutil_actors::Error::FaultInjectionDisabled => {
                     (StatusCode::NOT_FOUND, "not_found")
                 }
-                cryptoutil_actors::Error::KeyNotFound => (StatusCode::NOT_FOUND, "not_found"),
+                cryptoutil_actors::Error::KeyNotFound
+                | cryptoutil_actors::Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+                cryptoutil_actors::Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+                cryptoutil_actors::Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
                 cryptoutil_actors::Error::Jose(_) | cryptoutil_actors::Error::BadRequest { .. } => {
                     (StatusCode::BAD_REQUEST, "invalid_request")
                 }

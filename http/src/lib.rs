@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`routes`]: the public route table of a service and the router built from it.
 //! - [`jose`]: the JOSE service's API handlers and its OpenAPI document.
+//! - [`identity`]: identity-authz's admin API (tenants, clients, users).
 //! - [`oauth`]: identity-authz's discovery, JWK Set and token endpoints.
 //! - [`ui`]: the browser UIs (static assets compiled in), under `/browser/ui/`.
 //! - [`auth`]: the credential seam: `Authenticator`, and the middleware that applies it.
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod identity;
 pub mod jose;
 pub mod listener;
 pub mod metrics;

@@ -114,6 +114,62 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
         ] {
             rows.push(spec(Some(method), path, Realm::Service, Public, handler));
         }
+        use crate::identity as admin;
+        both!(
+            rows,
+            Method::GET,
+            "/identity/tenants",
+            Authenticated,
+            || get(admin::tenants_get)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/identity/tenants",
+            Authenticated,
+            || post(admin::tenants_post)
+        );
+        both!(
+            rows,
+            Method::GET,
+            "/identity/clients",
+            Authenticated,
+            || get(admin::clients_get)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/identity/clients",
+            Authenticated,
+            || post(admin::clients_post)
+        );
+        both!(
+            rows,
+            Method::GET,
+            "/identity/clients/{id}",
+            Authenticated,
+            || get(admin::client_get)
+        );
+        both!(
+            rows,
+            Method::DELETE,
+            "/identity/clients/{id}",
+            Authenticated,
+            || delete(admin::client_delete)
+        );
+        both!(rows, Method::GET, "/identity/users", Authenticated, || get(
+            admin::users_get
+        ));
+        both!(rows, Method::POST, "/identity/users", Authenticated, || {
+            post(admin::users_post)
+        });
+        both!(
+            rows,
+            Method::DELETE,
+            "/identity/users/{id}",
+            Authenticated,
+            || delete(admin::user_delete)
+        );
     }
     if service == ServiceName::Jose {
         use crate::{jose, ui};

@@ -66,6 +66,21 @@ impl AuthzHandle {
         .await
     }
 
+    /// An admin operation on tenants, clients or users.
+    pub async fn admin(
+        &self,
+        caller: super::admin::Caller,
+        op: super::admin::AdminOp,
+    ) -> Result<Value, Error> {
+        // Creating a user hashes its password (600,000 PBKDF2 iterations).
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Admin { caller, op, reply },
+            self.timeout.max(Duration::from_secs(30)),
+        )
+        .await
+    }
+
     /// The public JWK Set.
     pub async fn jwks(&self) -> Result<Value, Error> {
         ask(&self.slot, |reply| AuthzMsg::Jwks { reply }, self.timeout).await

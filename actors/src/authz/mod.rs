@@ -4,6 +4,7 @@
 //! is signed on the caller's task with the key the actor hands out. Key generation, password
 //! hashing and store writes run on blocking threads and come back as `Merge` messages.
 
+pub mod admin;
 mod handle;
 mod msg;
 mod state;
@@ -101,6 +102,44 @@ impl Actor for Authz {
                     });
                 }
             },
+            AuthzMsg::Admin { caller, op, reply } => match st.admin(&caller, op) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(admin::Step::Answer(answer)) => {
+                    let _ = reply.send(Ok(answer));
+                }
+                Ok(admin::Step::Write(write)) => {
+                    let store = st.store();
+                    tokio::task::spawn_blocking(move || {
+                        match AuthzState::persist_admin(&store, *write) {
+                            Ok((loaded, answer, removal)) => {
+                                let _ = me.cast(AuthzMsg::AdminDone {
+                                    loaded: Box::new(loaded),
+                                    removal,
+                                    answer,
+                                    reply,
+                                });
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
+                    });
+                }
+            },
+            AuthzMsg::AdminDone {
+                loaded,
+                removal,
+                answer,
+                reply,
+            } => {
+                st.merge(*loaded);
+                if let Some(r) = removal {
+                    st.remove(r);
+                }
+                let _ = reply.send(Ok(answer));
+            }
             AuthzMsg::Jwks { reply } => {
                 let _ = reply.send(Ok(st.jwks(now_unix())));
             }

@@ -116,6 +116,26 @@ pub enum AuthzMsg {
         /// Answered once a revocation is durable (or nothing was to revoke).
         reply: RpcReplyPort<Result<(), Error>>,
     },
+    /// Tenants, clients and users.
+    Admin {
+        /// Who asks.
+        caller: super::admin::Caller,
+        /// What.
+        op: super::admin::AdminOp,
+        /// The answer (JSON).
+        reply: RpcReplyPort<Result<Value, Error>>,
+    },
+    /// An admin write is durable: merge it (and drop what it removed), then answer.
+    AdminDone {
+        /// Records to add.
+        loaded: Box<Loaded>,
+        /// A record to forget.
+        removal: Option<super::admin::Removal>,
+        /// The answer.
+        answer: Value,
+        /// Whom to answer.
+        reply: RpcReplyPort<Result<Value, Error>>,
+    },
     /// The public JWK Set of the signing keys (current and still-overlapping retired ones).
     Jwks {
         /// `{"keys": [...]}`.

@@ -115,6 +115,30 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Just a tenant.
+    pub fn with_tenant(t: Tenant) -> Self {
+        Self {
+            tenants: vec![t],
+            ..Self::default()
+        }
+    }
+
+    /// Just a client.
+    pub fn with_client(c: Client) -> Self {
+        Self {
+            clients: vec![c],
+            ..Self::default()
+        }
+    }
+
+    /// Just a user.
+    pub fn with_user(u: User) -> Self {
+        Self {
+            users: vec![u],
+            ..Self::default()
+        }
+    }
+
     /// The kid of the first signing key in here (the new one, after a rotation).
     pub fn first_kid(&self) -> String {
         self.keys
@@ -155,7 +179,7 @@ impl std::fmt::Debug for AuthzState {
     }
 }
 
-fn now_unix() -> u64 {
+pub(crate) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -256,6 +280,33 @@ impl AuthzState {
     /// The pepper, for blocking work that stores client secrets.
     pub fn pepper(&self) -> Zeroizing<Vec<u8>> {
         self.pepper.clone()
+    }
+
+    /// Every tenant.
+    pub fn tenants(&self) -> impl Iterator<Item = &Tenant> {
+        self.tenants.values()
+    }
+
+    /// Every client.
+    pub fn clients(&self) -> impl Iterator<Item = &Client> {
+        self.clients.values()
+    }
+
+    /// Every user.
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    /// Forgets a record the store no longer holds.
+    pub fn remove(&mut self, removal: super::admin::Removal) {
+        match removal {
+            super::admin::Removal::Client(id) => {
+                self.clients.remove(&id);
+            }
+            super::admin::Removal::User(tenant, username) => {
+                self.users.remove(&(tenant, username));
+            }
+        }
     }
 
     /// Every audience a client can be granted (the configured services).
@@ -631,7 +682,7 @@ impl AuthzState {
 }
 
 /// A record as JSON bytes, zeroized on drop (client and user records hold MACs and hashes).
-fn record_json<T: Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
+pub(crate) fn record_json<T: Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
     serde_json::to_vec(record)
         .map(Zeroizing::new)
         .map_err(|_| corrupt("record"))

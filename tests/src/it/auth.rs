@@ -12,6 +12,7 @@ use crate::TestApp;
 fn concrete(path: &str) -> String {
     path.replace("{*rest}", "anything/at/all")
         .replace("{kid}", "some-kid")
+        .replace("{id}", "some-id")
 }
 
 const METHODS: [Method; 4] = [Method::GET, Method::POST, Method::PUT, Method::DELETE];

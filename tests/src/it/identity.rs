@@ -523,3 +523,369 @@ async fn introspection_and_revocation() {
     assert_eq!(call(&app, "introspect", me, &other).await.1["active"], true);
     app.stop().await;
 }
+
+/// A JSON call with a bearer token.
+async fn admin(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!(
+        "{}/service/api/v1/identity{path}",
+        app.public(ServiceName::IdentityAuthz)
+    );
+    let auth = format!("Bearer {token}");
+    let r = app
+        .client
+        .send(
+            method,
+            &url,
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            body.map(|b| b.to_string()).unwrap_or_default().into(),
+        )
+        .await
+        .unwrap();
+    (
+        r.status.as_u16(),
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+async fn client_token(app: &TestApp, id: &str, secret: &str, scope: &str) -> String {
+    let (status, v, _) = token_request(
+        app,
+        Some((id, secret)),
+        &[("grant_type", "client_credentials"), ("scope", scope)],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The admin API: the operator tenant creates a tenant and its clients; a tenant's admin sees
+/// and manages only its own tenant; users get PBKDF2-hashed passwords; everything persists.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_manages_tenants_clients_and_users_within_tenants() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = start(Some(&data)).await;
+    let boot = bootstrap(&data);
+    let op = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+
+    let (s, t) = admin(
+        &app,
+        &op,
+        Method::POST,
+        "/tenants",
+        Some(json!({"id": "acme", "name": "Acme"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(
+        admin(
+            &app,
+            &op,
+            Method::POST,
+            "/tenants",
+            Some(json!({"id": "acme"}))
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        admin(
+            &app,
+            &op,
+            Method::POST,
+            "/tenants",
+            Some(json!({"id": "Bad Id"}))
+        )
+        .await
+        .0,
+        400
+    );
+    let (_, tenants) = admin(&app, &op, Method::GET, "/tenants", None).await;
+    assert_eq!(tenants["tenants"].as_array().unwrap().len(), 2);
+
+    // An acme administrator client (created by the operator) and an acme worker client.
+    let (s, acme_admin) = admin(
+        &app,
+        &op,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "acme admin", "tenant": "acme", "scopes": ["identity"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{acme_admin}");
+    assert!(acme_admin["client_secret"].as_str().unwrap().len() >= 43);
+    let acme_op = client_token(
+        &app,
+        acme_admin["client_id"].as_str().unwrap(),
+        acme_admin["client_secret"].as_str().unwrap(),
+        "identity",
+    )
+    .await;
+    assert_eq!(claims(&acme_op)["tenant"], "acme");
+    let (s, worker) = admin(
+        &app,
+        &acme_op,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "worker", "scopes": ["jose"], "audiences": ["jose"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{worker}");
+    assert_eq!(worker["tenant"], "acme");
+    let (wid, wsecret) = (
+        worker["client_id"].as_str().unwrap().to_owned(),
+        worker["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let w = client_token(&app, &wid, &wsecret, "jose").await;
+    assert_eq!(claims(&w)["aud"], "jose");
+    assert_eq!(
+        get_with(&app, ServiceName::Jose, "/service/api/v1/jose/jwks", &w).await,
+        200
+    );
+    let (s, v, _) = token_request(
+        &app,
+        Some((&wid, &wsecret)),
+        &[("grant_type", "client_credentials"), ("scope", "kms")],
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "beyond its scopes"
+    );
+
+    // Tenant boundaries: acme sees acme only; the operator's client is a 404 to acme.
+    let (_, listed) = admin(&app, &acme_op, Method::GET, "/clients", None).await;
+    let ids: Vec<&str> = listed["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed}");
+    assert!(
+        !listed.to_string().contains("secret_mac")
+            && !listed.to_string().contains("\"client_secret\""),
+        "no secrets or MACs in listings: {listed}"
+    );
+    assert_eq!(
+        admin(
+            &app,
+            &acme_op,
+            Method::GET,
+            &format!("/clients/{}", boot.client_id),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        admin(
+            &app,
+            &acme_op,
+            Method::DELETE,
+            &format!("/clients/{}", boot.client_id),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        admin(
+            &app,
+            &acme_op,
+            Method::POST,
+            "/tenants",
+            Some(json!({"id": "evil"}))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        admin(
+            &app,
+            &acme_op,
+            Method::POST,
+            "/clients",
+            Some(json!({"name": "x", "tenant": "default"}))
+        )
+        .await
+        .0,
+        403
+    );
+    let (_, tenants) = admin(&app, &acme_op, Method::GET, "/tenants", None).await;
+    assert_eq!(tenants["tenants"].as_array().unwrap().len(), 1);
+    // A token for another audience is not valid here; without the identity scope a token is
+    // authenticated, not authorized.
+    assert_eq!(admin(&app, &w, Method::GET, "/clients", None).await.0, 401);
+    let no_scope = client_token(&app, &boot.client_id, &boot.secret, "jose").await;
+    assert_eq!(
+        admin(&app, &no_scope, Method::GET, "/clients", None)
+            .await
+            .0,
+        403
+    );
+    // The default tenant's client does not see acme tokens as active.
+    let url = format!(
+        "{}/service/oauth2/v1/introspect",
+        app.public(ServiceName::IdentityAuthz)
+    );
+    let basic = {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", boot.client_id, boot.secret))
+        )
+    };
+    let r = app
+        .client
+        .send(
+            Method::POST,
+            &url,
+            &[
+                ("authorization", basic.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            format!("token={w}").into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.body).unwrap(),
+        json!({"active": false})
+    );
+
+    // Users: generated or given passwords, never shown again, stored as PBKDF2.
+    let (s, alice) = admin(
+        &app,
+        &acme_op,
+        Method::POST,
+        "/users",
+        Some(json!({"username": "alice", "roles": ["admin"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{alice}");
+    assert!(
+        alice["password"].as_str().unwrap().len() >= 20,
+        "generated and shown once"
+    );
+    let (s, bob) = admin(
+        &app,
+        &acme_op,
+        Method::POST,
+        "/users",
+        Some(json!({"username": "bob", "password": "correct horse battery"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert!(
+        bob.get("password").is_none(),
+        "a given password is not echoed"
+    );
+    assert_eq!(
+        admin(
+            &app,
+            &acme_op,
+            Method::POST,
+            "/users",
+            Some(json!({"username": "bob", "password": "another long one"}))
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        admin(
+            &app,
+            &acme_op,
+            Method::POST,
+            "/users",
+            Some(json!({"username": "carol", "password": "short"}))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        admin(
+            &app,
+            &acme_op,
+            Method::POST,
+            "/users",
+            Some(json!({"username": "dave", "roles": ["root"]}))
+        )
+        .await
+        .0,
+        400
+    );
+    let (_, users) = admin(&app, &acme_op, Method::GET, "/users", None).await;
+    assert_eq!(users["users"].as_array().unwrap().len(), 2);
+    assert!(!users.to_string().contains("pbkdf2") && !users.to_string().contains("password"));
+    assert_eq!(
+        admin(&app, &acme_op, Method::DELETE, "/users/bob", None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        admin(&app, &acme_op, Method::DELETE, "/users/bob", None)
+            .await
+            .0,
+        404
+    );
+
+    // Deleting a client ends its grants; what remains persists across a restart.
+    assert_eq!(
+        admin(
+            &app,
+            &acme_op,
+            Method::DELETE,
+            &format!("/clients/{wid}"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let (s, _, _) = token_request(
+        &app,
+        Some((&wid, &wsecret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(s, 401);
+    app.stop().await;
+    let app = start(Some(&data)).await;
+    let acme_op = client_token(
+        &app,
+        acme_admin["client_id"].as_str().unwrap(),
+        acme_admin["client_secret"].as_str().unwrap(),
+        "identity",
+    )
+    .await;
+    let (_, users) = admin(&app, &acme_op, Method::GET, "/users", None).await;
+    assert_eq!(users["users"][0]["username"], "alice");
+    let (s, _, _) = token_request(
+        &app,
+        Some((&wid, &wsecret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(s, 401, "the deletion persisted");
+    app.stop().await;
+}

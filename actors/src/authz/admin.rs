@@ -1,0 +1,394 @@
+//! The admin side of identity-authz: tenants, clients and users. Reads answer from the state;
+//! writes are validated here, persisted on a blocking thread (password hashing too) and merged
+//! back. Callers act within their own tenant; only the operator tenant (the one created at
+//! bootstrap) may create tenants or act in another tenant.
+
+use cryptoutil_protocols::jose::b64;
+use cryptoutil_protocols::oauth;
+use cryptoutil_storage::{Store, Table};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use super::msg::AuthMethod;
+use super::state::{
+    now_unix, record_json, AuthzState, Client, Loaded, Tenant, User, API_SCOPES, CLIENT_CREDENTIALS,
+};
+use crate::error::Error;
+
+/// The tenant bootstrap creates; its administrators administer every tenant.
+pub const OPERATOR_TENANT: &str = "default";
+
+/// Who asks: the token's tenant (scope `identity` is checked by the HTTP layer).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The caller's tenant.
+    pub tenant: String,
+}
+
+impl Caller {
+    fn is_operator(&self) -> bool {
+        self.tenant == OPERATOR_TENANT
+    }
+
+    /// The tenant an operation acts in: the caller's own, or another one for the operator.
+    fn target(&self, asked: Option<&str>) -> Result<String, Error> {
+        match asked {
+            None => Ok(self.tenant.clone()),
+            Some(t) if t == self.tenant => Ok(t.to_owned()),
+            Some(_) if self.is_operator() => Ok(asked.unwrap_or_default().to_owned()),
+            Some(_) => Err(Error::Forbidden {
+                reason: "only the operator tenant acts in other tenants",
+            }),
+        }
+    }
+}
+
+/// `POST .../identity/tenants`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// `[a-z0-9-]{1,64}`.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `POST .../identity/clients`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    /// Display name.
+    pub name: String,
+    /// Tenant (default: the caller's).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Scopes it may have (default: every API scope).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Services it may call (default: every service).
+    #[serde(default)]
+    pub audiences: Option<Vec<String>>,
+    /// Token endpoint authentication methods (default: both secret methods).
+    #[serde(default)]
+    pub auth_methods: Option<Vec<String>>,
+}
+
+/// `POST .../identity/users`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// `[A-Za-z0-9._@-]{1,128}`.
+    pub username: String,
+    /// At least 12 characters; generated (and returned once) when absent.
+    #[serde(default)]
+    pub password: Option<Zeroizing<String>>,
+    /// `admin` and/or `user` (default: `user`).
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    /// Tenant (default: the caller's).
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// What an admin call does.
+pub enum AdminOp {
+    /// Tenants visible to the caller.
+    ListTenants,
+    /// A new tenant (operator only).
+    CreateTenant(NewTenant),
+    /// Clients of the caller's tenant.
+    ListClients,
+    /// One client.
+    GetClient(String),
+    /// A new client; its secret is returned once.
+    CreateClient(NewClient),
+    /// Remove a client (its tokens stay valid until they expire).
+    DeleteClient(String),
+    /// Users of the caller's tenant.
+    ListUsers,
+    /// A new user.
+    CreateUser(NewUser),
+    /// Remove a user.
+    DeleteUser(String),
+}
+
+/// What an admin call comes to.
+pub enum Step {
+    /// A read's answer.
+    Answer(Value),
+    /// A validated write to persist.
+    Write(Box<Write>),
+}
+
+impl Step {
+    fn write(w: Write) -> Self {
+        Step::Write(Box::new(w))
+    }
+}
+
+/// A validated write, to persist off the mailbox.
+pub enum Write {
+    /// A tenant.
+    Tenant(Tenant),
+    /// A client, and the secret to return once.
+    Client(Client, Zeroizing<String>),
+    /// A user with the password to hash (returned when generated).
+    User(NewUser, String, Option<Zeroizing<String>>),
+    /// Remove a client.
+    DeleteClient(String),
+    /// Remove a user.
+    DeleteUser(String, String),
+}
+
+fn bad(reason: &'static str) -> Error {
+    Error::BadRequest { reason }
+}
+
+fn valid_id(id: &str, max: usize, extra: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= max
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || extra.contains(&b)
+        })
+}
+
+fn client_view(c: &Client) -> Value {
+    json!({
+        "client_id": c.client_id, "tenant": c.tenant, "name": c.name,
+        "grant_types": c.grant_types, "scopes": c.scopes, "audiences": c.audiences,
+        "auth_methods": c.auth_methods, "created": c.created,
+    })
+}
+
+fn user_view(u: &User) -> Value {
+    json!({ "username": u.username, "tenant": u.tenant, "roles": u.roles, "created": u.created })
+}
+
+impl AuthzState {
+    /// Answers a read, or validates a write for the actor to persist.
+    pub fn admin(&self, caller: &Caller, op: AdminOp) -> Result<Step, Error> {
+        match op {
+            AdminOp::ListTenants => {
+                let tenants: Vec<&Tenant> = self
+                    .tenants()
+                    .filter(|t| caller.is_operator() || t.id == caller.tenant)
+                    .collect();
+                Ok(Step::Answer(json!({ "tenants": tenants })))
+            }
+            AdminOp::CreateTenant(t) => {
+                if !caller.is_operator() {
+                    return Err(Error::Forbidden {
+                        reason: "only the operator tenant creates tenants",
+                    });
+                }
+                if !valid_id(&t.id, 64, b"") {
+                    return Err(bad("tenant id: 1-64 of a-z, 0-9, -"));
+                }
+                if self.tenants().any(|x| x.id == t.id) {
+                    return Err(Error::Conflict { what: "tenant" });
+                }
+                Ok(Step::write(Write::Tenant(Tenant {
+                    name: if t.name.is_empty() {
+                        t.id.clone()
+                    } else {
+                        t.name
+                    },
+                    id: t.id,
+                    created: now_unix(),
+                })))
+            }
+            AdminOp::ListClients => {
+                let mut clients: Vec<Value> = self
+                    .clients()
+                    .filter(|c| c.tenant == caller.tenant)
+                    .map(client_view)
+                    .collect();
+                clients.sort_by(|a, b| a["client_id"].as_str().cmp(&b["client_id"].as_str()));
+                Ok(Step::Answer(json!({ "clients": clients })))
+            }
+            AdminOp::GetClient(id) => self
+                .clients()
+                .find(|c| c.client_id == id && (c.tenant == caller.tenant || caller.is_operator()))
+                .map(|c| Step::Answer(client_view(c)))
+                .ok_or(Error::NotFound { what: "client" }),
+            AdminOp::CreateClient(spec) => {
+                let tenant = caller.target(spec.tenant.as_deref())?;
+                if !self.tenants().any(|t| t.id == tenant) {
+                    return Err(Error::NotFound { what: "tenant" });
+                }
+                let scopes = spec
+                    .scopes
+                    .unwrap_or_else(|| API_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+                if scopes.is_empty() || !scopes.iter().all(|s| API_SCOPES.contains(&s.as_str())) {
+                    return Err(bad("scopes: a non-empty subset of kms, jose, ca, identity"));
+                }
+                let audiences = spec.audiences.unwrap_or_else(|| self.audiences());
+                if audiences.is_empty() || !audiences.iter().all(|a| self.audiences().contains(a)) {
+                    return Err(bad("audiences: a non-empty subset of the services"));
+                }
+                let methods = [
+                    AuthMethod::ClientSecretBasic.as_str(),
+                    AuthMethod::ClientSecretPost.as_str(),
+                ];
+                let auth_methods = spec
+                    .auth_methods
+                    .unwrap_or_else(|| methods.iter().map(|m| (*m).to_owned()).collect());
+                if auth_methods.is_empty()
+                    || !auth_methods.iter().all(|m| methods.contains(&m.as_str()))
+                {
+                    return Err(bad(
+                        "auth_methods: client_secret_basic and/or client_secret_post",
+                    ));
+                }
+                if spec.name.is_empty() || spec.name.len() > 128 {
+                    return Err(bad("name: 1-128 characters"));
+                }
+                let random = |n| oauth::random_token(n).map_err(|_| bad("random"));
+                let secret = random(oauth::CLIENT_SECRET_BYTES)?;
+                let client = Client {
+                    client_id: format!("client-{}", random(12)?.as_str()),
+                    tenant,
+                    name: spec.name,
+                    secret_mac: b64::encode(&oauth::client_secret_mac(&self.pepper(), &secret)),
+                    grant_types: vec![CLIENT_CREDENTIALS.into()],
+                    scopes,
+                    audiences,
+                    auth_methods,
+                    created: now_unix(),
+                };
+                Ok(Step::write(Write::Client(client, secret)))
+            }
+            AdminOp::DeleteClient(id) => {
+                let found = self.clients().any(|c| {
+                    c.client_id == id && (c.tenant == caller.tenant || caller.is_operator())
+                });
+                if !found {
+                    return Err(Error::NotFound { what: "client" });
+                }
+                Ok(Step::write(Write::DeleteClient(id)))
+            }
+            AdminOp::ListUsers => {
+                let mut users: Vec<Value> = self
+                    .users()
+                    .filter(|u| u.tenant == caller.tenant)
+                    .map(user_view)
+                    .collect();
+                users.sort_by(|a, b| a["username"].as_str().cmp(&b["username"].as_str()));
+                Ok(Step::Answer(json!({ "users": users })))
+            }
+            AdminOp::CreateUser(mut spec) => {
+                let tenant = caller.target(spec.tenant.as_deref())?;
+                if !self.tenants().any(|t| t.id == tenant) {
+                    return Err(Error::NotFound { what: "tenant" });
+                }
+                if !valid_id(&spec.username.to_ascii_lowercase(), 128, b"._@") {
+                    return Err(bad("username: 1-128 of letters, digits, . _ @ -"));
+                }
+                if self
+                    .users()
+                    .any(|u| u.tenant == tenant && u.username == spec.username)
+                {
+                    return Err(Error::Conflict { what: "user" });
+                }
+                let roles = spec.roles.clone().unwrap_or_else(|| vec!["user".into()]);
+                if roles.is_empty() || !roles.iter().all(|r| r == "admin" || r == "user") {
+                    return Err(bad("roles: admin and/or user"));
+                }
+                spec.roles = Some(roles);
+                let generated = match &spec.password {
+                    Some(p) if p.chars().count() < 12 || p.len() > oauth::MAX_CREDENTIAL_LEN => {
+                        return Err(bad("password: 12 to 512 characters"))
+                    }
+                    Some(_) => None,
+                    None => {
+                        let p = oauth::random_token(18).map_err(|_| bad("random"))?;
+                        spec.password = Some(p.clone());
+                        Some(p)
+                    }
+                };
+                Ok(Step::write(Write::User(spec, tenant, generated)))
+            }
+            AdminOp::DeleteUser(username) => {
+                if !self
+                    .users()
+                    .any(|u| u.tenant == caller.tenant && u.username == username)
+                {
+                    return Err(Error::NotFound { what: "user" });
+                }
+                Ok(Step::write(Write::DeleteUser(
+                    caller.tenant.clone(),
+                    username,
+                )))
+            }
+        }
+    }
+
+    /// Blocking: persists a validated write; returns what to merge and the answer.
+    pub fn persist_admin(
+        store: &Store,
+        write: Write,
+    ) -> Result<(Loaded, Value, Option<Removal>), Error> {
+        match write {
+            Write::Tenant(t) => {
+                store.put_sealed(Table::IdentityTenants, t.id.as_bytes(), &record_json(&t)?)?;
+                let answer = json!(t);
+                Ok((Loaded::with_tenant(t), answer, None))
+            }
+            Write::Client(c, secret) => {
+                store.put_sealed(
+                    Table::IdentityClients,
+                    c.client_id.as_bytes(),
+                    &record_json(&c)?,
+                )?;
+                let mut answer = client_view(&c);
+                if let Some(o) = answer.as_object_mut() {
+                    o.insert("client_secret".into(), json!(secret.as_str()));
+                }
+                Ok((Loaded::with_client(c), answer, None))
+            }
+            Write::User(spec, tenant, generated) => {
+                let password = spec.password.unwrap_or_default();
+                let user = User {
+                    tenant,
+                    username: spec.username,
+                    password_hash: oauth::hash_password(&password, oauth::PASSWORD_ITERATIONS)
+                        .map_err(|_| bad("random"))?,
+                    roles: spec.roles.unwrap_or_default(),
+                    created: now_unix(),
+                };
+                let key = format!("{}/{}", user.tenant, user.username);
+                store.put_sealed(Table::IdentityUsers, key.as_bytes(), &record_json(&user)?)?;
+                let mut answer = user_view(&user);
+                if let (Some(p), Some(o)) = (generated, answer.as_object_mut()) {
+                    o.insert("password".into(), json!(p.as_str()));
+                }
+                Ok((Loaded::with_user(user), answer, None))
+            }
+            Write::DeleteClient(id) => {
+                store.delete(Table::IdentityClients, id.as_bytes())?;
+                Ok((Loaded::default(), Value::Null, Some(Removal::Client(id))))
+            }
+            Write::DeleteUser(tenant, username) => {
+                store.delete(
+                    Table::IdentityUsers,
+                    format!("{tenant}/{username}").as_bytes(),
+                )?;
+                Ok((
+                    Loaded::default(),
+                    Value::Null,
+                    Some(Removal::User(tenant, username)),
+                ))
+            }
+        }
+    }
+}
+
+/// A record removed from the store, to remove from the state too.
+pub enum Removal {
+    /// A client.
+    Client(String),
+    /// A user (tenant, username).
+    User(String, String),
+}

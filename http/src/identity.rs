@@ -1,0 +1,108 @@
+//! identity-authz's admin API for tenants, clients and users, under both
+//! `/service/api/v1/identity` and `/browser/api/v1/identity`. Every route needs the `identity`
+//! scope; a caller acts in its own tenant, the operator tenant in any.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use cryptoutil_actors::authz::admin::{AdminOp, Caller, NewClient, NewTenant, NewUser};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The scope every admin route requires.
+pub const SCOPE: &str = "identity";
+
+async fn run(app: &AppState, who: &Principal, op: AdminOp) -> Result<Value, ApiError> {
+    who.require_scope(SCOPE)?;
+    let authz = app.actors.authz.as_ref().ok_or(ApiError::NotFound)?;
+    let caller = Caller {
+        tenant: who.tenant.clone(),
+    };
+    Ok(authz.admin(caller, op).await?)
+}
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+/// The `{id}` path parameter (a struct: the stack router captures its own `{*rest}`).
+#[derive(Deserialize)]
+pub(crate) struct IdPath {
+    id: String,
+}
+
+pub(crate) async fn tenants_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(run(&app, &who, AdminOp::ListTenants).await?))
+}
+
+pub(crate) async fn tenants_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<NewTenant>,
+) -> Result<Response, ApiError> {
+    Ok(created(run(&app, &who, AdminOp::CreateTenant(req)).await?))
+}
+
+pub(crate) async fn clients_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(run(&app, &who, AdminOp::ListClients).await?))
+}
+
+pub(crate) async fn clients_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<NewClient>,
+) -> Result<Response, ApiError> {
+    Ok(created(run(&app, &who, AdminOp::CreateClient(req)).await?))
+}
+
+pub(crate) async fn client_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<IdPath>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(run(&app, &who, AdminOp::GetClient(p.id)).await?))
+}
+
+pub(crate) async fn client_delete(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<IdPath>,
+) -> Result<StatusCode, ApiError> {
+    run(&app, &who, AdminOp::DeleteClient(p.id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn users_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(run(&app, &who, AdminOp::ListUsers).await?))
+}
+
+pub(crate) async fn users_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<NewUser>,
+) -> Result<Response, ApiError> {
+    Ok(created(run(&app, &who, AdminOp::CreateUser(req)).await?))
+}
+
+pub(crate) async fn user_delete(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<IdPath>,
+) -> Result<StatusCode, ApiError> {
+    run(&app, &who, AdminOp::DeleteUser(p.id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
