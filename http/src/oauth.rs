@@ -183,20 +183,45 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// Introspection or revocation.
+enum TokenOp {
+    Introspect,
+    Revoke,
+}
+
+async fn token_op(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    op: TokenOp,
+) -> Result<Response, ApiError> {
+    let authz = authz(app)?;
+    let (client, token) = match client_and_token(headers, body) {
+        Ok(x) => x,
+        Err((e, why)) => return Ok(token_error(e, why)),
+    };
+    let answer = match op {
+        TokenOp::Introspect => authz
+            .introspect(client, token)
+            .await
+            .map(|v| Json(v).into_response()),
+        TokenOp::Revoke => authz
+            .revoke(client, token)
+            .await
+            .map(|()| StatusCode::OK.into_response()),
+    };
+    match answer {
+        Ok(response) => Ok(no_store(response)),
+        Err(e) => refused(e),
+    }
+}
+
 pub(crate) async fn introspect_post(
     State(app): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let authz = authz(&app)?;
-    let (client, token) = match client_and_token(&headers, &body) {
-        Ok(x) => x,
-        Err((e, why)) => return Ok(token_error(e, why)),
-    };
-    match authz.introspect(client, token).await {
-        Ok(answer) => Ok(no_store(Json(answer).into_response())),
-        Err(e) => refused(e),
-    }
+    token_op(&app, &headers, &body, TokenOp::Introspect).await
 }
 
 pub(crate) async fn revoke_post(
@@ -204,15 +229,7 @@ pub(crate) async fn revoke_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let authz = authz(&app)?;
-    let (client, token) = match client_and_token(&headers, &body) {
-        Ok(x) => x,
-        Err((e, why)) => return Ok(token_error(e, why)),
-    };
-    match authz.revoke(client, token).await {
-        Ok(()) => Ok(no_store(StatusCode::OK.into_response())),
-        Err(e) => refused(e),
-    }
+    token_op(&app, &headers, &body, TokenOp::Revoke).await
 }
 
 pub(crate) async fn token_post(
