@@ -1,6 +1,7 @@
 //! OAuth 2.1 pieces that need no I/O: client secrets (server-generated, stored as HMAC-SHA256
 //! under a pepper), human password hashes (PBKDF2-HMAC-SHA256), client authentication headers
-//! (RFC 6749 §2.3.1), scope strings (§3.3) and the token endpoint's error codes (§5.2).
+//! (RFC 6749 §2.3.1), scope strings (§3.3), PKCE S256 (RFC 7636) and the token endpoint's error
+//! codes (§5.2).
 
 use std::num::NonZeroU32;
 
@@ -149,6 +150,37 @@ pub fn parse_scope(scope: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// RFC 7636 §4.1: a code verifier is 43 to 128 unreserved characters.
+pub fn valid_code_verifier(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// The PKCE method of an authorization request: only `S256` (OAuth 2.1 and RFC 9700 refuse
+/// `plain`, and a missing `code_challenge_method` means `plain`).
+pub fn pkce_method_accepted(method: Option<&str>) -> bool {
+    method == Some("S256")
+}
+
+/// An `S256` code challenge: base64url of a SHA-256, 43 characters.
+pub fn valid_code_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && URL_SAFE_NO_PAD
+            .decode(challenge)
+            .is_ok_and(|d| d.len() == 32)
+}
+
+/// RFC 7636 §4.6: does `verifier` hash to `challenge` (S256)? Constant time in the values.
+pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
+    if !valid_code_verifier(verifier) || !valid_code_challenge(challenge) {
+        return false;
+    }
+    let computed = URL_SAFE_NO_PAD.encode(token_digest(verifier.as_bytes()));
+    constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes()).is_ok()
+}
+
 /// Token endpoint errors (RFC 6749 §5.2, RFC 8707 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
@@ -238,6 +270,34 @@ mod tests {
         ] {
             assert!(basic_credentials(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn pkce_s256_matches_the_rfc7636_appendix_b_example_and_nothing_else() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_s256_matches(verifier, challenge));
+        assert!(!pkce_s256_matches(
+            verifier,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"
+        ));
+        assert!(!pkce_s256_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK",
+            challenge
+        ));
+        // `plain` would accept the verifier as its own challenge: it is not a method we take.
+        assert!(!pkce_s256_matches(verifier, verifier));
+        assert!(pkce_method_accepted(Some("S256")));
+        for refused in [None, Some("plain"), Some("s256"), Some("")] {
+            assert!(!pkce_method_accepted(refused), "{refused:?}");
+        }
+        assert!(!valid_code_verifier(&"a".repeat(42)));
+        assert!(valid_code_verifier(&"a".repeat(128)));
+        assert!(!valid_code_verifier(&"a".repeat(129)));
+        assert!(!valid_code_verifier(&format!("{}+", "a".repeat(50))));
+        assert!(!valid_code_challenge(
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c"
+        ));
     }
 
     #[test]
