@@ -1,5 +1,6 @@
 //! identity-authz's OAuth 2.1 endpoints: discovery (RFC 8414 and OpenID Connect Discovery), the
-//! JWK Set, the token endpoint (client credentials; client_secret_basic and client_secret_post),
+//! JWK Set, the token endpoint (client credentials; client_secret_basic, client_secret_post and
+//! private_key_jwt),
 //! introspection (RFC 7662) and revocation (RFC 7009), the last two for authenticated clients. Errors follow RFC 6749 §5.2: `{"error", "error_description"}`, 401 with
 //! `WWW-Authenticate: Basic` for a failed client authentication, and `Cache-Control: no-store`.
 
@@ -113,19 +114,40 @@ fn param<'a>(params: &'a [(String, Zeroizing<String>)], name: &str) -> Option<&'
         .filter(|v| !v.is_empty())
 }
 
-/// Exactly one client authentication method (RFC 6749 §2.3).
+/// RFC 7523 §2.2's `client_assertion_type`.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Exactly one client authentication method (RFC 6749 §2.3, RFC 7523 §2.2).
 fn client_auth(
     headers: &HeaderMap,
     params: &[(String, Zeroizing<String>)],
 ) -> Result<ClientAuth, Refusal> {
     let basic = headers.get(header::AUTHORIZATION);
     let body_secret = param(params, "client_secret");
-    match (basic, body_secret) {
-        (Some(_), Some(_)) => Err((
+    let assertion = param(params, "client_assertion");
+    let assertion_type = param(params, "client_assertion_type");
+    let methods = [basic.is_some(), body_secret.is_some(), assertion.is_some()];
+    if methods.iter().filter(|m| **m).count() > 1 {
+        return Err((
             TokenError::InvalidRequest,
             "use one client authentication method",
-        )),
-        (Some(value), None) => {
+        ));
+    }
+    if let Some(assertion) = assertion {
+        if assertion_type != Some(JWT_BEARER) {
+            return Err((
+                TokenError::InvalidRequest,
+                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+        }
+        return Ok(ClientAuth {
+            client_id: param(params, "client_id").unwrap_or_default().to_owned(),
+            secret: Zeroizing::new(assertion.to_owned()),
+            method: AuthMethod::PrivateKeyJwt,
+        });
+    }
+    match (basic, body_secret) {
+        (Some(value), _) => {
             let (client_id, secret) = value
                 .to_str()
                 .ok()

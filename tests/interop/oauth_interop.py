@@ -5,8 +5,9 @@ Usage: oauth_interop.py client-credentials ISSUER_BASE CA_PEM CLIENT_ID CLIENT_S
 Discovers the server, fetches client-credentials tokens with client_secret_basic and
 client_secret_post through Authlib's OAuth2Session, validates each access token with joserfc
 (Authlib's JOSE library) against the published JWK Set (RFC 9068: typ at+jwt, iss, aud, exp),
-calls the JOSE service with it, introspects and revokes a token (RFC 7662, RFC 7009), and checks
-that a wrong secret is refused as invalid_client.
+calls the JOSE service with it, introspects and revokes a token (RFC 7662, RFC 7009), registers
+a key-only client and authenticates it with an Authlib-signed private_key_jwt assertion
+(RFC 7523), and checks that a wrong secret is refused as invalid_client.
 Prints one JSON object: {"results": [{"case", "ok", "detail"}]}.
 """
 
@@ -80,6 +81,34 @@ def main():
         assert after == {"active": False}, after
         return {"before": before["active"], "after": after["active"]}
     case("introspect, revoke, introspect (RFC 7662, RFC 7009)", introspect_and_revoke)
+
+    def private_key_jwt():
+        # Register a key-only client through the admin API, then let Authlib sign its assertion.
+        from authlib.oauth2.rfc7523 import PrivateKeyJWT
+        from joserfc.jwk import ECKey
+        _, op = fetch("client_secret_basic", "identity")
+        key = ECKey.generate_key("P-256")
+        public = key.as_dict(private=False)
+        public["alg"] = "ES256"
+        r = requests.post(
+            f"{base}/service/api/v1/identity/clients",
+            json={"name": "authlib signer", "auth_methods": ["private_key_jwt"],
+                  "jwks": {"keys": [public]}, "scopes": ["jose"]},
+            headers={"authorization": f"Bearer {op['access_token']}"},
+            verify=ca, timeout=10,
+        )
+        assert r.status_code == 201, (r.status_code, r.text)
+        signer_id = r.json()["client_id"]
+        session = OAuth2Session(signer_id, key,
+                                token_endpoint_auth_method="private_key_jwt", scope="jose")
+        session.trust_env = False
+        session.verify = ca
+        session.register_client_auth_method(PrivateKeyJWT(token_endpoint, alg="ES256"))
+        tok = session.fetch_token(token_endpoint, grant_type="client_credentials")
+        token = jwt.decode(tok["access_token"], keys, algorithms=["ES256"])
+        assert token.claims["client_id"] == signer_id, token.claims
+        return {"client_id": signer_id}
+    case("private_key_jwt (RFC 7523) with an Authlib-signed assertion", private_key_jwt)
 
     def wrong_secret():
         session = OAuth2Session(client_id, "wrong-secret", token_endpoint_auth_method="client_secret_basic")

@@ -70,9 +70,13 @@ pub struct NewClient {
     /// Services it may call (default: every service).
     #[serde(default)]
     pub audiences: Option<Vec<String>>,
-    /// Token endpoint authentication methods (default: both secret methods).
+    /// Token endpoint authentication methods (default: both secret methods; `private_key_jwt`
+    /// needs `jwks`; a client with no secret method gets no secret).
     #[serde(default)]
     pub auth_methods: Option<Vec<String>>,
+    /// Public keys for `private_key_jwt`, as a JWK Set.
+    #[serde(default)]
+    pub jwks: Option<Value>,
 }
 
 /// `POST .../identity/users`.
@@ -158,7 +162,7 @@ fn client_view(c: &Client) -> Value {
     json!({
         "client_id": c.client_id, "tenant": c.tenant, "name": c.name,
         "grant_types": c.grant_types, "scopes": c.scopes, "audiences": c.audiences,
-        "auth_methods": c.auth_methods, "created": c.created,
+        "auth_methods": c.auth_methods, "jwks": c.jwks, "created": c.created,
     })
 }
 
@@ -228,34 +232,72 @@ impl AuthzState {
                 if audiences.is_empty() || !audiences.iter().all(|a| self.audiences().contains(a)) {
                     return Err(bad("audiences: a non-empty subset of the services"));
                 }
-                let methods = [
+                let secret_methods = [
                     AuthMethod::ClientSecretBasic.as_str(),
                     AuthMethod::ClientSecretPost.as_str(),
                 ];
                 let auth_methods = spec
                     .auth_methods
-                    .unwrap_or_else(|| methods.iter().map(|m| (*m).to_owned()).collect());
+                    .unwrap_or_else(|| secret_methods.iter().map(|m| (*m).to_owned()).collect());
+                let jwt_method = AuthMethod::PrivateKeyJwt.as_str();
                 if auth_methods.is_empty()
-                    || !auth_methods.iter().all(|m| methods.contains(&m.as_str()))
+                    || !auth_methods
+                        .iter()
+                        .all(|m| secret_methods.contains(&m.as_str()) || m == jwt_method)
                 {
                     return Err(bad(
-                        "auth_methods: client_secret_basic and/or client_secret_post",
+                        "auth_methods: client_secret_basic, client_secret_post, private_key_jwt",
                     ));
                 }
+                let jwks = match (auth_methods.iter().any(|m| m == jwt_method), spec.jwks) {
+                    (false, None) => None,
+                    (false, Some(_)) => return Err(bad("jwks is for private_key_jwt clients")),
+                    (true, None) => return Err(bad("private_key_jwt needs jwks")),
+                    (true, Some(jwks)) => {
+                        // Public keys only, each usable for signatures.
+                        let text = jwks.to_string();
+                        let private =
+                            jwks.get("keys")
+                                .and_then(Value::as_array)
+                                .is_some_and(|keys| {
+                                    keys.iter().any(|k| {
+                                        ["d", "k", "p", "q"].iter().any(|m| k.get(m).is_some())
+                                    })
+                                });
+                        if private || crate::issuer_jwks::parse_issuer_set(&text).is_err() {
+                            return Err(bad(
+                                "jwks: a JWK Set of public signing keys (EC, OKP, or RSA with alg)",
+                            ));
+                        }
+                        Some(jwks)
+                    }
+                };
                 if spec.name.is_empty() || spec.name.len() > 128 {
                     return Err(bad("name: 1-128 characters"));
                 }
                 let random = |n| oauth::random_token(n).map_err(|_| bad("random"));
-                let secret = random(oauth::CLIENT_SECRET_BYTES)?;
+                let has_secret = auth_methods
+                    .iter()
+                    .any(|m| secret_methods.contains(&m.as_str()));
+                let secret = if has_secret {
+                    random(oauth::CLIENT_SECRET_BYTES)?
+                } else {
+                    Zeroizing::new(String::new())
+                };
                 let client = Client {
                     client_id: format!("client-{}", random(12)?.as_str()),
                     tenant,
                     name: spec.name,
-                    secret_mac: b64::encode(&oauth::client_secret_mac(&self.pepper(), &secret)),
+                    secret_mac: if has_secret {
+                        b64::encode(&oauth::client_secret_mac(&self.pepper(), &secret))
+                    } else {
+                        String::new()
+                    },
                     grant_types: vec![CLIENT_CREDENTIALS.into()],
                     scopes,
                     audiences,
                     auth_methods,
+                    jwks,
                     created: now_unix(),
                 };
                 Ok(Step::write(Write::Client(client, secret)))
@@ -343,7 +385,7 @@ impl AuthzState {
                     &record_json(&c)?,
                 )?;
                 let mut answer = client_view(&c);
-                if let Some(o) = answer.as_object_mut() {
+                if let (false, Some(o)) = (secret.is_empty(), answer.as_object_mut()) {
                     o.insert("client_secret".into(), json!(secret.as_str()));
                 }
                 Ok((Loaded::with_client(c), answer, None))

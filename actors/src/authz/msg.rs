@@ -17,6 +17,8 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT signed with a key the client registered (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -25,15 +27,16 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
 
 /// A client's credentials as presented.
 pub struct ClientAuth {
-    /// `client_id`.
+    /// `client_id` (may be empty with private_key_jwt: the assertion names the client).
     pub client_id: String,
-    /// The secret, zeroized on drop.
+    /// The secret or, for private_key_jwt, the client assertion; zeroized on drop.
     pub secret: Zeroizing<String>,
     /// How it was presented.
     pub method: AuthMethod,

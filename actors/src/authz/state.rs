@@ -76,6 +76,9 @@ pub struct Client {
     pub audiences: Vec<String>,
     /// Authentication methods it may use at the token endpoint.
     pub auth_methods: Vec<String>,
+    /// Public keys for private_key_jwt (a JWK Set), when it uses that method.
+    #[serde(default)]
+    pub jwks: Option<Value>,
     /// Creation time.
     pub created: u64,
 }
@@ -163,7 +166,23 @@ pub struct AuthzState {
     /// Access tokens whose signature and issuer were verified, by SHA-256, with their claims
     /// (introspection of one token is typically repeated). Bounded; cleared when full.
     verified: HashMap<[u8; 32], Arc<Map<String, Value>>>,
+    /// Client assertions already used, (client_id, jti) -> exp: each is accepted once.
+    used_assertions: HashMap<(String, String), u64>,
 }
+
+/// Longest accepted lifetime of a client assertion (its `exp` from now): an hour, the default of
+/// common client libraries (Authlib among them), plus a minute of clock skew.
+const ASSERTION_MAX_LIFETIME: u64 = 3660;
+/// Most used assertions remembered at once; past it (after dropping expired ones) new
+/// assertions are refused rather than replays risked.
+const USED_ASSERTIONS_MAX: usize = 100_000;
+/// Algorithms accepted on client assertions: asymmetric only.
+const ASSERTION_ALGS: [JwsAlg; 10] = {
+    use JwsAlg::*;
+    [
+        RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA,
+    ]
+};
 
 /// Most verified tokens remembered for introspection.
 const VERIFIED_MAX: usize = 10_000;
@@ -263,6 +282,7 @@ impl AuthzState {
             keys: Vec::new(),
             revoked: HashMap::new(),
             verified: HashMap::new(),
+            used_assertions: HashMap::new(),
         };
         state.merge(loaded);
         if state.keys.is_empty() {
@@ -345,8 +365,8 @@ impl AuthzState {
     }
 
     /// Decides a token request at `now`: client authentication, grant type, scope, audience.
-    pub fn token(&self, req: &TokenRequest, now: u64) -> Result<TokenGrant, Error> {
-        let client = self.authenticate(&req.client)?;
+    pub fn token(&mut self, req: &TokenRequest, now: u64) -> Result<TokenGrant, Error> {
+        let client = self.authenticate(&req.client, now)?.clone();
         if req.grant_type != CLIENT_CREDENTIALS {
             return Err(oauth(if req.grant_type.is_empty() {
                 TokenError::InvalidRequest
@@ -428,7 +448,7 @@ impl AuthzState {
         token: &str,
         now: u64,
     ) -> Result<Value, Error> {
-        let tenant = self.authenticate(auth)?.tenant.clone();
+        let tenant = self.authenticate(auth, now)?.tenant.clone();
         let inactive = json!({ "active": false });
         let Some(claims) = self.verified_claims(token, now) else {
             return Ok(inactive);
@@ -453,7 +473,7 @@ impl AuthzState {
         token: &str,
         now: u64,
     ) -> Result<Option<(String, u64)>, Error> {
-        let client_id = self.authenticate(auth)?.client_id.clone();
+        let client_id = self.authenticate(auth, now)?.client_id.clone();
         let Some(claims) = self.verified_claims(token, now) else {
             return Ok(None);
         };
@@ -503,7 +523,14 @@ impl AuthzState {
 
     /// The client if `auth` proves it; the same work and the same error whether the client is
     /// unknown or the secret wrong, so neither timing nor message tells which.
-    fn authenticate(&self, auth: &super::msg::ClientAuth) -> Result<&Client, Error> {
+    fn authenticate(&mut self, auth: &super::msg::ClientAuth, now: u64) -> Result<&Client, Error> {
+        if auth.method == AuthMethod::PrivateKeyJwt {
+            let client_id = self.check_assertion(auth, now)?;
+            return self
+                .clients
+                .get(&client_id)
+                .ok_or(oauth(TokenError::InvalidClient));
+        }
         let client = self.clients.get(&auth.client_id);
         let stored = client
             .and_then(|c| b64::decode(&c.secret_mac, "mac").ok())
@@ -520,6 +547,90 @@ impl AuthzState {
             }
             _ => Err(oauth(TokenError::InvalidClient)),
         }
+    }
+
+    /// RFC 7523 §3: a client assertion signed by a key the client registered, `iss` = `sub` =
+    /// the client, `aud` naming this server, `exp` at most an hour ahead, a `jti` never seen
+    /// before (remembered until `exp`; a restart forgets them, so a replay window is bounded by
+    /// that lifetime). Every failure is the same `invalid_client`.
+    fn check_assertion(
+        &mut self,
+        auth: &super::msg::ClientAuth,
+        now: u64,
+    ) -> Result<String, Error> {
+        let refused = || oauth(TokenError::InvalidClient);
+        let assertion = auth.secret.as_str();
+        if assertion.len() > 16 * 1024 {
+            return Err(refused());
+        }
+        let unverified: Value = assertion
+            .split('.')
+            .nth(1)
+            .and_then(|p| b64::decode(p, "assertion").ok())
+            .and_then(|p| serde_json::from_slice(&p).ok())
+            .ok_or_else(refused)?;
+        let client_id = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(refused)?
+            .to_owned();
+        if !auth.client_id.is_empty() && auth.client_id != client_id {
+            return Err(refused());
+        }
+        let client = self.clients.get(&client_id).ok_or_else(refused)?;
+        if !client
+            .auth_methods
+            .iter()
+            .any(|m| m == AuthMethod::PrivateKeyJwt.as_str())
+        {
+            return Err(refused());
+        }
+        let set = client
+            .jwks
+            .as_ref()
+            .and_then(|j| crate::issuer_jwks::parse_issuer_set(&j.to_string()).ok())
+            .ok_or_else(refused)?;
+        let v = jwt::Validation {
+            issuer: Some(client_id.clone()),
+            audience: None,
+            typ: None,
+            leeway: Duration::from_secs(30),
+            require_exp: true,
+        };
+        let claims =
+            jwt::verify(assertion, &set, &ASSERTION_ALGS, &v, now).map_err(|_| refused())?;
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let issuer = self.cfg.issuer.trim_end_matches('/').to_owned();
+        let token_endpoint = format!("{issuer}/service/oauth2/v1/token");
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => *a == issuer || *a == token_endpoint,
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|a| a == issuer || a == token_endpoint),
+            _ => false,
+        };
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let jti = text("jti").filter(|j| !j.is_empty() && j.len() <= 256);
+        let (true, Some(jti), true) = (
+            aud_ok && text("sub").as_deref() == Some(client_id.as_str()),
+            jti,
+            exp <= now + ASSERTION_MAX_LIFETIME,
+        ) else {
+            return Err(refused());
+        };
+        if self.used_assertions.len() >= USED_ASSERTIONS_MAX {
+            self.used_assertions.retain(|_, e| *e > now);
+        }
+        if self.used_assertions.len() >= USED_ASSERTIONS_MAX {
+            return Err(refused());
+        }
+        let key = (client_id.clone(), jti);
+        if self.used_assertions.contains_key(&key) {
+            return Err(refused());
+        }
+        self.used_assertions.insert(key, exp);
+        Ok(client_id)
     }
 
     /// Public keys of the current key and of retired keys still inside the overlap (a token
@@ -556,8 +667,11 @@ impl AuthzState {
             "grant_types_supported": [CLIENT_CREDENTIALS],
             "token_endpoint_auth_methods_supported": [
                 AuthMethod::ClientSecretBasic.as_str(),
-                AuthMethod::ClientSecretPost.as_str()
+                AuthMethod::ClientSecretPost.as_str(),
+                AuthMethod::PrivateKeyJwt.as_str()
             ],
+            "token_endpoint_auth_signing_alg_values_supported":
+                ASSERTION_ALGS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "scopes_supported": API_SCOPES,
             "response_types_supported": [],
             "subject_types_supported": ["public"],
@@ -628,6 +742,7 @@ impl AuthzState {
                 AuthMethod::ClientSecretBasic.as_str().into(),
                 AuthMethod::ClientSecretPost.as_str().into(),
             ],
+            jwks: None,
             created: now,
         };
         let password = random(18)?;

@@ -89,7 +89,7 @@ fn rotation_keeps_the_old_key_published_for_the_overlap_and_everything_persists(
 
     // Reloaded from the store: same clients (the secret still works), same keys, same pepper.
     drop(st);
-    let st = AuthzState::load(open(dir.path(), &key), config(None)).unwrap();
+    let mut st = AuthzState::load(open(dir.path(), &key), config(None)).unwrap();
     assert!(!st.needs_bootstrap());
     assert_eq!(st.current_kid().unwrap(), second);
     assert_eq!(kids(st.jwks(now + 1)), vec![second, first]);
@@ -119,7 +119,7 @@ fn a_configured_pepper_is_the_key_of_the_secret_macs() {
         .unwrap();
     drop(st);
     // Another pepper: the stored MACs no longer match (the pepper is not in the store).
-    let st = AuthzState::load(
+    let mut st = AuthzState::load(
         open(dir.path(), &key),
         config(Some("another pepper, also 32+ bytes...")),
     )

@@ -386,7 +386,8 @@ async fn the_token_endpoint_refuses_bad_requests_with_rfc6749_errors() {
 
 /// Authlib, an independent OAuth client, discovers the server, fetches tokens with both client
 /// authentication methods, validates them with joserfc against the published JWK Set and uses
-/// them on the JOSE service, introspects and revokes; a wrong secret gets invalid_client.
+/// them on the JOSE service, introspects and revokes, authenticates a key-only client with an
+/// Authlib-signed private_key_jwt assertion; a wrong secret gets invalid_client.
 #[tokio::test(flavor = "multi_thread")]
 async fn authlib_fetches_validates_and_uses_client_credentials_tokens() {
     let dir = tempfile::tempdir().unwrap();
@@ -421,7 +422,7 @@ async fn authlib_fetches_validates_and_uses_client_credentials_tokens() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 4, "{report}");
+    assert_eq!(results.len(), 5, "{report}");
     let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
     assert!(failed.is_empty(), "Authlib: {failed:#?}");
     app.stop().await;
@@ -870,5 +871,136 @@ async fn the_admin_api_manages_tenants_clients_and_users_within_tenants() {
     )
     .await;
     assert_eq!(s, 401, "the deletion persisted");
+    app.stop().await;
+}
+
+/// RFC 7523 private_key_jwt: a client registered with public keys only (no secret) gets tokens
+/// with a signed assertion; replays, other audiences, long-lived or foreign-signed assertions and
+/// secret-based attempts are invalid_client.
+#[tokio::test(flavor = "multi_thread")]
+async fn private_key_jwt_clients_authenticate_with_single_use_assertions() {
+    use cryptoutil_protocols::jose::Jwk;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = start(Some(&data)).await;
+    let boot = bootstrap(&data);
+    let op = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let key = Jwk::generate(JwsAlg::ES256).unwrap();
+    let stranger = Jwk::generate(JwsAlg::ES256).unwrap();
+    let jwks = json!({ "keys": [key.to_public_value().unwrap()] });
+
+    // Registration refuses private keys and missing keys.
+    let private: Value = serde_json::from_str(&key.to_private_value().unwrap()).unwrap();
+    for bad in [
+        json!({"name": "k", "auth_methods": ["private_key_jwt"], "jwks": {"keys": [private]}}),
+        json!({"name": "k", "auth_methods": ["private_key_jwt"]}),
+        json!({"name": "k", "jwks": jwks}),
+    ] {
+        assert_eq!(
+            admin(&app, &op, Method::POST, "/clients", Some(bad.clone()))
+                .await
+                .0,
+            400,
+            "{bad}"
+        );
+    }
+    let (s, c) = admin(&app, &op, Method::POST, "/clients",
+        Some(json!({"name": "signer", "auth_methods": ["private_key_jwt"], "jwks": jwks, "scopes": ["jose"]}))).await;
+    assert_eq!(s, 201, "{c}");
+    assert!(
+        c.get("client_secret").is_none(),
+        "no secret for a key-only client"
+    );
+    let id = c["client_id"].as_str().unwrap().to_owned();
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let assertion = |signer: &Jwk, aud: &str, exp: u64, jti: &str| {
+        let claims = json!({"iss": id, "sub": id, "aud": aud, "exp": exp, "iat": now, "jti": jti});
+        jwt::sign(signer, claims.as_object().unwrap(), "JWT").unwrap()
+    };
+    let token_endpoint = format!("{ISSUER}/service/oauth2/v1/token");
+    let form = |a: &str| -> Vec<(String, String)> {
+        vec![
+            ("grant_type".into(), "client_credentials".into()),
+            (
+                "client_assertion_type".into(),
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+            ),
+            ("client_assertion".into(), a.to_owned()),
+        ]
+    };
+    let send = |f: Vec<(String, String)>| {
+        let app = &app;
+        async move {
+            let pairs: Vec<(&str, &str)> =
+                f.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let (s, v, _) = token_request(app, None, &pairs).await;
+            (s, v)
+        }
+    };
+
+    let good = assertion(&key, &token_endpoint, now + 120, "one");
+    let (s, v) = send(form(&good)).await;
+    assert_eq!(s, 200, "{v}");
+    let t = v["access_token"].as_str().unwrap();
+    assert_eq!(claims(t)["client_id"], id.as_str());
+    assert_eq!(
+        get_with(&app, ServiceName::Jose, "/service/api/v1/jose/jwks", t).await,
+        200
+    );
+    // The issuer itself is an acceptable audience too.
+    assert_eq!(
+        send(form(&assertion(&key, ISSUER, now + 120, "two")))
+            .await
+            .0,
+        200
+    );
+
+    for (case, a) in [
+        ("replayed", good.clone()),
+        (
+            "another audience",
+            assertion(&key, "https://elsewhere.example/token", now + 120, "three"),
+        ),
+        (
+            "expired",
+            assertion(&key, &token_endpoint, now - 300, "four"),
+        ),
+        (
+            "too long-lived",
+            assertion(&key, &token_endpoint, now + 7200, "five"),
+        ),
+        (
+            "signed by another key",
+            assertion(&stranger, &token_endpoint, now + 120, "six"),
+        ),
+        ("garbage", "a.b.c".to_owned()),
+    ] {
+        let (s, v) = send(form(&a)).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{case}: {v}"
+        );
+    }
+    // A wrong assertion type; an assertion plus a secret.
+    let mut f = form(&assertion(&key, &token_endpoint, now + 120, "seven"));
+    f[1].1 = "urn:example:other".into();
+    assert_eq!(send(f).await.1["error"], "invalid_request");
+    let mut f = form(&assertion(&key, &token_endpoint, now + 120, "eight"));
+    f.push(("client_secret".into(), "x".into()));
+    assert_eq!(send(f).await.1["error"], "invalid_request");
+    // The secret methods are not open to it.
+    let (s, _, _) = token_request(
+        &app,
+        Some((&id, "")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(s, 401);
     app.stop().await;
 }
