@@ -8,6 +8,7 @@ pub mod admin;
 mod handle;
 mod msg;
 mod state;
+mod tokens;
 
 use std::sync::Arc;
 

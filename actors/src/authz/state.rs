@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cryptoutil_protocols::jose::{b64, jwt, Jwk, JwkSet, JwsAlg};
+use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
 use cryptoutil_protocols::oauth::{self, TokenError};
 use cryptoutil_storage::{Store, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::msg::{AuthMethod, BootstrapCredentials, TokenGrant, TokenRequest};
+use super::msg::{AuthMethod, BootstrapCredentials};
 use crate::error::Error;
 
 /// Scopes of the suite's APIs (a route checks the one of its service).
@@ -101,7 +101,7 @@ pub struct User {
 /// A token signing key.
 #[derive(Clone)]
 pub struct SigningKey {
-    jwk: Arc<Jwk>,
+    pub(super) jwk: Arc<Jwk>,
     created: u64,
     retired: Option<u64>,
 }
@@ -134,6 +134,14 @@ impl Loaded {
         }
     }
 
+    /// Just a revocation (`jti`, `exp`).
+    pub fn with_revocation(jti: &str, exp: u64) -> Self {
+        Self {
+            revoked: vec![(jti.to_owned(), exp)],
+            ..Self::default()
+        }
+    }
+
     /// Just a user.
     pub fn with_user(u: User) -> Self {
         Self {
@@ -153,39 +161,22 @@ impl Loaded {
 
 /// Everything identity-authz knows.
 pub struct AuthzState {
-    cfg: AuthzConfig,
-    store: Arc<Store>,
-    pepper: Zeroizing<Vec<u8>>,
-    tenants: BTreeMap<String, Tenant>,
-    clients: HashMap<String, Client>,
-    users: HashMap<(String, String), User>,
+    pub(super) cfg: AuthzConfig,
+    pub(super) store: Arc<Store>,
+    pub(super) pepper: Zeroizing<Vec<u8>>,
+    pub(super) tenants: BTreeMap<String, Tenant>,
+    pub(super) clients: HashMap<String, Client>,
+    pub(super) users: HashMap<(String, String), User>,
     /// Oldest first; the last one signs.
-    keys: Vec<SigningKey>,
+    pub(super) keys: Vec<SigningKey>,
     /// Revoked access tokens by `jti`, until their `exp`.
-    revoked: HashMap<String, u64>,
+    pub(super) revoked: HashMap<String, u64>,
     /// Access tokens whose signature and issuer were verified, by SHA-256, with their claims
     /// (introspection of one token is typically repeated). Bounded; cleared when full.
-    verified: HashMap<[u8; 32], Arc<Map<String, Value>>>,
+    pub(super) verified: HashMap<[u8; 32], Arc<Map<String, Value>>>,
     /// Client assertions already used, (client_id, jti) -> exp: each is accepted once.
-    used_assertions: HashMap<(String, String), u64>,
+    pub(super) used_assertions: HashMap<(String, String), u64>,
 }
-
-/// Longest accepted lifetime of a client assertion (its `exp` from now): an hour, the default of
-/// common client libraries (Authlib among them), plus a minute of clock skew.
-const ASSERTION_MAX_LIFETIME: u64 = 3660;
-/// Most used assertions remembered at once; past it (after dropping expired ones) new
-/// assertions are refused rather than replays risked.
-const USED_ASSERTIONS_MAX: usize = 100_000;
-/// Algorithms accepted on client assertions: asymmetric only.
-const ASSERTION_ALGS: [JwsAlg; 10] = {
-    use JwsAlg::*;
-    [
-        RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA,
-    ]
-};
-
-/// Most verified tokens remembered for introspection.
-const VERIFIED_MAX: usize = 10_000;
 
 impl std::fmt::Debug for AuthzState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,11 +196,11 @@ pub(crate) fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-fn corrupt(what: &'static str) -> Error {
+pub(super) fn corrupt(what: &'static str) -> Error {
     Error::BadRequest { reason: what }
 }
 
-fn oauth(e: TokenError) -> Error {
+pub(super) fn oauth(e: TokenError) -> Error {
     Error::OAuth(e)
 }
 
@@ -364,275 +355,6 @@ impl AuthzState {
         self.keys.sort_by_key(|k| (k.retired.is_none(), k.created));
     }
 
-    /// Decides a token request at `now`: client authentication, grant type, scope, audience.
-    pub fn token(&mut self, req: &TokenRequest, now: u64) -> Result<TokenGrant, Error> {
-        let client = self.authenticate(&req.client, now)?.clone();
-        if req.grant_type != CLIENT_CREDENTIALS {
-            return Err(oauth(if req.grant_type.is_empty() {
-                TokenError::InvalidRequest
-            } else {
-                TokenError::UnsupportedGrantType
-            }));
-        }
-        if !client.grant_types.iter().any(|g| g == CLIENT_CREDENTIALS) {
-            return Err(oauth(TokenError::UnauthorizedClient));
-        }
-        let scopes = match &req.scope {
-            None => client.scopes.clone(),
-            Some(s) => {
-                let asked = oauth::parse_scope(s).ok_or(oauth(TokenError::InvalidScope))?;
-                if asked.is_empty() || !asked.iter().all(|a| client.scopes.contains(a)) {
-                    return Err(oauth(TokenError::InvalidScope));
-                }
-                asked
-            }
-        };
-        let audiences: Vec<String> = match &req.resource {
-            None => client.audiences.clone(),
-            Some(resource) => {
-                let service = self
-                    .cfg
-                    .resources
-                    .iter()
-                    .find(|(name, uri)| {
-                        resource.trim_end_matches('/') == uri.trim_end_matches('/')
-                            || resource == &format!("urn:cryptoutil:{name}")
-                    })
-                    .map(|(name, _)| name.clone())
-                    .filter(|name| client.audiences.contains(name))
-                    .ok_or(oauth(TokenError::InvalidTarget))?;
-                vec![service]
-            }
-        };
-        let key = self
-            .keys
-            .last()
-            .map(|k| Arc::clone(&k.jwk))
-            .ok_or(Error::Unavailable {
-                actor: "Authz",
-                why: crate::error::Unavailability::Restarting,
-            })?;
-        let ttl = self.cfg.access_token_ttl.as_secs();
-        let jti = oauth::random_token(16).map_err(|_| corrupt("random"))?;
-        let scope = scopes.join(" ");
-        let mut claims = Map::new();
-        claims.insert("iss".into(), json!(self.cfg.issuer));
-        claims.insert("sub".into(), json!(client.client_id));
-        claims.insert("client_id".into(), json!(client.client_id));
-        claims.insert(
-            "aud".into(),
-            match audiences.as_slice() {
-                [one] => json!(one),
-                many => json!(many),
-            },
-        );
-        claims.insert("scope".into(), json!(scope));
-        claims.insert("tenant".into(), json!(client.tenant));
-        claims.insert("iat".into(), json!(now));
-        claims.insert("exp".into(), json!(now + ttl));
-        claims.insert("jti".into(), json!(jti.as_str()));
-        Ok(TokenGrant {
-            key,
-            claims,
-            expires_in: ttl,
-            scope,
-        })
-    }
-
-    /// RFC 7662: the token's claims when it is ours (signature by a published key, issuer,
-    /// not expired, not revoked) and of the introspecting client's tenant, else inactive. Only
-    /// authenticated clients may ask.
-    pub fn introspect(
-        &mut self,
-        auth: &super::msg::ClientAuth,
-        token: &str,
-        now: u64,
-    ) -> Result<Value, Error> {
-        let tenant = self.authenticate(auth, now)?.tenant.clone();
-        let inactive = json!({ "active": false });
-        let Some(claims) = self.verified_claims(token, now) else {
-            return Ok(inactive);
-        };
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
-        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        if now >= exp || text("tenant") != tenant || self.revoked.contains_key(text("jti")) {
-            return Ok(inactive);
-        }
-        let mut out = (*claims).clone();
-        out.insert("active".into(), json!(true));
-        out.insert("token_type".into(), json!("Bearer"));
-        Ok(Value::Object(out))
-    }
-
-    /// RFC 7009: which access token to revoke (`jti`, `exp`), if `token` is a live one issued to
-    /// the authenticated client. Anything else (expired, foreign, another client's, garbage) is
-    /// not an error to the caller, who cannot act on it: `None`.
-    pub fn revocation(
-        &mut self,
-        auth: &super::msg::ClientAuth,
-        token: &str,
-        now: u64,
-    ) -> Result<Option<(String, u64)>, Error> {
-        let client_id = self.authenticate(auth, now)?.client_id.clone();
-        let Some(claims) = self.verified_claims(token, now) else {
-            return Ok(None);
-        };
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        match (text("client_id"), text("jti")) {
-            (Some(owner), Some(jti)) if owner == client_id && now < exp => Ok(Some((jti, exp))),
-            _ => Ok(None),
-        }
-    }
-
-    /// Blocking: persists a revocation until the token's `exp`.
-    pub fn persist_revocation(store: &Store, jti: &str, exp: u64) -> Result<Loaded, Error> {
-        let record = json!({ "exp": exp }).to_string();
-        store.put_sealed(Table::IdentityRevoked, jti.as_bytes(), record.as_bytes())?;
-        Ok(Loaded {
-            revoked: vec![(jti.to_owned(), exp)],
-            ..Loaded::default()
-        })
-    }
-
-    /// Claims of a token signed by one of our published keys with our issuer (expiry is the
-    /// caller's to check), cached by the token's SHA-256.
-    fn verified_claims(&mut self, token: &str, now: u64) -> Option<Arc<Map<String, Value>>> {
-        if token.len() > 16 * 1024 {
-            return None;
-        }
-        let digest = oauth::token_digest(token.as_bytes());
-        if let Some(claims) = self.verified.get(&digest) {
-            return Some(Arc::clone(claims));
-        }
-        let set = JwkSet::parse(&self.jwks(now).to_string()).ok()?;
-        let v = jwt::Validation {
-            issuer: Some(self.cfg.issuer.clone()),
-            audience: None,
-            typ: Some("at+jwt".into()),
-            leeway: Duration::ZERO,
-            require_exp: true,
-        };
-        let claims = Arc::new(jwt::verify(token, &set, &[JwsAlg::ES256], &v, now).ok()?);
-        if self.verified.len() >= VERIFIED_MAX {
-            self.verified.clear();
-        }
-        self.verified.insert(digest, Arc::clone(&claims));
-        Some(claims)
-    }
-
-    /// The client if `auth` proves it; the same work and the same error whether the client is
-    /// unknown or the secret wrong, so neither timing nor message tells which.
-    fn authenticate(&mut self, auth: &super::msg::ClientAuth, now: u64) -> Result<&Client, Error> {
-        if auth.method == AuthMethod::PrivateKeyJwt {
-            let client_id = self.check_assertion(auth, now)?;
-            return self
-                .clients
-                .get(&client_id)
-                .ok_or(oauth(TokenError::InvalidClient));
-        }
-        let client = self.clients.get(&auth.client_id);
-        let stored = client
-            .and_then(|c| b64::decode(&c.secret_mac, "mac").ok())
-            .and_then(|m| <[u8; 32]>::try_from(m.as_slice()).ok())
-            .unwrap_or([0u8; 32]);
-        let secret_ok = oauth::client_secret_matches(&self.pepper, &auth.secret, &stored);
-        match client {
-            Some(c)
-                if secret_ok
-                    && auth.secret.len() <= oauth::MAX_CREDENTIAL_LEN
-                    && c.auth_methods.iter().any(|m| m == auth.method.as_str()) =>
-            {
-                Ok(c)
-            }
-            _ => Err(oauth(TokenError::InvalidClient)),
-        }
-    }
-
-    /// RFC 7523 §3: a client assertion signed by a key the client registered, `iss` = `sub` =
-    /// the client, `aud` naming this server, `exp` at most an hour ahead, a `jti` never seen
-    /// before (remembered until `exp`; a restart forgets them, so a replay window is bounded by
-    /// that lifetime). Every failure is the same `invalid_client`.
-    fn check_assertion(
-        &mut self,
-        auth: &super::msg::ClientAuth,
-        now: u64,
-    ) -> Result<String, Error> {
-        let refused = || oauth(TokenError::InvalidClient);
-        let assertion = auth.secret.as_str();
-        if assertion.len() > 16 * 1024 {
-            return Err(refused());
-        }
-        let unverified: Value = assertion
-            .split('.')
-            .nth(1)
-            .and_then(|p| b64::decode(p, "assertion").ok())
-            .and_then(|p| serde_json::from_slice(&p).ok())
-            .ok_or_else(refused)?;
-        let client_id = unverified
-            .get("iss")
-            .and_then(Value::as_str)
-            .ok_or_else(refused)?
-            .to_owned();
-        if !auth.client_id.is_empty() && auth.client_id != client_id {
-            return Err(refused());
-        }
-        let client = self.clients.get(&client_id).ok_or_else(refused)?;
-        if !client
-            .auth_methods
-            .iter()
-            .any(|m| m == AuthMethod::PrivateKeyJwt.as_str())
-        {
-            return Err(refused());
-        }
-        let set = client
-            .jwks
-            .as_ref()
-            .and_then(|j| crate::issuer_jwks::parse_issuer_set(&j.to_string()).ok())
-            .ok_or_else(refused)?;
-        let v = jwt::Validation {
-            issuer: Some(client_id.clone()),
-            audience: None,
-            typ: None,
-            leeway: Duration::from_secs(30),
-            require_exp: true,
-        };
-        let claims =
-            jwt::verify(assertion, &set, &ASSERTION_ALGS, &v, now).map_err(|_| refused())?;
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-        let issuer = self.cfg.issuer.trim_end_matches('/').to_owned();
-        let token_endpoint = format!("{issuer}/service/oauth2/v1/token");
-        let aud_ok = match claims.get("aud") {
-            Some(Value::String(a)) => *a == issuer || *a == token_endpoint,
-            Some(Value::Array(list)) => list
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|a| a == issuer || a == token_endpoint),
-            _ => false,
-        };
-        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        let jti = text("jti").filter(|j| !j.is_empty() && j.len() <= 256);
-        let (true, Some(jti), true) = (
-            aud_ok && text("sub").as_deref() == Some(client_id.as_str()),
-            jti,
-            exp <= now + ASSERTION_MAX_LIFETIME,
-        ) else {
-            return Err(refused());
-        };
-        if self.used_assertions.len() >= USED_ASSERTIONS_MAX {
-            self.used_assertions.retain(|_, e| *e > now);
-        }
-        if self.used_assertions.len() >= USED_ASSERTIONS_MAX {
-            return Err(refused());
-        }
-        let key = (client_id.clone(), jti);
-        if self.used_assertions.contains_key(&key) {
-            return Err(refused());
-        }
-        self.used_assertions.insert(key, exp);
-        Ok(client_id)
-    }
-
     /// Public keys of the current key and of retired keys still inside the overlap (a token
     /// signed just before a rotation stays verifiable until it expires).
     pub fn jwks(&self, now: u64) -> Value {
@@ -671,7 +393,7 @@ impl AuthzState {
                 AuthMethod::PrivateKeyJwt.as_str()
             ],
             "token_endpoint_auth_signing_alg_values_supported":
-                ASSERTION_ALGS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                super::tokens::ASSERTION_ALGS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "scopes_supported": API_SCOPES,
             "response_types_supported": [],
             "subject_types_supported": ["public"],
