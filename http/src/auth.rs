@@ -191,11 +191,7 @@ impl JwtBearer {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let digest: [u8; 32] =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
-                .as_ref()
-                .try_into()
-                .map_err(|_| AuthFailure::Invalid)?;
+        let digest = cryptoutil_protocols::oauth::token_digest(token.as_bytes());
         {
             let cache = self
                 .verified

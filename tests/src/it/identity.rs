@@ -680,54 +680,21 @@ async fn the_admin_api_manages_tenants_clients_and_users_within_tenants() {
             && !listed.to_string().contains("\"client_secret\""),
         "no secrets or MACs in listings: {listed}"
     );
-    assert_eq!(
-        admin(
-            &app,
-            &acme_op,
-            Method::GET,
-            &format!("/clients/{}", boot.client_id),
-            None
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        admin(
-            &app,
-            &acme_op,
-            Method::DELETE,
-            &format!("/clients/{}", boot.client_id),
-            None
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        admin(
-            &app,
-            &acme_op,
-            Method::POST,
-            "/tenants",
-            Some(json!({"id": "evil"}))
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        admin(
-            &app,
-            &acme_op,
+    let operator_client = format!("/clients/{}", boot.client_id);
+    for (method, path, body, status) in [
+        (Method::GET, operator_client.as_str(), None, 404),
+        (Method::DELETE, operator_client.as_str(), None, 404),
+        (Method::POST, "/tenants", Some(json!({"id": "evil"})), 403),
+        (
             Method::POST,
             "/clients",
-            Some(json!({"name": "x", "tenant": "default"}))
-        )
-        .await
-        .0,
-        403
-    );
+            Some(json!({"name": "x", "tenant": "default"})),
+            403,
+        ),
+    ] {
+        let (s, v) = admin(&app, &acme_op, method.clone(), path, body).await;
+        assert_eq!(s, status, "acme {method} {path}: {v}");
+    }
     let (_, tenants) = admin(&app, &acme_op, Method::GET, "/tenants", None).await;
     assert_eq!(tenants["tenants"].as_array().unwrap().len(), 1);
     // A token for another audience is not valid here; without the identity scope a token is
