@@ -61,8 +61,19 @@ async fn token_request(
     basic: Option<(&str, &str)>,
     form: &[(&str, &str)],
 ) -> (u16, Value, Response) {
+    oauth_post(app, "token", basic, form).await
+}
+
+/// A form POST to `/service/oauth2/v1/<endpoint>`, with HTTP Basic client authentication when
+/// `basic` is given.
+async fn oauth_post(
+    app: &TestApp,
+    endpoint: &str,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (u16, Value, Response) {
     let url = format!(
-        "{}/service/oauth2/v1/token",
+        "{}/service/oauth2/v1/{endpoint}",
         app.public(ServiceName::IdentityAuthz)
     );
     let body: String = form
@@ -428,6 +439,17 @@ async fn authlib_fetches_validates_and_uses_client_credentials_tokens() {
     app.stop().await;
 }
 
+/// Introspection or revocation (`endpoint`) of `token`: status and JSON body.
+async fn token_call(
+    app: &TestApp,
+    endpoint: &str,
+    basic: Option<(&str, &str)>,
+    token: &str,
+) -> (u16, Value) {
+    let (status, v, _) = oauth_post(app, endpoint, basic, &[("token", token)]).await;
+    (status, v)
+}
+
 /// RFC 7662 and RFC 7009: an authenticated client introspects its tenant's tokens; a revoked
 /// token is inactive, also after a restart; revoking what is not revocable is not an error.
 #[tokio::test(flavor = "multi_thread")]
@@ -447,35 +469,7 @@ async fn introspection_and_revocation() {
     let (_, other, _) = token_request(&app, me, &[("grant_type", "client_credentials")]).await;
     let other = other["access_token"].as_str().unwrap().to_owned();
 
-    let call = |app: &TestApp, path: &'static str, basic: Option<(&str, &str)>, token: &str| {
-        let url = format!(
-            "{}/service/oauth2/v1/{path}",
-            app.public(ServiceName::IdentityAuthz)
-        );
-        let body = format!("token={token}");
-        let auth = basic.map(|(id, secret)| {
-            use base64::Engine as _;
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-            )
-        });
-        let client = app.client.clone();
-        async move {
-            let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
-            if let Some(a) = &auth {
-                headers.push(("authorization", a.as_str()));
-            }
-            let r = client
-                .send(Method::POST, &url, &headers, body.into())
-                .await
-                .unwrap();
-            let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-            (r.status.as_u16(), v)
-        }
-    };
-
-    let (status, active) = call(&app, "introspect", me, &token).await;
+    let (status, active) = token_call(&app, "introspect", me, &token).await;
     assert_eq!(status, 200, "{active}");
     assert_eq!(active["active"], true);
     assert_eq!(active["scope"], "jose");
@@ -487,41 +481,48 @@ async fn introspection_and_revocation() {
     let forged = format!("{}x", &token[..token.len() - 1]);
     for bad in [forged.as_str(), "not-a-token"] {
         assert_eq!(
-            call(&app, "introspect", me, bad).await,
+            token_call(&app, "introspect", me, bad).await,
             (200, serde_json::json!({"active": false}))
         );
     }
     // Only authenticated clients may ask.
-    let (status, v) = call(&app, "introspect", None, &token).await;
+    let (status, v) = token_call(&app, "introspect", None, &token).await;
     assert_eq!((status, v["error"].as_str()), (401, Some("invalid_client")));
-    let (status, v) = call(&app, "introspect", Some((&boot.client_id, "wrong")), &token).await;
+    let (status, v) =
+        token_call(&app, "introspect", Some((&boot.client_id, "wrong")), &token).await;
     assert_eq!((status, v["error"].as_str()), (401, Some("invalid_client")));
-    let (status, v) = call(&app, "introspect", me, "").await;
+    let (status, v) = token_call(&app, "introspect", me, "").await;
     assert_eq!(
         (status, v["error"].as_str()),
         (400, Some("invalid_request"))
     );
 
     // Revoke one token: it turns inactive, the other stays active.
-    assert_eq!(call(&app, "revoke", me, &token).await.0, 200);
+    assert_eq!(token_call(&app, "revoke", me, &token).await.0, 200);
     assert_eq!(
-        call(&app, "introspect", me, &token).await.1["active"],
+        token_call(&app, "introspect", me, &token).await.1["active"],
         false
     );
-    assert_eq!(call(&app, "introspect", me, &other).await.1["active"], true);
+    assert_eq!(
+        token_call(&app, "introspect", me, &other).await.1["active"],
+        true
+    );
     // Again, and garbage: still 200 (RFC 7009 §2.2).
-    assert_eq!(call(&app, "revoke", me, &token).await.0, 200);
-    assert_eq!(call(&app, "revoke", me, "not-a-token").await.0, 200);
-    assert_eq!(call(&app, "revoke", None, &other).await.0, 401);
+    assert_eq!(token_call(&app, "revoke", me, &token).await.0, 200);
+    assert_eq!(token_call(&app, "revoke", me, "not-a-token").await.0, 200);
+    assert_eq!(token_call(&app, "revoke", None, &other).await.0, 401);
 
     // The revocation is durable.
     app.stop().await;
     let app = start(Some(&data)).await;
     assert_eq!(
-        call(&app, "introspect", me, &token).await.1["active"],
+        token_call(&app, "introspect", me, &token).await.1["active"],
         false
     );
-    assert_eq!(call(&app, "introspect", me, &other).await.1["active"], true);
+    assert_eq!(
+        token_call(&app, "introspect", me, &other).await.1["active"],
+        true
+    );
     app.stop().await;
 }
 
@@ -708,34 +709,10 @@ async fn the_admin_api_manages_tenants_clients_and_users_within_tenants() {
         403
     );
     // The default tenant's client does not see acme tokens as active.
-    let url = format!(
-        "{}/service/oauth2/v1/introspect",
-        app.public(ServiceName::IdentityAuthz)
-    );
-    let basic = {
-        use base64::Engine as _;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", boot.client_id, boot.secret))
-        )
-    };
-    let r = app
-        .client
-        .send(
-            Method::POST,
-            &url,
-            &[
-                ("authorization", basic.as_str()),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            format!("token={w}").into(),
-        )
-        .await
-        .unwrap();
+    let me = Some((boot.client_id.as_str(), boot.secret.as_str()));
     assert_eq!(
-        serde_json::from_slice::<Value>(&r.body).unwrap(),
-        json!({"active": false})
+        token_call(&app, "introspect", me, &w).await,
+        (200, json!({"active": false}))
     );
 
     // Users: generated or given passwords, never shown again, stored as PBKDF2.
