@@ -358,15 +358,21 @@ impl AuthzState {
     /// Public keys of the current key and of retired keys still inside the overlap (a token
     /// signed just before a rotation stays verifiable until it expires).
     pub fn jwks(&self, now: u64) -> Value {
-        let overlap = self.cfg.access_token_ttl.as_secs() + 300;
         let keys: Vec<Value> = self
-            .keys
-            .iter()
-            .rev()
-            .filter(|k| k.retired.is_none_or(|r| now < r + overlap))
-            .filter_map(|k| k.jwk.to_public_value().ok())
+            .published(now)
+            .filter_map(|k| k.to_public_value().ok())
             .collect();
         json!({ "keys": keys })
+    }
+
+    /// The keys [`Self::jwks`] publishes at `now`, newest first.
+    pub(super) fn published(&self, now: u64) -> impl Iterator<Item = &Jwk> {
+        let overlap = self.cfg.access_token_ttl.as_secs() + 300;
+        self.keys
+            .iter()
+            .rev()
+            .filter(move |k| k.retired.is_none_or(|r| now < r + overlap))
+            .map(|k| k.jwk.as_ref())
     }
 
     /// RFC 8414 / OpenID Connect Discovery metadata: only what is implemented.

@@ -164,7 +164,10 @@ impl AuthzState {
         if let Some(claims) = self.verified.get(&digest) {
             return Some(Arc::clone(claims));
         }
-        let set = JwkSet::parse(&self.jwks(now).to_string()).ok()?;
+        // The published keys as they are, not serialized and parsed again on every new token.
+        let set = JwkSet {
+            keys: self.published(now).cloned().collect(),
+        };
         let v = jwt::Validation {
             issuer: Some(self.cfg.issuer.clone()),
             audience: None,
