@@ -34,6 +34,9 @@ pub struct ServiceActors {
     pub issuer_jwks: Vec<IssuerJwksHandle>,
     /// identity-authz's tenants, clients and signing keys (`identity-authz` only).
     pub authz: Option<AuthzHandle>,
+    /// identity-idp's way to identity-authz, whose sign-in requests its login pages complete
+    /// (`identity-idp` only, when identity-authz runs in the same process).
+    pub login: Option<AuthzHandle>,
 }
 
 /// What the tree needs besides stores.
@@ -68,6 +71,12 @@ pub async fn start(
         let (spec, actors) = service_tree(service, store, args, cfg)?;
         service_specs.push(spec);
         services.insert(service, actors);
+    }
+    let authz = services
+        .get(&ServiceName::IdentityAuthz)
+        .and_then(|a: &ServiceActors| a.authz.clone());
+    if let Some(idp) = services.get_mut(&ServiceName::IdentityIdp) {
+        idp.login = authz;
     }
     let args = SupervisorArgs {
         name: "root".into(),
@@ -205,6 +214,7 @@ fn service_tree(
         jose,
         issuer_jwks,
         authz,
+        login: None,
     };
     Ok((Arc::new(SupervisorSpec::new(args)), actors))
 }

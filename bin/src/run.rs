@@ -313,11 +313,24 @@ fn identity_setup(
             jwks_ca: None,
         });
     }
+    let login_url = match cfg.identity.login_url.as_str() {
+        "" => endpoints
+            .get(&ServiceName::IdentityIdp)
+            .map(|e| format!("{}{}", e.public, cryptoutil_http::login::LOGIN)),
+        url => {
+            cryptoutil_federation::client::HttpsUrl::parse(url)
+                .map_err(|e| anyhow!("invalid configuration: `identity.login_url`: {e}"))?;
+            Some(url.to_owned())
+        }
+    };
     let authz = AuthzConfig {
         issuer,
         access_token_ttl: cfg.identity.access_token_ttl,
         pepper,
         resources,
+        login_url,
+        refresh_token_ttl: cfg.identity.refresh_token_ttl,
+        session_ttl: cfg.identity.session_ttl,
     };
     Ok((Some(authz), auth))
 }

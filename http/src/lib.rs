@@ -8,7 +8,10 @@
 //! - [`routes`]: the public route table of a service and the router built from it.
 //! - [`jose`]: the JOSE service's API handlers and its OpenAPI document.
 //! - [`identity`]: identity-authz's admin API (tenants, clients, users).
-//! - [`oauth`]: identity-authz's discovery, JWK Set and token endpoints.
+//! - [`oauth`]: identity-authz's discovery, JWK Set, token, introspection, revocation and
+//!   userinfo endpoints.
+//! - [`login`]: the authorization endpoint and logout (identity-authz), the login page
+//!   (identity-idp).
 //! - [`ui`]: the browser UIs (static assets compiled in), under `/browser/ui/`.
 //! - [`auth`]: the credential seam: `Authenticator`, and the middleware that applies it.
 //! - [`middleware`]: IP allowlist, per-client rate limit, browser security headers.
@@ -27,6 +30,7 @@ pub mod error;
 pub mod identity;
 pub mod jose;
 pub mod listener;
+pub mod login;
 pub mod metrics;
 pub mod middleware;
 pub mod oauth;

@@ -30,6 +30,13 @@ pub const TOKEN: &str = "/service/oauth2/v1/token";
 pub const INTROSPECT: &str = "/service/oauth2/v1/introspect";
 /// Token revocation (RFC 7009).
 pub const REVOKE: &str = "/service/oauth2/v1/revoke";
+/// OpenID Connect userinfo (a bearer access token with `openid`, checked here, not by the gate:
+/// its audience is the services, not identity-authz).
+pub const USERINFO: &str = "/service/oauth2/v1/userinfo";
+/// The authorization endpoint (a browser navigation).
+pub const AUTHORIZE: &str = cryptoutil_actors::authz::flow::AUTHORIZE_PATH;
+/// RP-initiated logout (a browser navigation).
+pub const LOGOUT: &str = cryptoutil_actors::authz::flow::LOGOUT_PATH;
 
 /// Largest token request body.
 const MAX_FORM: usize = 16 * 1024;
@@ -172,10 +179,19 @@ fn client_auth(
             secret: Zeroizing::new(secret.to_owned()),
             method: AuthMethod::ClientSecretPost,
         }),
-        (None, None) => Err((
-            TokenError::InvalidClient,
-            "client authentication is required",
-        )),
+        // A public client names itself and proves nothing (RFC 6749 §2.1); only the code flow
+        // with PKCE and rotated refresh tokens are open to it.
+        (None, None) => match param(params, "client_id") {
+            Some(id) => Ok(ClientAuth {
+                client_id: id.to_owned(),
+                secret: Zeroizing::new(String::new()),
+                method: AuthMethod::None,
+            }),
+            None => Err((
+                TokenError::InvalidClient,
+                "client authentication is required",
+            )),
+        },
     }
 }
 
@@ -254,6 +270,44 @@ pub(crate) async fn revoke_post(
     token_op(&app, &headers, &body, TokenOp::Revoke).await
 }
 
+/// `Authorization: Bearer <token>` of a userinfo request.
+fn bearer(headers: &HeaderMap) -> Option<Zeroizing<String>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| Zeroizing::new(token.trim().to_owned()))
+}
+
+/// RFC 6750 §3 refusal of a userinfo request.
+fn bearer_error(status: StatusCode, error: &'static str) -> Response {
+    let mut response = (status, Json(json!({ "error": error }))).into_response();
+    let challenge = format!(r#"Bearer realm="cryptoutil", error="{error}""#);
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    no_store(response)
+}
+
+pub(crate) async fn userinfo(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let authz = authz(&app)?;
+    let Some(token) = bearer(&headers) else {
+        return Ok(bearer_error(StatusCode::UNAUTHORIZED, "invalid_token"));
+    };
+    match authz.userinfo(token).await {
+        Ok(claims) => Ok(no_store(Json(claims).into_response())),
+        Err(cryptoutil_actors::Error::OAuth(_)) => {
+            Ok(bearer_error(StatusCode::UNAUTHORIZED, "invalid_token"))
+        }
+        Err(cryptoutil_actors::Error::Forbidden { .. }) => {
+            Ok(bearer_error(StatusCode::FORBIDDEN, "insufficient_scope"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(crate) async fn token_post(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -268,37 +322,57 @@ pub(crate) async fn token_post(
         Ok(c) => c,
         Err((e, why)) => return Ok(token_error(e, why)),
     };
+    let secret = |name: &str| param(&params, name).map(|v| Zeroizing::new(v.to_owned()));
     let request = TokenRequest {
-        client,
         grant_type: param(&params, "grant_type").unwrap_or_default().to_owned(),
         scope: param(&params, "scope").map(str::to_owned),
         resource: param(&params, "resource").map(str::to_owned),
+        code: secret("code"),
+        redirect_uri: param(&params, "redirect_uri").map(str::to_owned),
+        code_verifier: secret("code_verifier"),
+        refresh_token: secret("refresh_token"),
+        client,
     };
     let grant = match authz.token(request).await {
         Ok(g) => g,
         Err(cryptoutil_actors::Error::OAuth(e)) => {
             let description = match e {
                 TokenError::InvalidClient => "client authentication failed",
-                TokenError::UnsupportedGrantType => "supported: client_credentials",
+                TokenError::UnsupportedGrantType => {
+                    "supported: client_credentials, authorization_code, refresh_token"
+                }
                 TokenError::UnauthorizedClient => "the client may not use this grant type",
                 TokenError::InvalidScope => "a requested scope is not allowed to the client",
                 TokenError::InvalidTarget => "the resource is not an audience of the client",
-                TokenError::InvalidRequest => "grant_type is missing",
-                TokenError::InvalidGrant => "the grant is invalid",
+                TokenError::InvalidRequest => {
+                    "a required parameter is missing (grant_type, code, code_verifier, refresh_token)"
+                }
+                TokenError::InvalidGrant => {
+                    "the code or refresh token is invalid, expired, revoked or was issued to another client"
+                }
             };
             return Ok(token_error(e, description));
         }
         Err(e) => return Err(e.into()),
     };
-    let token = jwt::sign(&grant.key, &grant.claims, "at+jwt")
-        .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Jose(e)))?;
-    let mut response = Json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": grant.expires_in,
-        "scope": grant.scope,
-    }))
-    .into_response();
+    let jose = |e| ApiError::Actor(cryptoutil_actors::Error::Jose(e));
+    let token = jwt::sign(&grant.key, &grant.claims, "at+jwt").map_err(jose)?;
+    let mut body = serde_json::Map::new();
+    if let Some(mut id) = grant.id_token {
+        id.insert("at_hash".into(), json!(oauth::at_hash(&token)));
+        body.insert(
+            "id_token".into(),
+            json!(jwt::sign(&grant.key, &id, "JWT").map_err(jose)?),
+        );
+    }
+    if let Some(refresh) = &grant.refresh_token {
+        body.insert("refresh_token".into(), json!(refresh.as_str()));
+    }
+    body.insert("access_token".into(), json!(token));
+    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("expires_in".into(), json!(grant.expires_in));
+    body.insert("scope".into(), json!(grant.scope));
+    let mut response = Json(Value::Object(body)).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

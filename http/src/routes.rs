@@ -111,8 +111,24 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
                 post(oauth::introspect_post)
             }),
             (Method::POST, oauth::REVOKE, || post(oauth::revoke_post)),
+            (Method::GET, oauth::USERINFO, || get(oauth::userinfo)),
+            (Method::POST, oauth::USERINFO, || post(oauth::userinfo)),
         ] {
             rows.push(spec(Some(method), path, Realm::Service, Public, handler));
+        }
+        // Browser navigations of the code flow: public, they carry their own checks.
+        for (method, path, handler) in [
+            (
+                Method::GET,
+                oauth::AUTHORIZE,
+                (|| get(crate::login::authorize_get)) as fn() -> MethodRouter<AppState>,
+            ),
+            (Method::POST, oauth::AUTHORIZE, || {
+                post(crate::login::authorize_post)
+            }),
+            (Method::GET, oauth::LOGOUT, || get(crate::login::logout_get)),
+        ] {
+            rows.push(spec(Some(method), path, Realm::Browser, Public, handler));
         }
         use crate::identity as admin;
         both!(
@@ -170,6 +186,19 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
             Authenticated,
             || delete(admin::user_delete)
         );
+    }
+    if service == ServiceName::IdentityIdp {
+        use crate::login;
+        for (method, path, handler) in [
+            (
+                Method::GET,
+                login::LOGIN,
+                (|| get(login::login_get)) as fn() -> MethodRouter<AppState>,
+            ),
+            (Method::POST, login::LOGIN, || post(login::login_post)),
+        ] {
+            rows.push(spec(Some(method), path, Realm::Browser, Public, handler));
+        }
     }
     if service == ServiceName::Jose {
         use crate::{jose, ui};

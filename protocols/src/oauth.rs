@@ -181,6 +181,107 @@ pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
     constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes()).is_ok()
 }
 
+/// Equality of two secrets' encodings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+/// OpenID Connect Core §3.1.3.6 `at_hash` for an ES256/PS256/RS256-signed ID token: base64url
+/// of the left half of the access token's SHA-256.
+pub fn at_hash(access_token: &str) -> String {
+    let digest = token_digest(access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+/// A redirect URI a client may register (RFC 9700 §4.1, OAuth 2.1 §2.3.1): absolute, `https`,
+/// or `http` on a loopback host for native apps; no fragment, no user information, no spaces;
+/// at most 512 bytes. Matching against a registered URI is then exact string comparison.
+pub fn valid_redirect_uri(uri: &str) -> bool {
+    if uri.len() > 512 || uri.contains('#') || uri.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+        return false;
+    }
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    match scheme {
+        "https" => !host.is_empty(),
+        "http" => matches!(host, "127.0.0.1" | "::1" | "localhost"),
+        _ => false,
+    }
+}
+
+/// `uri` with `params` appended to its query (`?` or `&`), form-encoded.
+pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(uri.len() + 64);
+    out.push_str(uri);
+    let mut sep = if uri.contains('?') { '&' } else { '?' };
+    for (name, value) in params {
+        out.push(sep);
+        sep = '&';
+        out.push_str(&form_encode(name));
+        out.push('=');
+        out.push_str(&form_encode(value));
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded` encoding of one name or value.
+pub fn form_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Authorization endpoint errors (RFC 6749 §4.1.2.1), sent to the client's redirect URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizeError {
+    /// Missing, repeated or malformed parameter (PKCE missing or not S256 included).
+    InvalidRequest,
+    /// The client may not use the code flow.
+    UnauthorizedClient,
+    /// The user (or the server for them) refused.
+    AccessDenied,
+    /// Only `code` is supported.
+    UnsupportedResponseType,
+    /// A scope the client may not have.
+    InvalidScope,
+    /// `prompt=none` and nobody is signed in.
+    LoginRequired,
+    /// Something failed on our side.
+    ServerError,
+}
+
+impl AuthorizeError {
+    /// The registered error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthorizeError::InvalidRequest => "invalid_request",
+            AuthorizeError::UnauthorizedClient => "unauthorized_client",
+            AuthorizeError::AccessDenied => "access_denied",
+            AuthorizeError::UnsupportedResponseType => "unsupported_response_type",
+            AuthorizeError::InvalidScope => "invalid_scope",
+            AuthorizeError::LoginRequired => "login_required",
+            AuthorizeError::ServerError => "server_error",
+        }
+    }
+}
+
 /// Token endpoint errors (RFC 6749 §5.2, RFC 8707 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
@@ -218,6 +319,55 @@ impl TokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_uris_are_https_or_loopback_http_without_fragments() {
+        for ok in [
+            "https://rp.example/cb",
+            "https://rp.example:8443/cb?x=1",
+            "http://127.0.0.1:53127/cb",
+            "http://[::1]:8080/cb",
+            "http://localhost/cb",
+            "https://[2001:db8::1]/cb",
+        ] {
+            assert!(valid_redirect_uri(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/cb",
+            "rp.example/cb",
+            "http://rp.example/cb",
+            "https://rp.example/cb#frag",
+            "https://user@rp.example/cb",
+            "https:///cb",
+            "javascript://x/%0aalert(1)",
+            "https://rp.example/a b",
+            "custom://app/cb",
+        ] {
+            assert!(!valid_redirect_uri(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn at_hash_matches_oidc_core_example() {
+        // OpenID Connect Core 1.0 Appendix A.3/A.4: access token and its at_hash (RS256).
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+
+    #[test]
+    fn query_parameters_are_appended_form_encoded() {
+        assert_eq!(
+            with_query("https://rp/cb", &[("code", "a b"), ("state", "x&y=z")]),
+            "https://rp/cb?code=a+b&state=x%26y%3Dz"
+        );
+        assert_eq!(
+            with_query("https://rp/cb?k=1", &[("c", "~")]),
+            "https://rp/cb?k=1&c=%7E"
+        );
+    }
 
     #[test]
     fn client_secrets_are_peppered_macs_compared_whole() {

@@ -27,11 +27,14 @@ pub enum Table {
     IdentityKeys,
     /// identity-authz revoked access tokens: `<jti>` -> sealed `{"exp": ...}` (kept until exp).
     IdentityRevoked,
+    /// identity-authz refresh-token families: `<family id>` -> sealed record (the current
+    /// token's digest, its generation, owner, scope, expiry, revoked flag).
+    IdentityRefresh,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -42,6 +45,7 @@ impl Table {
         Table::IdentityUsers,
         Table::IdentityKeys,
         Table::IdentityRevoked,
+        Table::IdentityRefresh,
     ];
 
     /// The versioned table name.
@@ -57,6 +61,7 @@ impl Table {
             Table::IdentityUsers => "identity_users_v1",
             Table::IdentityKeys => "identity_keys_v1",
             Table::IdentityRevoked => "identity_revoked_v1",
+            Table::IdentityRefresh => "identity_refresh_v1",
         }
     }
 

@@ -1,6 +1,8 @@
 """OAuth interop with Authlib (an independent OAuth 2.0 / OIDC client) against identity-authz.
 
 Usage: oauth_interop.py client-credentials ISSUER_BASE CA_PEM CLIENT_ID CLIENT_SECRET JOSE_BASE
+       oauth_interop.py code-flow ISSUER_BASE CA_PEM CLIENT_ID CLIENT_SECRET KMS_BASE
+                        USERNAME PASSWORD REDIRECT_URI POST_LOGOUT_URI
 
 Discovers the server, fetches client-credentials tokens with client_secret_basic and
 client_secret_post through Authlib's OAuth2Session, validates each access token with joserfc
@@ -8,20 +10,33 @@ client_secret_post through Authlib's OAuth2Session, validates each access token 
 calls the JOSE service with it, introspects and revokes a token (RFC 7662, RFC 7009), registers
 a key-only client and authenticates it with an Authlib-signed private_key_jwt assertion
 (RFC 7523), and checks that a wrong secret is refused as invalid_client.
+
+code-flow: Authlib builds the authorization request (PKCE S256, state, nonce); a requests
+session plays the browser through identity-idp's login form (a wrong password first, then the
+right one); Authlib redeems the code, Authlib's CodeIDToken validates the ID token (iss, aud,
+exp, iat, auth_time, nonce, at_hash) after joserfc checked its signature against the JWK Set;
+the access token calls KMS and userinfo; a second authorization request signs in silently
+(single sign-on); the refresh token rotates, the rotated-out one is refused and its reuse kills
+the family; introspection and revocation; RP-initiated logout ends the session.
 Prints one JSON object: {"results": [{"case", "ok", "detail"}]}.
 """
 
 import json
 import sys
 import time
+from html.parser import HTMLParser
 
 import requests
+from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
+from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 
 def main():
+    if sys.argv[1] == "code-flow":
+        return code_flow(*sys.argv[2:])
     _, mode, base, ca, client_id, secret, jose = sys.argv
     assert mode == "client-credentials", mode
     results = []
@@ -121,6 +136,186 @@ def main():
             return e.error
         raise AssertionError("a wrong secret got a token")
     case("a wrong secret is invalid_client", wrong_secret)
+
+    print(json.dumps({"results": results}))
+
+
+class FormFields(HTMLParser):
+    """The hidden inputs and the alert text of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.fields = {}
+        self.alert = None
+        self._in_alert = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "input" and a.get("type") == "hidden":
+            self.fields[a["name"]] = a.get("value", "")
+        if a.get("role") == "alert":
+            self._in_alert = True
+
+    def handle_data(self, data):
+        if self._in_alert:
+            self.alert = data.strip()
+            self._in_alert = False
+
+
+def code_flow(base, ca, client_id, secret, kms, username, password, redirect_uri, post_logout):
+    results = []
+
+    def case(name, fn):
+        try:
+            detail = fn()
+            results.append({"case": name, "ok": True, "detail": detail})
+        except Exception as e:  # the report carries every failure
+            results.append({"case": name, "ok": False, "detail": f"{type(e).__name__}: {e}"})
+
+    meta = requests.get(f"{base}/.well-known/openid-configuration", verify=ca, timeout=10).json()
+    issuer = meta["issuer"]
+    keys = KeySet.import_key_set(requests.get(meta["jwks_uri"], verify=ca, timeout=10).json())
+    browser = requests.Session()
+    browser.trust_env = False
+    browser.verify = ca
+    state = {}
+
+    def rp():
+        session = OAuth2Session(client_id, secret, scope="openid profile kms",
+                                redirect_uri=redirect_uri, code_challenge_method="S256")
+        session.trust_env = False
+        session.verify = ca
+        return session
+
+    def authorize(session):
+        verifier = generate_token(48)
+        nonce = generate_token(20)
+        uri, st = session.create_authorization_url(
+            meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce)
+        r = browser.get(uri, allow_redirects=False, timeout=10)
+        assert r.status_code == 303, (r.status_code, r.text)
+        return r.headers["location"], verifier, nonce, st
+
+    def discovery():
+        assert meta["code_challenge_methods_supported"] == ["S256"], meta
+        assert "authorization_code" in meta["grant_types_supported"], meta
+        assert meta["authorization_response_iss_parameter_supported"] is True, meta
+        return {k: meta[k] for k in ["authorization_endpoint", "userinfo_endpoint", "end_session_endpoint"]}
+    case("discovery announces the code flow with S256 only", discovery)
+
+    def sign_in():
+        session = rp()
+        login, verifier, nonce, st = authorize(session)
+        page = browser.get(login, allow_redirects=False, timeout=10)
+        assert page.status_code == 200, (page.status_code, page.text)
+        csp = page.headers["content-security-policy"]
+        origin = "/".join(redirect_uri.split("/")[:3])
+        assert f"form-action 'self' {origin}" in csp, csp
+        form = FormFields()
+        form.feed(page.text)
+        origin_header = {"origin": "/".join(login.split("/")[:3])}
+        wrong = browser.post(login.split("?")[0], data={**form.fields, "username": username,
+                             "password": "not-the-password"}, headers=origin_header,
+                             allow_redirects=False, timeout=30)
+        assert wrong.status_code == 200, (wrong.status_code, wrong.text)
+        again = FormFields()
+        again.feed(wrong.text)
+        assert again.alert == "The username or password is incorrect.", again.alert
+        done = browser.post(login.split("?")[0], data={**again.fields, "username": username,
+                            "password": password}, headers=origin_header,
+                            allow_redirects=False, timeout=30)
+        assert done.status_code == 303, (done.status_code, done.text)
+        back = done.headers["location"]
+        assert back.startswith(redirect_uri + "?"), back
+        assert f"state={st}" in back and "iss=" in back, back
+        tok = session.fetch_token(meta["token_endpoint"], authorization_response=back,
+                                  code_verifier=verifier)
+        state.update(session=session, tok=tok, nonce=nonce)
+        return {"scope": tok["scope"], "has_refresh": "refresh_token" in tok}
+    case("authorization code + PKCE through the login form (a wrong password first)", sign_in)
+
+    def id_token():
+        tok, nonce = state["tok"], state["nonce"]
+        decoded = jwt.decode(tok["id_token"], keys, algorithms=["ES256"])
+        claims = CodeIDToken(
+            decoded.claims, decoded.header,
+            {"iss": {"essential": True, "value": issuer},
+             "aud": {"essential": True, "value": client_id},
+             "nonce": {"essential": True, "value": nonce},
+             "auth_time": {"essential": True}},
+            {"nonce": nonce, "access_token": tok["access_token"], "client_id": client_id})
+        claims.validate(now=int(time.time()), leeway=5)
+        assert claims["amr"] == ["pwd"] and claims["acr"], dict(claims)
+        assert claims["preferred_username"] == username, dict(claims)
+        state["sub"] = claims["sub"]
+        return {"sub": claims["sub"], "acr": claims["acr"], "at_hash": claims["at_hash"]}
+    case("the ID token validates (signature, iss, aud, nonce, auth_time, at_hash)", id_token)
+
+    def use_it():
+        session = state["session"]
+        r = session.get(f"{kms}/service/api/v1/info", timeout=10)
+        assert r.status_code == 200, (r.status_code, r.text)
+        info = session.get(meta["userinfo_endpoint"], timeout=10)
+        assert info.status_code == 200, (info.status_code, info.text)
+        claims = info.json()
+        assert claims["sub"] == state["sub"] and claims["preferred_username"] == username, claims
+        return claims
+    case("the access token calls KMS and userinfo", use_it)
+
+    def single_sign_on():
+        session = rp()
+        login, verifier, _, _ = authorize(session)
+        r = browser.get(login, allow_redirects=False, timeout=10)
+        assert r.status_code == 303, (r.status_code, r.text)
+        tok = session.fetch_token(meta["token_endpoint"], authorization_response=r.headers["location"],
+                                  code_verifier=verifier)
+        return {"silent": True, "scope": tok["scope"]}
+    case("a second authorization signs in silently with the session cookie", single_sign_on)
+
+    def refresh():
+        session, tok = state["session"], state["tok"]
+        old = tok["refresh_token"]
+        new = session.refresh_token(meta["token_endpoint"], refresh_token=old)
+        assert new["refresh_token"] != old, new
+        assert jwt.decode(new["access_token"], keys, algorithms=["ES256"]).claims["sub"] == state["sub"]
+        reused = OAuth2Session(client_id, secret)
+        reused.trust_env = False
+        reused.verify = ca
+        for label, token in [("rotated-out", old), ("latest, after the reuse", new["refresh_token"])]:
+            try:
+                reused.refresh_token(meta["token_endpoint"], refresh_token=token)
+            except OAuthError as e:
+                assert e.error == "invalid_grant", (label, e.error)
+                continue
+            raise AssertionError(f"the {label} refresh token still works")
+        return {"rotated": True, "family_revoked": True}
+    case("refresh rotates; reusing a rotated-out token revokes the family", refresh)
+
+    def introspect_and_revoke():
+        session = OAuth2Session(client_id, secret)
+        session.trust_env = False
+        session.verify = ca
+        access = state["tok"]["access_token"]
+        before = session.introspect_token(meta["introspection_endpoint"], token=access).json()
+        assert before["active"] is True and before["sub"] == state["sub"], before
+        r = session.revoke_token(meta["revocation_endpoint"], token=access)
+        assert r.status_code == 200, (r.status_code, r.text)
+        after = session.introspect_token(meta["introspection_endpoint"], token=access).json()
+        assert after == {"active": False}, after
+        return {"before": True, "after": False}
+    case("introspect and revoke the user's access token", introspect_and_revoke)
+
+    def logout():
+        r = browser.get(meta["end_session_endpoint"], params={
+            "id_token_hint": state["tok"]["id_token"], "post_logout_redirect_uri": post_logout,
+            "state": "bye"}, allow_redirects=False, timeout=10)
+        assert r.status_code == 303, (r.status_code, r.text)
+        assert r.headers["location"] == post_logout + "?state=bye", r.headers["location"]
+        login, _, _, _ = authorize(rp())
+        page = browser.get(login, allow_redirects=False, timeout=10)
+        assert page.status_code == 200 and "password" in page.text, (page.status_code, page.text)
+        return {"signed_out": True}
+    case("RP-initiated logout ends the session", logout)
 
     print(json.dumps({"results": results}))
 

@@ -12,7 +12,8 @@ use zeroize::Zeroizing;
 
 use super::msg::AuthMethod;
 use super::state::{
-    now_unix, record_json, AuthzState, Client, Loaded, Tenant, User, API_SCOPES, CLIENT_CREDENTIALS,
+    now_unix, record_json, AuthzState, Client, Loaded, Tenant, User, API_SCOPES,
+    AUTHORIZATION_CODE, CLIENT_CREDENTIALS, OIDC_SCOPES, REFRESH_TOKEN,
 };
 use crate::error::Error;
 
@@ -77,6 +78,16 @@ pub struct NewClient {
     /// Public keys for `private_key_jwt`, as a JWK Set.
     #[serde(default)]
     pub jwks: Option<Value>,
+    /// Grant types (default: `client_credentials`, or `authorization_code` and `refresh_token`
+    /// when `redirect_uris` are given).
+    #[serde(default)]
+    pub grant_types: Option<Vec<String>>,
+    /// Redirect URIs for the code flow, matched exactly.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser afterwards, matched exactly.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// `POST .../identity/users`.
@@ -162,12 +173,16 @@ fn client_view(c: &Client) -> Value {
     json!({
         "client_id": c.client_id, "tenant": c.tenant, "name": c.name,
         "grant_types": c.grant_types, "scopes": c.scopes, "audiences": c.audiences,
-        "auth_methods": c.auth_methods, "jwks": c.jwks, "created": c.created,
+        "auth_methods": c.auth_methods, "jwks": c.jwks, "redirect_uris": c.redirect_uris,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris, "created": c.created,
     })
 }
 
 fn user_view(u: &User) -> Value {
-    json!({ "username": u.username, "tenant": u.tenant, "roles": u.roles, "created": u.created })
+    json!({
+        "id": u.id, "username": u.username, "tenant": u.tenant, "roles": u.roles,
+        "created": u.created,
+    })
 }
 
 impl AuthzState {
@@ -222,11 +237,53 @@ impl AuthzState {
                 if !self.tenants().any(|t| t.id == tenant) {
                     return Err(Error::NotFound { what: "tenant" });
                 }
-                let scopes = spec
-                    .scopes
-                    .unwrap_or_else(|| API_SCOPES.iter().map(|s| (*s).to_owned()).collect());
-                if scopes.is_empty() || !scopes.iter().all(|s| API_SCOPES.contains(&s.as_str())) {
-                    return Err(bad("scopes: a non-empty subset of kms, jose, ca, identity"));
+                let code_flow = !spec.redirect_uris.is_empty();
+                let grant_types = spec.grant_types.clone().unwrap_or_else(|| {
+                    if code_flow {
+                        vec![AUTHORIZATION_CODE.into(), REFRESH_TOKEN.into()]
+                    } else {
+                        vec![CLIENT_CREDENTIALS.into()]
+                    }
+                });
+                let known = [CLIENT_CREDENTIALS, AUTHORIZATION_CODE, REFRESH_TOKEN];
+                let has = |g: &str| grant_types.iter().any(|x| x == g);
+                if grant_types.is_empty()
+                    || !grant_types.iter().all(|g| known.contains(&g.as_str()))
+                {
+                    return Err(bad(
+                        "grant_types: client_credentials, authorization_code, refresh_token",
+                    ));
+                }
+                if has(REFRESH_TOKEN) && !has(AUTHORIZATION_CODE) {
+                    return Err(bad("refresh_token needs authorization_code"));
+                }
+                if has(AUTHORIZATION_CODE) != code_flow {
+                    return Err(bad("authorization_code needs redirect_uris, and only it"));
+                }
+                let uris_ok = |uris: &[String]| {
+                    uris.len() <= 10 && uris.iter().all(|u| oauth::valid_redirect_uri(u))
+                };
+                if !uris_ok(&spec.redirect_uris) || !uris_ok(&spec.post_logout_redirect_uris) {
+                    return Err(bad(
+                        "redirect URIs: at most 10, absolute https (or http on a loopback host), \
+                         no fragment",
+                    ));
+                }
+                let scopes = spec.scopes.unwrap_or_else(|| {
+                    let oidc = if code_flow { &OIDC_SCOPES[..] } else { &[] };
+                    API_SCOPES
+                        .iter()
+                        .chain(oidc)
+                        .map(|s| (*s).to_owned())
+                        .collect()
+                });
+                let allowed =
+                    |s: &str| API_SCOPES.contains(&s) || (code_flow && OIDC_SCOPES.contains(&s));
+                if scopes.is_empty() || !scopes.iter().all(|s| allowed(s)) {
+                    return Err(bad(
+                        "scopes: a non-empty subset of kms, jose, ca, identity (and openid, \
+                         profile for code-flow clients)",
+                    ));
                 }
                 let audiences = spec.audiences.unwrap_or_else(|| self.audiences());
                 if audiences.is_empty() || !audiences.iter().all(|a| self.audiences().contains(a)) {
@@ -240,13 +297,22 @@ impl AuthzState {
                     .auth_methods
                     .unwrap_or_else(|| secret_methods.iter().map(|m| (*m).to_owned()).collect());
                 let jwt_method = AuthMethod::PrivateKeyJwt.as_str();
+                let none = AuthMethod::None.as_str();
                 if auth_methods.is_empty()
-                    || !auth_methods
-                        .iter()
-                        .all(|m| secret_methods.contains(&m.as_str()) || m == jwt_method)
+                    || !auth_methods.iter().all(|m| {
+                        secret_methods.contains(&m.as_str()) || m == jwt_method || m == none
+                    })
                 {
                     return Err(bad(
-                        "auth_methods: client_secret_basic, client_secret_post, private_key_jwt",
+                        "auth_methods: client_secret_basic, client_secret_post, private_key_jwt, \
+                         none",
+                    ));
+                }
+                if auth_methods.iter().any(|m| m == none)
+                    && (auth_methods.len() > 1 || has(CLIENT_CREDENTIALS))
+                {
+                    return Err(bad(
+                        "none (a public client) is its only method and excludes client_credentials",
                     ));
                 }
                 let jwks = match (auth_methods.iter().any(|m| m == jwt_method), spec.jwks) {
@@ -293,11 +359,13 @@ impl AuthzState {
                     } else {
                         String::new()
                     },
-                    grant_types: vec![CLIENT_CREDENTIALS.into()],
+                    grant_types,
                     scopes,
                     audiences,
                     auth_methods,
                     jwks,
+                    redirect_uris: spec.redirect_uris,
+                    post_logout_redirect_uris: spec.post_logout_redirect_uris,
                     created: now_unix(),
                 };
                 Ok(Step::write(Write::Client(client, secret)))
@@ -393,6 +461,10 @@ impl AuthzState {
             Write::User(spec, tenant, generated) => {
                 let password = spec.password.unwrap_or_default();
                 let user = User {
+                    id: format!(
+                        "user-{}",
+                        oauth::random_token(12).map_err(|_| bad("random"))?.as_str()
+                    ),
                     tenant,
                     username: spec.username,
                     password_hash: oauth::hash_password(&password, oauth::PASSWORD_ITERATIONS)

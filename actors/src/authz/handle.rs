@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use zeroize::Zeroizing;
 
+use super::flow::{AuthorizeOutcome, LoginOutcome, LoginStart};
 use super::{AuthzMsg, BootstrapCredentials, ClientAuth, TokenGrant, TokenRequest};
 use crate::ask::ask;
 use crate::error::Error;
@@ -103,6 +104,88 @@ impl AuthzHandle {
             &self.slot,
             |reply| AuthzMsg::Bootstrap { reply },
             self.timeout.max(Duration::from_secs(30)),
+        )
+        .await
+    }
+
+    /// The authorization endpoint.
+    pub async fn authorize(
+        &self,
+        params: Vec<(String, String)>,
+    ) -> Result<AuthorizeOutcome, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Authorize { params, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Opening the login page of a pending request.
+    pub async fn login_start(
+        &self,
+        challenge: String,
+        session: Option<Zeroizing<String>>,
+    ) -> Result<LoginStart, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::LoginStart {
+                challenge,
+                session,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// A submitted username and password.
+    pub async fn login(
+        &self,
+        challenge: String,
+        username: String,
+        password: Zeroizing<String>,
+    ) -> Result<LoginOutcome, Error> {
+        // The password check runs PBKDF2 (600,000 iterations) on a blocking thread.
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Login {
+                challenge,
+                username,
+                password,
+                reply,
+            },
+            self.timeout.max(Duration::from_secs(30)),
+        )
+        .await
+    }
+
+    /// OpenID Connect userinfo.
+    pub async fn userinfo(&self, token: Zeroizing<String>) -> Result<Value, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Userinfo { token, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// RP-initiated logout; the redirect, if any.
+    pub async fn logout(
+        &self,
+        id_token_hint: Option<String>,
+        post_logout_redirect_uri: Option<String>,
+        state: Option<String>,
+    ) -> Result<Option<String>, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Logout {
+                id_token_hint,
+                post_logout_redirect_uri,
+                state,
+                reply,
+            },
+            self.timeout,
         )
         .await
     }

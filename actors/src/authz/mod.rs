@@ -5,6 +5,7 @@
 //! hashing and store writes run on blocking threads and come back as `Merge` messages.
 
 pub mod admin;
+pub mod flow;
 mod handle;
 mod msg;
 mod state;
@@ -13,6 +14,7 @@ mod tokens;
 use std::sync::Arc;
 
 use cryptoutil_storage::Store;
+use flow::LoginCheck;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 pub use handle::AuthzHandle;
@@ -20,7 +22,8 @@ pub use msg::{
     AuthMethod, AuthzMsg, BootstrapCredentials, ClientAuth, Then, TokenGrant, TokenRequest,
 };
 pub use state::{
-    AuthzConfig, AuthzState, Client, Loaded, Tenant, User, API_SCOPES, CLIENT_CREDENTIALS,
+    AuthzConfig, AuthzState, Client, Loaded, Tenant, User, API_SCOPES, AUTHORIZATION_CODE,
+    CLIENT_CREDENTIALS, OIDC_SCOPES, REFRESH_TOKEN,
 };
 
 /// The behaviour (empty).
@@ -66,8 +69,88 @@ impl Actor for Authz {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AuthzMsg::Token { request, reply } => {
-                let _ = reply.send(st.token(&request, now_unix()));
+                let decision = st.token(&request, now_unix());
+                if decision.persist.is_empty() {
+                    let _ = reply.send(decision.result);
+                } else {
+                    persist_then(
+                        &me,
+                        st,
+                        decision.persist,
+                        Then::Token(reply, decision.result),
+                    );
+                }
             }
+            AuthzMsg::Authorize { params, reply } => {
+                let _ = reply.send(Ok(st.authorize(&params, now_unix())));
+            }
+            AuthzMsg::LoginStart {
+                challenge,
+                session,
+                reply,
+            } => {
+                let _ = reply.send(st.login_start(
+                    &challenge,
+                    session.as_deref().map(|s| s.as_str()),
+                    now_unix(),
+                ));
+            }
+            AuthzMsg::Login {
+                challenge,
+                username,
+                password,
+                reply,
+            } => match st.login_check(&challenge, &username, now_unix()) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(LoginCheck::Answer(outcome)) => {
+                    let _ = reply.send(Ok(outcome));
+                }
+                Ok(LoginCheck::Verify { hash, exists }) => {
+                    // PBKDF2 (600,000 iterations) off the mailbox, for real and dummy records alike.
+                    tokio::task::spawn_blocking(move || {
+                        let ok = cryptoutil_protocols::oauth::password_matches(&password, &hash)
+                            && exists;
+                        let _ = me.cast(AuthzMsg::LoginChecked {
+                            challenge,
+                            username,
+                            ok,
+                            reply,
+                        });
+                    });
+                }
+            },
+            AuthzMsg::LoginChecked {
+                challenge,
+                username,
+                ok,
+                reply,
+            } => {
+                let _ = reply.send(st.login_finish(&challenge, &username, ok, now_unix()));
+            }
+            AuthzMsg::Userinfo { token, reply } => {
+                let _ = reply.send(st.userinfo(&token, now_unix()));
+            }
+            AuthzMsg::Logout {
+                id_token_hint,
+                post_logout_redirect_uri,
+                state,
+                reply,
+            } => match st.logout(
+                id_token_hint.as_deref(),
+                post_logout_redirect_uri.as_deref(),
+                state.as_deref(),
+                now_unix(),
+            ) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(out) if out.persist.is_empty() => {
+                    let _ = reply.send(Ok(out.redirect));
+                }
+                Ok(out) => persist_then(&me, st, out.persist, Then::Logout(reply, out.redirect)),
+            },
             AuthzMsg::Introspect {
                 client,
                 token,
@@ -83,25 +166,10 @@ impl Actor for Authz {
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
-                Ok(None) => {
+                Ok(persist) if persist.is_empty() => {
                     let _ = reply.send(Ok(()));
                 }
-                Ok(Some((jti, exp))) => {
-                    let store = st.store();
-                    tokio::task::spawn_blocking(move || {
-                        match AuthzState::persist_revocation(&store, &jti, exp) {
-                            Ok(loaded) => {
-                                let _ = me.cast(AuthzMsg::Merge {
-                                    loaded: Box::new(loaded),
-                                    then: Then::Revoke(reply),
-                                });
-                            }
-                            Err(e) => {
-                                let _ = reply.send(Err(e));
-                            }
-                        }
-                    });
-                }
+                Ok(persist) => persist_then(&me, st, persist, Then::Revoke(reply)),
             },
             AuthzMsg::Admin { caller, op, reply } => match st.admin(&caller, op) {
                 Err(e) => {
@@ -199,12 +267,35 @@ impl Actor for Authz {
                     Then::Revoke(reply) => {
                         let _ = reply.send(Ok(()));
                     }
+                    Then::Token(reply, result) => {
+                        let _ = reply.send(result);
+                    }
+                    Then::Logout(reply, redirect) => {
+                        let _ = reply.send(Ok(redirect));
+                    }
                 }
             }
             AuthzMsg::Crash => st.crash(),
         }
         Ok(())
     }
+}
+
+/// Makes `persist` durable off the mailbox, then merges and answers `then` (or fails it).
+/// The state already reflects the decision (a rotated family, a revoked one): if the write
+/// fails the caller gets an error and, for a rotation, the old token then counts as reused, so
+/// a storage failure fails closed.
+fn persist_then(me: &ActorRef<AuthzMsg>, st: &AuthzState, persist: flow::Persist, then: Then) {
+    let (me, store) = (me.clone(), st.store());
+    tokio::task::spawn_blocking(move || match AuthzState::persist_flow(&store, &persist) {
+        Ok(loaded) => {
+            let _ = me.cast(AuthzMsg::Merge {
+                loaded: Box::new(loaded),
+                then,
+            });
+        }
+        Err(e) => then.fail(e),
+    });
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use ractor::RpcReplyPort;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
+use super::flow::{AuthorizeOutcome, LoginOutcome, LoginStart};
 use super::state::Loaded;
 use crate::error::Error;
 
@@ -19,6 +20,8 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A JWT signed with a key the client registered (RFC 7523 §2.2).
     PrivateKeyJwt,
+    /// A public client: `client_id` only (the code flow with PKCE).
+    None,
 }
 
 impl AuthMethod {
@@ -28,6 +31,7 @@ impl AuthMethod {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::None => "none",
         }
     }
 }
@@ -52,6 +56,14 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     /// `resource` (RFC 8707), if given.
     pub resource: Option<String>,
+    /// `code` (authorization_code).
+    pub code: Option<Zeroizing<String>>,
+    /// `redirect_uri` (authorization_code).
+    pub redirect_uri: Option<String>,
+    /// `code_verifier` (authorization_code, PKCE).
+    pub code_verifier: Option<Zeroizing<String>>,
+    /// `refresh_token` (refresh_token).
+    pub refresh_token: Option<Zeroizing<String>>,
 }
 
 /// What to sign: the current signing key and the access token's claims. Signing happens on the
@@ -65,6 +77,12 @@ pub struct TokenGrant {
     pub expires_in: u64,
     /// The granted scope, space-separated.
     pub scope: String,
+    /// The access token's `jti` and `exp`.
+    pub jti: Option<(String, u64)>,
+    /// A refresh token (code and refresh grants, when the client may refresh).
+    pub refresh_token: Option<Zeroizing<String>>,
+    /// Claims of the ID token (when `openid` was granted); `at_hash` is added by the signer.
+    pub id_token: Option<Map<String, Value>>,
 }
 
 /// Credentials created on first start, for `<data-dir>/bootstrap.json`.
@@ -166,6 +184,62 @@ pub enum AuthzMsg {
         /// Answered after the merge.
         then: Then,
     },
+    /// The authorization endpoint.
+    Authorize {
+        /// Its query parameters (each at most once).
+        params: Vec<(String, String)>,
+        /// Where the browser goes.
+        reply: RpcReplyPort<Result<AuthorizeOutcome, Error>>,
+    },
+    /// identity-idp opens the login page of a pending request.
+    LoginStart {
+        /// The pending request's id.
+        challenge: String,
+        /// The browser's sign-in session cookie, if any.
+        session: Option<Zeroizing<String>>,
+        /// The form, or a redirect.
+        reply: RpcReplyPort<Result<LoginStart, Error>>,
+    },
+    /// identity-idp submits a username and password.
+    Login {
+        /// The pending request's id.
+        challenge: String,
+        /// Username.
+        username: String,
+        /// Password (checked off the mailbox).
+        password: Zeroizing<String>,
+        /// Signed in, or the form again.
+        reply: RpcReplyPort<Result<LoginOutcome, Error>>,
+    },
+    /// A password check is done.
+    LoginChecked {
+        /// The pending request's id.
+        challenge: String,
+        /// Username.
+        username: String,
+        /// Whether it matched (and the user exists).
+        ok: bool,
+        /// Whom to answer.
+        reply: RpcReplyPort<Result<LoginOutcome, Error>>,
+    },
+    /// OpenID Connect userinfo for a bearer access token.
+    Userinfo {
+        /// The access token.
+        token: Zeroizing<String>,
+        /// The claims.
+        reply: RpcReplyPort<Result<Value, Error>>,
+    },
+    /// RP-initiated logout.
+    Logout {
+        /// `id_token_hint`.
+        id_token_hint: Option<String>,
+        /// `post_logout_redirect_uri`.
+        post_logout_redirect_uri: Option<String>,
+        /// `state`.
+        state: Option<String>,
+        /// Where to send the browser, if anywhere; answered once revocations are durable.
+        reply: RpcReplyPort<Result<Option<String>, Error>>,
+    },
     /// Fault injection: panic inside the handler.
     Crash,
 }
@@ -181,4 +255,34 @@ pub enum Then {
     Rotate(RpcReplyPort<Result<String, Error>>, String),
     /// A revocation.
     Revoke(RpcReplyPort<Result<(), Error>>),
+    /// A token decision whose writes are durable.
+    Token(
+        RpcReplyPort<Result<TokenGrant, Error>>,
+        Result<TokenGrant, Error>,
+    ),
+    /// A logout whose revocations are durable.
+    Logout(RpcReplyPort<Result<Option<String>, Error>>, Option<String>),
+}
+
+impl Then {
+    /// Answers the waiting caller with `e` (the write failed).
+    pub fn fail(self, e: Error) {
+        match self {
+            Then::Bootstrap(r, _) => {
+                let _ = r.send(Err(e));
+            }
+            Then::Rotate(r, _) => {
+                let _ = r.send(Err(e));
+            }
+            Then::Revoke(r) => {
+                let _ = r.send(Err(e));
+            }
+            Then::Token(r, _) => {
+                let _ = r.send(Err(e));
+            }
+            Then::Logout(r, _) => {
+                let _ = r.send(Err(e));
+            }
+        }
+    }
 }

@@ -17,8 +17,14 @@ use crate::error::Error;
 
 /// Scopes of the suite's APIs (a route checks the one of its service).
 pub const API_SCOPES: [&str; 4] = ["kms", "jose", "ca", "identity"];
-/// The grant this step implements.
+/// OpenID Connect scopes a code-flow client may have besides the API scopes.
+pub const OIDC_SCOPES: [&str; 2] = ["openid", "profile"];
+/// The client credentials grant.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+/// The authorization code grant (with PKCE S256, always).
+pub const AUTHORIZATION_CODE: &str = "authorization_code";
+/// The refresh token grant (rotated on every use).
+pub const REFRESH_TOKEN: &str = "refresh_token";
 const PEPPER_KEY: &[u8] = b"pepper";
 
 /// Settings of identity-authz.
@@ -33,6 +39,13 @@ pub struct AuthzConfig {
     pub pepper: Option<Zeroizing<Vec<u8>>>,
     /// Audiences a client may be granted: service name -> its resource URI (RFC 8707).
     pub resources: BTreeMap<String, String>,
+    /// identity-idp's login page, where authorization requests send the browser; `None`: the
+    /// code flow answers `server_error` (no login page in this deployment).
+    pub login_url: Option<String>,
+    /// Lifetime of a refresh-token family (from the login; rotation does not extend it).
+    pub refresh_token_ttl: Duration,
+    /// Lifetime of a sign-in session at identity-idp.
+    pub session_ttl: Duration,
 }
 
 impl std::fmt::Debug for AuthzConfig {
@@ -42,6 +55,9 @@ impl std::fmt::Debug for AuthzConfig {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("pepper", &self.pepper.as_ref().map(|_| "<redacted>"))
             .field("resources", &self.resources)
+            .field("login_url", &self.login_url)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("session_ttl", &self.session_ttl)
             .finish()
     }
 }
@@ -79,13 +95,29 @@ pub struct Client {
     /// Public keys for private_key_jwt (a JWK Set), when it uses that method.
     #[serde(default)]
     pub jwks: Option<Value>,
+    /// Redirect URIs of the code flow (exact match).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Allowed `post_logout_redirect_uri`s (exact match).
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
     /// Creation time.
     pub created: u64,
+}
+
+impl Client {
+    /// Whether it may use `grant`.
+    pub fn allows(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
 }
 
 /// A human user.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct User {
+    /// Stable subject identifier (`sub`), never reused.
+    #[serde(default)]
+    pub id: String,
     /// Its tenant.
     pub tenant: String,
     /// Login name.
@@ -115,6 +147,7 @@ pub struct Loaded {
     keys: Vec<SigningKey>,
     pepper: Option<Zeroizing<Vec<u8>>>,
     revoked: Vec<(String, u64)>,
+    pub(super) families: Vec<super::flow::Family>,
 }
 
 impl Loaded {
@@ -138,6 +171,14 @@ impl Loaded {
     pub fn with_revocation(jti: &str, exp: u64) -> Self {
         Self {
             revoked: vec![(jti.to_owned(), exp)],
+            ..Self::default()
+        }
+    }
+
+    /// Revocations (`jti`, `exp`).
+    pub fn with_revocations(revoked: Vec<(String, u64)>) -> Self {
+        Self {
+            revoked,
             ..Self::default()
         }
     }
@@ -176,6 +217,10 @@ pub struct AuthzState {
     pub(super) verified: HashMap<[u8; 32], Arc<Map<String, Value>>>,
     /// Client assertions already used, (client_id, jti) -> exp: each is accepted once.
     pub(super) used_assertions: HashMap<(String, String), u64>,
+    /// The browser side of the code flow: pending requests, codes, sessions, lockouts.
+    pub(super) flow: super::flow::FlowState,
+    /// Refresh-token families by id (persisted).
+    pub(super) families: HashMap<String, super::flow::Family>,
 }
 
 impl std::fmt::Debug for AuthzState {
@@ -220,11 +265,24 @@ impl AuthzState {
                 .push(serde_json::from_slice(&plain).map_err(|_| corrupt("stored client"))?);
         }
         for (_, plain) in store.scan_sealed(Table::IdentityUsers, b"")? {
-            loaded
-                .users
-                .push(serde_json::from_slice(&plain).map_err(|_| corrupt("stored user"))?);
+            let mut user: User =
+                serde_json::from_slice(&plain).map_err(|_| corrupt("stored user"))?;
+            if user.id.is_empty() {
+                // Records from before subjects had ids: a stable one from tenant and name.
+                let digest =
+                    oauth::token_digest(format!("{}/{}", user.tenant, user.username).as_bytes());
+                user.id = format!("user-{}", b64::encode(&digest[..12]));
+            }
+            loaded.users.push(user);
         }
         let now = now_unix();
+        for (_, plain) in store.scan_sealed(Table::IdentityRefresh, b"")? {
+            let family: super::flow::Family =
+                serde_json::from_slice(&plain).map_err(|_| corrupt("stored refresh family"))?;
+            if family.expires > now {
+                loaded.families.push(family);
+            }
+        }
         for (k, plain) in store.scan_sealed(Table::IdentityRevoked, b"")? {
             let exp = serde_json::from_slice::<Value>(&plain)
                 .ok()
@@ -274,6 +332,8 @@ impl AuthzState {
             revoked: HashMap::new(),
             verified: HashMap::new(),
             used_assertions: HashMap::new(),
+            flow: super::flow::FlowState::new()?,
+            families: HashMap::new(),
         };
         state.merge(loaded);
         if state.keys.is_empty() {
@@ -351,6 +411,9 @@ impl AuthzState {
             self.keys.push(k);
         }
         self.revoked.extend(loaded.revoked);
+        for f in loaded.families {
+            self.families.insert(f.id.clone(), f);
+        }
         // Current (never retired) last, then by creation.
         self.keys.sort_by_key(|k| (k.retired.is_none(), k.created));
     }
@@ -378,34 +441,61 @@ impl AuthzState {
     /// RFC 8414 / OpenID Connect Discovery metadata: only what is implemented.
     pub fn metadata(&self) -> Value {
         let issuer = self.cfg.issuer.trim_end_matches('/');
-        json!({
+        let client_auth = [
+            AuthMethod::ClientSecretBasic.as_str(),
+            AuthMethod::ClientSecretPost.as_str(),
+            AuthMethod::PrivateKeyJwt.as_str(),
+        ];
+        let mut token_auth = client_auth.to_vec();
+        token_auth.push(AuthMethod::None.as_str());
+        let scopes: Vec<&str> = API_SCOPES
+            .iter()
+            .chain(OIDC_SCOPES.iter())
+            .copied()
+            .collect();
+        let mut doc = json!({
             "issuer": issuer,
             "token_endpoint": format!("{issuer}/service/oauth2/v1/token"),
             "jwks_uri": format!("{issuer}/service/oauth2/v1/jwks"),
             "introspection_endpoint": format!("{issuer}/service/oauth2/v1/introspect"),
             "revocation_endpoint": format!("{issuer}/service/oauth2/v1/revoke"),
-            "introspection_endpoint_auth_methods_supported": [
-                AuthMethod::ClientSecretBasic.as_str(),
-                AuthMethod::ClientSecretPost.as_str()
-            ],
-            "revocation_endpoint_auth_methods_supported": [
-                AuthMethod::ClientSecretBasic.as_str(),
-                AuthMethod::ClientSecretPost.as_str()
-            ],
+            "introspection_endpoint_auth_methods_supported": client_auth,
+            "revocation_endpoint_auth_methods_supported": client_auth,
             "grant_types_supported": [CLIENT_CREDENTIALS],
-            "token_endpoint_auth_methods_supported": [
-                AuthMethod::ClientSecretBasic.as_str(),
-                AuthMethod::ClientSecretPost.as_str(),
-                AuthMethod::PrivateKeyJwt.as_str()
-            ],
+            "token_endpoint_auth_methods_supported": token_auth,
             "token_endpoint_auth_signing_alg_values_supported":
                 super::tokens::ASSERTION_ALGS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-            "scopes_supported": API_SCOPES,
+            "scopes_supported": scopes,
             "response_types_supported": [],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "resource_indicators_supported": true
-        })
+        });
+        if self.cfg.login_url.is_some() {
+            let extra = json!({
+                "authorization_endpoint": format!("{issuer}{}", super::flow::AUTHORIZE_PATH),
+                "userinfo_endpoint": format!("{issuer}/service/oauth2/v1/userinfo"),
+                "end_session_endpoint": format!("{issuer}{}", super::flow::LOGOUT_PATH),
+                "grant_types_supported": [CLIENT_CREDENTIALS, AUTHORIZATION_CODE, REFRESH_TOKEN],
+                "response_types_supported": ["code"],
+                "response_modes_supported": ["query"],
+                "code_challenge_methods_supported": ["S256"],
+                "authorization_response_iss_parameter_supported": true,
+                "claims_supported": [
+                    "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
+                    "at_hash", "sid", "azp", "preferred_username", "tenant"
+                ],
+                "acr_values_supported": [super::flow::ACR_PASSWORD],
+                "prompt_values_supported": ["none", "login"],
+                "claims_parameter_supported": false,
+                "request_parameter_supported": false,
+                "request_uri_parameter_supported": false
+            });
+            if let (Some(d), Value::Object(e)) = (doc.as_object_mut(), extra) {
+                d.extend(e);
+            }
+        }
+        doc
     }
 
     /// Blocking: a new ES256 signing key, persisted; `retire` (kid, at) marks the previous
@@ -471,10 +561,13 @@ impl AuthzState {
                 AuthMethod::ClientSecretPost.as_str().into(),
             ],
             jwks: None,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
             created: now,
         };
         let password = random(18)?;
         let user = User {
+            id: format!("user-{}", random(12)?.as_str()),
             tenant: tenant.id.clone(),
             username: "admin".into(),
             password_hash: oauth::hash_password(&password, oauth::PASSWORD_ITERATIONS)

@@ -18,6 +18,9 @@ fn config(pepper: Option<&str>) -> AuthzConfig {
             .iter()
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect::<BTreeMap<_, _>>(),
+        login_url: Some("https://idp.test/browser/login".into()),
+        refresh_token_ttl: Duration::from_secs(86_400),
+        session_ttl: Duration::from_secs(3_600),
     }
 }
 
@@ -35,6 +38,10 @@ fn request(client_id: &str, secret: &str) -> TokenRequest {
         grant_type: "client_credentials".into(),
         scope: None,
         resource: None,
+        code: None,
+        redirect_uri: None,
+        code_verifier: None,
+        refresh_token: None,
     }
 }
 
@@ -53,6 +60,7 @@ fn rotation_keeps_the_old_key_published_for_the_overlap_and_everything_persists(
     let first = st.current_kid().unwrap();
     let grant = st
         .token(&request(&creds.client_id, &creds.client_secret), now)
+        .result
         .unwrap();
     assert_eq!(grant.key.kid.as_deref(), Some(first.as_str()));
     assert_eq!(grant.claims["aud"], serde_json::json!(["jose", "kms"]));
@@ -94,9 +102,10 @@ fn rotation_keeps_the_old_key_published_for_the_overlap_and_everything_persists(
     assert_eq!(st.current_kid().unwrap(), second);
     assert_eq!(kids(st.jwks(now + 1)), vec![second, first]);
     st.token(&request(&creds.client_id, &creds.client_secret), now)
+        .result
         .unwrap();
     assert!(matches!(
-        st.token(&request(&creds.client_id, "wrong"), now),
+        st.token(&request(&creds.client_id, "wrong"), now).result,
         Err(crate::Error::OAuth(
             cryptoutil_protocols::oauth::TokenError::InvalidClient
         ))
@@ -116,6 +125,7 @@ fn a_configured_pepper_is_the_key_of_the_secret_macs() {
         AuthzState::bootstrap_records(&st.store(), &st.pepper(), st.audiences()).unwrap();
     st.merge(loaded);
     st.token(&request(&creds.client_id, &creds.client_secret), 1)
+        .result
         .unwrap();
     drop(st);
     // Another pepper: the stored MACs no longer match (the pepper is not in the store).
@@ -126,5 +136,356 @@ fn a_configured_pepper_is_the_key_of_the_secret_macs() {
     .unwrap();
     assert!(st
         .token(&request(&creds.client_id, &creds.client_secret), 1)
+        .result
         .is_err());
+}
+
+mod flow {
+    use super::*;
+    use crate::authz::admin::{AdminOp, Caller, NewClient};
+    use crate::authz::flow::{
+        AuthorizeOutcome, LoginCheck, LoginOutcome, LoginStart, LOGIN_FAILED, LOGIN_LOCKED,
+    };
+    use cryptoutil_protocols::jose::b64;
+    use cryptoutil_protocols::oauth::{self, TokenError};
+    use serde_json::Value;
+
+    const NOW: u64 = 1_800_000_000;
+    const REDIRECT: &str = "https://rp.test/cb";
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+    struct World {
+        st: AuthzState,
+        client_id: String,
+        client_secret: String,
+        password: String,
+        _dir: tempfile::TempDir,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let key = unseal::generate(1, 1).unwrap().0;
+        let mut st = AuthzState::load(open(dir.path(), &key), config(None)).unwrap();
+        let (loaded, creds) =
+            AuthzState::bootstrap_records(&st.store(), &st.pepper(), st.audiences()).unwrap();
+        st.merge(loaded);
+        let spec = NewClient {
+            name: "RP".into(),
+            tenant: None,
+            scopes: None,
+            audiences: None,
+            auth_methods: None,
+            jwks: None,
+            grant_types: None,
+            redirect_uris: vec![REDIRECT.into()],
+            post_logout_redirect_uris: vec!["https://rp.test/bye".into()],
+        };
+        let caller = Caller {
+            tenant: "default".into(),
+        };
+        let admin::Step::Write(write) = st.admin(&caller, AdminOp::CreateClient(spec)).unwrap()
+        else {
+            panic!("a write")
+        };
+        let (loaded, answer, _) = AuthzState::persist_admin(&st.store(), *write).unwrap();
+        st.merge(loaded);
+        World {
+            st,
+            client_id: answer["client_id"].as_str().unwrap().into(),
+            client_secret: answer["client_secret"].as_str().unwrap().into(),
+            password: creds.password.to_string(),
+            _dir: dir,
+        }
+    }
+
+    fn challenge() -> String {
+        b64::encode(&oauth::token_digest(VERIFIER.as_bytes()))
+    }
+
+    fn authorize(w: &mut World, extra: &[(&str, &str)]) -> AuthorizeOutcome {
+        let mut params: Vec<(String, String)> = vec![
+            ("response_type".into(), "code".into()),
+            ("client_id".into(), w.client_id.clone()),
+            ("redirect_uri".into(), REDIRECT.into()),
+            ("scope".into(), "openid profile kms identity".into()),
+            ("state".into(), "st-1".into()),
+            ("nonce".into(), "n-1".into()),
+            ("code_challenge".into(), challenge()),
+            ("code_challenge_method".into(), "S256".into()),
+        ];
+        for (k, v) in extra {
+            params.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                params.push(((*k).into(), (*v).into()));
+            }
+        }
+        w.st.authorize(&params, NOW)
+    }
+
+    fn query(url: &str, name: &str) -> Option<String> {
+        let q = url.split_once('?')?.1;
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// A pending request's challenge, signed in as admin: (code redirect, session cookie).
+    fn sign_in(w: &mut World) -> (String, String) {
+        let AuthorizeOutcome::Redirect(login) = authorize(w, &[]) else {
+            panic!("a redirect to the login page")
+        };
+        assert!(login.starts_with("https://idp.test/browser/login?challenge="));
+        let ch = query(&login, "challenge").unwrap();
+        assert!(matches!(
+            w.st.login_start(&ch, None, NOW).unwrap(),
+            LoginStart::Form(_)
+        ));
+        let LoginCheck::Verify { hash, exists } = w.st.login_check(&ch, "admin", NOW).unwrap()
+        else {
+            panic!("verify")
+        };
+        let ok = exists && oauth::password_matches(&w.password, &hash);
+        match w.st.login_finish(&ch, "admin", ok, NOW).unwrap() {
+            LoginOutcome::Done {
+                redirect, session, ..
+            } => (redirect, session.to_string()),
+            LoginOutcome::Failed { message, .. } => panic!("{message}"),
+        }
+    }
+
+    fn code_request(w: &World, code: &str, verifier: &str, redirect: &str) -> TokenRequest {
+        let mut r = request(&w.client_id, &w.client_secret);
+        r.grant_type = "authorization_code".into();
+        r.code = Some(Zeroizing::new(code.into()));
+        r.code_verifier = Some(Zeroizing::new(verifier.into()));
+        r.redirect_uri = Some(redirect.into());
+        r
+    }
+
+    fn refresh_request(w: &World, token: &str) -> TokenRequest {
+        let mut r = request(&w.client_id, &w.client_secret);
+        r.grant_type = "refresh_token".into();
+        r.refresh_token = Some(Zeroizing::new(token.into()));
+        r
+    }
+
+    fn refused(d: &crate::authz::flow::TokenDecision) -> Option<TokenError> {
+        match &d.result {
+            Err(crate::Error::OAuth(e)) => Some(*e),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_code_is_single_use_and_its_second_use_revokes_what_the_first_issued() {
+        let mut w = world();
+        let (redirect, _) = sign_in(&mut w);
+        assert!(redirect.starts_with(REDIRECT));
+        assert_eq!(query(&redirect, "state").as_deref(), Some("st-1"));
+        assert_eq!(
+            query(&redirect, "iss").as_deref(),
+            Some("https://authz.test")
+        );
+        let code = query(&redirect, "code").unwrap();
+
+        let first =
+            w.st.token(&code_request(&w, &code, VERIFIER, REDIRECT), NOW);
+        assert_eq!(
+            first.persist.families.len(),
+            1,
+            "a refresh family is persisted"
+        );
+        let grant = first.result.unwrap();
+        assert_eq!(
+            grant.scope, "openid profile kms identity",
+            "admin keeps identity"
+        );
+        let id = grant.id_token.as_ref().unwrap();
+        assert_eq!(id["nonce"], "n-1");
+        assert_eq!(id["aud"], Value::from(w.client_id.clone()));
+        assert_eq!(id["amr"], serde_json::json!(["pwd"]));
+        assert_eq!(id["auth_time"], Value::from(NOW));
+        assert_eq!(id["preferred_username"], "admin");
+        assert!(grant.refresh_token.is_some());
+
+        let again =
+            w.st.token(&code_request(&w, &code, VERIFIER, REDIRECT), NOW + 1);
+        assert_eq!(refused(&again), Some(TokenError::InvalidGrant));
+        assert_eq!(
+            again.persist.revoked.len(),
+            1,
+            "the access token is revoked"
+        );
+        assert!(again.persist.families[0].revoked, "and the refresh family");
+        let refresh = grant.refresh_token.unwrap();
+        let r = w.st.token(&refresh_request(&w, &refresh), NOW + 2);
+        assert_eq!(refused(&r), Some(TokenError::InvalidGrant));
+    }
+
+    #[test]
+    fn pkce_redirect_uri_and_client_must_match_and_a_failed_redemption_burns_the_code() {
+        let mut w = world();
+        let (redirect, _) = sign_in(&mut w);
+        let code = query(&redirect, "code").unwrap();
+        let wrong = "x".repeat(43);
+        let d = w.st.token(&code_request(&w, &code, &wrong, REDIRECT), NOW);
+        assert_eq!(refused(&d), Some(TokenError::InvalidGrant));
+        let d =
+            w.st.token(&code_request(&w, &code, VERIFIER, REDIRECT), NOW);
+        assert_eq!(refused(&d), Some(TokenError::InvalidGrant), "burnt");
+
+        let (redirect, _) = sign_in(&mut w);
+        let code = query(&redirect, "code").unwrap();
+        let d = w.st.token(
+            &code_request(&w, &code, VERIFIER, "https://rp.test/other"),
+            NOW,
+        );
+        assert_eq!(refused(&d), Some(TokenError::InvalidGrant));
+
+        let (redirect, _) = sign_in(&mut w);
+        let code = query(&redirect, "code").unwrap();
+        let d =
+            w.st.token(&code_request(&w, &code, VERIFIER, REDIRECT), NOW + 61);
+        assert_eq!(
+            refused(&d),
+            Some(TokenError::InvalidGrant),
+            "expired after 60 s"
+        );
+    }
+
+    #[test]
+    fn authorization_requests_without_s256_pkce_or_a_registered_redirect_are_refused() {
+        let mut w = world();
+        for extra in [
+            vec![("code_challenge_method", "plain")],
+            vec![("code_challenge_method", "")],
+            vec![("code_challenge", "")],
+            vec![("response_type", "token")],
+            vec![("scope", "openid admin")],
+        ] {
+            let AuthorizeOutcome::Redirect(to) = authorize(&mut w, &extra) else {
+                panic!("an error redirect for {extra:?}")
+            };
+            assert!(to.starts_with(REDIRECT), "{to}");
+            assert!(query(&to, "error").is_some(), "{to}");
+            assert_eq!(query(&to, "state").as_deref(), Some("st-1"));
+        }
+        // Unknown client, unregistered redirect: an error page, never a redirect.
+        for extra in [
+            vec![("redirect_uri", "https://evil.test/cb")],
+            vec![("redirect_uri", "https://rp.test/cb/../x")],
+            vec![("redirect_uri", "")],
+            vec![("client_id", "client-nope")],
+        ] {
+            assert!(
+                matches!(authorize(&mut w, &extra), AuthorizeOutcome::Refuse(_)),
+                "{extra:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family() {
+        let mut w = world();
+        let (redirect, _) = sign_in(&mut w);
+        let code = query(&redirect, "code").unwrap();
+        let r1 =
+            w.st.token(&code_request(&w, &code, VERIFIER, REDIRECT), NOW)
+                .result
+                .unwrap()
+                .refresh_token
+                .unwrap();
+        let d = w.st.token(&refresh_request(&w, &r1), NOW + 10);
+        assert_eq!(d.persist.families[0].generation, 2);
+        let r2 = d.result.unwrap().refresh_token.unwrap();
+        assert_ne!(r1, r2);
+        let mut narrower = refresh_request(&w, &r2);
+        narrower.scope = Some("kms".into());
+        let d = w.st.token(&narrower, NOW + 20);
+        let g = d.result.unwrap();
+        assert_eq!(g.scope, "kms");
+        assert!(g.id_token.is_none(), "no openid, no ID token");
+        let r3 = g.refresh_token.unwrap();
+        // r1 comes back: the whole family dies, r3 included.
+        let d = w.st.token(&refresh_request(&w, &r1), NOW + 30);
+        assert_eq!(refused(&d), Some(TokenError::InvalidGrant));
+        assert!(d.persist.families[0].revoked);
+        let d = w.st.token(&refresh_request(&w, &r3), NOW + 31);
+        assert_eq!(refused(&d), Some(TokenError::InvalidGrant));
+    }
+
+    #[test]
+    fn failures_lock_out_known_and_unknown_names_alike_and_sessions_give_single_sign_on() {
+        let mut w = world();
+        let AuthorizeOutcome::Redirect(login) = authorize(&mut w, &[]) else {
+            panic!()
+        };
+        let ch = query(&login, "challenge").unwrap();
+        for name in ["admin", "nobody"] {
+            for i in 0..5 {
+                let LoginCheck::Verify { .. } = w.st.login_check(&ch, name, NOW + i).unwrap()
+                else {
+                    panic!("{name}: attempt {i} is checked")
+                };
+                let LoginOutcome::Failed { message, .. } =
+                    w.st.login_finish(&ch, name, false, NOW + i).unwrap()
+                else {
+                    panic!()
+                };
+                assert_eq!(message, LOGIN_FAILED);
+            }
+            let LoginCheck::Answer(LoginOutcome::Failed { message, .. }) =
+                w.st.login_check(&ch, name, NOW + 5).unwrap()
+            else {
+                panic!("{name} is locked")
+            };
+            assert_eq!(message, LOGIN_LOCKED);
+        }
+        // Still locked after 20 s; after the 30 s backoff the name may try again.
+        assert!(matches!(
+            w.st.login_check(&ch, "admin", NOW + 24).unwrap(),
+            LoginCheck::Answer(_)
+        ));
+        assert!(matches!(
+            w.st.login_check(&ch, "admin", NOW + 40).unwrap(),
+            LoginCheck::Verify { .. }
+        ));
+        // One more failure doubles the wait (60 s).
+        w.st.login_finish(&ch, "admin", false, NOW + 40).unwrap();
+        assert!(matches!(
+            w.st.login_check(&ch, "admin", NOW + 95).unwrap(),
+            LoginCheck::Answer(_)
+        ));
+        let LoginOutcome::Done { .. } = w.st.login_finish(&ch, "admin", true, NOW + 101).unwrap()
+        else {
+            panic!("a success clears the count")
+        };
+
+        let (_, session) = sign_in(&mut w);
+        let AuthorizeOutcome::Redirect(login) = authorize(&mut w, &[]) else {
+            panic!()
+        };
+        let ch = query(&login, "challenge").unwrap();
+        let LoginStart::Redirect(to) = w.st.login_start(&ch, Some(&session), NOW + 20).unwrap()
+        else {
+            panic!("a live session signs in without the form")
+        };
+        assert!(query(&to, "code").is_some());
+        let AuthorizeOutcome::Redirect(login) = authorize(&mut w, &[("prompt", "login")]) else {
+            panic!()
+        };
+        let ch = query(&login, "challenge").unwrap();
+        assert!(matches!(
+            w.st.login_start(&ch, Some(&session), NOW + 20).unwrap(),
+            LoginStart::Form(_)
+        ));
+        let AuthorizeOutcome::Redirect(login) = authorize(&mut w, &[("prompt", "none")]) else {
+            panic!()
+        };
+        let ch = query(&login, "challenge").unwrap();
+        let LoginStart::Redirect(to) = w.st.login_start(&ch, None, NOW + 20).unwrap() else {
+            panic!()
+        };
+        assert_eq!(query(&to, "error").as_deref(), Some("login_required"));
+    }
 }

@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use cryptoutil_protocols::jose::{b64, jwt, JwkSet, JwsAlg};
 use cryptoutil_protocols::oauth::{self, TokenError};
-use cryptoutil_storage::{Store, Table};
 use serde_json::{json, Map, Value};
 
+use super::flow::{Persist, TokenDecision};
 use super::msg::{AuthMethod, ClientAuth, TokenGrant, TokenRequest};
-use super::state::{corrupt, oauth as refuse, AuthzState, Client, Loaded, CLIENT_CREDENTIALS};
+use super::state::{
+    corrupt, oauth as refuse, AuthzState, Client, AUTHORIZATION_CODE, CLIENT_CREDENTIALS,
+    REFRESH_TOKEN,
+};
 use crate::error::Error;
 
 /// Longest accepted lifetime of a client assertion (its `exp` from now): an hour, the default of
@@ -31,17 +34,29 @@ pub(super) const ASSERTION_ALGS: [JwsAlg; 10] = {
 const VERIFIED_MAX: usize = 10_000;
 
 impl AuthzState {
-    /// Decides a token request at `now`: client authentication, grant type, scope, audience.
-    pub fn token(&mut self, req: &TokenRequest, now: u64) -> Result<TokenGrant, Error> {
-        let client = self.authenticate(&req.client, now)?.clone();
-        if req.grant_type != CLIENT_CREDENTIALS {
-            return Err(refuse(if req.grant_type.is_empty() {
-                TokenError::InvalidRequest
-            } else {
-                TokenError::UnsupportedGrantType
-            }));
+    /// Decides a token request at `now`: client authentication, then the grant.
+    pub fn token(&mut self, req: &TokenRequest, now: u64) -> TokenDecision {
+        let client = match self.authenticate(&req.client, now) {
+            Ok(c) => c.clone(),
+            Err(e) => return Err(e).into(),
+        };
+        match req.grant_type.as_str() {
+            CLIENT_CREDENTIALS => self.client_credentials(&client, req, now).into(),
+            AUTHORIZATION_CODE => self.code_grant(&client, req, now),
+            REFRESH_TOKEN => self.refresh_grant(&client, req, now),
+            "" => Err(refuse(TokenError::InvalidRequest)).into(),
+            _ => Err(refuse(TokenError::UnsupportedGrantType)).into(),
         }
-        if !client.grant_types.iter().any(|g| g == CLIENT_CREDENTIALS) {
+    }
+
+    /// The client credentials grant: scope and audience within the client's.
+    fn client_credentials(
+        &self,
+        client: &Client,
+        req: &TokenRequest,
+        now: u64,
+    ) -> Result<TokenGrant, Error> {
+        if !client.allows(CLIENT_CREDENTIALS) {
             return Err(refuse(TokenError::UnauthorizedClient));
         }
         let scopes = match &req.scope {
@@ -56,21 +71,22 @@ impl AuthzState {
         };
         let audiences: Vec<String> = match &req.resource {
             None => client.audiences.clone(),
-            Some(resource) => {
-                let service = self
-                    .cfg
-                    .resources
-                    .iter()
-                    .find(|(name, uri)| {
-                        resource.trim_end_matches('/') == uri.trim_end_matches('/')
-                            || resource == &format!("urn:cryptoutil:{name}")
-                    })
-                    .map(|(name, _)| name.clone())
-                    .filter(|name| client.audiences.contains(name))
-                    .ok_or(refuse(TokenError::InvalidTarget))?;
-                vec![service]
-            }
+            Some(resource) => vec![self
+                .audience_of(resource, client)
+                .ok_or(refuse(TokenError::InvalidTarget))?],
         };
+        self.access_grant(client, &client.client_id, &scopes, &audiences, now)
+    }
+
+    /// An RFC 9068 access token's claims for `sub`, with the current signing key.
+    pub(super) fn access_grant(
+        &self,
+        client: &Client,
+        sub: &str,
+        scopes: &[String],
+        audiences: &[String],
+        now: u64,
+    ) -> Result<TokenGrant, Error> {
         let key = self
             .keys
             .last()
@@ -84,11 +100,11 @@ impl AuthzState {
         let scope = scopes.join(" ");
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.cfg.issuer));
-        claims.insert("sub".into(), json!(client.client_id));
+        claims.insert("sub".into(), json!(sub));
         claims.insert("client_id".into(), json!(client.client_id));
         claims.insert(
             "aud".into(),
-            match audiences.as_slice() {
+            match audiences {
                 [one] => json!(one),
                 many => json!(many),
             },
@@ -103,6 +119,9 @@ impl AuthzState {
             claims,
             expires_in: ttl,
             scope,
+            jti: Some((jti.to_string(), now + ttl)),
+            refresh_token: None,
+            id_token: None,
         })
     }
 
@@ -110,14 +129,16 @@ impl AuthzState {
     /// not expired, not revoked) and of the introspecting client's tenant, else inactive. Only
     /// authenticated clients may ask.
     pub fn introspect(&mut self, auth: &ClientAuth, token: &str, now: u64) -> Result<Value, Error> {
+        if auth.method == AuthMethod::None {
+            // Public clients do not introspect (RFC 7662 §4: only authorized callers).
+            return Err(refuse(TokenError::InvalidClient));
+        }
         let tenant = self.authenticate(auth, now)?.tenant.clone();
         let inactive = json!({ "active": false });
-        let Some(claims) = self.verified_claims(token, now) else {
+        let Some(claims) = self.live_claims(token, now) else {
             return Ok(inactive);
         };
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
-        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        if now >= exp || text("tenant") != tenant || self.revoked.contains_key(text("jti")) {
+        if claims.get("tenant").and_then(Value::as_str) != Some(tenant.as_str()) {
             return Ok(inactive);
         }
         let mut out = (*claims).clone();
@@ -126,32 +147,43 @@ impl AuthzState {
         Ok(Value::Object(out))
     }
 
-    /// RFC 7009: which access token to revoke (`jti`, `exp`), if `token` is a live one issued to
-    /// the authenticated client. Anything else (expired, foreign, another client's, garbage) is
-    /// not an error to the caller, who cannot act on it: `None`.
+    /// RFC 7009: what to revoke, if `token` is a live access token or refresh token issued to
+    /// the authenticated client (a refresh token takes its whole family and the family's last
+    /// access token). Anything else (expired, foreign, another client's, garbage) is not an
+    /// error to the caller, who cannot act on it: nothing to persist.
     pub fn revocation(
         &mut self,
         auth: &ClientAuth,
         token: &str,
         now: u64,
-    ) -> Result<Option<(String, u64)>, Error> {
+    ) -> Result<Persist, Error> {
         let client_id = self.authenticate(auth, now)?.client_id.clone();
+        if token.split('.').count() == 2 {
+            return Ok(self.revoke_refresh(&client_id, token));
+        }
+        let mut persist = Persist::default();
         let Some(claims) = self.verified_claims(token, now) else {
-            return Ok(None);
+            return Ok(persist);
         };
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        match (text("client_id"), text("jti")) {
-            (Some(owner), Some(jti)) if owner == client_id && now < exp => Ok(Some((jti, exp))),
-            _ => Ok(None),
+        if let (Some(owner), Some(jti)) = (text("client_id"), text("jti")) {
+            if owner == client_id && now < exp {
+                persist.revoked.push((jti, exp));
+            }
         }
+        Ok(persist)
     }
 
-    /// Blocking: persists a revocation until the token's `exp`.
-    pub fn persist_revocation(store: &Store, jti: &str, exp: u64) -> Result<Loaded, Error> {
-        let record = json!({ "exp": exp }).to_string();
-        store.put_sealed(Table::IdentityRevoked, jti.as_bytes(), record.as_bytes())?;
-        Ok(Loaded::with_revocation(jti, exp))
+    /// Claims of an access token that is ours, unexpired and not revoked.
+    pub(super) fn live_claims(&mut self, token: &str, now: u64) -> Option<Arc<Map<String, Value>>> {
+        let claims = self.verified_claims(token, now)?;
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let jti = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        (now < exp && !self.revoked.contains_key(jti)).then_some(claims)
     }
 
     /// Claims of a token signed by one of our published keys with our issuer (expiry is the
@@ -186,6 +218,19 @@ impl AuthzState {
     /// The client if `auth` proves it; the same work and the same error whether the client is
     /// unknown or the secret wrong, so neither timing nor message tells which.
     fn authenticate(&mut self, auth: &ClientAuth, now: u64) -> Result<&Client, Error> {
+        if auth.method == AuthMethod::None {
+            // A public client: nothing to prove; its grants are PKCE-bound codes and rotated
+            // refresh tokens.
+            return self
+                .clients
+                .get(&auth.client_id)
+                .filter(|c| {
+                    c.auth_methods
+                        .iter()
+                        .any(|m| m == AuthMethod::None.as_str())
+                })
+                .ok_or(refuse(TokenError::InvalidClient));
+        }
         if auth.method == AuthMethod::PrivateKeyJwt {
             let client_id = self.check_assertion(auth, now)?;
             return self

@@ -84,6 +84,15 @@ pub struct IdentityConfig {
     /// Lifetime of access tokens.
     #[serde(with = "human_duration")]
     pub access_token_ttl: Duration,
+    /// Lifetime of a refresh-token family, counted from the sign-in (rotation does not extend
+    /// it).
+    #[serde(with = "human_duration")]
+    pub refresh_token_ttl: Duration,
+    /// Lifetime of a sign-in session at identity-idp.
+    #[serde(with = "human_duration")]
+    pub session_ttl: Duration,
+    /// identity-idp's login page. Empty: identity-idp's `/browser/login` in this process.
+    pub login_url: String,
     /// Services in this process trust identity-authz (in this process) as a token issuer.
     pub trust_local_issuer: bool,
 }
@@ -94,6 +103,9 @@ impl Default for IdentityConfig {
             issuer: String::new(),
             pepper: Secret::default(),
             access_token_ttl: Duration::from_secs(900),
+            refresh_token_ttl: Duration::from_secs(24 * 3600),
+            session_ttl: Duration::from_secs(8 * 3600),
+            login_url: String::new(),
             trust_local_issuer: true,
         }
     }

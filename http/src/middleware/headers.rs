@@ -48,6 +48,15 @@ impl SecurityHeaders {
 pub async fn apply(State(headers): State<SecurityHeaders>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     for (name, value) in headers.0.iter() {
+        // A page may narrow-or-widen its own CSP (the login page's form-action); every other
+        // header is forced.
+        if *name == header::CONTENT_SECURITY_POLICY
+            && response
+                .headers()
+                .contains_key(header::CONTENT_SECURITY_POLICY)
+        {
+            continue;
+        }
         response.headers_mut().insert(name.clone(), value.clone());
     }
     response

@@ -49,7 +49,19 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(POST) /service/oauth2/v1/token",
                 "Some(POST) /service/oauth2/v1/introspect",
                 "Some(POST) /service/oauth2/v1/revoke",
+                // Checks its bearer token itself (its audience is the services, not authz).
+                "Some(GET) /service/oauth2/v1/userinfo",
+                "Some(POST) /service/oauth2/v1/userinfo",
+                // Browser navigations of the code flow: they validate client, redirect URI and
+                // PKCE, or an ID token hint, themselves.
+                "Some(GET) /browser/oauth2/v1/authorize",
+                "Some(POST) /browser/oauth2/v1/authorize",
+                "Some(GET) /browser/oauth2/v1/logout",
             ]);
+        }
+        if service == ServiceName::IdentityIdp {
+            // The login form: CSRF-protected, rate limited, lockout with backoff.
+            reviewed.extend(["Some(GET) /browser/login", "Some(POST) /browser/login"]);
         }
         reviewed.sort();
         assert_eq!(public, reviewed, "{service}: the public allow-list changed");
@@ -68,8 +80,17 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                         .send(method.clone(), &url, &[], Default::default())
                         .await
                         .unwrap();
-                    // Past the gate: a GET serves, anything else answers for itself.
-                    if method == Method::GET {
+                    // Past the gate: a GET serves (unless it needs input: a code-flow
+                    // navigation, the login page, userinfo's own bearer check), anything else
+                    // answers for itself.
+                    let needs_input = [
+                        "/browser/oauth2/v1/authorize",
+                        "/browser/oauth2/v1/logout",
+                        "/browser/login",
+                        "/service/oauth2/v1/userinfo",
+                    ]
+                    .contains(&route.path);
+                    if method == Method::GET && !needs_input {
                         assert_eq!(r.status, 200, "{method} {url} is public");
                     } else {
                         assert!(

@@ -21,13 +21,14 @@ const SERVICES: [ServiceName; 3] = [
 ];
 const ISSUER: &str = "https://issuer.identity.test";
 
-struct Bootstrap {
-    tenant: String,
-    client_id: String,
-    secret: String,
+pub(super) struct Bootstrap {
+    pub(super) tenant: String,
+    pub(super) client_id: String,
+    pub(super) secret: String,
+    pub(super) password: String,
 }
 
-fn bootstrap(data_dir: &Path) -> Bootstrap {
+pub(super) fn bootstrap(data_dir: &Path) -> Bootstrap {
     let path = data_dir.join("bootstrap.json");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "bootstrap.json holds secrets");
@@ -43,6 +44,7 @@ fn bootstrap(data_dir: &Path) -> Bootstrap {
             .as_str()
             .unwrap()
             .to_owned(),
+        password: v["admin_user"]["password"].as_str().unwrap().to_owned(),
     }
 }
 
@@ -56,7 +58,7 @@ async fn start(data: Option<&Path>) -> TestApp {
 }
 
 /// A token request: `basic` as (id, secret) or none; `form` as name=value pairs.
-async fn token_request(
+pub(super) async fn token_request(
     app: &TestApp,
     basic: Option<(&str, &str)>,
     form: &[(&str, &str)],
@@ -66,7 +68,7 @@ async fn token_request(
 
 /// A form POST to `/service/oauth2/v1/<endpoint>`, with HTTP Basic client authentication when
 /// `basic` is given.
-async fn oauth_post(
+pub(super) async fn oauth_post(
     app: &TestApp,
     endpoint: &str,
     basic: Option<(&str, &str)>,
@@ -106,7 +108,7 @@ async fn oauth_post(
     (r.status.as_u16(), v, r)
 }
 
-async fn get_with(app: &TestApp, service: ServiceName, path: &str, token: &str) -> u16 {
+pub(super) async fn get_with(app: &TestApp, service: ServiceName, path: &str, token: &str) -> u16 {
     let auth = format!("Bearer {token}");
     app.client
         .send(
@@ -121,7 +123,7 @@ async fn get_with(app: &TestApp, service: ServiceName, path: &str, token: &str) 
         .as_u16()
 }
 
-fn claims(token: &str) -> Value {
+pub(super) fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&b64::decode(payload, "payload").unwrap()).unwrap()
 }
@@ -527,7 +529,7 @@ async fn introspection_and_revocation() {
 }
 
 /// A JSON call with a bearer token.
-async fn admin(
+pub(super) async fn admin(
     app: &TestApp,
     token: &str,
     method: Method,
@@ -558,7 +560,7 @@ async fn admin(
     )
 }
 
-async fn client_token(app: &TestApp, id: &str, secret: &str, scope: &str) -> String {
+pub(super) async fn client_token(app: &TestApp, id: &str, secret: &str, scope: &str) -> String {
     let (status, v, _) = token_request(
         app,
         Some((id, secret)),

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (`cargo test -p cryptoutil-tests`).
 
 mod auth;
+mod code_flow;
 mod identity;
 mod issuer_jwks;
 mod jose_interop;

@@ -1,0 +1,574 @@
+//! The authorization code flow end to end: Authlib as the relying party through identity-idp's
+//! login form, and the RFC 9700 negatives (open redirects, PKCE, code reuse and theft, CSRF on
+//! the login form, user enumeration, audience confusion, logout redirects).
+
+use cryptoutil_actors::ServiceName;
+use cryptoutil_federation::Response;
+use hyper::Method;
+use serde_json::{json, Value};
+
+use super::identity::{admin, bootstrap, client_token, get_with, token_request};
+use crate::TestApp;
+
+const SERVICES: [ServiceName; 4] = [
+    ServiceName::IdentityAuthz,
+    ServiceName::IdentityIdp,
+    ServiceName::Kms,
+    ServiceName::Jose,
+];
+const REDIRECT: &str = "https://rp.example/cb";
+const POST_LOGOUT: &str = "https://rp.example/bye";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// A code-flow client registered through the admin API: (id, secret).
+async fn rp_client(app: &TestApp, operator: &str, extra: Value) -> (String, String) {
+    let mut spec = json!({
+        "name": "Example RP",
+        "redirect_uris": [REDIRECT],
+        "post_logout_redirect_uris": [POST_LOGOUT],
+    });
+    if let (Some(s), Value::Object(e)) = (spec.as_object_mut(), extra) {
+        s.extend(e);
+    }
+    let (status, v) = admin(app, operator, Method::POST, "/clients", Some(spec)).await;
+    assert_eq!(status, 201, "{v}");
+    (
+        v["client_id"].as_str().unwrap().to_owned(),
+        v["client_secret"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// A minimal browser: a cookie jar over the test client (cookies do not isolate ports).
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn keep(&mut self, r: &Response) {
+        for v in r.headers.get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            assert!(
+                v.contains("; Secure") && v.contains("; HttpOnly") && v.contains("SameSite=Strict"),
+                "{v}"
+            );
+            let (name, value) = v.split(';').next().unwrap().split_once('=').unwrap();
+            assert!(name.starts_with("__Host-"), "{name}");
+            self.cookies.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, url: &str) -> Response {
+        let cookie = self.cookie_header();
+        let mut headers = vec![];
+        if !cookie.is_empty() {
+            headers.push(("cookie", cookie.as_str()));
+        }
+        let r = self
+            .app
+            .client
+            .send(Method::GET, url, &headers, Default::default())
+            .await
+            .unwrap();
+        self.keep(&r);
+        r
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)], origin: Option<&str>) -> Response {
+        let cookie = self.cookie_header();
+        let body = form
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    cryptoutil_protocols::oauth::form_encode(k),
+                    cryptoutil_protocols::oauth::form_encode(v)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+        if !cookie.is_empty() {
+            headers.push(("cookie", cookie.as_str()));
+        }
+        if let Some(o) = origin {
+            headers.push(("origin", o));
+        }
+        let r = self
+            .app
+            .client
+            .send(Method::POST, url, &headers, body.into())
+            .await
+            .unwrap();
+        self.keep(&r);
+        r
+    }
+}
+
+fn location(r: &Response) -> Option<String> {
+    r.headers
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+fn query(url: &str, name: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{name} in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+fn authorize_url(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> String {
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid kms"),
+        ("state", "s-1"),
+        ("nonce", "n-1"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    for (k, v) in extra {
+        params.retain(|(n, _)| n != k);
+        if !v.is_empty() {
+            params.push((k, v));
+        }
+    }
+    cryptoutil_protocols::oauth::with_query(
+        &format!(
+            "{}/browser/oauth2/v1/authorize",
+            app.public(ServiceName::IdentityAuthz)
+        ),
+        &params,
+    )
+}
+
+/// Opens the login page of a fresh authorization request: (form URL, challenge, csrf).
+async fn login_page(
+    b: &mut Browser<'_>,
+    client_id: &str,
+    extra: &[(&str, &str)],
+) -> (String, String, String) {
+    let r = b.get(&authorize_url(b.app, client_id, extra)).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let login = location(&r).unwrap();
+    let idp = b.app.public(ServiceName::IdentityIdp).to_owned();
+    assert!(
+        login.starts_with(&format!("{idp}/browser/login?challenge=")),
+        "{login}"
+    );
+    let page = b.get(&login).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    (
+        format!("{idp}/browser/login"),
+        hidden(&text, "challenge"),
+        hidden(&text, "csrf"),
+    )
+}
+
+/// Signs in as `user`: the redirect back to the client.
+async fn sign_in(b: &mut Browser<'_>, client_id: &str, user: &str, password: &str) -> String {
+    let (form, challenge, csrf) = login_page(b, client_id, &[]).await;
+    let origin = b.app.public(ServiceName::IdentityIdp).to_owned();
+    let r = b
+        .post(
+            &form,
+            &[
+                ("challenge", &challenge),
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", password),
+            ],
+            Some(&origin),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    location(&r).unwrap()
+}
+
+async fn redeem(app: &TestApp, client: (&str, &str), code: &str) -> (u16, Value) {
+    let (status, v, _) = token_request(
+        app,
+        Some(client),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    (status, v)
+}
+
+/// Authlib (an independent OAuth/OIDC client) runs the code flow with PKCE through the login
+/// form, validates the ID token against our JWK Set, uses the access token, signs in silently
+/// the second time, refreshes (rotation and reuse detection), introspects, revokes and logs out.
+#[tokio::test(flavor = "multi_thread")]
+async fn authlib_runs_the_code_flow_through_the_login_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let (id, secret) = rp_client(&app, &operator, json!({})).await;
+    let ca = data.join("tls/ca.pem");
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/oauth_interop.py");
+    let args = [
+        "code-flow".to_owned(),
+        app.public(ServiceName::IdentityAuthz).to_owned(),
+        ca.display().to_string(),
+        id,
+        secret,
+        app.public(ServiceName::Kms).to_owned(),
+        "admin".to_owned(),
+        boot.password.clone(),
+        REDIRECT.to_owned(),
+        POST_LOGOUT.to_owned(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(super::jose_interop::python())
+            .arg(script)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8, "{report}");
+    let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
+    assert!(failed.is_empty(), "Authlib: {failed:#?}");
+    app.stop().await;
+}
+
+/// RFC 9700 negatives: nothing redirects to an unregistered URI; PKCE is S256 or nothing; a
+/// code works once, for its own client, and its reuse revokes what it issued; the login form
+/// needs its CSRF token and refuses cross-origin posts; a wrong password and an unknown user
+/// look the same; a token for one audience fails on another service; logout redirects only to
+/// registered URIs.
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc9700_negatives_of_the_code_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let (id, secret) = rp_client(&app, &operator, json!({})).await;
+    let mut b = Browser::new(&app);
+
+    // Open redirects: an unregistered (or missing) redirect_uri, an unknown client: a page.
+    for extra in [
+        vec![("redirect_uri", "https://evil.example/cb")],
+        vec![("redirect_uri", "https://rp.example/cb?x=1")],
+        vec![("redirect_uri", "")],
+        vec![("client_id", "client-unknown")],
+    ] {
+        let client = extra
+            .iter()
+            .find(|(k, _)| *k == "client_id")
+            .map_or(id.as_str(), |(_, v)| v);
+        let r = b.get(&authorize_url(&app, client, &extra)).await;
+        assert_eq!(r.status, 400, "{extra:?}");
+        assert!(location(&r).is_none(), "{extra:?} must not redirect");
+    }
+    // PKCE: missing, plain, malformed: back to the client with invalid_request.
+    for extra in [
+        vec![("code_challenge", ""), ("code_challenge_method", "")],
+        vec![("code_challenge_method", "plain")],
+        vec![("code_challenge", "short")],
+    ] {
+        let r = b.get(&authorize_url(&app, &id, &extra)).await;
+        assert_eq!(r.status, 303, "{extra:?}");
+        let to = location(&r).unwrap();
+        assert!(to.starts_with(REDIRECT), "{to}");
+        assert_eq!(
+            query(&to, "error").as_deref(),
+            Some("invalid_request"),
+            "{to}"
+        );
+        assert_eq!(query(&to, "state").as_deref(), Some("s-1"));
+    }
+
+    // The login form: no CSRF cookie, a wrong CSRF token, a cross-origin post: 403.
+    let (form, challenge, csrf) = login_page(&mut b, &id, &[]).await;
+    let idp = app.public(ServiceName::IdentityIdp).to_owned();
+    let creds = [("username", "admin"), ("password", boot.password.as_str())];
+    let mut stranger = Browser::new(&app);
+    let r = stranger
+        .post(
+            &form,
+            &[
+                &[("challenge", challenge.as_str()), ("csrf", csrf.as_str())][..],
+                &creds,
+            ]
+            .concat(),
+            Some(&idp),
+        )
+        .await;
+    assert_eq!(r.status, 403, "no CSRF cookie");
+    let r = b
+        .post(
+            &form,
+            &[
+                &[("challenge", challenge.as_str()), ("csrf", "forged")][..],
+                &creds,
+            ]
+            .concat(),
+            Some(&idp),
+        )
+        .await;
+    assert_eq!(r.status, 403, "wrong CSRF token");
+    let r = b
+        .post(
+            &form,
+            &[
+                &[("challenge", challenge.as_str()), ("csrf", csrf.as_str())][..],
+                &creds,
+            ]
+            .concat(),
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(r.status, 403, "cross-origin");
+
+    // No user enumeration: an unknown name and a wrong password give the same page.
+    let mut pages = Vec::new();
+    for user in ["admin", "no-such-user"] {
+        let (form, challenge, csrf) = login_page(&mut b, &id, &[]).await;
+        let r = b
+            .post(
+                &form,
+                &[
+                    ("challenge", &challenge),
+                    ("csrf", &csrf),
+                    ("username", user),
+                    ("password", "wrong-password"),
+                ],
+                Some(&idp),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        assert!(
+            text.contains("The username or password is incorrect."),
+            "{text}"
+        );
+        pages.push(
+            text.replace(&hidden(&text, "csrf"), "")
+                .replace(&challenge, ""),
+        );
+    }
+    assert_eq!(pages[0], pages[1], "the two failures must look alike");
+
+    // A code redeemed by another client: refused (and burnt).
+    let back = sign_in(&mut b, &id, "admin", &boot.password).await;
+    assert!(
+        back.starts_with(REDIRECT) && query(&back, "iss").is_some(),
+        "{back}"
+    );
+    let code = query(&back, "code").unwrap();
+    let (other_id, other_secret) = rp_client(&app, &operator, json!({})).await;
+    let (status, v) = redeem(&app, (&other_id, &other_secret), &code).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{v}"
+    );
+    let (status, v) = redeem(&app, (&boot.client_id, &boot.secret), &code).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "{v}"
+    );
+    let (status, _) = redeem(&app, (&id, &secret), &code).await;
+    assert_eq!(status, 400, "a failed redemption burns the code");
+
+    // The session signs in silently; the code works once; its reuse revokes what it issued.
+    let r = b.get(&authorize_url(&app, &id, &[])).await;
+    let r = b.get(&location(&r).unwrap()).await;
+    assert_eq!(r.status, 303, "single sign-on");
+    let code = query(&location(&r).unwrap(), "code").unwrap();
+    let (status, tokens) = redeem(&app, (&id, &secret), &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get_with(&app, ServiceName::Kms, "/service/api/v1/info", &access).await,
+        200
+    );
+    let (status, v) = redeem(&app, (&id, &secret), &code).await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_grant")));
+    let (_, v, _) = super::identity::oauth_post(
+        &app,
+        "introspect",
+        Some((&id, &secret)),
+        &[("token", &access)],
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!({ "active": false }),
+        "the reused code's access token is revoked"
+    );
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, v, _) = token_request(
+        &app,
+        Some((&id, &secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "and its refresh family"
+    );
+
+    // Audience: a token for KMS (resource indicator) does not work on JOSE.
+    let r = b
+        .get(&authorize_url(
+            &app,
+            &id,
+            &[("resource", "urn:cryptoutil:kms"), ("scope", "kms jose")],
+        ))
+        .await;
+    let r = b.get(&location(&r).unwrap()).await;
+    let code = query(&location(&r).unwrap(), "code").unwrap();
+    let (status, tokens) = redeem(&app, (&id, &secret), &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let kms_only = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        get_with(&app, ServiceName::Kms, "/service/api/v1/info", kms_only).await,
+        200
+    );
+    assert_eq!(
+        get_with(
+            &app,
+            ServiceName::Jose,
+            "/service/api/v1/jose/jwks",
+            kms_only
+        )
+        .await,
+        401
+    );
+    // A user access token is a bearer credential: refused on /browser.
+    assert_eq!(
+        get_with(&app, ServiceName::Kms, "/browser/api/v1/info", kms_only).await,
+        401
+    );
+
+    // Logout: an unregistered post_logout_redirect_uri gets a page, not a redirect.
+    let id_token = {
+        let r = b.get(&authorize_url(&app, &id, &[])).await;
+        let r = b.get(&location(&r).unwrap()).await;
+        let code = query(&location(&r).unwrap(), "code").unwrap();
+        redeem(&app, (&id, &secret), &code).await.1["id_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let logout = |post: &str| {
+        cryptoutil_protocols::oauth::with_query(
+            &format!(
+                "{}/browser/oauth2/v1/logout",
+                app.public(ServiceName::IdentityAuthz)
+            ),
+            &[
+                ("id_token_hint", id_token.as_str()),
+                ("post_logout_redirect_uri", post),
+            ],
+        )
+    };
+    let r = b.get(&logout("https://evil.example/bye")).await;
+    assert_eq!(r.status, 200);
+    assert!(location(&r).is_none());
+    let r = b.get(&logout(POST_LOGOUT)).await;
+    assert_eq!(location(&r).as_deref(), Some(POST_LOGOUT));
+    // An access token is not an ID token hint.
+    let r = b
+        .get(&cryptoutil_protocols::oauth::with_query(
+            &format!(
+                "{}/browser/oauth2/v1/logout",
+                app.public(ServiceName::IdentityAuthz)
+            ),
+            &[("id_token_hint", kms_only)],
+        ))
+        .await;
+    assert_eq!(r.status, 400);
+
+    // Public clients: PKCE-bound codes, no client_credentials, no introspection.
+    let (public_id, _) = rp_client(&app, &operator, json!({ "auth_methods": ["none"] })).await;
+    let back = sign_in(&mut Browser::new(&app), &public_id, "admin", &boot.password).await;
+    let code = query(&back, "code").unwrap();
+    let (status, v, _) = token_request(
+        &app,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &public_id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _, _) = token_request(
+        &app,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &public_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _, _) = super::identity::oauth_post(
+        &app,
+        "introspect",
+        None,
+        &[
+            ("client_id", &public_id),
+            ("token", v["access_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
