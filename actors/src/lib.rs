@@ -11,6 +11,7 @@
 //! - [`health`]: the `Health` actor: a service's liveness and readiness.
 //! - [`jose_keys`]: the `JoseKeys` actor: the JOSE service's keys per tenant.
 //! - [`issuer_jwks`]: the `IssuerJwks` actor: a trusted issuer's JWK Set, fetched and cached.
+//! - [`sessions`]: the `Sessions` actor: a service's browser sign-ins and sessions.
 //! - [`vault`]: the `Vault` actor: owner of a service's store (sealed state, sealed records).
 //! - [`service`]: the eight service names.
 //! - [`suite`]: builds the root -> service -> actor tree and returns the handles.
@@ -29,6 +30,7 @@ pub mod issuer_jwks;
 pub mod jose_keys;
 pub mod metrics;
 pub mod service;
+pub mod sessions;
 pub mod slot;
 pub mod suite;
 pub mod supervisor;

@@ -16,6 +16,7 @@ use crate::issuer_jwks::{
 };
 use crate::jose_keys::{JoseKeys, JoseKeysArgs, JoseKeysHandle, JoseKeysMsg};
 use crate::service::ServiceName;
+use crate::sessions::{BrowserLogin, Sessions, SessionsArgs, SessionsHandle, SessionsMsg};
 use crate::slot::Slot;
 use crate::supervisor::child::{ActorSpec, ChildSpec};
 use crate::supervisor::{SupervisorArgs, SupervisorHandle, SupervisorSpec};
@@ -37,6 +38,8 @@ pub struct ServiceActors {
     /// identity-idp's way to identity-authz, whose sign-in requests its login pages complete
     /// (`identity-idp` only, when identity-authz runs in the same process).
     pub login: Option<AuthzHandle>,
+    /// Browser sign-ins and sessions.
+    pub sessions: SessionsHandle,
 }
 
 /// What the tree needs besides stores.
@@ -46,6 +49,8 @@ pub struct SuiteArgs {
     pub issuers: Vec<RemoteIssuer>,
     /// identity-authz's settings (required when it is started).
     pub authz: Option<AuthzConfig>,
+    /// How each service signs browsers in (services without an entry have no browser sign-in).
+    pub browser: BTreeMap<ServiceName, BrowserLogin>,
 }
 
 /// The running tree.
@@ -125,7 +130,19 @@ fn service_tree(
         },
         || VaultMsg::Crash,
     );
-    let mut children: Vec<Arc<dyn ChildSpec>> = vec![Arc::new(health), Arc::new(vault)];
+    let sessions_slot: Slot<SessionsMsg> = Slot::new("Sessions");
+    let sessions_args = SessionsArgs {
+        login: args.browser.get(&service).cloned(),
+    };
+    let sessions = ActorSpec::new(
+        format!("{name}/sessions"),
+        "Sessions",
+        sessions_slot.clone(),
+        move || (Sessions, sessions_args.clone()),
+        || SessionsMsg::Crash,
+    );
+    let mut children: Vec<Arc<dyn ChildSpec>> =
+        vec![Arc::new(health), Arc::new(vault), Arc::new(sessions)];
     let mut authz = None;
     if service == ServiceName::IdentityAuthz {
         let config = args.authz.clone().ok_or_else(|| {
@@ -215,6 +232,7 @@ fn service_tree(
         issuer_jwks,
         authz,
         login: None,
+        sessions: SessionsHandle::new(sessions_slot, cfg.ask_timeout),
     };
     Ok((Arc::new(SupervisorSpec::new(args)), actors))
 }

@@ -8,8 +8,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
+use cryptoutil_actors::authz::admin::{AdminOp, BrowserClient, Caller, OPERATOR_TENANT};
 use cryptoutil_actors::authz::AuthzConfig;
 use cryptoutil_actors::issuer_jwks::RemoteIssuer;
+use cryptoutil_actors::sessions::BrowserLogin;
 use cryptoutil_actors::suite::{self, Suite, SuiteArgs};
 use cryptoutil_actors::ServiceName;
 use cryptoutil_http::auth::{Authenticator, DenyAll, JwtBearer};
@@ -150,14 +152,17 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     }
 
     let (authz, auth_cfg) = identity_setup(&cfg, &endpoints)?;
+    let browser = browser_logins(authz.as_ref(), &endpoints, &tls.anchor_pem)?;
     let args = SuiteArgs {
         issuers: remote_issuers(&auth_cfg, &tls.anchor_pem)?,
         authz,
+        browser,
     };
     let suite = suite::start(stores.clone(), &args, &cfg.supervision)
         .await
         .map_err(|e| anyhow!("starting actors: {e}"))?;
     bootstrap(&suite, &data_dir).await?;
+    register_browser_clients(&suite, &args.browser).await?;
 
     let shutdown = Arc::new(watch::channel(false).0);
     let readiness = Readiness::default();
@@ -173,7 +178,8 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         } else {
             Arc::new(
                 JwtBearer::new(&auth_cfg, service.as_str(), &actors.issuer_jwks)
-                    .map_err(|e| anyhow!("invalid configuration: {e}"))?,
+                    .map_err(|e| anyhow!("invalid configuration: {e}"))?
+                    .with_sessions(actors.sessions.clone()),
             )
         };
         let app = AppState {
@@ -333,6 +339,95 @@ fn identity_setup(
         session_ttl: cfg.identity.session_ttl,
     };
     Ok((Some(authz), auth))
+}
+
+/// The API scope a service's routes check (none for services without an API yet).
+fn api_scope(service: ServiceName) -> Option<&'static str> {
+    match service {
+        ServiceName::Kms => Some("kms"),
+        ServiceName::Jose => Some("jose"),
+        ServiceName::Ca => Some("ca"),
+        ServiceName::IdentityAuthz => Some("identity"),
+        _ => None,
+    }
+}
+
+/// How each service signs browsers in, when identity-authz and identity-idp run in this process:
+/// as a confidential code-flow client `browser-<service>` whose secret is drawn now and lives
+/// in memory only (registered again on every start). Without them: no browser sign-in.
+fn browser_logins(
+    authz: Option<&AuthzConfig>,
+    endpoints: &BTreeMap<ServiceName, Endpoint>,
+    anchor: &str,
+) -> anyhow::Result<BTreeMap<ServiceName, BrowserLogin>> {
+    let mut out = BTreeMap::new();
+    let (Some(authz), Some(local)) = (authz, endpoints.get(&ServiceName::IdentityAuthz)) else {
+        return Ok(out);
+    };
+    if authz.login_url.is_none() {
+        return Ok(out);
+    }
+    let tls = cryptoutil_federation::tls::client_config_from_pem(anchor.as_bytes())
+        .map_err(|e| anyhow!("browser sign-in trust anchor: {e}"))?;
+    let client = cryptoutil_federation::HttpsClient::new(tls);
+    for (service, e) in endpoints {
+        let secret =
+            cryptoutil_protocols::oauth::random_token(32).map_err(|e| anyhow!("random: {e}"))?;
+        let scope = match api_scope(*service) {
+            Some(s) => format!("openid {s}"),
+            None => "openid".to_owned(),
+        };
+        out.insert(
+            *service,
+            BrowserLogin {
+                issuer: authz.issuer.clone(),
+                authorize_url: format!("{}{}", local.public, cryptoutil_http::oauth::AUTHORIZE),
+                token_url: format!("{}{}", local.public, cryptoutil_http::oauth::TOKEN),
+                logout_url: format!("{}{}", local.public, cryptoutil_http::oauth::LOGOUT),
+                client_id: format!("browser-{service}"),
+                client_secret: secret,
+                redirect_uri: format!("{}{}", e.public, cryptoutil_http::browser::CALLBACK),
+                post_logout_uri: format!("{}/browser/", e.public),
+                scope,
+                client: client.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Registers every service's browser client (with this start's secret and URLs).
+async fn register_browser_clients(
+    suite: &Suite,
+    logins: &BTreeMap<ServiceName, BrowserLogin>,
+) -> anyhow::Result<()> {
+    let Some(authz) = suite
+        .services
+        .get(&ServiceName::IdentityAuthz)
+        .and_then(|a| a.authz.as_ref())
+    else {
+        return Ok(());
+    };
+    let caller = Caller {
+        tenant: OPERATOR_TENANT.to_owned(),
+    };
+    for (service, login) in logins {
+        let scopes = login.scope.split(' ').map(str::to_owned).collect();
+        authz
+            .admin(
+                caller.clone(),
+                AdminOp::BrowserClient(BrowserClient {
+                    service: service.as_str().to_owned(),
+                    secret: login.client_secret.clone(),
+                    redirect_uri: login.redirect_uri.clone(),
+                    post_logout_uri: login.post_logout_uri.clone(),
+                    scopes,
+                }),
+            )
+            .await
+            .map_err(|e| anyhow!("registering the {service} browser client: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Path of `bootstrap.json`.

@@ -13,3 +13,4 @@ pub mod tls;
 
 pub use client::{HttpsClient, Response};
 pub use error::{Error, Source};
+pub use hyper::Method;

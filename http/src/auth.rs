@@ -1,7 +1,7 @@
 //! The credential seam. `/service/**` takes bearer tokens, `/browser/**` a session cookie; a
-//! bearer token is refused on `/browser/**` and a cookie on `/service/**`. Until the Identity
-//! issue wires real credentials, the only `Authenticator` is [`DenyAll`], so every route not on
-//! the public allow-list answers 401.
+//! bearer token is refused on `/browser/**` and a cookie on `/service/**`. State-changing
+//! `/browser/**` requests also need the session's CSRF token. Without a trusted issuer the
+//! `Authenticator` is [`DenyAll`]: every route not on the public allow-list answers 401.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,12 +12,26 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use cryptoutil_actors::issuer_jwks::{pin_issuer_key, IssuerJwksHandle};
+use cryptoutil_actors::sessions::SessionsHandle;
 use cryptoutil_protocols::jose::{b64, jwt, JwkSet, JwsAlg};
 
 use crate::error::ApiError;
 
-/// The session cookie's name. `__Host-` binds it to this origin, Secure, path `/`.
-pub const SESSION_COOKIE: &str = "__Host-cryptoutil-session";
+/// The browser session cookie of `service`: HttpOnly, Secure, SameSite=Strict, path `/`.
+/// `__Host-` binds it to the host; the service is in the name because cookies do not isolate
+/// ports, and in one process every service shares 127.0.0.1.
+pub fn session_cookie(service: &str) -> String {
+    format!("__Host-cryptoutil-{service}-session")
+}
+
+/// The script-readable cookie carrying the session's CSRF token, which state-changing
+/// `/browser` requests must echo in `X-CSRF-Token`.
+pub fn csrf_cookie(service: &str) -> String {
+    format!("__Host-cryptoutil-{service}-csrf")
+}
+
+/// The header a state-changing `/browser` request carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Which stack a request came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +65,8 @@ pub struct Principal {
     pub tenant: String,
     /// Granted scopes.
     pub scopes: Vec<String>,
+    /// For a browser session: SHA-256 of its CSRF token.
+    pub csrf: Option<[u8; 32]>,
 }
 
 /// What an [`Authenticator`] returns: a boxed future, so the trait stays object-safe and a
@@ -85,10 +101,11 @@ impl Authenticator for DenyAll {
 /// `iss`, `exp`/`nbf`/`iat` with leeway, and `aud` naming this service. The token must carry a
 /// `tenant` claim; `scope` (space-separated) becomes the principal's scopes. An issuer's keys are
 /// a static set from the configuration or a set fetched from its `jwks_uri` by an
-/// [`IssuerJwks`](cryptoutil_actors::issuer_jwks) actor. Browser sessions are not issued yet:
-/// `session` refuses everything.
+/// [`IssuerJwks`](cryptoutil_actors::issuer_jwks) actor. A browser session stands for the access
+/// token its sign-in obtained: `session` looks it up and validates that token the same way.
 pub struct JwtBearer {
     issuers: Vec<(String, IssuerKeys)>,
+    sessions: Option<SessionsHandle>,
     audience: String,
     leeway: std::time::Duration,
     /// Tokens already verified, by SHA-256 of the token, until their `exp`: a signature check
@@ -168,6 +185,7 @@ impl JwtBearer {
         }
         Ok(Self {
             issuers,
+            sessions: None,
             audience: audience.to_owned(),
             leeway: cfg.leeway,
             verified: std::sync::Mutex::new(HashMap::new()),
@@ -180,12 +198,36 @@ impl Authenticator for JwtBearer {
         Box::pin(self.bearer_token(token))
     }
 
-    fn session<'a>(&'a self, _cookie: &'a str) -> AuthFuture<'a> {
-        Box::pin(async { Err(AuthFailure::Invalid) })
+    fn session<'a>(&'a self, cookie: &'a str) -> AuthFuture<'a> {
+        Box::pin(self.session_cookie(cookie))
     }
 }
 
 impl JwtBearer {
+    /// Browser sessions of this service are looked up in `sessions`.
+    pub fn with_sessions(mut self, sessions: SessionsHandle) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    async fn session_cookie(&self, cookie: &str) -> Result<Principal, AuthFailure> {
+        let sessions = self.sessions.as_ref().ok_or(AuthFailure::Invalid)?;
+        if cookie.len() > 256 {
+            return Err(AuthFailure::Invalid);
+        }
+        let (access, csrf) = sessions
+            .lookup(zeroize::Zeroizing::new(cookie.to_owned()))
+            .await
+            .map_err(|e| {
+                tracing::warn!(%e, "session lookup failed");
+                AuthFailure::Invalid
+            })?
+            .ok_or(AuthFailure::Invalid)?;
+        let mut principal = self.bearer_token(&access).await?;
+        principal.csrf = Some(cryptoutil_protocols::oauth::token_digest(csrf.as_bytes()));
+        Ok(principal)
+    }
+
     async fn bearer_token(&self, token: &str) -> Result<Principal, AuthFailure> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -284,6 +326,7 @@ impl JwtBearer {
                 subject,
                 tenant,
                 scopes,
+                csrf: None,
             },
             exp,
         ))
@@ -331,11 +374,14 @@ pub struct AuthGate {
     realm: Realm,
     public: Arc<HashSet<(Method, &'static str)>>,
     auth: Arc<dyn Authenticator>,
+    cookie: Arc<str>,
 }
 
 impl AuthGate {
-    /// A gate for `realm` letting `public` (method, route path) pairs through unauthenticated.
+    /// A gate of `service` for `realm` letting `public` (method, route path) pairs through
+    /// unauthenticated.
     pub fn new(
+        service: &str,
         realm: Realm,
         public: HashSet<(Method, &'static str)>,
         auth: Arc<dyn Authenticator>,
@@ -344,6 +390,7 @@ impl AuthGate {
             realm,
             public: Arc::new(public),
             auth,
+            cookie: session_cookie(service).into(),
         }
     }
 
@@ -357,7 +404,7 @@ impl AuthGate {
     /// Authenticates headers for this gate's realm.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
         let bearer = bearer_token(headers);
-        let cookie = session_cookie(headers);
+        let cookie = cookie_value(headers, &self.cookie);
         match self.realm {
             Realm::Service => match (bearer, cookie) {
                 (Some(Ok(token)), _) => self.auth.bearer(token).await,
@@ -393,6 +440,24 @@ pub async fn require_credentials(
                 failure,
             },
         })?;
+    // A session's state-changing request must echo its CSRF token (synchronizer token: the
+    // session holds it, a cookie only carries it to the page's script).
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if gate.realm == Realm::Browser && unsafe_method {
+        let echoed = req
+            .headers()
+            .get(CSRF_HEADER)
+            .map(|v| cryptoutil_protocols::oauth::token_digest(v.as_bytes()));
+        let ok = match (principal.csrf, echoed) {
+            (Some(expected), Some(got)) => {
+                cryptoutil_protocols::oauth::constant_time_eq(&expected, &got)
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(ApiError::Csrf);
+        }
+    }
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
 }
@@ -412,13 +477,14 @@ fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     }))
 }
 
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The value of the cookie `name`, if the request carries it.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
 }

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// The token's issuer is trusted but its keys cannot be had right now.
     #[error("the token's issuer keys are unavailable; retry later")]
     IssuerUnavailable,
+    /// A state-changing browser request without its session's CSRF token.
+    #[error("missing or wrong CSRF token (send the session's token in X-CSRF-Token)")]
+    Csrf,
     /// The client address is not on the stack's allowlist.
     #[error("client address not allowed")]
     IpNotAllowed,
@@ -71,6 +74,7 @@ impl IntoResponse for ApiError {
             ApiError::InsufficientScope { .. } => (StatusCode::FORBIDDEN, "insufficient_scope"),
             ApiError::IssuerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable"),
             ApiError::IpNotAllowed => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
@@ -155,6 +159,7 @@ impl IntoResponse for ApiError {
                 ..
             }
             | ApiError::IpNotAllowed
+            | ApiError::Csrf
             | ApiError::NotFound
             | ApiError::NotReady { .. }
             | ApiError::BadRequest { .. }

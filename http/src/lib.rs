@@ -10,6 +10,7 @@
 //! - [`identity`]: identity-authz's admin API (tenants, clients, users).
 //! - [`oauth`]: identity-authz's discovery, JWK Set, token, introspection, revocation and
 //!   userinfo endpoints.
+//! - [`browser`]: browser sign-in on every service (the service as identity-authz's client).
 //! - [`login`]: the authorization endpoint and logout (identity-authz), the login page
 //!   (identity-idp).
 //! - [`ui`]: the browser UIs (static assets compiled in), under `/browser/ui/`.
@@ -25,6 +26,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod browser;
 pub mod config;
 pub mod error;
 pub mod identity;

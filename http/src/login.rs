@@ -46,7 +46,7 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     (
         status,
         Html(format!(
@@ -60,7 +60,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         .into_response()
 }
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
         Err(_) => page(
@@ -72,7 +72,7 @@ fn see_other(location: &str) -> Response {
 }
 
 /// Parameters of a query or form, each at most once.
-fn params(raw: &[u8]) -> Option<Vec<(String, String)>> {
+pub(crate) fn params(raw: &[u8]) -> Option<Vec<(String, String)>> {
     if raw.len() > MAX_INPUT {
         return None;
     }
@@ -86,7 +86,7 @@ fn params(raw: &[u8]) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(n, _)| n == name)

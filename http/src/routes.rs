@@ -334,6 +334,34 @@ fn base_rows() -> Vec<RouteSpec> {
         spec(None, BROWSER_OTHER, Realm::Browser, Authenticated, || {
             any(other_any)
         }),
+        spec(
+            Some(Method::GET),
+            crate::browser::LOGIN,
+            Realm::Browser,
+            Public,
+            || get(crate::browser::login_get),
+        ),
+        spec(
+            Some(Method::GET),
+            crate::browser::CALLBACK,
+            Realm::Browser,
+            Public,
+            || get(crate::browser::callback_get),
+        ),
+        spec(
+            Some(Method::POST),
+            crate::browser::LOGOUT,
+            Realm::Browser,
+            Authenticated,
+            || post(crate::browser::logout_post),
+        ),
+        spec(
+            Some(Method::GET),
+            crate::browser::SESSION,
+            Realm::Browser,
+            Authenticated,
+            || get(crate::browser::session_get),
+        ),
     ]
 }
 
@@ -369,8 +397,13 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
             .filter_map(|r| r.method.clone().map(|m| (m, r.path)))
             .collect()
     };
-    let service_gate = AuthGate::new(Realm::Service, public(Realm::Service), Arc::clone(&auth));
-    let browser_gate = AuthGate::new(Realm::Browser, public(Realm::Browser), auth);
+    let service_gate = AuthGate::new(
+        service,
+        Realm::Service,
+        public(Realm::Service),
+        Arc::clone(&auth),
+    );
+    let browser_gate = AuthGate::new(service, Realm::Browser, public(Realm::Browser), auth);
     let inner: Router = rows
         .into_iter()
         .fold(Router::new(), |r, row| r.route(row.path, (row.handler)()))
@@ -458,7 +491,7 @@ async fn home_get(State(app): State<AppState>) -> Html<String> {
     };
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>cryptoutil {0}</title></head>\
-         <body><h1>cryptoutil {0}</h1><p>Sign-in arrives with the Identity service.</p>{ui}</body></html>",
+         <body><h1>cryptoutil {0}</h1><p><a href=\"auth/login\">Sign in</a></p>{ui}</body></html>",
         app.service
     ))
 }

@@ -186,6 +186,17 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
+/// An `Authorization: Basic` value for client credentials (RFC 6749 §2.3.1: each part
+/// form-encoded first).
+pub fn basic_header(client_id: &str, secret: &str) -> Zeroizing<String> {
+    let joined = Zeroizing::new(format!(
+        "{}:{}",
+        form_encode(client_id),
+        form_encode(secret)
+    ));
+    Zeroizing::new(format!("Basic {}", STANDARD.encode(joined.as_bytes())))
+}
+
 /// OpenID Connect Core §3.1.3.6 `at_hash` for an ES256/PS256/RS256-signed ID token: base64url
 /// of the left half of the access token's SHA-256.
 pub fn at_hash(access_token: &str) -> String {
@@ -346,6 +357,13 @@ mod tests {
         ] {
             assert!(!valid_redirect_uri(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn basic_headers_round_trip_through_the_parser() {
+        let h = basic_header("client:1", "s3cr+t %");
+        let (id, secret) = basic_credentials(&h).unwrap();
+        assert_eq!((id.as_str(), secret.as_str()), ("client:1", "s3cr+t %"));
     }
 
     #[test]

@@ -127,6 +127,24 @@ pub enum AdminOp {
     CreateUser(NewUser),
     /// Remove a user.
     DeleteUser(String),
+    /// Register (or re-register, on every start) a service's browser sign-in client with the
+    /// secret the service holds in memory (operator only; not reachable over HTTP).
+    BrowserClient(BrowserClient),
+}
+
+/// A service's browser sign-in client: `browser-<service>` in the operator tenant, code flow
+/// only, its audience the service alone.
+pub struct BrowserClient {
+    /// The service.
+    pub service: String,
+    /// The secret the service authenticates with (only its MAC is stored).
+    pub secret: Zeroizing<String>,
+    /// `<public>/browser/auth/callback`.
+    pub redirect_uri: String,
+    /// `<public>/browser/`.
+    pub post_logout_uri: String,
+    /// Scopes (`openid` and the service's API scope).
+    pub scopes: Vec<String>,
 }
 
 /// What an admin call comes to.
@@ -369,6 +387,36 @@ impl AuthzState {
                     created: now_unix(),
                 };
                 Ok(Step::write(Write::Client(client, secret)))
+            }
+            AdminOp::BrowserClient(b) => {
+                if !caller.is_operator() || !self.audiences().contains(&b.service) {
+                    return Err(Error::Forbidden {
+                        reason: "browser clients are the operator's, for known services",
+                    });
+                }
+                if !oauth::valid_redirect_uri(&b.redirect_uri)
+                    || !oauth::valid_redirect_uri(&b.post_logout_uri)
+                {
+                    return Err(bad("browser client: invalid redirect URI"));
+                }
+                let client = Client {
+                    client_id: format!("browser-{}", b.service),
+                    tenant: OPERATOR_TENANT.into(),
+                    name: format!("{} (browser sign-in)", b.service),
+                    secret_mac: b64::encode(&oauth::client_secret_mac(&self.pepper(), &b.secret)),
+                    grant_types: vec![AUTHORIZATION_CODE.into()],
+                    scopes: b.scopes,
+                    audiences: vec![b.service],
+                    auth_methods: vec![AuthMethod::ClientSecretBasic.as_str().into()],
+                    jwks: None,
+                    redirect_uris: vec![b.redirect_uri],
+                    post_logout_redirect_uris: vec![b.post_logout_uri],
+                    created: now_unix(),
+                };
+                Ok(Step::write(Write::Client(
+                    client,
+                    Zeroizing::new(String::new()),
+                )))
             }
             AdminOp::DeleteClient(id) => {
                 let found = self.clients().any(|c| {

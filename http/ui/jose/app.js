@@ -18,9 +18,10 @@ function fromB64url(b64) {
   return new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
 }
 
-// The CSRF token of the session (double-submit cookie), sent on every state-changing request.
+// The CSRF token of the session (the service keeps it; this cookie only carries it to the
+// script), sent on every state-changing request.
 function csrfToken() {
-  const m = document.cookie.match(/(?:^|;\s*)__Host-cryptoutil-csrf=([^;]+)/);
+  const m = document.cookie.match(/(?:^|;\s*)__Host-cryptoutil-jose-csrf=([^;]+)/);
   return m ? decodeURIComponent(m[1]) : "";
 }
 
@@ -62,7 +63,7 @@ function show(output, message, ok) {
 }
 
 function explain(err) {
-  if (err.status === 401) return "Sign in required: open /browser/ to sign in, then reload this page.";
+  if (err.status === 401) return "Sign in required: use the Sign in link above.";
   if (err.status === 403) return "Your session lacks the jose scope.";
   return err.message;
 }
@@ -164,4 +165,25 @@ on("#decrypt", async (form) => {
   }
 });
 
+// Who is signed in; sign out ends the session here and at the identity provider.
+async function showSession() {
+  const response = await fetch("/browser/api/v1/session", { credentials: "same-origin" });
+  if (!response.ok) return;
+  const who = await response.json();
+  $("#who").textContent = `Signed in as ${who.subject} (tenant ${who.tenant}).`;
+  $("#signin").hidden = true;
+  $("#signout").hidden = false;
+}
+
+$("#signout").addEventListener("click", async () => {
+  const response = await fetch("/browser/auth/logout", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "x-csrf-token": csrfToken() },
+  });
+  if (response.ok) window.location.assign((await response.json()).logout_url);
+  else status("Sign-out failed.", true);
+});
+
+showSession().catch(() => {});
 refreshKeys().catch((err) => status(explain(err), true));

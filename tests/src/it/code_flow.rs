@@ -46,6 +46,36 @@ struct Browser<'a> {
 }
 
 impl<'a> Browser<'a> {
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// A request with this browser's cookies and `headers`.
+    async fn call(
+        &mut self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let cookie = self.cookie_header();
+        let mut all = headers.to_vec();
+        if !cookie.is_empty() {
+            all.push(("cookie", cookie.as_str()));
+        }
+        let r = self
+            .app
+            .client
+            .send(method, url, &all, body.to_owned().into())
+            .await
+            .unwrap();
+        self.keep(&r);
+        r
+    }
+
     fn new(app: &'a TestApp) -> Self {
         Self {
             app,
@@ -56,12 +86,25 @@ impl<'a> Browser<'a> {
     fn keep(&mut self, r: &Response) {
         for v in r.headers.get_all("set-cookie") {
             let v = v.to_str().unwrap();
+            let (name, value) = v.split(';').next().unwrap().split_once('=').unwrap();
             assert!(
-                v.contains("; Secure") && v.contains("; HttpOnly") && v.contains("SameSite=Strict"),
+                name.starts_with("__Host-") && v.contains("; Path=/; Secure"),
                 "{v}"
             );
-            let (name, value) = v.split(';').next().unwrap().split_once('=').unwrap();
-            assert!(name.starts_with("__Host-"), "{name}");
+            if name.ends_with("-session") {
+                assert!(
+                    v.contains("; HttpOnly") && v.contains("SameSite=Strict"),
+                    "{v}"
+                );
+            } else if name.ends_with("-login") {
+                // The sign-in binding must survive the top-level redirect back.
+                assert!(
+                    v.contains("; HttpOnly") && v.contains("SameSite=Lax"),
+                    "{v}"
+                );
+            } else {
+                assert!(v.contains("SameSite=Strict"), "{v}");
+            }
             self.cookies.retain(|(n, _)| n != name);
             if !value.is_empty() {
                 self.cookies.push((name.to_owned(), value.to_owned()));
@@ -570,5 +613,147 @@ async fn rfc9700_negatives_of_the_code_flow() {
     )
     .await;
     assert_eq!(status, 401);
+    app.stop().await;
+}
+
+/// Browser sessions on a service: the JOSE service signs the browser in as identity-authz's
+/// client (through identity-idp's form), its /browser API then works with the session cookie,
+/// state-changing calls need the CSRF token, a bearer is refused on /browser and the cookie on
+/// /service, and logout ends the session here and at identity-idp.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_signs_in_to_a_service_and_uses_its_browser_api_with_csrf() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let jose = app.public(ServiceName::Jose).to_owned();
+    let idp = app.public(ServiceName::IdentityIdp).to_owned();
+    let mut b = Browser::new(&app);
+
+    // Unauthenticated, the UI's API says 401; sign-in starts at the service.
+    let r = b.get(&format!("{jose}/browser/api/v1/session")).await;
+    assert_eq!(r.status, 401);
+    let r = b
+        .get(&format!(
+            "{jose}/browser/auth/login?return_to=/browser/ui/jose/"
+        ))
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(b.cookie("__Host-cryptoutil-jose-login").is_some());
+    let to_authz = location(&r).unwrap();
+    assert_eq!(
+        query(&to_authz, "client_id").as_deref(),
+        Some("browser-jose")
+    );
+    assert_eq!(
+        query(&to_authz, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    let r = b.get(&to_authz).await;
+    let login = location(&r).unwrap();
+    let page = b.get(&login).await;
+    let text = page.text();
+    let form = [
+        ("challenge", hidden(&text, "challenge")),
+        ("csrf", hidden(&text, "csrf")),
+        ("username", "admin".to_owned()),
+        ("password", boot.password.clone()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = b
+        .post(&format!("{idp}/browser/login"), &form, Some(&idp))
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let callback = location(&r).unwrap();
+    assert!(
+        callback.starts_with(&format!("{jose}/browser/auth/callback?")),
+        "{callback}"
+    );
+
+    // A callback from another browser (no binding cookie) is refused.
+    let r = Browser::new(&app).get(&callback).await;
+    assert_eq!(r.status, 400);
+    let mut replay = Browser::new(&app);
+    replay.cookies = b.cookies.clone();
+    let r = b.get(&callback).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(location(&r).as_deref(), Some("/browser/ui/jose/"));
+    let csrf = b
+        .cookie("__Host-cryptoutil-jose-csrf")
+        .expect("a CSRF cookie");
+    assert!(b.cookie("__Host-cryptoutil-jose-session").is_some());
+    assert!(
+        b.cookie("__Host-cryptoutil-jose-login").is_none(),
+        "the binding is spent"
+    );
+    let r = replay.get(&callback).await;
+    assert_eq!(r.status, 400, "a callback works once");
+
+    let r = b.get(&format!("{jose}/browser/api/v1/session")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let who: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(who["tenant"], "default");
+    assert_eq!(who["scopes"], json!(["openid", "jose"]));
+
+    // State-changing calls need the CSRF token.
+    let key = r#"{"alg":"ES256"}"#;
+    let url = format!("{jose}/browser/api/v1/jose/jwks");
+    let json_ct = ("content-type", "application/json");
+    let r = b.call(Method::POST, &url, &[json_ct], key).await;
+    assert_eq!(r.status, 403, "no CSRF token: {}", r.text());
+    let r = b
+        .call(
+            Method::POST,
+            &url,
+            &[json_ct, ("x-csrf-token", "forged")],
+            key,
+        )
+        .await;
+    assert_eq!(r.status, 403, "a wrong CSRF token");
+    let r = b
+        .call(Method::POST, &url, &[json_ct, ("x-csrf-token", &csrf)], key)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = b.get(&url).await;
+    assert_eq!(r.status, 200);
+
+    // The session cookie is not a credential on /service, nor on another service's /browser.
+    let r = b.get(&format!("{jose}/service/api/v1/jose/jwks")).await;
+    assert_eq!(r.status, 401);
+    let kms = app.public(ServiceName::Kms).to_owned();
+    let r = b.get(&format!("{kms}/browser/api/v1/info")).await;
+    assert_eq!(r.status, 401);
+
+    // Logout: the session ends here and identity-authz ends the identity-idp session.
+    let r = b
+        .call(
+            Method::POST,
+            &format!("{jose}/browser/auth/logout"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 403, "logout needs the CSRF token too");
+    let r = b
+        .call(
+            Method::POST,
+            &format!("{jose}/browser/auth/logout"),
+            &[("x-csrf-token", &csrf)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    let logout_url = v["logout_url"].as_str().unwrap();
+    assert!(b.cookie("__Host-cryptoutil-jose-session").is_none());
+    let r = b.get(logout_url).await;
+    assert_eq!(location(&r), Some(format!("{jose}/browser/")));
+    let r = b.get(&format!("{jose}/browser/api/v1/session")).await;
+    assert_eq!(r.status, 401);
+    // The next sign-in asks for the password again.
+    let r = b.get(&format!("{jose}/browser/auth/login")).await;
+    let r = b.get(&location(&r).unwrap()).await;
+    let r = b.get(&location(&r).unwrap()).await;
+    assert_eq!(r.status, 200, "the form, not a silent sign-in");
     app.stop().await;
 }
