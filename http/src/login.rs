@@ -10,7 +10,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use cryptoutil_actors::authz::flow::{AuthorizeOutcome, LoginOutcome, LoginStart, LoginView};
 use cryptoutil_actors::authz::AuthzHandle;
@@ -298,12 +298,17 @@ pub(crate) async fn login_get(
     }
 }
 
-/// A cross-origin POST (the `Origin` a browser sends) is refused.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// A cross-origin POST (the `Origin` a browser sends) is refused. This origin is the request's
+/// authority: the `Host` header in HTTP/1.1, the `:authority` pseudo-header (in the URI) in
+/// HTTP/2, which browsers speak over TLS.
+fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
     match (origin.to_str().ok(), host) {
         (Some(o), Some(h)) => o == format!("https://{h}"),
         _ => false,
@@ -312,6 +317,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 pub(crate) async fn login_post(
     State(app): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -344,7 +350,7 @@ pub(crate) async fn login_post(
         }
         None => false,
     };
-    if !csrf_ok || !same_origin(&headers) {
+    if !csrf_ok || !same_origin(&headers, &uri) {
         return page(
             StatusCode::FORBIDDEN,
             "Sign-in form expired",

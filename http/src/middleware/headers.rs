@@ -29,7 +29,10 @@ impl SecurityHeaders {
             (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
             (
                 header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
+                // Never a referrer to another origin; `same-origin` rather than `no-referrer`
+                // because under `no-referrer` browsers send `Origin: null` on same-origin form
+                // posts, and the login form checks `Origin`.
+                HeaderValue::from_static("same-origin"),
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
             (

@@ -199,7 +199,7 @@ async fn browser_responses_carry_security_headers_and_service_ones_do_not_need_t
             "{path}"
         );
         assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
-        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(h("referrer-policy"), "same-origin", "{path}");
     }
     app.stop().await;
 }

@@ -757,3 +757,41 @@ async fn a_browser_signs_in_to_a_service_and_uses_its_browser_api_with_csrf() {
     assert_eq!(r.status, 200, "the form, not a silent sign-in");
     app.stop().await;
 }
+
+/// A real browser: headless Chromium (Debian's, driven by Selenium) signs in to the JOSE UI
+/// through identity-idp's form, manages keys, signs, verifies, encrypts, decrypts and signs
+/// out, under the real CSP (no console errors).
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_signs_in_and_uses_the_jose_ui() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/browser_ui.py");
+    let args = [
+        app.public(ServiceName::Jose).to_owned(),
+        "admin".to_owned(),
+        boot.password.clone(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(super::jose_interop::python())
+            .arg(script)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6, "{report}");
+    let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
+    assert!(failed.is_empty(), "Chromium: {failed:#?}");
+    app.stop().await;
+}

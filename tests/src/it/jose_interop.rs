@@ -17,7 +17,10 @@ pub(super) fn python() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or(venv);
     let ok = Command::new(&python)
-        .args(["-c", "import jwcrypto, authlib, joserfc, requests"])
+        .args([
+            "-c",
+            "import jwcrypto, authlib, joserfc, requests, selenium",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     assert!(
