@@ -53,6 +53,9 @@ pub enum Error {
     /// An OAuth token request was refused (RFC 6749 §5.2).
     #[error("OAuth error: {}", .0.code())]
     OAuth(cryptoutil_protocols::oauth::TokenError),
+    /// An authorization request was refused (RFC 6749 §4.1.2.1 codes; pushed requests).
+    #[error("authorization request refused: {code}: {why}", code = .0.code(), why = .1)]
+    Authorize(cryptoutil_protocols::oauth::AuthorizeError, &'static str),
     /// Fault injection is off in this configuration.
     #[error("fault injection is disabled (admin.danger_fault_injection)")]
     FaultInjectionDisabled,

@@ -107,6 +107,7 @@ impl IntoResponse for ApiError {
                 }
                 // The token endpoint answers these itself (RFC 6749 §5.2); elsewhere, a 400.
                 cryptoutil_actors::Error::OAuth(e) => (StatusCode::BAD_REQUEST, e.code()),
+                cryptoutil_actors::Error::Authorize(e, _) => (StatusCode::BAD_REQUEST, e.code()),
             },
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -30,6 +30,8 @@ pub const TOKEN: &str = "/service/oauth2/v1/token";
 pub const INTROSPECT: &str = "/service/oauth2/v1/introspect";
 /// Token revocation (RFC 7009).
 pub const REVOKE: &str = "/service/oauth2/v1/revoke";
+/// Pushed authorization requests (RFC 9126).
+pub const PAR: &str = "/service/oauth2/v1/par";
 /// OpenID Connect userinfo (a bearer access token with `openid`, checked here, not by the gate:
 /// its audience is the services, not identity-authz).
 pub const USERINFO: &str = "/service/oauth2/v1/userinfo";
@@ -268,6 +270,50 @@ pub(crate) async fn revoke_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     token_op(&app, &headers, &body, TokenOp::Revoke).await
+}
+
+/// RFC 9126 §2: an authenticated client pushes its authorization request; 201 with the
+/// `request_uri`, or an RFC 6749 §5.2-shaped error.
+pub(crate) async fn par_post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let authz = authz(&app)?;
+    let params = match parse_form(&headers, &body) {
+        Ok(p) => p,
+        Err((e, why)) => return Ok(token_error(e, why)),
+    };
+    let client = match client_auth(&headers, &params) {
+        Ok(c) => c,
+        Err((e, why)) => return Ok(token_error(e, why)),
+    };
+    let credentials = ["client_secret", "client_assertion", "client_assertion_type"];
+    let request: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !credentials.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    match authz.push(client, request).await {
+        Ok((uri, expires_in)) => Ok(no_store(
+            (
+                StatusCode::CREATED,
+                Json(json!({ "request_uri": uri, "expires_in": expires_in })),
+            )
+                .into_response(),
+        )),
+        Err(cryptoutil_actors::Error::OAuth(e)) => {
+            Ok(token_error(e, "client authentication failed"))
+        }
+        Err(cryptoutil_actors::Error::Authorize(e, why)) => Ok(no_store(
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": e.code(), "error_description": why })),
+            )
+                .into_response(),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `Authorization: Bearer <token>` of a userinfo request.

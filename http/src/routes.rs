@@ -111,6 +111,7 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
                 post(oauth::introspect_post)
             }),
             (Method::POST, oauth::REVOKE, || post(oauth::revoke_post)),
+            (Method::POST, oauth::PAR, || post(oauth::par_post)),
             (Method::GET, oauth::USERINFO, || get(oauth::userinfo)),
             (Method::POST, oauth::USERINFO, || post(oauth::userinfo)),
         ] {

@@ -17,7 +17,8 @@ right one); Authlib redeems the code, Authlib's CodeIDToken validates the ID tok
 exp, iat, auth_time, nonce, at_hash) after joserfc checked its signature against the JWK Set;
 the access token calls KMS and userinfo; a second authorization request signs in silently
 (single sign-on); the refresh token rotates, the rotated-out one is refused and its reuse kills
-the family; introspection and revocation; RP-initiated logout ends the session.
+the family; a pushed authorization request (RFC 9126) works once; introspection and
+revocation; RP-initiated logout ends the session.
 Prints one JSON object: {"results": [{"case", "ok", "detail"}]}.
 """
 
@@ -304,6 +305,32 @@ def code_flow(base, ca, client_id, secret, kms, username, password, redirect_uri
         assert after == {"active": False}, after
         return {"before": True, "after": False}
     case("introspect and revoke the user's access token", introspect_and_revoke)
+
+    def pushed():
+        # RFC 9126: push Authlib's authorization request, then send the browser by reference.
+        from urllib.parse import parse_qsl, urlencode, urlsplit
+        session = rp()
+        verifier = generate_token(48)
+        uri, st = session.create_authorization_url(
+            meta["authorization_endpoint"], code_verifier=verifier, nonce=generate_token(20))
+        params = dict(parse_qsl(urlsplit(uri).query))
+        r = requests.post(meta["pushed_authorization_request_endpoint"], data=params,
+                          auth=(client_id, secret), verify=ca, timeout=10)
+        assert r.status_code == 201, (r.status_code, r.text)
+        request_uri = r.json()["request_uri"]
+        assert request_uri.startswith("urn:ietf:params:oauth:request_uri:"), request_uri
+        by_ref = meta["authorization_endpoint"] + "?" + urlencode(
+            {"client_id": client_id, "request_uri": request_uri})
+        r = browser.get(by_ref, allow_redirects=False, timeout=10)
+        assert r.status_code == 303, (r.status_code, r.text)
+        r = browser.get(r.headers["location"], allow_redirects=False, timeout=10)
+        assert r.status_code == 303, ("silent sign-in expected", r.status_code)
+        tok = session.fetch_token(meta["token_endpoint"], authorization_response=r.headers["location"],
+                                  code_verifier=verifier)
+        again = browser.get(by_ref, allow_redirects=False, timeout=10)
+        assert again.status_code == 400, ("a request_uri is single-use", again.status_code)
+        return {"request_uri": "urn:...", "scope": tok["scope"]}
+    case("pushed authorization request (RFC 9126), single use", pushed)
 
     def logout():
         r = browser.get(meta["end_session_endpoint"], params={

@@ -32,6 +32,8 @@ pub const ACR_PASSWORD: &str = "urn:cryptoutil:acr:password";
 
 /// How long a browser has to sign in after the authorization request.
 const PENDING_TTL: u64 = 600;
+/// How long a pushed request (RFC 9126) may wait for its authorization request.
+const PUSHED_TTL: u64 = 60;
 /// How long a code may wait for redemption.
 const CODE_TTL: u64 = 60;
 /// How long a redeemed code is remembered, so a second use is recognised and punished.
@@ -121,6 +123,7 @@ struct Failures {
 /// The in-memory part of the flow.
 pub struct FlowState {
     pending: HashMap<String, Pending>,
+    pushed: HashMap<String, Pending>,
     codes: HashMap<[u8; 32], CodeGrant>,
     used_codes: HashMap<[u8; 32], UsedCode>,
     sessions: HashMap<[u8; 32], Session>,
@@ -136,6 +139,7 @@ impl FlowState {
         let random = oauth::random_token(18).map_err(|_| corrupt("random"))?;
         Ok(Self {
             pending: HashMap::new(),
+            pushed: HashMap::new(),
             codes: HashMap::new(),
             used_codes: HashMap::new(),
             sessions: HashMap::new(),
@@ -218,6 +222,19 @@ impl From<Result<TokenGrant, Error>> for TokenDecision {
             persist: Persist::default(),
         }
     }
+}
+
+/// Why an authorization request is refused.
+enum Rejection {
+    /// Before client and redirect URI are trusted: a page, no redirect.
+    Page(&'static str),
+    /// Back to the client.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: AuthorizeError,
+        why: &'static str,
+    },
 }
 
 /// What the authorization endpoint does.
@@ -327,25 +344,30 @@ impl AuthzState {
         oauth::with_query(redirect_uri, &params)
     }
 
-    /// The authorization endpoint (RFC 6749 §4.1.1, RFC 7636, OpenID Connect Core §3.1.2).
-    /// Until client and redirect URI are verified nothing redirects (RFC 9700 §4.1: no open
-    /// redirector); after that, errors go back to the client with `state` and `iss`.
-    pub fn authorize(&mut self, params: &[(String, String)], now: u64) -> AuthorizeOutcome {
+    /// Checks an authorization request's parameters (RFC 6749 §4.1.1, RFC 7636, OpenID Connect
+    /// Core §3.1.2). Until client and redirect URI are verified a failure is a page, never a
+    /// redirect (RFC 9700 §4.1: no open redirector).
+    fn validate_request(&self, params: &[(String, String)]) -> Result<AuthRequest, Rejection> {
         let Some(client) = text(params, "client_id").and_then(|id| self.clients.get(id)) else {
-            return AuthorizeOutcome::Refuse("The application (client_id) is not known.");
+            return Err(Rejection::Page("The application (client_id) is not known."));
         };
         let Some(redirect_uri) = text(params, "redirect_uri")
             .filter(|r| client.redirect_uris.iter().any(|u| u == r))
             .map(str::to_owned)
         else {
-            return AuthorizeOutcome::Refuse(
+            return Err(Rejection::Page(
                 "The redirect_uri is missing or is not registered for this application.",
-            );
+            ));
         };
         let client = client.clone();
         let state = text(params, "state").map(str::to_owned);
-        let fail = |st: &Self, e, why| {
-            AuthorizeOutcome::Redirect(st.error_redirect(&redirect_uri, state.as_deref(), e, why))
+        let fail = |_: &Self, error, why| {
+            Err(Rejection::Redirect {
+                redirect_uri: redirect_uri.clone(),
+                state: state.clone(),
+                error,
+                why,
+            })
         };
         if state.as_ref().is_some_and(|s| s.len() > 1024) {
             return fail(self, AuthorizeError::InvalidRequest, "state is too long");
@@ -429,6 +451,69 @@ impl AuthzState {
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => return fail(self, AuthorizeError::InvalidRequest, "max_age: seconds"),
         };
+        Ok(AuthRequest {
+            client_id: client.client_id.clone(),
+            tenant: client.tenant.clone(),
+            redirect_uri: redirect_uri.clone(),
+            scopes,
+            audiences,
+            state,
+            nonce,
+            code_challenge: challenge.to_owned(),
+            prompt,
+            max_age,
+        })
+    }
+
+    /// The authorization endpoint: a request by value, or by reference to one the client
+    /// pushed (RFC 9126: `request_uri`, single use, the same `client_id`). Valid requests send
+    /// the browser to identity-idp's login page; invalid ones get a page or go back to the
+    /// client with `error`, `state` and `iss`.
+    pub fn authorize(&mut self, params: &[(String, String)], now: u64) -> AuthorizeOutcome {
+        let request = match text(params, "request_uri") {
+            Some(uri) => {
+                let pushed = self
+                    .flow
+                    .pushed
+                    .remove(uri)
+                    .filter(|p| p.expires > now)
+                    .filter(|p| text(params, "client_id") == Some(p.request.client_id.as_str()));
+                match pushed {
+                    Some(p) => p.request,
+                    None => {
+                        return AuthorizeOutcome::Refuse(
+                            "The request_uri is unknown, expired, already used, or another \
+                             application's.",
+                        )
+                    }
+                }
+            }
+            None => match self.validate_request(params) {
+                Ok(r) => r,
+                Err(Rejection::Page(why)) => return AuthorizeOutcome::Refuse(why),
+                Err(Rejection::Redirect {
+                    redirect_uri,
+                    state,
+                    error,
+                    why,
+                }) => {
+                    return AuthorizeOutcome::Redirect(self.error_redirect(
+                        &redirect_uri,
+                        state.as_deref(),
+                        error,
+                        why,
+                    ))
+                }
+            },
+        };
+        let fail = |st: &Self, error, why| {
+            AuthorizeOutcome::Redirect(st.error_redirect(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                error,
+                why,
+            ))
+        };
         let Some(login_url) = self.cfg.login_url.clone() else {
             return fail(
                 self,
@@ -449,22 +534,54 @@ impl AuthzState {
         self.flow.pending.insert(
             id.to_string(),
             Pending {
-                request: AuthRequest {
-                    client_id: client.client_id.clone(),
-                    tenant: client.tenant.clone(),
-                    redirect_uri: redirect_uri.clone(),
-                    scopes,
-                    audiences,
-                    state,
-                    nonce,
-                    code_challenge: challenge.to_owned(),
-                    prompt,
-                    max_age,
-                },
+                request,
                 expires: now + PENDING_TTL,
             },
         );
         AuthorizeOutcome::Redirect(oauth::with_query(&login_url, &[("challenge", id.as_str())]))
+    }
+
+    /// RFC 9126: an authenticated client pushes its authorization request; the answer is the
+    /// `request_uri` to send the browser with (single use, 60 s). The same checks as at the
+    /// authorization endpoint, answered as JSON errors.
+    pub fn push_request(
+        &mut self,
+        auth: &super::msg::ClientAuth,
+        params: &[(String, String)],
+        now: u64,
+    ) -> Result<(String, u64), Error> {
+        let client_id = self.authenticate(auth, now)?.client_id.clone();
+        if text(params, "client_id").is_some_and(|c| c != client_id)
+            || text(params, "request_uri").is_some()
+        {
+            return Err(Error::Authorize(
+                AuthorizeError::InvalidRequest,
+                "client_id must be the authenticated client's; request_uri is not allowed here",
+            ));
+        }
+        let mut params = params.to_vec();
+        params.retain(|(k, _)| k != "client_id");
+        params.push(("client_id".into(), client_id));
+        let request = self.validate_request(&params).map_err(|r| match r {
+            Rejection::Page(why) => Error::Authorize(AuthorizeError::InvalidRequest, why),
+            Rejection::Redirect { error, why, .. } => Error::Authorize(error, why),
+        })?;
+        if !room(&mut self.flow.pushed, |p| p.expires > now) {
+            return Err(Error::Authorize(
+                AuthorizeError::ServerError,
+                "too many pushed requests",
+            ));
+        }
+        let id = oauth::random_token(32).map_err(|_| corrupt("random"))?;
+        let uri = format!("urn:ietf:params:oauth:request_uri:{}", id.as_str());
+        self.flow.pushed.insert(
+            uri.clone(),
+            Pending {
+                request,
+                expires: now + PUSHED_TTL,
+            },
+        );
+        Ok((uri, PUSHED_TTL))
     }
 
     /// The service a `resource` (RFC 8707) names, if the client may have it.

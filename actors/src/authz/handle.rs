@@ -121,6 +121,24 @@ impl AuthzHandle {
         .await
     }
 
+    /// RFC 9126: pushes an authorization request; the `request_uri` and its lifetime.
+    pub async fn push(
+        &self,
+        client: ClientAuth,
+        params: Vec<(String, String)>,
+    ) -> Result<(String, u64), Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Push {
+                client,
+                params,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
     /// Opening the login page of a pending request.
     pub async fn login_start(
         &self,

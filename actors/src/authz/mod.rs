@@ -81,6 +81,13 @@ impl Actor for Authz {
                     );
                 }
             }
+            AuthzMsg::Push {
+                client,
+                params,
+                reply,
+            } => {
+                let _ = reply.send(st.push_request(&client, &params, now_unix()));
+            }
             AuthzMsg::Authorize { params, reply } => {
                 let _ = reply.send(Ok(st.authorize(&params, now_unix())));
             }

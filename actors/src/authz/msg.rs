@@ -191,6 +191,15 @@ pub enum AuthzMsg {
         /// Where the browser goes.
         reply: RpcReplyPort<Result<AuthorizeOutcome, Error>>,
     },
+    /// RFC 9126: a pushed authorization request.
+    Push {
+        /// The client.
+        client: ClientAuth,
+        /// The authorization request's parameters (client authentication removed).
+        params: Vec<(String, String)>,
+        /// The `request_uri` and its lifetime.
+        reply: RpcReplyPort<Result<(String, u64), Error>>,
+    },
     /// identity-idp opens the login page of a pending request.
     LoginStart {
         /// The pending request's id.

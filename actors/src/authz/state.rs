@@ -474,6 +474,9 @@ impl AuthzState {
         if self.cfg.login_url.is_some() {
             let extra = json!({
                 "authorization_endpoint": format!("{issuer}{}", super::flow::AUTHORIZE_PATH),
+                "pushed_authorization_request_endpoint":
+                    format!("{issuer}/service/oauth2/v1/par"),
+                "require_pushed_authorization_requests": false,
                 "userinfo_endpoint": format!("{issuer}/service/oauth2/v1/userinfo"),
                 "end_session_endpoint": format!("{issuer}{}", super::flow::LOGOUT_PATH),
                 "grant_types_supported": [CLIENT_CREDENTIALS, AUTHORIZATION_CODE, REFRESH_TOKEN],

@@ -217,7 +217,7 @@ impl AuthzState {
 
     /// The client if `auth` proves it; the same work and the same error whether the client is
     /// unknown or the secret wrong, so neither timing nor message tells which.
-    fn authenticate(&mut self, auth: &ClientAuth, now: u64) -> Result<&Client, Error> {
+    pub(super) fn authenticate(&mut self, auth: &ClientAuth, now: u64) -> Result<&Client, Error> {
         if auth.method == AuthMethod::None {
             // A public client: nothing to prove; its grants are PKCE-bound codes and rotated
             // refresh tokens.

@@ -54,6 +54,9 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(POST) /service/oauth2/v1/token",
                 "Some(POST) /service/oauth2/v1/introspect",
                 "Some(POST) /service/oauth2/v1/revoke",
+                // Pushed authorization requests: the client authenticates like at the token
+                // endpoint.
+                "Some(POST) /service/oauth2/v1/par",
                 // Checks its bearer token itself (its audience is the services, not authz).
                 "Some(GET) /service/oauth2/v1/userinfo",
                 "Some(POST) /service/oauth2/v1/userinfo",

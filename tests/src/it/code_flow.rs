@@ -259,6 +259,14 @@ async fn sign_in(b: &mut Browser<'_>, client_id: &str, user: &str, password: &st
     location(&r).unwrap()
 }
 
+async fn token_par(
+    app: &TestApp,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (u16, Value, Response) {
+    super::identity::oauth_post(app, "par", basic, form).await
+}
+
 async fn redeem(app: &TestApp, client: (&str, &str), code: &str) -> (u16, Value) {
     let (status, v, _) = token_request(
         app,
@@ -316,7 +324,7 @@ async fn authlib_runs_the_code_flow_through_the_login_form() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 8, "{report}");
+    assert_eq!(results.len(), 9, "{report}");
     let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
     assert!(failed.is_empty(), "Authlib: {failed:#?}");
     app.stop().await;
@@ -535,6 +543,72 @@ async fn rfc9700_negatives_of_the_code_flow() {
         get_with(&app, ServiceName::Kms, "/browser/api/v1/info", kms_only).await,
         401
     );
+
+    // Pushed requests (RFC 9126): checked like any, by an authenticated client, for itself.
+    let (status, v, _) =
+        token_par(&app, None, &[("client_id", &id), ("response_type", "code")]).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{v}"
+    );
+    let base = [
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid kms"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    let plain = [&base[..4], &[("code_challenge_method", "plain")]].concat();
+    let (status, v, _) = token_par(&app, Some((&id, &secret)), &plain).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    let evil = [
+        &base[..1],
+        &[("redirect_uri", "https://evil.example/cb")],
+        &base[2..],
+    ]
+    .concat();
+    let (status, v, _) = token_par(&app, Some((&id, &secret)), &evil).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v, _) = token_par(&app, Some((&id, &secret)), &base).await;
+    assert_eq!(status, 201, "{v}");
+    let request_uri = v["request_uri"].as_str().unwrap().to_owned();
+    let by_ref = |client: &str| {
+        cryptoutil_protocols::oauth::with_query(
+            &format!(
+                "{}/browser/oauth2/v1/authorize",
+                app.public(ServiceName::IdentityAuthz)
+            ),
+            &[("client_id", client), ("request_uri", &request_uri)],
+        )
+    };
+    let r = b.get(&by_ref(&other_id)).await;
+    assert_eq!(r.status, 400, "another client's request_uri");
+    let r = b.get(&by_ref(&id)).await;
+    assert_eq!(r.status, 400, "the failed attempt spent it");
+    let (_, v, _) = token_par(&app, Some((&id, &secret)), &base).await;
+    let request_uri = v["request_uri"].as_str().unwrap().to_owned();
+    let url = cryptoutil_protocols::oauth::with_query(
+        &format!(
+            "{}/browser/oauth2/v1/authorize",
+            app.public(ServiceName::IdentityAuthz)
+        ),
+        &[
+            ("client_id", id.as_str()),
+            ("request_uri", request_uri.as_str()),
+        ],
+    );
+    let r = b.get(&url).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let r = b.get(&location(&r).unwrap()).await;
+    let code = query(&location(&r).unwrap(), "code").unwrap();
+    assert_eq!(redeem(&app, (&id, &secret), &code).await.0, 200);
+    let r = b.get(&url).await;
+    assert_eq!(r.status, 400, "single use");
 
     // Logout: an unregistered post_logout_redirect_uri gets a page, not a redirect.
     let id_token = {
