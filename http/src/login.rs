@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
-use cryptoutil_actors::authz::flow::{AuthorizeOutcome, LoginOutcome, LoginStart, LoginView};
+use cryptoutil_actors::authz::flow::{AuthorizeOutcome, LoginOutcome, LoginStart, LoginView, Next};
 use cryptoutil_actors::authz::AuthzHandle;
 use cryptoutil_protocols::oauth;
 use zeroize::Zeroizing;
@@ -22,6 +22,8 @@ use crate::state::AppState;
 
 /// identity-idp's login page.
 pub const LOGIN: &str = "/browser/login";
+/// identity-idp's consent page's answer.
+pub const CONSENT: &str = "/browser/consent";
 /// identity-idp's sign-in session cookie (per service: cookies do not isolate ports).
 pub const IDP_SESSION_COOKIE: &str = "__Host-cryptoutil-idp-session";
 /// The login form's double-submit CSRF cookie.
@@ -226,7 +228,14 @@ fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> Option<Header
 
 /// The login form, with a fresh CSRF token in a cookie and a hidden field, under a CSP whose
 /// `form-action` admits this origin and the client's (the form's answer redirects there).
-fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: StatusCode) -> Response {
+/// A page with a form that posts back here, protected by a fresh double-submit CSRF token, under
+/// a CSP whose `form-action` admits this origin and the client's (the answer redirects there).
+fn csrf_page(
+    title: &str,
+    view: &LoginView,
+    status: StatusCode,
+    body: impl FnOnce(&str) -> String,
+) -> Response {
     let Ok(csrf) = oauth::random_token(32) else {
         return page(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -234,31 +243,7 @@ fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: Status
             "<p>Try again.</p>",
         );
     };
-    let scopes = view
-        .scopes
-        .iter()
-        .map(|s| format!("<li>{}</li>", esc(s)))
-        .collect::<String>();
-    let alert = message.map_or(String::new(), |m| {
-        format!("<p role=\"alert\" id=\"message\">{}</p>", esc(m))
-    });
-    let body = format!(
-        "<p><strong>{client}</strong> asks you to sign in to tenant <strong>{tenant}</strong> \
-         and to allow:</p><ul>{scopes}</ul>{alert}\
-         <form method=\"post\" action=\"{LOGIN}\">\
-         <input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <p><label for=\"username\">Username</label><br>\
-         <input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"128\"></p>\
-         <p><label for=\"password\">Password</label><br>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"512\"></p>\
-         <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>",
-        client = esc(&view.client_name),
-        tenant = esc(&view.tenant),
-        challenge = esc(challenge),
-        csrf = csrf.as_str(),
-    );
-    let mut response = page(status, "Sign in", &body);
+    let mut response = page(status, title, &body(&csrf));
     let csp = format!(
         "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; \
          form-action 'self' {}",
@@ -272,6 +257,58 @@ fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: Status
         headers.append(header::SET_COOKIE, v);
     }
     response
+}
+
+fn scope_list(view: &LoginView) -> String {
+    view.scopes
+        .iter()
+        .map(|s| format!("<li>{}</li>", esc(s)))
+        .collect()
+}
+
+/// The login form.
+fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: StatusCode) -> Response {
+    let alert = message.map_or(String::new(), |m| {
+        format!("<p role=\"alert\" id=\"message\">{}</p>", esc(m))
+    });
+    csrf_page("Sign in", view, status, |csrf| {
+        format!(
+            "<p><strong>{client}</strong> asks you to sign in to tenant <strong>{tenant}</strong> \
+             and to allow:</p><ul>{scopes}</ul>{alert}\
+             <form method=\"post\" action=\"{LOGIN}\">\
+             <input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <p><label for=\"username\">Username</label><br>\
+             <input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"128\"></p>\
+             <p><label for=\"password\">Password</label><br>\
+             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"512\"></p>\
+             <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>",
+            client = esc(&view.client_name),
+            tenant = esc(&view.tenant),
+            scopes = scope_list(view),
+            challenge = esc(challenge),
+        )
+    })
+}
+
+/// The consent page: a third-party client asks for scopes the user has not granted it.
+fn consent_form(challenge: &str, view: &LoginView) -> Response {
+    csrf_page("Allow access?", view, StatusCode::OK, |csrf| {
+        format!(
+            "<p>Signed in as <strong>{user}</strong> (tenant <strong>{tenant}</strong>).</p>\
+             <p><strong>{client}</strong> asks for:</p><ul>{scopes}</ul>\
+             <form method=\"post\" action=\"{CONSENT}\">\
+             <input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <p><button type=\"submit\" name=\"decision\" value=\"allow\" id=\"allow\">Allow</button> \
+             <button type=\"submit\" name=\"decision\" value=\"deny\" id=\"deny\">Deny</button></p></form>",
+            user = esc(view.username.as_deref().unwrap_or_default()),
+            tenant = esc(&view.tenant),
+            client = esc(&view.client_name),
+            scopes = scope_list(view),
+            challenge = esc(challenge),
+        )
+    })
 }
 
 pub(crate) async fn login_get(
@@ -293,6 +330,7 @@ pub(crate) async fn login_get(
     match handle.login_start(challenge.to_owned(), session).await {
         Ok(LoginStart::Form(view)) => form(challenge, &view, None, StatusCode::OK),
         Ok(LoginStart::Redirect(to)) => see_other(&to),
+        Ok(LoginStart::Consent(view)) => consent_form(challenge, &view),
         Err(cryptoutil_actors::Error::NotFound { .. }) => expired(),
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -312,6 +350,75 @@ fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     match (origin.to_str().ok(), host) {
         (Some(o), Some(h)) => o == format!("https://{h}"),
         _ => false,
+    }
+}
+
+/// The double-submit CSRF check (cookie = field) and the `Origin` check of a posted form.
+fn verify_form(
+    headers: &HeaderMap,
+    uri: &Uri,
+    challenge: &str,
+    csrf: &str,
+) -> Result<(), Box<Response>> {
+    let csrf_ok = match cookie(headers, IDP_CSRF_COOKIE) {
+        Some(c) => !csrf.is_empty() && oauth::constant_time_eq(c.as_bytes(), csrf.as_bytes()),
+        None => false,
+    };
+    if csrf_ok && same_origin(headers, uri) {
+        return Ok(());
+    }
+    Err(Box::new(page(
+        StatusCode::FORBIDDEN,
+        "Sign-in form expired",
+        &format!(
+            "<p>The form could not be verified. <a href=\"{LOGIN}?challenge={}\">Open the \
+             sign-in page again</a>.</p>",
+            esc(&oauth::form_encode(challenge))
+        ),
+    )))
+}
+
+/// The consent page's answer: allow or deny.
+pub(crate) async fn consent_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let handle = match login_handle(&app) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    if !is_form(&headers) {
+        return bad_request();
+    }
+    let Some(params) = params(&body) else {
+        return bad_request();
+    };
+    let challenge = get(&params, "challenge").unwrap_or_default();
+    if let Err(refused) = verify_form(
+        &headers,
+        &uri,
+        challenge,
+        get(&params, "csrf").unwrap_or_default(),
+    ) {
+        return *refused;
+    }
+    let allow = match get(&params, "decision") {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return bad_request(),
+    };
+    match handle.consent(challenge.to_owned(), allow).await {
+        Ok(to) => {
+            let mut r = see_other(&to);
+            if let Some(v) = cookie_header(IDP_CSRF_COOKIE, "", Some(0)) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(cryptoutil_actors::Error::NotFound { .. }) => expired(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -374,16 +481,22 @@ pub(crate) async fn login_post(
         .await;
     match outcome {
         Ok(LoginOutcome::Done {
-            redirect,
+            next,
             session,
             max_age,
         }) => {
-            let mut response = see_other(&redirect);
+            let mut response = match next {
+                Next::Redirect(to) => {
+                    let mut r = see_other(&to);
+                    // The CSRF cookie has served its form.
+                    if let Some(v) = cookie_header(IDP_CSRF_COOKIE, "", Some(0)) {
+                        r.headers_mut().append(header::SET_COOKIE, v);
+                    }
+                    r
+                }
+                Next::Consent(view) => consent_form(challenge, &view),
+            };
             if let Some(v) = cookie_header(IDP_SESSION_COOKIE, &session, Some(max_age)) {
-                response.headers_mut().append(header::SET_COOKIE, v);
-            }
-            // The CSRF cookie has served its form.
-            if let Some(v) = cookie_header(IDP_CSRF_COOKIE, "", Some(0)) {
                 response.headers_mut().append(header::SET_COOKIE, v);
             }
             response

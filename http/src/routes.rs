@@ -197,6 +197,7 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
                 (|| get(login::login_get)) as fn() -> MethodRouter<AppState>,
             ),
             (Method::POST, login::LOGIN, || post(login::login_post)),
+            (Method::POST, login::CONSENT, || post(login::consent_post)),
         ] {
             rows.push(spec(Some(method), path, Realm::Browser, Public, handler));
         }

@@ -274,6 +274,8 @@ pub enum AuthorizeError {
     InvalidScope,
     /// `prompt=none` and nobody is signed in.
     LoginRequired,
+    /// `prompt=none` and the user has not consented to the client's request.
+    ConsentRequired,
     /// Something failed on our side.
     ServerError,
 }
@@ -288,6 +290,7 @@ impl AuthorizeError {
             AuthorizeError::UnsupportedResponseType => "unsupported_response_type",
             AuthorizeError::InvalidScope => "invalid_scope",
             AuthorizeError::LoginRequired => "login_required",
+            AuthorizeError::ConsentRequired => "consent_required",
             AuthorizeError::ServerError => "server_error",
         }
     }

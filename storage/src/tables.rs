@@ -30,11 +30,13 @@ pub enum Table {
     /// identity-authz refresh-token families: `<family id>` -> sealed record (the current
     /// token's digest, its generation, owner, scope, expiry, revoked flag).
     IdentityRefresh,
+    /// identity-authz consents: `<tenant>/<user id>/<client_id>` -> sealed granted scopes.
+    IdentityConsents,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -46,6 +48,7 @@ impl Table {
         Table::IdentityKeys,
         Table::IdentityRevoked,
         Table::IdentityRefresh,
+        Table::IdentityConsents,
     ];
 
     /// The versioned table name.
@@ -62,6 +65,7 @@ impl Table {
             Table::IdentityKeys => "identity_keys_v1",
             Table::IdentityRevoked => "identity_revoked_v1",
             Table::IdentityRefresh => "identity_refresh_v1",
+            Table::IdentityConsents => "identity_consents_v1",
         }
     }
 

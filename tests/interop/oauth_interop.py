@@ -225,15 +225,23 @@ def code_flow(base, ca, client_id, secret, kms, username, password, redirect_uri
         done = browser.post(login.split("?")[0], data={**again.fields, "username": username,
                             "password": password}, headers=origin_header,
                             allow_redirects=False, timeout=30)
-        assert done.status_code == 303, (done.status_code, done.text)
-        back = done.headers["location"]
+        # A third-party client: the consent page, then Allow.
+        assert done.status_code == 200 and "Allow access?" in done.text, (done.status_code, done.text)
+        consent = FormFields()
+        consent.feed(done.text)
+        allowed = browser.post(login.split("/browser/login")[0] + "/browser/consent",
+                               data={**consent.fields, "decision": "allow"}, headers=origin_header,
+                               allow_redirects=False, timeout=30)
+        assert allowed.status_code == 303, (allowed.status_code, allowed.text)
+        back = allowed.headers["location"]
         assert back.startswith(redirect_uri + "?"), back
         assert f"state={st}" in back and "iss=" in back, back
         tok = session.fetch_token(meta["token_endpoint"], authorization_response=back,
                                   code_verifier=verifier)
         state.update(session=session, tok=tok, nonce=nonce)
         return {"scope": tok["scope"], "has_refresh": "refresh_token" in tok}
-    case("authorization code + PKCE through the login form (a wrong password first)", sign_in)
+    case("authorization code + PKCE through the login form (a wrong password first) and consent",
+         sign_in)
 
     def id_token():
         tok, nonce = state["tok"], state["nonce"]

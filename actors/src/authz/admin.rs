@@ -88,6 +88,9 @@ pub struct NewClient {
     /// Where RP-initiated logout may send the browser afterwards, matched exactly.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// A first-party client: its users are not asked for consent (default: false).
+    #[serde(default)]
+    pub first_party: Option<bool>,
 }
 
 /// `POST .../identity/users`.
@@ -192,7 +195,8 @@ fn client_view(c: &Client) -> Value {
         "client_id": c.client_id, "tenant": c.tenant, "name": c.name,
         "grant_types": c.grant_types, "scopes": c.scopes, "audiences": c.audiences,
         "auth_methods": c.auth_methods, "jwks": c.jwks, "redirect_uris": c.redirect_uris,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris, "created": c.created,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris, "first_party": c.first_party,
+        "created": c.created,
     })
 }
 
@@ -382,6 +386,7 @@ impl AuthzState {
                     audiences,
                     auth_methods,
                     jwks,
+                    first_party: spec.first_party.unwrap_or(false),
                     redirect_uris: spec.redirect_uris,
                     post_logout_redirect_uris: spec.post_logout_redirect_uris,
                     created: now_unix(),
@@ -409,6 +414,7 @@ impl AuthzState {
                     audiences: vec![b.service],
                     auth_methods: vec![AuthMethod::ClientSecretBasic.as_str().into()],
                     jwks: None,
+                    first_party: true,
                     redirect_uris: vec![b.redirect_uri],
                     post_logout_redirect_uris: vec![b.post_logout_uri],
                     created: now_unix(),

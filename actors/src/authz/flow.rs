@@ -92,6 +92,8 @@ struct Subject {
 
 struct Pending {
     request: AuthRequest,
+    /// Set once the user signed in and the request waits for consent.
+    subject: Option<Subject>,
     expires: u64,
 }
 
@@ -196,6 +198,8 @@ pub struct Family {
 pub struct Persist {
     /// Families to write.
     pub families: Vec<Family>,
+    /// Consents to write.
+    pub consents: Vec<ConsentRecord>,
     /// Access tokens to revoke (`jti`, `exp`).
     pub revoked: Vec<(String, u64)>,
 }
@@ -203,7 +207,7 @@ pub struct Persist {
 impl Persist {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.families.is_empty() && self.revoked.is_empty()
+        self.families.is_empty() && self.revoked.is_empty() && self.consents.is_empty()
     }
 }
 
@@ -257,6 +261,32 @@ pub struct LoginView {
     pub tenant: String,
     /// Where the form may send the browser afterwards (for the page's CSP `form-action`).
     pub redirect_origin: String,
+    /// Who is signed in (on the consent page).
+    pub username: Option<String>,
+}
+
+/// After a sign-in: back to the client, or first the consent page.
+#[derive(Debug)]
+pub enum Next {
+    /// The client's redirect URI with the code (or an error).
+    Redirect(String),
+    /// Ask the user to allow the client's request.
+    Consent(LoginView),
+}
+
+/// A user's consent to a third-party client's scopes (persisted).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    /// Tenant.
+    pub tenant: String,
+    /// The user's `sub`.
+    pub user_id: String,
+    /// The client.
+    pub client_id: String,
+    /// Every scope granted so far.
+    pub scopes: Vec<String>,
+    /// When last granted.
+    pub granted: u64,
 }
 
 /// What opening the login page does.
@@ -266,6 +296,8 @@ pub enum LoginStart {
     Form(LoginView),
     /// Already signed in (or `prompt=none`): straight back to the client.
     Redirect(String),
+    /// Signed in, but the client's request needs the user's consent.
+    Consent(LoginView),
 }
 
 /// The outcome of a submitted password.
@@ -273,8 +305,8 @@ pub enum LoginStart {
 pub enum LoginOutcome {
     /// Signed in: back to the client; the session cookie to set and its lifetime.
     Done {
-        /// The client's redirect URI with the code.
-        redirect: String,
+        /// Back to the client, or the consent page.
+        next: Next,
         /// The sign-in session's cookie value.
         session: Zeroizing<String>,
         /// Seconds.
@@ -535,6 +567,7 @@ impl AuthzState {
             id.to_string(),
             Pending {
                 request,
+                subject: None,
                 expires: now + PENDING_TTL,
             },
         );
@@ -578,6 +611,7 @@ impl AuthzState {
             uri.clone(),
             Pending {
                 request,
+                subject: None,
                 expires: now + PUSHED_TTL,
             },
         );
@@ -617,6 +651,7 @@ impl AuthzState {
             scopes: p.request.scopes.clone(),
             tenant: p.request.tenant.clone(),
             redirect_origin: origin_of(&p.request.redirect_uri),
+            username: p.subject.as_ref().map(|s| s.username.clone()),
         }
     }
 
@@ -658,9 +693,12 @@ impl AuthzState {
             (Prompt::Login, _) => Ok(LoginStart::Form(view)),
             (_, Some(subject)) => {
                 self.flow.pending.remove(challenge);
-                Ok(LoginStart::Redirect(
-                    self.code_redirect(request, subject, now)?,
-                ))
+                Ok(
+                    match self.after_sign_in(challenge, request, subject, now)? {
+                        Next::Redirect(to) => LoginStart::Redirect(to),
+                        Next::Consent(view) => LoginStart::Consent(view),
+                    },
+                )
             }
             (Prompt::None, None) => {
                 self.flow.pending.remove(challenge);
@@ -779,10 +817,113 @@ impl AuthzState {
         );
         tracing::info!(tenant = %user.tenant, sub = %user.id, "signed in");
         Ok(LoginOutcome::Done {
-            redirect: self.code_redirect(request, subject, now)?,
+            next: self.after_sign_in(challenge, request, subject, now)?,
             session: cookie,
             max_age,
         })
+    }
+
+    /// After a sign-in: the code, unless a third-party client asks for scopes the user has not
+    /// granted it yet; then the request waits (under the same challenge) for the consent page,
+    /// or with `prompt=none` goes back with `consent_required`.
+    fn after_sign_in(
+        &mut self,
+        challenge: &str,
+        mut request: AuthRequest,
+        subject: Subject,
+        now: u64,
+    ) -> Result<Next, Error> {
+        if !subject.roles.iter().any(|r| r == "admin") {
+            request.scopes.retain(|s| s != "identity");
+        }
+        let first_party = self
+            .clients
+            .get(&request.client_id)
+            .is_some_and(|c| c.first_party);
+        let granted = self
+            .consents
+            .get(&(subject.user_id.clone(), request.client_id.clone()))
+            .is_some_and(|g| request.scopes.iter().all(|s| g.contains(s)));
+        if first_party || granted {
+            return Ok(Next::Redirect(self.code_redirect(request, subject, now)?));
+        }
+        if request.prompt == Prompt::None {
+            return Ok(Next::Redirect(self.error_redirect(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                AuthorizeError::ConsentRequired,
+                "the user has not consented to this request",
+            )));
+        }
+        let pending = Pending {
+            request,
+            subject: Some(subject),
+            expires: now + PENDING_TTL,
+        };
+        let view = self.view(&pending);
+        self.flow.pending.insert(challenge.to_owned(), pending);
+        Ok(Next::Consent(view))
+    }
+
+    /// The consent page's answer for a signed-in pending request: allowed, the scopes are
+    /// recorded (to persist before answering) and the code issued; denied, `access_denied`.
+    pub fn consent(
+        &mut self,
+        challenge: &str,
+        allow: bool,
+        now: u64,
+    ) -> Result<(String, Persist), Error> {
+        let waiting = self
+            .pending(challenge, now)
+            .ok()
+            .and_then(|p| p.subject.clone())
+            .is_some();
+        let pending = match self.flow.pending.remove(challenge) {
+            Some(p) if waiting => p,
+            _ => {
+                return Err(Error::NotFound {
+                    what: "sign-in request",
+                })
+            }
+        };
+        let (request, Some(subject)) = (pending.request, pending.subject) else {
+            return Err(Error::NotFound {
+                what: "sign-in request",
+            });
+        };
+        if !allow {
+            tracing::info!(client = %request.client_id, "consent denied");
+            let to = self.error_redirect(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                AuthorizeError::AccessDenied,
+                "the user denied the request",
+            );
+            return Ok((to, Persist::default()));
+        }
+        let key = (subject.user_id.clone(), request.client_id.clone());
+        let mut scopes = self.consents.get(&key).cloned().unwrap_or_default();
+        for s in &request.scopes {
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+        self.consents.insert(key, scopes.clone());
+        let record = ConsentRecord {
+            tenant: subject.tenant.clone(),
+            user_id: subject.user_id.clone(),
+            client_id: request.client_id.clone(),
+            scopes,
+            granted: now,
+        };
+        let to = self.code_redirect(request, subject, now)?;
+        Ok((
+            to,
+            Persist {
+                consents: vec![record],
+                ..Persist::default()
+            },
+        ))
     }
 
     /// A fresh single-use code for `request`, as the redirect back to the client.
@@ -1163,12 +1304,21 @@ impl AuthzState {
 
     /// Blocking: makes families and revocations durable.
     pub fn persist_flow(store: &Store, persist: &Persist) -> Result<Loaded, Error> {
-        let mut writes = Vec::with_capacity(persist.families.len() + persist.revoked.len());
+        let mut writes = Vec::with_capacity(
+            persist.families.len() + persist.revoked.len() + persist.consents.len(),
+        );
         for f in &persist.families {
             writes.push(store.sealed_write(
                 Table::IdentityRefresh,
                 f.id.as_bytes(),
                 &record_json(f)?,
+            )?);
+        }
+        for c in &persist.consents {
+            writes.push(store.sealed_write(
+                Table::IdentityConsents,
+                format!("{}/{}/{}", c.tenant, c.user_id, c.client_id).as_bytes(),
+                &record_json(c)?,
             )?);
         }
         for (jti, exp) in &persist.revoked {

@@ -178,6 +178,20 @@ impl AuthzHandle {
         .await
     }
 
+    /// The consent page's answer; where the browser goes.
+    pub async fn consent(&self, challenge: String, allow: bool) -> Result<String, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Consent {
+                challenge,
+                allow,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
     /// OpenID Connect userinfo.
     pub async fn userinfo(&self, token: Zeroizing<String>) -> Result<Value, Error> {
         ask(

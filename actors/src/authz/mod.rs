@@ -136,6 +136,19 @@ impl Actor for Authz {
             } => {
                 let _ = reply.send(st.login_finish(&challenge, &username, ok, now_unix()));
             }
+            AuthzMsg::Consent {
+                challenge,
+                allow,
+                reply,
+            } => match st.consent(&challenge, allow, now_unix()) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok((to, persist)) if persist.is_empty() => {
+                    let _ = reply.send(Ok(to));
+                }
+                Ok((to, persist)) => persist_then(&me, st, persist, Then::Consent(reply, to)),
+            },
             AuthzMsg::Userinfo { token, reply } => {
                 let _ = reply.send(st.userinfo(&token, now_unix()));
             }
@@ -279,6 +292,9 @@ impl Actor for Authz {
                     }
                     Then::Logout(reply, redirect) => {
                         let _ = reply.send(Ok(redirect));
+                    }
+                    Then::Consent(reply, to) => {
+                        let _ = reply.send(Ok(to));
                     }
                 }
             }

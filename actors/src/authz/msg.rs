@@ -231,6 +231,15 @@ pub enum AuthzMsg {
         /// Whom to answer.
         reply: RpcReplyPort<Result<LoginOutcome, Error>>,
     },
+    /// The consent page's answer.
+    Consent {
+        /// The pending request's id.
+        challenge: String,
+        /// Allowed or denied.
+        allow: bool,
+        /// Where the browser goes (answered once the consent is durable).
+        reply: RpcReplyPort<Result<String, Error>>,
+    },
     /// OpenID Connect userinfo for a bearer access token.
     Userinfo {
         /// The access token.
@@ -271,6 +280,8 @@ pub enum Then {
     ),
     /// A logout whose revocations are durable.
     Logout(RpcReplyPort<Result<Option<String>, Error>>, Option<String>),
+    /// A consent that is durable: where the browser goes.
+    Consent(RpcReplyPort<Result<String, Error>>, String),
 }
 
 impl Then {
@@ -290,6 +301,9 @@ impl Then {
                 let _ = r.send(Err(e));
             }
             Then::Logout(r, _) => {
+                let _ = r.send(Err(e));
+            }
+            Then::Consent(r, _) => {
                 let _ = r.send(Err(e));
             }
         }

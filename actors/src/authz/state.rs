@@ -98,6 +98,10 @@ pub struct Client {
     /// Redirect URIs of the code flow (exact match).
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// A client of this deployment (the services' browser sign-in, or one an administrator
+    /// marked so): its users are not asked for consent.
+    #[serde(default)]
+    pub first_party: bool,
     /// Allowed `post_logout_redirect_uri`s (exact match).
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
@@ -148,6 +152,7 @@ pub struct Loaded {
     pepper: Option<Zeroizing<Vec<u8>>>,
     revoked: Vec<(String, u64)>,
     pub(super) families: Vec<super::flow::Family>,
+    pub(super) consents: Vec<super::flow::ConsentRecord>,
 }
 
 impl Loaded {
@@ -221,6 +226,9 @@ pub struct AuthzState {
     pub(super) flow: super::flow::FlowState,
     /// Refresh-token families by id (persisted).
     pub(super) families: HashMap<String, super::flow::Family>,
+    /// Scopes each user granted each third-party client, (user id, client_id) -> scopes
+    /// (persisted).
+    pub(super) consents: HashMap<(String, String), Vec<String>>,
 }
 
 impl std::fmt::Debug for AuthzState {
@@ -276,6 +284,11 @@ impl AuthzState {
             loaded.users.push(user);
         }
         let now = now_unix();
+        for (_, plain) in store.scan_sealed(Table::IdentityConsents, b"")? {
+            loaded
+                .consents
+                .push(serde_json::from_slice(&plain).map_err(|_| corrupt("stored consent"))?);
+        }
         for (_, plain) in store.scan_sealed(Table::IdentityRefresh, b"")? {
             let family: super::flow::Family =
                 serde_json::from_slice(&plain).map_err(|_| corrupt("stored refresh family"))?;
@@ -334,6 +347,7 @@ impl AuthzState {
             used_assertions: HashMap::new(),
             flow: super::flow::FlowState::new()?,
             families: HashMap::new(),
+            consents: HashMap::new(),
         };
         state.merge(loaded);
         if state.keys.is_empty() {
@@ -413,6 +427,9 @@ impl AuthzState {
         self.revoked.extend(loaded.revoked);
         for f in loaded.families {
             self.families.insert(f.id.clone(), f);
+        }
+        for c in loaded.consents {
+            self.consents.insert((c.user_id, c.client_id), c.scopes);
         }
         // Current (never retired) last, then by creation.
         self.keys.sort_by_key(|k| (k.retired.is_none(), k.created));
@@ -564,6 +581,7 @@ impl AuthzState {
                 AuthMethod::ClientSecretPost.as_str().into(),
             ],
             jwks: None,
+            first_party: true,
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             created: now,

@@ -143,6 +143,7 @@ fn a_configured_pepper_is_the_key_of_the_secret_macs() {
 mod flow {
     use super::*;
     use crate::authz::admin::{AdminOp, Caller, NewClient};
+    use crate::authz::flow::Next;
     use crate::authz::flow::{
         AuthorizeOutcome, LoginCheck, LoginOutcome, LoginStart, LOGIN_FAILED, LOGIN_LOCKED,
     };
@@ -163,6 +164,10 @@ mod flow {
     }
 
     fn world() -> World {
+        world_with(true)
+    }
+
+    fn world_with(first_party: bool) -> World {
         let dir = tempfile::tempdir().unwrap();
         let key = unseal::generate(1, 1).unwrap().0;
         let mut st = AuthzState::load(open(dir.path(), &key), config(None)).unwrap();
@@ -179,6 +184,7 @@ mod flow {
             grant_types: None,
             redirect_uris: vec![REDIRECT.into()],
             post_logout_redirect_uris: vec!["https://rp.test/bye".into()],
+            first_party: Some(first_party),
         };
         let caller = Caller {
             tenant: "default".into(),
@@ -247,8 +253,11 @@ mod flow {
         let ok = exists && oauth::password_matches(&w.password, &hash);
         match w.st.login_finish(&ch, "admin", ok, NOW).unwrap() {
             LoginOutcome::Done {
-                redirect, session, ..
+                next: Next::Redirect(redirect),
+                session,
+                ..
             } => (redirect, session.to_string()),
+            LoginOutcome::Done { next, .. } => panic!("{next:?}"),
             LoginOutcome::Failed { message, .. } => panic!("{message}"),
         }
     }
@@ -487,5 +496,80 @@ mod flow {
             panic!()
         };
         assert_eq!(query(&to, "error").as_deref(), Some("login_required"));
+    }
+
+    #[test]
+    fn third_party_clients_ask_for_consent_once_per_scope_set() {
+        let mut w = world_with(false);
+        let login = |w: &mut World, extra: &[(&str, &str)]| -> (String, LoginOutcome) {
+            let AuthorizeOutcome::Redirect(login) = authorize(w, extra) else {
+                panic!()
+            };
+            let ch = query(&login, "challenge").unwrap();
+            let LoginCheck::Verify { hash, exists } = w.st.login_check(&ch, "admin", NOW).unwrap()
+            else {
+                panic!()
+            };
+            let ok = exists && oauth::password_matches(&w.password, &hash);
+            let outcome = w.st.login_finish(&ch, "admin", ok, NOW).unwrap();
+            (ch, outcome)
+        };
+        let (ch, outcome) = login(&mut w, &[]);
+        let LoginOutcome::Done {
+            next: Next::Consent(view),
+            ..
+        } = outcome
+        else {
+            panic!("a third-party client asks for consent")
+        };
+        assert_eq!(view.username.as_deref(), Some("admin"));
+        let (to, persist) = w.st.consent(&ch, false, NOW).unwrap();
+        assert_eq!(query(&to, "error").as_deref(), Some("access_denied"));
+        assert!(persist.is_empty());
+        assert!(
+            w.st.consent(&ch, true, NOW).is_err(),
+            "a decided request is gone"
+        );
+
+        let (ch, outcome) = login(&mut w, &[]);
+        let LoginOutcome::Done {
+            next: Next::Consent(_),
+            session,
+            ..
+        } = outcome
+        else {
+            panic!("denied before: asked again")
+        };
+        let (to, persist) = w.st.consent(&ch, true, NOW).unwrap();
+        assert!(query(&to, "code").is_some());
+        assert_eq!(persist.consents.len(), 1);
+
+        // Granted: the session signs in without asking; a wider request asks again.
+        let AuthorizeOutcome::Redirect(l) = authorize(&mut w, &[("scope", "openid kms")]) else {
+            panic!()
+        };
+        let ch = query(&l, "challenge").unwrap();
+        assert!(matches!(
+            w.st.login_start(&ch, Some(&session), NOW).unwrap(),
+            LoginStart::Redirect(_)
+        ));
+        let wider = [("scope", "openid profile kms identity jose")];
+        let AuthorizeOutcome::Redirect(l) = authorize(&mut w, &wider) else {
+            panic!()
+        };
+        let ch = query(&l, "challenge").unwrap();
+        assert!(matches!(
+            w.st.login_start(&ch, Some(&session), NOW).unwrap(),
+            LoginStart::Consent(_)
+        ));
+        let none = [wider[0], ("prompt", "none")];
+        let AuthorizeOutcome::Redirect(l) = authorize(&mut w, &none) else {
+            panic!()
+        };
+        let ch = query(&l, "challenge").unwrap();
+        let LoginStart::Redirect(to) = w.st.login_start(&ch, Some(&session), NOW).unwrap() else {
+            panic!()
+        };
+        assert_eq!(query(&to, "error").as_deref(), Some("consent_required"));
     }
 }

@@ -69,7 +69,11 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
         }
         if service == ServiceName::IdentityIdp {
             // The login form: CSRF-protected, rate limited, lockout with backoff.
-            reviewed.extend(["Some(GET) /browser/login", "Some(POST) /browser/login"]);
+            reviewed.extend([
+                "Some(GET) /browser/login",
+                "Some(POST) /browser/login",
+                "Some(POST) /browser/consent",
+            ]);
         }
         reviewed.sort();
         assert_eq!(public, reviewed, "{service}: the public allow-list changed");

@@ -342,7 +342,7 @@ async fn rfc9700_negatives_of_the_code_flow() {
     let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
     let boot = bootstrap(&data);
     let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
-    let (id, secret) = rp_client(&app, &operator, json!({})).await;
+    let (id, secret) = rp_client(&app, &operator, json!({ "first_party": true })).await;
     let mut b = Browser::new(&app);
 
     // Open redirects: an unregistered (or missing) redirect_uri, an unknown client: a page.
@@ -456,7 +456,7 @@ async fn rfc9700_negatives_of_the_code_flow() {
         "{back}"
     );
     let code = query(&back, "code").unwrap();
-    let (other_id, other_secret) = rp_client(&app, &operator, json!({})).await;
+    let (other_id, other_secret) = rp_client(&app, &operator, json!({ "first_party": true })).await;
     let (status, v) = redeem(&app, (&other_id, &other_secret), &code).await;
     assert_eq!(
         (status, v["error"].as_str()),
@@ -650,7 +650,12 @@ async fn rfc9700_negatives_of_the_code_flow() {
     assert_eq!(r.status, 400);
 
     // Public clients: PKCE-bound codes, no client_credentials, no introspection.
-    let (public_id, _) = rp_client(&app, &operator, json!({ "auth_methods": ["none"] })).await;
+    let (public_id, _) = rp_client(
+        &app,
+        &operator,
+        json!({ "auth_methods": ["none"], "first_party": true }),
+    )
+    .await;
     let back = sign_in(&mut Browser::new(&app), &public_id, "admin", &boot.password).await;
     let code = query(&back, "code").unwrap();
     let (status, v, _) = token_request(
@@ -687,6 +692,58 @@ async fn rfc9700_negatives_of_the_code_flow() {
     )
     .await;
     assert_eq!(status, 401);
+
+    // A third-party client: the user is asked; a denial goes back as access_denied.
+    let (third, _) = rp_client(&app, &operator, json!({})).await;
+    let mut fresh = Browser::new(&app);
+    let (form, challenge, csrf) = login_page(&mut fresh, &third, &[]).await;
+    let r = fresh
+        .post(
+            &form,
+            &[
+                ("challenge", &challenge),
+                ("csrf", &csrf),
+                ("username", "admin"),
+                ("password", &boot.password),
+            ],
+            Some(&idp),
+        )
+        .await;
+    assert_eq!(r.status, 200, "the consent page");
+    let text = r.text();
+    assert!(
+        text.contains("Allow access?") && text.contains("Example RP"),
+        "{text}"
+    );
+    let consent = format!("{idp}/browser/consent");
+    let csrf = hidden(&text, "csrf");
+    let r = fresh
+        .post(
+            &consent,
+            &[
+                ("challenge", &challenge),
+                ("csrf", "forged"),
+                ("decision", "allow"),
+            ],
+            Some(&idp),
+        )
+        .await;
+    assert_eq!(r.status, 403, "the consent form needs its CSRF token");
+    let r = fresh
+        .post(
+            &consent,
+            &[
+                ("challenge", &challenge),
+                ("csrf", &csrf),
+                ("decision", "deny"),
+            ],
+            Some(&idp),
+        )
+        .await;
+    let to = location(&r).unwrap();
+    assert!(to.starts_with(REDIRECT), "{to}");
+    assert_eq!(query(&to, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query(&to, "state").as_deref(), Some("s-1"));
     app.stop().await;
 }
 
