@@ -67,6 +67,8 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// For a browser session: SHA-256 of its CSRF token.
     pub csrf: Option<[u8; 32]>,
+    /// For a DPoP-bound token (`cnf.jkt`): the thumbprint of the key every request must prove.
+    pub jkt: Option<String>,
 }
 
 /// What an [`Authenticator`] returns: a boxed future, so the trait stays object-safe and a
@@ -327,6 +329,11 @@ impl JwtBearer {
                 tenant,
                 scopes,
                 csrf: None,
+                jkt: claims
+                    .get("cnf")
+                    .and_then(|c| c.get("jkt"))
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
             },
             exp,
         ))
@@ -375,7 +382,12 @@ pub struct AuthGate {
     public: Arc<HashSet<(Method, &'static str)>>,
     auth: Arc<dyn Authenticator>,
     cookie: Arc<str>,
+    /// DPoP proofs seen, (jkt, jti) -> forget-at: each proof is accepted once.
+    proofs: Arc<std::sync::Mutex<HashMap<(String, String), u64>>>,
 }
+
+/// Most DPoP proofs remembered at once per gate.
+const PROOFS_MAX: usize = 100_000;
 
 impl AuthGate {
     /// A gate of `service` for `realm` letting `public` (method, route path) pairs through
@@ -391,6 +403,53 @@ impl AuthGate {
             public: Arc::new(public),
             auth,
             cookie: session_cookie(service).into(),
+            proofs: Arc::default(),
+        }
+    }
+
+    /// RFC 9449 §7: a DPoP-bound token comes with the `DPoP` scheme and a fresh proof by its
+    /// key for this request (method, URI, `ath`); an unbound token never with the `DPoP`
+    /// scheme.
+    fn check_binding(
+        &self,
+        req: &RequestParts<'_>,
+        scheme: Scheme,
+        token: &str,
+        principal: &Principal,
+    ) -> Result<(), AuthFailure> {
+        match (scheme, &principal.jkt) {
+            (Scheme::Bearer, None) => Ok(()),
+            (Scheme::Bearer, Some(_)) | (Scheme::Dpop, None) => Err(AuthFailure::Invalid),
+            (Scheme::Dpop, Some(jkt)) => {
+                let proof = crate::oauth::dpop_proof(
+                    req.headers,
+                    req.uri,
+                    req.method.as_str(),
+                    Some(token),
+                )
+                .ok()
+                .flatten()
+                .filter(|p| p.jkt == *jkt)
+                .ok_or(AuthFailure::Invalid)?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let mut seen = self
+                    .proofs
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if seen.len() >= PROOFS_MAX {
+                    seen.retain(|_, forget| *forget > now);
+                }
+                let key = (proof.jkt, proof.jti);
+                if seen.len() >= PROOFS_MAX || seen.contains_key(&key) {
+                    return Err(AuthFailure::Invalid);
+                }
+                let window = cryptoutil_actors::authz::DPOP_WINDOW;
+                seen.insert(key, proof.iat + 2 * window);
+                Ok(())
+            }
         }
     }
 
@@ -401,13 +460,18 @@ impl AuthGate {
             .any(|(pm, pp)| pm == method && *pp == path)
     }
 
-    /// Authenticates headers for this gate's realm.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
+    /// Authenticates a request for this gate's realm.
+    pub async fn authenticate(&self, req: &RequestParts<'_>) -> Result<Principal, AuthFailure> {
+        let headers = req.headers;
         let bearer = bearer_token(headers);
         let cookie = cookie_value(headers, &self.cookie);
         match self.realm {
             Realm::Service => match (bearer, cookie) {
-                (Some(Ok(token)), _) => self.auth.bearer(token).await,
+                (Some(Ok((scheme, token))), _) => {
+                    let principal = self.auth.bearer(token).await?;
+                    self.check_binding(req, scheme, token, &principal)?;
+                    Ok(principal)
+                }
                 (Some(Err(())), _) => Err(AuthFailure::Invalid),
                 (None, Some(_)) => Err(AuthFailure::WrongKind),
                 (None, None) => Err(AuthFailure::Missing),
@@ -431,7 +495,11 @@ pub async fn require_credentials(
         return Ok(next.run(req).await);
     }
     let principal = gate
-        .authenticate(req.headers())
+        .authenticate(&RequestParts {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+        })
         .await
         .map_err(|failure| match failure {
             AuthFailure::IssuerUnavailable => ApiError::IssuerUnavailable,
@@ -462,18 +530,44 @@ pub async fn require_credentials(
     Ok(next.run(req).await)
 }
 
-/// `Authorization: Bearer <token>`: Some(Ok) for a well-formed one, Some(Err) for another scheme
-/// or a malformed value, None when absent.
-fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+/// What authentication reads of a request (the request itself is not `Sync`).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'a> {
+    /// Method.
+    pub method: &'a Method,
+    /// URI (with the authority under HTTP/2).
+    pub uri: &'a axum::http::Uri,
+    /// Headers.
+    pub headers: &'a HeaderMap,
+}
+
+/// How an access token is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// RFC 6750.
+    Bearer,
+    /// RFC 9449: with a proof of possession in the `DPoP` header.
+    Dpop,
+}
+
+/// `Authorization: Bearer <token>` or `DPoP <token>`: Some(Ok) for a well-formed one, Some(Err)
+/// for another scheme or a malformed value, None when absent.
+fn bearer_token(headers: &HeaderMap) -> Option<Result<(Scheme, &str), ()>> {
     let value = headers.get(header::AUTHORIZATION)?;
     let text = value.to_str().map_err(|_| ());
     Some(text.and_then(|t| {
         let (scheme, token) = t.split_once(' ').ok_or(())?;
-        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
-            Ok(token.trim())
+        let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+            Scheme::Bearer
+        } else if scheme.eq_ignore_ascii_case("dpop") {
+            Scheme::Dpop
         } else {
-            Err(())
+            return Err(());
+        };
+        if token.trim().is_empty() {
+            return Err(());
         }
+        Ok((scheme, token.trim()))
     }))
 }
 

@@ -14,6 +14,7 @@
 //! - [`error`]: the crate's error enum.
 #![warn(missing_docs)]
 
+pub mod dpop;
 pub mod duration;
 pub mod error;
 pub mod fips;

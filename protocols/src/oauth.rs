@@ -313,6 +313,9 @@ pub enum TokenError {
     InvalidScope,
     /// The `resource` names no audience the client may have.
     InvalidTarget,
+    /// The DPoP proof is missing where required, malformed, replayed or for another key
+    /// (RFC 9449 §5).
+    InvalidDpopProof,
 }
 
 impl TokenError {
@@ -326,6 +329,7 @@ impl TokenError {
             TokenError::UnsupportedGrantType => "unsupported_grant_type",
             TokenError::InvalidScope => "invalid_scope",
             TokenError::InvalidTarget => "invalid_target",
+            TokenError::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }

@@ -126,6 +126,60 @@ def main():
         return {"client_id": signer_id}
     case("private_key_jwt (RFC 7523) with an Authlib-signed assertion", private_key_jwt)
 
+    def dpop():
+        # RFC 9449 with proofs made by joserfc: the token is bound to the proof key's RFC 7638
+        # thumbprint (computed by joserfc) and works only with a fresh proof by that key.
+        import base64
+        import hashlib
+        import uuid
+        from joserfc.jwk import ECKey
+        key, other = ECKey.generate_key("P-256"), ECKey.generate_key("P-256")
+
+        def proof(htm, htu, ath=None, signer=key):
+            header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": signer.as_dict(private=False)}
+            claims = {"jti": str(uuid.uuid4()), "htm": htm, "htu": htu, "iat": int(time.time())}
+            if ath:
+                claims["ath"] = ath
+            return jwt.encode(header, claims, signer)
+
+        r = requests.post(token_endpoint, data={"grant_type": "client_credentials", "scope": "jose"},
+                          auth=(client_id, secret), headers={"DPoP": proof("POST", token_endpoint)},
+                          verify=ca, timeout=10)
+        assert r.status_code == 200, (r.status_code, r.text)
+        tok = r.json()
+        assert tok["token_type"] == "DPoP", tok
+        at = tok["access_token"]
+        claims = jwt.decode(at, keys, algorithms=["ES256"]).claims
+        assert claims["cnf"] == {"jkt": key.thumbprint()}, (claims["cnf"], key.thumbprint())
+        url = f"{jose}/service/api/v1/jose/jwks"
+        ath = base64.urlsafe_b64encode(hashlib.sha256(at.encode()).digest()).rstrip(b"=").decode()
+
+        def call(scheme, dpop_header):
+            headers = {"authorization": f"{scheme} {at}"}
+            if dpop_header:
+                headers["DPoP"] = dpop_header
+            return requests.get(url, headers=headers, verify=ca, timeout=10).status_code
+
+        good = proof("GET", url, ath)
+        statuses = {
+            "dpop": call("DPoP", good),
+            "replayed proof": call("DPoP", good),
+            "as a bearer token": call("Bearer", None),
+            "no proof": call("DPoP", None),
+            "another key": call("DPoP", proof("GET", url, ath, signer=other)),
+            "another URI": call("DPoP", proof("GET", f"{jose}/service/api/v1/info", ath)),
+            "another method": call("DPoP", proof("POST", url, ath)),
+            "no ath": call("DPoP", proof("GET", url)),
+        }
+        expected = {k: (200 if k == "dpop" else 401) for k in statuses}
+        assert statuses == expected, statuses
+        replay = requests.post(token_endpoint, data={"grant_type": "client_credentials", "scope": "jose"},
+                               auth=(client_id, secret), headers={"DPoP": "not-a-proof"},
+                               verify=ca, timeout=10)
+        assert replay.status_code == 400 and replay.json()["error"] == "invalid_dpop_proof", replay.text
+        return statuses
+    case("DPoP (RFC 9449): joserfc proofs bind the token; misuse is refused", dpop)
+
     def wrong_secret():
         session = OAuth2Session(client_id, "wrong-secret", token_endpoint_auth_method="client_secret_basic")
         session.trust_env = False

@@ -191,6 +191,9 @@ pub struct Family {
     pub revoked: bool,
     /// The last access token issued from it (`jti`, `exp`), revoked with the family.
     pub last_jti: Option<(String, u64)>,
+    /// For a public client that used DPoP: the key every refresh must prove (RFC 9449 §5).
+    #[serde(default)]
+    pub jkt: Option<String>,
 }
 
 /// Records to make durable before answering.
@@ -1060,6 +1063,11 @@ impl AuthzState {
         if family.client_id != client.client_id || family.revoked || family.expires <= now {
             return invalid();
         }
+        if let Some(bound) = &family.jkt {
+            if req.dpop.as_ref().map(|p| &p.jkt) != Some(bound) {
+                return Err(refuse(TokenError::InvalidDpopProof)).into();
+            }
+        }
         let presented = b64::encode(&oauth::token_digest(secret.as_bytes()));
         if !oauth::constant_time_eq(presented.as_bytes(), family.secret_digest.as_bytes()) {
             tracing::warn!(client = %client.client_id, "refresh token reused: revoking its family");
@@ -1141,6 +1149,7 @@ impl AuthzState {
                 expires: now + self.cfg.refresh_token_ttl.as_secs(),
                 revoked: false,
                 last_jti: None,
+                jkt: None,
             });
             f.generation += 1;
             f.secret_digest = b64::encode(&oauth::token_digest(secret.as_bytes()));

@@ -25,6 +25,7 @@ pub use state::{
     AuthzConfig, AuthzState, Client, Loaded, Tenant, User, API_SCOPES, AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS, OIDC_SCOPES, REFRESH_TOKEN,
 };
+pub use tokens::DPOP_WINDOW;
 
 /// The behaviour (empty).
 #[derive(Debug, Default)]

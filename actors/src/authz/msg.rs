@@ -64,6 +64,8 @@ pub struct TokenRequest {
     pub code_verifier: Option<Zeroizing<String>>,
     /// `refresh_token` (refresh_token).
     pub refresh_token: Option<Zeroizing<String>>,
+    /// A verified DPoP proof (RFC 9449): the tokens are bound to its key.
+    pub dpop: Option<cryptoutil_protocols::dpop::Proof>,
 }
 
 /// What to sign: the current signing key and the access token's claims. Signing happens on the
@@ -79,6 +81,8 @@ pub struct TokenGrant {
     pub scope: String,
     /// The access token's `jti` and `exp`.
     pub jti: Option<(String, u64)>,
+    /// `Bearer`, or `DPoP` for a token bound to a DPoP key.
+    pub token_type: &'static str,
     /// A refresh token (code and refresh grants, when the client may refresh).
     pub refresh_token: Option<Zeroizing<String>>,
     /// Claims of the ID token (when `openid` was granted); `at_hash` is added by the signer.

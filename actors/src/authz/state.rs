@@ -222,6 +222,8 @@ pub struct AuthzState {
     pub(super) verified: HashMap<[u8; 32], Arc<Map<String, Value>>>,
     /// Client assertions already used, (client_id, jti) -> exp: each is accepted once.
     pub(super) used_assertions: HashMap<(String, String), u64>,
+    /// DPoP proofs already used at the token endpoint, (jkt, jti) -> forget-at.
+    pub(super) used_dpop: HashMap<(String, String), u64>,
     /// The browser side of the code flow: pending requests, codes, sessions, lockouts.
     pub(super) flow: super::flow::FlowState,
     /// Refresh-token families by id (persisted).
@@ -345,6 +347,7 @@ impl AuthzState {
             revoked: HashMap::new(),
             verified: HashMap::new(),
             used_assertions: HashMap::new(),
+            used_dpop: HashMap::new(),
             flow: super::flow::FlowState::new()?,
             families: HashMap::new(),
             consents: HashMap::new(),
@@ -486,7 +489,11 @@ impl AuthzState {
             "response_types_supported": [],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
-            "resource_indicators_supported": true
+            "resource_indicators_supported": true,
+            "dpop_signing_alg_values_supported": cryptoutil_protocols::dpop::PROOF_ALGS
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
         });
         if self.cfg.login_url.is_some() {
             let extra = json!({

@@ -42,6 +42,7 @@ fn request(client_id: &str, secret: &str) -> TokenRequest {
         redirect_uri: None,
         code_verifier: None,
         refresh_token: None,
+        dpop: None,
     }
 }
 
@@ -571,5 +572,74 @@ mod flow {
             panic!()
         };
         assert_eq!(query(&to, "error").as_deref(), Some("consent_required"));
+    }
+
+    #[test]
+    fn a_public_clients_refresh_family_is_bound_to_its_dpop_key() {
+        let mut w = world();
+        let spec = NewClient {
+            name: "SPA".into(),
+            tenant: None,
+            scopes: None,
+            audiences: None,
+            auth_methods: Some(vec!["none".into()]),
+            jwks: None,
+            grant_types: None,
+            redirect_uris: vec![REDIRECT.into()],
+            post_logout_redirect_uris: vec![],
+            first_party: Some(true),
+        };
+        let caller = Caller {
+            tenant: "default".into(),
+        };
+        let admin::Step::Write(write) = w.st.admin(&caller, AdminOp::CreateClient(spec)).unwrap()
+        else {
+            panic!()
+        };
+        let (loaded, answer, _) = AuthzState::persist_admin(&w.st.store(), *write).unwrap();
+        w.st.merge(loaded);
+        assert!(
+            answer.get("client_secret").is_none(),
+            "a public client has no secret"
+        );
+        w.client_id = answer["client_id"].as_str().unwrap().into();
+        w.client_secret = String::new();
+        let public = |r: &mut TokenRequest, jkt: Option<&str>, jti: &str| {
+            r.client.method = AuthMethod::None;
+            r.client.secret = Zeroizing::new(String::new());
+            r.dpop = jkt.map(|k| cryptoutil_protocols::dpop::Proof {
+                jkt: k.into(),
+                jti: jti.into(),
+                iat: NOW,
+            });
+        };
+        let (redirect, _) = sign_in(&mut w);
+        let code = query(&redirect, "code").unwrap();
+        let mut r = code_request(&w, &code, VERIFIER, REDIRECT);
+        public(&mut r, Some("key-1"), "p1");
+        let d = w.st.token(&r, NOW);
+        assert_eq!(d.persist.families[0].jkt.as_deref(), Some("key-1"));
+        let g = d.result.unwrap();
+        assert_eq!(g.token_type, "DPoP");
+        assert_eq!(g.claims["cnf"]["jkt"], "key-1");
+        let refresh = g.refresh_token.unwrap();
+        for (jkt, jti) in [(None, "p2"), (Some("key-2"), "p3")] {
+            let mut r = refresh_request(&w, &refresh);
+            public(&mut r, jkt, jti);
+            assert_eq!(
+                refused(&w.st.token(&r, NOW + 1)),
+                Some(TokenError::InvalidDpopProof),
+                "{jkt:?}"
+            );
+        }
+        let mut r = refresh_request(&w, &refresh);
+        public(&mut r, Some("key-1"), "p1");
+        assert_eq!(
+            refused(&w.st.token(&r, NOW + 1)),
+            Some(TokenError::InvalidDpopProof),
+            "a replayed proof"
+        );
+        public(&mut r, Some("key-1"), "p4");
+        assert!(w.st.token(&r, NOW + 1).result.is_ok());
     }
 }

@@ -30,6 +30,9 @@ pub(super) const ASSERTION_ALGS: [JwsAlg; 10] = {
     ]
 };
 
+/// How old (or how far ahead) a DPoP proof may be, in seconds.
+pub const DPOP_WINDOW: u64 = 60;
+
 /// Most verified tokens remembered for introspection.
 const VERIFIED_MAX: usize = 10_000;
 
@@ -40,13 +43,55 @@ impl AuthzState {
             Ok(c) => c.clone(),
             Err(e) => return Err(e).into(),
         };
-        match req.grant_type.as_str() {
+        if let Some(proof) = &req.dpop {
+            if !self.fresh_dpop(proof, now) {
+                return Err(refuse(TokenError::InvalidDpopProof)).into();
+            }
+        }
+        let mut decision = match req.grant_type.as_str() {
             CLIENT_CREDENTIALS => self.client_credentials(&client, req, now).into(),
             AUTHORIZATION_CODE => self.code_grant(&client, req, now),
             REFRESH_TOKEN => self.refresh_grant(&client, req, now),
             "" => Err(refuse(TokenError::InvalidRequest)).into(),
             _ => Err(refuse(TokenError::UnsupportedGrantType)).into(),
+        };
+        // RFC 9449 §6: the access token carries the key's thumbprint.
+        if let (Some(proof), Ok(grant)) = (&req.dpop, &mut decision.result) {
+            grant
+                .claims
+                .insert("cnf".into(), json!({ "jkt": proof.jkt }));
+            grant.token_type = "DPoP";
         }
+        // A public client's refresh family is bound to the key too (RFC 9449 §5).
+        let public = client
+            .auth_methods
+            .iter()
+            .any(|m| m == AuthMethod::None.as_str());
+        if let (Some(proof), true) = (&req.dpop, public) {
+            for f in &mut decision.persist.families {
+                if f.jkt.is_none() {
+                    f.jkt = Some(proof.jkt.clone());
+                    if let Some(live) = self.families.get_mut(&f.id) {
+                        live.jkt = f.jkt.clone();
+                    }
+                }
+            }
+        }
+        decision
+    }
+
+    /// A proof's `jti` not seen before (remembered for the proof window; bounded, and full
+    /// means refused rather than a replay risked).
+    fn fresh_dpop(&mut self, proof: &cryptoutil_protocols::dpop::Proof, now: u64) -> bool {
+        let key = (proof.jkt.clone(), proof.jti.clone());
+        if self.used_dpop.len() >= USED_ASSERTIONS_MAX {
+            self.used_dpop.retain(|_, exp| *exp > now);
+        }
+        if self.used_dpop.len() >= USED_ASSERTIONS_MAX || self.used_dpop.contains_key(&key) {
+            return false;
+        }
+        self.used_dpop.insert(key, proof.iat + 2 * DPOP_WINDOW);
+        true
     }
 
     /// The client credentials grant: scope and audience within the client's.
@@ -120,6 +165,7 @@ impl AuthzState {
             expires_in: ttl,
             scope,
             jti: Some((jti.to_string(), now + ttl)),
+            token_type: "Bearer",
             refresh_token: None,
             id_token: None,
         })

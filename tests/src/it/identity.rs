@@ -435,7 +435,7 @@ async fn authlib_fetches_validates_and_uses_client_credentials_tokens() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 5, "{report}");
+    assert_eq!(results.len(), 6, "{report}");
     let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
     assert!(failed.is_empty(), "Authlib: {failed:#?}");
     app.stop().await;
