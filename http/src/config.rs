@@ -50,6 +50,8 @@ pub struct BrowserConfig {
     /// `Strict-Transport-Security` max-age.
     #[serde(with = "human_duration")]
     pub hsts_max_age: Duration,
+    /// Origins (`https://host[:port]`) whose pages may call `/browser/**` with credentials.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for BrowserConfig {
@@ -62,6 +64,7 @@ impl Default for BrowserConfig {
                                       form-action 'self'; object-src 'none'"
                     .into(),
             hsts_max_age: Duration::from_secs(2 * 365 * 86_400),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// A state-changing browser request without its session's CSRF token.
     #[error("missing or wrong CSRF token (send the session's token in X-CSRF-Token)")]
     Csrf,
+    /// A cross-origin request from an origin not allowed by CORS.
+    #[error("cross-origin request from an origin that is not allowed")]
+    CrossOrigin,
     /// The client address is not on the stack's allowlist.
     #[error("client address not allowed")]
     IpNotAllowed,
@@ -75,6 +78,7 @@ impl IntoResponse for ApiError {
             ApiError::IssuerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable"),
             ApiError::IpNotAllowed => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
+            ApiError::CrossOrigin => (StatusCode::FORBIDDEN, "cross_origin"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
@@ -161,6 +165,7 @@ impl IntoResponse for ApiError {
             }
             | ApiError::IpNotAllowed
             | ApiError::Csrf
+            | ApiError::CrossOrigin
             | ApiError::NotFound
             | ApiError::NotReady { .. }
             | ApiError::BadRequest { .. }

@@ -18,7 +18,7 @@ use crate::auth::{self, AuthGate, Realm};
 use crate::config::HttpConfig;
 use crate::error::ApiError;
 use crate::metrics::StackLabels;
-use crate::middleware::{headers, ip_allow, rate_limit};
+use crate::middleware::{cors, headers, ip_allow, rate_limit};
 use crate::state::AppState;
 
 /// Readiness for peers (ARCHITECTURE §6): authenticated like any /service route.
@@ -452,6 +452,11 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
         .layer(middleware::from_fn_with_state(
             rate_limit::RateLimiter::new(&cfg.browser.rate_limit),
             rate_limit::enforce,
+        ))
+        // After the allowlist and rate limit, before credentials (preflights carry none).
+        .layer(middleware::from_fn_with_state(
+            cors::Cors::new(&cfg.browser.cors_allowed_origins),
+            cors::enforce,
         ))
         .layer(middleware::from_fn_with_state(
             browser_gate,

@@ -215,7 +215,11 @@ pub fn valid_redirect_uri(uri: &str) -> bool {
         return false;
     };
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') {
+    // Host names, IPv4, bracketed IPv6 and a port only: the origin ends up in a CSP header.
+    let authority_ok = authority
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if authority.is_empty() || !authority_ok {
         return false;
     }
     let host = match authority.strip_prefix('[') {
@@ -361,6 +365,8 @@ mod tests {
             "javascript://x/%0aalert(1)",
             "https://rp.example/a b",
             "custom://app/cb",
+            "https://rp.example;script-src/cb",
+            "https://rp_example/cb",
         ] {
             assert!(!valid_redirect_uri(bad), "{bad}");
         }

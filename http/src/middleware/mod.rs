@@ -1,5 +1,6 @@
-//! The middleware of the two stacks: IP allowlist, per-client rate limit, browser headers.
+//! The middleware of the two stacks: IP allowlist, per-client rate limit, browser headers, CORS.
 
+pub mod cors;
 pub mod headers;
 pub mod ip_allow;
 pub mod rate_limit;

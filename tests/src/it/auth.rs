@@ -276,3 +276,72 @@ async fn a_client_outside_the_allowlist_is_refused_before_anything_else() {
     assert_eq!(r.status, 200);
     app.stop().await;
 }
+
+/// CORS on /browser: only configured origins get CORS headers and preflights; a state-changing
+/// request from any other origin (another port of the same host included) is refused before
+/// credentials are looked at.
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_admits_configured_origins_only() {
+    let app = TestApp::start(
+        vec![ServiceName::Jose],
+        &[(
+            "CRYPTOUTIL_HTTP__BROWSER__CORS_ALLOWED_ORIGINS",
+            r#"["https://app.example"]"#,
+        )],
+        None,
+    )
+    .await;
+    let base = app.public(ServiceName::Jose).to_owned();
+    let url = format!("{base}/browser/api/v1/jose/jwks");
+    let send = |method: Method, origin: &'static str, preflight: bool| {
+        let (client, url) = (app.client.clone(), url.clone());
+        async move {
+            let mut headers = vec![("origin", origin)];
+            if preflight {
+                headers.push(("access-control-request-method", "POST"));
+                headers.push((
+                    "access-control-request-headers",
+                    "content-type, x-csrf-token",
+                ));
+            }
+            client
+                .send(method, &url, &headers, Default::default())
+                .await
+                .unwrap()
+        }
+    };
+    let acao = |r: &cryptoutil_federation::Response| {
+        r.headers
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let r = send(Method::OPTIONS, "https://app.example", true).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(acao(&r).as_deref(), Some("https://app.example"));
+    assert_eq!(
+        r.headers.get("access-control-allow-credentials").unwrap(),
+        "true"
+    );
+    let r = send(Method::GET, "https://app.example", false).await;
+    assert_eq!(r.status, 401, "CORS admits, credentials still required");
+    assert_eq!(acao(&r).as_deref(), Some("https://app.example"));
+
+    let r = send(Method::OPTIONS, "https://evil.example", true).await;
+    assert_eq!(r.status, 403);
+    assert!(acao(&r).is_none());
+    let r = send(Method::POST, "https://evil.example", false).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("cross_origin"));
+    let r = send(Method::GET, "https://evil.example", false).await;
+    assert_eq!(r.status, 401);
+    assert!(acao(&r).is_none(), "no CORS headers for a foreign origin");
+    // Another port of the same host is another origin.
+    let other_port = "https://127.0.0.1:1";
+    let r = send(Method::POST, other_port, false).await;
+    assert_eq!(r.status, 403);
+    // The page's own origin is not cross-origin.
+    let own: &'static str = Box::leak(base.clone().into_boxed_str());
+    let r = send(Method::POST, own, false).await;
+    assert_eq!(r.status, 401, "same origin: on to the credential check");
+    app.stop().await;
+}

@@ -926,3 +926,151 @@ async fn chromium_signs_in_and_uses_the_jose_ui() {
     assert!(failed.is_empty(), "Chromium: {failed:#?}");
     app.stop().await;
 }
+
+/// The Rust `openidconnect` crate, a second independent OpenID Connect client: discovery, the
+/// code flow with PKCE and a nonce (the browser part played by the test), its ID token
+/// verification (signature against our JWK Set, iss, aud, exp, nonce) and its `at_hash` check,
+/// and userinfo.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openidconnect_crate_runs_discovery_and_the_code_flow() {
+    use openidconnect::core::{
+        CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+    };
+    use openidconnect::{
+        AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+        OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let (id, secret) = rp_client(&app, &operator, json!({ "first_party": true })).await;
+
+    // The crate's HTTP seam, over the test's TLS 1.3 client (trusting the suite's anchor).
+    let https = app.client.clone();
+    let http = move |req: openidconnect::HttpRequest| {
+        let https = https.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        v.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            let borrowed: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let r = https
+                .send(parts.method, &parts.uri.to_string(), &borrowed, body.into())
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let mut response = openidconnect::http::Response::builder().status(r.status.as_u16());
+            for (k, v) in &r.headers {
+                response = response.header(k.as_str(), v.as_bytes());
+            }
+            response
+                .body(r.body.to_vec())
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        }
+    };
+
+    let issuer = IssuerUrl::new(app.public(ServiceName::IdentityAuthz).to_owned()).unwrap();
+    let provider = CoreProviderMetadata::discover_async(issuer, &http)
+        .await
+        .expect("discovery");
+    let client = CoreClient::from_provider_metadata(
+        provider,
+        ClientId::new(id.clone()),
+        Some(ClientSecret::new(secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("kms".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    // The browser: the crate's URL, identity-idp's form, back with the code.
+    let mut b = Browser::new(&app);
+    let r = b.get(url.as_str()).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = b.get(&location(&r).unwrap()).await;
+    let text = page.text();
+    let idp = app.public(ServiceName::IdentityIdp).to_owned();
+    let r = b
+        .post(
+            &format!("{idp}/browser/login"),
+            &[
+                ("challenge", &hidden(&text, "challenge")),
+                ("csrf", &hidden(&text, "csrf")),
+                ("username", "admin"),
+                ("password", &boot.password),
+            ],
+            Some(&idp),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let back = location(&r).unwrap();
+    assert_eq!(
+        query(&back, "state").as_deref(),
+        Some(state.secret().as_str())
+    );
+    let code = query(&back, "code").unwrap();
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("token exchange");
+    let id_token = tokens.id_token().expect("an ID token");
+    let verifier = client.id_token_verifier();
+    let claims = id_token
+        .claims(&verifier, &nonce)
+        .expect("the ID token verifies");
+    let expected = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected), "at_hash");
+    assert_eq!(
+        claims.preferred_username().map(|u| u.as_str()),
+        Some("admin")
+    );
+    let info: CoreUserInfoClaims = client
+        .user_info(tokens.access_token().clone(), None)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.subject(), claims.subject());
+    // The access token works at KMS.
+    assert_eq!(
+        get_with(
+            &app,
+            ServiceName::Kms,
+            "/service/api/v1/info",
+            tokens.access_token().secret()
+        )
+        .await,
+        200
+    );
+    app.stop().await;
+}
