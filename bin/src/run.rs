@@ -329,8 +329,16 @@ fn identity_setup(
             Some(url.to_owned())
         }
     };
+    let mtls_roots = match cfg.identity.mtls_ca.trim() {
+        "" => None,
+        pem => Some(
+            cryptoutil_protocols::tls::roots_from_pem(pem)
+                .map_err(|e| anyhow!("invalid configuration: `identity.mtls_ca`: {e}"))?,
+        ),
+    };
     let authz = AuthzConfig {
         issuer,
+        mtls_roots,
         access_token_ttl: cfg.identity.access_token_ttl,
         pepper,
         resources,

@@ -69,6 +69,9 @@ pub struct Principal {
     pub csrf: Option<[u8; 32]>,
     /// For a DPoP-bound token (`cnf.jkt`): the thumbprint of the key every request must prove.
     pub jkt: Option<String>,
+    /// For a certificate-bound token (`cnf.x5t#S256`, RFC 8705 §3): the SHA-256 of the client
+    /// certificate every request's connection must present.
+    pub x5t: Option<String>,
 }
 
 /// What an [`Authenticator`] returns: a boxed future, so the trait stays object-safe and a
@@ -334,6 +337,11 @@ impl JwtBearer {
                     .and_then(|c| c.get("jkt"))
                     .and_then(serde_json::Value::as_str)
                     .map(str::to_owned),
+                x5t: claims
+                    .get("cnf")
+                    .and_then(|c| c.get("x5t#S256"))
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
             },
             exp,
         ))
@@ -470,6 +478,13 @@ impl AuthGate {
                 (Some(Ok((scheme, token))), _) => {
                     let principal = self.auth.bearer(token).await?;
                     self.check_binding(req, scheme, token, &principal)?;
+                    // RFC 8705 §3: a certificate-bound token only over a connection that
+                    // presents that certificate.
+                    if let Some(x5t) = &principal.x5t {
+                        if req.peer.and_then(|p| p.thumbprint()).as_ref() != Some(x5t) {
+                            return Err(AuthFailure::Invalid);
+                        }
+                    }
                     Ok(principal)
                 }
                 (Some(Err(())), _) => Err(AuthFailure::Invalid),
@@ -499,6 +514,7 @@ pub async fn require_credentials(
             method: req.method(),
             uri: req.uri(),
             headers: req.headers(),
+            peer: req.extensions().get::<crate::tls::PeerCertificates>(),
         })
         .await
         .map_err(|failure| match failure {
@@ -539,6 +555,8 @@ pub struct RequestParts<'a> {
     pub uri: &'a axum::http::Uri,
     /// Headers.
     pub headers: &'a HeaderMap,
+    /// The connection's client certificate chain, if it presented one.
+    pub peer: Option<&'a crate::tls::PeerCertificates>,
 }
 
 /// How an access token is presented.

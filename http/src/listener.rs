@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
+use crate::tls::PeerCertificates;
+
 /// A client must finish its TLS handshake within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// And send each HTTP/1.1 request head within this time (slow-loris defence).
@@ -69,8 +71,17 @@ impl Listener {
                             let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await else {
                                 return; // refused handshakes (TLS 1.2, bad client) end here
                             };
+                            let certs = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .filter(|c| !c.is_empty())
+                                .map(|c| PeerCertificates(Arc::new(c.to_vec())));
                             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                                 req.extensions_mut().insert(ConnectInfo(peer));
+                                if let Some(c) = &certs {
+                                    req.extensions_mut().insert(c.clone());
+                                }
                                 router.clone().oneshot(req)
                             });
                             let mut builder = auto::Builder::new(TokioExecutor::new());

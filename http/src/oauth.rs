@@ -4,11 +4,13 @@
 //! introspection (RFC 7662) and revocation (RFC 7009), the last two for authenticated clients. Errors follow RFC 6749 §5.2: `{"error", "error_description"}`, 401 with
 //! `WWW-Authenticate: Basic` for a failed client authentication, and `Cache-Control: no-store`.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use cryptoutil_actors::authz::{AuthMethod, AuthzHandle, ClientAuth, TokenRequest};
 use cryptoutil_protocols::jose::jwt;
 use cryptoutil_protocols::oauth::{self, TokenError};
@@ -17,6 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tls::PeerCertificates;
 
 /// Discovery, RFC 8414.
 pub const AS_METADATA: &str = "/.well-known/oauth-authorization-server";
@@ -130,7 +133,9 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 fn client_auth(
     headers: &HeaderMap,
     params: &[(String, Zeroizing<String>)],
+    peer: Option<&PeerCertificates>,
 ) -> Result<ClientAuth, Refusal> {
+    let certs = peer.map(|c| Arc::new(c.0.iter().map(|d| d.as_ref().to_vec()).collect::<Vec<_>>()));
     let basic = headers.get(header::AUTHORIZATION);
     let body_secret = param(params, "client_secret");
     let assertion = param(params, "client_assertion");
@@ -153,6 +158,7 @@ fn client_auth(
             client_id: param(params, "client_id").unwrap_or_default().to_owned(),
             secret: Zeroizing::new(assertion.to_owned()),
             method: AuthMethod::PrivateKeyJwt,
+            certs: certs.clone(),
         });
     }
     match (basic, body_secret) {
@@ -172,6 +178,7 @@ fn client_auth(
                 client_id,
                 secret,
                 method: AuthMethod::ClientSecretBasic,
+                certs: certs.clone(),
             })
         }
         (None, Some(secret)) => Ok(ClientAuth {
@@ -180,6 +187,7 @@ fn client_auth(
                 .to_owned(),
             secret: Zeroizing::new(secret.to_owned()),
             method: AuthMethod::ClientSecretPost,
+            certs: certs.clone(),
         }),
         // A public client names itself and proves nothing (RFC 6749 §2.1); only the code flow
         // with PKCE and rotated refresh tokens are open to it.
@@ -188,6 +196,7 @@ fn client_auth(
                 client_id: id.to_owned(),
                 secret: Zeroizing::new(String::new()),
                 method: AuthMethod::None,
+                certs: certs.clone(),
             }),
             None => Err((
                 TokenError::InvalidClient,
@@ -201,9 +210,10 @@ fn client_auth(
 fn client_and_token(
     headers: &HeaderMap,
     body: &[u8],
+    peer: Option<&PeerCertificates>,
 ) -> Result<(ClientAuth, Zeroizing<String>), Refusal> {
     let params = parse_form(headers, body)?;
-    let client = client_auth(headers, &params)?;
+    let client = client_auth(headers, &params, peer)?;
     let token = param(&params, "token").ok_or((TokenError::InvalidRequest, "token is missing"))?;
     Ok((client, Zeroizing::new(token.to_owned())))
 }
@@ -233,10 +243,11 @@ async fn token_op(
     app: &AppState,
     headers: &HeaderMap,
     body: &[u8],
+    peer: Option<&PeerCertificates>,
     op: TokenOp,
 ) -> Result<Response, ApiError> {
     let authz = authz(app)?;
-    let (client, token) = match client_and_token(headers, body) {
+    let (client, token) = match client_and_token(headers, body, peer) {
         Ok(x) => x,
         Err((e, why)) => return Ok(token_error(e, why)),
     };
@@ -258,24 +269,41 @@ async fn token_op(
 
 pub(crate) async fn introspect_post(
     State(app): State<AppState>,
+    peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    token_op(&app, &headers, &body, TokenOp::Introspect).await
+    token_op(
+        &app,
+        &headers,
+        &body,
+        peer.as_ref().map(|e| &e.0),
+        TokenOp::Introspect,
+    )
+    .await
 }
 
 pub(crate) async fn revoke_post(
     State(app): State<AppState>,
+    peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    token_op(&app, &headers, &body, TokenOp::Revoke).await
+    token_op(
+        &app,
+        &headers,
+        &body,
+        peer.as_ref().map(|e| &e.0),
+        TokenOp::Revoke,
+    )
+    .await
 }
 
 /// RFC 9126 §2: an authenticated client pushes its authorization request; 201 with the
 /// `request_uri`, or an RFC 6749 §5.2-shaped error.
 pub(crate) async fn par_post(
     State(app): State<AppState>,
+    peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -284,7 +312,7 @@ pub(crate) async fn par_post(
         Ok(p) => p,
         Err((e, why)) => return Ok(token_error(e, why)),
     };
-    let client = match client_auth(&headers, &params) {
+    let client = match client_auth(&headers, &params, peer.as_ref().map(|e| &e.0)) {
         Ok(c) => c,
         Err((e, why)) => return Ok(token_error(e, why)),
     };
@@ -401,6 +429,7 @@ pub(crate) fn dpop_proof(
 
 pub(crate) async fn token_post(
     State(app): State<AppState>,
+    peer: Option<Extension<PeerCertificates>>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -410,7 +439,7 @@ pub(crate) async fn token_post(
         Ok(p) => p,
         Err((e, why)) => return Ok(token_error(e, why)),
     };
-    let client = match client_auth(&headers, &params) {
+    let client = match client_auth(&headers, &params, peer.as_ref().map(|e| &e.0)) {
         Ok(c) => c,
         Err((e, why)) => return Ok(token_error(e, why)),
     };

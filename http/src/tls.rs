@@ -1,19 +1,101 @@
-//! Server TLS configurations: TLS 1.3 only, the suite's one provider, HTTP/2 and HTTP/1.1.
+//! Server TLS configurations: TLS 1.3 only, the suite's one provider, HTTP/2 and HTTP/1.1, and
+//! an optional client certificate.
+//!
+//! Every listener asks for (never requires) a client certificate and accepts whatever chain a
+//! client sends, once the client has proved it holds the key (the TLS 1.3 CertificateVerify
+//! signature is checked). A certificate grants nothing by itself: identity-authz checks it
+//! against a client's registration (`tls_client_auth`, RFC 8705), and a service compares it
+//! with the `cnf.x5t#S256` of a certificate-bound access token.
 
 use std::sync::Arc;
 
-use rustls::ServerConfig;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 /// A server configuration presenting `chain` (leaf first) with `key`.
 pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let mut config = ServerConfig::builder_with_provider(cryptoutil_protocols::tls::provider())
+    let provider = cryptoutil_protocols::tls::provider();
+    let verifier = Arc::new(OfferClientCert {
+        algs: provider.signature_verification_algorithms,
+    });
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(cryptoutil_protocols::tls::VERSIONS)?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Asks for a client certificate, requires none, and accepts any chain whose key signed the
+/// handshake; what the certificate means is decided per request, not here.
+#[derive(Debug)]
+struct OfferClientCert {
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for OfferClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not supported".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// The certificate chain the client presented on this connection (leaf first), in every
+/// request's extensions when there is one.
+#[derive(Clone, Debug)]
+pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
+
+impl PeerCertificates {
+    /// SHA-256 of the leaf, base64url: RFC 8705's `x5t#S256`.
+    pub fn thumbprint(&self) -> Option<String> {
+        self.0.first().map(|leaf| {
+            cryptoutil_protocols::jose::b64::encode(&cryptoutil_protocols::oauth::token_digest(
+                leaf.as_ref(),
+            ))
+        })
+    }
 }

@@ -27,6 +27,60 @@ pub fn provider() -> Arc<CryptoProvider> {
     })
 }
 
+/// Trust anchors for client certificates (RFC 8705 `tls_client_auth`).
+pub type TrustRoots = Arc<rustls::RootCertStore>;
+
+/// Trust anchors from PEM; an error names what failed.
+pub fn roots_from_pem(pem: &str) -> Result<TrustRoots, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| e.to_string())?;
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    if roots.is_empty() {
+        return Err("no certificate in the PEM".into());
+    }
+    Ok(Arc::new(roots))
+}
+
+/// RFC 8705 §2.1.2 (PKI method): `chain` (leaf first, DER) chains to `roots` for client
+/// authentication (extended key usage clientAuth, validity now) and its leaf's subject
+/// alternative names include `san` (a DNS name or an IP address).
+pub fn client_chain_matches(roots: &TrustRoots, chain: &[Vec<u8>], san: &str) -> bool {
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let Some((leaf, rest)) = chain.split_first() else {
+        return false;
+    };
+    let leaf = CertificateDer::from(leaf.as_slice());
+    let intermediates: Vec<CertificateDer<'_>> = rest
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    let verifier = match rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::clone(roots),
+        provider(),
+    )
+    .build()
+    {
+        Ok(v) => v,
+        Err(_) => return false,
+    };
+    if verifier
+        .verify_client_cert(&leaf, &intermediates, UnixTime::now())
+        .is_err()
+    {
+        return false;
+    }
+    let (Ok(parsed), Ok(name)) = (
+        rustls::server::ParsedCertificate::try_from(&leaf),
+        ServerName::try_from(san),
+    ) else {
+        return false;
+    };
+    rustls::client::verify_server_name(&parsed, &name).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -91,6 +91,9 @@ pub struct NewClient {
     /// A first-party client: its users are not asked for consent (default: false).
     #[serde(default)]
     pub first_party: Option<bool>,
+    /// For `tls_client_auth`: the DNS name or IP address its certificate must carry.
+    #[serde(default)]
+    pub tls_client_auth_san: Option<String>,
 }
 
 /// `POST .../identity/users`.
@@ -196,6 +199,7 @@ fn client_view(c: &Client) -> Value {
         "grant_types": c.grant_types, "scopes": c.scopes, "audiences": c.audiences,
         "auth_methods": c.auth_methods, "jwks": c.jwks, "redirect_uris": c.redirect_uris,
         "post_logout_redirect_uris": c.post_logout_redirect_uris, "first_party": c.first_party,
+        "tls_client_auth_san": c.tls_client_auth_san,
         "created": c.created,
     })
 }
@@ -320,14 +324,34 @@ impl AuthzState {
                     .unwrap_or_else(|| secret_methods.iter().map(|m| (*m).to_owned()).collect());
                 let jwt_method = AuthMethod::PrivateKeyJwt.as_str();
                 let none = AuthMethod::None.as_str();
+                let tls = super::tokens::TLS_CLIENT_AUTH;
                 if auth_methods.is_empty()
                     || !auth_methods.iter().all(|m| {
-                        secret_methods.contains(&m.as_str()) || m == jwt_method || m == none
+                        secret_methods.contains(&m.as_str())
+                            || m == jwt_method
+                            || m == none
+                            || m == tls
                     })
                 {
                     return Err(bad(
                         "auth_methods: client_secret_basic, client_secret_post, private_key_jwt, \
-                         none",
+                         tls_client_auth, none",
+                    ));
+                }
+                let uses_tls = auth_methods.iter().any(|m| m == tls);
+                let san_ok = spec
+                    .tls_client_auth_san
+                    .as_deref()
+                    .is_some_and(|s| !s.is_empty() && s.len() <= 253);
+                if uses_tls != san_ok {
+                    return Err(bad(
+                        "tls_client_auth needs tls_client_auth_san (a DNS name or IP address), \
+                         and only it",
+                    ));
+                }
+                if uses_tls && self.cfg.mtls_roots.is_none() {
+                    return Err(bad(
+                        "tls_client_auth is unavailable: identity.mtls_ca is not configured",
                     ));
                 }
                 if auth_methods.iter().any(|m| m == none)
@@ -387,6 +411,7 @@ impl AuthzState {
                     auth_methods,
                     jwks,
                     first_party: spec.first_party.unwrap_or(false),
+                    tls_client_auth_san: spec.tls_client_auth_san,
                     redirect_uris: spec.redirect_uris,
                     post_logout_redirect_uris: spec.post_logout_redirect_uris,
                     created: now_unix(),
@@ -415,6 +440,7 @@ impl AuthzState {
                     auth_methods: vec![AuthMethod::ClientSecretBasic.as_str().into()],
                     jwks: None,
                     first_party: true,
+                    tls_client_auth_san: None,
                     redirect_uris: vec![b.redirect_uri],
                     post_logout_redirect_uris: vec![b.post_logout_uri],
                     created: now_unix(),

@@ -25,7 +25,7 @@ pub use state::{
     AuthzConfig, AuthzState, Client, Loaded, Tenant, User, API_SCOPES, AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS, OIDC_SCOPES, REFRESH_TOKEN,
 };
-pub use tokens::DPOP_WINDOW;
+pub use tokens::{DPOP_WINDOW, TLS_CLIENT_AUTH};
 
 /// The behaviour (empty).
 #[derive(Debug, Default)]

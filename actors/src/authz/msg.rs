@@ -20,7 +20,8 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A JWT signed with a key the client registered (RFC 7523 §2.2).
     PrivateKeyJwt,
-    /// A public client: `client_id` only (the code flow with PKCE).
+    /// No secret: a public client (`client_id` only), or a `tls_client_auth` client whose
+    /// TLS client certificate is its credential.
     None,
 }
 
@@ -44,6 +45,8 @@ pub struct ClientAuth {
     pub secret: Zeroizing<String>,
     /// How it was presented.
     pub method: AuthMethod,
+    /// The TLS client certificate chain of the connection (leaf first, DER), if any.
+    pub certs: Option<std::sync::Arc<Vec<Vec<u8>>>>,
 }
 
 /// A token request after parsing.

@@ -46,6 +46,9 @@ pub struct AuthzConfig {
     pub refresh_token_ttl: Duration,
     /// Lifetime of a sign-in session at identity-idp.
     pub session_ttl: Duration,
+    /// Trust anchors for `tls_client_auth` client certificates (RFC 8705); `None`: the method
+    /// is unavailable.
+    pub mtls_roots: Option<cryptoutil_protocols::tls::TrustRoots>,
 }
 
 impl std::fmt::Debug for AuthzConfig {
@@ -58,6 +61,7 @@ impl std::fmt::Debug for AuthzConfig {
             .field("login_url", &self.login_url)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("session_ttl", &self.session_ttl)
+            .field("mtls_roots", &self.mtls_roots.as_ref().map(|r| r.len()))
             .finish()
     }
 }
@@ -102,6 +106,10 @@ pub struct Client {
     /// marked so): its users are not asked for consent.
     #[serde(default)]
     pub first_party: bool,
+    /// For `tls_client_auth`: the DNS name or IP address its certificate must carry as a
+    /// subject alternative name (RFC 8705 `tls_client_auth_san_dns` / `_san_ip`).
+    #[serde(default)]
+    pub tls_client_auth_san: Option<String>,
     /// Allowed `post_logout_redirect_uri`s (exact match).
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
@@ -468,6 +476,9 @@ impl AuthzState {
         ];
         let mut token_auth = client_auth.to_vec();
         token_auth.push(AuthMethod::None.as_str());
+        if self.cfg.mtls_roots.is_some() {
+            token_auth.push(super::tokens::TLS_CLIENT_AUTH);
+        }
         let scopes: Vec<&str> = API_SCOPES
             .iter()
             .chain(OIDC_SCOPES.iter())
@@ -483,6 +494,7 @@ impl AuthzState {
             "revocation_endpoint_auth_methods_supported": client_auth,
             "grant_types_supported": [CLIENT_CREDENTIALS],
             "token_endpoint_auth_methods_supported": token_auth,
+            "tls_client_certificate_bound_access_tokens": true,
             "token_endpoint_auth_signing_alg_values_supported":
                 super::tokens::ASSERTION_ALGS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "scopes_supported": scopes,
@@ -589,6 +601,7 @@ impl AuthzState {
             ],
             jwks: None,
             first_party: true,
+            tls_client_auth_san: None,
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             created: now,

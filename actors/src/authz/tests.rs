@@ -19,6 +19,7 @@ fn config(pepper: Option<&str>) -> AuthzConfig {
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect::<BTreeMap<_, _>>(),
         login_url: Some("https://idp.test/browser/login".into()),
+        mtls_roots: None,
         refresh_token_ttl: Duration::from_secs(86_400),
         session_ttl: Duration::from_secs(3_600),
     }
@@ -34,6 +35,7 @@ fn request(client_id: &str, secret: &str) -> TokenRequest {
             client_id: client_id.into(),
             secret: Zeroizing::new(secret.into()),
             method: AuthMethod::ClientSecretBasic,
+            certs: None,
         },
         grant_type: "client_credentials".into(),
         scope: None,
@@ -186,6 +188,7 @@ mod flow {
             redirect_uris: vec![REDIRECT.into()],
             post_logout_redirect_uris: vec!["https://rp.test/bye".into()],
             first_party: Some(first_party),
+            tls_client_auth_san: None,
         };
         let caller = Caller {
             tenant: "default".into(),
@@ -588,6 +591,7 @@ mod flow {
             redirect_uris: vec![REDIRECT.into()],
             post_logout_redirect_uris: vec![],
             first_party: Some(true),
+            tls_client_auth_san: None,
         };
         let caller = Caller {
             tenant: "default".into(),

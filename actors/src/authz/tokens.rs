@@ -30,6 +30,9 @@ pub(super) const ASSERTION_ALGS: [JwsAlg; 10] = {
     ]
 };
 
+/// RFC 8705's PKI client authentication method.
+pub const TLS_CLIENT_AUTH: &str = "tls_client_auth";
+
 /// How old (or how far ahead) a DPoP proof may be, in seconds.
 pub const DPOP_WINDOW: u64 = 60;
 
@@ -61,6 +64,21 @@ impl AuthzState {
                 .claims
                 .insert("cnf".into(), json!({ "jkt": proof.jkt }));
             grant.token_type = "DPoP";
+        }
+        // RFC 8705 §3: a client that authenticated with its certificate gets tokens bound to it.
+        let tls_client = req.client.method == AuthMethod::None
+            && client.auth_methods.iter().any(|m| m == TLS_CLIENT_AUTH)
+            && req.client.certs.is_some();
+        if let (true, Some(leaf), Ok(grant)) = (
+            tls_client,
+            req.client.certs.as_ref().and_then(|c| c.first()),
+            &mut decision.result,
+        ) {
+            let x5t = b64::encode(&oauth::token_digest(leaf));
+            let cnf = grant.claims.entry("cnf").or_insert_with(|| json!({}));
+            if let Some(o) = cnf.as_object_mut() {
+                o.insert("x5t#S256".into(), json!(x5t));
+            }
         }
         // A public client's refresh family is bound to the key too (RFC 9449 §5).
         let public = client
@@ -175,11 +193,14 @@ impl AuthzState {
     /// not expired, not revoked) and of the introspecting client's tenant, else inactive. Only
     /// authenticated clients may ask.
     pub fn introspect(&mut self, auth: &ClientAuth, token: &str, now: u64) -> Result<Value, Error> {
-        if auth.method == AuthMethod::None {
+        let client = self.authenticate(auth, now)?;
+        let proved = auth.method != AuthMethod::None
+            || client.auth_methods.iter().any(|m| m == TLS_CLIENT_AUTH);
+        if !proved {
             // Public clients do not introspect (RFC 7662 §4: only authorized callers).
             return Err(refuse(TokenError::InvalidClient));
         }
-        let tenant = self.authenticate(auth, now)?.tenant.clone();
+        let tenant = client.tenant.clone();
         let inactive = json!({ "active": false });
         let Some(claims) = self.live_claims(token, now) else {
             return Ok(inactive);
@@ -265,17 +286,34 @@ impl AuthzState {
     /// unknown or the secret wrong, so neither timing nor message tells which.
     pub(super) fn authenticate(&mut self, auth: &ClientAuth, now: u64) -> Result<&Client, Error> {
         if auth.method == AuthMethod::None {
-            // A public client: nothing to prove; its grants are PKCE-bound codes and rotated
-            // refresh tokens.
-            return self
+            let client = self
                 .clients
                 .get(&auth.client_id)
-                .filter(|c| {
-                    c.auth_methods
-                        .iter()
-                        .any(|m| m == AuthMethod::None.as_str())
-                })
-                .ok_or(refuse(TokenError::InvalidClient));
+                .ok_or(refuse(TokenError::InvalidClient))?;
+            let has = |m: &str| client.auth_methods.iter().any(|x| x == m);
+            // RFC 8705 §2.1: the connection's certificate chains to the configured anchors
+            // and names the registered subject alternative name.
+            if has(TLS_CLIENT_AUTH) {
+                let ok = match (
+                    &self.cfg.mtls_roots,
+                    &auth.certs,
+                    &client.tls_client_auth_san,
+                ) {
+                    (Some(roots), Some(chain), Some(san)) => {
+                        cryptoutil_protocols::tls::client_chain_matches(roots, chain, san)
+                    }
+                    _ => false,
+                };
+                if ok {
+                    return Ok(client);
+                }
+            }
+            // A public client: nothing to prove; its grants are PKCE-bound codes and rotated
+            // refresh tokens.
+            if has(AuthMethod::None.as_str()) {
+                return Ok(client);
+            }
+            return Err(refuse(TokenError::InvalidClient));
         }
         if auth.method == AuthMethod::PrivateKeyJwt {
             let client_id = self.check_assertion(auth, now)?;

@@ -93,6 +93,9 @@ pub struct IdentityConfig {
     pub session_ttl: Duration,
     /// identity-idp's login page. Empty: identity-idp's `/browser/login` in this process.
     pub login_url: String,
+    /// Trust anchors (PEM, usually `file://`) for `tls_client_auth` client certificates
+    /// (RFC 8705). Empty: that method is unavailable.
+    pub mtls_ca: String,
     /// Services in this process trust identity-authz (in this process) as a token issuer.
     pub trust_local_issuer: bool,
 }
@@ -106,6 +109,7 @@ impl Default for IdentityConfig {
             refresh_token_ttl: Duration::from_secs(24 * 3600),
             session_ttl: Duration::from_secs(8 * 3600),
             login_url: String::new(),
+            mtls_ca: String::new(),
             trust_local_issuer: true,
         }
     }

@@ -1,0 +1,223 @@
+//! RFC 8705: `tls_client_auth` at identity-authz (the client's certificate chains to the
+//! configured anchors and names its registered SAN) and certificate-bound access tokens
+//! (`cnf.x5t#S256`) that every service accepts only over a connection presenting that
+//! certificate. Python `requests` (OpenSSL) is the independent TLS client for the token request.
+
+use std::sync::Arc;
+
+use cryptoutil_actors::ServiceName;
+use cryptoutil_federation::{HttpsClient, Method};
+use cryptoutil_protocols::jose::b64;
+use rustls_pki_types::pem::PemObject as _;
+use serde_json::{json, Value};
+
+use super::identity::{admin, bootstrap, claims, client_token};
+use crate::TestApp;
+
+struct Issued {
+    cert_pem: String,
+    key_pem: String,
+    der: Vec<u8>,
+    key_der: Vec<u8>,
+}
+
+/// A client CA and a function issuing client certificates for a SAN.
+fn client_ca() -> (String, impl Fn(&str) -> Issued) {
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test client CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca_pem = ca_cert.pem();
+    let issue = move |san: &str| {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![san.to_owned()]).unwrap();
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+        }
+    };
+    (ca_pem, issue)
+}
+
+/// A TLS 1.3 client trusting the suite's anchor that presents `cert`.
+fn mtls_client(anchor_pem: &str, cert: &Issued) -> HttpsClient {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(anchor_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(cryptoutil_protocols::tls::provider())
+        .with_protocol_versions(cryptoutil_protocols::tls::VERSIONS)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![rustls_pki_types::CertificateDer::from(cert.der.clone())],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
+        )
+        .unwrap();
+    HttpsClient::new(Arc::new(config))
+}
+
+async fn token(client: &HttpsClient, app: &TestApp, client_id: &str) -> (u16, Value) {
+    let url = format!(
+        "{}/service/oauth2/v1/token",
+        app.public(ServiceName::IdentityAuthz)
+    );
+    let body = format!("grant_type=client_credentials&client_id={client_id}");
+    let r = client
+        .send(
+            Method::POST,
+            &url,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            body.into(),
+        )
+        .await
+        .unwrap();
+    (
+        r.status.as_u16(),
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+async fn jose_keys(client: &HttpsClient, app: &TestApp, token: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    client
+        .send(
+            Method::GET,
+            &format!("{}/service/api/v1/jose/jwks", app.public(ServiceName::Jose)),
+            &[("authorization", auth.as_str())],
+            Default::default(),
+        )
+        .await
+        .unwrap()
+        .status
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_client_auth_issues_certificate_bound_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ca_pem, issue) = client_ca();
+    let ca_path = dir.path().join("client-ca.pem");
+    std::fs::write(&ca_path, &ca_pem).unwrap();
+    let ca_uri = format!("file://{}", ca_path.display());
+    let app = TestApp::start(
+        vec![ServiceName::IdentityAuthz, ServiceName::Jose],
+        &[("CRYPTOUTIL_IDENTITY__MTLS_CA", ca_uri.as_str())],
+        Some(&data),
+    )
+    .await;
+    let boot = bootstrap(&data);
+    let anchor = std::fs::read_to_string(data.join("tls/ca.pem")).unwrap();
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({
+            "name": "worker", "auth_methods": ["tls_client_auth"],
+            "tls_client_auth_san": "worker.example", "scopes": ["jose"],
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    assert!(
+        v.get("client_secret").is_none(),
+        "a certificate client has no secret"
+    );
+    let id = v["client_id"].as_str().unwrap().to_owned();
+
+    // The right certificate: a token bound to it.
+    let worker = issue("worker.example");
+    let with_cert = mtls_client(&anchor, &worker);
+    let (status, v) = token(&with_cert, &app, &id).await;
+    assert_eq!(status, 200, "{v}");
+    let at = v["access_token"].as_str().unwrap().to_owned();
+    let x5t = b64::encode(&cryptoutil_protocols::oauth::token_digest(&worker.der));
+    assert_eq!(claims(&at)["cnf"]["x5t#S256"], json!(x5t));
+    assert_eq!(jose_keys(&with_cert, &app, &at).await, 200);
+    // Without the certificate, or with another one from the same CA: refused.
+    assert_eq!(jose_keys(&app.client, &app, &at).await, 401);
+    let twin = mtls_client(&anchor, &issue("worker.example"));
+    assert_eq!(
+        jose_keys(&twin, &app, &at).await,
+        401,
+        "another key, same name"
+    );
+
+    // Client authentication failures: no certificate, a wrong SAN, a self-signed certificate.
+    let (status, v) = token(&app.client, &app, &id).await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("invalid_client")));
+    let (status, _) = token(&mtls_client(&anchor, &issue("other.example")), &app, &id).await;
+    assert_eq!(status, 401, "wrong SAN");
+    let (_, stranger) = client_ca();
+    let (status, _) = token(
+        &mtls_client(&anchor, &stranger("worker.example")),
+        &app,
+        &id,
+    )
+    .await;
+    assert_eq!(status, 401, "a certificate from another CA");
+
+    // An independent TLS client (Python requests over OpenSSL) presents the certificate; the
+    // thumbprint it computes from the DER is the token's cnf.
+    let cert_path = dir.path().join("worker.pem");
+    let key_path = dir.path().join("worker.key");
+    std::fs::write(&cert_path, &worker.cert_pem).unwrap();
+    std::fs::write(&key_path, &worker.key_pem).unwrap();
+    let script = r#"
+import base64, hashlib, json, ssl, sys
+import requests
+url, client_id, cert, key, ca = sys.argv[1:]
+r = requests.post(url, data={"grant_type": "client_credentials", "client_id": client_id},
+                  cert=(cert, key), verify=ca, timeout=10)
+assert r.status_code == 200, (r.status_code, r.text)
+payload = r.json()["access_token"].split(".")[1]
+claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+der = ssl.PEM_cert_to_DER_cert(open(cert).read())
+x5t = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+assert claims["cnf"]["x5t#S256"] == x5t, (claims["cnf"], x5t)
+print("ok")
+"#;
+    let url = format!(
+        "{}/service/oauth2/v1/token",
+        app.public(ServiceName::IdentityAuthz)
+    );
+    let args = [
+        url,
+        id.clone(),
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+        data.join("tls/ca.pem").display().to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(super::jose_interop::python())
+            .arg("-c")
+            .arg(script)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.stop().await;
+}
