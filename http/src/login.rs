@@ -273,20 +273,34 @@ fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: Status
     });
     csrf_page("Sign in", view, status, |csrf| {
         format!(
-            "<p><strong>{client}</strong> asks you to sign in to tenant <strong>{tenant}</strong> \
-             and to allow:</p><ul>{scopes}</ul>{alert}\
+            "<p><strong>{client}</strong> asks you to sign in{to_tenant} and to allow:</p>\
+             <ul>{scopes}</ul>{alert}\
              <form method=\"post\" action=\"{LOGIN}\">\
              <input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{tenant_field}\
              <p><label for=\"username\">Username</label><br>\
              <input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"128\"></p>\
              <p><label for=\"password\">Password</label><br>\
              <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"512\"></p>\
              <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>",
             client = esc(&view.client_name),
-            tenant = esc(&view.tenant),
+            to_tenant = if view.any_tenant {
+                String::new()
+            } else {
+                format!(" to tenant <strong>{}</strong>", esc(&view.tenant))
+            },
             scopes = scope_list(view),
             challenge = esc(challenge),
+            tenant_field = if view.any_tenant {
+                format!(
+                    "<p><label for=\"tenant\">Tenant</label><br>\
+                     <input id=\"tenant\" name=\"tenant\" value=\"{}\" maxlength=\"64\" \
+                     autocomplete=\"organization\"></p>",
+                    esc(&view.tenant)
+                )
+            } else {
+                String::new()
+            },
         )
     })
 }
@@ -475,6 +489,7 @@ pub(crate) async fn login_post(
     let outcome = handle
         .login(
             challenge.to_owned(),
+            Some(field("tenant").to_owned()).filter(|t| !t.is_empty()),
             username.to_owned(),
             Zeroizing::new(password.to_owned()),
         )

@@ -266,6 +266,8 @@ pub struct LoginView {
     pub redirect_origin: String,
     /// Who is signed in (on the consent page).
     pub username: Option<String>,
+    /// The form asks for a tenant (the client admits users of any tenant).
+    pub any_tenant: bool,
 }
 
 /// After a sign-in: back to the client, or first the consent page.
@@ -655,6 +657,22 @@ impl AuthzState {
             tenant: p.request.tenant.clone(),
             redirect_origin: origin_of(&p.request.redirect_uri),
             username: p.subject.as_ref().map(|s| s.username.clone()),
+            any_tenant: self.any_tenant(&p.request),
+        }
+    }
+
+    fn any_tenant(&self, request: &AuthRequest) -> bool {
+        self.clients
+            .get(&request.client_id)
+            .is_some_and(|c| c.any_tenant)
+    }
+
+    /// The tenant a sign-in is for: the one the form names when the client admits any tenant,
+    /// else the client's.
+    fn sign_in_tenant(&self, request: &AuthRequest, asked: Option<&str>) -> String {
+        match asked.filter(|t| !t.is_empty() && t.len() <= 64) {
+            Some(t) if self.any_tenant(request) => t.to_owned(),
+            _ => request.tenant.clone(),
         }
     }
 
@@ -685,7 +703,7 @@ impl AuthzState {
         let view = self.view(pending);
         let session = self
             .session(cookie, now)
-            .filter(|s| s.subject.tenant == request.tenant)
+            .filter(|s| s.subject.tenant == request.tenant || self.any_tenant(&request))
             .filter(|s| {
                 request
                     .max_age
@@ -722,11 +740,12 @@ impl AuthzState {
     pub fn login_check(
         &mut self,
         challenge: &str,
+        tenant: Option<&str>,
         username: &str,
         now: u64,
     ) -> Result<LoginCheck, Error> {
         let pending = self.pending(challenge, now)?;
-        let tenant = pending.request.tenant.clone();
+        let tenant = self.sign_in_tenant(&pending.request, tenant);
         let view = self.view(pending);
         let key = (tenant.clone(), username.to_ascii_lowercase());
         if self
@@ -756,6 +775,7 @@ impl AuthzState {
     pub fn login_finish(
         &mut self,
         challenge: &str,
+        tenant: Option<&str>,
         username: &str,
         ok: bool,
         now: u64,
@@ -763,10 +783,11 @@ impl AuthzState {
         let pending = self.pending(challenge, now)?;
         let request = pending.request.clone();
         let view = self.view(pending);
-        let key = (request.tenant.clone(), username.to_ascii_lowercase());
+        let tenant = self.sign_in_tenant(&request, tenant);
+        let key = (tenant.clone(), username.to_ascii_lowercase());
         let user = self
             .users
-            .get(&(request.tenant.clone(), username.to_owned()))
+            .get(&(tenant.clone(), username.to_owned()))
             .filter(|_| ok)
             .cloned();
         let Some(user) = user else {
@@ -786,7 +807,7 @@ impl AuthzState {
                 let doublings = (f.count - FREE_FAILURES).min(10);
                 f.locked_until = now + (FIRST_LOCKOUT << doublings).min(MAX_LOCKOUT);
             }
-            tracing::info!(tenant = %request.tenant, failures = f.count, "sign-in failed");
+            tracing::info!(%tenant, failures = f.count, "sign-in failed");
             return Ok(LoginOutcome::Failed {
                 message: LOGIN_FAILED,
                 view,
@@ -1119,8 +1140,14 @@ impl AuthzState {
         family: Option<Family>,
         now: u64,
     ) -> TokenDecision {
-        let mut grant = match self.access_grant(client, &subject.user_id, &scopes, &audiences, now)
-        {
+        let mut grant = match self.access_grant(
+            client,
+            &subject.user_id,
+            &subject.tenant,
+            &scopes,
+            &audiences,
+            now,
+        ) {
             Ok(g) => g,
             Err(e) => return Err(e).into(),
         };

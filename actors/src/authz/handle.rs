@@ -161,6 +161,7 @@ impl AuthzHandle {
     pub async fn login(
         &self,
         challenge: String,
+        tenant: Option<String>,
         username: String,
         password: Zeroizing<String>,
     ) -> Result<LoginOutcome, Error> {
@@ -169,6 +170,7 @@ impl AuthzHandle {
             &self.slot,
             |reply| AuthzMsg::Login {
                 challenge,
+                tenant,
                 username,
                 password,
                 reply,

@@ -105,10 +105,11 @@ impl Actor for Authz {
             }
             AuthzMsg::Login {
                 challenge,
+                tenant,
                 username,
                 password,
                 reply,
-            } => match st.login_check(&challenge, &username, now_unix()) {
+            } => match st.login_check(&challenge, tenant.as_deref(), &username, now_unix()) {
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
@@ -122,6 +123,7 @@ impl Actor for Authz {
                             && exists;
                         let _ = me.cast(AuthzMsg::LoginChecked {
                             challenge,
+                            tenant,
                             username,
                             ok,
                             reply,
@@ -131,11 +133,18 @@ impl Actor for Authz {
             },
             AuthzMsg::LoginChecked {
                 challenge,
+                tenant,
                 username,
                 ok,
                 reply,
             } => {
-                let _ = reply.send(st.login_finish(&challenge, &username, ok, now_unix()));
+                let _ = reply.send(st.login_finish(
+                    &challenge,
+                    tenant.as_deref(),
+                    &username,
+                    ok,
+                    now_unix(),
+                ));
             }
             AuthzMsg::Consent {
                 challenge,

@@ -220,6 +220,8 @@ pub enum AuthzMsg {
     Login {
         /// The pending request's id.
         challenge: String,
+        /// The tenant the form names (used when the client admits any tenant).
+        tenant: Option<String>,
         /// Username.
         username: String,
         /// Password (checked off the mailbox).
@@ -231,6 +233,8 @@ pub enum AuthzMsg {
     LoginChecked {
         /// The pending request's id.
         challenge: String,
+        /// The tenant the form names.
+        tenant: Option<String>,
         /// Username.
         username: String,
         /// Whether it matched (and the user exists).

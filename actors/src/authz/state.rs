@@ -106,6 +106,10 @@ pub struct Client {
     /// marked so): its users are not asked for consent.
     #[serde(default)]
     pub first_party: bool,
+    /// Users of any tenant may sign in through it (the services' browser sign-in clients);
+    /// the tokens carry the user's tenant.
+    #[serde(default)]
+    pub any_tenant: bool,
     /// For `tls_client_auth`: the DNS name or IP address its certificate must carry as a
     /// subject alternative name (RFC 8705 `tls_client_auth_san_dns` / `_san_ip`).
     #[serde(default)]
@@ -601,6 +605,7 @@ impl AuthzState {
             ],
             jwks: None,
             first_party: true,
+            any_tenant: false,
             tls_client_auth_san: None,
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),

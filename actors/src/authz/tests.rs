@@ -250,12 +250,13 @@ mod flow {
             w.st.login_start(&ch, None, NOW).unwrap(),
             LoginStart::Form(_)
         ));
-        let LoginCheck::Verify { hash, exists } = w.st.login_check(&ch, "admin", NOW).unwrap()
+        let LoginCheck::Verify { hash, exists } =
+            w.st.login_check(&ch, None, "admin", NOW).unwrap()
         else {
             panic!("verify")
         };
         let ok = exists && oauth::password_matches(&w.password, &hash);
-        match w.st.login_finish(&ch, "admin", ok, NOW).unwrap() {
+        match w.st.login_finish(&ch, None, "admin", ok, NOW).unwrap() {
             LoginOutcome::Done {
                 next: Next::Redirect(redirect),
                 session,
@@ -436,19 +437,19 @@ mod flow {
         let ch = query(&login, "challenge").unwrap();
         for name in ["admin", "nobody"] {
             for i in 0..5 {
-                let LoginCheck::Verify { .. } = w.st.login_check(&ch, name, NOW + i).unwrap()
+                let LoginCheck::Verify { .. } = w.st.login_check(&ch, None, name, NOW + i).unwrap()
                 else {
                     panic!("{name}: attempt {i} is checked")
                 };
                 let LoginOutcome::Failed { message, .. } =
-                    w.st.login_finish(&ch, name, false, NOW + i).unwrap()
+                    w.st.login_finish(&ch, None, name, false, NOW + i).unwrap()
                 else {
                     panic!()
                 };
                 assert_eq!(message, LOGIN_FAILED);
             }
             let LoginCheck::Answer(LoginOutcome::Failed { message, .. }) =
-                w.st.login_check(&ch, name, NOW + 5).unwrap()
+                w.st.login_check(&ch, None, name, NOW + 5).unwrap()
             else {
                 panic!("{name} is locked")
             };
@@ -456,20 +457,23 @@ mod flow {
         }
         // Still locked after 20 s; after the 30 s backoff the name may try again.
         assert!(matches!(
-            w.st.login_check(&ch, "admin", NOW + 24).unwrap(),
+            w.st.login_check(&ch, None, "admin", NOW + 24).unwrap(),
             LoginCheck::Answer(_)
         ));
         assert!(matches!(
-            w.st.login_check(&ch, "admin", NOW + 40).unwrap(),
+            w.st.login_check(&ch, None, "admin", NOW + 40).unwrap(),
             LoginCheck::Verify { .. }
         ));
         // One more failure doubles the wait (60 s).
-        w.st.login_finish(&ch, "admin", false, NOW + 40).unwrap();
+        w.st.login_finish(&ch, None, "admin", false, NOW + 40)
+            .unwrap();
         assert!(matches!(
-            w.st.login_check(&ch, "admin", NOW + 95).unwrap(),
+            w.st.login_check(&ch, None, "admin", NOW + 95).unwrap(),
             LoginCheck::Answer(_)
         ));
-        let LoginOutcome::Done { .. } = w.st.login_finish(&ch, "admin", true, NOW + 101).unwrap()
+        let LoginOutcome::Done { .. } =
+            w.st.login_finish(&ch, None, "admin", true, NOW + 101)
+                .unwrap()
         else {
             panic!("a success clears the count")
         };
@@ -510,12 +514,13 @@ mod flow {
                 panic!()
             };
             let ch = query(&login, "challenge").unwrap();
-            let LoginCheck::Verify { hash, exists } = w.st.login_check(&ch, "admin", NOW).unwrap()
+            let LoginCheck::Verify { hash, exists } =
+                w.st.login_check(&ch, None, "admin", NOW).unwrap()
             else {
                 panic!()
             };
             let ok = exists && oauth::password_matches(&w.password, &hash);
-            let outcome = w.st.login_finish(&ch, "admin", ok, NOW).unwrap();
+            let outcome = w.st.login_finish(&ch, None, "admin", ok, NOW).unwrap();
             (ch, outcome)
         };
         let (ch, outcome) = login(&mut w, &[]);

@@ -138,7 +138,14 @@ impl AuthzState {
                 .audience_of(resource, client)
                 .ok_or(refuse(TokenError::InvalidTarget))?],
         };
-        self.access_grant(client, &client.client_id, &scopes, &audiences, now)
+        self.access_grant(
+            client,
+            &client.client_id,
+            &client.tenant,
+            &scopes,
+            &audiences,
+            now,
+        )
     }
 
     /// An RFC 9068 access token's claims for `sub`, with the current signing key.
@@ -146,6 +153,7 @@ impl AuthzState {
         &self,
         client: &Client,
         sub: &str,
+        tenant: &str,
         scopes: &[String],
         audiences: &[String],
         now: u64,
@@ -173,7 +181,7 @@ impl AuthzState {
             },
         );
         claims.insert("scope".into(), json!(scope));
-        claims.insert("tenant".into(), json!(client.tenant));
+        claims.insert("tenant".into(), json!(tenant));
         claims.insert("iat".into(), json!(now));
         claims.insert("exp".into(), json!(now + ttl));
         claims.insert("jti".into(), json!(jti.as_str()));

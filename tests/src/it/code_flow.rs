@@ -1074,3 +1074,70 @@ async fn the_openidconnect_crate_runs_discovery_and_the_code_flow() {
     );
     app.stop().await;
 }
+
+/// The services' browser sign-in admits users of every tenant (the form asks for the tenant;
+/// the session carries the user's tenant); an unknown tenant fails like a wrong password.
+#[tokio::test(flavor = "multi_thread")]
+async fn users_of_any_tenant_sign_in_to_a_service_ui() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/tenants",
+        Some(json!({"id": "acme"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/users",
+        Some(json!({"username": "bob", "password": "bob-password-123", "tenant": "acme"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let bob = v["id"].as_str().unwrap().to_owned();
+    let jose = app.public(ServiceName::Jose).to_owned();
+    let idp = app.public(ServiceName::IdentityIdp).to_owned();
+    let mut b = Browser::new(&app);
+    async fn attempt(b: &mut Browser<'_>, jose: &str, idp: &str, tenant: &str) -> Response {
+        let r = b.get(&format!("{jose}/browser/auth/login")).await;
+        let r = b.get(&location(&r).unwrap()).await;
+        let page = b.get(&location(&r).unwrap()).await;
+        let text = page.text();
+        assert!(text.contains("name=\"tenant\""), "{text}");
+        b.post(
+            &format!("{idp}/browser/login"),
+            &[
+                ("challenge", &hidden(&text, "challenge")),
+                ("csrf", &hidden(&text, "csrf")),
+                ("tenant", tenant),
+                ("username", "bob"),
+                ("password", "bob-password-123"),
+            ],
+            Some(idp),
+        )
+        .await
+    }
+    let r = attempt(&mut b, &jose, &idp, "nope").await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("The username or password is incorrect."));
+    let r = attempt(&mut b, &jose, &idp, "acme").await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let r = b.get(&location(&r).unwrap()).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let r = b.get(&format!("{jose}/browser/api/v1/session")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let who: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (who["tenant"].as_str(), who["subject"].as_str()),
+        (Some("acme"), Some(bob.as_str()))
+    );
+    app.stop().await;
+}
