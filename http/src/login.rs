@@ -108,15 +108,7 @@ fn is_form(headers: &HeaderMap) -> bool {
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
+    crate::auth::cookie_value(headers, name).filter(|v| !v.is_empty())
 }
 
 fn bad_request() -> Response {
@@ -226,8 +218,6 @@ fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> Option<Header
     .ok()
 }
 
-/// The login form, with a fresh CSRF token in a cookie and a hidden field, under a CSP whose
-/// `form-action` admits this origin and the client's (the form's answer redirects there).
 /// A page with a form that posts back here, protected by a fresh double-submit CSRF token, under
 /// a CSP whose `form-action` admits this origin and the client's (the answer redirects there).
 fn csrf_page(
@@ -392,6 +382,43 @@ fn verify_form(
     )))
 }
 
+/// The fields of a posted identity-idp form, zeroized on drop.
+struct Fields(Vec<(String, Zeroizing<String>)>);
+
+impl Fields {
+    /// A field's value ("" when absent).
+    fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+}
+
+/// A posted identity-idp form after the checks every one needs: identity-authz reachable, a
+/// form body with each field once, the CSRF token and the origin.
+fn posted<'a>(
+    app: &'a AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(&'a AuthzHandle, Fields), Box<Response>> {
+    let handle = login_handle(app)?;
+    if !is_form(headers) {
+        return Err(Box::new(bad_request()));
+    }
+    let form = Fields(
+        params(body)
+            .ok_or_else(|| Box::new(bad_request()))?
+            .into_iter()
+            .map(|(k, v)| (k, Zeroizing::new(v)))
+            .collect(),
+    );
+    verify_form(headers, uri, form.get("challenge"), form.get("csrf"))?;
+    Ok((handle, form))
+}
+
 /// The consent page's answer: allow or deny.
 pub(crate) async fn consent_post(
     State(app): State<AppState>,
@@ -399,28 +426,14 @@ pub(crate) async fn consent_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let handle = match login_handle(&app) {
-        Ok(h) => h,
+    let (handle, form) = match posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
         Err(r) => return *r,
     };
-    if !is_form(&headers) {
-        return bad_request();
-    }
-    let Some(params) = params(&body) else {
-        return bad_request();
-    };
-    let challenge = get(&params, "challenge").unwrap_or_default();
-    if let Err(refused) = verify_form(
-        &headers,
-        &uri,
-        challenge,
-        get(&params, "csrf").unwrap_or_default(),
-    ) {
-        return *refused;
-    }
-    let allow = match get(&params, "decision") {
-        Some("allow") => true,
-        Some("deny") => false,
+    let challenge = form.get("challenge");
+    let allow = match form.get("decision") {
+        "allow" => true,
+        "deny" => false,
         _ => return bad_request(),
     };
     match handle.consent(challenge.to_owned(), allow).await {
@@ -442,46 +455,12 @@ pub(crate) async fn login_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let handle = match login_handle(&app) {
-        Ok(h) => h,
+    let (handle, fields) = match posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
         Err(r) => return *r,
     };
-    if !is_form(&headers) {
-        return bad_request();
-    }
-    let Some(params) = params(&body) else {
-        return bad_request();
-    };
-    let params: Vec<(String, Zeroizing<String>)> = params
-        .into_iter()
-        .map(|(k, v)| (k, Zeroizing::new(v)))
-        .collect();
-    let field = |n: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_default()
-    };
+    let field = |n: &str| fields.get(n);
     let challenge = field("challenge");
-    let csrf_ok = match cookie(&headers, IDP_CSRF_COOKIE) {
-        Some(c) => {
-            !field("csrf").is_empty()
-                && oauth::constant_time_eq(c.as_bytes(), field("csrf").as_bytes())
-        }
-        None => false,
-    };
-    if !csrf_ok || !same_origin(&headers, &uri) {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Sign-in form expired",
-            &format!(
-                "<p>The form could not be verified. <a href=\"{LOGIN}?challenge={}\">Open the \
-                 sign-in page again</a>.</p>",
-                esc(&oauth::form_encode(challenge))
-            ),
-        );
-    }
     let (username, password) = (field("username"), field("password"));
     if challenge.is_empty() || username.is_empty() || password.is_empty() {
         return bad_request();

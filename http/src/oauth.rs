@@ -206,14 +206,27 @@ fn client_auth(
     }
 }
 
+/// Form parameters, zeroized on drop.
+type Params = Vec<(String, Zeroizing<String>)>;
+
+/// The form parameters and the client's credentials of a token-endpoint-like request.
+fn form_and_client(
+    headers: &HeaderMap,
+    body: &[u8],
+    peer: Option<&PeerCertificates>,
+) -> Result<(Params, ClientAuth), Refusal> {
+    let params = parse_form(headers, body)?;
+    let client = client_auth(headers, &params, peer)?;
+    Ok((params, client))
+}
+
 /// The client and the `token` parameter of an introspection or revocation request.
 fn client_and_token(
     headers: &HeaderMap,
     body: &[u8],
     peer: Option<&PeerCertificates>,
 ) -> Result<(ClientAuth, Zeroizing<String>), Refusal> {
-    let params = parse_form(headers, body)?;
-    let client = client_auth(headers, &params, peer)?;
+    let (params, client) = form_and_client(headers, body, peer)?;
     let token = param(&params, "token").ok_or((TokenError::InvalidRequest, "token is missing"))?;
     Ok((client, Zeroizing::new(token.to_owned())))
 }
@@ -308,12 +321,8 @@ pub(crate) async fn par_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let authz = authz(&app)?;
-    let params = match parse_form(&headers, &body) {
-        Ok(p) => p,
-        Err((e, why)) => return Ok(token_error(e, why)),
-    };
-    let client = match client_auth(&headers, &params, peer.as_ref().map(|e| &e.0)) {
-        Ok(c) => c,
+    let (params, client) = match form_and_client(&headers, &body, peer.as_ref().map(|e| &e.0)) {
+        Ok(x) => x,
         Err((e, why)) => return Ok(token_error(e, why)),
     };
     let credentials = ["client_secret", "client_assertion", "client_assertion_type"];
@@ -435,12 +444,8 @@ pub(crate) async fn token_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let authz = authz(&app)?;
-    let params = match parse_form(&headers, &body) {
-        Ok(p) => p,
-        Err((e, why)) => return Ok(token_error(e, why)),
-    };
-    let client = match client_auth(&headers, &params, peer.as_ref().map(|e| &e.0)) {
-        Ok(c) => c,
+    let (params, client) = match form_and_client(&headers, &body, peer.as_ref().map(|e| &e.0)) {
+        Ok(x) => x,
         Err((e, why)) => return Ok(token_error(e, why)),
     };
     let dpop = match dpop_proof(&headers, &uri, "POST", None) {

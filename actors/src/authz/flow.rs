@@ -208,6 +208,17 @@ pub struct Persist {
 }
 
 impl Persist {
+    /// Revokes `family` (and the last access token it issued), to be written.
+    fn revoke_family(&mut self, family: &mut Family) {
+        family.revoked = true;
+        if let Some(jti) = &family.last_jti {
+            if !self.revoked.contains(jti) {
+                self.revoked.push(jti.clone());
+            }
+        }
+        self.families.push(family.clone());
+    }
+
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.families.is_empty() && self.revoked.is_empty() && self.consents.is_empty()
@@ -1008,8 +1019,7 @@ impl AuthzState {
             let mut persist = Persist::default();
             persist.revoked.extend(used.jti);
             if let Some(f) = used.family.and_then(|id| self.families.get_mut(&id)) {
-                f.revoked = true;
-                persist.families.push(f.clone());
+                persist.revoke_family(f);
             }
             return TokenDecision {
                 result: Err(refuse(TokenError::InvalidGrant)),
@@ -1092,10 +1102,8 @@ impl AuthzState {
         let presented = b64::encode(&oauth::token_digest(secret.as_bytes()));
         if !oauth::constant_time_eq(presented.as_bytes(), family.secret_digest.as_bytes()) {
             tracing::warn!(client = %client.client_id, "refresh token reused: revoking its family");
-            family.revoked = true;
             let mut persist = Persist::default();
-            persist.revoked.extend(family.last_jti.clone());
-            persist.families.push(family.clone());
+            persist.revoke_family(family);
             return TokenDecision {
                 result: Err(refuse(TokenError::InvalidGrant)),
                 persist,
@@ -1227,9 +1235,7 @@ impl AuthzState {
                 && !f.revoked
                 && oauth::constant_time_eq(presented.as_bytes(), f.secret_digest.as_bytes())
             {
-                f.revoked = true;
-                persist.revoked.extend(f.last_jti.clone());
-                persist.families.push(f.clone());
+                persist.revoke_family(f);
             }
         }
         persist
@@ -1319,9 +1325,7 @@ impl AuthzState {
         let mut persist = Persist::default();
         for f in self.families.values_mut() {
             if f.sid == sid && !f.revoked {
-                f.revoked = true;
-                persist.revoked.extend(f.last_jti.clone());
-                persist.families.push(f.clone());
+                persist.revoke_family(f);
             }
         }
         tracing::info!(client = %client_id, "signed out (RP-initiated)");

@@ -294,9 +294,7 @@ async fn authlib_runs_the_code_flow_through_the_login_form() {
     let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
     let (id, secret) = rp_client(&app, &operator, json!({})).await;
     let ca = data.join("tls/ca.pem");
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/oauth_interop.py");
-    let args = [
+    let args = vec![
         "code-flow".to_owned(),
         app.public(ServiceName::IdentityAuthz).to_owned(),
         ca.display().to_string(),
@@ -308,25 +306,7 @@ async fn authlib_runs_the_code_flow_through_the_login_form() {
         REDIRECT.to_owned(),
         POST_LOGOUT.to_owned(),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(super::jose_interop::python())
-            .arg(script)
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 9, "{report}");
-    let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
-    assert!(failed.is_empty(), "Authlib: {failed:#?}");
+    super::jose_interop::peer_report("oauth_interop.py", args, 9).await;
     app.stop().await;
 }
 
@@ -898,32 +878,12 @@ async fn chromium_signs_in_and_uses_the_jose_ui() {
     let data = dir.path().join("data");
     let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
     let boot = bootstrap(&data);
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/browser_ui.py");
-    let args = [
+    let args = vec![
         app.public(ServiceName::Jose).to_owned(),
         "admin".to_owned(),
         boot.password.clone(),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(super::jose_interop::python())
-            .arg(script)
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 6, "{report}");
-    let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
-    assert!(failed.is_empty(), "Chromium: {failed:#?}");
+    super::jose_interop::peer_report("browser_ui.py", args, 6).await;
     app.stop().await;
 }
 

@@ -32,6 +32,47 @@ pub(super) fn python() -> PathBuf {
     python
 }
 
+/// Runs a peer script of `tests/interop` (or `-c CODE`) with `args` off the async threads;
+/// fails with its output unless it exits 0.
+pub(super) async fn peer(script: &str, args: Vec<String>) -> Vec<u8> {
+    let first = if script == "-c" {
+        PathBuf::from("-c")
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("interop")
+            .join(script)
+    };
+    let label = script.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(first)
+            .args(&args)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("python task");
+    assert!(
+        out.status.success(),
+        "{label}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs a peer script that prints `{"results": [{"case", "ok", "detail"}]}` and asserts that
+/// it ran `cases` cases and all passed.
+pub(super) async fn peer_report(script: &str, args: Vec<String>, cases: usize) -> Value {
+    let stdout = peer(script, args).await;
+    let report: Value = serde_json::from_slice(&stdout).expect("a JSON report");
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(results.len(), cases, "{script}: {report}");
+    let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
+    assert!(failed.is_empty(), "{script}: {failed:#?}");
+    report
+}
+
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/jose_interop.py")
 }

@@ -203,21 +203,6 @@ print("ok")
         key_path.display().to_string(),
         data.join("tls/ca.pem").display().to_string(),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(super::jose_interop::python())
-            .arg("-c")
-            .arg(script)
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::jose_interop::peer("-c", [vec![script.to_owned()], args.to_vec()].concat()).await;
     app.stop().await;
 }
