@@ -21,6 +21,31 @@ const POST_LOGOUT: &str = "https://rp.example/bye";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
+/// A suite of [`SERVICES`] in a temporary data directory, its bootstrap credentials and an
+/// operator token (scope `identity`).
+struct Fixture {
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    app: TestApp,
+    boot: super::identity::Bootstrap,
+    operator: String,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    Fixture {
+        _dir: dir,
+        data,
+        app,
+        boot,
+        operator,
+    }
+}
+
 /// A code-flow client registered through the admin API: (id, secret).
 async fn rp_client(app: &TestApp, operator: &str, extra: Value) -> (String, String) {
     let mut spec = json!({
@@ -287,11 +312,13 @@ async fn redeem(app: &TestApp, client: (&str, &str), code: &str) -> (u16, Value)
 /// the second time, refreshes (rotation and reuse detection), introspects, revokes and logs out.
 #[tokio::test(flavor = "multi_thread")]
 async fn authlib_runs_the_code_flow_through_the_login_form() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let Fixture {
+        _dir,
+        data,
+        app,
+        boot,
+        operator,
+    } = fixture().await;
     let (id, secret) = rp_client(&app, &operator, json!({})).await;
     let ca = data.join("tls/ca.pem");
     let args = vec![
@@ -317,11 +344,13 @@ async fn authlib_runs_the_code_flow_through_the_login_form() {
 /// registered URIs.
 #[tokio::test(flavor = "multi_thread")]
 async fn rfc9700_negatives_of_the_code_flow() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let Fixture {
+        _dir,
+        data: _,
+        app,
+        boot,
+        operator,
+    } = fixture().await;
     let (id, secret) = rp_client(&app, &operator, json!({ "first_party": true })).await;
     let mut b = Browser::new(&app);
 
@@ -733,10 +762,9 @@ async fn rfc9700_negatives_of_the_code_flow() {
 /// /service, and logout ends the session here and at identity-idp.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_signs_in_to_a_service_and_uses_its_browser_api_with_csrf() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
+    let Fixture {
+        _dir, app, boot, ..
+    } = fixture().await;
     let jose = app.public(ServiceName::Jose).to_owned();
     let idp = app.public(ServiceName::IdentityIdp).to_owned();
     let mut b = Browser::new(&app);
@@ -874,10 +902,9 @@ async fn a_browser_signs_in_to_a_service_and_uses_its_browser_api_with_csrf() {
 /// out, under the real CSP (no console errors).
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_signs_in_and_uses_the_jose_ui() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
+    let Fixture {
+        _dir, app, boot, ..
+    } = fixture().await;
     let args = vec![
         app.public(ServiceName::Jose).to_owned(),
         "admin".to_owned(),
@@ -901,11 +928,13 @@ async fn the_openidconnect_crate_runs_discovery_and_the_code_flow() {
         OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
     };
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let Fixture {
+        _dir,
+        data: _,
+        app,
+        boot,
+        operator,
+    } = fixture().await;
     let (id, secret) = rp_client(&app, &operator, json!({ "first_party": true })).await;
 
     // The crate's HTTP seam, over the test's TLS 1.3 client (trusting the suite's anchor).
@@ -1039,11 +1068,13 @@ async fn the_openidconnect_crate_runs_discovery_and_the_code_flow() {
 /// the session carries the user's tenant); an unknown tenant fails like a wrong password.
 #[tokio::test(flavor = "multi_thread")]
 async fn users_of_any_tenant_sign_in_to_a_service_ui() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let Fixture {
+        _dir,
+        data: _,
+        app,
+        boot: _,
+        operator,
+    } = fixture().await;
     let (status, v) = admin(
         &app,
         &operator,
