@@ -1132,3 +1132,77 @@ async fn users_of_any_tenant_sign_in_to_a_service_ui() {
     );
     app.stop().await;
 }
+
+/// Nothing issued is lost across a restart: a refresh family and a consent outlive the process
+/// (sign-in sessions and unredeemed codes, in memory, do not).
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_families_and_consents_survive_a_restart() {
+    let Fixture {
+        _dir,
+        data,
+        app,
+        boot,
+        operator,
+    } = fixture().await;
+    let (id, secret) = rp_client(&app, &operator, json!({})).await;
+    let idp = app.public(ServiceName::IdentityIdp).to_owned();
+    let mut b = Browser::new(&app);
+    let (form, challenge, csrf) = login_page(&mut b, &id, &[]).await;
+    let creds = [("username", "admin"), ("password", boot.password.as_str())];
+    let r = b
+        .post(
+            &form,
+            &[
+                &[("challenge", challenge.as_str()), ("csrf", csrf.as_str())][..],
+                &creds,
+            ]
+            .concat(),
+            Some(&idp),
+        )
+        .await;
+    assert_eq!(r.status, 200, "the consent page");
+    let csrf = hidden(&r.text(), "csrf");
+    let r = b
+        .post(
+            &format!("{idp}/browser/consent"),
+            &[
+                ("challenge", &challenge),
+                ("csrf", &csrf),
+                ("decision", "allow"),
+            ],
+            Some(&idp),
+        )
+        .await;
+    let code = query(&location(&r).unwrap(), "code").unwrap();
+    let (status, tokens) = redeem(&app, (&id, &secret), &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    app.stop().await;
+
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let (status, v, _) = token_request(
+        &app,
+        Some((&id, &secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(status, 200, "the refresh family survived: {v}");
+    // The consent survived too: after the password, straight back with a code.
+    let idp = app.public(ServiceName::IdentityIdp).to_owned();
+    let mut b = Browser::new(&app);
+    let (form, challenge, csrf) = login_page(&mut b, &id, &[]).await;
+    let r = b
+        .post(
+            &form,
+            &[
+                &[("challenge", challenge.as_str()), ("csrf", csrf.as_str())][..],
+                &creds,
+            ]
+            .concat(),
+            Some(&idp),
+        )
+        .await;
+    assert_eq!(r.status, 303, "no consent page again: {}", r.text());
+    assert!(query(&location(&r).unwrap(), "code").is_some());
+    app.stop().await;
+}
