@@ -429,16 +429,12 @@ impl AuthGate {
             (Scheme::Bearer, None) => Ok(()),
             (Scheme::Bearer, Some(_)) | (Scheme::Dpop, None) => Err(AuthFailure::Invalid),
             (Scheme::Dpop, Some(jkt)) => {
-                let proof = crate::oauth::dpop_proof(
-                    req.headers,
-                    req.uri,
-                    req.method.as_str(),
-                    Some(token),
-                )
-                .ok()
-                .flatten()
-                .filter(|p| p.jkt == *jkt)
-                .ok_or(AuthFailure::Invalid)?;
+                let proof =
+                    crate::dpop::proof(req.headers, req.uri, req.method.as_str(), Some(token))
+                        .ok()
+                        .flatten()
+                        .filter(|p| p.jkt == *jkt)
+                        .ok_or(AuthFailure::Invalid)?;
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())

@@ -28,6 +28,7 @@ pub mod admin;
 pub mod auth;
 pub mod browser;
 pub mod config;
+mod dpop;
 pub mod error;
 pub mod identity;
 pub mod jose;

@@ -1,0 +1,375 @@
+//! The browser side of identity-authz: authorization requests (code flow, PKCE S256 only),
+//! sign-in at identity-idp with backoff and lockout, single-use codes, sign-in sessions,
+//! refresh-token families (rotated on every use; a reused token revokes its family), ID tokens,
+//! userinfo and RP-initiated logout.
+//!
+//! Pending requests, codes, sessions and failure counters live in the actor's memory with TTLs
+//! and bounds (a restart signs everyone out and voids unredeemed codes; nothing issued is lost).
+//! Refresh-token families are persisted through the key barrier before a token is answered.
+
+use std::collections::HashMap;
+
+use cryptoutil_protocols::oauth::{self, AuthorizeError};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::msg::TokenGrant;
+use super::state::corrupt;
+use crate::error::Error;
+
+/// identity-authz's authorization endpoint.
+pub const AUTHORIZE_PATH: &str = "/browser/oauth2/v1/authorize";
+/// RP-initiated logout.
+pub const LOGOUT_PATH: &str = "/browser/oauth2/v1/logout";
+/// The authentication context of a password sign-in.
+pub const ACR_PASSWORD: &str = "urn:cryptoutil:acr:password";
+
+/// How long a browser has to sign in after the authorization request.
+const PENDING_TTL: u64 = 600;
+/// How long a pushed request (RFC 9126) may wait for its authorization request.
+const PUSHED_TTL: u64 = 60;
+/// How long a code may wait for redemption.
+const CODE_TTL: u64 = 60;
+/// How long a redeemed code is remembered, so a second use is recognised and punished.
+const USED_CODE_MEMORY: u64 = 3600;
+/// Bounds of the in-memory maps (past them, expired entries are dropped; if still full the
+/// request is refused rather than memory grown).
+const MAX_ENTRIES: usize = 100_000;
+/// Failed sign-ins allowed before backoff starts.
+const FREE_FAILURES: u32 = 5;
+/// The first lockout, once the free failures are spent; it doubles with every further failure.
+const FIRST_LOCKOUT: u64 = 30;
+/// Longest lockout after repeated failures.
+const MAX_LOCKOUT: u64 = 900;
+/// Failures older than this are forgotten.
+const FAILURE_MEMORY: u64 = 900;
+
+/// The message for a wrong username or password: the same for an unknown user.
+pub const LOGIN_FAILED: &str = "The username or password is incorrect.";
+/// The message while a name is locked: the same for names that exist and names that do not.
+pub const LOGIN_LOCKED: &str =
+    "Too many failed attempts for this username. Wait a few minutes and try again.";
+
+/// What `prompt` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prompt {
+    Default,
+    None,
+    Login,
+}
+
+/// An accepted authorization request.
+#[derive(Debug, Clone)]
+struct AuthRequest {
+    client_id: String,
+    tenant: String,
+    redirect_uri: String,
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: String,
+    prompt: Prompt,
+    max_age: Option<u64>,
+}
+
+/// Who signed in, and when.
+#[derive(Debug, Clone)]
+struct Subject {
+    user_id: String,
+    username: String,
+    tenant: String,
+    roles: Vec<String>,
+    auth_time: u64,
+    sid: String,
+}
+
+struct Pending {
+    request: AuthRequest,
+    /// Set once the user signed in and the request waits for consent.
+    subject: Option<Subject>,
+    expires: u64,
+}
+
+struct CodeGrant {
+    request: AuthRequest,
+    subject: Subject,
+    expires: u64,
+}
+
+/// What a redeemed code produced (revoked if the code comes back).
+struct UsedCode {
+    forget_at: u64,
+    jti: Option<(String, u64)>,
+    family: Option<String>,
+}
+
+struct Session {
+    subject: Subject,
+    expires: u64,
+}
+
+#[derive(Default)]
+struct Failures {
+    count: u32,
+    last: u64,
+    locked_until: u64,
+}
+
+/// The in-memory part of the flow.
+pub struct FlowState {
+    pending: HashMap<String, Pending>,
+    pushed: HashMap<String, Pending>,
+    codes: HashMap<[u8; 32], CodeGrant>,
+    used_codes: HashMap<[u8; 32], UsedCode>,
+    sessions: HashMap<[u8; 32], Session>,
+    failures: HashMap<(String, String), Failures>,
+    /// A PBKDF2 record of a random password: unknown users are checked against it, so a
+    /// wrong name costs the same time as a wrong password.
+    dummy_hash: String,
+}
+
+impl FlowState {
+    /// Blocking (one PBKDF2 run for the dummy record).
+    pub fn new() -> Result<Self, Error> {
+        let random = oauth::random_token(18).map_err(|_| corrupt("random"))?;
+        Ok(Self {
+            pending: HashMap::new(),
+            pushed: HashMap::new(),
+            codes: HashMap::new(),
+            used_codes: HashMap::new(),
+            sessions: HashMap::new(),
+            failures: HashMap::new(),
+            dummy_hash: oauth::hash_password(&random, oauth::PASSWORD_ITERATIONS)
+                .map_err(|_| corrupt("random"))?,
+        })
+    }
+}
+
+/// Drops expired entries when `map` is full; false if it is still full.
+fn room<K, V>(map: &mut HashMap<K, V>, live: impl Fn(&V) -> bool) -> bool {
+    if map.len() >= MAX_ENTRIES {
+        map.retain(|_, v| live(v));
+    }
+    map.len() < MAX_ENTRIES
+}
+
+/// A persisted refresh-token family: one login's chain of refresh tokens.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Family {
+    /// Its id (the first part of every token of the family).
+    pub id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// The user's `sub`.
+    pub user_id: String,
+    /// The user's name (the family dies with the user).
+    pub username: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// Granted audiences.
+    pub audiences: Vec<String>,
+    /// When the user signed in.
+    pub auth_time: u64,
+    /// The sign-in session (logout revokes the family).
+    pub sid: String,
+    /// Rotations so far.
+    pub generation: u64,
+    /// SHA-256 of the current token's secret part, base64url.
+    pub secret_digest: String,
+    /// End of the family (rotation does not extend it).
+    pub expires: u64,
+    /// Revoked (reuse, logout, revocation, code reuse).
+    pub revoked: bool,
+    /// The last access token issued from it (`jti`, `exp`), revoked with the family.
+    pub last_jti: Option<(String, u64)>,
+    /// For a public client that used DPoP: the key every refresh must prove (RFC 9449 §5).
+    #[serde(default)]
+    pub jkt: Option<String>,
+}
+
+/// Records to make durable before answering.
+#[derive(Default)]
+pub struct Persist {
+    /// Families to write.
+    pub families: Vec<Family>,
+    /// Consents to write.
+    pub consents: Vec<ConsentRecord>,
+    /// Access tokens to revoke (`jti`, `exp`).
+    pub revoked: Vec<(String, u64)>,
+}
+
+impl Persist {
+    /// Revokes `family` (and the last access token it issued), to be written.
+    fn revoke_family(&mut self, family: &mut Family) {
+        family.revoked = true;
+        if let Some(jti) = &family.last_jti {
+            if !self.revoked.contains(jti) {
+                self.revoked.push(jti.clone());
+            }
+        }
+        self.families.push(family.clone());
+    }
+
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.families.is_empty() && self.revoked.is_empty() && self.consents.is_empty()
+    }
+}
+
+/// A token decision and what must be durable before it is answered.
+pub struct TokenDecision {
+    /// The grant or the refusal.
+    pub result: Result<TokenGrant, Error>,
+    /// Writes.
+    pub persist: Persist,
+}
+
+impl From<Result<TokenGrant, Error>> for TokenDecision {
+    fn from(result: Result<TokenGrant, Error>) -> Self {
+        Self {
+            result,
+            persist: Persist::default(),
+        }
+    }
+}
+
+/// Why an authorization request is refused.
+enum Rejection {
+    /// Before client and redirect URI are trusted: a page, no redirect.
+    Page(&'static str),
+    /// Back to the client.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: AuthorizeError,
+        why: &'static str,
+    },
+}
+
+/// What the authorization endpoint does.
+#[derive(Debug)]
+pub enum AuthorizeOutcome {
+    /// Send the browser here: the login page, or back to the client with an error.
+    Redirect(String),
+    /// Show an error page and redirect nowhere: the client or its redirect URI is unknown.
+    Refuse(&'static str),
+}
+
+/// What the login page shows.
+#[derive(Debug, Clone)]
+pub struct LoginView {
+    /// The client's display name.
+    pub client_name: String,
+    /// Requested scopes.
+    pub scopes: Vec<String>,
+    /// The tenant signed into.
+    pub tenant: String,
+    /// Where the form may send the browser afterwards (for the page's CSP `form-action`).
+    pub redirect_origin: String,
+    /// Who is signed in (on the consent page).
+    pub username: Option<String>,
+    /// The form asks for a tenant (the client admits users of any tenant).
+    pub any_tenant: bool,
+}
+
+/// After a sign-in: back to the client, or first the consent page.
+#[derive(Debug)]
+pub enum Next {
+    /// The client's redirect URI with the code (or an error).
+    Redirect(String),
+    /// Ask the user to allow the client's request.
+    Consent(LoginView),
+}
+
+/// A user's consent to a third-party client's scopes (persisted).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    /// Tenant.
+    pub tenant: String,
+    /// The user's `sub`.
+    pub user_id: String,
+    /// The client.
+    pub client_id: String,
+    /// Every scope granted so far.
+    pub scopes: Vec<String>,
+    /// When last granted.
+    pub granted: u64,
+}
+
+/// What opening the login page does.
+#[derive(Debug)]
+pub enum LoginStart {
+    /// Show the form.
+    Form(LoginView),
+    /// Already signed in (or `prompt=none`): straight back to the client.
+    Redirect(String),
+    /// Signed in, but the client's request needs the user's consent.
+    Consent(LoginView),
+}
+
+/// The outcome of a submitted password.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Signed in: back to the client; the session cookie to set and its lifetime.
+    Done {
+        /// Back to the client, or the consent page.
+        next: Next,
+        /// The sign-in session's cookie value.
+        session: Zeroizing<String>,
+        /// Seconds.
+        max_age: u64,
+    },
+    /// Refused: the form again with a message that does not tell why.
+    Failed {
+        /// The message.
+        message: &'static str,
+        /// The form.
+        view: LoginView,
+    },
+}
+
+/// Where a password is checked (off the mailbox).
+pub enum LoginCheck {
+    /// Answer now (locked out).
+    Answer(LoginOutcome),
+    /// Verify the password against this PBKDF2 record (a dummy one for unknown users).
+    Verify {
+        /// The record.
+        hash: String,
+        /// Whether the user exists (a dummy check never succeeds).
+        exists: bool,
+    },
+}
+
+/// The result of RP-initiated logout.
+pub struct LogoutOutcome {
+    /// Where to send the browser, if the client registered that URI.
+    pub redirect: Option<String>,
+    /// Families to revoke.
+    pub persist: Persist,
+}
+
+fn text<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+fn origin_of(uri: &str) -> String {
+    match uri.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?']).next().unwrap_or_default();
+            format!("{scheme}://{authority}")
+        }
+        None => String::new(),
+    }
+}
+
+mod authorize;
+mod grants;
+mod login;
