@@ -2,6 +2,11 @@
 //! linked, restarts a failed child after an exponential backoff, and escalates to its own parent
 //! (by failing) when a child fails more than `max_restarts` times within `restart_window`.
 //!
+//! Children given at start are permanent: restarted whenever they stop. Children started later
+//! ([`SupervisorHandle::start_child`], e.g. one actor per key, on demand) are transient:
+//! restarted when they fail, forgotten when they stop on their own (idle). A supervisor that is
+//! itself restarted starts its permanent children only; transient ones start again on demand.
+//!
 //! Root supervisor -> one supervisor per service -> domain actors (`Health`, `Vault`, ...).
 
 pub mod child;
@@ -42,11 +47,27 @@ pub enum SupervisorMsg {
         /// Answered once the crash message is sent, when the caller wants to know.
         reply: Option<RpcReplyPort<Result<(), Error>>>,
     },
-    /// Internal: the backoff for child `index` has elapsed.
+    /// Internal: the backoff for child `id` has elapsed.
     Restart {
-        /// Index into the children.
-        index: usize,
+        /// The child's id.
+        id: u64,
     },
+    /// Start a transient child (a no-op if a child of that name is running or restarting).
+    StartChild {
+        /// The child.
+        spec: Arc<dyn ChildSpec>,
+        /// Answered once it runs.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+}
+
+/// Whether a child comes back after it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Always (the children given at start).
+    Permanent,
+    /// Only after a failure; a child that stops on its own is forgotten.
+    Transient,
 }
 
 /// What a supervisor is started with.
@@ -71,9 +92,12 @@ pub struct SupervisorState {
     service: &'static str,
     config: SupervisionConfig,
     entries: Vec<Entry>,
+    next_id: u64,
 }
 
 struct Entry {
+    id: u64,
+    restart: Restart,
     spec: Arc<dyn ChildSpec>,
     cell: Option<ActorCell>,
     history: History,
@@ -108,9 +132,11 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut entries = Vec::with_capacity(args.children.len());
-        for spec in args.children {
+        for (id, spec) in (0u64..).zip(args.children) {
             let cell = spec.spawn(myself.get_cell()).await?;
             entries.push(Entry {
+                id,
+                restart: Restart::Permanent,
                 spec,
                 cell: Some(cell),
                 history: History::default(),
@@ -122,6 +148,7 @@ impl Actor for Supervisor {
             kind: args.kind,
             service: args.service,
             config: args.config,
+            next_id: entries.len() as u64,
             entries,
         })
     }
@@ -157,7 +184,10 @@ impl Actor for Supervisor {
                     let _ = reply.send(result);
                 }
             }
-            SupervisorMsg::Restart { index } => st.restart(&myself, index).await?,
+            SupervisorMsg::Restart { id } => st.restart(&myself, id).await?,
+            SupervisorMsg::StartChild { spec, reply } => {
+                let _ = reply.send(st.start_child(&myself, spec).await);
+            }
         }
         Ok(())
     }
@@ -170,11 +200,14 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, err) => {
-                st.child_down(&myself, &cell, &err.to_string())
+                st.child_down(&myself, &cell, &err.to_string(), true)
             }
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                st.child_down(&myself, &cell, reason.as_deref().unwrap_or("stopped"))
-            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => st.child_down(
+                &myself,
+                &cell,
+                reason.as_deref().unwrap_or("stopped"),
+                false,
+            ),
             _ => Ok(()),
         }
     }
@@ -188,32 +221,73 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
         cell: &ActorCell,
         why: &str,
+        failed: bool,
     ) -> Result<(), ActorProcessingErr> {
-        let id = cell.get_id();
+        let actor = cell.get_id();
         let Some(index) = self
             .entries
             .iter()
-            .position(|e| e.cell.as_ref().map(ActorCell::get_id) == Some(id))
+            .position(|e| e.cell.as_ref().map(ActorCell::get_id) == Some(actor))
         else {
             return Ok(()); // an incarnation we already replaced
         };
-        if let Some(entry) = self.entries.get_mut(index) {
-            entry.spec.vacate();
-            entry.cell = None;
+        let Some(entry) = self.entries.get_mut(index) else {
+            return Ok(());
+        };
+        entry.spec.vacate();
+        entry.cell = None;
+        if entry.restart == Restart::Transient && !failed {
+            tracing::debug!(
+                actor = entry.spec.name(),
+                reason = why,
+                "transient actor stopped"
+            );
+            self.entries.remove(index);
+            return Ok(());
         }
-        self.failed(myself, index, why)
+        let id = entry.id;
+        self.failed(myself, id, why)
     }
 
-    /// Child `index` died or could not be started: restart it after a backoff, or escalate
+    /// Starts a transient child unless one of that name is there already.
+    async fn start_child(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        spec: Arc<dyn ChildSpec>,
+    ) -> Result<(), Error> {
+        if self.entries.iter().any(|e| e.spec.name() == spec.name()) {
+            return Ok(());
+        }
+        let cell = spec
+            .spawn(myself.get_cell())
+            .await
+            .map_err(|_| Error::Unavailable {
+                actor: spec.kind(),
+                why: crate::error::Unavailability::Stopped,
+            })?;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.entries.push(Entry {
+            id,
+            restart: Restart::Transient,
+            spec,
+            cell: Some(cell),
+            history: History::default(),
+            state: ChildState::Running,
+        });
+        Ok(())
+    }
+
+    /// Child `id` died or could not be started: restart it after a backoff, or escalate
     /// once it has failed more than the policy allows.
     fn failed(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
-        index: usize,
+        id: u64,
         why: &str,
     ) -> Result<(), ActorProcessingErr> {
         let (service, cfg) = (self.service, self.config.clone());
-        let Some(entry) = self.entries.get_mut(index) else {
+        let Some(entry) = self.entries.iter_mut().find(|e| e.id == id) else {
             return Ok(());
         };
         match entry.history.on_failure(Instant::now(), &cfg) {
@@ -226,7 +300,7 @@ impl SupervisorState {
                     ?delay,
                     "actor failed; restarting after a backoff"
                 );
-                myself.send_after(delay, move || SupervisorMsg::Restart { index });
+                myself.send_after(delay, move || SupervisorMsg::Restart { id });
                 Ok(())
             }
             Decision::Escalate => {
@@ -253,10 +327,10 @@ impl SupervisorState {
     async fn restart(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
-        index: usize,
+        id: u64,
     ) -> Result<(), ActorProcessingErr> {
         let service = self.service;
-        let Some(entry) = self.entries.get_mut(index) else {
+        let Some(entry) = self.entries.iter_mut().find(|e| e.id == id) else {
             return Ok(());
         };
         if entry.state != ChildState::Restarting {
@@ -278,7 +352,7 @@ impl SupervisorState {
             Err(err) => {
                 // A failed start counts as another failure of the same child.
                 let reason = err.to_string();
-                self.failed(myself, index, &reason)
+                self.failed(myself, id, &reason)
             }
         }
     }
@@ -478,6 +552,17 @@ impl SupervisorHandle {
         .await
     }
 
+    /// Starts `spec` as a transient child (restarted on failure, forgotten when it stops on
+    /// its own); a no-op if a child of that name is already there.
+    pub async fn start_child(&self, spec: Arc<dyn ChildSpec>) -> Result<(), Error> {
+        crate::ask::ask(
+            &self.slot,
+            |reply| SupervisorMsg::StartChild { spec, reply },
+            self.timeout,
+        )
+        .await
+    }
+
     /// Stops the supervisor and its subtree, waiting at most `grace`.
     pub async fn stop(&self, grace: Duration) {
         if let Ok(actor) = self.slot.current() {
@@ -488,3 +573,6 @@ impl SupervisorHandle {
         self.slot.vacate();
     }
 }
+
+#[cfg(test)]
+mod tests;
