@@ -10,6 +10,7 @@
 //! - [`authz`]: the `Authz` actor: identity-authz's tenants, clients, users and signing keys.
 //! - [`health`]: the `Health` actor: a service's liveness and readiness.
 //! - [`jose_keys`]: the `JoseKeys` actor: the JOSE service's keys per tenant.
+//! - [`kms`]: the KMS's elastic keys and their rings of material keys.
 //! - [`issuer_jwks`]: the `IssuerJwks` actor: a trusted issuer's JWK Set, fetched and cached.
 //! - [`sessions`]: the `Sessions` actor: a service's browser sign-ins and sessions.
 //! - [`vault`]: the `Vault` actor: owner of a service's store (sealed state, sealed records).
@@ -28,6 +29,7 @@ pub mod error;
 pub mod health;
 pub mod issuer_jwks;
 pub mod jose_keys;
+pub mod kms;
 pub mod metrics;
 pub mod service;
 pub mod sessions;

@@ -32,11 +32,15 @@ pub enum Table {
     IdentityRefresh,
     /// identity-authz consents: `<tenant>/<user id>/<client_id>` -> sealed granted scopes.
     IdentityConsents,
+    /// KMS elastic keys: `<tenant>/<id>` -> sealed record (no key material).
+    KmsElasticKeys,
+    /// KMS material keys: `<tenant>/<id>/<version, 10 digits>` -> sealed private JWK.
+    KmsMaterialKeys,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 14] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -49,6 +53,8 @@ impl Table {
         Table::IdentityRevoked,
         Table::IdentityRefresh,
         Table::IdentityConsents,
+        Table::KmsElasticKeys,
+        Table::KmsMaterialKeys,
     ];
 
     /// The versioned table name.
@@ -66,6 +72,8 @@ impl Table {
             Table::IdentityRevoked => "identity_revoked_v1",
             Table::IdentityRefresh => "identity_refresh_v1",
             Table::IdentityConsents => "identity_consents_v1",
+            Table::KmsElasticKeys => "kms_elastic_keys_v1",
+            Table::KmsMaterialKeys => "kms_material_keys_v1",
         }
     }
 

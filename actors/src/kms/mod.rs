@@ -1,0 +1,7 @@
+//! The KMS (issue 5): elastic keys, each a ring of material keys of one algorithm. This step
+//! holds the ring's state and its persistence; the supervised `KeyRing` actors (one per
+//! elastic key, started on demand as transient children) and the HTTP API build on it.
+
+pub mod ring;
+
+pub use ring::{ElasticKey, KeyRingState, KmsAlg, NewElasticKey};

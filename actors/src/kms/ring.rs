@@ -1,0 +1,515 @@
+//! One elastic key and its ring of material keys: the latest version encrypts and signs, every
+//! version from `min_decrypt_version` on (and not disabled) still decrypts and verifies. JWE
+//! and JWS carry the material key's `kid` (`<elastic id>.v<version>`), so a ciphertext names the
+//! version that opens it. Everything is sealed through the key barrier: the elastic key under
+//! `<tenant>/<id>` in `kms_elastic_keys_v1`, each material key under
+//! `<tenant>/<id>/<version, 10 digits>` in `kms_material_keys_v1`; a rotation writes the new
+//! version and the updated elastic key in one transaction.
+
+use std::collections::BTreeMap;
+
+use cryptoutil_protocols::jose::jwe::{self, ContentAlg, KeyAlg};
+use cryptoutil_protocols::jose::jws::{self, Verified};
+use cryptoutil_protocols::jose::{header, Jwk, JwsAlg};
+use cryptoutil_storage::{Store, Table};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+
+/// Largest plaintext or payload (1 MiB).
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// What an elastic key does: JWE with a key-management algorithm (content always A256GCM), or
+/// JWS. FIPS-approved choices only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KmsAlg {
+    /// JWE (`alg`, `enc`).
+    Jwe(KeyAlg, ContentAlg),
+    /// JWS.
+    Jws(JwsAlg),
+}
+
+impl KmsAlg {
+    /// The API's algorithm names: `A256GCM` (dir + A256GCM), `A256KW`, `RSA-OAEP-256`,
+    /// `ECDH-ES+A256KW`; `ES256/384/512`, `PS256/384/512`, `EdDSA`, `HS256/384/512`.
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        let enc = ContentAlg::A256GCM;
+        Ok(match name {
+            "A256GCM" => KmsAlg::Jwe(KeyAlg::Dir, enc),
+            "A256KW" => KmsAlg::Jwe(KeyAlg::A256KW, enc),
+            "RSA-OAEP-256" => KmsAlg::Jwe(KeyAlg::RsaOaep256, enc),
+            "ECDH-ES+A256KW" => KmsAlg::Jwe(KeyAlg::EcdhEsA256KW, enc),
+            "ES256" | "ES384" | "ES512" | "PS256" | "PS384" | "PS512" | "EdDSA" | "HS256"
+            | "HS384" | "HS512" => KmsAlg::Jws(JwsAlg::parse(name)?),
+            _ => {
+                return Err(Error::BadRequest {
+                    reason: "algorithm: A256GCM, A256KW, RSA-OAEP-256, ECDH-ES+A256KW, ES256, \
+                             ES384, ES512, PS256, PS384, PS512, EdDSA, HS256, HS384 or HS512",
+                })
+            }
+        })
+    }
+
+    fn generate(self) -> Result<Jwk, Error> {
+        Ok(match self {
+            KmsAlg::Jwe(alg, enc) => Jwk::generate_jwe(alg, enc)?,
+            KmsAlg::Jws(alg) => Jwk::generate(alg)?,
+        })
+    }
+}
+
+/// A request for a new elastic key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewElasticKey {
+    /// Display name, 1-128 characters.
+    pub name: String,
+    /// See [`KmsAlg::parse`].
+    pub algorithm: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Whether material keys may be exported.
+    #[serde(default)]
+    pub exportable: bool,
+    /// Seconds between automatic rotations.
+    #[serde(default)]
+    pub rotation_period: Option<u64>,
+}
+
+/// An elastic key (its record; no key material).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElasticKey {
+    /// Its id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Display name.
+    pub name: String,
+    /// The algorithm as named in the API.
+    pub algorithm: String,
+    /// Free text.
+    pub description: String,
+    /// Material keys may be exported.
+    pub exportable: bool,
+    /// Seconds between automatic rotations.
+    pub rotation_period: Option<u64>,
+    /// Creation time (Unix seconds).
+    pub created: u64,
+    /// The latest material key's version (it encrypts and signs).
+    pub latest: u32,
+    /// Versions below this no longer decrypt or verify.
+    pub min_decrypt_version: u32,
+}
+
+/// One material key.
+struct Material {
+    jwk: Jwk,
+    created: u64,
+    disabled: bool,
+}
+
+/// An elastic key with its material keys.
+pub struct KeyRingState {
+    /// The elastic key.
+    pub key: ElasticKey,
+    alg: KmsAlg,
+    materials: BTreeMap<u32, Material>,
+}
+
+impl std::fmt::Debug for KeyRingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRingState")
+            .field("key", &self.key)
+            .field("versions", &self.materials.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn key_record(tenant: &str, id: &str) -> Vec<u8> {
+    format!("{tenant}/{id}").into_bytes()
+}
+
+fn material_record(tenant: &str, id: &str, version: u32) -> Vec<u8> {
+    format!("{tenant}/{id}/{version:010}").into_bytes()
+}
+
+fn kid(id: &str, version: u32) -> String {
+    format!("{id}.v{version}")
+}
+
+fn corrupt(what: &'static str) -> Error {
+    Error::BadRequest { reason: what }
+}
+
+fn valid_tenant(tenant: &str) -> Result<(), Error> {
+    if tenant.is_empty() || tenant.len() > 128 || tenant.contains('/') {
+        return Err(corrupt("tenant"));
+    }
+    Ok(())
+}
+
+impl KeyRingState {
+    /// Blocking: a new elastic key with its first material key, persisted in one write.
+    pub fn create(
+        store: &Store,
+        tenant: &str,
+        spec: NewElasticKey,
+        now: u64,
+    ) -> Result<Self, Error> {
+        valid_tenant(tenant)?;
+        let alg = KmsAlg::parse(&spec.algorithm)?;
+        if spec.name.is_empty() || spec.name.chars().count() > 128 {
+            return Err(corrupt("name: 1-128 characters"));
+        }
+        if spec.description.len() > 1024 {
+            return Err(corrupt("description: at most 1024 bytes"));
+        }
+        if spec.rotation_period.is_some_and(|p| p < 3600) {
+            return Err(corrupt("rotation_period: at least 3600 seconds"));
+        }
+        let id = format!(
+            "ek-{}",
+            cryptoutil_protocols::oauth::random_token(12)
+                .map_err(|_| corrupt("random"))?
+                .as_str()
+        );
+        let key = ElasticKey {
+            id,
+            tenant: tenant.to_owned(),
+            name: spec.name,
+            algorithm: spec.algorithm,
+            description: spec.description,
+            exportable: spec.exportable,
+            rotation_period: spec.rotation_period,
+            created: now,
+            latest: 0,
+            min_decrypt_version: 1,
+        };
+        let mut ring = Self {
+            key,
+            alg,
+            materials: BTreeMap::new(),
+        };
+        ring.rotate(store, now)?;
+        Ok(ring)
+    }
+
+    /// Blocking: the elastic key `id` of `tenant` with its material keys (another tenant's key
+    /// is not found, whatever its id).
+    pub fn load(store: &Store, tenant: &str, id: &str) -> Result<Self, Error> {
+        valid_tenant(tenant)?;
+        let plain = store
+            .get_sealed(Table::KmsElasticKeys, &key_record(tenant, id))?
+            .ok_or(Error::KeyNotFound)?;
+        let key: ElasticKey =
+            serde_json::from_slice(&plain).map_err(|_| corrupt("stored elastic key"))?;
+        let alg = KmsAlg::parse(&key.algorithm)?;
+        let mut materials = BTreeMap::new();
+        let prefix = format!("{tenant}/{id}/");
+        for (_, plain) in store.scan_sealed(Table::KmsMaterialKeys, prefix.as_bytes())? {
+            let record: Value =
+                serde_json::from_slice(&plain).map_err(|_| corrupt("stored material key"))?;
+            let version = record
+                .get("version")
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or(corrupt("stored material key"))?;
+            let jwk = Jwk::from_value(record.get("jwk").unwrap_or(&Value::Null))?;
+            materials.insert(
+                version,
+                Material {
+                    jwk,
+                    created: record.get("created").and_then(Value::as_u64).unwrap_or(0),
+                    disabled: record
+                        .get("disabled")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                },
+            );
+        }
+        if !materials.contains_key(&key.latest) {
+            return Err(corrupt(
+                "stored elastic key without its latest material key",
+            ));
+        }
+        Ok(Self {
+            key,
+            alg,
+            materials,
+        })
+    }
+
+    /// Blocking: a new material key becomes the latest; the new version and the elastic key
+    /// are written in one transaction before the ring changes.
+    pub fn rotate(&mut self, store: &Store, now: u64) -> Result<u32, Error> {
+        let version = self.key.latest + 1;
+        let jwk = self.alg.generate()?.with_kid(kid(&self.key.id, version));
+        let private = jwk.to_private_value()?;
+        let record = Zeroizing::new(format!(
+            "{{\"version\":{version},\"jwk\":{},\"created\":{now},\"disabled\":false}}",
+            private.as_str()
+        ));
+        let mut key = self.key.clone();
+        key.latest = version;
+        let key_json = serde_json::to_vec(&key).map_err(|_| corrupt("record"))?;
+        store.apply(vec![
+            store.sealed_write(
+                Table::KmsMaterialKeys,
+                &material_record(&key.tenant, &key.id, version),
+                record.as_bytes(),
+            )?,
+            store.sealed_write(
+                Table::KmsElasticKeys,
+                &key_record(&key.tenant, &key.id),
+                &key_json,
+            )?,
+        ])?;
+        self.key = key;
+        self.materials.insert(
+            version,
+            Material {
+                jwk,
+                created: now,
+                disabled: false,
+            },
+        );
+        Ok(version)
+    }
+
+    /// Blocking: versions below `version` stop decrypting and verifying (it cannot pass the
+    /// latest).
+    pub fn set_min_decrypt_version(&mut self, store: &Store, version: u32) -> Result<(), Error> {
+        if version == 0 || version > self.key.latest {
+            return Err(corrupt("min_decrypt_version: 1 to the latest version"));
+        }
+        let mut key = self.key.clone();
+        key.min_decrypt_version = version;
+        let key_json = serde_json::to_vec(&key).map_err(|_| corrupt("record"))?;
+        store.put_sealed(
+            Table::KmsElasticKeys,
+            &key_record(&key.tenant, &key.id),
+            &key_json,
+        )?;
+        self.key = key;
+        Ok(())
+    }
+
+    fn latest(&self) -> Result<&Jwk, Error> {
+        self.materials
+            .get(&self.key.latest)
+            .filter(|m| !m.disabled)
+            .map(|m| &m.jwk)
+            .ok_or(Error::Forbidden {
+                reason: "the latest material key is disabled",
+            })
+    }
+
+    /// The material key a token's `kid` names, if it may still open or verify it.
+    fn usable(&self, token: &str) -> Result<&Jwk, Error> {
+        let kid = header::compact_kid(token).ok_or(Error::KeyNotFound)?;
+        let version = kid
+            .strip_prefix(&format!("{}.v", self.key.id))
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or(Error::KeyNotFound)?;
+        if version < self.key.min_decrypt_version {
+            return Err(Error::Forbidden {
+                reason: "this material key version is below the minimum decryption version",
+            });
+        }
+        self.materials
+            .get(&version)
+            .filter(|m| !m.disabled)
+            .map(|m| &m.jwk)
+            .ok_or(Error::KeyNotFound)
+    }
+
+    fn jwe_pair(&self) -> Result<(KeyAlg, ContentAlg), Error> {
+        match self.alg {
+            KmsAlg::Jwe(alg, enc) => Ok((alg, enc)),
+            KmsAlg::Jws(_) => Err(corrupt("this elastic key signs; it does not encrypt")),
+        }
+    }
+
+    fn jws_alg(&self) -> Result<JwsAlg, Error> {
+        match self.alg {
+            KmsAlg::Jws(alg) => Ok(alg),
+            KmsAlg::Jwe(..) => Err(corrupt("this elastic key encrypts; it does not sign")),
+        }
+    }
+
+    /// A compact JWE of `plaintext` with the latest material key.
+    pub fn encrypt(&self, plaintext: &[u8]) -> Result<String, Error> {
+        let (_, enc) = self.jwe_pair()?;
+        if plaintext.len() > MAX_PAYLOAD {
+            return Err(corrupt("plaintext too large"));
+        }
+        Ok(jwe::encrypt_compact(
+            self.latest()?,
+            enc,
+            plaintext,
+            &Map::new(),
+        )?)
+    }
+
+    /// Opens a compact JWE made by one of this ring's usable material keys.
+    pub fn decrypt(&self, token: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let (alg, enc) = self.jwe_pair()?;
+        let key = self.usable(token)?;
+        Ok(jwe::decrypt_compact(token, key, &[alg], &[enc])?.plaintext)
+    }
+
+    /// A compact JWS of `payload` with the latest material key.
+    pub fn sign(&self, payload: &[u8]) -> Result<String, Error> {
+        self.jws_alg()?;
+        if payload.len() > MAX_PAYLOAD {
+            return Err(corrupt("payload too large"));
+        }
+        Ok(jws::sign_compact(self.latest()?, payload, &Map::new())?)
+    }
+
+    /// Verifies a compact JWS made by one of this ring's usable material keys.
+    pub fn verify(&self, token: &str) -> Result<Verified, Error> {
+        let alg = self.jws_alg()?;
+        let key = self.usable(token)?;
+        Ok(jws::verify_compact(token, key, &[alg])?)
+    }
+
+    /// The public keys of the usable asymmetric material keys (`{"keys": [...]}`).
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self
+            .materials
+            .iter()
+            .filter(|(v, m)| **v >= self.key.min_decrypt_version && !m.disabled)
+            .filter(|(_, m)| m.jwk.kty() != "oct")
+            .filter_map(|(_, m)| m.jwk.to_public_value().ok())
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    /// The material keys' metadata, newest first (never material).
+    pub fn versions(&self) -> Vec<Value> {
+        self.materials
+            .iter()
+            .rev()
+            .map(|(v, m)| {
+                json!({
+                    "version": v, "kid": m.jwk.kid, "created": m.created, "disabled": m.disabled,
+                    "decrypts": *v >= self.key.min_decrypt_version && !m.disabled,
+                    "latest": *v == self.key.latest,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use cryptoutil_protocols::unseal;
+
+    use super::*;
+
+    fn store(dir: &std::path::Path, key: &cryptoutil_protocols::unseal::UnsealKey) -> Arc<Store> {
+        Arc::new(Store::open_redb(&dir.join("kms.redb"), key).unwrap())
+    }
+
+    fn spec(algorithm: &str) -> NewElasticKey {
+        NewElasticKey {
+            name: "orders".into(),
+            algorithm: algorithm.into(),
+            description: String::new(),
+            exportable: false,
+            rotation_period: None,
+        }
+    }
+
+    #[test]
+    fn old_versions_keep_decrypting_after_rotation_and_a_restart_until_the_minimum_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let unseal = unseal::generate(1, 1).unwrap().0;
+        for algorithm in ["A256GCM", "A256KW", "ECDH-ES+A256KW"] {
+            let s = store(dir.path(), &unseal);
+            let mut ring = KeyRingState::create(&s, "t1", spec(algorithm), 100).unwrap();
+            let id = ring.key.id.clone();
+            let v1 = ring.encrypt(b"first").unwrap();
+            assert_eq!(header::compact_kid(&v1), Some(format!("{id}.v1")));
+            assert_eq!(ring.rotate(&s, 200).unwrap(), 2);
+            let v2 = ring.encrypt(b"second").unwrap();
+            assert_eq!(header::compact_kid(&v2), Some(format!("{id}.v2")));
+            assert_eq!(ring.decrypt(&v1).unwrap().as_slice(), b"first");
+            drop((ring, s));
+
+            let s = store(dir.path(), &unseal);
+            let mut ring = KeyRingState::load(&s, "t1", &id).unwrap();
+            assert_eq!(ring.key.latest, 2);
+            assert_eq!(
+                ring.decrypt(&v1).unwrap().as_slice(),
+                b"first",
+                "{algorithm}"
+            );
+            assert_eq!(ring.decrypt(&v2).unwrap().as_slice(), b"second");
+            assert!(KeyRingState::load(&s, "t2", &id).is_err(), "another tenant");
+            ring.set_min_decrypt_version(&s, 2).unwrap();
+            assert!(ring.decrypt(&v1).is_err(), "below the minimum");
+            assert!(ring.decrypt(&v2).is_ok());
+            assert!(ring.sign(b"x").is_err(), "an encryption key does not sign");
+            let ring = KeyRingState::load(&s, "t1", &id).unwrap();
+            assert!(ring.decrypt(&v1).is_err(), "the minimum is persisted");
+            drop((ring, s));
+        }
+    }
+
+    #[test]
+    fn signatures_verify_across_versions_and_the_jwks_publishes_public_keys_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let unseal = unseal::generate(1, 1).unwrap().0;
+        let s = store(dir.path(), &unseal);
+        let mut ring = KeyRingState::create(&s, "t1", spec("ES256"), 100).unwrap();
+        let jws1 = ring.sign(b"hello").unwrap();
+        ring.rotate(&s, 200).unwrap();
+        let jws2 = ring.sign(b"hello").unwrap();
+        assert_eq!(ring.verify(&jws1).unwrap().payload, b"hello");
+        assert_eq!(ring.verify(&jws2).unwrap().payload, b"hello");
+        let jwks = ring.jwks();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.iter().all(|k| k.get("d").is_none()));
+        assert!(
+            ring.encrypt(b"x").is_err(),
+            "a signing key does not encrypt"
+        );
+        // Another ring's token is not ours, even with the same algorithm.
+        let other = KeyRingState::create(&s, "t1", spec("ES256"), 100).unwrap();
+        assert!(matches!(
+            ring.verify(&other.sign(b"x").unwrap()),
+            Err(Error::KeyNotFound)
+        ));
+        // HMAC keys sign too, and publish nothing.
+        let hs = KeyRingState::create(&s, "t1", spec("HS256"), 100).unwrap();
+        assert!(hs.verify(&hs.sign(b"m").unwrap()).is_ok());
+        assert_eq!(hs.jwks()["keys"].as_array().unwrap().len(), 0);
+        assert_eq!(ring.versions().len(), 2);
+    }
+
+    #[test]
+    fn only_fips_approved_algorithms_are_accepted() {
+        for bad in [
+            "RSA1_5",
+            "A128GCM",
+            "dir",
+            "none",
+            "RS256",
+            "PBES2-HS256+A128KW",
+            "",
+        ] {
+            assert!(KmsAlg::parse(bad).is_err(), "{bad}");
+        }
+        for good in ["A256GCM", "RSA-OAEP-256", "PS512", "EdDSA", "HS512"] {
+            assert!(KmsAlg::parse(good).is_ok(), "{good}");
+        }
+    }
+}
