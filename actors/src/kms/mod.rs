@@ -2,6 +2,8 @@
 //! holds the ring's state and its persistence; the supervised `KeyRing` actors (one per
 //! elastic key, started on demand as transient children) and the HTTP API build on it.
 
+pub mod keyring;
 pub mod ring;
 
+pub use keyring::{KeyRing, KeyRingMsg, KeyRingsHandle};
 pub use ring::{ElasticKey, KeyRingState, KmsAlg, NewElasticKey};

@@ -104,6 +104,13 @@ pub struct ElasticKey {
     pub min_decrypt_version: u32,
 }
 
+/// A prepared rotation (see [`KeyRingState::plan_rotation`]).
+pub struct Rotation {
+    key: ElasticKey,
+    version: u32,
+    material: Material,
+}
+
 /// One material key.
 struct Material {
     jwk: Jwk,
@@ -245,6 +252,18 @@ impl KeyRingState {
     /// Blocking: a new material key becomes the latest; the new version and the elastic key
     /// are written in one transaction before the ring changes.
     pub fn rotate(&mut self, store: &Store, now: u64) -> Result<u32, Error> {
+        let (rotation, writes) = self.plan_rotation(store, now)?;
+        store.apply(writes)?;
+        Ok(self.apply_rotation(rotation))
+    }
+
+    /// A rotation prepared without I/O (the key generated, the records sealed): write the
+    /// returned batch, then [`Self::apply_rotation`].
+    pub fn plan_rotation(
+        &self,
+        store: &Store,
+        now: u64,
+    ) -> Result<(Rotation, Vec<cryptoutil_storage::backend::Write>), Error> {
         let version = self.key.latest + 1;
         let jwk = self.alg.generate()?.with_kid(kid(&self.key.id, version));
         let private = jwk.to_private_value()?;
@@ -255,7 +274,7 @@ impl KeyRingState {
         let mut key = self.key.clone();
         key.latest = version;
         let key_json = serde_json::to_vec(&key).map_err(|_| corrupt("record"))?;
-        store.apply(vec![
+        let writes = vec![
             store.sealed_write(
                 Table::KmsMaterialKeys,
                 &material_record(&key.tenant, &key.id, version),
@@ -266,17 +285,26 @@ impl KeyRingState {
                 &key_record(&key.tenant, &key.id),
                 &key_json,
             )?,
-        ])?;
-        self.key = key;
-        self.materials.insert(
-            version,
-            Material {
-                jwk,
-                created: now,
-                disabled: false,
+        ];
+        Ok((
+            Rotation {
+                key,
+                version,
+                material: Material {
+                    jwk,
+                    created: now,
+                    disabled: false,
+                },
             },
-        );
-        Ok(version)
+            writes,
+        ))
+    }
+
+    /// Makes a written rotation current; the new version.
+    pub fn apply_rotation(&mut self, rotation: Rotation) -> u32 {
+        self.key = rotation.key;
+        self.materials.insert(rotation.version, rotation.material);
+        rotation.version
     }
 
     /// Blocking: versions below `version` stop decrypting and verifying (it cannot pass the
