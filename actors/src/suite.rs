@@ -15,12 +15,16 @@ use crate::issuer_jwks::{
     IssuerJwks, IssuerJwksArgs, IssuerJwksHandle, IssuerJwksMsg, RemoteIssuer,
 };
 use crate::jose_keys::{JoseKeys, JoseKeysArgs, JoseKeysHandle, JoseKeysMsg};
+use crate::kms::KeyRingsHandle;
 use crate::service::ServiceName;
 use crate::sessions::{BrowserLogin, Sessions, SessionsArgs, SessionsHandle, SessionsMsg};
 use crate::slot::Slot;
 use crate::supervisor::child::{ActorSpec, ChildSpec};
 use crate::supervisor::{SupervisorArgs, SupervisorHandle, SupervisorSpec};
 use crate::vault::{Vault, VaultArgs, VaultHandle, VaultMsg};
+
+/// How long a KMS key ring waits for work before it stops (it starts again on the next use).
+const KEY_RING_IDLE: Duration = Duration::from_secs(300);
 
 /// Handles to one service's actors.
 #[derive(Clone, Debug)]
@@ -40,6 +44,8 @@ pub struct ServiceActors {
     pub login: Option<AuthzHandle>,
     /// Browser sign-ins and sessions.
     pub sessions: SessionsHandle,
+    /// The KMS's elastic keys and their key-ring actors (`kms` only).
+    pub kms: Option<KeyRingsHandle>,
 }
 
 /// What the tree needs besides stores.
@@ -115,6 +121,7 @@ fn service_tree(
         || HealthMsg::Crash,
     );
     let vault_store = Arc::clone(&store);
+    let kms_store = Arc::clone(&store);
     let vault = ActorSpec::new(
         format!("{name}/vault"),
         "Vault",
@@ -225,6 +232,16 @@ fn service_tree(
         children,
         config: cfg.clone(),
     };
+    let spec = SupervisorSpec::new(args);
+    let kms = (service == ServiceName::Kms).then(|| {
+        KeyRingsHandle::new(
+            kms_store,
+            spec.handle(),
+            name,
+            KEY_RING_IDLE,
+            cfg.ask_timeout,
+        )
+    });
     let actors = ServiceActors {
         health: HealthHandle::new(health_slot, cfg.ask_timeout),
         vault: VaultHandle::new(vault_slot, cfg.ask_timeout),
@@ -233,8 +250,9 @@ fn service_tree(
         authz,
         login: None,
         sessions: SessionsHandle::new(sessions_slot, cfg.ask_timeout),
+        kms,
     };
-    Ok((Arc::new(SupervisorSpec::new(args)), actors))
+    Ok((Arc::new(spec), actors))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! - [`routes`]: the public route table of a service and the router built from it.
 //! - [`jose`]: the JOSE service's API handlers and its OpenAPI document.
 //! - [`identity`]: identity-authz's admin API (tenants, clients, users).
+//! - [`kms`]: the KMS API (elastic keys, rotation, encrypt/decrypt, sign/verify).
 //! - [`oauth`]: identity-authz's discovery, JWK Set, token, introspection, revocation and
 //!   userinfo endpoints.
 //! - [`browser`]: browser sign-in on every service (the service as identity-authz's client).
@@ -32,6 +33,7 @@ mod dpop;
 pub mod error;
 pub mod identity;
 pub mod jose;
+pub mod kms;
 pub mod listener;
 pub mod login;
 pub mod metrics;

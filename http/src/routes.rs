@@ -188,6 +188,71 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
             || delete(admin::user_delete)
         );
     }
+    if service == ServiceName::Kms {
+        use crate::kms;
+        both!(rows, Method::POST, "/elastickeys", Authenticated, || post(
+            kms::keys_post
+        ));
+        both!(rows, Method::GET, "/elastickeys", Authenticated, || get(
+            kms::keys_get
+        ));
+        both!(
+            rows,
+            Method::GET,
+            "/elastickeys/{id}",
+            Authenticated,
+            || get(kms::key_get)
+        );
+        both!(
+            rows,
+            Method::GET,
+            "/elastickeys/{id}/materialkeys",
+            Authenticated,
+            || get(kms::materialkeys_get)
+        );
+        both!(
+            rows,
+            Method::GET,
+            "/elastickeys/{id}/jwks",
+            Authenticated,
+            || get(kms::jwks_get)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/elastickeys/{id}/rotate",
+            Authenticated,
+            || post(kms::rotate_post)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/elastickeys/{id}/encrypt",
+            Authenticated,
+            || post(kms::encrypt_post)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/elastickeys/{id}/decrypt",
+            Authenticated,
+            || post(kms::decrypt_post)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/elastickeys/{id}/sign",
+            Authenticated,
+            || post(kms::sign_post)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/elastickeys/{id}/verify",
+            Authenticated,
+            || post(kms::verify_post)
+        );
+    }
     if service == ServiceName::IdentityIdp {
         use crate::login;
         for (method, path, handler) in [

@@ -6,6 +6,7 @@ mod identity;
 mod issuer_jwks;
 mod jose_interop;
 mod jose_service;
+mod kms;
 mod listeners;
 mod mtls;
 mod process;

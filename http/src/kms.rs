@@ -1,0 +1,187 @@
+//! The KMS API (issue 5, first step), under both `/service/api/v1` and `/browser/api/v1`:
+//! elastic keys (create, list, get), their material keys and public JWKS, rotation, and
+//! encrypt/decrypt (JWE) and sign/verify (JWS). Every route needs the `kms` scope and acts in
+//! the caller's tenant; another tenant's key is a 404, like a key that does not exist.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use cryptoutil_actors::kms::{KeyRingsHandle, NewElasticKey};
+use cryptoutil_protocols::jose::b64;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The scope every KMS route requires.
+pub const SCOPE: &str = "kms";
+
+fn rings<'a>(app: &'a AppState, who: &Principal) -> Result<&'a KeyRingsHandle, ApiError> {
+    who.require_scope(SCOPE)?;
+    app.actors.kms.as_ref().ok_or(ApiError::NotFound)
+}
+
+fn decode(text: &str, what: &'static str) -> Result<Vec<u8>, ApiError> {
+    b64::decode(text, what).map_err(|_| ApiError::BadRequest {
+        reason: format!("{what} must be base64url"),
+    })
+}
+
+/// The `{id}` path parameter.
+#[derive(Deserialize)]
+pub(crate) struct KeyPath {
+    id: String,
+}
+
+pub(crate) async fn keys_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(spec): Json<NewElasticKey>,
+) -> Result<Response, ApiError> {
+    let key = rings(&app, &who)?.create(who.tenant.clone(), spec).await?;
+    Ok((StatusCode::CREATED, Json(json!(key))).into_response())
+}
+
+pub(crate) async fn keys_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    let keys = rings(&app, &who)?.list(who.tenant.clone()).await?;
+    Ok(Json(json!({ "elastickeys": keys })))
+}
+
+async fn describe(app: &AppState, who: &Principal, id: &str) -> Result<Value, ApiError> {
+    Ok(rings(app, who)?.describe(&who.tenant, id).await?)
+}
+
+pub(crate) async fn key_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+) -> Result<Json<Value>, ApiError> {
+    let mut d = describe(&app, &who, &p.id).await?;
+    Ok(Json(d.get_mut("key").map(Value::take).unwrap_or_default()))
+}
+
+pub(crate) async fn materialkeys_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+) -> Result<Json<Value>, ApiError> {
+    let mut d = describe(&app, &who, &p.id).await?;
+    let versions = d
+        .get_mut("materialkeys")
+        .map(Value::take)
+        .unwrap_or_default();
+    Ok(Json(json!({ "materialkeys": versions })))
+}
+
+pub(crate) async fn jwks_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+) -> Result<Response, ApiError> {
+    let mut d = describe(&app, &who, &p.id).await?;
+    let set = d.get_mut("jwks").map(Value::take).unwrap_or_default();
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/jwk-set+json")],
+        set.to_string(),
+    )
+        .into_response())
+}
+
+pub(crate) async fn rotate_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+) -> Result<Json<Value>, ApiError> {
+    let version = rings(&app, &who)?.rotate(&who.tenant, &p.id).await?;
+    Ok(Json(json!({ "version": version })))
+}
+
+/// `POST .../encrypt` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EncryptReq {
+    plaintext: Zeroizing<String>,
+}
+
+pub(crate) async fn encrypt_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+    Json(req): Json<EncryptReq>,
+) -> Result<Json<Value>, ApiError> {
+    let plaintext = Zeroizing::new(decode(&req.plaintext, "plaintext")?);
+    let jwe = rings(&app, &who)?
+        .encrypt(&who.tenant, &p.id, plaintext)
+        .await?;
+    Ok(Json(json!({ "jwe": jwe })))
+}
+
+/// `POST .../decrypt` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecryptReq {
+    jwe: String,
+}
+
+pub(crate) async fn decrypt_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+    Json(req): Json<DecryptReq>,
+) -> Result<Json<Value>, ApiError> {
+    let plaintext = rings(&app, &who)?
+        .decrypt(&who.tenant, &p.id, req.jwe)
+        .await?;
+    Ok(Json(json!({ "plaintext": b64::encode(&plaintext) })))
+}
+
+/// `POST .../sign` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignReq {
+    payload: String,
+}
+
+pub(crate) async fn sign_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+    Json(req): Json<SignReq>,
+) -> Result<Json<Value>, ApiError> {
+    let payload = decode(&req.payload, "payload")?;
+    let jws = rings(&app, &who)?.sign(&who.tenant, &p.id, payload).await?;
+    Ok(Json(json!({ "jws": jws })))
+}
+
+/// `POST .../verify` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyReq {
+    jws: String,
+}
+
+pub(crate) async fn verify_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+    Json(req): Json<VerifyReq>,
+) -> Result<Response, ApiError> {
+    match rings(&app, &who)?.verify(&who.tenant, &p.id, req.jws).await {
+        Ok(v) => {
+            Ok(Json(json!({ "valid": true, "payload": b64::encode(&v.payload) })).into_response())
+        }
+        Err(e @ cryptoutil_actors::Error::Jose(_)) => Ok((
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "valid": false, "reason": e.to_string() })),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,268 @@
+//! The KMS API (issue 5, first step) end to end: elastic keys, encryption across a rotation
+//! and a restart, signatures that jwcrypto verifies with the elastic key's JWKS, tenant
+//! isolation (404, not 403), scopes.
+
+use cryptoutil_actors::ServiceName;
+use cryptoutil_protocols::jose::b64;
+use hyper::Method;
+use serde_json::{json, Value};
+
+use super::identity::{admin, bootstrap, client_token};
+use crate::TestApp;
+
+const SERVICES: [ServiceName; 2] = [ServiceName::IdentityAuthz, ServiceName::Kms];
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!("{}/service/api/v1{path}", app.public(ServiceName::Kms));
+    let auth = format!("Bearer {token}");
+    let r = app
+        .client
+        .send(
+            method,
+            &url,
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            body.map(|b| b.to_string()).unwrap_or_default().into(),
+        )
+        .await
+        .unwrap();
+    (
+        r.status.as_u16(),
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn elastic_keys_encrypt_sign_rotate_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let token = client_token(&app, &boot.client_id, &boot.secret, "kms").await;
+
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/elastickeys",
+        Some(json!({"name": "orders", "algorithm": "A256GCM"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let enc_id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["latest"], 1);
+    let plaintext = b64::encode(b"card 4111");
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/encrypt"),
+        Some(json!({"plaintext": plaintext})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let jwe1 = v["jwe"].as_str().unwrap().to_owned();
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/rotate"),
+        None,
+    )
+    .await;
+    assert_eq!((status, v["version"].as_u64()), (200, Some(2)), "{v}");
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/encrypt"),
+        Some(json!({"plaintext": plaintext})),
+    )
+    .await;
+    let jwe2 = v["jwe"].as_str().unwrap().to_owned();
+    for jwe in [&jwe1, &jwe2] {
+        let (status, v) = call(
+            &app,
+            &token,
+            Method::POST,
+            &format!("/elastickeys/{enc_id}/decrypt"),
+            Some(json!({"jwe": jwe})),
+        )
+        .await;
+        assert_eq!(
+            (status, v["plaintext"].as_str()),
+            (200, Some(plaintext.as_str())),
+            "{v}"
+        );
+    }
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/elastickeys/{enc_id}/materialkeys"),
+        None,
+    )
+    .await;
+    assert_eq!(v["materialkeys"].as_array().unwrap().len(), 2, "{v}");
+
+    // Signatures: jwcrypto verifies them with the elastic key's JWKS.
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/elastickeys",
+        Some(json!({"name": "invoices", "algorithm": "ES256"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let sig_id = v["id"].as_str().unwrap().to_owned();
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{sig_id}/sign"),
+        Some(json!({"payload": b64::encode(b"invoice 7")})),
+    )
+    .await;
+    let jws = v["jws"].as_str().unwrap().to_owned();
+    let (_, jwks) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/elastickeys/{sig_id}/jwks"),
+        None,
+    )
+    .await;
+    let script = r#"
+import json, sys
+from jwcrypto import jwk, jws
+keys = jwk.JWKSet.from_json(sys.argv[2])
+token = jws.JWS()
+token.deserialize(sys.argv[1])
+kid = token.jose_header["kid"]
+token.verify(keys.get_key(kid), alg="ES256")
+assert token.payload == b"invoice 7", token.payload
+print("ok")
+"#;
+    super::jose_interop::peer("-c", vec![script.to_owned(), jws.clone(), jwks.to_string()]).await;
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{sig_id}/verify"),
+        Some(json!({"jws": jws})),
+    )
+    .await;
+    assert_eq!((status, v["valid"].as_bool()), (200, Some(true)), "{v}");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/verify"),
+        Some(json!({"jws": jws})),
+    )
+    .await;
+    assert_eq!(status, 400, "an encryption key does not verify");
+
+    // Refusals: an algorithm outside the FIPS set, a token without the kms scope, another
+    // tenant (404, like a key that does not exist).
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/elastickeys",
+        Some(json!({"name": "x", "algorithm": "RSA1_5"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let jose_only = client_token(&app, &boot.client_id, &boot.secret, "jose").await;
+    let (status, _) = call(&app, &jose_only, Method::GET, "/elastickeys", None).await;
+    assert!(status == 401 || status == 403, "{status}");
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let (status, _) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/tenants",
+        Some(json!({"id": "acme"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "acme kms", "tenant": "acme", "scopes": ["kms"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let acme = client_token(
+        &app,
+        v["client_id"].as_str().unwrap(),
+        v["client_secret"].as_str().unwrap(),
+        "kms",
+    )
+    .await;
+    let (status, _) = call(
+        &app,
+        &acme,
+        Method::GET,
+        &format!("/elastickeys/{enc_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        &app,
+        &acme,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/decrypt"),
+        Some(json!({"jwe": jwe1})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (_, v) = call(&app, &acme, Method::GET, "/elastickeys", None).await;
+    assert_eq!(v["elastickeys"], json!([]));
+    app.stop().await;
+
+    // A restart loses nothing: both versions still decrypt.
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let token = client_token(&app, &boot.client_id, &boot.secret, "kms").await;
+    for jwe in [&jwe1, &jwe2] {
+        let (status, v) = call(
+            &app,
+            &token,
+            Method::POST,
+            &format!("/elastickeys/{enc_id}/decrypt"),
+            Some(json!({"jwe": jwe})),
+        )
+        .await;
+        assert_eq!(
+            (status, v["plaintext"].as_str()),
+            (200, Some(plaintext.as_str())),
+            "{v}"
+        );
+    }
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/elastickeys/{enc_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (v["name"].as_str(), v["latest"].as_u64()),
+        (Some("orders"), Some(2))
+    );
+    app.stop().await;
+}
