@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cryptoutil_actors::kms::{KeyRingsHandle, NewElasticKey};
+use cryptoutil_actors::kms::{KeyRingsHandle, KeyUpdate, NewElasticKey};
 use cryptoutil_protocols::jose::b64;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -65,6 +65,51 @@ pub(crate) async fn key_get(
 ) -> Result<Json<Value>, ApiError> {
     let mut d = describe(&app, &who, &p.id).await?;
     Ok(Json(d.get_mut("key").map(Value::take).unwrap_or_default()))
+}
+
+pub(crate) async fn key_patch(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+    Json(update): Json<KeyUpdate>,
+) -> Result<Json<Value>, ApiError> {
+    let key = rings(&app, &who)?
+        .update(&who.tenant, &p.id, update)
+        .await?;
+    Ok(Json(json!(key)))
+}
+
+/// Soft delete: the key stops working now and is destroyed after the deletion delay.
+pub(crate) async fn key_delete(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+) -> Result<Json<Value>, ApiError> {
+    let key = rings(&app, &who)?.delete(&who.tenant, &p.id).await?;
+    Ok(Json(json!(key)))
+}
+
+/// `POST .../datakey` body.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DataKeyReq {
+    /// Return only the wrapped key (default: both).
+    #[serde(default)]
+    wrapped_only: bool,
+}
+
+pub(crate) async fn datakey_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+    Json(req): Json<DataKeyReq>,
+) -> Result<Json<Value>, ApiError> {
+    let (plaintext, jwe) = rings(&app, &who)?.data_key(&who.tenant, &p.id).await?;
+    Ok(Json(if req.wrapped_only {
+        json!({ "jwe": jwe })
+    } else {
+        json!({ "plaintext": b64::encode(&plaintext), "jwe": jwe })
+    }))
 }
 
 pub(crate) async fn materialkeys_get(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::Method;
 use axum::response::Html;
-use axum::routing::{any, delete, get, post, MethodRouter};
+use axum::routing::{any, delete, get, patch, post, MethodRouter};
 use axum::{middleware, Json, Router};
 use cryptoutil_actors::ServiceName;
 use serde_json::{json, Value};
@@ -202,6 +202,27 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
             "/elastickeys/{id}",
             Authenticated,
             || get(kms::key_get)
+        );
+        both!(
+            rows,
+            Method::PATCH,
+            "/elastickeys/{id}",
+            Authenticated,
+            || patch(kms::key_patch)
+        );
+        both!(
+            rows,
+            Method::DELETE,
+            "/elastickeys/{id}",
+            Authenticated,
+            || delete(kms::key_delete)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/elastickeys/{id}/datakey",
+            Authenticated,
+            || post(kms::datakey_post)
         );
         both!(
             rows,

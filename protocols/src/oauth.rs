@@ -181,6 +181,11 @@ pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
     constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes()).is_ok()
 }
 
+/// Fills `out` with random bytes from the approved DRBG.
+pub fn fill_random(out: &mut [u8]) -> Result<(), crate::Error> {
+    rand::fill(out).map_err(|_| crate::Error::Random)
+}
+
 /// Equality of two secrets' encodings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     constant_time::verify_slices_are_equal(a, b).is_ok()

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use super::ring::{ElasticKey, KeyRingState, NewElasticKey, Rotation};
+use super::ring::{ElasticKey, KeyRingState, KeyUpdate, NewElasticKey, Rotation};
 use crate::ask::ask;
 use crate::error::Error;
 use crate::slot::Slot;
@@ -33,6 +33,9 @@ pub struct KeyRingArgs {
     id: String,
     idle: Duration,
 }
+
+/// A data key: its plaintext and its JWE.
+pub type DataKey = (Zeroizing<Vec<u8>>, String);
 
 /// What a key ring does.
 pub enum KeyRingMsg {
@@ -53,6 +56,17 @@ pub enum KeyRingMsg {
     ),
     /// The elastic key, its versions and its public JWKS.
     Describe(RpcReplyPort<Result<Value, Error>>),
+    /// Changes the elastic key's settings; the updated key.
+    Update(KeyUpdate, RpcReplyPort<Result<ElasticKey, Error>>),
+    /// Soft-deletes the elastic key; the updated key.
+    Delete(RpcReplyPort<Result<ElasticKey, Error>>),
+    /// An update or deletion is written.
+    KeyWritten(
+        Box<Result<ElasticKey, Error>>,
+        RpcReplyPort<Result<ElasticKey, Error>>,
+    ),
+    /// A data key: (plaintext, JWE).
+    DataKey(RpcReplyPort<Result<DataKey, Error>>),
     /// Internal: stop if idle since the last message.
     IdleCheck,
     /// Fault injection.
@@ -156,6 +170,21 @@ impl Actor for KeyRing {
                 st.rotating = false;
                 let _ = reply.send((*done).map(|r| st.ring.apply_rotation(r)));
             }
+            KeyRingMsg::DataKey(reply) => {
+                let _ = reply.send(st.ring.data_key());
+            }
+            KeyRingMsg::Update(update, reply) => {
+                let planned = st.ring.plan_update(&st.args.store, update);
+                write_key(&me, st, planned, reply);
+            }
+            KeyRingMsg::Delete(reply) => {
+                let planned = st.ring.plan_deletion(&st.args.store, now_unix());
+                write_key(&me, st, planned, reply);
+            }
+            KeyRingMsg::KeyWritten(done, reply) => {
+                st.rotating = false;
+                let _ = reply.send((*done).inspect(|key| st.ring.set_key(key.clone())));
+            }
             KeyRingMsg::IdleCheck => {
                 if !st.rotating && st.last_used.elapsed() >= st.args.idle {
                     me.stop(Some("idle".into()));
@@ -169,6 +198,35 @@ impl Actor for KeyRing {
             }
         }
         Ok(())
+    }
+}
+
+/// Writes a planned change of the elastic key off the mailbox (one write at a time, like a
+/// rotation), then applies it.
+fn write_key(
+    me: &ActorRef<KeyRingMsg>,
+    st: &mut KeyRingActorState,
+    planned: Result<(ElasticKey, cryptoutil_storage::backend::Write), Error>,
+    reply: RpcReplyPort<Result<ElasticKey, Error>>,
+) {
+    if st.rotating {
+        let _ = reply.send(Err(Error::Conflict {
+            what: "a change in progress",
+        }));
+        return;
+    }
+    match planned {
+        Err(e) => {
+            let _ = reply.send(Err(e));
+        }
+        Ok((key, write)) => {
+            st.rotating = true;
+            let (me, store) = (me.clone(), Arc::clone(&st.args.store));
+            tokio::task::spawn_blocking(move || {
+                let done = store.apply(vec![write]).map(|()| key).map_err(Error::from);
+                let _ = me.cast(KeyRingMsg::KeyWritten(Box::new(done), reply));
+            });
+        }
     }
 }
 
@@ -351,6 +409,27 @@ impl KeyRingsHandle {
     /// Rotates; the new version.
     pub async fn rotate(&self, tenant: &str, id: &str) -> Result<u32, Error> {
         self.call(tenant, id, KeyRingMsg::Rotate).await
+    }
+
+    /// Changes an elastic key's settings.
+    pub async fn update(
+        &self,
+        tenant: &str,
+        id: &str,
+        update: KeyUpdate,
+    ) -> Result<ElasticKey, Error> {
+        self.call(tenant, id, |r| KeyRingMsg::Update(update, r))
+            .await
+    }
+
+    /// Soft-deletes an elastic key (destruction after [`super::ring::DELETION_DELAY`]).
+    pub async fn delete(&self, tenant: &str, id: &str) -> Result<ElasticKey, Error> {
+        self.call(tenant, id, KeyRingMsg::Delete).await
+    }
+
+    /// A data key: its plaintext and its JWE under the latest material key.
+    pub async fn data_key(&self, tenant: &str, id: &str) -> Result<DataKey, Error> {
+        self.call(tenant, id, KeyRingMsg::DataKey).await
     }
 
     /// The elastic key, its material keys' metadata and its public JWKS.

@@ -6,4 +6,4 @@ pub mod keyring;
 pub mod ring;
 
 pub use keyring::{KeyRing, KeyRingMsg, KeyRingsHandle};
-pub use ring::{ElasticKey, KeyRingState, KmsAlg, NewElasticKey};
+pub use ring::{ElasticKey, KeyRingState, KeyUpdate, KmsAlg, NewElasticKey};

@@ -102,7 +102,42 @@ pub struct ElasticKey {
     pub latest: u32,
     /// Versions below this no longer decrypt or verify.
     pub min_decrypt_version: u32,
+    /// A disabled key does nothing until enabled again.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Soft-deleted: scheduled for destruction at this time (Unix seconds); it does nothing
+    /// meanwhile.
+    #[serde(default)]
+    pub destroy_at: Option<u64>,
 }
+
+fn enabled() -> bool {
+    true
+}
+
+/// `PATCH` of an elastic key: what changes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUpdate {
+    /// New display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// New rotation period (seconds, at least 3600).
+    #[serde(default)]
+    pub rotation_period: Option<u64>,
+    /// Versions below this stop decrypting (1 to the latest).
+    #[serde(default)]
+    pub min_decrypt_version: Option<u32>,
+    /// Enable or disable.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// How long a soft-deleted key waits before destruction.
+pub const DELETION_DELAY: u64 = 7 * 86_400;
 
 /// A prepared rotation (see [`KeyRingState::plan_rotation`]).
 pub struct Rotation {
@@ -194,6 +229,8 @@ impl KeyRingState {
             created: now,
             latest: 0,
             min_decrypt_version: 1,
+            enabled: true,
+            destroy_at: None,
         };
         let mut ring = Self {
             key,
@@ -325,7 +362,105 @@ impl KeyRingState {
         Ok(())
     }
 
+    /// The elastic key with `update` applied, and its write (apply with [`Self::set_key`] once
+    /// written).
+    pub fn plan_update(
+        &self,
+        store: &Store,
+        update: KeyUpdate,
+    ) -> Result<(ElasticKey, cryptoutil_storage::backend::Write), Error> {
+        let mut key = self.key.clone();
+        if key.destroy_at.is_some() {
+            return Err(Error::Conflict {
+                what: "elastic key scheduled for deletion",
+            });
+        }
+        if let Some(name) = update.name {
+            if name.is_empty() || name.chars().count() > 128 {
+                return Err(corrupt("name: 1-128 characters"));
+            }
+            key.name = name;
+        }
+        if let Some(d) = update.description {
+            if d.len() > 1024 {
+                return Err(corrupt("description: at most 1024 bytes"));
+            }
+            key.description = d;
+        }
+        if let Some(p) = update.rotation_period {
+            if p < 3600 {
+                return Err(corrupt("rotation_period: at least 3600 seconds"));
+            }
+            key.rotation_period = Some(p);
+        }
+        if let Some(v) = update.min_decrypt_version {
+            if v == 0 || v > key.latest {
+                return Err(corrupt("min_decrypt_version: 1 to the latest version"));
+            }
+            key.min_decrypt_version = v;
+        }
+        if let Some(e) = update.enabled {
+            key.enabled = e;
+        }
+        let write = self.key_write(store, &key)?;
+        Ok((key, write))
+    }
+
+    /// The elastic key soft-deleted (destruction at `now` + [`DELETION_DELAY`]), and its write.
+    pub fn plan_deletion(
+        &self,
+        store: &Store,
+        now: u64,
+    ) -> Result<(ElasticKey, cryptoutil_storage::backend::Write), Error> {
+        let mut key = self.key.clone();
+        key.destroy_at = Some(key.destroy_at.unwrap_or(now + DELETION_DELAY));
+        let write = self.key_write(store, &key)?;
+        Ok((key, write))
+    }
+
+    fn key_write(
+        &self,
+        store: &Store,
+        key: &ElasticKey,
+    ) -> Result<cryptoutil_storage::backend::Write, Error> {
+        let json = serde_json::to_vec(key).map_err(|_| corrupt("record"))?;
+        Ok(store.sealed_write(
+            Table::KmsElasticKeys,
+            &key_record(&key.tenant, &key.id),
+            &json,
+        )?)
+    }
+
+    /// Makes a written update current.
+    pub fn set_key(&mut self, key: ElasticKey) {
+        self.key = key;
+    }
+
+    /// Refuses every operation of a disabled or soft-deleted key.
+    fn usable_key(&self) -> Result<(), Error> {
+        if self.key.destroy_at.is_some() {
+            return Err(Error::Forbidden {
+                reason: "the elastic key is scheduled for deletion",
+            });
+        }
+        if !self.key.enabled {
+            return Err(Error::Forbidden {
+                reason: "the elastic key is disabled",
+            });
+        }
+        Ok(())
+    }
+
+    /// A data key: 32 random bytes and their JWE under the latest material key.
+    pub fn data_key(&self) -> Result<(Zeroizing<Vec<u8>>, String), Error> {
+        let mut dk = Zeroizing::new(vec![0u8; 32]);
+        cryptoutil_protocols::oauth::fill_random(&mut dk).map_err(|_| corrupt("random"))?;
+        let jwe = self.encrypt(&dk)?;
+        Ok((dk, jwe))
+    }
+
     fn latest(&self) -> Result<&Jwk, Error> {
+        self.usable_key()?;
         self.materials
             .get(&self.key.latest)
             .filter(|m| !m.disabled)
@@ -337,6 +472,7 @@ impl KeyRingState {
 
     /// The material key a token's `kid` names, if it may still open or verify it.
     fn usable(&self, token: &str) -> Result<&Jwk, Error> {
+        self.usable_key()?;
         let kid = header::compact_kid(token).ok_or(Error::KeyNotFound)?;
         let version = kid
             .strip_prefix(&format!("{}.v", self.key.id))

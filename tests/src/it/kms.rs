@@ -172,6 +172,139 @@ print("ok")
     .await;
     assert_eq!(status, 400, "an encryption key does not verify");
 
+    // Data keys: 32 random bytes and their JWE under the latest version.
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/datakey"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let dk = v["plaintext"].as_str().unwrap().to_owned();
+    assert_eq!(b64::decode(&dk, "dk").unwrap().len(), 32);
+    let (_, opened) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/decrypt"),
+        Some(json!({"jwe": v["jwe"]})),
+    )
+    .await;
+    assert_eq!(opened["plaintext"].as_str(), Some(dk.as_str()));
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/datakey"),
+        Some(json!({"wrapped_only": true})),
+    )
+    .await;
+    assert!(v.get("plaintext").is_none() && v["jwe"].is_string(), "{v}");
+
+    // Settings: a new name; disabled keys do nothing until enabled; the minimum decryption
+    // version retires version 1.
+    let (_, signing_dk) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{sig_id}/datakey"),
+        Some(json!({})),
+    )
+    .await;
+    assert!(
+        signing_dk.get("jwe").is_none(),
+        "a signing key makes no data keys"
+    );
+    let path = format!("/elastickeys/{enc_id}");
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &path,
+        Some(json!({"name": "orders-2", "enabled": false})),
+    )
+    .await;
+    assert_eq!((status, v["name"].as_str()), (200, Some("orders-2")), "{v}");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("{path}/encrypt"),
+        Some(json!({"plaintext": plaintext})),
+    )
+    .await;
+    assert_eq!(status, 403, "disabled");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &path,
+        Some(json!({"enabled": true, "min_decrypt_version": 2})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("{path}/decrypt"),
+        Some(json!({"jwe": jwe1})),
+    )
+    .await;
+    assert_eq!(status, 403, "version 1 is below the minimum");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &path,
+        Some(json!({"min_decrypt_version": 9})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &path,
+        Some(json!({"min_decrypt_version": 1})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Soft delete of another key: it stops working and shows its destruction time.
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/elastickeys",
+        Some(json!({"name": "temp", "algorithm": "A256KW"})),
+    )
+    .await;
+    let temp = format!("/elastickeys/{}", v["id"].as_str().unwrap());
+    let (status, v) = call(&app, &token, Method::DELETE, &temp, None).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["destroy_at"].as_u64().is_some(), "{v}");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("{temp}/encrypt"),
+        Some(json!({"plaintext": plaintext})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &temp,
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, 409);
+
     // Refusals: an algorithm outside the FIPS set, a token without the kms scope, another
     // tenant (404, like a key that does not exist).
     let (status, _) = call(
@@ -262,7 +395,8 @@ print("ok")
     .await;
     assert_eq!(
         (v["name"].as_str(), v["latest"].as_u64()),
-        (Some("orders"), Some(2))
+        (Some("orders-2"), Some(2)),
+        "the rename persisted"
     );
     app.stop().await;
 }
