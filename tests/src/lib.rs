@@ -143,6 +143,8 @@ impl Process {
     /// Runs `cryptoutil --data-dir <dir> <args>` with extra `env`, output to a log file.
     pub fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(data_dir.parent().unwrap_or(data_dir)).expect("parent dir");
+        // A process killed with -9 leaves its endpoints.json: never mistake it for this one's.
+        let _ = std::fs::remove_file(cryptoutil_bin::run::endpoints_path(data_dir));
         let log = data_dir.with_extension("log");
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
@@ -184,6 +186,12 @@ impl Process {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// SIGKILL: no drain, no flush, nothing the process could do about it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM.

@@ -7,6 +7,7 @@ mod issuer_jwks;
 mod jose_interop;
 mod jose_service;
 mod kms;
+mod kms_crash;
 mod listeners;
 mod mtls;
 mod process;
