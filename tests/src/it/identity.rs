@@ -516,10 +516,20 @@ pub(super) async fn admin(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let url = format!(
-        "{}/service/api/v1/identity{path}",
-        app.public(ServiceName::IdentityAuthz)
-    );
+    let path = format!("/identity{path}");
+    api(app, ServiceName::IdentityAuthz, token, method, &path, body).await
+}
+
+/// A JSON call to `/service/api/v1<path>` of `service` with a bearer token: status and body.
+pub(super) async fn api(
+    app: &TestApp,
+    service: ServiceName,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!("{}/service/api/v1{path}", app.public(service));
     let auth = format!("Bearer {token}");
     let r = app
         .client

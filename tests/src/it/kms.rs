@@ -19,25 +19,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let url = format!("{}/service/api/v1{path}", app.public(ServiceName::Kms));
-    let auth = format!("Bearer {token}");
-    let r = app
-        .client
-        .send(
-            method,
-            &url,
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/json"),
-            ],
-            body.map(|b| b.to_string()).unwrap_or_default().into(),
-        )
-        .await
-        .unwrap();
-    (
-        r.status.as_u16(),
-        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-    )
+    super::identity::api(app, ServiceName::Kms, token, method, path, body).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
