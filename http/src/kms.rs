@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cryptoutil_actors::kms::{KeyRingsHandle, KeyUpdate, NewElasticKey};
+use cryptoutil_actors::kms::{BatchOp, KeyRingsHandle, KeyUpdate, NewElasticKey};
 use cryptoutil_protocols::jose::b64;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -87,6 +87,56 @@ pub(crate) async fn key_delete(
 ) -> Result<Json<Value>, ApiError> {
     let key = rings(&app, &who)?.delete(&who.tenant, &p.id).await?;
     Ok(Json(json!(key)))
+}
+
+/// `POST .../batch/{op}` body: `{"items": [...]}`, each `{"plaintext"}` (encrypt),
+/// `{"jwe"}` (decrypt), `{"payload"}` (sign) or `{"jws"}` (verify).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchReq {
+    items: Vec<serde_json::Map<String, Value>>,
+}
+
+/// The `{id}` and `{op}` path parameters of a batch.
+#[derive(Deserialize)]
+pub(crate) struct BatchPath {
+    id: String,
+    op: String,
+}
+
+/// One request, many items of one operation, a result per item in order (an item's failure is
+/// its own `{"error"}`; the request fails only as a whole: unknown key, bad shape, > 1000 items).
+pub(crate) async fn batch_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<BatchPath>,
+    Json(req): Json<BatchReq>,
+) -> Result<Json<Value>, ApiError> {
+    let (op, field, base64) = match p.op.as_str() {
+        "encrypt" => (BatchOp::Encrypt, "plaintext", true),
+        "decrypt" => (BatchOp::Decrypt, "jwe", false),
+        "sign" => (BatchOp::Sign, "payload", true),
+        "verify" => (BatchOp::Verify, "jws", false),
+        _ => return Err(ApiError::NotFound),
+    };
+    let mut items = Vec::with_capacity(req.items.len());
+    for item in &req.items {
+        let text = item
+            .get(field)
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::BadRequest {
+                reason: format!("each item needs {field}"),
+            })?;
+        items.push(Zeroizing::new(if base64 {
+            decode(text, "item")?
+        } else {
+            text.as_bytes().to_vec()
+        }));
+    }
+    let results = rings(&app, &who)?
+        .batch(&who.tenant, &p.id, op, items)
+        .await?;
+    Ok(Json(json!({ "results": results })))
 }
 
 /// `POST .../datakey` body.

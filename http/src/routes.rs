@@ -220,6 +220,13 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
         both!(
             rows,
             Method::POST,
+            "/elastickeys/{id}/batch/{op}",
+            Authenticated,
+            || post(kms::batch_post)
+        );
+        both!(
+            rows,
+            Method::POST,
             "/elastickeys/{id}/datakey",
             Authenticated,
             || post(kms::datakey_post)

@@ -34,6 +34,22 @@ pub struct KeyRingArgs {
     idle: Duration,
 }
 
+/// The operation of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOp {
+    /// Items are plaintexts.
+    Encrypt,
+    /// Items are compact JWEs (UTF-8).
+    Decrypt,
+    /// Items are payloads.
+    Sign,
+    /// Items are compact JWSs (UTF-8).
+    Verify,
+}
+
+/// Most items in one batch.
+pub const MAX_BATCH: usize = 1000;
+
 /// A data key: its plaintext and its JWE.
 pub type DataKey = (Zeroizing<Vec<u8>>, String);
 
@@ -67,6 +83,12 @@ pub enum KeyRingMsg {
     ),
     /// A data key: (plaintext, JWE).
     DataKey(RpcReplyPort<Result<DataKey, Error>>),
+    /// Many items of one operation; a result per item.
+    Batch(
+        BatchOp,
+        Vec<Zeroizing<Vec<u8>>>,
+        RpcReplyPort<Result<Vec<Value>, Error>>,
+    ),
     /// Internal: stop if idle since the last message.
     IdleCheck,
     /// Fault injection.
@@ -170,6 +192,12 @@ impl Actor for KeyRing {
                 st.rotating = false;
                 let _ = reply.send((*done).map(|r| st.ring.apply_rotation(r)));
             }
+            KeyRingMsg::Batch(op, items, reply) => {
+                let _ = reply.send(Ok(items
+                    .iter()
+                    .map(|i| batch_item(&st.ring, op, i))
+                    .collect()));
+            }
             KeyRingMsg::DataKey(reply) => {
                 let _ = reply.send(st.ring.data_key());
             }
@@ -199,6 +227,30 @@ impl Actor for KeyRing {
         }
         Ok(())
     }
+}
+
+/// One item of a batch: `{"jwe"}`, `{"plaintext"}`, `{"jws"}`, `{"valid", "payload"}`, or
+/// `{"error"}` (an item's failure does not fail the batch).
+fn batch_item(ring: &KeyRingState, op: BatchOp, item: &[u8]) -> Value {
+    use cryptoutil_protocols::jose::b64;
+    let text = || {
+        std::str::from_utf8(item).map_err(|_| Error::BadRequest {
+            reason: "not UTF-8",
+        })
+    };
+    let result = match op {
+        BatchOp::Encrypt => ring
+            .encrypt(item)
+            .map(|jwe| serde_json::json!({ "jwe": jwe })),
+        BatchOp::Decrypt => text()
+            .and_then(|t| ring.decrypt(t))
+            .map(|p| serde_json::json!({ "plaintext": b64::encode(&p) })),
+        BatchOp::Sign => ring.sign(item).map(|jws| serde_json::json!({ "jws": jws })),
+        BatchOp::Verify => text()
+            .and_then(|t| ring.verify(t))
+            .map(|v| serde_json::json!({ "valid": true, "payload": b64::encode(&v.payload) })),
+    };
+    result.unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
 }
 
 /// Writes a planned change of the elastic key off the mailbox (one write at a time, like a
@@ -425,6 +477,23 @@ impl KeyRingsHandle {
     /// Soft-deletes an elastic key (destruction after [`super::ring::DELETION_DELAY`]).
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<ElasticKey, Error> {
         self.call(tenant, id, KeyRingMsg::Delete).await
+    }
+
+    /// Many items of one operation, a result per item (at most [`MAX_BATCH`]).
+    pub async fn batch(
+        &self,
+        tenant: &str,
+        id: &str,
+        op: BatchOp,
+        items: Vec<Zeroizing<Vec<u8>>>,
+    ) -> Result<Vec<Value>, Error> {
+        if items.is_empty() || items.len() > MAX_BATCH {
+            return Err(Error::BadRequest {
+                reason: "items: 1 to 1000",
+            });
+        }
+        self.call(tenant, id, |r| KeyRingMsg::Batch(op, items, r))
+            .await
     }
 
     /// A data key: its plaintext and its JWE under the latest material key.

@@ -13,6 +13,7 @@ fn concrete(path: &str) -> String {
     path.replace("{*rest}", "anything/at/all")
         .replace("{kid}", "some-kid")
         .replace("{id}", "some-id")
+        .replace("{op}", "encrypt")
 }
 
 const METHODS: [Method; 4] = [Method::GET, Method::POST, Method::PUT, Method::DELETE];

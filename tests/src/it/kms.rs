@@ -154,6 +154,86 @@ print("ok")
     .await;
     assert_eq!(status, 400, "an encryption key does not verify");
 
+    // Batches: a result per item, in order; a bad item fails alone.
+    let items: Vec<Value> = (0..5)
+        .map(|i| json!({"plaintext": b64::encode(format!("item {i}").as_bytes())}))
+        .collect();
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/batch/encrypt"),
+        Some(json!({"items": items})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let mut jwes: Vec<Value> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!({"jwe": r["jwe"]}))
+        .collect();
+    jwes.push(json!({"jwe": "not.a.jwe.at.all"}));
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/batch/decrypt"),
+        Some(json!({"items": jwes})),
+    )
+    .await;
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6);
+    for (i, r) in results.iter().take(5).enumerate() {
+        assert_eq!(
+            r["plaintext"].as_str(),
+            Some(b64::encode(format!("item {i}").as_bytes()).as_str())
+        );
+    }
+    assert!(results[5]["error"].is_string(), "{}", results[5]);
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{sig_id}/batch/sign"),
+        Some(json!({"items": [{"payload": "YQ"}, {"payload": "Yg"}]})),
+    )
+    .await;
+    let signed: Vec<Value> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!({"jws": r["jws"]}))
+        .collect();
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{sig_id}/batch/verify"),
+        Some(json!({"items": signed})),
+    )
+    .await;
+    assert_eq!(v["results"][1]["payload"], "Yg", "{v}");
+    let too_many: Vec<Value> = (0..1001).map(|_| json!({"plaintext": "YQ"})).collect();
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/batch/encrypt"),
+        Some(json!({"items": too_many})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{enc_id}/batch/frobnicate"),
+        Some(json!({"items": []})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
     // Data keys: 32 random bytes and their JWE under the latest version.
     let (status, v) = call(
         &app,
