@@ -17,6 +17,16 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The OpenAPI document of the KMS API (checked in at `http/openapi/kms.yaml`).
+pub const OPENAPI: &str = include_str!("../openapi/kms.yaml");
+
+pub(crate) async fn openapi_get() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI,
+    )
+}
+
 /// The scope every KMS route requires.
 pub const SCOPE: &str = "kms";
 

@@ -190,6 +190,9 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
     }
     if service == ServiceName::Kms {
         use crate::kms;
+        both!(rows, Method::GET, "/openapi.yaml", Public, || get(
+            kms::openapi_get
+        ));
         both!(rows, Method::POST, "/elastickeys", Authenticated, || post(
             kms::keys_post
         ));

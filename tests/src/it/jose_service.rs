@@ -502,10 +502,24 @@ async fn keys_survive_a_restart_and_jwcrypto_verifies_the_service_signatures() {
 /// operation is a route under both prefixes, and every API route is documented.
 #[test]
 fn the_openapi_document_matches_the_route_table() {
+    openapi_matches_routes(cryptoutil_http::jose::OPENAPI, ServiceName::Jose, "/jose/");
+}
+
+#[test]
+fn the_kms_openapi_document_matches_the_route_table() {
+    openapi_matches_routes(
+        cryptoutil_http::kms::OPENAPI,
+        ServiceName::Kms,
+        "/elastickeys",
+    );
+}
+
+/// Every (method, path) the document lists is a route under both prefixes, and back.
+fn openapi_matches_routes(document: &str, service: ServiceName, api_prefix: &str) {
     use cryptoutil_http::routes;
     let mut documented = std::collections::BTreeSet::new();
     let mut path = None;
-    for line in cryptoutil_http::jose::OPENAPI.lines() {
+    for line in document.lines() {
         if let Some(p) = line.strip_prefix("  /").and_then(|l| l.strip_suffix(':')) {
             path = Some(format!("/{p}"));
         } else if !line.starts_with("  ") {
@@ -520,14 +534,14 @@ fn the_openapi_document_matches_the_route_table() {
     }
     assert!(documented.len() >= 10, "{documented:?}");
     for prefix in ["/service/api/v1", "/browser/api/v1"] {
-        let routed: std::collections::BTreeSet<(String, String)> = routes::table(ServiceName::Jose)
+        let routed: std::collections::BTreeSet<(String, String)> = routes::table(service)
             .iter()
             .filter_map(|r| {
                 let rest = r.path.strip_prefix(prefix)?;
                 Some((r.method.as_ref()?.as_str().to_owned(), rest.to_owned()))
             })
-            .filter(|(_, p)| p.starts_with("/jose/") || p == "/openapi.yaml")
+            .filter(|(_, p)| p.starts_with(api_prefix) || p == "/openapi.yaml")
             .collect();
-        assert_eq!(documented, routed, "under {prefix}");
+        assert_eq!(documented, routed, "{service} under {prefix}");
     }
 }
