@@ -39,5 +39,13 @@ pub mod supervisor;
 pub mod vault;
 
 pub use config::SupervisionConfig;
+
+/// Now, in Unix seconds (0 if the clock reads before 1970).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 pub use error::Error;
 pub use service::ServiceName;

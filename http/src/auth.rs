@@ -234,10 +234,7 @@ impl JwtBearer {
     }
 
     async fn bearer_token(&self, token: &str) -> Result<Principal, AuthFailure> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = cryptoutil_actors::now_unix();
         let digest = cryptoutil_protocols::oauth::token_digest(token.as_bytes());
         {
             let cache = self
@@ -435,10 +432,7 @@ impl AuthGate {
                         .flatten()
                         .filter(|p| p.jkt == *jkt)
                         .ok_or(AuthFailure::Invalid)?;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
+                let now = cryptoutil_actors::now_unix();
                 let mut seen = self
                     .proofs
                     .lock()

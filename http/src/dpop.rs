@@ -32,10 +32,7 @@ pub(crate) fn proof(
     }
     let proof = value.to_str().map_err(|_| "malformed DPoP header")?;
     let htu = request_url(headers, uri).ok_or("no request authority")?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = cryptoutil_actors::now_unix();
     let expect = cryptoutil_protocols::dpop::Expect {
         htm: method,
         htu: &htu,

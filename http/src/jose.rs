@@ -246,10 +246,7 @@ pub(crate) async fn jwt_verify_post(
     Extension(who): Extension<Principal>,
     Json(req): Json<JwtVerifyReq>,
 ) -> Result<Response, ApiError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = cryptoutil_actors::now_unix();
     match keys(&app, &who)?.jwt_verify(who.tenant, req.jwt, now).await {
         Ok(claims) => Ok(Json(json!({ "valid": true, "claims": claims })).into_response()),
         Err(e @ (cryptoutil_actors::Error::Jose(_) | cryptoutil_actors::Error::KeyNotFound)) => {

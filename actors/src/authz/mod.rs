@@ -40,13 +40,6 @@ pub struct AuthzArgs {
     pub config: AuthzConfig,
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Actor for Authz {
     type Msg = AuthzMsg;
     type State = AuthzState;
@@ -70,7 +63,7 @@ impl Actor for Authz {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AuthzMsg::Token { request, reply } => {
-                let decision = st.token(&request, now_unix());
+                let decision = st.token(&request, crate::now_unix());
                 if decision.persist.is_empty() {
                     let _ = reply.send(decision.result);
                 } else {
@@ -87,10 +80,10 @@ impl Actor for Authz {
                 params,
                 reply,
             } => {
-                let _ = reply.send(st.push_request(&client, &params, now_unix()));
+                let _ = reply.send(st.push_request(&client, &params, crate::now_unix()));
             }
             AuthzMsg::Authorize { params, reply } => {
-                let _ = reply.send(Ok(st.authorize(&params, now_unix())));
+                let _ = reply.send(Ok(st.authorize(&params, crate::now_unix())));
             }
             AuthzMsg::LoginStart {
                 challenge,
@@ -100,7 +93,7 @@ impl Actor for Authz {
                 let _ = reply.send(st.login_start(
                     &challenge,
                     session.as_deref().map(|s| s.as_str()),
-                    now_unix(),
+                    crate::now_unix(),
                 ));
             }
             AuthzMsg::Login {
@@ -109,28 +102,31 @@ impl Actor for Authz {
                 username,
                 password,
                 reply,
-            } => match st.login_check(&challenge, tenant.as_deref(), &username, now_unix()) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-                Ok(LoginCheck::Answer(outcome)) => {
-                    let _ = reply.send(Ok(outcome));
-                }
-                Ok(LoginCheck::Verify { hash, exists }) => {
-                    // PBKDF2 (600,000 iterations) off the mailbox, for real and dummy records alike.
-                    tokio::task::spawn_blocking(move || {
-                        let ok = cryptoutil_protocols::oauth::password_matches(&password, &hash)
-                            && exists;
-                        let _ = me.cast(AuthzMsg::LoginChecked {
-                            challenge,
-                            tenant,
-                            username,
-                            ok,
-                            reply,
+            } => {
+                match st.login_check(&challenge, tenant.as_deref(), &username, crate::now_unix()) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    Ok(LoginCheck::Answer(outcome)) => {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                    Ok(LoginCheck::Verify { hash, exists }) => {
+                        // PBKDF2 (600,000 iterations) off the mailbox, for real and dummy records alike.
+                        tokio::task::spawn_blocking(move || {
+                            let ok =
+                                cryptoutil_protocols::oauth::password_matches(&password, &hash)
+                                    && exists;
+                            let _ = me.cast(AuthzMsg::LoginChecked {
+                                challenge,
+                                tenant,
+                                username,
+                                ok,
+                                reply,
+                            });
                         });
-                    });
+                    }
                 }
-            },
+            }
             AuthzMsg::LoginChecked {
                 challenge,
                 tenant,
@@ -143,14 +139,14 @@ impl Actor for Authz {
                     tenant.as_deref(),
                     &username,
                     ok,
-                    now_unix(),
+                    crate::now_unix(),
                 ));
             }
             AuthzMsg::Consent {
                 challenge,
                 allow,
                 reply,
-            } => match st.consent(&challenge, allow, now_unix()) {
+            } => match st.consent(&challenge, allow, crate::now_unix()) {
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
@@ -160,7 +156,7 @@ impl Actor for Authz {
                 Ok((to, persist)) => persist_then(&me, st, persist, Then::Consent(reply, to)),
             },
             AuthzMsg::Userinfo { token, reply } => {
-                let _ = reply.send(st.userinfo(&token, now_unix()));
+                let _ = reply.send(st.userinfo(&token, crate::now_unix()));
             }
             AuthzMsg::Logout {
                 id_token_hint,
@@ -171,7 +167,7 @@ impl Actor for Authz {
                 id_token_hint.as_deref(),
                 post_logout_redirect_uri.as_deref(),
                 state.as_deref(),
-                now_unix(),
+                crate::now_unix(),
             ) {
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -186,13 +182,13 @@ impl Actor for Authz {
                 token,
                 reply,
             } => {
-                let _ = reply.send(st.introspect(&client, &token, now_unix()));
+                let _ = reply.send(st.introspect(&client, &token, crate::now_unix()));
             }
             AuthzMsg::Revoke {
                 client,
                 token,
                 reply,
-            } => match st.revocation(&client, &token, now_unix()) {
+            } => match st.revocation(&client, &token, crate::now_unix()) {
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
@@ -240,7 +236,7 @@ impl Actor for Authz {
                 let _ = reply.send(Ok(answer));
             }
             AuthzMsg::Jwks { reply } => {
-                let _ = reply.send(Ok(st.jwks(now_unix())));
+                let _ = reply.send(Ok(st.jwks(crate::now_unix())));
             }
             AuthzMsg::Metadata { reply } => {
                 let _ = reply.send(Ok(st.metadata()));
@@ -270,7 +266,7 @@ impl Actor for Authz {
                 let store = st.store();
                 let current = st.current_key();
                 tokio::task::spawn_blocking(move || {
-                    let retire = current.as_ref().map(|k| (k, now_unix()));
+                    let retire = current.as_ref().map(|k| (k, crate::now_unix()));
                     match AuthzState::new_signing_key(&store, retire) {
                         Ok(loaded) => {
                             let kid = loaded.first_kid();

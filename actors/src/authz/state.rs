@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
 use cryptoutil_protocols::oauth::{self, TokenError};
@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use super::msg::{AuthMethod, BootstrapCredentials};
 use crate::error::Error;
+pub(crate) use crate::now_unix;
 
 /// Scopes of the suite's APIs (a route checks the one of its service).
 pub const API_SCOPES: [&str; 4] = ["kms", "jose", "ca", "identity"];
@@ -254,13 +255,6 @@ impl std::fmt::Debug for AuthzState {
             .field("keys", &self.keys.len())
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 pub(super) fn corrupt(what: &'static str) -> Error {

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cryptoutil_protocols::jose::jwe::{self, ContentAlg, KeyAlg};
 use cryptoutil_protocols::jose::jws::{self, Verified};
@@ -129,10 +128,7 @@ impl JoseKeysState {
             }
         };
         let kid = jwk.kid.clone().ok_or(Error::BadRequest { reason: "kid" })?;
-        let created_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let created_unix = crate::now_unix();
         let private = jwk.to_private_value()?;
         let record = Zeroizing::new(
             json!({ "jwk": serde_json::from_str::<Value>(&private).unwrap_or(Value::Null), "exportable": spec.exportable, "created": created_unix })

@@ -100,14 +100,8 @@ pub struct KeyRingActorState {
     args: KeyRingArgs,
     ring: KeyRingState,
     last_used: Instant,
-    rotating: bool,
-}
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    /// A rotation, update or deletion is being written (one at a time).
+    writing: bool,
 }
 
 impl Actor for KeyRing {
@@ -134,7 +128,7 @@ impl Actor for KeyRing {
             args,
             ring,
             last_used: Instant::now(),
-            rotating: false,
+            writing: false,
         })
     }
 
@@ -168,18 +162,18 @@ impl Actor for KeyRing {
                 })));
             }
             KeyRingMsg::Rotate(reply) => {
-                if st.rotating {
+                if st.writing {
                     let _ = reply.send(Err(Error::Conflict {
                         what: "rotation in progress",
                     }));
                     return Ok(());
                 }
-                match st.ring.plan_rotation(&st.args.store, now_unix()) {
+                match st.ring.plan_rotation(&st.args.store, crate::now_unix()) {
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                     Ok((rotation, writes)) => {
-                        st.rotating = true;
+                        st.writing = true;
                         let store = Arc::clone(&st.args.store);
                         tokio::task::spawn_blocking(move || {
                             let done = store.apply(writes).map(|()| rotation).map_err(Error::from);
@@ -189,7 +183,7 @@ impl Actor for KeyRing {
                 }
             }
             KeyRingMsg::Rotated(done, reply) => {
-                st.rotating = false;
+                st.writing = false;
                 let _ = reply.send((*done).map(|r| st.ring.apply_rotation(r)));
             }
             KeyRingMsg::Batch(op, items, reply) => {
@@ -206,15 +200,15 @@ impl Actor for KeyRing {
                 write_key(&me, st, planned, reply);
             }
             KeyRingMsg::Delete(reply) => {
-                let planned = st.ring.plan_deletion(&st.args.store, now_unix());
+                let planned = st.ring.plan_deletion(&st.args.store, crate::now_unix());
                 write_key(&me, st, planned, reply);
             }
             KeyRingMsg::KeyWritten(done, reply) => {
-                st.rotating = false;
+                st.writing = false;
                 let _ = reply.send((*done).inspect(|key| st.ring.set_key(key.clone())));
             }
             KeyRingMsg::IdleCheck => {
-                if !st.rotating && st.last_used.elapsed() >= st.args.idle {
+                if !st.writing && st.last_used.elapsed() >= st.args.idle {
                     me.stop(Some("idle".into()));
                 }
             }
@@ -261,7 +255,7 @@ fn write_key(
     planned: Result<(ElasticKey, cryptoutil_storage::backend::Write), Error>,
     reply: RpcReplyPort<Result<ElasticKey, Error>>,
 ) {
-    if st.rotating {
+    if st.writing {
         let _ = reply.send(Err(Error::Conflict {
             what: "a change in progress",
         }));
@@ -272,7 +266,7 @@ fn write_key(
             let _ = reply.send(Err(e));
         }
         Ok((key, write)) => {
-            st.rotating = true;
+            st.writing = true;
             let (me, store) = (me.clone(), Arc::clone(&st.args.store));
             tokio::task::spawn_blocking(move || {
                 let done = store.apply(vec![write]).map(|()| key).map_err(Error::from);
@@ -328,7 +322,7 @@ impl KeyRingsHandle {
     pub async fn create(&self, tenant: String, spec: NewElasticKey) -> Result<ElasticKey, Error> {
         let store = Arc::clone(&self.store);
         let ring = tokio::task::spawn_blocking(move || {
-            KeyRingState::create(&store, &tenant, spec, now_unix())
+            KeyRingState::create(&store, &tenant, spec, crate::now_unix())
         })
         .await
         .map_err(|_| Error::Unavailable {

@@ -80,13 +80,6 @@ pub enum SessionsMsg {
     Crash,
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn no_login() -> Error {
     Error::NotFound {
         what: "browser sign-in (no identity-authz configured)",
@@ -115,7 +108,7 @@ impl Actor for Sessions {
         match msg {
             SessionsMsg::Begin { return_to, reply } => {
                 let answer = match &args.login {
-                    Some(l) => st.begin(l, return_to.as_deref(), now_unix()),
+                    Some(l) => st.begin(l, return_to.as_deref(), crate::now_unix()),
                     None => Err(no_login()),
                 };
                 let _ = reply.send(answer);
@@ -133,7 +126,7 @@ impl Actor for Sessions {
                     &login,
                     &params,
                     binding.as_deref().map(|b| b.as_str()),
-                    now_unix(),
+                    crate::now_unix(),
                 ) {
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -156,14 +149,14 @@ impl Actor for Sessions {
                 reply,
             } => {
                 let started = match (&args.login, answer) {
-                    (Some(l), Ok(v)) => st.start(l, &exchange, &v, now_unix()),
+                    (Some(l), Ok(v)) => st.start(l, &exchange, &v, crate::now_unix()),
                     (None, _) => Err(no_login()),
                     (_, Err(e)) => Err(e),
                 };
                 let _ = reply.send(started);
             }
             SessionsMsg::Lookup { cookie, reply } => {
-                let _ = reply.send(Ok(st.lookup(&cookie, now_unix())));
+                let _ = reply.send(Ok(st.lookup(&cookie, crate::now_unix())));
             }
             SessionsMsg::End { cookie, reply } => {
                 let hint = st.end(&cookie);
