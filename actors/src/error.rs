@@ -56,6 +56,9 @@ pub enum Error {
     /// An authorization request was refused (RFC 6749 §4.1.2.1 codes; pushed requests).
     #[error("authorization request refused: {code}: {why}", code = .0.code(), why = .1)]
     Authorize(cryptoutil_protocols::oauth::AuthorizeError, &'static str),
+    /// The operation's audit record could not be written, so the operation fails (HTTP 503).
+    #[error("the audit log could not record this operation")]
+    AuditFailed,
     /// Fault injection is off in this configuration.
     #[error("fault injection is disabled (admin.danger_fault_injection)")]
     FaultInjectionDisabled,

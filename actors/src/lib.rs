@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`supervisor`]: the generic restarting supervisor, child specs, restart policy, tree nodes.
+//! - [`audit`]: the `AuditLog` actor: a service's hash-chained audit log, group-committed.
 //! - [`authz`]: the `Authz` actor: identity-authz's tenants, clients, users and signing keys.
 //! - [`health`]: the `Health` actor: a service's liveness and readiness.
 //! - [`jose_keys`]: the `JoseKeys` actor: the JOSE service's keys per tenant.
@@ -23,6 +24,7 @@
 //! - [`error`]: the crate's error enum.
 
 pub mod ask;
+pub mod audit;
 pub mod authz;
 pub mod config;
 pub mod error;

@@ -6,6 +6,8 @@ pub const ACTOR_RESTARTS: &str = "cryptoutil_actor_restarts_total";
 pub const ACTOR_ESCALATIONS: &str = "cryptoutil_actor_escalations_total";
 /// Fetches of trusted issuers' JWK Sets, by service and outcome (ok, error, rate_limited).
 pub const JWKS_FETCHES: &str = "cryptoutil_auth_jwks_fetches_total";
+/// Audit records that could not be written (their operations failed), by service.
+pub const AUDIT_FAILURES: &str = "cryptoutil_audit_write_failures_total";
 
 /// Describes this crate's metrics; call once after installing the recorder.
 pub fn describe() {
@@ -20,6 +22,10 @@ pub fn describe() {
     metrics::describe_counter!(
         JWKS_FETCHES,
         "Fetches of trusted issuers' JWK Sets (ok, error; rate_limited: a refresh refused)."
+    );
+    metrics::describe_counter!(
+        AUDIT_FAILURES,
+        "Audit records that could not be written; each one's operation failed."
     );
 }
 
@@ -38,4 +44,9 @@ pub fn actor_escalated(service: &'static str, actor_kind: &'static str) {
 /// A refresh of an issuer's JWK Set ended with `outcome`.
 pub fn jwks_fetch(service: &'static str, outcome: &'static str) {
     metrics::counter!(JWKS_FETCHES, "service" => service, "outcome" => outcome).increment(1);
+}
+
+/// `records` audit records of `service` could not be written.
+pub fn audit_failed(service: &'static str, records: usize) {
+    metrics::counter!(AUDIT_FAILURES, "service" => service).increment(records as u64);
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use cryptoutil_storage::Store;
 use ractor::SpawnErr;
 
+use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
 use crate::authz::{Authz, AuthzArgs, AuthzConfig, AuthzHandle, AuthzMsg};
 use crate::config::SupervisionConfig;
 use crate::health::{Health, HealthArgs, HealthHandle, HealthMsg};
@@ -196,6 +197,28 @@ fn service_tree(
         children.push(Arc::new(spec));
         jose = Some(JoseKeysHandle::new(slot, cfg.ask_timeout));
     }
+    let mut audit = None;
+    if service == ServiceName::Kms {
+        let slot: Slot<AuditMsg> = Slot::new("AuditLog");
+        let audit_args = AuditArgs {
+            store: Arc::clone(&kms_store),
+            service: name,
+            write_lock: Arc::default(),
+        };
+        let spec = ActorSpec::new(
+            format!("{name}/audit"),
+            "AuditLog",
+            slot.clone(),
+            move || (AuditLog, audit_args.clone()),
+            || AuditMsg::Crash,
+        );
+        children.push(Arc::new(spec));
+        audit = Some(AuditHandle::new(
+            slot,
+            Arc::clone(&kms_store),
+            cfg.ask_timeout,
+        ));
+    }
     let mut issuer_jwks = Vec::with_capacity(args.issuers.len());
     for (i, remote) in args.issuers.iter().enumerate() {
         let slot: Slot<IssuerJwksMsg> = Slot::new("IssuerJwks");
@@ -233,9 +256,10 @@ fn service_tree(
         config: cfg.clone(),
     };
     let spec = SupervisorSpec::new(args);
-    let kms = (service == ServiceName::Kms).then(|| {
+    let kms = audit.map(|audit| {
         KeyRingsHandle::new(
             kms_store,
+            audit,
             spec.handle(),
             name,
             KEY_RING_IDLE,

@@ -26,6 +26,10 @@ pub const SHUTDOWN: &str = "/admin/v1/shutdown";
 pub const METRICS: &str = "/admin/v1/metrics";
 /// The live supervision tree as JSON.
 pub const SUPERVISION: &str = "/admin/v1/supervision";
+/// The audit log, every tenant's records, a page at a time (services that keep one: kms).
+pub const AUDIT: &str = "/admin/v1/audit";
+/// Verifies the audit log's whole hash chain.
+pub const AUDIT_VERIFY: &str = "/admin/v1/audit/verify";
 /// Fault injection (only with `admin.danger_fault_injection`).
 pub const FAULTS_CRASH: &str = "/admin/v1/faults/crash";
 
@@ -41,7 +45,9 @@ pub fn router(state: AdminState) -> Router {
         .route(HEALTHZ, get(healthz_get))
         .route(SHUTDOWN, post(shutdown_post))
         .route(METRICS, get(metrics_get))
-        .route(SUPERVISION, get(supervision_get));
+        .route(SUPERVISION, get(supervision_get))
+        .route(AUDIT, get(audit_get))
+        .route(AUDIT_VERIFY, get(audit_verify_get));
     if state.fault_injection {
         router = router.route(FAULTS_CRASH, post(crash_post));
     }
@@ -116,6 +122,17 @@ async fn metrics_get(State(st): State<AdminState>) -> Response {
         text,
     )
         .into_response()
+}
+
+async fn audit_get(
+    State(st): State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<crate::kms::AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    crate::kms::admin_audit_get(&st.app, q).await
+}
+
+async fn audit_verify_get(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    crate::kms::admin_audit_verify(&st.app).await
 }
 
 async fn supervision_get(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {

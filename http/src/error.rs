@@ -102,6 +102,9 @@ impl IntoResponse for ApiError {
                 cryptoutil_actors::Error::FaultInjectionDisabled => {
                     (StatusCode::NOT_FOUND, "not_found")
                 }
+                cryptoutil_actors::Error::AuditFailed => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable")
+                }
                 cryptoutil_actors::Error::KeyNotFound
                 | cryptoutil_actors::Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
                 cryptoutil_actors::Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cryptoutil_actors::kms::{BatchOp, KeyRingsHandle, KeyUpdate, NewElasticKey};
+use cryptoutil_actors::kms::{BatchOp, Caller, KeyRingsHandle, KeyUpdate, NewElasticKey};
 use cryptoutil_protocols::jose::b64;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -35,6 +35,14 @@ fn rings<'a>(app: &'a AppState, who: &Principal) -> Result<&'a KeyRingsHandle, A
     app.actors.kms.as_ref().ok_or(ApiError::NotFound)
 }
 
+/// The caller as the key rings and their audit records see it.
+fn caller(who: &Principal) -> Caller {
+    Caller {
+        tenant: who.tenant.clone(),
+        subject: who.subject.clone(),
+    }
+}
+
 fn decode(text: &str, what: &'static str) -> Result<Vec<u8>, ApiError> {
     b64::decode(text, what).map_err(|_| ApiError::BadRequest {
         reason: format!("{what} must be base64url"),
@@ -52,7 +60,7 @@ pub(crate) async fn keys_post(
     Extension(who): Extension<Principal>,
     Json(spec): Json<NewElasticKey>,
 ) -> Result<Response, ApiError> {
-    let key = rings(&app, &who)?.create(who.tenant.clone(), spec).await?;
+    let key = rings(&app, &who)?.create(&caller(&who), spec).await?;
     Ok((StatusCode::CREATED, Json(json!(key))).into_response())
 }
 
@@ -60,12 +68,12 @@ pub(crate) async fn keys_get(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<Json<Value>, ApiError> {
-    let keys = rings(&app, &who)?.list(who.tenant.clone()).await?;
+    let keys = rings(&app, &who)?.list(&caller(&who)).await?;
     Ok(Json(json!({ "elastickeys": keys })))
 }
 
 async fn describe(app: &AppState, who: &Principal, id: &str) -> Result<Value, ApiError> {
-    Ok(rings(app, who)?.describe(&who.tenant, id).await?)
+    Ok(rings(app, who)?.describe(&caller(who), id).await?)
 }
 
 pub(crate) async fn key_get(
@@ -84,7 +92,7 @@ pub(crate) async fn key_patch(
     Json(update): Json<KeyUpdate>,
 ) -> Result<Json<Value>, ApiError> {
     let key = rings(&app, &who)?
-        .update(&who.tenant, &p.id, update)
+        .update(&caller(&who), &p.id, update)
         .await?;
     Ok(Json(json!(key)))
 }
@@ -95,7 +103,7 @@ pub(crate) async fn key_delete(
     Extension(who): Extension<Principal>,
     Path(p): Path<KeyPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = rings(&app, &who)?.delete(&who.tenant, &p.id).await?;
+    let key = rings(&app, &who)?.delete(&caller(&who), &p.id).await?;
     Ok(Json(json!(key)))
 }
 
@@ -144,7 +152,7 @@ pub(crate) async fn batch_post(
         }));
     }
     let results = rings(&app, &who)?
-        .batch(&who.tenant, &p.id, op, items)
+        .batch(&caller(&who), &p.id, op, items)
         .await?;
     Ok(Json(json!({ "results": results })))
 }
@@ -164,7 +172,7 @@ pub(crate) async fn datakey_post(
     Path(p): Path<KeyPath>,
     Json(req): Json<DataKeyReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let (plaintext, jwe) = rings(&app, &who)?.data_key(&who.tenant, &p.id).await?;
+    let (plaintext, jwe) = rings(&app, &who)?.data_key(&caller(&who), &p.id).await?;
     Ok(Json(if req.wrapped_only {
         json!({ "jwe": jwe })
     } else {
@@ -204,7 +212,7 @@ pub(crate) async fn rotate_post(
     Extension(who): Extension<Principal>,
     Path(p): Path<KeyPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let version = rings(&app, &who)?.rotate(&who.tenant, &p.id).await?;
+    let version = rings(&app, &who)?.rotate(&caller(&who), &p.id).await?;
     Ok(Json(json!({ "version": version })))
 }
 
@@ -223,7 +231,7 @@ pub(crate) async fn encrypt_post(
 ) -> Result<Json<Value>, ApiError> {
     let plaintext = Zeroizing::new(decode(&req.plaintext, "plaintext")?);
     let jwe = rings(&app, &who)?
-        .encrypt(&who.tenant, &p.id, plaintext)
+        .encrypt(&caller(&who), &p.id, plaintext)
         .await?;
     Ok(Json(json!({ "jwe": jwe })))
 }
@@ -242,7 +250,7 @@ pub(crate) async fn decrypt_post(
     Json(req): Json<DecryptReq>,
 ) -> Result<Json<Value>, ApiError> {
     let plaintext = rings(&app, &who)?
-        .decrypt(&who.tenant, &p.id, req.jwe)
+        .decrypt(&caller(&who), &p.id, req.jwe)
         .await?;
     Ok(Json(json!({ "plaintext": b64::encode(&plaintext) })))
 }
@@ -261,7 +269,9 @@ pub(crate) async fn sign_post(
     Json(req): Json<SignReq>,
 ) -> Result<Json<Value>, ApiError> {
     let payload = decode(&req.payload, "payload")?;
-    let jws = rings(&app, &who)?.sign(&who.tenant, &p.id, payload).await?;
+    let jws = rings(&app, &who)?
+        .sign(&caller(&who), &p.id, payload)
+        .await?;
     Ok(Json(json!({ "jws": jws })))
 }
 
@@ -278,7 +288,10 @@ pub(crate) async fn verify_post(
     Path(p): Path<KeyPath>,
     Json(req): Json<VerifyReq>,
 ) -> Result<Response, ApiError> {
-    match rings(&app, &who)?.verify(&who.tenant, &p.id, req.jws).await {
+    match rings(&app, &who)?
+        .verify(&caller(&who), &p.id, req.jws)
+        .await
+    {
         Ok(v) => {
             Ok(Json(json!({ "valid": true, "payload": b64::encode(&v.payload) })).into_response())
         }
@@ -289,4 +302,58 @@ pub(crate) async fn verify_post(
             .into_response()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `?from=<seq>&limit=<n>` of an audit read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    #[serde(default)]
+    from: Option<u64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+impl AuditQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.unwrap_or(100) {
+            n @ 1..=1000 => Ok(n),
+            _ => Err(ApiError::BadRequest {
+                reason: "limit: 1 to 1000".into(),
+            }),
+        }
+    }
+}
+
+/// The caller's tenant's audit records, in log order, a page at a time (`next` is the `from`
+/// of the next page). Whole-chain verification is on the admin listener, since it reads every
+/// tenant's records.
+pub(crate) async fn audit_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit()?;
+    let page = rings(&app, &who)?
+        .audit()
+        .read(q.from.unwrap_or(1), limit, Some(who.tenant.clone()))
+        .await?;
+    Ok(Json(json!(page)))
+}
+
+/// Admin: every tenant's records (`/admin/v1/audit`).
+pub(crate) async fn admin_audit_get(
+    app: &AppState,
+    q: AuditQuery,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit()?;
+    let rings = app.actors.kms.as_ref().ok_or(ApiError::NotFound)?;
+    let page = rings.audit().read(q.from.unwrap_or(1), limit, None).await?;
+    Ok(Json(json!(page)))
+}
+
+/// Admin: verifies the whole chain (`/admin/v1/audit/verify`).
+pub(crate) async fn admin_audit_verify(app: &AppState) -> Result<Json<Value>, ApiError> {
+    let rings = app.actors.kms.as_ref().ok_or(ApiError::NotFound)?;
+    Ok(Json(json!(rings.audit().verify().await?)))
 }

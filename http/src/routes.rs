@@ -199,6 +199,9 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
         both!(rows, Method::GET, "/elastickeys", Authenticated, || get(
             kms::keys_get
         ));
+        both!(rows, Method::GET, "/audit", Authenticated, || get(
+            kms::audit_get
+        ));
         both!(
             rows,
             Method::GET,

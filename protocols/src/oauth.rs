@@ -41,10 +41,7 @@ pub fn client_secret_matches(pepper: &[u8], secret: &str, mac: &[u8; 32]) -> boo
 
 /// SHA-256 of a token: the key of caches and lookups (never the token itself).
 pub fn token_digest(token: &[u8]) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
+    crate::sha256(token)
 }
 
 /// A stored password hash: `pbkdf2-sha256$<iterations>$<salt b64url>$<hash b64url>`.

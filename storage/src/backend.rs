@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::error::Error;
 use crate::tables::Table;
@@ -14,6 +14,15 @@ use crate::tables::Table;
 pub enum Write {
     /// Insert or replace.
     Put {
+        /// Target table.
+        table: Table,
+        /// Record key.
+        key: Vec<u8>,
+        /// Record value (already sealed where secret).
+        value: Vec<u8>,
+    },
+    /// Insert; the whole batch fails with [`Error::Exists`] if the key is already there.
+    Create {
         /// Target table.
         table: Table,
         /// Record key.
@@ -33,12 +42,19 @@ pub enum Write {
 /// Key/value pairs, as `scan` returns them.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// One key/value pair.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Synchronous storage: call it from `spawn_blocking`, never from an async task directly.
 pub trait Backend: Send + Sync + 'static {
     /// Reads one value.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
     /// Lists `(key, value)` pairs whose key starts with `prefix`, in key order.
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, Error>;
+    /// At most `limit` `(key, value)` pairs whose key is at least `from`, in key order.
+    fn range(&self, table: Table, from: &[u8], limit: usize) -> Result<Entries, Error>;
+    /// The pair with the greatest key, if the table holds any.
+    fn last(&self, table: Table) -> Result<Option<Entry>, Error>;
     /// Applies every write or none, durably (the commit is on disk when this returns).
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error>;
 }
@@ -185,6 +201,26 @@ impl Backend for RedbBackend {
         Ok(out)
     }
 
+    fn range(&self, table: Table, from: &[u8], limit: usize) -> Result<Entries, Error> {
+        let t = self.read(table)?;
+        let mut out = Vec::new();
+        for entry in t
+            .range(from..)
+            .map_err(|e| Error::db("range")(e.into()))?
+            .take(limit)
+        {
+            let (k, v) = entry.map_err(|e| Error::db("range")(e.into()))?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn last(&self, table: Table) -> Result<Option<Entry>, Error> {
+        let t = self.read(table)?;
+        let last = t.last().map_err(|e| Error::db("last")(e.into()))?;
+        Ok(last.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
+    }
+
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error> {
         let txn = self
             .db
@@ -198,6 +234,21 @@ impl Backend for RedbBackend {
                         .map_err(|e| Error::db("open table")(e.into()))?;
                     t.insert(key.as_slice(), value.as_slice())
                         .map_err(|e| Error::db("insert")(e.into()))?;
+                }
+                Write::Create { table, key, value } => {
+                    let mut t = txn
+                        .open_table(table.definition())
+                        .map_err(|e| Error::db("open table")(e.into()))?;
+                    let old = t
+                        .insert(key.as_slice(), value.as_slice())
+                        .map_err(|e| Error::db("insert")(e.into()))?;
+                    if old.is_some() {
+                        // Dropping the transaction uncommitted aborts every write of the batch.
+                        return Err(Error::Exists {
+                            table: table.name(),
+                            key_hint: crate::error::key_hint(&key),
+                        });
+                    }
                 }
                 Write::Delete { table, key } => {
                     let mut t = txn

@@ -78,6 +78,14 @@ pub enum Error {
         /// Its id.
         id: u32,
     },
+    /// A write that must create a record found one already there.
+    #[error("record {table}/{key_hint} already exists")]
+    Exists {
+        /// The table.
+        table: &'static str,
+        /// The record key.
+        key_hint: String,
+    },
     /// The crypto module failed (random generator or cipher setup).
     #[error("crypto failure in {op}")]
     Crypto {

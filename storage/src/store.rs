@@ -14,6 +14,12 @@ use crate::tables::Table;
 /// Opened records: key and plaintext (zeroized on drop).
 pub type OpenedRecords = Vec<(Vec<u8>, Zeroizing<Vec<u8>>)>;
 
+/// One opened record: key and plaintext.
+pub type OpenedRecord = (Vec<u8>, Zeroizing<Vec<u8>>);
+
+/// Records opened one by one: key and plaintext, or why that record does not open.
+pub type OpenedEach = Vec<(Vec<u8>, Result<Zeroizing<Vec<u8>>, Error>)>;
+
 /// A service's storage. Synchronous: actors call it from `spawn_blocking`.
 pub struct Store {
     backend: Box<dyn Backend>,
@@ -70,6 +76,52 @@ impl Store {
             key: key.to_vec(),
             value,
         })
+    }
+
+    /// A sealed insert for [`Store::apply`] that fails the whole batch if `key` already exists.
+    pub fn sealed_create(
+        &self,
+        table: Table,
+        key: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Write, Error> {
+        let value = self.barrier().seal(table, key, plaintext)?;
+        Ok(Write::Create {
+            table,
+            key: key.to_vec(),
+            value,
+        })
+    }
+
+    /// At most `limit` sealed records of `table` from key `from` on, in key order, each opened
+    /// on its own (one that fails authentication does not hide the others).
+    pub fn range_opened(
+        &self,
+        table: Table,
+        from: &[u8],
+        limit: usize,
+    ) -> Result<OpenedEach, Error> {
+        let barrier = self.barrier();
+        Ok(self
+            .backend
+            .range(table, from, limit)?
+            .into_iter()
+            .map(|(k, v)| {
+                let plain = barrier.open(table, &k, &v);
+                (k, plain)
+            })
+            .collect())
+    }
+
+    /// The sealed record of `table` with the greatest key, opened.
+    pub fn last_sealed(&self, table: Table) -> Result<Option<OpenedRecord>, Error> {
+        match self.backend.last(table)? {
+            None => Ok(None),
+            Some((k, v)) => {
+                let plain = self.barrier().open(table, &k, &v)?;
+                Ok(Some((k, plain)))
+            }
+        }
     }
 
     /// Stores a value that is not secret (metadata, public certificates) as it is.

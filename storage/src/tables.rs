@@ -36,11 +36,13 @@ pub enum Table {
     KmsElasticKeys,
     /// KMS material keys: `<tenant>/<id>/<version, 10 digits>` -> sealed private JWK.
     KmsMaterialKeys,
+    /// The hash-chained audit log: `<sequence, 20 digits>` -> sealed record.
+    AuditLog,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -55,6 +57,7 @@ impl Table {
         Table::IdentityConsents,
         Table::KmsElasticKeys,
         Table::KmsMaterialKeys,
+        Table::AuditLog,
     ];
 
     /// The versioned table name.
@@ -74,6 +77,7 @@ impl Table {
             Table::IdentityConsents => "identity_consents_v1",
             Table::KmsElasticKeys => "kms_elastic_keys_v1",
             Table::KmsMaterialKeys => "kms_material_keys_v1",
+            Table::AuditLog => "audit_log_v1",
         }
     }
 

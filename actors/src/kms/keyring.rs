@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::ring::{ElasticKey, KeyRingState, KeyUpdate, NewElasticKey, Rotation};
 use crate::ask::ask;
+use crate::audit::{AuditEntry, AuditHandle, Completion};
 use crate::error::Error;
 use crate::slot::Slot;
 use crate::supervisor::child::ActorSpec;
@@ -29,6 +30,7 @@ pub struct KeyRing;
 #[derive(Clone, Debug)]
 pub struct KeyRingArgs {
     store: Arc<Store>,
+    audit: AuditHandle,
     tenant: String,
     id: String,
     idle: Duration,
@@ -53,19 +55,36 @@ pub const MAX_BATCH: usize = 1000;
 /// A data key: its plaintext and its JWE.
 pub type DataKey = (Zeroizing<Vec<u8>>, String);
 
-/// What a key ring does.
+/// Who asks: every audit record names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The caller's tenant: only its keys are visible.
+    pub tenant: String,
+    /// The client or user id.
+    pub subject: String,
+}
+
+/// What a key ring does. Every operation's answer waits until its audit record is durable.
 pub enum KeyRingMsg {
     /// JWE with the latest material key.
-    Encrypt(Zeroizing<Vec<u8>>, RpcReplyPort<Result<String, Error>>),
+    Encrypt(
+        String,
+        Zeroizing<Vec<u8>>,
+        RpcReplyPort<Result<String, Error>>,
+    ),
     /// Opens a JWE.
-    Decrypt(String, RpcReplyPort<Result<Zeroizing<Vec<u8>>, Error>>),
+    Decrypt(
+        String,
+        String,
+        RpcReplyPort<Result<Zeroizing<Vec<u8>>, Error>>,
+    ),
     /// JWS with the latest material key.
-    Sign(Vec<u8>, RpcReplyPort<Result<String, Error>>),
+    Sign(String, Vec<u8>, RpcReplyPort<Result<String, Error>>),
     /// Verifies a JWS.
-    Verify(String, RpcReplyPort<Result<Verified, Error>>),
+    Verify(String, String, RpcReplyPort<Result<Verified, Error>>),
     /// A new latest material key; its version.
-    Rotate(RpcReplyPort<Result<u32, Error>>),
-    /// The rotation's write finished.
+    Rotate(String, RpcReplyPort<Result<u32, Error>>),
+    /// The rotation and its audit record committed (or did not).
     Rotated(
         Box<Result<Rotation, Error>>,
         RpcReplyPort<Result<u32, Error>>,
@@ -73,18 +92,19 @@ pub enum KeyRingMsg {
     /// The elastic key, its versions and its public JWKS.
     Describe(RpcReplyPort<Result<Value, Error>>),
     /// Changes the elastic key's settings; the updated key.
-    Update(KeyUpdate, RpcReplyPort<Result<ElasticKey, Error>>),
+    Update(String, KeyUpdate, RpcReplyPort<Result<ElasticKey, Error>>),
     /// Soft-deletes the elastic key; the updated key.
-    Delete(RpcReplyPort<Result<ElasticKey, Error>>),
-    /// An update or deletion is written.
+    Delete(String, RpcReplyPort<Result<ElasticKey, Error>>),
+    /// An update or deletion is written with its audit record (or is not).
     KeyWritten(
         Box<Result<ElasticKey, Error>>,
         RpcReplyPort<Result<ElasticKey, Error>>,
     ),
     /// A data key: (plaintext, JWE).
-    DataKey(RpcReplyPort<Result<DataKey, Error>>),
+    DataKey(String, RpcReplyPort<Result<DataKey, Error>>),
     /// Many items of one operation; a result per item.
     Batch(
+        String,
         BatchOp,
         Vec<Zeroizing<Vec<u8>>>,
         RpcReplyPort<Result<Vec<Value>, Error>>,
@@ -102,6 +122,30 @@ pub struct KeyRingActorState {
     last_used: Instant,
     /// A rotation, update or deletion is being written (one at a time).
     writing: bool,
+}
+
+impl KeyRingActorState {
+    fn entry(&self, who: &str, op: &'static str, version: Option<u32>) -> AuditEntry {
+        AuditEntry::new(who, &self.args.tenant, &self.args.id, op).version(version)
+    }
+
+    /// Answers `result` once its audit record is durable; if the record cannot be written, the
+    /// caller gets that failure instead of the result.
+    fn audited<T: Send + 'static>(
+        &self,
+        entry: AuditEntry,
+        result: Result<T, Error>,
+        reply: RpcReplyPort<Result<T, Error>>,
+    ) {
+        let entry = entry.outcome(&result);
+        self.args.audit.submit(
+            entry,
+            Vec::new(),
+            Completion::new(move |audited| {
+                let _ = reply.send(audited.and(result));
+            }),
+        );
+    }
 }
 
 impl Actor for KeyRing {
@@ -141,18 +185,37 @@ impl Actor for KeyRing {
         if !matches!(msg, KeyRingMsg::IdleCheck) {
             st.last_used = Instant::now();
         }
+        let latest = Some(st.ring.key.latest);
         match msg {
-            KeyRingMsg::Encrypt(plaintext, reply) => {
-                let _ = reply.send(st.ring.encrypt(&plaintext));
+            KeyRingMsg::Encrypt(who, plaintext, reply) => {
+                let entry = st.entry(&who, "encrypt", latest);
+                st.audited(entry, st.ring.encrypt(&plaintext), reply);
             }
-            KeyRingMsg::Decrypt(jwe, reply) => {
-                let _ = reply.send(st.ring.decrypt(&jwe));
+            KeyRingMsg::Decrypt(who, jwe, reply) => {
+                let entry = st.entry(&who, "decrypt", st.ring.token_version(&jwe));
+                st.audited(entry, st.ring.decrypt(&jwe), reply);
             }
-            KeyRingMsg::Sign(payload, reply) => {
-                let _ = reply.send(st.ring.sign(&payload));
+            KeyRingMsg::Sign(who, payload, reply) => {
+                let entry = st.entry(&who, "sign", latest);
+                st.audited(entry, st.ring.sign(&payload), reply);
             }
-            KeyRingMsg::Verify(jws, reply) => {
-                let _ = reply.send(st.ring.verify(&jws));
+            KeyRingMsg::Verify(who, jws, reply) => {
+                let entry = st.entry(&who, "verify", st.ring.token_version(&jws));
+                st.audited(entry, st.ring.verify(&jws), reply);
+            }
+            KeyRingMsg::DataKey(who, reply) => {
+                let entry = st.entry(&who, "datakey", latest);
+                st.audited(entry, st.ring.data_key(), reply);
+            }
+            KeyRingMsg::Batch(who, op, items, reply) => {
+                let results: Vec<Value> =
+                    items.iter().map(|i| batch_item(&st.ring, op, i)).collect();
+                let failed = results.iter().filter(|r| r.get("error").is_some()).count();
+                let mut entry = st.entry(&who, op.audit_name(), latest);
+                if failed > 0 {
+                    entry.error = Some(format!("{failed} of {} items failed", results.len()));
+                }
+                st.audited(entry, Ok(results), reply);
             }
             KeyRingMsg::Describe(reply) => {
                 let _ = reply.send(Ok(serde_json::json!({
@@ -161,7 +224,7 @@ impl Actor for KeyRing {
                     "jwks": st.ring.jwks(),
                 })));
             }
-            KeyRingMsg::Rotate(reply) => {
+            KeyRingMsg::Rotate(who, reply) => {
                 if st.writing {
                     let _ = reply.send(Err(Error::Conflict {
                         what: "rotation in progress",
@@ -170,41 +233,45 @@ impl Actor for KeyRing {
                 }
                 match st.ring.plan_rotation(&st.args.store, crate::now_unix()) {
                     Err(e) => {
-                        let _ = reply.send(Err(e));
+                        let entry = st.entry(&who, "rotate", None);
+                        st.audited(entry, Err(e), reply);
                     }
                     Ok((rotation, writes)) => {
                         st.writing = true;
-                        let store = Arc::clone(&st.args.store);
-                        tokio::task::spawn_blocking(move || {
-                            let done = store.apply(writes).map(|()| rotation).map_err(Error::from);
-                            let _ = me.cast(KeyRingMsg::Rotated(Box::new(done), reply));
-                        });
+                        let entry = st.entry(&who, "rotate", Some(rotation.version()));
+                        st.args.audit.submit(
+                            entry,
+                            writes,
+                            Completion::new(move |done| {
+                                let done = done.map(|()| rotation);
+                                let _ = me.cast(KeyRingMsg::Rotated(Box::new(done), reply));
+                            }),
+                        );
                     }
                 }
             }
             KeyRingMsg::Rotated(done, reply) => {
                 st.writing = false;
+                if done.is_err() {
+                    // The rotation may have lost to one this ring never saw (a restart raced
+                    // it): stop, so the next use loads the ring from the store.
+                    me.stop(Some("rotation not written; reload".into()));
+                }
                 let _ = reply.send((*done).map(|r| st.ring.apply_rotation(r)));
             }
-            KeyRingMsg::Batch(op, items, reply) => {
-                let _ = reply.send(Ok(items
-                    .iter()
-                    .map(|i| batch_item(&st.ring, op, i))
-                    .collect()));
-            }
-            KeyRingMsg::DataKey(reply) => {
-                let _ = reply.send(st.ring.data_key());
-            }
-            KeyRingMsg::Update(update, reply) => {
+            KeyRingMsg::Update(who, update, reply) => {
                 let planned = st.ring.plan_update(&st.args.store, update);
-                write_key(&me, st, planned, reply);
+                write_key(&me, st, st.entry(&who, "update", None), planned, reply);
             }
-            KeyRingMsg::Delete(reply) => {
+            KeyRingMsg::Delete(who, reply) => {
                 let planned = st.ring.plan_deletion(&st.args.store, crate::now_unix());
-                write_key(&me, st, planned, reply);
+                write_key(&me, st, st.entry(&who, "delete", None), planned, reply);
             }
             KeyRingMsg::KeyWritten(done, reply) => {
                 st.writing = false;
+                if done.is_err() {
+                    me.stop(Some("change not written; reload".into()));
+                }
                 let _ = reply.send((*done).inspect(|key| st.ring.set_key(key.clone())));
             }
             KeyRingMsg::IdleCheck => {
@@ -220,6 +287,17 @@ impl Actor for KeyRing {
             }
         }
         Ok(())
+    }
+}
+
+impl BatchOp {
+    fn audit_name(self) -> &'static str {
+        match self {
+            BatchOp::Encrypt => "batch-encrypt",
+            BatchOp::Decrypt => "batch-decrypt",
+            BatchOp::Sign => "batch-sign",
+            BatchOp::Verify => "batch-verify",
+        }
     }
 }
 
@@ -247,11 +325,12 @@ fn batch_item(ring: &KeyRingState, op: BatchOp, item: &[u8]) -> Value {
     result.unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
 }
 
-/// Writes a planned change of the elastic key off the mailbox (one write at a time, like a
-/// rotation), then applies it.
+/// Commits a planned change of the elastic key with its audit record (one change at a time,
+/// like a rotation), then applies it.
 fn write_key(
     me: &ActorRef<KeyRingMsg>,
     st: &mut KeyRingActorState,
+    entry: AuditEntry,
     planned: Result<(ElasticKey, cryptoutil_storage::backend::Write), Error>,
     reply: RpcReplyPort<Result<ElasticKey, Error>>,
 ) {
@@ -262,16 +341,18 @@ fn write_key(
         return;
     }
     match planned {
-        Err(e) => {
-            let _ = reply.send(Err(e));
-        }
+        Err(e) => st.audited(entry, Err(e), reply),
         Ok((key, write)) => {
             st.writing = true;
-            let (me, store) = (me.clone(), Arc::clone(&st.args.store));
-            tokio::task::spawn_blocking(move || {
-                let done = store.apply(vec![write]).map(|()| key).map_err(Error::from);
-                let _ = me.cast(KeyRingMsg::KeyWritten(Box::new(done), reply));
-            });
+            let me = me.clone();
+            st.args.audit.submit(
+                entry,
+                vec![write],
+                Completion::new(move |done| {
+                    let done = done.map(|()| key);
+                    let _ = me.cast(KeyRingMsg::KeyWritten(Box::new(done), reply));
+                }),
+            );
         }
     }
 }
@@ -280,10 +361,12 @@ fn write_key(
 type RingSlots = HashMap<(String, String), Slot<KeyRingMsg>>;
 
 /// The KMS's elastic keys: creates and lists them, and reaches each one's `KeyRing`, starting
-/// it under the service supervisor when it is not running.
+/// it under the service supervisor when it is not running. Every key operation, refused ones
+/// included (an unknown key, another tenant's key), leaves an audit record.
 #[derive(Clone)]
 pub struct KeyRingsHandle {
     store: Arc<Store>,
+    audit: AuditHandle,
     supervisor: SupervisorHandle,
     service: &'static str,
     slots: Arc<Mutex<RingSlots>>,
@@ -299,10 +382,19 @@ impl std::fmt::Debug for KeyRingsHandle {
     }
 }
 
+fn stopped<T>(_: T) -> Error {
+    Error::Unavailable {
+        actor: "KeyRing",
+        why: crate::error::Unavailability::Stopped,
+    }
+}
+
 impl KeyRingsHandle {
-    /// The key rings of `service`, kept under `supervisor`, stopped after `idle`.
+    /// The key rings of `service`, kept under `supervisor`, audited to `audit`, stopped after
+    /// `idle`.
     pub fn new(
         store: Arc<Store>,
+        audit: AuditHandle,
         supervisor: SupervisorHandle,
         service: &'static str,
         idle: Duration,
@@ -310,6 +402,7 @@ impl KeyRingsHandle {
     ) -> Self {
         Self {
             store,
+            audit,
             supervisor,
             service,
             slots: Arc::default(),
@@ -318,23 +411,40 @@ impl KeyRingsHandle {
         }
     }
 
-    /// Creates an elastic key (and its first material key) in `tenant`.
-    pub async fn create(&self, tenant: String, spec: NewElasticKey) -> Result<ElasticKey, Error> {
-        let store = Arc::clone(&self.store);
-        let ring = tokio::task::spawn_blocking(move || {
-            KeyRingState::create(&store, &tenant, spec, crate::now_unix())
-        })
-        .await
-        .map_err(|_| Error::Unavailable {
-            actor: "KeyRing",
-            why: crate::error::Unavailability::Stopped,
-        })??;
-        Ok(ring.key)
+    /// The service's audit log.
+    pub fn audit(&self) -> &AuditHandle {
+        &self.audit
     }
 
-    /// The elastic keys of `tenant`.
-    pub async fn list(&self, tenant: String) -> Result<Vec<ElasticKey>, Error> {
-        let store = Arc::clone(&self.store);
+    /// Creates an elastic key (and its first material key) in the caller's tenant; the key and
+    /// its audit record commit together.
+    pub async fn create(&self, who: &Caller, spec: NewElasticKey) -> Result<ElasticKey, Error> {
+        let (store, tenant) = (Arc::clone(&self.store), who.tenant.clone());
+        let planned = tokio::task::spawn_blocking(move || {
+            KeyRingState::plan_create(&store, &tenant, spec, crate::now_unix())
+        })
+        .await
+        .map_err(stopped)?;
+        match planned {
+            Err(e) => {
+                let entry = AuditEntry::new(&who.subject, &who.tenant, "", "create");
+                self.audit
+                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
+                    .await?;
+                Err(e)
+            }
+            Ok((ring, writes)) => {
+                let entry = AuditEntry::new(&who.subject, &who.tenant, &ring.key.id, "create")
+                    .version(Some(ring.key.latest));
+                self.audit.append(entry, writes).await?;
+                Ok(ring.key)
+            }
+        }
+    }
+
+    /// The elastic keys of the caller's tenant.
+    pub async fn list(&self, who: &Caller) -> Result<Vec<ElasticKey>, Error> {
+        let (store, tenant) = (Arc::clone(&self.store), who.tenant.clone());
         tokio::task::spawn_blocking(move || {
             let prefix = format!("{tenant}/");
             let mut keys = Vec::new();
@@ -348,10 +458,7 @@ impl KeyRingsHandle {
             Ok(keys)
         })
         .await
-        .map_err(|_| Error::Unavailable {
-            actor: "KeyRing",
-            why: crate::error::Unavailability::Stopped,
-        })?
+        .map_err(stopped)?
     }
 
     /// The running ring of (`tenant`, `id`), started if needed; `KeyNotFound` for a key that
@@ -386,15 +493,13 @@ impl KeyRingsHandle {
                 .map(|r| r.is_some())
         })
         .await
-        .map_err(|_| Error::Unavailable {
-            actor: "KeyRing",
-            why: crate::error::Unavailability::Stopped,
-        })??;
+        .map_err(stopped)??;
         if !exists {
             return Err(Error::KeyNotFound);
         }
         let args = KeyRingArgs {
             store: Arc::clone(&self.store),
+            audit: self.audit.clone(),
             tenant: tenant.to_owned(),
             id: id.to_owned(),
             idle: self.idle,
@@ -410,73 +515,88 @@ impl KeyRingsHandle {
         Ok(slot)
     }
 
+    /// Asks the ring of `id` in the caller's tenant; a key that is not there (or is another
+    /// tenant's) is audited as a failed `op` and answered `KeyNotFound`.
     async fn call<T: Send + 'static>(
         &self,
-        tenant: &str,
+        who: &Caller,
         id: &str,
-        build: impl FnOnce(RpcReplyPort<Result<T, Error>>) -> KeyRingMsg,
+        op: &'static str,
+        build: impl FnOnce(String, RpcReplyPort<Result<T, Error>>) -> KeyRingMsg,
     ) -> Result<T, Error> {
-        let slot = self.ring(tenant, id).await?;
-        ask(&slot, build, self.timeout).await
+        match self.ring(&who.tenant, id).await {
+            Ok(slot) => ask(&slot, |r| build(who.subject.clone(), r), self.timeout).await,
+            Err(e) => {
+                let entry = AuditEntry::new(&who.subject, &who.tenant, id, op);
+                self.audit
+                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
+                    .await?;
+                Err(e)
+            }
+        }
     }
 
     /// JWE of `plaintext` with the latest material key.
     pub async fn encrypt(
         &self,
-        tenant: &str,
+        who: &Caller,
         id: &str,
         plaintext: Zeroizing<Vec<u8>>,
     ) -> Result<String, Error> {
-        self.call(tenant, id, |r| KeyRingMsg::Encrypt(plaintext, r))
-            .await
+        self.call(who, id, "encrypt", |w, r| {
+            KeyRingMsg::Encrypt(w, plaintext, r)
+        })
+        .await
     }
 
     /// Opens a JWE.
     pub async fn decrypt(
         &self,
-        tenant: &str,
+        who: &Caller,
         id: &str,
         jwe: String,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        self.call(tenant, id, |r| KeyRingMsg::Decrypt(jwe, r)).await
+        self.call(who, id, "decrypt", |w, r| KeyRingMsg::Decrypt(w, jwe, r))
+            .await
     }
 
     /// JWS of `payload` with the latest material key.
-    pub async fn sign(&self, tenant: &str, id: &str, payload: Vec<u8>) -> Result<String, Error> {
-        self.call(tenant, id, |r| KeyRingMsg::Sign(payload, r))
+    pub async fn sign(&self, who: &Caller, id: &str, payload: Vec<u8>) -> Result<String, Error> {
+        self.call(who, id, "sign", |w, r| KeyRingMsg::Sign(w, payload, r))
             .await
     }
 
     /// Verifies a JWS.
-    pub async fn verify(&self, tenant: &str, id: &str, jws: String) -> Result<Verified, Error> {
-        self.call(tenant, id, |r| KeyRingMsg::Verify(jws, r)).await
+    pub async fn verify(&self, who: &Caller, id: &str, jws: String) -> Result<Verified, Error> {
+        self.call(who, id, "verify", |w, r| KeyRingMsg::Verify(w, jws, r))
+            .await
     }
 
     /// Rotates; the new version.
-    pub async fn rotate(&self, tenant: &str, id: &str) -> Result<u32, Error> {
-        self.call(tenant, id, KeyRingMsg::Rotate).await
+    pub async fn rotate(&self, who: &Caller, id: &str) -> Result<u32, Error> {
+        self.call(who, id, "rotate", KeyRingMsg::Rotate).await
     }
 
     /// Changes an elastic key's settings.
     pub async fn update(
         &self,
-        tenant: &str,
+        who: &Caller,
         id: &str,
         update: KeyUpdate,
     ) -> Result<ElasticKey, Error> {
-        self.call(tenant, id, |r| KeyRingMsg::Update(update, r))
+        self.call(who, id, "update", |w, r| KeyRingMsg::Update(w, update, r))
             .await
     }
 
     /// Soft-deletes an elastic key (destruction after [`super::ring::DELETION_DELAY`]).
-    pub async fn delete(&self, tenant: &str, id: &str) -> Result<ElasticKey, Error> {
-        self.call(tenant, id, KeyRingMsg::Delete).await
+    pub async fn delete(&self, who: &Caller, id: &str) -> Result<ElasticKey, Error> {
+        self.call(who, id, "delete", KeyRingMsg::Delete).await
     }
 
     /// Many items of one operation, a result per item (at most [`MAX_BATCH`]).
     pub async fn batch(
         &self,
-        tenant: &str,
+        who: &Caller,
         id: &str,
         op: BatchOp,
         items: Vec<Zeroizing<Vec<u8>>>,
@@ -486,18 +606,22 @@ impl KeyRingsHandle {
                 reason: "items: 1 to 1000",
             });
         }
-        self.call(tenant, id, |r| KeyRingMsg::Batch(op, items, r))
-            .await
+        self.call(who, id, op.audit_name(), |w, r| {
+            KeyRingMsg::Batch(w, op, items, r)
+        })
+        .await
     }
 
     /// A data key: its plaintext and its JWE under the latest material key.
-    pub async fn data_key(&self, tenant: &str, id: &str) -> Result<DataKey, Error> {
-        self.call(tenant, id, KeyRingMsg::DataKey).await
+    pub async fn data_key(&self, who: &Caller, id: &str) -> Result<DataKey, Error> {
+        self.call(who, id, "datakey", KeyRingMsg::DataKey).await
     }
 
-    /// The elastic key, its material keys' metadata and its public JWKS.
-    pub async fn describe(&self, tenant: &str, id: &str) -> Result<Value, Error> {
-        self.call(tenant, id, KeyRingMsg::Describe).await
+    /// The elastic key, its material keys' metadata and its public JWKS (not audited: no key
+    /// is used).
+    pub async fn describe(&self, who: &Caller, id: &str) -> Result<Value, Error> {
+        let slot = self.ring(&who.tenant, id).await?;
+        ask(&slot, KeyRingMsg::Describe, self.timeout).await
     }
 }
 
@@ -540,8 +664,25 @@ mod tests {
         })
         .await
         .unwrap();
+        let audit_slot = Slot::new("AuditLog");
+        let audit_args = crate::audit::AuditArgs {
+            store: Arc::clone(&store),
+            service: "kms",
+            write_lock: Arc::default(),
+        };
+        sup.start_child(Arc::new(ActorSpec::new(
+            "kms/audit".into(),
+            "AuditLog",
+            audit_slot.clone(),
+            move || (crate::audit::AuditLog, audit_args.clone()),
+            || crate::audit::AuditMsg::Crash,
+        )))
+        .await
+        .unwrap();
+        let audit = AuditHandle::new(audit_slot, Arc::clone(&store), Duration::from_secs(5));
         let rings = KeyRingsHandle::new(
             Arc::clone(&store),
+            audit.clone(),
             sup.clone(),
             "kms",
             Duration::from_millis(300),
@@ -554,10 +695,29 @@ mod tests {
             exportable: false,
             rotation_period: None,
         };
-        let key = rings.create("t1".into(), spec).await.unwrap();
-        let children = async || sup.snapshot().await.unwrap().children;
+        let (t1, t2) = (
+            Caller {
+                tenant: "t1".into(),
+                subject: "alice".into(),
+            },
+            Caller {
+                tenant: "t2".into(),
+                subject: "mallory".into(),
+            },
+        );
+        let key = rings.create(&t1, spec).await.unwrap();
+        let rings_running = async || {
+            sup.snapshot()
+                .await
+                .unwrap()
+                .children
+                .into_iter()
+                .filter(|c| c.kind == "KeyRing")
+                .collect::<Vec<_>>()
+        };
+        let children = rings_running;
         assert!(children().await.is_empty(), "no ring until one is used");
-        let jws = rings.sign("t1", &key.id, b"pay".to_vec()).await.unwrap();
+        let jws = rings.sign(&t1, &key.id, b"pay".to_vec()).await.unwrap();
         let kids = children().await;
         assert_eq!(kids.len(), 1);
         assert_eq!(kids[0].name, format!("kms/keyring/{}", key.id));
@@ -565,11 +725,11 @@ mod tests {
 
         // Tenant isolation and unknown ids: not found, no actor started.
         assert!(matches!(
-            rings.sign("t2", &key.id, b"x".to_vec()).await,
+            rings.sign(&t2, &key.id, b"x".to_vec()).await,
             Err(Error::KeyNotFound)
         ));
         assert!(matches!(
-            rings.sign("t1", "ek-nope", b"x".to_vec()).await,
+            rings.sign(&t1, "ek-nope", b"x".to_vec()).await,
             Err(Error::KeyNotFound)
         ));
         assert_eq!(children().await.len(), 1);
@@ -578,20 +738,43 @@ mod tests {
         sup.crash(vec![key.id.clone()]).await.unwrap();
         eventually(async || {
             children().await.first().is_some_and(|k| k.restarts >= 1)
-                && rings.verify("t1", &key.id, jws.clone()).await.is_ok()
+                && rings.verify(&t1, &key.id, jws.clone()).await.is_ok()
         })
         .await;
-        assert_eq!(rings.rotate("t1", &key.id).await.unwrap(), 2);
-        let jws2 = rings.sign("t1", &key.id, b"pay".to_vec()).await.unwrap();
+        assert_eq!(rings.rotate(&t1, &key.id).await.unwrap(), 2);
+        let jws2 = rings.sign(&t1, &key.id, b"pay".to_vec()).await.unwrap();
 
         // Idle: the ring stops and leaves the tree; the next use starts it again.
         eventually(async || children().await.is_empty()).await;
-        assert!(rings.verify("t1", &key.id, jws).await.is_ok());
-        assert!(rings.verify("t1", &key.id, jws2).await.is_ok());
-        let listed = rings.list("t1".into()).await.unwrap();
+        assert!(rings.verify(&t1, &key.id, jws).await.is_ok());
+        assert!(rings.verify(&t1, &key.id, jws2).await.is_ok());
+        let listed = rings.list(&t1).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].latest, 2);
-        assert!(rings.list("t2".into()).await.unwrap().is_empty());
+        assert!(rings.list(&t2).await.unwrap().is_empty());
+
+        // Every operation left a record: who, tenant, key, version, outcome; the chain holds.
+        let log = audit.read(1, 100, None).await.unwrap().records;
+        let ops: Vec<(&str, &str, &str, Option<u32>, &str)> = log
+            .iter()
+            .map(|r| {
+                (
+                    r.op.as_str(),
+                    r.who.as_str(),
+                    r.tenant.as_str(),
+                    r.version,
+                    r.outcome.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(ops[0], ("create", "alice", "t1", Some(1), "ok"));
+        assert_eq!(ops[1], ("sign", "alice", "t1", Some(1), "ok"));
+        assert_eq!(ops[2], ("sign", "mallory", "t2", None, "error"));
+        assert_eq!(log[2].key, key.id);
+        assert_eq!(ops[3], ("sign", "alice", "t1", None, "error"));
+        assert!(ops.contains(&("rotate", "alice", "t1", Some(2), "ok")));
+        assert!(ops.contains(&("verify", "alice", "t1", Some(2), "ok")));
+        assert!(audit.verify().await.unwrap().valid);
         sup.stop(Duration::from_secs(1)).await;
     }
 }

@@ -5,5 +5,5 @@
 pub mod keyring;
 pub mod ring;
 
-pub use keyring::{BatchOp, KeyRing, KeyRingMsg, KeyRingsHandle, MAX_BATCH};
+pub use keyring::{BatchOp, Caller, KeyRing, KeyRingMsg, KeyRingsHandle, MAX_BATCH};
 pub use ring::{ElasticKey, KeyRingState, KeyUpdate, KmsAlg, NewElasticKey};

@@ -146,6 +146,13 @@ pub struct Rotation {
     material: Material,
 }
 
+impl Rotation {
+    /// The version it creates.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+}
+
 /// One material key.
 struct Material {
     jwk: Jwk,
@@ -201,6 +208,19 @@ impl KeyRingState {
         spec: NewElasticKey,
         now: u64,
     ) -> Result<Self, Error> {
+        let (ring, writes) = Self::plan_create(store, tenant, spec, now)?;
+        store.apply(writes)?;
+        Ok(ring)
+    }
+
+    /// A new elastic key with its first material key, and the writes that persist both (the
+    /// caller commits them, with the key's audit record).
+    pub fn plan_create(
+        store: &Store,
+        tenant: &str,
+        spec: NewElasticKey,
+        now: u64,
+    ) -> Result<(Self, Vec<cryptoutil_storage::backend::Write>), Error> {
         valid_tenant(tenant)?;
         let alg = KmsAlg::parse(&spec.algorithm)?;
         if spec.name.is_empty() || spec.name.chars().count() > 128 {
@@ -237,8 +257,9 @@ impl KeyRingState {
             alg,
             materials: BTreeMap::new(),
         };
-        ring.rotate(store, now)?;
-        Ok(ring)
+        let (rotation, writes) = ring.plan_rotation(store, now)?;
+        ring.apply_rotation(rotation);
+        Ok((ring, writes))
     }
 
     /// Blocking: the elastic key `id` of `tenant` with its material keys (another tenant's key
@@ -311,8 +332,10 @@ impl KeyRingState {
         let mut key = self.key.clone();
         key.latest = version;
         let key_json = serde_json::to_vec(&key).map_err(|_| corrupt("record"))?;
+        // `create`: a ring that missed a committed rotation (a restart raced it) fails here
+        // instead of replacing a material key that ciphertexts already name.
         let writes = vec![
-            store.sealed_write(
+            store.sealed_create(
                 Table::KmsMaterialKeys,
                 &material_record(&key.tenant, &key.id, version),
                 record.as_bytes(),
@@ -470,14 +493,17 @@ impl KeyRingState {
             })
     }
 
+    /// The version of this key that a compact JWE's or JWS's `kid` names, if it names one.
+    pub fn token_version(&self, token: &str) -> Option<u32> {
+        header::compact_kid(token)?
+            .strip_prefix(&format!("{}.v", self.key.id))
+            .and_then(|v| v.parse::<u32>().ok())
+    }
+
     /// The material key a token's `kid` names, if it may still open or verify it.
     fn usable(&self, token: &str) -> Result<&Jwk, Error> {
         self.usable_key()?;
-        let kid = header::compact_kid(token).ok_or(Error::KeyNotFound)?;
-        let version = kid
-            .strip_prefix(&format!("{}.v", self.key.id))
-            .and_then(|v| v.parse::<u32>().ok())
-            .ok_or(Error::KeyNotFound)?;
+        let version = self.token_version(token).ok_or(Error::KeyNotFound)?;
         if version < self.key.min_decrypt_version {
             return Err(Error::Forbidden {
                 reason: "this material key version is below the minimum decryption version",

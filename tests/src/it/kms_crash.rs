@@ -182,6 +182,24 @@ async fn kill_9_during_rotations_and_encryptions_loses_nothing_acknowledged() {
         }
     }
     assert_eq!(lost, 0, "of {} acknowledged ciphertexts", sealed.len());
+    // The audit log survived too: its chain verifies, and it holds a record for every
+    // acknowledged operation (each was answered only after its record was durable).
+    let r = client
+        .send(
+            Method::GET,
+            &format!("{}/admin/v1/audit/verify", endpoints["kms"].admin),
+            &[],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let verified: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(verified["valid"], true, "{verified}");
+    let acked = (1 + rotated.len() + 2 * sealed.len()) as u64;
+    assert!(
+        verified["records"].as_u64().unwrap() >= acked,
+        "{verified}: fewer records than the {acked} acknowledged operations"
+    );
     println!(
         "kill -9: {} acknowledged rotations (latest after restart {latest}), {} acknowledged ciphertexts, 0 lost",
         rotated.len(),

@@ -1,0 +1,170 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cryptoutil_protocols::unseal;
+use cryptoutil_storage::{Store, Table};
+
+use super::*;
+use crate::supervisor::child::ActorSpec;
+use crate::supervisor::{SupervisorArgs, SupervisorHandle};
+use crate::SupervisionConfig;
+
+async fn start() -> (tempfile::TempDir, Arc<Store>, SupervisorHandle, AuditHandle) {
+    let dir = tempfile::tempdir().unwrap();
+    let unseal = unseal::generate(1, 1).unwrap().0;
+    let store = Arc::new(Store::open_redb(&dir.path().join("kms.redb"), &unseal).unwrap());
+    let slot: Slot<AuditMsg> = Slot::new("AuditLog");
+    let args = AuditArgs {
+        store: Arc::clone(&store),
+        service: "kms",
+        write_lock: Arc::new(Mutex::new(())),
+    };
+    let spec = ActorSpec::new(
+        "kms/audit".to_owned(),
+        "AuditLog",
+        slot.clone(),
+        move || (AuditLog, args.clone()),
+        || AuditMsg::Crash,
+    );
+    let (sup, _join) = SupervisorHandle::spawn_root(SupervisorArgs {
+        name: "kms".into(),
+        kind: "ServiceSupervisor",
+        service: "kms",
+        children: vec![Arc::new(spec)],
+        config: SupervisionConfig {
+            max_restarts: 5,
+            restart_window: Duration::from_secs(60),
+            backoff_initial: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(50),
+            ask_timeout: Duration::from_secs(5),
+        },
+    })
+    .await
+    .unwrap();
+    let handle = AuditHandle::new(slot, Arc::clone(&store), Duration::from_secs(5));
+    (dir, store, sup, handle)
+}
+
+fn entry(i: usize) -> AuditEntry {
+    AuditEntry::new(
+        &format!("client-{}", i % 3),
+        &format!("t{}", i % 2),
+        "ek-1",
+        "sign",
+    )
+    .version(Some(1))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_appends_form_one_gapless_chain_that_survives_a_crash() {
+    let (_dir, _store, sup, audit) = start().await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let audit = audit.clone();
+            tokio::spawn(async move { audit.append(entry(i), Vec::new()).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let v = audit.verify().await.unwrap();
+    assert!(v.valid, "{v:?}");
+    assert_eq!(v.records, 200);
+
+    // A crash: the restarted actor reads the head back and continues the chain.
+    sup.crash(vec!["audit".into()]).await.unwrap();
+    let mut appended = false;
+    for _ in 0..300 {
+        if audit.append(entry(7), Vec::new()).await.is_ok() {
+            appended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(appended, "the restarted audit log never accepted an entry");
+    let v = audit.verify().await.unwrap();
+    assert!(v.valid, "{v:?}");
+    assert_eq!(v.records, 201);
+
+    // Reading: pages, and one tenant's records only.
+    let page = audit.read(1, 50, None).await.unwrap();
+    assert_eq!(page.records.len(), 50);
+    assert_eq!(page.records[0].seq, 1);
+    assert_eq!(page.next, Some(51));
+    let t1 = audit.read(1, 1000, Some("t1".into())).await.unwrap();
+    assert_eq!(
+        t1.records.len(),
+        101,
+        "100 of the first 200 and the one after the crash"
+    );
+    assert!(t1.records.iter().all(|r| r.tenant == "t1"));
+    assert_eq!(t1.next, None);
+    sup.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entrys_writes_commit_with_its_record_or_the_operation_fails_with_neither() {
+    let (_dir, store, sup, audit) = start().await;
+    let write = store.sealed_create(Table::Records, b"r1", b"one").unwrap();
+    audit.append(entry(0), vec![write]).await.unwrap();
+    assert_eq!(
+        store
+            .get_sealed(Table::Records, b"r1")
+            .unwrap()
+            .unwrap()
+            .as_slice(),
+        b"one"
+    );
+
+    // A write that cannot commit (the record exists): the entry fails, nothing is written,
+    // and the chain goes on from where it was.
+    let clash = store.sealed_create(Table::Records, b"r1", b"two").unwrap();
+    let err = audit.append(entry(1), vec![clash]).await.unwrap_err();
+    assert!(matches!(err, Error::AuditFailed), "{err:?}");
+    assert_eq!(
+        store
+            .get_sealed(Table::Records, b"r1")
+            .unwrap()
+            .unwrap()
+            .as_slice(),
+        b"one"
+    );
+    audit.append(entry(2), Vec::new()).await.unwrap();
+    let v = audit.verify().await.unwrap();
+    assert!(v.valid, "{v:?}");
+    assert_eq!(v.records, 2);
+    sup.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verification_finds_the_first_altered_record() {
+    let (_dir, store, sup, audit) = start().await;
+    for i in 0..5 {
+        audit.append(entry(i), Vec::new()).await.unwrap();
+    }
+    // Someone with the barrier key rewrites record 3 (and even fixes up its own hash).
+    let key = AuditRecord::storage_key(3);
+    let mut r: AuditRecord =
+        serde_json::from_slice(&store.get_sealed(Table::AuditLog, &key).unwrap().unwrap()).unwrap();
+    r.outcome = "error".into();
+    r.hash = r.computed_hash();
+    store
+        .put_sealed(Table::AuditLog, &key, &serde_json::to_vec(&r).unwrap())
+        .unwrap();
+    let v = audit.verify().await.unwrap();
+    assert!(!v.valid);
+    assert_eq!(v.records, 3);
+    assert_eq!(v.first_break.as_ref().map(|b| b.seq), Some(4));
+
+    // Someone without it replaces record 2's bytes.
+    store
+        .put_plain(Table::AuditLog, &AuditRecord::storage_key(2), b"garbage")
+        .unwrap();
+    let v = audit.verify().await.unwrap();
+    assert_eq!(v.records, 1);
+    assert_eq!(
+        v.first_break.map(|b| (b.seq, b.reason)),
+        Some((2, "the record does not open: altered or replaced on disk"))
+    );
+    sup.stop(Duration::from_secs(1)).await;
+}
