@@ -200,11 +200,9 @@ fn service_tree(
     let mut audit = None;
     if service == ServiceName::Kms {
         let slot: Slot<AuditMsg> = Slot::new("AuditLog");
-        let audit_args = AuditArgs {
-            store: Arc::clone(&kms_store),
-            service: name,
-            write_lock: Arc::default(),
-        };
+        let audit_args = AuditArgs::open(Arc::clone(&kms_store), name)
+            .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
+        let handle = AuditHandle::new(slot.clone(), &audit_args, cfg.ask_timeout);
         let spec = ActorSpec::new(
             format!("{name}/audit"),
             "AuditLog",
@@ -213,11 +211,7 @@ fn service_tree(
             || AuditMsg::Crash,
         );
         children.push(Arc::new(spec));
-        audit = Some(AuditHandle::new(
-            slot,
-            Arc::clone(&kms_store),
-            cfg.ask_timeout,
-        ));
+        audit = Some(handle);
     }
     let mut issuer_jwks = Vec::with_capacity(args.issuers.len());
     for (i, remote) in args.issuers.iter().enumerate() {

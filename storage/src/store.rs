@@ -68,6 +68,22 @@ impl Store {
         }
     }
 
+    /// Seals `plaintext` for `table`/`key` without storing it (for records kept outside the
+    /// backend, such as the audit log's file); [`Store::open_envelope`] opens it.
+    pub fn seal(&self, table: Table, key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        self.barrier().seal(table, key, plaintext)
+    }
+
+    /// Opens what [`Store::seal`] sealed for the same `table`/`key`.
+    pub fn open_envelope(
+        &self,
+        table: Table,
+        key: &[u8],
+        envelope: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.barrier().open(table, key, envelope)
+    }
+
     /// A sealed put for an atomic batch passed to [`Store::apply`].
     pub fn sealed_write(&self, table: Table, key: &[u8], plaintext: &[u8]) -> Result<Write, Error> {
         let value = self.barrier().seal(table, key, plaintext)?;

@@ -2,17 +2,22 @@
 //! cannot be audited fails).
 //!
 //! Operations hand it an [`AuditEntry`] with a [`Completion`]; the caller's answer waits in the
-//! completion until the record is durable. Entries that arrive while a write is on disk queue
-//! and go down together in the next transaction (group commit): one fsync for every entry that
-//! arrived meanwhile, so audited throughput follows the disk's commit rate times the
-//! concurrency rather than one fsync per operation. An entry may carry writes of its own (a
-//! rotation's new material key): they commit in the same transaction as its record, so a
-//! change and its audit record exist together or not at all.
+//! completion until the record is written. Entries that arrive together are written together
+//! (group commit): the actor drains its mailbox before it writes.
 //!
-//! The chain's head (next sequence, last hash) is read from the store when the actor starts, so
-//! a restart continues the chain; a write lock shared across restarts keeps a write of the
-//! previous incarnation from racing the new one's first read.
+//! Two homes, one chain:
+//! - Entries without writes of their own (encrypt, sign, ..., refusals) go to the append-only
+//!   [`file::AuditFile`]: one `write(2)` per group before the answers (the records survive a
+//!   crash of the process), made durable on the device by a syncer thread right behind.
+//! - Entries that carry writes (a creation, rotation, update or deletion) go into the store, in
+//!   the same transaction as those writes (fsynced before the answer): a change and its record
+//!   exist together or not at all.
+//!
+//! Readers merge both by sequence. The head (next sequence, last hash) is read from both when
+//! the actor starts, so a restart continues the chain; a lock shared across restarts keeps a
+//! store write of the previous incarnation from racing the new one's first read.
 
+pub mod file;
 pub mod record;
 
 use std::sync::{Arc, Mutex};
@@ -74,6 +79,8 @@ pub struct Pending {
 pub enum AuditMsg {
     /// Append an entry (with writes of its own to commit alongside).
     Append(Box<Pending>),
+    /// Write what has queued up (sent to itself after the first append of a group).
+    Flush,
     /// A group write finished: the new head (next sequence, last hash) if it committed.
     Written(Option<(u64, String)>),
     /// Fault injection.
@@ -91,8 +98,24 @@ pub struct AuditArgs {
     pub store: Arc<Store>,
     /// The service's name, written in every record.
     pub service: &'static str,
-    /// Held while a group is written and while a starting actor reads the head.
+    /// Held while a group is written to the store and while a starting actor reads the head.
     pub write_lock: Arc<Mutex<()>>,
+    /// The append-only file (opened once, shared by every incarnation of the actor).
+    pub file: Arc<file::AuditFile>,
+}
+
+impl AuditArgs {
+    /// The arguments for `service`'s log: `store`, and the file beside the store's file
+    /// (`<store>.audit`).
+    pub fn open(store: Arc<Store>, service: &'static str) -> Result<Self, Error> {
+        let path = std::path::Path::new(store.name()).with_extension("audit");
+        Ok(Self {
+            file: Arc::new(file::AuditFile::open(&path)?),
+            store,
+            service,
+            write_lock: Arc::default(),
+        })
+    }
 }
 
 /// The chain's head and the queue.
@@ -102,28 +125,29 @@ pub struct AuditState {
     head: String,
     queue: Vec<Pending>,
     writing: bool,
+    flush_sent: bool,
 }
 
 fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The head after the last stored record: (next sequence, its hash).
-fn read_head(store: &Store) -> Result<(u64, String), Error> {
-    match store.last_sealed(Table::AuditLog)? {
+/// The head after the last record in the store or the file: (next sequence, its hash).
+fn read_head(store: &Store, file: &file::AuditFile) -> Result<(u64, String), Error> {
+    let in_store = match store.last_sealed(Table::AuditLog)? {
+        None => None,
+        Some((_, plain)) => Some(parse(&plain)?),
+    };
+    let last = match (in_store, file.last(store)?) {
+        (Some(a), Some(b)) => Some(if a.seq > b.seq { a } else { b }),
+        (a, b) => a.or(b),
+    };
+    match last {
         None => Ok((1, GENESIS.to_owned())),
-        Some((_, plain)) => {
-            let last: AuditRecord =
-                serde_json::from_slice(&plain).map_err(|_| Error::BadRequest {
-                    reason: "stored audit record",
-                })?;
-            if last.hash != last.computed_hash() {
-                return Err(Error::BadRequest {
-                    reason: "the last audit record does not match its hash",
-                });
-            }
-            Ok((last.seq + 1, last.hash))
-        }
+        Some(last) if last.hash != last.computed_hash() => Err(Error::BadRequest {
+            reason: "the last audit record does not match its hash",
+        }),
+        Some(last) => Ok((last.seq + 1, last.hash)),
     }
 }
 
@@ -137,10 +161,10 @@ impl Actor for AuditLog {
         _me: ActorRef<AuditMsg>,
         args: AuditArgs,
     ) -> Result<AuditState, ActorProcessingErr> {
-        let (store, guard) = (Arc::clone(&args.store), Arc::clone(&args.write_lock));
+        let reading = args.clone();
         let (next_seq, head) = tokio::task::spawn_blocking(move || {
-            let _held = lock(&guard);
-            read_head(&store)
+            let _held = lock(&reading.write_lock);
+            read_head(&reading.store, &reading.file)
         })
         .await??;
         Ok(AuditState {
@@ -149,6 +173,7 @@ impl Actor for AuditLog {
             head,
             queue: Vec::new(),
             writing: false,
+            flush_sent: false,
         })
     }
 
@@ -161,6 +186,14 @@ impl Actor for AuditLog {
         match msg {
             AuditMsg::Append(pending) => {
                 st.queue.push(*pending);
+                if !st.flush_sent {
+                    // Behind the appends already in the mailbox: they join this group.
+                    st.flush_sent = true;
+                    let _ = me.cast(AuditMsg::Flush);
+                }
+            }
+            AuditMsg::Flush => {
+                st.flush_sent = false;
                 flush(&me, st);
             }
             AuditMsg::Written(head) => {
@@ -182,7 +215,8 @@ impl Actor for AuditLog {
     }
 }
 
-/// Starts writing the queue (up to [`MAX_GROUP`] entries) unless a write is on disk already.
+/// Writes the queue (up to [`MAX_GROUP`] entries) unless a store write is in flight: to the
+/// file, in the mailbox, when no entry carries writes; else to the store, off the mailbox.
 fn flush(me: &ActorRef<AuditMsg>, st: &mut AuditState) {
     if st.writing || st.queue.is_empty() {
         return;
@@ -203,6 +237,19 @@ fn flush(me: &ActorRef<AuditMsg>, st: &mut AuditState) {
         dones.push(p.done);
     }
     let next_seq = st.next_seq + records.len() as u64;
+    if writes.is_empty() {
+        let written = st.args.file.append(&st.args.store, &records);
+        if written.is_ok() {
+            st.next_seq = next_seq;
+            st.head = prev;
+        }
+        finish(st.args.service, dones, records.len(), written);
+        if !st.queue.is_empty() && !st.flush_sent {
+            st.flush_sent = true;
+            let _ = me.cast(AuditMsg::Flush);
+        }
+        return;
+    }
     st.writing = true;
     let (me, args) = (me.clone(), st.args.clone());
     tokio::task::spawn_blocking(move || {
@@ -210,24 +257,33 @@ fn flush(me: &ActorRef<AuditMsg>, st: &mut AuditState) {
             let _held = lock(&args.write_lock);
             write_group(&args.store, &records, writes)
         };
-        let head = match committed {
-            Ok(()) => {
-                for done in dones {
-                    done.finish(Ok(()));
-                }
-                Some((next_seq, prev))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, records = records.len(), "audit records not written; their operations fail");
-                crate::metrics::audit_failed(args.service, records.len());
-                for done in dones {
-                    done.finish(Err(Error::AuditFailed));
-                }
-                None
-            }
-        };
+        let head = committed.is_ok().then_some((next_seq, prev));
+        finish(args.service, dones, records.len(), committed);
         let _ = me.cast(AuditMsg::Written(head));
     });
+}
+
+/// Tells every caller of a group how its write went.
+fn finish(
+    service: &'static str,
+    dones: Vec<Completion>,
+    records: usize,
+    written: Result<(), Error>,
+) {
+    match written {
+        Ok(()) => {
+            for done in dones {
+                done.finish(Ok(()));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, records, "audit records not written; their operations fail");
+            crate::metrics::audit_failed(service, records);
+            for done in dones {
+                done.finish(Err(Error::AuditFailed));
+            }
+        }
+    }
 }
 
 fn write_group(
@@ -274,6 +330,7 @@ pub struct Page {
 pub struct AuditHandle {
     slot: Slot<AuditMsg>,
     store: Arc<Store>,
+    file: Arc<file::AuditFile>,
     timeout: Duration,
 }
 
@@ -283,15 +340,16 @@ impl std::fmt::Debug for AuditHandle {
     }
 }
 
-/// Records read per page when scanning.
+/// Records looked at per read.
 const PAGE_SCAN: usize = 10_000;
 
 impl AuditHandle {
-    /// A handle on the actor in `slot`, reading `store`.
-    pub fn new(slot: Slot<AuditMsg>, store: Arc<Store>, timeout: Duration) -> Self {
+    /// A handle on the actor in `slot`, reading the log the actor's `args` name.
+    pub fn new(slot: Slot<AuditMsg>, args: &AuditArgs, timeout: Duration) -> Self {
         Self {
             slot,
-            store,
+            store: Arc::clone(&args.store),
+            file: Arc::clone(&args.file),
             timeout,
         }
     }
@@ -340,36 +398,33 @@ impl AuditHandle {
     }
 
     /// Records from sequence `from` on: at most `limit` of them, only `tenant`'s if given (at
-    /// most [`PAGE_SCAN`] records are scanned per call; `next` says where to go on).
+    /// most [`PAGE_SCAN`] records are looked at per call; `next` says where to go on). Records
+    /// that do not open are skipped here; [`Self::verify`] reports them.
     pub async fn read(
         &self,
         from: u64,
         limit: usize,
         tenant: Option<String>,
     ) -> Result<Page, Error> {
-        let store = Arc::clone(&self.store);
+        let (store, file) = (Arc::clone(&self.store), Arc::clone(&self.file));
         blocking(move || {
-            let scanned = store.range_opened(
-                Table::AuditLog,
-                &AuditRecord::storage_key(from.max(1)),
-                PAGE_SCAN,
-            )?;
+            let mut merged = merged(&store, &file, from.max(1))?;
+            let full = merged.len() > PAGE_SCAN;
+            merged.truncate(PAGE_SCAN);
+            let last_seq = merged.last().map(|(seq, _)| *seq);
             let mut records = Vec::new();
             let mut next = None;
-            let mut last_seq = None;
-            let scanned_len = scanned.len();
-            for (_, plain) in scanned {
-                let r = parse(&plain?)?;
-                last_seq = Some(r.seq);
+            for (seq, r) in merged {
+                let Ok(r) = r else { continue };
                 if tenant.as_deref().is_none_or(|t| t == r.tenant) {
                     if records.len() == limit {
-                        next = Some(r.seq);
+                        next = Some(seq);
                         break;
                     }
                     records.push(r);
                 }
             }
-            if next.is_none() && scanned_len == PAGE_SCAN {
+            if next.is_none() && full {
                 next = last_seq.map(|s| s + 1);
             }
             Ok(Page { records, next })
@@ -377,47 +432,62 @@ impl AuditHandle {
         .await
     }
 
-    /// Verifies the whole chain from the first record.
+    /// Verifies the whole chain from the first record, across the file and the store.
     pub async fn verify(&self) -> Result<Verification, Error> {
-        let store = Arc::clone(&self.store);
+        let (store, file) = (Arc::clone(&self.store), Arc::clone(&self.file));
         blocking(move || {
             let mut v = Verifier::default();
-            loop {
-                let page = store.range_opened(
-                    Table::AuditLog,
-                    &AuditRecord::storage_key(v.checked + 1),
-                    PAGE_SCAN,
-                )?;
-                let last_page = page.len() < PAGE_SCAN;
-                for (_, plain) in page {
-                    let checked = match plain.map_err(Error::from).and_then(|p| parse(&p)) {
-                        Ok(r) => v.check(&r),
-                        Err(_) => Err(Break {
-                            seq: v.checked + 1,
-                            reason: "the record does not open: altered or replaced on disk",
-                        }),
-                    };
-                    if let Err(b) = checked {
-                        return Ok(Verification {
-                            valid: false,
-                            records: v.checked,
-                            head: v.head().to_owned(),
-                            first_break: Some(b),
-                        });
-                    }
-                }
-                if last_page {
+            for (_, record) in merged(&store, &file, 1)? {
+                let checked = match record {
+                    Ok(r) => v.check(&r),
+                    Err(()) => Err(Break {
+                        seq: v.checked + 1,
+                        reason: "the record does not open: altered or replaced on disk",
+                    }),
+                };
+                if let Err(b) = checked {
                     return Ok(Verification {
-                        valid: true,
+                        valid: false,
                         records: v.checked,
                         head: v.head().to_owned(),
-                        first_break: None,
+                        first_break: Some(b),
                     });
                 }
             }
+            Ok(Verification {
+                valid: true,
+                records: v.checked,
+                head: v.head().to_owned(),
+                first_break: None,
+            })
         })
         .await
     }
+}
+
+/// Every record from `from` on, from the file and the store, in sequence order.
+fn merged(store: &Store, file: &file::AuditFile, from: u64) -> Result<file::Numbered, Error> {
+    let mut all: file::Numbered = file
+        .read_all(store)?
+        .into_iter()
+        .filter(|(seq, _)| *seq >= from || *seq == 0)
+        .collect();
+    for (key, plain) in
+        store.range_opened(Table::AuditLog, &AuditRecord::storage_key(from), usize::MAX)?
+    {
+        let seq = std::str::from_utf8(&key)
+            .ok()
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(0);
+        let record = plain
+            .ok()
+            .and_then(|p| parse(&p).ok())
+            .filter(|r| r.seq == seq)
+            .ok_or(());
+        all.push((seq, record));
+    }
+    all.sort_by_key(|(seq, _)| *seq);
+    Ok(all)
 }
 
 fn parse(plain: &[u8]) -> Result<AuditRecord, Error> {

@@ -1,4 +1,4 @@
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cryptoutil_protocols::unseal;
@@ -14,11 +14,8 @@ async fn start() -> (tempfile::TempDir, Arc<Store>, SupervisorHandle, AuditHandl
     let unseal = unseal::generate(1, 1).unwrap().0;
     let store = Arc::new(Store::open_redb(&dir.path().join("kms.redb"), &unseal).unwrap());
     let slot: Slot<AuditMsg> = Slot::new("AuditLog");
-    let args = AuditArgs {
-        store: Arc::clone(&store),
-        service: "kms",
-        write_lock: Arc::new(Mutex::new(())),
-    };
+    let args = AuditArgs::open(Arc::clone(&store), "kms").unwrap();
+    let handle = AuditHandle::new(slot.clone(), &args, Duration::from_secs(5));
     let spec = ActorSpec::new(
         "kms/audit".to_owned(),
         "AuditLog",
@@ -41,7 +38,6 @@ async fn start() -> (tempfile::TempDir, Arc<Store>, SupervisorHandle, AuditHandl
     })
     .await
     .unwrap();
-    let handle = AuditHandle::new(slot, Arc::clone(&store), Duration::from_secs(5));
     (dir, store, sup, handle)
 }
 
@@ -137,34 +133,61 @@ async fn an_entrys_writes_commit_with_its_record_or_the_operation_fails_with_nei
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn verification_finds_the_first_altered_record() {
-    let (_dir, store, sup, audit) = start().await;
+async fn verification_finds_the_first_altered_record_in_the_file_or_the_store() {
+    let (dir, store, sup, audit) = start().await;
     for i in 0..5 {
         audit.append(entry(i), Vec::new()).await.unwrap();
     }
-    // Someone with the barrier key rewrites record 3 (and even fixes up its own hash).
-    let key = AuditRecord::storage_key(3);
-    let mut r: AuditRecord =
-        serde_json::from_slice(&store.get_sealed(Table::AuditLog, &key).unwrap().unwrap()).unwrap();
+    // Record 6 lives in the store (it carried a write), 7 in the file again.
+    let write = store.sealed_create(Table::Records, b"r", b"x").unwrap();
+    audit.append(entry(5), vec![write]).await.unwrap();
+    audit.append(entry(6), Vec::new()).await.unwrap();
+    let v = audit.verify().await.unwrap();
+    assert!(v.valid, "{v:?}");
+    assert_eq!(v.records, 7);
+    let page = audit.read(5, 10, None).await.unwrap();
+    let seqs: Vec<u64> = page.records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, vec![5, 6, 7]);
+
+    // Someone with the barrier key rewrites record 3 in the file (fixing up its own hash).
+    let path = dir.path().join("kms.audit");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut r = audit.read(3, 1, None).await.unwrap().records.remove(0);
     r.outcome = "error".into();
     r.hash = r.computed_hash();
-    store
-        .put_sealed(Table::AuditLog, &key, &serde_json::to_vec(&r).unwrap())
+    let sealed = store
+        .seal(
+            Table::AuditLog,
+            &AuditRecord::storage_key(3),
+            &serde_json::to_vec(&r).unwrap(),
+        )
         .unwrap();
+    lines[2] = format!("3:{}", cryptoutil_protocols::jose::b64::encode(&sealed));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let v = audit.verify().await.unwrap();
     assert!(!v.valid);
     assert_eq!(v.records, 3);
     assert_eq!(v.first_break.as_ref().map(|b| b.seq), Some(4));
 
     // Someone without it replaces record 2's bytes.
-    store
-        .put_plain(Table::AuditLog, &AuditRecord::storage_key(2), b"garbage")
-        .unwrap();
+    lines[1] = "2:garbage".into();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let v = audit.verify().await.unwrap();
     assert_eq!(v.records, 1);
     assert_eq!(
         v.first_break.map(|b| (b.seq, b.reason)),
         Some((2, "the record does not open: altered or replaced on disk"))
     );
+
+    // And a record deleted from the store is a gap.
+    store
+        .delete(Table::AuditLog, &AuditRecord::storage_key(6))
+        .unwrap();
+    lines[1] = text.lines().nth(1).unwrap().to_owned();
+    lines[2] = text.lines().nth(2).unwrap().to_owned();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let v = audit.verify().await.unwrap();
+    assert_eq!(v.first_break.map(|b| b.seq), Some(6));
     sup.stop(Duration::from_secs(1)).await;
 }

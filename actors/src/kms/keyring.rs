@@ -665,11 +665,8 @@ mod tests {
         .await
         .unwrap();
         let audit_slot = Slot::new("AuditLog");
-        let audit_args = crate::audit::AuditArgs {
-            store: Arc::clone(&store),
-            service: "kms",
-            write_lock: Arc::default(),
-        };
+        let audit_args = crate::audit::AuditArgs::open(Arc::clone(&store), "kms").unwrap();
+        let audit = AuditHandle::new(audit_slot.clone(), &audit_args, Duration::from_secs(5));
         sup.start_child(Arc::new(ActorSpec::new(
             "kms/audit".into(),
             "AuditLog",
@@ -679,7 +676,6 @@ mod tests {
         )))
         .await
         .unwrap();
-        let audit = AuditHandle::new(audit_slot, Arc::clone(&store), Duration::from_secs(5));
         let rings = KeyRingsHandle::new(
             Arc::clone(&store),
             audit.clone(),
