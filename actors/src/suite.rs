@@ -2,7 +2,7 @@
 //! actors, and hands back the typed handles the HTTP layer needs.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use cryptoutil_storage::Store;
@@ -16,6 +16,9 @@ use crate::issuer_jwks::{
     IssuerJwks, IssuerJwksArgs, IssuerJwksHandle, IssuerJwksMsg, RemoteIssuer,
 };
 use crate::jose_keys::{JoseKeys, JoseKeysArgs, JoseKeysHandle, JoseKeysMsg};
+use crate::kms::scheduler::{
+    KmsScheduler, SchedulerArgs, SchedulerMsg, CHECK_INTERVAL as SCHEDULER_INTERVAL,
+};
 use crate::kms::KeyRingsHandle;
 use crate::service::ServiceName;
 use crate::sessions::{BrowserLogin, Sessions, SessionsArgs, SessionsHandle, SessionsMsg};
@@ -198,6 +201,7 @@ fn service_tree(
         jose = Some(JoseKeysHandle::new(slot, cfg.ask_timeout));
     }
     let mut audit = None;
+    let rings_cell: Arc<OnceLock<KeyRingsHandle>> = Arc::default();
     if service == ServiceName::Kms {
         let slot: Slot<AuditMsg> = Slot::new("AuditLog");
         let audit_args = AuditArgs::open(Arc::clone(&kms_store), name)
@@ -212,6 +216,17 @@ fn service_tree(
         );
         children.push(Arc::new(spec));
         audit = Some(handle);
+        let scheduler_args = SchedulerArgs {
+            rings: Arc::clone(&rings_cell),
+            interval: SCHEDULER_INTERVAL,
+        };
+        children.push(Arc::new(ActorSpec::new(
+            format!("{name}/scheduler"),
+            "KmsScheduler",
+            Slot::<SchedulerMsg>::new("KmsScheduler"),
+            move || (KmsScheduler, scheduler_args.clone()),
+            || SchedulerMsg::Crash,
+        )));
     }
     let mut issuer_jwks = Vec::with_capacity(args.issuers.len());
     for (i, remote) in args.issuers.iter().enumerate() {
@@ -251,14 +266,16 @@ fn service_tree(
     };
     let spec = SupervisorSpec::new(args);
     let kms = audit.map(|audit| {
-        KeyRingsHandle::new(
+        let rings = KeyRingsHandle::new(
             kms_store,
             audit,
             spec.handle(),
             name,
             KEY_RING_IDLE,
             cfg.ask_timeout,
-        )
+        );
+        let _ = rings_cell.set(rings.clone());
+        rings
     });
     let actors = ServiceActors {
         health: HealthHandle::new(health_slot, cfg.ask_timeout),

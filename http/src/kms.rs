@@ -7,7 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cryptoutil_actors::kms::{BatchOp, Caller, KeyRingsHandle, KeyUpdate, NewElasticKey};
+use cryptoutil_actors::kms::{
+    BatchOp, Caller, KeyRingsHandle, KeyUpdate, NewElasticKey, VersionAction,
+};
 use cryptoutil_protocols::jose::b64;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -190,6 +192,51 @@ pub(crate) async fn materialkeys_get(
         .get_mut("materialkeys")
         .map(Value::take)
         .unwrap_or_default();
+    Ok(Json(json!({ "materialkeys": versions })))
+}
+
+/// The `{id}` and `{version}` path parameters.
+#[derive(Deserialize)]
+pub(crate) struct VersionPath {
+    id: String,
+    version: u32,
+}
+
+/// `PATCH .../materialkeys/{version}` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VersionPatch {
+    enabled: bool,
+}
+
+/// Enables or disables one material key version (not the latest): `{"materialkeys": [...]}`.
+pub(crate) async fn version_patch(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<VersionPath>,
+    Json(req): Json<VersionPatch>,
+) -> Result<Json<Value>, ApiError> {
+    let action = if req.enabled {
+        VersionAction::Enable
+    } else {
+        VersionAction::Disable
+    };
+    let versions = rings(&app, &who)?
+        .version(&caller(&who), &p.id, p.version, action)
+        .await?;
+    Ok(Json(json!({ "materialkeys": versions })))
+}
+
+/// Destroys one material key version's material (not the latest): what it protected can no
+/// longer be opened or verified.
+pub(crate) async fn version_delete(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<VersionPath>,
+) -> Result<Json<Value>, ApiError> {
+    let versions = rings(&app, &who)?
+        .version(&caller(&who), &p.id, p.version, VersionAction::Destroy)
+        .await?;
     Ok(Json(json!({ "materialkeys": versions })))
 }
 

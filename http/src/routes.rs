@@ -246,6 +246,20 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
         );
         both!(
             rows,
+            Method::PATCH,
+            "/elastickeys/{id}/materialkeys/{version}",
+            Authenticated,
+            || patch(kms::version_patch)
+        );
+        both!(
+            rows,
+            Method::DELETE,
+            "/elastickeys/{id}/materialkeys/{version}",
+            Authenticated,
+            || delete(kms::version_delete)
+        );
+        both!(
+            rows,
             Method::GET,
             "/elastickeys/{id}/jwks",
             Authenticated,

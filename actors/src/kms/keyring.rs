@@ -14,7 +14,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use super::ring::{ElasticKey, KeyRingState, KeyUpdate, NewElasticKey, Rotation};
+use super::ring::{
+    ElasticKey, KeyRingState, KeyUpdate, NewElasticKey, Rotation, VersionAction, VersionChange,
+};
 use crate::ask::ask;
 use crate::audit::{AuditEntry, AuditHandle, Completion};
 use crate::error::Error;
@@ -102,6 +104,22 @@ pub enum KeyRingMsg {
     ),
     /// A data key: (plaintext, JWE).
     DataKey(String, RpcReplyPort<Result<DataKey, Error>>),
+    /// Enables, disables or destroys one material key version; the versions after.
+    Version(
+        String,
+        u32,
+        VersionAction,
+        RpcReplyPort<Result<Vec<Value>, Error>>,
+    ),
+    /// A version change is written with its audit record (or is not).
+    VersionWritten(
+        Box<Result<VersionChange, Error>>,
+        RpcReplyPort<Result<Vec<Value>, Error>>,
+    ),
+    /// Destroys the soft-deleted elastic key and all its material (its destruction time has
+    /// come); the ring stops once it is written.
+    /// (The time is the job's `now`: the key must be due at it.)
+    Destroy(String, u64, RpcReplyPort<Result<(), Error>>),
     /// Many items of one operation; a result per item.
     Batch(
         String,
@@ -274,6 +292,63 @@ impl Actor for KeyRing {
                 }
                 let _ = reply.send((*done).inspect(|key| st.ring.set_key(key.clone())));
             }
+            KeyRingMsg::Version(who, version, action, reply) => {
+                if st.writing {
+                    let _ = reply.send(Err(Error::Conflict {
+                        what: "a change in progress",
+                    }));
+                    return Ok(());
+                }
+                let entry = st.entry(&who, action.audit_name(), Some(version));
+                match st.ring.plan_version(&st.args.store, version, action) {
+                    Err(e) => st.audited(entry, Err(e), reply),
+                    Ok((change, writes)) => {
+                        st.writing = true;
+                        st.args.audit.submit(
+                            entry,
+                            writes,
+                            Completion::new(move |done| {
+                                let done = done.map(|()| change);
+                                let _ = me.cast(KeyRingMsg::VersionWritten(Box::new(done), reply));
+                            }),
+                        );
+                    }
+                }
+            }
+            KeyRingMsg::VersionWritten(done, reply) => {
+                st.writing = false;
+                match *done {
+                    Ok(change) => {
+                        st.ring.apply_version(change);
+                        let _ = reply.send(Ok(st.ring.versions()));
+                    }
+                    Err(e) => {
+                        me.stop(Some("change not written; reload".into()));
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            KeyRingMsg::Destroy(who, now, reply) => {
+                let entry = st.entry(&who, "destroy", None);
+                if st.writing || !st.ring.key.destruction_due(now) {
+                    let refused = Err(Error::Conflict {
+                        what: "the elastic key is not due for destruction",
+                    });
+                    st.audited(entry, refused, reply);
+                    return Ok(());
+                }
+                st.writing = true;
+                let stopping = me.clone();
+                st.args.audit.submit(
+                    entry,
+                    st.ring.plan_destruction(),
+                    Completion::new(move |done| {
+                        // Written or not, this ring's memory no longer matches the store.
+                        stopping.stop(Some("destroyed".into()));
+                        let _ = reply.send(done);
+                    }),
+                );
+            }
             KeyRingMsg::IdleCheck => {
                 if !st.writing && st.last_used.elapsed() >= st.args.idle {
                     me.stop(Some("idle".into()));
@@ -356,6 +431,9 @@ fn write_key(
         }
     }
 }
+
+/// Who audit records name for what the KMS does by itself (rotation policy, destruction job).
+pub const SYSTEM_SUBJECT: &str = "cryptoutil:kms-scheduler";
 
 /// The slot of each key ring ever reached, by (tenant, id).
 type RingSlots = HashMap<(String, String), Slot<KeyRingMsg>>;
@@ -612,6 +690,76 @@ impl KeyRingsHandle {
         .await
     }
 
+    /// Enables, disables or destroys material key `version`; the versions after.
+    pub async fn version(
+        &self,
+        who: &Caller,
+        id: &str,
+        version: u32,
+        action: VersionAction,
+    ) -> Result<Vec<Value>, Error> {
+        self.call(who, id, action.audit_name(), |w, r| {
+            KeyRingMsg::Version(w, version, action, r)
+        })
+        .await
+    }
+
+    /// The rotation policy and the destruction job, for every tenant's keys at `now`: rotates
+    /// keys whose period has passed since their latest version and destroys soft-deleted keys
+    /// whose time has come. Returns (rotated, destroyed) key ids; a key that fails is logged and
+    /// tried again at the next run.
+    pub async fn run_due(&self, now: u64) -> Result<(Vec<String>, Vec<String>), Error> {
+        let store = Arc::clone(&self.store);
+        let keys = tokio::task::spawn_blocking(move || {
+            store
+                .scan_sealed(Table::KmsElasticKeys, b"")?
+                .into_iter()
+                .map(|(_, plain)| {
+                    serde_json::from_slice::<ElasticKey>(&plain).map_err(|_| Error::BadRequest {
+                        reason: "stored elastic key",
+                    })
+                })
+                .collect::<Result<Vec<_>, Error>>()
+        })
+        .await
+        .map_err(stopped)??;
+        let (mut rotated, mut destroyed) = (Vec::new(), Vec::new());
+        for key in keys {
+            let who = Caller {
+                tenant: key.tenant.clone(),
+                subject: SYSTEM_SUBJECT.to_owned(),
+            };
+            if key.destruction_due(now) {
+                match self
+                    .call(&who, &key.id, "destroy", |w, r| {
+                        KeyRingMsg::Destroy(w, now, r)
+                    })
+                    .await
+                {
+                    Ok(()) => {
+                        // The ring is stopping; the next caller must find the key gone.
+                        self.slots
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .remove(&(key.tenant.clone(), key.id.clone()));
+                        destroyed.push(key.id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(key = %key.id, error = %e, "destruction failed; retried at the next run")
+                    }
+                }
+            } else if key.rotation_due(now) {
+                match self.rotate(&who, &key.id).await {
+                    Ok(_) => rotated.push(key.id),
+                    Err(e) => {
+                        tracing::warn!(key = %key.id, error = %e, "automatic rotation failed; retried at the next run")
+                    }
+                }
+            }
+        }
+        Ok((rotated, destroyed))
+    }
+
     /// A data key: its plaintext and its JWE under the latest material key.
     pub async fn data_key(&self, who: &Caller, id: &str) -> Result<DataKey, Error> {
         self.call(who, id, "datakey", KeyRingMsg::DataKey).await
@@ -643,8 +791,15 @@ mod tests {
         panic!("condition not reached");
     }
 
-    #[tokio::test(flavor = "multi_thread")]
-    async fn rings_start_on_demand_survive_a_crash_and_stop_when_idle() {
+    struct Env {
+        _dir: tempfile::TempDir,
+        store: Arc<Store>,
+        sup: SupervisorHandle,
+        rings: KeyRingsHandle,
+        audit: AuditHandle,
+    }
+
+    async fn env() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let unseal = unseal::generate(1, 1).unwrap().0;
         let store = Arc::new(Store::open_redb(&dir.path().join("kms.redb"), &unseal).unwrap());
@@ -684,6 +839,24 @@ mod tests {
             Duration::from_millis(300),
             Duration::from_secs(5),
         );
+        Env {
+            _dir: dir,
+            store,
+            sup,
+            rings,
+            audit,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn rings_start_on_demand_survive_a_crash_and_stop_when_idle() {
+        let Env {
+            _dir,
+            store: _,
+            sup,
+            rings,
+            audit,
+        } = env().await;
         let spec = NewElasticKey {
             name: "payments".into(),
             algorithm: "ES256".into(),
@@ -770,6 +943,126 @@ mod tests {
         assert_eq!(ops[3], ("sign", "alice", "t1", None, "error"));
         assert!(ops.contains(&("rotate", "alice", "t1", Some(2), "ok")));
         assert!(ops.contains(&("verify", "alice", "t1", Some(2), "ok")));
+        assert!(audit.verify().await.unwrap().valid);
+        sup.stop(Duration::from_secs(1)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn rotation_policy_version_changes_and_the_destruction_job() {
+        let Env {
+            _dir,
+            store,
+            sup,
+            rings,
+            audit,
+        } = env().await;
+        let alice = Caller {
+            tenant: "t1".into(),
+            subject: "alice".into(),
+        };
+        let spec = NewElasticKey {
+            name: "rotating".into(),
+            algorithm: "A256GCM".into(),
+            description: String::new(),
+            exportable: false,
+            rotation_period: Some(3600),
+        };
+        let key = rings.create(&alice, spec).await.unwrap();
+        let now = crate::now_unix();
+        let v1 = rings
+            .encrypt(&alice, &key.id, b"one".to_vec().into())
+            .await
+            .unwrap();
+
+        // The policy: nothing before the period, one rotation after it.
+        assert_eq!(rings.run_due(now).await.unwrap(), (vec![], vec![]));
+        let (rotated, _) = rings.run_due(now + 3601).await.unwrap();
+        assert_eq!(rotated, vec![key.id.clone()]);
+        let described = rings.describe(&alice, &key.id).await.unwrap();
+        assert_eq!(described["key"]["latest"], 2);
+        assert!(described["key"]["rotated_at"].as_u64().unwrap() >= now);
+
+        // Versions: the latest cannot be disabled or destroyed; v1 can, and then stops opening.
+        let err = rings
+            .version(&alice, &key.id, 2, VersionAction::Disable)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+        rings
+            .version(&alice, &key.id, 1, VersionAction::Disable)
+            .await
+            .unwrap();
+        assert!(matches!(
+            rings.decrypt(&alice, &key.id, v1.clone()).await,
+            Err(Error::Forbidden { .. })
+        ));
+        rings
+            .version(&alice, &key.id, 1, VersionAction::Enable)
+            .await
+            .unwrap();
+        assert_eq!(
+            rings
+                .decrypt(&alice, &key.id, v1.clone())
+                .await
+                .unwrap()
+                .as_slice(),
+            b"one"
+        );
+        let versions = rings
+            .version(&alice, &key.id, 1, VersionAction::Destroy)
+            .await
+            .unwrap();
+        assert_eq!(versions[1]["destroyed"], true, "{versions:?}");
+        assert!(matches!(
+            rings.decrypt(&alice, &key.id, v1.clone()).await,
+            Err(Error::Forbidden { .. })
+        ));
+        let prefix = format!("t1/{}/", key.id);
+        assert_eq!(
+            store
+                .scan_sealed(Table::KmsMaterialKeys, prefix.as_bytes())
+                .unwrap()
+                .len(),
+            1,
+            "v1's material is gone from the store"
+        );
+        assert!(matches!(
+            rings
+                .version(&alice, &key.id, 9, VersionAction::Destroy)
+                .await,
+            Err(Error::NotFound { .. })
+        ));
+
+        // The destruction job: a soft-deleted key goes, material and all, once its time comes.
+        let deleted = rings.delete(&alice, &key.id).await.unwrap();
+        let at = deleted.destroy_at.unwrap();
+        assert_eq!(rings.run_due(at - 1).await.unwrap(), (vec![], vec![]));
+        assert_eq!(
+            rings.run_due(at).await.unwrap(),
+            (vec![], vec![key.id.clone()])
+        );
+        assert!(store
+            .scan_sealed(Table::KmsMaterialKeys, prefix.as_bytes())
+            .unwrap()
+            .is_empty());
+        assert!(matches!(
+            rings.describe(&alice, &key.id).await,
+            Err(Error::KeyNotFound)
+        ));
+        assert!(rings.list(&alice).await.unwrap().is_empty());
+
+        let log = audit.read(1, 100, None).await.unwrap().records;
+        let ops: Vec<(&str, &str, &str)> = log
+            .iter()
+            .map(|r| (r.op.as_str(), r.who.as_str(), r.outcome.as_str()))
+            .collect();
+        assert!(ops.contains(&("rotate", SYSTEM_SUBJECT, "ok")), "{ops:?}");
+        assert!(
+            ops.contains(&("disable-version", "alice", "error")),
+            "{ops:?}"
+        );
+        assert!(ops.contains(&("destroy-version", "alice", "ok")), "{ops:?}");
+        assert_eq!(ops.last(), Some(&("destroy", SYSTEM_SUBJECT, "ok")));
         assert!(audit.verify().await.unwrap().valid);
         sup.stop(Duration::from_secs(1)).await;
     }

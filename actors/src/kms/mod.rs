@@ -4,6 +4,9 @@
 
 pub mod keyring;
 pub mod ring;
+pub mod scheduler;
 
-pub use keyring::{BatchOp, Caller, KeyRing, KeyRingMsg, KeyRingsHandle, MAX_BATCH};
-pub use ring::{ElasticKey, KeyRingState, KeyUpdate, KmsAlg, NewElasticKey};
+pub use keyring::{
+    BatchOp, Caller, KeyRing, KeyRingMsg, KeyRingsHandle, MAX_BATCH, SYSTEM_SUBJECT,
+};
+pub use ring::{ElasticKey, KeyRingState, KeyUpdate, KmsAlg, NewElasticKey, VersionAction};

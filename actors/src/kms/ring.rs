@@ -109,6 +109,58 @@ pub struct ElasticKey {
     /// meanwhile.
     #[serde(default)]
     pub destroy_at: Option<u64>,
+    /// When the latest material key was made (Unix seconds); automatic rotation counts from it.
+    #[serde(default)]
+    pub rotated_at: Option<u64>,
+    /// Versions whose material was destroyed (their ciphertexts and signatures are gone for
+    /// good).
+    #[serde(default)]
+    pub destroyed_versions: Vec<u32>,
+}
+
+impl ElasticKey {
+    /// Whether its rotation policy wants a new material key at `now`.
+    pub fn rotation_due(&self, now: u64) -> bool {
+        self.enabled
+            && self.destroy_at.is_none()
+            && self
+                .rotation_period
+                .is_some_and(|p| now >= self.rotated_at.unwrap_or(self.created).saturating_add(p))
+    }
+
+    /// Whether a soft-deleted key's destruction time has come.
+    pub fn destruction_due(&self, now: u64) -> bool {
+        self.destroy_at.is_some_and(|at| now >= at)
+    }
+}
+
+/// What to do with one material key version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionAction {
+    /// It decrypts and verifies again.
+    Enable,
+    /// It stops decrypting and verifying, its material kept.
+    Disable,
+    /// Its material is deleted: what it protected cannot be opened again.
+    Destroy,
+}
+
+impl VersionAction {
+    /// The audit operation name.
+    pub fn audit_name(self) -> &'static str {
+        match self {
+            VersionAction::Enable => "enable-version",
+            VersionAction::Disable => "disable-version",
+            VersionAction::Destroy => "destroy-version",
+        }
+    }
+}
+
+/// A version change planned by [`KeyRingState::plan_version`], applied once written.
+pub struct VersionChange {
+    key: ElasticKey,
+    version: u32,
+    action: VersionAction,
 }
 
 fn enabled() -> bool {
@@ -251,6 +303,8 @@ impl KeyRingState {
             min_decrypt_version: 1,
             enabled: true,
             destroy_at: None,
+            rotated_at: None,
+            destroyed_versions: Vec::new(),
         };
         let mut ring = Self {
             key,
@@ -331,6 +385,7 @@ impl KeyRingState {
         ));
         let mut key = self.key.clone();
         key.latest = version;
+        key.rotated_at = Some(now);
         let key_json = serde_json::to_vec(&key).map_err(|_| corrupt("record"))?;
         // `create`: a ring that missed a committed rotation (a restart raced it) fails here
         // instead of replacing a material key that ciphertexts already name.
@@ -459,6 +514,93 @@ impl KeyRingState {
         self.key = key;
     }
 
+    /// Enables, disables or destroys material key `version` (never the latest: rotate first),
+    /// and its writes (apply with [`Self::apply_version`] once written).
+    pub fn plan_version(
+        &self,
+        store: &Store,
+        version: u32,
+        action: VersionAction,
+    ) -> Result<(VersionChange, Vec<cryptoutil_storage::backend::Write>), Error> {
+        let material = self.materials.get(&version).ok_or(Error::NotFound {
+            what: "material key version",
+        })?;
+        if version == self.key.latest && action != VersionAction::Enable {
+            return Err(Error::Conflict {
+                what: "the latest version encrypts and signs; rotate first",
+            });
+        }
+        let mut key = self.key.clone();
+        let (tenant, id) = (&key.tenant, &key.id);
+        let writes = match action {
+            VersionAction::Destroy => {
+                key.destroyed_versions.push(version);
+                vec![
+                    cryptoutil_storage::backend::Write::Delete {
+                        table: Table::KmsMaterialKeys,
+                        key: material_record(tenant, id, version),
+                    },
+                    self.key_write(store, &key)?,
+                ]
+            }
+            VersionAction::Enable | VersionAction::Disable => {
+                let private = material.jwk.to_private_value()?;
+                let record = Zeroizing::new(format!(
+                    "{{\"version\":{version},\"jwk\":{},\"created\":{},\"disabled\":{}}}",
+                    private.as_str(),
+                    material.created,
+                    action == VersionAction::Disable
+                ));
+                vec![store.sealed_write(
+                    Table::KmsMaterialKeys,
+                    &material_record(tenant, id, version),
+                    record.as_bytes(),
+                )?]
+            }
+        };
+        Ok((
+            VersionChange {
+                key,
+                version,
+                action,
+            },
+            writes,
+        ))
+    }
+
+    /// Makes a written version change current.
+    pub fn apply_version(&mut self, change: VersionChange) {
+        match change.action {
+            VersionAction::Destroy => {
+                self.materials.remove(&change.version);
+            }
+            VersionAction::Enable | VersionAction::Disable => {
+                if let Some(m) = self.materials.get_mut(&change.version) {
+                    m.disabled = change.action == VersionAction::Disable;
+                }
+            }
+        }
+        self.key = change.key;
+    }
+
+    /// The writes that destroy this elastic key and all its material keys.
+    pub fn plan_destruction(&self) -> Vec<cryptoutil_storage::backend::Write> {
+        let (tenant, id) = (&self.key.tenant, &self.key.id);
+        let mut writes: Vec<_> = self
+            .materials
+            .keys()
+            .map(|v| cryptoutil_storage::backend::Write::Delete {
+                table: Table::KmsMaterialKeys,
+                key: material_record(tenant, id, *v),
+            })
+            .collect();
+        writes.push(cryptoutil_storage::backend::Write::Delete {
+            table: Table::KmsElasticKeys,
+            key: key_record(tenant, id),
+        });
+        writes
+    }
+
     /// Refuses every operation of a disabled or soft-deleted key.
     fn usable_key(&self) -> Result<(), Error> {
         if self.key.destroy_at.is_some() {
@@ -504,16 +646,23 @@ impl KeyRingState {
     fn usable(&self, token: &str) -> Result<&Jwk, Error> {
         self.usable_key()?;
         let version = self.token_version(token).ok_or(Error::KeyNotFound)?;
+        if self.key.destroyed_versions.contains(&version) {
+            return Err(Error::Forbidden {
+                reason: "this material key version was destroyed",
+            });
+        }
         if version < self.key.min_decrypt_version {
             return Err(Error::Forbidden {
                 reason: "this material key version is below the minimum decryption version",
             });
         }
-        self.materials
-            .get(&version)
-            .filter(|m| !m.disabled)
-            .map(|m| &m.jwk)
-            .ok_or(Error::KeyNotFound)
+        match self.materials.get(&version) {
+            None => Err(Error::KeyNotFound),
+            Some(m) if m.disabled => Err(Error::Forbidden {
+                reason: "this material key version is disabled",
+            }),
+            Some(m) => Ok(&m.jwk),
+        }
     }
 
     fn jwe_pair(&self) -> Result<(KeyAlg, ContentAlg), Error> {
@@ -579,19 +728,30 @@ impl KeyRingState {
         json!({ "keys": keys })
     }
 
-    /// The material keys' metadata, newest first (never material).
+    /// The material keys' metadata, newest first (never material); destroyed versions too.
     pub fn versions(&self) -> Vec<Value> {
-        self.materials
+        let mut all: Vec<(u32, Value)> = self
+            .materials
             .iter()
-            .rev()
             .map(|(v, m)| {
-                json!({
+                (*v, json!({
                     "version": v, "kid": m.jwk.kid, "created": m.created, "disabled": m.disabled,
                     "decrypts": *v >= self.key.min_decrypt_version && !m.disabled,
-                    "latest": *v == self.key.latest,
-                })
+                    "latest": *v == self.key.latest, "destroyed": false,
+                }))
             })
-            .collect()
+            .collect();
+        all.extend(self.key.destroyed_versions.iter().map(|v| {
+            (
+                *v,
+                json!({
+                    "version": v, "kid": kid(&self.key.id, *v), "disabled": true, "decrypts": false,
+                    "latest": false, "destroyed": true,
+                }),
+            )
+        }));
+        all.sort_by_key(|v| std::cmp::Reverse(v.0));
+        all.into_iter().map(|(_, v)| v).collect()
     }
 }
 

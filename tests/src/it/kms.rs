@@ -625,5 +625,81 @@ async fn every_key_operation_is_audited_in_a_hash_chain_python_can_verify() {
     assert_eq!(all["records"][6]["version"], 2);
     let verified = admin_audit(&app, "audit/verify").await;
     assert_eq!(verified["valid"], true, "{verified}");
+
+    // One version at a time: disable v1 (403), enable it, destroy it (gone for good); the
+    // latest cannot be disabled (409); every step is audited.
+    let version = |v: u32| format!("/elastickeys/{id}/materialkeys/{v}");
+    let decrypt_path = format!("/elastickeys/{id}/decrypt");
+    let decrypt_v1 = || {
+        call(
+            &app,
+            &token,
+            Method::POST,
+            &decrypt_path,
+            Some(json!({"jwe": jwe})),
+        )
+    };
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &version(1),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["materialkeys"][1]["disabled"], true, "{v}");
+    assert_eq!(decrypt_v1().await.0, 403);
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &version(1),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(decrypt_v1().await.0, 200);
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &version(2),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(status, 409, "the latest version");
+    let (status, v) = call(&app, &token, Method::DELETE, &version(1), None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["materialkeys"][1]["destroyed"], true, "{v}");
+    assert_eq!(decrypt_v1().await.0, 403);
+    let (status, _) = call(&app, &token, Method::DELETE, &version(7), None).await;
+    assert_eq!(status, 404);
+    let all = admin_audit(&app, "audit?limit=1000").await;
+    let ops: Vec<&str> = all["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["op"].as_str().unwrap())
+        .collect();
+    assert!(
+        ops.ends_with(&[
+            "disable-version",
+            "decrypt",
+            "enable-version",
+            "decrypt",
+            "disable-version",
+            "destroy-version",
+            "decrypt",
+            "destroy-version"
+        ]),
+        "{ops:?}"
+    );
+    let out = super::jose_interop::peer(
+        "-c",
+        vec![CHAIN_CHECK.to_owned(), all["records"].to_string()],
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "15");
     app.stop().await;
 }
