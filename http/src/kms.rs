@@ -404,3 +404,64 @@ pub(crate) async fn admin_audit_verify(app: &AppState) -> Result<Json<Value>, Ap
     let rings = app.actors.kms.as_ref().ok_or(ApiError::NotFound)?;
     Ok(Json(json!(rings.audit().verify().await?)))
 }
+
+/// The import key's public half: wrap key material to import as a JWE (RSA-OAEP-256, A256GCM)
+/// of its private JWK with it.
+pub(crate) async fn importkey_get(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    let key = rings(&app, &who)?.import_key().await?;
+    let public = key
+        .to_public_value()
+        .map_err(|e| ApiError::Actor(e.into()))?;
+    Ok(Json(json!({ "jwk": public })))
+}
+
+/// `POST .../import` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportReq {
+    jwe: String,
+}
+
+/// BYOK: the imported key becomes the latest version; `{"version"}`.
+pub(crate) async fn import_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+    Json(req): Json<ImportReq>,
+) -> Result<Json<Value>, ApiError> {
+    let version = rings(&app, &who)?
+        .import(&caller(&who), &p.id, req.jwe)
+        .await?;
+    Ok(Json(json!({ "version": version })))
+}
+
+/// `POST .../export` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportReq {
+    jwk: Value,
+    #[serde(default)]
+    version: Option<u32>,
+}
+
+/// An exportable key's private JWK (the latest version unless `version`), as a JWE to the
+/// caller's public key (`alg` RSA-OAEP-256 or ECDH-ES+A256KW); `{"jwe"}`.
+pub(crate) async fn export_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<KeyPath>,
+    Json(req): Json<ExportReq>,
+) -> Result<Json<Value>, ApiError> {
+    let recipient = cryptoutil_protocols::jose::Jwk::from_value(&req.jwk).map_err(|e| {
+        ApiError::BadRequest {
+            reason: format!("jwk: {e}"),
+        }
+    })?;
+    let jwe = rings(&app, &who)?
+        .export(&caller(&who), &p.id, req.version, recipient)
+        .await?;
+    Ok(Json(json!({ "jwe": jwe })))
+}

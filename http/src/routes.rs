@@ -202,6 +202,23 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
         both!(rows, Method::GET, "/audit", Authenticated, || get(
             kms::audit_get
         ));
+        both!(rows, Method::GET, "/importkey", Authenticated, || get(
+            kms::importkey_get
+        ));
+        both!(
+            rows,
+            Method::POST,
+            "/elastickeys/{id}/import",
+            Authenticated,
+            || post(kms::import_post)
+        );
+        both!(
+            rows,
+            Method::POST,
+            "/elastickeys/{id}/export",
+            Authenticated,
+            || post(kms::export_post)
+        );
         both!(
             rows,
             Method::GET,

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cryptoutil_protocols::jose::jws::Verified;
+use cryptoutil_protocols::jose::Jwk;
 use cryptoutil_storage::{Store, Table};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
@@ -115,6 +116,15 @@ pub enum KeyRingMsg {
     VersionWritten(
         Box<Result<VersionChange, Error>>,
         RpcReplyPort<Result<Vec<Value>, Error>>,
+    ),
+    /// Imports key material (a JWE under the import key) as the new latest version.
+    Import(String, String, Arc<Jwk>, RpcReplyPort<Result<u32, Error>>),
+    /// The private JWK of a version (latest if `None`), encrypted to a recipient's public key.
+    Export(
+        String,
+        Option<u32>,
+        Box<Jwk>,
+        RpcReplyPort<Result<String, Error>>,
     ),
     /// Destroys the soft-deleted elastic key and all its material (its destruction time has
     /// come); the ring stops once it is written.
@@ -267,6 +277,38 @@ impl Actor for KeyRing {
                         );
                     }
                 }
+            }
+            KeyRingMsg::Import(who, token, import_key, reply) => {
+                if st.writing {
+                    let _ = reply.send(Err(Error::Conflict {
+                        what: "a change in progress",
+                    }));
+                    return Ok(());
+                }
+                let planned = KeyRingState::open_import(&token, &import_key)
+                    .and_then(|jwk| st.ring.plan_import(&st.args.store, crate::now_unix(), jwk));
+                match planned {
+                    Err(e) => {
+                        let entry = st.entry(&who, "import", None);
+                        st.audited(entry, Err(e), reply);
+                    }
+                    Ok((rotation, writes)) => {
+                        st.writing = true;
+                        let entry = st.entry(&who, "import", Some(rotation.version()));
+                        st.args.audit.submit(
+                            entry,
+                            writes,
+                            Completion::new(move |done| {
+                                let done = done.map(|()| rotation);
+                                let _ = me.cast(KeyRingMsg::Rotated(Box::new(done), reply));
+                            }),
+                        );
+                    }
+                }
+            }
+            KeyRingMsg::Export(who, version, recipient, reply) => {
+                let entry = st.entry(&who, "export", version.or(latest));
+                st.audited(entry, st.ring.export(version, &recipient), reply);
             }
             KeyRingMsg::Rotated(done, reply) => {
                 st.writing = false;
@@ -432,6 +474,32 @@ fn write_key(
     }
 }
 
+/// Where the import key is sealed.
+const IMPORT_KEY_RECORD: &[u8] = b"kms/import-key/v1";
+
+/// Blocking: the stored import key, or a new one stored (if two race, the first write wins
+/// and both use it).
+fn load_or_make_import_key(store: &Store) -> Result<Jwk, Error> {
+    use cryptoutil_protocols::jose::jwe::{ContentAlg, KeyAlg};
+    for _ in 0..2 {
+        if let Some(plain) = store.get_sealed(Table::Records, IMPORT_KEY_RECORD)? {
+            let text = std::str::from_utf8(&plain).map_err(|_| Error::BadRequest {
+                reason: "stored import key",
+            })?;
+            return Ok(Jwk::parse(text)?);
+        }
+        let jwk = Jwk::generate_jwe(KeyAlg::RsaOaep256, ContentAlg::A256GCM)?;
+        let private = jwk.to_private_value()?;
+        let write = store.sealed_create(Table::Records, IMPORT_KEY_RECORD, private.as_bytes())?;
+        match store.apply(vec![write]) {
+            Ok(()) => return Ok(jwk),
+            Err(cryptoutil_storage::Error::Exists { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict { what: "import key" })
+}
+
 /// Who audit records name for what the KMS does by itself (rotation policy, destruction job).
 pub const SYSTEM_SUBJECT: &str = "cryptoutil:kms-scheduler";
 
@@ -445,6 +513,7 @@ type RingSlots = HashMap<(String, String), Slot<KeyRingMsg>>;
 pub struct KeyRingsHandle {
     store: Arc<Store>,
     audit: AuditHandle,
+    import_key: Arc<tokio::sync::OnceCell<Arc<Jwk>>>,
     supervisor: SupervisorHandle,
     service: &'static str,
     slots: Arc<Mutex<RingSlots>>,
@@ -481,6 +550,7 @@ impl KeyRingsHandle {
         Self {
             store,
             audit,
+            import_key: Arc::default(),
             supervisor,
             service,
             slots: Arc::default(),
@@ -700,6 +770,46 @@ impl KeyRingsHandle {
     ) -> Result<Vec<Value>, Error> {
         self.call(who, id, action.audit_name(), |w, r| {
             KeyRingMsg::Version(w, version, action, r)
+        })
+        .await
+    }
+
+    /// The service's import key (RSA-OAEP-256, private), made and sealed in the store on first
+    /// use. Key material to import is sent as a JWE to its public half.
+    pub async fn import_key(&self) -> Result<Arc<Jwk>, Error> {
+        let store = Arc::clone(&self.store);
+        self.import_key
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || load_or_make_import_key(&store))
+                    .await
+                    .map_err(stopped)?
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Imports key material (BYOK): `jwe` is a compact JWE (RSA-OAEP-256, A256GCM) of a private
+    /// JWK, made with [`Self::import_key`]'s public half; it becomes the latest version.
+    pub async fn import(&self, who: &Caller, id: &str, jwe: String) -> Result<u32, Error> {
+        let import_key = self.import_key().await?;
+        self.call(who, id, "import", |w, r| {
+            KeyRingMsg::Import(w, jwe, import_key, r)
+        })
+        .await
+    }
+
+    /// Exports a version's private JWK (latest if `None`) as a JWE to `recipient`, if the
+    /// elastic key is exportable.
+    pub async fn export(
+        &self,
+        who: &Caller,
+        id: &str,
+        version: Option<u32>,
+        recipient: Jwk,
+    ) -> Result<String, Error> {
+        self.call(who, id, "export", |w, r| {
+            KeyRingMsg::Export(w, version, Box::new(recipient), r)
         })
         .await
     }

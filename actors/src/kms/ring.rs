@@ -58,6 +58,26 @@ impl KmsAlg {
             KmsAlg::Jws(alg) => Jwk::generate(alg)?,
         })
     }
+
+    /// An imported private key, pinned to this algorithm if it can serve it (key type, curve,
+    /// size); anything else is refused.
+    fn adopt(self, jwk: Jwk) -> Result<Jwk, Error> {
+        if !jwk.is_private() {
+            return Err(corrupt(
+                "the imported key must be a private (or symmetric) JWK",
+            ));
+        }
+        let jwk = match self {
+            KmsAlg::Jws(alg) => jwk.pinned(alg)?,
+            KmsAlg::Jwe(alg, enc) => {
+                let jwk = jwk.pinned_jwe(alg)?;
+                // `dir` keys must be exactly the content key size: a trial encryption says so.
+                jwe::encrypt_compact(&jwk, enc, b"", &Map::new())?;
+                jwk
+            }
+        };
+        Ok(jwk)
+    }
 }
 
 /// A request for a new elastic key.
@@ -376,8 +396,80 @@ impl KeyRingState {
         store: &Store,
         now: u64,
     ) -> Result<(Rotation, Vec<cryptoutil_storage::backend::Write>), Error> {
+        self.plan_new_version(store, now, self.alg.generate()?)
+    }
+
+    /// Like a rotation, with imported key material (BYOK) as the new latest version.
+    pub fn plan_import(
+        &self,
+        store: &Store,
+        now: u64,
+        imported: Jwk,
+    ) -> Result<(Rotation, Vec<cryptoutil_storage::backend::Write>), Error> {
+        if self.key.destroy_at.is_some() {
+            return Err(Error::Conflict {
+                what: "elastic key scheduled for deletion",
+            });
+        }
+        let jwk = self.alg.adopt(imported)?;
+        self.plan_new_version(store, now, jwk)
+    }
+
+    /// The private JWK of `version` (the latest if `None`) encrypted to `recipient` (a public
+    /// RSA-OAEP-256 or ECDH-ES+A256KW JWK with its `alg`), if the elastic key is exportable.
+    pub fn export(&self, version: Option<u32>, recipient: &Jwk) -> Result<String, Error> {
+        if !self.key.exportable {
+            return Err(Error::Forbidden {
+                reason: "the elastic key is not exportable",
+            });
+        }
+        self.usable_key()?;
+        let version = version.unwrap_or(self.key.latest);
+        let material = self.materials.get(&version).ok_or(Error::NotFound {
+            what: "material key version",
+        })?;
+        let alg = recipient.jwe_alg()?;
+        if !matches!(alg, KeyAlg::RsaOaep256 | KeyAlg::EcdhEsA256KW) {
+            return Err(corrupt(
+                "the recipient key's alg must be RSA-OAEP-256 or ECDH-ES+A256KW",
+            ));
+        }
+        if recipient.is_private() {
+            return Err(corrupt("send the recipient's public key only"));
+        }
+        let private = material.jwk.to_private_value()?;
+        let mut header = Map::new();
+        header.insert("cty".into(), Value::from("jwk+json"));
+        Ok(jwe::encrypt_compact(
+            recipient,
+            ContentAlg::A256GCM,
+            private.as_bytes(),
+            &header,
+        )?)
+    }
+
+    /// Opens an import: a compact JWE (RSA-OAEP-256, A256GCM) of a private JWK, made with the
+    /// public half of `import_key`.
+    pub fn open_import(jwe_token: &str, import_key: &Jwk) -> Result<Jwk, Error> {
+        let opened = jwe::decrypt_compact(
+            jwe_token,
+            import_key,
+            &[KeyAlg::RsaOaep256],
+            &[ContentAlg::A256GCM],
+        )?;
+        let text = std::str::from_utf8(&opened.plaintext)
+            .map_err(|_| corrupt("the imported key is not a JWK"))?;
+        Ok(Jwk::parse(text)?)
+    }
+
+    fn plan_new_version(
+        &self,
+        store: &Store,
+        now: u64,
+        jwk: Jwk,
+    ) -> Result<(Rotation, Vec<cryptoutil_storage::backend::Write>), Error> {
         let version = self.key.latest + 1;
-        let jwk = self.alg.generate()?.with_kid(kid(&self.key.id, version));
+        let jwk = jwk.with_kid(kid(&self.key.id, version));
         let private = jwk.to_private_value()?;
         let record = Zeroizing::new(format!(
             "{{\"version\":{version},\"jwk\":{},\"created\":{now},\"disabled\":false}}",
@@ -861,5 +953,63 @@ mod tests {
         for good in ["A256GCM", "RSA-OAEP-256", "PS512", "EdDSA", "HS512"] {
             assert!(KmsAlg::parse(good).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn imports_must_fit_the_algorithm_and_exports_need_an_exportable_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let unseal = unseal::generate(1, 1).unwrap().0;
+        let s = store(dir.path(), &unseal);
+        let mut ring = KeyRingState::create(&s, "t1", spec("A256GCM"), 100).unwrap();
+        let oct = |len: usize| {
+            Jwk::from_value(&json!({"kty": "oct", "k": cryptoutil_protocols::jose::b64::encode(&vec![7u8; len])}))
+                .unwrap()
+        };
+        assert!(
+            ring.plan_import(&s, 200, oct(16)).is_err(),
+            "AES-128 into A256GCM"
+        );
+        let es = Jwk::generate(JwsAlg::ES256).unwrap();
+        assert!(
+            ring.plan_import(&s, 200, es.public().unwrap()).is_err(),
+            "public only"
+        );
+        assert!(ring.plan_import(&s, 200, es).is_err(), "EC into AES");
+        let (rotation, writes) = ring.plan_import(&s, 200, oct(32)).unwrap();
+        s.apply(writes).unwrap();
+        assert_eq!(ring.apply_rotation(rotation), 2);
+        let token = ring.encrypt(b"byok").unwrap();
+        // The imported bytes really are the key: a JWE made with them directly opens.
+        let direct = oct(32).pinned_jwe(KeyAlg::Dir).unwrap();
+        assert_eq!(
+            jwe::decrypt_compact(&token, &direct, &[KeyAlg::Dir], &[ContentAlg::A256GCM])
+                .unwrap()
+                .plaintext
+                .as_slice(),
+            b"byok"
+        );
+        let recipient = Jwk::generate_jwe(KeyAlg::EcdhEsA256KW, ContentAlg::A256GCM).unwrap();
+        assert!(matches!(
+            ring.export(None, &recipient.public().unwrap()),
+            Err(Error::Forbidden { .. })
+        ));
+        ring.key.exportable = true;
+        assert!(
+            ring.export(None, &recipient).is_err(),
+            "a private recipient key"
+        );
+        let exported = ring.export(Some(2), &recipient.public().unwrap()).unwrap();
+        let opened = jwe::decrypt_compact(
+            &exported,
+            &recipient,
+            &[KeyAlg::EcdhEsA256KW],
+            &[ContentAlg::A256GCM],
+        )
+        .unwrap();
+        let back = Jwk::parse(std::str::from_utf8(&opened.plaintext).unwrap()).unwrap();
+        assert_eq!(
+            back.kid.as_deref(),
+            Some(format!("{}.v2", ring.key.id).as_str())
+        );
     }
 }

@@ -514,7 +514,7 @@ fn the_kms_openapi_document_matches_the_route_table() {
     openapi_matches_routes(
         cryptoutil_http::kms::OPENAPI,
         ServiceName::Kms,
-        &["/elastickeys", "/audit"],
+        &["/elastickeys", "/audit", "/importkey"],
     );
 }
 

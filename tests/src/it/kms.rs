@@ -703,3 +703,180 @@ async fn every_key_operation_is_audited_in_a_hash_chain_python_can_verify() {
     assert_eq!(String::from_utf8_lossy(&out).trim(), "15");
     app.stop().await;
 }
+
+/// jwcrypto makes the key to import and wraps it to our import key.
+const BYOK_WRAP: &str = r#"
+import json, sys
+from jwcrypto import jwk, jwe
+import_key = jwk.JWK(**json.loads(sys.argv[1]))
+mine = jwk.JWK.generate(kty="EC", crv="P-256")
+token = jwe.JWE(mine.export_private().encode(), json.dumps({"alg": "RSA-OAEP-256", "enc": "A256GCM"}))
+token.add_recipient(import_key)
+recipient = jwk.JWK.generate(kty="RSA", size=2048)
+public = json.loads(recipient.export_public())
+public["alg"] = "RSA-OAEP-256"
+print(json.dumps({"jwe": token.serialize(compact=True), "mine": json.loads(mine.export_private()),
+                  "recipient": json.loads(recipient.export_private()), "recipient_public": public}))
+"#;
+
+/// jwcrypto checks our signature with its own key, and opens the export with its own key.
+const BYOK_CHECK: &str = r#"
+import json, sys
+from jwcrypto import jwk, jws, jwe
+keys = json.loads(sys.argv[1])
+mine = jwk.JWK(**keys["mine"])
+sig = jws.JWS()
+sig.deserialize(sys.argv[2])
+sig.verify(mine, alg="ES256")
+assert sig.payload == b"imported", sig.payload
+box = jwe.JWE()
+box.deserialize(sys.argv[3], key=jwk.JWK(**keys["recipient"]))
+assert box.jose_header["cty"] == "jwk+json", box.jose_header
+exported = json.loads(box.payload)
+assert exported["d"] == keys["mine"]["d"] and exported["x"] == keys["mine"]["x"], exported
+print("ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn byok_import_and_export_with_jwcrypto_on_the_other_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let token = client_token(&app, &boot.client_id, &boot.secret, "kms").await;
+    let (status, v) = call(&app, &token, Method::GET, "/importkey", None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["jwk"]["alg"], "RSA-OAEP-256", "{v}");
+    assert!(v["jwk"].get("d").is_none(), "public half only");
+    let wrapped: Value = serde_json::from_slice(
+        &super::jose_interop::peer("-c", vec![BYOK_WRAP.to_owned(), v["jwk"].to_string()]).await,
+    )
+    .unwrap();
+
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/elastickeys",
+        Some(json!({"name": "byok", "algorithm": "ES256", "exportable": true})),
+    )
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{id}/import"),
+        Some(json!({"jwe": wrapped["jwe"]})),
+    )
+    .await;
+    assert_eq!((status, v["version"].as_u64()), (200, Some(2)), "{v}");
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{id}/sign"),
+        Some(json!({"payload": b64::encode(b"imported")})),
+    )
+    .await;
+    let jws = v["jws"].as_str().unwrap().to_owned();
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{id}/export"),
+        Some(json!({"jwk": wrapped["recipient_public"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let exported = v["jwe"].as_str().unwrap().to_owned();
+    let out = super::jose_interop::peer(
+        "-c",
+        vec![BYOK_CHECK.to_owned(), wrapped.to_string(), jws, exported],
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "ok");
+
+    // Refusals: a key that is not exportable, a recipient key that is private or of the wrong
+    // algorithm, an import that is not to our import key, a key of the wrong type.
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/elastickeys",
+        Some(json!({"name": "kept", "algorithm": "ES256"})),
+    )
+    .await;
+    let kept = v["id"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{kept}/export"),
+        Some(json!({"jwk": wrapped["recipient_public"]})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{id}/export"),
+        Some(json!({"jwk": wrapped["recipient"]})),
+    )
+    .await;
+    assert_eq!(status, 400, "a private recipient key");
+    let mut rsa1_5 = wrapped["recipient_public"].clone();
+    rsa1_5["alg"] = json!("RSA1_5");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{id}/export"),
+        Some(json!({"jwk": rsa1_5})),
+    )
+    .await;
+    assert_eq!(status, 400, "RSA1_5");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{kept}/import"),
+        Some(json!({"jwe": "e30.x.y.z.w"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (_, enc) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/elastickeys",
+        Some(json!({"name": "aes", "algorithm": "A256GCM"})),
+    )
+    .await;
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/elastickeys/{}/import", enc["id"].as_str().unwrap()),
+        Some(json!({"jwe": wrapped["jwe"]})),
+    )
+    .await;
+    assert_eq!(status, 400, "an EC key into an AES key: {v}");
+    let all = admin_audit(&app, "audit?limit=1000").await;
+    let ops: Vec<(&str, &str)> = all["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["op"].as_str().unwrap(), r["outcome"].as_str().unwrap()))
+        .collect();
+    assert!(
+        ops.contains(&("import", "ok")) && ops.contains(&("export", "ok")),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&("export", "error")) && ops.contains(&("import", "error")),
+        "{ops:?}"
+    );
+    app.stop().await;
+}
