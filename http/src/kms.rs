@@ -283,10 +283,10 @@ pub(crate) async fn encrypt_post(
     Ok(Json(json!({ "jwe": jwe })))
 }
 
-/// `POST .../decrypt` body.
+/// `POST .../decrypt` and `POST .../import` body.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct DecryptReq {
+pub(crate) struct JweBody {
     jwe: String,
 }
 
@@ -294,7 +294,7 @@ pub(crate) async fn decrypt_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(p): Path<KeyPath>,
-    Json(req): Json<DecryptReq>,
+    Json(req): Json<JweBody>,
 ) -> Result<Json<Value>, ApiError> {
     let plaintext = rings(&app, &who)?
         .decrypt(&caller(&who), &p.id, req.jwe)
@@ -418,19 +418,12 @@ pub(crate) async fn importkey_get(
     Ok(Json(json!({ "jwk": public })))
 }
 
-/// `POST .../import` body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ImportReq {
-    jwe: String,
-}
-
 /// BYOK: the imported key becomes the latest version; `{"version"}`.
 pub(crate) async fn import_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(p): Path<KeyPath>,
-    Json(req): Json<ImportReq>,
+    Json(req): Json<JweBody>,
 ) -> Result<Json<Value>, ApiError> {
     let version = rings(&app, &who)?
         .import(&caller(&who), &p.id, req.jwe)

@@ -253,58 +253,25 @@ impl Actor for KeyRing {
                 })));
             }
             KeyRingMsg::Rotate(who, reply) => {
-                if st.writing {
-                    let _ = reply.send(Err(Error::Conflict {
+                let planned = if st.writing {
+                    Err(Error::Conflict {
                         what: "rotation in progress",
-                    }));
-                    return Ok(());
-                }
-                match st.ring.plan_rotation(&st.args.store, crate::now_unix()) {
-                    Err(e) => {
-                        let entry = st.entry(&who, "rotate", None);
-                        st.audited(entry, Err(e), reply);
-                    }
-                    Ok((rotation, writes)) => {
-                        st.writing = true;
-                        let entry = st.entry(&who, "rotate", Some(rotation.version()));
-                        st.args.audit.submit(
-                            entry,
-                            writes,
-                            Completion::new(move |done| {
-                                let done = done.map(|()| rotation);
-                                let _ = me.cast(KeyRingMsg::Rotated(Box::new(done), reply));
-                            }),
-                        );
-                    }
-                }
+                    })
+                } else {
+                    st.ring.plan_rotation(&st.args.store, crate::now_unix())
+                };
+                write_version(&me, st, st.entry(&who, "rotate", None), planned, reply);
             }
             KeyRingMsg::Import(who, token, import_key, reply) => {
-                if st.writing {
-                    let _ = reply.send(Err(Error::Conflict {
+                let planned = if st.writing {
+                    Err(Error::Conflict {
                         what: "a change in progress",
-                    }));
-                    return Ok(());
-                }
-                let planned = KeyRingState::open_import(&token, &import_key)
-                    .and_then(|jwk| st.ring.plan_import(&st.args.store, crate::now_unix(), jwk));
-                match planned {
-                    Err(e) => {
-                        let entry = st.entry(&who, "import", None);
-                        st.audited(entry, Err(e), reply);
-                    }
-                    Ok((rotation, writes)) => {
-                        st.writing = true;
-                        let entry = st.entry(&who, "import", Some(rotation.version()));
-                        st.args.audit.submit(
-                            entry,
-                            writes,
-                            Completion::new(move |done| {
-                                let done = done.map(|()| rotation);
-                                let _ = me.cast(KeyRingMsg::Rotated(Box::new(done), reply));
-                            }),
-                        );
-                    }
-                }
+                    })
+                } else {
+                    KeyRingState::open_import(&token, &import_key)
+                        .and_then(|jwk| st.ring.plan_import(&st.args.store, crate::now_unix(), jwk))
+                };
+                write_version(&me, st, st.entry(&who, "import", None), planned, reply);
             }
             KeyRingMsg::Export(who, version, recipient, reply) => {
                 let entry = st.entry(&who, "export", version.or(latest));
@@ -440,6 +407,32 @@ fn batch_item(ring: &KeyRingState, op: BatchOp, item: &[u8]) -> Value {
             .map(|v| serde_json::json!({ "valid": true, "payload": b64::encode(&v.payload) })),
     };
     result.unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+}
+
+/// Commits a planned new latest version (a rotation or an import) with its audit record, then
+/// makes it current (`Rotated`); a plan that failed is audited as a failure.
+fn write_version(
+    me: &ActorRef<KeyRingMsg>,
+    st: &mut KeyRingActorState,
+    entry: AuditEntry,
+    planned: Result<(Rotation, Vec<cryptoutil_storage::backend::Write>), Error>,
+    reply: RpcReplyPort<Result<u32, Error>>,
+) {
+    match planned {
+        Err(e) => st.audited(entry, Err(e), reply),
+        Ok((rotation, writes)) => {
+            st.writing = true;
+            let me = me.clone();
+            st.args.audit.submit(
+                entry.version(Some(rotation.version())),
+                writes,
+                Completion::new(move |done| {
+                    let done = done.map(|()| rotation);
+                    let _ = me.cast(KeyRingMsg::Rotated(Box::new(done), reply));
+                }),
+            );
+        }
+    }
 }
 
 /// Commits a planned change of the elastic key with its audit record (one change at a time,
