@@ -189,7 +189,15 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
         );
     }
     if service == ServiceName::Kms {
-        use crate::kms;
+        use crate::{kms, ui};
+        ui_rows(
+            &mut rows,
+            ui::KMS_PAGE,
+            ui::KMS_SCRIPT,
+            ui::KMS_STYLE,
+            || get(ui::kms_page),
+            || get(ui::kms_script),
+        );
         both!(rows, Method::GET, "/openapi.yaml", Public, || get(
             kms::openapi_get
         ));
@@ -334,22 +342,14 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
     }
     if service == ServiceName::Jose {
         use crate::{jose, ui};
-        for (path, handler) in [
-            (
-                ui::JOSE_PAGE,
-                (|| get(ui::jose_page)) as fn() -> MethodRouter<AppState>,
-            ),
-            (ui::JOSE_SCRIPT, || get(ui::jose_script)),
-            (ui::JOSE_STYLE, || get(ui::jose_style)),
-        ] {
-            rows.push(spec(
-                Some(Method::GET),
-                path,
-                Realm::Browser,
-                Public,
-                handler,
-            ));
-        }
+        ui_rows(
+            &mut rows,
+            ui::JOSE_PAGE,
+            ui::JOSE_SCRIPT,
+            ui::JOSE_STYLE,
+            || get(ui::jose_page),
+            || get(ui::jose_script),
+        );
         both!(rows, Method::GET, "/openapi.yaml", Public, || get(
             jose::openapi_get
         ));
@@ -420,6 +420,34 @@ pub fn table(service: ServiceName) -> Vec<RouteSpec> {
         );
     }
     rows
+}
+
+/// A browser UI's public rows: its page, its script, the shared style sheet (under the UI's
+/// path) and the shared helper script. The assets hold no data; everything they show comes
+/// from authenticated API routes.
+fn ui_rows(
+    rows: &mut Vec<RouteSpec>,
+    page: &'static str,
+    script: &'static str,
+    style: &'static str,
+    page_handler: fn() -> MethodRouter<AppState>,
+    script_handler: fn() -> MethodRouter<AppState>,
+) {
+    use crate::ui;
+    for (path, handler) in [
+        (page, page_handler),
+        (script, script_handler),
+        (style, || get(ui::style)),
+        (ui::COMMON_SCRIPT, || get(ui::common_script)),
+    ] {
+        rows.push(spec(
+            Some(Method::GET),
+            path,
+            Realm::Browser,
+            Access::Public,
+            handler,
+        ));
+    }
 }
 
 fn base_rows() -> Vec<RouteSpec> {
@@ -624,6 +652,9 @@ async fn info_get(State(app): State<AppState>) -> Json<Value> {
 async fn home_get(State(app): State<AppState>) -> Html<String> {
     let ui = match app.service {
         ServiceName::Jose => "<p><a href=\"ui/jose/\">JOSE keys, signatures and encryption</a></p>",
+        ServiceName::Kms => {
+            "<p><a href=\"ui/kms/\">KMS elastic keys, encryption, signatures and audit</a></p>"
+        }
         _ => "",
     };
     Html(format!(

@@ -38,8 +38,9 @@ def browser():
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
-def main():
-    _, jose, username, password = sys.argv
+def harness():
+    """The browser, a 20 s wait, the report's results, `case(name, fn)` that records fn's
+    outcome, and `text_of(css selector)`."""
     results = []
     d = browser()
     wait = WebDriverWait(d, 20)
@@ -53,6 +54,12 @@ def main():
 
     def text_of(selector):
         return d.find_element(By.CSS_SELECTOR, selector).text
+    return d, wait, results, case, text_of
+
+
+def main():
+    _, jose, username, password = sys.argv
+    d, wait, results, case, text_of = harness()
 
     def signed_out():
         d.get(f"{jose}/browser/ui/jose/")

@@ -40,6 +40,7 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
         if service == ServiceName::Jose {
             reviewed.extend([
                 "Some(GET) /browser/api/v1/openapi.yaml",
+                "Some(GET) /browser/ui/common.js",
                 "Some(GET) /browser/ui/jose/",
                 "Some(GET) /browser/ui/jose/app.js",
                 "Some(GET) /browser/ui/jose/style.css",
@@ -49,6 +50,10 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
         if service == ServiceName::Kms {
             reviewed.extend([
                 "Some(GET) /browser/api/v1/openapi.yaml",
+                "Some(GET) /browser/ui/common.js",
+                "Some(GET) /browser/ui/kms/",
+                "Some(GET) /browser/ui/kms/app.js",
+                "Some(GET) /browser/ui/kms/style.css",
                 "Some(GET) /service/api/v1/openapi.yaml",
             ]);
         }

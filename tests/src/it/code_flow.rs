@@ -914,6 +914,22 @@ async fn chromium_signs_in_and_uses_the_jose_ui() {
     app.stop().await;
 }
 
+/// The same for the KMS UI: keys, encryption, data keys, rotation, versions, signatures and the
+/// tenant's audit log, in headless Chromium.
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_signs_in_and_uses_the_kms_ui() {
+    let Fixture {
+        _dir, app, boot, ..
+    } = fixture().await;
+    let args = vec![
+        app.public(ServiceName::Kms).to_owned(),
+        "admin".to_owned(),
+        boot.password.clone(),
+    ];
+    super::jose_interop::peer_report("browser_kms_ui.py", args, 7).await;
+    app.stop().await;
+}
+
 /// The Rust `openidconnect` crate, a second independent OpenID Connect client: discovery, the
 /// code flow with PKCE and a nonce (the browser part played by the test), its ID token
 /// verification (signature against our JWK Set, iss, aud, exp, nonce) and its `at_hash` check,

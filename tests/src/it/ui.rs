@@ -1,6 +1,7 @@
-//! The JOSE browser UI: served publicly under /browser/ui/jose/ with the /browser security
-//! headers, written so the strict CSP lets it run (no inline script, style or handlers, only
-//! same-origin assets), and calling only API routes that exist under /browser/api/v1.
+//! The browser UIs (JOSE, KMS): served publicly under /browser/ui/<name>/ with the /browser
+//! security headers, written so the strict CSP lets them run (no inline script, style or
+//! handlers, only same-origin assets), and calling only API routes that exist under
+//! /browser/api/v1.
 
 use cryptoutil_actors::ServiceName;
 use cryptoutil_http::auth::Realm;
@@ -10,8 +11,34 @@ use crate::TestApp;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_jose_ui_is_served_csp_clean_and_calls_only_existing_routes() {
-    let app = TestApp::start(vec![ServiceName::Jose], &[], None).await;
-    let base = format!("{}/browser/ui/jose/", app.public(ServiceName::Jose));
+    ui_is_csp_clean(ServiceName::Jose, "jose", "/browser/api/v1/jose", 6).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kms_ui_is_served_csp_clean_and_calls_only_existing_routes() {
+    ui_is_csp_clean(ServiceName::Kms, "kms", "/browser/api/v1", 12).await;
+}
+
+/// Does a route path with `{param}` segments match `path`, whose `{}` segments stand for any
+/// value?
+fn route_matches(route: &str, path: &str) -> bool {
+    let (r, p): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), path.split('/').collect());
+    r.len() == p.len()
+        && r.iter().zip(&p).all(|(r, p)| {
+            r == p || (r.starts_with('{') && r.ends_with('}') && (p == &"{}" || !p.is_empty()))
+        })
+}
+
+async fn ui_is_csp_clean(service: ServiceName, name: &str, api_base: &str, min_calls: usize) {
+    let app = TestApp::start(vec![service], &[], None).await;
+    let base = format!("{}/browser/ui/{name}/", app.public(service));
+    let common = app
+        .client
+        .get(&format!("{}/browser/ui/common.js", app.public(service)))
+        .await
+        .unwrap();
+    assert_eq!(common.status, 200);
+    assert!(!common.text().contains("eval(") && !common.text().contains("new Function"));
     let mut bodies = Vec::new();
     for (file, content_type) in [
         ("", "text/html"),
@@ -61,7 +88,7 @@ async fn the_jose_ui_is_served_csp_clean_and_calls_only_existing_routes() {
     );
 
     // Every `api("METHOD", "/path...")` call names a /browser route of the table.
-    let table = routes::table(ServiceName::Jose);
+    let table = routes::table(service);
     let mut calls = 0;
     for (i, _) in js.match_indices("api(\"") {
         let rest = &js[i + 5..];
@@ -70,33 +97,36 @@ async fn the_jose_ui_is_served_csp_clean_and_calls_only_existing_routes() {
         let quote = after.find(['"', '`']).unwrap();
         let after = &after[quote + 1..];
         let path = &after[..after.find(['"', '`']).unwrap()];
-        // `${...}` template parts stand for one path parameter.
+        // `${...}` template parts stand for one path parameter; a query string is not the path.
         let mut route = String::new();
-        let mut rest = path;
+        let mut rest = path.split('?').next().unwrap();
         while let Some(start) = rest.find("${") {
             route.push_str(&rest[..start]);
-            route.push_str("{kid}");
+            route.push_str("{}");
             rest = &rest[start + rest[start..].find('}').unwrap() + 1..];
         }
         route.push_str(rest);
-        let full = format!("/browser/api/v1/jose{route}");
+        let full = format!("{api_base}{route}");
         assert!(
             table.iter().any(|r| r.realm == Realm::Browser
-                && r.path == full
+                && route_matches(r.path, &full)
                 && r.method.as_ref().is_some_and(|m| m.as_str() == method)),
             "the UI calls {method} {full}, which is not a route"
         );
         calls += 1;
     }
-    assert!(calls >= 6, "found only {calls} API calls in the script");
+    assert!(
+        calls >= min_calls,
+        "found only {calls} API calls in the script"
+    );
 
     // The landing page links to the UI.
     let home = app
         .client
-        .get(&format!("{}/browser/", app.public(ServiceName::Jose)))
+        .get(&format!("{}/browser/", app.public(service)))
         .await
         .unwrap()
         .text();
-    assert!(home.contains("href=\"ui/jose/\""), "{home}");
+    assert!(home.contains(&format!("href=\"ui/{name}/\"")), "{home}");
     app.stop().await;
 }
