@@ -5,13 +5,16 @@ Usage: browser_kms_ui.py KMS_BASE USERNAME PASSWORD
 Opens /browser/ui/kms/ signed out (the page says sign-in is required), signs in through
 identity-idp's form, creates an A256GCM key and encrypts and decrypts with it, makes a data key,
 rotates it and sees two versions, disables the old one and sees its ciphertext refused,
-creates an ES256 key and signs and verifies, reads the tenant's audit log in the page, and
+creates an ES256 key and signs and verifies, batch-encrypts, imports a key jwcrypto wrapped to
+the page's import key and exports it back to a jwcrypto key, reads the tenant's audit log, and
 checks that the browser logged no CSP violation or script error. Prints {"results": [{"case",
 "ok", "detail"}]}. The browser set-up is browser_ui.py's.
 """
 
 import json
 import sys
+
+from jwcrypto import jwe, jwk
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -85,11 +88,52 @@ def main():
         return text_of("#verify-out")
     case("create an ES256 key, sign and verify", signatures)
 
+    def batch():
+        Select(d.find_element(By.CSS_SELECTOR, "#batch select[name=id]")).select_by_index(0)
+        click("#batch button")
+        wait.until(lambda _: "3 item(s) encrypted, 0 failed" in text_of("#batch-out"))
+        return text_of("#batch-out").splitlines()[0]
+    case("batch-encrypt three lines", batch)
+
+    def byok():
+        # The import key shown by the page; jwcrypto wraps a new ES256 key to it.
+        click("#importkey button")
+        wait.until(lambda _: "RSA-OAEP-256" in text_of("#importkey-out"))
+        import_key = jwk.JWK(**json.loads(text_of("#importkey-out")))
+        mine = jwk.JWK.generate(kty="EC", crv="P-256")
+        wrapped = jwe.JWE(mine.export_private().encode(),
+                          json.dumps({"alg": "RSA-OAEP-256", "enc": "A256GCM"}))
+        wrapped.add_recipient(import_key)
+        Select(d.find_element(By.CSS_SELECTOR, "#create select[name=algorithm]")).select_by_visible_text("ES256")
+        d.find_element(By.CSS_SELECTOR, "#create input[name=exportable]").click()
+        click("#create button")
+        wait.until(lambda _: "3 elastic key(s)" in text_of("#status"))
+        rows = d.find_elements(By.CSS_SELECTOR, "#keys tr")
+        exportable = [r for r in rows if "exportable" in r.text][0].find_element(By.CSS_SELECTOR, "td").text
+        Select(d.find_element(By.CSS_SELECTOR, "#import select[name=id]")).select_by_value(exportable)
+        d.find_element(By.CSS_SELECTOR, "#import textarea[name=jwe]").send_keys(wrapped.serialize(compact=True))
+        click("#import button")
+        wait.until(lambda _: "Imported: version 2" in text_of("#status"))
+        # Export to a key of ours: jwcrypto opens it and finds the imported key.
+        recipient = jwk.JWK.generate(kty="RSA", size=2048)
+        public = json.loads(recipient.export_public())
+        public["alg"] = "RSA-OAEP-256"
+        Select(d.find_element(By.CSS_SELECTOR, "#export select[name=id]")).select_by_value(exportable)
+        d.find_element(By.CSS_SELECTOR, "#export textarea[name=jwk]").send_keys(json.dumps(public))
+        click("#export button")
+        wait.until(lambda _: text_of("#export-out").count(".") == 4)
+        box = jwe.JWE()
+        box.deserialize(text_of("#export-out"), key=recipient)
+        assert json.loads(box.payload)["d"] == json.loads(mine.export_private())["d"]
+        return "imported and exported"
+    case("import a key jwcrypto wrapped, export it back to jwcrypto", byok)
+
     def audit():
         click("#audit button")
         wait.until(lambda _: "audit record(s)" in text_of("#status"))
         rows = text_of("#audit-rows")
-        for op in ["create", "encrypt", "decrypt", "datakey", "rotate", "disable-version", "sign", "verify"]:
+        for op in ["create", "encrypt", "decrypt", "datakey", "rotate", "disable-version", "sign", "verify",
+                   "batch-encrypt", "import", "export"]:
             assert op in rows, (op, rows)
         assert "error" in rows, "the refused decryption is there too"
         return text_of("#status")

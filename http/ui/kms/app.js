@@ -174,6 +174,41 @@ on("#verify", async (form) => {
   }
 });
 
+on("#batch", async (form) => {
+  const id = form.get("id");
+  const lines = form.get("lines").split("\n").filter((l) => l.length > 0);
+  const { results } = await api("POST", `/elastickeys/${id}/batch/encrypt`, {
+    items: lines.map((l) => ({ plaintext: toB64url(l) })),
+  });
+  const failed = results.filter((r) => r.error).length;
+  show($("#batch-out"), `${results.length} item(s) encrypted, ${failed} failed:\n${results.map((r) => r.jwe || r.error).join("\n")}`, failed === 0);
+});
+
+on("#importkey", async () => {
+  const { jwk } = await api("GET", "/importkey");
+  show($("#importkey-out"), JSON.stringify(jwk), true);
+});
+
+on("#import", async (form) => {
+  const id = form.get("id");
+  const { version } = await api("POST", `/elastickeys/${id}/import`, { jwe: form.get("jwe").trim() });
+  await refreshKeys();
+  status(`Imported: version ${version} is now the latest.`);
+});
+
+on("#export", async (form) => {
+  const id = form.get("id");
+  let jwk;
+  try {
+    jwk = JSON.parse(form.get("jwk"));
+  } catch {
+    show($("#export-out"), "The public JWK is not JSON.", false);
+    return;
+  }
+  const { jwe } = await api("POST", `/elastickeys/${id}/export`, { jwk });
+  show($("#export-out"), jwe, true);
+});
+
 on("#audit", async () => {
   const rows = [];
   let from = 1;

@@ -914,8 +914,9 @@ async fn chromium_signs_in_and_uses_the_jose_ui() {
     app.stop().await;
 }
 
-/// The same for the KMS UI: keys, encryption, data keys, rotation, versions, signatures and the
-/// tenant's audit log, in headless Chromium.
+/// The same for the KMS UI: keys, encryption, data keys, rotation, versions, signatures,
+/// batches, import and export (jwcrypto on the other side) and the tenant's audit log, in
+/// headless Chromium.
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_signs_in_and_uses_the_kms_ui() {
     let Fixture {
@@ -926,7 +927,7 @@ async fn chromium_signs_in_and_uses_the_kms_ui() {
         "admin".to_owned(),
         boot.password.clone(),
     ];
-    super::jose_interop::peer_report("browser_kms_ui.py", args, 7).await;
+    super::jose_interop::peer_report("browser_kms_ui.py", args, 9).await;
     app.stop().await;
 }
 
