@@ -902,15 +902,21 @@ async fn a_browser_signs_in_to_a_service_and_uses_its_browser_api_with_csrf() {
 /// out, under the real CSP (no console errors).
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_signs_in_and_uses_the_jose_ui() {
+    chromium(ServiceName::Jose, "browser_ui.py", 6).await;
+}
+
+/// Runs a Selenium `script` against `service`'s UI as the bootstrap admin; `cases` results,
+/// all ok.
+async fn chromium(service: ServiceName, script: &str, cases: usize) {
     let Fixture {
         _dir, app, boot, ..
     } = fixture().await;
     let args = vec![
-        app.public(ServiceName::Jose).to_owned(),
+        app.public(service).to_owned(),
         "admin".to_owned(),
         boot.password.clone(),
     ];
-    super::jose_interop::peer_report("browser_ui.py", args, 6).await;
+    super::jose_interop::peer_report(script, args, cases).await;
     app.stop().await;
 }
 
@@ -919,16 +925,7 @@ async fn chromium_signs_in_and_uses_the_jose_ui() {
 /// headless Chromium.
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_signs_in_and_uses_the_kms_ui() {
-    let Fixture {
-        _dir, app, boot, ..
-    } = fixture().await;
-    let args = vec![
-        app.public(ServiceName::Kms).to_owned(),
-        "admin".to_owned(),
-        boot.password.clone(),
-    ];
-    super::jose_interop::peer_report("browser_kms_ui.py", args, 9).await;
-    app.stop().await;
+    chromium(ServiceName::Kms, "browser_kms_ui.py", 9).await;
 }
 
 /// The Rust `openidconnect` crate, a second independent OpenID Connect client: discovery, the
