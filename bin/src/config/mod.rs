@@ -2,6 +2,7 @@
 //! the user's file, `CRYPTOUTIL_*` environment, command-line flags) with the source of every
 //! value remembered, so an error names the key and who set it.
 
+pub mod federation;
 mod layers;
 mod secret;
 
@@ -51,6 +52,10 @@ pub struct AppConfig {
     pub shutdown_grace_period: Duration,
     /// Listeners per service.
     pub services: ServicesConfig,
+    /// Peers, peer authentication, breakers and retries.
+    pub federation: federation::FederationConfig,
+    /// What each service does while a peer is unavailable.
+    pub federation_fallback: federation::FallbackConfig,
 }
 
 impl Default for AppConfig {
@@ -67,6 +72,8 @@ impl Default for AppConfig {
             admin: AdminConfig::default(),
             shutdown_grace_period: Duration::from_secs(5),
             services: ServicesConfig::default(),
+            federation: federation::FederationConfig::default(),
+            federation_fallback: federation::FallbackConfig::default(),
         }
     }
 }
@@ -275,6 +282,10 @@ impl AppConfig {
                 "must be greater than 0".into(),
             ));
         }
+        problems.extend(federation::validate(
+            &self.federation,
+            &self.federation_fallback,
+        ));
         let mut ports: Vec<(u16, String)> = Vec::new();
         for service in ServiceName::ALL {
             let s = self.services.of(service);

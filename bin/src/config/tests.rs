@@ -158,3 +158,84 @@ fn the_data_dir_flag_wins() {
     assert_eq!(loaded.config.data_dir, dir.path().join("d"));
     assert_eq!(loaded.source_of("data_dir"), Source::Flag("--data-dir"));
 }
+
+#[test]
+fn federation_is_configured_by_environment_and_checked() {
+    let (loaded, _d) = load_with(
+        None,
+        &[
+            (
+                "CRYPTOUTIL_FEDERATION__IDENTITY_URL",
+                "https://identity-authz:8443",
+            ),
+            ("CRYPTOUTIL_FEDERATION__IDENTITY_ENABLED", "true"),
+            ("CRYPTOUTIL_FEDERATION__BREAKER__OPEN_TIMEOUT", "2s"),
+            (
+                "CRYPTOUTIL_FEDERATION_FALLBACK__IDENTITY_FALLBACK_MODE",
+                "reject_all",
+            ),
+        ],
+    );
+    let loaded = loaded.unwrap();
+    let f = &loaded.config.federation;
+    assert_eq!(f.identity_url, "https://identity-authz:8443");
+    assert!(f.identity_enabled && !f.jose_enabled);
+    assert_eq!(
+        f.breaker.machine().open_timeout,
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(
+        loaded.config.federation_fallback.identity_fallback_mode,
+        federation::IdentityFallback::RejectAll
+    );
+    assert_eq!(
+        loaded.source_of("federation.identity_url"),
+        Source::Env("CRYPTOUTIL_FEDERATION__IDENTITY_URL".into())
+    );
+
+    for (vars, key) in [
+        (
+            vec![("CRYPTOUTIL_FEDERATION__JOSE_ENABLED", "true")],
+            "federation.jose_url",
+        ),
+        (
+            vec![("CRYPTOUTIL_FEDERATION__CA_URL", "http://ca:8443")],
+            "federation.ca_url",
+        ),
+        (
+            vec![(
+                "CRYPTOUTIL_FEDERATION_FALLBACK__IDENTITY_FALLBACK_MODE",
+                "allow_all",
+            )],
+            "federation_fallback.identity_fallback_mode",
+        ),
+        (
+            vec![("CRYPTOUTIL_FEDERATION__AUTH__MODE", "client_credentials")],
+            "federation.auth.client_id",
+        ),
+        (
+            vec![("CRYPTOUTIL_FEDERATION__RETRY__MAX_RETRIES", "9")],
+            "federation.retry.max_retries",
+        ),
+        (
+            vec![("CRYPTOUTIL_FEDERATION__BREAKER__FAILURE_RATE", "0")],
+            "federation.breaker.failure_rate",
+        ),
+    ] {
+        let (err, _d) = load_with(None, &vars);
+        let err = err.expect_err(key);
+        assert_eq!(err.key, key, "{err}");
+    }
+    // allow_all with the development flag is accepted.
+    let (ok, _d) = load_with(
+        None,
+        &[
+            (
+                "CRYPTOUTIL_FEDERATION_FALLBACK__IDENTITY_FALLBACK_MODE",
+                "allow_all",
+            ),
+            ("CRYPTOUTIL_FEDERATION__DANGER_ALLOW_ALL_FALLBACK", "true"),
+        ],
+    );
+    assert!(ok.is_ok());
+}
