@@ -4,7 +4,9 @@
 //! `hash`, the SHA-256 (hex) of its canonical form: the record without `hash` as compact JSON
 //! with keys in alphabetical order, which is what Python's
 //! `json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes. Changing,
-//! removing or reordering any record breaks the chain at that point; [`Verifier`] finds where.
+//! removing or reordering a record breaks the chain at that point, and [`Verifier`] finds where;
+//! cutting records off the end leaves a shorter valid chain (nothing anchors the head outside
+//! the log).
 
 use serde::{Deserialize, Serialize};
 
