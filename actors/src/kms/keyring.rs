@@ -585,18 +585,23 @@ impl KeyRingsHandle {
 
     /// The elastic keys of the caller's tenant.
     pub async fn list(&self, who: &Caller) -> Result<Vec<ElasticKey>, Error> {
-        let (store, tenant) = (Arc::clone(&self.store), who.tenant.clone());
+        self.scan_keys(format!("{}/", who.tenant)).await
+    }
+
+    /// The elastic keys whose record key starts with `prefix` (`<tenant>/`, or every tenant's
+    /// with an empty prefix).
+    async fn scan_keys(&self, prefix: String) -> Result<Vec<ElasticKey>, Error> {
+        let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || {
-            let prefix = format!("{tenant}/");
-            let mut keys = Vec::new();
-            for (_, plain) in store.scan_sealed(Table::KmsElasticKeys, prefix.as_bytes())? {
-                keys.push(serde_json::from_slice::<ElasticKey>(&plain).map_err(|_| {
-                    Error::BadRequest {
+            store
+                .scan_sealed(Table::KmsElasticKeys, prefix.as_bytes())?
+                .into_iter()
+                .map(|(_, plain)| {
+                    serde_json::from_slice::<ElasticKey>(&plain).map_err(|_| Error::BadRequest {
                         reason: "stored elastic key",
-                    }
-                })?);
-            }
-            Ok(keys)
+                    })
+                })
+                .collect()
         })
         .await
         .map_err(stopped)?
@@ -812,20 +817,7 @@ impl KeyRingsHandle {
     /// whose time has come. Returns (rotated, destroyed) key ids; a key that fails is logged and
     /// tried again at the next run.
     pub async fn run_due(&self, now: u64) -> Result<(Vec<String>, Vec<String>), Error> {
-        let store = Arc::clone(&self.store);
-        let keys = tokio::task::spawn_blocking(move || {
-            store
-                .scan_sealed(Table::KmsElasticKeys, b"")?
-                .into_iter()
-                .map(|(_, plain)| {
-                    serde_json::from_slice::<ElasticKey>(&plain).map_err(|_| Error::BadRequest {
-                        reason: "stored elastic key",
-                    })
-                })
-                .collect::<Result<Vec<_>, Error>>()
-        })
-        .await
-        .map_err(stopped)??;
+        let keys = self.scan_keys(String::new()).await?;
         let (mut rotated, mut destroyed) = (Vec::new(), Vec::new());
         for key in keys {
             let who = Caller {

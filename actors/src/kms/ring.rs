@@ -257,6 +257,20 @@ fn material_record(tenant: &str, id: &str, version: u32) -> Vec<u8> {
     format!("{tenant}/{id}/{version:010}").into_bytes()
 }
 
+/// A material key's stored record (what [`KeyRingState::load`] reads back), zeroized on drop.
+fn material_json(
+    version: u32,
+    jwk: &Jwk,
+    created: u64,
+    disabled: bool,
+) -> Result<Zeroizing<String>, Error> {
+    let private = jwk.to_private_value()?;
+    Ok(Zeroizing::new(format!(
+        "{{\"version\":{version},\"jwk\":{},\"created\":{created},\"disabled\":{disabled}}}",
+        private.as_str()
+    )))
+}
+
 fn kid(id: &str, version: u32) -> String {
     format!("{id}.v{version}")
 }
@@ -470,11 +484,7 @@ impl KeyRingState {
     ) -> Result<(Rotation, Vec<cryptoutil_storage::backend::Write>), Error> {
         let version = self.key.latest + 1;
         let jwk = jwk.with_kid(kid(&self.key.id, version));
-        let private = jwk.to_private_value()?;
-        let record = Zeroizing::new(format!(
-            "{{\"version\":{version},\"jwk\":{},\"created\":{now},\"disabled\":false}}",
-            private.as_str()
-        ));
+        let record = material_json(version, &jwk, now, false)?;
         let mut key = self.key.clone();
         key.latest = version;
         key.rotated_at = Some(now);
@@ -636,13 +646,12 @@ impl KeyRingState {
                 ]
             }
             VersionAction::Enable | VersionAction::Disable => {
-                let private = material.jwk.to_private_value()?;
-                let record = Zeroizing::new(format!(
-                    "{{\"version\":{version},\"jwk\":{},\"created\":{},\"disabled\":{}}}",
-                    private.as_str(),
+                let record = material_json(
+                    version,
+                    &material.jwk,
                     material.created,
-                    action == VersionAction::Disable
-                ));
+                    action == VersionAction::Disable,
+                )?;
                 vec![store.sealed_write(
                     Table::KmsMaterialKeys,
                     &material_record(tenant, id, version),
