@@ -9,6 +9,7 @@
 //! - [`supervisor`]: the generic restarting supervisor, child specs, restart policy, tree nodes.
 //! - [`audit`]: the `AuditLog` actor: a service's hash-chained audit log, group-committed.
 //! - [`authz`]: the `Authz` actor: identity-authz's tenants, clients, users and signing keys.
+//! - [`federation`]: `Breaker` actors per federated peer, and calls to peers through them.
 //! - [`health`]: the `Health` actor: a service's liveness and readiness.
 //! - [`jose_keys`]: the `JoseKeys` actor: the JOSE service's keys per tenant.
 //! - [`kms`]: the KMS's elastic keys and their rings of material keys.
@@ -28,6 +29,7 @@ pub mod audit;
 pub mod authz;
 pub mod config;
 pub mod error;
+pub mod federation;
 pub mod health;
 pub mod issuer_jwks;
 pub mod jose_keys;

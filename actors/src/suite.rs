@@ -11,6 +11,7 @@ use ractor::SpawnErr;
 use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
 use crate::authz::{Authz, AuthzArgs, AuthzConfig, AuthzHandle, AuthzMsg};
 use crate::config::SupervisionConfig;
+use crate::federation::{BreakerHandle, Federation, PeerSettings};
 use crate::health::{Health, HealthArgs, HealthHandle, HealthMsg};
 use crate::issuer_jwks::{
     IssuerJwks, IssuerJwksArgs, IssuerJwksHandle, IssuerJwksMsg, RemoteIssuer,
@@ -50,6 +51,8 @@ pub struct ServiceActors {
     pub sessions: SessionsHandle,
     /// The KMS's elastic keys and their key-ring actors (`kms` only).
     pub kms: Option<KeyRingsHandle>,
+    /// The breakers of the federated peers this service calls.
+    pub peers: Vec<BreakerHandle>,
 }
 
 /// What the tree needs besides stores.
@@ -61,6 +64,10 @@ pub struct SuiteArgs {
     pub authz: Option<AuthzConfig>,
     /// How each service signs browsers in (services without an entry have no browser sign-in).
     pub browser: BTreeMap<ServiceName, BrowserLogin>,
+    /// The federated peers (`federation:`), each with a `Breaker` under `federation`.
+    pub peers: Vec<PeerSettings>,
+    /// The `iss` of identity-authz's tokens, when it is a federated peer.
+    pub identity_issuer: String,
 }
 
 /// The running tree.
@@ -72,6 +79,8 @@ pub struct Suite {
     pub join: tokio::task::JoinHandle<()>,
     /// Per-service handles.
     pub services: BTreeMap<ServiceName, ServiceActors>,
+    /// The federated peers, through their breakers.
+    pub federation: Federation,
 }
 
 /// Starts the root supervisor with one service supervisor per entry of `stores`.
@@ -82,8 +91,16 @@ pub async fn start(
 ) -> Result<Suite, SpawnErr> {
     let mut services = BTreeMap::new();
     let mut service_specs: Vec<Arc<dyn ChildSpec>> = Vec::new();
+    let mut federation = Federation::default();
+    if !args.peers.is_empty() {
+        let (spec, peers) =
+            crate::federation::supervisor(args.peers.clone(), &args.identity_issuer, cfg)?;
+        service_specs.push(spec);
+        federation = peers;
+    }
     for (service, store) in stores {
-        let (spec, actors) = service_tree(service, store, args, cfg)?;
+        let (spec, mut actors) = service_tree(service, store, args, cfg)?;
+        actors.peers = federation.breakers_of(service);
         service_specs.push(spec);
         services.insert(service, actors);
     }
@@ -105,6 +122,7 @@ pub async fn start(
         root,
         join,
         services,
+        federation,
     })
 }
 
@@ -286,6 +304,7 @@ fn service_tree(
         login: None,
         sessions: SessionsHandle::new(sessions_slot, cfg.ask_timeout),
         kms,
+        peers: Vec::new(),
     };
     Ok((Arc::new(spec), actors))
 }

@@ -4,6 +4,7 @@
 //! - [`cli`]: the command line and the dispatch of subcommands.
 //! - [`config`]: `AppConfig`, layered loading with provenance, redacted rendering.
 //! - [`run`]: start services (unseal, certificates, stores, actors, listeners) and drain them.
+//! - [`federation`]: the federated peers the configuration names, and their credentials.
 //! - [`pki`]: dynamic and static listener certificates.
 //! - [`client`]: the commands that talk to a running service (healthcheck, supervision).
 //! - [`telemetry`]: logging setup.
@@ -12,6 +13,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod federation;
 pub mod files;
 pub mod pki;
 pub mod run;

@@ -14,13 +14,13 @@ use cryptoutil_actors::issuer_jwks::RemoteIssuer;
 use cryptoutil_actors::sessions::BrowserLogin;
 use cryptoutil_actors::suite::{self, Suite, SuiteArgs};
 use cryptoutil_actors::ServiceName;
-use cryptoutil_http::auth::{Authenticator, DenyAll, JwtBearer};
+use cryptoutil_http::auth::{Authenticator, DenyAll, IdentityValidation, JwtBearer};
 use cryptoutil_http::config::{AuthConfig, TrustedIssuer};
 use cryptoutil_http::listener::Listener;
 use cryptoutil_http::state::{AdminState, AppState, Readiness};
 use cryptoutil_storage::unseal::{self, UnsealSource};
 use cryptoutil_storage::Store;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -86,9 +86,22 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
+            // Peer call durations as a histogram (Prometheus can aggregate it across
+            // instances), from 1 ms to the longest escalated timeout.
+            let buckets = [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ];
+            let builder = || {
+                PrometheusBuilder::new()
+                    .set_buckets_for_metric(
+                        Matcher::Full(cryptoutil_actors::metrics::FEDERATION_DURATION.into()),
+                        &buckets,
+                    )
+                    .unwrap_or_else(|_| PrometheusBuilder::new())
+            };
+            let handle = builder()
                 .install_recorder()
-                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle());
+                .unwrap_or_else(|_| builder().build_recorder().handle());
             cryptoutil_actors::metrics::describe();
             cryptoutil_http::metrics::describe();
             metrics::describe_gauge!(
@@ -151,12 +164,15 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         bound.push((*service, public, admin));
     }
 
-    let (authz, auth_cfg) = identity_setup(&cfg, &endpoints)?;
+    let (authz, mut auth_cfg) = identity_setup(&cfg, &endpoints)?;
+    crate::federation::trust_identity(&cfg.federation, &mut auth_cfg);
     let browser = browser_logins(authz.as_ref(), &endpoints, &tls.anchor_pem)?;
     let args = SuiteArgs {
         issuers: remote_issuers(&auth_cfg, &tls.anchor_pem)?,
         authz,
         browser,
+        peers: crate::federation::peers(&cfg.federation, &tls.anchor_pem)?,
+        identity_issuer: cfg.federation.identity_issuer(),
     };
     let suite = suite::start(stores.clone(), &args, &cfg.supervision)
         .await
@@ -176,11 +192,21 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         let auth: Arc<dyn Authenticator> = if auth_cfg.trusted_issuers.is_empty() {
             Arc::new(DenyAll)
         } else {
-            Arc::new(
-                JwtBearer::new(&auth_cfg, service.as_str(), &actors.issuer_jwks)
-                    .map_err(|e| anyhow!("invalid configuration: {e}"))?
-                    .with_sessions(actors.sessions.clone()),
-            )
+            let mut bearer = JwtBearer::new(&auth_cfg, service.as_str(), &actors.issuer_jwks)
+                .map_err(|e| anyhow!("invalid configuration: {e}"))?
+                .with_sessions(actors.sessions.clone());
+            // identity-authz validates its own tokens; every other service asks it.
+            if let Some(identity) = &suite.federation.identity {
+                if service != ServiceName::IdentityAuthz {
+                    bearer = bearer.with_identity(IdentityValidation::new(
+                        identity.clone(),
+                        cfg.federation_fallback.identity_fallback_mode,
+                        cfg.federation.identity_cache_ttl,
+                        cfg.federation.retry.deadline,
+                    ));
+                }
+            }
+            Arc::new(bearer)
         };
         let app = AppState {
             service,
@@ -207,6 +233,22 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             shutdown.subscribe(),
             grace,
         ));
+    }
+    for peer in suite.federation.peers() {
+        tracing::info!(
+            peer = peer.name().as_str(),
+            url = peer.base(),
+            "federated peer"
+        );
+    }
+    if cfg.federation_fallback.identity_fallback_mode
+        == cryptoutil_actors::federation::IdentityFallback::AllowAll
+        && cfg.federation.identity_enabled
+    {
+        tracing::error!(
+            "DEVELOPMENT ONLY: identity_fallback_mode is allow_all: while identity-authz is \
+             unavailable, tokens are accepted WITHOUT verification"
+        );
     }
     if cfg.admin.danger_fault_injection {
         tracing::warn!(

@@ -111,6 +111,33 @@ pub enum Outcome {
     CallerError,
     /// Connection error, timeout or 5xx.
     UpstreamFailure,
+    /// The caller gave up before an answer (its own deadline, a dropped request): says nothing
+    /// about the peer, but frees a half-open probe's place.
+    Abandoned,
+}
+
+impl Outcome {
+    /// An answer's outcome: 2xx and 3xx succeed; 429 and 5xx are the peer failing (it cannot
+    /// serve); any other 4xx is the caller's own mistake.
+    pub fn of_status(status: hyper::StatusCode) -> Self {
+        if status.is_server_error() || status == hyper::StatusCode::TOO_MANY_REQUESTS {
+            Outcome::UpstreamFailure
+        } else if status.is_client_error() {
+            Outcome::CallerError
+        } else {
+            Outcome::Success
+        }
+    }
+
+    /// A failed call's outcome: only failures of the peer count ([`crate::Source::Upstream`]:
+    /// refused, reset, timed out, TLS); a bad request or local configuration says nothing
+    /// about the peer.
+    pub fn of_error(error: &crate::Error) -> Self {
+        match error.source_kind() {
+            crate::Source::Upstream => Outcome::UpstreamFailure,
+            crate::Source::Downstream | crate::Source::Internal => Outcome::Abandoned,
+        }
+    }
 }
 
 /// What happens to a breaker.
@@ -141,6 +168,9 @@ pub enum Decision {
 pub fn step(state: State, event: Event, now: Duration, cfg: &BreakerConfig) -> (State, Decision) {
     match (state, event) {
         (closed @ State::Closed { .. }, Event::Request) => (closed, Decision::Admit),
+        (closed @ State::Closed { .. }, Event::Completed(Outcome::Abandoned)) => {
+            (closed, Decision::Noted)
+        }
         (
             State::Closed {
                 consecutive,
@@ -232,6 +262,13 @@ pub fn step(state: State, event: Event, now: Duration, cfg: &BreakerConfig) -> (
             Event::Completed(Outcome::UpstreamFailure) | Event::HealthFailed => {
                 (State::Open { since: now }, Decision::Noted)
             }
+            Event::Completed(Outcome::Abandoned) => (
+                State::HalfOpen {
+                    in_flight: in_flight.saturating_sub(1),
+                    succeeded,
+                },
+                Decision::Noted,
+            ),
             Event::Completed(_) => {
                 let succeeded = succeeded + 1;
                 if succeeded >= cfg.half_open_probes {
@@ -330,6 +367,36 @@ mod tests {
     }
 
     #[test]
+    fn an_abandoned_probe_frees_its_place_without_counting_as_a_success() {
+        let c = cfg(false);
+        let s = State::HalfOpen {
+            in_flight: 2,
+            succeeded: 0,
+        };
+        assert_eq!(
+            step(s.clone(), Event::Request, secs(1), &c).1,
+            Decision::Reject
+        );
+        let (s, _) = step(s, Event::Completed(Outcome::Abandoned), secs(1), &c);
+        assert_eq!(
+            s,
+            State::HalfOpen {
+                in_flight: 1,
+                succeeded: 0
+            }
+        );
+        assert_eq!(step(s, Event::Request, secs(1), &c).1, Decision::Admit);
+        let closed = State::default();
+        let (after, _) = step(
+            closed.clone(),
+            Event::Completed(Outcome::Abandoned),
+            secs(1),
+            &c,
+        );
+        assert_eq!(after, closed, "nothing enters the rate window");
+    }
+
+    #[test]
     fn a_high_failure_rate_opens_without_a_run_of_failures() {
         let c = cfg(false);
         let mut s = State::default();
@@ -347,12 +414,42 @@ mod tests {
         assert_eq!(s, State::Open { since: secs(10) });
     }
 
+    #[test]
+    fn answers_are_classified_by_whose_fault_they_are() {
+        use hyper::StatusCode;
+        for (status, outcome) in [
+            (200, Outcome::Success),
+            (204, Outcome::Success),
+            (302, Outcome::Success),
+            (400, Outcome::CallerError),
+            (401, Outcome::CallerError),
+            (404, Outcome::CallerError),
+            (429, Outcome::UpstreamFailure),
+            (500, Outcome::UpstreamFailure),
+            (503, Outcome::UpstreamFailure),
+        ] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(Outcome::of_status(status), outcome, "{status}");
+        }
+        let refused = crate::Error::Connect {
+            authority: "x:1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(Outcome::of_error(&refused), Outcome::UpstreamFailure);
+        let bad_url = crate::Error::Url {
+            url: "x".into(),
+            reason: "r",
+        };
+        assert_eq!(Outcome::of_error(&bad_url), Outcome::Abandoned);
+    }
+
     fn event() -> impl Strategy<Value = Event> {
         prop_oneof![
             Just(Event::Request),
             Just(Event::Completed(Outcome::Success)),
             Just(Event::Completed(Outcome::CallerError)),
             Just(Event::Completed(Outcome::UpstreamFailure)),
+            Just(Event::Completed(Outcome::Abandoned)),
             Just(Event::HealthOk),
             Just(Event::HealthFailed),
         ]

@@ -1,8 +1,10 @@
-//! A minimal HTTPS/1.1 client: one TLS 1.3 connection a request, a timeout on the whole
-//! exchange, a bound on the response body. Enough for health checks, the CLI and tests; the
-//! federation issue adds pooling and breakers on top.
+//! A minimal HTTPS/1.1 client: TLS 1.3, a timeout on the whole exchange, a bound on the
+//! response body. By default one connection a request (health checks, the CLI, tests); a
+//! client made [`HttpsClient::pooled`] keeps idle connections per authority for reuse, as calls
+//! between federated services want (a TLS handshake costs more than most of those calls).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -43,6 +45,40 @@ pub struct HttpsClient {
     tls: Arc<ClientConfig>,
     timeout: Duration,
     max_body: usize,
+    pool: Option<Arc<Pool>>,
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Idle HTTP/1.1 connections by authority.
+struct Pool {
+    idle: Mutex<HashMap<String, Vec<Sender>>>,
+    max_idle: usize,
+}
+
+impl Pool {
+    /// An idle connection to `authority` that can take a request now.
+    fn take(&self, authority: &str) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.get_mut(authority)?;
+        while let Some(sender) = list.pop() {
+            if sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, authority: String, sender: Sender) {
+        if !sender.is_ready() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.entry(authority).or_default();
+        if list.len() < self.max_idle {
+            list.push(sender);
+        }
+    }
 }
 
 impl std::fmt::Debug for HttpsClient {
@@ -126,7 +162,23 @@ impl HttpsClient {
             tls,
             timeout: Duration::from_secs(10),
             max_body: DEFAULT_MAX_BODY,
+            pool: None,
         }
+    }
+
+    /// The same client keeping up to `max_idle` idle connections per authority for reuse
+    /// (clones share them).
+    pub fn pooled(mut self, max_idle: usize) -> Self {
+        self.pool = Some(Arc::new(Pool {
+            idle: Mutex::new(HashMap::new()),
+            max_idle,
+        }));
+        self
+    }
+
+    /// The timeout of the whole exchange.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The same client with another timeout for the whole exchange.
@@ -167,6 +219,56 @@ impl HttpsClient {
         body: Bytes,
     ) -> Result<Response, Error> {
         let authority = url.authority();
+        let build = || {
+            let mut request = Request::builder()
+                .method(method.clone())
+                .uri(url.path.as_str())
+                .header("host", &authority);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request
+                .body(Full::new(body.clone()))
+                .map_err(|_| Error::Url {
+                    url: url.path.clone(),
+                    reason: "bad request header",
+                })
+        };
+        if let Some(pool) = &self.pool {
+            if let Some(sender) = pool.take(&authority) {
+                // The peer may have closed an idle connection as we took it: only an error
+                // before any answer on a reused connection is tried again on a new one.
+                match self.roundtrip(sender, build()?, &authority).await {
+                    Ok((response, sender)) => {
+                        pool.put(authority, sender);
+                        return Ok(response);
+                    }
+                    Err(Error::Http { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let (sender, driver) = self.connect(url, &authority).await?;
+        let result = self.roundtrip(sender, build()?, &authority).await;
+        match (&self.pool, result) {
+            (Some(pool), Ok((response, sender))) => {
+                // The driver task lives on with the connection; it ends when the pool drops it.
+                pool.put(authority, sender);
+                Ok(response)
+            }
+            (_, result) => {
+                driver.abort();
+                result.map(|(response, _)| response)
+            }
+        }
+    }
+
+    /// A new TLS connection to `url` and the task that drives it.
+    async fn connect(
+        &self,
+        url: &HttpsUrl,
+        authority: &str,
+    ) -> Result<(Sender, tokio::task::JoinHandle<()>), Error> {
         let server_name = ServerName::try_from(url.host.clone()).map_err(|_| Error::Url {
             url: url.host.clone(),
             reason: "bad host name",
@@ -174,7 +276,7 @@ impl HttpsClient {
         let tcp = TcpStream::connect((url.host.as_str(), url.port))
             .await
             .map_err(|source| Error::Connect {
-                authority: authority.clone(),
+                authority: authority.to_owned(),
                 source,
             })?;
         tcp.set_nodelay(true).ok();
@@ -182,44 +284,60 @@ impl HttpsClient {
             .connect(server_name, tcp)
             .await
             .map_err(|source| Error::Tls {
-                authority: authority.clone(),
+                authority: authority.to_owned(),
                 source,
             })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|source| Error::Http {
+                authority: authority.to_owned(),
+                source,
+            })?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok((sender, driver))
+    }
+
+    /// One request on `sender`, its body read whole; the sender comes back for reuse.
+    async fn roundtrip(
+        &self,
+        mut sender: Sender,
+        request: Request<Full<Bytes>>,
+        authority: &str,
+    ) -> Result<(Response, Sender), Error> {
         let http = |source| Error::Http {
-            authority: authority.clone(),
+            authority: authority.to_owned(),
             source,
         };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(http)?;
-        let driver = tokio::spawn(conn);
-        let mut request = Request::builder()
-            .method(method)
-            .uri(url.path.as_str())
-            .header("host", &authority);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(body)).map_err(|_| Error::Url {
-            url: url.path.clone(),
-            reason: "bad request header",
-        })?;
+        sender.ready().await.map_err(http)?;
         let response = sender.send_request(request).await.map_err(http)?;
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, self.max_body)
             .collect()
             .await
-            .map_err(|_| Error::TooLarge {
-                authority: authority.clone(),
-                limit: self.max_body,
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Error::TooLarge {
+                        authority: authority.to_owned(),
+                        limit: self.max_body,
+                    }
+                } else {
+                    Error::Body {
+                        authority: authority.to_owned(),
+                        reason: e.to_string(),
+                    }
+                }
             })?
             .to_bytes();
-        driver.abort();
-        Ok(Response {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        Ok((
+            Response {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            },
+            sender,
+        ))
     }
 }
 

@@ -28,6 +28,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// This process's client certificate or key could not be read.
+    #[error("client certificate: {reason}")]
+    ClientCertificate {
+        /// What is wrong.
+        reason: String,
+    },
     /// TCP connect failed.
     #[error("connect to {authority}: {source}")]
     Connect {
@@ -55,6 +61,14 @@ pub enum Error {
         #[source]
         source: hyper::Error,
     },
+    /// The response body broke off (connection reset, bad framing).
+    #[error("response body from {authority}: {reason}")]
+    Body {
+        /// host:port.
+        authority: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The response body is larger than the caller allows.
     #[error("response from {authority} exceeds {limit} bytes")]
     TooLarge {
@@ -81,10 +95,13 @@ impl Error {
     pub fn source_kind(&self) -> Source {
         match self {
             Error::Url { .. } => Source::Downstream,
-            Error::TrustAnchors { .. } | Error::Config(_) => Source::Internal,
+            Error::TrustAnchors { .. } | Error::ClientCertificate { .. } | Error::Config(_) => {
+                Source::Internal
+            }
             Error::Connect { .. }
             | Error::Tls { .. }
             | Error::Http { .. }
+            | Error::Body { .. }
             | Error::TooLarge { .. }
             | Error::Timeout { .. } => Source::Upstream,
         }

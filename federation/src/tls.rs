@@ -46,3 +46,46 @@ pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, Error> {
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
+
+/// TLS 1.3 only, server certificates verified against the certificates in `anchors_pem`, and
+/// this process's certificate chain (`chain_pem`, leaf first) and private key (`key_pem`,
+/// PKCS#8, SEC1 or PKCS#1) presented to servers that ask for one.
+pub fn client_config_with_cert(
+    anchors_pem: &[u8],
+    chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<ClientConfig>, Error> {
+    use rustls_pki_types::PrivateKeyDer;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(anchors_pem) {
+        let cert = cert.map_err(|e| Error::TrustAnchors {
+            reason: e.to_string(),
+        })?;
+        roots.add(cert).map_err(|e| Error::TrustAnchors {
+            reason: e.to_string(),
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(Error::TrustAnchors {
+            reason: "no certificate in PEM input".into(),
+        });
+    }
+    let chain = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::ClientCertificate {
+            reason: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(Error::ClientCertificate {
+            reason: "no certificate in the client chain".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| Error::ClientCertificate {
+        reason: format!("private key: {e}"),
+    })?;
+    let config = ClientConfig::builder_with_provider(cryptoutil_protocols::tls::provider())
+        .with_protocol_versions(cryptoutil_protocols::tls::VERSIONS)?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    Ok(Arc::new(config))
+}

@@ -93,7 +93,7 @@ async fn healthz_get(State(st): State<AdminState>) -> Response {
             "vault": vault.as_ref().map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
         },
         "uptime_seconds": health.as_ref().map(|h| h.uptime_seconds).ok(),
-        "peers": {},
+        "peers": peers(&st).await,
     });
     let status = if healthy {
         StatusCode::OK
@@ -101,6 +101,20 @@ async fn healthz_get(State(st): State<AdminState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// The breakers of the peers this service calls: a peer whose breaker is open is served by
+/// its fallback mode, so it does not make the service unhealthy.
+async fn peers(st: &AdminState) -> Value {
+    let mut out = serde_json::Map::new();
+    for breaker in &st.app.actors.peers {
+        let view = match breaker.describe().await {
+            Ok(view) => serde_json::to_value(view).unwrap_or(Value::Null),
+            Err(e) => json!({ "state": breaker.state(), "error": e.to_string() }),
+        };
+        out.insert(breaker.peer().as_str().to_owned(), view);
+    }
+    Value::Object(out)
 }
 
 async fn shutdown_post(State(st): State<AdminState>) -> (StatusCode, Json<Value>) {

@@ -26,11 +26,11 @@ pub const AS_METADATA: &str = "/.well-known/oauth-authorization-server";
 /// Discovery, OpenID Connect.
 pub const OIDC_METADATA: &str = "/.well-known/openid-configuration";
 /// The JWK Set of the token signing keys.
-pub const JWKS: &str = "/service/oauth2/v1/jwks";
+pub const JWKS: &str = cryptoutil_actors::federation::JWKS_PATH;
 /// The token endpoint.
-pub const TOKEN: &str = "/service/oauth2/v1/token";
+pub const TOKEN: &str = cryptoutil_actors::federation::TOKEN_PATH;
 /// Token introspection (RFC 7662).
-pub const INTROSPECT: &str = "/service/oauth2/v1/introspect";
+pub const INTROSPECT: &str = cryptoutil_actors::federation::INTROSPECT_PATH;
 /// Token revocation (RFC 7009).
 pub const REVOKE: &str = "/service/oauth2/v1/revoke";
 /// Pushed authorization requests (RFC 9126).

@@ -22,7 +22,7 @@ use crate::middleware::{cors, headers, ip_allow, rate_limit};
 use crate::state::AppState;
 
 /// Readiness for peers (ARCHITECTURE §6): authenticated like any /service route.
-pub const SERVICE_HEALTH: &str = "/service/api/v1/health";
+pub const SERVICE_HEALTH: &str = cryptoutil_actors::federation::HEALTH_PATH;
 /// The same under /browser.
 pub const BROWSER_HEALTH: &str = "/browser/api/v1/health";
 /// Placeholder API of the service until its product issue lands.

@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`TestApp`]: in-process services and a client that trusts their anchor.
 //! - [`Process`]: the `cryptoutil` binary as a child process.
-//! - [`fake_peer`]: a controllable HTTPS peer on 127.0.0.1.
+//! - [`fake_peer`]: a controllable HTTPS peer on 127.0.0.1 (answer, fail, hang, slow, reset).
+//! - [`fault_proxy`]: a TCP fault proxy (delay, reset, blackhole, bandwidth, refuse).
 //! - `it/`: the tests.
 
 // This crate is test support: a panic is how a test fails, so the workspace's no-panic lints
@@ -30,6 +31,7 @@ use cryptoutil_bin::run::{self, Endpoint, Options, Running};
 use cryptoutil_federation::{tls, HttpsClient};
 
 pub mod fake_peer;
+pub mod fault_proxy;
 #[cfg(test)]
 mod it;
 

@@ -94,6 +94,10 @@ pub struct NewClient {
     /// For `tls_client_auth`: the DNS name or IP address its certificate must carry.
     #[serde(default)]
     pub tls_client_auth_san: Option<String>,
+    /// A federated service that introspects tokens of every tenant for its audiences
+    /// (operator tenant only; default: false).
+    #[serde(default)]
+    pub resource_server: Option<bool>,
 }
 
 /// `POST .../identity/users`.
@@ -199,7 +203,7 @@ fn client_view(c: &Client) -> Value {
         "grant_types": c.grant_types, "scopes": c.scopes, "audiences": c.audiences,
         "auth_methods": c.auth_methods, "jwks": c.jwks, "redirect_uris": c.redirect_uris,
         "post_logout_redirect_uris": c.post_logout_redirect_uris, "first_party": c.first_party,
-        "tls_client_auth_san": c.tls_client_auth_san,
+        "tls_client_auth_san": c.tls_client_auth_san, "resource_server": c.resource_server,
         "created": c.created,
     })
 }
@@ -387,6 +391,12 @@ impl AuthzState {
                 if spec.name.is_empty() || spec.name.len() > 128 {
                     return Err(bad("name: 1-128 characters"));
                 }
+                let resource_server = spec.resource_server.unwrap_or(false);
+                if resource_server && (tenant != OPERATOR_TENANT || !caller.is_operator()) {
+                    return Err(Error::Forbidden {
+                        reason: "resource servers (cross-tenant introspection) are the operator's",
+                    });
+                }
                 let random = |n| oauth::random_token(n).map_err(|_| bad("random"));
                 let has_secret = auth_methods
                     .iter()
@@ -412,6 +422,7 @@ impl AuthzState {
                     jwks,
                     first_party: spec.first_party.unwrap_or(false),
                     any_tenant: false,
+                    resource_server,
                     tls_client_auth_san: spec.tls_client_auth_san,
                     redirect_uris: spec.redirect_uris,
                     post_logout_redirect_uris: spec.post_logout_redirect_uris,
@@ -442,6 +453,7 @@ impl AuthzState {
                     jwks: None,
                     first_party: true,
                     any_tenant: true,
+                    resource_server: false,
                     tls_client_auth_san: None,
                     redirect_uris: vec![b.redirect_uri],
                     post_logout_redirect_uris: vec![b.post_logout_uri],

@@ -111,6 +111,11 @@ pub struct Client {
     /// the tokens carry the user's tenant.
     #[serde(default)]
     pub any_tenant: bool,
+    /// A service of this deployment that validates other tenants' tokens for its audiences
+    /// (federated services introspecting the tokens they are given): introspection answers
+    /// for tokens of any tenant whose `aud` names one of its `audiences`. Operator only.
+    #[serde(default)]
+    pub resource_server: bool,
     /// For `tls_client_auth`: the DNS name or IP address its certificate must carry as a
     /// subject alternative name (RFC 8705 `tls_client_auth_san_dns` / `_san_ip`).
     #[serde(default)]
@@ -600,6 +605,9 @@ impl AuthzState {
             jwks: None,
             first_party: true,
             any_tenant: false,
+            // Not a resource server: federated services get a client of their own (least
+            // privilege; the operator creates it with `resource_server: true`).
+            resource_server: false,
             tls_client_auth_san: None,
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),

@@ -189,6 +189,7 @@ mod flow {
             post_logout_redirect_uris: vec!["https://rp.test/bye".into()],
             first_party: Some(first_party),
             tls_client_auth_san: None,
+            resource_server: None,
         };
         let caller = Caller {
             tenant: "default".into(),
@@ -597,6 +598,7 @@ mod flow {
             post_logout_redirect_uris: vec![],
             first_party: Some(true),
             tls_client_auth_san: None,
+            resource_server: None,
         };
         let caller = Caller {
             tenant: "default".into(),

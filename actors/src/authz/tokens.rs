@@ -209,11 +209,17 @@ impl AuthzState {
             return Err(refuse(TokenError::InvalidClient));
         }
         let tenant = client.tenant.clone();
+        let audiences = client.resource_server.then(|| client.audiences.clone());
         let inactive = json!({ "active": false });
         let Some(claims) = self.live_claims(token, now) else {
             return Ok(inactive);
         };
-        if claims.get("tenant").and_then(Value::as_str) != Some(tenant.as_str()) {
+        let visible = match &audiences {
+            // A resource server sees the tokens meant for it, whatever their tenant.
+            Some(own) => audience_of(&claims).iter().any(|a| own.contains(a)),
+            None => claims.get("tenant").and_then(Value::as_str) == Some(tenant.as_str()),
+        };
+        if !visible {
             return Ok(inactive);
         }
         let mut out = (*claims).clone();
@@ -426,5 +432,18 @@ impl AuthzState {
         }
         self.used_assertions.insert(key, exp);
         Ok(client_id)
+    }
+}
+
+/// The `aud` claim as a list (RFC 7519 §4.1.3: a string or an array of strings).
+fn audience_of(claims: &Map<String, Value>) -> Vec<String> {
+    match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
     }
 }

@@ -31,6 +31,10 @@ pub trait ChildSpec: Send + Sync + 'static {
     fn crash(&self, path: &[String]) -> Result<(), Error>;
     /// Counters that outlive each incarnation.
     fn stats(&self) -> &ChildStats;
+    /// What the child reports of its own state in the tree (see [`SupervisionNode::detail`]).
+    fn detail(&self) -> Option<String> {
+        None
+    }
     /// The child's own children, for supervisors; empty for plain actors.
     fn subtree(&self, _timeout: Duration) -> BoxFuture<'_, Vec<SupervisionNode>> {
         Box::pin(async { Vec::new() })
@@ -64,7 +68,12 @@ pub struct ActorSpec<A: Actor> {
     make: Arc<dyn Fn() -> (A, A::Arguments) + Send + Sync>,
     crash_msg: fn() -> A::Msg,
     stats: ChildStats,
+    detail: Option<Detail>,
 }
+
+/// Reads what an actor reports of its state, without asking it (the tree stays readable while
+/// the actor is busy).
+pub type Detail = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl<A: Actor> ActorSpec<A> {
     /// A spec named `name` of kind `kind`.
@@ -82,7 +91,14 @@ impl<A: Actor> ActorSpec<A> {
             make: Arc::new(make),
             crash_msg,
             stats: ChildStats::default(),
+            detail: None,
         }
+    }
+
+    /// The same spec reporting `detail` in the tree.
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = Some(detail);
+        self
     }
 }
 
@@ -114,6 +130,10 @@ where
 
     fn stats(&self) -> &ChildStats {
         &self.stats
+    }
+
+    fn detail(&self) -> Option<String> {
+        self.detail.as_ref().and_then(|d| d())
     }
 
     fn crash(&self, path: &[String]) -> Result<(), Error> {

@@ -410,6 +410,7 @@ impl SupervisorState {
                     kind: spec.kind().to_owned(),
                     state: state.as_str().to_owned(),
                     restarts: spec.stats().restarts(),
+                    detail: spec.detail(),
                     children: spec.subtree(timeout).await,
                 });
             }
@@ -418,6 +419,7 @@ impl SupervisorState {
                 kind: kind.into(),
                 state: "running".into(),
                 restarts: 0,
+                detail: None,
                 children,
             };
             let _ = reply.send(Ok(node));

@@ -13,6 +13,10 @@ pub struct SupervisionNode {
     pub state: String,
     /// Restarts since the process started.
     pub restarts: u64,
+    /// What the actor itself reports, for actors with a state operators watch (a `Breaker`'s
+    /// `closed`, `half_open` or `open`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// Children, for supervisors.
     pub children: Vec<SupervisionNode>,
 }
@@ -36,9 +40,14 @@ impl SupervisionNode {
     fn render_into(&self, out: &mut String, depth: usize) {
         out.push_str(&"  ".repeat(depth));
         out.push_str(&format!(
-            "{} [{}] {} restarts={}\n",
+            "{} [{}] {} restarts={}",
             self.name, self.kind, self.state, self.restarts
         ));
+        if let Some(detail) = &self.detail {
+            out.push(' ');
+            out.push_str(detail);
+        }
+        out.push('\n');
         for child in &self.children {
             child.render_into(out, depth + 1);
         }

@@ -9,6 +9,7 @@ use cryptoutil_actors::config::human_duration;
 use serde::{Deserialize, Serialize};
 
 use super::Secret;
+pub use cryptoutil_actors::federation::{CaFallback, IdentityFallback, JoseFallback};
 
 /// `federation:`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +22,12 @@ pub struct FederationConfig {
     /// Timeout of one call to identity-authz (the first try; retries grow it 1.5x each).
     #[serde(with = "human_duration")]
     pub identity_timeout: Duration,
+    /// The `iss` of identity-authz's tokens. Empty: `identity_url`.
+    pub identity_issuer: String,
+    /// How long a token identity-authz called active is accepted without asking again (a token
+    /// revoked meanwhile is refused at most this much later).
+    #[serde(with = "human_duration")]
+    pub identity_cache_ttl: Duration,
     /// The JOSE service's public base URL (https).
     pub jose_url: String,
     /// Perform JWE/JWS through the JOSE service.
@@ -55,6 +62,8 @@ impl Default for FederationConfig {
             identity_url: String::new(),
             identity_enabled: false,
             identity_timeout: timeout,
+            identity_issuer: String::new(),
+            identity_cache_ttl: Duration::from_secs(10),
             jose_url: String::new(),
             jose_enabled: false,
             jose_timeout: timeout,
@@ -89,17 +98,18 @@ pub enum PeerAuthMode {
 pub struct PeerAuthConfig {
     /// Which credential.
     pub mode: PeerAuthMode,
+    /// The OAuth client id at identity-authz (both modes: `mtls` authenticates it by its
+    /// certificate, RFC 8705 `tls_client_auth`).
+    pub client_id: String,
     /// mtls: the client certificate chain (PEM, usually `file://`).
     pub client_cert: String,
     /// mtls: its private key (PEM, `file://`).
     pub client_key: Secret,
     /// Trust anchors for the peers' certificates (PEM, `file://`); empty: this process's own.
     pub ca: String,
-    /// client_credentials: the client id.
-    pub client_id: String,
     /// client_credentials: the client secret (`file://`).
     pub client_secret: Secret,
-    /// client_credentials: identity-authz's token endpoint (https).
+    /// identity-authz's token endpoint (https). Empty: the one at `identity_url`.
     pub token_endpoint: String,
 }
 
@@ -169,6 +179,51 @@ pub struct RetryConfig {
     /// Retries may be at most this share of first tries (0 to 1), so retries cannot multiply
     /// an outage.
     pub budget_ratio: f64,
+    /// The most a request waits for a peer, retries included, where no fallback gives the same
+    /// answer (identity under `reject_all`). Calls whose fallback gives the same answer
+    /// (`local_validation`, `internal_crypto`) do not retry: the fallback answers at once.
+    #[serde(with = "human_duration")]
+    pub deadline: Duration,
+}
+
+impl RetryConfig {
+    /// The retry policy of the federation crate.
+    pub fn policy(&self) -> cryptoutil_federation::retry::RetryPolicy {
+        cryptoutil_federation::retry::RetryPolicy {
+            max_retries: self.max_retries,
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff,
+            timeout_multiplier: self.timeout_multiplier,
+            budget_ratio: self.budget_ratio,
+        }
+    }
+}
+
+impl FederationConfig {
+    /// The `iss` of identity-authz's tokens.
+    pub fn identity_issuer(&self) -> String {
+        match self.identity_issuer.trim_end_matches('/') {
+            "" => self.identity_url.trim_end_matches('/').to_owned(),
+            issuer => issuer.to_owned(),
+        }
+    }
+
+    /// identity-authz's token endpoint.
+    pub fn token_endpoint(&self) -> String {
+        match self.auth.token_endpoint.as_str() {
+            "" => format!(
+                "{}{}",
+                self.identity_url.trim_end_matches('/'),
+                cryptoutil_actors::federation::TOKEN_PATH
+            ),
+            endpoint => endpoint.to_owned(),
+        }
+    }
+
+    /// Is any peer enabled?
+    pub fn any_enabled(&self) -> bool {
+        self.identity_enabled || self.jose_enabled || self.ca_enabled
+    }
 }
 
 impl Default for RetryConfig {
@@ -179,41 +234,9 @@ impl Default for RetryConfig {
             max_backoff: Duration::from_secs(16),
             timeout_multiplier: 1.5,
             budget_ratio: 0.2,
+            deadline: Duration::from_secs(5),
         }
     }
-}
-
-/// What a service does while identity-authz is unavailable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdentityFallback {
-    /// Tokens keep validating against the cached JWK Set until they expire.
-    #[default]
-    LocalValidation,
-    /// Every token is refused.
-    RejectAll,
-    /// Every request passes (development only; logged on every use).
-    AllowAll,
-}
-
-/// What the KMS does while the JOSE service is unavailable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JoseFallback {
-    /// The service's own JOSE code.
-    #[default]
-    InternalCrypto,
-}
-
-/// What a service does while the CA is unavailable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CaFallback {
-    /// Certificates from its own dynamic PKI.
-    #[default]
-    SelfSigned,
-    /// The certificates it last obtained.
-    Cached,
 }
 
 /// `federation_fallback:`.
@@ -260,6 +283,31 @@ pub(super) fn validate(f: &FederationConfig, fb: &FallbackConfig) -> Vec<(String
             );
         }
     }
+    let needs_auth = f.identity_enabled || f.jose_enabled;
+    match f.auth.mode {
+        PeerAuthMode::None if needs_auth => problem(
+            "federation.auth.mode",
+            "identity and JOSE peers need client_credentials or mtls (introspection and the \
+             JOSE API authenticate this process)",
+        ),
+        PeerAuthMode::None => {}
+        PeerAuthMode::Mtls | PeerAuthMode::ClientCredentials => {
+            if f.auth.client_id.is_empty() {
+                problem(
+                    "federation.auth.client_id",
+                    "the OAuth client id is required",
+                );
+            }
+            if f.auth.token_endpoint.is_empty() && f.identity_url.is_empty() {
+                problem(
+                    "federation.auth.token_endpoint",
+                    "needed when federation.identity_url is not set",
+                );
+            } else if !f.auth.token_endpoint.is_empty() && !https(&f.auth.token_endpoint) {
+                problem("federation.auth.token_endpoint", "must be an https:// URL");
+            }
+        }
+    }
     match f.auth.mode {
         PeerAuthMode::None => {}
         PeerAuthMode::Mtls => {
@@ -274,20 +322,11 @@ pub(super) fn validate(f: &FederationConfig, fb: &FallbackConfig) -> Vec<(String
             }
         }
         PeerAuthMode::ClientCredentials => {
-            if f.auth.client_id.is_empty() {
-                problem(
-                    "federation.auth.client_id",
-                    "client_credentials needs a client id",
-                );
-            }
             if f.auth.client_secret.expose().is_empty() {
                 problem(
                     "federation.auth.client_secret",
                     "client_credentials needs a client secret (file://)",
                 );
-            }
-            if !https(&f.auth.token_endpoint) {
-                problem("federation.auth.token_endpoint", "must be an https:// URL");
             }
         }
     }
@@ -319,6 +358,9 @@ pub(super) fn validate(f: &FederationConfig, fb: &FallbackConfig) -> Vec<(String
     }
     if !(0.0..=1.0).contains(&r.budget_ratio) {
         problem("federation.retry.budget_ratio", "must be between 0 and 1");
+    }
+    if r.deadline.is_zero() {
+        problem("federation.retry.deadline", "must be greater than 0");
     }
     if f.health_poll_interval.is_zero() {
         problem("federation.health_poll_interval", "must be greater than 0");

@@ -169,6 +169,12 @@ fn federation_is_configured_by_environment_and_checked() {
                 "https://identity-authz:8443",
             ),
             ("CRYPTOUTIL_FEDERATION__IDENTITY_ENABLED", "true"),
+            ("CRYPTOUTIL_FEDERATION__AUTH__MODE", "client_credentials"),
+            ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_ID", "kms-peer"),
+            (
+                "CRYPTOUTIL_FEDERATION__AUTH__CLIENT_SECRET",
+                "s3cret-from-a-file",
+            ),
             ("CRYPTOUTIL_FEDERATION__BREAKER__OPEN_TIMEOUT", "2s"),
             (
                 "CRYPTOUTIL_FEDERATION_FALLBACK__IDENTITY_FALLBACK_MODE",
@@ -192,6 +198,12 @@ fn federation_is_configured_by_environment_and_checked() {
         loaded.source_of("federation.identity_url"),
         Source::Env("CRYPTOUTIL_FEDERATION__IDENTITY_URL".into())
     );
+    assert_eq!(
+        f.token_endpoint(),
+        "https://identity-authz:8443/service/oauth2/v1/token",
+        "the token endpoint defaults to identity-authz's"
+    );
+    assert_eq!(f.identity_issuer(), "https://identity-authz:8443");
 
     for (vars, key) in [
         (
@@ -212,6 +224,25 @@ fn federation_is_configured_by_environment_and_checked() {
         (
             vec![("CRYPTOUTIL_FEDERATION__AUTH__MODE", "client_credentials")],
             "federation.auth.client_id",
+        ),
+        (
+            vec![
+                ("CRYPTOUTIL_FEDERATION__IDENTITY_ENABLED", "true"),
+                ("CRYPTOUTIL_FEDERATION__IDENTITY_URL", "https://idp:8180"),
+            ],
+            "federation.auth.mode",
+        ),
+        (
+            vec![
+                ("CRYPTOUTIL_FEDERATION__AUTH__MODE", "mtls"),
+                ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_ID", "kms-peer"),
+                ("CRYPTOUTIL_FEDERATION__IDENTITY_URL", "https://idp:8180"),
+            ],
+            "federation.auth.client_cert",
+        ),
+        (
+            vec![("CRYPTOUTIL_FEDERATION__RETRY__DEADLINE", "0s")],
+            "federation.retry.deadline",
         ),
         (
             vec![("CRYPTOUTIL_FEDERATION__RETRY__MAX_RETRIES", "9")],

@@ -706,6 +706,42 @@ async fn the_admin_api_manages_tenants_clients_and_users_within_tenants() {
         token_call(&app, "introspect", me, &w).await,
         (200, json!({"active": false}))
     );
+    // A resource server (a federated service's client, the operator's to create) sees the
+    // tokens meant for its audiences in every tenant, and only those.
+    let (s, v) = admin(
+        &app,
+        &acme_op,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "rs", "resource_server": true})),
+    )
+    .await;
+    assert_eq!(s, 403, "acme cannot make a resource server: {v}");
+    for (audiences, active) in [(json!(["jose"]), true), (json!(["kms"]), false)] {
+        let (s, rs) = admin(
+            &app,
+            &op,
+            Method::POST,
+            "/clients",
+            Some(json!({"name": "rs", "resource_server": true, "audiences": audiences})),
+        )
+        .await;
+        assert_eq!(s, 201, "{rs}");
+        assert_eq!(rs["resource_server"], true);
+        let rs = Some((
+            rs["client_id"].as_str().unwrap(),
+            rs["client_secret"].as_str().unwrap(),
+        ));
+        let (s, v) = token_call(&app, "introspect", rs, &w).await;
+        assert_eq!(
+            (s, v["active"].as_bool()),
+            (200, Some(active)),
+            "{audiences}: {v}"
+        );
+        if active {
+            assert_eq!(v["tenant"], "acme");
+        }
+    }
 
     // Users: generated or given passwords, never shown again, stored as PBKDF2.
     let (s, alice) = admin(

@@ -2,6 +2,8 @@
 
 mod auth;
 mod code_flow;
+mod federation;
+mod federation_process;
 mod identity;
 mod issuer_jwks;
 mod jose_interop;

@@ -17,6 +17,10 @@ use cryptoutil_protocols::jose::{b64, jwt, JwkSet, JwsAlg};
 
 use crate::error::ApiError;
 
+pub mod federated;
+
+pub use federated::IdentityValidation;
+
 /// The browser session cookie of `service`: HttpOnly, Secure, SameSite=Strict, path `/`.
 /// `__Host-` binds it to the host; the service is in the name because cookies do not isolate
 /// ports, and in one process every service shares 127.0.0.1.
@@ -110,10 +114,12 @@ impl Authenticator for DenyAll {
 /// token its sign-in obtained: `session` looks it up and validates that token the same way.
 pub struct JwtBearer {
     issuers: Vec<(String, IssuerKeys)>,
+    identity: Option<federated::IdentityValidation>,
     sessions: Option<SessionsHandle>,
     audience: String,
     leeway: std::time::Duration,
-    /// Tokens already verified, by SHA-256 of the token, until their `exp`: a signature check
+    /// Tokens already verified, by SHA-256 of the token, until their `exp` (or, for tokens of a
+    /// federated identity-authz, for its cache time): a signature check or an introspection
     /// costs more than most requests it guards. Bounded; cleared when full.
     verified: std::sync::Mutex<HashMap<[u8; 32], (Principal, u64)>>,
 }
@@ -190,6 +196,7 @@ impl JwtBearer {
         }
         Ok(Self {
             issuers,
+            identity: None,
             sessions: None,
             audience: audience.to_owned(),
             leeway: cfg.leeway,
@@ -209,6 +216,13 @@ impl Authenticator for JwtBearer {
 }
 
 impl JwtBearer {
+    /// Tokens of identity-authz's issuer are validated by identity-authz (introspection), with
+    /// `identity`'s fallback while it is unavailable.
+    pub fn with_identity(mut self, identity: federated::IdentityValidation) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
     /// Browser sessions of this service are looked up in `sessions`.
     pub fn with_sessions(mut self, sessions: SessionsHandle) -> Self {
         self.sessions = Some(sessions);
@@ -248,29 +262,49 @@ impl JwtBearer {
             }
         }
         let (issuer, keys) = self.issuer_of(token)?;
+        let (principal, until) = match &self.identity {
+            Some(identity) if identity.issuer() == issuer => {
+                identity.validate(self, token, keys, now).await?
+            }
+            _ => self.verify_locally(token, issuer, keys, now).await?,
+        };
+        if until > now {
+            let mut cache = self
+                .verified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.len() >= VERIFIED_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(digest, (principal.clone(), until));
+        }
+        Ok(principal)
+    }
+
+    /// Verifies the token's signature with the issuer's keys (static, or the cached set) and
+    /// its claims; the principal and its `exp`.
+    pub(crate) async fn verify_locally(
+        &self,
+        token: &str,
+        issuer: &str,
+        keys: &IssuerKeys,
+        now: u64,
+    ) -> Result<(Principal, u64), AuthFailure> {
         let set = match keys {
             IssuerKeys::Static(set) => Arc::clone(set),
             IssuerKeys::Remote(handle) => remote_keys(handle, token).await?,
         };
-        let (principal, exp) = self.verify_token(token, issuer, &set, now)?;
-        let mut cache = self
-            .verified
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() >= VERIFIED_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(digest, (principal.clone(), exp));
-        Ok(principal)
+        self.verify_token(token, issuer, &set, now)
+    }
+
+    /// The service these tokens must name in `aud`.
+    pub(crate) fn audience(&self) -> &str {
+        &self.audience
     }
 
     /// The trusted issuer the token's `iss` names, read unverified only to pick its keys.
     fn issuer_of(&self, token: &str) -> Result<(&str, &IssuerKeys), AuthFailure> {
-        let payload = token.split('.').nth(1).ok_or(AuthFailure::Invalid)?;
-        let claims: serde_json::Value = b64::decode(payload, "payload")
-            .ok()
-            .and_then(|p| serde_json::from_slice(&p).ok())
-            .ok_or(AuthFailure::Invalid)?;
+        let claims = unverified_claims(token).ok_or(AuthFailure::Invalid)?;
         let iss = claims
             .get("iss")
             .and_then(serde_json::Value::as_str)
@@ -299,50 +333,64 @@ impl JwtBearer {
         };
         let claims =
             jwt::verify(token, keys, &BEARER_ALGS, &v, now).map_err(|_| AuthFailure::Invalid)?;
-        let exp = claims
-            .get("exp")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or(AuthFailure::Invalid)?;
-        let text = |name: &str| {
-            claims
-                .get(name)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        };
-        let tenant = text("tenant")
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthFailure::Invalid)?;
-        let subject = text("sub")
-            .or_else(|| text("client_id"))
-            .ok_or(AuthFailure::Invalid)?;
-        let scopes = text("scope")
-            .map(|s| {
-                s.split(' ')
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok((
-            Principal {
-                subject,
-                tenant,
-                scopes,
-                csrf: None,
-                jkt: claims
-                    .get("cnf")
-                    .and_then(|c| c.get("jkt"))
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_owned),
-                x5t: claims
-                    .get("cnf")
-                    .and_then(|c| c.get("x5t#S256"))
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_owned),
-            },
-            exp,
-        ))
+        principal_of(&claims)
     }
+}
+
+/// A compact JWS's payload as JSON claims, NOT verified: only to choose how to verify it.
+pub(crate) fn unverified_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = b64::decode(payload, "payload").ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The principal an access token's (verified or introspected) claims name, and its `exp`: a
+/// `tenant`, a subject (`sub` or `client_id`), the scopes, and any key binding (`cnf`).
+pub(crate) fn principal_of(
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(Principal, u64), AuthFailure> {
+    let exp = claims
+        .get("exp")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or(AuthFailure::Invalid)?;
+    let text = |name: &str| {
+        claims
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let tenant = text("tenant")
+        .filter(|t| !t.is_empty())
+        .ok_or(AuthFailure::Invalid)?;
+    let subject = text("sub")
+        .or_else(|| text("client_id"))
+        .ok_or(AuthFailure::Invalid)?;
+    let scopes = text("scope")
+        .map(|s| {
+            s.split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let cnf = |member: &str| {
+        claims
+            .get("cnf")
+            .and_then(|c| c.get(member))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    Ok((
+        Principal {
+            subject,
+            tenant,
+            scopes,
+            csrf: None,
+            jkt: cnf("jkt"),
+            x5t: cnf("x5t#S256"),
+        },
+        exp,
+    ))
 }
 
 /// The fetched set to verify `token` with: the cached one when it is fresh and resolves the

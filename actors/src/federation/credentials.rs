@@ -1,0 +1,183 @@
+//! This process's credentials toward its peers (`federation.auth`): an OAuth client of
+//! identity-authz that authenticates with its secret (`client_credentials`) or with its TLS
+//! client certificate (`mtls`, RFC 8705 `tls_client_auth`). Access tokens from the
+//! client-credentials grant are cached and renewed at 80 % of their lifetime; one request at a
+//! time fetches them. Token requests bypass the breakers: they are rare (one per token
+//! lifetime), and a health poll of identity-authz needs one while its breaker is open.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use cryptoutil_federation::{Bytes, HttpsClient, Method};
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+/// An access token, shared by the callers that use it.
+pub type Token = Arc<Zeroizing<String>>;
+
+/// How the client proves itself to identity-authz.
+pub enum ClientProof {
+    /// `client_secret_basic`.
+    Secret(Zeroizing<String>),
+    /// `tls_client_auth`: the certificate in the client's TLS configuration.
+    Certificate,
+}
+
+/// This process's OAuth client.
+pub struct Credentials {
+    client_id: String,
+    proof: ClientProof,
+    token_endpoint: String,
+    client: HttpsClient,
+    cached: tokio::sync::Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    token: Option<(Token, Instant, Instant)>,
+    failed_at: Option<Instant>,
+}
+
+/// Least time between two failed token requests (a dead identity-authz is not hammered).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("token_endpoint", &self.token_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Client `client_id` proving itself with `proof` at `token_endpoint`, over `client`
+    /// (whose TLS configuration carries the certificate for [`ClientProof::Certificate`]).
+    pub fn new(
+        client_id: String,
+        proof: ClientProof,
+        token_endpoint: String,
+        client: HttpsClient,
+    ) -> Self {
+        Self {
+            client_id,
+            proof,
+            token_endpoint,
+            client,
+            cached: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Client authentication for a request to identity-authz's own endpoints (token,
+    /// introspection): the `Authorization` header value, if any, and the form fields to add.
+    pub fn client_auth(&self) -> (Option<Zeroizing<String>>, Vec<(&'static str, String)>) {
+        match &self.proof {
+            ClientProof::Secret(secret) => {
+                // RFC 6749 §2.3.1: both parts form-encoded before base64.
+                let enc =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let pair = Zeroizing::new(format!("{}:{}", enc(&self.client_id), enc(secret)));
+                let b64 = base64::engine::general_purpose::STANDARD.encode(pair.as_bytes());
+                (Some(Zeroizing::new(format!("Basic {b64}"))), Vec::new())
+            }
+            ClientProof::Certificate => (None, vec![("client_id", self.client_id.clone())]),
+        }
+    }
+
+    /// A valid access token: the cached one, or a new one from the token endpoint. While the
+    /// endpoint fails, an unexpired cached token keeps serving.
+    pub async fn token(&self) -> Result<Token, String> {
+        let mut cache = self.cached.lock().await;
+        let now = Instant::now();
+        if let Some((token, renew_at, _)) = &cache.token {
+            if now < *renew_at {
+                return Ok(Arc::clone(token));
+            }
+        }
+        let still_valid = |cache: &Cache| {
+            cache
+                .token
+                .as_ref()
+                .filter(|(_, _, expires)| now < *expires)
+                .map(|(t, _, _)| Arc::clone(t))
+        };
+        if cache
+            .failed_at
+            .is_some_and(|t| now.saturating_duration_since(t) < RETRY_AFTER_FAILURE)
+        {
+            return still_valid(&cache).ok_or_else(|| "the last token request failed".into());
+        }
+        match self.fetch().await {
+            Ok((token, lifetime)) => {
+                let token: Token = Arc::new(token);
+                let renew_at = now + lifetime.mul_f64(0.8);
+                cache.token = Some((Arc::clone(&token), renew_at, now + lifetime));
+                cache.failed_at = None;
+                Ok(token)
+            }
+            Err(reason) => {
+                cache.failed_at = Some(now);
+                tracing::warn!(token_endpoint = %self.token_endpoint, %reason, "peer token request failed");
+                still_valid(&cache).ok_or(reason)
+            }
+        }
+    }
+
+    /// Forgets the cached token (a peer refused it).
+    pub async fn invalidate(&self) {
+        self.cached.lock().await.token = None;
+    }
+
+    async fn fetch(&self) -> Result<(Zeroizing<String>, Duration), String> {
+        let (authorization, extra) = self.client_auth();
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "client_credentials");
+            for (k, v) in &extra {
+                form.append_pair(k, v);
+            }
+            form.finish()
+        };
+        let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+        if let Some(a) = &authorization {
+            headers.push(("authorization", a.as_str()));
+        }
+        let r = self
+            .client
+            .send(
+                Method::POST,
+                &self.token_endpoint,
+                &headers,
+                Bytes::from(body),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status.is_success() {
+            return Err(format!(
+                "token endpoint answered HTTP {}",
+                r.status.as_u16()
+            ));
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&r.body).map_err(|_| "token response is not JSON".to_owned())?;
+        let token = v
+            .get("access_token")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("token response without access_token")?;
+        let lifetime = v
+            .get("expires_in")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(60)
+            .max(1);
+        Ok((
+            Zeroizing::new(token.to_owned()),
+            Duration::from_secs(lifetime),
+        ))
+    }
+}
