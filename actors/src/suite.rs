@@ -98,8 +98,12 @@ pub async fn start(
         service_specs.push(spec);
         federation = peers;
     }
+    let jose = federation
+        .jose
+        .clone()
+        .map(crate::federation::JoseEngine::new);
     for (service, store) in stores {
-        let (spec, mut actors) = service_tree(service, store, args, cfg)?;
+        let (spec, mut actors) = service_tree(service, store, args, jose.clone(), cfg)?;
         actors.peers = federation.breakers_of(service);
         service_specs.push(spec);
         services.insert(service, actors);
@@ -130,6 +134,7 @@ fn service_tree(
     service: ServiceName,
     store: Arc<Store>,
     args: &SuiteArgs,
+    jose_engine: Option<crate::federation::JoseEngine>,
     cfg: &SupervisionConfig,
 ) -> Result<(Arc<dyn ChildSpec>, ServiceActors), SpawnErr> {
     let name = service.as_str();
@@ -284,7 +289,7 @@ fn service_tree(
     };
     let spec = SupervisorSpec::new(args);
     let kms = audit.map(|audit| {
-        let rings = KeyRingsHandle::new(
+        let mut rings = KeyRingsHandle::new(
             kms_store,
             audit,
             spec.handle(),
@@ -292,6 +297,9 @@ fn service_tree(
             KEY_RING_IDLE,
             cfg.ask_timeout,
         );
+        if let Some(engine) = jose_engine {
+            rings = rings.with_jose(engine);
+        }
         let _ = rings_cell.set(rings.clone());
         rings
     });

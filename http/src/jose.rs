@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cryptoutil_actors::jose_keys::{JoseKeysHandle, KeySpec, KeyView};
+use cryptoutil_actors::jose_keys::{engine, JoseKeysHandle, KeySpec, KeyView};
 use cryptoutil_protocols::jose::b64;
 use cryptoutil_protocols::jose::jwe::ContentAlg;
 use cryptoutil_protocols::jose::jwt::Claims;
@@ -134,12 +134,30 @@ pub(crate) async fn jwk_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST .../jose/jws/sign` body.
+/// `POST .../jose/jws/sign` body: a tenant key by `kid`, or a key brought along as `jwk` (the
+/// JOSE service as a stateless engine; nothing is stored).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignReq {
-    kid: String,
+    kid: Option<String>,
+    jwk: Option<Value>,
     payload: String,
+}
+
+/// The key a request names: exactly one of `kid` and `jwk`.
+enum KeyRef {
+    Tenant(String),
+    Brought(Box<cryptoutil_protocols::jose::Jwk>),
+}
+
+fn key_ref(kid: Option<String>, jwk: Option<&Value>) -> Result<KeyRef, ApiError> {
+    match (kid, jwk) {
+        (Some(kid), None) => Ok(KeyRef::Tenant(kid)),
+        (None, Some(jwk)) => Ok(KeyRef::Brought(Box::new(engine::key(jwk)?))),
+        _ => Err(ApiError::BadRequest {
+            reason: "give exactly one of kid and jwk".into(),
+        }),
+    }
 }
 
 pub(crate) async fn jws_sign_post(
@@ -148,23 +166,30 @@ pub(crate) async fn jws_sign_post(
     Json(req): Json<SignReq>,
 ) -> Result<Json<Value>, ApiError> {
     let payload = decode(&req.payload, "payload")?;
-    let jws = keys(&app, &who)?.sign(who.tenant, req.kid, payload).await?;
+    let jws = match key_ref(req.kid, req.jwk.as_ref())? {
+        KeyRef::Tenant(kid) => keys(&app, &who)?.sign(who.tenant, kid, payload).await?,
+        KeyRef::Brought(jwk) => {
+            who.require_scope(SCOPE)?;
+            engine::sign(&jwk, &payload)?
+        }
+    };
     Ok(Json(json!({ "jws": jws })))
 }
 
-/// `POST .../jose/jws/verify` body.
+/// `POST .../jose/jws/verify` body: the tenant key the header's `kid` names, or `jwk`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyReq {
     jws: String,
+    jwk: Option<Value>,
 }
 
-pub(crate) async fn jws_verify_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Json(req): Json<VerifyReq>,
+/// A verification's answer: 200 with the payload, or 400 `{"valid": false}` for a signature
+/// that does not verify.
+fn verified(
+    result: Result<cryptoutil_protocols::jose::jws::Verified, cryptoutil_actors::Error>,
 ) -> Result<Response, ApiError> {
-    match keys(&app, &who)?.verify(who.tenant, req.jws).await {
+    match result {
         Ok(v) => Ok(Json(json!({ "valid": true, "kid": v.kid, "alg": v.alg.as_str(), "payload": b64::encode(&v.payload) })).into_response()),
         Err(e @ (cryptoutil_actors::Error::Jose(_) | cryptoutil_actors::Error::KeyNotFound)) => {
             Ok((StatusCode::BAD_REQUEST, Json(json!({ "valid": false, "reason": e.to_string() }))).into_response())
@@ -173,11 +198,26 @@ pub(crate) async fn jws_verify_post(
     }
 }
 
-/// `POST .../jose/jwe/encrypt` body.
+pub(crate) async fn jws_verify_post(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<VerifyReq>,
+) -> Result<Response, ApiError> {
+    match req.jwk {
+        None => verified(keys(&app, &who)?.verify(who.tenant, req.jws).await),
+        Some(jwk) => {
+            who.require_scope(SCOPE)?;
+            verified(engine::key(&jwk).and_then(|k| engine::verify(&k, &req.jws)))
+        }
+    }
+}
+
+/// `POST .../jose/jwe/encrypt` body: to a tenant key by `kid`, or to `jwk`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EncryptReq {
-    kid: String,
+    kid: Option<String>,
+    jwk: Option<Value>,
     plaintext: String,
     enc: Option<String>,
 }
@@ -188,22 +228,29 @@ pub(crate) async fn jwe_encrypt_post(
     Json(req): Json<EncryptReq>,
 ) -> Result<Json<Value>, ApiError> {
     let plaintext = Zeroizing::new(decode(&req.plaintext, "plaintext")?);
-    let jwe = keys(&app, &who)?
-        .encrypt(
-            who.tenant,
-            req.kid,
-            enc_param(req.enc.as_deref())?,
-            plaintext,
-        )
-        .await?;
+    let enc = enc_param(req.enc.as_deref())?;
+    let jwe = match key_ref(req.kid, req.jwk.as_ref())? {
+        KeyRef::Tenant(kid) => {
+            keys(&app, &who)?
+                .encrypt(who.tenant, kid, enc, plaintext)
+                .await?
+        }
+        KeyRef::Brought(jwk) => {
+            who.require_scope(SCOPE)?;
+            engine::encrypt(&jwk, enc.unwrap_or(ContentAlg::A256GCM), &plaintext)?
+        }
+    };
     Ok(Json(json!({ "jwe": jwe })))
 }
 
-/// `POST .../jose/jwe/decrypt` body.
+/// `POST .../jose/jwe/decrypt` body: with the tenant key the header's `kid` names, or with
+/// `jwk` (and `enc`, default A256GCM: the only content algorithm accepted).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DecryptReq {
     jwe: String,
+    jwk: Option<Value>,
+    enc: Option<String>,
 }
 
 pub(crate) async fn jwe_decrypt_post(
@@ -211,7 +258,19 @@ pub(crate) async fn jwe_decrypt_post(
     Extension(who): Extension<Principal>,
     Json(req): Json<DecryptReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let plaintext = keys(&app, &who)?.decrypt(who.tenant, req.jwe).await?;
+    let plaintext = match (req.jwk, enc_param(req.enc.as_deref())?) {
+        (None, None) => keys(&app, &who)?.decrypt(who.tenant, req.jwe).await?,
+        (None, Some(_)) => {
+            return Err(ApiError::BadRequest {
+                reason: "enc goes with jwk (a tenant key's JWE names its own)".into(),
+            })
+        }
+        (Some(jwk), enc) => {
+            who.require_scope(SCOPE)?;
+            let key = engine::key(&jwk)?;
+            engine::decrypt(&key, enc.unwrap_or(ContentAlg::A256GCM), &req.jwe)?
+        }
+    };
     Ok(Json(json!({ "plaintext": b64::encode(&plaintext) })))
 }
 

@@ -6,10 +6,12 @@
 //! - [`peer`]: [`Peer`]: calls through the breaker with retries, backoff and the retry budget.
 //! - [`credentials`]: this process's OAuth client toward identity-authz, and its tokens.
 //! - [`identity`]: identity-authz's token introspection.
+//! - [`jose`]: the JOSE service as the KMS's crypto engine, `internal_crypto` as its fallback.
 
 pub mod breaker;
 pub mod credentials;
 pub mod identity;
+pub mod jose;
 pub mod peer;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use ractor::SpawnErr;
 pub use breaker::{BreakerHandle, BreakerView};
 pub use credentials::Credentials;
 pub use identity::IdentityPeer;
+pub use jose::JoseEngine;
 pub use peer::{Peer, PeerRequest, Retries};
 
 use crate::config::SupervisionConfig;

@@ -21,6 +21,7 @@ use super::ring::{
 use crate::ask::ask;
 use crate::audit::{AuditEntry, AuditHandle, Completion};
 use crate::error::Error;
+use crate::federation::JoseEngine;
 use crate::slot::Slot;
 use crate::supervisor::child::ActorSpec;
 use crate::supervisor::SupervisorHandle;
@@ -34,6 +35,7 @@ pub struct KeyRing;
 pub struct KeyRingArgs {
     store: Arc<Store>,
     audit: AuditHandle,
+    jose: Option<JoseEngine>,
     tenant: String,
     id: String,
     idle: Duration,
@@ -165,15 +167,53 @@ impl KeyRingActorState {
         result: Result<T, Error>,
         reply: RpcReplyPort<Result<T, Error>>,
     ) {
-        let entry = entry.outcome(&result);
-        self.args.audit.submit(
-            entry,
-            Vec::new(),
-            Completion::new(move |audited| {
-                let _ = reply.send(audited.and(result));
-            }),
-        );
+        audited(&self.args.audit, entry, result, reply);
     }
+
+    /// Runs a prepared operation on the JOSE service on a task of its own (the mailbox never
+    /// waits on the network), then audits and answers it; a preparation that failed is
+    /// audited and answered here.
+    fn remote<J, T, F, Fut>(
+        &self,
+        jose: JoseEngine,
+        entry: AuditEntry,
+        job: Result<J, Error>,
+        reply: RpcReplyPort<Result<T, Error>>,
+        run: F,
+    ) where
+        J: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(JoseEngine, J) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, Error>> + Send,
+    {
+        match job {
+            Err(e) => self.audited(entry, Err(e), reply),
+            Ok(job) => {
+                let audit = self.args.audit.clone();
+                tokio::spawn(async move {
+                    let result = run(jose, job).await;
+                    audited(&audit, entry, result, reply);
+                });
+            }
+        }
+    }
+}
+
+/// Answers `result` once its audit record is durable (see [`KeyRingActorState::audited`]).
+fn audited<T: Send + 'static>(
+    audit: &AuditHandle,
+    entry: AuditEntry,
+    result: Result<T, Error>,
+    reply: RpcReplyPort<Result<T, Error>>,
+) {
+    let entry = entry.outcome(&result);
+    audit.submit(
+        entry,
+        Vec::new(),
+        Completion::new(move |audited| {
+            let _ = reply.send(audited.and(result));
+        }),
+    );
 }
 
 impl Actor for KeyRing {
@@ -217,23 +257,71 @@ impl Actor for KeyRing {
         match msg {
             KeyRingMsg::Encrypt(who, plaintext, reply) => {
                 let entry = st.entry(&who, "encrypt", latest);
-                st.audited(entry, st.ring.encrypt(&plaintext), reply);
+                match st.args.jose.clone() {
+                    None => st.audited(entry, st.ring.encrypt(&plaintext), reply),
+                    Some(jose) => {
+                        let job = st.ring.encryption_job(plaintext.len());
+                        st.remote(jose, entry, job, reply, |jose, (key, enc)| async move {
+                            jose.encrypt(&key, enc, &plaintext).await
+                        });
+                    }
+                }
             }
             KeyRingMsg::Decrypt(who, jwe, reply) => {
                 let entry = st.entry(&who, "decrypt", st.ring.token_version(&jwe));
-                st.audited(entry, st.ring.decrypt(&jwe), reply);
+                match st.args.jose.clone() {
+                    None => st.audited(entry, st.ring.decrypt(&jwe), reply),
+                    Some(jose) => {
+                        let job = st.ring.decryption_job(&jwe);
+                        st.remote(jose, entry, job, reply, |jose, (key, enc)| async move {
+                            jose.decrypt(&key, enc, &jwe).await
+                        });
+                    }
+                }
             }
             KeyRingMsg::Sign(who, payload, reply) => {
                 let entry = st.entry(&who, "sign", latest);
-                st.audited(entry, st.ring.sign(&payload), reply);
+                match st.args.jose.clone() {
+                    None => st.audited(entry, st.ring.sign(&payload), reply),
+                    Some(jose) => {
+                        let job = st.ring.signing_job(payload.len());
+                        st.remote(jose, entry, job, reply, |jose, key| async move {
+                            jose.sign(&key, &payload).await
+                        });
+                    }
+                }
             }
             KeyRingMsg::Verify(who, jws, reply) => {
                 let entry = st.entry(&who, "verify", st.ring.token_version(&jws));
-                st.audited(entry, st.ring.verify(&jws), reply);
+                match st.args.jose.clone() {
+                    None => st.audited(entry, st.ring.verify(&jws), reply),
+                    Some(jose) => {
+                        let job = st.ring.verification_job(&jws);
+                        st.remote(jose, entry, job, reply, |jose, key| async move {
+                            jose.verify(&key, &jws).await
+                        });
+                    }
+                }
             }
             KeyRingMsg::DataKey(who, reply) => {
                 let entry = st.entry(&who, "datakey", latest);
-                st.audited(entry, st.ring.data_key(), reply);
+                match st.args.jose.clone() {
+                    None => st.audited(entry, st.ring.data_key(), reply),
+                    Some(jose) => {
+                        let job = KeyRingState::random_data_key()
+                            .and_then(|dk| st.ring.encryption_job(dk.len()).map(|job| (dk, job)));
+                        st.remote(
+                            jose,
+                            entry,
+                            job,
+                            reply,
+                            |jose, (dk, (key, enc))| async move {
+                                let jwe = jose.encrypt(&key, enc, &dk).await?;
+                                Ok((dk, jwe))
+                            },
+                        );
+                    }
+                }
             }
             KeyRingMsg::Batch(who, op, items, reply) => {
                 let results: Vec<Value> =
@@ -506,6 +594,7 @@ type RingSlots = HashMap<(String, String), Slot<KeyRingMsg>>;
 pub struct KeyRingsHandle {
     store: Arc<Store>,
     audit: AuditHandle,
+    jose: Option<JoseEngine>,
     import_key: Arc<tokio::sync::OnceCell<Arc<Jwk>>>,
     supervisor: SupervisorHandle,
     service: &'static str,
@@ -543,6 +632,7 @@ impl KeyRingsHandle {
         Self {
             store,
             audit,
+            jose: None,
             import_key: Arc::default(),
             supervisor,
             service,
@@ -550,6 +640,13 @@ impl KeyRingsHandle {
             idle,
             timeout,
         }
+    }
+
+    /// Performs JWE/JWS through the JOSE service (`federation.jose_enabled`), its own JOSE code
+    /// being the fallback; batches, imports and exports stay internal.
+    pub fn with_jose(mut self, jose: JoseEngine) -> Self {
+        self.jose = Some(jose);
+        self
     }
 
     /// The service's audit log.
@@ -646,6 +743,7 @@ impl KeyRingsHandle {
         let args = KeyRingArgs {
             store: Arc::clone(&self.store),
             audit: self.audit.clone(),
+            jose: self.jose.clone(),
             tenant: tenant.to_owned(),
             id: id.to_owned(),
             idle: self.idle,

@@ -271,6 +271,15 @@ fn material_json(
     )))
 }
 
+/// The public half of an asymmetric key; a symmetric key as it is.
+fn public_or_secret(key: &Jwk) -> Result<Jwk, Error> {
+    if key.kty() == "oct" {
+        Ok(key.clone())
+    } else {
+        Ok(key.public()?)
+    }
+}
+
 fn kid(id: &str, version: u32) -> String {
     format!("{id}.v{version}")
 }
@@ -719,10 +728,16 @@ impl KeyRingState {
 
     /// A data key: 32 random bytes and their JWE under the latest material key.
     pub fn data_key(&self) -> Result<(Zeroizing<Vec<u8>>, String), Error> {
-        let mut dk = Zeroizing::new(vec![0u8; 32]);
-        cryptoutil_protocols::oauth::fill_random(&mut dk).map_err(|_| corrupt("random"))?;
+        let dk = Self::random_data_key()?;
         let jwe = self.encrypt(&dk)?;
         Ok((dk, jwe))
+    }
+
+    /// 32 random bytes for a data key.
+    pub fn random_data_key() -> Result<Zeroizing<Vec<u8>>, Error> {
+        let mut dk = Zeroizing::new(vec![0u8; 32]);
+        cryptoutil_protocols::oauth::fill_random(&mut dk).map_err(|_| corrupt("random"))?;
+        Ok(dk)
     }
 
     fn latest(&self) -> Result<&Jwk, Error> {
@@ -778,6 +793,39 @@ impl KeyRingState {
             KmsAlg::Jws(alg) => Ok(alg),
             KmsAlg::Jwe(..) => Err(corrupt("this elastic key encrypts; it does not sign")),
         }
+    }
+
+    /// What an engine needs to encrypt `len` bytes with the latest material key: the key (its
+    /// public half for asymmetric algorithms) and the content algorithm.
+    pub fn encryption_job(&self, len: usize) -> Result<(Jwk, ContentAlg), Error> {
+        let (_, enc) = self.jwe_pair()?;
+        if len > MAX_PAYLOAD {
+            return Err(corrupt("plaintext too large"));
+        }
+        Ok((public_or_secret(self.latest()?)?, enc))
+    }
+
+    /// What an engine needs to open `token`: the material key its `kid` names and the content
+    /// algorithm.
+    pub fn decryption_job(&self, token: &str) -> Result<(Jwk, ContentAlg), Error> {
+        let (_, enc) = self.jwe_pair()?;
+        Ok((self.usable(token)?.clone(), enc))
+    }
+
+    /// What an engine needs to sign `len` bytes: the latest material key.
+    pub fn signing_job(&self, len: usize) -> Result<Jwk, Error> {
+        self.jws_alg()?;
+        if len > MAX_PAYLOAD {
+            return Err(corrupt("payload too large"));
+        }
+        Ok(self.latest()?.clone())
+    }
+
+    /// What an engine needs to verify `token`: the material key its `kid` names (its public
+    /// half for asymmetric algorithms).
+    pub fn verification_job(&self, token: &str) -> Result<Jwk, Error> {
+        self.jws_alg()?;
+        public_or_secret(self.usable(token)?)
     }
 
     /// A compact JWE of `plaintext` with the latest material key.

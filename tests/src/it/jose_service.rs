@@ -15,14 +15,14 @@ use crate::TestApp;
 
 const ISSUER: &str = "https://issuer.test";
 
-struct Issuer {
+pub(super) struct Issuer {
     key: Jwk,
     _dir: tempfile::TempDir,
     jwks_file: String,
 }
 
 impl Issuer {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let key = Jwk::generate(JwsAlg::ES256).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("issuer-jwks.json");
@@ -42,7 +42,7 @@ impl Issuer {
         format!("[{{issuer: \"{ISSUER}\", jwks: \"{}\"}}]", self.jwks_file)
     }
 
-    fn token(&self, tenant: &str, aud: &str, scope: &str, exp_in: i64) -> String {
+    pub(super) fn token(&self, tenant: &str, aud: &str, scope: &str, exp_in: i64) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -52,7 +52,7 @@ impl Issuer {
     }
 }
 
-async fn start(issuer: &Issuer, data: Option<&Path>) -> TestApp {
+pub(super) async fn start(issuer: &Issuer, data: Option<&Path>) -> TestApp {
     let vars = issuer.vars();
     TestApp::start(
         vec![ServiceName::Jose],

@@ -3,9 +3,11 @@
 mod auth;
 mod code_flow;
 mod federation;
+mod federation_jose;
 mod federation_process;
 mod identity;
 mod issuer_jwks;
+mod jose_engine;
 mod jose_interop;
 mod jose_service;
 mod kms;
