@@ -4,6 +4,7 @@
 //! - [`cli`]: the command line and the dispatch of subcommands.
 //! - [`config`]: `AppConfig`, layered loading with provenance, redacted rendering.
 //! - [`run`]: start services (unseal, certificates, stores, actors, listeners) and drain them.
+//! - [`enroll`]: certificates from the CA, with the `ca_fallback_mode` while it is away.
 //! - [`federation`]: the federated peers the configuration names, and their credentials.
 //! - [`pki`]: dynamic and static listener certificates.
 //! - [`client`]: the commands that talk to a running service (healthcheck, supervision).
@@ -13,6 +14,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod enroll;
 pub mod federation;
 pub mod files;
 pub mod pki;

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{anyhow, Context as _};
+use cryptoutil_actors::federation::CaFallback;
 use cryptoutil_actors::ServiceName;
+use cryptoutil_http::tls::ServerCert;
 use cryptoutil_protocols::pki;
 use cryptoutil_protocols::unseal::UnsealKey;
 use cryptoutil_storage::{Store, Table};
@@ -25,8 +27,12 @@ use crate::files;
 pub struct TlsSetup {
     /// One server configuration per service (dynamic mode issues one leaf each).
     pub servers: BTreeMap<ServiceName, Arc<ServerConfig>>,
+    /// Each service's certificate, replaceable while it serves (by one from the CA).
+    pub certs: BTreeMap<ServiceName, Arc<ServerCert>>,
     /// PEM of the certificates a client should trust (written to `<data-dir>/tls/ca.pem`).
     pub anchor_pem: String,
+    /// The dynamic PKI's store (dynamic mode), also where certificates from the CA are kept.
+    pub store: Option<Arc<Store>>,
 }
 
 /// Path of the trust anchor.
@@ -96,32 +102,114 @@ fn dynamic(
         .get_plain(Table::Pki, INT_CERT)?
         .ok_or_else(|| anyhow!("PKI store lacks the intermediate"))?;
     let mut servers = BTreeMap::new();
+    let mut certs = BTreeMap::new();
+    let cached_mode =
+        cfg.federation.ca_enabled && cfg.federation_fallback.ca_fallback_mode == CaFallback::Cached;
     for &service in services {
-        let listen = &cfg.services.of(service).public;
-        let mut dns = vec![service.as_str().to_owned()];
-        dns.extend(
-            cfg.tls
-                .hostnames
-                .iter()
-                .filter(|h| h.as_str() != service.as_str())
-                .cloned(),
-        );
-        let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-        if !listen.bind_address.is_unspecified() && !ips.contains(&listen.bind_address) {
-            ips.push(listen.bind_address);
-        }
-        let (leaf, key) = leaf_for(&store, &name, service, dns, ips, now)?;
-        let chain = vec![
-            CertificateDer::from(leaf),
-            CertificateDer::from(int_cert.clone()),
-        ];
+        let (dns, ips) = leaf_names(cfg, service);
+        let (chain, key) = match cached_mode
+            .then(|| cached_ca_leaf(&store, service, now))
+            .transpose()?
+            .flatten()
+        {
+            Some(cached) => {
+                tracing::info!(%service, "presenting the certificate the CA issued last (cached)");
+                (cached.chain, cached.key)
+            }
+            None => {
+                let (leaf, key) = leaf_for(&store, &name, service, dns, ips, now)?;
+                (vec![leaf, int_cert.clone()], key)
+            }
+        };
+        let chain = chain.into_iter().map(CertificateDer::from).collect();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
-        servers.insert(service, cryptoutil_http::tls::server_config(chain, key)?);
+        let (server, cert) = cryptoutil_http::tls::swappable_server_config(chain, key)?;
+        servers.insert(service, server);
+        certs.insert(service, cert);
     }
     Ok(TlsSetup {
         servers,
+        certs,
         anchor_pem: pki::cert_pem(&root),
+        store: Some(Arc::new(store)),
     })
+}
+
+/// The names a service's leaf carries: its name and `tls.hostnames` (DNS), 127.0.0.1 and the
+/// public bind address unless unspecified (IP).
+pub fn leaf_names(cfg: &AppConfig, service: ServiceName) -> (Vec<String>, Vec<IpAddr>) {
+    let listen = &cfg.services.of(service).public;
+    let mut dns = vec![service.as_str().to_owned()];
+    dns.extend(
+        cfg.tls
+            .hostnames
+            .iter()
+            .filter(|h| h.as_str() != service.as_str())
+            .cloned(),
+    );
+    let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    if !listen.bind_address.is_unspecified() && !ips.contains(&listen.bind_address) {
+        ips.push(listen.bind_address);
+    }
+    (dns, ips)
+}
+
+/// A certificate the CA issued, as kept for `ca_fallback_mode: cached`.
+pub struct CaLeaf {
+    /// The chain, leaf first (DER).
+    pub chain: Vec<Vec<u8>>,
+    /// The leaf's private key (PKCS#8).
+    pub key: zeroize::Zeroizing<Vec<u8>>,
+    /// The leaf's notAfter (Unix seconds).
+    pub not_after: u64,
+}
+
+fn ca_leaf_keys(service: ServiceName) -> (Vec<u8>, Vec<u8>) {
+    (
+        format!("ca-leaf/{service}/chain").into_bytes(),
+        format!("ca-leaf/{service}/key").into_bytes(),
+    )
+}
+
+/// The last certificate the CA issued for `service`, unless it is due for renewal at `now`.
+pub fn cached_ca_leaf(
+    store: &Store,
+    service: ServiceName,
+    now: SystemTime,
+) -> anyhow::Result<Option<CaLeaf>> {
+    let (chain_key, key_key) = ca_leaf_keys(service);
+    let (Some(chain), Some(key)) = (
+        store.get_plain(Table::Pki, &chain_key)?,
+        store.get_sealed(Table::Pki, &key_key)?,
+    ) else {
+        return Ok(None);
+    };
+    let chain: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&chain)
+        .filter_map(Result::ok)
+        .map(|c| c.to_vec())
+        .collect();
+    let Some(not_after) = chain.first().and_then(|leaf| pki::not_after(leaf).ok()) else {
+        return Ok(None);
+    };
+    if pki::needs_renewal(not_after, now) {
+        return Ok(None);
+    }
+    Ok(Some(CaLeaf {
+        chain,
+        key,
+        not_after,
+    }))
+}
+
+/// Keeps what the CA issued for `service` (the key sealed by the barrier), in one transaction.
+pub fn store_ca_leaf(store: &Store, service: ServiceName, leaf: &CaLeaf) -> anyhow::Result<()> {
+    let (chain_key, key_key) = ca_leaf_keys(service);
+    let pem: String = leaf.chain.iter().map(|c| pki::cert_pem(c)).collect();
+    store.apply(vec![
+        store.sealed_write(Table::Pki, &key_key, &leaf.key)?,
+        plain(&chain_key, pem.into_bytes()),
+    ])?;
+    Ok(())
 }
 
 fn create_ca(store: &Store, now: SystemTime) -> anyhow::Result<String> {
@@ -201,7 +289,7 @@ fn static_material(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<
     }
     let key = PrivateKeyDer::from_pem_slice(cfg.tls.private_key.expose().as_bytes())
         .map_err(|e| anyhow!("tls.private_key: {e}"))?;
-    let server = cryptoutil_http::tls::server_config(chain.clone(), key)
+    let (server, cert) = cryptoutil_http::tls::swappable_server_config(chain.clone(), key)
         .context("tls.cert_chain / tls.private_key")?;
     let anchor_pem = if cfg.tls.extra_trusted_cas.is_empty() {
         chain.last().map(|c| pki::cert_pem(c)).unwrap_or_default()
@@ -214,6 +302,8 @@ fn static_material(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<
     };
     Ok(TlsSetup {
         servers: services.iter().map(|s| (*s, Arc::clone(&server))).collect(),
+        certs: services.iter().map(|s| (*s, Arc::clone(&cert))).collect(),
         anchor_pem,
+        store: None,
     })
 }

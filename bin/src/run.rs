@@ -67,6 +67,7 @@ pub struct Running {
     pub fips: bool,
     shutdown: Arc<watch::Sender<bool>>,
     listeners: JoinSet<()>,
+    enrollers: Vec<tokio::task::JoinHandle<()>>,
     suite: Suite,
     stores: Vec<Arc<Store>>,
     readiness: Readiness,
@@ -234,6 +235,15 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             grace,
         ));
     }
+    let enrollers = match &suite.federation.ca {
+        Some(ca) => crate::enroll::start(
+            &cfg,
+            &cryptoutil_actors::federation::CaPeer::new(ca.clone()),
+            &tls.certs,
+            tls.store.as_ref(),
+        )?,
+        None => Vec::new(),
+    };
     for peer in suite.federation.peers() {
         tracing::info!(
             peer = peer.name().as_str(),
@@ -283,8 +293,13 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         fips,
         shutdown,
         listeners,
+        enrollers,
         suite,
-        stores: stores.into_iter().map(|(_, s)| s).collect(),
+        stores: stores
+            .into_iter()
+            .map(|(_, s)| s)
+            .chain(tls.store.clone())
+            .collect(),
         readiness,
         grace: cfg.shutdown_grace_period,
     })
@@ -595,6 +610,10 @@ impl Running {
             .is_err()
         {
             self.listeners.abort_all();
+        }
+        for enroller in self.enrollers.drain(..) {
+            enroller.abort();
+            let _ = enroller.await;
         }
         self.suite.root.stop(self.grace).await;
         drop(self.suite);

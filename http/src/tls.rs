@@ -7,11 +7,13 @@
 //! against a client's registration (`tls_client_auth`, RFC 8705), and a service compares it
 //! with the `cnf.x5t#S256` of a certificate-bound access token.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
@@ -20,16 +22,64 @@ pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
+    Ok(swappable_server_config(chain, key)?.0)
+}
+
+/// A server configuration presenting `chain` with `key` until [`ServerCert::replace`] gives it
+/// another (a certificate from the CA replacing the dynamic one): new handshakes present the
+/// new certificate, open connections keep theirs.
+pub fn swappable_server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<(Arc<ServerConfig>, Arc<ServerCert>), rustls::Error> {
     let provider = cryptoutil_protocols::tls::provider();
+    let cert = Arc::new(ServerCert {
+        current: RwLock::new(Arc::new(CertifiedKey::from_der(chain, key, &provider)?)),
+    });
     let verifier = Arc::new(OfferClientCert {
         algs: provider.signature_verification_algorithms,
     });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(cryptoutil_protocols::tls::VERSIONS)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(Arc::clone(&cert) as Arc<dyn ResolvesServerCert>);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), cert))
+}
+
+/// The certificate a listener presents, replaceable while it serves.
+#[derive(Debug)]
+pub struct ServerCert {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ServerCert {
+    /// From now on, `chain` (leaf first) with `key`; refused unless the key is the leaf's.
+    pub fn replace(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<(), rustls::Error> {
+        let provider = cryptoutil_protocols::tls::provider();
+        let certified = CertifiedKey::from_der(chain, key, &provider)?;
+        certified.keys_match()?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(certified);
+        Ok(())
+    }
+
+    /// The leaf presented now (DER).
+    pub fn leaf(&self) -> Option<CertificateDer<'static>> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        current.cert.first().cloned()
+    }
+}
+
+impl ResolvesServerCert for ServerCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self.current.read().unwrap_or_else(PoisonError::into_inner),
+        ))
+    }
 }
 
 /// Asks for a client certificate, requires none, and accepts any chain whose key signed the

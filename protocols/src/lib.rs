@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`unseal`]: M-of-N unseal shares (Shamir over GF(2^8)) and their text encoding.
 //! - [`pki`]: the dynamic TLS PKI: a private root, an intermediate and leaf certificates.
+//! - [`est`]: RFC 7030 enrollment messages (the request body, the certs-only answer).
 //! - [`duration`]: human durations in configuration (`250ms`, `5s`, `2m`, `1h`, `7d`).
 //! - [`jose`]: JWK, JWK Set, JWS, JWE and JWT on aws-lc-rs.
 //! - [`oauth`]: OAuth 2.1 pieces without I/O: client secrets, password hashes, client
@@ -14,9 +15,11 @@
 //! - [`error`]: the crate's error enum.
 #![warn(missing_docs)]
 
+mod der;
 pub mod dpop;
 pub mod duration;
 pub mod error;
+pub mod est;
 pub mod fips;
 pub mod jose;
 pub mod oauth;

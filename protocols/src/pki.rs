@@ -124,6 +124,85 @@ pub fn issue_leaf(
     Ok(issued(cert.der().to_vec(), &leaf_key, now, LEAF_LIFETIME))
 }
 
+/// A certification request (PKCS#10, DER) for a TLS server leaf of `common_name` with
+/// `dns_names` and `ips`, and its new private key (PKCS#8): what a service sends its CA
+/// (EST `/simpleenroll`) when the CA, not the dynamic PKI, issues its certificate.
+pub fn leaf_request(
+    common_name: &str,
+    dns_names: &[String],
+    ips: &[IpAddr],
+) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), Error> {
+    let key = new_key(LEAF_ALG, "leaf key")?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(common_name);
+    for dns in dns_names {
+        let ia5 = dns.as_str().try_into().map_err(cert_err("request SAN"))?;
+        params.subject_alt_names.push(SanType::DnsName(ia5));
+    }
+    params
+        .subject_alt_names
+        .extend(ips.iter().copied().map(SanType::IpAddress));
+    let csr = params
+        .serialize_request(&key)
+        .map_err(cert_err("request"))?;
+    Ok((csr.der().to_vec(), Zeroizing::new(key.serialize_der())))
+}
+
+/// The `notAfter` of a DER X.509 certificate (RFC 5280 §4.1.2.5), in Unix seconds.
+pub fn not_after(cert_der: &[u8]) -> Result<u64, Error> {
+    let bad = || Error::Certificate {
+        what: "certificate",
+        reason: "not an X.509 certificate".into(),
+    };
+    let (cert, _) = crate::der::expect(cert_der, 0x30).ok_or_else(bad)?;
+    let (mut tbs, _) = crate::der::expect(cert, 0x30).ok_or_else(bad)?;
+    // [0] version (optional), serialNumber, signature, issuer, then validity.
+    if tbs.first() == Some(&0xa0) {
+        tbs = crate::der::tlv(tbs).ok_or_else(bad)?.2;
+    }
+    for _ in 0..3 {
+        tbs = crate::der::tlv(tbs).ok_or_else(bad)?.2;
+    }
+    let (validity, _) = crate::der::expect(tbs, 0x30).ok_or_else(bad)?;
+    let (_, _, rest) = crate::der::tlv(validity).ok_or_else(bad)?;
+    let (tag, time, _) = crate::der::tlv(rest).ok_or_else(bad)?;
+    let text = std::str::from_utf8(time).map_err(|_| bad())?;
+    let digits = text.strip_suffix('Z').ok_or_else(bad)?;
+    let full = match (tag, digits.len()) {
+        // UTCTime YYMMDDHHMMSSZ: 50-99 are 19xx (RFC 5280 §4.1.2.5.1).
+        (0x17, 12) => {
+            let yy: u32 = digits
+                .get(..2)
+                .and_then(|y| y.parse().ok())
+                .ok_or_else(bad)?;
+            format!("{}{digits}", if yy >= 50 { "19" } else { "20" })
+        }
+        (0x18, 14) => digits.to_owned(),
+        _ => return Err(bad()),
+    };
+    let field = |range: std::ops::Range<usize>| -> Result<u32, Error> {
+        full.get(range).and_then(|f| f.parse().ok()).ok_or_else(bad)
+    };
+    let month =
+        time::Month::try_from(u8::try_from(field(4..6)?).map_err(|_| bad())?).map_err(|_| bad())?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(field(0..4)?).map_err(|_| bad())?,
+        month,
+        u8::try_from(field(6..8)?).map_err(|_| bad())?,
+    )
+    .map_err(|_| bad())?;
+    let clock = time::Time::from_hms(
+        u8::try_from(field(8..10)?).map_err(|_| bad())?,
+        u8::try_from(field(10..12)?).map_err(|_| bad())?,
+        u8::try_from(field(12..14)?).map_err(|_| bad())?,
+    )
+    .map_err(|_| bad())?;
+    let unix = time::PrimitiveDateTime::new(date, clock)
+        .assume_utc()
+        .unix_timestamp();
+    u64::try_from(unix).map_err(|_| bad())
+}
+
 /// True when a certificate expiring at `not_after_unix` should be replaced at `now`.
 pub fn needs_renewal(not_after_unix: u64, now: SystemTime) -> bool {
     unix(now).saturating_add(RENEW_BEFORE.as_secs()) >= not_after_unix
@@ -268,6 +347,35 @@ mod tests {
         ));
         assert!(cert_pem(&ca.root.cert_der).starts_with("-----BEGIN CERTIFICATE-----\n"));
         assert!(!format!("{:?}", ca.root).contains("key"));
+    }
+
+    #[test]
+    fn not_after_reads_ours_and_openssl_s_certificates() {
+        use rustls_pki_types::pem::PemObject as _;
+        let now = SystemTime::now();
+        let ca = generate_ca("test", now).unwrap();
+        let leaf = issue_leaf("test", &ca.intermediate.key_pkcs8, "kms", &[], &[], now).unwrap();
+        assert_eq!(not_after(&leaf.cert_der).unwrap(), leaf.not_after_unix);
+        // `openssl x509 -noout -enddate`: notAfter=Nov 28 19:38:37 2036 GMT.
+        let pem = include_str!("../testdata/est-certs-only.pem");
+        let first = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(not_after(&first).unwrap(), 2_111_513_917);
+        for cut in [0, 5, first.len() / 3] {
+            assert!(not_after(&first[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_leaf_request_carries_its_names_and_a_fresh_key() {
+        let (csr, key) =
+            leaf_request("kms", &["kms".into()], &["127.0.0.1".parse().unwrap()]).unwrap();
+        let (csr2, key2) = leaf_request("kms", &["kms".into()], &[]).unwrap();
+        assert!(csr.first() == Some(&0x30) && csr != csr2);
+        assert_ne!(key.as_slice(), key2.as_slice());
+        assert!(csr.windows(3).any(|w| w == b"kms"));
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //!
 //! # Layout
 //! - [`breaker`]: the `Breaker` actor (timers, health polls, metrics) and its handle.
+//! - [`ca`]: the CA's EST enrollment, the seam for certificates from the CA.
 //! - [`peer`]: [`Peer`]: calls through the breaker with retries, backoff and the retry budget.
 //! - [`credentials`]: this process's OAuth client toward identity-authz, and its tokens.
 //! - [`identity`]: identity-authz's token introspection.
 //! - [`jose`]: the JOSE service as the KMS's crypto engine, `internal_crypto` as its fallback.
 
 pub mod breaker;
+pub mod ca;
 pub mod credentials;
 pub mod identity;
 pub mod jose;
@@ -23,6 +25,7 @@ use cryptoutil_federation::HttpsClient;
 use ractor::SpawnErr;
 
 pub use breaker::{BreakerHandle, BreakerView};
+pub use ca::CaPeer;
 pub use credentials::Credentials;
 pub use identity::IdentityPeer;
 pub use jose::JoseEngine;

@@ -26,35 +26,8 @@ fn malformed() -> JoseError {
     JoseError::Malformed { what: "DER" }
 }
 
-/// (tag, contents, rest).
-fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first().ok_or_else(malformed)?;
-    let (&first, rest) = rest.split_first().ok_or_else(malformed)?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 {
-            return Err(malformed());
-        }
-        let (bytes, rest) = rest.split_at_checked(count).ok_or_else(malformed)?;
-        (
-            bytes
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
-            rest,
-        )
-    };
-    let (contents, rest) = rest.split_at_checked(len).ok_or_else(malformed)?;
-    Ok((tag, contents, rest))
-}
-
 fn expect(input: &[u8], tag: u8) -> Result<(&[u8], &[u8])> {
-    let (t, contents, rest) = tlv(input)?;
-    if t != tag {
-        return Err(malformed());
-    }
-    Ok((contents, rest))
+    crate::der::expect(input, tag).ok_or_else(malformed)
 }
 
 fn unsigned(int: &[u8]) -> Vec<u8> {

@@ -3,6 +3,7 @@
 mod auth;
 mod code_flow;
 mod federation;
+mod federation_ca;
 mod federation_jose;
 mod federation_process;
 mod identity;
