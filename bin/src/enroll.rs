@@ -107,24 +107,15 @@ impl Enroller {
     /// Does the listener present the certificate the CA issued last (`cached` mode, chosen
     /// at start)?
     async fn presents_cached(&self) -> bool {
-        self.cached_leaf().await.is_some()
-    }
-
-    async fn cached_leaf(&self) -> Option<u64> {
-        if self.mode != CaFallback::Cached {
-            return None;
-        }
+        let (Some(presented), CaFallback::Cached) = (self.cert.leaf(), self.mode) else {
+            return false;
+        };
         let (store, service) = (Arc::clone(&self.store), self.service);
-        let presented = self.cert.leaf()?;
         let cached = tokio::task::spawn_blocking(move || {
             pki::cached_ca_leaf(&store, service, SystemTime::now())
         })
-        .await
-        .ok()?
-        .ok()??;
-        // Only if it is what the listener presents (it was chosen at start).
-        (cached.chain.first().map(Vec::as_slice) == Some(presented.as_ref()))
-            .then_some(cached.not_after)
+        .await;
+        matches!(cached, Ok(Ok(Some(c))) if c.chain.first().map(Vec::as_slice) == Some(presented.as_ref()))
     }
 
     /// One enrollment: a new key and request, the CA's chain presented and kept.
@@ -154,7 +145,13 @@ impl Enroller {
             key,
             not_after,
         };
-        tokio::task::spawn_blocking(move || pki::store_ca_leaf(&store, service, &kept)).await??;
+        // Presented already; only `cached` after a restart misses it if this fails.
+        match tokio::task::spawn_blocking(move || pki::store_ca_leaf(&store, service, &kept)).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(%service, error = %e, "the CA's certificate was not kept"),
+            Err(e) => tracing::warn!(%service, error = %e, "the CA's certificate was not kept"),
+        }
         Ok(())
     }
 }

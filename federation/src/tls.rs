@@ -11,8 +11,12 @@ use crate::error::Error;
 
 /// A client configuration trusting exactly the certificates in `pem` (one or more).
 pub fn client_config_from_pem(pem: &[u8]) -> Result<Arc<ClientConfig>, Error> {
+    client_config(roots_from_pem(pem)?)
+}
+
+/// The certificates in `pem` (one or more) as trust anchors.
+fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
-    let mut count = 0usize;
     for cert in CertificateDer::pem_slice_iter(pem) {
         let cert = cert.map_err(|e| Error::TrustAnchors {
             reason: e.to_string(),
@@ -20,14 +24,13 @@ pub fn client_config_from_pem(pem: &[u8]) -> Result<Arc<ClientConfig>, Error> {
         roots.add(cert).map_err(|e| Error::TrustAnchors {
             reason: e.to_string(),
         })?;
-        count += 1;
     }
-    if count == 0 {
+    if roots.is_empty() {
         return Err(Error::TrustAnchors {
             reason: "no certificate in PEM input".into(),
         });
     }
-    client_config(roots)
+    Ok(roots)
 }
 
 /// Reads trust anchors from a PEM file.
@@ -56,20 +59,7 @@ pub fn client_config_with_cert(
     key_pem: &[u8],
 ) -> Result<Arc<ClientConfig>, Error> {
     use rustls_pki_types::PrivateKeyDer;
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(anchors_pem) {
-        let cert = cert.map_err(|e| Error::TrustAnchors {
-            reason: e.to_string(),
-        })?;
-        roots.add(cert).map_err(|e| Error::TrustAnchors {
-            reason: e.to_string(),
-        })?;
-    }
-    if roots.is_empty() {
-        return Err(Error::TrustAnchors {
-            reason: "no certificate in PEM input".into(),
-        });
-    }
+    let roots = roots_from_pem(anchors_pem)?;
     let chain = CertificateDer::pem_slice_iter(chain_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::ClientCertificate {

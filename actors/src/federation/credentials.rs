@@ -35,8 +35,11 @@ pub struct Credentials {
 
 #[derive(Default)]
 struct Cache {
+    /// The token, when to renew it, when it expires.
     token: Option<(Token, Instant, Instant)>,
     failed_at: Option<Instant>,
+    /// A renewal runs in the background (the current token still serves meanwhile).
+    renewing: bool,
 }
 
 /// Least time between two failed token requests (a dead identity-authz is not hammered).
@@ -90,30 +93,52 @@ impl Credentials {
         }
     }
 
-    /// A valid access token: the cached one, or a new one from the token endpoint. While the
-    /// endpoint fails, an unexpired cached token keeps serving.
-    pub async fn token(&self) -> Result<Token, String> {
+    /// A valid access token: the cached one, or a new one from the token endpoint. A token due
+    /// for renewal but still valid keeps serving while one renewal runs in the background (a
+    /// slow identity-authz delays no call); only without a valid token do callers wait, for
+    /// one request between them.
+    pub async fn token(self: &Arc<Self>) -> Result<Token, String> {
         let mut cache = self.cached.lock().await;
         let now = Instant::now();
-        if let Some((token, renew_at, _)) = &cache.token {
-            if now < *renew_at {
-                return Ok(Arc::clone(token));
+        let valid = cache
+            .token
+            .as_ref()
+            .filter(|(_, _, expires)| now < *expires)
+            .map(|(t, renew_at, _)| (Arc::clone(t), now >= *renew_at));
+        let recently_failed = cache
+            .failed_at
+            .is_some_and(|t| now.saturating_duration_since(t) < RETRY_AFTER_FAILURE);
+        match valid {
+            Some((token, false)) => Ok(token),
+            Some((token, true)) => {
+                if !cache.renewing && !recently_failed {
+                    cache.renewing = true;
+                    let this = Arc::clone(self);
+                    tokio::spawn(async move {
+                        let fetched = this.fetch().await;
+                        let mut cache = this.cached.lock().await;
+                        cache.renewing = false;
+                        let _ = this.keep(&mut cache, fetched);
+                    });
+                }
+                Ok(token)
+            }
+            None if recently_failed => Err("the last token request failed".into()),
+            None => {
+                let fetched = self.fetch().await;
+                self.keep(&mut cache, fetched)
             }
         }
-        let still_valid = |cache: &Cache| {
-            cache
-                .token
-                .as_ref()
-                .filter(|(_, _, expires)| now < *expires)
-                .map(|(t, _, _)| Arc::clone(t))
-        };
-        if cache
-            .failed_at
-            .is_some_and(|t| now.saturating_duration_since(t) < RETRY_AFTER_FAILURE)
-        {
-            return still_valid(&cache).ok_or_else(|| "the last token request failed".into());
-        }
-        match self.fetch().await {
+    }
+
+    /// Caches a fetched token, or remembers the failure.
+    fn keep(
+        &self,
+        cache: &mut Cache,
+        fetched: Result<(Zeroizing<String>, Duration), String>,
+    ) -> Result<Token, String> {
+        let now = Instant::now();
+        match fetched {
             Ok((token, lifetime)) => {
                 let token: Token = Arc::new(token);
                 let renew_at = now + lifetime.mul_f64(0.8);
@@ -124,7 +149,7 @@ impl Credentials {
             Err(reason) => {
                 cache.failed_at = Some(now);
                 tracing::warn!(token_endpoint = %self.token_endpoint, %reason, "peer token request failed");
-                still_valid(&cache).ok_or(reason)
+                Err(reason)
             }
         }
     }

@@ -228,12 +228,13 @@ impl FederationConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
+        let p = cryptoutil_federation::retry::RetryPolicy::default();
         Self {
-            max_retries: 5,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(16),
-            timeout_multiplier: 1.5,
-            budget_ratio: 0.2,
+            max_retries: p.max_retries,
+            initial_backoff: p.initial_backoff,
+            max_backoff: p.max_backoff,
+            timeout_multiplier: p.timeout_multiplier,
+            budget_ratio: p.budget_ratio,
             deadline: Duration::from_secs(5),
         }
     }

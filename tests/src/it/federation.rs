@@ -500,3 +500,53 @@ async fn allow_all_is_refused_without_the_flag_and_with_it_believes_tokens_only_
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_peer_token_is_cached_renewed_in_the_background_and_never_waits_on_a_hung_endpoint() {
+    use cryptoutil_actors::federation::credentials::{ClientProof, Credentials};
+    let idp = FakeIdentity::start().await;
+    idp.peer.route(
+        TOKEN,
+        200,
+        r#"{"access_token":"t-1","token_type":"Bearer","expires_in":2}"#,
+    );
+    let client = cryptoutil_federation::HttpsClient::new(
+        cryptoutil_federation::tls::client_config_from_pem(idp.peer.ca_pem.as_bytes()).unwrap(),
+    )
+    .with_timeout(Duration::from_secs(3));
+    let creds = Arc::new(Credentials::new(
+        "me".into(),
+        ClientProof::Secret(zeroize::Zeroizing::new("s".into())),
+        format!("{}{TOKEN}", idp.peer.base),
+        client,
+    ));
+    assert_eq!(creds.token().await.unwrap().as_str(), "t-1");
+    assert_eq!(creds.token().await.unwrap().as_str(), "t-1");
+    assert_eq!(idp.peer.hits_of(TOKEN), 1, "cached");
+    // Past 80 % of its lifetime, with the endpoint hung: the old token, at once.
+    idp.peer.behave(Behaviour::Hang);
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let asked = tokio::time::Instant::now();
+    assert_eq!(creds.token().await.unwrap().as_str(), "t-1");
+    assert_eq!(creds.token().await.unwrap().as_str(), "t-1");
+    assert!(
+        asked.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            idp.peer.hits_of(TOKEN) == 2
+        })
+        .await
+    );
+    // Expired, the endpoint back with a new token: the one request callers wait for.
+    idp.peer.route(
+        TOKEN,
+        200,
+        r#"{"access_token":"t-2","token_type":"Bearer","expires_in":300}"#,
+    );
+    idp.peer.behave(Behaviour::Answer);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(creds.token().await.unwrap().as_str(), "t-2");
+}

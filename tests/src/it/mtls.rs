@@ -206,3 +206,126 @@ print("ok")
     super::jose_interop::peer("-c", [vec![script.to_owned()], args.to_vec()].concat()).await;
     app.stop().await;
 }
+
+/// Federation with `federation.auth.mode: mtls`: the KMS introspects at identity-authz as a
+/// `tls_client_auth` resource server, proving itself by its certificate alone; a certificate
+/// identity-authz does not accept is this process's own problem (4xx): the KMS falls back to
+/// local validation and its breaker stays closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_federated_kms_introspects_with_its_client_certificate() {
+    use super::federation::metric;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("idp");
+    let (ca_pem, issue) = client_ca();
+    let ca_path = dir.path().join("client-ca.pem");
+    std::fs::write(&ca_path, &ca_pem).unwrap();
+    let ca_uri = format!("file://{}", ca_path.display());
+    let idp = TestApp::start(
+        vec![ServiceName::IdentityAuthz],
+        &[("CRYPTOUTIL_IDENTITY__MTLS_CA", ca_uri.as_str())],
+        Some(&data),
+    )
+    .await;
+    let boot = bootstrap(&data);
+    let operator = client_token(&idp, &boot.client_id, &boot.secret, "identity").await;
+    let (status, v) = admin(
+        &idp,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({
+            "name": "kms peer", "auth_methods": ["tls_client_auth"], "resource_server": true,
+            "tls_client_auth_san": "kms-peer.example", "scopes": ["jose"],
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["client_id"].as_str().unwrap().to_owned();
+    let user_token = client_token(&idp, &boot.client_id, &boot.secret, "kms").await;
+    let anchor = format!("file://{}", data.join("tls/ca.pem").display());
+    let authz = idp.public(ServiceName::IdentityAuthz).to_owned();
+
+    for (san, accepted) in [("kms-peer.example", true), ("someone-else.example", false)] {
+        let cert = issue(san);
+        let (cert_path, key_path) = (
+            dir.path().join(format!("{san}.pem")),
+            dir.path().join(format!("{san}.key")),
+        );
+        std::fs::write(&cert_path, &cert.cert_pem).unwrap();
+        std::fs::write(&key_path, &cert.key_pem).unwrap();
+        let (cert_uri, key_uri) = (
+            format!("file://{}", cert_path.display()),
+            format!("file://{}", key_path.display()),
+        );
+        let kms = TestApp::start(
+            vec![ServiceName::Kms],
+            &[
+                ("CRYPTOUTIL_FEDERATION__IDENTITY_ENABLED", "true"),
+                ("CRYPTOUTIL_FEDERATION__IDENTITY_URL", authz.as_str()),
+                ("CRYPTOUTIL_FEDERATION__IDENTITY_CACHE_TTL", "0s"),
+                ("CRYPTOUTIL_FEDERATION__AUTH__MODE", "mtls"),
+                ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_ID", id.as_str()),
+                (
+                    "CRYPTOUTIL_FEDERATION__AUTH__CLIENT_CERT",
+                    cert_uri.as_str(),
+                ),
+                ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_KEY", key_uri.as_str()),
+                ("CRYPTOUTIL_FEDERATION__AUTH__CA", anchor.as_str()),
+            ],
+            None,
+        )
+        .await;
+        // Refused, the KMS validates locally: it fetches identity-authz's (public) JWK Set.
+        for _ in 0..4 {
+            let (s, v) = super::identity::api(
+                &kms,
+                ServiceName::Kms,
+                &user_token,
+                Method::GET,
+                "/elastickeys",
+                None,
+            )
+            .await;
+            assert_eq!(s, 200, "{san}: {v}");
+        }
+        // Outcomes reach the breaker as casts: the counters may trail the answers a little.
+        let metrics_url = format!("{}/admin/v1/metrics", kms.admin(ServiceName::Kms));
+        let read = || async { kms.client.get(&metrics_url).await.unwrap().text() };
+        let calls_of = |m: &str| {
+            metric(
+                m,
+                "federation_request_duration_seconds_count",
+                &[("service", "identity")],
+            )
+        };
+        assert!(
+            crate::eventually(std::time::Duration::from_secs(3), || async {
+                calls_of(&read().await) >= 4.0
+            })
+            .await,
+            "{san}: {}",
+            read().await
+        );
+        let m = read().await;
+        let fallbacks = metric(&m, "federation_fallback_total", &[("service", "identity")]);
+        let failures = metric(
+            &m,
+            "federation_request_failures_total",
+            &[("service", "identity")],
+        );
+        assert_eq!(
+            failures, 0.0,
+            "{san}: a refused client is not a failing peer"
+        );
+        if accepted {
+            assert_eq!(fallbacks, 0.0, "{san}: {m}");
+        } else {
+            assert!(fallbacks >= 4.0, "{san}: {m}");
+        }
+        let url = format!("{}/admin/v1/healthz", kms.admin(ServiceName::Kms));
+        let h: Value = serde_json::from_slice(&kms.client.get(&url).await.unwrap().body).unwrap();
+        assert_eq!(h["peers"]["identity"]["state"], "closed", "{san}");
+        kms.stop().await;
+    }
+    idp.stop().await;
+}
