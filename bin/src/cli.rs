@@ -46,6 +46,9 @@ pub enum Command {
         /// Give up after this long.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: Duration,
+        /// GET (default) or POST (an empty body).
+        #[arg(long, default_value = "GET")]
+        method: String,
     },
     /// Print the live actor tree of a running service, read from its admin listener.
     Supervision {
@@ -73,6 +76,29 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: UnsealAction,
+    },
+    /// PKI tools for deployments that bring their own certificates (`tls.mode: static`).
+    Pki {
+        /// What to do.
+        #[command(subcommand)]
+        action: PkiAction,
+    },
+}
+
+/// `cryptoutil pki ...`.
+#[derive(Debug, Subcommand)]
+pub enum PkiAction {
+    /// A new suite CA (root and intermediate) and one TLS leaf per name, for services that
+    /// reach each other by those names (Docker Compose service names): `suite-ca.pem` (the trust
+    /// anchor), `<name>.pem` (leaf and intermediate) and `<name>.key` (0600) in OUT. Existing
+    /// files are never overwritten.
+    Issue {
+        /// Directory for the files.
+        #[arg(long)]
+        out: PathBuf,
+        /// Comma-separated names; each leaf carries its name, `localhost` and 127.0.0.1.
+        #[arg(long, value_delimiter = ',', required = true)]
+        names: Vec<String>,
     },
 }
 
@@ -142,9 +168,10 @@ pub fn main(cli: Cli) -> ExitCode {
             url,
             ca_file,
             timeout,
+            method,
         } => {
             let ca = ca_file.unwrap_or_else(|| pki::anchor_path(&loaded.config.data_dir));
-            match block_on(client::healthcheck(&url, &ca, timeout)) {
+            match block_on(client::healthcheck(&url, &ca, timeout, &method)) {
                 Ok(Ok(true)) => ExitCode::SUCCESS,
                 Ok(Ok(false)) => ExitCode::FAILURE,
                 Ok(Err(err)) | Err(err) => {
@@ -168,6 +195,9 @@ pub fn main(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Pki {
+            action: PkiAction::Issue { out, names },
+        } => pki_issue(&out, &names),
         Command::Unseal {
             action:
                 UnsealAction::Generate {
@@ -190,6 +220,21 @@ pub fn main(cli: Cli) -> ExitCode {
                     ExitCode::from(EXIT_CONFIG)
                 }
             }
+        }
+    }
+}
+
+fn pki_issue(out: &std::path::Path, names: &[String]) -> ExitCode {
+    match pki::issue_suite_files(out, names) {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cryptoutil: pki issue: {err:#}");
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }

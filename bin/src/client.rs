@@ -15,9 +15,21 @@ pub fn client(ca_file: &Path, timeout: Duration) -> anyhow::Result<HttpsClient> 
     Ok(HttpsClient::new(config).with_timeout(timeout))
 }
 
-/// `cryptoutil healthcheck URL`: true when the URL answers 2xx.
-pub async fn healthcheck(url: &str, ca_file: &Path, timeout: Duration) -> anyhow::Result<bool> {
-    let response = client(ca_file, timeout)?.get(url).await?;
+/// `cryptoutil healthcheck URL`: true when the URL answers 2xx to `method` (GET or POST).
+pub async fn healthcheck(
+    url: &str,
+    ca_file: &Path,
+    timeout: Duration,
+    method: &str,
+) -> anyhow::Result<bool> {
+    let method = match method.to_ascii_uppercase().as_str() {
+        "GET" => cryptoutil_federation::Method::GET,
+        "POST" => cryptoutil_federation::Method::POST,
+        other => return Err(anyhow!("--method: GET or POST, not {other}")),
+    };
+    let response = client(ca_file, timeout)?
+        .send(method, url, &[], Default::default())
+        .await?;
     Ok(response.status.is_success())
 }
 

@@ -307,3 +307,56 @@ fn static_material(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<
         store: None,
     })
 }
+
+/// The trust anchor `cryptoutil pki issue` writes.
+pub const SUITE_CA_FILE: &str = "suite-ca.pem";
+
+/// `cryptoutil pki issue`: a new suite CA and a leaf per name in `out` (see the CLI help).
+/// Nothing is overwritten: an existing file makes the command fail before anything is written.
+pub fn issue_suite_files(out: &Path, names: &[String]) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let valid = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 63
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    if let Some(bad) = names.iter().find(|n| !valid(n)) {
+        return Err(anyhow!("{bad:?} is not a lowercase DNS name"));
+    }
+    let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+    if unique.len() != names.len() || names.iter().any(|n| n == "suite-ca") {
+        return Err(anyhow!("names must be distinct and not suite-ca"));
+    }
+    let mut paths = vec![out.join(SUITE_CA_FILE)];
+    for name in names {
+        paths.push(out.join(format!("{name}.pem")));
+        paths.push(out.join(format!("{name}.key")));
+    }
+    if let Some(existing) = paths.iter().find(|f| f.exists()) {
+        return Err(anyhow!(
+            "{} exists; nothing was written",
+            existing.display()
+        ));
+    }
+    let now = SystemTime::now();
+    let mut id = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| anyhow!("random generator failure"))?;
+    let ca_name: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let ca = pki::generate_ca(&ca_name, now)?;
+    let intermediate = pki::cert_pem(&ca.intermediate.cert_der);
+    files::write_atomic(
+        &out.join(SUITE_CA_FILE),
+        pki::cert_pem(&ca.root.cert_der).as_bytes(),
+        0o644,
+    )?;
+    for name in names {
+        let dns = vec![name.clone(), "localhost".to_owned()];
+        let ips = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        let leaf = pki::issue_leaf(&ca_name, &ca.intermediate.key_pkcs8, name, &dns, &ips, now)?;
+        let chain = format!("{}{intermediate}", pki::cert_pem(&leaf.cert_der));
+        files::write_atomic(&out.join(format!("{name}.pem")), chain.as_bytes(), 0o644)?;
+        let key = pki::private_key_pem(&leaf.key_pkcs8);
+        files::write_atomic(&out.join(format!("{name}.key")), key.as_bytes(), 0o600)?;
+    }
+    Ok(paths)
+}

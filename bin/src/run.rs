@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
-use cryptoutil_actors::authz::admin::{AdminOp, BrowserClient, Caller, OPERATOR_TENANT};
+use cryptoutil_actors::authz::admin::{
+    AdminOp, BrowserClient, Caller, ResourceServer, OPERATOR_TENANT,
+};
 use cryptoutil_actors::authz::AuthzConfig;
 use cryptoutil_actors::issuer_jwks::RemoteIssuer;
 use cryptoutil_actors::sessions::BrowserLogin;
@@ -48,6 +50,9 @@ pub struct Endpoint {
     pub public: String,
     /// `https://127.0.0.1:PORT` of the admin listener.
     pub admin: String,
+    /// `https://HOST:PORT` of the metrics-only listener, when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 /// Path of `endpoints.json`.
@@ -152,17 +157,28 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         let public = Listener::bind(public_addr, Arc::clone(&server_tls))
             .await
             .with_context(|| format!("binding the {service} public listener on {public_addr}"))?;
-        let admin = Listener::bind(admin_addr, server_tls)
+        let admin = Listener::bind(admin_addr, Arc::clone(&server_tls))
             .await
             .with_context(|| format!("binding the {service} admin listener on {admin_addr}"))?;
+        let metrics_listener = if service_cfg.metrics.enabled {
+            let addr = SocketAddr::new(service_cfg.metrics.bind_address, service_cfg.metrics.port);
+            Some(
+                Listener::bind(addr, server_tls)
+                    .await
+                    .with_context(|| format!("binding the {service} metrics listener on {addr}"))?,
+            )
+        } else {
+            None
+        };
         endpoints.insert(
             *service,
             Endpoint {
                 public: url(public.local_addr()),
                 admin: url(admin.local_addr()),
+                metrics: metrics_listener.as_ref().map(|l| url(l.local_addr())),
             },
         );
-        bound.push((*service, public, admin));
+        bound.push((*service, public, admin, metrics_listener));
     }
 
     let (authz, mut auth_cfg) = identity_setup(&cfg, &endpoints)?;
@@ -180,11 +196,15 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         .map_err(|e| anyhow!("starting actors: {e}"))?;
     bootstrap(&suite, &data_dir).await?;
     register_browser_clients(&suite, &args.browser).await?;
+    register_federation_clients(&suite, &cfg.identity.federation_clients).await?;
 
     let shutdown = Arc::new(watch::channel(false).0);
     let readiness = Readiness::default();
     let mut listeners = JoinSet::new();
-    for (service, public, admin) in bound {
+    let scrapers = cryptoutil_http::middleware::ip_allow::IpAllowlist::new(
+        cfg.http.metrics.ip_allowlist.clone(),
+    );
+    for (service, public, admin, metrics_listener) in bound {
         let actors = suite
             .services
             .get(&service)
@@ -229,6 +249,13 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             shutdown.subscribe(),
             grace,
         ));
+        if let Some(listener) = metrics_listener {
+            listeners.spawn(listener.serve(
+                cryptoutil_http::admin::metrics_router(admin_state.clone(), scrapers.clone()),
+                shutdown.subscribe(),
+                grace,
+            ));
+        }
         listeners.spawn(admin.serve(
             cryptoutil_http::admin::router(admin_state),
             shutdown.subscribe(),
@@ -491,6 +518,39 @@ async fn register_browser_clients(
             )
             .await
             .map_err(|e| anyhow!("registering the {service} browser client: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Registers the configured federation clients (resource servers) with their secrets.
+async fn register_federation_clients(
+    suite: &Suite,
+    clients: &[crate::config::FederationClient],
+) -> anyhow::Result<()> {
+    let Some(authz) = suite
+        .services
+        .get(&ServiceName::IdentityAuthz)
+        .and_then(|a| a.authz.as_ref())
+    else {
+        return Ok(());
+    };
+    let caller = Caller {
+        tenant: OPERATOR_TENANT.to_owned(),
+    };
+    for (i, c) in clients.iter().enumerate() {
+        authz
+            .admin(
+                caller.clone(),
+                AdminOp::ResourceServer(ResourceServer {
+                    client_id: c.client_id.clone(),
+                    secret: Zeroizing::new(c.secret.expose().trim().to_owned()),
+                    scopes: c.scopes.clone(),
+                }),
+            )
+            .await
+            .map_err(|e| {
+                anyhow!("invalid configuration: `identity.federation_clients[{i}]`: {e}")
+            })?;
     }
     Ok(())
 }

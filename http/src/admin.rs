@@ -32,6 +32,33 @@ pub const AUDIT: &str = "/admin/v1/audit";
 pub const AUDIT_VERIFY: &str = "/admin/v1/audit/verify";
 /// Fault injection (only with `admin.danger_fault_injection`).
 pub const FAULTS_CRASH: &str = "/admin/v1/faults/crash";
+/// The one route of a metrics-only listener.
+pub const METRICS_ONLY: &str = "/metrics";
+
+/// A metrics-only listener's router: `GET /metrics` (the same text as `/admin/v1/metrics`) for
+/// the networks of `allow`, 403 for every other client, 404 for every other path: nothing of
+/// the admin API is reachable through it.
+pub fn metrics_router(
+    state: AdminState,
+    allow: crate::middleware::ip_allow::IpAllowlist,
+) -> Router {
+    let labels = StackLabels {
+        service: state.app.service.as_str(),
+        stack: "metrics",
+    };
+    Router::new()
+        .route(METRICS_ONLY, get(metrics_get))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(
+            allow,
+            crate::middleware::ip_allow::enforce,
+        ))
+        .layer(middleware::from_fn_with_state(
+            labels,
+            crate::metrics::count,
+        ))
+        .with_state(state)
+}
 
 /// The admin router.
 pub fn router(state: AdminState) -> Router {

@@ -16,6 +16,24 @@ pub struct HttpConfig {
     pub service: StackConfig,
     /// `/browser/**`: cookie sessions and the UI.
     pub browser: BrowserConfig,
+    /// The metrics-only listeners (`services.<service>.metrics`).
+    pub metrics: MetricsStackConfig,
+}
+
+/// `http.metrics`: who may scrape a metrics-only listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsStackConfig {
+    /// Client networks allowed (a Prometheus on a container network); others get 403.
+    pub ip_allowlist: Vec<IpNet>,
+}
+
+impl Default for MetricsStackConfig {
+    fn default() -> Self {
+        Self {
+            ip_allowlist: loopback(),
+        }
+    }
 }
 
 /// Middleware settings shared by both stacks.
@@ -101,6 +119,29 @@ pub struct ListenConfig {
 impl Default for ListenConfig {
     fn default() -> Self {
         Self {
+            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+        }
+    }
+}
+
+/// A metrics-only listener: `GET /metrics` and nothing else, for a Prometheus that cannot reach
+/// the loopback-only admin listener (another container). Off unless enabled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsListenConfig {
+    /// Serve it.
+    pub enabled: bool,
+    /// Bind address.
+    pub bind_address: IpAddr,
+    /// Port; 0 picks a free one.
+    pub port: u16,
+}
+
+impl Default for MetricsListenConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
         }

@@ -140,6 +140,8 @@ pub enum AdminOp {
     /// Register (or re-register, on every start) a service's browser sign-in client with the
     /// secret the service holds in memory (operator only; not reachable over HTTP).
     BrowserClient(BrowserClient),
+    /// Register (or replace) a federated service's client from configuration (operator only).
+    ResourceServer(ResourceServer),
 }
 
 /// A service's browser sign-in client: `browser-<service>` in the operator tenant, code flow
@@ -154,6 +156,18 @@ pub struct BrowserClient {
     /// `<public>/browser/`.
     pub post_logout_uri: String,
     /// Scopes (`openid` and the service's API scope).
+    pub scopes: Vec<String>,
+}
+
+/// A federated service's client as the configuration declares it (`identity.federation_clients`):
+/// a resource server of the operator tenant that authenticates with its secret, registered
+/// again on every start so the secret file is the truth.
+pub struct ResourceServer {
+    /// `[a-z0-9-]{1,64}`.
+    pub client_id: String,
+    /// Its secret (only the MAC is stored).
+    pub secret: Zeroizing<String>,
+    /// Scopes its own tokens may carry (`jose` for the KMS's calls to the JOSE service).
     pub scopes: Vec<String>,
 }
 
@@ -457,6 +471,43 @@ impl AuthzState {
                     tls_client_auth_san: None,
                     redirect_uris: vec![b.redirect_uri],
                     post_logout_redirect_uris: vec![b.post_logout_uri],
+                    created: now_unix(),
+                };
+                Ok(Step::write(Write::Client(
+                    client,
+                    Zeroizing::new(String::new()),
+                )))
+            }
+            AdminOp::ResourceServer(r) => {
+                if !caller.is_operator() {
+                    return Err(Error::Forbidden {
+                        reason: "resource servers are the operator's",
+                    });
+                }
+                if !valid_id(&r.client_id, 64, b"") || r.secret.len() < 32 {
+                    return Err(bad(
+                        "federation client: id [a-z0-9-]{1,64}, secret of at least 32 characters",
+                    ));
+                }
+                if r.scopes.iter().any(|s| !API_SCOPES.contains(&s.as_str())) {
+                    return Err(bad("federation client: unknown scope"));
+                }
+                let client = Client {
+                    client_id: r.client_id,
+                    tenant: OPERATOR_TENANT.into(),
+                    name: "federated service (configured)".into(),
+                    secret_mac: b64::encode(&oauth::client_secret_mac(&self.pepper(), &r.secret)),
+                    grant_types: vec![CLIENT_CREDENTIALS.into()],
+                    scopes: r.scopes,
+                    audiences: self.audiences(),
+                    auth_methods: vec![AuthMethod::ClientSecretBasic.as_str().into()],
+                    jwks: None,
+                    first_party: true,
+                    any_tenant: false,
+                    resource_server: true,
+                    tls_client_auth_san: None,
+                    redirect_uris: Vec::new(),
+                    post_logout_redirect_uris: Vec::new(),
                     created: now_unix(),
                 };
                 Ok(Step::write(Write::Client(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use cryptoutil_actors::config::human_duration;
 use cryptoutil_actors::{ServiceName, SupervisionConfig};
 use cryptoutil_http::config::{
-    AdminConfig, AdminListenConfig, AuthConfig, HttpConfig, ListenConfig,
+    AdminConfig, AdminListenConfig, AuthConfig, HttpConfig, ListenConfig, MetricsListenConfig,
 };
 use cryptoutil_storage::BarrierConfig;
 use serde::{Deserialize, Serialize};
@@ -105,6 +105,26 @@ pub struct IdentityConfig {
     pub mtls_ca: String,
     /// Services in this process trust identity-authz (in this process) as a token issuer.
     pub trust_local_issuer: bool,
+    /// The federated services' clients, registered as resource servers of the operator tenant
+    /// on every start (their secrets usually `file://` Docker secrets shared with the service).
+    pub federation_clients: Vec<FederationClient>,
+}
+
+/// `identity.federation_clients[]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationClient {
+    /// The client id (`[a-z0-9-]{1,64}`).
+    pub client_id: String,
+    /// Its secret, at least 32 characters (`file://`).
+    pub secret: Secret,
+    /// Scopes its own tokens may carry (default: `jose`, what the KMS needs to call JOSE).
+    #[serde(default = "jose_scope")]
+    pub scopes: Vec<String>,
+}
+
+fn jose_scope() -> Vec<String> {
+    vec!["jose".into()]
 }
 
 impl Default for IdentityConfig {
@@ -118,6 +138,7 @@ impl Default for IdentityConfig {
             login_url: String::new(),
             mtls_ca: String::new(),
             trust_local_issuer: true,
+            federation_clients: Vec::new(),
         }
     }
 }
@@ -235,6 +256,8 @@ pub struct ServiceConfig {
     pub public: ListenConfig,
     /// Admin listener (always 127.0.0.1).
     pub admin: AdminListenConfig,
+    /// Metrics-only listener (off unless enabled).
+    pub metrics: MetricsListenConfig,
 }
 
 impl AppConfig {
@@ -298,7 +321,12 @@ impl AppConfig {
         for service in ServiceName::ALL {
             let s = self.services.of(service);
             let key = service.config_key();
-            for (port, which) in [(s.public.port, "public.port"), (s.admin.port, "admin.port")] {
+            let metrics_port = if s.metrics.enabled { s.metrics.port } else { 0 };
+            for (port, which) in [
+                (s.public.port, "public.port"),
+                (s.admin.port, "admin.port"),
+                (metrics_port, "metrics.port"),
+            ] {
                 if port == 0 {
                     continue;
                 }

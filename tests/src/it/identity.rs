@@ -422,7 +422,7 @@ async fn authlib_fetches_validates_and_uses_client_credentials_tokens() {
 }
 
 /// Introspection or revocation (`endpoint`) of `token`: status and JSON body.
-async fn token_call(
+pub(super) async fn token_call(
     app: &TestApp,
     endpoint: &str,
     basic: Option<(&str, &str)>,

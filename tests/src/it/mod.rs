@@ -2,6 +2,7 @@
 
 mod auth;
 mod code_flow;
+mod deployment;
 mod federation;
 mod federation_ca;
 mod federation_jose;

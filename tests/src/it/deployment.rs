@@ -1,0 +1,282 @@
+//! What a multi-container deployment relies on, tested without containers: the metrics-only
+//! listener (GET /metrics and nothing of the admin API, behind its own allow-list), the suite
+//! CA of `cryptoutil pki issue` (judged by `openssl verify`) serving as static TLS material,
+//! federation clients declared in configuration, and `healthcheck --method POST`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use cryptoutil_actors::ServiceName;
+use cryptoutil_federation::{tls, HttpsClient, Method};
+use serde_json::json;
+
+use super::identity::{admin, bootstrap, client_token, token_call};
+use crate::{run_cli, Process, TestApp};
+
+fn metrics_url(app: &TestApp, service: ServiceName) -> String {
+    app.endpoints[&service]
+        .metrics
+        .clone()
+        .expect("a metrics listener")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metrics_listener_serves_metrics_only_and_only_to_its_allow_list() {
+    let on = [
+        ("CRYPTOUTIL_SERVICES__JOSE__METRICS__ENABLED", "true"),
+        (
+            "CRYPTOUTIL_SERVICES__JOSE__METRICS__BIND_ADDRESS",
+            "127.0.0.1",
+        ),
+    ];
+    let app = TestApp::start(vec![ServiceName::Jose], &on, None).await;
+    let base = metrics_url(&app, ServiceName::Jose);
+    assert_ne!(base, app.admin(ServiceName::Jose));
+    let r = app.client.get(&format!("{base}/metrics")).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("cryptoutil_fips_mode"), "{}", r.text());
+    // Nothing of the admin API is there: not the metrics under their admin path, not shutdown.
+    for (method, path) in [
+        (Method::GET, "/admin/v1/metrics"),
+        (Method::GET, "/admin/v1/healthz"),
+        (Method::POST, "/admin/v1/shutdown"),
+        (Method::GET, "/admin/v1/supervision"),
+        (Method::POST, "/metrics"),
+    ] {
+        let r = app
+            .client
+            .send(
+                method.clone(),
+                &format!("{base}{path}"),
+                &[],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            r.status == 404 || r.status == 405,
+            "{method} {path}: {}",
+            r.status
+        );
+    }
+    let livez = format!("{}/admin/v1/livez", app.admin(ServiceName::Jose));
+    assert_eq!(
+        app.client.get(&livez).await.unwrap().status,
+        200,
+        "still up"
+    );
+    app.stop().await;
+
+    // A client outside the allow-list: 403 before anything else.
+    let mut elsewhere = on.to_vec();
+    elsewhere.push(("CRYPTOUTIL_HTTP__METRICS__IP_ALLOWLIST", "[10.0.0.0/8]"));
+    let app = TestApp::start(vec![ServiceName::Jose], &elsewhere, None).await;
+    let base = metrics_url(&app, ServiceName::Jose);
+    let r = app.client.get(&format!("{base}/metrics")).await.unwrap();
+    assert_eq!(r.status, 403);
+    app.stop().await;
+
+    // Off by default.
+    let app = TestApp::start(vec![ServiceName::Jose], &[], None).await;
+    assert!(app.endpoints[&ServiceName::Jose].metrics.is_none());
+    app.stop().await;
+}
+
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pki_issue_makes_a_suite_ca_openssl_accepts_and_services_serve_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("secrets");
+    let (code, stdout, err) = run_cli(
+        &[
+            "pki",
+            "issue",
+            "--out",
+            &path(&out),
+            "--names",
+            "kms,identity-authz",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(stdout.lines().count(), 5, "{stdout}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |f: &str| std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("kms.key"), 0o600);
+    assert_eq!(mode("suite-ca.pem"), 0o644);
+    // openssl judges the chains: leaf + intermediate against the root, for TLS servers, with
+    // the service's name.
+    for name in ["kms", "identity-authz"] {
+        let leaf = path(&out.join(format!("{name}.pem")));
+        let (ok, text) = openssl(&[
+            "verify",
+            "-CAfile",
+            &path(&out.join("suite-ca.pem")),
+            "-untrusted",
+            &leaf,
+            "-purpose",
+            "sslserver",
+            "-verify_hostname",
+            name,
+            &leaf,
+        ]);
+        assert!(ok, "{name}: {text}");
+    }
+    // Nothing is overwritten; bad names are refused.
+    for names in ["kms", "Bad_Name", "kms,kms", "suite-ca"] {
+        let fresh = if names == "kms" {
+            out.clone()
+        } else {
+            tmp.path().join("other")
+        };
+        let (code, _, err) = run_cli(
+            &["pki", "issue", "--out", &path(&fresh), "--names", names],
+            &[],
+        );
+        assert_eq!(code, 64, "{names}: {err}");
+    }
+
+    // A service serves with the issued leaf; a client trusting only the suite CA connects.
+    let chain = format!("file://{}", path(&out.join("kms.pem")));
+    let key = format!("file://{}", path(&out.join("kms.key")));
+    let anchor = format!("[file://{}]", path(&out.join("suite-ca.pem")));
+    let mut p = Process::spawn(
+        &tmp.path().join("data"),
+        &["serve", "kms"],
+        &[
+            ("CRYPTOUTIL_TLS__MODE", "static"),
+            ("CRYPTOUTIL_TLS__CERT_CHAIN", &chain),
+            ("CRYPTOUTIL_TLS__PRIVATE_KEY", &key),
+            ("CRYPTOUTIL_TLS__EXTRA_TRUSTED_CAS", &anchor),
+        ],
+    );
+    let endpoints = tokio::task::block_in_place(|| p.wait_ready(Duration::from_secs(20)));
+    let ca = std::fs::read(out.join("suite-ca.pem")).unwrap();
+    let client = HttpsClient::new(tls::client_config_from_pem(&ca).unwrap());
+    let r = client
+        .get(&format!("{}/admin/v1/livez", endpoints["kms"].admin))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    // healthcheck --method POST reaches the admin shutdown route (inside the host, as a
+    // container's own health check would): the process drains and exits 0.
+    let shutdown = format!("{}/admin/v1/shutdown", endpoints["kms"].admin);
+    let ca_file = path(&out.join("suite-ca.pem"));
+    let (code, _, err) = run_cli(
+        &[
+            "healthcheck",
+            "--method",
+            "POST",
+            "--ca-file",
+            &ca_file,
+            &shutdown,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let status = tokio::task::block_in_place(|| p.wait_exit(Duration::from_secs(10)));
+    assert!(status.success());
+    let (code, _, _) = run_cli(&["healthcheck", "--method", "DELETE", &shutdown], &[]);
+    assert_ne!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn federation_clients_from_configuration_are_resource_servers_whose_secret_is_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let secret_file = tmp.path().join("fed-secret");
+    let secret = "a-federation-secret-of-forty-characters!!";
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let clients = format!(
+        "[{{client_id: kms-federation, secret: \"file://{}\", scopes: [jose]}}]",
+        secret_file.display()
+    );
+    // A fixed issuer: tokens from before the restart stay ours (the default is the bound URL,
+    // whose port is dynamic here).
+    let vars = [
+        ("CRYPTOUTIL_IDENTITY__FEDERATION_CLIENTS", clients.as_str()),
+        ("CRYPTOUTIL_IDENTITY__ISSUER", "https://issuer.test"),
+    ];
+    let services = vec![ServiceName::IdentityAuthz, ServiceName::Jose];
+    let app = TestApp::start(services.clone(), &vars, Some(&data)).await;
+    let boot = bootstrap(&data);
+    // Another tenant's token, meant for jose: the configured client sees it active.
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let (s, _) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/tenants",
+        Some(json!({"id": "acme"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, worker) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "w", "tenant": "acme", "scopes": ["jose"], "audiences": ["jose"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{worker}");
+    let w = client_token(
+        &app,
+        worker["client_id"].as_str().unwrap(),
+        worker["client_secret"].as_str().unwrap(),
+        "jose",
+    )
+    .await;
+    let (s, v) = token_call(&app, "introspect", Some(("kms-federation", secret)), &w).await;
+    assert_eq!(
+        (s, v["active"].as_bool(), v["tenant"].as_str()),
+        (200, Some(true), Some("acme")),
+        "{v}"
+    );
+    let own = client_token(&app, "kms-federation", secret, "jose").await;
+    assert!(!own.is_empty());
+    app.stop().await;
+
+    // The file is the truth: a new secret replaces the old one at the next start.
+    let rotated = "another-federation-secret-of-forty-chars!";
+    std::fs::write(&secret_file, rotated).unwrap();
+    let app = TestApp::start(services, &vars, Some(&data)).await;
+    let (s, _) = token_call(&app, "introspect", Some(("kms-federation", secret)), &w).await;
+    assert_eq!(s, 401, "the old secret is refused");
+    let (s, v) = token_call(&app, "introspect", Some(("kms-federation", rotated)), &w).await;
+    assert_eq!((s, v["active"].as_bool()), (200, Some(true)));
+    app.stop().await;
+
+    // A secret too short to be a generated one is refused at start, naming the key.
+    std::fs::write(&secret_file, "short").unwrap();
+    let (code, _, err) = run_cli(
+        &[
+            "--data-dir",
+            &path(&tmp.path().join("other")),
+            "serve",
+            "identity-authz",
+        ],
+        &[("CRYPTOUTIL_IDENTITY__FEDERATION_CLIENTS", clients.as_str())],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("identity.federation_clients[0]"), "{err}");
+}
