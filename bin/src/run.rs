@@ -488,16 +488,20 @@ fn browser_logins(
     Ok(out)
 }
 
+/// identity-authz's actor, when it runs in this process.
+fn local_authz(suite: &Suite) -> Option<&cryptoutil_actors::authz::AuthzHandle> {
+    suite
+        .services
+        .get(&ServiceName::IdentityAuthz)
+        .and_then(|a| a.authz.as_ref())
+}
+
 /// Registers every service's browser client (with this start's secret and URLs).
 async fn register_browser_clients(
     suite: &Suite,
     logins: &BTreeMap<ServiceName, BrowserLogin>,
 ) -> anyhow::Result<()> {
-    let Some(authz) = suite
-        .services
-        .get(&ServiceName::IdentityAuthz)
-        .and_then(|a| a.authz.as_ref())
-    else {
+    let Some(authz) = local_authz(suite) else {
         return Ok(());
     };
     let caller = Caller {
@@ -527,11 +531,7 @@ async fn register_federation_clients(
     suite: &Suite,
     clients: &[crate::config::FederationClient],
 ) -> anyhow::Result<()> {
-    let Some(authz) = suite
-        .services
-        .get(&ServiceName::IdentityAuthz)
-        .and_then(|a| a.authz.as_ref())
-    else {
+    let Some(authz) = local_authz(suite) else {
         return Ok(());
     };
     let caller = Caller {
@@ -563,11 +563,7 @@ pub fn bootstrap_path(data_dir: &std::path::Path) -> PathBuf {
 /// On identity-authz's first start: a tenant, a service client and an admin user, whose
 /// credentials go to `<data-dir>/bootstrap.json` (0600), the only place they are ever shown.
 async fn bootstrap(suite: &Suite, data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let Some(authz) = suite
-        .services
-        .get(&ServiceName::IdentityAuthz)
-        .and_then(|a| a.authz.as_ref())
-    else {
+    let Some(authz) = local_authz(suite) else {
         return Ok(());
     };
     let Some(creds) = authz

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cryptoutil_actors::ServiceName;
-use cryptoutil_federation::{Method, Response};
 use cryptoutil_protocols::jose::{b64, jwt, Jwk, JwsAlg};
 use serde_json::{json, Value};
 
+use super::issuer_jwks::list;
 use crate::fake_peer::{Behaviour, FakePeer};
 use crate::fault_proxy::{Fault, FaultProxy};
 use crate::{eventually, TestApp};
@@ -165,20 +165,6 @@ async fn jose_federated(
         vars.push((k, v));
     }
     TestApp::start(vec![ServiceName::Jose], &vars, None).await
-}
-
-async fn list(app: &TestApp, token: &str) -> Response {
-    let url = format!("{}/service/api/v1/jose/jwks", app.public(ServiceName::Jose));
-    let auth = format!("Bearer {token}");
-    app.client
-        .send(
-            Method::GET,
-            &url,
-            &[("authorization", auth.as_str())],
-            Default::default(),
-        )
-        .await
-        .unwrap()
 }
 
 async fn admin_json(app: &TestApp, path: &str) -> Value {

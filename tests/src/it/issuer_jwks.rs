@@ -51,7 +51,8 @@ async fn start(peer: &FakePeer, dir: &tempfile::TempDir, min_interval: &str) -> 
     .await
 }
 
-async fn list(app: &TestApp, token: &str) -> Response {
+/// `GET /service/api/v1/jose/jwks` with `token` (any authenticated JOSE call will do).
+pub(super) async fn list(app: &TestApp, token: &str) -> Response {
     let url = format!("{}/service/api/v1/jose/jwks", app.public(ServiceName::Jose));
     let auth = format!("Bearer {token}");
     app.client
