@@ -38,6 +38,21 @@ enum Remote<T> {
     Unavailable(PeerError),
 }
 
+impl Remote<String> {
+    /// The answer's member read into what the operation returns; an answer that does not
+    /// read is the peer failing its API (the fallback answers).
+    fn read<U>(self, peer: &Peer, read: impl FnOnce(String) -> Option<U>) -> Remote<U> {
+        match self {
+            Remote::Done(text) => match read(text) {
+                Some(value) => Remote::Done(value),
+                None => Remote::Unavailable(garbage(peer)),
+            },
+            Remote::Refused => Remote::Refused,
+            Remote::Unavailable(e) => Remote::Unavailable(e),
+        }
+    }
+}
+
 /// The JOSE service, with `internal_crypto` as its fallback.
 #[derive(Clone, Debug)]
 pub struct JoseEngine {
@@ -85,14 +100,12 @@ impl JoseEngine {
             Value::String(token.to_owned()),
             enc.as_str()
         );
-        let remote = match self.post(DECRYPT_PATH, body, "plaintext").await {
-            Remote::Done(text) => match b64::decode(&text, "plaintext") {
-                Ok(p) => Remote::Done(Zeroizing::new(p)),
-                Err(_) => Remote::Unavailable(garbage(&self.peer)),
-            },
-            Remote::Refused => Remote::Refused,
-            Remote::Unavailable(e) => Remote::Unavailable(e),
-        };
+        let remote = self
+            .post(DECRYPT_PATH, body, "plaintext")
+            .await
+            .read(&self.peer, |text| {
+                b64::decode(&text, "plaintext").ok().map(Zeroizing::new)
+            });
         settle(remote, || engine::decrypt(key, enc, token))
     }
 
@@ -114,19 +127,18 @@ impl JoseEngine {
             key_json(key, true)?.as_str(),
             Value::String(token.to_owned())
         );
-        let remote = match self.post(VERIFY_PATH, body, "payload").await {
-            Remote::Done(text) => match (b64::decode(&text, "payload"), protected_header(token)) {
-                (Ok(payload), Some(header)) => Remote::Done(Verified {
+        let remote = self
+            .post(VERIFY_PATH, body, "payload")
+            .await
+            .read(&self.peer, |text| {
+                let header = protected_header(token)?;
+                Some(Verified {
                     kid: header.get("kid").and_then(Value::as_str).map(str::to_owned),
                     header,
-                    payload,
-                    alg: key.jws_alg()?,
-                }),
-                _ => Remote::Unavailable(garbage(&self.peer)),
-            },
-            Remote::Refused => Remote::Refused,
-            Remote::Unavailable(e) => Remote::Unavailable(e),
-        };
+                    payload: b64::decode(&text, "payload").ok()?,
+                    alg: key.jws_alg().ok()?,
+                })
+            });
         settle(remote, || engine::verify(key, token))
     }
 

@@ -322,18 +322,12 @@ impl HealthProbe {
 }
 
 impl Probe for HealthProbe {
-    fn healthy(&self) -> BoxFuture<'static, bool> {
-        let this = HealthProbe {
-            name: self.name,
-            url: self.url.clone(),
-            client: self.client.clone(),
-            credentials: self.credentials.clone(),
-        };
+    fn healthy(self: Arc<Self>) -> BoxFuture<'static, bool> {
         Box::pin(async move {
-            match this.poll().await {
+            match self.poll().await {
                 Ok(ready) => ready,
                 Err(reason) => {
-                    tracing::info!(peer = this.name.as_str(), %reason, "health poll failed");
+                    tracing::info!(peer = self.name.as_str(), %reason, "health poll failed");
                     false
                 }
             }

@@ -261,10 +261,12 @@ impl JwtBearer {
                 }
             }
         }
-        let (issuer, keys) = self.issuer_of(token)?;
+        let (issuer, keys, unverified) = self.issuer_of(token)?;
         let (principal, until) = match &self.identity {
             Some(identity) if identity.issuer() == issuer => {
-                identity.validate(self, token, keys, now).await?
+                identity
+                    .validate(self, token, &unverified, keys, now)
+                    .await?
             }
             _ => self.verify_locally(token, issuer, keys, now).await?,
         };
@@ -302,18 +304,31 @@ impl JwtBearer {
         &self.audience
     }
 
-    /// The trusted issuer the token's `iss` names, read unverified only to pick its keys.
-    fn issuer_of(&self, token: &str) -> Result<(&str, &IssuerKeys), AuthFailure> {
+    /// The trusted issuer the token's `iss` names, read unverified only to pick its keys, and
+    /// the unverified claims (for the checks that may spare a federated identity-authz a call).
+    fn issuer_of(
+        &self,
+        token: &str,
+    ) -> Result<
+        (
+            &str,
+            &IssuerKeys,
+            serde_json::Map<String, serde_json::Value>,
+        ),
+        AuthFailure,
+    > {
         let claims = unverified_claims(token).ok_or(AuthFailure::Invalid)?;
         let iss = claims
             .get("iss")
             .and_then(serde_json::Value::as_str)
             .ok_or(AuthFailure::Invalid)?;
-        self.issuers
+        let (issuer, keys) = self
+            .issuers
             .iter()
             .find(|(i, _)| i == iss)
             .map(|(i, k)| (i.as_str(), k))
-            .ok_or(AuthFailure::Invalid)
+            .ok_or(AuthFailure::Invalid)?;
+        Ok((issuer, keys, claims))
     }
 
     /// Full verification: signature, issuer, audience, time claims; returns the principal and `exp`.
@@ -338,7 +353,7 @@ impl JwtBearer {
 }
 
 /// A compact JWS's payload as JSON claims, NOT verified: only to choose how to verify it.
-pub(crate) fn unverified_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+fn unverified_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     let payload = token.split('.').nth(1)?;
     let bytes = b64::decode(payload, "payload").ok()?;
     serde_json::from_slice(&bytes).ok()

@@ -31,8 +31,8 @@ use crate::supervisor::child::BoxFuture;
 
 /// Asks a peer whether it is ready (`GET /service/api/v1/health` for real peers).
 pub trait Probe: Send + Sync + 'static {
-    /// True when the peer answered ready.
-    fn healthy(&self) -> BoxFuture<'static, bool>;
+    /// True when the peer answered ready (the future runs on a task of its own).
+    fn healthy(self: Arc<Self>) -> BoxFuture<'static, bool>;
 }
 
 /// The behaviour (empty).

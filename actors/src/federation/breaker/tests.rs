@@ -21,7 +21,7 @@ struct Scripted {
 }
 
 impl Probe for Scripted {
-    fn healthy(&self) -> BoxFuture<'static, bool> {
+    fn healthy(self: Arc<Self>) -> BoxFuture<'static, bool> {
         self.polls.lock().unwrap().push(Instant::now());
         let answer = self
             .answers
