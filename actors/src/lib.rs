@@ -8,15 +8,14 @@
 //! # Layout
 //! - [`supervisor`]: the generic restarting supervisor, child specs, restart policy, tree nodes.
 //! - [`audit`]: the `AuditLog` actor: a service's hash-chained audit log, group-committed.
-//! - [`authz`]: the `Authz` actor: identity-authz's tenants, clients, users and signing keys.
+//! - [`product`]: what each product adds to its service, and the one list of products.
+//! - [`kms`], [`jose`], [`identity`], [`ca`]: the products, one folder each.
 //! - [`federation`]: `Breaker` actors per federated peer, and calls to peers through them.
 //! - [`health`]: the `Health` actor: a service's liveness and readiness.
-//! - [`jose_keys`]: the `JoseKeys` actor: the JOSE service's keys per tenant.
-//! - [`kms`]: the KMS's elastic keys and their rings of material keys.
 //! - [`issuer_jwks`]: the `IssuerJwks` actor: a trusted issuer's JWK Set, fetched and cached.
 //! - [`sessions`]: the `Sessions` actor: a service's browser sign-ins and sessions.
 //! - [`vault`]: the `Vault` actor: owner of a service's store (sealed state, sealed records).
-//! - [`service`]: the eight service names.
+//! - [`service`]: the eight service names and the API scopes.
 //! - [`suite`]: builds the root -> service -> actor tree and returns the handles.
 //! - [`slot`]: the shared cell a handle reads its current actor from.
 //! - [`ask`]: the one call helper: timeout, dead actor and reply errors become `Unavailable`.
@@ -26,15 +25,17 @@
 
 pub mod ask;
 pub mod audit;
-pub mod authz;
+pub mod ca;
 pub mod config;
 pub mod error;
 pub mod federation;
 pub mod health;
+pub mod identity;
 pub mod issuer_jwks;
-pub mod jose_keys;
+pub mod jose;
 pub mod kms;
 pub mod metrics;
+pub mod product;
 pub mod service;
 pub mod sessions;
 pub mod slot;
@@ -52,4 +53,4 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 pub use error::Error;
-pub use service::ServiceName;
+pub use service::{Scope, ServiceName};

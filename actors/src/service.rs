@@ -63,6 +63,20 @@ impl ServiceName {
         }
     }
 
+    /// The OAuth scope its API routes require, for services with an API.
+    pub fn api_scope(self) -> Option<Scope> {
+        match self {
+            ServiceName::Kms => Some(Scope::Kms),
+            ServiceName::Jose => Some(Scope::Jose),
+            ServiceName::Ca => Some(Scope::Ca),
+            ServiceName::IdentityAuthz => Some(Scope::Identity),
+            ServiceName::IdentityIdp
+            | ServiceName::IdentityRs
+            | ServiceName::IdentityRp
+            | ServiceName::IdentitySpa => None,
+        }
+    }
+
     /// Parses the kebab-case name.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == name)
@@ -70,6 +84,40 @@ impl ServiceName {
 }
 
 impl std::fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The OAuth scope of one API of the suite: the one place scope names are spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The KMS API.
+    Kms,
+    /// The JOSE API.
+    Jose,
+    /// The CA API.
+    Ca,
+    /// identity-authz's admin API.
+    Identity,
+}
+
+impl Scope {
+    /// Every API scope.
+    pub const ALL: [Scope; 4] = [Scope::Kms, Scope::Jose, Scope::Ca, Scope::Identity];
+
+    /// The scope as tokens carry it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::Kms => "kms",
+            Scope::Jose => "jose",
+            Scope::Ca => "ca",
+            Scope::Identity => "identity",
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }

@@ -1,35 +1,31 @@
 //! Builds the supervision tree: root supervisor -> one supervisor per service -> the service's
-//! actors, and hands back the typed handles the HTTP layer needs.
+//! actors, and hands back the typed handles the HTTP layer needs. Every service gets the same
+//! common actors (`Health`, `Vault`, `Sessions`, an `IssuerJwks` per trusted issuer); what a
+//! product adds comes from [`crate::product::PRODUCTS`].
 
+use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cryptoutil_storage::Store;
 use ractor::SpawnErr;
 
-use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
-use crate::authz::{Authz, AuthzArgs, AuthzConfig, AuthzHandle, AuthzMsg};
+use crate::audit::AuditHandle;
 use crate::config::SupervisionConfig;
 use crate::federation::{BreakerHandle, Federation, PeerSettings};
 use crate::health::{Health, HealthArgs, HealthHandle, HealthMsg};
+use crate::identity::authz::AuthzConfig;
 use crate::issuer_jwks::{
     IssuerJwks, IssuerJwksArgs, IssuerJwksHandle, IssuerJwksMsg, RemoteIssuer,
 };
-use crate::jose_keys::{JoseKeys, JoseKeysArgs, JoseKeysHandle, JoseKeysMsg};
-use crate::kms::scheduler::{
-    KmsScheduler, SchedulerArgs, SchedulerMsg, CHECK_INTERVAL as SCHEDULER_INTERVAL,
-};
-use crate::kms::KeyRingsHandle;
+use crate::product::{Handles, ServiceBuild, ServiceParts, PRODUCTS};
 use crate::service::ServiceName;
 use crate::sessions::{BrowserLogin, Sessions, SessionsArgs, SessionsHandle, SessionsMsg};
 use crate::slot::Slot;
 use crate::supervisor::child::{ActorSpec, ChildSpec};
 use crate::supervisor::{SupervisorArgs, SupervisorHandle, SupervisorSpec};
 use crate::vault::{Vault, VaultArgs, VaultHandle, VaultMsg};
-
-/// How long a KMS key ring waits for work before it stops (it starts again on the next use).
-const KEY_RING_IDLE: Duration = Duration::from_secs(300);
 
 /// Handles to one service's actors.
 #[derive(Clone, Debug)]
@@ -38,21 +34,23 @@ pub struct ServiceActors {
     pub health: HealthHandle,
     /// The store's owner.
     pub vault: VaultHandle,
-    /// The JOSE service's keys (the `jose` service only).
-    pub jose: Option<JoseKeysHandle>,
     /// The cached key sets of the remote trusted issuers, in configuration order.
     pub issuer_jwks: Vec<IssuerJwksHandle>,
-    /// identity-authz's tenants, clients and signing keys (`identity-authz` only).
-    pub authz: Option<AuthzHandle>,
-    /// identity-idp's way to identity-authz, whose sign-in requests its login pages complete
-    /// (`identity-idp` only, when identity-authz runs in the same process).
-    pub login: Option<AuthzHandle>,
     /// Browser sign-ins and sessions.
     pub sessions: SessionsHandle,
-    /// The KMS's elastic keys and their key-ring actors (`kms` only).
-    pub kms: Option<KeyRingsHandle>,
+    /// The service's hash-chained audit log, when it keeps one.
+    pub audit: Option<AuditHandle>,
     /// The breakers of the federated peers this service calls.
     pub peers: Vec<BreakerHandle>,
+    /// The handles its products registered, by type.
+    pub products: Handles,
+}
+
+impl ServiceActors {
+    /// The handle of type `T` a product of this service registered.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.products.get::<T>()
+    }
 }
 
 /// What the tree needs besides stores.
@@ -85,7 +83,7 @@ pub struct Suite {
 
 /// Starts the root supervisor with one service supervisor per entry of `stores`.
 pub async fn start(
-    stores: Vec<(ServiceName, Arc<Store>)>,
+    mut stores: Vec<(ServiceName, Arc<Store>)>,
     args: &SuiteArgs,
     cfg: &SupervisionConfig,
 ) -> Result<Suite, SpawnErr> {
@@ -98,21 +96,13 @@ pub async fn start(
         service_specs.push(spec);
         federation = peers;
     }
-    let jose = federation
-        .jose
-        .clone()
-        .map(crate::federation::JoseEngine::new);
+    // Built in suite order, so a service finds the handles of those it depends on.
+    stores.sort_by_key(|(s, _)| ServiceName::ALL.iter().position(|a| a == s));
     for (service, store) in stores {
-        let (spec, mut actors) = service_tree(service, store, args, jose.clone(), cfg)?;
+        let (spec, mut actors) = service_tree(service, &store, args, &federation, &services, cfg)?;
         actors.peers = federation.breakers_of(service);
         service_specs.push(spec);
         services.insert(service, actors);
-    }
-    let authz = services
-        .get(&ServiceName::IdentityAuthz)
-        .and_then(|a: &ServiceActors| a.authz.clone());
-    if let Some(idp) = services.get_mut(&ServiceName::IdentityIdp) {
-        idp.login = authz;
     }
     let args = SupervisorArgs {
         name: "root".into(),
@@ -132,9 +122,10 @@ pub async fn start(
 
 fn service_tree(
     service: ServiceName,
-    store: Arc<Store>,
+    store: &Arc<Store>,
     args: &SuiteArgs,
-    jose_engine: Option<crate::federation::JoseEngine>,
+    federation: &Federation,
+    built: &BTreeMap<ServiceName, ServiceActors>,
     cfg: &SupervisionConfig,
 ) -> Result<(Arc<dyn ChildSpec>, ServiceActors), SpawnErr> {
     let name = service.as_str();
@@ -147,8 +138,7 @@ fn service_tree(
         move || (Health, HealthArgs { service }),
         || HealthMsg::Crash,
     );
-    let vault_store = Arc::clone(&store);
-    let kms_store = Arc::clone(&store);
+    let vault_store = Arc::clone(store);
     let vault = ActorSpec::new(
         format!("{name}/vault"),
         "Vault",
@@ -177,81 +167,54 @@ fn service_tree(
     );
     let mut children: Vec<Arc<dyn ChildSpec>> =
         vec![Arc::new(health), Arc::new(vault), Arc::new(sessions)];
-    let mut authz = None;
-    if service == ServiceName::IdentityAuthz {
-        let config = args.authz.clone().ok_or_else(|| {
-            SpawnErr::StartupFailed("identity-authz needs its configuration".into())
-        })?;
-        let slot: Slot<AuthzMsg> = Slot::new("Authz");
-        let authz_store = Arc::clone(&store);
-        let spec = ActorSpec::new(
-            format!("{name}/authz"),
-            "Authz",
-            slot.clone(),
-            move || {
-                (
-                    Authz,
-                    AuthzArgs {
-                        store: Arc::clone(&authz_store),
-                        config: config.clone(),
-                    },
-                )
-            },
-            || AuthzMsg::Crash,
-        );
-        children.push(Arc::new(spec));
-        authz = Some(AuthzHandle::new(slot, cfg.ask_timeout));
+    let issuer_jwks = issuer_key_sets(service, args, cfg, &mut children);
+
+    let supervisor = SupervisorHandle::unstarted("ServiceSupervisor", cfg.ask_timeout);
+    let ctx = ServiceBuild {
+        service,
+        store,
+        args,
+        config: cfg,
+        federation,
+        built,
+        supervisor: &supervisor,
+    };
+    let mut parts = ServiceParts::default();
+    for product in PRODUCTS.iter().filter(|p| p.service() == service) {
+        product.build(&ctx, &mut parts)?;
     }
-    let mut jose = None;
-    if service == ServiceName::Jose {
-        let slot: Slot<JoseKeysMsg> = Slot::new("JoseKeys");
-        let spec = ActorSpec::new(
-            format!("{name}/keys"),
-            "JoseKeys",
-            slot.clone(),
-            move || {
-                (
-                    JoseKeys,
-                    JoseKeysArgs {
-                        service,
-                        store: Arc::clone(&store),
-                    },
-                )
-            },
-            || JoseKeysMsg::Crash,
-        );
-        children.push(Arc::new(spec));
-        jose = Some(JoseKeysHandle::new(slot, cfg.ask_timeout));
-    }
-    let mut audit = None;
-    let rings_cell: Arc<OnceLock<KeyRingsHandle>> = Arc::default();
-    if service == ServiceName::Kms {
-        let slot: Slot<AuditMsg> = Slot::new("AuditLog");
-        let audit_args = AuditArgs::open(Arc::clone(&kms_store), name)
-            .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
-        let handle = AuditHandle::new(slot.clone(), &audit_args, cfg.ask_timeout);
-        let spec = ActorSpec::new(
-            format!("{name}/audit"),
-            "AuditLog",
-            slot.clone(),
-            move || (AuditLog, audit_args.clone()),
-            || AuditMsg::Crash,
-        );
-        children.push(Arc::new(spec));
-        audit = Some(handle);
-        let scheduler_args = SchedulerArgs {
-            rings: Arc::clone(&rings_cell),
-            interval: SCHEDULER_INTERVAL,
-        };
-        children.push(Arc::new(ActorSpec::new(
-            format!("{name}/scheduler"),
-            "KmsScheduler",
-            Slot::<SchedulerMsg>::new("KmsScheduler"),
-            move || (KmsScheduler, scheduler_args.clone()),
-            || SchedulerMsg::Crash,
-        )));
-    }
-    let mut issuer_jwks = Vec::with_capacity(args.issuers.len());
+    children.append(&mut parts.children);
+    let spec = SupervisorSpec::for_handle(
+        SupervisorArgs {
+            name: name.into(),
+            kind: "ServiceSupervisor",
+            service: name,
+            children,
+            config: cfg.clone(),
+        },
+        &supervisor,
+    );
+    let actors = ServiceActors {
+        health: HealthHandle::new(health_slot, cfg.ask_timeout),
+        vault: VaultHandle::new(vault_slot, cfg.ask_timeout),
+        issuer_jwks,
+        sessions: SessionsHandle::new(sessions_slot, cfg.ask_timeout),
+        audit: parts.audit,
+        peers: Vec::new(),
+        products: parts.handles.build(),
+    };
+    Ok((Arc::new(spec), actors))
+}
+
+/// One `IssuerJwks` actor per remote trusted issuer, in configuration order.
+fn issuer_key_sets(
+    service: ServiceName,
+    args: &SuiteArgs,
+    cfg: &SupervisionConfig,
+    children: &mut Vec<Arc<dyn ChildSpec>>,
+) -> Vec<IssuerJwksHandle> {
+    let name = service.as_str();
+    let mut handles = Vec::with_capacity(args.issuers.len());
     for (i, remote) in args.issuers.iter().enumerate() {
         let slot: Slot<IssuerJwksMsg> = Slot::new("IssuerJwks");
         let snapshot = Arc::default();
@@ -272,7 +235,7 @@ fn service_tree(
         let timeout = cfg
             .ask_timeout
             .max(remote.fetch_timeout + Duration::from_secs(1));
-        issuer_jwks.push(IssuerJwksHandle::new(
+        handles.push(IssuerJwksHandle::new(
             slot,
             snapshot,
             remote.issuer.clone(),
@@ -280,41 +243,7 @@ fn service_tree(
             timeout,
         ));
     }
-    let args = SupervisorArgs {
-        name: name.into(),
-        kind: "ServiceSupervisor",
-        service: name,
-        children,
-        config: cfg.clone(),
-    };
-    let spec = SupervisorSpec::new(args);
-    let kms = audit.map(|audit| {
-        let mut rings = KeyRingsHandle::new(
-            kms_store,
-            audit,
-            spec.handle(),
-            name,
-            KEY_RING_IDLE,
-            cfg.ask_timeout,
-        );
-        if let Some(engine) = jose_engine {
-            rings = rings.with_jose(engine);
-        }
-        let _ = rings_cell.set(rings.clone());
-        rings
-    });
-    let actors = ServiceActors {
-        health: HealthHandle::new(health_slot, cfg.ask_timeout),
-        vault: VaultHandle::new(vault_slot, cfg.ask_timeout),
-        jose,
-        issuer_jwks,
-        authz,
-        login: None,
-        sessions: SessionsHandle::new(sessions_slot, cfg.ask_timeout),
-        kms,
-        peers: Vec::new(),
-    };
-    Ok((Arc::new(spec), actors))
+    handles
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
-use cryptoutil_actors::authz::admin::{
+use cryptoutil_actors::identity::authz::admin::{
     AdminOp, BrowserClient, Caller, ResourceServer, OPERATOR_TENANT,
 };
-use cryptoutil_actors::authz::AuthzConfig;
+use cryptoutil_actors::identity::authz::AuthzConfig;
 use cryptoutil_actors::issuer_jwks::RemoteIssuer;
 use cryptoutil_actors::sessions::BrowserLogin;
 use cryptoutil_actors::suite::{self, Suite, SuiteArgs};
@@ -399,14 +399,18 @@ fn identity_setup(
         auth.trusted_issuers.push(TrustedIssuer {
             issuer: issuer.clone(),
             jwks: None,
-            jwks_uri: Some(format!("{}{}", local.public, cryptoutil_http::oauth::JWKS)),
+            jwks_uri: Some(format!(
+                "{}{}",
+                local.public,
+                cryptoutil_http::identity::authz::oauth::JWKS
+            )),
             jwks_ca: None,
         });
     }
     let login_url = match cfg.identity.login_url.as_str() {
         "" => endpoints
             .get(&ServiceName::IdentityIdp)
-            .map(|e| format!("{}{}", e.public, cryptoutil_http::login::LOGIN)),
+            .map(|e| format!("{}{}", e.public, cryptoutil_http::identity::idp::LOGIN)),
         url => {
             cryptoutil_federation::client::HttpsUrl::parse(url)
                 .map_err(|e| anyhow!("invalid configuration: `identity.login_url`: {e}"))?;
@@ -433,17 +437,6 @@ fn identity_setup(
     Ok((Some(authz), auth))
 }
 
-/// The API scope a service's routes check (none for services without an API yet).
-fn api_scope(service: ServiceName) -> Option<&'static str> {
-    match service {
-        ServiceName::Kms => Some("kms"),
-        ServiceName::Jose => Some("jose"),
-        ServiceName::Ca => Some("ca"),
-        ServiceName::IdentityAuthz => Some("identity"),
-        _ => None,
-    }
-}
-
 /// How each service signs browsers in, when identity-authz and identity-idp run in this process:
 /// as a confidential code-flow client `browser-<service>` whose secret is drawn now and lives
 /// in memory only (registered again on every start). Without them: no browser sign-in.
@@ -465,7 +458,7 @@ fn browser_logins(
     for (service, e) in endpoints {
         let secret =
             cryptoutil_protocols::oauth::random_token(32).map_err(|e| anyhow!("random: {e}"))?;
-        let scope = match api_scope(*service) {
+        let scope = match service.api_scope() {
             Some(s) => format!("openid {s}"),
             None => "openid".to_owned(),
         };
@@ -473,9 +466,21 @@ fn browser_logins(
             *service,
             BrowserLogin {
                 issuer: authz.issuer.clone(),
-                authorize_url: format!("{}{}", local.public, cryptoutil_http::oauth::AUTHORIZE),
-                token_url: format!("{}{}", local.public, cryptoutil_http::oauth::TOKEN),
-                logout_url: format!("{}{}", local.public, cryptoutil_http::oauth::LOGOUT),
+                authorize_url: format!(
+                    "{}{}",
+                    local.public,
+                    cryptoutil_http::identity::authz::oauth::AUTHORIZE
+                ),
+                token_url: format!(
+                    "{}{}",
+                    local.public,
+                    cryptoutil_http::identity::authz::oauth::TOKEN
+                ),
+                logout_url: format!(
+                    "{}{}",
+                    local.public,
+                    cryptoutil_http::identity::authz::oauth::LOGOUT
+                ),
                 client_id: format!("browser-{service}"),
                 client_secret: secret,
                 redirect_uri: format!("{}{}", e.public, cryptoutil_http::browser::CALLBACK),
@@ -489,11 +494,11 @@ fn browser_logins(
 }
 
 /// identity-authz's actor, when it runs in this process.
-fn local_authz(suite: &Suite) -> Option<&cryptoutil_actors::authz::AuthzHandle> {
+fn local_authz(suite: &Suite) -> Option<&cryptoutil_actors::identity::authz::AuthzHandle> {
     suite
         .services
         .get(&ServiceName::IdentityAuthz)
-        .and_then(|a| a.authz.as_ref())
+        .and_then(|a| a.get::<cryptoutil_actors::identity::authz::AuthzHandle>())
 }
 
 /// Registers every service's browser client (with this start's secret and URLs).

@@ -167,13 +167,13 @@ async fn metrics_get(State(st): State<AdminState>) -> Response {
 
 async fn audit_get(
     State(st): State<AdminState>,
-    axum::extract::Query(q): axum::extract::Query<crate::kms::AuditQuery>,
+    axum::extract::Query(q): axum::extract::Query<crate::audit::AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    crate::kms::admin_audit_get(&st.app, q).await
+    crate::audit::admin_audit_get(&st.app, q).await
 }
 
 async fn audit_verify_get(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    crate::kms::admin_audit_verify(&st.app).await
+    crate::audit::admin_audit_verify(&st.app).await
 }
 
 async fn supervision_get(State(st): State<AdminState>) -> Result<Json<Value>, ApiError> {

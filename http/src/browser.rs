@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{cookie_value, csrf_cookie, session_cookie, Principal};
 use crate::error::ApiError;
-use crate::login::{esc, page, params, see_other};
+use crate::pages::{esc, page, params, see_other};
 use crate::state::AppState;
 
 /// Starts a sign-in (`?return_to=/browser/...`).
@@ -49,7 +49,7 @@ pub(crate) async fn login_get(State(app): State<AppState>, RawQuery(query): RawQ
             "<p>Malformed query.</p>",
         );
     };
-    let return_to = crate::login::get(&params, "return_to").map(str::to_owned);
+    let return_to = crate::pages::get(&params, "return_to").map(str::to_owned);
     match app.actors.sessions.begin(return_to).await {
         Ok(begun) => {
             let mut response = see_other(&begun.redirect);

@@ -38,7 +38,7 @@ pub(crate) fn proof(
         htu: &htu,
         access_token,
         now,
-        window: cryptoutil_actors::authz::DPOP_WINDOW,
+        window: cryptoutil_actors::identity::authz::DPOP_WINDOW,
     };
     cryptoutil_protocols::dpop::verify(proof, &expect)
         .map(Some)

@@ -5,16 +5,14 @@
 //! never touches storage or federation; it holds actor handles only.
 //!
 //! # Layout
-//! - [`routes`]: the public route table of a service and the router built from it.
-//! - [`jose`]: the JOSE service's API handlers and its OpenAPI document.
-//! - [`identity`]: identity-authz's admin API (tenants, clients, users).
-//! - [`kms`]: the KMS API (elastic keys, rotation, encrypt/decrypt, sign/verify).
-//! - [`oauth`]: identity-authz's discovery, JWK Set, token, introspection, revocation and
-//!   userinfo endpoints.
+//! - [`routes`]: the public route table of a service, composed from the registered products,
+//!   and the router built from it.
+//! - [`kms`], [`jose`], [`identity`], [`ca`]: each product's routes and handlers, one folder
+//!   per product (identity: one per service).
+//! - [`audit`]: a service's audit records (tenant's on /service, all and verify on admin).
 //! - [`browser`]: browser sign-in on every service (the service as identity-authz's client).
-//! - [`login`]: the authorization endpoint and logout (identity-authz), the login page
-//!   (identity-idp).
-//! - [`ui`]: the browser UIs (static assets compiled in), under `/browser/ui/`.
+//! - [`pages`]: server-rendered pages and the query/form parsing they share.
+//! - [`ui`]: the browser UIs' shared assets (static, compiled in), under `/browser/ui/`.
 //! - [`auth`]: the credential seam: `Authenticator`, and the middleware that applies it.
 //! - [`middleware`]: IP allowlist, per-client rate limit, browser security headers.
 //! - [`admin`]: `/admin/v1/*` on the loopback-only listener.
@@ -26,8 +24,10 @@
 //! - [`error`]: `ApiError`, and the one `IntoResponse`.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod browser;
+pub mod ca;
 pub mod config;
 mod dpop;
 pub mod error;
@@ -35,10 +35,9 @@ pub mod identity;
 pub mod jose;
 pub mod kms;
 pub mod listener;
-pub mod login;
 pub mod metrics;
 pub mod middleware;
-pub mod oauth;
+pub mod pages;
 pub mod routes;
 pub mod state;
 pub mod tls;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::Method;
 use axum::response::Html;
-use axum::routing::{any, delete, get, patch, post, MethodRouter};
+use axum::routing::{any, get, post, MethodRouter};
 use axum::{middleware, Json, Router};
 use cryptoutil_actors::ServiceName;
 use serde_json::{json, Value};
@@ -72,382 +72,53 @@ impl std::fmt::Debug for RouteSpec {
 }
 
 /// A route under both `/service/api/v1` and `/browser/api/v1`.
-macro_rules! both {
+macro_rules! both_prefixes {
     ($rows:ident, $method:expr, $suffix:literal, $access:expr, $handler:expr) => {
-        $rows.push(spec(
+        $rows.push($crate::routes::spec(
             Some($method),
             concat!("/service/api/v1", $suffix),
-            Realm::Service,
+            $crate::auth::Realm::Service,
             $access,
             $handler,
         ));
-        $rows.push(spec(
+        $rows.push($crate::routes::spec(
             Some($method),
             concat!("/browser/api/v1", $suffix),
-            Realm::Browser,
+            $crate::auth::Realm::Browser,
             $access,
             $handler,
         ));
     };
 }
+pub(crate) use both_prefixes as both;
 
-/// Every public-listener route of `service`. Adding a route means adding a row here.
-pub fn table(service: ServiceName) -> Vec<RouteSpec> {
-    use Access::{Authenticated, Public};
-    let mut rows = base_rows();
-    if service == ServiceName::IdentityAuthz {
-        use crate::oauth;
-        // Protocol endpoints: public, they authenticate clients themselves or publish metadata.
-        for (method, path, handler) in [
-            (
-                Method::GET,
-                oauth::OIDC_METADATA,
-                (|| get(oauth::metadata_get)) as fn() -> MethodRouter<AppState>,
-            ),
-            (Method::GET, oauth::AS_METADATA, || get(oauth::metadata_get)),
-            (Method::GET, oauth::JWKS, || get(oauth::jwks_get)),
-            (Method::POST, oauth::TOKEN, || post(oauth::token_post)),
-            (Method::POST, oauth::INTROSPECT, || {
-                post(oauth::introspect_post)
-            }),
-            (Method::POST, oauth::REVOKE, || post(oauth::revoke_post)),
-            (Method::POST, oauth::PAR, || post(oauth::par_post)),
-            (Method::GET, oauth::USERINFO, || get(oauth::userinfo)),
-            (Method::POST, oauth::USERINFO, || post(oauth::userinfo)),
-        ] {
-            rows.push(spec(Some(method), path, Realm::Service, Public, handler));
-        }
-        // Browser navigations of the code flow: public, they carry their own checks.
-        for (method, path, handler) in [
-            (
-                Method::GET,
-                oauth::AUTHORIZE,
-                (|| get(crate::login::authorize_get)) as fn() -> MethodRouter<AppState>,
-            ),
-            (Method::POST, oauth::AUTHORIZE, || {
-                post(crate::login::authorize_post)
-            }),
-            (Method::GET, oauth::LOGOUT, || get(crate::login::logout_get)),
-        ] {
-            rows.push(spec(Some(method), path, Realm::Browser, Public, handler));
-        }
-        use crate::identity as admin;
-        both!(
-            rows,
-            Method::GET,
-            "/identity/tenants",
-            Authenticated,
-            || get(admin::tenants_get)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/identity/tenants",
-            Authenticated,
-            || post(admin::tenants_post)
-        );
-        both!(
-            rows,
-            Method::GET,
-            "/identity/clients",
-            Authenticated,
-            || get(admin::clients_get)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/identity/clients",
-            Authenticated,
-            || post(admin::clients_post)
-        );
-        both!(
-            rows,
-            Method::GET,
-            "/identity/clients/{id}",
-            Authenticated,
-            || get(admin::client_get)
-        );
-        both!(
-            rows,
-            Method::DELETE,
-            "/identity/clients/{id}",
-            Authenticated,
-            || delete(admin::client_delete)
-        );
-        both!(rows, Method::GET, "/identity/users", Authenticated, || get(
-            admin::users_get
-        ));
-        both!(rows, Method::POST, "/identity/users", Authenticated, || {
-            post(admin::users_post)
-        });
-        both!(
-            rows,
-            Method::DELETE,
-            "/identity/users/{id}",
-            Authenticated,
-            || delete(admin::user_delete)
-        );
-    }
-    if service == ServiceName::Kms {
-        use crate::{kms, ui};
-        ui_rows(
-            &mut rows,
-            ui::KMS_PAGE,
-            ui::KMS_SCRIPT,
-            ui::KMS_STYLE,
-            || get(ui::kms_page),
-            || get(ui::kms_script),
-        );
-        both!(rows, Method::GET, "/openapi.yaml", Public, || get(
-            kms::openapi_get
-        ));
-        both!(rows, Method::POST, "/elastickeys", Authenticated, || post(
-            kms::keys_post
-        ));
-        both!(rows, Method::GET, "/elastickeys", Authenticated, || get(
-            kms::keys_get
-        ));
-        both!(rows, Method::GET, "/audit", Authenticated, || get(
-            kms::audit_get
-        ));
-        both!(rows, Method::GET, "/importkey", Authenticated, || get(
-            kms::importkey_get
-        ));
-        both!(
-            rows,
-            Method::POST,
-            "/elastickeys/{id}/import",
-            Authenticated,
-            || post(kms::import_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/elastickeys/{id}/export",
-            Authenticated,
-            || post(kms::export_post)
-        );
-        both!(
-            rows,
-            Method::GET,
-            "/elastickeys/{id}",
-            Authenticated,
-            || get(kms::key_get)
-        );
-        both!(
-            rows,
-            Method::PATCH,
-            "/elastickeys/{id}",
-            Authenticated,
-            || patch(kms::key_patch)
-        );
-        both!(
-            rows,
-            Method::DELETE,
-            "/elastickeys/{id}",
-            Authenticated,
-            || delete(kms::key_delete)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/elastickeys/{id}/batch/{op}",
-            Authenticated,
-            || post(kms::batch_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/elastickeys/{id}/datakey",
-            Authenticated,
-            || post(kms::datakey_post)
-        );
-        both!(
-            rows,
-            Method::GET,
-            "/elastickeys/{id}/materialkeys",
-            Authenticated,
-            || get(kms::materialkeys_get)
-        );
-        both!(
-            rows,
-            Method::PATCH,
-            "/elastickeys/{id}/materialkeys/{version}",
-            Authenticated,
-            || patch(kms::version_patch)
-        );
-        both!(
-            rows,
-            Method::DELETE,
-            "/elastickeys/{id}/materialkeys/{version}",
-            Authenticated,
-            || delete(kms::version_delete)
-        );
-        both!(
-            rows,
-            Method::GET,
-            "/elastickeys/{id}/jwks",
-            Authenticated,
-            || get(kms::jwks_get)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/elastickeys/{id}/rotate",
-            Authenticated,
-            || post(kms::rotate_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/elastickeys/{id}/encrypt",
-            Authenticated,
-            || post(kms::encrypt_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/elastickeys/{id}/decrypt",
-            Authenticated,
-            || post(kms::decrypt_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/elastickeys/{id}/sign",
-            Authenticated,
-            || post(kms::sign_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/elastickeys/{id}/verify",
-            Authenticated,
-            || post(kms::verify_post)
-        );
-    }
-    if service == ServiceName::IdentityIdp {
-        use crate::login;
-        for (method, path, handler) in [
-            (
-                Method::GET,
-                login::LOGIN,
-                (|| get(login::login_get)) as fn() -> MethodRouter<AppState>,
-            ),
-            (Method::POST, login::LOGIN, || post(login::login_post)),
-            (Method::POST, login::CONSENT, || post(login::consent_post)),
-        ] {
-            rows.push(spec(Some(method), path, Realm::Browser, Public, handler));
-        }
-    }
-    if service == ServiceName::Jose {
-        use crate::{jose, ui};
-        ui_rows(
-            &mut rows,
-            ui::JOSE_PAGE,
-            ui::JOSE_SCRIPT,
-            ui::JOSE_STYLE,
-            || get(ui::jose_page),
-            || get(ui::jose_script),
-        );
-        both!(rows, Method::GET, "/openapi.yaml", Public, || get(
-            jose::openapi_get
-        ));
-        both!(rows, Method::POST, "/jose/jwks", Authenticated, || post(
-            jose::jwks_post
-        ));
-        both!(rows, Method::GET, "/jose/jwks", Authenticated, || get(
-            jose::jwks_get
-        ));
-        both!(rows, Method::GET, "/jose/keys", Authenticated, || get(
-            jose::keys_get
-        ));
-        both!(
-            rows,
-            Method::GET,
-            "/jose/jwks/{kid}",
-            Authenticated,
-            || get(jose::jwk_get)
-        );
-        both!(
-            rows,
-            Method::DELETE,
-            "/jose/jwks/{kid}",
-            Authenticated,
-            || delete(jose::jwk_delete)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/jose/jws/sign",
-            Authenticated,
-            || post(jose::jws_sign_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/jose/jws/verify",
-            Authenticated,
-            || post(jose::jws_verify_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/jose/jwe/encrypt",
-            Authenticated,
-            || post(jose::jwe_encrypt_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/jose/jwe/decrypt",
-            Authenticated,
-            || post(jose::jwe_decrypt_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/jose/jwt/sign",
-            Authenticated,
-            || post(jose::jwt_sign_post)
-        );
-        both!(
-            rows,
-            Method::POST,
-            "/jose/jwt/verify",
-            Authenticated,
-            || post(jose::jwt_verify_post)
-        );
-    }
-    rows
+/// A product's public routes, added to the table of the service it runs in.
+#[derive(Debug, Clone, Copy)]
+pub struct ProductRoutes {
+    /// The service.
+    pub service: ServiceName,
+    /// Adds its rows to the table.
+    pub rows: fn(&mut Vec<RouteSpec>),
+    /// Its line on the service's `/browser/` page (a link to its UI), if any.
+    pub home: Option<&'static str>,
 }
 
-/// A browser UI's public rows: its page, its script, the shared style sheet (under the UI's
-/// path) and the shared helper script. The assets hold no data; everything they show comes
-/// from authenticated API routes.
-fn ui_rows(
-    rows: &mut Vec<RouteSpec>,
-    page: &'static str,
-    script: &'static str,
-    style: &'static str,
-    page_handler: fn() -> MethodRouter<AppState>,
-    script_handler: fn() -> MethodRouter<AppState>,
-) {
-    use crate::ui;
-    for (path, handler) in [
-        (page, page_handler),
-        (script, script_handler),
-        (style, || get(ui::style)),
-        (ui::COMMON_SCRIPT, || get(ui::common_script)),
-    ] {
-        rows.push(spec(
-            Some(Method::GET),
-            path,
-            Realm::Browser,
-            Access::Public,
-            handler,
-        ));
+/// Every product's routes, each registered once here; a product's rows live in its folder.
+const PRODUCTS: [ProductRoutes; 5] = [
+    crate::identity::authz::ROUTES,
+    crate::identity::idp::ROUTES,
+    crate::jose::ROUTES,
+    crate::kms::ROUTES,
+    crate::ca::ROUTES,
+];
+
+/// Every public-listener route of `service`: the routes every service has, then its products'.
+pub fn table(service: ServiceName) -> Vec<RouteSpec> {
+    let mut rows = base_rows();
+    for product in PRODUCTS.iter().filter(|p| p.service == service) {
+        (product.rows)(&mut rows);
     }
+    rows
 }
 
 fn base_rows() -> Vec<RouteSpec> {
@@ -525,7 +196,8 @@ fn base_rows() -> Vec<RouteSpec> {
     ]
 }
 
-fn spec(
+/// One row.
+pub(crate) fn spec(
     method: Option<Method>,
     path: &'static str,
     realm: Realm,
@@ -650,13 +322,11 @@ async fn info_get(State(app): State<AppState>) -> Json<Value> {
 }
 
 async fn home_get(State(app): State<AppState>) -> Html<String> {
-    let ui = match app.service {
-        ServiceName::Jose => "<p><a href=\"ui/jose/\">JOSE keys, signatures and encryption</a></p>",
-        ServiceName::Kms => {
-            "<p><a href=\"ui/kms/\">KMS elastic keys, encryption, signatures and audit</a></p>"
-        }
-        _ => "",
-    };
+    let ui: String = PRODUCTS
+        .iter()
+        .filter(|p| p.service == app.service)
+        .filter_map(|p| p.home)
+        .collect();
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>cryptoutil {0}</title></head>\
          <body><h1>cryptoutil {0}</h1><p><a href=\"auth/login\">Sign in</a></p>{ui}</body></html>",

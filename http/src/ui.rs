@@ -1,68 +1,69 @@
-//! The browser UIs: static HTML, JavaScript and CSS compiled into the binary, served under
-//! `/browser/ui/`. The assets hold no data and are on the public allow-list (like the login
-//! pages they link to); everything they show comes from `/browser/api/v1/**`, which needs a
-//! session. No inline script or style: the pages run under the /browser CSP unchanged.
+//! The browser UIs' shared assets and their rows: static HTML, JavaScript and CSS compiled into
+//! the binary, served under `/browser/ui/`. The assets hold no data and are on the public
+//! allow-list (like the login pages they link to); everything they show comes from
+//! `/browser/api/v1/**`, which needs a session. No inline script or style: the pages run under
+//! the /browser CSP unchanged. Each product's page and script live in its own folder.
 
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::response::IntoResponse;
+use axum::routing::{get, MethodRouter};
 
-/// The JOSE UI page.
-pub const JOSE_PAGE: &str = "/browser/ui/jose/";
-/// Its script.
-pub const JOSE_SCRIPT: &str = "/browser/ui/jose/app.js";
-/// Its style sheet.
-pub const JOSE_STYLE: &str = "/browser/ui/jose/style.css";
-/// The KMS UI page.
-pub const KMS_PAGE: &str = "/browser/ui/kms/";
-/// Its script.
-pub const KMS_SCRIPT: &str = "/browser/ui/kms/app.js";
-/// Its style sheet (the same as the JOSE UI's).
-pub const KMS_STYLE: &str = "/browser/ui/kms/style.css";
+use crate::auth::Realm;
+use crate::routes::{spec, Access, RouteSpec};
+use crate::state::AppState;
+
 /// The helpers every UI script uses.
 pub const COMMON_SCRIPT: &str = "/browser/ui/common.js";
 
-const HTML: &str = "text/html; charset=utf-8";
-const JS: &str = "text/javascript; charset=utf-8";
+/// `Content-Type` of a page.
+pub(crate) const HTML: &str = "text/html; charset=utf-8";
+/// `Content-Type` of a script.
+pub(crate) const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
-pub(crate) async fn jose_page() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, HTML)],
-        include_str!("../ui/jose/index.html"),
-    )
-}
-
-pub(crate) async fn jose_script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, JS)],
-        include_str!("../ui/jose/app.js"),
-    )
+/// A static asset with its content type.
+pub(crate) fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, content_type)], body)
 }
 
 pub(crate) async fn style() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, CSS)],
-        include_str!("../ui/style.css"),
-    )
+    asset(CSS, include_str!("../ui/style.css"))
 }
 
 pub(crate) async fn common_script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, JS)],
-        include_str!("../ui/common.js"),
-    )
+    asset(JS, include_str!("../ui/common.js"))
 }
 
-pub(crate) async fn kms_page() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, HTML)],
-        include_str!("../ui/kms/index.html"),
-    )
+/// A product UI's paths: `/browser/ui/<name>/`, its `app.js` and the shared style sheet under it.
+pub struct UiPaths {
+    /// The page.
+    pub page: &'static str,
+    /// Its script.
+    pub script: &'static str,
+    /// The shared style sheet, under the UI's path.
+    pub style: &'static str,
 }
 
-pub(crate) async fn kms_script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, JS)],
-        include_str!("../ui/kms/app.js"),
-    )
+/// A browser UI's public rows: its page, its script, the shared style sheet (under the UI's
+/// path) and the shared helper script.
+pub(crate) fn rows(
+    rows: &mut Vec<RouteSpec>,
+    paths: &UiPaths,
+    page_handler: fn() -> MethodRouter<AppState>,
+    script_handler: fn() -> MethodRouter<AppState>,
+) {
+    for (path, handler) in [
+        (paths.page, page_handler),
+        (paths.script, script_handler),
+        (paths.style, || get(style)),
+        (COMMON_SCRIPT, || get(common_script)),
+    ] {
+        rows.push(spec(
+            Some(Method::GET),
+            path,
+            Realm::Browser,
+            Access::Public,
+            handler,
+        ));
+    }
 }

@@ -2,7 +2,7 @@
 //! material key of the operation with the request (the JOSE API's brought-key form: nothing is
 //! stored there) over verified TLS 1.3, authenticated with this process's access token. While
 //! the JOSE service is unavailable, `internal_crypto` runs the same engine code
-//! ([`crate::jose_keys::engine`]) in this process. The key leaves the KMS only in the request
+//! ([`crate::jose::engine`]) in this process. The key leaves the KMS only in the request
 //! body: the public half where that is all an operation needs (encryption to an asymmetric
 //! key, verification with one), the private or symmetric key otherwise.
 
@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use super::peer::{CallAuth, Peer, PeerRequest, Retries};
 use super::PeerError;
 use crate::error::Error;
-use crate::jose_keys::engine;
+use crate::jose::engine;
 
 /// The JOSE API's brought-key operations.
 pub const SIGN_PATH: &str = "/service/api/v1/jose/jws/sign";

@@ -3,7 +3,7 @@
 //! time. What it does is audited under [`super::SYSTEM_SUBJECT`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -17,11 +17,11 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 pub struct KmsScheduler;
 
-/// Start arguments: the key rings (set once the service supervisor exists) and the interval.
+/// Start arguments: the key rings and the interval.
 #[derive(Clone, Debug)]
 pub struct SchedulerArgs {
     /// The KMS's key rings.
-    pub rings: Arc<OnceLock<KeyRingsHandle>>,
+    pub rings: KeyRingsHandle,
     /// Time between runs.
     pub interval: Duration,
 }
@@ -67,9 +67,7 @@ impl Actor for KmsScheduler {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SchedulerMsg::Tick => {
-                let Some(rings) = st.args.rings.get().cloned() else {
-                    return Ok(());
-                };
+                let rings = st.args.rings.clone();
                 if st.running.swap(true, Ordering::AcqRel) {
                     return Ok(()); // the previous run is still going
                 }

@@ -434,11 +434,16 @@ async fn remote_keys(handle: &IssuerJwksHandle, token: &str) -> Result<Arc<JwkSe
 
 impl Principal {
     /// 403 unless the principal holds `scope`.
-    pub fn require_scope(&self, scope: &'static str) -> Result<(), crate::error::ApiError> {
-        if self.scopes.iter().any(|s| s == scope) {
+    pub fn require_scope(
+        &self,
+        scope: cryptoutil_actors::Scope,
+    ) -> Result<(), crate::error::ApiError> {
+        if self.scopes.iter().any(|s| s == scope.as_str()) {
             Ok(())
         } else {
-            Err(crate::error::ApiError::InsufficientScope { scope })
+            Err(crate::error::ApiError::InsufficientScope {
+                scope: scope.as_str(),
+            })
         }
     }
 }
@@ -507,7 +512,7 @@ impl AuthGate {
                 if seen.len() >= PROOFS_MAX || seen.contains_key(&key) {
                     return Err(AuthFailure::Invalid);
                 }
-                let window = cryptoutil_actors::authz::DPOP_WINDOW;
+                let window = cryptoutil_actors::identity::authz::DPOP_WINDOW;
                 seen.insert(key, proof.iat + 2 * window);
                 Ok(())
             }

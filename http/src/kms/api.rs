@@ -10,6 +10,7 @@ use axum::{Extension, Json};
 use cryptoutil_actors::kms::{
     BatchOp, Caller, KeyRingsHandle, KeyUpdate, NewElasticKey, VersionAction,
 };
+use cryptoutil_actors::Scope;
 use cryptoutil_protocols::jose::b64;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,7 +21,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The OpenAPI document of the KMS API (checked in at `http/openapi/kms.yaml`).
-pub const OPENAPI: &str = include_str!("../openapi/kms.yaml");
+pub const OPENAPI: &str = include_str!("../../openapi/kms.yaml");
 
 pub(crate) async fn openapi_get() -> impl IntoResponse {
     (
@@ -29,12 +30,9 @@ pub(crate) async fn openapi_get() -> impl IntoResponse {
     )
 }
 
-/// The scope every KMS route requires.
-pub const SCOPE: &str = "kms";
-
 fn rings<'a>(app: &'a AppState, who: &Principal) -> Result<&'a KeyRingsHandle, ApiError> {
-    who.require_scope(SCOPE)?;
-    app.actors.kms.as_ref().ok_or(ApiError::NotFound)
+    who.require_scope(Scope::Kms)?;
+    app.actors.get::<KeyRingsHandle>().ok_or(ApiError::NotFound)
 }
 
 /// The caller as the key rings and their audit records see it.
@@ -349,60 +347,6 @@ pub(crate) async fn verify_post(
             .into_response()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// `?from=<seq>&limit=<n>` of an audit read.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AuditQuery {
-    #[serde(default)]
-    from: Option<u64>,
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-impl AuditQuery {
-    fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit.unwrap_or(100) {
-            n @ 1..=1000 => Ok(n),
-            _ => Err(ApiError::BadRequest {
-                reason: "limit: 1 to 1000".into(),
-            }),
-        }
-    }
-}
-
-/// The caller's tenant's audit records, in log order, a page at a time (`next` is the `from`
-/// of the next page). Whole-chain verification is on the admin listener, since it reads every
-/// tenant's records.
-pub(crate) async fn audit_get(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit()?;
-    let page = rings(&app, &who)?
-        .audit()
-        .read(q.from.unwrap_or(1), limit, Some(who.tenant.clone()))
-        .await?;
-    Ok(Json(json!(page)))
-}
-
-/// Admin: every tenant's records (`/admin/v1/audit`).
-pub(crate) async fn admin_audit_get(
-    app: &AppState,
-    q: AuditQuery,
-) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit()?;
-    let rings = app.actors.kms.as_ref().ok_or(ApiError::NotFound)?;
-    let page = rings.audit().read(q.from.unwrap_or(1), limit, None).await?;
-    Ok(Json(json!(page)))
-}
-
-/// Admin: verifies the whole chain (`/admin/v1/audit/verify`).
-pub(crate) async fn admin_audit_verify(app: &AppState) -> Result<Json<Value>, ApiError> {
-    let rings = app.actors.kms.as_ref().ok_or(ApiError::NotFound)?;
-    Ok(Json(json!(rings.audit().verify().await?)))
 }
 
 /// The import key's public half: wrap key material to import as a JWE (RSA-OAEP-256, A256GCM)

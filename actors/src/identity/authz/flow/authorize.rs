@@ -4,9 +4,9 @@
 use cryptoutil_protocols::oauth::{self, AuthorizeError};
 
 use super::*;
-use crate::authz::msg::ClientAuth;
-use crate::authz::state::{corrupt, AuthzState, Client, AUTHORIZATION_CODE};
 use crate::error::Error;
+use crate::identity::authz::msg::ClientAuth;
+use crate::identity::authz::state::{corrupt, AuthzState, Client, AUTHORIZATION_CODE};
 
 impl AuthzState {
     pub(super) fn error_redirect(
@@ -270,7 +270,11 @@ impl AuthzState {
     }
 
     /// The service a `resource` (RFC 8707) names, if the client may have it.
-    pub(in crate::authz) fn audience_of(&self, resource: &str, client: &Client) -> Option<String> {
+    pub(in crate::identity::authz) fn audience_of(
+        &self,
+        resource: &str,
+        client: &Client,
+    ) -> Option<String> {
         self.cfg
             .resources
             .iter()

@@ -6,7 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cryptoutil_actors::authz::admin::{AdminOp, Caller, NewClient, NewTenant, NewUser};
+use cryptoutil_actors::identity::authz::admin::{AdminOp, Caller, NewClient, NewTenant, NewUser};
+use cryptoutil_actors::identity::authz::AuthzHandle;
+use cryptoutil_actors::Scope;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,12 +16,9 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The scope every admin route requires.
-pub const SCOPE: &str = "identity";
-
 async fn run(app: &AppState, who: &Principal, op: AdminOp) -> Result<Value, ApiError> {
-    who.require_scope(SCOPE)?;
-    let authz = app.actors.authz.as_ref().ok_or(ApiError::NotFound)?;
+    who.require_scope(Scope::Identity)?;
+    let authz = app.actors.get::<AuthzHandle>().ok_or(ApiError::NotFound)?;
     let caller = Caller {
         tenant: who.tenant.clone(),
     };

@@ -2,7 +2,6 @@
 //! barrier (`jose_keys_v1`). Signatures and encryptions run inline (short CPU work); key
 //! generation and store writes run on blocking threads and come back as messages.
 
-pub mod engine;
 mod handle;
 mod msg;
 mod state;

@@ -4,8 +4,9 @@
 use cryptoutil_protocols::oauth::{self, AuthorizeError};
 
 use super::*;
-use crate::authz::state::{corrupt, AuthzState};
 use crate::error::Error;
+use crate::identity::authz::state::{corrupt, AuthzState};
+use crate::service::Scope;
 
 impl AuthzState {
     pub(super) fn pending(&self, challenge: &str, now: u64) -> Result<&Pending, Error> {
@@ -230,7 +231,7 @@ impl AuthzState {
         now: u64,
     ) -> Result<Next, Error> {
         if !subject.roles.iter().any(|r| r == "admin") {
-            request.scopes.retain(|s| s != "identity");
+            request.scopes.retain(|s| s != Scope::Identity.as_str());
         }
         let first_party = self
             .clients
@@ -331,7 +332,7 @@ impl AuthzState {
     ) -> Result<String, Error> {
         // Roles bound the API scopes: only administrators get `identity`.
         if !subject.roles.iter().any(|r| r == "admin") {
-            request.scopes.retain(|s| s != "identity");
+            request.scopes.retain(|s| s != Scope::Identity.as_str());
         }
         if !room(&mut self.flow.codes, |c| c.expires > now) {
             return Ok(self.error_redirect(

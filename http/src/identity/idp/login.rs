@@ -1,7 +1,6 @@
-//! The browser side of sign-in: identity-authz's authorization endpoint and RP-initiated
-//! logout, and identity-idp's login page. Server-rendered HTML without script or inline style,
-//! so the /browser CSP applies unchanged (the login page widens only `form-action`, to the one
-//! origin its form may redirect to).
+//! identity-idp's login and consent pages. Server-rendered HTML without script or inline
+//! style, so the /browser CSP applies unchanged (the pages widen only `form-action`, to the one
+//! origin their form may redirect to).
 //!
 //! The login form is protected against cross-site request forgery by a double-submit token: a
 //! `__Host-` cookie (HttpOnly, Secure, SameSite=Strict) and a hidden field that must match, and
@@ -11,13 +10,14 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::response::{Html, IntoResponse, Response};
-use cryptoutil_actors::authz::flow::{AuthorizeOutcome, LoginOutcome, LoginStart, LoginView, Next};
-use cryptoutil_actors::authz::AuthzHandle;
+use axum::response::{IntoResponse, Response};
+use cryptoutil_actors::identity::authz::flow::{LoginOutcome, LoginStart, LoginView, Next};
+use cryptoutil_actors::identity::idp::IdpHandle;
 use cryptoutil_protocols::oauth;
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
+use crate::pages::{bad_request, cookie, esc, get, is_form, page, params, see_other};
 use crate::state::AppState;
 
 /// identity-idp's login page.
@@ -29,171 +29,8 @@ pub const IDP_SESSION_COOKIE: &str = "__Host-cryptoutil-idp-session";
 /// The login form's double-submit CSRF cookie.
 pub const IDP_CSRF_COOKIE: &str = "__Host-cryptoutil-idp-csrf";
 
-/// Largest form or query accepted.
-const MAX_INPUT: usize = 16 * 1024;
-
-/// HTML-escapes text for element content and quoted attributes.
-pub(crate) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    (
-        status,
-        Html(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>{}</title></head><body><main><h1>{}</h1>{body}</main></body></html>",
-            esc(title),
-            esc(title)
-        )),
-    )
-        .into_response()
-}
-
-pub(crate) fn see_other(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
-        Err(_) => page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in failed",
-            "<p>The redirect address is not valid.</p>",
-        ),
-    }
-}
-
-/// Parameters of a query or form, each at most once.
-pub(crate) fn params(raw: &[u8]) -> Option<Vec<(String, String)>> {
-    if raw.len() > MAX_INPUT {
-        return None;
-    }
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (k, v) in form_urlencoded::parse(raw) {
-        if out.iter().any(|(n, _)| *n == k) {
-            return None;
-        }
-        out.push((k.into_owned(), v.into_owned()));
-    }
-    Some(out)
-}
-
-pub(crate) fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| {
-            t.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    crate::auth::cookie_value(headers, name).filter(|v| !v.is_empty())
-}
-
-fn bad_request() -> Response {
-    page(
-        StatusCode::BAD_REQUEST,
-        "Invalid request",
-        "<p>A parameter is repeated, malformed or too long.</p>",
-    )
-}
-
-// === identity-authz ===
-
-fn authz(app: &AppState) -> Result<&AuthzHandle, ApiError> {
-    app.actors.authz.as_ref().ok_or(ApiError::NotFound)
-}
-
-async fn authorize(app: &AppState, raw: &[u8]) -> Result<Response, ApiError> {
-    let authz = authz(app)?;
-    let Some(params) = params(raw) else {
-        return Ok(bad_request());
-    };
-    Ok(match authz.authorize(params).await? {
-        AuthorizeOutcome::Redirect(to) => see_other(&to),
-        AuthorizeOutcome::Refuse(why) => page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in request refused",
-            &format!("<p>{}</p>", esc(why)),
-        ),
-    })
-}
-
-pub(crate) async fn authorize_get(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    authorize(&app, query.unwrap_or_default().as_bytes()).await
-}
-
-pub(crate) async fn authorize_post(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    if !is_form(&headers) {
-        return Ok(bad_request());
-    }
-    authorize(&app, &body).await
-}
-
-pub(crate) async fn logout_get(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let authz = authz(&app)?;
-    let Some(params) = params(query.unwrap_or_default().as_bytes()) else {
-        return Ok(bad_request());
-    };
-    let owned = |n: &str| get(&params, n).map(str::to_owned);
-    match authz
-        .logout(
-            owned("id_token_hint"),
-            owned("post_logout_redirect_uri"),
-            owned("state"),
-        )
-        .await
-    {
-        Ok(Some(to)) => Ok(see_other(&to)),
-        Ok(None) => Ok(page(
-            StatusCode::OK,
-            "Signed out",
-            "<p>You are signed out. You can close this window.</p>",
-        )),
-        Err(cryptoutil_actors::Error::BadRequest { reason }) => Ok(page(
-            StatusCode::BAD_REQUEST,
-            "Sign-out refused",
-            &format!("<p>{}</p>", esc(reason)),
-        )),
-        Err(e) => Err(e.into()),
-    }
-}
-
-// === identity-idp ===
-
-fn login_handle(app: &AppState) -> Result<&AuthzHandle, Box<Response>> {
-    app.actors.login.as_ref().ok_or_else(|| {
+fn login_handle(app: &AppState) -> Result<&IdpHandle, Box<Response>> {
+    app.actors.get::<IdpHandle>().ok_or_else(|| {
         Box::new(page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in unavailable",
@@ -403,7 +240,7 @@ fn posted<'a>(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(&'a AuthzHandle, Fields), Box<Response>> {
+) -> Result<(&'a IdpHandle, Fields), Box<Response>> {
     let handle = login_handle(app)?;
     if !is_form(headers) {
         return Err(Box::new(bad_request()));

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cryptoutil_actors::authz::{AuthMethod, AuthzHandle, ClientAuth, TokenRequest};
+use cryptoutil_actors::identity::authz::{AuthMethod, AuthzHandle, ClientAuth, TokenRequest};
 use cryptoutil_protocols::jose::jwt;
 use cryptoutil_protocols::oauth::{self, TokenError};
 use serde_json::{json, Value};
@@ -39,15 +39,15 @@ pub const PAR: &str = "/service/oauth2/v1/par";
 /// its audience is the services, not identity-authz).
 pub const USERINFO: &str = "/service/oauth2/v1/userinfo";
 /// The authorization endpoint (a browser navigation).
-pub const AUTHORIZE: &str = cryptoutil_actors::authz::flow::AUTHORIZE_PATH;
+pub const AUTHORIZE: &str = cryptoutil_actors::identity::authz::flow::AUTHORIZE_PATH;
 /// RP-initiated logout (a browser navigation).
-pub const LOGOUT: &str = cryptoutil_actors::authz::flow::LOGOUT_PATH;
+pub const LOGOUT: &str = cryptoutil_actors::identity::authz::flow::LOGOUT_PATH;
 
 /// Largest token request body.
 const MAX_FORM: usize = 16 * 1024;
 
 fn authz(app: &AppState) -> Result<&AuthzHandle, ApiError> {
-    app.actors.authz.as_ref().ok_or(ApiError::NotFound)
+    app.actors.get::<AuthzHandle>().ok_or(ApiError::NotFound)
 }
 
 pub(crate) async fn metadata_get(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -8,17 +8,17 @@ use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use super::*;
-use crate::authz::msg::TokenRequest;
-use crate::authz::state::{
+use crate::error::Error;
+use crate::identity::authz::msg::TokenRequest;
+use crate::identity::authz::state::{
     corrupt, oauth as refuse, record_json, AuthzState, Client, Loaded, AUTHORIZATION_CODE,
     REFRESH_TOKEN,
 };
-use crate::error::Error;
 
 impl AuthzState {
     /// The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6). A code is single-use: a
     /// second presentation revokes what the first one produced (RFC 9700 §4.5).
-    pub(in crate::authz) fn code_grant(
+    pub(in crate::identity::authz) fn code_grant(
         &mut self,
         client: &Client,
         req: &TokenRequest,
@@ -90,7 +90,7 @@ impl AuthzState {
 
     /// The refresh token grant: rotated on every use; presenting a rotated-out token of a
     /// family revokes the whole family (RFC 9700 §4.14.2).
-    pub(in crate::authz) fn refresh_grant(
+    pub(in crate::identity::authz) fn refresh_grant(
         &mut self,
         client: &Client,
         req: &TokenRequest,
@@ -242,7 +242,11 @@ impl AuthzState {
     }
 
     /// A refresh token issued to `client_id`, for RFC 7009 revocation: its family, revoked.
-    pub(in crate::authz) fn revoke_refresh(&mut self, client_id: &str, token: &str) -> Persist {
+    pub(in crate::identity::authz) fn revoke_refresh(
+        &mut self,
+        client_id: &str,
+        token: &str,
+    ) -> Persist {
         let mut persist = Persist::default();
         let Some((family_id, secret)) = token.split_once('.') else {
             return persist;

@@ -10,7 +10,7 @@ use cryptoutil_protocols::jose::Jwk;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::state::MAX_PAYLOAD;
+use super::keys::MAX_PAYLOAD;
 use crate::error::Error;
 
 /// The key a request carries (a JWK object with `alg`).

@@ -6,7 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cryptoutil_actors::jose_keys::{engine, JoseKeysHandle, KeySpec, KeyView};
+use cryptoutil_actors::jose::{engine, JoseKeysHandle, KeySpec, KeyView};
+use cryptoutil_actors::Scope;
 use cryptoutil_protocols::jose::b64;
 use cryptoutil_protocols::jose::jwe::ContentAlg;
 use cryptoutil_protocols::jose::jwt::Claims;
@@ -18,12 +19,12 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The scope every JOSE route requires.
-pub const SCOPE: &str = "jose";
-
 fn keys(app: &AppState, who: &Principal) -> Result<JoseKeysHandle, ApiError> {
-    who.require_scope(SCOPE)?;
-    app.actors.jose.clone().ok_or(ApiError::NotFound)
+    who.require_scope(Scope::Jose)?;
+    app.actors
+        .get::<JoseKeysHandle>()
+        .cloned()
+        .ok_or(ApiError::NotFound)
 }
 
 fn decode(text: &str, field: &'static str) -> Result<Vec<u8>, ApiError> {
@@ -169,7 +170,7 @@ pub(crate) async fn jws_sign_post(
     let jws = match key_ref(req.kid, req.jwk.as_ref())? {
         KeyRef::Tenant(kid) => keys(&app, &who)?.sign(who.tenant, kid, payload).await?,
         KeyRef::Brought(jwk) => {
-            who.require_scope(SCOPE)?;
+            who.require_scope(Scope::Jose)?;
             engine::sign(&jwk, &payload)?
         }
     };
@@ -206,7 +207,7 @@ pub(crate) async fn jws_verify_post(
     match req.jwk {
         None => verified(keys(&app, &who)?.verify(who.tenant, req.jws).await),
         Some(jwk) => {
-            who.require_scope(SCOPE)?;
+            who.require_scope(Scope::Jose)?;
             verified(engine::key(&jwk).and_then(|k| engine::verify(&k, &req.jws)))
         }
     }
@@ -236,7 +237,7 @@ pub(crate) async fn jwe_encrypt_post(
                 .await?
         }
         KeyRef::Brought(jwk) => {
-            who.require_scope(SCOPE)?;
+            who.require_scope(Scope::Jose)?;
             engine::encrypt(&jwk, enc.unwrap_or(ContentAlg::A256GCM), &plaintext)?
         }
     };
@@ -266,7 +267,7 @@ pub(crate) async fn jwe_decrypt_post(
             })
         }
         (Some(jwk), enc) => {
-            who.require_scope(SCOPE)?;
+            who.require_scope(Scope::Jose)?;
             let key = engine::key(&jwk)?;
             engine::decrypt(&key, enc.unwrap_or(ContentAlg::A256GCM), &req.jwe)?
         }
@@ -320,7 +321,7 @@ pub(crate) async fn jwt_verify_post(
 }
 
 /// The OpenAPI document of the JOSE API (checked in at `http/openapi/jose.yaml`).
-pub const OPENAPI: &str = include_str!("../openapi/jose.yaml");
+pub const OPENAPI: &str = include_str!("../../openapi/jose.yaml");
 
 pub(crate) async fn openapi_get() -> impl IntoResponse {
     (

@@ -145,9 +145,9 @@ fn a_configured_pepper_is_the_key_of_the_secret_macs() {
 
 mod flow {
     use super::*;
-    use crate::authz::admin::{AdminOp, Caller, NewClient};
-    use crate::authz::flow::Next;
-    use crate::authz::flow::{
+    use crate::identity::authz::admin::{AdminOp, Caller, NewClient};
+    use crate::identity::authz::flow::Next;
+    use crate::identity::authz::flow::{
         AuthorizeOutcome, LoginCheck, LoginOutcome, LoginStart, LOGIN_FAILED, LOGIN_LOCKED,
     };
     use cryptoutil_protocols::jose::b64;
@@ -284,7 +284,7 @@ mod flow {
         r
     }
 
-    fn refused(d: &crate::authz::flow::TokenDecision) -> Option<TokenError> {
+    fn refused(d: &crate::identity::authz::flow::TokenDecision) -> Option<TokenError> {
         match &d.result {
             Err(crate::Error::OAuth(e)) => Some(*e),
             _ => None,

@@ -31,6 +31,49 @@ pub use tokens::{DPOP_WINDOW, TLS_CLIENT_AUTH};
 #[derive(Debug, Default)]
 pub struct Authz;
 
+/// identity-authz's part of its service: the `Authz` actor.
+#[derive(Debug)]
+pub struct AuthzProduct;
+
+impl crate::product::Product for AuthzProduct {
+    fn service(&self) -> crate::service::ServiceName {
+        crate::service::ServiceName::IdentityAuthz
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::product::ServiceBuild<'_>,
+        parts: &mut crate::product::ServiceParts,
+    ) -> Result<(), ractor::SpawnErr> {
+        let config = ctx.args.authz.clone().ok_or_else(|| {
+            ractor::SpawnErr::StartupFailed("identity-authz needs its configuration".into())
+        })?;
+        let slot: crate::slot::Slot<AuthzMsg> = crate::slot::Slot::new("Authz");
+        let store = Arc::clone(ctx.store);
+        parts
+            .children
+            .push(Arc::new(crate::supervisor::child::ActorSpec::new(
+                format!("{}/authz", ctx.service.as_str()),
+                "Authz",
+                slot.clone(),
+                move || {
+                    (
+                        Authz,
+                        AuthzArgs {
+                            store: Arc::clone(&store),
+                            config: config.clone(),
+                        },
+                    )
+                },
+                || AuthzMsg::Crash,
+            )));
+        parts
+            .handles
+            .insert(AuthzHandle::new(slot, ctx.config.ask_timeout));
+        Ok(())
+    }
+}
+
 /// Start arguments.
 #[derive(Debug, Clone)]
 pub struct AuthzArgs {

@@ -1,0 +1,54 @@
+//! The JOSE product: the `JoseKeys` actor (the JOSE service's keys per tenant) and the JOSE
+//! engine it shares with the KMS's `internal_crypto`.
+//!
+//! # Layout
+//! - [`keys`]: the `JoseKeys` actor.
+//! - [`engine`]: JWE/JWS with a key brought by the caller (the JOSE API's `jwk` form).
+
+pub mod engine;
+pub mod keys;
+
+use std::sync::Arc;
+
+use ractor::SpawnErr;
+
+pub use keys::{JoseKeys, JoseKeysArgs, JoseKeysHandle, JoseKeysMsg, KeySpec, KeyView};
+
+use crate::product::{Product, ServiceBuild, ServiceParts};
+use crate::service::ServiceName;
+use crate::slot::Slot;
+use crate::supervisor::child::ActorSpec;
+
+/// The JOSE product's part of the `jose` service.
+#[derive(Debug)]
+pub struct JoseProduct;
+
+impl Product for JoseProduct {
+    fn service(&self) -> ServiceName {
+        ServiceName::Jose
+    }
+
+    fn build(&self, ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
+        let (service, store) = (ctx.service, Arc::clone(ctx.store));
+        let slot: Slot<JoseKeysMsg> = Slot::new("JoseKeys");
+        parts.children.push(Arc::new(ActorSpec::new(
+            format!("{}/keys", service.as_str()),
+            "JoseKeys",
+            slot.clone(),
+            move || {
+                (
+                    JoseKeys,
+                    JoseKeysArgs {
+                        service,
+                        store: Arc::clone(&store),
+                    },
+                )
+            },
+            || JoseKeysMsg::Crash,
+        )));
+        parts
+            .handles
+            .insert(JoseKeysHandle::new(slot, ctx.config.ask_timeout));
+        Ok(())
+    }
+}

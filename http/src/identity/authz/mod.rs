@@ -1,0 +1,119 @@
+//! identity-authz's routes: the OAuth 2.1 / OpenID Connect protocol endpoints (public: they
+//! authenticate clients themselves or publish metadata), the browser navigations of the code
+//! flow, and the admin API for tenants, clients and users (scope `identity`).
+//!
+//! # Layout
+//! - [`oauth`]: discovery, JWK Set, token, introspection, revocation, PAR and userinfo.
+//! - [`authorize`]: the authorization endpoint and RP-initiated logout.
+//! - [`admin`]: tenants, clients and users.
+
+pub mod admin;
+pub mod authorize;
+pub mod oauth;
+
+use axum::http::Method;
+use axum::routing::{delete, get, post, MethodRouter};
+use cryptoutil_actors::ServiceName;
+
+use crate::auth::Realm;
+use crate::routes::{both, spec, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
+use crate::state::AppState;
+
+/// identity-authz's routes.
+pub const ROUTES: ProductRoutes = ProductRoutes {
+    service: ServiceName::IdentityAuthz,
+    rows,
+    home: None,
+};
+
+fn rows(rows: &mut Vec<RouteSpec>) {
+    // Protocol endpoints: public, they authenticate clients themselves or publish metadata.
+    for (method, path, handler) in [
+        (
+            Method::GET,
+            oauth::OIDC_METADATA,
+            (|| get(oauth::metadata_get)) as fn() -> MethodRouter<AppState>,
+        ),
+        (Method::GET, oauth::AS_METADATA, || get(oauth::metadata_get)),
+        (Method::GET, oauth::JWKS, || get(oauth::jwks_get)),
+        (Method::POST, oauth::TOKEN, || post(oauth::token_post)),
+        (Method::POST, oauth::INTROSPECT, || {
+            post(oauth::introspect_post)
+        }),
+        (Method::POST, oauth::REVOKE, || post(oauth::revoke_post)),
+        (Method::POST, oauth::PAR, || post(oauth::par_post)),
+        (Method::GET, oauth::USERINFO, || get(oauth::userinfo)),
+        (Method::POST, oauth::USERINFO, || post(oauth::userinfo)),
+    ] {
+        rows.push(spec(Some(method), path, Realm::Service, Public, handler));
+    }
+    // Browser navigations of the code flow: public, they carry their own checks.
+    for (method, path, handler) in [
+        (
+            Method::GET,
+            oauth::AUTHORIZE,
+            (|| get(authorize::authorize_get)) as fn() -> MethodRouter<AppState>,
+        ),
+        (Method::POST, oauth::AUTHORIZE, || {
+            post(authorize::authorize_post)
+        }),
+        (Method::GET, oauth::LOGOUT, || get(authorize::logout_get)),
+    ] {
+        rows.push(spec(Some(method), path, Realm::Browser, Public, handler));
+    }
+    both!(
+        rows,
+        Method::GET,
+        "/identity/tenants",
+        Authenticated,
+        || get(admin::tenants_get)
+    );
+    both!(
+        rows,
+        Method::POST,
+        "/identity/tenants",
+        Authenticated,
+        || post(admin::tenants_post)
+    );
+    both!(
+        rows,
+        Method::GET,
+        "/identity/clients",
+        Authenticated,
+        || get(admin::clients_get)
+    );
+    both!(
+        rows,
+        Method::POST,
+        "/identity/clients",
+        Authenticated,
+        || post(admin::clients_post)
+    );
+    both!(
+        rows,
+        Method::GET,
+        "/identity/clients/{id}",
+        Authenticated,
+        || get(admin::client_get)
+    );
+    both!(
+        rows,
+        Method::DELETE,
+        "/identity/clients/{id}",
+        Authenticated,
+        || delete(admin::client_delete)
+    );
+    both!(rows, Method::GET, "/identity/users", Authenticated, || get(
+        admin::users_get
+    ));
+    both!(rows, Method::POST, "/identity/users", Authenticated, || {
+        post(admin::users_post)
+    });
+    both!(
+        rows,
+        Method::DELETE,
+        "/identity/users/{id}",
+        Authenticated,
+        || delete(admin::user_delete)
+    );
+}

@@ -1,0 +1,37 @@
+//! identity-idp's routes: the login and consent pages (public: they carry their own checks).
+//!
+//! # Layout
+//! - [`login`]: the login and consent pages.
+
+pub mod login;
+
+use axum::http::Method;
+use axum::routing::{get, post, MethodRouter};
+use cryptoutil_actors::ServiceName;
+
+pub use login::{CONSENT, LOGIN};
+
+use crate::auth::Realm;
+use crate::routes::{spec, Access::Public, ProductRoutes, RouteSpec};
+use crate::state::AppState;
+
+/// identity-idp's routes.
+pub const ROUTES: ProductRoutes = ProductRoutes {
+    service: ServiceName::IdentityIdp,
+    rows,
+    home: None,
+};
+
+fn rows(rows: &mut Vec<RouteSpec>) {
+    for (method, path, handler) in [
+        (
+            Method::GET,
+            login::LOGIN,
+            (|| get(login::login_get)) as fn() -> MethodRouter<AppState>,
+        ),
+        (Method::POST, login::LOGIN, || post(login::login_post)),
+        (Method::POST, login::CONSENT, || post(login::consent_post)),
+    ] {
+        rows.push(spec(Some(method), path, Realm::Browser, Public, handler));
+    }
+}

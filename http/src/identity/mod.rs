@@ -1,0 +1,8 @@
+//! Identity's routes, one folder per service.
+//!
+//! # Layout
+//! - [`authz`]: identity-authz (OAuth 2.1 / OpenID Connect authorization server).
+//! - [`idp`]: identity-idp (sign-in).
+
+pub mod authz;
+pub mod idp;
