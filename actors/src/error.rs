@@ -29,10 +29,29 @@ pub enum Error {
         /// What kind of record.
         what: &'static str,
     },
-    /// A record with that id exists.
-    #[error("{what} already exists")]
+    /// The request conflicts with the resource's state (a change in progress, a latest version
+    /// that must stay, a key scheduled for deletion).
+    #[error("conflict: {what}")]
     Conflict {
-        /// What kind of record.
+        /// What conflicts.
+        what: &'static str,
+    },
+    /// A stored record does not decode: our fault, never the caller's (HTTP 500, logged with
+    /// its table and key, counted).
+    #[error("stored record {table}/{key} is corrupt ({what})")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The record's key (printable, or its length).
+        key: String,
+        /// What it should have been.
+        what: &'static str,
+    },
+    /// Something of ours failed that the caller cannot fix (the random generator, encoding a
+    /// record): HTTP 500.
+    #[error("internal error: {what}")]
+    Internal {
+        /// What failed.
         what: &'static str,
     },
     /// Authenticated, but not allowed.
@@ -62,6 +81,36 @@ pub enum Error {
     /// Fault injection is off in this configuration.
     #[error("fault injection is disabled (admin.danger_fault_injection)")]
     FaultInjectionDisabled,
+}
+
+impl Error {
+    /// The stored record this error blames, if it is one that failed to decode or
+    /// authenticate: its table and key.
+    pub fn corrupt_record(&self) -> Option<(&'static str, &str)> {
+        use cryptoutil_storage::Error as S;
+        match self {
+            Error::Corrupt { table, key, .. }
+            | Error::Storage(S::Tampered {
+                table,
+                key_hint: key,
+            })
+            | Error::Storage(S::UnknownEnvelope {
+                table,
+                key_hint: key,
+                ..
+            }) => Some((table, key)),
+            _ => None,
+        }
+    }
+
+    /// A stored record of `table` under `key` that does not decode as `what`.
+    pub fn corrupt(table: cryptoutil_storage::Table, key: &[u8], what: &'static str) -> Self {
+        Error::Corrupt {
+            table: table.name(),
+            key: cryptoutil_storage::error::key_hint(key),
+            what,
+        }
+    }
 }
 
 /// Why an actor could not answer.

@@ -8,6 +8,8 @@ pub const ACTOR_ESCALATIONS: &str = "cryptoutil_actor_escalations_total";
 pub const JWKS_FETCHES: &str = "cryptoutil_auth_jwks_fetches_total";
 /// Audit records that could not be written (their operations failed), by service.
 pub const AUDIT_FAILURES: &str = "cryptoutil_audit_write_failures_total";
+/// Stored records that failed to decode or authenticate (answered 500), by table.
+pub const CORRUPT_RECORDS: &str = "cryptoutil_storage_corrupt_records_total";
 
 /// Duration of each call (each try) to a federated peer, by peer (`service`).
 pub const FEDERATION_DURATION: &str = "federation_request_duration_seconds";
@@ -72,6 +74,15 @@ pub fn describe() {
         AUDIT_FAILURES,
         "Audit records that could not be written; each one's operation failed."
     );
+    metrics::describe_counter!(
+        CORRUPT_RECORDS,
+        "Stored records that failed to decode or authenticate (the request answered 500)."
+    );
+}
+
+/// A stored record of `table` failed to decode or authenticate.
+pub fn corrupt_record(table: &'static str) {
+    metrics::counter!(CORRUPT_RECORDS, "table" => table).increment(1);
 }
 
 /// An actor of `actor_kind` in `service` was restarted.

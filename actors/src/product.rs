@@ -16,7 +16,6 @@ use crate::federation::Federation;
 use crate::service::ServiceName;
 use crate::suite::{ServiceActors, SuiteArgs};
 use crate::supervisor::child::ChildSpec;
-use crate::supervisor::SupervisorHandle;
 
 /// Every product, each listed once: the service it runs in comes from the product.
 pub const PRODUCTS: [&dyn Product; 5] = [
@@ -49,9 +48,6 @@ pub struct ServiceBuild<'a> {
     pub federation: &'a Federation,
     /// Services of this process built before this one (in [`ServiceName::ALL`] order).
     pub built: &'a BTreeMap<ServiceName, ServiceActors>,
-    /// The service's supervisor (not running yet while the product is built), for children
-    /// started on demand.
-    pub supervisor: &'a SupervisorHandle,
 }
 
 impl ServiceBuild<'_> {

@@ -169,7 +169,6 @@ fn service_tree(
         vec![Arc::new(health), Arc::new(vault), Arc::new(sessions)];
     let issuer_jwks = issuer_key_sets(service, args, cfg, &mut children);
 
-    let supervisor = SupervisorHandle::unstarted("ServiceSupervisor", cfg.ask_timeout);
     let ctx = ServiceBuild {
         service,
         store,
@@ -177,23 +176,19 @@ fn service_tree(
         config: cfg,
         federation,
         built,
-        supervisor: &supervisor,
     };
     let mut parts = ServiceParts::default();
     for product in PRODUCTS.iter().filter(|p| p.service() == service) {
         product.build(&ctx, &mut parts)?;
     }
     children.append(&mut parts.children);
-    let spec = SupervisorSpec::for_handle(
-        SupervisorArgs {
-            name: name.into(),
-            kind: "ServiceSupervisor",
-            service: name,
-            children,
-            config: cfg.clone(),
-        },
-        &supervisor,
-    );
+    let spec = SupervisorSpec::new(SupervisorArgs {
+        name: name.into(),
+        kind: "ServiceSupervisor",
+        service: name,
+        children,
+        config: cfg.clone(),
+    });
     let actors = ServiceActors {
         health: HealthHandle::new(health_slot, cfg.ask_timeout),
         vault: VaultHandle::new(vault_slot, cfg.ask_timeout),

@@ -43,7 +43,7 @@ pub(crate) async fn audit_get(
     let scope = app.service.api_scope().ok_or(ApiError::NotFound)?;
     who.require_scope(scope)?;
     let page = log(&app)?
-        .read(q.from.unwrap_or(1), limit, Some(who.tenant.clone()))
+        .read(q.from.unwrap_or(1), limit, Some(who.tenant.to_string()))
         .await?;
     Ok(Json(json!(page)))
 }

@@ -58,15 +58,75 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
+    /// A body that is not `application/json` where JSON is required.
+    #[error("the body must be application/json")]
+    UnsupportedMediaType,
+    /// A signature that does not verify (`{"valid": false, "reason"}`, 400).
+    #[error("{reason}")]
+    InvalidSignature {
+        /// Why it does not verify.
+        reason: String,
+    },
     /// An actor answered with an error, or did not answer.
     #[error(transparent)]
     Actor(#[from] cryptoutil_actors::Error),
+}
+
+impl ApiError {
+    /// A verification's failure: a signature that does not verify is its own answer
+    /// (`{"valid": false}`), anything else as usual.
+    pub fn verification(e: cryptoutil_actors::Error) -> Self {
+        match e {
+            cryptoutil_actors::Error::Jose(j) => ApiError::InvalidSignature {
+                reason: j.to_string(),
+            },
+            other => ApiError::Actor(other),
+        }
+    }
 }
 
 #[derive(serde::Serialize)]
 struct Body<'a> {
     error: &'a str,
     message: String,
+}
+
+/// The status and error code of an actor's answer: the one place where domain errors meet
+/// HTTP. Our own failures (storage, corrupt records, internal errors) are logged here with what
+/// names them, and answered without details.
+fn actor_status(e: &cryptoutil_actors::Error) -> (StatusCode, &'static str) {
+    use cryptoutil_actors::Error as E;
+    match e {
+        E::Unavailable { why, .. } => match why {
+            Unavailability::Timeout | Unavailability::Stopped | Unavailability::Restarting => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+        },
+        E::Storage(_) | E::Corrupt { .. } => {
+            match e.corrupt_record() {
+                Some((table, key)) => {
+                    cryptoutil_actors::metrics::corrupt_record(table);
+                    tracing::error!(table, key, error = %e, "stored record does not decode or authenticate");
+                }
+                // The store's message may name files; log it, answer generically.
+                None => tracing::error!(error = %e, "storage failure"),
+            }
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+        E::Internal { what } => {
+            tracing::error!(what, "internal error");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+        E::NoSuchActor { .. } | E::FaultInjectionDisabled => (StatusCode::NOT_FOUND, "not_found"),
+        E::AuditFailed => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
+        E::KeyNotFound | E::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+        E::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+        E::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+        E::Jose(_) | E::BadRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+        // The token endpoint answers these itself (RFC 6749 §5.2); elsewhere, a 400.
+        E::OAuth(e) => (StatusCode::BAD_REQUEST, e.code()),
+        E::Authorize(e, _) => (StatusCode::BAD_REQUEST, e.code()),
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -83,39 +143,14 @@ impl IntoResponse for ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Actor(e) => match e {
-                cryptoutil_actors::Error::Unavailable { why, .. } => match why {
-                    Unavailability::Timeout
-                    | Unavailability::Stopped
-                    | Unavailability::Restarting => {
-                        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-                    }
-                },
-                cryptoutil_actors::Error::Storage(err) => {
-                    // The store's message may name files; log it, answer generically.
-                    tracing::error!(%err, "storage failure");
-                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-                }
-                cryptoutil_actors::Error::NoSuchActor { .. } => {
-                    (StatusCode::NOT_FOUND, "not_found")
-                }
-                cryptoutil_actors::Error::FaultInjectionDisabled => {
-                    (StatusCode::NOT_FOUND, "not_found")
-                }
-                cryptoutil_actors::Error::AuditFailed => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable")
-                }
-                cryptoutil_actors::Error::KeyNotFound
-                | cryptoutil_actors::Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
-                cryptoutil_actors::Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
-                cryptoutil_actors::Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-                cryptoutil_actors::Error::Jose(_) | cryptoutil_actors::Error::BadRequest { .. } => {
-                    (StatusCode::BAD_REQUEST, "invalid_request")
-                }
-                // The token endpoint answers these itself (RFC 6749 §5.2); elsewhere, a 400.
-                cryptoutil_actors::Error::OAuth(e) => (StatusCode::BAD_REQUEST, e.code()),
-                cryptoutil_actors::Error::Authorize(e, _) => (StatusCode::BAD_REQUEST, e.code()),
-            },
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::InvalidSignature { reason } => {
+                let body = serde_json::json!({ "valid": false, "reason": reason });
+                return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            }
+            ApiError::Actor(e) => actor_status(e),
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             "internal error".into()
@@ -172,6 +207,8 @@ impl IntoResponse for ApiError {
             | ApiError::NotFound
             | ApiError::NotReady { .. }
             | ApiError::BadRequest { .. }
+            | ApiError::UnsupportedMediaType
+            | ApiError::InvalidSignature { .. }
             | ApiError::Actor(_) => {}
         }
         response

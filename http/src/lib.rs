@@ -22,6 +22,7 @@
 //! - [`metrics`]: metric names and the functions that change them.
 //! - [`config`]: `HttpConfig`, `ListenConfig`.
 //! - [`error`]: `ApiError`, and the one `IntoResponse`.
+//! - [`extract`]: request extractors whose refusals are `ApiError`s (JSON bodies).
 
 pub mod admin;
 pub mod audit;
@@ -31,6 +32,7 @@ pub mod ca;
 pub mod config;
 mod dpop;
 pub mod error;
+pub mod extract;
 pub mod identity;
 pub mod jose;
 pub mod kms;

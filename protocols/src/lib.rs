@@ -10,6 +10,7 @@
 //! - [`jose`]: JWK, JWK Set, JWS, JWE and JWT on aws-lc-rs.
 //! - [`oauth`]: OAuth 2.1 pieces without I/O: client secrets, password hashes, client
 //!   authentication headers, scopes, token endpoint errors.
+//! - [`ids`]: identifiers from outside (tenant, elastic key id, client id, kid), parsed once.
 //! - [`fips`]: whether the crypto module runs in FIPS 140-3 mode.
 //! - [`tls`]: the one TLS policy (TLS 1.3, FIPS-approved suites and groups) for every socket.
 //! - [`error`]: the crate's error enum.
@@ -21,6 +22,7 @@ pub mod duration;
 pub mod error;
 pub mod est;
 pub mod fips;
+pub mod ids;
 pub mod jose;
 pub mod oauth;
 pub mod pki;

@@ -101,7 +101,7 @@ impl Error {
 }
 
 /// A key rendered for messages: printable ASCII as is, anything else as its length.
-pub(crate) fn key_hint(key: &[u8]) -> String {
+pub fn key_hint(key: &[u8]) -> String {
     match std::str::from_utf8(key) {
         Ok(s) if s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic()) => s.to_owned(),
         _ => format!("<{} bytes>", key.len()),

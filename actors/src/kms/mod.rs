@@ -1,9 +1,16 @@
-//! The KMS product: elastic keys, each a ring of material keys of one algorithm, one supervised
-//! `KeyRing` actor per key in use (started on demand as transient children of the KMS service
-//! supervisor), the scheduler of rotations and destructions, and the service's audit log.
+//! The KMS product: elastic keys, each a ring of material keys of one algorithm; one supervised
+//! `KeyRing` actor per key in use, started on demand under the KMS's keyed supervisor
+//! (`kms/keyrings`); the scheduler of rotations and destructions; the service's audit log.
+//!
+//! # Layout
+//! - [`keyring`]: the `KeyRing` actor: its domain ring, persistence, messages and handle.
+//! - [`alg`]: `KmsAlg`, what an elastic key does (a new algorithm is one variant there).
+//! - [`engine`]: where JWE and JWS run (here, or through the JOSE service).
+//! - [`scheduler`]: the `KmsScheduler` actor (rotation policy, destruction job).
 
+pub mod alg;
+pub mod engine;
 pub mod keyring;
-pub mod ring;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -11,16 +18,23 @@ use std::time::Duration;
 
 use ractor::SpawnErr;
 
-pub use keyring::{
-    BatchOp, Caller, KeyRing, KeyRingMsg, KeyRingsHandle, MAX_BATCH, SYSTEM_SUBJECT,
+pub use alg::KmsAlg;
+pub use engine::Engine;
+pub use keyring::handle::SYSTEM_SUBJECT;
+pub use keyring::state::{
+    ElasticKey, KeyUpdate, NewElasticKey, VersionAction, VersionView, MAX_PAYLOAD,
 };
-pub use ring::{ElasticKey, KeyRingState, KeyUpdate, KmsAlg, NewElasticKey, VersionAction};
+pub use keyring::{
+    BatchItem, BatchOp, BatchResult, Caller, DataKey, ItemError, KeyRing, KeyRingMsg,
+    KeyRingsHandle, MAX_BATCH,
+};
 
 use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
 use crate::product::{Product, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
 use crate::slot::Slot;
 use crate::supervisor::child::ActorSpec;
+use crate::supervisor::keyed::KeyedSpec;
 use scheduler::{KmsScheduler, SchedulerArgs, SchedulerMsg, CHECK_INTERVAL};
 
 /// How long a key ring waits for work before it stops (it starts again on the next use).
@@ -48,17 +62,12 @@ impl Product for KmsProduct {
             move || (AuditLog, audit_args.clone()),
             || AuditMsg::Crash,
         )));
-        let mut rings = KeyRingsHandle::new(
-            Arc::clone(ctx.store),
-            audit.clone(),
-            ctx.supervisor.clone(),
-            name,
-            KEY_RING_IDLE,
-            ctx.config.ask_timeout,
-        );
-        if let Some(jose) = ctx.federation.jose.clone() {
-            rings = rings.with_jose(crate::federation::JoseEngine::new(jose));
-        }
+        let engine = match ctx.federation.jose.clone() {
+            Some(jose) => Engine::Jose(crate::federation::JoseEngine::new(jose)),
+            None => Engine::Local,
+        };
+        let (rings, keyed) = key_rings(ctx, audit.clone(), engine, KEY_RING_IDLE);
+        parts.children.push(Arc::new(keyed));
         let scheduler_args = SchedulerArgs {
             rings: rings.clone(),
             interval: CHECK_INTERVAL,
@@ -74,4 +83,34 @@ impl Product for KmsProduct {
         parts.audit = Some(audit);
         Ok(())
     }
+}
+
+/// The KMS's keyed supervisor of key rings and the handle that reaches them.
+fn key_rings(
+    ctx: &ServiceBuild<'_>,
+    audit: AuditHandle,
+    engine: Engine,
+    idle: Duration,
+) -> (KeyRingsHandle, KeyedSpec<keyring::Rings>) {
+    let name = ctx.service.as_str();
+    let keyed = KeyedSpec::new(
+        format!("{name}/keyrings"),
+        "KeyRingSupervisor",
+        name,
+        keyring::Rings {
+            store: Arc::clone(ctx.store),
+            audit: audit.clone(),
+            engine,
+            service: name,
+            idle,
+        },
+        ctx.config.clone(),
+    );
+    let handle = KeyRingsHandle::new(
+        Arc::clone(ctx.store),
+        audit,
+        keyed.handle(ctx.config.ask_timeout),
+        ctx.config.ask_timeout,
+    );
+    (handle, keyed)
 }

@@ -10,6 +10,7 @@
 //! Root supervisor -> one supervisor per service -> domain actors (`Health`, `Vault`, ...).
 
 pub mod child;
+pub mod keyed;
 pub mod policy;
 pub mod tree;
 
@@ -447,16 +448,6 @@ impl SupervisorSpec {
         }
     }
 
-    /// A spec for the supervisor `handle` was made for ([`SupervisorHandle::unstarted`]):
-    /// children that start siblings on demand can hold the handle before the spec exists.
-    pub fn for_handle(args: SupervisorArgs, handle: &SupervisorHandle) -> Self {
-        Self {
-            args,
-            slot: handle.slot.clone(),
-            stats: ChildStats::default(),
-        }
-    }
-
     /// A handle to whichever incarnation is current.
     pub fn handle(&self) -> SupervisorHandle {
         SupervisorHandle {
@@ -530,15 +521,6 @@ pub struct SupervisorHandle {
 }
 
 impl SupervisorHandle {
-    /// A handle to a supervisor that does not exist yet; [`SupervisorSpec::for_handle`] makes
-    /// its spec. Asks fail as `Unavailable` until it runs.
-    pub fn unstarted(kind: &'static str, timeout: Duration) -> Self {
-        Self {
-            slot: Slot::new(kind),
-            timeout,
-        }
-    }
-
     /// Spawns a top-level (root) supervisor and returns its handle and join handle.
     pub async fn spawn_root(
         args: SupervisorArgs,

@@ -13,6 +13,7 @@ use axum::response::Response;
 
 use cryptoutil_actors::issuer_jwks::{pin_issuer_key, IssuerJwksHandle};
 use cryptoutil_actors::sessions::SessionsHandle;
+use cryptoutil_protocols::ids::TenantId;
 use cryptoutil_protocols::jose::{b64, jwt, JwkSet, JwsAlg};
 
 use crate::error::ApiError;
@@ -66,7 +67,7 @@ pub struct Principal {
     /// Subject (user or client id).
     pub subject: String,
     /// Tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Granted scopes.
     pub scopes: Vec<String>,
     /// For a browser session: SHA-256 of its CSRF token.
@@ -374,8 +375,10 @@ pub(crate) fn principal_of(
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned)
     };
-    let tenant = text("tenant")
-        .filter(|t| !t.is_empty())
+    let tenant = claims
+        .get("tenant")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|t| TenantId::parse(t).ok())
         .ok_or(AuthFailure::Invalid)?;
     let subject = text("sub")
         .or_else(|| text("client_id"))
@@ -433,6 +436,15 @@ async fn remote_keys(handle: &IssuerJwksHandle, token: &str) -> Result<Arc<JwkSe
 }
 
 impl Principal {
+    /// The principal the credential middleware put on an authenticated request.
+    pub fn of(parts: &axum::http::request::Parts) -> Result<&Self, ApiError> {
+        parts.extensions.get::<Principal>().ok_or(ApiError::Actor(
+            cryptoutil_actors::Error::Internal {
+                what: "an authenticated route without its principal",
+            },
+        ))
+    }
+
     /// 403 unless the principal holds `scope`.
     pub fn require_scope(
         &self,

@@ -1,23 +1,29 @@
-//! The KMS API (issue 5, first step), under both `/service/api/v1` and `/browser/api/v1`:
-//! elastic keys (create, list, get), their material keys and public JWKS, rotation, and
-//! encrypt/decrypt (JWE) and sign/verify (JWS). Every route needs the `kms` scope and acts in
-//! the caller's tenant; another tenant's key is a 404, like a key that does not exist.
+//! The KMS API, under both `/service/api/v1` and `/browser/api/v1`: elastic keys (create,
+//! list, get, update, delete), their material keys and public JWKS, rotation, versions,
+//! encrypt/decrypt (JWE), sign/verify (JWS), data keys, batches, import and export. Every route
+//! needs the `kms` scope and acts in the caller's tenant; another tenant's key is a 404, like a
+//! key that does not exist. The actors answer typed values; this module only parses requests
+//! and writes JSON.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use cryptoutil_actors::kms::{
-    BatchOp, Caller, KeyRingsHandle, KeyUpdate, NewElasticKey, VersionAction,
+    BatchItem, BatchOp, BatchResult, Caller, KeyRingsHandle, KeyUpdate, NewElasticKey,
+    VersionAction, VersionView,
 };
 use cryptoutil_actors::Scope;
-use cryptoutil_protocols::jose::b64;
+use cryptoutil_protocols::ids::ElasticKeyId;
+use cryptoutil_protocols::jose::{b64, Jwk};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::JsonBody;
 use crate::state::AppState;
 
 /// The OpenAPI document of the KMS API (checked in at `http/openapi/kms.yaml`).
@@ -30,16 +36,51 @@ pub(crate) async fn openapi_get() -> impl IntoResponse {
     )
 }
 
-fn rings<'a>(app: &'a AppState, who: &Principal) -> Result<&'a KeyRingsHandle, ApiError> {
-    who.require_scope(Scope::Kms)?;
-    app.actors.get::<KeyRingsHandle>().ok_or(ApiError::NotFound)
+/// The KMS as one caller sees it: the key rings, and who asks (its scope checked).
+pub(crate) struct Kms {
+    rings: KeyRingsHandle,
+    who: Caller,
 }
 
-/// The caller as the key rings and their audit records see it.
-fn caller(who: &Principal) -> Caller {
-    Caller {
-        tenant: who.tenant.clone(),
-        subject: who.subject.clone(),
+impl FromRequestParts<AppState> for Kms {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let who = Principal::of(parts)?;
+        who.require_scope(Scope::Kms)?;
+        let rings = app
+            .actors
+            .get::<KeyRingsHandle>()
+            .ok_or(ApiError::NotFound)?;
+        Ok(Kms {
+            rings: rings.clone(),
+            who: Caller {
+                tenant: who.tenant.clone(),
+                subject: who.subject.clone(),
+            },
+        })
+    }
+}
+
+/// The `{id}` path parameter, parsed: a malformed id names no key (404).
+pub(crate) struct KeyId(ElasticKeyId);
+
+/// The raw path parameters (a struct: the stack router captures its own `{*rest}`).
+#[derive(Deserialize)]
+struct KeyPath {
+    id: String,
+}
+
+impl FromRequestParts<AppState> for KeyId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let Path(p) = Path::<KeyPath>::from_request_parts(parts, app)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        ElasticKeyId::parse(&p.id)
+            .map(KeyId)
+            .map_err(|_| ApiError::NotFound)
     }
 }
 
@@ -49,62 +90,38 @@ fn decode(text: &str, what: &'static str) -> Result<Vec<u8>, ApiError> {
     })
 }
 
-/// The `{id}` path parameter.
-#[derive(Deserialize)]
-pub(crate) struct KeyPath {
-    id: String,
+fn versions_json(versions: Vec<VersionView>) -> Json<Value> {
+    Json(json!({ "materialkeys": versions }))
 }
 
 pub(crate) async fn keys_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Json(spec): Json<NewElasticKey>,
+    kms: Kms,
+    JsonBody(spec): JsonBody<NewElasticKey>,
 ) -> Result<Response, ApiError> {
-    let key = rings(&app, &who)?.create(&caller(&who), spec).await?;
+    let key = kms.rings.create(&kms.who, spec).await?;
     Ok((StatusCode::CREATED, Json(json!(key))).into_response())
 }
 
-pub(crate) async fn keys_get(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-) -> Result<Json<Value>, ApiError> {
-    let keys = rings(&app, &who)?.list(&caller(&who)).await?;
+pub(crate) async fn keys_get(kms: Kms) -> Result<Json<Value>, ApiError> {
+    let keys = kms.rings.list(&kms.who).await?;
     Ok(Json(json!({ "elastickeys": keys })))
 }
 
-async fn describe(app: &AppState, who: &Principal, id: &str) -> Result<Value, ApiError> {
-    Ok(rings(app, who)?.describe(&caller(who), id).await?)
-}
-
-pub(crate) async fn key_get(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-) -> Result<Json<Value>, ApiError> {
-    let mut d = describe(&app, &who, &p.id).await?;
-    Ok(Json(d.get_mut("key").map(Value::take).unwrap_or_default()))
+pub(crate) async fn key_get(kms: Kms, KeyId(id): KeyId) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(kms.rings.key(&kms.who, &id).await?)))
 }
 
 pub(crate) async fn key_patch(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-    Json(update): Json<KeyUpdate>,
+    kms: Kms,
+    KeyId(id): KeyId,
+    JsonBody(update): JsonBody<KeyUpdate>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = rings(&app, &who)?
-        .update(&caller(&who), &p.id, update)
-        .await?;
-    Ok(Json(json!(key)))
+    Ok(Json(json!(kms.rings.update(&kms.who, &id, update).await?)))
 }
 
 /// Soft delete: the key stops working now and is destroyed after the deletion delay.
-pub(crate) async fn key_delete(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-) -> Result<Json<Value>, ApiError> {
-    let key = rings(&app, &who)?.delete(&caller(&who), &p.id).await?;
-    Ok(Json(json!(key)))
+pub(crate) async fn key_delete(kms: Kms, KeyId(id): KeyId) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(kms.rings.delete(&kms.who, &id).await?)))
 }
 
 /// `POST .../batch/{op}` body: `{"items": [...]}`, each `{"plaintext"}` (encrypt),
@@ -115,20 +132,19 @@ pub(crate) struct BatchReq {
     items: Vec<serde_json::Map<String, Value>>,
 }
 
-/// The `{id}` and `{op}` path parameters of a batch.
+/// The `{op}` path parameter of a batch.
 #[derive(Deserialize)]
 pub(crate) struct BatchPath {
-    id: String,
     op: String,
 }
 
 /// One request, many items of one operation, a result per item in order (an item's failure is
 /// its own `{"error"}`; the request fails only as a whole: unknown key, bad shape, > 1000 items).
 pub(crate) async fn batch_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
+    kms: Kms,
+    KeyId(id): KeyId,
     Path(p): Path<BatchPath>,
-    Json(req): Json<BatchReq>,
+    JsonBody(req): JsonBody<BatchReq>,
 ) -> Result<Json<Value>, ApiError> {
     let (op, field, base64) = match p.op.as_str() {
         "encrypt" => (BatchOp::Encrypt, "plaintext", true),
@@ -151,10 +167,23 @@ pub(crate) async fn batch_post(
             text.as_bytes().to_vec()
         }));
     }
-    let results = rings(&app, &who)?
-        .batch(&caller(&who), &p.id, op, items)
-        .await?;
+    let results = kms.rings.batch(&kms.who, &id, op, items).await?;
+    let results: Vec<Value> = results.into_iter().map(batch_json).collect();
     Ok(Json(json!({ "results": results })))
+}
+
+/// One item's answer: `{"jwe"}`, `{"plaintext"}`, `{"jws"}`, `{"valid", "payload"}` or
+/// `{"error"}`.
+fn batch_json(result: BatchResult) -> Value {
+    match result {
+        Ok(BatchItem::Jwe(jwe)) => json!({ "jwe": jwe }),
+        Ok(BatchItem::Plaintext(p)) => json!({ "plaintext": b64::encode(&p) }),
+        Ok(BatchItem::Jws(jws)) => json!({ "jws": jws }),
+        Ok(BatchItem::Verified(payload)) => {
+            json!({ "valid": true, "payload": b64::encode(&payload) })
+        }
+        Err(e) => json!({ "error": e.0 }),
+    }
 }
 
 /// `POST .../datakey` body.
@@ -167,36 +196,25 @@ pub(crate) struct DataKeyReq {
 }
 
 pub(crate) async fn datakey_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-    Json(req): Json<DataKeyReq>,
+    kms: Kms,
+    KeyId(id): KeyId,
+    JsonBody(req): JsonBody<DataKeyReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let (plaintext, jwe) = rings(&app, &who)?.data_key(&caller(&who), &p.id).await?;
+    let dk = kms.rings.data_key(&kms.who, &id).await?;
     Ok(Json(if req.wrapped_only {
-        json!({ "jwe": jwe })
+        json!({ "jwe": dk.jwe })
     } else {
-        json!({ "plaintext": b64::encode(&plaintext), "jwe": jwe })
+        json!({ "plaintext": b64::encode(&dk.plaintext), "jwe": dk.jwe })
     }))
 }
 
-pub(crate) async fn materialkeys_get(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-) -> Result<Json<Value>, ApiError> {
-    let mut d = describe(&app, &who, &p.id).await?;
-    let versions = d
-        .get_mut("materialkeys")
-        .map(Value::take)
-        .unwrap_or_default();
-    Ok(Json(json!({ "materialkeys": versions })))
+pub(crate) async fn materialkeys_get(kms: Kms, KeyId(id): KeyId) -> Result<Json<Value>, ApiError> {
+    Ok(versions_json(kms.rings.versions(&kms.who, &id).await?))
 }
 
-/// The `{id}` and `{version}` path parameters.
+/// The `{version}` path parameter.
 #[derive(Deserialize)]
 pub(crate) struct VersionPath {
-    id: String,
     version: u32,
 }
 
@@ -209,55 +227,47 @@ pub(crate) struct VersionPatch {
 
 /// Enables or disables one material key version (not the latest): `{"materialkeys": [...]}`.
 pub(crate) async fn version_patch(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
+    kms: Kms,
+    KeyId(id): KeyId,
     Path(p): Path<VersionPath>,
-    Json(req): Json<VersionPatch>,
+    JsonBody(req): JsonBody<VersionPatch>,
 ) -> Result<Json<Value>, ApiError> {
     let action = if req.enabled {
         VersionAction::Enable
     } else {
         VersionAction::Disable
     };
-    let versions = rings(&app, &who)?
-        .version(&caller(&who), &p.id, p.version, action)
-        .await?;
-    Ok(Json(json!({ "materialkeys": versions })))
+    let versions = kms.rings.version(&kms.who, &id, p.version, action).await?;
+    Ok(versions_json(versions))
 }
 
 /// Destroys one material key version's material (not the latest): what it protected can no
 /// longer be opened or verified.
 pub(crate) async fn version_delete(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
+    kms: Kms,
+    KeyId(id): KeyId,
     Path(p): Path<VersionPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let versions = rings(&app, &who)?
-        .version(&caller(&who), &p.id, p.version, VersionAction::Destroy)
-        .await?;
-    Ok(Json(json!({ "materialkeys": versions })))
+    let action = VersionAction::Destroy;
+    let versions = kms.rings.version(&kms.who, &id, p.version, action).await?;
+    Ok(versions_json(versions))
 }
 
-pub(crate) async fn jwks_get(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-) -> Result<Response, ApiError> {
-    let mut d = describe(&app, &who, &p.id).await?;
-    let set = d.get_mut("jwks").map(Value::take).unwrap_or_default();
+pub(crate) async fn jwks_get(kms: Kms, KeyId(id): KeyId) -> Result<Response, ApiError> {
+    let keys = kms.rings.public_keys(&kms.who, &id).await?;
+    let keys: Vec<Value> = keys
+        .iter()
+        .filter_map(|k| k.to_public_value().ok())
+        .collect();
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/jwk-set+json")],
-        set.to_string(),
+        json!({ "keys": keys }).to_string(),
     )
         .into_response())
 }
 
-pub(crate) async fn rotate_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-) -> Result<Json<Value>, ApiError> {
-    let version = rings(&app, &who)?.rotate(&caller(&who), &p.id).await?;
+pub(crate) async fn rotate_post(kms: Kms, KeyId(id): KeyId) -> Result<Json<Value>, ApiError> {
+    let version = kms.rings.rotate(&kms.who, &id).await?;
     Ok(Json(json!({ "version": version })))
 }
 
@@ -269,15 +279,12 @@ pub(crate) struct EncryptReq {
 }
 
 pub(crate) async fn encrypt_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-    Json(req): Json<EncryptReq>,
+    kms: Kms,
+    KeyId(id): KeyId,
+    JsonBody(req): JsonBody<EncryptReq>,
 ) -> Result<Json<Value>, ApiError> {
     let plaintext = Zeroizing::new(decode(&req.plaintext, "plaintext")?);
-    let jwe = rings(&app, &who)?
-        .encrypt(&caller(&who), &p.id, plaintext)
-        .await?;
+    let jwe = kms.rings.encrypt(&kms.who, &id, plaintext).await?;
     Ok(Json(json!({ "jwe": jwe })))
 }
 
@@ -289,14 +296,11 @@ pub(crate) struct JweBody {
 }
 
 pub(crate) async fn decrypt_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-    Json(req): Json<JweBody>,
+    kms: Kms,
+    KeyId(id): KeyId,
+    JsonBody(req): JsonBody<JweBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let plaintext = rings(&app, &who)?
-        .decrypt(&caller(&who), &p.id, req.jwe)
-        .await?;
+    let plaintext = kms.rings.decrypt(&kms.who, &id, req.jwe).await?;
     Ok(Json(json!({ "plaintext": b64::encode(&plaintext) })))
 }
 
@@ -308,15 +312,12 @@ pub(crate) struct SignReq {
 }
 
 pub(crate) async fn sign_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-    Json(req): Json<SignReq>,
+    kms: Kms,
+    KeyId(id): KeyId,
+    JsonBody(req): JsonBody<SignReq>,
 ) -> Result<Json<Value>, ApiError> {
     let payload = decode(&req.payload, "payload")?;
-    let jws = rings(&app, &who)?
-        .sign(&caller(&who), &p.id, payload)
-        .await?;
+    let jws = kms.rings.sign(&kms.who, &id, payload).await?;
     Ok(Json(json!({ "jws": jws })))
 }
 
@@ -327,35 +328,27 @@ pub(crate) struct VerifyReq {
     jws: String,
 }
 
+/// `{"valid": true, "payload"}`, or 400 `{"valid": false, "reason"}` for a signature that does
+/// not verify.
 pub(crate) async fn verify_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-    Json(req): Json<VerifyReq>,
-) -> Result<Response, ApiError> {
-    match rings(&app, &who)?
-        .verify(&caller(&who), &p.id, req.jws)
+    kms: Kms,
+    KeyId(id): KeyId,
+    JsonBody(req): JsonBody<VerifyReq>,
+) -> Result<Json<Value>, ApiError> {
+    let verified = kms
+        .rings
+        .verify(&kms.who, &id, req.jws)
         .await
-    {
-        Ok(v) => {
-            Ok(Json(json!({ "valid": true, "payload": b64::encode(&v.payload) })).into_response())
-        }
-        Err(e @ cryptoutil_actors::Error::Jose(_)) => Ok((
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "valid": false, "reason": e.to_string() })),
-        )
-            .into_response()),
-        Err(e) => Err(e.into()),
-    }
+        .map_err(ApiError::verification)?;
+    Ok(Json(
+        json!({ "valid": true, "payload": b64::encode(&verified.payload) }),
+    ))
 }
 
 /// The import key's public half: wrap key material to import as a JWE (RSA-OAEP-256, A256GCM)
 /// of its private JWK with it.
-pub(crate) async fn importkey_get(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-) -> Result<Json<Value>, ApiError> {
-    let key = rings(&app, &who)?.import_key().await?;
+pub(crate) async fn importkey_get(kms: Kms) -> Result<Json<Value>, ApiError> {
+    let key = kms.rings.import_key().await?;
     let public = key
         .to_public_value()
         .map_err(|e| ApiError::Actor(e.into()))?;
@@ -364,14 +357,11 @@ pub(crate) async fn importkey_get(
 
 /// BYOK: the imported key becomes the latest version; `{"version"}`.
 pub(crate) async fn import_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-    Json(req): Json<JweBody>,
+    kms: Kms,
+    KeyId(id): KeyId,
+    JsonBody(req): JsonBody<JweBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let version = rings(&app, &who)?
-        .import(&caller(&who), &p.id, req.jwe)
-        .await?;
+    let version = kms.rings.import(&kms.who, &id, req.jwe).await?;
     Ok(Json(json!({ "version": version })))
 }
 
@@ -387,18 +377,16 @@ pub(crate) struct ExportReq {
 /// An exportable key's private JWK (the latest version unless `version`), as a JWE to the
 /// caller's public key (`alg` RSA-OAEP-256 or ECDH-ES+A256KW); `{"jwe"}`.
 pub(crate) async fn export_post(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(p): Path<KeyPath>,
-    Json(req): Json<ExportReq>,
+    kms: Kms,
+    KeyId(id): KeyId,
+    JsonBody(req): JsonBody<ExportReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let recipient = cryptoutil_protocols::jose::Jwk::from_value(&req.jwk).map_err(|e| {
-        ApiError::BadRequest {
-            reason: format!("jwk: {e}"),
-        }
+    let recipient = Jwk::from_value(&req.jwk).map_err(|e| ApiError::BadRequest {
+        reason: format!("jwk: {e}"),
     })?;
-    let jwe = rings(&app, &who)?
-        .export(&caller(&who), &p.id, req.version, recipient)
+    let jwe = kms
+        .rings
+        .export(&kms.who, &id, req.version, recipient)
         .await?;
     Ok(Json(json!({ "jwe": jwe })))
 }

@@ -250,7 +250,9 @@ impl AuthzState {
                     return Err(bad("tenant id: 1-64 of a-z, 0-9, -"));
                 }
                 if self.tenants().any(|x| x.id == t.id) {
-                    return Err(Error::Conflict { what: "tenant" });
+                    return Err(Error::Conflict {
+                        what: "a tenant with this id exists",
+                    });
                 }
                 Ok(Step::write(Write::Tenant(Tenant {
                     name: if t.name.is_empty() {
@@ -545,7 +547,9 @@ impl AuthzState {
                     .users()
                     .any(|u| u.tenant == tenant && u.username == spec.username)
                 {
-                    return Err(Error::Conflict { what: "user" });
+                    return Err(Error::Conflict {
+                        what: "a user with this name exists",
+                    });
                 }
                 let roles = spec.roles.clone().unwrap_or_else(|| vec!["user".into()]);
                 if roles.is_empty() || !roles.iter().all(|r| r == "admin" || r == "user") {

@@ -1,5 +1,6 @@
 //! The typed handle to the `JoseKeys` actor.
 
+use cryptoutil_protocols::ids::TenantId;
 use std::time::Duration;
 
 use cryptoutil_protocols::jose::jwe::ContentAlg;
@@ -27,7 +28,7 @@ impl JoseKeysHandle {
     }
 
     /// Creates a key.
-    pub async fn create(&self, tenant: String, spec: KeySpec) -> Result<KeyView, Error> {
+    pub async fn create(&self, tenant: TenantId, spec: KeySpec) -> Result<KeyView, Error> {
         ask(
             &self.slot,
             |reply| JoseKeysMsg::Create {
@@ -41,7 +42,7 @@ impl JoseKeysHandle {
     }
 
     /// The tenant's JWK Set.
-    pub async fn list(&self, tenant: String) -> Result<Value, Error> {
+    pub async fn list(&self, tenant: TenantId) -> Result<Value, Error> {
         ask(
             &self.slot,
             |reply| JoseKeysMsg::List { tenant, reply },
@@ -51,7 +52,7 @@ impl JoseKeysHandle {
     }
 
     /// Every key of the tenant as metadata (symmetric keys included, no secret material).
-    pub async fn inventory(&self, tenant: String) -> Result<Vec<KeyView>, Error> {
+    pub async fn inventory(&self, tenant: TenantId) -> Result<Vec<KeyView>, Error> {
         ask(
             &self.slot,
             |reply| JoseKeysMsg::Inventory { tenant, reply },
@@ -61,7 +62,7 @@ impl JoseKeysHandle {
     }
 
     /// One key (with the private JWK when `export` and exportable).
-    pub async fn get(&self, tenant: String, kid: String, export: bool) -> Result<KeyView, Error> {
+    pub async fn get(&self, tenant: TenantId, kid: String, export: bool) -> Result<KeyView, Error> {
         ask(
             &self.slot,
             |reply| JoseKeysMsg::Get {
@@ -76,7 +77,7 @@ impl JoseKeysHandle {
     }
 
     /// Deletes a key.
-    pub async fn delete(&self, tenant: String, kid: String) -> Result<(), Error> {
+    pub async fn delete(&self, tenant: TenantId, kid: String) -> Result<(), Error> {
         ask(
             &self.slot,
             |reply| JoseKeysMsg::Delete { tenant, kid, reply },
@@ -89,7 +90,7 @@ impl JoseKeysHandle {
     /// so concurrent requests sign on every core instead of queueing on one mailbox.
     pub async fn sign(
         &self,
-        tenant: String,
+        tenant: TenantId,
         kid: String,
         payload: Vec<u8>,
     ) -> Result<String, Error> {
@@ -103,7 +104,7 @@ impl JoseKeysHandle {
     }
 
     /// Verifies.
-    pub async fn verify(&self, tenant: String, jws: String) -> Result<Verified, Error> {
+    pub async fn verify(&self, tenant: TenantId, jws: String) -> Result<Verified, Error> {
         ask(
             &self.slot,
             |reply| JoseKeysMsg::Verify { tenant, jws, reply },
@@ -115,7 +116,7 @@ impl JoseKeysHandle {
     /// Encrypts.
     pub async fn encrypt(
         &self,
-        tenant: String,
+        tenant: TenantId,
         kid: String,
         enc: Option<ContentAlg>,
         plaintext: Zeroizing<Vec<u8>>,
@@ -135,7 +136,11 @@ impl JoseKeysHandle {
     }
 
     /// Decrypts.
-    pub async fn decrypt(&self, tenant: String, jwe: String) -> Result<Zeroizing<Vec<u8>>, Error> {
+    pub async fn decrypt(
+        &self,
+        tenant: TenantId,
+        jwe: String,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
         ask(
             &self.slot,
             |reply| JoseKeysMsg::Decrypt { tenant, jwe, reply },
@@ -147,7 +152,7 @@ impl JoseKeysHandle {
     /// Signs a JWT.
     pub async fn jwt_sign(
         &self,
-        tenant: String,
+        tenant: TenantId,
         kid: String,
         claims: Claims,
     ) -> Result<String, Error> {
@@ -167,7 +172,7 @@ impl JoseKeysHandle {
     /// Verifies a JWT at `now_unix`.
     pub async fn jwt_verify(
         &self,
-        tenant: String,
+        tenant: TenantId,
         token: String,
         now_unix: u64,
     ) -> Result<Claims, Error> {

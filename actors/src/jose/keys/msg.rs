@@ -1,5 +1,6 @@
 //! Messages of the `JoseKeys` actor.
 
+use cryptoutil_protocols::ids::TenantId;
 use cryptoutil_protocols::jose::jwe::ContentAlg;
 use cryptoutil_protocols::jose::jws::Verified;
 use cryptoutil_protocols::jose::jwt::Claims;
@@ -41,7 +42,7 @@ pub enum JoseKeysMsg {
     /// Generate, persist, then insert a key.
     Create {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// What to create.
         spec: KeySpec,
         /// The new key.
@@ -50,7 +51,7 @@ pub enum JoseKeysMsg {
     /// Internal: a generated and persisted key joins the state.
     Insert {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// The key.
         key: StoredKey,
         /// Answer to the original Create.
@@ -59,21 +60,21 @@ pub enum JoseKeysMsg {
     /// The tenant's JWK Set (public keys only).
     List {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// `{"keys": [...]}`.
         reply: RpcReplyPort<Result<Value, Error>>,
     },
     /// Every key of the tenant, symmetric ones included, as metadata (no secret material).
     Inventory {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// One view a key, by kid.
         reply: RpcReplyPort<Result<Vec<KeyView>, Error>>,
     },
     /// One key.
     Get {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// Key id.
         kid: String,
         /// Include the private JWK (refused unless exportable).
@@ -84,7 +85,7 @@ pub enum JoseKeysMsg {
     /// Delete a key.
     Delete {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// Key id.
         kid: String,
         /// Done.
@@ -94,7 +95,7 @@ pub enum JoseKeysMsg {
     /// than this one mailbox).
     Key {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// Key id.
         kid: String,
         /// The key (private material stays behind its Arc; nothing is copied out).
@@ -103,7 +104,7 @@ pub enum JoseKeysMsg {
     /// Verify a compact JWS with the tenant's keys.
     Verify {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// The JWS.
         jws: String,
         /// Result.
@@ -112,7 +113,7 @@ pub enum JoseKeysMsg {
     /// Encrypt to a key (compact JWE).
     Encrypt {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// Key id.
         kid: String,
         /// Content encryption, default A256GCM.
@@ -125,7 +126,7 @@ pub enum JoseKeysMsg {
     /// Decrypt a compact JWE with the tenant's keys.
     Decrypt {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// The JWE.
         jwe: String,
         /// Plaintext.
@@ -134,7 +135,7 @@ pub enum JoseKeysMsg {
     /// Sign a claims set as a JWT.
     JwtSign {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// Key id.
         kid: String,
         /// Claims.
@@ -145,7 +146,7 @@ pub enum JoseKeysMsg {
     /// Verify a JWT and validate its time claims.
     JwtVerify {
         /// Tenant.
-        tenant: String,
+        tenant: TenantId,
         /// The JWT.
         token: String,
         /// The clock, seconds since the epoch.

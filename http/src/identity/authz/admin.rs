@@ -20,7 +20,7 @@ async fn run(app: &AppState, who: &Principal, op: AdminOp) -> Result<Value, ApiE
     who.require_scope(Scope::Identity)?;
     let authz = app.actors.get::<AuthzHandle>().ok_or(ApiError::NotFound)?;
     let caller = Caller {
-        tenant: who.tenant.clone(),
+        tenant: who.tenant.to_string(),
     };
     Ok(authz.admin(caller, op).await?)
 }

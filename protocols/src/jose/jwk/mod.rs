@@ -208,12 +208,16 @@ impl Jwk {
 
     /// JSON with private parameters, for exportable keys only (the caller decides).
     pub fn to_private_value(&self) -> Result<Zeroizing<String>> {
+        Ok(Zeroizing::new(self.private_object()?.to_string()))
+    }
+
+    fn private_object(&self) -> Result<Value> {
         if !self.is_private() {
             return Err(JoseError::NotPrivate);
         }
         let mut obj = self.material.to_object(true);
         self.add_metadata(&mut obj);
-        Ok(Zeroizing::new(Value::Object(obj).to_string()))
+        Ok(Value::Object(obj))
     }
 
     /// RFC 7638 thumbprint (SHA-256, base64url) over the required members in lexical order.
@@ -281,3 +285,26 @@ impl Jwk {
 
 #[cfg(test)]
 mod tests;
+
+/// `#[serde(with = "private_serde")]` for a record field holding a private (or symmetric) key:
+/// written as the JWK with its private parameters, read back with [`Jwk::from_value`]. For
+/// records sealed through the key barrier only.
+pub mod private_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    use super::Jwk;
+
+    /// Writes the private JWK.
+    pub fn serialize<S: Serializer>(jwk: &Jwk, s: S) -> Result<S::Ok, S::Error> {
+        jwk.private_object()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(s)
+    }
+
+    /// Reads a JWK.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Jwk, D::Error> {
+        let value = Value::deserialize(d)?;
+        Jwk::from_value(&value).map_err(serde::de::Error::custom)
+    }
+}
