@@ -19,7 +19,7 @@ use cryptoutil_actors::ServiceName;
 use cryptoutil_http::auth::{Authenticator, DenyAll, IdentityValidation, JwtBearer};
 use cryptoutil_http::config::{AuthConfig, TrustedIssuer};
 use cryptoutil_http::listener::Listener;
-use cryptoutil_http::state::{AdminState, AppState, Readiness};
+use cryptoutil_http::state::{AdminState, App, AppState, Readiness};
 use cryptoutil_storage::unseal::{self, UnsealSource};
 use cryptoutil_storage::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -229,12 +229,12 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             }
             Arc::new(bearer)
         };
-        let app = AppState {
+        let app = AppState::new(App {
             service,
             actors: actors.clone(),
             readiness: readiness.clone(),
             auth,
-        };
+        });
         let admin_state = AdminState {
             app: app.clone(),
             root: suite.root.clone(),

@@ -11,9 +11,28 @@ use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 
-/// State of a service's public router.
+/// State of a service's public router: shared, so the per-request clone axum makes is one
+/// reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<App>);
+
+impl AppState {
+    /// The state of `app`.
+    pub fn new(app: App) -> Self {
+        Self(Arc::new(app))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// What a service's handlers see.
+pub struct App {
     /// Which service this is.
     pub service: ServiceName,
     /// Its actors.
