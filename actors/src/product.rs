@@ -1,7 +1,7 @@
-//! Products: what each one adds to the supervisor of the service it runs in. [`crate::suite`]
-//! builds every service from the same common actors plus the products registered in
-//! [`PRODUCTS`]; it never branches on a service's name. A new product is a folder of its own
-//! (`actors/src/<product>/`) whose `Product` is listed once in [`PRODUCTS`].
+//! What a product is to the suite: the [`Product`] it implements (what it adds to the supervisor
+//! of the service it runs in), what it is built from ([`ServiceBuild`], [`SuiteArgs`]) and what
+//! it hands back ([`ServiceParts`], the handles its routes read from [`ServiceActors`]).
+//! [`crate::suite`] composes the registered products; it never branches on a service's name.
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
@@ -12,19 +12,13 @@ use ractor::SpawnErr;
 
 use crate::audit::AuditHandle;
 use crate::config::SupervisionConfig;
-use crate::federation::Federation;
+use crate::federation::{BreakerHandle, Federation, PeerSettings};
+use crate::health::HealthHandle;
+use crate::issuer_jwks::{IssuerJwksHandle, RemoteIssuer};
 use crate::service::ServiceName;
-use crate::suite::{ServiceActors, SuiteArgs};
+use crate::sessions::{BrowserLogin, SessionsHandle};
 use crate::supervisor::child::ChildSpec;
-
-/// Every product, each listed once: the service it runs in comes from the product.
-pub const PRODUCTS: [&dyn Product; 5] = [
-    &crate::identity::authz::AuthzProduct,
-    &crate::identity::idp::IdpProduct,
-    &crate::jose::JoseProduct,
-    &crate::kms::KmsProduct,
-    &crate::ca::CaProduct,
-];
+use crate::vault::VaultHandle;
 
 /// One product's part of a service.
 pub trait Product: Sync {
@@ -102,4 +96,48 @@ impl std::fmt::Debug for Handles {
             .field("count", &self.0.len())
             .finish()
     }
+}
+
+/// Handles to one service's actors.
+#[derive(Clone, Debug)]
+pub struct ServiceActors {
+    /// Liveness.
+    pub health: HealthHandle,
+    /// The store's owner.
+    pub vault: VaultHandle,
+    /// The cached key sets of the remote trusted issuers, in configuration order.
+    pub issuer_jwks: Vec<IssuerJwksHandle>,
+    /// Browser sign-ins and sessions.
+    pub sessions: SessionsHandle,
+    /// The service's hash-chained audit log, when it keeps one.
+    pub audit: Option<AuditHandle>,
+    /// The breakers of the federated peers this service calls.
+    pub peers: Vec<BreakerHandle>,
+    /// The handles its products registered, by type.
+    pub products: Handles,
+}
+
+impl ServiceActors {
+    /// The handle of type `T` a product of this service registered.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.products.get::<T>()
+    }
+}
+
+/// Products' settings by type, as the binary read them from the configuration.
+pub type Settings = Handles;
+
+/// What the tree needs besides stores.
+#[derive(Debug, Clone, Default)]
+pub struct SuiteArgs {
+    /// Trusted issuers whose keys are fetched: every service gets an `IssuerJwks` actor for each.
+    pub issuers: Vec<RemoteIssuer>,
+    /// Products' own settings by type (identity-authz's `AuthzConfig`, ...).
+    pub settings: Settings,
+    /// How each service signs browsers in (services without an entry have no browser sign-in).
+    pub browser: BTreeMap<ServiceName, BrowserLogin>,
+    /// The federated peers (`federation:`), each with a `Breaker` under `federation`.
+    pub peers: Vec<PeerSettings>,
+    /// The `iss` of identity-authz's tokens, when it is a federated peer.
+    pub identity_issuer: String,
 }

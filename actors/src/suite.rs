@@ -1,9 +1,8 @@
 //! Builds the supervision tree: root supervisor -> one supervisor per service -> the service's
 //! actors, and hands back the typed handles the HTTP layer needs. Every service gets the same
 //! common actors (`Health`, `Vault`, `Sessions`, an `IssuerJwks` per trusted issuer); what a
-//! product adds comes from [`crate::product::PRODUCTS`].
+//! product adds comes from the products registered in [`PRODUCTS`].
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,62 +10,28 @@ use std::time::Duration;
 use cryptoutil_storage::Store;
 use ractor::SpawnErr;
 
-use crate::audit::AuditHandle;
 use crate::config::SupervisionConfig;
-use crate::federation::{BreakerHandle, Federation, PeerSettings};
+use crate::federation::Federation;
 use crate::health::{Health, HealthArgs, HealthHandle, HealthMsg};
-use crate::identity::authz::AuthzConfig;
-use crate::issuer_jwks::{
-    IssuerJwks, IssuerJwksArgs, IssuerJwksHandle, IssuerJwksMsg, RemoteIssuer,
-};
-use crate::product::{Handles, ServiceBuild, ServiceParts, PRODUCTS};
+use crate::issuer_jwks::{IssuerJwks, IssuerJwksArgs, IssuerJwksHandle, IssuerJwksMsg};
+use crate::product::{Product, ServiceBuild, ServiceParts};
+pub use crate::product::{ServiceActors, SuiteArgs};
 use crate::service::ServiceName;
-use crate::sessions::{BrowserLogin, Sessions, SessionsArgs, SessionsHandle, SessionsMsg};
+use crate::sessions::{Sessions, SessionsArgs, SessionsHandle, SessionsMsg};
 use crate::slot::Slot;
 use crate::supervisor::child::{ActorSpec, ChildSpec};
 use crate::supervisor::{SupervisorArgs, SupervisorHandle, SupervisorSpec};
 use crate::vault::{Vault, VaultArgs, VaultHandle, VaultMsg};
 
-/// Handles to one service's actors.
-#[derive(Clone, Debug)]
-pub struct ServiceActors {
-    /// Liveness.
-    pub health: HealthHandle,
-    /// The store's owner.
-    pub vault: VaultHandle,
-    /// The cached key sets of the remote trusted issuers, in configuration order.
-    pub issuer_jwks: Vec<IssuerJwksHandle>,
-    /// Browser sign-ins and sessions.
-    pub sessions: SessionsHandle,
-    /// The service's hash-chained audit log, when it keeps one.
-    pub audit: Option<AuditHandle>,
-    /// The breakers of the federated peers this service calls.
-    pub peers: Vec<BreakerHandle>,
-    /// The handles its products registered, by type.
-    pub products: Handles,
-}
-
-impl ServiceActors {
-    /// The handle of type `T` a product of this service registered.
-    pub fn get<T: Any>(&self) -> Option<&T> {
-        self.products.get::<T>()
-    }
-}
-
-/// What the tree needs besides stores.
-#[derive(Debug, Clone, Default)]
-pub struct SuiteArgs {
-    /// Trusted issuers whose keys are fetched: every service gets an `IssuerJwks` actor for each.
-    pub issuers: Vec<RemoteIssuer>,
-    /// identity-authz's settings (required when it is started).
-    pub authz: Option<AuthzConfig>,
-    /// How each service signs browsers in (services without an entry have no browser sign-in).
-    pub browser: BTreeMap<ServiceName, BrowserLogin>,
-    /// The federated peers (`federation:`), each with a `Breaker` under `federation`.
-    pub peers: Vec<PeerSettings>,
-    /// The `iss` of identity-authz's tokens, when it is a federated peer.
-    pub identity_issuer: String,
-}
+/// Every product, each registered once: the service it runs in comes from the product. A new
+/// product is a folder of its own (`actors/src/<product>/`) and one line here.
+pub const PRODUCTS: [&dyn Product; 5] = [
+    &crate::identity::authz::AuthzProduct,
+    &crate::identity::idp::IdpProduct,
+    &crate::jose::JoseProduct,
+    &crate::kms::KmsProduct,
+    &crate::ca::CaProduct,
+];
 
 /// The running tree.
 #[derive(Debug)]

@@ -184,9 +184,13 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let (authz, mut auth_cfg) = identity_setup(&cfg, &endpoints)?;
     crate::federation::trust_identity(&cfg.federation, &mut auth_cfg);
     let browser = browser_logins(authz.as_ref(), &endpoints, &tls.anchor_pem)?;
+    let mut settings = cryptoutil_actors::product::HandlesBuilder::default();
+    if let Some(authz) = authz {
+        settings.insert(authz);
+    }
     let args = SuiteArgs {
         issuers: remote_issuers(&auth_cfg, &tls.anchor_pem)?,
-        authz,
+        settings: settings.build(),
         browser,
         peers: crate::federation::peers(&cfg.federation, &tls.anchor_pem)?,
         identity_issuer: cfg.federation.identity_issuer(),

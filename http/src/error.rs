@@ -6,7 +6,28 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cryptoutil_actors::error::Unavailability;
 
-use crate::auth::{AuthFailure, Realm};
+/// Which stack a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Realm {
+    /// `/service/**`.
+    Service,
+    /// `/browser/**`.
+    Browser,
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credential.
+    Missing,
+    /// A credential that did not validate.
+    Invalid,
+    /// The other stack's kind of credential (a bearer token on /browser, a cookie on /service).
+    WrongKind,
+    /// The token names a trusted issuer whose keys cannot be had (never fetched, issuer
+    /// unreachable): the token can be neither accepted nor refused (503, not 401).
+    IssuerUnavailable,
+}
 
 /// Every error a handler or middleware returns.
 #[derive(Debug, thiserror::Error)]

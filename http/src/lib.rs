@@ -5,6 +5,7 @@
 //! never touches storage or federation; it holds actor handles only.
 //!
 //! # Layout
+//! - [`route`]: one row of a route table (what products write).
 //! - [`routes`]: the public route table of a service, composed from the registered products,
 //!   and the router built from it.
 //! - [`kms`], [`jose`], [`identity`], [`ca`]: each product's routes and handlers, one folder
@@ -40,6 +41,7 @@ pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod pages;
+pub mod route;
 pub mod routes;
 pub mod state;
 pub mod tls;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::Method;
 use axum::response::Html;
-use axum::routing::{any, get, post, MethodRouter};
+use axum::routing::{any, get, post};
 use axum::{middleware, Json, Router};
 use cryptoutil_actors::ServiceName;
 use serde_json::{json, Value};
@@ -19,6 +19,8 @@ use crate::config::HttpConfig;
 use crate::error::ApiError;
 use crate::metrics::StackLabels;
 use crate::middleware::{cors, headers, ip_allow, rate_limit};
+use crate::route::spec;
+pub use crate::route::{Access, ProductRoutes, RouteSpec};
 use crate::state::AppState;
 
 /// Readiness for peers (ARCHITECTURE §6): authenticated like any /service route.
@@ -37,71 +39,6 @@ pub const WELL_KNOWN: &str = "/.well-known/{*rest}";
 pub const SERVICE_OTHER: &str = "/service/{*rest}";
 /// Everything else under /browser: authenticated, then 404.
 pub const BROWSER_OTHER: &str = "/browser/{*rest}";
-
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// On the reviewed public allow-list.
-    Public,
-    /// Needs a valid credential of the route's stack.
-    Authenticated,
-}
-
-/// One row of the table.
-#[derive(Clone)]
-pub struct RouteSpec {
-    /// The method the route answers (`None`: any method).
-    pub method: Option<Method>,
-    /// The route path as registered (with `{param}` captures).
-    pub path: &'static str,
-    /// Its stack.
-    pub realm: Realm,
-    /// Who may call it.
-    pub access: Access,
-    handler: fn() -> MethodRouter<AppState>,
-}
-
-impl std::fmt::Debug for RouteSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouteSpec")
-            .field("method", &self.method)
-            .field("path", &self.path)
-            .field("access", &self.access)
-            .finish()
-    }
-}
-
-/// A route under both `/service/api/v1` and `/browser/api/v1`.
-macro_rules! both_prefixes {
-    ($rows:ident, $method:expr, $suffix:literal, $access:expr, $handler:expr) => {
-        $rows.push($crate::routes::spec(
-            Some($method),
-            concat!("/service/api/v1", $suffix),
-            $crate::auth::Realm::Service,
-            $access,
-            $handler,
-        ));
-        $rows.push($crate::routes::spec(
-            Some($method),
-            concat!("/browser/api/v1", $suffix),
-            $crate::auth::Realm::Browser,
-            $access,
-            $handler,
-        ));
-    };
-}
-pub(crate) use both_prefixes as both;
-
-/// A product's public routes, added to the table of the service it runs in.
-#[derive(Debug, Clone, Copy)]
-pub struct ProductRoutes {
-    /// The service.
-    pub service: ServiceName,
-    /// Adds its rows to the table.
-    pub rows: fn(&mut Vec<RouteSpec>),
-    /// Its line on the service's `/browser/` page (a link to its UI), if any.
-    pub home: Option<&'static str>,
-}
 
 /// Every product's routes, each registered once here; a product's rows live in its folder.
 const PRODUCTS: [ProductRoutes; 5] = [
@@ -194,23 +131,6 @@ fn base_rows() -> Vec<RouteSpec> {
             || get(crate::browser::session_get),
         ),
     ]
-}
-
-/// One row.
-pub(crate) fn spec(
-    method: Option<Method>,
-    path: &'static str,
-    realm: Realm,
-    access: Access,
-    handler: fn() -> MethodRouter<AppState>,
-) -> RouteSpec {
-    RouteSpec {
-        method,
-        path,
-        realm,
-        access,
-        handler,
-    }
 }
 
 /// The public router: `/service/**` and `/browser/**`, each behind its own middleware stack.

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, MethodRouter};
 
 use crate::auth::Realm;
-use crate::routes::{spec, Access, RouteSpec};
+use crate::route::{spec, Access, RouteSpec};
 use crate::state::AppState;
 
 /// The helpers every UI script uses.

@@ -10,8 +10,8 @@ use std::pin::Pin;
 use cryptoutil_protocols::jose::jws::Verified;
 use zeroize::Zeroizing;
 
+use super::keyring::msg::DataKey;
 use super::keyring::state::Ring;
-use super::keyring::DataKey;
 use crate::error::Error;
 use crate::federation::JoseEngine;
 

@@ -20,13 +20,12 @@ use ractor::SpawnErr;
 
 pub use alg::KmsAlg;
 pub use engine::Engine;
-pub use keyring::handle::SYSTEM_SUBJECT;
+pub use keyring::handle::{KeyRingsHandle, SYSTEM_SUBJECT};
 pub use keyring::state::{
     ElasticKey, KeyUpdate, NewElasticKey, VersionAction, VersionView, MAX_PAYLOAD,
 };
 pub use keyring::{
-    BatchItem, BatchOp, BatchResult, Caller, DataKey, ItemError, KeyRing, KeyRingMsg,
-    KeyRingsHandle, MAX_BATCH,
+    BatchItem, BatchOp, BatchResult, Caller, DataKey, ItemError, KeyRing, KeyRingMsg, MAX_BATCH,
 };
 
 use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};

@@ -17,6 +17,7 @@ use cryptoutil_protocols::ids::TenantId;
 use cryptoutil_protocols::jose::{b64, jwt, JwkSet, JwsAlg};
 
 use crate::error::ApiError;
+pub use crate::error::{AuthFailure, Realm};
 
 pub mod federated;
 
@@ -37,29 +38,6 @@ pub fn csrf_cookie(service: &str) -> String {
 
 /// The header a state-changing `/browser` request carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-
-/// Which stack a request came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Realm {
-    /// `/service/**`.
-    Service,
-    /// `/browser/**`.
-    Browser,
-}
-
-/// Why a request was not authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// No credential.
-    Missing,
-    /// A credential that did not validate.
-    Invalid,
-    /// The other stack's kind of credential (a bearer token on /browser, a cookie on /service).
-    WrongKind,
-    /// The token names a trusted issuer whose keys cannot be had (never fetched, issuer
-    /// unreachable): the token can be neither accepted nor refused (503, not 401).
-    IssuerUnavailable,
-}
 
 /// Who made an authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use cryptoutil_actors::ServiceName;
 
-use crate::routes::{ProductRoutes, RouteSpec};
+use crate::route::{ProductRoutes, RouteSpec};
 
 /// The CA's routes, in the `ca` service.
 pub const ROUTES: ProductRoutes = ProductRoutes {

@@ -14,7 +14,7 @@ use cryptoutil_actors::ServiceName;
 
 pub use api::OPENAPI;
 
-use crate::routes::{both, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
+use crate::route::{both, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
 
 /// The JOSE product's routes, in the `jose` service.
 pub const ROUTES: ProductRoutes = ProductRoutes {

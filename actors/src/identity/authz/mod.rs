@@ -45,9 +45,14 @@ impl crate::product::Product for AuthzProduct {
         ctx: &crate::product::ServiceBuild<'_>,
         parts: &mut crate::product::ServiceParts,
     ) -> Result<(), ractor::SpawnErr> {
-        let config = ctx.args.authz.clone().ok_or_else(|| {
-            ractor::SpawnErr::StartupFailed("identity-authz needs its configuration".into())
-        })?;
+        let config = ctx
+            .args
+            .settings
+            .get::<AuthzConfig>()
+            .cloned()
+            .ok_or_else(|| {
+                ractor::SpawnErr::StartupFailed("identity-authz needs its configuration".into())
+            })?;
         let slot: crate::slot::Slot<AuthzMsg> = crate::slot::Slot::new("Authz");
         let store = Arc::clone(ctx.store);
         parts

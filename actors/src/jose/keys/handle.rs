@@ -9,7 +9,8 @@ use cryptoutil_protocols::jose::jwt::Claims;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::msg::{JoseKeysMsg, KeySpec, KeyView};
+use super::msg::JoseKeysMsg;
+use super::state::{KeySpec, KeyView};
 use crate::ask::ask;
 use crate::error::Error;
 use crate::slot::Slot;

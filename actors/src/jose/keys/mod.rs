@@ -12,8 +12,8 @@ use cryptoutil_storage::Store;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 pub use handle::JoseKeysHandle;
-pub use msg::{JoseKeysMsg, KeySpec, KeyView};
-pub use state::{JoseKeysState, StoredKey, MAX_PAYLOAD};
+pub use msg::JoseKeysMsg;
+pub use state::{JoseKeysState, KeySpec, KeyView, StoredKey, MAX_PAYLOAD};
 
 use crate::service::ServiceName;
 

@@ -8,34 +8,8 @@ use ractor::RpcReplyPort;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::state::StoredKey;
+use super::state::{KeySpec, KeyView, StoredKey};
 use crate::error::Error;
-
-/// What key to create.
-#[derive(Debug, Clone)]
-pub struct KeySpec {
-    /// A JWS alg (ES256, ...) or a JWE key management alg (A256KW, RSA-OAEP-256, ...).
-    pub alg: String,
-    /// `sig` or `enc`; must agree with `alg`.
-    pub key_use: Option<String>,
-    /// Whether the private key may ever be exported.
-    pub exportable: bool,
-    /// Content encryption for `dir` keys (sizes the key), default A256GCM.
-    pub enc: Option<ContentAlg>,
-}
-
-/// A key as the API shows it.
-#[derive(Debug, Clone)]
-pub struct KeyView {
-    /// The key id.
-    pub kid: String,
-    /// Public JWK (for symmetric keys: metadata without `k`).
-    pub jwk: Value,
-    /// Whether the private part may be exported.
-    pub exportable: bool,
-    /// The private JWK, only when asked for and exportable.
-    pub private_jwk: Option<Zeroizing<String>>,
-}
 
 /// What the `JoseKeys` actor does.
 pub enum JoseKeysMsg {

@@ -11,9 +11,34 @@ use cryptoutil_storage::{Store, Table};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::msg::{KeySpec, KeyView};
 use crate::error::Error;
 use crate::service::ServiceName;
+
+/// What key to create.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    /// A JWS alg (ES256, ...) or a JWE key management alg (A256KW, RSA-OAEP-256, ...).
+    pub alg: String,
+    /// `sig` or `enc`; must agree with `alg`.
+    pub key_use: Option<String>,
+    /// Whether the private key may ever be exported.
+    pub exportable: bool,
+    /// Content encryption for `dir` keys (sizes the key), default A256GCM.
+    pub enc: Option<ContentAlg>,
+}
+
+/// A key as the API shows it.
+#[derive(Debug, Clone)]
+pub struct KeyView {
+    /// The key id.
+    pub kid: String,
+    /// Public JWK (for symmetric keys: metadata without `k`).
+    pub jwk: Value,
+    /// Whether the private part may be exported.
+    pub exportable: bool,
+    /// The private JWK, only when asked for and exportable.
+    pub private_jwk: Option<Zeroizing<String>>,
+}
 
 /// Largest payload or plaintext the service signs or encrypts (1 MiB).
 pub const MAX_PAYLOAD: usize = 1024 * 1024;

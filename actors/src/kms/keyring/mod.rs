@@ -24,7 +24,6 @@ use cryptoutil_storage::Store;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::time::Instant;
 
-pub use handle::KeyRingsHandle;
 pub use msg::{
     Answer, BatchItem, BatchOp, BatchResult, Caller, DataKey, ItemError, KeyRingMsg, MAX_BATCH,
 };

@@ -6,7 +6,7 @@ use cryptoutil_protocols::unseal;
 use cryptoutil_storage::Table;
 use zeroize::Zeroizing;
 
-use super::handle::SYSTEM_SUBJECT;
+use super::handle::{KeyRingsHandle, SYSTEM_SUBJECT};
 use super::state::{NewElasticKey, VersionAction};
 use super::*;
 use crate::audit::{AuditArgs, AuditLog, AuditMsg};

@@ -16,7 +16,7 @@ use axum::routing::{delete, get, post, MethodRouter};
 use cryptoutil_actors::ServiceName;
 
 use crate::auth::Realm;
-use crate::routes::{both, spec, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
+use crate::route::{both, spec, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
 use crate::state::AppState;
 
 /// identity-authz's routes.

@@ -12,7 +12,7 @@ use cryptoutil_actors::ServiceName;
 pub use login::{CONSENT, LOGIN};
 
 use crate::auth::Realm;
-use crate::routes::{spec, Access::Public, ProductRoutes, RouteSpec};
+use crate::route::{spec, Access::Public, ProductRoutes, RouteSpec};
 use crate::state::AppState;
 
 /// identity-idp's routes.

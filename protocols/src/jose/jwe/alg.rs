@@ -2,6 +2,7 @@
 //! ECDH-ES+A192KW are unsupported because aws-lc-rs has no AES-192 key wrap.
 
 use crate::jose::error::{JoseError, Result};
+use crate::jose::jwk::material::KeyMaterial;
 
 /// Key management (`alg`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,5 +144,38 @@ impl ContentAlg {
             ContentAlg::A192CbcHs384 => 48,
             ContentAlg::A256CbcHs512 => 64,
         }
+    }
+}
+
+/// Can `m` serve `alg` (for `enc`, which matters for dir)?
+pub(crate) fn check_key_fits(m: &KeyMaterial, alg: KeyAlg, enc: Option<ContentAlg>) -> Result<()> {
+    let mismatch = || JoseError::KeyTypeMismatch {
+        kty: m.kty(),
+        alg: alg.as_str(),
+    };
+    match (alg, m) {
+        (KeyAlg::Dir, KeyMaterial::Oct { k }) => match enc {
+            Some(enc) if k.len() != enc.key_len() => Err(JoseError::InvalidKey {
+                reason: "dir key length does not match enc",
+            }),
+            _ => Ok(()),
+        },
+        (KeyAlg::A128KW | KeyAlg::A128GCMKW, KeyMaterial::Oct { k }) if k.len() == 16 => Ok(()),
+        (KeyAlg::A256KW | KeyAlg::A256GCMKW, KeyMaterial::Oct { k }) if k.len() == 32 => Ok(()),
+        (
+            KeyAlg::A128KW | KeyAlg::A128GCMKW | KeyAlg::A256KW | KeyAlg::A256GCMKW,
+            KeyMaterial::Oct { .. },
+        ) => Err(JoseError::InvalidKey {
+            reason: "AES key length does not match alg",
+        }),
+        (
+            KeyAlg::RsaOaep | KeyAlg::RsaOaep256 | KeyAlg::RsaOaep384 | KeyAlg::RsaOaep512,
+            KeyMaterial::Rsa { .. },
+        ) => Ok(()),
+        (KeyAlg::EcdhEs | KeyAlg::EcdhEsA128KW | KeyAlg::EcdhEsA256KW, KeyMaterial::Ec { .. }) => {
+            Ok(())
+        }
+        (KeyAlg::Pbes2Hs256A128KW | KeyAlg::Pbes2Hs512A256KW, KeyMaterial::Oct { .. }) => Ok(()),
+        _ => Err(mismatch()),
     }
 }

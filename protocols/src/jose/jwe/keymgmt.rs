@@ -46,39 +46,6 @@ pub(crate) fn is_direct(alg: KeyAlg) -> bool {
     matches!(alg, KeyAlg::Dir | KeyAlg::EcdhEs)
 }
 
-/// Can `m` serve `alg` (for `enc`, which matters for dir)?
-pub(crate) fn check_key_fits(m: &KeyMaterial, alg: KeyAlg, enc: Option<ContentAlg>) -> Result<()> {
-    let mismatch = || JoseError::KeyTypeMismatch {
-        kty: m.kty(),
-        alg: alg.as_str(),
-    };
-    match (alg, m) {
-        (KeyAlg::Dir, KeyMaterial::Oct { k }) => match enc {
-            Some(enc) if k.len() != enc.key_len() => Err(JoseError::InvalidKey {
-                reason: "dir key length does not match enc",
-            }),
-            _ => Ok(()),
-        },
-        (KeyAlg::A128KW | KeyAlg::A128GCMKW, KeyMaterial::Oct { k }) if k.len() == 16 => Ok(()),
-        (KeyAlg::A256KW | KeyAlg::A256GCMKW, KeyMaterial::Oct { k }) if k.len() == 32 => Ok(()),
-        (
-            KeyAlg::A128KW | KeyAlg::A128GCMKW | KeyAlg::A256KW | KeyAlg::A256GCMKW,
-            KeyMaterial::Oct { .. },
-        ) => Err(JoseError::InvalidKey {
-            reason: "AES key length does not match alg",
-        }),
-        (
-            KeyAlg::RsaOaep | KeyAlg::RsaOaep256 | KeyAlg::RsaOaep384 | KeyAlg::RsaOaep512,
-            KeyMaterial::Rsa { .. },
-        ) => Ok(()),
-        (KeyAlg::EcdhEs | KeyAlg::EcdhEsA128KW | KeyAlg::EcdhEsA256KW, KeyMaterial::Ec { .. }) => {
-            Ok(())
-        }
-        (KeyAlg::Pbes2Hs256A128KW | KeyAlg::Pbes2Hs512A256KW, KeyMaterial::Oct { .. }) => Ok(()),
-        _ => Err(mismatch()),
-    }
-}
-
 /// Delivers a CEK to one recipient. `shared_cek` is the CEK of a multi-recipient message; direct
 /// algorithms cannot take one.
 pub(crate) fn deliver(
@@ -88,7 +55,7 @@ pub(crate) fn deliver(
     shared_cek: Option<&[u8]>,
     p2c: Option<u32>,
 ) -> Result<Delivery> {
-    check_key_fits(m, alg, Some(enc))?;
+    super::alg::check_key_fits(m, alg, Some(enc))?;
     if is_direct(alg) && shared_cek.is_some() {
         return Err(JoseError::Malformed {
             what: "recipients (dir and ECDH-ES allow only one)",
@@ -202,7 +169,7 @@ pub(crate) fn recover(
     encrypted_key: &[u8],
     header: &Map<String, Value>,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    check_key_fits(m, alg, Some(enc))?;
+    super::alg::check_key_fits(m, alg, Some(enc))?;
     let cek = match (alg, m) {
         (KeyAlg::Dir, KeyMaterial::Oct { k }) => {
             if !encrypted_key.is_empty() {

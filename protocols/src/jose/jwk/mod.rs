@@ -1,7 +1,7 @@
 //! JSON Web Keys (RFC 7517, parameters of RFC 7518 §6 and RFC 8037), thumbprints (RFC 7638),
 //! generation, and the signing primitives behind JWS.
 
-mod material;
+pub(crate) mod material;
 mod set;
 mod sign;
 
@@ -117,28 +117,28 @@ impl Jwk {
     }
 
     /// Pins a JWE key management `alg` (and `use: enc`), checking the key can serve it.
-    pub fn pinned_jwe(mut self, alg: crate::jose::jwe::KeyAlg) -> Result<Self> {
-        crate::jose::jwe::keymgmt::check_key_fits(&self.material, alg, None)?;
+    pub fn pinned_jwe(mut self, alg: crate::jose::jwe::alg::KeyAlg) -> Result<Self> {
+        crate::jose::jwe::alg::check_key_fits(&self.material, alg, None)?;
         self.alg = Some(alg.as_str().to_owned());
         self.key_use = Some(KeyUse::Enc);
         Ok(self)
     }
 
     /// The pinned JWE key management algorithm; keys without `use: enc` (or none) are refused.
-    pub fn jwe_alg(&self) -> Result<crate::jose::jwe::KeyAlg> {
+    pub fn jwe_alg(&self) -> Result<crate::jose::jwe::alg::KeyAlg> {
         if self.key_use == Some(KeyUse::Sig) {
             return Err(JoseError::KeyUseMismatch { key_use: "sig" });
         }
-        crate::jose::jwe::KeyAlg::parse(self.alg.as_deref().ok_or(JoseError::KeyNotPinned)?)
+        crate::jose::jwe::alg::KeyAlg::parse(self.alg.as_deref().ok_or(JoseError::KeyNotPinned)?)
     }
 
     /// Generates a new key for JWE key management `alg` (for `dir`, sized for `enc`; PBES2 gets
     /// a random 32-byte password), pinned, with its thumbprint as `kid`.
     pub fn generate_jwe(
-        alg: crate::jose::jwe::KeyAlg,
-        enc: crate::jose::jwe::ContentAlg,
+        alg: crate::jose::jwe::alg::KeyAlg,
+        enc: crate::jose::jwe::alg::ContentAlg,
     ) -> Result<Self> {
-        use crate::jose::jwe::KeyAlg as K;
+        use crate::jose::jwe::alg::KeyAlg as K;
         let failed = |_| JoseError::Crypto {
             op: "key generation",
         };
