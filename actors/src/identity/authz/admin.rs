@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::msg::AuthMethod;
-use super::state::{
-    now_unix, record_json, AuthzState, Client, Loaded, Tenant, User, API_SCOPES,
-    AUTHORIZATION_CODE, CLIENT_CREDENTIALS, OIDC_SCOPES, REFRESH_TOKEN,
+use super::model::{
+    AuthMethod, Client, Removal, Tenant, User, API_SCOPES, AUTHORIZATION_CODE, CLIENT_CREDENTIALS,
+    OIDC_SCOPES, REFRESH_TOKEN, TLS_CLIENT_AUTH,
 };
+use super::state::{now_unix, record_json, AuthzState, Loaded};
 use crate::error::Error;
 
 /// The tenant bootstrap creates; its administrators administer every tenant.
@@ -344,7 +344,7 @@ impl AuthzState {
                     .unwrap_or_else(|| secret_methods.iter().map(|m| (*m).to_owned()).collect());
                 let jwt_method = AuthMethod::PrivateKeyJwt.as_str();
                 let none = AuthMethod::None.as_str();
-                let tls = super::tokens::TLS_CLIENT_AUTH;
+                let tls = TLS_CLIENT_AUTH;
                 if auth_methods.is_empty()
                     || !auth_methods.iter().all(|m| {
                         secret_methods.contains(&m.as_str())
@@ -646,12 +646,4 @@ impl AuthzState {
             }
         }
     }
-}
-
-/// A record removed from the store, to remove from the state too.
-pub enum Removal {
-    /// A client.
-    Client(String),
-    /// A user (tenant, username).
-    User(String, String),
 }

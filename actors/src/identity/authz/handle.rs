@@ -7,7 +7,8 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::flow::{AuthorizeOutcome, LoginOutcome, LoginStart};
-use super::{AuthzMsg, BootstrapCredentials, ClientAuth, TokenGrant, TokenRequest};
+use super::model::{BootstrapCredentials, ClientAuth, TokenGrant, TokenRequest};
+use super::msg::AuthzMsg;
 use crate::ask::ask;
 use crate::error::Error;
 use crate::slot::Slot;

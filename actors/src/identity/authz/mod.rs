@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod flow;
 mod handle;
+pub mod model;
 mod msg;
 mod state;
 mod tokens;
@@ -18,14 +19,13 @@ use flow::LoginCheck;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 pub use handle::AuthzHandle;
-pub use msg::{
-    AuthMethod, AuthzMsg, BootstrapCredentials, ClientAuth, Then, TokenGrant, TokenRequest,
+pub use model::{
+    AuthMethod, BootstrapCredentials, Client, ClientAuth, Tenant, TokenGrant, TokenRequest, User,
+    API_SCOPES, AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DPOP_WINDOW, OIDC_SCOPES, REFRESH_TOKEN,
+    TLS_CLIENT_AUTH,
 };
-pub use state::{
-    AuthzConfig, AuthzState, Client, Loaded, Tenant, User, API_SCOPES, AUTHORIZATION_CODE,
-    CLIENT_CREDENTIALS, OIDC_SCOPES, REFRESH_TOKEN,
-};
-pub use tokens::{DPOP_WINDOW, TLS_CLIENT_AUTH};
+pub use msg::{AuthzMsg, Then};
+pub use state::{AuthzConfig, AuthzState, Loaded};
 
 /// The behaviour (empty).
 #[derive(Debug, Default)]

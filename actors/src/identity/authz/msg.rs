@@ -1,121 +1,13 @@
 //! Messages of the `Authz` actor, and what they carry.
 
-use std::sync::Arc;
-
-use cryptoutil_protocols::jose::Jwk;
 use ractor::RpcReplyPort;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::flow::{AuthorizeOutcome, LoginOutcome, LoginStart};
+use super::model::{BootstrapCredentials, ClientAuth, TokenGrant, TokenRequest};
 use super::state::Loaded;
 use crate::error::Error;
-
-/// How the client authenticated at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    /// HTTP Basic (RFC 6749 §2.3.1).
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-    /// A JWT signed with a key the client registered (RFC 7523 §2.2).
-    PrivateKeyJwt,
-    /// No secret: a public client (`client_id` only), or a `tls_client_auth` client whose
-    /// TLS client certificate is its credential.
-    None,
-}
-
-impl AuthMethod {
-    /// The registered name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::ClientSecretBasic => "client_secret_basic",
-            AuthMethod::ClientSecretPost => "client_secret_post",
-            AuthMethod::PrivateKeyJwt => "private_key_jwt",
-            AuthMethod::None => "none",
-        }
-    }
-}
-
-/// A client's credentials as presented.
-pub struct ClientAuth {
-    /// `client_id` (may be empty with private_key_jwt: the assertion names the client).
-    pub client_id: String,
-    /// The secret or, for private_key_jwt, the client assertion; zeroized on drop.
-    pub secret: Zeroizing<String>,
-    /// How it was presented.
-    pub method: AuthMethod,
-    /// The TLS client certificate chain of the connection (leaf first, DER), if any.
-    pub certs: Option<std::sync::Arc<Vec<Vec<u8>>>>,
-}
-
-/// A token request after parsing.
-pub struct TokenRequest {
-    /// The authenticated-to-be client.
-    pub client: ClientAuth,
-    /// `grant_type`.
-    pub grant_type: String,
-    /// `scope`, if given.
-    pub scope: Option<String>,
-    /// `resource` (RFC 8707), if given.
-    pub resource: Option<String>,
-    /// `code` (authorization_code).
-    pub code: Option<Zeroizing<String>>,
-    /// `redirect_uri` (authorization_code).
-    pub redirect_uri: Option<String>,
-    /// `code_verifier` (authorization_code, PKCE).
-    pub code_verifier: Option<Zeroizing<String>>,
-    /// `refresh_token` (refresh_token).
-    pub refresh_token: Option<Zeroizing<String>>,
-    /// A verified DPoP proof (RFC 9449): the tokens are bound to its key.
-    pub dpop: Option<cryptoutil_protocols::dpop::Proof>,
-}
-
-/// What to sign: the current signing key and the access token's claims. Signing happens on the
-/// caller's task, not in the mailbox.
-pub struct TokenGrant {
-    /// The signing key (private, pinned).
-    pub key: Arc<Jwk>,
-    /// Claims of the access token.
-    pub claims: Map<String, Value>,
-    /// Seconds until `exp`.
-    pub expires_in: u64,
-    /// The granted scope, space-separated.
-    pub scope: String,
-    /// The access token's `jti` and `exp`.
-    pub jti: Option<(String, u64)>,
-    /// `Bearer`, or `DPoP` for a token bound to a DPoP key.
-    pub token_type: &'static str,
-    /// A refresh token (code and refresh grants, when the client may refresh).
-    pub refresh_token: Option<Zeroizing<String>>,
-    /// Claims of the ID token (when `openid` was granted); `at_hash` is added by the signer.
-    pub id_token: Option<Map<String, Value>>,
-}
-
-/// Credentials created on first start, for `<data-dir>/bootstrap.json`.
-#[derive(Clone)]
-pub struct BootstrapCredentials {
-    /// The tenant id.
-    pub tenant: String,
-    /// The service client's id.
-    pub client_id: String,
-    /// Its secret (shown once; only a MAC is stored).
-    pub client_secret: Zeroizing<String>,
-    /// The admin user's name.
-    pub username: String,
-    /// The admin user's password (shown once; only a PBKDF2 hash is stored).
-    pub password: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for BootstrapCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BootstrapCredentials")
-            .field("tenant", &self.tenant)
-            .field("client_id", &self.client_id)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}
 
 /// What the `Authz` actor does.
 pub enum AuthzMsg {
@@ -158,7 +50,7 @@ pub enum AuthzMsg {
         /// Records to add.
         loaded: Box<Loaded>,
         /// A record to forget.
-        removal: Option<super::admin::Removal>,
+        removal: Option<super::model::Removal>,
         /// The answer.
         answer: Value,
         /// Whom to answer.

@@ -6,32 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
-use cryptoutil_protocols::oauth::{self, TokenError};
+use cryptoutil_protocols::oauth;
 use cryptoutil_storage::{Store, Table};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::msg::{AuthMethod, BootstrapCredentials};
+use super::model::{
+    random, AuthMethod, BootstrapCredentials, Client, Removal, Tenant, User, API_SCOPES,
+    ASSERTION_ALGS, AUTHORIZATION_CODE, AUTHORIZE_PATH, CLIENT_CREDENTIALS, LOGOUT_PATH,
+    OIDC_SCOPES, REFRESH_TOKEN, TLS_CLIENT_AUTH,
+};
 use crate::error::Error;
 pub(crate) use crate::now_unix;
-use crate::service::Scope;
 
-/// Scopes of the suite's APIs (a route checks the one of its service).
-pub const API_SCOPES: [&str; 4] = [
-    Scope::ALL[0].as_str(),
-    Scope::ALL[1].as_str(),
-    Scope::ALL[2].as_str(),
-    Scope::ALL[3].as_str(),
-];
-/// OpenID Connect scopes a code-flow client may have besides the API scopes.
-pub const OIDC_SCOPES: [&str; 2] = ["openid", "profile"];
-/// The client credentials grant.
-pub const CLIENT_CREDENTIALS: &str = "client_credentials";
-/// The authorization code grant (with PKCE S256, always).
-pub const AUTHORIZATION_CODE: &str = "authorization_code";
-/// The refresh token grant (rotated on every use).
-pub const REFRESH_TOKEN: &str = "refresh_token";
 const PEPPER_KEY: &[u8] = b"pepper";
 
 /// Settings of identity-authz.
@@ -71,91 +59,6 @@ impl std::fmt::Debug for AuthzConfig {
             .field("mtls_roots", &self.mtls_roots.as_ref().map(|r| r.len()))
             .finish()
     }
-}
-
-/// A tenant.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Tenant {
-    /// Its id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Creation time (Unix seconds).
-    pub created: u64,
-}
-
-/// An OAuth client.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Client {
-    /// `client_id`.
-    pub client_id: String,
-    /// Its tenant.
-    pub tenant: String,
-    /// Display name.
-    pub name: String,
-    /// HMAC-SHA256 of the secret under the pepper, base64url.
-    pub secret_mac: String,
-    /// Grant types it may use.
-    pub grant_types: Vec<String>,
-    /// Scopes it may be granted (also the default when it asks for none).
-    pub scopes: Vec<String>,
-    /// Services whose audience it may be granted.
-    pub audiences: Vec<String>,
-    /// Authentication methods it may use at the token endpoint.
-    pub auth_methods: Vec<String>,
-    /// Public keys for private_key_jwt (a JWK Set), when it uses that method.
-    #[serde(default)]
-    pub jwks: Option<Value>,
-    /// Redirect URIs of the code flow (exact match).
-    #[serde(default)]
-    pub redirect_uris: Vec<String>,
-    /// A client of this deployment (the services' browser sign-in, or one an administrator
-    /// marked so): its users are not asked for consent.
-    #[serde(default)]
-    pub first_party: bool,
-    /// Users of any tenant may sign in through it (the services' browser sign-in clients);
-    /// the tokens carry the user's tenant.
-    #[serde(default)]
-    pub any_tenant: bool,
-    /// A service of this deployment that validates other tenants' tokens for its audiences
-    /// (federated services introspecting the tokens they are given): introspection answers
-    /// for tokens of any tenant whose `aud` names one of its `audiences`. Operator only.
-    #[serde(default)]
-    pub resource_server: bool,
-    /// For `tls_client_auth`: the DNS name or IP address its certificate must carry as a
-    /// subject alternative name (RFC 8705 `tls_client_auth_san_dns` / `_san_ip`).
-    #[serde(default)]
-    pub tls_client_auth_san: Option<String>,
-    /// Allowed `post_logout_redirect_uri`s (exact match).
-    #[serde(default)]
-    pub post_logout_redirect_uris: Vec<String>,
-    /// Creation time.
-    pub created: u64,
-}
-
-impl Client {
-    /// Whether it may use `grant`.
-    pub fn allows(&self, grant: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant)
-    }
-}
-
-/// A human user.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct User {
-    /// Stable subject identifier (`sub`), never reused.
-    #[serde(default)]
-    pub id: String,
-    /// Its tenant.
-    pub tenant: String,
-    /// Login name.
-    pub username: String,
-    /// PBKDF2-HMAC-SHA256 record.
-    pub password_hash: String,
-    /// Roles (`admin`).
-    pub roles: Vec<String>,
-    /// Creation time.
-    pub created: u64,
 }
 
 /// A token signing key.
@@ -268,32 +171,16 @@ impl std::fmt::Debug for AuthzState {
     }
 }
 
-pub(super) fn corrupt(what: &'static str) -> Error {
-    Error::BadRequest { reason: what }
-}
-
-pub(super) fn oauth(e: TokenError) -> Error {
-    Error::OAuth(e)
-}
-
 impl AuthzState {
     /// Blocking: reads everything; generates the pepper (when none is configured) and the first
     /// signing key on a new store.
     pub fn load(store: Arc<Store>, cfg: AuthzConfig) -> Result<Self, Error> {
-        let mut loaded = Loaded::default();
-        for (_, plain) in store.scan_sealed(Table::IdentityTenants, b"")? {
-            loaded
-                .tenants
-                .push(serde_json::from_slice(&plain).map_err(|_| corrupt("stored tenant"))?);
-        }
-        for (_, plain) in store.scan_sealed(Table::IdentityClients, b"")? {
-            loaded
-                .clients
-                .push(serde_json::from_slice(&plain).map_err(|_| corrupt("stored client"))?);
-        }
-        for (_, plain) in store.scan_sealed(Table::IdentityUsers, b"")? {
-            let mut user: User =
-                serde_json::from_slice(&plain).map_err(|_| corrupt("stored user"))?;
+        let mut loaded = Loaded {
+            tenants: records(&store, Table::IdentityTenants, "tenant")?,
+            clients: records(&store, Table::IdentityClients, "client")?,
+            ..Loaded::default()
+        };
+        for mut user in records::<User>(&store, Table::IdentityUsers, "user")? {
             if user.id.is_empty() {
                 // Records from before subjects had ids: a stable one from tenant and name.
                 let digest =
@@ -303,23 +190,14 @@ impl AuthzState {
             loaded.users.push(user);
         }
         let now = now_unix();
-        for (_, plain) in store.scan_sealed(Table::IdentityConsents, b"")? {
-            loaded
-                .consents
-                .push(serde_json::from_slice(&plain).map_err(|_| corrupt("stored consent"))?);
-        }
-        for (_, plain) in store.scan_sealed(Table::IdentityRefresh, b"")? {
-            let family: super::flow::Family =
-                serde_json::from_slice(&plain).map_err(|_| corrupt("stored refresh family"))?;
-            if family.expires > now {
-                loaded.families.push(family);
-            }
-        }
+        loaded.consents = records(&store, Table::IdentityConsents, "consent")?;
+        let families = records::<super::flow::Family>(&store, Table::IdentityRefresh, "family")?;
+        loaded.families = families.into_iter().filter(|f| f.expires > now).collect();
         for (k, plain) in store.scan_sealed(Table::IdentityRevoked, b"")? {
             let exp = serde_json::from_slice::<Value>(&plain)
                 .ok()
                 .and_then(|v| v.get("exp").and_then(Value::as_u64))
-                .ok_or(corrupt("stored revocation"))?;
+                .ok_or_else(|| Error::corrupt(Table::IdentityRevoked, &k, "revocation"))?;
             if exp > now {
                 loaded
                     .revoked
@@ -331,7 +209,7 @@ impl AuthzState {
                 loaded.pepper = Some(Zeroizing::new(plain.to_vec()));
                 continue;
             }
-            loaded.keys.push(signing_key_from_record(&plain)?);
+            loaded.keys.push(signing_key_from_record(&k, &plain)?);
         }
         let pepper = match (&cfg.pepper, loaded.pepper.take()) {
             (Some(p), _) => p.clone(),
@@ -343,12 +221,7 @@ impl AuthzState {
                      (file://) for production."
                 );
                 // 256 random bits (as base64url text).
-                let p = Zeroizing::new(
-                    oauth::random_token(32)
-                        .map_err(|_| corrupt("random"))?
-                        .as_bytes()
-                        .to_vec(),
-                );
+                let p = Zeroizing::new(random(32)?.as_bytes().to_vec());
                 store.put_sealed(Table::IdentityKeys, PEPPER_KEY, &p)?;
                 p
             }
@@ -403,12 +276,12 @@ impl AuthzState {
     }
 
     /// Forgets a record the store no longer holds.
-    pub fn remove(&mut self, removal: super::admin::Removal) {
+    pub fn remove(&mut self, removal: Removal) {
         match removal {
-            super::admin::Removal::Client(id) => {
+            Removal::Client(id) => {
                 self.clients.remove(&id);
             }
-            super::admin::Removal::User(tenant, username) => {
+            Removal::User(tenant, username) => {
                 self.users.remove(&(tenant, username));
             }
         }
@@ -486,7 +359,7 @@ impl AuthzState {
         let mut token_auth = client_auth.to_vec();
         token_auth.push(AuthMethod::None.as_str());
         if self.cfg.mtls_roots.is_some() {
-            token_auth.push(super::tokens::TLS_CLIENT_AUTH);
+            token_auth.push(TLS_CLIENT_AUTH);
         }
         let scopes: Vec<&str> = API_SCOPES
             .iter()
@@ -505,7 +378,7 @@ impl AuthzState {
             "token_endpoint_auth_methods_supported": token_auth,
             "tls_client_certificate_bound_access_tokens": true,
             "token_endpoint_auth_signing_alg_values_supported":
-                super::tokens::ASSERTION_ALGS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                ASSERTION_ALGS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "scopes_supported": scopes,
             "response_types_supported": [],
             "subject_types_supported": ["public"],
@@ -518,12 +391,12 @@ impl AuthzState {
         });
         if self.cfg.login_url.is_some() {
             let extra = json!({
-                "authorization_endpoint": format!("{issuer}{}", super::flow::AUTHORIZE_PATH),
+                "authorization_endpoint": format!("{issuer}{}", AUTHORIZE_PATH),
                 "pushed_authorization_request_endpoint":
                     format!("{issuer}/service/oauth2/v1/par"),
                 "require_pushed_authorization_requests": false,
                 "userinfo_endpoint": format!("{issuer}/service/oauth2/v1/userinfo"),
-                "end_session_endpoint": format!("{issuer}{}", super::flow::LOGOUT_PATH),
+                "end_session_endpoint": format!("{issuer}{}", LOGOUT_PATH),
                 "grant_types_supported": [CLIENT_CREDENTIALS, AUTHORIZATION_CODE, REFRESH_TOKEN],
                 "response_types_supported": ["code"],
                 "response_modes_supported": ["query"],
@@ -533,7 +406,7 @@ impl AuthzState {
                     "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
                     "at_hash", "sid", "azp", "preferred_username", "tenant"
                 ],
-                "acr_values_supported": [super::flow::ACR_PASSWORD],
+                "acr_values_supported": [super::model::ACR_PASSWORD],
                 "prompt_values_supported": ["none", "login"],
                 "claims_parameter_supported": false,
                 "request_parameter_supported": false,
@@ -588,7 +461,6 @@ impl AuthzState {
         audiences: Vec<String>,
     ) -> Result<(Loaded, BootstrapCredentials), Error> {
         let now = now_unix();
-        let random = |bytes| oauth::random_token(bytes).map_err(|_| corrupt("random"));
         let tenant = Tenant {
             id: "default".into(),
             name: "Default tenant".into(),
@@ -624,8 +496,11 @@ impl AuthzState {
             id: format!("user-{}", random(12)?.as_str()),
             tenant: tenant.id.clone(),
             username: "admin".into(),
-            password_hash: oauth::hash_password(&password, oauth::PASSWORD_ITERATIONS)
-                .map_err(|_| corrupt("random"))?,
+            password_hash: oauth::hash_password(&password, oauth::PASSWORD_ITERATIONS).map_err(
+                |_| Error::Internal {
+                    what: "random generator",
+                },
+            )?,
             roles: vec!["admin".into()],
             created: now,
         };
@@ -675,7 +550,9 @@ impl AuthzState {
 pub(crate) fn record_json<T: Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
     serde_json::to_vec(record)
         .map(Zeroizing::new)
-        .map_err(|_| corrupt("record"))
+        .map_err(|_| Error::Internal {
+            what: "encoding a record",
+        })
 }
 
 fn signing_key_write(
@@ -693,12 +570,28 @@ fn signing_key_write(
     Ok(store.sealed_write(Table::IdentityKeys, kid.as_bytes(), record.as_bytes())?)
 }
 
-fn signing_key_from_record(plain: &[u8]) -> Result<SigningKey, Error> {
-    let record: Value = serde_json::from_slice(plain).map_err(|_| corrupt("stored signing key"))?;
-    let jwk = Jwk::from_value(record.get("jwk").unwrap_or(&Value::Null))?;
+fn signing_key_from_record(key: &[u8], plain: &[u8]) -> Result<SigningKey, Error> {
+    let corrupt = || Error::corrupt(Table::IdentityKeys, key, "signing key");
+    let record: Value = serde_json::from_slice(plain).map_err(|_| corrupt())?;
+    let jwk = Jwk::from_value(record.get("jwk").unwrap_or(&Value::Null)).map_err(|_| corrupt())?;
     Ok(SigningKey {
         jwk: Arc::new(jwk),
         created: record.get("created").and_then(Value::as_u64).unwrap_or(0),
         retired: record.get("retired").and_then(Value::as_u64),
     })
+}
+
+/// Every record of `table`, decoded (one that does not decode is corrupt, named by its key).
+fn records<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    table: Table,
+    what: &'static str,
+) -> Result<Vec<T>, Error> {
+    store
+        .scan_sealed(table, b"")?
+        .into_iter()
+        .map(|(k, plain)| {
+            serde_json::from_slice(&plain).map_err(|_| Error::corrupt(table, &k, what))
+        })
+        .collect()
 }

@@ -9,11 +9,11 @@ use cryptoutil_protocols::oauth::{self, TokenError};
 use serde_json::{json, Map, Value};
 
 use super::flow::{Persist, TokenDecision};
-use super::msg::{AuthMethod, ClientAuth, TokenGrant, TokenRequest};
-use super::state::{
-    corrupt, oauth as refuse, AuthzState, Client, AUTHORIZATION_CODE, CLIENT_CREDENTIALS,
-    REFRESH_TOKEN,
+use super::model::{
+    random, refuse, AuthMethod, Client, ClientAuth, TokenGrant, TokenRequest, ASSERTION_ALGS,
+    AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DPOP_WINDOW, REFRESH_TOKEN, TLS_CLIENT_AUTH,
 };
+use super::state::AuthzState;
 use crate::error::Error;
 
 /// Longest accepted lifetime of a client assertion (its `exp` from now): an hour, the default of
@@ -22,20 +22,6 @@ const ASSERTION_MAX_LIFETIME: u64 = 3660;
 /// Most used assertions remembered at once; past it (after dropping expired ones) new
 /// assertions are refused rather than replays risked.
 const USED_ASSERTIONS_MAX: usize = 100_000;
-/// Algorithms accepted on client assertions: asymmetric only.
-pub(super) const ASSERTION_ALGS: [JwsAlg; 10] = {
-    use JwsAlg::*;
-    [
-        RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA,
-    ]
-};
-
-/// RFC 8705's PKI client authentication method.
-pub const TLS_CLIENT_AUTH: &str = "tls_client_auth";
-
-/// How old (or how far ahead) a DPoP proof may be, in seconds.
-pub const DPOP_WINDOW: u64 = 60;
-
 /// Most verified tokens remembered for introspection.
 const VERIFIED_MAX: usize = 10_000;
 
@@ -167,7 +153,7 @@ impl AuthzState {
                 why: crate::error::Unavailability::Restarting,
             })?;
         let ttl = self.cfg.access_token_ttl.as_secs();
-        let jti = oauth::random_token(16).map_err(|_| corrupt("random"))?;
+        let jti = random(16)?;
         let scope = scopes.join(" ");
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.cfg.issuer));

@@ -39,9 +39,9 @@ pub const PAR: &str = "/service/oauth2/v1/par";
 /// its audience is the services, not identity-authz).
 pub const USERINFO: &str = "/service/oauth2/v1/userinfo";
 /// The authorization endpoint (a browser navigation).
-pub const AUTHORIZE: &str = cryptoutil_actors::identity::authz::flow::AUTHORIZE_PATH;
+pub const AUTHORIZE: &str = cryptoutil_actors::identity::authz::model::AUTHORIZE_PATH;
 /// RP-initiated logout (a browser navigation).
-pub const LOGOUT: &str = cryptoutil_actors::identity::authz::flow::LOGOUT_PATH;
+pub const LOGOUT: &str = cryptoutil_actors::identity::authz::model::LOGOUT_PATH;
 
 /// Largest token request body.
 const MAX_FORM: usize = 16 * 1024;

@@ -5,8 +5,8 @@ use cryptoutil_protocols::oauth::{self, AuthorizeError};
 
 use super::*;
 use crate::error::Error;
-use crate::identity::authz::msg::ClientAuth;
-use crate::identity::authz::state::{corrupt, AuthzState, Client, AUTHORIZATION_CODE};
+use crate::identity::authz::model::{random, Client, ClientAuth, AUTHORIZATION_CODE};
+use crate::identity::authz::state::AuthzState;
 
 impl AuthzState {
     pub(super) fn error_redirect(
@@ -256,7 +256,7 @@ impl AuthzState {
                 "too many pushed requests",
             ));
         }
-        let id = oauth::random_token(32).map_err(|_| corrupt("random"))?;
+        let id = random(32)?;
         let uri = format!("urn:ietf:params:oauth:request_uri:{}", id.as_str());
         self.flow.pushed.insert(
             uri.clone(),

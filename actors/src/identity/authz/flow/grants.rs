@@ -9,11 +9,10 @@ use zeroize::Zeroizing;
 
 use super::*;
 use crate::error::Error;
-use crate::identity::authz::msg::TokenRequest;
-use crate::identity::authz::state::{
-    corrupt, oauth as refuse, record_json, AuthzState, Client, Loaded, AUTHORIZATION_CODE,
-    REFRESH_TOKEN,
+use crate::identity::authz::model::{
+    random, refuse, Client, TokenRequest, ACR_PASSWORD, AUTHORIZATION_CODE, REFRESH_TOKEN,
 };
+use crate::identity::authz::state::{record_json, AuthzState, Loaded};
 
 impl AuthzState {
     /// The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6). A code is single-use: a
@@ -182,7 +181,6 @@ impl AuthzState {
             .insert("auth_time".into(), json!(subject.auth_time));
         let mut persist = Persist::default();
         if client.allows(REFRESH_TOKEN) {
-            let random = |n| oauth::random_token(n).map_err(|_| corrupt("random"));
             let (id, secret) = match (random(16), random(32)) {
                 (Ok(i), Ok(s)) => (i, s),
                 (Err(e), _) | (_, Err(e)) => return Err(e).into(),

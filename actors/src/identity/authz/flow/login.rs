@@ -5,7 +5,8 @@ use cryptoutil_protocols::oauth::{self, AuthorizeError};
 
 use super::*;
 use crate::error::Error;
-use crate::identity::authz::state::{corrupt, AuthzState};
+use crate::identity::authz::model::random;
+use crate::identity::authz::state::AuthzState;
 use crate::service::Scope;
 
 impl AuthzState {
@@ -194,8 +195,8 @@ impl AuthzState {
                 why: crate::error::Unavailability::Timeout,
             });
         }
-        let cookie = oauth::random_token(32).map_err(|_| corrupt("random"))?;
-        let sid = oauth::random_token(16).map_err(|_| corrupt("random"))?;
+        let cookie = random(32)?;
+        let sid = random(16)?;
         let subject = Subject {
             user_id: user.id.clone(),
             username: user.username.clone(),
@@ -342,7 +343,7 @@ impl AuthzState {
                 "too many unredeemed codes",
             ));
         }
-        let code = oauth::random_token(32).map_err(|_| corrupt("random"))?;
+        let code = random(32)?;
         let mut params = vec![("code", code.as_str())];
         if let Some(s) = &request.state {
             params.push(("state", s.as_str()));

@@ -13,16 +13,8 @@ use cryptoutil_protocols::oauth::{self, AuthorizeError};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::msg::TokenGrant;
-use super::state::corrupt;
+use super::model::{random, TokenGrant};
 use crate::error::Error;
-
-/// identity-authz's authorization endpoint.
-pub const AUTHORIZE_PATH: &str = "/browser/oauth2/v1/authorize";
-/// RP-initiated logout.
-pub const LOGOUT_PATH: &str = "/browser/oauth2/v1/logout";
-/// The authentication context of a password sign-in.
-pub const ACR_PASSWORD: &str = "urn:cryptoutil:acr:password";
 
 /// How long a browser has to sign in after the authorization request.
 const PENDING_TTL: u64 = 600;
@@ -132,7 +124,7 @@ pub struct FlowState {
 impl FlowState {
     /// Blocking (one PBKDF2 run for the dummy record).
     pub fn new() -> Result<Self, Error> {
-        let random = oauth::random_token(18).map_err(|_| corrupt("random"))?;
+        let random = random(18)?;
         Ok(Self {
             pending: HashMap::new(),
             pushed: HashMap::new(),
@@ -140,8 +132,11 @@ impl FlowState {
             used_codes: HashMap::new(),
             sessions: HashMap::new(),
             failures: HashMap::new(),
-            dummy_hash: oauth::hash_password(&random, oauth::PASSWORD_ITERATIONS)
-                .map_err(|_| corrupt("random"))?,
+            dummy_hash: oauth::hash_password(&random, oauth::PASSWORD_ITERATIONS).map_err(
+                |_| Error::Internal {
+                    what: "random generator",
+                },
+            )?,
         })
     }
 }
