@@ -299,6 +299,9 @@ fn serve(loaded: Loaded, services: Vec<ServiceName>) -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        // Listen before starting: a SIGTERM that comes as soon as endpoints.json exists must
+        // drain the services, not kill the process with the signal's default action.
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let running = run::start(Options {
             services,
             config: loaded.config,
@@ -306,7 +309,7 @@ fn serve(loaded: Loaded, services: Vec<ServiceName>) -> ExitCode {
         .await?;
         let trigger = running.shutdown_trigger();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            wait_for_signal(term).await;
             tracing::info!("signal received");
             trigger.send_replace(true);
         });
@@ -324,16 +327,16 @@ fn serve(loaded: Loaded, services: Vec<ServiceName>) -> ExitCode {
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
+/// SIGTERM (on the listener made before startup) or ctrl-c.
+async fn wait_for_signal(term: Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(mut term) => {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
         }
-        Err(_) => {
+        None => {
             let _ = tokio::signal::ctrl_c().await;
         }
     }

@@ -188,6 +188,9 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     if let Some(authz) = authz {
         settings.insert(authz);
     }
+    settings.insert(cryptoutil_actors::identity::idp::IdpConfig {
+        session_ttl: cfg.identity.session_ttl,
+    });
     let args = SuiteArgs {
         issuers: remote_issuers(&auth_cfg, &tls.anchor_pem)?,
         settings: settings.build(),
@@ -436,7 +439,6 @@ fn identity_setup(
         resources,
         login_url,
         refresh_token_ttl: cfg.identity.refresh_token_ttl,
-        session_ttl: cfg.identity.session_ttl,
     };
     Ok((Some(authz), auth))
 }

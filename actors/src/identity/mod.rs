@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //! - [`authz`]: the `Authz` actor: tenants, clients, users, grants, tokens and signing keys.
-//! - [`idp`]: identity-idp: the login and consent pages' way to the authorization server.
+//! - [`idp`]: the `Idp` actor: sign-in (factors, sessions, lockout) for identity-authz's requests.
+//! - [`signin`]: what the two tell each other about a sign-in.
 
 pub mod authz;
 pub mod idp;
+pub mod signin;

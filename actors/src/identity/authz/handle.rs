@@ -6,11 +6,12 @@ use serde_json::Value;
 
 use zeroize::Zeroizing;
 
-use super::flow::{AuthorizeOutcome, LoginOutcome, LoginStart};
+use super::flow::AuthorizeOutcome;
 use super::model::{BootstrapCredentials, ClientAuth, TokenGrant, TokenRequest};
 use super::msg::AuthzMsg;
 use crate::ask::ask;
 use crate::error::Error;
+use crate::identity::signin::{Credential, Next, SignInRequest, Subject};
 use crate::slot::Slot;
 
 /// Cloneable, restart-proof handle.
@@ -140,17 +141,27 @@ impl AuthzHandle {
         .await
     }
 
-    /// Opening the login page of a pending request.
-    pub async fn login_start(
-        &self,
-        challenge: String,
-        session: Option<Zeroizing<String>>,
-    ) -> Result<LoginStart, Error> {
+    /// The pending request `challenge`, as identity-idp's login page needs it.
+    pub async fn sign_in_request(&self, challenge: String) -> Result<SignInRequest, Error> {
         ask(
             &self.slot,
-            |reply| AuthzMsg::LoginStart {
-                challenge,
-                session,
+            |reply| AuthzMsg::SignInRequest { challenge, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// The user `username` of `tenant`, for a factor to check.
+    pub async fn credential(
+        &self,
+        tenant: String,
+        username: String,
+    ) -> Result<Option<Credential>, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Credential {
+                tenant,
+                username,
                 reply,
             },
             self.timeout,
@@ -158,25 +169,31 @@ impl AuthzHandle {
         .await
     }
 
-    /// A submitted username and password.
-    pub async fn login(
+    /// `subject` signed in for `challenge`: the code or the consent page; `None` when the
+    /// subject no longer stands.
+    pub async fn signed_in(
         &self,
         challenge: String,
-        tenant: Option<String>,
-        username: String,
-        password: Zeroizing<String>,
-    ) -> Result<LoginOutcome, Error> {
-        // The password check runs PBKDF2 (600,000 iterations) on a blocking thread.
+        subject: Subject,
+    ) -> Result<Option<Next>, Error> {
         ask(
             &self.slot,
-            |reply| AuthzMsg::Login {
+            |reply| AuthzMsg::SignedIn {
                 challenge,
-                tenant,
-                username,
-                password,
+                subject,
                 reply,
             },
-            self.timeout.max(Duration::from_secs(30)),
+            self.timeout,
+        )
+        .await
+    }
+
+    /// `prompt=none` without a session: where the browser goes.
+    pub async fn login_required(&self, challenge: String) -> Result<String, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::LoginRequired { challenge, reply },
+            self.timeout,
         )
         .await
     }

@@ -15,7 +15,6 @@ mod tokens;
 use std::sync::Arc;
 
 use cryptoutil_storage::Store;
-use flow::LoginCheck;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 pub use handle::AuthzHandle;
@@ -133,62 +132,25 @@ impl Actor for Authz {
             AuthzMsg::Authorize { params, reply } => {
                 let _ = reply.send(Ok(st.authorize(&params, crate::now_unix())));
             }
-            AuthzMsg::LoginStart {
-                challenge,
-                session,
-                reply,
-            } => {
-                let _ = reply.send(st.login_start(
-                    &challenge,
-                    session.as_deref().map(|s| s.as_str()),
-                    crate::now_unix(),
-                ));
+            AuthzMsg::SignInRequest { challenge, reply } => {
+                let _ = reply.send(st.sign_in_request(&challenge, crate::now_unix()));
             }
-            AuthzMsg::Login {
-                challenge,
+            AuthzMsg::Credential {
                 tenant,
                 username,
-                password,
                 reply,
             } => {
-                match st.login_check(&challenge, tenant.as_deref(), &username, crate::now_unix()) {
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                    Ok(LoginCheck::Answer(outcome)) => {
-                        let _ = reply.send(Ok(outcome));
-                    }
-                    Ok(LoginCheck::Verify { hash, exists }) => {
-                        // PBKDF2 (600,000 iterations) off the mailbox, for real and dummy records alike.
-                        tokio::task::spawn_blocking(move || {
-                            let ok =
-                                cryptoutil_protocols::oauth::password_matches(&password, &hash)
-                                    && exists;
-                            let _ = me.cast(AuthzMsg::LoginChecked {
-                                challenge,
-                                tenant,
-                                username,
-                                ok,
-                                reply,
-                            });
-                        });
-                    }
-                }
+                let _ = reply.send(Ok(st.credential(&tenant, &username)));
             }
-            AuthzMsg::LoginChecked {
+            AuthzMsg::SignedIn {
                 challenge,
-                tenant,
-                username,
-                ok,
+                subject,
                 reply,
             } => {
-                let _ = reply.send(st.login_finish(
-                    &challenge,
-                    tenant.as_deref(),
-                    &username,
-                    ok,
-                    crate::now_unix(),
-                ));
+                let _ = reply.send(st.signed_in(&challenge, subject, crate::now_unix()));
+            }
+            AuthzMsg::LoginRequired { challenge, reply } => {
+                let _ = reply.send(st.login_required(&challenge, crate::now_unix()));
             }
             AuthzMsg::Consent {
                 challenge,

@@ -4,10 +4,11 @@ use ractor::RpcReplyPort;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::flow::{AuthorizeOutcome, LoginOutcome, LoginStart};
+use super::flow::AuthorizeOutcome;
 use super::model::{BootstrapCredentials, ClientAuth, TokenGrant, TokenRequest};
 use super::state::Loaded;
 use crate::error::Error;
+use crate::identity::signin::{Credential, Next, SignInRequest, Subject};
 
 /// What the `Authz` actor does.
 pub enum AuthzMsg {
@@ -99,40 +100,37 @@ pub enum AuthzMsg {
         /// The `request_uri` and its lifetime.
         reply: RpcReplyPort<Result<(String, u64), Error>>,
     },
-    /// identity-idp opens the login page of a pending request.
-    LoginStart {
+    /// identity-idp opens the login page of the pending request `challenge`.
+    SignInRequest {
         /// The pending request's id.
         challenge: String,
-        /// The browser's sign-in session cookie, if any.
-        session: Option<Zeroizing<String>>,
-        /// The form, or a redirect.
-        reply: RpcReplyPort<Result<LoginStart, Error>>,
+        /// What the page shows.
+        reply: RpcReplyPort<Result<SignInRequest, Error>>,
     },
-    /// identity-idp submits a username and password.
-    Login {
-        /// The pending request's id.
-        challenge: String,
-        /// The tenant the form names (used when the client admits any tenant).
-        tenant: Option<String>,
-        /// Username.
+    /// identity-idp's factor checks a user.
+    Credential {
+        /// The tenant.
+        tenant: String,
+        /// The login name.
         username: String,
-        /// Password (checked off the mailbox).
-        password: Zeroizing<String>,
-        /// Signed in, or the form again.
-        reply: RpcReplyPort<Result<LoginOutcome, Error>>,
+        /// The user, if there is one.
+        reply: RpcReplyPort<Result<Option<Credential>, Error>>,
     },
-    /// A password check is done.
-    LoginChecked {
+    /// identity-idp signed `subject` in for `challenge`.
+    SignedIn {
         /// The pending request's id.
         challenge: String,
-        /// The tenant the form names.
-        tenant: Option<String>,
-        /// Username.
-        username: String,
-        /// Whether it matched (and the user exists).
-        ok: bool,
-        /// Whom to answer.
-        reply: RpcReplyPort<Result<LoginOutcome, Error>>,
+        /// Who.
+        subject: Subject,
+        /// The code or the consent page; `None` if the subject no longer stands.
+        reply: RpcReplyPort<Result<Option<Next>, Error>>,
+    },
+    /// `prompt=none` without a session.
+    LoginRequired {
+        /// The pending request's id.
+        challenge: String,
+        /// Back to the client with `login_required`.
+        reply: RpcReplyPort<Result<String, Error>>,
     },
     /// The consent page's answer.
     Consent {

@@ -39,8 +39,6 @@ pub struct AuthzConfig {
     pub login_url: Option<String>,
     /// Lifetime of a refresh-token family (from the login; rotation does not extend it).
     pub refresh_token_ttl: Duration,
-    /// Lifetime of a sign-in session at identity-idp.
-    pub session_ttl: Duration,
     /// Trust anchors for `tls_client_auth` client certificates (RFC 8705); `None`: the method
     /// is unavailable.
     pub mtls_roots: Option<cryptoutil_protocols::tls::TrustRoots>,
@@ -55,7 +53,6 @@ impl std::fmt::Debug for AuthzConfig {
             .field("resources", &self.resources)
             .field("login_url", &self.login_url)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
-            .field("session_ttl", &self.session_ttl)
             .field("mtls_roots", &self.mtls_roots.as_ref().map(|r| r.len()))
             .finish()
     }
@@ -238,7 +235,7 @@ impl AuthzState {
             verified: HashMap::new(),
             used_assertions: HashMap::new(),
             used_dpop: HashMap::new(),
-            flow: super::flow::FlowState::new()?,
+            flow: super::flow::FlowState::default(),
             families: HashMap::new(),
             consents: HashMap::new(),
         };

@@ -21,7 +21,6 @@ fn config(pepper: Option<&str>) -> AuthzConfig {
         login_url: Some("https://idp.test/browser/login".into()),
         mtls_roots: None,
         refresh_token_ttl: Duration::from_secs(86_400),
-        session_ttl: Duration::from_secs(3_600),
     }
 }
 
@@ -146,10 +145,11 @@ fn a_configured_pepper_is_the_key_of_the_secret_macs() {
 mod flow {
     use super::*;
     use crate::identity::authz::admin::{AdminOp, Caller, NewClient};
-    use crate::identity::authz::flow::Next;
-    use crate::identity::authz::flow::{
-        AuthorizeOutcome, LoginCheck, LoginOutcome, LoginStart, LOGIN_FAILED, LOGIN_LOCKED,
-    };
+    use crate::identity::authz::flow::AuthorizeOutcome;
+    use crate::identity::idp::factors::password;
+    use crate::identity::idp::state::{Check, IdpState};
+    use crate::identity::idp::{LoginOutcome, LoginStart, LOGIN_FAILED, LOGIN_LOCKED};
+    use crate::identity::signin::{Next, Prompt};
     use cryptoutil_protocols::jose::b64;
     use cryptoutil_protocols::oauth::{self, TokenError};
     use serde_json::Value;
@@ -160,6 +160,8 @@ mod flow {
 
     struct World {
         st: AuthzState,
+        /// identity-idp's sessions and counters.
+        idp: IdpState,
         client_id: String,
         client_secret: String,
         password: String,
@@ -202,6 +204,10 @@ mod flow {
         st.merge(loaded);
         World {
             st,
+            idp: IdpState::with_dummy(
+                Duration::from_secs(3_600),
+                password::dummy_record().unwrap(),
+            ),
             client_id: answer["client_id"].as_str().unwrap().into(),
             client_secret: answer["client_secret"].as_str().unwrap().into(),
             password: creds.password.to_string(),
@@ -240,24 +246,75 @@ mod flow {
             .map(|(_, v)| v.into_owned())
     }
 
+    /// identity-idp's sign-in of `name` with `presented` for `ch`, step by step as
+    /// `IdpHandle::login` takes it, on the two states.
+    fn login(w: &mut World, ch: &str, name: &str, presented: &str, now: u64) -> LoginOutcome {
+        let request = w.st.sign_in_request(ch, now).unwrap();
+        let tenant = request.tenant(None);
+        let Check::Proceed { dummy } = w.idp.check(&tenant, name, now) else {
+            return LoginOutcome::Failed {
+                message: LOGIN_LOCKED,
+                view: request.view,
+            };
+        };
+        let user = w.st.credential(&tenant, name);
+        let record = user.as_ref().map_or(dummy, |u| u.password_hash.clone());
+        let matched = password::matches(&Zeroizing::new(presented.into()), &record);
+        let Some(user) = user.filter(|_| matched) else {
+            let message = w.idp.failed(&tenant, name, now);
+            return LoginOutcome::Failed {
+                message,
+                view: request.view,
+            };
+        };
+        let opened = w.idp.open(&user, now).unwrap();
+        match w.st.signed_in(ch, opened.subject, now).unwrap() {
+            Some(next) => LoginOutcome::Done {
+                next,
+                session: opened.cookie,
+                max_age: opened.max_age,
+            },
+            None => LoginOutcome::Failed {
+                message: LOGIN_FAILED,
+                view: request.view,
+            },
+        }
+    }
+
+    /// identity-idp's login page for `ch` with the session `cookie`, as
+    /// `IdpHandle::login_start` decides it, on the two states.
+    fn login_start(w: &mut World, ch: &str, cookie: Option<&str>, now: u64) -> LoginStart {
+        let request = w.st.sign_in_request(ch, now).unwrap();
+        let subject = cookie
+            .filter(|_| request.prompt != Prompt::Login)
+            .and_then(|c| w.idp.session(c, now))
+            .filter(|s| request.served_by(s, now));
+        if let Some(subject) = subject {
+            match w.st.signed_in(ch, subject, now).unwrap() {
+                Some(Next::Redirect(to)) => return LoginStart::Redirect(to),
+                Some(Next::Consent(view)) => return LoginStart::Consent(view),
+                None => {}
+            }
+        }
+        match request.prompt {
+            Prompt::None => LoginStart::Redirect(w.st.login_required(ch, now).unwrap()),
+            Prompt::Default | Prompt::Login => LoginStart::Form(request.view),
+        }
+    }
+
     /// A pending request's challenge, signed in as admin: (code redirect, session cookie).
     fn sign_in(w: &mut World) -> (String, String) {
-        let AuthorizeOutcome::Redirect(login) = authorize(w, &[]) else {
+        let AuthorizeOutcome::Redirect(login_page) = authorize(w, &[]) else {
             panic!("a redirect to the login page")
         };
-        assert!(login.starts_with("https://idp.test/browser/login?challenge="));
-        let ch = query(&login, "challenge").unwrap();
+        assert!(login_page.starts_with("https://idp.test/browser/login?challenge="));
+        let ch = query(&login_page, "challenge").unwrap();
         assert!(matches!(
-            w.st.login_start(&ch, None, NOW).unwrap(),
+            login_start(w, &ch, None, NOW),
             LoginStart::Form(_)
         ));
-        let LoginCheck::Verify { hash, exists } =
-            w.st.login_check(&ch, None, "admin", NOW).unwrap()
-        else {
-            panic!("verify")
-        };
-        let ok = exists && oauth::password_matches(&w.password, &hash);
-        match w.st.login_finish(&ch, None, "admin", ok, NOW).unwrap() {
+        let password = w.password.clone();
+        match login(w, &ch, "admin", &password, NOW) {
             LoginOutcome::Done {
                 next: Next::Redirect(redirect),
                 session,
@@ -430,53 +487,24 @@ mod flow {
     }
 
     #[test]
-    fn failures_lock_out_known_and_unknown_names_alike_and_sessions_give_single_sign_on() {
+    fn wrong_passwords_fail_alike_for_known_and_unknown_names_and_sessions_give_single_sign_on() {
         let mut w = world();
-        let AuthorizeOutcome::Redirect(login) = authorize(&mut w, &[]) else {
+        let AuthorizeOutcome::Redirect(login_page) = authorize(&mut w, &[]) else {
             panic!()
         };
-        let ch = query(&login, "challenge").unwrap();
+        let ch = query(&login_page, "challenge").unwrap();
         for name in ["admin", "nobody"] {
-            for i in 0..5 {
-                let LoginCheck::Verify { .. } = w.st.login_check(&ch, None, name, NOW + i).unwrap()
-                else {
-                    panic!("{name}: attempt {i} is checked")
-                };
-                let LoginOutcome::Failed { message, .. } =
-                    w.st.login_finish(&ch, None, name, false, NOW + i).unwrap()
-                else {
-                    panic!()
-                };
-                assert_eq!(message, LOGIN_FAILED);
-            }
-            let LoginCheck::Answer(LoginOutcome::Failed { message, .. }) =
-                w.st.login_check(&ch, None, name, NOW + 5).unwrap()
+            let LoginOutcome::Failed { message, view } = login(&mut w, &ch, name, "wrong", NOW)
             else {
-                panic!("{name} is locked")
+                panic!("{name}: a wrong password fails")
             };
-            assert_eq!(message, LOGIN_LOCKED);
+            assert_eq!(message, LOGIN_FAILED);
+            assert_eq!(view.tenant, "default");
         }
-        // Still locked after 20 s; after the 30 s backoff the name may try again.
-        assert!(matches!(
-            w.st.login_check(&ch, None, "admin", NOW + 24).unwrap(),
-            LoginCheck::Answer(_)
-        ));
-        assert!(matches!(
-            w.st.login_check(&ch, None, "admin", NOW + 40).unwrap(),
-            LoginCheck::Verify { .. }
-        ));
-        // One more failure doubles the wait (60 s).
-        w.st.login_finish(&ch, None, "admin", false, NOW + 40)
-            .unwrap();
-        assert!(matches!(
-            w.st.login_check(&ch, None, "admin", NOW + 95).unwrap(),
-            LoginCheck::Answer(_)
-        ));
-        let LoginOutcome::Done { .. } =
-            w.st.login_finish(&ch, None, "admin", true, NOW + 101)
-                .unwrap()
-        else {
-            panic!("a success clears the count")
+        // The request is still pending: the right password signs in.
+        let password = w.password.clone();
+        let LoginOutcome::Done { .. } = login(&mut w, &ch, "admin", &password, NOW + 1) else {
+            panic!("the right password signs in")
         };
 
         let (_, session) = sign_in(&mut w);
@@ -484,8 +512,7 @@ mod flow {
             panic!()
         };
         let ch = query(&login, "challenge").unwrap();
-        let LoginStart::Redirect(to) = w.st.login_start(&ch, Some(&session), NOW + 20).unwrap()
-        else {
+        let LoginStart::Redirect(to) = login_start(&mut w, &ch, Some(&session), NOW + 20) else {
             panic!("a live session signs in without the form")
         };
         assert!(query(&to, "code").is_some());
@@ -494,14 +521,14 @@ mod flow {
         };
         let ch = query(&login, "challenge").unwrap();
         assert!(matches!(
-            w.st.login_start(&ch, Some(&session), NOW + 20).unwrap(),
+            login_start(&mut w, &ch, Some(&session), NOW + 20),
             LoginStart::Form(_)
         ));
         let AuthorizeOutcome::Redirect(login) = authorize(&mut w, &[("prompt", "none")]) else {
             panic!()
         };
         let ch = query(&login, "challenge").unwrap();
-        let LoginStart::Redirect(to) = w.st.login_start(&ch, None, NOW + 20).unwrap() else {
+        let LoginStart::Redirect(to) = login_start(&mut w, &ch, None, NOW + 20) else {
             panic!()
         };
         assert_eq!(query(&to, "error").as_deref(), Some("login_required"));
@@ -510,21 +537,16 @@ mod flow {
     #[test]
     fn third_party_clients_ask_for_consent_once_per_scope_set() {
         let mut w = world_with(false);
-        let login = |w: &mut World, extra: &[(&str, &str)]| -> (String, LoginOutcome) {
-            let AuthorizeOutcome::Redirect(login) = authorize(w, extra) else {
+        let sign_in = |w: &mut World, extra: &[(&str, &str)]| -> (String, LoginOutcome) {
+            let AuthorizeOutcome::Redirect(page) = authorize(w, extra) else {
                 panic!()
             };
-            let ch = query(&login, "challenge").unwrap();
-            let LoginCheck::Verify { hash, exists } =
-                w.st.login_check(&ch, None, "admin", NOW).unwrap()
-            else {
-                panic!()
-            };
-            let ok = exists && oauth::password_matches(&w.password, &hash);
-            let outcome = w.st.login_finish(&ch, None, "admin", ok, NOW).unwrap();
+            let ch = query(&page, "challenge").unwrap();
+            let password = w.password.clone();
+            let outcome = login(w, &ch, "admin", &password, NOW);
             (ch, outcome)
         };
-        let (ch, outcome) = login(&mut w, &[]);
+        let (ch, outcome) = sign_in(&mut w, &[]);
         let LoginOutcome::Done {
             next: Next::Consent(view),
             ..
@@ -541,7 +563,7 @@ mod flow {
             "a decided request is gone"
         );
 
-        let (ch, outcome) = login(&mut w, &[]);
+        let (ch, outcome) = sign_in(&mut w, &[]);
         let LoginOutcome::Done {
             next: Next::Consent(_),
             session,
@@ -560,7 +582,7 @@ mod flow {
         };
         let ch = query(&l, "challenge").unwrap();
         assert!(matches!(
-            w.st.login_start(&ch, Some(&session), NOW).unwrap(),
+            login_start(&mut w, &ch, Some(&session), NOW),
             LoginStart::Redirect(_)
         ));
         let wider = [("scope", "openid profile kms identity jose")];
@@ -569,7 +591,7 @@ mod flow {
         };
         let ch = query(&l, "challenge").unwrap();
         assert!(matches!(
-            w.st.login_start(&ch, Some(&session), NOW).unwrap(),
+            login_start(&mut w, &ch, Some(&session), NOW),
             LoginStart::Consent(_)
         ));
         let none = [wider[0], ("prompt", "none")];
@@ -577,7 +599,7 @@ mod flow {
             panic!()
         };
         let ch = query(&l, "challenge").unwrap();
-        let LoginStart::Redirect(to) = w.st.login_start(&ch, Some(&session), NOW).unwrap() else {
+        let LoginStart::Redirect(to) = login_start(&mut w, &ch, Some(&session), NOW) else {
             panic!()
         };
         assert_eq!(query(&to, "error").as_deref(), Some("consent_required"));

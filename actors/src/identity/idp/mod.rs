@@ -1,16 +1,96 @@
-//! identity-idp: the login and consent pages ask the authorization server through
-//! [`IdpHandle`], served in memory when identity-authz runs in the same process.
+//! identity-idp: signs users in for identity-authz's pending authorization requests. The `Idp`
+//! actor keeps the sign-in sessions and the failure counters behind lockout; its handle runs a
+//! sign-in (the request from identity-authz, the factors, the session, the code or the consent
+//! page back from identity-authz), reaching identity-authz through its typed handle, in memory
+//! when both run in one process.
+//!
+//! # Layout
+//! - [`factors`]: one module per factor (the password today).
+//! - [`state`]: sessions and failure counters (pure).
+//! - [`msg`]: the actor's messages.
+//! - [`handle`]: `IdpHandle`: the login and consent pages' calls.
 
-use ractor::SpawnErr;
-use zeroize::Zeroizing;
+pub mod factors;
+pub mod handle;
+pub mod msg;
+pub mod state;
 
-use crate::error::Error;
-use crate::identity::authz::flow::{LoginOutcome, LoginStart};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr};
+
+pub use handle::{IdpHandle, LoginOutcome, LoginStart};
+use msg::IdpMsg;
+pub use state::{IdpState, LOGIN_FAILED, LOGIN_LOCKED};
+
 use crate::identity::authz::AuthzHandle;
 use crate::product::{Product, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
+use crate::slot::Slot;
+use crate::supervisor::child::ActorSpec;
 
-/// identity-idp's part of its service.
+/// identity-idp's settings.
+#[derive(Debug, Clone)]
+pub struct IdpConfig {
+    /// Lifetime of a sign-in session.
+    pub session_ttl: Duration,
+}
+
+/// The behaviour (empty).
+#[derive(Debug, Default)]
+pub struct Idp;
+
+impl Actor for Idp {
+    type Msg = IdpMsg;
+    type State = IdpState;
+    type Arguments = IdpConfig;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<IdpMsg>,
+        cfg: IdpConfig,
+    ) -> Result<IdpState, ActorProcessingErr> {
+        Ok(tokio::task::spawn_blocking(move || IdpState::new(cfg.session_ttl)).await??)
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<IdpMsg>,
+        msg: IdpMsg,
+        st: &mut IdpState,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = crate::now_unix();
+        match msg {
+            IdpMsg::Session { cookie, reply } => {
+                let _ = reply.send(Ok(st.session(&cookie, now)));
+            }
+            IdpMsg::End { cookie } => st.end(&cookie),
+            IdpMsg::Check {
+                tenant,
+                username,
+                reply,
+            } => {
+                let _ = reply.send(Ok(st.check(&tenant, &username, now)));
+            }
+            IdpMsg::Failed {
+                tenant,
+                username,
+                reply,
+            } => {
+                let _ = reply.send(Ok(st.failed(&tenant, &username, now)));
+            }
+            IdpMsg::Open { user, reply } => {
+                let _ = reply.send(st.open(&user, now));
+            }
+            IdpMsg::Crash => st.crash(),
+        }
+        Ok(())
+    }
+}
+
+/// identity-idp's part of its service: the `Idp` actor, when identity-authz runs in the same
+/// process (its handle reaches identity-authz in memory).
 #[derive(Debug)]
 pub struct IdpProduct;
 
@@ -20,44 +100,31 @@ impl Product for IdpProduct {
     }
 
     fn build(&self, ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
-        if let Some(authz) = ctx.handle_of::<AuthzHandle>(ServiceName::IdentityAuthz) {
-            parts.handles.insert(IdpHandle { authz });
-        }
+        let Some(authz) = ctx.handle_of::<AuthzHandle>(ServiceName::IdentityAuthz) else {
+            return Ok(());
+        };
+        let cfg = ctx
+            .args
+            .settings
+            .get::<IdpConfig>()
+            .cloned()
+            .ok_or_else(|| {
+                SpawnErr::StartupFailed("identity-idp needs its configuration".into())
+            })?;
+        let slot: Slot<IdpMsg> = Slot::new("Idp");
+        parts.children.push(Arc::new(ActorSpec::new(
+            format!("{}/idp", ctx.service.as_str()),
+            "Idp",
+            slot.clone(),
+            move || (Idp, cfg.clone()),
+            || IdpMsg::Crash,
+        )));
+        parts
+            .handles
+            .insert(IdpHandle::new(slot, authz, ctx.config.ask_timeout));
         Ok(())
     }
 }
 
-/// The sign-in pages' handle.
-#[derive(Clone, Debug)]
-pub struct IdpHandle {
-    authz: AuthzHandle,
-}
-
-impl IdpHandle {
-    /// Opening the login page of a pending request.
-    pub async fn login_start(
-        &self,
-        challenge: String,
-        session: Option<Zeroizing<String>>,
-    ) -> Result<LoginStart, Error> {
-        self.authz.login_start(challenge, session).await
-    }
-
-    /// A submitted username and password.
-    pub async fn login(
-        &self,
-        challenge: String,
-        tenant: Option<String>,
-        username: String,
-        password: Zeroizing<String>,
-    ) -> Result<LoginOutcome, Error> {
-        self.authz
-            .login(challenge, tenant, username, password)
-            .await
-    }
-
-    /// The consent page's answer; where the browser goes.
-    pub async fn consent(&self, challenge: String, allow: bool) -> Result<String, Error> {
-        self.authz.consent(challenge, allow).await
-    }
-}
+#[cfg(test)]
+mod tests;

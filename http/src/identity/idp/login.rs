@@ -11,8 +11,8 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use cryptoutil_actors::identity::authz::flow::{LoginOutcome, LoginStart, LoginView, Next};
-use cryptoutil_actors::identity::idp::IdpHandle;
+use cryptoutil_actors::identity::idp::{IdpHandle, LoginOutcome, LoginStart};
+use cryptoutil_actors::identity::signin::{LoginView, Next};
 use cryptoutil_protocols::oauth;
 use zeroize::Zeroizing;
 

@@ -341,7 +341,7 @@ impl AuthzState {
                 reason: "id_token_hint: an ID token this server issued is required",
             });
         }
-        self.flow.sessions.retain(|_, s| s.subject.sid != sid);
+        self.end_session(&sid, now);
         let mut persist = Persist::default();
         for f in self.families.values_mut() {
             if f.sid == sid && !f.revoked {

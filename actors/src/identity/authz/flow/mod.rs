@@ -1,20 +1,21 @@
 //! The browser side of identity-authz: authorization requests (code flow, PKCE S256 only),
-//! sign-in at identity-idp with backoff and lockout, single-use codes, sign-in sessions,
+//! the pending requests identity-idp signs users in for, consent, single-use codes,
 //! refresh-token families (rotated on every use; a reused token revokes its family), ID tokens,
-//! userinfo and RP-initiated logout.
+//! userinfo and RP-initiated logout. Sign-in itself (factors, sessions, lockout) is
+//! identity-idp's.
 //!
-//! Pending requests, codes, sessions and failure counters live in the actor's memory with TTLs
-//! and bounds (a restart signs everyone out and voids unredeemed codes; nothing issued is lost).
-//! Refresh-token families are persisted through the key barrier before a token is answered.
+//! Pending requests and codes live in the actor's memory with TTLs and bounds (a restart voids
+//! unredeemed codes; nothing issued is lost). Refresh-token families are persisted through the
+//! key barrier before a token is answered.
 
 use std::collections::HashMap;
 
-use cryptoutil_protocols::oauth::{self, AuthorizeError};
+use cryptoutil_protocols::oauth::AuthorizeError;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
-use super::model::{random, TokenGrant};
+use super::model::TokenGrant;
 use crate::error::Error;
+use crate::identity::signin::{LoginView, Prompt, Subject};
 
 /// How long a browser has to sign in after the authorization request.
 const PENDING_TTL: u64 = 600;
@@ -27,29 +28,6 @@ const USED_CODE_MEMORY: u64 = 3600;
 /// Bounds of the in-memory maps (past them, expired entries are dropped; if still full the
 /// request is refused rather than memory grown).
 const MAX_ENTRIES: usize = 100_000;
-/// Failed sign-ins allowed before backoff starts.
-const FREE_FAILURES: u32 = 5;
-/// The first lockout, once the free failures are spent; it doubles with every further failure.
-const FIRST_LOCKOUT: u64 = 30;
-/// Longest lockout after repeated failures.
-const MAX_LOCKOUT: u64 = 900;
-/// Failures older than this are forgotten.
-const FAILURE_MEMORY: u64 = 900;
-
-/// The message for a wrong username or password: the same for an unknown user.
-pub const LOGIN_FAILED: &str = "The username or password is incorrect.";
-/// The message while a name is locked: the same for names that exist and names that do not.
-pub const LOGIN_LOCKED: &str =
-    "Too many failed attempts for this username. Wait a few minutes and try again.";
-
-/// What `prompt` asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prompt {
-    Default,
-    None,
-    Login,
-}
-
 /// An accepted authorization request.
 #[derive(Debug, Clone)]
 struct AuthRequest {
@@ -63,17 +41,6 @@ struct AuthRequest {
     code_challenge: String,
     prompt: Prompt,
     max_age: Option<u64>,
-}
-
-/// Who signed in, and when.
-#[derive(Debug, Clone)]
-struct Subject {
-    user_id: String,
-    username: String,
-    tenant: String,
-    roles: Vec<String>,
-    auth_time: u64,
-    sid: String,
 }
 
 struct Pending {
@@ -96,49 +63,16 @@ struct UsedCode {
     family: Option<String>,
 }
 
-struct Session {
-    subject: Subject,
-    expires: u64,
-}
-
-#[derive(Default)]
-struct Failures {
-    count: u32,
-    last: u64,
-    locked_until: u64,
-}
-
 /// The in-memory part of the flow.
+#[derive(Default)]
 pub struct FlowState {
     pending: HashMap<String, Pending>,
     pushed: HashMap<String, Pending>,
     codes: HashMap<[u8; 32], CodeGrant>,
     used_codes: HashMap<[u8; 32], UsedCode>,
-    sessions: HashMap<[u8; 32], Session>,
-    failures: HashMap<(String, String), Failures>,
-    /// A PBKDF2 record of a random password: unknown users are checked against it, so a
-    /// wrong name costs the same time as a wrong password.
-    dummy_hash: String,
-}
-
-impl FlowState {
-    /// Blocking (one PBKDF2 run for the dummy record).
-    pub fn new() -> Result<Self, Error> {
-        let random = random(18)?;
-        Ok(Self {
-            pending: HashMap::new(),
-            pushed: HashMap::new(),
-            codes: HashMap::new(),
-            used_codes: HashMap::new(),
-            sessions: HashMap::new(),
-            failures: HashMap::new(),
-            dummy_hash: oauth::hash_password(&random, oauth::PASSWORD_ITERATIONS).map_err(
-                |_| Error::Internal {
-                    what: "random generator",
-                },
-            )?,
-        })
-    }
+    /// Sign-in sessions that ended (RP-initiated logout), by sid, until they would have
+    /// expired: identity-idp's sessions of these sids no longer sign anyone in.
+    ended: HashMap<String, u64>,
 }
 
 /// Drops expired entries when `map` is full; false if it is still full.
@@ -253,32 +187,6 @@ pub enum AuthorizeOutcome {
     Refuse(&'static str),
 }
 
-/// What the login page shows.
-#[derive(Debug, Clone)]
-pub struct LoginView {
-    /// The client's display name.
-    pub client_name: String,
-    /// Requested scopes.
-    pub scopes: Vec<String>,
-    /// The tenant signed into.
-    pub tenant: String,
-    /// Where the form may send the browser afterwards (for the page's CSP `form-action`).
-    pub redirect_origin: String,
-    /// Who is signed in (on the consent page).
-    pub username: Option<String>,
-    /// The form asks for a tenant (the client admits users of any tenant).
-    pub any_tenant: bool,
-}
-
-/// After a sign-in: back to the client, or first the consent page.
-#[derive(Debug)]
-pub enum Next {
-    /// The client's redirect URI with the code (or an error).
-    Redirect(String),
-    /// Ask the user to allow the client's request.
-    Consent(LoginView),
-}
-
 /// A user's consent to a third-party client's scopes (persisted).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ConsentRecord {
@@ -292,51 +200,6 @@ pub struct ConsentRecord {
     pub scopes: Vec<String>,
     /// When last granted.
     pub granted: u64,
-}
-
-/// What opening the login page does.
-#[derive(Debug)]
-pub enum LoginStart {
-    /// Show the form.
-    Form(LoginView),
-    /// Already signed in (or `prompt=none`): straight back to the client.
-    Redirect(String),
-    /// Signed in, but the client's request needs the user's consent.
-    Consent(LoginView),
-}
-
-/// The outcome of a submitted password.
-#[derive(Debug)]
-pub enum LoginOutcome {
-    /// Signed in: back to the client; the session cookie to set and its lifetime.
-    Done {
-        /// Back to the client, or the consent page.
-        next: Next,
-        /// The sign-in session's cookie value.
-        session: Zeroizing<String>,
-        /// Seconds.
-        max_age: u64,
-    },
-    /// Refused: the form again with a message that does not tell why.
-    Failed {
-        /// The message.
-        message: &'static str,
-        /// The form.
-        view: LoginView,
-    },
-}
-
-/// Where a password is checked (off the mailbox).
-pub enum LoginCheck {
-    /// Answer now (locked out).
-    Answer(LoginOutcome),
-    /// Verify the password against this PBKDF2 record (a dummy one for unknown users).
-    Verify {
-        /// The record.
-        hash: String,
-        /// Whether the user exists (a dummy check never succeeds).
-        exists: bool,
-    },
 }
 
 /// The result of RP-initiated logout.
@@ -367,4 +230,4 @@ fn origin_of(uri: &str) -> String {
 
 mod authorize;
 mod grants;
-mod login;
+mod signin;

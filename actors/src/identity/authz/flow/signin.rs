@@ -1,0 +1,254 @@
+//! identity-idp's side of a pending request: what the login page shows, the user record a
+//! factor checks, who signed in (then the code, or first the consent page), `prompt=none`
+//! without a session, and the consent page's answer.
+
+use cryptoutil_protocols::oauth::{self, AuthorizeError};
+
+use super::*;
+use crate::error::Error;
+use crate::identity::authz::model::random;
+use crate::identity::authz::state::AuthzState;
+use crate::identity::signin::{Credential, Next, SignInRequest};
+use crate::service::Scope;
+
+/// How long an ended session's sid is remembered: longer than any session lives.
+const ENDED_MEMORY: u64 = 86_400;
+
+impl AuthzState {
+    pub(super) fn pending(&self, challenge: &str, now: u64) -> Result<&Pending, Error> {
+        self.flow
+            .pending
+            .get(challenge)
+            .filter(|p| p.expires > now)
+            .ok_or(Error::NotFound {
+                what: "sign-in request",
+            })
+    }
+
+    pub(super) fn view(&self, p: &Pending) -> LoginView {
+        LoginView {
+            client_name: self
+                .clients
+                .get(&p.request.client_id)
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+            scopes: p.request.scopes.clone(),
+            tenant: p.request.tenant.clone(),
+            redirect_origin: origin_of(&p.request.redirect_uri),
+            username: p.subject.as_ref().map(|s| s.username.clone()),
+            any_tenant: self.any_tenant(&p.request),
+        }
+    }
+
+    pub(super) fn any_tenant(&self, request: &AuthRequest) -> bool {
+        self.clients
+            .get(&request.client_id)
+            .is_some_and(|c| c.any_tenant)
+    }
+
+    /// The pending request `challenge` names, as the login page needs it.
+    pub fn sign_in_request(&self, challenge: &str, now: u64) -> Result<SignInRequest, Error> {
+        let pending = self.pending(challenge, now)?;
+        Ok(SignInRequest {
+            view: self.view(pending),
+            prompt: pending.request.prompt,
+            max_age: pending.request.max_age,
+        })
+    }
+
+    /// The user `username` of `tenant`, for a factor to check.
+    pub fn credential(&self, tenant: &str, username: &str) -> Option<Credential> {
+        self.users
+            .get(&(tenant.to_owned(), username.to_owned()))
+            .map(|u| Credential {
+                user_id: u.id.clone(),
+                username: u.username.clone(),
+                tenant: u.tenant.clone(),
+                roles: u.roles.clone(),
+                password_hash: u.password_hash.clone(),
+            })
+    }
+
+    /// `subject` signed in for the pending request `challenge` (identity-idp checked the
+    /// factors, or a session of theirs serves): the code, or first the consent page. `None`
+    /// when the subject no longer stands (the user was removed or replaced, or the session
+    /// was ended by a logout): identity-idp then asks for a sign-in again.
+    pub fn signed_in(
+        &mut self,
+        challenge: &str,
+        subject: Subject,
+        now: u64,
+    ) -> Result<Option<Next>, Error> {
+        let request = self.pending(challenge, now)?.request.clone();
+        let user = self
+            .users
+            .get(&(subject.tenant.clone(), subject.username.clone()));
+        let ended = self.flow.ended.contains_key(&subject.sid);
+        if ended || user.is_none_or(|u| u.id != subject.user_id) {
+            return Ok(None);
+        }
+        self.flow.pending.remove(challenge);
+        tracing::info!(tenant = %subject.tenant, sub = %subject.user_id, "signed in");
+        self.after_sign_in(challenge, request, subject, now)
+            .map(Some)
+    }
+
+    /// `prompt=none` and no session serves: back to the client with `login_required`.
+    pub fn login_required(&mut self, challenge: &str, now: u64) -> Result<String, Error> {
+        let request = self.pending(challenge, now)?.request.clone();
+        self.flow.pending.remove(challenge);
+        Ok(self.error_redirect(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            AuthorizeError::LoginRequired,
+            "nobody is signed in",
+        ))
+    }
+
+    /// RP-initiated logout ended the sign-in session `sid`.
+    pub(super) fn end_session(&mut self, sid: &str, now: u64) {
+        if room(&mut self.flow.ended, |forget| *forget > now) {
+            self.flow.ended.insert(sid.to_owned(), now + ENDED_MEMORY);
+        }
+    }
+
+    /// After a sign-in: the code, unless a third-party client asks for scopes the user has not
+    /// granted it yet; then the request waits (under the same challenge) for the consent page,
+    /// or with `prompt=none` goes back with `consent_required`.
+    pub(super) fn after_sign_in(
+        &mut self,
+        challenge: &str,
+        mut request: AuthRequest,
+        subject: Subject,
+        now: u64,
+    ) -> Result<Next, Error> {
+        if !subject.roles.iter().any(|r| r == "admin") {
+            request.scopes.retain(|s| s != Scope::Identity.as_str());
+        }
+        let first_party = self
+            .clients
+            .get(&request.client_id)
+            .is_some_and(|c| c.first_party);
+        let granted = self
+            .consents
+            .get(&(subject.user_id.clone(), request.client_id.clone()))
+            .is_some_and(|g| request.scopes.iter().all(|s| g.contains(s)));
+        if first_party || granted {
+            return Ok(Next::Redirect(self.code_redirect(request, subject, now)?));
+        }
+        if request.prompt == crate::identity::signin::Prompt::None {
+            return Ok(Next::Redirect(self.error_redirect(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                AuthorizeError::ConsentRequired,
+                "the user has not consented to this request",
+            )));
+        }
+        let pending = Pending {
+            request,
+            subject: Some(subject),
+            expires: now + PENDING_TTL,
+        };
+        let view = self.view(&pending);
+        self.flow.pending.insert(challenge.to_owned(), pending);
+        Ok(Next::Consent(view))
+    }
+
+    /// The consent page's answer for a signed-in pending request: allowed, the scopes are
+    /// recorded (to persist before answering) and the code issued; denied, `access_denied`.
+    pub fn consent(
+        &mut self,
+        challenge: &str,
+        allow: bool,
+        now: u64,
+    ) -> Result<(String, Persist), Error> {
+        let waiting = self
+            .pending(challenge, now)
+            .ok()
+            .and_then(|p| p.subject.clone())
+            .is_some();
+        let pending = match self.flow.pending.remove(challenge) {
+            Some(p) if waiting => p,
+            _ => {
+                return Err(Error::NotFound {
+                    what: "sign-in request",
+                })
+            }
+        };
+        let (request, Some(subject)) = (pending.request, pending.subject) else {
+            return Err(Error::NotFound {
+                what: "sign-in request",
+            });
+        };
+        if !allow {
+            tracing::info!(client = %request.client_id, "consent denied");
+            let to = self.error_redirect(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                AuthorizeError::AccessDenied,
+                "the user denied the request",
+            );
+            return Ok((to, Persist::default()));
+        }
+        let key = (subject.user_id.clone(), request.client_id.clone());
+        let mut scopes = self.consents.get(&key).cloned().unwrap_or_default();
+        for s in &request.scopes {
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+        self.consents.insert(key, scopes.clone());
+        let record = ConsentRecord {
+            tenant: subject.tenant.clone(),
+            user_id: subject.user_id.clone(),
+            client_id: request.client_id.clone(),
+            scopes,
+            granted: now,
+        };
+        let to = self.code_redirect(request, subject, now)?;
+        Ok((
+            to,
+            Persist {
+                consents: vec![record],
+                ..Persist::default()
+            },
+        ))
+    }
+
+    /// A fresh single-use code for `request`, as the redirect back to the client.
+    pub(super) fn code_redirect(
+        &mut self,
+        mut request: AuthRequest,
+        subject: Subject,
+        now: u64,
+    ) -> Result<String, Error> {
+        // Roles bound the API scopes: only administrators get `identity`.
+        if !subject.roles.iter().any(|r| r == "admin") {
+            request.scopes.retain(|s| s != Scope::Identity.as_str());
+        }
+        if !room(&mut self.flow.codes, |c| c.expires > now) {
+            return Ok(self.error_redirect(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                AuthorizeError::ServerError,
+                "too many unredeemed codes",
+            ));
+        }
+        let code = random(32)?;
+        let mut params = vec![("code", code.as_str())];
+        if let Some(s) = &request.state {
+            params.push(("state", s.as_str()));
+        }
+        params.push(("iss", self.cfg.issuer.as_str()));
+        let redirect = oauth::with_query(&request.redirect_uri, &params);
+        self.flow.codes.insert(
+            oauth::token_digest(code.as_bytes()),
+            CodeGrant {
+                request,
+                subject,
+                expires: now + CODE_TTL,
+            },
+        );
+        Ok(redirect)
+    }
+}

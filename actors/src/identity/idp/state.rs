@@ -1,0 +1,285 @@
+//! The `Idp` actor's state: sign-in sessions and the failure counters behind lockout, pure
+//! (tested without spawning). Sessions and counters live in memory with TTLs and bounds: a
+//! restart signs everyone out.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cryptoutil_protocols::oauth;
+use zeroize::Zeroizing;
+
+use super::factors::password;
+use crate::error::{Error, Unavailability};
+use crate::identity::signin::{Credential, Subject};
+
+/// Failed sign-ins allowed before backoff starts.
+const FREE_FAILURES: u32 = 5;
+/// The first lockout, once the free failures are spent; it doubles with every further failure.
+const FIRST_LOCKOUT: u64 = 30;
+/// Longest lockout after repeated failures.
+const MAX_LOCKOUT: u64 = 900;
+/// Failures older than this are forgotten.
+const FAILURE_MEMORY: u64 = 900;
+/// Bounds of the in-memory maps (past them, expired entries are dropped; if still full the
+/// request is refused rather than memory grown).
+const MAX_ENTRIES: usize = 100_000;
+
+/// The message for a wrong username or password: the same for an unknown user.
+pub const LOGIN_FAILED: &str = "The username or password is incorrect.";
+/// The message while a name is locked: the same for names that exist and names that do not.
+pub const LOGIN_LOCKED: &str =
+    "Too many failed attempts for this username. Wait a few minutes and try again.";
+
+struct Session {
+    subject: Subject,
+    expires: u64,
+}
+
+#[derive(Default)]
+struct Failures {
+    count: u32,
+    last: u64,
+    locked_until: u64,
+}
+
+/// Before a factor runs: refused now, or the record to check a user without one against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The name is locked out (whether it exists or not).
+    Locked,
+    /// Go on; an unknown user is checked against this dummy record.
+    Proceed {
+        /// A record nothing matches.
+        dummy: String,
+    },
+}
+
+/// A new sign-in session.
+pub struct Opened {
+    /// The cookie value (shown once; only its digest is kept).
+    pub cookie: Zeroizing<String>,
+    /// Who signed in.
+    pub subject: Subject,
+    /// The cookie's lifetime, in seconds.
+    pub max_age: u64,
+}
+
+/// Sessions and failure counters.
+pub struct IdpState {
+    sessions: HashMap<[u8; 32], Session>,
+    failures: HashMap<(String, String), Failures>,
+    dummy: String,
+    session_ttl: u64,
+}
+
+impl std::fmt::Debug for IdpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdpState")
+            .field("sessions", &self.sessions.len())
+            .field("failures", &self.failures.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Drops expired entries when `map` is full; false if it is still full.
+fn room<K, V>(map: &mut HashMap<K, V>, live: impl Fn(&V) -> bool) -> bool {
+    if map.len() >= MAX_ENTRIES {
+        map.retain(|_, v| live(v));
+    }
+    map.len() < MAX_ENTRIES
+}
+
+fn failure_key(tenant: &str, username: &str) -> (String, String) {
+    (tenant.to_owned(), username.to_ascii_lowercase())
+}
+
+impl IdpState {
+    /// Blocking (the password factor's dummy record is one PBKDF2 run).
+    pub fn new(session_ttl: Duration) -> Result<Self, Error> {
+        Ok(Self::with_dummy(session_ttl, password::dummy_record()?))
+    }
+
+    /// With a given dummy record (tests).
+    pub fn with_dummy(session_ttl: Duration, dummy: String) -> Self {
+        Self {
+            sessions: HashMap::new(),
+            failures: HashMap::new(),
+            dummy,
+            session_ttl: session_ttl.as_secs(),
+        }
+    }
+
+    /// Who the sign-in session `cookie` stands for, while it lasts.
+    pub fn session(&self, cookie: &str, now: u64) -> Option<Subject> {
+        self.sessions
+            .get(&oauth::token_digest(cookie.as_bytes()))
+            .filter(|s| s.expires > now)
+            .map(|s| s.subject.clone())
+    }
+
+    /// Forgets the session `cookie` (its subject no longer stands).
+    pub fn end(&mut self, cookie: &str) {
+        self.sessions
+            .remove(&oauth::token_digest(cookie.as_bytes()));
+    }
+
+    /// Before checking a factor: refused while the name is locked out (names that exist and
+    /// names that do not alike).
+    pub fn check(&self, tenant: &str, username: &str, now: u64) -> Check {
+        let locked = self
+            .failures
+            .get(&failure_key(tenant, username))
+            .is_some_and(|f| f.locked_until > now);
+        if locked {
+            Check::Locked
+        } else {
+            Check::Proceed {
+                dummy: self.dummy.clone(),
+            }
+        }
+    }
+
+    /// A failed sign-in, counted against the name: five are free, then each locks the name
+    /// out for twice as long as the last (30 s up to 15 min). The message to show.
+    pub fn failed(&mut self, tenant: &str, username: &str, now: u64) -> &'static str {
+        if !room(&mut self.failures, |f| now < f.last + FAILURE_MEMORY) {
+            return LOGIN_LOCKED;
+        }
+        let f = self
+            .failures
+            .entry(failure_key(tenant, username))
+            .or_default();
+        if now >= f.last + FAILURE_MEMORY {
+            *f = Failures::default();
+        }
+        f.count += 1;
+        f.last = now;
+        if f.count >= FREE_FAILURES {
+            let doublings = (f.count - FREE_FAILURES).min(10);
+            f.locked_until = now + (FIRST_LOCKOUT << doublings).min(MAX_LOCKOUT);
+        }
+        tracing::info!(%tenant, failures = f.count, "sign-in failed");
+        LOGIN_FAILED
+    }
+
+    /// `user` passed their factors: their failures are forgotten and a session opens.
+    pub fn open(&mut self, user: &Credential, now: u64) -> Result<Opened, Error> {
+        self.failures
+            .remove(&failure_key(&user.tenant, &user.username));
+        if !room(&mut self.sessions, |s| s.expires > now) {
+            return Err(Error::Unavailable {
+                actor: "Idp",
+                why: Unavailability::Timeout,
+            });
+        }
+        let random = |n| {
+            oauth::random_token(n).map_err(|_| Error::Internal {
+                what: "random generator",
+            })
+        };
+        let (cookie, sid) = (random(32)?, random(16)?);
+        let subject = Subject {
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+            tenant: user.tenant.clone(),
+            roles: user.roles.clone(),
+            auth_time: now,
+            sid: sid.to_string(),
+        };
+        self.sessions.insert(
+            oauth::token_digest(cookie.as_bytes()),
+            Session {
+                subject: subject.clone(),
+                expires: now + self.session_ttl,
+            },
+        );
+        Ok(Opened {
+            cookie,
+            subject,
+            max_age: self.session_ttl,
+        })
+    }
+
+    /// Fault injection.
+    #[allow(clippy::panic)]
+    pub fn crash(&self) {
+        panic!("fault injection: Idp crash requested");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> Credential {
+        Credential {
+            user_id: format!("user-{name}"),
+            username: name.into(),
+            tenant: "default".into(),
+            roles: vec!["admin".into()],
+            password_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn failures_lock_out_known_and_unknown_names_alike_and_grow() {
+        let mut st = IdpState::with_dummy(Duration::from_secs(3600), "dummy".into());
+        let now = 1_800_000_000;
+        for name in ["admin", "nobody"] {
+            for i in 0..5 {
+                assert_eq!(
+                    st.check("default", name, now + i),
+                    Check::Proceed {
+                        dummy: "dummy".into()
+                    }
+                );
+                assert_eq!(st.failed("default", name, now + i), LOGIN_FAILED);
+            }
+            // Five failures: locked for 30 s, whatever the case of the name.
+            assert_eq!(
+                st.check("default", &name.to_uppercase(), now + 5),
+                Check::Locked
+            );
+        }
+        // Still locked after 20 s; after the 30 s backoff the name may try again.
+        assert_eq!(st.check("default", "admin", now + 24), Check::Locked);
+        assert!(matches!(
+            st.check("default", "admin", now + 40),
+            Check::Proceed { .. }
+        ));
+        st.failed("default", "admin", now + 40);
+        assert_eq!(
+            st.check("default", "admin", now + 95),
+            Check::Locked,
+            "60 s now"
+        );
+        // Another tenant's name is another name.
+        assert!(matches!(
+            st.check("acme", "admin", now + 95),
+            Check::Proceed { .. }
+        ));
+        // A success forgets the failures.
+        st.open(&user("admin"), now + 101).unwrap();
+        assert!(matches!(
+            st.check("default", "admin", now + 101),
+            Check::Proceed { .. }
+        ));
+    }
+
+    #[test]
+    fn sessions_last_their_ttl_and_end_on_request() {
+        let mut st = IdpState::with_dummy(Duration::from_secs(60), "dummy".into());
+        let opened = st.open(&user("admin"), 1000).unwrap();
+        assert_eq!(opened.max_age, 60);
+        assert_eq!(
+            st.session(&opened.cookie, 1059),
+            Some(opened.subject.clone())
+        );
+        assert_eq!(st.session(&opened.cookie, 1060), None, "expired");
+        assert_eq!(st.session("another cookie", 1000), None);
+        st.end(&opened.cookie);
+        assert_eq!(st.session(&opened.cookie, 1001), None, "ended");
+        let second = st.open(&user("admin"), 1000).unwrap();
+        assert_ne!(second.subject.sid, opened.subject.sid);
+    }
+}

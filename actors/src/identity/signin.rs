@@ -1,0 +1,111 @@
+//! What identity-idp and identity-authz tell each other about a sign-in: the pending
+//! authorization request the login page serves, the user record a factor checks, who signed
+//! in, and where the browser goes next. Both sides read this module; it reads neither.
+
+/// What the authorization request's `prompt` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    /// Sign in if there is no session.
+    Default,
+    /// Never show a page: back to the client with `login_required` unless a session serves.
+    None,
+    /// Sign in again, whatever session there is.
+    Login,
+}
+
+/// What the login (or consent) page shows.
+#[derive(Debug, Clone)]
+pub struct LoginView {
+    /// The client's display name.
+    pub client_name: String,
+    /// Requested scopes.
+    pub scopes: Vec<String>,
+    /// The tenant signed into.
+    pub tenant: String,
+    /// Where the form may send the browser afterwards (for the page's CSP `form-action`).
+    pub redirect_origin: String,
+    /// Who is signed in (on the consent page).
+    pub username: Option<String>,
+    /// The form asks for a tenant (the client admits users of any tenant).
+    pub any_tenant: bool,
+}
+
+/// A pending authorization request, as the login page needs it.
+#[derive(Debug, Clone)]
+pub struct SignInRequest {
+    /// The page.
+    pub view: LoginView,
+    /// What `prompt` asked for.
+    pub prompt: Prompt,
+    /// `max_age`: a session older than this does not serve.
+    pub max_age: Option<u64>,
+}
+
+impl SignInRequest {
+    /// The tenant a sign-in is for: the one the form names when the client admits any tenant,
+    /// else the request's.
+    pub fn tenant(&self, asked: Option<&str>) -> String {
+        match asked.filter(|t| !t.is_empty() && t.len() <= 64) {
+            Some(t) if self.view.any_tenant => t.to_owned(),
+            _ => self.view.tenant.clone(),
+        }
+    }
+
+    /// Whether a session of `subject` may serve this request at `now`.
+    pub fn served_by(&self, subject: &Subject, now: u64) -> bool {
+        (subject.tenant == self.view.tenant || self.view.any_tenant)
+            && self
+                .max_age
+                .is_none_or(|m| now.saturating_sub(subject.auth_time) <= m)
+    }
+}
+
+/// A user as a factor checks them.
+#[derive(Clone)]
+pub struct Credential {
+    /// The user's `sub`.
+    pub user_id: String,
+    /// Login name.
+    pub username: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// The PBKDF2 record of the password.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("user_id", &self.user_id)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who signed in, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The user's `sub`.
+    pub user_id: String,
+    /// Login name.
+    pub username: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Roles (only administrators get the `identity` scope).
+    pub roles: Vec<String>,
+    /// When they signed in.
+    pub auth_time: u64,
+    /// The sign-in session's id (RP-initiated logout ends it).
+    pub sid: String,
+}
+
+/// After a sign-in: back to the client, or first the consent page.
+#[derive(Debug)]
+pub enum Next {
+    /// The client's redirect URI with the code (or an error).
+    Redirect(String),
+    /// Ask the user to allow the client's request.
+    Consent(LoginView),
+}
