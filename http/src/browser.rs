@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{cookie_value, csrf_cookie, session_cookie, Principal};
 use crate::error::ApiError;
-use crate::pages::{esc, page, params, see_other};
+use crate::pages::{page, params, refused, see_other, Refusal};
 use crate::state::AppState;
 
 /// Starts a sign-in (`?return_to=/browser/...`).
@@ -61,12 +61,7 @@ pub(crate) async fn login_get(State(app): State<AppState>, RawQuery(query): RawQ
             );
             response
         }
-        Err(cryptoutil_actors::Error::NotFound { .. }) => page(
-            StatusCode::NOT_FOUND,
-            "Sign-in unavailable",
-            "<p>This service has no identity-authz to sign in at.</p>",
-        ),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => refused(e, Refusal::SignInUnavailable),
     }
 }
 
@@ -103,15 +98,7 @@ pub(crate) async fn callback_get(
             );
             r
         }
-        Err(cryptoutil_actors::Error::BadRequest { reason }) => page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in failed",
-            &format!(
-                "<p>{}.</p><p><a href=\"{LOGIN}\">Sign in again</a></p>",
-                esc(reason)
-            ),
-        ),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => refused(e, Refusal::Refused("Sign-in failed", Some(LOGIN))),
     };
     set_cookie(
         &mut response,

@@ -98,10 +98,22 @@ impl ApiError {
     /// (`{"valid": false}`), anything else as usual.
     pub fn verification(e: cryptoutil_actors::Error) -> Self {
         match e {
-            cryptoutil_actors::Error::Jose(j) => ApiError::InvalidSignature {
-                reason: j.to_string(),
+            cryptoutil_actors::Error::Jose(_) => ApiError::InvalidSignature {
+                reason: e.to_string(),
             },
             other => ApiError::Actor(other),
+        }
+    }
+
+    /// A verification with a set of keys picked by the token's `kid`: no key of that `kid`
+    /// is one more way not to verify (`{"valid": false}`), anything else as
+    /// [`Self::verification`].
+    pub fn verification_by_kid(e: cryptoutil_actors::Error) -> Self {
+        match e {
+            cryptoutil_actors::Error::KeyNotFound => ApiError::InvalidSignature {
+                reason: e.to_string(),
+            },
+            other => Self::verification(other),
         }
     }
 }

@@ -93,3 +93,46 @@ pub(crate) fn bad_request() -> Response {
         "<p>A parameter is repeated, malformed or too long.</p>",
     )
 }
+
+/// What a refused browser page tells a person; the page chooses, since one answer of an actor
+/// means different things on different pages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refusal {
+    /// The sign-in request is unknown or expired (`NotFound`).
+    SignInExpired,
+    /// This service has nowhere to sign in (`NotFound`).
+    SignInUnavailable,
+    /// The request was refused (`BadRequest`, its reason shown) under this title, with a link
+    /// back to where to start again, if any.
+    Refused(&'static str, Option<&'static str>),
+}
+
+/// The one place browser pages turn an actor's refusal into the page a person sees: the
+/// refusals a page expects as pages, anything else as the usual error.
+pub(crate) fn refused(e: cryptoutil_actors::Error, on: Refusal) -> Response {
+    use cryptoutil_actors::Error as E;
+    match (e, on) {
+        (E::NotFound { .. }, Refusal::SignInExpired) => page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in request expired",
+            "<p>This sign-in request is unknown or has expired. Start again from the \
+             application.</p>",
+        ),
+        (E::NotFound { .. }, Refusal::SignInUnavailable) => page(
+            StatusCode::NOT_FOUND,
+            "Sign-in unavailable",
+            "<p>This service has no identity-authz to sign in at.</p>",
+        ),
+        (E::BadRequest { reason }, Refusal::Refused(title, again)) => {
+            let again = again.map_or(String::new(), |to| {
+                format!("<p><a href=\"{to}\">Sign in again</a></p>")
+            });
+            page(
+                StatusCode::BAD_REQUEST,
+                title,
+                &format!("<p>{}.</p>{again}", esc(reason)),
+            )
+        }
+        (e, _) => crate::error::ApiError::from(e).into_response(),
+    }
+}

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::JsonBody;
 use crate::state::AppState;
 
 fn keys(app: &AppState, who: &Principal) -> Result<JoseKeysHandle, ApiError> {
@@ -71,7 +72,7 @@ pub(crate) struct CreateKey {
 pub(crate) async fn jwks_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<CreateKey>,
+    JsonBody(req): JsonBody<CreateKey>,
 ) -> Result<Response, ApiError> {
     let spec = KeySpec {
         alg: req.alg,
@@ -164,7 +165,7 @@ fn key_ref(kid: Option<String>, jwk: Option<&Value>) -> Result<KeyRef, ApiError>
 pub(crate) async fn jws_sign_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<SignReq>,
+    JsonBody(req): JsonBody<SignReq>,
 ) -> Result<Json<Value>, ApiError> {
     let payload = decode(&req.payload, "payload")?;
     let jws = match key_ref(req.kid, req.jwk.as_ref())? {
@@ -189,21 +190,18 @@ pub(crate) struct VerifyReq {
 /// that does not verify.
 fn verified(
     result: Result<cryptoutil_protocols::jose::jws::Verified, cryptoutil_actors::Error>,
-) -> Result<Response, ApiError> {
-    match result {
-        Ok(v) => Ok(Json(json!({ "valid": true, "kid": v.kid, "alg": v.alg.as_str(), "payload": b64::encode(&v.payload) })).into_response()),
-        Err(e @ (cryptoutil_actors::Error::Jose(_) | cryptoutil_actors::Error::KeyNotFound)) => {
-            Ok((StatusCode::BAD_REQUEST, Json(json!({ "valid": false, "reason": e.to_string() }))).into_response())
-        }
-        Err(e) => Err(e.into()),
-    }
+) -> Result<Json<Value>, ApiError> {
+    let v = result.map_err(ApiError::verification_by_kid)?;
+    Ok(Json(
+        json!({ "valid": true, "kid": v.kid, "alg": v.alg.as_str(), "payload": b64::encode(&v.payload) }),
+    ))
 }
 
 pub(crate) async fn jws_verify_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<VerifyReq>,
-) -> Result<Response, ApiError> {
+    JsonBody(req): JsonBody<VerifyReq>,
+) -> Result<Json<Value>, ApiError> {
     match req.jwk {
         None => verified(keys(&app, &who)?.verify(who.tenant, req.jws).await),
         Some(jwk) => {
@@ -226,7 +224,7 @@ pub(crate) struct EncryptReq {
 pub(crate) async fn jwe_encrypt_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<EncryptReq>,
+    JsonBody(req): JsonBody<EncryptReq>,
 ) -> Result<Json<Value>, ApiError> {
     let plaintext = Zeroizing::new(decode(&req.plaintext, "plaintext")?);
     let enc = enc_param(req.enc.as_deref())?;
@@ -257,7 +255,7 @@ pub(crate) struct DecryptReq {
 pub(crate) async fn jwe_decrypt_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<DecryptReq>,
+    JsonBody(req): JsonBody<DecryptReq>,
 ) -> Result<Json<Value>, ApiError> {
     let plaintext = match (req.jwk, enc_param(req.enc.as_deref())?) {
         (None, None) => keys(&app, &who)?.decrypt(who.tenant, req.jwe).await?,
@@ -286,7 +284,7 @@ pub(crate) struct JwtSignReq {
 pub(crate) async fn jwt_sign_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<JwtSignReq>,
+    JsonBody(req): JsonBody<JwtSignReq>,
 ) -> Result<Json<Value>, ApiError> {
     let jwt = keys(&app, &who)?
         .jwt_sign(who.tenant, req.kid, req.claims)
@@ -304,7 +302,7 @@ pub(crate) struct JwtVerifyReq {
 pub(crate) async fn jwt_verify_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<JwtVerifyReq>,
+    JsonBody(req): JsonBody<JwtVerifyReq>,
 ) -> Result<Response, ApiError> {
     let now = cryptoutil_actors::now_unix();
     match keys(&app, &who)?.jwt_verify(who.tenant, req.jwt, now).await {

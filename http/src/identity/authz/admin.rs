@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::JsonBody;
 use crate::state::AppState;
 
 async fn run(app: &AppState, who: &Principal, op: AdminOp) -> Result<Value, ApiError> {
@@ -45,7 +46,7 @@ pub(crate) async fn tenants_get(
 pub(crate) async fn tenants_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<NewTenant>,
+    JsonBody(req): JsonBody<NewTenant>,
 ) -> Result<Response, ApiError> {
     Ok(created(run(&app, &who, AdminOp::CreateTenant(req)).await?))
 }
@@ -60,7 +61,7 @@ pub(crate) async fn clients_get(
 pub(crate) async fn clients_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<NewClient>,
+    JsonBody(req): JsonBody<NewClient>,
 ) -> Result<Response, ApiError> {
     Ok(created(run(&app, &who, AdminOp::CreateClient(req)).await?))
 }
@@ -92,7 +93,7 @@ pub(crate) async fn users_get(
 pub(crate) async fn users_post(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<NewUser>,
+    JsonBody(req): JsonBody<NewUser>,
 ) -> Result<Response, ApiError> {
     Ok(created(run(&app, &who, AdminOp::CreateUser(req)).await?))
 }

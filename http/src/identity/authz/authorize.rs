@@ -8,7 +8,7 @@ use cryptoutil_actors::identity::authz::flow::AuthorizeOutcome;
 use cryptoutil_actors::identity::authz::AuthzHandle;
 
 use crate::error::ApiError;
-use crate::pages::{bad_request, esc, get, is_form, page, params, see_other};
+use crate::pages::{bad_request, esc, get, is_form, page, params, refused, see_other, Refusal};
 use crate::state::AppState;
 
 fn authz(app: &AppState) -> Result<&AuthzHandle, ApiError> {
@@ -71,11 +71,6 @@ pub(crate) async fn logout_get(
             "Signed out",
             "<p>You are signed out. You can close this window.</p>",
         )),
-        Err(cryptoutil_actors::Error::BadRequest { reason }) => Ok(page(
-            StatusCode::BAD_REQUEST,
-            "Sign-out refused",
-            &format!("<p>{}</p>", esc(reason)),
-        )),
-        Err(e) => Err(e.into()),
+        Err(e) => Ok(refused(e, Refusal::Refused("Sign-out refused", None))),
     }
 }

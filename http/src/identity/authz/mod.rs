@@ -6,9 +6,11 @@
 //! - [`oauth`]: discovery, JWK Set, token, introspection, revocation, PAR and userinfo.
 //! - [`authorize`]: the authorization endpoint and RP-initiated logout.
 //! - [`admin`]: tenants, clients and users.
+//! - `errors`: the protocol refusals (RFC 6749 §5.2, RFC 6750 §3) in one responder.
 
 pub mod admin;
 pub mod authorize;
+mod errors;
 pub mod oauth;
 
 use axum::http::Method;

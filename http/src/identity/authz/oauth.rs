@@ -17,6 +17,7 @@ use cryptoutil_protocols::oauth::{self, TokenError};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+use super::errors::{bearer_refusal, BearerError, OAuthError};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tls::PeerCertificates;
@@ -63,30 +64,12 @@ pub(crate) async fn jwks_get(State(app): State<AppState>) -> Result<Response, Ap
         .into_response())
 }
 
-/// An RFC 6749 §5.2 error response.
-fn token_error(e: TokenError, description: &str) -> Response {
-    let status = match e {
-        TokenError::InvalidClient => StatusCode::UNAUTHORIZED,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let mut response = (
-        status,
-        Json(json!({ "error": e.code(), "error_description": description })),
-    )
-        .into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if e == TokenError::InvalidClient {
-        headers.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Basic realm="cryptoutil""#),
-        );
-    }
-    response
-}
+/// A refusal before the actor is asked.
+type Refusal = OAuthError;
 
-/// A refusal before the actor is asked: the error and its description.
-type Refusal = (TokenError, &'static str);
+fn refusal(e: TokenError, why: &'static str) -> Refusal {
+    OAuthError::Token(e, why)
+}
 
 /// The form parameters, each at most once (RFC 6749 §3.2).
 fn parse_form(
@@ -103,7 +86,7 @@ fn parse_form(
             })
         });
     if !form || body.len() > MAX_FORM {
-        return Err((
+        return Err(refusal(
             TokenError::InvalidRequest,
             "the body must be application/x-www-form-urlencoded, at most 16 KiB",
         ));
@@ -111,7 +94,10 @@ fn parse_form(
     let mut params: Vec<(String, Zeroizing<String>)> = Vec::new();
     for (name, value) in form_urlencoded::parse(body) {
         if params.iter().any(|(n, _)| *n == name) {
-            return Err((TokenError::InvalidRequest, "a parameter is repeated"));
+            return Err(refusal(
+                TokenError::InvalidRequest,
+                "a parameter is repeated",
+            ));
         }
         params.push((name.into_owned(), Zeroizing::new(value.into_owned())));
     }
@@ -142,15 +128,14 @@ fn client_auth(
     let assertion_type = param(params, "client_assertion_type");
     let methods = [basic.is_some(), body_secret.is_some(), assertion.is_some()];
     if methods.iter().filter(|m| **m).count() > 1 {
-        return Err((
+        return Err(refusal(
             TokenError::InvalidRequest,
             "use one client authentication method",
         ));
     }
     if let Some(assertion) = assertion {
         if assertion_type != Some(JWT_BEARER) {
-            return Err((
-                TokenError::InvalidRequest,
+            return Err(refusal(TokenError::InvalidRequest,
                 "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
             ));
         }
@@ -167,9 +152,12 @@ fn client_auth(
                 .to_str()
                 .ok()
                 .and_then(oauth::basic_credentials)
-                .ok_or((TokenError::InvalidClient, "client authentication failed"))?;
+                .ok_or(refusal(
+                    TokenError::InvalidClient,
+                    "client authentication failed",
+                ))?;
             if param(params, "client_id").is_some_and(|id| id != client_id) {
-                return Err((
+                return Err(refusal(
                     TokenError::InvalidRequest,
                     "client_id differs from the authenticated client",
                 ));
@@ -183,7 +171,7 @@ fn client_auth(
         }
         (None, Some(secret)) => Ok(ClientAuth {
             client_id: param(params, "client_id")
-                .ok_or((TokenError::InvalidRequest, "client_id is missing"))?
+                .ok_or(refusal(TokenError::InvalidRequest, "client_id is missing"))?
                 .to_owned(),
             secret: Zeroizing::new(secret.to_owned()),
             method: AuthMethod::ClientSecretPost,
@@ -198,7 +186,7 @@ fn client_auth(
                 method: AuthMethod::None,
                 certs: certs.clone(),
             }),
-            None => Err((
+            None => Err(refusal(
                 TokenError::InvalidClient,
                 "client authentication is required",
             )),
@@ -227,16 +215,9 @@ fn client_and_token(
     peer: Option<&PeerCertificates>,
 ) -> Result<(ClientAuth, Zeroizing<String>), Refusal> {
     let (params, client) = form_and_client(headers, body, peer)?;
-    let token = param(&params, "token").ok_or((TokenError::InvalidRequest, "token is missing"))?;
+    let token =
+        param(&params, "token").ok_or(refusal(TokenError::InvalidRequest, "token is missing"))?;
     Ok((client, Zeroizing::new(token.to_owned())))
-}
-
-/// An actor's refusal as the RFC 6749 §5.2 answer; other failures as usual.
-fn refused(e: cryptoutil_actors::Error) -> Result<Response, ApiError> {
-    match e {
-        cryptoutil_actors::Error::OAuth(e) => Ok(token_error(e, "client authentication failed")),
-        e => Err(e.into()),
-    }
 }
 
 fn no_store(mut response: Response) -> Response {
@@ -258,26 +239,17 @@ async fn token_op(
     body: &[u8],
     peer: Option<&PeerCertificates>,
     op: TokenOp,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OAuthError> {
     let authz = authz(app)?;
-    let (client, token) = match client_and_token(headers, body, peer) {
-        Ok(x) => x,
-        Err((e, why)) => return Ok(token_error(e, why)),
+    let (client, token) = client_and_token(headers, body, peer)?;
+    let response = match op {
+        TokenOp::Introspect => Json(authz.introspect(client, token).await?).into_response(),
+        TokenOp::Revoke => {
+            authz.revoke(client, token).await?;
+            StatusCode::OK.into_response()
+        }
     };
-    let answer = match op {
-        TokenOp::Introspect => authz
-            .introspect(client, token)
-            .await
-            .map(|v| Json(v).into_response()),
-        TokenOp::Revoke => authz
-            .revoke(client, token)
-            .await
-            .map(|()| StatusCode::OK.into_response()),
-    };
-    match answer {
-        Ok(response) => Ok(no_store(response)),
-        Err(e) => refused(e),
-    }
+    Ok(no_store(response))
 }
 
 pub(crate) async fn introspect_post(
@@ -285,15 +257,9 @@ pub(crate) async fn introspect_post(
     peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    token_op(
-        &app,
-        &headers,
-        &body,
-        peer.as_ref().map(|e| &e.0),
-        TokenOp::Introspect,
-    )
-    .await
+) -> Result<Response, OAuthError> {
+    let peer = peer.as_ref().map(|e| &e.0);
+    token_op(&app, &headers, &body, peer, TokenOp::Introspect).await
 }
 
 pub(crate) async fn revoke_post(
@@ -301,15 +267,9 @@ pub(crate) async fn revoke_post(
     peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    token_op(
-        &app,
-        &headers,
-        &body,
-        peer.as_ref().map(|e| &e.0),
-        TokenOp::Revoke,
-    )
-    .await
+) -> Result<Response, OAuthError> {
+    let peer = peer.as_ref().map(|e| &e.0);
+    token_op(&app, &headers, &body, peer, TokenOp::Revoke).await
 }
 
 /// RFC 9126 §2: an authenticated client pushes its authorization request; 201 with the
@@ -319,38 +279,18 @@ pub(crate) async fn par_post(
     peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OAuthError> {
     let authz = authz(&app)?;
-    let (params, client) = match form_and_client(&headers, &body, peer.as_ref().map(|e| &e.0)) {
-        Ok(x) => x,
-        Err((e, why)) => return Ok(token_error(e, why)),
-    };
+    let (params, client) = form_and_client(&headers, &body, peer.as_ref().map(|e| &e.0))?;
     let credentials = ["client_secret", "client_assertion", "client_assertion_type"];
     let request: Vec<(String, String)> = params
         .iter()
         .filter(|(k, _)| !credentials.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect();
-    match authz.push(client, request).await {
-        Ok((uri, expires_in)) => Ok(no_store(
-            (
-                StatusCode::CREATED,
-                Json(json!({ "request_uri": uri, "expires_in": expires_in })),
-            )
-                .into_response(),
-        )),
-        Err(cryptoutil_actors::Error::OAuth(e)) => {
-            Ok(token_error(e, "client authentication failed"))
-        }
-        Err(cryptoutil_actors::Error::Authorize(e, why)) => Ok(no_store(
-            (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": e.code(), "error_description": why })),
-            )
-                .into_response(),
-        )),
-        Err(e) => Err(e.into()),
-    }
+    let (uri, expires_in) = authz.push(client, request).await?;
+    let body = json!({ "request_uri": uri, "expires_in": expires_in });
+    Ok(no_store((StatusCode::CREATED, Json(body)).into_response()))
 }
 
 /// `Authorization: Bearer <token>` of a userinfo request.
@@ -361,34 +301,14 @@ fn bearer(headers: &HeaderMap) -> Option<Zeroizing<String>> {
         .then(|| Zeroizing::new(token.trim().to_owned()))
 }
 
-/// RFC 6750 §3 refusal of a userinfo request.
-fn bearer_error(status: StatusCode, error: &'static str) -> Response {
-    let mut response = (status, Json(json!({ "error": error }))).into_response();
-    let challenge = format!(r#"Bearer realm="cryptoutil", error="{error}""#);
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    no_store(response)
-}
-
 pub(crate) async fn userinfo(
     State(app): State<AppState>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OAuthError> {
     let authz = authz(&app)?;
-    let Some(token) = bearer(&headers) else {
-        return Ok(bearer_error(StatusCode::UNAUTHORIZED, "invalid_token"));
-    };
-    match authz.userinfo(token).await {
-        Ok(claims) => Ok(no_store(Json(claims).into_response())),
-        Err(cryptoutil_actors::Error::OAuth(_)) => {
-            Ok(bearer_error(StatusCode::UNAUTHORIZED, "invalid_token"))
-        }
-        Err(cryptoutil_actors::Error::Forbidden { .. }) => {
-            Ok(bearer_error(StatusCode::FORBIDDEN, "insufficient_scope"))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let token = bearer(&headers).ok_or(OAuthError::Bearer(BearerError::InvalidToken))?;
+    let claims = authz.userinfo(token).await.map_err(bearer_refusal)?;
+    Ok(no_store(Json(claims).into_response()))
 }
 
 pub(crate) async fn token_post(
@@ -397,16 +317,11 @@ pub(crate) async fn token_post(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OAuthError> {
     let authz = authz(&app)?;
-    let (params, client) = match form_and_client(&headers, &body, peer.as_ref().map(|e| &e.0)) {
-        Ok(x) => x,
-        Err((e, why)) => return Ok(token_error(e, why)),
-    };
-    let dpop = match crate::dpop::proof(&headers, &uri, "POST", None) {
-        Ok(p) => p,
-        Err(why) => return Ok(token_error(TokenError::InvalidDpopProof, why)),
-    };
+    let (params, client) = form_and_client(&headers, &body, peer.as_ref().map(|e| &e.0))?;
+    let dpop = crate::dpop::proof(&headers, &uri, "POST", None)
+        .map_err(|why| refusal(TokenError::InvalidDpopProof, why))?;
     let secret = |name: &str| param(&params, name).map(|v| Zeroizing::new(v.to_owned()));
     let request = TokenRequest {
         grant_type: param(&params, "grant_type").unwrap_or_default().to_owned(),
@@ -419,32 +334,8 @@ pub(crate) async fn token_post(
         dpop,
         client,
     };
-    let grant = match authz.token(request).await {
-        Ok(g) => g,
-        Err(cryptoutil_actors::Error::OAuth(e)) => {
-            let description = match e {
-                TokenError::InvalidClient => "client authentication failed",
-                TokenError::UnsupportedGrantType => {
-                    "supported: client_credentials, authorization_code, refresh_token"
-                }
-                TokenError::UnauthorizedClient => "the client may not use this grant type",
-                TokenError::InvalidScope => "a requested scope is not allowed to the client",
-                TokenError::InvalidTarget => "the resource is not an audience of the client",
-                TokenError::InvalidRequest => {
-                    "a required parameter is missing (grant_type, code, code_verifier, refresh_token)"
-                }
-                TokenError::InvalidDpopProof => {
-                    "the DPoP proof is invalid, replayed or for another key"
-                }
-                TokenError::InvalidGrant => {
-                    "the code or refresh token is invalid, expired, revoked or was issued to another client"
-                }
-            };
-            return Ok(token_error(e, description));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let jose = |e| ApiError::Actor(cryptoutil_actors::Error::Jose(e));
+    let grant = authz.token(request).await?;
+    let jose = |e| OAuthError::Other(ApiError::Actor(cryptoutil_actors::Error::Jose(e)));
     let token = jwt::sign(&grant.key, &grant.claims, "at+jwt").map_err(jose)?;
     let mut body = serde_json::Map::new();
     if let Some(mut id) = grant.id_token {
@@ -461,9 +352,5 @@ pub(crate) async fn token_post(
     body.insert("token_type".into(), json!(grant.token_type));
     body.insert("expires_in".into(), json!(grant.expires_in));
     body.insert("scope".into(), json!(grant.scope));
-    let mut response = Json(Value::Object(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(no_store(Json(Value::Object(body)).into_response()))
 }

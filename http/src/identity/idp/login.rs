@@ -10,14 +10,15 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use cryptoutil_actors::identity::idp::{IdpHandle, LoginOutcome, LoginStart};
 use cryptoutil_actors::identity::signin::{LoginView, Next};
 use cryptoutil_protocols::oauth;
 use zeroize::Zeroizing;
 
-use crate::error::ApiError;
-use crate::pages::{bad_request, cookie, esc, get, is_form, page, params, see_other};
+use crate::pages::{
+    bad_request, cookie, esc, get, is_form, page, params, refused, see_other, Refusal,
+};
 use crate::state::AppState;
 
 /// identity-idp's login page.
@@ -40,10 +41,11 @@ fn login_handle(app: &AppState) -> Result<&IdpHandle, Box<Response>> {
 }
 
 fn expired() -> Response {
-    page(
-        StatusCode::BAD_REQUEST,
-        "Sign-in request expired",
-        "<p>This sign-in request is unknown or has expired. Start again from the application.</p>",
+    refused(
+        cryptoutil_actors::Error::NotFound {
+            what: "sign-in request",
+        },
+        Refusal::SignInExpired,
     )
 }
 
@@ -172,8 +174,7 @@ pub(crate) async fn login_get(
         Ok(LoginStart::Form(view)) => form(challenge, &view, None, StatusCode::OK),
         Ok(LoginStart::Redirect(to)) => see_other(&to),
         Ok(LoginStart::Consent(view)) => consent_form(challenge, &view),
-        Err(cryptoutil_actors::Error::NotFound { .. }) => expired(),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => refused(e, Refusal::SignInExpired),
     }
 }
 
@@ -281,8 +282,7 @@ pub(crate) async fn consent_post(
             }
             r
         }
-        Err(cryptoutil_actors::Error::NotFound { .. }) => expired(),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => refused(e, Refusal::SignInExpired),
     }
 }
 
@@ -335,7 +335,6 @@ pub(crate) async fn login_post(
         Ok(LoginOutcome::Failed { message, view }) => {
             form(challenge, &view, Some(message), StatusCode::OK)
         }
-        Err(cryptoutil_actors::Error::NotFound { .. }) => expired(),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => refused(e, Refusal::SignInExpired),
     }
 }
