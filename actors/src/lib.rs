@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`supervisor`]: the generic restarting supervisor, child specs, restart policy, tree nodes.
 //! - [`audit`]: the `AuditLog` actor: a service's hash-chained audit log, group-committed.
+//! - [`bearer`]: bearer tokens of trusted issuers checked locally, and the principal they name.
 //! - [`product`]: what each product adds to its service, and the one list of products.
 //! - [`kms`], [`jose`], [`identity`], [`ca`]: the products, one folder each.
 //! - [`federation`]: `Breaker` actors per federated peer, and calls to peers through them.
@@ -25,6 +26,7 @@
 
 pub mod ask;
 pub mod audit;
+pub mod bearer;
 pub mod ca;
 pub mod config;
 pub mod error;

@@ -6,7 +6,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::Principal;
+use crate::auth::{Principal, PrincipalExt};
 use crate::error::ApiError;
 use crate::state::AppState;
 

@@ -6,7 +6,7 @@
 //! - [`ca`]: the CA's EST enrollment, the seam for certificates from the CA.
 //! - [`peer`]: [`Peer`]: calls through the breaker with retries, backoff and the retry budget.
 //! - [`credentials`]: this process's OAuth client toward identity-authz, and its tokens.
-//! - [`identity`]: identity-authz's token introspection.
+//! - [`identity`]: identity-authz's token introspection, and the fallback while it is away.
 //! - [`jose`]: the JOSE service as the KMS's crypto engine, `internal_crypto` as its fallback.
 
 pub mod breaker;
@@ -27,7 +27,7 @@ use ractor::SpawnErr;
 pub use breaker::{BreakerHandle, BreakerView};
 pub use ca::CaPeer;
 pub use credentials::Credentials;
-pub use identity::IdentityPeer;
+pub use identity::{IdentityPeer, IdentityValidation};
 pub use jose::JoseEngine;
 pub use peer::{Peer, PeerRequest, Retries};
 

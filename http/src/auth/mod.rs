@@ -11,17 +11,16 @@ use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use cryptoutil_actors::bearer::{Expectation, IssuerKeys, Rejected, TrustedIssuer};
 use cryptoutil_actors::issuer_jwks::{pin_issuer_key, IssuerJwksHandle};
 use cryptoutil_actors::sessions::SessionsHandle;
-use cryptoutil_protocols::ids::TenantId;
-use cryptoutil_protocols::jose::{b64, jwt, JwkSet, JwsAlg};
+use cryptoutil_protocols::jose::{jwt, JwkSet};
 
 use crate::error::ApiError;
 pub use crate::error::{AuthFailure, Realm};
 
-pub mod federated;
-
-pub use federated::IdentityValidation;
+pub use cryptoutil_actors::bearer::Principal;
+pub use cryptoutil_actors::federation::IdentityValidation;
 
 /// The browser session cookie of `service`: HttpOnly, Secure, SameSite=Strict, path `/`.
 /// `__Host-` binds it to the host; the service is in the name because cookies do not isolate
@@ -38,24 +37,6 @@ pub fn csrf_cookie(service: &str) -> String {
 
 /// The header a state-changing `/browser` request carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-
-/// Who made an authenticated request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// Subject (user or client id).
-    pub subject: String,
-    /// Tenant.
-    pub tenant: TenantId,
-    /// Granted scopes.
-    pub scopes: Vec<String>,
-    /// For a browser session: SHA-256 of its CSRF token.
-    pub csrf: Option<[u8; 32]>,
-    /// For a DPoP-bound token (`cnf.jkt`): the thumbprint of the key every request must prove.
-    pub jkt: Option<String>,
-    /// For a certificate-bound token (`cnf.x5t#S256`, RFC 8705 §3): the SHA-256 of the client
-    /// certificate every request's connection must present.
-    pub x5t: Option<String>,
-}
 
 /// What an [`Authenticator`] returns: a boxed future, so the trait stays object-safe and a
 /// validation may wait (for an issuer's key set to be fetched).
@@ -92,36 +73,18 @@ impl Authenticator for DenyAll {
 /// [`IssuerJwks`](cryptoutil_actors::issuer_jwks) actor. A browser session stands for the access
 /// token its sign-in obtained: `session` looks it up and validates that token the same way.
 pub struct JwtBearer {
-    issuers: Vec<(String, IssuerKeys)>,
-    identity: Option<federated::IdentityValidation>,
+    issuers: Vec<TrustedIssuer>,
+    identity: Option<IdentityValidation>,
     sessions: Option<SessionsHandle>,
-    audience: String,
-    leeway: std::time::Duration,
+    expect: Expectation,
     /// Tokens already verified, by SHA-256 of the token, until their `exp` (or, for tokens of a
     /// federated identity-authz, for its cache time): a signature check or an introspection
     /// costs more than most requests it guards. Bounded; cleared when full.
     verified: std::sync::Mutex<HashMap<[u8; 32], (Principal, u64)>>,
 }
 
-/// Where one issuer's keys come from.
-pub enum IssuerKeys {
-    /// A set given in the configuration.
-    Static(Arc<JwkSet>),
-    /// A set fetched from the issuer and cached by an actor.
-    Remote(IssuerJwksHandle),
-}
-
 /// Most verified tokens remembered at once.
 const VERIFIED_CACHE_MAX: usize = 10_000;
-
-/// Token algorithms accepted from issuers: asymmetric only (a shared HMAC key would let every
-/// service mint tokens).
-const BEARER_ALGS: [JwsAlg; 10] = {
-    use JwsAlg::*;
-    [
-        RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA,
-    ]
-};
 
 impl JwtBearer {
     /// For the service named `audience`: the configured issuers in order, each with a static set
@@ -171,14 +134,19 @@ impl JwtBearer {
                     ))
                 }
             };
-            issuers.push((t.issuer.clone(), keys));
+            issuers.push(TrustedIssuer {
+                issuer: t.issuer.clone(),
+                keys,
+            });
         }
         Ok(Self {
             issuers,
             identity: None,
             sessions: None,
-            audience: audience.to_owned(),
-            leeway: cfg.leeway,
+            expect: Expectation {
+                audience: audience.to_owned(),
+                leeway: cfg.leeway,
+            },
             verified: std::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -197,7 +165,7 @@ impl Authenticator for JwtBearer {
 impl JwtBearer {
     /// Tokens of identity-authz's issuer are validated by identity-authz (introspection), with
     /// `identity`'s fallback while it is unavailable.
-    pub fn with_identity(mut self, identity: federated::IdentityValidation) -> Self {
+    pub fn with_identity(mut self, identity: IdentityValidation) -> Self {
         self.identity = Some(identity);
         self
     }
@@ -240,15 +208,21 @@ impl JwtBearer {
                 }
             }
         }
-        let (issuer, keys, unverified) = self.issuer_of(token)?;
+        // Parsed once: the issuer is read from it, and it is verified without decoding again.
+        let unverified = jwt::Unverified::parse(token).map_err(|_| AuthFailure::Invalid)?;
+        let trusted = self.issuer_of(&unverified)?;
         let (principal, until) = match &self.identity {
-            Some(identity) if identity.issuer() == issuer => {
+            Some(identity) if identity.issuer() == trusted.issuer => {
                 identity
-                    .validate(self, token, &unverified, keys, now)
-                    .await?
+                    .validate(token, &unverified, trusted, &self.expect, now)
+                    .await
             }
-            _ => self.verify_locally(token, issuer, keys, now).await?,
-        };
+            _ => trusted.verify(&unverified, &self.expect, now).await,
+        }
+        .map_err(|r| match r {
+            Rejected::Invalid => AuthFailure::Invalid,
+            Rejected::IssuerUnavailable => AuthFailure::IssuerUnavailable,
+        })?;
         if until > now {
             let mut cache = self
                 .verified
@@ -262,160 +236,31 @@ impl JwtBearer {
         Ok(principal)
     }
 
-    /// Verifies the token's signature with the issuer's keys (static, or the cached set) and
-    /// its claims; the principal and its `exp`.
-    pub(crate) async fn verify_locally(
-        &self,
-        token: &str,
-        issuer: &str,
-        keys: &IssuerKeys,
-        now: u64,
-    ) -> Result<(Principal, u64), AuthFailure> {
-        let set = match keys {
-            IssuerKeys::Static(set) => Arc::clone(set),
-            IssuerKeys::Remote(handle) => remote_keys(handle, token).await?,
-        };
-        self.verify_token(token, issuer, &set, now)
-    }
-
-    /// The service these tokens must name in `aud`.
-    pub(crate) fn audience(&self) -> &str {
-        &self.audience
-    }
-
-    /// The trusted issuer the token's `iss` names, read unverified only to pick its keys, and
-    /// the unverified claims (for the checks that may spare a federated identity-authz a call).
-    fn issuer_of(
-        &self,
-        token: &str,
-    ) -> Result<
-        (
-            &str,
-            &IssuerKeys,
-            serde_json::Map<String, serde_json::Value>,
-        ),
-        AuthFailure,
-    > {
-        let claims = unverified_claims(token).ok_or(AuthFailure::Invalid)?;
-        let iss = claims
+    /// The trusted issuer the token's `iss` names, read unverified only to pick its keys.
+    fn issuer_of(&self, token: &jwt::Unverified<'_>) -> Result<&TrustedIssuer, AuthFailure> {
+        let iss = token
+            .claims()
             .get("iss")
             .and_then(serde_json::Value::as_str)
             .ok_or(AuthFailure::Invalid)?;
-        let (issuer, keys) = self
-            .issuers
+        self.issuers
             .iter()
-            .find(|(i, _)| i == iss)
-            .map(|(i, k)| (i.as_str(), k))
-            .ok_or(AuthFailure::Invalid)?;
-        Ok((issuer, keys, claims))
-    }
-
-    /// Full verification: signature, issuer, audience, time claims; returns the principal and `exp`.
-    fn verify_token(
-        &self,
-        token: &str,
-        issuer: &str,
-        keys: &JwkSet,
-        now: u64,
-    ) -> Result<(Principal, u64), AuthFailure> {
-        let v = jwt::Validation {
-            issuer: Some(issuer.to_owned()),
-            audience: Some(self.audience.clone()),
-            typ: None,
-            leeway: self.leeway,
-            require_exp: true,
-        };
-        let claims =
-            jwt::verify(token, keys, &BEARER_ALGS, &v, now).map_err(|_| AuthFailure::Invalid)?;
-        principal_of(&claims)
+            .find(|t| t.issuer == iss)
+            .ok_or(AuthFailure::Invalid)
     }
 }
 
-/// A compact JWS's payload as JSON claims, NOT verified: only to choose how to verify it.
-fn unverified_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = b64::decode(payload, "payload").ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// The principal an access token's (verified or introspected) claims name, and its `exp`: a
-/// `tenant`, a subject (`sub` or `client_id`), the scopes, and any key binding (`cnf`).
-pub(crate) fn principal_of(
-    claims: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(Principal, u64), AuthFailure> {
-    let exp = claims
-        .get("exp")
-        .and_then(serde_json::Value::as_u64)
-        .ok_or(AuthFailure::Invalid)?;
-    let text = |name: &str| {
-        claims
-            .get(name)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-    };
-    let tenant = claims
-        .get("tenant")
-        .and_then(serde_json::Value::as_str)
-        .and_then(|t| TenantId::parse(t).ok())
-        .ok_or(AuthFailure::Invalid)?;
-    let subject = text("sub")
-        .or_else(|| text("client_id"))
-        .ok_or(AuthFailure::Invalid)?;
-    let scopes = text("scope")
-        .map(|s| {
-            s.split(' ')
-                .filter(|x| !x.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let cnf = |member: &str| {
-        claims
-            .get("cnf")
-            .and_then(|c| c.get(member))
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-    };
-    Ok((
-        Principal {
-            subject,
-            tenant,
-            scopes,
-            csrf: None,
-            jkt: cnf("jkt"),
-            x5t: cnf("x5t#S256"),
-        },
-        exp,
-    ))
-}
-
-/// The fetched set to verify `token` with: the cached one when it is fresh and resolves the
-/// token's `kid`, else whatever a refresh leaves published (the actor rate-limits refreshes, so
-/// tokens with made-up `kid`s cannot turn into a stream of fetches). With nothing ever fetched
-/// the answer is 503: the token may well be valid.
-async fn remote_keys(handle: &IssuerJwksHandle, token: &str) -> Result<Arc<JwkSet>, AuthFailure> {
-    let kid = cryptoutil_protocols::jose::header::compact_kid(token);
-    if let Some(published) = handle.current() {
-        if !handle.is_stale(&published) && published.set.resolve(kid.as_deref()).is_some() {
-            return Ok(Arc::clone(&published.set));
-        }
-    }
-    // A dead or wedged actor must not lock everyone out while a good set is cached.
-    let published = match handle.refresh().await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(issuer = handle.issuer(), %e, "issuer key refresh unavailable");
-            handle.current()
-        }
-    };
-    published
-        .map(|p| Arc::clone(&p.set))
-        .ok_or(AuthFailure::IssuerUnavailable)
-}
-
-impl Principal {
+/// What the HTTP layer asks of a [`Principal`].
+pub trait PrincipalExt {
     /// The principal the credential middleware put on an authenticated request.
-    pub fn of(parts: &axum::http::request::Parts) -> Result<&Self, ApiError> {
+    fn of(parts: &axum::http::request::Parts) -> Result<&Self, ApiError>;
+
+    /// 403 unless the principal holds `scope`.
+    fn require_scope(&self, scope: cryptoutil_actors::Scope) -> Result<(), ApiError>;
+}
+
+impl PrincipalExt for Principal {
+    fn of(parts: &axum::http::request::Parts) -> Result<&Self, ApiError> {
         parts.extensions.get::<Principal>().ok_or(ApiError::Actor(
             cryptoutil_actors::Error::Internal {
                 what: "an authenticated route without its principal",
@@ -423,11 +268,7 @@ impl Principal {
         ))
     }
 
-    /// 403 unless the principal holds `scope`.
-    pub fn require_scope(
-        &self,
-        scope: cryptoutil_actors::Scope,
-    ) -> Result<(), crate::error::ApiError> {
+    fn require_scope(&self, scope: cryptoutil_actors::Scope) -> Result<(), ApiError> {
         if self.scopes.iter().any(|s| s == scope.as_str()) {
             Ok(())
         } else {

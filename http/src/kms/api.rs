@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, PrincipalExt};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;

@@ -51,31 +51,77 @@ fn verify_compact_with<'k>(
     allowed: &[JwsAlg],
     key_for: impl Fn(Option<&str>) -> Option<&'k Jwk>,
 ) -> Result<Verified> {
-    let token = bounded(token)?;
-    let mut parts = token.split('.');
-    let (Some(protected), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JoseError::Malformed {
-            what: "compact JWS (expected three parts)",
-        });
-    };
-    let header = parse_protected(protected)?;
-    let alg = check_header(&header, None, allowed)?;
-    let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
-    let key = key_for(kid.as_deref()).ok_or_else(|| JoseError::UnknownKid { kid: kid.clone() })?;
-    let signature = b64::decode(signature, "JWS signature")?;
-    let input_len = protected.len() + 1 + payload.len();
-    let input = token.get(..input_len).ok_or(JoseError::Malformed {
-        what: "compact JWS",
-    })?;
-    key.verify(alg, input.as_bytes(), &signature)?;
-    Ok(Verified {
-        header,
-        payload: b64::decode(payload, "JWS payload")?,
-        alg,
-        kid,
-    })
+    let unverified = UnverifiedCompact::parse(token)?;
+    unverified.verify_with(allowed, key_for)
+}
+
+/// A compact JWS split and decoded once, NOT verified: its protected header, `kid` and payload
+/// may be read to choose how to verify it (which keys), then it is verified without being
+/// decoded again.
+#[derive(Debug, Clone)]
+pub struct UnverifiedCompact<'a> {
+    input: &'a str,
+    header: Map<String, Value>,
+    kid: Option<String>,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl<'a> UnverifiedCompact<'a> {
+    /// Splits and decodes `token` (three base64url parts, a JSON object header).
+    pub fn parse(token: &'a str) -> Result<Self> {
+        let token = bounded(token)?;
+        let mut parts = token.split('.');
+        let (Some(protected), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JoseError::Malformed {
+                what: "compact JWS (expected three parts)",
+            });
+        };
+        let header = parse_protected(protected)?;
+        let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
+        let input_len = protected.len() + 1 + payload.len();
+        let input = token.get(..input_len).ok_or(JoseError::Malformed {
+            what: "compact JWS",
+        })?;
+        Ok(Self {
+            input,
+            header,
+            kid,
+            payload: b64::decode(payload, "JWS payload")?,
+            signature: b64::decode(signature, "JWS signature")?,
+        })
+    }
+
+    /// The protected header's `kid`, NOT verified.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The payload, NOT verified.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Verifies the signature with the key `key_for` picks by `kid`, its `alg` in `allowed`.
+    pub fn verify_with<'k>(
+        &self,
+        allowed: &[JwsAlg],
+        key_for: impl Fn(Option<&str>) -> Option<&'k Jwk>,
+    ) -> Result<Verified> {
+        let alg = check_header(&self.header, None, allowed)?;
+        let key = key_for(self.kid()).ok_or_else(|| JoseError::UnknownKid {
+            kid: self.kid.clone(),
+        })?;
+        key.verify(alg, self.input.as_bytes(), &self.signature)?;
+        Ok(Verified {
+            header: self.header.clone(),
+            payload: self.payload.clone(),
+            alg,
+            kid: self.kid.clone(),
+        })
+    }
 }
 
 /// Signs `payload` for several signers in the general JSON serialization, or for exactly one in

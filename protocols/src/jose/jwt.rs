@@ -86,11 +86,50 @@ pub fn verify(
     v: &Validation,
     now_unix: u64,
 ) -> Result<Claims> {
-    let verified = jws::verify_compact_in(token, keys, allowed)?;
-    check_typ(&verified.header, v)?;
-    let claims = parse_claims(&verified.payload)?;
-    validate(&claims, v, now_unix)?;
-    Ok(claims)
+    Unverified::parse(token)?.verify(keys, allowed, v, now_unix)
+}
+
+/// A signed JWT decoded once, NOT verified: its claims and `kid` may be read to choose how to
+/// verify it (which issuer's keys), then [`Self::verify`] checks signature and claims without
+/// decoding the token again.
+#[derive(Debug, Clone)]
+pub struct Unverified<'a> {
+    jws: jws::UnverifiedCompact<'a>,
+    claims: Claims,
+}
+
+impl<'a> Unverified<'a> {
+    /// Splits and decodes a compact JWT; its payload must be a JSON object.
+    pub fn parse(token: &'a str) -> Result<Self> {
+        let jws = jws::UnverifiedCompact::parse(token)?;
+        let claims = parse_claims(jws.payload())?;
+        Ok(Self { jws, claims })
+    }
+
+    /// The claims, NOT verified.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// The header's `kid`, NOT verified.
+    pub fn kid(&self) -> Option<&str> {
+        self.jws.kid()
+    }
+
+    /// Verifies the signature with the key of `keys` its `kid` names (alg in `allowed`), then
+    /// `typ` and the claims against `v` at `now_unix`; the verified claims.
+    pub fn verify(
+        &self,
+        keys: &JwkSet,
+        allowed: &[JwsAlg],
+        v: &Validation,
+        now_unix: u64,
+    ) -> Result<Claims> {
+        let verified = self.jws.verify_with(allowed, |kid| keys.resolve(kid))?;
+        check_typ(&verified.header, v)?;
+        validate(&self.claims, v, now_unix)?;
+        Ok(self.claims.clone())
+    }
 }
 
 /// Keys and algorithms for decrypting a JWT.

@@ -12,7 +12,7 @@ use cryptoutil_actors::Scope;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, PrincipalExt};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;

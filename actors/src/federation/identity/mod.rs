@@ -1,12 +1,19 @@
 //! identity-authz as a peer: RFC 7662 introspection of the access tokens a service is given,
-//! authenticated as this process's OAuth client. The authenticator of each service calls it
-//! and falls back (`federation_fallback.identity_fallback_mode`) when it is unavailable.
+//! authenticated as this process's OAuth client, and the validation that falls back
+//! (`federation_fallback.identity_fallback_mode`) when it is unavailable.
+//!
+//! # Layout
+//! - [`validation`]: `IdentityValidation`: introspect, or the fallback mode.
+
+pub mod validation;
+
+pub use validation::IdentityValidation;
 
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::peer::{CallAuth, Peer, PeerRequest, Retries};
-use super::{PeerError, INTROSPECT_PATH};
+use crate::federation::peer::{CallAuth, Peer, PeerRequest, Retries};
+use crate::federation::{PeerError, INTROSPECT_PATH};
 use cryptoutil_federation::{Bytes, Method};
 
 /// identity-authz, reached at its public URL.

@@ -12,10 +12,12 @@
 
 use std::time::Duration;
 
-use cryptoutil_actors::federation::{IdentityFallback, IdentityPeer, Retries};
+use cryptoutil_protocols::jose::jwt;
 use serde_json::{Map, Value};
 
-use super::{principal_of, AuthFailure, IssuerKeys, JwtBearer, Principal};
+use super::IdentityPeer;
+use crate::bearer::{principal_of, Expectation, Principal, Rejected, TrustedIssuer};
+use crate::federation::{IdentityFallback, Retries};
 
 /// How a service validates identity-authz's tokens when identity-authz is federated.
 pub struct IdentityValidation {
@@ -48,19 +50,21 @@ impl IdentityValidation {
         self.peer.issuer()
     }
 
-    /// The principal and until when it may be cached (Unix seconds).
-    pub(crate) async fn validate(
+    /// The principal of `token` (parsed as `unverified`, of `trusted`, identity-authz's
+    /// issuer) and until when it may be cached (Unix seconds).
+    pub async fn validate(
         &self,
-        bearer: &JwtBearer,
         token: &str,
-        unverified: &Map<String, Value>,
-        keys: &IssuerKeys,
+        unverified: &jwt::Unverified<'_>,
+        trusted: &TrustedIssuer,
+        expect: &Expectation,
         now: u64,
-    ) -> Result<(Principal, u64), AuthFailure> {
+    ) -> Result<(Principal, u64), Rejected> {
         // An expired token is refused here: identity-authz would say the same.
-        let exp = unverified.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let claims = unverified.claims();
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
         if exp <= now {
-            return Err(AuthFailure::Invalid);
+            return Err(Rejected::Invalid);
         }
         let ttl = self.cache_ttl.as_secs();
         let retries = match self.mode {
@@ -71,28 +75,28 @@ impl IdentityValidation {
         };
         let unavailable = match self.peer.introspect(token, retries).await {
             Ok(Some(claims)) => {
-                let (principal, exp) = self.check(&claims, bearer.audience(), now)?;
-                warm(keys);
+                let (principal, exp) = self.check(&claims, &expect.audience, now)?;
+                // Keeps the key set fetched while identity-authz answers, so
+                // `local_validation` has keys when it stops answering.
+                trusted.warm();
                 return Ok((principal, exp.min(now.saturating_add(ttl))));
             }
-            Ok(None) => return Err(AuthFailure::Invalid),
+            Ok(None) => return Err(Rejected::Invalid),
             Err(e) => e,
         };
-        cryptoutil_actors::metrics::fallback_used("identity", self.mode.as_str());
+        crate::metrics::fallback_used("identity", self.mode.as_str());
         match self.mode {
             IdentityFallback::LocalValidation => {
                 tracing::debug!(%unavailable, "identity-authz unavailable: validating locally");
-                let (principal, exp) = bearer
-                    .verify_locally(token, self.issuer(), keys, now)
-                    .await?;
+                let (principal, exp) = trusted.verify(unverified, expect, now).await?;
                 Ok((principal, exp.min(now.saturating_add(ttl))))
             }
             IdentityFallback::RejectAll => {
                 tracing::debug!(%unavailable, "identity-authz unavailable: reject_all refuses");
-                Err(AuthFailure::IssuerUnavailable)
+                Err(Rejected::IssuerUnavailable)
             }
             IdentityFallback::AllowAll => {
-                let (principal, _) = principal_of(unverified)?;
+                let (principal, _) = principal_of(claims)?;
                 tracing::error!(
                     %unavailable,
                     subject = %principal.subject,
@@ -112,9 +116,9 @@ impl IdentityValidation {
         claims: &Map<String, Value>,
         audience: &str,
         now: u64,
-    ) -> Result<(Principal, u64), AuthFailure> {
+    ) -> Result<(Principal, u64), Rejected> {
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer()) {
-            return Err(AuthFailure::Invalid);
+            return Err(Rejected::Invalid);
         }
         let ours = match claims.get("aud") {
             Some(Value::String(a)) => a == audience,
@@ -122,28 +126,13 @@ impl IdentityValidation {
             _ => false,
         };
         if !ours {
-            return Err(AuthFailure::Invalid);
+            return Err(Rejected::Invalid);
         }
         let (principal, exp) = principal_of(claims)?;
         if exp <= now {
-            return Err(AuthFailure::Invalid);
+            return Err(Rejected::Invalid);
         }
         Ok((principal, exp))
-    }
-}
-
-/// Keeps the issuer's key set fetched while identity-authz answers, so `local_validation` has
-/// keys when it stops answering (refreshes are rate-limited by the key-set actor).
-fn warm(keys: &IssuerKeys) {
-    let IssuerKeys::Remote(handle) = keys else {
-        return;
-    };
-    let fresh = handle.current().is_some_and(|p| !handle.is_stale(&p));
-    if !fresh {
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            let _ = handle.refresh().await;
-        });
     }
 }
 
