@@ -140,4 +140,6 @@ pub struct SuiteArgs {
     pub peers: Vec<PeerSettings>,
     /// The `iss` of identity-authz's tokens, when it is a federated peer.
     pub identity_issuer: String,
+    /// Certificates from the CA, when it is a federated peer.
+    pub enrollment: Option<crate::federation::ca::enroll::EnrollmentPlan>,
 }

@@ -1,6 +1,7 @@
 //! Builds the supervision tree: root supervisor -> one supervisor per service -> the service's
 //! actors, and hands back the typed handles the HTTP layer needs. Every service gets the same
-//! common actors (`Health`, `Vault`, `Sessions`, an `IssuerJwks` per trusted issuer); what a
+//! common actors (`Health`, `Vault`, `Sessions`, an `IssuerJwks` per trusted issuer, an
+//! `Enrollment` when its certificate comes from the CA); what a
 //! product adds comes from the products registered in [`PRODUCTS`].
 
 use std::collections::BTreeMap;
@@ -11,7 +12,8 @@ use cryptoutil_storage::Store;
 use ractor::SpawnErr;
 
 use crate::config::SupervisionConfig;
-use crate::federation::Federation;
+use crate::federation::ca::enroll::{Enrollment, EnrollmentMsg};
+use crate::federation::{CaPeer, Federation};
 use crate::health::{Health, HealthArgs, HealthHandle, HealthMsg};
 use crate::issuer_jwks::{IssuerJwks, IssuerJwksArgs, IssuerJwksHandle, IssuerJwksMsg};
 use crate::product::{Product, ServiceBuild, ServiceParts};
@@ -133,6 +135,21 @@ fn service_tree(
     let mut children: Vec<Arc<dyn ChildSpec>> =
         vec![Arc::new(health), Arc::new(vault), Arc::new(sessions)];
     let issuer_jwks = issuer_key_sets(service, args, cfg, &mut children);
+    let enrollment = federation
+        .ca
+        .as_ref()
+        .map(|ca| CaPeer::new(ca.clone()))
+        .zip(args.enrollment.as_ref())
+        .and_then(|(ca, plan)| plan.args(service, &ca));
+    if let Some(enrollment) = enrollment {
+        children.push(Arc::new(ActorSpec::new(
+            format!("{name}/enroll"),
+            "Enrollment",
+            Slot::<EnrollmentMsg>::new("Enrollment"),
+            move || (Enrollment, enrollment.clone()),
+            || EnrollmentMsg::Crash,
+        )));
+    }
 
     let ctx = ServiceBuild {
         service,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{anyhow, Context as _};
+use cryptoutil_actors::federation::ca::enroll::CaLeaf;
 use cryptoutil_actors::federation::CaFallback;
 use cryptoutil_actors::ServiceName;
 use cryptoutil_http::tls::ServerCert;
@@ -152,16 +153,6 @@ pub fn leaf_names(cfg: &AppConfig, service: ServiceName) -> (Vec<String>, Vec<Ip
         ips.push(listen.bind_address);
     }
     (dns, ips)
-}
-
-/// A certificate the CA issued, as kept for `ca_fallback_mode: cached`.
-pub struct CaLeaf {
-    /// The chain, leaf first (DER).
-    pub chain: Vec<Vec<u8>>,
-    /// The leaf's private key (PKCS#8).
-    pub key: zeroize::Zeroizing<Vec<u8>>,
-    /// The leaf's notAfter (Unix seconds).
-    pub not_after: u64,
 }
 
 fn ca_leaf_keys(service: ServiceName) -> (Vec<u8>, Vec<u8>) {

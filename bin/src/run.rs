@@ -72,7 +72,6 @@ pub struct Running {
     pub fips: bool,
     shutdown: Arc<watch::Sender<bool>>,
     listeners: JoinSet<()>,
-    enrollers: Vec<tokio::task::JoinHandle<()>>,
     suite: Suite,
     stores: Vec<Arc<Store>>,
     readiness: Readiness,
@@ -197,6 +196,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         browser,
         peers: crate::federation::peers(&cfg.federation, &tls.anchor_pem)?,
         identity_issuer: cfg.federation.identity_issuer(),
+        enrollment: crate::enroll::plan(&cfg, &tls.certs, tls.store.as_ref())?,
     };
     let suite = suite::start(stores.clone(), &args, &cfg.supervision)
         .await
@@ -269,15 +269,6 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             grace,
         ));
     }
-    let enrollers = match &suite.federation.ca {
-        Some(ca) => crate::enroll::start(
-            &cfg,
-            &cryptoutil_actors::federation::CaPeer::new(ca.clone()),
-            &tls.certs,
-            tls.store.as_ref(),
-        )?,
-        None => Vec::new(),
-    };
     for peer in suite.federation.peers() {
         tracing::info!(
             peer = peer.name().as_str(),
@@ -327,7 +318,6 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         fips,
         shutdown,
         listeners,
-        enrollers,
         suite,
         stores: stores
             .into_iter()
@@ -677,10 +667,6 @@ impl Running {
             .is_err()
         {
             self.listeners.abort_all();
-        }
-        for enroller in self.enrollers.drain(..) {
-            enroller.abort();
-            let _ = enroller.await;
         }
         self.suite.root.stop(self.grace).await;
         drop(self.suite);

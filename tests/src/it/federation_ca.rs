@@ -220,6 +220,15 @@ async fn certificates_come_from_the_ca_when_it_answers_and_the_fallback_serves_w
     assert!(!trusted_by(&app, &suite_anchor(&data)).await);
     let enrollments = ca.peer.hits_of(SIMPLEENROLL);
     assert!(enrollments >= 1);
+    // Enrollment is a supervised actor: operators see it in the tree.
+    let url = format!("{}/admin/v1/supervision", app.admin(ServiceName::Kms));
+    let tree: cryptoutil_actors::supervisor::tree::SupervisionNode =
+        serde_json::from_slice(&app.client.get(&url).await.unwrap().body).unwrap();
+    let node = tree.find("kms/enroll").expect("kms/enroll in the tree");
+    assert_eq!(
+        (node.kind.as_str(), node.state.as_str()),
+        ("Enrollment", "running")
+    );
     app.stop().await;
 
     // Restart with the CA down, cached: the CA's last certificate, and no new request.

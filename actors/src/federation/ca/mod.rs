@@ -3,14 +3,19 @@
 //! authenticated with this process's access token. Until the CA answers, or while it is
 //! unavailable, the service presents the certificate its `ca_fallback_mode` names. The CA
 //! service itself arrives with its own issue; this is the seam it plugs into.
+//!
+//! # Layout
+//! - [`enroll`]: the `Enrollment` actor of one service: enrolls, presents, keeps, renews.
+
+pub mod enroll;
 
 use std::time::Duration;
 
 use cryptoutil_federation::{Bytes, Method};
 use cryptoutil_protocols::est;
 
-use super::peer::{CallAuth, Peer, PeerRequest, Retries};
-use super::PeerError;
+use crate::federation::peer::{CallAuth, Peer, PeerRequest, Retries};
+use crate::federation::PeerError;
 
 /// The CA.
 #[derive(Clone, Debug)]
