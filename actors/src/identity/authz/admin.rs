@@ -6,13 +6,13 @@
 use cryptoutil_protocols::jose::b64;
 use cryptoutil_protocols::oauth;
 use cryptoutil_storage::{Store, Table};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::model::{
-    AuthMethod, Client, Removal, Tenant, User, API_SCOPES, AUTHORIZATION_CODE, CLIENT_CREDENTIALS,
-    OIDC_SCOPES, REFRESH_TOKEN, TLS_CLIENT_AUTH,
+    random, AuthMethod, Client, Removal, Tenant, User, API_SCOPES, AUTHORIZATION_CODE,
+    CLIENT_CREDENTIALS, OIDC_SCOPES, REFRESH_TOKEN, TLS_CLIENT_AUTH,
 };
 use super::state::{now_unix, record_json, AuthzState, Loaded};
 use crate::error::Error;
@@ -174,7 +174,7 @@ pub struct ResourceServer {
 /// What an admin call comes to.
 pub enum Step {
     /// A read's answer.
-    Answer(Value),
+    Answer(Box<AdminAnswer>),
     /// A validated write to persist.
     Write(Box<Write>),
 }
@@ -211,22 +211,112 @@ fn valid_id(id: &str, max: usize, extra: &[u8]) -> bool {
         })
 }
 
-fn client_view(c: &Client) -> Value {
-    json!({
-        "client_id": c.client_id, "tenant": c.tenant, "name": c.name,
-        "grant_types": c.grant_types, "scopes": c.scopes, "audiences": c.audiences,
-        "auth_methods": c.auth_methods, "jwks": c.jwks, "redirect_uris": c.redirect_uris,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris, "first_party": c.first_party,
-        "tls_client_auth_san": c.tls_client_auth_san, "resource_server": c.resource_server,
-        "created": c.created,
-    })
+/// A client as the admin API shows it (never its secret's MAC).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientView {
+    /// `client_id`.
+    pub client_id: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Display name.
+    pub name: String,
+    /// Grant types it may use.
+    pub grant_types: Vec<String>,
+    /// Scopes it may be granted.
+    pub scopes: Vec<String>,
+    /// Services whose audience it may be granted.
+    pub audiences: Vec<String>,
+    /// Token endpoint authentication methods.
+    pub auth_methods: Vec<String>,
+    /// Public keys for private_key_jwt.
+    pub jwks: Option<Value>,
+    /// Redirect URIs of the code flow.
+    pub redirect_uris: Vec<String>,
+    /// Allowed `post_logout_redirect_uri`s.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A client of this deployment (no consent asked).
+    pub first_party: bool,
+    /// For `tls_client_auth`: the name its certificate must carry.
+    pub tls_client_auth_san: Option<String>,
+    /// A federated service that introspects other tenants' tokens for its audiences.
+    pub resource_server: bool,
+    /// Creation time.
+    pub created: u64,
+    /// Its secret, shown once when it is created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Zeroizing<String>>,
 }
 
-fn user_view(u: &User) -> Value {
-    json!({
-        "id": u.id, "username": u.username, "tenant": u.tenant, "roles": u.roles,
-        "created": u.created,
-    })
+impl ClientView {
+    fn of(c: &Client) -> Self {
+        Self {
+            client_id: c.client_id.clone(),
+            tenant: c.tenant.clone(),
+            name: c.name.clone(),
+            grant_types: c.grant_types.clone(),
+            scopes: c.scopes.clone(),
+            audiences: c.audiences.clone(),
+            auth_methods: c.auth_methods.clone(),
+            jwks: c.jwks.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            first_party: c.first_party,
+            tls_client_auth_san: c.tls_client_auth_san.clone(),
+            resource_server: c.resource_server,
+            created: c.created,
+            client_secret: None,
+        }
+    }
+}
+
+/// A user as the admin API shows it (never the password record).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    /// The user's `sub`.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Creation time.
+    pub created: u64,
+    /// A generated password, shown once when the user is created without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Zeroizing<String>>,
+}
+
+impl UserView {
+    fn of(u: &User) -> Self {
+        Self {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            tenant: u.tenant.clone(),
+            roles: u.roles.clone(),
+            created: u.created,
+            password: None,
+        }
+    }
+}
+
+/// What an admin call answers; the HTTP layer writes it as JSON.
+#[derive(Debug, Clone)]
+pub enum AdminAnswer {
+    /// The tenants the caller may see.
+    Tenants(Vec<Tenant>),
+    /// One tenant (created).
+    Tenant(Tenant),
+    /// The clients of the caller's tenant, by `client_id`.
+    Clients(Vec<ClientView>),
+    /// One client (with its secret when just created).
+    Client(ClientView),
+    /// The users of the caller's tenant, by name.
+    Users(Vec<UserView>),
+    /// One user (with a generated password when just created).
+    User(UserView),
+    /// Removed.
+    Removed,
 }
 
 impl AuthzState {
@@ -238,7 +328,9 @@ impl AuthzState {
                     .tenants()
                     .filter(|t| caller.is_operator() || t.id == caller.tenant)
                     .collect();
-                Ok(Step::Answer(json!({ "tenants": tenants })))
+                Ok(Step::Answer(Box::new(AdminAnswer::Tenants(
+                    tenants.into_iter().cloned().collect(),
+                ))))
             }
             AdminOp::CreateTenant(t) => {
                 if !caller.is_operator() {
@@ -265,18 +357,18 @@ impl AuthzState {
                 })))
             }
             AdminOp::ListClients => {
-                let mut clients: Vec<Value> = self
+                let mut clients: Vec<ClientView> = self
                     .clients()
                     .filter(|c| c.tenant == caller.tenant)
-                    .map(client_view)
+                    .map(ClientView::of)
                     .collect();
-                clients.sort_by(|a, b| a["client_id"].as_str().cmp(&b["client_id"].as_str()));
-                Ok(Step::Answer(json!({ "clients": clients })))
+                clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+                Ok(Step::Answer(Box::new(AdminAnswer::Clients(clients))))
             }
             AdminOp::GetClient(id) => self
                 .clients()
                 .find(|c| c.client_id == id && (c.tenant == caller.tenant || caller.is_operator()))
-                .map(|c| Step::Answer(client_view(c)))
+                .map(|c| Step::Answer(Box::new(AdminAnswer::Client(ClientView::of(c)))))
                 .ok_or(Error::NotFound { what: "client" }),
             AdminOp::CreateClient(spec) => {
                 let tenant = caller.target(spec.tenant.as_deref())?;
@@ -413,7 +505,6 @@ impl AuthzState {
                         reason: "resource servers (cross-tenant introspection) are the operator's",
                     });
                 }
-                let random = |n| oauth::random_token(n).map_err(|_| bad("random"));
                 let has_secret = auth_methods
                     .iter()
                     .any(|m| secret_methods.contains(&m.as_str()));
@@ -527,13 +618,13 @@ impl AuthzState {
                 Ok(Step::write(Write::DeleteClient(id)))
             }
             AdminOp::ListUsers => {
-                let mut users: Vec<Value> = self
+                let mut users: Vec<UserView> = self
                     .users()
                     .filter(|u| u.tenant == caller.tenant)
-                    .map(user_view)
+                    .map(UserView::of)
                     .collect();
-                users.sort_by(|a, b| a["username"].as_str().cmp(&b["username"].as_str()));
-                Ok(Step::Answer(json!({ "users": users })))
+                users.sort_by(|a, b| a.username.cmp(&b.username));
+                Ok(Step::Answer(Box::new(AdminAnswer::Users(users))))
             }
             AdminOp::CreateUser(mut spec) => {
                 let tenant = caller.target(spec.tenant.as_deref())?;
@@ -562,7 +653,7 @@ impl AuthzState {
                     }
                     Some(_) => None,
                     None => {
-                        let p = oauth::random_token(18).map_err(|_| bad("random"))?;
+                        let p = random(18)?;
                         spec.password = Some(p.clone());
                         Some(p)
                     }
@@ -588,11 +679,11 @@ impl AuthzState {
     pub fn persist_admin(
         store: &Store,
         write: Write,
-    ) -> Result<(Loaded, Value, Option<Removal>), Error> {
+    ) -> Result<(Loaded, AdminAnswer, Option<Removal>), Error> {
         match write {
             Write::Tenant(t) => {
                 store.put_sealed(Table::IdentityTenants, t.id.as_bytes(), &record_json(&t)?)?;
-                let answer = json!(t);
+                let answer = AdminAnswer::Tenant(t.clone());
                 Ok((Loaded::with_tenant(t), answer, None))
             }
             Write::Client(c, secret) => {
@@ -601,37 +692,36 @@ impl AuthzState {
                     c.client_id.as_bytes(),
                     &record_json(&c)?,
                 )?;
-                let mut answer = client_view(&c);
-                if let (false, Some(o)) = (secret.is_empty(), answer.as_object_mut()) {
-                    o.insert("client_secret".into(), json!(secret.as_str()));
-                }
-                Ok((Loaded::with_client(c), answer, None))
+                let mut view = ClientView::of(&c);
+                view.client_secret = Some(secret).filter(|s| !s.is_empty());
+                Ok((Loaded::with_client(c), AdminAnswer::Client(view), None))
             }
             Write::User(spec, tenant, generated) => {
                 let password = spec.password.unwrap_or_default();
                 let user = User {
-                    id: format!(
-                        "user-{}",
-                        oauth::random_token(12).map_err(|_| bad("random"))?.as_str()
-                    ),
+                    id: format!("user-{}", random(12)?.as_str()),
                     tenant,
                     username: spec.username,
                     password_hash: oauth::hash_password(&password, oauth::PASSWORD_ITERATIONS)
-                        .map_err(|_| bad("random"))?,
+                        .map_err(|_| Error::Internal {
+                            what: "random generator",
+                        })?,
                     roles: spec.roles.unwrap_or_default(),
                     created: now_unix(),
                 };
                 let key = format!("{}/{}", user.tenant, user.username);
                 store.put_sealed(Table::IdentityUsers, key.as_bytes(), &record_json(&user)?)?;
-                let mut answer = user_view(&user);
-                if let (Some(p), Some(o)) = (generated, answer.as_object_mut()) {
-                    o.insert("password".into(), json!(p.as_str()));
-                }
-                Ok((Loaded::with_user(user), answer, None))
+                let mut view = UserView::of(&user);
+                view.password = generated;
+                Ok((Loaded::with_user(user), AdminAnswer::User(view), None))
             }
             Write::DeleteClient(id) => {
                 store.delete(Table::IdentityClients, id.as_bytes())?;
-                Ok((Loaded::default(), Value::Null, Some(Removal::Client(id))))
+                Ok((
+                    Loaded::default(),
+                    AdminAnswer::Removed,
+                    Some(Removal::Client(id)),
+                ))
             }
             Write::DeleteUser(tenant, username) => {
                 store.delete(
@@ -640,7 +730,7 @@ impl AuthzState {
                 )?;
                 Ok((
                     Loaded::default(),
-                    Value::Null,
+                    AdminAnswer::Removed,
                     Some(Removal::User(tenant, username)),
                 ))
             }

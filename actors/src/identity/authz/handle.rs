@@ -74,7 +74,7 @@ impl AuthzHandle {
         &self,
         caller: super::admin::Caller,
         op: super::admin::AdminOp,
-    ) -> Result<Value, Error> {
+    ) -> Result<super::admin::AdminAnswer, Error> {
         // Creating a user hashes its password (600,000 PBKDF2 iterations).
         ask(
             &self.slot,

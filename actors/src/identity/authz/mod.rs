@@ -212,7 +212,7 @@ impl Actor for Authz {
                     let _ = reply.send(Err(e));
                 }
                 Ok(admin::Step::Answer(answer)) => {
-                    let _ = reply.send(Ok(answer));
+                    let _ = reply.send(Ok(*answer));
                 }
                 Ok(admin::Step::Write(write)) => {
                     let store = st.store();

@@ -43,8 +43,8 @@ pub enum AuthzMsg {
         caller: super::admin::Caller,
         /// What.
         op: super::admin::AdminOp,
-        /// The answer (JSON).
-        reply: RpcReplyPort<Result<Value, Error>>,
+        /// The answer.
+        reply: RpcReplyPort<Result<super::admin::AdminAnswer, Error>>,
     },
     /// An admin write is durable: merge it (and drop what it removed), then answer.
     AdminDone {
@@ -53,9 +53,9 @@ pub enum AuthzMsg {
         /// A record to forget.
         removal: Option<super::model::Removal>,
         /// The answer.
-        answer: Value,
+        answer: super::admin::AdminAnswer,
         /// Whom to answer.
-        reply: RpcReplyPort<Result<Value, Error>>,
+        reply: RpcReplyPort<Result<super::admin::AdminAnswer, Error>>,
     },
     /// The public JWK Set of the signing keys (current and still-overlapping retired ones).
     Jwks {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
 use cryptoutil_protocols::oauth;
 use cryptoutil_storage::{Store, Table};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
@@ -552,29 +552,37 @@ pub(crate) fn record_json<T: Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>
         })
 }
 
+/// A signing key as stored (sealed).
+#[derive(Serialize, Deserialize)]
+struct SigningKeyRecord {
+    #[serde(with = "cryptoutil_protocols::jose::jwk::private_serde")]
+    jwk: Jwk,
+    #[serde(default)]
+    created: u64,
+    #[serde(default)]
+    retired: Option<u64>,
+}
+
 fn signing_key_write(
     store: &Store,
     key: &SigningKey,
 ) -> Result<cryptoutil_storage::backend::Write, Error> {
-    let private = key.jwk.to_private_value()?;
-    let record = Zeroizing::new(format!(
-        "{{\"jwk\":{},\"created\":{},\"retired\":{}}}",
-        private.as_str(),
-        key.created,
-        key.retired.map_or("null".to_owned(), |r| r.to_string())
-    ));
+    let record = record_json(&SigningKeyRecord {
+        jwk: (*key.jwk).clone(),
+        created: key.created,
+        retired: key.retired,
+    })?;
     let kid = key.jwk.kid.clone().unwrap_or_default();
-    Ok(store.sealed_write(Table::IdentityKeys, kid.as_bytes(), record.as_bytes())?)
+    Ok(store.sealed_write(Table::IdentityKeys, kid.as_bytes(), &record)?)
 }
 
 fn signing_key_from_record(key: &[u8], plain: &[u8]) -> Result<SigningKey, Error> {
-    let corrupt = || Error::corrupt(Table::IdentityKeys, key, "signing key");
-    let record: Value = serde_json::from_slice(plain).map_err(|_| corrupt())?;
-    let jwk = Jwk::from_value(record.get("jwk").unwrap_or(&Value::Null)).map_err(|_| corrupt())?;
+    let record: SigningKeyRecord = serde_json::from_slice(plain)
+        .map_err(|_| Error::corrupt(Table::IdentityKeys, key, "signing key"))?;
     Ok(SigningKey {
-        jwk: Arc::new(jwk),
-        created: record.get("created").and_then(Value::as_u64).unwrap_or(0),
-        retired: record.get("retired").and_then(Value::as_u64),
+        jwk: Arc::new(record.jwk),
+        created: record.created,
+        retired: record.retired,
     })
 }
 

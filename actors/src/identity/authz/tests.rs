@@ -202,14 +202,17 @@ mod flow {
         };
         let (loaded, answer, _) = AuthzState::persist_admin(&st.store(), *write).unwrap();
         st.merge(loaded);
+        let admin::AdminAnswer::Client(client) = answer else {
+            panic!("a client")
+        };
         World {
             st,
             idp: IdpState::with_dummy(
                 Duration::from_secs(3_600),
                 password::dummy_record().unwrap(),
             ),
-            client_id: answer["client_id"].as_str().unwrap().into(),
-            client_secret: answer["client_secret"].as_str().unwrap().into(),
+            client_id: client.client_id.clone(),
+            client_secret: client.client_secret.clone().unwrap().to_string(),
             password: creds.password.to_string(),
             _dir: dir,
         }
@@ -631,11 +634,14 @@ mod flow {
         };
         let (loaded, answer, _) = AuthzState::persist_admin(&w.st.store(), *write).unwrap();
         w.st.merge(loaded);
+        let admin::AdminAnswer::Client(client) = answer else {
+            panic!("a client")
+        };
         assert!(
-            answer.get("client_secret").is_none(),
+            client.client_secret.is_none(),
             "a public client has no secret"
         );
-        w.client_id = answer["client_id"].as_str().unwrap().into();
+        w.client_id = client.client_id;
         w.client_secret = String::new();
         let public = |r: &mut TokenRequest, jkt: Option<&str>, jti: &str| {
             r.client.method = AuthMethod::None;

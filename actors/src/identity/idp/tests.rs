@@ -11,7 +11,7 @@ use cryptoutil_storage::Store;
 use zeroize::Zeroizing;
 
 use super::*;
-use crate::identity::authz::admin::{AdminOp, Caller, NewClient};
+use crate::identity::authz::admin::{AdminAnswer, AdminOp, Caller, NewClient};
 use crate::identity::authz::flow::AuthorizeOutcome;
 use crate::identity::authz::{AuthMethod, AuthzConfig, ClientAuth, TokenRequest};
 use crate::identity::signin::Next;
@@ -119,8 +119,11 @@ async fn a_sign_in_its_session_lockout_and_a_logout_through_both_actors() {
         )
         .await
         .unwrap();
-    let client_id = client["client_id"].as_str().unwrap().to_owned();
-    let secret = client["client_secret"].as_str().unwrap().to_owned();
+    let AdminAnswer::Client(client) = client else {
+        panic!("a client")
+    };
+    let client_id = client.client_id.clone();
+    let secret = client.client_secret.unwrap().to_string();
 
     // The form, a wrong password (the same answer for a name that does not exist), then in.
     let ch = challenge(&authz, &client_id).await;

@@ -43,11 +43,14 @@ pub struct KeyView {
 /// Largest payload or plaintext the service signs or encrypts (1 MiB).
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
 
-/// A key with its policy.
-#[derive(Clone, Debug)]
+/// A key with its policy, as stored (sealed).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StoredKey {
+    #[serde(with = "cryptoutil_protocols::jose::jwk::private_serde")]
     jwk: Jwk,
+    #[serde(default)]
     exportable: bool,
+    #[serde(default, rename = "created")]
     created_unix: u64,
 }
 
@@ -89,18 +92,8 @@ impl JoseKeysState {
             let Some((tenant, kid)) = key.split_once('/') else {
                 continue;
             };
-            let record: Value = serde_json::from_slice(&plain).map_err(|_| Error::BadRequest {
-                reason: "stored key record",
-            })?;
-            let jwk = Jwk::from_value(record.get("jwk").unwrap_or(&Value::Null))?;
-            let stored = StoredKey {
-                jwk,
-                exportable: record
-                    .get("exportable")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-                created_unix: record.get("created").and_then(Value::as_u64).unwrap_or(0),
-            };
+            let stored: StoredKey = serde_json::from_slice(&plain)
+                .map_err(|_| Error::corrupt(Table::JoseKeys, &k, "JOSE key"))?;
             tenants
                 .entry(tenant.to_owned())
                 .or_default()
@@ -153,22 +146,18 @@ impl JoseKeysState {
             }
         };
         let kid = jwk.kid.clone().ok_or(Error::BadRequest { reason: "kid" })?;
-        let created_unix = crate::now_unix();
-        let private = jwk.to_private_value()?;
-        let record = Zeroizing::new(
-            json!({ "jwk": serde_json::from_str::<Value>(&private).unwrap_or(Value::Null), "exportable": spec.exportable, "created": created_unix })
-                .to_string(),
-        );
-        store.put_sealed(
-            Table::JoseKeys,
-            &record_key(tenant, &kid),
-            record.as_bytes(),
-        )?;
-        Ok(StoredKey {
+        let stored = StoredKey {
             jwk,
             exportable: spec.exportable,
-            created_unix,
-        })
+            created_unix: crate::now_unix(),
+        };
+        let record = serde_json::to_vec(&stored)
+            .map(Zeroizing::new)
+            .map_err(|_| Error::Internal {
+                what: "encoding a record",
+            })?;
+        store.put_sealed(Table::JoseKeys, &record_key(tenant, &kid), &record)?;
+        Ok(stored)
     }
 
     /// Blocking: removes a key's record.

@@ -6,11 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cryptoutil_actors::identity::authz::admin::{AdminOp, Caller, NewClient, NewTenant, NewUser};
+use cryptoutil_actors::identity::authz::admin::{
+    AdminAnswer, AdminOp, Caller, NewClient, NewTenant, NewUser,
+};
 use cryptoutil_actors::identity::authz::AuthzHandle;
 use cryptoutil_actors::Scope;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::auth::{Principal, PrincipalExt};
 use crate::error::ApiError;
@@ -23,7 +25,20 @@ async fn run(app: &AppState, who: &Principal, op: AdminOp) -> Result<Value, ApiE
     let caller = Caller {
         tenant: who.tenant.to_string(),
     };
-    Ok(authz.admin(caller, op).await?)
+    Ok(answer_json(authz.admin(caller, op).await?))
+}
+
+/// An admin answer as the API writes it.
+fn answer_json(answer: AdminAnswer) -> Value {
+    match answer {
+        AdminAnswer::Tenants(tenants) => json!({ "tenants": tenants }),
+        AdminAnswer::Tenant(tenant) => json!(tenant),
+        AdminAnswer::Clients(clients) => json!({ "clients": clients }),
+        AdminAnswer::Client(client) => json!(client),
+        AdminAnswer::Users(users) => json!({ "users": users }),
+        AdminAnswer::User(user) => json!(user),
+        AdminAnswer::Removed => Value::Null,
+    }
 }
 
 fn created(v: Value) -> Response {
