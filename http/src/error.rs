@@ -247,3 +247,69 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(e: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn stored_data_that_does_not_decode_is_our_fault_and_says_nothing_of_it() {
+        let corrupt = cryptoutil_actors::Error::Corrupt {
+            table: "kms_elastic_keys_v1",
+            key: "t1/ek-x".into(),
+            what: "elastic key",
+        };
+        let (status, body) = answer(ApiError::Actor(corrupt)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"], "internal");
+        assert_eq!(body["message"], "internal error", "no table or key leaks");
+        let internal = cryptoutil_actors::Error::Internal {
+            what: "random generator",
+        };
+        assert_eq!(
+            answer(ApiError::Actor(internal)).await.0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        // The caller's own mistakes stay 4xx.
+        let bad = cryptoutil_actors::Error::BadRequest { reason: "name" };
+        assert_eq!(
+            answer(ApiError::Actor(bad)).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        let conflict = cryptoutil_actors::Error::Conflict { what: "x" };
+        let (status, body) = answer(ApiError::Actor(conflict)).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["message"], "conflict: x");
+    }
+
+    #[tokio::test]
+    async fn a_signature_that_does_not_verify_is_valid_false() {
+        let jose =
+            cryptoutil_actors::Error::Jose(cryptoutil_protocols::jose::JoseError::BadSignature);
+        let (status, body) = answer(ApiError::verification(jose)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["valid"], false);
+        let unknown = cryptoutil_actors::Error::KeyNotFound;
+        assert_eq!(
+            answer(ApiError::verification(unknown)).await.0,
+            StatusCode::NOT_FOUND
+        );
+        let (status, body) = answer(ApiError::verification_by_kid(
+            cryptoutil_actors::Error::KeyNotFound,
+        ))
+        .await;
+        assert_eq!(
+            (status, body["valid"].clone()),
+            (StatusCode::BAD_REQUEST, false.into())
+        );
+    }
+}

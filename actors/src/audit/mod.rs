@@ -136,7 +136,9 @@ fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
 fn read_head(store: &Store, file: &file::AuditFile) -> Result<(u64, String), Error> {
     let in_store = match store.last_sealed(Table::AuditLog)? {
         None => None,
-        Some((_, plain)) => Some(parse(&plain)?),
+        Some((key, plain)) => {
+            Some(parse(&plain).map_err(|_| Error::corrupt(Table::AuditLog, &key, "audit record"))?)
+        }
     };
     let last = match (in_store, file.last(store)?) {
         (Some(a), Some(b)) => Some(if a.seq > b.seq { a } else { b }),
@@ -144,8 +146,10 @@ fn read_head(store: &Store, file: &file::AuditFile) -> Result<(u64, String), Err
     };
     match last {
         None => Ok((1, GENESIS.to_owned())),
-        Some(last) if last.hash != last.computed_hash() => Err(Error::BadRequest {
-            reason: "the last audit record does not match its hash",
+        Some(last) if last.hash != last.computed_hash() => Err(Error::Corrupt {
+            table: Table::AuditLog.name(),
+            key: last.seq.to_string(),
+            what: "the last audit record does not match its hash",
         }),
         Some(last) => Ok((last.seq + 1, last.hash)),
     }
@@ -490,10 +494,8 @@ fn merged(store: &Store, file: &file::AuditFile, from: u64) -> Result<file::Numb
     Ok(all)
 }
 
-fn parse(plain: &[u8]) -> Result<AuditRecord, Error> {
-    serde_json::from_slice(plain).map_err(|_| Error::BadRequest {
-        reason: "stored audit record",
-    })
+fn parse(plain: &[u8]) -> Result<AuditRecord, serde_json::Error> {
+    serde_json::from_slice(plain)
 }
 
 async fn blocking<T: Send + 'static>(
