@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use cryptoutil_actors::jose::{engine, JoseKeysHandle, KeySpec, KeyView};
 use cryptoutil_actors::Scope;
+use cryptoutil_protocols::ids::Kid;
 use cryptoutil_protocols::jose::b64;
 use cryptoutil_protocols::jose::jwe::ContentAlg;
 use cryptoutil_protocols::jose::jwt::Claims;
@@ -109,6 +110,11 @@ pub(crate) struct KidPath {
     kid: String,
 }
 
+/// The `{kid}` parsed: a malformed one names no key (404).
+fn kid(p: &KidPath) -> Result<Kid, ApiError> {
+    Kid::parse(&p.kid).map_err(|_| ApiError::NotFound)
+}
+
 /// `GET .../jose/jwks/{kid}?export=true`.
 #[derive(Deserialize)]
 pub(crate) struct Export {
@@ -123,7 +129,9 @@ pub(crate) async fn jwk_get(
     Query(q): Query<Export>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(view_json(
-        keys(&app, &who)?.get(who.tenant, p.kid, q.export).await?,
+        keys(&app, &who)?
+            .get(who.tenant, kid(&p)?, q.export)
+            .await?,
     )))
 }
 
@@ -132,7 +140,7 @@ pub(crate) async fn jwk_delete(
     Extension(who): Extension<Principal>,
     Path(p): Path<KidPath>,
 ) -> Result<StatusCode, ApiError> {
-    keys(&app, &who)?.delete(who.tenant, p.kid).await?;
+    keys(&app, &who)?.delete(who.tenant, kid(&p)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,18 +149,18 @@ pub(crate) async fn jwk_delete(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignReq {
-    kid: Option<String>,
+    kid: Option<Kid>,
     jwk: Option<Value>,
     payload: String,
 }
 
 /// The key a request names: exactly one of `kid` and `jwk`.
 enum KeyRef {
-    Tenant(String),
+    Tenant(Kid),
     Brought(Box<cryptoutil_protocols::jose::Jwk>),
 }
 
-fn key_ref(kid: Option<String>, jwk: Option<&Value>) -> Result<KeyRef, ApiError> {
+fn key_ref(kid: Option<Kid>, jwk: Option<&Value>) -> Result<KeyRef, ApiError> {
     match (kid, jwk) {
         (Some(kid), None) => Ok(KeyRef::Tenant(kid)),
         (None, Some(jwk)) => Ok(KeyRef::Brought(Box::new(engine::key(jwk)?))),
@@ -215,7 +223,7 @@ pub(crate) async fn jws_verify_post(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EncryptReq {
-    kid: Option<String>,
+    kid: Option<Kid>,
     jwk: Option<Value>,
     plaintext: String,
     enc: Option<String>,
@@ -277,7 +285,7 @@ pub(crate) async fn jwe_decrypt_post(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JwtSignReq {
-    kid: String,
+    kid: Kid,
     claims: Claims,
 }
 

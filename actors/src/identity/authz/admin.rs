@@ -3,6 +3,7 @@
 //! back. Callers act within their own tenant; only the operator tenant (the one created at
 //! bootstrap) may create tenants or act in another tenant.
 
+use cryptoutil_protocols::ids::ClientId;
 use cryptoutil_protocols::jose::b64;
 use cryptoutil_protocols::oauth;
 use cryptoutil_storage::{Store, Table};
@@ -126,11 +127,11 @@ pub enum AdminOp {
     /// Clients of the caller's tenant.
     ListClients,
     /// One client.
-    GetClient(String),
+    GetClient(ClientId),
     /// A new client; its secret is returned once.
     CreateClient(NewClient),
     /// Remove a client (its tokens stay valid until they expire).
-    DeleteClient(String),
+    DeleteClient(ClientId),
     /// Users of the caller's tenant.
     ListUsers,
     /// A new user.
@@ -367,7 +368,10 @@ impl AuthzState {
             }
             AdminOp::GetClient(id) => self
                 .clients()
-                .find(|c| c.client_id == id && (c.tenant == caller.tenant || caller.is_operator()))
+                .find(|c| {
+                    c.client_id == id.as_str()
+                        && (c.tenant == caller.tenant || caller.is_operator())
+                })
                 .map(|c| Step::Answer(Box::new(AdminAnswer::Client(ClientView::of(c)))))
                 .ok_or(Error::NotFound { what: "client" }),
             AdminOp::CreateClient(spec) => {
@@ -610,12 +614,13 @@ impl AuthzState {
             }
             AdminOp::DeleteClient(id) => {
                 let found = self.clients().any(|c| {
-                    c.client_id == id && (c.tenant == caller.tenant || caller.is_operator())
+                    c.client_id == id.as_str()
+                        && (c.tenant == caller.tenant || caller.is_operator())
                 });
                 if !found {
                     return Err(Error::NotFound { what: "client" });
                 }
-                Ok(Step::write(Write::DeleteClient(id)))
+                Ok(Step::write(Write::DeleteClient(id.to_string())))
             }
             AdminOp::ListUsers => {
                 let mut users: Vec<UserView> = self

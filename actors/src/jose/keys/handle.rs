@@ -1,6 +1,6 @@
 //! The typed handle to the `JoseKeys` actor.
 
-use cryptoutil_protocols::ids::TenantId;
+use cryptoutil_protocols::ids::{Kid, TenantId};
 use std::time::Duration;
 
 use cryptoutil_protocols::jose::jwe::ContentAlg;
@@ -63,7 +63,7 @@ impl JoseKeysHandle {
     }
 
     /// One key (with the private JWK when `export` and exportable).
-    pub async fn get(&self, tenant: TenantId, kid: String, export: bool) -> Result<KeyView, Error> {
+    pub async fn get(&self, tenant: TenantId, kid: Kid, export: bool) -> Result<KeyView, Error> {
         ask(
             &self.slot,
             |reply| JoseKeysMsg::Get {
@@ -78,7 +78,7 @@ impl JoseKeysHandle {
     }
 
     /// Deletes a key.
-    pub async fn delete(&self, tenant: TenantId, kid: String) -> Result<(), Error> {
+    pub async fn delete(&self, tenant: TenantId, kid: Kid) -> Result<(), Error> {
         ask(
             &self.slot,
             |reply| JoseKeysMsg::Delete { tenant, kid, reply },
@@ -92,7 +92,7 @@ impl JoseKeysHandle {
     pub async fn sign(
         &self,
         tenant: TenantId,
-        kid: String,
+        kid: Kid,
         payload: Vec<u8>,
     ) -> Result<String, Error> {
         let key = ask(
@@ -118,7 +118,7 @@ impl JoseKeysHandle {
     pub async fn encrypt(
         &self,
         tenant: TenantId,
-        kid: String,
+        kid: Kid,
         enc: Option<ContentAlg>,
         plaintext: Zeroizing<Vec<u8>>,
     ) -> Result<String, Error> {
@@ -154,7 +154,7 @@ impl JoseKeysHandle {
     pub async fn jwt_sign(
         &self,
         tenant: TenantId,
-        kid: String,
+        kid: Kid,
         claims: Claims,
     ) -> Result<String, Error> {
         ask(

@@ -1,6 +1,6 @@
 //! Messages of the `JoseKeys` actor.
 
-use cryptoutil_protocols::ids::TenantId;
+use cryptoutil_protocols::ids::{Kid, TenantId};
 use cryptoutil_protocols::jose::jwe::ContentAlg;
 use cryptoutil_protocols::jose::jws::Verified;
 use cryptoutil_protocols::jose::jwt::Claims;
@@ -50,7 +50,7 @@ pub enum JoseKeysMsg {
         /// Tenant.
         tenant: TenantId,
         /// Key id.
-        kid: String,
+        kid: Kid,
         /// Include the private JWK (refused unless exportable).
         export: bool,
         /// The key.
@@ -61,7 +61,7 @@ pub enum JoseKeysMsg {
         /// Tenant.
         tenant: TenantId,
         /// Key id.
-        kid: String,
+        kid: Kid,
         /// Done.
         reply: RpcReplyPort<Result<(), Error>>,
     },
@@ -71,7 +71,7 @@ pub enum JoseKeysMsg {
         /// Tenant.
         tenant: TenantId,
         /// Key id.
-        kid: String,
+        kid: Kid,
         /// The key (private material stays behind its Arc; nothing is copied out).
         reply: RpcReplyPort<Result<cryptoutil_protocols::jose::Jwk, Error>>,
     },
@@ -89,7 +89,7 @@ pub enum JoseKeysMsg {
         /// Tenant.
         tenant: TenantId,
         /// Key id.
-        kid: String,
+        kid: Kid,
         /// Content encryption, default A256GCM.
         enc: Option<ContentAlg>,
         /// Plaintext.
@@ -111,7 +111,7 @@ pub enum JoseKeysMsg {
         /// Tenant.
         tenant: TenantId,
         /// Key id.
-        kid: String,
+        kid: Kid,
         /// Claims.
         claims: Claims,
         /// The JWT.

@@ -11,6 +11,7 @@ use cryptoutil_actors::identity::authz::admin::{
 };
 use cryptoutil_actors::identity::authz::AuthzHandle;
 use cryptoutil_actors::Scope;
+use cryptoutil_protocols::ids::ClientId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -39,6 +40,11 @@ fn answer_json(answer: AdminAnswer) -> Value {
         AdminAnswer::User(user) => json!(user),
         AdminAnswer::Removed => Value::Null,
     }
+}
+
+/// A client `{id}` parsed: a malformed one names no client (404).
+fn client_id(p: &IdPath) -> Result<ClientId, ApiError> {
+    ClientId::parse(&p.id).map_err(|_| ApiError::NotFound)
 }
 
 fn created(v: Value) -> Response {
@@ -86,7 +92,9 @@ pub(crate) async fn client_get(
     Extension(who): Extension<Principal>,
     Path(p): Path<IdPath>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(run(&app, &who, AdminOp::GetClient(p.id)).await?))
+    Ok(Json(
+        run(&app, &who, AdminOp::GetClient(client_id(&p)?)).await?,
+    ))
 }
 
 pub(crate) async fn client_delete(
@@ -94,7 +102,7 @@ pub(crate) async fn client_delete(
     Extension(who): Extension<Principal>,
     Path(p): Path<IdPath>,
 ) -> Result<StatusCode, ApiError> {
-    run(&app, &who, AdminOp::DeleteClient(p.id)).await?;
+    run(&app, &who, AdminOp::DeleteClient(client_id(&p)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
