@@ -1,4 +1,4 @@
-//! What a product is to the suite: the [`Product`] it implements (what it adds to the supervisor
+//! What a product is to the suite: the [`ProductActors`] it exports (what it adds to the supervisor
 //! of the service it runs in), what it is built from ([`ServiceBuild`], [`SuiteArgs`]) and what
 //! it hands back ([`ServiceParts`], the handles its routes read from [`ServiceActors`]).
 //! [`crate::suite`] composes the registered products; it never branches on a service's name.
@@ -20,12 +20,14 @@ use crate::sessions::{BrowserLogin, SessionsHandle};
 use crate::supervisor::child::ChildSpec;
 use crate::vault::VaultHandle;
 
-/// One product's part of a service.
-pub trait Product: Sync {
+/// One product's part of a service: the service it runs in, and what it adds to that
+/// service's supervisor and handles. Each product exports one (`ACTORS`); the suite lists them.
+#[derive(Debug, Clone, Copy)]
+pub struct ProductActors {
     /// The service it runs in.
-    fn service(&self) -> ServiceName;
+    pub service: ServiceName,
     /// Adds its actors to the service's supervisor and the handles its routes need.
-    fn build(&self, ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr>;
+    pub build: fn(&ServiceBuild<'_>, &mut ServiceParts) -> Result<(), SpawnErr>,
 }
 
 /// What a product is built from.

@@ -16,7 +16,7 @@ use crate::federation::ca::enroll::{Enrollment, EnrollmentMsg};
 use crate::federation::{CaPeer, Federation};
 use crate::health::{Health, HealthArgs, HealthHandle, HealthMsg};
 use crate::issuer_jwks::{IssuerJwks, IssuerJwksArgs, IssuerJwksHandle, IssuerJwksMsg};
-use crate::product::{Product, ServiceBuild, ServiceParts};
+use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 pub use crate::product::{ServiceActors, SuiteArgs};
 use crate::service::ServiceName;
 use crate::sessions::{Sessions, SessionsArgs, SessionsHandle, SessionsMsg};
@@ -27,12 +27,12 @@ use crate::vault::{Vault, VaultArgs, VaultHandle, VaultMsg};
 
 /// Every product, each registered once: the service it runs in comes from the product. A new
 /// product is a folder of its own (`actors/src/<product>/`) and one line here.
-pub const PRODUCTS: [&dyn Product; 5] = [
-    &crate::identity::authz::AuthzProduct,
-    &crate::identity::idp::IdpProduct,
-    &crate::jose::JoseProduct,
-    &crate::kms::KmsProduct,
-    &crate::ca::CaProduct,
+pub const PRODUCTS: [ProductActors; 5] = [
+    crate::identity::authz::ACTORS,
+    crate::identity::idp::ACTORS,
+    crate::jose::ACTORS,
+    crate::kms::ACTORS,
+    crate::ca::ACTORS,
 ];
 
 /// The running tree.
@@ -98,38 +98,30 @@ fn service_tree(
     let name = service.as_str();
     let health_slot: Slot<HealthMsg> = Slot::new("Health");
     let vault_slot: Slot<VaultMsg> = Slot::new("Vault");
-    let health = ActorSpec::new(
+    let health = ActorSpec::<Health>::cloning(
         format!("{name}/health"),
-        "Health",
         health_slot.clone(),
-        move || (Health, HealthArgs { service }),
+        HealthArgs { service },
         || HealthMsg::Crash,
     );
-    let vault_store = Arc::clone(store);
-    let vault = ActorSpec::new(
+    let vault_args = VaultArgs {
+        service,
+        store: Arc::clone(store),
+    };
+    let vault = ActorSpec::<Vault>::cloning(
         format!("{name}/vault"),
-        "Vault",
         vault_slot.clone(),
-        move || {
-            (
-                Vault,
-                VaultArgs {
-                    service,
-                    store: Arc::clone(&vault_store),
-                },
-            )
-        },
+        vault_args,
         || VaultMsg::Crash,
     );
     let sessions_slot: Slot<SessionsMsg> = Slot::new("Sessions");
     let sessions_args = SessionsArgs {
         login: args.browser.get(&service).cloned(),
     };
-    let sessions = ActorSpec::new(
+    let sessions = ActorSpec::<Sessions>::cloning(
         format!("{name}/sessions"),
-        "Sessions",
         sessions_slot.clone(),
-        move || (Sessions, sessions_args.clone()),
+        sessions_args,
         || SessionsMsg::Crash,
     );
     let mut children: Vec<Arc<dyn ChildSpec>> =
@@ -142,11 +134,10 @@ fn service_tree(
         .zip(args.enrollment.as_ref())
         .and_then(|(ca, plan)| plan.args(service, &ca));
     if let Some(enrollment) = enrollment {
-        children.push(Arc::new(ActorSpec::new(
+        children.push(Arc::new(ActorSpec::<Enrollment>::cloning(
             format!("{name}/enroll"),
-            "Enrollment",
             Slot::<EnrollmentMsg>::new("Enrollment"),
-            move || (Enrollment, enrollment.clone()),
+            enrollment,
             || EnrollmentMsg::Crash,
         )));
     }
@@ -160,8 +151,8 @@ fn service_tree(
         built,
     };
     let mut parts = ServiceParts::default();
-    for product in PRODUCTS.iter().filter(|p| p.service() == service) {
-        product.build(&ctx, &mut parts)?;
+    for product in PRODUCTS.iter().filter(|p| p.service == service) {
+        (product.build)(&ctx, &mut parts)?;
     }
     children.append(&mut parts.children);
     let spec = SupervisorSpec::new(SupervisorArgs {
@@ -200,11 +191,10 @@ fn issuer_key_sets(
             remote: remote.clone(),
             snapshot: Arc::clone(&snapshot),
         };
-        let spec = ActorSpec::new(
+        let spec = ActorSpec::<IssuerJwks>::cloning(
             format!("{name}/issuer-jwks/{i}"),
-            "IssuerJwks",
             slot.clone(),
-            move || (IssuerJwks, args.clone()),
+            args,
             || IssuerJwksMsg::Crash,
         );
         children.push(Arc::new(spec));

@@ -19,6 +19,7 @@ use crate::config::AppConfig;
 use crate::pki;
 
 /// One service's certificate: its listeners and its place in the PKI store.
+#[derive(Debug)]
 struct ServiceCertificates {
     service: ServiceName,
     cert: Arc<ServerCert>,

@@ -18,6 +18,10 @@ pub enum Access {
     Authenticated,
 }
 
+/// What makes a route's handler (a function, so the table can be built again for every
+/// router and test).
+pub type Handler = fn() -> MethodRouter<AppState>;
+
 /// One row of the table.
 #[derive(Clone)]
 pub struct RouteSpec {
@@ -29,7 +33,7 @@ pub struct RouteSpec {
     pub realm: Realm,
     /// Who may call it.
     pub access: Access,
-    pub(crate) handler: fn() -> MethodRouter<AppState>,
+    pub(crate) handler: Handler,
 }
 
 impl std::fmt::Debug for RouteSpec {
@@ -80,7 +84,7 @@ pub(crate) fn spec(
     path: &'static str,
     realm: Realm,
     access: Access,
-    handler: fn() -> MethodRouter<AppState>,
+    handler: Handler,
 ) -> RouteSpec {
     RouteSpec {
         method,
@@ -88,5 +92,22 @@ pub(crate) fn spec(
         realm,
         access,
         handler,
+    }
+}
+
+/// Public rows of one realm (protocol endpoints and pages that carry their own checks).
+pub(crate) fn public(
+    rows: &mut Vec<RouteSpec>,
+    realm: Realm,
+    routes: &[(Method, &'static str, Handler)],
+) {
+    for (method, path, handler) in routes {
+        rows.push(spec(
+            Some(method.clone()),
+            path,
+            realm,
+            Access::Public,
+            *handler,
+        ));
     }
 }

@@ -60,7 +60,7 @@ impl SignInRequest {
     }
 }
 
-/// A user as a factor checks them.
+/// A user as a factor checks them (no `Debug`: it holds the password record).
 #[derive(Clone)]
 pub struct Credential {
     /// The user's `sub`.
@@ -73,15 +73,6 @@ pub struct Credential {
     pub roles: Vec<String>,
     /// The PBKDF2 record of the password.
     pub password_hash: String,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("user_id", &self.user_id)
-            .field("tenant", &self.tenant)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Who signed in, and when.

@@ -14,41 +14,29 @@ use ractor::SpawnErr;
 
 pub use keys::{JoseKeys, JoseKeysArgs, JoseKeysHandle, JoseKeysMsg, KeySpec, KeyView};
 
-use crate::product::{Product, ServiceBuild, ServiceParts};
+use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
 use crate::slot::Slot;
 use crate::supervisor::child::ActorSpec;
 
-/// The JOSE product's part of the `jose` service.
-#[derive(Debug)]
-pub struct JoseProduct;
+/// The JOSE product's part of the `jose` service: the `JoseKeys` actor.
+pub const ACTORS: ProductActors = ProductActors {
+    service: ServiceName::Jose,
+    build,
+};
 
-impl Product for JoseProduct {
-    fn service(&self) -> ServiceName {
-        ServiceName::Jose
-    }
-
-    fn build(&self, ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
-        let (service, store) = (ctx.service, Arc::clone(ctx.store));
-        let slot: Slot<JoseKeysMsg> = Slot::new("JoseKeys");
-        parts.children.push(Arc::new(ActorSpec::new(
-            format!("{}/keys", service.as_str()),
-            "JoseKeys",
-            slot.clone(),
-            move || {
-                (
-                    JoseKeys,
-                    JoseKeysArgs {
-                        service,
-                        store: Arc::clone(&store),
-                    },
-                )
-            },
-            || JoseKeysMsg::Crash,
-        )));
-        parts
-            .handles
-            .insert(JoseKeysHandle::new(slot, ctx.config.ask_timeout));
-        Ok(())
-    }
+fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
+    let (service, store) = (ctx.service, Arc::clone(ctx.store));
+    let slot: Slot<JoseKeysMsg> = Slot::new("JoseKeys");
+    let args = JoseKeysArgs { service, store };
+    parts.children.push(Arc::new(ActorSpec::<JoseKeys>::cloning(
+        format!("{}/keys", service.as_str()),
+        slot.clone(),
+        args,
+        || JoseKeysMsg::Crash,
+    )));
+    parts
+        .handles
+        .insert(JoseKeysHandle::new(slot, ctx.config.ask_timeout));
+    Ok(())
 }

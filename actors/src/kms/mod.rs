@@ -29,7 +29,7 @@ pub use keyring::{
 };
 
 use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
-use crate::product::{Product, ServiceBuild, ServiceParts};
+use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
 use crate::slot::Slot;
 use crate::supervisor::child::ActorSpec;
@@ -39,49 +39,46 @@ use scheduler::{KmsScheduler, SchedulerArgs, SchedulerMsg, CHECK_INTERVAL};
 /// How long a key ring waits for work before it stops (it starts again on the next use).
 const KEY_RING_IDLE: Duration = Duration::from_secs(300);
 
-/// The KMS's part of the `kms` service.
-#[derive(Debug)]
-pub struct KmsProduct;
+/// The KMS's part of the `kms` service: its audit log, the keyed supervisor of key rings and
+/// the scheduler.
+pub const ACTORS: ProductActors = ProductActors {
+    service: ServiceName::Kms,
+    build,
+};
 
-impl Product for KmsProduct {
-    fn service(&self) -> ServiceName {
-        ServiceName::Kms
-    }
-
-    fn build(&self, ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
-        let name = ctx.service.as_str();
-        let slot: Slot<AuditMsg> = Slot::new("AuditLog");
-        let audit_args = AuditArgs::open(Arc::clone(ctx.store), name)
-            .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
-        let audit = AuditHandle::new(slot.clone(), &audit_args, ctx.config.ask_timeout);
-        parts.children.push(Arc::new(ActorSpec::new(
-            format!("{name}/audit"),
-            "AuditLog",
-            slot,
-            move || (AuditLog, audit_args.clone()),
-            || AuditMsg::Crash,
-        )));
-        let engine = match ctx.federation.jose.clone() {
-            Some(jose) => Engine::Jose(crate::federation::JoseEngine::new(jose)),
-            None => Engine::Local,
-        };
-        let (rings, keyed) = key_rings(ctx, audit.clone(), engine, KEY_RING_IDLE);
-        parts.children.push(Arc::new(keyed));
-        let scheduler_args = SchedulerArgs {
-            rings: rings.clone(),
-            interval: CHECK_INTERVAL,
-        };
-        parts.children.push(Arc::new(ActorSpec::new(
+fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
+    let name = ctx.service.as_str();
+    let slot: Slot<AuditMsg> = Slot::new("AuditLog");
+    let audit_args = AuditArgs::open(Arc::clone(ctx.store), name)
+        .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
+    let audit = AuditHandle::new(slot.clone(), &audit_args, ctx.config.ask_timeout);
+    parts.children.push(Arc::new(ActorSpec::<AuditLog>::cloning(
+        format!("{name}/audit"),
+        slot,
+        audit_args,
+        || AuditMsg::Crash,
+    )));
+    let engine = match ctx.federation.jose.clone() {
+        Some(jose) => Engine::Jose(crate::federation::JoseEngine::new(jose)),
+        None => Engine::Local,
+    };
+    let (rings, keyed) = key_rings(ctx, audit.clone(), engine, KEY_RING_IDLE);
+    parts.children.push(Arc::new(keyed));
+    let scheduler_args = SchedulerArgs {
+        rings: rings.clone(),
+        interval: CHECK_INTERVAL,
+    };
+    parts
+        .children
+        .push(Arc::new(ActorSpec::<KmsScheduler>::cloning(
             format!("{name}/scheduler"),
-            "KmsScheduler",
             Slot::<SchedulerMsg>::new("KmsScheduler"),
-            move || (KmsScheduler, scheduler_args.clone()),
+            scheduler_args,
             || SchedulerMsg::Crash,
         )));
-        parts.handles.insert(rings);
-        parts.audit = Some(audit);
-        Ok(())
-    }
+    parts.handles.insert(rings);
+    parts.audit = Some(audit);
+    Ok(())
 }
 
 /// The KMS's keyed supervisor of key rings and the handle that reaches them.

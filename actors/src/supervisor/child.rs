@@ -95,6 +95,27 @@ impl<A: Actor> ActorSpec<A> {
         }
     }
 
+    /// A spec whose every incarnation starts with a clone of `args`; its kind is the slot's.
+    pub fn cloning(
+        name: String,
+        slot: Slot<A::Msg>,
+        args: A::Arguments,
+        crash_msg: fn() -> A::Msg,
+    ) -> Self
+    where
+        A: Default,
+        A::Arguments: Clone + Sync,
+    {
+        let kind = slot.kind();
+        Self::new(
+            name,
+            kind,
+            slot,
+            move || (A::default(), args.clone()),
+            crash_msg,
+        )
+    }
+
     /// The same spec reporting `detail` in the tree.
     pub fn with_detail(mut self, detail: Detail) -> Self {
         self.detail = Some(detail);

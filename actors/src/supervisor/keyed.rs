@@ -521,25 +521,24 @@ impl<K: Keyed> KeyedHandle<K> {
         match running {
             Some(actor) => Ok(actor),
             None => {
-                let key = key.clone();
-                crate::ask::ask(
-                    &self.supervisor,
-                    |reply| KeyedMsg::Open { key, reply },
-                    self.timeout,
-                )
-                .await
+                self.ask(key, |key, reply| KeyedMsg::Open { key, reply })
+                    .await
             }
         }
     }
 
     /// Forgets the child of `key`, which stops for good (see [`KeyedMsg::Forget`]).
     pub async fn forget(&self, key: &K::Key) -> Result<(), Error> {
+        self.ask(key, |key, reply| KeyedMsg::Forget { key, reply })
+            .await
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        key: &K::Key,
+        build: impl FnOnce(K::Key, RpcReplyPort<Result<T, Error>>) -> KeyedMsg<K>,
+    ) -> Result<T, Error> {
         let key = key.clone();
-        crate::ask::ask(
-            &self.supervisor,
-            |reply| KeyedMsg::Forget { key, reply },
-            self.timeout,
-        )
-        .await
+        crate::ask::ask(&self.supervisor, |reply| build(key, reply), self.timeout).await
     }
 }

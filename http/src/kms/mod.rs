@@ -3,10 +3,8 @@
 //!
 //! # Layout
 //! - [`api`]: the handlers of the KMS API and its OpenAPI document.
-//! - [`ui`]: the browser UI's page and script.
 
 pub mod api;
-pub mod ui;
 
 use axum::http::Method;
 use axum::routing::{delete, get, patch, post};
@@ -23,8 +21,14 @@ pub const ROUTES: ProductRoutes = ProductRoutes {
     home: Some("<p><a href=\"ui/kms/\">KMS elastic keys, encryption, signatures and audit</a></p>"),
 };
 
+crate::ui::product_ui!(
+    /// The KMS's browser UI (`/browser/ui/kms/`).
+    KmsUi,
+    "kms"
+);
+
 fn rows(rows: &mut Vec<RouteSpec>) {
-    crate::ui::rows(rows, &ui::PATHS, || get(ui::page), || get(ui::script));
+    crate::ui::rows::<KmsUi>(rows);
     both!(rows, Method::GET, "/openapi.yaml", Public, || get(
         api::openapi_get
     ));

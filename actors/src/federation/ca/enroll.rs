@@ -35,7 +35,7 @@ pub struct CaLeaf {
 
 /// Where a service's TLS certificate lives: its listeners (which present it) and the PKI
 /// store (which keeps what the CA issued). The binary provides it.
-pub trait CertificateHome: Send + Sync + 'static {
+pub trait CertificateHome: std::fmt::Debug + Send + Sync + 'static {
     /// The leaf the listeners present now (DER).
     fn presented_leaf(&self) -> Option<Vec<u8>>;
     /// Presents `leaf` from the next handshake on; refused unless the key is the leaf's.
@@ -48,7 +48,7 @@ pub trait CertificateHome: Send + Sync + 'static {
 
 /// One service's certificate as the binary describes it: where it lives and the names it
 /// carries.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ServiceCertificate {
     /// Where it lives.
     pub home: Arc<dyn CertificateHome>,
@@ -59,7 +59,7 @@ pub struct ServiceCertificate {
 }
 
 /// Certificates from the CA for the services of this process (`federation.ca_enabled`).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct EnrollmentPlan {
     /// Each service's certificate.
     pub certificates: std::collections::BTreeMap<ServiceName, ServiceCertificate>,
@@ -67,15 +67,6 @@ pub struct EnrollmentPlan {
     pub mode: CaFallback,
     /// How long to wait before asking an unavailable CA again.
     pub retry_after: Duration,
-}
-
-impl std::fmt::Debug for EnrollmentPlan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnrollmentPlan")
-            .field("services", &self.certificates.keys().collect::<Vec<_>>())
-            .field("mode", &self.mode)
-            .finish_non_exhaustive()
-    }
 }
 
 impl EnrollmentPlan {
@@ -95,7 +86,7 @@ impl EnrollmentPlan {
 }
 
 /// What one service's enrollment needs.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct EnrollmentArgs {
     /// The service.
     pub service: ServiceName,
@@ -111,15 +102,6 @@ pub struct EnrollmentArgs {
     pub mode: CaFallback,
     /// How long it waits before asking an unavailable CA again.
     pub retry_after: Duration,
-}
-
-impl std::fmt::Debug for EnrollmentArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnrollmentArgs")
-            .field("service", &self.service)
-            .field("mode", &self.mode)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The behaviour (empty).

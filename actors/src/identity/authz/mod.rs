@@ -17,6 +17,10 @@ use std::sync::Arc;
 use cryptoutil_storage::Store;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::product::{ProductActors, ServiceBuild, ServiceParts};
+use crate::service::ServiceName;
+use crate::supervisor::child::ActorSpec;
+
 pub use handle::AuthzHandle;
 pub use model::{
     AuthMethod, BootstrapCredentials, Client, ClientAuth, Tenant, TokenGrant, TokenRequest, User,
@@ -31,51 +35,35 @@ pub use state::{AuthzConfig, AuthzState, Loaded};
 pub struct Authz;
 
 /// identity-authz's part of its service: the `Authz` actor.
-#[derive(Debug)]
-pub struct AuthzProduct;
+pub const ACTORS: ProductActors = ProductActors {
+    service: ServiceName::IdentityAuthz,
+    build,
+};
 
-impl crate::product::Product for AuthzProduct {
-    fn service(&self) -> crate::service::ServiceName {
-        crate::service::ServiceName::IdentityAuthz
-    }
-
-    fn build(
-        &self,
-        ctx: &crate::product::ServiceBuild<'_>,
-        parts: &mut crate::product::ServiceParts,
-    ) -> Result<(), ractor::SpawnErr> {
-        let config = ctx
-            .args
-            .settings
-            .get::<AuthzConfig>()
-            .cloned()
-            .ok_or_else(|| {
-                ractor::SpawnErr::StartupFailed("identity-authz needs its configuration".into())
-            })?;
-        let slot: crate::slot::Slot<AuthzMsg> = crate::slot::Slot::new("Authz");
-        let store = Arc::clone(ctx.store);
-        parts
-            .children
-            .push(Arc::new(crate::supervisor::child::ActorSpec::new(
-                format!("{}/authz", ctx.service.as_str()),
-                "Authz",
-                slot.clone(),
-                move || {
-                    (
-                        Authz,
-                        AuthzArgs {
-                            store: Arc::clone(&store),
-                            config: config.clone(),
-                        },
-                    )
-                },
-                || AuthzMsg::Crash,
-            )));
-        parts
-            .handles
-            .insert(AuthzHandle::new(slot, ctx.config.ask_timeout));
-        Ok(())
-    }
+fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), ractor::SpawnErr> {
+    let config = ctx
+        .args
+        .settings
+        .get::<AuthzConfig>()
+        .cloned()
+        .ok_or_else(|| {
+            ractor::SpawnErr::StartupFailed("identity-authz needs its configuration".into())
+        })?;
+    let slot: crate::slot::Slot<AuthzMsg> = crate::slot::Slot::new("Authz");
+    let args = AuthzArgs {
+        store: Arc::clone(ctx.store),
+        config,
+    };
+    parts.children.push(Arc::new(ActorSpec::<Authz>::cloning(
+        format!("{}/authz", ctx.service.as_str()),
+        slot.clone(),
+        args,
+        || AuthzMsg::Crash,
+    )));
+    parts
+        .handles
+        .insert(AuthzHandle::new(slot, ctx.config.ask_timeout));
+    Ok(())
 }
 
 /// Start arguments.

@@ -25,7 +25,7 @@ use msg::IdpMsg;
 pub use state::{IdpState, LOGIN_FAILED, LOGIN_LOCKED};
 
 use crate::identity::authz::AuthzHandle;
-use crate::product::{Product, ServiceBuild, ServiceParts};
+use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
 use crate::slot::Slot;
 use crate::supervisor::child::ActorSpec;
@@ -91,39 +91,32 @@ impl Actor for Idp {
 
 /// identity-idp's part of its service: the `Idp` actor, when identity-authz runs in the same
 /// process (its handle reaches identity-authz in memory).
-#[derive(Debug)]
-pub struct IdpProduct;
+pub const ACTORS: ProductActors = ProductActors {
+    service: ServiceName::IdentityIdp,
+    build,
+};
 
-impl Product for IdpProduct {
-    fn service(&self) -> ServiceName {
-        ServiceName::IdentityIdp
-    }
-
-    fn build(&self, ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
-        let Some(authz) = ctx.handle_of::<AuthzHandle>(ServiceName::IdentityAuthz) else {
-            return Ok(());
-        };
-        let cfg = ctx
-            .args
-            .settings
-            .get::<IdpConfig>()
-            .cloned()
-            .ok_or_else(|| {
-                SpawnErr::StartupFailed("identity-idp needs its configuration".into())
-            })?;
-        let slot: Slot<IdpMsg> = Slot::new("Idp");
-        parts.children.push(Arc::new(ActorSpec::new(
-            format!("{}/idp", ctx.service.as_str()),
-            "Idp",
-            slot.clone(),
-            move || (Idp, cfg.clone()),
-            || IdpMsg::Crash,
-        )));
-        parts
-            .handles
-            .insert(IdpHandle::new(slot, authz, ctx.config.ask_timeout));
-        Ok(())
-    }
+fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
+    let Some(authz) = ctx.handle_of::<AuthzHandle>(ServiceName::IdentityAuthz) else {
+        return Ok(());
+    };
+    let cfg = ctx
+        .args
+        .settings
+        .get::<IdpConfig>()
+        .cloned()
+        .ok_or_else(|| SpawnErr::StartupFailed("identity-idp needs its configuration".into()))?;
+    let slot: Slot<IdpMsg> = Slot::new("Idp");
+    parts.children.push(Arc::new(ActorSpec::<Idp>::cloning(
+        format!("{}/idp", ctx.service.as_str()),
+        slot.clone(),
+        cfg,
+        || IdpMsg::Crash,
+    )));
+    parts
+        .handles
+        .insert(IdpHandle::new(slot, authz, ctx.config.ask_timeout));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,12 +14,11 @@ mod errors;
 pub mod oauth;
 
 use axum::http::Method;
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, post};
 use cryptoutil_actors::ServiceName;
 
 use crate::auth::Realm;
-use crate::route::{both, spec, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
-use crate::state::AppState;
+use crate::route::{both, public, Access::Authenticated, ProductRoutes, RouteSpec};
 
 /// identity-authz's routes.
 pub const ROUTES: ProductRoutes = ProductRoutes {
@@ -30,39 +29,39 @@ pub const ROUTES: ProductRoutes = ProductRoutes {
 
 fn rows(rows: &mut Vec<RouteSpec>) {
     // Protocol endpoints: public, they authenticate clients themselves or publish metadata.
-    for (method, path, handler) in [
-        (
-            Method::GET,
-            oauth::OIDC_METADATA,
-            (|| get(oauth::metadata_get)) as fn() -> MethodRouter<AppState>,
-        ),
-        (Method::GET, oauth::AS_METADATA, || get(oauth::metadata_get)),
-        (Method::GET, oauth::JWKS, || get(oauth::jwks_get)),
-        (Method::POST, oauth::TOKEN, || post(oauth::token_post)),
-        (Method::POST, oauth::INTROSPECT, || {
-            post(oauth::introspect_post)
-        }),
-        (Method::POST, oauth::REVOKE, || post(oauth::revoke_post)),
-        (Method::POST, oauth::PAR, || post(oauth::par_post)),
-        (Method::GET, oauth::USERINFO, || get(oauth::userinfo)),
-        (Method::POST, oauth::USERINFO, || post(oauth::userinfo)),
-    ] {
-        rows.push(spec(Some(method), path, Realm::Service, Public, handler));
-    }
+    public(
+        rows,
+        Realm::Service,
+        &[
+            (Method::GET, oauth::OIDC_METADATA, || {
+                get(oauth::metadata_get)
+            }),
+            (Method::GET, oauth::AS_METADATA, || get(oauth::metadata_get)),
+            (Method::GET, oauth::JWKS, || get(oauth::jwks_get)),
+            (Method::POST, oauth::TOKEN, || post(oauth::token_post)),
+            (Method::POST, oauth::INTROSPECT, || {
+                post(oauth::introspect_post)
+            }),
+            (Method::POST, oauth::REVOKE, || post(oauth::revoke_post)),
+            (Method::POST, oauth::PAR, || post(oauth::par_post)),
+            (Method::GET, oauth::USERINFO, || get(oauth::userinfo)),
+            (Method::POST, oauth::USERINFO, || post(oauth::userinfo)),
+        ],
+    );
     // Browser navigations of the code flow: public, they carry their own checks.
-    for (method, path, handler) in [
-        (
-            Method::GET,
-            oauth::AUTHORIZE,
-            (|| get(authorize::authorize_get)) as fn() -> MethodRouter<AppState>,
-        ),
-        (Method::POST, oauth::AUTHORIZE, || {
-            post(authorize::authorize_post)
-        }),
-        (Method::GET, oauth::LOGOUT, || get(authorize::logout_get)),
-    ] {
-        rows.push(spec(Some(method), path, Realm::Browser, Public, handler));
-    }
+    public(
+        rows,
+        Realm::Browser,
+        &[
+            (Method::GET, oauth::AUTHORIZE, || {
+                get(authorize::authorize_get)
+            }),
+            (Method::POST, oauth::AUTHORIZE, || {
+                post(authorize::authorize_post)
+            }),
+            (Method::GET, oauth::LOGOUT, || get(authorize::logout_get)),
+        ],
+    );
     both!(
         rows,
         Method::GET,

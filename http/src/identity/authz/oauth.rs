@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -227,49 +227,40 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// Introspection or revocation.
-enum TokenOp {
-    Introspect,
-    Revoke,
+/// An introspection or revocation request: the asking client and the `token` parameter.
+pub(crate) struct TokenOpRequest {
+    authz: AuthzHandle,
+    client: ClientAuth,
+    token: Zeroizing<String>,
 }
 
-async fn token_op(
-    app: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-    peer: Option<&PeerCertificates>,
-    op: TokenOp,
-) -> Result<Response, OAuthError> {
-    let authz = authz(app)?;
-    let (client, token) = client_and_token(headers, body, peer)?;
-    let response = match op {
-        TokenOp::Introspect => Json(authz.introspect(client, token).await?).into_response(),
-        TokenOp::Revoke => {
-            authz.revoke(client, token).await?;
-            StatusCode::OK.into_response()
-        }
-    };
-    Ok(no_store(response))
+impl FromRequest<AppState> for TokenOpRequest {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, OAuthError> {
+        let authz = authz(app)?.clone();
+        let peer = req.extensions().get::<PeerCertificates>().cloned();
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, app)
+            .await
+            .map_err(|_| refusal(TokenError::InvalidRequest, "the body could not be read"))?;
+        let (client, token) = client_and_token(&headers, &body, peer.as_ref())?;
+        Ok(Self {
+            authz,
+            client,
+            token,
+        })
+    }
 }
 
-pub(crate) async fn introspect_post(
-    State(app): State<AppState>,
-    peer: Option<Extension<PeerCertificates>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, OAuthError> {
-    let peer = peer.as_ref().map(|e| &e.0);
-    token_op(&app, &headers, &body, peer, TokenOp::Introspect).await
+pub(crate) async fn introspect_post(r: TokenOpRequest) -> Result<Response, OAuthError> {
+    let claims = r.authz.introspect(r.client, r.token).await?;
+    Ok(no_store(Json(claims).into_response()))
 }
 
-pub(crate) async fn revoke_post(
-    State(app): State<AppState>,
-    peer: Option<Extension<PeerCertificates>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, OAuthError> {
-    let peer = peer.as_ref().map(|e| &e.0);
-    token_op(&app, &headers, &body, peer, TokenOp::Revoke).await
+pub(crate) async fn revoke_post(r: TokenOpRequest) -> Result<Response, OAuthError> {
+    r.authz.revoke(r.client, r.token).await?;
+    Ok(no_store(StatusCode::OK.into_response()))
 }
 
 /// RFC 9126 §2: an authenticated client pushes its authorization request; 201 with the

@@ -6,14 +6,13 @@
 pub mod login;
 
 use axum::http::Method;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post};
 use cryptoutil_actors::ServiceName;
 
 pub use login::{CONSENT, LOGIN};
 
 use crate::auth::Realm;
-use crate::route::{spec, Access::Public, ProductRoutes, RouteSpec};
-use crate::state::AppState;
+use crate::route::{public, ProductRoutes, RouteSpec};
 
 /// identity-idp's routes.
 pub const ROUTES: ProductRoutes = ProductRoutes {
@@ -23,15 +22,13 @@ pub const ROUTES: ProductRoutes = ProductRoutes {
 };
 
 fn rows(rows: &mut Vec<RouteSpec>) {
-    for (method, path, handler) in [
-        (
-            Method::GET,
-            login::LOGIN,
-            (|| get(login::login_get)) as fn() -> MethodRouter<AppState>,
-        ),
-        (Method::POST, login::LOGIN, || post(login::login_post)),
-        (Method::POST, login::CONSENT, || post(login::consent_post)),
-    ] {
-        rows.push(spec(Some(method), path, Realm::Browser, Public, handler));
-    }
+    public(
+        rows,
+        Realm::Browser,
+        &[
+            (Method::GET, login::LOGIN, || get(login::login_get)),
+            (Method::POST, login::LOGIN, || post(login::login_post)),
+            (Method::POST, login::CONSENT, || post(login::consent_post)),
+        ],
+    );
 }

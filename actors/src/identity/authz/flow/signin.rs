@@ -122,9 +122,7 @@ impl AuthzState {
         subject: Subject,
         now: u64,
     ) -> Result<Next, Error> {
-        if !subject.roles.iter().any(|r| r == "admin") {
-            request.scopes.retain(|s| s != Scope::Identity.as_str());
-        }
+        bound_by_roles(&mut request, &subject);
         let first_party = self
             .clients
             .get(&request.client_id)
@@ -222,10 +220,7 @@ impl AuthzState {
         subject: Subject,
         now: u64,
     ) -> Result<String, Error> {
-        // Roles bound the API scopes: only administrators get `identity`.
-        if !subject.roles.iter().any(|r| r == "admin") {
-            request.scopes.retain(|s| s != Scope::Identity.as_str());
-        }
+        bound_by_roles(&mut request, &subject);
         if !room(&mut self.flow.codes, |c| c.expires > now) {
             return Ok(self.error_redirect(
                 &request.redirect_uri,
@@ -250,5 +245,13 @@ impl AuthzState {
             },
         );
         Ok(redirect)
+    }
+}
+
+/// Roles bound the API scopes: only administrators get `identity` (checked again where a code
+/// is issued, whatever path led there).
+fn bound_by_roles(request: &mut AuthRequest, subject: &Subject) {
+    if !subject.roles.iter().any(|r| r == "admin") {
+        request.scopes.retain(|s| s != Scope::Identity.as_str());
     }
 }
