@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use cryptoutil_storage::Store;
-use ractor::SpawnErr;
+use ractor::{Actor, SpawnErr};
 
 use crate::audit::AuditHandle;
 use crate::config::SupervisionConfig;
@@ -17,7 +17,8 @@ use crate::health::HealthHandle;
 use crate::issuer_jwks::{IssuerJwksHandle, RemoteIssuer};
 use crate::service::ServiceName;
 use crate::sessions::{BrowserLogin, SessionsHandle};
-use crate::supervisor::child::ChildSpec;
+use crate::slot::Slot;
+use crate::supervisor::child::{ActorSpec, ChildSpec};
 use crate::vault::VaultHandle;
 
 /// One product's part of a service: the service it runs in, and what it adds to that
@@ -63,6 +64,26 @@ pub struct ServiceParts {
     pub handles: HandlesBuilder,
     /// The service's audit log, when a product keeps one.
     pub audit: Option<AuditHandle>,
+}
+
+impl ServiceParts {
+    /// Adds actor `A` to the service's supervisor as `<service>/<name>`, every incarnation
+    /// started from a clone of `args` and published in `slot`.
+    pub fn actor<A>(
+        &mut self,
+        service: ServiceName,
+        name: &str,
+        slot: &Slot<A::Msg>,
+        args: A::Arguments,
+        crash: fn() -> A::Msg,
+    ) where
+        A: Actor + Default,
+        A::Arguments: Clone + Sync,
+    {
+        let name = format!("{service}/{name}");
+        let spec = ActorSpec::<A>::cloning(name, slot.clone(), args, crash);
+        self.children.push(Arc::new(spec));
+    }
 }
 
 /// Handles by type, filled while a service is built.

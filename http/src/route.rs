@@ -78,6 +78,25 @@ pub struct ProductRoutes {
     pub home: Option<&'static str>,
 }
 
+impl ProductRoutes {
+    /// The rows `rows` adds to `service`'s table.
+    pub const fn of(service: ServiceName, rows: fn(&mut Vec<RouteSpec>)) -> Self {
+        Self {
+            service,
+            rows,
+            home: None,
+        }
+    }
+
+    /// The same with a line on the service's `/browser/` page.
+    pub const fn with_home(self, home: &'static str) -> Self {
+        Self {
+            home: Some(home),
+            ..self
+        }
+    }
+}
+
 /// One row.
 pub(crate) fn spec(
     method: Option<Method>,

@@ -17,7 +17,6 @@ pub use keys::{JoseKeys, JoseKeysArgs, JoseKeysHandle, JoseKeysMsg, KeySpec, Key
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
 use crate::slot::Slot;
-use crate::supervisor::child::ActorSpec;
 
 /// The JOSE product's part of the `jose` service: the `JoseKeys` actor.
 pub const ACTORS: ProductActors = ProductActors {
@@ -29,12 +28,7 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
     let (service, store) = (ctx.service, Arc::clone(ctx.store));
     let slot: Slot<JoseKeysMsg> = Slot::new("JoseKeys");
     let args = JoseKeysArgs { service, store };
-    parts.children.push(Arc::new(ActorSpec::<JoseKeys>::cloning(
-        format!("{}/keys", service.as_str()),
-        slot.clone(),
-        args,
-        || JoseKeysMsg::Crash,
-    )));
+    parts.actor::<JoseKeys>(service, "keys", &slot, args, || JoseKeysMsg::Crash);
     parts
         .handles
         .insert(JoseKeysHandle::new(slot, ctx.config.ask_timeout));

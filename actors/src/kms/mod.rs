@@ -32,7 +32,6 @@ use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
 use crate::slot::Slot;
-use crate::supervisor::child::ActorSpec;
 use crate::supervisor::keyed::KeyedSpec;
 use scheduler::{KmsScheduler, SchedulerArgs, SchedulerMsg, CHECK_INTERVAL};
 
@@ -52,12 +51,7 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
     let audit_args = AuditArgs::open(Arc::clone(ctx.store), name)
         .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
     let audit = AuditHandle::new(slot.clone(), &audit_args, ctx.config.ask_timeout);
-    parts.children.push(Arc::new(ActorSpec::<AuditLog>::cloning(
-        format!("{name}/audit"),
-        slot,
-        audit_args,
-        || AuditMsg::Crash,
-    )));
+    parts.actor::<AuditLog>(ctx.service, "audit", &slot, audit_args, || AuditMsg::Crash);
     let engine = match ctx.federation.jose.clone() {
         Some(jose) => Engine::Jose(crate::federation::JoseEngine::new(jose)),
         None => Engine::Local,
@@ -68,14 +62,10 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         rings: rings.clone(),
         interval: CHECK_INTERVAL,
     };
-    parts
-        .children
-        .push(Arc::new(ActorSpec::<KmsScheduler>::cloning(
-            format!("{name}/scheduler"),
-            Slot::<SchedulerMsg>::new("KmsScheduler"),
-            scheduler_args,
-            || SchedulerMsg::Crash,
-        )));
+    let scheduler = Slot::<SchedulerMsg>::new("KmsScheduler");
+    parts.actor::<KmsScheduler>(ctx.service, "scheduler", &scheduler, scheduler_args, || {
+        SchedulerMsg::Crash
+    });
     parts.handles.insert(rings);
     parts.audit = Some(audit);
     Ok(())

@@ -7,10 +7,6 @@ use cryptoutil_actors::ServiceName;
 use crate::route::{ProductRoutes, RouteSpec};
 
 /// The CA's routes, in the `ca` service.
-pub const ROUTES: ProductRoutes = ProductRoutes {
-    service: ServiceName::Ca,
-    rows,
-    home: None,
-};
+pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::Ca, rows);
 
 fn rows(_rows: &mut Vec<RouteSpec>) {}

@@ -15,11 +15,8 @@ pub use api::OPENAPI;
 use crate::route::{both, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
 
 /// The JOSE product's routes, in the `jose` service.
-pub const ROUTES: ProductRoutes = ProductRoutes {
-    service: ServiceName::Jose,
-    rows,
-    home: Some("<p><a href=\"ui/jose/\">JOSE keys, signatures and encryption</a></p>"),
-};
+pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::Jose, rows)
+    .with_home("<p><a href=\"ui/jose/\">JOSE keys, signatures and encryption</a></p>");
 
 crate::ui::product_ui!(
     /// The JOSE's browser UI (`/browser/ui/jose/`).

@@ -15,11 +15,8 @@ pub use api::OPENAPI;
 use crate::route::{both, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
 
 /// The KMS's routes, in the `kms` service.
-pub const ROUTES: ProductRoutes = ProductRoutes {
-    service: ServiceName::Kms,
-    rows,
-    home: Some("<p><a href=\"ui/kms/\">KMS elastic keys, encryption, signatures and audit</a></p>"),
-};
+pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::Kms, rows)
+    .with_home("<p><a href=\"ui/kms/\">KMS elastic keys, encryption, signatures and audit</a></p>");
 
 crate::ui::product_ui!(
     /// The KMS's browser UI (`/browser/ui/kms/`).

@@ -19,7 +19,6 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
-use crate::supervisor::child::ActorSpec;
 
 pub use handle::AuthzHandle;
 pub use model::{
@@ -54,12 +53,7 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), ractor:
         store: Arc::clone(ctx.store),
         config,
     };
-    parts.children.push(Arc::new(ActorSpec::<Authz>::cloning(
-        format!("{}/authz", ctx.service.as_str()),
-        slot.clone(),
-        args,
-        || AuthzMsg::Crash,
-    )));
+    parts.actor::<Authz>(ctx.service, "authz", &slot, args, || AuthzMsg::Crash);
     parts
         .handles
         .insert(AuthzHandle::new(slot, ctx.config.ask_timeout));

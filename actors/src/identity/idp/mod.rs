@@ -15,7 +15,6 @@ pub mod handle;
 pub mod msg;
 pub mod state;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr};
@@ -28,7 +27,6 @@ use crate::identity::authz::AuthzHandle;
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
 use crate::slot::Slot;
-use crate::supervisor::child::ActorSpec;
 
 /// identity-idp's settings.
 #[derive(Debug, Clone)]
@@ -107,12 +105,7 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         .cloned()
         .ok_or_else(|| SpawnErr::StartupFailed("identity-idp needs its configuration".into()))?;
     let slot: Slot<IdpMsg> = Slot::new("Idp");
-    parts.children.push(Arc::new(ActorSpec::<Idp>::cloning(
-        format!("{}/idp", ctx.service.as_str()),
-        slot.clone(),
-        cfg,
-        || IdpMsg::Crash,
-    )));
+    parts.actor::<Idp>(ctx.service, "idp", &slot, cfg, || IdpMsg::Crash);
     parts
         .handles
         .insert(IdpHandle::new(slot, authz, ctx.config.ask_timeout));

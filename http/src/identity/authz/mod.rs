@@ -21,11 +21,7 @@ use crate::auth::Realm;
 use crate::route::{both, public, Access::Authenticated, ProductRoutes, RouteSpec};
 
 /// identity-authz's routes.
-pub const ROUTES: ProductRoutes = ProductRoutes {
-    service: ServiceName::IdentityAuthz,
-    rows,
-    home: None,
-};
+pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::IdentityAuthz, rows);
 
 fn rows(rows: &mut Vec<RouteSpec>) {
     // Protocol endpoints: public, they authenticate clients themselves or publish metadata.

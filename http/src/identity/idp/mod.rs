@@ -15,11 +15,7 @@ use crate::auth::Realm;
 use crate::route::{public, ProductRoutes, RouteSpec};
 
 /// identity-idp's routes.
-pub const ROUTES: ProductRoutes = ProductRoutes {
-    service: ServiceName::IdentityIdp,
-    rows,
-    home: None,
-};
+pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::IdentityIdp, rows);
 
 fn rows(rows: &mut Vec<RouteSpec>) {
     public(
