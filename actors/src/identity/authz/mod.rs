@@ -79,8 +79,10 @@ impl Actor for Authz {
         _me: ActorRef<AuthzMsg>,
         args: AuthzArgs,
     ) -> Result<AuthzState, ActorProcessingErr> {
-        let state = tokio::task::spawn_blocking(move || AuthzState::load(args.store, args.config))
-            .await??;
+        let mut state =
+            tokio::task::spawn_blocking(move || AuthzState::load(args.store, args.config))
+                .await??;
+        state.started(crate::now_unix());
         Ok(state)
     }
 

@@ -307,17 +307,22 @@ mod flow {
 
     /// A pending request's challenge, signed in as admin: (code redirect, session cookie).
     fn sign_in(w: &mut World) -> (String, String) {
+        sign_in_at(w, NOW)
+    }
+
+    /// The same at `now`.
+    fn sign_in_at(w: &mut World, now: u64) -> (String, String) {
         let AuthorizeOutcome::Redirect(login_page) = authorize(w, &[]) else {
             panic!("a redirect to the login page")
         };
         assert!(login_page.starts_with("https://idp.test/browser/login?challenge="));
         let ch = query(&login_page, "challenge").unwrap();
         assert!(matches!(
-            login_start(w, &ch, None, NOW),
+            login_start(w, &ch, None, now),
             LoginStart::Form(_)
         ));
         let password = w.password.clone();
-        match login(w, &ch, "admin", &password, NOW) {
+        match login(w, &ch, "admin", &password, now) {
             LoginOutcome::Done {
                 next: Next::Redirect(redirect),
                 session,
@@ -535,6 +540,52 @@ mod flow {
             panic!()
         };
         assert_eq!(query(&to, "error").as_deref(), Some("login_required"));
+    }
+
+    /// A session that serves `w`'s next request: whether it still signs in without the form.
+    fn serves(w: &mut World, session: &str, now: u64) -> bool {
+        let AuthorizeOutcome::Redirect(login) = authorize(w, &[]) else {
+            panic!()
+        };
+        let ch = query(&login, "challenge").unwrap();
+        match login_start(w, &ch, Some(session), now) {
+            LoginStart::Redirect(to) => query(&to, "code").is_some(),
+            LoginStart::Form(_) => false,
+            LoginStart::Consent(_) => panic!("first party"),
+        }
+    }
+
+    #[test]
+    fn a_logout_stays_effective_when_identity_authz_restarts_or_its_record_is_full() {
+        use crate::identity::authz::flow::MAX_ENTRIES;
+        let mut w = world();
+        let (_, session) = sign_in(&mut w);
+        assert!(serves(&mut w, &session, NOW + 1));
+        // identity-authz restarted: it remembers no logout from before, so no older session serves.
+        w.st.started(NOW + 2);
+        assert!(
+            !serves(&mut w, &session, NOW + 3),
+            "a session from before the restart"
+        );
+
+        let mut w = world();
+        let (_, session) = sign_in(&mut w);
+        let sid = w.idp.session(&session, NOW + 1).unwrap().sid;
+        w.st.end_session(&sid, NOW + 1);
+        assert!(!serves(&mut w, &session, NOW + 2), "logged out");
+        // A flood of logouts fills the record and the oldest are forgotten: the session stays
+        // ended, and a session begun after the forgotten ones still serves.
+        for i in 0..MAX_ENTRIES as u64 {
+            w.st.end_session(&format!("other-{i}"), NOW + 2 + i / 1_000);
+        }
+        assert!(w.st.flow.ended.len() < MAX_ENTRIES);
+        assert!(
+            !w.st.flow.ended.contains_key(&sid),
+            "forgotten to make room"
+        );
+        assert!(!serves(&mut w, &session, NOW + 200), "still logged out");
+        let (_, later) = sign_in_at(&mut w, NOW + 200);
+        assert!(serves(&mut w, &later, NOW + 201));
     }
 
     #[test]

@@ -27,7 +27,7 @@ const CODE_TTL: u64 = 60;
 const USED_CODE_MEMORY: u64 = 3600;
 /// Bounds of the in-memory maps (past them, expired entries are dropped; if still full the
 /// request is refused rather than memory grown).
-const MAX_ENTRIES: usize = 100_000;
+pub(in crate::identity::authz) const MAX_ENTRIES: usize = 100_000;
 /// An accepted authorization request.
 #[derive(Debug, Clone)]
 struct AuthRequest {
@@ -70,9 +70,12 @@ pub struct FlowState {
     pushed: HashMap<String, Pending>,
     codes: HashMap<[u8; 32], CodeGrant>,
     used_codes: HashMap<[u8; 32], UsedCode>,
-    /// Sign-in sessions that ended (RP-initiated logout), by sid, until they would have
-    /// expired: identity-idp's sessions of these sids no longer sign anyone in.
-    ended: HashMap<String, u64>,
+    /// Sign-in sessions that ended (RP-initiated logout): when, by sid. identity-idp's sessions
+    /// of these sids no longer sign anyone in.
+    pub(in crate::identity::authz) ended: HashMap<String, u64>,
+    /// Sessions begun before this time no longer sign anyone in either: identity-authz knows
+    /// of no logout before it started, nor of those it forgot to make room.
+    ended_before: u64,
 }
 
 /// Drops expired entries when `map` is full; false if it is still full.

@@ -11,9 +11,6 @@ use crate::identity::authz::state::AuthzState;
 use crate::identity::signin::{Credential, Next, SignInRequest};
 use crate::service::Scope;
 
-/// How long an ended session's sid is remembered: longer than any session lives.
-const ENDED_MEMORY: u64 = 86_400;
-
 impl AuthzState {
     pub(super) fn pending(&self, challenge: &str, now: u64) -> Result<&Pending, Error> {
         self.flow
@@ -83,8 +80,7 @@ impl AuthzState {
         let user = self
             .users
             .get(&(subject.tenant.clone(), subject.username.clone()));
-        let ended = self.flow.ended.contains_key(&subject.sid);
-        if ended || user.is_none_or(|u| u.id != subject.user_id) {
+        if self.ended(&subject) || user.is_none_or(|u| u.id != subject.user_id) {
             return Ok(None);
         }
         self.flow.pending.remove(challenge);
@@ -105,11 +101,29 @@ impl AuthzState {
         ))
     }
 
-    /// RP-initiated logout ended the sign-in session `sid`.
-    pub(super) fn end_session(&mut self, sid: &str, now: u64) {
-        if room(&mut self.flow.ended, |forget| *forget > now) {
-            self.flow.ended.insert(sid.to_owned(), now + ENDED_MEMORY);
+    /// identity-authz (re)started at `now`: it remembers no logout from before, so no session
+    /// begun before then signs anyone in (they sign in again, as when sessions lived here).
+    pub fn started(&mut self, now: u64) {
+        self.flow.ended_before = self.flow.ended_before.max(now);
+    }
+
+    /// Whether `subject`'s session ended: logged out, or begun before what is remembered.
+    fn ended(&self, subject: &Subject) -> bool {
+        subject.auth_time < self.flow.ended_before || self.flow.ended.contains_key(&subject.sid)
+    }
+
+    /// RP-initiated logout ended the sign-in session `sid`. Never skipped: when the record is
+    /// full, the older half of it is forgotten and every session begun by then ends with it.
+    pub(in crate::identity::authz) fn end_session(&mut self, sid: &str, now: u64) {
+        let flow = &mut self.flow;
+        if flow.ended.len() >= MAX_ENTRIES {
+            let mut times: Vec<u64> = flow.ended.values().copied().collect();
+            let middle = times.len() / 2;
+            let forget_to = *times.select_nth_unstable(middle).1;
+            flow.ended.retain(|_, at| *at > forget_to);
+            flow.ended_before = flow.ended_before.max(forget_to + 1);
         }
+        flow.ended.insert(sid.to_owned(), now);
     }
 
     /// After a sign-in: the code, unless a third-party client asks for scopes the user has not
