@@ -93,8 +93,8 @@ id_type!(
     /// (`<tenant>/<id>`), so it never contains `/`.
     TenantId,
     "tenant",
-    "1 to 128 printable ASCII characters without '/'",
-    |t| !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+    "1 to 128 bytes, no '/' and no control characters",
+    |t| !t.is_empty() && t.len() <= 128 && !t.chars().any(|c| c == '/' || c.is_control())
 );
 
 id_type!(
@@ -128,7 +128,11 @@ mod tests {
     #[test]
     fn ids_are_parsed_once_and_refuse_what_would_break_store_keys_or_urls() {
         assert_eq!(TenantId::parse("acme-1").unwrap().as_str(), "acme-1");
-        for bad in ["", "a/b", "a b", "x\n", &"t".repeat(129)] {
+        // A trusted issuer's tenant may be a display name: what the KMS always accepted.
+        for good in ["Acme Corp", "ünïcode", &"t".repeat(128)] {
+            assert!(TenantId::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "a/b", "x\n", "del\u{7f}", &"t".repeat(129)] {
             assert!(TenantId::parse(bad).is_err(), "{bad:?}");
         }
         assert!(ElasticKeyId::parse("ek-AbC_d-9").is_ok());
@@ -141,7 +145,7 @@ mod tests {
         let e = TenantId::parse("a/b").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid tenant: 1 to 128 printable ASCII characters without '/'"
+            "invalid tenant: 1 to 128 bytes, no '/' and no control characters"
         );
     }
 
