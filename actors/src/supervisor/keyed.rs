@@ -252,6 +252,36 @@ impl<K: Keyed> Actor for KeyedSupervisor<K> {
     }
 }
 
+/// What a caller hears when a child did not start: its own error where that says whose fault
+/// it is (the key is gone; its stored record is corrupt: a 500 naming table and key, not a
+/// 503 that invites a retry), else that the child is unavailable.
+fn start_failure(e: &SpawnErr, kind: &'static str) -> Error {
+    let own = match e {
+        SpawnErr::StartupFailed(inner) => inner.downcast_ref::<Error>(),
+        _ => None,
+    };
+    if let Some(err) = own {
+        if let Error::KeyNotFound = err {
+            return Error::KeyNotFound;
+        }
+        if let Some((table, key)) = err.corrupt_record() {
+            let what = match err {
+                Error::Corrupt { what, .. } => what,
+                _ => "sealed record",
+            };
+            return Error::Corrupt {
+                table,
+                key: key.to_owned(),
+                what,
+            };
+        }
+    }
+    Error::Unavailable {
+        actor: kind,
+        why: Unavailability::Stopped,
+    }
+}
+
 /// Whether an actor still takes messages.
 fn alive<M: ractor::Message>(actor: &ActorRef<M>) -> bool {
     ractor::ACTIVE_STATES.contains(&actor.get_status())
@@ -293,10 +323,7 @@ impl<K: Keyed> KeyedState<K> {
             .await
             .map_err(|e: SpawnErr| {
                 tracing::warn!(actor = %self.args.keyed.name(key), error = %e, "start failed");
-                Error::Unavailable {
-                    actor: self.args.keyed.kind(),
-                    why: Unavailability::Stopped,
-                }
+                start_failure(&e, self.args.keyed.kind())
             })?;
         let child = self.children.entry(key.clone()).or_insert_with(|| Child {
             actor: None,

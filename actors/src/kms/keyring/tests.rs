@@ -346,3 +346,34 @@ async fn batches_answer_a_typed_result_per_item() {
     );
     sup.stop(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ring_whose_record_is_corrupt_answers_corrupt_not_unavailable() {
+    let Env {
+        _dir,
+        store,
+        sup,
+        rings,
+        audit: _,
+    } = env().await;
+    store
+        .put_sealed(Table::KmsElasticKeys, b"t1/ek-bad", b"{not json")
+        .unwrap();
+    let bad = ElasticKeyId::parse("ek-bad").unwrap();
+    match rings
+        .sign(&caller("t1", "alice"), &bad, b"x".to_vec())
+        .await
+    {
+        Err(Error::Corrupt { table, key, .. }) => {
+            assert_eq!(table, Table::KmsElasticKeys.name());
+            assert_eq!(key, "t1/ek-bad");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another tenant's id of the same name is still just not found.
+    assert!(matches!(
+        rings.sign(&caller("t2", "bob"), &bad, b"x".to_vec()).await,
+        Err(Error::KeyNotFound)
+    ));
+    sup.stop(Duration::from_secs(1)).await;
+}
