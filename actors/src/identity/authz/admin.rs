@@ -58,7 +58,7 @@ pub struct NewTenant {
 }
 
 /// `POST .../identity/clients`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
     /// Display name.

@@ -181,17 +181,10 @@ mod flow {
         st.merge(loaded);
         let spec = NewClient {
             name: "RP".into(),
-            tenant: None,
-            scopes: None,
-            audiences: None,
-            auth_methods: None,
-            jwks: None,
-            grant_types: None,
             redirect_uris: vec![REDIRECT.into()],
             post_logout_redirect_uris: vec!["https://rp.test/bye".into()],
             first_party: Some(first_party),
-            tls_client_auth_san: None,
-            resource_server: None,
+            ..NewClient::default()
         };
         let caller = Caller {
             tenant: "default".into(),
@@ -664,17 +657,10 @@ mod flow {
         let mut w = world();
         let spec = NewClient {
             name: "SPA".into(),
-            tenant: None,
-            scopes: None,
-            audiences: None,
             auth_methods: Some(vec!["none".into()]),
-            jwks: None,
-            grant_types: None,
             redirect_uris: vec![REDIRECT.into()],
-            post_logout_redirect_uris: vec![],
             first_party: Some(true),
-            tls_client_auth_san: None,
-            resource_server: None,
+            ..NewClient::default()
         };
         let caller = Caller {
             tenant: "default".into(),

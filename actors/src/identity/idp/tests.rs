@@ -104,17 +104,9 @@ async fn a_sign_in_its_session_lockout_and_a_logout_through_both_actors() {
             },
             AdminOp::CreateClient(NewClient {
                 name: "RP".into(),
-                tenant: None,
-                scopes: None,
-                audiences: None,
-                auth_methods: None,
-                jwks: None,
-                grant_types: None,
                 redirect_uris: vec![REDIRECT.into()],
-                post_logout_redirect_uris: vec![],
                 first_party: Some(true),
-                tls_client_auth_san: None,
-                resource_server: None,
+                ..NewClient::default()
             }),
         )
         .await
