@@ -115,6 +115,7 @@ async fn kms_keeps_serving_while_identity_authz_is_killed_and_its_breaker_closes
 
     let kms_data = tmp.path().join("kms");
     let kms_env = [
+        ("CRYPTOUTIL_LOG__LEVEL", "debug"),
         ("CRYPTOUTIL_FEDERATION__IDENTITY_ENABLED", "true"),
         ("CRYPTOUTIL_FEDERATION__IDENTITY_URL", authz.as_str()),
         // Generous: the whole suite runs beside this test on two cores, and a live
@@ -174,9 +175,10 @@ async fn kms_keeps_serving_while_identity_authz_is_killed_and_its_breaker_closes
     let mut served = 0u32;
     let encrypt_once = || {
         let (client, url, token, body) = (&kms_client, &encrypt, &token, body.clone());
+        let kms = &kms;
         async move {
             let (s, v) = call(client, Method::POST, url, token, Some(body)).await;
-            assert_eq!(s, 200, "{v}");
+            assert_eq!(s, 200, "{v}\n{}", kms.log_text());
         }
     };
     for _ in 0..5 {
