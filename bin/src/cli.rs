@@ -46,9 +46,13 @@ pub enum Command {
         /// Give up after this long.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: Duration,
-        /// GET (default) or POST (an empty body).
+        /// GET (default) or POST (an empty JSON object, `application/json`).
         #[arg(long, default_value = "GET")]
         method: String,
+        /// File holding the admin token (`admin.token`) to send as `Authorization: Bearer`
+        /// (default: the configured `admin.token`, sent to loopback addresses only).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Print the live actor tree of a running service, read from its admin listener.
     Supervision {
@@ -64,6 +68,10 @@ pub enum Command {
         /// Print JSON instead of the indented tree.
         #[arg(long)]
         json: bool,
+        /// File holding the admin token (`admin.token`) to send as `Authorization: Bearer`
+        /// (default: the configured `admin.token`, sent to loopback addresses only).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Configuration tools.
     Config {
@@ -169,9 +177,17 @@ pub fn main(cli: Cli) -> ExitCode {
             ca_file,
             timeout,
             method,
+            token_file,
         } => {
             let ca = ca_file.unwrap_or_else(|| pki::anchor_path(&loaded.config.data_dir));
-            match block_on(client::healthcheck(&url, &ca, timeout, &method)) {
+            let token = match client::admin_token(&loaded.config, token_file.as_deref(), &url) {
+                Ok(token) => token,
+                Err(err) => {
+                    eprintln!("cryptoutil: healthcheck: {err:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match block_on(client::healthcheck(&url, &ca, timeout, &method, &token)) {
                 Ok(Ok(true)) => ExitCode::SUCCESS,
                 Ok(Ok(false)) => ExitCode::FAILURE,
                 Ok(Err(err)) | Err(err) => {
@@ -185,9 +201,11 @@ pub fn main(cli: Cli) -> ExitCode {
             url,
             ca_file,
             json,
+            token_file,
         } => {
             let ca = ca_file.unwrap_or_else(|| pki::anchor_path(&loaded.config.data_dir));
-            match block_on(print_supervision(&loaded, service, url, &ca, json)) {
+            let target = (service, url);
+            match block_on(print_supervision(&loaded, target, &ca, json, token_file)) {
                 Ok(Ok(())) => ExitCode::SUCCESS,
                 Ok(Err(err)) | Err(err) => {
                     eprintln!("cryptoutil: supervision: {err:#}");
@@ -249,10 +267,10 @@ fn names() -> String {
 
 async fn print_supervision(
     loaded: &Loaded,
-    service: Option<String>,
-    url: Option<String>,
+    (service, url): (Option<String>, Option<String>),
     ca: &std::path::Path,
     json: bool,
+    token_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let admin = match url {
         Some(url) => url,
@@ -270,7 +288,8 @@ async fn print_supervision(
             entry.admin.clone()
         }
     };
-    let tree = client::supervision(&admin, ca).await?;
+    let token = client::admin_token(&loaded.config, token_file.as_deref(), &admin)?;
+    let tree = client::supervision(&admin, ca, &token).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&tree)?);
     } else {

@@ -249,24 +249,28 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             shutdown: Arc::clone(&shutdown),
             fips,
             fault_injection: cfg.admin.danger_fault_injection,
+            guard: cryptoutil_http::admin::AdminGuard::new(cfg.admin.token.expose()),
         };
-        let grace = cfg.shutdown_grace_period;
+        let (grace, limits) = (cfg.shutdown_grace_period, cfg.http.connections);
         listeners.spawn(public.serve(
             cryptoutil_http::routes::router(app, &cfg.http),
             shutdown.subscribe(),
             grace,
+            limits,
         ));
         if let Some(listener) = metrics_listener {
             listeners.spawn(listener.serve(
                 cryptoutil_http::admin::metrics_router(admin_state.clone(), scrapers.clone()),
                 shutdown.subscribe(),
                 grace,
+                limits,
             ));
         }
         listeners.spawn(admin.serve(
             cryptoutil_http::admin::router(admin_state),
             shutdown.subscribe(),
             grace,
+            limits,
         ));
     }
     for peer in suite.federation.peers() {
@@ -283,6 +287,12 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         tracing::error!(
             "DEVELOPMENT ONLY: identity_fallback_mode is allow_all: while identity-authz is \
              unavailable, tokens are accepted WITHOUT verification"
+        );
+    }
+    if cfg.admin.token.expose().is_empty() {
+        tracing::warn!(
+            "admin.token is not set: any local process can use the admin listeners (shutdown, \
+             audit records, metrics); set one for anything but development"
         );
     }
     if cfg.admin.danger_fault_injection {

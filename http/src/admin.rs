@@ -1,16 +1,22 @@
 //! `/admin/v1/*`: the private admin API on the loopback-only listener.
+//!
+//! Who may use it ([`guard`]): a request with an `Origin` header (a web page in a browser on the
+//! host) is refused, as is a POST that is not `application/json` (which a page could only send
+//! after a CORS preflight this listener never answers); with `admin.token` configured, every
+//! route but the health probes also needs `Authorization: Bearer <token>`.
 
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, AuthFailure};
 use crate::metrics::StackLabels;
 use crate::state::AdminState;
 
@@ -79,11 +85,117 @@ pub fn router(state: AdminState) -> Router {
         router = router.route(FAULTS_CRASH, post(crash_post));
     }
     router
+        .layer(middleware::from_fn_with_state(state.guard.clone(), guard))
         .layer(middleware::from_fn_with_state(
             labels,
             crate::metrics::count,
         ))
         .with_state(state)
+}
+
+/// Who may use the admin API: the digest of `admin.token`, when one is configured.
+#[derive(Clone, Default)]
+pub struct AdminGuard {
+    token_digest: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for AdminGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminGuard")
+            .field("token", &self.token_digest.map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl AdminGuard {
+    /// Requires `token` on every route but the health probes; an empty token requires none.
+    pub fn new(token: &str) -> Self {
+        Self {
+            token_digest: (!token.is_empty())
+                .then(|| cryptoutil_protocols::oauth::token_digest(token.as_bytes())),
+        }
+    }
+
+    /// Whether a token is required.
+    pub fn requires_token(&self) -> bool {
+        self.token_digest.is_some()
+    }
+
+    /// Checks the one `Authorization: Bearer` header against the token, in constant time
+    /// (digests of equal length are compared, so the token's length does not leak either).
+    fn check(&self, headers: &HeaderMap) -> Result<(), AuthFailure> {
+        let Some(expected) = &self.token_digest else {
+            return Ok(());
+        };
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(if headers.contains_key(header::AUTHORIZATION) {
+                AuthFailure::Invalid // two of them: which one would be meant?
+            } else {
+                AuthFailure::Missing
+            });
+        };
+        let presented = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or(AuthFailure::Invalid)?;
+        let got = cryptoutil_protocols::oauth::token_digest(presented.as_bytes());
+        if cryptoutil_protocols::oauth::constant_time_eq(expected, &got) {
+            Ok(())
+        } else {
+            Err(AuthFailure::Invalid)
+        }
+    }
+}
+
+/// The health probes: open to every local client, token or not (container health checks).
+fn is_probe(path: &str) -> bool {
+    matches!(path, LIVEZ | READYZ | HEALTHZ)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The admin API's gate (see the module's documentation).
+pub async fn guard(
+    State(g): State<AdminGuard>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let path = req.uri().path();
+    if req.headers().contains_key(header::ORIGIN) {
+        tracing::warn!(
+            path,
+            "admin request refused: it carries an Origin header (a browser)"
+        );
+        return Err(ApiError::CrossOrigin);
+    }
+    if req.method() == Method::POST && !is_json(req.headers()) {
+        tracing::warn!(
+            path,
+            "admin request refused: a POST that is not application/json"
+        );
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if !is_probe(path) {
+        if let Err(failure) = g.check(req.headers()) {
+            tracing::warn!(
+                path,
+                ?failure,
+                "admin request refused: no valid admin token"
+            );
+            return Err(ApiError::AdminUnauthorized { failure });
+        }
+    }
+    Ok(next.run(req).await)
 }
 
 async fn livez_get(State(st): State<AdminState>) -> Result<&'static str, ApiError> {

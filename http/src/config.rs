@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use cryptoutil_actors::config::human_duration;
+use cryptoutil_protocols::secret::Secret;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,37 @@ pub struct HttpConfig {
     pub browser: BrowserConfig,
     /// The metrics-only listeners (`services.<service>.metrics`).
     pub metrics: MetricsStackConfig,
+    /// How long connections may stay open doing nothing, and how many one address may hold:
+    /// every listener (public, admin, metrics).
+    pub connections: ConnectionConfig,
+}
+
+/// `http.connections`: what keeps idle, slow and piled-up connections from holding a listener.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// A connection with no request in progress for this long is closed, counted from accept
+    /// (a client that completes TLS and sends nothing) and from the end of its last answer
+    /// (keep-alive, HTTP/1.1 and HTTP/2 alike).
+    #[serde(with = "human_duration")]
+    pub idle_timeout: Duration,
+    /// A request body must arrive whole within this time of its request head; a slower one is
+    /// refused (400) and its connection closed.
+    #[serde(with = "human_duration")]
+    pub body_read_timeout: Duration,
+    /// Connections one client address may hold open on one listener; more are closed at
+    /// accept, before TLS.
+    pub max_per_address: NonZeroU32,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            max_per_address: NonZeroU32::MIN.saturating_add(255),
+        }
+    }
 }
 
 /// `http.metrics`: who may scrape a metrics-only listener.
@@ -163,6 +195,26 @@ pub struct AdminConfig {
     /// Mounts `POST /admin/v1/faults/crash`, which makes a named actor panic. For chaos and
     /// supervision tests only.
     pub danger_fault_injection: bool,
+    /// The bearer token every admin route but `livez`, `readyz` and `healthz` requires (usually
+    /// `file://`; at least 32 characters). Empty: no token, only the loopback bind, the refusal
+    /// of browser requests (an `Origin` header) and of non-JSON POSTs protect the admin API.
+    pub token: Secret,
+}
+
+/// The least length of `admin.token`.
+pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
+
+impl AdminConfig {
+    /// Checks the token's length.
+    pub fn validate(&self) -> Result<(), String> {
+        let len = self.token.expose().len();
+        if len > 0 && len < ADMIN_TOKEN_MIN_LEN {
+            return Err(format!(
+                "admin.token must be at least {ADMIN_TOKEN_MIN_LEN} characters (it has {len})"
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn loopback() -> Vec<IpNet> {

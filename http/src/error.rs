@@ -40,6 +40,12 @@ pub enum ApiError {
         /// What was wrong.
         failure: AuthFailure,
     },
+    /// No valid admin token (`admin.token`) on an admin route that needs it.
+    #[error("admin token required (Authorization: Bearer, the value of admin.token)")]
+    AdminUnauthorized {
+        /// What was wrong.
+        failure: AuthFailure,
+    },
     /// The token lacks the scope the route needs.
     #[error("insufficient scope: {scope} required")]
     InsufficientScope {
@@ -166,7 +172,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = self.to_string();
         let (status, code) = match &self {
-            ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized { .. } | ApiError::AdminUnauthorized { .. } => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             ApiError::InsufficientScope { .. } => (StatusCode::FORBIDDEN, "insufficient_scope"),
             ApiError::IssuerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable"),
             ApiError::IpNotAllowed => (StatusCode::FORBIDDEN, "forbidden"),
@@ -207,6 +215,19 @@ impl IntoResponse for ApiError {
                     AuthFailure::Missing | AuthFailure::WrongKind => r#"Bearer realm="cryptoutil""#,
                     AuthFailure::Invalid | AuthFailure::IssuerUnavailable => {
                         r#"Bearer realm="cryptoutil", error="invalid_token""#
+                    }
+                };
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+            }
+            ApiError::AdminUnauthorized { failure } => {
+                let value = match failure {
+                    AuthFailure::Missing | AuthFailure::WrongKind => {
+                        r#"Bearer realm="cryptoutil-admin""#
+                    }
+                    AuthFailure::Invalid | AuthFailure::IssuerUnavailable => {
+                        r#"Bearer realm="cryptoutil-admin", error="invalid_token""#
                     }
                 };
                 response

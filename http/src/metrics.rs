@@ -8,6 +8,12 @@ use axum::response::Response;
 pub const HTTP_REQUESTS: &str = "cryptoutil_http_requests_total";
 /// 1 once every listener of the service serves, 0 before and while draining.
 pub const SERVICE_READY: &str = "cryptoutil_service_ready";
+/// Connections closed at accept, by reason (`per_address_limit`).
+pub const CONNECTIONS_REFUSED: &str = "cryptoutil_http_connections_refused_total";
+/// Connections closed for having nothing in progress for `http.connections.idle_timeout`.
+pub const CONNECTIONS_IDLE_CLOSED: &str = "cryptoutil_http_connections_idle_closed_total";
+/// Request bodies that did not arrive within `http.connections.body_read_timeout`.
+pub const BODY_READ_TIMEOUTS: &str = "cryptoutil_http_body_read_timeouts_total";
 
 /// Describes this crate's metrics.
 pub fn describe() {
@@ -16,6 +22,33 @@ pub fn describe() {
         "HTTP requests by service, stack and status class."
     );
     metrics::describe_gauge!(SERVICE_READY, "1 when the service's listeners serve.");
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections closed at accept, by reason (per_address_limit)."
+    );
+    metrics::describe_counter!(
+        CONNECTIONS_IDLE_CLOSED,
+        "Connections closed after http.connections.idle_timeout with no request in progress."
+    );
+    metrics::describe_counter!(
+        BODY_READ_TIMEOUTS,
+        "Request bodies that did not arrive within http.connections.body_read_timeout."
+    );
+}
+
+/// Counts a connection closed at accept.
+pub fn connection_refused(reason: &'static str) {
+    metrics::counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Counts a connection closed for idleness.
+pub fn connection_closed_idle() {
+    metrics::counter!(CONNECTIONS_IDLE_CLOSED).increment(1);
+}
+
+/// Counts a request body that came too slowly.
+pub fn body_read_timeout() {
+    metrics::counter!(BODY_READ_TIMEOUTS).increment(1);
 }
 
 /// Labels of one stack of one service.

@@ -12,6 +12,7 @@
 //!   authentication headers, scopes, token endpoint errors.
 //! - [`ids`]: identifiers from outside (tenant, elastic key id, client id, kid), parsed once.
 //! - [`fips`]: whether the crypto module runs in FIPS 140-3 mode.
+//! - [`secret`]: `Secret`, a configuration string that never prints and is zeroized.
 //! - [`tls`]: the one TLS policy (TLS 1.3, FIPS-approved suites and groups) for every socket.
 //! - [`error`]: the crate's error enum.
 #![warn(missing_docs)]
@@ -26,6 +27,7 @@ pub mod ids;
 pub mod jose;
 pub mod oauth;
 pub mod pki;
+pub mod secret;
 pub mod tls;
 pub mod unseal;
 

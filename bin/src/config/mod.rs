@@ -4,7 +4,6 @@
 
 pub mod federation;
 mod layers;
-mod secret;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,8 +16,8 @@ use cryptoutil_http::config::{
 use cryptoutil_storage::BarrierConfig;
 use serde::{Deserialize, Serialize};
 
+pub use cryptoutil_protocols::secret::Secret;
 pub use layers::{load, ConfigError, Flags, Loaded, Source};
-pub use secret::Secret;
 
 /// The embedded defaults (`config/defaults.yaml`).
 pub const DEFAULTS_YAML: &str = include_str!("../../../config/defaults.yaml");
@@ -297,6 +296,23 @@ impl AppConfig {
                     format!("barrier.unseal.shares[{i}]"),
                     format!("share file {} does not exist", path.display()),
                 ));
+            }
+        }
+        if let Err(message) = self.admin.validate() {
+            problems.push(("admin.token".into(), message));
+        }
+        for (key, value) in [
+            (
+                "http.connections.idle_timeout",
+                self.http.connections.idle_timeout,
+            ),
+            (
+                "http.connections.body_read_timeout",
+                self.http.connections.body_read_timeout,
+            ),
+        ] {
+            if value.is_zero() {
+                problems.push((key.into(), "must be greater than 0".into()));
             }
         }
         if self.supervision.ask_timeout.is_zero() {

@@ -199,7 +199,7 @@ async fn endpoints_json_anchor_and_admin_routes() {
         .send(
             hyper::Method::POST,
             &format!("{}/admin/v1/faults/crash", app.admin(ServiceName::Kms)),
-            &[],
+            &[("content-type", "application/json")],
             "{\"path\":\"kms/health\"}".into(),
         )
         .await

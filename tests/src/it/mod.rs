@@ -7,6 +7,7 @@ mod federation;
 mod federation_ca;
 mod federation_jose;
 mod federation_process;
+mod hardening;
 mod identity;
 mod issuer_jwks;
 mod jose_engine;

@@ -117,8 +117,8 @@ async fn the_admin_shutdown_route_exits_0_and_closes_every_store_cleanly() {
         .send(
             hyper::Method::POST,
             &format!("{}/admin/v1/shutdown", endpoints["identity-rp"].admin),
-            &[],
-            Default::default(),
+            &[("content-type", "application/json")],
+            "{}".into(),
         )
         .await
         .unwrap();

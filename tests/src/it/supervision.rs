@@ -83,7 +83,7 @@ async fn a_panicking_actor_is_restarted_serves_again_and_is_counted() {
         .send(
             hyper::Method::POST,
             &format!("{admin}/admin/v1/faults/crash"),
-            &[],
+            &[("content-type", "application/json")],
             r#"{"path":"nope/health"}"#.into(),
         )
         .await

@@ -1,4 +1,4 @@
-//! `Secret`: a configuration string that never prints.
+//! `Secret`: a configuration string (a password, a token, a key) that never prints.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
