@@ -108,6 +108,14 @@ impl TestApp {
         &self.endpoints[&service].admin
     }
 
+    /// The Prometheus text of `service`'s admin listener.
+    pub async fn admin_metrics(&self, service: ServiceName) -> String {
+        let url = format!("{}/admin/v1/metrics", self.admin(service));
+        let r = self.client.get(&url).await.expect("metrics");
+        assert_eq!(r.status, 200, "{url}");
+        r.text()
+    }
+
     /// Shuts down gracefully and waits.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {

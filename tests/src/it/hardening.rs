@@ -301,12 +301,7 @@ async fn connections_that_do_nothing_or_drip_a_body_are_closed() {
         closed - started
     );
 
-    let metrics = app
-        .client
-        .get(&format!("{admin}/admin/v1/metrics"))
-        .await
-        .unwrap()
-        .text();
+    let metrics = app.admin_metrics(ServiceName::IdentityAuthz).await;
     assert!(
         metrics.contains("cryptoutil_http_connections_idle_closed_total"),
         "{metrics}"
@@ -362,15 +357,7 @@ async fn one_address_holds_at_most_its_share_of_connections() {
     }
     assert!(again, "a place freed by a closed connection is taken again");
     drop(held);
-    let metrics = app
-        .client
-        .get(&format!(
-            "{}/admin/v1/metrics",
-            app.admin(ServiceName::Jose)
-        ))
-        .await
-        .unwrap()
-        .text();
+    let metrics = app.admin_metrics(ServiceName::Jose).await;
     assert!(
         metrics
             .contains(r#"cryptoutil_http_connections_refused_total{reason="per_address_limit"}"#),

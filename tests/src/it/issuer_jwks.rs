@@ -117,15 +117,7 @@ async fn fetched_on_need_refreshed_on_new_kid_rate_limited_and_kept_while_the_is
     assert_eq!(list_keys(&app, &token(&k2, 6)).await, 200);
 
     // What operators see.
-    let metrics = app
-        .client
-        .get(&format!(
-            "{}/admin/v1/metrics",
-            app.admin(ServiceName::Jose)
-        ))
-        .await
-        .unwrap()
-        .text();
+    let metrics = app.admin_metrics(ServiceName::Jose).await;
     for outcome in ["ok", "error", "rate_limited"] {
         assert!(
             metrics

@@ -68,12 +68,7 @@ async fn a_panicking_actor_is_restarted_serves_again_and_is_counted() {
         "other services are untouched"
     );
 
-    let metrics = app
-        .client
-        .get(&format!("{admin}/admin/v1/metrics"))
-        .await
-        .unwrap()
-        .text();
+    let metrics = app.admin_metrics(ServiceName::Ca).await;
     let count = restarts_metric(&metrics, "ca", "Health").unwrap_or(0.0);
     assert!(count >= 1.0, "restart not counted:\n{metrics}");
 
