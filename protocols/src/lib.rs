@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`unseal`]: M-of-N unseal shares (Shamir over GF(2^8)) and their text encoding.
+//! - [`ca`]: the CA product's certificate work: CA keys, roots and intermediates, PKCS#10
+//!   requests checked, certificates issued under profiles.
 //! - [`pki`]: the dynamic TLS PKI: a private root, an intermediate and leaf certificates.
 //! - [`est`]: RFC 7030 enrollment messages (the request body, the certs-only answer).
 //! - [`duration`]: human durations in configuration (`250ms`, `5s`, `2m`, `1h`, `7d`).
@@ -17,6 +19,7 @@
 //! - [`error`]: the crate's error enum.
 #![warn(missing_docs)]
 
+pub mod ca;
 mod der;
 pub mod dpop;
 pub mod duration;

@@ -269,7 +269,7 @@ fn set_validity(p: &mut CertificateParams, now: SystemTime, life: Duration) -> R
     Ok(())
 }
 
-fn to_time(secs: u64) -> Result<time::OffsetDateTime, Error> {
+pub(crate) fn to_time(secs: u64) -> Result<time::OffsetDateTime, Error> {
     let secs = i64::try_from(secs).map_err(|_| Error::Certificate {
         what: "validity",
         reason: "time out of range".into(),
@@ -280,7 +280,7 @@ fn to_time(secs: u64) -> Result<time::OffsetDateTime, Error> {
     })
 }
 
-fn unix(t: SystemTime) -> u64 {
+pub(crate) fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
@@ -315,7 +315,7 @@ fn issued(cert_der: Vec<u8>, key: &KeyPair, now: SystemTime, life: Duration) -> 
     }
 }
 
-fn cert_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
+pub(crate) fn cert_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
     move |e| Error::Certificate {
         what,
         reason: e.to_string(),

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (`cargo test -p cryptoutil-tests`).
 
 mod auth;
+mod ca_core;
 mod code_flow;
 mod deployment;
 mod federation;

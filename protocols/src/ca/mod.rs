@@ -1,0 +1,454 @@
+//! A private X.509 CA's certificate work, pure: CA keys (P-256, P-384, RSA 3072/4096), root and
+//! intermediate certificates, PKCS#10 requests checked, and certificates issued under a
+//! profile with AKI/SKI, CRL distribution point and AIA (OCSP and caIssuers).
+//!
+//! The `CaSigner` actor holds a CA's unsealed key and calls into this module; serial
+//! uniqueness across restarts, revocation and storage are the actor's. Everything a caller can
+//! get wrong is a [`CaError`] naming the field (the API's 400).
+//!
+//! # Layout
+//! - [`profile`]: what a certificate of each kind may and must carry.
+//! - [`csr`]: PKCS#10 requests, signature checked, keys and algorithms FIPS-approved.
+//! - [`der`]: the few DER encodings rcgen has no type for (AIA, policies, critical EKU).
+
+pub mod csr;
+mod der;
+pub mod profile;
+
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    GeneralSubtree, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, NameConstraints,
+    SignatureAlgorithm,
+};
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use zeroize::Zeroizing;
+
+use crate::pki::{cert_err, to_time as time, unix};
+
+pub use csr::{Csr, San};
+pub use profile::Profile;
+
+/// Issued certificates start this long before the request, for clock skew between hosts.
+const BACKDATE: Duration = Duration::from_secs(300);
+
+/// A refusal of the caller's input, naming the field: the API answers 400 with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct CaError {
+    /// The request field at fault (`csr`, `profile`, `validity`, `subject_alt_names`, ...).
+    pub field: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+impl CaError {
+    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The key of a CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum KeyType {
+    /// ECDSA P-256, signing with SHA-256.
+    #[serde(rename = "P-256")]
+    P256,
+    /// ECDSA P-384, signing with SHA-384.
+    #[serde(rename = "P-384")]
+    P384,
+    /// RSA 3072, PKCS#1 v1.5 with SHA-256.
+    #[serde(rename = "RSA-3072")]
+    Rsa3072,
+    /// RSA 4096, PKCS#1 v1.5 with SHA-256.
+    #[serde(rename = "RSA-4096")]
+    Rsa4096,
+}
+
+impl KeyType {
+    fn algorithm(self) -> &'static SignatureAlgorithm {
+        match self {
+            KeyType::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyType::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyType::Rsa3072 | KeyType::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
+        }
+    }
+
+    /// A new private key of this type, PKCS#8 DER.
+    pub fn generate(self) -> Result<Zeroizing<Vec<u8>>, crate::Error> {
+        let key = match self {
+            KeyType::P256 | KeyType::P384 => KeyPair::generate_for(self.algorithm()),
+            KeyType::Rsa3072 => {
+                KeyPair::generate_rsa_for(self.algorithm(), rcgen::RsaKeySize::_3072)
+            }
+            KeyType::Rsa4096 => {
+                KeyPair::generate_rsa_for(self.algorithm(), rcgen::RsaKeySize::_4096)
+            }
+        }
+        .map_err(cert_err("CA key"))?;
+        Ok(Zeroizing::new(key.serialize_der()))
+    }
+
+    fn load(self, pkcs8: &[u8]) -> Result<KeyPair, crate::Error> {
+        KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(pkcs8), self.algorithm())
+            .map_err(cert_err("CA key"))
+    }
+}
+
+/// The subject of a CA certificate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Subject {
+    /// CN.
+    pub common_name: String,
+    /// O, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+}
+
+impl Subject {
+    fn checked(&self) -> Result<DistinguishedName, CaError> {
+        let mut dn = DistinguishedName::new();
+        if let Some(o) = &self.organization {
+            dn.push(
+                DnType::OrganizationName,
+                printable("subject.organization", o)?,
+            );
+        }
+        dn.push(
+            DnType::CommonName,
+            printable("subject.common_name", &self.common_name)?,
+        );
+        Ok(dn)
+    }
+}
+
+fn printable<'a>(field: &'static str, value: &'a str) -> Result<&'a str, CaError> {
+    if value.trim().is_empty() || value.len() > 64 || value.chars().any(char::is_control) {
+        return Err(CaError::new(
+            field,
+            "1 to 64 characters, no control characters",
+        ));
+    }
+    Ok(value)
+}
+
+/// What a new CA certificate says besides its subject and key.
+#[derive(Debug, Clone)]
+pub struct CaSpec {
+    /// Its subject.
+    pub subject: Subject,
+    /// How long it is valid.
+    pub validity: Duration,
+    /// `pathLenConstraint`: how many CAs may follow it (none: unlimited).
+    pub path_len: Option<u8>,
+    /// Permitted DNS subtrees (name constraints); empty: none.
+    pub permitted_dns: Vec<String>,
+    /// Certificate policy OIDs (dotted); empty: none.
+    pub policies: Vec<String>,
+}
+
+/// Where relying parties find a CA's CRL, OCSP responder and certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Urls {
+    /// The CRL of the issuing CA (CRL distribution point).
+    pub crl: Option<String>,
+    /// The OCSP responder (AIA).
+    pub ocsp: Option<String>,
+    /// The issuing CA's certificate, DER (AIA caIssuers).
+    pub ca_issuers: Option<String>,
+}
+
+/// A CA able to sign: its certificate and its key.
+pub struct IssuingCa<'a> {
+    /// The CA's certificate, DER.
+    pub cert_der: &'a [u8],
+    /// Its private key, PKCS#8 DER.
+    pub key_pkcs8: &'a [u8],
+    /// Its key type.
+    pub key_type: KeyType,
+}
+
+/// A new self-signed root: its certificate (DER) with the `key_pkcs8` of `key_type`.
+pub fn root(
+    spec: &CaSpec,
+    key_type: KeyType,
+    key_pkcs8: &[u8],
+    serial: &[u8; 16],
+    now: SystemTime,
+) -> Result<Vec<u8>, Error> {
+    let key = key_type.load(key_pkcs8)?;
+    let mut params = ca_params(spec, serial, now)?;
+    params.not_after = time(unix(now).saturating_add(spec.validity.as_secs()))?;
+    let cert = params.self_signed(&key).map_err(cert_err("root"))?;
+    Ok(cert.der().to_vec())
+}
+
+/// A new intermediate (DER) with `key_pkcs8` of `key_type`, signed by `parent`. It expires no
+/// later than its parent.
+pub fn intermediate(
+    spec: &CaSpec,
+    key_type: KeyType,
+    key_pkcs8: &[u8],
+    parent: &IssuingCa<'_>,
+    urls: &Urls,
+    serial: &[u8; 16],
+    now: SystemTime,
+) -> Result<Vec<u8>, Error> {
+    let limits = parent_limits(parent.cert_der)?;
+    if limits.path_len == Some(0) {
+        return Err(Error::Refused(CaError::new(
+            "parent",
+            "the parent CA's path length constraint is 0: it may not sign CAs",
+        )));
+    }
+    if let (Some(parent_len), Some(len)) = (limits.path_len, spec.path_len) {
+        if len >= parent_len {
+            return Err(Error::Refused(CaError::new(
+                "path_len",
+                format!("must be less than the parent's ({parent_len})"),
+            )));
+        }
+    }
+    let key = key_type.load(key_pkcs8)?;
+    let mut params = ca_params(spec, serial, now)?;
+    if spec.path_len.is_none() {
+        if let Some(parent_len) = limits.path_len {
+            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(parent_len - 1));
+        }
+    }
+    params.not_after = time(
+        unix(now)
+            .saturating_add(spec.validity.as_secs())
+            .min(limits.not_after),
+    )?;
+    params.use_authority_key_identifier_extension = true;
+    add_urls(&mut params, urls)?;
+    let signer = parent.key_type.load(parent.key_pkcs8)?;
+    let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(parent.cert_der), &signer)
+        .map_err(cert_err("parent certificate"))?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(cert_err("intermediate"))?;
+    Ok(cert.der().to_vec())
+}
+
+/// One certificate to issue from a checked request.
+#[derive(Debug)]
+pub struct Issue<'a> {
+    /// The request (its key and names).
+    pub csr: &'a Csr,
+    /// The profile it is issued under.
+    pub profile: &'a Profile,
+    /// How long it should be valid (none: the profile's default).
+    pub validity: Option<Duration>,
+    /// Its serial: 16 random bytes, top bit clear (the caller keeps it unique).
+    pub serial: &'a [u8; 16],
+    /// Distribution URLs of the issuing CA.
+    pub urls: &'a Urls,
+}
+
+/// Issues `req` from `ca`: checks the request against the profile and the CA's own name
+/// constraints, then signs. The certificate (DER) expires no later than the CA.
+pub fn issue(ca: &IssuingCa<'_>, req: &Issue<'_>, now: SystemTime) -> Result<Vec<u8>, Error> {
+    let limits = parent_limits(ca.cert_der)?;
+    let profile = req.profile;
+    profile.check(req.csr).map_err(Error::Refused)?;
+    for san in &req.csr.sans {
+        if let San::Dns(name) = san {
+            if !limits.permits_dns(name) {
+                return Err(Error::Refused(CaError::new(
+                    "subject_alt_names",
+                    format!("{name} is outside the CA's name constraints"),
+                )));
+            }
+        }
+    }
+    if profile.is_ca && limits.path_len == Some(0) {
+        return Err(Error::Refused(CaError::new(
+            "profile",
+            "this CA's path length constraint is 0: it may not issue sub-CAs",
+        )));
+    }
+    let validity = req.validity.unwrap_or(profile.default_validity);
+    if validity.is_zero() || validity > profile.max_validity {
+        return Err(Error::Refused(CaError::new(
+            "validity",
+            format!(
+                "at most {} days for profile {}",
+                profile.max_validity.as_secs() / 86_400,
+                profile.name
+            ),
+        )));
+    }
+    let mut params = CertificateParams::default();
+    params.distinguished_name = req.csr.subject.clone();
+    params.subject_alt_names = req
+        .csr
+        .sans
+        .iter()
+        .map(San::to_rcgen)
+        .collect::<Result<_, _>>()?;
+    profile.apply(&mut params, req.csr)?;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(req.serial));
+    params.not_before = time(unix(now).saturating_sub(BACKDATE.as_secs()))?;
+    params.not_after = time(
+        unix(now)
+            .saturating_add(validity.as_secs())
+            .min(limits.not_after),
+    )?;
+    params.use_authority_key_identifier_extension = true;
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    add_urls(&mut params, req.urls)?;
+    let public = rcgen::SubjectPublicKeyInfo::from_der(&req.csr.spki_der)
+        .map_err(cert_err("request key"))?;
+    let signer = ca.key_type.load(ca.key_pkcs8)?;
+    let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(ca.cert_der), &signer)
+        .map_err(cert_err("CA certificate"))?;
+    let cert = params
+        .signed_by(&public, &issuer)
+        .map_err(cert_err("certificate"))?;
+    Ok(cert.der().to_vec())
+}
+
+/// A new serial: 16 random bytes, positive and exactly 16 bytes long once DER-encoded
+/// (RFC 5280 §4.1.2.2: at most 20; CA/B: at least 64 random bits; here 119).
+pub fn random_serial() -> Result<[u8; 16], crate::Error> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| crate::Error::Random)?;
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x01;
+    Ok(bytes)
+}
+
+/// What a CA's own certificate allows below it.
+struct Limits {
+    path_len: Option<u8>,
+    permitted_dns: Vec<String>,
+    not_after: u64,
+}
+
+impl Limits {
+    /// RFC 5280 §4.2.1.10: `example.com` permits it and its subdomains, `.example.com` only
+    /// subdomains.
+    fn permits_dns(&self, name: &str) -> bool {
+        if self.permitted_dns.is_empty() {
+            return true;
+        }
+        let name = name.to_ascii_lowercase();
+        self.permitted_dns.iter().any(|c| {
+            let c = c.to_ascii_lowercase();
+            if let Some(suffix) = c.strip_prefix('.') {
+                name.ends_with(&format!(".{suffix}"))
+            } else {
+                name == c || name.ends_with(&format!(".{c}"))
+            }
+        })
+    }
+}
+
+fn parent_limits(cert_der: &[u8]) -> Result<Limits, Error> {
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(cert_der).map_err(|e| cert_err("CA certificate")(e))?;
+    let mut limits = Limits {
+        path_len: None,
+        permitted_dns: Vec::new(),
+        not_after: u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0),
+    };
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::BasicConstraints(bc) => {
+                limits.path_len = bc
+                    .path_len_constraint
+                    .map(|n| u8::try_from(n).unwrap_or(u8::MAX));
+            }
+            ParsedExtension::NameConstraints(nc) => {
+                for subtree in nc.permitted_subtrees.iter().flatten() {
+                    if let GeneralName::DNSName(d) = subtree.base {
+                        limits.permitted_dns.push((*d).to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(limits)
+}
+
+fn ca_params(
+    spec: &CaSpec,
+    serial: &[u8; 16],
+    now: SystemTime,
+) -> Result<CertificateParams, Error> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = spec.subject.checked().map_err(Error::Refused)?;
+    params.is_ca = IsCa::Ca(match spec.path_len {
+        Some(n) => BasicConstraints::Constrained(n),
+        None => BasicConstraints::Unconstrained,
+    });
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    if !spec.permitted_dns.is_empty() {
+        let mut permitted = Vec::with_capacity(spec.permitted_dns.len());
+        for name in &spec.permitted_dns {
+            csr::check_dns("permitted_dns", name.trim_start_matches('.'))?;
+            permitted.push(GeneralSubtree::DnsName(name.clone()));
+        }
+        params.name_constraints = Some(NameConstraints {
+            permitted_subtrees: permitted,
+            excluded_subtrees: Vec::new(),
+        });
+    }
+    if !spec.policies.is_empty() {
+        let content = der::policies(&spec.policies).map_err(Error::Refused)?;
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                der::CERTIFICATE_POLICIES,
+                content,
+            ));
+    }
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+    params.not_before = time(unix(now).saturating_sub(BACKDATE.as_secs()))?;
+    Ok(params)
+}
+
+fn add_urls(params: &mut CertificateParams, urls: &Urls) -> Result<(), Error> {
+    if let Some(crl) = &urls.crl {
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![crl.clone()],
+        }];
+    }
+    if urls.ocsp.is_some() || urls.ca_issuers.is_some() {
+        let content = der::authority_info_access(urls.ocsp.as_deref(), urls.ca_issuers.as_deref());
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                der::AUTHORITY_INFO_ACCESS,
+                content,
+            ));
+    }
+    Ok(())
+}
+
+/// Failures of this module: the caller's input ([`Error::Refused`], 400) or ours.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request asks for what is not allowed.
+    #[error(transparent)]
+    Refused(#[from] CaError),
+    /// Certificate work failed.
+    #[error(transparent)]
+    Internal(#[from] crate::Error),
+}
+
+#[cfg(test)]
+mod tests;
