@@ -241,7 +241,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             trusted_issuers: Vec::new(),
-            leeway: Duration::from_secs(60),
+            leeway: Duration::from_secs(5),
             jwks_refresh: JwksRefreshConfig::default(),
         }
     }

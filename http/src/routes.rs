@@ -170,6 +170,7 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
             },
             crate::metrics::count,
         ))
+        .layer(middleware::from_fn(headers::service))
         .layer(middleware::from_fn_with_state(
             ip_allow::IpAllowlist::new(cfg.service.ip_allowlist.clone()),
             ip_allow::enforce,

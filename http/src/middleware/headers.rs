@@ -1,11 +1,12 @@
-//! Security headers on every `/browser/**` response, errors included.
+//! Security headers on every `/browser/**` response, errors included, and the two that every
+//! `/service/**` answer carries (with the refusal of an ambiguous `Authorization`).
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 
 use crate::config::BrowserConfig;
 
@@ -61,6 +62,30 @@ pub async fn apply(State(headers): State<SecurityHeaders>, req: Request, next: N
             continue;
         }
         response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// Middleware of the `/service/**` stack: more than one `Authorization` header is refused (400:
+/// which one would be meant?), and every answer, errors included, says `nosniff` and, unless
+/// its handler chose a cache policy (metadata, key sets), `no-store` (answers carry keys,
+/// tokens and plaintexts).
+pub async fn service(req: Request, next: Next) -> Response {
+    let mut response = if req.headers().get_all(header::AUTHORIZATION).iter().count() > 1 {
+        crate::ApiError::BadRequest {
+            reason: "more than one Authorization header".into(),
+        }
+        .into_response()
+    } else {
+        next.run(req).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }

@@ -365,3 +365,49 @@ async fn one_address_holds_at_most_its_share_of_connections() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_answers_are_not_cached_or_sniffed_one_authorization_only_and_expiry_is_strict() {
+    let issuer = super::jose_service::Issuer::new();
+    let issuers = issuer.vars();
+    let app = TestApp::start(
+        vec![ServiceName::Jose],
+        &[("CRYPTOUTIL_AUTH__TRUSTED_ISSUERS", issuers.as_str())],
+        None,
+    )
+    .await;
+    let url = format!("{}/service/api/v1/jose/jwks", app.public(ServiceName::Jose));
+    let good = format!("Bearer {}", issuer.token("acme", "jose", "jose", 300));
+    // Expired ten seconds ago: past the 5 s leeway (it was a minute).
+    let expired = format!("Bearer {}", issuer.token("acme", "jose", "jose", -10));
+    let get = |headers: Vec<(&'static str, String)>| {
+        let (app, url) = (&app, url.clone());
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.client
+                .send(Method::GET, &url, &headers, Default::default())
+                .await
+                .unwrap()
+        }
+    };
+    for (headers, want) in [
+        (vec![("authorization", good.clone())], 200),
+        (vec![("authorization", expired)], 401),
+        (Vec::new(), 401),
+        (
+            vec![
+                ("authorization", good.clone()),
+                ("authorization", good.clone()),
+            ],
+            400,
+        ),
+    ] {
+        let n = headers.len();
+        let r = get(headers).await;
+        assert_eq!(r.status, want, "{n} header(s): {}", r.text());
+        assert_eq!(r.headers["cache-control"], "no-store", "{want}");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{want}");
+    }
+    app.stop().await;
+}

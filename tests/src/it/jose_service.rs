@@ -38,7 +38,7 @@ impl Issuer {
         }
     }
 
-    fn vars(&self) -> String {
+    pub(super) fn vars(&self) -> String {
         format!("[{{issuer: \"{ISSUER}\", jwks: \"{}\"}}]", self.jwks_file)
     }
 
