@@ -8,6 +8,8 @@ use axum::response::Response;
 pub const HTTP_REQUESTS: &str = "cryptoutil_http_requests_total";
 /// 1 once every listener of the service serves, 0 before and while draining.
 pub const SERVICE_READY: &str = "cryptoutil_service_ready";
+/// Credentials refused on the public stacks, by service, realm and failure.
+pub const AUTH_FAILURES: &str = "cryptoutil_auth_failures_total";
 /// Connections closed at accept, by reason (`per_address_limit`).
 pub const CONNECTIONS_REFUSED: &str = "cryptoutil_http_connections_refused_total";
 /// Connections closed for having nothing in progress for `http.connections.idle_timeout`.
@@ -23,6 +25,10 @@ pub fn describe() {
     );
     metrics::describe_gauge!(SERVICE_READY, "1 when the service's listeners serve.");
     metrics::describe_counter!(
+        AUTH_FAILURES,
+        "Requests refused for their credential, by service, realm (service, browser) and failure (missing, invalid, wrong_kind, issuer_unavailable)."
+    );
+    metrics::describe_counter!(
         CONNECTIONS_REFUSED,
         "Connections closed at accept, by reason (per_address_limit)."
     );
@@ -34,6 +40,12 @@ pub fn describe() {
         BODY_READ_TIMEOUTS,
         "Request bodies that did not arrive within http.connections.body_read_timeout."
     );
+}
+
+/// Counts a refused credential.
+pub fn auth_failure(service: &'static str, realm: &'static str, failure: &'static str) {
+    metrics::counter!(AUTH_FAILURES, "service" => service, "realm" => realm, "failure" => failure)
+        .increment(1);
 }
 
 /// Counts a connection closed at accept.

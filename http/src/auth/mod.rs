@@ -282,6 +282,7 @@ impl PrincipalExt for Principal {
 /// The public allow-list of one stack, and the authenticator for everything else.
 #[derive(Clone)]
 pub struct AuthGate {
+    service: &'static str,
     realm: Realm,
     public: Arc<HashSet<(Method, &'static str)>>,
     auth: Arc<dyn Authenticator>,
@@ -297,17 +298,46 @@ impl AuthGate {
     /// A gate of `service` for `realm` letting `public` (method, route path) pairs through
     /// unauthenticated.
     pub fn new(
-        service: &str,
+        service: &'static str,
         realm: Realm,
         public: HashSet<(Method, &'static str)>,
         auth: Arc<dyn Authenticator>,
     ) -> Self {
         Self {
+            service,
             realm,
             public: Arc::new(public),
             auth,
             cookie: session_cookie(service).into(),
             proofs: Arc::default(),
+        }
+    }
+
+    /// Counts a refused credential and, when one was presented (not merely missing), logs
+    /// who presented it where, never the credential itself.
+    fn refused(&self, req: &Request, failure: AuthFailure) {
+        let realm = match self.realm {
+            Realm::Service => "service",
+            Realm::Browser => "browser",
+        };
+        let kind = match failure {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Invalid => "invalid",
+            AuthFailure::WrongKind => "wrong_kind",
+            AuthFailure::IssuerUnavailable => "issuer_unavailable",
+        };
+        crate::metrics::auth_failure(self.service, realm, kind);
+        if failure != AuthFailure::Missing {
+            let client = crate::middleware::client_ip(req);
+            tracing::warn!(
+                service = self.service,
+                realm,
+                failure = kind,
+                method = %req.method(),
+                path = req.uri().path(),
+                client = ?client,
+                "authentication failed"
+            );
         }
     }
 
@@ -406,12 +436,15 @@ pub async fn require_credentials(
             peer: req.extensions().get::<crate::tls::PeerCertificates>(),
         })
         .await
-        .map_err(|failure| match failure {
-            AuthFailure::IssuerUnavailable => ApiError::IssuerUnavailable,
-            failure => ApiError::Unauthorized {
-                realm: gate.realm,
-                failure,
-            },
+        .map_err(|failure| {
+            gate.refused(&req, failure);
+            match failure {
+                AuthFailure::IssuerUnavailable => ApiError::IssuerUnavailable,
+                failure => ApiError::Unauthorized {
+                    realm: gate.realm,
+                    failure,
+                },
+            }
         })?;
     // A session's state-changing request must echo its CSRF token (synchronizer token: the
     // session holds it, a cookie only carries it to the page's script).

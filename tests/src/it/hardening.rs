@@ -409,5 +409,13 @@ async fn service_answers_are_not_cached_or_sniffed_one_authorization_only_and_ex
         assert_eq!(r.headers["cache-control"], "no-store", "{want}");
         assert_eq!(r.headers["x-content-type-options"], "nosniff", "{want}");
     }
+    // The refused credentials are counted (and logged, without the token).
+    let metrics = app.admin_metrics(ServiceName::Jose).await;
+    for failure in ["invalid", "missing"] {
+        let line = format!(
+            r#"cryptoutil_auth_failures_total{{service="jose",realm="service",failure="{failure}"}}"#
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
     app.stop().await;
 }

@@ -365,7 +365,13 @@ print("ok")
         Some(json!({"enabled": true})),
     )
     .await;
-    assert_eq!(status, 409);
+    assert_eq!(status, 403, "no change to a key scheduled for deletion");
+    let (status, v) = call(&app, &token, Method::POST, &format!("{temp}/rotate"), None).await;
+    assert_eq!(status, 403, "nor a rotation: {v}");
+    assert_eq!(
+        v["message"], "forbidden: the elastic key is scheduled for deletion",
+        "{v}"
+    );
 
     // Refusals: an algorithm outside the FIPS set, a token without the kms scope, another
     // tenant (404, like a key that does not exist).

@@ -311,16 +311,13 @@ impl Ring {
 
     /// A rotation: a new material key becomes the latest.
     pub fn plan_rotation(&self, now: u64) -> Result<Change, Error> {
+        self.changeable()?;
         self.plan_new_version(now, self.key.algorithm.generate()?)
     }
 
     /// Like a rotation, with imported key material (BYOK) as the new latest version.
     pub fn plan_import(&self, now: u64, imported: Jwk) -> Result<Change, Error> {
-        if self.key.destroy_at.is_some() {
-            return Err(Error::Conflict {
-                what: "elastic key scheduled for deletion",
-            });
-        }
+        self.changeable()?;
         let jwk = self.key.algorithm.adopt(imported)?;
         self.plan_new_version(now, jwk)
     }
@@ -343,12 +340,8 @@ impl Ring {
 
     /// The elastic key with `update` applied.
     pub fn plan_update(&self, update: KeyUpdate) -> Result<Change, Error> {
+        self.changeable()?;
         let mut key = self.key.clone();
-        if key.destroy_at.is_some() {
-            return Err(Error::Conflict {
-                what: "elastic key scheduled for deletion",
-            });
-        }
         if let Some(name) = update.name {
             check_name(&name)?;
             key.name = name;
@@ -424,6 +417,17 @@ impl Ring {
     /// The versions whose material is stored (for the destruction job).
     pub fn stored_versions(&self) -> impl Iterator<Item = u32> + '_ {
         self.materials.keys().copied()
+    }
+
+    /// Refuses every change (rotation, import, update) of a soft-deleted key: 403, like its
+    /// use; only its destruction or the end of its deletion delay follow.
+    fn changeable(&self) -> Result<(), Error> {
+        if self.key.destroy_at.is_some() {
+            return Err(Error::Forbidden {
+                reason: "the elastic key is scheduled for deletion",
+            });
+        }
+        Ok(())
     }
 
     /// Refuses every operation of a disabled or soft-deleted key.

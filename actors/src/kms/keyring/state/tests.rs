@@ -146,7 +146,11 @@ fn a_deleted_or_disabled_key_does_nothing_and_refuses_changes() {
     assert!(!ring.key.rotation_due(u64::MAX));
     assert!(matches!(
         ring.plan_update(KeyUpdate::default()),
-        Err(Error::Conflict { .. })
+        Err(Error::Forbidden { .. })
+    ));
+    assert!(matches!(
+        ring.plan_rotation(1001),
+        Err(Error::Forbidden { .. })
     ));
 }
 
