@@ -116,32 +116,20 @@ impl AdminGuard {
         }
     }
 
-    /// Whether a token is required.
-    pub fn requires_token(&self) -> bool {
-        self.token_digest.is_some()
-    }
-
     /// Checks the one `Authorization: Bearer` header against the token, in constant time
     /// (digests of equal length are compared, so the token's length does not leak either).
     fn check(&self, headers: &HeaderMap) -> Result<(), AuthFailure> {
         let Some(expected) = &self.token_digest else {
             return Ok(());
         };
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
-        let (Some(value), None) = (values.next(), values.next()) else {
-            return Err(if headers.contains_key(header::AUTHORIZATION) {
-                AuthFailure::Invalid // two of them: which one would be meant?
-            } else {
-                AuthFailure::Missing
-            });
+        if crate::auth::several_authorizations(headers) {
+            return Err(AuthFailure::Invalid);
+        }
+        let presented = match crate::auth::bearer_token(headers) {
+            None => return Err(AuthFailure::Missing),
+            Some(Ok((crate::auth::Scheme::Bearer, token))) => token,
+            Some(_) => return Err(AuthFailure::Invalid),
         };
-        let presented = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(AuthFailure::Invalid)?;
         let got = cryptoutil_protocols::oauth::token_digest(presented.as_bytes());
         if cryptoutil_protocols::oauth::constant_time_eq(expected, &got) {
             Ok(())

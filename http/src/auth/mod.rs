@@ -483,7 +483,7 @@ pub struct RequestParts<'a> {
 
 /// How an access token is presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scheme {
+pub(crate) enum Scheme {
     /// RFC 6750.
     Bearer,
     /// RFC 9449: with a proof of possession in the `DPoP` header.
@@ -492,7 +492,7 @@ enum Scheme {
 
 /// `Authorization: Bearer <token>` or `DPoP <token>`: Some(Ok) for a well-formed one, Some(Err)
 /// for another scheme or a malformed value, None when absent.
-fn bearer_token(headers: &HeaderMap) -> Option<Result<(Scheme, &str), ()>> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<Result<(Scheme, &str), ()>> {
     let value = headers.get(header::AUTHORIZATION)?;
     let text = value.to_str().map_err(|_| ());
     Some(text.and_then(|t| {
@@ -509,6 +509,15 @@ fn bearer_token(headers: &HeaderMap) -> Option<Result<(Scheme, &str), ()>> {
         }
         Ok((scheme, token.trim()))
     }))
+}
+
+/// More than one `Authorization` header: which one would be meant? Refused, never first-wins.
+pub(crate) fn several_authorizations(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
 }
 
 /// The value of the cookie `name`, if the request carries it.

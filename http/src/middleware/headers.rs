@@ -71,7 +71,7 @@ pub async fn apply(State(headers): State<SecurityHeaders>, req: Request, next: N
 /// its handler chose a cache policy (metadata, key sets), `no-store` (answers carry keys,
 /// tokens and plaintexts).
 pub async fn service(req: Request, next: Next) -> Response {
-    let mut response = if req.headers().get_all(header::AUTHORIZATION).iter().count() > 1 {
+    let mut response = if crate::auth::several_authorizations(req.headers()) {
         crate::ApiError::BadRequest {
             reason: "more than one Authorization header".into(),
         }

@@ -220,20 +220,14 @@ pub fn intermediate(
             params.is_ca = IsCa::Ca(BasicConstraints::Constrained(parent_len - 1));
         }
     }
-    params.not_after = time(
-        unix(now)
-            .saturating_add(spec.validity.as_secs())
-            .min(limits.not_after),
-    )?;
-    params.use_authority_key_identifier_extension = true;
-    add_urls(&mut params, urls)?;
-    let signer = parent.key_type.load(parent.key_pkcs8)?;
-    let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(parent.cert_der), &signer)
-        .map_err(cert_err("parent certificate"))?;
-    let cert = params
-        .signed_by(&key, &issuer)
-        .map_err(cert_err("intermediate"))?;
-    Ok(cert.der().to_vec())
+    let below = Below {
+        parent,
+        limits: &limits,
+        urls,
+        validity: spec.validity,
+        now,
+    };
+    below.sign(params, &key, "intermediate")
 }
 
 /// One certificate to issue from a checked request.
@@ -292,26 +286,53 @@ pub fn issue(ca: &IssuingCa<'_>, req: &Issue<'_>, now: SystemTime) -> Result<Vec
         .iter()
         .map(San::to_rcgen)
         .collect::<Result<_, _>>()?;
-    profile.apply(&mut params, req.csr)?;
+    profile.apply(&mut params, req.csr);
     params.serial_number = Some(rcgen::SerialNumber::from_slice(req.serial));
     params.not_before = time(unix(now).saturating_sub(BACKDATE.as_secs()))?;
-    params.not_after = time(
-        unix(now)
-            .saturating_add(validity.as_secs())
-            .min(limits.not_after),
-    )?;
-    params.use_authority_key_identifier_extension = true;
     params.key_identifier_method = KeyIdMethod::Sha256;
-    add_urls(&mut params, req.urls)?;
     let public = rcgen::SubjectPublicKeyInfo::from_der(&req.csr.spki_der)
         .map_err(cert_err("request key"))?;
-    let signer = ca.key_type.load(ca.key_pkcs8)?;
-    let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(ca.cert_der), &signer)
-        .map_err(cert_err("CA certificate"))?;
-    let cert = params
-        .signed_by(&public, &issuer)
-        .map_err(cert_err("certificate"))?;
-    Ok(cert.der().to_vec())
+    let below = Below {
+        parent: ca,
+        limits: &limits,
+        urls: req.urls,
+        validity,
+        now,
+    };
+    below.sign(params, &public, "certificate")
+}
+
+/// What signing below a CA adds to a certificate's own parameters.
+struct Below<'a> {
+    parent: &'a IssuingCa<'a>,
+    limits: &'a Limits,
+    urls: &'a Urls,
+    validity: Duration,
+    now: SystemTime,
+}
+
+impl Below<'_> {
+    /// Signs `params` for `public` with the parent's key: AKI from the parent's own SKI, the
+    /// distribution URLs, and a `notAfter` no later than the parent's.
+    fn sign(
+        &self,
+        mut params: CertificateParams,
+        public: &impl rcgen::PublicKeyData,
+        what: &'static str,
+    ) -> Result<Vec<u8>, Error> {
+        params.not_after = time(
+            unix(self.now)
+                .saturating_add(self.validity.as_secs())
+                .min(self.limits.not_after),
+        )?;
+        params.use_authority_key_identifier_extension = true;
+        add_urls(&mut params, self.urls);
+        let signer = self.parent.key_type.load(self.parent.key_pkcs8)?;
+        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(self.parent.cert_der), &signer)
+            .map_err(cert_err("issuing CA certificate"))?;
+        let cert = params.signed_by(public, &issuer).map_err(cert_err(what))?;
+        Ok(cert.der().to_vec())
+    }
 }
 
 /// A new serial: 16 random bytes, positive and exactly 16 bytes long once DER-encoded
@@ -421,7 +442,7 @@ fn ca_params(
     Ok(params)
 }
 
-fn add_urls(params: &mut CertificateParams, urls: &Urls) -> Result<(), Error> {
+fn add_urls(params: &mut CertificateParams, urls: &Urls) {
     if let Some(crl) = &urls.crl {
         params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
             uris: vec![crl.clone()],
@@ -436,7 +457,6 @@ fn add_urls(params: &mut CertificateParams, urls: &Urls) -> Result<(), Error> {
                 content,
             ));
     }
-    Ok(())
 }
 
 /// Failures of this module: the caller's input ([`Error::Refused`], 400) or ours.

@@ -150,11 +150,7 @@ impl Profile {
     }
 
     /// Sets what this profile puts in a certificate for `csr`.
-    pub(super) fn apply(
-        &self,
-        params: &mut CertificateParams,
-        csr: &Csr,
-    ) -> Result<(), super::Error> {
+    pub(super) fn apply(&self, params: &mut CertificateParams, csr: &Csr) {
         params.key_usages = self.key_usages.clone();
         // RSA keys in TLS and S/MIME also encipher keys.
         if matches!(csr.key, RequestKey::Rsa(_))
@@ -184,6 +180,5 @@ impl Profile {
                     der::null(),
                 ));
         }
-        Ok(())
     }
 }
