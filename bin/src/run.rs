@@ -249,7 +249,6 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             shutdown: Arc::clone(&shutdown),
             fips,
             fault_injection: cfg.admin.danger_fault_injection,
-            guard: cryptoutil_http::admin::AdminGuard::new(cfg.admin.token.expose()),
         };
         let (grace, limits) = (cfg.shutdown_grace_period, cfg.http.connections);
         listeners.spawn(public.serve(
@@ -267,7 +266,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             ));
         }
         listeners.spawn(admin.serve(
-            cryptoutil_http::admin::router(admin_state),
+            cryptoutil_http::admin::router(
+                admin_state,
+                cryptoutil_http::admin::AdminGuard::new(cfg.admin.token.expose()),
+            ),
             shutdown.subscribe(),
             grace,
             limits,

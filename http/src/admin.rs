@@ -66,8 +66,8 @@ pub fn metrics_router(
         .with_state(state)
 }
 
-/// The admin router.
-pub fn router(state: AdminState) -> Router {
+/// The admin router, behind `guard`.
+pub fn router(state: AdminState, guard: AdminGuard) -> Router {
     let labels = StackLabels {
         service: state.app.service.as_str(),
         stack: "admin",
@@ -85,7 +85,7 @@ pub fn router(state: AdminState) -> Router {
         router = router.route(FAULTS_CRASH, post(crash_post));
     }
     router
-        .layer(middleware::from_fn_with_state(state.guard.clone(), guard))
+        .layer(middleware::from_fn_with_state(guard, self::guard))
         .layer(middleware::from_fn_with_state(
             labels,
             crate::metrics::count,

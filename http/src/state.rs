@@ -58,8 +58,6 @@ pub struct AdminState {
     pub fips: bool,
     /// Whether `POST /admin/v1/faults/crash` is mounted.
     pub fault_injection: bool,
-    /// Who may use the admin API (`admin.token`).
-    pub guard: crate::admin::AdminGuard,
 }
 
 /// A flag the process sets once all its listeners serve.
