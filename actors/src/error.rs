@@ -63,6 +63,9 @@ pub enum Error {
     /// A JOSE operation failed on the caller's input (bad token, wrong algorithm, bad signature).
     #[error(transparent)]
     Jose(#[from] cryptoutil_protocols::jose::JoseError),
+    /// A CA request asks for what is not allowed; the error names the field.
+    #[error("bad request: {0}")]
+    Refused(cryptoutil_protocols::ca::CaError),
     /// The request is not acceptable.
     #[error("bad request: {reason}")]
     BadRequest {
@@ -81,6 +84,20 @@ pub enum Error {
     /// Fault injection is off in this configuration.
     #[error("fault injection is disabled (admin.danger_fault_injection)")]
     FaultInjectionDisabled,
+}
+
+impl From<cryptoutil_protocols::ca::Error> for Error {
+    fn from(e: cryptoutil_protocols::ca::Error) -> Self {
+        match e {
+            cryptoutil_protocols::ca::Error::Refused(refused) => Error::Refused(refused),
+            cryptoutil_protocols::ca::Error::Internal(e) => {
+                tracing::error!(error = %e, "certificate work failed");
+                Error::Internal {
+                    what: "certificate work",
+                }
+            }
+        }
+    }
 }
 
 impl Error {

@@ -28,6 +28,7 @@ pub mod ask;
 pub mod audit;
 pub mod bearer;
 pub mod ca;
+pub mod caller;
 pub mod config;
 pub mod error;
 pub mod federation;

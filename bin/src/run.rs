@@ -190,6 +190,18 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     settings.insert(cryptoutil_actors::identity::idp::IdpConfig {
         session_ttl: cfg.identity.session_ttl,
     });
+    settings.insert(cryptoutil_actors::ca::CaSettings {
+        distribution_base_url: Some(if cfg.ca.distribution_base_url.is_empty() {
+            endpoints
+                .get(&ServiceName::Ca)
+                .map(|e| e.public.clone())
+                .unwrap_or_default()
+        } else {
+            cfg.ca.distribution_base_url.clone()
+        })
+        .filter(|u| !u.is_empty()),
+        crl_lifetime: cfg.ca.crl_lifetime,
+    });
     let args = SuiteArgs {
         issuers: remote_issuers(&auth_cfg, &tls.anchor_pem)?,
         settings: settings.build(),

@@ -161,7 +161,9 @@ fn actor_status(e: &cryptoutil_actors::Error) -> (StatusCode, &'static str) {
         E::KeyNotFound | E::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
         E::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
         E::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-        E::Jose(_) | E::BadRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+        E::Jose(_) | E::BadRequest { .. } | E::Refused(_) => {
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        }
         // The token endpoint answers these itself (RFC 6749 §5.2); elsewhere, a 400.
         E::OAuth(e) => (StatusCode::BAD_REQUEST, e.code()),
         E::Authorize(e, _) => (StatusCode::BAD_REQUEST, e.code()),

@@ -106,6 +106,14 @@ id_type!(
 );
 
 id_type!(
+    /// A CA's id (`ca-` and random base64url, as the CA makes them).
+    CaId,
+    "CA id",
+    "1 to 64 characters of [A-Za-z0-9_-]",
+    |t| !t.is_empty() && t.len() <= 64 && t.bytes().all(url_safe)
+);
+
+id_type!(
     /// An OAuth `client_id` of identity-authz.
     ClientId,
     "client_id",

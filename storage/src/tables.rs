@@ -38,11 +38,21 @@ pub enum Table {
     KmsMaterialKeys,
     /// The hash-chained audit log: `<sequence, 20 digits>` -> sealed record.
     AuditLog,
+    /// CA authorities: `<ca id>` -> sealed record (its tenant, certificate, chain; no key).
+    /// Keyed by id alone: CRLs and CA certificates are fetched without a tenant.
+    CaAuthorities,
+    /// CA private keys: `<ca id>` -> sealed PKCS#8.
+    CaKeys,
+    /// Certificates a CA issued: `<ca id>/<serial, lowercase hex>` -> sealed record (created,
+    /// never overwritten by another issuance: a serial is never reused).
+    CaCertificates,
+    /// Each CA's current CRL: `<ca id>` -> sealed record (its number, DER and times).
+    CaCrls,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 19] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -58,6 +68,10 @@ impl Table {
         Table::KmsElasticKeys,
         Table::KmsMaterialKeys,
         Table::AuditLog,
+        Table::CaAuthorities,
+        Table::CaKeys,
+        Table::CaCertificates,
+        Table::CaCrls,
     ];
 
     /// The versioned table name.
@@ -78,6 +92,10 @@ impl Table {
             Table::KmsElasticKeys => "kms_elastic_keys_v1",
             Table::KmsMaterialKeys => "kms_material_keys_v1",
             Table::AuditLog => "audit_log_v1",
+            Table::CaAuthorities => "ca_authorities_v1",
+            Table::CaKeys => "ca_keys_v1",
+            Table::CaCertificates => "ca_certificates_v1",
+            Table::CaCrls => "ca_crls_v1",
         }
     }
 

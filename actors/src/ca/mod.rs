@@ -1,12 +1,124 @@
-//! The CA product. Today the `ca` service runs only the common actors (health, vault,
-//! sessions); its `CaSigner` actors (one per issuing CA, started on demand under a keyed
-//! supervisor, like the KMS's key rings) arrive here.
+//! The CA product: per-tenant root and subordinate CAs, certificates issued under profiles,
+//! revocation and CRLs; one supervised `CaSigner` actor per CA in use, started on demand
+//! under the CA's keyed supervisor (`ca/signers`); the service's audit log. The certificate
+//! work itself is pure, in `cryptoutil_protocols::ca`.
+//!
+//! # Layout
+//! - [`store`]: the records and their sealed persistence.
+//! - [`signer`]: the `CaSigner` actor (key, serials, signatures, revocation state).
+//! - [`handle`]: `CasHandle`, the CA's handle (roots, dispatch to signers, reads).
 
-use crate::product::ProductActors;
+pub mod handle;
+pub mod signer;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cryptoutil_protocols::ca::Urls;
+use cryptoutil_protocols::ids::CaId;
+use ractor::SpawnErr;
+
+pub use handle::{CasHandle, NewCa, NewCert, DISTRIBUTION_SUBJECT};
+pub use store::{CaRecord, CertRecord, CrlRecord, Der, Revocation, Status};
+
+use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
+use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
+use crate::slot::Slot;
+use crate::supervisor::keyed::KeyedSpec;
 
-/// The CA's part of the `ca` service: nothing yet.
+/// How long a signer waits for work before it stops (it starts again on the next use).
+const SIGNER_IDLE: Duration = Duration::from_secs(300);
+
+/// The CA's settings (`ca:` in the configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaSettings {
+    /// Where relying parties reach this CA's distribution routes (`https://ca.example:8443`):
+    /// certificates name their CA's CRL and certificate under it. None: no URLs in
+    /// certificates.
+    pub distribution_base_url: Option<String>,
+    /// How long a CRL is valid (`nextUpdate - thisUpdate`); it is signed anew once half of it
+    /// has passed.
+    pub crl_lifetime: Duration,
+}
+
+impl Default for CaSettings {
+    fn default() -> Self {
+        Self {
+            distribution_base_url: None,
+            crl_lifetime: Duration::from_secs(86_400),
+        }
+    }
+}
+
+impl CaSettings {
+    /// The URLs certificates issued by CA `id` name: its CRL and its certificate (AIA
+    /// caIssuers). The OCSP responder is not named until it exists.
+    pub fn urls(&self, id: &CaId) -> Urls {
+        match &self.distribution_base_url {
+            None => Urls::default(),
+            Some(base) => {
+                let base = base.trim_end_matches('/');
+                Urls {
+                    crl: Some(format!("{base}/service/api/v1/ca/cas/{id}/crl")),
+                    ocsp: None,
+                    ca_issuers: Some(format!("{base}/service/api/v1/ca/cas/{id}/certificate")),
+                }
+            }
+        }
+    }
+
+    /// Whether `crl` may still be served at `now` (less than half its lifetime has passed).
+    pub fn fresh(&self, crl: &CrlRecord, now: u64) -> bool {
+        now < crl
+            .this_update
+            .saturating_add(self.crl_lifetime.as_secs() / 2)
+    }
+}
+
+/// The CA's part of the `ca` service: its audit log and the keyed supervisor of signers.
 pub const ACTORS: ProductActors = ProductActors {
     service: ServiceName::Ca,
-    build: |_, _| Ok(()),
+    build,
 };
+
+fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
+    let name = ctx.service.as_str();
+    let slot: Slot<AuditMsg> = Slot::new("AuditLog");
+    let audit_args = AuditArgs::open(Arc::clone(ctx.store), name)
+        .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
+    let audit = AuditHandle::new(slot.clone(), &audit_args, ctx.config.ask_timeout);
+    parts.actor::<AuditLog>(ctx.service, "audit", &slot, audit_args, || AuditMsg::Crash);
+    let settings = Arc::new(
+        ctx.args
+            .settings
+            .get::<CaSettings>()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let keyed = KeyedSpec::new(
+        format!("{name}/signers"),
+        "CaSignerSupervisor",
+        name,
+        signer::Signers {
+            store: Arc::clone(ctx.store),
+            audit: audit.clone(),
+            service: name,
+            idle: SIGNER_IDLE,
+            settings: Arc::clone(&settings),
+        },
+        ctx.config.clone(),
+    );
+    let cas = CasHandle::new(
+        Arc::clone(ctx.store),
+        audit.clone(),
+        keyed.handle(ctx.config.ask_timeout),
+        settings,
+        ctx.config.ask_timeout,
+    );
+    parts.children.push(Arc::new(keyed));
+    parts.handles.insert(cas);
+    parts.audit = Some(audit);
+    Ok(())
+}

@@ -44,6 +44,8 @@ pub struct AppConfig {
     pub auth: AuthConfig,
     /// identity-authz.
     pub identity: IdentityConfig,
+    /// The CA.
+    pub ca: CaConfig,
     /// Admin API options.
     pub admin: AdminConfig,
     /// How long shutdown waits for in-flight requests.
@@ -68,11 +70,34 @@ impl Default for AppConfig {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             identity: IdentityConfig::default(),
+            ca: CaConfig::default(),
             admin: AdminConfig::default(),
             shutdown_grace_period: Duration::from_secs(5),
             services: ServicesConfig::default(),
             federation: federation::FederationConfig::default(),
             federation_fallback: federation::FallbackConfig::default(),
+        }
+    }
+}
+
+/// `ca:`: the CA.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaConfig {
+    /// Base URL of the CA's distribution routes that certificates name (CRL distribution point,
+    /// AIA caIssuers), e.g. `https://ca.example.com:8443`. Empty: the CA's public base URL as
+    /// bound.
+    pub distribution_base_url: String,
+    /// How long a CRL is valid; it is signed anew once half of it has passed.
+    #[serde(with = "human_duration")]
+    pub crl_lifetime: Duration,
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        Self {
+            distribution_base_url: String::new(),
+            crl_lifetime: Duration::from_secs(86_400),
         }
     }
 }
@@ -297,6 +322,19 @@ impl AppConfig {
                     format!("share file {} does not exist", path.display()),
                 ));
             }
+        }
+        if self.ca.crl_lifetime < Duration::from_secs(120) {
+            problems.push((
+                "ca.crl_lifetime".into(),
+                "at least 2m (a CRL is signed anew at half of it)".into(),
+            ));
+        }
+        let base = &self.ca.distribution_base_url;
+        if !(base.is_empty() || base.starts_with("https://") || base.starts_with("http://")) {
+            problems.push((
+                "ca.distribution_base_url".into(),
+                "an http:// or https:// URL".into(),
+            ));
         }
         if let Err(message) = self.admin.validate() {
             problems.push(("admin.token".into(), message));

@@ -279,6 +279,34 @@ impl PrincipalExt for Principal {
     }
 }
 
+/// Whether request `path` is route `pattern`: the same segments, where a `{param}` segment
+/// stands for one non-empty segment other than `.` and `..` (a catch-all `{*rest}` is never
+/// public).
+pub(crate) fn public_path_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains('{') {
+        return pattern == path;
+    }
+    let (mut want, mut got) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) => {
+                let ok = if w.starts_with("{*") {
+                    false
+                } else if w.starts_with('{') && w.ends_with('}') {
+                    !g.is_empty() && g != "." && g != ".."
+                } else {
+                    w == g
+                };
+                if !ok {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// The public allow-list of one stack, and the authenticator for everything else.
 #[derive(Clone)]
 pub struct AuthGate {
@@ -380,11 +408,12 @@ impl AuthGate {
         }
     }
 
-    /// Public routes are literal paths, compared with the raw request path before routing.
+    /// Public routes are compared with the raw request path before routing: literally, but
+    /// for `{param}` segments, each of which matches one non-empty segment.
     fn is_public(&self, method: &Method, path: &str) -> bool {
         self.public
             .iter()
-            .any(|(pm, pp)| pm == method && *pp == path)
+            .any(|(pm, pp)| pm == method && public_path_matches(pp, path))
     }
 
     /// Authenticates a request for this gate's realm.
@@ -530,4 +559,29 @@ pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_path_matches as matches;
+
+    #[test]
+    fn public_patterns_match_one_segment_per_parameter_and_nothing_else() {
+        let crl = "/service/api/v1/ca/cas/{ca}/crl";
+        assert!(matches(crl, "/service/api/v1/ca/cas/ca-123/crl"));
+        for other in [
+            "/service/api/v1/ca/cas//crl",
+            "/service/api/v1/ca/cas/../crl",
+            "/service/api/v1/ca/cas/./crl",
+            "/service/api/v1/ca/cas/a/b/crl",
+            "/service/api/v1/ca/cas/a/crl/",
+            "/service/api/v1/ca/cas/a/certificates",
+            "/service/api/v1/ca/cas/a",
+        ] {
+            assert!(!matches(crl, other), "{other}");
+        }
+        assert!(matches("/browser/", "/browser/"));
+        assert!(!matches("/browser/", "/browser"));
+        assert!(!matches("/x/{*rest}", "/x/anything"));
+    }
 }

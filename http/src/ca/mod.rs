@@ -1,12 +1,83 @@
-//! The CA's routes. Until the CA product lands the `ca` service serves only the routes every
-//! service has (health, the placeholder info, browser sign-in); its protocols arrive as modules
-//! here (`ca/<protocol>.rs`), each adding its rows below.
+//! The CA's routes: the API under both `/service/api/v1/ca` and `/browser/api/v1/ca` (scope
+//! `ca`, the caller's tenant), and the public distribution routes relying parties fetch
+//! without a credential (a CA's certificate and CRL).
+//!
+//! # Layout
+//! - [`api`]: the handlers of the CA API and its OpenAPI document.
 
+pub mod api;
+
+use axum::http::Method;
+use axum::routing::{get, post};
 use cryptoutil_actors::ServiceName;
 
-use crate::route::{ProductRoutes, RouteSpec};
+pub use api::OPENAPI;
+
+use crate::route::{both, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
 
 /// The CA's routes, in the `ca` service.
 pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::Ca, rows);
 
-fn rows(_rows: &mut Vec<RouteSpec>) {}
+fn rows(rows: &mut Vec<RouteSpec>) {
+    both!(rows, Method::GET, "/openapi.yaml", Public, || get(
+        api::openapi_get
+    ));
+    both!(rows, Method::POST, "/ca/cas", Authenticated, || post(
+        api::cas_post
+    ));
+    both!(rows, Method::GET, "/ca/cas", Authenticated, || get(
+        api::cas_get
+    ));
+    both!(rows, Method::GET, "/ca/cas/{ca}", Authenticated, || get(
+        api::ca_get
+    ));
+    both!(
+        rows,
+        Method::POST,
+        "/ca/cas/{ca}/certificates",
+        Authenticated,
+        || post(api::certificates_post)
+    );
+    both!(
+        rows,
+        Method::GET,
+        "/ca/cas/{ca}/certificates",
+        Authenticated,
+        || get(api::certificates_get)
+    );
+    both!(
+        rows,
+        Method::GET,
+        "/ca/cas/{ca}/certificates/{serial}",
+        Authenticated,
+        || get(api::certificate_get)
+    );
+    both!(
+        rows,
+        Method::POST,
+        "/ca/cas/{ca}/certificates/{serial}/revoke",
+        Authenticated,
+        || post(api::revoke_post)
+    );
+    both!(
+        rows,
+        Method::POST,
+        "/ca/cas/{ca}/certificates/{serial}/release",
+        Authenticated,
+        || post(api::release_post)
+    );
+    both!(rows, Method::GET, "/ca/audit", Authenticated, || get(
+        crate::audit::audit_get
+    ));
+    // Distribution: signed objects relying parties fetch before they trust any TLS.
+    both!(
+        rows,
+        Method::GET,
+        "/ca/cas/{ca}/certificate",
+        Public,
+        || get(api::ca_certificate_get)
+    );
+    both!(rows, Method::GET, "/ca/cas/{ca}/crl", Public, || get(
+        api::crl_get
+    ));
+}

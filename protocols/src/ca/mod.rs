@@ -9,8 +9,10 @@
 //! # Layout
 //! - [`profile`]: what a certificate of each kind may and must carry.
 //! - [`csr`]: PKCS#10 requests, signature checked, keys and algorithms FIPS-approved.
+//! - [`crl`]: revocation reasons and CRLs.
 //! - [`der`]: the few DER encodings rcgen has no type for (AIA, policies, critical EKU).
 
+pub mod crl;
 pub mod csr;
 mod der;
 pub mod profile;
@@ -27,6 +29,7 @@ use zeroize::Zeroizing;
 
 use crate::pki::{cert_err, to_time as time, unix};
 
+pub use crl::{crl, CrlSpec, Reason, Revoked};
 pub use csr::{Csr, San};
 pub use profile::Profile;
 
@@ -333,6 +336,82 @@ impl Below<'_> {
         let cert = params.signed_by(public, &issuer).map_err(cert_err(what))?;
         Ok(cert.der().to_vec())
     }
+}
+
+/// A validity as the API takes it: `<n>y` (365-day years), `<n>d`, `<n>h` or `<n>m`.
+pub fn parse_validity(field: &'static str, text: &str) -> Result<Duration, CaError> {
+    let bad = || {
+        CaError::new(
+            field,
+            "a whole number of years, days, hours or minutes: 10y, 90d, 12h",
+        )
+    };
+    if let Some(years) = text.strip_suffix('y') {
+        if years.is_empty() || years.len() > 3 || !years.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let years: u64 = years.parse().map_err(|_| bad())?;
+        return Ok(Duration::from_secs(years * 365 * 86_400));
+    }
+    match crate::duration::parse(text) {
+        Ok(d) if d.as_secs() >= 60 && d.subsec_nanos() == 0 => Ok(d),
+        _ => Err(bad()),
+    }
+}
+
+/// What the API shows of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Its subject, RFC 4514 text.
+    pub subject: String,
+    /// Its serial, lowercase hex without leading zero bytes.
+    pub serial: String,
+    /// `notBefore`, Unix seconds.
+    pub not_before: u64,
+    /// `notAfter`, Unix seconds.
+    pub not_after: u64,
+}
+
+/// The [`Summary`] of a certificate (DER).
+pub fn summary(cert_der: &[u8]) -> Result<Summary, crate::Error> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(cert_der).map_err(|e| cert_err("certificate")(e))?;
+    let secs = |t: x509_parser::time::ASN1Time| u64::try_from(t.timestamp()).unwrap_or(0);
+    Ok(Summary {
+        subject: cert.subject().to_string(),
+        serial: serial_hex(cert.raw_serial()),
+        not_before: secs(cert.validity().not_before),
+        not_after: secs(cert.validity().not_after),
+    })
+}
+
+/// A serial as the API names it: lowercase hex of its bytes without leading zero bytes.
+pub fn serial_hex(serial: &[u8]) -> String {
+    let skip = serial.iter().take_while(|b| **b == 0).count();
+    match serial.get(skip..) {
+        Some(rest) if !rest.is_empty() => crate::hex(rest),
+        _ => "00".to_owned(),
+    }
+}
+
+/// The bytes of a serial named in lowercase hex (`None` unless it is 1 to 20 bytes of
+/// lowercase hex with no leading zero byte, the form [`serial_hex`] writes).
+pub fn parse_serial(text: &str) -> Option<Vec<u8>> {
+    if text.is_empty() || text.len() % 2 != 0 || text.len() > 40 || text.starts_with("00") {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some(digit(*hi)? << 4 | digit(*lo)?),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A new serial: 16 random bytes, positive and exactly 16 bytes long once DER-encoded

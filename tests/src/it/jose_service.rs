@@ -518,6 +518,11 @@ fn the_kms_openapi_document_matches_the_route_table() {
     );
 }
 
+#[test]
+fn the_ca_openapi_document_matches_the_route_table() {
+    openapi_matches_routes(cryptoutil_http::ca::OPENAPI, ServiceName::Ca, &["/ca/"]);
+}
+
 /// Every (method, path) the document lists is a route under both prefixes, and back.
 fn openapi_matches_routes(document: &str, service: ServiceName, api_prefixes: &[&str]) {
     use cryptoutil_http::routes;

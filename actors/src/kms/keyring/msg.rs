@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use cryptoutil_protocols::ids::TenantId;
 use cryptoutil_protocols::jose::jws::Verified;
 use cryptoutil_protocols::jose::Jwk;
 use ractor::RpcReplyPort;
@@ -12,14 +11,7 @@ use zeroize::Zeroizing;
 use super::state::{Change, ElasticKey, KeyUpdate, Ring, VersionAction, VersionView};
 use crate::error::Error;
 
-/// Who asks: every audit record names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// The caller's tenant: only its keys are visible.
-    pub tenant: TenantId,
-    /// The client or user id.
-    pub subject: String,
-}
+pub use crate::caller::Caller;
 
 /// A data key: its plaintext (for the caller to use and forget) and its JWE.
 pub struct DataKey {

@@ -1,0 +1,381 @@
+//! `CasHandle`: the CA's typed handle. It makes roots itself and reaches each CA's `CaSigner`
+//! through the keyed supervisor for everything that needs a CA's key (subordinate CAs,
+//! issuance, revocation, CRLs). Every operation that changes something, refused ones included
+//! (an unknown CA, another tenant's CA), leaves an audit record.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cryptoutil_protocols::ca::{self, CaSpec, KeyType, Reason, Subject};
+use cryptoutil_protocols::ids::CaId;
+use cryptoutil_storage::Store;
+use ractor::RpcReplyPort;
+
+use super::signer::{CaSignerMsg, NewChild, SignerKey, Signers};
+use super::store::{self, CaRecord, CertRecord, CrlRecord, Der, Status};
+use crate::ask::call;
+use crate::audit::{AuditEntry, AuditHandle};
+use crate::caller::Caller;
+use crate::error::{Error, Unavailability};
+use crate::supervisor::keyed::KeyedHandle;
+
+/// Who audit records name for what the CA does for anonymous relying parties (a CRL signed
+/// anew when one is fetched).
+pub const DISTRIBUTION_SUBJECT: &str = "cryptoutil:ca-distribution";
+
+/// A CA to make.
+#[derive(Debug, Clone)]
+pub struct NewCa {
+    /// Its name (1 to 64 characters).
+    pub name: String,
+    /// Its subject.
+    pub subject: Subject,
+    /// Its key type.
+    pub key: KeyType,
+    /// The CA that signs it (none: a self-signed root).
+    pub parent: Option<CaId>,
+    /// How long its certificate is valid (none: 10 years for a root, 5 for a subordinate).
+    pub validity: Option<Duration>,
+    /// Its path length constraint.
+    pub path_len: Option<u8>,
+    /// Permitted DNS name constraints.
+    pub permitted_dns: Vec<String>,
+    /// Certificate policy OIDs.
+    pub policies: Vec<String>,
+}
+
+/// A certificate to issue.
+#[derive(Debug, Clone)]
+pub struct NewCert {
+    /// The profile's name.
+    pub profile: String,
+    /// The PKCS#10 request, PEM or DER.
+    pub csr: Vec<u8>,
+    /// How long it should be valid (none: the profile's default).
+    pub validity: Option<Duration>,
+}
+
+const YEAR: u64 = 365 * 86_400;
+
+/// The CA's authorities and certificates.
+#[derive(Clone)]
+pub struct CasHandle {
+    store: Arc<Store>,
+    audit: AuditHandle,
+    signers: KeyedHandle<Signers>,
+    settings: Arc<super::CaSettings>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for CasHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CasHandle").finish_non_exhaustive()
+    }
+}
+
+fn stopped<T>(_: T) -> Error {
+    Error::Unavailable {
+        actor: "CaSigner",
+        why: Unavailability::Stopped,
+    }
+}
+
+/// Blocking store or key work off the async task.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.map_err(stopped)?
+}
+
+impl CasHandle {
+    /// The CA's handle: signers reached through `signers`, audited to `audit`.
+    pub fn new(
+        store: Arc<Store>,
+        audit: AuditHandle,
+        signers: KeyedHandle<Signers>,
+        settings: Arc<super::CaSettings>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            store,
+            audit,
+            signers,
+            settings,
+            timeout,
+        }
+    }
+
+    async fn refused<T>(&self, entry: AuditEntry, e: Error) -> Result<T, Error> {
+        self.audit
+            .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
+            .await?;
+        Err(e)
+    }
+
+    /// Makes a CA in the caller's tenant: a root here, a subordinate through its parent's
+    /// signer (the parent must be the caller's).
+    pub async fn create(&self, who: &Caller, new: NewCa) -> Result<CaRecord, Error> {
+        let entry =
+            |what: &str| AuditEntry::new(&who.subject, who.tenant.as_str(), what, "create-ca");
+        let parent_name = new.parent.as_ref().map_or("", |p| p.as_str());
+        if new.name.trim().is_empty()
+            || new.name.len() > 64
+            || new.name.chars().any(char::is_control)
+        {
+            let e = Error::Refused(ca::CaError {
+                field: "name",
+                reason: "1 to 64 characters, no control characters".into(),
+            });
+            return self.refused(entry(parent_name), e).await;
+        }
+        let key_type = new.key;
+        let made = blocking(move || {
+            let key = key_type.generate().map_err(|_| Error::Internal {
+                what: "generating a CA key",
+            })?;
+            Ok((store::new_id()?, key))
+        })
+        .await;
+        let (id, key) = match made {
+            Ok(made) => made,
+            Err(e) => return self.refused(entry(parent_name), e).await,
+        };
+        let default_years = if new.parent.is_some() { 5 } else { 10 };
+        let spec = CaSpec {
+            subject: new.subject,
+            validity: new
+                .validity
+                .unwrap_or(Duration::from_secs(default_years * YEAR)),
+            path_len: new.path_len,
+            permitted_dns: new.permitted_dns,
+            policies: new.policies,
+        };
+        let record = CaRecord {
+            id: id.clone(),
+            tenant: who.tenant.clone(),
+            name: new.name,
+            key: key_type,
+            parent: new.parent.clone(),
+            subject: String::new(),
+            serial: String::new(),
+            not_before: 0,
+            not_after: 0,
+            created_at: crate::now_unix(),
+            certificate: Der(Vec::new()),
+            chain: Vec::new(),
+        };
+        match new.parent {
+            Some(parent) => {
+                let child = Box::new(NewChild { record, spec, key });
+                self.ask(who, &parent, "create-ca", |who, reply| {
+                    CaSignerMsg::SignCa { who, child, reply }
+                })
+                .await
+            }
+            None => {
+                let store = Arc::clone(&self.store);
+                let planned = blocking(move || {
+                    let serial = ca::random_serial().map_err(|_| Error::Internal {
+                        what: "random generator",
+                    })?;
+                    let der = ca::root(&spec, key_type, &key, &serial, SystemTime::now())?;
+                    let summary = ca::summary(&der).map_err(|_| Error::Internal {
+                        what: "reading a CA certificate",
+                    })?;
+                    let mut record = record;
+                    record.subject = summary.subject;
+                    record.serial = summary.serial;
+                    record.not_before = summary.not_before;
+                    record.not_after = summary.not_after;
+                    record.certificate = Der(der);
+                    let writes = store::create_ca(&store, &record, &key)?;
+                    Ok((record, writes))
+                })
+                .await;
+                match planned {
+                    Err(e) => self.refused(entry(""), e).await,
+                    Ok((record, writes)) => {
+                        self.audit.append(entry(id.as_str()), writes).await?;
+                        Ok(record)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The caller's tenant's CAs, oldest first.
+    pub async fn list(&self, who: &Caller) -> Result<Vec<CaRecord>, Error> {
+        let (store, tenant) = (Arc::clone(&self.store), who.tenant.clone());
+        blocking(move || store::tenant_cas(&store, &tenant)).await
+    }
+
+    /// CA `id` of the caller's tenant.
+    pub async fn get(&self, who: &Caller, id: &CaId) -> Result<CaRecord, Error> {
+        let (store, tenant, id) = (Arc::clone(&self.store), who.tenant.clone(), id.clone());
+        blocking(move || store::tenant_ca(&store, &tenant, &id)).await
+    }
+
+    /// Issues a certificate from CA `id` (the caller's): the request is parsed and its
+    /// signature checked here, the profile applied and the certificate signed by the signer.
+    pub async fn issue(&self, who: &Caller, id: &CaId, new: NewCert) -> Result<CertRecord, Error> {
+        let entry = AuditEntry::new(&who.subject, who.tenant.as_str(), id.as_str(), "issue");
+        let profile = match ca::profile::builtin(&new.profile) {
+            Some(p) => p,
+            None => {
+                let e = Error::Refused(ca::CaError {
+                    field: "profile",
+                    reason: format!(
+                        "unknown profile (one of {})",
+                        ca::profile::BUILTIN.join(", ")
+                    ),
+                });
+                return self.refused(entry, e).await;
+            }
+        };
+        let csr = match blocking(move || ca::csr::parse(&new.csr).map_err(Error::Refused)).await {
+            Ok(csr) => csr,
+            Err(e) => return self.refused(entry, e).await,
+        };
+        let (profile, csr, validity) = (Box::new(profile), Box::new(csr), new.validity);
+        self.ask(who, id, "issue", |who, reply| CaSignerMsg::Issue {
+            who,
+            profile,
+            csr,
+            validity,
+            reply,
+        })
+        .await
+    }
+
+    /// The certificates CA `id` (the caller's) issued, with `status` if given, oldest first.
+    pub async fn certificates(
+        &self,
+        who: &Caller,
+        id: &CaId,
+        status: Option<Status>,
+    ) -> Result<Vec<CertRecord>, Error> {
+        let (store, tenant, id) = (Arc::clone(&self.store), who.tenant.clone(), id.clone());
+        blocking(move || {
+            store::tenant_ca(&store, &tenant, &id)?;
+            let now = crate::now_unix();
+            let mut certs: Vec<CertRecord> = store::certs(&store, &id)?
+                .into_iter()
+                .filter(|c| status.is_none_or(|s| c.status(now) == s))
+                .collect();
+            certs.sort_by(|a, b| (a.issued_at, &a.serial).cmp(&(b.issued_at, &b.serial)));
+            Ok(certs)
+        })
+        .await
+    }
+
+    /// Certificate `serial` of CA `id` (the caller's).
+    pub async fn certificate(
+        &self,
+        who: &Caller,
+        id: &CaId,
+        serial: &str,
+    ) -> Result<CertRecord, Error> {
+        let (store, tenant, id) = (Arc::clone(&self.store), who.tenant.clone(), id.clone());
+        let serial = serial.to_owned();
+        blocking(move || {
+            store::tenant_ca(&store, &tenant, &id)?;
+            store::load_cert(&store, &id, &serial)?.ok_or(Error::NotFound {
+                what: "certificate",
+            })
+        })
+        .await
+    }
+
+    /// Revokes certificate `serial` of CA `id` (the caller's) for `reason`, or releases it
+    /// from hold (`None`); the CA's CRL is signed anew with it.
+    pub async fn revoke(
+        &self,
+        who: &Caller,
+        id: &CaId,
+        serial: &str,
+        reason: Option<Reason>,
+    ) -> Result<CertRecord, Error> {
+        let serial = serial.to_owned();
+        let op = if reason.is_some() {
+            "revoke"
+        } else {
+            "release"
+        };
+        self.ask(who, id, op, |who, reply| CaSignerMsg::Revoke {
+            who,
+            serial,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    /// CA `id`'s certificate, for anyone (relying parties fetch it before they trust TLS).
+    pub async fn ca_certificate(&self, id: &CaId) -> Result<Der, Error> {
+        let (store, id) = (Arc::clone(&self.store), id.clone());
+        blocking(move || {
+            store::load_ca(&store, &id)?
+                .map(|ca| ca.certificate)
+                .ok_or(Error::NotFound { what: "CA" })
+        })
+        .await
+    }
+
+    /// CA `id`'s current CRL, for anyone: the stored one while fresh, else signed anew by its
+    /// signer.
+    pub async fn crl(&self, id: &CaId) -> Result<CrlRecord, Error> {
+        let (store, lookup) = (Arc::clone(&self.store), id.clone());
+        let (ca, crl) = blocking(move || {
+            let ca = store::load_ca(&store, &lookup)?.ok_or(Error::NotFound { what: "CA" })?;
+            Ok((ca, store::load_crl(&store, &lookup)?))
+        })
+        .await?;
+        if let Some(crl) = crl.filter(|c| self.settings.fresh(c, crate::now_unix())) {
+            return Ok(crl);
+        }
+        let key = SignerKey {
+            tenant: ca.tenant,
+            id: ca.id,
+        };
+        let signer = self.signers.open(&key).await?;
+        call(
+            &signer,
+            "CaSigner",
+            |reply| CaSignerMsg::Crl {
+                who: DISTRIBUTION_SUBJECT.to_owned(),
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Asks the signer of CA `id` in the caller's tenant; a CA that is not there (or is
+    /// another tenant's) is audited as a failed `op` and answered `NotFound`.
+    async fn ask<T: Send + 'static>(
+        &self,
+        who: &Caller,
+        id: &CaId,
+        op: &'static str,
+        build: impl FnOnce(Caller, RpcReplyPort<Result<T, Error>>) -> CaSignerMsg,
+    ) -> Result<T, Error> {
+        let key = SignerKey {
+            tenant: who.tenant.clone(),
+            id: id.clone(),
+        };
+        match self.signers.open(&key).await {
+            Ok(signer) => {
+                let caller = who.clone();
+                call(&signer, "CaSigner", |r| build(caller, r), self.timeout).await
+            }
+            Err(e) => {
+                let e = match e {
+                    Error::KeyNotFound => Error::NotFound { what: "CA" },
+                    other => other,
+                };
+                let entry = AuditEntry::new(&who.subject, who.tenant.as_str(), id.as_str(), op);
+                self.refused(entry, e).await
+            }
+        }
+    }
+}

@@ -1,0 +1,551 @@
+//! The `CaSigner` actor: one per CA in use, a child of the CA's keyed supervisor
+//! (`ca/signers`), named `ca/signer/<id>`, started on demand and stopped after `idle` without
+//! messages. It holds the CA's unsealed key and its revocation state, allocates serials,
+//! signs certificates (of subordinate CAs too) and CRLs, and answers only once the audit
+//! record (committed with what the operation stored) is durable.
+//!
+//! Issuance never waits on the store in the mailbox: the certificate's record is *created*
+//! with its audit record by the `AuditLog` actor, so a serial that exists (even one a crashed
+//! incarnation allocated) fails the commit instead of being reused. Revocations and CRLs are
+//! one at a time: the mailbox waits for their commit, so each CRL number is used once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cryptoutil_protocols::ca::{self, CaSpec, Csr, IssuingCa, Profile, Reason, Urls};
+use cryptoutil_protocols::ids::{CaId, TenantId};
+use cryptoutil_storage::Store;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+use super::store::{self, CaRecord, CertRecord, CrlRecord, Der, Revocation};
+use crate::audit::{AuditEntry, AuditHandle, Completion};
+use crate::caller::Caller;
+use crate::error::Error;
+use crate::supervisor::keyed::Keyed;
+
+/// A subordinate CA for its parent's signer to certify.
+pub struct NewChild {
+    /// Its record, all but the certificate's fields (the parent fills them).
+    pub record: CaRecord,
+    /// What its certificate says.
+    pub spec: CaSpec,
+    /// Its private key, PKCS#8.
+    pub key: Zeroizing<Vec<u8>>,
+}
+
+/// Messages of a `CaSigner`.
+pub enum CaSignerMsg {
+    /// Issue a certificate for a checked request under `profile`.
+    Issue {
+        /// Who asks.
+        who: Caller,
+        /// The profile.
+        profile: Box<Profile>,
+        /// The request, its signature checked.
+        csr: Box<Csr>,
+        /// The validity asked for (none: the profile's default).
+        validity: Option<Duration>,
+        /// The issued certificate's record.
+        reply: RpcReplyPort<Result<CertRecord, Error>>,
+    },
+    /// Certify a subordinate CA and store it (with its key and the parent's record of it).
+    SignCa {
+        /// Who asks.
+        who: Caller,
+        /// The new CA.
+        child: Box<NewChild>,
+        /// Its record, certificate included.
+        reply: RpcReplyPort<Result<CaRecord, Error>>,
+    },
+    /// Revoke a certificate (`reason`), or release it from hold (`None`).
+    Revoke {
+        /// Who asks.
+        who: Caller,
+        /// Its serial.
+        serial: String,
+        /// Why; none releases a hold.
+        reason: Option<Reason>,
+        /// The certificate's record as it now is.
+        reply: RpcReplyPort<Result<CertRecord, Error>>,
+    },
+    /// The current CRL, signed anew if half its lifetime has passed.
+    Crl {
+        /// Who asks (the audit record of a new CRL names them).
+        who: String,
+        /// The CRL.
+        reply: RpcReplyPort<Result<CrlRecord, Error>>,
+    },
+    /// Internal: stop if unused for `idle`.
+    IdleCheck,
+    /// Fault injection: panic.
+    Crash,
+}
+
+/// The behaviour (empty).
+#[derive(Debug, Default)]
+pub struct CaSigner;
+
+/// Start arguments.
+#[derive(Clone)]
+pub struct SignerArgs {
+    store: Arc<Store>,
+    audit: AuditHandle,
+    id: CaId,
+    idle: Duration,
+    settings: Arc<super::CaSettings>,
+}
+
+/// The CA and its bookkeeping.
+pub struct Running {
+    args: SignerArgs,
+    ca: CaRecord,
+    key: Zeroizing<Vec<u8>>,
+    /// Where certificates it issues point relying parties.
+    urls: Urls,
+    /// Revoked and held certificates by serial.
+    revoked: BTreeMap<String, Revocation>,
+    /// The current CRL, if one was made.
+    crl: Option<CrlRecord>,
+    last_used: Instant,
+}
+
+impl Actor for CaSigner {
+    type Msg = CaSignerMsg;
+    type State = Running;
+    type Arguments = SignerArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<CaSignerMsg>,
+        args: SignerArgs,
+    ) -> Result<Running, ActorProcessingErr> {
+        let (store, id) = (Arc::clone(&args.store), args.id.clone());
+        let (ca, key, revoked, crl) = tokio::task::spawn_blocking(move || {
+            let ca = store::load_ca(&store, &id)?.ok_or(Error::NotFound { what: "CA" })?;
+            let key = store::load_key(&store, &id)?;
+            let revoked: BTreeMap<String, Revocation> = store::certs(&store, &id)?
+                .into_iter()
+                .filter_map(|c| c.revocation.map(|r| (c.serial, r)))
+                .collect();
+            let crl = store::load_crl(&store, &id)?;
+            Ok::<_, Error>((ca, key, revoked, crl))
+        })
+        .await??;
+        me.send_interval(args.idle.max(Duration::from_millis(10)) / 2, || {
+            CaSignerMsg::IdleCheck
+        });
+        let urls = args.settings.urls(&ca.id);
+        Ok(Running {
+            args,
+            ca,
+            key,
+            urls,
+            revoked,
+            crl,
+            last_used: Instant::now(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<CaSignerMsg>,
+        msg: CaSignerMsg,
+        st: &mut Running,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, CaSignerMsg::IdleCheck) {
+            st.last_used = Instant::now();
+        }
+        match msg {
+            CaSignerMsg::Issue {
+                who,
+                profile,
+                csr,
+                validity,
+                reply,
+            } => st.issue(&who, &profile, &csr, validity, reply),
+            CaSignerMsg::SignCa { who, child, reply } => st.sign_ca(&who, *child, reply),
+            CaSignerMsg::Revoke {
+                who,
+                serial,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(st.revoke(&who, &serial, reason).await);
+            }
+            CaSignerMsg::Crl { who, reply } => {
+                let _ = reply.send(st.current_crl(&who).await);
+            }
+            CaSignerMsg::IdleCheck => {
+                if st.last_used.elapsed() >= st.args.idle {
+                    me.stop(Some("idle".into()));
+                }
+            }
+            CaSignerMsg::Crash => {
+                #[allow(clippy::panic)]
+                {
+                    panic!("fault injection: CaSigner crash requested");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+// === impl Running ===
+
+impl Running {
+    fn issuing(&self) -> IssuingCa<'_> {
+        IssuingCa {
+            cert_der: &self.ca.certificate.0,
+            key_pkcs8: &self.key,
+            key_type: self.ca.key,
+        }
+    }
+
+    fn entry(&self, who: &Caller, what: &str, op: &'static str) -> AuditEntry {
+        AuditEntry::new(&who.subject, self.ca.tenant.as_str(), what, op)
+    }
+
+    /// A record of a certificate this CA signs now.
+    fn record(
+        &self,
+        who: &Caller,
+        profile: &str,
+        der: Vec<u8>,
+        now: u64,
+    ) -> Result<CertRecord, Error> {
+        let summary = ca::summary(&der).map_err(|_| Error::Internal {
+            what: "reading an issued certificate",
+        })?;
+        Ok(CertRecord {
+            serial: summary.serial,
+            ca: self.ca.id.clone(),
+            profile: profile.to_owned(),
+            subject: summary.subject,
+            not_before: summary.not_before,
+            not_after: summary.not_after,
+            issued_at: now,
+            requested_by: who.subject.clone(),
+            certificate: Der(der),
+            revocation: None,
+        })
+    }
+
+    fn issue(
+        &self,
+        who: &Caller,
+        profile: &Profile,
+        csr: &Csr,
+        validity: Option<Duration>,
+        reply: RpcReplyPort<Result<CertRecord, Error>>,
+    ) {
+        let now = SystemTime::now();
+        let signed = ca::random_serial()
+            .map_err(|_| Error::Internal {
+                what: "random generator",
+            })
+            .and_then(|serial| {
+                let req = ca::Issue {
+                    csr,
+                    profile,
+                    validity,
+                    serial: &serial,
+                    urls: &self.urls,
+                };
+                Ok(ca::issue(&self.issuing(), &req, now)?)
+            })
+            .and_then(|der| self.record(who, profile.name, der, crate::now_unix()))
+            .and_then(|cert| Ok((store::create_cert(&self.args.store, &cert)?, cert)));
+        match signed {
+            Err(e) => self.refused(self.entry(who, self.ca.id.as_str(), "issue"), e, reply),
+            Ok((write, cert)) => {
+                let entry = self.entry(who, &format!("{}/{}", self.ca.id, cert.serial), "issue");
+                self.args.audit.submit(
+                    entry,
+                    vec![write],
+                    Completion::new(move |done| {
+                        let _ = reply.send(done.map(|()| cert));
+                    }),
+                );
+            }
+        }
+    }
+
+    fn sign_ca(&self, who: &Caller, child: NewChild, reply: RpcReplyPort<Result<CaRecord, Error>>) {
+        let NewChild {
+            mut record,
+            spec,
+            key,
+        } = child;
+        let now = SystemTime::now();
+        let signed = ca::random_serial()
+            .map_err(|_| Error::Internal {
+                what: "random generator",
+            })
+            .and_then(|serial| {
+                Ok(ca::intermediate(
+                    &spec,
+                    record.key,
+                    &key,
+                    &self.issuing(),
+                    &self.urls,
+                    &serial,
+                    now,
+                )?)
+            })
+            .and_then(|der| {
+                let issued = self.record(who, "sub-ca", der.clone(), crate::now_unix())?;
+                record.subject.clone_from(&issued.subject);
+                record.serial.clone_from(&issued.serial);
+                record.not_before = issued.not_before;
+                record.not_after = issued.not_after;
+                record.certificate = Der(der);
+                record.chain = std::iter::once(self.ca.certificate.clone())
+                    .chain(self.ca.chain.iter().cloned())
+                    .collect();
+                let mut writes = store::create_ca(&self.args.store, &record, &key)?;
+                writes.push(store::create_cert(&self.args.store, &issued)?);
+                Ok(writes)
+            });
+        let entry = self.entry(who, record.id.as_str(), "create-ca");
+        match signed {
+            Err(e) => self.refused(entry, e, reply),
+            Ok(writes) => self.args.audit.submit(
+                entry,
+                writes,
+                Completion::new(move |done| {
+                    let _ = reply.send(done.map(|()| record));
+                }),
+            ),
+        }
+    }
+
+    /// Audits a refused operation and answers its error (or the audit's, if that failed).
+    fn refused<T: Send + 'static>(
+        &self,
+        entry: AuditEntry,
+        e: Error,
+        reply: RpcReplyPort<Result<T, Error>>,
+    ) {
+        let entry = entry.outcome(&Err::<(), _>(&e));
+        self.args.audit.submit(
+            entry,
+            Vec::new(),
+            Completion::new(move |audited| {
+                let _ = reply.send(Err(audited.err().unwrap_or(e)));
+            }),
+        );
+    }
+
+    async fn revoke(
+        &mut self,
+        who: &Caller,
+        serial: &str,
+        reason: Option<Reason>,
+    ) -> Result<CertRecord, Error> {
+        let op = if reason.is_some() {
+            "revoke"
+        } else {
+            "release"
+        };
+        let entry = self.entry(who, &format!("{}/{serial}", self.ca.id), op);
+        let planned = self.plan_revocation(serial, reason);
+        let (cert, crl, writes) = match planned {
+            Ok(planned) => planned,
+            Err(e) => {
+                self.args
+                    .audit
+                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
+                    .await?;
+                return Err(e);
+            }
+        };
+        self.args.audit.append(entry, writes).await?;
+        match cert.revocation {
+            Some(r) => self.revoked.insert(cert.serial.clone(), r),
+            None => self.revoked.remove(&cert.serial),
+        };
+        self.crl = Some(crl);
+        Ok(cert)
+    }
+
+    /// The certificate's new record, the CRL that says so, and the writes of both.
+    fn plan_revocation(
+        &self,
+        serial: &str,
+        reason: Option<Reason>,
+    ) -> Result<
+        (
+            CertRecord,
+            CrlRecord,
+            Vec<cryptoutil_storage::backend::Write>,
+        ),
+        Error,
+    > {
+        let mut cert =
+            store::load_cert(&self.args.store, &self.ca.id, serial)?.ok_or(Error::NotFound {
+                what: "certificate",
+            })?;
+        let held = |r: &Revocation| r.reason == Reason::CertificateHold;
+        cert.revocation = match (cert.revocation, reason) {
+            (Some(r), Some(_)) if !held(&r) => {
+                return Err(Error::Conflict {
+                    what: "the certificate is already revoked",
+                })
+            }
+            (Some(r), None) if held(&r) => None,
+            (_, None) => {
+                return Err(Error::Conflict {
+                    what: "only a certificate on hold can be released",
+                })
+            }
+            (_, Some(reason)) => Some(Revocation {
+                time: crate::now_unix(),
+                reason,
+            }),
+        };
+        let mut revoked = self.revoked.clone();
+        match cert.revocation {
+            Some(r) => revoked.insert(cert.serial.clone(), r),
+            None => revoked.remove(&cert.serial),
+        };
+        let crl = self.sign_crl(&revoked)?;
+        let writes = vec![
+            store::update_cert(&self.args.store, &cert)?,
+            store::put_crl(&self.args.store, &self.ca.id, &crl)?,
+        ];
+        Ok((cert, crl, writes))
+    }
+
+    /// A new CRL of `revoked`, numbered after the current one.
+    fn sign_crl(&self, revoked: &BTreeMap<String, Revocation>) -> Result<CrlRecord, Error> {
+        let entries = revoked
+            .iter()
+            .map(|(serial, r)| {
+                let serial = ca::parse_serial(serial).ok_or(Error::Internal {
+                    what: "a stored serial is not hex",
+                })?;
+                Ok(ca::Revoked {
+                    serial,
+                    time: r.time,
+                    reason: r.reason,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let now = SystemTime::now();
+        let lifetime = self.args.settings.crl_lifetime;
+        let spec = ca::CrlSpec {
+            number: self.crl.as_ref().map_or(1, |c| c.number.saturating_add(1)),
+            this_update: now,
+            lifetime,
+        };
+        let der = ca::crl(&self.issuing(), &spec, &entries)?;
+        let this_update = crate::now_unix();
+        Ok(CrlRecord {
+            number: spec.number,
+            this_update,
+            next_update: this_update.saturating_add(lifetime.as_secs()),
+            der: Der(der),
+        })
+    }
+
+    /// The current CRL, or a new one (audited as `crl`) once half its lifetime has passed.
+    async fn current_crl(&mut self, who: &str) -> Result<CrlRecord, Error> {
+        let now = crate::now_unix();
+        if let Some(crl) = self
+            .crl
+            .as_ref()
+            .filter(|c| self.args.settings.fresh(c, now))
+        {
+            return Ok(crl.clone());
+        }
+        let entry = AuditEntry::new(who, self.ca.tenant.as_str(), self.ca.id.as_str(), "crl");
+        let made = self.sign_crl(&self.revoked).and_then(|crl| {
+            let write = store::put_crl(&self.args.store, &self.ca.id, &crl)?;
+            Ok((crl, write))
+        });
+        match made {
+            Err(e) => {
+                self.args
+                    .audit
+                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
+                    .await?;
+                Err(e)
+            }
+            Ok((crl, write)) => {
+                self.args.audit.append(entry, vec![write]).await?;
+                self.crl = Some(crl.clone());
+                Ok(crl)
+            }
+        }
+    }
+}
+
+// === the keyed supervisor's view of signers ===
+
+/// How the CA's keyed supervisor (`ca/signers`) starts signers.
+pub struct Signers {
+    /// The CA service's store.
+    pub store: Arc<Store>,
+    /// Its audit log.
+    pub audit: AuditHandle,
+    /// The service name, for the tree.
+    pub service: &'static str,
+    /// How long a signer waits for work before it stops.
+    pub idle: Duration,
+    /// Distribution URLs and CRL lifetime.
+    pub settings: Arc<super::CaSettings>,
+}
+
+impl Keyed for Signers {
+    type Child = CaSigner;
+    type Key = SignerKey;
+
+    fn kind(&self) -> &'static str {
+        "CaSigner"
+    }
+
+    fn name(&self, key: &SignerKey) -> String {
+        format!("{}/signer/{}", self.service, key.id)
+    }
+
+    fn exists(&self, key: &SignerKey) -> Result<bool, Error> {
+        Ok(store::load_ca(&self.store, &key.id)?.is_some_and(|ca| ca.tenant == key.tenant))
+    }
+
+    fn make(&self, key: &SignerKey) -> (CaSigner, SignerArgs) {
+        (
+            CaSigner,
+            SignerArgs {
+                store: Arc::clone(&self.store),
+                audit: self.audit.clone(),
+                id: key.id.clone(),
+                idle: self.idle,
+                settings: Arc::clone(&self.settings),
+            },
+        )
+    }
+
+    fn crash_message(&self) -> CaSignerMsg {
+        CaSignerMsg::Crash
+    }
+}
+
+/// A signer's key: the CA id within its tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SignerKey {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The CA.
+    pub id: CaId,
+}
+
+impl std::fmt::Display for SignerKey {
+    /// The id alone: what the tree and fault injection name a signer by.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id.as_str())
+    }
+}

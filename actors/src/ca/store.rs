@@ -1,0 +1,331 @@
+//! Blocking persistence of the CA through the key barrier: each CA under `<ca id>` in
+//! `ca_authorities_v1` (with its tenant: CRLs and CA certificates are fetched without one) and
+//! its key in `ca_keys_v1`; each issued certificate under `<ca id>/<serial>` in
+//! `ca_certificates_v1`, *created* so a serial is never reused; each CA's current CRL under
+//! `<ca id>` in `ca_crls_v1`. Every record is sealed by the store.
+
+use cryptoutil_protocols::ca::{KeyType, Reason};
+use cryptoutil_protocols::ids::{CaId, TenantId};
+use cryptoutil_storage::backend::Write;
+use cryptoutil_storage::{Store, Table};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+
+/// DER bytes, stored as standard base64.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Der(pub Vec<u8>);
+
+impl std::fmt::Debug for Der {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Der({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Der {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Der {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(Der)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A CA (its key is in [`Table::CaKeys`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRecord {
+    /// Its id.
+    pub id: CaId,
+    /// The tenant that owns it.
+    pub tenant: TenantId,
+    /// Its name (the operator's label).
+    pub name: String,
+    /// Its key type.
+    pub key: KeyType,
+    /// The CA that signed it (none: a root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<CaId>,
+    /// Its subject.
+    pub subject: String,
+    /// Its certificate's serial.
+    pub serial: String,
+    /// `notBefore`, Unix seconds.
+    pub not_before: u64,
+    /// `notAfter`, Unix seconds.
+    pub not_after: u64,
+    /// When it was made, Unix seconds.
+    pub created_at: u64,
+    /// Its certificate.
+    pub certificate: Der,
+    /// The certificates above it, its issuer first (empty for a root).
+    pub chain: Vec<Der>,
+}
+
+/// A revocation (or a hold) of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// When the CA revoked it, Unix seconds.
+    pub time: u64,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// A certificate a CA issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    /// Its serial, lowercase hex.
+    pub serial: String,
+    /// The CA that issued it.
+    pub ca: CaId,
+    /// The profile it was issued under.
+    pub profile: String,
+    /// Its subject.
+    pub subject: String,
+    /// `notBefore`, Unix seconds.
+    pub not_before: u64,
+    /// `notAfter`, Unix seconds.
+    pub not_after: u64,
+    /// When it was issued, Unix seconds.
+    pub issued_at: u64,
+    /// Who asked for it.
+    pub requested_by: String,
+    /// The certificate.
+    pub certificate: Der,
+    /// Its revocation or hold, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<Revocation>,
+}
+
+/// A certificate's status as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Neither revoked, on hold nor expired.
+    Valid,
+    /// Revoked for good.
+    Revoked,
+    /// Revoked with `certificateHold` (can be released).
+    OnHold,
+    /// Past its `notAfter` (and not revoked).
+    Expired,
+}
+
+impl Status {
+    /// The status named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+    }
+}
+
+impl CertRecord {
+    /// Its status at `now`.
+    pub fn status(&self, now: u64) -> Status {
+        match self.revocation {
+            Some(Revocation {
+                reason: Reason::CertificateHold,
+                ..
+            }) => Status::OnHold,
+            Some(_) => Status::Revoked,
+            None if self.not_after < now => Status::Expired,
+            None => Status::Valid,
+        }
+    }
+}
+
+/// A CA's current CRL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrlRecord {
+    /// Its CRL number.
+    pub number: u64,
+    /// `thisUpdate`, Unix seconds.
+    pub this_update: u64,
+    /// `nextUpdate`, Unix seconds.
+    pub next_update: u64,
+    /// The CRL.
+    pub der: Der,
+}
+
+/// A stored record decoded, or `Corrupt` naming where it is.
+fn decode<T: DeserializeOwned>(
+    table: Table,
+    key: &[u8],
+    plain: &[u8],
+    what: &'static str,
+) -> Result<T, Error> {
+    serde_json::from_slice(plain).map_err(|_| Error::corrupt(table, key, what))
+}
+
+fn encode<T: Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
+    serde_json::to_vec(record)
+        .map(Zeroizing::new)
+        .map_err(|_| Error::Internal {
+            what: "encoding a record",
+        })
+}
+
+fn cert_key(ca: &CaId, serial: &str) -> Vec<u8> {
+    format!("{ca}/{serial}").into_bytes()
+}
+
+/// A new CA id (`ca-` and 96 random bits).
+pub fn new_id() -> Result<CaId, Error> {
+    let random = cryptoutil_protocols::oauth::random_token(12).map_err(|_| Error::Internal {
+        what: "random generator",
+    })?;
+    CaId::parse(&format!("ca-{}", random.as_str())).map_err(|_| Error::Internal { what: "CA id" })
+}
+
+/// CA `id`, whoever owns it.
+pub fn load_ca(store: &Store, id: &CaId) -> Result<Option<CaRecord>, Error> {
+    let key = id.as_bytes();
+    store
+        .get_sealed(Table::CaAuthorities, key)?
+        .map(|plain| decode(Table::CaAuthorities, key, &plain, "CA"))
+        .transpose()
+}
+
+/// CA `id` of `tenant` (another tenant's CA is not found, whatever its id).
+pub fn tenant_ca(store: &Store, tenant: &TenantId, id: &CaId) -> Result<CaRecord, Error> {
+    load_ca(store, id)?
+        .filter(|ca| &ca.tenant == tenant)
+        .ok_or(Error::NotFound { what: "CA" })
+}
+
+/// The CAs of `tenant`, oldest first.
+pub fn tenant_cas(store: &Store, tenant: &TenantId) -> Result<Vec<CaRecord>, Error> {
+    let mut cas = store
+        .scan_sealed(Table::CaAuthorities, b"")?
+        .into_iter()
+        .map(|(k, plain)| decode::<CaRecord>(Table::CaAuthorities, &k, &plain, "CA"))
+        .filter(|ca| ca.as_ref().map_or(true, |ca| &ca.tenant == tenant))
+        .collect::<Result<Vec<_>, Error>>()?;
+    cas.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(cas)
+}
+
+/// CA `id`'s private key (PKCS#8).
+pub fn load_key(store: &Store, id: &CaId) -> Result<Zeroizing<Vec<u8>>, Error> {
+    store
+        .get_sealed(Table::CaKeys, id.as_bytes())?
+        .map(|k| Zeroizing::new(k.to_vec()))
+        .ok_or_else(|| Error::corrupt(Table::CaKeys, id.as_bytes(), "CA key (missing)"))
+}
+
+/// The writes that create CA `ca` with `key`.
+pub fn create_ca(store: &Store, ca: &CaRecord, key: &[u8]) -> Result<Vec<Write>, Error> {
+    Ok(vec![
+        store.sealed_create(Table::CaAuthorities, ca.id.as_bytes(), &encode(ca)?)?,
+        store.sealed_create(Table::CaKeys, ca.id.as_bytes(), key)?,
+    ])
+}
+
+/// Certificate `serial` of CA `ca`.
+pub fn load_cert(store: &Store, ca: &CaId, serial: &str) -> Result<Option<CertRecord>, Error> {
+    let key = cert_key(ca, serial);
+    store
+        .get_sealed(Table::CaCertificates, &key)?
+        .map(|plain| decode(Table::CaCertificates, &key, &plain, "certificate"))
+        .transpose()
+}
+
+/// Every certificate CA `ca` issued.
+pub fn certs(store: &Store, ca: &CaId) -> Result<Vec<CertRecord>, Error> {
+    let prefix = format!("{ca}/");
+    store
+        .scan_sealed(Table::CaCertificates, prefix.as_bytes())?
+        .into_iter()
+        .map(|(k, plain)| decode(Table::CaCertificates, &k, &plain, "certificate"))
+        .collect()
+}
+
+/// The write that records a new certificate: created, so an existing serial fails the commit.
+pub fn create_cert(store: &Store, cert: &CertRecord) -> Result<Write, Error> {
+    Ok(store.sealed_create(
+        Table::CaCertificates,
+        &cert_key(&cert.ca, &cert.serial),
+        &encode(cert)?,
+    )?)
+}
+
+/// The write that replaces a certificate's record (its revocation changed).
+pub fn update_cert(store: &Store, cert: &CertRecord) -> Result<Write, Error> {
+    Ok(store.sealed_write(
+        Table::CaCertificates,
+        &cert_key(&cert.ca, &cert.serial),
+        &encode(cert)?,
+    )?)
+}
+
+/// CA `ca`'s current CRL.
+pub fn load_crl(store: &Store, ca: &CaId) -> Result<Option<CrlRecord>, Error> {
+    let key = ca.as_bytes();
+    store
+        .get_sealed(Table::CaCrls, key)?
+        .map(|plain| decode(Table::CaCrls, key, &plain, "CRL"))
+        .transpose()
+}
+
+/// The write that makes `crl` CA `ca`'s current CRL.
+pub fn put_crl(store: &Store, ca: &CaId, crl: &CrlRecord) -> Result<Write, Error> {
+    Ok(store.sealed_write(Table::CaCrls, ca.as_bytes(), &encode(crl)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use cryptoutil_protocols::unseal;
+
+    use super::*;
+
+    fn cert(ca: &CaId, serial: &str, subject: &str) -> CertRecord {
+        CertRecord {
+            serial: serial.into(),
+            ca: ca.clone(),
+            profile: "tls-server".into(),
+            subject: subject.into(),
+            not_before: 1,
+            not_after: 2,
+            issued_at: 1,
+            requested_by: "me".into(),
+            certificate: Der(vec![0x30, 0x00]),
+            revocation: None,
+        }
+    }
+
+    #[test]
+    fn a_serial_is_created_once_and_never_overwritten_by_another_issuance() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = unseal::generate(1, 1).unwrap().0;
+        let s = Arc::new(Store::open_redb(&dir.path().join("ca.redb"), &key).unwrap());
+        let ca = new_id().unwrap();
+        s.apply(vec![create_cert(&s, &cert(&ca, "7f01", "CN=first")).unwrap()])
+            .unwrap();
+        let again = create_cert(&s, &cert(&ca, "7f01", "CN=second")).unwrap();
+        assert!(s.apply(vec![again]).is_err(), "a reused serial fails the commit");
+        let kept = load_cert(&s, &ca, "7f01").unwrap().unwrap();
+        assert_eq!(kept.subject, "CN=first");
+        // A revocation replaces the record it read.
+        let mut revoked = kept;
+        revoked.revocation = Some(Revocation {
+            time: 5,
+            reason: Reason::KeyCompromise,
+        });
+        s.apply(vec![update_cert(&s, &revoked).unwrap()]).unwrap();
+        assert_eq!(certs(&s, &ca).unwrap(), vec![revoked.clone()]);
+        assert_eq!(revoked.status(1), Status::Revoked);
+        // Another CA's listing is its own.
+        assert!(certs(&s, &new_id().unwrap()).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,345 @@
+//! The CA API, under both `/service/api/v1/ca` and `/browser/api/v1/ca`: CAs (roots and
+//! subordinates), certificates issued from PKCS#10 requests under a profile, their revocation,
+//! hold and release. Every route needs the `ca` scope and acts in the caller's tenant; another
+//! tenant's CA is a 404, like a CA that does not exist. The distribution routes (a CA's
+//! certificate and CRL, DER) are public: relying parties fetch them before they can trust
+//! anything.
+
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cryptoutil_actors::ca::{CaRecord, CasHandle, CertRecord, Der, NewCa, NewCert, Status};
+use cryptoutil_actors::caller::Caller;
+use cryptoutil_actors::Scope;
+use cryptoutil_protocols::ca::{self, KeyType, Reason, Subject};
+use cryptoutil_protocols::ids::CaId;
+use cryptoutil_protocols::pki::cert_pem;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{Principal, PrincipalExt};
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::state::AppState;
+
+/// The OpenAPI document of the CA API (checked in at `http/openapi/ca.yaml`).
+pub const OPENAPI: &str = include_str!("../../openapi/ca.yaml");
+
+pub(crate) async fn openapi_get() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
+}
+
+/// The CA as one caller sees it: the handle, and who asks (its scope checked).
+pub(crate) struct Ca {
+    cas: CasHandle,
+    who: Caller,
+}
+
+fn handle(app: &AppState) -> Result<CasHandle, ApiError> {
+    app.actors
+        .get::<CasHandle>()
+        .cloned()
+        .ok_or(ApiError::NotFound)
+}
+
+impl FromRequestParts<AppState> for Ca {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let who = Principal::of(parts)?;
+        who.require_scope(Scope::Ca)?;
+        Ok(Ca {
+            cas: handle(app)?,
+            who: Caller {
+                tenant: who.tenant.clone(),
+                subject: who.subject.clone(),
+            },
+        })
+    }
+}
+
+/// The raw path parameters (a struct: the stack router captures its own `{*rest}`).
+#[derive(Deserialize)]
+struct CaPath {
+    ca: String,
+    #[serde(default)]
+    serial: Option<String>,
+}
+
+/// The `{ca}` (and `{serial}`) path parameters, parsed: a malformed one names nothing (404).
+pub(crate) struct Target {
+    ca: CaId,
+    serial: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Target {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let Path(p) = Path::<CaPath>::from_request_parts(parts, app)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        let ca = CaId::parse(&p.ca).map_err(|_| ApiError::NotFound)?;
+        let serial = match p.serial {
+            Some(s) if ca::parse_serial(&s).is_none() => return Err(ApiError::NotFound),
+            other => other,
+        };
+        Ok(Target { ca, serial })
+    }
+}
+
+impl Target {
+    fn serial(&self) -> Result<&str, ApiError> {
+        self.serial.as_deref().ok_or(ApiError::NotFound)
+    }
+}
+
+fn pems(chain: &[Der]) -> Vec<String> {
+    chain.iter().map(|c| cert_pem(&c.0)).collect()
+}
+
+fn ca_json(ca: &CaRecord) -> Value {
+    json!({
+        "id": ca.id,
+        "name": ca.name,
+        "key": ca.key,
+        "parent": ca.parent,
+        "subject": ca.subject,
+        "serial": ca.serial,
+        "not_before": ca.not_before,
+        "not_after": ca.not_after,
+        "created_at": ca.created_at,
+        "certificate": cert_pem(&ca.certificate.0),
+        "chain": pems(&ca.chain),
+    })
+}
+
+/// A certificate as the API shows it; with `issuer`, its chain (the issuing CA first).
+fn cert_json(cert: &CertRecord, issuer: Option<&CaRecord>) -> Value {
+    let mut value = json!({
+        "serial": cert.serial,
+        "ca": cert.ca,
+        "profile": cert.profile,
+        "subject": cert.subject,
+        "not_before": cert.not_before,
+        "not_after": cert.not_after,
+        "issued_at": cert.issued_at,
+        "requested_by": cert.requested_by,
+        "status": cert.status(cryptoutil_actors::now_unix()),
+        "revocation": cert.revocation,
+        "certificate": cert_pem(&cert.certificate.0),
+    });
+    if let (Some(ca), Some(map)) = (issuer, value.as_object_mut()) {
+        let chain: Vec<String> = std::iter::once(cert_pem(&ca.certificate.0))
+            .chain(pems(&ca.chain))
+            .collect();
+        map.insert("chain".into(), json!(chain));
+    }
+    value
+}
+
+fn refused(field: &'static str, reason: impl Into<String>) -> ApiError {
+    ApiError::Actor(cryptoutil_actors::Error::Refused(ca::CaError {
+        field,
+        reason: reason.into(),
+    }))
+}
+
+/// `POST /ca/cas` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CaReq {
+    name: String,
+    subject: Subject,
+    key: String,
+    #[serde(default)]
+    parent: Option<String>,
+    #[serde(default)]
+    validity: Option<String>,
+    #[serde(default)]
+    path_len: Option<u8>,
+    #[serde(default)]
+    permitted_dns: Vec<String>,
+    #[serde(default)]
+    policies: Vec<String>,
+}
+
+pub(crate) async fn cas_post(ca: Ca, JsonBody(req): JsonBody<CaReq>) -> Result<Response, ApiError> {
+    let key: KeyType = serde_json::from_value(Value::String(req.key))
+        .map_err(|_| refused("key", "one of P-256, P-384, RSA-3072, RSA-4096"))?;
+    // A parent that is not even an id is an unknown CA, like one that does not exist.
+    let parent = match req.parent {
+        None => None,
+        Some(p) => Some(CaId::parse(&p).map_err(|_| refused("parent", "no such CA"))?),
+    };
+    let validity = req
+        .validity
+        .as_deref()
+        .map(|v| ca::parse_validity("validity", v))
+        .transpose()
+        .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Refused(e)))?;
+    let new = NewCa {
+        name: req.name,
+        subject: req.subject,
+        key,
+        parent,
+        validity,
+        path_len: req.path_len,
+        permitted_dns: req.permitted_dns,
+        policies: req.policies,
+    };
+    let record = ca.cas.create(&ca.who, new).await?;
+    Ok((StatusCode::CREATED, Json(ca_json(&record))).into_response())
+}
+
+pub(crate) async fn cas_get(ca: Ca) -> Result<Json<Value>, ApiError> {
+    let cas = ca.cas.list(&ca.who).await?;
+    Ok(Json(
+        json!({ "cas": cas.iter().map(ca_json).collect::<Vec<_>>() }),
+    ))
+}
+
+pub(crate) async fn ca_get(ca: Ca, target: Target) -> Result<Json<Value>, ApiError> {
+    Ok(Json(ca_json(&ca.cas.get(&ca.who, &target.ca).await?)))
+}
+
+/// `POST .../certificates` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CertReq {
+    profile: String,
+    csr: String,
+    #[serde(default)]
+    validity: Option<String>,
+}
+
+pub(crate) async fn certificates_post(
+    ca: Ca,
+    target: Target,
+    JsonBody(req): JsonBody<CertReq>,
+) -> Result<Response, ApiError> {
+    let validity = req
+        .validity
+        .as_deref()
+        .map(|v| ca::parse_validity("validity", v))
+        .transpose()
+        .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Refused(e)))?;
+    // PEM as it is; anything else is base64 of DER.
+    let csr = if req.csr.trim_start().starts_with("-----BEGIN") {
+        req.csr.trim_start().as_bytes().to_vec()
+    } else {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(req.csr.trim())
+            .map_err(|_| refused("csr", "PEM, or base64 of DER"))?
+    };
+    let new = NewCert {
+        profile: req.profile,
+        csr,
+        validity,
+    };
+    let cert = ca.cas.issue(&ca.who, &target.ca, new).await?;
+    let issuer = ca.cas.get(&ca.who, &target.ca).await?;
+    Ok((StatusCode::CREATED, Json(cert_json(&cert, Some(&issuer)))).into_response())
+}
+
+/// `?status=valid|revoked|on_hold|expired` of a certificate listing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CertQuery {
+    #[serde(default)]
+    status: Option<String>,
+}
+
+pub(crate) async fn certificates_get(
+    ca: Ca,
+    target: Target,
+    Query(q): Query<CertQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| ApiError::BadRequest {
+            reason: "status: one of valid, revoked, on_hold, expired".into(),
+        })?),
+    };
+    let certs = ca.cas.certificates(&ca.who, &target.ca, status).await?;
+    let certs: Vec<Value> = certs.iter().map(|c| cert_json(c, None)).collect();
+    Ok(Json(json!({ "certificates": certs })))
+}
+
+pub(crate) async fn certificate_get(ca: Ca, target: Target) -> Result<Json<Value>, ApiError> {
+    let cert = ca
+        .cas
+        .certificate(&ca.who, &target.ca, target.serial()?)
+        .await?;
+    let issuer = ca.cas.get(&ca.who, &target.ca).await?;
+    Ok(Json(cert_json(&cert, Some(&issuer))))
+}
+
+/// `POST .../revoke` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevokeReq {
+    reason: String,
+}
+
+pub(crate) async fn revoke_post(
+    ca: Ca,
+    target: Target,
+    JsonBody(req): JsonBody<RevokeReq>,
+) -> Result<Json<Value>, ApiError> {
+    let reason = Reason::parse(&req.reason)
+        .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Refused(e)))?;
+    let cert = ca
+        .cas
+        .revoke(&ca.who, &target.ca, target.serial()?, Some(reason))
+        .await?;
+    Ok(Json(cert_json(&cert, None)))
+}
+
+/// `POST .../release` (body `{}`): a certificate on hold is valid again.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseReq {}
+
+pub(crate) async fn release_post(
+    ca: Ca,
+    target: Target,
+    JsonBody(ReleaseReq {}): JsonBody<ReleaseReq>,
+) -> Result<Json<Value>, ApiError> {
+    let cert = ca
+        .cas
+        .revoke(&ca.who, &target.ca, target.serial()?, None)
+        .await?;
+    Ok(Json(cert_json(&cert, None)))
+}
+
+/// Public: a CA's certificate, DER (`application/pkix-cert`, RFC 2585).
+pub(crate) async fn ca_certificate_get(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    target: Target,
+) -> Result<Response, ApiError> {
+    let der = handle(&app)?.ca_certificate(&target.ca).await?;
+    Ok(([(header::CONTENT_TYPE, "application/pkix-cert")], der.0).into_response())
+}
+
+/// Public: a CA's current CRL, DER (`application/pkix-crl`, RFC 2585), cacheable until half
+/// its lifetime has passed.
+pub(crate) async fn crl_get(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    target: Target,
+) -> Result<Response, ApiError> {
+    let crl = handle(&app)?.crl(&target.ca).await?;
+    let max_age = (crl.this_update + crl.next_update.saturating_sub(crl.this_update) / 2)
+        .saturating_sub(cryptoutil_actors::now_unix());
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pkix-crl".to_owned()),
+            (header::CACHE_CONTROL, format!("public, max-age={max_age}")),
+        ],
+        crl.der.0,
+    )
+        .into_response())
+}

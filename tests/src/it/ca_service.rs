@@ -1,0 +1,555 @@
+//! The CA service end to end (issue 15, step 2): a root and a subordinate CA through the API,
+//! certificates issued from `openssl req` requests, revocation, hold and release, CRLs fetched
+//! without a token; judged by `openssl verify` (with `-crl_check_all`) and pkilint's
+//! `lint_crl`; bad input refused with the field named and nothing stored; another tenant sees
+//! nothing; everything audited and kept across a restart.
+
+use std::path::Path;
+use std::process::Command;
+
+use cryptoutil_actors::ServiceName;
+use hyper::Method;
+use serde_json::{json, Value};
+
+use super::identity::{admin, bootstrap, client_token};
+use super::jose_interop::python;
+use crate::TestApp;
+
+const SERVICES: [ServiceName; 2] = [ServiceName::IdentityAuthz, ServiceName::Ca];
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    super::identity::api(app, ServiceName::Ca, token, method, path, body).await
+}
+
+/// A public GET of `/service/api/v1<path>` without a token: status, content type, body.
+async fn public_get(app: &TestApp, path: &str) -> (u16, String, Vec<u8>) {
+    let url = format!("{}/service/api/v1{path}", app.public(ServiceName::Ca));
+    let r = app
+        .client
+        .send(Method::GET, &url, &[], Vec::new().into())
+        .await
+        .unwrap();
+    let kind = r
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (r.status.as_u16(), kind, r.body.to_vec())
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A P-256 key and a PEM request for `cn` with DNS SAN `cn`, made by openssl.
+fn csr(dir: &Path, cn: &str) -> String {
+    let (ok, out) = openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{cn}.key"),
+            "-subj",
+            &format!("/CN={cn}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{cn}"),
+            "-out",
+            &format!("{cn}.csr"),
+        ],
+    );
+    assert!(ok, "{out}");
+    std::fs::read_to_string(dir.join(format!("{cn}.csr"))).unwrap()
+}
+
+/// Fetches CA `id`'s CRL (public) into `<name>.crl` as PEM.
+async fn fetch_crl(app: &TestApp, dir: &Path, id: &str, name: &str) -> Vec<u8> {
+    let (status, kind, der) = public_get(app, &format!("/ca/cas/{id}/crl")).await;
+    assert_eq!((status, kind.as_str()), (200, "application/pkix-crl"));
+    std::fs::write(dir.join(format!("{name}.der")), &der).unwrap();
+    let (ok, out) = openssl(
+        dir,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            &format!("{name}.der"),
+            "-out",
+            &format!("{name}.crl"),
+        ],
+    );
+    assert!(ok, "{out}");
+    der
+}
+
+fn verify_leaf(dir: &Path, with_crls: bool) -> (bool, String) {
+    let mut args = vec![
+        "verify",
+        "-x509_strict",
+        "-purpose",
+        "sslserver",
+        "-CAfile",
+        "root.pem",
+        "-untrusted",
+        "inter.pem",
+    ];
+    if with_crls {
+        args.extend([
+            "-crl_check_all",
+            "-CRLfile",
+            "root.crl",
+            "-CRLfile",
+            "inter.crl",
+        ]);
+    }
+    args.push("leaf.pem");
+    openssl(dir, &args)
+}
+
+/// The CRL number of `<name>.crl`.
+fn crl_number(dir: &Path, name: &str) -> u64 {
+    let (ok, out) = openssl(
+        dir,
+        &["crl", "-in", &format!("{name}.crl"), "-noout", "-crlnumber"],
+    );
+    assert!(ok, "{out}");
+    let hex = out
+        .trim()
+        .trim_start_matches("crlNumber=")
+        .trim_start_matches("0x");
+    u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("{out}"))
+}
+
+fn lint_crl(dir: &Path, name: &str, kind: &str) -> (bool, String) {
+    let bin = python().parent().unwrap().join("lint_crl");
+    let out = Command::new(bin)
+        .current_dir(dir)
+        .args(["lint", "-t", kind, "-p", "PKIX", "-s", "ERROR"])
+        .arg(format!("{name}.der"))
+        .output()
+        .expect("lint_crl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.trim().is_empty(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hierarchy_issues_revokes_and_publishes_crls_that_openssl_and_pkilint_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+
+    let (status, root) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/cas",
+        Some(json!({"name": "root", "subject": {"common_name": "Test Root", "organization": "cryptoutil"}, "key": "P-384"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{root}");
+    assert_eq!(root["chain"], json!([]));
+    let root_id = root["id"].as_str().unwrap().to_owned();
+    let (status, inter) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/cas",
+        Some(json!({
+            "name": "issuing", "subject": {"common_name": "Test Issuing CA"}, "key": "P-256",
+            "parent": root_id, "validity": "3y", "path_len": 0,
+            "permitted_dns": ["example.test"],
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{inter}");
+    assert_eq!(inter["chain"], json!([root["certificate"]]));
+    let inter_id = inter["id"].as_str().unwrap().to_owned();
+    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        work.join("inter.pem"),
+        inter["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    // The public certificate route serves the same certificate, DER.
+    let (status, kind, der) = public_get(&app, &format!("/ca/cas/{inter_id}/certificate")).await;
+    assert_eq!((status, kind.as_str()), (200, "application/pkix-cert"));
+    std::fs::write(work.join("inter.der"), &der).unwrap();
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            "inter.der",
+            "-noout",
+            "-subject",
+        ],
+    );
+    assert!(ok && out.contains("Test Issuing CA"), "{out}");
+
+    // Issuance from an openssl request; the chain verifies for TLS servers.
+    let request = csr(&work, "www.example.test");
+    let (status, leaf) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/ca/cas/{inter_id}/certificates"),
+        Some(json!({"profile": "tls-server", "csr": request, "validity": "90d"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{leaf}");
+    let serial = leaf["serial"].as_str().unwrap().to_owned();
+    assert_eq!(serial.len(), 32, "16 random bytes: {serial}");
+    assert_eq!(leaf["status"], "valid");
+    assert_eq!(
+        leaf["chain"],
+        json!([inter["certificate"], root["certificate"]])
+    );
+    std::fs::write(work.join("leaf.pem"), leaf["certificate"].as_str().unwrap()).unwrap();
+    let (ok, out) = verify_leaf(&work, false);
+    assert!(ok, "{out}");
+    let (ok, out) = openssl(&work, &["x509", "-in", "leaf.pem", "-noout", "-text"]);
+    assert!(ok, "{out}");
+    let base = app.public(ServiceName::Ca);
+    assert!(
+        out.contains(&format!("URI:{base}/service/api/v1/ca/cas/{inter_id}/crl"))
+            && out.contains(&format!(
+                "CA Issuers - URI:{base}/service/api/v1/ca/cas/{inter_id}/certificate"
+            )),
+        "the CRL distribution point and caIssuers name this CA's public routes: {out}"
+    );
+
+    // CRLs, fetched without a token: the chain verifies against them, pkilint accepts them.
+    fetch_crl(&app, &work, &root_id, "root").await;
+    fetch_crl(&app, &work, &inter_id, "inter").await;
+    let (ok, out) = verify_leaf(&work, true);
+    assert!(ok, "{out}");
+    for (name, kind) in [("root", "ARL"), ("inter", "CRL")] {
+        let (ok, out) = lint_crl(&work, name, kind);
+        assert!(ok, "lint_crl {name}: {out}");
+    }
+
+    // Refused input: each a 400 naming the field, nothing stored.
+    let issue = |body: Value| {
+        let (app, token, inter_id) = (&app, &token, &inter_id);
+        async move {
+            call(
+                app,
+                token,
+                Method::POST,
+                &format!("/ca/cas/{inter_id}/certificates"),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let outside = csr(&work, "www.other.org");
+    let mut tampered = request.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    for (body, field) in [
+        (
+            json!({"profile": "tls-server", "csr": "not a request"}),
+            "csr",
+        ),
+        (
+            json!({"profile": "tls-server", "csr": "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"}),
+            "csr",
+        ),
+        (
+            json!({"profile": "tls-server", "csr": String::from_utf8(tampered).unwrap()}),
+            "csr",
+        ),
+        (
+            json!({"profile": "no-such-profile", "csr": request}),
+            "profile",
+        ),
+        (
+            json!({"profile": "tls-server", "csr": request, "validity": "9999d"}),
+            "validity",
+        ),
+        (
+            json!({"profile": "tls-server", "csr": outside}),
+            "subject_alt_names",
+        ),
+    ] {
+        let (status, v) = issue(body.clone()).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("bad request: {field}")),
+            "{field}: {v}"
+        );
+    }
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/ca/cas/{inter_id}/certificates"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        v["certificates"].as_array().unwrap().len(),
+        1,
+        "nothing stored: {v}"
+    );
+
+    // Hold and release.
+    let held = csr(&work, "held.example.test");
+    let (status, v) = issue(json!({"profile": "tls-server", "csr": held})).await;
+    assert_eq!(status, 201, "{v}");
+    let held_serial = v["serial"].as_str().unwrap().to_owned();
+    let path =
+        |serial: &str, action: &str| format!("/ca/cas/{inter_id}/certificates/{serial}/{action}");
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &path(&held_serial, "revoke"),
+        Some(json!({"reason": "certificateHold"})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("on_hold")),
+        "{v}"
+    );
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/ca/cas/{inter_id}/certificates?status=on_hold"),
+        None,
+    )
+    .await;
+    assert_eq!(v["certificates"][0]["serial"], held_serial.as_str(), "{v}");
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &path(&held_serial, "release"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("valid")), "{v}");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &path(&held_serial, "release"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 409, "only a held certificate is released");
+
+    // Revocation: the next CRL names it, and openssl refuses the chain.
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &path(&serial, "revoke"),
+        Some(json!({"reason": "sideways"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &path(&serial, "revoke"),
+        Some(json!({"reason": "keyCompromise"})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("revoked")),
+        "{v}"
+    );
+    assert_eq!(v["revocation"]["reason"], "keyCompromise");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &path(&serial, "revoke"),
+        Some(json!({"reason": "superseded"})),
+    )
+    .await;
+    assert_eq!(status, 409, "revoked once");
+    fetch_crl(&app, &work, &inter_id, "inter").await;
+    let (ok, out) = openssl(&work, &["crl", "-in", "inter.crl", "-noout", "-text"]);
+    assert!(
+        ok && out.to_lowercase().contains(&serial) && out.contains("Key Compromise"),
+        "{out}"
+    );
+    let (ok, out) = verify_leaf(&work, true);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let (ok, out) = lint_crl(&work, "inter", "CRL");
+    assert!(ok, "lint_crl with an entry: {out}");
+    let number = crl_number(&work, "inter");
+    assert!(
+        number >= 4,
+        "a CRL per revocation, hold and release: {number}"
+    );
+
+    // Another tenant sees none of it.
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let (status, _) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/tenants",
+        Some(json!({"id": "acme"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "acme ca", "tenant": "acme", "scopes": ["ca"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let acme = client_token(
+        &app,
+        v["client_id"].as_str().unwrap(),
+        v["client_secret"].as_str().unwrap(),
+        "ca",
+    )
+    .await;
+    for (method, path, body) in [
+        (Method::GET, format!("/ca/cas/{inter_id}"), None),
+        (
+            Method::GET,
+            format!("/ca/cas/{inter_id}/certificates"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/ca/cas/{inter_id}/certificates/{serial}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/ca/cas/{inter_id}/certificates"),
+            Some(json!({"profile": "tls-server", "csr": request})),
+        ),
+        (
+            Method::POST,
+            path(&held_serial, "revoke"),
+            Some(json!({"reason": "keyCompromise"})),
+        ),
+        (
+            Method::POST,
+            "/ca/cas".to_owned(),
+            Some(
+                json!({"name": "x", "subject": {"common_name": "x"}, "key": "P-256", "parent": root_id}),
+            ),
+        ),
+    ] {
+        let (status, v) = call(&app, &acme, method.clone(), &path, body).await;
+        assert_eq!(status, 404, "{method} {path}: {v}");
+    }
+    let (_, v) = call(&app, &acme, Method::GET, "/ca/cas", None).await;
+    assert_eq!(v["cas"], json!([]));
+    let kms_only = client_token(&app, &boot.client_id, &boot.secret, "kms").await;
+    let (status, _) = call(&app, &kms_only, Method::GET, "/ca/cas", None).await;
+    assert_eq!(status, 403, "the ca scope is required");
+
+    // Everything was audited, refusals included.
+    let (_, v) = call(&app, &token, Method::GET, "/ca/audit?limit=1000", None).await;
+    let ops: Vec<(String, bool)> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["op"].as_str().unwrap().to_owned(), r["error"].is_null()))
+        .collect();
+    for (op, ok) in [
+        ("create-ca", true),
+        ("issue", true),
+        ("issue", false),
+        ("revoke", true),
+        ("release", true),
+        ("release", false),
+        ("crl", true),
+    ] {
+        assert!(
+            ops.contains(&(op.to_owned(), ok)),
+            "{op} ok={ok} in {ops:?}"
+        );
+    }
+    app.stop().await;
+
+    // A restart keeps it all: statuses, the CRL (its number only grows), issuance.
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/ca/cas/{inter_id}/certificates/{serial}"),
+        None,
+    )
+    .await;
+    assert_eq!(v["status"], "revoked", "{v}");
+    let (_, v) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/ca/cas/{inter_id}/certificates?status=valid"),
+        None,
+    )
+    .await;
+    assert_eq!(v["certificates"][0]["serial"], held_serial.as_str(), "{v}");
+    fetch_crl(&app, &work, &inter_id, "inter").await;
+    assert!(crl_number(&work, "inter") >= number);
+    let (ok, out) = verify_leaf(&work, true);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let again = csr(&work, "again.example.test");
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/ca/cas/{inter_id}/certificates"),
+        Some(json!({"profile": "tls-server", "csr": again})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    app.stop().await;
+}
