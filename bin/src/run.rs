@@ -201,6 +201,8 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         })
         .filter(|u| !u.is_empty()),
         crl_lifetime: cfg.ca.crl_lifetime,
+        ocsp_lifetime: cfg.ca.ocsp_lifetime,
+        tsa_policy: cfg.ca.tsa_policy.clone(),
     });
     let args = SuiteArgs {
         issuers: remote_issuers(&auth_cfg, &tls.anchor_pem)?,

@@ -41,7 +41,9 @@ pub enum Table {
     /// CA authorities: `<ca id>` -> sealed record (its tenant, certificate, chain; no key).
     /// Keyed by id alone: CRLs and CA certificates are fetched without a tenant.
     CaAuthorities,
-    /// CA private keys: `<ca id>` -> sealed PKCS#8.
+    /// CA private keys: `<ca id>` -> sealed PKCS#8; the keys and certificates each CA
+    /// delegates to (OCSP responder, time-stamping authority) under `<ca id>/ocsp`,
+    /// `<ca id>/ocsp-certificate`, `<ca id>/tsa`, `<ca id>/tsa-certificate`.
     CaKeys,
     /// Certificates a CA issued: `<ca id>/<serial, lowercase hex>` -> sealed record (created,
     /// never overwritten by another issuance: a serial is never reused).

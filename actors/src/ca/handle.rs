@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use cryptoutil_protocols::ca::ocsp::{self, Refusal};
 use cryptoutil_protocols::ca::{self, CaSpec, KeyType, Reason, Subject};
 use cryptoutil_protocols::ids::CaId;
 use cryptoutil_storage::Store;
@@ -57,6 +58,17 @@ pub struct NewCert {
 
 const YEAR: u64 = 365 * 86_400;
 
+/// How OCSP requests find their CA: every CA's issuer hashes, read from the store when a
+/// request names an issuer not seen yet (at most once a second).
+#[derive(Default)]
+struct IssuerIndex {
+    cas: Vec<(SignerKey, ocsp::IssuerHashes)>,
+    scanned: Option<tokio::time::Instant>,
+}
+
+/// Reads of the store for unknown issuers are at most this frequent.
+const INDEX_RESCAN: Duration = Duration::from_secs(1);
+
 /// The CA's authorities and certificates.
 #[derive(Clone)]
 pub struct CasHandle {
@@ -64,6 +76,7 @@ pub struct CasHandle {
     audit: AuditHandle,
     signers: KeyedHandle<Signers>,
     settings: Arc<super::CaSettings>,
+    issuers: Arc<std::sync::RwLock<IssuerIndex>>,
     timeout: Duration,
 }
 
@@ -101,6 +114,7 @@ impl CasHandle {
             audit,
             signers,
             settings,
+            issuers: Arc::default(),
             timeout,
         }
     }
@@ -115,6 +129,18 @@ impl CasHandle {
     /// Makes a CA in the caller's tenant: a root here, a subordinate through its parent's
     /// signer (the parent must be the caller's).
     pub async fn create(&self, who: &Caller, new: NewCa) -> Result<CaRecord, Error> {
+        let made = self.make(who, new).await;
+        if made.is_ok() {
+            // OCSP requests for the new CA look again at once.
+            self.issuers
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .scanned = None;
+        }
+        made
+    }
+
+    async fn make(&self, who: &Caller, new: NewCa) -> Result<CaRecord, Error> {
         let entry =
             |what: &str| AuditEntry::new(&who.subject, who.tenant.as_str(), what, "create-ca");
         let parent_name = new.parent.as_ref().map_or("", |p| p.as_str());
@@ -348,6 +374,131 @@ impl CasHandle {
             self.timeout,
         )
         .await
+    }
+
+    /// The answer to a DER OCSP request, for anyone: always an `OCSPResponse` (a refusal for
+    /// a request that does not parse, `unauthorized` for an issuer that is not one of ours or
+    /// ids of several CAs, `tryLater` while the CA's signer is unavailable).
+    pub async fn ocsp(&self, der: &[u8]) -> Vec<u8> {
+        let request = match ocsp::parse_request(der) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "OCSP request refused");
+                return ocsp::refusal(Refusal::MalformedRequest);
+            }
+        };
+        let Some(first) = request.ids.first() else {
+            return ocsp::refusal(Refusal::MalformedRequest);
+        };
+        let Some(key) = self.issuer_of(first).await else {
+            return ocsp::refusal(Refusal::Unauthorized);
+        };
+        let answer = match self.signers.open(&key).await {
+            Ok(signer) => {
+                let request = Box::new(request);
+                call(
+                    &signer,
+                    "CaSigner",
+                    |reply| CaSignerMsg::Ocsp { request, reply },
+                    self.timeout,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(der) => der,
+            Err(Error::Unavailable { .. }) => ocsp::refusal(Refusal::TryLater),
+            Err(e) => {
+                tracing::error!(error = %e, ca = %key.id, "OCSP answer failed");
+                ocsp::refusal(Refusal::InternalError)
+            }
+        }
+    }
+
+    /// A time stamp (RFC 3161) of a DER `TimeStampReq` by CA `id`'s TSA, for anyone: always a
+    /// `TimeStampResp` (a rejection naming the failure for a request that does not parse or
+    /// that this TSA does not take); `NotFound` for a CA that does not exist.
+    pub async fn stamp(&self, id: &CaId, der: &[u8]) -> Result<Vec<u8>, Error> {
+        let (store, lookup) = (Arc::clone(&self.store), id.clone());
+        let ca = blocking(move || {
+            store::load_ca(&store, &lookup)?.ok_or(Error::NotFound { what: "CA" })
+        })
+        .await?;
+        let request = match ca::tsa::parse_request(der) {
+            Ok(r) => Box::new(r),
+            Err(failure) => return Ok(ca::tsa::rejection(failure)),
+        };
+        let key = SignerKey {
+            tenant: ca.tenant,
+            id: ca.id,
+        };
+        let signer = self.signers.open(&key).await?;
+        match call(
+            &signer,
+            "CaSigner",
+            |reply| CaSignerMsg::Stamp { request, reply },
+            self.timeout,
+        )
+        .await
+        {
+            Ok(der) => Ok(der),
+            Err(e @ Error::Unavailable { .. }) => Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, ca = %key.id, "time stamp failed");
+                Ok(ca::tsa::rejection(ca::tsa::Failure::SystemFailure))
+            }
+        }
+    }
+
+    /// The CA an OCSP certificate id names, if it is one of ours.
+    async fn issuer_of(&self, id: &ocsp::CertId) -> Option<SignerKey> {
+        let find = |index: &IssuerIndex| {
+            index
+                .cas
+                .iter()
+                .find(|(_, hashes)| hashes.names(id))
+                .map(|(key, _)| key.clone())
+        };
+        {
+            let index = self
+                .issuers
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(key) = find(&index) {
+                return Some(key);
+            }
+            if index.scanned.is_some_and(|at| at.elapsed() < INDEX_RESCAN) {
+                return None;
+            }
+        }
+        let store = Arc::clone(&self.store);
+        let scanned = blocking(move || {
+            Ok(store::all_cas(&store)?
+                .into_iter()
+                .filter_map(|ca| {
+                    let hashes = ocsp::IssuerHashes::of(&ca.certificate.0).ok()?;
+                    Some((
+                        SignerKey {
+                            tenant: ca.tenant,
+                            id: ca.id,
+                        },
+                        hashes,
+                    ))
+                })
+                .collect::<Vec<_>>())
+        })
+        .await;
+        let mut index = self
+            .issuers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        index.scanned = Some(tokio::time::Instant::now());
+        match scanned {
+            Ok(cas) => index.cas = cas,
+            Err(e) => tracing::error!(error = %e, "reading the CAs for OCSP"),
+        }
+        find(&index)
     }
 
     /// Asks the signer of CA `id` in the caller's tenant; a CA that is not there (or is

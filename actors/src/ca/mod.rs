@@ -41,20 +41,31 @@ pub struct CaSettings {
     /// How long a CRL is valid (`nextUpdate - thisUpdate`); it is signed anew once half of it
     /// has passed.
     pub crl_lifetime: Duration,
+    /// How long an OCSP answer is valid (`nextUpdate - thisUpdate`); a cached one is served
+    /// until half of it has passed.
+    pub ocsp_lifetime: Duration,
+    /// The policy OID (dotted) of the time stamps the CAs' TSAs sign.
+    pub tsa_policy: String,
 }
+
+/// The default TSA policy: an OID of the `2.25` arc (ITU-T X.667: an OID from a UUID, which
+/// needs no registration), made once for this project.
+pub const DEFAULT_TSA_POLICY: &str = "2.25.116857771501124967086809086249885710883";
 
 impl Default for CaSettings {
     fn default() -> Self {
         Self {
             distribution_base_url: None,
             crl_lifetime: Duration::from_secs(86_400),
+            ocsp_lifetime: Duration::from_secs(3600),
+            tsa_policy: DEFAULT_TSA_POLICY.to_owned(),
         }
     }
 }
 
 impl CaSettings {
-    /// The URLs certificates issued by CA `id` name: its CRL and its certificate (AIA
-    /// caIssuers). The OCSP responder is not named until it exists.
+    /// The URLs certificates issued by CA `id` name: its CRL, the OCSP responder and its
+    /// certificate (AIA caIssuers).
     pub fn urls(&self, id: &CaId) -> Urls {
         match &self.distribution_base_url {
             None => Urls::default(),
@@ -62,11 +73,19 @@ impl CaSettings {
                 let base = base.trim_end_matches('/');
                 Urls {
                     crl: Some(format!("{base}/service/api/v1/ca/cas/{id}/crl")),
-                    ocsp: None,
+                    ocsp: Some(format!("{base}/service/api/v1/ca/ocsp")),
                     ca_issuers: Some(format!("{base}/service/api/v1/ca/cas/{id}/certificate")),
                 }
             }
         }
+    }
+
+    /// The TSA policy's OID DER (the default policy's if the configured one does not parse,
+    /// which configuration validation refuses first).
+    pub fn tsa_policy_der(&self) -> Vec<u8> {
+        cryptoutil_protocols::ca::tsa::oid_der(&self.tsa_policy)
+            .or_else(|| cryptoutil_protocols::ca::tsa::oid_der(DEFAULT_TSA_POLICY))
+            .unwrap_or_default()
     }
 
     /// Whether `crl` may still be served at `now` (less than half its lifetime has passed).

@@ -9,10 +9,12 @@
 //! incarnation allocated) fails the commit instead of being reused. Revocations and CRLs are
 //! one at a time: the mailbox waits for their commit, so each CRL number is used once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use cryptoutil_protocols::ca::ocsp::{self, IssuerHashes, Refusal, Responder};
+use cryptoutil_protocols::ca::tsa::{self, Tsa};
 use cryptoutil_protocols::ca::{self, CaSpec, Csr, IssuingCa, Profile, Reason, Urls};
 use cryptoutil_protocols::ids::{CaId, TenantId};
 use cryptoutil_storage::Store;
@@ -20,7 +22,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use super::store::{self, CaRecord, CertRecord, CrlRecord, Der, Revocation};
+use super::store::{self, CaRecord, CertRecord, CrlRecord, Delegate, Der, Revocation};
 use crate::audit::{AuditEntry, AuditHandle, Completion};
 use crate::caller::Caller;
 use crate::error::Error;
@@ -78,6 +80,20 @@ pub enum CaSignerMsg {
         /// The CRL.
         reply: RpcReplyPort<Result<CrlRecord, Error>>,
     },
+    /// Answer an OCSP request (its ids name this CA): a complete `OCSPResponse`.
+    Ocsp {
+        /// The parsed request.
+        request: Box<ocsp::Request>,
+        /// The DER response.
+        reply: RpcReplyPort<Result<Vec<u8>, Error>>,
+    },
+    /// Time-stamp a request (RFC 3161): a complete `TimeStampResp`.
+    Stamp {
+        /// The parsed request.
+        request: Box<tsa::Request>,
+        /// The DER response.
+        reply: RpcReplyPort<Result<Vec<u8>, Error>>,
+    },
     /// Internal: stop if unused for `idle`.
     IdleCheck,
     /// Fault injection: panic.
@@ -109,8 +125,28 @@ pub struct Running {
     revoked: BTreeMap<String, Revocation>,
     /// The current CRL, if one was made.
     crl: Option<CrlRecord>,
+    /// How OCSP certificate ids name this CA.
+    hashes: IssuerHashes,
+    /// The delegated OCSP responder, once made.
+    responder: Option<Responder>,
+    /// The time-stamping authority, once made.
+    tsa: Option<Tsa>,
+    /// Signed answers to nonce-less single-id requests by the id's DER, with their
+    /// `thisUpdate`: served until half their lifetime has passed, dropped on any revocation.
+    ocsp_cache: HashMap<Vec<u8>, (Vec<u8>, u64)>,
     last_used: Instant,
 }
+
+/// A delegate, loaded.
+enum Loaded {
+    Ocsp(Responder),
+    Tsa(Tsa),
+}
+
+/// Most cached OCSP answers per CA (the cache starts over past it).
+const OCSP_CACHE_MAX: usize = 100_000;
+/// A delegate's certificate (OCSP responder, TSA) is renewed when it has less than this left.
+const DELEGATE_RENEW: u64 = 7 * 86_400;
 
 impl Actor for CaSigner {
     type Msg = CaSignerMsg;
@@ -123,7 +159,8 @@ impl Actor for CaSigner {
         args: SignerArgs,
     ) -> Result<Running, ActorProcessingErr> {
         let (store, id) = (Arc::clone(&args.store), args.id.clone());
-        let (ca, key, revoked, crl) = tokio::task::spawn_blocking(move || {
+        let policy = args.settings.tsa_policy_der();
+        let (ca, key, revoked, crl, responder, tsa) = tokio::task::spawn_blocking(move || {
             let ca = store::load_ca(&store, &id)?.ok_or(Error::NotFound { what: "CA" })?;
             let key = store::load_key(&store, &id)?;
             let revoked: BTreeMap<String, Revocation> = store::certs(&store, &id)?
@@ -131,9 +168,23 @@ impl Actor for CaSigner {
                 .filter_map(|c| c.revocation.map(|r| (c.serial, r)))
                 .collect();
             let crl = store::load_crl(&store, &id)?;
-            Ok::<_, Error>((ca, key, revoked, crl))
+            let table = cryptoutil_storage::Table::CaKeys;
+            let corrupt = |what| {
+                let id = id.clone();
+                move |_| Error::corrupt(table, id.as_bytes(), what)
+            };
+            let responder = store::load_delegate(&store, &id, Delegate::Ocsp)?
+                .map(|(key, cert)| Responder::new(&key, &cert).map_err(corrupt("OCSP responder")))
+                .transpose()?;
+            let tsa = store::load_delegate(&store, &id, Delegate::Tsa)?
+                .map(|(key, cert)| Tsa::new(&key, &cert, &policy).map_err(corrupt("TSA")))
+                .transpose()?;
+            Ok::<_, Error>((ca, key, revoked, crl, responder, tsa))
         })
         .await??;
+        let hashes = IssuerHashes::of(&ca.certificate.0).map_err(|_| Error::Internal {
+            what: "reading a CA certificate",
+        })?;
         me.send_interval(args.idle.max(Duration::from_millis(10)) / 2, || {
             CaSignerMsg::IdleCheck
         });
@@ -145,6 +196,10 @@ impl Actor for CaSigner {
             urls,
             revoked,
             crl,
+            hashes,
+            responder,
+            tsa,
+            ocsp_cache: HashMap::new(),
             last_used: Instant::now(),
         })
     }
@@ -177,6 +232,12 @@ impl Actor for CaSigner {
             }
             CaSignerMsg::Crl { who, reply } => {
                 let _ = reply.send(st.current_crl(&who).await);
+            }
+            CaSignerMsg::Ocsp { request, reply } => {
+                let _ = reply.send(st.ocsp(&request).await);
+            }
+            CaSignerMsg::Stamp { request, reply } => {
+                let _ = reply.send(st.stamp(&request).await);
             }
             CaSignerMsg::IdleCheck => {
                 if st.last_used.elapsed() >= st.args.idle {
@@ -369,6 +430,7 @@ impl Running {
             None => self.revoked.remove(&cert.serial),
         };
         self.crl = Some(crl);
+        self.ocsp_cache.clear();
         Ok(cert)
     }
 
@@ -481,6 +543,184 @@ impl Running {
                 Ok(crl)
             }
         }
+    }
+}
+
+// === OCSP ===
+
+impl Running {
+    /// The answer to `req`: `unauthorized` unless every id names this CA; a cached answer
+    /// when one may still be served; else signed now by the delegated responder (made, or
+    /// renewed, first).
+    async fn ocsp(&mut self, req: &ocsp::Request) -> Result<Vec<u8>, Error> {
+        if !req.ids.iter().all(|id| self.hashes.names(id)) {
+            return Ok(ocsp::refusal(Refusal::Unauthorized));
+        }
+        let now = crate::now_unix();
+        let lifetime = self.args.settings.ocsp_lifetime.as_secs();
+        let cacheable = match (req.ids.as_slice(), &req.nonce) {
+            ([id], None) => Some(id),
+            _ => None,
+        };
+        if let Some(id) = cacheable {
+            if let Some((der, this_update)) = self.ocsp_cache.get(&id.der) {
+                if now < this_update.saturating_add(lifetime / 2) {
+                    return Ok(der.clone());
+                }
+            }
+        }
+        self.ensure_delegate(Delegate::Ocsp, now).await?;
+        let statuses = req
+            .ids
+            .iter()
+            .map(|id| self.status(id))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let singles: Vec<ocsp::Single<'_>> = req
+            .ids
+            .iter()
+            .zip(&statuses)
+            .map(|(id, status)| ocsp::Single {
+                id,
+                status: *status,
+                this_update: now,
+                next_update: now.saturating_add(lifetime),
+            })
+            .collect();
+        let responder = self.responder.as_ref().ok_or(Error::Internal {
+            what: "no OCSP responder",
+        })?;
+        let der = responder
+            .respond(&singles, req.nonce.as_deref(), now)
+            .map_err(|_| Error::Internal {
+                what: "signing an OCSP response",
+            })?;
+        if let (Some(id), [status]) = (cacheable, statuses.as_slice()) {
+            if *status != ocsp::Status::Unknown {
+                if self.ocsp_cache.len() >= OCSP_CACHE_MAX {
+                    self.ocsp_cache.clear();
+                }
+                self.ocsp_cache.insert(id.der.clone(), (der.clone(), now));
+            }
+        }
+        Ok(der)
+    }
+
+    /// What this CA knows of `id`'s certificate.
+    fn status(&self, id: &ocsp::CertId) -> Result<ocsp::Status, Error> {
+        let serial = ca::serial_hex(&id.serial);
+        if let Some(r) = self.revoked.get(&serial) {
+            return Ok(ocsp::Status::Revoked {
+                time: r.time,
+                reason: r.reason,
+            });
+        }
+        Ok(
+            match store::load_cert(&self.args.store, &self.ca.id, &serial)? {
+                Some(_) => ocsp::Status::Good,
+                None => ocsp::Status::Unknown,
+            },
+        )
+    }
+
+    /// Makes `delegate` (a P-256 key and a certificate from this CA under the delegate's
+    /// profile, audited as `ocsp-responder` or `tsa`) unless it has more than a week left.
+    async fn ensure_delegate(&mut self, delegate: Delegate, now: u64) -> Result<(), Error> {
+        let not_after = match delegate {
+            Delegate::Ocsp => self.responder.as_ref().map(|r| r.not_after),
+            Delegate::Tsa => self.tsa.as_ref().map(|t| t.not_after),
+        };
+        if not_after.is_some_and(|t| t > now.saturating_add(DELEGATE_RENEW)) {
+            return Ok(());
+        }
+        let who = Caller {
+            tenant: self.ca.tenant.clone(),
+            subject: super::DISTRIBUTION_SUBJECT.to_owned(),
+        };
+        let op = match delegate {
+            Delegate::Ocsp => "ocsp-responder",
+            Delegate::Tsa => "tsa",
+        };
+        let entry = self.entry(&who, self.ca.id.as_str(), op);
+        match self.plan_delegate(&who, delegate) {
+            Err(e) => {
+                self.args
+                    .audit
+                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
+                    .await?;
+                Err(e)
+            }
+            Ok(((key, cert), writes)) => {
+                let internal = |what| move |_| Error::Internal { what };
+                // Loaded before the commit: a delegate that does not load is never stored.
+                let loaded = match delegate {
+                    Delegate::Ocsp => Loaded::Ocsp(
+                        Responder::new(&key, &cert).map_err(internal("an OCSP responder"))?,
+                    ),
+                    Delegate::Tsa => Loaded::Tsa(
+                        Tsa::new(&key, &cert, &self.args.settings.tsa_policy_der())
+                            .map_err(internal("a TSA"))?,
+                    ),
+                };
+                self.args.audit.append(entry, writes).await?;
+                match loaded {
+                    Loaded::Ocsp(responder) => {
+                        self.responder = Some(responder);
+                        self.ocsp_cache.clear();
+                    }
+                    Loaded::Tsa(tsa) => self.tsa = Some(tsa),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A new key for `delegate`, its certificate from this CA, and the writes that store both
+    /// (the certificate is also listed among the CA's certificates).
+    fn plan_delegate(
+        &self,
+        who: &Caller,
+        delegate: Delegate,
+    ) -> Result<(store::DelegateKeys, Vec<cryptoutil_storage::backend::Write>), Error> {
+        let internal = |what| move |_| Error::Internal { what };
+        let (profile, name) = match delegate {
+            Delegate::Ocsp => ("ocsp-signing", "OCSP responder"),
+            Delegate::Tsa => ("time-stamping", "Time stamping"),
+        };
+        let (key, csr) = ca::delegate_request(&format!("{name} {}", self.ca.id))
+            .map_err(internal("making a delegate key"))?;
+        let profile = ca::profile::builtin(profile).ok_or(Error::Internal {
+            what: "a delegate's profile",
+        })?;
+        let serial = ca::random_serial().map_err(internal("random generator"))?;
+        let req = ca::Issue {
+            csr: &csr,
+            profile: &profile,
+            validity: None,
+            serial: &serial,
+            urls: &self.urls,
+        };
+        let der = ca::issue(&self.issuing(), &req, SystemTime::now())?;
+        let issued = self.record(who, profile.name, der.clone(), crate::now_unix())?;
+        let mut writes = store::put_delegate(&self.args.store, &self.ca.id, delegate, &key, &der)?;
+        writes.push(store::create_cert(&self.args.store, &issued)?);
+        Ok(((key, der), writes))
+    }
+
+    /// A time stamp of `req` (RFC 3161) by this CA's TSA (made first if needed), with a new
+    /// random serial.
+    async fn stamp(&mut self, req: &tsa::Request) -> Result<Vec<u8>, Error> {
+        let now = crate::now_unix();
+        self.ensure_delegate(Delegate::Tsa, now).await?;
+        let tsa = self
+            .tsa
+            .as_ref()
+            .ok_or(Error::Internal { what: "no TSA" })?;
+        let serial = ca::random_serial().map_err(|_| Error::Internal {
+            what: "random generator",
+        })?;
+        tsa.stamp(req, &serial, now).map_err(|_| Error::Internal {
+            what: "signing a time stamp",
+        })
     }
 }
 

@@ -204,12 +204,10 @@ pub fn tenant_ca(store: &Store, tenant: &TenantId, id: &CaId) -> Result<CaRecord
 
 /// The CAs of `tenant`, oldest first.
 pub fn tenant_cas(store: &Store, tenant: &TenantId) -> Result<Vec<CaRecord>, Error> {
-    let mut cas = store
-        .scan_sealed(Table::CaAuthorities, b"")?
+    let mut cas: Vec<CaRecord> = all_cas(store)?
         .into_iter()
-        .map(|(k, plain)| decode::<CaRecord>(Table::CaAuthorities, &k, &plain, "CA"))
-        .filter(|ca| ca.as_ref().map_or(true, |ca| &ca.tenant == tenant))
-        .collect::<Result<Vec<_>, Error>>()?;
+        .filter(|ca| &ca.tenant == tenant)
+        .collect();
     cas.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(cas)
 }
@@ -228,6 +226,67 @@ pub fn create_ca(store: &Store, ca: &CaRecord, key: &[u8]) -> Result<Vec<Write>,
         store.sealed_create(Table::CaAuthorities, ca.id.as_bytes(), &encode(ca)?)?,
         store.sealed_create(Table::CaKeys, ca.id.as_bytes(), key)?,
     ])
+}
+
+/// A key the CA delegates signing to: its OCSP responder or its time-stamping authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delegate {
+    /// The OCSP responder (`<ca id>/ocsp`).
+    Ocsp,
+    /// The time-stamping authority (`<ca id>/tsa`).
+    Tsa,
+}
+
+impl Delegate {
+    fn keys(self, ca: &CaId) -> (Vec<u8>, Vec<u8>) {
+        let name = match self {
+            Delegate::Ocsp => "ocsp",
+            Delegate::Tsa => "tsa",
+        };
+        (
+            format!("{ca}/{name}").into_bytes(),
+            format!("{ca}/{name}-certificate").into_bytes(),
+        )
+    }
+}
+
+/// A delegate's key (PKCS#8) and certificate (DER).
+pub type DelegateKeys = (Zeroizing<Vec<u8>>, Vec<u8>);
+
+/// CA `ca`'s `delegate`: its key and certificate, if it has one.
+pub fn load_delegate(
+    store: &Store,
+    ca: &CaId,
+    delegate: Delegate,
+) -> Result<Option<DelegateKeys>, Error> {
+    let (key, cert) = delegate.keys(ca);
+    let key = store.get_sealed(Table::CaKeys, &key)?;
+    let cert = store.get_sealed(Table::CaKeys, &cert)?;
+    Ok(key.zip(cert).map(|(k, c)| (k, c.to_vec())))
+}
+
+/// The writes that make `key` and `cert` CA `ca`'s `delegate` (replacing an old one).
+pub fn put_delegate(
+    store: &Store,
+    ca: &CaId,
+    delegate: Delegate,
+    key: &[u8],
+    cert: &[u8],
+) -> Result<Vec<Write>, Error> {
+    let (key_name, cert_name) = delegate.keys(ca);
+    Ok(vec![
+        store.sealed_write(Table::CaKeys, &key_name, key)?,
+        store.sealed_write(Table::CaKeys, &cert_name, cert)?,
+    ])
+}
+
+/// Every CA, whoever owns it.
+pub fn all_cas(store: &Store) -> Result<Vec<CaRecord>, Error> {
+    store
+        .scan_sealed(Table::CaAuthorities, b"")?
+        .into_iter()
+        .map(|(k, plain)| decode(Table::CaAuthorities, &k, &plain, "CA"))
+        .collect()
 }
 
 /// Certificate `serial` of CA `ca`.
@@ -310,10 +369,15 @@ mod tests {
         let key = unseal::generate(1, 1).unwrap().0;
         let s = Arc::new(Store::open_redb(&dir.path().join("ca.redb"), &key).unwrap());
         let ca = new_id().unwrap();
-        s.apply(vec![create_cert(&s, &cert(&ca, "7f01", "CN=first")).unwrap()])
-            .unwrap();
+        s.apply(vec![
+            create_cert(&s, &cert(&ca, "7f01", "CN=first")).unwrap()
+        ])
+        .unwrap();
         let again = create_cert(&s, &cert(&ca, "7f01", "CN=second")).unwrap();
-        assert!(s.apply(vec![again]).is_err(), "a reused serial fails the commit");
+        assert!(
+            s.apply(vec![again]).is_err(),
+            "a reused serial fails the commit"
+        );
         let kept = load_cert(&s, &ca, "7f01").unwrap().unwrap();
         assert_eq!(kept.subject, "CN=first");
         // A revocation replaces the record it read.

@@ -91,6 +91,11 @@ pub struct CaConfig {
     /// How long a CRL is valid; it is signed anew once half of it has passed.
     #[serde(with = "human_duration")]
     pub crl_lifetime: Duration,
+    /// How long an OCSP answer is valid; a cached one is served until half of it has passed.
+    #[serde(with = "human_duration")]
+    pub ocsp_lifetime: Duration,
+    /// The policy OID (dotted) of the time stamps the CAs' TSAs sign.
+    pub tsa_policy: String,
 }
 
 impl Default for CaConfig {
@@ -98,6 +103,8 @@ impl Default for CaConfig {
         Self {
             distribution_base_url: String::new(),
             crl_lifetime: Duration::from_secs(86_400),
+            ocsp_lifetime: Duration::from_secs(3600),
+            tsa_policy: cryptoutil_actors::ca::DEFAULT_TSA_POLICY.to_owned(),
         }
     }
 }
@@ -323,10 +330,18 @@ impl AppConfig {
                 ));
             }
         }
-        if self.ca.crl_lifetime < Duration::from_secs(120) {
+        for (key, lifetime) in [
+            ("ca.crl_lifetime", self.ca.crl_lifetime),
+            ("ca.ocsp_lifetime", self.ca.ocsp_lifetime),
+        ] {
+            if lifetime < Duration::from_secs(120) {
+                problems.push((key.into(), "at least 2m (renewed at half of it)".into()));
+            }
+        }
+        if cryptoutil_protocols::ca::tsa::oid_der(&self.ca.tsa_policy).is_none() {
             problems.push((
-                "ca.crl_lifetime".into(),
-                "at least 2m (a CRL is signed anew at half of it)".into(),
+                "ca.tsa_policy".into(),
+                "a dotted OID (e.g. 1.3.6.1.4.1.<your PEN>.1)".into(),
             ));
         }
         let base = &self.ca.distribution_base_url;

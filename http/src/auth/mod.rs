@@ -280,8 +280,8 @@ impl PrincipalExt for Principal {
 }
 
 /// Whether request `path` is route `pattern`: the same segments, where a `{param}` segment
-/// stands for one non-empty segment other than `.` and `..` (a catch-all `{*rest}` is never
-/// public).
+/// stands for one non-empty segment other than `.` and `..`, and a final `{*rest}` for one or
+/// more segments (an OCSP GET request is base64, which may hold `/`).
 pub(crate) fn public_path_matches(pattern: &str, path: &str) -> bool {
     if !pattern.contains('{') {
         return pattern == path;
@@ -292,7 +292,7 @@ pub(crate) fn public_path_matches(pattern: &str, path: &str) -> bool {
             (None, None) => return true,
             (Some(w), Some(g)) => {
                 let ok = if w.starts_with("{*") {
-                    false
+                    return want.next().is_none() && !g.is_empty();
                 } else if w.starts_with('{') && w.ends_with('}') {
                     !g.is_empty() && g != "." && g != ".."
                 } else {
@@ -582,6 +582,10 @@ mod tests {
         }
         assert!(matches("/browser/", "/browser/"));
         assert!(!matches("/browser/", "/browser"));
-        assert!(!matches("/x/{*rest}", "/x/anything"));
+        let ocsp = "/service/api/v1/ca/ocsp/{*request}";
+        assert!(matches(ocsp, "/service/api/v1/ca/ocsp/MEUw/Q+x"));
+        assert!(!matches(ocsp, "/service/api/v1/ca/ocsp/"));
+        assert!(!matches(ocsp, "/service/api/v1/ca/ocsp"));
+        assert!(!matches("/x/{*rest}/y", "/x/a/y"), "a catch-all is last");
     }
 }

@@ -201,6 +201,16 @@ pub(crate) async fn cas_get(ca: Ca) -> Result<Json<Value>, ApiError> {
     ))
 }
 
+/// The profiles certificates are issued under: `{"profiles": [...]}`.
+pub(crate) async fn profiles_get(_ca: Ca) -> Json<Value> {
+    let profiles: Vec<ca::profile::View> = ca::profile::BUILTIN
+        .iter()
+        .filter_map(|name| ca::profile::builtin(name))
+        .map(|p| p.view())
+        .collect();
+    Json(json!({ "profiles": profiles }))
+}
+
 pub(crate) async fn ca_get(ca: Ca, target: Target) -> Result<Json<Value>, ApiError> {
     Ok(Json(ca_json(&ca.cas.get(&ca.who, &target.ca).await?)))
 }
@@ -245,7 +255,7 @@ pub(crate) async fn certificates_post(
     Ok((StatusCode::CREATED, Json(cert_json(&cert, Some(&issuer)))).into_response())
 }
 
-/// `?status=valid|revoked|on_hold|expired` of a certificate listing.
+/// `?status=valid|revoked|on_hold|expired` of a certificate listing (empty: any).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CertQuery {
@@ -259,7 +269,7 @@ pub(crate) async fn certificates_get(
     Query(q): Query<CertQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let status = match q.status.as_deref() {
-        None => None,
+        None | Some("") => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| ApiError::BadRequest {
             reason: "status: one of valid, revoked, on_hold, expired".into(),
         })?),
@@ -340,6 +350,87 @@ pub(crate) async fn crl_get(
             (header::CACHE_CONTROL, format!("public, max-age={max_age}")),
         ],
         crl.der.0,
+    )
+        .into_response())
+}
+
+/// An OCSP answer (`application/ocsp-response`); a minute of caching (an answer is valid for
+/// at least half of `ca.ocsp_lifetime`, and a revocation replaces cached ones at once).
+fn ocsp_answer(der: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/ocsp-response"),
+            (header::CACHE_CONTROL, "public, max-age=60"),
+        ],
+        der,
+    )
+        .into_response()
+}
+
+/// Public: OCSP over POST (RFC 6960 Appendix A.1), a DER request of type
+/// `application/ocsp-request`.
+pub(crate) async fn ocsp_post(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !kind.eq_ignore_ascii_case("application/ocsp-request") {
+        return Err(ApiError::BadRequest {
+            reason: "Content-Type must be application/ocsp-request".into(),
+        });
+    }
+    Ok(ocsp_answer(handle(&app)?.ocsp(&body).await))
+}
+
+/// The rest of an OCSP GET path: the request, base64 then URL-encoded.
+#[derive(Deserialize)]
+pub(crate) struct OcspPath {
+    request: String,
+}
+
+/// Public: OCSP over GET, the request base64 (standard or URL-safe) in the path.
+pub(crate) async fn ocsp_get(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Path(p): Path<OcspPath>,
+) -> Result<Response, ApiError> {
+    use base64::Engine as _;
+    let text = p.request.trim_end_matches('=');
+    let der = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(text)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text));
+    let cas = handle(&app)?;
+    Ok(ocsp_answer(match der {
+        Ok(der) => cas.ocsp(&der).await,
+        Err(_) => ca::ocsp::refusal(ca::ocsp::Refusal::MalformedRequest),
+    }))
+}
+
+/// Public: a time stamp (RFC 3161 over HTTP, §3.4) from CA `{ca}`'s TSA: a DER
+/// `application/timestamp-query` in, an `application/timestamp-reply` out (a rejection for a
+/// request the TSA does not take).
+pub(crate) async fn tsa_post(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    target: Target,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !kind.eq_ignore_ascii_case("application/timestamp-query") {
+        return Err(ApiError::BadRequest {
+            reason: "Content-Type must be application/timestamp-query".into(),
+        });
+    }
+    let reply = handle(&app)?.stamp(&target.ca, &body).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/timestamp-reply")],
+        reply,
     )
         .into_response())
 }

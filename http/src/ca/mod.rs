@@ -1,6 +1,6 @@
 //! The CA's routes: the API under both `/service/api/v1/ca` and `/browser/api/v1/ca` (scope
 //! `ca`, the caller's tenant), and the public distribution routes relying parties fetch
-//! without a credential (a CA's certificate and CRL).
+//! without a credential (a CA's certificate and CRL, OCSP, time stamps).
 //!
 //! # Layout
 //! - [`api`]: the handlers of the CA API and its OpenAPI document.
@@ -16,9 +16,18 @@ pub use api::OPENAPI;
 use crate::route::{both, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
 
 /// The CA's routes, in the `ca` service.
-pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::Ca, rows);
+pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::Ca, rows).with_home(
+    "<p><a href=\"ui/ca/\">CA: authorities, issuance, revocation, CRLs and audit</a></p>",
+);
+
+crate::ui::product_ui!(
+    /// The CA's browser UI (`/browser/ui/ca/`).
+    CaUi,
+    "ca"
+);
 
 fn rows(rows: &mut Vec<RouteSpec>) {
+    crate::ui::rows::<CaUi>(rows);
     both!(rows, Method::GET, "/openapi.yaml", Public, || get(
         api::openapi_get
     ));
@@ -66,6 +75,9 @@ fn rows(rows: &mut Vec<RouteSpec>) {
         Authenticated,
         || post(api::release_post)
     );
+    both!(rows, Method::GET, "/ca/profiles", Authenticated, || get(
+        api::profiles_get
+    ));
     both!(rows, Method::GET, "/ca/audit", Authenticated, || get(
         crate::audit::audit_get
     ));
@@ -79,5 +91,14 @@ fn rows(rows: &mut Vec<RouteSpec>) {
     );
     both!(rows, Method::GET, "/ca/cas/{ca}/crl", Public, || get(
         api::crl_get
+    ));
+    both!(rows, Method::POST, "/ca/ocsp", Public, || post(
+        api::ocsp_post
+    ));
+    both!(rows, Method::GET, "/ca/ocsp/{*request}", Public, || get(
+        api::ocsp_get
+    ));
+    both!(rows, Method::POST, "/ca/cas/{ca}/tsa", Public, || post(
+        api::tsa_post
     ));
 }

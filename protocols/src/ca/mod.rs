@@ -10,12 +10,16 @@
 //! - [`profile`]: what a certificate of each kind may and must carry.
 //! - [`csr`]: PKCS#10 requests, signature checked, keys and algorithms FIPS-approved.
 //! - [`crl`]: revocation reasons and CRLs.
+//! - [`ocsp`]: OCSP requests and signed responses.
+//! - [`tsa`]: RFC 3161 time-stamp requests and tokens.
 //! - [`der`]: the few DER encodings rcgen has no type for (AIA, policies, critical EKU).
 
 pub mod crl;
 pub mod csr;
 mod der;
+pub mod ocsp;
 pub mod profile;
+pub mod tsa;
 
 use std::time::{Duration, SystemTime};
 
@@ -412,6 +416,28 @@ pub fn parse_serial(text: &str) -> Option<Vec<u8>> {
             _ => None,
         })
         .collect()
+}
+
+/// A new key (P-256, PKCS#8) for a CA's delegate (OCSP responder, time-stamping authority)
+/// and its certificate request (subject `common_name`), for the CA to issue under the
+/// delegate's profile.
+pub fn delegate_request(
+    common_name: &str,
+) -> Result<(zeroize::Zeroizing<Vec<u8>>, Csr), crate::Error> {
+    let key = KeyType::P256.generate()?;
+    let pair = KeyType::P256.load(&key)?;
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    let request = params
+        .serialize_request(&pair)
+        .map_err(cert_err("delegate request"))?;
+    let csr = csr::parse(request.der()).map_err(|e| crate::Error::Certificate {
+        what: "delegate request",
+        reason: e.to_string(),
+    })?;
+    Ok((key, csr))
 }
 
 /// A new serial: 16 random bytes, positive and exactly 16 bytes long once DER-encoded

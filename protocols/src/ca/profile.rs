@@ -115,7 +115,79 @@ pub fn builtin(name: &str) -> Option<Profile> {
     })
 }
 
+/// What the API shows of a profile.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct View {
+    /// Its name.
+    pub name: &'static str,
+    /// Key usages, by their RFC 5280 names.
+    pub key_usages: Vec<&'static str>,
+    /// Extended key usages, by their RFC 5280 names.
+    pub extended_key_usages: Vec<&'static str>,
+    /// SAN kinds a request may carry.
+    pub allowed_sans: &'static [&'static str],
+    /// A SAN of one of these kinds is required (empty: none).
+    pub required_san: &'static [&'static str],
+    /// A CA certificate.
+    pub is_ca: bool,
+    /// Without a requested validity, in days.
+    pub default_validity_days: u64,
+    /// The longest validity, in days.
+    pub max_validity_days: u64,
+}
+
 impl Profile {
+    /// What the API shows of it.
+    pub fn view(&self) -> View {
+        use ExtendedKeyUsagePurpose as Eku;
+        use KeyUsagePurpose as Ku;
+        let mut key_usages: Vec<&'static str> = self
+            .key_usages
+            .iter()
+            .map(|k| match k {
+                Ku::DigitalSignature => "digitalSignature",
+                Ku::ContentCommitment => "contentCommitment",
+                Ku::KeyEncipherment => "keyEncipherment",
+                Ku::DataEncipherment => "dataEncipherment",
+                Ku::KeyAgreement => "keyAgreement",
+                Ku::KeyCertSign => "keyCertSign",
+                Ku::CrlSign => "cRLSign",
+                Ku::EncipherOnly => "encipherOnly",
+                Ku::DecipherOnly => "decipherOnly",
+            })
+            .collect();
+        if matches!(self.name, "tls-server" | "tls-client" | "email") {
+            key_usages.push("keyEncipherment (RSA keys)");
+        }
+        let mut extended_key_usages: Vec<&'static str> = self
+            .extended_key_usages
+            .iter()
+            .map(|e| match e {
+                Eku::ServerAuth => "serverAuth",
+                Eku::ClientAuth => "clientAuth",
+                Eku::CodeSigning => "codeSigning",
+                Eku::EmailProtection => "emailProtection",
+                Eku::TimeStamping => "timeStamping",
+                Eku::OcspSigning => "OCSPSigning",
+                Eku::Any => "anyExtendedKeyUsage",
+                Eku::Other(_) => "other",
+            })
+            .collect();
+        if self.name == "time-stamping" {
+            extended_key_usages.push("timeStamping (critical)");
+        }
+        View {
+            name: self.name,
+            key_usages,
+            extended_key_usages,
+            allowed_sans: self.allowed_sans,
+            required_san: self.required_san,
+            is_ca: self.is_ca,
+            default_validity_days: self.default_validity.as_secs() / DAY,
+            max_validity_days: self.max_validity.as_secs() / DAY,
+        }
+    }
+
     /// Refuses a request that asks for what this profile does not allow, naming the field.
     pub fn check(&self, csr: &Csr) -> Result<(), CaError> {
         for san in &csr.sans {

@@ -145,6 +145,76 @@ fn crl_number(dir: &Path, name: &str) -> u64 {
     u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("{out}"))
 }
 
+/// `openssl ocsp` against the CA's responder: `args` name the certificate (and issuer); the
+/// answer is verified up to `root.pem` (the issuing CA in `inter.pem`).
+fn openssl_ocsp(app: &TestApp, dir: &Path, args: &[&str]) -> (bool, String) {
+    let url = format!("{}/service/api/v1/ca/ocsp", app.public(ServiceName::Ca));
+    let mut all = vec![
+        "ocsp",
+        "-url",
+        &url,
+        "-CAfile",
+        "root.pem",
+        "-verify_other",
+        "inter.pem",
+    ];
+    all.extend(args);
+    openssl(dir, &all)
+}
+
+/// pkilint's `lint_ocsp_response` on `file`: no ERROR or FATAL finding.
+fn lint_ocsp(dir: &Path, file: &str) -> (bool, String) {
+    let bin = python().parent().unwrap().join("lint_ocsp_response");
+    let out = Command::new(bin)
+        .current_dir(dir)
+        .args(["lint", "-s", "ERROR", file])
+        .output()
+        .expect("lint_ocsp_response runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.trim().is_empty(), text)
+}
+
+/// POSTs `body` to the OCSP responder: the status and the answer.
+async fn ocsp_post(app: &TestApp, body: Vec<u8>) -> (u16, Vec<u8>) {
+    let url = format!("{}/service/api/v1/ca/ocsp", app.public(ServiceName::Ca));
+    let r = app
+        .client
+        .send(
+            Method::POST,
+            &url,
+            &[("content-type", "application/ocsp-request")],
+            body.into(),
+        )
+        .await
+        .unwrap();
+    (r.status.as_u16(), r.body.to_vec())
+}
+
+/// POSTs `tsq` (a file in `dir`) to CA `id`'s TSA and writes the reply to `tsr`.
+async fn stamp(app: &TestApp, dir: &Path, id: &str, tsq: &str, tsr: &str) {
+    let url = format!(
+        "{}/service/api/v1/ca/cas/{id}/tsa",
+        app.public(ServiceName::Ca)
+    );
+    let body = std::fs::read(dir.join(tsq)).unwrap();
+    let r = app
+        .client
+        .send(
+            Method::POST,
+            &url,
+            &[("content-type", "application/timestamp-query")],
+            body.into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    std::fs::write(dir.join(tsr), &r.body).unwrap();
+}
+
 fn lint_crl(dir: &Path, name: &str, kind: &str) -> (bool, String) {
     let bin = python().parent().unwrap().join("lint_crl");
     let out = Command::new(bin)
@@ -253,6 +323,167 @@ async fn a_hierarchy_issues_revokes_and_publishes_crls_that_openssl_and_pkilint_
         "the CRL distribution point and caIssuers name this CA's public routes: {out}"
     );
 
+    // OCSP: openssl asks (with a nonce) and verifies the delegated responder up to the root.
+    let leaf_args = ["-issuer", "inter.pem", "-cert", "leaf.pem"];
+    let (ok, out) = openssl_ocsp(&app, &work, &leaf_args);
+    assert!(
+        ok && out.contains("Response verify OK") && out.contains("leaf.pem: good"),
+        "{out}"
+    );
+    let (ok, out) = openssl_ocsp(
+        &app,
+        &work,
+        &["-issuer", "inter.pem", "-serial", "0x7f0123"],
+    );
+    assert!(
+        ok && out.contains("0x7f0123: unknown"),
+        "never issued: {out}"
+    );
+    // A request made by openssl, POSTed and sent by GET (base64, URL-encoded), linted.
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "ocsp",
+            "-issuer",
+            "inter.pem",
+            "-cert",
+            "leaf.pem",
+            "-no_nonce",
+            "-reqout",
+            "req.der",
+        ],
+    );
+    assert!(ok, "{out}");
+    let ocsp_request = std::fs::read(work.join("req.der")).unwrap();
+    let (status, answer) = ocsp_post(&app, ocsp_request.clone()).await;
+    assert_eq!(status, 200);
+    std::fs::write(work.join("post.der"), &answer).unwrap();
+    let (ok, out) = lint_ocsp(&work, "post.der");
+    assert!(ok, "lint_ocsp_response: {out}");
+    let (again_status, again) = ocsp_post(&app, ocsp_request.clone()).await;
+    assert_eq!(
+        (again_status, &again),
+        (200, &answer),
+        "a nonce-less answer is pre-signed and cached"
+    );
+    use base64::Engine as _;
+    let encoded: String = base64::engine::general_purpose::STANDARD
+        .encode(&ocsp_request)
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let (status, kind, body) = public_get(&app, &format!("/ca/ocsp/{encoded}")).await;
+    assert_eq!(
+        (status, kind.as_str(), &body),
+        (200, "application/ocsp-response", &answer)
+    );
+    // Refusals are OCSP answers: another issuer, garbage.
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "other.key",
+            "-subj",
+            "/CN=Someone Else",
+            "-out",
+            "other.pem",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (_, out) = openssl_ocsp(&app, &work, &["-issuer", "other.pem", "-serial", "0x01"]);
+    assert!(out.contains("Responder Error: unauthorized (6)"), "{out}");
+    for garbage in [
+        b"garbage".to_vec(),
+        ocsp_request[..ocsp_request.len() / 2].to_vec(),
+        Vec::new(),
+    ] {
+        let (status, answer) = ocsp_post(&app, garbage).await;
+        assert_eq!(status, 200);
+        std::fs::write(work.join("bad.der"), &answer).unwrap();
+        let (_, out) = openssl(&work, &["ocsp", "-respin", "bad.der", "-resp_text"]);
+        assert!(out.contains("malformedrequest (1)"), "{out}");
+    }
+
+    // Time stamps: openssl asks (SHA-256 imprint, nonce, certReq) and verifies the token up
+    // to the root, against the request and against the data.
+    std::fs::write(work.join("data.txt"), b"a document worth dating").unwrap();
+    let query = |args: &[&str], out: &str| {
+        let mut all = vec!["ts", "-query", "-data", "data.txt", "-out", out];
+        all.extend(args);
+        let (ok, text) = openssl(&work, &all);
+        assert!(ok, "{text}");
+    };
+    query(&["-sha256", "-cert"], "q.tsq");
+    stamp(&app, &work, &inter_id, "q.tsq", "r.tsr").await;
+    let (ok, out) = openssl(&work, &["ts", "-reply", "-in", "r.tsr", "-text"]);
+    assert!(
+        ok && out.contains("Status: Granted.")
+            && out.contains(&format!(
+                "Policy OID: {}",
+                cryptoutil_actors::ca::DEFAULT_TSA_POLICY
+            ))
+            && out.contains("Accuracy: 0x01 seconds"),
+        "{out}"
+    );
+    for check in [["-queryfile", "q.tsq"], ["-data", "data.txt"]] {
+        let (ok, out) = openssl(
+            &work,
+            &[
+                "ts",
+                "-verify",
+                check[0],
+                check[1],
+                "-in",
+                "r.tsr",
+                "-CAfile",
+                "root.pem",
+                "-untrusted",
+                "inter.pem",
+            ],
+        );
+        assert!(ok && out.contains("Verification: OK"), "{check:?}: {out}");
+    }
+    std::fs::write(work.join("data.txt"), b"another document").unwrap();
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "ts",
+            "-verify",
+            "-data",
+            "data.txt",
+            "-in",
+            "r.tsr",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "inter.pem",
+        ],
+    );
+    assert!(!ok, "another document does not match the token: {out}");
+    // Refusals are rejections naming the failure: SHA-1, a policy not ours, garbage.
+    query(&["-sha1"], "sha1.tsq");
+    query(&["-sha256", "-tspolicy", "1.2.3.4"], "policy.tsq");
+    std::fs::write(work.join("garbage.tsq"), b"\x30\x03garbage").unwrap();
+    for (tsq, failure) in [
+        ("sha1.tsq", "unrecognized or unsupported algorithm"),
+        ("policy.tsq", "requested TSA policy is not supported"),
+        ("garbage.tsq", "the data submitted has the wrong format"),
+    ] {
+        stamp(&app, &work, &inter_id, tsq, "rejected.tsr").await;
+        let (_, out) = openssl(&work, &["ts", "-reply", "-in", "rejected.tsr", "-text"]);
+        assert!(
+            out.contains("Status: Rejected.") && out.contains(failure),
+            "{tsq}: {out}"
+        );
+    }
+
     // CRLs, fetched without a token: the chain verifies against them, pkilint accepts them.
     fetch_crl(&app, &work, &root_id, "root").await;
     fetch_crl(&app, &work, &inter_id, "inter").await;
@@ -323,10 +554,17 @@ async fn a_hierarchy_issues_revokes_and_publishes_crls_that_openssl_and_pkilint_
         None,
     )
     .await;
+    let mut profiles: Vec<&str> = v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["profile"].as_str().unwrap())
+        .collect();
+    profiles.sort_unstable();
     assert_eq!(
-        v["certificates"].as_array().unwrap().len(),
-        1,
-        "nothing stored: {v}"
+        profiles,
+        ["ocsp-signing", "time-stamping", "tls-server"],
+        "the leaf, the OCSP responder's and the TSA's certificates; nothing refused was stored"
     );
 
     // Hold and release.
@@ -420,6 +658,17 @@ async fn a_hierarchy_issues_revokes_and_publishes_crls_that_openssl_and_pkilint_
     assert!(!ok && out.contains("certificate revoked"), "{out}");
     let (ok, out) = lint_crl(&work, "inter", "CRL");
     assert!(ok, "lint_crl with an entry: {out}");
+    let (ok, out) = openssl_ocsp(&app, &work, &leaf_args);
+    assert!(
+        ok && out.contains("leaf.pem: revoked") && out.contains("Reason: keyCompromise"),
+        "{out}"
+    );
+    let (status, answer) = ocsp_post(&app, ocsp_request.clone()).await;
+    assert_eq!(status, 200);
+    assert_ne!(answer, again, "a revocation empties the cache");
+    std::fs::write(work.join("revoked.der"), &answer).unwrap();
+    let (ok, out) = lint_ocsp(&work, "revoked.der");
+    assert!(ok, "lint_ocsp_response (revoked): {out}");
     let number = crl_number(&work, "inter");
     assert!(
         number >= 4,
@@ -508,6 +757,8 @@ async fn a_hierarchy_issues_revokes_and_publishes_crls_that_openssl_and_pkilint_
         ("release", true),
         ("release", false),
         ("crl", true),
+        ("ocsp-responder", true),
+        ("tsa", true),
     ] {
         assert!(
             ops.contains(&(op.to_owned(), ok)),
@@ -536,7 +787,24 @@ async fn a_hierarchy_issues_revokes_and_publishes_crls_that_openssl_and_pkilint_
         None,
     )
     .await;
-    assert_eq!(v["certificates"][0]["serial"], held_serial.as_str(), "{v}");
+    let valid: Vec<(&str, &str)> = v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["serial"].as_str().unwrap(),
+                c["profile"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(valid.contains(&(held_serial.as_str(), "tls-server")), "{v}");
+    assert!(!valid.iter().any(|(s, _)| *s == serial), "{v}");
+    let (ok, out) = openssl_ocsp(&app, &work, &leaf_args);
+    assert!(
+        ok && out.contains("leaf.pem: revoked"),
+        "after a restart: {out}"
+    );
     fetch_crl(&app, &work, &inter_id, "inter").await;
     assert!(crl_number(&work, "inter") >= number);
     let (ok, out) = verify_leaf(&work, true);

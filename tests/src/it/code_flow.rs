@@ -10,11 +10,12 @@ use serde_json::{json, Value};
 use super::identity::{admin, bootstrap, client_token, get_with, token_request};
 use crate::TestApp;
 
-const SERVICES: [ServiceName; 4] = [
+const SERVICES: [ServiceName; 5] = [
     ServiceName::IdentityAuthz,
     ServiceName::IdentityIdp,
     ServiceName::Kms,
     ServiceName::Jose,
+    ServiceName::Ca,
 ];
 const REDIRECT: &str = "https://rp.example/cb";
 const POST_LOGOUT: &str = "https://rp.example/bye";
@@ -926,6 +927,14 @@ async fn chromium(service: ServiceName, script: &str, cases: usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_signs_in_and_uses_the_kms_ui() {
     chromium(ServiceName::Kms, "browser_kms_ui.py", 9).await;
+}
+
+/// The same for the CA UI: a root and a subordinate CA, issuance from a request `cryptography`
+/// made, revocation found on the CRL the page links to, hold and release, a refused request and
+/// the tenant's audit log, in headless Chromium.
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_signs_in_and_uses_the_ca_ui() {
+    chromium(ServiceName::Ca, "browser_ca_ui.py", 9).await;
 }
 
 /// The Rust `openidconnect` crate, a second independent OpenID Connect client: discovery, the

@@ -547,7 +547,11 @@ fn openapi_matches_routes(document: &str, service: ServiceName, api_prefixes: &[
             .iter()
             .filter_map(|r| {
                 let rest = r.path.strip_prefix(prefix)?;
-                Some((r.method.as_ref()?.as_str().to_owned(), rest.to_owned()))
+                // OpenAPI has no catch-all: `{*request}` is documented as `{request}`.
+                Some((
+                    r.method.as_ref()?.as_str().to_owned(),
+                    rest.replace("{*", "{"),
+                ))
             })
             .filter(|(_, p)| api_prefixes.iter().any(|a| p.starts_with(a)) || p == "/openapi.yaml")
             .collect();

@@ -11,6 +11,16 @@ use serde_json::{json, Value};
 use crate::Process;
 
 async fn token(client: &HttpsClient, authz: &str, data: &std::path::Path) -> String {
+    token_with_scope(client, authz, data, "kms").await
+}
+
+/// A client-credentials token of the bootstrap service client for `scope`.
+pub(super) async fn token_with_scope(
+    client: &HttpsClient,
+    authz: &str,
+    data: &std::path::Path,
+    scope: &str,
+) -> String {
     let boot: Value =
         serde_json::from_slice(&std::fs::read(data.join("bootstrap.json")).unwrap()).unwrap();
     let basic = cryptoutil_protocols::oauth::basic_header(
@@ -25,7 +35,7 @@ async fn token(client: &HttpsClient, authz: &str, data: &std::path::Path) -> Str
                 ("authorization", basic.as_str()),
                 ("content-type", "application/x-www-form-urlencoded"),
             ],
-            "grant_type=client_credentials&scope=kms".into(),
+            format!("grant_type=client_credentials&scope={scope}").into(),
         )
         .await
         .unwrap();

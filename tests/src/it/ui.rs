@@ -1,4 +1,4 @@
-//! The browser UIs (JOSE, KMS): served publicly under /browser/ui/<name>/ with the /browser
+//! The browser UIs (JOSE, KMS, CA): served publicly under /browser/ui/<name>/ with the /browser
 //! security headers, written so the strict CSP lets them run (no inline script, style or
 //! handlers, only same-origin assets), and calling only API routes that exist under
 //! /browser/api/v1.
@@ -17,6 +17,11 @@ async fn the_jose_ui_is_served_csp_clean_and_calls_only_existing_routes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_kms_ui_is_served_csp_clean_and_calls_only_existing_routes() {
     ui_is_csp_clean(ServiceName::Kms, "kms", "/browser/api/v1", 12).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ca_ui_is_served_csp_clean_and_calls_only_existing_routes() {
+    ui_is_csp_clean(ServiceName::Ca, "ca", "/browser/api/v1", 8).await;
 }
 
 /// Does a route path with `{param}` segments match `path`, whose `{}` segments stand for any
