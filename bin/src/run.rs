@@ -53,6 +53,19 @@ pub struct Endpoint {
     /// `https://HOST:PORT` of the metrics-only listener, when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// `http://HOST:PORT` of the CA's plain-HTTP distribution listener, when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
+}
+
+/// A service's listeners, bound and not yet serving.
+struct Bound {
+    service: ServiceName,
+    public: Listener,
+    admin: Listener,
+    metrics: Option<Listener>,
+    /// The CA's plain-HTTP distribution listener, when enabled.
+    distribution: Option<Listener>,
 }
 
 /// Path of `endpoints.json`.
@@ -169,15 +182,33 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         } else {
             None
         };
+        let distribution = if service_cfg.distribution.enabled && *service == ServiceName::Ca {
+            let dist = &service_cfg.distribution;
+            let addr = SocketAddr::new(dist.bind_address, dist.port);
+            Some(Listener::bind_plain(addr).await.with_context(|| {
+                format!("binding the {service} distribution listener on {addr}")
+            })?)
+        } else {
+            None
+        };
         endpoints.insert(
             *service,
             Endpoint {
                 public: url(public.local_addr()),
                 admin: url(admin.local_addr()),
                 metrics: metrics_listener.as_ref().map(|l| url(l.local_addr())),
+                distribution: distribution
+                    .as_ref()
+                    .map(|l| url(l.local_addr()).replacen("https://", "http://", 1)),
             },
         );
-        bound.push((*service, public, admin, metrics_listener));
+        bound.push(Bound {
+            service: *service,
+            public,
+            admin,
+            metrics: metrics_listener,
+            distribution,
+        });
     }
 
     let (authz, mut auth_cfg) = identity_setup(&cfg, &endpoints)?;
@@ -194,7 +225,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         distribution_base_url: Some(if cfg.ca.distribution_base_url.is_empty() {
             endpoints
                 .get(&ServiceName::Ca)
-                .map(|e| e.public.clone())
+                .map(|e| e.distribution.clone().unwrap_or_else(|| e.public.clone()))
                 .unwrap_or_default()
         } else {
             cfg.ca.distribution_base_url.clone()
@@ -225,7 +256,14 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let scrapers = cryptoutil_http::middleware::ip_allow::IpAllowlist::new(
         cfg.http.metrics.ip_allowlist.clone(),
     );
-    for (service, public, admin, metrics_listener) in bound {
+    for Bound {
+        service,
+        public,
+        admin,
+        metrics: metrics_listener,
+        distribution,
+    } in bound
+    {
         let actors = suite
             .services
             .get(&service)
@@ -265,6 +303,14 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             fault_injection: cfg.admin.danger_fault_injection,
         };
         let (grace, limits) = (cfg.shutdown_grace_period, cfg.http.connections);
+        if let Some(listener) = distribution {
+            listeners.spawn(listener.serve(
+                cryptoutil_http::ca::distribution_router(app.clone()),
+                shutdown.subscribe(),
+                grace,
+                limits,
+            ));
+        }
         listeners.spawn(public.serve(
             cryptoutil_http::routes::router(app, &cfg.http),
             shutdown.subscribe(),

@@ -180,6 +180,30 @@ impl Default for MetricsListenConfig {
     }
 }
 
+/// The CA's distribution listener (`services.ca.distribution`): plain HTTP serving only the
+/// signed objects relying parties fetch before they can trust any TLS (CRLs, CA certificates,
+/// OCSP). Off unless enabled; only the `ca` service has one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistributionListenConfig {
+    /// Serve it.
+    pub enabled: bool,
+    /// Bind address.
+    pub bind_address: IpAddr,
+    /// Port; 0 picks a free one.
+    pub port: u16,
+}
+
+impl Default for DistributionListenConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+        }
+    }
+}
+
 /// The admin listener: the port only, since it always binds 127.0.0.1.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

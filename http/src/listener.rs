@@ -1,5 +1,8 @@
 //! A TLS 1.3 listener: accept, handshake with a deadline, serve HTTP/1.1 or HTTP/2, and on
 //! shutdown stop accepting, let in-flight requests finish, and give up after the grace period.
+//! One kind of listener serves without TLS: the CA's opt-in distribution listener
+//! ([`Listener::bind_plain`]), for CRLs, CA certificates and OCSP, which relying parties fetch
+//! before they can trust any TLS.
 //!
 //! What keeps a listener from being held by clients that do nothing (`http.connections`):
 //! - at most `max_per_address` open connections per client address, more are closed at accept;
@@ -48,7 +51,8 @@ const IDLE_CLOSE_BOUND: Duration = Duration::from_secs(2);
 /// A bound, not yet serving, listener.
 pub struct Listener {
     tcp: TcpListener,
-    tls: TlsAcceptor,
+    /// None: plain HTTP (the CA's distribution listener only).
+    tls: Option<TlsAcceptor>,
     local: SocketAddr,
 }
 
@@ -67,7 +71,19 @@ impl Listener {
         let local = tcp.local_addr()?;
         Ok(Self {
             tcp,
-            tls: TlsAcceptor::from(tls),
+            tls: Some(TlsAcceptor::from(tls)),
+            local,
+        })
+    }
+
+    /// Binds `addr` for plain HTTP: only for routes that serve signed objects anyone may
+    /// fetch (the CA's distribution router).
+    pub async fn bind_plain(addr: SocketAddr) -> std::io::Result<Self> {
+        let tcp = TcpListener::bind(addr).await?;
+        let local = tcp.local_addr()?;
+        Ok(Self {
+            tcp,
+            tls: None,
             local,
         })
     }
@@ -139,7 +155,7 @@ impl Listener {
 struct Connection {
     tcp: TcpStream,
     peer: SocketAddr,
-    tls: TlsAcceptor,
+    tls: Option<TlsAcceptor>,
     router: Router,
     shutdown: watch::Receiver<bool>,
     limits: ConnectionConfig,
@@ -153,66 +169,102 @@ async fn serve_connection(c: Connection) {
         peer,
         tls,
         router,
-        mut shutdown,
+        shutdown,
         limits,
         _slot,
     } = c;
-    let activity = Arc::new(Activity::new());
-    let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await else {
-        return; // refused handshakes (TLS 1.2, bad client) end here
+    let serving = Serving {
+        peer,
+        router,
+        shutdown,
+        limits,
     };
-    let certs = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .filter(|c| !c.is_empty())
-        .map(|c| PeerCertificates(Arc::new(c.to_vec())));
-    let tracker = Arc::clone(&activity);
-    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        let in_flight = InFlight::begin(&tracker);
-        req.extensions_mut().insert(ConnectInfo(peer));
-        if let Some(c) = &certs {
-            req.extensions_mut().insert(c.clone());
+    match tls {
+        None => serving.serve(tcp, None).await,
+        Some(tls) => {
+            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await
+            else {
+                return; // refused handshakes (TLS 1.2, bad client) end here
+            };
+            let certs = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .filter(|c| !c.is_empty())
+                .map(|c| PeerCertificates(Arc::new(c.to_vec())));
+            serving.serve(stream, certs).await;
         }
-        let req = req.map(|body| {
-            if body.is_end_stream() {
-                Body::new(body)
-            } else {
-                Body::new(TimedBody::new(body, limits.body_read_timeout))
+    }
+}
+
+/// What serving one connection's requests needs, once its stream is ready.
+struct Serving {
+    peer: SocketAddr,
+    router: Router,
+    shutdown: watch::Receiver<bool>,
+    limits: ConnectionConfig,
+}
+
+impl Serving {
+    async fn serve<S>(self, stream: S, certs: Option<PeerCertificates>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Serving {
+            peer,
+            router,
+            mut shutdown,
+            limits,
+        } = self;
+        let activity = Arc::new(Activity::new());
+        let tracker = Arc::clone(&activity);
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let in_flight = InFlight::begin(&tracker);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(c) = &certs {
+                req.extensions_mut().insert(c.clone());
+            }
+            let req = req.map(|body| {
+                if body.is_end_stream() {
+                    Body::new(body)
+                } else {
+                    Body::new(TimedBody::new(body, limits.body_read_timeout))
+                }
+            });
+            let answer = router.clone().oneshot(req);
+            async move {
+                let response = answer.await?;
+                // The request is in progress until its answer's body is sent (or dropped).
+                Ok::<_, std::convert::Infallible>(response.map(|body| Tracked {
+                    body,
+                    _in_flight: in_flight,
+                }))
             }
         });
-        let answer = router.clone().oneshot(req);
-        async move {
-            let response = answer.await?;
-            // The request is in progress until its answer's body is sent (or dropped).
-            Ok::<_, std::convert::Infallible>(response.map(|body| Tracked {
-                body,
-                _in_flight: in_flight,
-            }))
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::pin!(conn);
+        let idle = tokio::select! {
+            _ = conn.as_mut() => return,
+            () = shutdown_requested(&mut shutdown) => false,
+            () = activity.idle_for(limits.idle_timeout) => true,
+        };
+        conn.as_mut().graceful_shutdown();
+        if idle {
+            metrics::connection_closed_idle();
+            // Nothing is in progress: the close is immediate (HTTP/2: after its GOAWAY). Bound
+            // it.
+            let _ = tokio::time::timeout(IDLE_CLOSE_BOUND, conn).await;
+        } else {
+            // In-flight requests finish; the listener aborts what outlives the grace period.
+            let _ = conn.await;
         }
-    });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let conn = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .into_owned();
-    tokio::pin!(conn);
-    let idle = tokio::select! {
-        _ = conn.as_mut() => return,
-        () = shutdown_requested(&mut shutdown) => false,
-        () = activity.idle_for(limits.idle_timeout) => true,
-    };
-    conn.as_mut().graceful_shutdown();
-    if idle {
-        metrics::connection_closed_idle();
-        // Nothing is in progress: the close is immediate (HTTP/2: after its GOAWAY). Bound it.
-        let _ = tokio::time::timeout(IDLE_CLOSE_BOUND, conn).await;
-    } else {
-        // In-flight requests finish; the listener aborts what outlives the grace period.
-        let _ = conn.await;
     }
 }
 

@@ -101,7 +101,8 @@ def main():
         assert cert.issuer.rfc4514_string() == "CN=Example Issuing CA", cert.issuer
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         assert ExtendedKeyUsageOID.SERVER_AUTH in eku, eku
-        state["serial"] = format(cert.serial_number, "x")
+        # Serials are 16 bytes, named by their lowercase hex (a leading zero digit kept).
+        state["serial"] = format(cert.serial_number, "032x")
         return state["serial"]
     case("issue a tls-server certificate from a pasted request; cryptography reads it", issue)
 

@@ -20,6 +20,7 @@ use cryptoutil_protocols::ids::CaId;
 use ractor::SpawnErr;
 
 pub use handle::{CasHandle, NewCa, NewCert, DISTRIBUTION_SUBJECT};
+pub use signer::IssuedCert;
 pub use store::{CaRecord, CertRecord, CrlRecord, Der, Revocation, Status};
 
 use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};

@@ -38,6 +38,15 @@ pub struct NewChild {
     pub key: Zeroizing<Vec<u8>>,
 }
 
+/// A certificate just issued: its record and its chain (the issuing CA first).
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    /// The record.
+    pub cert: CertRecord,
+    /// The issuing CA's certificate and the ones above it.
+    pub chain: Vec<Der>,
+}
+
 /// Messages of a `CaSigner`.
 pub enum CaSignerMsg {
     /// Issue a certificate for a checked request under `profile`.
@@ -50,8 +59,8 @@ pub enum CaSignerMsg {
         csr: Box<Csr>,
         /// The validity asked for (none: the profile's default).
         validity: Option<Duration>,
-        /// The issued certificate's record.
-        reply: RpcReplyPort<Result<CertRecord, Error>>,
+        /// The issued certificate's record and chain.
+        reply: RpcReplyPort<Result<IssuedCert, Error>>,
     },
     /// Certify a subordinate CA and store it (with its key and the parent's record of it).
     SignCa {
@@ -118,7 +127,8 @@ pub struct SignerArgs {
 pub struct Running {
     args: SignerArgs,
     ca: CaRecord,
-    key: Zeroizing<Vec<u8>>,
+    /// The CA's key, loaded, with its certificate's limits.
+    signer: ca::Signer,
     /// Where certificates it issues point relying parties.
     urls: Urls,
     /// Revoked and held certificates by serial.
@@ -189,10 +199,23 @@ impl Actor for CaSigner {
             CaSignerMsg::IdleCheck
         });
         let urls = args.settings.urls(&ca.id);
+        let signer = ca::Signer::new(&IssuingCa {
+            cert_der: &ca.certificate.0,
+            key_pkcs8: &key,
+            key_type: ca.key,
+        })
+        .map_err(|_| {
+            Error::corrupt(
+                cryptoutil_storage::Table::CaKeys,
+                ca.id.as_bytes(),
+                "CA key",
+            )
+        })?;
+        drop(key);
         Ok(Running {
             args,
             ca,
-            key,
+            signer,
             urls,
             revoked,
             crl,
@@ -258,19 +281,11 @@ impl Actor for CaSigner {
 // === impl Running ===
 
 impl Running {
-    fn issuing(&self) -> IssuingCa<'_> {
-        IssuingCa {
-            cert_der: &self.ca.certificate.0,
-            key_pkcs8: &self.key,
-            key_type: self.ca.key,
-        }
-    }
-
     fn entry(&self, who: &Caller, what: &str, op: &'static str) -> AuditEntry {
         AuditEntry::new(&who.subject, self.ca.tenant.as_str(), what, op)
     }
 
-    /// A record of a certificate this CA signs now.
+    /// A record of a certificate this CA signs now (read back from its DER).
     fn record(
         &self,
         who: &Caller,
@@ -281,7 +296,19 @@ impl Running {
         let summary = ca::summary(&der).map_err(|_| Error::Internal {
             what: "reading an issued certificate",
         })?;
-        Ok(CertRecord {
+        Ok(self.issued_record(who, profile, ca::Issued { der, summary }, now))
+    }
+
+    /// The record of `issued`.
+    fn issued_record(
+        &self,
+        who: &Caller,
+        profile: &str,
+        issued: ca::Issued,
+        now: u64,
+    ) -> CertRecord {
+        let ca::Issued { der, summary } = issued;
+        CertRecord {
             serial: summary.serial,
             ca: self.ca.id.clone(),
             profile: profile.to_owned(),
@@ -292,7 +319,14 @@ impl Running {
             requested_by: who.subject.clone(),
             certificate: Der(der),
             revocation: None,
-        })
+        }
+    }
+
+    /// This CA's certificate and the ones above it: an issued certificate's chain.
+    fn chain(&self) -> Vec<Der> {
+        std::iter::once(self.ca.certificate.clone())
+            .chain(self.ca.chain.iter().cloned())
+            .collect()
     }
 
     fn issue(
@@ -301,7 +335,7 @@ impl Running {
         profile: &Profile,
         csr: &Csr,
         validity: Option<Duration>,
-        reply: RpcReplyPort<Result<CertRecord, Error>>,
+        reply: RpcReplyPort<Result<IssuedCert, Error>>,
     ) {
         let now = SystemTime::now();
         let signed = ca::random_serial()
@@ -316,19 +350,20 @@ impl Running {
                     serial: &serial,
                     urls: &self.urls,
                 };
-                Ok(ca::issue(&self.issuing(), &req, now)?)
+                Ok(self.signer.issue(&req, now)?)
             })
-            .and_then(|der| self.record(who, profile.name, der, crate::now_unix()))
+            .map(|issued| self.issued_record(who, profile.name, issued, crate::now_unix()))
             .and_then(|cert| Ok((store::create_cert(&self.args.store, &cert)?, cert)));
         match signed {
             Err(e) => self.refused(self.entry(who, self.ca.id.as_str(), "issue"), e, reply),
             Ok((write, cert)) => {
                 let entry = self.entry(who, &format!("{}/{}", self.ca.id, cert.serial), "issue");
+                let chain = self.chain();
                 self.args.audit.submit(
                     entry,
                     vec![write],
                     Completion::new(move |done| {
-                        let _ = reply.send(done.map(|()| cert));
+                        let _ = reply.send(done.map(|()| IssuedCert { cert, chain }));
                     }),
                 );
             }
@@ -347,15 +382,9 @@ impl Running {
                 what: "random generator",
             })
             .and_then(|serial| {
-                Ok(ca::intermediate(
-                    &spec,
-                    record.key,
-                    &key,
-                    &self.issuing(),
-                    &self.urls,
-                    &serial,
-                    now,
-                )?)
+                Ok(self
+                    .signer
+                    .intermediate(&spec, record.key, &key, &self.urls, &serial, now)?)
             })
             .and_then(|der| {
                 let issued = self.record(who, "sub-ca", der.clone(), crate::now_unix())?;
@@ -364,9 +393,7 @@ impl Running {
                 record.not_before = issued.not_before;
                 record.not_after = issued.not_after;
                 record.certificate = Der(der);
-                record.chain = std::iter::once(self.ca.certificate.clone())
-                    .chain(self.ca.chain.iter().cloned())
-                    .collect();
+                record.chain = self.chain();
                 let mut writes = store::create_ca(&self.args.store, &record, &key)?;
                 writes.push(store::create_cert(&self.args.store, &issued)?);
                 Ok(writes)
@@ -504,7 +531,7 @@ impl Running {
             this_update: now,
             lifetime,
         };
-        let der = ca::crl(&self.issuing(), &spec, &entries)?;
+        let der = self.signer.crl(&spec, &entries)?;
         let this_update = crate::now_unix();
         Ok(CrlRecord {
             number: spec.number,
@@ -699,8 +726,9 @@ impl Running {
             serial: &serial,
             urls: &self.urls,
         };
-        let der = ca::issue(&self.issuing(), &req, SystemTime::now())?;
-        let issued = self.record(who, profile.name, der.clone(), crate::now_unix())?;
+        let issued = self.signer.issue(&req, SystemTime::now())?;
+        let der = issued.der.clone();
+        let issued = self.issued_record(who, profile.name, issued, crate::now_unix());
         let mut writes = store::put_delegate(&self.args.store, &self.ca.id, delegate, &key, &der)?;
         writes.push(store::create_cert(&self.args.store, &issued)?);
         Ok(((key, der), writes))

@@ -11,7 +11,8 @@ use std::time::Duration;
 use cryptoutil_actors::config::human_duration;
 use cryptoutil_actors::{ServiceName, SupervisionConfig};
 use cryptoutil_http::config::{
-    AdminConfig, AdminListenConfig, AuthConfig, HttpConfig, ListenConfig, MetricsListenConfig,
+    AdminConfig, AdminListenConfig, AuthConfig, DistributionListenConfig, HttpConfig, ListenConfig,
+    MetricsListenConfig,
 };
 use cryptoutil_storage::BarrierConfig;
 use serde::{Deserialize, Serialize};
@@ -85,8 +86,8 @@ impl Default for AppConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct CaConfig {
     /// Base URL of the CA's distribution routes that certificates name (CRL distribution point,
-    /// AIA caIssuers), e.g. `https://ca.example.com:8443`. Empty: the CA's public base URL as
-    /// bound.
+    /// OCSP, AIA caIssuers), e.g. `http://pki.example.com`. Empty: the distribution listener's
+    /// URL as bound when it is enabled, else the CA's public (HTTPS) base URL as bound.
     pub distribution_base_url: String,
     /// How long a CRL is valid; it is signed anew once half of it has passed.
     #[serde(with = "human_duration")]
@@ -289,6 +290,8 @@ pub struct ServiceConfig {
     pub admin: AdminListenConfig,
     /// Metrics-only listener (off unless enabled).
     pub metrics: MetricsListenConfig,
+    /// The CA's plain-HTTP distribution listener (off unless enabled; `ca` only).
+    pub distribution: DistributionListenConfig,
 }
 
 impl AppConfig {
@@ -343,6 +346,17 @@ impl AppConfig {
                 "ca.tsa_policy".into(),
                 "a dotted OID (e.g. 1.3.6.1.4.1.<your PEN>.1)".into(),
             ));
+        }
+        for service in ServiceName::ALL {
+            if service != ServiceName::Ca && self.services.of(service).distribution.enabled {
+                problems.push((
+                    format!(
+                        "services.{}.distribution.enabled",
+                        service.as_str().replace('-', "_")
+                    ),
+                    "only the ca service has a distribution listener".into(),
+                ));
+            }
         }
         let base = &self.ca.distribution_base_url;
         if !(base.is_empty() || base.starts_with("https://") || base.starts_with("http://")) {

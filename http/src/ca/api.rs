@@ -116,8 +116,8 @@ fn ca_json(ca: &CaRecord) -> Value {
     })
 }
 
-/// A certificate as the API shows it; with `issuer`, its chain (the issuing CA first).
-fn cert_json(cert: &CertRecord, issuer: Option<&CaRecord>) -> Value {
+/// A certificate as the API shows it; with `chain`, its chain (the issuing CA first).
+fn cert_json(cert: &CertRecord, chain: Option<&[Der]>) -> Value {
     let mut value = json!({
         "serial": cert.serial,
         "ca": cert.ca,
@@ -131,11 +131,8 @@ fn cert_json(cert: &CertRecord, issuer: Option<&CaRecord>) -> Value {
         "revocation": cert.revocation,
         "certificate": cert_pem(&cert.certificate.0),
     });
-    if let (Some(ca), Some(map)) = (issuer, value.as_object_mut()) {
-        let chain: Vec<String> = std::iter::once(cert_pem(&ca.certificate.0))
-            .chain(pems(&ca.chain))
-            .collect();
-        map.insert("chain".into(), json!(chain));
+    if let (Some(chain), Some(map)) = (chain, value.as_object_mut()) {
+        map.insert("chain".into(), json!(pems(chain)));
     }
     value
 }
@@ -250,9 +247,9 @@ pub(crate) async fn certificates_post(
         csr,
         validity,
     };
-    let cert = ca.cas.issue(&ca.who, &target.ca, new).await?;
-    let issuer = ca.cas.get(&ca.who, &target.ca).await?;
-    Ok((StatusCode::CREATED, Json(cert_json(&cert, Some(&issuer)))).into_response())
+    let issued = ca.cas.issue(&ca.who, &target.ca, new).await?;
+    let value = cert_json(&issued.cert, Some(&issued.chain));
+    Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
 /// `?status=valid|revoked|on_hold|expired` of a certificate listing (empty: any).
@@ -285,7 +282,10 @@ pub(crate) async fn certificate_get(ca: Ca, target: Target) -> Result<Json<Value
         .certificate(&ca.who, &target.ca, target.serial()?)
         .await?;
     let issuer = ca.cas.get(&ca.who, &target.ca).await?;
-    Ok(Json(cert_json(&cert, Some(&issuer))))
+    let chain: Vec<Der> = std::iter::once(issuer.certificate)
+        .chain(issuer.chain)
+        .collect();
+    Ok(Json(cert_json(&cert, Some(&chain))))
 }
 
 /// `POST .../revoke` body.

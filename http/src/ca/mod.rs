@@ -9,11 +9,32 @@ pub mod api;
 
 use axum::http::Method;
 use axum::routing::{get, post};
+use axum::Router;
 use cryptoutil_actors::ServiceName;
 
 pub use api::OPENAPI;
 
 use crate::route::{both, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
+use crate::state::AppState;
+
+/// The router of the CA's plain-HTTP distribution listener (`services.ca.distribution`): the
+/// public routes of signed objects only, at the same paths as on the HTTPS listener (so
+/// `ca.distribution_base_url` may name either): a CA's CRL and certificate, OCSP over GET and
+/// POST. Nothing else answers (404); no credential is ever read.
+pub fn distribution_router(state: AppState) -> Router {
+    Router::new()
+        .route("/service/api/v1/ca/cas/{ca}/crl", get(api::crl_get))
+        .route(
+            "/service/api/v1/ca/cas/{ca}/certificate",
+            get(api::ca_certificate_get),
+        )
+        .route("/service/api/v1/ca/ocsp", post(api::ocsp_post))
+        .route("/service/api/v1/ca/ocsp/{*request}", get(api::ocsp_get))
+        .layer(axum::middleware::from_fn(
+            crate::middleware::headers::service,
+        ))
+        .with_state(state)
+}
 
 /// The CA's routes, in the `ca` service.
 pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::Ca, rows).with_home(

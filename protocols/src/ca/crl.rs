@@ -130,6 +130,15 @@ pub struct CrlSpec {
 
 /// A full CRL (DER) of `revoked`, signed by `ca`.
 pub fn crl(ca: &IssuingCa<'_>, spec: &CrlSpec, revoked: &[Revoked]) -> Result<Vec<u8>, Error> {
+    super::Signer::new(ca)?.crl(spec, revoked)
+}
+
+/// A full CRL (DER) of `revoked`, signed by `issuer`.
+pub(super) fn sign(
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+    spec: &CrlSpec,
+    revoked: &[Revoked],
+) -> Result<Vec<u8>, Error> {
     if spec.lifetime.is_zero() {
         return Err(Error::Refused(CaError::new(
             "crl_lifetime",
@@ -155,12 +164,6 @@ pub fn crl(ca: &IssuingCa<'_>, spec: &CrlSpec, revoked: &[Revoked]) -> Result<Ve
             .collect::<Result<_, Error>>()?,
         key_identifier_method: KeyIdMethod::Sha256,
     };
-    let signer = ca.key_type.load(ca.key_pkcs8)?;
-    let issuer = rcgen::Issuer::from_ca_cert_der(
-        &rustls_pki_types::CertificateDer::from(ca.cert_der),
-        &signer,
-    )
-    .map_err(cert_err("issuing CA certificate"))?;
-    let crl = params.signed_by(&issuer).map_err(cert_err("CRL"))?;
+    let crl = params.signed_by(issuer).map_err(cert_err("CRL"))?;
     Ok(crl.der().to_vec())
 }

@@ -22,6 +22,8 @@ pub struct Csr {
     pub key: RequestKey,
     /// The requested subject.
     pub subject: DistinguishedName,
+    /// The same as text (`CN=www.example.com`), as the API shows it.
+    pub subject_text: String,
     /// The requested subject alternative names.
     pub sans: Vec<San>,
 }
@@ -135,6 +137,7 @@ pub fn parse(input: &[u8]) -> Result<Csr, CaError> {
         spki_der: info.subject_pki.raw.to_vec(),
         key,
         subject,
+        subject_text: info.subject.to_string(),
         sans,
     })
 }

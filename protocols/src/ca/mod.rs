@@ -205,36 +205,7 @@ pub fn intermediate(
     serial: &[u8; 16],
     now: SystemTime,
 ) -> Result<Vec<u8>, Error> {
-    let limits = parent_limits(parent.cert_der)?;
-    if limits.path_len == Some(0) {
-        return Err(Error::Refused(CaError::new(
-            "parent",
-            "the parent CA's path length constraint is 0: it may not sign CAs",
-        )));
-    }
-    if let (Some(parent_len), Some(len)) = (limits.path_len, spec.path_len) {
-        if len >= parent_len {
-            return Err(Error::Refused(CaError::new(
-                "path_len",
-                format!("must be less than the parent's ({parent_len})"),
-            )));
-        }
-    }
-    let key = key_type.load(key_pkcs8)?;
-    let mut params = ca_params(spec, serial, now)?;
-    if spec.path_len.is_none() {
-        if let Some(parent_len) = limits.path_len {
-            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(parent_len - 1));
-        }
-    }
-    let below = Below {
-        parent,
-        limits: &limits,
-        urls,
-        validity: spec.validity,
-        now,
-    };
-    below.sign(params, &key, "intermediate")
+    Signer::new(parent)?.intermediate(spec, key_type, key_pkcs8, urls, serial, now)
 }
 
 /// One certificate to issue from a checked request.
@@ -255,90 +226,166 @@ pub struct Issue<'a> {
 /// Issues `req` from `ca`: checks the request against the profile and the CA's own name
 /// constraints, then signs. The certificate (DER) expires no later than the CA.
 pub fn issue(ca: &IssuingCa<'_>, req: &Issue<'_>, now: SystemTime) -> Result<Vec<u8>, Error> {
-    let limits = parent_limits(ca.cert_der)?;
-    let profile = req.profile;
-    profile.check(req.csr).map_err(Error::Refused)?;
-    for san in &req.csr.sans {
-        if let San::Dns(name) = san {
-            if !limits.permits_dns(name) {
+    Ok(Signer::new(ca)?.issue(req, now)?.der)
+}
+
+/// A certificate just signed, and what the API shows of it.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The certificate.
+    pub der: Vec<u8>,
+    /// Its subject, serial and validity.
+    pub summary: Summary,
+}
+
+/// An issuing CA ready to sign: its key loaded and its certificate read once, for as many
+/// signatures as its holder (the `CaSigner` actor) makes.
+pub struct Signer {
+    issuer: Issuer<'static, KeyPair>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// `ca` prepared: its key loaded, its certificate's limits read.
+    pub fn new(ca: &IssuingCa<'_>) -> Result<Self, Error> {
+        let limits = parent_limits(ca.cert_der)?;
+        let key = ca.key_type.load(ca.key_pkcs8)?;
+        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(ca.cert_der), key)
+            .map_err(cert_err("issuing CA certificate"))?;
+        Ok(Self { issuer, limits })
+    }
+
+    /// A new intermediate (DER) with `key_pkcs8` of `key_type`; it expires no later than this
+    /// CA.
+    pub fn intermediate(
+        &self,
+        spec: &CaSpec,
+        key_type: KeyType,
+        key_pkcs8: &[u8],
+        urls: &Urls,
+        serial: &[u8; 16],
+        now: SystemTime,
+    ) -> Result<Vec<u8>, Error> {
+        let limits = &self.limits;
+        if limits.path_len == Some(0) {
+            return Err(Error::Refused(CaError::new(
+                "parent",
+                "the parent CA's path length constraint is 0: it may not sign CAs",
+            )));
+        }
+        if let (Some(parent_len), Some(len)) = (limits.path_len, spec.path_len) {
+            if len >= parent_len {
                 return Err(Error::Refused(CaError::new(
-                    "subject_alt_names",
-                    format!("{name} is outside the CA's name constraints"),
+                    "path_len",
+                    format!("must be less than the parent's ({parent_len})"),
                 )));
             }
         }
+        let key = key_type.load(key_pkcs8)?;
+        let mut params = ca_params(spec, serial, now)?;
+        if spec.path_len.is_none() {
+            if let Some(parent_len) = limits.path_len {
+                params.is_ca = IsCa::Ca(BasicConstraints::Constrained(parent_len - 1));
+            }
+        }
+        let (cert, _) = self.sign(params, &key, urls, spec.validity, now, "intermediate")?;
+        Ok(cert)
     }
-    if profile.is_ca && limits.path_len == Some(0) {
-        return Err(Error::Refused(CaError::new(
-            "profile",
-            "this CA's path length constraint is 0: it may not issue sub-CAs",
-        )));
-    }
-    let validity = req.validity.unwrap_or(profile.default_validity);
-    if validity.is_zero() || validity > profile.max_validity {
-        return Err(Error::Refused(CaError::new(
-            "validity",
-            format!(
-                "at most {} days for profile {}",
-                profile.max_validity.as_secs() / 86_400,
-                profile.name
-            ),
-        )));
-    }
-    let mut params = CertificateParams::default();
-    params.distinguished_name = req.csr.subject.clone();
-    params.subject_alt_names = req
-        .csr
-        .sans
-        .iter()
-        .map(San::to_rcgen)
-        .collect::<Result<_, _>>()?;
-    profile.apply(&mut params, req.csr);
-    params.serial_number = Some(rcgen::SerialNumber::from_slice(req.serial));
-    params.not_before = time(unix(now).saturating_sub(BACKDATE.as_secs()))?;
-    params.key_identifier_method = KeyIdMethod::Sha256;
-    let public = rcgen::SubjectPublicKeyInfo::from_der(&req.csr.spki_der)
-        .map_err(cert_err("request key"))?;
-    let below = Below {
-        parent: ca,
-        limits: &limits,
-        urls: req.urls,
-        validity,
-        now,
-    };
-    below.sign(params, &public, "certificate")
-}
 
-/// What signing below a CA adds to a certificate's own parameters.
-struct Below<'a> {
-    parent: &'a IssuingCa<'a>,
-    limits: &'a Limits,
-    urls: &'a Urls,
-    validity: Duration,
-    now: SystemTime,
-}
+    /// Issues `req`: checks the request against the profile and this CA's name constraints,
+    /// then signs. The certificate expires no later than the CA.
+    pub fn issue(&self, req: &Issue<'_>, now: SystemTime) -> Result<Issued, Error> {
+        let limits = &self.limits;
+        let profile = req.profile;
+        profile.check(req.csr).map_err(Error::Refused)?;
+        for san in &req.csr.sans {
+            if let San::Dns(name) = san {
+                if !limits.permits_dns(name) {
+                    return Err(Error::Refused(CaError::new(
+                        "subject_alt_names",
+                        format!("{name} is outside the CA's name constraints"),
+                    )));
+                }
+            }
+        }
+        if profile.is_ca && limits.path_len == Some(0) {
+            return Err(Error::Refused(CaError::new(
+                "profile",
+                "this CA's path length constraint is 0: it may not issue sub-CAs",
+            )));
+        }
+        let validity = req.validity.unwrap_or(profile.default_validity);
+        if validity.is_zero() || validity > profile.max_validity {
+            return Err(Error::Refused(CaError::new(
+                "validity",
+                format!(
+                    "at most {} days for profile {}",
+                    profile.max_validity.as_secs() / 86_400,
+                    profile.name
+                ),
+            )));
+        }
+        let mut params = CertificateParams::default();
+        params.distinguished_name = req.csr.subject.clone();
+        params.subject_alt_names = req
+            .csr
+            .sans
+            .iter()
+            .map(San::to_rcgen)
+            .collect::<Result<_, _>>()?;
+        profile.apply(&mut params, req.csr);
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(req.serial));
+        params.not_before = time(unix(now).saturating_sub(BACKDATE.as_secs()))?;
+        params.key_identifier_method = KeyIdMethod::Sha256;
+        let public = rcgen::SubjectPublicKeyInfo::from_der(&req.csr.spki_der)
+            .map_err(cert_err("request key"))?;
+        let subject = req.csr.subject_text.clone();
+        let (der, (not_before, not_after)) =
+            self.sign(params, &public, req.urls, validity, now, "certificate")?;
+        Ok(Issued {
+            der,
+            summary: Summary {
+                subject,
+                serial: serial_hex(req.serial),
+                not_before,
+                not_after,
+            },
+        })
+    }
 
-impl Below<'_> {
-    /// Signs `params` for `public` with the parent's key: AKI from the parent's own SKI, the
-    /// distribution URLs, and a `notAfter` no later than the parent's.
+    /// A CRL of `revoked` (DER).
+    pub fn crl(&self, spec: &crl::CrlSpec, revoked: &[crl::Revoked]) -> Result<Vec<u8>, Error> {
+        crl::sign(&self.issuer, spec, revoked)
+    }
+
+    /// Signs `params` for `public`: AKI from this CA's SKI, the distribution URLs, and a
+    /// `notAfter` no later than this CA's. The certificate and its (notBefore, notAfter).
     fn sign(
         &self,
         mut params: CertificateParams,
         public: &impl rcgen::PublicKeyData,
+        urls: &Urls,
+        validity: Duration,
+        now: SystemTime,
         what: &'static str,
-    ) -> Result<Vec<u8>, Error> {
-        params.not_after = time(
-            unix(self.now)
-                .saturating_add(self.validity.as_secs())
-                .min(self.limits.not_after),
-        )?;
+    ) -> Result<(Vec<u8>, (u64, u64)), Error> {
+        let not_after = unix(now)
+            .saturating_add(validity.as_secs())
+            .min(self.limits.not_after);
+        params.not_after = time(not_after)?;
         params.use_authority_key_identifier_extension = true;
-        add_urls(&mut params, self.urls);
-        let signer = self.parent.key_type.load(self.parent.key_pkcs8)?;
-        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(self.parent.cert_der), &signer)
-            .map_err(cert_err("issuing CA certificate"))?;
-        let cert = params.signed_by(public, &issuer).map_err(cert_err(what))?;
-        Ok(cert.der().to_vec())
+        add_urls(&mut params, urls);
+        let not_before = u64::try_from(params.not_before.unix_timestamp()).unwrap_or(0);
+        let cert = params
+            .signed_by(public, &self.issuer)
+            .map_err(cert_err(what))?;
+        Ok((cert.der().to_vec(), (not_before, not_after)))
     }
 }
 

@@ -13,6 +13,9 @@ use super::{der, CaError};
 
 const DAY: u64 = 86_400;
 
+/// The CA/Browser Forum's reserved policy OID for domain-validated TLS server certificates.
+pub const CABF_DOMAIN_VALIDATED: &str = "2.23.140.1.2.1";
+
 /// What a certificate of one kind carries and may be asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
@@ -243,6 +246,18 @@ impl Profile {
             );
             eku.set_criticality(true);
             params.custom_extensions.push(eku);
+        }
+        if self.name == "tls-server" {
+            // Shaped after the CA/Browser Forum's Baseline Requirements for TLS server
+            // certificates, whose linters want the reserved domain-validated policy OID.
+            if let Ok(content) = der::policies(&[CABF_DOMAIN_VALIDATED.to_owned()]) {
+                params
+                    .custom_extensions
+                    .push(CustomExtension::from_oid_content(
+                        der::CERTIFICATE_POLICIES,
+                        content,
+                    ));
+            }
         }
         if self.ocsp_nocheck {
             params

@@ -821,3 +821,180 @@ async fn a_hierarchy_issues_revokes_and_publishes_crls_that_openssl_and_pkilint_
     assert_eq!(status, 201, "{v}");
     app.stop().await;
 }
+
+/// `curl` over plain HTTP: status and body.
+fn plain_get(url: &str) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("curl runs");
+    let mut body = out.stdout;
+    let split = body
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .expect("a status line");
+    let status = std::str::from_utf8(&body[split + 1..])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    body.truncate(split);
+    (status, body)
+}
+
+/// The opt-in plain-HTTP distribution listener serves CRLs, CA certificates and OCSP (and
+/// nothing else); certificates name it by default; a tls-server certificate whose URLs name a
+/// public host passes pkilint's CA/Browser Forum linter (`lint_cabf_serverauth_cert`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_distribution_listener_serves_signed_objects_over_http_and_tls_servers_pass_cabf_lint()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let app = TestApp::start(
+        SERVICES.to_vec(),
+        &[("CRYPTOUTIL_SERVICES__CA__DISTRIBUTION__ENABLED", "true")],
+        Some(&data),
+    )
+    .await;
+    let http = app.endpoints[&ServiceName::Ca]
+        .distribution
+        .clone()
+        .expect("the distribution listener is bound");
+    assert!(http.starts_with("http://127.0.0.1:"), "{http}");
+    let boot = bootstrap(&data);
+    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let (status, root) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/cas",
+        Some(json!({"name": "root", "subject": {"common_name": "Plain Root"}, "key": "P-256"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{root}");
+    let root_id = root["id"].as_str().unwrap();
+    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        work.join("inter.pem"),
+        root["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    let request = csr(&work, "www.example.com");
+    let (status, leaf) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/ca/cas/{root_id}/certificates"),
+        Some(json!({"profile": "tls-server", "csr": request})),
+    )
+    .await;
+    assert_eq!(status, 201, "{leaf}");
+    std::fs::write(work.join("leaf.pem"), leaf["certificate"].as_str().unwrap()).unwrap();
+    let (ok, text) = openssl(&work, &["x509", "-in", "leaf.pem", "-noout", "-text"]);
+    assert!(
+        ok && text.contains(&format!("URI:{http}/service/api/v1/ca/cas/{root_id}/crl"))
+            && text.contains(&format!("OCSP - URI:{http}/service/api/v1/ca/ocsp")),
+        "certificates name the plain-HTTP listener: {text}"
+    );
+
+    // What it serves: the CRL and the CA certificate (DER), OCSP (openssl over plain HTTP).
+    let (status, crl) = plain_get(&format!("{http}/service/api/v1/ca/cas/{root_id}/crl"));
+    assert_eq!(status, 200);
+    std::fs::write(work.join("root.crl.der"), &crl).unwrap();
+    let (ok, text) = openssl(
+        &work,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "root.crl.der",
+            "-noout",
+            "-issuer",
+        ],
+    );
+    assert!(ok && text.contains("Plain Root"), "{text}");
+    let (status, cert) = plain_get(&format!(
+        "{http}/service/api/v1/ca/cas/{root_id}/certificate"
+    ));
+    assert_eq!(status, 200);
+    assert!(cert.starts_with(&[0x30]), "DER");
+    let (ok, text) = openssl(
+        &work,
+        &[
+            "ocsp",
+            "-issuer",
+            "root.pem",
+            "-cert",
+            "leaf.pem",
+            "-url",
+            &format!("{http}/service/api/v1/ca/ocsp"),
+            "-CAfile",
+            "root.pem",
+        ],
+    );
+    assert!(ok && text.contains("leaf.pem: good"), "{text}");
+    // And nothing else: no API, no browser pages, no admin.
+    for path in [
+        "/service/api/v1/ca/cas".to_owned(),
+        format!("/service/api/v1/ca/cas/{root_id}"),
+        "/browser/".to_owned(),
+        "/browser/ui/ca/".to_owned(),
+        "/admin/v1/livez".to_owned(),
+    ] {
+        assert_eq!(plain_get(&format!("{http}{path}")).0, 404, "{path}");
+    }
+    app.stop().await;
+
+    // With URLs under a public name (what a deployment configures), the CA/Browser Forum
+    // linter finds no error in a tls-server certificate.
+    let app = TestApp::start(
+        SERVICES.to_vec(),
+        &[
+            ("CRYPTOUTIL_SERVICES__CA__DISTRIBUTION__ENABLED", "true"),
+            (
+                "CRYPTOUTIL_CA__DISTRIBUTION_BASE_URL",
+                "http://pki.example.com",
+            ),
+        ],
+        Some(&data),
+    )
+    .await;
+    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let (status, leaf) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/ca/cas/{root_id}/certificates"),
+        Some(json!({"profile": "tls-server", "csr": request})),
+    )
+    .await;
+    assert_eq!(status, 201, "{leaf}");
+    std::fs::write(
+        work.join("public.pem"),
+        leaf["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    let bin = python().parent().unwrap().join("lint_cabf_serverauth_cert");
+    let out = Command::new(bin)
+        .current_dir(&work)
+        .args([
+            "lint",
+            "-t",
+            "DV-FINAL-CERTIFICATE",
+            "-s",
+            "ERROR",
+            "public.pem",
+        ])
+        .output()
+        .expect("lint_cabf_serverauth_cert runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "lint_cabf_serverauth_cert: {text}"
+    );
+    app.stop().await;
+}
