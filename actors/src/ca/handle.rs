@@ -50,10 +50,29 @@ pub struct NewCa {
 pub struct NewCert {
     /// The profile's name.
     pub profile: String,
-    /// The PKCS#10 request, PEM or DER.
-    pub csr: Vec<u8>,
+    /// What it certifies: a caller's request, or a key the service makes.
+    pub request: CertRequest,
     /// How long it should be valid (none: the profile's default).
     pub validity: Option<Duration>,
+}
+
+/// The key a certificate certifies.
+#[derive(Debug, Clone)]
+pub enum CertRequest {
+    /// The caller's PKCS#10 request, PEM or DER (its signature is checked).
+    Csr(Vec<u8>),
+    /// A key the service makes: returned only as a JWE to `recipient` (the caller's public
+    /// JWK, RSA-OAEP-256 or ECDH-ES+A256KW), never stored.
+    ServerKey {
+        /// The key's type.
+        key: KeyType,
+        /// The certificate's subject.
+        subject: Subject,
+        /// Its subject alternative names.
+        names: ca::Names,
+        /// Who the private key is encrypted to.
+        recipient: Box<cryptoutil_protocols::jose::Jwk>,
+    },
 }
 
 const YEAR: u64 = 365 * 86_400;
@@ -90,6 +109,26 @@ fn stopped<T>(_: T) -> Error {
     Error::Unavailable {
         actor: "CaSigner",
         why: Unavailability::Stopped,
+    }
+}
+
+/// A recipient of a server-made key: a public JWK for RSA-OAEP-256 or ECDH-ES+A256KW.
+fn check_recipient(jwk: &cryptoutil_protocols::jose::Jwk) -> Result<(), Error> {
+    use cryptoutil_protocols::jose::jwe::KeyAlg;
+    let refused = |reason: &str| {
+        Error::Refused(ca::CaError {
+            field: "jwk",
+            reason: reason.into(),
+        })
+    };
+    match jwk.jwe_alg() {
+        Ok(KeyAlg::RsaOaep256 | KeyAlg::EcdhEsA256KW) if !jwk.is_private() => Ok(()),
+        Ok(KeyAlg::RsaOaep256 | KeyAlg::EcdhEsA256KW) => {
+            Err(refused("send the public half of your key only"))
+        }
+        _ => Err(refused(
+            "a public JWK with alg RSA-OAEP-256 or ECDH-ES+A256KW",
+        )),
     }
 }
 
@@ -258,21 +297,58 @@ impl CasHandle {
                 return self.refused(entry, e).await;
             }
         };
-        // On this task: parsing and one signature check take tens of microseconds, less than
-        // handing the work to a blocking thread and back costs.
-        let csr = match ca::csr::parse(&new.csr) {
-            Ok(csr) => csr,
-            Err(e) => return self.refused(entry, Error::Refused(e)).await,
+        let (csr, made, op) = match new.request {
+            // On this task: parsing and one signature check take tens of microseconds, less
+            // than handing the work to a blocking thread and back costs.
+            CertRequest::Csr(der) => match ca::csr::parse(&der) {
+                Ok(csr) => (csr, None, "issue"),
+                Err(e) => return self.refused(entry, Error::Refused(e)).await,
+            },
+            CertRequest::ServerKey {
+                key,
+                subject,
+                names,
+                recipient,
+            } => {
+                let entry = AuditEntry::new(
+                    &who.subject,
+                    who.tenant.as_str(),
+                    id.as_str(),
+                    "issue-server-key",
+                );
+                if let Err(e) = check_recipient(&recipient) {
+                    return self.refused(entry, e).await;
+                }
+                // Key generation (RSA: up to seconds) off the async task.
+                match blocking(move || Ok(ca::server_request(key, &subject, &names)?)).await {
+                    Ok((pkcs8, csr)) => (csr, Some((pkcs8, recipient)), "issue-server-key"),
+                    Err(e) => return self.refused(entry, e).await,
+                }
+            }
         };
         let (profile, csr, validity) = (Box::new(profile), Box::new(csr), new.validity);
-        self.ask(who, id, "issue", |who, reply| CaSignerMsg::Issue {
-            who,
-            profile,
-            csr,
-            validity,
-            reply,
-        })
-        .await
+        let mut issued = self
+            .ask(who, id, op, |who, reply| CaSignerMsg::Issue {
+                who,
+                op,
+                profile,
+                csr,
+                validity,
+                reply,
+            })
+            .await?;
+        if let Some((pkcs8, recipient)) = made {
+            let mut header = serde_json::Map::new();
+            header.insert("cty".into(), serde_json::Value::from("application/pkcs8"));
+            let jwe = cryptoutil_protocols::jose::jwe::encrypt_compact(
+                &recipient,
+                cryptoutil_protocols::jose::jwe::ContentAlg::A256GCM,
+                &pkcs8,
+                &header,
+            )?;
+            issued.key_jwe = Some(jwe);
+        }
+        Ok(issued)
     }
 
     /// The certificates CA `id` (the caller's) issued, with `status` if given, oldest first.

@@ -19,7 +19,7 @@ use cryptoutil_protocols::ca::Urls;
 use cryptoutil_protocols::ids::CaId;
 use ractor::SpawnErr;
 
-pub use handle::{CasHandle, NewCa, NewCert, DISTRIBUTION_SUBJECT};
+pub use handle::{CasHandle, CertRequest, NewCa, NewCert, DISTRIBUTION_SUBJECT};
 pub use signer::IssuedCert;
 pub use store::{CaRecord, CertRecord, CrlRecord, Der, Revocation, Status};
 

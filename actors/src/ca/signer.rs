@@ -45,6 +45,8 @@ pub struct IssuedCert {
     pub cert: CertRecord,
     /// The issuing CA's certificate and the ones above it.
     pub chain: Vec<Der>,
+    /// For a key the service made: its PKCS#8 as a compact JWE to the caller's key.
+    pub key_jwe: Option<String>,
 }
 
 /// Messages of a `CaSigner`.
@@ -53,6 +55,8 @@ pub enum CaSignerMsg {
     Issue {
         /// Who asks.
         who: Caller,
+        /// The audit operation (`issue`, `issue-server-key`).
+        op: &'static str,
         /// The profile.
         profile: Box<Profile>,
         /// The request, its signature checked.
@@ -239,11 +243,12 @@ impl Actor for CaSigner {
         match msg {
             CaSignerMsg::Issue {
                 who,
+                op,
                 profile,
                 csr,
                 validity,
                 reply,
-            } => st.issue(&who, &profile, &csr, validity, reply),
+            } => st.issue(&who, op, &profile, &csr, validity, reply),
             CaSignerMsg::SignCa { who, child, reply } => st.sign_ca(&who, *child, reply),
             CaSignerMsg::Revoke {
                 who,
@@ -332,6 +337,7 @@ impl Running {
     fn issue(
         &self,
         who: &Caller,
+        op: &'static str,
         profile: &Profile,
         csr: &Csr,
         validity: Option<Duration>,
@@ -355,15 +361,19 @@ impl Running {
             .map(|issued| self.issued_record(who, profile.name, issued, crate::now_unix()))
             .and_then(|cert| Ok((store::create_cert(&self.args.store, &cert)?, cert)));
         match signed {
-            Err(e) => self.refused(self.entry(who, self.ca.id.as_str(), "issue"), e, reply),
+            Err(e) => self.refused(self.entry(who, self.ca.id.as_str(), op), e, reply),
             Ok((write, cert)) => {
-                let entry = self.entry(who, &format!("{}/{}", self.ca.id, cert.serial), "issue");
+                let entry = self.entry(who, &format!("{}/{}", self.ca.id, cert.serial), op);
                 let chain = self.chain();
                 self.args.audit.submit(
                     entry,
                     vec![write],
                     Completion::new(move |done| {
-                        let _ = reply.send(done.map(|()| IssuedCert { cert, chain }));
+                        let _ = reply.send(done.map(|()| IssuedCert {
+                            cert,
+                            chain,
+                            key_jwe: None,
+                        }));
                     }),
                 );
             }

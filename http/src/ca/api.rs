@@ -10,11 +10,14 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cryptoutil_actors::ca::{CaRecord, CasHandle, CertRecord, Der, NewCa, NewCert, Status};
+use cryptoutil_actors::ca::{
+    CaRecord, CasHandle, CertRecord, CertRequest, Der, NewCa, NewCert, Status,
+};
 use cryptoutil_actors::caller::Caller;
 use cryptoutil_actors::Scope;
 use cryptoutil_protocols::ca::{self, KeyType, Reason, Subject};
 use cryptoutil_protocols::ids::CaId;
+use cryptoutil_protocols::jose::Jwk;
 use cryptoutil_protocols::pki::cert_pem;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -212,20 +215,73 @@ pub(crate) async fn ca_get(ca: Ca, target: Target) -> Result<Json<Value>, ApiErr
     Ok(Json(ca_json(&ca.cas.get(&ca.who, &target.ca).await?)))
 }
 
-/// `POST .../certificates` body.
+/// `POST .../certificates` body: a `csr`, or a key the service makes (`key`, `subject`,
+/// `subject_alt_names`, and the caller's public `jwk` the private key is encrypted to).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CertReq {
     profile: String,
-    csr: String,
+    #[serde(default)]
+    csr: Option<String>,
     #[serde(default)]
     validity: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    subject: Option<Subject>,
+    #[serde(default)]
+    subject_alt_names: Option<ca::Names>,
+    #[serde(default)]
+    jwk: Option<Value>,
+}
+
+impl CertReq {
+    /// What the certificate certifies, from either form of the body.
+    fn request(&mut self) -> Result<CertRequest, ApiError> {
+        match (self.csr.take(), self.key.take(), self.jwk.take()) {
+            (Some(csr), None, None)
+                if self.subject.is_none() && self.subject_alt_names.is_none() =>
+            {
+                // PEM as it is; anything else is base64 of DER.
+                let csr = csr.trim();
+                if csr.starts_with("-----BEGIN") {
+                    Ok(CertRequest::Csr(csr.as_bytes().to_vec()))
+                } else {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(csr)
+                        .map(CertRequest::Csr)
+                        .map_err(|_| refused("csr", "PEM, or base64 of DER"))
+                }
+            }
+            (None, Some(key), Some(jwk)) => {
+                let key: KeyType = serde_json::from_value(Value::String(key))
+                    .map_err(|_| refused("key", "one of P-256, P-384, RSA-3072, RSA-4096"))?;
+                let recipient =
+                    Jwk::from_value(&jwk).map_err(|e| refused("jwk", format!("not a JWK: {e}")))?;
+                let subject = self
+                    .subject
+                    .take()
+                    .ok_or_else(|| refused("subject", "required with a server-made key"))?;
+                Ok(CertRequest::ServerKey {
+                    key,
+                    subject,
+                    names: self.subject_alt_names.take().unwrap_or_default(),
+                    recipient: Box::new(recipient),
+                })
+            }
+            _ => Err(refused(
+                "csr",
+                "send a csr, or key, subject, subject_alt_names and jwk for a key made here",
+            )),
+        }
+    }
 }
 
 pub(crate) async fn certificates_post(
     ca: Ca,
     target: Target,
-    JsonBody(req): JsonBody<CertReq>,
+    JsonBody(mut req): JsonBody<CertReq>,
 ) -> Result<Response, ApiError> {
     let validity = req
         .validity
@@ -233,22 +289,16 @@ pub(crate) async fn certificates_post(
         .map(|v| ca::parse_validity("validity", v))
         .transpose()
         .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Refused(e)))?;
-    // PEM as it is; anything else is base64 of DER.
-    let csr = if req.csr.trim_start().starts_with("-----BEGIN") {
-        req.csr.trim_start().as_bytes().to_vec()
-    } else {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .decode(req.csr.trim())
-            .map_err(|_| refused("csr", "PEM, or base64 of DER"))?
-    };
     let new = NewCert {
+        request: req.request()?,
         profile: req.profile,
-        csr,
         validity,
     };
     let issued = ca.cas.issue(&ca.who, &target.ca, new).await?;
-    let value = cert_json(&issued.cert, Some(&issued.chain));
+    let mut value = cert_json(&issued.cert, Some(&issued.chain));
+    if let (Some(jwe), Some(map)) = (issued.key_jwe, value.as_object_mut()) {
+        map.insert("key_jwe".into(), json!(jwe));
+    }
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 

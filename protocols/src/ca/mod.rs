@@ -465,6 +465,52 @@ pub fn parse_serial(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The names of a certificate whose key the service makes, as the API takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Names {
+    /// dNSName entries.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// iPAddress entries.
+    #[serde(default)]
+    pub ip: Vec<std::net::IpAddr>,
+    /// rfc822Name entries.
+    #[serde(default)]
+    pub email: Vec<String>,
+    /// uniformResourceIdentifier entries.
+    #[serde(default)]
+    pub uri: Vec<String>,
+}
+
+/// A new key of `key_type` (PKCS#8) made here, and a request for it with `subject` and `names`,
+/// checked like any request (so the same profile checks apply to it). For certificates whose
+/// key the service makes and returns only encrypted to the caller.
+pub fn server_request(
+    key_type: KeyType,
+    subject: &Subject,
+    names: &Names,
+) -> Result<(Zeroizing<Vec<u8>>, Csr), Error> {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = subject.checked()?;
+    let sans: Vec<San> = names
+        .dns
+        .iter()
+        .map(|d| San::Dns(d.clone()))
+        .chain(names.ip.iter().map(|ip| San::Ip(*ip)))
+        .chain(names.email.iter().map(|e| San::Email(e.clone())))
+        .chain(names.uri.iter().map(|u| San::Uri(u.clone())))
+        .collect();
+    params.subject_alt_names = sans.iter().map(San::to_rcgen).collect::<Result<_, _>>()?;
+    let key = key_type.generate()?;
+    let pair = key_type.load(&key)?;
+    let request = params
+        .serialize_request(&pair)
+        .map_err(cert_err("server-made key request"))?;
+    let csr = csr::parse(request.der())?;
+    Ok((key, csr))
+}
+
 /// A new key (P-256, PKCS#8) for a CA's delegate (OCSP responder, time-stamping authority)
 /// and its certificate request (subject `common_name`), for the CA to issue under the
 /// delegate's profile.

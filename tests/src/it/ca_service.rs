@@ -998,3 +998,120 @@ async fn the_distribution_listener_serves_signed_objects_over_http_and_tls_serve
     );
     app.stop().await;
 }
+
+/// Runs Python `code` with the interop venv's interpreter and `args`: success and stdout.
+fn py(code: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("python runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A certificate whose key the service makes: the key reaches the caller only as a JWE to the
+/// caller's key, which jwcrypto opens; `cryptography` finds the certificate's key in it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_made_here_reaches_the_caller_only_as_a_jwe_that_jwcrypto_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let (status, root) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/cas",
+        Some(json!({"name": "root", "subject": {"common_name": "Key Root"}, "key": "P-256"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{root}");
+    let certs = format!("/ca/cas/{}/certificates", root["id"].as_str().unwrap());
+    // The caller's key, made by jwcrypto: its public half goes in the request.
+    let (ok, out) = py(
+        "from jwcrypto import jwk; import json\n\
+         k = jwk.JWK.generate(kty='EC', crv='P-256', alg='ECDH-ES+A256KW')\n\
+         print(json.dumps({'private': json.loads(k.export_private()), 'public': json.loads(k.export_public())}))",
+        &[],
+    );
+    assert!(ok, "{out}");
+    let mine: Value = serde_json::from_str(out.trim()).unwrap();
+    let body = json!({
+        "profile": "tls-client", "key": "P-384",
+        "subject": {"common_name": "device-17", "organization": "Example"},
+        "subject_alt_names": {"dns": ["device-17.example.test"], "uri": ["urn:example:device:17"]},
+        "jwk": mine["public"],
+    });
+    let (status, v) = call(&app, &token, Method::POST, &certs, Some(body.clone())).await;
+    assert_eq!(status, 201, "{v}");
+    let jwe = v["key_jwe"].as_str().expect("the key, encrypted");
+    let (ok, out) = py(
+        "import json, sys\n\
+         from jwcrypto import jwk, jwe\n\
+         from cryptography import x509\n\
+         from cryptography.hazmat.primitives.serialization import load_der_private_key, Encoding, PublicFormat\n\
+         key = jwk.JWK(**json.loads(sys.argv[1]))\n\
+         token = jwe.JWE(); token.deserialize(sys.argv[2], key=key)\n\
+         assert token.jose_header['cty'] == 'application/pkcs8', token.jose_header\n\
+         private = load_der_private_key(token.payload, None)\n\
+         cert = x509.load_pem_x509_certificate(sys.argv[3].encode())\n\
+         spki = lambda k: k.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)\n\
+         assert spki(private.public_key()) == spki(cert.public_key())\n\
+         assert cert.subject.rfc4514_string() == 'CN=device-17,O=Example', cert.subject\n\
+         print(private.curve.name)",
+        &[
+            &mine["private"].to_string(),
+            jwe,
+            v["certificate"].as_str().unwrap(),
+        ],
+    );
+    assert!(ok && out.trim() == "secp384r1", "{out}");
+    // The key is nowhere else: not in the answer in the clear, not in the store's listing.
+    assert!(!v.to_string().contains("PRIVATE KEY"));
+    let (_, listed) = call(&app, &token, Method::GET, &certs, None).await;
+    assert!(!listed.to_string().contains("key_jwe"), "{listed}");
+
+    // Refusals name the field: a private JWK, a JWK for signing, no subject, names the
+    // profile does not allow, both a csr and a key.
+    let private = json!({"jwk": mine["private"]});
+    let signing = json!({"jwk": {"kty": "EC", "crv": "P-256", "alg": "ES256",
+        "x": mine["public"]["x"], "y": mine["public"]["y"]}});
+    let cases = [
+        (private, "jwk"),
+        (signing, "jwk"),
+        (json!({"subject": null}), "subject"),
+        (json!({"profile": "email"}), "subject_alt_names"),
+        (json!({"csr": "x"}), "csr"),
+    ];
+    for (change, field) in cases {
+        let mut bad = body.clone();
+        for (k, val) in change.as_object().unwrap() {
+            if val.is_null() {
+                bad.as_object_mut().unwrap().remove(k);
+            } else {
+                bad[k] = val.clone();
+            }
+        }
+        let (status, v) = call(&app, &token, Method::POST, &certs, Some(bad)).await;
+        assert_eq!(status, 400, "{field}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(&format!("bad request: {field}")),
+            "{field}: {v}"
+        );
+    }
+    let (_, audit) = call(&app, &token, Method::GET, "/ca/audit?limit=1000", None).await;
+    assert!(audit.to_string().contains("issue-server-key"), "{audit}");
+    app.stop().await;
+}
