@@ -34,6 +34,7 @@ pub mod error;
 pub mod federation;
 pub mod health;
 pub mod identity;
+pub mod import_key;
 pub mod issuer_jwks;
 pub mod jose;
 pub mod kms;

@@ -96,8 +96,12 @@ pub struct CasHandle {
     signers: KeyedHandle<Signers>,
     settings: Arc<super::CaSettings>,
     issuers: Arc<std::sync::RwLock<IssuerIndex>>,
+    import_key: Arc<tokio::sync::OnceCell<Arc<cryptoutil_protocols::jose::Jwk>>>,
     timeout: Duration,
 }
+
+/// Where the CA service's import key is sealed.
+const IMPORT_KEY_RECORD: &[u8] = b"ca/import-key/v1";
 
 impl std::fmt::Debug for CasHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,6 +114,17 @@ fn stopped<T>(_: T) -> Error {
         actor: "CaSigner",
         why: Unavailability::Stopped,
     }
+}
+
+/// A CA's name: 1 to 64 characters, no control characters.
+fn check_name(name: &str) -> Result<(), Error> {
+    if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(Error::Refused(ca::CaError {
+            field: "name",
+            reason: "1 to 64 characters, no control characters".into(),
+        }));
+    }
+    Ok(())
 }
 
 /// A recipient of a server-made key: a public JWK for RSA-OAEP-256 or ECDH-ES+A256KW.
@@ -154,6 +169,7 @@ impl CasHandle {
             signers,
             settings,
             issuers: Arc::default(),
+            import_key: Arc::default(),
             timeout,
         }
     }
@@ -183,14 +199,7 @@ impl CasHandle {
         let entry =
             |what: &str| AuditEntry::new(&who.subject, who.tenant.as_str(), what, "create-ca");
         let parent_name = new.parent.as_ref().map_or("", |p| p.as_str());
-        if new.name.trim().is_empty()
-            || new.name.len() > 64
-            || new.name.chars().any(char::is_control)
-        {
-            let e = Error::Refused(ca::CaError {
-                field: "name",
-                reason: "1 to 64 characters, no control characters".into(),
-            });
+        if let Err(e) = check_name(&new.name) {
             return self.refused(entry(parent_name), e).await;
         }
         let key_type = new.key;
@@ -264,6 +273,80 @@ impl CasHandle {
                         Ok(record)
                     }
                 }
+            }
+        }
+    }
+
+    /// The import key: callers wrap a CA to import to its public half.
+    pub async fn import_key(&self) -> Result<Arc<cryptoutil_protocols::jose::Jwk>, Error> {
+        let store = Arc::clone(&self.store);
+        self.import_key
+            .get_or_try_init(|| async move {
+                blocking(move || crate::import_key::load_or_make(&store, IMPORT_KEY_RECORD))
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Imports a CA into the caller's tenant: `jwe` is a compact JWE (RSA-OAEP-256, A256GCM) to
+    /// [`Self::import_key`] of a PEM bundle: the CA's certificate, the certificates above it
+    /// (optional, issuer first) and its PKCS#8 key. The CA, its key sealed, and the audit
+    /// record (`import-ca`) commit together.
+    pub async fn import(&self, who: &Caller, name: String, jwe: String) -> Result<CaRecord, Error> {
+        use cryptoutil_protocols::jose::jwe::{self, ContentAlg, KeyAlg};
+        let entry =
+            |what: &str| AuditEntry::new(&who.subject, who.tenant.as_str(), what, "import-ca");
+        if let Err(e) = check_name(&name) {
+            return self.refused(entry(""), e).await;
+        }
+        let import_key = self.import_key().await?;
+        let (store, tenant) = (Arc::clone(&self.store), who.tenant.clone());
+        let planned = blocking(move || {
+            let opened = jwe::decrypt_compact(
+                &jwe,
+                &import_key,
+                &[KeyAlg::RsaOaep256],
+                &[ContentAlg::A256GCM],
+            )
+            .map_err(|e| {
+                Error::Refused(ca::CaError {
+                    field: "jwe",
+                    reason: format!("does not open with the import key: {e}"),
+                })
+            })?;
+            let imported = ca::import(&opened.plaintext, SystemTime::now())?;
+            let summary = ca::summary(&imported.certificate).map_err(|_| Error::Internal {
+                what: "reading an imported certificate",
+            })?;
+            let record = CaRecord {
+                id: store::new_id()?,
+                tenant,
+                name,
+                key: imported.key_type,
+                parent: None,
+                subject: summary.subject,
+                serial: summary.serial,
+                not_before: summary.not_before,
+                not_after: summary.not_after,
+                created_at: crate::now_unix(),
+                certificate: Der(imported.certificate),
+                chain: imported.chain.into_iter().map(Der).collect(),
+            };
+            let writes = store::create_ca(&store, &record, &imported.key)?;
+            Ok((record, writes))
+        })
+        .await;
+        match planned {
+            Err(e) => self.refused(entry(""), e).await,
+            Ok((record, writes)) => {
+                self.audit.append(entry(record.id.as_str()), writes).await?;
+                self.issuers
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .scanned = None;
+                Ok(record)
             }
         }
     }

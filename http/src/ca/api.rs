@@ -194,6 +194,32 @@ pub(crate) async fn cas_post(ca: Ca, JsonBody(req): JsonBody<CaReq>) -> Result<R
     Ok((StatusCode::CREATED, Json(ca_json(&record))).into_response())
 }
 
+/// The import key's public half: wrap a CA to import (a PEM bundle of its certificate, the
+/// certificates above it and its PKCS#8 key) as a JWE (RSA-OAEP-256, A256GCM) to it.
+pub(crate) async fn importkey_get(ca: Ca) -> Result<Json<Value>, ApiError> {
+    let key = ca.cas.import_key().await?;
+    let public = key
+        .to_public_value()
+        .map_err(|e| ApiError::Actor(e.into()))?;
+    Ok(Json(json!({ "jwk": public })))
+}
+
+/// `POST /ca/cas/import` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportReq {
+    name: String,
+    jwe: String,
+}
+
+pub(crate) async fn import_post(
+    ca: Ca,
+    JsonBody(req): JsonBody<ImportReq>,
+) -> Result<Response, ApiError> {
+    let record = ca.cas.import(&ca.who, req.name, req.jwe).await?;
+    Ok((StatusCode::CREATED, Json(ca_json(&record))).into_response())
+}
+
 pub(crate) async fn cas_get(ca: Ca) -> Result<Json<Value>, ApiError> {
     let cas = ca.cas.list(&ca.who).await?;
     Ok(Json(

@@ -96,6 +96,16 @@ fn rows(rows: &mut Vec<RouteSpec>) {
         Authenticated,
         || post(api::release_post)
     );
+    both!(rows, Method::GET, "/ca/importkey", Authenticated, || get(
+        api::importkey_get
+    ));
+    both!(
+        rows,
+        Method::POST,
+        "/ca/cas/import",
+        Authenticated,
+        || post(api::import_post)
+    );
     both!(rows, Method::GET, "/ca/profiles", Authenticated, || get(
         api::profiles_get
     ));

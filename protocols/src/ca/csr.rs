@@ -142,7 +142,9 @@ pub fn parse(input: &[u8]) -> Result<Csr, CaError> {
     })
 }
 
-fn request_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<RequestKey, CaError> {
+pub(super) fn request_key(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> Result<RequestKey, CaError> {
     let alg = spki.algorithm.algorithm.to_id_string();
     if alg == OID_EC_PUBLIC_KEY {
         let curve = spki

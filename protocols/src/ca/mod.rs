@@ -511,6 +511,93 @@ pub fn server_request(
     Ok((key, csr))
 }
 
+/// A CA brought from elsewhere, checked: its certificate, the chain above it, its key.
+pub struct Imported {
+    /// Its key type.
+    pub key_type: KeyType,
+    /// Its certificate, DER.
+    pub certificate: Vec<u8>,
+    /// The certificates above it as given, its issuer first.
+    pub chain: Vec<Vec<u8>>,
+    /// Its private key, PKCS#8 DER.
+    pub key: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Imported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Imported")
+            .field("key_type", &self.key_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks a CA to import: a PEM bundle of its certificate (first), the certificates above it
+/// (optional, issuer first) and its PKCS#8 private key. The certificate must be a CA's
+/// (basicConstraints cA, keyCertSign when key usage is present), valid at `now`, with a key
+/// of our set (P-256, P-384, RSA 3072 or 4096) that the private key matches.
+pub fn import(bundle: &[u8], now: SystemTime) -> Result<Imported, Error> {
+    use rustls_pki_types::pem::PemObject as _;
+    let refuse = |reason: String| Error::Refused(CaError::new("jwe", reason));
+    let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(bundle)
+        .map(|c| c.map(|c| c.as_ref().to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| refuse(format!("the bundle's certificates do not parse: {e}")))?;
+    let key = PrivatePkcs8KeyDer::from_pem_slice(bundle)
+        .map(|k| Zeroizing::new(k.secret_pkcs8_der().to_vec()))
+        .map_err(|_| refuse("the bundle has no PKCS#8 private key (PRIVATE KEY)".into()))?;
+    let mut certs = certs.into_iter();
+    let certificate = certs
+        .next()
+        .ok_or_else(|| refuse("the bundle has no certificate".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&certificate)
+        .map_err(|e| refuse(format!("the CA certificate does not parse: {e}")))?;
+    let is_ca = cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca);
+    if !is_ca {
+        return Err(refuse(
+            "the certificate is not a CA's (basicConstraints cA)".into(),
+        ));
+    }
+    if let Ok(Some(ku)) = cert.key_usage() {
+        if !ku.value.key_cert_sign() {
+            return Err(refuse(
+                "the CA certificate's key usage lacks keyCertSign".into(),
+            ));
+        }
+    }
+    let secs = |t: x509_parser::time::ASN1Time| u64::try_from(t.timestamp()).unwrap_or(0);
+    let at = unix(now);
+    if at < secs(cert.validity().not_before) || at > secs(cert.validity().not_after) {
+        return Err(refuse("the CA certificate is not valid now".into()));
+    }
+    let key_type = match csr::request_key(cert.public_key()).map_err(|e| refuse(e.reason))? {
+        csr::RequestKey::P256 => KeyType::P256,
+        csr::RequestKey::P384 => KeyType::P384,
+        csr::RequestKey::Rsa(3072) => KeyType::Rsa3072,
+        csr::RequestKey::Rsa(4096) => KeyType::Rsa4096,
+        csr::RequestKey::Rsa(bits) => {
+            return Err(refuse(format!(
+                "RSA CA keys of {bits} bits are not allowed (3072 or 4096)"
+            )))
+        }
+    };
+    let pair = key_type.load(&key).map_err(|_| {
+        refuse("the private key does not load for the certificate's key type".into())
+    })?;
+    if pair.public_key_raw() != cert.public_key().subject_public_key.data.as_ref() {
+        return Err(refuse("the private key is not the certificate's".into()));
+    }
+    Ok(Imported {
+        key_type,
+        chain: certs.collect(),
+        certificate,
+        key,
+    })
+}
+
 /// A new key (P-256, PKCS#8) for a CA's delegate (OCSP responder, time-stamping authority)
 /// and its certificate request (subject `common_name`), for the CA to issue under the
 /// delegate's profile.

@@ -1115,3 +1115,182 @@ async fn a_key_made_here_reaches_the_caller_only_as_a_jwe_that_jwcrypto_opens() 
     assert!(audit.to_string().contains("issue-server-key"), "{audit}");
     app.stop().await;
 }
+
+/// A CA made by openssl, wrapped by jwcrypto to the service's import key, becomes a CA of the
+/// caller's tenant that issues what openssl verifies against the original certificate; a
+/// leaf, a key that is not the certificate's and a JWE to another key are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ca_made_elsewhere_is_imported_through_a_jwe_and_issues() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let (status, v) = call(&app, &token, Method::GET, "/ca/importkey", None).await;
+    assert_eq!(status, 200, "{v}");
+    let import_key = v["jwk"].to_string();
+    assert!(v["jwk"].get("d").is_none(), "the public half only");
+
+    // openssl makes a P-384 CA, another key, and a leaf (not a CA).
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-subj",
+            "/CN=Outside CA/O=Elsewhere",
+            "-days",
+            "365",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            "ca.pem",
+        ],
+        vec![
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-out",
+            "other.key",
+        ],
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-subj",
+            "/CN=not a CA",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-out",
+            "leaf-only.pem",
+        ],
+    ] {
+        let (ok, out) = openssl(&work, &args);
+        assert!(ok, "{args:?}: {out}");
+    }
+    let read = |f: &str| std::fs::read_to_string(work.join(f)).unwrap();
+    let wrap = |bundle: String, to: &str| {
+        let (ok, out) = py(
+            "import json, sys\n\
+             from jwcrypto import jwk, jwe\n\
+             key = jwk.JWK(**json.loads(sys.argv[1]))\n\
+             t = jwe.JWE(sys.argv[2].encode(), json.dumps({'alg': 'RSA-OAEP-256', 'enc': 'A256GCM'}))\n\
+             t.add_recipient(key)\n\
+             print(t.serialize(compact=True))",
+            &[to, &bundle],
+        );
+        assert!(ok, "{out}");
+        out.trim().to_owned()
+    };
+    let good = wrap(read("ca.pem") + &read("ca.key"), &import_key);
+    let (status, imported) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/cas/import",
+        Some(json!({"name": "outside", "jwe": good})),
+    )
+    .await;
+    assert_eq!(status, 201, "{imported}");
+    assert_eq!(imported["key"], "P-384");
+    assert_eq!(imported["parent"], Value::Null);
+    assert!(
+        imported["subject"].as_str().unwrap().contains("Outside CA"),
+        "{imported}"
+    );
+    let id = imported["id"].as_str().unwrap();
+    let request = csr(&work, "svc.example.test");
+    let (status, leaf) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/ca/cas/{id}/certificates"),
+        Some(json!({"profile": "tls-server", "csr": request})),
+    )
+    .await;
+    assert_eq!(status, 201, "{leaf}");
+    std::fs::write(
+        work.join("issued.pem"),
+        leaf["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "sslserver",
+            "-CAfile",
+            "ca.pem",
+            "issued.pem",
+        ],
+    );
+    assert!(
+        ok,
+        "the imported CA issues what openssl verifies against the original: {out}"
+    );
+
+    // Refusals: a leaf, a key that is not the certificate's, a JWE to another key.
+    let (ok, out) = py(
+        "from jwcrypto import jwk\nprint(jwk.JWK.generate(kty='RSA', size=2048, alg='RSA-OAEP-256').export_public())",
+        &[],
+    );
+    assert!(ok, "{out}");
+    for (jwe, why) in [
+        (
+            wrap(read("leaf-only.pem") + &read("leaf.key"), &import_key),
+            "not a CA's",
+        ),
+        (
+            wrap(read("ca.pem") + &read("other.key"), &import_key),
+            "not the certificate's",
+        ),
+        (
+            wrap(read("ca.pem") + &read("ca.key"), out.trim()),
+            "does not open",
+        ),
+    ] {
+        let (status, v) = call(
+            &app,
+            &token,
+            Method::POST,
+            "/ca/cas/import",
+            Some(json!({"name": "bad", "jwe": jwe})),
+        )
+        .await;
+        assert_eq!(status, 400, "{why}: {v}");
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("bad request: jwe") && message.contains(why),
+            "{why}: {v}"
+        );
+    }
+    let (_, cas) = call(&app, &token, Method::GET, "/ca/cas", None).await;
+    assert_eq!(
+        cas["cas"].as_array().unwrap().len(),
+        1,
+        "nothing refused was stored"
+    );
+    app.stop().await;
+}

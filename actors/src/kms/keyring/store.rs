@@ -143,28 +143,9 @@ pub fn destruction(ring: &Ring) -> Vec<Write> {
     writes
 }
 
-/// The stored import key, or a new one stored (if two race, the first write wins and both use
-/// it).
+/// The KMS's import key (see [`crate::import_key`]).
 pub fn load_or_make_import_key(store: &Store) -> Result<Jwk, Error> {
-    use cryptoutil_protocols::jose::jwe::{ContentAlg, KeyAlg};
-    for _ in 0..2 {
-        if let Some(plain) = store.get_sealed(Table::Records, IMPORT_KEY_RECORD)? {
-            let corrupt = || Error::corrupt(Table::Records, IMPORT_KEY_RECORD, "import key");
-            let text = std::str::from_utf8(&plain).map_err(|_| corrupt())?;
-            return Jwk::parse(text).map_err(|_| corrupt());
-        }
-        let jwk = Jwk::generate_jwe(KeyAlg::RsaOaep256, ContentAlg::A256GCM)?;
-        let private = jwk.to_private_value()?;
-        let write = store.sealed_create(Table::Records, IMPORT_KEY_RECORD, private.as_bytes())?;
-        match store.apply(vec![write]) {
-            Ok(()) => return Ok(jwk),
-            Err(cryptoutil_storage::Error::Exists { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(Error::Conflict {
-        what: "the import key was being made by another request",
-    })
+    crate::import_key::load_or_make(store, IMPORT_KEY_RECORD)
 }
 
 #[cfg(test)]
