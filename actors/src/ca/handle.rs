@@ -43,6 +43,8 @@ pub struct NewCa {
     pub permitted_dns: Vec<String>,
     /// Certificate policy OIDs.
     pub policies: Vec<String>,
+    /// The operator means it: the parent is offline and its key may sign this subordinate.
+    pub offline_parent: bool,
 }
 
 /// A certificate to issue.
@@ -237,12 +239,19 @@ impl CasHandle {
             created_at: crate::now_unix(),
             certificate: Der(Vec::new()),
             chain: Vec::new(),
+            offline: false,
         };
+        let new_offline_parent = new.offline_parent;
         match new.parent {
             Some(parent) => {
                 let child = Box::new(NewChild { record, spec, key });
                 self.ask(who, &parent, "create-ca", |who, reply| {
-                    CaSignerMsg::SignCa { who, child, reply }
+                    CaSignerMsg::SignCa {
+                        who,
+                        explicit: new_offline_parent,
+                        child,
+                        reply,
+                    }
                 })
                 .await
             }
@@ -333,6 +342,7 @@ impl CasHandle {
                 created_at: crate::now_unix(),
                 certificate: Der(imported.certificate),
                 chain: imported.chain.into_iter().map(Der).collect(),
+                offline: false,
             };
             let writes = store::create_ca(&store, &record, &imported.key)?;
             Ok((record, writes))
@@ -497,6 +507,39 @@ impl CasHandle {
         .await
     }
 
+    /// Takes CA `id` (the caller's) offline, or brings it back online.
+    pub async fn set_offline(
+        &self,
+        who: &Caller,
+        id: &CaId,
+        offline: bool,
+    ) -> Result<CaRecord, Error> {
+        let op = if offline { "offline" } else { "online" };
+        self.ask(who, id, op, |who, reply| CaSignerMsg::SetOffline {
+            who,
+            offline,
+            reply,
+        })
+        .await
+    }
+
+    /// Signs CA `id`'s CRL now (an explicit operator action: an offline CA's key is loaded for
+    /// it), valid for `lifetime` if given.
+    pub async fn sign_crl(
+        &self,
+        who: &Caller,
+        id: &CaId,
+        lifetime: Option<Duration>,
+    ) -> Result<CrlRecord, Error> {
+        let subject = who.subject.clone();
+        self.ask(who, id, "crl", |_, reply| CaSignerMsg::Crl {
+            who: subject,
+            explicit: Some(lifetime),
+            reply,
+        })
+        .await
+    }
+
     /// CA `id`'s certificate, for anyone (relying parties fetch it before they trust TLS).
     pub async fn ca_certificate(&self, id: &CaId) -> Result<Der, Error> {
         let (store, id) = (Arc::clone(&self.store), id.clone());
@@ -530,6 +573,7 @@ impl CasHandle {
             "CaSigner",
             |reply| CaSignerMsg::Crl {
                 who: DISTRIBUTION_SUBJECT.to_owned(),
+                explicit: None,
                 reply,
             },
             self.timeout,
@@ -570,6 +614,8 @@ impl CasHandle {
         match answer {
             Ok(der) => der,
             Err(Error::Unavailable { .. }) => ocsp::refusal(Refusal::TryLater),
+            // An offline CA without a responder yet: nothing here may answer for it.
+            Err(Error::Forbidden { .. }) => ocsp::refusal(Refusal::Unauthorized),
             Err(e) => {
                 tracing::error!(error = %e, ca = %key.id, "OCSP answer failed");
                 ocsp::refusal(Refusal::InternalError)

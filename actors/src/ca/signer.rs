@@ -70,6 +70,8 @@ pub enum CaSignerMsg {
     SignCa {
         /// Who asks.
         who: Caller,
+        /// An explicit operator action (an offline CA's key is loaded for it).
+        explicit: bool,
         /// The new CA.
         child: Box<NewChild>,
         /// Its record, certificate included.
@@ -90,6 +92,9 @@ pub enum CaSignerMsg {
     Crl {
         /// Who asks (the audit record of a new CRL names them).
         who: String,
+        /// An operator's explicit request: sign a CRL now (an offline CA's key is loaded for
+        /// it), valid for `lifetime` if given.
+        explicit: Option<Option<Duration>>,
         /// The CRL.
         reply: RpcReplyPort<Result<CrlRecord, Error>>,
     },
@@ -106,6 +111,16 @@ pub enum CaSignerMsg {
         request: Box<tsa::Request>,
         /// The DER response.
         reply: RpcReplyPort<Result<Vec<u8>, Error>>,
+    },
+    /// Take the CA offline (its key leaves memory and is used only by explicit operator
+    /// actions) or bring it back online.
+    SetOffline {
+        /// Who asks.
+        who: Caller,
+        /// Offline (true) or online.
+        offline: bool,
+        /// The CA's record as it now is.
+        reply: RpcReplyPort<Result<CaRecord, Error>>,
     },
     /// Internal: stop if unused for `idle`.
     IdleCheck,
@@ -131,8 +146,8 @@ pub struct SignerArgs {
 pub struct Running {
     args: SignerArgs,
     ca: CaRecord,
-    /// The CA's key, loaded, with its certificate's limits.
-    signer: ca::Signer,
+    /// The CA's key, loaded, with its certificate's limits; none while the CA is offline.
+    signer: Option<ca::Signer>,
     /// Where certificates it issues point relying parties.
     urls: Urls,
     /// Revoked and held certificates by serial.
@@ -176,7 +191,10 @@ impl Actor for CaSigner {
         let policy = args.settings.tsa_policy_der();
         let (ca, key, revoked, crl, responder, tsa) = tokio::task::spawn_blocking(move || {
             let ca = store::load_ca(&store, &id)?.ok_or(Error::NotFound { what: "CA" })?;
-            let key = store::load_key(&store, &id)?;
+            let key = match ca.offline {
+                true => zeroize::Zeroizing::new(Vec::new()),
+                false => store::load_key(&store, &id)?,
+            };
             let revoked: BTreeMap<String, Revocation> = store::certs(&store, &id)?
                 .into_iter()
                 .filter_map(|c| c.revocation.map(|r| (c.serial, r)))
@@ -203,18 +221,11 @@ impl Actor for CaSigner {
             CaSignerMsg::IdleCheck
         });
         let urls = args.settings.urls(&ca.id);
-        let signer = ca::Signer::new(&IssuingCa {
-            cert_der: &ca.certificate.0,
-            key_pkcs8: &key,
-            key_type: ca.key,
-        })
-        .map_err(|_| {
-            Error::corrupt(
-                cryptoutil_storage::Table::CaKeys,
-                ca.id.as_bytes(),
-                "CA key",
-            )
-        })?;
+        // An offline CA's key stays sealed: loaded only for an explicit operator action.
+        let signer = match ca.offline {
+            true => None,
+            false => Some(prepare(&ca, &key)?),
+        };
         drop(key);
         Ok(Running {
             args,
@@ -249,7 +260,12 @@ impl Actor for CaSigner {
                 validity,
                 reply,
             } => st.issue(&who, op, &profile, &csr, validity, reply),
-            CaSignerMsg::SignCa { who, child, reply } => st.sign_ca(&who, *child, reply),
+            CaSignerMsg::SignCa {
+                who,
+                explicit,
+                child,
+                reply,
+            } => st.sign_ca(&who, explicit, *child, reply),
             CaSignerMsg::Revoke {
                 who,
                 serial,
@@ -258,8 +274,19 @@ impl Actor for CaSigner {
             } => {
                 let _ = reply.send(st.revoke(&who, &serial, reason).await);
             }
-            CaSignerMsg::Crl { who, reply } => {
-                let _ = reply.send(st.current_crl(&who).await);
+            CaSignerMsg::Crl {
+                who,
+                explicit,
+                reply,
+            } => {
+                let _ = reply.send(st.current_crl(&who, explicit).await);
+            }
+            CaSignerMsg::SetOffline {
+                who,
+                offline,
+                reply,
+            } => {
+                let _ = reply.send(st.set_offline(&who, offline).await);
             }
             CaSignerMsg::Ocsp { request, reply } => {
                 let _ = reply.send(st.ocsp(&request).await);
@@ -283,9 +310,61 @@ impl Actor for CaSigner {
     }
 }
 
+/// `ca`'s key prepared for signing.
+fn prepare(ca: &CaRecord, key: &[u8]) -> Result<ca::Signer, Error> {
+    ca::Signer::new(&IssuingCa {
+        cert_der: &ca.certificate.0,
+        key_pkcs8: key,
+        key_type: ca.key,
+    })
+    .map_err(|_| {
+        Error::corrupt(
+            cryptoutil_storage::Table::CaKeys,
+            ca.id.as_bytes(),
+            "CA key",
+        )
+    })
+}
+
+/// The CA's key for one use: the one held, or an offline CA's, loaded for an explicit operator
+/// action and dropped after it.
+enum KeyUse<'a> {
+    Held(&'a ca::Signer),
+    Loaded(Box<ca::Signer>),
+}
+
+impl std::ops::Deref for KeyUse<'_> {
+    type Target = ca::Signer;
+
+    fn deref(&self) -> &ca::Signer {
+        match self {
+            KeyUse::Held(s) => s,
+            KeyUse::Loaded(s) => s,
+        }
+    }
+}
+
+/// What an offline CA answers to anything but an explicit operator action.
+const OFFLINE: Error = Error::Forbidden {
+    reason: "the CA is offline: its key signs only on an explicit operator action \
+             (a subordinate CA with offline_parent, a revocation, POST .../crl)",
+};
+
 // === impl Running ===
 
 impl Running {
+    /// The CA's key: held while online; an offline CA's only for an `explicit` action.
+    fn key(&self, explicit: bool) -> Result<KeyUse<'_>, Error> {
+        match &self.signer {
+            Some(signer) => Ok(KeyUse::Held(signer)),
+            None if explicit => {
+                let key = store::load_key(&self.args.store, &self.ca.id)?;
+                Ok(KeyUse::Loaded(Box::new(prepare(&self.ca, &key)?)))
+            }
+            None => Err(OFFLINE),
+        }
+    }
+
     fn entry(&self, who: &Caller, what: &str, op: &'static str) -> AuditEntry {
         AuditEntry::new(&who.subject, self.ca.tenant.as_str(), what, op)
     }
@@ -356,7 +435,7 @@ impl Running {
                     serial: &serial,
                     urls: &self.urls,
                 };
-                Ok(self.signer.issue(&req, now)?)
+                Ok(self.key(false)?.issue(&req, now)?)
             })
             .map(|issued| self.issued_record(who, profile.name, issued, crate::now_unix()))
             .and_then(|cert| Ok((store::create_cert(&self.args.store, &cert)?, cert)));
@@ -380,7 +459,13 @@ impl Running {
         }
     }
 
-    fn sign_ca(&self, who: &Caller, child: NewChild, reply: RpcReplyPort<Result<CaRecord, Error>>) {
+    fn sign_ca(
+        &self,
+        who: &Caller,
+        explicit: bool,
+        child: NewChild,
+        reply: RpcReplyPort<Result<CaRecord, Error>>,
+    ) {
         let NewChild {
             mut record,
             spec,
@@ -393,7 +478,7 @@ impl Running {
             })
             .and_then(|serial| {
                 Ok(self
-                    .signer
+                    .key(explicit)?
                     .intermediate(&spec, record.key, &key, &self.urls, &serial, now)?)
             })
             .and_then(|der| {
@@ -511,7 +596,7 @@ impl Running {
             Some(r) => revoked.insert(cert.serial.clone(), r),
             None => revoked.remove(&cert.serial),
         };
-        let crl = self.sign_crl(&revoked)?;
+        let crl = self.sign_crl(&revoked, &*self.key(true)?, None)?;
         let writes = vec![
             store::update_cert(&self.args.store, &cert)?,
             store::put_crl(&self.args.store, &self.ca.id, &crl)?,
@@ -519,8 +604,14 @@ impl Running {
         Ok((cert, crl, writes))
     }
 
-    /// A new CRL of `revoked`, numbered after the current one.
-    fn sign_crl(&self, revoked: &BTreeMap<String, Revocation>) -> Result<CrlRecord, Error> {
+    /// A new CRL of `revoked` signed by `signer`, numbered after the current one, valid for
+    /// `lifetime` (default `ca.crl_lifetime`).
+    fn sign_crl(
+        &self,
+        revoked: &BTreeMap<String, Revocation>,
+        signer: &ca::Signer,
+        lifetime: Option<Duration>,
+    ) -> Result<CrlRecord, Error> {
         let entries = revoked
             .iter()
             .map(|(serial, r)| {
@@ -535,13 +626,13 @@ impl Running {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let now = SystemTime::now();
-        let lifetime = self.args.settings.crl_lifetime;
+        let lifetime = lifetime.unwrap_or(self.args.settings.crl_lifetime);
         let spec = ca::CrlSpec {
             number: self.crl.as_ref().map_or(1, |c| c.number.saturating_add(1)),
             this_update: now,
             lifetime,
         };
-        let der = self.signer.crl(&spec, &entries)?;
+        let der = signer.crl(&spec, &entries)?;
         let this_update = crate::now_unix();
         Ok(CrlRecord {
             number: spec.number,
@@ -551,18 +642,27 @@ impl Running {
         })
     }
 
-    /// The current CRL, or a new one (audited as `crl`) once half its lifetime has passed.
-    async fn current_crl(&mut self, who: &str) -> Result<CrlRecord, Error> {
+    /// The current CRL, or a new one (audited as `crl`) once half its lifetime has passed; on
+    /// an `explicit` request, a new one now (valid for its lifetime, if given). An offline CA
+    /// signs only on an explicit request: otherwise its stored CRL is served, however old.
+    async fn current_crl(
+        &mut self,
+        who: &str,
+        explicit: Option<Option<Duration>>,
+    ) -> Result<CrlRecord, Error> {
         let now = crate::now_unix();
-        if let Some(crl) = self
-            .crl
-            .as_ref()
-            .filter(|c| self.args.settings.fresh(c, now))
-        {
-            return Ok(crl.clone());
+        if explicit.is_none() {
+            if let Some(crl) = &self.crl {
+                if self.ca.offline || self.args.settings.fresh(crl, now) {
+                    return Ok(crl.clone());
+                }
+            } else if self.ca.offline {
+                return Err(Error::NotFound { what: "CRL" });
+            }
         }
         let entry = AuditEntry::new(who, self.ca.tenant.as_str(), self.ca.id.as_str(), "crl");
-        let made = self.sign_crl(&self.revoked).and_then(|crl| {
+        let made = self.key(explicit.is_some()).and_then(|signer| {
+            let crl = self.sign_crl(&self.revoked, &signer, explicit.flatten())?;
             let write = store::put_crl(&self.args.store, &self.ca.id, &crl)?;
             Ok((crl, write))
         });
@@ -578,6 +678,40 @@ impl Running {
                 self.args.audit.append(entry, vec![write]).await?;
                 self.crl = Some(crl.clone());
                 Ok(crl)
+            }
+        }
+    }
+
+    /// Takes the CA offline (its key leaves memory) or brings it online (its key is loaded),
+    /// audited as `offline` or `online`.
+    async fn set_offline(&mut self, who: &Caller, offline: bool) -> Result<CaRecord, Error> {
+        let op = if offline { "offline" } else { "online" };
+        let entry = self.entry(who, self.ca.id.as_str(), op);
+        let mut record = self.ca.clone();
+        record.offline = offline;
+        let planned = (|| {
+            let signer = match offline {
+                true => None,
+                false => Some(prepare(
+                    &record,
+                    &store::load_key(&self.args.store, &record.id)?,
+                )?),
+            };
+            Ok((store::update_ca(&self.args.store, &record)?, signer))
+        })();
+        match planned {
+            Err(e) => {
+                self.args
+                    .audit
+                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
+                    .await?;
+                Err(e)
+            }
+            Ok((write, signer)) => {
+                self.args.audit.append(entry, vec![write]).await?;
+                self.ca = record.clone();
+                self.signer = signer;
+                Ok(record)
             }
         }
     }
@@ -736,7 +870,7 @@ impl Running {
             serial: &serial,
             urls: &self.urls,
         };
-        let issued = self.signer.issue(&req, SystemTime::now())?;
+        let issued = self.key(false)?.issue(&req, SystemTime::now())?;
         let der = issued.der.clone();
         let issued = self.issued_record(who, profile.name, issued, crate::now_unix());
         let mut writes = store::put_delegate(&self.args.store, &self.ca.id, delegate, &key, &der)?;

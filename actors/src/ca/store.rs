@@ -70,6 +70,9 @@ pub struct CaRecord {
     pub certificate: Der,
     /// The certificates above it, its issuer first (empty for a root).
     pub chain: Vec<Der>,
+    /// Offline: its key stays sealed, used only by explicit operator actions.
+    #[serde(default)]
+    pub offline: bool,
 }
 
 /// A revocation (or a hold) of a certificate.
@@ -287,6 +290,11 @@ pub fn all_cas(store: &Store) -> Result<Vec<CaRecord>, Error> {
         .into_iter()
         .map(|(k, plain)| decode(Table::CaAuthorities, &k, &plain, "CA"))
         .collect()
+}
+
+/// The write that replaces CA `ca`'s record (taken offline or online).
+pub fn update_ca(store: &Store, ca: &CaRecord) -> Result<Write, Error> {
+    Ok(store.sealed_write(Table::CaAuthorities, ca.id.as_bytes(), &encode(ca)?)?)
 }
 
 /// Certificate `serial` of CA `ca`.

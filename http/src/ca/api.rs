@@ -114,6 +114,7 @@ fn ca_json(ca: &CaRecord) -> Value {
         "not_before": ca.not_before,
         "not_after": ca.not_after,
         "created_at": ca.created_at,
+        "offline": ca.offline,
         "certificate": cert_pem(&ca.certificate.0),
         "chain": pems(&ca.chain),
     })
@@ -164,6 +165,8 @@ pub(crate) struct CaReq {
     permitted_dns: Vec<String>,
     #[serde(default)]
     policies: Vec<String>,
+    #[serde(default)]
+    offline_parent: bool,
 }
 
 pub(crate) async fn cas_post(ca: Ca, JsonBody(req): JsonBody<CaReq>) -> Result<Response, ApiError> {
@@ -189,6 +192,7 @@ pub(crate) async fn cas_post(ca: Ca, JsonBody(req): JsonBody<CaReq>) -> Result<R
         path_len: req.path_len,
         permitted_dns: req.permitted_dns,
         policies: req.policies,
+        offline_parent: req.offline_parent,
     };
     let record = ca.cas.create(&ca.who, new).await?;
     Ok((StatusCode::CREATED, Json(ca_json(&record))).into_response())
@@ -235,6 +239,62 @@ pub(crate) async fn profiles_get(_ca: Ca) -> Json<Value> {
         .map(|p| p.view())
         .collect();
     Json(json!({ "profiles": profiles }))
+}
+
+/// An empty JSON body (`{}`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Empty {}
+
+/// Takes a CA offline: its key leaves memory and signs only on explicit operator actions.
+pub(crate) async fn offline_post(
+    ca: Ca,
+    target: Target,
+    JsonBody(Empty {}): JsonBody<Empty>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(ca_json(
+        &ca.cas.set_offline(&ca.who, &target.ca, true).await?,
+    )))
+}
+
+/// Brings a CA back online.
+pub(crate) async fn online_post(
+    ca: Ca,
+    target: Target,
+    JsonBody(Empty {}): JsonBody<Empty>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(ca_json(
+        &ca.cas.set_offline(&ca.who, &target.ca, false).await?,
+    )))
+}
+
+/// `POST .../crl` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CrlReq {
+    #[serde(default)]
+    lifetime: Option<String>,
+}
+
+/// Signs the CA's CRL now (an offline CA's key is used for it): `{number, this_update,
+/// next_update}`.
+pub(crate) async fn crl_post(
+    ca: Ca,
+    target: Target,
+    JsonBody(req): JsonBody<CrlReq>,
+) -> Result<Json<Value>, ApiError> {
+    let lifetime = req
+        .lifetime
+        .as_deref()
+        .map(|v| ca::parse_validity("lifetime", v))
+        .transpose()
+        .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Refused(e)))?;
+    let crl = ca.cas.sign_crl(&ca.who, &target.ca, lifetime).await?;
+    Ok(Json(json!({
+        "number": crl.number,
+        "this_update": crl.this_update,
+        "next_update": crl.next_update,
+    })))
 }
 
 pub(crate) async fn ca_get(ca: Ca, target: Target) -> Result<Json<Value>, ApiError> {

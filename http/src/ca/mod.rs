@@ -64,6 +64,28 @@ fn rows(rows: &mut Vec<RouteSpec>) {
     both!(
         rows,
         Method::POST,
+        "/ca/cas/{ca}/offline",
+        Authenticated,
+        || post(api::offline_post)
+    );
+    both!(
+        rows,
+        Method::POST,
+        "/ca/cas/{ca}/online",
+        Authenticated,
+        || post(api::online_post)
+    );
+    // The same path as the public GET: signing a CRL now needs the ca scope.
+    both!(
+        rows,
+        Method::POST,
+        "/ca/cas/{ca}/crl",
+        Authenticated,
+        || post(api::crl_post)
+    );
+    both!(
+        rows,
+        Method::POST,
         "/ca/cas/{ca}/certificates",
         Authenticated,
         || post(api::certificates_post)

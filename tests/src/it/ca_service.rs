@@ -1294,3 +1294,131 @@ async fn a_ca_made_elsewhere_is_imported_through_a_jwe_and_issues() {
     );
     app.stop().await;
 }
+
+/// A root taken offline: its key signs nothing by itself (no issuance, no CRL re-signed on a
+/// fetch), only explicit operator actions (a subordinate with offline_parent, a revocation, a
+/// CRL signed on demand with a long lifetime); back online, it issues again. openssl checks
+/// the CRL the offline root signed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_offline_root_signs_only_on_explicit_operator_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let post = |path: String, body: Value| {
+        let (app, token) = (&app, &token);
+        async move { call(app, token, Method::POST, &path, Some(body)).await }
+    };
+    let (status, root) = post(
+        "/ca/cas".into(),
+        json!({"name": "root", "subject": {"common_name": "Offline Root"}, "key": "P-384"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{root}");
+    let root_id = root["id"].as_str().unwrap().to_owned();
+    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
+    let (status, first) = post(
+        "/ca/cas".into(),
+        json!({"name": "first", "subject": {"common_name": "First Issuing"}, "key": "P-256", "parent": root_id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    let (status, v) = post(format!("/ca/cas/{root_id}/offline"), json!({})).await;
+    assert_eq!((status, v["offline"].as_bool()), (200, Some(true)), "{v}");
+
+    // Refused while offline: issuance, and a subordinate without the operator's explicit flag.
+    let request = csr(&work, "direct.example.test");
+    let (status, v) = post(
+        format!("/ca/cas/{root_id}/certificates"),
+        json!({"profile": "tls-server", "csr": request}),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("offline"), "{v}");
+    let second = json!({"name": "second", "subject": {"common_name": "Second Issuing"},
+                        "key": "P-256", "parent": root_id});
+    let (status, v) = post("/ca/cas".into(), second.clone()).await;
+    assert_eq!(status, 403, "{v}");
+    // Explicit: a subordinate, a revocation of the first one, a CRL valid for half a year.
+    let mut explicit = second.clone();
+    explicit["offline_parent"] = json!(true);
+    let (status, v) = post("/ca/cas".into(), explicit).await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = post(
+        format!(
+            "/ca/cas/{root_id}/certificates/{}/revoke",
+            first["serial"].as_str().unwrap()
+        ),
+        json!({"reason": "cACompromise"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("revoked")),
+        "{v}"
+    );
+    let (status, v) = post(
+        format!("/ca/cas/{root_id}/crl"),
+        json!({"lifetime": "180d"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (number, this_update, next_update) = (
+        v["number"].as_u64().unwrap(),
+        v["this_update"].as_u64().unwrap(),
+        v["next_update"].as_u64().unwrap(),
+    );
+    assert_eq!(next_update - this_update, 180 * 86_400);
+    // The public route serves what the operator signed; it signs nothing itself.
+    fetch_crl(&app, &work, &root_id, "root").await;
+    assert_eq!(crl_number(&work, "root"), number);
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "crl", "-in", "root.crl", "-noout", "-text", "-CAfile", "root.pem",
+        ],
+    );
+    assert!(
+        ok && out.contains("verify OK")
+            && out.contains("CA Compromise")
+            && out
+                .to_lowercase()
+                .contains(first["serial"].as_str().unwrap()),
+        "{out}"
+    );
+    // Without the token, signing a CRL is refused; the fetch stays public.
+    let url = format!(
+        "{}/service/api/v1/ca/cas/{root_id}/crl",
+        app.public(ServiceName::Ca)
+    );
+    let r = app
+        .client
+        .send(
+            Method::POST,
+            &url,
+            &[("content-type", "application/json")],
+            "{}".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 401);
+
+    // Back online: it issues again.
+    let (status, v) = post(format!("/ca/cas/{root_id}/online"), json!({})).await;
+    assert_eq!((status, v["offline"].as_bool()), (200, Some(false)), "{v}");
+    let (status, v) = post(
+        format!("/ca/cas/{root_id}/certificates"),
+        json!({"profile": "tls-server", "csr": request}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let (_, audit) = call(&app, &token, Method::GET, "/ca/audit?limit=1000", None).await;
+    let text = audit.to_string();
+    for op in ["\"offline\"", "\"online\"", "\"crl\""] {
+        assert!(text.contains(op), "{op} in {text}");
+    }
+    app.stop().await;
+}
