@@ -50,11 +50,13 @@ pub enum Table {
     CaCertificates,
     /// Each CA's current CRL: `<ca id>` -> sealed record (its number, DER and times).
     CaCrls,
+    /// Profiles tenants define: `<tenant>/<name>` -> sealed record.
+    CaProfiles,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 19] = [
+    pub const ALL: [Table; 20] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -74,6 +76,7 @@ impl Table {
         Table::CaKeys,
         Table::CaCertificates,
         Table::CaCrls,
+        Table::CaProfiles,
     ];
 
     /// The versioned table name.
@@ -98,6 +101,7 @@ impl Table {
             Table::CaKeys => "ca_keys_v1",
             Table::CaCertificates => "ca_certificates_v1",
             Table::CaCrls => "ca_crls_v1",
+            Table::CaProfiles => "ca_profiles_v1",
         }
     }
 

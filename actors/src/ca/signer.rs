@@ -437,7 +437,7 @@ impl Running {
                 };
                 Ok(self.key(false)?.issue(&req, now)?)
             })
-            .map(|issued| self.issued_record(who, profile.name, issued, crate::now_unix()))
+            .map(|issued| self.issued_record(who, &profile.name, issued, crate::now_unix()))
             .and_then(|cert| Ok((store::create_cert(&self.args.store, &cert)?, cert)));
         match signed {
             Err(e) => self.refused(self.entry(who, self.ca.id.as_str(), op), e, reply),
@@ -872,7 +872,7 @@ impl Running {
         };
         let issued = self.key(false)?.issue(&req, SystemTime::now())?;
         let der = issued.der.clone();
-        let issued = self.issued_record(who, profile.name, issued, crate::now_unix());
+        let issued = self.issued_record(who, &profile.name, issued, crate::now_unix());
         let mut writes = store::put_delegate(&self.args.store, &self.ca.id, delegate, &key, &der)?;
         writes.push(store::create_cert(&self.args.store, &issued)?);
         Ok(((key, der), writes))

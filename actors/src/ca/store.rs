@@ -334,6 +334,48 @@ pub fn update_cert(store: &Store, cert: &CertRecord) -> Result<Write, Error> {
     )?)
 }
 
+fn profile_key(tenant: &TenantId, name: &str) -> Vec<u8> {
+    format!("{tenant}/{name}").into_bytes()
+}
+
+/// The profiles `tenant` defined.
+pub fn tenant_profiles(
+    store: &Store,
+    tenant: &TenantId,
+) -> Result<Vec<cryptoutil_protocols::ca::profile::ProfileSpec>, Error> {
+    store
+        .scan_sealed(Table::CaProfiles, format!("{tenant}/").as_bytes())?
+        .into_iter()
+        .map(|(k, plain)| decode(Table::CaProfiles, &k, &plain, "profile"))
+        .collect()
+}
+
+/// Profile `name` of `tenant`, if it defined one.
+pub fn tenant_profile(
+    store: &Store,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Option<cryptoutil_protocols::ca::profile::ProfileSpec>, Error> {
+    let key = profile_key(tenant, name);
+    store
+        .get_sealed(Table::CaProfiles, &key)?
+        .map(|plain| decode(Table::CaProfiles, &key, &plain, "profile"))
+        .transpose()
+}
+
+/// The write that creates profile `spec` of `tenant` (a name already taken fails the commit).
+pub fn create_profile(
+    store: &Store,
+    tenant: &TenantId,
+    spec: &cryptoutil_protocols::ca::profile::ProfileSpec,
+) -> Result<Write, Error> {
+    Ok(store.sealed_create(
+        Table::CaProfiles,
+        &profile_key(tenant, &spec.name),
+        &encode(spec)?,
+    )?)
+}
+
 /// CA `ca`'s current CRL.
 pub fn load_crl(store: &Store, ca: &CaId) -> Result<Option<CrlRecord>, Error> {
     let key = ca.as_bytes();

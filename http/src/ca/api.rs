@@ -231,14 +231,26 @@ pub(crate) async fn cas_get(ca: Ca) -> Result<Json<Value>, ApiError> {
     ))
 }
 
-/// The profiles certificates are issued under: `{"profiles": [...]}`.
-pub(crate) async fn profiles_get(_ca: Ca) -> Json<Value> {
-    let profiles: Vec<ca::profile::View> = ca::profile::BUILTIN
+/// The profiles certificates are issued under, built-in and the tenant's:
+/// `{"profiles": [...]}`.
+pub(crate) async fn profiles_get(ca: Ca) -> Result<Json<Value>, ApiError> {
+    let profiles: Vec<ca::profile::View> = ca
+        .cas
+        .profiles(&ca.who)
+        .await?
         .iter()
-        .filter_map(|name| ca::profile::builtin(name))
-        .map(|p| p.view())
+        .map(ca::Profile::view)
         .collect();
-    Json(json!({ "profiles": profiles }))
+    Ok(Json(json!({ "profiles": profiles })))
+}
+
+/// Defines a profile in the caller's tenant: 201 with its view.
+pub(crate) async fn profiles_post(
+    ca: Ca,
+    JsonBody(spec): JsonBody<ca::profile::ProfileSpec>,
+) -> Result<Response, ApiError> {
+    let profile = ca.cas.create_profile(&ca.who, spec).await?;
+    Ok((StatusCode::CREATED, Json(json!(profile.view()))).into_response())
 }
 
 /// An empty JSON body (`{}`).

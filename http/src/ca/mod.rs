@@ -131,6 +131,9 @@ fn rows(rows: &mut Vec<RouteSpec>) {
     both!(rows, Method::GET, "/ca/profiles", Authenticated, || get(
         api::profiles_get
     ));
+    both!(rows, Method::POST, "/ca/profiles", Authenticated, || post(
+        api::profiles_post
+    ));
     both!(rows, Method::GET, "/ca/audit", Authenticated, || get(
         crate::audit::audit_get
     ));

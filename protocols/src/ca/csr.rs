@@ -26,6 +26,8 @@ pub struct Csr {
     pub subject_text: String,
     /// The requested subject alternative names.
     pub sans: Vec<San>,
+    /// The OIDs (dotted) of every extension the request asks for.
+    pub extensions: Vec<String>,
 }
 
 /// The key of a request.
@@ -139,7 +141,23 @@ pub fn parse(input: &[u8]) -> Result<Csr, CaError> {
         subject,
         subject_text: info.subject.to_string(),
         sans,
+        extensions: requested_oids(&req),
     })
+}
+
+/// The OIDs of the extensions a request asks for (its extensionRequest attribute).
+fn requested_oids(
+    req: &x509_parser::certification_request::X509CertificationRequest<'_>,
+) -> Vec<String> {
+    use x509_parser::cri_attributes::ParsedCriAttribute;
+    req.certification_request_info
+        .iter_attributes()
+        .filter_map(|a| match a.parsed_attribute() {
+            ParsedCriAttribute::ExtensionRequest(r) => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| r.extensions.iter().map(|e| e.oid.to_id_string()))
+        .collect()
 }
 
 pub(super) fn request_key(

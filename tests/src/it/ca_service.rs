@@ -1422,3 +1422,234 @@ async fn an_offline_root_signs_only_on_explicit_operator_actions() {
     }
     app.stop().await;
 }
+
+/// A profile a tenant defines: its patterns, extensions and validity bind what it issues;
+/// another tenant cannot use it; a name is taken once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_defines_a_profile_whose_rules_bind_what_it_issues() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let spec = json!({
+        "name": "iot-device",
+        "key_usages": ["digitalSignature", "keyAgreement"],
+        "extended_key_usages": ["clientAuth"],
+        "allowed_sans": ["dns"], "required_san": ["dns"],
+        "dns_patterns": ["*.devices.example.com"],
+        "default_validity": "30d", "max_validity": "90d",
+        "forbidden_extensions": ["1.3.6.1.5.5.7.1.24"],
+    });
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/profiles",
+        Some(spec.clone()),
+    )
+    .await;
+    assert_eq!((status, v["builtin"].as_bool()), (201, Some(false)), "{v}");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/profiles",
+        Some(spec.clone()),
+    )
+    .await;
+    assert_eq!(status, 409, "a name is taken once");
+    let mut bad = spec.clone();
+    bad["name"] = json!("tls-server");
+    let (status, v) = call(&app, &token, Method::POST, "/ca/profiles", Some(bad)).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad request: name"),
+        "{v}"
+    );
+    let (_, v) = call(&app, &token, Method::GET, "/ca/profiles", None).await;
+    let names: Vec<&str> = v["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert!(names.contains(&"iot-device"));
+
+    let (status, root) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/cas",
+        Some(json!({"name": "devices", "subject": {"common_name": "Device CA"}, "key": "P-256"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{root}");
+    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
+    let certs = format!("/ca/cas/{}/certificates", root["id"].as_str().unwrap());
+    let issue = |csr: String, validity: Option<&str>| {
+        let (app, token, certs) = (&app, &token, &certs);
+        let mut body = json!({"profile": "iot-device", "csr": csr});
+        if let Some(v) = validity {
+            body["validity"] = json!(v);
+        }
+        async move { call(app, token, Method::POST, certs, Some(body)).await }
+    };
+    // A request inside the rules: issued with the profile's usages, clientAuth only.
+    let good = csr(&work, "d17.devices.example.com");
+    let (status, v) = issue(good.clone(), None).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["profile"], "iot-device");
+    assert_eq!(
+        v["not_after"].as_u64().unwrap() - v["not_before"].as_u64().unwrap(),
+        30 * 86_400 + 300
+    );
+    std::fs::write(work.join("device.pem"), v["certificate"].as_str().unwrap()).unwrap();
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            "root.pem",
+            "device.pem",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (_, text) = openssl(
+        &work,
+        &[
+            "x509",
+            "-in",
+            "device.pem",
+            "-noout",
+            "-ext",
+            "keyUsage,extendedKeyUsage",
+        ],
+    );
+    assert!(
+        text.contains("Digital Signature, Key Agreement")
+            && text.contains("TLS Web Client Authentication")
+            && !text.contains("Server"),
+        "{text}"
+    );
+    // Outside them: a name outside the pattern, a forbidden extension (OCSP must-staple), a
+    // validity over the maximum.
+    let outside = csr(&work, "d17.example.com");
+    let (status, v) = issue(outside, None).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad request: subject_alt_names"),
+        "{v}"
+    );
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "staple.key",
+            "-subj",
+            "/CN=d18.devices.example.com",
+            "-addext",
+            "subjectAltName=DNS:d18.devices.example.com",
+            "-addext",
+            "tlsfeature=status_request",
+            "-out",
+            "staple.csr",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (status, v) = issue(
+        std::fs::read_to_string(work.join("staple.csr")).unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad request: extensions"),
+        "{v}"
+    );
+    let (status, v) = issue(good.clone(), Some("91d")).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad request: validity"),
+        "{v}"
+    );
+
+    // Another tenant has no such profile.
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let (status, _) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/tenants",
+        Some(json!({"id": "acme"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "acme ca", "tenant": "acme", "scopes": ["ca"]})),
+    )
+    .await;
+    let acme = client_token(
+        &app,
+        v["client_id"].as_str().unwrap(),
+        v["client_secret"].as_str().unwrap(),
+        "ca",
+    )
+    .await;
+    let (_, v) = call(&app, &acme, Method::GET, "/ca/profiles", None).await;
+    assert_eq!(v["profiles"].as_array().unwrap().len(), 7, "{v}");
+    let (_, acme_root) = call(
+        &app,
+        &acme,
+        Method::POST,
+        "/ca/cas",
+        Some(json!({"name": "acme", "subject": {"common_name": "Acme CA"}, "key": "P-256"})),
+    )
+    .await;
+    let (status, v) = call(
+        &app,
+        &acme,
+        Method::POST,
+        &format!("/ca/cas/{}/certificates", acme_root["id"].as_str().unwrap()),
+        Some(json!({"profile": "iot-device", "csr": good})),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad request: profile"),
+        "{v}"
+    );
+    app.stop().await;
+}
