@@ -166,6 +166,14 @@ pub struct Running {
     last_used: Instant,
 }
 
+/// Whether a new complete CRL becomes the base its delta CRLs count from.
+enum Rebase {
+    /// A scheduled or explicit CRL: the new base.
+    Yes,
+    /// A change: the base stays; a hold released now (serial, when) joins the delta.
+    No { released: Option<(String, u64)> },
+}
+
 /// A delegate, loaded.
 enum Loaded {
     Ocsp(Responder),
@@ -596,7 +604,12 @@ impl Running {
             Some(r) => revoked.insert(cert.serial.clone(), r),
             None => revoked.remove(&cert.serial),
         };
-        let crl = self.sign_crl(&revoked, &*self.key(true)?, None)?;
+        let released = match cert.revocation {
+            None => Some((cert.serial.clone(), crate::now_unix())),
+            Some(_) => None,
+        };
+        let change = Rebase::No { released };
+        let crl = self.sign_crl(&revoked, &*self.key(true)?, None, change)?;
         let writes = vec![
             store::update_cert(&self.args.store, &cert)?,
             store::put_crl(&self.args.store, &self.ca.id, &crl)?,
@@ -604,41 +617,94 @@ impl Running {
         Ok((cert, crl, writes))
     }
 
-    /// A new CRL of `revoked` signed by `signer`, numbered after the current one, valid for
-    /// `lifetime` (default `ca.crl_lifetime`).
+    /// A new complete CRL of `revoked` signed by `signer`, numbered after the current CRLs,
+    /// valid for `lifetime` (default `ca.crl_lifetime`), with a delta CRL numbered after it:
+    /// the changes since the base, which a scheduled or explicit CRL moves to itself
+    /// (`Rebase::Yes`) and a change (a revocation, hold or release) keeps (`Rebase::No`), so
+    /// a relying party holding the base needs only the delta.
     fn sign_crl(
         &self,
         revoked: &BTreeMap<String, Revocation>,
         signer: &ca::Signer,
         lifetime: Option<Duration>,
+        rebase: Rebase,
     ) -> Result<CrlRecord, Error> {
+        let serial = |s: &str| {
+            ca::parse_serial(s).ok_or(Error::Internal {
+                what: "a stored serial is not hex",
+            })
+        };
         let entries = revoked
             .iter()
-            .map(|(serial, r)| {
-                let serial = ca::parse_serial(serial).ok_or(Error::Internal {
-                    what: "a stored serial is not hex",
-                })?;
+            .map(|(s, r)| {
                 Ok(ca::Revoked {
-                    serial,
+                    serial: serial(s)?,
                     time: r.time,
                     reason: r.reason,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let now = SystemTime::now();
+        let this_update = crate::now_unix();
         let lifetime = lifetime.unwrap_or(self.args.settings.crl_lifetime);
+        // Complete and delta CRLs share one number sequence (RFC 5280 §5.2.3).
+        let last = self.crl.as_ref().map_or(0, |c| {
+            c.delta
+                .as_ref()
+                .map_or(c.number, |(d, _)| (*d).max(c.number))
+        });
         let spec = ca::CrlSpec {
-            number: self.crl.as_ref().map_or(1, |c| c.number.saturating_add(1)),
+            number: last.saturating_add(1),
             this_update: now,
             lifetime,
+            delta_url: self.urls.crl.as_ref().map(|u| format!("{u}/delta")),
         };
         let der = signer.crl(&spec, &entries)?;
-        let this_update = crate::now_unix();
+        let previous = self
+            .crl
+            .as_ref()
+            .and_then(|c| c.base.map(|b| (b, c.released.clone())));
+        let ((base_number, base_time), mut released) = match (rebase, previous) {
+            (Rebase::No { released: newly }, Some((base, mut released))) => {
+                if let Some(r) = newly {
+                    released.retain(|(s, _)| *s != r.0);
+                    released.push(r);
+                }
+                (base, released)
+            }
+            _ => ((spec.number, this_update), Vec::new()),
+        };
+        released.retain(|(s, _)| !revoked.contains_key(s));
+        let mut changes = entries
+            .iter()
+            .zip(revoked.values())
+            .filter(|(_, r)| r.time >= base_time)
+            .map(|(e, _)| ca::crl::Change {
+                serial: e.serial.clone(),
+                time: e.time,
+                reason: Some(e.reason),
+            })
+            .collect::<Vec<_>>();
+        for (s, time) in &released {
+            changes.push(ca::crl::Change {
+                serial: serial(s)?,
+                time: *time,
+                reason: None,
+            });
+        }
+        let delta_spec = ca::CrlSpec {
+            number: spec.number.saturating_add(1),
+            ..spec.clone()
+        };
+        let delta = signer.delta_crl(&delta_spec, base_number, &changes)?;
         Ok(CrlRecord {
             number: spec.number,
             this_update,
             next_update: this_update.saturating_add(lifetime.as_secs()),
             der: Der(der),
+            base: Some((base_number, base_time)),
+            released,
+            delta: Some((delta_spec.number, Der(delta))),
         })
     }
 
@@ -662,7 +728,7 @@ impl Running {
         }
         let entry = AuditEntry::new(who, self.ca.tenant.as_str(), self.ca.id.as_str(), "crl");
         let made = self.key(explicit.is_some()).and_then(|signer| {
-            let crl = self.sign_crl(&self.revoked, &signer, explicit.flatten())?;
+            let crl = self.sign_crl(&self.revoked, &signer, explicit.flatten(), Rebase::Yes)?;
             let write = store::put_crl(&self.args.store, &self.ca.id, &crl)?;
             Ok((crl, write))
         });

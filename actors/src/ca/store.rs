@@ -157,6 +157,15 @@ pub struct CrlRecord {
     pub next_update: u64,
     /// The CRL.
     pub der: Der,
+    /// The complete CRL the delta counts from: (its number, its `thisUpdate`).
+    #[serde(default)]
+    pub base: Option<(u64, u64)>,
+    /// Holds released since the base: (serial, when).
+    #[serde(default)]
+    pub released: Vec<(String, u64)>,
+    /// The delta CRL signed with it: (its number, its DER).
+    #[serde(default)]
+    pub delta: Option<(u64, Der)>,
 }
 
 /// A stored record decoded, or `Corrupt` naming where it is.

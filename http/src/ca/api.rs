@@ -582,3 +582,23 @@ pub(crate) async fn tsa_post(
     )
         .into_response())
 }
+
+/// Public: a CA's current delta CRL, DER (the changes since the complete CRL its delta CRL
+/// indicator names).
+pub(crate) async fn delta_crl_get(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    target: Target,
+) -> Result<Response, ApiError> {
+    let crl = handle(&app)?.crl(&target.ca).await?;
+    let (_, der) = crl.delta.ok_or(ApiError::NotFound)?;
+    let max_age = (crl.this_update + crl.next_update.saturating_sub(crl.this_update) / 2)
+        .saturating_sub(cryptoutil_actors::now_unix());
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pkix-crl".to_owned()),
+            (header::CACHE_CONTROL, format!("public, max-age={max_age}")),
+        ],
+        der.0,
+    )
+        .into_response())
+}

@@ -25,6 +25,10 @@ pub fn distribution_router(state: AppState) -> Router {
     Router::new()
         .route("/service/api/v1/ca/cas/{ca}/crl", get(api::crl_get))
         .route(
+            "/service/api/v1/ca/cas/{ca}/crl/delta",
+            get(api::delta_crl_get),
+        )
+        .route(
             "/service/api/v1/ca/cas/{ca}/certificate",
             get(api::ca_certificate_get),
         )
@@ -147,6 +151,9 @@ fn rows(rows: &mut Vec<RouteSpec>) {
     );
     both!(rows, Method::GET, "/ca/cas/{ca}/crl", Public, || get(
         api::crl_get
+    ));
+    both!(rows, Method::GET, "/ca/cas/{ca}/crl/delta", Public, || get(
+        api::delta_crl_get
     ));
     both!(rows, Method::POST, "/ca/ocsp", Public, || post(
         api::ocsp_post

@@ -243,6 +243,11 @@ pub struct Issued {
 pub struct Signer {
     issuer: Issuer<'static, KeyPair>,
     limits: Limits,
+    key_type: KeyType,
+    /// The CA's subject, DER (a hand-built CRL's issuer).
+    name_der: Vec<u8>,
+    /// The CA's subject key identifier (a hand-built CRL's AKI).
+    ski: Vec<u8>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -258,7 +263,27 @@ impl Signer {
         let key = ca.key_type.load(ca.key_pkcs8)?;
         let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(ca.cert_der), key)
             .map_err(cert_err("issuing CA certificate"))?;
-        Ok(Self { issuer, limits })
+        let (_, cert) = x509_parser::parse_x509_certificate(ca.cert_der)
+            .map_err(|e| cert_err("CA certificate")(e))?;
+        let ski = cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                    Some(k.0.to_vec())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| {
+                crate::sha256(cert.public_key().subject_public_key.data.as_ref())[..20].to_vec()
+            });
+        Ok(Self {
+            issuer,
+            limits,
+            key_type: ca.key_type,
+            name_der: cert.subject().as_raw().to_vec(),
+            ski,
+        })
     }
 
     /// A new intermediate (DER) with `key_pkcs8` of `key_type`; it expires no later than this
@@ -361,7 +386,17 @@ impl Signer {
 
     /// A CRL of `revoked` (DER).
     pub fn crl(&self, spec: &crl::CrlSpec, revoked: &[crl::Revoked]) -> Result<Vec<u8>, Error> {
-        crl::sign(&self.issuer, spec, revoked)
+        crl::sign(self, spec, revoked)
+    }
+
+    /// A delta CRL (DER) of `changes` since the complete CRL numbered `base`.
+    pub fn delta_crl(
+        &self,
+        spec: &crl::CrlSpec,
+        base: u64,
+        changes: &[crl::Change],
+    ) -> Result<Vec<u8>, Error> {
+        crl::sign_delta(self, spec, base, changes)
     }
 
     /// Signs `params` for `public`: AKI from this CA's SKI, the distribution URLs, and a

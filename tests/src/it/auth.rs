@@ -65,6 +65,7 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
             reviewed.extend([
                 "Some(GET) /browser/api/v1/ca/cas/{ca}/certificate",
                 "Some(GET) /browser/api/v1/ca/cas/{ca}/crl",
+                "Some(GET) /browser/api/v1/ca/cas/{ca}/crl/delta",
                 "Some(GET) /browser/api/v1/ca/ocsp/{*request}",
                 "Some(GET) /browser/ui/ca/",
                 "Some(GET) /browser/ui/ca/app.js",
@@ -75,6 +76,7 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(GET) /browser/api/v1/openapi.yaml",
                 "Some(GET) /service/api/v1/ca/cas/{ca}/certificate",
                 "Some(GET) /service/api/v1/ca/cas/{ca}/crl",
+                "Some(GET) /service/api/v1/ca/cas/{ca}/crl/delta",
                 "Some(GET) /service/api/v1/ca/ocsp/{*request}",
                 "Some(POST) /service/api/v1/ca/ocsp",
                 "Some(POST) /service/api/v1/ca/cas/{ca}/tsa",

@@ -1653,3 +1653,148 @@ async fn a_tenant_defines_a_profile_whose_rules_bind_what_it_issues() {
     );
     app.stop().await;
 }
+
+/// Delta CRLs: numbered after their complete CRL, naming their base; with the base a relying
+/// party learns a revocation from the delta alone (openssl -use_deltas), and a released hold
+/// is removeFromCRL; pkilint's lint_crl finds no error in one.
+#[tokio::test(flavor = "multi_thread")]
+async fn delta_crls_carry_what_changed_since_their_base_and_openssl_uses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let (_, root) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/cas",
+        Some(json!({"name": "root", "subject": {"common_name": "Delta Root"}, "key": "P-256"})),
+    )
+    .await;
+    let root_id = root["id"].as_str().unwrap().to_owned();
+    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
+    let mut serials = Vec::new();
+    for name in ["a.example.test", "b.example.test"] {
+        let (status, v) = call(
+            &app,
+            &token,
+            Method::POST,
+            &format!("/ca/cas/{root_id}/certificates"),
+            Some(json!({"profile": "tls-server", "csr": csr(&work, name)})),
+        )
+        .await;
+        assert_eq!(status, 201, "{v}");
+        std::fs::write(
+            work.join(format!("{name}.pem")),
+            v["certificate"].as_str().unwrap(),
+        )
+        .unwrap();
+        serials.push(v["serial"].as_str().unwrap().to_owned());
+    }
+    let delta = |name: &'static str| {
+        let (app, work, root_id) = (&app, &work, &root_id);
+        async move {
+            let (status, kind, der) =
+                public_get(app, &format!("/ca/cas/{root_id}/crl/delta")).await;
+            assert_eq!((status, kind.as_str()), (200, "application/pkix-crl"));
+            std::fs::write(work.join(format!("{name}.der")), &der).unwrap();
+            let (ok, out) = openssl(
+                work,
+                &[
+                    "crl",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    &format!("{name}.der"),
+                    "-out",
+                    &format!("{name}.crl"),
+                ],
+            );
+            assert!(ok, "{out}");
+            let (ok, text) = openssl(
+                work,
+                &[
+                    "crl",
+                    "-in",
+                    &format!("{name}.crl"),
+                    "-noout",
+                    "-text",
+                    "-CAfile",
+                    "root.pem",
+                ],
+            );
+            assert!(ok && text.contains("verify OK"), "{text}");
+            text
+        }
+    };
+    // The base: the complete CRL as first fetched, and its (empty) delta.
+    fetch_crl(&app, &work, &root_id, "base").await;
+    let base = crl_number(&work, "base");
+    let text = delta("delta0").await;
+    assert!(
+        text.contains("Delta CRL Indicator: critical") && text.contains(&format!("{base}")),
+        "{text}"
+    );
+    assert_eq!(crl_number(&work, "delta0"), base + 1, "one number sequence");
+
+    // A revocation: the base plus the new delta say so; the base alone does not.
+    let revoke = |serial: String, reason: &'static str| {
+        let (app, token, root_id) = (&app, &token, &root_id);
+        async move {
+            call(
+                app,
+                token,
+                Method::POST,
+                &format!("/ca/cas/{root_id}/certificates/{serial}/revoke"),
+                Some(json!({"reason": reason})),
+            )
+            .await
+        }
+    };
+    assert_eq!(revoke(serials[0].clone(), "keyCompromise").await.0, 200);
+    let text = delta("delta1").await;
+    assert!(
+        text.to_lowercase().contains(&serials[0]) && text.contains("Key Compromise"),
+        "{text}"
+    );
+    let verify = |crls: &[&str]| {
+        let mut args = vec!["verify", "-crl_check", "-use_deltas", "-CAfile", "root.pem"];
+        for c in crls {
+            args.extend(["-CRLfile", c]);
+        }
+        args.push("a.example.test.pem");
+        openssl(&work, &args)
+    };
+    let (ok, out) = verify(&["base.crl"]);
+    assert!(ok, "the base predates the revocation: {out}");
+    let (ok, out) = verify(&["base.crl", "delta1.crl"]);
+    assert!(
+        !ok && out.contains("certificate revoked"),
+        "the delta carries it: {out}"
+    );
+    let (ok, out) = lint_crl(&work, "delta1", "CRL");
+    assert!(ok, "lint_crl on a delta CRL: {out}");
+
+    // A hold, then its release: removeFromCRL in the delta.
+    assert_eq!(revoke(serials[1].clone(), "certificateHold").await.0, 200);
+    let text = delta("delta2").await;
+    assert!(text.contains("Certificate Hold"), "{text}");
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/ca/cas/{root_id}/certificates/{}/release", serials[1]),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let text = delta("delta3").await;
+    assert!(
+        text.contains("Remove From CRL") && text.contains(&format!("{base}")),
+        "same base: {text}"
+    );
+    app.stop().await;
+}
