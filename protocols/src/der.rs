@@ -1,5 +1,7 @@
 //! The one DER reader of the crate: a bounds-checked tag-length-value split (definite lengths
-//! of up to four octets), shared by the RSA key codec and the EST/CMS parser.
+//! of up to four octets), shared by the RSA key codec and the EST/CMS parser, and the gate in
+//! front of yasna ([`well_formed`]): yasna overflows on lengths near `usize::MAX`, so no
+//! attacker's bytes reach it before every length is known to fit its parent.
 
 /// (tag, contents, rest), or `None` for truncated or lying input.
 pub(crate) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -28,4 +30,61 @@ pub(crate) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 pub(crate) fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (t, contents, rest) = tlv(input)?;
     (t == tag).then_some((contents, rest))
+}
+
+/// Deepest nesting [`well_formed`] follows.
+const MAX_DEPTH: usize = 32;
+
+/// Whether `input` is exactly one element whose lengths, at every depth, fit inside their
+/// parent (definite lengths of at most four octets, low tag numbers only, at most 32 levels).
+pub(crate) fn well_formed(input: &[u8]) -> bool {
+    matches!(tlv(input), Some((tag, contents, rest)) if rest.is_empty() && element(tag, contents, 0))
+}
+
+fn element(tag: u8, contents: &[u8], depth: usize) -> bool {
+    if tag & 0x1f == 0x1f || depth > MAX_DEPTH {
+        return false;
+    }
+    if tag & 0x20 == 0 {
+        return true;
+    }
+    let mut rest = contents;
+    while !rest.is_empty() {
+        match tlv(rest) {
+            Some((t, c, next)) if element(t, c, depth + 1) => rest = next,
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::well_formed;
+
+    #[test]
+    fn lengths_that_do_not_fit_their_parent_are_refused_before_any_parser() {
+        assert!(well_formed(&[0x30, 0x03, 0x02, 0x01, 0x05]));
+        assert!(well_formed(&[0x04, 0x00]));
+        // What the fuzzer found: a nine-octet length inside a sequence (yasna overflowed).
+        assert!(!well_formed(&[
+            0x30, 0x0b, 0x30, 0x89, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfa
+        ]));
+        assert!(
+            !well_formed(&[0x30, 0x04, 0x02, 0x05, 0x01, 0x02]),
+            "a child longer than its parent"
+        );
+        assert!(!well_formed(&[0x30, 0x00, 0x00]), "trailing bytes");
+        assert!(!well_formed(&[0x1f, 0x81, 0x01, 0x00]), "high tag numbers");
+        let mut deep = vec![0x04, 0x00];
+        for _ in 0..40 {
+            let mut outer = vec![0x30, u8::try_from(deep.len()).unwrap_or(0)];
+            outer.extend(&deep);
+            deep = outer;
+            if deep.len() > 120 {
+                break;
+            }
+        }
+        assert!(!well_formed(&deep), "too deep");
+    }
 }

@@ -83,6 +83,9 @@ pub fn parse_request(der: &[u8]) -> Result<Request, Malformed> {
     if der.len() > MAX_REQUEST {
         return Err(Malformed("too large"));
     }
+    if !crate::der::well_formed(der) {
+        return Err(Malformed("not DER"));
+    }
     let (ids, nonce) = yasna::parse_der(der, |r| {
         r.read_sequence(|r| {
             let tbs = r.next().read_sequence(|r| {
@@ -135,7 +138,10 @@ fn read_nonce(r: yasna::BERReader<'_, '_>) -> Result<Option<Vec<u8>>, ASN1Error>
             let value = r.next().read_bytes()?;
             if id == oid(OCSP_NONCE) {
                 // RFC 8954: the value is an OCTET STRING; some clients send the raw bytes.
-                nonce = Some(yasna::parse_der(&value, |r| r.read_bytes()).unwrap_or(value));
+                let inner = crate::der::well_formed(&value)
+                    .then(|| yasna::parse_der(&value, |r| r.read_bytes()).ok())
+                    .flatten();
+                nonce = Some(inner.unwrap_or(value));
             }
             Ok(())
         })
@@ -384,5 +390,25 @@ fn write_status(w: DERWriter<'_>, status: Status, revoked: Option<&GeneralizedTi
         (Status::Unknown, _) | (Status::Revoked { .. }, None) => {
             w.write_tagged_implicit(Tag::context(2), |w| w.write_null());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_the_fuzzer_found_is_malformed_not_a_panic() {
+        let found: &[u8] = &[
+            48, 129, 135, 48, 129, 132, 48, 129, 129, 48, 60, 48, 137, 0, 255, 255, 255, 255, 255,
+            255, 255, 250, 0, 26, 4, 20, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0,
+            0, 53, 18, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0,
+            0, 7, 0, 0, 0, 0, 0, 0, 0, 127, 255, 255, 255, 0, 0, 0, 0, 129, 168, 155, 128, 222,
+            213, 46, 30, 117, 12, 185, 82, 45, 76, 145, 218, 114, 249, 4, 20, 169, 178, 217, 216,
+            0, 2, 2, 103, 18, 52, 162, 35, 48, 33, 48, 31, 6, 9, 43, 6, 1, 5, 5, 7, 1, 35, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 69, 103, 137,
+        ];
+        assert_eq!(parse_request(found), Err(Malformed("not DER")));
+        assert!(super::super::tsa::parse_request(found).is_err());
     }
 }

@@ -62,7 +62,7 @@ pub struct Request {
 
 /// Parses a DER `TimeStampReq`.
 pub fn parse_request(der: &[u8]) -> Result<Request, Failure> {
-    if der.len() > MAX_REQUEST {
+    if der.len() > MAX_REQUEST || !crate::der::well_formed(der) {
         return Err(Failure::BadDataFormat);
     }
     let parsed = yasna::parse_der(der, |r| {
