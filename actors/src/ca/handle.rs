@@ -13,7 +13,7 @@ use cryptoutil_storage::Store;
 use ractor::RpcReplyPort;
 
 use super::signer::{CaSignerMsg, IssuedCert, NewChild, SignerKey, Signers};
-use super::store::{self, CaRecord, CertRecord, CrlRecord, Der, Status};
+use super::store::{self, CaRecord, CertRecord, CrlRecord, Der};
 use crate::ask::call;
 use crate::audit::{AuditEntry, AuditHandle};
 use crate::caller::Caller;
@@ -509,23 +509,18 @@ impl CasHandle {
         Ok(issued)
     }
 
-    /// The certificates CA `id` (the caller's) issued, with `status` if given, oldest first.
+    /// A page of the certificates CA `id` (the caller's) issued, in serial order (see
+    /// [`store::certs_page`]), and the serial to go on after, if there may be more.
     pub async fn certificates(
         &self,
         who: &Caller,
         id: &CaId,
-        status: Option<Status>,
-    ) -> Result<Vec<CertRecord>, Error> {
+        page: store::CertPage,
+    ) -> Result<(Vec<CertRecord>, Option<String>), Error> {
         let (store, tenant, id) = (Arc::clone(&self.store), who.tenant.clone(), id.clone());
         blocking(move || {
             store::tenant_ca(&store, &tenant, &id)?;
-            let now = crate::now_unix();
-            let mut certs: Vec<CertRecord> = store::certs(&store, &id)?
-                .into_iter()
-                .filter(|c| status.is_none_or(|s| c.status(now) == s))
-                .collect();
-            certs.sort_by(|a, b| (a.issued_at, &a.serial).cmp(&(b.issued_at, &b.serial)));
-            Ok(certs)
+            store::certs_page(&store, &id, &page, crate::now_unix())
         })
         .await
     }

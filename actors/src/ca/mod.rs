@@ -21,7 +21,7 @@ use ractor::SpawnErr;
 
 pub use handle::{CasHandle, CertRequest, NewCa, NewCert, DISTRIBUTION_SUBJECT};
 pub use signer::IssuedCert;
-pub use store::{CaRecord, CertRecord, CrlRecord, Der, Revocation, Status};
+pub use store::{CaRecord, CertPage, CertRecord, CrlRecord, Der, Revocation, Status};
 
 use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};

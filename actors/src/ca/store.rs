@@ -325,6 +325,69 @@ pub fn certs(store: &Store, ca: &CaId) -> Result<Vec<CertRecord>, Error> {
         .collect()
 }
 
+/// Certificates of CA `ca` in serial order after serial `after` (from the first when none) with
+/// `status` at `now` if given: at most `limit` of them, looking at most at `scan` records; the
+/// serial to go on after, when there may be more.
+pub fn certs_page(
+    store: &Store,
+    ca: &CaId,
+    page: &CertPage,
+    now: u64,
+) -> Result<(Vec<CertRecord>, Option<String>), Error> {
+    let prefix = format!("{ca}/");
+    let mut from = match &page.after {
+        Some(serial) => format!("{prefix}{serial}\u{0}").into_bytes(),
+        None => prefix.clone().into_bytes(),
+    };
+    let (mut found, mut looked) = (Vec::new(), 0usize);
+    loop {
+        let batch = store.range_opened(Table::CaCertificates, &from, 256)?;
+        let done = batch.len() < 256;
+        for (key, plain) in batch {
+            if !key.starts_with(prefix.as_bytes()) {
+                return Ok((found, None));
+            }
+            let plain = plain?;
+            let cert: CertRecord = decode(Table::CaCertificates, &key, &plain, "certificate")?;
+            looked += 1;
+            from = key;
+            from.push(0);
+            if page.status.is_none_or(|s| cert.status(now) == s) {
+                found.push(cert);
+            }
+            if found.len() >= page.limit || looked >= page.scan {
+                let next = found.last().map(|c| c.serial.clone());
+                let next = if looked >= page.scan && found.len() < page.limit {
+                    // Nothing more matched within the scan: go on after the last looked at.
+                    let key = from.get(prefix.len()..from.len().saturating_sub(1));
+                    std::str::from_utf8(key.unwrap_or_default())
+                        .ok()
+                        .map(str::to_owned)
+                } else {
+                    next
+                };
+                return Ok((found, next));
+            }
+        }
+        if done {
+            return Ok((found, None));
+        }
+    }
+}
+
+/// Which page of a CA's certificates.
+#[derive(Debug, Clone)]
+pub struct CertPage {
+    /// Only those with this status.
+    pub status: Option<Status>,
+    /// After this serial (none: from the first).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+    /// Looking at most at this many records.
+    pub scan: usize,
+}
+
 /// The write that records a new certificate: created, so an existing serial fails the commit.
 pub fn create_cert(store: &Store, cert: &CertRecord) -> Result<Write, Error> {
     Ok(store.sealed_create(
@@ -450,5 +513,57 @@ mod tests {
         assert_eq!(revoked.status(1), Status::Revoked);
         // Another CA's listing is its own.
         assert!(certs(&s, &new_id().unwrap()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pages_go_in_serial_order_and_end_with_no_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = unseal::generate(1, 1).unwrap().0;
+        let s = Arc::new(Store::open_redb(&dir.path().join("ca.redb"), &key).unwrap());
+        let (ca, other) = (new_id().unwrap(), new_id().unwrap());
+        for serial in ["7f05", "7f01", "7f03", "7f02", "7f04"] {
+            let mut c = cert(&ca, serial, "CN=x");
+            if serial == "7f03" {
+                c.revocation = Some(Revocation {
+                    time: 1,
+                    reason: Reason::Superseded,
+                });
+            }
+            s.apply(vec![create_cert(&s, &c).unwrap()]).unwrap();
+        }
+        s.apply(vec![create_cert(&s, &cert(&other, "7f00", "CN=y")).unwrap()])
+            .unwrap();
+        let page = |after: Option<&str>, status: Option<Status>, limit: usize, scan: usize| {
+            let page = CertPage {
+                status,
+                after: after.map(str::to_owned),
+                limit,
+                scan,
+            };
+            let (found, next) = certs_page(&s, &ca, &page, 0).unwrap();
+            let serials: Vec<String> = found.into_iter().map(|c| c.serial).collect();
+            (serials, next)
+        };
+        assert_eq!(
+            page(None, None, 2, 100),
+            (vec!["7f01".into(), "7f02".into()], Some("7f02".into()))
+        );
+        assert_eq!(
+            page(Some("7f02"), None, 2, 100),
+            (vec!["7f03".into(), "7f04".into()], Some("7f04".into()))
+        );
+        assert_eq!(
+            page(Some("7f04"), None, 2, 100),
+            (vec!["7f05".into()], None)
+        );
+        assert_eq!(
+            page(None, Some(Status::Revoked), 10, 100),
+            (vec!["7f03".into()], None)
+        );
+        // A scan cap with nothing found yet: go on after the last record looked at.
+        assert_eq!(
+            page(None, Some(Status::Revoked), 10, 2),
+            (vec![], Some("7f02".into()))
+        );
     }
 }

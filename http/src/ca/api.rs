@@ -11,7 +11,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cryptoutil_actors::ca::{
-    CaRecord, CasHandle, CertRecord, CertRequest, Der, NewCa, NewCert, Status,
+    CaRecord, CasHandle, CertPage, CertRecord, CertRequest, Der, NewCa, NewCert, Status,
 };
 use cryptoutil_actors::caller::Caller;
 use cryptoutil_actors::Scope;
@@ -400,14 +400,24 @@ pub(crate) async fn certificates_post(
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
-/// `?status=valid|revoked|on_hold|expired` of a certificate listing (empty: any).
+/// `?status=valid|revoked|on_hold|expired` (empty: any), `after=<serial>`, `limit=1..1000`
+/// of a certificate listing.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CertQuery {
     #[serde(default)]
     status: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
 }
 
+/// Records a listing looks at per request (a status filter may skip many).
+const CERT_SCAN: usize = 10_000;
+
+/// A page of the CA's certificates in serial order: `{"certificates", "next"}` (`next` is the
+/// `after` of the next page, null at the end).
 pub(crate) async fn certificates_get(
     ca: Ca,
     target: Target,
@@ -419,9 +429,31 @@ pub(crate) async fn certificates_get(
             reason: "status: one of valid, revoked, on_hold, expired".into(),
         })?),
     };
-    let certs = ca.cas.certificates(&ca.who, &target.ca, status).await?;
+    let limit = match q.limit.unwrap_or(1000) {
+        n @ 1..=1000 => n,
+        _ => {
+            return Err(ApiError::BadRequest {
+                reason: "limit: 1 to 1000".into(),
+            })
+        }
+    };
+    let after = match q.after {
+        Some(a) if ca::parse_serial(&a).is_none() => {
+            return Err(ApiError::BadRequest {
+                reason: "after: a serial (lowercase hex)".into(),
+            })
+        }
+        other => other,
+    };
+    let page = CertPage {
+        status,
+        after,
+        limit,
+        scan: CERT_SCAN,
+    };
+    let (certs, next) = ca.cas.certificates(&ca.who, &target.ca, page).await?;
     let certs: Vec<Value> = certs.iter().map(|c| cert_json(c, None)).collect();
-    Ok(Json(json!({ "certificates": certs })))
+    Ok(Json(json!({ "certificates": certs, "next": next })))
 }
 
 pub(crate) async fn certificate_get(ca: Ca, target: Target) -> Result<Json<Value>, ApiError> {

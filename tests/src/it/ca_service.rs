@@ -1694,6 +1694,42 @@ async fn delta_crls_carry_what_changed_since_their_base_and_openssl_uses_them() 
         .unwrap();
         serials.push(v["serial"].as_str().unwrap().to_owned());
     }
+    // Listing is paged in serial order.
+    let list = format!("/ca/cas/{root_id}/certificates");
+    let (_, first) = call(&app, &token, Method::GET, &format!("{list}?limit=1"), None).await;
+    assert_eq!(
+        first["certificates"].as_array().unwrap().len(),
+        1,
+        "{first}"
+    );
+    let next = first["next"].as_str().expect("a next page").to_owned();
+    let (_, second) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("{list}?limit=1&after={next}"),
+        None,
+    )
+    .await;
+    let mut both = vec![
+        first["certificates"][0]["serial"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        second["certificates"][0]["serial"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    ];
+    assert!(both[0] < both[1], "serial order: {both:?}");
+    both.sort();
+    let mut expected = serials.clone();
+    expected.sort();
+    assert_eq!(both, expected);
+    for bad in ["limit=0", "limit=1001", "after=XYZ"] {
+        let (status, v) = call(&app, &token, Method::GET, &format!("{list}?{bad}"), None).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
     let delta = |name: &'static str| {
         let (app, work, root_id) = (&app, &work, &root_id);
         async move {
