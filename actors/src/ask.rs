@@ -39,3 +39,17 @@ where
         Ok(CallResult::SenderError) | Err(_) => Err(unavailable(Unavailability::Stopped)),
     }
 }
+
+/// Runs blocking store or key work off the async task; a task that died is `actor`
+/// unavailable (stopped).
+pub(crate) async fn blocking<T: Send + 'static>(
+    actor: &'static str,
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::Unavailable {
+            actor,
+            why: Unavailability::Stopped,
+        })?
+}

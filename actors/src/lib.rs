@@ -40,6 +40,7 @@ pub mod jose;
 pub mod kms;
 pub mod metrics;
 pub mod product;
+mod record;
 pub mod service;
 pub mod sessions;
 pub mod slot;

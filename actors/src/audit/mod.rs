@@ -378,6 +378,14 @@ impl AuditHandle {
         }
     }
 
+    /// Records `entry` as refused with `e` and answers `e` (or, if the record cannot be
+    /// written, that failure).
+    pub async fn refused<T>(&self, entry: AuditEntry, e: Error) -> Result<T, Error> {
+        self.append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
+            .await?;
+        Err(e)
+    }
+
     /// Appends `entry` (with `writes`) and waits until it is durable.
     pub async fn append(&self, entry: AuditEntry, writes: Vec<Write>) -> Result<(), Error> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -498,15 +506,11 @@ fn parse(plain: &[u8]) -> Result<AuditRecord, serde_json::Error> {
     serde_json::from_slice(plain)
 }
 
+/// Blocking reads of the log off the async task.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| Error::Unavailable {
-            actor: "AuditLog",
-            why: Unavailability::Stopped,
-        })?
+    crate::ask::blocking("AuditLog", f).await
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::store::{self, CaRecord, CertRecord, CrlRecord, Der};
 use crate::ask::call;
 use crate::audit::{AuditEntry, AuditHandle};
 use crate::caller::Caller;
-use crate::error::{Error, Unavailability};
+use crate::error::Error;
 use crate::supervisor::keyed::KeyedHandle;
 
 /// Who audit records name for what the CA does for anonymous relying parties (a CRL signed
@@ -111,13 +111,6 @@ impl std::fmt::Debug for CasHandle {
     }
 }
 
-fn stopped<T>(_: T) -> Error {
-    Error::Unavailable {
-        actor: "CaSigner",
-        why: Unavailability::Stopped,
-    }
-}
-
 /// A CA's name: 1 to 64 characters, no control characters.
 fn check_name(name: &str) -> Result<(), Error> {
     if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
@@ -153,7 +146,7 @@ fn check_recipient(jwk: &cryptoutil_protocols::jose::Jwk) -> Result<(), Error> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f).await.map_err(stopped)?
+    crate::ask::blocking("CaSigner", f).await
 }
 
 impl CasHandle {
@@ -176,13 +169,6 @@ impl CasHandle {
         }
     }
 
-    async fn refused<T>(&self, entry: AuditEntry, e: Error) -> Result<T, Error> {
-        self.audit
-            .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
-            .await?;
-        Err(e)
-    }
-
     /// Makes a CA in the caller's tenant: a root here, a subordinate through its parent's
     /// signer (the parent must be the caller's).
     pub async fn create(&self, who: &Caller, new: NewCa) -> Result<CaRecord, Error> {
@@ -202,7 +188,7 @@ impl CasHandle {
             |what: &str| AuditEntry::new(&who.subject, who.tenant.as_str(), what, "create-ca");
         let parent_name = new.parent.as_ref().map_or("", |p| p.as_str());
         if let Err(e) = check_name(&new.name) {
-            return self.refused(entry(parent_name), e).await;
+            return self.audit.refused(entry(parent_name), e).await;
         }
         let key_type = new.key;
         let made = blocking(move || {
@@ -214,7 +200,7 @@ impl CasHandle {
         .await;
         let (id, key) = match made {
             Ok(made) => made,
-            Err(e) => return self.refused(entry(parent_name), e).await,
+            Err(e) => return self.audit.refused(entry(parent_name), e).await,
         };
         let default_years = if new.parent.is_some() { 5 } else { 10 };
         let spec = CaSpec {
@@ -276,7 +262,7 @@ impl CasHandle {
                 })
                 .await;
                 match planned {
-                    Err(e) => self.refused(entry(""), e).await,
+                    Err(e) => self.audit.refused(entry(""), e).await,
                     Ok((record, writes)) => {
                         self.audit.append(entry(id.as_str()), writes).await?;
                         Ok(record)
@@ -308,7 +294,7 @@ impl CasHandle {
         let entry =
             |what: &str| AuditEntry::new(&who.subject, who.tenant.as_str(), what, "import-ca");
         if let Err(e) = check_name(&name) {
-            return self.refused(entry(""), e).await;
+            return self.audit.refused(entry(""), e).await;
         }
         let import_key = self.import_key().await?;
         let (store, tenant) = (Arc::clone(&self.store), who.tenant.clone());
@@ -349,7 +335,7 @@ impl CasHandle {
         })
         .await;
         match planned {
-            Err(e) => self.refused(entry(""), e).await,
+            Err(e) => self.audit.refused(entry(""), e).await,
             Ok((record, writes)) => {
                 self.audit.append(entry(record.id.as_str()), writes).await?;
                 self.issuers
@@ -412,7 +398,7 @@ impl CasHandle {
         );
         let profile = match spec.profile() {
             Ok(p) => p,
-            Err(e) => return self.refused(entry, Error::Refused(e)).await,
+            Err(e) => return self.audit.refused(entry, Error::Refused(e)).await,
         };
         let (store, tenant) = (Arc::clone(&self.store), who.tenant.clone());
         // Checked first: a create that fails in the audit log's group commit would fail the
@@ -431,7 +417,7 @@ impl CasHandle {
                 self.audit.append(entry, vec![write]).await?;
                 Ok(profile)
             }
-            Err(e) => self.refused(entry, e).await,
+            Err(e) => self.audit.refused(entry, e).await,
         }
     }
 
@@ -453,14 +439,14 @@ impl CasHandle {
         let entry = AuditEntry::new(&who.subject, who.tenant.as_str(), id.as_str(), "issue");
         let profile = match self.profile(who, &new.profile).await {
             Ok(p) => p,
-            Err(e) => return self.refused(entry, e).await,
+            Err(e) => return self.audit.refused(entry, e).await,
         };
         let (csr, made, op) = match new.request {
             // On this task: parsing and one signature check take tens of microseconds, less
             // than handing the work to a blocking thread and back costs.
             CertRequest::Csr(der) => match ca::csr::parse(&der) {
                 Ok(csr) => (csr, None, "issue"),
-                Err(e) => return self.refused(entry, Error::Refused(e)).await,
+                Err(e) => return self.audit.refused(entry, Error::Refused(e)).await,
             },
             CertRequest::ServerKey {
                 key,
@@ -475,12 +461,12 @@ impl CasHandle {
                     "issue-server-key",
                 );
                 if let Err(e) = check_recipient(&recipient) {
-                    return self.refused(entry, e).await;
+                    return self.audit.refused(entry, e).await;
                 }
                 // Key generation (RSA: up to seconds) off the async task.
                 match blocking(move || Ok(ca::server_request(key, &subject, &names)?)).await {
                     Ok((pkcs8, csr)) => (csr, Some((pkcs8, recipient)), "issue-server-key"),
-                    Err(e) => return self.refused(entry, e).await,
+                    Err(e) => return self.audit.refused(entry, e).await,
                 }
             }
         };
@@ -792,7 +778,7 @@ impl CasHandle {
                     other => other,
                 };
                 let entry = AuditEntry::new(&who.subject, who.tenant.as_str(), id.as_str(), op);
-                self.refused(entry, e).await
+                self.audit.refused(entry, e).await
             }
         }
     }

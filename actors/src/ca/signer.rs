@@ -547,11 +547,7 @@ impl Running {
         let (cert, crl, writes) = match planned {
             Ok(planned) => planned,
             Err(e) => {
-                self.args
-                    .audit
-                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
-                    .await?;
-                return Err(e);
+                return self.args.audit.refused(entry, e).await;
             }
         };
         self.args.audit.append(entry, writes).await?;
@@ -733,13 +729,7 @@ impl Running {
             Ok((crl, write))
         });
         match made {
-            Err(e) => {
-                self.args
-                    .audit
-                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
-                    .await?;
-                Err(e)
-            }
+            Err(e) => self.args.audit.refused(entry, e).await,
             Ok((crl, write)) => {
                 self.args.audit.append(entry, vec![write]).await?;
                 self.crl = Some(crl.clone());
@@ -766,13 +756,7 @@ impl Running {
             Ok((store::update_ca(&self.args.store, &record)?, signer))
         })();
         match planned {
-            Err(e) => {
-                self.args
-                    .audit
-                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
-                    .await?;
-                Err(e)
-            }
+            Err(e) => self.args.audit.refused(entry, e).await,
             Ok((write, signer)) => {
                 self.args.audit.append(entry, vec![write]).await?;
                 self.ca = record.clone();
@@ -879,13 +863,7 @@ impl Running {
         };
         let entry = self.entry(&who, self.ca.id.as_str(), op);
         match self.plan_delegate(&who, delegate) {
-            Err(e) => {
-                self.args
-                    .audit
-                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
-                    .await?;
-                Err(e)
-            }
+            Err(e) => self.args.audit.refused(entry, e).await,
             Ok(((key, cert), writes)) => {
                 let internal = |what| move |_| Error::Internal { what };
                 // Loaded before the commit: a delegate that does not load is never stored.

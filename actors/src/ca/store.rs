@@ -8,11 +8,11 @@ use cryptoutil_protocols::ca::{KeyType, Reason};
 use cryptoutil_protocols::ids::{CaId, TenantId};
 use cryptoutil_storage::backend::Write;
 use cryptoutil_storage::{Store, Table};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::record::{decode, encode};
 
 /// DER bytes, stored as standard base64.
 #[derive(Clone, PartialEq, Eq)]
@@ -166,24 +166,6 @@ pub struct CrlRecord {
     /// The delta CRL signed with it: (its number, its DER).
     #[serde(default)]
     pub delta: Option<(u64, Der)>,
-}
-
-/// A stored record decoded, or `Corrupt` naming where it is.
-fn decode<T: DeserializeOwned>(
-    table: Table,
-    key: &[u8],
-    plain: &[u8],
-    what: &'static str,
-) -> Result<T, Error> {
-    serde_json::from_slice(plain).map_err(|_| Error::corrupt(table, key, what))
-}
-
-fn encode<T: Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
-    serde_json::to_vec(record)
-        .map(Zeroizing::new)
-        .map_err(|_| Error::Internal {
-            what: "encoding a record",
-        })
 }
 
 fn cert_key(ca: &CaId, serial: &str) -> Vec<u8> {

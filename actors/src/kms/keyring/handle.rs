@@ -18,7 +18,7 @@ use super::state::{ElasticKey, KeyUpdate, NewElasticKey, Ring, VersionAction, Ve
 use super::{store, RingKey, Rings};
 use crate::ask::call;
 use crate::audit::{AuditEntry, AuditHandle};
-use crate::error::{Error, Unavailability};
+use crate::error::Error;
 use crate::supervisor::keyed::KeyedHandle;
 
 /// Who audit records name for what the KMS does by itself (rotation policy, destruction job).
@@ -40,18 +40,11 @@ impl std::fmt::Debug for KeyRingsHandle {
     }
 }
 
-fn stopped<T>(_: T) -> Error {
-    Error::Unavailable {
-        actor: "KeyRing",
-        why: Unavailability::Stopped,
-    }
-}
-
 /// Blocking store work off the async task.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f).await.map_err(stopped)?
+    crate::ask::blocking("KeyRing", f).await
 }
 
 impl KeyRingsHandle {
@@ -86,10 +79,7 @@ impl KeyRingsHandle {
         match planned {
             Err(e) => {
                 let entry = AuditEntry::new(&who.subject, who.tenant.as_str(), "", "create");
-                self.audit
-                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
-                    .await?;
-                Err(e)
+                self.audit.refused(entry, e).await
             }
             Ok((key, writes)) => {
                 let entry =
@@ -127,10 +117,7 @@ impl KeyRingsHandle {
             }
             Err(e) => {
                 let entry = AuditEntry::new(&who.subject, who.tenant.as_str(), id.as_str(), op);
-                self.audit
-                    .append(entry.outcome(&Err::<(), _>(&e)), Vec::new())
-                    .await?;
-                Err(e)
+                self.audit.refused(entry, e).await
             }
         }
     }

@@ -8,11 +8,10 @@ use cryptoutil_protocols::ids::{ElasticKeyId, TenantId};
 use cryptoutil_protocols::jose::Jwk;
 use cryptoutil_storage::backend::Write;
 use cryptoutil_storage::{Store, Table};
-use serde::de::DeserializeOwned;
-use zeroize::Zeroizing;
 
 use super::state::{Change, ElasticKey, Material, Ring};
 use crate::error::Error;
+use crate::record::{decode, encode};
 
 /// Where the import key is sealed.
 const IMPORT_KEY_RECORD: &[u8] = b"kms/import-key/v1";
@@ -23,24 +22,6 @@ fn key_record(tenant: &TenantId, id: &ElasticKeyId) -> Vec<u8> {
 
 fn material_record(tenant: &TenantId, id: &ElasticKeyId, version: u32) -> Vec<u8> {
     format!("{tenant}/{id}/{version:010}").into_bytes()
-}
-
-/// A stored record decoded, or `Corrupt` naming where it is.
-fn decode<T: DeserializeOwned>(
-    table: Table,
-    key: &[u8],
-    plain: &[u8],
-    what: &'static str,
-) -> Result<T, Error> {
-    serde_json::from_slice(plain).map_err(|_| Error::corrupt(table, key, what))
-}
-
-fn encode<T: serde::Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
-    serde_json::to_vec(record)
-        .map(Zeroizing::new)
-        .map_err(|_| Error::Internal {
-            what: "encoding a record",
-        })
 }
 
 /// A new elastic key id (`ek-` and 96 random bits).
