@@ -141,11 +141,41 @@ fn cert_json(cert: &CertRecord, chain: Option<&[Der]>) -> Value {
     value
 }
 
+/// A CA request's refusal as the API answers it (400, the field named).
+fn refusal(e: ca::CaError) -> ApiError {
+    ApiError::Actor(cryptoutil_actors::Error::Refused(e))
+}
+
+/// An optional duration field (`90d`, `10y`), parsed.
+fn duration(
+    field: &'static str,
+    text: Option<&str>,
+) -> Result<Option<std::time::Duration>, ApiError> {
+    text.map(|v| ca::parse_validity(field, v))
+        .transpose()
+        .map_err(refusal)
+}
+
+/// The request body's type must be `kind` (a DER protocol message, not JSON).
+fn require_type(headers: &axum::http::HeaderMap, kind: &str) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if given.eq_ignore_ascii_case(kind) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest {
+            reason: format!("Content-Type must be {kind}"),
+        })
+    }
+}
+
 fn refused(field: &'static str, reason: impl Into<String>) -> ApiError {
-    ApiError::Actor(cryptoutil_actors::Error::Refused(ca::CaError {
+    refusal(ca::CaError {
         field,
         reason: reason.into(),
-    }))
+    })
 }
 
 /// `POST /ca/cas` body.
@@ -177,12 +207,7 @@ pub(crate) async fn cas_post(ca: Ca, JsonBody(req): JsonBody<CaReq>) -> Result<R
         None => None,
         Some(p) => Some(CaId::parse(&p).map_err(|_| refused("parent", "no such CA"))?),
     };
-    let validity = req
-        .validity
-        .as_deref()
-        .map(|v| ca::parse_validity("validity", v))
-        .transpose()
-        .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Refused(e)))?;
+    let validity = duration("validity", req.validity.as_deref())?;
     let new = NewCa {
         name: req.name,
         subject: req.subject,
@@ -295,12 +320,7 @@ pub(crate) async fn crl_post(
     target: Target,
     JsonBody(req): JsonBody<CrlReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let lifetime = req
-        .lifetime
-        .as_deref()
-        .map(|v| ca::parse_validity("lifetime", v))
-        .transpose()
-        .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Refused(e)))?;
+    let lifetime = duration("lifetime", req.lifetime.as_deref())?;
     let crl = ca.cas.sign_crl(&ca.who, &target.ca, lifetime).await?;
     Ok(Json(json!({
         "number": crl.number,
@@ -381,12 +401,7 @@ pub(crate) async fn certificates_post(
     target: Target,
     JsonBody(mut req): JsonBody<CertReq>,
 ) -> Result<Response, ApiError> {
-    let validity = req
-        .validity
-        .as_deref()
-        .map(|v| ca::parse_validity("validity", v))
-        .transpose()
-        .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Refused(e)))?;
+    let validity = duration("validity", req.validity.as_deref())?;
     let new = NewCert {
         request: req.request()?,
         profile: req.profile,
@@ -480,8 +495,7 @@ pub(crate) async fn revoke_post(
     target: Target,
     JsonBody(req): JsonBody<RevokeReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let reason = Reason::parse(&req.reason)
-        .map_err(|e| ApiError::Actor(cryptoutil_actors::Error::Refused(e)))?;
+    let reason = Reason::parse(&req.reason).map_err(refusal)?;
     let cert = ca
         .cas
         .revoke(&ca.who, &target.ca, target.serial()?, Some(reason))
@@ -522,16 +536,22 @@ pub(crate) async fn crl_get(
     target: Target,
 ) -> Result<Response, ApiError> {
     let crl = handle(&app)?.crl(&target.ca).await?;
-    let max_age = (crl.this_update + crl.next_update.saturating_sub(crl.this_update) / 2)
+    Ok(crl_answer(crl.this_update, crl.next_update, crl.der.0))
+}
+
+/// A CRL (complete or delta) of the CA's current set, cacheable until the set is signed anew
+/// (half its lifetime).
+fn crl_answer(this_update: u64, next_update: u64, der: Vec<u8>) -> Response {
+    let max_age = (this_update + next_update.saturating_sub(this_update) / 2)
         .saturating_sub(cryptoutil_actors::now_unix());
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "application/pkix-crl".to_owned()),
             (header::CACHE_CONTROL, format!("public, max-age={max_age}")),
         ],
-        crl.der.0,
+        der,
     )
-        .into_response())
+        .into_response()
 }
 
 /// An OCSP answer (`application/ocsp-response`); a minute of caching (an answer is valid for
@@ -554,15 +574,7 @@ pub(crate) async fn ocsp_post(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !kind.eq_ignore_ascii_case("application/ocsp-request") {
-        return Err(ApiError::BadRequest {
-            reason: "Content-Type must be application/ocsp-request".into(),
-        });
-    }
+    require_type(&headers, "application/ocsp-request")?;
     Ok(ocsp_answer(handle(&app)?.ocsp(&body).await))
 }
 
@@ -598,15 +610,7 @@ pub(crate) async fn tsa_post(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !kind.eq_ignore_ascii_case("application/timestamp-query") {
-        return Err(ApiError::BadRequest {
-            reason: "Content-Type must be application/timestamp-query".into(),
-        });
-    }
+    require_type(&headers, "application/timestamp-query")?;
     let reply = handle(&app)?.stamp(&target.ca, &body).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/timestamp-reply")],
@@ -623,14 +627,5 @@ pub(crate) async fn delta_crl_get(
 ) -> Result<Response, ApiError> {
     let crl = handle(&app)?.crl(&target.ca).await?;
     let (_, der) = crl.delta.ok_or(ApiError::NotFound)?;
-    let max_age = (crl.this_update + crl.next_update.saturating_sub(crl.this_update) / 2)
-        .saturating_sub(cryptoutil_actors::now_unix());
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/pkix-crl".to_owned()),
-            (header::CACHE_CONTROL, format!("public, max-age={max_age}")),
-        ],
-        der.0,
-    )
-        .into_response())
+    Ok(crl_answer(crl.this_update, crl.next_update, der.0))
 }
