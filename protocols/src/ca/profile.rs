@@ -176,40 +176,12 @@ pub struct View {
 impl Profile {
     /// What the API shows of it.
     pub fn view(&self) -> View {
-        use ExtendedKeyUsagePurpose as Eku;
-        use KeyUsagePurpose as Ku;
-        let mut key_usages: Vec<&'static str> = self
-            .key_usages
-            .iter()
-            .map(|k| match k {
-                Ku::DigitalSignature => "digitalSignature",
-                Ku::ContentCommitment => "contentCommitment",
-                Ku::KeyEncipherment => "keyEncipherment",
-                Ku::DataEncipherment => "dataEncipherment",
-                Ku::KeyAgreement => "keyAgreement",
-                Ku::KeyCertSign => "keyCertSign",
-                Ku::CrlSign => "cRLSign",
-                Ku::EncipherOnly => "encipherOnly",
-                Ku::DecipherOnly => "decipherOnly",
-            })
-            .collect();
+        let mut key_usages: Vec<&'static str> = self.key_usages.iter().map(ku_name).collect();
         if self.builtin && matches!(self.name.as_str(), "tls-server" | "tls-client" | "email") {
             key_usages.push("keyEncipherment (RSA keys)");
         }
-        let mut extended_key_usages: Vec<&'static str> = self
-            .extended_key_usages
-            .iter()
-            .map(|e| match e {
-                Eku::ServerAuth => "serverAuth",
-                Eku::ClientAuth => "clientAuth",
-                Eku::CodeSigning => "codeSigning",
-                Eku::EmailProtection => "emailProtection",
-                Eku::TimeStamping => "timeStamping",
-                Eku::OcspSigning => "OCSPSigning",
-                Eku::Any => "anyExtendedKeyUsage",
-                Eku::Other(_) => "other",
-            })
-            .collect();
+        let mut extended_key_usages: Vec<&'static str> =
+            self.extended_key_usages.iter().map(eku_name).collect();
         if self.critical_time_stamping() {
             extended_key_usages.push("timeStamping (critical)");
         }
@@ -352,6 +324,78 @@ impl Profile {
     }
 }
 
+/// Key usages a profile defined through the API may give a leaf.
+const LEAF_KEY_USAGES: [KeyUsagePurpose; 5] = [
+    KeyUsagePurpose::DigitalSignature,
+    KeyUsagePurpose::ContentCommitment,
+    KeyUsagePurpose::KeyEncipherment,
+    KeyUsagePurpose::DataEncipherment,
+    KeyUsagePurpose::KeyAgreement,
+];
+
+/// Extended key usages a profile defined through the API may give.
+const EXTENDED_KEY_USAGES: [ExtendedKeyUsagePurpose; 6] = [
+    ExtendedKeyUsagePurpose::ServerAuth,
+    ExtendedKeyUsagePurpose::ClientAuth,
+    ExtendedKeyUsagePurpose::CodeSigning,
+    ExtendedKeyUsagePurpose::EmailProtection,
+    ExtendedKeyUsagePurpose::OcspSigning,
+    ExtendedKeyUsagePurpose::TimeStamping,
+];
+
+/// A key usage's RFC 5280 name.
+fn ku_name(k: &KeyUsagePurpose) -> &'static str {
+    use KeyUsagePurpose as Ku;
+    match k {
+        Ku::DigitalSignature => "digitalSignature",
+        Ku::ContentCommitment => "contentCommitment",
+        Ku::KeyEncipherment => "keyEncipherment",
+        Ku::DataEncipherment => "dataEncipherment",
+        Ku::KeyAgreement => "keyAgreement",
+        Ku::KeyCertSign => "keyCertSign",
+        Ku::CrlSign => "cRLSign",
+        Ku::EncipherOnly => "encipherOnly",
+        Ku::DecipherOnly => "decipherOnly",
+    }
+}
+
+/// An extended key usage's RFC 5280 name.
+fn eku_name(e: &ExtendedKeyUsagePurpose) -> &'static str {
+    use ExtendedKeyUsagePurpose as Eku;
+    match e {
+        Eku::ServerAuth => "serverAuth",
+        Eku::ClientAuth => "clientAuth",
+        Eku::CodeSigning => "codeSigning",
+        Eku::EmailProtection => "emailProtection",
+        Eku::TimeStamping => "timeStamping",
+        Eku::OcspSigning => "OCSPSigning",
+        Eku::Any => "anyExtendedKeyUsage",
+        Eku::Other(_) => "other",
+    }
+}
+
+/// `names` as members of `allowed` (by `name_of`), or a refusal of `field` naming the choices.
+fn by_name<T: Clone>(
+    field: &'static str,
+    names: &[String],
+    allowed: &[T],
+    name_of: fn(&T) -> &'static str,
+) -> Result<Vec<T>, CaError> {
+    names
+        .iter()
+        .map(|n| {
+            allowed
+                .iter()
+                .find(|a| name_of(a) == n)
+                .cloned()
+                .ok_or_else(|| {
+                    let choices: Vec<&str> = allowed.iter().map(name_of).collect();
+                    CaError::new(field, format!("{n:?} is not one of {}", choices.join(", ")))
+                })
+        })
+        .collect()
+}
+
 /// An empty list allows everything; else one pattern must match.
 fn patterns_allow(patterns: &[String], value: &str, matches: fn(&str, &str) -> bool) -> bool {
     patterns.is_empty() || patterns.iter().any(|p| matches(p, value))
@@ -455,7 +499,6 @@ impl ProfileSpec {
     /// The profile it defines, or a refusal naming the field at fault.
     pub fn profile(&self) -> Result<Profile, CaError> {
         use ExtendedKeyUsagePurpose as Eku;
-        use KeyUsagePurpose as Ku;
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
             && self
@@ -471,37 +514,13 @@ impl ProfileSpec {
         if self.key_usages.is_empty() {
             return Err(CaError::new("key_usages", "at least one"));
         }
-        let key_usages = self
-            .key_usages
-            .iter()
-            .map(|k| match k.as_str() {
-                "digitalSignature" => Ok(Ku::DigitalSignature),
-                "contentCommitment" => Ok(Ku::ContentCommitment),
-                "keyEncipherment" => Ok(Ku::KeyEncipherment),
-                "dataEncipherment" => Ok(Ku::DataEncipherment),
-                "keyAgreement" => Ok(Ku::KeyAgreement),
-                other => Err(CaError::new(
-                    "key_usages",
-                    format!("{other:?} is not one a leaf may have (digitalSignature, contentCommitment, keyEncipherment, dataEncipherment, keyAgreement)"),
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let extended_key_usages = self
-            .extended_key_usages
-            .iter()
-            .map(|e| match e.as_str() {
-                "serverAuth" => Ok(Eku::ServerAuth),
-                "clientAuth" => Ok(Eku::ClientAuth),
-                "codeSigning" => Ok(Eku::CodeSigning),
-                "emailProtection" => Ok(Eku::EmailProtection),
-                "OCSPSigning" => Ok(Eku::OcspSigning),
-                "timeStamping" => Ok(Eku::TimeStamping),
-                other => Err(CaError::new(
-                    "extended_key_usages",
-                    format!("{other:?} is not one of serverAuth, clientAuth, codeSigning, emailProtection, OCSPSigning, timeStamping"),
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let key_usages = by_name("key_usages", &self.key_usages, &LEAF_KEY_USAGES, ku_name)?;
+        let extended_key_usages = by_name(
+            "extended_key_usages",
+            &self.extended_key_usages,
+            &EXTENDED_KEY_USAGES,
+            eku_name,
+        )?;
         if extended_key_usages.contains(&Eku::TimeStamping) && extended_key_usages.len() > 1 {
             return Err(CaError::new(
                 "extended_key_usages",
