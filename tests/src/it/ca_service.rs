@@ -162,20 +162,26 @@ fn openssl_ocsp(app: &TestApp, dir: &Path, args: &[&str]) -> (bool, String) {
     openssl(dir, &all)
 }
 
-/// pkilint's `lint_ocsp_response` on `file`: no ERROR or FATAL finding.
-fn lint_ocsp(dir: &Path, file: &str) -> (bool, String) {
-    let bin = python().parent().unwrap().join("lint_ocsp_response");
+/// A pkilint tool (`lint_crl`, ...) run in `dir` with `args`: passes when it succeeds and
+/// prints no finding (the args ask for ERROR and above).
+fn pkilint(dir: &Path, tool: &str, args: &[&str]) -> (bool, String) {
+    let bin = python().parent().unwrap().join(tool);
     let out = Command::new(bin)
         .current_dir(dir)
-        .args(["lint", "-s", "ERROR", file])
+        .args(args)
         .output()
-        .expect("lint_ocsp_response runs");
+        .unwrap_or_else(|e| panic!("{tool} runs: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success() && text.trim().is_empty(), text)
+}
+
+/// pkilint's `lint_ocsp_response` on `file`: no ERROR or FATAL finding.
+fn lint_ocsp(dir: &Path, file: &str) -> (bool, String) {
+    pkilint(dir, "lint_ocsp_response", &["lint", "-s", "ERROR", file])
 }
 
 /// POSTs `body` to the OCSP responder: the status and the answer.
@@ -216,19 +222,12 @@ async fn stamp(app: &TestApp, dir: &Path, id: &str, tsq: &str, tsr: &str) {
 }
 
 fn lint_crl(dir: &Path, name: &str, kind: &str) -> (bool, String) {
-    let bin = python().parent().unwrap().join("lint_crl");
-    let out = Command::new(bin)
-        .current_dir(dir)
-        .args(["lint", "-t", kind, "-p", "PKIX", "-s", "ERROR"])
-        .arg(format!("{name}.der"))
-        .output()
-        .expect("lint_crl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && text.trim().is_empty(), text)
+    let file = format!("{name}.der");
+    pkilint(
+        dir,
+        "lint_crl",
+        &["lint", "-t", kind, "-p", "PKIX", "-s", "ERROR", &file],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -977,25 +976,19 @@ async fn the_distribution_listener_serves_signed_objects_over_http_and_tls_serve
         leaf["certificate"].as_str().unwrap(),
     )
     .unwrap();
-    let bin = python().parent().unwrap().join("lint_cabf_serverauth_cert");
-    let out = Command::new(bin)
-        .current_dir(&work)
-        .args([
+    let (ok, text) = pkilint(
+        &work,
+        "lint_cabf_serverauth_cert",
+        &[
             "lint",
             "-t",
             "DV-FINAL-CERTIFICATE",
             "-s",
             "ERROR",
             "public.pem",
-        ])
-        .output()
-        .expect("lint_cabf_serverauth_cert runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && text.trim().is_empty(),
-        "lint_cabf_serverauth_cert: {text}"
+        ],
     );
+    assert!(ok, "lint_cabf_serverauth_cert: {text}");
     app.stop().await;
 }
 
