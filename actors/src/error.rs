@@ -54,6 +54,13 @@ pub enum Error {
         /// What failed.
         what: &'static str,
     },
+    /// A protocol's own credential (an enrollment secret, a client certificate) is missing or
+    /// wrong: HTTP 401.
+    #[error("unauthenticated: {why}")]
+    Unauthenticated {
+        /// Why.
+        why: &'static str,
+    },
     /// Authenticated, but not allowed.
     #[error("forbidden: {reason}")]
     Forbidden {

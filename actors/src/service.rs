@@ -98,13 +98,21 @@ pub enum Scope {
     Jose,
     /// The CA API.
     Ca,
+    /// The CA's RA: enrollment secrets and decisions on enrollment requests.
+    CaRa,
     /// identity-authz's admin API.
     Identity,
 }
 
 impl Scope {
     /// Every API scope.
-    pub const ALL: [Scope; 4] = [Scope::Kms, Scope::Jose, Scope::Ca, Scope::Identity];
+    pub const ALL: [Scope; 5] = [
+        Scope::Kms,
+        Scope::Jose,
+        Scope::Ca,
+        Scope::CaRa,
+        Scope::Identity,
+    ];
 
     /// The scope as tokens carry it.
     pub const fn as_str(self) -> &'static str {
@@ -112,6 +120,7 @@ impl Scope {
             Scope::Kms => "kms",
             Scope::Jose => "jose",
             Scope::Ca => "ca",
+            Scope::CaRa => "ca-ra",
             Scope::Identity => "identity",
         }
     }

@@ -527,6 +527,10 @@ fn browser_logins(
         let secret =
             cryptoutil_protocols::oauth::random_token(32).map_err(|e| anyhow!("random: {e}"))?;
         let scope = match service.api_scope() {
+            // The CA's pages serve the RA too (enrollment secrets, decisions).
+            Some(s @ cryptoutil_actors::Scope::Ca) => {
+                format!("openid {s} {}", cryptoutil_actors::Scope::CaRa)
+            }
             Some(s) => format!("openid {s}"),
             None => "openid".to_owned(),
         };

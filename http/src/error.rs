@@ -161,6 +161,7 @@ fn actor_status(e: &cryptoutil_actors::Error) -> (StatusCode, &'static str) {
         E::KeyNotFound | E::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
         E::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
         E::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+        E::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
         E::Jose(_) | E::BadRequest { .. } | E::Refused(_) => {
             (StatusCode::BAD_REQUEST, "invalid_request")
         }

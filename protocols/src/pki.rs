@@ -213,6 +213,11 @@ pub fn cert_pem(der: &[u8]) -> String {
     pem("CERTIFICATE", der)
 }
 
+/// PEM armour for one DER PKCS#10 request (`CERTIFICATE REQUEST`).
+pub fn csr_pem(der: &[u8]) -> String {
+    pem("CERTIFICATE REQUEST", der)
+}
+
 /// PEM armour for a PKCS#8 private key (`PRIVATE KEY`), zeroized when dropped.
 pub fn private_key_pem(pkcs8: &[u8]) -> Zeroizing<String> {
     Zeroizing::new(pem("PRIVATE KEY", pkcs8))

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::tables::Table;
 
 /// One write in a batch.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Write {
     /// Insert or replace.
     Put {

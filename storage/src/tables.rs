@@ -52,11 +52,23 @@ pub enum Table {
     CaCrls,
     /// Profiles tenants define: `<tenant>/<name>` -> sealed record.
     CaProfiles,
+    /// Enrollment labels (each names one CA and one profile): `<label>` -> sealed record.
+    /// Keyed by label alone: enrollment URLs carry no tenant.
+    CaLabels,
+    /// RA enrollment secrets: `<reference>` -> sealed record (the secret, its label, subject
+    /// and expiry).
+    CaRaSecrets,
+    /// RA enrollment requests: `<tenant>/<request id>` -> sealed record (the request, its
+    /// status and decision).
+    CaRaRequests,
+    /// RA facts that may be recorded once only, each *created*: `secret/<reference>` (the
+    /// secret was used, by which request), `decided/<request id>` (approved or rejected).
+    CaRaMarks,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 20] = [
+    pub const ALL: [Table; 24] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -77,6 +89,10 @@ impl Table {
         Table::CaCertificates,
         Table::CaCrls,
         Table::CaProfiles,
+        Table::CaLabels,
+        Table::CaRaSecrets,
+        Table::CaRaRequests,
+        Table::CaRaMarks,
     ];
 
     /// The versioned table name.
@@ -102,6 +118,10 @@ impl Table {
             Table::CaCertificates => "ca_certificates_v1",
             Table::CaCrls => "ca_crls_v1",
             Table::CaProfiles => "ca_profiles_v1",
+            Table::CaLabels => "ca_labels_v1",
+            Table::CaRaSecrets => "ca_ra_secrets_v1",
+            Table::CaRaRequests => "ca_ra_requests_v1",
+            Table::CaRaMarks => "ca_ra_marks_v1",
         }
     }
 

@@ -6,8 +6,10 @@ Opens /browser/ui/ca/ signed out (the page says sign-in is required), signs in t
 identity-idp's form, creates a root and a subordinate CA, issues a certificate from a request
 the `cryptography` package made (pasted into the form) and checks it with `cryptography`,
 revokes it and finds its serial in the CA's CRL as fetched by the page's link, puts a second
-certificate on hold and releases it, sees a refused issuance explained, reads the tenant's
-audit log, and checks that the browser logged no CSP violation or script error. Prints
+certificate on hold and releases it, sees a refused issuance explained, makes a manual EST
+label and a one-time RA secret, enrolls over EST from the page's origin (202 while pending),
+approves the request in the page and gets the certificate on the next EST request, reads the
+tenant's audit log, and checks that the browser logged no CSP violation or script error. Prints
 {"results": [{"case", "ok", "detail"}]}. The browser set-up is browser_ui.py's.
 """
 
@@ -27,7 +29,7 @@ from selenium.webdriver.support.ui import Select
 from browser_ui import console_clean, harness
 
 
-def request(cn):
+def request(cn, encoding=serialization.Encoding.PEM):
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -35,6 +37,8 @@ def request(cn):
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
         .sign(key, hashes.SHA256())
     )
+    if encoding == serialization.Encoding.DER:
+        return base64.b64encode(csr.public_bytes(encoding)).decode()
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -157,11 +161,55 @@ def main():
         return out
     case("a request its profile does not allow is refused, naming the field", refused)
 
+    def enrollment_setup():
+        fill("#label input[name=label]", "web")
+        choose("#label select[name=ca]", "issuing")
+        Select(d.find_element(By.CSS_SELECTOR, "#label select[name=profile]")).select_by_visible_text("tls-server")
+        Select(d.find_element(By.CSS_SELECTOR, "#label select[name=approval]")).select_by_visible_text("manual")
+        click("#label button")
+        wait.until(lambda _: "Label web" in text_of("#status"))
+        wait.until(lambda _: "/.well-known/est/web/" in text_of("#labels"))
+        click("#secret button")
+        wait.until(lambda _: "secret:" in text_of("#secret-out"))
+        out = text_of("#secret-out")
+        state["reference"] = out.split("reference: ")[1].split()[0]
+        state["secret"] = out.split("secret: ")[1].split()[0]
+        return state["reference"]
+    case("make a manual EST label and a one-time enrollment secret", enrollment_setup)
+
+    def est(body):
+        # EST from the page's origin, as a device would call it (Basic reference:secret).
+        return d.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/.well-known/est/web/simpleenroll', {method: 'POST', headers: {"
+            "  'authorization': 'Basic ' + btoa(arguments[1] + ':' + arguments[2]),"
+            "  'content-type': 'application/pkcs10'}, body: arguments[0]})"
+            ".then(async (r) => done([r.status, await r.text()]));",
+            body, state["reference"], state["secret"])
+
+    def enroll_and_approve():
+        from cryptography.hazmat.primitives.serialization import pkcs7
+        body = request("device.example.test", serialization.Encoding.DER)
+        code, _ = est(body)
+        assert code == 202, code
+        click("#requests button")
+        wait.until(lambda _: "CN=device.example.test" in text_of("#request-rows"))
+        row = d.find_element(By.XPATH, "//tbody[@id='request-rows']/tr[td[3]='CN=device.example.test']")
+        row.find_element(By.XPATH, ".//button[text()='Approve']").click()
+        wait.until(lambda _: "approved" in text_of("#status"))
+        code, answer = est(body)
+        assert code == 200, (code, answer)
+        certs = pkcs7.load_der_pkcs7_certificates(base64.b64decode("".join(answer.split())))
+        assert certs[0].subject.rfc4514_string() == "CN=device.example.test", certs[0].subject
+        assert certs[0].issuer.rfc4514_string() == "CN=Example Issuing CA", certs[0].issuer
+        return format(certs[0].serial_number, "032x")
+    case("an EST request waits for the RA, is approved in the page, then answered", enroll_and_approve)
+
     def audit():
         click("#audit button")
         wait.until(lambda _: "audit record(s)" in text_of("#status"))
         rows = text_of("#audit-rows")
-        for op in ["create-ca", "issue", "revoke", "release"]:
+        for op in ["create-ca", "issue", "revoke", "release", "create-label", "ra-approve"]:
             assert op in rows, (op, rows)
         assert "error" in rows, "the refused issuance is there too"
         return text_of("#status")

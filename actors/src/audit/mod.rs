@@ -81,7 +81,7 @@ pub enum AuditMsg {
     Append(Box<Pending>),
     /// Write what has queued up (sent to itself after the first append of a group).
     Flush,
-    /// A group write finished: the new head (next sequence, last hash) if it committed.
+    /// A group write finished: the head (next sequence, last hash) after it.
     Written(Option<(u64, String)>),
     /// Fault injection.
     Crash,
@@ -228,23 +228,20 @@ fn flush(me: &ActorRef<AuditMsg>, st: &mut AuditState) {
     let take = st.queue.len().min(MAX_GROUP);
     let group: Vec<Pending> = st.queue.drain(..take).collect();
     let now = crate::now_unix();
-    let mut prev = st.head.clone();
-    let mut records = Vec::with_capacity(group.len());
-    let mut writes = Vec::new();
-    let mut dones = Vec::with_capacity(group.len());
-    for (i, p) in group.into_iter().enumerate() {
-        let seq = st.next_seq + i as u64;
-        let record = AuditRecord::chain(p.entry, st.args.service, seq, now, &prev);
-        prev.clone_from(&record.hash);
-        records.push(record);
-        writes.extend(p.writes);
-        dones.push(p.done);
-    }
-    let next_seq = st.next_seq + records.len() as u64;
-    if writes.is_empty() {
+    if group.iter().all(|p| p.writes.is_empty()) {
+        let mut prev = st.head.clone();
+        let mut records = Vec::with_capacity(group.len());
+        let mut dones = Vec::with_capacity(group.len());
+        for (i, p) in group.into_iter().enumerate() {
+            let seq = st.next_seq + i as u64;
+            let record = AuditRecord::chain(p.entry, st.args.service, seq, now, &prev);
+            prev.clone_from(&record.hash);
+            records.push(record);
+            dones.push(p.done);
+        }
         let written = st.args.file.append(&st.args.store, &records);
         if written.is_ok() {
-            st.next_seq = next_seq;
+            st.next_seq += records.len() as u64;
             st.head = prev;
         }
         finish(st.args.service, dones, records.len(), written);
@@ -256,15 +253,101 @@ fn flush(me: &ActorRef<AuditMsg>, st: &mut AuditState) {
     }
     st.writing = true;
     let (me, args) = (me.clone(), st.args.clone());
+    let head = (st.next_seq, st.head.clone());
     tokio::task::spawn_blocking(move || {
-        let committed = {
+        let (dones, members): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .map(|p| (p.done, (p.entry, p.writes)))
+            .unzip();
+        let (head, outcomes) = {
             let _held = lock(&args.write_lock);
-            write_group(&args.store, &records, writes)
+            commit(&args, head, now, members)
         };
-        let head = committed.is_ok().then_some((next_seq, prev));
-        finish(args.service, dones, records.len(), committed);
-        let _ = me.cast(AuditMsg::Written(head));
+        let failed = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(Error::AuditFailed)))
+            .count();
+        if failed > 0 {
+            tracing::error!(
+                records = failed,
+                "audit records not written; their operations fail"
+            );
+            crate::metrics::audit_failed(args.service, failed);
+        }
+        for (done, outcome) in dones.into_iter().zip(outcomes) {
+            done.finish(outcome);
+        }
+        let _ = me.cast(AuditMsg::Written(Some(head)));
     });
+}
+
+/// Commits `members` (each an entry and its writes) to the store after `head` (next sequence,
+/// last hash): all in one transaction; when that fails because one of them creates a record
+/// that exists, each in its own, so the one that clashes fails alone (its record, without its
+/// writes, says why) and the others commit. The new head and each member's outcome.
+fn commit(
+    args: &AuditArgs,
+    head: (u64, String),
+    now: u64,
+    members: Vec<(AuditEntry, Vec<Write>)>,
+) -> ((u64, String), Vec<Result<(), Error>>) {
+    let chain = |entries: Vec<AuditEntry>, (mut seq, mut prev): (u64, String)| {
+        let records: Vec<AuditRecord> = entries
+            .into_iter()
+            .map(|entry| {
+                let record = AuditRecord::chain(entry, args.service, seq, now, &prev);
+                (seq, prev) = (seq + 1, record.hash.clone());
+                record
+            })
+            .collect();
+        (records, (seq, prev))
+    };
+    let clashed = |e: &Error| matches!(e, Error::Storage(cryptoutil_storage::Error::Exists { .. }));
+    if members.len() > 1 {
+        let entries = members.iter().map(|(e, _)| e.clone()).collect();
+        let writes = members
+            .iter()
+            .flat_map(|(_, w)| w.iter().cloned())
+            .collect();
+        let (records, next) = chain(entries, head.clone());
+        match write_group(&args.store, &records, writes) {
+            Ok(()) => return (next, members.iter().map(|_| Ok(())).collect()),
+            Err(e) if clashed(&e) => {}
+            Err(_) => {
+                return (
+                    head,
+                    members.iter().map(|_| Err(Error::AuditFailed)).collect(),
+                )
+            }
+        }
+    }
+    let mut head = head;
+    let mut outcomes = Vec::with_capacity(members.len());
+    for (entry, writes) in members {
+        let (records, next) = chain(vec![entry.clone()], head.clone());
+        let outcome = match write_group(&args.store, &records, writes) {
+            Ok(()) => {
+                head = next;
+                Ok(())
+            }
+            Err(e) if clashed(&e) => {
+                let e = Error::Conflict {
+                    what: "a record that must be unique exists",
+                };
+                let (records, next) = chain(vec![entry.outcome(&Err::<(), _>(&e))], head.clone());
+                match write_group(&args.store, &records, Vec::new()) {
+                    Ok(()) => {
+                        head = next;
+                        Err(e)
+                    }
+                    Err(_) => Err(Error::AuditFailed),
+                }
+            }
+            Err(_) => Err(Error::AuditFailed),
+        };
+        outcomes.push(outcome);
+    }
+    (head, outcomes)
 }
 
 /// Tells every caller of a group how its write went.

@@ -112,11 +112,11 @@ async fn an_entrys_writes_commit_with_its_record_or_the_operation_fails_with_nei
         b"one"
     );
 
-    // A write that cannot commit (the record exists): the entry fails, nothing is written,
-    // and the chain goes on from where it was.
+    // A write that cannot commit (the record exists): the entry fails as a conflict, its
+    // writes are not made, its record says it was refused, and the chain goes on.
     let clash = store.sealed_create(Table::Records, b"r1", b"two").unwrap();
     let err = audit.append(entry(1), vec![clash]).await.unwrap_err();
-    assert!(matches!(err, Error::AuditFailed), "{err:?}");
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
     assert_eq!(
         store
             .get_sealed(Table::Records, b"r1")
@@ -128,7 +128,60 @@ async fn an_entrys_writes_commit_with_its_record_or_the_operation_fails_with_nei
     audit.append(entry(2), Vec::new()).await.unwrap();
     let v = audit.verify().await.unwrap();
     assert!(v.valid, "{v:?}");
-    assert_eq!(v.records, 2);
+    assert_eq!(v.records, 3);
+    let refused = audit.read(2, 1, None).await.unwrap().records;
+    assert!(
+        refused[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("conflict"),
+        "{refused:?}"
+    );
+    sup.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_clashing_entry_fails_alone_and_the_rest_of_its_group_commits() {
+    let (_dir, store, sup, audit) = start().await;
+    let first = store
+        .sealed_create(Table::Records, b"taken", b"first")
+        .unwrap();
+    audit.append(entry(0), vec![first]).await.unwrap();
+    // Submitted together (one group, as concurrent operations are): the clash in the middle.
+    let mut answers = Vec::new();
+    for (i, key) in [&b"a"[..], b"taken", b"b", b"c"].into_iter().enumerate() {
+        let write = store.sealed_create(Table::Records, key, b"new").unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        audit.submit(
+            entry(i + 1),
+            vec![write],
+            Completion::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        answers.push(rx);
+    }
+    let mut outcomes = Vec::new();
+    for rx in answers {
+        outcomes.push(rx.await.unwrap());
+    }
+    assert!(
+        outcomes[0].is_ok() && outcomes[2].is_ok() && outcomes[3].is_ok(),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[1], Err(Error::Conflict { .. })),
+        "{outcomes:?}"
+    );
+    for key in [&b"a"[..], b"b", b"c"] {
+        assert!(store.get_sealed(Table::Records, key).unwrap().is_some());
+    }
+    let kept = store.get_sealed(Table::Records, b"taken").unwrap().unwrap();
+    assert_eq!(kept.as_slice(), b"first");
+    let v = audit.verify().await.unwrap();
+    assert!(v.valid, "{v:?}");
+    assert_eq!(v.records, 5);
     sup.stop(Duration::from_secs(1)).await;
 }
 

@@ -12,7 +12,7 @@ use cryptoutil_protocols::ids::CaId;
 use cryptoutil_storage::Store;
 use ractor::RpcReplyPort;
 
-use super::signer::{CaSignerMsg, IssuedCert, NewChild, SignerKey, Signers};
+use super::signer::{AlsoWrite, CaSignerMsg, IssuedCert, NewChild, Order, SignerKey, Signers};
 use super::store::{self, CaRecord, CertRecord, CrlRecord, Der};
 use crate::ask::call;
 use crate::audit::{AuditEntry, AuditHandle};
@@ -93,8 +93,8 @@ const INDEX_RESCAN: Duration = Duration::from_secs(1);
 /// The CA's authorities and certificates.
 #[derive(Clone)]
 pub struct CasHandle {
-    store: Arc<Store>,
-    audit: AuditHandle,
+    pub(super) store: Arc<Store>,
+    pub(super) audit: AuditHandle,
     signers: KeyedHandle<Signers>,
     settings: Arc<super::CaSettings>,
     issuers: Arc<std::sync::RwLock<IssuerIndex>>,
@@ -143,7 +143,7 @@ fn check_recipient(jwk: &cryptoutil_protocols::jose::Jwk) -> Result<(), Error> {
 }
 
 /// Blocking store or key work off the async task.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
     crate::ask::blocking("CaSigner", f).await
@@ -348,7 +348,7 @@ impl CasHandle {
     }
 
     /// Profile `name`: a built-in one, or one the caller's tenant defined.
-    async fn profile(&self, who: &Caller, name: &str) -> Result<ca::Profile, Error> {
+    pub(super) async fn profile(&self, who: &Caller, name: &str) -> Result<ca::Profile, Error> {
         if let Some(p) = ca::profile::builtin(name) {
             return Ok(p);
         }
@@ -436,7 +436,28 @@ impl CasHandle {
     /// Issues a certificate from CA `id` (the caller's): the request is parsed and its
     /// signature checked here, the profile applied and the certificate signed by the signer.
     pub async fn issue(&self, who: &Caller, id: &CaId, new: NewCert) -> Result<IssuedCert, Error> {
-        let entry = AuditEntry::new(&who.subject, who.tenant.as_str(), id.as_str(), "issue");
+        self.issue_with(who, id, new, None).await
+    }
+
+    /// [`Self::issue`], with `also`'s writes committed with the certificate (and, if given,
+    /// `op` naming the operation in the audit log instead of `issue`).
+    pub(super) async fn issue_with(
+        &self,
+        who: &Caller,
+        id: &CaId,
+        new: NewCert,
+        also: Option<(&'static str, AlsoWrite)>,
+    ) -> Result<IssuedCert, Error> {
+        let (also_op, also) = match also {
+            Some((op, also)) => (Some(op), Some(also)),
+            None => (None, None),
+        };
+        let entry = AuditEntry::new(
+            &who.subject,
+            who.tenant.as_str(),
+            id.as_str(),
+            also_op.unwrap_or("issue"),
+        );
         let profile = match self.profile(who, &new.profile).await {
             Ok(p) => p,
             Err(e) => return self.audit.refused(entry, e).await,
@@ -445,7 +466,7 @@ impl CasHandle {
             // On this task: parsing and one signature check take tens of microseconds, less
             // than handing the work to a blocking thread and back costs.
             CertRequest::Csr(der) => match ca::csr::parse(&der) {
-                Ok(csr) => (csr, None, "issue"),
+                Ok(csr) => (csr, None, also_op.unwrap_or("issue")),
                 Err(e) => return self.audit.refused(entry, Error::Refused(e)).await,
             },
             CertRequest::ServerKey {
@@ -470,14 +491,17 @@ impl CasHandle {
                 }
             }
         };
-        let (profile, csr, validity) = (Box::new(profile), Box::new(csr), new.validity);
+        let order = Box::new(Order {
+            profile,
+            csr,
+            validity: new.validity,
+            also,
+        });
         let mut issued = self
             .ask(who, id, op, |who, reply| CaSignerMsg::Issue {
                 who,
                 op,
-                profile,
-                csr,
-                validity,
+                order,
                 reply,
             })
             .await?;

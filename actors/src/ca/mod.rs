@@ -7,8 +7,10 @@
 //! - [`store`]: the records and their sealed persistence.
 //! - [`signer`]: the `CaSigner` actor (key, serials, signatures, revocation state).
 //! - [`handle`]: `CasHandle`, the CA's handle (roots, dispatch to signers, reads).
+//! - [`ra`]: the RA (labels, enrollment secrets, the request queue) and enrollment.
 
 pub mod handle;
+pub mod ra;
 pub mod signer;
 pub mod store;
 

@@ -17,6 +17,7 @@ use cryptoutil_protocols::ca::ocsp::{self, IssuerHashes, Refusal, Responder};
 use cryptoutil_protocols::ca::tsa::{self, Tsa};
 use cryptoutil_protocols::ca::{self, CaSpec, Csr, IssuingCa, Profile, Reason, Urls};
 use cryptoutil_protocols::ids::{CaId, TenantId};
+use cryptoutil_storage::backend::Write;
 use cryptoutil_storage::Store;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::time::Instant;
@@ -49,20 +50,32 @@ pub struct IssuedCert {
     pub key_jwe: Option<String>,
 }
 
+/// Writes made from a certificate just signed, committed with it and its audit record (or
+/// the certificate is not issued): how the RA records which request a certificate answers.
+pub type AlsoWrite = Box<dyn FnOnce(&CertRecord) -> Result<Vec<Write>, Error> + Send>;
+
+/// A certificate to issue: a checked request under a profile.
+pub struct Order {
+    /// The profile.
+    pub profile: Profile,
+    /// The request, its signature checked.
+    pub csr: Csr,
+    /// The validity asked for (none: the profile's default).
+    pub validity: Option<Duration>,
+    /// More writes to commit with the certificate (the RA's record of the request).
+    pub also: Option<AlsoWrite>,
+}
+
 /// Messages of a `CaSigner`.
 pub enum CaSignerMsg {
     /// Issue a certificate for a checked request under `profile`.
     Issue {
         /// Who asks.
         who: Caller,
-        /// The audit operation (`issue`, `issue-server-key`).
+        /// The audit operation (`issue`, `issue-server-key`, `enroll`, `ra-approve`).
         op: &'static str,
-        /// The profile.
-        profile: Box<Profile>,
-        /// The request, its signature checked.
-        csr: Box<Csr>,
-        /// The validity asked for (none: the profile's default).
-        validity: Option<Duration>,
+        /// What to issue.
+        order: Box<Order>,
         /// The issued certificate's record and chain.
         reply: RpcReplyPort<Result<IssuedCert, Error>>,
     },
@@ -263,11 +276,9 @@ impl Actor for CaSigner {
             CaSignerMsg::Issue {
                 who,
                 op,
-                profile,
-                csr,
-                validity,
+                order,
                 reply,
-            } => st.issue(&who, op, &profile, &csr, validity, reply),
+            } => st.issue(&who, op, *order, reply),
             CaSignerMsg::SignCa {
                 who,
                 explicit,
@@ -425,11 +436,16 @@ impl Running {
         &self,
         who: &Caller,
         op: &'static str,
-        profile: &Profile,
-        csr: &Csr,
-        validity: Option<Duration>,
+        order: Order,
         reply: RpcReplyPort<Result<IssuedCert, Error>>,
     ) {
+        let Order {
+            profile,
+            csr,
+            validity,
+            also,
+        } = order;
+        let (profile, csr) = (&profile, &csr);
         let now = SystemTime::now();
         let signed = ca::random_serial()
             .map_err(|_| Error::Internal {
@@ -446,15 +462,21 @@ impl Running {
                 Ok(self.key(false)?.issue(&req, now)?)
             })
             .map(|issued| self.issued_record(who, &profile.name, issued, crate::now_unix()))
-            .and_then(|cert| Ok((store::create_cert(&self.args.store, &cert)?, cert)));
+            .and_then(|cert| {
+                let mut writes = vec![store::create_cert(&self.args.store, &cert)?];
+                if let Some(also) = also {
+                    writes.extend(also(&cert)?);
+                }
+                Ok((writes, cert))
+            });
         match signed {
             Err(e) => self.refused(self.entry(who, self.ca.id.as_str(), op), e, reply),
-            Ok((write, cert)) => {
+            Ok((writes, cert)) => {
                 let entry = self.entry(who, &format!("{}/{}", self.ca.id, cert.serial), op);
                 let chain = self.chain();
                 self.args.audit.submit(
                     entry,
-                    vec![write],
+                    writes,
                     Completion::new(move |done| {
                         let _ = reply.send(done.map(|()| IssuedCert {
                             cert,

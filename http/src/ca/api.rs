@@ -36,11 +36,11 @@ pub(crate) async fn openapi_get() -> impl IntoResponse {
 
 /// The CA as one caller sees it: the handle, and who asks (its scope checked).
 pub(crate) struct Ca {
-    cas: CasHandle,
-    who: Caller,
+    pub(super) cas: CasHandle,
+    pub(super) who: Caller,
 }
 
-fn handle(app: &AppState) -> Result<CasHandle, ApiError> {
+pub(super) fn handle(app: &AppState) -> Result<CasHandle, ApiError> {
     app.actors
         .get::<CasHandle>()
         .cloned()
@@ -99,7 +99,7 @@ impl Target {
     }
 }
 
-fn pems(chain: &[Der]) -> Vec<String> {
+pub(super) fn pems(chain: &[Der]) -> Vec<String> {
     chain.iter().map(|c| cert_pem(&c.0)).collect()
 }
 
@@ -121,7 +121,7 @@ fn ca_json(ca: &CaRecord) -> Value {
 }
 
 /// A certificate as the API shows it; with `chain`, its chain (the issuing CA first).
-fn cert_json(cert: &CertRecord, chain: Option<&[Der]>) -> Value {
+pub(super) fn cert_json(cert: &CertRecord, chain: Option<&[Der]>) -> Value {
     let mut value = json!({
         "serial": cert.serial,
         "ca": cert.ca,
@@ -147,7 +147,7 @@ fn refusal(e: ca::CaError) -> ApiError {
 }
 
 /// An optional duration field (`90d`, `10y`), parsed.
-fn duration(
+pub(super) fn duration(
     field: &'static str,
     text: Option<&str>,
 ) -> Result<Option<std::time::Duration>, ApiError> {
@@ -171,7 +171,7 @@ fn require_type(headers: &axum::http::HeaderMap, kind: &str) -> Result<(), ApiEr
     }
 }
 
-fn refused(field: &'static str, reason: impl Into<String>) -> ApiError {
+pub(super) fn refused(field: &'static str, reason: impl Into<String>) -> ApiError {
     refusal(ca::CaError {
         field,
         reason: reason.into(),

@@ -4,8 +4,12 @@
 //!
 //! # Layout
 //! - [`api`]: the handlers of the CA API and its OpenAPI document.
+//! - [`ra`]: the RA's API (labels, enrollment secrets, decisions on queued requests).
+//! - [`est`]: the EST server (RFC 7030).
 
 pub mod api;
+pub mod est;
+pub mod ra;
 
 use axum::http::Method;
 use axum::routing::{get, post};
@@ -14,7 +18,8 @@ use cryptoutil_actors::ServiceName;
 
 pub use api::OPENAPI;
 
-use crate::route::{both, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
+use crate::error::Realm;
+use crate::route::{both, public, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
 use crate::state::AppState;
 
 /// The router of the CA's plain-HTTP distribution listener (`services.ca.distribution`): the
@@ -141,6 +146,81 @@ fn rows(rows: &mut Vec<RouteSpec>) {
     both!(rows, Method::GET, "/ca/audit", Authenticated, || get(
         crate::audit::audit_get
     ));
+    // The RA: labels (scope ca), secrets and decisions (scope ca-ra).
+    both!(rows, Method::POST, "/ca/labels", Authenticated, || post(
+        ra::labels_post
+    ));
+    both!(rows, Method::GET, "/ca/labels", Authenticated, || get(
+        ra::labels_get
+    ));
+    both!(
+        rows,
+        Method::POST,
+        "/ca/ra/secrets",
+        Authenticated,
+        || post(ra::secrets_post)
+    );
+    both!(rows, Method::GET, "/ca/ra/requests", Authenticated, || get(
+        ra::requests_get
+    ));
+    both!(
+        rows,
+        Method::GET,
+        "/ca/ra/requests/{id}",
+        Authenticated,
+        || get(ra::request_get)
+    );
+    both!(
+        rows,
+        Method::POST,
+        "/ca/ra/requests/{id}/approve",
+        Authenticated,
+        || post(ra::approve_post)
+    );
+    both!(
+        rows,
+        Method::POST,
+        "/ca/ra/requests/{id}/reject",
+        Authenticated,
+        || post(ra::reject_post)
+    );
+    // EST (RFC 7030): public because every operation authenticates its client itself (an
+    // enrollment secret, a bearer token or a client certificate); cacerts and csrattrs are
+    // public information.
+    public(
+        rows,
+        Realm::Service,
+        &[
+            (Method::GET, "/.well-known/est/cacerts", || {
+                get(est::cacerts_default)
+            }),
+            (Method::GET, "/.well-known/est/{label}/cacerts", || {
+                get(est::cacerts_label)
+            }),
+            (Method::GET, "/.well-known/est/csrattrs", || {
+                get(est::csrattrs_default)
+            }),
+            (Method::GET, "/.well-known/est/{label}/csrattrs", || {
+                get(est::csrattrs_label)
+            }),
+            (Method::POST, "/.well-known/est/simpleenroll", || {
+                post(est::simpleenroll_default)
+            }),
+            (
+                Method::POST,
+                "/.well-known/est/{label}/simpleenroll",
+                || post(est::simpleenroll_label),
+            ),
+            (Method::POST, "/.well-known/est/simplereenroll", || {
+                post(est::simplereenroll_default)
+            }),
+            (
+                Method::POST,
+                "/.well-known/est/{label}/simplereenroll",
+                || post(est::simplereenroll_label),
+            ),
+        ],
+    );
     // Distribution: signed objects relying parties fetch before they trust any TLS.
     both!(
         rows,

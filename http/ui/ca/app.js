@@ -1,6 +1,7 @@
 // The CA browser UI: CAs (roots and subordinates), the built-in profiles, issuance from a
 // pasted request, certificates with revoke, hold, release and download, each CA's published
-// certificate and CRL, and the tenant's audit log, through /browser/api/v1/ca (same origin,
+// certificate and CRL, enrollment labels, one-time RA secrets and the RA's decisions on
+// waiting requests, and the tenant's audit log, through /browser/api/v1/ca (same origin,
 // session cookie) on the helpers of ../common.js. No inline script or style, so the page runs
 // under the strict CSP of /browser.
 "use strict";
@@ -91,7 +92,81 @@ async function showProfiles() {
     row.insertCell().textContent = `${p.default_validity_days} / ${p.max_validity_days} days`;
     select.append(new Option(p.name, p.name));
   }
+  for (const other of document.querySelectorAll("select.profiles")) {
+    other.replaceChildren(...profiles.map((p) => new Option(p.name, p.name)));
+  }
 }
+
+async function refreshLabels() {
+  const { labels } = await api("GET", "/ca/labels");
+  const tbody = $("#labels");
+  tbody.replaceChildren();
+  const names = new Map(cas.map((ca) => [ca.id, ca.name]));
+  for (const l of labels) {
+    const row = tbody.insertRow();
+    row.insertCell().textContent = l.label;
+    row.insertCell().textContent = names.get(l.ca) || l.ca;
+    row.insertCell().textContent = l.profile;
+    row.insertCell().textContent = l.approval;
+    row.insertCell().textContent = `${location.origin}/.well-known/est/${l.label}/`;
+  }
+  for (const select of document.querySelectorAll("select.labels")) {
+    select.replaceChildren(...labels.map((l) => new Option(l.label, l.label)));
+  }
+}
+
+on("#label", async (form) => {
+  const label = await api("POST", "/ca/labels", {
+    label: form.get("label"),
+    ca: form.get("ca"),
+    profile: form.get("profile"),
+    approval: form.get("approval"),
+  });
+  await refreshLabels();
+  status(`Label ${label.label}: ${label.approval} approval.`);
+});
+
+on("#secret", async (form) => {
+  const body = { label: form.get("label"), ttl: form.get("ttl") };
+  if (form.get("subject")) body.subject = form.get("subject");
+  const made = await api("POST", "/ca/ra/secrets", body);
+  const out = $("#secret-out");
+  show(out, `reference: ${made.reference}\nsecret: ${made.secret}\nexpires: ${new Date(made.expires_at * 1000).toISOString()}\n` +
+    "Shown this once: the EST client authenticates with HTTP Basic reference:secret.", true);
+  status(`One-time secret ${made.reference} for ${body.label}.`);
+});
+
+async function refreshRequests() {
+  const filter = $("#requests select[name=status]").value;
+  const { requests } = await api("GET", `/ca/ra/requests?status=${filter}`);
+  const tbody = $("#request-rows");
+  tbody.replaceChildren();
+  for (const r of requests) {
+    const row = tbody.insertRow();
+    const id = row.insertCell();
+    id.className = "kid";
+    id.textContent = r.id;
+    row.insertCell().textContent = r.label;
+    row.insertCell().textContent = r.subject;
+    row.insertCell().textContent = `${r.requested_by} (${r.protocol})`;
+    row.insertCell().textContent = r.status + (r.serial ? ` (${r.serial})` : "") + (r.reason ? `: ${r.reason}` : "");
+    const actions = row.insertCell();
+    if (r.status === "pending") {
+      actions.append(button("Approve", async () => {
+        const done = await api("POST", `/ca/ra/requests/${r.id}/approve`, {});
+        await refreshRequests();
+        status(`${r.id} approved: certificate ${done.serial} waits for its client.`);
+      }), " ", button("Reject", async () => {
+        await api("POST", `/ca/ra/requests/${r.id}/reject`, { reason: $("#reject-reason").value });
+        await refreshRequests();
+        status(`${r.id} rejected.`);
+      }, true));
+    }
+  }
+  status(`${requests.length} enrollment request(s).`);
+}
+
+on("#requests", refreshRequests);
 
 on("#create", async (form) => {
   const body = {
@@ -189,4 +264,5 @@ on("#audit", async () => {
 
 refreshCas()
   .then(showProfiles)
+  .then(refreshLabels)
   .catch((err) => status(explain(err), true));

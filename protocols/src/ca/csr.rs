@@ -30,6 +30,17 @@ pub struct Csr {
     pub extensions: Vec<String>,
 }
 
+impl Csr {
+    /// The subject's common name, if it has one.
+    pub fn common_name(&self) -> Option<&str> {
+        match self.subject.get(&DnType::CommonName)? {
+            DnValue::Utf8String(s) => Some(s),
+            DnValue::PrintableString(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+}
+
 /// The key of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKey {

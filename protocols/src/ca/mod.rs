@@ -17,6 +17,7 @@
 pub mod crl;
 pub mod csr;
 mod der;
+pub mod est;
 pub mod ocsp;
 pub mod profile;
 pub mod tsa;

@@ -81,6 +81,16 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(POST) /service/api/v1/ca/ocsp",
                 "Some(POST) /service/api/v1/ca/cas/{ca}/tsa",
                 "Some(GET) /service/api/v1/openapi.yaml",
+                // EST: every enrollment authenticates its client itself (an RA secret, a
+                // bearer token or a client certificate); cacerts and csrattrs are public.
+                "Some(GET) /.well-known/est/cacerts",
+                "Some(GET) /.well-known/est/{label}/cacerts",
+                "Some(GET) /.well-known/est/csrattrs",
+                "Some(GET) /.well-known/est/{label}/csrattrs",
+                "Some(POST) /.well-known/est/simpleenroll",
+                "Some(POST) /.well-known/est/{label}/simpleenroll",
+                "Some(POST) /.well-known/est/simplereenroll",
+                "Some(POST) /.well-known/est/{label}/simplereenroll",
             ]);
         }
         if service == ServiceName::IdentityAuthz {
@@ -150,7 +160,9 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                         "/browser/auth/callback",
                     ]
                     .contains(&route.path);
-                    if parameterized && method == Method::GET {
+                    // EST's default label: nothing to serve until a label `default` exists.
+                    let unlabelled = route.path.starts_with("/.well-known/est/") && !parameterized;
+                    if (parameterized || unlabelled) && method == Method::GET {
                         assert_eq!(r.status, 404, "{method} {url} is public: {}", r.text());
                     } else if method == Method::GET && !needs_input {
                         assert_eq!(r.status, 200, "{method} {url} is public");

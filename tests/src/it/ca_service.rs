@@ -15,9 +15,9 @@ use super::identity::{admin, bootstrap, client_token};
 use super::jose_interop::python;
 use crate::TestApp;
 
-const SERVICES: [ServiceName; 2] = [ServiceName::IdentityAuthz, ServiceName::Ca];
+pub(super) const SERVICES: [ServiceName; 2] = [ServiceName::IdentityAuthz, ServiceName::Ca];
 
-async fn call(
+pub(super) async fn call(
     app: &TestApp,
     token: &str,
     method: Method,
@@ -28,7 +28,7 @@ async fn call(
 }
 
 /// A public GET of `/service/api/v1<path>` without a token: status, content type, body.
-async fn public_get(app: &TestApp, path: &str) -> (u16, String, Vec<u8>) {
+pub(super) async fn public_get(app: &TestApp, path: &str) -> (u16, String, Vec<u8>) {
     let url = format!("{}/service/api/v1{path}", app.public(ServiceName::Ca));
     let r = app
         .client
@@ -44,7 +44,7 @@ async fn public_get(app: &TestApp, path: &str) -> (u16, String, Vec<u8>) {
     (r.status.as_u16(), kind, r.body.to_vec())
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+pub(super) fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
         .current_dir(dir)
         .args(args)
@@ -61,7 +61,7 @@ fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
 }
 
 /// A P-256 key and a PEM request for `cn` with DNS SAN `cn`, made by openssl.
-fn csr(dir: &Path, cn: &str) -> String {
+pub(super) fn csr(dir: &Path, cn: &str) -> String {
     let (ok, out) = openssl(
         dir,
         &[
@@ -164,7 +164,7 @@ fn openssl_ocsp(app: &TestApp, dir: &Path, args: &[&str]) -> (bool, String) {
 
 /// A pkilint tool (`lint_crl`, ...) run in `dir` with `args`: passes when it succeeds and
 /// prints no finding (the args ask for ERROR and above).
-fn pkilint(dir: &Path, tool: &str, args: &[&str]) -> (bool, String) {
+pub(super) fn pkilint(dir: &Path, tool: &str, args: &[&str]) -> (bool, String) {
     let bin = python().parent().unwrap().join(tool);
     let out = Command::new(bin)
         .current_dir(dir)

@@ -930,11 +930,12 @@ async fn chromium_signs_in_and_uses_the_kms_ui() {
 }
 
 /// The same for the CA UI: a root and a subordinate CA, issuance from a request `cryptography`
-/// made, revocation found on the CRL the page links to, hold and release, a refused request and
-/// the tenant's audit log, in headless Chromium.
+/// made, revocation found on the CRL the page links to, hold and release, a refused request, an
+/// EST label and RA secret, an EST request approved in the page, and the tenant's audit log, in
+/// headless Chromium.
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_signs_in_and_uses_the_ca_ui() {
-    chromium(ServiceName::Ca, "browser_ca_ui.py", 9).await;
+    chromium(ServiceName::Ca, "browser_ca_ui.py", 11).await;
 }
 
 /// The Rust `openidconnect` crate, a second independent OpenID Connect client: discovery, the

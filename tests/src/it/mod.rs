@@ -3,6 +3,7 @@
 mod auth;
 mod ca_core;
 mod ca_crash;
+mod ca_est;
 mod ca_service;
 mod code_flow;
 mod deployment;

@@ -1,0 +1,315 @@
+//! The EST server (RFC 7030) at `/.well-known/est/` (label `default`) and
+//! `/.well-known/est/<label>/`: `cacerts`, `simpleenroll`, `simplereenroll` and `csrattrs`.
+//! Public routes because each carries its own authentication: HTTP Basic with an RA
+//! enrollment secret (`reference:secret`), an OAuth bearer token with scope `ca` of the
+//! label's tenant, or the TLS client certificate a label's CA issued (the only way to
+//! `simplereenroll`). Bodies are base64 DER; errors are `text/plain` with the reason.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use base64::Engine as _;
+use cryptoutil_actors::ca::ra::{Enrolled, Enrollee, LabelRecord, RETRY_AFTER};
+use cryptoutil_actors::caller::Caller;
+use cryptoutil_actors::{Error, Scope};
+use cryptoutil_protocols::ca::est;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::api::handle;
+use crate::auth::{bearer_token, several_authorizations, PrincipalExt, Scheme};
+use crate::state::AppState;
+use crate::tls::PeerCertificates;
+
+/// The label of `/.well-known/est/<op>` (RFC 7030 §3.2.2: the CA's default).
+pub const DEFAULT_LABEL: &str = "default";
+
+/// `Content-Transfer-Encoding` (RFC 7030 §4: EST bodies are base64), which `http` has no
+/// constant for.
+const CONTENT_TRANSFER_ENCODING: header::HeaderName =
+    header::HeaderName::from_static("content-transfer-encoding");
+
+/// An EST failure: a status and a plain-text reason.
+pub(crate) struct EstError(StatusCode, String);
+
+impl IntoResponse for EstError {
+    fn into_response(self) -> Response {
+        if self.0 == StatusCode::UNAUTHORIZED {
+            // A challenge without a body: clients answer it with credentials and do not read
+            // one (BouncyCastle's EST client fails on a 401 body it has not read). The reason
+            // stays in the log and the audit record.
+            tracing::debug!(reason = %self.1, "EST client not authenticated");
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"cryptoutil EST\", charset=\"UTF-8\""),
+                )],
+            )
+                .into_response();
+        }
+        (
+            self.0,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            self.1,
+        )
+            .into_response()
+    }
+}
+
+impl From<Error> for EstError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Error::NotFound { .. } | Error::KeyNotFound => StatusCode::NOT_FOUND,
+            Error::Refused(_) | Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
+            _ => {
+                // The API's mapping logs it and answers a generic reason.
+                let answer = crate::error::ApiError::Actor(e).into_response();
+                return EstError(answer.status(), "the CA could not answer".into());
+            }
+        };
+        EstError(status, e.to_string())
+    }
+}
+
+fn unauthorized(why: &str) -> EstError {
+    EstError(StatusCode::UNAUTHORIZED, why.to_owned())
+}
+
+/// The `{label}` of a labelled route.
+#[derive(Deserialize)]
+pub(crate) struct LabelPath {
+    label: String,
+}
+
+async fn label(app: &AppState, name: &str) -> Result<LabelRecord, EstError> {
+    let cas = handle(app).map_err(|_| EstError(StatusCode::NOT_FOUND, "no CA here".into()))?;
+    cas.label(name)
+        .await
+        .map_err(|_| EstError(StatusCode::NOT_FOUND, format!("no EST label {name:?}")))
+}
+
+/// A certs-only CMS answer (`application/pkcs7-mime; smime-type=certs-only`, base64).
+fn pkcs7(certs: &[&[u8]]) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/pkcs7-mime; smime-type=certs-only",
+            ),
+            (CONTENT_TRANSFER_ENCODING, "base64"),
+        ],
+        est::encode_body(&est::certs_only(certs.iter().copied())),
+    )
+        .into_response()
+}
+
+async fn cacerts(app: AppState, name: &str) -> Result<Response, EstError> {
+    let label = label(&app, name).await?;
+    let chain = handle(&app)
+        .map_err(|_| EstError(StatusCode::NOT_FOUND, "no CA here".into()))?
+        .label_chain(&label)
+        .await?;
+    let certs: Vec<&[u8]> = chain.iter().map(|c| c.0.as_slice()).collect();
+    Ok(pkcs7(&certs))
+}
+
+async fn csrattrs(app: AppState, name: &str) -> Result<Response, EstError> {
+    let label = label(&app, name).await?;
+    let key = handle(&app)
+        .map_err(|_| EstError(StatusCode::NOT_FOUND, "no CA here".into()))?
+        .label_key(&label)
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/csrattrs"),
+            (CONTENT_TRANSFER_ENCODING, "base64"),
+        ],
+        est::encode_body(&est::csr_attrs(key)),
+    )
+        .into_response())
+}
+
+/// Who enrolls: an enrollment secret (Basic), a client with scope `ca` (Bearer), or the
+/// holder of the TLS client certificate (required to renew).
+async fn enrollee(
+    app: &AppState,
+    headers: &HeaderMap,
+    peer: Option<&PeerCertificates>,
+    renewal: bool,
+) -> Result<Enrollee, EstError> {
+    if several_authorizations(headers) {
+        return Err(unauthorized("one Authorization header at most"));
+    }
+    let leaf = peer.and_then(|p| p.0.first()).map(|c| c.as_ref().to_vec());
+    if renewal {
+        // RFC 7030 §4.2.2: the certificate being renewed authenticates the renewal.
+        return leaf
+            .map(Enrollee::Certificate)
+            .ok_or_else(|| unauthorized("renewal needs the TLS client certificate it renews"));
+    }
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return leaf.map(Enrollee::Certificate).ok_or_else(|| {
+            unauthorized("an enrollment secret (Basic), a bearer token or a client certificate")
+        });
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| unauthorized("malformed Authorization header"))?;
+    if let Some((scheme, encoded)) = text.split_once(' ') {
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|_| unauthorized("malformed Basic credentials"))?,
+            );
+            let text = std::str::from_utf8(&decoded)
+                .map_err(|_| unauthorized("malformed Basic credentials"))?;
+            let (reference, secret) = text
+                .split_once(':')
+                .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+            return Ok(Enrollee::Secret {
+                reference: reference.to_owned(),
+                secret: Zeroizing::new(secret.to_owned()),
+            });
+        }
+    }
+    match bearer_token(headers) {
+        Some(Ok((Scheme::Bearer, token))) => {
+            let principal = app
+                .auth
+                .bearer(token)
+                .await
+                .map_err(|_| unauthorized("invalid or expired bearer token"))?;
+            // A sender-constrained token is good only with its proof.
+            let bound_ok = principal.jkt.is_none()
+                && principal.x5t.as_ref().is_none_or(|x5t| {
+                    peer.and_then(PeerCertificates::thumbprint).as_ref() == Some(x5t)
+                });
+            if !bound_ok {
+                return Err(unauthorized(
+                    "this token is bound to a key this request does not prove",
+                ));
+            }
+            principal
+                .require_scope(Scope::Ca)
+                .map_err(|_| EstError(StatusCode::FORBIDDEN, "the token lacks scope ca".into()))?;
+            Ok(Enrollee::Client(Caller {
+                tenant: principal.tenant.clone(),
+                subject: principal.subject.clone(),
+            }))
+        }
+        _ => Err(unauthorized("Authorization: Basic or Bearer")),
+    }
+}
+
+async fn enroll(
+    app: AppState,
+    name: &str,
+    headers: HeaderMap,
+    peer: Option<Extension<PeerCertificates>>,
+    body: Bytes,
+    renewal: bool,
+) -> Result<Response, EstError> {
+    let label = label(&app, name).await?;
+    let who = enrollee(&app, &headers, peer.as_ref().map(|e| &e.0), renewal).await?;
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !kind
+        .split(';')
+        .next()
+        .is_some_and(|k| k.trim().eq_ignore_ascii_case("application/pkcs10"))
+    {
+        return Err(EstError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/pkcs10".into(),
+        ));
+    }
+    let der =
+        est::decode_body(&body).map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let cas = handle(&app).map_err(|_| EstError(StatusCode::NOT_FOUND, "no CA here".into()))?;
+    match cas.enroll(&label, who, der, "est").await? {
+        Enrolled::Issued(issued) => Ok(pkcs7(&[issued.cert.certificate.0.as_slice()])),
+        // RFC 7030 §4.2.3: 202 and Retry-After, no body (clients do not read one); the
+        // client sends the same request again later.
+        Enrolled::Pending { id } => {
+            tracing::debug!(request = %id, "EST request waits for the RA");
+            Ok((
+                StatusCode::ACCEPTED,
+                [(header::RETRY_AFTER, RETRY_AFTER.to_string())],
+            )
+                .into_response())
+        }
+        Enrolled::Rejected { reason } => Err(EstError(
+            StatusCode::FORBIDDEN,
+            format!("the RA rejected this request: {reason}"),
+        )),
+    }
+}
+
+pub(crate) async fn cacerts_default(State(app): State<AppState>) -> Result<Response, EstError> {
+    cacerts(app, DEFAULT_LABEL).await
+}
+
+pub(crate) async fn cacerts_label(
+    State(app): State<AppState>,
+    Path(p): Path<LabelPath>,
+) -> Result<Response, EstError> {
+    cacerts(app, &p.label).await
+}
+
+pub(crate) async fn csrattrs_default(State(app): State<AppState>) -> Result<Response, EstError> {
+    csrattrs(app, DEFAULT_LABEL).await
+}
+
+pub(crate) async fn csrattrs_label(
+    State(app): State<AppState>,
+    Path(p): Path<LabelPath>,
+) -> Result<Response, EstError> {
+    csrattrs(app, &p.label).await
+}
+
+pub(crate) async fn simpleenroll_default(
+    State(app): State<AppState>,
+    peer: Option<Extension<PeerCertificates>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, EstError> {
+    enroll(app, DEFAULT_LABEL, headers, peer, body, false).await
+}
+
+pub(crate) async fn simpleenroll_label(
+    State(app): State<AppState>,
+    Path(p): Path<LabelPath>,
+    peer: Option<Extension<PeerCertificates>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, EstError> {
+    enroll(app, &p.label, headers, peer, body, false).await
+}
+
+pub(crate) async fn simplereenroll_default(
+    State(app): State<AppState>,
+    peer: Option<Extension<PeerCertificates>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, EstError> {
+    enroll(app, DEFAULT_LABEL, headers, peer, body, true).await
+}
+
+pub(crate) async fn simplereenroll_label(
+    State(app): State<AppState>,
+    Path(p): Path<LabelPath>,
+    peer: Option<Extension<PeerCertificates>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, EstError> {
+    enroll(app, &p.label, headers, peer, body, true).await
+}

@@ -1,0 +1,528 @@
+//! EST (RFC 7030) and the RA end to end (issue 16, step 1), judged by BouncyCastle's EST client
+//! (Debian's libbcpkix-java, driven by `tests/interop/EstClient.java`), `openssl` and pkilint:
+//! cacerts, csrattrs, enrollment with a one-time RA secret, renewal authenticated by the TLS
+//! client certificate being renewed, enrollment with a bearer token; a manual label whose
+//! requests wait (202 + Retry-After) until the RA approves or rejects them; bad credentials,
+//! reused secrets and unknown labels refused with nothing issued, every decision audited.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use cryptoutil_actors::ServiceName;
+use hyper::Method;
+use serde_json::{json, Value};
+
+use super::ca_service::{call, csr, openssl, pkilint, SERVICES};
+use super::identity::{bootstrap, client_token};
+use crate::TestApp;
+
+const JARS: [&str; 3] = [
+    "/usr/share/java/bcprov.jar",
+    "/usr/share/java/bcpkix.jar",
+    "/usr/share/java/bcutil.jar",
+];
+
+/// BouncyCastle's EST client, compiled once into `dir`.
+struct Bc {
+    classes: PathBuf,
+    authority: String,
+    anchor: PathBuf,
+}
+
+impl Bc {
+    fn compile(dir: &Path, app: &TestApp, anchor: PathBuf) -> Self {
+        for jar in JARS {
+            assert!(
+                Path::new(jar).exists(),
+                "{jar} is missing: install libbcpkix-java (scripts/test does)"
+            );
+        }
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/EstClient.java");
+        let classes = dir.join("est-classes");
+        let out = Command::new("javac")
+            .args(["-nowarn", "-d"])
+            .arg(&classes)
+            .args(["-cp", &JARS.join(":")])
+            .arg(&source)
+            .output()
+            .expect("javac runs (default-jdk-headless)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let authority = app
+            .public(ServiceName::Ca)
+            .trim_start_matches("https://")
+            .to_owned();
+        Self {
+            classes,
+            authority,
+            anchor,
+        }
+    }
+
+    /// Runs `command` at `label` with `args`: (succeeded, what it printed).
+    fn run(&self, dir: &Path, command: &str, label: &str, args: &[&str]) -> (bool, String) {
+        let cp = format!("{}:{}", self.classes.display(), JARS.join(":"));
+        let out = Command::new("java")
+            .current_dir(dir)
+            .args(["-cp", &cp, "EstClient", command, &self.authority])
+            .arg(&self.anchor)
+            .arg(label)
+            .args(args)
+            .output()
+            .expect("java runs");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+}
+
+/// `<cn>.csr` (PEM, made by openssl) as `<cn>.der`.
+fn csr_der(dir: &Path, cn: &str) -> String {
+    csr(dir, cn);
+    let der = format!("{cn}.der");
+    let (ok, out) = openssl(
+        dir,
+        &[
+            "req",
+            "-in",
+            &format!("{cn}.csr"),
+            "-outform",
+            "DER",
+            "-out",
+            &der,
+        ],
+    );
+    assert!(ok, "{out}");
+    der
+}
+
+fn serial_of(dir: &Path, pem: &str) -> String {
+    let (ok, out) = openssl(dir, &["x509", "-in", pem, "-noout", "-serial", "-subject"]);
+    assert!(ok, "{out}");
+    out
+}
+
+/// An RA secret for `label` (the caller holds `ca-ra`): (reference, secret).
+async fn secret(app: &TestApp, token: &str, label: &str) -> (String, String) {
+    let (status, made) = call(
+        app,
+        token,
+        Method::POST,
+        "/ca/ra/secrets",
+        Some(json!({"label": label, "ttl": "1h"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    (
+        made["reference"].as_str().unwrap().to_owned(),
+        made["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// POSTs a base64 PKCS#10 body to EST `simpleenroll` at `label` with `authorization`.
+async fn enroll_raw(
+    app: &TestApp,
+    label: &str,
+    authorization: &str,
+    der: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let url = format!(
+        "{}/.well-known/est/{label}/simpleenroll",
+        app.public(ServiceName::Ca)
+    );
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let r = app
+        .client
+        .send(
+            Method::POST,
+            &url,
+            &[
+                ("authorization", authorization),
+                ("content-type", "application/pkcs10"),
+                ("content-transfer-encoding", "base64"),
+            ],
+            body.into_bytes().into(),
+        )
+        .await
+        .unwrap();
+    let headers = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    (r.status.as_u16(), headers, r.body.to_vec())
+}
+
+async fn count_certs(app: &TestApp, token: &str, ca: &str) -> usize {
+    let (status, list) = call(
+        app,
+        token,
+        Method::GET,
+        &format!("/ca/cas/{ca}/certificates"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    list["certificates"].as_array().unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let token = client_token(&app, &boot.client_id, &boot.secret, "ca ca-ra").await;
+    let ca_only = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let bc = Bc::compile(&work, &app, cryptoutil_bin::pki::anchor_path(&data));
+
+    let (status, root) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/cas",
+        Some(json!({"name": "devices", "subject": {"common_name": "Device Root"}, "key": "P-256"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{root}");
+    let root_id = root["id"].as_str().unwrap().to_owned();
+    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
+    for (label, approval) in [("devices", "auto"), ("gated", "manual")] {
+        let (status, made) = call(
+            &app,
+            &token,
+            Method::POST,
+            "/ca/labels",
+            Some(json!({"label": label, "ca": root_id, "profile": "tls-server", "approval": approval})),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+    }
+    // A label is unique across tenants; bad names and unknown profiles are refused.
+    let (status, v) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/labels",
+        Some(json!({"label": "devices", "ca": root_id, "profile": "tls-server"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{v}");
+    for (body, field) in [
+        (
+            json!({"label": "Bad Label", "ca": root_id, "profile": "tls-server"}),
+            "label",
+        ),
+        (
+            json!({"label": "x", "ca": root_id, "profile": "nope"}),
+            "profile",
+        ),
+    ] {
+        let (status, v) = call(&app, &token, Method::POST, "/ca/labels", Some(body)).await;
+        assert_eq!(status, 400, "{v}");
+        assert!(v["message"].as_str().unwrap().contains(field), "{v}");
+    }
+    // Secrets need the ca-ra scope.
+    let (status, _) = call(
+        &app,
+        &ca_only,
+        Method::POST,
+        "/ca/ra/secrets",
+        Some(json!({"label": "devices"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // cacerts and csrattrs, read by BouncyCastle.
+    let (ok, out) = bc.run(&work, "cacerts", "devices", &["cacerts.pem"]);
+    assert!(ok && out.contains("cacerts 1"), "{out}");
+    let (ok, out) = openssl(&work, &["x509", "-in", "cacerts.pem", "-noout", "-subject"]);
+    assert!(ok && out.contains("Device Root"), "{out}");
+    let (ok, out) = bc.run(&work, "csrattrs", "devices", &[]);
+    assert!(ok && out.contains("1.2.840.10045.4.3.2"), "{out}");
+    // No label `default` here: /.well-known/est/ answers 404; nor for an unknown label.
+    let (ok, out) = bc.run(&work, "cacerts", "-", &["none.pem"]);
+    assert!(!ok && out.contains("refused 404"), "{out}");
+    let (ok, out) = bc.run(&work, "cacerts", "nowhere", &["none.pem"]);
+    assert!(!ok && out.contains("refused 404"), "{out}");
+
+    // Enrollment with a one-time secret: issued, verified by openssl, accepted by pkilint.
+    let (reference, pass) = secret(&app, &token, "devices").await;
+    let first = csr_der(&work, "www.example.test");
+    let (ok, out) = bc.run(
+        &work,
+        "enroll",
+        "devices",
+        &[&reference, &pass, &first, "leaf.pem"],
+    );
+    assert!(ok && out.contains("issued"), "{out}");
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "sslserver",
+            "-CAfile",
+            "root.pem",
+            "leaf.pem",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, text) = pkilint(
+        &work,
+        "lint_pkix_cert",
+        &["lint", "-s", "ERROR", "leaf.pem"],
+    );
+    assert!(ok, "pkilint: {text}");
+    let issued = serial_of(&work, "leaf.pem");
+    // The same request again with the same secret: the same certificate (a lost answer).
+    let (ok, out) = bc.run(
+        &work,
+        "enroll",
+        "devices",
+        &[&reference, &pass, &first, "again.pem"],
+    );
+    assert!(ok && out.contains("issued"), "{out}");
+    assert_eq!(serial_of(&work, "again.pem"), issued);
+    let before = count_certs(&app, &token, &root_id).await;
+    // Another request with the used secret, a wrong secret, a secret at another label: 401.
+    let second = csr_der(&work, "two.example.test");
+    let (ok, out) = bc.run(
+        &work,
+        "enroll",
+        "devices",
+        &[&reference, &pass, &second, "x.pem"],
+    );
+    assert!(!ok && out.contains("refused 401"), "{out}");
+    let (ok, out) = bc.run(
+        &work,
+        "enroll",
+        "devices",
+        &[&reference, "wrong", &second, "x.pem"],
+    );
+    assert!(!ok && out.contains("refused 401"), "{out}");
+    let (gated_ref, gated_pass) = secret(&app, &token, "gated").await;
+    let (ok, out) = bc.run(
+        &work,
+        "enroll",
+        "devices",
+        &[&gated_ref, &gated_pass, &second, "x.pem"],
+    );
+    assert!(!ok && out.contains("refused 401"), "{out}");
+    assert_eq!(
+        count_certs(&app, &token, &root_id).await,
+        before,
+        "nothing issued"
+    );
+
+    // Renewal, authenticated by the TLS client certificate being renewed (its key).
+    let (ok, out) = bc.run(
+        &work,
+        "reenroll",
+        "devices",
+        &["www.example.test.key", "leaf.pem", &first, "renewed.pem"],
+    );
+    assert!(ok && out.contains("issued"), "{out}");
+    let renewed = serial_of(&work, "renewed.pem");
+    assert_ne!(renewed, issued);
+    assert!(renewed.contains("www.example.test"), "{renewed}");
+    // Renewing someone else's subject with that certificate is refused.
+    let (ok, out) = bc.run(
+        &work,
+        "reenroll",
+        "devices",
+        &["www.example.test.key", "leaf.pem", &second, "x.pem"],
+    );
+    assert!(!ok && out.contains("refused 400"), "{out}");
+
+    // A bearer token with scope ca of the label's tenant enrolls too; openssl reads the
+    // certs-only answer.
+    let third = csr_der(&work, "three.example.test");
+    let der = std::fs::read(work.join(&third)).unwrap();
+    let (status, headers, body) =
+        enroll_raw(&app, "devices", &format!("Bearer {ca_only}"), &der).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v.starts_with("application/pkcs7-mime")));
+    let p7 = base64::engine::general_purpose::STANDARD
+        .decode(
+            body.iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect::<Vec<u8>>(),
+        )
+        .unwrap();
+    std::fs::write(work.join("bearer.p7"), p7).unwrap();
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "bearer.p7",
+            "-print_certs",
+            "-noout",
+        ],
+    );
+    assert!(ok && out.contains("three.example.test"), "{out}");
+    // A malformed body, a wrong type, no credentials at all.
+    let (status, _, _) = enroll_raw(
+        &app,
+        "devices",
+        &format!("Bearer {ca_only}"),
+        b"\x30\x03\x02\x01",
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, headers, _) = enroll_raw(&app, "devices", "Basic Zm9vOmJhcg==", &der).await;
+    assert_eq!(status, 401);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "www-authenticate" && v.starts_with("Basic")));
+
+    // A manual label: the request waits for the RA, then is approved; another is rejected.
+    let (ok, out) = bc.run(
+        &work,
+        "enroll",
+        "gated",
+        &[&gated_ref, &gated_pass, &second, "g.pem"],
+    );
+    assert!(ok && out.contains("pending"), "{out}");
+    let (status, pending) = call(
+        &app,
+        &token,
+        Method::GET,
+        "/ca/ra/requests?status=pending",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{pending}");
+    let queued = pending["requests"].as_array().unwrap();
+    assert_eq!(queued.len(), 1, "{pending}");
+    assert_eq!(queued[0]["subject"], "CN=two.example.test");
+    let id = queued[0]["id"].as_str().unwrap().to_owned();
+    // Asking again before a decision: still pending; the RA list needs ca-ra.
+    let (ok, out) = bc.run(
+        &work,
+        "enroll",
+        "gated",
+        &[&gated_ref, &gated_pass, &second, "g.pem"],
+    );
+    assert!(ok && out.contains("pending"), "{out}");
+    let (status, _) = call(&app, &ca_only, Method::GET, "/ca/ra/requests", None).await;
+    assert_eq!(status, 403);
+    let (status, approved) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/ca/ra/requests/{id}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["status"], "issued");
+    let (status, again) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/ca/ra/requests/{id}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 409, "{again}");
+    let (ok, out) = bc.run(
+        &work,
+        "enroll",
+        "gated",
+        &[&gated_ref, &gated_pass, &second, "g.pem"],
+    );
+    assert!(ok && out.contains("issued"), "{out}");
+    let approved_serial = serial_of(&work, "g.pem");
+    assert!(
+        approved_serial
+            .to_lowercase()
+            .contains(approved["serial"].as_str().unwrap()),
+        "{approved_serial} {approved}"
+    );
+    let (other_ref, other_pass) = secret(&app, &token, "gated").await;
+    let fourth = csr_der(&work, "four.example.test");
+    let (ok, out) = bc.run(
+        &work,
+        "enroll",
+        "gated",
+        &[&other_ref, &other_pass, &fourth, "r.pem"],
+    );
+    assert!(ok && out.contains("pending"), "{out}");
+    let (_, pending) = call(
+        &app,
+        &token,
+        Method::GET,
+        "/ca/ra/requests?status=pending",
+        None,
+    )
+    .await;
+    let id = pending["requests"][0]["id"].as_str().unwrap().to_owned();
+    let (status, rejected) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/ca/ra/requests/{id}/reject"),
+        Some(json!({"reason": "unknown device"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{rejected}");
+    let (ok, out) = bc.run(
+        &work,
+        "enroll",
+        "gated",
+        &[&other_ref, &other_pass, &fourth, "r.pem"],
+    );
+    assert!(!ok && out.contains("refused 403"), "{out}");
+
+    // Every decision and refusal is in the audit log, whose chain verifies.
+    let (status, audit) = call(&app, &token, Method::GET, "/ca/audit?limit=1000", None).await;
+    assert_eq!(status, 200, "{audit}");
+    let records = audit["records"].as_array().unwrap();
+    let ops = |op: &str, failed: bool| {
+        records
+            .iter()
+            .filter(|r| r["op"] == op && r["error"].is_string() == failed)
+            .count()
+    };
+    assert_eq!(ops("create-label", false), 2);
+    assert_eq!(ops("create-ra-secret", false), 3);
+    assert!(ops("enroll", false) >= 3, "{audit}");
+    assert!(ops("enroll", true) >= 4, "{audit}");
+    assert_eq!(ops("ra-request", false), 2);
+    assert_eq!(ops("ra-approve", false), 1);
+    assert_eq!(ops("ra-reject", false), 1);
+    assert!(
+        !audit.to_string().contains(&pass),
+        "a secret reached the audit log"
+    );
+    let verified: Value = app
+        .client
+        .get(&format!(
+            "{}/admin/v1/audit/verify",
+            app.admin(ServiceName::Ca)
+        ))
+        .await
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .unwrap();
+    assert_eq!(verified["valid"], true, "{verified}");
+    app.stop().await;
+}
