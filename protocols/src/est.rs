@@ -1,10 +1,14 @@
-//! RFC 7030 (Enrollment over Secure Transport) messages, as a client uses them: the
-//! `/simpleenroll` request body (a base64 PKCS#10 request) and the answer, a base64 CMS
-//! "certs-only" message (RFC 7030 §4.2.3, RFC 5652 §5: a SignedData without signers that only
-//! carries certificates). No I/O: the caller sends and receives.
+//! RFC 7030 (Enrollment over Secure Transport) messages, as a client and the CA's server use
+//! them: request and answer bodies (base64 DER, `Content-Transfer-Encoding: base64`), the
+//! `/simpleenroll` answer and `/cacerts`, a CMS "certs-only" message (RFC 7030 §4.1.3, §4.2.3;
+//! RFC 5652 §5: a SignedData without signers that only carries certificates), and the
+//! `/csrattrs` answer. No I/O: the caller sends and receives.
 
 use base64::Engine as _;
+use yasna::models::ObjectIdentifier;
+use yasna::Tag;
 
+use crate::ca::KeyType;
 use crate::der;
 use crate::Error;
 
@@ -12,6 +16,8 @@ use crate::Error;
 pub const SIMPLEENROLL: &str = "/.well-known/est/simpleenroll";
 /// The request's media type (RFC 7030 §4.2.1).
 pub const CSR_MEDIA_TYPE: &str = "application/pkcs10";
+/// Largest request body a server reads (a PKCS#10 request, base64): 64 KiB.
+pub const MAX_REQUEST: usize = 64 * 1024;
 
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
@@ -24,41 +30,70 @@ const SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x0
 /// Largest answer parsed.
 const MAX_BODY: usize = 256 * 1024;
 
-fn bad(reason: &str) -> Error {
+const SIGNED_DATA_ARCS: &[u64] = &[1, 2, 840, 113_549, 1, 7, 2];
+const DATA: &[u64] = &[1, 2, 840, 113_549, 1, 7, 1];
+const EC_PUBLIC_KEY: &[u64] = &[1, 2, 840, 10_045, 2, 1];
+const SECP256R1: &[u64] = &[1, 2, 840, 10_045, 3, 1, 7];
+const SECP384R1: &[u64] = &[1, 3, 132, 0, 34];
+const ECDSA_WITH_SHA256: &[u64] = &[1, 2, 840, 10_045, 4, 3, 2];
+const ECDSA_WITH_SHA384: &[u64] = &[1, 2, 840, 10_045, 4, 3, 3];
+const RSA_ENCRYPTION: &[u64] = &[1, 2, 840, 113_549, 1, 1, 1];
+const SHA256_WITH_RSA: &[u64] = &[1, 2, 840, 113_549, 1, 1, 11];
+
+fn bad(what: &'static str, reason: &str) -> Error {
     Error::Certificate {
-        what: "EST answer",
+        what,
         reason: reason.to_owned(),
     }
 }
 
-/// The `/simpleenroll` body for a DER PKCS#10 request: base64 (RFC 7030 §4.2.1 sends it with
-/// `Content-Transfer-Encoding: base64`).
-pub fn request_body(csr_der: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(csr_der)
+/// `der` as an EST body: base64 in lines of 64 characters, each ended by a line feed (what
+/// `base64 -d` and every EST client read).
+pub fn body(der: &[u8]) -> String {
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(text.len() + text.len() / 32 + 2);
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out
 }
 
-/// The certificates (DER, in the order they came) of a `/simpleenroll` answer: base64 of a
-/// CMS ContentInfo holding a SignedData whose `certificates` are the issued certificate and,
-/// usually, its chain. Line breaks and spaces in the base64 are ignored.
-pub fn certs_only(body: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
-    if body.len() > MAX_BODY {
-        return Err(bad("too large"));
+/// The DER inside an EST body of at most `max` bytes: base64, line breaks and other white
+/// space ignored.
+pub fn decode_body(body: &[u8], max: usize) -> Result<Vec<u8>, Error> {
+    let what = "EST body";
+    if body.len() > max {
+        return Err(bad(what, "too large"));
     }
     let text: Vec<u8> = body
         .iter()
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    let der = base64::engine::general_purpose::STANDARD
+    if text.is_empty() {
+        return Err(bad(what, "empty"));
+    }
+    base64::engine::general_purpose::STANDARD
         .decode(&text)
-        .map_err(|_| bad("not base64"))?;
-    certificates(&der)
+        .map_err(|_| bad(what, "not base64 (EST bodies are base64-encoded DER)"))
+}
+
+/// The certificates (DER, in the order they came) of a `/simpleenroll` answer: base64 of a
+/// CMS ContentInfo holding a SignedData whose `certificates` are the issued certificate and,
+/// usually, its chain.
+pub fn certs_only(body: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    certificates(&decode_body(body, MAX_BODY).map_err(|e| match e {
+        Error::Certificate { reason, .. } => bad("EST answer", &reason),
+        other => other,
+    })?)
 }
 
 /// RFC 5652 §3 ContentInfo { contentType id-signedData, [0] EXPLICIT SignedData }, §5.1
 /// SignedData { version, digestAlgorithms SET, encapContentInfo, [0] IMPLICIT certificates,
 /// ... }: the certificates, each a whole SEQUENCE.
 pub fn certificates(der: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    let bad = |reason: &str| bad("EST answer", reason);
     let malformed = || bad("not a CMS certs-only message");
     let (info, rest) = der::expect(der, SEQUENCE).ok_or_else(malformed)?;
     if !rest.is_empty() {
@@ -90,6 +125,61 @@ pub fn certificates(der: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
         return Err(bad("no certificates"));
     }
     Ok(out)
+}
+
+/// A certs-only CMS message (DER) carrying `certs` (DER) in the order given (the issued
+/// certificate first, then its chain, as clients read it) and no signer: version 1, no digest
+/// algorithms, `id-data` content without eContent, no signer infos.
+pub fn certs_only_message<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let certs: Vec<&[u8]> = certs.into_iter().collect();
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next()
+                .write_oid(&ObjectIdentifier::from_slice(SIGNED_DATA_ARCS));
+            w.next().write_tagged(Tag::context(0), |w| {
+                w.write_sequence(|w| {
+                    w.next().write_u8(1);
+                    w.next().write_set(|_| {});
+                    w.next().write_sequence(|w| {
+                        w.next().write_oid(&ObjectIdentifier::from_slice(DATA));
+                    });
+                    // [0] IMPLICIT SET OF in the order given: a SEQUENCE has the same content
+                    // rules, and keeps it.
+                    w.next().write_tagged_implicit(Tag::context(0), |w| {
+                        w.write_sequence(|w| {
+                            for cert in &certs {
+                                w.next().write_der(cert);
+                            }
+                        });
+                    });
+                    w.next().write_set(|_| {});
+                });
+            });
+        });
+    })
+}
+
+/// The `/csrattrs` answer (RFC 7030 §4.5.2, a `CsrAttrs` SEQUENCE OF AttrOrOID) for requests to
+/// a CA with key `ca_key`: the signature algorithm to sign the request with and the key to
+/// certify (an EC key on the CA's curve; RSA 3072 under an RSA CA).
+pub fn csr_attrs(ca_key: KeyType) -> Vec<u8> {
+    let (signature, key, parameter): (&[u64], &[u64], Option<&[u64]>) = match ca_key {
+        KeyType::P256 => (ECDSA_WITH_SHA256, EC_PUBLIC_KEY, Some(SECP256R1)),
+        KeyType::P384 => (ECDSA_WITH_SHA384, EC_PUBLIC_KEY, Some(SECP384R1)),
+        KeyType::Rsa3072 | KeyType::Rsa4096 => (SHA256_WITH_RSA, RSA_ENCRYPTION, None),
+    };
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_oid(&ObjectIdentifier::from_slice(signature));
+            w.next().write_sequence(|w| {
+                w.next().write_oid(&ObjectIdentifier::from_slice(key));
+                w.next().write_set_of(|w| match parameter {
+                    Some(curve) => w.next().write_oid(&ObjectIdentifier::from_slice(curve)),
+                    None => w.next().write_u32(3072),
+                });
+            });
+        });
+    })
 }
 
 #[cfg(test)]
@@ -136,5 +226,43 @@ mod tests {
         assert!(certificates(&wrong_type).is_err());
         assert!(certs_only(b"not base64!").is_err());
         assert!(certs_only(&vec![b'A'; MAX_BODY + 1]).is_err());
+    }
+
+    #[test]
+    fn bodies_travel_as_base64_with_or_without_line_breaks() {
+        let der: Vec<u8> = (0..=255u8).cycle().take(500).collect();
+        let text = body(&der);
+        assert!(text.lines().all(|l| l.len() <= 64));
+        assert_eq!(decode_body(text.as_bytes(), MAX_REQUEST).unwrap(), der);
+        let joined = text.replace('\n', "");
+        assert_eq!(decode_body(joined.as_bytes(), MAX_REQUEST).unwrap(), der);
+        assert!(decode_body(b"  \n", MAX_REQUEST).is_err());
+        assert!(decode_body(b"not*base64", MAX_REQUEST).is_err());
+        assert!(decode_body(&vec![b'A'; MAX_REQUEST + 4], MAX_REQUEST).is_err());
+    }
+
+    #[test]
+    fn the_certs_only_message_we_make_keeps_its_order_and_reads_back() {
+        use rustls_pki_types::pem::PemObject as _;
+        let certs: Vec<Vec<u8>> =
+            rustls_pki_types::CertificateDer::pem_slice_iter(OPENSSL_CERTS_PEM.as_bytes())
+                .map(|c| c.unwrap().to_vec())
+                .collect();
+        for order in [[0, 1], [1, 0]] {
+            let given: Vec<&[u8]> = order.iter().map(|&i| certs[i].as_slice()).collect();
+            let message = certs_only_message(given.iter().copied());
+            let read = certs_only(body(&message).as_bytes()).unwrap();
+            assert_eq!(read, given);
+        }
+        // One certificate: the exact shape openssl writes (`crl2pkcs7 -nocrl`), byte for byte
+        // but for the certificate itself.
+        let one = certs_only_message([&[0x30, 0x03, 0x02, 0x01, 0x01][..]]);
+        let expected = [
+            0x30, 0x2a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02, 0xa0,
+            0x1d, 0x30, 0x1b, 0x02, 0x01, 0x01, 0x31, 0x00, 0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86,
+            0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01, 0xa0, 0x05, 0x30, 0x03, 0x02, 0x01, 0x01,
+            0x31, 0x00,
+        ];
+        assert_eq!(one, expected);
     }
 }

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use cryptoutil_actors::ca::ra::{Enrolled, Enrollee, LabelRecord, RETRY_AFTER};
 use cryptoutil_actors::caller::Caller;
 use cryptoutil_actors::{Error, Scope};
-use cryptoutil_protocols::ca::est;
+use cryptoutil_protocols::est;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -104,7 +104,7 @@ fn pkcs7(certs: &[&[u8]]) -> Response {
             ),
             (CONTENT_TRANSFER_ENCODING, "base64"),
         ],
-        est::encode_body(&est::certs_only(certs.iter().copied())),
+        est::body(&est::certs_only_message(certs.iter().copied())),
     )
         .into_response()
 }
@@ -130,7 +130,7 @@ async fn csrattrs(app: AppState, name: &str) -> Result<Response, EstError> {
             (header::CONTENT_TYPE, "application/csrattrs"),
             (CONTENT_TRANSFER_ENCODING, "base64"),
         ],
-        est::encode_body(&est::csr_attrs(key)),
+        est::body(&est::csr_attrs(key)),
     )
         .into_response())
 }
@@ -232,11 +232,19 @@ async fn enroll(
             "Content-Type must be application/pkcs10".into(),
         ));
     }
-    let der =
-        est::decode_body(&body).map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let der = est::decode_body(&body, est::MAX_REQUEST)
+        .map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
     let cas = handle(&app).map_err(|_| EstError(StatusCode::NOT_FOUND, "no CA here".into()))?;
     match cas.enroll(&label, who, der, "est").await? {
-        Enrolled::Issued(issued) => Ok(pkcs7(&[issued.cert.certificate.0.as_slice()])),
+        Enrolled::Issued(issued) => {
+            // The issued certificate first, then its chain (RFC 7030 §4.2.3 allows it; a
+            // server presenting the certificate needs it).
+            let certs: Vec<&[u8]> = std::iter::once(&issued.cert.certificate)
+                .chain(issued.chain.iter())
+                .map(|c| c.0.as_slice())
+                .collect();
+            Ok(pkcs7(&certs))
+        }
         // RFC 7030 §4.2.3: 202 and Retry-After, no body (clients do not read one); the
         // client sends the same request again later.
         Enrolled::Pending { id } => {

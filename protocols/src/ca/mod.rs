@@ -17,7 +17,6 @@
 pub mod crl;
 pub mod csr;
 mod der;
-pub mod est;
 pub mod ocsp;
 pub mod profile;
 pub mod tsa;

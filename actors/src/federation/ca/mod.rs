@@ -49,7 +49,7 @@ impl CaPeer {
                 ("content-type", est::CSR_MEDIA_TYPE.to_owned()),
                 ("content-transfer-encoding", "base64".to_owned()),
             ],
-            body: Bytes::from(est::request_body(csr_der)),
+            body: Bytes::from(est::body(csr_der)),
             auth: CallAuth::Bearer,
         };
         let r = self.peer.call(&request, Retries::Within(deadline)).await?;
