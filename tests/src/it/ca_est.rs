@@ -526,3 +526,98 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
     assert_eq!(verified["valid"], true, "{verified}");
     app.stop().await;
 }
+
+/// The suite enrolls from itself: a KMS with `federation.ca_enabled` pointed at the CA
+/// service takes its TLS certificate over EST (the federation client's bearer token, the
+/// `default` label), presents it, and a client trusting only the CA's root reaches it. Before
+/// the label exists the CA refuses and the KMS serves its dynamic certificate.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kms_takes_its_tls_certificate_from_the_ca_service_over_est() {
+    use std::time::Duration;
+
+    use super::federation_ca::trusted_by;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let kms_data = dir.path().join("kms");
+    let ca_app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let token = client_token(&ca_app, &boot.client_id, &boot.secret, "ca").await;
+    let (status, root) = call(
+        &ca_app,
+        &token,
+        Method::POST,
+        "/ca/cas",
+        Some(json!({"name": "suite", "subject": {"common_name": "Suite Root"}, "key": "P-256"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{root}");
+    let root_pem = root["certificate"].as_str().unwrap().to_owned();
+
+    let anchor = format!(
+        "file://{}",
+        cryptoutil_bin::pki::anchor_path(&data).display()
+    );
+    let token_endpoint = format!(
+        "{}/service/oauth2/v1/token",
+        ca_app.public(ServiceName::IdentityAuthz)
+    );
+    let kms = TestApp::start(
+        vec![ServiceName::Kms],
+        &[
+            ("CRYPTOUTIL_FEDERATION__CA_ENABLED", "true"),
+            ("CRYPTOUTIL_FEDERATION__CA_URL", ca_app.public(ServiceName::Ca)),
+            ("CRYPTOUTIL_FEDERATION__CA_TIMEOUT", "2s"),
+            ("CRYPTOUTIL_FEDERATION__AUTH__MODE", "client_credentials"),
+            ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_ID", &boot.client_id),
+            ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_SECRET", &boot.secret),
+            ("CRYPTOUTIL_FEDERATION__AUTH__TOKEN_ENDPOINT", &token_endpoint),
+            ("CRYPTOUTIL_FEDERATION__AUTH__CA", &anchor),
+            ("CRYPTOUTIL_FEDERATION__RETRY__INITIAL_BACKOFF", "20ms"),
+            ("CRYPTOUTIL_FEDERATION__RETRY__MAX_RETRIES", "1"),
+            ("CRYPTOUTIL_FEDERATION__HEALTH_POLL_INTERVAL", "300ms"),
+            ("CRYPTOUTIL_FEDERATION_FALLBACK__CA_FALLBACK_MODE", "self_signed"),
+        ],
+        Some(&kms_data),
+    )
+    .await;
+    // No `default` label yet: the CA refuses, the KMS serves its own dynamic certificate.
+    assert!(!trusted_by(&kms, &root_pem).await);
+
+    let (status, label) = call(
+        &ca_app,
+        &token,
+        Method::POST,
+        "/ca/labels",
+        Some(json!({"label": "default", "ca": root["id"], "profile": "tls-server"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{label}");
+    assert!(
+        crate::eventually(Duration::from_secs(30), || async {
+            trusted_by(&kms, &root_pem).await
+        })
+        .await,
+        "the KMS presents a certificate from the CA service"
+    );
+    // The CA recorded the enrollment: the KMS's request, issued under the default label.
+    let (_, ra) = call(&ca_app, &token, Method::GET, "/ca/labels", None).await;
+    assert_eq!(ra["labels"][0]["label"], "default");
+    let (_, certs) = call(
+        &ca_app,
+        &token,
+        Method::GET,
+        &format!("/ca/cas/{}/certificates", root["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    let subjects: Vec<&str> = certs["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["subject"].as_str().unwrap())
+        .collect();
+    assert!(subjects.iter().any(|s| s.ends_with("CN=kms")), "{subjects:?}");
+    kms.stop().await;
+    ca_app.stop().await;
+}

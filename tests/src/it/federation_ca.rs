@@ -169,7 +169,7 @@ async fn kms(ca: &OpensslCa, data: &Path, mode: &str) -> TestApp {
 }
 
 /// Does a client trusting only `anchor_pem` complete a TLS handshake with the KMS?
-async fn trusted_by(app: &TestApp, anchor_pem: &str) -> bool {
+pub(super) async fn trusted_by(app: &TestApp, anchor_pem: &str) -> bool {
     let client = HttpsClient::new(tls::client_config_from_pem(anchor_pem.as_bytes()).unwrap())
         .with_timeout(Duration::from_secs(5));
     let url = format!("{}/browser/", app.public(ServiceName::Kms));
