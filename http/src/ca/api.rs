@@ -47,19 +47,27 @@ pub(super) fn handle(app: &AppState) -> Result<CasHandle, ApiError> {
         .ok_or(ApiError::NotFound)
 }
 
+/// The CA's handle and the authenticated caller, who must hold `scope`.
+pub(super) fn scoped(
+    parts: &Parts,
+    app: &AppState,
+    scope: Scope,
+) -> Result<(CasHandle, Caller), ApiError> {
+    let who = Principal::of(parts)?;
+    who.require_scope(scope)?;
+    let caller = Caller {
+        tenant: who.tenant.clone(),
+        subject: who.subject.clone(),
+    };
+    Ok((handle(app)?, caller))
+}
+
 impl FromRequestParts<AppState> for Ca {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let who = Principal::of(parts)?;
-        who.require_scope(Scope::Ca)?;
-        Ok(Ca {
-            cas: handle(app)?,
-            who: Caller {
-                tenant: who.tenant.clone(),
-                subject: who.subject.clone(),
-            },
-        })
+        let (cas, who) = scoped(parts, app, Scope::Ca)?;
+        Ok(Ca { cas, who })
     }
 }
 

@@ -6,8 +6,8 @@
 //! `simplereenroll`). Bodies are base64 DER; errors are `text/plain` with the reason.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::Engine as _;
@@ -15,7 +15,6 @@ use cryptoutil_actors::ca::ra::{Enrolled, Enrollee, LabelRecord, RETRY_AFTER};
 use cryptoutil_actors::caller::Caller;
 use cryptoutil_actors::{Error, Scope};
 use cryptoutil_protocols::est;
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::api::handle;
@@ -79,12 +78,6 @@ impl From<Error> for EstError {
 
 fn unauthorized(why: &str) -> EstError {
     EstError(StatusCode::UNAUTHORIZED, why.to_owned())
-}
-
-/// The `{label}` of a labelled route.
-#[derive(Deserialize)]
-pub(crate) struct LabelPath {
-    label: String,
 }
 
 async fn label(app: &AppState, name: &str) -> Result<LabelRecord, EstError> {
@@ -262,62 +255,46 @@ async fn enroll(
     }
 }
 
-pub(crate) async fn cacerts_default(State(app): State<AppState>) -> Result<Response, EstError> {
-    cacerts(app, DEFAULT_LABEL).await
+/// The label a request names: `<label>` of `/.well-known/est/<label>/<op>`, or `default` for
+/// `/.well-known/est/<op>` (read from the path: the stack router captures the parameters).
+fn label_of(uri: &Uri) -> String {
+    let rest = uri.path().trim_start_matches("/.well-known/est/");
+    match rest.split_once('/') {
+        Some((label, _op)) => label.to_owned(),
+        None => DEFAULT_LABEL.to_owned(),
+    }
 }
 
-pub(crate) async fn cacerts_label(
+pub(crate) async fn cacerts_get(
     State(app): State<AppState>,
-    Path(p): Path<LabelPath>,
+    uri: Uri,
 ) -> Result<Response, EstError> {
-    cacerts(app, &p.label).await
+    cacerts(app, &label_of(&uri)).await
 }
 
-pub(crate) async fn csrattrs_default(State(app): State<AppState>) -> Result<Response, EstError> {
-    csrattrs(app, DEFAULT_LABEL).await
-}
-
-pub(crate) async fn csrattrs_label(
+pub(crate) async fn csrattrs_get(
     State(app): State<AppState>,
-    Path(p): Path<LabelPath>,
+    uri: Uri,
 ) -> Result<Response, EstError> {
-    csrattrs(app, &p.label).await
+    csrattrs(app, &label_of(&uri)).await
 }
 
-pub(crate) async fn simpleenroll_default(
+pub(crate) async fn simpleenroll_post(
     State(app): State<AppState>,
+    uri: Uri,
     peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, EstError> {
-    enroll(app, DEFAULT_LABEL, headers, peer, body, false).await
+    enroll(app, &label_of(&uri), headers, peer, body, false).await
 }
 
-pub(crate) async fn simpleenroll_label(
+pub(crate) async fn simplereenroll_post(
     State(app): State<AppState>,
-    Path(p): Path<LabelPath>,
+    uri: Uri,
     peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, EstError> {
-    enroll(app, &p.label, headers, peer, body, false).await
-}
-
-pub(crate) async fn simplereenroll_default(
-    State(app): State<AppState>,
-    peer: Option<Extension<PeerCertificates>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, EstError> {
-    enroll(app, DEFAULT_LABEL, headers, peer, body, true).await
-}
-
-pub(crate) async fn simplereenroll_label(
-    State(app): State<AppState>,
-    Path(p): Path<LabelPath>,
-    peer: Option<Extension<PeerCertificates>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, EstError> {
-    enroll(app, &p.label, headers, peer, body, true).await
+    enroll(app, &label_of(&uri), headers, peer, body, true).await
 }

@@ -192,32 +192,32 @@ fn rows(rows: &mut Vec<RouteSpec>) {
         Realm::Service,
         &[
             (Method::GET, "/.well-known/est/cacerts", || {
-                get(est::cacerts_default)
+                get(est::cacerts_get)
             }),
             (Method::GET, "/.well-known/est/{label}/cacerts", || {
-                get(est::cacerts_label)
+                get(est::cacerts_get)
             }),
             (Method::GET, "/.well-known/est/csrattrs", || {
-                get(est::csrattrs_default)
+                get(est::csrattrs_get)
             }),
             (Method::GET, "/.well-known/est/{label}/csrattrs", || {
-                get(est::csrattrs_label)
+                get(est::csrattrs_get)
             }),
             (Method::POST, "/.well-known/est/simpleenroll", || {
-                post(est::simpleenroll_default)
+                post(est::simpleenroll_post)
             }),
             (
                 Method::POST,
                 "/.well-known/est/{label}/simpleenroll",
-                || post(est::simpleenroll_label),
+                || post(est::simpleenroll_post),
             ),
             (Method::POST, "/.well-known/est/simplereenroll", || {
-                post(est::simplereenroll_default)
+                post(est::simplereenroll_post)
             }),
             (
                 Method::POST,
                 "/.well-known/est/{label}/simplereenroll",
-                || post(est::simplereenroll_label),
+                || post(est::simplereenroll_post),
             ),
         ],
     );

@@ -18,8 +18,7 @@ use cryptoutil_protocols::pki::csr_pem;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{duration, handle, refused, Ca};
-use crate::auth::{Principal, PrincipalExt};
+use super::api::{duration, refused, scoped, Ca};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -34,15 +33,8 @@ impl FromRequestParts<AppState> for Ra {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let who = Principal::of(parts)?;
-        who.require_scope(Scope::CaRa)?;
-        Ok(Ra {
-            cas: handle(app)?,
-            who: Caller {
-                tenant: who.tenant.clone(),
-                subject: who.subject.clone(),
-            },
-        })
+        let (cas, who) = scoped(parts, app, Scope::CaRa)?;
+        Ok(Ra { cas, who })
     }
 }
 

@@ -36,6 +36,13 @@ function pemLink(pem, filename) {
   return link("PEM", URL.createObjectURL(new Blob([pem], { type: "application/x-pem-file" })), filename);
 }
 
+// A row's first cell: an id, in the monospace style of ids.
+function idCell(row, text) {
+  const cell = row.insertCell();
+  cell.className = "kid";
+  cell.textContent = text;
+}
+
 function date(unix) {
   return new Date(unix * 1000).toISOString().slice(0, 10);
 }
@@ -49,9 +56,7 @@ async function refreshCas() {
   const names = new Map(cas.map((ca) => [ca.id, ca.name]));
   for (const ca of cas) {
     const row = tbody.insertRow();
-    const id = row.insertCell();
-    id.className = "kid";
-    id.textContent = ca.id;
+    idCell(row, ca.id);
     row.insertCell().textContent = ca.name;
     row.insertCell().textContent = ca.subject;
     row.insertCell().textContent = ca.key;
@@ -143,9 +148,7 @@ async function refreshRequests() {
   tbody.replaceChildren();
   for (const r of requests) {
     const row = tbody.insertRow();
-    const id = row.insertCell();
-    id.className = "kid";
-    id.textContent = r.id;
+    idCell(row, r.id);
     row.insertCell().textContent = r.label;
     row.insertCell().textContent = r.subject;
     row.insertCell().textContent = `${r.requested_by} (${r.protocol})`;
@@ -208,9 +211,7 @@ async function refreshCerts() {
   tbody.replaceChildren();
   for (const cert of certificates) {
     const row = tbody.insertRow();
-    const serial = row.insertCell();
-    serial.className = "kid";
-    serial.textContent = cert.serial;
+    idCell(row, cert.serial);
     row.insertCell().textContent = cert.subject;
     row.insertCell().textContent = cert.profile;
     row.insertCell().textContent = date(cert.not_after);

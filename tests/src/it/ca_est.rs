@@ -13,8 +13,8 @@ use cryptoutil_actors::ServiceName;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::ca_service::{call, csr, openssl, pkilint, SERVICES};
-use super::identity::{bootstrap, client_token};
+use super::ca_service::{call, csr, openssl, pkilint, root, CaTest};
+use super::identity::client_token;
 use crate::TestApp;
 
 const JARS: [&str; 3] = [
@@ -162,6 +162,12 @@ async fn enroll_raw(
     (r.status.as_u16(), headers, r.body.to_vec())
 }
 
+/// The RA's decision on request `id` (`approve` or `reject`): status and the request.
+async fn decide(app: &TestApp, token: &str, id: &str, decision: &str, body: Value) -> (u16, Value) {
+    let path = format!("/ca/ra/requests/{id}/{decision}");
+    call(app, token, Method::POST, &path, Some(body)).await
+}
+
 async fn count_certs(app: &TestApp, token: &str, ca: &str) -> usize {
     let (status, list) = call(
         app,
@@ -177,25 +183,18 @@ async fn count_certs(app: &TestApp, token: &str, ca: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let token = client_token(&app, &boot.client_id, &boot.secret, "ca ca-ra").await;
+    let CaTest {
+        dir: _dir,
+        data,
+        work,
+        app,
+        boot,
+        token,
+    } = CaTest::start(&[], "ca ca-ra").await;
     let ca_only = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
     let bc = Bc::compile(&work, &app, cryptoutil_bin::pki::anchor_path(&data));
 
-    let (status, root) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/ca/cas",
-        Some(json!({"name": "devices", "subject": {"common_name": "Device Root"}, "key": "P-256"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{root}");
+    let root = root(&app, &token, "devices", "Device Root").await;
     let root_id = root["id"].as_str().unwrap().to_owned();
     std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
     for (label, approval) in [("devices", "auto"), ("gated", "manual")] {
@@ -425,24 +424,10 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
     assert!(ok && out.contains("pending"), "{out}");
     let (status, _) = call(&app, &ca_only, Method::GET, "/ca/ra/requests", None).await;
     assert_eq!(status, 403);
-    let (status, approved) = call(
-        &app,
-        &token,
-        Method::POST,
-        &format!("/ca/ra/requests/{id}/approve"),
-        Some(json!({})),
-    )
-    .await;
+    let (status, approved) = decide(&app, &token, &id, "approve", json!({})).await;
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["status"], "issued");
-    let (status, again) = call(
-        &app,
-        &token,
-        Method::POST,
-        &format!("/ca/ra/requests/{id}/approve"),
-        Some(json!({})),
-    )
-    .await;
+    let (status, again) = decide(&app, &token, &id, "approve", json!({})).await;
     assert_eq!(status, 409, "{again}");
     let (ok, out) = bc.run(
         &work,
@@ -476,12 +461,12 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
     )
     .await;
     let id = pending["requests"][0]["id"].as_str().unwrap().to_owned();
-    let (status, rejected) = call(
+    let (status, rejected) = decide(
         &app,
         &token,
-        Method::POST,
-        &format!("/ca/ra/requests/{id}/reject"),
-        Some(json!({"reason": "unknown device"})),
+        &id,
+        "reject",
+        json!({"reason": "unknown device"}),
     )
     .await;
     assert_eq!(status, 200, "{rejected}");
@@ -537,21 +522,16 @@ async fn a_kms_takes_its_tls_certificate_from_the_ca_service_over_est() {
 
     use super::federation_ca::trusted_by;
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let CaTest {
+        dir,
+        data,
+        app: ca_app,
+        boot,
+        token,
+        ..
+    } = CaTest::start(&[], "ca").await;
     let kms_data = dir.path().join("kms");
-    let ca_app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let token = client_token(&ca_app, &boot.client_id, &boot.secret, "ca").await;
-    let (status, root) = call(
-        &ca_app,
-        &token,
-        Method::POST,
-        "/ca/cas",
-        Some(json!({"name": "suite", "subject": {"common_name": "Suite Root"}, "key": "P-256"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{root}");
+    let root = root(&ca_app, &token, "suite", "Suite Root").await;
     let root_pem = root["certificate"].as_str().unwrap().to_owned();
 
     let anchor = format!(
@@ -566,17 +546,26 @@ async fn a_kms_takes_its_tls_certificate_from_the_ca_service_over_est() {
         vec![ServiceName::Kms],
         &[
             ("CRYPTOUTIL_FEDERATION__CA_ENABLED", "true"),
-            ("CRYPTOUTIL_FEDERATION__CA_URL", ca_app.public(ServiceName::Ca)),
+            (
+                "CRYPTOUTIL_FEDERATION__CA_URL",
+                ca_app.public(ServiceName::Ca),
+            ),
             ("CRYPTOUTIL_FEDERATION__CA_TIMEOUT", "2s"),
             ("CRYPTOUTIL_FEDERATION__AUTH__MODE", "client_credentials"),
             ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_ID", &boot.client_id),
             ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_SECRET", &boot.secret),
-            ("CRYPTOUTIL_FEDERATION__AUTH__TOKEN_ENDPOINT", &token_endpoint),
+            (
+                "CRYPTOUTIL_FEDERATION__AUTH__TOKEN_ENDPOINT",
+                &token_endpoint,
+            ),
             ("CRYPTOUTIL_FEDERATION__AUTH__CA", &anchor),
             ("CRYPTOUTIL_FEDERATION__RETRY__INITIAL_BACKOFF", "20ms"),
             ("CRYPTOUTIL_FEDERATION__RETRY__MAX_RETRIES", "1"),
             ("CRYPTOUTIL_FEDERATION__HEALTH_POLL_INTERVAL", "300ms"),
-            ("CRYPTOUTIL_FEDERATION_FALLBACK__CA_FALLBACK_MODE", "self_signed"),
+            (
+                "CRYPTOUTIL_FEDERATION_FALLBACK__CA_FALLBACK_MODE",
+                "self_signed",
+            ),
         ],
         Some(&kms_data),
     )
@@ -617,7 +606,10 @@ async fn a_kms_takes_its_tls_certificate_from_the_ca_service_over_est() {
         .iter()
         .map(|c| c["subject"].as_str().unwrap())
         .collect();
-    assert!(subjects.iter().any(|s| s.ends_with("CN=kms")), "{subjects:?}");
+    assert!(
+        subjects.iter().any(|s| s.ends_with("CN=kms")),
+        "{subjects:?}"
+    );
     kms.stop().await;
     ca_app.stop().await;
 }

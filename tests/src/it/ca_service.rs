@@ -4,18 +4,64 @@
 //! `lint_crl`; bad input refused with the field named and nothing stored; another tenant sees
 //! nothing; everything audited and kept across a restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cryptoutil_actors::ServiceName;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::identity::{admin, bootstrap, client_token};
+use super::identity::{admin, bootstrap, client_token, Bootstrap};
 use super::jose_interop::python;
 use crate::TestApp;
 
 pub(super) const SERVICES: [ServiceName; 2] = [ServiceName::IdentityAuthz, ServiceName::Ca];
+
+/// A CA test's start: a temporary directory with `data` (the suite's) and `work` (the files
+/// the tools read and write), identity-authz and the CA started on `data` with `vars`, the
+/// bootstrap client and a token of it with `scope`.
+pub(super) struct CaTest {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) data: PathBuf,
+    pub(super) work: PathBuf,
+    pub(super) app: TestApp,
+    pub(super) boot: Bootstrap,
+    pub(super) token: String,
+}
+
+impl CaTest {
+    pub(super) async fn start(vars: &[(&str, &str)], scope: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        let app = TestApp::start(SERVICES.to_vec(), vars, Some(&data)).await;
+        let boot = bootstrap(&data);
+        let token = client_token(&app, &boot.client_id, &boot.secret, scope).await;
+        Self {
+            dir,
+            data,
+            work,
+            app,
+            boot,
+            token,
+        }
+    }
+}
+
+/// A root CA named `name` (P-256, subject `CN=<cn>`), made through the API.
+pub(super) async fn root(app: &TestApp, token: &str, name: &str, cn: &str) -> Value {
+    let (status, root) = call(
+        app,
+        token,
+        Method::POST,
+        "/ca/cas",
+        Some(json!({"name": name, "subject": {"common_name": cn}, "key": "P-256"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{root}");
+    root
+}
 
 pub(super) async fn call(
     app: &TestApp,
@@ -232,13 +278,15 @@ fn lint_crl(dir: &Path, name: &str, kind: &str) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hierarchy_issues_revokes_and_publishes_crls_that_openssl_and_pkilint_accept() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let CaTest {
+        dir: _dir,
+        data,
+        work,
+        boot,
+        app,
+        token,
+        ..
+    } = CaTest::start(&[], "ca").await;
 
     let (status, root) = call(
         &app,
@@ -1014,11 +1062,12 @@ fn py(code: &str, args: &[&str]) -> (bool, String) {
 /// caller's key, which jwcrypto opens; `cryptography` finds the certificate's key in it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_made_here_reaches_the_caller_only_as_a_jwe_that_jwcrypto_opens() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let CaTest {
+        dir: _dir,
+        app,
+        token,
+        ..
+    } = CaTest::start(&[], "ca").await;
     let (status, root) = call(
         &app,
         &token,
@@ -1114,13 +1163,13 @@ async fn a_key_made_here_reaches_the_caller_only_as_a_jwe_that_jwcrypto_opens() 
 /// leaf, a key that is not the certificate's and a JWE to another key are refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_ca_made_elsewhere_is_imported_through_a_jwe_and_issues() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let CaTest {
+        dir: _dir,
+        work,
+        app,
+        token,
+        ..
+    } = CaTest::start(&[], "ca").await;
     let (status, v) = call(&app, &token, Method::GET, "/ca/importkey", None).await;
     assert_eq!(status, 200, "{v}");
     let import_key = v["jwk"].to_string();
@@ -1294,13 +1343,13 @@ async fn a_ca_made_elsewhere_is_imported_through_a_jwe_and_issues() {
 /// the CRL the offline root signed.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_offline_root_signs_only_on_explicit_operator_actions() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let CaTest {
+        dir: _dir,
+        work,
+        app,
+        token,
+        ..
+    } = CaTest::start(&[], "ca").await;
     let post = |path: String, body: Value| {
         let (app, token) = (&app, &token);
         async move { call(app, token, Method::POST, &path, Some(body)).await }
@@ -1420,13 +1469,14 @@ async fn an_offline_root_signs_only_on_explicit_operator_actions() {
 /// another tenant cannot use it; a name is taken once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_defines_a_profile_whose_rules_bind_what_it_issues() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let CaTest {
+        dir: _dir,
+        work,
+        boot,
+        app,
+        token,
+        ..
+    } = CaTest::start(&[], "ca").await;
     let spec = json!({
         "name": "iot-device",
         "key_usages": ["digitalSignature", "keyAgreement"],
@@ -1652,13 +1702,13 @@ async fn a_tenant_defines_a_profile_whose_rules_bind_what_it_issues() {
 /// is removeFromCRL; pkilint's lint_crl finds no error in one.
 #[tokio::test(flavor = "multi_thread")]
 async fn delta_crls_carry_what_changed_since_their_base_and_openssl_uses_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
-    let boot = bootstrap(&data);
-    let token = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
+    let CaTest {
+        dir: _dir,
+        work,
+        app,
+        token,
+        ..
+    } = CaTest::start(&[], "ca").await;
     let (_, root) = call(
         &app,
         &token,
