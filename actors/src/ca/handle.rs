@@ -63,6 +63,8 @@ pub struct NewCert {
 pub enum CertRequest {
     /// The caller's PKCS#10 request, PEM or DER (its signature is checked).
     Csr(Vec<u8>),
+    /// A request parsed and its signature checked already (by the RA, which read it first).
+    Checked(Box<ca::Csr>),
     /// A key the service makes: returned only as a JWE to `recipient` (the caller's public
     /// JWK, RSA-OAEP-256 or ECDH-ES+A256KW), never stored.
     ServerKey {
@@ -99,6 +101,7 @@ pub struct CasHandle {
     settings: Arc<super::CaSettings>,
     issuers: Arc<std::sync::RwLock<IssuerIndex>>,
     import_key: Arc<tokio::sync::OnceCell<Arc<cryptoutil_protocols::jose::Jwk>>>,
+    pub(super) labels: Arc<std::sync::RwLock<super::ra::LabelCache>>,
     timeout: Duration,
 }
 
@@ -165,6 +168,7 @@ impl CasHandle {
             settings,
             issuers: Arc::default(),
             import_key: Arc::default(),
+            labels: Arc::default(),
             timeout,
         }
     }
@@ -469,6 +473,7 @@ impl CasHandle {
                 Ok(csr) => (csr, None, also_op.unwrap_or("issue")),
                 Err(e) => return self.audit.refused(entry, Error::Refused(e)).await,
             },
+            CertRequest::Checked(csr) => (*csr, None, also_op.unwrap_or("issue")),
             CertRequest::ServerKey {
                 key,
                 subject,

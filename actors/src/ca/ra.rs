@@ -34,6 +34,11 @@ pub const MAX_SECRET_TTL: Duration = Duration::from_secs(30 * 86_400);
 /// How long a client waits before it asks again about a pending request, in seconds.
 pub const RETRY_AFTER: u64 = 10;
 
+/// Labels read once, by name (bounded: cleared when full).
+pub type LabelCache = std::collections::HashMap<String, LabelRecord>;
+/// Most labels kept in memory.
+const LABEL_CACHE_MAX: usize = 10_000;
+
 /// Whether a label's requests are issued at once or wait for the RA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -434,12 +439,35 @@ impl CasHandle {
         blocking(move || tenant_labels(&st, &tenant)).await
     }
 
-    /// Label `label`, whoever owns it (enrollment URLs name labels without a tenant).
+    /// Label `label`, whoever owns it (enrollment URLs name labels without a tenant). Labels
+    /// never change once made: each is read from the store once, then from memory.
     pub async fn label(&self, label: &str) -> Result<LabelRecord, Error> {
+        if let Some(known) = self.known_labels().get(label) {
+            return Ok(known.clone());
+        }
         let (st, name) = (Arc::clone(&self.store), label.to_owned());
-        blocking(move || load_label(&st, &name))
+        let found = blocking(move || load_label(&st, &name))
             .await?
-            .ok_or(Error::NotFound { what: "label" })
+            .ok_or(Error::NotFound { what: "label" })?;
+        self.remember_label(&found);
+        Ok(found)
+    }
+
+    fn known_labels(&self) -> std::sync::RwLockReadGuard<'_, LabelCache> {
+        self.labels
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember_label(&self, label: &LabelRecord) {
+        let mut known = self
+            .labels
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() >= LABEL_CACHE_MAX {
+            known.clear();
+        }
+        known.insert(label.label.clone(), label.clone());
     }
 
     /// Makes an enrollment secret for one of the caller's labels (audited as
@@ -784,7 +812,7 @@ impl CasHandle {
             profile: label.profile.clone(),
             protocol: protocol.to_owned(),
             subject: csr.subject_text.clone(),
-            csr: Der(csr_der.clone()),
+            csr: Der(csr_der),
             requested_by: requested_by.clone(),
             created_at: crate::now_unix(),
             status: RequestStatus::Pending,
@@ -826,7 +854,7 @@ impl CasHandle {
                 });
                 let new = NewCert {
                     profile: label.profile.clone(),
-                    request: CertRequest::Csr(csr_der),
+                    request: CertRequest::Checked(Box::new(csr)),
                     validity: None,
                 };
                 let issued = self

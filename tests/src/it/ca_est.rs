@@ -168,6 +168,14 @@ async fn decide(app: &TestApp, token: &str, id: &str, decision: &str, body: Valu
     call(app, token, Method::POST, &path, Some(body)).await
 }
 
+/// The RA's queue: `GET /ca/ra/requests?status=pending`.
+async fn pending_requests(app: &TestApp, token: &str) -> Value {
+    let path = "/ca/ra/requests?status=pending";
+    let (status, pending) = call(app, token, Method::GET, path, None).await;
+    assert_eq!(status, 200, "{pending}");
+    pending
+}
+
 async fn count_certs(app: &TestApp, token: &str, ca: &str) -> usize {
     let (status, list) = call(
         app,
@@ -401,15 +409,7 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
         &[&gated_ref, &gated_pass, &second, "g.pem"],
     );
     assert!(ok && out.contains("pending"), "{out}");
-    let (status, pending) = call(
-        &app,
-        &token,
-        Method::GET,
-        "/ca/ra/requests?status=pending",
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{pending}");
+    let pending = pending_requests(&app, &token).await;
     let queued = pending["requests"].as_array().unwrap();
     assert_eq!(queued.len(), 1, "{pending}");
     assert_eq!(queued[0]["subject"], "CN=two.example.test");
@@ -452,14 +452,7 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
         &[&other_ref, &other_pass, &fourth, "r.pem"],
     );
     assert!(ok && out.contains("pending"), "{out}");
-    let (_, pending) = call(
-        &app,
-        &token,
-        Method::GET,
-        "/ca/ra/requests?status=pending",
-        None,
-    )
-    .await;
+    let pending = pending_requests(&app, &token).await;
     let id = pending["requests"][0]["id"].as_str().unwrap().to_owned();
     let (status, rejected) = decide(
         &app,
