@@ -94,13 +94,13 @@ public class EstClient {
                     PKCS10CertificationRequest csr = new PKCS10CertificationRequest(Files.readAllBytes(Paths.get(args[6])));
                     EnrollmentResponse r = est.simpleEnroll(false, csr,
                             new JcaHttpAuthBuilder(args[4], args[5].toCharArray()).build());
-                    report(r, args[7]);
+                    report(r, csr, args[7]);
                     break;
                 }
                 case "reenroll": {
                     PKCS10CertificationRequest csr = new PKCS10CertificationRequest(Files.readAllBytes(Paths.get(args[6])));
                     EnrollmentResponse r = est.simpleEnroll(true, csr, null);
-                    report(r, args[7]);
+                    report(r, csr, args[7]);
                     break;
                 }
                 default:
@@ -112,10 +112,23 @@ public class EstClient {
         }
     }
 
-    static void report(EnrollmentResponse r, String out) throws Exception {
+    // Writes the issued certificate (the one naming the request's subject; the answer may carry
+    // its chain too, in no promised order).
+    static void report(EnrollmentResponse r, PKCS10CertificationRequest csr, String out) throws Exception {
         if (r.isCompleted()) {
-            writeCerts(r.getStore(), out);
-            System.out.println("issued");
+            int issued = 0;
+            try (JcaPEMWriter w = new JcaPEMWriter(new FileWriter(out))) {
+                for (X509CertificateHolder holder : r.getStore().getMatches(null)) {
+                    if (holder.getSubject().equals(csr.getSubject())) {
+                        w.writeObject(new JcaMiscPEMGenerator(holder));
+                        issued++;
+                    }
+                }
+            }
+            if (issued != 1) {
+                throw new IllegalStateException("the answer holds " + issued + " certificates for the request's subject");
+            }
+            System.out.println("issued " + r.getStore().getMatches(null).size());
         } else {
             long wait = (r.getNotBefore() - System.currentTimeMillis() + 999) / 1000;
             System.out.println("pending " + Math.max(wait, 0));
