@@ -2,7 +2,7 @@
 //! barrier and reads back. A record that does not decode is [`Error::Corrupt`] naming its
 //! table and key (our fault, never the caller's).
 
-use cryptoutil_storage::Table;
+use cryptoutil_storage::{Store, Table};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -17,6 +17,33 @@ pub(crate) fn decode<T: DeserializeOwned>(
     what: &'static str,
 ) -> Result<T, Error> {
     serde_json::from_slice(plain).map_err(|_| Error::corrupt(table, key, what))
+}
+
+/// The record of `table` under `key`, opened and decoded, if there is one.
+pub(crate) fn load<T: DeserializeOwned>(
+    store: &Store,
+    table: Table,
+    key: &[u8],
+    what: &'static str,
+) -> Result<Option<T>, Error> {
+    store
+        .get_sealed(table, key)?
+        .map(|plain| decode(table, key, &plain, what))
+        .transpose()
+}
+
+/// Every record of `table` whose key starts with `prefix`, opened and decoded, in key order.
+pub(crate) fn scan<T: DeserializeOwned>(
+    store: &Store,
+    table: Table,
+    prefix: &[u8],
+    what: &'static str,
+) -> Result<Vec<T>, Error> {
+    store
+        .scan_sealed(table, prefix)?
+        .into_iter()
+        .map(|(k, plain)| decode(table, &k, &plain, what))
+        .collect()
 }
 
 /// A record encoded for sealing (zeroized once sealed: records may hold keys).

@@ -25,7 +25,7 @@ use super::store::{self, Der};
 use crate::audit::AuditEntry;
 use crate::caller::Caller;
 use crate::error::Error;
-use crate::record::{decode, encode};
+use crate::record::{encode, load, scan};
 
 /// How long an enrollment secret lives unless asked otherwise: a day.
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(86_400);
@@ -276,34 +276,17 @@ fn decided_mark(id: &str) -> Vec<u8> {
 
 /// Label `label`, whoever owns it.
 pub fn load_label(store: &Store, label: &str) -> Result<Option<LabelRecord>, Error> {
-    store
-        .get_sealed(Table::CaLabels, label.as_bytes())?
-        .map(|plain| decode(Table::CaLabels, label.as_bytes(), &plain, "label"))
-        .transpose()
+    load(store, Table::CaLabels, label.as_bytes(), "label")
 }
 
 /// The labels of `tenant`, by name.
 pub fn tenant_labels(store: &Store, tenant: &TenantId) -> Result<Vec<LabelRecord>, Error> {
-    let all: Vec<LabelRecord> = store
-        .scan_sealed(Table::CaLabels, b"")?
-        .into_iter()
-        .map(|(k, plain)| decode(Table::CaLabels, &k, &plain, "label"))
-        .collect::<Result<_, _>>()?;
+    let all: Vec<LabelRecord> = scan(store, Table::CaLabels, b"", "label")?;
     Ok(all.into_iter().filter(|l| &l.tenant == tenant).collect())
 }
 
 fn load_secret(store: &Store, reference: &str) -> Result<Option<SecretRecord>, Error> {
-    store
-        .get_sealed(Table::CaRaSecrets, reference.as_bytes())?
-        .map(|plain| {
-            decode(
-                Table::CaRaSecrets,
-                reference.as_bytes(),
-                &plain,
-                "RA secret",
-            )
-        })
-        .transpose()
+    load(store, Table::CaRaSecrets, reference.as_bytes(), "RA secret")
 }
 
 /// Request `id` of `tenant`.
@@ -313,10 +296,7 @@ pub fn load_request(
     id: &str,
 ) -> Result<Option<RequestRecord>, Error> {
     let key = request_key(tenant, id);
-    store
-        .get_sealed(Table::CaRaRequests, &key)?
-        .map(|plain| decode(Table::CaRaRequests, &key, &plain, "RA request"))
-        .transpose()
+    load(store, Table::CaRaRequests, &key, "RA request")
 }
 
 /// The requests of `tenant` (with `status`, if given), oldest first.
@@ -325,14 +305,10 @@ pub fn tenant_requests(
     tenant: &TenantId,
     status: Option<RequestStatus>,
 ) -> Result<Vec<RequestRecord>, Error> {
-    let mut all: Vec<RequestRecord> = store
-        .scan_sealed(Table::CaRaRequests, format!("{tenant}/").as_bytes())?
-        .into_iter()
-        .map(|(k, plain)| decode::<RequestRecord>(Table::CaRaRequests, &k, &plain, "RA request"))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .filter(|r| status.is_none_or(|s| r.status == s))
-        .collect();
+    let prefix = format!("{tenant}/");
+    let mut all: Vec<RequestRecord> =
+        scan(store, Table::CaRaRequests, prefix.as_bytes(), "RA request")?;
+    all.retain(|r| status.is_none_or(|s| r.status == s));
     all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(all)
 }
@@ -340,10 +316,7 @@ pub fn tenant_requests(
 /// The request that used secret `reference`: (tenant, id).
 fn used_by(store: &Store, reference: &str) -> Result<Option<(TenantId, String)>, Error> {
     let key = used_mark(reference);
-    store
-        .get_sealed(Table::CaRaMarks, &key)?
-        .map(|plain| decode(Table::CaRaMarks, &key, &plain, "RA mark"))
-        .transpose()
+    load(store, Table::CaRaMarks, &key, "RA mark")
 }
 
 fn put_request(store: &Store, request: &RequestRecord) -> Result<Write, Error> {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::record::{decode, encode};
+use crate::record::{decode, encode, load, scan};
 
 /// DER bytes, stored as standard base64.
 #[derive(Clone, PartialEq, Eq)]
@@ -183,10 +183,7 @@ pub fn new_id() -> Result<CaId, Error> {
 /// CA `id`, whoever owns it.
 pub fn load_ca(store: &Store, id: &CaId) -> Result<Option<CaRecord>, Error> {
     let key = id.as_bytes();
-    store
-        .get_sealed(Table::CaAuthorities, key)?
-        .map(|plain| decode(Table::CaAuthorities, key, &plain, "CA"))
-        .transpose()
+    load(store, Table::CaAuthorities, key, "CA")
 }
 
 /// CA `id` of `tenant` (another tenant's CA is not found, whatever its id).
@@ -276,11 +273,7 @@ pub fn put_delegate(
 
 /// Every CA, whoever owns it.
 pub fn all_cas(store: &Store) -> Result<Vec<CaRecord>, Error> {
-    store
-        .scan_sealed(Table::CaAuthorities, b"")?
-        .into_iter()
-        .map(|(k, plain)| decode(Table::CaAuthorities, &k, &plain, "CA"))
-        .collect()
+    scan(store, Table::CaAuthorities, b"", "CA")
 }
 
 /// The write that replaces CA `ca`'s record (taken offline or online).
@@ -291,20 +284,18 @@ pub fn update_ca(store: &Store, ca: &CaRecord) -> Result<Write, Error> {
 /// Certificate `serial` of CA `ca`.
 pub fn load_cert(store: &Store, ca: &CaId, serial: &str) -> Result<Option<CertRecord>, Error> {
     let key = cert_key(ca, serial);
-    store
-        .get_sealed(Table::CaCertificates, &key)?
-        .map(|plain| decode(Table::CaCertificates, &key, &plain, "certificate"))
-        .transpose()
+    load(store, Table::CaCertificates, &key, "certificate")
 }
 
 /// Every certificate CA `ca` issued.
 pub fn certs(store: &Store, ca: &CaId) -> Result<Vec<CertRecord>, Error> {
     let prefix = format!("{ca}/");
-    store
-        .scan_sealed(Table::CaCertificates, prefix.as_bytes())?
-        .into_iter()
-        .map(|(k, plain)| decode(Table::CaCertificates, &k, &plain, "certificate"))
-        .collect()
+    scan(
+        store,
+        Table::CaCertificates,
+        prefix.as_bytes(),
+        "certificate",
+    )
 }
 
 /// Certificates of CA `ca` in serial order after serial `after` (from the first when none) with
@@ -397,11 +388,12 @@ pub fn tenant_profiles(
     store: &Store,
     tenant: &TenantId,
 ) -> Result<Vec<cryptoutil_protocols::ca::profile::ProfileSpec>, Error> {
-    store
-        .scan_sealed(Table::CaProfiles, format!("{tenant}/").as_bytes())?
-        .into_iter()
-        .map(|(k, plain)| decode(Table::CaProfiles, &k, &plain, "profile"))
-        .collect()
+    scan(
+        store,
+        Table::CaProfiles,
+        format!("{tenant}/").as_bytes(),
+        "profile",
+    )
 }
 
 /// Profile `name` of `tenant`, if it defined one.
@@ -411,10 +403,7 @@ pub fn tenant_profile(
     name: &str,
 ) -> Result<Option<cryptoutil_protocols::ca::profile::ProfileSpec>, Error> {
     let key = profile_key(tenant, name);
-    store
-        .get_sealed(Table::CaProfiles, &key)?
-        .map(|plain| decode(Table::CaProfiles, &key, &plain, "profile"))
-        .transpose()
+    load(store, Table::CaProfiles, &key, "profile")
 }
 
 /// The write that creates profile `spec` of `tenant` (a name already taken fails the commit).
@@ -433,10 +422,7 @@ pub fn create_profile(
 /// CA `ca`'s current CRL.
 pub fn load_crl(store: &Store, ca: &CaId) -> Result<Option<CrlRecord>, Error> {
     let key = ca.as_bytes();
-    store
-        .get_sealed(Table::CaCrls, key)?
-        .map(|plain| decode(Table::CaCrls, key, &plain, "CRL"))
-        .transpose()
+    load(store, Table::CaCrls, key, "CRL")
 }
 
 /// The write that makes `crl` CA `ca`'s current CRL.

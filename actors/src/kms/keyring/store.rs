@@ -11,7 +11,7 @@ use cryptoutil_storage::{Store, Table};
 
 use super::state::{Change, ElasticKey, Material, Ring};
 use crate::error::Error;
-use crate::record::{decode, encode};
+use crate::record::{decode, encode, scan};
 
 /// Where the import key is sealed.
 const IMPORT_KEY_RECORD: &[u8] = b"kms/import-key/v1";
@@ -50,22 +50,24 @@ pub fn load(store: &Store, tenant: &TenantId, id: &ElasticKeyId) -> Result<Ring,
         .ok_or(Error::KeyNotFound)?;
     let key: ElasticKey = decode(Table::KmsElasticKeys, &record, &plain, "elastic key")?;
     let prefix = format!("{tenant}/{id}/");
-    let materials = store
-        .scan_sealed(Table::KmsMaterialKeys, prefix.as_bytes())?
-        .into_iter()
-        .map(|(k, plain)| decode(Table::KmsMaterialKeys, &k, &plain, "material key"))
-        .collect::<Result<Vec<Material>, Error>>()?;
+    let materials: Vec<Material> = scan(
+        store,
+        Table::KmsMaterialKeys,
+        prefix.as_bytes(),
+        "material key",
+    )?;
     Ring::from_records(key, materials)
 }
 
 /// The elastic keys whose record key starts with `prefix` (`<tenant>/`, or every tenant's with
 /// an empty prefix).
 pub fn scan_keys(store: &Store, prefix: &str) -> Result<Vec<ElasticKey>, Error> {
-    store
-        .scan_sealed(Table::KmsElasticKeys, prefix.as_bytes())?
-        .into_iter()
-        .map(|(k, plain)| decode(Table::KmsElasticKeys, &k, &plain, "elastic key"))
-        .collect()
+    scan(
+        store,
+        Table::KmsElasticKeys,
+        prefix.as_bytes(),
+        "elastic key",
+    )
 }
 
 /// The sealed writes that make `change` of `ring` durable. A new version is *created*: a ring
