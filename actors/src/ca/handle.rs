@@ -405,8 +405,8 @@ impl CasHandle {
             Err(e) => return self.audit.refused(entry, Error::Refused(e)).await,
         };
         let (store, tenant) = (Arc::clone(&self.store), who.tenant.clone());
-        // Checked first: a create that fails in the audit log's group commit would fail the
-        // other operations of its group too (two creates of one name racing still can).
+        // Checked first for a clear answer; two creates of one name racing meet at the
+        // create, which fails the second alone (a conflict).
         let write = blocking(move || {
             if store::tenant_profile(&store, &tenant, &spec.name)?.is_some() {
                 return Err(Error::Conflict {

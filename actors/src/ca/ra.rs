@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cryptoutil_protocols::ca::{self, CaError, KeyType};
+use cryptoutil_protocols::ca::{self, CaError};
 use cryptoutil_protocols::ids::{CaId, TenantId};
 use cryptoutil_protocols::oauth;
 use cryptoutil_storage::backend::Write;
@@ -540,32 +540,30 @@ impl CasHandle {
             Ok(r) => r,
             Err(e) => return self.audit.refused(entry, e).await,
         };
-        let (st, decided_by) = (Arc::clone(&self.store), who.subject.clone());
-        let mut decided = request.clone();
-        let also: super::signer::AlsoWrite = Box::new(move |cert| {
-            decided.status = RequestStatus::Issued;
-            decided.decided_by = Some(decided_by);
-            decided.decided_at = Some(crate::now_unix());
-            decided.serial = Some(cert.serial.clone());
-            Ok(vec![
-                st.sealed_create(Table::CaRaMarks, &decided_mark(&decided.id), b"approved")?,
-                put_request(&st, &decided)?,
-            ])
-        });
         // Issued as the requester asked it (the audit record names the approver).
         let new = NewCert {
             profile: request.profile.clone(),
             request: CertRequest::Csr(request.csr.0.clone()),
             validity: None,
         };
+        let mut decided = request;
+        decided.status = RequestStatus::Issued;
+        decided.decided_by = Some(who.subject.clone());
+        decided.decided_at = Some(crate::now_unix());
+        let (st, stored) = (Arc::clone(&self.store), decided.clone());
+        let also: super::signer::AlsoWrite = Box::new(move |cert| {
+            let mut stored = stored;
+            stored.serial = Some(cert.serial.clone());
+            Ok(vec![
+                st.sealed_create(Table::CaRaMarks, &decided_mark(&stored.id), b"approved")?,
+                put_request(&st, &stored)?,
+            ])
+        });
         let issued = self
-            .issue_with(who, &request.ca, new, Some(("ra-approve", also)))
+            .issue_with(who, &decided.ca, new, Some(("ra-approve", also)))
             .await?;
-        let mut done = request;
-        done.status = RequestStatus::Issued;
-        done.decided_by = Some(who.subject.clone());
-        done.serial = Some(issued.cert.serial);
-        Ok(done)
+        decided.serial = Some(issued.cert.serial);
+        Ok(decided)
     }
 
     /// Rejects pending request `id` of the caller's tenant with `reason` (audited as
@@ -620,22 +618,12 @@ impl CasHandle {
         Ok(request)
     }
 
-    /// The key type of label `label`'s CA (what `csrattrs` suggests).
-    pub async fn label_key(&self, label: &LabelRecord) -> Result<KeyType, Error> {
+    /// Label `label`'s CA (its key type for `csrattrs`, its chain for `cacerts`).
+    pub async fn label_ca(&self, label: &LabelRecord) -> Result<store::CaRecord, Error> {
         let (st, id) = (Arc::clone(&self.store), label.ca.clone());
-        let ca = blocking(move || store::load_ca(&st, &id))
+        blocking(move || store::load_ca(&st, &id))
             .await?
-            .ok_or(Error::NotFound { what: "CA" })?;
-        Ok(ca.key)
-    }
-
-    /// The certificates a label's client trusts: its CA's and the ones above it (`cacerts`).
-    pub async fn label_chain(&self, label: &LabelRecord) -> Result<Vec<Der>, Error> {
-        let (st, id) = (Arc::clone(&self.store), label.ca.clone());
-        let ca = blocking(move || store::load_ca(&st, &id))
-            .await?
-            .ok_or(Error::NotFound { what: "CA" })?;
-        Ok(std::iter::once(ca.certificate).chain(ca.chain).collect())
+            .ok_or(Error::NotFound { what: "CA" })
     }
 
     /// Enrolls `csr_der` (a PKCS#10 request, DER) at label `label` by `protocol` for `who`:
@@ -878,7 +866,7 @@ async fn answer(cas: &CasHandle, request: &RequestRecord) -> Result<Enrolled, Er
             })?;
             Ok(Enrolled::Issued(Box::new(IssuedCert {
                 cert,
-                chain: std::iter::once(ca.certificate).chain(ca.chain).collect(),
+                chain: ca.issued_chain(),
                 key_jwe: None,
             })))
         }

@@ -425,13 +425,6 @@ impl Running {
         }
     }
 
-    /// This CA's certificate and the ones above it: an issued certificate's chain.
-    fn chain(&self) -> Vec<Der> {
-        std::iter::once(self.ca.certificate.clone())
-            .chain(self.ca.chain.iter().cloned())
-            .collect()
-    }
-
     fn issue(
         &self,
         who: &Caller,
@@ -473,7 +466,7 @@ impl Running {
             Err(e) => self.refused(self.entry(who, self.ca.id.as_str(), op), e, reply),
             Ok((writes, cert)) => {
                 let entry = self.entry(who, &format!("{}/{}", self.ca.id, cert.serial), op);
-                let chain = self.chain();
+                let chain = self.ca.issued_chain();
                 self.args.audit.submit(
                     entry,
                     writes,
@@ -518,7 +511,7 @@ impl Running {
                 record.not_before = issued.not_before;
                 record.not_after = issued.not_after;
                 record.certificate = Der(der);
-                record.chain = self.chain();
+                record.chain = self.ca.issued_chain();
                 let mut writes = store::create_ca(&self.args.store, &record, &key)?;
                 writes.push(store::create_cert(&self.args.store, &issued)?);
                 Ok(writes)

@@ -75,6 +75,15 @@ pub struct CaRecord {
     pub offline: bool,
 }
 
+impl CaRecord {
+    /// The chain of a certificate this CA issues: its certificate and the ones above it.
+    pub fn issued_chain(&self) -> Vec<Der> {
+        std::iter::once(self.certificate.clone())
+            .chain(self.chain.iter().cloned())
+            .collect()
+    }
+}
+
 /// A revocation (or a hold) of a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {

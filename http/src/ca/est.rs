@@ -10,12 +10,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use base64::Engine as _;
 use cryptoutil_actors::ca::ra::{Enrolled, Enrollee, LabelRecord, RETRY_AFTER};
+use cryptoutil_actors::ca::CasHandle;
 use cryptoutil_actors::caller::Caller;
 use cryptoutil_actors::{Error, Scope};
-use cryptoutil_protocols::est;
-use zeroize::Zeroizing;
+use cryptoutil_protocols::{est, oauth};
 
 use super::api::handle;
 use crate::auth::{bearer_token, several_authorizations, PrincipalExt, Scheme};
@@ -80,9 +79,14 @@ fn unauthorized(why: &str) -> EstError {
     EstError(StatusCode::UNAUTHORIZED, why.to_owned())
 }
 
+/// The CA's handle (a service without the CA answers 404).
+fn cas(app: &AppState) -> Result<CasHandle, EstError> {
+    handle(app).map_err(|_| EstError(StatusCode::NOT_FOUND, "no CA here".into()))
+}
+
 async fn label(app: &AppState, name: &str) -> Result<LabelRecord, EstError> {
-    let cas = handle(app).map_err(|_| EstError(StatusCode::NOT_FOUND, "no CA here".into()))?;
-    cas.label(name)
+    cas(app)?
+        .label(name)
         .await
         .map_err(|_| EstError(StatusCode::NOT_FOUND, format!("no EST label {name:?}")))
 }
@@ -104,20 +108,14 @@ fn pkcs7(certs: &[&[u8]]) -> Response {
 
 async fn cacerts(app: AppState, name: &str) -> Result<Response, EstError> {
     let label = label(&app, name).await?;
-    let chain = handle(&app)
-        .map_err(|_| EstError(StatusCode::NOT_FOUND, "no CA here".into()))?
-        .label_chain(&label)
-        .await?;
+    let chain = cas(&app)?.label_ca(&label).await?.issued_chain();
     let certs: Vec<&[u8]> = chain.iter().map(|c| c.0.as_slice()).collect();
     Ok(pkcs7(&certs))
 }
 
 async fn csrattrs(app: AppState, name: &str) -> Result<Response, EstError> {
     let label = label(&app, name).await?;
-    let key = handle(&app)
-        .map_err(|_| EstError(StatusCode::NOT_FOUND, "no CA here".into()))?
-        .label_key(&label)
-        .await?;
+    let key = cas(&app)?.label_ca(&label).await?.key;
     Ok((
         [
             (header::CONTENT_TYPE, "application/csrattrs"),
@@ -154,23 +152,16 @@ async fn enrollee(
     let text = value
         .to_str()
         .map_err(|_| unauthorized("malformed Authorization header"))?;
-    if let Some((scheme, encoded)) = text.split_once(' ') {
-        if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = Zeroizing::new(
-                base64::engine::general_purpose::STANDARD
-                    .decode(encoded.trim())
-                    .map_err(|_| unauthorized("malformed Basic credentials"))?,
-            );
-            let text = std::str::from_utf8(&decoded)
-                .map_err(|_| unauthorized("malformed Basic credentials"))?;
-            let (reference, secret) = text
-                .split_once(':')
-                .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
-            return Ok(Enrollee::Secret {
-                reference: reference.to_owned(),
-                secret: Zeroizing::new(secret.to_owned()),
-            });
-        }
+    // The OAuth parser (RFC 6749 §2.3.1 form-decodes both halves): references and secrets are
+    // base64url, which form decoding leaves as they are.
+    if let Some((reference, secret)) = oauth::basic_credentials(text) {
+        return Ok(Enrollee::Secret { reference, secret });
+    }
+    if text
+        .split_once(' ')
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+    {
+        return Err(unauthorized("malformed Basic credentials"));
     }
     match bearer_token(headers) {
         Some(Ok((Scheme::Bearer, token))) => {
@@ -227,8 +218,7 @@ async fn enroll(
     }
     let der = est::decode_body(&body, est::MAX_REQUEST)
         .map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let cas = handle(&app).map_err(|_| EstError(StatusCode::NOT_FOUND, "no CA here".into()))?;
-    match cas.enroll(&label, who, der, "est").await? {
+    match cas(&app)?.enroll(&label, who, der, "est").await? {
         Enrolled::Issued(issued) => {
             // The issued certificate first, then its chain (RFC 7030 §4.2.3 allows it; a
             // server presenting the certificate needs it).
