@@ -628,8 +628,9 @@ impl CasHandle {
 
     /// Enrolls `csr_der` (a PKCS#10 request, DER) at label `label` by `protocol` for `who`:
     /// issued at once (auto approval), queued (manual), or, for a request seen before (the
-    /// same request again with the same secret), where that one stands. Refusals are
-    /// audited as failed `enroll`s; nothing is stored for them.
+    /// same request again with the same secret), where that one stands. The request is read
+    /// only once its sender is authenticated (an anonymous caller costs no signature check).
+    /// Refusals are audited as failed `enroll`s; nothing is stored for them.
     pub async fn enroll(
         &self,
         label: &LabelRecord,
@@ -664,14 +665,15 @@ impl CasHandle {
         who: &Enrollee,
         csr_der: &[u8],
     ) -> Result<Admitted, Error> {
-        let csr = ca::csr::parse(csr_der).map_err(Error::Refused)?;
+        // Read (its signature checked) only once who sends it is known.
+        let parse = || ca::csr::parse(csr_der).map_err(Error::Refused);
         match who {
             Enrollee::Client(caller) => {
                 if caller.tenant != label.tenant {
                     return Err(Error::NotFound { what: "label" });
                 }
                 Ok(Admitted::New {
-                    csr,
+                    csr: parse()?,
                     reference: None,
                     requested_by: caller.subject.clone(),
                 })
@@ -701,6 +703,7 @@ impl CasHandle {
                 {
                     return Err(wrong());
                 }
+                let csr = parse()?;
                 if let Some(bound) = &record.subject {
                     if !subject_matches(bound, &csr) {
                         return Err(refused(
@@ -740,6 +743,7 @@ impl CasHandle {
                         why: "the TLS client certificate is revoked, on hold or expired",
                     });
                 }
+                let csr = parse()?;
                 if cert.subject != csr.subject_text {
                     return Err(refused(
                         "subject",

@@ -398,6 +398,10 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
     assert_eq!(status, 400);
     let (status, headers, _) = enroll_raw(&app, "devices", "Basic Zm9vOmJhcg==", &der).await;
     assert_eq!(status, 401);
+    // Who sends comes first: an unknown secret with a malformed request is a 401 too.
+    let (status, _, _) =
+        enroll_raw(&app, "devices", "Basic Zm9vOmJhcg==", b"\x30\x03\x02\x01").await;
+    assert_eq!(status, 401);
     assert!(headers
         .iter()
         .any(|(k, v)| k == "www-authenticate" && v.starts_with("Basic")));
