@@ -133,12 +133,8 @@ pub(crate) async fn secrets_post(
         "secret": made.secret.as_str(),
         "expires_at": made.expires_at,
     });
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    // Not cached: both stacks answer `Cache-Control: no-store` unless a handler says otherwise.
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// `?status=pending|issued|rejected` of the request listing.
