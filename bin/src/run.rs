@@ -234,6 +234,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         crl_lifetime: cfg.ca.crl_lifetime,
         ocsp_lifetime: cfg.ca.ocsp_lifetime,
         tsa_policy: cfg.ca.tsa_policy.clone(),
+        acme_http01_port: cfg.ca.acme.http01_port,
     });
     let args = SuiteArgs {
         issuers: remote_issuers(&auth_cfg, &tls.anchor_pem)?,

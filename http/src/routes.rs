@@ -35,6 +35,9 @@ pub const BROWSER_INFO: &str = "/browser/api/v1/info";
 pub const BROWSER_HOME: &str = "/browser/";
 /// `/.well-known/**` (discovery): through the service stack; only listed paths are public.
 pub const WELL_KNOWN: &str = "/.well-known/{*rest}";
+/// `/acme/**` (RFC 8555 servers name their own URLs; the CA's issue fixes
+/// `/acme/<label>/directory`): through the service stack; only listed paths are public.
+pub const ACME: &str = "/acme/{*rest}";
 /// Everything else under /service: authenticated, then 404.
 pub const SERVICE_OTHER: &str = "/service/{*rest}";
 /// Everything else under /browser: authenticated, then 404.
@@ -216,6 +219,7 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
         .service(inner);
     Router::new()
         .route_service(WELL_KNOWN, service_stack.clone())
+        .route_service(ACME, service_stack.clone())
         .route_service(SERVICE_OTHER, service_stack)
         .route_service(BROWSER_HOME, browser_stack.clone())
         .route_service(BROWSER_OTHER, browser_stack)

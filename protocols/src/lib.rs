@@ -7,6 +7,8 @@
 //! - [`ca`]: the CA product's certificate work: CA keys, roots and intermediates, PKCS#10
 //!   requests checked, certificates issued under profiles.
 //! - [`pki`]: the dynamic TLS PKI: a private root, an intermediate and leaf certificates.
+//! - [`acme`]: RFC 8555 requests (flattened JWS, external account binding), problems,
+//!   identifiers, key authorizations.
 //! - [`est`]: RFC 7030 enrollment messages (the request body, the certs-only answer).
 //! - [`duration`]: human durations in configuration (`250ms`, `5s`, `2m`, `1h`, `7d`).
 //! - [`jose`]: JWK, JWK Set, JWS, JWE and JWT on aws-lc-rs.
@@ -19,6 +21,7 @@
 //! - [`error`]: the crate's error enum.
 #![warn(missing_docs)]
 
+pub mod acme;
 pub mod ca;
 mod der;
 pub mod dpop;

@@ -64,11 +64,15 @@ pub enum Table {
     /// RA facts that may be recorded once only, each *created*: `secret/<reference>` (the
     /// secret was used, by which request), `decided/<request id>` (approved or rejected).
     CaRaMarks,
+    /// ACME (RFC 8555) state: `account/<id>`, `key/<label>/<thumbprint>` (the account of a
+    /// key), `order/<id>`, `authz/<id>`, `finalized/<order id>` (created once), `issued/<ca id>/<serial>`
+    /// (the account that ordered a certificate, which may revoke it).
+    CaAcme,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 24] = [
+    pub const ALL: [Table; 25] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -93,6 +97,7 @@ impl Table {
         Table::CaRaSecrets,
         Table::CaRaRequests,
         Table::CaRaMarks,
+        Table::CaAcme,
     ];
 
     /// The versioned table name.
@@ -122,6 +127,7 @@ impl Table {
             Table::CaRaSecrets => "ca_ra_secrets_v1",
             Table::CaRaRequests => "ca_ra_requests_v1",
             Table::CaRaMarks => "ca_ra_marks_v1",
+            Table::CaAcme => "ca_acme_v1",
         }
     }
 

@@ -102,6 +102,7 @@ pub struct CasHandle {
     issuers: Arc<std::sync::RwLock<IssuerIndex>>,
     import_key: Arc<tokio::sync::OnceCell<Arc<cryptoutil_protocols::jose::Jwk>>>,
     pub(super) labels: Arc<std::sync::RwLock<super::ra::LabelCache>>,
+    pub(super) acme_nonces: Arc<super::acme::Nonces>,
     timeout: Duration,
 }
 
@@ -169,8 +170,14 @@ impl CasHandle {
             issuers: Arc::default(),
             import_key: Arc::default(),
             labels: Arc::default(),
+            acme_nonces: Arc::default(),
             timeout,
         }
+    }
+
+    /// The CA's settings.
+    pub fn settings(&self) -> &super::CaSettings {
+        &self.settings
     }
 
     /// Makes a CA in the caller's tenant: a root here, a subordinate through its parent's

@@ -8,7 +8,9 @@
 //! - [`signer`]: the `CaSigner` actor (key, serials, signatures, revocation state).
 //! - [`handle`]: `CasHandle`, the CA's handle (roots, dispatch to signers, reads).
 //! - [`ra`]: the RA (labels, enrollment secrets, the request queue) and enrollment.
+//! - [`acme`]: ACME accounts, orders, authorizations and nonces.
 
+pub mod acme;
 pub mod handle;
 pub mod ra;
 pub mod signer;
@@ -49,6 +51,8 @@ pub struct CaSettings {
     pub ocsp_lifetime: Duration,
     /// The policy OID (dotted) of the time stamps the CAs' TSAs sign.
     pub tsa_policy: String,
+    /// The port ACME http-01 validation connects to (RFC 8555 §8.3: 80).
+    pub acme_http01_port: u16,
 }
 
 /// The default TSA policy: an OID of the `2.25` arc (ITU-T X.667: an OID from a UUID, which
@@ -62,6 +66,7 @@ impl Default for CaSettings {
             crl_lifetime: Duration::from_secs(86_400),
             ocsp_lifetime: Duration::from_secs(3600),
             tsa_policy: DEFAULT_TSA_POLICY.to_owned(),
+            acme_http01_port: 80,
         }
     }
 }

@@ -209,7 +209,19 @@ pub enum Enrollee {
     /// The holder of a certificate the label's CA issued (its key proven by TLS), renewing it:
     /// the request must name the same subject.
     Certificate(Vec<u8>),
+    /// An ACME account of the label that proved control of `names`: the request must name
+    /// exactly those DNS names (its common name, if any, one of them) and nothing else.
+    Account {
+        /// The account's id.
+        account: String,
+        /// The order's DNS names.
+        names: Vec<String>,
+    },
 }
+
+/// More writes committed with a new request (issued or queued): the protocol's own state,
+/// made from the request as recorded.
+pub type Then = Box<dyn FnOnce(&RequestRecord) -> Result<Vec<Write>, Error> + Send>;
 
 /// What an enrollment came to.
 #[derive(Debug, Clone)]
@@ -228,7 +240,7 @@ pub enum Enrolled {
     },
 }
 
-fn refused(field: &'static str, reason: impl Into<String>) -> Error {
+pub(super) fn refused(field: &'static str, reason: impl Into<String>) -> Error {
     Error::Refused(CaError {
         field,
         reason: reason.into(),
@@ -255,18 +267,22 @@ pub fn check_label(label: &str) -> Result<(), Error> {
     }
 }
 
-fn random_id(prefix: &str, bytes: usize) -> Result<String, Error> {
+pub(super) fn random_id(prefix: &str, bytes: usize) -> Result<String, Error> {
     let random = oauth::random_token(bytes).map_err(|_| Error::Internal {
         what: "random generator",
     })?;
     Ok(format!("{prefix}{}", random.as_str()))
 }
 
+/// The prefix of ACME account ids (a secret used for an external account binding is marked
+/// with the account's).
+pub const ACCOUNT_PREFIX: &str = "acct-";
+
 fn request_key(tenant: &TenantId, id: &str) -> Vec<u8> {
     format!("{tenant}/{id}").into_bytes()
 }
 
-fn used_mark(reference: &str) -> Vec<u8> {
+pub(super) fn used_mark(reference: &str) -> Vec<u8> {
     format!("secret/{reference}").into_bytes()
 }
 
@@ -285,7 +301,7 @@ pub fn tenant_labels(store: &Store, tenant: &TenantId) -> Result<Vec<LabelRecord
     Ok(all.into_iter().filter(|l| &l.tenant == tenant).collect())
 }
 
-fn load_secret(store: &Store, reference: &str) -> Result<Option<SecretRecord>, Error> {
+pub(super) fn load_secret(store: &Store, reference: &str) -> Result<Option<SecretRecord>, Error> {
     load(store, Table::CaRaSecrets, reference.as_bytes(), "RA secret")
 }
 
@@ -314,7 +330,7 @@ pub fn tenant_requests(
 }
 
 /// The request that used secret `reference`: (tenant, id).
-fn used_by(store: &Store, reference: &str) -> Result<Option<(TenantId, String)>, Error> {
+pub(super) fn used_by(store: &Store, reference: &str) -> Result<Option<(TenantId, String)>, Error> {
     let key = used_mark(reference);
     load(store, Table::CaRaMarks, &key, "RA mark")
 }
@@ -638,10 +654,23 @@ impl CasHandle {
         csr_der: Vec<u8>,
         protocol: &'static str,
     ) -> Result<Enrolled, Error> {
+        self.enroll_then(label, who, csr_der, protocol, None).await
+    }
+
+    /// [`Self::enroll`], with `then`'s writes committed with a new request.
+    pub async fn enroll_then(
+        &self,
+        label: &LabelRecord,
+        who: Enrollee,
+        csr_der: Vec<u8>,
+        protocol: &'static str,
+        then: Option<Then>,
+    ) -> Result<Enrolled, Error> {
         let subject = match &who {
             Enrollee::Secret { reference, .. } => format!("ra:{reference}"),
             Enrollee::Client(c) => c.subject.clone(),
             Enrollee::Certificate(_) => "certificate".to_owned(),
+            Enrollee::Account { account, .. } => format!("acme:{account}"),
         };
         let entry = AuditEntry::new(&subject, label.tenant.as_str(), &label.label, "enroll");
         match self.admit(label, &who, &csr_der).await {
@@ -651,8 +680,15 @@ impl CasHandle {
                 reference,
                 requested_by,
             }) => {
-                self.submit(label, csr, csr_der, reference, requested_by, protocol)
-                    .await
+                let new = NewRequest {
+                    csr,
+                    csr_der,
+                    reference,
+                    requested_by,
+                    protocol,
+                    then,
+                };
+                self.submit(label, new).await
             }
             Err(e) => self.audit.refused(entry, e).await,
         }
@@ -684,6 +720,12 @@ impl CasHandle {
                     let used =
                         match used_by(&st, &r)? {
                             None => None,
+                            // Bound to an ACME account (external account binding).
+                            Some((_, id)) if id.starts_with(ACCOUNT_PREFIX) => {
+                                return Err(Error::Unauthenticated {
+                                    why: "this enrollment secret was used for another request",
+                                })
+                            }
                             Some((tenant, id)) => Some(load_request(&st, &tenant, &id)?.ok_or(
                                 Error::corrupt(Table::CaRaMarks, &used_mark(&r), "RA mark"),
                             )?),
@@ -726,6 +768,48 @@ impl CasHandle {
                     }),
                 }
             }
+            Enrollee::Account { account, names } => {
+                let csr = parse()?;
+                let mut asked: Vec<String> = Vec::with_capacity(csr.sans.len());
+                for san in &csr.sans {
+                    match san {
+                        ca::San::Dns(name) => asked.push(name.to_ascii_lowercase()),
+                        _ => {
+                            return Err(refused(
+                                "subject_alt_names",
+                                "an ACME request names DNS names only",
+                            ))
+                        }
+                    }
+                }
+                if let Some(cn) = csr.common_name() {
+                    let cn = cn.to_ascii_lowercase();
+                    if !names.contains(&cn) {
+                        return Err(refused(
+                            "subject",
+                            "the common name is not one of the order's identifiers",
+                        ));
+                    }
+                    if !asked.contains(&cn) {
+                        asked.push(cn);
+                    }
+                }
+                asked.sort();
+                asked.dedup();
+                let mut ordered = names.clone();
+                ordered.sort();
+                if asked != ordered {
+                    return Err(refused(
+                        "subject_alt_names",
+                        "the request names exactly the order's identifiers",
+                    ));
+                }
+                Ok(Admitted::New {
+                    csr,
+                    reference: None,
+                    requested_by: format!("acme:{account}"),
+                })
+            }
             Enrollee::Certificate(der) => {
                 let summary = ca::summary(der).map_err(|_| Error::Unauthenticated {
                     why: "the TLS client certificate does not parse",
@@ -760,15 +844,15 @@ impl CasHandle {
     }
 
     /// Records a new request: issued at once with its record (auto approval), or queued.
-    async fn submit(
-        &self,
-        label: &LabelRecord,
-        csr: ca::Csr,
-        csr_der: Vec<u8>,
-        reference: Option<String>,
-        requested_by: String,
-        protocol: &'static str,
-    ) -> Result<Enrolled, Error> {
+    async fn submit(&self, label: &LabelRecord, new: NewRequest) -> Result<Enrolled, Error> {
+        let NewRequest {
+            csr,
+            csr_der,
+            reference,
+            requested_by,
+            protocol,
+            then,
+        } = new;
         let request = RequestRecord {
             id: random_id("rq-", 12)?,
             tenant: label.tenant.clone(),
@@ -799,8 +883,14 @@ impl CasHandle {
                     "ra-request",
                 );
                 let (st, queued) = (Arc::clone(&self.store), request.clone());
-                let writes =
-                    blocking(move || new_request_writes(&st, &queued, reference.as_deref())).await;
+                let writes = blocking(move || {
+                    let mut writes = new_request_writes(&st, &queued, reference.as_deref())?;
+                    if let Some(then) = then {
+                        writes.extend(then(&queued)?);
+                    }
+                    Ok(writes)
+                })
+                .await;
                 match writes {
                     Ok(writes) => {
                         self.audit.append(entry, writes).await?;
@@ -815,7 +905,11 @@ impl CasHandle {
                     let mut issued = request;
                     issued.status = RequestStatus::Issued;
                     issued.serial = Some(cert.serial.clone());
-                    new_request_writes(&st, &issued, reference.as_deref())
+                    let mut writes = new_request_writes(&st, &issued, reference.as_deref())?;
+                    if let Some(then) = then {
+                        writes.extend(then(&issued)?);
+                    }
+                    Ok(writes)
                 });
                 let new = NewCert {
                     profile: label.profile.clone(),
@@ -829,6 +923,16 @@ impl CasHandle {
             }
         }
     }
+}
+
+/// A new request, admitted, to record.
+struct NewRequest {
+    csr: ca::Csr,
+    csr_der: Vec<u8>,
+    reference: Option<String>,
+    requested_by: String,
+    protocol: &'static str,
+    then: Option<Then>,
 }
 
 /// An enrollment admitted: a new request, or one seen before.

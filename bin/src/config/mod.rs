@@ -97,6 +97,8 @@ pub struct CaConfig {
     pub ocsp_lifetime: Duration,
     /// The policy OID (dotted) of the time stamps the CAs' TSAs sign.
     pub tsa_policy: String,
+    /// ACME.
+    pub acme: AcmeConfig,
 }
 
 impl Default for CaConfig {
@@ -106,7 +108,23 @@ impl Default for CaConfig {
             crl_lifetime: Duration::from_secs(86_400),
             ocsp_lifetime: Duration::from_secs(3600),
             tsa_policy: cryptoutil_actors::ca::DEFAULT_TSA_POLICY.to_owned(),
+            acme: AcmeConfig::default(),
         }
+    }
+}
+
+/// `ca.acme:`: the ACME server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The port http-01 validation connects to on the name being validated (RFC 8555 §8.3:
+    /// 80; another one lets tests and non-root clients answer).
+    pub http01_port: u16,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self { http01_port: 80 }
     }
 }
 

@@ -6,13 +6,15 @@
 //! - [`api`]: the handlers of the CA API and its OpenAPI document.
 //! - [`ra`]: the RA's API (labels, enrollment secrets, decisions on queued requests).
 //! - [`est`]: the EST server (RFC 7030).
+//! - [`acme`]: the ACME server (RFC 8555).
 
+pub mod acme;
 pub mod api;
 pub mod est;
 pub mod ra;
 
 use axum::http::Method;
-use axum::routing::{get, post};
+use axum::routing::{get, head, post};
 use axum::Router;
 use cryptoutil_actors::ServiceName;
 
@@ -219,6 +221,45 @@ fn rows(rows: &mut Vec<RouteSpec>) {
                 "/.well-known/est/{label}/simplereenroll",
                 || post(est::simplereenroll_post),
             ),
+        ],
+    );
+    // ACME (RFC 8555): public because every request is a JWS its account (or, for
+    // new-account, its new key bound to an RA secret) signed over a one-time nonce; the
+    // directory and nonces are public information.
+    public(
+        rows,
+        Realm::Service,
+        &[
+            (Method::GET, "/acme/{label}/directory", || {
+                get(acme::directory_get)
+            }),
+            (Method::GET, "/acme/{label}/new-nonce", || {
+                get(acme::nonce_get)
+            }),
+            (Method::HEAD, "/acme/{label}/new-nonce", || {
+                head(acme::nonce_get)
+            }),
+            (Method::POST, "/acme/{label}/new-account", || {
+                post(acme::post)
+            }),
+            (Method::POST, "/acme/{label}/new-order", || post(acme::post)),
+            (Method::POST, "/acme/{label}/revoke-cert", || {
+                post(acme::post)
+            }),
+            (Method::POST, "/acme/{label}/acct/{id}", || post(acme::post)),
+            (Method::POST, "/acme/{label}/order/{id}", || {
+                post(acme::post)
+            }),
+            (Method::POST, "/acme/{label}/authz/{id}", || {
+                post(acme::post)
+            }),
+            (Method::POST, "/acme/{label}/chall/{id}", || {
+                post(acme::post)
+            }),
+            (Method::POST, "/acme/{label}/finalize/{id}", || {
+                post(acme::post)
+            }),
+            (Method::POST, "/acme/{label}/cert/{id}", || post(acme::post)),
         ],
     );
     // Distribution: signed objects relying parties fetch before they trust any TLS.

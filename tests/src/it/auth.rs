@@ -91,6 +91,20 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(POST) /.well-known/est/{label}/simpleenroll",
                 "Some(POST) /.well-known/est/simplereenroll",
                 "Some(POST) /.well-known/est/{label}/simplereenroll",
+                // ACME: every POST is a JWS its account (or new key, bound to an RA secret)
+                // signed over a one-time nonce; the directory and nonces are public.
+                "Some(GET) /acme/{label}/directory",
+                "Some(GET) /acme/{label}/new-nonce",
+                "Some(HEAD) /acme/{label}/new-nonce",
+                "Some(POST) /acme/{label}/new-account",
+                "Some(POST) /acme/{label}/new-order",
+                "Some(POST) /acme/{label}/revoke-cert",
+                "Some(POST) /acme/{label}/acct/{id}",
+                "Some(POST) /acme/{label}/order/{id}",
+                "Some(POST) /acme/{label}/authz/{id}",
+                "Some(POST) /acme/{label}/chall/{id}",
+                "Some(POST) /acme/{label}/finalize/{id}",
+                "Some(POST) /acme/{label}/cert/{id}",
             ]);
         }
         if service == ServiceName::IdentityAuthz {

@@ -112,7 +112,7 @@ fn serial_of(dir: &Path, pem: &str) -> String {
 }
 
 /// An RA secret for `label` (the caller holds `ca-ra`): (reference, secret).
-async fn secret(app: &TestApp, token: &str, label: &str) -> (String, String) {
+pub(super) async fn secret(app: &TestApp, token: &str, label: &str) -> (String, String) {
     let (status, made) = call(
         app,
         token,
@@ -163,20 +163,26 @@ async fn enroll_raw(
 }
 
 /// The RA's decision on request `id` (`approve` or `reject`): status and the request.
-async fn decide(app: &TestApp, token: &str, id: &str, decision: &str, body: Value) -> (u16, Value) {
+pub(super) async fn decide(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    decision: &str,
+    body: Value,
+) -> (u16, Value) {
     let path = format!("/ca/ra/requests/{id}/{decision}");
     call(app, token, Method::POST, &path, Some(body)).await
 }
 
 /// The RA's queue: `GET /ca/ra/requests?status=pending`.
-async fn pending_requests(app: &TestApp, token: &str) -> Value {
+pub(super) async fn pending_requests(app: &TestApp, token: &str) -> Value {
     let path = "/ca/ra/requests?status=pending";
     let (status, pending) = call(app, token, Method::GET, path, None).await;
     assert_eq!(status, 200, "{pending}");
     pending
 }
 
-async fn count_certs(app: &TestApp, token: &str, ca: &str) -> usize {
+pub(super) async fn count_certs(app: &TestApp, token: &str, ca: &str) -> usize {
     let (status, list) = call(
         app,
         token,

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (`cargo test -p cryptoutil-tests`).
 
 mod auth;
+mod ca_acme;
 mod ca_core;
 mod ca_crash;
 mod ca_est;

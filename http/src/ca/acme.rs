@@ -1,0 +1,821 @@
+//! The ACME server (RFC 8555) at `/acme/<label>/`: `directory`, `new-nonce`, `new-account`
+//! (external account binding with an RA secret required: `kid` = its reference, the MAC key
+//! its bytes), `new-order`, `authz/<id>`, `chall/<id>` (http-01, validated when the client
+//! says it is ready, on `ca.acme.http01_port`), `finalize/<id>` (through the RA: issued at
+//! once or `processing` until it decides), `cert/<id>`, `acct/<id>` and `revoke-cert` (by the
+//! account that ordered the certificate).
+//!
+//! Public routes: every request is a JWS its account (or, for `new-account`, its new key)
+//! signed, over a one-time nonce and the URL it was sent to. Errors are problem documents
+//! (`urn:ietf:params:acme:error:*`); every answer carries a fresh `Replay-Nonce`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use cryptoutil_actors::ca::acme::{
+    AccountRecord, AccountStatus, AuthzRecord, AuthzStatus, NewAccount, OrderRecord, OrderStatus,
+};
+use cryptoutil_actors::ca::ra::{LabelRecord, RETRY_AFTER};
+use cryptoutil_actors::ca::CasHandle;
+use cryptoutil_actors::Error;
+use cryptoutil_protocols::acme::{self, Binding, Problem, Request, Signer};
+use cryptoutil_protocols::ca::Reason;
+use cryptoutil_protocols::jose::{b64, Jwk};
+use serde_json::{json, Map, Value};
+
+use super::api::handle;
+use crate::state::AppState;
+
+/// How long http-01 validation may take (connect, ask, read).
+const VALIDATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest http-01 answer read.
+const MAX_KEY_AUTHORIZATION: usize = 1024;
+/// Most contacts an account keeps.
+const MAX_CONTACTS: usize = 10;
+
+const REPLAY_NONCE: header::HeaderName = header::HeaderName::from_static("replay-nonce");
+
+/// What a request answers: a status, headers and a JSON or PEM body.
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    retry_after: bool,
+    up: Option<String>,
+    body: Body,
+}
+
+enum Body {
+    Json(Value),
+    Pem(String),
+    Empty,
+}
+
+impl Answer {
+    fn json(status: StatusCode, body: Value) -> Self {
+        Self {
+            status,
+            location: None,
+            retry_after: false,
+            up: None,
+            body: Body::Json(body),
+        }
+    }
+
+    fn at(mut self, location: String) -> Self {
+        self.location = Some(location);
+        self
+    }
+}
+
+/// `/acme/<label>/<op>[/<id>]` of a request.
+struct Path {
+    label: String,
+    op: String,
+    id: Option<String>,
+}
+
+impl Path {
+    fn of(uri: &Uri) -> Option<Self> {
+        let rest = uri.path().strip_prefix("/acme/")?;
+        let mut parts = rest.splitn(3, '/');
+        let label = parts.next()?.to_owned();
+        let op = parts.next()?.to_owned();
+        Some(Self {
+            label,
+            op,
+            id: parts.next().map(str::to_owned),
+        })
+    }
+}
+
+/// Where a label's ACME server is: `https://<authority>/acme/<label>` (the authority the
+/// client used, as every URL it signs names it).
+fn base(uri: &Uri, headers: &HeaderMap, label: &str) -> Option<String> {
+    let authority = uri.authority().map(|a| a.as_str().to_owned()).or_else(|| {
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+    })?;
+    Some(format!("https://{authority}/acme/{label}"))
+}
+
+fn problem(e: Error) -> Problem {
+    match e {
+        Error::Unauthenticated { why } => Problem::unauthorized(why),
+        Error::Forbidden { reason } => Problem::unauthorized(reason),
+        Error::NotFound { what } => Problem::new("malformed", 404, format!("{what} not found")),
+        Error::Conflict { what } => Problem::new("malformed", 409, what),
+        Error::Refused(e) => Problem::malformed(e.to_string()),
+        Error::BadRequest { reason } => Problem::malformed(reason),
+        other => {
+            tracing::error!(error = %other, "ACME request failed");
+            Problem::new("serverInternal", 500, "the CA could not answer")
+        }
+    }
+}
+
+/// Adds what every answer carries: a fresh nonce, the directory link, no caching.
+fn finish(
+    cas: Option<&CasHandle>,
+    base: Option<&str>,
+    result: Result<Answer, Problem>,
+) -> Response {
+    let answer = result.unwrap_or_else(|p| Answer {
+        status: StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST),
+        location: None,
+        retry_after: false,
+        up: None,
+        body: Body::Json(p.document()),
+    });
+    let is_problem = !answer.status.is_success();
+    let mut response = match answer.body {
+        Body::Json(v) => {
+            let kind = if is_problem {
+                "application/problem+json"
+            } else {
+                "application/json"
+            };
+            (answer.status, [(header::CONTENT_TYPE, kind)], v.to_string()).into_response()
+        }
+        Body::Pem(p) => (
+            answer.status,
+            [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
+            p,
+        )
+            .into_response(),
+        Body::Empty => answer.status.into_response(),
+    };
+    let headers = response.headers_mut();
+    if let Some(nonce) = cas.and_then(|c| c.acme_nonces().issue().ok()) {
+        if let Ok(v) = HeaderValue::from_str(&nonce) {
+            headers.insert(REPLAY_NONCE, v);
+        }
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut links = Vec::new();
+    if let Some(base) = base {
+        links.push(format!("<{base}/directory>;rel=\"index\""));
+    }
+    if let Some(up) = answer.up {
+        links.push(format!("<{up}>;rel=\"up\""));
+    }
+    for link in links {
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            headers.append(header::LINK, v);
+        }
+    }
+    if let Some(location) = answer.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, location);
+    }
+    if answer.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER));
+    }
+    response
+}
+
+async fn label(cas: &CasHandle, name: &str) -> Result<LabelRecord, Problem> {
+    cas.label(name)
+        .await
+        .map_err(|_| Problem::new("malformed", 404, format!("no ACME label {name:?}")))
+}
+
+/// `GET /acme/<label>/directory`.
+pub(crate) async fn directory_get(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let cas = handle(&app).ok();
+    let path = Path::of(&uri);
+    let base = path.as_ref().and_then(|p| base(&uri, &headers, &p.label));
+    let result = async {
+        let (cas, path, base) = match (&cas, &path, &base) {
+            (Some(c), Some(p), Some(b)) => (c, p, b),
+            _ => return Err(Problem::new("malformed", 404, "no ACME server here")),
+        };
+        label(cas, &path.label).await?;
+        Ok(Answer::json(
+            StatusCode::OK,
+            json!({
+                "newNonce": format!("{base}/new-nonce"),
+                "newAccount": format!("{base}/new-account"),
+                "newOrder": format!("{base}/new-order"),
+                "revokeCert": format!("{base}/revoke-cert"),
+                "meta": {"externalAccountRequired": true},
+            }),
+        ))
+    }
+    .await;
+    // The directory needs no nonce, but clients take one where they find it.
+    finish(cas.as_ref(), None, result)
+}
+
+/// `HEAD|GET /acme/<label>/new-nonce` (RFC 8555 §7.2: 200 to HEAD, 204 to GET).
+pub(crate) async fn nonce_get(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let cas = handle(&app).ok();
+    let path = Path::of(&uri);
+    let base = path.as_ref().and_then(|p| base(&uri, &headers, &p.label));
+    let result = match (&cas, &path) {
+        (Some(cas), Some(path)) => label(cas, &path.label).await.map(|_| Answer {
+            status: if method == Method::HEAD {
+                StatusCode::OK
+            } else {
+                StatusCode::NO_CONTENT
+            },
+            location: None,
+            retry_after: false,
+            up: None,
+            body: Body::Empty,
+        }),
+        _ => Err(Problem::new("malformed", 404, "no ACME server here")),
+    };
+    finish(cas.as_ref(), base.as_deref(), result)
+}
+
+/// Every ACME `POST`.
+pub(crate) async fn post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let cas = handle(&app).ok();
+    let path = Path::of(&uri);
+    let base = path.as_ref().and_then(|p| base(&uri, &headers, &p.label));
+    let result = match (&cas, &path, &base) {
+        (Some(cas), Some(path), Some(base)) => {
+            let ctx = Ctx { cas, base, path };
+            ctx.post(&uri, &headers, &body).await
+        }
+        _ => Err(Problem::new("malformed", 404, "no ACME server here")),
+    };
+    finish(cas.as_ref(), base.as_deref(), result)
+}
+
+struct Ctx<'a> {
+    cas: &'a CasHandle,
+    base: &'a str,
+    path: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn url(&self, kind: &str, id: &str) -> String {
+        format!("{}/{kind}/{id}", self.base)
+    }
+
+    fn id(&self) -> Result<&str, Problem> {
+        self.path
+            .id
+            .as_deref()
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+            .ok_or_else(|| Problem::new("malformed", 404, "no such resource"))
+    }
+
+    async fn post(&self, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Answer, Problem> {
+        let kind = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !kind.eq_ignore_ascii_case("application/jose+json") {
+            return Err(Problem::new(
+                "malformed",
+                415,
+                "Content-Type must be application/jose+json",
+            ));
+        }
+        let request = Request::parse(body)?;
+        let expected = format!(
+            "{}{}",
+            self.base
+                .trim_end_matches(&format!("/acme/{}", self.path.label)),
+            uri.path()
+        );
+        if request.url != expected {
+            return Err(Problem::unauthorized(
+                "the JWS url is not the URL this request was sent to",
+            ));
+        }
+        if !self.cas.acme_nonces().redeem(&request.nonce) {
+            return Err(Problem::bad_nonce());
+        }
+        let label = label(self.cas, &self.path.label).await?;
+        match (self.path.op.as_str(), &request.signer) {
+            ("new-account", Signer::Key(key)) => self.new_account(&label, &request, key).await,
+            ("new-account", Signer::Account(_)) => Err(Problem::malformed(
+                "new-account is signed with the new key (jwk), not an account (kid)",
+            )),
+            (_, Signer::Key(_)) => Err(Problem::malformed(
+                "sign with the account (kid); only new-account takes a jwk",
+            )),
+            (op, Signer::Account(kid)) => {
+                let account = self.account(&request, kid).await?;
+                match op {
+                    "acct" => self.update_account(&account, &request).await,
+                    "new-order" => self.new_order(&account, &request).await,
+                    "order" => self.order(&account).await,
+                    "authz" => self.authz(&account).await,
+                    "chall" => self.challenge(&account).await,
+                    "finalize" => self.finalize(&label, &account, &request).await,
+                    "cert" => self.certificate(&account).await,
+                    "revoke-cert" => self.revoke(&label, &account, &request).await,
+                    _ => Err(Problem::new("malformed", 404, "no such resource")),
+                }
+            }
+        }
+    }
+
+    /// The account `kid` names, which must have signed `request`.
+    async fn account(&self, request: &Request, kid: &str) -> Result<AccountRecord, Problem> {
+        let id = kid
+            .strip_prefix(&format!("{}/acct/", self.base))
+            .filter(|id| !id.contains('/'))
+            .ok_or_else(|| {
+                Problem::new(
+                    "accountDoesNotExist",
+                    400,
+                    "kid is not an account URL of this server",
+                )
+            })?;
+        let account = self
+            .cas
+            .acme_account(&self.path.label, id)
+            .await
+            .map_err(|_| Problem::new("accountDoesNotExist", 400, "no such account"))?;
+        let key = Jwk::from_value(&account.key)
+            .map_err(|_| Problem::new("serverInternal", 500, "the account key does not read"))?;
+        request.verify(&key)?;
+        if account.status != AccountStatus::Valid {
+            return Err(Problem::unauthorized("the account is deactivated"));
+        }
+        Ok(account)
+    }
+
+    fn account_json(&self, account: &AccountRecord) -> Value {
+        json!({
+            "status": account.status,
+            "contact": account.contact,
+            "termsOfServiceAgreed": true,
+        })
+    }
+
+    async fn new_account(
+        &self,
+        label: &LabelRecord,
+        request: &Request,
+        key: &Jwk,
+    ) -> Result<Answer, Problem> {
+        request.verify(key)?;
+        let payload = request.json()?;
+        let thumbprint = key
+            .thumbprint()
+            .map_err(|_| Problem::new("badPublicKey", 400, "the key has no thumbprint"))?;
+        if let Some(existing) = self
+            .cas
+            .acme_account_by_key(&label.label, &thumbprint)
+            .await
+            .map_err(problem)?
+        {
+            // RFC 8555 §7.3.1: the existing account, 200.
+            return Ok(Answer::json(StatusCode::OK, self.account_json(&existing))
+                .at(self.url("acct", &existing.id)));
+        }
+        if payload.get("onlyReturnExisting") == Some(&Value::Bool(true)) {
+            return Err(Problem::new(
+                "accountDoesNotExist",
+                400,
+                "no account has this key",
+            ));
+        }
+        let contact = contacts(&payload)?.unwrap_or_default();
+        let binding = payload.get("externalAccountBinding").ok_or_else(|| {
+            Problem::new(
+                "externalAccountRequired",
+                400,
+                "an external account binding with an RA enrollment secret is required \
+                 (kid = its reference, the MAC key = the secret)",
+            )
+        })?;
+        let binding = Binding::parse(binding, &request.url, key)?;
+        self.cas
+            .acme_bind(label, &binding.kid, |key| binding.verify(key).is_ok())
+            .await
+            .map_err(problem)?;
+        let account = self
+            .cas
+            .acme_new_account(
+                label,
+                NewAccount {
+                    key: key.to_public_value().map_err(|_| {
+                        Problem::new("badPublicKey", 400, "the key does not serialize")
+                    })?,
+                    thumbprint,
+                    contact,
+                    binding: binding.kid,
+                },
+            )
+            .await
+            .map_err(problem)?;
+        Ok(
+            Answer::json(StatusCode::CREATED, self.account_json(&account))
+                .at(self.url("acct", &account.id)),
+        )
+    }
+
+    async fn update_account(
+        &self,
+        account: &AccountRecord,
+        request: &Request,
+    ) -> Result<Answer, Problem> {
+        if self.id()? != account.id {
+            return Err(Problem::unauthorized("an account changes only itself"));
+        }
+        if request.is_get() {
+            return Ok(Answer::json(StatusCode::OK, self.account_json(account))
+                .at(self.url("acct", &account.id)));
+        }
+        let payload = request.json()?;
+        let deactivate = match payload.get("status").and_then(Value::as_str) {
+            None => false,
+            Some("deactivated") => true,
+            Some(_) => return Err(Problem::malformed("status may only become deactivated")),
+        };
+        let contact = contacts(&payload)?;
+        if contact.is_none() && !deactivate {
+            return Ok(Answer::json(StatusCode::OK, self.account_json(account)));
+        }
+        let updated = self
+            .cas
+            .acme_update_account(account, contact, deactivate)
+            .await
+            .map_err(problem)?;
+        Ok(Answer::json(StatusCode::OK, self.account_json(&updated)))
+    }
+
+    fn order_json(&self, order: &OrderRecord) -> Value {
+        let identifiers: Vec<Value> = order
+            .identifiers
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        let authorizations: Vec<String> = order
+            .authorizations
+            .iter()
+            .map(|a| self.url("authz", a))
+            .collect();
+        let mut body = Map::new();
+        body.insert("status".into(), json!(order.status));
+        body.insert("expires".into(), acme::rfc3339(order.expires).into());
+        body.insert("identifiers".into(), identifiers.into());
+        body.insert("authorizations".into(), authorizations.into());
+        body.insert("finalize".into(), self.url("finalize", &order.id).into());
+        if order.status == OrderStatus::Valid {
+            body.insert("certificate".into(), self.url("cert", &order.id).into());
+        }
+        if let Some(error) = &order.error {
+            // Why it failed: an authorization, the RA's rejection, or its expiry.
+            let problem = Problem::new("unauthorized", 403, error.clone());
+            body.insert("error".into(), problem.document());
+        }
+        Value::Object(body)
+    }
+
+    fn order_answer(&self, status: StatusCode, order: &OrderRecord) -> Answer {
+        let mut answer =
+            Answer::json(status, self.order_json(order)).at(self.url("order", &order.id));
+        answer.retry_after = order.status == OrderStatus::Processing;
+        answer
+    }
+
+    async fn new_order(
+        &self,
+        account: &AccountRecord,
+        request: &Request,
+    ) -> Result<Answer, Problem> {
+        let payload = request.json()?;
+        if payload.contains_key("notBefore") || payload.contains_key("notAfter") {
+            return Err(Problem::malformed(
+                "notBefore and notAfter are not supported: the label's profile sets validity",
+            ));
+        }
+        let names = acme::identifiers(&payload)?;
+        let (order, _) = self
+            .cas
+            .acme_new_order(account, names)
+            .await
+            .map_err(problem)?;
+        Ok(self.order_answer(StatusCode::CREATED, &order))
+    }
+
+    async fn order(&self, account: &AccountRecord) -> Result<Answer, Problem> {
+        let order = self
+            .cas
+            .acme_order(account, self.id()?)
+            .await
+            .map_err(problem)?;
+        Ok(self.order_answer(StatusCode::OK, &order))
+    }
+
+    fn challenge_json(&self, authz: &AuthzRecord) -> Value {
+        let status = match authz.status {
+            AuthzStatus::Pending => "pending",
+            AuthzStatus::Valid => "valid",
+            AuthzStatus::Invalid => "invalid",
+        };
+        let mut challenge = Map::new();
+        challenge.insert("type".into(), "http-01".into());
+        challenge.insert("url".into(), self.url("chall", &authz.id).into());
+        challenge.insert("token".into(), authz.token.clone().into());
+        challenge.insert("status".into(), status.into());
+        if let Some(at) = authz.validated_at {
+            challenge.insert("validated".into(), acme::rfc3339(at).into());
+        }
+        if let Some(error) = &authz.error {
+            let problem = Problem::new("connection", 400, error.clone());
+            challenge.insert("error".into(), problem.document());
+        }
+        Value::Object(challenge)
+    }
+
+    async fn authz(&self, account: &AccountRecord) -> Result<Answer, Problem> {
+        let authz = self
+            .cas
+            .acme_authz(account, self.id()?)
+            .await
+            .map_err(problem)?;
+        let status = if authz.status == AuthzStatus::Pending
+            && authz.expires <= cryptoutil_actors::now_unix()
+        {
+            json!("expired")
+        } else {
+            json!(authz.status)
+        };
+        Ok(Answer::json(
+            StatusCode::OK,
+            json!({
+                "status": status,
+                "expires": acme::rfc3339(authz.expires),
+                "identifier": {"type": "dns", "value": authz.identifier},
+                "challenges": [self.challenge_json(&authz)],
+            }),
+        ))
+    }
+
+    /// The client says it is ready: the http-01 resource is fetched now and the outcome
+    /// recorded before the answer.
+    async fn challenge(&self, account: &AccountRecord) -> Result<Answer, Problem> {
+        let mut authz = self
+            .cas
+            .acme_authz(account, self.id()?)
+            .await
+            .map_err(problem)?;
+        if authz.status == AuthzStatus::Pending {
+            if authz.expires <= cryptoutil_actors::now_unix() {
+                return Err(Problem::malformed("the authorization expired"));
+            }
+            let expected = acme::key_authorization(&authz.token, &account.thumbprint);
+            let port = self.cas.settings().acme_http01_port;
+            let outcome = http01(&authz.identifier, port, &authz.token, &expected).await;
+            if let Err(why) = &outcome {
+                tracing::info!(name = %authz.identifier, %why, "ACME http-01 validation failed");
+            }
+            authz = self
+                .cas
+                .acme_validated(account, &authz, outcome)
+                .await
+                .map_err(problem)?;
+        }
+        let mut answer = Answer::json(StatusCode::OK, self.challenge_json(&authz));
+        answer.up = Some(self.url("authz", &authz.id));
+        Ok(answer)
+    }
+
+    async fn finalize(
+        &self,
+        label: &LabelRecord,
+        account: &AccountRecord,
+        request: &Request,
+    ) -> Result<Answer, Problem> {
+        let order = self
+            .cas
+            .acme_order(account, self.id()?)
+            .await
+            .map_err(problem)?;
+        if order.status != OrderStatus::Ready {
+            return Err(Problem::new(
+                "orderNotReady",
+                403,
+                format!("the order is {:?}, not ready", order.status).to_lowercase(),
+            ));
+        }
+        let payload = request.json()?;
+        let csr = payload
+            .get("csr")
+            .and_then(Value::as_str)
+            .and_then(|c| b64::decode(c, "csr").ok())
+            .ok_or_else(|| Problem::new("badCSR", 400, "csr: a base64url DER PKCS#10 request"))?;
+        let order = self
+            .cas
+            .acme_finalize(label, account, &order, csr)
+            .await
+            .map_err(|e| match e {
+                Error::Refused(e) => Problem::new("badCSR", 400, e.to_string()),
+                Error::Conflict { .. } => {
+                    Problem::new("orderNotReady", 403, "the order was finalized meanwhile")
+                }
+                other => problem(other),
+            })?;
+        Ok(self.order_answer(StatusCode::OK, &order))
+    }
+
+    async fn certificate(&self, account: &AccountRecord) -> Result<Answer, Problem> {
+        let order = self
+            .cas
+            .acme_order(account, self.id()?)
+            .await
+            .map_err(problem)?;
+        let chain = self.cas.acme_certificate(&order).await.map_err(problem)?;
+        let pem: String = chain
+            .iter()
+            .map(|c| cryptoutil_protocols::pki::cert_pem(&c.0))
+            .collect();
+        Ok(Answer {
+            status: StatusCode::OK,
+            location: None,
+            retry_after: false,
+            up: None,
+            body: Body::Pem(pem),
+        })
+    }
+
+    async fn revoke(
+        &self,
+        label: &LabelRecord,
+        account: &AccountRecord,
+        request: &Request,
+    ) -> Result<Answer, Problem> {
+        let payload = request.json()?;
+        let der = payload
+            .get("certificate")
+            .and_then(Value::as_str)
+            .and_then(|c| b64::decode(c, "certificate").ok())
+            .ok_or_else(|| Problem::malformed("certificate: base64url DER"))?;
+        let reason = match payload.get("reason") {
+            None => Reason::Unspecified,
+            Some(code) => code.as_u64().and_then(reason_of).ok_or_else(|| {
+                Problem::new(
+                    "badRevocationReason",
+                    400,
+                    "an RFC 5280 CRLReason code other than 7 and 8",
+                )
+            })?,
+        };
+        self.cas
+            .acme_revoke(label, account, &der, reason)
+            .await
+            .map_err(|e| match e {
+                Error::Conflict { what } => Problem::new("alreadyRevoked", 400, what),
+                other => problem(other),
+            })?;
+        Ok(Answer {
+            status: StatusCode::OK,
+            location: None,
+            retry_after: false,
+            up: None,
+            body: Body::Empty,
+        })
+    }
+}
+
+/// The reason of CRLReason `code` a subscriber may give (RFC 5280 §5.3.1; 7 is unused and
+/// `removeFromCRL` (8) is not a revocation).
+fn reason_of(code: u64) -> Option<Reason> {
+    Some(match code {
+        0 => Reason::Unspecified,
+        1 => Reason::KeyCompromise,
+        3 => Reason::AffiliationChanged,
+        4 => Reason::Superseded,
+        5 => Reason::CessationOfOperation,
+        9 => Reason::PrivilegeWithdrawn,
+        _ => return None,
+    })
+}
+
+/// `contact` of an account payload: up to 10 `mailto:` URLs.
+fn contacts(payload: &Map<String, Value>) -> Result<Option<Vec<String>>, Problem> {
+    let Some(list) = payload.get("contact") else {
+        return Ok(None);
+    };
+    let bad = || Problem::new("invalidContact", 400, "contact: up to 10 mailto: URLs");
+    let list = list
+        .as_array()
+        .filter(|l| l.len() <= MAX_CONTACTS)
+        .ok_or_else(bad)?;
+    list.iter()
+        .map(|c| {
+            c.as_str()
+                .filter(|c| {
+                    c.strip_prefix("mailto:").is_some_and(|a| {
+                        a.contains('@') && a.len() <= 254 && !a.contains([',', '?', ' '])
+                    })
+                })
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    Problem::new("unsupportedContact", 400, "contact: mailto: URLs only")
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// http-01 (RFC 8555 §8.3): `GET http://<name>:<port>/.well-known/acme-challenge/<token>`
+/// must answer 200 with the key authorization (trailing whitespace ignored). No redirects.
+async fn http01(name: &str, port: u16, token: &str, expected: &str) -> Result<(), String> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    use hyper_util::rt::TokioIo;
+    let url = format!("http://{name}:{port}/.well-known/acme-challenge/{token}");
+    let fetch = async {
+        let stream = tokio::net::TcpStream::connect((name, port))
+            .await
+            .map_err(|e| format!("could not connect to {name}:{port}: {e}"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let driver = tokio::spawn(connection);
+        let host = if port == 80 {
+            name.to_owned()
+        } else {
+            format!("{name}:{port}")
+        };
+        let request = hyper::Request::get(format!("/.well-known/acme-challenge/{token}"))
+            .header(header::HOST, host)
+            .header(header::USER_AGENT, "cryptoutil-acme")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("{url}: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if response.status() != StatusCode::OK {
+            driver.abort();
+            return Err(format!("{url} answered {}", response.status()));
+        }
+        let body = Limited::new(response.into_body(), MAX_KEY_AUTHORIZATION)
+            .collect()
+            .await
+            .map_err(|_| format!("{url}: the answer is not a key authorization"))?
+            .to_bytes();
+        driver.abort();
+        let text = std::str::from_utf8(&body).unwrap_or_default().trim_end();
+        if cryptoutil_protocols::oauth::constant_time_eq(text.as_bytes(), expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(format!("{url} does not hold the key authorization"))
+        }
+    };
+    tokio::time::timeout(VALIDATION_TIMEOUT, fetch)
+        .await
+        .unwrap_or_else(|_| Err(format!("{url}: no answer within 10 s")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_label_operation_and_id() {
+        let uri: Uri = "/acme/web/order/order-1".parse().unwrap();
+        let path = Path::of(&uri).unwrap();
+        assert_eq!((path.label.as_str(), path.op.as_str()), ("web", "order"));
+        assert_eq!(path.id.as_deref(), Some("order-1"));
+        let uri: Uri = "/acme/web/new-order".parse().unwrap();
+        assert!(Path::of(&uri).unwrap().id.is_none());
+        assert!(Path::of(&"/other".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn contacts_are_mailto_urls_and_reasons_are_crl_codes() {
+        let ok = json!({"contact": ["mailto:a@example.test"]});
+        assert_eq!(
+            contacts(ok.as_object().unwrap()).unwrap(),
+            Some(vec!["mailto:a@example.test".to_owned()])
+        );
+        for bad in [
+            json!({"contact": ["tel:+1"]}),
+            json!({"contact": "mailto:a@b"}),
+        ] {
+            assert!(contacts(bad.as_object().unwrap()).is_err(), "{bad}");
+        }
+        assert_eq!(reason_of(1), Some(Reason::KeyCompromise));
+        assert_eq!(reason_of(7), None);
+        assert_eq!(reason_of(8), None);
+    }
+}

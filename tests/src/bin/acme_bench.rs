@@ -1,0 +1,420 @@
+//! ACME finalize beside the CA's issuance API, in one run (`scripts/bench-ca` runs it): an
+//! account bound to an RA secret, `count` orders made ready (http-01 answered by this
+//! program's own server on `--http01-port`), then, timed, `count` finalizes of those ready
+//! orders and `count` issuances through the core API with the same CSR, each at
+//! `--concurrency` requests in flight over kept-alive TLS connections. Prints rate and p99
+//! for both, per round.
+//!
+//! Usage: acme_bench --ca-file F --directory URL --kid K --hmac H --http01-port P --name N
+//!   --csr-pem FILE --issue-url URL --token T [--count 2000] [--concurrency 32] [--rounds 3]
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cryptoutil_federation::HttpsClient;
+use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
+use hyper::Method;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+type Fallible<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+fn fail(what: impl Into<String>) -> Box<dyn Error + Send + Sync> {
+    what.into().into()
+}
+
+struct Args(HashMap<String, String>);
+
+impl Args {
+    fn parse() -> Fallible<Self> {
+        let mut map = HashMap::new();
+        let mut args = std::env::args().skip(1);
+        while let Some(name) = args.next() {
+            let name = name
+                .strip_prefix("--")
+                .ok_or_else(|| fail(format!("unexpected {name}")))?
+                .to_owned();
+            let value = args
+                .next()
+                .ok_or_else(|| fail(format!("--{name} needs a value")))?;
+            map.insert(name, value);
+        }
+        Ok(Self(map))
+    }
+
+    fn get(&self, name: &str) -> Fallible<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| fail(format!("--{name} is required")))
+    }
+
+    fn number(&self, name: &str, default: usize) -> Fallible<usize> {
+        match self.0.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| fail(format!("--{name}: a number"))),
+        }
+    }
+}
+
+/// The account: its key, its URL, and the nonces answers brought.
+struct Account {
+    client: HttpsClient,
+    key: Jwk,
+    kid: String,
+    nonces: Mutex<Vec<String>>,
+    new_nonce: String,
+}
+
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    body: Value,
+}
+
+impl Account {
+    async fn nonce(&self) -> Fallible<String> {
+        if let Some(n) = self.nonces.lock().await.pop() {
+            return Ok(n);
+        }
+        let r = self
+            .client
+            .send(Method::HEAD, &self.new_nonce, &[], Default::default())
+            .await?;
+        Ok(r.headers
+            .get("replay-nonce")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| fail("no nonce"))?
+            .to_owned())
+    }
+
+    async fn post(&self, url: &str, payload: Option<&Value>) -> Fallible<Answer> {
+        let nonce = self.nonce().await?;
+        let mut header = json!({"alg": "ES256", "nonce": nonce, "url": url});
+        if let Some(h) = header.as_object_mut() {
+            if self.kid.is_empty() {
+                h.insert("jwk".into(), self.key.to_public_value()?);
+            } else {
+                h.insert("kid".into(), self.kid.clone().into());
+            }
+        }
+        let payload = payload.map(Value::to_string).unwrap_or_default();
+        self.send(url, &header, &payload).await
+    }
+
+    async fn send(&self, url: &str, header: &Value, payload: &str) -> Fallible<Answer> {
+        let protected = b64::encode(header.to_string().as_bytes());
+        let payload = b64::encode(payload.as_bytes());
+        let signature = self.key.sign(format!("{protected}.{payload}").as_bytes())?;
+        let body = json!({"protected": protected, "payload": payload, "signature": b64::encode(&signature)});
+        let r = self
+            .client
+            .send(
+                Method::POST,
+                url,
+                &[("content-type", "application/jose+json")],
+                body.to_string().into_bytes().into(),
+            )
+            .await?;
+        if let Some(n) = r.headers.get("replay-nonce").and_then(|v| v.to_str().ok()) {
+            self.nonces.lock().await.push(n.to_owned());
+        }
+        Ok(Answer {
+            status: r.status.as_u16(),
+            location: r
+                .headers
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        })
+    }
+}
+
+/// Answers every http-01 request with `<token>.<thumbprint>`.
+async fn http01(port: u16, thumbprint: String) -> Fallible<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let thumbprint = Arc::new(thumbprint);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let thumbprint = Arc::clone(&thumbprint);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut len = 0;
+                while len < buf.len() {
+                    match stream.read(buf.get_mut(len..).unwrap_or_default()).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => len += n,
+                    }
+                    if buf
+                        .get(..len)
+                        .is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n"))
+                    {
+                        break;
+                    }
+                }
+                let head = String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned();
+                let token = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.strip_prefix("/.well-known/acme-challenge/"))
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = format!("{token}.{thumbprint}");
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// An order made ready: its finalize URL.
+async fn ready_order(account: &Account, new_order: &str, name: &str) -> Fallible<String> {
+    let order = account
+        .post(
+            new_order,
+            Some(&json!({"identifiers": [{"type": "dns", "value": name}]})),
+        )
+        .await?;
+    if order.status != 201 {
+        return Err(fail(format!("new-order: {} {}", order.status, order.body)));
+    }
+    let authz = order
+        .body
+        .pointer("/authorizations/0")
+        .and_then(Value::as_str)
+        .ok_or_else(|| fail("no authorization"))?
+        .to_owned();
+    let finalize = order
+        .body
+        .get("finalize")
+        .and_then(Value::as_str)
+        .ok_or_else(|| fail("no finalize"))?
+        .to_owned();
+    let authz = account.post(&authz, None).await?;
+    let challenge = authz
+        .body
+        .pointer("/challenges/0/url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| fail("no challenge"))?
+        .to_owned();
+    let done = account.post(&challenge, Some(&json!({}))).await?;
+    if done.body.get("status") != Some(&json!("valid")) {
+        return Err(fail(format!("challenge: {}", done.body)));
+    }
+    Ok(finalize)
+}
+
+/// Runs `jobs` with `concurrency` in flight: (requests per second, p99 in ms).
+async fn timed<F, Fut>(count: usize, concurrency: usize, job: F) -> Fallible<(f64, f64)>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Fallible<()>> + Send,
+{
+    let job = Arc::new(job);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (job, next) = (Arc::clone(&job), Arc::clone(&next));
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<_, Box<dyn Error + Send + Sync>>(latencies);
+                }
+                let t = Instant::now();
+                job(i).await?;
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all: Vec<Duration> = Vec::with_capacity(count);
+    for w in workers {
+        all.extend(w.await??);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let p99 = all
+        .get((all.len() * 99 / 100).min(all.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default();
+    Ok((count as f64 / elapsed, p99.as_secs_f64() * 1000.0))
+}
+
+#[tokio::main]
+async fn main() -> Fallible<()> {
+    let args = Args::parse()?;
+    let config = cryptoutil_federation::tls::client_config_from_file(std::path::Path::new(
+        args.get("ca-file")?,
+    ))?;
+    let client = HttpsClient::new(config).pooled(256);
+    let (count, concurrency, rounds) = (
+        args.number("count", 2000)?,
+        args.number("concurrency", 32)?,
+        args.number("rounds", 3)?,
+    );
+    let name = args.get("name")?.to_owned();
+    let csr_pem = std::fs::read_to_string(args.get("csr-pem")?)?;
+    let der = pem_body(&csr_pem)?;
+    let directory: Value = serde_json::from_slice(&client.get(args.get("directory")?).await?.body)?;
+    let url = |n: &str| {
+        directory
+            .get(n)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| fail(format!("the directory has no {n}")))
+    };
+    let key = Jwk::generate(JwsAlg::ES256)?;
+    http01(
+        args.number("http01-port", 0)?
+            .try_into()
+            .map_err(|_| fail("--http01-port: a port"))?,
+        key.thumbprint()?,
+    )
+    .await?;
+    let mut account = Account {
+        client: client.clone(),
+        key,
+        kid: String::new(),
+        nonces: Mutex::new(Vec::new()),
+        new_nonce: url("newNonce")?,
+    };
+    // The external account binding: HS256 over the account key with the RA secret.
+    let new_account = url("newAccount")?;
+    let mac = Jwk::from_value(&json!({"kty": "oct", "k": args.get("hmac")?, "alg": "HS256"}))?;
+    let protected = b64::encode(
+        json!({"alg": "HS256", "kid": args.get("kid")?, "url": new_account})
+            .to_string()
+            .as_bytes(),
+    );
+    let payload = b64::encode(account.key.to_public_value()?.to_string().as_bytes());
+    let tag = mac.sign(format!("{protected}.{payload}").as_bytes())?;
+    let binding =
+        json!({"protected": protected, "payload": payload, "signature": b64::encode(&tag)});
+    let made = account
+        .post(
+            &new_account,
+            Some(&json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding})),
+        )
+        .await?;
+    account.kid = made
+        .location
+        .filter(|_| made.status == 201)
+        .ok_or_else(|| fail(format!("new-account: {} {}", made.status, made.body)))?;
+    let account = Arc::new(account);
+    let new_order = url("newOrder")?;
+    let csr_b64 = b64::encode(&der);
+    let issue_url = args.get("issue-url")?.to_owned();
+    let bearer = format!("Bearer {}", args.get("token")?);
+    let issue_body = json!({"profile": "tls-server", "csr": csr_pem}).to_string();
+
+    println!("round  run                                            req/s    p99_ms");
+    let mut sums = [0.0f64; 4];
+    for round in 1..=rounds {
+        // Ready orders, made untimed.
+        let ready = Arc::new(Mutex::new(Vec::with_capacity(count)));
+        {
+            let (account, new_order, name, ready) = (
+                Arc::clone(&account),
+                new_order.clone(),
+                name.clone(),
+                Arc::clone(&ready),
+            );
+            timed(count, concurrency, move |_| {
+                let (account, new_order, name, ready) = (
+                    Arc::clone(&account),
+                    new_order.clone(),
+                    name.clone(),
+                    Arc::clone(&ready),
+                );
+                async move {
+                    let finalize = ready_order(&account, &new_order, &name).await?;
+                    ready.lock().await.push(finalize);
+                    Ok(())
+                }
+            })
+            .await?;
+        }
+        let (client, issue_url, bearer, issue_body) = (
+            client.clone(),
+            issue_url.clone(),
+            bearer.clone(),
+            issue_body.clone(),
+        );
+        let (core_rate, core_p99) = timed(count, concurrency, move |_| {
+            let (client, issue_url, bearer, issue_body) = (
+                client.clone(),
+                issue_url.clone(),
+                bearer.clone(),
+                issue_body.clone(),
+            );
+            async move {
+                let r = client
+                    .send(
+                        Method::POST,
+                        &issue_url,
+                        &[
+                            ("authorization", bearer.as_str()),
+                            ("content-type", "application/json"),
+                        ],
+                        issue_body.into_bytes().into(),
+                    )
+                    .await?;
+                if r.status.as_u16() != 201 {
+                    return Err(fail(format!("issue: {}", r.status)));
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        println!("{round:<6} cryptoutil issue API (same client)             {core_rate:>8.0} {core_p99:>9.2}");
+        let (account2, csr) = (Arc::clone(&account), csr_b64.clone());
+        let (acme_rate, acme_p99) = timed(count, concurrency, move |_| {
+            let (account, ready, csr) = (Arc::clone(&account2), Arc::clone(&ready), csr.clone());
+            async move {
+                let finalize = ready
+                    .lock()
+                    .await
+                    .pop()
+                    .ok_or_else(|| fail("no ready order left"))?;
+                let r = account.post(&finalize, Some(&json!({"csr": csr}))).await?;
+                if r.status != 200 || r.body.get("status") != Some(&json!("valid")) {
+                    return Err(fail(format!("finalize: {} {}", r.status, r.body)));
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        println!("{round:<6} cryptoutil ACME finalize (ready order)         {acme_rate:>8.0} {acme_p99:>9.2}");
+        for (sum, v) in sums
+            .iter_mut()
+            .zip([core_rate, core_p99, acme_rate, acme_p99])
+        {
+            *sum += v;
+        }
+    }
+    let n = rounds.max(1) as f64;
+    let [core_rate, core_p99, acme_rate, acme_p99] = sums.map(|s| s / n);
+    println!(
+        "mean ACME finalize: {acme_rate:.0}/s p99 {acme_p99:.2} ms | issue API (same client) {core_rate:.0}/s p99 {core_p99:.2} ms (x{:.2} of the issuance API)",
+        acme_rate / core_rate
+    );
+    Ok(())
+}
+
+/// The DER of a PEM block.
+fn pem_body(pem: &str) -> Fallible<Vec<u8>> {
+    use base64::Engine as _;
+    let text: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    Ok(base64::engine::general_purpose::STANDARD.decode(text)?)
+}

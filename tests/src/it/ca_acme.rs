@@ -1,0 +1,554 @@
+//! ACME (RFC 8555) end to end, judged by two clients no one here wrote, both from Debian:
+//! `certbot` (Python, its own `acme` library) and `lego` (Go). Each binds a new account to a
+//! one-time RA secret (external account binding), proves control of `acme.cryptoutil.test` over http-01
+//! (its own standalone server on `ca.acme.http01_port`), obtains a certificate, renews it and
+//! revokes it; a manual label keeps certbot's order `processing` until the RA approves it.
+//! openssl verifies what they got against the CA's root and pkilint lints it. Bad input (a
+//! reused nonce, a wrong or used binding key, an unknown label) is refused with ACME's own
+//! problem documents, nothing issued, refusals of bindings audited.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use cryptoutil_actors::ServiceName;
+use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
+use hyper::Method;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::ca_est::{count_certs, decide, pending_requests, secret};
+use super::ca_service::{call, openssl, pkilint, root, CaTest};
+use crate::TestApp;
+
+/// The name proven over http-01: it resolves to 127.0.0.1 through the hosts file
+/// (`scripts/test` adds it; pkilint refuses the single-label `localhost` in a certificate).
+const NAME: &str = "acme.cryptoutil.test";
+
+/// A port free on 127.0.0.1 now (for the clients' http-01 servers).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// certbot with its state under `dir/certbot`, trusting `anchor` for the ACME server's TLS.
+fn certbot(dir: &Path, anchor: &Path, args: &[&str]) -> Command {
+    let state = dir.join("certbot");
+    let mut command = Command::new("certbot");
+    command
+        .env("REQUESTS_CA_BUNDLE", anchor)
+        .args(["--non-interactive", "--config-dir"])
+        .arg(state.join("config"))
+        .arg("--work-dir")
+        .arg(state.join("work"))
+        .arg("--logs-dir")
+        .arg(state.join("logs"))
+        .args(args);
+    command
+}
+
+fn run(mut command: Command) -> (bool, String) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?} runs (certbot and lego come from Debian): {e}"));
+    (out.status.success(), text(&out))
+}
+
+/// lego with its state under `dir/lego`.
+fn lego(dir: &Path, anchor: &Path, server: &str, args: &[&str]) -> Command {
+    let mut command = Command::new("lego");
+    command
+        .env("LEGO_CA_CERTIFICATES", anchor)
+        .arg("--path")
+        .arg(dir.join("lego"))
+        .args([
+            "--server",
+            server,
+            "--accept-tos",
+            "--email",
+            "ops@example.test",
+        ])
+        .args(args);
+    command
+}
+
+/// `serial=...` of a PEM certificate, lowercase hex as the API names serials.
+fn serial(dir: &Path, pem: &Path) -> String {
+    let (ok, out) = openssl(
+        dir,
+        &["x509", "-in", pem.to_str().unwrap(), "-noout", "-serial"],
+    );
+    assert!(ok, "{out}");
+    out.trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+/// openssl verifies `pem` as a TLS server certificate for [`NAME`] under `root.pem`, and
+/// pkilint finds no error in it.
+fn judge(work: &Path, pem: &Path) {
+    let leaf = work.join("judged.pem");
+    // The first certificate of the file (lego writes the chain after it).
+    let text = std::fs::read_to_string(pem).unwrap();
+    let end = text.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len();
+    std::fs::write(&leaf, &text[..end.min(text.len())]).unwrap();
+    let (ok, out) = openssl(
+        work,
+        &[
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "sslserver",
+            "-verify_hostname",
+            NAME,
+            "-CAfile",
+            "root.pem",
+            "judged.pem",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, found) = pkilint(
+        work,
+        "lint_pkix_cert",
+        &["lint", "-s", "ERROR", "judged.pem"],
+    );
+    assert!(ok, "pkilint: {found}");
+}
+
+async fn cert_status(app: &TestApp, token: &str, ca: &str, serial: &str) -> Value {
+    let (status, cert) = call(
+        app,
+        token,
+        Method::GET,
+        &format!("/ca/cas/{ca}/certificates/{serial}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{cert}");
+    cert["status"].clone()
+}
+
+/// A hand-made ACME client, for what the real ones never send.
+struct Raw<'a> {
+    app: &'a TestApp,
+    base: String,
+}
+
+impl Raw<'_> {
+    async fn nonce(&self) -> String {
+        let r = self
+            .app
+            .client
+            .send(
+                Method::HEAD,
+                &format!("{}/new-nonce", self.base),
+                &[],
+                Vec::new().into(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        r.headers["replay-nonce"].to_str().unwrap().to_owned()
+    }
+
+    /// POSTs `payload` to `url` signed by `key` (with its `jwk` in the header) over `nonce`.
+    async fn post(&self, url: &str, key: &Jwk, nonce: &str, payload: &Value) -> (u16, Value) {
+        let header = json!({
+            "alg": "ES256",
+            "jwk": key.to_public_value().unwrap(),
+            "nonce": nonce,
+            "url": url,
+        });
+        let protected = b64::encode(header.to_string().as_bytes());
+        let payload = b64::encode(payload.to_string().as_bytes());
+        let signature = key
+            .sign(format!("{protected}.{payload}").as_bytes())
+            .unwrap();
+        let body = json!({"protected": protected, "payload": payload, "signature": b64::encode(&signature)});
+        let r = self
+            .app
+            .client
+            .send(
+                Method::POST,
+                url,
+                &[("content-type", "application/jose+json")],
+                body.to_string().into_bytes().into(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            r.headers.contains_key("replay-nonce"),
+            "every answer carries a nonce"
+        );
+        (
+            r.status.as_u16(),
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// An external account binding of `account` with `kid` and MAC key `secret`.
+    fn binding(&self, account: &Jwk, kid: &str, secret: &str) -> Value {
+        let mac = Jwk::from_value(&json!({"kty": "oct", "k": secret, "alg": "HS256"})).unwrap();
+        let protected = b64::encode(
+            json!({"alg": "HS256", "kid": kid, "url": format!("{}/new-account", self.base)})
+                .to_string()
+                .as_bytes(),
+        );
+        let payload = b64::encode(account.to_public_value().unwrap().to_string().as_bytes());
+        let tag = mac
+            .sign(format!("{protected}.{payload}").as_bytes())
+            .unwrap();
+        json!({"protected": protected, "payload": payload, "signature": b64::encode(&tag)})
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
+    let resolved = std::net::ToSocketAddrs::to_socket_addrs(&(NAME, 80))
+        .map(|mut a| a.any(|a| a.ip().is_loopback()))
+        .unwrap_or(false);
+    assert!(
+        resolved,
+        "{NAME} must resolve to 127.0.0.1: scripts/test adds it to /etc/hosts"
+    );
+    let http01 = free_port();
+    let port = http01.to_string();
+    let CaTest {
+        dir: _dir,
+        data,
+        work,
+        app,
+        boot: _,
+        token,
+    } = CaTest::start(&[("CRYPTOUTIL_CA__ACME__HTTP01_PORT", &port)], "ca ca-ra").await;
+    let anchor: PathBuf = cryptoutil_bin::pki::anchor_path(&data);
+    let root = root(&app, &token, "web", "Web Root").await;
+    let root_id = root["id"].as_str().unwrap().to_owned();
+    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
+    for (label, approval) in [("web", "auto"), ("web-gated", "manual")] {
+        let (status, made) = call(
+            &app,
+            &token,
+            Method::POST,
+            "/ca/labels",
+            Some(json!({"label": label, "ca": root_id, "profile": "tls-server", "approval": approval})),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+    }
+    let public = app.public(ServiceName::Ca).to_owned();
+    let directory = format!("{public}/acme/web/directory");
+    let r = app.client.get(&directory).await.unwrap();
+    assert_eq!(r.status, 200);
+    let dir: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(dir["meta"]["externalAccountRequired"], true, "{dir}");
+    assert_eq!(dir["newNonce"], format!("{public}/acme/web/new-nonce"));
+
+    // certbot: account bound to an RA secret, http-01 on its own server, a certificate.
+    let (kid, hmac) = secret(&app, &token, "web").await;
+    let http01_flags = [
+        "--standalone",
+        "--http-01-address",
+        "127.0.0.1",
+        "--http-01-port",
+        &port,
+    ];
+    let mut obtain = certbot(
+        &work,
+        &anchor,
+        &[
+            "certonly",
+            "--server",
+            &directory,
+            "--agree-tos",
+            "--register-unsafely-without-email",
+            "--eab-kid",
+            &kid,
+            "--eab-hmac-key",
+            &hmac,
+            "--key-type",
+            "ecdsa",
+            "-d",
+            NAME,
+        ],
+    );
+    obtain.args(http01_flags);
+    let (ok, out) = run(obtain);
+    assert!(ok, "certbot certonly: {out}");
+    let live = work.join("certbot/config/live/acme.cryptoutil.test");
+    judge(&work, &live.join("cert.pem"));
+    let first = serial(&work, &live.join("cert.pem"));
+    assert_eq!(cert_status(&app, &token, &root_id, &first).await, "valid");
+
+    // Renewal: a new order from the same account, a new certificate.
+    // (Without the random delay of up to 8 minutes unattended renewals take.)
+    let mut renew = certbot(
+        &work,
+        &anchor,
+        &["renew", "--force-renewal", "--no-random-sleep-on-renew"],
+    );
+    renew.args(http01_flags);
+    let (ok, out) = run(renew);
+    assert!(ok, "certbot renew: {out}");
+    let renewed = serial(&work, &live.join("cert.pem"));
+    assert_ne!(renewed, first);
+    judge(&work, &live.join("cert.pem"));
+
+    // Revocation by the account that ordered it: the CA's status and CRL say so.
+    let cert_path = live.join("cert.pem");
+    let (ok, out) = run(certbot(
+        &work,
+        &anchor,
+        &[
+            "revoke",
+            "--server",
+            &directory,
+            "--cert-path",
+            cert_path.to_str().unwrap(),
+            "--reason",
+            "keycompromise",
+            "--no-delete-after-revoke",
+        ],
+    ));
+    assert!(ok, "certbot revoke: {out}");
+    assert_eq!(
+        cert_status(&app, &token, &root_id, &renewed).await,
+        "revoked"
+    );
+    assert_eq!(cert_status(&app, &token, &root_id, &first).await, "valid");
+
+    // lego: its own account (another secret), obtain, renew, revoke.
+    let (lego_kid, lego_hmac) = secret(&app, &token, "web").await;
+    let lego_http = format!("127.0.0.1:{port}");
+    let common = [
+        "--eab",
+        "--kid",
+        lego_kid.as_str(),
+        "--hmac",
+        lego_hmac.as_str(),
+        "--http",
+        "--http.port",
+        lego_http.as_str(),
+        "--domains",
+        NAME,
+    ];
+    let mut obtain = lego(&work, &anchor, &directory, &common);
+    obtain.arg("run");
+    let (ok, out) = run(obtain);
+    assert!(ok, "lego run: {out}");
+    let lego_cert = work.join("lego/certificates/acme.cryptoutil.test.crt");
+    judge(&work, &lego_cert);
+    let lego_first = serial(&work, &lego_cert);
+    let mut renew = lego(&work, &anchor, &directory, &common);
+    renew.args(["renew", "--days", "100000", "--no-random-sleep"]);
+    let (ok, out) = run(renew);
+    assert!(ok, "lego renew: {out}");
+    let lego_renewed = serial(&work, &lego_cert);
+    assert_ne!(lego_renewed, lego_first);
+    let mut revoke = lego(&work, &anchor, &directory, &common);
+    revoke.arg("revoke");
+    let (ok, out) = run(revoke);
+    assert!(ok, "lego revoke: {out}");
+    assert_eq!(
+        cert_status(&app, &token, &root_id, &lego_renewed).await,
+        "revoked"
+    );
+
+    // A manual label: certbot's order stays processing until the RA approves the request.
+    let (gated_kid, gated_hmac) = secret(&app, &token, "web-gated").await;
+    let gated = format!("{public}/acme/web-gated/directory");
+    let gated_dir = work.join("gated");
+    std::fs::create_dir(&gated_dir).unwrap();
+    let mut waiting = certbot(
+        &gated_dir,
+        &anchor,
+        &[
+            "certonly",
+            "--server",
+            &gated,
+            "--agree-tos",
+            "--register-unsafely-without-email",
+            "--eab-kid",
+            &gated_kid,
+            "--eab-hmac-key",
+            &gated_hmac,
+            "-d",
+            NAME,
+        ],
+    );
+    waiting.args(http01_flags);
+    let child = waiting
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let pending = pending_requests(&app, &token).await;
+        if let Some(first) = pending["requests"].as_array().and_then(|r| r.first()) {
+            assert_eq!(first["protocol"], "acme", "{pending}");
+            break first["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "certbot's request never reached the RA"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let (status, approved) = decide(&app, &token, &id, "approve", json!({})).await;
+    assert_eq!(status, 200, "{approved}");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "certbot (manual label): {}",
+        text(&out)
+    );
+    let gated_cert = gated_dir.join("certbot/config/live/acme.cryptoutil.test/cert.pem");
+    assert_eq!(
+        serial(&work, &gated_cert),
+        approved["serial"].as_str().unwrap()
+    );
+
+    // Bad input, through a hand-made client: nothing is issued.
+    let before = count_certs(&app, &token, &root_id).await;
+    let raw = Raw {
+        app: &app,
+        base: format!("{public}/acme/web"),
+    };
+    let key = Jwk::generate(JwsAlg::ES256).unwrap();
+    let new_account = format!("{}/new-account", raw.base);
+    let nonce = raw.nonce().await;
+    let (status, problem) = raw
+        .post(
+            &new_account,
+            &key,
+            &nonce,
+            &json!({"termsOfServiceAgreed": true}),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "urn:ietf:params:acme:error:externalAccountRequired"
+    );
+    // The same nonce again.
+    let (status, problem) = raw
+        .post(
+            &new_account,
+            &key,
+            &nonce,
+            &json!({"termsOfServiceAgreed": true}),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["type"], "urn:ietf:params:acme:error:badNonce");
+    // A binding with a wrong key, then with certbot's used secret.
+    let (fresh_kid, fresh_hmac) = secret(&app, &token, "web").await;
+    let wrong = raw.binding(&key, &fresh_kid, &b64::encode(&[7u8; 32]));
+    let (status, problem) = raw
+        .post(
+            &new_account,
+            &key,
+            &raw.nonce().await,
+            &json!({"termsOfServiceAgreed": true, "externalAccountBinding": wrong}),
+        )
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    assert_eq!(problem["type"], "urn:ietf:params:acme:error:unauthorized");
+    let used = raw.binding(&key, &kid, &hmac);
+    let (status, problem) = raw
+        .post(
+            &new_account,
+            &key,
+            &raw.nonce().await,
+            &json!({"termsOfServiceAgreed": true, "externalAccountBinding": used}),
+        )
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    // A binding of another account's key (signed by this one) does not bind this one.
+    let other = Jwk::generate(JwsAlg::ES256).unwrap();
+    let foreign = raw.binding(&other, &fresh_kid, &fresh_hmac);
+    let (status, problem) = raw
+        .post(
+            &new_account,
+            &key,
+            &raw.nonce().await,
+            &json!({"termsOfServiceAgreed": true, "externalAccountBinding": foreign}),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    // The right binding makes the account; its key then finds it again (200, same URL).
+    let good = raw.binding(&key, &fresh_kid, &fresh_hmac);
+    let payload = json!({"termsOfServiceAgreed": true, "externalAccountBinding": good});
+    let (status, account) = raw
+        .post(&new_account, &key, &raw.nonce().await, &payload)
+        .await;
+    assert_eq!(status, 201, "{account}");
+    let (status, again) = raw
+        .post(
+            &new_account,
+            &key,
+            &raw.nonce().await,
+            &json!({"onlyReturnExisting": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    // An unknown label.
+    let r = app
+        .client
+        .get(&format!("{public}/acme/nowhere/directory"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        count_certs(&app, &token, &root_id).await,
+        before,
+        "nothing issued"
+    );
+
+    // The audit log has the accounts, orders, validations and issuances, and the refused
+    // bindings; its chain verifies.
+    let (status, audit) = call(&app, &token, Method::GET, "/ca/audit?limit=1000", None).await;
+    assert_eq!(status, 200, "{audit}");
+    let records = audit["records"].as_array().unwrap();
+    let ops = |op: &str, failed: bool| {
+        records
+            .iter()
+            .filter(|r| r["op"] == op && r["error"].is_string() == failed)
+            .count()
+    };
+    assert_eq!(ops("acme-new-account", false), 4, "{audit}");
+    assert_eq!(ops("acme-new-account", true), 2, "{audit}");
+    assert!(ops("acme-new-order", false) >= 5, "{audit}");
+    assert!(ops("acme-validate", false) >= 5, "{audit}");
+    assert!(ops("enroll", false) >= 4, "{audit}");
+    assert_eq!(ops("revoke", false), 2, "{audit}");
+    assert!(
+        !audit.to_string().contains(&hmac),
+        "a secret reached the audit log"
+    );
+    let verified: Value = app
+        .client
+        .get(&format!(
+            "{}/admin/v1/audit/verify",
+            app.admin(ServiceName::Ca)
+        ))
+        .await
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .unwrap();
+    assert_eq!(verified["valid"], true, "{verified}");
+    app.stop().await;
+}
