@@ -73,13 +73,21 @@ impl Problem {
         )
     }
 
-    /// The problem document (`application/problem+json`).
+    /// The problem document (`application/problem+json`); `badSignatureAlgorithm` lists
+    /// the algorithms accepted (RFC 8555 §6.2).
     pub fn document(&self) -> Value {
-        serde_json::json!({
+        let mut document = serde_json::json!({
             "type": format!("urn:ietf:params:acme:error:{}", self.kind),
             "detail": self.detail,
             "status": self.status,
-        })
+        });
+        if self.kind == "badSignatureAlgorithm" {
+            let algorithms: Vec<&str> = ACCOUNT_ALGS.iter().map(|a| a.as_str()).collect();
+            if let Some(map) = document.as_object_mut() {
+                map.insert("algorithms".into(), algorithms.into());
+            }
+        }
+        document
     }
 }
 

@@ -57,10 +57,16 @@ impl Nonces {
         })?;
         let mut book = self.book();
         if book.len() >= NONCES_MAX {
+            // The expired go; if that is not enough, the oldest tenth (a flood of new-nonce
+            // requests costs the oldest outstanding nonces one badNonce retry, not all).
             let now = Instant::now();
             book.retain(|_, made| now.duration_since(*made) < NONCE_LIFETIME);
             if book.len() >= NONCES_MAX {
-                book.clear();
+                let mut ages: Vec<Instant> = book.values().copied().collect();
+                ages.sort_unstable();
+                if let Some(cut) = ages.get(NONCES_MAX / 10).copied() {
+                    book.retain(|_, made| *made > cut);
+                }
             }
         }
         book.insert(nonce.to_string(), Instant::now());
@@ -208,6 +214,17 @@ fn issued_key(ca: &str, serial: &str) -> Vec<u8> {
     format!("issued/{ca}/{serial}").into_bytes()
 }
 
+/// The write that remembers `account` ordered certificate `serial` of CA `ca` (so it may
+/// revoke it): made with the certificate, at once or when the RA approves.
+pub(super) fn issued_write(
+    st: &Store,
+    ca: &str,
+    serial: &str,
+    account: &str,
+) -> Result<Write, Error> {
+    Ok(st.sealed_create(Table::CaAcme, &issued_key(ca, serial), &encode(&account)?)?)
+}
+
 fn load_account(st: &Store, id: &str) -> Result<Option<AccountRecord>, Error> {
     load(st, Table::CaAcme, &key("account", id), "ACME account")
 }
@@ -273,15 +290,49 @@ impl CasHandle {
         reference: &str,
         verify: impl FnOnce(&[u8]) -> bool,
     ) -> Result<(), Error> {
+        // A reference is `ra-` and base64url: anything else is refused before any read, and
+        // is not written to the audit log.
+        let well_formed = reference.len() <= 64
+            && reference.starts_with("ra-")
+            && reference
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !well_formed {
+            return Err(Error::Unauthenticated {
+                why: "unknown, expired, used or wrong external account binding key",
+            });
+        }
         let entry = AuditEntry::new(
             &format!("ra:{reference}"),
             label.tenant.as_str(),
             &label.label,
             "acme-new-account",
         );
+        // An account issues any number of certificates for names it proves: never CA
+        // certificates, and never from a secret meant for one subject.
+        let who = Caller {
+            tenant: label.tenant.clone(),
+            subject: format!("ra:{reference}"),
+        };
+        match self.profile(&who, &label.profile).await {
+            Ok(p) if !p.is_ca => {}
+            Ok(_) => {
+                let e = Error::Forbidden {
+                    reason: "ACME does not serve labels whose profile issues CA certificates",
+                };
+                return self.audit.refused(entry, e).await;
+            }
+            Err(e) => return self.audit.refused(entry, e).await,
+        }
         let (st, r) = (Arc::clone(&self.store), reference.to_owned());
         let (record, used) =
             blocking(move || Ok((load_secret(&st, &r)?, used_by(&st, &r)?.is_some()))).await?;
+        if record.as_ref().is_some_and(|s| s.subject.is_some()) {
+            let e = Error::Forbidden {
+                reason: "an enrollment secret bound to a subject cannot bind an ACME account",
+            };
+            return self.audit.refused(entry, e).await;
+        }
         let key = record
             .filter(|s| {
                 !used
@@ -492,6 +543,26 @@ impl CasHandle {
                     }
                 }
             }
+            if order.status == OrderStatus::Pending {
+                // Derived from its authorizations (each validation writes only its own, so
+                // two validated at once cannot overwrite each other's outcome).
+                let mut ready = true;
+                for id in &order.authorizations {
+                    match load_authz(&st, id)?.map(|a| (a.status, a.identifier)) {
+                        Some((AuthzStatus::Valid, _)) => {}
+                        Some((AuthzStatus::Invalid, name)) => {
+                            order.status = OrderStatus::Invalid;
+                            order.error = Some(format!("the authorization of {name} failed"));
+                            ready = false;
+                            break;
+                        }
+                        _ => ready = false,
+                    }
+                }
+                if ready {
+                    order.status = OrderStatus::Ready;
+                }
+            }
             if matches!(order.status, OrderStatus::Pending | OrderStatus::Ready)
                 && order.expires <= crate::now_unix()
             {
@@ -519,8 +590,8 @@ impl CasHandle {
     }
 
     /// Records the outcome of validating `authz` (`Err`: why it failed): the authorization
-    /// becomes valid or invalid, and its order ready (every authorization valid) or invalid,
-    /// in one commit (audited as `acme-validate`, failed when validation failed).
+    /// becomes valid or invalid (its order's status follows from its authorizations when
+    /// read), audited as `acme-validate` (failed when validation failed).
     pub async fn acme_validated(
         &self,
         account: &AccountRecord,
@@ -539,34 +610,12 @@ impl CasHandle {
             }
         }
         let (st, stored) = (Arc::clone(&self.store), done.clone());
-        let writes = blocking(move || {
-            let mut order =
-                load_order(&st, &stored.order)?.ok_or(Error::NotFound { what: "ACME order" })?;
-            let mut writes = vec![put(&st, "authz", &stored.id, &stored)?];
-            if order.status == OrderStatus::Pending {
-                if stored.status == AuthzStatus::Invalid {
-                    order.status = OrderStatus::Invalid;
-                    order.error =
-                        Some(format!("the authorization of {} failed", stored.identifier));
-                } else {
-                    let mut all = true;
-                    for id in order.authorizations.iter().filter(|id| **id != stored.id) {
-                        all &= load_authz(&st, id)?.is_some_and(|a| a.status == AuthzStatus::Valid);
-                    }
-                    if all {
-                        order.status = OrderStatus::Ready;
-                    }
-                }
-                writes.push(put(&st, "order", &order.id, &order)?);
-            }
-            Ok(writes)
-        })
-        .await?;
+        let write = blocking(move || put(&st, "authz", &stored.id, &stored)).await?;
         let mut audit = entry(account, &authz.id, "acme-validate");
         if let Err(why) = &outcome {
             audit = audit.outcome(&Err::<(), _>(why));
         }
-        self.audit.append(audit, writes).await?;
+        self.audit.append(audit, vec![write]).await?;
         Ok(done)
     }
 
@@ -582,6 +631,8 @@ impl CasHandle {
         csr_der: Vec<u8>,
     ) -> Result<OrderRecord, Error> {
         let (st, mut next) = (Arc::clone(&self.store), order.clone());
+        let written = Arc::new(Mutex::new(None::<OrderRecord>));
+        let answer = Arc::clone(&written);
         let then: super::ra::Then = Box::new(move |request: &RequestRecord| {
             next.request = Some(request.id.clone());
             let mut writes = Vec::with_capacity(2);
@@ -589,10 +640,11 @@ impl CasHandle {
                 (RequestStatus::Issued, Some(serial)) => {
                     next.status = OrderStatus::Valid;
                     next.serial = Some(serial.clone());
-                    writes.push(st.sealed_create(
-                        Table::CaAcme,
-                        &issued_key(request.ca.as_str(), serial),
-                        &encode(&next.account)?,
+                    writes.push(issued_write(
+                        &st,
+                        request.ca.as_str(),
+                        serial,
+                        &next.account,
                     )?);
                 }
                 _ => next.status = OrderStatus::Processing,
@@ -604,6 +656,9 @@ impl CasHandle {
                 &encode(&request.id)?,
             )?);
             writes.push(put(&st, "order", &next.id, &next)?);
+            *answer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(next);
             Ok(writes)
         });
         let who = Enrollee::Account {

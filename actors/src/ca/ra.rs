@@ -570,10 +570,20 @@ impl CasHandle {
         let also: super::signer::AlsoWrite = Box::new(move |cert| {
             let mut stored = stored;
             stored.serial = Some(cert.serial.clone());
-            Ok(vec![
+            let mut writes = vec![
                 st.sealed_create(Table::CaRaMarks, &decided_mark(&stored.id), b"approved")?,
                 put_request(&st, &stored)?,
-            ])
+            ];
+            // An ACME account's request: the account may revoke what it ordered.
+            if let Some(account) = stored.requested_by.strip_prefix("acme:") {
+                writes.push(super::acme::issued_write(
+                    &st,
+                    stored.ca.as_str(),
+                    &cert.serial,
+                    account,
+                )?);
+            }
+            Ok(writes)
         });
         let issued = self
             .issue_with(who, &decided.ca, new, Some(("ra-approve", also)))
@@ -770,6 +780,13 @@ impl CasHandle {
             }
             Enrollee::Account { account, names } => {
                 let csr = parse()?;
+                // Domain validation proves names only: no other subject attribute.
+                if !csr.subject_is_common_name_only() {
+                    return Err(refused(
+                        "subject",
+                        "an ACME request's subject has a common name at most",
+                    ));
+                }
                 let mut asked: Vec<String> = Vec::with_capacity(csr.sans.len());
                 for san in &csr.sans {
                     match san {

@@ -35,6 +35,8 @@ const VALIDATION_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_KEY_AUTHORIZATION: usize = 1024;
 /// Most contacts an account keeps.
 const MAX_CONTACTS: usize = 10;
+/// Most http-01 validations in flight at once (each may hold a connection for 10 s).
+static VALIDATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
 
 const REPLAY_NONCE: header::HeaderName = header::HeaderName::from_static("replay-nonce");
 
@@ -323,7 +325,7 @@ impl Ctx<'_> {
                     "new-order" => self.new_order(&account, &request).await,
                     "order" => self.order(&account).await,
                     "authz" => self.authz(&account).await,
-                    "chall" => self.challenge(&account).await,
+                    "chall" => self.challenge(&account, &request).await,
                     "finalize" => self.finalize(&label, &account, &request).await,
                     "cert" => self.certificate(&account).await,
                     "revoke-cert" => self.revoke(&label, &account, &request).await,
@@ -354,7 +356,12 @@ impl Ctx<'_> {
             .map_err(|_| Problem::new("serverInternal", 500, "the account key does not read"))?;
         request.verify(&key)?;
         if account.status != AccountStatus::Valid {
-            return Err(Problem::unauthorized("the account is deactivated"));
+            // RFC 8555 §7.3.6: 401 unauthorized.
+            return Err(Problem::new(
+                "unauthorized",
+                401,
+                "the account is deactivated",
+            ));
         }
         Ok(account)
     }
@@ -539,7 +546,12 @@ impl Ctx<'_> {
             challenge.insert("validated".into(), acme::rfc3339(at).into());
         }
         if let Some(error) = &authz.error {
-            let problem = Problem::new("connection", 400, error.clone());
+            let kind = if error.starts_with(INCORRECT) {
+                "incorrectResponse"
+            } else {
+                "connection"
+            };
+            let problem = Problem::new(kind, 400, error.clone());
             challenge.insert("error".into(), problem.document());
         }
         Value::Object(challenge)
@@ -569,15 +581,21 @@ impl Ctx<'_> {
         ))
     }
 
-    /// The client says it is ready: the http-01 resource is fetched now and the outcome
-    /// recorded before the answer.
-    async fn challenge(&self, account: &AccountRecord) -> Result<Answer, Problem> {
+    /// A challenge: read (POST-as-GET), or, when the client says it is ready (`{}`), the
+    /// http-01 resource is fetched now and the outcome recorded before the answer.
+    async fn challenge(
+        &self,
+        account: &AccountRecord,
+        request: &Request,
+    ) -> Result<Answer, Problem> {
         let mut authz = self
             .cas
             .acme_authz(account, self.id()?)
             .await
             .map_err(problem)?;
-        if authz.status == AuthzStatus::Pending {
+        // RFC 8555 §7.5.1: `{}` says "ready"; a POST-as-GET only reads the challenge.
+        let ready = !request.is_get() && request.json()?.is_empty();
+        if ready && authz.status == AuthzStatus::Pending {
             if authz.expires <= cryptoutil_actors::now_unix() {
                 return Err(Problem::malformed("the authorization expired"));
             }
@@ -736,12 +754,18 @@ fn contacts(payload: &Map<String, Value>) -> Result<Option<Vec<String>>, Problem
         .map(Some)
 }
 
+/// The prefix of a validation failure that reached the resource but read the wrong answer.
+const INCORRECT: &str = "incorrect response: ";
+
 /// http-01 (RFC 8555 §8.3): `GET http://<name>:<port>/.well-known/acme-challenge/<token>`
 /// must answer 200 with the key authorization (trailing whitespace ignored). No redirects.
 async fn http01(name: &str, port: u16, token: &str, expected: &str) -> Result<(), String> {
     use http_body_util::{BodyExt, Empty, Limited};
     use hyper_util::rt::TokioIo;
     let url = format!("http://{name}:{port}/.well-known/acme-challenge/{token}");
+    let Ok(_permit) = VALIDATIONS.try_acquire() else {
+        return Err("the CA is validating too much at once: answer the challenge again".into());
+    };
     let fetch = async {
         let stream = tokio::net::TcpStream::connect((name, port))
             .await
@@ -778,7 +802,9 @@ async fn http01(name: &str, port: u16, token: &str, expected: &str) -> Result<()
         if cryptoutil_protocols::oauth::constant_time_eq(text.as_bytes(), expected.as_bytes()) {
             Ok(())
         } else {
-            Err(format!("{url} does not hold the key authorization"))
+            Err(format!(
+                "{INCORRECT}{url} does not hold the key authorization"
+            ))
         }
     };
     tokio::time::timeout(VALIDATION_TIMEOUT, fetch)

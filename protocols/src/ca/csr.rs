@@ -31,6 +31,13 @@ pub struct Csr {
 }
 
 impl Csr {
+    /// Whether the subject has no attribute but common names (or none at all).
+    pub fn subject_is_common_name_only(&self) -> bool {
+        self.subject
+            .iter()
+            .all(|(kind, _)| *kind == DnType::CommonName)
+    }
+
     /// The subject's common name, if it has one.
     pub fn common_name(&self) -> Option<&str> {
         match self.subject.get(&DnType::CommonName)? {

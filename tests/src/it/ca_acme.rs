@@ -139,6 +139,15 @@ async fn cert_status(app: &TestApp, token: &str, ca: &str, serial: &str) -> Valu
     cert["status"].clone()
 }
 
+/// One signed request.
+struct Signed<'a> {
+    url: &'a str,
+    key: &'a Jwk,
+    kid: Option<&'a str>,
+    nonce: &'a str,
+    payload: Option<&'a Value>,
+}
+
 /// A hand-made ACME client, for what the real ones never send.
 struct Raw<'a> {
     app: &'a TestApp,
@@ -164,15 +173,40 @@ impl Raw<'_> {
 
     /// POSTs `payload` to `url` signed by `key` (with its `jwk` in the header) over `nonce`.
     async fn post(&self, url: &str, key: &Jwk, nonce: &str, payload: &Value) -> (u16, Value) {
-        let header = json!({
-            "alg": "ES256",
-            "jwk": key.to_public_value().unwrap(),
-            "nonce": nonce,
-            "url": url,
-        });
+        let signed = Signed {
+            url,
+            key,
+            kid: None,
+            nonce,
+            payload: Some(payload),
+        };
+        let (status, body, _) = self.send(&signed, url, "application/jose+json").await;
+        (status, body)
+    }
+
+    /// POSTs `signed` to `to` (its header's url may differ) as `content_type`: status, body
+    /// and Location.
+    async fn send(
+        &self,
+        signed: &Signed<'_>,
+        to: &str,
+        content_type: &str,
+    ) -> (u16, Value, Option<String>) {
+        let mut header = json!({"alg": "ES256", "nonce": signed.nonce, "url": signed.url});
+        match signed.kid {
+            Some(kid) => header["kid"] = json!(kid),
+            None => header["jwk"] = signed.key.to_public_value().unwrap(),
+        }
         let protected = b64::encode(header.to_string().as_bytes());
-        let payload = b64::encode(payload.to_string().as_bytes());
-        let signature = key
+        let payload = b64::encode(
+            signed
+                .payload
+                .map(Value::to_string)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        let signature = signed
+            .key
             .sign(format!("{protected}.{payload}").as_bytes())
             .unwrap();
         let body = json!({"protected": protected, "payload": payload, "signature": b64::encode(&signature)});
@@ -181,8 +215,8 @@ impl Raw<'_> {
             .client
             .send(
                 Method::POST,
-                url,
-                &[("content-type", "application/jose+json")],
+                to,
+                &[("content-type", content_type)],
                 body.to_string().into_bytes().into(),
             )
             .await
@@ -194,7 +228,47 @@ impl Raw<'_> {
         (
             r.status.as_u16(),
             serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+            r.headers
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned()),
         )
+    }
+
+    /// `payload` (None: POST-as-GET) to `url`, signed by account `kid` with `key`.
+    async fn as_account(
+        &self,
+        url: &str,
+        key: &Jwk,
+        kid: &str,
+        payload: Option<&Value>,
+    ) -> (u16, Value, Option<String>) {
+        let nonce = self.nonce().await;
+        let signed = Signed {
+            url,
+            key,
+            kid: Some(kid),
+            nonce: &nonce,
+            payload,
+        };
+        self.send(&signed, url, "application/jose+json").await
+    }
+
+    /// A new account bound to RA secret (`kid`, `secret`): its URL.
+    async fn account(&self, key: &Jwk, kid: &str, secret: &str) -> String {
+        let binding = self.binding(key, kid, secret);
+        let nonce = self.nonce().await;
+        let url = format!("{}/new-account", self.base);
+        let payload = json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding});
+        let signed = Signed {
+            url: &url,
+            key,
+            kid: None,
+            nonce: &nonce,
+            payload: Some(&payload),
+        };
+        let (status, body, location) = self.send(&signed, &url, "application/jose+json").await;
+        assert_eq!(status, 201, "{body}");
+        location.unwrap()
     }
 
     /// An external account binding of `account` with `kid` and MAC key `secret`.
@@ -421,6 +495,24 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
         serial(&work, &gated_cert),
         approved["serial"].as_str().unwrap()
     );
+    // What the RA approved, its account may revoke.
+    let (ok, out) = run(certbot(
+        &gated_dir,
+        &anchor,
+        &[
+            "revoke",
+            "--server",
+            &gated,
+            "--cert-path",
+            gated_cert.to_str().unwrap(),
+            "--no-delete-after-revoke",
+        ],
+    ));
+    assert!(ok, "certbot revoke (manual label): {out}");
+    assert_eq!(
+        cert_status(&app, &token, &root_id, approved["serial"].as_str().unwrap()).await,
+        "revoked"
+    );
 
     // Bad input, through a hand-made client: nothing is issued.
     let before = count_certs(&app, &token, &root_id).await;
@@ -490,6 +582,11 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
         )
         .await;
     assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["type"], "urn:ietf:params:acme:error:malformed");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("account key"),
+        "{problem}"
+    );
     // The right binding makes the account; its key then finds it again (200, same URL).
     let good = raw.binding(&key, &fresh_kid, &fresh_hmac);
     let payload = json!({"termsOfServiceAgreed": true, "externalAccountBinding": good});
@@ -535,7 +632,7 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
     assert!(ops("acme-new-order", false) >= 5, "{audit}");
     assert!(ops("acme-validate", false) >= 5, "{audit}");
     assert!(ops("enroll", false) >= 4, "{audit}");
-    assert_eq!(ops("revoke", false), 2, "{audit}");
+    assert_eq!(ops("revoke", false), 3, "{audit}");
     assert!(
         !audit.to_string().contains(&hmac),
         "a secret reached the audit log"
@@ -550,5 +647,313 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
         .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
         .unwrap();
     assert_eq!(verified["valid"], true, "{verified}");
+    app.stop().await;
+}
+
+/// Answers every http-01 request on `port` with `<token>.<thumbprint>` until dropped.
+async fn http01_responder(port: u16, thumbprint: String) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let token = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.strip_prefix("/.well-known/acme-challenge/"))
+                .unwrap_or_default()
+                .to_owned();
+            let body = format!("{token}.{thumbprint}");
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    })
+}
+
+/// A CSR (DER, base64url) for `subject` with DNS names `names`, made by openssl.
+fn csr_b64(dir: &Path, file: &str, subject: &str, names: &str) -> String {
+    let (ok, out) = openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{file}.key"),
+            "-subj",
+            subject,
+            "-addext",
+            &format!("subjectAltName={names}"),
+            "-outform",
+            "DER",
+            "-out",
+            &format!("{file}.der"),
+        ],
+    );
+    assert!(ok, "{out}");
+    b64::encode(&std::fs::read(dir.join(format!("{file}.der"))).unwrap())
+}
+
+/// What certbot and lego never send: requests signed with the wrong key, another account's
+/// resources, a wrong URL or type, a challenge read before it is answered, CSRs naming more
+/// than the order or another subject attribute. Each is refused with ACME's problem document
+/// and nothing is issued.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hand_made_acme_client_is_held_to_the_protocol() {
+    let http01 = free_port();
+    let port = http01.to_string();
+    let CaTest {
+        dir: _dir,
+        work,
+        app,
+        token,
+        ..
+    } = CaTest::start(&[("CRYPTOUTIL_CA__ACME__HTTP01_PORT", &port)], "ca ca-ra").await;
+    let root = root(&app, &token, "web", "Web Root").await;
+    let root_id = root["id"].as_str().unwrap().to_owned();
+    let (status, made) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/labels",
+        Some(json!({"label": "web", "ca": root_id, "profile": "tls-server"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let public = app.public(ServiceName::Ca).to_owned();
+    let raw = Raw {
+        app: &app,
+        base: format!("{public}/acme/web"),
+    };
+    let (alice, bob) = (
+        Jwk::generate(JwsAlg::ES256).unwrap(),
+        Jwk::generate(JwsAlg::ES256).unwrap(),
+    );
+    let (kid, secret_a) = secret(&app, &token, "web").await;
+    let alice_url = raw.account(&alice, &kid, &secret_a).await;
+    let (kid, secret_b) = secret(&app, &token, "web").await;
+    let bob_url = raw.account(&bob, &kid, &secret_b).await;
+    let _responder = http01_responder(http01, alice.thumbprint().unwrap()).await;
+
+    let new_order = format!("{}/new-order", raw.base);
+    let names = json!({"identifiers": [{"type": "dns", "value": NAME}]});
+    let (status, order, location) = raw
+        .as_account(&new_order, &alice, &alice_url, Some(&names))
+        .await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["status"], "pending");
+    let order_url = location.unwrap();
+    let authz_url = order["authorizations"][0].as_str().unwrap().to_owned();
+    let finalize = order["finalize"].as_str().unwrap().to_owned();
+
+    // Signed with another key than the account's: refused.
+    let (status, problem, _) = raw.as_account(&order_url, &bob, &alice_url, None).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["type"], "urn:ietf:params:acme:error:malformed");
+    // Another account does not see it (nor its authorization).
+    for url in [&order_url, &authz_url] {
+        let (status, problem, _) = raw.as_account(url, &bob, &bob_url, None).await;
+        assert_eq!(status, 404, "{problem}");
+    }
+    // A header url that is not where the request went; a wrong content type.
+    let nonce = raw.nonce().await;
+    let signed = Signed {
+        url: &authz_url,
+        key: &alice,
+        kid: Some(&alice_url),
+        nonce: &nonce,
+        payload: None,
+    };
+    let (status, problem, _) = raw.send(&signed, &order_url, "application/jose+json").await;
+    assert_eq!(status, 403, "{problem}");
+    let nonce = raw.nonce().await;
+    let signed = Signed {
+        url: &order_url,
+        key: &alice,
+        kid: Some(&alice_url),
+        nonce: &nonce,
+        payload: None,
+    };
+    let (status, problem, _) = raw.send(&signed, &order_url, "application/json").await;
+    assert_eq!(status, 415, "{problem}");
+
+    // Reading the challenge does not validate it; `{}` does.
+    let (status, authz, _) = raw.as_account(&authz_url, &alice, &alice_url, None).await;
+    assert_eq!(status, 200, "{authz}");
+    let challenge = authz["challenges"][0]["url"].as_str().unwrap().to_owned();
+    let (status, read, _) = raw.as_account(&challenge, &alice, &alice_url, None).await;
+    assert_eq!(
+        (status, read["status"].as_str()),
+        (200, Some("pending")),
+        "{read}"
+    );
+    let (status, done, _) = raw
+        .as_account(&challenge, &alice, &alice_url, Some(&json!({})))
+        .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (200, Some("valid")),
+        "{done}"
+    );
+    let (_, order, _) = raw.as_account(&order_url, &alice, &alice_url, None).await;
+    assert_eq!(order["status"], "ready", "{order}");
+
+    // CSRs naming more than the order, or another subject attribute: badCSR, nothing issued.
+    let before = count_certs(&app, &token, &root_id).await;
+    for (file, subject, names) in [
+        (
+            "extra",
+            format!("/CN={NAME}"),
+            format!("DNS:{NAME},DNS:other.example.test"),
+        ),
+        (
+            "org",
+            format!("/CN={NAME}/O=Not Validated"),
+            format!("DNS:{NAME}"),
+        ),
+        (
+            "cn",
+            "/CN=other.example.test".to_owned(),
+            format!("DNS:{NAME}"),
+        ),
+    ] {
+        let csr = csr_b64(&work, file, &subject, &names);
+        let (status, problem, _) = raw
+            .as_account(&finalize, &alice, &alice_url, Some(&json!({"csr": csr})))
+            .await;
+        assert_eq!(status, 400, "{file}: {problem}");
+        assert_eq!(
+            problem["type"], "urn:ietf:params:acme:error:badCSR",
+            "{problem}"
+        );
+    }
+    assert_eq!(
+        count_certs(&app, &token, &root_id).await,
+        before,
+        "nothing issued"
+    );
+    // Another account cannot finalize it; its owner can, once.
+    let csr = csr_b64(
+        &work,
+        "good",
+        &format!("/CN={NAME}"),
+        &format!("DNS:{NAME}"),
+    );
+    let (status, _, _) = raw
+        .as_account(&finalize, &bob, &bob_url, Some(&json!({"csr": csr})))
+        .await;
+    assert_eq!(status, 404);
+    let (status, order, _) = raw
+        .as_account(&finalize, &alice, &alice_url, Some(&json!({"csr": csr})))
+        .await;
+    assert_eq!(
+        (status, order["status"].as_str()),
+        (200, Some("valid")),
+        "{order}"
+    );
+    let (status, again, _) = raw
+        .as_account(&finalize, &alice, &alice_url, Some(&json!({"csr": csr})))
+        .await;
+    assert_eq!(status, 403, "{again}");
+    assert_eq!(again["type"], "urn:ietf:params:acme:error:orderNotReady");
+    assert_eq!(count_certs(&app, &token, &root_id).await, before + 1);
+    // The certificate: only its account downloads or revokes it.
+    let cert_url = order["certificate"].as_str().unwrap().to_owned();
+    let (status, _, _) = raw.as_account(&cert_url, &bob, &bob_url, None).await;
+    assert_eq!(status, 404);
+    let r = {
+        let nonce = raw.nonce().await;
+        let header = json!({"alg": "ES256", "kid": alice_url, "nonce": nonce, "url": cert_url});
+        let protected = b64::encode(header.to_string().as_bytes());
+        let signature = alice.sign(format!("{protected}.").as_bytes()).unwrap();
+        let body =
+            json!({"protected": protected, "payload": "", "signature": b64::encode(&signature)});
+        app.client
+            .send(
+                Method::POST,
+                &cert_url,
+                &[("content-type", "application/jose+json")],
+                body.to_string().into_bytes().into(),
+            )
+            .await
+            .unwrap()
+    };
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.headers["content-type"],
+        "application/pem-certificate-chain"
+    );
+    let pem = String::from_utf8(r.body.to_vec()).unwrap();
+    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2, "leaf and root");
+    let first = pem.find("-----END CERTIFICATE-----").unwrap() + 25;
+    let der = {
+        use base64::Engine as _;
+        let body: String = pem[..first]
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    };
+    let revoke = format!("{}/revoke-cert", raw.base);
+    let request = json!({"certificate": b64::encode(&der), "reason": 4});
+    let (status, problem, _) = raw
+        .as_account(&revoke, &bob, &bob_url, Some(&request))
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, problem, _) = raw
+        .as_account(
+            &revoke,
+            &alice,
+            &alice_url,
+            Some(&json!({"certificate": b64::encode(&der), "reason": 7})),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "urn:ietf:params:acme:error:badRevocationReason"
+    );
+    let (status, _, _) = raw
+        .as_account(&revoke, &alice, &alice_url, Some(&request))
+        .await;
+    assert_eq!(status, 200);
+    let (status, problem, _) = raw
+        .as_account(&revoke, &alice, &alice_url, Some(&request))
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["type"], "urn:ietf:params:acme:error:alreadyRevoked");
+    // A deactivated account can do nothing more (401).
+    let (status, _, _) = raw
+        .as_account(
+            &bob_url,
+            &bob,
+            &bob_url,
+            Some(&json!({"status": "deactivated"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, problem, _) = raw
+        .as_account(&new_order, &bob, &bob_url, Some(&names))
+        .await;
+    assert_eq!(status, 401, "{problem}");
     app.stop().await;
 }
