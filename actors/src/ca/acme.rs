@@ -36,6 +36,10 @@ use crate::record::{encode, load};
 const NONCE_LIFETIME: Duration = Duration::from_secs(3600);
 /// Most nonces outstanding (then the expired go, and if that is not enough, all of them).
 const NONCES_MAX: usize = 100_000;
+/// Accounts read once, by id (bounded: cleared when full).
+pub type AccountCache = HashMap<String, AccountRecord>;
+/// Most accounts kept in memory.
+const ACCOUNT_CACHE_MAX: usize = 10_000;
 /// How long an order and its authorizations live.
 pub const ORDER_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
 
@@ -370,14 +374,43 @@ impl CasHandle {
     }
 
     /// Account `id` of `label`.
+    ///
+    /// Accounts change only through this handle (made, updated, deactivated), so each is read
+    /// from the store once, then from memory. (Replicas sharing a store, issue 19, must share
+    /// or drop this cache.)
     pub async fn acme_account(&self, label: &str, id: &str) -> Result<AccountRecord, Error> {
-        let (st, id) = (Arc::clone(&self.store), id.to_owned());
-        blocking(move || load_account(&st, &id))
-            .await?
-            .filter(|a| a.label == label)
-            .ok_or(Error::NotFound {
-                what: "ACME account",
-            })
+        let known = self.known_accounts().get(id).cloned();
+        let account = match known {
+            Some(account) => Some(account),
+            None => {
+                let (st, id) = (Arc::clone(&self.store), id.to_owned());
+                let loaded = blocking(move || load_account(&st, &id)).await?;
+                if let Some(account) = &loaded {
+                    self.remember_account(account);
+                }
+                loaded
+            }
+        };
+        account.filter(|a| a.label == label).ok_or(Error::NotFound {
+            what: "ACME account",
+        })
+    }
+
+    fn known_accounts(&self) -> std::sync::RwLockReadGuard<'_, AccountCache> {
+        self.acme_accounts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember_account(&self, account: &AccountRecord) {
+        let mut known = self
+            .acme_accounts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() >= ACCOUNT_CACHE_MAX {
+            known.clear();
+        }
+        known.insert(account.id.clone(), account.clone());
     }
 
     /// Makes an account at `label` bound to RA secret `new.binding` (already verified), which
@@ -422,7 +455,10 @@ impl CasHandle {
         })
         .await?;
         match self.audit.append(entry.clone(), writes).await {
-            Ok(()) => Ok(account),
+            Ok(()) => {
+                self.remember_account(&account);
+                Ok(account)
+            }
             Err(Error::Conflict { .. }) => Err(Error::Unauthenticated {
                 why: "the external account binding key was used meanwhile",
             }),
@@ -437,15 +473,24 @@ impl CasHandle {
         contact: Option<Vec<String>>,
         deactivate: bool,
     ) -> Result<AccountRecord, Error> {
-        let mut updated = account.clone();
-        if let Some(contact) = contact {
-            updated.contact = contact;
-        }
-        if deactivate {
-            updated.status = AccountStatus::Deactivated;
-        }
-        let (st, stored) = (Arc::clone(&self.store), updated.clone());
-        let write = blocking(move || put(&st, "account", &stored.id, &stored)).await?;
+        // One change at a time, each to the account as stored: a contact change racing a
+        // deactivation cannot bring the account back.
+        let _one = self.acme_updates.lock().await;
+        let (st, id) = (Arc::clone(&self.store), account.id.clone());
+        let (updated, write) = blocking(move || {
+            let mut updated = load_account(&st, &id)?.ok_or(Error::NotFound {
+                what: "ACME account",
+            })?;
+            if let Some(contact) = contact {
+                updated.contact = contact;
+            }
+            if deactivate {
+                updated.status = AccountStatus::Deactivated;
+            }
+            let write = put(&st, "account", &updated.id, &updated)?;
+            Ok((updated, write))
+        })
+        .await?;
         let op = if deactivate {
             "acme-deactivate-account"
         } else {
@@ -454,6 +499,7 @@ impl CasHandle {
         self.audit
             .append(entry(account, &account.id, op), vec![write])
             .await?;
+        self.remember_account(&updated);
         Ok(updated)
     }
 

@@ -103,6 +103,8 @@ pub struct CasHandle {
     import_key: Arc<tokio::sync::OnceCell<Arc<cryptoutil_protocols::jose::Jwk>>>,
     pub(super) labels: Arc<std::sync::RwLock<super::ra::LabelCache>>,
     pub(super) acme_nonces: Arc<super::acme::Nonces>,
+    pub(super) acme_accounts: Arc<std::sync::RwLock<super::acme::AccountCache>>,
+    pub(super) acme_updates: Arc<tokio::sync::Mutex<()>>,
     timeout: Duration,
 }
 
@@ -171,6 +173,8 @@ impl CasHandle {
             import_key: Arc::default(),
             labels: Arc::default(),
             acme_nonces: Arc::default(),
+            acme_accounts: Arc::default(),
+            acme_updates: Arc::default(),
             timeout,
         }
     }
