@@ -6,13 +6,21 @@ use axum::http::{header, HeaderMap};
 /// The request's own URI as the client addressed it (`htu`): the `:authority` of HTTP/2 or the
 /// `Host` of HTTP/1.1, and the path.
 pub(crate) fn request_url(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
-    let authority = uri.authority().map(|a| a.as_str().to_owned()).or_else(|| {
+    Some(format!(
+        "https://{}{}",
+        authority(headers, uri)?,
+        uri.path()
+    ))
+}
+
+/// The authority the client addressed: the `:authority` of HTTP/2 or the `Host` of HTTP/1.1.
+pub(crate) fn authority(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+    uri.authority().map(|a| a.as_str().to_owned()).or_else(|| {
         headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned)
-    })?;
-    Some(format!("https://{authority}{}", uri.path()))
+    })
 }
 
 /// The request's DPoP proof, verified (RFC 9449 §4.3), if it carries one: exactly one `DPoP`

@@ -9,6 +9,7 @@
 //! - [`Process`]: the `cryptoutil` binary as a child process.
 //! - [`fake_peer`]: a controllable HTTPS peer on 127.0.0.1 (answer, fail, hang, slow, reset).
 //! - [`fault_proxy`]: a TCP fault proxy (delay, reset, blackhole, bandwidth, refuse).
+//! - [`http01`]: an ACME http-01 responder (the ACME test and `acme_bench`).
 //! - `it/`: the tests.
 
 // This crate is test support: a panic is how a test fails, so the workspace's no-panic lints
@@ -32,6 +33,7 @@ use cryptoutil_federation::{tls, HttpsClient};
 
 pub mod fake_peer;
 pub mod fault_proxy;
+pub mod http01;
 #[cfg(test)]
 mod it;
 

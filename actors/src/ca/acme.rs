@@ -214,21 +214,6 @@ fn key_of(label: &str, thumbprint: &str) -> Vec<u8> {
     format!("key/{label}/{thumbprint}").into_bytes()
 }
 
-fn issued_key(ca: &str, serial: &str) -> Vec<u8> {
-    format!("issued/{ca}/{serial}").into_bytes()
-}
-
-/// The write that remembers `account` ordered certificate `serial` of CA `ca` (so it may
-/// revoke it): made with the certificate, at once or when the RA approves.
-pub(super) fn issued_write(
-    st: &Store,
-    ca: &str,
-    serial: &str,
-    account: &str,
-) -> Result<Write, Error> {
-    Ok(st.sealed_create(Table::CaAcme, &issued_key(ca, serial), &encode(&account)?)?)
-}
-
 fn load_account(st: &Store, id: &str) -> Result<Option<AccountRecord>, Error> {
     load(st, Table::CaAcme, &key("account", id), "ACME account")
 }
@@ -686,9 +671,9 @@ impl CasHandle {
                 (RequestStatus::Issued, Some(serial)) => {
                     next.status = OrderStatus::Valid;
                     next.serial = Some(serial.clone());
-                    writes.push(issued_write(
+                    writes.push(store::acme_claim_write(
                         &st,
-                        request.ca.as_str(),
+                        &request.ca,
                         serial,
                         &next.account,
                     )?);
@@ -776,13 +761,7 @@ impl CasHandle {
             if cert.is_none_or(|c| c.certificate.0 != der) {
                 return Ok(None);
             }
-            let owner: Option<String> = load(
-                &st,
-                Table::CaAcme,
-                &issued_key(ca.as_str(), &serial),
-                "ACME mark",
-            )?;
-            Ok(owner)
+            store::acme_claim(&st, &ca, &serial)
         })
         .await?;
         match owner {

@@ -576,9 +576,9 @@ impl CasHandle {
             ];
             // An ACME account's request: the account may revoke what it ordered.
             if let Some(account) = stored.requested_by.strip_prefix("acme:") {
-                writes.push(super::acme::issued_write(
+                writes.push(store::acme_claim_write(
                     &st,
-                    stored.ca.as_str(),
+                    &stored.ca,
                     &cert.serial,
                     account,
                 )?);

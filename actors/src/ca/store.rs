@@ -434,6 +434,35 @@ pub fn load_crl(store: &Store, ca: &CaId) -> Result<Option<CrlRecord>, Error> {
     load(store, Table::CaCrls, key, "CRL")
 }
 
+fn acme_claim_key(ca: &CaId, serial: &str) -> Vec<u8> {
+    format!("issued/{ca}/{serial}").into_bytes()
+}
+
+/// The write that remembers ACME `account` ordered certificate `serial` of CA `ca` (so it may
+/// revoke it), created with the certificate: at once, or when the RA approves.
+pub fn acme_claim_write(
+    store: &Store,
+    ca: &CaId,
+    serial: &str,
+    account: &str,
+) -> Result<Write, Error> {
+    Ok(store.sealed_create(
+        Table::CaAcme,
+        &acme_claim_key(ca, serial),
+        &encode(&account)?,
+    )?)
+}
+
+/// The ACME account that ordered certificate `serial` of CA `ca`, if one did.
+pub fn acme_claim(store: &Store, ca: &CaId, serial: &str) -> Result<Option<String>, Error> {
+    load(
+        store,
+        Table::CaAcme,
+        &acme_claim_key(ca, serial),
+        "ACME claim",
+    )
+}
+
 /// The write that makes `crl` CA `ca`'s current CRL.
 pub fn put_crl(store: &Store, ca: &CaId, crl: &CrlRecord) -> Result<Write, Error> {
     Ok(store.sealed_write(Table::CaCrls, ca.as_bytes(), &encode(crl)?)?)

@@ -96,12 +96,7 @@ impl Path {
 /// Where a label's ACME server is: `https://<authority>/acme/<label>` (the authority the
 /// client used, as every URL it signs names it).
 fn base(uri: &Uri, headers: &HeaderMap, label: &str) -> Option<String> {
-    let authority = uri.authority().map(|a| a.as_str().to_owned()).or_else(|| {
-        headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-    })?;
+    let authority = crate::dpop::authority(headers, uri)?;
     Some(format!("https://{authority}/acme/{label}"))
 }
 
@@ -295,13 +290,9 @@ impl Ctx<'_> {
             ));
         }
         let request = Request::parse(body)?;
-        let expected = format!(
-            "{}{}",
-            self.base
-                .trim_end_matches(&format!("/acme/{}", self.path.label)),
-            uri.path()
-        );
-        if request.url != expected {
+        // The URL the client signed is the one it sent the request to (RFC 8555 §6.4).
+        let expected = crate::dpop::request_url(headers, uri);
+        if expected.as_deref() != Some(request.url.as_str()) {
             return Err(Problem::unauthorized(
                 "the JWS url is not the URL this request was sent to",
             ));
@@ -522,12 +513,24 @@ impl Ctx<'_> {
         Ok(self.order_answer(StatusCode::CREATED, &order))
     }
 
-    async fn order(&self, account: &AccountRecord) -> Result<Answer, Problem> {
-        let order = self
-            .cas
+    /// The order the path names, of `account`.
+    async fn this_order(&self, account: &AccountRecord) -> Result<OrderRecord, Problem> {
+        self.cas
             .acme_order(account, self.id()?)
             .await
-            .map_err(problem)?;
+            .map_err(problem)
+    }
+
+    /// The authorization the path names, of `account`.
+    async fn this_authz(&self, account: &AccountRecord) -> Result<AuthzRecord, Problem> {
+        self.cas
+            .acme_authz(account, self.id()?)
+            .await
+            .map_err(problem)
+    }
+
+    async fn order(&self, account: &AccountRecord) -> Result<Answer, Problem> {
+        let order = self.this_order(account).await?;
         Ok(self.order_answer(StatusCode::OK, &order))
     }
 
@@ -558,11 +561,7 @@ impl Ctx<'_> {
     }
 
     async fn authz(&self, account: &AccountRecord) -> Result<Answer, Problem> {
-        let authz = self
-            .cas
-            .acme_authz(account, self.id()?)
-            .await
-            .map_err(problem)?;
+        let authz = self.this_authz(account).await?;
         let status = if authz.status == AuthzStatus::Pending
             && authz.expires <= cryptoutil_actors::now_unix()
         {
@@ -588,11 +587,7 @@ impl Ctx<'_> {
         account: &AccountRecord,
         request: &Request,
     ) -> Result<Answer, Problem> {
-        let mut authz = self
-            .cas
-            .acme_authz(account, self.id()?)
-            .await
-            .map_err(problem)?;
+        let mut authz = self.this_authz(account).await?;
         // RFC 8555 §7.5.1: `{}` says "ready"; a POST-as-GET only reads the challenge.
         let ready = !request.is_get() && request.json()?.is_empty();
         if ready && authz.status == AuthzStatus::Pending {
@@ -622,11 +617,7 @@ impl Ctx<'_> {
         account: &AccountRecord,
         request: &Request,
     ) -> Result<Answer, Problem> {
-        let order = self
-            .cas
-            .acme_order(account, self.id()?)
-            .await
-            .map_err(problem)?;
+        let order = self.this_order(account).await?;
         if order.status != OrderStatus::Ready {
             return Err(Problem::new(
                 "orderNotReady",
@@ -655,11 +646,7 @@ impl Ctx<'_> {
     }
 
     async fn certificate(&self, account: &AccountRecord) -> Result<Answer, Problem> {
-        let order = self
-            .cas
-            .acme_order(account, self.id()?)
-            .await
-            .map_err(problem)?;
+        let order = self.this_order(account).await?;
         let chain = self.cas.acme_certificate(&order).await.map_err(problem)?;
         let pem: String = chain
             .iter()

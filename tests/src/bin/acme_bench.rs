@@ -17,7 +17,6 @@ use cryptoutil_federation::HttpsClient;
 use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
 use hyper::Method;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -135,47 +134,6 @@ impl Account {
     }
 }
 
-/// Answers every http-01 request with `<token>.<thumbprint>`.
-async fn http01(port: u16, thumbprint: String) -> Fallible<()> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let thumbprint = Arc::new(thumbprint);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let thumbprint = Arc::clone(&thumbprint);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut len = 0;
-                while len < buf.len() {
-                    match stream.read(buf.get_mut(len..).unwrap_or_default()).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => len += n,
-                    }
-                    if buf
-                        .get(..len)
-                        .is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n"))
-                    {
-                        break;
-                    }
-                }
-                let head = String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned();
-                let token = head
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|p| p.strip_prefix("/.well-known/acme-challenge/"))
-                    .unwrap_or_default()
-                    .to_owned();
-                let body = format!("{token}.{thumbprint}");
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    Ok(())
-}
-
 /// An order made ready: its finalize URL.
 async fn ready_order(account: &Account, new_order: &str, name: &str) -> Fallible<String> {
     let order = account
@@ -275,13 +233,11 @@ async fn main() -> Fallible<()> {
             .ok_or_else(|| fail(format!("the directory has no {n}")))
     };
     let key = Jwk::generate(JwsAlg::ES256)?;
-    http01(
-        args.number("http01-port", 0)?
-            .try_into()
-            .map_err(|_| fail("--http01-port: a port"))?,
-        key.thumbprint()?,
-    )
-    .await?;
+    let port = args
+        .number("http01-port", 0)?
+        .try_into()
+        .map_err(|_| fail("--http01-port: a port"))?;
+    let _responder = cryptoutil_tests::http01::responder(port, key.thumbprint()?).await?;
     let mut account = Account {
         client: client.clone(),
         key,

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::ca_est::{count_certs, decide, pending_requests, secret};
-use super::ca_service::{call, openssl, pkilint, root, CaTest};
+use super::ca_service::{audit_verifies, call, openssl, pkilint, root, CaTest};
 use crate::TestApp;
 
 /// The name proven over http-01: it resolves to 127.0.0.1 through the hosts file
@@ -637,50 +637,8 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
         !audit.to_string().contains(&hmac),
         "a secret reached the audit log"
     );
-    let verified: Value = app
-        .client
-        .get(&format!(
-            "{}/admin/v1/audit/verify",
-            app.admin(ServiceName::Ca)
-        ))
-        .await
-        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-        .unwrap();
-    assert_eq!(verified["valid"], true, "{verified}");
+    audit_verifies(&app).await;
     app.stop().await;
-}
-
-/// Answers every http-01 request on `port` with `<token>.<thumbprint>` until dropped.
-async fn http01_responder(port: u16, thumbprint: String) -> tokio::task::JoinHandle<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = String::from_utf8_lossy(&head).into_owned();
-            let token = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.strip_prefix("/.well-known/acme-challenge/"))
-                .unwrap_or_default()
-                .to_owned();
-            let body = format!("{token}.{thumbprint}");
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(answer.as_bytes()).await;
-        }
-    })
 }
 
 /// A CSR (DER, base64url) for `subject` with DNS names `names`, made by openssl.
@@ -750,7 +708,9 @@ async fn a_hand_made_acme_client_is_held_to_the_protocol() {
     let alice_url = raw.account(&alice, &kid, &secret_a).await;
     let (kid, secret_b) = secret(&app, &token, "web").await;
     let bob_url = raw.account(&bob, &kid, &secret_b).await;
-    let _responder = http01_responder(http01, alice.thumbprint().unwrap()).await;
+    let _responder = crate::http01::responder(http01, alice.thumbprint().unwrap())
+        .await
+        .unwrap();
 
     let new_order = format!("{}/new-order", raw.base);
     let names = json!({"identifiers": [{"type": "dns", "value": NAME}]});

@@ -13,7 +13,7 @@ use cryptoutil_actors::ServiceName;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::ca_service::{call, csr, openssl, pkilint, root, CaTest};
+use super::ca_service::{audit_verifies, call, csr, openssl, pkilint, root, CaTest};
 use super::identity::client_token;
 use crate::TestApp;
 
@@ -503,16 +503,7 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
         !audit.to_string().contains(&pass),
         "a secret reached the audit log"
     );
-    let verified: Value = app
-        .client
-        .get(&format!(
-            "{}/admin/v1/audit/verify",
-            app.admin(ServiceName::Ca)
-        ))
-        .await
-        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-        .unwrap();
-    assert_eq!(verified["valid"], true, "{verified}");
+    audit_verifies(&app).await;
     app.stop().await;
 }
 

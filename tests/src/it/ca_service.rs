@@ -49,6 +49,20 @@ impl CaTest {
     }
 }
 
+/// The CA's audit log verifies (`/admin/v1/audit/verify`: its hash chain is whole).
+pub(super) async fn audit_verifies(app: &TestApp) {
+    let verified: Value = app
+        .client
+        .get(&format!(
+            "{}/admin/v1/audit/verify",
+            app.admin(ServiceName::Ca)
+        ))
+        .await
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .unwrap();
+    assert_eq!(verified["valid"], true, "{verified}");
+}
+
 /// A root CA named `name` (P-256, subject `CN=<cn>`), made through the API.
 pub(super) async fn root(app: &TestApp, token: &str, name: &str, cn: &str) -> Value {
     let (status, root) = call(
