@@ -180,35 +180,49 @@ async fn label(cas: &CasHandle, name: &str) -> Result<LabelRecord, Problem> {
         .map_err(|_| Problem::new("malformed", 404, format!("no ACME label {name:?}")))
 }
 
+/// Where a request landed: the CA, the path and the label's base URL (each missing when the
+/// service has no CA, the path is not an ACME one, or no authority was named).
+struct Site {
+    cas: Option<CasHandle>,
+    path: Option<Path>,
+    base: Option<String>,
+}
+
+impl Site {
+    fn of(app: &AppState, uri: &Uri, headers: &HeaderMap) -> Self {
+        let path = Path::of(uri);
+        Self {
+            cas: handle(app).ok(),
+            base: path.as_ref().and_then(|p| base(uri, headers, &p.label)),
+            path,
+        }
+    }
+
+    fn ctx(&self) -> Result<Ctx<'_>, Problem> {
+        match (&self.cas, &self.path, &self.base) {
+            (Some(cas), Some(path), Some(base)) => Ok(Ctx { cas, base, path }),
+            _ => Err(Problem::new("malformed", 404, "no ACME server here")),
+        }
+    }
+
+    /// The answer, with what every answer carries.
+    fn finish(&self, result: Result<Answer, Problem>) -> Response {
+        finish(self.cas.as_ref(), self.base.as_deref(), result)
+    }
+}
+
 /// `GET /acme/<label>/directory`.
 pub(crate) async fn directory_get(
     State(app): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let cas = handle(&app).ok();
-    let path = Path::of(&uri);
-    let base = path.as_ref().and_then(|p| base(&uri, &headers, &p.label));
-    let result = async {
-        let (cas, path, base) = match (&cas, &path, &base) {
-            (Some(c), Some(p), Some(b)) => (c, p, b),
-            _ => return Err(Problem::new("malformed", 404, "no ACME server here")),
-        };
-        label(cas, &path.label).await?;
-        Ok(Answer::json(
-            StatusCode::OK,
-            json!({
-                "newNonce": format!("{base}/new-nonce"),
-                "newAccount": format!("{base}/new-account"),
-                "newOrder": format!("{base}/new-order"),
-                "revokeCert": format!("{base}/revoke-cert"),
-                "meta": {"externalAccountRequired": true},
-            }),
-        ))
-    }
-    .await;
-    // The directory needs no nonce, but clients take one where they find it.
-    finish(cas.as_ref(), None, result)
+    let site = Site::of(&app, &uri, &headers);
+    let result = match site.ctx() {
+        Ok(ctx) => ctx.directory().await,
+        Err(p) => Err(p),
+    };
+    site.finish(result)
 }
 
 /// `HEAD|GET /acme/<label>/new-nonce` (RFC 8555 §7.2: 200 to HEAD, 204 to GET).
@@ -218,11 +232,9 @@ pub(crate) async fn nonce_get(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let cas = handle(&app).ok();
-    let path = Path::of(&uri);
-    let base = path.as_ref().and_then(|p| base(&uri, &headers, &p.label));
-    let result = match (&cas, &path) {
-        (Some(cas), Some(path)) => label(cas, &path.label).await.map(|_| Answer {
+    let site = Site::of(&app, &uri, &headers);
+    let result = match site.ctx() {
+        Ok(ctx) => label(ctx.cas, &ctx.path.label).await.map(|_| Answer {
             status: if method == Method::HEAD {
                 StatusCode::OK
             } else {
@@ -233,9 +245,9 @@ pub(crate) async fn nonce_get(
             up: None,
             body: Body::Empty,
         }),
-        _ => Err(Problem::new("malformed", 404, "no ACME server here")),
+        Err(p) => Err(p),
     };
-    finish(cas.as_ref(), base.as_deref(), result)
+    site.finish(result)
 }
 
 /// Every ACME `POST`.
@@ -245,17 +257,12 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let cas = handle(&app).ok();
-    let path = Path::of(&uri);
-    let base = path.as_ref().and_then(|p| base(&uri, &headers, &p.label));
-    let result = match (&cas, &path, &base) {
-        (Some(cas), Some(path), Some(base)) => {
-            let ctx = Ctx { cas, base, path };
-            ctx.post(&uri, &headers, &body).await
-        }
-        _ => Err(Problem::new("malformed", 404, "no ACME server here")),
+    let site = Site::of(&app, &uri, &headers);
+    let result = match site.ctx() {
+        Ok(ctx) => ctx.post(&uri, &headers, &body).await,
+        Err(p) => Err(p),
     };
-    finish(cas.as_ref(), base.as_deref(), result)
+    site.finish(result)
 }
 
 struct Ctx<'a> {
@@ -267,6 +274,21 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn url(&self, kind: &str, id: &str) -> String {
         format!("{}/{kind}/{id}", self.base)
+    }
+
+    async fn directory(&self) -> Result<Answer, Problem> {
+        label(self.cas, &self.path.label).await?;
+        let base = self.base;
+        Ok(Answer::json(
+            StatusCode::OK,
+            json!({
+                "newNonce": format!("{base}/new-nonce"),
+                "newAccount": format!("{base}/new-account"),
+                "newOrder": format!("{base}/new-order"),
+                "revokeCert": format!("{base}/revoke-cert"),
+                "meta": {"externalAccountRequired": true},
+            }),
+        ))
     }
 
     fn id(&self) -> Result<&str, Problem> {

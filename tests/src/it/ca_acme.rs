@@ -17,7 +17,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::ca_est::{count_certs, decide, pending_requests, secret};
+use super::ca_est::{count_certs, decide, make_labels, pending_requests, secret};
 use super::ca_service::{audit_verifies, call, openssl, pkilint, root, CaTest};
 use crate::TestApp;
 
@@ -310,17 +310,13 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
     let root = root(&app, &token, "web", "Web Root").await;
     let root_id = root["id"].as_str().unwrap().to_owned();
     std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
-    for (label, approval) in [("web", "auto"), ("web-gated", "manual")] {
-        let (status, made) = call(
-            &app,
-            &token,
-            Method::POST,
-            "/ca/labels",
-            Some(json!({"label": label, "ca": root_id, "profile": "tls-server", "approval": approval})),
-        )
-        .await;
-        assert_eq!(status, 201, "{made}");
-    }
+    make_labels(
+        &app,
+        &token,
+        &root_id,
+        &[("web", "auto"), ("web-gated", "manual")],
+    )
+    .await;
     let public = app.public(ServiceName::Ca).to_owned();
     let directory = format!("{public}/acme/web/directory");
     let r = app.client.get(&directory).await.unwrap();
@@ -686,15 +682,7 @@ async fn a_hand_made_acme_client_is_held_to_the_protocol() {
     } = CaTest::start(&[("CRYPTOUTIL_CA__ACME__HTTP01_PORT", &port)], "ca ca-ra").await;
     let root = root(&app, &token, "web", "Web Root").await;
     let root_id = root["id"].as_str().unwrap().to_owned();
-    let (status, made) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/ca/labels",
-        Some(json!({"label": "web", "ca": root_id, "profile": "tls-server"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{made}");
+    make_labels(&app, &token, &root_id, &[("web", "auto")]).await;
     let public = app.public(ServiceName::Ca).to_owned();
     let raw = Raw {
         app: &app,

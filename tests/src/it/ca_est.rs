@@ -111,6 +111,21 @@ fn serial_of(dir: &Path, pem: &str) -> String {
     out
 }
 
+/// Labels (name, approval) of CA `ca` with profile tls-server, made through the API.
+pub(super) async fn make_labels(app: &TestApp, token: &str, ca: &str, labels: &[(&str, &str)]) {
+    for (label, approval) in labels {
+        let (status, made) = call(
+            app,
+            token,
+            Method::POST,
+            "/ca/labels",
+            Some(json!({"label": label, "ca": ca, "profile": "tls-server", "approval": approval})),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+    }
+}
+
 /// An RA secret for `label` (the caller holds `ca-ra`): (reference, secret).
 pub(super) async fn secret(app: &TestApp, token: &str, label: &str) -> (String, String) {
     let (status, made) = call(
@@ -211,17 +226,13 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
     let root = root(&app, &token, "devices", "Device Root").await;
     let root_id = root["id"].as_str().unwrap().to_owned();
     std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
-    for (label, approval) in [("devices", "auto"), ("gated", "manual")] {
-        let (status, made) = call(
-            &app,
-            &token,
-            Method::POST,
-            "/ca/labels",
-            Some(json!({"label": label, "ca": root_id, "profile": "tls-server", "approval": approval})),
-        )
-        .await;
-        assert_eq!(status, 201, "{made}");
-    }
+    make_labels(
+        &app,
+        &token,
+        &root_id,
+        &[("devices", "auto"), ("gated", "manual")],
+    )
+    .await;
     // A label is unique across tenants; bad names and unknown profiles are refused.
     let (status, v) = call(
         &app,
