@@ -373,6 +373,32 @@ pub fn dns_name(name: &str) -> bool {
         })
 }
 
+/// Whether `key` is the public key of certificate `cert_der` (RFC 8555 §7.6: a revocation
+/// may be signed by the certificate's own key instead of an account's).
+pub fn key_of_certificate(key: &Jwk, cert_der: &[u8]) -> bool {
+    use crate::jose::jwk::KeyMaterial;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert_der) else {
+        return false;
+    };
+    let spki = cert.public_key();
+    let bits = spki.subject_public_key.data.as_ref();
+    match key.material() {
+        KeyMaterial::Ec { x, y, .. } => {
+            let mut point = Vec::with_capacity(1 + x.len() + y.len());
+            point.push(0x04);
+            point.extend_from_slice(x);
+            point.extend_from_slice(y);
+            // The curve is implied: each has its own point length.
+            spki.algorithm.algorithm.to_id_string() == "1.2.840.10045.2.1" && bits == point
+        }
+        KeyMaterial::Rsa { n, e, .. } => spki.raw == crate::jose::der::rsa_spki(n, e),
+        KeyMaterial::Okp { x, .. } => {
+            spki.algorithm.algorithm.to_id_string() == "1.3.101.112" && bits == x.as_slice()
+        }
+        KeyMaterial::Oct { .. } => false,
+    }
+}
+
 /// `unix` (seconds) as RFC 3339 UTC text (`2026-12-05T13:17:21Z`), as ACME's `expires`.
 pub fn rfc3339(unix: u64) -> String {
     let (days, secs) = (unix / 86_400, unix % 86_400);
@@ -554,6 +580,25 @@ mod tests {
             &key,
         );
         assert!(Binding::parse(&signed, url, &public).is_err());
+    }
+
+    #[test]
+    fn a_certificate_is_matched_to_its_own_key_only() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.example.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let spki = key.public_key_raw();
+        let (x, y) = spki.get(1..).unwrap().split_at(32);
+        let jwk = Jwk::from_value(&serde_json::json!({
+            "kty": "EC", "crv": "P-256", "x": b64::encode(x), "y": b64::encode(y)
+        }))
+        .unwrap();
+        assert!(key_of_certificate(&jwk, cert.der()));
+        let other = Jwk::generate(JwsAlg::ES256).unwrap().public().unwrap();
+        assert!(!key_of_certificate(&other, cert.der()));
+        assert!(!key_of_certificate(&jwk, b"not a certificate"));
     }
 
     #[test]

@@ -738,12 +738,13 @@ impl CasHandle {
         Ok(chain)
     }
 
-    /// Revokes `cert_der` (issued at `label`) for `account`, which must have ordered it
-    /// (audited by the CA's revocation).
+    /// Revokes `cert_der` (issued by `label`'s CA) for `by`: the account that ordered it, or
+    /// the holder of its key (already proven by the request's signature). Audited by the CA's
+    /// revocation.
     pub async fn acme_revoke(
         &self,
         label: &LabelRecord,
-        account: &AccountRecord,
+        by: Revoker<'_>,
         cert_der: &[u8],
         reason: Reason,
     ) -> Result<(), Error> {
@@ -756,28 +757,46 @@ impl CasHandle {
             summary.serial.clone(),
             cert_der.to_vec(),
         );
-        let owner = blocking(move || {
+        let found = blocking(move || {
             let cert = store::load_cert(&st, &ca, &serial)?;
             if cert.is_none_or(|c| c.certificate.0 != der) {
                 return Ok(None);
             }
-            store::acme_claim(&st, &ca, &serial)
+            Ok(Some(store::acme_claim(&st, &ca, &serial)?))
         })
         .await?;
-        match owner {
-            None => Err(Error::NotFound {
+        let Some(owner) = found else {
+            return Err(Error::NotFound {
                 what: "certificate",
-            }),
-            Some(owner) if owner != account.id => Err(Error::Forbidden {
-                reason: "this account did not order the certificate",
-            }),
-            Some(_) => {
-                self.revoke(&who(account), &label.ca, &summary.serial, Some(reason))
-                    .await?;
-                Ok(())
+            });
+        };
+        let who = match by {
+            Revoker::Account(account) if owner.as_deref() == Some(account.id.as_str()) => {
+                who(account)
             }
-        }
+            Revoker::Account(_) => {
+                return Err(Error::Forbidden {
+                    reason: "this account did not order the certificate",
+                })
+            }
+            Revoker::CertificateKey => Caller {
+                tenant: label.tenant.clone(),
+                subject: format!("acme:certificate-key:{}", summary.serial),
+            },
+        };
+        self.revoke(&who, &label.ca, &summary.serial, Some(reason))
+            .await?;
+        Ok(())
     }
+}
+
+/// Who asks to revoke a certificate over ACME (RFC 8555 §7.6).
+#[derive(Debug, Clone, Copy)]
+pub enum Revoker<'a> {
+    /// The account that ordered it.
+    Account(&'a AccountRecord),
+    /// The holder of its private key (the request was signed with it).
+    CertificateKey,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cryptoutil_actors::ca::acme::{
     AccountRecord, AccountStatus, AuthzRecord, AuthzStatus, NewAccount, OrderRecord, OrderStatus,
+    Revoker,
 };
 use cryptoutil_actors::ca::ra::{LabelRecord, RETRY_AFTER};
 use cryptoutil_actors::ca::CasHandle;
@@ -328,8 +329,13 @@ impl Ctx<'_> {
             ("new-account", Signer::Account(_)) => Err(Problem::malformed(
                 "new-account is signed with the new key (jwk), not an account (kid)",
             )),
+            // RFC 8555 §7.6: the certificate's own key may revoke it.
+            ("revoke-cert", Signer::Key(key)) => {
+                request.verify(key)?;
+                self.revoke(&label, None, &request, Some(key)).await
+            }
             (_, Signer::Key(_)) => Err(Problem::malformed(
-                "sign with the account (kid); only new-account takes a jwk",
+                "sign with the account (kid); only new-account and revoke-cert take a jwk",
             )),
             (op, Signer::Account(kid)) => {
                 let account = self.account(&request, kid).await?;
@@ -341,7 +347,7 @@ impl Ctx<'_> {
                     "chall" => self.challenge(&account, &request).await,
                     "finalize" => self.finalize(&label, &account, &request).await,
                     "cert" => self.certificate(&account).await,
-                    "revoke-cert" => self.revoke(&label, &account, &request).await,
+                    "revoke-cert" => self.revoke(&label, Some(&account), &request, None).await,
                     _ => Err(Problem::new("malformed", 404, "no such resource")),
                 }
             }
@@ -683,11 +689,13 @@ impl Ctx<'_> {
         })
     }
 
+    /// Revocation by `account`, or by `key` (the certificate's own, which signed `request`).
     async fn revoke(
         &self,
         label: &LabelRecord,
-        account: &AccountRecord,
+        account: Option<&AccountRecord>,
         request: &Request,
+        key: Option<&Jwk>,
     ) -> Result<Answer, Problem> {
         let payload = request.json()?;
         let der = payload
@@ -705,8 +713,17 @@ impl Ctx<'_> {
                 )
             })?,
         };
+        let by = match (account, key) {
+            (Some(account), _) => Revoker::Account(account),
+            (None, Some(key)) if acme::key_of_certificate(key, &der) => Revoker::CertificateKey,
+            (None, _) => {
+                return Err(Problem::unauthorized(
+                    "the request is signed neither by an account nor by the certificate's key",
+                ))
+            }
+        };
         self.cas
-            .acme_revoke(label, account, &der, reason)
+            .acme_revoke(label, by, &der, reason)
             .await
             .map_err(|e| match e {
                 Error::Conflict { what } => Problem::new("alreadyRevoked", 400, what),

@@ -10,7 +10,7 @@
 
 pub mod alg;
 pub mod b64;
-mod der;
+pub(crate) mod der;
 pub mod error;
 pub mod header;
 pub mod jwe;

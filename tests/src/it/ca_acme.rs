@@ -375,7 +375,7 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
     assert_ne!(renewed, first);
     judge(&work, &live.join("cert.pem"));
 
-    // Revocation by the account that ordered it: the CA's status and CRL say so.
+    // Revocation by the account that ordered it: the CA's status says so.
     let cert_path = live.join("cert.pem");
     let (ok, out) = run(certbot(
         &work,
@@ -397,6 +397,27 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
         "revoked"
     );
     assert_eq!(cert_status(&app, &token, &root_id, &first).await, "valid");
+    // Revocation signed by the certificate's own key (RFC 8555 §7.6), not the account's: the
+    // first certificate, with its key, from certbot's archive.
+    let archive = work.join(format!("certbot/config/archive/{NAME}"));
+    let (ok, out) = run(certbot(
+        &work,
+        &anchor,
+        &[
+            "revoke",
+            "--server",
+            &directory,
+            "--cert-path",
+            archive.join("cert1.pem").to_str().unwrap(),
+            "--key-path",
+            archive.join("privkey1.pem").to_str().unwrap(),
+            "--reason",
+            "superseded",
+            "--no-delete-after-revoke",
+        ],
+    ));
+    assert!(ok, "certbot revoke --key-path: {out}");
+    assert_eq!(cert_status(&app, &token, &root_id, &first).await, "revoked");
 
     // lego: its own account (another secret), obtain, renew, revoke.
     let (lego_kid, lego_hmac) = secret(&app, &token, "web").await;
@@ -628,7 +649,7 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
     assert!(ops("acme-new-order", false) >= 5, "{audit}");
     assert!(ops("acme-validate", false) >= 5, "{audit}");
     assert!(ops("enroll", false) >= 4, "{audit}");
-    assert_eq!(ops("revoke", false), 3, "{audit}");
+    assert_eq!(ops("revoke", false), 4, "{audit}");
     assert!(
         !audit.to_string().contains(&hmac),
         "a secret reached the audit log"
