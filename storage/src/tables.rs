@@ -65,7 +65,8 @@ pub enum Table {
     /// secret was used, by which request), `decided/<request id>` (approved or rejected).
     CaRaMarks,
     /// ACME (RFC 8555) state: `account/<id>`, `key/<label>/<thumbprint>` (the account of a
-    /// key), `order/<id>`, `authz/<id>`, `finalized/<order id>` (created once), `issued/<ca id>/<serial>`
+    /// key), `order/<id>`, `orders-of/<account id>/<order id>`, `authz/<id>`, `finalized/<order id>`
+    /// (created once), `issued/<ca id>/<serial>`
     /// (the account that ordered a certificate, which may revoke it).
     CaAcme,
 }

@@ -5,7 +5,8 @@
 //! its order does not name.
 //!
 //! Records live sealed in `ca_acme_v1` under `account/<id>`, `key/<label>/<thumbprint>`,
-//! `order/<id>`, `authz/<id>`, `finalized/<order id>` and `issued/<ca id>/<serial>`. Nonces live in memory (a restart
+//! `order/<id>`, `orders-of/<account id>/<order id>`, `authz/<id>`, `finalized/<order id>`
+//! and `issued/<ca id>/<serial>`. Nonces live in memory (a restart
 //! costs clients one `badNonce`, which they answer by retrying, RFC 8555 §6.5).
 
 use std::collections::HashMap;
@@ -30,7 +31,7 @@ use super::store::{self, Der};
 use crate::audit::AuditEntry;
 use crate::caller::Caller;
 use crate::error::Error;
-use crate::record::{encode, load};
+use crate::record::{encode, load, scan};
 
 /// How long a nonce may wait to be used.
 const NONCE_LIFETIME: Duration = Duration::from_secs(3600);
@@ -533,7 +534,15 @@ impl CasHandle {
         };
         let (st, o, a) = (Arc::clone(&self.store), order.clone(), authzs.clone());
         let writes = blocking(move || {
-            let mut writes = vec![create(&st, "order", &o.id, &o)?];
+            let mut writes = vec![
+                create(&st, "order", &o.id, &o)?,
+                // The account's list of orders (RFC 8555 §7.1.2.1).
+                st.sealed_create(
+                    Table::CaAcme,
+                    &key("orders-of", &format!("{}/{}", o.account, o.id)),
+                    &encode(&o.id)?,
+                )?,
+            ];
             for authz in &a {
                 writes.push(create(&st, "authz", &authz.id, authz)?);
             }
@@ -603,6 +612,26 @@ impl CasHandle {
             Ok(order)
         })
         .await
+    }
+
+    /// The orders of `account` not yet invalid, oldest first, as they stand.
+    pub async fn acme_orders(&self, account: &AccountRecord) -> Result<Vec<OrderRecord>, Error> {
+        let (st, prefix) = (
+            Arc::clone(&self.store),
+            format!("orders-of/{}/", account.id),
+        );
+        let ids: Vec<String> =
+            blocking(move || scan(&st, Table::CaAcme, prefix.as_bytes(), "ACME order index"))
+                .await?;
+        let mut orders = Vec::with_capacity(ids.len());
+        for id in ids {
+            let order = self.acme_order(account, &id).await?;
+            if order.status != OrderStatus::Invalid {
+                orders.push(order);
+            }
+        }
+        orders.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(orders)
     }
 
     /// Authorization `id` of `account`.

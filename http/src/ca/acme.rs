@@ -343,6 +343,7 @@ impl Ctx<'_> {
                     "acct" => self.update_account(&account, &request).await,
                     "new-order" => self.new_order(&account, &request).await,
                     "order" => self.order(&account).await,
+                    "orders" => self.orders(&account).await,
                     "authz" => self.authz(&account).await,
                     "chall" => self.challenge(&account, &request).await,
                     "finalize" => self.finalize(&label, &account, &request).await,
@@ -390,7 +391,21 @@ impl Ctx<'_> {
             "status": account.status,
             "contact": account.contact,
             "termsOfServiceAgreed": true,
+            "orders": self.url("orders", &account.id),
         })
+    }
+
+    /// `orders/<account id>` (RFC 8555 §7.1.2.1): the account's orders not yet invalid, in
+    /// one page.
+    async fn orders(&self, account: &AccountRecord) -> Result<Answer, Problem> {
+        if self.id()? != account.id {
+            return Err(Problem::unauthorized(
+                "an account lists only its own orders",
+            ));
+        }
+        let orders = self.cas.acme_orders(account).await.map_err(problem)?;
+        let urls: Vec<String> = orders.iter().map(|o| self.url("order", &o.id)).collect();
+        Ok(Answer::json(StatusCode::OK, json!({ "orders": urls })))
     }
 
     async fn new_account(

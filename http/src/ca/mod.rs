@@ -250,6 +250,9 @@ fn rows(rows: &mut Vec<RouteSpec>) {
             (Method::POST, "/acme/{label}/order/{id}", || {
                 post(acme::post)
             }),
+            (Method::POST, "/acme/{label}/orders/{id}", || {
+                post(acme::post)
+            }),
             (Method::POST, "/acme/{label}/authz/{id}", || {
                 post(acme::post)
             }),

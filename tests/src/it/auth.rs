@@ -101,6 +101,7 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(POST) /acme/{label}/revoke-cert",
                 "Some(POST) /acme/{label}/acct/{id}",
                 "Some(POST) /acme/{label}/order/{id}",
+                "Some(POST) /acme/{label}/orders/{id}",
                 "Some(POST) /acme/{label}/authz/{id}",
                 "Some(POST) /acme/{label}/chall/{id}",
                 "Some(POST) /acme/{label}/finalize/{id}",

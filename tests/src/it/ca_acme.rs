@@ -783,6 +783,15 @@ async fn a_hand_made_acme_client_is_held_to_the_protocol() {
     );
     let (_, order, _) = raw.as_account(&order_url, &alice, &alice_url, None).await;
     assert_eq!(order["status"], "ready", "{order}");
+    // The account lists it (and only its owner may read the list).
+    let (status, account, _) = raw.as_account(&alice_url, &alice, &alice_url, None).await;
+    assert_eq!(status, 200, "{account}");
+    let orders_url = account["orders"].as_str().unwrap().to_owned();
+    let (status, list, _) = raw.as_account(&orders_url, &alice, &alice_url, None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["orders"], json!([order_url]), "{list}");
+    let (status, _, _) = raw.as_account(&orders_url, &bob, &bob_url, None).await;
+    assert_eq!(status, 403);
 
     // CSRs naming more than the order, or another subject attribute: badCSR, nothing issued.
     let before = count_certs(&app, &token, &root_id).await;
