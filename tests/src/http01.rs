@@ -8,10 +8,12 @@ use tokio::task::JoinHandle;
 /// Largest request head read.
 const MAX_HEAD: usize = 4096;
 
-/// Serves on `port` until the returned task is aborted or the process ends.
-pub async fn responder(port: u16, thumbprint: String) -> std::io::Result<JoinHandle<()>> {
+/// Serves on `port` (0: one the system picks) until the returned task is aborted or the
+/// process ends: the port bound, and the task.
+pub async fn responder(port: u16, thumbprint: String) -> std::io::Result<(u16, JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    Ok(tokio::spawn(async move {
+    let port = listener.local_addr()?.port();
+    let task = tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let thumbprint = thumbprint.clone();
             tokio::spawn(async move {
@@ -37,5 +39,6 @@ pub async fn responder(port: u16, thumbprint: String) -> std::io::Result<JoinHan
                 let _ = stream.write_all(answer.as_bytes()).await;
             });
         }
-    }))
+    });
+    Ok((port, task))
 }

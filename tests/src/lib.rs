@@ -37,6 +37,15 @@ pub mod http01;
 #[cfg(test)]
 mod it;
 
+/// A port free on 127.0.0.1 now (bound and released; for a server a test starts later).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Services started in-process.
 pub struct TestApp {
     /// URLs per service.

@@ -37,10 +37,8 @@ use crate::record::{encode, load, scan};
 const NONCE_LIFETIME: Duration = Duration::from_secs(3600);
 /// Most nonces outstanding (then the expired go, and if that is not enough, all of them).
 const NONCES_MAX: usize = 100_000;
-/// Accounts read once, by id (bounded: cleared when full).
-pub type AccountCache = HashMap<String, AccountRecord>;
 /// Most accounts kept in memory.
-const ACCOUNT_CACHE_MAX: usize = 10_000;
+pub(super) const ACCOUNTS_REMEMBERED: usize = 10_000;
 /// How long an order and its authorizations live.
 pub const ORDER_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
 
@@ -365,14 +363,13 @@ impl CasHandle {
     /// from the store once, then from memory. (Replicas sharing a store, issue 19, must share
     /// or drop this cache.)
     pub async fn acme_account(&self, label: &str, id: &str) -> Result<AccountRecord, Error> {
-        let known = self.known_accounts().get(id).cloned();
-        let account = match known {
+        let account = match self.acme_accounts.get(id) {
             Some(account) => Some(account),
             None => {
                 let (st, id) = (Arc::clone(&self.store), id.to_owned());
                 let loaded = blocking(move || load_account(&st, &id)).await?;
                 if let Some(account) = &loaded {
-                    self.remember_account(account);
+                    self.acme_accounts.put(&account.id, account);
                 }
                 loaded
             }
@@ -380,23 +377,6 @@ impl CasHandle {
         account.filter(|a| a.label == label).ok_or(Error::NotFound {
             what: "ACME account",
         })
-    }
-
-    fn known_accounts(&self) -> std::sync::RwLockReadGuard<'_, AccountCache> {
-        self.acme_accounts
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn remember_account(&self, account: &AccountRecord) {
-        let mut known = self
-            .acme_accounts
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if known.len() >= ACCOUNT_CACHE_MAX {
-            known.clear();
-        }
-        known.insert(account.id.clone(), account.clone());
     }
 
     /// Makes an account at `label` bound to RA secret `new.binding` (already verified), which
@@ -442,7 +422,7 @@ impl CasHandle {
         .await?;
         match self.audit.append(entry.clone(), writes).await {
             Ok(()) => {
-                self.remember_account(&account);
+                self.acme_accounts.put(&account.id, &account);
                 Ok(account)
             }
             Err(Error::Conflict { .. }) => Err(Error::Unauthenticated {
@@ -485,7 +465,7 @@ impl CasHandle {
         self.audit
             .append(entry(account, &account.id, op), vec![write])
             .await?;
-        self.remember_account(&updated);
+        self.acme_accounts.put(&updated.id, &updated);
         Ok(updated)
     }
 

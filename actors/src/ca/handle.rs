@@ -101,9 +101,9 @@ pub struct CasHandle {
     settings: Arc<super::CaSettings>,
     issuers: Arc<std::sync::RwLock<IssuerIndex>>,
     import_key: Arc<tokio::sync::OnceCell<Arc<cryptoutil_protocols::jose::Jwk>>>,
-    pub(super) labels: Arc<std::sync::RwLock<super::ra::LabelCache>>,
+    pub(super) labels: Arc<super::memo::Memo<super::ra::LabelRecord>>,
     pub(super) acme_nonces: Arc<super::acme::Nonces>,
-    pub(super) acme_accounts: Arc<std::sync::RwLock<super::acme::AccountCache>>,
+    pub(super) acme_accounts: Arc<super::memo::Memo<super::acme::AccountRecord>>,
     pub(super) acme_updates: Arc<tokio::sync::Mutex<()>>,
     timeout: Duration,
 }
@@ -171,9 +171,9 @@ impl CasHandle {
             settings,
             issuers: Arc::default(),
             import_key: Arc::default(),
-            labels: Arc::default(),
+            labels: Arc::new(super::memo::Memo::new(super::ra::LABELS_REMEMBERED)),
             acme_nonces: Arc::default(),
-            acme_accounts: Arc::default(),
+            acme_accounts: Arc::new(super::memo::Memo::new(super::acme::ACCOUNTS_REMEMBERED)),
             acme_updates: Arc::default(),
             timeout,
         }

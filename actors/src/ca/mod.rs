@@ -9,9 +9,11 @@
 //! - [`handle`]: `CasHandle`, the CA's handle (roots, dispatch to signers, reads).
 //! - [`ra`]: the RA (labels, enrollment secrets, the request queue) and enrollment.
 //! - [`acme`]: ACME accounts, orders, authorizations and nonces.
+//! - [`memo`]: records kept in memory after their first read (labels, ACME accounts).
 
 pub mod acme;
 pub mod handle;
+pub mod memo;
 pub mod ra;
 pub mod signer;
 pub mod store;

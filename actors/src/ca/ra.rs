@@ -34,10 +34,8 @@ pub const MAX_SECRET_TTL: Duration = Duration::from_secs(30 * 86_400);
 /// How long a client waits before it asks again about a pending request, in seconds.
 pub const RETRY_AFTER: u64 = 10;
 
-/// Labels read once, by name (bounded: cleared when full).
-pub type LabelCache = std::collections::HashMap<String, LabelRecord>;
 /// Most labels kept in memory.
-const LABEL_CACHE_MAX: usize = 10_000;
+pub(super) const LABELS_REMEMBERED: usize = 10_000;
 
 /// Whether a label's requests are issued at once or wait for the RA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -431,32 +429,15 @@ impl CasHandle {
     /// Label `label`, whoever owns it (enrollment URLs name labels without a tenant). Labels
     /// never change once made: each is read from the store once, then from memory.
     pub async fn label(&self, label: &str) -> Result<LabelRecord, Error> {
-        if let Some(known) = self.known_labels().get(label) {
-            return Ok(known.clone());
+        if let Some(known) = self.labels.get(label) {
+            return Ok(known);
         }
         let (st, name) = (Arc::clone(&self.store), label.to_owned());
         let found = blocking(move || load_label(&st, &name))
             .await?
             .ok_or(Error::NotFound { what: "label" })?;
-        self.remember_label(&found);
+        self.labels.put(&found.label, &found);
         Ok(found)
-    }
-
-    fn known_labels(&self) -> std::sync::RwLockReadGuard<'_, LabelCache> {
-        self.labels
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn remember_label(&self, label: &LabelRecord) {
-        let mut known = self
-            .labels
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if known.len() >= LABEL_CACHE_MAX {
-            known.clear();
-        }
-        known.insert(label.label.clone(), label.clone());
     }
 
     /// Makes an enrollment secret for one of the caller's labels (audited as
@@ -685,21 +666,7 @@ impl CasHandle {
         let entry = AuditEntry::new(&subject, label.tenant.as_str(), &label.label, "enroll");
         match self.admit(label, &who, &csr_der).await {
             Ok(Admitted::Known(request)) => Ok(answer(self, &request).await?),
-            Ok(Admitted::New {
-                csr,
-                reference,
-                requested_by,
-            }) => {
-                let new = NewRequest {
-                    csr,
-                    csr_der,
-                    reference,
-                    requested_by,
-                    protocol,
-                    then,
-                };
-                self.submit(label, new).await
-            }
+            Ok(Admitted::New(new)) => self.submit(label, new, csr_der, protocol, then).await,
             Err(e) => self.audit.refused(entry, e).await,
         }
     }
@@ -718,11 +685,11 @@ impl CasHandle {
                 if caller.tenant != label.tenant {
                     return Err(Error::NotFound { what: "label" });
                 }
-                Ok(Admitted::New {
+                Ok(Admitted::New(Admission {
                     csr: parse()?,
                     reference: None,
                     requested_by: caller.subject.clone(),
-                })
+                }))
             }
             Enrollee::Secret { reference, secret } => {
                 let (st, r) = (Arc::clone(&self.store), reference.clone());
@@ -771,11 +738,11 @@ impl CasHandle {
                     Some(_) => Err(Error::Unauthenticated {
                         why: "this enrollment secret was used for another request",
                     }),
-                    None => Ok(Admitted::New {
+                    None => Ok(Admitted::New(Admission {
                         csr,
                         requested_by: format!("ra:{reference}"),
                         reference: Some(reference.clone()),
-                    }),
+                    })),
                 }
             }
             Enrollee::Account { account, names } => {
@@ -821,11 +788,11 @@ impl CasHandle {
                         "the request names exactly the order's identifiers",
                     ));
                 }
-                Ok(Admitted::New {
+                Ok(Admitted::New(Admission {
                     csr,
                     reference: None,
                     requested_by: format!("acme:{account}"),
-                })
+                }))
             }
             Enrollee::Certificate(der) => {
                 let summary = ca::summary(der).map_err(|_| Error::Unauthenticated {
@@ -851,24 +818,28 @@ impl CasHandle {
                         "a renewal names the subject of the certificate it renews",
                     ));
                 }
-                Ok(Admitted::New {
+                Ok(Admitted::New(Admission {
                     csr,
                     reference: None,
                     requested_by: format!("certificate:{}/{}", cert.ca, cert.serial),
-                })
+                }))
             }
         }
     }
 
     /// Records a new request: issued at once with its record (auto approval), or queued.
-    async fn submit(&self, label: &LabelRecord, new: NewRequest) -> Result<Enrolled, Error> {
-        let NewRequest {
+    async fn submit(
+        &self,
+        label: &LabelRecord,
+        new: Admission,
+        csr_der: Vec<u8>,
+        protocol: &'static str,
+        then: Option<Then>,
+    ) -> Result<Enrolled, Error> {
+        let Admission {
             csr,
-            csr_der,
             reference,
             requested_by,
-            protocol,
-            then,
         } = new;
         let request = RequestRecord {
             id: random_id("rq-", 12)?,
@@ -943,22 +914,18 @@ impl CasHandle {
 }
 
 /// A new request, admitted, to record.
-struct NewRequest {
+struct Admission {
+    /// The request, read.
     csr: ca::Csr,
-    csr_der: Vec<u8>,
+    /// The secret it used, if any (marked used with it).
     reference: Option<String>,
+    /// Who asked.
     requested_by: String,
-    protocol: &'static str,
-    then: Option<Then>,
 }
 
 /// An enrollment admitted: a new request, or one seen before.
 enum Admitted {
-    New {
-        csr: ca::Csr,
-        reference: Option<String>,
-        requested_by: String,
-    },
+    New(Admission),
     Known(RequestRecord),
 }
 

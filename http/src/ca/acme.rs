@@ -57,14 +57,19 @@ enum Body {
 }
 
 impl Answer {
-    fn json(status: StatusCode, body: Value) -> Self {
+    /// `body` with `status`, no other header.
+    fn new(status: StatusCode, body: Body) -> Self {
         Self {
             status,
             location: None,
             retry_after: false,
             up: None,
-            body: Body::Json(body),
+            body,
         }
+    }
+
+    fn json(status: StatusCode, body: Value) -> Self {
+        Self::new(status, Body::Json(body))
     }
 
     fn at(mut self, location: String) -> Self {
@@ -122,12 +127,9 @@ fn finish(
     base: Option<&str>,
     result: Result<Answer, Problem>,
 ) -> Response {
-    let answer = result.unwrap_or_else(|p| Answer {
-        status: StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST),
-        location: None,
-        retry_after: false,
-        up: None,
-        body: Body::Json(p.document()),
+    let answer = result.unwrap_or_else(|p| {
+        let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+        Answer::json(status, p.document())
     });
     let is_problem = !answer.status.is_success();
     let mut response = match answer.body {
@@ -235,16 +237,13 @@ pub(crate) async fn nonce_get(
 ) -> Response {
     let site = Site::of(&app, &uri, &headers);
     let result = match site.ctx() {
-        Ok(ctx) => label(ctx.cas, &ctx.path.label).await.map(|_| Answer {
-            status: if method == Method::HEAD {
+        Ok(ctx) => label(ctx.cas, &ctx.path.label).await.map(|_| {
+            let status = if method == Method::HEAD {
                 StatusCode::OK
             } else {
                 StatusCode::NO_CONTENT
-            },
-            location: None,
-            retry_after: false,
-            up: None,
-            body: Body::Empty,
+            };
+            Answer::new(status, Body::Empty)
         }),
         Err(p) => Err(p),
     };
@@ -264,6 +263,12 @@ pub(crate) async fn post(
         Err(p) => Err(p),
     };
     site.finish(result)
+}
+
+/// Who signed a request, its signature checked.
+enum SignedBy<'a> {
+    Account(&'a AccountRecord),
+    Key(&'a Jwk),
 }
 
 struct Ctx<'a> {
@@ -332,7 +337,7 @@ impl Ctx<'_> {
             // RFC 8555 §7.6: the certificate's own key may revoke it.
             ("revoke-cert", Signer::Key(key)) => {
                 request.verify(key)?;
-                self.revoke(&label, None, &request, Some(key)).await
+                self.revoke(&label, SignedBy::Key(key), &request).await
             }
             (_, Signer::Key(_)) => Err(Problem::malformed(
                 "sign with the account (kid); only new-account and revoke-cert take a jwk",
@@ -348,7 +353,10 @@ impl Ctx<'_> {
                     "chall" => self.challenge(&account, &request).await,
                     "finalize" => self.finalize(&label, &account, &request).await,
                     "cert" => self.certificate(&account).await,
-                    "revoke-cert" => self.revoke(&label, Some(&account), &request, None).await,
+                    "revoke-cert" => {
+                        self.revoke(&label, SignedBy::Account(&account), &request)
+                            .await
+                    }
                     _ => Err(Problem::new("malformed", 404, "no such resource")),
                 }
             }
@@ -695,22 +703,15 @@ impl Ctx<'_> {
             .iter()
             .map(|c| cryptoutil_protocols::pki::cert_pem(&c.0))
             .collect();
-        Ok(Answer {
-            status: StatusCode::OK,
-            location: None,
-            retry_after: false,
-            up: None,
-            body: Body::Pem(pem),
-        })
+        Ok(Answer::new(StatusCode::OK, Body::Pem(pem)))
     }
 
-    /// Revocation by `account`, or by `key` (the certificate's own, which signed `request`).
+    /// Revocation signed by an account, or by a key that must be the certificate's own.
     async fn revoke(
         &self,
         label: &LabelRecord,
-        account: Option<&AccountRecord>,
+        signed_by: SignedBy<'_>,
         request: &Request,
-        key: Option<&Jwk>,
     ) -> Result<Answer, Problem> {
         let payload = request.json()?;
         let der = payload
@@ -728,10 +729,10 @@ impl Ctx<'_> {
                 )
             })?,
         };
-        let by = match (account, key) {
-            (Some(account), _) => Revoker::Account(account),
-            (None, Some(key)) if acme::key_of_certificate(key, &der) => Revoker::CertificateKey,
-            (None, _) => {
+        let by = match signed_by {
+            SignedBy::Account(account) => Revoker::Account(account),
+            SignedBy::Key(key) if acme::key_of_certificate(key, &der) => Revoker::CertificateKey,
+            SignedBy::Key(_) => {
                 return Err(Problem::unauthorized(
                     "the request is signed neither by an account nor by the certificate's key",
                 ))
@@ -744,13 +745,7 @@ impl Ctx<'_> {
                 Error::Conflict { what } => Problem::new("alreadyRevoked", 400, what),
                 other => problem(other),
             })?;
-        Ok(Answer {
-            status: StatusCode::OK,
-            location: None,
-            retry_after: false,
-            up: None,
-            body: Body::Empty,
-        })
+        Ok(Answer::new(StatusCode::OK, Body::Empty))
     }
 }
 

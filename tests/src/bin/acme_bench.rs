@@ -237,7 +237,7 @@ async fn main() -> Fallible<()> {
         .number("http01-port", 0)?
         .try_into()
         .map_err(|_| fail("--http01-port: a port"))?;
-    let _responder = cryptoutil_tests::http01::responder(port, key.thumbprint()?).await?;
+    let (_, _responder) = cryptoutil_tests::http01::responder(port, key.thumbprint()?).await?;
     let mut account = Account {
         client: client.clone(),
         key,

@@ -18,21 +18,12 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::ca_est::{count_certs, decide, make_labels, pending_requests, secret};
-use super::ca_service::{audit_verifies, call, openssl, pkilint, root, CaTest};
-use crate::TestApp;
+use super::ca_service::{audit_verifies, call, openssl, pkilint, request_file, root, CaTest};
+use crate::{free_port, TestApp};
 
 /// The name proven over http-01: it resolves to 127.0.0.1 through the hosts file
 /// (`scripts/test` adds it; pkilint refuses the single-label `localhost` in a certificate).
 const NAME: &str = "acme.cryptoutil.test";
-
-/// A port free on 127.0.0.1 now (for the clients' http-01 servers).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn text(out: &Output) -> String {
     format!(
@@ -660,30 +651,7 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
 
 /// A CSR (DER, base64url) for `subject` with DNS names `names`, made by openssl.
 fn csr_b64(dir: &Path, file: &str, subject: &str, names: &str) -> String {
-    let (ok, out) = openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{file}.key"),
-            "-subj",
-            subject,
-            "-addext",
-            &format!("subjectAltName={names}"),
-            "-outform",
-            "DER",
-            "-out",
-            &format!("{file}.der"),
-        ],
-    );
-    assert!(ok, "{out}");
-    b64::encode(&std::fs::read(dir.join(format!("{file}.der"))).unwrap())
+    b64::encode(&std::fs::read(request_file(dir, file, subject, names, "DER")).unwrap())
 }
 
 /// What certbot and lego never send: requests signed with the wrong key, another account's
@@ -692,7 +660,12 @@ fn csr_b64(dir: &Path, file: &str, subject: &str, names: &str) -> String {
 /// and nothing is issued.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hand_made_acme_client_is_held_to_the_protocol() {
-    let http01 = free_port();
+    // The responder binds first (the services' own listeners then cannot take its port); it
+    // answers for Alice's key, made before her account.
+    let alice = Jwk::generate(JwsAlg::ES256).unwrap();
+    let (http01, _responder) = crate::http01::responder(0, alice.thumbprint().unwrap())
+        .await
+        .unwrap();
     let port = http01.to_string();
     let CaTest {
         dir: _dir,
@@ -709,17 +682,11 @@ async fn a_hand_made_acme_client_is_held_to_the_protocol() {
         app: &app,
         base: format!("{public}/acme/web"),
     };
-    let (alice, bob) = (
-        Jwk::generate(JwsAlg::ES256).unwrap(),
-        Jwk::generate(JwsAlg::ES256).unwrap(),
-    );
+    let bob = Jwk::generate(JwsAlg::ES256).unwrap();
     let (kid, secret_a) = secret(&app, &token, "web").await;
     let alice_url = raw.account(&alice, &kid, &secret_a).await;
     let (kid, secret_b) = secret(&app, &token, "web").await;
     let bob_url = raw.account(&bob, &kid, &secret_b).await;
-    let _responder = crate::http01::responder(http01, alice.thumbprint().unwrap())
-        .await
-        .unwrap();
 
     let new_order = format!("{}/new-order", raw.base);
     let names = json!({"identifiers": [{"type": "dns", "value": NAME}]});

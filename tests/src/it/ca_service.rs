@@ -122,7 +122,25 @@ pub(super) fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
 
 /// A P-256 key and a PEM request for `cn` with DNS SAN `cn`, made by openssl.
 pub(super) fn csr(dir: &Path, cn: &str) -> String {
-    let (ok, out) = openssl(
+    let file = request_file(dir, cn, &format!("/CN={cn}"), &format!("DNS:{cn}"), "PEM");
+    std::fs::read_to_string(file).unwrap()
+}
+
+/// A P-256 key (`<name>.key`) and a request for `subject` with `sans` (openssl's
+/// `subjectAltName` text) made by openssl: `<name>.csr` (`form` PEM) or `<name>.der` (DER).
+pub(super) fn request_file(
+    dir: &Path,
+    name: &str,
+    subject: &str,
+    sans: &str,
+    form: &str,
+) -> PathBuf {
+    let out = dir.join(if form == "DER" {
+        format!("{name}.der")
+    } else {
+        format!("{name}.csr")
+    });
+    let (ok, text) = openssl(
         dir,
         &[
             "req",
@@ -133,17 +151,19 @@ pub(super) fn csr(dir: &Path, cn: &str) -> String {
             "ec_paramgen_curve:P-256",
             "-nodes",
             "-keyout",
-            &format!("{cn}.key"),
+            &format!("{name}.key"),
             "-subj",
-            &format!("/CN={cn}"),
+            subject,
             "-addext",
-            &format!("subjectAltName=DNS:{cn}"),
+            &format!("subjectAltName={sans}"),
+            "-outform",
+            form,
             "-out",
-            &format!("{cn}.csr"),
+            out.to_str().unwrap(),
         ],
     );
-    assert!(ok, "{out}");
-    std::fs::read_to_string(dir.join(format!("{cn}.csr"))).unwrap()
+    assert!(ok, "{text}");
+    out
 }
 
 /// Fetches CA `id`'s CRL (public) into `<name>.crl` as PEM.

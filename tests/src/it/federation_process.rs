@@ -12,7 +12,7 @@ use cryptoutil_protocols::jose::b64;
 use serde_json::{json, Value};
 
 use super::federation::metric;
-use crate::Process;
+use crate::{free_port, Process};
 
 async fn call(
     client: &HttpsClient,
@@ -64,14 +64,6 @@ async fn client_token(
     assert_eq!(r.status, 200, "{}", r.text());
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     v["access_token"].as_str().unwrap().to_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread")]
