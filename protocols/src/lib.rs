@@ -9,6 +9,8 @@
 //! - [`pki`]: the dynamic TLS PKI: a private root, an intermediate and leaf certificates.
 //! - [`acme`]: RFC 8555 requests (flattened JWS, external account binding), problems,
 //!   identifiers, key authorizations.
+//! - [`cmp`]: CMP (RFC 4210/9480/9483) messages, CRMF requests, MAC and signature
+//!   protection.
 //! - [`est`]: RFC 7030 enrollment messages (the request body, the certs-only answer).
 //! - [`duration`]: human durations in configuration (`250ms`, `5s`, `2m`, `1h`, `7d`).
 //! - [`jose`]: JWK, JWK Set, JWS, JWE and JWT on aws-lc-rs.
@@ -23,6 +25,7 @@
 
 pub mod acme;
 pub mod ca;
+pub mod cmp;
 mod der;
 pub mod dpop;
 pub mod duration;

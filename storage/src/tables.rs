@@ -69,11 +69,14 @@ pub enum Table {
     /// (created once), `issued/<ca id>/<serial>`
     /// (the account that ordered a certificate, which may revoke it).
     CaAcme,
+    /// CMP (RFC 4210) transactions: `tx/<transactionID, hex>` -> sealed record (the label, the
+    /// RA request it carries, who authenticated it, the last nonce sent, where it stands).
+    CaCmp,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 25] = [
+    pub const ALL: [Table; 26] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -99,6 +102,7 @@ impl Table {
         Table::CaRaRequests,
         Table::CaRaMarks,
         Table::CaAcme,
+        Table::CaCmp,
     ];
 
     /// The versioned table name.
@@ -129,6 +133,7 @@ impl Table {
             Table::CaRaRequests => "ca_ra_requests_v1",
             Table::CaRaMarks => "ca_ra_marks_v1",
             Table::CaAcme => "ca_acme_v1",
+            Table::CaCmp => "ca_cmp_v1",
         }
     }
 

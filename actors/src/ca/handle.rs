@@ -796,6 +796,28 @@ impl CasHandle {
 
     /// Asks the signer of CA `id` in the caller's tenant; a CA that is not there (or is
     /// another tenant's) is audited as a failed `op` and answered `NotFound`.
+    /// Signs a CMP answer's protected part with CA `id`'s key (of `tenant`), with the
+    /// algorithm `ca::signature_algorithm_der` names for its key type.
+    pub(super) async fn protect(
+        &self,
+        tenant: &cryptoutil_protocols::ids::TenantId,
+        id: &CaId,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        let key = SignerKey {
+            tenant: tenant.clone(),
+            id: id.clone(),
+        };
+        let signer = self.signers.open(&key).await?;
+        call(
+            &signer,
+            "CaSigner",
+            |reply| CaSignerMsg::Protect { data, reply },
+            self.timeout,
+        )
+        .await
+    }
+
     async fn ask<T: Send + 'static>(
         &self,
         who: &Caller,

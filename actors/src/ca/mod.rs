@@ -9,9 +9,11 @@
 //! - [`handle`]: `CasHandle`, the CA's handle (roots, dispatch to signers, reads).
 //! - [`ra`]: the RA (labels, enrollment secrets, the request queue) and enrollment.
 //! - [`acme`]: ACME accounts, orders, authorizations and nonces.
+//! - [`cmp`]: the CMP server (messages authenticated, enrolled, confirmed, polled, revoked).
 //! - [`memo`]: records kept in memory after their first read (labels, ACME accounts).
 
 pub mod acme;
+pub mod cmp;
 pub mod handle;
 pub mod memo;
 pub mod ra;

@@ -145,8 +145,11 @@ pub struct RequestRecord {
     pub protocol: String,
     /// The subject of its PKCS#10 request.
     pub subject: String,
-    /// The PKCS#10 request.
+    /// The request as it came: PKCS#10 or, over CMP, a CRMF `CertReqMsg` (see `format`).
     pub csr: Der,
+    /// How `csr` is encoded.
+    #[serde(default, skip_serializing_if = "ca::csr::Format::is_pkcs10")]
+    pub format: ca::csr::Format,
     /// Who asked: a secret's reference (`ra:<reference>`) or a client.
     pub requested_by: String,
     /// When, Unix seconds.
@@ -540,7 +543,12 @@ impl CasHandle {
         // Issued as the requester asked it (the audit record names the approver).
         let new = NewCert {
             profile: request.profile.clone(),
-            request: CertRequest::Csr(request.csr.0.clone()),
+            request: match request.format {
+                ca::csr::Format::Pkcs10 => CertRequest::Csr(request.csr.0.clone()),
+                format => CertRequest::Checked(Box::new(
+                    ca::csr::read(format, &request.csr.0).map_err(Error::Refused)?,
+                )),
+            },
             validity: None,
         };
         let mut decided = request;
@@ -657,6 +665,20 @@ impl CasHandle {
         protocol: &'static str,
         then: Option<Then>,
     ) -> Result<Enrolled, Error> {
+        let format = ca::csr::Format::Pkcs10;
+        self.enroll_as(label, who, (format, csr_der), protocol, then)
+            .await
+    }
+
+    /// [`Self::enroll_then`] for a request in `format` (PKCS#10, or a CRMF `CertReqMsg`).
+    pub async fn enroll_as(
+        &self,
+        label: &LabelRecord,
+        who: Enrollee,
+        (format, csr_der): (ca::csr::Format, Vec<u8>),
+        protocol: &'static str,
+        then: Option<Then>,
+    ) -> Result<Enrolled, Error> {
         let subject = match &who {
             Enrollee::Secret { reference, .. } => format!("ra:{reference}"),
             Enrollee::Client(c) => c.subject.clone(),
@@ -664,9 +686,12 @@ impl CasHandle {
             Enrollee::Account { account, .. } => format!("acme:{account}"),
         };
         let entry = AuditEntry::new(&subject, label.tenant.as_str(), &label.label, "enroll");
-        match self.admit(label, &who, &csr_der).await {
+        match self.admit(label, &who, format, &csr_der).await {
             Ok(Admitted::Known(request)) => Ok(answer(self, &request).await?),
-            Ok(Admitted::New(new)) => self.submit(label, new, csr_der, protocol, then).await,
+            Ok(Admitted::New(new)) => {
+                self.submit(label, new, (format, csr_der), protocol, then)
+                    .await
+            }
             Err(e) => self.audit.refused(entry, e).await,
         }
     }
@@ -676,10 +701,11 @@ impl CasHandle {
         &self,
         label: &LabelRecord,
         who: &Enrollee,
+        format: ca::csr::Format,
         csr_der: &[u8],
     ) -> Result<Admitted, Error> {
         // Read (its signature checked) only once who sends it is known.
-        let parse = || ca::csr::parse(csr_der).map_err(Error::Refused);
+        let parse = || ca::csr::read(format, csr_der).map_err(Error::Refused);
         match who {
             Enrollee::Client(caller) => {
                 if caller.tenant != label.tenant {
@@ -832,7 +858,7 @@ impl CasHandle {
         &self,
         label: &LabelRecord,
         new: Admission,
-        csr_der: Vec<u8>,
+        (format, csr_der): (ca::csr::Format, Vec<u8>),
         protocol: &'static str,
         then: Option<Then>,
     ) -> Result<Enrolled, Error> {
@@ -850,6 +876,7 @@ impl CasHandle {
             protocol: protocol.to_owned(),
             subject: csr.subject_text.clone(),
             csr: Der(csr_der),
+            format,
             requested_by: requested_by.clone(),
             created_at: crate::now_unix(),
             status: RequestStatus::Pending,

@@ -125,6 +125,14 @@ pub enum CaSignerMsg {
         /// The DER response.
         reply: RpcReplyPort<Result<Vec<u8>, Error>>,
     },
+    /// Sign a CMP answer's protected part with the CA's key (with the algorithm
+    /// `ca::signature_algorithm_der` names for its key type).
+    Protect {
+        /// The bytes to sign.
+        data: Vec<u8>,
+        /// The signature.
+        reply: RpcReplyPort<Result<Vec<u8>, Error>>,
+    },
     /// Take the CA offline (its key leaves memory and is used only by explicit operator
     /// actions) or bring it back online.
     SetOffline {
@@ -312,6 +320,14 @@ impl Actor for CaSigner {
             }
             CaSignerMsg::Stamp { request, reply } => {
                 let _ = reply.send(st.stamp(&request).await);
+            }
+            CaSignerMsg::Protect { data, reply } => {
+                let signed = st.key(false).and_then(|key| {
+                    key.protect(&data).map_err(|_| Error::Internal {
+                        what: "signing a CMP answer",
+                    })
+                });
+                let _ = reply.send(signed);
             }
             CaSignerMsg::IdleCheck => {
                 if st.last_used.elapsed() >= st.args.idle {

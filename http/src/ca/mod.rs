@@ -7,9 +7,11 @@
 //! - [`ra`]: the RA's API (labels, enrollment secrets, decisions on queued requests).
 //! - [`est`]: the EST server (RFC 7030).
 //! - [`acme`]: the ACME server (RFC 8555).
+//! - [`cmp`]: the CMP server's HTTP transfer (RFC 6712).
 
 pub mod acme;
 pub mod api;
+pub mod cmp;
 pub mod est;
 pub mod ra;
 
@@ -221,6 +223,19 @@ fn rows(rows: &mut Vec<RouteSpec>) {
                 "/.well-known/est/{label}/simplereenroll",
                 || post(est::simplereenroll_post),
             ),
+        ],
+    );
+    // CMP (RFC 4210/9483 over HTTP, RFC 6712): public because every message carries its own
+    // protection (a MAC keyed by an RA secret, or a signature by a certificate of the label's
+    // CA), checked before the message is acted on.
+    public(
+        rows,
+        Realm::Service,
+        &[
+            (Method::POST, "/.well-known/cmp", || post(cmp::post)),
+            (Method::POST, "/.well-known/cmp/p/{label}", || {
+                post(cmp::post)
+            }),
         ],
     );
     // ACME (RFC 8555): public because every request is a JWS its account (or, for

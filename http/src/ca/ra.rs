@@ -13,6 +13,7 @@ use cryptoutil_actors::ca::ra::{
 use cryptoutil_actors::ca::CasHandle;
 use cryptoutil_actors::caller::Caller;
 use cryptoutil_actors::Scope;
+use cryptoutil_protocols::ca::csr::Format;
 use cryptoutil_protocols::ids::CaId;
 use cryptoutil_protocols::pki::csr_pem;
 use serde::Deserialize;
@@ -50,14 +51,22 @@ fn label_json(label: &LabelRecord) -> Value {
 }
 
 fn request_json(request: &RequestRecord) -> Value {
-    json!({
+    use base64::Engine as _;
+    // A PKCS#10 request as PEM; a CRMF one (CMP) as base64 of its DER.
+    let (key, request_text) = match request.format {
+        Format::Pkcs10 => ("csr", csr_pem(&request.csr.0)),
+        Format::Crmf => (
+            "crmf",
+            base64::engine::general_purpose::STANDARD.encode(&request.csr.0),
+        ),
+    };
+    let mut out = json!({
         "id": request.id,
         "label": request.label,
         "ca": request.ca,
         "profile": request.profile,
         "protocol": request.protocol,
         "subject": request.subject,
-        "csr": csr_pem(&request.csr.0),
         "requested_by": request.requested_by,
         "created_at": request.created_at,
         "status": request.status,
@@ -65,7 +74,11 @@ fn request_json(request: &RequestRecord) -> Value {
         "decided_at": request.decided_at,
         "reason": request.reason,
         "serial": request.serial,
-    })
+    });
+    if let Some(map) = out.as_object_mut() {
+        map.insert(key.to_owned(), Value::String(request_text));
+    }
+    out
 }
 
 /// `POST /ca/labels` body.

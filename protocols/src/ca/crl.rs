@@ -188,7 +188,7 @@ fn write_time(w: yasna::DERWriter<'_>, secs: u64) -> Result<(), Error> {
     Ok(())
 }
 
-fn write_alg(w: yasna::DERWriter<'_>, key_type: super::KeyType) {
+pub(super) fn write_alg(w: yasna::DERWriter<'_>, key_type: super::KeyType) {
     use super::KeyType;
     w.write_sequence(|w| match key_type {
         KeyType::P256 => w.next().write_oid(&oid(&[1, 2, 840, 10045, 4, 3, 2])),

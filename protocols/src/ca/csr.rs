@@ -163,6 +163,90 @@ pub fn parse(input: &[u8]) -> Result<Csr, CaError> {
     })
 }
 
+/// How a certification request is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// PKCS#10 (RFC 2986), PEM or DER.
+    #[default]
+    Pkcs10,
+    /// A CRMF `CertReqMsg` (RFC 4211), DER, with a signature proof of possession.
+    Crmf,
+}
+
+impl Format {
+    /// Whether it is PKCS#10 (the default, left out of records).
+    pub fn is_pkcs10(&self) -> bool {
+        *self == Format::Pkcs10
+    }
+}
+
+/// Reads and checks a request in `format`. A CRMF request's refusals name the field `popo`
+/// when its proof of possession fails, `template` otherwise.
+pub fn read(format: Format, der: &[u8]) -> Result<Csr, CaError> {
+    match format {
+        Format::Pkcs10 => parse(der),
+        Format::Crmf => crate::cmp::crmf::read(der).map_err(|r| {
+            let field = if r.failure == crate::cmp::Failure::BadPop {
+                "popo"
+            } else {
+                "template"
+            };
+            CaError::new(field, r.reason)
+        }),
+    }
+}
+
+/// A request carried in another format's parts (a CRMF certificate template, RFC 4211): the
+/// key (SubjectPublicKeyInfo DER), the subject (Name DER; none: an empty subject) and the
+/// requested extensions (Extensions DER), checked like a PKCS#10 request's parts. The caller
+/// has verified the proof of possession of the key.
+pub fn from_parts(
+    spki_der: &[u8],
+    subject_der: Option<&[u8]>,
+    extensions_der: Option<&[u8]>,
+) -> Result<Csr, CaError> {
+    let (rest, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|_| CaError::new("publicKey", "not a SubjectPublicKeyInfo"))?;
+    if !rest.is_empty() {
+        return Err(CaError::new("publicKey", "trailing bytes after the key"));
+    }
+    let key = request_key(&spki)?;
+    let empty = [0x30, 0x00];
+    let (rest, name) = X509Name::from_der(subject_der.unwrap_or(&empty))
+        .map_err(|_| CaError::new("subject", "not a distinguished name"))?;
+    if !rest.is_empty() {
+        return Err(CaError::new("subject", "trailing bytes after the name"));
+    }
+    let mut sans = Vec::new();
+    let mut extensions = Vec::new();
+    if let Some(der) = extensions_der {
+        let (mut rest, _) = crate::der::expect(der, 0x30)
+            .filter(|(_, after)| after.is_empty())
+            .map(|(contents, _)| (contents, ()))
+            .ok_or_else(|| CaError::new("extensions", "not a sequence of extensions"))?;
+        while !rest.is_empty() {
+            let (after, ext) = x509_parser::extensions::X509Extension::from_der(rest)
+                .map_err(|_| CaError::new("extensions", "an extension does not parse"))?;
+            extensions.push(ext.oid.to_id_string());
+            if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+                for name in &san.general_names {
+                    sans.push(san_of(name)?);
+                }
+            }
+            rest = after;
+        }
+    }
+    Ok(Csr {
+        spki_der: spki.raw.to_vec(),
+        key,
+        subject: subject(&name)?,
+        subject_text: name.to_string(),
+        sans,
+        extensions,
+    })
+}
+
 /// The OIDs of the extensions a request asks for (its extensionRequest attribute).
 fn requested_oids(
     req: &x509_parser::certification_request::X509CertificationRequest<'_>,
@@ -178,7 +262,7 @@ fn requested_oids(
         .collect()
 }
 
-pub(super) fn request_key(
+pub(crate) fn request_key(
     spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
 ) -> Result<RequestKey, CaError> {
     let alg = spki.algorithm.algorithm.to_id_string();

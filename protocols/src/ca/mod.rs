@@ -384,6 +384,18 @@ impl Signer {
         })
     }
 
+    /// Signs `data` with the CA's key (a CMP answer's protection), with the algorithm
+    /// [`signature_algorithm_der`] names for its key type.
+    pub fn protect(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
+        use rcgen::SigningKey as _;
+        let signature = self
+            .issuer
+            .key()
+            .sign(data)
+            .map_err(cert_err("CMP protection"))?;
+        Ok(signature)
+    }
+
     /// A CRL of `revoked` (DER).
     pub fn crl(&self, spec: &crl::CrlSpec, revoked: &[crl::Revoked]) -> Result<Vec<u8>, Error> {
         crl::sign(self, spec, revoked)
@@ -422,6 +434,11 @@ impl Signer {
             .map_err(cert_err(what))?;
         Ok((cert.der().to_vec(), (not_before, not_after)))
     }
+}
+
+/// The signature algorithm (AlgorithmIdentifier DER) a CA with a `key` key signs with.
+pub fn signature_algorithm_der(key: KeyType) -> Vec<u8> {
+    yasna::construct_der(|w| crl::write_alg(w, key))
 }
 
 /// A validity as the API takes it: `<n>y` (365-day years), `<n>d`, `<n>h` or `<n>m`.

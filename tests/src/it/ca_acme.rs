@@ -117,7 +117,7 @@ fn judge(work: &Path, pem: &Path) {
     assert!(ok, "pkilint: {found}");
 }
 
-async fn cert_status(app: &TestApp, token: &str, ca: &str, serial: &str) -> Value {
+pub(super) async fn cert_status(app: &TestApp, token: &str, ca: &str, serial: &str) -> Value {
     let (status, cert) = call(
         app,
         token,

@@ -2,6 +2,7 @@
 
 mod auth;
 mod ca_acme;
+mod ca_cmp;
 mod ca_core;
 mod ca_crash;
 mod ca_est;
