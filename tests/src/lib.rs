@@ -31,6 +31,7 @@ use cryptoutil_bin::config::{self, Flags};
 use cryptoutil_bin::run::{self, Endpoint, Options, Running};
 use cryptoutil_federation::{tls, HttpsClient};
 
+pub mod bench;
 pub mod fake_peer;
 pub mod fault_proxy;
 pub mod http01;

@@ -29,6 +29,9 @@ use crate::caller::Caller;
 use crate::error::Error;
 use crate::record::{encode, load};
 
+/// Most CA records kept in memory for CMP answers.
+pub(super) const CAS_REMEMBERED: usize = 1_000;
+
 /// Seconds a client waits before it polls again for a request the RA has not decided.
 pub const CHECK_AFTER: u64 = 3;
 
@@ -118,8 +121,11 @@ enum Answer {
         tag: u8,
         cert_req_id: i64,
         outcome: Outcome,
+        /// Implicit confirmation granted (asked when the transaction started).
+        implicit: bool,
     },
-    Rp,
+    /// `rp`: accepted, or the refusal.
+    Rp(Option<Refusal>),
     Genp(Vec<reply::GenpItem>),
     PkiConf,
     PollRep {
@@ -164,8 +170,10 @@ impl CasHandle {
         let message = match Message::parse(der) {
             Ok(m) => m,
             Err(unreadable) => {
-                self.cmp_audit("-", label, "unreadable", &unreadable.refusal)
-                    .await;
+                if super::ra::check_label(label).is_ok() {
+                    self.cmp_audit("-", label, "unreadable", &unreadable.refusal)
+                        .await;
+                }
                 return unprotected(unreadable.header.as_deref(), &[], &unreadable.refusal);
             }
         };
@@ -173,16 +181,19 @@ impl CasHandle {
             Ok(l) => l,
             Err(_) => {
                 let r = refusal(Failure::BadRequest, format!("no CMP label {label:?}"));
-                self.cmp_audit("-", label, message.body.name(), &r).await;
+                // Audited under the name asked, if it could be a label at all.
+                if super::ra::check_label(label).is_ok() {
+                    self.cmp_audit("-", label, message.body.name(), &r).await;
+                }
                 return unprotected(Some(&message.header), &[], &r);
             }
         };
-        let ca = match self.label_ca(&label).await {
+        let ca = match self.cmp_ca(&label).await {
             Ok(ca) => ca,
             Err(e) => return unprotected(Some(&message.header), &[], &refusal_of(&e)),
         };
-        let sender = match self.cmp_sender(&label, &message).await {
-            Ok(s) => s,
+        let (sender, tx) = match self.cmp_sender(&label, &message).await {
+            Ok(found) => found,
             Err(r) => {
                 let body = message.body.name();
                 self.cmp_audit(label.tenant.as_str(), &label.label, body, &r)
@@ -195,13 +206,13 @@ impl CasHandle {
             Err(e) => return unprotected(Some(&message.header), &[], &refusal_of(&e)),
         };
         let answer = match self
-            .cmp_answer(&label, &ca, &sender, &message, &nonce)
+            .cmp_answer(&label, &ca, (&sender, tx), &message, &nonce)
             .await
         {
             Ok(a) => a,
             Err(e) => Answer::Error(refusal_of(&e)),
         };
-        if let Answer::Error(r) = &answer {
+        if let Answer::Error(r) | Answer::Rp(Some(r)) = &answer {
             let body = message.body.name();
             self.cmp_audit(label.tenant.as_str(), &label.label, body, r)
                 .await;
@@ -215,6 +226,17 @@ impl CasHandle {
         }
     }
 
+    /// The label's CA, as answers use it: its certificate, chain and key type never change,
+    /// so its record is read once.
+    async fn cmp_ca(&self, label: &LabelRecord) -> Result<CaRecord, Error> {
+        if let Some(ca) = self.cmp_cas.get(label.ca.as_str()) {
+            return Ok(ca);
+        }
+        let ca = self.label_ca(label).await?;
+        self.cmp_cas.put(label.ca.as_str(), &ca);
+        Ok(ca)
+    }
+
     /// Audits a refusal of a `body` message at `label` (`cmp` on `<label>/<body>`).
     async fn cmp_audit(&self, tenant: &str, label: &str, body: &str, r: &Refusal) {
         let entry = AuditEntry::new("cmp", tenant, &format!("{label}/{body}"), "cmp");
@@ -225,16 +247,23 @@ impl CasHandle {
         let _ = self.audit.refused::<()>(entry, e).await;
     }
 
-    /// Authenticates `message` for `label` by its protection.
-    async fn cmp_sender(&self, label: &LabelRecord, message: &Message) -> Result<Sender, Refusal> {
+    /// Authenticates `message` for `label` by its protection, and reads the transaction it
+    /// names (if one exists) in the same trip to the store.
+    async fn cmp_sender(
+        &self,
+        label: &LabelRecord,
+        message: &Message,
+    ) -> Result<(Sender, Option<TransactionRecord>), Refusal> {
         let unprotected = || refusal(Failure::BadMessageCheck, "the message is not protected");
-        let tag = message.protection.as_deref().ok_or_else(unprotected)?;
+        let tag = message.protection.clone().ok_or_else(unprotected)?;
         let alg = message
             .header
             .protection_alg
             .as_deref()
             .ok_or_else(unprotected)?;
         let system = |_| refusal(Failure::SystemFailure, "the CA could not answer");
+        let tid = cryptoutil_protocols::hex(&message.header.transaction_id);
+        let st = Arc::clone(&self.store);
         match Protection::parse(alg)? {
             Protection::Mac(mac) => {
                 let wrong = || refusal(Failure::BadMessageCheck, "the MAC does not verify");
@@ -251,30 +280,33 @@ impl CasHandle {
                         )
                     })?
                     .to_owned();
-                let st = Arc::clone(&self.store);
-                let record = blocking(move || load_secret(&st, &reference))
-                    .await
-                    .map_err(system)?
-                    .ok_or_else(wrong)?;
-                let fits = record.label == label.label
-                    && record.tenant == label.tenant
-                    && record.expires_at > crate::now_unix();
+                let (label_name, tenant) = (label.label.clone(), label.tenant.clone());
                 let data = message.protected_part.clone();
-                let tag = tag.to_vec();
-                let secret = record.secret.clone();
-                let (ok, mac) = tokio::task::spawn_blocking(move || {
-                    let ok = mac.verify(secret.as_bytes(), &data, &tag);
-                    (ok, mac)
+                // The secret read, the MAC checked (the iterations are work: off the async
+                // threads) and the transaction read, in one blocking trip.
+                let (found, tx) = blocking(move || {
+                    let Some(record) = load_secret(&st, &reference)? else {
+                        return Ok((None, None));
+                    };
+                    let fits = record.label == label_name
+                        && record.tenant == tenant
+                        && record.expires_at > crate::now_unix()
+                        && mac.verify(record.secret.as_bytes(), &data, &tag);
+                    if !fits {
+                        return Ok((None, None));
+                    }
+                    Ok((Some((record, mac)), load_tx(&st, &tid)?))
                 })
                 .await
-                .map_err(|_| refusal(Failure::SystemFailure, "the CA could not answer"))?;
-                if !(ok && fits) {
-                    return Err(wrong());
-                }
-                Ok(Sender::Secret {
-                    record: Box::new(record),
-                    mac,
-                })
+                .map_err(system)?;
+                let (record, mac) = found.ok_or_else(wrong)?;
+                Ok((
+                    Sender::Secret {
+                        record: Box::new(record),
+                        mac,
+                    },
+                    tx,
+                ))
             }
             Protection::Signature(alg) => {
                 let untrusted = || {
@@ -286,34 +318,33 @@ impl CasHandle {
                 };
                 let cert = message.extra_certs.first().ok_or_else(untrusted)?;
                 let signer = cmp::identity(cert).ok_or_else(untrusted)?;
-                if !protection::verify(&signer.spki, alg, &message.protected_part, tag) {
+                if !protection::verify(&signer.spki, alg, &message.protected_part, &tag) {
                     return Err(refusal(
                         Failure::BadMessageCheck,
                         "the signature does not verify",
                     ));
                 }
                 let serial = ca::summary(cert).map_err(|_| untrusted())?.serial;
-                let (st, ca_id, s, der) = (
-                    Arc::clone(&self.store),
-                    label.ca.clone(),
-                    serial.clone(),
-                    cert.clone(),
-                );
-                let valid = blocking(move || {
-                    Ok(store::load_cert(&st, &ca_id, &s)?.is_some_and(|c| {
+                let (ca_id, s, der) = (label.ca.clone(), serial.clone(), cert.clone());
+                let (valid, tx) = blocking(move || {
+                    let valid = store::load_cert(&st, &ca_id, &s)?.is_some_and(|c| {
                         c.certificate.0 == der
                             && c.status(crate::now_unix()) == store::Status::Valid
-                    }))
+                    });
+                    Ok((valid, if valid { load_tx(&st, &tid)? } else { None }))
                 })
                 .await
                 .map_err(system)?;
                 if !valid {
                     return Err(untrusted());
                 }
-                Ok(Sender::Certificate {
-                    der: cert.clone(),
-                    serial,
-                })
+                Ok((
+                    Sender::Certificate {
+                        der: cert.clone(),
+                        serial,
+                    },
+                    tx,
+                ))
             }
         }
     }
@@ -322,11 +353,21 @@ impl CasHandle {
         &self,
         label: &LabelRecord,
         ca: &CaRecord,
-        sender: &Sender,
+        (sender, tx): (&Sender, Option<TransactionRecord>),
         message: &Message,
         nonce: &[u8],
     ) -> Result<Answer, Error> {
         let header = &message.header;
+        let opens = matches!(
+            message.body,
+            Body::Ir(_) | Body::Cr(_) | Body::Kur(_) | Body::P10cr(_)
+        );
+        if opens && tx.is_some() {
+            return Ok(Answer::Error(refusal(
+                Failure::TransactionIdInUse,
+                "this transactionID was used already",
+            )));
+        }
         match &message.body {
             Body::Ir(m) => {
                 self.cmp_enroll(
@@ -426,13 +467,6 @@ impl CasHandle {
         der: Vec<u8>,
     ) -> Result<Answer, Error> {
         let id = cryptoutil_protocols::hex(&header.transaction_id);
-        let (st, tid) = (Arc::clone(&self.store), id.clone());
-        if blocking(move || load_tx(&st, &tid)).await?.is_some() {
-            return Ok(Answer::Error(refusal(
-                Failure::TransactionIdInUse,
-                "this transactionID was used already",
-            )));
-        }
         let who = match sender {
             Sender::Secret { record, .. } => Enrollee::Secret {
                 reference: record.reference.clone(),
@@ -475,18 +509,24 @@ impl CasHandle {
         let enrolled = self
             .enroll_as(label, who, (format, der), "cmp", Some(then))
             .await;
+        let mut known_request = String::new();
         let outcome = match enrolled {
             Ok(Enrolled::Issued(issued)) => Outcome::Issued(issued.cert.certificate.0.clone()),
-            Ok(Enrolled::Pending { .. }) => Outcome::Waiting,
+            Ok(Enrolled::Pending { id }) => {
+                known_request = id;
+                Outcome::Waiting
+            }
             Ok(Enrolled::Rejected { reason }) => {
                 Outcome::Rejected(refusal(Failure::NotAuthorized, reason))
             }
             Err(e) => Outcome::Rejected(refusal_of(&e)),
         };
         // A request seen before (the same request with the same secret, in a new
-        // transaction): the RA answered where it stands; this transaction is recorded now.
+        // transaction): the RA answered where it stands; this transaction is recorded now
+        // (created: never over another of the same id).
         if !recorded.load(Ordering::SeqCst) && !matches!(outcome, Outcome::Rejected(_)) {
             let mut tx = tx;
+            tx.request = known_request;
             tx.state = match &outcome {
                 Outcome::Issued(cert) => {
                     tx.serial = ca::summary(cert).ok().map(|s| s.serial);
@@ -494,12 +534,18 @@ impl CasHandle {
                 }
                 _ => TxState::Waiting,
             };
-            self.cmp_save(tx).await?;
+            let st = Arc::clone(&self.store);
+            blocking(move || {
+                let write = st.sealed_create(Table::CaCmp, &tx_key(&tx.id), &encode(&tx)?)?;
+                Ok(st.apply(vec![write])?)
+            })
+            .await?;
         }
         Ok(Answer::Cert {
             tag,
             cert_req_id,
             outcome,
+            implicit,
         })
     }
 
@@ -663,6 +709,7 @@ impl CasHandle {
                             .reason
                             .unwrap_or_else(|| "rejected by the RA".into()),
                     )),
+                    implicit: false,
                 }
             }
             RequestStatus::Issued => {
@@ -681,6 +728,7 @@ impl CasHandle {
                     tag,
                     cert_req_id: tx.cert_req_id,
                     outcome: Outcome::Issued(cert.certificate.0),
+                    implicit: tx.implicit,
                 }
             }
         };
@@ -699,20 +747,20 @@ impl CasHandle {
         details: &cryptoutil_protocols::cmp::RevDetails,
     ) -> Result<Answer, Error> {
         let Sender::Certificate { serial, .. } = sender else {
-            return Ok(Answer::Error(refusal(
+            return Ok(Answer::Rp(Some(refusal(
                 Failure::NotAuthorized,
                 "rr is signed with the key of the certificate to revoke",
-            )));
+            ))));
         };
         let asked = details.serial.as_deref().map(ca::serial_hex);
         let issuer_fits = details.issuer.as_deref().is_none_or(|issuer| {
             cmp::identity(&ca.certificate.0).is_some_and(|c| c.name == issuer)
         });
         if asked.as_deref() != Some(serial.as_str()) || !issuer_fits {
-            return Ok(Answer::Error(refusal(
+            return Ok(Answer::Rp(Some(refusal(
                 Failure::NotAuthorized,
                 "rr names the certificate that signed it, and no other",
-            )));
+            ))));
         }
         let reason = match details.reason.unwrap_or(0) {
             0 => Reason::Unspecified,
@@ -722,10 +770,10 @@ impl CasHandle {
             5 => Reason::CessationOfOperation,
             9 => Reason::PrivilegeWithdrawn,
             code => {
-                return Ok(Answer::Error(refusal(
+                return Ok(Answer::Rp(Some(refusal(
                     Failure::BadRequest,
                     format!("reason code {code} is not one a holder gives (0, 1, 3, 4, 5, 9)"),
-                )))
+                ))))
             }
         };
         let who = Caller {
@@ -733,11 +781,11 @@ impl CasHandle {
             subject: format!("cmp:certificate:{serial}"),
         };
         match self.revoke(&who, &ca.id, serial, Some(reason)).await {
-            Ok(_) => Ok(Answer::Rp),
-            Err(Error::Conflict { .. }) => Ok(Answer::Error(refusal(
+            Ok(_) => Ok(Answer::Rp(None)),
+            Err(Error::Conflict { .. }) => Ok(Answer::Rp(Some(refusal(
                 Failure::CertRevoked,
                 "the certificate is revoked already",
-            ))),
+            )))),
             Err(e) => Err(e),
         }
     }
@@ -760,7 +808,7 @@ impl CasHandle {
             what: "reading a CA certificate",
         })?;
         let ca_name = me.name;
-        let ca_key_id = me.key_id.unwrap_or_default();
+        let ca_key_id = me.key_id;
         let (mac, alg) = match sender {
             Sender::Secret { mac, .. } => {
                 let mac = mac.fresh().map_err(|_| Error::Internal {
@@ -773,16 +821,16 @@ impl CasHandle {
         };
         let sender_kid = match sender {
             Sender::Secret { .. } => header.sender_kid.clone(),
-            Sender::Certificate { .. } => Some(ca_key_id),
+            Sender::Certificate { .. } => ca_key_id,
         };
-        let grant = header.implicit_confirm
-            && matches!(
-                answer,
-                Answer::Cert {
-                    outcome: Outcome::Issued(_),
-                    ..
-                }
-            );
+        let grant = matches!(
+            answer,
+            Answer::Cert {
+                outcome: Outcome::Issued(_),
+                implicit: true,
+                ..
+            }
+        );
         let head = Head {
             pvno: header.pvno,
             sender: &ca_name,
@@ -806,11 +854,8 @@ impl CasHandle {
         let part = unsigned.protected_part();
         match (sender, mac) {
             (Sender::Secret { record, .. }, Some(mac)) => {
-                let secret = record.secret.clone();
-                let tag =
-                    tokio::task::spawn_blocking(move || mac.compute(secret.as_bytes(), &part))
-                        .await
-                        .map_err(|_| Error::Internal { what: "a CMP MAC" })?;
+                // The sender proved it holds the secret: its iteration count is no stranger's.
+                let tag = mac.compute(record.secret.as_bytes(), &part);
                 Ok(unsigned.finish(Some(&tag), &certs))
             }
             _ => {
@@ -841,6 +886,7 @@ fn to_reply<'a>(answer: &'a Answer, ca_pubs: bool, root: &'a [&'a [u8]]) -> Repl
             tag,
             cert_req_id,
             outcome,
+            ..
         } => {
             let (status, cert) = match outcome {
                 Outcome::Issued(cert) => (Status::ACCEPTED, Some(cert.as_slice())),
@@ -863,7 +909,8 @@ fn to_reply<'a>(answer: &'a Answer, ca_pubs: bool, root: &'a [&'a [u8]]) -> Repl
                 ca_pubs: if ca_pubs && issued { root } else { &[] },
             }
         }
-        Answer::Rp => Reply::Rp(Status::ACCEPTED),
+        Answer::Rp(None) => Reply::Rp(Status::ACCEPTED),
+        Answer::Rp(Some(r)) => Reply::Rp(rejected(r)),
         Answer::Genp(items) => Reply::Genp(items.clone()),
         Answer::PkiConf => Reply::PkiConf,
         Answer::PollRep { cert_req_id } => Reply::PollRep {

@@ -105,6 +105,8 @@ pub struct CasHandle {
     pub(super) acme_nonces: Arc<super::acme::Nonces>,
     pub(super) acme_accounts: Arc<super::memo::Memo<super::acme::AccountRecord>>,
     pub(super) acme_updates: Arc<tokio::sync::Mutex<()>>,
+    /// CA records as CMP answers use them (certificate, chain, key type: what never changes).
+    pub(super) cmp_cas: Arc<super::memo::Memo<CaRecord>>,
     timeout: Duration,
 }
 
@@ -175,6 +177,7 @@ impl CasHandle {
             acme_nonces: Arc::default(),
             acme_accounts: Arc::new(super::memo::Memo::new(super::acme::ACCOUNTS_REMEMBERED)),
             acme_updates: Arc::default(),
+            cmp_cas: Arc::new(super::memo::Memo::new(super::cmp::CAS_REMEMBERED)),
             timeout,
         }
     }

@@ -1,5 +1,6 @@
 //! The CMP server's HTTP transfer (RFC 6712) at `POST /.well-known/cmp` (label `default`) and
-//! `POST /.well-known/cmp/p/<label>` (RFC 9483 §5.1's path for a named CA): a public route
+//! `POST /.well-known/cmp/p/<label>` (RFC 9483 §5.1's path for a named CA), each optionally
+//! followed by an operation segment (`/initialization`, `/pkcs10`, ...): a public route
 //! because every message carries its own protection (a MAC keyed by an RA enrollment secret,
 //! or a signature by a certificate the label's CA issued), checked before anything else is
 //! read. `application/pkixcmp` both ways; every CMP answer, error messages included, is a
@@ -15,10 +16,14 @@ use super::api::handle;
 use super::est::DEFAULT_LABEL;
 use crate::state::AppState;
 
+/// The label of `/.well-known/cmp/p/<label>[/<operation>]`, or `default` for
+/// `/.well-known/cmp[/<operation>]` (RFC 9480 §3.3: an operation segment may follow; the
+/// message's body says what it is, so the segment is not read).
 fn label_of(uri: &Uri) -> &str {
-    uri.path()
-        .strip_prefix("/.well-known/cmp/p/")
-        .unwrap_or(DEFAULT_LABEL)
+    match uri.path().strip_prefix("/.well-known/cmp/p/") {
+        Some(rest) => rest.split('/').next().unwrap_or(rest),
+        None => DEFAULT_LABEL,
+    }
 }
 
 pub(crate) async fn post(

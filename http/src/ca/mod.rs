@@ -233,9 +233,17 @@ fn rows(rows: &mut Vec<RouteSpec>) {
         Realm::Service,
         &[
             (Method::POST, "/.well-known/cmp", || post(cmp::post)),
+            (Method::POST, "/.well-known/cmp/{operation}", || {
+                post(cmp::post)
+            }),
             (Method::POST, "/.well-known/cmp/p/{label}", || {
                 post(cmp::post)
             }),
+            (
+                Method::POST,
+                "/.well-known/cmp/p/{label}/{operation}",
+                || post(cmp::post),
+            ),
         ],
     );
     // ACME (RFC 8555): public because every request is a JWS its account (or, for

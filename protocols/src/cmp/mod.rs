@@ -537,19 +537,34 @@ fn genm(der: &[u8]) -> Result<Vec<InfoType>, Refusal> {
                     (6, InfoType::CurrentCrl),
                     (2, InfoType::SignKeyPairTypes),
                 ];
-                kinds.push(
-                    known
-                        .into_iter()
-                        .find(|(n, _)| id == id_it(*n))
-                        .map_or(InfoType::Other(id), |(_, kind)| kind),
-                );
+                let kind = known
+                    .into_iter()
+                    .find(|(n, _)| id == id_it(*n))
+                    .map_or(InfoType::Other(id), |(_, kind)| kind);
+                // Each type once: an answer is not a multiple of its request.
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
                 Ok(())
             })
         })?;
         Ok(kinds)
     })
     .map_err(|_| malformed("GenMsgContent"))
+    .and_then(|kinds: Vec<InfoType>| {
+        if kinds.len() > MAX_INFO_TYPES {
+            Err(Refusal::new(
+                Failure::BadRequest,
+                format!("a genm asks for at most {MAX_INFO_TYPES} info types"),
+            ))
+        } else {
+            Ok(kinds)
+        }
+    })
 }
+
+/// Most distinct info types one `genm` may ask for (RFC 9483 §4.3 asks one at a time).
+pub const MAX_INFO_TYPES: usize = 8;
 
 fn cert_conf(der: &[u8]) -> Result<Vec<CertStatus>, Refusal> {
     yasna::parse_der(der, |r| {

@@ -8,57 +8,14 @@
 //! Usage: acme_bench --ca-file F --directory URL --kid K --hmac H --http01-port P --name N
 //!   --csr-pem FILE --issue-url URL --token T [--count 2000] [--concurrency 32] [--rounds 3]
 
-use std::collections::HashMap;
-use std::error::Error;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cryptoutil_federation::HttpsClient;
 use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
+use cryptoutil_tests::bench::{fail, issue, pem_body, timed, Args, Fallible};
 use hyper::Method;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
-use tokio::time::Instant;
-
-type Fallible<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-fn fail(what: impl Into<String>) -> Box<dyn Error + Send + Sync> {
-    what.into().into()
-}
-
-struct Args(HashMap<String, String>);
-
-impl Args {
-    fn parse() -> Fallible<Self> {
-        let mut map = HashMap::new();
-        let mut args = std::env::args().skip(1);
-        while let Some(name) = args.next() {
-            let name = name
-                .strip_prefix("--")
-                .ok_or_else(|| fail(format!("unexpected {name}")))?
-                .to_owned();
-            let value = args
-                .next()
-                .ok_or_else(|| fail(format!("--{name} needs a value")))?;
-            map.insert(name, value);
-        }
-        Ok(Self(map))
-    }
-
-    fn get(&self, name: &str) -> Fallible<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .ok_or_else(|| fail(format!("--{name} is required")))
-    }
-
-    fn number(&self, name: &str, default: usize) -> Fallible<usize> {
-        match self.0.get(name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| fail(format!("--{name}: a number"))),
-        }
-    }
-}
 
 /// The account: its key, its URL, and the nonces answers brought.
 struct Account {
@@ -171,44 +128,6 @@ async fn ready_order(account: &Account, new_order: &str, name: &str) -> Fallible
     Ok(finalize)
 }
 
-/// Runs `jobs` with `concurrency` in flight: (requests per second, p99 in ms).
-async fn timed<F, Fut>(count: usize, concurrency: usize, job: F) -> Fallible<(f64, f64)>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Fallible<()>> + Send,
-{
-    let job = Arc::new(job);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (job, next) = (Arc::clone(&job), Arc::clone(&next));
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= count {
-                    return Ok::<_, Box<dyn Error + Send + Sync>>(latencies);
-                }
-                let t = Instant::now();
-                job(i).await?;
-                latencies.push(t.elapsed());
-            }
-        }));
-    }
-    let mut all: Vec<Duration> = Vec::with_capacity(count);
-    for w in workers {
-        all.extend(w.await??);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort();
-    let p99 = all
-        .get((all.len() * 99 / 100).min(all.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or_default();
-    Ok((count as f64 / elapsed, p99.as_secs_f64() * 1000.0))
-}
-
 #[tokio::main]
 async fn main() -> Fallible<()> {
     let args = Args::parse()?;
@@ -314,23 +233,7 @@ async fn main() -> Fallible<()> {
                 bearer.clone(),
                 issue_body.clone(),
             );
-            async move {
-                let r = client
-                    .send(
-                        Method::POST,
-                        &issue_url,
-                        &[
-                            ("authorization", bearer.as_str()),
-                            ("content-type", "application/json"),
-                        ],
-                        issue_body.into_bytes().into(),
-                    )
-                    .await?;
-                if r.status.as_u16() != 201 {
-                    return Err(fail(format!("issue: {}", r.status)));
-                }
-                Ok(())
-            }
+            async move { issue(&client, &issue_url, &bearer, &issue_body).await }
         })
         .await?;
         println!("{round:<6} cryptoutil issue API (same client)             {core_rate:>8.0} {core_p99:>9.2}");
@@ -366,11 +269,4 @@ async fn main() -> Fallible<()> {
         acme_rate / core_rate
     );
     Ok(())
-}
-
-/// The DER of a PEM block.
-fn pem_body(pem: &str) -> Fallible<Vec<u8>> {
-    use base64::Engine as _;
-    let text: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    Ok(base64::engine::general_purpose::STANDARD.decode(text)?)
 }

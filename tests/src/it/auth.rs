@@ -94,7 +94,9 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 // CMP: every message carries its own protection (an RA secret's MAC or a
                 // signature by a certificate of the label's CA), checked first.
                 "Some(POST) /.well-known/cmp",
+                "Some(POST) /.well-known/cmp/{operation}",
                 "Some(POST) /.well-known/cmp/p/{label}",
+                "Some(POST) /.well-known/cmp/p/{label}/{operation}",
                 // ACME: every POST is a JWS its account (or new key, bound to an RA secret)
                 // signed over a one-time nonce; the directory and nonces are public.
                 "Some(GET) /acme/{label}/directory",

@@ -81,20 +81,22 @@ fn serial(dir: &Path, pem: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// `pem` chains to `root.pem` as a TLS server certificate, and pkilint finds no error.
+/// `pem` chains to `root.pem` (through `issuing.pem` when it exists) as a TLS server
+/// certificate, and pkilint finds no error.
 fn judged(dir: &Path, pem: &str) {
-    let (ok, out) = openssl(
-        dir,
-        &[
-            "verify",
-            "-x509_strict",
-            "-purpose",
-            "sslserver",
-            "-CAfile",
-            "root.pem",
-            pem,
-        ],
-    );
+    let mut args = vec![
+        "verify",
+        "-x509_strict",
+        "-purpose",
+        "sslserver",
+        "-CAfile",
+        "root.pem",
+    ];
+    if dir.join("issuing.pem").exists() {
+        args.extend(["-untrusted", "issuing.pem"]);
+    }
+    args.push(pem);
+    let (ok, out) = openssl(dir, &args);
     assert!(ok, "{out}");
     let (ok, text) = pkilint(dir, "lint_pkix_cert", &["lint", "-s", "ERROR", pem]);
     assert!(ok, "pkilint: {text}");
@@ -169,6 +171,8 @@ async fn openssl_cmp_enrolls_confirms_polls_updates_revokes_and_asks() {
                 "dev1.pem",
                 "-cacertsout",
                 "capubs.pem",
+                "-reqout",
+                "ir1.der,conf1.der",
             ],
             &mac(&reference, &pass),
         ),
@@ -183,6 +187,28 @@ async fn openssl_cmp_enrolls_confirms_polls_updates_revokes_and_asks() {
     assert!(ok && out.contains("CMP Root"), "{out}");
     let dev1 = serial(&work, "dev1.pem");
     assert_eq!(cert_status(&app, &token, &root_id, &dev1).await, "valid");
+
+    // The same ir again (a replay, its MAC still valid): its transactionID is in use.
+    let replayed = app
+        .client
+        .send(
+            Method::POST,
+            &format!("{}/.well-known/cmp/p/devices", app.public(ServiceName::Ca)),
+            &[("content-type", "application/pkixcmp")],
+            std::fs::read(work.join("ir1.der")).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed.status, 200);
+    std::fs::write(work.join("replayed.der"), &replayed.body).unwrap();
+    let (ok, out) = openssl(
+        &work,
+        &["asn1parse", "-inform", "DER", "-in", "replayed.der"],
+    );
+    assert!(
+        ok && out.contains("this transactionID was used already"),
+        "{out}"
+    );
 
     // The used secret cannot enroll again; a wrong secret's MAC does not verify; an unknown
     // label is refused: CMP errors, nothing issued.
@@ -229,8 +255,9 @@ async fn openssl_cmp_enrolls_confirms_polls_updates_revokes_and_asks() {
         "DNS:p10.example.test",
         "PEM",
     );
+    // (At the label's path with an operation segment after it, RFC 9480 §3.3.)
     let (ok, out) = run(
-        "devices",
+        "devices/pkcs10",
         with(
             &["-cmd", "p10cr", "-csr", "p10.csr", "-certout", "p10.pem"],
             &mac(&reference2, &pass2),
@@ -395,6 +422,96 @@ async fn openssl_cmp_enrolls_confirms_polls_updates_revokes_and_asks() {
         "{out}"
     );
     judged(&work, "gated.pem");
+
+    // An intermediate (P-384) under the root issues at label `sub`: the ir's answer carries
+    // the chain (openssl saves it), and a cr signed with what it got is answered with the
+    // intermediate's signature (ECDSA with SHA-384), checked by openssl up to the root.
+    let (status, issuing) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/ca/cas",
+        Some(serde_json::json!({
+            "name": "cmp-issuing", "subject": {"common_name": "CMP Issuing"}, "key": "P-384",
+            "parent": root_id,
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{issuing}");
+    let issuing_id = issuing["id"].as_str().unwrap().to_owned();
+    make_labels(&app, &token, &issuing_id, &[("sub", "auto")]).await;
+    let sub = Client {
+        recipient: "/CN=CMP Issuing".to_owned(),
+        ..client.clone()
+    };
+    let (sub_ref, sub_pass) = secret(&app, &token, "sub").await;
+    let k5 = key(&work, "k5");
+    let (ok, out) = sub.run(
+        &work,
+        "sub",
+        &with(
+            &[
+                "-cmd",
+                "ir",
+                "-newkey",
+                &k5,
+                "-subject",
+                "/CN=sub.example.test",
+                "-sans",
+                "sub.example.test",
+                "-certout",
+                "sub.pem",
+                "-chainout",
+                "sub-chain.pem",
+            ],
+            &mac(&sub_ref, &sub_pass),
+        )
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = openssl(
+        &work,
+        &["x509", "-in", "sub-chain.pem", "-noout", "-subject"],
+    );
+    assert!(
+        ok && out.contains("CMP Issuing"),
+        "the chain came back: {out}"
+    );
+    std::fs::write(
+        work.join("issuing.pem"),
+        issuing["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    judged(&work, "sub.pem");
+    let k6 = key(&work, "k6");
+    let (ok, out) = sub.run(
+        &work,
+        "sub",
+        &[
+            "-cert",
+            "sub.pem",
+            "-key",
+            &k5,
+            "-trusted",
+            "root.pem",
+            "-untrusted",
+            "issuing.pem",
+            "-cmd",
+            "cr",
+            "-newkey",
+            &k6,
+            "-subject",
+            "/CN=sub.example.test",
+            "-sans",
+            "sub.example.test",
+            "-certout",
+            "sub-cr.pem",
+        ],
+    );
+    assert!(ok, "{out}");
+    judged(&work, "sub-cr.pem");
 
     // Every refusal is audited (the secret never), and the chain verifies.
     let (status, audit) = call(&app, &token, Method::GET, "/ca/audit?limit=1000", None).await;

@@ -1,0 +1,126 @@
+//! What the load generators in `src/bin` share (`acme_bench`, `cmp_bench`, run by
+//! `scripts/bench-ca`): `--name value` arguments, jobs timed at a concurrency (rate and p99),
+//! and a PEM block's DER.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A result whose error is anything printable.
+pub type Fallible<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+/// An error saying `what`.
+pub fn fail(what: impl Into<String>) -> Box<dyn Error + Send + Sync> {
+    what.into().into()
+}
+
+/// `--name value` pairs.
+pub struct Args(HashMap<String, String>);
+
+impl Args {
+    /// The process's arguments.
+    pub fn parse() -> Fallible<Self> {
+        let mut map = HashMap::new();
+        let mut args = std::env::args().skip(1);
+        while let Some(name) = args.next() {
+            let name = name
+                .strip_prefix("--")
+                .ok_or_else(|| fail(format!("unexpected {name}")))?
+                .to_owned();
+            let value = args
+                .next()
+                .ok_or_else(|| fail(format!("--{name} needs a value")))?;
+            map.insert(name, value);
+        }
+        Ok(Self(map))
+    }
+
+    /// `--name`'s value (required).
+    pub fn get(&self, name: &str) -> Fallible<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| fail(format!("--{name} is required")))
+    }
+
+    /// `--name`'s value as a number, `default` when absent.
+    pub fn number(&self, name: &str, default: usize) -> Fallible<usize> {
+        match self.0.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| fail(format!("--{name}: a number"))),
+        }
+    }
+}
+
+/// Runs `job(0..count)` with `concurrency` in flight: (requests per second, p99 in ms).
+pub async fn timed<F, Fut>(count: usize, concurrency: usize, job: F) -> Fallible<(f64, f64)>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Fallible<()>> + Send,
+{
+    let job = Arc::new(job);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (job, next) = (Arc::clone(&job), Arc::clone(&next));
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<_, Box<dyn Error + Send + Sync>>(latencies);
+                }
+                let t = Instant::now();
+                job(i).await?;
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all: Vec<Duration> = Vec::with_capacity(count);
+    for w in workers {
+        all.extend(w.await??);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let p99 = all
+        .get((all.len() * 99 / 100).min(all.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default();
+    Ok((count as f64 / elapsed, p99.as_secs_f64() * 1000.0))
+}
+
+/// The DER of a PEM block.
+pub fn pem_body(pem: &str) -> Fallible<Vec<u8>> {
+    use base64::Engine as _;
+    let text: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    Ok(base64::engine::general_purpose::STANDARD.decode(text)?)
+}
+
+/// One issuance through the CA's API (`POST .../certificates`, 201 expected): the figure the
+/// enrollment protocols are measured against, driven by the same client.
+pub async fn issue(
+    client: &cryptoutil_federation::HttpsClient,
+    url: &str,
+    bearer: &str,
+    body: &str,
+) -> Fallible<()> {
+    let r = client
+        .send(
+            hyper::Method::POST,
+            url,
+            &[
+                ("authorization", bearer),
+                ("content-type", "application/json"),
+            ],
+            body.to_owned().into_bytes().into(),
+        )
+        .await?;
+    if r.status.as_u16() != 201 {
+        return Err(fail(format!("issue: {}", r.status)));
+    }
+    Ok(())
+}
