@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cryptoutil_protocols::ca::{self, CaError, Reason};
-use cryptoutil_protocols::cmp::protection::{self, Mac, Protection};
+use cryptoutil_protocols::cmp::protection::{self, KeyedMac, Protection};
 use cryptoutil_protocols::cmp::reply::{self, Head, PkiStatus, Reply, Status, Unprotected};
 use cryptoutil_protocols::cmp::{self, Body, Failure, Header, Message, Refusal};
 use cryptoutil_protocols::ids::TenantId;
@@ -93,7 +93,8 @@ enum Sender {
     /// The holder of an RA secret (MAC).
     Secret {
         record: Box<super::ra::SecretRecord>,
-        mac: Mac,
+        /// The MAC keyed by it, as the request had it (its answer is protected the same way).
+        mac: Box<KeyedMac>,
     },
     /// The holder of a valid certificate of the label's CA (signature).
     Certificate { der: Vec<u8>, serial: String },
@@ -290,12 +291,15 @@ impl CasHandle {
                     };
                     let fits = record.label == label_name
                         && record.tenant == tenant
-                        && record.expires_at > crate::now_unix()
-                        && mac.verify(record.secret.as_bytes(), &data, &tag);
+                        && record.expires_at > crate::now_unix();
                     if !fits {
                         return Ok((None, None));
                     }
-                    Ok((Some((record, mac)), load_tx(&st, &tid)?))
+                    let keyed = mac.keyed(record.secret.as_bytes());
+                    if !keyed.verify(&data, &tag) {
+                        return Ok((None, None));
+                    }
+                    Ok((Some((record, keyed)), load_tx(&st, &tid)?))
                 })
                 .await
                 .map_err(system)?;
@@ -303,7 +307,7 @@ impl CasHandle {
                 Ok((
                     Sender::Secret {
                         record: Box::new(record),
-                        mac,
+                        mac: Box::new(mac),
                     },
                     tx,
                 ))
@@ -809,15 +813,11 @@ impl CasHandle {
         })?;
         let ca_name = me.name;
         let ca_key_id = me.key_id;
-        let (mac, alg) = match sender {
-            Sender::Secret { mac, .. } => {
-                let mac = mac.fresh().map_err(|_| Error::Internal {
-                    what: "random generator",
-                })?;
-                let alg = mac.algorithm_der();
-                (Some(mac), alg)
-            }
-            Sender::Certificate { .. } => (None, ca::signature_algorithm_der(ca.key)),
+        // A MAC answer uses the request's parameters (salt and iterations: the key derived
+        // once); a signed one the CA's algorithm.
+        let alg = match sender {
+            Sender::Secret { mac, .. } => mac.algorithm_der().to_vec(),
+            Sender::Certificate { .. } => ca::signature_algorithm_der(ca.key),
         };
         let sender_kid = match sender {
             Sender::Secret { .. } => header.sender_kid.clone(),
@@ -852,13 +852,12 @@ impl CasHandle {
             what: "writing a CMP answer",
         })?;
         let part = unsigned.protected_part();
-        match (sender, mac) {
-            (Sender::Secret { record, .. }, Some(mac)) => {
-                // The sender proved it holds the secret: its iteration count is no stranger's.
-                let tag = mac.compute(record.secret.as_bytes(), &part);
+        match sender {
+            Sender::Secret { mac, .. } => {
+                let tag = mac.compute(&part);
                 Ok(unsigned.finish(Some(&tag), &certs))
             }
-            _ => {
+            Sender::Certificate { .. } => {
                 let signature = self.protect(&ca.tenant, &ca.id, part).await?;
                 Ok(unsigned.finish(Some(&signature), &certs))
             }

@@ -33,8 +33,6 @@ const RSA_SHA512: &[u64] = &[1, 2, 840, 113_549, 1, 1, 13];
 pub const MIN_ITERATIONS: u32 = 100;
 /// Most: the sender chooses, and every iteration is work done before it is authenticated.
 pub const MAX_ITERATIONS: u32 = 20_000;
-/// Salts this long are made for answers.
-const SALT_LEN: usize = 16;
 
 fn oid(arcs: &[u64]) -> ObjectIdentifier {
     ObjectIdentifier::from_slice(arcs)
@@ -347,15 +345,14 @@ impl Mac {
         hmac::verify(&key, data, tag).is_ok()
     }
 
-    /// The same algorithm with a fresh salt, for an answer.
-    pub fn fresh(&self) -> Result<Self, Refusal> {
-        let mut salt = vec![0u8; SALT_LEN];
-        aws_lc_rs::rand::fill(&mut salt)
-            .map_err(|_| Refusal::new(Failure::SystemFailure, "random generator"))?;
-        Ok(Self {
-            salt,
-            ..self.clone()
-        })
+    /// The MAC keyed by `secret`: the key derived once, for checking a request and
+    /// protecting its answer with the same parameters (the sender's salt and iteration
+    /// count: the answer costs no second derivation).
+    pub fn keyed(&self, secret: &[u8]) -> KeyedMac {
+        KeyedMac {
+            key: hmac::Key::new(self.mac, &self.key(secret)),
+            algorithm: self.algorithm_der(),
+        }
     }
 
     /// Its AlgorithmIdentifier (DER), for a header's `protectionAlg`.
@@ -410,6 +407,35 @@ impl Mac {
                 }
             });
         })
+    }
+}
+
+/// A MAC with its key derived ([`Mac::keyed`]).
+pub struct KeyedMac {
+    key: hmac::Key,
+    algorithm: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyedMac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedMac").finish_non_exhaustive()
+    }
+}
+
+impl KeyedMac {
+    /// Whether `tag` is the MAC of `data` (compared in constant time).
+    pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+        hmac::verify(&self.key, data, tag).is_ok()
+    }
+
+    /// The MAC of `data`.
+    pub fn compute(&self, data: &[u8]) -> Vec<u8> {
+        hmac::sign(&self.key, data).as_ref().to_vec()
+    }
+
+    /// Its AlgorithmIdentifier (DER): the parameters it was derived with.
+    pub fn algorithm_der(&self) -> &[u8] {
+        &self.algorithm
     }
 }
 

@@ -317,8 +317,8 @@ fn iteration_counts_are_bounded_before_any_work() {
 #[test]
 fn an_answer_carries_the_transaction_and_nonces_and_a_mac_the_client_can_check() {
     let request = Message::parse(IR).expect("parses");
-    let mac = mac_of(&request).fresh().expect("salt");
-    let alg = mac.algorithm_der();
+    let mac = mac_of(&request).keyed(b"test-secret");
+    let alg = mac.algorithm_der().to_vec();
     let ca_name = [0x30, 0x00];
     let nonce = [7u8; 16];
     let head = Head {
@@ -344,7 +344,7 @@ fn an_answer_carries_the_transaction_and_nonces_and_a_mac_the_client_can_check()
         },
     )
     .expect("answer");
-    let tag = mac.compute(b"test-secret", &answer.protected_part());
+    let tag = mac.compute(&answer.protected_part());
     let der = answer.finish(Some(&tag), &[DEV1]);
     // Read back with the request parser's header reader: the same transaction, the nonce
     // echoed, implicit confirmation granted, and the MAC checks.
