@@ -124,3 +124,44 @@ pub async fn issue(
     }
     Ok(())
 }
+
+/// Rounds of the core API beside a protocol, printed as they come and averaged at the end.
+#[derive(Default)]
+pub struct Rounds {
+    sums: [f64; 4],
+    count: usize,
+}
+
+impl Rounds {
+    /// Prints the header line.
+    pub fn start() -> Self {
+        println!("round  run                                            req/s    p99_ms");
+        Self::default()
+    }
+
+    /// Prints and counts round `round`: the core API's (rate, p99) and `protocol`'s.
+    pub fn round(&mut self, round: usize, protocol: &str, core: (f64, f64), other: (f64, f64)) {
+        println!(
+            "{round:<6} {:<46} {:>8.0} {:>9.2}",
+            "cryptoutil issue API (same client)", core.0, core.1
+        );
+        println!(
+            "{round:<6} {protocol:<46} {:>8.0} {:>9.2}",
+            other.0, other.1
+        );
+        for (sum, v) in self.sums.iter_mut().zip([core.0, core.1, other.0, other.1]) {
+            *sum += v;
+        }
+        self.count += 1;
+    }
+
+    /// Prints the means, `name`'s rate as a multiple of the API's.
+    pub fn summary(&self, name: &str) {
+        let n = self.count.max(1) as f64;
+        let [core_rate, core_p99, rate, p99] = self.sums.map(|s| s / n);
+        println!(
+            "mean {name}: {rate:.0}/s p99 {p99:.2} ms | issue API (same client) {core_rate:.0}/s p99 {core_p99:.2} ms (x{:.2} of the issuance API)",
+            rate / core_rate
+        );
+    }
+}

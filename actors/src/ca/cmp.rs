@@ -362,73 +362,40 @@ impl CasHandle {
         nonce: &[u8],
     ) -> Result<Answer, Error> {
         let header = &message.header;
-        let opens = matches!(
-            message.body,
-            Body::Ir(_) | Body::Cr(_) | Body::Kur(_) | Body::P10cr(_)
-        );
-        if opens && tx.is_some() {
-            return Ok(Answer::Error(refusal(
-                Failure::TransactionIdInUse,
-                "this transactionID was used already",
-            )));
+        let enrollment = match &message.body {
+            Body::Ir(m) => Some(("ir", reply::IP, m.cert_req_id, &m.der)),
+            Body::Cr(m) => Some(("cr", reply::CP, m.cert_req_id, &m.der)),
+            Body::Kur(m) => Some(("kur", reply::KUP, m.cert_req_id, &m.der)),
+            // RFC 9483 §4.1.4: a p10cr's certReqId is -1.
+            Body::P10cr(csr) => Some(("p10cr", reply::CP, -1, csr)),
+            _ => None,
+        };
+        if let Some((body, tag, id, der)) = enrollment {
+            if tx.is_some() {
+                return Ok(Answer::Error(refusal(
+                    Failure::TransactionIdInUse,
+                    "this transactionID was used already",
+                )));
+            }
+            if body == "kur" && !matches!(sender, Sender::Certificate { .. }) {
+                return Ok(Answer::Error(refusal(
+                    Failure::NotAuthorized,
+                    "kur is signed with the key of the certificate it updates",
+                )));
+            }
+            return self
+                .cmp_enroll(label, sender, header, nonce, (body, tag, id), der.clone())
+                .await;
         }
         match &message.body {
-            Body::Ir(m) => {
-                self.cmp_enroll(
-                    label,
-                    sender,
-                    header,
-                    nonce,
-                    ("ir", reply::IP, m.cert_req_id),
-                    m.der.clone(),
-                )
-                .await
-            }
-            Body::Cr(m) => {
-                self.cmp_enroll(
-                    label,
-                    sender,
-                    header,
-                    nonce,
-                    ("cr", reply::CP, m.cert_req_id),
-                    m.der.clone(),
-                )
-                .await
-            }
-            Body::Kur(m) => {
-                if !matches!(sender, Sender::Certificate { .. }) {
-                    return Ok(Answer::Error(refusal(
-                        Failure::NotAuthorized,
-                        "kur is signed with the key of the certificate it updates",
-                    )));
-                }
-                self.cmp_enroll(
-                    label,
-                    sender,
-                    header,
-                    nonce,
-                    ("kur", reply::KUP, m.cert_req_id),
-                    m.der.clone(),
-                )
-                .await
-            }
-            Body::P10cr(csr) => {
-                // RFC 9483 §4.1.4: a p10cr's certReqId is -1.
-                self.cmp_enroll(
-                    label,
-                    sender,
-                    header,
-                    nonce,
-                    ("p10cr", reply::CP, -1),
-                    csr.clone(),
-                )
-                .await
-            }
-            Body::CertConf(statuses) => {
-                self.cmp_confirm(label, ca, sender, header, nonce, statuses)
-                    .await
-            }
-            Body::PollReq(ids) => self.cmp_poll(label, ca, sender, header, nonce, ids).await,
+            Body::CertConf(statuses) => match continued(label, sender, header, tx) {
+                Ok(tx) => self.cmp_confirm(label, ca, tx, nonce, statuses).await,
+                Err(r) => Ok(Answer::Error(r)),
+            },
+            Body::PollReq(ids) => match continued(label, sender, header, tx) {
+                Ok(tx) => self.cmp_poll(tx, nonce, ids).await,
+                Err(r) => Ok(Answer::Error(r)),
+            },
             Body::Rr(details) => self.cmp_revoke(label, ca, sender, details).await,
             Body::Genm(asked) => {
                 let wants_crl = asked.iter().any(|k| {
@@ -452,6 +419,10 @@ impl CasHandle {
                 Ok(Answer::Genp(reply::genp(asked, &info)))
             }
             Body::Error => Ok(Answer::PkiConf),
+            // Answered above.
+            Body::Ir(_) | Body::Cr(_) | Body::Kur(_) | Body::P10cr(_) => Err(Error::Internal {
+                what: "an enrollment not enrolled",
+            }),
             Body::Other(n) => Ok(Answer::Error(refusal(
                 Failure::BadRequest,
                 format!("PKIBody [{n}] is not served here"),
@@ -553,50 +524,14 @@ impl CasHandle {
         })
     }
 
-    /// The transaction `header` continues, if `sender` started it and the nonce it echoes
-    /// is the last one sent.
-    async fn cmp_transaction(
-        &self,
-        label: &LabelRecord,
-        sender: &Sender,
-        header: &Header,
-    ) -> Result<Result<TransactionRecord, Refusal>, Error> {
-        let (st, id) = (
-            Arc::clone(&self.store),
-            cryptoutil_protocols::hex(&header.transaction_id),
-        );
-        let Some(tx) = blocking(move || load_tx(&st, &id)).await? else {
-            return Ok(Err(refusal(Failure::BadRequest, "no such transaction")));
-        };
-        if tx.label != label.label || tx.sender != sender.name(label.ca.as_str()) {
-            return Ok(Err(refusal(
-                Failure::NotAuthorized,
-                "this transaction is another sender's",
-            )));
-        }
-        let echoed = header.recip_nonce.as_deref().map(cryptoutil_protocols::hex);
-        if echoed.as_deref() != Some(tx.nonce.as_str()) {
-            return Ok(Err(refusal(
-                Failure::BadRecipientNonce,
-                "recipNonce is not the nonce last sent",
-            )));
-        }
-        Ok(Ok(tx))
-    }
-
     async fn cmp_confirm(
         &self,
         label: &LabelRecord,
         ca: &CaRecord,
-        sender: &Sender,
-        header: &Header,
+        mut tx: TransactionRecord,
         nonce: &[u8],
         statuses: &[cryptoutil_protocols::cmp::CertStatus],
     ) -> Result<Answer, Error> {
-        let mut tx = match self.cmp_transaction(label, sender, header).await? {
-            Ok(tx) => tx,
-            Err(r) => return Ok(Answer::Error(r)),
-        };
         let serial = match (tx.state, &tx.serial) {
             (TxState::Issued | TxState::Confirmed, Some(serial)) => serial.clone(),
             _ => {
@@ -661,18 +596,10 @@ impl CasHandle {
 
     async fn cmp_poll(
         &self,
-        label: &LabelRecord,
-        ca: &CaRecord,
-        sender: &Sender,
-        header: &Header,
+        mut tx: TransactionRecord,
         nonce: &[u8],
         ids: &[i64],
     ) -> Result<Answer, Error> {
-        let _ = ca;
-        let mut tx = match self.cmp_transaction(label, sender, header).await? {
-            Ok(tx) => tx,
-            Err(r) => return Ok(Answer::Error(r)),
-        };
         if ids != [tx.cert_req_id] {
             return Ok(Answer::Error(refusal(
                 Failure::BadRequest,
@@ -766,19 +693,12 @@ impl CasHandle {
                 "rr names the certificate that signed it, and no other",
             ))));
         }
-        let reason = match details.reason.unwrap_or(0) {
-            0 => Reason::Unspecified,
-            1 => Reason::KeyCompromise,
-            3 => Reason::AffiliationChanged,
-            4 => Reason::Superseded,
-            5 => Reason::CessationOfOperation,
-            9 => Reason::PrivilegeWithdrawn,
-            code => {
-                return Ok(Answer::Rp(Some(refusal(
-                    Failure::BadRequest,
-                    format!("reason code {code} is not one a holder gives (0, 1, 3, 4, 5, 9)"),
-                ))))
-            }
+        let code = details.reason.unwrap_or(0);
+        let Some(reason) = Reason::subscriber(u64::from(code)) else {
+            return Ok(Answer::Rp(Some(refusal(
+                Failure::BadRequest,
+                format!("reason code {code} is not one a holder gives (0, 1, 3, 4, 5, 9)"),
+            ))));
         };
         let who = Caller {
             tenant: label.tenant.clone(),
@@ -863,6 +783,31 @@ impl CasHandle {
             }
         }
     }
+}
+
+/// The transaction `header` continues (`tx`, read with its sender), if `sender` started it
+/// and the nonce it echoes is the last one sent.
+fn continued(
+    label: &LabelRecord,
+    sender: &Sender,
+    header: &Header,
+    tx: Option<TransactionRecord>,
+) -> Result<TransactionRecord, Refusal> {
+    let tx = tx.ok_or_else(|| refusal(Failure::BadRequest, "no such transaction"))?;
+    if tx.label != label.label || tx.sender != sender.name(label.ca.as_str()) {
+        return Err(refusal(
+            Failure::NotAuthorized,
+            "this transaction is another sender's",
+        ));
+    }
+    let echoed = header.recip_nonce.as_deref().map(cryptoutil_protocols::hex);
+    if echoed.as_deref() != Some(tx.nonce.as_str()) {
+        return Err(refusal(
+            Failure::BadRecipientNonce,
+            "recipNonce is not the nonce last sent",
+        ));
+    }
+    Ok(tx)
 }
 
 fn state_of(status: RequestStatus, implicit: bool) -> TxState {

@@ -721,7 +721,7 @@ impl Ctx<'_> {
             .ok_or_else(|| Problem::malformed("certificate: base64url DER"))?;
         let reason = match payload.get("reason") {
             None => Reason::Unspecified,
-            Some(code) => code.as_u64().and_then(reason_of).ok_or_else(|| {
+            Some(code) => code.as_u64().and_then(Reason::subscriber).ok_or_else(|| {
                 Problem::new(
                     "badRevocationReason",
                     400,
@@ -747,20 +747,6 @@ impl Ctx<'_> {
             })?;
         Ok(Answer::new(StatusCode::OK, Body::Empty))
     }
-}
-
-/// The reason of CRLReason `code` a subscriber may give (RFC 5280 §5.3.1; 7 is unused and
-/// `removeFromCRL` (8) is not a revocation).
-fn reason_of(code: u64) -> Option<Reason> {
-    Some(match code {
-        0 => Reason::Unspecified,
-        1 => Reason::KeyCompromise,
-        3 => Reason::AffiliationChanged,
-        4 => Reason::Superseded,
-        5 => Reason::CessationOfOperation,
-        9 => Reason::PrivilegeWithdrawn,
-        _ => return None,
-    })
 }
 
 /// `contact` of an account payload: up to 10 `mailto:` URLs.
@@ -876,8 +862,8 @@ mod tests {
         ] {
             assert!(contacts(bad.as_object().unwrap()).is_err(), "{bad}");
         }
-        assert_eq!(reason_of(1), Some(Reason::KeyCompromise));
-        assert_eq!(reason_of(7), None);
-        assert_eq!(reason_of(8), None);
+        assert_eq!(Reason::subscriber(1), Some(Reason::KeyCompromise));
+        assert_eq!(Reason::subscriber(7), None);
+        assert_eq!(Reason::subscriber(8), None);
     }
 }

@@ -65,6 +65,21 @@ impl Reason {
         })
     }
 
+    /// The reason of CRLReason `code` a certificate's subscriber may give (RFC 5280 §5.3.1;
+    /// 7 is unused, `removeFromCRL` (8) is no revocation, and a hold (6) or an authority's
+    /// compromise (2, 10) is the CA's to declare).
+    pub fn subscriber(code: u64) -> Option<Self> {
+        Some(match code {
+            0 => Reason::Unspecified,
+            1 => Reason::KeyCompromise,
+            3 => Reason::AffiliationChanged,
+            4 => Reason::Superseded,
+            5 => Reason::CessationOfOperation,
+            9 => Reason::PrivilegeWithdrawn,
+            _ => return None,
+        })
+    }
+
     /// Its ASN.1 name.
     pub fn name(self) -> &'static str {
         match self {

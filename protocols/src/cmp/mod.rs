@@ -364,21 +364,21 @@ fn parse_header(der: &[u8]) -> Result<Header, Refusal> {
                     })
                 })
             })?;
-            Ok((
+            Ok(Header {
                 pvno,
                 sender,
                 recipient,
                 protection_alg,
                 sender_kid,
-                transaction_id,
-                sender_nonce,
+                transaction_id: transaction_id.unwrap_or_default(),
+                sender_nonce: sender_nonce.unwrap_or_default(),
                 recip_nonce,
                 implicit_confirm,
-            ))
+            })
         })
     });
-    let (pvno, sender, recipient, protection_alg, sender_kid, tid, nonce, recip_nonce, implicit) =
-        read.map_err(|_| malformed("the PKIHeader"))?;
+    let header = read.map_err(|_| malformed("the PKIHeader"))?;
+    let pvno = header.pvno;
     if !(2..=3).contains(&pvno) {
         return Err(Refusal::new(
             Failure::UnsupportedVersion,
@@ -386,28 +386,19 @@ fn parse_header(der: &[u8]) -> Result<Header, Refusal> {
         ));
     }
     // RFC 9483 §3.1: 128 bits each.
-    let transaction_id = tid
-        .filter(|t| (16..=64).contains(&t.len()))
-        .ok_or_else(|| Refusal::new(Failure::BadRequest, "transactionID must be 16 to 64 bytes"))?;
-    let sender_nonce = nonce
-        .filter(|n| (16..=64).contains(&n.len()))
-        .ok_or_else(|| {
-            Refusal::new(
-                Failure::BadSenderNonce,
-                "senderNonce must be 16 to 64 bytes",
-            )
-        })?;
-    Ok(Header {
-        pvno,
-        sender,
-        recipient,
-        protection_alg,
-        sender_kid,
-        transaction_id,
-        sender_nonce,
-        recip_nonce,
-        implicit_confirm: implicit,
-    })
+    if !(16..=64).contains(&header.transaction_id.len()) {
+        return Err(Refusal::new(
+            Failure::BadRequest,
+            "transactionID must be 16 to 64 bytes",
+        ));
+    }
+    if !(16..=64).contains(&header.sender_nonce.len()) {
+        return Err(Refusal::new(
+            Failure::BadSenderNonce,
+            "senderNonce must be 16 to 64 bytes",
+        ));
+    }
+    Ok(header)
 }
 
 /// The complete TLVs of a DER `SEQUENCE OF`'s contents.

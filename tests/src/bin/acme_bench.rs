@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use cryptoutil_federation::HttpsClient;
 use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
-use cryptoutil_tests::bench::{fail, issue, pem_body, timed, Args, Fallible};
+use cryptoutil_tests::bench::{fail, issue, pem_body, timed, Args, Fallible, Rounds};
 use hyper::Method;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -193,8 +193,7 @@ async fn main() -> Fallible<()> {
     let bearer = format!("Bearer {}", args.get("token")?);
     let issue_body = json!({"profile": "tls-server", "csr": csr_pem}).to_string();
 
-    println!("round  run                                            req/s    p99_ms");
-    let mut sums = [0.0f64; 4];
+    let mut rounds_seen = Rounds::start();
     for round in 1..=rounds {
         // Ready orders, made untimed.
         let ready = Arc::new(Mutex::new(Vec::with_capacity(count)));
@@ -236,7 +235,6 @@ async fn main() -> Fallible<()> {
             async move { issue(&client, &issue_url, &bearer, &issue_body).await }
         })
         .await?;
-        println!("{round:<6} cryptoutil issue API (same client)             {core_rate:>8.0} {core_p99:>9.2}");
         let (account2, csr) = (Arc::clone(&account), csr_b64.clone());
         let (acme_rate, acme_p99) = timed(count, concurrency, move |_| {
             let (account, ready, csr) = (Arc::clone(&account2), Arc::clone(&ready), csr.clone());
@@ -254,19 +252,13 @@ async fn main() -> Fallible<()> {
             }
         })
         .await?;
-        println!("{round:<6} cryptoutil ACME finalize (ready order)         {acme_rate:>8.0} {acme_p99:>9.2}");
-        for (sum, v) in sums
-            .iter_mut()
-            .zip([core_rate, core_p99, acme_rate, acme_p99])
-        {
-            *sum += v;
-        }
+        rounds_seen.round(
+            round,
+            "cryptoutil ACME finalize (ready order)",
+            (core_rate, core_p99),
+            (acme_rate, acme_p99),
+        );
     }
-    let n = rounds.max(1) as f64;
-    let [core_rate, core_p99, acme_rate, acme_p99] = sums.map(|s| s / n);
-    println!(
-        "mean ACME finalize: {acme_rate:.0}/s p99 {acme_p99:.2} ms | issue API (same client) {core_rate:.0}/s p99 {core_p99:.2} ms (x{:.2} of the issuance API)",
-        acme_rate / core_rate
-    );
+    rounds_seen.summary("ACME finalize");
     Ok(())
 }

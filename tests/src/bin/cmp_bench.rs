@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use cryptoutil_federation::HttpsClient;
 use cryptoutil_protocols::cmp::protection::Protection;
-use cryptoutil_tests::bench::{fail, issue, timed, Args, Fallible};
+use cryptoutil_tests::bench::{fail, issue, timed, Args, Fallible, Rounds};
 use hyper::Method;
 use rcgen::SigningKey as _;
 use serde_json::{json, Value};
@@ -217,8 +217,7 @@ async fn main() -> Fallible<()> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let request = Arc::new(cert_req_msg(&key)?);
 
-    println!("round  run                                            req/s    p99_ms");
-    let mut sums = [0.0f64; 4];
+    let mut rounds_seen = Rounds::start();
     for round in 1..=rounds {
         // RA secrets and the messages they protect, made untimed.
         let ready = Arc::new(Mutex::new(Vec::with_capacity(count)));
@@ -277,7 +276,6 @@ async fn main() -> Fallible<()> {
             async move { issue(&client, &url, &bearer, &body).await }
         })
         .await?;
-        println!("{round:<6} cryptoutil issue API (same client)             {core_rate:>8.0} {core_p99:>9.2}");
         let (c, url) = (client.clone(), cmp_url.clone());
         let (cmp_rate, cmp_p99) = timed(count, concurrency, move |_| {
             let (client, url, ready) = (c.clone(), url.clone(), Arc::clone(&ready));
@@ -302,19 +300,13 @@ async fn main() -> Fallible<()> {
             }
         })
         .await?;
-        println!("{round:<6} cryptoutil CMP ir (MAC, implicit confirm)      {cmp_rate:>8.0} {cmp_p99:>9.2}");
-        for (sum, v) in sums
-            .iter_mut()
-            .zip([core_rate, core_p99, cmp_rate, cmp_p99])
-        {
-            *sum += v;
-        }
+        rounds_seen.round(
+            round,
+            "cryptoutil CMP ir (MAC, implicit confirm)",
+            (core_rate, core_p99),
+            (cmp_rate, cmp_p99),
+        );
     }
-    let n = rounds.max(1) as f64;
-    let [core_rate, core_p99, cmp_rate, cmp_p99] = sums.map(|s| s / n);
-    println!(
-        "mean CMP ir: {cmp_rate:.0}/s p99 {cmp_p99:.2} ms | issue API (same client) {core_rate:.0}/s p99 {core_p99:.2} ms (x{:.2} of the issuance API)",
-        cmp_rate / core_rate
-    );
+    rounds_seen.summary("CMP ir");
     Ok(())
 }

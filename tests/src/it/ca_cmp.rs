@@ -17,7 +17,7 @@ use hyper::Method;
 
 use super::ca_acme::cert_status;
 use super::ca_est::{count_certs, decide, make_labels, pending_requests, secret};
-use super::ca_service::{audit_verifies, call, openssl, pkilint, request_file, root, CaTest};
+use super::ca_service::{audit_verifies, call, openssl, pkilint, request_file, root, run, CaTest};
 
 /// How `openssl cmp` reaches the CA: over HTTPS, trusting the suite's TLS anchor.
 #[derive(Clone)]
@@ -30,7 +30,7 @@ struct Client {
 impl Client {
     /// `openssl cmp` at `label` with `args`: (succeeded, what it printed).
     fn run(&self, dir: &Path, label: &str, args: &[&str]) -> (bool, String) {
-        let out = Command::new("openssl")
+        run(Command::new("openssl")
             .current_dir(dir)
             .arg("cmp")
             .args(["-server", &self.server, "-tls_used", "-tls_trusted"])
@@ -38,17 +38,7 @@ impl Client {
             .args(["-path", &format!("/.well-known/cmp/p/{label}")])
             .args(["-recipient", &self.recipient, "-batch", "-config", ""])
             .args(["-msg_timeout", "20", "-total_timeout", "60"])
-            .args(args)
-            .output()
-            .expect("openssl runs");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+            .args(args))
     }
 }
 

@@ -11,6 +11,7 @@ use cryptoutil_protocols::ca::{self, profile, CaSpec, Issue, IssuingCa, KeyType,
 use cryptoutil_protocols::pki::cert_pem;
 use rcgen::{CertificateParams, KeyPair, SanType};
 
+use super::ca_service::run;
 use super::jose_interop::python;
 
 fn spec(cn: &str, path_len: Option<u8>) -> CaSpec {
@@ -33,18 +34,6 @@ fn request(key: &KeyPair, cn: &str, sans: Vec<SanType>) -> Vec<u8> {
         .push(rcgen::DnType::CommonName, cn);
     params.subject_alt_names = sans;
     params.serialize_request(key).unwrap().der().to_vec()
-}
-
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().expect("the tool runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 /// pkilint's `lint_pkix_cert` on `file`: passes when no finding is ERROR or FATAL.

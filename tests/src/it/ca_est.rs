@@ -13,7 +13,7 @@ use cryptoutil_actors::ServiceName;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::ca_service::{audit_verifies, call, csr, openssl, pkilint, root, CaTest};
+use super::ca_service::{audit_verifies, call, csr, openssl, pkilint, root, run, CaTest};
 use super::identity::client_token;
 use crate::TestApp;
 
@@ -66,22 +66,12 @@ impl Bc {
     /// Runs `command` at `label` with `args`: (succeeded, what it printed).
     fn run(&self, dir: &Path, command: &str, label: &str, args: &[&str]) -> (bool, String) {
         let cp = format!("{}:{}", self.classes.display(), JARS.join(":"));
-        let out = Command::new("java")
+        run(Command::new("java")
             .current_dir(dir)
             .args(["-cp", &cp, "EstClient", command, &self.authority])
             .arg(&self.anchor)
             .arg(label)
-            .args(args)
-            .output()
-            .expect("java runs");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+            .args(args))
     }
 }
 

@@ -104,12 +104,9 @@ pub(super) async fn public_get(app: &TestApp, path: &str) -> (u16, String, Vec<u
     (r.status.as_u16(), kind, r.body.to_vec())
 }
 
-pub(super) fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl runs");
+/// Runs a peer tool: (succeeded, what it printed on stdout and stderr).
+pub(super) fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().expect("the tool runs");
     (
         out.status.success(),
         format!(
@@ -118,6 +115,10 @@ pub(super) fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+pub(super) fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+    run(Command::new("openssl").current_dir(dir).args(args))
 }
 
 /// A P-256 key and a PEM request for `cn` with DNS SAN `cn`, made by openssl.
