@@ -29,9 +29,6 @@ use crate::caller::Caller;
 use crate::error::Error;
 use crate::record::{encode, load};
 
-/// Most CA records kept in memory for CMP answers.
-pub(super) const CAS_REMEMBERED: usize = 1_000;
-
 /// Seconds a client waits before it polls again for a request the RA has not decided.
 pub const CHECK_AFTER: u64 = 3;
 

@@ -89,6 +89,9 @@ struct IssuerIndex {
     scanned: Option<tokio::time::Instant>,
 }
 
+/// Most CA records kept in memory for CMP answers.
+const CAS_REMEMBERED: usize = 1_000;
+
 /// Reads of the store for unknown issuers are at most this frequent.
 const INDEX_RESCAN: Duration = Duration::from_secs(1);
 
@@ -177,7 +180,7 @@ impl CasHandle {
             acme_nonces: Arc::default(),
             acme_accounts: Arc::new(super::memo::Memo::new(super::acme::ACCOUNTS_REMEMBERED)),
             acme_updates: Arc::default(),
-            cmp_cas: Arc::new(super::memo::Memo::new(super::cmp::CAS_REMEMBERED)),
+            cmp_cas: Arc::new(super::memo::Memo::new(CAS_REMEMBERED)),
             timeout,
         }
     }

@@ -248,6 +248,24 @@ pub(super) fn refused(field: &'static str, reason: impl Into<String>) -> Error {
     })
 }
 
+/// Reads and checks a request in `format`: PKCS#10 (PEM or DER), or a CRMF `CertReqMsg`
+/// (CMP), whose refusals name the field `popo` when its proof of possession fails,
+/// `template` otherwise.
+fn read_request(format: ca::csr::Format, der: &[u8]) -> Result<ca::Csr, CaError> {
+    use cryptoutil_protocols::cmp::{crmf, Failure};
+    match format {
+        ca::csr::Format::Pkcs10 => ca::csr::parse(der),
+        ca::csr::Format::Crmf => crmf::read(der).map_err(|r| CaError {
+            field: if r.failure == Failure::BadPop {
+                "popo"
+            } else {
+                "template"
+            },
+            reason: r.reason,
+        }),
+    }
+}
+
 /// A label's name: 1 to 64 of `a-z 0-9 - _ .`, the first a letter or digit.
 pub fn check_label(label: &str) -> Result<(), Error> {
     let ok = (1..=64).contains(&label.len())
@@ -546,7 +564,7 @@ impl CasHandle {
             request: match request.format {
                 ca::csr::Format::Pkcs10 => CertRequest::Csr(request.csr.0.clone()),
                 format => CertRequest::Checked(Box::new(
-                    ca::csr::read(format, &request.csr.0).map_err(Error::Refused)?,
+                    read_request(format, &request.csr.0).map_err(Error::Refused)?,
                 )),
             },
             validity: None,
@@ -705,7 +723,7 @@ impl CasHandle {
         csr_der: &[u8],
     ) -> Result<Admitted, Error> {
         // Read (its signature checked) only once who sends it is known.
-        let parse = || ca::csr::read(format, csr_der).map_err(Error::Refused);
+        let parse = || read_request(format, csr_der).map_err(Error::Refused);
         match who {
             Enrollee::Client(caller) => {
                 if caller.tenant != label.tenant {

@@ -181,22 +181,6 @@ impl Format {
     }
 }
 
-/// Reads and checks a request in `format`. A CRMF request's refusals name the field `popo`
-/// when its proof of possession fails, `template` otherwise.
-pub fn read(format: Format, der: &[u8]) -> Result<Csr, CaError> {
-    match format {
-        Format::Pkcs10 => parse(der),
-        Format::Crmf => crate::cmp::crmf::read(der).map_err(|r| {
-            let field = if r.failure == crate::cmp::Failure::BadPop {
-                "popo"
-            } else {
-                "template"
-            };
-            CaError::new(field, r.reason)
-        }),
-    }
-}
-
 /// A request carried in another format's parts (a CRMF certificate template, RFC 4211): the
 /// key (SubjectPublicKeyInfo DER), the subject (Name DER; none: an empty subject) and the
 /// requested extensions (Extensions DER), checked like a PKCS#10 request's parts. The caller
