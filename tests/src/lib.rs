@@ -38,13 +38,21 @@ pub mod http01;
 #[cfg(test)]
 mod it;
 
-/// A port free on 127.0.0.1 now (bound and released; for a server a test starts later).
+/// A port free on 127.0.0.1 now (bound and released; for a server a test starts later),
+/// chosen below the kernel's ephemeral range (32768 and up on Linux): servers bound to port 0
+/// and outgoing connections take ephemeral ports, so one of them cannot take this port in
+/// the time between its release and the later bind, as an ephemeral pick allowed.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher as _, Hasher as _};
+    for _ in 0..1000 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        let port = 20_000 + (hasher.finish() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range on 127.0.0.1")
 }
 
 /// Services started in-process.

@@ -121,6 +121,9 @@ enum Answer {
         outcome: Outcome,
         /// Implicit confirmation granted (asked when the transaction started).
         implicit: bool,
+        /// The root goes in `caPubs` (an `ir` authenticated by an RA secret, RFC 9483
+        /// §4.1.1), when a certificate does.
+        ca_pubs: bool,
     },
     /// `rp`: accepted, or the refusal.
     Rp(Option<Refusal>),
@@ -518,6 +521,7 @@ impl CasHandle {
             cert_req_id,
             outcome,
             implicit,
+            ca_pubs: body == "ir" && matches!(sender, Sender::Secret { .. }),
         })
     }
 
@@ -638,6 +642,7 @@ impl CasHandle {
                             .unwrap_or_else(|| "rejected by the RA".into()),
                     )),
                     implicit: false,
+                    ca_pubs: false,
                 }
             }
             RequestStatus::Issued => {
@@ -657,6 +662,7 @@ impl CasHandle {
                     cert_req_id: tx.cert_req_id,
                     outcome: Outcome::Issued(cert.certificate.0),
                     implicit: tx.implicit,
+                    ca_pubs: tx.body == "ir" && tx.sender.starts_with("ra:"),
                 }
             }
         };
@@ -760,11 +766,7 @@ impl CasHandle {
             recip_nonce: &header.sender_nonce,
             implicit_confirm: grant,
         };
-        let body = to_reply(
-            answer,
-            matches!(sender, Sender::Secret { .. }) && matches!(message.body, Body::Ir(_)),
-            &root,
-        );
+        let body = to_reply(answer, &root);
         let unsigned = Unprotected::new(&head, &body).map_err(|_| Error::Internal {
             what: "writing a CMP answer",
         })?;
@@ -816,7 +818,7 @@ fn state_of(status: RequestStatus, implicit: bool) -> TxState {
     }
 }
 
-fn to_reply<'a>(answer: &'a Answer, ca_pubs: bool, root: &'a [&'a [u8]]) -> Reply<'a> {
+fn to_reply<'a>(answer: &'a Answer, root: &'a [&'a [u8]]) -> Reply<'a> {
     let rejected = |r: &'a Refusal| Status {
         status: PkiStatus::Rejection,
         text: Some(r.reason.as_str()),
@@ -827,6 +829,7 @@ fn to_reply<'a>(answer: &'a Answer, ca_pubs: bool, root: &'a [&'a [u8]]) -> Repl
             tag,
             cert_req_id,
             outcome,
+            ca_pubs,
             ..
         } => {
             let (status, cert) = match outcome {
@@ -847,7 +850,7 @@ fn to_reply<'a>(answer: &'a Answer, ca_pubs: bool, root: &'a [&'a [u8]]) -> Repl
                 cert_req_id: *cert_req_id,
                 status,
                 cert,
-                ca_pubs: if ca_pubs && issued { root } else { &[] },
+                ca_pubs: if *ca_pubs && issued { root } else { &[] },
             }
         }
         Answer::Rp(None) => Reply::Rp(Status::ACCEPTED),
