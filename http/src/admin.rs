@@ -145,11 +145,7 @@ fn is_probe(path: &str) -> bool {
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+    crate::extract::media_type_is(headers, "application/json")
 }
 
 /// The admin API's gate (see the module's documentation).

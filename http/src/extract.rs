@@ -7,6 +7,16 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
+/// Whether the request's media type (its `Content-Type` without parameters, in any case) is
+/// `kind`.
+pub fn media_type_is(headers: &axum::http::HeaderMap, kind: &str) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(kind))
+}
+
 /// A JSON request body: a missing `application/json` content type is 415, anything that does
 /// not parse into `T` (syntax, a missing or invalid field, an unknown one) is 400 naming why.
 pub struct JsonBody<T>(pub T);

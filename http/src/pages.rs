@@ -72,14 +72,7 @@ pub(crate) fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a 
 }
 
 pub(crate) fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| {
-            t.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+    crate::extract::media_type_is(headers, "application/x-www-form-urlencoded")
 }
 
 pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

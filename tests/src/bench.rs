@@ -100,29 +100,91 @@ pub fn pem_body(pem: &str) -> Fallible<Vec<u8>> {
     Ok(base64::engine::general_purpose::STANDARD.decode(text)?)
 }
 
-/// One issuance through the CA's API (`POST .../certificates`, 201 expected): the figure the
-/// enrollment protocols are measured against, driven by the same client.
-pub async fn issue(
-    client: &cryptoutil_federation::HttpsClient,
-    url: &str,
-    bearer: &str,
-    body: &str,
-) -> Fallible<()> {
-    let r = client
-        .send(
-            hyper::Method::POST,
-            url,
-            &[
-                ("authorization", bearer),
-                ("content-type", "application/json"),
-            ],
-            body.to_owned().into_bytes().into(),
-        )
-        .await?;
-    if r.status.as_u16() != 201 {
-        return Err(fail(format!("issue: {}", r.status)));
+/// What both load generators start from: their arguments, a pooled client trusting
+/// `--ca-file`, and `--count` (default 2000), `--concurrency` (32) and `--rounds` (3).
+pub struct Load {
+    /// The arguments.
+    pub args: Args,
+    /// The client.
+    pub client: cryptoutil_federation::HttpsClient,
+    /// Requests per run.
+    pub count: usize,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Rounds.
+    pub rounds: usize,
+}
+
+impl Load {
+    /// The process's arguments read, the client made.
+    pub fn parse() -> Fallible<Self> {
+        let args = Args::parse()?;
+        let config = cryptoutil_federation::tls::client_config_from_file(std::path::Path::new(
+            args.get("ca-file")?,
+        ))?;
+        Ok(Self {
+            client: cryptoutil_federation::HttpsClient::new(config).pooled(256),
+            count: args.number("count", 2000)?,
+            concurrency: args.number("concurrency", 32)?,
+            rounds: args.number("rounds", 3)?,
+            args,
+        })
     }
-    Ok(())
+}
+
+/// The CA's issuance API (`--issue-url`, `--token`, profile tls-server, the CSR of
+/// `--csr-pem`) driven by the same client: the figure the enrollment protocols are measured
+/// against.
+#[derive(Clone)]
+pub struct Core {
+    client: cryptoutil_federation::HttpsClient,
+    url: Arc<str>,
+    bearer: Arc<str>,
+    body: Arc<str>,
+}
+
+impl Core {
+    /// The API `load`'s arguments name, asked for certificates of `csr_pem`.
+    pub fn new(load: &Load, csr_pem: &str) -> Fallible<Self> {
+        Ok(Self {
+            client: load.client.clone(),
+            url: load.args.get("issue-url")?.into(),
+            bearer: format!("Bearer {}", load.args.get("token")?).into(),
+            body: serde_json::json!({"profile": "tls-server", "csr": csr_pem})
+                .to_string()
+                .into(),
+        })
+    }
+
+    /// One issuance (201 expected).
+    async fn issue(&self) -> Fallible<()> {
+        let r = self
+            .client
+            .send(
+                hyper::Method::POST,
+                &self.url,
+                &[
+                    ("authorization", &*self.bearer),
+                    ("content-type", "application/json"),
+                ],
+                self.body.as_bytes().to_vec().into(),
+            )
+            .await?;
+        if r.status.as_u16() != 201 {
+            return Err(fail(format!("issue: {}", r.status)));
+        }
+        Ok(())
+    }
+
+    /// `count` issuances with `concurrency` in flight: (requests per second, p99 in ms).
+    pub async fn timed(&self, count: usize, concurrency: usize) -> Fallible<(f64, f64)> {
+        let core = self.clone();
+        timed(count, concurrency, move |_| {
+            let core = core.clone();
+            async move { core.issue().await }
+        })
+        .await
+    }
 }
 
 /// Rounds of the core API beside a protocol, printed as they come and averaged at the end.

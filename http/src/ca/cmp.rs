@@ -14,6 +14,7 @@ use cryptoutil_protocols::cmp;
 
 use super::api::handle;
 use super::est::DEFAULT_LABEL;
+use crate::extract::media_type_is;
 use crate::state::AppState;
 
 /// The label of `/.well-known/cmp/p/<label>[/<operation>]`, or `default` for
@@ -32,12 +33,7 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::trim);
-    if !media.is_some_and(|m| m.eq_ignore_ascii_case(cmp::CONTENT_TYPE)) {
+    if !media_type_is(&headers, cmp::CONTENT_TYPE) {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "a CMP request is application/pkixcmp",

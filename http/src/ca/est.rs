@@ -18,6 +18,7 @@ use cryptoutil_protocols::{est, oauth};
 
 use super::api::handle;
 use crate::auth::{bearer_token, several_authorizations, PrincipalExt, Scheme};
+use crate::extract::media_type_is;
 use crate::state::AppState;
 use crate::tls::PeerCertificates;
 
@@ -202,15 +203,7 @@ async fn enroll(
 ) -> Result<Response, EstError> {
     let label = label(&app, name).await?;
     let who = enrollee(&app, &headers, peer.as_ref().map(|e| &e.0), renewal).await?;
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !kind
-        .split(';')
-        .next()
-        .is_some_and(|k| k.trim().eq_ignore_ascii_case("application/pkcs10"))
-    {
+    if !media_type_is(&headers, "application/pkcs10") {
         return Err(EstError(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/pkcs10".into(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use cryptoutil_federation::HttpsClient;
 use cryptoutil_protocols::jose::{b64, Jwk, JwsAlg};
-use cryptoutil_tests::bench::{fail, issue, pem_body, timed, Args, Fallible, Rounds};
+use cryptoutil_tests::bench::{fail, pem_body, timed, Core, Fallible, Load, Rounds};
 use hyper::Method;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -130,16 +130,9 @@ async fn ready_order(account: &Account, new_order: &str, name: &str) -> Fallible
 
 #[tokio::main]
 async fn main() -> Fallible<()> {
-    let args = Args::parse()?;
-    let config = cryptoutil_federation::tls::client_config_from_file(std::path::Path::new(
-        args.get("ca-file")?,
-    ))?;
-    let client = HttpsClient::new(config).pooled(256);
-    let (count, concurrency, rounds) = (
-        args.number("count", 2000)?,
-        args.number("concurrency", 32)?,
-        args.number("rounds", 3)?,
-    );
+    let load = Load::parse()?;
+    let (args, client) = (&load.args, load.client.clone());
+    let (count, concurrency, rounds) = (load.count, load.concurrency, load.rounds);
     let name = args.get("name")?.to_owned();
     let csr_pem = std::fs::read_to_string(args.get("csr-pem")?)?;
     let der = pem_body(&csr_pem)?;
@@ -189,9 +182,7 @@ async fn main() -> Fallible<()> {
     let account = Arc::new(account);
     let new_order = url("newOrder")?;
     let csr_b64 = b64::encode(&der);
-    let issue_url = args.get("issue-url")?.to_owned();
-    let bearer = format!("Bearer {}", args.get("token")?);
-    let issue_body = json!({"profile": "tls-server", "csr": csr_pem}).to_string();
+    let core = Core::new(&load, &csr_pem)?;
 
     let mut rounds_seen = Rounds::start();
     for round in 1..=rounds {
@@ -219,22 +210,7 @@ async fn main() -> Fallible<()> {
             })
             .await?;
         }
-        let (client, issue_url, bearer, issue_body) = (
-            client.clone(),
-            issue_url.clone(),
-            bearer.clone(),
-            issue_body.clone(),
-        );
-        let (core_rate, core_p99) = timed(count, concurrency, move |_| {
-            let (client, issue_url, bearer, issue_body) = (
-                client.clone(),
-                issue_url.clone(),
-                bearer.clone(),
-                issue_body.clone(),
-            );
-            async move { issue(&client, &issue_url, &bearer, &issue_body).await }
-        })
-        .await?;
+        let (core_rate, core_p99) = core.timed(count, concurrency).await?;
         let (account2, csr) = (Arc::clone(&account), csr_b64.clone());
         let (acme_rate, acme_p99) = timed(count, concurrency, move |_| {
             let (account, ready, csr) = (Arc::clone(&account2), Arc::clone(&ready), csr.clone());

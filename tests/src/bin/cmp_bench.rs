@@ -11,9 +11,8 @@
 
 use std::sync::Arc;
 
-use cryptoutil_federation::HttpsClient;
 use cryptoutil_protocols::cmp::protection::Protection;
-use cryptoutil_tests::bench::{fail, issue, timed, Args, Fallible, Rounds};
+use cryptoutil_tests::bench::{fail, timed, Core, Fallible, Load, Rounds};
 use hyper::Method;
 use rcgen::SigningKey as _;
 use serde_json::{json, Value};
@@ -196,24 +195,15 @@ fn ip_status(der: &[u8]) -> Option<i64> {
 
 #[tokio::main]
 async fn main() -> Fallible<()> {
-    let args = Args::parse()?;
-    let config = cryptoutil_federation::tls::client_config_from_file(std::path::Path::new(
-        args.get("ca-file")?,
-    ))?;
-    let client = HttpsClient::new(config).pooled(256);
-    let (count, concurrency, rounds) = (
-        args.number("count", 2000)?,
-        args.number("concurrency", 32)?,
-        args.number("rounds", 3)?,
-    );
+    let load = Load::parse()?;
+    let (args, client) = (&load.args, load.client.clone());
+    let (count, concurrency, rounds) = (load.count, load.concurrency, load.rounds);
     let cmp_url = args.get("cmp-url")?.to_owned();
     let secrets_url = args.get("secrets-url")?.to_owned();
     let ra_bearer = format!("Bearer {}", args.get("ra-token")?);
     let label = args.get("label")?.to_owned();
-    let issue_url = args.get("issue-url")?.to_owned();
-    let bearer = format!("Bearer {}", args.get("token")?);
     let csr_pem = std::fs::read_to_string(args.get("csr-pem")?)?;
-    let issue_body = json!({"profile": "tls-server", "csr": csr_pem}).to_string();
+    let core = Core::new(&load, &csr_pem)?;
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let request = Arc::new(cert_req_msg(&key)?);
 
@@ -265,17 +255,7 @@ async fn main() -> Fallible<()> {
             })
             .await?;
         }
-        let (c, u, b, body) = (
-            client.clone(),
-            issue_url.clone(),
-            bearer.clone(),
-            issue_body.clone(),
-        );
-        let (core_rate, core_p99) = timed(count, concurrency, move |_| {
-            let (client, url, bearer, body) = (c.clone(), u.clone(), b.clone(), body.clone());
-            async move { issue(&client, &url, &bearer, &body).await }
-        })
-        .await?;
+        let (core_rate, core_p99) = core.timed(count, concurrency).await?;
         let (c, url) = (client.clone(), cmp_url.clone());
         let (cmp_rate, cmp_p99) = timed(count, concurrency, move |_| {
             let (client, url, ready) = (c.clone(), url.clone(), Arc::clone(&ready));

@@ -17,7 +17,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::ca_est::{count_certs, decide, make_labels, pending_requests, secret};
+use super::ca_est::{count_certs, decide, make_labels, pending_requests, root_with_labels, secret};
 use super::ca_service::{audit_verifies, call, openssl, pkilint, request_file, root, CaTest};
 use crate::{free_port, TestApp};
 
@@ -298,13 +298,11 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
         token,
     } = CaTest::start(&[("CRYPTOUTIL_CA__ACME__HTTP01_PORT", &port)], "ca ca-ra").await;
     let anchor: PathBuf = cryptoutil_bin::pki::anchor_path(&data);
-    let root = root(&app, &token, "web", "Web Root").await;
-    let root_id = root["id"].as_str().unwrap().to_owned();
-    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
-    make_labels(
+    let root_id = root_with_labels(
         &app,
         &token,
-        &root_id,
+        &work,
+        ("web", "Web Root"),
         &[("web", "auto"), ("web-gated", "manual")],
     )
     .await;

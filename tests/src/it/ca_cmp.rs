@@ -16,8 +16,8 @@ use cryptoutil_actors::ServiceName;
 use hyper::Method;
 
 use super::ca_acme::cert_status;
-use super::ca_est::{count_certs, decide, make_labels, pending_requests, secret};
-use super::ca_service::{audit_verifies, call, openssl, pkilint, request_file, root, run, CaTest};
+use super::ca_est::{count_certs, decide, make_labels, pending_requests, root_with_labels, secret};
+use super::ca_service::{audit_verifies, call, openssl, pkilint, request_file, run, CaTest};
 
 /// How `openssl cmp` reaches the CA: over HTTPS, trusting the suite's TLS anchor.
 #[derive(Clone)]
@@ -102,13 +102,11 @@ async fn openssl_cmp_enrolls_confirms_polls_updates_revokes_and_asks() {
         boot: _,
         token,
     } = CaTest::start(&[], "ca ca-ra").await;
-    let root = root(&app, &token, "cmp", "CMP Root").await;
-    let root_id = root["id"].as_str().unwrap().to_owned();
-    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
-    make_labels(
+    let root_id = root_with_labels(
         &app,
         &token,
-        &root_id,
+        &work,
+        ("cmp", "CMP Root"),
         &[("devices", "auto"), ("gated", "manual")],
     )
     .await;

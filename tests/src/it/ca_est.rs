@@ -116,6 +116,22 @@ pub(super) async fn make_labels(app: &TestApp, token: &str, ca: &str, labels: &[
     }
 }
 
+/// A P-256 root CA `name` (subject `CN=<cn>`), its certificate written to `work/root.pem`,
+/// issuing at `labels` (name, approval; profile tls-server): its id.
+pub(super) async fn root_with_labels(
+    app: &TestApp,
+    token: &str,
+    work: &Path,
+    (name, cn): (&str, &str),
+    labels: &[(&str, &str)],
+) -> String {
+    let root = root(app, token, name, cn).await;
+    let root_id = root["id"].as_str().unwrap().to_owned();
+    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
+    make_labels(app, token, &root_id, labels).await;
+    root_id
+}
+
 /// An RA secret for `label` (the caller holds `ca-ra`): (reference, secret).
 pub(super) async fn secret(app: &TestApp, token: &str, label: &str) -> (String, String) {
     let (status, made) = call(
@@ -213,13 +229,11 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
     let ca_only = client_token(&app, &boot.client_id, &boot.secret, "ca").await;
     let bc = Bc::compile(&work, &app, cryptoutil_bin::pki::anchor_path(&data));
 
-    let root = root(&app, &token, "devices", "Device Root").await;
-    let root_id = root["id"].as_str().unwrap().to_owned();
-    std::fs::write(work.join("root.pem"), root["certificate"].as_str().unwrap()).unwrap();
-    make_labels(
+    let root_id = root_with_labels(
         &app,
         &token,
-        &root_id,
+        &work,
+        ("devices", "Device Root"),
         &[("devices", "auto"), ("gated", "manual")],
     )
     .await;

@@ -76,16 +76,7 @@ fn parse_form(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Vec<(String, Zeroizing<String>)>, Refusal> {
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';').next().is_some_and(|t| {
-                t.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-        });
-    if !form || body.len() > MAX_FORM {
+    if !crate::pages::is_form(headers) || body.len() > MAX_FORM {
         return Err(refusal(
             TokenError::InvalidRequest,
             "the body must be application/x-www-form-urlencoded, at most 16 KiB",
