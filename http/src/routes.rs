@@ -38,6 +38,11 @@ pub const WELL_KNOWN: &str = "/.well-known/{*rest}";
 /// `/acme/**` (RFC 8555 servers name their own URLs; the CA's issue fixes
 /// `/acme/<label>/directory`): through the service stack; only listed paths are public.
 pub const ACME: &str = "/acme/{*rest}";
+/// `/scep` and `/scep/**` (RFC 8894 §4.1: SCEP clients are configured with a bare URL; the
+/// CA's issue fixes `/scep/<label>`): through the service stack; only listed paths are public.
+pub const SCEP: &str = "/scep";
+/// The same, with a label.
+pub const SCEP_LABEL: &str = "/scep/{*rest}";
 /// Everything else under /service: authenticated, then 404.
 pub const SERVICE_OTHER: &str = "/service/{*rest}";
 /// Everything else under /browser: authenticated, then 404.
@@ -220,6 +225,8 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
     Router::new()
         .route_service(WELL_KNOWN, service_stack.clone())
         .route_service(ACME, service_stack.clone())
+        .route_service(SCEP, service_stack.clone())
+        .route_service(SCEP_LABEL, service_stack.clone())
         .route_service(SERVICE_OTHER, service_stack)
         .route_service(BROWSER_HOME, browser_stack.clone())
         .route_service(BROWSER_OTHER, browser_stack)

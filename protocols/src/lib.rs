@@ -36,6 +36,7 @@ pub mod ids;
 pub mod jose;
 pub mod oauth;
 pub mod pki;
+pub mod scep;
 pub mod secret;
 pub mod tls;
 pub mod unseal;

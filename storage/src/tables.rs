@@ -72,11 +72,14 @@ pub enum Table {
     /// CMP (RFC 4210) transactions: `tx/<transactionID, hex>` -> sealed record (the label, the
     /// RA request it carries, who authenticated it, the last nonce sent, where it stands).
     CaCmp,
+    /// SCEP (RFC 8894) transactions: `tx/<label>/<transactionID, hex>` -> sealed record (the
+    /// RA request it carries and the certificate that signed it: only its key may poll).
+    CaScep,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 26] = [
+    pub const ALL: [Table; 27] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -103,6 +106,7 @@ impl Table {
         Table::CaRaMarks,
         Table::CaAcme,
         Table::CaCmp,
+        Table::CaScep,
     ];
 
     /// The versioned table name.
@@ -134,6 +138,7 @@ impl Table {
             Table::CaRaMarks => "ca_ra_marks_v1",
             Table::CaAcme => "ca_acme_v1",
             Table::CaCmp => "ca_cmp_v1",
+            Table::CaScep => "ca_scep_v1",
         }
     }
 

@@ -824,6 +824,26 @@ impl CasHandle {
         .await
     }
 
+    /// CA `id`'s SCEP RA (of `tenant`), made by its signer on first use.
+    pub(super) async fn scep_ra(
+        &self,
+        tenant: &cryptoutil_protocols::ids::TenantId,
+        id: &CaId,
+    ) -> Result<Arc<cryptoutil_protocols::scep::Ra>, Error> {
+        let key = SignerKey {
+            tenant: tenant.clone(),
+            id: id.clone(),
+        };
+        let signer = self.signers.open(&key).await?;
+        call(
+            &signer,
+            "CaSigner",
+            |reply| CaSignerMsg::ScepRa { reply },
+            self.timeout,
+        )
+        .await
+    }
+
     async fn ask<T: Send + 'static>(
         &self,
         who: &Caller,

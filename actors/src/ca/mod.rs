@@ -10,6 +10,8 @@
 //! - [`ra`]: the RA (labels, enrollment secrets, the request queue) and enrollment.
 //! - [`acme`]: ACME accounts, orders, authorizations and nonces.
 //! - [`cmp`]: the CMP server (messages authenticated, enrolled, confirmed, polled, revoked).
+//! - [`scep`]: the SCEP server (messages verified, opened by the CA's SCEP RA, enrolled,
+//!   polled, answered).
 //! - [`memo`]: records kept in memory after their first read (labels, ACME accounts).
 
 pub mod acme;
@@ -17,6 +19,7 @@ pub mod cmp;
 pub mod handle;
 pub mod memo;
 pub mod ra;
+pub mod scep;
 pub mod signer;
 pub mod store;
 
@@ -57,6 +60,8 @@ pub struct CaSettings {
     pub tsa_policy: String,
     /// The port ACME http-01 validation connects to (RFC 8555 §8.3: 80).
     pub acme_http01_port: u16,
+    /// Whether SCEP is served: its key transport, RSA PKCS#1 v1.5, is not FIPS-approved.
+    pub scep_pkcs1v15_key_transport: bool,
 }
 
 /// The default TSA policy: an OID of the `2.25` arc (ITU-T X.667: an OID from a UUID, which
@@ -71,6 +76,7 @@ impl Default for CaSettings {
             ocsp_lifetime: Duration::from_secs(3600),
             tsa_policy: DEFAULT_TSA_POLICY.to_owned(),
             acme_http01_port: 80,
+            scep_pkcs1v15_key_transport: false,
         }
     }
 }

@@ -975,7 +975,7 @@ enum Admitted {
 }
 
 /// Where a request seen before stands, as an enrollment answer.
-async fn answer(cas: &CasHandle, request: &RequestRecord) -> Result<Enrolled, Error> {
+pub(super) async fn answer(cas: &CasHandle, request: &RequestRecord) -> Result<Enrolled, Error> {
     match request.status {
         RequestStatus::Pending => Ok(Enrolled::Pending {
             id: request.id.clone(),

@@ -17,6 +17,7 @@ use cryptoutil_protocols::ca::ocsp::{self, IssuerHashes, Refusal, Responder};
 use cryptoutil_protocols::ca::tsa::{self, Tsa};
 use cryptoutil_protocols::ca::{self, CaSpec, Csr, IssuingCa, Profile, Reason, Urls};
 use cryptoutil_protocols::ids::{CaId, TenantId};
+use cryptoutil_protocols::scep;
 use cryptoutil_storage::backend::Write;
 use cryptoutil_storage::Store;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -133,6 +134,12 @@ pub enum CaSignerMsg {
         /// The signature.
         reply: RpcReplyPort<Result<Vec<u8>, Error>>,
     },
+    /// The CA's SCEP RA (made first if it has none, or less than a week left): SCEP
+    /// handlers decrypt and sign with it off the signer's mailbox.
+    ScepRa {
+        /// The RA.
+        reply: RpcReplyPort<Result<Arc<scep::Ra>, Error>>,
+    },
     /// Take the CA offline (its key leaves memory and is used only by explicit operator
     /// actions) or bring it back online.
     SetOffline {
@@ -181,6 +188,8 @@ pub struct Running {
     responder: Option<Responder>,
     /// The time-stamping authority, once made.
     tsa: Option<Tsa>,
+    /// The SCEP RA, once made (loaded on first use).
+    scep: Option<Arc<scep::Ra>>,
     /// Signed answers to nonce-less single-id requests by the id's DER, with their
     /// `thisUpdate`: served until half their lifetime has passed, dropped on any revocation.
     ocsp_cache: HashMap<Vec<u8>, (Vec<u8>, u64)>,
@@ -199,6 +208,7 @@ enum Rebase {
 enum Loaded {
     Ocsp(Responder),
     Tsa(Tsa),
+    Scep(Arc<scep::Ra>),
 }
 
 /// Most cached OCSP answers per CA (the cache starts over past it).
@@ -266,6 +276,7 @@ impl Actor for CaSigner {
             hashes,
             responder,
             tsa,
+            scep: None,
             ocsp_cache: HashMap::new(),
             last_used: Instant::now(),
         })
@@ -328,6 +339,9 @@ impl Actor for CaSigner {
                     })
                 });
                 let _ = reply.send(signed);
+            }
+            CaSignerMsg::ScepRa { reply } => {
+                let _ = reply.send(st.scep_ra().await);
             }
             CaSignerMsg::IdleCheck => {
                 if st.last_used.elapsed() >= st.args.idle {
@@ -880,6 +894,7 @@ impl Running {
         let not_after = match delegate {
             Delegate::Ocsp => self.responder.as_ref().map(|r| r.not_after),
             Delegate::Tsa => self.tsa.as_ref().map(|t| t.not_after),
+            Delegate::Scep => self.scep.as_ref().map(|r| r.not_after),
         };
         if not_after.is_some_and(|t| t > now.saturating_add(DELEGATE_RENEW)) {
             return Ok(());
@@ -891,6 +906,7 @@ impl Running {
         let op = match delegate {
             Delegate::Ocsp => "ocsp-responder",
             Delegate::Tsa => "tsa",
+            Delegate::Scep => "scep-ra",
         };
         let entry = self.entry(&who, self.ca.id.as_str(), op);
         match self.plan_delegate(&who, delegate) {
@@ -906,6 +922,9 @@ impl Running {
                         Tsa::new(&key, &cert, &self.args.settings.tsa_policy_der())
                             .map_err(internal("a TSA"))?,
                     ),
+                    Delegate::Scep => Loaded::Scep(Arc::new(
+                        scep::Ra::new(&key, &cert).map_err(internal("a SCEP RA"))?,
+                    )),
                 };
                 self.args.audit.append(entry, writes).await?;
                 match loaded {
@@ -914,6 +933,7 @@ impl Running {
                         self.ocsp_cache.clear();
                     }
                     Loaded::Tsa(tsa) => self.tsa = Some(tsa),
+                    Loaded::Scep(ra) => self.scep = Some(ra),
                 }
                 Ok(())
             }
@@ -928,13 +948,27 @@ impl Running {
         delegate: Delegate,
     ) -> Result<(store::DelegateKeys, Vec<cryptoutil_storage::backend::Write>), Error> {
         let internal = |what| move |_| Error::Internal { what };
-        let (profile, name) = match delegate {
-            Delegate::Ocsp => ("ocsp-signing", "OCSP responder"),
-            Delegate::Tsa => ("time-stamping", "Time stamping"),
+        let (profile, name, key_type) = match delegate {
+            Delegate::Ocsp => (
+                ca::profile::builtin("ocsp-signing"),
+                "OCSP responder",
+                ca::KeyType::P256,
+            ),
+            Delegate::Tsa => (
+                ca::profile::builtin("time-stamping"),
+                "Time stamping",
+                ca::KeyType::P256,
+            ),
+            // RSA: SCEP clients send their content keys with RSA key transport.
+            Delegate::Scep => (
+                Some(ca::profile::scep_ra()),
+                "SCEP RA",
+                ca::KeyType::Rsa3072,
+            ),
         };
-        let (key, csr) = ca::delegate_request(&format!("{name} {}", self.ca.id))
+        let (key, csr) = ca::delegate_request(&format!("{name} {}", self.ca.id), key_type)
             .map_err(internal("making a delegate key"))?;
-        let profile = ca::profile::builtin(profile).ok_or(Error::Internal {
+        let profile = profile.ok_or(Error::Internal {
             what: "a delegate's profile",
         })?;
         let serial = ca::random_serial().map_err(internal("random generator"))?;
@@ -951,6 +985,37 @@ impl Running {
         let mut writes = store::put_delegate(&self.args.store, &self.ca.id, delegate, &key, &der)?;
         writes.push(store::create_cert(&self.args.store, &issued)?);
         Ok(((key, der), writes))
+    }
+
+    /// The SCEP RA: loaded from the store on first use, made (and audited as `scep-ra`) if
+    /// there is none or it expires within a week.
+    async fn scep_ra(&mut self) -> Result<Arc<scep::Ra>, Error> {
+        if self.scep.is_none() {
+            let (store, id) = (Arc::clone(&self.args.store), self.ca.id.clone());
+            let loaded = tokio::task::spawn_blocking(move || {
+                store::load_delegate(&store, &id, Delegate::Scep)?
+                    .map(|(key, cert)| {
+                        scep::Ra::new(&key, &cert).map_err(|_| {
+                            Error::corrupt(
+                                cryptoutil_storage::Table::CaKeys,
+                                id.as_bytes(),
+                                "SCEP RA",
+                            )
+                        })
+                    })
+                    .transpose()
+            })
+            .await
+            .map_err(|_| Error::Internal {
+                what: "loading the SCEP RA",
+            })??;
+            self.scep = loaded.map(Arc::new);
+        }
+        self.ensure_delegate(Delegate::Scep, crate::now_unix())
+            .await?;
+        self.scep
+            .clone()
+            .ok_or(Error::Internal { what: "no SCEP RA" })
     }
 
     /// A time stamp of `req` (RFC 3161) by this CA's TSA (made first if needed), with a new

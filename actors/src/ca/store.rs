@@ -228,13 +228,15 @@ pub fn create_ca(store: &Store, ca: &CaRecord, key: &[u8]) -> Result<Vec<Write>,
     ])
 }
 
-/// A key the CA delegates signing to: its OCSP responder or its time-stamping authority.
+/// A key the CA delegates to: its OCSP responder, its time-stamping authority or its SCEP RA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delegate {
     /// The OCSP responder (`<ca id>/ocsp`).
     Ocsp,
     /// The time-stamping authority (`<ca id>/tsa`).
     Tsa,
+    /// The SCEP RA (`<ca id>/scep`): an RSA key that decrypts and signs SCEP messages.
+    Scep,
 }
 
 impl Delegate {
@@ -242,6 +244,7 @@ impl Delegate {
         let name = match self {
             Delegate::Ocsp => "ocsp",
             Delegate::Tsa => "tsa",
+            Delegate::Scep => "scep",
         };
         (
             format!("{ca}/{name}").into_bytes(),

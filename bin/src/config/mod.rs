@@ -99,6 +99,8 @@ pub struct CaConfig {
     pub tsa_policy: String,
     /// ACME.
     pub acme: AcmeConfig,
+    /// SCEP.
+    pub scep: ScepConfig,
 }
 
 impl Default for CaConfig {
@@ -109,6 +111,7 @@ impl Default for CaConfig {
             ocsp_lifetime: Duration::from_secs(3600),
             tsa_policy: cryptoutil_actors::ca::DEFAULT_TSA_POLICY.to_owned(),
             acme: AcmeConfig::default(),
+            scep: ScepConfig::default(),
         }
     }
 }
@@ -126,6 +129,16 @@ impl Default for AcmeConfig {
     fn default() -> Self {
         Self { http01_port: 80 }
     }
+}
+
+/// `ca.scep:`: the SCEP server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScepConfig {
+    /// Serve SCEP (RFC 8894), whose clients send their content keys with RSA PKCS#1 v1.5 key
+    /// transport, outside the FIPS-approved set. Off: every SCEP operation but GetCACaps
+    /// answers 403 with the reason.
+    pub allow_rsa_pkcs1v15_key_transport: bool,
 }
 
 /// `identity:`: identity-authz.

@@ -8,12 +8,14 @@
 //! - [`est`]: the EST server (RFC 7030).
 //! - [`acme`]: the ACME server (RFC 8555).
 //! - [`cmp`]: the CMP server's HTTP transfer (RFC 6712).
+//! - [`scep`]: the SCEP server's HTTP transport (RFC 8894 §4).
 
 pub mod acme;
 pub mod api;
 pub mod cmp;
 pub mod est;
 pub mod ra;
+pub mod scep;
 
 use axum::http::Method;
 use axum::routing::{get, head, post};
@@ -244,6 +246,19 @@ fn rows(rows: &mut Vec<RouteSpec>) {
                 "/.well-known/cmp/p/{label}/{operation}",
                 || post(cmp::post),
             ),
+        ],
+    );
+    // SCEP (RFC 8894): public because every PKIOperation is signed by its client and
+    // authenticated by its challenge password (an RA secret) or the certificate it renews;
+    // GetCACaps and GetCACert are public information.
+    public(
+        rows,
+        Realm::Service,
+        &[
+            (Method::GET, "/scep", || get(scep::get)),
+            (Method::POST, "/scep", || post(scep::post)),
+            (Method::GET, "/scep/{label}", || get(scep::get)),
+            (Method::POST, "/scep/{label}", || post(scep::post)),
         ],
     );
     // ACME (RFC 8555): public because every request is a JWS its account (or, for

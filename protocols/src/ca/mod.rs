@@ -650,14 +650,16 @@ pub fn import(bundle: &[u8], now: SystemTime) -> Result<Imported, Error> {
     })
 }
 
-/// A new key (P-256, PKCS#8) for a CA's delegate (OCSP responder, time-stamping authority)
+/// A new key (`key_type`, PKCS#8) for a CA's delegate (OCSP responder, time-stamping
+/// authority: P-256; SCEP RA: RSA 3072)
 /// and its certificate request (subject `common_name`), for the CA to issue under the
 /// delegate's profile.
 pub fn delegate_request(
     common_name: &str,
+    key_type: KeyType,
 ) -> Result<(zeroize::Zeroizing<Vec<u8>>, Csr), crate::Error> {
-    let key = KeyType::P256.generate()?;
-    let pair = KeyType::P256.load(&key)?;
+    let key = key_type.generate()?;
+    let pair = key_type.load(&key)?;
     let mut params = rcgen::CertificateParams::default();
     params
         .distinguished_name

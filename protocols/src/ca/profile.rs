@@ -140,6 +140,31 @@ pub fn builtin(name: &str) -> Option<Profile> {
     })
 }
 
+/// The profile of a CA's SCEP RA certificate (RFC 8894 §2.2): its RSA key signs answers
+/// and decrypts what clients send, so digitalSignature and keyEncipherment; a year.
+pub fn scep_ra() -> Profile {
+    Profile {
+        name: "scep-ra".to_owned(),
+        key_usages: vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ],
+        extended_key_usages: Vec::new(),
+        builtin: false,
+        allowed_sans: Vec::new(),
+        required_san: Vec::new(),
+        dns_patterns: Vec::new(),
+        email_patterns: Vec::new(),
+        ip_ranges: Vec::new(),
+        required_extensions: Vec::new(),
+        forbidden_extensions: Vec::new(),
+        is_ca: false,
+        ocsp_nocheck: false,
+        default_validity: Duration::from_secs(365 * DAY),
+        max_validity: Duration::from_secs(397 * DAY),
+    }
+}
+
 /// What the API shows of a profile.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct View {

@@ -97,6 +97,13 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(POST) /.well-known/cmp/{operation}",
                 "Some(POST) /.well-known/cmp/p/{label}",
                 "Some(POST) /.well-known/cmp/p/{label}/{operation}",
+                // SCEP: every PKIOperation is signed by its client and authenticated by its
+                // challenge password (an RA secret) or the certificate it renews; GetCACaps
+                // and GetCACert are public.
+                "Some(GET) /scep",
+                "Some(POST) /scep",
+                "Some(GET) /scep/{label}",
+                "Some(POST) /scep/{label}",
                 // ACME: every POST is a JWS its account (or new key, bound to an RA secret)
                 // signed over a one-time nonce; the directory and nonces are public.
                 "Some(GET) /acme/{label}/directory",

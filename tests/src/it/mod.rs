@@ -6,6 +6,7 @@ mod ca_cmp;
 mod ca_core;
 mod ca_crash;
 mod ca_est;
+mod ca_scep;
 mod ca_service;
 mod code_flow;
 mod deployment;

@@ -1,0 +1,36 @@
+//! A SCEP `pkiMessage` from anyone (RFC 8894, as the CA's SCEP server reads it before its
+//! signer is known): the CMS SignedData, its attributes and signer, the signature check, the
+//! EnvelopedData opened by an RA (its recipients, algorithms and padding), the PKCS#10
+//! challenge password and the IssuerAndSerialNumber/IssuerAndSubject inside, and the signed
+//! FAILURE written back must be read, refused or written without a panic.
+#![no_main]
+
+use cryptoutil_protocols::scep::{self, FailInfo, Ra, Reply, Request, Status};
+use libfuzzer_sys::fuzz_target;
+
+const RA_CERT: &[u8] = include_bytes!("../../protocols/src/scep/testdata/ra.der");
+const RA_KEY: &[u8] = include_bytes!("../../protocols/src/scep/testdata/ra.pk8");
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(ra) = Ra::new(RA_KEY, RA_CERT) else {
+        return;
+    };
+    // The bytes as an envelope, and as what an envelope holds.
+    let _ = ra.open(data);
+    let _ = scep::challenge_password(data);
+    let _ = scep::issuer_and(data);
+    let Ok(request) = Request::parse(data) else {
+        return;
+    };
+    let _ = request.verify();
+    if let Ok(content) = ra.open(&request.envelope) {
+        let _ = scep::challenge_password(&content);
+        let _ = scep::issuer_and(&content);
+    }
+    let reply = Reply {
+        request: &request,
+        status: Status::Failure(FailInfo::BadRequest),
+        now: 1_800_000_000,
+    };
+    let _ = ra.reply(&reply);
+});
