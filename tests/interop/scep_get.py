@@ -1,13 +1,16 @@
-"""A SCEP GetCert / GetCRL request (RFC 8894 §3.3.3, §3.3.4), for the CA's SCEP server.
+"""A SCEP GetCert / GetCRL / CertPoll request (RFC 8894 §3.3.3, §3.3.4, §3.3.2), for the CA's
+SCEP server.
 
-No SCEP client installable here sends these two messages, so this one builds them with
-independent libraries: the CMS structures with pyasn1-alt-modules (RFC 5652), the crypto
-with `cryptography` (OpenSSL). It signs with a fresh self-signed RSA certificate, encrypts an
-IssuerAndSerialNumber to the RA certificate (AES-128-CBC, RSA PKCS#1 v1.5 key transport),
-POSTs it, and writes the answer (a CertRep) with the client's certificate and key, so that
-`openssl cms` (not this script) verifies and opens it.
+No SCEP client installable here sends GetCert or GetCRL (nor a CertPoll from a stranger), so
+this one builds them with independent libraries: the CMS structures with pyasn1-alt-modules
+(RFC 5652), the crypto with `cryptography` (OpenSSL). It signs with a fresh self-signed RSA
+certificate, encrypts an IssuerAndSerialNumber (for CertPoll, an IssuerAndSubject) to the RA
+certificate (AES-128-CBC, RSA PKCS#1 v1.5 key transport), POSTs it, and writes the answer (a
+CertRep) with the client's certificate and key, so that `openssl cms` (not this script)
+verifies and opens it.
 
-usage: scep_get.py URL ANCHOR RA.der CA.der SERIAL_HEX GetCert|GetCRL OUT_PREFIX
+usage: scep_get.py URL ANCHOR RA.der CA.der SERIAL_HEX|TRANSACTION_ID GetCert|GetCRL|CertPoll OUT
+(CertPoll: the transactionID to poll, from a key that did not start it)
 """
 
 import datetime
@@ -46,6 +49,13 @@ def issuer_and_serial(cert):
     return ias
 
 
+def der_length(n):
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
 def attribute(oid, value):
     attr = rfc5652.Attribute()
     attr["attrType"] = univ.ObjectIdentifier(oid)
@@ -72,11 +82,19 @@ def main():
         .sign(key, hashes.SHA256())
     )
 
-    # What is asked: IssuerAndSerialNumber, the issuer being the CA's subject.
-    wanted = rfc5652.IssuerAndSerialNumber()
-    wanted["issuer"] = decoder.decode(ca.subject.public_bytes(), asn1Spec=rfc5280.Name())[0]
-    wanted["serialNumber"] = int(serial, 16)
-    plain = encoder.encode(wanted)
+    # What is asked: IssuerAndSerialNumber, the issuer being the CA's subject; for a CertPoll,
+    # IssuerAndSubject (RFC 8894 §3.3.2), the transactionID is the one given.
+    issuer = decoder.decode(ca.subject.public_bytes(), asn1Spec=rfc5280.Name())[0]
+    if op == "CertPoll":
+        transaction_id = serial
+        inner = encoder.encode(issuer) + name.public_bytes()
+        plain = bytes([0x30]) + der_length(len(inner)) + inner
+    else:
+        transaction_id = os.urandom(8).hex()
+        wanted = rfc5652.IssuerAndSerialNumber()
+        wanted["issuer"] = issuer
+        wanted["serialNumber"] = int(serial, 16)
+        plain = encoder.encode(wanted)
 
     # pkcsPKIEnvelope: EnvelopedData to the RA, AES-128-CBC.
     cek, iv = os.urandom(16), os.urandom(16)
@@ -112,8 +130,9 @@ def main():
     attrs.append(attribute("1.2.840.113549.1.9.3", rfc5652.id_data))
     attrs.append(attribute("1.2.840.113549.1.9.5", useful.UTCTime(now.strftime("%y%m%d%H%M%SZ"))))
     attrs.append(attribute("1.2.840.113549.1.9.4", univ.OctetString(digest.finalize())))
-    attrs.append(attribute(MESSAGE_TYPE, char.PrintableString({"GetCert": "21", "GetCRL": "22"}[op])))
-    attrs.append(attribute(TRANS_ID, char.PrintableString(os.urandom(8).hex())))
+    number = {"CertPoll": "20", "GetCert": "21", "GetCRL": "22"}[op]
+    attrs.append(attribute(MESSAGE_TYPE, char.PrintableString(number)))
+    attrs.append(attribute(TRANS_ID, char.PrintableString(transaction_id)))
     attrs.append(attribute(SENDER_NONCE, univ.OctetString(os.urandom(16))))
     to_sign = bytearray(encoder.encode(attrs))
     to_sign[0] = 0x31  # signed as a SET OF

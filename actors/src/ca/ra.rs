@@ -862,6 +862,24 @@ impl CasHandle {
                         "a renewal names the subject of the certificate it renews",
                     ));
                 }
+                // RFC 7030 §4.2.2: the same subject and subjectAltName; and the same profile
+                // (a certificate of one label does not renew into another label's profile).
+                let old_sans =
+                    ca::csr::certificate_sans(&cert.certificate.0).map_err(Error::Refused)?;
+                let same_sans = old_sans.len() == csr.sans.len()
+                    && old_sans.iter().all(|s| csr.sans.contains(s));
+                if !same_sans {
+                    return Err(refused(
+                        "subject_alt_names",
+                        "a renewal names the subject alternative names of the certificate it renews",
+                    ));
+                }
+                if cert.profile != label.profile {
+                    return Err(refused(
+                        "profile",
+                        "a renewal is made at a label of the profile the certificate was issued under",
+                    ));
+                }
                 Ok(Admitted::New(Admission {
                     csr,
                     reference: None,

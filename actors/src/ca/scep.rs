@@ -11,9 +11,10 @@
 //! - `GetCert`, `GetCRL`: a certificate of the label's CA by its serial, the CA's CRL.
 //!
 //! SCEP's key transport is RSA PKCS#1 v1.5, which FIPS 140-3 no longer approves: every
-//! operation but `GetCACaps` is refused unless `ca.scep.allow_rsa_pkcs1v15_key_transport` is
-//! set. Transactions live sealed in `ca_scep_v1` under `tx/<label>/<transactionID, hex>`,
-//! created in the commit that records the request they carry.
+//! operation is refused (403) unless `ca.scep.allow_rsa_pkcs1v15_key_transport` is set.
+//! Transactions live sealed in `ca_scep_v1` under
+//! `tx/<label>/<transactionID, hex>/<signer key hash>`, written in the commit that records the
+//! request they carry: only the key that started one may poll it.
 
 use std::sync::Arc;
 
@@ -62,12 +63,19 @@ pub struct ScepTransaction {
     pub created_at: u64,
 }
 
-fn tx_key(label: &str, id: &str) -> Vec<u8> {
-    format!("tx/{label}/{}", cryptoutil_protocols::hex(id.as_bytes())).into_bytes()
+/// `tx/<label>/<transactionID, hex>/<the signer's key, SHA-256, first 16 bytes, hex>`: a
+/// transaction is its signer's (another key naming the same transactionID finds nothing).
+fn tx_key(label: &str, id: &str, signer_spki: &[u8]) -> Vec<u8> {
+    format!(
+        "tx/{label}/{}/{}",
+        cryptoutil_protocols::hex(id.as_bytes()),
+        scep::key_name(signer_spki)
+    )
+    .into_bytes()
 }
 
-fn load_tx(st: &Store, label: &str, id: &str) -> Result<Option<ScepTransaction>, Error> {
-    load(st, Table::CaScep, &tx_key(label, id), "SCEP transaction")
+fn load_tx(st: &Store, key: &[u8]) -> Result<Option<ScepTransaction>, Error> {
+    load(st, Table::CaScep, key, "SCEP transaction")
 }
 
 fn failure(fail: FailInfo, reason: impl Into<String>) -> Refusal {
@@ -95,13 +103,11 @@ impl CasHandle {
             Ok(l) => l,
             Err(_) => return ScepAnswer::Http(404, format!("no SCEP label {label:?}")),
         };
-        if operation == "GetCACaps" {
-            return ScepAnswer::Ok("text/plain", scep::CAPS.as_bytes().to_vec());
-        }
         if !self.settings().scep_pkcs1v15_key_transport {
             return ScepAnswer::Http(403, OFF.to_owned());
         }
         match operation {
+            "GetCACaps" => ScepAnswer::Ok("text/plain", scep::CAPS.as_bytes().to_vec()),
             "GetCACert" => match self.scep_ca(&label).await {
                 Ok((ca, ra)) => {
                     // The RA first, then the CA and the certificates above it.
@@ -182,8 +188,8 @@ impl CasHandle {
         }
     }
 
-    /// The outcome of a request: its signature checked and its envelope opened (off the
-    /// async threads: RSA), then acted on by type.
+    /// The outcome of a request: its signature checked and its envelope opened to what its
+    /// type carries (off the async threads: RSA), then acted on by type.
     async fn scep_status(
         &self,
         label: &LabelRecord,
@@ -192,41 +198,66 @@ impl CasHandle {
         request: &Request,
     ) -> Result<Status, Refusal> {
         let (ra2, req) = (Arc::clone(ra), request.clone());
-        let content: Zeroizing<Vec<u8>> =
-            blocking(move || Ok(req.verify().and_then(|()| ra2.open(&req.envelope))))
-                .await
-                .map_err(|e| refusal_of(&e))??;
-        let system = |e: Error| refusal_of(&e);
-        let (st, name, tid) = (
-            Arc::clone(&self.store),
-            label.label.clone(),
-            request.transaction_id.clone(),
-        );
-        match request.message_type {
-            MessageType::PkcsReq | MessageType::RenewalReq | MessageType::CertPoll => {
-                let tx = blocking(move || load_tx(&st, &name, &tid))
-                    .await
-                    .map_err(system)?;
-                if let Some(tx) = tx {
-                    if tx.signer.0 != request.signer {
-                        return Err(failure(
-                            FailInfo::BadRequest,
-                            "this transactionID belongs to another signer",
-                        ));
+        let content = blocking(move || {
+            Ok(req.verify().and_then(|()| {
+                let kind = req.message_type;
+                ra2.open_with(&req.envelope, |plain| match kind {
+                    MessageType::PkcsReq | MessageType::RenewalReq => {
+                        let csr = ca::csr::parse(plain).ok()?;
+                        Some(Content::Request {
+                            der: plain.to_vec(),
+                            spki: csr.spki_der,
+                        })
                     }
-                    return self.scep_poll(&tx).await;
-                }
-                match request.message_type {
-                    MessageType::CertPoll => Err(failure(
+                    _ => scep::issuer_and(plain)
+                        .map(|(issuer, second)| Content::Names { issuer, second }),
+                })
+            }))
+        })
+        .await
+        .map_err(|e| refusal_of(&e))??;
+        let system = |e: Error| refusal_of(&e);
+        let signer_spki = scep::signer_key(&request.signer).ok_or_else(|| {
+            failure(
+                FailInfo::BadMessageCheck,
+                "the signer's certificate does not parse",
+            )
+        })?;
+        let key = tx_key(&label.label, &request.transaction_id, &signer_spki);
+        let (st, lookup) = (Arc::clone(&self.store), key.clone());
+        let existing = || async move { blocking(move || load_tx(&st, &lookup)).await };
+        match (request.message_type, content) {
+            (MessageType::CertPoll, _) => {
+                // Only the key that started a transaction finds it.
+                let tx = existing().await.map_err(system)?.ok_or_else(|| {
+                    failure(
                         FailInfo::BadCertId,
-                        "no transaction with this transactionID at this label",
-                    )),
-                    _ => self.scep_enroll(label, request, content.to_vec()).await,
-                }
+                        "no transaction of this signer with this transactionID",
+                    )
+                })?;
+                self.scep_poll(&tx, None)
+                    .await?
+                    .ok_or_else(|| failure(FailInfo::BadCertId, "no such transaction"))
             }
-            MessageType::GetCert | MessageType::GetCrl => {
-                let (issuer, serial) = scep::issuer_and(&content)
-                    .ok_or_else(|| failure(FailInfo::BadRequest, "not an IssuerAndSerialNumber"))?;
+            (MessageType::PkcsReq | MessageType::RenewalReq, Content::Request { der, spki }) => {
+                if request.message_type == MessageType::PkcsReq && spki != signer_spki {
+                    return Err(failure(
+                        FailInfo::BadRequest,
+                        "a PKCSReq is signed with its request's key (RFC 8894 §2.3)",
+                    ));
+                }
+                let tx = existing().await.map_err(system)?;
+                if let Some(tx) = &tx {
+                    // Sent again: where the request stands, while it waits or if it is the
+                    // same request; a new request starts the transaction over.
+                    if let Some(status) = self.scep_poll(tx, Some(&der)).await.transpose() {
+                        return status;
+                    }
+                }
+                self.scep_enroll(label, request, key, tx.is_some(), der)
+                    .await
+            }
+            (MessageType::GetCert | MessageType::GetCrl, Content::Names { issuer, second }) => {
                 if issuer != ca_subject(ca) {
                     return Err(failure(FailInfo::BadCertId, "not this label's CA"));
                 }
@@ -237,7 +268,7 @@ impl CasHandle {
                 let (st, ca_id, serial) = (
                     Arc::clone(&self.store),
                     ca.id.clone(),
-                    ca::serial_hex(&serial),
+                    ca::serial_hex(&second),
                 );
                 let cert = blocking(move || store::load_cert(&st, &ca_id, &serial))
                     .await
@@ -247,16 +278,19 @@ impl CasHandle {
                     cryptoutil_protocols::est::certs_only_message([cert.certificate.0.as_slice()]),
                 ))
             }
-            MessageType::CertRep => Err(failure(FailInfo::BadRequest, "a CertRep is an answer")),
+            _ => Err(failure(FailInfo::BadRequest, "not a request")),
         }
     }
 
     /// Enrolls the request of a `PKCSReq` (by its challenge password) or `RenewalReq` (by
-    /// its signer) through the RA; the transaction is created with the request.
+    /// its signer) through the RA; the transaction (at `key`) is recorded with the request,
+    /// replacing an older one of the same signer and transactionID.
     async fn scep_enroll(
         &self,
         label: &LabelRecord,
         request: &Request,
+        key: Vec<u8>,
+        replaces: bool,
         csr: Vec<u8>,
     ) -> Result<Status, Refusal> {
         let who = match request.message_type {
@@ -293,11 +327,12 @@ impl CasHandle {
         let then: super::ra::Then = Box::new(move |record| {
             let mut tx = tx;
             tx.request = record.id.clone();
-            Ok(vec![st.sealed_create(
-                Table::CaScep,
-                &tx_key(&tx.label, &tx.id),
-                &encode(&tx)?,
-            )?])
+            let value = encode(&tx)?;
+            Ok(vec![if replaces {
+                st.sealed_write(Table::CaScep, &key, &value)?
+            } else {
+                st.sealed_create(Table::CaScep, &key, &value)?
+            }])
         });
         let enrolled = self
             .enroll_as(
@@ -312,8 +347,13 @@ impl CasHandle {
         outcome(enrolled)
     }
 
-    /// Where a transaction's RA request stands.
-    async fn scep_poll(&self, tx: &ScepTransaction) -> Result<Status, Refusal> {
+    /// Where a transaction's RA request stands; with `again` (a request sent again), only
+    /// while it waits or when it is the same request (else `None`: a new one).
+    async fn scep_poll(
+        &self,
+        tx: &ScepTransaction,
+        again: Option<&[u8]>,
+    ) -> Result<Option<Status>, Refusal> {
         let (st, tenant, id) = (
             Arc::clone(&self.store),
             tx.tenant.clone(),
@@ -323,11 +363,25 @@ impl CasHandle {
             .await
             .map_err(|e| refusal_of(&e))?
             .ok_or_else(|| failure(FailInfo::BadCertId, "the transaction's request is gone"))?;
+        if let Some(csr) = again {
+            let waiting = request.status == super::ra::RequestStatus::Pending;
+            if !waiting && request.csr.0 != csr {
+                return Ok(None);
+            }
+        }
         let enrolled = super::ra::answer(self, &request)
             .await
             .map_err(|e| refusal_of(&e))?;
-        outcome(enrolled)
+        outcome(enrolled).map(Some)
     }
+}
+
+/// What an envelope carried.
+enum Content {
+    /// A PKCS#10 request (DER) and its key (SubjectPublicKeyInfo DER).
+    Request { der: Vec<u8>, spki: Vec<u8> },
+    /// An IssuerAndSerialNumber or IssuerAndSubject: the issuer and the second part.
+    Names { issuer: Vec<u8>, second: Vec<u8> },
 }
 
 /// The CA's subject (Name DER), as `IssuerAndSerialNumber` names it.

@@ -65,12 +65,8 @@ pub(crate) async fn get(
     uri: Uri,
     Query(q): Query<ScepQuery>,
 ) -> Response {
-    let Some(operation) = q.operation else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "a SCEP request names its operation",
-        );
-    };
+    // An unknown label is a 404 before anything else; then a missing operation is a 400.
+    let operation = q.operation.unwrap_or_default();
     let message = match (operation.as_str(), q.message) {
         ("PKIOperation", Some(text)) => {
             if text.len() > scep::MAX_MESSAGE * 2 {

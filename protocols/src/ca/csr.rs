@@ -331,6 +331,21 @@ fn subject(name: &X509Name<'_>) -> Result<DistinguishedName, CaError> {
     Ok(dn)
 }
 
+/// The subject alternative names of a certificate (DER), as a request would name them.
+pub fn certificate_sans(cert_der: &[u8]) -> Result<Vec<San>, CaError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|_| CaError::new("certificate", "does not parse"))?;
+    let mut out = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for name in &san.general_names {
+                out.push(san_of(name)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn san_of(name: &GeneralName<'_>) -> Result<San, CaError> {
     let field = "subject_alt_names";
     Ok(match name {

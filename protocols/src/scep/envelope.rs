@@ -14,6 +14,7 @@ use aws_lc_rs::rsa::{
     Pkcs1PrivateDecryptingKey, Pkcs1PublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey,
 };
 use aws_lc_rs::signature::{self, KeyPair as _, RsaKeyPair};
+use aws_lc_rs::{digest, hmac};
 use yasna::models::ObjectIdentifier;
 use zeroize::Zeroizing;
 
@@ -44,6 +45,9 @@ fn ciphers() -> [(&'static [u64], &'static aws_lc_rs::cipher::Algorithm, usize);
 pub struct Ra {
     signing: RsaKeyPair,
     decrypting: Pkcs1PrivateDecryptingKey,
+    /// Keys the content key that replaces one that does not decrypt (derived from the RA's
+    /// private key, so the same bad key always becomes the same replacement).
+    rejection: hmac::Key,
     cert: Vec<u8>,
     issuer: Vec<u8>,
     serial: Vec<u8>,
@@ -76,6 +80,10 @@ impl Ra {
             .ok_or_else(internal("SCEP RA key"))?;
         let (issuer, serial) = names(cert).ok_or_else(internal("SCEP RA certificate"))?;
         let summary = crate::ca::summary(cert)?;
+        let mut seed = digest::Context::new(&digest::SHA256);
+        seed.update(b"cryptoutil SCEP implicit rejection\0");
+        seed.update(key_pkcs8);
+        let rejection = hmac::Key::new(hmac::HMAC_SHA256, seed.finish().as_ref());
         if super::spki_of(cert).is_none_or(|spki| {
             !spki
                 .windows(signing.public_key().as_ref().len())
@@ -89,6 +97,7 @@ impl Ra {
             serial: serial.to_vec(),
             signing,
             decrypting,
+            rejection,
             not_after: summary.not_after,
         })
     }
@@ -98,8 +107,30 @@ impl Ra {
         &self.cert
     }
 
-    /// The content of a `pkcsPKIEnvelope` encrypted to this RA.
-    pub fn open(&self, envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>, Refusal> {
+    /// What `read` makes of the content of a `pkcsPKIEnvelope` encrypted to this RA. Every
+    /// failure but an unsupported algorithm (which the envelope names in the clear) is the
+    /// same `badMessageCheck`, whether the envelope is not for this RA, its content key or
+    /// padding is wrong, or the content is not what `read` expects: the answer tells a
+    /// client that forges envelopes nothing about the plaintext (no padding oracle).
+    pub fn open_with<T>(
+        &self,
+        envelope: &[u8],
+        read: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Result<T, Refusal> {
+        let uniform = || {
+            Refusal::new(
+                FailInfo::BadMessageCheck,
+                "the pkcsPKIEnvelope does not open to what the message carries",
+            )
+        };
+        match self.open(envelope) {
+            Ok(content) => read(&content).ok_or_else(uniform),
+            Err(r) if r.fail == FailInfo::BadAlg => Err(r),
+            Err(_) => Err(uniform()),
+        }
+    }
+
+    fn open(&self, envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>, Refusal> {
         let bad = || Refusal::new(FailInfo::BadRequest, "the pkcsPKIEnvelope does not parse");
         if !crate::der::well_formed(envelope) {
             return Err(bad());
@@ -185,11 +216,17 @@ impl Ra {
             _ => return Err(bad()),
         };
         // Implicit rejection: a key that does not decrypt, or is not the cipher's length,
-        // becomes a random one, and the content then fails to decrypt like any wrong key.
+        // becomes one derived from it and the RA's key (the same every time it is sent), and
+        // the content then fails like under any wrong key.
         let mut buffer = Zeroizing::new(vec![0u8; self.decrypting.min_output_size()]);
-        let mut key = Zeroizing::new(vec![0u8; key_len]);
-        aws_lc_rs::rand::fill(&mut key)
-            .map_err(|_| Refusal::new(FailInfo::BadRequest, "no randomness"))?;
+        let replacement = hmac::sign(&self.rejection, encrypted_key);
+        let mut key = Zeroizing::new(
+            replacement
+                .as_ref()
+                .get(..key_len)
+                .ok_or_else(bad)?
+                .to_vec(),
+        );
         if let Ok(k) = self.decrypting.decrypt(encrypted_key, &mut buffer) {
             if k.len() == key_len {
                 key.copy_from_slice(k);
@@ -248,10 +285,13 @@ impl Ra {
             *first = EXPLICIT_0;
         }
         let hash_arcs = super::hash_arcs(hash);
+        // SHA-2 identifiers without parameters (RFC 5754 §2), rsaEncryption with NULL.
         let algorithm = |w: yasna::DERWriter<'_>, arcs: &[u64]| {
             w.write_sequence(|w| {
                 w.next().write_oid(&ObjectIdentifier::from_slice(arcs));
-                w.next().write_null();
+                if arcs == RSA_ENCRYPTION {
+                    w.next().write_null();
+                }
             });
         };
         let sid = issuer_and_serial(&self.issuer, &self.serial);
@@ -292,7 +332,7 @@ impl Ra {
 }
 
 /// One DER element.
-fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+pub(super) fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
     let len = contents.len();
     let mut out = vec![tag];
     if len < 0x80 {

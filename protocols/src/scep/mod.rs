@@ -150,6 +150,8 @@ pub struct Request {
     pub signer: Vec<u8>,
     /// The `pkcsPKIEnvelope` (a CMS ContentInfo holding an EnvelopedData, DER).
     pub envelope: Vec<u8>,
+    /// `recipientNonce`, if present (a `CertRep`'s).
+    pub recipient_nonce: Option<Vec<u8>>,
     hash: Hash,
     pss: bool,
     signed_attrs: Vec<u8>,
@@ -185,12 +187,13 @@ pub(crate) const SET: u8 = 0x31;
 pub(crate) const OID: u8 = 0x06;
 pub(crate) const INTEGER: u8 = 0x02;
 pub(crate) const OCTET_STRING: u8 = 0x04;
+const PRINTABLE_STRING: u8 = 0x13;
 pub(crate) const EXPLICIT_0: u8 = 0xa0;
 const IMPLICIT_1: u8 = 0xa1;
 
-/// Whether `b` may be in a PrintableString (X.680 §41.4), space excluded.
+/// Whether `b` may be in a PrintableString (X.680 §41.4).
 fn printable(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"'()+,-./:=?".contains(&b)
+    b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
 }
 
 /// The DER contents of an OID with `arcs`.
@@ -296,6 +299,15 @@ impl Request {
     /// certificate (named by the SignerInfo's issuer and serial, among the message's
     /// certificates). Its signature is checked by [`Request::verify`].
     pub fn parse(der_bytes: &[u8]) -> Result<Request, Error> {
+        let request = Self::read(der_bytes)?;
+        if request.message_type == MessageType::CertRep {
+            return Err(unreadable("a CertRep is an answer, not a request"));
+        }
+        Ok(request)
+    }
+
+    /// Reads any `pkiMessage`, a `CertRep` too.
+    pub(crate) fn read(der_bytes: &[u8]) -> Result<Request, Error> {
         if der_bytes.len() > MAX_MESSAGE {
             return Err(unreadable("larger than 64 KiB"));
         }
@@ -356,7 +368,6 @@ impl Request {
         let attrs = attributes(attrs_contents).ok_or_else(bad)?;
         let message_type =
             MessageType::from_number(string_attr(&attrs, MESSAGE_TYPE, "messageType")?)
-                .filter(|t| *t != MessageType::CertRep)
                 .ok_or_else(|| unreadable("an unknown messageType"))?;
         let transaction_id = std::str::from_utf8(string_attr(&attrs, TRANS_ID, "transactionID")?)
             .ok()
@@ -366,6 +377,10 @@ impl Request {
         let sender_nonce = match find(&attrs, SENDER_NONCE) {
             Some((OCTET_STRING, n)) if n.len() == 16 => n.to_vec(),
             _ => return Err(unreadable("no 16-byte senderNonce")),
+        };
+        let recipient_nonce = match find(&attrs, RECIPIENT_NONCE) {
+            Some((OCTET_STRING, n)) => Some(n.to_vec()),
+            _ => None,
         };
         if !matches!(find(&attrs, CONTENT_TYPE), Some((OID, c)) if is_oid(c, DATA)) {
             return Err(unreadable("the contentType attribute is not id-data"));
@@ -413,6 +428,7 @@ impl Request {
             message_type,
             transaction_id,
             sender_nonce,
+            recipient_nonce,
             signer,
             envelope: content.to_vec(),
             // An algorithm outside the set is refused by `verify` (badAlg), signed.
@@ -526,6 +542,17 @@ pub(crate) fn spki_of(cert: &[u8]) -> Option<Vec<u8>> {
     Some(parsed.public_key().raw.to_vec())
 }
 
+/// A certificate's public key (SubjectPublicKeyInfo DER), if it parses.
+pub fn signer_key(cert: &[u8]) -> Option<Vec<u8>> {
+    spki_of(cert)
+}
+
+/// A short name for a key (SubjectPublicKeyInfo DER): the first 16 bytes of its SHA-256, hex.
+pub fn key_name(spki: &[u8]) -> String {
+    let hash = digest::digest(&digest::SHA256, spki);
+    crate::hex(hash.as_ref().get(..16).unwrap_or_default())
+}
+
 /// The `challengePassword` of a PKCS#10 request (DER), if it has one.
 pub fn challenge_password(csr: &[u8]) -> Option<String> {
     let mut req = Elements(Elements(csr).take(SEQUENCE)?);
@@ -628,7 +655,13 @@ pub(crate) fn reply_attributes(
             what: "SCEP reply",
             reason: "time out of range".to_owned(),
         })?;
-    let signing_time = yasna::models::UTCTime::from_datetime(now);
+    // UTCTime until 2049, GeneralizedTime from 2050 (RFC 5652 §11.3).
+    let utc = yasna::models::UTCTime::from_datetime_opt(now);
+    let general =
+        yasna::models::GeneralizedTime::from_datetime_opt(now).ok_or(Error::Certificate {
+            what: "SCEP reply",
+            reason: "time out of range".to_owned(),
+        })?;
     let digest = digest::digest(digest_of(reply.request.hash), content);
     let printable = |w: yasna::DERWriter<'_>, text: &str| {
         w.write_printable_string(text);
@@ -645,13 +678,22 @@ pub(crate) fn reply_attributes(
         attr(CONTENT_TYPE, &|w| {
             w.write_oid(&ObjectIdentifier::from_slice(DATA));
         }),
-        attr(SIGNING_TIME, &|w| w.write_utctime(&signing_time)),
+        attr(SIGNING_TIME, &|w| match &utc {
+            Some(t) => w.write_utctime(t),
+            None => w.write_generalized_time(&general),
+        }),
         attr(MESSAGE_DIGEST, &|w| w.write_bytes(digest.as_ref())),
         attr(MESSAGE_TYPE, &|w| {
             printable(w, MessageType::CertRep.number())
         }),
         attr(PKI_STATUS, &|w| printable(w, status)),
-        attr(TRANS_ID, &|w| printable(w, &reply.request.transaction_id)),
+        // As sent (checked to be PrintableString characters when read).
+        attr(TRANS_ID, &|w| {
+            w.write_der(&envelope::tlv(
+                PRINTABLE_STRING,
+                reply.request.transaction_id.as_bytes(),
+            ))
+        }),
         attr(SENDER_NONCE, &|w| w.write_bytes(sender_nonce)),
         attr(RECIPIENT_NONCE, &|w| {
             w.write_bytes(&reply.request.sender_nonce)

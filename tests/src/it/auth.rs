@@ -188,8 +188,11 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                         "/browser/auth/callback",
                     ]
                     .contains(&route.path);
-                    // EST's default label: nothing to serve until a label `default` exists.
-                    let unlabelled = route.path.starts_with("/.well-known/est/") && !parameterized;
+                    // EST's and SCEP's default label: nothing to serve until a label
+                    // `default` exists.
+                    let unlabelled = (route.path.starts_with("/.well-known/est/")
+                        || route.path == "/scep")
+                        && !parameterized;
                     if (parameterized || unlabelled) && method == Method::GET {
                         assert_eq!(r.status, 404, "{method} {url} is public: {}", r.text());
                     } else if method == Method::GET && !needs_input {

@@ -100,36 +100,56 @@ impl Pki {
     }
 }
 
-/// `tests/interop/scep_get.py`: a GetCert or GetCRL for `serial` of the CA `ca.der` at
-/// `label`, encrypted to `ra.der`; the answer is `<out>.der`, the client's certificate and
-/// key `<out>-me.pem` and `<out>-me.key`. Then `openssl cms` verifies the answer's signature
-/// (the RA, chained to `root.pem`) and opens its envelope with the client's key: the
-/// degenerate PKCS#7 inside, as `openssl pkcs7 -print_certs -text` prints it.
-fn scep_get(pki: &Pki, dir: &Path, label: &str, op: &str, serial: &str, out: &str) -> String {
+/// `tests/interop/scep_get.py`: a GetCert or GetCRL for `serial` (a CertPoll for
+/// transactionID `serial`) of the CA `ca` (a DER file) at `label`, encrypted to `ra.der`; the
+/// answer is `<out>.der`, the client's certificate and key `<out>-me.pem` and `<out>-me.key`.
+/// `openssl cms` verifies the answer's signature (the RA, chained to `root.pem`): what it
+/// printed of the answer (`-cmsout -print`: its SCEP attributes).
+fn scep_ask(
+    pki: &Pki,
+    dir: &Path,
+    (label, ca): (&str, &str),
+    op: &str,
+    serial: &str,
+    out: &str,
+) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/scep_get.py");
     let (ok, said) = run(Command::new(python()).current_dir(dir).arg(script).args([
         &pki.url(label),
         &pki.anchor,
         "ra.der",
-        "ca.der",
+        ca,
         serial,
         op,
         out,
     ]));
     assert!(ok, "{said}");
-    let (der, envelope, inner) = (
-        format!("{out}.der"),
-        format!("{out}-env.der"),
-        format!("{out}.p7"),
-    );
-    let (ok, said) = openssl(
+    let (der, envelope) = (format!("{out}.der"), format!("{out}-env.der"));
+    let (ok, printed) = openssl(
         dir,
-        &[
-            "cms", "-verify", "-inform", "DER", "-in", &der, "-CAfile", "root.pem", "-purpose",
-            "any", "-binary", "-out", &envelope,
-        ],
+        &["cms", "-cmsout", "-print", "-inform", "DER", "-in", &der],
     );
+    assert!(ok, "{printed}");
+    // Only a SUCCESS carries content; the others are signed over none (an empty file).
+    let mut verify = vec![
+        "cms", "-verify", "-inform", "DER", "-in", &der, "-CAfile", "root.pem", "-purpose", "any",
+        "-binary", "-out", &envelope,
+    ];
+    std::fs::write(dir.join("empty"), b"").unwrap();
+    if !scep_attribute(&printed, "3", "0") {
+        verify.extend(["-content", "empty"]);
+    }
+    let (ok, said) = openssl(dir, &verify);
     assert!(ok, "{said}");
+    printed
+}
+
+/// [`scep_ask`] answered SUCCESS: its envelope opened by `openssl cms` with the client's key,
+/// and the degenerate PKCS#7 inside as `openssl pkcs7 -print_certs -text` prints it.
+fn scep_get(pki: &Pki, dir: &Path, label: &str, op: &str, serial: &str, out: &str) -> String {
+    let printed = scep_ask(pki, dir, (label, "ca.der"), op, serial, out);
+    assert!(scep_attribute(&printed, "3", "0"), "SUCCESS: {printed}");
+    let (envelope, inner) = (format!("{out}-env.der"), format!("{out}.p7"));
     let (ok, said) = openssl(
         dir,
         &[
@@ -164,6 +184,17 @@ fn scep_get(pki: &Pki, dir: &Path, label: &str, op: &str, serial: &str, out: &st
     );
     assert!(ok, "{text}");
     text
+}
+
+/// Whether `openssl cms -cmsout -print` shows SCEP attribute `2.16.840.1.113733.1.9.<n>`
+/// (3: pkiStatus, 4: failInfo) with PrintableString `value`.
+fn scep_attribute(printed: &str, n: &str, value: &str) -> bool {
+    let oid = format!("(2.16.840.1.113733.1.9.{n})");
+    let mut lines = printed.lines().skip_while(|l| !l.contains(&oid));
+    lines.next().is_some()
+        && lines
+            .take(3)
+            .any(|l| l.trim() == format!("PRINTABLESTRING:{value}"))
 }
 
 /// An RSA 3072 key `<name>.key` (pki --scep signs with RSA keys only), made by openssl.
@@ -422,6 +453,20 @@ async fn strongswan_pki_enrolls_renews_polls_and_is_refused() {
         "{got}"
     );
 
+    // GetCert naming another issuer (the RA as "CA"): FAILURE badCertId.
+    let printed = scep_ask(
+        &pki,
+        &work,
+        ("devices", "ra.der"),
+        "GetCert",
+        &serial,
+        "get-other",
+    );
+    assert!(
+        scep_attribute(&printed, "3", "2") && scep_attribute(&printed, "4", "4"),
+        "{printed}"
+    );
+
     // A renewal signed by a revoked certificate is refused.
     let (status, revoked) = call(
         &app,
@@ -515,6 +560,25 @@ async fn strongswan_pki_enrolls_renews_polls_and_is_refused() {
     assert!(said.contains("SCEP request pending"), "{said}");
     std::fs::write(work.join("gated.pem"), &output.stdout).unwrap();
     judged(&work, "gated.pem", "gated.example");
+    // A CertPoll of that transaction by another key finds nothing (badCertId): a
+    // transaction is its signer's.
+    let transaction = said
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("transaction ID: "))
+        .unwrap()
+        .to_owned();
+    let printed = scep_ask(
+        &pki,
+        &work,
+        ("gated", "ca.der"),
+        "CertPoll",
+        &transaction,
+        "stranger",
+    );
+    assert!(
+        scep_attribute(&printed, "3", "2") && scep_attribute(&printed, "4", "4"),
+        "{printed}"
+    );
 
     // Every refusal is audited (the secret never), and the chain verifies.
     let (status, audit) = call(&app, &token, Method::GET, "/ca/audit?limit=1000", None).await;
@@ -555,13 +619,7 @@ async fn scep_is_off_unless_its_key_transport_is_allowed() {
     )
     .await;
     let base = format!("{}/scep/devices", app.public(ServiceName::Ca));
-    let caps = app
-        .client
-        .get(&format!("{base}?operation=GetCACaps"))
-        .await
-        .unwrap();
-    assert_eq!(caps.status, 200);
-    for op in ["GetCACert", "PKIOperation&message=MA=="] {
+    for op in ["GetCACaps", "GetCACert", "PKIOperation&message=MA=="] {
         let off = app
             .client
             .get(&format!("{base}?operation={op}"))
