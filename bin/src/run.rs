@@ -235,6 +235,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         ocsp_lifetime: cfg.ca.ocsp_lifetime,
         tsa_policy: cfg.ca.tsa_policy.clone(),
         acme_http01_port: cfg.ca.acme.http01_port,
+        acme_dns_resolver: crate::config::dns_resolver(&cfg.ca.acme.dns_resolver)?,
         scep_pkcs1v15_key_transport: cfg.ca.scep.allow_rsa_pkcs1v15_key_transport,
     });
     let args = SuiteArgs {

@@ -11,8 +11,11 @@ use libfuzzer_sys::fuzz_target;
 const RA_CERT: &[u8] = include_bytes!("../../protocols/src/scep/testdata/ra.der");
 const RA_KEY: &[u8] = include_bytes!("../../protocols/src/scep/testdata/ra.pk8");
 
+/// The RA, loaded once (an RSA key parse per input would be most of the work).
+static RA: std::sync::OnceLock<Option<Ra>> = std::sync::OnceLock::new();
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(ra) = Ra::new(RA_KEY, RA_CERT) else {
+    let Some(ra) = RA.get_or_init(|| Ra::new(RA_KEY, RA_CERT).ok()) else {
         return;
     };
     // The bytes as an envelope, and as what an envelope holds.

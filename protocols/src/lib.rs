@@ -27,6 +27,7 @@ pub mod acme;
 pub mod ca;
 pub mod cmp;
 mod der;
+pub mod dns;
 pub mod dpop;
 pub mod duration;
 pub mod error;

@@ -166,7 +166,8 @@ pub struct OrderRecord {
     pub created_at: u64,
 }
 
-/// An authorization's status (one http-01 challenge each; the challenge shares it).
+/// An authorization's status (two challenges each, http-01 and dns-01; the one answered
+/// shares it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthzStatus {
@@ -191,8 +192,11 @@ pub struct AuthzRecord {
     pub label: String,
     /// The DNS name.
     pub identifier: String,
-    /// The http-01 challenge's token.
+    /// The challenges' token.
     pub token: String,
+    /// The challenge the client answered (`http-01` or `dns-01`), once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
     /// Its status.
     pub status: AuthzStatus,
     /// When it expires, Unix seconds.
@@ -492,6 +496,7 @@ impl CasHandle {
                         what: "random generator",
                     })?
                     .to_string(),
+                challenge: None,
                 status: AuthzStatus::Pending,
                 expires,
                 validated_at: None,
@@ -635,10 +640,11 @@ impl CasHandle {
     pub async fn acme_validated(
         &self,
         account: &AccountRecord,
-        authz: &AuthzRecord,
+        (authz, challenge): (&AuthzRecord, &str),
         outcome: Result<(), String>,
     ) -> Result<AuthzRecord, Error> {
         let mut done = authz.clone();
+        done.challenge = Some(challenge.to_owned());
         match &outcome {
             Ok(()) => {
                 done.status = AuthzStatus::Valid;

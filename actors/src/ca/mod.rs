@@ -60,6 +60,8 @@ pub struct CaSettings {
     pub tsa_policy: String,
     /// The port ACME http-01 validation connects to (RFC 8555 §8.3: 80).
     pub acme_http01_port: u16,
+    /// The resolver ACME dns-01 validation asks (none: dns-01 is not offered).
+    pub acme_dns_resolver: Option<std::net::SocketAddr>,
     /// Whether SCEP is served: its key transport, RSA PKCS#1 v1.5, is not FIPS-approved.
     pub scep_pkcs1v15_key_transport: bool,
 }
@@ -76,6 +78,7 @@ impl Default for CaSettings {
             ocsp_lifetime: Duration::from_secs(3600),
             tsa_policy: DEFAULT_TSA_POLICY.to_owned(),
             acme_http01_port: 80,
+            acme_dns_resolver: None,
             scep_pkcs1v15_key_transport: false,
         }
     }

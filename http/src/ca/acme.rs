@@ -1,7 +1,7 @@
 //! The ACME server (RFC 8555) at `/acme/<label>/`: `directory`, `new-nonce`, `new-account`
 //! (external account binding with an RA secret required: `kid` = its reference, the MAC key
-//! its bytes), `new-order`, `authz/<id>`, `chall/<id>` (http-01, validated when the client
-//! says it is ready, on `ca.acme.http01_port`), `finalize/<id>` (through the RA: issued at
+//! its bytes), `new-order`, `authz/<id>`, `chall/<id>` (http-01 on `ca.acme.http01_port`,
+//! and dns-01 through `ca.acme.dns_resolver`, validated when the client says it is ready), `finalize/<id>` (through the RA: issued at
 //! once or `processing` until it decides), `cert/<id>`, `acct/<id>` and `revoke-cert` (by the
 //! account that ordered the certificate).
 //!
@@ -24,6 +24,7 @@ use cryptoutil_actors::ca::CasHandle;
 use cryptoutil_actors::Error;
 use cryptoutil_protocols::acme::{self, Binding, Problem, Request, Signer};
 use cryptoutil_protocols::ca::Reason;
+use cryptoutil_protocols::dns;
 use cryptoutil_protocols::jose::{b64, Jwk};
 use serde_json::{json, Map, Value};
 
@@ -585,30 +586,50 @@ impl Ctx<'_> {
         Ok(self.order_answer(StatusCode::OK, &order))
     }
 
-    fn challenge_json(&self, authz: &AuthzRecord) -> Value {
+    /// Challenge `kind` of `authz`: the one answered shares the authorization's status; the
+    /// other stays pending.
+    fn challenge_json(&self, authz: &AuthzRecord, kind: Challenge) -> Value {
+        let answered = authz.challenge.as_deref() == Some(kind.name());
         let status = match authz.status {
             AuthzStatus::Pending => "pending",
-            AuthzStatus::Valid => "valid",
-            AuthzStatus::Invalid => "invalid",
+            AuthzStatus::Valid if answered => "valid",
+            AuthzStatus::Invalid if answered => "invalid",
+            AuthzStatus::Valid | AuthzStatus::Invalid => "pending",
         };
         let mut challenge = Map::new();
-        challenge.insert("type".into(), "http-01".into());
-        challenge.insert("url".into(), self.url("chall", &authz.id).into());
+        challenge.insert("type".into(), kind.name().into());
+        challenge.insert("url".into(), self.url("chall", &kind.id(&authz.id)).into());
         challenge.insert("token".into(), authz.token.clone().into());
         challenge.insert("status".into(), status.into());
-        if let Some(at) = authz.validated_at {
-            challenge.insert("validated".into(), acme::rfc3339(at).into());
-        }
-        if let Some(error) = &authz.error {
-            let kind = if error.starts_with(INCORRECT) {
-                "incorrectResponse"
-            } else {
-                "connection"
-            };
-            let problem = Problem::new(kind, 400, error.clone());
-            challenge.insert("error".into(), problem.document());
+        if answered {
+            if let Some(at) = authz.validated_at {
+                challenge.insert("validated".into(), acme::rfc3339(at).into());
+            }
+            if let Some(error) = &authz.error {
+                let kind = if error.starts_with(INCORRECT) {
+                    "incorrectResponse"
+                } else if kind == Challenge::Dns01 {
+                    "dns"
+                } else {
+                    "connection"
+                };
+                let problem = Problem::new(kind, 400, error.clone());
+                challenge.insert("error".into(), problem.document());
+            }
         }
         Value::Object(challenge)
+    }
+
+    /// The challenges an authorization offers: http-01, and dns-01 when a resolver is known.
+    fn challenges(&self, authz: &AuthzRecord) -> Vec<Value> {
+        let mut kinds = vec![Challenge::Http01];
+        if self.cas.settings().acme_dns_resolver.is_some() {
+            kinds.push(Challenge::Dns01);
+        }
+        kinds
+            .into_iter()
+            .map(|k| self.challenge_json(authz, k))
+            .collect()
     }
 
     async fn authz(&self, account: &AccountRecord) -> Result<Answer, Problem> {
@@ -626,19 +647,29 @@ impl Ctx<'_> {
                 "status": status,
                 "expires": acme::rfc3339(authz.expires),
                 "identifier": {"type": "dns", "value": authz.identifier},
-                "challenges": [self.challenge_json(&authz)],
+                "challenges": self.challenges(&authz),
             }),
         ))
     }
 
     /// A challenge: read (POST-as-GET), or, when the client says it is ready (`{}`), the
-    /// http-01 resource is fetched now and the outcome recorded before the answer.
+    /// http-01 resource is fetched (or the dns-01 TXT record asked) now and the outcome
+    /// recorded before the answer.
     async fn challenge(
         &self,
         account: &AccountRecord,
         request: &Request,
     ) -> Result<Answer, Problem> {
-        let mut authz = self.this_authz(account).await?;
+        let (authz_id, kind) = Challenge::of(self.id()?);
+        let resolver = self.cas.settings().acme_dns_resolver;
+        if kind == Challenge::Dns01 && resolver.is_none() {
+            return Err(Problem::new("malformed", 404, "no such resource"));
+        }
+        let mut authz = self
+            .cas
+            .acme_authz(account, authz_id)
+            .await
+            .map_err(problem)?;
         // RFC 8555 §7.5.1: `{}` says "ready"; a POST-as-GET only reads the challenge.
         let ready = !request.is_get() && request.json()?.is_empty();
         if ready && authz.status == AuthzStatus::Pending {
@@ -646,18 +677,25 @@ impl Ctx<'_> {
                 return Err(Problem::malformed("the authorization expired"));
             }
             let expected = acme::key_authorization(&authz.token, &account.thumbprint);
-            let port = self.cas.settings().acme_http01_port;
-            let outcome = http01(&authz.identifier, port, &authz.token, &expected).await;
+            let outcome = match (kind, resolver) {
+                (Challenge::Dns01, Some(resolver)) => {
+                    dns01(&authz.identifier, resolver, &dns::dns01_digest(&expected)).await
+                }
+                _ => {
+                    let port = self.cas.settings().acme_http01_port;
+                    http01(&authz.identifier, port, &authz.token, &expected).await
+                }
+            };
             if let Err(why) = &outcome {
-                tracing::info!(name = %authz.identifier, %why, "ACME http-01 validation failed");
+                tracing::info!(name = %authz.identifier, challenge = kind.name(), %why, "ACME validation failed");
             }
             authz = self
                 .cas
-                .acme_validated(account, &authz, outcome)
+                .acme_validated(account, (&authz, kind.name()), outcome)
                 .await
                 .map_err(problem)?;
         }
-        let mut answer = Answer::json(StatusCode::OK, self.challenge_json(&authz));
+        let mut answer = Answer::json(StatusCode::OK, self.challenge_json(&authz, kind));
         answer.up = Some(self.url("authz", &authz.id));
         Ok(answer)
     }
@@ -774,6 +812,104 @@ fn contacts(payload: &Map<String, Value>) -> Result<Option<Vec<String>>, Problem
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
+}
+
+/// The challenge types offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenge {
+    Http01,
+    Dns01,
+}
+
+/// A dns-01 challenge's id is its authorization's with this suffix (never in an id itself).
+const DNS01_SUFFIX: &str = ".dns-01";
+
+impl Challenge {
+    fn name(self) -> &'static str {
+        match self {
+            Challenge::Http01 => "http-01",
+            Challenge::Dns01 => "dns-01",
+        }
+    }
+
+    /// The id of this challenge of authorization `authz`.
+    fn id(self, authz: &str) -> String {
+        match self {
+            Challenge::Http01 => authz.to_owned(),
+            Challenge::Dns01 => format!("{authz}{DNS01_SUFFIX}"),
+        }
+    }
+
+    /// The authorization and type a challenge id names.
+    fn of(id: &str) -> (&str, Challenge) {
+        match id.strip_suffix(DNS01_SUFFIX) {
+            Some(authz) => (authz, Challenge::Dns01),
+            None => (id, Challenge::Http01),
+        }
+    }
+}
+
+/// dns-01 (RFC 8555 §8.4): a TXT record of `_acme-challenge.<name>` must hold `expected`
+/// (the key authorization's digest), as `resolver` answers (UDP, 3 tries of 3 s, a random
+/// query id and source port; an answer from elsewhere or to another id is not read).
+async fn dns01(name: &str, resolver: std::net::SocketAddr, expected: &str) -> Result<(), String> {
+    let owner = format!("_acme-challenge.{name}");
+    let Ok(_permit) = VALIDATIONS.try_acquire() else {
+        return Err("the CA is validating too much at once: answer the challenge again".into());
+    };
+    let random = cryptoutil_protocols::cmp::nonce().map_err(|_| "no randomness".to_owned())?;
+    let id = u16::from_be_bytes([
+        random.first().copied().unwrap_or_default(),
+        random.get(1).copied().unwrap_or_default(),
+    ]);
+    let query = dns::txt_query(id, &owner).map_err(|e| e.to_string())?;
+    let local: std::net::SocketAddr = if resolver.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(local)
+        .await
+        .map_err(|e| format!("no UDP socket: {e}"))?;
+    let mut buffer = vec![0u8; dns::MAX_ANSWER];
+    let mut last = format!("{resolver} did not answer for {owner}");
+    for _ in 0..3 {
+        socket
+            .send_to(&query, resolver)
+            .await
+            .map_err(|e| format!("{resolver}: {e}"))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let received = tokio::time::timeout_at(deadline, socket.recv_from(&mut buffer)).await;
+            let Ok(Ok((n, from))) = received else { break };
+            if from != resolver {
+                continue;
+            }
+            match dns::txt_answer(buffer.get(..n).unwrap_or_default(), id, &owner) {
+                Ok(texts) => {
+                    let found = texts.iter().any(|t| {
+                        cryptoutil_protocols::oauth::constant_time_eq(
+                            t.as_bytes(),
+                            expected.as_bytes(),
+                        )
+                    });
+                    return if found {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{INCORRECT}no TXT record of {owner} holds the key authorization's digest"
+                        ))
+                    };
+                }
+                Err(dns::DnsError::Malformed(why)) if why.starts_with("not the answer") => continue,
+                Err(e) => {
+                    last = format!("{owner}: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    Err(last)
 }
 
 /// The prefix of a validation failure that reached the resource but read the wrong answer.

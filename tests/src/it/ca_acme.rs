@@ -49,6 +49,36 @@ fn certbot(dir: &Path, anchor: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// `certbot certonly` for `name` at `directory` with a new ECDSA key, the account bound to
+/// an RA secret (`kid`, `hmac`); the challenge flags follow.
+fn certonly(
+    dir: &Path,
+    anchor: &Path,
+    directory: &str,
+    (kid, hmac): (&str, &str),
+    name: &str,
+) -> Command {
+    certbot(
+        dir,
+        anchor,
+        &[
+            "certonly",
+            "--server",
+            directory,
+            "--agree-tos",
+            "--register-unsafely-without-email",
+            "--eab-kid",
+            kid,
+            "--eab-hmac-key",
+            hmac,
+            "--key-type",
+            "ecdsa",
+            "-d",
+            name,
+        ],
+    )
+}
+
 fn run(mut command: Command) -> (bool, String) {
     let out = command
         .output()
@@ -89,6 +119,11 @@ fn serial(dir: &Path, pem: &Path) -> String {
 /// openssl verifies `pem` as a TLS server certificate for [`NAME`] under `root.pem`, and
 /// pkilint finds no error in it.
 fn judge(work: &Path, pem: &Path) {
+    judge_for(work, pem, NAME);
+}
+
+/// [`judge`] for `name`.
+fn judge_for(work: &Path, pem: &Path, name: &str) {
     let leaf = work.join("judged.pem");
     // The first certificate of the file (lego writes the chain after it).
     let text = std::fs::read_to_string(pem).unwrap();
@@ -102,7 +137,7 @@ fn judge(work: &Path, pem: &Path) {
             "-purpose",
             "sslserver",
             "-verify_hostname",
-            NAME,
+            name,
             "-CAfile",
             "root.pem",
             "judged.pem",
@@ -323,25 +358,7 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
         "--http-01-port",
         &port,
     ];
-    let mut obtain = certbot(
-        &work,
-        &anchor,
-        &[
-            "certonly",
-            "--server",
-            &directory,
-            "--agree-tos",
-            "--register-unsafely-without-email",
-            "--eab-kid",
-            &kid,
-            "--eab-hmac-key",
-            &hmac,
-            "--key-type",
-            "ecdsa",
-            "-d",
-            NAME,
-        ],
-    );
+    let mut obtain = certonly(&work, &anchor, &directory, (&kid, &hmac), NAME);
     obtain.args(http01_flags);
     let (ok, out) = run(obtain);
     assert!(ok, "certbot certonly: {out}");
@@ -898,5 +915,99 @@ async fn a_hand_made_acme_client_is_held_to_the_protocol() {
         .as_account(&new_order, &bob, &bob_url, Some(&names))
         .await;
     assert_eq!(status, 401, "{problem}");
+    app.stop().await;
+}
+
+/// certbot's manual auth hook for dns-01: a real DNS server (Debian's dnsmasq) answers
+/// `_acme-challenge.<domain>` with `value` (a shell word: `$CERTBOT_VALIDATION`, or a wrong
+/// one) on 127.0.0.1:`port`; the cleanup hook stops it.
+fn dns_hooks(work: &Path, port: u16, value: &str) -> (String, String) {
+    let pid = work.join("dnsmasq.pid");
+    let auth = work.join(format!("auth-{port}-{}.sh", value.len()));
+    std::fs::write(
+        &auth,
+        format!(
+            "#!/bin/sh\nexec dnsmasq --port={port} --listen-address=127.0.0.1 --bind-interfaces \
+             --no-resolv --no-hosts --user=root --group=root --pid-file={pid} \
+             --txt-record=\"_acme-challenge.$CERTBOT_DOMAIN,{value}\"\n",
+            pid = pid.display()
+        ),
+    )
+    .unwrap();
+    let cleanup = work.join("cleanup.sh");
+    std::fs::write(
+        &cleanup,
+        format!("#!/bin/sh\nkill \"$(cat {})\"\n", pid.display()),
+    )
+    .unwrap();
+    for script in [&auth, &cleanup] {
+        let mut mode = std::fs::metadata(script).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
+        std::fs::set_permissions(script, mode).unwrap();
+    }
+    (auth.display().to_string(), cleanup.display().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certbot_proves_a_name_over_dns01_against_a_real_dns_server() {
+    let dns_port = free_port();
+    let resolver = format!("127.0.0.1:{dns_port}");
+    let CaTest {
+        dir: _dir,
+        data,
+        work,
+        app,
+        boot: _,
+        token,
+    } = CaTest::start(
+        &[("CRYPTOUTIL_CA__ACME__DNS_RESOLVER", &resolver)],
+        "ca ca-ra",
+    )
+    .await;
+    let anchor: PathBuf = cryptoutil_bin::pki::anchor_path(&data);
+    let root_id =
+        root_with_labels(&app, &token, &work, ("dns", "DNS Root"), &[("dns", "auto")]).await;
+    let directory = format!("{}/acme/dns/directory", app.public(ServiceName::Ca));
+    let (kid, hmac) = secret(&app, &token, "dns").await;
+    let obtain = |name: &str, value: &str| {
+        let (auth, cleanup) = dns_hooks(&work, dns_port, value);
+        let mut command = certonly(&work, &anchor, &directory, (&kid, &hmac), name);
+        command.args([
+            "--manual",
+            "--preferred-challenges",
+            "dns",
+            "--manual-auth-hook",
+            &auth,
+            "--manual-cleanup-hook",
+            &cleanup,
+        ]);
+        command.env(
+            "PATH",
+            format!(
+                "/usr/sbin:/sbin:{}",
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+        run(command)
+    };
+
+    // The TXT record holds the key authorization's digest: issued, chained, linted.
+    let (ok, out) = obtain("dns01.cryptoutil.test", "$CERTBOT_VALIDATION");
+    assert!(ok, "certbot certonly (dns-01): {out}");
+    let live = work.join("certbot/config/live/dns01.cryptoutil.test");
+    judge_for(&work, &live.join("cert.pem"), "dns01.cryptoutil.test");
+    let serial = serial(&work, &live.join("cert.pem"));
+    assert_eq!(cert_status(&app, &token, &root_id, &serial).await, "valid");
+
+    // A TXT record with anything else: the authorization is invalid, nothing issued.
+    let before = count_certs(&app, &token, &root_id).await;
+    let (ok, out) = obtain("wrong.cryptoutil.test", "not-the-digest");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("incorrectResponse") || out.contains("Incorrect"),
+        "{out}"
+    );
+    assert_eq!(count_certs(&app, &token, &root_id).await, before);
+    audit_verifies(&app).await;
     app.stop().await;
 }
