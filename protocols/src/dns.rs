@@ -7,6 +7,8 @@ use base64::Engine as _;
 
 /// The TXT record type.
 const TXT: u16 = 16;
+/// The CNAME record type.
+const CNAME: u16 = 5;
 /// The IN class.
 const IN: u16 = 1;
 /// Largest answer read (a UDP answer without EDNS is at most 512 bytes; some resolvers send
@@ -30,17 +32,19 @@ pub enum DnsError {
     Failed(u8),
 }
 
-/// A query (id `id`, recursion desired) for the TXT records of `name`.
+/// A query (id `id`, recursion desired, EDNS0 with a 1232-byte UDP payload) for the TXT
+/// records of `name`, its letters' case as given (a caller may randomise it, RFC draft
+/// "0x20": [`txt_answer`] then wants the question echoed byte for byte).
 pub fn txt_query(id: u16, name: &str) -> Result<Vec<u8>, DnsError> {
     let name = name.trim_end_matches('.');
     let bad = || DnsError::BadName(name.to_owned());
     if name.is_empty() || name.len() > 253 {
         return Err(bad());
     }
-    let mut out = Vec::with_capacity(18 + name.len());
+    let mut out = Vec::with_capacity(29 + name.len());
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&[0x01, 0x00]); // RD
-    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // QDCOUNT 1
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]); // QDCOUNT 1, ARCOUNT 1 (OPT)
     for label in name.split('.') {
         let len = u8::try_from(label.len()).map_err(|_| bad())?;
         if len == 0 || len > 63 || !label.is_ascii() {
@@ -52,8 +56,13 @@ pub fn txt_query(id: u16, name: &str) -> Result<Vec<u8>, DnsError> {
     out.push(0);
     out.extend_from_slice(&TXT.to_be_bytes());
     out.extend_from_slice(&IN.to_be_bytes());
+    // OPT: root owner, type 41, class = UDP payload size, no flags, no options.
+    out.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
     Ok(out)
 }
+
+/// A name as its labels, ASCII lowercased (compared label by label, never joined).
+type Name = Vec<Vec<u8>>;
 
 /// A cursor over a message.
 struct Reader<'a> {
@@ -83,12 +92,13 @@ impl<'a> Reader<'a> {
         ]))
     }
 
-    /// A (possibly compressed) name, lowercased, without its final dot.
-    fn name(&mut self) -> Result<String, DnsError> {
-        let mut labels: Vec<String> = Vec::new();
+    /// A (possibly compressed) name; the cursor moves past it.
+    fn name(&mut self) -> Result<Name, DnsError> {
+        let mut labels: Name = Vec::new();
+        let mut total = 0usize;
         let mut at = self.at;
         let mut jumped = false;
-        // Each pointer must point backwards: no loops, at most as many hops as bytes.
+        // Each pointer must point before the last one followed: no loops.
         let mut limit = at;
         loop {
             let len = *self
@@ -98,14 +108,14 @@ impl<'a> Reader<'a> {
             match len {
                 0 => {
                     if !jumped {
-                        self.at = at + 1;
+                        self.at = at.saturating_add(1);
                     }
                     break;
                 }
                 l if l & 0xc0 == 0xc0 => {
                     let low = *self
                         .message
-                        .get(at + 1)
+                        .get(at.saturating_add(1))
                         .ok_or(DnsError::Malformed("pointer cut short"))?;
                     let target = (usize::from(l & 0x3f) << 8) | usize::from(low);
                     if target >= limit {
@@ -114,105 +124,141 @@ impl<'a> Reader<'a> {
                         ));
                     }
                     if !jumped {
-                        self.at = at + 2;
+                        self.at = at.saturating_add(2);
                     }
                     jumped = true;
                     limit = target;
                     at = target;
                 }
                 l if l & 0xc0 == 0 => {
+                    let start = at.saturating_add(1);
                     let label = self
                         .message
-                        .get(at + 1..at + 1 + usize::from(l))
+                        .get(start..start.saturating_add(usize::from(l)))
                         .ok_or(DnsError::Malformed("label cut short"))?;
-                    labels.push(String::from_utf8_lossy(label).to_ascii_lowercase());
-                    if labels.iter().map(|l| l.len() + 1).sum::<usize>() > 255 {
+                    total = total.saturating_add(label.len() + 1);
+                    if total > 255 {
                         return Err(DnsError::Malformed("name too long"));
                     }
-                    at += 1 + usize::from(l);
+                    labels.push(label.to_ascii_lowercase());
+                    at = start.saturating_add(usize::from(l));
                 }
                 _ => return Err(DnsError::Malformed("a label type not defined")),
             }
         }
-        Ok(labels.join("."))
+        Ok(labels)
     }
 }
 
-/// The TXT strings of `name` in `answer` to query `id` (each record's character-strings
-/// joined, as RFC 8555 §8.4 reads them); NXDOMAIN and an empty answer are no strings. CNAMEs
-/// are followed within the answer.
-pub fn txt_answer(answer: &[u8], id: u16, name: &str) -> Result<Vec<String>, DnsError> {
+/// One answer record as read: (owner, type, the record data's offset and length).
+type Record = (Name, u16, usize, usize);
+
+/// The TXT strings of the name asked in `answer` to `query` (made by [`txt_query`]), each
+/// record's character-strings joined (RFC 8555 §8.4). The answer must echo the query's id and
+/// its one question byte for byte (letter case included); NXDOMAIN and an empty answer are no
+/// strings. CNAMEs in the answer are followed (at most 8); a name with a CNAME and other
+/// records is refused.
+pub fn txt_answer(answer: &[u8], query: &[u8]) -> Result<Vec<String>, DnsError> {
     if answer.len() > MAX_ANSWER {
         return Err(DnsError::Malformed("too large"));
     }
+    // The query's question: its name (uncompressed, up to the root label), type and class.
+    let name_end = query
+        .get(12..)
+        .and_then(|q| q.iter().position(|b| *b == 0))
+        .ok_or(DnsError::Malformed("not a query"))?;
+    let question = query
+        .get(12..12 + name_end + 5)
+        .ok_or(DnsError::Malformed("not a query"))?;
+    let mut asked = Reader {
+        message: query,
+        at: 12,
+    };
+    let wanted = asked.name()?;
     let mut r = Reader {
         message: answer,
         at: 0,
     };
-    if r.u16()? != id {
+    let id = query.get(..2).ok_or(DnsError::Malformed("not a query"))?;
+    if r.take(2)? != id {
         return Err(DnsError::Malformed("not the answer to this query (id)"));
     }
     let flags = r.u16()?;
     if flags & 0x8000 == 0 {
-        return Err(DnsError::Malformed("a query, not an answer"));
+        return Err(DnsError::Malformed(
+            "not the answer to this query (a query)",
+        ));
+    }
+    let (questions, answers) = (r.u16()?, r.u16()?);
+    r.take(4)?; // NSCOUNT, ARCOUNT: not read
+    if questions != 1 || r.take(question.len())? != question {
+        return Err(DnsError::Malformed(
+            "not the answer to this query (question)",
+        ));
     }
     if flags & 0x0200 != 0 {
         return Err(DnsError::Truncated);
     }
-    let rcode = (flags & 0x000f) as u8;
-    match rcode {
+    match (flags & 0x000f) as u8 {
         0 => {}
         3 => return Ok(Vec::new()),
         other => return Err(DnsError::Failed(other)),
     }
-    let questions = r.u16()?;
-    let answers = r.u16()?;
-    r.take(4)?; // NSCOUNT, ARCOUNT: not read
-    let wanted = name.trim_end_matches('.').to_ascii_lowercase();
-    for _ in 0..questions {
-        let asked = r.name()?;
-        let (qtype, _class) = (r.u16()?, r.u16()?);
-        if asked != wanted || qtype != TXT {
-            return Err(DnsError::Malformed("not the answer to this question"));
-        }
-    }
-    let mut owner = wanted;
-    let mut out = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
     for _ in 0..answers {
-        let record_name = r.name()?;
+        let owner = r.name()?;
         let (rtype, class) = (r.u16()?, r.u16()?);
         r.take(4)?; // TTL
         let len = usize::from(r.u16()?);
         let start = r.at;
-        let data = r.take(len)?;
-        if class != IN || record_name != owner {
-            continue;
+        r.take(len)?;
+        if class == IN {
+            records.push((owner, rtype, start, len));
         }
-        match rtype {
-            5 => {
-                // CNAME: the records that follow are the target's.
-                let mut inner = Reader {
+    }
+    let mut owner = wanted;
+    for _ in 0..=8 {
+        let of_owner: Vec<&Record> = records.iter().filter(|rec| rec.0 == owner).collect();
+        let cname = of_owner.iter().find(|rec| rec.1 == CNAME);
+        match cname {
+            Some(&&(_, _, start, len)) => {
+                if of_owner.len() > 1 {
+                    return Err(DnsError::Malformed("a CNAME beside other records"));
+                }
+                let mut target = Reader {
                     message: answer,
                     at: start,
                 };
-                owner = inner.name()?;
-            }
-            TXT => {
-                let mut text = Vec::new();
-                let mut rest = data;
-                while let Some((&n, tail)) = rest.split_first() {
-                    let part = tail
-                        .get(..usize::from(n))
-                        .ok_or(DnsError::Malformed("TXT string cut short"))?;
-                    text.extend_from_slice(part);
-                    rest = tail.get(usize::from(n)..).unwrap_or_default();
+                let next = target.name()?;
+                if target.at != start + len {
+                    return Err(DnsError::Malformed("a CNAME's data is not one name"));
                 }
-                out.push(String::from_utf8_lossy(&text).into_owned());
+                owner = next;
             }
-            _ => {}
+            None => {
+                let mut out = Vec::new();
+                for &&(_, rtype, start, len) in &of_owner {
+                    if rtype != TXT {
+                        continue;
+                    }
+                    let mut rest = answer
+                        .get(start..start + len)
+                        .ok_or(DnsError::Malformed("cut short"))?;
+                    let mut text = Vec::new();
+                    while let Some((&n, tail)) = rest.split_first() {
+                        let part = tail
+                            .get(..usize::from(n))
+                            .ok_or(DnsError::Malformed("TXT string cut short"))?;
+                        text.extend_from_slice(part);
+                        rest = tail.get(usize::from(n)..).unwrap_or_default();
+                    }
+                    out.push(String::from_utf8_lossy(&text).into_owned());
+                }
+                return Ok(out);
+            }
         }
     }
-    Ok(out)
+    Err(DnsError::Malformed("more than 8 CNAMEs"))
 }
 
 /// What the TXT record of a dns-01 challenge holds: the base64url SHA-256 of the key
@@ -226,17 +272,22 @@ pub fn dns01_digest(key_authorization: &str) -> String {
 mod tests {
     use super::*;
 
-    /// An answer to query `id` for `_acme-challenge.a.example.test` with `flags` and
-    /// `records` (owner name as written, type, data). A real resolver (dnsmasq) answers in
-    /// `tests/src/it/ca_acme.rs`.
-    fn answer(id: u16, flags: u16, records: &[(&[u8], u16, &[u8])]) -> Vec<u8> {
-        let mut out = id.to_be_bytes().to_vec();
+    const OWNER: &str = "_acme-challenge.a.example.test";
+
+    /// An answer to `query` with `flags` and `records` (owner name as written, type, data),
+    /// the question echoed as `question` (normally the query's).
+    fn answer_with(
+        query: &[u8],
+        question: &[u8],
+        flags: u16,
+        records: &[(&[u8], u16, &[u8])],
+    ) -> Vec<u8> {
+        let mut out = query[..2].to_vec();
         out.extend_from_slice(&flags.to_be_bytes());
         out.extend_from_slice(&[0, 1]);
         out.extend_from_slice(&(records.len() as u16).to_be_bytes());
         out.extend_from_slice(&[0, 0, 0, 0]);
-        let q = txt_query(id, "_acme-challenge.a.example.test").unwrap();
-        out.extend_from_slice(&q[12..]);
+        out.extend_from_slice(question);
         for (name, rtype, data) in records {
             out.extend_from_slice(name);
             out.extend_from_slice(&rtype.to_be_bytes());
@@ -247,7 +298,15 @@ mod tests {
         out
     }
 
-    /// What dnsmasq 2.90 (Debian) answered to a query (id 0x1234) for
+    fn question(query: &[u8]) -> &[u8] {
+        &query[12..query.len() - 11]
+    }
+
+    fn answer(query: &[u8], flags: u16, records: &[(&[u8], u16, &[u8])]) -> Vec<u8> {
+        answer_with(query, question(query), flags, records)
+    }
+
+    /// What dnsmasq 2.90 (Debian) answered to a query (id 0x1234, no EDNS) for
     /// `_acme-challenge.x.test` TXT, run with `--txt-record=_acme-challenge.x.test,hello`.
     const DNSMASQ: &str = "1234858000010001000000000f5f61636d652d6368616c6c656e6765017804746573\
                            740000100001c00c001000010000000000060568656c6c6f";
@@ -258,20 +317,16 @@ mod tests {
             .step_by(2)
             .map(|i| u8::from_str_radix(&DNSMASQ[i..i + 2], 16).unwrap())
             .collect();
-        assert_eq!(
-            txt_answer(&bytes, 0x1234, "_acme-challenge.x.test").unwrap(),
-            vec!["hello"]
-        );
-        // Our query is the question dnsmasq echoed.
-        let q = txt_query(0x1234, "_acme-challenge.x.test").unwrap();
-        assert_eq!(&bytes[12..12 + q.len() - 12], &q[12..]);
+        let query = txt_query(0x1234, "_acme-challenge.x.test").unwrap();
+        assert_eq!(txt_answer(&bytes, &query).unwrap(), vec!["hello"]);
     }
 
     #[test]
-    fn a_query_asks_for_txt_records_recursively() {
+    fn a_query_asks_for_txt_records_recursively_with_edns() {
         let q = txt_query(0x1234, "_acme-challenge.a.example.test.").unwrap();
         assert_eq!(&q[..4], &[0x12, 0x34, 0x01, 0x00]);
-        assert_eq!(&q[q.len() - 4..], &[0, 16, 0, 1]);
+        assert_eq!(&q[q.len() - 15..q.len() - 11], &[0, 16, 0, 1]);
+        assert_eq!(&q[q.len() - 11..q.len() - 8], &[0, 0, 41]);
         assert!(txt_query(1, "").is_err());
         assert!(txt_query(1, "a..b").is_err());
         assert!(txt_query(1, &"a".repeat(64)).is_err());
@@ -279,10 +334,11 @@ mod tests {
 
     #[test]
     fn txt_strings_are_read_joined_and_by_owner() {
+        let query = txt_query(7, OWNER).unwrap();
         // A pointer to the question's name (offset 12), two strings in one record.
         let pointer: &[u8] = &[0xc0, 12];
         let a = answer(
-            7,
+            &query,
             0x8180,
             &[
                 (pointer, TXT, b"\x03one\x03two"),
@@ -290,65 +346,102 @@ mod tests {
             ],
         );
         assert_eq!(
-            txt_answer(&a, 7, "_acme-challenge.a.example.test").unwrap(),
+            txt_answer(&a, &query).unwrap(),
             vec!["onetwo".to_owned(), "three".to_owned()]
         );
-        assert!(
-            txt_answer(&a, 8, "_acme-challenge.a.example.test").is_err(),
-            "wrong id"
-        );
-        assert!(
-            txt_answer(&a, 7, "_acme-challenge.b.example.test").is_err(),
-            "other name"
-        );
+        let other_id = txt_query(8, OWNER).unwrap();
+        assert!(txt_answer(&a, &other_id).is_err(), "wrong id");
+        let other_name = txt_query(7, "_acme-challenge.b.example.test").unwrap();
+        assert!(txt_answer(&a, &other_name).is_err(), "other name");
         // NXDOMAIN: nothing; SERVFAIL: an error; TC: an error.
-        let nx = answer(7, 0x8183, &[]);
         assert_eq!(
-            txt_answer(&nx, 7, "_acme-challenge.a.example.test").unwrap(),
+            txt_answer(&answer(&query, 0x8183, &[]), &query).unwrap(),
             Vec::<String>::new()
         );
-        let servfail = answer(7, 0x8182, &[]);
         assert_eq!(
-            txt_answer(&servfail, 7, "_acme-challenge.a.example.test"),
+            txt_answer(&answer(&query, 0x8182, &[]), &query),
             Err(DnsError::Failed(2))
         );
-        let cut = answer(7, 0x8380, &[]);
         assert_eq!(
-            txt_answer(&cut, 7, "_acme-challenge.a.example.test"),
+            txt_answer(&answer(&query, 0x8380, &[]), &query),
             Err(DnsError::Truncated)
         );
     }
 
     #[test]
+    fn the_question_must_come_back_byte_for_byte() {
+        // Mixed case asked (0x20): the same name in other case is not the answer.
+        let query = txt_query(7, "_ACME-challenge.A.example.TEST").unwrap();
+        let lower = txt_query(7, OWNER).unwrap();
+        let pointer: &[u8] = &[0xc0, 12];
+        let echoed = answer(&query, 0x8180, &[(pointer, TXT, b"\x02ok")]);
+        assert_eq!(txt_answer(&echoed, &query).unwrap(), vec!["ok"]);
+        let lowered = answer_with(
+            &query,
+            question(&lower),
+            0x8180,
+            &[(pointer, TXT, b"\x02ok")],
+        );
+        assert!(txt_answer(&lowered, &query).is_err());
+        // No question, or two: not an answer to this query.
+        let mut none = answer(&query, 0x8180, &[]);
+        none[5] = 0;
+        assert!(txt_answer(&none, &query).is_err());
+        // A query, not an answer.
+        assert!(txt_answer(&answer(&query, 0x0100, &[]), &query).is_err());
+    }
+
+    #[test]
     fn cnames_are_followed_within_the_answer() {
+        let query = txt_query(9, OWNER).unwrap();
         let pointer: &[u8] = &[0xc0, 12];
         let target: &[u8] = b"\x06target\x04test\x00";
         let a = answer(
-            9,
+            &query,
             0x8180,
             &[
-                (pointer, 5, target),
+                (pointer, CNAME, target),
                 (target, TXT, b"\x02ok"),
                 (pointer, 99, b""),
             ],
         );
-        assert_eq!(
-            txt_answer(&a, 9, "_acme-challenge.a.example.test").unwrap(),
-            vec!["ok"]
+        assert!(
+            txt_answer(&a, &query).is_err(),
+            "a CNAME beside other records"
         );
+        let a = answer(
+            &query,
+            0x8180,
+            &[(pointer, CNAME, target), (target, TXT, b"\x02ok")],
+        );
+        assert_eq!(txt_answer(&a, &query).unwrap(), vec!["ok"]);
+        // A CNAME whose data is not exactly one name.
+        let long: &[u8] = b"\x06target\x04test\x00\x00";
+        let a = answer(
+            &query,
+            0x8180,
+            &[(pointer, CNAME, long), (target, TXT, b"\x02ok")],
+        );
+        assert!(txt_answer(&a, &query).is_err());
+        // A label with a dot is not two labels.
+        let dotted: &[u8] = b"\x11_acme-challenge.a\x07example\x04test\x00";
+        let a = answer(&query, 0x8180, &[(dotted, TXT, b"\x02no")]);
+        assert_eq!(txt_answer(&a, &query).unwrap(), Vec::<String>::new());
     }
 
     #[test]
     fn loops_and_cuts_are_errors_not_panics() {
-        let looped: &[u8] = &[0xc0, 40];
-        let a = answer(1, 0x8180, &[(looped, TXT, b"\x01x")]);
-        assert!(txt_answer(&a, 1, "_acme-challenge.a.example.test").is_err());
-        let good = answer(1, 0x8180, &[(&[0xc0, 12], TXT, b"\x01x")]);
+        let query = txt_query(1, OWNER).unwrap();
+        let looped: &[u8] = &[0xc0, 60];
+        let a = answer(&query, 0x8180, &[(looped, TXT, b"\x01x")]);
+        assert!(txt_answer(&a, &query).is_err());
+        let good = answer(&query, 0x8180, &[(&[0xc0, 12], TXT, b"\x01x")]);
         for cut in 0..good.len() {
-            let _ = txt_answer(&good[..cut], 1, "_acme-challenge.a.example.test");
+            let _ = txt_answer(&good[..cut], &query);
         }
-        let bad_string = answer(1, 0x8180, &[(&[0xc0, 12], TXT, b"\x09x")]);
-        assert!(txt_answer(&bad_string, 1, "_acme-challenge.a.example.test").is_err());
+        let bad_string = answer(&query, 0x8180, &[(&[0xc0, 12], TXT, b"\x09x")]);
+        assert!(txt_answer(&bad_string, &query).is_err());
+        assert!(txt_answer(&good, &[]).is_err());
     }
 
     #[test]

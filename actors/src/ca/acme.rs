@@ -643,6 +643,9 @@ impl CasHandle {
         (authz, challenge): (&AuthzRecord, &str),
         outcome: Result<(), String>,
     ) -> Result<AuthzRecord, Error> {
+        // One outcome per authorization: two validations racing (its http-01 and dns-01
+        // answered at once) cannot overwrite each other; the first recorded stands.
+        let _one = self.acme_updates.lock().await;
         let mut done = authz.clone();
         done.challenge = Some(challenge.to_owned());
         match &outcome {
@@ -656,8 +659,20 @@ impl CasHandle {
             }
         }
         let (st, stored) = (Arc::clone(&self.store), done.clone());
-        let write = blocking(move || put(&st, "authz", &stored.id, &stored)).await?;
-        let mut audit = entry(account, &authz.id, "acme-validate");
+        let write = blocking(move || match load_authz(&st, &stored.id)? {
+            Some(now) if now.status != AuthzStatus::Pending => Ok(Err(now)),
+            _ => Ok(Ok(put(&st, "authz", &stored.id, &stored)?)),
+        })
+        .await?;
+        let write = match write {
+            Ok(write) => write,
+            Err(already) => return Ok(already),
+        };
+        let mut audit = entry(
+            account,
+            &format!("{}/{challenge}", authz.id),
+            "acme-validate",
+        );
         if let Err(why) = &outcome {
             audit = audit.outcome(&Err::<(), _>(why));
         }

@@ -123,8 +123,8 @@ pub struct AcmeConfig {
     /// The port http-01 validation connects to on the name being validated (RFC 8555 §8.3:
     /// 80; another one lets tests and non-root clients answer).
     pub http01_port: u16,
-    /// The resolver dns-01 validation asks for TXT records (`host:port`, or an IP address for
-    /// port 53). Empty: the first `nameserver` of /etc/resolv.conf.
+    /// The resolver dns-01 validation asks for TXT records (`ip:port`, or an IP address for
+    /// port 53): one the CA trusts (a local validating resolver). Empty: dns-01 is not offered.
     pub dns_resolver: String,
 }
 
@@ -138,25 +138,20 @@ impl Default for AcmeConfig {
 }
 
 /// The resolver of `ca.acme.dns_resolver` (`ip:port`, or an IP address for port 53); empty:
-/// the first `nameserver` of /etc/resolv.conf, or none (dns-01 is then not offered).
+/// none, and dns-01 is not offered (a resolver the CA trusts must be named, not guessed).
 pub fn dns_resolver(text: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
     use std::net::{IpAddr, SocketAddr};
     let text = text.trim();
-    if !text.is_empty() {
-        let addr = text
-            .parse::<SocketAddr>()
-            .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-            .map_err(|_| {
-                anyhow::anyhow!("ca.acme.dns_resolver: {text:?} is not an IP address or ip:port")
-            })?;
-        return Ok(Some(addr));
+    if text.is_empty() {
+        return Ok(None);
     }
-    let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    Ok(conf
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .find_map(|ip| ip.trim().parse::<IpAddr>().ok())
-        .map(|ip| SocketAddr::new(ip, 53)))
+    let addr = text
+        .parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| {
+            anyhow::anyhow!("ca.acme.dns_resolver: {text:?} is not an IP address or ip:port")
+        })?;
+    Ok(Some(addr))
 }
 
 /// `ca.scep:`: the SCEP server.

@@ -37,7 +37,8 @@ const VALIDATION_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_KEY_AUTHORIZATION: usize = 1024;
 /// Most contacts an account keeps.
 const MAX_CONTACTS: usize = 10;
-/// Most http-01 validations in flight at once (each may hold a connection for 10 s).
+/// Most validations in flight at once (an http-01 may hold a connection for 10 s, a dns-01
+/// wait 9 s).
 static VALIDATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
 
 const REPLAY_NONCE: header::HeaderName = header::HeaderName::from_static("replay-nonce");
@@ -620,14 +621,17 @@ impl Ctx<'_> {
         Value::Object(challenge)
     }
 
-    /// The challenges an authorization offers: http-01, and dns-01 when a resolver is known.
+    /// The challenges an authorization offers: http-01, and dns-01 when a resolver is named
+    /// (and `_acme-challenge.<name>` can be asked); once one was answered, that one only.
     fn challenges(&self, authz: &AuthzRecord) -> Vec<Value> {
         let mut kinds = vec![Challenge::Http01];
-        if self.cas.settings().acme_dns_resolver.is_some() {
+        let owner = format!("_acme-challenge.{}", authz.identifier);
+        if self.cas.settings().acme_dns_resolver.is_some() && dns::txt_query(0, &owner).is_ok() {
             kinds.push(Challenge::Dns01);
         }
         kinds
             .into_iter()
+            .filter(|k| authz.challenge.as_deref().is_none_or(|a| a == k.name()))
             .map(|k| self.challenge_json(authz, k))
             .collect()
     }
@@ -662,20 +666,39 @@ impl Ctx<'_> {
     ) -> Result<Answer, Problem> {
         let (authz_id, kind) = Challenge::of(self.id()?);
         let resolver = self.cas.settings().acme_dns_resolver;
-        if kind == Challenge::Dns01 && resolver.is_none() {
-            return Err(Problem::new("malformed", 404, "no such resource"));
-        }
         let mut authz = self
             .cas
             .acme_authz(account, authz_id)
             .await
             .map_err(problem)?;
+        // dns-01 is offered only with a resolver (one answered before stays readable).
+        if kind == Challenge::Dns01
+            && resolver.is_none()
+            && authz.challenge.as_deref() != Some(kind.name())
+        {
+            return Err(Problem::new("malformed", 404, "no such resource"));
+        }
         // RFC 8555 §7.5.1: `{}` says "ready"; a POST-as-GET only reads the challenge.
         let ready = !request.is_get() && request.json()?.is_empty();
+        let answered = authz.challenge.as_deref();
+        if ready && answered.is_some_and(|a| a != kind.name()) {
+            return Err(Problem::malformed(format!(
+                "this authorization was answered through its {} challenge",
+                answered.unwrap_or_default()
+            )));
+        }
         if ready && authz.status == AuthzStatus::Pending {
             if authz.expires <= cryptoutil_actors::now_unix() {
                 return Err(Problem::malformed("the authorization expired"));
             }
+            // A busy CA records nothing: the client answers again later.
+            let Ok(_permit) = VALIDATIONS.try_acquire() else {
+                return Err(Problem::new(
+                    "rateLimited",
+                    429,
+                    "the CA is validating too much at once: answer the challenge again",
+                ));
+            };
             let expected = acme::key_authorization(&authz.token, &account.thumbprint);
             let outcome = match (kind, resolver) {
                 (Challenge::Dns01, Some(resolver)) => {
@@ -850,42 +873,53 @@ impl Challenge {
 }
 
 /// dns-01 (RFC 8555 §8.4): a TXT record of `_acme-challenge.<name>` must hold `expected`
-/// (the key authorization's digest), as `resolver` answers (UDP, 3 tries of 3 s, a random
-/// query id and source port; an answer from elsewhere or to another id is not read).
+/// (the key authorization's digest), as `resolver` answers over UDP. Each of 3 tries (3 s)
+/// has its own connected socket (a random source port; the kernel drops datagrams from
+/// elsewhere), a random query id and a randomly cased name that the answer must echo byte
+/// for byte (0x20), so a forged answer must guess about 16 + 16 + one bit per letter.
 async fn dns01(name: &str, resolver: std::net::SocketAddr, expected: &str) -> Result<(), String> {
     let owner = format!("_acme-challenge.{name}");
-    let Ok(_permit) = VALIDATIONS.try_acquire() else {
-        return Err("the CA is validating too much at once: answer the challenge again".into());
-    };
-    let random = cryptoutil_protocols::cmp::nonce().map_err(|_| "no randomness".to_owned())?;
-    let id = u16::from_be_bytes([
-        random.first().copied().unwrap_or_default(),
-        random.get(1).copied().unwrap_or_default(),
-    ]);
-    let query = dns::txt_query(id, &owner).map_err(|e| e.to_string())?;
-    let local: std::net::SocketAddr = if resolver.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = tokio::net::UdpSocket::bind(local)
-        .await
-        .map_err(|e| format!("no UDP socket: {e}"))?;
-    let mut buffer = vec![0u8; dns::MAX_ANSWER];
     let mut last = format!("{resolver} did not answer for {owner}");
     for _ in 0..3 {
+        let random = cryptoutil_protocols::cmp::nonce().map_err(|_| "no randomness".to_owned())?;
+        let mut bits = random
+            .iter()
+            .skip(2)
+            .flat_map(|b| (0..8).map(move |i| b >> i & 1 == 1));
+        let cased: String = owner
+            .chars()
+            .map(|c| match bits.next() {
+                Some(true) if c.is_ascii_alphabetic() => c.to_ascii_uppercase(),
+                _ => c,
+            })
+            .collect();
+        let id = u16::from_be_bytes([
+            random.first().copied().unwrap_or_default(),
+            random.get(1).copied().unwrap_or_default(),
+        ]);
+        let query = dns::txt_query(id, &cased).map_err(|e| e.to_string())?;
+        let local: std::net::SocketAddr = if resolver.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = tokio::net::UdpSocket::bind(local)
+            .await
+            .map_err(|e| format!("no UDP socket: {e}"))?;
         socket
-            .send_to(&query, resolver)
+            .connect(resolver)
             .await
             .map_err(|e| format!("{resolver}: {e}"))?;
+        socket
+            .send(&query)
+            .await
+            .map_err(|e| format!("{resolver}: {e}"))?;
+        let mut buffer = vec![0u8; dns::MAX_ANSWER];
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         loop {
-            let received = tokio::time::timeout_at(deadline, socket.recv_from(&mut buffer)).await;
-            let Ok(Ok((n, from))) = received else { break };
-            if from != resolver {
-                continue;
-            }
-            match dns::txt_answer(buffer.get(..n).unwrap_or_default(), id, &owner) {
+            let received = tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await;
+            let Ok(Ok(n)) = received else { break };
+            match dns::txt_answer(buffer.get(..n).unwrap_or_default(), &query) {
                 Ok(texts) => {
                     let found = texts.iter().any(|t| {
                         cryptoutil_protocols::oauth::constant_time_eq(
@@ -895,13 +929,16 @@ async fn dns01(name: &str, resolver: std::net::SocketAddr, expected: &str) -> Re
                     });
                     return if found {
                         Ok(())
+                    } else if texts.is_empty() {
+                        Err(format!("{INCORRECT}{owner} has no TXT record"))
                     } else {
                         Err(format!(
                             "{INCORRECT}no TXT record of {owner} holds the key authorization's digest"
                         ))
                     };
                 }
-                Err(dns::DnsError::Malformed(why)) if why.starts_with("not the answer") => continue,
+                // Not the answer to this query: keep listening until the deadline.
+                Err(dns::DnsError::Malformed(why)) if why.starts_with("not the answer") => {}
                 Err(e) => {
                     last = format!("{owner}: {e}");
                     break;
@@ -921,9 +958,6 @@ async fn http01(name: &str, port: u16, token: &str, expected: &str) -> Result<()
     use http_body_util::{BodyExt, Empty, Limited};
     use hyper_util::rt::TokioIo;
     let url = format!("http://{name}:{port}/.well-known/acme-challenge/{token}");
-    let Ok(_permit) = VALIDATIONS.try_acquire() else {
-        return Err("the CA is validating too much at once: answer the challenge again".into());
-    };
     let fetch = async {
         let stream = tokio::net::TcpStream::connect((name, port))
             .await

@@ -937,7 +937,11 @@ fn dns_hooks(work: &Path, port: u16, value: &str) -> (String, String) {
     let cleanup = work.join("cleanup.sh");
     std::fs::write(
         &cleanup,
-        format!("#!/bin/sh\nkill \"$(cat {})\"\n", pid.display()),
+        // Stopped, and gone before the next run binds the same port.
+        format!(
+            "#!/bin/sh\npid=$(cat {})\nkill \"$pid\"\nwhile kill -0 \"$pid\" 2>/dev/null; do sleep 0.1; done\n",
+            pid.display()
+        ),
     )
     .unwrap();
     for script in [&auth, &cleanup] {
