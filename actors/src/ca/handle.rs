@@ -800,8 +800,21 @@ impl CasHandle {
         find(&index)
     }
 
-    /// Asks the signer of CA `id` in the caller's tenant; a CA that is not there (or is
-    /// another tenant's) is audited as a failed `op` and answered `NotFound`.
+    /// Asks the signer of CA `id` (of `tenant`), opened if it is not running.
+    async fn signer_call<T: Send + 'static>(
+        &self,
+        tenant: &cryptoutil_protocols::ids::TenantId,
+        id: &CaId,
+        build: impl FnOnce(RpcReplyPort<Result<T, Error>>) -> CaSignerMsg,
+    ) -> Result<T, Error> {
+        let key = SignerKey {
+            tenant: tenant.clone(),
+            id: id.clone(),
+        };
+        let signer = self.signers.open(&key).await?;
+        call(&signer, "CaSigner", build, self.timeout).await
+    }
+
     /// Signs a CMP answer's protected part with CA `id`'s key (of `tenant`), with the
     /// algorithm `ca::signature_algorithm_der` names for its key type.
     pub(super) async fn protect(
@@ -810,18 +823,8 @@ impl CasHandle {
         id: &CaId,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, Error> {
-        let key = SignerKey {
-            tenant: tenant.clone(),
-            id: id.clone(),
-        };
-        let signer = self.signers.open(&key).await?;
-        call(
-            &signer,
-            "CaSigner",
-            |reply| CaSignerMsg::Protect { data, reply },
-            self.timeout,
-        )
-        .await
+        self.signer_call(tenant, id, |reply| CaSignerMsg::Protect { data, reply })
+            .await
     }
 
     /// CA `id`'s SCEP RA (of `tenant`), made by its signer on first use.
@@ -830,20 +833,12 @@ impl CasHandle {
         tenant: &cryptoutil_protocols::ids::TenantId,
         id: &CaId,
     ) -> Result<Arc<cryptoutil_protocols::scep::Ra>, Error> {
-        let key = SignerKey {
-            tenant: tenant.clone(),
-            id: id.clone(),
-        };
-        let signer = self.signers.open(&key).await?;
-        call(
-            &signer,
-            "CaSigner",
-            |reply| CaSignerMsg::ScepRa { reply },
-            self.timeout,
-        )
-        .await
+        self.signer_call(tenant, id, |reply| CaSignerMsg::ScepRa { reply })
+            .await
     }
 
+    /// Asks the signer of CA `id` in the caller's tenant; a CA that is not there (or is
+    /// another tenant's) is audited as a failed `op` and answered `NotFound`.
     async fn ask<T: Send + 'static>(
         &self,
         who: &Caller,

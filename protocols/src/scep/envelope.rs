@@ -295,35 +295,29 @@ impl Ra {
             });
         };
         let sid = issuer_and_serial(&self.issuer, &self.serial);
-        Ok(yasna::construct_der(|w| {
+        Ok(super::content_info(SIGNED_DATA, |w| {
             w.write_sequence(|w| {
-                w.next()
-                    .write_oid(&ObjectIdentifier::from_slice(SIGNED_DATA));
-                w.next().write_tagged(yasna::Tag::context(0), |w| {
-                    w.write_sequence(|w| {
+                w.next().write_u8(1);
+                w.next().write_set(|w| algorithm(w.next(), hash_arcs));
+                w.next().write_sequence(|w| {
+                    w.next().write_oid(&ObjectIdentifier::from_slice(DATA));
+                    if !content.is_empty() {
+                        w.next().write_tagged(yasna::Tag::context(0), |w| {
+                            w.write_bytes(&content);
+                        });
+                    }
+                });
+                w.next().write_tagged_implicit(yasna::Tag::context(0), |w| {
+                    w.write_set(|w| w.next().write_der(&self.cert));
+                });
+                w.next().write_set(|w| {
+                    w.next().write_sequence(|w| {
                         w.next().write_u8(1);
-                        w.next().write_set(|w| algorithm(w.next(), hash_arcs));
-                        w.next().write_sequence(|w| {
-                            w.next().write_oid(&ObjectIdentifier::from_slice(DATA));
-                            if !content.is_empty() {
-                                w.next().write_tagged(yasna::Tag::context(0), |w| {
-                                    w.write_bytes(&content);
-                                });
-                            }
-                        });
-                        w.next().write_tagged_implicit(yasna::Tag::context(0), |w| {
-                            w.write_set(|w| w.next().write_der(&self.cert));
-                        });
-                        w.next().write_set(|w| {
-                            w.next().write_sequence(|w| {
-                                w.next().write_u8(1);
-                                w.next().write_der(&sid);
-                                algorithm(w.next(), hash_arcs);
-                                w.next().write_der(&attrs);
-                                algorithm(w.next(), RSA_ENCRYPTION);
-                                w.next().write_bytes(&sig);
-                            });
-                        });
+                        w.next().write_der(&sid);
+                        algorithm(w.next(), hash_arcs);
+                        w.next().write_der(&attrs);
+                        algorithm(w.next(), RSA_ENCRYPTION);
+                        w.next().write_bytes(&sig);
                     });
                 });
             });
@@ -393,36 +387,30 @@ pub fn seal(content: &[u8], recipient: &[u8]) -> Result<Vec<u8>, Refusal> {
         })
         .map_err(|_| failed())?;
     let rid = issuer_and_serial(issuer, serial);
-    Ok(yasna::construct_der(|w| {
+    Ok(super::content_info(ENVELOPED_DATA, |w| {
         w.write_sequence(|w| {
-            w.next()
-                .write_oid(&ObjectIdentifier::from_slice(ENVELOPED_DATA));
-            w.next().write_tagged(yasna::Tag::context(0), |w| {
-                w.write_sequence(|w| {
+            w.next().write_u8(0);
+            w.next().write_set(|w| {
+                w.next().write_sequence(|w| {
                     w.next().write_u8(0);
-                    w.next().write_set(|w| {
-                        w.next().write_sequence(|w| {
-                            w.next().write_u8(0);
-                            w.next().write_der(&rid);
-                            w.next().write_sequence(|w| {
-                                w.next()
-                                    .write_oid(&ObjectIdentifier::from_slice(RSA_ENCRYPTION));
-                                w.next().write_null();
-                            });
-                            w.next().write_bytes(&encrypted_key);
-                        });
-                    });
+                    w.next().write_der(&rid);
                     w.next().write_sequence(|w| {
-                        w.next().write_oid(&ObjectIdentifier::from_slice(DATA));
-                        w.next().write_sequence(|w| {
-                            w.next()
-                                .write_oid(&ObjectIdentifier::from_slice(AES256_CBC));
-                            w.next().write_bytes(&iv);
-                        });
-                        w.next().write_tagged_implicit(yasna::Tag::context(0), |w| {
-                            w.write_bytes(&ciphertext);
-                        });
+                        w.next()
+                            .write_oid(&ObjectIdentifier::from_slice(RSA_ENCRYPTION));
+                        w.next().write_null();
                     });
+                    w.next().write_bytes(&encrypted_key);
+                });
+            });
+            w.next().write_sequence(|w| {
+                w.next().write_oid(&ObjectIdentifier::from_slice(DATA));
+                w.next().write_sequence(|w| {
+                    w.next()
+                        .write_oid(&ObjectIdentifier::from_slice(AES256_CBC));
+                    w.next().write_bytes(&iv);
+                });
+                w.next().write_tagged_implicit(yasna::Tag::context(0), |w| {
+                    w.write_bytes(&ciphertext);
                 });
             });
         });

@@ -617,23 +617,31 @@ pub struct Reply<'a> {
 /// A degenerate SignedData carrying one CRL (DER) and nothing else: a `GetCRL` answer's
 /// content (RFC 8894 §3.3.4).
 pub fn crl_only_message(crl: &[u8]) -> Vec<u8> {
+    content_info(SIGNED_DATA, |w| {
+        w.write_sequence(|w| {
+            w.next().write_u8(1);
+            w.next().write_set(|_| {});
+            w.next().write_sequence(|w| {
+                w.next().write_oid(&ObjectIdentifier::from_slice(DATA));
+            });
+            w.next().write_tagged_implicit(yasna::Tag::context(1), |w| {
+                w.write_set(|w| w.next().write_der(crl));
+            });
+            w.next().write_set(|_| {});
+        });
+    })
+}
+
+/// A CMS ContentInfo (DER) of `content_type` whose `[0] EXPLICIT` content `inner` writes.
+pub(crate) fn content_info(
+    content_type: &[u64],
+    inner: impl FnOnce(yasna::DERWriter<'_>),
+) -> Vec<u8> {
     yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next()
-                .write_oid(&ObjectIdentifier::from_slice(SIGNED_DATA));
-            w.next().write_tagged(yasna::Tag::context(0), |w| {
-                w.write_sequence(|w| {
-                    w.next().write_u8(1);
-                    w.next().write_set(|_| {});
-                    w.next().write_sequence(|w| {
-                        w.next().write_oid(&ObjectIdentifier::from_slice(DATA));
-                    });
-                    w.next().write_tagged_implicit(yasna::Tag::context(1), |w| {
-                        w.write_set(|w| w.next().write_der(crl));
-                    });
-                    w.next().write_set(|_| {});
-                });
-            });
+                .write_oid(&ObjectIdentifier::from_slice(content_type));
+            w.next().write_tagged(yasna::Tag::context(0), inner);
         });
     })
 }

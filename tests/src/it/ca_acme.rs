@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::ca_est::{count_certs, decide, make_labels, pending_requests, root_with_labels, secret};
-use super::ca_service::{audit_verifies, call, openssl, pkilint, request_file, root, CaTest};
+use super::ca_service::{
+    audit_verifies, call, openssl, pkilint, request_file, root, Audited, CaTest,
+};
 use crate::{free_port, TestApp};
 
 /// The name proven over http-01: it resolves to 127.0.0.1 through the hosts file
@@ -641,25 +643,14 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
 
     // The audit log has the accounts, orders, validations and issuances, and the refused
     // bindings; its chain verifies.
-    let (status, audit) = call(&app, &token, Method::GET, "/ca/audit?limit=1000", None).await;
-    assert_eq!(status, 200, "{audit}");
-    let records = audit["records"].as_array().unwrap();
-    let ops = |op: &str, failed: bool| {
-        records
-            .iter()
-            .filter(|r| r["op"] == op && r["error"].is_string() == failed)
-            .count()
-    };
+    let audit = Audited::read(&app, &token, &hmac).await;
+    let ops = |op: &str, failed: bool| audit.ops(op, failed);
     assert_eq!(ops("acme-new-account", false), 4, "{audit}");
     assert_eq!(ops("acme-new-account", true), 2, "{audit}");
     assert!(ops("acme-new-order", false) >= 5, "{audit}");
     assert!(ops("acme-validate", false) >= 5, "{audit}");
     assert!(ops("enroll", false) >= 4, "{audit}");
     assert_eq!(ops("revoke", false), 4, "{audit}");
-    assert!(
-        !audit.to_string().contains(&hmac),
-        "a secret reached the audit log"
-    );
     audit_verifies(&app).await;
     app.stop().await;
 }

@@ -13,7 +13,7 @@ use cryptoutil_actors::ServiceName;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::ca_service::{audit_verifies, call, csr, openssl, pkilint, root, run, CaTest};
+use super::ca_service::{audit_verifies, call, csr, openssl, pkilint, root, run, Audited, CaTest};
 use super::identity::client_token;
 use crate::TestApp;
 
@@ -498,15 +498,8 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
     assert!(!ok && out.contains("refused 403"), "{out}");
 
     // Every decision and refusal is in the audit log, whose chain verifies.
-    let (status, audit) = call(&app, &token, Method::GET, "/ca/audit?limit=1000", None).await;
-    assert_eq!(status, 200, "{audit}");
-    let records = audit["records"].as_array().unwrap();
-    let ops = |op: &str, failed: bool| {
-        records
-            .iter()
-            .filter(|r| r["op"] == op && r["error"].is_string() == failed)
-            .count()
-    };
+    let audit = Audited::read(&app, &token, &pass).await;
+    let ops = |op: &str, failed: bool| audit.ops(op, failed);
     assert_eq!(ops("create-label", false), 2);
     assert_eq!(ops("create-ra-secret", false), 3);
     assert!(ops("enroll", false) >= 3, "{audit}");
@@ -514,10 +507,6 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
     assert_eq!(ops("ra-request", false), 2);
     assert_eq!(ops("ra-approve", false), 1);
     assert_eq!(ops("ra-reject", false), 1);
-    assert!(
-        !audit.to_string().contains(&pass),
-        "a secret reached the audit log"
-    );
     audit_verifies(&app).await;
     app.stop().await;
 }

@@ -49,6 +49,41 @@ impl CaTest {
     }
 }
 
+/// The CA's audit records (`GET /ca/audit?limit=1000`, as the caller sees them), none of
+/// which holds `secret`.
+pub(super) struct Audited(pub(super) Value);
+
+impl Audited {
+    pub(super) async fn read(app: &TestApp, token: &str, secret: &str) -> Self {
+        let (status, audit) = call(app, token, Method::GET, "/ca/audit?limit=1000", None).await;
+        assert_eq!(status, 200, "{audit}");
+        assert!(
+            !audit.to_string().contains(secret),
+            "a secret reached the audit log"
+        );
+        Self(audit)
+    }
+
+    /// How many records of `op` failed (`failed`) or succeeded.
+    pub(super) fn ops(&self, op: &str, failed: bool) -> usize {
+        self.0["records"]
+            .as_array()
+            .map(|records| {
+                records
+                    .iter()
+                    .filter(|r| r["op"] == op && r["error"].is_string() == failed)
+                    .count()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Audited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// The CA's audit log verifies (`/admin/v1/audit/verify`: its hash chain is whole).
 pub(super) async fn audit_verifies(app: &TestApp) {
     let verified: Value = app
