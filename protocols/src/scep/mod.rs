@@ -178,6 +178,7 @@ const SHA384: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 2, 2];
 const SHA512: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 2, 3];
 pub(crate) const RSA_ENCRYPTION: &[u64] = &[1, 2, 840, 113_549, 1, 1, 1];
 const RSA_PSS: &[u64] = &[1, 2, 840, 113_549, 1, 1, 10];
+const MGF1: &[u64] = &[1, 2, 840, 113_549, 1, 1, 8];
 const SHA256_WITH_RSA: &[u64] = &[1, 2, 840, 113_549, 1, 1, 11];
 const SHA384_WITH_RSA: &[u64] = &[1, 2, 840, 113_549, 1, 1, 12];
 const SHA512_WITH_RSA: &[u64] = &[1, 2, 840, 113_549, 1, 1, 13];
@@ -415,7 +416,8 @@ impl Request {
         .into_iter()
         .find(|(arcs, _)| is_oid(sig_oid, arcs));
         let hash = match (hash, pss, pkcs1) {
-            (Some(h), true, None) | (Some(h), false, Some((_, None))) => Some(h),
+            (Some(h), true, None) if pss_params_fit(signature_alg, h) => Some(h),
+            (Some(h), false, Some((_, None))) => Some(h),
             (Some(h), false, Some((_, Some(named)))) if named == h => Some(h),
             _ => None,
         };
@@ -450,7 +452,8 @@ impl Request {
         if self.message_digest.is_empty() {
             return Err(Refusal::new(
                 FailInfo::BadAlg,
-                "signatures are RSA (PKCS #1 v1.5 or PSS) with SHA-256, SHA-384 or SHA-512",
+                "signatures are RSA (PKCS #1 v1.5, or PSS with MGF1 of the same hash and a salt \
+                 as long as the hash) with SHA-256, SHA-384 or SHA-512",
             ));
         }
         if digest::digest(digest_of(self.hash), &self.envelope).as_ref()
@@ -506,6 +509,46 @@ pub(crate) fn hash_arcs(hash: Hash) -> &'static [u64] {
         Hash::Sha384 => SHA384,
         Hash::Sha512 => SHA512,
     }
+}
+
+/// Whether RSASSA-PSS parameters (the contents of the AlgorithmIdentifier, RFC 4055 §3.1)
+/// name `hash`, MGF1 with `hash` and a salt as long as the hash (what is verified here).
+fn pss_params_fit(alg: &[u8], hash: Hash) -> bool {
+    let digest_oid = |alg: &[u8]| Elements(alg).take(OID).map(<[u8]>::to_vec);
+    let wanted = oid_contents(hash_arcs(hash));
+    let mut e = Elements(alg);
+    let (Some(_), Some(params)) = (e.take(OID), e.take(SEQUENCE)) else {
+        return false; // absent parameters are SHA-1's
+    };
+    let mut p = Elements(params);
+    let named_hash = p
+        .take(EXPLICIT_0)
+        .and_then(|h| Elements(h).take(SEQUENCE))
+        .and_then(digest_oid);
+    let mgf = p
+        .take(0xa1)
+        .and_then(|m| Elements(m).take(SEQUENCE))
+        .and_then(|m| {
+            let mut m = Elements(m);
+            let mgf1 = m.take(OID).is_some_and(|o| is_oid(o, MGF1));
+            m.take(SEQUENCE).and_then(digest_oid).filter(|_| mgf1)
+        });
+    let salt = p
+        .take(0xa2)
+        .and_then(|s| Elements(s).take(INTEGER))
+        .and_then(|s| match s {
+            [n] => Some(usize::from(*n)),
+            _ => None,
+        });
+    let trailer_ok = match p.take(0xa3) {
+        None => true,
+        Some(t) => Elements(t).take(INTEGER) == Some(&[1][..]),
+    };
+    named_hash.as_deref() == Some(wanted.as_slice())
+        && mgf.as_deref() == Some(wanted.as_slice())
+        && salt == Some(digest_of(hash).output_len())
+        && trailer_ok
+        && p.is_empty()
 }
 
 fn verify_pss(spki_der: &[u8], hash: Hash, data: &[u8], sig: &[u8]) -> bool {

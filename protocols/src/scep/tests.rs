@@ -221,3 +221,34 @@ fn a_get_cert_names_its_issuer_and_serial() {
     assert_eq!(issuer, ra_issuer);
     assert_eq!(serial, vec![0x0a]);
 }
+
+#[test]
+fn pss_parameters_other_than_the_hash_s_own_are_a_bad_algorithm() {
+    assert!(Request::parse(PSS_REQ).unwrap().verify().is_ok());
+    // strongSwan's parameters: SHA-512, MGF1 with SHA-512, a 64-byte salt ([2] INTEGER 0x40);
+    // the SignerInfo's are the last in the message (the certificate before it has its own).
+    let salt = PSS_REQ
+        .windows(5)
+        .rposition(|w| w == [0xa2, 0x03, 0x02, 0x01, 0x40])
+        .unwrap();
+    let mut shorter = PSS_REQ.to_vec();
+    shorter[salt + 4] = 0x20;
+    let refused = Request::parse(&shorter).unwrap().verify().unwrap_err();
+    assert_eq!(refused.fail, FailInfo::BadAlg);
+    // MGF1 with another hash: the hash OID after id-mgf1 made SHA-256 (..04 02 03 -> 01).
+    let mgf1 = PSS_REQ
+        .windows(11)
+        .rposition(|w| {
+            w == [
+                0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08,
+            ]
+        })
+        .unwrap();
+    let mut other = PSS_REQ.to_vec();
+    assert_eq!(other[mgf1 + 23], 0x03);
+    other[mgf1 + 23] = 0x01;
+    assert_eq!(
+        Request::parse(&other).unwrap().verify().unwrap_err().fail,
+        FailInfo::BadAlg
+    );
+}
