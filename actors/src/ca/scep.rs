@@ -57,7 +57,8 @@ pub struct ScepTransaction {
     pub tenant: cryptoutil_protocols::ids::TenantId,
     /// The RA request it carries.
     pub request: String,
-    /// The certificate that signed it (DER): polls must be signed by it too.
+    /// The certificate that signed it (DER), for the record (the transaction's key names its
+    /// key: only that key finds it).
     pub signer: super::store::Der,
     /// When it started, Unix seconds.
     pub created_at: u64,
@@ -217,12 +218,14 @@ impl CasHandle {
         .await
         .map_err(|e| refusal_of(&e))??;
         let system = |e: Error| refusal_of(&e);
-        let signer_spki = scep::signer_key(&request.signer).ok_or_else(|| {
-            failure(
-                FailInfo::BadMessageCheck,
-                "the signer's certificate does not parse",
-            )
-        })?;
+        let signer_spki = cryptoutil_protocols::cmp::identity(&request.signer)
+            .map(|i| i.spki)
+            .ok_or_else(|| {
+                failure(
+                    FailInfo::BadMessageCheck,
+                    "the signer's certificate does not parse",
+                )
+            })?;
         let key = tx_key(&label.label, &request.transaction_id, &signer_spki);
         let (st, lookup) = (Arc::clone(&self.store), key.clone());
         let existing = || async move { blocking(move || load_tx(&st, &lookup)).await };

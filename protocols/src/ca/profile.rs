@@ -66,16 +66,19 @@ pub const BUILTIN: [&str; 7] = [
     "sub-ca",
 ];
 
-/// A built-in profile by name.
-pub fn builtin(name: &str) -> Option<Profile> {
-    use ExtendedKeyUsagePurpose as Eku;
-    use KeyUsagePurpose as Ku;
-    let days = |n: u64| Duration::from_secs(n * DAY);
+/// A leaf certificate's profile: digitalSignature, `ekus`, the SAN kinds `allowed` and
+/// `required`, 90 days by default and at most 397, built in.
+fn leaf(
+    name: &str,
+    ekus: Vec<ExtendedKeyUsagePurpose>,
+    allowed: &[&str],
+    required: &[&str],
+) -> Profile {
     let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let leaf = |name: &str, ekus: Vec<Eku>, allowed: &[&str], required: &[&str]| Profile {
+    Profile {
         name: name.to_owned(),
         builtin: true,
-        key_usages: vec![Ku::DigitalSignature],
+        key_usages: vec![KeyUsagePurpose::DigitalSignature],
         extended_key_usages: ekus,
         allowed_sans: strings(allowed),
         required_san: strings(required),
@@ -86,9 +89,16 @@ pub fn builtin(name: &str) -> Option<Profile> {
         forbidden_extensions: Vec::new(),
         is_ca: false,
         ocsp_nocheck: false,
-        default_validity: days(90),
-        max_validity: days(397),
-    };
+        default_validity: Duration::from_secs(90 * DAY),
+        max_validity: Duration::from_secs(397 * DAY),
+    }
+}
+
+/// A built-in profile by name.
+pub fn builtin(name: &str) -> Option<Profile> {
+    use ExtendedKeyUsagePurpose as Eku;
+    use KeyUsagePurpose as Ku;
+    let days = |n: u64| Duration::from_secs(n * DAY);
     Some(match name {
         "tls-server" => leaf(
             "tls-server",
@@ -144,24 +154,13 @@ pub fn builtin(name: &str) -> Option<Profile> {
 /// and decrypts what clients send, so digitalSignature and keyEncipherment; a year.
 pub fn scep_ra() -> Profile {
     Profile {
-        name: "scep-ra".to_owned(),
+        builtin: false,
         key_usages: vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ],
-        extended_key_usages: Vec::new(),
-        builtin: false,
-        allowed_sans: Vec::new(),
-        required_san: Vec::new(),
-        dns_patterns: Vec::new(),
-        email_patterns: Vec::new(),
-        ip_ranges: Vec::new(),
-        required_extensions: Vec::new(),
-        forbidden_extensions: Vec::new(),
-        is_ca: false,
-        ocsp_nocheck: false,
         default_validity: Duration::from_secs(365 * DAY),
-        max_validity: Duration::from_secs(397 * DAY),
+        ..leaf("scep-ra", Vec::new(), &[], &[])
     }
 }
 

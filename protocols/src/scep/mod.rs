@@ -579,15 +579,9 @@ pub(crate) fn names(cert: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((issuer, serial))
 }
 
-/// A certificate's SubjectPublicKeyInfo (DER).
-pub(crate) fn spki_of(cert: &[u8]) -> Option<Vec<u8>> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
-    Some(parsed.public_key().raw.to_vec())
-}
-
 /// A certificate's public key (SubjectPublicKeyInfo DER), if it parses.
-pub fn signer_key(cert: &[u8]) -> Option<Vec<u8>> {
-    spki_of(cert)
+pub(crate) fn spki_of(cert: &[u8]) -> Option<Vec<u8>> {
+    crate::cmp::identity(cert).map(|i| i.spki)
 }
 
 /// A short name for a key (SubjectPublicKeyInfo DER): the first 16 bytes of its SHA-256, hex.

@@ -387,47 +387,33 @@ async fn strongswan_pki_enrolls_renews_polls_and_is_refused() {
     // asked to).
     let before = count_certs(&app, &token, &root_id).await;
     let other = rsa_key(&work, "other");
-    let (ok, out) = pki.enroll(
-        &work,
-        "devices",
-        &other,
-        ("CN=x.example", "x.example"),
-        &["--password", &format!("{reference}:wrong")],
-        "x.pem",
-    );
+    // Another key, for x.example, at `label` with `extra` (its certificate never written).
+    let stranger = |label: &str, extra: &[&str]| {
+        pki.enroll(
+            &work,
+            label,
+            &other,
+            ("CN=x.example", "x.example"),
+            extra,
+            "x.pem",
+        )
+    };
+    let (ok, out) = stranger("devices", &["--password", &format!("{reference}:wrong")]);
     assert!(!ok && out.contains("badRequest"), "{out}");
-    let (ok, out) = pki.enroll(
-        &work,
-        "devices",
-        &other,
-        ("CN=x.example", "x.example"),
-        &["--password", &challenge],
-        "x.pem",
-    );
+    let (ok, out) = stranger("devices", &["--password", &challenge]);
     assert!(!ok && out.contains("badRequest"), "{out}");
     let (reference3, pass3) = secret(&app, &token, "devices").await;
-    let (ok, out) = pki.enroll(
-        &work,
+    let (ok, out) = stranger(
         "devices",
-        &other,
-        ("CN=x.example", "x.example"),
         &[
             "--password",
             &format!("{reference3}:{pass3}"),
             "--cipher",
             "des3",
         ],
-        "x.pem",
     );
     assert!(!ok && out.contains("failInfo:     badAlg"), "{out}");
-    let (ok, out) = pki.enroll(
-        &work,
-        "nowhere",
-        &other,
-        ("CN=x.example", "x.example"),
-        &["--password", &challenge],
-        "x.pem",
-    );
+    let (ok, out) = stranger("nowhere", &["--password", &challenge]);
     assert!(!ok && out.contains("404"), "{out}");
     assert_eq!(count_certs(&app, &token, &root_id).await, before);
 
