@@ -36,7 +36,9 @@ pub(crate) fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 const MAX_DEPTH: usize = 32;
 
 /// Whether `input` is exactly one element whose lengths, at every depth, fit inside their
-/// parent (definite lengths of at most four octets, low tag numbers only, at most 32 levels).
+/// parent (definite lengths of at most four octets, low tag numbers only, at most 32 levels),
+/// and whose universal tags have the one form DER allows: SEQUENCE and SET constructed, every
+/// other universal type (strings included, X.690 §10.2) primitive, no end-of-contents.
 pub(crate) fn well_formed(input: &[u8]) -> bool {
     matches!(tlv(input), Some((tag, contents, rest)) if rest.is_empty() && element(tag, contents, 0))
 }
@@ -45,7 +47,15 @@ fn element(tag: u8, contents: &[u8], depth: usize) -> bool {
     if tag & 0x1f == 0x1f || depth > MAX_DEPTH {
         return false;
     }
-    if tag & 0x20 == 0 {
+    let constructed = tag & 0x20 != 0;
+    if tag & 0xc0 == 0 {
+        let number = tag & 0x1f;
+        let sequence_or_set = number == 0x10 || number == 0x11;
+        if number == 0 || constructed != sequence_or_set {
+            return false;
+        }
+    }
+    if !constructed {
         return true;
     }
     let mut rest = contents;
@@ -76,6 +86,25 @@ mod tests {
         );
         assert!(!well_formed(&[0x30, 0x00, 0x00]), "trailing bytes");
         assert!(!well_formed(&[0x1f, 0x81, 0x01, 0x00]), "high tag numbers");
+        // What the fuzzer found next: a constructed OID (0x26) read as a time-stamp policy.
+        assert!(
+            !well_formed(&[0x30, 0x04, 0x26, 0x02, 0x05, 0x00]),
+            "constructed OID"
+        );
+        assert!(
+            !well_formed(&[0x24, 0x03, 0x04, 0x01, 0x00]),
+            "constructed OCTET STRING"
+        );
+        assert!(!well_formed(&[0x10, 0x00]), "primitive SEQUENCE");
+        assert!(!well_formed(&[0x30, 0x02, 0x00, 0x00]), "end-of-contents");
+        assert!(
+            well_formed(&[0x31, 0x03, 0x06, 0x01, 0x2a]),
+            "SET of one OID"
+        );
+        assert!(
+            well_formed(&[0xa0, 0x02, 0x80, 0x00]),
+            "context tags keep either form"
+        );
         let mut deep = vec![0x04, 0x00];
         for _ in 0..40 {
             let mut outer = vec![0x30, u8::try_from(deep.len()).unwrap_or(0)];

@@ -364,6 +364,30 @@ mod tests {
     }
 
     #[test]
+    fn a_constructed_policy_oid_is_a_bad_data_format() {
+        // The fuzzer's find: the policy `26 08 ...` (an OID in constructed form) was kept as
+        // the request's policy. DER has OIDs primitive only.
+        let mut der = vec![
+            0x30, 0x43, 0x02, 0x01, 0x01, 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09,
+        ];
+        der.extend([
+            0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+        ]);
+        der.extend([0x11; 32]);
+        der.extend([0x26, 0x08, 0, 0, 0, 0, 0x45, 0, 0, 0, 0x01, 0x01, 0xff]);
+        assert!(matches!(parse_request(&der), Err(Failure::BadDataFormat)));
+        // The same request with the policy primitive (06 01 2a) parses and keeps it.
+        let len = der.len();
+        der.truncate(len - 13);
+        der.extend([0x06, 0x01, 0x2a]);
+        der[1] = u8::try_from(der.len() - 2).unwrap();
+        assert_eq!(
+            parse_request(&der).unwrap().policy,
+            Some(vec![0x06, 0x01, 0x2a])
+        );
+    }
+
+    #[test]
     fn a_rejection_names_its_failure_bit() {
         let der = rejection(Failure::BadAlg);
         let (status, bits) = yasna::parse_der(&der, |r| {
