@@ -159,6 +159,45 @@ pub fn certs_only_message<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> Vec<
     })
 }
 
+/// The private key of a `/serverkeygen` answer sealed to the key of the client's request
+/// (`spki_der`): a CMS EnvelopedData (RFC 7030 §4.4.2, asymmetric case; see [`crate::cms`])
+/// of an `AsymmetricKeyPackage` (RFC 5958) holding the one key, PKCS#8.
+pub fn sealed_key(pkcs8: &[u8], spki_der: &[u8]) -> Result<Vec<u8>, Error> {
+    let package = zeroize::Zeroizing::new(yasna::construct_der(|w| {
+        w.write_sequence(|w| w.next().write_der(pkcs8));
+    }));
+    crate::cms::seal_to_key(crate::cms::KEY_PACKAGE, &package, spki_der)
+}
+
+/// The boundary between the parts of a `/serverkeygen` answer: `-` and `.` are outside the
+/// base64 alphabet, so no part's content holds it (RFC 2046 §5.1.1).
+const SERVER_KEY_BOUNDARY: &str = "cryptoutil-est.server-generated-key";
+/// The media type of a `/serverkeygen` answer (RFC 7030 §4.4.2).
+pub const SERVER_KEY_MEDIA_TYPE: &str =
+    "multipart/mixed; boundary=cryptoutil-est.server-generated-key";
+
+/// The body of a `/serverkeygen` answer (RFC 7030 §4.4.2): a `multipart/mixed` of the sealed
+/// key (`application/pkcs7-mime; smime-type=server-generated-key`) and the certificate with
+/// its chain (a certs-only message), each base64 in CRLF-ended lines.
+pub fn server_key_body(sealed_key: &[u8], certs_only: &[u8]) -> String {
+    let part = |media_type: &str, der: &[u8]| {
+        format!(
+            "--{SERVER_KEY_BOUNDARY}\r\nContent-Type: {media_type}\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            body(der).trim_end().replace('\n', "\r\n")
+        )
+    };
+    let mut out = part(
+        "application/pkcs7-mime; smime-type=server-generated-key",
+        sealed_key,
+    );
+    out.push_str(&part(
+        "application/pkcs7-mime; smime-type=certs-only",
+        certs_only,
+    ));
+    out.push_str(&format!("--{SERVER_KEY_BOUNDARY}--\r\n"));
+    out
+}
+
 /// The `/csrattrs` answer (RFC 7030 §4.5.2, a `CsrAttrs` SEQUENCE OF AttrOrOID) for requests to
 /// a CA with key `ca_key`: the signature algorithm to sign the request with and the key to
 /// certify (an EC key on the CA's curve; RSA 3072 under an RSA CA).
@@ -185,6 +224,47 @@ pub fn csr_attrs(ca_key: KeyType) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_made_key_is_sealed_to_the_requests_key_in_two_parts() {
+        use crate::ca::KeyType;
+        for (kind, recipient_tag) in [
+            (KeyType::P256, 0xa1),
+            (KeyType::P384, 0xa1),
+            (KeyType::Rsa3072, 0x30),
+        ] {
+            let client = kind.generate().unwrap();
+            let spki = {
+                use rcgen::PublicKeyData as _;
+                rcgen::KeyPair::try_from(client.as_slice())
+                    .unwrap()
+                    .subject_public_key_info()
+            };
+            let key = KeyType::P256.generate().unwrap();
+            let sealed = sealed_key(&key, &spki).unwrap();
+            assert!(der::well_formed(&sealed));
+            // ContentInfo { envelopedData, [0] { EnvelopedData { 2, SET { recipient } ... } } }
+            let (contents, _) = der::expect(&sealed, SEQUENCE).unwrap();
+            let (_, rest) = der::expect(contents, OID).unwrap();
+            let (explicit, _) = der::expect(rest, EXPLICIT_0).unwrap();
+            let (enveloped, _) = der::expect(explicit, SEQUENCE).unwrap();
+            assert_eq!(&enveloped[..3], &[INTEGER, 1, 2]);
+            let (recipients, encrypted) = der::expect(&enveloped[3..], SET).unwrap();
+            assert_eq!(recipients.first(), Some(&recipient_tag), "{kind:?}");
+            let (info, _) = der::expect(encrypted, SEQUENCE).unwrap();
+            // The plaintext (a package of a P-256 PKCS#8) is nowhere in it.
+            assert!(!info.windows(key.len()).any(|w| w == key.as_slice()));
+            let text = server_key_body(&sealed, &certs_only_message([key.as_slice()]));
+            assert!(SERVER_KEY_MEDIA_TYPE.ends_with(SERVER_KEY_BOUNDARY));
+            assert_eq!(text.matches(SERVER_KEY_BOUNDARY).count(), 3);
+            assert!(text.ends_with(&format!("--{SERVER_KEY_BOUNDARY}--\r\n")));
+            assert!(text.contains(
+                "smime-type=server-generated-key\r\nContent-Transfer-Encoding: base64\r\n\r\nMI"
+            ));
+        }
+        // A key of another kind is refused.
+        assert!(sealed_key(&[0x30, 0x00], &[0x30, 0x00]).is_err());
+    }
 
     /// `openssl crl2pkcs7 -nocrl -certfile leaf.pem -certfile ca.pem -outform DER | base64`:
     /// a leaf and its CA, as an EST server answers.

@@ -26,6 +26,7 @@
 pub mod acme;
 pub mod ca;
 pub mod cmp;
+pub mod cms;
 mod der;
 pub mod dns;
 pub mod dpop;

@@ -1,5 +1,6 @@
 //! The EST server (RFC 7030) at `/.well-known/est/` (label `default`) and
-//! `/.well-known/est/<label>/`: `cacerts`, `simpleenroll`, `simplereenroll` and `csrattrs`.
+//! `/.well-known/est/<label>/`: `cacerts`, `simpleenroll`, `simplereenroll`, `serverkeygen`
+//! and `csrattrs`.
 //! Public routes because each carries its own authentication: HTTP Basic with an RA
 //! enrollment secret (`reference:secret`), an OAuth bearer token with scope `ca` of the
 //! label's tenant, or the TLS client certificate a label's CA issued (the only way to
@@ -10,11 +11,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use cryptoutil_actors::ca::ra::{Enrolled, Enrollee, LabelRecord, RETRY_AFTER};
+use cryptoutil_actors::ca::ra::{Approval, Enrolled, Enrollee, LabelRecord, RETRY_AFTER};
 use cryptoutil_actors::ca::CasHandle;
 use cryptoutil_actors::caller::Caller;
 use cryptoutil_actors::{Error, Scope};
-use cryptoutil_protocols::{est, oauth};
+use cryptoutil_protocols::{ca as pki_ca, est, oauth};
 
 use super::api::handle;
 use crate::auth::{bearer_token, several_authorizations, PrincipalExt, Scheme};
@@ -93,7 +94,7 @@ async fn label(app: &AppState, name: &str) -> Result<LabelRecord, EstError> {
 }
 
 /// A certs-only CMS answer (`application/pkcs7-mime; smime-type=certs-only`, base64).
-fn pkcs7(certs: &[&[u8]]) -> Response {
+fn certs_only(message: &[u8]) -> Response {
     (
         [
             (
@@ -102,7 +103,7 @@ fn pkcs7(certs: &[&[u8]]) -> Response {
             ),
             (CONTENT_TRANSFER_ENCODING, "base64"),
         ],
-        est::body(&est::certs_only_message(certs.iter().copied())),
+        est::body(message),
     )
         .into_response()
 }
@@ -110,8 +111,9 @@ fn pkcs7(certs: &[&[u8]]) -> Response {
 async fn cacerts(app: AppState, name: &str) -> Result<Response, EstError> {
     let label = label(&app, name).await?;
     let chain = cas(&app)?.label_ca(&label).await?.issued_chain();
-    let certs: Vec<&[u8]> = chain.iter().map(|c| c.0.as_slice()).collect();
-    Ok(pkcs7(&certs))
+    Ok(certs_only(&est::certs_only_message(
+        chain.iter().map(|c| c.0.as_slice()),
+    )))
 }
 
 async fn csrattrs(app: AppState, name: &str) -> Result<Response, EstError> {
@@ -193,6 +195,39 @@ async fn enrollee(
     }
 }
 
+/// The checks every enrollment starts with: the label, who asks, the media type; the request
+/// (DER).
+async fn enrollment(
+    app: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    peer: Option<&PeerCertificates>,
+    body: &Bytes,
+    renewal: bool,
+) -> Result<(LabelRecord, Enrollee, Vec<u8>), EstError> {
+    let label = label(app, name).await?;
+    let who = enrollee(app, headers, peer, renewal).await?;
+    if !media_type_is(headers, "application/pkcs10") {
+        return Err(EstError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/pkcs10".into(),
+        ));
+    }
+    let der = est::decode_body(body, est::MAX_REQUEST)
+        .map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok((label, who, der))
+}
+
+/// The issued certificate first, then its chain (RFC 7030 §4.2.3 allows it; a server
+/// presenting the certificate needs it), as a certs-only message.
+fn issued_certs(issued: &cryptoutil_actors::ca::IssuedCert) -> Vec<u8> {
+    est::certs_only_message(
+        std::iter::once(&issued.cert.certificate)
+            .chain(issued.chain.iter())
+            .map(|c| c.0.as_slice()),
+    )
+}
+
 async fn enroll(
     app: AppState,
     name: &str,
@@ -201,26 +236,10 @@ async fn enroll(
     body: Bytes,
     renewal: bool,
 ) -> Result<Response, EstError> {
-    let label = label(&app, name).await?;
-    let who = enrollee(&app, &headers, peer.as_ref().map(|e| &e.0), renewal).await?;
-    if !media_type_is(&headers, "application/pkcs10") {
-        return Err(EstError(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/pkcs10".into(),
-        ));
-    }
-    let der = est::decode_body(&body, est::MAX_REQUEST)
-        .map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let peer = peer.as_ref().map(|e| &e.0);
+    let (label, who, der) = enrollment(&app, name, &headers, peer, &body, renewal).await?;
     match cas(&app)?.enroll(&label, who, der, "est").await? {
-        Enrolled::Issued(issued) => {
-            // The issued certificate first, then its chain (RFC 7030 §4.2.3 allows it; a
-            // server presenting the certificate needs it).
-            let certs: Vec<&[u8]> = std::iter::once(&issued.cert.certificate)
-                .chain(issued.chain.iter())
-                .map(|c| c.0.as_slice())
-                .collect();
-            Ok(pkcs7(&certs))
-        }
+        Enrolled::Issued(issued) => Ok(certs_only(&issued_certs(&issued))),
         // RFC 7030 §4.2.3: 202 and Retry-After, no body (clients do not read one); the
         // client sends the same request again later.
         Enrolled::Pending { id } => {
@@ -231,10 +250,80 @@ async fn enroll(
             )
                 .into_response())
         }
-        Enrolled::Rejected { reason } => Err(EstError(
-            StatusCode::FORBIDDEN,
-            format!("the RA rejected this request: {reason}"),
-        )),
+        Enrolled::Rejected { reason } => Err(rejected(&reason)),
+    }
+}
+
+fn rejected(reason: &str) -> EstError {
+    EstError(
+        StatusCode::FORBIDDEN,
+        format!("the RA rejected this request: {reason}"),
+    )
+}
+
+/// `/serverkeygen` (RFC 7030 §4.4): the CA makes the key. The client's request names the
+/// subject and subject alternative names and, signed by the client's key, proves it holds
+/// that key; the new key (of the same kind) is certified through the RA like any request and
+/// returned only sealed to the request's key (RFC 7030 §4.4.2's asymmetric case, the request's
+/// key identifying it), never in the clear and never kept. A label with manual approval is
+/// refused: the key would have to wait in the CA for the RA's decision.
+async fn serverkeygen(
+    app: AppState,
+    name: &str,
+    headers: HeaderMap,
+    peer: Option<Extension<PeerCertificates>>,
+    body: Bytes,
+) -> Result<Response, EstError> {
+    let peer = peer.as_ref().map(|e| &e.0);
+    let (label, who, der) = enrollment(&app, name, &headers, peer, &body, false).await?;
+    if label.approval == Approval::Manual {
+        return Err(EstError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "label {:?} waits for the RA: serverkeygen needs automatic approval (a key \
+                 made here does not wait in the CA)",
+                label.label
+            ),
+        ));
+    }
+    let request =
+        pki_ca::csr::parse(&der).map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    // Key generation (RSA: up to seconds) off the async task.
+    let made = tokio::task::spawn_blocking(move || {
+        pki_ca::server_request_like(&request).map(|(key, csr)| (key, csr, request.spki_der))
+    })
+    .await
+    .map_err(|_| {
+        EstError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "key generation failed".into(),
+        )
+    })?;
+    let (key, csr, recipient) =
+        made.map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    match cas(&app)?.enroll(&label, who, csr, "est").await? {
+        Enrolled::Issued(issued) => {
+            let sealed = est::sealed_key(&key, &recipient)
+                .map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, est::SERVER_KEY_MEDIA_TYPE),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                est::server_key_body(&sealed, &issued_certs(&issued)),
+            )
+                .into_response())
+        }
+        Enrolled::Pending { id } => {
+            // The label became manual since it was read: the key is dropped, the request
+            // stays for the RA to reject.
+            tracing::warn!(request = %id, "an EST serverkeygen request went to the RA");
+            Err(EstError(
+                StatusCode::CONFLICT,
+                "the label now waits for the RA: ask again with simpleenroll".into(),
+            ))
+        }
+        Enrolled::Rejected { reason } => Err(rejected(&reason)),
     }
 }
 
@@ -280,4 +369,14 @@ pub(crate) async fn simplereenroll_post(
     body: Bytes,
 ) -> Result<Response, EstError> {
     enroll(app, &label_of(&uri), headers, peer, body, true).await
+}
+
+pub(crate) async fn serverkeygen_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    peer: Option<Extension<PeerCertificates>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, EstError> {
+    serverkeygen(app, &label_of(&uri), headers, peer, body).await
 }

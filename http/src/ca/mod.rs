@@ -225,6 +225,14 @@ fn rows(rows: &mut Vec<RouteSpec>) {
                 "/.well-known/est/{label}/simplereenroll",
                 || post(est::simplereenroll_post),
             ),
+            (Method::POST, "/.well-known/est/serverkeygen", || {
+                post(est::serverkeygen_post)
+            }),
+            (
+                Method::POST,
+                "/.well-known/est/{label}/serverkeygen",
+                || post(est::serverkeygen_post),
+            ),
         ],
     );
     // CMP (RFC 4210/9483 over HTTP, RFC 6712): public because every message carries its own

@@ -543,8 +543,6 @@ pub fn server_request(
     subject: &Subject,
     names: &Names,
 ) -> Result<(Zeroizing<Vec<u8>>, Csr), Error> {
-    let mut params = rcgen::CertificateParams::default();
-    params.distinguished_name = subject.checked()?;
     let sans: Vec<San> = names
         .dns
         .iter()
@@ -553,14 +551,38 @@ pub fn server_request(
         .chain(names.email.iter().map(|e| San::Email(e.clone())))
         .chain(names.uri.iter().map(|u| San::Uri(u.clone())))
         .collect();
+    let (key, der) = signed_request(key_type, subject.checked()?, &sans)?;
+    Ok((key, csr::parse(&der)?))
+}
+
+/// A key the service makes for a client that asked with request `like` (EST serverkeygen):
+/// of the same kind (RSA of at most 3072 bits becomes 3072, larger 4096), and a request with
+/// `like`'s subject and subject alternative names signed by it: (PKCS#8, PKCS#10 DER).
+pub fn server_request_like(like: &Csr) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), Error> {
+    let key_type = match like.key {
+        csr::RequestKey::P256 => KeyType::P256,
+        csr::RequestKey::P384 => KeyType::P384,
+        csr::RequestKey::Rsa(bits) if bits <= 3072 => KeyType::Rsa3072,
+        csr::RequestKey::Rsa(_) => KeyType::Rsa4096,
+    };
+    signed_request(key_type, like.subject.clone(), &like.sans)
+}
+
+/// A new key of `key_type` and a PKCS#10 request for `subject` and `sans` it signs.
+fn signed_request(
+    key_type: KeyType,
+    subject: rcgen::DistinguishedName,
+    sans: &[San],
+) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), Error> {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = subject;
     params.subject_alt_names = sans.iter().map(San::to_rcgen).collect::<Result<_, _>>()?;
     let key = key_type.generate()?;
     let pair = key_type.load(&key)?;
     let request = params
         .serialize_request(&pair)
         .map_err(cert_err("server-made key request"))?;
-    let csr = csr::parse(request.der())?;
-    Ok((key, csr))
+    Ok((key, request.der().to_vec()))
 }
 
 /// A CA brought from elsewhere, checked: its certificate, the chain above it, its key.

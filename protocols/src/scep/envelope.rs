@@ -6,8 +6,7 @@
 //! a bad key and a bad padding of the content fail alike: the answer is no padding oracle.
 
 use aws_lc_rs::cipher::{
-    DecryptionContext, EncryptionContext, PaddedBlockDecryptingKey, PaddedBlockEncryptingKey,
-    UnboundCipherKey, AES_128, AES_192, AES_256,
+    DecryptionContext, PaddedBlockDecryptingKey, UnboundCipherKey, AES_128, AES_192, AES_256,
 };
 use aws_lc_rs::iv::FixedLength;
 use aws_lc_rs::rsa::{
@@ -28,7 +27,7 @@ use crate::Error;
 
 const AES128_CBC: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 1, 2];
 const AES192_CBC: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 1, 22];
-const AES256_CBC: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 1, 42];
+use crate::cms::AES256_CBC;
 /// `[0] IMPLICIT OCTET STRING`, primitive and constructed.
 const IMPLICIT_0_PRIMITIVE: u8 = 0x80;
 
@@ -367,25 +366,12 @@ pub fn seal(content: &[u8], recipient: &[u8]) -> Result<Vec<u8>, Refusal> {
         .and_then(|k| Pkcs1PublicEncryptingKey::new(k).ok())
         .ok_or_else(no_rsa)?;
     let failed = || Refusal::new(FailInfo::BadRequest, "sealing the answer failed");
-    let mut key = Zeroizing::new([0u8; 32]);
-    let mut iv = [0u8; 16];
-    aws_lc_rs::rand::fill(key.as_mut_slice()).map_err(|_| failed())?;
-    aws_lc_rs::rand::fill(&mut iv).map_err(|_| failed())?;
+    let encrypted = crate::cms::Encrypted::new(content).map_err(|_| failed())?;
     let mut encrypted_key = vec![0u8; public.ciphertext_size()];
     let encrypted_key = public
-        .encrypt(key.as_slice(), &mut encrypted_key)
+        .encrypt(encrypted.key.as_slice(), &mut encrypted_key)
         .map_err(|_| failed())?
         .to_vec();
-    let cipher = UnboundCipherKey::new(&AES_256, key.as_slice()).map_err(|_| failed())?;
-    let mut ciphertext = content.to_vec();
-    PaddedBlockEncryptingKey::cbc_pkcs7(cipher)
-        .and_then(|k| {
-            k.less_safe_encrypt(
-                &mut ciphertext,
-                EncryptionContext::Iv128(FixedLength::from(iv)),
-            )
-        })
-        .map_err(|_| failed())?;
     let rid = issuer_and_serial(issuer, serial);
     Ok(super::content_info(ENVELOPED_DATA, |w| {
         w.write_sequence(|w| {
@@ -402,17 +388,7 @@ pub fn seal(content: &[u8], recipient: &[u8]) -> Result<Vec<u8>, Refusal> {
                     w.next().write_bytes(&encrypted_key);
                 });
             });
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&ObjectIdentifier::from_slice(DATA));
-                w.next().write_sequence(|w| {
-                    w.next()
-                        .write_oid(&ObjectIdentifier::from_slice(AES256_CBC));
-                    w.next().write_bytes(&iv);
-                });
-                w.next().write_tagged_implicit(yasna::Tag::context(0), |w| {
-                    w.write_bytes(&ciphertext);
-                });
-            });
+            encrypted.write_info(w.next(), DATA);
         });
     }))
 }

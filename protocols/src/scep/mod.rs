@@ -160,9 +160,10 @@ pub struct Request {
 }
 
 // OIDs (arcs).
+pub(crate) use crate::cms::{content_info, ENVELOPED_DATA};
+
 pub(crate) const SIGNED_DATA: &[u64] = &[1, 2, 840, 113_549, 1, 7, 2];
 pub(crate) const DATA: &[u64] = &[1, 2, 840, 113_549, 1, 7, 1];
-pub(crate) const ENVELOPED_DATA: &[u64] = &[1, 2, 840, 113_549, 1, 7, 3];
 const CONTENT_TYPE: &[u64] = &[1, 2, 840, 113_549, 1, 9, 3];
 const MESSAGE_DIGEST: &[u64] = &[1, 2, 840, 113_549, 1, 9, 4];
 const SIGNING_TIME: &[u64] = &[1, 2, 840, 113_549, 1, 9, 5];
@@ -665,20 +666,6 @@ pub fn crl_only_message(crl: &[u8]) -> Vec<u8> {
                 w.write_set(|w| w.next().write_der(crl));
             });
             w.next().write_set(|_| {});
-        });
-    })
-}
-
-/// A CMS ContentInfo (DER) of `content_type` whose `[0] EXPLICIT` content `inner` writes.
-pub(crate) fn content_info(
-    content_type: &[u64],
-    inner: impl FnOnce(yasna::DERWriter<'_>),
-) -> Vec<u8> {
-    yasna::construct_der(|w| {
-        w.write_sequence(|w| {
-            w.next()
-                .write_oid(&ObjectIdentifier::from_slice(content_type));
-            w.next().write_tagged(yasna::Tag::context(0), inner);
         });
     })
 }

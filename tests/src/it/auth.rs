@@ -91,6 +91,8 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(POST) /.well-known/est/{label}/simpleenroll",
                 "Some(POST) /.well-known/est/simplereenroll",
                 "Some(POST) /.well-known/est/{label}/simplereenroll",
+                "Some(POST) /.well-known/est/serverkeygen",
+                "Some(POST) /.well-known/est/{label}/serverkeygen",
                 // CMP: every message carries its own protection (an RA secret's MAC or a
                 // signature by a certificate of the label's CA), checked first.
                 "Some(POST) /.well-known/cmp",

@@ -13,7 +13,9 @@ use cryptoutil_actors::ServiceName;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::ca_service::{audit_verifies, call, csr, openssl, pkilint, root, run, Audited, CaTest};
+use super::ca_service::{
+    audit_verifies, call, csr, openssl, pkilint, request_file, root, run, Audited, CaTest,
+};
 use super::identity::client_token;
 use crate::TestApp;
 
@@ -507,6 +509,346 @@ async fn bouncycastles_est_client_enrolls_renews_and_waits_for_the_ra() {
     assert_eq!(ops("ra-request", false), 2);
     assert_eq!(ops("ra-approve", false), 1);
     assert_eq!(ops("ra-reject", false), 1);
+    audit_verifies(&app).await;
+    app.stop().await;
+}
+
+/// `curl` POSTs the request `der_file` (DER, sent base64) to EST `serverkeygen` at `label`
+/// with Basic `user`: the HTTP status; on 200, Python's `email` parser splits the multipart
+/// answer into `<name>.key.p7` (the sealed key) and `<name>.certs.p7` (certificate and chain),
+/// DER, and the parts' media types are checked.
+fn serverkeygen(
+    work: &Path,
+    app: &TestApp,
+    anchor: &Path,
+    (label, user): (&str, &str),
+    (der_file, name): (&str, &str),
+) -> String {
+    let url = format!(
+        "{}/.well-known/est/{label}/serverkeygen",
+        app.public(ServiceName::Ca)
+    );
+    let b64 = format!("{name}.b64");
+    let der = std::fs::read(work.join(der_file)).unwrap();
+    std::fs::write(
+        work.join(&b64),
+        base64::engine::general_purpose::STANDARD.encode(der),
+    )
+    .unwrap();
+    let headers = format!("{name}.headers");
+    let body = format!("{name}.body");
+    let (ok, status) = run(Command::new("curl")
+        .current_dir(work)
+        .args(["-sS", "--tlsv1.3", "--cacert"])
+        .arg(anchor)
+        .args(["-u", user, "-H", "Content-Type: application/pkcs10"])
+        .args(["-H", "Content-Transfer-Encoding: base64"])
+        .args(["--data-binary", &format!("@{b64}"), "-D", &headers])
+        .args(["-o", &body, "-w", "%{http_code}", &url]));
+    assert!(ok, "{status}");
+    if status != "200" {
+        return status;
+    }
+    let split = r#"
+import base64, email, sys
+name = sys.argv[1]
+head = open(name + ".headers", "rb").read().split(b"\r\n", 1)[1]
+msg = email.message_from_bytes(head + open(name + ".body", "rb").read())
+assert msg.get_content_type() == "multipart/mixed", msg.get_content_type()
+parts = msg.get_payload()
+assert len(parts) == 2, len(parts)
+assert parts[0].get_content_type() == "application/pkcs7-mime"
+assert parts[0].get_param("smime-type") == "server-generated-key"
+assert parts[1].get_param("smime-type") == "certs-only"
+assert "no-store" in msg.get("cache-control", "")
+open(name + ".key.p7", "wb").write(parts[0].get_payload(decode=True))
+open(name + ".certs.p7", "wb").write(parts[1].get_payload(decode=True))
+"#;
+    let (ok, out) = run(Command::new("python3")
+        .current_dir(work)
+        .args(["-c", split, name]));
+    assert!(ok, "{out}");
+    status
+}
+
+/// EST `serverkeygen` (RFC 7030 §4.4) judged by curl, Python's MIME parser and openssl: the
+/// CA makes the key (P-256 for a P-256 request, RSA 3072 for an RSA request) and returns it
+/// only sealed to the request's key; `openssl cms -decrypt` with the client's key opens it
+/// (ECDH to a P-256 key, RSA-OAEP to an RSA key), it is the key the issued certificate
+/// certifies, the certificate verifies under the root and passes pkilint. A used secret, a
+/// request whose signature does not verify, a label with manual approval and a wrong media
+/// type are refused with nothing issued.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them() {
+    let CaTest {
+        dir: _dir,
+        data,
+        work,
+        app,
+        token,
+        ..
+    } = CaTest::start(&[], "ca ca-ra").await;
+    let anchor = cryptoutil_bin::pki::anchor_path(&data);
+    let root_id = root_with_labels(
+        &app,
+        &token,
+        &work,
+        ("keygen", "Keygen Root"),
+        &[("keygen", "auto"), ("held", "manual")],
+    )
+    .await;
+
+    // A P-256 request, then an RSA 3072 one (openssl makes both keys and requests).
+    request_file(
+        &work,
+        "ec",
+        "/CN=ec.example.test",
+        "DNS:ec.example.test",
+        "DER",
+    );
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:3072",
+            "-nodes",
+            "-keyout",
+            "rsa.key",
+            "-subj",
+            "/CN=rsa.example.test",
+            "-addext",
+            "subjectAltName=DNS:rsa.example.test",
+            "-outform",
+            "DER",
+            "-out",
+            "rsa.der",
+        ],
+    );
+    assert!(ok, "{out}");
+    for (name, key_text) in [
+        ("ec", "ASN1 OID: prime256v1"),
+        ("rsa", "Private-Key: (3072 bit"),
+    ] {
+        let (reference, pass) = secret(&app, &token, "keygen").await;
+        let user = format!("{reference}:{pass}");
+        let status = serverkeygen(
+            &work,
+            &app,
+            &anchor,
+            ("keygen", &user),
+            (&format!("{name}.der"), name),
+        );
+        assert_eq!(status, "200", "{name}");
+        // The sealed key: an EnvelopedData only the request's key opens.
+        let (ok, out) = openssl(
+            &work,
+            &[
+                "cms",
+                "-decrypt",
+                "-inform",
+                "DER",
+                "-in",
+                &format!("{name}.key.p7"),
+                "-inkey",
+                &format!("{name}.key"),
+                "-binary",
+                "-out",
+                &format!("{name}.package.der"),
+            ],
+        );
+        assert!(ok, "openssl cms -decrypt ({name}): {out}");
+        let (ok, out) = openssl(
+            &work,
+            &[
+                "cms",
+                "-cmsout",
+                "-print",
+                "-inform",
+                "DER",
+                "-in",
+                &format!("{name}.key.p7"),
+            ],
+        );
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("id-smime-ct-") || out.contains("2.16.840.1.101.2.1.2.78.5"),
+            "the content is an AsymmetricKeyPackage: {out}"
+        );
+        // An AsymmetricKeyPackage of one key: the PKCS#8 inside, read by openssl.
+        let package = std::fs::read(work.join(format!("{name}.package.der"))).unwrap();
+        let (ok, out) = openssl(
+            &work,
+            &[
+                "asn1parse",
+                "-inform",
+                "DER",
+                "-in",
+                &format!("{name}.package.der"),
+            ],
+        );
+        assert!(ok && out.starts_with("    0:d=0"), "{out}");
+        let header = if package[1] < 0x80 {
+            2
+        } else {
+            2 + usize::from(package[1] & 0x7f)
+        };
+        std::fs::write(work.join(format!("{name}.pk8")), &package[header..]).unwrap();
+        let (ok, key_out) = openssl(
+            &work,
+            &[
+                "pkey",
+                "-inform",
+                "DER",
+                "-in",
+                &format!("{name}.pk8"),
+                "-noout",
+                "-text",
+            ],
+        );
+        assert!(ok && key_out.contains(key_text), "{name}: {key_out}");
+        let (ok, key_pub) = openssl(
+            &work,
+            &[
+                "pkey",
+                "-inform",
+                "DER",
+                "-in",
+                &format!("{name}.pk8"),
+                "-pubout",
+            ],
+        );
+        assert!(ok, "{key_pub}");
+        // The certificate and its chain: it certifies that key, not the request's.
+        let chain = format!("{name}.chain.pem");
+        let (ok, out) = openssl(
+            &work,
+            &[
+                "pkcs7",
+                "-inform",
+                "DER",
+                "-in",
+                &format!("{name}.certs.p7"),
+                "-print_certs",
+                "-out",
+                &chain,
+            ],
+        );
+        assert!(ok, "{out}");
+        let (ok, cert_pub) = openssl(&work, &["x509", "-in", &chain, "-noout", "-pubkey"]);
+        assert!(ok, "{cert_pub}");
+        assert_eq!(
+            key_pub, cert_pub,
+            "{name}: the certificate certifies the sealed key"
+        );
+        let (ok, request_pub) = openssl(&work, &["pkey", "-in", &format!("{name}.key"), "-pubout"]);
+        assert!(ok, "{request_pub}");
+        assert_ne!(
+            request_pub, cert_pub,
+            "{name}: a new key, not the request's"
+        );
+        let (ok, out) = openssl(
+            &work,
+            &["x509", "-in", &chain, "-out", &format!("{name}.leaf.pem")],
+        );
+        assert!(ok, "{out}");
+        let (ok, out) = openssl(
+            &work,
+            &[
+                "verify",
+                "-purpose",
+                "sslserver",
+                "-CAfile",
+                "root.pem",
+                &format!("{name}.leaf.pem"),
+            ],
+        );
+        assert!(ok, "{out}");
+        let (ok, out) = openssl(
+            &work,
+            &[
+                "x509",
+                "-in",
+                &format!("{name}.leaf.pem"),
+                "-noout",
+                "-subject",
+                "-ext",
+                "subjectAltName",
+            ],
+        );
+        assert!(
+            ok && out.contains(&format!("DNS:{name}.example.test")),
+            "{out}"
+        );
+        let (ok, text) = pkilint(
+            &work,
+            "lint_pkix_cert",
+            &["lint", "-s", "ERROR", &format!("{name}.leaf.pem")],
+        );
+        assert!(ok, "pkilint: {text}");
+        // The secret is spent: asking again is refused (the key was never kept).
+        let status = serverkeygen(
+            &work,
+            &app,
+            &anchor,
+            ("keygen", &user),
+            (&format!("{name}.der"), &format!("{name}-again")),
+        );
+        assert_eq!(status, "401", "{name}");
+    }
+    assert_eq!(count_certs(&app, &token, &root_id).await, 2);
+
+    // Refused, nothing issued: a request whose signature does not verify, a manual label,
+    // a wrong media type.
+    let mut forged = std::fs::read(work.join("ec.der")).unwrap();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    std::fs::write(work.join("forged.der"), &forged).unwrap();
+    let (reference, pass) = secret(&app, &token, "keygen").await;
+    let user = format!("{reference}:{pass}");
+    let status = serverkeygen(
+        &work,
+        &app,
+        &anchor,
+        ("keygen", &user),
+        ("forged.der", "forged"),
+    );
+    assert_eq!(status, "400");
+    let (held_ref, held_pass) = secret(&app, &token, "held").await;
+    let status = serverkeygen(
+        &work,
+        &app,
+        &anchor,
+        ("held", &format!("{held_ref}:{held_pass}")),
+        ("ec.der", "held"),
+    );
+    assert_eq!(status, "400");
+    let body = std::fs::read_to_string(work.join("held.body")).unwrap();
+    assert!(body.contains("automatic approval"), "{body}");
+    let (ok, status) = run(Command::new("curl")
+        .current_dir(&work)
+        .args(["-sS", "--cacert"])
+        .arg(&anchor)
+        .args([
+            "-u",
+            &user,
+            "-H",
+            "Content-Type: text/plain",
+            "--data-binary",
+            "@ec.b64",
+        ])
+        .args(["-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!(
+            "{}/.well-known/est/keygen/serverkeygen",
+            app.public(ServiceName::Ca)
+        )));
+    assert!(ok && status == "415", "{status}");
+    assert_eq!(count_certs(&app, &token, &root_id).await, 2);
+    assert!(pending_requests(&app, &token).await["requests"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     audit_verifies(&app).await;
     app.stop().await;
 }
