@@ -64,7 +64,7 @@ pub fn plan(
         return Ok(None);
     }
     let store = store.ok_or_else(|| {
-        anyhow!("invalid configuration: `federation.ca_enabled` needs `tls.mode: dynamic`")
+        anyhow!("`federation.ca_enabled` needs the PKI store (tls/pki.redb), which was not opened")
     })?;
     let certificates = certs
         .iter()

@@ -50,7 +50,7 @@ pub fn provision(
 ) -> anyhow::Result<TlsSetup> {
     let setup = match cfg.tls.mode {
         TlsMode::Dynamic => dynamic(cfg, services, unseal)?,
-        TlsMode::Static => static_material(cfg, services)?,
+        TlsMode::Static => static_material(cfg, services, unseal)?,
     };
     for (i, pem) in cfg.tls.extra_trusted_cas.iter().enumerate() {
         let count = CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -83,14 +83,60 @@ const ROOT_KEY: &[u8] = b"ca/root/key";
 const INT_CERT: &[u8] = b"ca/intermediate/cert";
 const INT_KEY: &[u8] = b"ca/intermediate/key";
 
+/// The PKI store, `<data-dir>/tls/pki.redb`.
+fn open_store(cfg: &AppConfig, unseal: &UnsealKey) -> anyhow::Result<Store> {
+    let path = cfg.data_dir.join("tls").join("pki.redb");
+    Store::open_redb(&path, unseal).with_context(|| format!("opening {}", path.display()))
+}
+
+/// Each service's listener configuration and swappable certificate: the certificate the CA
+/// issued last when `federation.ca_enabled` and `cached` and one is kept, else `own(service)`.
+#[allow(clippy::type_complexity)]
+fn present(
+    cfg: &AppConfig,
+    services: &[ServiceName],
+    store: &Store,
+    now: SystemTime,
+    mut own: impl FnMut(
+        ServiceName,
+    ) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> anyhow::Result<(
+    BTreeMap<ServiceName, Arc<ServerConfig>>,
+    BTreeMap<ServiceName, Arc<ServerCert>>,
+)> {
+    let cached_mode =
+        cfg.federation.ca_enabled && cfg.federation_fallback.ca_fallback_mode == CaFallback::Cached;
+    let mut servers = BTreeMap::new();
+    let mut certs = BTreeMap::new();
+    for &service in services {
+        let cached = if cached_mode {
+            cached_ca_leaf(store, service, now)?
+        } else {
+            None
+        };
+        let (chain, key) = match cached {
+            Some(cached) => {
+                tracing::info!(%service, "presenting the certificate the CA issued last (cached)");
+                (
+                    cached.chain.into_iter().map(CertificateDer::from).collect(),
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cached.key.to_vec())),
+                )
+            }
+            None => own(service)?,
+        };
+        let (server, cert) = cryptoutil_http::tls::swappable_server_config(chain, key)?;
+        servers.insert(service, server);
+        certs.insert(service, cert);
+    }
+    Ok((servers, certs))
+}
+
 fn dynamic(
     cfg: &AppConfig,
     services: &[ServiceName],
     unseal: &UnsealKey,
 ) -> anyhow::Result<TlsSetup> {
-    let path = cfg.data_dir.join("tls").join("pki.redb");
-    let store =
-        Store::open_redb(&path, unseal).with_context(|| format!("opening {}", path.display()))?;
+    let store = open_store(cfg, unseal)?;
     let now = SystemTime::now();
     let name = match store.get_plain(Table::Pki, CA_NAME)? {
         Some(name) => String::from_utf8_lossy(&name).into_owned(),
@@ -102,32 +148,17 @@ fn dynamic(
     let int_cert = store
         .get_plain(Table::Pki, INT_CERT)?
         .ok_or_else(|| anyhow!("PKI store lacks the intermediate"))?;
-    let mut servers = BTreeMap::new();
-    let mut certs = BTreeMap::new();
-    let cached_mode =
-        cfg.federation.ca_enabled && cfg.federation_fallback.ca_fallback_mode == CaFallback::Cached;
-    for &service in services {
+    let (servers, certs) = present(cfg, services, &store, now, |service| {
         let (dns, ips) = leaf_names(cfg, service);
-        let (chain, key) = match cached_mode
-            .then(|| cached_ca_leaf(&store, service, now))
-            .transpose()?
-            .flatten()
-        {
-            Some(cached) => {
-                tracing::info!(%service, "presenting the certificate the CA issued last (cached)");
-                (cached.chain, cached.key)
-            }
-            None => {
-                let (leaf, key) = leaf_for(&store, &name, service, dns, ips, now)?;
-                (vec![leaf, int_cert.clone()], key)
-            }
-        };
-        let chain = chain.into_iter().map(CertificateDer::from).collect();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
-        let (server, cert) = cryptoutil_http::tls::swappable_server_config(chain, key)?;
-        servers.insert(service, server);
-        certs.insert(service, cert);
-    }
+        let (leaf, key) = leaf_for(&store, &name, service, dns, ips, now)?;
+        Ok((
+            vec![
+                CertificateDer::from(leaf),
+                CertificateDer::from(int_cert.clone()),
+            ],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec())),
+        ))
+    })?;
     Ok(TlsSetup {
         servers,
         certs,
@@ -162,7 +193,7 @@ fn ca_leaf_keys(service: ServiceName) -> (Vec<u8>, Vec<u8>) {
     )
 }
 
-/// The last certificate the CA issued for `service`, unless it is due for renewal at `now`.
+/// The last certificate the CA issued for `service`, unless it has expired at `now`.
 pub fn cached_ca_leaf(
     store: &Store,
     service: ServiceName,
@@ -182,7 +213,11 @@ pub fn cached_ca_leaf(
     let Some(not_after) = chain.first().and_then(|leaf| pki::not_after(leaf).ok()) else {
         return Ok(None);
     };
-    if pki::needs_renewal(not_after, now) {
+    // It serves while it is valid: the `Enrollment` actor renews it when it is due.
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if now >= not_after {
         return Ok(None);
     }
     Ok(Some(CaLeaf {
@@ -270,7 +305,15 @@ fn plain(key: &[u8], value: Vec<u8>) -> cryptoutil_storage::backend::Write {
     }
 }
 
-fn static_material(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<TlsSetup> {
+/// Static material: one certificate for every service, unless they take theirs from the CA
+/// (`federation.ca_enabled`): then each service presents the static one until the CA issues
+/// its own (or, `cached`, the one the CA issued last), and the PKI store keeps what the CA
+/// issued.
+fn static_material(
+    cfg: &AppConfig,
+    services: &[ServiceName],
+    unseal: &UnsealKey,
+) -> anyhow::Result<TlsSetup> {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(cfg.tls.cert_chain.as_bytes())
             .collect::<Result<_, _>>()
@@ -280,8 +323,6 @@ fn static_material(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<
     }
     let key = PrivateKeyDer::from_pem_slice(cfg.tls.private_key.expose().as_bytes())
         .map_err(|e| anyhow!("tls.private_key: {e}"))?;
-    let (server, cert) = cryptoutil_http::tls::swappable_server_config(chain.clone(), key)
-        .context("tls.cert_chain / tls.private_key")?;
     let anchor_pem = if cfg.tls.extra_trusted_cas.is_empty() {
         chain.last().map(|c| pki::cert_pem(c)).unwrap_or_default()
     } else {
@@ -291,11 +332,26 @@ fn static_material(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<
             .map(|pem| format!("{}\n", pem.trim_end()))
             .collect()
     };
+    if !cfg.federation.ca_enabled {
+        let (server, cert) = cryptoutil_http::tls::swappable_server_config(chain.clone(), key)
+            .context("tls.cert_chain / tls.private_key")?;
+        return Ok(TlsSetup {
+            servers: services.iter().map(|s| (*s, Arc::clone(&server))).collect(),
+            certs: services.iter().map(|s| (*s, Arc::clone(&cert))).collect(),
+            anchor_pem,
+            store: None,
+        });
+    }
+    let store = open_store(cfg, unseal)?;
+    let (servers, certs) = present(cfg, services, &store, SystemTime::now(), |_| {
+        Ok((chain.clone(), key.clone_key()))
+    })
+    .context("tls.cert_chain / tls.private_key")?;
     Ok(TlsSetup {
-        servers: services.iter().map(|s| (*s, Arc::clone(&server))).collect(),
-        certs: services.iter().map(|s| (*s, Arc::clone(&cert))).collect(),
+        servers,
+        certs,
         anchor_pem,
-        store: None,
+        store: Some(Arc::new(store)),
     })
 }
 

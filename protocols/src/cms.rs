@@ -61,7 +61,10 @@ impl Encrypted {
         aws_lc_rs::rand::fill(key.as_mut_slice()).map_err(failed)?;
         aws_lc_rs::rand::fill(&mut iv).map_err(failed)?;
         let cipher = UnboundCipherKey::new(&AES_256, key.as_slice()).map_err(failed)?;
-        let mut ciphertext = content.to_vec();
+        // Room for the padding: the buffer never grows, so no copy of the content is left
+        // behind in a freed allocation.
+        let mut ciphertext = Vec::with_capacity(content.len() + 16);
+        ciphertext.extend_from_slice(content);
         PaddedBlockEncryptingKey::cbc_pkcs7(cipher)
             .and_then(|k| {
                 k.less_safe_encrypt(

@@ -150,6 +150,12 @@ pub fn leaf_request(
 
 /// The `notAfter` of a DER X.509 certificate (RFC 5280 §4.1.2.5), in Unix seconds.
 pub fn not_after(cert_der: &[u8]) -> Result<u64, Error> {
+    validity(cert_der).map(|(_, not_after)| not_after)
+}
+
+/// The `notBefore` and `notAfter` of a DER X.509 certificate (RFC 5280 §4.1.2.5), in Unix
+/// seconds.
+pub fn validity(cert_der: &[u8]) -> Result<(u64, u64), Error> {
     let bad = || Error::Certificate {
         what: "certificate",
         reason: "not an X.509 certificate".into(),
@@ -164,43 +170,50 @@ pub fn not_after(cert_der: &[u8]) -> Result<u64, Error> {
         tbs = crate::der::tlv(tbs).ok_or_else(bad)?.2;
     }
     let (validity, _) = crate::der::expect(tbs, 0x30).ok_or_else(bad)?;
-    let (_, _, rest) = crate::der::tlv(validity).ok_or_else(bad)?;
+    let (tag, time, rest) = crate::der::tlv(validity).ok_or_else(bad)?;
+    let not_before = unix_time(tag, time).ok_or_else(bad)?;
     let (tag, time, _) = crate::der::tlv(rest).ok_or_else(bad)?;
-    let text = std::str::from_utf8(time).map_err(|_| bad())?;
-    let digits = text.strip_suffix('Z').ok_or_else(bad)?;
+    Ok((not_before, unix_time(tag, time).ok_or_else(bad)?))
+}
+
+/// A UTCTime (tag 0x17) or GeneralizedTime (0x18) of RFC 5280's forms, in Unix seconds.
+fn unix_time(tag: u8, time: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(time).ok()?;
+    let digits = text.strip_suffix('Z')?;
     let full = match (tag, digits.len()) {
         // UTCTime YYMMDDHHMMSSZ: 50-99 are 19xx (RFC 5280 §4.1.2.5.1).
         (0x17, 12) => {
-            let yy: u32 = digits
-                .get(..2)
-                .and_then(|y| y.parse().ok())
-                .ok_or_else(bad)?;
+            let yy: u32 = digits.get(..2)?.parse().ok()?;
             format!("{}{digits}", if yy >= 50 { "19" } else { "20" })
         }
         (0x18, 14) => digits.to_owned(),
-        _ => return Err(bad()),
+        _ => return None,
     };
-    let field = |range: std::ops::Range<usize>| -> Result<u32, Error> {
-        full.get(range).and_then(|f| f.parse().ok()).ok_or_else(bad)
-    };
-    let month =
-        time::Month::try_from(u8::try_from(field(4..6)?).map_err(|_| bad())?).map_err(|_| bad())?;
+    let field = |range: std::ops::Range<usize>| -> Option<u32> { full.get(range)?.parse().ok() };
+    let month = time::Month::try_from(u8::try_from(field(4..6)?).ok()?).ok()?;
     let date = time::Date::from_calendar_date(
-        i32::try_from(field(0..4)?).map_err(|_| bad())?,
+        i32::try_from(field(0..4)?).ok()?,
         month,
-        u8::try_from(field(6..8)?).map_err(|_| bad())?,
+        u8::try_from(field(6..8)?).ok()?,
     )
-    .map_err(|_| bad())?;
+    .ok()?;
     let clock = time::Time::from_hms(
-        u8::try_from(field(8..10)?).map_err(|_| bad())?,
-        u8::try_from(field(10..12)?).map_err(|_| bad())?,
-        u8::try_from(field(12..14)?).map_err(|_| bad())?,
+        u8::try_from(field(8..10)?).ok()?,
+        u8::try_from(field(10..12)?).ok()?,
+        u8::try_from(field(12..14)?).ok()?,
     )
-    .map_err(|_| bad())?;
+    .ok()?;
     let unix = time::PrimitiveDateTime::new(date, clock)
         .assume_utc()
         .unix_timestamp();
-    u64::try_from(unix).map_err(|_| bad())
+    u64::try_from(unix).ok()
+}
+
+/// When a certificate valid from `not_before` to `not_after` (Unix seconds) is renewed: two
+/// thirds into its lifetime (a 90-day certificate 30 days before it expires, one of a few
+/// minutes a third of its life early), which leaves a third of it to ride out a CA outage.
+pub fn renew_at(not_before: u64, not_after: u64) -> u64 {
+    not_before.saturating_add(not_after.saturating_sub(not_before) / 3 * 2)
 }
 
 /// True when a certificate expiring at `not_after_unix` should be replaced at `now`.
@@ -368,6 +381,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(not_after(&first).unwrap(), 2_111_513_917);
+        // notBefore=Dec  1 19:38:37 2026 GMT.
+        assert_eq!(validity(&first).unwrap(), (1_796_153_917, 2_111_513_917));
+        assert_eq!(renew_at(1_000, 1_300), 1_200);
+        assert_eq!(renew_at(1_000, 999), 1_000);
         for cut in [0, 5, first.len() / 3] {
             assert!(not_after(&first[..cut]).is_err());
         }

@@ -220,6 +220,18 @@ pub enum Enrollee {
     },
 }
 
+impl Enrollee {
+    /// Who it is in the audit log (never a secret).
+    fn audit_subject(&self) -> String {
+        match self {
+            Enrollee::Secret { reference, .. } => format!("ra:{reference}"),
+            Enrollee::Client(c) => c.subject.clone(),
+            Enrollee::Certificate(_) => "certificate".to_owned(),
+            Enrollee::Account { account, .. } => format!("acme:{account}"),
+        }
+    }
+}
+
 /// More writes committed with a new request (issued or queued): the protocol's own state,
 /// made from the request as recorded.
 pub type Then = Box<dyn FnOnce(&RequestRecord) -> Result<Vec<Write>, Error> + Send>;
@@ -697,13 +709,12 @@ impl CasHandle {
         protocol: &'static str,
         then: Option<Then>,
     ) -> Result<Enrolled, Error> {
-        let subject = match &who {
-            Enrollee::Secret { reference, .. } => format!("ra:{reference}"),
-            Enrollee::Client(c) => c.subject.clone(),
-            Enrollee::Certificate(_) => "certificate".to_owned(),
-            Enrollee::Account { account, .. } => format!("acme:{account}"),
-        };
-        let entry = AuditEntry::new(&subject, label.tenant.as_str(), &label.label, "enroll");
+        let entry = AuditEntry::new(
+            &who.audit_subject(),
+            label.tenant.as_str(),
+            &label.label,
+            "enroll",
+        );
         match self.admit(label, &who, format, &csr_der).await {
             Ok(Admitted::Known(request)) => Ok(answer(self, &request).await?),
             Ok(Admitted::New(new)) => {
@@ -715,6 +726,108 @@ impl CasHandle {
     }
 
     /// Checks who enrolls and the request: a new request to record, or one seen before.
+    /// Checks who sends a request to `label` before anything of the request is read: a
+    /// client of the label's tenant, an RA secret of the label (right, unexpired, unused or
+    /// used for the request it was used for), a valid certificate of the label's CA. For work
+    /// that must not be done for an unauthenticated caller (EST serverkeygen makes a key);
+    /// a refusal is audited as a failed `enroll`. A used secret is refused here: a request
+    /// made anew never is the one it was used for.
+    pub async fn vouch(&self, label: &LabelRecord, who: &Enrollee) -> Result<(), Error> {
+        let checked = match who {
+            Enrollee::Client(caller) if caller.tenant != label.tenant => {
+                Err(Error::NotFound { what: "label" })
+            }
+            Enrollee::Client(_) | Enrollee::Account { .. } => Ok(()),
+            Enrollee::Secret { reference, secret } => {
+                match self.vouched_secret(label, reference, secret).await {
+                    Ok((_, None)) => Ok(()),
+                    Ok((_, Some(_))) => Err(Error::Unauthenticated {
+                        why: "this enrollment secret was used for another request",
+                    }),
+                    Err(e) => Err(e),
+                }
+            }
+            Enrollee::Certificate(der) => self.vouched_certificate(label, der).await.map(|_| ()),
+        };
+        match checked {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let subject = who.audit_subject();
+                let entry =
+                    AuditEntry::new(&subject, label.tenant.as_str(), &label.label, "enroll");
+                self.audit.refused(entry, e).await
+            }
+        }
+    }
+
+    /// RA secret `reference` checked against `secret` for `label`: its record and, if it was
+    /// used, the request it was used for.
+    async fn vouched_secret(
+        &self,
+        label: &LabelRecord,
+        reference: &str,
+        secret: &str,
+    ) -> Result<(SecretRecord, Option<RequestRecord>), Error> {
+        let (st, r) = (Arc::clone(&self.store), reference.to_owned());
+        let (record, used) = blocking(move || {
+            let used = match used_by(&st, &r)? {
+                None => None,
+                // Bound to an ACME account (external account binding).
+                Some((_, id)) if id.starts_with(ACCOUNT_PREFIX) => {
+                    return Err(Error::Unauthenticated {
+                        why: "this enrollment secret was used for another request",
+                    })
+                }
+                Some((tenant, id)) => {
+                    Some(load_request(&st, &tenant, &id)?.ok_or(Error::corrupt(
+                        Table::CaRaMarks,
+                        &used_mark(&r),
+                        "RA mark",
+                    ))?)
+                }
+            };
+            Ok((load_secret(&st, &r)?, used))
+        })
+        .await?;
+        let wrong = || Error::Unauthenticated {
+            why: "unknown, expired or wrong enrollment secret",
+        };
+        let record = record.ok_or_else(wrong)?;
+        let fits = oauth::constant_time_eq(record.secret.as_bytes(), secret.as_bytes());
+        if !fits
+            || record.label != label.label
+            || record.tenant != label.tenant
+            || record.expires_at <= crate::now_unix()
+        {
+            return Err(wrong());
+        }
+        Ok((record, used))
+    }
+
+    /// A TLS client certificate checked for `label`: one its CA issued, valid now.
+    async fn vouched_certificate(
+        &self,
+        label: &LabelRecord,
+        der: &[u8],
+    ) -> Result<store::CertRecord, Error> {
+        let summary = ca::summary(der).map_err(|_| Error::Unauthenticated {
+            why: "the TLS client certificate does not parse",
+        })?;
+        let (st, ca_id, serial) = (Arc::clone(&self.store), label.ca.clone(), summary.serial);
+        let cert = blocking(move || store::load_cert(&st, &ca_id, &serial))
+            .await?
+            .filter(|c| c.certificate.0 == der)
+            .ok_or(Error::Unauthenticated {
+                why: "the TLS client certificate is not one this label's CA issued",
+            })?;
+        if cert.status(crate::now_unix()) != store::Status::Valid {
+            return Err(Error::Unauthenticated {
+                why: "the TLS client certificate is revoked, on hold or expired",
+            });
+        }
+        Ok(cert)
+    }
+
     async fn admit(
         &self,
         label: &LabelRecord,
@@ -736,36 +849,7 @@ impl CasHandle {
                 }))
             }
             Enrollee::Secret { reference, secret } => {
-                let (st, r) = (Arc::clone(&self.store), reference.clone());
-                let (record, used) = blocking(move || {
-                    let used =
-                        match used_by(&st, &r)? {
-                            None => None,
-                            // Bound to an ACME account (external account binding).
-                            Some((_, id)) if id.starts_with(ACCOUNT_PREFIX) => {
-                                return Err(Error::Unauthenticated {
-                                    why: "this enrollment secret was used for another request",
-                                })
-                            }
-                            Some((tenant, id)) => Some(load_request(&st, &tenant, &id)?.ok_or(
-                                Error::corrupt(Table::CaRaMarks, &used_mark(&r), "RA mark"),
-                            )?),
-                        };
-                    Ok((load_secret(&st, &r)?, used))
-                })
-                .await?;
-                let wrong = || Error::Unauthenticated {
-                    why: "unknown, expired or wrong enrollment secret",
-                };
-                let record = record.ok_or_else(wrong)?;
-                let fits = oauth::constant_time_eq(record.secret.as_bytes(), secret.as_bytes());
-                if !fits
-                    || record.label != label.label
-                    || record.tenant != label.tenant
-                    || record.expires_at <= crate::now_unix()
-                {
-                    return Err(wrong());
-                }
+                let (record, used) = self.vouched_secret(label, reference, secret).await?;
                 let csr = parse()?;
                 if let Some(bound) = &record.subject {
                     if !subject_matches(bound, &csr) {
@@ -839,22 +923,7 @@ impl CasHandle {
                 }))
             }
             Enrollee::Certificate(der) => {
-                let summary = ca::summary(der).map_err(|_| Error::Unauthenticated {
-                    why: "the TLS client certificate does not parse",
-                })?;
-                let (st, ca_id, serial) =
-                    (Arc::clone(&self.store), label.ca.clone(), summary.serial);
-                let cert = blocking(move || store::load_cert(&st, &ca_id, &serial))
-                    .await?
-                    .filter(|c| &c.certificate.0 == der)
-                    .ok_or(Error::Unauthenticated {
-                        why: "the TLS client certificate is not one this label's CA issued",
-                    })?;
-                if cert.status(crate::now_unix()) != store::Status::Valid {
-                    return Err(Error::Unauthenticated {
-                        why: "the TLS client certificate is revoked, on hold or expired",
-                    });
-                }
+                let cert = self.vouched_certificate(label, der).await?;
                 let csr = parse()?;
                 if cert.subject != csr.subject_text {
                     return Err(refused(

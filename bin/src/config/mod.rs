@@ -442,14 +442,6 @@ impl AppConfig {
                 "must be greater than 0".into(),
             ));
         }
-        if self.federation.ca_enabled && self.tls.mode != TlsMode::Dynamic {
-            problems.push((
-                "federation.ca_enabled".into(),
-                "certificates from the CA need tls.mode: dynamic (they replace its leaves, and \
-                 its store keeps them)"
-                    .into(),
-            ));
-        }
         problems.extend(federation::validate(
             &self.federation,
             &self.federation_fallback,

@@ -31,6 +31,10 @@ pub const DEFAULT_LABEL: &str = "default";
 const CONTENT_TRANSFER_ENCODING: header::HeaderName =
     header::HeaderName::from_static("content-transfer-encoding");
 
+/// Most serverkeygen keys made at once (RSA 4096 takes up to seconds of a core); more are
+/// answered 503 with `Retry-After`.
+static KEY_GENERATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// An EST failure: a status and a plain-text reason.
 pub(crate) struct EstError(StatusCode, String);
 
@@ -286,41 +290,52 @@ async fn serverkeygen(
             ),
         ));
     }
+    // Nothing is read and no key made for a caller who cannot enroll here.
+    let cas = cas(&app)?;
+    cas.vouch(&label, &who).await?;
     let request =
         pki_ca::csr::parse(&der).map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    // Key generation (RSA: up to seconds) off the async task.
-    let made = tokio::task::spawn_blocking(move || {
-        pki_ca::server_request_like(&request).map(|(key, csr)| (key, csr, request.spki_der))
-    })
-    .await
-    .map_err(|_| {
-        EstError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "key generation failed".into(),
+    let Ok(_permit) = KEY_GENERATIONS.try_acquire() else {
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "too many keys are being made: ask again shortly",
         )
-    })?;
-    let (key, csr, recipient) =
-        made.map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    match cas(&app)?.enroll(&label, who, csr, "est").await? {
-        Enrolled::Issued(issued) => {
-            let sealed = est::sealed_key(&key, &recipient)
-                .map_err(|e| EstError(StatusCode::BAD_REQUEST, e.to_string()))?;
-            Ok((
-                [
-                    (header::CONTENT_TYPE, est::SERVER_KEY_MEDIA_TYPE),
-                    (header::CACHE_CONTROL, "no-store"),
-                ],
-                est::server_key_body(&sealed, &issued_certs(&issued)),
-            )
-                .into_response())
+            .into_response());
+    };
+    // Key generation (RSA: up to seconds) off the async task; the key is sealed before
+    // anything is issued, so a key that cannot be delivered is never certified.
+    let made = tokio::task::spawn_blocking(move || {
+        let (key, csr) = pki_ca::server_request_like(&request).map_err(|e| e.to_string())?;
+        let sealed = est::sealed_key(&key, &request.spki_der).map_err(|e| e.to_string())?;
+        Ok::<_, String>((sealed, csr))
+    })
+    .await;
+    let Ok(Ok((sealed, csr))) = made else {
+        if let Ok(Err(e)) = made {
+            tracing::warn!(error = %e, "EST serverkeygen could not make or seal a key");
         }
+        return Err(EstError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the key could not be made".into(),
+        ));
+    };
+    match cas.enroll(&label, who, csr, "est").await? {
+        Enrolled::Issued(issued) => Ok((
+            [
+                (header::CONTENT_TYPE, est::SERVER_KEY_MEDIA_TYPE),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            est::server_key_body(&sealed, &issued_certs(&issued)),
+        )
+            .into_response()),
         Enrolled::Pending { id } => {
-            // The label became manual since it was read: the key is dropped, the request
-            // stays for the RA to reject.
+            // Not reached: the label (read above) issues at once. Should it queue, the
+            // request is one nobody holds the key of: the RA rejects it.
             tracing::warn!(request = %id, "an EST serverkeygen request went to the RA");
             Err(EstError(
                 StatusCode::CONFLICT,
-                "the label now waits for the RA: ask again with simpleenroll".into(),
+                "the request went to the RA, and its key was not kept".into(),
             ))
         }
         Enrolled::Rejected { reason } => Err(rejected(&reason)),

@@ -32,15 +32,21 @@ struct Client {
 impl Client {
     /// `openssl cmp` at `label` with `args`: (succeeded, what it printed).
     fn run(&self, dir: &Path, label: &str, args: &[&str]) -> (bool, String) {
-        run(Command::new("openssl")
-            .current_dir(dir)
+        run(&mut self.command(Command::new("openssl"), dir, label, args))
+    }
+
+    /// The `openssl cmp` command [`Self::run`] runs, as arguments of `cmd` (`openssl`, or a
+    /// wrapper that runs it).
+    fn command(&self, mut cmd: Command, dir: &Path, label: &str, args: &[&str]) -> Command {
+        cmd.current_dir(dir)
             .arg("cmp")
             .args(["-server", &self.server, "-tls_used", "-tls_trusted"])
             .arg(&self.anchor)
             .args(["-path", &format!("/.well-known/cmp/p/{label}")])
             .args(["-recipient", &self.recipient, "-batch", "-config", ""])
             .args(["-msg_timeout", "20", "-total_timeout", "60"])
-            .args(args))
+            .args(args);
+        cmd
     }
 }
 
@@ -365,49 +371,64 @@ async fn openssl_cmp_enrolls_confirms_polls_updates_revokes_and_asks() {
     // checkAfter) until the RA approves, then gets its certificate and confirms it.
     let (gated_ref, gated_pass) = secret(&app, &token, "gated").await;
     let k4 = key(&work, "k4");
-    let waiting = {
-        let client = client.clone();
-        let work = work.clone();
-        let mut args: Vec<String> = with(
-            &[
-                "-cmd",
-                "ir",
-                "-newkey",
-                &k4,
-                "-subject",
-                "/CN=gated.example.test",
-                "-sans",
-                "gated.example.test",
-                "-certout",
-                "gated.pem",
-            ],
-            &[],
-        );
-        args.extend(mac(&gated_ref, &gated_pass));
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            client.run(&work, "gated", &args)
-        })
+    // openssl runs in the background, its output in a file: the RA approves only once it
+    // has been told to wait at least once (a pollRep), so the poll is always exercised.
+    let mut args: Vec<String> = with(
+        &[
+            "-cmd",
+            "ir",
+            "-newkey",
+            &k4,
+            "-subject",
+            "/CN=gated.example.test",
+            "-sans",
+            "gated.example.test",
+            "-certout",
+            "gated.pem",
+        ],
+        &[],
+    );
+    args.extend(mac(&gated_ref, &gated_pass));
+    let log = work.join("gated.log");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Unbuffered (coreutils' stdbuf): openssl's log reaches the file as it goes.
+    let mut unbuffered = Command::new("stdbuf");
+    unbuffered.args(["-o0", "-e0", "openssl"]);
+    let mut waiting = client
+        .command(unbuffered, &work, "gated", &args)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(work.join("gated.err")).unwrap())
+        .spawn()
+        .expect("openssl cmp runs");
+    let output = || {
+        std::fs::read_to_string(&log).unwrap_or_default()
+            + &std::fs::read_to_string(work.join("gated.err")).unwrap_or_default()
     };
     let mut id = None;
-    for _ in 0..100 {
+    for _ in 0..300 {
         let pending = pending_requests(&app, &token).await;
         if let Some(r) = pending["requests"]
             .as_array()
             .and_then(|a| a.iter().find(|r| r["protocol"] == "cmp"))
         {
-            assert!(r["crmf"].is_string(), "{r}");
-            id = r["id"].as_str().map(str::to_owned);
-            break;
+            if output().contains("received POLLREP") {
+                assert!(r["crmf"].is_string(), "{r}");
+                id = r["id"].as_str().map(str::to_owned);
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let id = id.expect("the CMP request waits in the RA's queue");
+    let id = id.unwrap_or_else(|| panic!("the CMP request waits, polled: {}", output()));
     let (status, decided) = decide(&app, &token, &id, "approve", serde_json::json!({})).await;
     assert_eq!(status, 200, "{decided}");
-    let (ok, out) = waiting.await.unwrap();
-    assert!(ok, "{out}");
-    assert!(out.contains("received POLLREP"), "{out}");
+    let status = tokio::task::spawn_blocking(move || waiting.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let out = output();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("received ip/cp/kup after polling"), "{out}");
     judged(&work, "gated.pem");
 
     // An intermediate (P-384) under the root issues at label `sub`: the ir's answer carries

@@ -559,6 +559,7 @@ parts = msg.get_payload()
 assert len(parts) == 2, len(parts)
 assert parts[0].get_content_type() == "application/pkcs7-mime"
 assert parts[0].get_param("smime-type") == "server-generated-key"
+assert parts[1].get_content_type() == "application/pkcs7-mime"
 assert parts[1].get_param("smime-type") == "certs-only"
 assert "no-store" in msg.get("cache-control", "")
 open(name + ".key.p7", "wb").write(parts[0].get_payload(decode=True))
@@ -572,12 +573,12 @@ open(name + ".certs.p7", "wb").write(parts[1].get_payload(decode=True))
 }
 
 /// EST `serverkeygen` (RFC 7030 §4.4) judged by curl, Python's MIME parser and openssl: the
-/// CA makes the key (P-256 for a P-256 request, RSA 3072 for an RSA request) and returns it
-/// only sealed to the request's key; `openssl cms -decrypt` with the client's key opens it
-/// (ECDH to a P-256 key, RSA-OAEP to an RSA key), it is the key the issued certificate
-/// certifies, the certificate verifies under the root and passes pkilint. A used secret, a
-/// request whose signature does not verify, a label with manual approval and a wrong media
-/// type are refused with nothing issued.
+/// CA makes the key (of the request's kind: P-256, P-384, RSA 3072) and returns it only sealed
+/// to the request's key; `openssl cms -decrypt` with the client's key opens it (ECDH with the
+/// SHA-256 and SHA-384 KDFs, RSA-OAEP), it is the key the issued certificate certifies, the
+/// certificate verifies under the root and passes pkilint. A used or wrong secret, a request
+/// whose signature does not verify, a label with manual approval and a wrong media type are
+/// refused with nothing issued.
 #[tokio::test(flavor = "multi_thread")]
 async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them() {
     let CaTest {
@@ -598,7 +599,30 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
     )
     .await;
 
-    // A P-256 request, then an RSA 3072 one (openssl makes both keys and requests).
+    // A P-256 request, a P-384 one and an RSA 3072 one (openssl makes the keys and requests).
+    let (ok, out) = openssl(
+        &work,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-nodes",
+            "-keyout",
+            "p384.key",
+            "-subj",
+            "/CN=p384.example.test",
+            "-addext",
+            "subjectAltName=DNS:p384.example.test",
+            "-outform",
+            "DER",
+            "-out",
+            "p384.der",
+        ],
+    );
+    assert!(ok, "{out}");
     request_file(
         &work,
         "ec",
@@ -629,6 +653,7 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
     assert!(ok, "{out}");
     for (name, key_text) in [
         ("ec", "ASN1 OID: prime256v1"),
+        ("p384", "ASN1 OID: secp384r1"),
         ("rsa", "Private-Key: (3072 bit"),
     ] {
         let (reference, pass) = secret(&app, &token, "keygen").await;
@@ -673,8 +698,8 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
         );
         assert!(ok, "{out}");
         assert!(
-            out.contains("id-smime-ct-") || out.contains("2.16.840.1.101.2.1.2.78.5"),
-            "the content is an AsymmetricKeyPackage: {out}"
+            out.contains("contentType: undefined (2.16.840.1.101.2.1.2.78.5)"),
+            "the content is an AsymmetricKeyPackage (id-ct-KP-aKeyPackage): {out}"
         );
         // An AsymmetricKeyPackage of one key: the PKCS#8 inside, read by openssl.
         let package = std::fs::read(work.join(format!("{name}.package.der"))).unwrap();
@@ -688,7 +713,9 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
                 &format!("{name}.package.der"),
             ],
         );
+        // A SEQUENCE of exactly one key (one element at depth 1).
         assert!(ok && out.starts_with("    0:d=0"), "{out}");
+        assert_eq!(out.matches(":d=1 ").count(), 1, "{out}");
         let header = if package[1] < 0x80 {
             2
         } else {
@@ -787,7 +814,7 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
             &["lint", "-s", "ERROR", &format!("{name}.leaf.pem")],
         );
         assert!(ok, "pkilint: {text}");
-        // The secret is spent: asking again is refused (the key was never kept).
+        // The secret is spent: asking again is refused before any key is made.
         let status = serverkeygen(
             &work,
             &app,
@@ -797,15 +824,24 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
         );
         assert_eq!(status, "401", "{name}");
     }
-    assert_eq!(count_certs(&app, &token, &root_id).await, 2);
+    assert_eq!(count_certs(&app, &token, &root_id).await, 3);
 
-    // Refused, nothing issued: a request whose signature does not verify, a manual label,
-    // a wrong media type.
+    // Refused, nothing issued: a wrong secret, a request whose signature does not verify, a
+    // manual label, a wrong media type.
     let mut forged = std::fs::read(work.join("ec.der")).unwrap();
     let last = forged.len() - 1;
     forged[last] ^= 0x01;
     std::fs::write(work.join("forged.der"), &forged).unwrap();
     let (reference, pass) = secret(&app, &token, "keygen").await;
+    let wrong = format!("{reference}:{pass}x");
+    let status = serverkeygen(
+        &work,
+        &app,
+        &anchor,
+        ("keygen", &wrong),
+        ("ec.der", "wrong"),
+    );
+    assert_eq!(status, "401");
     let user = format!("{reference}:{pass}");
     let status = serverkeygen(
         &work,
@@ -844,7 +880,7 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
             app.public(ServiceName::Ca)
         )));
     assert!(ok && status == "415", "{status}");
-    assert_eq!(count_certs(&app, &token, &root_id).await, 2);
+    assert_eq!(count_certs(&app, &token, &root_id).await, 3);
     assert!(pending_requests(&app, &token).await["requests"]
         .as_array()
         .unwrap()
@@ -883,34 +919,49 @@ async fn a_kms_takes_its_tls_certificate_from_the_ca_service_over_est() {
         "{}/service/oauth2/v1/token",
         ca_app.public(ServiceName::IdentityAuthz)
     );
-    let kms = TestApp::start(
-        vec![ServiceName::Kms],
-        &[
-            ("CRYPTOUTIL_FEDERATION__CA_ENABLED", "true"),
+    let ca_url = ca_app.public(ServiceName::Ca).to_owned();
+    let federated = |mode: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("CRYPTOUTIL_FEDERATION__CA_ENABLED", "true".into()),
+            ("CRYPTOUTIL_FEDERATION__CA_URL", ca_url.clone()),
+            ("CRYPTOUTIL_FEDERATION__CA_TIMEOUT", "2s".into()),
             (
-                "CRYPTOUTIL_FEDERATION__CA_URL",
-                ca_app.public(ServiceName::Ca),
+                "CRYPTOUTIL_FEDERATION__AUTH__MODE",
+                "client_credentials".into(),
             ),
-            ("CRYPTOUTIL_FEDERATION__CA_TIMEOUT", "2s"),
-            ("CRYPTOUTIL_FEDERATION__AUTH__MODE", "client_credentials"),
-            ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_ID", &boot.client_id),
-            ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_SECRET", &boot.secret),
+            (
+                "CRYPTOUTIL_FEDERATION__AUTH__CLIENT_ID",
+                boot.client_id.clone(),
+            ),
+            (
+                "CRYPTOUTIL_FEDERATION__AUTH__CLIENT_SECRET",
+                boot.secret.clone(),
+            ),
             (
                 "CRYPTOUTIL_FEDERATION__AUTH__TOKEN_ENDPOINT",
-                &token_endpoint,
+                token_endpoint.clone(),
             ),
-            ("CRYPTOUTIL_FEDERATION__AUTH__CA", &anchor),
-            ("CRYPTOUTIL_FEDERATION__RETRY__INITIAL_BACKOFF", "20ms"),
-            ("CRYPTOUTIL_FEDERATION__RETRY__MAX_RETRIES", "1"),
-            ("CRYPTOUTIL_FEDERATION__HEALTH_POLL_INTERVAL", "300ms"),
+            ("CRYPTOUTIL_FEDERATION__AUTH__CA", anchor.clone()),
+            (
+                "CRYPTOUTIL_FEDERATION__RETRY__INITIAL_BACKOFF",
+                "20ms".into(),
+            ),
+            ("CRYPTOUTIL_FEDERATION__RETRY__MAX_RETRIES", "1".into()),
+            (
+                "CRYPTOUTIL_FEDERATION__HEALTH_POLL_INTERVAL",
+                "300ms".into(),
+            ),
             (
                 "CRYPTOUTIL_FEDERATION_FALLBACK__CA_FALLBACK_MODE",
-                "self_signed",
+                mode.into(),
             ),
-        ],
-        Some(&kms_data),
-    )
-    .await;
+        ]
+    };
+    fn as_refs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+        v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+    let dynamic = federated("self_signed");
+    let kms = TestApp::start(vec![ServiceName::Kms], &as_refs(&dynamic), Some(&kms_data)).await;
     // No `default` label yet: the CA refuses, the KMS serves its own dynamic certificate.
     assert!(!trusted_by(&kms, &root_pem).await);
 
@@ -952,5 +1003,49 @@ async fn a_kms_takes_its_tls_certificate_from_the_ca_service_over_est() {
         "{subjects:?}"
     );
     kms.stop().await;
+
+    // The same from static material (`tls.mode: static`, as Compose runs it): the configured
+    // certificate serves until the CA's arrives; `cached` keeps the CA's across a restart
+    // while the CA is down.
+    let suite = dir.path().join("suite");
+    std::fs::create_dir_all(&suite).unwrap();
+    cryptoutil_bin::pki::issue_suite_files(&suite, &["kms".to_owned()]).unwrap();
+    let file = |name: &str| format!("file://{}", suite.join(name).display());
+    let mut static_vars = federated("cached");
+    static_vars.extend([
+        ("CRYPTOUTIL_TLS__MODE", "static".to_owned()),
+        ("CRYPTOUTIL_TLS__CERT_CHAIN", file("kms.pem")),
+        ("CRYPTOUTIL_TLS__PRIVATE_KEY", file("kms.key")),
+        (
+            "CRYPTOUTIL_TLS__EXTRA_TRUSTED_CAS",
+            format!("[{}]", file("suite-ca.pem")),
+        ),
+    ]);
+    let static_data = dir.path().join("kms-static");
+    let kms = TestApp::start(
+        vec![ServiceName::Kms],
+        &as_refs(&static_vars),
+        Some(&static_data),
+    )
+    .await;
+    assert!(
+        crate::eventually(Duration::from_secs(30), || async {
+            trusted_by(&kms, &root_pem).await
+        })
+        .await,
+        "a KMS with static material presents a certificate from the CA service"
+    );
+    kms.stop().await;
     ca_app.stop().await;
+    let kms = TestApp::start(
+        vec![ServiceName::Kms],
+        &as_refs(&static_vars),
+        Some(&static_data),
+    )
+    .await;
+    assert!(
+        trusted_by(&kms, &root_pem).await,
+        "the CA is down: the KMS presents the CA's certificate it kept (cached)"
+    );
+    kms.stop().await;
 }

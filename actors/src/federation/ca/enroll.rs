@@ -2,7 +2,7 @@
 //! (`federation.ca_enabled`) for one service. It asks the CA for a certificate (EST
 //! `/simpleenroll` with a fresh key), presents it from the next handshake on, keeps it (the
 //! key sealed), and asks again when it is due for renewal. While the CA is unavailable the
-//! service presents what `ca_fallback_mode` says (`self_signed`: the dynamic PKI's certificate;
+//! service presents what `ca_fallback_mode` says (`self_signed`: its own certificate, dynamic or static;
 //! `cached`: the one the CA issued last, chosen at start) and the actor tries again after
 //! `federation.health_poll_interval`. An enrollment runs on a task of its own and comes back as
 //! a message; the mailbox never waits on the CA.
@@ -20,7 +20,8 @@ use crate::service::ServiceName;
 
 /// How long one enrollment may retry before the fallback stands until the next attempt.
 const ENROLL_DEADLINE: Duration = Duration::from_secs(60);
-/// How often a certificate is checked for renewal.
+/// The longest wait between two checks of a certificate for renewal (the next check is when
+/// it is due, [`cryptoutil_protocols::pki::renew_at`], if that is sooner).
 const RENEWAL_CHECK: Duration = Duration::from_secs(3600);
 
 /// A certificate the CA issued, as presented and kept.
@@ -40,7 +41,7 @@ pub trait CertificateHome: std::fmt::Debug + Send + Sync + 'static {
     fn presented_leaf(&self) -> Option<Vec<u8>>;
     /// Presents `leaf` from the next handshake on; refused unless the key is the leaf's.
     fn present(&self, leaf: &CaLeaf) -> Result<(), String>;
-    /// Blocking: the certificate the CA issued last, unless it is due for renewal at `now`.
+    /// Blocking: the certificate the CA issued last, unless it has expired at `now`.
     fn cached(&self, now: SystemTime) -> Result<Option<CaLeaf>, String>;
     /// Blocking: keeps what the CA issued (the key sealed).
     fn keep(&self, leaf: &CaLeaf) -> Result<(), String>;
@@ -128,13 +129,25 @@ pub struct EnrollmentState {
 }
 
 impl EnrollmentState {
+    /// When the presented certificate is due for renewal (Unix seconds), if it can be read.
+    fn renew_at(&self) -> Option<u64> {
+        let leaf = self.args.home.presented_leaf()?;
+        let (not_before, not_after) = cryptoutil_protocols::pki::validity(&leaf).ok()?;
+        Some(cryptoutil_protocols::pki::renew_at(not_before, not_after))
+    }
+
     /// Is the presented certificate due for renewal?
     fn renewal_due(&self) -> bool {
-        self.args
-            .home
-            .presented_leaf()
-            .and_then(|leaf| cryptoutil_protocols::pki::not_after(&leaf).ok())
-            .is_none_or(|t| cryptoutil_protocols::pki::needs_renewal(t, SystemTime::now()))
+        self.renew_at().is_none_or(|t| crate::now_unix() >= t)
+    }
+
+    /// How long until the next check: until the certificate is due, at least a second, at
+    /// most [`RENEWAL_CHECK`].
+    fn next_check(&self) -> Duration {
+        self.renew_at()
+            .map(|t| Duration::from_secs(t.saturating_sub(crate::now_unix())))
+            .unwrap_or(RENEWAL_CHECK)
+            .clamp(Duration::from_secs(1), RENEWAL_CHECK)
     }
 }
 
@@ -177,7 +190,7 @@ impl Actor for Enrollment {
                         let _ = me.cast(EnrollmentMsg::Enrolled(done));
                     });
                 } else {
-                    me.send_after(RENEWAL_CHECK, || EnrollmentMsg::Check);
+                    me.send_after(st.next_check(), || EnrollmentMsg::Check);
                 }
             }
             EnrollmentMsg::Enrolled(done) => {
@@ -187,7 +200,7 @@ impl Actor for Enrollment {
                     Ok(()) => {
                         tracing::info!(%service, "presenting the certificate the CA issued");
                         st.due = false;
-                        RENEWAL_CHECK
+                        st.next_check()
                     }
                     Err(e) => {
                         crate::metrics::fallback_used("ca", st.args.mode.as_str());
@@ -240,8 +253,9 @@ async fn enroll(args: &EnrollmentArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let leaf = chain.first().ok_or("the CA sent no certificate")?;
-    let not_after = cryptoutil_protocols::pki::not_after(leaf).map_err(|e| e.to_string())?;
-    if cryptoutil_protocols::pki::needs_renewal(not_after, SystemTime::now()) {
+    let (not_before, not_after) =
+        cryptoutil_protocols::pki::validity(leaf).map_err(|e| e.to_string())?;
+    if cryptoutil_protocols::pki::renew_at(not_before, not_after) <= crate::now_unix() {
         return Err("the CA issued a certificate that is already due for renewal".into());
     }
     let issued = CaLeaf {
