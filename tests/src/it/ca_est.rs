@@ -14,7 +14,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use super::ca_service::{
-    audit_verifies, call, csr, openssl, pkilint, request_file, root, run, Audited, CaTest,
+    audit_verifies, call, csr, openssl, pkilint, request_with_key, root, run, Audited, CaTest,
 };
 use super::identity::client_token;
 use crate::TestApp;
@@ -600,57 +600,15 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
     .await;
 
     // A P-256 request, a P-384 one and an RSA 3072 one (openssl makes the keys and requests).
-    let (ok, out) = openssl(
-        &work,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-384",
-            "-nodes",
-            "-keyout",
-            "p384.key",
-            "-subj",
-            "/CN=p384.example.test",
-            "-addext",
-            "subjectAltName=DNS:p384.example.test",
-            "-outform",
-            "DER",
-            "-out",
-            "p384.der",
-        ],
-    );
-    assert!(ok, "{out}");
-    request_file(
-        &work,
-        "ec",
-        "/CN=ec.example.test",
-        "DNS:ec.example.test",
-        "DER",
-    );
-    let (ok, out) = openssl(
-        &work,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:3072",
-            "-nodes",
-            "-keyout",
-            "rsa.key",
-            "-subj",
-            "/CN=rsa.example.test",
-            "-addext",
-            "subjectAltName=DNS:rsa.example.test",
-            "-outform",
-            "DER",
-            "-out",
-            "rsa.der",
-        ],
-    );
-    assert!(ok, "{out}");
+    for (name, kind) in [
+        ("ec", ("ec", Some("P-256"))),
+        ("p384", ("ec", Some("P-384"))),
+        ("rsa", ("rsa:3072", None)),
+    ] {
+        let cn = format!("{name}.example.test");
+        let names = (format!("/CN={cn}"), format!("DNS:{cn}"));
+        request_with_key(&work, kind, name, (&names.0, &names.1), "DER");
+    }
     for (name, key_text) in [
         ("ec", "ASN1 OID: prime256v1"),
         ("p384", "ASN1 OID: secp384r1"),

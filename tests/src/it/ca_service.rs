@@ -171,33 +171,35 @@ pub(super) fn request_file(
     sans: &str,
     form: &str,
 ) -> PathBuf {
+    request_with_key(dir, ("ec", Some("P-256")), name, (subject, sans), form)
+}
+
+/// [`request_file`] with a key of `kind`: openssl's `-newkey` (`ec`, `rsa:3072`) and, for
+/// `ec`, the curve.
+pub(super) fn request_with_key(
+    dir: &Path,
+    (newkey, curve): (&str, Option<&str>),
+    name: &str,
+    (subject, sans): (&str, &str),
+    form: &str,
+) -> PathBuf {
     let out = dir.join(if form == "DER" {
         format!("{name}.der")
     } else {
         format!("{name}.csr")
     });
-    let (ok, text) = openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-subj",
-            subject,
-            "-addext",
-            &format!("subjectAltName={sans}"),
-            "-outform",
-            form,
-            "-out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let curve = curve.map(|c| format!("ec_paramgen_curve:{c}"));
+    let mut args = vec!["req", "-new", "-newkey", newkey];
+    if let Some(curve) = &curve {
+        args.extend(["-pkeyopt", curve.as_str()]);
+    }
+    let key = format!("{name}.key");
+    let sans = format!("subjectAltName={sans}");
+    args.extend([
+        "-nodes", "-keyout", &key, "-subj", subject, "-addext", &sans,
+    ]);
+    args.extend(["-outform", form, "-out", out.to_str().unwrap()]);
+    let (ok, text) = openssl(dir, &args);
     assert!(ok, "{text}");
     out
 }
