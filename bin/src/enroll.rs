@@ -24,6 +24,8 @@ struct ServiceCertificates {
     service: ServiceName,
     cert: Arc<ServerCert>,
     store: Arc<Store>,
+    /// The service's own certificate.
+    own: pki::OwnCert,
 }
 
 impl CertificateHome for ServiceCertificates {
@@ -44,6 +46,16 @@ impl CertificateHome for ServiceCertificates {
             .map_err(|e| e.to_string())
     }
 
+    fn present_own(&self) -> Result<(), String> {
+        let (chain, key) = &*self.own;
+        if self.cert.leaf().as_deref() == chain.first().map(|c| c.as_ref()) {
+            return Ok(());
+        }
+        self.cert
+            .replace(chain.clone(), key.clone_key())
+            .map_err(|e| e.to_string())
+    }
+
     fn cached(&self, now: SystemTime) -> Result<Option<CaLeaf>, String> {
         pki::cached_ca_leaf(&self.store, self.service, now).map_err(|e| e.to_string())
     }
@@ -58,6 +70,7 @@ impl CertificateHome for ServiceCertificates {
 pub fn plan(
     cfg: &AppConfig,
     certs: &BTreeMap<ServiceName, Arc<ServerCert>>,
+    own: &BTreeMap<ServiceName, pki::OwnCert>,
     store: Option<&Arc<Store>>,
 ) -> anyhow::Result<Option<EnrollmentPlan>> {
     if !cfg.federation.ca_enabled {
@@ -70,15 +83,20 @@ pub fn plan(
         .iter()
         .map(|(service, cert)| {
             let (dns, ips) = pki::leaf_names(cfg, *service);
+            let own = own
+                .get(service)
+                .cloned()
+                .ok_or_else(|| anyhow!("no own certificate for {service}"))?;
             let home = ServiceCertificates {
                 service: *service,
                 cert: Arc::clone(cert),
                 store: Arc::clone(store),
+                own,
             };
             let home: Arc<dyn CertificateHome> = Arc::new(home);
-            (*service, ServiceCertificate { home, dns, ips })
+            Ok((*service, ServiceCertificate { home, dns, ips }))
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     Ok(Some(EnrollmentPlan {
         certificates,
         mode: cfg.federation_fallback.ca_fallback_mode,

@@ -34,7 +34,13 @@ pub struct TlsSetup {
     pub anchor_pem: String,
     /// The dynamic PKI's store (dynamic mode), also where certificates from the CA are kept.
     pub store: Option<Arc<Store>>,
+    /// Each service's own certificate (the dynamic PKI's leaf or the configured one), when
+    /// certificates come from the CA: what serves again once the CA's is about to expire.
+    pub own: BTreeMap<ServiceName, OwnCert>,
 }
+
+/// A service's own certificate chain and key.
+pub type OwnCert = Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>;
 
 /// Path of the trust anchor.
 pub fn anchor_path(data_dir: &Path) -> std::path::PathBuf {
@@ -103,12 +109,15 @@ fn present(
 ) -> anyhow::Result<(
     BTreeMap<ServiceName, Arc<ServerConfig>>,
     BTreeMap<ServiceName, Arc<ServerCert>>,
+    BTreeMap<ServiceName, OwnCert>,
 )> {
     let cached_mode =
         cfg.federation.ca_enabled && cfg.federation_fallback.ca_fallback_mode == CaFallback::Cached;
     let mut servers = BTreeMap::new();
     let mut certs = BTreeMap::new();
+    let mut owns = BTreeMap::new();
     for &service in services {
+        let mine: OwnCert = Arc::new(own(service)?);
         let cached = if cached_mode {
             cached_ca_leaf(store, service, now)?
         } else {
@@ -122,13 +131,16 @@ fn present(
                     PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cached.key.to_vec())),
                 )
             }
-            None => own(service)?,
+            None => (mine.0.clone(), mine.1.clone_key()),
         };
         let (server, cert) = cryptoutil_http::tls::swappable_server_config(chain, key)?;
         servers.insert(service, server);
         certs.insert(service, cert);
+        if cfg.federation.ca_enabled {
+            owns.insert(service, mine);
+        }
     }
-    Ok((servers, certs))
+    Ok((servers, certs, owns))
 }
 
 fn dynamic(
@@ -148,7 +160,7 @@ fn dynamic(
     let int_cert = store
         .get_plain(Table::Pki, INT_CERT)?
         .ok_or_else(|| anyhow!("PKI store lacks the intermediate"))?;
-    let (servers, certs) = present(cfg, services, &store, now, |service| {
+    let (servers, certs, own) = present(cfg, services, &store, now, |service| {
         let (dns, ips) = leaf_names(cfg, service);
         let (leaf, key) = leaf_for(&store, &name, service, dns, ips, now)?;
         Ok((
@@ -164,6 +176,7 @@ fn dynamic(
         certs,
         anchor_pem: pki::cert_pem(&root),
         store: Some(Arc::new(store)),
+        own,
     })
 }
 
@@ -193,7 +206,8 @@ fn ca_leaf_keys(service: ServiceName) -> (Vec<u8>, Vec<u8>) {
     )
 }
 
-/// The last certificate the CA issued for `service`, unless it has expired at `now`.
+/// The last certificate the CA issued for `service`, unless it is in the last tenth of its
+/// life at `now`.
 pub fn cached_ca_leaf(
     store: &Store,
     service: ServiceName,
@@ -213,11 +227,18 @@ pub fn cached_ca_leaf(
     let Some(not_after) = chain.first().and_then(|leaf| pki::not_after(leaf).ok()) else {
         return Ok(None);
     };
-    // It serves while it is valid: the `Enrollment` actor renews it when it is due.
+    // It serves until the last tenth of its life (the `Enrollment` actor renews it when it
+    // is due, or presents the service's own certificate then).
     let now = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    if now >= not_after {
+    let Ok((not_before, _)) = chain
+        .first()
+        .map_or(Err(()), |leaf| pki::validity(leaf).map_err(|_| ()))
+    else {
+        return Ok(None);
+    };
+    if cryptoutil_actors::federation::ca::enroll::expiring(not_before, not_after, now) {
         return Ok(None);
     }
     Ok(Some(CaLeaf {
@@ -340,18 +361,19 @@ fn static_material(
             certs: services.iter().map(|s| (*s, Arc::clone(&cert))).collect(),
             anchor_pem,
             store: None,
+            own: BTreeMap::new(),
         });
     }
     let store = open_store(cfg, unseal)?;
-    let (servers, certs) = present(cfg, services, &store, SystemTime::now(), |_| {
+    let (servers, certs, own) = present(cfg, services, &store, SystemTime::now(), |_| {
         Ok((chain.clone(), key.clone_key()))
-    })
-    .context("tls.cert_chain / tls.private_key")?;
+    })?;
     Ok(TlsSetup {
         servers,
         certs,
         anchor_pem,
         store: Some(Arc::new(store)),
+        own,
     })
 }
 

@@ -244,7 +244,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         browser,
         peers: crate::federation::peers(&cfg.federation, &tls.anchor_pem)?,
         identity_issuer: cfg.federation.identity_issuer(),
-        enrollment: crate::enroll::plan(&cfg, &tls.certs, tls.store.as_ref())?,
+        enrollment: crate::enroll::plan(&cfg, &tls.certs, &tls.own, tls.store.as_ref())?,
     };
     let suite = suite::start(stores.clone(), &args, &cfg.supervision)
         .await

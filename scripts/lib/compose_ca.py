@@ -34,6 +34,10 @@ PUBLISHED = {
     "identity-spa": 8184, "kms": 8080, "jose": 8280, "ca": 8380,
 }
 VALIDITY = os.environ.get("CRYPTOUTIL_COMPOSE_LEAF_VALIDITY", "4m")
+# The only names a suite certificate may carry: the root's name constraints and the profile's
+# patterns keep a client of the `ca` scope (every container holds the federation client's
+# secret) from minting a certificate for anything else.
+NAMES = sorted(PUBLISHED)
 
 
 def context(cafile):
@@ -79,7 +83,18 @@ def api(tok, method, path, body=None, ok=(200, 201)):
     return status, (json.loads(raw) if raw else None)
 
 
+def minutes(text):
+    units = {"m": 1, "h": 60, "d": 1440}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        sys.exit("CRYPTOUTIL_COMPOSE_LEAF_VALIDITY: minutes, hours or days (4m, 2h, 1d)")
+    return int(text[:-1]) * units[text[-1]]
+
+
 def bootstrap(out):
+    # Leaves are back-dated 5 minutes and renewed two thirds into their life: under 3 minutes
+    # of validity a renewal would be due (nearly) at once.
+    if minutes(VALIDITY) < 3:
+        sys.exit("CRYPTOUTIL_COMPOSE_LEAF_VALIDITY is at least 3m")
     tok = token()
     _, labels = api(tok, "GET", "/labels")
     label = next((l for l in labels["labels"] if l["label"] == "default"), None)
@@ -89,10 +104,18 @@ def bootstrap(out):
             api(tok, "POST", "/profiles", {
                 "name": "suite-tls", "key_usages": ["digitalSignature"],
                 "extended_key_usages": ["serverAuth"], "allowed_sans": ["dns", "ip"],
-                "required_san": ["dns"], "max_validity": VALIDITY})
-        _, root = api(tok, "POST", "/cas", {
-            "name": "suite", "subject": {"common_name": "cryptoutil Suite Root"},
-            "key": "P-256"})
+                "required_san": ["dns"], "dns_patterns": NAMES,
+                "ip_ranges": ["127.0.0.0/8"], "max_validity": VALIDITY})
+        else:
+            print("the profile suite-tls exists: its validity stays (CRYPTOUTIL_COMPOSE_LEAF_VALIDITY"
+                  " applies to a new suite only)")
+        # A root left by an interrupted run is used again.
+        _, cas = api(tok, "GET", "/cas")
+        root = next((c for c in cas["cas"] if c["name"] == "suite"), None)
+        if root is None:
+            _, root = api(tok, "POST", "/cas", {
+                "name": "suite", "subject": {"common_name": "cryptoutil Suite Root"},
+                "key": "P-256", "path_len": 0, "permitted_dns": NAMES})
         api(tok, "POST", "/labels", {"label": "default", "ca": root["id"],
                                      "profile": "suite-tls", "approval": "auto"})
         pem = root["certificate"]

@@ -923,12 +923,25 @@ async fn a_kms_takes_its_tls_certificate_from_the_ca_service_over_est() {
     // No `default` label yet: the CA refuses, the KMS serves its own dynamic certificate.
     assert!(!trusted_by(&kms, &root_pem).await);
 
+    // One-minute certificates (back-dated 5 minutes by the CA): renewed 40 s after they come,
+    // dropped for the service's own 54 s after.
+    let (status, profile) = call(
+        &ca_app,
+        &token,
+        Method::POST,
+        "/ca/profiles",
+        Some(json!({"name": "minute", "key_usages": ["digitalSignature"],
+            "extended_key_usages": ["serverAuth"], "allowed_sans": ["dns", "ip"],
+            "max_validity": "1m"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{profile}");
     let (status, label) = call(
         &ca_app,
         &token,
         Method::POST,
         "/ca/labels",
-        Some(json!({"label": "default", "ca": root["id"], "profile": "tls-server"})),
+        Some(json!({"label": "default", "ca": root["id"], "profile": "minute"})),
     )
     .await;
     assert_eq!(status, 201, "{label}");
@@ -1004,6 +1017,16 @@ async fn a_kms_takes_its_tls_certificate_from_the_ca_service_over_est() {
     assert!(
         trusted_by(&kms, &root_pem).await,
         "the CA is down: the KMS presents the CA's certificate it kept (cached)"
+    );
+    // It is never presented expired: in its last tenth, with the CA still down, the KMS
+    // presents its own (static) certificate again.
+    let suite_pem = std::fs::read_to_string(suite.join("suite-ca.pem")).unwrap();
+    assert!(
+        crate::eventually(Duration::from_secs(90), || async {
+            !trusted_by(&kms, &root_pem).await && trusted_by(&kms, &suite_pem).await
+        })
+        .await,
+        "the KMS went back to its own certificate before the CA's expired"
     );
     kms.stop().await;
 }

@@ -41,7 +41,12 @@ pub trait CertificateHome: std::fmt::Debug + Send + Sync + 'static {
     fn presented_leaf(&self) -> Option<Vec<u8>>;
     /// Presents `leaf` from the next handshake on; refused unless the key is the leaf's.
     fn present(&self, leaf: &CaLeaf) -> Result<(), String>;
-    /// Blocking: the certificate the CA issued last, unless it has expired at `now`.
+    /// Presents the service's own certificate again (the dynamic PKI's or the configured one),
+    /// if it does not already: what serves once the CA's is about to expire and no new one
+    /// came.
+    fn present_own(&self) -> Result<(), String>;
+    /// Blocking: the certificate the CA issued last, unless it is in the last tenth of its
+    /// life at `now` ([`expiring`]).
     fn cached(&self, now: SystemTime) -> Result<Option<CaLeaf>, String>;
     /// Blocking: keeps what the CA issued (the key sealed).
     fn keep(&self, leaf: &CaLeaf) -> Result<(), String>;
@@ -119,6 +124,12 @@ pub enum EnrollmentMsg {
     Crash,
 }
 
+/// Whether a certificate valid from `not_before` to `not_after` is in the last tenth of its
+/// life at `now` (Unix seconds): then it is not presented any more, the service's own is.
+pub fn expiring(not_before: u64, not_after: u64, now: u64) -> bool {
+    now >= not_after.saturating_sub(not_after.saturating_sub(not_before) / 10)
+}
+
 /// Whether a certificate from the CA is due, and whether an enrollment runs.
 pub struct EnrollmentState {
     args: EnrollmentArgs,
@@ -126,6 +137,9 @@ pub struct EnrollmentState {
     due: bool,
     /// An enrollment is running.
     running: bool,
+    /// When this actor's last enrollment ended (Unix seconds): the life of what it got is
+    /// counted from then, not from the CA's back-dated `notBefore`.
+    enrolled_at: Option<u64>,
 }
 
 impl EnrollmentState {
@@ -133,7 +147,29 @@ impl EnrollmentState {
     fn renew_at(&self) -> Option<u64> {
         let leaf = self.args.home.presented_leaf()?;
         let (not_before, not_after) = cryptoutil_protocols::pki::validity(&leaf).ok()?;
-        Some(cryptoutil_protocols::pki::renew_at(not_before, not_after))
+        let from = not_before.max(self.enrolled_at.unwrap_or(0).min(not_after));
+        Some(cryptoutil_protocols::pki::renew_at(from, not_after))
+    }
+
+    /// The CA's certificate is about to expire and no new one came: the service's own serves.
+    fn expire(&self) {
+        let Some(leaf) = self.args.home.presented_leaf() else {
+            return;
+        };
+        let Ok((not_before, not_after)) = cryptoutil_protocols::pki::validity(&leaf) else {
+            return;
+        };
+        let from = not_before.max(self.enrolled_at.unwrap_or(0).min(not_after));
+        if expiring(from, not_after, crate::now_unix()) {
+            let service = self.args.service;
+            match self.args.home.present_own() {
+                Ok(()) => tracing::warn!(
+                    %service,
+                    "the CA's certificate is about to expire: presenting the service's own"
+                ),
+                Err(e) => tracing::warn!(%service, error = %e, "the service's own certificate"),
+            }
+        }
     }
 
     /// Is the presented certificate due for renewal?
@@ -168,6 +204,7 @@ impl Actor for Enrollment {
             args,
             due: !presents_cached,
             running: false,
+            enrolled_at: None,
         })
     }
 
@@ -182,6 +219,7 @@ impl Actor for Enrollment {
                 if st.running {
                     return Ok(());
                 }
+                st.expire();
                 if st.due || st.renewal_due() {
                     st.running = true;
                     let (args, me) = (st.args.clone(), me.clone());
@@ -200,6 +238,7 @@ impl Actor for Enrollment {
                     Ok(()) => {
                         tracing::info!(%service, "presenting the certificate the CA issued");
                         st.due = false;
+                        st.enrolled_at = Some(crate::now_unix());
                         st.next_check()
                     }
                     Err(e) => {
@@ -211,6 +250,7 @@ impl Actor for Enrollment {
                             "no certificate from the CA: presenting the fallback certificate"
                         );
                         st.due = true;
+                        st.expire();
                         st.args.retry_after
                     }
                 };
@@ -255,8 +295,14 @@ async fn enroll(args: &EnrollmentArgs) -> Result<(), String> {
     let leaf = chain.first().ok_or("the CA sent no certificate")?;
     let (not_before, not_after) =
         cryptoutil_protocols::pki::validity(leaf).map_err(|e| e.to_string())?;
-    if cryptoutil_protocols::pki::renew_at(not_before, not_after) <= crate::now_unix() {
-        return Err("the CA issued a certificate that is already due for renewal".into());
+    // Its life counts from now (the CA back-dates `notBefore`): refused only when it would
+    // not be presented at all.
+    if expiring(
+        not_before.max(crate::now_unix()),
+        not_after,
+        crate::now_unix(),
+    ) {
+        return Err("the CA issued a certificate that expires at once".into());
     }
     let issued = CaLeaf {
         chain,
