@@ -8,9 +8,9 @@ standard library only).
                                 certificate that chains to ROOT alone (the CA product's root)
 
 `suite-tls` is tls-server with a validity of CRYPTOUTIL_COMPOSE_LEAF_VALIDITY (default 4m): the
-services renew two thirds into a certificate's life (certificates are back-dated 5 minutes),
-so in Compose every service renews about once a minute and a CA outage of a few minutes is
-ridden out on the certificate it has. Tokens come from the bootstrap client in
+services renew two thirds into a certificate's life counted from when it came (about every
+160 s), and through a CA outage serve on the one they have until its last tenth, then on
+their `pki issue` leaf. Tokens come from the bootstrap client in
 identity-authz's data volume (bootstrap.json, read with `docker cp`).
 """
 
@@ -36,8 +36,9 @@ PUBLISHED = {
 VALIDITY = os.environ.get("CRYPTOUTIL_COMPOSE_LEAF_VALIDITY", "4m")
 # The only names a suite certificate may carry: the root's name constraints and the profile's
 # patterns keep a client of the `ca` scope (every container holds the federation client's
-# secret) from minting a certificate for anything else.
-NAMES = sorted(PUBLISHED)
+# secret) from minting a certificate for anything else. `localhost` is every leaf's too
+# (`tls.hostnames`' default).
+NAMES = sorted(PUBLISHED) + ["localhost"]
 
 
 def context(cafile):

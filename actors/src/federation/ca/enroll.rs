@@ -151,16 +151,17 @@ impl EnrollmentState {
         Some(cryptoutil_protocols::pki::renew_at(from, not_after))
     }
 
+    /// When the presented certificate enters the last tenth of its life (Unix seconds).
+    fn expiring_at(&self) -> Option<u64> {
+        let leaf = self.args.home.presented_leaf()?;
+        let (not_before, not_after) = cryptoutil_protocols::pki::validity(&leaf).ok()?;
+        let from = not_before.max(self.enrolled_at.unwrap_or(0).min(not_after));
+        Some(not_after.saturating_sub(not_after.saturating_sub(from) / 10))
+    }
+
     /// The CA's certificate is about to expire and no new one came: the service's own serves.
     fn expire(&self) {
-        let Some(leaf) = self.args.home.presented_leaf() else {
-            return;
-        };
-        let Ok((not_before, not_after)) = cryptoutil_protocols::pki::validity(&leaf) else {
-            return;
-        };
-        let from = not_before.max(self.enrolled_at.unwrap_or(0).min(not_after));
-        if expiring(from, not_after, crate::now_unix()) {
+        if self.expiring_at().is_some_and(|t| crate::now_unix() >= t) {
             let service = self.args.service;
             match self.args.home.present_own() {
                 Ok(()) => tracing::warn!(
@@ -216,17 +217,28 @@ impl Actor for Enrollment {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             EnrollmentMsg::Check => {
+                // Also while an enrollment runs: the CA may hold it until its deadline.
+                st.expire();
                 if st.running {
                     return Ok(());
                 }
-                st.expire();
                 if st.due || st.renewal_due() {
                     st.running = true;
-                    let (args, me) = (st.args.clone(), me.clone());
+                    let (args, me2) = (st.args.clone(), me.clone());
                     tokio::spawn(async move {
                         let done = enroll(&args).await;
-                        let _ = me.cast(EnrollmentMsg::Enrolled(done));
+                        let _ = me2.cast(EnrollmentMsg::Enrolled(done));
                     });
+                    // Look again when the presented certificate enters its last tenth, should
+                    // the enrollment still run then.
+                    if let Some(at) = st.expiring_at() {
+                        let wait = Duration::from_secs(at.saturating_sub(crate::now_unix()));
+                        if wait < ENROLL_DEADLINE {
+                            me.send_after(wait.max(Duration::from_secs(1)), || {
+                                EnrollmentMsg::Check
+                            });
+                        }
+                    }
                 } else {
                     me.send_after(st.next_check(), || EnrollmentMsg::Check);
                 }
