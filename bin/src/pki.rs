@@ -224,7 +224,8 @@ pub fn cached_ca_leaf(
         .filter_map(Result::ok)
         .map(|c| c.to_vec())
         .collect();
-    let Some(not_after) = chain.first().and_then(|leaf| pki::not_after(leaf).ok()) else {
+    let Some((not_before, not_after)) = chain.first().and_then(|leaf| pki::validity(leaf).ok())
+    else {
         return Ok(None);
     };
     // It serves until the last tenth of its life (the `Enrollment` actor renews it when it
@@ -232,12 +233,6 @@ pub fn cached_ca_leaf(
     let now = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let Ok((not_before, _)) = chain
-        .first()
-        .map_or(Err(()), |leaf| pki::validity(leaf).map_err(|_| ()))
-    else {
-        return Ok(None);
-    };
     if cryptoutil_actors::federation::ca::enroll::expiring(not_before, not_after, now) {
         return Ok(None);
     }

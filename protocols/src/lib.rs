@@ -16,6 +16,7 @@
 //! - [`jose`]: JWK, JWK Set, JWS, JWE and JWT on aws-lc-rs.
 //! - [`oauth`]: OAuth 2.1 pieces without I/O: client secrets, password hashes, client
 //!   authentication headers, scopes, token endpoint errors.
+//! - [`otp`]: HOTP (RFC 4226) and TOTP (RFC 6238) codes, `otpauth://` URIs, base32.
 //! - [`ids`]: identifiers from outside (tenant, elastic key id, client id, kid), parsed once.
 //! - [`fips`]: whether the crypto module runs in FIPS 140-3 mode.
 //! - [`secret`]: `Secret`, a configuration string that never prints and is zeroized.
@@ -37,6 +38,7 @@ pub mod fips;
 pub mod ids;
 pub mod jose;
 pub mod oauth;
+pub mod otp;
 pub mod pki;
 pub mod scep;
 pub mod secret;

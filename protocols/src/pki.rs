@@ -216,6 +216,13 @@ pub fn renew_at(not_before: u64, not_after: u64) -> u64 {
     not_before.saturating_add(not_after.saturating_sub(not_before) / 3 * 2)
 }
 
+/// When a certificate valid from `not_before` to `not_after` (Unix seconds) enters the last
+/// tenth of its life: from then a certificate the suite's CA issued is no longer presented (the
+/// service's own is, until a new one comes).
+pub fn last_tenth(not_before: u64, not_after: u64) -> u64 {
+    not_after.saturating_sub(not_after.saturating_sub(not_before) / 10)
+}
+
 /// True when a certificate expiring at `not_after_unix` should be replaced at `now`.
 pub fn needs_renewal(not_after_unix: u64, now: SystemTime) -> bool {
     unix(now).saturating_add(RENEW_BEFORE.as_secs()) >= not_after_unix

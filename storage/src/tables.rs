@@ -75,11 +75,14 @@ pub enum Table {
     /// SCEP (RFC 8894) transactions: `tx/<label>/<transactionID, hex>` -> sealed record (the
     /// RA request it carries and the certificate that signed it: only its key may poll).
     CaScep,
+    /// identity-idp sign-in factors beyond the password: `<tenant>/<user id>/<factor id>` ->
+    /// sealed record (its kind, name, secret and the state that makes each code count once).
+    IdentityFactors,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 27] = [
+    pub const ALL: [Table; 28] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -107,6 +110,7 @@ impl Table {
         Table::CaAcme,
         Table::CaCmp,
         Table::CaScep,
+        Table::IdentityFactors,
     ];
 
     /// The versioned table name.
@@ -139,6 +143,7 @@ impl Table {
             Table::CaAcme => "ca_acme_v1",
             Table::CaCmp => "ca_cmp_v1",
             Table::CaScep => "ca_scep_v1",
+            Table::IdentityFactors => "identity_factors_v1",
         }
     }
 

@@ -731,7 +731,16 @@ impl CasHandle {
             .await?
         {
             Enrolled::Issued(_) | Enrolled::Pending { .. } => {
-                self.acme_order(account, &order.id).await
+                // The order as this finalize committed it; one seen before (the same request
+                // again) is read back.
+                let committed = written
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                match committed {
+                    Some(order) => Ok(order),
+                    None => self.acme_order(account, &order.id).await,
+                }
             }
             Enrolled::Rejected { reason } => {
                 Err(Error::Refused(cryptoutil_protocols::ca::CaError {

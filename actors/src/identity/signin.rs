@@ -90,6 +90,29 @@ pub struct Subject {
     pub auth_time: u64,
     /// The sign-in session's id (RP-initiated logout ends it).
     pub sid: String,
+    /// How they signed in: RFC 8176 `amr` values (`pwd`, `otp`, `mfa`, ...).
+    pub amr: Vec<String>,
+}
+
+/// `acr` of a sign-in with the password alone.
+pub const ACR_PASSWORD: &str = "urn:cryptoutil:acr:password";
+/// `acr` of a sign-in with two factors or more.
+pub const ACR_MFA: &str = "urn:cryptoutil:acr:mfa";
+
+impl Subject {
+    /// The `acr` its sign-in reached.
+    pub fn acr(&self) -> &'static str {
+        acr_of(&self.amr)
+    }
+}
+
+/// The `acr` a sign-in with `amr` reached.
+pub fn acr_of(amr: &[String]) -> &'static str {
+    if amr.iter().any(|a| a == "mfa") {
+        ACR_MFA
+    } else {
+        ACR_PASSWORD
+    }
 }
 
 /// After a sign-in: back to the client, or first the consent page.

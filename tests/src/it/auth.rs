@@ -150,6 +150,8 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
             reviewed.extend([
                 "Some(GET) /browser/login",
                 "Some(POST) /browser/login",
+                // The second factor's code: the same checks, and a waiting sign-in's cookie.
+                "Some(POST) /browser/login/factor",
                 "Some(POST) /browser/consent",
             ]);
         }

@@ -14,7 +14,8 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use super::ca_service::{
-    audit_verifies, call, csr, openssl, pkilint, request_with_key, root, run, Audited, CaTest,
+    audit_verifies, call, csr, openssl, openssl_ok, pkilint, request_with_key, root, run, Audited,
+    CaTest,
 };
 use super::identity::client_token;
 use crate::TestApp;
@@ -625,7 +626,7 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
         );
         assert_eq!(status, "200", "{name}");
         // The sealed key: an EnvelopedData only the request's key opens.
-        let (ok, out) = openssl(
+        openssl_ok(
             &work,
             &[
                 "cms",
@@ -641,8 +642,7 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
                 &format!("{name}.package.der"),
             ],
         );
-        assert!(ok, "openssl cms -decrypt ({name}): {out}");
-        let (ok, out) = openssl(
+        let out = openssl_ok(
             &work,
             &[
                 "cms",
@@ -654,7 +654,6 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
                 &format!("{name}.key.p7"),
             ],
         );
-        assert!(ok, "{out}");
         assert!(
             out.contains("contentType: undefined (2.16.840.1.101.2.1.2.78.5)"),
             "the content is an AsymmetricKeyPackage (id-ct-KP-aKeyPackage): {out}"
@@ -693,7 +692,7 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
             ],
         );
         assert!(ok && key_out.contains(key_text), "{name}: {key_out}");
-        let (ok, key_pub) = openssl(
+        let key_pub = openssl_ok(
             &work,
             &[
                 "pkey",
@@ -704,10 +703,9 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
                 "-pubout",
             ],
         );
-        assert!(ok, "{key_pub}");
         // The certificate and its chain: it certifies that key, not the request's.
         let chain = format!("{name}.chain.pem");
-        let (ok, out) = openssl(
+        openssl_ok(
             &work,
             &[
                 "pkcs7",
@@ -720,25 +718,21 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
                 &chain,
             ],
         );
-        assert!(ok, "{out}");
-        let (ok, cert_pub) = openssl(&work, &["x509", "-in", &chain, "-noout", "-pubkey"]);
-        assert!(ok, "{cert_pub}");
+        let cert_pub = openssl_ok(&work, &["x509", "-in", &chain, "-noout", "-pubkey"]);
         assert_eq!(
             key_pub, cert_pub,
             "{name}: the certificate certifies the sealed key"
         );
-        let (ok, request_pub) = openssl(&work, &["pkey", "-in", &format!("{name}.key"), "-pubout"]);
-        assert!(ok, "{request_pub}");
+        let request_pub = openssl_ok(&work, &["pkey", "-in", &format!("{name}.key"), "-pubout"]);
         assert_ne!(
             request_pub, cert_pub,
             "{name}: a new key, not the request's"
         );
-        let (ok, out) = openssl(
+        openssl_ok(
             &work,
             &["x509", "-in", &chain, "-out", &format!("{name}.leaf.pem")],
         );
-        assert!(ok, "{out}");
-        let (ok, out) = openssl(
+        openssl_ok(
             &work,
             &[
                 "verify",
@@ -749,7 +743,6 @@ async fn server_made_keys_come_sealed_to_the_requests_key_and_openssl_opens_them
                 &format!("{name}.leaf.pem"),
             ],
         );
-        assert!(ok, "{out}");
         let (ok, out) = openssl(
             &work,
             &[

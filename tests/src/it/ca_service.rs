@@ -156,6 +156,14 @@ pub(super) fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
     run(Command::new("openssl").current_dir(dir).args(args))
 }
 
+/// [`openssl`] that must succeed: its output.
+#[track_caller]
+pub(super) fn openssl_ok(dir: &Path, args: &[&str]) -> String {
+    let (ok, out) = openssl(dir, args);
+    assert!(ok, "openssl {}: {out}", args.join(" "));
+    out
+}
+
 /// A P-256 key and a PEM request for `cn` with DNS SAN `cn`, made by openssl.
 pub(super) fn csr(dir: &Path, cn: &str) -> String {
     let file = request_file(dir, cn, &format!("/CN={cn}"), &format!("DNS:{cn}"), "PEM");

@@ -17,22 +17,22 @@ const SERVICES: [ServiceName; 5] = [
     ServiceName::Jose,
     ServiceName::Ca,
 ];
-const REDIRECT: &str = "https://rp.example/cb";
+pub(super) const REDIRECT: &str = "https://rp.example/cb";
 const POST_LOGOUT: &str = "https://rp.example/bye";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// A suite of [`SERVICES`] in a temporary data directory, its bootstrap credentials and an
 /// operator token (scope `identity`).
-struct Fixture {
-    _dir: tempfile::TempDir,
-    data: std::path::PathBuf,
-    app: TestApp,
-    boot: super::identity::Bootstrap,
-    operator: String,
+pub(super) struct Fixture {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) data: std::path::PathBuf,
+    pub(super) app: TestApp,
+    pub(super) boot: super::identity::Bootstrap,
+    pub(super) operator: String,
 }
 
-async fn fixture() -> Fixture {
+pub(super) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
@@ -48,7 +48,7 @@ async fn fixture() -> Fixture {
 }
 
 /// A code-flow client registered through the admin API: (id, secret).
-async fn rp_client(app: &TestApp, operator: &str, extra: Value) -> (String, String) {
+pub(super) async fn rp_client(app: &TestApp, operator: &str, extra: Value) -> (String, String) {
     let mut spec = json!({
         "name": "Example RP",
         "redirect_uris": [REDIRECT],
@@ -66,13 +66,13 @@ async fn rp_client(app: &TestApp, operator: &str, extra: Value) -> (String, Stri
 }
 
 /// A minimal browser: a cookie jar over the test client (cookies do not isolate ports).
-struct Browser<'a> {
-    app: &'a TestApp,
+pub(super) struct Browser<'a> {
+    pub(super) app: &'a TestApp,
     cookies: Vec<(String, String)>,
 }
 
 impl<'a> Browser<'a> {
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(super) fn cookie(&self, name: &str) -> Option<String> {
         self.cookies
             .iter()
             .find(|(n, _)| n == name)
@@ -102,7 +102,7 @@ impl<'a> Browser<'a> {
         r
     }
 
-    fn new(app: &'a TestApp) -> Self {
+    pub(super) fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             cookies: Vec::new(),
@@ -146,7 +146,7 @@ impl<'a> Browser<'a> {
             .join("; ")
     }
 
-    async fn get(&mut self, url: &str) -> Response {
+    pub(super) async fn get(&mut self, url: &str) -> Response {
         let cookie = self.cookie_header();
         let mut headers = vec![];
         if !cookie.is_empty() {
@@ -162,7 +162,12 @@ impl<'a> Browser<'a> {
         r
     }
 
-    async fn post(&mut self, url: &str, form: &[(&str, &str)], origin: Option<&str>) -> Response {
+    pub(super) async fn post(
+        &mut self,
+        url: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> Response {
         let cookie = self.cookie_header();
         let body = form
             .iter()
@@ -193,20 +198,20 @@ impl<'a> Browser<'a> {
     }
 }
 
-fn location(r: &Response) -> Option<String> {
+pub(super) fn location(r: &Response) -> Option<String> {
     r.headers
         .get("location")
         .map(|v| v.to_str().unwrap().to_owned())
 }
 
-fn query(url: &str, name: &str) -> Option<String> {
+pub(super) fn query(url: &str, name: &str) -> Option<String> {
     let q = url.split_once('?')?.1;
     form_urlencoded::parse(q.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
 
-fn hidden(page: &str, name: &str) -> String {
+pub(super) fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = page
         .find(&marker)
@@ -242,7 +247,7 @@ fn authorize_url(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> Stri
 }
 
 /// Opens the login page of a fresh authorization request: (form URL, challenge, csrf).
-async fn login_page(
+pub(super) async fn login_page(
     b: &mut Browser<'_>,
     client_id: &str,
     extra: &[(&str, &str)],
@@ -293,7 +298,7 @@ async fn token_par(
     super::identity::oauth_post(app, "par", basic, form).await
 }
 
-async fn redeem(app: &TestApp, client: (&str, &str), code: &str) -> (u16, Value) {
+pub(super) async fn redeem(app: &TestApp, client: (&str, &str), code: &str) -> (u16, Value) {
     let (status, v, _) = token_request(
         app,
         Some(client),

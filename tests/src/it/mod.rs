@@ -24,6 +24,8 @@ mod kms;
 mod kms_crash;
 mod listeners;
 mod mtls;
+mod otp;
 mod process;
+mod signin_factors;
 mod supervision;
 mod ui;

@@ -127,7 +127,7 @@ pub enum EnrollmentMsg {
 /// Whether a certificate valid from `not_before` to `not_after` is in the last tenth of its
 /// life at `now` (Unix seconds): then it is not presented any more, the service's own is.
 pub fn expiring(not_before: u64, not_after: u64, now: u64) -> bool {
-    now >= not_after.saturating_sub(not_after.saturating_sub(not_before) / 10)
+    now >= cryptoutil_protocols::pki::last_tenth(not_before, not_after)
 }
 
 /// Whether a certificate from the CA is due, and whether an enrollment runs.
@@ -156,7 +156,7 @@ impl EnrollmentState {
         let leaf = self.args.home.presented_leaf()?;
         let (not_before, not_after) = cryptoutil_protocols::pki::validity(&leaf).ok()?;
         let from = not_before.max(self.enrolled_at.unwrap_or(0).min(not_after));
-        Some(not_after.saturating_sub(not_after.saturating_sub(from) / 10))
+        Some(cryptoutil_protocols::pki::last_tenth(from, not_after))
     }
 
     /// The CA's certificate is about to expire and no new one came: the service's own serves.

@@ -47,8 +47,7 @@ pub const DPOP_WINDOW: u64 = 60;
 pub const AUTHORIZE_PATH: &str = "/browser/oauth2/v1/authorize";
 /// RP-initiated logout.
 pub const LOGOUT_PATH: &str = "/browser/oauth2/v1/logout";
-/// The authentication context of a password sign-in.
-pub const ACR_PASSWORD: &str = "urn:cryptoutil:acr:password";
+pub use crate::identity::signin::{ACR_MFA, ACR_PASSWORD};
 
 /// A tenant.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -263,7 +263,7 @@ mod flow {
                 view: request.view,
             };
         };
-        let opened = w.idp.open(&user, now).unwrap();
+        let opened = w.idp.open(&user, vec!["pwd".into()], now).unwrap();
         match w.st.signed_in(ch, opened.subject, now).unwrap() {
             Some(next) => LoginOutcome::Done {
                 next,
@@ -322,7 +322,10 @@ mod flow {
                 ..
             } => (redirect, session.to_string()),
             LoginOutcome::Done { next, .. } => panic!("{next:?}"),
-            LoginOutcome::Failed { message, .. } => panic!("{message}"),
+            LoginOutcome::Failed { message, .. } | LoginOutcome::CodeFailed { message, .. } => {
+                panic!("{message}")
+            }
+            LoginOutcome::NextFactor { .. } => panic!("no second factor here"),
         }
     }
 

@@ -1,7 +1,9 @@
 //! `IdpHandle`: a sign-in, step by step, on the caller's task: the pending request from
-//! identity-authz, a session that serves it or the factors (PBKDF2 on a blocking thread), the
+//! identity-authz, a session that serves it or the factors (PBKDF2 on a blocking thread; then,
+//! for a user who enrolled one, a one-time code checked against their factor records), the
 //! session, then the code or the consent page from identity-authz. The `Idp` actor only keeps
-//! sessions and counters, so its mailbox never waits on a factor or on identity-authz.
+//! sessions, waiting sign-ins and counters, so its mailbox never waits on a factor or on
+//! identity-authz. Every sign-in and every refusal is audited.
 
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::factors::password;
 use super::msg::IdpMsg;
+use super::records::{FactorsHandle, Owner};
 use super::state::{Check, Opened, LOGIN_FAILED, LOGIN_LOCKED};
 use crate::ask::ask;
 use crate::error::{Error, Unavailability};
@@ -47,22 +50,51 @@ pub enum LoginOutcome {
         /// The form.
         view: LoginView,
     },
+    /// The password passed and the user has another factor: ask for its code. The token
+    /// names the waiting sign-in (a cookie of this browser, for [`STEP_TTL`] seconds).
+    ///
+    /// [`STEP_TTL`]: super::state::STEP_TTL
+    NextFactor {
+        /// The waiting sign-in.
+        step: Zeroizing<String>,
+        /// The page.
+        view: LoginView,
+    },
+    /// A wrong or used code: the code form again.
+    CodeFailed {
+        /// The message.
+        message: &'static str,
+        /// The page.
+        view: LoginView,
+    },
 }
+
+/// The message for a wrong, used or expired one-time code.
+pub const CODE_FAILED: &str = "The code is incorrect, or was used already.";
+/// The message when the sign-in waiting for a code is gone (expired, too many wrong codes).
+pub const STEP_EXPIRED: &str = "This sign-in expired. Enter your username and password again.";
 
 /// The login and consent pages' handle.
 #[derive(Clone, Debug)]
 pub struct IdpHandle {
     slot: Slot<IdpMsg>,
     authz: AuthzHandle,
+    factors: FactorsHandle,
     timeout: Duration,
 }
 
 impl IdpHandle {
-    /// The `Idp` actor in `slot`, signing users in for `authz`.
-    pub fn new(slot: Slot<IdpMsg>, authz: AuthzHandle, timeout: Duration) -> Self {
+    /// The `Idp` actor in `slot`, signing users in for `authz` with the factors of `factors`.
+    pub fn new(
+        slot: Slot<IdpMsg>,
+        authz: AuthzHandle,
+        factors: FactorsHandle,
+        timeout: Duration,
+    ) -> Self {
         Self {
             slot,
             authz,
+            factors,
             timeout,
         }
     }
@@ -138,6 +170,9 @@ impl IdpHandle {
         )
         .await?;
         let Check::Proceed { dummy } = check else {
+            self.factors
+                .audit_sign_in(&username, &tenant, &["pwd".into()], Some("locked out"))
+                .await?;
             return Ok(LoginOutcome::Failed {
                 message: LOGIN_LOCKED,
                 view,
@@ -158,6 +193,9 @@ impl IdpHandle {
                 why: Unavailability::Stopped,
             })?;
         let Some(user) = user.filter(|_| matched) else {
+            self.factors
+                .audit_sign_in(&username, &tenant, &["pwd".into()], Some("wrong password"))
+                .await?;
             let message = ask(
                 &self.slot,
                 |reply| IdpMsg::Failed {
@@ -170,16 +208,136 @@ impl IdpHandle {
             .await?;
             return Ok(LoginOutcome::Failed { message, view });
         };
+        let amr = vec!["pwd".to_owned()];
+        if self.factors.has_any(&user.tenant, &user.user_id).await? {
+            let step = ask(
+                &self.slot,
+                |reply| IdpMsg::Begin {
+                    user,
+                    challenge,
+                    amr,
+                    reply,
+                },
+                self.timeout,
+            )
+            .await?;
+            return Ok(LoginOutcome::NextFactor { step, view });
+        }
+        let opened = ask(
+            &self.slot,
+            |reply| IdpMsg::Open { user, amr, reply },
+            self.timeout,
+        )
+        .await?;
+        self.done(challenge, opened, view).await
+    }
+
+    /// The code of a second factor for the sign-in `step` waiting on the pending request
+    /// `challenge`. A wrong code counts against the name like a wrong password, and five end
+    /// the waiting sign-in.
+    pub async fn second(
+        &self,
+        challenge: String,
+        step: Zeroizing<String>,
+        code: Zeroizing<String>,
+    ) -> Result<LoginOutcome, Error> {
+        let request = self.authz.sign_in_request(challenge.clone()).await?;
+        let view = request.view;
+        let (token, c) = (step.clone(), challenge.clone());
+        let waiting = ask(
+            &self.slot,
+            |reply| IdpMsg::Step {
+                token,
+                challenge: c,
+                reply,
+            },
+            self.timeout,
+        )
+        .await?;
+        let Some(user) = waiting else {
+            return Ok(LoginOutcome::Failed {
+                message: STEP_EXPIRED,
+                view,
+            });
+        };
+        let (tenant, username) = (user.tenant.clone(), user.username.clone());
+        let (t, u) = (tenant.clone(), username.clone());
+        let check = ask(
+            &self.slot,
+            |reply| IdpMsg::Check {
+                tenant: t,
+                username: u,
+                reply,
+            },
+            self.timeout,
+        )
+        .await?;
+        if check == Check::Locked {
+            return Ok(LoginOutcome::CodeFailed {
+                message: LOGIN_LOCKED,
+                view,
+            });
+        }
+        let owner = Owner {
+            tenant: tenant.clone(),
+            user_id: user.user_id.clone(),
+            username: username.clone(),
+        };
+        let code = code.trim();
+        let passed = if code.is_empty() || code.len() > 64 {
+            None
+        } else {
+            self.factors.check_code(&owner, code).await?
+        };
+        let Some(passed) = passed else {
+            if let Ok(idp) = self.slot.current() {
+                let _ = idp.cast(IdpMsg::StepFailed { token: step });
+            }
+            let _ = ask(
+                &self.slot,
+                |reply| IdpMsg::Failed {
+                    tenant,
+                    username,
+                    reply,
+                },
+                self.timeout,
+            )
+            .await?;
+            return Ok(LoginOutcome::CodeFailed {
+                message: CODE_FAILED,
+                view,
+            });
+        };
+        let opened = ask(
+            &self.slot,
+            |reply| IdpMsg::Finish {
+                token: step,
+                challenge: challenge.clone(),
+                amr: passed.amr,
+                reply,
+            },
+            self.timeout,
+        )
+        .await?;
+        self.done(challenge, opened, view).await
+    }
+
+    /// A session opened for the pending request `challenge`: audited, then the code or the
+    /// consent page from identity-authz.
+    async fn done(
+        &self,
+        challenge: String,
+        opened: Opened,
+        view: LoginView,
+    ) -> Result<LoginOutcome, Error> {
         let Opened {
             cookie,
             subject,
             max_age,
-        } = ask(
-            &self.slot,
-            |reply| IdpMsg::Open { user, reply },
-            self.timeout,
-        )
-        .await?;
+        } = opened;
+        self.factors
+            .audit_sign_in(&subject.user_id, &subject.tenant, &subject.amr, None)
+            .await?;
         match self.authz.signed_in(challenge, subject).await? {
             Some(next) => Ok(LoginOutcome::Done {
                 next,
@@ -192,6 +350,23 @@ impl IdpHandle {
                 view,
             }),
         }
+    }
+
+    /// The user `id` (their `sub` or login name) of `tenant`, as identity-authz's admin API
+    /// lists them, for the factors' admin API.
+    pub async fn user(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<crate::identity::authz::admin::UserView>, Error> {
+        use crate::identity::authz::admin::{AdminAnswer, AdminOp, Caller};
+        let caller = Caller {
+            tenant: tenant.to_owned(),
+        };
+        let AdminAnswer::Users(users) = self.authz.admin(caller, AdminOp::ListUsers).await? else {
+            return Ok(None);
+        };
+        Ok(users.into_iter().find(|u| u.id == id || u.username == id))
     }
 
     /// The consent page's answer; where the browser goes.

@@ -5,14 +5,17 @@
 //! when both run in one process.
 //!
 //! # Layout
-//! - [`factors`]: one module per factor (the password today).
-//! - [`state`]: sessions and failure counters (pure).
+//! - [`factors`]: one module per factor, and the `Factor` seam the ones with records of their
+//!   own plug into.
+//! - [`records`]: `FactorsHandle`: the factor records in identity-idp's store, audited.
+//! - [`state`]: sessions, sign-ins waiting for a second factor, failure counters (pure).
 //! - [`msg`]: the actor's messages.
 //! - [`handle`]: `IdpHandle`: the login and consent pages' calls.
 
 pub mod factors;
 pub mod handle;
 pub mod msg;
+pub mod records;
 pub mod state;
 
 use std::time::Duration;
@@ -21,8 +24,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr};
 
 pub use handle::{IdpHandle, LoginOutcome, LoginStart};
 use msg::IdpMsg;
+pub use records::{FactorsHandle, Owner};
 pub use state::{IdpState, LOGIN_FAILED, LOGIN_LOCKED};
 
+use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
 use crate::identity::authz::AuthzHandle;
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
@@ -78,8 +83,32 @@ impl Actor for Idp {
             } => {
                 let _ = reply.send(Ok(st.failed(&tenant, &username, now)));
             }
-            IdpMsg::Open { user, reply } => {
-                let _ = reply.send(st.open(&user, now));
+            IdpMsg::Open { user, amr, reply } => {
+                let _ = reply.send(st.open(&user, amr, now));
+            }
+            IdpMsg::Begin {
+                user,
+                challenge,
+                amr,
+                reply,
+            } => {
+                let _ = reply.send(st.begin(&user, &challenge, amr, now));
+            }
+            IdpMsg::Step {
+                token,
+                challenge,
+                reply,
+            } => {
+                let _ = reply.send(Ok(st.step(&token, &challenge, now)));
+            }
+            IdpMsg::StepFailed { token } => st.step_failed(&token),
+            IdpMsg::Finish {
+                token,
+                challenge,
+                amr,
+                reply,
+            } => {
+                let _ = reply.send(st.finish(&token, &challenge, amr, now));
             }
             IdpMsg::Crash => st.crash(),
         }
@@ -87,8 +116,9 @@ impl Actor for Idp {
     }
 }
 
-/// identity-idp's part of its service: the `Idp` actor, when identity-authz runs in the same
-/// process (its handle reaches identity-authz in memory).
+/// identity-idp's part of its service, when identity-authz runs in the same process (its
+/// handle reaches identity-authz in memory): its audit log, the factor records and the `Idp`
+/// actor.
 pub const ACTORS: ProductActors = ProductActors {
     service: ServiceName::IdentityIdp,
     build,
@@ -104,11 +134,30 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         .get::<IdpConfig>()
         .cloned()
         .ok_or_else(|| SpawnErr::StartupFailed("identity-idp needs its configuration".into()))?;
+    let name = ctx.service.as_str();
+    let audit_slot: Slot<AuditMsg> = Slot::new("AuditLog");
+    let audit_args = AuditArgs::open(std::sync::Arc::clone(ctx.store), name)
+        .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
+    let audit = AuditHandle::new(audit_slot.clone(), &audit_args, ctx.config.ask_timeout);
+    parts.actor::<AuditLog>(ctx.service, "audit", &audit_slot, audit_args, || {
+        AuditMsg::Crash
+    });
+    let factors = FactorsHandle::new(
+        std::sync::Arc::clone(ctx.store),
+        audit.clone(),
+        factors::Registry::standard(),
+        "cryptoutil",
+    );
     let slot: Slot<IdpMsg> = Slot::new("Idp");
     parts.actor::<Idp>(ctx.service, "idp", &slot, cfg, || IdpMsg::Crash);
-    parts
-        .handles
-        .insert(IdpHandle::new(slot, authz, ctx.config.ask_timeout));
+    parts.handles.insert(IdpHandle::new(
+        slot,
+        authz,
+        factors.clone(),
+        ctx.config.ask_timeout,
+    ));
+    parts.handles.insert(factors);
+    parts.audit = Some(audit);
     Ok(())
 }
 

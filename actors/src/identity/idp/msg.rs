@@ -39,10 +39,48 @@ pub enum IdpMsg {
         /// The message to show.
         reply: RpcReplyPort<Result<&'static str, Error>>,
     },
+    /// The user passed their password and has another factor: wait for it.
+    Begin {
+        /// The user.
+        user: Credential,
+        /// The pending request.
+        challenge: String,
+        /// The factors passed so far.
+        amr: Vec<String>,
+        /// The waiting sign-in's token.
+        reply: RpcReplyPort<Result<Zeroizing<String>, Error>>,
+    },
+    /// The user of a waiting sign-in.
+    Step {
+        /// Its token.
+        token: Zeroizing<String>,
+        /// The pending request it is for.
+        challenge: String,
+        /// The user, while it waits.
+        reply: RpcReplyPort<Result<Option<Credential>, Error>>,
+    },
+    /// A wrong code for a waiting sign-in.
+    StepFailed {
+        /// Its token.
+        token: Zeroizing<String>,
+    },
+    /// A waiting sign-in passed its factor: open a session.
+    Finish {
+        /// Its token.
+        token: Zeroizing<String>,
+        /// The pending request it is for.
+        challenge: String,
+        /// The factor's `amr`.
+        amr: &'static str,
+        /// The session.
+        reply: RpcReplyPort<Result<Opened, Error>>,
+    },
     /// The user passed their factors: open a session.
     Open {
         /// The user.
         user: Credential,
+        /// How (RFC 8176 `amr`).
+        amr: Vec<String>,
         /// The session.
         reply: RpcReplyPort<Result<Opened, Error>>,
     },

@@ -35,6 +35,21 @@ struct Session {
     expires: u64,
 }
 
+/// How long a sign-in waits for its next factor once the password passed.
+pub const STEP_TTL: u64 = 300;
+/// Wrong codes one waiting sign-in may take before the password must be given again.
+pub const STEP_ATTEMPTS: u32 = 5;
+
+/// A sign-in whose password passed, waiting for its next factor (its token is a cookie of the
+/// browser that gave the password; only its digest is kept).
+struct Step {
+    user: Credential,
+    challenge: String,
+    amr: Vec<String>,
+    expires: u64,
+    attempts: u32,
+}
+
 #[derive(Default)]
 struct Failures {
     count: u32,
@@ -67,6 +82,7 @@ pub struct Opened {
 /// Sessions and failure counters.
 pub struct IdpState {
     sessions: HashMap<[u8; 32], Session>,
+    steps: HashMap<[u8; 32], Step>,
     failures: HashMap<(String, String), Failures>,
     dummy: String,
     session_ttl: u64,
@@ -103,6 +119,7 @@ impl IdpState {
     pub fn with_dummy(session_ttl: Duration, dummy: String) -> Self {
         Self {
             sessions: HashMap::new(),
+            steps: HashMap::new(),
             failures: HashMap::new(),
             dummy,
             session_ttl: session_ttl.as_secs(),
@@ -162,8 +179,86 @@ impl IdpState {
         LOGIN_FAILED
     }
 
-    /// `user` passed their factors: their failures are forgotten and a session opens.
-    pub fn open(&mut self, user: &Credential, now: u64) -> Result<Opened, Error> {
+    /// `user` passed their password for the pending request `challenge` and has another
+    /// factor to give: the sign-in waits for it. The token that names it (a cookie).
+    pub fn begin(
+        &mut self,
+        user: &Credential,
+        challenge: &str,
+        amr: Vec<String>,
+        now: u64,
+    ) -> Result<Zeroizing<String>, Error> {
+        if !room(&mut self.steps, |s| s.expires > now) {
+            return Err(Error::Unavailable {
+                actor: "Idp",
+                why: Unavailability::Timeout,
+            });
+        }
+        let token = oauth::random_token(32).map_err(|_| Error::Internal {
+            what: "random generator",
+        })?;
+        let mut user = user.clone();
+        user.password_hash = String::new();
+        self.steps.insert(
+            oauth::token_digest(token.as_bytes()),
+            Step {
+                user,
+                challenge: challenge.to_owned(),
+                amr,
+                expires: now + STEP_TTL,
+                attempts: 0,
+            },
+        );
+        Ok(token)
+    }
+
+    /// The user of the waiting sign-in `token` for `challenge`, while it waits.
+    pub fn step(&self, token: &str, challenge: &str, now: u64) -> Option<Credential> {
+        self.steps
+            .get(&oauth::token_digest(token.as_bytes()))
+            .filter(|s| s.expires > now && s.challenge == challenge)
+            .map(|s| s.user.clone())
+    }
+
+    /// A wrong code for the waiting sign-in `token`: after [`STEP_ATTEMPTS`] it is dropped.
+    pub fn step_failed(&mut self, token: &str) {
+        let digest = oauth::token_digest(token.as_bytes());
+        if let Some(step) = self.steps.get_mut(&digest) {
+            step.attempts += 1;
+            if step.attempts >= STEP_ATTEMPTS {
+                self.steps.remove(&digest);
+            }
+        }
+    }
+
+    /// The waiting sign-in `token` for `challenge` passed its next factor (`amr`): it ends
+    /// and a session opens, its `amr` the password's, the factor's and `mfa`.
+    pub fn finish(
+        &mut self,
+        token: &str,
+        challenge: &str,
+        amr: &str,
+        now: u64,
+    ) -> Result<Opened, Error> {
+        let digest = oauth::token_digest(token.as_bytes());
+        let step = self
+            .steps
+            .remove(&digest)
+            .filter(|s| s.expires > now && s.challenge == challenge)
+            .ok_or(Error::NotFound {
+                what: "sign-in request",
+            })?;
+        let mut all = step.amr;
+        for value in [amr, "mfa"] {
+            if !all.iter().any(|a| a == value) {
+                all.push(value.to_owned());
+            }
+        }
+        self.open(&step.user, all, now)
+    }
+
+    /// `user` passed their factors (`amr`): their failures are forgotten and a session opens.
+    pub fn open(&mut self, user: &Credential, amr: Vec<String>, now: u64) -> Result<Opened, Error> {
         self.failures
             .remove(&failure_key(&user.tenant, &user.username));
         if !room(&mut self.sessions, |s| s.expires > now) {
@@ -185,6 +280,7 @@ impl IdpState {
             roles: user.roles.clone(),
             auth_time: now,
             sid: sid.to_string(),
+            amr,
         };
         self.sessions.insert(
             oauth::token_digest(cookie.as_bytes()),
@@ -210,6 +306,33 @@ impl IdpState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pwd() -> Vec<String> {
+        vec!["pwd".into()]
+    }
+
+    #[test]
+    fn a_waiting_sign_in_ends_with_its_factor_or_after_five_wrong_codes() {
+        let mut st = IdpState::with_dummy(Duration::from_secs(60), "dummy".into());
+        let token = st.begin(&user("alice"), "ch-1", pwd(), 1000).unwrap();
+        // Bound to its request, alive for five minutes.
+        assert!(st.step(&token, "ch-2", 1000).is_none());
+        assert!(st.step(&token, "ch-1", 1000 + STEP_TTL).is_none());
+        let waiting = st.step(&token, "ch-1", 1001).unwrap();
+        assert_eq!(waiting.username, "alice");
+        assert!(waiting.password_hash.is_empty(), "no password record kept");
+        let opened = st.finish(&token, "ch-1", "otp", 1002).unwrap();
+        assert_eq!(opened.subject.amr, vec!["pwd", "otp", "mfa"]);
+        assert!(st.step(&token, "ch-1", 1002).is_none(), "used once");
+        assert!(st.finish(&token, "ch-1", "otp", 1002).is_err());
+        // Five wrong codes drop it.
+        let token = st.begin(&user("alice"), "ch-3", pwd(), 1000).unwrap();
+        for _ in 0..STEP_ATTEMPTS {
+            assert!(st.step(&token, "ch-3", 1001).is_some());
+            st.step_failed(&token);
+        }
+        assert!(st.step(&token, "ch-3", 1001).is_none());
+    }
 
     fn user(name: &str) -> Credential {
         Credential {
@@ -259,7 +382,7 @@ mod tests {
             Check::Proceed { .. }
         ));
         // A success forgets the failures.
-        st.open(&user("admin"), now + 101).unwrap();
+        st.open(&user("admin"), pwd(), now + 101).unwrap();
         assert!(matches!(
             st.check("default", "admin", now + 101),
             Check::Proceed { .. }
@@ -269,7 +392,7 @@ mod tests {
     #[test]
     fn sessions_last_their_ttl_and_end_on_request() {
         let mut st = IdpState::with_dummy(Duration::from_secs(60), "dummy".into());
-        let opened = st.open(&user("admin"), 1000).unwrap();
+        let opened = st.open(&user("admin"), pwd(), 1000).unwrap();
         assert_eq!(opened.max_age, 60);
         assert_eq!(
             st.session(&opened.cookie, 1059),
@@ -279,7 +402,7 @@ mod tests {
         assert_eq!(st.session("another cookie", 1000), None);
         st.end(&opened.cookie);
         assert_eq!(st.session(&opened.cookie, 1001), None, "ended");
-        let second = st.open(&user("admin"), 1000).unwrap();
+        let second = st.open(&user("admin"), pwd(), 1000).unwrap();
         assert_ne!(second.subject.sid, opened.subject.sid);
     }
 }

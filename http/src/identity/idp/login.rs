@@ -25,10 +25,15 @@ use crate::state::AppState;
 pub const LOGIN: &str = "/browser/login";
 /// identity-idp's consent page's answer.
 pub const CONSENT: &str = "/browser/consent";
+/// The second factor's form (a one-time code) of a sign-in whose password passed.
+pub const LOGIN_FACTOR: &str = "/browser/login/factor";
 /// identity-idp's sign-in session cookie (per service: cookies do not isolate ports).
 pub const IDP_SESSION_COOKIE: &str = "__Host-cryptoutil-idp-session";
 /// The login form's double-submit CSRF cookie.
 pub const IDP_CSRF_COOKIE: &str = "__Host-cryptoutil-idp-csrf";
+/// The cookie naming a sign-in that waits for its second factor (the browser that gave the
+/// password is the one that may give the code).
+pub const IDP_STEP_COOKIE: &str = "__Host-cryptoutil-idp-step";
 
 fn login_handle(app: &AppState) -> Result<&IdpHandle, Box<Response>> {
     app.actors.get::<IdpHandle>().ok_or_else(|| {
@@ -130,6 +135,28 @@ fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: Status
             } else {
                 String::new()
             },
+        )
+    })
+}
+
+/// The second factor's form: a one-time code from the user's authenticator app or token.
+fn code_form(challenge: &str, view: &LoginView, message: Option<&str>) -> Response {
+    let alert = message.map_or(String::new(), |m| {
+        format!("<p role=\"alert\" id=\"message\">{}</p>", esc(m))
+    });
+    csrf_page("Enter your code", view, StatusCode::OK, |csrf| {
+        format!(
+            "<p>Enter the code your authenticator app or token shows for \
+             <strong>{client}</strong>.</p>{alert}\
+             <form method=\"post\" action=\"{LOGIN_FACTOR}\">\
+             <input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <p><label for=\"code\">Code</label><br>\
+             <input id=\"code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" \
+             required maxlength=\"64\"></p>\
+             <p><button type=\"submit\" id=\"verify\">Verify</button></p></form>",
+            client = esc(&view.client_name),
+            challenge = esc(challenge),
         )
     })
 }
@@ -310,7 +337,51 @@ pub(crate) async fn login_post(
             Zeroizing::new(password.to_owned()),
         )
         .await;
+    answer(challenge, outcome)
+}
+
+/// The second factor's code for the sign-in the step cookie names.
+pub(crate) async fn factor_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (handle, fields) = match posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let challenge = fields.get("challenge");
+    if challenge.is_empty() {
+        return bad_request();
+    }
+    // No step cookie: the sign-in is gone (or another browser asks); the same answer as
+    // an expired one.
+    let step = cookie(&headers, IDP_STEP_COOKIE).unwrap_or_default();
+    let outcome = handle
+        .second(
+            challenge.to_owned(),
+            Zeroizing::new(step.to_owned()),
+            Zeroizing::new(fields.get("code").to_owned()),
+        )
+        .await;
+    answer(challenge, outcome)
+}
+
+/// The page (or redirect) a sign-in outcome answers with, and the cookies it sets.
+fn answer(challenge: &str, outcome: Result<LoginOutcome, cryptoutil_actors::Error>) -> Response {
     match outcome {
+        Ok(LoginOutcome::NextFactor { step, view }) => {
+            let mut response = code_form(challenge, &view, None);
+            let max_age = cryptoutil_actors::identity::idp::state::STEP_TTL;
+            if let Some(v) = cookie_header(IDP_STEP_COOKIE, &step, Some(max_age)) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+            response
+        }
+        Ok(LoginOutcome::CodeFailed { message, view }) => {
+            code_form(challenge, &view, Some(message))
+        }
         Ok(LoginOutcome::Done {
             next,
             session,
@@ -327,13 +398,21 @@ pub(crate) async fn login_post(
                 }
                 Next::Consent(view) => consent_form(challenge, &view),
             };
+            let headers = response.headers_mut();
             if let Some(v) = cookie_header(IDP_SESSION_COOKIE, &session, Some(max_age)) {
-                response.headers_mut().append(header::SET_COOKIE, v);
+                headers.append(header::SET_COOKIE, v);
+            }
+            if let Some(v) = cookie_header(IDP_STEP_COOKIE, "", Some(0)) {
+                headers.append(header::SET_COOKIE, v);
             }
             response
         }
         Ok(LoginOutcome::Failed { message, view }) => {
-            form(challenge, &view, Some(message), StatusCode::OK)
+            let mut response = form(challenge, &view, Some(message), StatusCode::OK);
+            if let Some(v) = cookie_header(IDP_STEP_COOKIE, "", Some(0)) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+            response
         }
         Err(e) => refused(e, Refusal::SignInExpired),
     }

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use super::*;
 use crate::error::Error;
 use crate::identity::authz::model::{
-    random, refuse, Client, TokenRequest, ACR_PASSWORD, AUTHORIZATION_CODE, REFRESH_TOKEN,
+    random, refuse, Client, TokenRequest, AUTHORIZATION_CODE, REFRESH_TOKEN,
 };
 use crate::identity::authz::state::{record_json, AuthzState, Loaded};
 
@@ -147,6 +147,11 @@ impl AuthzState {
             roles: user.roles.clone(),
             auth_time: family.auth_time,
             sid: family.sid.clone(),
+            amr: if family.amr.is_empty() {
+                vec!["pwd".to_owned()]
+            } else {
+                family.amr.clone()
+            },
         };
         let audiences = family.audiences.clone();
         self.user_tokens(client, &subject, scopes, audiences, None, Some(family), now)
@@ -195,6 +200,7 @@ impl AuthzState {
                 audiences: audiences.clone(),
                 auth_time: subject.auth_time,
                 sid: subject.sid.clone(),
+                amr: subject.amr.clone(),
                 generation: 0,
                 secret_digest: String::new(),
                 expires: now + self.cfg.refresh_token_ttl.as_secs(),
@@ -224,8 +230,8 @@ impl AuthzState {
             if let Some(n) = nonce {
                 id.insert("nonce".into(), json!(n));
             }
-            id.insert("acr".into(), json!(ACR_PASSWORD));
-            id.insert("amr".into(), json!(["pwd"]));
+            id.insert("acr".into(), json!(subject.acr()));
+            id.insert("amr".into(), json!(subject.amr));
             id.insert("sid".into(), json!(subject.sid));
             if scopes.iter().any(|s| s == "profile") {
                 id.insert("preferred_username".into(), json!(subject.username));

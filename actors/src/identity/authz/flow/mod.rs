@@ -120,6 +120,9 @@ pub struct Family {
     /// For a public client that used DPoP: the key every refresh must prove (RFC 9449 §5).
     #[serde(default)]
     pub jkt: Option<String>,
+    /// How the user signed in (RFC 8176 `amr`; families from before it was kept: `pwd`).
+    #[serde(default)]
+    pub amr: Vec<String>,
 }
 
 /// Records to make durable before answering.

@@ -1,0 +1,322 @@
+//! `FactorsHandle`: the users' factor records in identity-idp's store (sealed by the barrier,
+//! table `identity_factors_v1`), enrolled, listed, removed and checked at sign-in. Every
+//! enrollment, removal and check is written to identity-idp's audit log, in the same commit as
+//! the record it changes: a code accepted is spent before the sign-in goes on, also across a
+//! crash.
+
+use std::sync::Arc;
+
+use cryptoutil_protocols::oauth;
+use cryptoutil_storage::{Store, Table};
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use super::factors::{record_key, FactorInfo, FactorKind, FactorRecord, Holder, Registry};
+use crate::audit::{AuditEntry, AuditHandle};
+use crate::error::Error;
+
+/// Most factors one user may enroll.
+pub const MAX_FACTORS: usize = 20;
+
+/// Locks factor checks are spread over.
+const LOCKS: usize = 64;
+
+/// The lock of `user_id`'s checks.
+fn lock_of(user_id: &str) -> usize {
+    let digest = oauth::token_digest(user_id.as_bytes());
+    usize::from(digest.first().copied().unwrap_or(0)) % LOCKS
+}
+
+/// Who a factor belongs to.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// The user's tenant.
+    pub tenant: String,
+    /// The user's `sub`.
+    pub user_id: String,
+    /// The user's login name (authenticator apps show it).
+    pub username: String,
+}
+
+/// A factor check that passed: the factor and its `amr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passed {
+    /// The factor's id.
+    pub id: String,
+    /// Its type.
+    pub kind: FactorKind,
+    /// Its RFC 8176 `amr` value.
+    pub amr: &'static str,
+}
+
+/// The factor records' handle.
+#[derive(Clone)]
+pub struct FactorsHandle {
+    store: Arc<Store>,
+    audit: AuditHandle,
+    registry: Registry,
+    issuer: Arc<str>,
+    /// One is held while a check of a user (the one [`lock_of`] picks) reads their records
+    /// and commits what it spent: of two sign-ins with one code, the second sees the first's
+    /// state.
+    checks: Arc<[tokio::sync::Mutex<()>; LOCKS]>,
+}
+
+impl std::fmt::Debug for FactorsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FactorsHandle")
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    crate::ask::blocking("Idp", f).await
+}
+
+fn load_all(store: &Store, tenant: &str, user_id: &str) -> Result<Vec<FactorRecord>, Error> {
+    let prefix = format!("{tenant}/{user_id}/");
+    store
+        .scan_sealed(Table::IdentityFactors, prefix.as_bytes())?
+        .into_iter()
+        .map(|(key, plain)| {
+            serde_json::from_slice::<FactorRecord>(&plain).map_err(|_| Error::Corrupt {
+                table: Table::IdentityFactors.name(),
+                key: String::from_utf8_lossy(&key).into_owned(),
+                what: "factor record",
+            })
+        })
+        .collect()
+}
+
+fn sealed(
+    store: &Store,
+    record: &FactorRecord,
+) -> Result<cryptoutil_storage::backend::Write, Error> {
+    let plain = Zeroizing::new(serde_json::to_vec(record).map_err(|_| Error::Internal {
+        what: "encoding a factor record",
+    })?);
+    Ok(store.sealed_write(Table::IdentityFactors, record.key().as_bytes(), &plain)?)
+}
+
+impl FactorsHandle {
+    /// Factor records in `store`, audited to `audit`; authenticator apps show `issuer`.
+    pub fn new(store: Arc<Store>, audit: AuditHandle, registry: Registry, issuer: &str) -> Self {
+        Self {
+            store,
+            audit,
+            registry,
+            issuer: Arc::from(issuer),
+            checks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+        }
+    }
+
+    /// `owner`'s factors (never their state).
+    pub async fn list(&self, tenant: &str, user_id: &str) -> Result<Vec<FactorInfo>, Error> {
+        let (st, t, u) = (
+            Arc::clone(&self.store),
+            tenant.to_owned(),
+            user_id.to_owned(),
+        );
+        let records = blocking(move || load_all(&st, &t, &u)).await?;
+        let mut infos: Vec<FactorInfo> = records.iter().map(FactorRecord::info).collect();
+        infos.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(infos)
+    }
+
+    /// Enrolls a factor of `kind` named `name` for `owner`, by `who` (audited): what the
+    /// user is shown once (its secret), with the factor's id, type, name and time.
+    pub async fn enroll(
+        &self,
+        who: &str,
+        owner: &Owner,
+        kind: FactorKind,
+        name: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, Error> {
+        let entry = AuditEntry::new(who, &owner.tenant, &owner.user_id, "factor-enroll");
+        let result = self.enroll_checked(owner, kind, name, params).await;
+        match result {
+            Ok((record, shown)) => {
+                let write = sealed(&self.store, &record)?;
+                let entry = AuditEntry {
+                    key: format!("{}/{}", owner.user_id, record.id),
+                    ..entry
+                };
+                self.audit.append(entry, vec![write]).await?;
+                let mut answer = match serde_json::to_value(record.info()) {
+                    Ok(Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                answer.extend(shown);
+                Ok(answer)
+            }
+            Err(e) => self.audit.refused(entry, e).await,
+        }
+    }
+
+    async fn enroll_checked(
+        &self,
+        owner: &Owner,
+        kind: FactorKind,
+        name: &str,
+        params: &Map<String, Value>,
+    ) -> Result<(FactorRecord, Map<String, Value>), Error> {
+        let factor = self.registry.get(kind).ok_or(Error::BadRequest {
+            reason: "type: a factor this service enrolls (totp, hotp)",
+        })?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(Error::BadRequest {
+                reason: "name: 1 to 64 printable characters",
+            });
+        }
+        let (st, t, u) = (
+            Arc::clone(&self.store),
+            owner.tenant.clone(),
+            owner.user_id.clone(),
+        );
+        let existing = blocking(move || load_all(&st, &t, &u)).await?;
+        if existing.len() >= MAX_FACTORS {
+            return Err(Error::Conflict {
+                what: "this user has as many factors as allowed",
+            });
+        }
+        // Apps list entries by issuer and account: the tenant tells apart two of one name.
+        let issuer = format!("{} {}", self.issuer, owner.tenant);
+        let holder = Holder {
+            issuer: &issuer,
+            account: &owner.username,
+        };
+        let enrolled = factor.enroll(params, &holder)?;
+        let id = oauth::random_token(12).map_err(|_| Error::Internal {
+            what: "random generator",
+        })?;
+        let record = FactorRecord {
+            id: format!("f-{}", id.as_str()),
+            tenant: owner.tenant.clone(),
+            user_id: owner.user_id.clone(),
+            kind,
+            name: name.to_owned(),
+            created_at: crate::now_unix(),
+            state: enrolled.state.to_string(),
+        };
+        Ok((record, enrolled.shown))
+    }
+
+    /// Removes factor `id` of `owner`, by `who` (audited).
+    pub async fn remove(&self, who: &str, owner: &Owner, id: &str) -> Result<(), Error> {
+        let key = record_key(&owner.tenant, &owner.user_id, id);
+        let entry = AuditEntry::new(
+            who,
+            &owner.tenant,
+            &format!("{}/{id}", owner.user_id),
+            "factor-remove",
+        );
+        let (st, k) = (Arc::clone(&self.store), key.clone());
+        let found = blocking(move || Ok(st.get_sealed(Table::IdentityFactors, k.as_bytes())?))
+            .await?
+            .is_some();
+        if !found {
+            return self
+                .audit
+                .refused(entry, Error::NotFound { what: "factor" })
+                .await;
+        }
+        let delete = cryptoutil_storage::backend::Write::Delete {
+            table: Table::IdentityFactors,
+            key: key.into_bytes(),
+        };
+        self.audit.append(entry, vec![delete]).await
+    }
+
+    /// Whether `owner` has a factor beyond the password.
+    pub async fn has_any(&self, tenant: &str, user_id: &str) -> Result<bool, Error> {
+        Ok(!self.list(tenant, user_id).await?.is_empty())
+    }
+
+    /// Checks `presented` against `owner`'s factors of the kinds that take a typed code; the
+    /// first that accepts it keeps what it spent (in the commit that audits the check). A
+    /// refusal is audited too.
+    pub async fn check_code(
+        &self,
+        owner: &Owner,
+        presented: &str,
+    ) -> Result<Option<Passed>, Error> {
+        let lock = self
+            .checks
+            .get(lock_of(&owner.user_id))
+            .ok_or(Error::Internal {
+                what: "factor check lock",
+            })?;
+        let _one = lock.lock().await;
+        let (st, t, u) = (
+            Arc::clone(&self.store),
+            owner.tenant.clone(),
+            owner.user_id.clone(),
+        );
+        let registry = self.registry.clone();
+        let code = Zeroizing::new(presented.to_owned());
+        let checked = blocking(move || {
+            let now = crate::now_unix();
+            for mut record in load_all(&st, &t, &u)? {
+                let Some(factor) = registry.get(record.kind) else {
+                    continue;
+                };
+                if let Some(state) = factor.verify(&record.state, &code, now)? {
+                    record.state = state.to_string();
+                    let passed = Passed {
+                        id: record.id.clone(),
+                        kind: record.kind,
+                        amr: factor.amr(),
+                    };
+                    return Ok(Some((passed, sealed(&st, &record)?)));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+        match checked {
+            Some((passed, write)) => {
+                let entry = AuditEntry::new(
+                    &owner.user_id,
+                    &owner.tenant,
+                    &format!("{}/{}", owner.user_id, passed.id),
+                    "sign-in-factor",
+                );
+                self.audit.append(entry, vec![write]).await?;
+                Ok(Some(passed))
+            }
+            None => {
+                let entry = AuditEntry::new(
+                    &owner.user_id,
+                    &owner.tenant,
+                    &owner.user_id,
+                    "sign-in-factor",
+                )
+                .outcome(&Err::<(), _>("no factor accepted the code"));
+                self.audit.append(entry, Vec::new()).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Records a sign-in (or a refused one) in the audit log.
+    pub async fn audit_sign_in(
+        &self,
+        who: &str,
+        tenant: &str,
+        amr: &[String],
+        refused: Option<&str>,
+    ) -> Result<(), Error> {
+        // What was typed as a name is kept to its first 128 characters.
+        let who: String = who.chars().take(128).collect();
+        let mut entry = AuditEntry::new(&who, tenant, &amr.join("+"), "sign-in");
+        if let Some(why) = refused {
+            entry = entry.outcome(&Err::<(), _>(why));
+        }
+        self.audit.append(entry, Vec::new()).await
+    }
+}

@@ -1,0 +1,302 @@
+//! Second factors at sign-in, judged by code generators no one here wrote: an operator
+//! enrolls TOTP and HOTP for a user through identity-idp's admin API, `oathtool` (Debian's
+//! liboath) reads the secrets it answers and makes the codes, and the code flow's login form
+//! asks for one after the password. A code signs in once; a replay, a wrong code and a code
+//! without the browser's waiting sign-in are refused; the ID token says how the user signed
+//! in (`amr`, `acr`); removing the factors brings back password-only sign-in; the audit log
+//! holds every step and verifies.
+
+use cryptoutil_actors::ServiceName;
+use hyper::Method;
+use serde_json::{json, Value};
+
+use super::code_flow::{
+    fixture, hidden, location, login_page, query, redeem, rp_client, Browser, Fixture,
+};
+use super::identity::{admin, api, claims};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn oathtool(args: &[&str]) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args(args)
+        .output()
+        .expect("oathtool (Debian package oathtool; .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "oathtool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The password step of a fresh authorization request: the page it answers.
+async fn password_step(b: &mut Browser<'_>, client_id: &str, user: &str) -> (u16, String, String) {
+    let (form, challenge, csrf) = login_page(b, client_id, &[]).await;
+    let origin = b_origin(b);
+    let r = b
+        .post(
+            &form,
+            &[
+                ("challenge", &challenge),
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", PASSWORD),
+            ],
+            Some(&origin),
+        )
+        .await;
+    let status = u16::from(r.status);
+    let text = r.text();
+    if status == 303 {
+        return (status, location(&r).unwrap(), challenge);
+    }
+    (status, text, challenge)
+}
+
+fn b_origin(b: &Browser<'_>) -> String {
+    b.app.public(ServiceName::IdentityIdp).to_owned()
+}
+
+/// Posts `code` on the code form `page` of request `challenge`.
+async fn code_step(b: &mut Browser<'_>, page: &str, challenge: &str, code: &str) -> (u16, String) {
+    assert!(page.contains("name=\"code\""), "the code form: {page}");
+    let csrf = hidden(page, "csrf");
+    let origin = b_origin(b);
+    let url = format!("{origin}/browser/login/factor");
+    let r = b
+        .post(
+            &url,
+            &[("challenge", challenge), ("csrf", &csrf), ("code", code)],
+            Some(&origin),
+        )
+        .await;
+    if r.status == 303 {
+        return (303, location(&r).unwrap());
+    }
+    (u16::from(r.status), r.text())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn totp_and_hotp_from_oathtool_sign_in_once_after_the_password() {
+    let Fixture {
+        _dir,
+        app,
+        operator,
+        ..
+    } = fixture().await;
+    let (client_id, secret) = rp_client(&app, &operator, json!({"first_party": true})).await;
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/users",
+        Some(json!({"username": "alice", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let user_id = v["id"].as_str().unwrap().to_owned();
+    let factors = format!("/identity/users/{user_id}/factors");
+    let idp = ServiceName::IdentityIdp;
+
+    // Enrolled by the operator: the secret and otpauth URI come once.
+    let (status, totp) = api(
+        &app,
+        idp,
+        &operator,
+        Method::POST,
+        &factors,
+        Some(json!({"type": "totp", "name": "phone", "algorithm": "SHA256", "digits": 8})),
+    )
+    .await;
+    assert_eq!(status, 201, "{totp}");
+    assert_eq!(totp["type"], "totp");
+    let uri = totp["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/cryptoutil%20default:alice?secret=")
+            && uri.contains("&algorithm=SHA256&digits=8&period=30"),
+        "{uri}"
+    );
+    let totp_secret = totp["secret"].as_str().unwrap().to_owned();
+    let (status, hotp) = api(
+        &app,
+        idp,
+        &operator,
+        Method::POST,
+        // By login name as well as by sub.
+        "/identity/users/alice/factors",
+        Some(json!({"type": "hotp", "name": "token"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{hotp}");
+    let hotp_secret = hotp["secret"].as_str().unwrap().to_owned();
+    // Out-of-range parameters and unknown types are refused, nothing enrolled.
+    for bad in [
+        json!({"type": "totp", "digits": 12}),
+        json!({"type": "totp", "algorithm": "MD5"}),
+        json!({"type": "sms"}),
+        json!({"type": "totp", "perod": 30}),
+    ] {
+        let (status, v) = api(&app, idp, &operator, Method::POST, &factors, Some(bad)).await;
+        assert_eq!(status, 400, "{v}");
+    }
+    let (status, list) = api(&app, idp, &operator, Method::GET, &factors, None).await;
+    assert_eq!(status, 200, "{list}");
+    let mut kinds: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["type"].as_str().unwrap())
+        .collect();
+    // The password first, then by enrollment time (the same second here: any order).
+    assert_eq!(kinds.first(), Some(&"password"), "{list}");
+    kinds[1..].sort_unstable();
+    assert_eq!(kinds, ["password", "hotp", "totp"], "{list}");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f.get("secret").is_none()
+                && f["id"].is_string()
+                && f["name"].is_string()
+                && f["created_at"].is_u64()),
+        "listed without secrets: {list}"
+    );
+    // Another tenant's operator does not see alice (nor does an unknown user exist).
+    let (status, _) = api(
+        &app,
+        idp,
+        &operator,
+        Method::GET,
+        "/identity/users/nobody/factors",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // The password alone no longer signs in: the code form comes instead of the redirect.
+    let mut b = Browser::new(&app);
+    let (status, page, challenge) = password_step(&mut b, &client_id, "alice").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(b.cookie("__Host-cryptoutil-idp-step").is_some());
+    // A wrong code: the form again, with a message.
+    let (status, page2) = code_step(&mut b, &page, &challenge, "00000000").await;
+    assert_eq!(status, 200);
+    assert!(page2.contains("The code is incorrect"), "{page2}");
+    // oathtool's TOTP code signs in.
+    let code = oathtool(&["--totp=SHA256", "--digits=8", "--base32", &totp_secret]);
+    let (status, to) = code_step(&mut b, &page2, &challenge, &code).await;
+    assert_eq!(status, 303, "{to}");
+    let auth_code = query(&to, "code").unwrap();
+    let (status, tokens) = redeem(&app, (&client_id, &secret), &auth_code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["amr"], json!(["pwd", "otp", "mfa"]), "{id}");
+    assert_eq!(id["acr"], "urn:cryptoutil:acr:mfa");
+
+    // The same code again, on a new sign-in in its window: refused.
+    let mut b = Browser::new(&app);
+    let (status, page, challenge) = password_step(&mut b, &client_id, "alice").await;
+    assert_eq!(status, 200, "{page}");
+    let (status, page) = code_step(&mut b, &page, &challenge, &code).await;
+    assert_eq!(status, 200, "a replayed TOTP code: {page}");
+    assert!(page.contains("The code is incorrect"), "{page}");
+    // HOTP: oathtool's code for counter 2 (two presses lost) signs in, once.
+    let hotp_code = oathtool(&["--hotp", "--base32", "--counter=2", &hotp_secret]);
+    let (status, to) = code_step(&mut b, &page, &challenge, &hotp_code).await;
+    assert_eq!(status, 303, "{to}");
+    let mut b = Browser::new(&app);
+    let (_, page, challenge) = password_step(&mut b, &client_id, "alice").await;
+    let (status, page) = code_step(&mut b, &page, &challenge, &hotp_code).await;
+    assert_eq!(status, 200, "a replayed HOTP code: {page}");
+    // Counter 1 is behind the one used: refused; counter 3 is next: accepted.
+    let behind = oathtool(&["--hotp", "--base32", "--counter=1", &hotp_secret]);
+    let (status, page) = code_step(&mut b, &page, &challenge, &behind).await;
+    assert_eq!(status, 200, "{page}");
+    let next = oathtool(&["--hotp", "--base32", "--counter=3", &hotp_secret]);
+    let (status, to) = code_step(&mut b, &page, &challenge, &next).await;
+    assert_eq!(status, 303, "{to}");
+
+    // A code without the browser's waiting sign-in (another browser, no step cookie): the
+    // password again.
+    let mut b = Browser::new(&app);
+    let (_, page, challenge) = password_step(&mut b, &client_id, "alice").await;
+    let mut other = Browser::new(&app);
+    let (form_url, _, csrf) = login_page(&mut other, &client_id, &[]).await;
+    let _ = form_url;
+    let next = oathtool(&["--hotp", "--base32", "--counter=4", &hotp_secret]);
+    let origin = b_origin(&other);
+    let r = other
+        .post(
+            &format!("{origin}/browser/login/factor"),
+            &[("challenge", &challenge), ("csrf", &csrf), ("code", &next)],
+            Some(&origin),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("This sign-in expired"), "{}", r.text());
+    // Five wrong codes end the waiting sign-in.
+    let mut page = page;
+    for _ in 0..5 {
+        let (status, p) = code_step(&mut b, &page, &challenge, "123456").await;
+        assert_eq!(status, 200);
+        page = p;
+    }
+    let (status, page) = code_step(&mut b, &page, &challenge, &next).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("This sign-in expired") || page.contains("Too many failed attempts"),
+        "{page}"
+    );
+
+    // Removed factors: the password alone signs in again (after the lockout the wrong
+    // codes earned passes: a fresh user avoids waiting for it here).
+    for f in list.as_array().unwrap().iter().skip(1) {
+        let path = format!("{factors}/{}", f["id"].as_str().unwrap());
+        let (status, v) = api(&app, idp, &operator, Method::DELETE, &path, None).await;
+        assert_eq!(status, 204, "{v}");
+        let (status, _) = api(&app, idp, &operator, Method::DELETE, &path, None).await;
+        assert_eq!(status, 404, "removed once");
+    }
+    let (status, _) = api(
+        &app,
+        idp,
+        &operator,
+        Method::DELETE,
+        &format!("{factors}/password"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "the password is not removed here");
+    let (status, list) = api(&app, idp, &operator, Method::GET, &factors, None).await;
+    assert_eq!((status, list.as_array().unwrap().len()), (200, 1), "{list}");
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/users",
+        Some(json!({"username": "bob", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let mut b = Browser::new(&app);
+    let (status, to, _) = password_step(&mut b, &client_id, "bob").await;
+    assert_eq!(status, 303, "{to}");
+    let (status, tokens) = redeem(&app, (&client_id, &secret), &query(&to, "code").unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["amr"], json!(["pwd"]), "{id}");
+    assert_eq!(id["acr"], "urn:cryptoutil:acr:password");
+
+    // identity-idp's audit log holds the enrollments, removals, sign-ins and refusals, and
+    // its chain verifies.
+    let verify: Value = app
+        .client
+        .get(&format!("{}/admin/v1/audit/verify", app.admin(idp)))
+        .await
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .unwrap();
+    assert_eq!(verify["valid"], Value::Bool(true), "{verify}");
+    assert!(verify["records"].as_u64().unwrap() >= 15, "{verify}");
+    app.stop().await;
+}
