@@ -75,9 +75,6 @@ pub enum OtpError {
     /// Digits outside 6..=8.
     #[error("an OTP code has 6 to 8 digits")]
     Digits,
-    /// A TOTP period of zero or over 300 seconds.
-    #[error("a TOTP period is 1 to 300 seconds")]
-    Period,
     /// Not RFC 4648 base32.
     #[error("not base32")]
     Base32,
@@ -191,14 +188,14 @@ impl OtpKey {
         found
     }
 
-    /// RFC 4226 §7.4 resynchronisation: two consecutive codes found within `window` counters
-    /// of `next` (wider than sign-in's look-ahead); the counter of the second.
+    /// RFC 4226 §7.4 resynchronisation: two consecutive codes, both within the `window`
+    /// counters from `next` (wider than sign-in's look-ahead); the counter of the second.
     pub fn resync_hotp(&self, first: &str, second: &str, next: u64, window: u64) -> Option<u64> {
-        if !self.well_formed(first) || !self.well_formed(second) {
+        if !self.well_formed(first) || !self.well_formed(second) || window < 2 {
             return None;
         }
         let mut found = None;
-        for counter in next..=next.saturating_add(window) {
+        for counter in next..next.saturating_add(window - 1) {
             let pair = self.same(first, counter) & self.same(second, counter.saturating_add(1));
             if pair && found.is_none() {
                 found = Some(counter.saturating_add(1));
@@ -281,15 +278,6 @@ pub fn time_step(unix: u64, period: u64) -> u64 {
     unix.checked_div(period).unwrap_or(0)
 }
 
-/// Checks a TOTP period: 1 to 300 seconds.
-pub fn check_period(period: u64) -> Result<u64, OtpError> {
-    if (1..=300).contains(&period) {
-        Ok(period)
-    } else {
-        Err(OtpError::Period)
-    }
-}
-
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// RFC 4648 base32 without padding (as `otpauth://` URIs carry secrets).
@@ -317,11 +305,22 @@ fn base32_char(value: u32) -> char {
     BASE32.get(index).map_or('A', |&c| char::from(c))
 }
 
-/// RFC 4648 base32, padding and case ignored, spaces allowed (as people type secrets).
+/// RFC 4648 base32: case ignored, spaces allowed (as people type secrets), padding only at
+/// the end; a length no encoding has, or bits left over that are not zero, is refused.
 pub fn base32_decode(text: &str) -> Result<Zeroizing<Vec<u8>>, OtpError> {
-    let mut out = Zeroizing::new(Vec::with_capacity(text.len() * 5 / 8));
+    let compact: Zeroizing<Vec<u8>> = Zeroizing::new(text.bytes().filter(|c| *c != b' ').collect());
+    let end = compact
+        .iter()
+        .rposition(|c| *c != b'=')
+        .map_or(0, |last| last + 1);
+    let unpadded = compact.get(..end).unwrap_or_default();
+    // 1, 3 or 6 digits past a multiple of 8 encode no whole number of bytes.
+    if matches!(unpadded.len() % 8, 1 | 3 | 6) {
+        return Err(OtpError::Base32);
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(unpadded.len() * 5 / 8));
     let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| !matches!(c, b' ' | b'=')) {
+    for &c in unpadded {
         let value = match c.to_ascii_uppercase() {
             c @ b'A'..=b'Z' => c - b'A',
             c @ b'2'..=b'7' => c - b'2' + 26,
@@ -334,6 +333,9 @@ pub fn base32_decode(text: &str) -> Result<Zeroizing<Vec<u8>>, OtpError> {
             out.push(u8::try_from((buffer >> bits) & 0xff).unwrap_or(0));
         }
         buffer &= (1 << bits) - 1;
+    }
+    if buffer != 0 {
+        return Err(OtpError::Base32);
     }
     Ok(out)
 }
@@ -455,8 +457,6 @@ mod tests {
             OtpKey::new(OtpAlg::Sha1, 9, RFC4226).unwrap_err(),
             OtpError::Digits
         );
-        assert_eq!(check_period(0), Err(OtpError::Period));
-        assert_eq!(check_period(30), Ok(30));
     }
 
     #[test]
@@ -477,7 +477,11 @@ mod tests {
             base32_decode("mzxw 6ytb oi======").unwrap().as_slice(),
             b"foobar"
         );
-        assert_eq!(base32_decode("MZ1"), Err(OtpError::Base32));
+        for bad in ["MZ1", "M", "MZX", "MZXW6Y", "MZ=XQ", "MZ"] {
+            // A foreign digit, impossible lengths, padding inside, bits left over ("MZ" is
+            // 10 bits: "f" and two more that must be zero, and are not).
+            assert_eq!(base32_decode(bad), Err(OtpError::Base32), "{bad}");
+        }
     }
 
     #[test]

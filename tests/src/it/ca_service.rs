@@ -11,7 +11,7 @@ use cryptoutil_actors::ServiceName;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::identity::{admin, bootstrap, client_token, Bootstrap};
+use super::identity::{admin, bootstrap, client_token, tenant_token, Bootstrap};
 use super::jose_interop::python;
 use crate::TestApp;
 
@@ -804,31 +804,7 @@ async fn a_hierarchy_issues_revokes_and_publishes_crls_that_openssl_and_pkilint_
 
     // Another tenant sees none of it.
     let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
-    let (status, _) = admin(
-        &app,
-        &operator,
-        Method::POST,
-        "/tenants",
-        Some(json!({"id": "acme"})),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let (status, v) = admin(
-        &app,
-        &operator,
-        Method::POST,
-        "/clients",
-        Some(json!({"name": "acme ca", "tenant": "acme", "scopes": ["ca"]})),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
-    let acme = client_token(
-        &app,
-        v["client_id"].as_str().unwrap(),
-        v["client_secret"].as_str().unwrap(),
-        "ca",
-    )
-    .await;
+    let acme = tenant_token(&app, &operator, "acme", "ca").await;
     for (method, path, body) in [
         (Method::GET, format!("/ca/cas/{inter_id}"), None),
         (

@@ -561,6 +561,42 @@ pub(super) async fn client_token(app: &TestApp, id: &str, secret: &str, scope: &
     v["access_token"].as_str().unwrap().to_owned()
 }
 
+/// A new tenant `tenant`, made by `operator` (scope `identity`), and a token with `scope` of a
+/// new client of it.
+pub(super) async fn tenant_token(
+    app: &TestApp,
+    operator: &str,
+    tenant: &str,
+    scope: &str,
+) -> String {
+    use serde_json::json;
+    let (status, v) = admin(
+        app,
+        operator,
+        Method::POST,
+        "/tenants",
+        Some(json!({"id": tenant})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = admin(
+        app,
+        operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": format!("{tenant} {scope}"), "tenant": tenant, "scopes": [scope]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    client_token(
+        app,
+        v["client_id"].as_str().unwrap(),
+        v["client_secret"].as_str().unwrap(),
+        scope,
+    )
+    .await
+}
+
 /// The admin API: the operator tenant creates a tenant and its clients; a tenant's admin sees
 /// and manages only its own tenant; users get PBKDF2-hashed passwords; everything persists.
 #[tokio::test(flavor = "multi_thread")]

@@ -7,7 +7,7 @@ use cryptoutil_protocols::jose::b64;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::identity::{admin, bootstrap, client_token};
+use super::identity::{bootstrap, client_token, tenant_token};
 use crate::TestApp;
 
 const SERVICES: [ServiceName; 2] = [ServiceName::IdentityAuthz, ServiceName::Kms];
@@ -388,31 +388,7 @@ print("ok")
     let (status, _) = call(&app, &jose_only, Method::GET, "/elastickeys", None).await;
     assert!(status == 401 || status == 403, "{status}");
     let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
-    let (status, _) = admin(
-        &app,
-        &operator,
-        Method::POST,
-        "/tenants",
-        Some(json!({"id": "acme"})),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let (status, v) = admin(
-        &app,
-        &operator,
-        Method::POST,
-        "/clients",
-        Some(json!({"name": "acme kms", "tenant": "acme", "scopes": ["kms"]})),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
-    let acme = client_token(
-        &app,
-        v["client_id"].as_str().unwrap(),
-        v["client_secret"].as_str().unwrap(),
-        "kms",
-    )
-    .await;
+    let acme = tenant_token(&app, &operator, "acme", "kms").await;
     let (status, _) = call(
         &app,
         &acme,

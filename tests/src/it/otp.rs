@@ -20,7 +20,8 @@ fn secret(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn oathtool(args: &[&str]) -> Vec<String> {
+/// Runs `oathtool` with `args`: the lines it prints.
+pub(super) fn oathtool(args: &[&str]) -> Vec<String> {
     let out = Command::new("oathtool")
         .args(args)
         .output()
@@ -65,7 +66,7 @@ fn oathtool_makes_the_codes_we_make_and_we_accept_its_codes() {
         let mode = format!("--totp={}", alg.name());
         for time in TIMES {
             let now = format!("--now=@{time}");
-            // Its codes for the step before, now and after (`-w 2` prints three from `now`).
+            // Its code for that time.
             let theirs = oathtool(&[
                 &mode,
                 &digits_arg,

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::factors::password;
 use super::msg::IdpMsg;
 use super::records::{FactorsHandle, Owner};
-use super::state::{Check, Opened, LOGIN_FAILED, LOGIN_LOCKED};
+use super::state::{Attempt, Check, Opened, LOGIN_FAILED, LOGIN_LOCKED};
 use crate::ask::ask;
 use crate::error::{Error, Unavailability};
 use crate::identity::authz::AuthzHandle;
@@ -30,8 +30,8 @@ pub enum LoginStart {
     Consent(LoginView),
 }
 
-/// The outcome of a submitted password.
-#[derive(Debug)]
+/// The outcome of a submitted password or code (its `Debug` names the variant only: it holds
+/// cookie values).
 pub enum LoginOutcome {
     /// Signed in: back to the client or to the consent page; the session cookie to set and its
     /// lifetime.
@@ -67,6 +67,28 @@ pub enum LoginOutcome {
         /// The page.
         view: LoginView,
     },
+}
+
+/// How the audit log names a sign-in by a name that is no user's (or not yet known to be
+/// one): `name-sha256:` and the first 16 hex digits of SHA-256 of `<tenant>/<name, lowercase>`,
+/// so what was typed is not kept, yet repeated attempts on one name can be told apart.
+fn name_ref(tenant: &str, username: &str) -> String {
+    let digest = cryptoutil_protocols::oauth::token_digest(
+        format!("{tenant}/{}", username.to_ascii_lowercase()).as_bytes(),
+    );
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("name-sha256:{hex}")
+}
+
+impl std::fmt::Debug for LoginOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Done { .. } => "Done",
+            Self::Failed { .. } => "Failed",
+            Self::NextFactor { .. } => "NextFactor",
+            Self::CodeFailed { .. } => "CodeFailed",
+        })
+    }
 }
 
 /// The message for a wrong, used or expired one-time code.
@@ -171,7 +193,12 @@ impl IdpHandle {
         .await?;
         let Check::Proceed { dummy } = check else {
             self.factors
-                .audit_sign_in(&username, &tenant, &["pwd".into()], Some("locked out"))
+                .audit_sign_in(
+                    &name_ref(&tenant, &username),
+                    &tenant,
+                    &["pwd".into()],
+                    Some("locked out"),
+                )
                 .await?;
             return Ok(LoginOutcome::Failed {
                 message: LOGIN_LOCKED,
@@ -192,9 +219,14 @@ impl IdpHandle {
                 actor: "Idp",
                 why: Unavailability::Stopped,
             })?;
+        // Who the log names: the user, or for a name no user has a digest of it (what was
+        // typed there may be a password).
+        let who = user
+            .as_ref()
+            .map_or_else(|| name_ref(&tenant, &username), |u| u.user_id.clone());
         let Some(user) = user.filter(|_| matched) else {
             self.factors
-                .audit_sign_in(&username, &tenant, &["pwd".into()], Some("wrong password"))
+                .audit_sign_in(&who, &tenant, &["pwd".into()], Some("wrong password"))
                 .await?;
             let message = ask(
                 &self.slot,
@@ -233,8 +265,11 @@ impl IdpHandle {
     }
 
     /// The code of a second factor for the sign-in `step` waiting on the pending request
-    /// `challenge`. A wrong code counts against the name like a wrong password, and five end
-    /// the waiting sign-in.
+    /// `challenge`. Every code counts against the name like a wrong password until one is
+    /// right (counted before it is checked, so codes sent at once are each counted), and
+    /// [`STEP_ATTEMPTS`] end the waiting sign-in.
+    ///
+    /// [`STEP_ATTEMPTS`]: super::state::STEP_ATTEMPTS
     pub async fn second(
         &self,
         challenge: String,
@@ -244,9 +279,9 @@ impl IdpHandle {
         let request = self.authz.sign_in_request(challenge.clone()).await?;
         let view = request.view;
         let (token, c) = (step.clone(), challenge.clone());
-        let waiting = ask(
+        let attempt = ask(
             &self.slot,
-            |reply| IdpMsg::Step {
+            |reply| IdpMsg::Attempt {
                 token,
                 challenge: c,
                 reply,
@@ -254,55 +289,42 @@ impl IdpHandle {
             self.timeout,
         )
         .await?;
-        let Some(user) = waiting else {
-            return Ok(LoginOutcome::Failed {
-                message: STEP_EXPIRED,
-                view,
-            });
+        let user = match attempt {
+            Attempt::Check(user) => user,
+            Attempt::Gone => {
+                return Ok(LoginOutcome::Failed {
+                    message: STEP_EXPIRED,
+                    view,
+                })
+            }
+            Attempt::Locked(user) => {
+                self.factors
+                    .audit_sign_in(
+                        &user.user_id,
+                        &user.tenant,
+                        &["otp".into()],
+                        Some("locked out"),
+                    )
+                    .await?;
+                return Ok(LoginOutcome::CodeFailed {
+                    message: LOGIN_LOCKED,
+                    view,
+                });
+            }
         };
-        let (tenant, username) = (user.tenant.clone(), user.username.clone());
-        let (t, u) = (tenant.clone(), username.clone());
-        let check = ask(
-            &self.slot,
-            |reply| IdpMsg::Check {
-                tenant: t,
-                username: u,
-                reply,
-            },
-            self.timeout,
-        )
-        .await?;
-        if check == Check::Locked {
-            return Ok(LoginOutcome::CodeFailed {
-                message: LOGIN_LOCKED,
-                view,
-            });
-        }
         let owner = Owner {
-            tenant: tenant.clone(),
+            tenant: user.tenant.clone(),
             user_id: user.user_id.clone(),
-            username: username.clone(),
+            username: user.username.clone(),
         };
         let code = code.trim();
+        // The attempt is already counted: a refusal here needs nothing more.
         let passed = if code.is_empty() || code.len() > 64 {
             None
         } else {
             self.factors.check_code(&owner, code).await?
         };
         let Some(passed) = passed else {
-            if let Ok(idp) = self.slot.current() {
-                let _ = idp.cast(IdpMsg::StepFailed { token: step });
-            }
-            let _ = ask(
-                &self.slot,
-                |reply| IdpMsg::Failed {
-                    tenant,
-                    username,
-                    reply,
-                },
-                self.timeout,
-            )
-            .await?;
             return Ok(LoginOutcome::CodeFailed {
                 message: CODE_FAILED,
                 view,
@@ -366,7 +388,10 @@ impl IdpHandle {
         let AdminAnswer::Users(users) = self.authz.admin(caller, AdminOp::ListUsers).await? else {
             return Ok(None);
         };
-        Ok(users.into_iter().find(|u| u.id == id || u.username == id))
+        // A `sub` first: a login name may look like another user's `sub`.
+        let by_id = users.iter().position(|u| u.id == id);
+        let at = by_id.or_else(|| users.iter().position(|u| u.username == id));
+        Ok(at.and_then(|i| users.into_iter().nth(i)))
     }
 
     /// The consent page's answer; where the browser goes.

@@ -94,14 +94,13 @@ impl Actor for Idp {
             } => {
                 let _ = reply.send(st.begin(&user, &challenge, amr, now));
             }
-            IdpMsg::Step {
+            IdpMsg::Attempt {
                 token,
                 challenge,
                 reply,
             } => {
-                let _ = reply.send(Ok(st.step(&token, &challenge, now)));
+                let _ = reply.send(Ok(st.attempt(&token, &challenge, now)));
             }
-            IdpMsg::StepFailed { token } => st.step_failed(&token),
             IdpMsg::Finish {
                 token,
                 challenge,
@@ -147,6 +146,7 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         audit.clone(),
         factors::Registry::standard(),
         "cryptoutil",
+        ctx.config.ask_timeout,
     );
     let slot: Slot<IdpMsg> = Slot::new("Idp");
     parts.actor::<Idp>(ctx.service, "idp", &slot, cfg, || IdpMsg::Crash);

@@ -3,7 +3,7 @@
 use ractor::RpcReplyPort;
 use zeroize::Zeroizing;
 
-use super::state::{Check, Opened};
+use super::state::{Attempt, Check, Opened};
 use crate::error::Error;
 use crate::identity::signin::{Credential, Subject};
 
@@ -50,19 +50,14 @@ pub enum IdpMsg {
         /// The waiting sign-in's token.
         reply: RpcReplyPort<Result<Zeroizing<String>, Error>>,
     },
-    /// The user of a waiting sign-in.
-    Step {
+    /// A code is about to be checked for a waiting sign-in: spend an attempt.
+    Attempt {
         /// Its token.
         token: Zeroizing<String>,
         /// The pending request it is for.
         challenge: String,
-        /// The user, while it waits.
-        reply: RpcReplyPort<Result<Option<Credential>, Error>>,
-    },
-    /// A wrong code for a waiting sign-in.
-    StepFailed {
-        /// Its token.
-        token: Zeroizing<String>,
+        /// The user, or why not.
+        reply: RpcReplyPort<Result<Attempt, Error>>,
     },
     /// A waiting sign-in passed its factor: open a session.
     Finish {

@@ -2,21 +2,34 @@
 //! table `identity_factors_v1`), enrolled, listed, removed and checked at sign-in. Every
 //! enrollment, removal and check is written to identity-idp's audit log, in the same commit as
 //! the record it changes: a code accepted is spent before the sign-in goes on, also across a
-//! crash.
+//! crash. Changes to one user's records take that user's lock and hold it until their commit
+//! is durable (or has failed), not merely until the caller stops waiting: a check that timed
+//! out, or whose browser went away, cannot let the next one read the state before it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cryptoutil_protocols::oauth;
+use cryptoutil_storage::backend::Write;
 use cryptoutil_storage::{Store, Table};
 use serde_json::{Map, Value};
-use zeroize::Zeroizing;
+use tokio::sync::OwnedMutexGuard;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::factors::{record_key, FactorInfo, FactorKind, FactorRecord, Holder, Registry};
-use crate::audit::{AuditEntry, AuditHandle};
-use crate::error::Error;
+use crate::audit::{AuditEntry, AuditHandle, Completion};
+use crate::error::{Error, Unavailability};
 
 /// Most factors one user may enroll.
-pub const MAX_FACTORS: usize = 20;
+pub const MAX_FACTORS: usize = 10;
+/// Most factors of one user that take a typed code (a code typed is tried against each, so
+/// each widens a guess).
+pub const MAX_CODE_FACTORS: usize = 3;
+
+/// Whether `kind` takes a typed code.
+fn takes_code(kind: FactorKind) -> bool {
+    matches!(kind, FactorKind::Totp | FactorKind::Hotp)
+}
 
 /// Locks factor checks are spread over.
 const LOCKS: usize = 64;
@@ -56,10 +69,12 @@ pub struct FactorsHandle {
     audit: AuditHandle,
     registry: Registry,
     issuer: Arc<str>,
-    /// One is held while a check of a user (the one [`lock_of`] picks) reads their records
-    /// and commits what it spent: of two sign-ins with one code, the second sees the first's
-    /// state.
-    checks: Arc<[tokio::sync::Mutex<()>; LOCKS]>,
+    /// One is held from when a change to a user's records (the one [`lock_of`] picks) reads
+    /// them until what it wrote is durable: of two sign-ins with one code the second sees the
+    /// first's state, and a factor removed meanwhile is not written back.
+    locks: Arc<Vec<Arc<tokio::sync::Mutex<()>>>>,
+    /// Longest wait for a commit.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for FactorsHandle {
@@ -91,10 +106,7 @@ fn load_all(store: &Store, tenant: &str, user_id: &str) -> Result<Vec<FactorReco
         .collect()
 }
 
-fn sealed(
-    store: &Store,
-    record: &FactorRecord,
-) -> Result<cryptoutil_storage::backend::Write, Error> {
+fn sealed(store: &Store, record: &FactorRecord) -> Result<Write, Error> {
     let plain = Zeroizing::new(serde_json::to_vec(record).map_err(|_| Error::Internal {
         what: "encoding a factor record",
     })?);
@@ -102,14 +114,58 @@ fn sealed(
 }
 
 impl FactorsHandle {
-    /// Factor records in `store`, audited to `audit`; authenticator apps show `issuer`.
-    pub fn new(store: Arc<Store>, audit: AuditHandle, registry: Registry, issuer: &str) -> Self {
+    /// Factor records in `store`, audited to `audit` (a commit waited for at most
+    /// `timeout`); authenticator apps show `issuer`.
+    pub fn new(
+        store: Arc<Store>,
+        audit: AuditHandle,
+        registry: Registry,
+        issuer: &str,
+        timeout: Duration,
+    ) -> Self {
         Self {
             store,
             audit,
             registry,
             issuer: Arc::from(issuer),
-            checks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+            locks: Arc::new((0..LOCKS).map(|_| Arc::default()).collect()),
+            timeout,
+        }
+    }
+
+    /// `user_id`'s lock.
+    async fn lock(&self, user_id: &str) -> Result<OwnedMutexGuard<()>, Error> {
+        let lock = self.locks.get(lock_of(user_id)).ok_or(Error::Internal {
+            what: "factor lock",
+        })?;
+        Ok(Arc::clone(lock).lock_owned().await)
+    }
+
+    /// Commits `writes` with `entry` and waits for it; `held` is released once the commit is
+    /// durable or has failed, whether or not this caller still waits.
+    async fn append_holding(
+        &self,
+        held: OwnedMutexGuard<()>,
+        entry: AuditEntry,
+        writes: Vec<Write>,
+    ) -> Result<(), Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.audit.submit(
+            entry,
+            writes,
+            Completion::new(move |result| {
+                drop(held);
+                let _ = tx.send(result);
+            }),
+        );
+        let unavailable = |why| Error::Unavailable {
+            actor: "AuditLog",
+            why,
+        };
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(unavailable(Unavailability::Stopped)),
+            Err(_) => Err(unavailable(Unavailability::Timeout)),
         }
     }
 
@@ -137,6 +193,7 @@ impl FactorsHandle {
         params: &Map<String, Value>,
     ) -> Result<Map<String, Value>, Error> {
         let entry = AuditEntry::new(who, &owner.tenant, &owner.user_id, "factor-enroll");
+        let held = self.lock(&owner.user_id).await?;
         let result = self.enroll_checked(owner, kind, name, params).await;
         match result {
             Ok((record, shown)) => {
@@ -145,7 +202,7 @@ impl FactorsHandle {
                     key: format!("{}/{}", owner.user_id, record.id),
                     ..entry
                 };
-                self.audit.append(entry, vec![write]).await?;
+                self.append_holding(held, entry, vec![write]).await?;
                 let mut answer = match serde_json::to_value(record.info()) {
                     Ok(Value::Object(m)) => m,
                     _ => Map::new(),
@@ -179,9 +236,10 @@ impl FactorsHandle {
             owner.user_id.clone(),
         );
         let existing = blocking(move || load_all(&st, &t, &u)).await?;
-        if existing.len() >= MAX_FACTORS {
+        let codes = existing.iter().filter(|r| takes_code(r.kind)).count();
+        if existing.len() >= MAX_FACTORS || (takes_code(kind) && codes >= MAX_CODE_FACTORS) {
             return Err(Error::Conflict {
-                what: "this user has as many factors as allowed",
+                what: "this user has as many factors of this kind as allowed",
             });
         }
         // Apps list entries by issuer and account: the tenant tells apart two of one name.
@@ -215,21 +273,23 @@ impl FactorsHandle {
             &format!("{}/{id}", owner.user_id),
             "factor-remove",
         );
+        let held = self.lock(&owner.user_id).await?;
         let (st, k) = (Arc::clone(&self.store), key.clone());
         let found = blocking(move || Ok(st.get_sealed(Table::IdentityFactors, k.as_bytes())?))
             .await?
             .is_some();
         if !found {
+            drop(held);
             return self
                 .audit
                 .refused(entry, Error::NotFound { what: "factor" })
                 .await;
         }
-        let delete = cryptoutil_storage::backend::Write::Delete {
+        let delete = Write::Delete {
             table: Table::IdentityFactors,
             key: key.into_bytes(),
         };
-        self.audit.append(entry, vec![delete]).await
+        self.append_holding(held, entry, vec![delete]).await
     }
 
     /// Whether `owner` has a factor beyond the password.
@@ -245,13 +305,7 @@ impl FactorsHandle {
         owner: &Owner,
         presented: &str,
     ) -> Result<Option<Passed>, Error> {
-        let lock = self
-            .checks
-            .get(lock_of(&owner.user_id))
-            .ok_or(Error::Internal {
-                what: "factor check lock",
-            })?;
-        let _one = lock.lock().await;
+        let held = self.lock(&owner.user_id).await?;
         let (st, t, u) = (
             Arc::clone(&self.store),
             owner.tenant.clone(),
@@ -262,10 +316,14 @@ impl FactorsHandle {
         let checked = blocking(move || {
             let now = crate::now_unix();
             for mut record in load_all(&st, &t, &u)? {
-                let Some(factor) = registry.get(record.kind) else {
+                let Some(factor) = registry
+                    .get(record.kind)
+                    .filter(|_| takes_code(record.kind))
+                else {
                     continue;
                 };
                 if let Some(state) = factor.verify(&record.state, &code, now)? {
+                    record.state.zeroize();
                     record.state = state.to_string();
                     let passed = Passed {
                         id: record.id.clone(),
@@ -286,10 +344,11 @@ impl FactorsHandle {
                     &format!("{}/{}", owner.user_id, passed.id),
                     "sign-in-factor",
                 );
-                self.audit.append(entry, vec![write]).await?;
+                self.append_holding(held, entry, vec![write]).await?;
                 Ok(Some(passed))
             }
             None => {
+                drop(held);
                 let entry = AuditEntry::new(
                     &owner.user_id,
                     &owner.tenant,
@@ -311,9 +370,7 @@ impl FactorsHandle {
         amr: &[String],
         refused: Option<&str>,
     ) -> Result<(), Error> {
-        // What was typed as a name is kept to its first 128 characters.
-        let who: String = who.chars().take(128).collect();
-        let mut entry = AuditEntry::new(&who, tenant, &amr.join("+"), "sign-in");
+        let mut entry = AuditEntry::new(who, tenant, &amr.join("+"), "sign-in");
         if let Some(why) = refused {
             entry = entry.outcome(&Err::<(), _>(why));
         }

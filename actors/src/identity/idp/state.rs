@@ -37,8 +37,10 @@ struct Session {
 
 /// How long a sign-in waits for its next factor once the password passed.
 pub const STEP_TTL: u64 = 300;
-/// Wrong codes one waiting sign-in may take before the password must be given again.
-pub const STEP_ATTEMPTS: u32 = 5;
+/// Codes one waiting sign-in may be given before the password must be given again (fewer
+/// than the name's free failures: a stolen password buys this many guesses, then a lockout
+/// that grows).
+pub const STEP_ATTEMPTS: u32 = 3;
 
 /// A sign-in whose password passed, waiting for its next factor (its token is a cookie of the
 /// browser that gave the password; only its digest is kept).
@@ -67,6 +69,16 @@ pub enum Check {
         /// A record nothing matches.
         dummy: String,
     },
+}
+
+/// What a code for a waiting sign-in may do.
+pub enum Attempt {
+    /// Be checked, for this user.
+    Check(Box<Credential>),
+    /// Nothing: the sign-in is gone (expired, its attempts spent, another request's).
+    Gone,
+    /// Nothing: the name (of this user) is locked out.
+    Locked(Box<Credential>),
 }
 
 /// A new sign-in session.
@@ -212,23 +224,31 @@ impl IdpState {
         Ok(token)
     }
 
-    /// The user of the waiting sign-in `token` for `challenge`, while it waits.
-    pub fn step(&self, token: &str, challenge: &str, now: u64) -> Option<Credential> {
-        self.steps
-            .get(&oauth::token_digest(token.as_bytes()))
-            .filter(|s| s.expires > now && s.challenge == challenge)
-            .map(|s| s.user.clone())
-    }
-
-    /// A wrong code for the waiting sign-in `token`: after [`STEP_ATTEMPTS`] it is dropped.
-    pub fn step_failed(&mut self, token: &str) {
+    /// A code is about to be checked for the waiting sign-in `token` of `challenge`: the
+    /// attempt is spent and counted against the name as a failure *before* the check (a
+    /// success forgets the failures), so codes sent at once are each counted. The user, or
+    /// why not: gone (expired, its attempts spent, another request's) or locked.
+    pub fn attempt(&mut self, token: &str, challenge: &str, now: u64) -> Attempt {
         let digest = oauth::token_digest(token.as_bytes());
-        if let Some(step) = self.steps.get_mut(&digest) {
-            step.attempts += 1;
-            if step.attempts >= STEP_ATTEMPTS {
-                self.steps.remove(&digest);
-            }
+        let Some(step) = self
+            .steps
+            .get_mut(&digest)
+            .filter(|s| s.expires > now && s.challenge == challenge)
+        else {
+            return Attempt::Gone;
+        };
+        step.attempts += 1;
+        let spent = step.attempts > STEP_ATTEMPTS;
+        let user = step.user.clone();
+        if spent {
+            self.steps.remove(&digest);
+            return Attempt::Gone;
         }
+        if self.check(&user.tenant, &user.username, now) == Check::Locked {
+            return Attempt::Locked(Box::new(user));
+        }
+        self.failed(&user.tenant, &user.username, now);
+        Attempt::Check(Box::new(user))
     }
 
     /// The waiting sign-in `token` for `challenge` passed its next factor (`amr`): it ends
@@ -316,22 +336,43 @@ mod tests {
         let mut st = IdpState::with_dummy(Duration::from_secs(60), "dummy".into());
         let token = st.begin(&user("alice"), "ch-1", pwd(), 1000).unwrap();
         // Bound to its request, alive for five minutes.
-        assert!(st.step(&token, "ch-2", 1000).is_none());
-        assert!(st.step(&token, "ch-1", 1000 + STEP_TTL).is_none());
-        let waiting = st.step(&token, "ch-1", 1001).unwrap();
+        assert!(matches!(st.attempt(&token, "ch-2", 1000), Attempt::Gone));
+        assert!(matches!(
+            st.attempt(&token, "ch-1", 1000 + STEP_TTL),
+            Attempt::Gone
+        ));
+        let Attempt::Check(waiting) = st.attempt(&token, "ch-1", 1001) else {
+            panic!("a code may be checked")
+        };
         assert_eq!(waiting.username, "alice");
         assert!(waiting.password_hash.is_empty(), "no password record kept");
         let opened = st.finish(&token, "ch-1", "otp", 1002).unwrap();
         assert_eq!(opened.subject.amr, vec!["pwd", "otp", "mfa"]);
-        assert!(st.step(&token, "ch-1", 1002).is_none(), "used once");
+        assert!(
+            matches!(st.attempt(&token, "ch-1", 1002), Attempt::Gone),
+            "used once"
+        );
         assert!(st.finish(&token, "ch-1", "otp", 1002).is_err());
-        // Five wrong codes drop it.
+        // Each attempt is counted before its check: three, then the password again; the
+        // name's failures grow with them (a success forgets them).
         let token = st.begin(&user("alice"), "ch-3", pwd(), 1000).unwrap();
         for _ in 0..STEP_ATTEMPTS {
-            assert!(st.step(&token, "ch-3", 1001).is_some());
-            st.step_failed(&token);
+            assert!(matches!(
+                st.attempt(&token, "ch-3", 1001),
+                Attempt::Check(_)
+            ));
         }
-        assert!(st.step(&token, "ch-3", 1001).is_none());
+        assert!(matches!(st.attempt(&token, "ch-3", 1001), Attempt::Gone));
+        let token = st.begin(&user("alice"), "ch-4", pwd(), 1002).unwrap();
+        let mut outcomes = Vec::new();
+        for _ in 0..STEP_ATTEMPTS {
+            outcomes.push(st.attempt(&token, "ch-4", 1003));
+        }
+        // Five failures lock the name: the fifth attempt overall was the last checked.
+        assert!(matches!(outcomes[0], Attempt::Check(_)));
+        assert!(matches!(outcomes[1], Attempt::Check(_)));
+        assert!(matches!(outcomes[2], Attempt::Locked(_)));
+        assert_eq!(st.check("default", "alice", 1003), Check::Locked);
     }
 
     fn user(name: &str) -> Credential {

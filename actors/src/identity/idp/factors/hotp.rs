@@ -4,12 +4,12 @@
 //! ahead than that is resynchronised by two consecutive codes within [`RESYNC_WINDOW`]
 //! (RFC 4226 §7.4): the sign-in page takes them as one entry, separated by a space.
 
-use cryptoutil_protocols::otp::{self, OtpAlg, OtpKey, OtpKind};
+use cryptoutil_protocols::otp::{OtpAlg, OtpKind};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::totp::{alg_param, digits_param, key_of, new_secret};
+use super::totp::{alg_param, digits_param, key_of, new_otp};
 use super::{
     number_param, only_params, read_state, write_state, Enrolled, Factor, FactorKind, Holder,
 };
@@ -54,27 +54,16 @@ impl Factor for Hotp {
             0..=u64::from(u32::MAX),
             "counter: 0 to 2^32-1",
         )?;
-        let secret = new_secret(alg)?;
-        let key =
-            OtpKey::new(alg, digits, &secret).map_err(|_| Error::Internal { what: "OTP key" })?;
-        let uri = key.uri(OtpKind::Hotp { counter }, holder.issuer, holder.account);
-        let b32 = otp::base32_encode(&secret);
+        let new = new_otp(alg, digits, OtpKind::Hotp { counter }, holder)?;
         let state = write_state(&State {
             alg,
             digits,
-            secret: b32.clone(),
+            secret: new.secret,
             next: counter,
         })?;
-        let shown = json!({
-            "otpauth_uri": uri.as_str(),
-            "secret": b32.as_str(),
-            "algorithm": alg.name(),
-            "digits": digits,
-            "counter": counter,
-        });
         Ok(Enrolled {
             state,
-            shown: shown.as_object().cloned().unwrap_or_default(),
+            shown: new.shown,
         })
     }
 
@@ -115,7 +104,10 @@ mod tests {
             account: "bob",
         };
         let enrolled = Hotp
-            .enroll(json!({"counter": 5}).as_object().unwrap(), &holder)
+            .enroll(
+                serde_json::json!({"counter": 5}).as_object().unwrap(),
+                &holder,
+            )
             .unwrap();
         let key = key_of(OtpAlg::Sha1, 6, enrolled.shown["secret"].as_str().unwrap()).unwrap();
         // Counter 7 (two presses lost): accepted, then counters up to 7 are spent.

@@ -44,13 +44,40 @@ pub(super) fn alg_param(params: &Map<String, Value>) -> Result<OtpAlg, Error> {
     }
 }
 
-/// A new random secret of the length `alg` calls for.
-pub(super) fn new_secret(alg: OtpAlg) -> Result<Zeroizing<Vec<u8>>, Error> {
+/// A new OTP secret and what its enrollment shows once.
+pub(super) struct NewOtp {
+    /// The secret, base32 (as the state keeps it).
+    pub(super) secret: Zeroizing<String>,
+    /// `otpauth_uri`, `secret`, `algorithm`, `digits`, and `period` or `counter`.
+    pub(super) shown: Map<String, Value>,
+}
+
+/// A new random secret of the length `alg` calls for, for codes of `kind` with `digits`
+/// digits, and what the enrollment shows of it.
+pub(super) fn new_otp(
+    alg: OtpAlg,
+    digits: u8,
+    kind: OtpKind,
+    holder: &Holder<'_>,
+) -> Result<NewOtp, Error> {
     let mut secret = Zeroizing::new(vec![0u8; otp::secret_len(alg)]);
     oauth::fill_random(&mut secret).map_err(|_| Error::Internal {
         what: "random generator",
     })?;
-    Ok(secret)
+    let key = OtpKey::new(alg, digits, &secret).map_err(|_| Error::Internal { what: "OTP key" })?;
+    let uri = key.uri(kind, holder.issuer, holder.account);
+    let b32 = otp::base32_encode(&secret);
+    let (name, value) = match kind {
+        OtpKind::Totp { period } => ("period", period),
+        OtpKind::Hotp { counter } => ("counter", counter),
+    };
+    let mut shown = Map::new();
+    shown.insert("otpauth_uri".into(), json!(uri.as_str()));
+    shown.insert("secret".into(), json!(b32.as_str()));
+    shown.insert("algorithm".into(), json!(alg.name()));
+    shown.insert("digits".into(), json!(digits));
+    shown.insert(name.into(), json!(value));
+    Ok(NewOtp { secret: b32, shown })
 }
 
 /// The key of a stored secret.
@@ -89,28 +116,17 @@ impl Factor for Totp {
         let alg = alg_param(params)?;
         let digits = digits_param(params)?;
         let period = number_param(params, "period", 30, 15..=120, "period: 15 to 120 seconds")?;
-        let secret = new_secret(alg)?;
-        let key =
-            OtpKey::new(alg, digits, &secret).map_err(|_| Error::Internal { what: "OTP key" })?;
-        let uri = key.uri(OtpKind::Totp { period }, holder.issuer, holder.account);
-        let b32 = otp::base32_encode(&secret);
+        let new = new_otp(alg, digits, OtpKind::Totp { period }, holder)?;
         let state = write_state(&State {
             alg,
             digits,
             period,
-            secret: b32.clone(),
+            secret: new.secret,
             last_step: None,
         })?;
-        let shown = json!({
-            "otpauth_uri": uri.as_str(),
-            "secret": b32.as_str(),
-            "algorithm": alg.name(),
-            "digits": digits,
-            "period": period,
-        });
         Ok(Enrolled {
             state,
-            shown: shown.as_object().cloned().unwrap_or_default(),
+            shown: new.shown,
         })
     }
 
