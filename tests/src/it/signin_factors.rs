@@ -351,3 +351,80 @@ async fn totp_and_hotp_from_oathtool_sign_in_once_after_the_password() {
     assert!(verify["records"].as_u64().unwrap() >= 15, "{verify}");
     app.stop().await;
 }
+
+/// Recovery codes: ten, shown once, each signing in once in place of the lost device's code;
+/// a second set is refused while the first stands.
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_codes_sign_in_once_each() {
+    let Fixture {
+        _dir,
+        app,
+        operator,
+        ..
+    } = fixture().await;
+    let (client_id, secret) = rp_client(&app, &operator, json!({"first_party": true})).await;
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/users",
+        Some(json!({"username": "carol", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let idp = ServiceName::IdentityIdp;
+    let factors = "/identity/users/carol/factors";
+    let (status, set) = api(
+        &app,
+        idp,
+        &operator,
+        Method::POST,
+        factors,
+        Some(json!({"type": "recovery_codes"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{set}");
+    let codes: Vec<String> = set["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10, "{set}");
+    let (status, v) = api(
+        &app,
+        idp,
+        &operator,
+        Method::POST,
+        factors,
+        Some(json!({"type": "recovery_codes"})),
+    )
+    .await;
+    assert_eq!(status, 409, "one set at a time: {v}");
+    let (_, list) = api(&app, idp, &operator, Method::GET, factors, None).await;
+    assert_eq!(list[1]["type"], "recovery_codes", "{list}");
+    assert!(
+        !list.to_string().contains(&codes[0]),
+        "never listed: {list}"
+    );
+
+    // A code signs in (typed in capitals, without dashes), once.
+    let mut b = Browser::new(&app);
+    let (status, page, challenge) = password_step(&mut b, &client_id, "carol").await;
+    assert_eq!(status, 200, "{page}");
+    let typed = codes[0].replace('-', "").to_uppercase();
+    let (status, to) = code_step(&mut b, &page, &challenge, &typed).await;
+    assert_eq!(status, 303, "{to}");
+    let (status, tokens) = redeem(&app, (&client_id, &secret), &query(&to, "code").unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["amr"], json!(["pwd", "otp", "mfa"]), "{id}");
+    let mut b = Browser::new(&app);
+    let (_, page, challenge) = password_step(&mut b, &client_id, "carol").await;
+    let (status, page) = code_step(&mut b, &page, &challenge, &codes[0]).await;
+    assert_eq!(status, 200, "a used recovery code: {page}");
+    assert!(page.contains("The code is incorrect"), "{page}");
+    let (status, to) = code_step(&mut b, &page, &challenge, &codes[9]).await;
+    assert_eq!(status, 303, "another code: {to}");
+    app.stop().await;
+}

@@ -28,7 +28,10 @@ pub const MAX_CODE_FACTORS: usize = 3;
 
 /// Whether `kind` takes a typed code.
 fn takes_code(kind: FactorKind) -> bool {
-    matches!(kind, FactorKind::Totp | FactorKind::Hotp)
+    matches!(
+        kind,
+        FactorKind::Totp | FactorKind::Hotp | FactorKind::RecoveryCodes
+    )
 }
 
 /// Locks factor checks are spread over.
@@ -222,7 +225,7 @@ impl FactorsHandle {
         params: &Map<String, Value>,
     ) -> Result<(FactorRecord, Map<String, Value>), Error> {
         let factor = self.registry.get(kind).ok_or(Error::BadRequest {
-            reason: "type: a factor this service enrolls (totp, hotp)",
+            reason: "type: a factor this service enrolls (totp, hotp, recovery_codes)",
         })?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -237,6 +240,11 @@ impl FactorsHandle {
         );
         let existing = blocking(move || load_all(&st, &t, &u)).await?;
         let codes = existing.iter().filter(|r| takes_code(r.kind)).count();
+        if kind == FactorKind::RecoveryCodes && existing.iter().any(|r| r.kind == kind) {
+            return Err(Error::Conflict {
+                what: "this user has recovery codes: remove them to make new ones",
+            });
+        }
         if existing.len() >= MAX_FACTORS || (takes_code(kind) && codes >= MAX_CODE_FACTORS) {
             return Err(Error::Conflict {
                 what: "this user has as many factors of this kind as allowed",

@@ -332,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn a_waiting_sign_in_ends_with_its_factor_or_after_five_wrong_codes() {
+    fn a_waiting_sign_in_ends_with_its_factor_or_after_three_codes() {
         let mut st = IdpState::with_dummy(Duration::from_secs(60), "dummy".into());
         let token = st.begin(&user("alice"), "ch-1", pwd(), 1000).unwrap();
         // Bound to its request, alive for five minutes.

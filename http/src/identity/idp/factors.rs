@@ -2,9 +2,9 @@
 //! `/service/api/v1/identity/users/{id}/factors` and its `/browser/api/v1` twin (scope
 //! `identity`, the caller's tenant; `{id}` is the user's `sub` or login name):
 //! - `GET`: `[{"id", "type", "name", "created_at"}]`, the password first.
-//! - `POST` `{"type": "totp"|"hotp", "name", ...}`: enrolls a factor for the user (an
-//!   operator provisioning a token); the answer carries its secret and `otpauth_uri`, shown
-//!   once. TOTP takes `algorithm` (`SHA1`, `SHA256`, `SHA512`), `digits` (6-8) and `period`
+//! - `POST` `{"type": "totp"|"hotp"|"recovery_codes", "name", ...}`: enrolls a factor for
+//!   the user (an operator provisioning a token, or handing out recovery codes); the answer
+//!   carries its secret and `otpauth_uri`, or the ten codes, shown once. TOTP takes `algorithm` (`SHA1`, `SHA256`, `SHA512`), `digits` (6-8) and `period`
 //!   (15-120 s); HOTP `algorithm`, `digits` and `counter`.
 //! - `DELETE .../factors/{factor id}`: removes one (a user who lost their device). The
 //!   password is identity-authz's and is not removed here.
@@ -94,7 +94,7 @@ pub(crate) async fn factors_post(
     let kind = body
         .remove("type")
         .and_then(|t| t.as_str().and_then(FactorKind::parse))
-        .ok_or_else(|| bad("type: a factor this service enrolls (totp, hotp)"))?;
+        .ok_or_else(|| bad("type: a factor this service enrolls (totp, hotp, recovery_codes)"))?;
     let name = match body.remove("name") {
         None => kind.name().to_owned(),
         Some(Value::String(n)) => n,

@@ -9,9 +9,11 @@
 //! - [`password`]: PBKDF2-HMAC-SHA256 password records (amr `pwd`).
 //! - [`totp`]: time-based one-time passwords (RFC 6238, amr `otp`).
 //! - [`hotp`]: counter-based one-time passwords (RFC 4226, amr `otp`).
+//! - [`recovery`]: ten one-time recovery codes, stored hashed (amr `otp`).
 
 pub mod hotp;
 pub mod password;
+pub mod recovery;
 pub mod totp;
 
 use std::sync::Arc;
@@ -193,7 +195,11 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// Every factor with a record of its own.
     pub fn standard() -> Self {
-        Self(vec![Arc::new(totp::Totp), Arc::new(hotp::Hotp)])
+        Self(vec![
+            Arc::new(totp::Totp),
+            Arc::new(hotp::Hotp),
+            Arc::new(recovery::RecoveryCodes),
+        ])
     }
 
     /// The factor of `kind`, if it is registered.
