@@ -148,11 +148,6 @@ pub fn leaf_request(
     Ok((csr.der().to_vec(), Zeroizing::new(key.serialize_der())))
 }
 
-/// The `notAfter` of a DER X.509 certificate (RFC 5280 §4.1.2.5), in Unix seconds.
-pub fn not_after(cert_der: &[u8]) -> Result<u64, Error> {
-    validity(cert_der).map(|(_, not_after)| not_after)
-}
-
 /// The `notBefore` and `notAfter` of a DER X.509 certificate (RFC 5280 §4.1.2.5), in Unix
 /// seconds.
 pub fn validity(cert_der: &[u8]) -> Result<(u64, u64), Error> {
@@ -380,20 +375,20 @@ mod tests {
         let now = SystemTime::now();
         let ca = generate_ca("test", now).unwrap();
         let leaf = issue_leaf("test", &ca.intermediate.key_pkcs8, "kms", &[], &[], now).unwrap();
-        assert_eq!(not_after(&leaf.cert_der).unwrap(), leaf.not_after_unix);
+        assert_eq!(validity(&leaf.cert_der).unwrap().1, leaf.not_after_unix);
         // `openssl x509 -noout -enddate`: notAfter=Nov 28 19:38:37 2036 GMT.
         let pem = include_str!("../testdata/est-certs-only.pem");
         let first = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
             .next()
             .unwrap()
             .unwrap();
-        assert_eq!(not_after(&first).unwrap(), 2_111_513_917);
+        assert_eq!(validity(&first).unwrap().1, 2_111_513_917);
         // notBefore=Dec  1 19:38:37 2026 GMT.
         assert_eq!(validity(&first).unwrap(), (1_796_153_917, 2_111_513_917));
         assert_eq!(renew_at(1_000, 1_300), 1_200);
         assert_eq!(renew_at(1_000, 999), 1_000);
         for cut in [0, 5, first.len() / 3] {
-            assert!(not_after(&first[..cut]).is_err());
+            assert!(validity(&first[..cut]).is_err());
         }
     }
 

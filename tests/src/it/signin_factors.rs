@@ -17,6 +17,20 @@ use super::identity::{admin, api, claims, tenant_token};
 
 const PASSWORD: &str = "correct horse battery staple";
 
+/// A new user `name` (password [`PASSWORD`]) made by `operator`: their `sub`.
+async fn new_user(app: &crate::TestApp, operator: &str, name: &str) -> String {
+    let (status, v) = admin(
+        app,
+        operator,
+        Method::POST,
+        "/users",
+        Some(json!({"username": name, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
 /// `oathtool`'s one code for `args`.
 fn oathtool(args: &[&str]) -> String {
     super::otp::oathtool(args).concat()
@@ -78,16 +92,7 @@ async fn totp_and_hotp_from_oathtool_sign_in_once_after_the_password() {
         ..
     } = fixture().await;
     let (client_id, secret) = rp_client(&app, &operator, json!({"first_party": true})).await;
-    let (status, v) = admin(
-        &app,
-        &operator,
-        Method::POST,
-        "/users",
-        Some(json!({"username": "alice", "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
-    let user_id = v["id"].as_str().unwrap().to_owned();
+    let user_id = new_user(&app, &operator, "alice").await;
     let factors = format!("/identity/users/{user_id}/factors");
     let idp = ServiceName::IdentityIdp;
 
@@ -321,15 +326,7 @@ async fn totp_and_hotp_from_oathtool_sign_in_once_after_the_password() {
     assert_eq!(status, 409, "the password is not removed here");
     let (status, list) = api(&app, idp, &operator, Method::GET, &factors, None).await;
     assert_eq!((status, list.as_array().unwrap().len()), (200, 1), "{list}");
-    let (status, v) = admin(
-        &app,
-        &operator,
-        Method::POST,
-        "/users",
-        Some(json!({"username": "bob", "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
+    new_user(&app, &operator, "bob").await;
     let mut b = Browser::new(&app);
     let (status, to, _) = password_step(&mut b, &client_id, "bob").await;
     assert_eq!(status, 303, "{to}");
@@ -363,15 +360,7 @@ async fn recovery_codes_sign_in_once_each() {
         ..
     } = fixture().await;
     let (client_id, secret) = rp_client(&app, &operator, json!({"first_party": true})).await;
-    let (status, v) = admin(
-        &app,
-        &operator,
-        Method::POST,
-        "/users",
-        Some(json!({"username": "carol", "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
+    new_user(&app, &operator, "carol").await;
     let idp = ServiceName::IdentityIdp;
     let factors = "/identity/users/carol/factors";
     let (status, set) = api(
