@@ -220,6 +220,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     }
     settings.insert(cryptoutil_actors::identity::idp::IdpConfig {
         session_ttl: cfg.identity.session_ttl,
+        webauthn: webauthn_rp(&cfg.identity, &endpoints)?,
     });
     settings.insert(cryptoutil_actors::ca::CaSettings {
         distribution_base_url: Some(if cfg.ca.distribution_base_url.is_empty() {
@@ -506,6 +507,65 @@ fn identity_setup(
         refresh_token_ttl: cfg.identity.refresh_token_ttl,
     };
     Ok((Some(authz), auth))
+}
+
+/// identity-idp as a WebAuthn relying party: `identity.webauthn`, its empty fields filled from
+/// `identity.login_url` (when its host is a name) or `localhost` with identity-idp's public port
+/// (an IP address cannot be an RP ID).
+fn webauthn_rp(
+    identity: &crate::config::IdentityConfig,
+    endpoints: &BTreeMap<ServiceName, Endpoint>,
+) -> anyhow::Result<cryptoutil_actors::identity::idp::WebauthnRp> {
+    use cryptoutil_federation::client::HttpsUrl;
+    let cfg = &identity.webauthn;
+    let is_name = |h: &str| h.parse::<IpAddr>().is_err() && !h.is_empty();
+    let login = match identity.login_url.as_str() {
+        "" => None,
+        url => Some(
+            HttpsUrl::parse(url)
+                .map_err(|e| anyhow!("invalid configuration: `identity.login_url`: {e}"))?,
+        ),
+    }
+    .filter(|u| is_name(&u.host));
+    let rp_id = match cfg.rp_id.trim() {
+        "" => login
+            .as_ref()
+            .map_or_else(|| "localhost".to_owned(), |u| u.host.to_ascii_lowercase()),
+        id if is_name(id) && !id.contains(['/', ':']) => id.to_ascii_lowercase(),
+        id => anyhow::bail!(
+            "invalid configuration: `identity.webauthn.rp_id`: {id:?} is not a domain name"
+        ),
+    };
+    let origin = |host: &str, port: u16| match port {
+        443 => format!("https://{host}"),
+        p => format!("https://{host}:{p}"),
+    };
+    let mut origins = Vec::new();
+    for (i, o) in cfg.origins.iter().enumerate() {
+        let u = HttpsUrl::parse(o)
+            .map_err(|e| anyhow!("invalid configuration: `identity.webauthn.origins[{i}]`: {e}"))?;
+        let host = u.host.to_ascii_lowercase();
+        if !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) || u.path.len() > 1 {
+            anyhow::bail!(
+                "invalid configuration: `identity.webauthn.origins[{i}]`: {o:?} is not an \
+                 origin on the RP ID {rp_id:?}"
+            );
+        }
+        origins.push(origin(&host, u.port));
+    }
+    if origins.is_empty() {
+        if let Some(u) = login.as_ref() {
+            origins.push(origin(&u.host.to_ascii_lowercase(), u.port));
+        } else if let Some(e) = endpoints.get(&ServiceName::IdentityIdp) {
+            let port = HttpsUrl::parse(&e.public).map(|u| u.port).unwrap_or(443);
+            origins.push(origin(&rp_id, port));
+        }
+    }
+    Ok(cryptoutil_actors::identity::idp::WebauthnRp {
+        rp_id,
+        rp_name: cfg.rp_name.clone(),
+        origins,
+    })
 }
 
 /// How each service signs browsers in, when identity-authz and identity-idp run in this process:

@@ -17,6 +17,8 @@
 //! - [`oauth`]: OAuth 2.1 pieces without I/O: client secrets, password hashes, client
 //!   authentication headers, scopes, token endpoint errors.
 //! - [`otp`]: HOTP (RFC 4226) and TOTP (RFC 6238) codes, `otpauth://` URIs, base32.
+//! - [`webauthn`]: WebAuthn relying-party checks: registrations (`none`, `packed`),
+//!   assertions, COSE keys, the options and responses' JSON.
 //! - [`ids`]: identifiers from outside (tenant, elastic key id, client id, kid), parsed once.
 //! - [`fips`]: whether the crypto module runs in FIPS 140-3 mode.
 //! - [`secret`]: `Secret`, a configuration string that never prints and is zeroized.
@@ -44,6 +46,7 @@ pub mod scep;
 pub mod secret;
 pub mod tls;
 pub mod unseal;
+pub mod webauthn;
 
 pub use error::Error;
 

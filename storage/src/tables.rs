@@ -78,11 +78,14 @@ pub enum Table {
     /// identity-idp sign-in factors beyond the password: `<tenant>/<user id>/<factor id>` ->
     /// sealed record (its kind, name, secret and the state that makes each code count once).
     IdentityFactors,
+    /// identity-idp factors found without a username: `<kind>/<lookup key>` (a passkey's
+    /// credential id) -> sealed store key of the factor record in `identity_factors_v1`.
+    IdentityFactorIndex,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 28] = [
+    pub const ALL: [Table; 29] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -111,6 +114,7 @@ impl Table {
         Table::CaCmp,
         Table::CaScep,
         Table::IdentityFactors,
+        Table::IdentityFactorIndex,
     ];
 
     /// The versioned table name.
@@ -144,6 +148,7 @@ impl Table {
             Table::CaCmp => "ca_cmp_v1",
             Table::CaScep => "ca_scep_v1",
             Table::IdentityFactors => "identity_factors_v1",
+            Table::IdentityFactorIndex => "identity_factor_index_v1",
         }
     }
 

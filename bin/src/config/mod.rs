@@ -194,6 +194,33 @@ pub struct IdentityConfig {
     /// The federated services' clients, registered as resource servers of the operator tenant
     /// on every start (their secrets usually `file://` Docker secrets shared with the service).
     pub federation_clients: Vec<FederationClient>,
+    /// identity-idp as a WebAuthn relying party (security keys and passkeys).
+    pub webauthn: WebauthnConfig,
+}
+
+/// `identity.webauthn`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebauthnConfig {
+    /// The RP ID: a domain that identity-idp's pages are served from (or a parent of it).
+    /// Empty: the host of `identity.login_url` when it is a name, else `localhost`.
+    pub rp_id: String,
+    /// The name authenticators show.
+    pub rp_name: String,
+    /// The origins (`https://host[:port]`) identity-idp's pages are served from. Empty: the
+    /// origin of `identity.login_url` when its host is a name, else `https://<rp_id>:<port>`
+    /// with identity-idp's public port.
+    pub origins: Vec<String>,
+}
+
+impl Default for WebauthnConfig {
+    fn default() -> Self {
+        Self {
+            rp_id: String::new(),
+            rp_name: "cryptoutil".into(),
+            origins: Vec::new(),
+        }
+    }
 }
 
 /// `identity.federation_clients[]`.
@@ -225,6 +252,7 @@ impl Default for IdentityConfig {
             mtls_ca: String::new(),
             trust_local_issuer: true,
             federation_clients: Vec::new(),
+            webauthn: WebauthnConfig::default(),
         }
     }
 }

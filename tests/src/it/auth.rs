@@ -153,6 +153,17 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 // The second factor's code: the same checks, and a waiting sign-in's cookie.
                 "Some(POST) /browser/login/factor",
                 "Some(POST) /browser/consent",
+                // WebAuthn at sign-in: the login forms' CSRF token and origin check; a passkey
+                // ceremony is bound to its cookie, a security key's to the waiting sign-in's.
+                "Some(GET) /browser/login/webauthn.js",
+                "Some(POST) /browser/login/webauthn/options",
+                "Some(POST) /browser/login/webauthn",
+                // The account page: identity-idp's own sign-in session cookie (the one its
+                // login form sets), its own CSRF token, a recent sign-in to change anything.
+                "Some(GET) /browser/account",
+                "Some(POST) /browser/account/webauthn/options",
+                "Some(POST) /browser/account/webauthn",
+                "Some(POST) /browser/account/remove",
             ]);
         }
         reviewed.sort();
@@ -187,6 +198,7 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                         "/browser/oauth2/v1/authorize",
                         "/browser/oauth2/v1/logout",
                         "/browser/login",
+                        "/browser/account",
                         "/service/oauth2/v1/userinfo",
                         "/browser/auth/login",
                         "/browser/auth/callback",

@@ -29,3 +29,4 @@ mod process;
 mod signin_factors;
 mod supervision;
 mod ui;
+mod webauthn;

@@ -7,16 +7,19 @@
 
 use std::time::Duration;
 
+use cryptoutil_protocols::webauthn::{self, AuthenticationResponse, Descriptor, Expected, Kind};
+use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::factors::password;
+use super::factors::{password, FactorKind};
 use super::msg::IdpMsg;
-use super::records::{FactorsHandle, Owner};
+use super::records::{FactorsHandle, Owner, Passed};
 use super::state::{Attempt, Check, Opened, LOGIN_FAILED, LOGIN_LOCKED};
+use super::WebauthnRp;
 use crate::ask::ask;
 use crate::error::{Error, Unavailability};
 use crate::identity::authz::AuthzHandle;
-use crate::identity::signin::{LoginView, Next, Prompt};
+use crate::identity::signin::{LoginView, Next, Prompt, Subject};
 use crate::slot::Slot;
 
 /// What opening the login page does.
@@ -59,6 +62,8 @@ pub enum LoginOutcome {
         step: Zeroizing<String>,
         /// The page.
         view: LoginView,
+        /// The user has a security key (the page offers it).
+        keys: bool,
     },
     /// A wrong or used code: the code form again.
     CodeFailed {
@@ -66,6 +71,8 @@ pub enum LoginOutcome {
         message: &'static str,
         /// The page.
         view: LoginView,
+        /// The user has a security key.
+        keys: bool,
     },
 }
 
@@ -95,6 +102,18 @@ impl std::fmt::Debug for LoginOutcome {
 pub const CODE_FAILED: &str = "The code is incorrect, or was used already.";
 /// The message when the sign-in waiting for a code is gone (expired, too many wrong codes).
 pub const STEP_EXPIRED: &str = "This sign-in expired. Enter your username and password again.";
+/// The message when a passkey or security key did not sign in (unknown, refused, expired).
+pub const KEY_FAILED: &str = "That passkey or security key did not sign you in. Try again.";
+/// How long the account page's sign-in stays recent enough to change factors.
+pub const RECENT_SIGN_IN: u64 = 900;
+/// How long a browser may take for a WebAuthn ceremony (milliseconds).
+const CEREMONY_TIMEOUT_MS: u64 = 120_000;
+
+/// What a typed second factor or a security key presents.
+enum Given {
+    Code(Zeroizing<String>),
+    Key(Zeroizing<String>),
+}
 
 /// The login and consent pages' handle.
 #[derive(Clone, Debug)]
@@ -102,23 +121,68 @@ pub struct IdpHandle {
     slot: Slot<IdpMsg>,
     authz: AuthzHandle,
     factors: FactorsHandle,
+    rp: WebauthnRp,
     timeout: Duration,
 }
 
 impl IdpHandle {
-    /// The `Idp` actor in `slot`, signing users in for `authz` with the factors of `factors`.
+    /// The `Idp` actor in `slot`, signing users in for `authz` with the factors of `factors`,
+    /// the WebAuthn relying party `rp`.
     pub fn new(
         slot: Slot<IdpMsg>,
         authz: AuthzHandle,
         factors: FactorsHandle,
+        rp: WebauthnRp,
         timeout: Duration,
     ) -> Self {
         Self {
             slot,
             authz,
             factors,
+            rp,
             timeout,
         }
+    }
+
+    /// What a ceremony with challenge `challenge` must match.
+    fn expected(&self, challenge: Vec<u8>, user_verification: bool) -> Expected {
+        Expected {
+            challenge,
+            rp_id: self.rp.rp_id.clone(),
+            origins: self.rp.origins.clone(),
+            user_verification,
+        }
+    }
+
+    async fn ceremony(&self, key: String, bind: &str) -> Result<Vec<u8>, Error> {
+        let (key, bind) = (Zeroizing::new(key), bind.to_owned());
+        ask(
+            &self.slot,
+            |reply| IdpMsg::Ceremony { key, bind, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    async fn take_ceremony(&self, key: String, bind: &str) -> Result<Option<Vec<u8>>, Error> {
+        let (key, bind) = (Zeroizing::new(key), bind.to_owned());
+        ask(
+            &self.slot,
+            |reply| IdpMsg::TakeCeremony { key, bind, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// `owner`'s WebAuthn credentials, as options list them.
+    async fn keys_of(&self, tenant: &str, user_id: &str) -> Result<Vec<Descriptor>, Error> {
+        Ok(self
+            .factors
+            .descriptors(tenant, user_id, FactorKind::Webauthn)
+            .await?
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect())
     }
 
     /// Opening the login page of the pending request `challenge`: the form, or straight back
@@ -242,6 +306,10 @@ impl IdpHandle {
         };
         let amr = vec!["pwd".to_owned()];
         if self.factors.has_any(&user.tenant, &user.user_id).await? {
+            let keys = self
+                .factors
+                .has(&user.tenant, &user.user_id, FactorKind::Webauthn)
+                .await?;
             let step = ask(
                 &self.slot,
                 |reply| IdpMsg::Begin {
@@ -253,7 +321,7 @@ impl IdpHandle {
                 self.timeout,
             )
             .await?;
-            return Ok(LoginOutcome::NextFactor { step, view });
+            return Ok(LoginOutcome::NextFactor { step, view, keys });
         }
         let opened = ask(
             &self.slot,
@@ -275,6 +343,66 @@ impl IdpHandle {
         challenge: String,
         step: Zeroizing<String>,
         code: Zeroizing<String>,
+    ) -> Result<LoginOutcome, Error> {
+        self.second_given(challenge, step, Given::Code(code)).await
+    }
+
+    /// The security key's assertion (the browser's JSON) for the sign-in `step`, counted like
+    /// a code; its challenge is the one [`step_options`](Self::step_options) sent.
+    pub async fn second_key(
+        &self,
+        challenge: String,
+        step: Zeroizing<String>,
+        response: Zeroizing<String>,
+    ) -> Result<LoginOutcome, Error> {
+        self.second_given(challenge, step, Given::Key(response))
+            .await
+    }
+
+    /// The assertion options for a security key, for the sign-in `step` waiting on the pending
+    /// request `challenge`: the user's credentials allowed, a new challenge.
+    pub async fn step_options(
+        &self,
+        challenge: String,
+        step: Zeroizing<String>,
+    ) -> Result<Value, Error> {
+        self.authz.sign_in_request(challenge.clone()).await?;
+        let (token, c) = (step.clone(), challenge.clone());
+        let user = ask(
+            &self.slot,
+            |reply| IdpMsg::Waiting {
+                token,
+                challenge: c,
+                reply,
+            },
+            self.timeout,
+        )
+        .await?
+        .ok_or(Error::NotFound {
+            what: "sign-in request",
+        })?;
+        let allow = self.keys_of(&user.tenant, &user.user_id).await?;
+        if allow.is_empty() {
+            return Err(Error::NotFound {
+                what: "security key",
+            });
+        }
+        let sent = self
+            .ceremony(format!("step:{}", step.as_str()), &challenge)
+            .await?;
+        Ok(webauthn::request_options(
+            &self.rp.rp_id,
+            &sent,
+            &allow,
+            CEREMONY_TIMEOUT_MS,
+        ))
+    }
+
+    async fn second_given(
+        &self,
+        challenge: String,
+        step: Zeroizing<String>,
+        given: Given,
     ) -> Result<LoginOutcome, Error> {
         let request = self.authz.sign_in_request(challenge.clone()).await?;
         let view = request.view;
@@ -306,9 +434,14 @@ impl IdpHandle {
                         Some("locked out"),
                     )
                     .await?;
+                let keys = self
+                    .factors
+                    .has(&user.tenant, &user.user_id, FactorKind::Webauthn)
+                    .await?;
                 return Ok(LoginOutcome::CodeFailed {
                     message: LOGIN_LOCKED,
                     view,
+                    keys,
                 });
             }
         };
@@ -317,17 +450,40 @@ impl IdpHandle {
             user_id: user.user_id.clone(),
             username: user.username.clone(),
         };
-        let code = code.trim();
         // The attempt is already counted: a refusal here needs nothing more.
-        let passed = if code.is_empty() || code.len() > 64 {
-            None
-        } else {
-            self.factors.check_code(&owner, code).await?
+        let passed = match given {
+            Given::Code(code) => {
+                let code = code.trim();
+                if code.is_empty() || code.len() > 64 {
+                    None
+                } else {
+                    self.factors.check_code(&owner, code).await?
+                }
+            }
+            Given::Key(response) => {
+                let sent = self
+                    .take_ceremony(format!("step:{}", step.as_str()), &challenge)
+                    .await?;
+                match sent {
+                    Some(sent) => {
+                        let expected = self.expected(sent, false);
+                        self.factors
+                            .check_webauthn(&owner, &response, &expected)
+                            .await?
+                    }
+                    None => None,
+                }
+            }
         };
         let Some(passed) = passed else {
+            let keys = self
+                .factors
+                .has(&owner.tenant, &owner.user_id, FactorKind::Webauthn)
+                .await?;
             return Ok(LoginOutcome::CodeFailed {
                 message: CODE_FAILED,
                 view,
+                keys,
             });
         };
         let opened = ask(
@@ -394,8 +550,275 @@ impl IdpHandle {
         Ok(at.and_then(|i| users.into_iter().nth(i)))
     }
 
+    /// Starts a passkey sign-in (no username) for the pending request `challenge`: the token
+    /// naming the ceremony (a cookie of this browser) and the assertion options.
+    pub async fn passkey_options(
+        &self,
+        challenge: String,
+    ) -> Result<(Zeroizing<String>, Value), Error> {
+        self.authz.sign_in_request(challenge.clone()).await?;
+        let token = cryptoutil_protocols::oauth::random_token(32).map_err(|_| Error::Internal {
+            what: "random generator",
+        })?;
+        let sent = self
+            .ceremony(format!("passkey:{}", token.as_str()), &challenge)
+            .await?;
+        let options = webauthn::request_options(&self.rp.rp_id, &sent, &[], CEREMONY_TIMEOUT_MS);
+        Ok((token, options))
+    }
+
+    /// A passkey's assertion (the browser's JSON) for the pending request `challenge`, the
+    /// ceremony `token` started: the credential names the user, its signature (with user
+    /// verification) signs them in. Failures count against the user's name like a wrong
+    /// password, and all look alike.
+    pub async fn passkey(
+        &self,
+        challenge: String,
+        token: Zeroizing<String>,
+        response: Zeroizing<String>,
+    ) -> Result<LoginOutcome, Error> {
+        let request = self.authz.sign_in_request(challenge.clone()).await?;
+        let failed = |view| LoginOutcome::Failed {
+            message: KEY_FAILED,
+            view,
+        };
+        let sent = self
+            .take_ceremony(format!("passkey:{}", token.as_str()), &challenge)
+            .await?;
+        let parsed = AuthenticationResponse::from_json(&response).ok();
+        let (Some(sent), Some(parsed)) = (sent, parsed) else {
+            return Ok(failed(request.view));
+        };
+        let id = webauthn::b64(&parsed.raw_id);
+        let Some((tenant, user_id)) = self
+            .factors
+            .find(FactorKind::Webauthn, id.as_bytes())
+            .await?
+        else {
+            let who = format!(
+                "credential-sha256:{}",
+                &cryptoutil_protocols::hex(&cryptoutil_protocols::sha256(id.as_bytes()))[..16]
+            );
+            self.factors
+                .audit_sign_in(
+                    &who,
+                    &request.view.tenant,
+                    &["hwk".into()],
+                    Some("unknown passkey"),
+                )
+                .await?;
+            return Ok(failed(request.view));
+        };
+        let handle_ok = parsed
+            .user_handle
+            .as_deref()
+            .is_none_or(|h| h == webauthn::user_handle(&tenant, &user_id).as_slice());
+        let user = self.user(&tenant, &user_id).await?;
+        let user = match user {
+            Some(u) if handle_ok && request.tenant(Some(&tenant)) == tenant => u,
+            _ => {
+                self.factors
+                    .audit_sign_in(
+                        &user_id,
+                        &tenant,
+                        &["hwk".into()],
+                        Some("passkey not for this request"),
+                    )
+                    .await?;
+                return Ok(failed(request.view));
+            }
+        };
+        let (t, u) = (tenant.clone(), user.username.clone());
+        let check = ask(
+            &self.slot,
+            |reply| IdpMsg::Check {
+                tenant: t,
+                username: u,
+                reply,
+            },
+            self.timeout,
+        )
+        .await?;
+        if check == Check::Locked {
+            self.factors
+                .audit_sign_in(&user_id, &tenant, &["hwk".into()], Some("locked out"))
+                .await?;
+            return Ok(LoginOutcome::Failed {
+                message: LOGIN_LOCKED,
+                view: request.view,
+            });
+        }
+        let owner = Owner {
+            tenant: tenant.clone(),
+            user_id: user_id.clone(),
+            username: user.username.clone(),
+        };
+        let expected = self.expected(sent, true);
+        let passed = self
+            .factors
+            .check_webauthn(&owner, &response, &expected)
+            .await?;
+        let Some(Passed {
+            amr,
+            verified_user: true,
+            ..
+        }) = passed
+        else {
+            let (t, u) = (tenant, user.username);
+            ask(
+                &self.slot,
+                |reply| IdpMsg::Failed {
+                    tenant: t,
+                    username: u,
+                    reply,
+                },
+                self.timeout,
+            )
+            .await?;
+            return Ok(failed(request.view));
+        };
+        let credential = crate::identity::signin::Credential {
+            user_id,
+            username: user.username,
+            tenant,
+            roles: user.roles,
+            password_hash: String::new(),
+        };
+        // The authenticator verified the user: possession and a PIN or biometric.
+        let amr = vec![amr.to_owned(), "mfa".to_owned()];
+        let opened = ask(
+            &self.slot,
+            |reply| IdpMsg::Open {
+                user: credential,
+                amr,
+                reply,
+            },
+            self.timeout,
+        )
+        .await?;
+        self.done(challenge, opened, request.view).await
+    }
+
+    /// Who the sign-in session `cookie` stands for (the account page's user).
+    pub async fn account(&self, cookie: Zeroizing<String>) -> Result<Option<Subject>, Error> {
+        ask(
+            &self.slot,
+            |reply| IdpMsg::Session { cookie, reply },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// The account page's user, signed in recently enough to change factors.
+    async fn recent(&self, cookie: &Zeroizing<String>) -> Result<Subject, Error> {
+        let subject = self
+            .account(cookie.clone())
+            .await?
+            .ok_or(Error::Unauthenticated {
+                why: "not signed in",
+            })?;
+        if crate::now_unix().saturating_sub(subject.auth_time) > RECENT_SIGN_IN {
+            return Err(Error::Forbidden {
+                reason: "sign in again to change your sign-in factors",
+            });
+        }
+        Ok(subject)
+    }
+
+    fn owner_of(subject: &Subject) -> Owner {
+        Owner {
+            tenant: subject.tenant.clone(),
+            user_id: subject.user_id.clone(),
+            username: subject.username.clone(),
+        }
+    }
+
+    /// The account page's user's factors.
+    pub async fn own_factors(
+        &self,
+        subject: &Subject,
+    ) -> Result<Vec<super::factors::FactorInfo>, Error> {
+        self.factors.list(&subject.tenant, &subject.user_id).await
+    }
+
+    /// Starts registering a passkey or a security key for the account page's user: the
+    /// creation options (their credentials excluded).
+    pub async fn register_options(
+        &self,
+        cookie: Zeroizing<String>,
+        kind: Kind,
+    ) -> Result<Value, Error> {
+        let subject = self.recent(&cookie).await?;
+        let exclude = self.keys_of(&subject.tenant, &subject.user_id).await?;
+        let sent = self
+            .ceremony(format!("register:{}", cookie.as_str()), kind_name(kind))
+            .await?;
+        let handle = webauthn::user_handle(&subject.tenant, &subject.user_id);
+        let user = webauthn::UserEntity {
+            handle: &handle,
+            name: &subject.username,
+            display_name: &subject.username,
+        };
+        Ok(webauthn::creation_options(
+            &self.rp.rp_id,
+            &self.rp.rp_name,
+            user,
+            &sent,
+            kind,
+            &exclude,
+            CEREMONY_TIMEOUT_MS,
+        ))
+    }
+
+    /// The browser's registration (`response`, JSON) of a credential named `name` for the
+    /// ceremony the account page's user started: enrolled and audited.
+    pub async fn register(
+        &self,
+        cookie: Zeroizing<String>,
+        kind: Kind,
+        name: &str,
+        response: Zeroizing<String>,
+    ) -> Result<Map<String, Value>, Error> {
+        let subject = self.recent(&cookie).await?;
+        let sent = self
+            .take_ceremony(format!("register:{}", cookie.as_str()), kind_name(kind))
+            .await?
+            .ok_or(Error::BadRequest {
+                reason: "the registration expired: start it again",
+            })?;
+        let expected = self.expected(sent, kind == Kind::Passkey);
+        let mut params = Map::new();
+        params.insert("credential".into(), Value::String(response.to_string()));
+        self.factors
+            .enroll(
+                &subject.user_id,
+                &Self::owner_of(&subject),
+                FactorKind::Webauthn,
+                name,
+                &params,
+                Some(&expected),
+            )
+            .await
+    }
+
+    /// Removes factor `id` of the account page's user.
+    pub async fn remove_own(&self, cookie: Zeroizing<String>, id: &str) -> Result<(), Error> {
+        let subject = self.recent(&cookie).await?;
+        self.factors
+            .remove(&subject.user_id, &Self::owner_of(&subject), id)
+            .await
+    }
+
     /// The consent page's answer; where the browser goes.
     pub async fn consent(&self, challenge: String, allow: bool) -> Result<String, Error> {
         self.authz.consent(challenge, allow).await
+    }
+}
+
+/// How a ceremony of `kind` is bound.
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Passkey => "passkey",
+        Kind::SecurityKey => "security-key",
     }
 }

@@ -38,6 +38,20 @@ use crate::slot::Slot;
 pub struct IdpConfig {
     /// Lifetime of a sign-in session.
     pub session_ttl: Duration,
+    /// The WebAuthn relying party the login and account pages are.
+    pub webauthn: WebauthnRp,
+}
+
+/// The WebAuthn relying party identity-idp's pages are: its RP ID (a domain the pages' host
+/// is or ends with), the name authenticators show, and the origins the pages are served from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebauthnRp {
+    /// The RP ID.
+    pub rp_id: String,
+    /// The name shown.
+    pub rp_name: String,
+    /// `https://host[:port]` of each origin the pages are served from.
+    pub origins: Vec<String>,
 }
 
 /// The behaviour (empty).
@@ -109,6 +123,19 @@ impl Actor for Idp {
             } => {
                 let _ = reply.send(st.finish(&token, &challenge, amr, now));
             }
+            IdpMsg::Waiting {
+                token,
+                challenge,
+                reply,
+            } => {
+                let _ = reply.send(Ok(st.waiting(&token, &challenge, now)));
+            }
+            IdpMsg::Ceremony { key, bind, reply } => {
+                let _ = reply.send(st.ceremony(&key, &bind, now));
+            }
+            IdpMsg::TakeCeremony { key, bind, reply } => {
+                let _ = reply.send(Ok(st.take_ceremony(&key, &bind, now)));
+            }
             IdpMsg::Crash => st.crash(),
         }
         Ok(())
@@ -149,11 +176,13 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         ctx.config.ask_timeout,
     );
     let slot: Slot<IdpMsg> = Slot::new("Idp");
+    let rp = cfg.webauthn.clone();
     parts.actor::<Idp>(ctx.service, "idp", &slot, cfg, || IdpMsg::Crash);
     parts.handles.insert(IdpHandle::new(
         slot,
         authz,
         factors.clone(),
+        rp,
         ctx.config.ask_timeout,
     ));
     parts.handles.insert(factors);

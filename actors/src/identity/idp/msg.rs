@@ -79,6 +79,33 @@ pub enum IdpMsg {
         /// The session.
         reply: RpcReplyPort<Result<Opened, Error>>,
     },
+    /// The user of a waiting sign-in (nothing spent).
+    Waiting {
+        /// Its token.
+        token: Zeroizing<String>,
+        /// The pending request it is for.
+        challenge: String,
+        /// The user, while it waits.
+        reply: RpcReplyPort<Result<Option<Credential>, Error>>,
+    },
+    /// Start a WebAuthn ceremony: a new challenge under `key`, bound to `bind`.
+    Ceremony {
+        /// The page's token or cookie, with what the ceremony is for.
+        key: Zeroizing<String>,
+        /// What it is bound to.
+        bind: String,
+        /// The challenge.
+        reply: RpcReplyPort<Result<Vec<u8>, Error>>,
+    },
+    /// Take a WebAuthn ceremony's challenge (once).
+    TakeCeremony {
+        /// As started.
+        key: Zeroizing<String>,
+        /// As started.
+        bind: String,
+        /// The challenge, if the ceremony is live.
+        reply: RpcReplyPort<Result<Option<Vec<u8>>, Error>>,
+    },
     /// Fault injection: panic inside the handler.
     Crash,
 }

@@ -10,13 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cryptoutil_protocols::oauth;
+use cryptoutil_protocols::webauthn::Expected;
 use cryptoutil_storage::backend::Write;
 use cryptoutil_storage::{Store, Table};
 use serde_json::{Map, Value};
 use tokio::sync::OwnedMutexGuard;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::factors::{record_key, FactorInfo, FactorKind, FactorRecord, Holder, Registry};
+use super::factors::{
+    record_key, FactorInfo, FactorKind, FactorRecord, Holder, Presented, Registry, Verdict,
+};
 use crate::audit::{AuditEntry, AuditHandle, Completion};
 use crate::error::{Error, Unavailability};
 
@@ -63,6 +66,17 @@ pub struct Passed {
     pub kind: FactorKind,
     /// Its RFC 8176 `amr` value.
     pub amr: &'static str,
+    /// The authenticator verified the user itself (a passkey).
+    pub verified_user: bool,
+}
+
+/// The index key of a record found by `lookup` (see [`Factor::lookup`]).
+///
+/// [`Factor::lookup`]: super::factors::Factor::lookup
+fn index_key(kind: FactorKind, lookup: &[u8]) -> Vec<u8> {
+    let mut key = format!("{}/", kind.name()).into_bytes();
+    key.extend_from_slice(lookup);
+    key
 }
 
 /// The factor records' handle.
@@ -186,7 +200,8 @@ impl FactorsHandle {
     }
 
     /// Enrolls a factor of `kind` named `name` for `owner`, by `who` (audited): what the
-    /// user is shown once (its secret), with the factor's id, type, name and time.
+    /// user is shown once (its secret), with the factor's id, type, name and time. A factor
+    /// enrolled through a browser ceremony (WebAuthn) answers `ceremony`.
     pub async fn enroll(
         &self,
         who: &str,
@@ -194,18 +209,28 @@ impl FactorsHandle {
         kind: FactorKind,
         name: &str,
         params: &Map<String, Value>,
+        ceremony: Option<&Expected>,
     ) -> Result<Map<String, Value>, Error> {
         let entry = AuditEntry::new(who, &owner.tenant, &owner.user_id, "factor-enroll");
         let held = self.lock(&owner.user_id).await?;
-        let result = self.enroll_checked(owner, kind, name, params).await;
+        let result = self
+            .enroll_checked(owner, kind, name, params, ceremony)
+            .await;
         match result {
-            Ok((record, shown)) => {
-                let write = sealed(&self.store, &record)?;
+            Ok((record, shown, index)) => {
+                let mut writes = vec![sealed(&self.store, &record)?];
+                if let Some(index) = index {
+                    writes.push(self.store.sealed_write(
+                        Table::IdentityFactorIndex,
+                        &index,
+                        record.key().as_bytes(),
+                    )?);
+                }
                 let entry = AuditEntry {
                     key: format!("{}/{}", owner.user_id, record.id),
                     ..entry
                 };
-                self.append_holding(held, entry, vec![write]).await?;
+                self.append_holding(held, entry, writes).await?;
                 let mut answer = match serde_json::to_value(record.info()) {
                     Ok(Value::Object(m)) => m,
                     _ => Map::new(),
@@ -223,9 +248,10 @@ impl FactorsHandle {
         kind: FactorKind,
         name: &str,
         params: &Map<String, Value>,
-    ) -> Result<(FactorRecord, Map<String, Value>), Error> {
+        ceremony: Option<&Expected>,
+    ) -> Result<(FactorRecord, Map<String, Value>, Option<Vec<u8>>), Error> {
         let factor = self.registry.get(kind).ok_or(Error::BadRequest {
-            reason: "type: a factor this service enrolls (totp, hotp, recovery_codes)",
+            reason: "type: a factor this service enrolls (totp, hotp, recovery_codes, webauthn)",
         })?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -255,8 +281,23 @@ impl FactorsHandle {
         let holder = Holder {
             issuer: &issuer,
             account: &owner.username,
+            ceremony,
         };
         let enrolled = factor.enroll(params, &holder)?;
+        let index = factor
+            .lookup(&enrolled.state)
+            .map(|lookup| index_key(kind, &lookup));
+        if let Some(index) = index.clone() {
+            let st = Arc::clone(&self.store);
+            let taken =
+                blocking(move || Ok(st.get_sealed(Table::IdentityFactorIndex, &index)?.is_some()))
+                    .await?;
+            if taken {
+                return Err(Error::Conflict {
+                    what: "this credential is registered already",
+                });
+            }
+        }
         let id = oauth::random_token(12).map_err(|_| Error::Internal {
             what: "random generator",
         })?;
@@ -269,7 +310,7 @@ impl FactorsHandle {
             created_at: crate::now_unix(),
             state: enrolled.state.to_string(),
         };
-        Ok((record, enrolled.shown))
+        Ok((record, enrolled.shown, index))
     }
 
     /// Removes factor `id` of `owner`, by `who` (audited).
@@ -283,21 +324,92 @@ impl FactorsHandle {
         );
         let held = self.lock(&owner.user_id).await?;
         let (st, k) = (Arc::clone(&self.store), key.clone());
-        let found = blocking(move || Ok(st.get_sealed(Table::IdentityFactors, k.as_bytes())?))
-            .await?
-            .is_some();
-        if !found {
+        let found =
+            blocking(move || Ok(st.get_sealed(Table::IdentityFactors, k.as_bytes())?)).await?;
+        let Some(plain) = found else {
             drop(held);
             return self
                 .audit
                 .refused(entry, Error::NotFound { what: "factor" })
                 .await;
-        }
-        let delete = Write::Delete {
+        };
+        let record: FactorRecord = serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
+            table: Table::IdentityFactors.name(),
+            key: key.clone(),
+            what: "factor record",
+        })?;
+        let mut deletes = vec![Write::Delete {
             table: Table::IdentityFactors,
             key: key.into_bytes(),
+        }];
+        let lookup = self
+            .registry
+            .get(record.kind)
+            .and_then(|f| f.lookup(&record.state));
+        if let Some(lookup) = lookup {
+            deletes.push(Write::Delete {
+                table: Table::IdentityFactorIndex,
+                key: index_key(record.kind, &lookup),
+            });
+        }
+        self.append_holding(held, entry, deletes).await
+    }
+
+    /// Who holds the factor of `kind` that `lookup` finds (a passkey's credential id, as its
+    /// factor keeps it): the tenant and the user's `sub`.
+    pub async fn find(
+        &self,
+        kind: FactorKind,
+        lookup: &[u8],
+    ) -> Result<Option<(String, String)>, Error> {
+        let (st, index) = (Arc::clone(&self.store), index_key(kind, lookup));
+        let found =
+            blocking(move || Ok(st.get_sealed(Table::IdentityFactorIndex, &index)?)).await?;
+        let Some(key) = found else {
+            return Ok(None);
         };
-        self.append_holding(held, entry, vec![delete]).await
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let mut parts = key.splitn(3, '/');
+        match (parts.next(), parts.next()) {
+            (Some(tenant), Some(user)) => Ok(Some((tenant.to_owned(), user.to_owned()))),
+            _ => Err(Error::Corrupt {
+                table: Table::IdentityFactorIndex.name(),
+                key,
+                what: "factor index entry",
+            }),
+        }
+    }
+
+    /// What ceremonies may show of `owner`'s factors of `kind` (WebAuthn credential ids).
+    pub async fn descriptors(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        kind: FactorKind,
+    ) -> Result<Vec<Value>, Error> {
+        let (st, t, u) = (
+            Arc::clone(&self.store),
+            tenant.to_owned(),
+            user_id.to_owned(),
+        );
+        let records = blocking(move || load_all(&st, &t, &u)).await?;
+        let Some(factor) = self.registry.get(kind) else {
+            return Ok(Vec::new());
+        };
+        Ok(records
+            .iter()
+            .filter(|r| r.kind == kind)
+            .filter_map(|r| factor.descriptor(&r.state))
+            .collect())
+    }
+
+    /// Whether `owner` has a factor of `kind`.
+    pub async fn has(&self, tenant: &str, user_id: &str, kind: FactorKind) -> Result<bool, Error> {
+        Ok(self
+            .list(tenant, user_id)
+            .await?
+            .iter()
+            .any(|f| f.kind == kind))
     }
 
     /// Whether `owner` has a factor beyond the password.
@@ -313,6 +425,33 @@ impl FactorsHandle {
         owner: &Owner,
         presented: &str,
     ) -> Result<Option<Passed>, Error> {
+        self.check(owner, takes_code, presented, None).await
+    }
+
+    /// Checks a WebAuthn assertion (`response`, the browser's JSON) for the ceremony
+    /// `expected` against `owner`'s credentials, like [`check_code`](Self::check_code).
+    pub async fn check_webauthn(
+        &self,
+        owner: &Owner,
+        response: &str,
+        expected: &Expected,
+    ) -> Result<Option<Passed>, Error> {
+        self.check(
+            owner,
+            |k| k == FactorKind::Webauthn,
+            response,
+            Some(expected.clone()),
+        )
+        .await
+    }
+
+    async fn check(
+        &self,
+        owner: &Owner,
+        kinds: fn(FactorKind) -> bool,
+        presented: &str,
+        ceremony: Option<Expected>,
+    ) -> Result<Option<Passed>, Error> {
         let held = self.lock(&owner.user_id).await?;
         let (st, t, u) = (
             Arc::clone(&self.store),
@@ -320,32 +459,46 @@ impl FactorsHandle {
             owner.user_id.clone(),
         );
         let registry = self.registry.clone();
-        let code = Zeroizing::new(presented.to_owned());
+        let input = Zeroizing::new(presented.to_owned());
         let checked = blocking(move || {
             let now = crate::now_unix();
+            let presented = Presented {
+                input: input.as_str(),
+                ceremony: ceremony.as_ref(),
+            };
             for mut record in load_all(&st, &t, &u)? {
-                let Some(factor) = registry
-                    .get(record.kind)
-                    .filter(|_| takes_code(record.kind))
-                else {
+                let Some(factor) = registry.get(record.kind).filter(|_| kinds(record.kind)) else {
                     continue;
                 };
-                if let Some(state) = factor.verify(&record.state, &code, now)? {
-                    record.state.zeroize();
-                    record.state = state.to_string();
-                    let passed = Passed {
-                        id: record.id.clone(),
-                        kind: record.kind,
-                        amr: factor.amr(),
-                    };
-                    return Ok(Some((passed, sealed(&st, &record)?)));
+                match factor.verify(&record.state, &presented, now)? {
+                    Verdict::Reject => {}
+                    Verdict::RejectKeep(state) => {
+                        record.state.zeroize();
+                        record.state = state.to_string();
+                        return Ok((None, Some(sealed(&st, &record)?)));
+                    }
+                    Verdict::Accept {
+                        keep,
+                        amr,
+                        verified_user,
+                    } => {
+                        record.state.zeroize();
+                        record.state = keep.to_string();
+                        let passed = Passed {
+                            id: record.id.clone(),
+                            kind: record.kind,
+                            amr,
+                            verified_user,
+                        };
+                        return Ok((Some(passed), Some(sealed(&st, &record)?)));
+                    }
                 }
             }
-            Ok(None)
+            Ok((None, None))
         })
         .await?;
         match checked {
-            Some((passed, write)) => {
+            (Some(passed), Some(write)) => {
                 let entry = AuditEntry::new(
                     &owner.user_id,
                     &owner.tenant,
@@ -355,16 +508,16 @@ impl FactorsHandle {
                 self.append_holding(held, entry, vec![write]).await?;
                 Ok(Some(passed))
             }
-            None => {
-                drop(held);
+            (_, write) => {
                 let entry = AuditEntry::new(
                     &owner.user_id,
                     &owner.tenant,
                     &owner.user_id,
                     "sign-in-factor",
                 )
-                .outcome(&Err::<(), _>("no factor accepted the code"));
-                self.audit.append(entry, Vec::new()).await?;
+                .outcome(&Err::<(), _>("no factor accepted what was presented"));
+                self.append_holding(held, entry, write.into_iter().collect())
+                    .await?;
                 Ok(None)
             }
         }

@@ -42,6 +42,17 @@ pub const STEP_TTL: u64 = 300;
 /// that grows).
 pub const STEP_ATTEMPTS: u32 = 3;
 
+/// How long a WebAuthn ceremony's challenge stays valid.
+pub const CEREMONY_TTL: u64 = 300;
+
+/// A WebAuthn ceremony started by a page: its challenge (used once), what it is bound to
+/// (the pending request, or the kind of registration), until when.
+struct Ceremony {
+    challenge: Vec<u8>,
+    bind: String,
+    expires: u64,
+}
+
 /// A sign-in whose password passed, waiting for its next factor (its token is a cookie of the
 /// browser that gave the password; only its digest is kept).
 struct Step {
@@ -95,6 +106,7 @@ pub struct Opened {
 pub struct IdpState {
     sessions: HashMap<[u8; 32], Session>,
     steps: HashMap<[u8; 32], Step>,
+    ceremonies: HashMap<[u8; 32], Ceremony>,
     failures: HashMap<(String, String), Failures>,
     dummy: String,
     session_ttl: u64,
@@ -132,6 +144,7 @@ impl IdpState {
         Self {
             sessions: HashMap::new(),
             steps: HashMap::new(),
+            ceremonies: HashMap::new(),
             failures: HashMap::new(),
             dummy,
             session_ttl: session_ttl.as_secs(),
@@ -222,6 +235,47 @@ impl IdpState {
             },
         );
         Ok(token)
+    }
+
+    /// The user of the waiting sign-in `token` for `challenge` (nothing is spent).
+    pub fn waiting(&self, token: &str, challenge: &str, now: u64) -> Option<Credential> {
+        self.steps
+            .get(&oauth::token_digest(token.as_bytes()))
+            .filter(|s| s.expires > now && s.challenge == challenge)
+            .map(|s| s.user.clone())
+    }
+
+    /// A new WebAuthn challenge for the ceremony `key` (a page's token or cookie, with what it
+    /// is for), bound to `bind`; it replaces one started before under the same key.
+    pub fn ceremony(&mut self, key: &str, bind: &str, now: u64) -> Result<Vec<u8>, Error> {
+        if !room(&mut self.ceremonies, |c| c.expires > now) {
+            return Err(Error::Unavailable {
+                actor: "Idp",
+                why: Unavailability::Timeout,
+            });
+        }
+        let mut challenge = vec![0u8; 32];
+        oauth::fill_random(&mut challenge).map_err(|_| Error::Internal {
+            what: "random generator",
+        })?;
+        self.ceremonies.insert(
+            oauth::token_digest(key.as_bytes()),
+            Ceremony {
+                challenge: challenge.clone(),
+                bind: bind.to_owned(),
+                expires: now + CEREMONY_TTL,
+            },
+        );
+        Ok(challenge)
+    }
+
+    /// The challenge of the ceremony `key` bound to `bind`, once: taken whether or not what
+    /// answers it verifies.
+    pub fn take_ceremony(&mut self, key: &str, bind: &str, now: u64) -> Option<Vec<u8>> {
+        self.ceremonies
+            .remove(&oauth::token_digest(key.as_bytes()))
+            .filter(|c| c.expires > now && c.bind == bind)
+            .map(|c| c.challenge)
     }
 
     /// A code is about to be checked for the waiting sign-in `token` of `challenge`: the
@@ -428,6 +482,30 @@ mod tests {
             st.check("default", "admin", now + 101),
             Check::Proceed { .. }
         ));
+    }
+
+    #[test]
+    fn a_ceremony_challenge_is_taken_once_for_what_it_was_bound_to() {
+        let mut st = IdpState::with_dummy(Duration::from_secs(60), "dummy".into());
+        let c = st.ceremony("passkey:t1", "ch-1", 1000).unwrap();
+        assert_eq!(c.len(), 32);
+        assert_eq!(st.take_ceremony("passkey:t1", "ch-1", 1001), Some(c));
+        assert_eq!(st.take_ceremony("passkey:t1", "ch-1", 1001), None, "once");
+        st.ceremony("passkey:t2", "ch-1", 1000).unwrap();
+        assert_eq!(st.take_ceremony("passkey:t2", "ch-2", 1001), None, "bound");
+        assert_eq!(
+            st.take_ceremony("passkey:t2", "ch-1", 1001),
+            None,
+            "taken anyway"
+        );
+        st.ceremony("passkey:t3", "ch-1", 1000).unwrap();
+        assert_eq!(
+            st.take_ceremony("passkey:t3", "ch-1", 1000 + CEREMONY_TTL),
+            None
+        );
+        let token = st.begin(&user("bob"), "ch-9", pwd(), 1000).unwrap();
+        assert_eq!(st.waiting(&token, "ch-9", 1001).unwrap().username, "bob");
+        assert!(st.waiting(&token, "ch-8", 1001).is_none());
     }
 
     #[test]

@@ -66,6 +66,11 @@ async fn a_sign_in_its_session_lockout_and_a_logout_through_both_actors() {
     });
     settings.insert(IdpConfig {
         session_ttl: Duration::from_secs(3_600),
+        webauthn: super::WebauthnRp {
+            rp_id: "idp.test".into(),
+            rp_name: "cryptoutil".into(),
+            origins: vec!["https://idp.test".into()],
+        },
     });
     let args = SuiteArgs {
         settings: settings.build(),

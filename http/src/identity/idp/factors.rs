@@ -101,7 +101,7 @@ pub(crate) async fn factors_post(
         Some(_) => return Err(bad("name: a string")),
     };
     let shown = factors
-        .enroll(&who.subject, &owner(&user), kind, &name, &body)
+        .enroll(&who.subject, &owner(&user), kind, &name, &body, None)
         .await?;
     Ok((StatusCode::CREATED, Json(Value::Object(shown))).into_response())
 }

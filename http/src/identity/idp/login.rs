@@ -27,6 +27,16 @@ pub const LOGIN: &str = "/browser/login";
 pub const CONSENT: &str = "/browser/consent";
 /// The second factor's form (a one-time code) of a sign-in whose password passed.
 pub const LOGIN_FACTOR: &str = "/browser/login/factor";
+/// Where a WebAuthn ceremony's answer is posted (a passkey, or a security key after the
+/// password).
+pub const LOGIN_WEBAUTHN: &str = "/browser/login/webauthn";
+/// Where the login pages' script fetches a WebAuthn ceremony's options.
+pub const LOGIN_WEBAUTHN_OPTIONS: &str = "/browser/login/webauthn/options";
+/// The script that runs WebAuthn ceremonies on identity-idp's pages.
+pub const WEBAUTHN_SCRIPT: &str = "/browser/login/webauthn.js";
+/// The cookie naming a passkey ceremony (the browser that fetched its options is the one that
+/// may answer it).
+pub const IDP_PASSKEY_COOKIE: &str = "__Host-cryptoutil-idp-passkey";
 /// identity-idp's sign-in session cookie (per service: cookies do not isolate ports).
 pub const IDP_SESSION_COOKIE: &str = "__Host-cryptoutil-idp-session";
 /// The login form's double-submit CSRF cookie.
@@ -35,7 +45,7 @@ pub const IDP_CSRF_COOKIE: &str = "__Host-cryptoutil-idp-csrf";
 /// password is the one that may give the code).
 pub const IDP_STEP_COOKIE: &str = "__Host-cryptoutil-idp-step";
 
-fn login_handle(app: &AppState) -> Result<&IdpHandle, Box<Response>> {
+pub(crate) fn login_handle(app: &AppState) -> Result<&IdpHandle, Box<Response>> {
     app.actors.get::<IdpHandle>().ok_or_else(|| {
         Box::new(page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -54,7 +64,7 @@ fn expired() -> Response {
     )
 }
 
-fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> Option<HeaderValue> {
+pub(crate) fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> Option<HeaderValue> {
     let age = max_age.map_or(String::new(), |a| format!("; Max-Age={a}"));
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"
@@ -116,7 +126,8 @@ fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: Status
              <input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"128\"></p>\
              <p><label for=\"password\">Password</label><br>\
              <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"512\"></p>\
-             <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>",
+             <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>{passkey}",
+            passkey = ceremony_form(challenge, csrf, "passkey", "Sign in with a passkey"),
             client = esc(&view.client_name),
             to_tenant = if view.any_tenant {
                 String::new()
@@ -139,8 +150,28 @@ fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: Status
     })
 }
 
-/// The second factor's form: a one-time code from the user's authenticator app or token.
-fn code_form(challenge: &str, view: &LoginView, message: Option<&str>) -> Response {
+/// A button that runs a WebAuthn ceremony (the script `webauthn.js`) and the hidden form that
+/// posts its answer: `purpose` `passkey` (sign in without a username) or `step` (a security
+/// key after the password).
+fn ceremony_form(challenge: &str, csrf: &str, purpose: &str, label: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{LOGIN_WEBAUTHN}\" id=\"webauthn-form\">\
+         <input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"purpose\" value=\"{purpose}\">\
+         <input type=\"hidden\" name=\"credential\" value=\"\">\
+         <p><button type=\"button\" id=\"webauthn-{purpose}\" data-webauthn=\"get\" \
+         data-options=\"{LOGIN_WEBAUTHN_OPTIONS}\" data-form=\"webauthn-form\" hidden>{label}</button></p>\
+         <p id=\"webauthn-message\" role=\"status\"></p></form>\
+         <script src=\"{WEBAUTHN_SCRIPT}\"></script>",
+        challenge = esc(challenge),
+        label = esc(label),
+    )
+}
+
+/// The second factor's form: a one-time code from the user's authenticator app or token, and
+/// when the user has one, a security key.
+fn code_form(challenge: &str, view: &LoginView, message: Option<&str>, keys: bool) -> Response {
     let alert = message.map_or(String::new(), |m| {
         format!("<p role=\"alert\" id=\"message\">{}</p>", esc(m))
     });
@@ -154,9 +185,14 @@ fn code_form(challenge: &str, view: &LoginView, message: Option<&str>) -> Respon
              <p><label for=\"code\">Code</label><br>\
              <input id=\"code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" \
              required maxlength=\"64\"></p>\
-             <p><button type=\"submit\" id=\"verify\">Verify</button></p></form>",
+             <p><button type=\"submit\" id=\"verify\">Verify</button></p></form>{key}",
             client = esc(&view.client_name),
             challenge = esc(challenge),
+            key = if keys {
+                ceremony_form(challenge, csrf, "step", "Use your security key")
+            } else {
+                String::new()
+            },
         )
     })
 }
@@ -208,7 +244,7 @@ pub(crate) async fn login_get(
 /// A cross-origin POST (the `Origin` a browser sends) is refused. This origin is the request's
 /// authority: the `Host` header in HTTP/1.1, the `:authority` pseudo-header (in the URI) in
 /// HTTP/2, which browsers speak over TLS.
-fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -248,11 +284,11 @@ fn verify_form(
 }
 
 /// The fields of a posted identity-idp form, zeroized on drop.
-struct Fields(Vec<(String, Zeroizing<String>)>);
+pub(crate) struct Fields(pub(crate) Vec<(String, Zeroizing<String>)>);
 
 impl Fields {
     /// A field's value ("" when absent).
-    fn get(&self, name: &str) -> &str {
+    pub(crate) fn get(&self, name: &str) -> &str {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -263,7 +299,7 @@ impl Fields {
 
 /// A posted identity-idp form after the checks every one needs: identity-authz reachable, a
 /// form body with each field once, the CSRF token and the origin.
-fn posted<'a>(
+pub(crate) fn posted<'a>(
     app: &'a AppState,
     uri: &Uri,
     headers: &HeaderMap,
@@ -369,19 +405,24 @@ pub(crate) async fn factor_post(
 }
 
 /// The page (or redirect) a sign-in outcome answers with, and the cookies it sets.
-fn answer(challenge: &str, outcome: Result<LoginOutcome, cryptoutil_actors::Error>) -> Response {
+pub(crate) fn answer(
+    challenge: &str,
+    outcome: Result<LoginOutcome, cryptoutil_actors::Error>,
+) -> Response {
     match outcome {
-        Ok(LoginOutcome::NextFactor { step, view }) => {
-            let mut response = code_form(challenge, &view, None);
+        Ok(LoginOutcome::NextFactor { step, view, keys }) => {
+            let mut response = code_form(challenge, &view, None, keys);
             let max_age = cryptoutil_actors::identity::idp::state::STEP_TTL;
             if let Some(v) = cookie_header(IDP_STEP_COOKIE, &step, Some(max_age)) {
                 response.headers_mut().append(header::SET_COOKIE, v);
             }
             response
         }
-        Ok(LoginOutcome::CodeFailed { message, view }) => {
-            code_form(challenge, &view, Some(message))
-        }
+        Ok(LoginOutcome::CodeFailed {
+            message,
+            view,
+            keys,
+        }) => code_form(challenge, &view, Some(message), keys),
         Ok(LoginOutcome::Done {
             next,
             session,

@@ -1,12 +1,17 @@
-//! identity-idp's routes: the login, second-factor and consent pages (public: they carry their
-//! own checks), and the admin API for users' factors (scope `identity`).
+//! identity-idp's routes: the login, second-factor, WebAuthn, consent and account pages
+//! (public: they carry their own checks: CSRF tokens, origins, identity-idp's own cookies), and
+//! the admin API for users' factors (scope `identity`).
 //!
 //! # Layout
 //! - [`login`]: the login, second-factor and consent pages.
-//! - [`factors`]: a user's factors: list, enroll, remove.
+//! - [`webauthn`]: passkeys and security keys at sign-in (options, the browser's answer).
+//! - [`account`]: the signed-in user's own factors (list, add a passkey or key, remove).
+//! - [`factors`]: the admin API for a user's factors: list, enroll, remove.
 
+pub mod account;
 pub mod factors;
 pub mod login;
+pub mod webauthn;
 
 use axum::http::Method;
 use axum::routing::{delete, get, post};
@@ -31,6 +36,25 @@ fn rows(rows: &mut Vec<RouteSpec>) {
                 post(login::factor_post)
             }),
             (Method::POST, login::CONSENT, || post(login::consent_post)),
+            (Method::GET, login::WEBAUTHN_SCRIPT, || {
+                get(webauthn::script)
+            }),
+            (Method::POST, login::LOGIN_WEBAUTHN_OPTIONS, || {
+                post(webauthn::options_post)
+            }),
+            (Method::POST, login::LOGIN_WEBAUTHN, || {
+                post(webauthn::assertion_post)
+            }),
+            (Method::GET, account::ACCOUNT, || get(account::account_get)),
+            (Method::POST, account::ACCOUNT_WEBAUTHN_OPTIONS, || {
+                post(account::options_post)
+            }),
+            (Method::POST, account::ACCOUNT_WEBAUTHN, || {
+                post(account::register_post)
+            }),
+            (Method::POST, account::ACCOUNT_REMOVE, || {
+                post(account::remove_post)
+            }),
         ],
     );
     both!(

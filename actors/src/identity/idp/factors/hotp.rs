@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use super::totp::{alg_param, digits_param, key_of, new_otp};
 use super::{
     number_param, only_params, read_state, write_state, Enrolled, Factor, FactorKind, Holder,
+    Presented, Verdict,
 };
 use crate::error::Error;
 
@@ -39,10 +40,6 @@ impl Factor for Hotp {
         FactorKind::Hotp
     }
 
-    fn amr(&self) -> &'static str {
-        "otp"
-    }
-
     fn enroll(&self, params: &Map<String, Value>, holder: &Holder<'_>) -> Result<Enrolled, Error> {
         only_params(params, &["algorithm", "digits", "counter"])?;
         let alg = alg_param(params)?;
@@ -67,8 +64,18 @@ impl Factor for Hotp {
         })
     }
 
-    fn verify(
-        &self,
+    fn verify(&self, state: &str, presented: &Presented<'_>, now: u64) -> Result<Verdict, Error> {
+        Ok(super::code_verdict(Self::check(
+            state,
+            presented.input,
+            now,
+        )?))
+    }
+}
+
+impl Hotp {
+    /// Checks a typed code against `state`: the state to keep when it is accepted.
+    pub fn check(
         state: &str,
         presented: &str,
         _now: u64,
@@ -102,6 +109,7 @@ mod tests {
         let holder = Holder {
             issuer: "cryptoutil",
             account: "bob",
+            ceremony: None,
         };
         let enrolled = Hotp
             .enroll(
@@ -111,23 +119,22 @@ mod tests {
             .unwrap();
         let key = key_of(OtpAlg::Sha1, 6, enrolled.shown["secret"].as_str().unwrap()).unwrap();
         // Counter 7 (two presses lost): accepted, then counters up to 7 are spent.
-        let state = Hotp
-            .verify(&enrolled.state, &key.hotp(7), 0)
+        let state = Hotp::check(&enrolled.state, &key.hotp(7), 0)
             .unwrap()
             .unwrap();
         assert!(
-            Hotp.verify(&state, &key.hotp(7), 0).unwrap().is_none(),
+            Hotp::check(&state, &key.hotp(7), 0).unwrap().is_none(),
             "replayed"
         );
         assert!(
-            Hotp.verify(&state, &key.hotp(6), 0).unwrap().is_none(),
+            Hotp::check(&state, &key.hotp(6), 0).unwrap().is_none(),
             "older"
         );
         // Far ahead: one code is refused, two consecutive ones resynchronise.
-        assert!(Hotp.verify(&state, &key.hotp(60), 0).unwrap().is_none());
+        assert!(Hotp::check(&state, &key.hotp(60), 0).unwrap().is_none());
         let pair = format!("{} {}", key.hotp(60).as_str(), key.hotp(61).as_str());
-        let state = Hotp.verify(&state, &pair, 0).unwrap().unwrap();
-        assert!(Hotp.verify(&state, &key.hotp(61), 0).unwrap().is_none());
-        assert!(Hotp.verify(&state, &key.hotp(62), 0).unwrap().is_some());
+        let state = Hotp::check(&state, &pair, 0).unwrap().unwrap();
+        assert!(Hotp::check(&state, &key.hotp(61), 0).unwrap().is_none());
+        assert!(Hotp::check(&state, &key.hotp(62), 0).unwrap().is_some());
     }
 }

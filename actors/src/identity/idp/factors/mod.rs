@@ -10,14 +10,17 @@
 //! - [`totp`]: time-based one-time passwords (RFC 6238, amr `otp`).
 //! - [`hotp`]: counter-based one-time passwords (RFC 4226, amr `otp`).
 //! - [`recovery`]: ten one-time recovery codes, stored hashed (amr `otp`).
+//! - [`webauthn`]: WebAuthn security keys and passkeys (amr `hwk` or `swk`).
 
 pub mod hotp;
 pub mod password;
 pub mod recovery;
 pub mod totp;
+pub mod webauthn;
 
 use std::sync::Arc;
 
+use cryptoutil_protocols::webauthn::Expected;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zeroize::{Zeroize, Zeroizing};
@@ -150,12 +153,43 @@ pub struct Enrolled {
     pub shown: Map<String, Value>,
 }
 
-/// Who a factor is enrolled for, as an authenticator app labels it.
+/// Who a factor is enrolled for, as an authenticator app labels it, and for a factor
+/// enrolled through a browser ceremony (WebAuthn) what its answer must match.
 pub struct Holder<'a> {
     /// The issuer name apps show (the service's).
     pub issuer: &'a str,
     /// The user's login name.
     pub account: &'a str,
+    /// The ceremony the enrollment answers (its challenge, RP ID and origins), if any.
+    pub ceremony: Option<&'a Expected>,
+}
+
+/// What the user presents at sign-in: a typed code, or a browser ceremony's answer (JSON) with
+/// what it must match.
+pub struct Presented<'a> {
+    /// The code or the answer.
+    pub input: &'a str,
+    /// The ceremony the answer is for, if any.
+    pub ceremony: Option<&'a Expected>,
+}
+
+/// A factor's verdict on what was presented.
+pub enum Verdict {
+    /// Accepted: the state to keep (stored before the sign-in goes on), the RFC 8176 `amr`
+    /// value it adds, and whether it verified the user itself (a passkey with user
+    /// verification counts as two factors).
+    Accept {
+        /// The state to keep.
+        keep: Zeroizing<String>,
+        /// Its `amr`.
+        amr: &'static str,
+        /// The authenticator verified the user (PIN, biometrics).
+        verified_user: bool,
+    },
+    /// Not this factor's, or wrong.
+    Reject,
+    /// Refused, and the state changed (a WebAuthn credential marked as possibly cloned).
+    RejectKeep(Zeroizing<String>),
 }
 
 /// A sign-in factor with a record of its own.
@@ -163,21 +197,23 @@ pub trait Factor: Send + Sync {
     /// Its type.
     fn kind(&self) -> FactorKind;
 
-    /// The RFC 8176 `amr` value a sign-in with it adds.
-    fn amr(&self) -> &'static str;
-
     /// A new record's state from the enrollment's parameters (each factor reads its own;
     /// an unknown or out-of-range one is refused).
     fn enroll(&self, params: &Map<String, Value>, holder: &Holder<'_>) -> Result<Enrolled, Error>;
 
-    /// Checks `presented` against `state` at `now` (Unix seconds): the state to keep when it
-    /// is accepted (stored before the sign-in goes on), `None` when it is not.
-    fn verify(
-        &self,
-        state: &str,
-        presented: &str,
-        now: u64,
-    ) -> Result<Option<Zeroizing<String>>, Error>;
+    /// Checks `presented` against `state` at `now` (Unix seconds).
+    fn verify(&self, state: &str, presented: &Presented<'_>, now: u64) -> Result<Verdict, Error>;
+
+    /// A key that finds the record without a username (a passkey's credential id), unique
+    /// among the records of this kind.
+    fn lookup(&self, _state: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// What a ceremony may show of the record (a WebAuthn credential's id and transports).
+    fn descriptor(&self, _state: &str) -> Option<Value> {
+        None
+    }
 }
 
 /// The factors identity-idp knows, by kind.
@@ -199,6 +235,7 @@ impl Registry {
             Arc::new(totp::Totp),
             Arc::new(hotp::Hotp),
             Arc::new(recovery::RecoveryCodes),
+            Arc::new(webauthn::Webauthn),
         ])
     }
 
@@ -251,5 +288,17 @@ pub(crate) fn only_params(params: &Map<String, Value>, known: &[&str]) -> Result
         Err(Error::BadRequest {
             reason: "unknown enrollment parameter",
         })
+    }
+}
+
+/// The verdict of a typed-code factor's check (amr `otp`).
+pub(crate) fn code_verdict(kept: Option<Zeroizing<String>>) -> Verdict {
+    match kept {
+        Some(keep) => Verdict::Accept {
+            keep,
+            amr: "otp",
+            verified_user: false,
+        },
+        None => Verdict::Reject,
     }
 }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::{only_params, read_state, write_state, Enrolled, Factor, FactorKind, Holder};
+use super::{
+    only_params, read_state, write_state, Enrolled, Factor, FactorKind, Holder, Presented, Verdict,
+};
 use crate::error::Error;
 
 /// Codes in a set.
@@ -54,10 +56,6 @@ impl Factor for RecoveryCodes {
         FactorKind::RecoveryCodes
     }
 
-    fn amr(&self) -> &'static str {
-        "otp"
-    }
-
     fn enroll(&self, params: &Map<String, Value>, _holder: &Holder<'_>) -> Result<Enrolled, Error> {
         only_params(params, &[])?;
         let random = || {
@@ -95,8 +93,18 @@ impl Factor for RecoveryCodes {
         })
     }
 
-    fn verify(
-        &self,
+    fn verify(&self, state: &str, presented: &Presented<'_>, now: u64) -> Result<Verdict, Error> {
+        Ok(super::code_verdict(Self::check(
+            state,
+            presented.input,
+            now,
+        )?))
+    }
+}
+
+impl RecoveryCodes {
+    /// Checks a typed code against `state`: the state to keep when it is accepted.
+    pub fn check(
         state: &str,
         presented: &str,
         _now: u64,
@@ -131,6 +139,7 @@ mod tests {
         let holder = Holder {
             issuer: "cryptoutil",
             account: "alice",
+            ceremony: None,
         };
         let enrolled = RecoveryCodes.enroll(&Map::new(), &holder).unwrap();
         let codes: Vec<String> = enrolled.shown["codes"]
@@ -152,26 +161,22 @@ mod tests {
         );
         // Typed in capitals without dashes: accepted once.
         let typed = codes[3].replace('-', "").to_uppercase();
-        let state = RecoveryCodes
-            .verify(&enrolled.state, &typed, 0)
+        let state = RecoveryCodes::check(&enrolled.state, &typed, 0)
             .unwrap()
             .unwrap();
         assert!(
-            RecoveryCodes
-                .verify(&state, &codes[3], 0)
+            RecoveryCodes::check(&state, &codes[3], 0)
                 .unwrap()
                 .is_none(),
             "used"
         );
-        assert!(RecoveryCodes
-            .verify(&state, &codes[4], 0)
+        assert!(RecoveryCodes::check(&state, &codes[4], 0)
             .unwrap()
             .is_some());
-        assert!(RecoveryCodes
-            .verify(&state, "aaaa-aaaa-aaaa", 0)
+        assert!(RecoveryCodes::check(&state, "aaaa-aaaa-aaaa", 0)
             .unwrap()
             .is_none());
-        assert!(RecoveryCodes.verify(&state, "123456", 0).unwrap().is_none());
+        assert!(RecoveryCodes::check(&state, "123456", 0).unwrap().is_none());
         assert!(RecoveryCodes
             .enroll(json!({"count": 5}).as_object().unwrap(), &holder)
             .is_err());

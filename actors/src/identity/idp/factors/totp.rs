@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use super::{
     number_param, only_params, read_state, write_state, Enrolled, Factor, FactorKind, Holder,
+    Presented, Verdict,
 };
 use crate::error::Error;
 
@@ -107,10 +108,6 @@ impl Factor for Totp {
         FactorKind::Totp
     }
 
-    fn amr(&self) -> &'static str {
-        "otp"
-    }
-
     fn enroll(&self, params: &Map<String, Value>, holder: &Holder<'_>) -> Result<Enrolled, Error> {
         only_params(params, &["algorithm", "digits", "period"])?;
         let alg = alg_param(params)?;
@@ -130,8 +127,18 @@ impl Factor for Totp {
         })
     }
 
-    fn verify(
-        &self,
+    fn verify(&self, state: &str, presented: &Presented<'_>, now: u64) -> Result<Verdict, Error> {
+        Ok(super::code_verdict(Self::check(
+            state,
+            presented.input,
+            now,
+        )?))
+    }
+}
+
+impl Totp {
+    /// Checks a typed code against `state`: the state to keep when it is accepted.
+    pub fn check(
         state: &str,
         presented: &str,
         now: u64,
@@ -161,6 +168,7 @@ mod tests {
         let holder = Holder {
             issuer: "cryptoutil",
             account: "alice",
+            ceremony: None,
         };
         let params = json!({"algorithm": "SHA256", "digits": 8});
         let enrolled = Totp.enroll(params.as_object().unwrap(), &holder).unwrap();
@@ -172,17 +180,16 @@ mod tests {
         let key = key_of(OtpAlg::Sha256, 8, secret).unwrap();
         let now = 1_800_000_000;
         let code = key.totp(now, 30);
-        let after = Totp.verify(&enrolled.state, &code, now).unwrap().unwrap();
+        let after = Totp::check(&enrolled.state, &code, now).unwrap().unwrap();
         assert!(
-            Totp.verify(&after, &code, now + 10).unwrap().is_none(),
+            Totp::check(&after, &code, now + 10).unwrap().is_none(),
             "replayed"
         );
-        assert!(Totp
-            .verify(&enrolled.state, "00000000", now)
+        assert!(Totp::check(&enrolled.state, "00000000", now)
             .unwrap()
             .is_none());
         let next = key.totp(now + 30, 30);
-        assert!(Totp.verify(&after, &next, now + 30).unwrap().is_some());
+        assert!(Totp::check(&after, &next, now + 30).unwrap().is_some());
     }
 
     #[test]
@@ -190,6 +197,7 @@ mod tests {
         let holder = Holder {
             issuer: "i",
             account: "a",
+            ceremony: None,
         };
         for bad in [
             json!({"digits": 9}),

@@ -1,0 +1,260 @@
+//! identity-idp's account page (`/browser/account`): the signed-in user's own factors, listed,
+//! added (a passkey or a security key, through a WebAuthn registration) and removed. It is
+//! reached with identity-idp's own sign-in session cookie, the one its login page sets (no
+//! access token: the user manages what they sign in with, at the place they sign in). Changes
+//! need a sign-in of the last 15 minutes and a double-submit CSRF token of their own cookie;
+//! every change is audited by the factor records.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use cryptoutil_actors::identity::idp::IdpHandle;
+use cryptoutil_protocols::oauth;
+use cryptoutil_protocols::webauthn::Kind;
+use zeroize::Zeroizing;
+
+use super::login::{
+    cookie_header, login_handle, same_origin, Fields, IDP_SESSION_COOKIE, WEBAUTHN_SCRIPT,
+};
+use super::webauthn::options_answer;
+use crate::error::ApiError;
+use crate::pages::{bad_request, cookie, esc, is_form, page, params, see_other};
+use crate::state::AppState;
+
+/// The account page.
+pub const ACCOUNT: &str = "/browser/account";
+/// Where its script fetches a registration's options.
+pub const ACCOUNT_WEBAUTHN_OPTIONS: &str = "/browser/account/webauthn/options";
+/// Where a registration is posted.
+pub const ACCOUNT_WEBAUTHN: &str = "/browser/account/webauthn";
+/// Where a factor's removal is posted.
+pub const ACCOUNT_REMOVE: &str = "/browser/account/remove";
+/// The account page's double-submit CSRF cookie (its own: an open login form keeps its token).
+pub const ACCOUNT_CSRF_COOKIE: &str = "__Host-cryptoutil-idp-account-csrf";
+
+fn session(headers: &HeaderMap) -> Option<Zeroizing<String>> {
+    cookie(headers, IDP_SESSION_COOKIE).map(|c| Zeroizing::new(c.to_owned()))
+}
+
+fn signed_out() -> Response {
+    page(
+        StatusCode::UNAUTHORIZED,
+        "Your sign-in factors",
+        &format!(
+            "<p id=\"status\">You are not signed in here. <a href=\"/browser/auth/login?return_to={}\">Sign in</a> \
+             to manage your passkeys and security keys.</p>",
+            esc(&oauth::form_encode(ACCOUNT))
+        ),
+    )
+}
+
+/// `GET /browser/account`: the user's factors and the forms that change them.
+pub(crate) async fn account_get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let handle = match login_handle(&app) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    let Some(cookie) = session(&headers) else {
+        return signed_out();
+    };
+    let subject = match handle.account(cookie).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return signed_out(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let factors = match handle.own_factors(&subject).await {
+        Ok(f) => f,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let Ok(csrf) = oauth::random_token(32) else {
+        return page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Unavailable",
+            "<p>Try again.</p>",
+        );
+    };
+    let message = params(uri.query().unwrap_or_default().as_bytes())
+        .and_then(|p| crate::pages::get(&p, "done").map(str::to_owned))
+        .map(|d| match d.as_str() {
+            "added" => "<p role=\"status\" id=\"message\">Added.</p>",
+            "removed" => "<p role=\"status\" id=\"message\">Removed.</p>",
+            _ => "",
+        })
+        .unwrap_or_default();
+    let rows: String = factors
+        .iter()
+        .map(|f| {
+            format!(
+                "<li data-type=\"{kind}\"><span class=\"factor-name\">{name}</span> ({kind}) \
+                 <form method=\"post\" action=\"{ACCOUNT_REMOVE}\" class=\"inline\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <input type=\"hidden\" name=\"id\" value=\"{id}\">\
+                 <button type=\"submit\" class=\"remove\">Remove</button></form></li>",
+                kind = esc(f.kind.name()),
+                name = esc(&f.name),
+                id = esc(&f.id),
+                csrf = csrf.as_str(),
+            )
+        })
+        .collect();
+    let body = format!(
+        "<p>Signed in as <strong id=\"username\">{user}</strong> (tenant <strong>{tenant}</strong>).</p>{message}\
+         <h2>Your factors</h2><ul id=\"factors\"><li data-type=\"password\">Password</li>{rows}</ul>\
+         <h2>Add a passkey or a security key</h2>\
+         <form method=\"post\" action=\"{ACCOUNT_WEBAUTHN}\" id=\"webauthn-form\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"credential\" value=\"\">\
+         <input type=\"hidden\" name=\"kind\" value=\"passkey\">\
+         <p><label for=\"name\">Name</label><br>\
+         <input id=\"name\" name=\"name\" required maxlength=\"64\" value=\"My passkey\"></p>\
+         <p><button type=\"button\" id=\"add-passkey\" data-webauthn=\"create\" data-kind=\"passkey\" \
+         data-options=\"{ACCOUNT_WEBAUTHN_OPTIONS}\" data-form=\"webauthn-form\" hidden>Add a passkey</button> \
+         <button type=\"button\" id=\"add-security-key\" data-webauthn=\"create\" data-kind=\"security-key\" \
+         data-options=\"{ACCOUNT_WEBAUTHN_OPTIONS}\" data-form=\"webauthn-form\" hidden>Add a security key</button></p>\
+         <p id=\"webauthn-message\" role=\"status\"></p></form>\
+         <script src=\"{WEBAUTHN_SCRIPT}\"></script>",
+        user = esc(&subject.username),
+        tenant = esc(&subject.tenant),
+        csrf = csrf.as_str(),
+    );
+    let mut response = page(StatusCode::OK, "Your sign-in factors", &body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    if let Some(v) = cookie_header(ACCOUNT_CSRF_COOKIE, &csrf, None) {
+        headers.append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// A posted account form after its checks: identity-idp reachable, a form body with each field
+/// once, the account CSRF token and the origin; the session cookie.
+fn account_posted<'a>(
+    app: &'a AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(&'a IdpHandle, Fields, Zeroizing<String>), Box<Response>> {
+    let handle = login_handle(app)?;
+    if !is_form(headers) {
+        return Err(Box::new(bad_request()));
+    }
+    let fields = Fields(
+        params(body)
+            .ok_or_else(|| Box::new(bad_request()))?
+            .into_iter()
+            .map(|(k, v)| (k, Zeroizing::new(v)))
+            .collect(),
+    );
+    let csrf = fields.get("csrf");
+    let csrf_ok = cookie(headers, ACCOUNT_CSRF_COOKIE).is_some_and(|c| {
+        !csrf.is_empty() && oauth::constant_time_eq(c.as_bytes(), csrf.as_bytes())
+    });
+    if !csrf_ok || !same_origin(headers, uri) {
+        return Err(Box::new(page(
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            &format!("<p>The form could not be verified. <a href=\"{ACCOUNT}\">Open your account page again</a>.</p>"),
+        )));
+    }
+    let session = session(headers).ok_or_else(|| Box::new(signed_out()))?;
+    Ok((handle, fields, session))
+}
+
+fn kind_of(fields: &Fields) -> Option<Kind> {
+    match fields.get("kind") {
+        "passkey" => Some(Kind::Passkey),
+        "security-key" => Some(Kind::SecurityKey),
+        _ => None,
+    }
+}
+
+/// A refusal as the account page shows it.
+fn account_refused(e: cryptoutil_actors::Error) -> Response {
+    use cryptoutil_actors::Error as E;
+    let (status, text) = match &e {
+        E::Unauthenticated { .. } => return signed_out(),
+        E::Forbidden { reason } => (StatusCode::FORBIDDEN, *reason),
+        E::BadRequest { reason } => (StatusCode::BAD_REQUEST, *reason),
+        E::Conflict { what } => (StatusCode::CONFLICT, *what),
+        E::NotFound { what } => (StatusCode::NOT_FOUND, *what),
+        _ => return ApiError::from(e).into_response(),
+    };
+    page(
+        status,
+        "Not changed",
+        &format!(
+            "<p id=\"message\" role=\"alert\">{}.</p><p><a href=\"{ACCOUNT}\">Back to your account</a></p>",
+            esc(text)
+        ),
+    )
+}
+
+/// `POST /browser/account/webauthn/options` (`csrf`, `kind`): a registration's options.
+pub(crate) async fn options_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (handle, fields, session) = match account_posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let Some(kind) = kind_of(&fields) else {
+        return bad_request();
+    };
+    match handle.register_options(session, kind).await {
+        Ok(options) => options_answer(options),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `POST /browser/account/webauthn` (`csrf`, `kind`, `name`, `credential`): the browser's
+/// registration, enrolled; back to the page.
+pub(crate) async fn register_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (handle, fields, session) = match account_posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let Some(kind) = kind_of(&fields) else {
+        return bad_request();
+    };
+    let credential = Zeroizing::new(fields.get("credential").to_owned());
+    match handle
+        .register(session, kind, fields.get("name"), credential)
+        .await
+    {
+        Ok(_) => see_other(&format!("{ACCOUNT}?done=added")),
+        Err(e) => account_refused(e),
+    }
+}
+
+/// `POST /browser/account/remove` (`csrf`, `id`): removes one of the user's factors.
+pub(crate) async fn remove_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (handle, fields, session) = match account_posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    match handle.remove_own(session, fields.get("id")).await {
+        Ok(()) => see_other(&format!("{ACCOUNT}?done=removed")),
+        Err(e) => account_refused(e),
+    }
+}
