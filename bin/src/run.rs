@@ -531,7 +531,9 @@ fn webauthn_rp(
         "" => login
             .as_ref()
             .map_or_else(|| "localhost".to_owned(), |u| u.host.to_ascii_lowercase()),
-        id if is_name(id) && !id.contains(['/', ':']) => id.to_ascii_lowercase(),
+        id if is_name(id) && !id.contains(['/', ':']) && !id.ends_with('.') => {
+            id.to_ascii_lowercase()
+        }
         id => anyhow::bail!(
             "invalid configuration: `identity.webauthn.rp_id`: {id:?} is not a domain name"
         ),
@@ -540,12 +542,13 @@ fn webauthn_rp(
         443 => format!("https://{host}"),
         p => format!("https://{host}:{p}"),
     };
+    let on_rp = |host: &str| host == rp_id || host.ends_with(&format!(".{rp_id}"));
     let mut origins = Vec::new();
     for (i, o) in cfg.origins.iter().enumerate() {
         let u = HttpsUrl::parse(o)
             .map_err(|e| anyhow!("invalid configuration: `identity.webauthn.origins[{i}]`: {e}"))?;
         let host = u.host.to_ascii_lowercase();
-        if !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) || u.path.len() > 1 {
+        if !on_rp(&host) || u.path.len() > 1 {
             anyhow::bail!(
                 "invalid configuration: `identity.webauthn.origins[{i}]`: {o:?} is not an \
                  origin on the RP ID {rp_id:?}"
@@ -555,7 +558,14 @@ fn webauthn_rp(
     }
     if origins.is_empty() {
         if let Some(u) = login.as_ref() {
-            origins.push(origin(&u.host.to_ascii_lowercase(), u.port));
+            let host = u.host.to_ascii_lowercase();
+            if !on_rp(&host) {
+                anyhow::bail!(
+                    "invalid configuration: `identity.login_url` is not on the WebAuthn RP ID \
+                     {rp_id:?}: set `identity.webauthn.origins`"
+                );
+            }
+            origins.push(origin(&host, u.port));
         } else if let Some(e) = endpoints.get(&ServiceName::IdentityIdp) {
             let port = HttpsUrl::parse(&e.public).map(|u| u.port).unwrap_or(443);
             origins.push(origin(&rp_id, port));

@@ -173,10 +173,11 @@ pub fn parse_authenticator_data(data: &[u8]) -> Result<AuthenticatorData> {
         let credential_id = rest.get(18..18 + len).ok_or_else(bad)?.to_vec();
         let key_and_more = rest.get(18 + len..).ok_or_else(bad)?;
         let (_, after) = cbor_item(key_and_more)?;
-        let cose_key = key_and_more
-            .get(..key_and_more.len() - after.len())
-            .ok_or_else(bad)?
-            .to_vec();
+        let used = key_and_more
+            .len()
+            .checked_sub(after.len())
+            .ok_or_else(bad)?;
+        let cose_key = key_and_more.get(..used).ok_or_else(bad)?.to_vec();
         rest = after;
         Some(AttestedCredential {
             aaguid,
@@ -198,6 +199,12 @@ pub fn parse_authenticator_data(data: &[u8]) -> Result<AuthenticatorData> {
             "authenticator data: trailing bytes",
         ));
     }
+    // A credential that is backed up is one that may be (§6.1, BS implies BE).
+    if flags & FLAG_BS != 0 && flags & FLAG_BE == 0 {
+        return Err(WebauthnError::Malformed(
+            "backup state without backup eligibility",
+        ));
+    }
     Ok(AuthenticatorData {
         rp_id_hash,
         flags: Flags {
@@ -209,6 +216,19 @@ pub fn parse_authenticator_data(data: &[u8]) -> Result<AuthenticatorData> {
         sign_count: u32::from_be_bytes(count),
         attested,
     })
+}
+
+/// A CBOR map whose labels are all different (a duplicate could be read two ways).
+fn unique_map(value: Value, what: &'static str) -> Result<Vec<(Value, Value)>> {
+    let Value::Map(map) = value else {
+        return Err(WebauthnError::Malformed(what));
+    };
+    for (i, (k, _)) in map.iter().enumerate() {
+        if map.iter().skip(i + 1).any(|(other, _)| other == k) {
+            return Err(WebauthnError::Malformed(what));
+        }
+    }
+    Ok(map)
 }
 
 /// A map's entry by integer label.
@@ -255,9 +275,7 @@ impl PublicKey {
     /// with EdDSA; anything else is unsupported. The key is checked to be usable.
     pub fn from_cose(cose: &[u8]) -> Result<Self> {
         let (value, rest) = cbor_item(cose)?;
-        let Value::Map(map) = value else {
-            return Err(WebauthnError::Malformed("COSE key"));
-        };
+        let map = unique_map(value, "COSE key")?;
         if !rest.is_empty() {
             return Err(WebauthnError::Malformed("COSE key: trailing bytes"));
         }
@@ -303,6 +321,37 @@ impl PublicKey {
         };
         key.check()?;
         Ok(key)
+    }
+
+    /// Its COSE_Key (the labels [`from_cose`](Self::from_cose) reads).
+    pub fn to_cose(&self) -> Result<Vec<u8>> {
+        let int = |i: i64| Value::Integer(i.into());
+        let bytes = |b: &[u8]| Value::Bytes(b.to_vec());
+        let bad = || WebauthnError::Malformed("public key");
+        let map = match self {
+            Self::Es256(point) => vec![
+                (int(1), int(2)),
+                (int(3), int(ES256)),
+                (int(-1), int(1)),
+                (int(-2), bytes(point.get(1..33).ok_or_else(bad)?)),
+                (int(-3), bytes(point.get(33..65).ok_or_else(bad)?)),
+            ],
+            Self::Rs256 { n, e } => vec![
+                (int(1), int(3)),
+                (int(3), int(RS256)),
+                (int(-1), bytes(n)),
+                (int(-2), bytes(e)),
+            ],
+            Self::Ed25519(x) => vec![
+                (int(1), int(1)),
+                (int(3), int(EDDSA)),
+                (int(-1), int(6)),
+                (int(-2), bytes(x)),
+            ],
+        };
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(&Value::Map(map), &mut out).map_err(|_| bad())?;
+        Ok(out)
     }
 
     /// Its COSE algorithm.
@@ -454,9 +503,7 @@ pub fn parse_attestation_object(object: &[u8]) -> Result<AttestationObject> {
         return Err(bad());
     }
     let (value, rest) = cbor_item(object)?;
-    let Value::Map(map) = value else {
-        return Err(bad());
-    };
+    let map = unique_map(value, "attestation object")?;
     if !rest.is_empty() {
         return Err(bad());
     }
@@ -465,7 +512,7 @@ pub fn parse_attestation_object(object: &[u8]) -> Result<AttestationObject> {
         .ok_or_else(bad)?
         .to_owned();
     let statement = match by_text(&map, "attStmt") {
-        Some(Value::Map(m)) => m.clone(),
+        Some(v @ Value::Map(_)) => unique_map(v.clone(), "attestation statement")?,
         _ => return Err(bad()),
     };
     let auth_data = bytes_of(by_text(&map, "authData"))

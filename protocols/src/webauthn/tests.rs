@@ -153,6 +153,11 @@ fn registrations_of_each_algorithm_and_format_pass_and_keep_the_key() {
         let cose = key.cose();
         let auth = auth_data(RP, FLAG_UP | FLAG_UV | FLAG_BE, 0, Some((b"cred-1", &cose)));
         let cd = client_data("webauthn.create", &e.challenge, ORIGIN);
+        let parsed = PublicKey::from_cose(&cose).unwrap();
+        assert_eq!(
+            PublicKey::from_cose(&parsed.to_cose().unwrap()).unwrap(),
+            parsed
+        );
         let none =
             verify_registration(&e, &cd, &attestation_object("none", vec![], &auth)).unwrap();
         assert_eq!(none.attestation, Attestation::None);
@@ -381,6 +386,15 @@ fn extensions_after_the_key_are_read_past_and_trailing_bytes_refused() {
     assert_eq!(parsed.attested.unwrap().cose_key, cose);
     auth.push(0);
     assert!(parse_authenticator_data(&auth).is_err());
+    // Backed up but not backup eligible: malformed.
+    let bs = auth_data(RP, FLAG_UP | FLAG_BS, 1, None);
+    assert!(parse_authenticator_data(&bs).is_err());
+    // A COSE key with a label twice could be read two ways: refused.
+    let twice = cbor(&Value::Map(vec![(int(1), int(1)), (int(1), int(2))]));
+    assert_eq!(
+        PublicKey::from_cose(&twice),
+        Err(WebauthnError::Malformed("COSE key"))
+    );
     for len in 0..40 {
         assert!(parse_authenticator_data(&auth[..len.min(auth.len())]).is_err() || len >= 37);
     }

@@ -609,11 +609,17 @@ impl IdpHandle {
                 .await?;
             return Ok(failed(request.view));
         };
+        // A discoverable credential names its user (§7.2 step 6): the handle is required and
+        // must be the one registered for the user the credential id found.
         let handle_ok = parsed
             .user_handle
             .as_deref()
-            .is_none_or(|h| h == webauthn::user_handle(&tenant, &user_id).as_slice());
-        let user = self.user(&tenant, &user_id).await?;
+            .is_some_and(|h| h == webauthn::user_handle(&tenant, &user_id).as_slice());
+        // By `sub` only (a login name may look like a `sub`).
+        let user = self
+            .user(&tenant, &user_id)
+            .await?
+            .filter(|u| u.id == user_id);
         let user = match user {
             Some(u) if handle_ok && request.tenant(Some(&tenant)) == tenant => u,
             _ => {
@@ -722,6 +728,19 @@ impl IdpHandle {
                 reason: "sign in again to change your sign-in factors",
             });
         }
+        // A user with factors changes them from a session that used one (a stolen password
+        // alone cannot add a passkey or remove a factor).
+        let multi = subject.amr.iter().any(|a| a == "mfa");
+        if !multi
+            && self
+                .factors
+                .has_any(&subject.tenant, &subject.user_id)
+                .await?
+        {
+            return Err(Error::Forbidden {
+                reason: "sign in with your second factor to change your sign-in factors",
+            });
+        }
         Ok(subject)
     }
 
@@ -782,10 +801,16 @@ impl IdpHandle {
         let subject = self.recent(&cookie).await?;
         let sent = self
             .take_ceremony(format!("register:{}", cookie.as_str()), kind_name(kind))
-            .await?
-            .ok_or(Error::BadRequest {
+            .await?;
+        let Some(sent) = sent else {
+            let e = Error::BadRequest {
                 reason: "the registration expired: start it again",
-            })?;
+            };
+            return self
+                .factors
+                .refuse(&subject.user_id, &Self::owner_of(&subject), e)
+                .await;
+        };
         let expected = self.expected(sent, kind == Kind::Passkey);
         let mut params = Map::new();
         params.insert("credential".into(), Value::String(response.to_string()));

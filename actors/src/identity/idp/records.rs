@@ -90,6 +90,9 @@ pub struct FactorsHandle {
     /// them until what it wrote is durable: of two sign-ins with one code the second sees the
     /// first's state, and a factor removed meanwhile is not written back.
     locks: Arc<Vec<Arc<tokio::sync::Mutex<()>>>>,
+    /// Held by an enrollment or a removal from its check of the lookup index until its commit
+    /// is durable: two users cannot register one credential id.
+    index_lock: Arc<tokio::sync::Mutex<()>>,
     /// Longest wait for a commit.
     timeout: Duration,
 }
@@ -146,6 +149,7 @@ impl FactorsHandle {
             registry,
             issuer: Arc::from(issuer),
             locks: Arc::new((0..LOCKS).map(|_| Arc::default()).collect()),
+            index_lock: Arc::default(),
             timeout,
         }
     }
@@ -160,9 +164,9 @@ impl FactorsHandle {
 
     /// Commits `writes` with `entry` and waits for it; `held` is released once the commit is
     /// durable or has failed, whether or not this caller still waits.
-    async fn append_holding(
+    async fn append_holding<G: Send + 'static>(
         &self,
-        held: OwnedMutexGuard<()>,
+        held: G,
         entry: AuditEntry,
         writes: Vec<Write>,
     ) -> Result<(), Error> {
@@ -213,6 +217,7 @@ impl FactorsHandle {
     ) -> Result<Map<String, Value>, Error> {
         let entry = AuditEntry::new(who, &owner.tenant, &owner.user_id, "factor-enroll");
         let held = self.lock(&owner.user_id).await?;
+        let index_held = Arc::clone(&self.index_lock).lock_owned().await;
         let result = self
             .enroll_checked(owner, kind, name, params, ceremony)
             .await;
@@ -230,7 +235,8 @@ impl FactorsHandle {
                     key: format!("{}/{}", owner.user_id, record.id),
                     ..entry
                 };
-                self.append_holding(held, entry, writes).await?;
+                self.append_holding((held, index_held), entry, writes)
+                    .await?;
                 let mut answer = match serde_json::to_value(record.info()) {
                     Ok(Value::Object(m)) => m,
                     _ => Map::new(),
@@ -323,11 +329,12 @@ impl FactorsHandle {
             "factor-remove",
         );
         let held = self.lock(&owner.user_id).await?;
+        let index_held = Arc::clone(&self.index_lock).lock_owned().await;
         let (st, k) = (Arc::clone(&self.store), key.clone());
         let found =
             blocking(move || Ok(st.get_sealed(Table::IdentityFactors, k.as_bytes())?)).await?;
         let Some(plain) = found else {
-            drop(held);
+            drop((held, index_held));
             return self
                 .audit
                 .refused(entry, Error::NotFound { what: "factor" })
@@ -340,19 +347,27 @@ impl FactorsHandle {
         })?;
         let mut deletes = vec![Write::Delete {
             table: Table::IdentityFactors,
-            key: key.into_bytes(),
+            key: key.clone().into_bytes(),
         }];
         let lookup = self
             .registry
             .get(record.kind)
             .and_then(|f| f.lookup(&record.state));
         if let Some(lookup) = lookup {
-            deletes.push(Write::Delete {
-                table: Table::IdentityFactorIndex,
-                key: index_key(record.kind, &lookup),
-            });
+            // Only the entry that names this record (never another user's).
+            let index = index_key(record.kind, &lookup);
+            let (st, i) = (Arc::clone(&self.store), index.clone());
+            let named =
+                blocking(move || Ok(st.get_sealed(Table::IdentityFactorIndex, &i)?)).await?;
+            if named.as_ref().map(|v| v.as_slice()) == Some(key.as_bytes()) {
+                deletes.push(Write::Delete {
+                    table: Table::IdentityFactorIndex,
+                    key: index,
+                });
+            }
         }
-        self.append_holding(held, entry, deletes).await
+        self.append_holding((held, index_held), entry, deletes)
+            .await
     }
 
     /// Who holds the factor of `kind` that `lookup` finds (a passkey's credential id, as its
@@ -472,10 +487,16 @@ impl FactorsHandle {
                 };
                 match factor.verify(&record.state, &presented, now)? {
                     Verdict::Reject => {}
-                    Verdict::RejectKeep(state) => {
-                        record.state.zeroize();
-                        record.state = state.to_string();
-                        return Ok((None, Some(sealed(&st, &record)?)));
+                    Verdict::Refuse { keep, why } => {
+                        let write = match keep {
+                            Some(state) => {
+                                record.state.zeroize();
+                                record.state = state.to_string();
+                                Some(sealed(&st, &record)?)
+                            }
+                            None => None,
+                        };
+                        return Ok((None, write, why));
                     }
                     Verdict::Accept {
                         keep,
@@ -490,15 +511,15 @@ impl FactorsHandle {
                             amr,
                             verified_user,
                         };
-                        return Ok((Some(passed), Some(sealed(&st, &record)?)));
+                        return Ok((Some(passed), Some(sealed(&st, &record)?), ""));
                     }
                 }
             }
-            Ok((None, None))
+            Ok((None, None, "no factor accepted what was presented"))
         })
         .await?;
         match checked {
-            (Some(passed), Some(write)) => {
+            (Some(passed), Some(write), _) => {
                 let entry = AuditEntry::new(
                     &owner.user_id,
                     &owner.tenant,
@@ -508,19 +529,26 @@ impl FactorsHandle {
                 self.append_holding(held, entry, vec![write]).await?;
                 Ok(Some(passed))
             }
-            (_, write) => {
+            (_, write, why) => {
                 let entry = AuditEntry::new(
                     &owner.user_id,
                     &owner.tenant,
                     &owner.user_id,
                     "sign-in-factor",
                 )
-                .outcome(&Err::<(), _>("no factor accepted what was presented"));
+                .outcome(&Err::<(), _>(why));
                 self.append_holding(held, entry, write.into_iter().collect())
                     .await?;
                 Ok(None)
             }
         }
+    }
+
+    /// Audits a change of `owner`'s factors refused before any record was read (an expired
+    /// ceremony) and returns `e`.
+    pub async fn refuse<T>(&self, who: &str, owner: &Owner, e: Error) -> Result<T, Error> {
+        let entry = AuditEntry::new(who, &owner.tenant, &owner.user_id, "factor-enroll");
+        self.audit.refused(entry, e).await
     }
 
     /// Records a sign-in (or a refused one) in the audit log.

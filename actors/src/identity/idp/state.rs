@@ -44,6 +44,8 @@ pub const STEP_ATTEMPTS: u32 = 3;
 
 /// How long a WebAuthn ceremony's challenge stays valid.
 pub const CEREMONY_TTL: u64 = 300;
+/// Most WebAuthn ceremonies kept at once (past it, the oldest is dropped).
+const MAX_CEREMONIES: usize = 20_000;
 
 /// A WebAuthn ceremony started by a page: its challenge (used once), what it is bound to
 /// (the pending request, or the kind of registration), until when.
@@ -248,11 +250,20 @@ impl IdpState {
     /// A new WebAuthn challenge for the ceremony `key` (a page's token or cookie, with what it
     /// is for), bound to `bind`; it replaces one started before under the same key.
     pub fn ceremony(&mut self, key: &str, bind: &str, now: u64) -> Result<Vec<u8>, Error> {
-        if !room(&mut self.ceremonies, |c| c.expires > now) {
-            return Err(Error::Unavailable {
-                actor: "Idp",
-                why: Unavailability::Timeout,
-            });
+        if self.ceremonies.len() >= MAX_CEREMONIES {
+            self.ceremonies.retain(|_, c| c.expires > now);
+        }
+        if self.ceremonies.len() >= MAX_CEREMONIES {
+            // Anyone may start a passkey ceremony: a flood evicts the oldest (whose browsers
+            // start again) rather than refusing every new one.
+            let oldest = self
+                .ceremonies
+                .iter()
+                .min_by_key(|(_, c)| c.expires)
+                .map(|(k, _)| *k);
+            if let Some(oldest) = oldest {
+                self.ceremonies.remove(&oldest);
+            }
         }
         let mut challenge = vec![0u8; 32];
         oauth::fill_random(&mut challenge).map_err(|_| Error::Internal {
@@ -503,6 +514,21 @@ mod tests {
             st.take_ceremony("passkey:t3", "ch-1", 1000 + CEREMONY_TTL),
             None
         );
+        // A flood of ceremonies evicts the oldest; a new one always starts.
+        let first = st.ceremony("passkey:flood-0", "ch-1", 900).unwrap();
+        for i in 1..=MAX_CEREMONIES {
+            st.ceremony(&format!("passkey:flood-{i}"), "ch-1", 1000)
+                .unwrap();
+        }
+        assert_eq!(
+            st.take_ceremony("passkey:flood-0", "ch-1", 1001),
+            None,
+            "evicted"
+        );
+        assert_ne!(first.len(), 0);
+        assert!(st
+            .take_ceremony(&format!("passkey:flood-{MAX_CEREMONIES}"), "ch-1", 1001)
+            .is_some());
         let token = st.begin(&user("bob"), "ch-9", pwd(), 1000).unwrap();
         assert_eq!(st.waiting(&token, "ch-9", 1001).unwrap().username, "bob");
         assert!(st.waiting(&token, "ch-8", 1001).is_none());

@@ -188,8 +188,15 @@ pub enum Verdict {
     },
     /// Not this factor's, or wrong.
     Reject,
-    /// Refused, and the state changed (a WebAuthn credential marked as possibly cloned).
-    RejectKeep(Zeroizing<String>),
+    /// This record's, refused for a reason the audit log names (a WebAuthn counter that did
+    /// not grow), with the state to keep if it changed (the credential marked as possibly
+    /// cloned).
+    Refuse {
+        /// The state to keep, if it changed.
+        keep: Option<Zeroizing<String>>,
+        /// Why, for the audit log.
+        why: &'static str,
+    },
 }
 
 /// A sign-in factor with a record of its own.
@@ -204,8 +211,8 @@ pub trait Factor: Send + Sync {
     /// Checks `presented` against `state` at `now` (Unix seconds).
     fn verify(&self, state: &str, presented: &Presented<'_>, now: u64) -> Result<Verdict, Error>;
 
-    /// A key that finds the record without a username (a passkey's credential id), unique
-    /// among the records of this kind.
+    /// A key that finds the record without a username (a WebAuthn credential id), unique
+    /// among the records of this kind: a second record with it is refused.
     fn lookup(&self, _state: &str) -> Option<Vec<u8>> {
         None
     }

@@ -120,8 +120,10 @@ impl Factor for Webauthn {
             return Ok(Verdict::Reject);
         }
         if st.cloned {
-            tracing::warn!("a WebAuthn credential marked as possibly cloned was presented");
-            return Ok(Verdict::Reject);
+            return Ok(Verdict::Refuse {
+                keep: None,
+                why: "WebAuthn credential marked as possibly cloned",
+            });
         }
         let cose = webauthn_bytes(&st.cose_key)?;
         let asserted = match webauthn::verify_assertion(
@@ -141,10 +143,23 @@ impl Factor for Webauthn {
             tracing::warn!(
                 kept = st.sign_count,
                 reported = asserted.sign_count,
-                "WebAuthn signature counter did not grow: credential marked as possibly cloned"
+                synced = st.backup_eligible,
+                "WebAuthn signature counter did not grow"
             );
+            // A synced passkey's copies may count apart: that assertion is refused. A
+            // device-bound credential's counter lives in one authenticator: another one
+            // signing is a clone, and the credential is refused from now on.
+            if st.backup_eligible {
+                return Ok(Verdict::Refuse {
+                    keep: None,
+                    why: "WebAuthn counter did not grow (synced credential)",
+                });
+            }
             st.cloned = true;
-            return Ok(Verdict::RejectKeep(write_state(&st)?));
+            return Ok(Verdict::Refuse {
+                keep: Some(write_state(&st)?),
+                why: "WebAuthn counter did not grow: credential marked as possibly cloned",
+            });
         }
         st.sign_count = asserted.sign_count;
         let amr = if st.backup_eligible { "swk" } else { "hwk" };
@@ -157,7 +172,7 @@ impl Factor for Webauthn {
 
     fn lookup(&self, state: &str) -> Option<Vec<u8>> {
         let st: State = read_state(state).ok()?;
-        st.passkey.then(|| st.credential_id.into_bytes())
+        Some(st.credential_id.into_bytes())
     }
 
     fn descriptor(&self, state: &str) -> Option<Value> {
@@ -184,7 +199,109 @@ fn webauthn_bytes(text: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
 
 #[cfg(test)]
 mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+    use cryptoutil_protocols::webauthn::{Expected, PublicKey};
+
     use super::*;
+
+    /// A credential's state, a signer of its assertions with a given counter, and the
+    /// ceremony they answer.
+    fn credential(backup_eligible: bool) -> (String, impl Fn(u32) -> String, Expected) {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+        let cose = PublicKey::Es256(key.public_key().as_ref().to_vec())
+            .to_cose()
+            .unwrap();
+        let state = write_state(&State {
+            credential_id: b64(b"cred"),
+            cose_key: b64(&cose),
+            alg: -7,
+            sign_count: 0,
+            aaguid: "00".repeat(16),
+            passkey: false,
+            backup_eligible,
+            transports: vec![],
+            attestation: Attestation::None,
+            cloned: false,
+        })
+        .unwrap()
+        .to_string();
+        let expected = Expected {
+            challenge: b"c-1".to_vec(),
+            rp_id: "localhost".into(),
+            origins: vec!["https://localhost".into()],
+            user_verification: false,
+        };
+        let sign = move |count: u32| {
+            let mut auth = cryptoutil_protocols::sha256(b"localhost").to_vec();
+            auth.push(0x01 | if backup_eligible { 0x08 } else { 0 });
+            auth.extend_from_slice(&count.to_be_bytes());
+            let cd = json!({"type": "webauthn.get", "challenge": b64(b"c-1"),
+                            "origin": "https://localhost"})
+            .to_string();
+            let mut signed = auth.clone();
+            signed.extend_from_slice(&cryptoutil_protocols::sha256(cd.as_bytes()));
+            let sig = key.sign(&SystemRandom::new(), &signed).unwrap();
+            json!({"id": b64(b"cred"), "rawId": b64(b"cred"), "type": "public-key",
+                   "response": {"clientDataJSON": b64(cd.as_bytes()),
+                                "authenticatorData": b64(&auth),
+                                "signature": b64(sig.as_ref())}})
+            .to_string()
+        };
+        (state, sign, expected)
+    }
+
+    fn verdict(state: &str, input: &str, expected: &Expected) -> Verdict {
+        let presented = Presented {
+            input,
+            ceremony: Some(expected),
+        };
+        Webauthn.verify(state, &presented, 0).unwrap()
+    }
+
+    #[test]
+    fn a_counter_that_does_not_grow_marks_a_device_bound_key_as_cloned() {
+        let (state, sign, expected) = credential(false);
+        let Verdict::Accept { keep, amr, .. } = verdict(&state, &sign(5), &expected) else {
+            panic!("a growing counter signs in")
+        };
+        assert_eq!(amr, "hwk");
+        // The same counter again: refused, and the credential marked.
+        let Verdict::Refuse {
+            keep: Some(marked), ..
+        } = verdict(&keep, &sign(5), &expected)
+        else {
+            panic!("a counter that did not grow is refused and kept")
+        };
+        // From now on even a higher counter is refused.
+        assert!(matches!(
+            verdict(&marked, &sign(9), &expected),
+            Verdict::Refuse { keep: None, .. }
+        ));
+        // Another credential's answer is not this record's.
+        let other = sign(7).replace(&b64(b"cred"), &b64(b"else"));
+        assert!(matches!(verdict(&keep, &other, &expected), Verdict::Reject));
+    }
+
+    #[test]
+    fn a_synced_passkey_is_swk_and_a_stale_counter_refuses_only_that_assertion() {
+        let (state, sign, expected) = credential(true);
+        let Verdict::Accept { keep, amr, .. } = verdict(&state, &sign(5), &expected) else {
+            panic!("signs in")
+        };
+        assert_eq!(amr, "swk");
+        assert!(matches!(
+            verdict(&keep, &sign(3), &expected),
+            Verdict::Refuse { keep: None, .. }
+        ));
+        assert!(matches!(
+            verdict(&keep, &sign(6), &expected),
+            Verdict::Accept { .. }
+        ));
+    }
 
     #[test]
     fn enrollment_needs_a_ceremony_and_a_registration() {
