@@ -9,7 +9,8 @@ so each sign-in lands there; Authlib redeems the code and validates the ID token
 Set (its `amr` and `acr` say how the user signed in).
 
 1. password, then the account page registers a passkey (a discoverable credential with user
-   verification, on an internal authenticator);
+   verification, on an internal authenticator); a request with acr_values for a
+   phishing-resistant sign-in steps that password session up with the passkey;
 2. a new sign-in without a username: the login page's passkey button, amr hwk/swk + mfa;
 3. a security key (a USB authenticator without user verification) is registered, then used after
    the password (amr pwd + hwk + mfa);
@@ -165,7 +166,7 @@ def main():
         wait.until(lambda _: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, selector)))
         return find(selector)
 
-    def start(prompt_login=True):
+    def start(prompt_login=True, acr=None):
         """A new authorization request in the browser: the login page; the session, verifier
         and nonce to redeem with."""
         session = OAuth2Session(client_id, secret, scope="openid", redirect_uri=redirect,
@@ -174,6 +175,8 @@ def main():
         session.verify = ca
         verifier, nonce = generate_token(48), generate_token(20)
         extra = {"prompt": "login"} if prompt_login else {}
+        if acr:
+            extra["acr_values"] = acr
         uri, _ = session.create_authorization_url(meta["authorization_endpoint"],
                                                   code_verifier=verifier, nonce=nonce, **extra)
         d.get(uri)
@@ -231,12 +234,27 @@ def main():
         return {"factors": listed, "rp_id": creds[0].rp_id}
     case("the account page registers a passkey (discoverable, user verification)", passkey_registered)
 
+    def step_up():
+        # The browser's session is the password's; a request for a phishing-resistant sign-in
+        # steps up from it with the passkey (no password again).
+        session, verifier, nonce = start(prompt_login=False, acr="urn:cryptoutil:acr:phr")
+        assert not d.find_elements(By.ID, "password"), "no password form"
+        shown("#webauthn-step").click()
+        claims = finish(session, verifier, nonce)
+        amr = claims["amr"]
+        assert claims["acr"] == "urn:cryptoutil:acr:phr", claims
+        assert amr[0] == "pwd" and ("hwk" in amr or "swk" in amr) and "mfa" in amr, claims
+        return {"amr": amr, "acr": claims["acr"]}
+    case("acr_values for phishing-resistant sign-in steps a password session up with WebAuthn",
+         step_up)
+
     def passkey_sign_in():
         session, verifier, nonce = start()
         shown("#webauthn-passkey").click()
         claims = finish(session, verifier, nonce)
         amr = claims["amr"]
         assert ("hwk" in amr or "swk" in amr) and "mfa" in amr and "pwd" not in amr, claims
+        assert claims["acr"] == "urn:cryptoutil:acr:phr", claims
         assert claims["sub"], claims
         return {"amr": amr, "acr": claims.get("acr")}
     case("a passkey signs in without a username (amr hwk/swk + mfa)", passkey_sign_in)

@@ -39,6 +39,9 @@ pub struct SignInRequest {
     pub prompt: Prompt,
     /// `max_age`: a session older than this does not serve.
     pub max_age: Option<u64>,
+    /// The assurance the request needs (from `acr_values`): a session below it does not
+    /// serve, and a sign-in must reach it.
+    pub acr: Option<&'static str>,
 }
 
 impl SignInRequest {
@@ -53,10 +56,27 @@ impl SignInRequest {
 
     /// Whether a session of `subject` may serve this request at `now`.
     pub fn served_by(&self, subject: &Subject, now: u64) -> bool {
+        self.admits(subject, now) && self.assured(&subject.amr)
+    }
+
+    /// Whether a session of `subject` is one this request could build on: its tenant, and
+    /// recent enough (it may still need a step up).
+    pub fn admits(&self, subject: &Subject, now: u64) -> bool {
         (subject.tenant == self.view.tenant || self.view.any_tenant)
             && self
                 .max_age
                 .is_none_or(|m| now.saturating_sub(subject.auth_time) <= m)
+    }
+
+    /// Whether a sign-in with `amr` reaches the assurance the request needs.
+    pub fn assured(&self, amr: &[String]) -> bool {
+        self.acr
+            .is_none_or(|needed| acr_rank(acr_of(amr)) >= acr_rank(needed))
+    }
+
+    /// Whether the request needs a phishing-resistant sign-in (WebAuthn).
+    pub fn needs_key(&self) -> bool {
+        self.acr == Some(ACR_PHR)
     }
 }
 
@@ -98,6 +118,28 @@ pub struct Subject {
 pub const ACR_PASSWORD: &str = "urn:cryptoutil:acr:password";
 /// `acr` of a sign-in with two factors or more.
 pub const ACR_MFA: &str = "urn:cryptoutil:acr:mfa";
+/// `acr` of a phishing-resistant sign-in: a passkey or a security key (WebAuthn: the
+/// browser binds its answer to the origin), with a second factor or user verification.
+pub const ACR_PHR: &str = "urn:cryptoutil:acr:phr";
+/// Every `acr` this service reaches, weakest first (discovery's `acr_values_supported`).
+pub const ACR_VALUES: [&str; 3] = [ACR_PASSWORD, ACR_MFA, ACR_PHR];
+
+/// The rank of `acr` among [`ACR_VALUES`] (an unknown one ranks above all: nothing reaches it).
+pub fn acr_rank(acr: &str) -> usize {
+    ACR_VALUES
+        .iter()
+        .position(|a| *a == acr)
+        .unwrap_or(ACR_VALUES.len())
+}
+
+/// The assurance an `acr_values` request parameter asks for: the weakest of the values this
+/// service knows (each is acceptable, OpenID Connect Core §3.1.2.1), `None` when it names none.
+pub fn required_acr(acr_values: &str) -> Option<&'static str> {
+    acr_values
+        .split(' ')
+        .filter_map(|v| ACR_VALUES.iter().find(|a| **a == v).copied())
+        .min_by_key(|a| acr_rank(a))
+}
 
 impl Subject {
     /// The `acr` its sign-in reached.
@@ -108,7 +150,10 @@ impl Subject {
 
 /// The `acr` a sign-in with `amr` reached.
 pub fn acr_of(amr: &[String]) -> &'static str {
-    if amr.iter().any(|a| a == "mfa") {
+    let has = |v: &str| amr.iter().any(|a| a == v);
+    if has("mfa") && ["hwk", "swk"].into_iter().any(has) {
+        ACR_PHR
+    } else if has("mfa") {
         ACR_MFA
     } else {
         ACR_PASSWORD

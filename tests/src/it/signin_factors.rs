@@ -38,7 +38,17 @@ fn oathtool(args: &[&str]) -> String {
 
 /// The password step of a fresh authorization request: the page it answers.
 async fn password_step(b: &mut Browser<'_>, client_id: &str, user: &str) -> (u16, String, String) {
-    let (form, challenge, csrf) = login_page(b, client_id, &[]).await;
+    password_step_with(b, client_id, user, &[]).await
+}
+
+/// The same, the authorization request with `extra` parameters.
+async fn password_step_with(
+    b: &mut Browser<'_>,
+    client_id: &str,
+    user: &str,
+    extra: &[(&str, &str)],
+) -> (u16, String, String) {
+    let (form, challenge, csrf) = login_page(b, client_id, extra).await;
     let origin = b_origin(b);
     let r = b
         .post(
@@ -206,6 +216,14 @@ async fn totp_and_hotp_from_oathtool_sign_in_once_after_the_password() {
     assert_eq!(id["amr"], json!(["pwd", "otp", "mfa"]), "{id}");
     assert_eq!(id["acr"], "urn:cryptoutil:acr:mfa");
 
+    // A request that needs a phishing-resistant sign-in: a TOTP code does not reach it, and
+    // alice has no passkey or security key.
+    let phr = [("acr_values", "urn:cryptoutil:acr:phr")];
+    let mut b = Browser::new(&app);
+    let (status, page, _) = password_step_with(&mut b, &client_id, "alice", &phr).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("needs a stronger sign-in"), "{page}");
+
     // The same code again, on a new sign-in in its window: refused.
     let mut b = Browser::new(&app);
     let (status, page, challenge) = password_step(&mut b, &client_id, "alice").await;
@@ -335,6 +353,16 @@ async fn totp_and_hotp_from_oathtool_sign_in_once_after_the_password() {
     let id = claims(tokens["id_token"].as_str().unwrap());
     assert_eq!(id["amr"], json!(["pwd"]), "{id}");
     assert_eq!(id["acr"], "urn:cryptoutil:acr:password");
+    // A request that needs two factors (acr_values) is refused for a user with one, and says
+    // what to add; an unknown acr value asks for nothing.
+    let mfa = [("acr_values", "urn:cryptoutil:acr:mfa")];
+    let mut b = Browser::new(&app);
+    let (status, page, _) = password_step_with(&mut b, &client_id, "bob", &mfa).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("needs a stronger sign-in"), "{page}");
+    let unknown = [("acr_values", "urn:example:gold")];
+    let (status, _, _) = password_step_with(&mut b, &client_id, "bob", &unknown).await;
+    assert_eq!(status, 303);
 
     // identity-idp's audit log holds the enrollments, removals, sign-ins and refusals, and
     // its chain verifies.

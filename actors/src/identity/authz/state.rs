@@ -403,7 +403,7 @@ impl AuthzState {
                     "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
                     "at_hash", "sid", "azp", "preferred_username", "tenant"
                 ],
-                "acr_values_supported": [super::model::ACR_PASSWORD, super::model::ACR_MFA],
+                "acr_values_supported": crate::identity::signin::ACR_VALUES,
                 "prompt_values_supported": ["none", "login"],
                 "claims_parameter_supported": false,
                 "request_parameter_supported": false,

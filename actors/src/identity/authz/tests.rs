@@ -547,7 +547,7 @@ mod flow {
         match login_start(w, &ch, Some(session), now) {
             LoginStart::Redirect(to) => query(&to, "code").is_some(),
             LoginStart::Form(_) => false,
-            LoginStart::Consent(_) => panic!("first party"),
+            LoginStart::Consent(_) | LoginStart::StepUp(_) => panic!("first party, no acr_values"),
         }
     }
 

@@ -19,11 +19,11 @@ use super::WebauthnRp;
 use crate::ask::ask;
 use crate::error::{Error, Unavailability};
 use crate::identity::authz::AuthzHandle;
-use crate::identity::signin::{LoginView, Next, Prompt, Subject};
+use crate::identity::signin::{acr_rank, LoginView, Next, Prompt, Subject, ACR_PASSWORD, ACR_PHR};
 use crate::slot::Slot;
 
-/// What opening the login page does.
-#[derive(Debug)]
+/// What opening the login page does (its `Debug` names the variant only: it may hold a
+/// cookie value).
 pub enum LoginStart {
     /// Show the form.
     Form(LoginView),
@@ -31,6 +31,20 @@ pub enum LoginStart {
     Redirect(String),
     /// Signed in, but the client's request needs the user's consent.
     Consent(LoginView),
+    /// Signed in, but below the assurance the request needs (`acr_values`): a step up, the
+    /// next factor of a sign-in that starts from the session's.
+    StepUp(LoginOutcome),
+}
+
+impl std::fmt::Debug for LoginStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Form(_) => "Form",
+            Self::Redirect(_) => "Redirect",
+            Self::Consent(_) => "Consent",
+            Self::StepUp(_) => "StepUp",
+        })
+    }
 }
 
 /// The outcome of a submitted password or code (its `Debug` names the variant only: it holds
@@ -104,6 +118,12 @@ pub const CODE_FAILED: &str = "The code is incorrect, or was used already.";
 pub const STEP_EXPIRED: &str = "This sign-in expired. Enter your username and password again.";
 /// The message when a passkey or security key did not sign in (unknown, refused, expired).
 pub const KEY_FAILED: &str = "That passkey or security key did not sign you in. Try again.";
+/// The message when the request needs a phishing-resistant sign-in and a code was given.
+pub const KEY_NEEDED: &str =
+    "This application needs your passkey or security key: a code is not enough.";
+/// The message when the request needs more factors than the user has.
+pub const FACTORS_NEEDED: &str = "This application needs a stronger sign-in than your account \
+     has: add a passkey or security key (or a second factor) on your account page first.";
 /// How long the account page's sign-in stays recent enough to change factors.
 pub const RECENT_SIGN_IN: u64 = 900;
 /// How long a browser may take for a WebAuthn ceremony (milliseconds).
@@ -206,11 +226,54 @@ impl IdpHandle {
                 )
                 .await?;
                 subject
-                    .filter(|s| request.served_by(s, now))
+                    .filter(|s| request.admits(s, now))
                     .map(|s| (cookie, s))
             }
             _ => None,
         };
+        // A session below the request's assurance: step up from it, if the user has a
+        // factor that reaches it (else the form: sign in again).
+        if let Some((_, subject)) = session
+            .as_ref()
+            .filter(|(_, s)| !request.assured(&s.amr) && request.prompt != Prompt::None)
+        {
+            let keys = self
+                .factors
+                .has(&subject.tenant, &subject.user_id, FactorKind::Webauthn)
+                .await?;
+            let any = self
+                .factors
+                .has_any(&subject.tenant, &subject.user_id)
+                .await?;
+            if keys || (any && !request.needs_key()) {
+                let user = crate::identity::signin::Credential {
+                    user_id: subject.user_id.clone(),
+                    username: subject.username.clone(),
+                    tenant: subject.tenant.clone(),
+                    roles: subject.roles.clone(),
+                    password_hash: String::new(),
+                };
+                let amr = subject.amr.clone();
+                let step = ask(
+                    &self.slot,
+                    |reply| IdpMsg::Begin {
+                        user,
+                        challenge,
+                        amr,
+                        reply,
+                    },
+                    self.timeout,
+                )
+                .await?;
+                return Ok(LoginStart::StepUp(LoginOutcome::NextFactor {
+                    step,
+                    view: request.view,
+                    keys,
+                }));
+            }
+            return Ok(LoginStart::Form(request.view));
+        }
+        let session = session.filter(|(_, s)| request.assured(&s.amr));
         if let Some((cookie, subject)) = session {
             match self.authz.signed_in(challenge.clone(), subject).await? {
                 Some(Next::Redirect(to)) => return Ok(LoginStart::Redirect(to)),
@@ -243,7 +306,7 @@ impl IdpHandle {
     ) -> Result<LoginOutcome, Error> {
         let request = self.authz.sign_in_request(challenge.clone()).await?;
         let tenant = request.tenant(tenant.as_deref());
-        let view = request.view;
+        let (view, needed) = (request.view, request.acr);
         let (t, u) = (tenant.clone(), username.clone());
         let check = ask(
             &self.slot,
@@ -305,11 +368,31 @@ impl IdpHandle {
             return Ok(LoginOutcome::Failed { message, view });
         };
         let amr = vec!["pwd".to_owned()];
-        if self.factors.has_any(&user.tenant, &user.user_id).await? {
-            let keys = self
+        let any = self.factors.has_any(&user.tenant, &user.user_id).await?;
+        let keys = any
+            && self
                 .factors
                 .has(&user.tenant, &user.user_id, FactorKind::Webauthn)
                 .await?;
+        // The request needs more than a password: a factor that reaches it, or a refusal
+        // (audited) that says what to add.
+        let password_enough = needed.is_none_or(|a| acr_rank(a) <= acr_rank(ACR_PASSWORD));
+        let reachable = keys || (any && needed != Some(ACR_PHR));
+        if !password_enough && !reachable {
+            self.factors
+                .audit_sign_in(
+                    &user.user_id,
+                    &user.tenant,
+                    &amr,
+                    Some("needs a stronger factor"),
+                )
+                .await?;
+            return Ok(LoginOutcome::Failed {
+                message: FACTORS_NEEDED,
+                view,
+            });
+        }
+        if any {
             let step = ask(
                 &self.slot,
                 |reply| IdpMsg::Begin {
@@ -405,6 +488,7 @@ impl IdpHandle {
         given: Given,
     ) -> Result<LoginOutcome, Error> {
         let request = self.authz.sign_in_request(challenge.clone()).await?;
+        let needs_key = request.needs_key();
         let view = request.view;
         let (token, c) = (step.clone(), challenge.clone());
         let attempt = ask(
@@ -451,6 +535,13 @@ impl IdpHandle {
             username: user.username.clone(),
         };
         // The attempt is already counted: a refusal here needs nothing more.
+        if needs_key && matches!(given, Given::Code(_)) {
+            return Ok(LoginOutcome::CodeFailed {
+                message: KEY_NEEDED,
+                view,
+                keys: true,
+            });
+        }
         let passed = match given {
             Given::Code(code) => {
                 let code = code.trim();

@@ -237,6 +237,7 @@ pub(crate) async fn login_get(
         Ok(LoginStart::Form(view)) => form(challenge, &view, None, StatusCode::OK),
         Ok(LoginStart::Redirect(to)) => see_other(&to),
         Ok(LoginStart::Consent(view)) => consent_form(challenge, &view),
+        Ok(LoginStart::StepUp(outcome)) => answer(challenge, Ok(outcome)),
         Err(e) => refused(e, Refusal::SignInExpired),
     }
 }

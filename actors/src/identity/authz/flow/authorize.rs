@@ -134,6 +134,7 @@ impl AuthzState {
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => return fail(self, AuthorizeError::InvalidRequest, "max_age: seconds"),
         };
+        let acr = text(params, "acr_values").and_then(crate::identity::signin::required_acr);
         Ok(AuthRequest {
             client_id: client.client_id.clone(),
             tenant: client.tenant.clone(),
@@ -145,6 +146,7 @@ impl AuthzState {
             code_challenge: challenge.to_owned(),
             prompt,
             max_age,
+            acr,
         })
     }
 

@@ -41,6 +41,8 @@ struct AuthRequest {
     code_challenge: String,
     prompt: Prompt,
     max_age: Option<u64>,
+    /// The assurance `acr_values` asks for.
+    acr: Option<&'static str>,
 }
 
 struct Pending {

@@ -50,6 +50,7 @@ impl AuthzState {
             view: self.view(pending),
             prompt: pending.request.prompt,
             max_age: pending.request.max_age,
+            acr: pending.request.acr,
         })
     }
 
