@@ -13,7 +13,9 @@ Set (its `amr` and `acr` say how the user signed in).
    phishing-resistant sign-in steps that password session up with the passkey;
 2. a new sign-in without a username: the login page's passkey button, amr hwk/swk + mfa;
 3. a security key (a USB authenticator without user verification) is registered, then used after
-   the password (amr pwd + hwk + mfa);
+   the password (amr pwd + hwk + mfa); an authenticator app is enrolled from the account page's
+   QR code (read by zbar from Chromium's screenshot, its URI by pyotp) and its code signs in;
+   ten recovery codes are shown once;
 4. py_webauthn (duo-labs, a second implementation) parses the options identity-idp sent and
    verifies the same registration and assertion Chromium answered, which identity-idp accepts
    too; a replayed assertion is refused;
@@ -26,13 +28,16 @@ Chromium trusts the suite's leaf certificates through --ignore-certificate-error
 import base64
 import hashlib
 import json
+import os
 import shutil
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
 from urllib.parse import parse_qs, urlparse
 
+import pyotp
 import requests
 import webauthn
 from authlib.common.security import generate_token
@@ -272,6 +277,42 @@ def main():
         assert amr[0] == "pwd" and "hwk" in amr and "mfa" in amr, claims
         return {"amr": amr, "acr": claims.get("acr")}
     case("a security key is the second factor after the password (amr pwd + hwk + mfa)", security_key)
+
+    def authenticator_app():
+        # The account page's QR code, read by zbar from what Chromium drew; pyotp's code from
+        # the URI in it signs in after the password.
+        d.get(redirect)
+        shown("#add-totp").click()
+        wait.until(lambda _: d.find_elements(By.CSS_SELECTOR, "#otpauth-qr svg"))
+        png = os.path.join(tempfile.mkdtemp(), "qr.png")
+        find("#otpauth-qr svg").screenshot(png)
+        uri = subprocess.run(["zbarimg", "--raw", "-q", png], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        totp = pyotp.parse_uri(uri)
+        assert uri.startswith("otpauth://totp/") and totp.secret == find("#otpauth-secret").text, uri
+        session, verifier, nonce = start()
+        password_step()
+        wait.until(lambda _: d.find_elements(By.ID, "code"))
+        find("#code").send_keys(totp.now())
+        find("#verify").click()
+        claims = finish(session, verifier, nonce)
+        assert claims["amr"] == ["pwd", "otp", "mfa"], claims
+        assert claims["acr"] == "urn:cryptoutil:acr:mfa", claims
+        return {"issuer": totp.issuer, "amr": claims["amr"]}
+    case("the account page's QR code (zbar) enrolls an authenticator app (pyotp) that signs in",
+         authenticator_app)
+
+    def recovery_codes():
+        d.get(redirect)
+        shown("#add-recovery").click()
+        wait.until(lambda _: d.find_elements(By.CSS_SELECTOR, "#recovery-codes li"))
+        codes = [li.text for li in d.find_elements(By.CSS_SELECTOR, "#recovery-codes li")]
+        assert len(codes) == 10 and len(set(codes)) == 10, codes
+        d.get(redirect)
+        listed = [li.get_attribute("data-type") for li in d.find_elements(By.CSS_SELECTOR, "#factors li")]
+        assert "recovery_codes" in listed and "totp" in listed, listed
+        return {"codes": len(codes), "factors": listed}
+    case("the account page shows ten recovery codes once", recovery_codes)
 
     def second_implementation():
         # A registration run by hand on the account page: py_webauthn reads the options and

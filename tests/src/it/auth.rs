@@ -164,6 +164,8 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(POST) /browser/account/webauthn/options",
                 "Some(POST) /browser/account/webauthn",
                 "Some(POST) /browser/account/remove",
+                "Some(POST) /browser/account/totp",
+                "Some(POST) /browser/account/recovery",
             ]);
         }
         reviewed.sort();

@@ -917,6 +917,32 @@ impl IdpHandle {
             .await
     }
 
+    /// Enrolls a TOTP secret or a set of recovery codes for the account page's user (named
+    /// `name`): what is shown once (the secret and its `otpauth://` URI, or the codes).
+    pub async fn enroll_own(
+        &self,
+        cookie: Zeroizing<String>,
+        kind: FactorKind,
+        name: &str,
+    ) -> Result<Map<String, Value>, Error> {
+        if !matches!(kind, FactorKind::Totp | FactorKind::RecoveryCodes) {
+            return Err(Error::BadRequest {
+                reason: "type: totp or recovery_codes here",
+            });
+        }
+        let subject = self.recent(&cookie).await?;
+        self.factors
+            .enroll(
+                &subject.user_id,
+                &Self::owner_of(&subject),
+                kind,
+                name,
+                &Map::new(),
+                None,
+            )
+            .await
+    }
+
     /// Removes factor `id` of the account page's user.
     pub async fn remove_own(&self, cookie: Zeroizing<String>, id: &str) -> Result<(), Error> {
         let subject = self.recent(&cookie).await?;

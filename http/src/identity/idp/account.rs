@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use cryptoutil_actors::identity::idp::factors::FactorKind;
 use cryptoutil_actors::identity::idp::IdpHandle;
 use cryptoutil_protocols::oauth;
 use cryptoutil_protocols::webauthn::Kind;
@@ -30,6 +31,10 @@ pub const ACCOUNT_WEBAUTHN_OPTIONS: &str = "/browser/account/webauthn/options";
 pub const ACCOUNT_WEBAUTHN: &str = "/browser/account/webauthn";
 /// Where a factor's removal is posted.
 pub const ACCOUNT_REMOVE: &str = "/browser/account/remove";
+/// Where an authenticator app's enrollment is posted (the answer shows its QR code once).
+pub const ACCOUNT_TOTP: &str = "/browser/account/totp";
+/// Where a set of recovery codes is asked for (the answer shows them once).
+pub const ACCOUNT_RECOVERY: &str = "/browser/account/recovery";
 /// The account page's double-submit CSRF cookie (its own: an open login form keeps its token).
 pub const ACCOUNT_CSRF_COOKIE: &str = "__Host-cryptoutil-idp-account-csrf";
 
@@ -117,6 +122,16 @@ pub(crate) async fn account_get(
          <button type=\"button\" id=\"add-security-key\" data-webauthn=\"create\" data-kind=\"security-key\" \
          data-options=\"{ACCOUNT_WEBAUTHN_OPTIONS}\" data-form=\"webauthn-form\" hidden>Add a security key</button></p>\
          <p id=\"webauthn-message\" role=\"status\"></p></form>\
+         <h2>Add an authenticator app</h2>\
+         <form method=\"post\" action=\"{ACCOUNT_TOTP}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <p><label for=\"totp-name\">Name</label><br>\
+         <input id=\"totp-name\" name=\"name\" required maxlength=\"64\" value=\"Authenticator app\"></p>\
+         <p><button type=\"submit\" id=\"add-totp\">Add an authenticator app</button></p></form>\
+         <h2>Recovery codes</h2>\
+         <form method=\"post\" action=\"{ACCOUNT_RECOVERY}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <p><button type=\"submit\" id=\"add-recovery\">Make ten recovery codes</button></p></form>\
          <script src=\"{WEBAUTHN_SCRIPT}\"></script>",
         user = esc(&subject.username),
         tenant = esc(&subject.tenant),
@@ -257,4 +272,120 @@ pub(crate) async fn remove_post(
         Ok(()) => see_other(&format!("{ACCOUNT}?done=removed")),
         Err(e) => account_refused(e),
     }
+}
+
+/// `text` as a QR code, inline SVG (no script, no style attribute: the page's CSP holds).
+fn qr_svg(text: &str) -> Option<String> {
+    use qrcode::render::svg;
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    let image = code
+        .render::<svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .dark_color(svg::Color("#000000"))
+        .light_color(svg::Color("#ffffff"))
+        .build();
+    image
+        .find("<svg")
+        .and_then(|at| image.get(at..))
+        .map(str::to_owned)
+}
+
+/// A page shown once, never cached.
+fn once(title: &str, body: &str) -> Response {
+    let mut response = page(StatusCode::OK, title, body);
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// `POST /browser/account/totp` (`csrf`, `name`): a new TOTP secret, its QR code and the
+/// secret shown once.
+pub(crate) async fn totp_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (handle, fields, session) = match account_posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let shown = match handle
+        .enroll_own(session, FactorKind::Totp, fields.get("name"))
+        .await
+    {
+        Ok(shown) => shown,
+        Err(e) => return account_refused(e),
+    };
+    let text = |k: &str| {
+        shown
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (uri, secret) = (
+        Zeroizing::new(text("otpauth_uri")),
+        Zeroizing::new(text("secret")),
+    );
+    let Some(qr) = qr_svg(&uri) else {
+        return page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Unavailable",
+            "<p>Try again.</p>",
+        );
+    };
+    once(
+        "Scan this code with your authenticator app",
+        &format!(
+            "<p>Scan it now: it is shown this once.</p><div id=\"otpauth-qr\">{qr}</div>\
+             <p>Or type this secret: <code id=\"otpauth-secret\">{secret}</code> \
+             ({alg}, {digits} digits, every {period} s).</p>\
+             <p><a href=\"{ACCOUNT}?done=added\" id=\"back\">Back to your account</a></p>",
+            secret = esc(&secret),
+            alg = esc(&text("algorithm")),
+            digits = shown.get("digits").cloned().unwrap_or_default(),
+            period = shown.get("period").cloned().unwrap_or_default(),
+        ),
+    )
+}
+
+/// `POST /browser/account/recovery` (`csrf`): ten recovery codes, shown once.
+pub(crate) async fn recovery_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (handle, _, session) = match account_posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let shown = match handle
+        .enroll_own(session, FactorKind::RecoveryCodes, "Recovery codes")
+        .await
+    {
+        Ok(shown) => shown,
+        Err(e) => return account_refused(e),
+    };
+    let codes: String = shown
+        .get("codes")
+        .and_then(|c| c.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|c| c.as_str())
+                .map(|c| format!("<li><code>{}</code></li>", esc(c)))
+                .collect()
+        })
+        .unwrap_or_default();
+    once(
+        "Your recovery codes",
+        &format!(
+            "<p>Keep them somewhere safe: each signs you in once in place of your device's \
+             code, and they are shown this once.</p><ul id=\"recovery-codes\">{codes}</ul>\
+             <p><a href=\"{ACCOUNT}?done=added\" id=\"back\">Back to your account</a></p>"
+        ),
+    )
 }

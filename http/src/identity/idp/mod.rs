@@ -55,6 +55,12 @@ fn rows(rows: &mut Vec<RouteSpec>) {
             (Method::POST, account::ACCOUNT_REMOVE, || {
                 post(account::remove_post)
             }),
+            (Method::POST, account::ACCOUNT_TOTP, || {
+                post(account::totp_post)
+            }),
+            (Method::POST, account::ACCOUNT_RECOVERY, || {
+                post(account::recovery_post)
+            }),
         ],
     );
     both!(
