@@ -15,10 +15,10 @@ use super::code_flow::{
 };
 use super::identity::{admin, api, claims, tenant_token};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(super) const PASSWORD: &str = "correct horse battery staple";
 
 /// A new user `name` (password [`PASSWORD`]) made by `operator`: their `sub`.
-async fn new_user(app: &crate::TestApp, operator: &str, name: &str) -> String {
+pub(super) async fn new_user(app: &crate::TestApp, operator: &str, name: &str) -> String {
     let (status, v) = admin(
         app,
         operator,

@@ -15,9 +15,8 @@ use serde_json::{json, Value};
 
 use super::code_flow::{hidden, location, query, Browser};
 use super::identity::{admin, api, bootstrap, client_token};
+use super::signin_factors::{new_user, PASSWORD};
 use crate::{free_port, TestApp};
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// identity-authz and identity-idp, the latter on `https://localhost:<port>`; the data
 /// directory, the operator's token and the idp origin.
@@ -39,18 +38,6 @@ async fn start() -> (tempfile::TempDir, TestApp, String, String) {
     let boot = bootstrap(&data);
     let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
     (dir, app, operator, origin)
-}
-
-async fn new_user(app: &TestApp, operator: &str, name: &str) {
-    let (status, v) = admin(
-        app,
-        operator,
-        Method::POST,
-        "/users",
-        Some(json!({"username": name, "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
 }
 
 /// Chromium registers and uses a passkey and a security key; py_webauthn verifies the same

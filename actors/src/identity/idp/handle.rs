@@ -164,6 +164,27 @@ impl IdpHandle {
         }
     }
 
+    /// A sign-in of `user` for the pending request `challenge` that passed `amr` and waits
+    /// for its next factor: the token that names it (the step cookie).
+    async fn begin(
+        &self,
+        user: crate::identity::signin::Credential,
+        challenge: String,
+        amr: Vec<String>,
+    ) -> Result<Zeroizing<String>, Error> {
+        ask(
+            &self.slot,
+            |reply| IdpMsg::Begin {
+                user,
+                challenge,
+                amr,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
     /// What a ceremony with challenge `challenge` must match.
     fn expected(&self, challenge: Vec<u8>, user_verification: bool) -> Expected {
         Expected {
@@ -253,18 +274,7 @@ impl IdpHandle {
                     roles: subject.roles.clone(),
                     password_hash: String::new(),
                 };
-                let amr = subject.amr.clone();
-                let step = ask(
-                    &self.slot,
-                    |reply| IdpMsg::Begin {
-                        user,
-                        challenge,
-                        amr,
-                        reply,
-                    },
-                    self.timeout,
-                )
-                .await?;
+                let step = self.begin(user, challenge, subject.amr.clone()).await?;
                 return Ok(LoginStart::StepUp(LoginOutcome::NextFactor {
                     step,
                     view: request.view,
@@ -393,17 +403,7 @@ impl IdpHandle {
             });
         }
         if any {
-            let step = ask(
-                &self.slot,
-                |reply| IdpMsg::Begin {
-                    user,
-                    challenge,
-                    amr,
-                    reply,
-                },
-                self.timeout,
-            )
-            .await?;
+            let step = self.begin(user, challenge, amr).await?;
             return Ok(LoginOutcome::NextFactor { step, view, keys });
         }
         let opened = ask(
