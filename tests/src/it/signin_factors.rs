@@ -363,6 +363,23 @@ async fn totp_and_hotp_from_oathtool_sign_in_once_after_the_password() {
     let unknown = [("acr_values", "urn:example:gold")];
     let (status, _, _) = password_step_with(&mut b, &client_id, "bob", &unknown).await;
     assert_eq!(status, 303);
+    // A client that requires two factors for every sign-in: the same refusal, no acr_values
+    // needed; an acr the service does not know is refused at registration.
+    let strict = json!({"first_party": true, "acr": "urn:cryptoutil:acr:mfa"});
+    let (strict_id, _) = rp_client(&app, &operator, strict).await;
+    let mut b = Browser::new(&app);
+    let (status, page, _) = password_step(&mut b, &strict_id, "bob").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("needs a stronger sign-in"), "{page}");
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "x", "redirect_uris": ["https://rp.example/cb"], "acr": "gold"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
 
     // identity-idp's audit log holds the enrollments, removals, sign-ins and refusals, and
     // its chain verifies.

@@ -99,6 +99,10 @@ pub struct NewClient {
     /// (operator tenant only; default: false).
     #[serde(default)]
     pub resource_server: Option<bool>,
+    /// The assurance every sign-in through it must reach (`urn:cryptoutil:acr:password`,
+    /// `...:mfa` or `...:phr`; default: what each request asks).
+    #[serde(default)]
+    pub acr: Option<String>,
 }
 
 /// `POST .../identity/users`.
@@ -191,7 +195,7 @@ pub enum Write {
     /// A tenant.
     Tenant(Tenant),
     /// A client, and the secret to return once.
-    Client(Client, Zeroizing<String>),
+    Client(Box<Client>, Zeroizing<String>),
     /// A user with the password to hash (returned when generated).
     User(NewUser, String, Option<Zeroizing<String>>),
     /// Remove a client.
@@ -241,6 +245,9 @@ pub struct ClientView {
     pub tls_client_auth_san: Option<String>,
     /// A federated service that introspects other tenants' tokens for its audiences.
     pub resource_server: bool,
+    /// The assurance every sign-in through it must reach.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
     /// Creation time.
     pub created: u64,
     /// Its secret, shown once when it is created.
@@ -264,6 +271,7 @@ impl ClientView {
             first_party: c.first_party,
             tls_client_auth_san: c.tls_client_auth_san.clone(),
             resource_server: c.resource_server,
+            acr: c.acr.clone(),
             created: c.created,
             client_secret: None,
         }
@@ -311,7 +319,7 @@ pub enum AdminAnswer {
     /// The clients of the caller's tenant, by `client_id`.
     Clients(Vec<ClientView>),
     /// One client (with its secret when just created).
-    Client(ClientView),
+    Client(Box<ClientView>),
     /// The users of the caller's tenant, by name.
     Users(Vec<UserView>),
     /// One user (with a generated password when just created).
@@ -372,7 +380,7 @@ impl AuthzState {
                     c.client_id == id.as_str()
                         && (c.tenant == caller.tenant || caller.is_operator())
                 })
-                .map(|c| Step::Answer(Box::new(AdminAnswer::Client(ClientView::of(c)))))
+                .map(|c| Step::Answer(Box::new(AdminAnswer::Client(Box::new(ClientView::of(c))))))
                 .ok_or(Error::NotFound { what: "client" }),
             AdminOp::CreateClient(spec) => {
                 let tenant = caller.target(spec.tenant.as_deref())?;
@@ -504,6 +512,15 @@ impl AuthzState {
                     return Err(bad("name: 1-128 characters"));
                 }
                 let resource_server = spec.resource_server.unwrap_or(false);
+                let acr = match spec.acr {
+                    None => None,
+                    Some(a) if crate::identity::signin::ACR_VALUES.contains(&a.as_str()) => Some(a),
+                    Some(_) => {
+                        return Err(bad(
+                            "acr: urn:cryptoutil:acr:password, urn:cryptoutil:acr:mfa or urn:cryptoutil:acr:phr",
+                        ))
+                    }
+                };
                 if resource_server && (tenant != OPERATOR_TENANT || !caller.is_operator()) {
                     return Err(Error::Forbidden {
                         reason: "resource servers (cross-tenant introspection) are the operator's",
@@ -537,9 +554,10 @@ impl AuthzState {
                     tls_client_auth_san: spec.tls_client_auth_san,
                     redirect_uris: spec.redirect_uris,
                     post_logout_redirect_uris: spec.post_logout_redirect_uris,
+                    acr,
                     created: now_unix(),
                 };
-                Ok(Step::write(Write::Client(client, secret)))
+                Ok(Step::write(Write::Client(Box::new(client), secret)))
             }
             AdminOp::BrowserClient(b) => {
                 if !caller.is_operator() || !self.audiences().contains(&b.service) {
@@ -568,10 +586,11 @@ impl AuthzState {
                     tls_client_auth_san: None,
                     redirect_uris: vec![b.redirect_uri],
                     post_logout_redirect_uris: vec![b.post_logout_uri],
+                    acr: None,
                     created: now_unix(),
                 };
                 Ok(Step::write(Write::Client(
-                    client,
+                    Box::new(client),
                     Zeroizing::new(String::new()),
                 )))
             }
@@ -605,10 +624,11 @@ impl AuthzState {
                     tls_client_auth_san: None,
                     redirect_uris: Vec::new(),
                     post_logout_redirect_uris: Vec::new(),
+                    acr: None,
                     created: now_unix(),
                 };
                 Ok(Step::write(Write::Client(
-                    client,
+                    Box::new(client),
                     Zeroizing::new(String::new()),
                 )))
             }
@@ -699,7 +719,11 @@ impl AuthzState {
                 )?;
                 let mut view = ClientView::of(&c);
                 view.client_secret = Some(secret).filter(|s| !s.is_empty());
-                Ok((Loaded::with_client(c), AdminAnswer::Client(view), None))
+                Ok((
+                    Loaded::with_client(*c),
+                    AdminAnswer::Client(Box::new(view)),
+                    None,
+                ))
             }
             Write::User(spec, tenant, generated) => {
                 let password = spec.password.unwrap_or_default();

@@ -105,6 +105,10 @@ pub struct Client {
     /// Allowed `post_logout_redirect_uri`s (exact match).
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// The assurance every sign-in through it must reach (an `acr` value), whatever its
+    /// requests ask.
+    #[serde(default)]
+    pub acr: Option<String>,
     /// Creation time.
     pub created: u64,
 }

@@ -486,6 +486,7 @@ impl AuthzState {
             tls_client_auth_san: None,
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
+            acr: None,
             created: now,
         };
         let password = random(18)?;

@@ -7,6 +7,7 @@ use super::*;
 use crate::error::Error;
 use crate::identity::authz::model::{random, Client, ClientAuth, AUTHORIZATION_CODE};
 use crate::identity::authz::state::AuthzState;
+use crate::identity::signin;
 
 impl AuthzState {
     pub(super) fn error_redirect(
@@ -134,7 +135,16 @@ impl AuthzState {
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => return fail(self, AuthorizeError::InvalidRequest, "max_age: seconds"),
         };
-        let acr = text(params, "acr_values").and_then(crate::identity::signin::required_acr);
+        // What the request asks, raised to what the client requires.
+        let asked = text(params, "acr_values").and_then(signin::required_acr);
+        let policy = client
+            .acr
+            .as_deref()
+            .and_then(|a| signin::ACR_VALUES.iter().find(|v| **v == a).copied());
+        let acr = [asked, policy]
+            .into_iter()
+            .flatten()
+            .max_by_key(|a| signin::acr_rank(a));
         Ok(AuthRequest {
             client_id: client.client_id.clone(),
             tenant: client.tenant.clone(),
