@@ -169,6 +169,16 @@ impl AuthzHandle {
         .await
     }
 
+    /// Whether a session of `subject` still stands (not logged out, its user the same).
+    pub async fn stands(&self, subject: Subject) -> Result<bool, Error> {
+        ask(
+            &self.slot,
+            |reply| AuthzMsg::Stands { subject, reply },
+            self.timeout,
+        )
+        .await
+    }
+
     /// `subject` signed in for `challenge`: the code or the consent page; `None` when the
     /// subject no longer stands.
     pub async fn signed_in(

@@ -133,6 +133,9 @@ impl Actor for Authz {
             } => {
                 let _ = reply.send(st.signed_in(&challenge, subject, crate::now_unix()));
             }
+            AuthzMsg::Stands { subject, reply } => {
+                let _ = reply.send(Ok(st.stands(&subject)));
+            }
             AuthzMsg::LoginRequired { challenge, reply } => {
                 let _ = reply.send(st.login_required(&challenge, crate::now_unix()));
             }

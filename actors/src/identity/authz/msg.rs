@@ -125,6 +125,14 @@ pub enum AuthzMsg {
         /// The code or the consent page; `None` if the subject no longer stands.
         reply: RpcReplyPort<Result<Option<Next>, Error>>,
     },
+    /// Whether a session of `subject` still stands (not ended by a logout, its user the same),
+    /// before identity-idp builds a step up on it.
+    Stands {
+        /// Who.
+        subject: Subject,
+        /// Whether it stands.
+        reply: RpcReplyPort<Result<bool, Error>>,
+    },
     /// `prompt=none` without a session.
     LoginRequired {
         /// The pending request's id.

@@ -552,6 +552,40 @@ mod flow {
     }
 
     #[test]
+    fn acr_values_and_the_client_policy_keep_a_weaker_sign_in_from_a_code() {
+        let mut w = world();
+        let phr = [("acr_values", "urn:example:gold urn:cryptoutil:acr:phr")];
+        let AuthorizeOutcome::Redirect(login_page) = authorize(&mut w, &phr) else {
+            panic!("a redirect to the login page")
+        };
+        let ch = query(&login_page, "challenge").unwrap();
+        let request = w.st.sign_in_request(&ch, NOW).unwrap();
+        assert_eq!(request.acr, Some(crate::identity::signin::ACR_PHR));
+        let user = w.st.credential("default", "admin").unwrap();
+        let pwd = w.idp.open(&user, vec!["pwd".into()], NOW).unwrap().subject;
+        assert!(request.admits(&pwd, NOW) && !request.served_by(&pwd, NOW));
+        // identity-authz refuses it too (identity-idp would have stepped it up first).
+        assert!(w.st.stands(&pwd));
+        assert!(w.st.signed_in(&ch, pwd, NOW).unwrap().is_none());
+        let otp = ["pwd", "otp", "mfa"].map(String::from).to_vec();
+        let mfa = w.idp.open(&user, otp, NOW).unwrap().subject;
+        assert!(w.st.signed_in(&ch, mfa, NOW).unwrap().is_none());
+        let key = ["pwd", "hwk", "mfa"].map(String::from).to_vec();
+        let phr_subject = w.idp.open(&user, key, NOW).unwrap().subject;
+        assert_eq!(phr_subject.acr(), crate::identity::signin::ACR_PHR);
+        assert!(w.st.signed_in(&ch, phr_subject, NOW).unwrap().is_some());
+        // The weakest known value of several is asked for; an unknown one asks nothing.
+        assert_eq!(
+            crate::identity::signin::required_acr("urn:cryptoutil:acr:phr urn:cryptoutil:acr:mfa"),
+            Some(crate::identity::signin::ACR_MFA)
+        );
+        assert_eq!(
+            crate::identity::signin::required_acr("urn:example:gold"),
+            None
+        );
+    }
+
+    #[test]
     fn a_logout_stays_effective_when_identity_authz_restarts_or_its_record_is_full() {
         use crate::identity::authz::flow::MAX_ENTRIES;
         let mut w = world();

@@ -171,6 +171,7 @@ impl IdpHandle {
         user: crate::identity::signin::Credential,
         challenge: String,
         amr: Vec<String>,
+        sid: Option<String>,
     ) -> Result<Zeroizing<String>, Error> {
         ask(
             &self.slot,
@@ -178,6 +179,7 @@ impl IdpHandle {
                 user,
                 challenge,
                 amr,
+                sid,
                 reply,
             },
             self.timeout,
@@ -252,12 +254,38 @@ impl IdpHandle {
             }
             _ => None,
         };
-        // A session below the request's assurance: step up from it, if the user has a
-        // factor that reaches it (else the form: sign in again).
-        if let Some((_, subject)) = session
+        // A session below the request's assurance: step up from it, if it still stands at
+        // identity-authz (a logout or a restart ended it: sign in again) and the user has a
+        // factor that reaches it (else they are told what to add).
+        if let Some((cookie, subject)) = session
             .as_ref()
             .filter(|(_, s)| !request.assured(&s.amr) && request.prompt != Prompt::None)
         {
+            if !self.authz.stands(subject.clone()).await? {
+                if let Ok(idp) = self.slot.current() {
+                    let _ = idp.cast(IdpMsg::End {
+                        cookie: cookie.clone(),
+                    });
+                }
+                return Ok(LoginStart::Form(request.view));
+            }
+            let (t, u) = (subject.tenant.clone(), subject.username.clone());
+            let check = ask(
+                &self.slot,
+                |reply| IdpMsg::Check {
+                    tenant: t,
+                    username: u,
+                    reply,
+                },
+                self.timeout,
+            )
+            .await?;
+            if check == Check::Locked {
+                return Ok(LoginStart::StepUp(LoginOutcome::Failed {
+                    message: LOGIN_LOCKED,
+                    view: request.view,
+                }));
+            }
             let keys = self
                 .factors
                 .has(&subject.tenant, &subject.user_id, FactorKind::Webauthn)
@@ -274,14 +302,20 @@ impl IdpHandle {
                     roles: subject.roles.clone(),
                     password_hash: String::new(),
                 };
-                let step = self.begin(user, challenge, subject.amr.clone()).await?;
+                let sid = Some(subject.sid.clone());
+                let step = self
+                    .begin(user, challenge, subject.amr.clone(), sid)
+                    .await?;
                 return Ok(LoginStart::StepUp(LoginOutcome::NextFactor {
                     step,
                     view: request.view,
                     keys,
                 }));
             }
-            return Ok(LoginStart::Form(request.view));
+            return Ok(LoginStart::StepUp(LoginOutcome::Failed {
+                message: FACTORS_NEEDED,
+                view: request.view,
+            }));
         }
         let session = session.filter(|(_, s)| request.assured(&s.amr));
         if let Some((cookie, subject)) = session {
@@ -403,7 +437,7 @@ impl IdpHandle {
             });
         }
         if any {
-            let step = self.begin(user, challenge, amr).await?;
+            let step = self.begin(user, challenge, amr, None).await?;
             return Ok(LoginOutcome::NextFactor { step, view, keys });
         }
         let opened = ask(
@@ -490,6 +524,14 @@ impl IdpHandle {
         let request = self.authz.sign_in_request(challenge.clone()).await?;
         let needs_key = request.needs_key();
         let view = request.view;
+        // A code cannot reach a phishing-resistant sign-in: refused before it costs an attempt.
+        if needs_key && matches!(given, Given::Code(_)) {
+            return Ok(LoginOutcome::CodeFailed {
+                message: KEY_NEEDED,
+                view,
+                keys: true,
+            });
+        }
         let (token, c) = (step.clone(), challenge.clone());
         let attempt = ask(
             &self.slot,
@@ -535,13 +577,6 @@ impl IdpHandle {
             username: user.username.clone(),
         };
         // The attempt is already counted: a refusal here needs nothing more.
-        if needs_key && matches!(given, Given::Code(_)) {
-            return Ok(LoginOutcome::CodeFailed {
-                message: KEY_NEEDED,
-                view,
-                keys: true,
-            });
-        }
         let passed = match given {
             Given::Code(code) => {
                 let code = code.trim();

@@ -104,9 +104,10 @@ impl Actor for Idp {
                 user,
                 challenge,
                 amr,
+                sid,
                 reply,
             } => {
-                let _ = reply.send(st.begin(&user, &challenge, amr, now));
+                let _ = reply.send(st.begin(&user, &challenge, amr, sid, now));
             }
             IdpMsg::Attempt {
                 token,

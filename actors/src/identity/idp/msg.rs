@@ -47,6 +47,8 @@ pub enum IdpMsg {
         challenge: String,
         /// The factors passed so far.
         amr: Vec<String>,
+        /// The session's `sid`, for a step up.
+        sid: Option<String>,
         /// The waiting sign-in's token.
         reply: RpcReplyPort<Result<Zeroizing<String>, Error>>,
     },

@@ -63,6 +63,8 @@ struct Step {
     amr: Vec<String>,
     expires: u64,
     attempts: u32,
+    /// A step up keeps the session's `sid` (a logout by it ends the stepped-up session too).
+    sid: Option<String>,
 }
 
 #[derive(Default)]
@@ -213,6 +215,7 @@ impl IdpState {
         user: &Credential,
         challenge: &str,
         amr: Vec<String>,
+        sid: Option<String>,
         now: u64,
     ) -> Result<Zeroizing<String>, Error> {
         if !room(&mut self.steps, |s| s.expires > now) {
@@ -234,6 +237,7 @@ impl IdpState {
                 amr,
                 expires: now + STEP_TTL,
                 attempts: 0,
+                sid,
             },
         );
         Ok(token)
@@ -339,11 +343,22 @@ impl IdpState {
                 all.push(value.to_owned());
             }
         }
-        self.open(&step.user, all, now)
+        self.open_session(&step.user, all, step.sid, now)
     }
 
     /// `user` passed their factors (`amr`): their failures are forgotten and a session opens.
     pub fn open(&mut self, user: &Credential, amr: Vec<String>, now: u64) -> Result<Opened, Error> {
+        self.open_session(user, amr, None, now)
+    }
+
+    /// A session for `user` with `amr`, under `sid` when a step up keeps its session's.
+    fn open_session(
+        &mut self,
+        user: &Credential,
+        amr: Vec<String>,
+        sid: Option<String>,
+        now: u64,
+    ) -> Result<Opened, Error> {
         self.failures
             .remove(&failure_key(&user.tenant, &user.username));
         if !room(&mut self.sessions, |s| s.expires > now) {
@@ -357,14 +372,18 @@ impl IdpState {
                 what: "random generator",
             })
         };
-        let (cookie, sid) = (random(32)?, random(16)?);
+        let cookie = random(32)?;
+        let sid = match sid {
+            Some(sid) => sid,
+            None => random(16)?.to_string(),
+        };
         let subject = Subject {
             user_id: user.user_id.clone(),
             username: user.username.clone(),
             tenant: user.tenant.clone(),
             roles: user.roles.clone(),
             auth_time: now,
-            sid: sid.to_string(),
+            sid,
             amr,
         };
         self.sessions.insert(
@@ -399,7 +418,7 @@ mod tests {
     #[test]
     fn a_waiting_sign_in_ends_with_its_factor_or_after_three_codes() {
         let mut st = IdpState::with_dummy(Duration::from_secs(60), "dummy".into());
-        let token = st.begin(&user("alice"), "ch-1", pwd(), 1000).unwrap();
+        let token = st.begin(&user("alice"), "ch-1", pwd(), None, 1000).unwrap();
         // Bound to its request, alive for five minutes.
         assert!(matches!(st.attempt(&token, "ch-2", 1000), Attempt::Gone));
         assert!(matches!(
@@ -420,7 +439,7 @@ mod tests {
         assert!(st.finish(&token, "ch-1", "otp", 1002).is_err());
         // Each attempt is counted before its check: three, then the password again; the
         // name's failures grow with them (a success forgets them).
-        let token = st.begin(&user("alice"), "ch-3", pwd(), 1000).unwrap();
+        let token = st.begin(&user("alice"), "ch-3", pwd(), None, 1000).unwrap();
         for _ in 0..STEP_ATTEMPTS {
             assert!(matches!(
                 st.attempt(&token, "ch-3", 1001),
@@ -428,7 +447,7 @@ mod tests {
             ));
         }
         assert!(matches!(st.attempt(&token, "ch-3", 1001), Attempt::Gone));
-        let token = st.begin(&user("alice"), "ch-4", pwd(), 1002).unwrap();
+        let token = st.begin(&user("alice"), "ch-4", pwd(), None, 1002).unwrap();
         let mut outcomes = Vec::new();
         for _ in 0..STEP_ATTEMPTS {
             outcomes.push(st.attempt(&token, "ch-4", 1003));
@@ -529,7 +548,7 @@ mod tests {
         assert!(st
             .take_ceremony(&format!("passkey:flood-{MAX_CEREMONIES}"), "ch-1", 1001)
             .is_some());
-        let token = st.begin(&user("bob"), "ch-9", pwd(), 1000).unwrap();
+        let token = st.begin(&user("bob"), "ch-9", pwd(), None, 1000).unwrap();
         assert_eq!(st.waiting(&token, "ch-9", 1001).unwrap().username, "bob");
         assert!(st.waiting(&token, "ch-8", 1001).is_none());
     }

@@ -78,16 +78,32 @@ impl AuthzState {
         now: u64,
     ) -> Result<Option<Next>, Error> {
         let request = self.pending(challenge, now)?.request.clone();
-        let user = self
-            .users
-            .get(&(subject.tenant.clone(), subject.username.clone()));
-        if self.ended(&subject) || user.is_none_or(|u| u.id != subject.user_id) {
+        if !self.stands(&subject) {
+            return Ok(None);
+        }
+        // identity-idp reaches the assurance the request needs before it signs in; a subject
+        // below it is not signed in here either.
+        let below = request.acr.is_some_and(|needed| {
+            crate::identity::signin::acr_rank(subject.acr())
+                < crate::identity::signin::acr_rank(needed)
+        });
+        if below {
+            tracing::warn!(sub = %subject.user_id, "a sign-in below the request's acr was refused");
             return Ok(None);
         }
         self.flow.pending.remove(challenge);
         tracing::info!(tenant = %subject.tenant, sub = %subject.user_id, "signed in");
         self.after_sign_in(challenge, request, subject, now)
             .map(Some)
+    }
+
+    /// Whether a session of `subject` still stands: not ended by a logout or a restart, and
+    /// its user the same.
+    pub fn stands(&self, subject: &Subject) -> bool {
+        let user = self
+            .users
+            .get(&(subject.tenant.clone(), subject.username.clone()));
+        !self.ended(subject) && user.is_some_and(|u| u.id == subject.user_id)
     }
 
     /// `prompt=none` and no session serves: back to the client with `login_required`.
