@@ -187,6 +187,37 @@ impl IdpHandle {
         .await
     }
 
+    /// Whether `username` of `tenant` is locked out (names that exist and names that do not
+    /// alike), before a factor is checked.
+    async fn lockout(&self, tenant: &str, username: &str) -> Result<Check, Error> {
+        let (tenant, username) = (tenant.to_owned(), username.to_owned());
+        ask(
+            &self.slot,
+            |reply| IdpMsg::Check {
+                tenant,
+                username,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
+    /// A failed factor, counted against `username` of `tenant`: the message to show.
+    async fn count_failure(&self, tenant: &str, username: &str) -> Result<&'static str, Error> {
+        let (tenant, username) = (tenant.to_owned(), username.to_owned());
+        ask(
+            &self.slot,
+            |reply| IdpMsg::Failed {
+                tenant,
+                username,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+    }
+
     /// What a ceremony with challenge `challenge` must match.
     fn expected(&self, challenge: Vec<u8>, user_verification: bool) -> Expected {
         Expected {
@@ -269,18 +300,7 @@ impl IdpHandle {
                 }
                 return Ok(LoginStart::Form(request.view));
             }
-            let (t, u) = (subject.tenant.clone(), subject.username.clone());
-            let check = ask(
-                &self.slot,
-                |reply| IdpMsg::Check {
-                    tenant: t,
-                    username: u,
-                    reply,
-                },
-                self.timeout,
-            )
-            .await?;
-            if check == Check::Locked {
+            if self.lockout(&subject.tenant, &subject.username).await? == Check::Locked {
                 return Ok(LoginStart::StepUp(LoginOutcome::Failed {
                     message: LOGIN_LOCKED,
                     view: request.view,
@@ -351,18 +371,7 @@ impl IdpHandle {
         let request = self.authz.sign_in_request(challenge.clone()).await?;
         let tenant = request.tenant(tenant.as_deref());
         let (view, needed) = (request.view, request.acr);
-        let (t, u) = (tenant.clone(), username.clone());
-        let check = ask(
-            &self.slot,
-            |reply| IdpMsg::Check {
-                tenant: t,
-                username: u,
-                reply,
-            },
-            self.timeout,
-        )
-        .await?;
-        let Check::Proceed { dummy } = check else {
+        let Check::Proceed { dummy } = self.lockout(&tenant, &username).await? else {
             self.factors
                 .audit_sign_in(
                     &name_ref(&tenant, &username),
@@ -399,16 +408,7 @@ impl IdpHandle {
             self.factors
                 .audit_sign_in(&who, &tenant, &["pwd".into()], Some("wrong password"))
                 .await?;
-            let message = ask(
-                &self.slot,
-                |reply| IdpMsg::Failed {
-                    tenant,
-                    username,
-                    reply,
-                },
-                self.timeout,
-            )
-            .await?;
+            let message = self.count_failure(&tenant, &username).await?;
             return Ok(LoginOutcome::Failed { message, view });
         };
         let amr = vec!["pwd".to_owned()];
@@ -760,18 +760,7 @@ impl IdpHandle {
                 return Ok(failed(request.view));
             }
         };
-        let (t, u) = (tenant.clone(), user.username.clone());
-        let check = ask(
-            &self.slot,
-            |reply| IdpMsg::Check {
-                tenant: t,
-                username: u,
-                reply,
-            },
-            self.timeout,
-        )
-        .await?;
-        if check == Check::Locked {
+        if self.lockout(&tenant, &user.username).await? == Check::Locked {
             self.factors
                 .audit_sign_in(&user_id, &tenant, &["hwk".into()], Some("locked out"))
                 .await?;
@@ -796,17 +785,7 @@ impl IdpHandle {
             ..
         }) = passed
         else {
-            let (t, u) = (tenant, user.username);
-            ask(
-                &self.slot,
-                |reply| IdpMsg::Failed {
-                    tenant: t,
-                    username: u,
-                    reply,
-                },
-                self.timeout,
-            )
-            .await?;
+            self.count_failure(&tenant, &user.username).await?;
             return Ok(failed(request.view));
         };
         let credential = crate::identity::signin::Credential {
