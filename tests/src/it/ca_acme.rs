@@ -69,10 +69,10 @@ fn certonly(
             directory,
             "--agree-tos",
             "--register-unsafely-without-email",
-            "--eab-kid",
-            kid,
-            "--eab-hmac-key",
-            hmac,
+            // `--flag=value`: a base64url secret may begin with '-', which
+            // argparse would take for an option of its own.
+            &format!("--eab-kid={kid}"),
+            &format!("--eab-hmac-key={hmac}"),
             "--key-type",
             "ecdsa",
             "-d",
@@ -430,11 +430,10 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
     // lego: its own account (another secret), obtain, renew, revoke.
     let (lego_kid, lego_hmac) = secret(&app, &token, "web").await;
     let lego_http = format!("127.0.0.1:{port}");
+    let (lego_kid, lego_hmac) = (format!("--kid={lego_kid}"), format!("--hmac={lego_hmac}"));
     let common = [
         "--eab",
-        "--kid",
         lego_kid.as_str(),
-        "--hmac",
         lego_hmac.as_str(),
         "--http",
         "--http.port",
@@ -478,10 +477,8 @@ async fn certbot_and_lego_obtain_renew_and_revoke_certificates_over_acme() {
             &gated,
             "--agree-tos",
             "--register-unsafely-without-email",
-            "--eab-kid",
-            &gated_kid,
-            "--eab-hmac-key",
-            &gated_hmac,
+            &format!("--eab-kid={gated_kid}"),
+            &format!("--eab-hmac-key={gated_hmac}"),
             "-d",
             NAME,
         ],
