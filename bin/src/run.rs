@@ -221,6 +221,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     settings.insert(cryptoutil_actors::identity::idp::IdpConfig {
         session_ttl: cfg.identity.session_ttl,
         webauthn: webauthn_rp(&cfg.identity, &endpoints)?,
+        mail: mail_settings(&cfg.identity, &cfg.data_dir)?,
     });
     settings.insert(cryptoutil_actors::ca::CaSettings {
         distribution_base_url: Some(if cfg.ca.distribution_base_url.is_empty() {
@@ -512,6 +513,59 @@ fn identity_setup(
 /// identity-idp as a WebAuthn relying party: `identity.webauthn`, its empty fields filled from
 /// `identity.login_url` (when its host is a name) or `localhost` with identity-idp's public port
 /// (an IP address cannot be an RP ID).
+/// Where identity-idp's mail goes: `identity.smtp`'s relay, or the outbox.
+fn mail_settings(
+    identity: &crate::config::IdentityConfig,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<cryptoutil_actors::identity::idp::MailSettings> {
+    use cryptoutil_actors::identity::idp::mail::{Mailer, Smtp, SmtpTls};
+    let smtp = &identity.smtp;
+    let from = cryptoutil_protocols::mail::address(&smtp.from)
+        .map_err(|e| anyhow!("invalid configuration: `identity.smtp.from`: {e}"))?;
+    let host = smtp.host.trim();
+    let mailer = if host.is_empty() {
+        Mailer::Outbox(match identity.outbox.trim() {
+            "" => data_dir.join("outbox"),
+            dir => PathBuf::from(dir),
+        })
+    } else {
+        if smtp.ca.trim().is_empty() {
+            return Err(anyhow!(
+                "invalid configuration: `identity.smtp.ca`: the relay's trust anchors (PEM, \
+                 usually file://) are required with `identity.smtp.host`"
+            ));
+        }
+        let tls_config = cryptoutil_federation::tls::client_config_from_pem(smtp.ca.as_bytes())
+            .map_err(|e| anyhow!("invalid configuration: `identity.smtp.ca`: {e}"))?;
+        let credentials = match (smtp.username.trim(), smtp.password.expose()) {
+            ("", "") => None,
+            (user, password) if !user.is_empty() && !password.is_empty() => Some((
+                user.to_owned(),
+                zeroize::Zeroizing::new(password.to_owned()),
+            )),
+            _ => {
+                return Err(anyhow!(
+                    "invalid configuration: `identity.smtp.username` and `identity.smtp.password` \
+                     go together"
+                ))
+            }
+        };
+        Mailer::Smtp(std::sync::Arc::new(Smtp {
+            host: host.to_owned(),
+            port: smtp.port,
+            tls: match smtp.tls {
+                crate::config::SmtpTlsMode::Starttls => SmtpTls::StartTls,
+                crate::config::SmtpTlsMode::Implicit => SmtpTls::Implicit,
+            },
+            tls_config,
+            credentials,
+            helo: "cryptoutil.invalid".into(),
+            timeout: smtp.timeout,
+        }))
+    };
+    Ok(cryptoutil_actors::identity::idp::MailSettings { mailer, from })
+}
+
 fn webauthn_rp(
     identity: &crate::config::IdentityConfig,
     endpoints: &BTreeMap<ServiceName, Endpoint>,

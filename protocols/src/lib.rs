@@ -19,6 +19,9 @@
 //! - [`otp`]: HOTP (RFC 4226) and TOTP (RFC 6238) codes, `otpauth://` URIs, base32.
 //! - [`webauthn`]: WebAuthn relying-party checks: registrations (`none`, `packed`),
 //!   assertions, COSE keys, the options and responses' JSON.
+//! - [`yubico`]: Yubico OTP validated locally: modhex, the AES-128 block, its CRC and
+//!   counters.
+//! - [`mail`]: addresses, RFC 5322 messages, SMTP dot-stuffing and replies (no I/O).
 //! - [`ids`]: identifiers from outside (tenant, elastic key id, client id, kid), parsed once.
 //! - [`fips`]: whether the crypto module runs in FIPS 140-3 mode.
 //! - [`secret`]: `Secret`, a configuration string that never prints and is zeroized.
@@ -39,6 +42,7 @@ pub mod est;
 pub mod fips;
 pub mod ids;
 pub mod jose;
+pub mod mail;
 pub mod oauth;
 pub mod otp;
 pub mod pki;
@@ -47,6 +51,7 @@ pub mod secret;
 pub mod tls;
 pub mod unseal;
 pub mod webauthn;
+pub mod yubico;
 
 pub use error::Error;
 

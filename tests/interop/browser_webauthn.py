@@ -15,7 +15,8 @@ Set (its `amr` and `acr` say how the user signed in).
 3. a security key (a USB authenticator without user verification) is registered, then used after
    the password (amr pwd + hwk + mfa); an authenticator app is enrolled from the account page's
    QR code (read by zbar from Chromium's screenshot, its URI by pyotp) and its code signs in;
-   ten recovery codes are shown once;
+   ten recovery codes are shown once; a YubiKey's Yubico OTP slot (yubiotp simulates it) is
+   imported with one OTP it typed, and its next OTP signs in;
 4. py_webauthn (duo-labs, a second implementation) parses the options identity-idp sent and
    verifies the same registration and assertion Chromium answered, which identity-idp accepts
    too; a replayed assertion is refused;
@@ -38,6 +39,8 @@ import time
 from urllib.parse import parse_qs, urlparse
 
 import pyotp
+from yubiotp.modhex import modhex
+from yubiotp.otp import YubiKey, encode_otp
 import requests
 import webauthn
 from authlib.common.security import generate_token
@@ -313,6 +316,37 @@ def main():
         assert "recovery_codes" in listed and "totp" in listed, listed
         return {"codes": len(codes), "factors": listed}
     case("the account page shows ten recovery codes once", recovery_codes)
+
+    def yubikey():
+        # A YubiKey's Yubico OTP slot (simulated by yubiotp) imported on the account page with
+        # one OTP it typed; the next OTP signs in after the password, the first does not.
+        key, uid = os.urandom(16), os.urandom(6)
+        public_id = modhex(os.urandom(6)).decode()
+        token = YubiKey(uid=uid, session=3, counter=0)
+        typed = lambda: encode_otp(token.generate(), key, public_id.encode()).decode()
+        first = typed()
+        d.get(redirect)
+        shown("#add-yubikey")
+        for field, value in [("#public-id", public_id), ("#private-id", uid.hex()),
+                             ("#aes-key", key.hex()), ("#yubikey-otp", first)]:
+            find(field).send_keys(value)
+        find("#add-yubikey").click()
+        wait.until(lambda _: "done=added" in d.current_url)
+        listed = [li.get_attribute("data-type") for li in d.find_elements(By.CSS_SELECTOR, "#factors li")]
+        assert "yubico_otp" in listed, listed
+        session, verifier, nonce = start()
+        password_step()
+        wait.until(lambda _: d.find_elements(By.ID, "code"))
+        find("#code").send_keys(first)
+        find("#verify").click()
+        wait.until(lambda _: d.find_elements(By.ID, "message"))
+        assert "incorrect" in find("#message").text, find("#message").text
+        find("#code").send_keys(typed())
+        find("#verify").click()
+        claims = finish(session, verifier, nonce)
+        assert claims["amr"] == ["pwd", "otp", "mfa"], claims
+        return {"public_id": public_id, "amr": claims["amr"], "factors": listed}
+    case("the account page imports a YubiKey (yubiotp) whose next OTP signs in, once", yubikey)
 
     def second_implementation():
         # A registration run by hand on the account page: py_webauthn reads the options and

@@ -196,6 +196,60 @@ pub struct IdentityConfig {
     pub federation_clients: Vec<FederationClient>,
     /// identity-idp as a WebAuthn relying party (security keys and passkeys).
     pub webauthn: WebauthnConfig,
+    /// Where identity-idp sends magic links. No `host`: into [`outbox`](Self::outbox).
+    pub smtp: SmtpConfig,
+    /// The directory magic links are written to when no SMTP relay is configured (one `.eml`
+    /// file each, mode 0600: development only). Empty: `<data_dir>/outbox`.
+    pub outbox: String,
+}
+
+/// `identity.smtp`: the relay magic links go through, over TLS 1.3.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Its host name (its certificate must name it). Empty: no relay, the outbox.
+    pub host: String,
+    /// Its port (587 for STARTTLS, 465 for implicit TLS).
+    pub port: u16,
+    /// `starttls` (required: a relay that does not offer it gets nothing) or `implicit`.
+    pub tls: SmtpTlsMode,
+    /// `AUTH PLAIN` user name (with `password`), or empty.
+    pub username: String,
+    /// Its password (`file://`).
+    pub password: Secret,
+    /// The `From:` address.
+    pub from: String,
+    /// The relay's trust anchors (PEM, usually `file://`; for a public relay the system's
+    /// bundle, `file:///etc/ssl/certs/ca-certificates.crt`). Required with `host`.
+    pub ca: String,
+    /// How long one message may take.
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+}
+
+/// `identity.smtp.tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTlsMode {
+    /// STARTTLS before anything else.
+    Starttls,
+    /// TLS from the first byte.
+    Implicit,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            tls: SmtpTlsMode::Starttls,
+            username: String::new(),
+            password: Secret::default(),
+            from: "no-reply@cryptoutil.invalid".into(),
+            ca: String::new(),
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `identity.webauthn`.
@@ -253,6 +307,8 @@ impl Default for IdentityConfig {
             trust_local_issuer: true,
             federation_clients: Vec::new(),
             webauthn: WebauthnConfig::default(),
+            smtp: SmtpConfig::default(),
+            outbox: String::new(),
         }
     }
 }

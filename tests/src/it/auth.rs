@@ -152,6 +152,11 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(POST) /browser/login",
                 // The second factor's code: the same checks, and a waiting sign-in's cookie.
                 "Some(POST) /browser/login/factor",
+                // Magic links: asking is the login form's (CSRF, origin), the same answer for
+                // any address, throttled per address; the link is a 256-bit secret bound to
+                // the asking browser's cookie, spent on first use.
+                "Some(POST) /browser/login/link",
+                "Some(GET) /browser/login/link",
                 "Some(POST) /browser/consent",
                 // WebAuthn at sign-in: the login forms' CSRF token and origin check; a passkey
                 // ceremony is bound to its cookie, a security key's to the waiting sign-in's.
@@ -165,6 +170,7 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(POST) /browser/account/webauthn",
                 "Some(POST) /browser/account/remove",
                 "Some(POST) /browser/account/totp",
+                "Some(POST) /browser/account/yubikey",
                 "Some(POST) /browser/account/recovery",
             ]);
         }
@@ -200,6 +206,7 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                         "/browser/oauth2/v1/authorize",
                         "/browser/oauth2/v1/logout",
                         "/browser/login",
+                        "/browser/login/link",
                         "/browser/account",
                         "/service/oauth2/v1/userinfo",
                         "/browser/auth/login",

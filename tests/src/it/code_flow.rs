@@ -33,9 +33,14 @@ pub(super) struct Fixture {
 }
 
 pub(super) async fn fixture() -> Fixture {
+    fixture_with(&[]).await
+}
+
+/// The same, configured with `vars` (environment variables).
+pub(super) async fn fixture_with(vars: &[(&str, &str)]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let app = TestApp::start(SERVICES.to_vec(), &[], Some(&data)).await;
+    let app = TestApp::start(SERVICES.to_vec(), vars, Some(&data)).await;
     let boot = bootstrap(&data);
     let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
     Fixture {
@@ -122,7 +127,7 @@ impl<'a> Browser<'a> {
                     v.contains("; HttpOnly") && v.contains("SameSite=Strict"),
                     "{v}"
                 );
-            } else if name.ends_with("-login") {
+            } else if name.ends_with("-login") || name.ends_with("-link") {
                 // The sign-in binding must survive the top-level redirect back.
                 assert!(
                     v.contains("; HttpOnly") && v.contains("SameSite=Lax"),

@@ -23,6 +23,7 @@ mod jose_service;
 mod kms;
 mod kms_crash;
 mod listeners;
+mod magic_link;
 mod mtls;
 mod otp;
 mod process;

@@ -462,3 +462,253 @@ async fn recovery_codes_sign_in_once_each() {
     assert_eq!(status, 303, "another code: {to}");
     app.stop().await;
 }
+
+/// Random bytes in hex.
+fn random_hex(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    cryptoutil_protocols::oauth::fill_random(&mut bytes).unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a YubiKey programmed with `key`, `private_id` and `public_id` types when touched
+/// `count` times from usage counter `usage`, session counter `session`, as yubiotp (a peer
+/// written by no one here) simulates it.
+async fn yubikey(token: (&str, &str, &str), usage: u16, session: u8, count: usize) -> Vec<String> {
+    let (key, private_id, public_id) = token;
+    let out = super::jose_interop::peer(
+        "yubikey_otp.py",
+        vec![
+            key.to_owned(),
+            private_id.to_owned(),
+            public_id.to_owned(),
+            usage.to_string(),
+            session.to_string(),
+            count.to_string(),
+        ],
+    )
+    .await;
+    let otps: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(otps.len(), count, "{otps:?}");
+    otps
+}
+
+/// Yubico OTP validated here: an operator imports a YubiKey's OTP slot (public id, private id,
+/// AES key) with one OTP it typed; the OTPs yubiotp types for it sign in after the password,
+/// each once and never one older than the last accepted; an import that does not match its
+/// OTP, and the same token for a second user, are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn yubico_otps_from_yubiotp_sign_in_once_and_only_forward() {
+    let Fixture {
+        _dir,
+        app,
+        operator,
+        ..
+    } = fixture().await;
+    let (client_id, secret) = rp_client(&app, &operator, json!({"first_party": true})).await;
+    new_user(&app, &operator, "dave").await;
+    new_user(&app, &operator, "erin").await;
+    let idp = ServiceName::IdentityIdp;
+    let (key, private_id) = (random_hex(16), random_hex(6));
+    let public_id =
+        cryptoutil_protocols::yubico::modhex_encode(&[0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f]);
+    let token = (key.as_str(), private_id.as_str(), public_id.as_str());
+    // Touched five times since it was programmed, after four power-ups.
+    let otps = yubikey(token, 4, 0, 5).await;
+    let import = |otp: &str, key: &str| {
+        json!({"type": "yubico_otp", "name": "YubiKey 5", "public_id": public_id,
+               "private_id": private_id, "aes_key": key, "otp": otp})
+    };
+    // Another key than the token's: its OTP does not open, nothing enrolled.
+    let (status, v) = api(
+        &app,
+        idp,
+        &operator,
+        Method::POST,
+        "/identity/users/dave/factors",
+        Some(import(&otps[0], &random_hex(16))),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    // The token's: enrolled with the third OTP, which spends the two before it; the answer
+    // shows the public id and never the key.
+    let (status, v) = api(
+        &app,
+        idp,
+        &operator,
+        Method::POST,
+        "/identity/users/dave/factors",
+        Some(import(&otps[2], &key)),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["type"], "yubico_otp", "{v}");
+    assert_eq!(v["public_id"], public_id.as_str(), "{v}");
+    assert!(!v.to_string().contains(&key), "{v}");
+    // The same token for erin: refused (an OTP spent by one would open for the other).
+    let (status, v) = api(
+        &app,
+        idp,
+        &operator,
+        Method::POST,
+        "/identity/users/erin/factors",
+        Some(import(&otps[4], &key)),
+    )
+    .await;
+    assert_eq!(status, 409, "{v}");
+    let (_, list) = api(
+        &app,
+        idp,
+        &operator,
+        Method::GET,
+        "/identity/users/dave/factors",
+        None,
+    )
+    .await;
+    assert_eq!(list[1]["type"], "yubico_otp", "{list}");
+    assert_eq!(list[1]["name"], "YubiKey 5", "{list}");
+
+    // An OTP spent at enrollment is refused; the next one signs in.
+    let mut b = Browser::new(&app);
+    let (status, page, challenge) = password_step(&mut b, &client_id, "dave").await;
+    assert_eq!(status, 200, "{page}");
+    let (status, page) = code_step(&mut b, &page, &challenge, &otps[1]).await;
+    assert_eq!(status, 200, "an OTP older than the one enrolled: {page}");
+    assert!(page.contains("The code is incorrect"), "{page}");
+    let (status, to) = code_step(&mut b, &page, &challenge, &otps[3]).await;
+    assert_eq!(status, 303, "{to}");
+    let (status, tokens) = redeem(&app, (&client_id, &secret), &query(&to, "code").unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["amr"], json!(["pwd", "otp", "mfa"]), "{id}");
+    assert_eq!(id["acr"], "urn:cryptoutil:acr:mfa");
+    // Replayed: refused; the one after it (typed in capitals, as with caps lock) signs in.
+    let mut b = Browser::new(&app);
+    let (_, page, challenge) = password_step(&mut b, &client_id, "dave").await;
+    let (status, page) = code_step(&mut b, &page, &challenge, &otps[3]).await;
+    assert_eq!(status, 200, "a replayed OTP: {page}");
+    assert!(page.contains("The code is incorrect"), "{page}");
+    let (status, to) = code_step(&mut b, &page, &challenge, &otps[4].to_uppercase()).await;
+    assert_eq!(status, 303, "{to}");
+    // Unplugged and plugged in again: the usage counter grew, the session counter restarts.
+    let after = yubikey(token, 5, 0, 1).await;
+    let mut b = Browser::new(&app);
+    let (_, page, challenge) = password_step(&mut b, &client_id, "dave").await;
+    let (status, to) = code_step(&mut b, &page, &challenge, &after[0]).await;
+    assert_eq!(status, 303, "{to}");
+    // A token cloned before a power-up (usage counter 4 again, later session): refused.
+    let clone = yubikey(token, 4, 9, 1).await;
+    let mut b = Browser::new(&app);
+    let (_, page, challenge) = password_step(&mut b, &client_id, "dave").await;
+    let (status, page) = code_step(&mut b, &page, &challenge, &clone[0]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("The code is incorrect"), "{page}");
+    app.stop().await;
+}
+
+/// A tenant's policy: its administrator requires two factors of every sign-in of its users
+/// (whatever the request or the client asks); a user without a second factor is told so; the
+/// last factor that reaches the policy is not removed (a recovery code does not count), until
+/// a replacement is enrolled or the policy is cleared.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_policy_raises_every_sign_in_and_keeps_the_last_factor_that_reaches_it() {
+    let Fixture {
+        _dir,
+        app,
+        operator,
+        ..
+    } = fixture().await;
+    let (client_id, secret) = rp_client(&app, &operator, json!({"first_party": true})).await;
+    new_user(&app, &operator, "frank").await;
+    new_user(&app, &operator, "gina").await;
+    let idp = ServiceName::IdentityIdp;
+    let factors = "/identity/users/frank/factors";
+    let enroll = |body: Value| {
+        let (app, operator) = (&app, &operator);
+        async move {
+            let (status, v) = api(app, idp, operator, Method::POST, factors, Some(body)).await;
+            assert_eq!(status, 201, "{v}");
+            v
+        }
+    };
+    let totp = enroll(json!({"type": "totp"})).await;
+    enroll(json!({"type": "recovery_codes"})).await;
+
+    // The policy: set by the tenant's administrator; an unknown value and another tenant's
+    // administrator are refused.
+    let policy = "/tenants/default/policy";
+    let mfa = json!({"acr": "urn:cryptoutil:acr:mfa"});
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::PUT,
+        policy,
+        Some(json!({"acr": "gold"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    let acme = tenant_token(&app, &operator, "acme", "identity").await;
+    let (status, v) = admin(&app, &acme, Method::PUT, policy, Some(mfa.clone())).await;
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = admin(&app, &operator, Method::PUT, policy, Some(mfa.clone())).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["acr"], "urn:cryptoutil:acr:mfa", "{v}");
+    let (_, tenants) = admin(&app, &operator, Method::GET, "/tenants", None).await;
+    assert!(
+        tenants["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "default" && t["acr"] == "urn:cryptoutil:acr:mfa"),
+        "{tenants}"
+    );
+
+    // gina has only her password: refused at once, whatever the client asks.
+    let mut b = Browser::new(&app);
+    let (status, page, _) = password_step(&mut b, &client_id, "gina").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("needs a stronger sign-in"), "{page}");
+    // frank signs in with his TOTP code: acr mfa.
+    let mut b = Browser::new(&app);
+    let (status, page, challenge) = password_step(&mut b, &client_id, "frank").await;
+    assert_eq!(status, 200, "{page}");
+    let code = oathtool(&["--totp", "--base32", totp["secret"].as_str().unwrap()]);
+    let (status, to) = code_step(&mut b, &page, &challenge, &code).await;
+    assert_eq!(status, 303, "{to}");
+    let (status, tokens) = redeem(&app, (&client_id, &secret), &query(&to, "code").unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], "urn:cryptoutil:acr:mfa", "{id}");
+
+    // The TOTP is frank's last factor that reaches the policy (his recovery codes do not):
+    // not removed. With an HOTP token enrolled first, it is; then the HOTP is the last.
+    let totp_path = format!("{factors}/{}", totp["id"].as_str().unwrap());
+    let (status, v) = api(&app, idp, &operator, Method::DELETE, &totp_path, None).await;
+    assert_eq!(status, 409, "{v}");
+    let hotp = enroll(json!({"type": "hotp"})).await;
+    let (status, v) = api(&app, idp, &operator, Method::DELETE, &totp_path, None).await;
+    assert_eq!(status, 204, "{v}");
+    let hotp_path = format!("{factors}/{}", hotp["id"].as_str().unwrap());
+    let (status, v) = api(&app, idp, &operator, Method::DELETE, &hotp_path, None).await;
+    assert_eq!(status, 409, "{v}");
+    // Cleared: the HOTP goes, and gina's password alone signs in again.
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::PUT,
+        policy,
+        Some(json!({"acr": null})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("acr").is_none(), "{v}");
+    let (status, v) = api(&app, idp, &operator, Method::DELETE, &hotp_path, None).await;
+    assert_eq!(status, 204, "{v}");
+    let mut b = Browser::new(&app);
+    let (status, to, _) = password_step(&mut b, &client_id, "gina").await;
+    assert_eq!(status, 303, "{to}");
+    app.stop().await;
+}

@@ -67,7 +67,7 @@ async fn chromium_registers_and_signs_in_with_passkeys_and_security_keys() {
         "carol".to_owned(),
         PASSWORD.to_owned(),
     ];
-    let report = super::jose_interop::peer_report("browser_webauthn.py", args, 9).await;
+    let report = super::jose_interop::peer_report("browser_webauthn.py", args, 10).await;
     eprintln!("{report}");
     app.stop().await;
 }

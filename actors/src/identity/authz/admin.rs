@@ -55,6 +55,20 @@ pub struct NewTenant {
     /// Display name.
     #[serde(default)]
     pub name: String,
+    /// The assurance every sign-in of its users must reach (default: none).
+    #[serde(default)]
+    pub acr: Option<String>,
+}
+
+/// An `acr` policy as given: absent, or one of the values this service reaches.
+fn policy_acr(acr: Option<String>) -> Result<Option<String>, Error> {
+    match acr {
+        None => Ok(None),
+        Some(a) if crate::identity::signin::ACR_VALUES.contains(&a.as_str()) => Ok(Some(a)),
+        Some(_) => Err(bad(
+            "acr: urn:cryptoutil:acr:password, urn:cryptoutil:acr:mfa or urn:cryptoutil:acr:phr",
+        )),
+    }
 }
 
 /// `POST .../identity/clients`.
@@ -128,6 +142,14 @@ pub enum AdminOp {
     ListTenants,
     /// A new tenant (operator only).
     CreateTenant(NewTenant),
+    /// Sets (or with `None` clears) the `acr` every sign-in of a tenant's users must reach
+    /// (the operator, or the tenant's own administrator).
+    TenantPolicy {
+        /// The tenant.
+        tenant: String,
+        /// Its policy.
+        acr: Option<String>,
+    },
     /// Clients of the caller's tenant.
     ListClients,
     /// One client.
@@ -355,6 +377,7 @@ impl AuthzState {
                         what: "a tenant with this id exists",
                     });
                 }
+                let acr = policy_acr(t.acr)?;
                 Ok(Step::write(Write::Tenant(Tenant {
                     name: if t.name.is_empty() {
                         t.id.clone()
@@ -363,7 +386,18 @@ impl AuthzState {
                     },
                     id: t.id,
                     created: now_unix(),
+                    acr,
                 })))
+            }
+            AdminOp::TenantPolicy { tenant, acr } => {
+                let tenant = caller.target(Some(&tenant))?;
+                let mut t = self
+                    .tenants()
+                    .find(|t| t.id == tenant)
+                    .cloned()
+                    .ok_or(Error::NotFound { what: "tenant" })?;
+                t.acr = policy_acr(acr)?;
+                Ok(Step::write(Write::Tenant(t)))
             }
             AdminOp::ListClients => {
                 let mut clients: Vec<ClientView> = self
@@ -512,15 +546,7 @@ impl AuthzState {
                     return Err(bad("name: 1-128 characters"));
                 }
                 let resource_server = spec.resource_server.unwrap_or(false);
-                let acr = match spec.acr {
-                    None => None,
-                    Some(a) if crate::identity::signin::ACR_VALUES.contains(&a.as_str()) => Some(a),
-                    Some(_) => {
-                        return Err(bad(
-                            "acr: urn:cryptoutil:acr:password, urn:cryptoutil:acr:mfa or urn:cryptoutil:acr:phr",
-                        ))
-                    }
-                };
+                let acr = policy_acr(spec.acr)?;
                 if resource_server && (tenant != OPERATOR_TENANT || !caller.is_operator()) {
                     return Err(Error::Forbidden {
                         reason: "resource servers (cross-tenant introspection) are the operator's",

@@ -58,6 +58,10 @@ pub struct Tenant {
     pub name: String,
     /// Creation time (Unix seconds).
     pub created: u64,
+    /// The assurance every sign-in of its users must reach (an `acr` value), whatever the
+    /// request or the client asks; a user's last factor that reaches it is not removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 /// An OAuth client.

@@ -462,6 +462,7 @@ impl AuthzState {
             id: "default".into(),
             name: "Default tenant".into(),
             created: now,
+            acr: None,
         };
         let client_id = format!("service-{}", random(9)?.as_str());
         let client_secret = random(oauth::CLIENT_SECRET_BYTES)?;

@@ -15,7 +15,7 @@ use super::factors::{password, FactorKind};
 use super::msg::IdpMsg;
 use super::records::{FactorsHandle, Owner, Passed};
 use super::state::{Attempt, Check, Opened, LOGIN_FAILED, LOGIN_LOCKED};
-use super::WebauthnRp;
+use super::{MailSettings, WebauthnRp};
 use crate::ask::ask;
 use crate::error::{Error, Unavailability};
 use crate::identity::authz::AuthzHandle;
@@ -129,6 +129,81 @@ pub const RECENT_SIGN_IN: u64 = 900;
 /// How long a browser may take for a WebAuthn ceremony (milliseconds).
 const CEREMONY_TIMEOUT_MS: u64 = 120_000;
 
+/// Where a magic link points on identity-idp's pages (its `token` parameter follows).
+pub const LINK_PATH: &str = "/browser/login/link";
+/// Longest link token read.
+const MAX_LINK_TOKEN: usize = 2048;
+
+/// The answer to "email me a sign-in link".
+pub enum LinkAsked {
+    /// Sent if the address is anyone's: the cookie that binds the link to this browser, and
+    /// the page.
+    Sent {
+        /// The cookie's value.
+        bind: Zeroizing<String>,
+        /// The page.
+        view: LoginView,
+    },
+    /// Not an address.
+    BadAddress(LoginView),
+}
+
+impl std::fmt::Debug for LinkAsked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sent { .. } => "Sent",
+            Self::BadAddress(_) => "BadAddress",
+        })
+    }
+}
+
+/// What a link's token names.
+struct LinkToken {
+    tenant: String,
+    user_id: String,
+    challenge: String,
+    secret: Zeroizing<String>,
+}
+
+/// A link's token: base64url of `{"t", "u", "c", "s"}` (tenant, user, pending request,
+/// secret).
+fn link_token(
+    tenant: &str,
+    user_id: &str,
+    challenge: &str,
+    secret: &str,
+) -> Result<Zeroizing<String>, String> {
+    use base64::Engine as _;
+    let json = Zeroizing::new(
+        serde_json::json!({"t": tenant, "u": user_id, "c": challenge, "s": secret}).to_string(),
+    );
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.as_bytes());
+    if token.len() > MAX_LINK_TOKEN {
+        return Err("a link token too long for its page".into());
+    }
+    Ok(Zeroizing::new(token))
+}
+
+fn open_link_token(token: &str) -> Option<LinkToken> {
+    use base64::Engine as _;
+    if token.len() > MAX_LINK_TOKEN {
+        return None;
+    }
+    let json = Zeroizing::new(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()?,
+    );
+    let v: Value = serde_json::from_slice(&json).ok()?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    Some(LinkToken {
+        tenant: text("t")?,
+        user_id: text("u")?,
+        challenge: text("c")?,
+        secret: Zeroizing::new(text("s")?),
+    })
+}
+
 /// What a typed second factor or a security key presents.
 enum Given {
     Code(Zeroizing<String>),
@@ -142,17 +217,19 @@ pub struct IdpHandle {
     authz: AuthzHandle,
     factors: FactorsHandle,
     rp: WebauthnRp,
+    mail: MailSettings,
     timeout: Duration,
 }
 
 impl IdpHandle {
     /// The `Idp` actor in `slot`, signing users in for `authz` with the factors of `factors`,
-    /// the WebAuthn relying party `rp`.
+    /// the WebAuthn relying party `rp`, sending magic links through `mail`.
     pub fn new(
         slot: Slot<IdpMsg>,
         authz: AuthzHandle,
         factors: FactorsHandle,
         rp: WebauthnRp,
+        mail: MailSettings,
         timeout: Duration,
     ) -> Self {
         Self {
@@ -160,6 +237,7 @@ impl IdpHandle {
             authz,
             factors,
             rp,
+            mail,
             timeout,
         }
     }
@@ -411,7 +489,21 @@ impl IdpHandle {
             let message = self.count_failure(&tenant, &username).await?;
             return Ok(LoginOutcome::Failed { message, view });
         };
-        let amr = vec!["pwd".to_owned()];
+        self.after_first(user, challenge, vec!["pwd".to_owned()], view, needed)
+            .await
+    }
+
+    /// `user` passed a first factor (`amr`: the password, or a magic link) for the pending
+    /// request `challenge` that needs `needed`: the next factor's page when they have one,
+    /// a refusal when the request needs more than they can give, else signed in.
+    async fn after_first(
+        &self,
+        user: crate::identity::signin::Credential,
+        challenge: String,
+        amr: Vec<String>,
+        view: LoginView,
+        needed: Option<&'static str>,
+    ) -> Result<LoginOutcome, Error> {
         let any = self.factors.has_any(&user.tenant, &user.user_id).await?;
         let keys = any
             && self
@@ -447,6 +539,155 @@ impl IdpHandle {
         )
         .await?;
         self.done(challenge, opened, view).await
+    }
+
+    /// "Email me a sign-in link" for the pending request `challenge`, by `address` of `tenant`
+    /// (the form's, when the client admits any tenant): the same answer whether or not the
+    /// address is anyone's. The cookie that binds the link to this browser is made here; the
+    /// link itself is made, kept, audited and mailed on a task of its own, so neither the
+    /// answer nor its time tells whether a link went out. Each address gets five links freely,
+    /// then fewer and fewer (the name lockout's backoff, under `mail:<address>`).
+    pub async fn link_request(
+        &self,
+        challenge: String,
+        tenant: Option<String>,
+        address: &str,
+    ) -> Result<LinkAsked, Error> {
+        let request = self.authz.sign_in_request(challenge.clone()).await?;
+        let tenant = request.tenant(tenant.as_deref());
+        let Ok(address) = cryptoutil_protocols::mail::address(address) else {
+            return Ok(LinkAsked::BadAddress(request.view));
+        };
+        let bind = cryptoutil_protocols::oauth::random_token(32).map_err(|_| Error::Internal {
+            what: "random generator",
+        })?;
+        let this = self.clone();
+        let (cookie, client) = (bind.clone(), request.view.client_name.clone());
+        tokio::spawn(async move {
+            if let Err(e) = this
+                .send_link(tenant, address, challenge, cookie, client)
+                .await
+            {
+                tracing::warn!(error = %e, "a magic link was not sent");
+            }
+        });
+        Ok(LinkAsked::Sent {
+            bind,
+            view: request.view,
+        })
+    }
+
+    async fn send_link(
+        &self,
+        tenant: String,
+        address: String,
+        challenge: String,
+        bind: Zeroizing<String>,
+        client: String,
+    ) -> Result<(), String> {
+        let name = format!("mail:{address}");
+        let locked = self
+            .lockout(&tenant, &name)
+            .await
+            .map_err(|e| e.to_string())?;
+        if locked == Check::Locked {
+            return Err("too many links asked for one address: backing off".into());
+        }
+        self.count_failure(&tenant, &name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let lookup = super::factors::magic_link::lookup_key(&tenant, &address);
+        let request = serde_json::json!({"bind": bind.as_str(), "challenge": challenge});
+        let Some(sent) = self
+            .factors
+            .challenge(FactorKind::MagicLink, &lookup, request)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let token = link_token(&sent.tenant, &sent.user_id, &challenge, &sent.secret)?;
+        let base = self.rp.origins.first().map_or("", String::as_str);
+        let body = Zeroizing::new(format!(
+            "Someone, probably you, asked to sign in to {client} with this address.\n\n\
+             Open this link in the same browser, within 10 minutes, to sign in:\n\n\
+             {base}{LINK_PATH}?token={}\n\n\
+             The link works once. If you did not ask for it, ignore this message.\n",
+            token.as_str(),
+            client = client.replace(|c: char| !c.is_ascii() || c.is_ascii_control(), "?"),
+        ));
+        let id = cryptoutil_protocols::oauth::random_token(12).map_err(|e| e.to_string())?;
+        let message = cryptoutil_protocols::mail::Message {
+            from: &self.mail.from,
+            to: &sent.to,
+            subject: "Your sign-in link",
+            body: &body,
+            date: crate::now_unix(),
+            id: id.as_str(),
+        };
+        let text = Zeroizing::new(message.render().map_err(|e| e.to_string())?);
+        self.mail
+            .mailer
+            .send(&super::mail::Outgoing {
+                from: self.mail.from.clone(),
+                to: sent.to.clone(),
+                text,
+            })
+            .await
+    }
+
+    /// An opened magic link (`token`, from its URL) in a browser whose link cookie is `bind`:
+    /// the link is spent, and when this browser asked for it within its time, the user has
+    /// passed their first factor for the request it was asked on (the next factor's page, or
+    /// signed in), and the request's challenge. Anything else is a not-found (the page says to
+    /// ask again).
+    pub async fn link_open(
+        &self,
+        token: &str,
+        bind: Option<Zeroizing<String>>,
+    ) -> Result<(String, LoginOutcome), Error> {
+        let gone = || Error::NotFound {
+            what: "sign-in link",
+        };
+        let opened = open_link_token(token).ok_or_else(gone)?;
+        let user = self
+            .user(&opened.tenant, &opened.user_id)
+            .await?
+            .filter(|u| u.id == opened.user_id)
+            .ok_or_else(gone)?;
+        let owner = Owner {
+            tenant: user.tenant.clone(),
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+        };
+        let presented = Zeroizing::new(
+            serde_json::json!({
+                "secret": opened.secret.as_str(),
+                "bind": bind.as_ref().map_or("", |b| b.as_str()),
+                "challenge": opened.challenge,
+            })
+            .to_string(),
+        );
+        if self.factors.check_link(&owner, &presented).await?.is_none() {
+            return Err(gone());
+        }
+        let request = self.authz.sign_in_request(opened.challenge.clone()).await?;
+        let credential = self
+            .authz
+            .credential(owner.tenant.clone(), owner.username.clone())
+            .await?
+            .filter(|c| c.user_id == owner.user_id)
+            .ok_or_else(gone)?;
+        let outcome = self
+            .after_first(
+                credential,
+                opened.challenge.clone(),
+                vec!["otp".to_owned()],
+                request.view,
+                request.acr,
+            )
+            .await?;
+        Ok((opened.challenge, outcome))
     }
 
     /// The code of a second factor for the sign-in `step` waiting on the pending request
@@ -931,17 +1172,25 @@ impl IdpHandle {
             .await
     }
 
-    /// Enrolls a TOTP secret or a set of recovery codes for the account page's user (named
-    /// `name`): what is shown once (the secret and its `otpauth://` URI, or the codes).
+    /// Enrolls a TOTP secret, a set of recovery codes or a YubiKey's Yubico OTP slot (with
+    /// `params`: its ids, key and one OTP it typed, which proves the import) for the account
+    /// page's user (named `name`): what is shown once (the secret and its `otpauth://` URI,
+    /// or the codes).
     pub async fn enroll_own(
         &self,
         cookie: Zeroizing<String>,
         kind: FactorKind,
         name: &str,
+        params: &Map<String, Value>,
     ) -> Result<Map<String, Value>, Error> {
-        if !matches!(kind, FactorKind::Totp | FactorKind::RecoveryCodes) {
+        let allowed = match kind {
+            FactorKind::Totp | FactorKind::RecoveryCodes => params.is_empty(),
+            FactorKind::YubicoOtp => params.get("otp").is_some_and(|o| o.is_string()),
+            _ => false,
+        };
+        if !allowed {
             return Err(Error::BadRequest {
-                reason: "type: totp or recovery_codes here",
+                reason: "type: totp, recovery_codes or yubico_otp (with an OTP it typed) here",
             });
         }
         let subject = self.recent(&cookie).await?;
@@ -951,18 +1200,42 @@ impl IdpHandle {
                 &Self::owner_of(&subject),
                 kind,
                 name,
-                &Map::new(),
+                params,
                 None,
             )
             .await
     }
 
-    /// Removes factor `id` of the account page's user.
+    /// Removes factor `id` of the account page's user (not the last that reaches their
+    /// tenant's policy).
     pub async fn remove_own(&self, cookie: Zeroizing<String>, id: &str) -> Result<(), Error> {
         let subject = self.recent(&cookie).await?;
+        let policy = self.tenant_policy(&subject.tenant).await?;
         self.factors
-            .remove(&subject.user_id, &Self::owner_of(&subject), id)
+            .remove(&subject.user_id, &Self::owner_of(&subject), id, policy)
             .await
+    }
+
+    /// The `acr` every sign-in of `tenant`'s users must reach, if its administrator set one.
+    pub async fn tenant_policy(&self, tenant: &str) -> Result<Option<&'static str>, Error> {
+        use crate::identity::authz::admin::{AdminAnswer, AdminOp, Caller};
+        let caller = Caller {
+            tenant: tenant.to_owned(),
+        };
+        let AdminAnswer::Tenants(tenants) = self.authz.admin(caller, AdminOp::ListTenants).await?
+        else {
+            return Ok(None);
+        };
+        Ok(tenants
+            .iter()
+            .find(|t| t.id == tenant)
+            .and_then(|t| t.acr.as_deref())
+            .and_then(|a| {
+                crate::identity::signin::ACR_VALUES
+                    .iter()
+                    .find(|v| **v == a)
+                    .copied()
+            }))
     }
 
     /// The consent page's answer; where the browser goes.

@@ -11,9 +11,11 @@
 //! - [`state`]: sessions, sign-ins waiting for a second factor, failure counters (pure).
 //! - [`msg`]: the actor's messages.
 //! - [`handle`]: `IdpHandle`: the login and consent pages' calls.
+//! - [`mail`]: where magic links go: an SMTP relay over TLS, or an outbox directory.
 
 pub mod factors;
 pub mod handle;
+pub mod mail;
 pub mod msg;
 pub mod records;
 pub mod state;
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr};
 
-pub use handle::{IdpHandle, LoginOutcome, LoginStart};
+pub use handle::{IdpHandle, LinkAsked, LoginOutcome, LoginStart, LINK_PATH};
 use msg::IdpMsg;
 pub use records::{FactorsHandle, Owner};
 pub use state::{IdpState, LOGIN_FAILED, LOGIN_LOCKED};
@@ -40,6 +42,17 @@ pub struct IdpConfig {
     pub session_ttl: Duration,
     /// The WebAuthn relying party the login and account pages are.
     pub webauthn: WebauthnRp,
+    /// Where mail goes, and as whom.
+    pub mail: MailSettings,
+}
+
+/// Where identity-idp's mail (magic links) goes, and the `From:` address it carries.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// The relay or the outbox.
+    pub mailer: mail::Mailer,
+    /// The sender.
+    pub from: String,
 }
 
 /// The WebAuthn relying party identity-idp's pages are: its RP ID (a domain the pages' host
@@ -177,13 +190,14 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         ctx.config.ask_timeout,
     );
     let slot: Slot<IdpMsg> = Slot::new("Idp");
-    let rp = cfg.webauthn.clone();
+    let (rp, mail) = (cfg.webauthn.clone(), cfg.mail.clone());
     parts.actor::<Idp>(ctx.service, "idp", &slot, cfg, || IdpMsg::Crash);
     parts.handles.insert(IdpHandle::new(
         slot,
         authz,
         factors.clone(),
         rp,
+        mail,
         ctx.config.ask_timeout,
     ));
     parts.handles.insert(factors);

@@ -25,16 +25,40 @@ use crate::error::{Error, Unavailability};
 
 /// Most factors one user may enroll.
 pub const MAX_FACTORS: usize = 10;
-/// Most factors of one user that take a typed code (a code typed is tried against each, so
-/// each widens a guess).
+/// Most factors of one user that take a short typed code (a code typed is tried against
+/// each, so each widens a guess).
 pub const MAX_CODE_FACTORS: usize = 3;
 
 /// Whether `kind` takes a typed code.
 fn takes_code(kind: FactorKind) -> bool {
+    guessable(kind) || kind == FactorKind::YubicoOtp
+}
+
+/// Whether `kind`'s codes are short enough that each record widens a guess (a Yubico OTP is
+/// an AES block: it does not).
+fn guessable(kind: FactorKind) -> bool {
     matches!(
         kind,
         FactorKind::Totp | FactorKind::Hotp | FactorKind::RecoveryCodes
     )
+}
+
+/// Whether factors of `kinds` (besides the password) let a sign-in reach `policy`: two
+/// factors need one that is not a recovery code (those are a fallback, not a factor to keep)
+/// nor a magic link (it takes the password's place); a phishing-resistant sign-in needs
+/// WebAuthn or a client certificate.
+fn reaches(policy: &str, mut kinds: impl Iterator<Item = FactorKind>) -> bool {
+    use crate::identity::signin::{ACR_MFA, ACR_PHR};
+    match policy {
+        ACR_MFA => kinds.any(|k| {
+            !matches!(
+                k,
+                FactorKind::Password | FactorKind::RecoveryCodes | FactorKind::MagicLink
+            )
+        }),
+        ACR_PHR => kinds.any(|k| matches!(k, FactorKind::Webauthn | FactorKind::Certificate)),
+        _ => true,
+    }
 }
 
 /// Locks factor checks are spread over.
@@ -68,6 +92,20 @@ pub struct Passed {
     pub amr: &'static str,
     /// The authenticator verified the user itself (a passkey).
     pub verified_user: bool,
+}
+
+/// A challenge made and kept: whose record, and the secret to deliver where.
+pub struct Sent {
+    /// The user's tenant.
+    pub tenant: String,
+    /// The user's `sub`.
+    pub user_id: String,
+    /// The record.
+    pub factor_id: String,
+    /// The secret.
+    pub secret: Zeroizing<String>,
+    /// Where it goes.
+    pub to: String,
 }
 
 /// The index key of a record found by `lookup` (see [`Factor::lookup`]).
@@ -271,13 +309,13 @@ impl FactorsHandle {
             owner.user_id.clone(),
         );
         let existing = blocking(move || load_all(&st, &t, &u)).await?;
-        let codes = existing.iter().filter(|r| takes_code(r.kind)).count();
+        let codes = existing.iter().filter(|r| guessable(r.kind)).count();
         if kind == FactorKind::RecoveryCodes && existing.iter().any(|r| r.kind == kind) {
             return Err(Error::Conflict {
                 what: "this user has recovery codes: remove them to make new ones",
             });
         }
-        if existing.len() >= MAX_FACTORS || (takes_code(kind) && codes >= MAX_CODE_FACTORS) {
+        if existing.len() >= MAX_FACTORS || (guessable(kind) && codes >= MAX_CODE_FACTORS) {
             return Err(Error::Conflict {
                 what: "this user has as many factors of this kind as allowed",
             });
@@ -287,6 +325,7 @@ impl FactorsHandle {
         let holder = Holder {
             issuer: &issuer,
             account: &owner.username,
+            tenant: &owner.tenant,
             ceremony,
         };
         let enrolled = factor.enroll(params, &holder)?;
@@ -319,8 +358,16 @@ impl FactorsHandle {
         Ok((record, enrolled.shown, index))
     }
 
-    /// Removes factor `id` of `owner`, by `who` (audited).
-    pub async fn remove(&self, who: &str, owner: &Owner, id: &str) -> Result<(), Error> {
+    /// Removes factor `id` of `owner`, by `who` (audited), unless it is the last of
+    /// `owner`'s factors that reach `policy` (their tenant's `acr`): then a conflict (enroll
+    /// another first).
+    pub async fn remove(
+        &self,
+        who: &str,
+        owner: &Owner,
+        id: &str,
+        policy: Option<&'static str>,
+    ) -> Result<(), Error> {
         let key = record_key(&owner.tenant, &owner.user_id, id);
         let entry = AuditEntry::new(
             who,
@@ -345,6 +392,35 @@ impl FactorsHandle {
             key: key.clone(),
             what: "factor record",
         })?;
+        if let Some(policy) = policy {
+            let (st, t, u) = (
+                Arc::clone(&self.store),
+                owner.tenant.clone(),
+                owner.user_id.clone(),
+            );
+            let kinds: Vec<(String, FactorKind)> = blocking(move || load_all(&st, &t, &u))
+                .await?
+                .iter()
+                .map(|r| (r.id.clone(), r.kind))
+                .collect();
+            let before = reaches(policy, kinds.iter().map(|(_, k)| *k));
+            let after = reaches(
+                policy,
+                kinds.iter().filter(|(i, _)| i != id).map(|(_, k)| *k),
+            );
+            if before && !after {
+                drop((held, index_held));
+                return self
+                    .audit
+                    .refused(
+                        entry,
+                        Error::Conflict {
+                            what: "the tenant's policy needs this factor: enroll another that reaches it first",
+                        },
+                    )
+                    .await;
+            }
+        }
         let mut deletes = vec![Write::Delete {
             table: Table::IdentityFactors,
             key: key.clone().into_bytes(),
@@ -395,6 +471,88 @@ impl FactorsHandle {
         }
     }
 
+    /// Makes a challenge for the record of `kind` that `lookup` finds (a magic link for an
+    /// address), asked with `request`: whose it is and the secret to deliver, or `None` when
+    /// no record has that lookup. The record's new state is kept, and audited, before the
+    /// secret leaves.
+    pub async fn challenge(
+        &self,
+        kind: FactorKind,
+        lookup: &[u8],
+        request: Value,
+    ) -> Result<Option<Sent>, Error> {
+        let (st, index) = (Arc::clone(&self.store), index_key(kind, lookup));
+        let found =
+            blocking(move || Ok(st.get_sealed(Table::IdentityFactorIndex, &index)?)).await?;
+        let Some(key) = found else {
+            return Ok(None);
+        };
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let mut parts = key.splitn(3, '/');
+        let (Some(tenant), Some(user_id), Some(_)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Error::Corrupt {
+                table: Table::IdentityFactorIndex.name(),
+                key,
+                what: "factor index entry",
+            });
+        };
+        let (tenant, user_id) = (tenant.to_owned(), user_id.to_owned());
+        let held = self.lock(&user_id).await?;
+        let (st, k) = (Arc::clone(&self.store), key.clone());
+        let found =
+            blocking(move || Ok(st.get_sealed(Table::IdentityFactors, k.as_bytes())?)).await?;
+        // Removed since the index was read.
+        let Some(plain) = found else {
+            return Ok(None);
+        };
+        let mut record: FactorRecord =
+            serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
+                table: Table::IdentityFactors.name(),
+                key: key.clone(),
+                what: "factor record",
+            })?;
+        let Some(factor) = self
+            .registry
+            .get(record.kind)
+            .filter(|_| record.kind == kind)
+        else {
+            return Ok(None);
+        };
+        let Some(made) = factor.challenge(&record.state, &request, crate::now_unix())? else {
+            return Ok(None);
+        };
+        record.state.zeroize();
+        record.state = made.keep.to_string();
+        let write = sealed(&self.store, &record)?;
+        let entry = AuditEntry::new(
+            &user_id,
+            &tenant,
+            &format!("{user_id}/{}", record.id),
+            "factor-challenge",
+        );
+        self.append_holding(held, entry, vec![write]).await?;
+        Ok(Some(Sent {
+            tenant,
+            user_id,
+            factor_id: record.id.clone(),
+            secret: made.secret,
+            to: made.to,
+        }))
+    }
+
+    /// Checks an opened magic link (`presented`: its secret, the browser's cookie and the
+    /// pending request, as JSON) against `owner`'s magic-link records, like
+    /// [`check_code`](Self::check_code).
+    pub async fn check_link(
+        &self,
+        owner: &Owner,
+        presented: &str,
+    ) -> Result<Option<Passed>, Error> {
+        self.check(owner, |k| k == FactorKind::MagicLink, presented, None)
+            .await
+    }
+
     /// What ceremonies may show of `owner`'s factors of `kind` (WebAuthn credential ids).
     pub async fn descriptors(
         &self,
@@ -427,9 +585,14 @@ impl FactorsHandle {
             .any(|f| f.kind == kind))
     }
 
-    /// Whether `owner` has a factor beyond the password.
+    /// Whether `owner` has a factor to give after a first one (anything but the password and
+    /// a magic link, which take the first factor's place).
     pub async fn has_any(&self, tenant: &str, user_id: &str) -> Result<bool, Error> {
-        Ok(!self.list(tenant, user_id).await?.is_empty())
+        Ok(self
+            .list(tenant, user_id)
+            .await?
+            .iter()
+            .any(|f| f.kind != FactorKind::MagicLink))
     }
 
     /// Checks `presented` against `owner`'s factors of the kinds that take a typed code; the

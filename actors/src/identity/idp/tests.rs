@@ -71,6 +71,10 @@ async fn a_sign_in_its_session_lockout_and_a_logout_through_both_actors() {
             rp_name: "cryptoutil".into(),
             origins: vec!["https://idp.test".into()],
         },
+        mail: super::MailSettings {
+            mailer: super::mail::Mailer::Outbox(dir.path().join("outbox")),
+            from: "idp@idp.test".into(),
+        },
     });
     let args = SuiteArgs {
         settings: settings.build(),

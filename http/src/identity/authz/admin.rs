@@ -72,6 +72,27 @@ pub(crate) async fn tenants_post(
     Ok(created(run(&app, &who, AdminOp::CreateTenant(req)).await?))
 }
 
+/// `PUT .../identity/tenants/{id}/policy` `{"acr"}`: the assurance every sign-in of the
+/// tenant's users must reach (`null` clears it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TenantPolicy {
+    acr: Option<String>,
+}
+
+pub(crate) async fn tenant_policy_put(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(p): Path<IdPath>,
+    JsonBody(req): JsonBody<TenantPolicy>,
+) -> Result<Json<Value>, ApiError> {
+    let op = AdminOp::TenantPolicy {
+        tenant: p.id,
+        acr: req.acr,
+    };
+    Ok(Json(run(&app, &who, op).await?))
+}
+
 pub(crate) async fn clients_get(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,

@@ -14,7 +14,7 @@ mod errors;
 pub mod oauth;
 
 use axum::http::Method;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use cryptoutil_actors::ServiceName;
 
 use crate::auth::Realm;
@@ -71,6 +71,13 @@ fn rows(rows: &mut Vec<RouteSpec>) {
         "/identity/tenants",
         Authenticated,
         || post(admin::tenants_post)
+    );
+    both!(
+        rows,
+        Method::PUT,
+        "/identity/tenants/{id}/policy",
+        Authenticated,
+        || put(admin::tenant_policy_put)
     );
     both!(
         rows,

@@ -13,7 +13,8 @@ use cryptoutil_actors::identity::idp::factors::FactorKind;
 use cryptoutil_actors::identity::idp::IdpHandle;
 use cryptoutil_protocols::oauth;
 use cryptoutil_protocols::webauthn::Kind;
-use zeroize::Zeroizing;
+use serde_json::{Map, Value};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::login::{
     cookie_header, login_handle, same_origin, Fields, IDP_SESSION_COOKIE, WEBAUTHN_SCRIPT,
@@ -33,6 +34,8 @@ pub const ACCOUNT_WEBAUTHN: &str = "/browser/account/webauthn";
 pub const ACCOUNT_REMOVE: &str = "/browser/account/remove";
 /// Where an authenticator app's enrollment is posted (the answer shows its QR code once).
 pub const ACCOUNT_TOTP: &str = "/browser/account/totp";
+/// Where a YubiKey's Yubico OTP slot is imported.
+pub const ACCOUNT_YUBIKEY: &str = "/browser/account/yubikey";
 /// Where a set of recovery codes is asked for (the answer shows them once).
 pub const ACCOUNT_RECOVERY: &str = "/browser/account/recovery";
 /// The account page's double-submit CSRF cookie (its own: an open login form keeps its token).
@@ -128,6 +131,22 @@ pub(crate) async fn account_get(
          <p><label for=\"totp-name\">Name</label><br>\
          <input id=\"totp-name\" name=\"name\" required maxlength=\"64\" value=\"Authenticator app\"></p>\
          <p><button type=\"submit\" id=\"add-totp\">Add an authenticator app</button></p></form>\
+         <h2>Add a YubiKey (Yubico OTP)</h2>\
+         <p>What <code>ykman otp yubiotp</code> printed when the slot was programmed, and one OTP: \
+         touch the key in the last field.</p>\
+         <form method=\"post\" action=\"{ACCOUNT_YUBIKEY}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <p><label for=\"yubikey-name\">Name</label><br>\
+         <input id=\"yubikey-name\" name=\"name\" required maxlength=\"64\" value=\"YubiKey\"></p>\
+         <p><label for=\"public-id\">Public ID (modhex)</label><br>\
+         <input id=\"public-id\" name=\"public_id\" required maxlength=\"32\" autocomplete=\"off\"></p>\
+         <p><label for=\"private-id\">Private ID (hex)</label><br>\
+         <input id=\"private-id\" name=\"private_id\" required maxlength=\"12\" autocomplete=\"off\"></p>\
+         <p><label for=\"aes-key\">Secret key (hex)</label><br>\
+         <input id=\"aes-key\" name=\"aes_key\" type=\"password\" required maxlength=\"32\" autocomplete=\"off\"></p>\
+         <p><label for=\"yubikey-otp\">OTP</label><br>\
+         <input id=\"yubikey-otp\" name=\"otp\" required maxlength=\"64\" autocomplete=\"off\"></p>\
+         <p><button type=\"submit\" id=\"add-yubikey\">Add a YubiKey</button></p></form>\
          <h2>Recovery codes</h2>\
          <form method=\"post\" action=\"{ACCOUNT_RECOVERY}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -313,7 +332,7 @@ pub(crate) async fn totp_post(
         Err(r) => return *r,
     };
     let shown = match handle
-        .enroll_own(session, FactorKind::Totp, fields.get("name"))
+        .enroll_own(session, FactorKind::Totp, fields.get("name"), &Map::new())
         .await
     {
         Ok(shown) => shown,
@@ -352,6 +371,37 @@ pub(crate) async fn totp_post(
     )
 }
 
+/// `POST /browser/account/yubikey` (`csrf`, `name`, `public_id`, `private_id`, `aes_key`,
+/// `otp`): the user's YubiKey, imported; back to the page.
+pub(crate) async fn yubikey_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (handle, fields, session) = match account_posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let mut params: Map<String, Value> = ["public_id", "private_id", "aes_key", "otp"]
+        .into_iter()
+        .map(|k| (k.to_owned(), Value::String(fields.get(k).to_owned())))
+        .collect();
+    let enrolled = handle
+        .enroll_own(session, FactorKind::YubicoOtp, fields.get("name"), &params)
+        .await;
+    // The key and ids leave no copy behind.
+    for v in params.values_mut() {
+        if let Value::String(text) = v {
+            text.zeroize();
+        }
+    }
+    match enrolled {
+        Ok(_) => see_other(&format!("{ACCOUNT}?done=added")),
+        Err(e) => account_refused(e),
+    }
+}
+
 /// `POST /browser/account/recovery` (`csrf`): ten recovery codes, shown once.
 pub(crate) async fn recovery_post(
     State(app): State<AppState>,
@@ -364,7 +414,12 @@ pub(crate) async fn recovery_post(
         Err(r) => return *r,
     };
     let shown = match handle
-        .enroll_own(session, FactorKind::RecoveryCodes, "Recovery codes")
+        .enroll_own(
+            session,
+            FactorKind::RecoveryCodes,
+            "Recovery codes",
+            &Map::new(),
+        )
         .await
     {
         Ok(shown) => shown,

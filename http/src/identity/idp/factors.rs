@@ -2,12 +2,17 @@
 //! `/service/api/v1/identity/users/{id}/factors` and its `/browser/api/v1` twin (scope
 //! `identity`, the caller's tenant; `{id}` is the user's `sub` or login name):
 //! - `GET`: `[{"id", "type", "name", "created_at"}]`, the password first.
-//! - `POST` `{"type": "totp"|"hotp"|"recovery_codes", "name", ...}`: enrolls a factor for
-//!   the user (an operator provisioning a token, or handing out recovery codes); the answer
-//!   carries its secret and `otpauth_uri`, or the ten codes, shown once. TOTP takes `algorithm` (`SHA1`, `SHA256`, `SHA512`), `digits` (6-8) and `period`
-//!   (15-120 s); HOTP `algorithm`, `digits` and `counter`.
+//! - `POST` `{"type": "totp"|"hotp"|"yubico_otp"|"magic_link"|"recovery_codes", "name", ...}`: enrolls a
+//!   factor for the user (an operator provisioning a token, or handing out recovery codes);
+//!   the answer carries its secret and `otpauth_uri`, or the ten codes, shown once. TOTP takes
+//!   `algorithm` (`SHA1`, `SHA256`, `SHA512`), `digits` (6-8) and `period` (15-120 s); HOTP
+//!   `algorithm`, `digits` and `counter`; a YubiKey's Yubico OTP slot is imported with
+//!   `public_id` (modhex), `private_id` and `aes_key` (hex) and optionally one `otp` it typed,
+//!   which proves the import and spends the OTPs before it (the answer shows `public_id`);
+//!   a magic link with `address` (the login page mails links to it).
 //! - `DELETE .../factors/{factor id}`: removes one (a user who lost their device). The
-//!   password is identity-authz's and is not removed here.
+//!   password is identity-authz's and is not removed here. The last factor that reaches the
+//!   tenant's `acr` policy is not removed either (409): enroll its replacement first.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -94,7 +99,7 @@ pub(crate) async fn factors_post(
     let kind = body
         .remove("type")
         .and_then(|t| t.as_str().and_then(FactorKind::parse))
-        .ok_or_else(|| bad("type: a factor this service enrolls (totp, hotp, recovery_codes)"))?;
+        .ok_or_else(|| bad("type: a factor this service enrolls (totp, hotp, yubico_otp, magic_link, recovery_codes)"))?;
     let name = match body.remove("name") {
         None => kind.name().to_owned(),
         Some(Value::String(n)) => n,
@@ -112,13 +117,15 @@ pub(crate) async fn factor_delete(
     Path(p): Path<FactorPath>,
 ) -> Result<StatusCode, ApiError> {
     let (user, factors) = user_of(&app, &who, &p.id).await?;
+    let idp = app.actors.get::<IdpHandle>().ok_or(ApiError::NotFound)?;
     if p.factor == "password" {
         return Err(ApiError::Actor(cryptoutil_actors::Error::Conflict {
             what: "the password is identity-authz's: set a new one there",
         }));
     }
+    let policy = idp.tenant_policy(&user.tenant).await?;
     factors
-        .remove(&who.subject, &owner(&user), &p.factor)
+        .remove(&who.subject, &owner(&user), &p.factor, policy)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
-use cryptoutil_actors::identity::idp::{IdpHandle, LoginOutcome, LoginStart};
+use cryptoutil_actors::identity::idp::{IdpHandle, LinkAsked, LoginOutcome, LoginStart};
 use cryptoutil_actors::identity::signin::{LoginView, Next};
 use cryptoutil_protocols::oauth;
 use zeroize::Zeroizing;
@@ -44,6 +44,12 @@ pub const IDP_CSRF_COOKIE: &str = "__Host-cryptoutil-idp-csrf";
 /// The cookie naming a sign-in that waits for its second factor (the browser that gave the
 /// password is the one that may give the code).
 pub const IDP_STEP_COOKIE: &str = "__Host-cryptoutil-idp-step";
+/// Where "email me a sign-in link" posts, and where the link points (GET).
+pub const LOGIN_LINK: &str = cryptoutil_actors::identity::idp::LINK_PATH;
+/// The cookie that binds a magic link to the browser that asked for it. `SameSite=Lax`: the
+/// link is opened from a mail reader, a navigation from another site that a `Strict` cookie
+/// would not come with.
+pub const IDP_LINK_COOKIE: &str = "__Host-cryptoutil-idp-link";
 
 pub(crate) fn login_handle(app: &AppState) -> Result<&IdpHandle, Box<Response>> {
     app.actors.get::<IdpHandle>().ok_or_else(|| {
@@ -126,8 +132,22 @@ fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: Status
              <input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"128\"></p>\
              <p><label for=\"password\">Password</label><br>\
              <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"512\"></p>\
-             <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>{passkey}",
+             <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>{passkey}\
+             <form method=\"post\" action=\"{LOGIN_LINK}\" id=\"link-form\">\
+             <input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{link_tenant}\
+             <p><label for=\"address\">Or sign in with a link sent to your email address</label><br>\
+             <input id=\"address\" name=\"address\" type=\"email\" autocomplete=\"email\" required maxlength=\"254\"></p>\
+             <p><button type=\"submit\" id=\"send-link\">Email me a sign-in link</button></p></form>",
             passkey = ceremony_form(challenge, csrf, "passkey", "Sign in with a passkey"),
+            link_tenant = if view.any_tenant {
+                format!(
+                    "<input type=\"hidden\" name=\"tenant\" value=\"{}\">",
+                    esc(&view.tenant)
+                )
+            } else {
+                String::new()
+            },
             client = esc(&view.client_name),
             to_tenant = if view.any_tenant {
                 String::new()
@@ -177,7 +197,7 @@ fn code_form(challenge: &str, view: &LoginView, message: Option<&str>, keys: boo
     });
     csrf_page("Enter your code", view, StatusCode::OK, |csrf| {
         format!(
-            "<p>Enter the code your authenticator app or token shows for \
+            "<p>Enter the code your authenticator app or token shows, or touch your YubiKey, for \
              <strong>{client}</strong>.</p>{alert}\
              <form method=\"post\" action=\"{LOGIN_FACTOR}\">\
              <input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
@@ -375,6 +395,96 @@ pub(crate) async fn login_post(
         )
         .await;
     answer(challenge, outcome)
+}
+
+/// "Email me a sign-in link": the same page whether or not the address is anyone's, and the
+/// cookie that binds the link to this browser.
+pub(crate) async fn link_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (handle, fields) = match posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let challenge = fields.get("challenge");
+    if challenge.is_empty() {
+        return bad_request();
+    }
+    let tenant = Some(fields.get("tenant").to_owned()).filter(|t| !t.is_empty());
+    match handle
+        .link_request(challenge.to_owned(), tenant, fields.get("address"))
+        .await
+    {
+        Ok(LinkAsked::Sent { bind, view: _ }) => {
+            let ttl = cryptoutil_actors::identity::idp::factors::magic_link::LINK_TTL;
+            let mut response = page(
+                StatusCode::OK,
+                "Check your mail",
+                &format!(
+                    "<p id=\"link-sent\" role=\"status\">If that address belongs to an account, a \
+                     sign-in link is on its way to it. Open it in this browser within {} \
+                     minutes; it works once.</p>\
+                     <p><a href=\"{LOGIN}?challenge={}\">Back to the sign-in page</a></p>",
+                    ttl / 60,
+                    esc(&oauth::form_encode(challenge))
+                ),
+            );
+            let value = format!(
+                "{IDP_LINK_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={ttl}",
+                bind.as_str()
+            );
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+            response
+        }
+        Ok(LinkAsked::BadAddress(view)) => form(
+            challenge,
+            &view,
+            Some("Enter an email address (name@example.com)."),
+            StatusCode::OK,
+        ),
+        Err(e) => refused(e, Refusal::SignInExpired),
+    }
+}
+
+/// `GET /browser/login/link?token=...`: an opened magic link. The sign-in goes on as after
+/// the password (the next factor's page, or back to the client); a used, expired or
+/// foreign link gets a page that says to ask again.
+pub(crate) async fn link_get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let handle = match login_handle(&app) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    let Some(params) = params(query.unwrap_or_default().as_bytes()) else {
+        return bad_request();
+    };
+    let token = Zeroizing::new(get(&params, "token").unwrap_or_default().to_owned());
+    let bind = cookie(&headers, IDP_LINK_COOKIE).map(|c| Zeroizing::new(c.to_owned()));
+    let mut response = match handle.link_open(&token, bind).await {
+        Ok((challenge, outcome)) => answer(&challenge, Ok(outcome)),
+        Err(cryptoutil_actors::Error::NotFound { .. }) => page(
+            StatusCode::NOT_FOUND,
+            "Sign-in link not valid",
+            "<p id=\"message\" role=\"alert\">This sign-in link does not sign you in: it was \
+             used already, it expired, or it was opened in another browser than the one that \
+             asked for it. Go back to the application and ask for a new one.</p>",
+        ),
+        Err(e) => refused(e, Refusal::SignInExpired),
+    };
+    // The link is spent whatever happened: its cookie has served.
+    let clear = format!("{IDP_LINK_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
 }
 
 /// The second factor's code for the sign-in the step cookie names.

@@ -42,6 +42,8 @@ fn rows(rows: &mut Vec<RouteSpec>) {
             (Method::POST, login::LOGIN_WEBAUTHN_OPTIONS, || {
                 post(webauthn::options_post)
             }),
+            (Method::POST, login::LOGIN_LINK, || post(login::link_post)),
+            (Method::GET, login::LOGIN_LINK, || get(login::link_get)),
             (Method::POST, login::LOGIN_WEBAUTHN, || {
                 post(webauthn::assertion_post)
             }),
@@ -57,6 +59,9 @@ fn rows(rows: &mut Vec<RouteSpec>) {
             }),
             (Method::POST, account::ACCOUNT_TOTP, || {
                 post(account::totp_post)
+            }),
+            (Method::POST, account::ACCOUNT_YUBIKEY, || {
+                post(account::yubikey_post)
             }),
             (Method::POST, account::ACCOUNT_RECOVERY, || {
                 post(account::recovery_post)

@@ -135,13 +135,17 @@ impl AuthzState {
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => return fail(self, AuthorizeError::InvalidRequest, "max_age: seconds"),
         };
-        // What the request asks, raised to what the client requires.
+        // What the request asks, raised to what the client and the tenant require.
         let asked = text(params, "acr_values").and_then(signin::required_acr);
-        let policy = client
-            .acr
-            .as_deref()
-            .and_then(|a| signin::ACR_VALUES.iter().find(|v| **v == a).copied());
-        let acr = [asked, policy]
+        let known =
+            |a: Option<&str>| a.and_then(|a| signin::ACR_VALUES.iter().find(|v| **v == a).copied());
+        let policy = known(client.acr.as_deref());
+        let tenant_policy = known(
+            self.tenants
+                .get(&client.tenant)
+                .and_then(|t| t.acr.as_deref()),
+        );
+        let acr = [asked, policy, tenant_policy]
             .into_iter()
             .flatten()
             .max_by_key(|a| signin::acr_rank(a));

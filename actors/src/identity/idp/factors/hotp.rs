@@ -109,6 +109,7 @@ mod tests {
         let holder = Holder {
             issuer: "cryptoutil",
             account: "bob",
+            tenant: "default",
             ceremony: None,
         };
         let enrolled = Hotp

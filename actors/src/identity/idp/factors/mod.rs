@@ -11,12 +11,16 @@
 //! - [`hotp`]: counter-based one-time passwords (RFC 4226, amr `otp`).
 //! - [`recovery`]: ten one-time recovery codes, stored hashed (amr `otp`).
 //! - [`webauthn`]: WebAuthn security keys and passkeys (amr `hwk` or `swk`).
+//! - [`yubico`]: Yubico OTP validated against an imported key (amr `otp`).
+//! - [`magic_link`]: a single-use sign-in link sent by mail (amr `otp`).
 
 pub mod hotp;
+pub mod magic_link;
 pub mod password;
 pub mod recovery;
 pub mod totp;
 pub mod webauthn;
+pub mod yubico;
 
 use std::sync::Arc;
 
@@ -160,6 +164,8 @@ pub struct Holder<'a> {
     pub issuer: &'a str,
     /// The user's login name.
     pub account: &'a str,
+    /// The user's tenant.
+    pub tenant: &'a str,
     /// The ceremony the enrollment answers (its challenge, RP ID and origins), if any.
     pub ceremony: Option<&'a Expected>,
 }
@@ -171,6 +177,17 @@ pub struct Presented<'a> {
     pub input: &'a str,
     /// The ceremony the answer is for, if any.
     pub ceremony: Option<&'a Expected>,
+}
+
+/// A challenge made for a record: the state to keep (stored, and audited, before the secret
+/// leaves) and the secret with where it goes.
+pub struct Challenge {
+    /// The state to keep.
+    pub keep: Zeroizing<String>,
+    /// The secret to deliver.
+    pub secret: Zeroizing<String>,
+    /// Where (a magic link's address).
+    pub to: String,
 }
 
 /// A factor's verdict on what was presented.
@@ -208,6 +225,18 @@ pub trait Factor: Send + Sync {
     /// an unknown or out-of-range one is refused).
     fn enroll(&self, params: &Map<String, Value>, holder: &Holder<'_>) -> Result<Enrolled, Error>;
 
+    /// A challenge for the record at `now`, asked with `request` (the factor's own JSON: what
+    /// it is bound to): the state to keep and a secret to deliver out of band (a magic link's).
+    /// `None` for a factor without one.
+    fn challenge(
+        &self,
+        _state: &str,
+        _request: &Value,
+        _now: u64,
+    ) -> Result<Option<Challenge>, Error> {
+        Ok(None)
+    }
+
     /// Checks `presented` against `state` at `now` (Unix seconds).
     fn verify(&self, state: &str, presented: &Presented<'_>, now: u64) -> Result<Verdict, Error>;
 
@@ -243,6 +272,8 @@ impl Registry {
             Arc::new(hotp::Hotp),
             Arc::new(recovery::RecoveryCodes),
             Arc::new(webauthn::Webauthn),
+            Arc::new(yubico::YubicoOtp),
+            Arc::new(magic_link::MagicLink),
         ])
     }
 

@@ -139,6 +139,7 @@ mod tests {
         let holder = Holder {
             issuer: "cryptoutil",
             account: "alice",
+            tenant: "default",
             ceremony: None,
         };
         let enrolled = RecoveryCodes.enroll(&Map::new(), &holder).unwrap();

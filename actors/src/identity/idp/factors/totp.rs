@@ -168,6 +168,7 @@ mod tests {
         let holder = Holder {
             issuer: "cryptoutil",
             account: "alice",
+            tenant: "default",
             ceremony: None,
         };
         let params = json!({"algorithm": "SHA256", "digits": 8});
@@ -197,6 +198,7 @@ mod tests {
         let holder = Holder {
             issuer: "i",
             account: "a",
+            tenant: "default",
             ceremony: None,
         };
         for bad in [

@@ -308,6 +308,7 @@ mod tests {
         let holder = Holder {
             issuer: "i",
             account: "a",
+            tenant: "default",
             ceremony: None,
         };
         assert!(matches!(
