@@ -221,7 +221,19 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     settings.insert(cryptoutil_actors::identity::idp::IdpConfig {
         session_ttl: cfg.identity.session_ttl,
         webauthn: webauthn_rp(&cfg.identity, &endpoints)?,
-        mail: mail_settings(&cfg.identity, &cfg.data_dir)?,
+        mail: mail_settings(
+            &cfg.identity,
+            &cfg.data_dir,
+            endpoints.contains_key(&ServiceName::IdentityIdp),
+        )?,
+        certificate_ca: match cfg.identity.certificate_ca.trim() {
+            "" => None,
+            pem => {
+                Some(cryptoutil_protocols::tls::roots_from_pem(pem).map_err(|e| {
+                    anyhow!("invalid configuration: `identity.certificate_ca`: {e}")
+                })?)
+            }
+        },
     });
     settings.insert(cryptoutil_actors::ca::CaSettings {
         distribution_base_url: Some(if cfg.ca.distribution_base_url.is_empty() {
@@ -510,13 +522,11 @@ fn identity_setup(
     Ok((Some(authz), auth))
 }
 
-/// identity-idp as a WebAuthn relying party: `identity.webauthn`, its empty fields filled from
-/// `identity.login_url` (when its host is a name) or `localhost` with identity-idp's public port
-/// (an IP address cannot be an RP ID).
 /// Where identity-idp's mail goes: `identity.smtp`'s relay, or the outbox.
 fn mail_settings(
     identity: &crate::config::IdentityConfig,
     data_dir: &std::path::Path,
+    idp_here: bool,
 ) -> anyhow::Result<cryptoutil_actors::identity::idp::MailSettings> {
     use cryptoutil_actors::identity::idp::mail::{Mailer, Smtp, SmtpTls};
     let smtp = &identity.smtp;
@@ -524,10 +534,18 @@ fn mail_settings(
         .map_err(|e| anyhow!("invalid configuration: `identity.smtp.from`: {e}"))?;
     let host = smtp.host.trim();
     let mailer = if host.is_empty() {
-        Mailer::Outbox(match identity.outbox.trim() {
+        let dir = match identity.outbox.trim() {
             "" => data_dir.join("outbox"),
             dir => PathBuf::from(dir),
-        })
+        };
+        if idp_here {
+            tracing::warn!(
+            outbox = %dir.display(),
+            "no identity.smtp.host: magic links are written to the outbox (development only: \
+             anyone who reads it signs in as the link's user)"
+            );
+        }
+        Mailer::Outbox(dir)
     } else {
         if smtp.ca.trim().is_empty() {
             return Err(anyhow!(
@@ -566,6 +584,9 @@ fn mail_settings(
     Ok(cryptoutil_actors::identity::idp::MailSettings { mailer, from })
 }
 
+/// identity-idp as a WebAuthn relying party: `identity.webauthn`, its empty fields filled from
+/// `identity.login_url` (when its host is a name) or `localhost` with identity-idp's public port
+/// (an IP address cannot be an RP ID).
 fn webauthn_rp(
     identity: &crate::config::IdentityConfig,
     endpoints: &BTreeMap<ServiceName, Endpoint>,

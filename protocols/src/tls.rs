@@ -48,7 +48,27 @@ pub fn roots_from_pem(pem: &str) -> Result<TrustRoots, String> {
 /// authentication (extended key usage clientAuth, validity now) and its leaf's subject
 /// alternative names include `san` (a DNS name or an IP address).
 pub fn client_chain_matches(roots: &TrustRoots, chain: &[Vec<u8>], san: &str) -> bool {
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let Some(leaf) = chain.first() else {
+        return false;
+    };
+    if !client_chain_valid(roots, chain) {
+        return false;
+    }
+    let leaf = CertificateDer::from(leaf.as_slice());
+    let (Ok(parsed), Ok(name)) = (
+        rustls::server::ParsedCertificate::try_from(&leaf),
+        ServerName::try_from(san),
+    ) else {
+        return false;
+    };
+    rustls::client::verify_server_name(&parsed, &name).is_ok()
+}
+
+/// `chain` (leaf first, DER) chains to `roots` for client authentication: extended key usage
+/// clientAuth, every certificate valid now.
+pub fn client_chain_valid(roots: &TrustRoots, chain: &[Vec<u8>]) -> bool {
+    use rustls::pki_types::{CertificateDer, UnixTime};
     let Some((leaf, rest)) = chain.split_first() else {
         return false;
     };
@@ -66,19 +86,29 @@ pub fn client_chain_matches(roots: &TrustRoots, chain: &[Vec<u8>], san: &str) ->
         Ok(v) => v,
         Err(_) => return false,
     };
-    if verifier
+    verifier
         .verify_client_cert(&leaf, &intermediates, UnixTime::now())
-        .is_err()
-    {
-        return false;
-    }
-    let (Ok(parsed), Ok(name)) = (
-        rustls::server::ParsedCertificate::try_from(&leaf),
-        ServerName::try_from(san),
-    ) else {
-        return false;
+        .is_ok()
+}
+
+/// The email addresses (rfc822Name subject alternative names) of certificate `leaf` (DER),
+/// lowercased.
+pub fn client_emails(leaf: &[u8]) -> Vec<String> {
+    use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
+    let Ok((_, cert)) = X509Certificate::from_der(leaf) else {
+        return Vec::new();
     };
-    rustls::client::verify_server_name(&parsed, &name).is_ok()
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::RFC822Name(email) => Some(email.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -182,7 +182,7 @@ impl YubicoKey {
 
     /// The key from 32 hex digits.
     pub fn from_hex(hex: &str) -> Result<Self, YubicoError> {
-        let bytes = hex_decode(hex).ok_or(YubicoError::Key)?;
+        let bytes = Zeroizing::new(hex_decode(hex).ok_or(YubicoError::Key)?);
         Self::new(&bytes)
     }
 

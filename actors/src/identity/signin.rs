@@ -119,8 +119,13 @@ pub const ACR_PASSWORD: &str = "urn:cryptoutil:acr:password";
 /// `acr` of a sign-in with two factors or more.
 pub const ACR_MFA: &str = "urn:cryptoutil:acr:mfa";
 /// `acr` of a phishing-resistant sign-in: a passkey or a security key (WebAuthn: the
-/// browser binds its answer to the origin), with a second factor or user verification.
+/// browser binds its answer to the origin) or a client certificate (bound to the TLS
+/// connection), with a second factor or user verification.
 pub const ACR_PHR: &str = "urn:cryptoutil:acr:phr";
+/// `amr` values of factors bound to the origin or the connection, which a phisher relaying
+/// the user's answers cannot replay: WebAuthn (`hwk`, `swk`) and a client certificate in the
+/// TLS handshake (`sc`).
+pub const PHISHING_RESISTANT: [&str; 3] = ["hwk", "swk", "sc"];
 /// Every `acr` this service reaches, weakest first (discovery's `acr_values_supported`).
 pub const ACR_VALUES: [&str; 3] = [ACR_PASSWORD, ACR_MFA, ACR_PHR];
 
@@ -130,6 +135,16 @@ pub fn acr_rank(acr: &str) -> usize {
         .iter()
         .position(|a| *a == acr)
         .unwrap_or(ACR_VALUES.len())
+}
+
+/// `acr` if it is one this service reaches.
+pub fn known_acr(acr: &str) -> Option<&'static str> {
+    ACR_VALUES.iter().find(|a| **a == acr).copied()
+}
+
+/// The stronger of two required assurances.
+pub fn stronger(a: Option<&'static str>, b: Option<&'static str>) -> Option<&'static str> {
+    [a, b].into_iter().flatten().max_by_key(|x| acr_rank(x))
 }
 
 /// The assurance an `acr_values` request parameter asks for: the weakest of the values this
@@ -151,7 +166,7 @@ impl Subject {
 /// The `acr` a sign-in with `amr` reached.
 pub fn acr_of(amr: &[String]) -> &'static str {
     let has = |v: &str| amr.iter().any(|a| a == v);
-    if has("mfa") && ["hwk", "swk"].into_iter().any(has) {
+    if has("mfa") && PHISHING_RESISTANT.into_iter().any(has) {
         ACR_PHR
     } else if has("mfa") {
         ACR_MFA

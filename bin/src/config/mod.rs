@@ -198,6 +198,10 @@ pub struct IdentityConfig {
     pub webauthn: WebauthnConfig,
     /// Where identity-idp sends magic links. No `host`: into [`outbox`](Self::outbox).
     pub smtp: SmtpConfig,
+    /// Trust anchors (PEM, usually `file://`) of the client certificates that sign users in
+    /// at identity-idp (typically the CA product's issuing CA). Empty: certificate sign-in is
+    /// off.
+    pub certificate_ca: String,
     /// The directory magic links are written to when no SMTP relay is configured (one `.eml`
     /// file each, mode 0600: development only). Empty: `<data_dir>/outbox`.
     pub outbox: String,
@@ -308,6 +312,7 @@ impl Default for IdentityConfig {
             federation_clients: Vec::new(),
             webauthn: WebauthnConfig::default(),
             smtp: SmtpConfig::default(),
+            certificate_ca: String::new(),
             outbox: String::new(),
         }
     }

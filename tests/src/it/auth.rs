@@ -153,10 +153,15 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 // The second factor's code: the same checks, and a waiting sign-in's cookie.
                 "Some(POST) /browser/login/factor",
                 // Magic links: asking is the login form's (CSRF, origin), the same answer for
-                // any address, throttled per address; the link is a 256-bit secret bound to
-                // the asking browser's cookie, spent on first use.
+                // any address, throttled per address; the link's page spends nothing, its
+                // form (CSRF, origin) presents a 256-bit secret bound to the asking browser's
+                // cookie, spent on first use.
                 "Some(POST) /browser/login/link",
                 "Some(GET) /browser/login/link",
+                "Some(POST) /browser/login/link/open",
+                // Certificate sign-in: the login form's checks; the connection's client
+                // certificate must chain to identity.certificate_ca and name a user.
+                "Some(POST) /browser/login/certificate",
                 "Some(POST) /browser/consent",
                 // WebAuthn at sign-in: the login forms' CSRF token and origin check; a passkey
                 // ceremony is bound to its cookie, a security key's to the waiting sign-in's.

@@ -1164,6 +1164,35 @@ async fn users_of_any_tenant_sign_in_to_a_service_ui() {
         (who["tenant"].as_str(), who["subject"].as_str()),
         (Some("acme"), Some(bob.as_str()))
     );
+    // acme requires two factors of its users: the operator's browser client (of another
+    // tenant) gets acme's policy once bob is known. His password session no longer serves,
+    // and a new sign-in with the password alone is refused (he has no second factor).
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::PUT,
+        "/tenants/acme/policy",
+        Some(json!({"acr": "urn:cryptoutil:acr:mfa"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let r = b.get(&format!("{jose}/browser/auth/login")).await;
+    let r = b.get(&location(&r).unwrap()).await;
+    let page = b.get(&location(&r).unwrap()).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.text().contains("needs a stronger sign-in"),
+        "{}",
+        page.text()
+    );
+    let mut fresh = Browser::new(&app);
+    let r = attempt(&mut fresh, &jose, &idp, "acme").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("needs a stronger sign-in"),
+        "{}",
+        r.text()
+    );
     app.stop().await;
 }
 

@@ -8,6 +8,7 @@ mod ca_crash;
 mod ca_est;
 mod ca_scep;
 mod ca_service;
+mod certificate_signin;
 mod code_flow;
 mod deployment;
 mod federation;

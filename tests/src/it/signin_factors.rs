@@ -559,6 +559,19 @@ async fn yubico_otps_from_yubiotp_sign_in_once_and_only_forward() {
     )
     .await;
     assert_eq!(status, 409, "{v}");
+    // dave's public id (every OTP shows it) with another key: no claim on dave's token.
+    let erin_key = random_hex(16);
+    let erins = yubikey((&erin_key, &private_id, &public_id), 1, 0, 1).await;
+    let (status, v) = api(
+        &app,
+        idp,
+        &operator,
+        Method::POST,
+        "/identity/users/erin/factors",
+        Some(import(&erins[0], &erin_key)),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
     let (_, list) = api(
         &app,
         idp,

@@ -121,6 +121,9 @@ pub const KEY_FAILED: &str = "That passkey or security key did not sign you in. 
 /// The message when the request needs a phishing-resistant sign-in and a code was given.
 pub const KEY_NEEDED: &str =
     "This application needs your passkey or security key: a code is not enough.";
+/// The message when a client certificate did not sign in (none, untrusted, no user's).
+pub const CERTIFICATE_FAILED: &str = "Your browser presented no certificate that names a user \
+     here. Sign in another way.";
 /// The message when the request needs more factors than the user has.
 pub const FACTORS_NEEDED: &str = "This application needs a stronger sign-in than your account \
      has: add a passkey or security key (or a second factor) on your account page first.";
@@ -129,6 +132,14 @@ pub const RECENT_SIGN_IN: u64 = 900;
 /// How long a browser may take for a WebAuthn ceremony (milliseconds).
 const CEREMONY_TIMEOUT_MS: u64 = 120_000;
 
+/// Whether `amr` holds a phishing-resistant factor (WebAuthn, a client certificate).
+fn phishing_resistant(amr: &[String]) -> bool {
+    amr.iter()
+        .any(|a| crate::identity::signin::PHISHING_RESISTANT.contains(&a.as_str()))
+}
+
+/// Magic links made and sent at once, at most.
+const MAX_SENDS: usize = 32;
 /// Where a magic link points on identity-idp's pages (its `token` parameter follows).
 pub const LINK_PATH: &str = "/browser/login/link";
 /// Longest link token read.
@@ -218,6 +229,10 @@ pub struct IdpHandle {
     factors: FactorsHandle,
     rp: WebauthnRp,
     mail: MailSettings,
+    /// Magic links being made and sent at once (each may wait on the relay).
+    sends: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Trust anchors of sign-in certificates, if certificate sign-in is on.
+    certificates: Option<cryptoutil_protocols::tls::TrustRoots>,
     timeout: Duration,
 }
 
@@ -230,6 +245,7 @@ impl IdpHandle {
         factors: FactorsHandle,
         rp: WebauthnRp,
         mail: MailSettings,
+        certificates: Option<cryptoutil_protocols::tls::TrustRoots>,
         timeout: Duration,
     ) -> Self {
         Self {
@@ -238,6 +254,8 @@ impl IdpHandle {
             factors,
             rp,
             mail,
+            sends: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SENDS)),
+            certificates,
             timeout,
         }
     }
@@ -363,6 +381,13 @@ impl IdpHandle {
             }
             _ => None,
         };
+        // The session's tenant's policy raises what the request needs (a client may admit
+        // users of any tenant).
+        let mut request = request;
+        if let Some((_, subject)) = &session {
+            let policy = self.tenant_policy(&subject.tenant).await?;
+            request.acr = crate::identity::signin::stronger(request.acr, policy);
+        }
         // A session below the request's assurance: step up from it, if it still stands at
         // identity-authz (a logout or a restart ended it: sign in again) and the user has a
         // factor that reaches it (else they are told what to add).
@@ -392,7 +417,7 @@ impl IdpHandle {
                 .factors
                 .has_any(&subject.tenant, &subject.user_id)
                 .await?;
-            if keys || (any && !request.needs_key()) {
+            if keys || (any && (!request.needs_key() || phishing_resistant(&subject.amr))) {
                 let user = crate::identity::signin::Credential {
                     user_id: subject.user_id.clone(),
                     username: subject.username.clone(),
@@ -504,6 +529,9 @@ impl IdpHandle {
         view: LoginView,
         needed: Option<&'static str>,
     ) -> Result<LoginOutcome, Error> {
+        // The user's tenant's policy too: a client may admit users of any tenant.
+        let policy = self.tenant_policy(&user.tenant).await?;
+        let needed = crate::identity::signin::stronger(needed, policy);
         let any = self.factors.has_any(&user.tenant, &user.user_id).await?;
         let keys = any
             && self
@@ -513,7 +541,10 @@ impl IdpHandle {
         // The request needs more than a password: a factor that reaches it, or a refusal
         // (audited) that says what to add.
         let password_enough = needed.is_none_or(|a| acr_rank(a) <= acr_rank(ACR_PASSWORD));
-        let reachable = keys || (any && needed != Some(ACR_PHR));
+        // After a client certificate (phishing-resistant itself), any second factor reaches a
+        // phishing-resistant sign-in.
+        let resistant_first = phishing_resistant(&amr);
+        let reachable = keys || (any && (needed != Some(ACR_PHR) || resistant_first));
         if !password_enough && !reachable {
             self.factors
                 .audit_sign_in(
@@ -541,6 +572,80 @@ impl IdpHandle {
         self.done(challenge, opened, view).await
     }
 
+    /// A client certificate (`chain`, leaf first, DER: what this connection's TLS handshake
+    /// presented) for the pending request `challenge`, in `tenant` (the form's, when the
+    /// client admits any tenant): when it chains to `identity.certificate_ca` for client
+    /// authentication and names a user (a registered fingerprint, else an email address that
+    /// is a login name), the user has passed their first factor (amr `sc`): the next factor's
+    /// page, or signed in. Refusals are audited and all look alike.
+    pub async fn certificate(
+        &self,
+        challenge: String,
+        tenant: Option<String>,
+        chain: Vec<Vec<u8>>,
+    ) -> Result<LoginOutcome, Error> {
+        let request = self.authz.sign_in_request(challenge.clone()).await?;
+        let tenant = request.tenant(tenant.as_deref());
+        let amr = vec!["sc".to_owned()];
+        let (Some(roots), Some(leaf)) = (self.certificates.as_ref(), chain.first()) else {
+            return Ok(LoginOutcome::Failed {
+                message: CERTIFICATE_FAILED,
+                view: request.view,
+            });
+        };
+        let fingerprint = super::factors::certificate::fingerprint(leaf);
+        let who = format!(
+            "certificate-sha256:{}",
+            fingerprint.get(..16).unwrap_or_default()
+        );
+        let refuse = |why: &'static str| {
+            let (who, tenant, amr) = (who.clone(), tenant.clone(), amr.clone());
+            async move {
+                self.factors
+                    .audit_sign_in(&who, &tenant, &amr, Some(why))
+                    .await
+            }
+        };
+        if !cryptoutil_protocols::tls::client_chain_valid(roots, &chain) {
+            refuse("a certificate that does not chain to identity.certificate_ca").await?;
+            return Ok(LoginOutcome::Failed {
+                message: CERTIFICATE_FAILED,
+                view: request.view,
+            });
+        }
+        // A registered certificate names its user; else an email address in it that is a
+        // user's login name.
+        let mut names = Vec::new();
+        if let Some((t, u)) = self
+            .factors
+            .find(FactorKind::Certificate, fingerprint.as_bytes())
+            .await?
+        {
+            if t == tenant {
+                if let Some(user) = self.user(&t, &u).await?.filter(|v| v.id == u) {
+                    names.push(user.username);
+                }
+            }
+        }
+        names.extend(cryptoutil_protocols::tls::client_emails(leaf));
+        let mut credential = None;
+        for name in names.into_iter().filter(|n| n.len() <= 128) {
+            credential = self.authz.credential(tenant.clone(), name).await?;
+            if credential.is_some() {
+                break;
+            }
+        }
+        let Some(credential) = credential else {
+            refuse("a certificate that names no user").await?;
+            return Ok(LoginOutcome::Failed {
+                message: CERTIFICATE_FAILED,
+                view: request.view,
+            });
+        };
+        self.after_first(credential, challenge, amr, request.view, request.acr)
+            .await
+    }
+
     /// "Email me a sign-in link" for the pending request `challenge`, by `address` of `tenant`
     /// (the form's, when the client admits any tenant): the same answer whether or not the
     /// address is anyone's. The cookie that binds the link to this browser is made here; the
@@ -563,14 +668,21 @@ impl IdpHandle {
         })?;
         let this = self.clone();
         let (cookie, client) = (bind.clone(), request.view.client_name.clone());
-        tokio::spawn(async move {
-            if let Err(e) = this
-                .send_link(tenant, address, challenge, cookie, client)
-                .await
-            {
-                tracing::warn!(error = %e, "a magic link was not sent");
+        match std::sync::Arc::clone(&self.sends).try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    if let Err(e) = this
+                        .send_link(tenant, address, challenge, cookie, client)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "a magic link was not sent");
+                    }
+                    drop(permit);
+                });
             }
-        });
+            // The same answer: the page cannot tell the user more without telling everyone.
+            Err(_) => tracing::warn!("too many magic links on their way: one was not made"),
+        }
         Ok(LinkAsked::Sent {
             bind,
             view: request.view,
@@ -593,9 +705,6 @@ impl IdpHandle {
         if locked == Check::Locked {
             return Err("too many links asked for one address: backing off".into());
         }
-        self.count_failure(&tenant, &name)
-            .await
-            .map_err(|e| e.to_string())?;
         let lookup = super::factors::magic_link::lookup_key(&tenant, &address);
         let request = serde_json::json!({"bind": bind.as_str(), "challenge": challenge});
         let Some(sent) = self
@@ -606,6 +715,11 @@ impl IdpHandle {
         else {
             return Ok(());
         };
+        // Counted only for an address someone has: asking for made-up ones cannot fill the
+        // failure counters.
+        self.count_failure(&tenant, &name)
+            .await
+            .map_err(|e| e.to_string())?;
         let token = link_token(&sent.tenant, &sent.user_id, &challenge, &sent.secret)?;
         let base = self.rp.origins.first().map_or("", String::as_str);
         let body = Zeroizing::new(format!(
@@ -634,6 +748,17 @@ impl IdpHandle {
                 text,
             })
             .await
+    }
+
+    /// What a magic link (`token`, from its URL) is for, before anything is spent: the pending
+    /// request's challenge and page (a mail reader that fetches links to scan them spends
+    /// nothing; the page asks the user to go on).
+    pub async fn link_view(&self, token: &str) -> Result<(String, LoginView), Error> {
+        let opened = open_link_token(token).ok_or(Error::NotFound {
+            what: "sign-in link",
+        })?;
+        let request = self.authz.sign_in_request(opened.challenge.clone()).await?;
+        Ok((opened.challenge, request.view))
     }
 
     /// An opened magic link (`token`, from its URL) in a browser whose link cookie is `bind`:
@@ -763,9 +888,24 @@ impl IdpHandle {
         given: Given,
     ) -> Result<LoginOutcome, Error> {
         let request = self.authz.sign_in_request(challenge.clone()).await?;
-        let needs_key = request.needs_key();
+        // A code cannot reach a phishing-resistant sign-in (unless the first factor was a
+        // client certificate): refused before it costs an attempt.
+        let resistant_first = {
+            let (token, c) = (step.clone(), challenge.clone());
+            ask(
+                &self.slot,
+                |reply| IdpMsg::StepAmr {
+                    token,
+                    challenge: c,
+                    reply,
+                },
+                self.timeout,
+            )
+            .await?
+            .is_some_and(|amr| phishing_resistant(&amr))
+        };
+        let needs_key = request.needs_key() && !resistant_first;
         let view = request.view;
-        // A code cannot reach a phishing-resistant sign-in: refused before it costs an attempt.
         if needs_key && matches!(given, Given::Code(_)) {
             return Ok(LoginOutcome::CodeFailed {
                 message: KEY_NEEDED,
@@ -812,6 +952,18 @@ impl IdpHandle {
                 });
             }
         };
+        // The user's tenant may need a phishing-resistant sign-in whatever the request asked.
+        if matches!(given, Given::Code(_))
+            && !needs_key
+            && !resistant_first
+            && self.tenant_policy(&user.tenant).await? == Some(ACR_PHR)
+        {
+            return Ok(LoginOutcome::CodeFailed {
+                message: KEY_NEEDED,
+                view,
+                keys: true,
+            });
+        }
         let owner = Owner {
             tenant: user.tenant.clone(),
             user_id: user.user_id.clone(),
@@ -1230,12 +1382,7 @@ impl IdpHandle {
             .iter()
             .find(|t| t.id == tenant)
             .and_then(|t| t.acr.as_deref())
-            .and_then(|a| {
-                crate::identity::signin::ACR_VALUES
-                    .iter()
-                    .find(|v| **v == a)
-                    .copied()
-            }))
+            .and_then(crate::identity::signin::known_acr))
     }
 
     /// The consent page's answer; where the browser goes.

@@ -2,7 +2,7 @@
 //! (RFC 3207, required: a server that does not offer it gets nothing in the clear) or
 //! implicit TLS (RFC 8314), with `AUTH PLAIN` when credentials are configured; or, on the
 //! embedded default, into an outbox directory, one `.eml` file per message (mode 0600), for
-//! a developer to open.
+//! a developer to open; messages older than a link lives are removed as new ones come.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -119,7 +119,28 @@ fn write_outbox(dir: &std::path::Path, text: &str) -> Result<(), String> {
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("outbox {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join(format!("{name}.eml")))
-        .map_err(|e| format!("outbox {}: {e}", dir.display()))
+        .map_err(|e| format!("outbox {}: {e}", dir.display()))?;
+    prune(dir, millis);
+    Ok(())
+}
+
+/// Removes the outbox's messages older than a magic link lives (their links are dead).
+fn prune(dir: &std::path::Path, now_millis: u128) {
+    let ttl = u128::from(super::factors::magic_link::LINK_TTL) * 1000;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let written = name
+            .to_str()
+            .filter(|n| n.ends_with(".eml"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|m| m.parse::<u128>().ok());
+        if written.is_some_and(|w| w.saturating_add(ttl) < now_millis) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The last reply's code and its lines' text.

@@ -44,6 +44,9 @@ pub struct IdpConfig {
     pub webauthn: WebauthnRp,
     /// Where mail goes, and as whom.
     pub mail: MailSettings,
+    /// Trust anchors of the client certificates that sign users in (none: certificate sign-in
+    /// is off).
+    pub certificate_ca: Option<cryptoutil_protocols::tls::TrustRoots>,
 }
 
 /// Where identity-idp's mail (magic links) goes, and the `From:` address it carries.
@@ -144,6 +147,13 @@ impl Actor for Idp {
             } => {
                 let _ = reply.send(Ok(st.waiting(&token, &challenge, now)));
             }
+            IdpMsg::StepAmr {
+                token,
+                challenge,
+                reply,
+            } => {
+                let _ = reply.send(Ok(st.step_amr(&token, &challenge, now)));
+            }
             IdpMsg::Ceremony { key, bind, reply } => {
                 let _ = reply.send(st.ceremony(&key, &bind, now));
             }
@@ -190,7 +200,11 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         ctx.config.ask_timeout,
     );
     let slot: Slot<IdpMsg> = Slot::new("Idp");
-    let (rp, mail) = (cfg.webauthn.clone(), cfg.mail.clone());
+    let (rp, mail, certificates) = (
+        cfg.webauthn.clone(),
+        cfg.mail.clone(),
+        cfg.certificate_ca.clone(),
+    );
     parts.actor::<Idp>(ctx.service, "idp", &slot, cfg, || IdpMsg::Crash);
     parts.handles.insert(IdpHandle::new(
         slot,
@@ -198,6 +212,7 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         factors.clone(),
         rp,
         mail,
+        certificates,
         ctx.config.ask_timeout,
     ));
     parts.handles.insert(factors);

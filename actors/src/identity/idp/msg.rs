@@ -90,6 +90,15 @@ pub enum IdpMsg {
         /// The user, while it waits.
         reply: RpcReplyPort<Result<Option<Credential>, Error>>,
     },
+    /// What a waiting sign-in passed so far (nothing is spent).
+    StepAmr {
+        /// Its token.
+        token: Zeroizing<String>,
+        /// The pending request it is for.
+        challenge: String,
+        /// Its `amr`, while it waits.
+        reply: RpcReplyPort<Result<Option<Vec<String>>, Error>>,
+    },
     /// Start a WebAuthn ceremony: a new challenge under `key`, bound to `bind`.
     Ceremony {
         /// The page's token or cookie, with what the ceremony is for.

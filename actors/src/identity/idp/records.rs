@@ -43,19 +43,22 @@ fn guessable(kind: FactorKind) -> bool {
     )
 }
 
+/// Whether `kind` only ever takes the password's place (it is not a second factor).
+fn first_only(kind: FactorKind) -> bool {
+    matches!(
+        kind,
+        FactorKind::Password | FactorKind::MagicLink | FactorKind::Certificate
+    )
+}
+
 /// Whether factors of `kinds` (besides the password) let a sign-in reach `policy`: two
 /// factors need one that is not a recovery code (those are a fallback, not a factor to keep)
-/// nor a magic link (it takes the password's place); a phishing-resistant sign-in needs
-/// WebAuthn or a client certificate.
+/// nor a magic link or a certificate (they take the password's place); a phishing-resistant
+/// sign-in needs WebAuthn or a client certificate.
 fn reaches(policy: &str, mut kinds: impl Iterator<Item = FactorKind>) -> bool {
     use crate::identity::signin::{ACR_MFA, ACR_PHR};
     match policy {
-        ACR_MFA => kinds.any(|k| {
-            !matches!(
-                k,
-                FactorKind::Password | FactorKind::RecoveryCodes | FactorKind::MagicLink
-            )
-        }),
+        ACR_MFA => kinds.any(|k| !first_only(k) && k != FactorKind::RecoveryCodes),
         ACR_PHR => kinds.any(|k| matches!(k, FactorKind::Webauthn | FactorKind::Certificate)),
         _ => true,
     }
@@ -295,7 +298,7 @@ impl FactorsHandle {
         ceremony: Option<&Expected>,
     ) -> Result<(FactorRecord, Map<String, Value>, Option<Vec<u8>>), Error> {
         let factor = self.registry.get(kind).ok_or(Error::BadRequest {
-            reason: "type: a factor this service enrolls (totp, hotp, recovery_codes, webauthn)",
+            reason: "type: a factor this service enrolls (totp, hotp, yubico_otp, magic_link, recovery_codes, webauthn)",
         })?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -585,14 +588,14 @@ impl FactorsHandle {
             .any(|f| f.kind == kind))
     }
 
-    /// Whether `owner` has a factor to give after a first one (anything but the password and
-    /// a magic link, which take the first factor's place).
+    /// Whether `owner` has a factor to give after a first one (anything but the password, a
+    /// magic link and a client certificate, which take the first factor's place).
     pub async fn has_any(&self, tenant: &str, user_id: &str) -> Result<bool, Error> {
         Ok(self
             .list(tenant, user_id)
             .await?
             .iter()
-            .any(|f| f.kind != FactorKind::MagicLink))
+            .any(|f| !first_only(f.kind)))
     }
 
     /// Checks `presented` against `owner`'s factors of the kinds that take a typed code; the

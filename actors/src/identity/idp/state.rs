@@ -251,6 +251,15 @@ impl IdpState {
             .map(|s| s.user.clone())
     }
 
+    /// What the waiting sign-in `token` for `challenge` passed so far (its `amr`; nothing is
+    /// spent).
+    pub fn step_amr(&self, token: &str, challenge: &str, now: u64) -> Option<Vec<String>> {
+        self.steps
+            .get(&oauth::token_digest(token.as_bytes()))
+            .filter(|s| s.expires > now && s.challenge == challenge)
+            .map(|s| s.amr.clone())
+    }
+
     /// A new WebAuthn challenge for the ceremony `key` (a page's token or cookie, with what it
     /// is for), bound to `bind`; it replaces one started before under the same key.
     pub fn ceremony(&mut self, key: &str, bind: &str, now: u64) -> Result<Vec<u8>, Error> {

@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
+use axum::Extension;
 use cryptoutil_actors::identity::idp::{IdpHandle, LinkAsked, LoginOutcome, LoginStart};
 use cryptoutil_actors::identity::signin::{LoginView, Next};
 use cryptoutil_protocols::oauth;
@@ -20,6 +21,7 @@ use crate::pages::{
     bad_request, cookie, esc, get, is_form, page, params, refused, see_other, Refusal,
 };
 use crate::state::AppState;
+use crate::tls::PeerCertificates;
 
 /// identity-idp's login page.
 pub const LOGIN: &str = "/browser/login";
@@ -46,6 +48,11 @@ pub const IDP_CSRF_COOKIE: &str = "__Host-cryptoutil-idp-csrf";
 pub const IDP_STEP_COOKIE: &str = "__Host-cryptoutil-idp-step";
 /// Where "email me a sign-in link" posts, and where the link points (GET).
 pub const LOGIN_LINK: &str = cryptoutil_actors::identity::idp::LINK_PATH;
+/// Where "sign in with your certificate" posts (the connection's client certificate is what
+/// it presents).
+pub const LOGIN_CERTIFICATE: &str = "/browser/login/certificate";
+/// Where an opened magic link's page posts to sign in.
+pub const LOGIN_LINK_OPEN: &str = "/browser/login/link/open";
 /// The cookie that binds a magic link to the browser that asked for it. `SameSite=Lax`: the
 /// link is opened from a mail reader, a navigation from another site that a `Strict` cookie
 /// would not come with.
@@ -138,11 +145,27 @@ fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: Status
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{link_tenant}\
              <p><label for=\"address\">Or sign in with a link sent to your email address</label><br>\
              <input id=\"address\" name=\"address\" type=\"email\" autocomplete=\"email\" required maxlength=\"254\"></p>\
-             <p><button type=\"submit\" id=\"send-link\">Email me a sign-in link</button></p></form>",
+             <p><button type=\"submit\" id=\"send-link\">Email me a sign-in link</button></p></form>\
+             <form method=\"post\" action=\"{LOGIN_CERTIFICATE}\" id=\"certificate-form\">\
+             <input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{certificate_tenant}\
+             <p><button type=\"submit\" id=\"certificate-sign-in\">Sign in with your certificate</button></p></form>",
             passkey = ceremony_form(challenge, csrf, "passkey", "Sign in with a passkey"),
+            certificate_tenant = if view.any_tenant {
+                format!(
+                    "<p><label for=\"certificate-tenant\">Tenant</label><br>\
+                     <input id=\"certificate-tenant\" name=\"tenant\" value=\"{}\" maxlength=\"64\" \
+                     autocomplete=\"organization\"></p>",
+                    esc(&view.tenant)
+                )
+            } else {
+                String::new()
+            },
             link_tenant = if view.any_tenant {
                 format!(
-                    "<input type=\"hidden\" name=\"tenant\" value=\"{}\">",
+                    "<p><label for=\"link-tenant\">Tenant</label><br>\
+                     <input id=\"link-tenant\" name=\"tenant\" value=\"{}\" maxlength=\"64\" \
+                     autocomplete=\"organization\"></p>",
                     esc(&view.tenant)
                 )
             } else {
@@ -397,6 +420,33 @@ pub(crate) async fn login_post(
     answer(challenge, outcome)
 }
 
+/// "Sign in with your certificate": the client certificate this connection's TLS handshake
+/// presented (every listener asks for one and requires none).
+pub(crate) async fn certificate_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    peer: Option<Extension<PeerCertificates>>,
+    body: Bytes,
+) -> Response {
+    let (handle, fields) = match posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let challenge = fields.get("challenge");
+    if challenge.is_empty() {
+        return bad_request();
+    }
+    let chain: Vec<Vec<u8>> = peer
+        .map(|Extension(p)| p.0.iter().map(|c| c.as_ref().to_vec()).collect())
+        .unwrap_or_default();
+    let tenant = Some(fields.get("tenant").to_owned()).filter(|t| !t.is_empty());
+    let outcome = handle
+        .certificate(challenge.to_owned(), tenant, chain)
+        .await;
+    answer(challenge, outcome)
+}
+
 /// "Email me a sign-in link": the same page whether or not the address is anyone's, and the
 /// cookie that binds the link to this browser.
 pub(crate) async fn link_post(
@@ -451,14 +501,10 @@ pub(crate) async fn link_post(
     }
 }
 
-/// `GET /browser/login/link?token=...`: an opened magic link. The sign-in goes on as after
-/// the password (the next factor's page, or back to the client); a used, expired or
-/// foreign link gets a page that says to ask again.
-pub(crate) async fn link_get(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
+/// `GET /browser/login/link?token=...`: an opened magic link's page, which spends nothing (a
+/// mail reader that fetches links to scan them must not use them up): the user goes on with
+/// its button, which posts to [`LOGIN_LINK_OPEN`].
+pub(crate) async fn link_get(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let handle = match login_handle(&app) {
         Ok(h) => h,
         Err(r) => return *r,
@@ -467,19 +513,55 @@ pub(crate) async fn link_get(
         return bad_request();
     };
     let token = Zeroizing::new(get(&params, "token").unwrap_or_default().to_owned());
+    match handle.link_view(&token).await {
+        Ok((challenge, view)) => csrf_page("Sign in", &view, StatusCode::OK, |csrf| {
+            format!(
+                "<p>Sign in to <strong>{client}</strong> with the link from your mail.</p>\
+                 <form method=\"post\" action=\"{LOGIN_LINK_OPEN}\">\
+                 <input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+                 <p><button type=\"submit\" id=\"open-link\">Continue signing in</button></p></form>",
+                client = esc(&view.client_name),
+                challenge = esc(&challenge),
+                token = esc(&token),
+            )
+        }),
+        Err(cryptoutil_actors::Error::NotFound { .. }) => link_refused(),
+        Err(e) => refused(e, Refusal::SignInExpired),
+    }
+}
+
+fn link_refused() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Sign-in link not valid",
+        "<p id=\"message\" role=\"alert\">This sign-in link does not sign you in: it was \
+         used already, it expired, or it was opened in another browser than the one that \
+         asked for it. Go back to the application and ask for a new one.</p>",
+    )
+}
+
+/// `POST /browser/login/link/open` (`challenge`, `csrf`, `token`): the link is used. The
+/// sign-in goes on as after the password (the next factor's page, or back to the client); a
+/// used, expired or foreign link gets a page that says to ask again.
+pub(crate) async fn link_open_post(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (handle, fields) = match posted(&app, &uri, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
     let bind = cookie(&headers, IDP_LINK_COOKIE).map(|c| Zeroizing::new(c.to_owned()));
-    let mut response = match handle.link_open(&token, bind).await {
+    let mut response = match handle.link_open(fields.get("token"), bind).await {
         Ok((challenge, outcome)) => answer(&challenge, Ok(outcome)),
-        Err(cryptoutil_actors::Error::NotFound { .. }) => page(
-            StatusCode::NOT_FOUND,
-            "Sign-in link not valid",
-            "<p id=\"message\" role=\"alert\">This sign-in link does not sign you in: it was \
-             used already, it expired, or it was opened in another browser than the one that \
-             asked for it. Go back to the application and ask for a new one.</p>",
-        ),
+        Err(cryptoutil_actors::Error::NotFound { .. }) => link_refused(),
         Err(e) => refused(e, Refusal::SignInExpired),
     };
-    // The link is spent whatever happened: its cookie has served.
+    // This browser's link has served (or expired).
     let clear = format!("{IDP_LINK_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
     if let Ok(v) = HeaderValue::from_str(&clear) {
         response.headers_mut().append(header::SET_COOKIE, v);

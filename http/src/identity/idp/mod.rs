@@ -43,7 +43,13 @@ fn rows(rows: &mut Vec<RouteSpec>) {
                 post(webauthn::options_post)
             }),
             (Method::POST, login::LOGIN_LINK, || post(login::link_post)),
+            (Method::POST, login::LOGIN_CERTIFICATE, || {
+                post(login::certificate_post)
+            }),
             (Method::GET, login::LOGIN_LINK, || get(login::link_get)),
+            (Method::POST, login::LOGIN_LINK_OPEN, || {
+                post(login::link_open_post)
+            }),
             (Method::POST, login::LOGIN_WEBAUTHN, || {
                 post(webauthn::assertion_post)
             }),

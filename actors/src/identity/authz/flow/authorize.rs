@@ -137,18 +137,15 @@ impl AuthzState {
         };
         // What the request asks, raised to what the client and the tenant require.
         let asked = text(params, "acr_values").and_then(signin::required_acr);
-        let known =
-            |a: Option<&str>| a.and_then(|a| signin::ACR_VALUES.iter().find(|v| **v == a).copied());
-        let policy = known(client.acr.as_deref());
-        let tenant_policy = known(
-            self.tenants
-                .get(&client.tenant)
-                .and_then(|t| t.acr.as_deref()),
-        );
-        let acr = [asked, policy, tenant_policy]
-            .into_iter()
-            .flatten()
-            .max_by_key(|a| signin::acr_rank(a));
+        let policy = client.acr.as_deref().and_then(signin::known_acr);
+        let tenant_policy = self
+            .tenants
+            .get(&client.tenant)
+            .and_then(|t| t.acr.as_deref())
+            .and_then(signin::known_acr);
+        // (A client that admits users of any tenant gets their tenant's policy applied once
+        // identity-idp knows who signs in, and again here at code issuance.)
+        let acr = signin::stronger(signin::stronger(asked, policy), tenant_policy);
         Ok(AuthRequest {
             client_id: client.client_id.clone(),
             tenant: client.tenant.clone(),

@@ -81,9 +81,16 @@ impl AuthzState {
         if !self.stands(&subject) {
             return Ok(None);
         }
-        // identity-idp reaches the assurance the request needs before it signs in; a subject
-        // below it is not signed in here either.
-        let below = request.acr.is_some_and(|needed| {
+        // identity-idp reaches the assurance the request needs (and the user's tenant's
+        // policy: a client may admit users of any tenant) before it signs in; a subject below
+        // it is not signed in here either.
+        let policy = self
+            .tenants
+            .get(&subject.tenant)
+            .and_then(|t| t.acr.as_deref())
+            .and_then(crate::identity::signin::known_acr);
+        let needed = crate::identity::signin::stronger(request.acr, policy);
+        let below = needed.is_some_and(|needed| {
             crate::identity::signin::acr_rank(subject.acr())
                 < crate::identity::signin::acr_rank(needed)
         });

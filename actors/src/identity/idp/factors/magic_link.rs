@@ -2,8 +2,10 @@
 //! of the password. A challenge makes the link's secret (256 random bits; the record keeps
 //! only its SHA-256) bound to the browser that asked (the SHA-256 of a cookie it was given)
 //! and to the pending authorization request, valid for [`LINK_TTL`] seconds; the record holds
-//! one link at a time (a new one replaces it). Opening the link spends it whatever happens
-//! next: another browser, a later request or an expired link are refused and audited.
+//! the last [`PENDING`] links (a request from another browser does not push out the one the
+//! user waits for). A link opened in the browser that asked is spent, whatever follows; one
+//! opened elsewhere is refused and audited but stays for its own browser (its secret alone
+//! opens nothing); an expired one is dropped.
 //!
 //! An address is held by one record of a tenant (the lookup index): the login page's "email
 //! me a link" finds the user by it.
@@ -21,6 +23,8 @@ use crate::error::Error;
 
 /// How long a link signs in (the issue's ceiling is 10 minutes).
 pub const LINK_TTL: u64 = 600;
+/// Links a record holds at once.
+pub const PENDING: usize = 3;
 
 /// The magic-link factor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,8 +36,9 @@ struct State {
     tenant: String,
     /// The address, lowercase.
     address: String,
-    /// The link sent last, until it is opened or replaced.
-    pending: Option<Pending>,
+    /// The links sent last, oldest first, until each is opened or expires.
+    #[serde(default)]
+    pending: Vec<Pending>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -86,7 +91,7 @@ impl Factor for MagicLink {
             state: write_state(&State {
                 tenant: holder.tenant.to_owned(),
                 address,
-                pending: None,
+                pending: Vec::new(),
             })?,
             shown,
         })
@@ -106,12 +111,15 @@ impl Factor for MagicLink {
         let secret = oauth::random_token(32).map_err(|_| Error::Internal {
             what: "random generator",
         })?;
-        st.pending = Some(Pending {
+        st.pending.retain(|p| p.expires > now);
+        st.pending.push(Pending {
             secret: digest(&secret),
             bind: digest(&asked.bind),
             challenge: asked.challenge,
             expires: now.saturating_add(LINK_TTL),
         });
+        let over = st.pending.len().saturating_sub(PENDING);
+        st.pending.drain(..over);
         Ok(Some(Challenge {
             keep: write_state(&st)?,
             secret,
@@ -124,30 +132,38 @@ impl Factor for MagicLink {
         let Ok(opened) = serde_json::from_str::<Asked>(presented.input) else {
             return Ok(Verdict::Reject);
         };
-        let (Some(pending), Some(secret)) = (st.pending.take(), opened.secret) else {
+        let Some(secret) = opened.secret else {
             return Ok(Verdict::Reject);
         };
-        if !eq(&pending.secret, &digest(&secret)) {
+        let presented = digest(&secret);
+        let Some(at) = st.pending.iter().position(|p| eq(&p.secret, &presented)) else {
             return Ok(Verdict::Reject);
-        }
-        // This record's link: spent from here on.
-        let keep = write_state(&st)?;
-        let why = if pending.expires <= now {
-            "a magic link opened after it expired"
-        } else if !eq(&pending.bind, &digest(&opened.bind)) {
-            "a magic link opened in another browser than the one that asked"
-        } else if pending.challenge != opened.challenge {
-            "a magic link opened for another sign-in"
-        } else {
-            return Ok(Verdict::Accept {
-                keep,
-                amr: "otp",
-                verified_user: false,
+        };
+        let pending = st.pending.remove(at);
+        if pending.expires <= now {
+            return Ok(Verdict::Refuse {
+                keep: Some(write_state(&st)?),
+                why: "a magic link opened after it expired",
             });
-        };
-        Ok(Verdict::Refuse {
-            keep: Some(keep),
-            why,
+        }
+        if !eq(&pending.bind, &digest(&opened.bind)) {
+            // Not spent: it stays for the browser that asked.
+            return Ok(Verdict::Refuse {
+                keep: None,
+                why: "a magic link opened in another browser than the one that asked",
+            });
+        }
+        let keep = write_state(&st)?;
+        if pending.challenge != opened.challenge {
+            return Ok(Verdict::Refuse {
+                keep: Some(keep),
+                why: "a magic link opened for another sign-in",
+            });
+        }
+        Ok(Verdict::Accept {
+            keep,
+            amr: "otp",
+            verified_user: false,
         })
     }
 
@@ -228,16 +244,12 @@ mod tests {
             open(&keep, &sent.secret, "cookie", "req", 1002),
             Verdict::Reject
         ));
-        // Another browser, another request, too late: refused, and spent.
-        for (bind, challenge, now) in [
-            ("other", "req", 1001),
-            ("cookie", "other", 1001),
-            ("cookie", "req", 1000 + LINK_TTL),
-        ] {
+        // Another request, too late: refused, and spent.
+        for (challenge, now) in [("other", 1001), ("req", 1000 + LINK_TTL)] {
             let sent = ask(&state, 1000);
             let Verdict::Refuse {
                 keep: Some(keep), ..
-            } = open(&sent.keep, &sent.secret, bind, challenge, now)
+            } = open(&sent.keep, &sent.secret, "cookie", challenge, now)
             else {
                 panic!("refused")
             };
@@ -246,21 +258,38 @@ mod tests {
                 Verdict::Reject
             ));
         }
-        // A new link replaces the last; a wrong secret opens nothing.
-        let first = ask(&state, 1000);
-        let second = ask(&first.keep, 1000);
+        // Another browser: refused, and not spent: the browser that asked still signs in.
+        let sent = ask(&state, 1000);
         assert!(matches!(
-            open(&second.keep, &first.secret, "cookie", "req", 1001),
-            Verdict::Reject
+            open(&sent.keep, &sent.secret, "other", "req", 1001),
+            Verdict::Refuse { keep: None, .. }
         ));
         assert!(matches!(
-            open(&second.keep, "garbage", "cookie", "req", 1001),
-            Verdict::Reject
-        ));
-        assert!(matches!(
-            open(&second.keep, &second.secret, "cookie", "req", 1001),
+            open(&sent.keep, &sent.secret, "cookie", "req", 1001),
             Verdict::Accept { .. }
         ));
+        // Links of several requests stand side by side, the last PENDING of them; a wrong
+        // secret opens nothing.
+        let mut sent = vec![ask(&state, 1000)];
+        for _ in 0..PENDING {
+            let next = ask(&sent.last().unwrap().keep, 1000);
+            sent.push(next);
+        }
+        let last = &sent.last().unwrap().keep;
+        assert!(matches!(
+            open(last, &sent[0].secret, "cookie", "req", 1001),
+            Verdict::Reject
+        ));
+        assert!(matches!(
+            open(last, "garbage", "cookie", "req", 1001),
+            Verdict::Reject
+        ));
+        for older in &sent[1..] {
+            assert!(matches!(
+                open(last, &older.secret, "cookie", "req", 1001),
+                Verdict::Accept { .. }
+            ));
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! - [`webauthn`]: WebAuthn security keys and passkeys (amr `hwk` or `swk`).
 //! - [`yubico`]: Yubico OTP validated against an imported key (amr `otp`).
 //! - [`magic_link`]: a single-use sign-in link sent by mail (amr `otp`).
+//! - [`certificate`]: a client certificate presented in the TLS handshake (amr `sc`).
 
+pub mod certificate;
 pub mod hotp;
 pub mod magic_link;
 pub mod password;
@@ -274,6 +276,7 @@ impl Registry {
             Arc::new(webauthn::Webauthn),
             Arc::new(yubico::YubicoOtp),
             Arc::new(magic_link::MagicLink),
+            Arc::new(certificate::Certificate),
         ])
     }
 

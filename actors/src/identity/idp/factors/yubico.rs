@@ -5,8 +5,10 @@
 //! counters (usage, then session) must pass those of the last OTP accepted, so an OTP is
 //! accepted once and an older one never.
 //!
-//! A public id is held by one record only (the lookup index): one token enrolled for two
-//! users would let an OTP spent by one be replayed against the other.
+//! A token (its public id, private id and key together) is held by one record only (the
+//! lookup index, on their SHA-256): one token enrolled for two users would let an OTP spent by
+//! one be replayed against the other. The public id alone is not the key: it is in every OTP
+//! the token types, and whoever saw one must not be able to claim it first.
 
 use cryptoutil_protocols::yubico::{self, Otp, YubicoKey};
 use serde::{Deserialize, Serialize};
@@ -156,9 +158,15 @@ impl Factor for YubicoOtp {
     }
 
     fn lookup(&self, state: &str) -> Option<Vec<u8>> {
-        read_state::<State>(state)
-            .ok()
-            .map(|st| st.public_id.into_bytes())
+        read_state::<State>(state).ok().map(|st| {
+            let token = Zeroizing::new(format!(
+                "{}/{}/{}",
+                st.public_id,
+                st.private_id.as_str(),
+                st.aes_key.as_str()
+            ));
+            cryptoutil_protocols::oauth::token_digest(token.as_bytes()).to_vec()
+        })
     }
 }
 
@@ -225,10 +233,11 @@ mod tests {
         let enrolled = enroll(json!({})).unwrap();
         assert_eq!(enrolled.shown["public_id"], "vvcccjgjgkhc");
         assert!(enrolled.shown.get("aes_key").is_none());
-        assert_eq!(
-            YubicoOtp.lookup(&enrolled.state).unwrap(),
-            b"vvcccjgjgkhc".to_vec()
-        );
+        // The index names the token by its secrets, not by its public id alone.
+        let lookup = YubicoOtp.lookup(&enrolled.state).unwrap();
+        assert_eq!(lookup.len(), 32);
+        let other = enroll(json!({"aes_key": "000102030405060708090a0b0c0d0e0f"})).unwrap();
+        assert_ne!(YubicoOtp.lookup(&other.state).unwrap(), lookup);
         let state = kept(verify(&enrolled.state, &otp(5, 3)));
         // Replayed, older in the session, older usage: refused.
         for old in [otp(5, 3), otp(5, 2), otp(4, 200)] {
