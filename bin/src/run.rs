@@ -226,13 +226,14 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             &cfg.data_dir,
             endpoints.contains_key(&ServiceName::IdentityIdp),
         )?,
-        certificate_ca: match cfg.identity.certificate_ca.trim() {
+        certificates: match cfg.identity.certificate_ca.trim() {
             "" => None,
-            pem => {
-                Some(cryptoutil_protocols::tls::roots_from_pem(pem).map_err(|e| {
+            pem => Some(cryptoutil_actors::identity::idp::CertificateSignIn {
+                roots: cryptoutil_protocols::tls::roots_from_pem(pem).map_err(|e| {
                     anyhow!("invalid configuration: `identity.certificate_ca`: {e}")
-                })?)
-            }
+                })?,
+                email_login: cfg.identity.certificate_email_login,
+            }),
         },
     });
     settings.insert(cryptoutil_actors::ca::CaSettings {

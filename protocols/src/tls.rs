@@ -91,6 +91,16 @@ pub fn client_chain_valid(roots: &TrustRoots, chain: &[Vec<u8>]) -> bool {
         .is_ok()
 }
 
+/// Whether certificate `leaf` (DER) names client authentication among its extended key
+/// usages (present, not merely not forbidden: webpki admits a leaf without the extension).
+pub fn client_auth_eku(leaf: &[u8]) -> bool {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let Ok((_, cert)) = X509Certificate::from_der(leaf) else {
+        return false;
+    };
+    matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.client_auth)
+}
+
 /// The email addresses (rfc822Name subject alternative names) of certificate `leaf` (DER),
 /// lowercased.
 pub fn client_emails(leaf: &[u8]) -> Vec<String> {

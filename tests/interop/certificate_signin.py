@@ -6,7 +6,7 @@ Usage:
       A CA and client certificates it signed (cryptography), written to DIR: ca.pem; lee.pem/.key
       (email SAN lee@example.com, clientAuth), max.pem/.key (no email, clientAuth: registered by
       fingerprint), server-only.pem/.key (lee's email, serverAuth only), and stranger.pem/.key
-      (lee's email, from another CA).
+      (lee's email, from another CA), no-eku.pem/.key (lee's email, no extended key usage).
   certificate_signin.py run AUTHZ_BASE SUITE_CA CLIENT_ID CLIENT_SECRET REDIRECT_URI DIR MAX_SUB
       Each case starts an authorization request and, on identity-idp's login page, presses
       "Sign in with your certificate" over a connection that presented (or not) a certificate.
@@ -56,8 +56,9 @@ def make(directory):
                    .issuer_name(issuer_cert.subject).public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+                   .not_valid_after(now + datetime.timedelta(days=1)))
+        if usage:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         if email:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=False)
@@ -75,6 +76,7 @@ def make(directory):
     leaf(ours, "lee", "Lee@Example.com", ExtendedKeyUsageOID.CLIENT_AUTH)
     leaf(ours, "max", None, ExtendedKeyUsageOID.CLIENT_AUTH)
     leaf(ours, "server-only", "lee@example.com", ExtendedKeyUsageOID.SERVER_AUTH)
+    leaf(ours, "no-eku", "lee@example.com", None)
     leaf(theirs, "stranger", "lee@example.com", ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
@@ -183,6 +185,7 @@ def run(authz, suite_ca, client_id, secret, redirect_uri, directory, max_sub):
 
     case("a certificate from another CA is refused", lambda: refused("stranger"))
     case("a certificate not for client authentication is refused", lambda: refused("server-only"))
+    case("a certificate that names no extended key usage is refused", lambda: refused("no-eku"))
     case("no certificate is refused", lambda: refused(None))
     print(json.dumps({"results": results}))
 

@@ -202,6 +202,10 @@ pub struct IdentityConfig {
     /// at identity-idp (typically the CA product's issuing CA). Empty: certificate sign-in is
     /// off.
     pub certificate_ca: String,
+    /// Whether an email address in such a certificate signs in the user whose login name it
+    /// is (only for a CA that vouches for the addresses it certifies, e.g. a profile that
+    /// restricts them); otherwise only certificates registered for a user sign in.
+    pub certificate_email_login: bool,
     /// The directory magic links are written to when no SMTP relay is configured (one `.eml`
     /// file each, mode 0600: development only). Empty: `<data_dir>/outbox`.
     pub outbox: String,
@@ -313,6 +317,7 @@ impl Default for IdentityConfig {
             webauthn: WebauthnConfig::default(),
             smtp: SmtpConfig::default(),
             certificate_ca: String::new(),
+            certificate_email_login: false,
             outbox: String::new(),
         }
     }

@@ -25,7 +25,12 @@ async fn certificates_from_the_configured_ca_sign_their_users_in_and_others_do_n
         app,
         operator,
         ..
-    } = fixture_with(&[("CRYPTOUTIL_IDENTITY__CERTIFICATE_CA", &ca)]).await;
+    } = fixture_with(&[
+        ("CRYPTOUTIL_IDENTITY__CERTIFICATE_CA", &ca),
+        // This CA vouches for the addresses it certifies (the test made every one).
+        ("CRYPTOUTIL_IDENTITY__CERTIFICATE_EMAIL_LOGIN", "true"),
+    ])
+    .await;
     let (client_id, secret) = rp_client(&app, &operator, json!({"first_party": true})).await;
     new_user(&app, &operator, "lee@example.com").await;
     let max = new_user(&app, &operator, "max").await;
@@ -45,6 +50,27 @@ async fn certificates_from_the_configured_ca_sign_their_users_in_and_others_do_n
     assert_eq!(v["fingerprint"].as_str().map(str::len), Some(43), "{v}");
     let (status, v) = register("nora", json!({"type": "certificate", "certificate": pem})).await;
     assert_eq!(status, 409, "{v}");
+    // Another tenant may register it for its own user (fingerprints are per tenant).
+    let acme = super::identity::tenant_token(&app, &operator, "acme", "identity").await;
+    let (status, v) = super::identity::admin(
+        &app,
+        &acme,
+        Method::POST,
+        "/users",
+        Some(json!({"username": "max", "password": "correct horse battery staple"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = api(
+        &app,
+        idp,
+        &acme,
+        Method::POST,
+        "/identity/users/max/factors",
+        Some(json!({"type": "certificate", "certificate": pem})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
     let (status, v) = register("nora", json!({"type": "certificate", "certificate": "x"})).await;
     assert_eq!(status, 400, "{v}");
 
@@ -58,7 +84,7 @@ async fn certificates_from_the_configured_ca_sign_their_users_in_and_others_do_n
         dir,
         max,
     ];
-    let report = super::jose_interop::peer_report("certificate_signin.py", args, 5).await;
+    let report = super::jose_interop::peer_report("certificate_signin.py", args, 6).await;
     eprintln!("{report}");
     app.stop().await;
 }

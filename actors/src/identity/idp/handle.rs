@@ -231,8 +231,8 @@ pub struct IdpHandle {
     mail: MailSettings,
     /// Magic links being made and sent at once (each may wait on the relay).
     sends: std::sync::Arc<tokio::sync::Semaphore>,
-    /// Trust anchors of sign-in certificates, if certificate sign-in is on.
-    certificates: Option<cryptoutil_protocols::tls::TrustRoots>,
+    /// Client-certificate sign-in, if it is on.
+    certificates: Option<super::CertificateSignIn>,
     timeout: Duration,
 }
 
@@ -245,7 +245,7 @@ impl IdpHandle {
         factors: FactorsHandle,
         rp: WebauthnRp,
         mail: MailSettings,
-        certificates: Option<cryptoutil_protocols::tls::TrustRoots>,
+        certificates: Option<super::CertificateSignIn>,
         timeout: Duration,
     ) -> Self {
         Self {
@@ -587,16 +587,15 @@ impl IdpHandle {
         let request = self.authz.sign_in_request(challenge.clone()).await?;
         let tenant = request.tenant(tenant.as_deref());
         let amr = vec!["sc".to_owned()];
-        let (Some(roots), Some(leaf)) = (self.certificates.as_ref(), chain.first()) else {
-            return Ok(LoginOutcome::Failed {
-                message: CERTIFICATE_FAILED,
-                view: request.view,
-            });
-        };
-        let fingerprint = super::factors::certificate::fingerprint(leaf);
+        let fingerprint = chain
+            .first()
+            .map(|leaf| super::factors::certificate::fingerprint(leaf));
         let who = format!(
             "certificate-sha256:{}",
-            fingerprint.get(..16).unwrap_or_default()
+            fingerprint
+                .as_deref()
+                .and_then(|f| f.get(..16))
+                .unwrap_or("none")
         );
         let refuse = |why: &'static str| {
             let (who, tenant, amr) = (who.clone(), tenant.clone(), amr.clone());
@@ -606,28 +605,49 @@ impl IdpHandle {
                     .await
             }
         };
-        if !cryptoutil_protocols::tls::client_chain_valid(roots, &chain) {
-            refuse("a certificate that does not chain to identity.certificate_ca").await?;
+        let why = match (self.certificates.as_ref(), chain.first()) {
+            (None, _) => Some("certificate sign-in is off (no identity.certificate_ca)"),
+            (_, None) => Some("no certificate presented"),
+            (Some(on), Some(leaf)) => {
+                if !cryptoutil_protocols::tls::client_chain_valid(&on.roots, &chain) {
+                    Some("a certificate that does not chain to identity.certificate_ca")
+                } else if !cryptoutil_protocols::tls::client_auth_eku(leaf) {
+                    Some("a certificate that does not name client authentication")
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(why) = why {
+            refuse(why).await?;
             return Ok(LoginOutcome::Failed {
                 message: CERTIFICATE_FAILED,
                 view: request.view,
             });
         }
-        // A registered certificate names its user; else an email address in it that is a
-        // user's login name.
+        // A registered certificate names its user (and only that one); else, where the CA
+        // vouches for addresses, an email address in it that is a user's login name.
+        let lookup = super::factors::certificate::lookup_key(
+            &tenant,
+            fingerprint.as_deref().unwrap_or_default(),
+        );
         let mut names = Vec::new();
-        if let Some((t, u)) = self
-            .factors
-            .find(FactorKind::Certificate, fingerprint.as_bytes())
-            .await?
-        {
-            if t == tenant {
+        match self.factors.find(FactorKind::Certificate, &lookup).await? {
+            Some((t, u)) => {
                 if let Some(user) = self.user(&t, &u).await?.filter(|v| v.id == u) {
                     names.push(user.username);
                 }
             }
+            None if self.certificates.as_ref().is_some_and(|c| c.email_login) => {
+                let leaf = chain.first().map(Vec::as_slice).unwrap_or_default();
+                names.extend(
+                    cryptoutil_protocols::tls::client_emails(leaf)
+                        .into_iter()
+                        .filter(|e| e.matches('@').count() == 1),
+                );
+            }
+            None => {}
         }
-        names.extend(cryptoutil_protocols::tls::client_emails(leaf));
         let mut credential = None;
         for name in names.into_iter().filter(|n| n.len() <= 128) {
             credential = self.authz.credential(tenant.clone(), name).await?;
@@ -697,15 +717,33 @@ impl IdpHandle {
         bind: Zeroizing<String>,
         client: String,
     ) -> Result<(), String> {
-        let name = format!("mail:{address}");
-        let locked = self
-            .lockout(&tenant, &name)
+        let lookup = super::factors::magic_link::lookup_key(&tenant, &address);
+        // Only an address someone has is rationed (made-up ones cannot fill the counters),
+        // checked and counted in one step (requests at once cannot slip past it).
+        if self
+            .factors
+            .find(FactorKind::MagicLink, &lookup)
             .await
-            .map_err(|e| e.to_string())?;
-        if locked == Check::Locked {
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let name = format!("mail:{address}");
+        let allowed = ask(
+            &self.slot,
+            |reply| IdpMsg::Ration {
+                tenant: tenant.clone(),
+                name,
+                reply,
+            },
+            self.timeout,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if !allowed {
             return Err("too many links asked for one address: backing off".into());
         }
-        let lookup = super::factors::magic_link::lookup_key(&tenant, &address);
         let request = serde_json::json!({"bind": bind.as_str(), "challenge": challenge});
         let Some(sent) = self
             .factors
@@ -715,11 +753,6 @@ impl IdpHandle {
         else {
             return Ok(());
         };
-        // Counted only for an address someone has: asking for made-up ones cannot fill the
-        // failure counters.
-        self.count_failure(&tenant, &name)
-            .await
-            .map_err(|e| e.to_string())?;
         let token = link_token(&sent.tenant, &sent.user_id, &challenge, &sent.secret)?;
         let base = self.rp.origins.first().map_or("", String::as_str);
         let body = Zeroizing::new(format!(
@@ -904,7 +937,25 @@ impl IdpHandle {
             .await?
             .is_some_and(|amr| phishing_resistant(&amr))
         };
-        let needs_key = request.needs_key() && !resistant_first;
+        let mut needs_key = request.needs_key() && !resistant_first;
+        // The user's tenant may need a phishing-resistant sign-in whatever the request asked
+        // (also refused before it costs an attempt).
+        if !needs_key && !resistant_first && matches!(given, Given::Code(_)) {
+            let (token, c) = (step.clone(), challenge.clone());
+            let waiting = ask(
+                &self.slot,
+                |reply| IdpMsg::Waiting {
+                    token,
+                    challenge: c,
+                    reply,
+                },
+                self.timeout,
+            )
+            .await?;
+            if let Some(user) = waiting {
+                needs_key = self.tenant_policy(&user.tenant).await? == Some(ACR_PHR);
+            }
+        }
         let view = request.view;
         if needs_key && matches!(given, Given::Code(_)) {
             return Ok(LoginOutcome::CodeFailed {
@@ -952,18 +1003,6 @@ impl IdpHandle {
                 });
             }
         };
-        // The user's tenant may need a phishing-resistant sign-in whatever the request asked.
-        if matches!(given, Given::Code(_))
-            && !needs_key
-            && !resistant_first
-            && self.tenant_policy(&user.tenant).await? == Some(ACR_PHR)
-        {
-            return Ok(LoginOutcome::CodeFailed {
-                message: KEY_NEEDED,
-                view,
-                keys: true,
-            });
-        }
         let owner = Owner {
             tenant: user.tenant.clone(),
             user_id: user.user_id.clone(),

@@ -171,22 +171,24 @@ async fn reply<S: AsyncRead + Unpin>(s: &mut BufReader<S>) -> Result<(u16, Vec<S
     }
 }
 
-/// Sends `command` (without CRLF) and reads the reply: its lines, if its code is `want`.
-async fn command<S: AsyncRead + AsyncWrite + Unpin>(
+/// Writes `bytes` and flushes them.
+async fn write<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut BufReader<S>,
-    command: &str,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let out = s.get_mut();
+    out.write_all(bytes)
+        .await
+        .map_err(|e| format!("SMTP write: {e}"))?;
+    out.flush().await.map_err(|e| format!("SMTP write: {e}"))
+}
+
+/// The next reply's lines, if its code is one of `want` (else what it said, for `shown`).
+async fn expect<S: AsyncRead + Unpin>(
+    s: &mut BufReader<S>,
     want: &[u16],
     shown: &str,
 ) -> Result<Vec<String>, String> {
-    let line = Zeroizing::new(format!("{command}\r\n"));
-    s.get_mut()
-        .write_all(line.as_bytes())
-        .await
-        .map_err(|e| format!("SMTP write: {e}"))?;
-    s.get_mut()
-        .flush()
-        .await
-        .map_err(|e| format!("SMTP write: {e}"))?;
     let (code, lines) = reply(s).await?;
     if want.contains(&code) {
         Ok(lines)
@@ -196,6 +198,18 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
             lines.last().map_or("", String::as_str)
         ))
     }
+}
+
+/// Sends `command` (without CRLF) and reads the reply: its lines, if its code is `want`.
+async fn command<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut BufReader<S>,
+    command: &str,
+    want: &[u16],
+    shown: &str,
+) -> Result<Vec<String>, String> {
+    let line = Zeroizing::new(format!("{command}\r\n"));
+    write(s, line.as_bytes()).await?;
+    expect(s, want, shown).await
 }
 
 impl Smtp {
@@ -247,13 +261,7 @@ impl Smtp {
         &self,
         s: &mut BufReader<S>,
     ) -> Result<Vec<String>, String> {
-        let (code, lines) = reply(s).await?;
-        if code != 220 {
-            return Err(format!(
-                "SMTP greeting: {code} {}",
-                lines.last().map_or("", String::as_str)
-            ));
-        }
+        expect(s, &[220], "greeting").await?;
         command(s, &format!("EHLO {}", self.helo), &[250], "EHLO").await
     }
 
@@ -286,21 +294,8 @@ impl Smtp {
         .await?;
         command(s, "DATA", &[354], "DATA").await?;
         let data = Zeroizing::new(mail::dot_stuffed(&message.text));
-        s.get_mut()
-            .write_all(data.as_bytes())
-            .await
-            .map_err(|e| format!("SMTP write: {e}"))?;
-        s.get_mut()
-            .flush()
-            .await
-            .map_err(|e| format!("SMTP write: {e}"))?;
-        let (code, lines) = reply(s).await?;
-        if code != 250 {
-            return Err(format!(
-                "SMTP message: {code} {}",
-                lines.last().map_or("", String::as_str)
-            ));
-        }
+        write(s, data.as_bytes()).await?;
+        expect(s, &[250], "message").await?;
         // Sent: a failed QUIT changes nothing.
         let _ = command(s, "QUIT", &[221], "QUIT").await;
         Ok(())

@@ -44,9 +44,18 @@ pub struct IdpConfig {
     pub webauthn: WebauthnRp,
     /// Where mail goes, and as whom.
     pub mail: MailSettings,
-    /// Trust anchors of the client certificates that sign users in (none: certificate sign-in
-    /// is off).
-    pub certificate_ca: Option<cryptoutil_protocols::tls::TrustRoots>,
+    /// Client-certificate sign-in, if it is on.
+    pub certificates: Option<CertificateSignIn>,
+}
+
+/// Client-certificate sign-in: whose certificates sign users in, and how they name them.
+#[derive(Debug, Clone)]
+pub struct CertificateSignIn {
+    /// Trust anchors of the certificates.
+    pub roots: cryptoutil_protocols::tls::TrustRoots,
+    /// Whether an email address in a certificate names the user whose login name it is (the
+    /// CA vouches for addresses); otherwise only registered certificates sign in.
+    pub email_login: bool,
 }
 
 /// Where identity-idp's mail (magic links) goes, and the `From:` address it carries.
@@ -147,6 +156,13 @@ impl Actor for Idp {
             } => {
                 let _ = reply.send(Ok(st.waiting(&token, &challenge, now)));
             }
+            IdpMsg::Ration {
+                tenant,
+                name,
+                reply,
+            } => {
+                let _ = reply.send(Ok(st.ration(&tenant, &name, now)));
+            }
             IdpMsg::StepAmr {
                 token,
                 challenge,
@@ -203,7 +219,7 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
     let (rp, mail, certificates) = (
         cfg.webauthn.clone(),
         cfg.mail.clone(),
-        cfg.certificate_ca.clone(),
+        cfg.certificates.clone(),
     );
     parts.actor::<Idp>(ctx.service, "idp", &slot, cfg, || IdpMsg::Crash);
     parts.handles.insert(IdpHandle::new(

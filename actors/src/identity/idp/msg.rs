@@ -90,6 +90,15 @@ pub enum IdpMsg {
         /// The user, while it waits.
         reply: RpcReplyPort<Result<Option<Credential>, Error>>,
     },
+    /// One rationed use under `name` (checked and counted at once): whether it may go ahead.
+    Ration {
+        /// The tenant.
+        tenant: String,
+        /// What is rationed (`mail:<address>`).
+        name: String,
+        /// Whether it may.
+        reply: RpcReplyPort<Result<bool, Error>>,
+    },
     /// What a waiting sign-in passed so far (nothing is spent).
     StepAmr {
         /// Its token.

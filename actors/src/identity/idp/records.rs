@@ -55,11 +55,17 @@ fn first_only(kind: FactorKind) -> bool {
 /// factors need one that is not a recovery code (those are a fallback, not a factor to keep)
 /// nor a magic link or a certificate (they take the password's place); a phishing-resistant
 /// sign-in needs WebAuthn or a client certificate.
-fn reaches(policy: &str, mut kinds: impl Iterator<Item = FactorKind>) -> bool {
+fn reaches(policy: &str, kinds: impl Iterator<Item = FactorKind>) -> bool {
     use crate::identity::signin::{ACR_MFA, ACR_PHR};
+    let kinds: Vec<FactorKind> = kinds.collect();
+    let has = |k: FactorKind| kinds.contains(&k);
+    let second = kinds
+        .iter()
+        .any(|k| !first_only(*k) && *k != FactorKind::RecoveryCodes);
     match policy {
-        ACR_MFA => kinds.any(|k| !first_only(k) && k != FactorKind::RecoveryCodes),
-        ACR_PHR => kinds.any(|k| matches!(k, FactorKind::Webauthn | FactorKind::Certificate)),
+        ACR_MFA => second,
+        // WebAuthn, or a certificate followed by a second factor.
+        ACR_PHR => has(FactorKind::Webauthn) || (has(FactorKind::Certificate) && second),
         _ => true,
     }
 }

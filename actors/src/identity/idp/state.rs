@@ -208,6 +208,13 @@ impl IdpState {
         LOGIN_FAILED
     }
 
+    /// One use of something rationed per name (a magic link mailed to an address), checked
+    /// and counted in one step: whether it may go ahead (five at once, then the backoff).
+    pub fn ration(&mut self, tenant: &str, name: &str, now: u64) -> bool {
+        self.check(tenant, name, now) != Check::Locked
+            && self.failed(tenant, name, now) != LOGIN_LOCKED
+    }
+
     /// `user` passed their password for the pending request `challenge` and has another
     /// factor to give: the sign-in waits for it. The token that names it (a cookie).
     pub fn begin(

@@ -75,7 +75,7 @@ async fn a_sign_in_its_session_lockout_and_a_logout_through_both_actors() {
             mailer: super::mail::Mailer::Outbox(dir.path().join("outbox")),
             from: "idp@idp.test".into(),
         },
-        certificate_ca: None,
+        certificates: None,
     });
     let args = SuiteArgs {
         settings: settings.build(),

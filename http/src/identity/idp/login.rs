@@ -342,7 +342,8 @@ impl Fields {
 }
 
 /// A posted identity-idp form after the checks every one needs: identity-authz reachable, a
-/// form body with each field once, the CSRF token and the origin.
+/// form body with each field once, a pending request's challenge, the CSRF token and the
+/// origin.
 pub(crate) fn posted<'a>(
     app: &'a AppState,
     uri: &Uri,
@@ -360,6 +361,10 @@ pub(crate) fn posted<'a>(
             .map(|(k, v)| (k, Zeroizing::new(v)))
             .collect(),
     );
+    // Every one of them continues a pending request.
+    if form.get("challenge").is_empty() {
+        return Err(Box::new(bad_request()));
+    }
     verify_form(headers, uri, form.get("challenge"), form.get("csrf"))?;
     Ok((handle, form))
 }
@@ -406,7 +411,7 @@ pub(crate) async fn login_post(
     let field = |n: &str| fields.get(n);
     let challenge = field("challenge");
     let (username, password) = (field("username"), field("password"));
-    if challenge.is_empty() || username.is_empty() || password.is_empty() {
+    if username.is_empty() || password.is_empty() {
         return bad_request();
     }
     let outcome = handle
@@ -434,9 +439,6 @@ pub(crate) async fn certificate_post(
         Err(r) => return *r,
     };
     let challenge = fields.get("challenge");
-    if challenge.is_empty() {
-        return bad_request();
-    }
     let chain: Vec<Vec<u8>> = peer
         .map(|Extension(p)| p.0.iter().map(|c| c.as_ref().to_vec()).collect())
         .unwrap_or_default();
@@ -460,9 +462,6 @@ pub(crate) async fn link_post(
         Err(r) => return *r,
     };
     let challenge = fields.get("challenge");
-    if challenge.is_empty() {
-        return bad_request();
-    }
     let tenant = Some(fields.get("tenant").to_owned()).filter(|t| !t.is_empty());
     match handle
         .link_request(challenge.to_owned(), tenant, fields.get("address"))
@@ -581,9 +580,6 @@ pub(crate) async fn factor_post(
         Err(r) => return *r,
     };
     let challenge = fields.get("challenge");
-    if challenge.is_empty() {
-        return bad_request();
-    }
     // No step cookie: the sign-in is gone (or another browser asks); the same answer as
     // an expired one.
     let step = cookie(&headers, IDP_STEP_COOKIE).unwrap_or_default();

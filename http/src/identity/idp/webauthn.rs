@@ -50,9 +50,6 @@ pub(crate) async fn options_post(
         Err(r) => return *r,
     };
     let challenge = fields.get("challenge").to_owned();
-    if challenge.is_empty() {
-        return bad_request();
-    }
     match fields.get("purpose") {
         "passkey" => match handle.passkey_options(challenge).await {
             Ok((token, options)) => {
@@ -94,7 +91,7 @@ pub(crate) async fn assertion_post(
     };
     let challenge = fields.get("challenge");
     let credential = Zeroizing::new(fields.get("credential").to_owned());
-    if challenge.is_empty() || credential.is_empty() {
+    if credential.is_empty() {
         return bad_request();
     }
     let from = |name| Zeroizing::new(cookie(&headers, name).unwrap_or_default().to_owned());

@@ -2,11 +2,12 @@
 //! the TLS handshake with identity-idp's public listener (which asks every client for one and
 //! requires none), signs its user in in place of the password. It names its user by a
 //! registered fingerprint (a record of this factor: SHA-256 of the certificate) or, without
-//! one, by an email address among its subject alternative names that is the user's login
-//! name. The TLS handshake proved the key; the chain, its client-authentication usage and its
-//! validity are checked at sign-in.
+//! one and only where `identity.certificate_email_login` trusts the CA to vouch for email
+//! addresses, by an email address among its subject alternative names that is the user's
+//! login name. The TLS handshake proved the key; the chain, its client-authentication usage
+//! (present in the leaf) and its validity are checked at sign-in. Revocation is not checked.
 //!
-//! A fingerprint is held by one record in the whole service (the lookup index).
+//! A fingerprint is held by one record of a tenant (the lookup index, `<tenant>/<fingerprint>`).
 
 use cryptoutil_protocols::jose::b64;
 use rustls_pki_types::pem::PemObject as _;
@@ -84,8 +85,13 @@ impl Factor for Certificate {
     fn lookup(&self, state: &str) -> Option<Vec<u8>> {
         read_state::<State>(state)
             .ok()
-            .map(|st| st.fingerprint.into_bytes())
+            .map(|st| lookup_key(&st.tenant, &st.fingerprint))
     }
+}
+
+/// The index key that finds the record of the certificate with `fingerprint` in `tenant`.
+pub fn lookup_key(tenant: &str, fingerprint: &str) -> Vec<u8> {
+    format!("{tenant}/{fingerprint}").into_bytes()
 }
 
 #[cfg(test)]
@@ -113,7 +119,7 @@ mod tests {
         assert_eq!(enrolled.shown["fingerprint"], expected.as_str());
         assert_eq!(
             Certificate.lookup(&enrolled.state).unwrap(),
-            expected.into_bytes()
+            lookup_key("default", &expected)
         );
         for bad in [
             json!({}),

@@ -2,8 +2,10 @@
 //! of the password. A challenge makes the link's secret (256 random bits; the record keeps
 //! only its SHA-256) bound to the browser that asked (the SHA-256 of a cookie it was given)
 //! and to the pending authorization request, valid for [`LINK_TTL`] seconds; the record holds
-//! the last [`PENDING`] links (a request from another browser does not push out the one the
-//! user waits for). A link opened in the browser that asked is spent, whatever follows; one
+//! [`PENDING`] links at once (a full record drops the asking browser's own oldest link first,
+//! else the oldest of all: one other browser asking again and again never pushes out the
+//! link the user waits for; [`PENDING`] other browsers within its time, rationed per
+//! address, do). A link opened in the browser that asked is spent, whatever follows; one
 //! opened elsewhere is refused and audited but stays for its own browser (its secret alone
 //! opens nothing); an expired one is dropped.
 //!
@@ -112,14 +114,24 @@ impl Factor for MagicLink {
             what: "random generator",
         })?;
         st.pending.retain(|p| p.expires > now);
+        let bind = digest(&asked.bind);
+        // Full: this browser's oldest link goes first, else the oldest of all.
+        if st.pending.len() >= PENDING {
+            let at = st
+                .pending
+                .iter()
+                .position(|p| eq(&p.bind, &bind))
+                .unwrap_or(0);
+            if at < st.pending.len() {
+                st.pending.remove(at);
+            }
+        }
         st.pending.push(Pending {
             secret: digest(&secret),
-            bind: digest(&asked.bind),
+            bind,
             challenge: asked.challenge,
             expires: now.saturating_add(LINK_TTL),
         });
-        let over = st.pending.len().saturating_sub(PENDING);
-        st.pending.drain(..over);
         Ok(Some(Challenge {
             keep: write_state(&st)?,
             secret,
@@ -290,6 +302,20 @@ mod tests {
                 Verdict::Accept { .. }
             ));
         }
+        // One other browser asking again and again does not push out this browser's link.
+        let mine = ask(&state, 1000);
+        let mut keep = mine.keep.clone();
+        for _ in 0..5 {
+            keep = MagicLink
+                .challenge(&keep, &json!({"bind": "other", "challenge": "req"}), 1000)
+                .unwrap()
+                .unwrap()
+                .keep;
+        }
+        assert!(matches!(
+            open(&keep, &mine.secret, "cookie", "req", 1001),
+            Verdict::Accept { .. }
+        ));
     }
 
     #[test]
