@@ -1,6 +1,7 @@
 //! What a sign-in factor's check costs by itself: a TOTP code checked in its window (RFC 6238,
 //! SHA-1, 6 digits, one step of skew) and a WebAuthn assertion verified (clientDataJSON,
-//! authenticator data, signature) for ES256, EdDSA and RS256 credentials. Prints the median
+//! authenticator data, signature) for ES256, EdDSA and RS256 credentials, and a Yubico OTP
+//! opened (modhex, one AES-128 block, its CRC). Prints the median
 //! microseconds per check over the rounds; the goal is well under 1 ms each.
 //!
 //! `cargo bench -p cryptoutil-protocols --bench factors -- [seconds-per-round] [rounds]`
@@ -24,6 +25,7 @@ use aws_lc_rs::signature::{
 };
 use cryptoutil_protocols::otp::{OtpAlg, OtpKey, TotpClock};
 use cryptoutil_protocols::webauthn::{self, b64, Expected, PublicKey};
+use cryptoutil_protocols::yubico::{Otp, Token, YubicoKey};
 
 fn micros_per_op(seconds: f64, mut op: impl FnMut()) -> f64 {
     let deadline = Duration::from_secs_f64(seconds);
@@ -105,10 +107,28 @@ fn main() {
         ("WebAuthn assertion verify, ES256", Vec::new()),
         ("WebAuthn assertion verify, EdDSA", Vec::new()),
         ("WebAuthn assertion verify, RS256 2048", Vec::new()),
+        ("Yubico OTP open (modhex, AES-128, CRC)", Vec::new()),
     ];
+    let yubikey = YubicoKey::from_hex("c4422890653076cde73d449b191b416a").unwrap();
+    let typed = yubikey
+        .seal(
+            "vvcccjgjgkhc",
+            &Token {
+                private_id: [0x33, 0xc6, 0x9e, 0x7f, 0x24, 0x9e],
+                usage: 7,
+                timestamp: 0x1234,
+                session: 3,
+                random: 9,
+            },
+        )
+        .unwrap();
     for _ in 0..rounds {
         results[0].1.push(micros_per_op(secs, || {
             black_box(key.verify_totp(black_box(&code), now, clock, None)).unwrap();
+        }));
+        results[4].1.push(micros_per_op(secs, || {
+            let otp = Otp::parse(black_box(&typed)).unwrap();
+            black_box(yubikey.open(&otp)).unwrap();
         }));
         for (slot, (cose, cd, auth, sig)) in [(1, &es256), (2, &eddsa), (3, &rs256)] {
             results[slot].1.push(micros_per_op(secs, || {

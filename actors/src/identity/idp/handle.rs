@@ -22,6 +22,12 @@ use crate::identity::authz::AuthzHandle;
 use crate::identity::signin::{acr_rank, LoginView, Next, Prompt, Subject, ACR_PASSWORD, ACR_PHR};
 use crate::slot::Slot;
 
+mod certificate;
+mod link;
+
+pub use certificate::CERTIFICATE_FAILED;
+pub use link::{LinkAsked, LINK_PATH};
+
 /// What opening the login page does (its `Debug` names the variant only: it may hold a
 /// cookie value).
 pub enum LoginStart {
@@ -121,9 +127,6 @@ pub const KEY_FAILED: &str = "That passkey or security key did not sign you in. 
 /// The message when the request needs a phishing-resistant sign-in and a code was given.
 pub const KEY_NEEDED: &str =
     "This application needs your passkey or security key: a code is not enough.";
-/// The message when a client certificate did not sign in (none, untrusted, no user's).
-pub const CERTIFICATE_FAILED: &str = "Your browser presented no certificate that names a user \
-     here. Sign in another way.";
 /// The message when the request needs more factors than the user has.
 pub const FACTORS_NEEDED: &str = "This application needs a stronger sign-in than your account \
      has: add a passkey or security key (or a second factor) on your account page first.";
@@ -136,83 +139,6 @@ const CEREMONY_TIMEOUT_MS: u64 = 120_000;
 fn phishing_resistant(amr: &[String]) -> bool {
     amr.iter()
         .any(|a| crate::identity::signin::PHISHING_RESISTANT.contains(&a.as_str()))
-}
-
-/// Magic links made and sent at once, at most.
-const MAX_SENDS: usize = 32;
-/// Where a magic link points on identity-idp's pages (its `token` parameter follows).
-pub const LINK_PATH: &str = "/browser/login/link";
-/// Longest link token read.
-const MAX_LINK_TOKEN: usize = 2048;
-
-/// The answer to "email me a sign-in link".
-pub enum LinkAsked {
-    /// Sent if the address is anyone's: the cookie that binds the link to this browser, and
-    /// the page.
-    Sent {
-        /// The cookie's value.
-        bind: Zeroizing<String>,
-        /// The page.
-        view: LoginView,
-    },
-    /// Not an address.
-    BadAddress(LoginView),
-}
-
-impl std::fmt::Debug for LinkAsked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Sent { .. } => "Sent",
-            Self::BadAddress(_) => "BadAddress",
-        })
-    }
-}
-
-/// What a link's token names.
-struct LinkToken {
-    tenant: String,
-    user_id: String,
-    challenge: String,
-    secret: Zeroizing<String>,
-}
-
-/// A link's token: base64url of `{"t", "u", "c", "s"}` (tenant, user, pending request,
-/// secret).
-fn link_token(
-    tenant: &str,
-    user_id: &str,
-    challenge: &str,
-    secret: &str,
-) -> Result<Zeroizing<String>, String> {
-    use base64::Engine as _;
-    let json = Zeroizing::new(
-        serde_json::json!({"t": tenant, "u": user_id, "c": challenge, "s": secret}).to_string(),
-    );
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.as_bytes());
-    if token.len() > MAX_LINK_TOKEN {
-        return Err("a link token too long for its page".into());
-    }
-    Ok(Zeroizing::new(token))
-}
-
-fn open_link_token(token: &str) -> Option<LinkToken> {
-    use base64::Engine as _;
-    if token.len() > MAX_LINK_TOKEN {
-        return None;
-    }
-    let json = Zeroizing::new(
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()?,
-    );
-    let v: Value = serde_json::from_slice(&json).ok()?;
-    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    Some(LinkToken {
-        tenant: text("t")?,
-        user_id: text("u")?,
-        challenge: text("c")?,
-        secret: Zeroizing::new(text("s")?),
-    })
 }
 
 /// What a typed second factor or a security key presents.
@@ -254,7 +180,7 @@ impl IdpHandle {
             factors,
             rp,
             mail,
-            sends: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SENDS)),
+            sends: std::sync::Arc::new(tokio::sync::Semaphore::new(link::MAX_SENDS)),
             certificates,
             timeout,
         }
@@ -570,282 +496,6 @@ impl IdpHandle {
         )
         .await?;
         self.done(challenge, opened, view).await
-    }
-
-    /// A client certificate (`chain`, leaf first, DER: what this connection's TLS handshake
-    /// presented) for the pending request `challenge`, in `tenant` (the form's, when the
-    /// client admits any tenant): when it chains to `identity.certificate_ca` for client
-    /// authentication and names a user (a registered fingerprint, else an email address that
-    /// is a login name), the user has passed their first factor (amr `sc`): the next factor's
-    /// page, or signed in. Refusals are audited and all look alike.
-    pub async fn certificate(
-        &self,
-        challenge: String,
-        tenant: Option<String>,
-        chain: Vec<Vec<u8>>,
-    ) -> Result<LoginOutcome, Error> {
-        let request = self.authz.sign_in_request(challenge.clone()).await?;
-        let tenant = request.tenant(tenant.as_deref());
-        let amr = vec!["sc".to_owned()];
-        let fingerprint = chain
-            .first()
-            .map(|leaf| super::factors::certificate::fingerprint(leaf));
-        let who = format!(
-            "certificate-sha256:{}",
-            fingerprint
-                .as_deref()
-                .and_then(|f| f.get(..16))
-                .unwrap_or("none")
-        );
-        let refuse = |why: &'static str| {
-            let (who, tenant, amr) = (who.clone(), tenant.clone(), amr.clone());
-            async move {
-                self.factors
-                    .audit_sign_in(&who, &tenant, &amr, Some(why))
-                    .await
-            }
-        };
-        let why = match (self.certificates.as_ref(), chain.first()) {
-            (None, _) => Some("certificate sign-in is off (no identity.certificate_ca)"),
-            (_, None) => Some("no certificate presented"),
-            (Some(on), Some(leaf)) => {
-                if !cryptoutil_protocols::tls::client_chain_valid(&on.roots, &chain) {
-                    Some("a certificate that does not chain to identity.certificate_ca")
-                } else if !cryptoutil_protocols::tls::client_auth_eku(leaf) {
-                    Some("a certificate that does not name client authentication")
-                } else {
-                    None
-                }
-            }
-        };
-        if let Some(why) = why {
-            refuse(why).await?;
-            return Ok(LoginOutcome::Failed {
-                message: CERTIFICATE_FAILED,
-                view: request.view,
-            });
-        }
-        // A registered certificate names its user (and only that one); else, where the CA
-        // vouches for addresses, an email address in it that is a user's login name.
-        let lookup = super::factors::certificate::lookup_key(
-            &tenant,
-            fingerprint.as_deref().unwrap_or_default(),
-        );
-        let mut names = Vec::new();
-        match self.factors.find(FactorKind::Certificate, &lookup).await? {
-            Some((t, u)) => {
-                if let Some(user) = self.user(&t, &u).await?.filter(|v| v.id == u) {
-                    names.push(user.username);
-                }
-            }
-            None if self.certificates.as_ref().is_some_and(|c| c.email_login) => {
-                let leaf = chain.first().map(Vec::as_slice).unwrap_or_default();
-                names.extend(
-                    cryptoutil_protocols::tls::client_emails(leaf)
-                        .into_iter()
-                        .filter(|e| e.matches('@').count() == 1),
-                );
-            }
-            None => {}
-        }
-        let mut credential = None;
-        for name in names.into_iter().filter(|n| n.len() <= 128) {
-            credential = self.authz.credential(tenant.clone(), name).await?;
-            if credential.is_some() {
-                break;
-            }
-        }
-        let Some(credential) = credential else {
-            refuse("a certificate that names no user").await?;
-            return Ok(LoginOutcome::Failed {
-                message: CERTIFICATE_FAILED,
-                view: request.view,
-            });
-        };
-        self.after_first(credential, challenge, amr, request.view, request.acr)
-            .await
-    }
-
-    /// "Email me a sign-in link" for the pending request `challenge`, by `address` of `tenant`
-    /// (the form's, when the client admits any tenant): the same answer whether or not the
-    /// address is anyone's. The cookie that binds the link to this browser is made here; the
-    /// link itself is made, kept, audited and mailed on a task of its own, so neither the
-    /// answer nor its time tells whether a link went out. Each address gets five links freely,
-    /// then fewer and fewer (the name lockout's backoff, under `mail:<address>`).
-    pub async fn link_request(
-        &self,
-        challenge: String,
-        tenant: Option<String>,
-        address: &str,
-    ) -> Result<LinkAsked, Error> {
-        let request = self.authz.sign_in_request(challenge.clone()).await?;
-        let tenant = request.tenant(tenant.as_deref());
-        let Ok(address) = cryptoutil_protocols::mail::address(address) else {
-            return Ok(LinkAsked::BadAddress(request.view));
-        };
-        let bind = cryptoutil_protocols::oauth::random_token(32).map_err(|_| Error::Internal {
-            what: "random generator",
-        })?;
-        let this = self.clone();
-        let (cookie, client) = (bind.clone(), request.view.client_name.clone());
-        match std::sync::Arc::clone(&self.sends).try_acquire_owned() {
-            Ok(permit) => {
-                tokio::spawn(async move {
-                    if let Err(e) = this
-                        .send_link(tenant, address, challenge, cookie, client)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "a magic link was not sent");
-                    }
-                    drop(permit);
-                });
-            }
-            // The same answer: the page cannot tell the user more without telling everyone.
-            Err(_) => tracing::warn!("too many magic links on their way: one was not made"),
-        }
-        Ok(LinkAsked::Sent {
-            bind,
-            view: request.view,
-        })
-    }
-
-    async fn send_link(
-        &self,
-        tenant: String,
-        address: String,
-        challenge: String,
-        bind: Zeroizing<String>,
-        client: String,
-    ) -> Result<(), String> {
-        let lookup = super::factors::magic_link::lookup_key(&tenant, &address);
-        // Only an address someone has is rationed (made-up ones cannot fill the counters),
-        // checked and counted in one step (requests at once cannot slip past it).
-        if self
-            .factors
-            .find(FactorKind::MagicLink, &lookup)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_none()
-        {
-            return Ok(());
-        }
-        let name = format!("mail:{address}");
-        let allowed = ask(
-            &self.slot,
-            |reply| IdpMsg::Ration {
-                tenant: tenant.clone(),
-                name,
-                reply,
-            },
-            self.timeout,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        if !allowed {
-            return Err("too many links asked for one address: backing off".into());
-        }
-        let request = serde_json::json!({"bind": bind.as_str(), "challenge": challenge});
-        let Some(sent) = self
-            .factors
-            .challenge(FactorKind::MagicLink, &lookup, request)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Ok(());
-        };
-        let token = link_token(&sent.tenant, &sent.user_id, &challenge, &sent.secret)?;
-        let base = self.rp.origins.first().map_or("", String::as_str);
-        let body = Zeroizing::new(format!(
-            "Someone, probably you, asked to sign in to {client} with this address.\n\n\
-             Open this link in the same browser, within 10 minutes, to sign in:\n\n\
-             {base}{LINK_PATH}?token={}\n\n\
-             The link works once. If you did not ask for it, ignore this message.\n",
-            token.as_str(),
-            client = client.replace(|c: char| !c.is_ascii() || c.is_ascii_control(), "?"),
-        ));
-        let id = cryptoutil_protocols::oauth::random_token(12).map_err(|e| e.to_string())?;
-        let message = cryptoutil_protocols::mail::Message {
-            from: &self.mail.from,
-            to: &sent.to,
-            subject: "Your sign-in link",
-            body: &body,
-            date: crate::now_unix(),
-            id: id.as_str(),
-        };
-        let text = Zeroizing::new(message.render().map_err(|e| e.to_string())?);
-        self.mail
-            .mailer
-            .send(&super::mail::Outgoing {
-                from: self.mail.from.clone(),
-                to: sent.to.clone(),
-                text,
-            })
-            .await
-    }
-
-    /// What a magic link (`token`, from its URL) is for, before anything is spent: the pending
-    /// request's challenge and page (a mail reader that fetches links to scan them spends
-    /// nothing; the page asks the user to go on).
-    pub async fn link_view(&self, token: &str) -> Result<(String, LoginView), Error> {
-        let opened = open_link_token(token).ok_or(Error::NotFound {
-            what: "sign-in link",
-        })?;
-        let request = self.authz.sign_in_request(opened.challenge.clone()).await?;
-        Ok((opened.challenge, request.view))
-    }
-
-    /// An opened magic link (`token`, from its URL) in a browser whose link cookie is `bind`:
-    /// the link is spent, and when this browser asked for it within its time, the user has
-    /// passed their first factor for the request it was asked on (the next factor's page, or
-    /// signed in), and the request's challenge. Anything else is a not-found (the page says to
-    /// ask again).
-    pub async fn link_open(
-        &self,
-        token: &str,
-        bind: Option<Zeroizing<String>>,
-    ) -> Result<(String, LoginOutcome), Error> {
-        let gone = || Error::NotFound {
-            what: "sign-in link",
-        };
-        let opened = open_link_token(token).ok_or_else(gone)?;
-        let user = self
-            .user(&opened.tenant, &opened.user_id)
-            .await?
-            .filter(|u| u.id == opened.user_id)
-            .ok_or_else(gone)?;
-        let owner = Owner {
-            tenant: user.tenant.clone(),
-            user_id: user.id.clone(),
-            username: user.username.clone(),
-        };
-        let presented = Zeroizing::new(
-            serde_json::json!({
-                "secret": opened.secret.as_str(),
-                "bind": bind.as_ref().map_or("", |b| b.as_str()),
-                "challenge": opened.challenge,
-            })
-            .to_string(),
-        );
-        if self.factors.check_link(&owner, &presented).await?.is_none() {
-            return Err(gone());
-        }
-        let request = self.authz.sign_in_request(opened.challenge.clone()).await?;
-        let credential = self
-            .authz
-            .credential(owner.tenant.clone(), owner.username.clone())
-            .await?
-            .filter(|c| c.user_id == owner.user_id)
-            .ok_or_else(gone)?;
-        let outcome = self
-            .after_first(
-                credential,
-                opened.challenge.clone(),
-                vec!["otp".to_owned()],
-                request.view,
-                request.acr,
-            )
-            .await?;
-        Ok((opened.challenge, outcome))
     }
 
     /// The code of a second factor for the sign-in `step` waiting on the pending request
