@@ -402,17 +402,7 @@ pub fn key_of_certificate(key: &Jwk, cert_der: &[u8]) -> bool {
 /// `unix` (seconds) as RFC 3339 UTC text (`2026-12-05T13:17:21Z`), as ACME's `expires`.
 pub fn rfc3339(unix: u64) -> String {
     let (days, secs) = (unix / 86_400, unix % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm), in unsigned arithmetic:
-    // shifted to the era starting 0000-03-01.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let (year, month, day) = crate::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         secs / 3600,

@@ -63,6 +63,21 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// The civil date (year, month 1-12, day 1-31) of day `days` since 1970-01-01 (Howard
+/// Hinnant's days-to-civil, in unsigned arithmetic: shifted to the era starting 0000-03-01).
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Lowercase hexadecimal of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

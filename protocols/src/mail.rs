@@ -116,7 +116,7 @@ pub fn rfc5322_date(unix: u64) -> String {
         .get(usize::try_from(days % 7).unwrap_or(0))
         .copied()
         .unwrap_or("Thu");
-    let (year, month, day) = civil(days);
+    let (year, month, day) = crate::civil_from_days(days);
     let month = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ]
@@ -129,21 +129,6 @@ pub fn rfc5322_date(unix: u64) -> String {
         secs % 3600 / 60,
         secs % 60
     )
-}
-
-/// The civil date (year, month 1-12, day 1-31) of day `days` since 1970-01-01 (Howard
-/// Hinnant's days-to-civil).
-fn civil(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 /// A rendered message as SMTP's DATA sends it: every line that begins with `.` gets another

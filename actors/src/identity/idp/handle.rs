@@ -103,7 +103,7 @@ fn name_ref(tenant: &str, username: &str) -> String {
     let digest = cryptoutil_protocols::oauth::token_digest(
         format!("{tenant}/{}", username.to_ascii_lowercase()).as_bytes(),
     );
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let hex = cryptoutil_protocols::hex(digest.get(..8).unwrap_or_default());
     format!("name-sha256:{hex}")
 }
 
@@ -544,6 +544,7 @@ impl IdpHandle {
             self.timeout,
         )
         .await?
+        .map(|(user, _)| user)
         .ok_or(Error::NotFound {
             what: "sign-in request",
         })?;
@@ -572,39 +573,28 @@ impl IdpHandle {
     ) -> Result<LoginOutcome, Error> {
         let request = self.authz.sign_in_request(challenge.clone()).await?;
         // A code cannot reach a phishing-resistant sign-in (unless the first factor was a
-        // client certificate): refused before it costs an attempt.
-        let resistant_first = {
-            let (token, c) = (step.clone(), challenge.clone());
-            ask(
-                &self.slot,
-                |reply| IdpMsg::StepAmr {
-                    token,
-                    challenge: c,
-                    reply,
-                },
-                self.timeout,
-            )
-            .await?
-            .is_some_and(|amr| phishing_resistant(&amr))
-        };
+        // client certificate), whether the request or the user's tenant needs one: refused
+        // before it costs an attempt.
+        let (token, c) = (step.clone(), challenge.clone());
+        let waiting = ask(
+            &self.slot,
+            |reply| IdpMsg::Waiting {
+                token,
+                challenge: c,
+                reply,
+            },
+            self.timeout,
+        )
+        .await?;
+        let resistant_first = waiting
+            .as_ref()
+            .is_some_and(|(_, amr)| phishing_resistant(amr));
         let mut needs_key = request.needs_key() && !resistant_first;
-        // The user's tenant may need a phishing-resistant sign-in whatever the request asked
-        // (also refused before it costs an attempt).
-        if !needs_key && !resistant_first && matches!(given, Given::Code(_)) {
-            let (token, c) = (step.clone(), challenge.clone());
-            let waiting = ask(
-                &self.slot,
-                |reply| IdpMsg::Waiting {
-                    token,
-                    challenge: c,
-                    reply,
-                },
-                self.timeout,
-            )
-            .await?;
-            if let Some(user) = waiting {
-                needs_key = self.tenant_policy(&user.tenant).await? == Some(ACR_PHR);
-            }
+        if let Some((user, _)) = waiting
+            .as_ref()
+            .filter(|_| !needs_key && !resistant_first && matches!(given, Given::Code(_)))
+        {
+            needs_key = self.tenant_policy(&user.tenant).await? == Some(ACR_PHR);
         }
         let view = request.view;
         if needs_key && matches!(given, Given::Code(_)) {

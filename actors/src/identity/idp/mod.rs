@@ -163,13 +163,6 @@ impl Actor for Idp {
             } => {
                 let _ = reply.send(Ok(st.ration(&tenant, &name, now)));
             }
-            IdpMsg::StepAmr {
-                token,
-                challenge,
-                reply,
-            } => {
-                let _ = reply.send(Ok(st.step_amr(&token, &challenge, now)));
-            }
             IdpMsg::Ceremony { key, bind, reply } => {
                 let _ = reply.send(st.ceremony(&key, &bind, now));
             }

@@ -87,8 +87,8 @@ pub enum IdpMsg {
         token: Zeroizing<String>,
         /// The pending request it is for.
         challenge: String,
-        /// The user, while it waits.
-        reply: RpcReplyPort<Result<Option<Credential>, Error>>,
+        /// The user and what they passed so far (`amr`), while it waits.
+        reply: RpcReplyPort<Result<Option<super::state::Waiting>, Error>>,
     },
     /// One rationed use under `name` (checked and counted at once): whether it may go ahead.
     Ration {
@@ -98,15 +98,6 @@ pub enum IdpMsg {
         name: String,
         /// Whether it may.
         reply: RpcReplyPort<Result<bool, Error>>,
-    },
-    /// What a waiting sign-in passed so far (nothing is spent).
-    StepAmr {
-        /// Its token.
-        token: Zeroizing<String>,
-        /// The pending request it is for.
-        challenge: String,
-        /// Its `amr`, while it waits.
-        reply: RpcReplyPort<Result<Option<Vec<String>>, Error>>,
     },
     /// Start a WebAuthn ceremony: a new challenge under `key`, bound to `bind`.
     Ceremony {

@@ -55,6 +55,9 @@ struct Ceremony {
     expires: u64,
 }
 
+/// A waiting sign-in's user and what they passed so far (`amr`).
+pub type Waiting = (Credential, Vec<String>);
+
 /// A sign-in whose password passed, waiting for its next factor (its token is a cookie of the
 /// browser that gave the password; only its digest is kept).
 struct Step {
@@ -250,21 +253,13 @@ impl IdpState {
         Ok(token)
     }
 
-    /// The user of the waiting sign-in `token` for `challenge` (nothing is spent).
-    pub fn waiting(&self, token: &str, challenge: &str, now: u64) -> Option<Credential> {
+    /// The user of the waiting sign-in `token` for `challenge` and what they passed so far
+    /// (its `amr`); nothing is spent.
+    pub fn waiting(&self, token: &str, challenge: &str, now: u64) -> Option<Waiting> {
         self.steps
             .get(&oauth::token_digest(token.as_bytes()))
             .filter(|s| s.expires > now && s.challenge == challenge)
-            .map(|s| s.user.clone())
-    }
-
-    /// What the waiting sign-in `token` for `challenge` passed so far (its `amr`; nothing is
-    /// spent).
-    pub fn step_amr(&self, token: &str, challenge: &str, now: u64) -> Option<Vec<String>> {
-        self.steps
-            .get(&oauth::token_digest(token.as_bytes()))
-            .filter(|s| s.expires > now && s.challenge == challenge)
-            .map(|s| s.amr.clone())
+            .map(|s| (s.user.clone(), s.amr.clone()))
     }
 
     /// A new WebAuthn challenge for the ceremony `key` (a page's token or cookie, with what it
@@ -565,7 +560,7 @@ mod tests {
             .take_ceremony(&format!("passkey:flood-{MAX_CEREMONIES}"), "ch-1", 1001)
             .is_some());
         let token = st.begin(&user("bob"), "ch-9", pwd(), None, 1000).unwrap();
-        assert_eq!(st.waiting(&token, "ch-9", 1001).unwrap().username, "bob");
+        assert_eq!(st.waiting(&token, "ch-9", 1001).unwrap().0.username, "bob");
         assert!(st.waiting(&token, "ch-8", 1001).is_none());
     }
 

@@ -116,7 +116,7 @@ impl Factor for YubicoOtp {
         YubicoKey::from_hex(&aes_key).map_err(bad)?;
         let mut st = State {
             public_id,
-            private_id: Zeroizing::new(private_id.iter().map(|b| format!("{b:02x}")).collect()),
+            private_id: Zeroizing::new(cryptoutil_protocols::hex(&private_id)),
             aes_key,
             last: None,
         };
