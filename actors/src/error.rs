@@ -146,6 +146,8 @@ pub enum Unavailability {
     Stopped,
     /// The supervisor is between a crash and the restart.
     Restarting,
+    /// A federated peer it needs cannot be reached (its breaker is open, or calls fail).
+    Unreachable,
 }
 
 impl std::fmt::Display for Unavailability {
@@ -154,6 +156,7 @@ impl std::fmt::Display for Unavailability {
             Unavailability::Timeout => "timeout",
             Unavailability::Stopped => "stopped",
             Unavailability::Restarting => "restarting",
+            Unavailability::Unreachable => "unreachable",
         })
     }
 }

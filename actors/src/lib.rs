@@ -57,5 +57,5 @@ pub fn now_unix() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
-pub use error::Error;
+pub use error::{Error, Unavailability};
 pub use service::{Scope, ServiceName};

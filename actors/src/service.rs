@@ -102,6 +102,9 @@ pub enum Scope {
     CaRa,
     /// identity-authz's admin API.
     Identity,
+    /// identity-authz's sign-in back channel (identity-idp in its own process). Never an API
+    /// scope: only a client of `identity.federation_clients` can hold it.
+    SignIn,
 }
 
 impl Scope {
@@ -122,6 +125,7 @@ impl Scope {
             Scope::Ca => "ca",
             Scope::CaRa => "ca-ra",
             Scope::Identity => "identity",
+            Scope::SignIn => "identity-idp",
         }
     }
 }

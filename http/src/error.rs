@@ -137,9 +137,10 @@ fn actor_status(e: &cryptoutil_actors::Error) -> (StatusCode, &'static str) {
     use cryptoutil_actors::Error as E;
     match e {
         E::Unavailable { why, .. } => match why {
-            Unavailability::Timeout | Unavailability::Stopped | Unavailability::Restarting => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-            }
+            Unavailability::Timeout
+            | Unavailability::Stopped
+            | Unavailability::Restarting
+            | Unavailability::Unreachable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         },
         E::Storage(_) | E::Corrupt { .. } => {
             match e.corrupt_record() {

@@ -126,6 +126,29 @@ pub(crate) fn refused(e: cryptoutil_actors::Error, on: Refusal) -> Response {
                 &format!("<p>{}.</p>{again}", esc(reason)),
             )
         }
+        // A federated peer the page needs (identity-authz, for identity-idp in its own
+        // process) is away: its breaker is open or calls fail.
+        (
+            E::Unavailable {
+                actor,
+                why: cryptoutil_actors::Unavailability::Unreachable,
+            },
+            _,
+        ) => {
+            let mut r = page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in unavailable",
+                &format!(
+                    "<p>{} cannot be reached right now. Try again in a moment.</p>",
+                    esc(actor)
+                ),
+            );
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            r
+        }
         (e, _) => crate::error::ApiError::from(e).into_response(),
     }
 }

@@ -1,9 +1,14 @@
 //! What identity-idp and identity-authz tell each other about a sign-in: the pending
 //! authorization request the login page serves, the user record a factor checks, who signed
-//! in, and where the browser goes next. Both sides read this module; it reads neither.
+//! in, and where the browser goes next. Both sides read this module; it reads neither. The
+//! types travel as JSON on the back channel when identity-idp runs in its own process
+//! ([`crate::federation::identity::signin`]); a password record never does.
+
+use serde::{Deserialize, Serialize};
 
 /// What the authorization request's `prompt` asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Prompt {
     /// Sign in if there is no session.
     Default,
@@ -14,7 +19,7 @@ pub enum Prompt {
 }
 
 /// What the login (or consent) page shows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginView {
     /// The client's display name.
     pub client_name: String,
@@ -42,6 +47,51 @@ pub struct SignInRequest {
     /// The assurance the request needs (from `acr_values`): a session below it does not
     /// serve, and a sign-in must reach it.
     pub acr: Option<&'static str>,
+}
+
+/// A [`SignInRequest`] on the wire: its `acr` a string, which reads back only as one this
+/// service reaches (an unknown one fails the read: a requirement is never dropped).
+#[derive(Serialize, Deserialize)]
+struct WireRequest {
+    view: LoginView,
+    prompt: Prompt,
+    max_age: Option<u64>,
+    acr: Option<String>,
+}
+
+impl TryFrom<WireRequest> for SignInRequest {
+    type Error = &'static str;
+
+    fn try_from(w: WireRequest) -> Result<Self, Self::Error> {
+        let acr = match w.acr.as_deref() {
+            None => None,
+            Some(a) => Some(known_acr(a).ok_or("an acr this service does not reach")?),
+        };
+        Ok(Self {
+            view: w.view,
+            prompt: w.prompt,
+            max_age: w.max_age,
+            acr,
+        })
+    }
+}
+
+impl Serialize for SignInRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireRequest {
+            view: self.view.clone(),
+            prompt: self.prompt,
+            max_age: self.max_age,
+            acr: self.acr.map(str::to_owned),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SignInRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::try_from(WireRequest::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 impl SignInRequest {
@@ -80,8 +130,9 @@ impl SignInRequest {
     }
 }
 
-/// A user as a factor checks them (no `Debug`: it holds the password record).
-#[derive(Clone)]
+/// A user as a factor checks them (no `Debug`: it holds the password record, which is never
+/// serialized: across the back channel identity-authz checks the password itself).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Credential {
     /// The user's `sub`.
     pub user_id: String,
@@ -91,12 +142,13 @@ pub struct Credential {
     pub tenant: String,
     /// Roles.
     pub roles: Vec<String>,
-    /// The PBKDF2 record of the password.
+    /// The PBKDF2 record of the password (empty where it did not come along).
+    #[serde(skip)]
     pub password_hash: String,
 }
 
 /// Who signed in, and when.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
     /// The user's `sub`.
     pub user_id: String,
@@ -176,7 +228,8 @@ pub fn acr_of(amr: &[String]) -> &'static str {
 }
 
 /// After a sign-in: back to the client, or first the consent page.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Next {
     /// The client's redirect URI with the code (or an error).
     Redirect(String),

@@ -19,8 +19,8 @@ const SERVICES: [ServiceName; 5] = [
 ];
 pub(super) const REDIRECT: &str = "https://rp.example/cb";
 const POST_LOGOUT: &str = "https://rp.example/bye";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub(super) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(super) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// A suite of [`SERVICES`] in a temporary data directory, its bootstrap credentials and an
 /// operator token (scope `identity`).

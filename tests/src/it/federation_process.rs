@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::federation::metric;
 use crate::{free_port, Process};
 
-async fn call(
+pub(super) async fn call(
     client: &HttpsClient,
     method: Method,
     url: &str,
@@ -41,7 +41,7 @@ async fn call(
     )
 }
 
-async fn client_token(
+pub(super) async fn client_token(
     client: &HttpsClient,
     authz: &str,
     id: &str,

@@ -4,7 +4,10 @@
 //!
 //! # Layout
 //! - [`validation`]: `IdentityValidation`: introspect, or the fallback mode.
+//! - [`signin`]: `AuthzLink`: identity-idp's calls to identity-authz, in memory or over the
+//!   back channel.
 
+pub mod signin;
 pub mod validation;
 
 pub use validation::IdentityValidation;

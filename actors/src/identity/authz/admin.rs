@@ -17,6 +17,7 @@ use super::model::{
 };
 use super::state::{now_unix, record_json, AuthzState, Loaded};
 use crate::error::Error;
+use crate::service::Scope;
 
 /// The tenant bootstrap creates; its administrators administer every tenant.
 pub const OPERATOR_TENANT: &str = "default";
@@ -301,7 +302,7 @@ impl ClientView {
 }
 
 /// A user as the admin API shows it (never the password record).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserView {
     /// The user's `sub`.
     pub id: String,
@@ -314,7 +315,7 @@ pub struct UserView {
     /// Creation time.
     pub created: u64,
     /// A generated password, shown once when the user is created without one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub password: Option<Zeroizing<String>>,
 }
 
@@ -631,7 +632,10 @@ impl AuthzState {
                         "federation client: id [a-z0-9-]{1,64}, secret of at least 32 characters",
                     ));
                 }
-                if r.scopes.iter().any(|s| !API_SCOPES.contains(&s.as_str())) {
+                // Besides the API scopes, the sign-in back channel's: the operator's
+                // configuration is the only way to it.
+                let known = |s: &str| API_SCOPES.contains(&s) || s == Scope::SignIn.as_str();
+                if r.scopes.iter().any(|s| !known(s)) {
                     return Err(bad("federation client: unknown scope"));
                 }
                 let client = Client {

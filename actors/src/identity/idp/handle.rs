@@ -11,14 +11,14 @@ use cryptoutil_protocols::webauthn::{self, AuthenticationResponse, Descriptor, E
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::factors::{password, FactorKind};
+use super::factors::FactorKind;
 use super::msg::IdpMsg;
 use super::records::{FactorsHandle, Owner, Passed};
 use super::state::{Attempt, Check, Opened, LOGIN_FAILED, LOGIN_LOCKED};
 use super::{MailSettings, WebauthnRp};
 use crate::ask::ask;
-use crate::error::{Error, Unavailability};
-use crate::identity::authz::AuthzHandle;
+use crate::error::Error;
+use crate::federation::identity::signin::{AuthzLink, PasswordChecked};
 use crate::identity::signin::{acr_rank, LoginView, Next, Prompt, Subject, ACR_PASSWORD, ACR_PHR};
 use crate::slot::Slot;
 
@@ -151,7 +151,7 @@ enum Given {
 #[derive(Clone, Debug)]
 pub struct IdpHandle {
     slot: Slot<IdpMsg>,
-    authz: AuthzHandle,
+    authz: AuthzLink,
     factors: FactorsHandle,
     rp: WebauthnRp,
     mail: MailSettings,
@@ -167,7 +167,7 @@ impl IdpHandle {
     /// the WebAuthn relying party `rp`, sending magic links through `mail`.
     pub fn new(
         slot: Slot<IdpMsg>,
-        authz: AuthzHandle,
+        authz: AuthzLink,
         factors: FactorsHandle,
         rp: WebauthnRp,
         mail: MailSettings,
@@ -414,20 +414,10 @@ impl IdpHandle {
                 view,
             });
         };
-        let user = if username.len() <= 128 {
-            self.authz
-                .credential(tenant.clone(), username.clone())
-                .await?
-        } else {
-            None
-        };
-        let record = user.as_ref().map_or(dummy, |u| u.password_hash.clone());
-        let matched = tokio::task::spawn_blocking(move || password::matches(&presented, &record))
-            .await
-            .map_err(|_| Error::Unavailable {
-                actor: "Idp",
-                why: Unavailability::Stopped,
-            })?;
+        let PasswordChecked { user, matched } = self
+            .authz
+            .password(tenant.clone(), username.clone(), presented, dummy)
+            .await?;
         // Who the log names: the user, or for a name no user has a digest of it (what was
         // typed there may be a password).
         let who = user
@@ -735,13 +725,7 @@ impl IdpHandle {
         tenant: &str,
         id: &str,
     ) -> Result<Option<crate::identity::authz::admin::UserView>, Error> {
-        use crate::identity::authz::admin::{AdminAnswer, AdminOp, Caller};
-        let caller = Caller {
-            tenant: tenant.to_owned(),
-        };
-        let AdminAnswer::Users(users) = self.authz.admin(caller, AdminOp::ListUsers).await? else {
-            return Ok(None);
-        };
+        let users = self.authz.users(tenant).await?;
         // A `sub` first: a login name may look like another user's `sub`.
         let by_id = users.iter().position(|u| u.id == id);
         let at = by_id.or_else(|| users.iter().position(|u| u.username == id));
@@ -1049,19 +1033,7 @@ impl IdpHandle {
 
     /// The `acr` every sign-in of `tenant`'s users must reach, if its administrator set one.
     pub async fn tenant_policy(&self, tenant: &str) -> Result<Option<&'static str>, Error> {
-        use crate::identity::authz::admin::{AdminAnswer, AdminOp, Caller};
-        let caller = Caller {
-            tenant: tenant.to_owned(),
-        };
-        let AdminAnswer::Tenants(tenants) = self.authz.admin(caller, AdminOp::ListTenants).await?
-        else {
-            return Ok(None);
-        };
-        Ok(tenants
-            .iter()
-            .find(|t| t.id == tenant)
-            .and_then(|t| t.acr.as_deref())
-            .and_then(crate::identity::signin::known_acr))
+        self.authz.tenant_acr(tenant).await
     }
 
     /// The consent page's answer; where the browser goes.

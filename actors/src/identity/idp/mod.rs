@@ -1,8 +1,9 @@
 //! identity-idp: signs users in for identity-authz's pending authorization requests. The `Idp`
 //! actor keeps the sign-in sessions and the failure counters behind lockout; its handle runs a
 //! sign-in (the request from identity-authz, the factors, the session, the code or the consent
-//! page back from identity-authz), reaching identity-authz through its typed handle, in memory
-//! when both run in one process.
+//! page back from identity-authz), reaching identity-authz through its link
+//! ([`crate::federation::identity::signin::AuthzLink`]): its handle in memory when both run in
+//! one process, else the back channel through identity-authz's breaker.
 //!
 //! # Layout
 //! - [`factors`]: one module per factor, and the `Factor` seam the ones with records of their
@@ -30,6 +31,7 @@ pub use records::{FactorsHandle, Owner};
 pub use state::{IdpState, LOGIN_FAILED, LOGIN_LOCKED};
 
 use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
+use crate::federation::identity::signin::AuthzLink;
 use crate::identity::authz::AuthzHandle;
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
@@ -175,17 +177,22 @@ impl Actor for Idp {
     }
 }
 
-/// identity-idp's part of its service, when identity-authz runs in the same process (its
-/// handle reaches identity-authz in memory): its audit log, the factor records and the `Idp`
-/// actor.
+/// identity-idp's part of its service: its audit log, the factor records and the `Idp` actor,
+/// reaching identity-authz in memory when it runs in the same process, else over the back
+/// channel when `federation.identity_enabled` names it (without either, sign-in is off and
+/// the pages say why).
 pub const ACTORS: ProductActors = ProductActors {
     service: ServiceName::IdentityIdp,
     build,
 };
 
 fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
-    let Some(authz) = ctx.handle_of::<AuthzHandle>(ServiceName::IdentityAuthz) else {
-        return Ok(());
+    let authz = match ctx.handle_of::<AuthzHandle>(ServiceName::IdentityAuthz) {
+        Some(local) => AuthzLink::Local(local),
+        None => match &ctx.federation.identity {
+            Some(peer) => AuthzLink::Remote(peer.peer().clone()),
+            None => return Ok(()),
+        },
     };
     let cfg = ctx
         .args

@@ -6,19 +6,22 @@
 //! - [`oauth`]: discovery, JWK Set, token, introspection, revocation, PAR and userinfo.
 //! - [`authorize`]: the authorization endpoint and RP-initiated logout.
 //! - [`admin`]: tenants, clients and users.
+//! - [`signin`]: the sign-in back channel of an identity-idp in its own process (scope
+//!   `identity-idp`).
 //! - `errors`: the protocol refusals (RFC 6749 §5.2, RFC 6750 §3) in one responder.
 
 pub mod admin;
 pub mod authorize;
 mod errors;
 pub mod oauth;
+pub mod signin;
 
 use axum::http::Method;
 use axum::routing::{delete, get, post, put};
 use cryptoutil_actors::ServiceName;
 
 use crate::auth::Realm;
-use crate::route::{both, public, Access::Authenticated, ProductRoutes, RouteSpec};
+use crate::route::{both, public, spec, Access::Authenticated, ProductRoutes, RouteSpec};
 
 /// identity-authz's routes.
 pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::IdentityAuthz, rows);
@@ -58,6 +61,14 @@ fn rows(rows: &mut Vec<RouteSpec>) {
             (Method::GET, oauth::LOGOUT, || get(authorize::logout_get)),
         ],
     );
+    // identity-idp's back channel: /service only (a process calls it, never a browser).
+    rows.push(spec(
+        Some(Method::POST),
+        cryptoutil_actors::federation::identity::signin::SIGNIN_PATH,
+        Realm::Service,
+        Authenticated,
+        || post(signin::signin_post),
+    ));
     both!(
         rows,
         Method::GET,

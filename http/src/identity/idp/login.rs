@@ -63,7 +63,8 @@ pub(crate) fn login_handle(app: &AppState) -> Result<&IdpHandle, Box<Response>> 
         Box::new(page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in unavailable",
-            "<p>identity-authz is not reachable from this identity-idp.</p>",
+            "<p>This identity-idp has no identity-authz to sign in for: it runs beside one, \
+             or reaches one with <code>federation.identity_enabled</code>.</p>",
         ))
     })
 }
