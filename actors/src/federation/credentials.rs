@@ -27,6 +27,8 @@ pub enum ClientProof {
 /// This process's OAuth client.
 pub struct Credentials {
     client_id: String,
+    /// The `scope` its token requests ask for (`None`: what the client has by default).
+    scope: Option<String>,
     proof: ClientProof,
     token_endpoint: String,
     client: HttpsClient,
@@ -65,9 +67,27 @@ impl Credentials {
     ) -> Self {
         Self {
             client_id,
+            scope: None,
             proof,
             token_endpoint,
             client,
+            cached: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// The same client, its tokens asking for `scope` alone (cached apart): a token meant for
+    /// one peer's route that no other peer should ever see.
+    pub fn with_scope(&self, scope: &str) -> Self {
+        let proof = match &self.proof {
+            ClientProof::Secret(s) => ClientProof::Secret(s.clone()),
+            ClientProof::Certificate => ClientProof::Certificate,
+        };
+        Self {
+            client_id: self.client_id.clone(),
+            scope: Some(scope.to_owned()),
+            proof,
+            token_endpoint: self.token_endpoint.clone(),
+            client: self.client.clone(),
             cached: tokio::sync::Mutex::default(),
         }
     }
@@ -164,6 +184,9 @@ impl Credentials {
         let body = {
             let mut form = form_urlencoded::Serializer::new(String::new());
             form.append_pair("grant_type", "client_credentials");
+            if let Some(scope) = &self.scope {
+                form.append_pair("scope", scope);
+            }
             for (k, v) in &extra {
                 form.append_pair(k, v);
             }

@@ -157,6 +157,22 @@ impl Peer {
         self.inner.credentials.as_ref()
     }
 
+    /// The same peer (its breaker, client and retries) calling with `credentials` instead.
+    pub fn with_credentials(&self, credentials: Option<Arc<Credentials>>) -> Self {
+        let inner = &*self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                name: inner.name,
+                base: inner.base.clone(),
+                client: inner.client.clone(),
+                timeout: inner.timeout,
+                retry: inner.retry.clone(),
+                breaker: inner.breaker.clone(),
+                credentials,
+            }),
+        }
+    }
+
     /// Calls the peer. A 2xx-4xx answer is returned for the caller to read (a 4xx is the
     /// caller's own mistake and does not count against the peer); connection errors, timeouts,
     /// 429 and 5xx are retried as `retries` allows, then returned as [`PeerError::Failed`]. A

@@ -301,6 +301,43 @@ async fn identity_idp_in_its_own_process_signs_in_with_password_and_totp_over_th
         "identity-idp",
     )
     .await;
+    // Only asked for by name, and only by a configured client: the same client's token
+    // without a scope (what it shows its other peers) does not carry it, and the bootstrap
+    // client cannot have it.
+    let raw_token = |id: String, secret: String, scope: &'static str| {
+        let (authz_client, authz) = (&authz_client, &authz);
+        async move {
+            let basic = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{id}:{secret}"),
+            );
+            let r = authz_client
+                .send(
+                    Method::POST,
+                    &format!("{authz}/service/oauth2/v1/token"),
+                    &[
+                        ("authorization", &format!("Basic {basic}")),
+                        ("content-type", "application/x-www-form-urlencoded"),
+                    ],
+                    format!("grant_type=client_credentials{scope}").into(),
+                )
+                .await
+                .unwrap();
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            (u16::from(r.status), v)
+        }
+    };
+    let (s, v) = raw_token("suite-idp".into(), idp_secret.into(), "").await;
+    assert_eq!(s, 200, "{v}");
+    let scope = claims(v["access_token"].as_str().unwrap())["scope"].to_string();
+    assert!(!scope.contains("identity-idp"), "{scope}");
+    let asked = "&scope=identity-idp";
+    let (s, v) = raw_token(boot_id.into(), boot_secret.into(), asked).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{v}"
+    );
     let (s, listed) = call(&authz_client, Method::POST, &signin, &link, Some(users)).await;
     assert_eq!(s, 200, "{listed}");
     assert!(

@@ -109,7 +109,14 @@ impl AuthzState {
             return Err(refuse(TokenError::UnauthorizedClient));
         }
         let scopes = match &req.scope {
-            None => client.scopes.clone(),
+            // The sign-in back channel's scope only when asked for by name: a client's token
+            // for its other peers never carries it.
+            None => client
+                .scopes
+                .iter()
+                .filter(|s| s.as_str() != crate::service::Scope::SignIn.as_str())
+                .cloned()
+                .collect(),
             Some(s) => {
                 let asked = oauth::parse_scope(s).ok_or(refuse(TokenError::InvalidScope))?;
                 if asked.is_empty() || !asked.iter().all(|a| client.scopes.contains(a)) {

@@ -34,7 +34,7 @@ use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
 use crate::federation::identity::signin::AuthzLink;
 use crate::identity::authz::AuthzHandle;
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
-use crate::service::ServiceName;
+use crate::service::{Scope, ServiceName};
 use crate::slot::Slot;
 
 /// identity-idp's settings.
@@ -190,7 +190,16 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
     let authz = match ctx.handle_of::<AuthzHandle>(ServiceName::IdentityAuthz) {
         Some(local) => AuthzLink::Local(local),
         None => match &ctx.federation.identity {
-            Some(peer) => AuthzLink::Remote(peer.peer().clone()),
+            // The back channel's token asks for its scope alone and goes nowhere else; the
+            // process's other tokens (introspection's health polls, the CA's enrollment)
+            // never carry it.
+            Some(peer) => {
+                let peer = peer.peer();
+                let credentials = peer
+                    .credentials()
+                    .map(|c| std::sync::Arc::new(c.with_scope(Scope::SignIn.as_str())));
+                AuthzLink::Remote(peer.with_credentials(credentials))
+            }
             None => return Ok(()),
         },
     };

@@ -74,12 +74,25 @@ impl AuthzState {
     pub fn signed_in(
         &mut self,
         challenge: &str,
-        subject: Subject,
+        mut subject: Subject,
         now: u64,
     ) -> Result<Option<Next>, Error> {
         let request = self.pending(challenge, now)?.request.clone();
         if !self.stands(&subject) {
             return Ok(None);
+        }
+        // What identity-idp says (over the back channel, from another process) decides who,
+        // never what they may do: the roles are the user record's, and the tenant one the
+        // client admits.
+        if subject.tenant != request.tenant && !self.any_tenant(&request) {
+            tracing::warn!(sub = %subject.user_id, "a sign-in for another tenant was refused");
+            return Ok(None);
+        }
+        if let Some(user) = self
+            .users
+            .get(&(subject.tenant.clone(), subject.username.clone()))
+        {
+            subject.roles = user.roles.clone();
         }
         // identity-idp reaches the assurance the request needs (and the user's tenant's
         // policy: a client may admit users of any tenant) before it signs in; a subject below
