@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use cryptoutil_actors::identity::authz::admin::{
-    AdminOp, BrowserClient, Caller, ResourceServer, OPERATOR_TENANT,
+    AdminAnswer, AdminOp, BrowserClient, Caller, ResourceServer, OPERATOR_TENANT,
 };
 use cryptoutil_actors::identity::authz::AuthzConfig;
 use cryptoutil_actors::issuer_jwks::RemoteIssuer;
@@ -227,13 +227,35 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             endpoints.contains_key(&ServiceName::IdentityIdp),
         )?,
         certificates: match cfg.identity.certificate_ca.trim() {
+            "" if !cfg.identity.certificate_crls.is_empty() => {
+                return Err(anyhow!(
+                    "invalid configuration: `identity.certificate_crls` needs \
+                     `identity.certificate_ca` (the certificates they revoke)"
+                ))
+            }
             "" => None,
-            pem => Some(cryptoutil_actors::identity::idp::CertificateSignIn {
-                roots: cryptoutil_protocols::tls::roots_from_pem(pem).map_err(|e| {
+            pem => {
+                let roots = cryptoutil_protocols::tls::roots_from_pem(pem).map_err(|e| {
                     anyhow!("invalid configuration: `identity.certificate_ca`: {e}")
-                })?,
-                email_login: cfg.identity.certificate_email_login,
-            }),
+                })?;
+                let revocation = match cfg.identity.certificate_crls.as_slice() {
+                    [] => None,
+                    paths => Some(
+                        cryptoutil_actors::identity::idp::RevocationLists::new(
+                            paths.iter().map(PathBuf::from).collect(),
+                            &roots,
+                        )
+                        .map_err(|e| {
+                            anyhow!("invalid configuration: `identity.certificate_crls`: {e}")
+                        })?,
+                    ),
+                };
+                Some(cryptoutil_actors::identity::idp::CertificateSignIn {
+                    roots,
+                    email_login: cfg.identity.certificate_email_login,
+                    revocation,
+                })
+            }
         },
     });
     settings.insert(cryptoutil_actors::ca::CaSettings {
@@ -777,6 +799,27 @@ async fn register_federation_clients(
             .map_err(|e| {
                 anyhow!("invalid configuration: `identity.federation_clients[{i}]`: {e}")
             })?;
+    }
+    // One the configuration no longer declares is removed: its secret gets nothing more.
+    let AdminAnswer::Clients(registered) = authz
+        .admin(caller.clone(), AdminOp::ListClients)
+        .await
+        .map_err(|e| anyhow!("listing the federation clients: {e}"))?
+    else {
+        return Ok(());
+    };
+    for gone in registered.iter().filter(|c| {
+        c.resource_server
+            && c.name == cryptoutil_actors::identity::authz::admin::CONFIGURED_CLIENT_NAME
+            && !clients.iter().any(|d| d.client_id == c.client_id)
+    }) {
+        let id = cryptoutil_protocols::ids::ClientId::parse(&gone.client_id)
+            .map_err(|e| anyhow!("federation client {}: {e}", gone.client_id))?;
+        authz
+            .admin(caller.clone(), AdminOp::DeleteClient(id))
+            .await
+            .map_err(|e| anyhow!("removing the federation client {}: {e}", gone.client_id))?;
+        tracing::warn!(client = %gone.client_id, "a federation client no longer configured was removed");
     }
     Ok(())
 }

@@ -68,27 +68,109 @@ pub fn client_chain_matches(roots: &TrustRoots, chain: &[Vec<u8>], san: &str) ->
 /// `chain` (leaf first, DER) chains to `roots` for client authentication: extended key usage
 /// clientAuth, every certificate valid now.
 pub fn client_chain_valid(roots: &TrustRoots, chain: &[Vec<u8>]) -> bool {
-    use rustls::pki_types::{CertificateDer, UnixTime};
+    client_chain_check(roots, &[], chain).is_ok()
+}
+
+/// Certificate revocation lists (RFC 5280 §5) from PEM (`X509 CRL` blocks) or one DER list,
+/// checked to be what the verifier of certificates from `roots` reads; an error names what
+/// failed.
+pub fn crls_from_bytes(bytes: &[u8], roots: &TrustRoots) -> Result<Vec<Vec<u8>>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let pem = bytes.trim_ascii_start().starts_with(b"-----BEGIN");
+    let ders: Vec<Vec<u8>> = if pem {
+        rustls_pki_types::CertificateRevocationListDer::pem_slice_iter(bytes)
+            .map(|c| c.map(|c| c.as_ref().to_vec()).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?
+    } else {
+        vec![bytes.to_vec()]
+    };
+    if ders.is_empty() {
+        return Err("no certificate revocation list in the PEM".into());
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), provider())
+        .with_crls(
+            ders.iter()
+                .map(|c| rustls_pki_types::CertificateRevocationListDer::from(c.clone())),
+        )
+        .build()
+        .map_err(|e| {
+            format!(
+                "not a certificate revocation list that reads ({e}; RFC 5280 §5.2: version 2, \
+                 a CRL number and an authority key identifier)"
+            )
+        })?;
+    Ok(ders)
+}
+
+/// Why [`client_chain_check`] refused a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainRefusal {
+    /// No certificate.
+    Missing,
+    /// It does not chain to the roots for client authentication, or is not valid now.
+    Untrusted,
+    /// A revocation list of its issuer lists it.
+    Revoked,
+    /// Revocation lists were given, but none of its issuer's that is current.
+    RevocationUnknown,
+}
+
+impl ChainRefusal {
+    /// What the audit log says.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChainRefusal::Missing => "no certificate presented",
+            ChainRefusal::Untrusted => "a certificate that does not chain to identity.certificate_ca",
+            ChainRefusal::Revoked => "a revoked certificate",
+            ChainRefusal::RevocationUnknown => {
+                "a certificate whose revocation status is unknown (no current revocation list of its issuer)"
+            }
+        }
+    }
+}
+
+/// [`client_chain_valid`], and with `crls` (DER) not revoked: the leaf's issuer must have a
+/// current list among them (its `nextUpdate` not passed) that does not list the leaf. Only
+/// the leaf is checked (an intermediate's revocation is its root's list, rarely published
+/// where clients are).
+pub fn client_chain_check(
+    roots: &TrustRoots,
+    crls: &[Vec<u8>],
+    chain: &[Vec<u8>],
+) -> Result<(), ChainRefusal> {
+    use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
     let Some((leaf, rest)) = chain.split_first() else {
-        return false;
+        return Err(ChainRefusal::Missing);
     };
     let leaf = CertificateDer::from(leaf.as_slice());
     let intermediates: Vec<CertificateDer<'_>> = rest
         .iter()
         .map(|c| CertificateDer::from(c.as_slice()))
         .collect();
-    let verifier = match rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::clone(roots),
-        provider(),
-    )
-    .build()
-    {
-        Ok(v) => v,
-        Err(_) => return false,
-    };
-    verifier
-        .verify_client_cert(&leaf, &intermediates, UnixTime::now())
-        .is_ok()
+    let mut builder =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), provider());
+    if !crls.is_empty() {
+        builder = builder
+            .with_crls(
+                crls.iter()
+                    .map(|c| CertificateRevocationListDer::from(c.clone())),
+            )
+            .only_check_end_entity_revocation()
+            .enforce_revocation_expiration();
+    }
+    let verifier = builder.build().map_err(|_| ChainRefusal::Untrusted)?;
+    match verifier.verify_client_cert(&leaf, &intermediates, UnixTime::now()) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)) => {
+            Err(ChainRefusal::Revoked)
+        }
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownRevocationStatus
+            | rustls::CertificateError::ExpiredRevocationList
+            | rustls::CertificateError::ExpiredRevocationListContext { .. },
+        )) => Err(ChainRefusal::RevocationUnknown),
+        Err(_) => Err(ChainRefusal::Untrusted),
+    }
 }
 
 /// Whether certificate `leaf` (DER) names client authentication among its extended key
@@ -131,5 +213,101 @@ mod tests {
             .iter()
             .all(|s| s.version() == &rustls::version::TLS13));
         assert_eq!(super::VERSIONS.len(), 1);
+    }
+
+    /// A CA, a client certificate it signed, and its list naming `revoked` serials: (roots,
+    /// leaf DER, the list's PEM).
+    fn ca_leaf_crl(
+        revoke_leaf: bool,
+        next_update_days: i64,
+    ) -> (super::TrustRoots, Vec<u8>, String) {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertificateRevocationListParams,
+            ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+            RevocationReason, RevokedCertParams, SerialNumber,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let ca_key = KeyPair::generate().unwrap();
+        static CAS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CAS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("test CA {n}"));
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        leaf.serial_number = Some(SerialNumber::from(vec![0x42, 0x17]));
+        let leaf = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let revoked = if revoke_leaf {
+            vec![RevokedCertParams {
+                serial_number: SerialNumber::from(vec![0x42, 0x17]),
+                revocation_time: now,
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            }]
+        } else {
+            Vec::new()
+        };
+        let crl = CertificateRevocationListParams {
+            this_update: now - time::Duration::minutes(1) - time::Duration::days(2),
+            next_update: now + time::Duration::days(next_update_days),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked,
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&issuer)
+        .unwrap();
+        let roots = super::roots_from_pem(&ca_cert.pem()).unwrap();
+        (roots, leaf.der().to_vec(), crl.pem().unwrap())
+    }
+
+    #[test]
+    fn a_current_list_admits_what_it_does_not_name_and_refuses_what_it_does() {
+        use super::{client_chain_check, crls_from_bytes, ChainRefusal};
+        let (roots, leaf, pem) = ca_leaf_crl(false, 1);
+        let crls = crls_from_bytes(pem.as_bytes(), &roots).unwrap();
+        assert_eq!(
+            client_chain_check(&roots, &crls, std::slice::from_ref(&leaf)),
+            Ok(())
+        );
+        assert_eq!(client_chain_check(&roots, &[], &[leaf]), Ok(()));
+        let (roots, leaf, pem) = ca_leaf_crl(true, 1);
+        let crls = crls_from_bytes(pem.as_bytes(), &roots).unwrap();
+        assert_eq!(
+            client_chain_check(&roots, &crls, std::slice::from_ref(&leaf)),
+            Err(ChainRefusal::Revoked)
+        );
+        // Without the list, the same certificate passes: revocation is what refused it.
+        assert_eq!(client_chain_check(&roots, &[], &[leaf]), Ok(()));
+    }
+
+    #[test]
+    fn a_stale_list_or_another_issuer_s_leaves_the_status_unknown() {
+        use super::{client_chain_check, crls_from_bytes, ChainRefusal};
+        let (roots, leaf, pem) = ca_leaf_crl(false, -1);
+        let crls = crls_from_bytes(pem.as_bytes(), &roots).unwrap();
+        assert_eq!(
+            client_chain_check(&roots, &crls, &[leaf]),
+            Err(ChainRefusal::RevocationUnknown)
+        );
+        // Another CA's list only: nothing says this leaf stands.
+        let (_, _, other) = ca_leaf_crl(false, 1);
+        let (roots, leaf, _) = ca_leaf_crl(false, 1);
+        let crls = crls_from_bytes(other.as_bytes(), &roots).unwrap();
+        assert_eq!(
+            client_chain_check(&roots, &crls, &[leaf]),
+            Err(ChainRefusal::RevocationUnknown)
+        );
+        assert!(crls_from_bytes(b"not a list", &roots).is_err());
+        assert!(crls_from_bytes(
+            b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+            &roots
+        )
+        .is_err());
     }
 }

@@ -6,10 +6,14 @@ Usage:
       A CA and client certificates it signed (cryptography), written to DIR: ca.pem; lee.pem/.key
       (email SAN lee@example.com, clientAuth), max.pem/.key (no email, clientAuth: registered by
       fingerprint), server-only.pem/.key (lee's email, serverAuth only), and stranger.pem/.key
-      (lee's email, from another CA), no-eku.pem/.key (lee's email, no extended key usage).
+      (lee's email, from another CA), no-eku.pem/.key (lee's email, no extended key usage),
+      revoked.pem/.key (lee's email, clientAuth, listed in ca.crl), expired.pem/.key (lee's email,
+      clientAuth, expired a minute ago); ca.crl (PEM, current for a day) and ca.key, with which
+      `run` re-writes ca.crl to revoke max's certificate too.
   certificate_signin.py run AUTHZ_BASE SUITE_CA CLIENT_ID CLIENT_SECRET REDIRECT_URI DIR MAX_SUB
       Each case starts an authorization request and, on identity-idp's login page, presses
       "Sign in with your certificate" over a connection that presented (or not) a certificate.
+      identity-idp checks revocation against DIR/ca.crl (identity.certificate_crls).
       Prints {"results": [{"case", "ok", "detail"}]}.
 """
 
@@ -48,7 +52,7 @@ def make(directory):
                 .sign(key, hashes.SHA256()))
         return key, cert
 
-    def leaf(issuer, name, email, usage):
+    def leaf(issuer, name, email, usage, expired=False):
         issuer_key, issuer_cert = issuer
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (x509.CertificateBuilder()
@@ -56,7 +60,8 @@ def make(directory):
                    .issuer_name(issuer_cert.subject).public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1)))
+                   .not_valid_after(now + (datetime.timedelta(minutes=-1) if expired
+                                           else datetime.timedelta(days=1))))
         if usage:
             builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         if email:
@@ -69,6 +74,7 @@ def make(directory):
             f.write(key.private_bytes(serialization.Encoding.PEM,
                                       serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))
+        return cert
 
     ours, theirs = ca("sign-in CA"), ca("another CA")
     with open(os.path.join(directory, "ca.pem"), "wb") as f:
@@ -78,6 +84,38 @@ def make(directory):
     leaf(ours, "server-only", "lee@example.com", ExtendedKeyUsageOID.SERVER_AUTH)
     leaf(ours, "no-eku", "lee@example.com", None)
     leaf(theirs, "stranger", "lee@example.com", ExtendedKeyUsageOID.CLIENT_AUTH)
+    revoked = leaf(ours, "revoked", "lee@example.com", ExtendedKeyUsageOID.CLIENT_AUTH)
+    leaf(ours, "expired", "lee@example.com", ExtendedKeyUsageOID.CLIENT_AUTH, expired=True)
+    with open(os.path.join(directory, "ca.key"), "wb") as f:
+        f.write(ours[0].private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    write_crl(directory, [revoked.serial_number])
+
+
+def write_crl(directory, serials):
+    """ca.crl: the sign-in CA's revocation list (PEM) listing `serials`, current for a day."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    with open(os.path.join(directory, "ca.pem"), "rb") as f:
+        ca_cert = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(directory, "ca.key"), "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), None)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+               .last_update(now - datetime.timedelta(minutes=1))
+               .next_update(now + datetime.timedelta(days=1))
+               # RFC 5280 §5.2: what a conforming list carries (webpki insists).
+               .add_extension(x509.CRLNumber(int(now.timestamp() * 1000)), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   ca_key.public_key()), critical=False))
+    for serial in serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial)
+            .revocation_date(now - datetime.timedelta(minutes=1)).build())
+    crl = builder.sign(ca_key, hashes.SHA256())
+    path = os.path.join(directory, "ca.crl")
+    with open(path + ".new", "wb") as f:
+        f.write(crl.public_bytes(serialization.Encoding.PEM))
+    os.replace(path + ".new", path)
 
 
 class Page(HTMLParser):
@@ -187,6 +225,18 @@ def run(authz, suite_ca, client_id, secret, redirect_uri, directory, max_sub):
     case("a certificate not for client authentication is refused", lambda: refused("server-only"))
     case("a certificate that names no extended key usage is refused", lambda: refused("no-eku"))
     case("no certificate is refused", lambda: refused(None))
+    case("a certificate listed in its CA's revocation list is refused", lambda: refused("revoked"))
+    case("an expired certificate is refused", lambda: refused("expired"))
+
+    def revoked_later():
+        # The CA revokes max's certificate: the re-written list counts at the next sign-in.
+        def serial(name):
+            with open(os.path.join(directory, f"{name}.pem"), "rb") as f:
+                return x509.load_pem_x509_certificate(f.read()).serial_number
+        write_crl(directory, [serial("revoked"), serial("max")])
+        return refused("max")
+    case("a certificate revoked after it signed in is refused at the next sign-in (list re-read)",
+         revoked_later)
     print(json.dumps({"results": results}))
 
 

@@ -206,6 +206,11 @@ pub struct IdentityConfig {
     /// is (only for a CA that vouches for the addresses it certifies, e.g. a profile that
     /// restricts them); otherwise only certificates registered for a user sign in.
     pub certificate_email_login: bool,
+    /// Paths of the certificate revocation lists (PEM or DER) of those certificates' issuers,
+    /// re-read whenever one changes (a job keeps them current, e.g. from the CA product's
+    /// CRL distribution point). With any, a certificate is refused unless its issuer has a
+    /// current list that does not list it. Empty: revocation is not checked.
+    pub certificate_crls: Vec<String>,
     /// The directory magic links are written to when no SMTP relay is configured (one `.eml`
     /// file each, mode 0600: development only). Empty: `<data_dir>/outbox`.
     pub outbox: String,
@@ -318,6 +323,7 @@ impl Default for IdentityConfig {
             smtp: SmtpConfig::default(),
             certificate_ca: String::new(),
             certificate_email_login: false,
+            certificate_crls: Vec::new(),
             outbox: String::new(),
         }
     }

@@ -1,9 +1,10 @@
 //! Client-certificate sign-in: identity-idp's public listener asks every client for a
 //! certificate; one that chains to `identity.certificate_ca` for client authentication signs
 //! in the user it names (a registered fingerprint, or an email address that is a login name),
-//! amr `sc`. Judged by Python's TLS stack (OpenSSL through requests) presenting certificates
-//! that `cryptography` made, and Authlib validating the ID tokens
-//! (`tests/interop/certificate_signin.py`).
+//! amr `sc`; a revoked one (its CA's list in `identity.certificate_crls`, re-read when it
+//! changes) or an expired one does not. Judged by Python's TLS stack (OpenSSL through
+//! requests) presenting certificates that `cryptography` made, and Authlib validating the ID
+//! tokens (`tests/interop/certificate_signin.py`).
 
 use cryptoutil_actors::ServiceName;
 use hyper::Method;
@@ -19,6 +20,7 @@ async fn certificates_from_the_configured_ca_sign_their_users_in_and_others_do_n
     let dir = certs.path().display().to_string();
     super::jose_interop::peer("certificate_signin.py", vec!["make".into(), dir.clone()]).await;
     let ca = format!("file://{}", certs.path().join("ca.pem").display());
+    let crls = format!("[{}]", certs.path().join("ca.crl").display());
     let Fixture {
         _dir,
         data,
@@ -29,6 +31,8 @@ async fn certificates_from_the_configured_ca_sign_their_users_in_and_others_do_n
         ("CRYPTOUTIL_IDENTITY__CERTIFICATE_CA", &ca),
         // This CA vouches for the addresses it certifies (the test made every one).
         ("CRYPTOUTIL_IDENTITY__CERTIFICATE_EMAIL_LOGIN", "true"),
+        // The CA's revocation list, which the peer re-writes mid-test.
+        ("CRYPTOUTIL_IDENTITY__CERTIFICATE_CRLS", &crls),
     ])
     .await;
     let (client_id, secret) = rp_client(&app, &operator, json!({"first_party": true})).await;
@@ -84,7 +88,7 @@ async fn certificates_from_the_configured_ca_sign_their_users_in_and_others_do_n
         dir,
         max,
     ];
-    let report = super::jose_interop::peer_report("certificate_signin.py", args, 6).await;
+    let report = super::jose_interop::peer_report("certificate_signin.py", args, 9).await;
     eprintln!("{report}");
     app.stop().await;
 }

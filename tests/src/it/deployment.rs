@@ -259,11 +259,22 @@ async fn federation_clients_from_configuration_are_resource_servers_whose_secret
     // The file is the truth: a new secret replaces the old one at the next start.
     let rotated = "another-federation-secret-of-forty-chars!";
     std::fs::write(&secret_file, rotated).unwrap();
-    let app = TestApp::start(services, &vars, Some(&data)).await;
+    let app = TestApp::start(services.clone(), &vars, Some(&data)).await;
     let (s, _) = token_call(&app, "introspect", Some(("kms-federation", secret)), &w).await;
     assert_eq!(s, 401, "the old secret is refused");
     let (s, v) = token_call(&app, "introspect", Some(("kms-federation", rotated)), &w).await;
     assert_eq!((s, v["active"].as_bool()), (200, Some(true)));
+    app.stop().await;
+
+    // No longer declared: removed at the next start, its secret gets nothing more.
+    let app = TestApp::start(
+        services.clone(),
+        &[("CRYPTOUTIL_IDENTITY__ISSUER", "https://issuer.test")],
+        Some(&data),
+    )
+    .await;
+    let (s, _) = token_call(&app, "introspect", Some(("kms-federation", rotated)), &w).await;
+    assert_eq!(s, 401, "a client the configuration dropped is gone");
     app.stop().await;
 
     // A secret too short to be a generated one is refused at start, naming the key.

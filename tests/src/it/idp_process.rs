@@ -89,6 +89,46 @@ impl Jar {
     }
 }
 
+impl Jar {
+    /// A jar without cookies over identity-authz at `authz` and identity-idp at `idp`.
+    fn new(authz: (&str, &HttpsClient), idp: (&str, &HttpsClient)) -> Self {
+        Self {
+            clients: vec![
+                (authz.0.to_owned(), authz.1.clone()),
+                (idp.0.to_owned(), idp.1.clone()),
+            ],
+            cookies: Vec::new(),
+        }
+    }
+}
+
+/// A token request at `authz` by client `id` with `form`: the status and the answer.
+async fn token_post(
+    client: &HttpsClient,
+    authz: &str,
+    (id, secret): (&str, &str),
+    form: String,
+) -> (u16, Value) {
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{id}:{secret}"),
+    );
+    let r = client
+        .send(
+            Method::POST,
+            &format!("{authz}/service/oauth2/v1/token"),
+            &[
+                ("authorization", &format!("Basic {basic}")),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            form.into(),
+        )
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (u16::from(r.status), v)
+}
+
 /// A fresh authorization request through the login page and the password: the code form's
 /// page and the challenge.
 async fn password_step(
@@ -230,12 +270,8 @@ async fn identity_idp_in_its_own_process_signs_in_with_password_and_totp_over_th
 
     // The operator makes a user and a code-flow client at identity-authz, and enrolls the
     // user's authenticator app at identity-idp (which finds the user over the back channel).
-    let boot: Value =
-        serde_json::from_slice(&std::fs::read(authz_data.join("bootstrap.json")).unwrap()).unwrap();
-    let (boot_id, boot_secret) = (
-        boot["service_client"]["client_id"].as_str().unwrap(),
-        boot["service_client"]["client_secret"].as_str().unwrap(),
-    );
+    let boot = super::identity::bootstrap(&authz_data);
+    let (boot_id, boot_secret) = (boot.client_id.as_str(), boot.secret.as_str());
     let operator = client_token(&authz_client, &authz, boot_id, boot_secret, "identity").await;
     let api = |path: &str| format!("{authz}/service/api/v1/identity{path}");
     let (s, v) = call(
@@ -274,7 +310,7 @@ async fn identity_idp_in_its_own_process_signs_in_with_password_and_totp_over_th
     // The back channel: only the scope identity-idp calls it (the operator's `identity`
     // token does not), and it needs a token at all.
     let signin = format!("{authz}/service/api/v1/identity/signin");
-    let users = json!({"op": "users", "tenant": boot["tenant"]});
+    let users = json!({"op": "users", "tenant": boot.tenant});
     let (s, _) = call(
         &authz_client,
         Method::POST,
@@ -304,35 +340,19 @@ async fn identity_idp_in_its_own_process_signs_in_with_password_and_totp_over_th
     // Only asked for by name, and only by a configured client: the same client's token
     // without a scope (what it shows its other peers) does not carry it, and the bootstrap
     // client cannot have it.
-    let raw_token = |id: String, secret: String, scope: &'static str| {
-        let (authz_client, authz) = (&authz_client, &authz);
-        async move {
-            let basic = base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                format!("{id}:{secret}"),
-            );
-            let r = authz_client
-                .send(
-                    Method::POST,
-                    &format!("{authz}/service/oauth2/v1/token"),
-                    &[
-                        ("authorization", &format!("Basic {basic}")),
-                        ("content-type", "application/x-www-form-urlencoded"),
-                    ],
-                    format!("grant_type=client_credentials{scope}").into(),
-                )
-                .await
-                .unwrap();
-            let v: Value = serde_json::from_slice(&r.body).unwrap();
-            (u16::from(r.status), v)
-        }
-    };
-    let (s, v) = raw_token("suite-idp".into(), idp_secret.into(), "").await;
+    let credentials = "grant_type=client_credentials";
+    let (s, v) = token_post(
+        &authz_client,
+        &authz,
+        ("suite-idp", idp_secret),
+        credentials.into(),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     let scope = claims(v["access_token"].as_str().unwrap())["scope"].to_string();
     assert!(!scope.contains("identity-idp"), "{scope}");
-    let asked = "&scope=identity-idp";
-    let (s, v) = raw_token(boot_id.into(), boot_secret.into(), asked).await;
+    let asked = format!("{credentials}&scope=identity-idp");
+    let (s, v) = token_post(&authz_client, &authz, (boot_id, boot_secret), asked).await;
     assert_eq!(
         (s, v["error"].as_str()),
         (400, Some("invalid_scope")),
@@ -353,7 +373,7 @@ async fn identity_idp_in_its_own_process_signs_in_with_password_and_totp_over_th
         Method::POST,
         &signin,
         &link,
-        Some(json!({"op": "password", "tenant": boot["tenant"], "username": "alice", "password": "wrong"})),
+        Some(json!({"op": "password", "tenant": boot.tenant, "username": "alice", "password": "wrong"})),
     )
     .await;
     assert_eq!((s, &v["matched"]), (200, &json!(false)), "{v}");
@@ -363,13 +383,7 @@ async fn identity_idp_in_its_own_process_signs_in_with_password_and_totp_over_th
     );
 
     // A browser signs in: the password, then the TOTP code, back to the client with a code.
-    let mut jar = Jar {
-        clients: vec![
-            (authz.clone(), authz_client.clone()),
-            (idp.clone(), idp_client.clone()),
-        ],
-        cookies: Vec::new(),
-    };
+    let mut jar = Jar::new((&authz, &authz_client), (&idp, &idp_client));
     let (s, page, challenge) = password_step(&mut jar, &authz, &idp, &client_id).await;
     assert_eq!(s, 200, "{page}\n{}", idp_proc.log_text());
     let code = oathtool(&["--totp", "--base32", &totp_secret]).concat();
@@ -377,31 +391,15 @@ async fn identity_idp_in_its_own_process_signs_in_with_password_and_totp_over_th
     assert_eq!(s, 303, "{to}\n{}", idp_proc.log_text());
     assert!(to.starts_with(REDIRECT), "{to}");
     let redeem = |code: String| {
-        let (authz_client, authz, client_id, client_secret) =
-            (&authz_client, &authz, &client_id, &client_secret);
+        let (authz_client, authz) = (&authz_client, &authz);
+        let client = (client_id.as_str(), client_secret.as_str());
         async move {
-            let basic = base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                format!("{client_id}:{client_secret}"),
-            );
             let form = format!(
                 "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
                 cryptoutil_protocols::oauth::form_encode(REDIRECT)
             );
-            let r = authz_client
-                .send(
-                    Method::POST,
-                    &format!("{authz}/service/oauth2/v1/token"),
-                    &[
-                        ("authorization", &format!("Basic {basic}")),
-                        ("content-type", "application/x-www-form-urlencoded"),
-                    ],
-                    form.into(),
-                )
-                .await
-                .unwrap();
-            assert_eq!(r.status, 200, "{}", r.text());
-            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            let (s, v) = token_post(authz_client, authz, client, form).await;
+            assert_eq!(s, 200, "{v}");
             claims(v["id_token"].as_str().unwrap())
         }
     };
@@ -411,10 +409,7 @@ async fn identity_idp_in_its_own_process_signs_in_with_password_and_totp_over_th
     assert_eq!(id["sub"], v["user"]["user_id"], "{id}");
 
     // The same code again, in a new sign-in: refused (the idp keeps the factor's state).
-    let mut again = Jar {
-        clients: jar.clients.clone(),
-        cookies: Vec::new(),
-    };
+    let mut again = Jar::new((&authz, &authz_client), (&idp, &idp_client));
     let (s, page, challenge) = password_step(&mut again, &authz, &idp, &client_id).await;
     assert_eq!(s, 200, "{page}");
     let (s, refused) = code_step(&mut again, &idp, &page, &challenge, &code).await;
@@ -470,13 +465,7 @@ async fn identity_idp_in_its_own_process_signs_in_with_password_and_totp_over_th
         "the breaker never closed:\n{}",
         idp_proc.log_text()
     );
-    let mut jar = Jar {
-        clients: vec![
-            (authz.clone(), authz_proc.client()),
-            (idp.clone(), idp_client.clone()),
-        ],
-        cookies: Vec::new(),
-    };
+    let mut jar = Jar::new((&authz, &authz_proc.client()), (&idp, &idp_client));
     let (s, page, challenge) = password_step(&mut jar, &authz, &idp, &client_id).await;
     assert_eq!(s, 200, "{page}\n{}", idp_proc.log_text());
     // A fresh code: the last one was spent.

@@ -358,6 +358,16 @@ async fn remote<T: DeserializeOwned>(
         404 => Err(Error::NotFound {
             what: "sign-in request",
         }),
+        // A call identity-authz does not take (a version that reads it otherwise): not a
+        // reason to try again.
+        400 => {
+            tracing::error!(
+                "identity-authz refused a sign-in call as malformed: are both the same version?"
+            );
+            Err(Error::BadRequest {
+                reason: "identity-authz refused the sign-in call",
+            })
+        }
         status => {
             tracing::error!(
                 status,

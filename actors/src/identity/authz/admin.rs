@@ -19,6 +19,10 @@ use super::state::{now_unix, record_json, AuthzState, Loaded};
 use crate::error::Error;
 use crate::service::Scope;
 
+/// The name of a client `identity.federation_clients` declares (one no longer declared is
+/// removed at start).
+pub const CONFIGURED_CLIENT_NAME: &str = "federated service (configured)";
+
 /// The tenant bootstrap creates; its administrators administer every tenant.
 pub const OPERATOR_TENANT: &str = "default";
 
@@ -641,7 +645,7 @@ impl AuthzState {
                 let client = Client {
                     client_id: r.client_id,
                     tenant: OPERATOR_TENANT.into(),
-                    name: "federated service (configured)".into(),
+                    name: CONFIGURED_CLIENT_NAME.into(),
                     secret_mac: b64::encode(&oauth::client_secret_mac(&self.pepper(), &r.secret)),
                     grant_types: vec![CLIENT_CREDENTIALS.into()],
                     scopes: r.scopes,
