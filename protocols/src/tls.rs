@@ -102,6 +102,37 @@ pub fn crls_from_bytes(bytes: &[u8], roots: &TrustRoots) -> Result<Vec<Vec<u8>>,
     Ok(ders)
 }
 
+/// Of `lists` (DER, each read by [`crls_from_bytes`]), the newest of each issuer: the highest
+/// CRL number, then the latest `thisUpdate`. The verifier consults the first list of an issuer
+/// it finds, so an older one kept beside a newer one would hide the newer's revocations.
+pub fn newest_per_issuer(lists: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    use x509_parser::prelude::FromDer as _;
+    use x509_parser::revocation_list::CertificateRevocationList;
+    type Key = (Vec<u8>, (Vec<u8>, i64));
+    let mut newest: Vec<(Key, Vec<u8>)> = Vec::new();
+    for der in lists {
+        let Ok((_, crl)) = CertificateRevocationList::from_der(&der) else {
+            continue;
+        };
+        let issuer = crl.issuer().as_raw().to_vec();
+        // A CRL number's big-endian bytes, padded so that byte order is number order.
+        let number = crl
+            .crl_number()
+            .map(|n| n.to_bytes_be())
+            .unwrap_or_default();
+        let mut padded = vec![0u8; 20usize.saturating_sub(number.len())];
+        padded.extend(number);
+        let rank = (padded, crl.last_update().timestamp());
+        drop(crl);
+        match newest.iter_mut().find(|((i, _), _)| *i == issuer) {
+            Some(entry) if entry.0 .1 < rank => *entry = ((issuer, rank), der),
+            Some(_) => {}
+            None => newest.push(((issuer, rank), der)),
+        }
+    }
+    newest.into_iter().map(|(_, der)| der).collect()
+}
+
 /// Why [`client_chain_check`] refused a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChainRefusal {
@@ -266,6 +297,56 @@ mod tests {
         (roots, leaf.der().to_vec(), crl.pem().unwrap())
     }
 
+    /// A CA, its client certificate, and two lists of it: number 1 naming nothing, number 2
+    /// naming the leaf.
+    fn ca_leaf_two_crls() -> (super::TrustRoots, Vec<u8>, (String, String)) {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertificateRevocationListParams,
+            ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+            RevokedCertParams, SerialNumber,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "two-list CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        leaf.serial_number = Some(SerialNumber::from(vec![0x51]));
+        let leaf = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let list = |number: u64, revoked: Vec<RevokedCertParams>| {
+            CertificateRevocationListParams {
+                this_update: now - time::Duration::minutes(10 - i64::try_from(number).unwrap()),
+                next_update: now + time::Duration::days(1),
+                crl_number: SerialNumber::from(number),
+                issuing_distribution_point: None,
+                revoked_certs: revoked,
+                key_identifier_method: KeyIdMethod::Sha256,
+            }
+            .signed_by(&issuer)
+            .unwrap()
+            .pem()
+            .unwrap()
+        };
+        let older = list(1, Vec::new());
+        let newer = list(
+            2,
+            vec![RevokedCertParams {
+                serial_number: SerialNumber::from(vec![0x51]),
+                revocation_time: now,
+                reason_code: None,
+                invalidity_date: None,
+            }],
+        );
+        let roots = super::roots_from_pem(&ca_cert.pem()).unwrap();
+        (roots, leaf.der().to_vec(), (older, newer))
+    }
+
     #[test]
     fn a_current_list_admits_what_it_does_not_name_and_refuses_what_it_does() {
         use super::{client_chain_check, crls_from_bytes, ChainRefusal};
@@ -284,6 +365,31 @@ mod tests {
         );
         // Without the list, the same certificate passes: revocation is what refused it.
         assert_eq!(client_chain_check(&roots, &[], &[leaf]), Ok(()));
+    }
+
+    #[test]
+    fn of_two_lists_of_one_issuer_the_newer_counts_in_either_order() {
+        use super::{client_chain_check, crls_from_bytes, newest_per_issuer, ChainRefusal};
+        let (roots, leaf, (older, newer)) = ca_leaf_two_crls();
+        let older = crls_from_bytes(older.as_bytes(), &roots).unwrap();
+        let newer = crls_from_bytes(newer.as_bytes(), &roots).unwrap();
+        for lists in [
+            [older.clone(), newer.clone()].concat(),
+            [newer.clone(), older.clone()].concat(),
+        ] {
+            let kept = newest_per_issuer(lists);
+            assert_eq!(kept.len(), 1);
+            assert_eq!(
+                client_chain_check(&roots, &kept, std::slice::from_ref(&leaf)),
+                Err(ChainRefusal::Revoked)
+            );
+        }
+        // Without the choice, the verifier takes the first: the older one hides the revocation.
+        let both = [older, newer].concat();
+        assert_eq!(
+            client_chain_check(&roots, &both, std::slice::from_ref(&leaf)),
+            Ok(())
+        );
     }
 
     #[test]

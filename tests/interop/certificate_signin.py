@@ -234,7 +234,10 @@ def run(authz, suite_ca, client_id, secret, redirect_uri, directory, max_sub):
             with open(os.path.join(directory, f"{name}.pem"), "rb") as f:
                 return x509.load_pem_x509_certificate(f.read()).serial_number
         write_crl(directory, [serial("revoked"), serial("max")])
-        return refused("max")
+        alert = refused("max")
+        # The new list was read, not refused: lee, whom it does not name, still signs in.
+        claims = signed_in("lee")
+        return {"max": alert, "lee": claims["amr"]}
     case("a certificate revoked after it signed in is refused at the next sign-in (list re-read)",
          revoked_later)
     print(json.dumps({"results": results}))

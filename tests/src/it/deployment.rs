@@ -239,6 +239,17 @@ async fn federation_clients_from_configuration_are_resource_servers_whose_secret
     )
     .await;
     assert_eq!(s, 201, "{worker}");
+    // The configuration's clients are known by their name: the admin API cannot take it (the
+    // start that prunes them would remove such a client).
+    let (s, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "federated service (configured)", "resource_server": true, "scopes": ["jose"]})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
     let w = client_token(
         &app,
         worker["client_id"].as_str().unwrap(),

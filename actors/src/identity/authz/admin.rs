@@ -550,6 +550,11 @@ impl AuthzState {
                 if spec.name.is_empty() || spec.name.len() > 128 {
                     return Err(bad("name: 1-128 characters"));
                 }
+                // The configuration's clients are known by it (one no longer configured is
+                // removed at start).
+                if spec.name == CONFIGURED_CLIENT_NAME {
+                    return Err(bad("name: reserved for identity.federation_clients"));
+                }
                 let resource_server = spec.resource_server.unwrap_or(false);
                 let acr = policy_acr(spec.acr)?;
                 if resource_server && (tenant != OPERATOR_TENANT || !caller.is_operator()) {

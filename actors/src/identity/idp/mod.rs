@@ -13,12 +13,14 @@
 //! - [`msg`]: the actor's messages.
 //! - [`handle`]: `IdpHandle`: the login and consent pages' calls.
 //! - [`mail`]: where magic links go: an SMTP relay over TLS, or an outbox directory.
+//! - [`revocation`]: the client certificates' revocation lists, as files kept current.
 
 pub mod factors;
 pub mod handle;
 pub mod mail;
 pub mod msg;
 pub mod records;
+pub mod revocation;
 pub mod state;
 
 use std::time::Duration;
@@ -28,6 +30,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr};
 pub use handle::{IdpHandle, LinkAsked, LoginOutcome, LoginStart, LINK_PATH};
 use msg::IdpMsg;
 pub use records::{FactorsHandle, Owner};
+pub use revocation::RevocationLists;
 pub use state::{IdpState, LOGIN_FAILED, LOGIN_LOCKED};
 
 use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
@@ -60,86 +63,6 @@ pub struct CertificateSignIn {
     pub email_login: bool,
     /// The issuers' revocation lists, if revocation is checked.
     pub revocation: Option<RevocationLists>,
-}
-
-/// Certificate revocation lists as files an operator (or a job fetching the CA's CRL
-/// distribution point) keeps current, re-read whenever one changes (its modification time).
-#[derive(Debug, Clone)]
-pub struct RevocationLists {
-    paths: Vec<std::path::PathBuf>,
-    /// The certificates' trust anchors (a list is checked to read against them).
-    roots: cryptoutil_protocols::tls::TrustRoots,
-    cached: std::sync::Arc<tokio::sync::Mutex<LoadedLists>>,
-}
-
-/// The lists last read, and the modification times they were read at.
-type LoadedLists = (
-    Vec<Option<std::time::SystemTime>>,
-    std::sync::Arc<Vec<Vec<u8>>>,
-);
-
-impl RevocationLists {
-    /// The lists at `paths`, read once now: an error names the file that does not read.
-    pub fn new(
-        paths: Vec<std::path::PathBuf>,
-        roots: &cryptoutil_protocols::tls::TrustRoots,
-    ) -> Result<Self, String> {
-        let mut times = Vec::new();
-        let mut lists = Vec::new();
-        for p in &paths {
-            times.push(std::fs::metadata(p).and_then(|m| m.modified()).ok());
-            let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            lists.extend(
-                cryptoutil_protocols::tls::crls_from_bytes(&bytes, roots)
-                    .map_err(|e| format!("{}: {e}", p.display()))?,
-            );
-        }
-        Ok(Self {
-            paths,
-            roots: std::sync::Arc::clone(roots),
-            cached: std::sync::Arc::new(tokio::sync::Mutex::new((
-                times,
-                std::sync::Arc::new(lists),
-            ))),
-        })
-    }
-
-    /// The lists (DER) as the files are now; an error when one no longer reads (certificate
-    /// sign-in then fails closed).
-    pub async fn current(&self) -> Result<std::sync::Arc<Vec<Vec<u8>>>, String> {
-        let mut times = Vec::new();
-        for p in &self.paths {
-            times.push(
-                tokio::fs::metadata(p)
-                    .await
-                    .and_then(|m| m.modified())
-                    .map_err(|e| format!("{}: {e}", p.display()))?,
-            );
-        }
-        let mut cached = self.cached.lock().await;
-        if cached.0.iter().zip(&times).all(|(a, b)| *a == Some(*b)) {
-            return Ok(std::sync::Arc::clone(&cached.1));
-        }
-        let mut lists = Vec::new();
-        for p in &self.paths {
-            let bytes = tokio::fs::read(p)
-                .await
-                .map_err(|e| format!("{}: {e}", p.display()))?;
-            lists.extend(
-                cryptoutil_protocols::tls::crls_from_bytes(&bytes, &self.roots)
-                    .map_err(|e| format!("{}: {e}", p.display()))?,
-            );
-        }
-        *cached = (
-            times.into_iter().map(Some).collect(),
-            std::sync::Arc::new(lists),
-        );
-        tracing::info!(
-            files = self.paths.len(),
-            "certificate revocation lists re-read"
-        );
-        Ok(std::sync::Arc::clone(&cached.1))
-    }
 }
 
 /// Where identity-idp's mail (magic links) goes, and the `From:` address it carries.

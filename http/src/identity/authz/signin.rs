@@ -42,7 +42,9 @@ pub(crate) async fn signin_post(
     };
     let holds = match authz.admin(caller, AdminOp::GetClient(id)).await {
         Ok(AdminAnswer::Client(c)) => {
-            c.resource_server && c.scopes.iter().any(|s| s == Scope::SignIn.as_str())
+            c.tenant == OPERATOR_TENANT
+                && c.resource_server
+                && c.scopes.iter().any(|s| s == Scope::SignIn.as_str())
         }
         Ok(_) | Err(cryptoutil_actors::Error::NotFound { .. }) => false,
         Err(e) => return Err(e.into()),
