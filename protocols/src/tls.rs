@@ -246,21 +246,24 @@ mod tests {
         assert_eq!(super::VERSIONS.len(), 1);
     }
 
-    /// A CA, a client certificate it signed, and its list naming `revoked` serials: (roots,
-    /// leaf DER, the list's PEM).
-    fn ca_leaf_crl(
-        revoke_leaf: bool,
-        next_update_days: i64,
-    ) -> (super::TrustRoots, Vec<u8>, String) {
+    /// A CA (a name of its own) and a client certificate it signed.
+    struct TestCa {
+        roots: super::TrustRoots,
+        leaf: Vec<u8>,
+        issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    }
+
+    /// The leaf's serial.
+    const LEAF_SERIAL: [u8; 2] = [0x42, 0x17];
+
+    fn test_ca() -> TestCa {
         use rcgen::{
-            BasicConstraints, CertificateParams, CertificateRevocationListParams,
-            ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-            RevocationReason, RevokedCertParams, SerialNumber,
+            BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+            KeyUsagePurpose, SerialNumber,
         };
-        let now = time::OffsetDateTime::now_utc();
-        let ca_key = KeyPair::generate().unwrap();
         static CAS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = CAS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ca_key = KeyPair::generate().unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.distinguished_name
             .push(rcgen::DnType::CommonName, format!("test CA {n}"));
@@ -271,148 +274,111 @@ mod tests {
         let leaf_key = KeyPair::generate().unwrap();
         let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        leaf.serial_number = Some(SerialNumber::from(vec![0x42, 0x17]));
+        leaf.serial_number = Some(SerialNumber::from(LEAF_SERIAL.to_vec()));
         let leaf = leaf.signed_by(&leaf_key, &issuer).unwrap();
-        let revoked = if revoke_leaf {
-            vec![RevokedCertParams {
-                serial_number: SerialNumber::from(vec![0x42, 0x17]),
-                revocation_time: now,
-                reason_code: Some(RevocationReason::KeyCompromise),
-                invalidity_date: None,
-            }]
-        } else {
-            Vec::new()
-        };
-        let crl = CertificateRevocationListParams {
-            this_update: now - time::Duration::minutes(1) - time::Duration::days(2),
-            next_update: now + time::Duration::days(next_update_days),
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: revoked,
-            key_identifier_method: KeyIdMethod::Sha256,
+        TestCa {
+            roots: super::roots_from_pem(&ca_cert.pem()).unwrap(),
+            leaf: leaf.der().to_vec(),
+            issuer,
         }
-        .signed_by(&issuer)
-        .unwrap();
-        let roots = super::roots_from_pem(&ca_cert.pem()).unwrap();
-        (roots, leaf.der().to_vec(), crl.pem().unwrap())
     }
 
-    /// A CA, its client certificate, and two lists of it: number 1 naming nothing, number 2
-    /// naming the leaf.
-    fn ca_leaf_two_crls() -> (super::TrustRoots, Vec<u8>, (String, String)) {
-        use rcgen::{
-            BasicConstraints, CertificateParams, CertificateRevocationListParams,
-            ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-            RevokedCertParams, SerialNumber,
-        };
-        let now = time::OffsetDateTime::now_utc();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.distinguished_name
-            .push(rcgen::DnType::CommonName, "two-list CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        leaf.serial_number = Some(SerialNumber::from(vec![0x51]));
-        let leaf = leaf.signed_by(&leaf_key, &issuer).unwrap();
-        let list = |number: u64, revoked: Vec<RevokedCertParams>| {
+    impl TestCa {
+        /// Its list number `number` (PEM; a higher number is also a later `thisUpdate`),
+        /// current until `next_update_days` from now (negative: stale), naming the leaf when
+        /// `revoke_leaf`.
+        fn list(&self, number: u64, revoke_leaf: bool, next_update_days: i64) -> String {
+            use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevocationReason};
+            use rcgen::{RevokedCertParams, SerialNumber};
+            let now = time::OffsetDateTime::now_utc();
+            let revoked_certs = if revoke_leaf {
+                vec![RevokedCertParams {
+                    serial_number: SerialNumber::from(LEAF_SERIAL.to_vec()),
+                    revocation_time: now,
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                }]
+            } else {
+                Vec::new()
+            };
+            let earlier = time::Duration::minutes(10 - i64::try_from(number).unwrap());
             CertificateRevocationListParams {
-                this_update: now - time::Duration::minutes(10 - i64::try_from(number).unwrap()),
-                next_update: now + time::Duration::days(1),
+                this_update: now - time::Duration::days(2) - earlier,
+                next_update: now + time::Duration::days(next_update_days),
                 crl_number: SerialNumber::from(number),
                 issuing_distribution_point: None,
-                revoked_certs: revoked,
+                revoked_certs,
                 key_identifier_method: KeyIdMethod::Sha256,
             }
-            .signed_by(&issuer)
+            .signed_by(&self.issuer)
             .unwrap()
             .pem()
             .unwrap()
-        };
-        let older = list(1, Vec::new());
-        let newer = list(
-            2,
-            vec![RevokedCertParams {
-                serial_number: SerialNumber::from(vec![0x51]),
-                revocation_time: now,
-                reason_code: None,
-                invalidity_date: None,
-            }],
-        );
-        let roots = super::roots_from_pem(&ca_cert.pem()).unwrap();
-        (roots, leaf.der().to_vec(), (older, newer))
+        }
+
+        /// `pem`, read as lists of certificates from this CA.
+        fn read(&self, pem: &str) -> Vec<Vec<u8>> {
+            super::crls_from_bytes(pem.as_bytes(), &self.roots).unwrap()
+        }
+
+        /// The leaf checked against `crls`.
+        fn check(&self, crls: &[Vec<u8>]) -> Result<(), super::ChainRefusal> {
+            super::client_chain_check(&self.roots, crls, std::slice::from_ref(&self.leaf))
+        }
     }
 
     #[test]
     fn a_current_list_admits_what_it_does_not_name_and_refuses_what_it_does() {
-        use super::{client_chain_check, crls_from_bytes, ChainRefusal};
-        let (roots, leaf, pem) = ca_leaf_crl(false, 1);
-        let crls = crls_from_bytes(pem.as_bytes(), &roots).unwrap();
+        use super::ChainRefusal;
+        let ca = test_ca();
+        assert_eq!(ca.check(&ca.read(&ca.list(1, false, 1))), Ok(()));
+        assert_eq!(ca.check(&[]), Ok(()));
+        let ca = test_ca();
         assert_eq!(
-            client_chain_check(&roots, &crls, std::slice::from_ref(&leaf)),
-            Ok(())
-        );
-        assert_eq!(client_chain_check(&roots, &[], &[leaf]), Ok(()));
-        let (roots, leaf, pem) = ca_leaf_crl(true, 1);
-        let crls = crls_from_bytes(pem.as_bytes(), &roots).unwrap();
-        assert_eq!(
-            client_chain_check(&roots, &crls, std::slice::from_ref(&leaf)),
+            ca.check(&ca.read(&ca.list(1, true, 1))),
             Err(ChainRefusal::Revoked)
         );
         // Without the list, the same certificate passes: revocation is what refused it.
-        assert_eq!(client_chain_check(&roots, &[], &[leaf]), Ok(()));
+        assert_eq!(ca.check(&[]), Ok(()));
     }
 
     #[test]
     fn of_two_lists_of_one_issuer_the_newer_counts_in_either_order() {
-        use super::{client_chain_check, crls_from_bytes, newest_per_issuer, ChainRefusal};
-        let (roots, leaf, (older, newer)) = ca_leaf_two_crls();
-        let older = crls_from_bytes(older.as_bytes(), &roots).unwrap();
-        let newer = crls_from_bytes(newer.as_bytes(), &roots).unwrap();
+        use super::{newest_per_issuer, ChainRefusal};
+        let ca = test_ca();
+        let older = ca.read(&ca.list(1, false, 1));
+        let newer = ca.read(&ca.list(2, true, 1));
         for lists in [
             [older.clone(), newer.clone()].concat(),
             [newer.clone(), older.clone()].concat(),
         ] {
             let kept = newest_per_issuer(lists);
             assert_eq!(kept.len(), 1);
-            assert_eq!(
-                client_chain_check(&roots, &kept, std::slice::from_ref(&leaf)),
-                Err(ChainRefusal::Revoked)
-            );
+            assert_eq!(ca.check(&kept), Err(ChainRefusal::Revoked));
         }
         // Without the choice, the verifier takes the first: the older one hides the revocation.
-        let both = [older, newer].concat();
-        assert_eq!(
-            client_chain_check(&roots, &both, std::slice::from_ref(&leaf)),
-            Ok(())
-        );
+        assert_eq!(ca.check(&[older, newer].concat()), Ok(()));
     }
 
     #[test]
     fn a_stale_list_or_another_issuer_s_leaves_the_status_unknown() {
-        use super::{client_chain_check, crls_from_bytes, ChainRefusal};
-        let (roots, leaf, pem) = ca_leaf_crl(false, -1);
-        let crls = crls_from_bytes(pem.as_bytes(), &roots).unwrap();
+        use super::{crls_from_bytes, ChainRefusal};
+        let ca = test_ca();
         assert_eq!(
-            client_chain_check(&roots, &crls, &[leaf]),
+            ca.check(&ca.read(&ca.list(1, false, -1))),
             Err(ChainRefusal::RevocationUnknown)
         );
         // Another CA's list only: nothing says this leaf stands.
-        let (_, _, other) = ca_leaf_crl(false, 1);
-        let (roots, leaf, _) = ca_leaf_crl(false, 1);
-        let crls = crls_from_bytes(other.as_bytes(), &roots).unwrap();
+        let other = test_ca();
+        let ca = test_ca();
         assert_eq!(
-            client_chain_check(&roots, &crls, &[leaf]),
+            ca.check(&ca.read(&other.list(1, false, 1))),
             Err(ChainRefusal::RevocationUnknown)
         );
-        assert!(crls_from_bytes(b"not a list", &roots).is_err());
+        assert!(crls_from_bytes(b"not a list", &ca.roots).is_err());
         assert!(crls_from_bytes(
             b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
-            &roots
+            &ca.roots
         )
         .is_err());
     }

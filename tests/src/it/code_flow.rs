@@ -174,17 +174,7 @@ impl<'a> Browser<'a> {
         origin: Option<&str>,
     ) -> Response {
         let cookie = self.cookie_header();
-        let body = form
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}={}",
-                    cryptoutil_protocols::oauth::form_encode(k),
-                    cryptoutil_protocols::oauth::form_encode(v)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = form_body(form);
         let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
         if !cookie.is_empty() {
             headers.push(("cookie", cookie.as_str()));
@@ -201,6 +191,20 @@ impl<'a> Browser<'a> {
         self.keep(&r);
         r
     }
+}
+
+/// `form` as an `application/x-www-form-urlencoded` body.
+pub(super) fn form_body(form: &[(&str, &str)]) -> String {
+    form.iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                cryptoutil_protocols::oauth::form_encode(k),
+                cryptoutil_protocols::oauth::form_encode(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 pub(super) fn location(r: &Response) -> Option<String> {

@@ -41,6 +41,20 @@ pub(super) async fn call(
     )
 }
 
+/// The state of the identity breaker of the process whose admin listener is `admin`, as its
+/// `/admin/v1/healthz` says.
+pub(super) async fn identity_breaker(client: &HttpsClient, admin: &str) -> String {
+    let r = client
+        .get(&format!("{admin}/admin/v1/healthz"))
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    v["peers"]["identity"]["state"]
+        .as_str()
+        .unwrap_or("?")
+        .to_owned()
+}
+
 pub(super) async fn client_token(
     client: &HttpsClient,
     authz: &str,
@@ -137,17 +151,7 @@ async fn kms_keeps_serving_while_identity_authz_is_killed_and_its_breaker_closes
         kms_endpoints["kms"].admin.clone(),
     );
     let kms_client = kms.client();
-    let state = || async {
-        let r = kms_client
-            .get(&format!("{kms_admin}/admin/v1/healthz"))
-            .await
-            .unwrap();
-        let v: Value = serde_json::from_slice(&r.body).unwrap();
-        v["peers"]["identity"]["state"]
-            .as_str()
-            .unwrap_or("?")
-            .to_owned()
-    };
+    let state = || identity_breaker(&kms_client, &kms_admin);
 
     let token = client_token(&idp_client, &authz, boot_id, boot_secret, "kms").await;
     let (s, key) = call(

@@ -14,9 +14,9 @@ use std::time::Duration;
 use cryptoutil_federation::{HttpsClient, Method, Response};
 use serde_json::{json, Value};
 
-use super::code_flow::{hidden, location, query, CHALLENGE, REDIRECT, VERIFIER};
+use super::code_flow::{form_body, hidden, location, query, CHALLENGE, REDIRECT, VERIFIER};
 use super::federation::metric;
-use super::federation_process::{call, client_token};
+use super::federation_process::{call, client_token, identity_breaker};
 use super::identity::claims;
 use super::otp::oathtool;
 use crate::{free_port, Process};
@@ -58,17 +58,7 @@ impl Jar {
             Some((origin, fields)) => {
                 headers.push(("content-type", "application/x-www-form-urlencoded"));
                 headers.push(("origin", origin));
-                fields
-                    .iter()
-                    .map(|(k, v)| {
-                        format!(
-                            "{}={}",
-                            cryptoutil_protocols::oauth::form_encode(k),
-                            cryptoutil_protocols::oauth::form_encode(v)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("&")
+                form_body(fields)
             }
             None => String::new(),
         };
@@ -428,17 +418,7 @@ async fn identity_idp_in_its_own_process_signs_in_with_password_and_totp_over_th
         "{}",
         r.text()
     );
-    let state = || async {
-        let r = idp_client
-            .get(&format!("{idp_admin}/admin/v1/healthz"))
-            .await
-            .unwrap();
-        let v: Value = serde_json::from_slice(&r.body).unwrap();
-        v["peers"]["identity"]["state"]
-            .as_str()
-            .unwrap_or("?")
-            .to_owned()
-    };
+    let state = || identity_breaker(&idp_client, &idp_admin);
     assert!(
         crate::eventually(Duration::from_secs(20), || async {
             let _ = idp_client.get(&login_again).await;

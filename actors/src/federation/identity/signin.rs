@@ -268,42 +268,33 @@ impl AuthzLink {
 /// calling [`AuthzLink::Remote`] reads.
 pub async fn answer(authz: &AuthzHandle, call: SignInCall) -> Result<Value, Error> {
     let link = AuthzLink::Local(authz.clone());
-    let json = |v: Result<Value, serde_json::Error>| {
-        v.map_err(|_| Error::Internal {
-            what: "encoding a sign-in answer",
-        })
-    };
     match call {
-        SignInCall::Request { challenge } => {
-            json(serde_json::to_value(link.sign_in_request(challenge).await?))
-        }
-        SignInCall::User { tenant, username } => json(serde_json::to_value(
-            link.credential(tenant, username).await?,
-        )),
+        SignInCall::Request { challenge } => json(link.sign_in_request(challenge).await?),
+        SignInCall::User { tenant, username } => json(link.credential(tenant, username).await?),
         SignInCall::Password {
             tenant,
             username,
             password,
         } => {
             let dummy = dummy().await?;
-            let checked = link.password(tenant, username, password, dummy).await?;
-            json(serde_json::to_value(checked))
+            json(link.password(tenant, username, password, dummy).await?)
         }
-        SignInCall::Stands { subject } => json(serde_json::to_value(link.stands(subject).await?)),
-        SignInCall::SignedIn { challenge, subject } => json(serde_json::to_value(
-            link.signed_in(challenge, subject).await?,
-        )),
-        SignInCall::LoginRequired { challenge } => {
-            json(serde_json::to_value(link.login_required(challenge).await?))
+        SignInCall::Stands { subject } => json(link.stands(subject).await?),
+        SignInCall::SignedIn { challenge, subject } => {
+            json(link.signed_in(challenge, subject).await?)
         }
-        SignInCall::Consent { challenge, allow } => {
-            json(serde_json::to_value(link.consent(challenge, allow).await?))
-        }
-        SignInCall::Users { tenant } => json(serde_json::to_value(link.users(&tenant).await?)),
-        SignInCall::Policy { tenant } => {
-            json(serde_json::to_value(link.tenant_acr(&tenant).await?))
-        }
+        SignInCall::LoginRequired { challenge } => json(link.login_required(challenge).await?),
+        SignInCall::Consent { challenge, allow } => json(link.consent(challenge, allow).await?),
+        SignInCall::Users { tenant } => json(link.users(&tenant).await?),
+        SignInCall::Policy { tenant } => json(link.tenant_acr(&tenant).await?),
     }
+}
+
+/// An answer as the back channel carries it.
+fn json(answer: impl Serialize) -> Result<Value, Error> {
+    serde_json::to_value(answer).map_err(|_| Error::Internal {
+        what: "encoding a sign-in answer",
+    })
 }
 
 /// identity-authz's dummy password record for names no user has (one PBKDF2 run, the first

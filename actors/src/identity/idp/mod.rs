@@ -65,6 +65,36 @@ pub struct CertificateSignIn {
     pub revocation: Option<RevocationLists>,
 }
 
+impl CertificateSignIn {
+    /// Why `chain` (leaf first, DER; not empty) signs no one in, if it does not: it must
+    /// chain to the roots for client authentication, be valid now, not be revoked (when lists
+    /// are configured: a list that no longer reads refuses every certificate), and its leaf
+    /// must name client authentication.
+    pub async fn refusal(&self, chain: &[Vec<u8>]) -> Option<&'static str> {
+        let crls = match &self.revocation {
+            None => std::sync::Arc::new(Vec::new()),
+            Some(lists) => match lists.current().await {
+                Ok(crls) => crls,
+                Err(e) => {
+                    tracing::error!(error = %e, "identity.certificate_crls do not read: \
+                        certificate sign-in is refused until they do");
+                    return Some("the revocation lists do not read");
+                }
+            },
+        };
+        if let Err(refusal) =
+            cryptoutil_protocols::tls::client_chain_check(&self.roots, &crls, chain)
+        {
+            return Some(refusal.as_str());
+        }
+        let leaf = chain.first().map(Vec::as_slice).unwrap_or_default();
+        if !cryptoutil_protocols::tls::client_auth_eku(leaf) {
+            return Some("a certificate that does not name client authentication");
+        }
+        None
+    }
+}
+
 /// Where identity-idp's mail (magic links) goes, and the `From:` address it carries.
 #[derive(Debug, Clone)]
 pub struct MailSettings {

@@ -42,29 +42,35 @@ pub struct RevocationLists {
     cached: Arc<tokio::sync::Mutex<Loaded>>,
 }
 
-/// The lists in `bytes` of the file at `path`, checked against `roots`.
-fn read(path: &std::path::Path, bytes: &[u8], roots: &TrustRoots) -> Result<Vec<Vec<u8>>, String> {
-    crls_from_bytes(bytes, roots).map_err(|e| format!("{}: {e}", path.display()))
+/// `e`, naming the file at `path`.
+fn named(path: &std::path::Path, e: impl std::fmt::Display) -> String {
+    format!("{}: {e}", path.display())
+}
+
+/// Blocking: the files' stamps, then their lists (checked against `roots`; of one issuer the
+/// newest). A file replaced between its stamp and its read is read again at the next call:
+/// the stamp kept is the older one.
+fn load(paths: &[PathBuf], roots: &TrustRoots) -> Result<Loaded, String> {
+    let mut stamps = Vec::new();
+    for p in paths {
+        stamps.push(Stamp::of(&std::fs::metadata(p).map_err(|e| named(p, e))?));
+    }
+    let mut lists = Vec::new();
+    for p in paths {
+        let bytes = std::fs::read(p).map_err(|e| named(p, e))?;
+        lists.extend(crls_from_bytes(&bytes, roots).map_err(|e| named(p, e))?);
+    }
+    Ok((stamps, Arc::new(newest_per_issuer(lists))))
 }
 
 impl RevocationLists {
     /// The lists at `paths`, read once now: an error names the file that does not read.
     pub fn new(paths: Vec<PathBuf>, roots: &TrustRoots) -> Result<Self, String> {
-        let mut stamps = Vec::new();
-        let mut lists = Vec::new();
-        for p in &paths {
-            let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            stamps.push(Stamp::of(&meta));
-            let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            lists.extend(read(p, &bytes, roots)?);
-        }
+        let loaded = load(&paths, roots)?;
         Ok(Self {
             paths,
             roots: Arc::clone(roots),
-            cached: Arc::new(tokio::sync::Mutex::new((
-                stamps,
-                Arc::new(newest_per_issuer(lists)),
-            ))),
+            cached: Arc::new(tokio::sync::Mutex::new(loaded)),
         })
     }
 
@@ -73,25 +79,17 @@ impl RevocationLists {
     pub async fn current(&self) -> Result<Arc<Vec<Vec<u8>>>, String> {
         let mut stamps = Vec::new();
         for p in &self.paths {
-            let meta = tokio::fs::metadata(p)
-                .await
-                .map_err(|e| format!("{}: {e}", p.display()))?;
+            let meta = tokio::fs::metadata(p).await.map_err(|e| named(p, e))?;
             stamps.push(Stamp::of(&meta));
         }
         let mut cached = self.cached.lock().await;
         if cached.0 == stamps {
             return Ok(Arc::clone(&cached.1));
         }
-        let mut lists = Vec::new();
-        for p in &self.paths {
-            let bytes = tokio::fs::read(p)
-                .await
-                .map_err(|e| format!("{}: {e}", p.display()))?;
-            lists.extend(read(p, &bytes, &self.roots)?);
-        }
-        // A file replaced between its stamp and its read is re-read at the next call: the
-        // stamp kept is the older one.
-        *cached = (stamps, Arc::new(newest_per_issuer(lists)));
+        let (paths, roots) = (self.paths.clone(), Arc::clone(&self.roots));
+        *cached = tokio::task::spawn_blocking(move || load(&paths, &roots))
+            .await
+            .map_err(|_| "reading the revocation lists stopped".to_owned())??;
         tracing::info!(
             files = self.paths.len(),
             "certificate revocation lists re-read"

@@ -152,26 +152,8 @@ fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: Status
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{certificate_tenant}\
              <p><button type=\"submit\" id=\"certificate-sign-in\">Sign in with your certificate</button></p></form>",
             passkey = ceremony_form(challenge, csrf, "passkey", "Sign in with a passkey"),
-            certificate_tenant = if view.any_tenant {
-                format!(
-                    "<p><label for=\"certificate-tenant\">Tenant</label><br>\
-                     <input id=\"certificate-tenant\" name=\"tenant\" value=\"{}\" maxlength=\"64\" \
-                     autocomplete=\"organization\"></p>",
-                    esc(&view.tenant)
-                )
-            } else {
-                String::new()
-            },
-            link_tenant = if view.any_tenant {
-                format!(
-                    "<p><label for=\"link-tenant\">Tenant</label><br>\
-                     <input id=\"link-tenant\" name=\"tenant\" value=\"{}\" maxlength=\"64\" \
-                     autocomplete=\"organization\"></p>",
-                    esc(&view.tenant)
-                )
-            } else {
-                String::new()
-            },
+            certificate_tenant = tenant_input(view, "certificate-tenant"),
+            link_tenant = tenant_input(view, "link-tenant"),
             client = esc(&view.client_name),
             to_tenant = if view.any_tenant {
                 String::new()
@@ -180,18 +162,23 @@ fn form(challenge: &str, view: &LoginView, message: Option<&str>, status: Status
             },
             scopes = scope_list(view),
             challenge = esc(challenge),
-            tenant_field = if view.any_tenant {
-                format!(
-                    "<p><label for=\"tenant\">Tenant</label><br>\
-                     <input id=\"tenant\" name=\"tenant\" value=\"{}\" maxlength=\"64\" \
-                     autocomplete=\"organization\"></p>",
-                    esc(&view.tenant)
-                )
-            } else {
-                String::new()
-            },
+            tenant_field = tenant_input(view, "tenant"),
         )
     })
+}
+
+/// The tenant field of a form whose client admits users of any tenant (labelled, with id
+/// `id`), else nothing.
+fn tenant_input(view: &LoginView, id: &str) -> String {
+    if !view.any_tenant {
+        return String::new();
+    }
+    format!(
+        "<p><label for=\"{id}\">Tenant</label><br>\
+         <input id=\"{id}\" name=\"tenant\" value=\"{}\" maxlength=\"64\" \
+         autocomplete=\"organization\"></p>",
+        esc(&view.tenant)
+    )
 }
 
 /// A button that runs a WebAuthn ceremony (the script `webauthn.js`) and the hidden form that

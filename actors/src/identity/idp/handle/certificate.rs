@@ -46,30 +46,7 @@ impl IdpHandle {
         let why = match (self.certificates.as_ref(), chain.first()) {
             (None, _) => Some("certificate sign-in is off (no identity.certificate_ca)"),
             (_, None) => Some("no certificate presented"),
-            (Some(on), Some(leaf)) => {
-                let crls = match &on.revocation {
-                    None => Ok(std::sync::Arc::new(Vec::new())),
-                    Some(lists) => lists.current().await,
-                };
-                match crls {
-                    Err(e) => {
-                        tracing::error!(error = %e, "identity.certificate_crls do not read: \
-                            certificate sign-in is refused until they do");
-                        Some("the revocation lists do not read")
-                    }
-                    Ok(crls) => {
-                        match cryptoutil_protocols::tls::client_chain_check(
-                            &on.roots, &crls, &chain,
-                        ) {
-                            Err(refusal) => Some(refusal.as_str()),
-                            Ok(()) if !cryptoutil_protocols::tls::client_auth_eku(leaf) => {
-                                Some("a certificate that does not name client authentication")
-                            }
-                            Ok(()) => None,
-                        }
-                    }
-                }
-            }
+            (Some(on), Some(_)) => on.refusal(&chain).await,
         };
         if let Some(why) = why {
             refuse(why).await?;
