@@ -15,6 +15,8 @@ use crate::issuer_jwks::IssuerJwksHandle;
 /// Who made an authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The issuer of its credential (`iss`): a subject is unique within its issuer only.
+    pub issuer: String,
     /// Subject (user or client id).
     pub subject: String,
     /// Tenant.
@@ -28,6 +30,10 @@ pub struct Principal {
     /// For a certificate-bound token (`cnf.x5t#S256`, RFC 8705 §3): the SHA-256 of the client
     /// certificate every request's connection must present.
     pub x5t: Option<String>,
+    /// For a token of a user's sign-in: how strongly the user signed in (`acr`, RFC 9470).
+    pub acr: Option<String>,
+    /// For a token of a user's sign-in: when the user signed in (`auth_time`).
+    pub auth_time: Option<u64>,
 }
 
 /// Why a token was not accepted.
@@ -117,7 +123,8 @@ impl TrustedIssuer {
 }
 
 /// The principal an access token's (verified or introspected) claims name, and its `exp`: a
-/// `tenant`, a subject (`sub` or `client_id`), the scopes, and any key binding (`cnf`).
+/// `tenant`, a subject (`sub` or `client_id`), the scopes, any key binding (`cnf`) and, for a
+/// user's token, how and when the user signed in (`acr`, `auth_time`).
 pub fn principal_of(claims: &Map<String, Value>) -> Result<(Principal, u64), Rejected> {
     let exp = claims
         .get("exp")
@@ -149,12 +156,15 @@ pub fn principal_of(claims: &Map<String, Value>) -> Result<(Principal, u64), Rej
     };
     Ok((
         Principal {
+            issuer: text("iss").unwrap_or_default(),
             subject,
             tenant,
             scopes,
             csrf: None,
             jkt: cnf("jkt"),
             x5t: cnf("x5t#S256"),
+            acr: text("acr"),
+            auth_time: claims.get("auth_time").and_then(Value::as_u64),
         },
         exp,
     ))

@@ -102,6 +102,10 @@ pub enum Scope {
     CaRa,
     /// identity-authz's admin API.
     Identity,
+    /// identity-rs (the reference resource server): reading the caller's notes.
+    NotesRead,
+    /// identity-rs: writing the caller's notes.
+    NotesWrite,
     /// identity-authz's sign-in back channel (identity-idp in its own process). Never an API
     /// scope: only a client of `identity.federation_clients` can hold it.
     SignIn,
@@ -109,13 +113,25 @@ pub enum Scope {
 
 impl Scope {
     /// Every API scope.
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Kms,
         Scope::Jose,
         Scope::Ca,
         Scope::CaRa,
         Scope::Identity,
+        Scope::NotesRead,
+        Scope::NotesWrite,
     ];
+
+    /// Scopes a client-credentials token carries only when the request names them: the
+    /// sign-in back channel's (whoever holds it finishes sign-ins), and the reference resource
+    /// server's (a user's data: a token a client asks for without a `scope`, which every
+    /// service accepts, must not also reach them).
+    pub fn asked_by_name_only(scope: &str) -> bool {
+        [Scope::SignIn, Scope::NotesRead, Scope::NotesWrite]
+            .iter()
+            .any(|s| s.as_str() == scope)
+    }
 
     /// The scope as tokens carry it.
     pub const fn as_str(self) -> &'static str {
@@ -125,6 +141,8 @@ impl Scope {
             Scope::Ca => "ca",
             Scope::CaRa => "ca-ra",
             Scope::Identity => "identity",
+            Scope::NotesRead => "notes:read",
+            Scope::NotesWrite => "notes:write",
             Scope::SignIn => "identity-idp",
         }
     }

@@ -27,9 +27,10 @@ use crate::vault::{Vault, VaultArgs, VaultHandle, VaultMsg};
 
 /// Every product, each registered once: the service it runs in comes from the product. A new
 /// product is a folder of its own (`actors/src/<product>/`) and one line here.
-pub const PRODUCTS: [ProductActors; 5] = [
+pub const PRODUCTS: [ProductActors; 6] = [
     crate::identity::authz::ACTORS,
     crate::identity::idp::ACTORS,
+    crate::identity::rs::ACTORS,
     crate::jose::ACTORS,
     crate::kms::ACTORS,
     crate::ca::ACTORS,

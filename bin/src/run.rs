@@ -258,6 +258,14 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             }
         },
     });
+    settings.insert(cryptoutil_actors::identity::rs::RsSettings {
+        authorization_servers: auth_cfg
+            .trusted_issuers
+            .iter()
+            .map(|t| t.issuer.clone())
+            .collect(),
+        resource: resource_uri(&cfg, ServiceName::IdentityRs),
+    });
     settings.insert(cryptoutil_actors::ca::CaSettings {
         distribution_base_url: Some(if cfg.ca.distribution_base_url.is_empty() {
             endpoints
@@ -473,6 +481,14 @@ fn remote_issuers(auth: &AuthConfig, own_anchor: &str) -> anyhow::Result<Vec<Rem
 /// identity-authz's settings when it runs in this process, and the token issuers the services
 /// trust: the configured ones plus, unless `identity.trust_local_issuer` is off or it is already
 /// listed, identity-authz itself (its JWK Set fetched over TLS like any issuer's).
+/// `service`'s configured resource URI (`identity.resource_uris`), without a trailing slash.
+fn resource_uri(cfg: &AppConfig, service: ServiceName) -> Option<String> {
+    cfg.identity
+        .resource_uris
+        .get(service.as_str())
+        .map(|u| u.trim_end_matches('/').to_owned())
+}
+
 fn identity_setup(
     cfg: &AppConfig,
     endpoints: &BTreeMap<ServiceName, Endpoint>,
@@ -494,13 +510,16 @@ fn identity_setup(
         }
         p => Some(Zeroizing::new(p.trim().as_bytes().to_vec())),
     };
-    // Every service is an audience; in this process its resource URI is its public URL.
+    // Every service is an audience; its resource URI is the configured one, else (in this
+    // process) its public URL.
     let resources = ServiceName::ALL
         .iter()
         .map(|s| {
-            let uri = endpoints
-                .get(s)
-                .map_or_else(|| format!("urn:cryptoutil:{s}"), |e| e.public.clone());
+            let uri = resource_uri(cfg, *s).unwrap_or_else(|| {
+                endpoints
+                    .get(s)
+                    .map_or_else(|| format!("urn:cryptoutil:{s}"), |e| e.public.clone())
+            });
             (s.as_str().to_owned(), uri)
         })
         .collect();

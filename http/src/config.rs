@@ -76,6 +76,9 @@ pub struct StackConfig {
     pub ip_allowlist: Vec<IpNet>,
     /// Per-client token bucket.
     pub rate_limit: RateLimitConfig,
+    /// Origins (`https://host[:port]`) whose pages may call `/service/**` with a bearer or
+    /// DPoP token (single-page apps; no cookies).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for StackConfig {
@@ -83,6 +86,7 @@ impl Default for StackConfig {
         Self {
             ip_allowlist: loopback(),
             rate_limit: RateLimitConfig::default(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

@@ -15,6 +15,14 @@ pub enum Realm {
     Browser,
 }
 
+/// The DPoP proof algorithms a challenge offers (`protocols::dpop::PROOF_ALGS`; a test keeps
+/// the two equal).
+macro_rules! dpop_algs {
+    () => {
+        "ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA"
+    };
+}
+
 /// Why a request was not authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
@@ -22,6 +30,12 @@ pub enum AuthFailure {
     Missing,
     /// A credential that did not validate.
     Invalid,
+    /// A token presented with the `DPoP` scheme that did not validate, or is not DPoP-bound
+    /// (RFC 9449 §7.1: the challenge names the DPoP scheme).
+    InvalidDpopToken,
+    /// A DPoP-bound token whose proof is missing, malformed, replayed, or made for another
+    /// request, token or key (RFC 9449 §7.1, `invalid_dpop_proof`).
+    InvalidProof,
     /// The other stack's kind of credential (a bearer token on /browser, a cookie on /service).
     WrongKind,
     /// The token names a trusted issuer whose keys cannot be had (never fetched, issuer
@@ -51,6 +65,18 @@ pub enum ApiError {
     InsufficientScope {
         /// The scope.
         scope: &'static str,
+        /// Whether the token is DPoP-bound (the challenge names its scheme).
+        dpop: bool,
+    },
+    /// The route needs a stronger sign-in than the token's (`acr`): RFC 9470 step-up.
+    #[error("this route needs a stronger sign-in ({acr_values})")]
+    StepUp {
+        /// The `acr` values that would do, space-separated.
+        acr_values: &'static str,
+        /// How old (seconds) the sign-in may be.
+        max_age: u64,
+        /// Whether the token is DPoP-bound (the challenge names its scheme).
+        dpop: bool,
     },
     /// The token's issuer is trusted but its keys cannot be had right now.
     #[error("the token's issuer keys are unavailable; retry later")]
@@ -180,6 +206,9 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             }
             ApiError::InsufficientScope { .. } => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            ApiError::StepUp { .. } => {
+                (StatusCode::UNAUTHORIZED, "insufficient_user_authentication")
+            }
             ApiError::IssuerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable"),
             ApiError::IpNotAllowed => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
@@ -215,10 +244,28 @@ impl IntoResponse for ApiError {
                 realm: Realm::Service,
                 failure,
             } => {
+                // RFC 9449 §7.1: both schemes are offered; a DPoP request's refusal names
+                // the DPoP scheme and, for a bad proof, `invalid_dpop_proof`.
                 let value = match failure {
-                    AuthFailure::Missing | AuthFailure::WrongKind => r#"Bearer realm="cryptoutil""#,
+                    AuthFailure::Missing | AuthFailure::WrongKind => {
+                        concat!(
+                            r#"Bearer realm="cryptoutil", DPoP algs=""#,
+                            dpop_algs!(),
+                            '"'
+                        )
+                    }
                     AuthFailure::Invalid | AuthFailure::IssuerUnavailable => {
                         r#"Bearer realm="cryptoutil", error="invalid_token""#
+                    }
+                    AuthFailure::InvalidDpopToken => {
+                        concat!(r#"DPoP error="invalid_token", algs=""#, dpop_algs!(), '"')
+                    }
+                    AuthFailure::InvalidProof => {
+                        concat!(
+                            r#"DPoP error="invalid_dpop_proof", algs=""#,
+                            dpop_algs!(),
+                            '"'
+                        )
                     }
                 };
                 response
@@ -230,7 +277,10 @@ impl IntoResponse for ApiError {
                     AuthFailure::Missing | AuthFailure::WrongKind => {
                         r#"Bearer realm="cryptoutil-admin""#
                     }
-                    AuthFailure::Invalid | AuthFailure::IssuerUnavailable => {
+                    AuthFailure::Invalid
+                    | AuthFailure::InvalidDpopToken
+                    | AuthFailure::InvalidProof
+                    | AuthFailure::IssuerUnavailable => {
                         r#"Bearer realm="cryptoutil-admin", error="invalid_token""#
                     }
                 };
@@ -238,9 +288,22 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
             }
-            ApiError::InsufficientScope { scope } => {
+            ApiError::InsufficientScope { scope, dpop } => {
+                let scheme = if *dpop { "DPoP" } else { "Bearer" };
                 if let Ok(v) = HeaderValue::from_str(&format!(
-                    r#"Bearer realm="cryptoutil", error="insufficient_scope", scope="{scope}""#
+                    r#"{scheme} realm="cryptoutil", error="insufficient_scope", scope="{scope}""#
+                )) {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            ApiError::StepUp {
+                acr_values,
+                max_age,
+                dpop,
+            } => {
+                let scheme = if *dpop { "DPoP" } else { "Bearer" };
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    r#"{scheme} error="insufficient_user_authentication", error_description="A stronger or more recent sign-in is required", acr_values="{acr_values}", max_age="{max_age}""#
                 )) {
                     response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
@@ -284,6 +347,35 @@ mod tests {
             .await
             .unwrap();
         (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[test]
+    fn the_dpop_challenge_offers_exactly_the_proof_algorithms() {
+        let algs: Vec<&str> = cryptoutil_protocols::dpop::PROOF_ALGS
+            .iter()
+            .map(|a| a.as_str())
+            .collect();
+        assert_eq!(dpop_algs!(), algs.join(" "));
+    }
+
+    #[tokio::test]
+    async fn a_step_up_names_the_acr_in_the_scheme_of_the_token() {
+        for (dpop, scheme) in [(false, "Bearer"), (true, "DPoP")] {
+            let response = ApiError::StepUp {
+                acr_values: "urn:x:phr",
+                max_age: 900,
+                dpop,
+            }
+            .into_response();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            let www = response.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap();
+            assert!(www.starts_with(scheme), "{www}");
+            assert!(www.contains(r#"error="insufficient_user_authentication""#));
+            assert!(www.contains(r#"acr_values="urn:x:phr""#));
+            assert!(www.contains(r#"max_age="900""#));
+        }
     }
 
     #[tokio::test]

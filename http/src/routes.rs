@@ -49,9 +49,10 @@ pub const SERVICE_OTHER: &str = "/service/{*rest}";
 pub const BROWSER_OTHER: &str = "/browser/{*rest}";
 
 /// Every product's routes, each registered once here; a product's rows live in its folder.
-const PRODUCTS: [ProductRoutes; 5] = [
+const PRODUCTS: [ProductRoutes; 6] = [
     crate::identity::authz::ROUTES,
     crate::identity::idp::ROUTES,
+    crate::identity::rs::ROUTES,
     crate::jose::ROUTES,
     crate::kms::ROUTES,
     crate::ca::ROUTES,
@@ -186,6 +187,11 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
         .layer(middleware::from_fn_with_state(
             rate_limit::RateLimiter::new(&cfg.service.rate_limit),
             rate_limit::enforce,
+        ))
+        // Before credentials: preflights carry none.
+        .layer(middleware::from_fn_with_state(
+            cors::Cors::tokens(&cfg.service.cors_allowed_origins),
+            cors::enforce,
         ))
         .layer(middleware::from_fn_with_state(
             service_gate,

@@ -81,11 +81,14 @@ pub enum Table {
     /// identity-idp factors found without a username: `<kind>/<lookup key>` (a passkey's
     /// credential id) -> sealed store key of the factor record in `identity_factors_v1`.
     IdentityFactorIndex,
+    /// identity-rs notes (the reference resource server's data):
+    /// `<tenant>/<SHA-256 of the owner's sub, base64url>/<note id>` -> sealed note.
+    IdentityNotes,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 29] = [
+    pub const ALL: [Table; 30] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -115,6 +118,7 @@ impl Table {
         Table::CaScep,
         Table::IdentityFactors,
         Table::IdentityFactorIndex,
+        Table::IdentityNotes,
     ];
 
     /// The versioned table name.
@@ -149,6 +153,7 @@ impl Table {
             Table::CaScep => "ca_scep_v1",
             Table::IdentityFactors => "identity_factors_v1",
             Table::IdentityFactorIndex => "identity_factor_index_v1",
+            Table::IdentityNotes => "identity_notes_v1",
         }
     }
 

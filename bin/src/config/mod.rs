@@ -214,6 +214,12 @@ pub struct IdentityConfig {
     /// The directory magic links are written to when no SMTP relay is configured (one `.eml`
     /// file each, mode 0600: development only). Empty: `<data_dir>/outbox`.
     pub outbox: String,
+    /// Each service's resource URI (`https://...`) by service name, where clients know it by
+    /// another URL than this process's public one (another process, a load balancer):
+    /// identity-authz maps an RFC 8707 `resource` naming it to that service's audience, and
+    /// identity-rs publishes its own as the RFC 9728 `resource`. A service of this process
+    /// without an entry is its public URL; any service is also `urn:cryptoutil:<name>`.
+    pub resource_uris: std::collections::BTreeMap<String, String>,
 }
 
 /// `identity.smtp`: the relay magic links go through, over TLS 1.3.
@@ -325,6 +331,7 @@ impl Default for IdentityConfig {
             certificate_email_login: false,
             certificate_crls: Vec::new(),
             outbox: String::new(),
+            resource_uris: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -500,6 +507,21 @@ impl AppConfig {
                 "ca.tsa_policy".into(),
                 "a dotted OID (e.g. 1.3.6.1.4.1.<your PEN>.1)".into(),
             ));
+        }
+        for (name, uri) in &self.identity.resource_uris {
+            if ServiceName::parse(name).is_none() {
+                problems.push((
+                    format!("identity.resource_uris.{name}"),
+                    "not a service name (kms, jose, ca, identity-authz, identity-rs, ...)".into(),
+                ));
+            }
+            let host = uri.strip_prefix("https://").unwrap_or_default();
+            if host.is_empty() || uri.contains(['?', '#']) || uri.chars().any(char::is_whitespace) {
+                problems.push((
+                    format!("identity.resource_uris.{name}"),
+                    "an https URL without query or fragment".into(),
+                ));
+            }
         }
         for service in ServiceName::ALL {
             if service != ServiceName::Ca && self.services.of(service).distribution.enabled {

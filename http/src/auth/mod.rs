@@ -274,6 +274,7 @@ impl PrincipalExt for Principal {
         } else {
             Err(crate::error::ApiError::InsufficientScope {
                 scope: scope.as_str(),
+                dpop: self.jkt.is_some(),
             })
         }
     }
@@ -350,7 +351,8 @@ impl AuthGate {
         };
         let kind = match failure {
             AuthFailure::Missing => "missing",
-            AuthFailure::Invalid => "invalid",
+            AuthFailure::Invalid | AuthFailure::InvalidDpopToken => "invalid",
+            AuthFailure::InvalidProof => "invalid_dpop_proof",
             AuthFailure::WrongKind => "wrong_kind",
             AuthFailure::IssuerUnavailable => "issuer_unavailable",
         };
@@ -371,7 +373,8 @@ impl AuthGate {
 
     /// RFC 9449 §7: a DPoP-bound token comes with the `DPoP` scheme and a fresh proof by its
     /// key for this request (method, URI, `ath`); an unbound token never with the `DPoP`
-    /// scheme.
+    /// scheme. A proof that is missing, malformed, replayed or not by the token's key is
+    /// `InvalidProof` (`invalid_dpop_proof`).
     fn check_binding(
         &self,
         req: &RequestParts<'_>,
@@ -381,14 +384,15 @@ impl AuthGate {
     ) -> Result<(), AuthFailure> {
         match (scheme, &principal.jkt) {
             (Scheme::Bearer, None) => Ok(()),
-            (Scheme::Bearer, Some(_)) | (Scheme::Dpop, None) => Err(AuthFailure::Invalid),
+            (Scheme::Bearer, Some(_)) => Err(AuthFailure::Invalid),
+            (Scheme::Dpop, None) => Err(AuthFailure::InvalidDpopToken),
             (Scheme::Dpop, Some(jkt)) => {
                 let proof =
                     crate::dpop::proof(req.headers, req.uri, req.method.as_str(), Some(token))
                         .ok()
                         .flatten()
                         .filter(|p| p.jkt == *jkt)
-                        .ok_or(AuthFailure::Invalid)?;
+                        .ok_or(AuthFailure::InvalidProof)?;
                 let now = cryptoutil_actors::now_unix();
                 let mut seen = self
                     .proofs
@@ -399,7 +403,7 @@ impl AuthGate {
                 }
                 let key = (proof.jkt, proof.jti);
                 if seen.len() >= PROOFS_MAX || seen.contains_key(&key) {
-                    return Err(AuthFailure::Invalid);
+                    return Err(AuthFailure::InvalidProof);
                 }
                 let window = cryptoutil_actors::identity::authz::DPOP_WINDOW;
                 seen.insert(key, proof.iat + 2 * window);
@@ -424,7 +428,16 @@ impl AuthGate {
         match self.realm {
             Realm::Service => match (bearer, cookie) {
                 (Some(Ok((scheme, token))), _) => {
-                    let principal = self.auth.bearer(token).await?;
+                    let principal =
+                        self.auth
+                            .bearer(token)
+                            .await
+                            .map_err(|f| match (f, scheme) {
+                                (AuthFailure::Invalid, Scheme::Dpop) => {
+                                    AuthFailure::InvalidDpopToken
+                                }
+                                (f, _) => f,
+                            })?;
                     self.check_binding(req, scheme, token, &principal)?;
                     // RFC 8705 §3: a certificate-bound token only over a connection that
                     // presents that certificate.

@@ -145,6 +145,13 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(GET) /browser/oauth2/v1/logout",
             ]);
         }
+        if service == ServiceName::IdentityRs {
+            // RFC 9728 metadata: what the resource is and who issues its tokens, nothing more.
+            reviewed.extend([
+                "Some(GET) /.well-known/oauth-protected-resource",
+                "Some(GET) /service/api/v1/openapi.yaml",
+            ]);
+        }
         if service == ServiceName::IdentityIdp {
             // The login form: CSRF-protected, rate limited, lockout with backoff.
             reviewed.extend([
@@ -464,5 +471,74 @@ async fn cors_admits_configured_origins_only() {
     let own: &'static str = Box::leak(base.clone().into_boxed_str());
     let r = send(Method::POST, own, false).await;
     assert_eq!(r.status, 401, "same origin: on to the credential check");
+    app.stop().await;
+}
+
+/// CORS on /service, for single-page apps that hold their own tokens: a configured origin's
+/// preflight may send `Authorization` and `DPoP`, its answers expose `WWW-Authenticate`, and no
+/// credentials are allowed; another origin's preflight is refused, its other requests go on to
+/// the credential check as without CORS.
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_on_service_admits_token_pages_without_credentials() {
+    let app = TestApp::start(
+        vec![ServiceName::IdentityRs],
+        &[(
+            "CRYPTOUTIL_HTTP__SERVICE__CORS_ALLOWED_ORIGINS",
+            r#"["https://spa.example"]"#,
+        )],
+        None,
+    )
+    .await;
+    let url = format!(
+        "{}/service/api/v1/notes",
+        app.public(ServiceName::IdentityRs)
+    );
+    let send = |method: Method, origin: &'static str, preflight: bool| {
+        let (client, url) = (app.client.clone(), url.clone());
+        async move {
+            let mut headers = vec![("origin", origin)];
+            if preflight {
+                headers.push(("access-control-request-method", "POST"));
+                headers.push((
+                    "access-control-request-headers",
+                    "authorization, content-type, dpop",
+                ));
+            }
+            client
+                .send(method, &url, &headers, Default::default())
+                .await
+                .unwrap()
+        }
+    };
+    let header = |r: &cryptoutil_federation::Response, name: &str| {
+        r.headers.get(name).map(|v| v.to_str().unwrap().to_owned())
+    };
+    let r = send(Method::OPTIONS, "https://spa.example", true).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some("https://spa.example")
+    );
+    let allowed = header(&r, "access-control-allow-headers").unwrap();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("dpop"),
+        "{allowed}"
+    );
+    assert!(header(&r, "access-control-allow-credentials").is_none());
+    let r = send(Method::GET, "https://spa.example", false).await;
+    assert_eq!(r.status, 401, "CORS admits, a token is still required");
+    assert!(header(&r, "access-control-expose-headers")
+        .unwrap()
+        .contains("www-authenticate"));
+
+    let r = send(Method::OPTIONS, "https://evil.example", true).await;
+    assert_eq!(r.status, 403);
+    assert!(header(&r, "access-control-allow-origin").is_none());
+    let r = send(Method::POST, "https://evil.example", false).await;
+    assert_eq!(
+        r.status, 401,
+        "no cookie to ride on: the credential check decides"
+    );
+    assert!(header(&r, "access-control-allow-origin").is_none());
     app.stop().await;
 }

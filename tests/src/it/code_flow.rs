@@ -281,7 +281,18 @@ pub(super) async fn login_page(
 
 /// Signs in as `user`: the redirect back to the client.
 async fn sign_in(b: &mut Browser<'_>, client_id: &str, user: &str, password: &str) -> String {
-    let (form, challenge, csrf) = login_page(b, client_id, &[]).await;
+    sign_in_with(b, client_id, &[], user, password).await
+}
+
+/// The same for an authorization request with `extra` parameters.
+pub(super) async fn sign_in_with(
+    b: &mut Browser<'_>,
+    client_id: &str,
+    extra: &[(&str, &str)],
+    user: &str,
+    password: &str,
+) -> String {
+    let (form, challenge, csrf) = login_page(b, client_id, extra).await;
     let origin = b.app.public(ServiceName::IdentityIdp).to_owned();
     let r = b
         .post(

@@ -17,12 +17,18 @@ const ISSUER: &str = "https://issuer.test";
 
 pub(super) struct Issuer {
     key: Jwk,
+    iss: String,
     _dir: tempfile::TempDir,
     jwks_file: String,
 }
 
 impl Issuer {
     pub(super) fn new() -> Self {
+        Self::named(ISSUER)
+    }
+
+    /// A test issuer whose tokens carry `iss`.
+    pub(super) fn named(iss: &str) -> Self {
         let key = Jwk::generate(JwsAlg::ES256).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("issuer-jwks.json");
@@ -33,22 +39,44 @@ impl Issuer {
         std::fs::write(&path, jwks.to_string()).unwrap();
         Self {
             key,
+            iss: iss.to_owned(),
             jwks_file: format!("file://{}", path.display()),
             _dir: dir,
         }
     }
 
     pub(super) fn vars(&self) -> String {
-        format!("[{{issuer: \"{ISSUER}\", jwks: \"{}\"}}]", self.jwks_file)
+        format!("[{}]", self.entry())
+    }
+
+    /// Its entry of `auth.trusted_issuers`.
+    pub(super) fn entry(&self) -> String {
+        format!("{{issuer: \"{}\", jwks: \"{}\"}}", self.iss, self.jwks_file)
     }
 
     pub(super) fn token(&self, tenant: &str, aud: &str, scope: &str, exp_in: i64) -> String {
+        self.sign(
+            json!({"sub": "client-1", "aud": aud, "tenant": tenant, "scope": scope}),
+            exp_in,
+        )
+    }
+
+    /// A token of this issuer with `claims` (besides `iss`, `iat` and `exp`).
+    pub(super) fn sign(&self, mut claims: Value, exp_in: i64) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
-        let claims = json!({"iss": ISSUER, "sub": "client-1", "aud": aud, "tenant": tenant, "scope": scope, "iat": now, "exp": now + exp_in});
-        jwt::sign(&self.key, claims.as_object().unwrap(), "at+jwt").unwrap()
+        let o = claims.as_object_mut().unwrap();
+        o.insert("iss".into(), json!(self.iss));
+        o.insert("iat".into(), json!(now));
+        o.insert("exp".into(), json!(now + exp_in));
+        jwt::sign(&self.key, o, "at+jwt").unwrap()
+    }
+
+    /// The issuer's `iss`.
+    pub(super) fn issuer(&self) -> &str {
+        &self.iss
     }
 }
 
@@ -523,8 +551,37 @@ fn the_ca_openapi_document_matches_the_route_table() {
     openapi_matches_routes(cryptoutil_http::ca::OPENAPI, ServiceName::Ca, &["/ca/"]);
 }
 
+#[test]
+fn the_identity_rs_openapi_document_matches_the_route_table() {
+    openapi_matches_routes_under(
+        cryptoutil_http::identity::rs::OPENAPI,
+        ServiceName::IdentityRs,
+        &["/notes"],
+        &["/service/api/v1"],
+        5,
+    );
+}
+
 /// Every (method, path) the document lists is a route under both prefixes, and back.
 fn openapi_matches_routes(document: &str, service: ServiceName, api_prefixes: &[&str]) {
+    openapi_matches_routes_under(
+        document,
+        service,
+        api_prefixes,
+        &["/service/api/v1", "/browser/api/v1"],
+        10,
+    );
+}
+
+/// Every (method, path) the document lists (at least `floor` of them) is a route under each of
+/// `mounts`, and back.
+fn openapi_matches_routes_under(
+    document: &str,
+    service: ServiceName,
+    api_prefixes: &[&str],
+    mounts: &[&str],
+    floor: usize,
+) {
     use cryptoutil_http::routes;
     let mut documented = std::collections::BTreeSet::new();
     let mut path = None;
@@ -541,8 +598,8 @@ fn openapi_matches_routes(document: &str, service: ServiceName, api_prefixes: &[
             }
         }
     }
-    assert!(documented.len() >= 10, "{documented:?}");
-    for prefix in ["/service/api/v1", "/browser/api/v1"] {
+    assert!(documented.len() >= floor, "{documented:?}");
+    for prefix in mounts {
         let routed: std::collections::BTreeSet<(String, String)> = routes::table(service)
             .iter()
             .filter_map(|r| {

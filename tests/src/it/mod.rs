@@ -17,6 +17,7 @@ mod federation_jose;
 mod federation_process;
 mod hardening;
 mod identity;
+mod identity_rs;
 mod idp_process;
 mod issuer_jwks;
 mod jose_engine;

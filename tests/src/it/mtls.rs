@@ -70,11 +70,21 @@ fn mtls_client(anchor_pem: &str, cert: &Issued) -> HttpsClient {
 }
 
 async fn token(client: &HttpsClient, app: &TestApp, client_id: &str) -> (u16, Value) {
+    token_for(client, app, client_id, "").await
+}
+
+/// The same with form parameters `extra` (`&name=value...`, encoded).
+async fn token_for(
+    client: &HttpsClient,
+    app: &TestApp,
+    client_id: &str,
+    extra: &str,
+) -> (u16, Value) {
     let url = format!(
         "{}/service/oauth2/v1/token",
         app.public(ServiceName::IdentityAuthz)
     );
-    let body = format!("grant_type=client_credentials&client_id={client_id}");
+    let body = format!("grant_type=client_credentials&client_id={client_id}{extra}");
     let r = client
         .send(
             Method::POST,
@@ -91,11 +101,17 @@ async fn token(client: &HttpsClient, app: &TestApp, client_id: &str) -> (u16, Va
 }
 
 async fn jose_keys(client: &HttpsClient, app: &TestApp, token: &str) -> u16 {
+    let url = format!("{}/service/api/v1/jose/jwks", app.public(ServiceName::Jose));
+    get_status(client, &url, token).await
+}
+
+/// The status of a GET of `url` with `token`.
+async fn get_status(client: &HttpsClient, url: &str, token: &str) -> u16 {
     let auth = format!("Bearer {token}");
     client
         .send(
             Method::GET,
-            &format!("{}/service/api/v1/jose/jwks", app.public(ServiceName::Jose)),
+            url,
             &[("authorization", auth.as_str())],
             Default::default(),
         )
@@ -114,7 +130,11 @@ async fn tls_client_auth_issues_certificate_bound_tokens() {
     std::fs::write(&ca_path, &ca_pem).unwrap();
     let ca_uri = format!("file://{}", ca_path.display());
     let app = TestApp::start(
-        vec![ServiceName::IdentityAuthz, ServiceName::Jose],
+        vec![
+            ServiceName::IdentityAuthz,
+            ServiceName::Jose,
+            ServiceName::IdentityRs,
+        ],
         &[("CRYPTOUTIL_IDENTITY__MTLS_CA", ca_uri.as_str())],
         Some(&data),
     )
@@ -129,7 +149,7 @@ async fn tls_client_auth_issues_certificate_bound_tokens() {
         "/clients",
         Some(json!({
             "name": "worker", "auth_methods": ["tls_client_auth"],
-            "tls_client_auth_san": "worker.example", "scopes": ["jose"],
+            "tls_client_auth_san": "worker.example", "scopes": ["jose", "notes:read"],
         })),
     )
     .await;
@@ -156,6 +176,24 @@ async fn tls_client_auth_issues_certificate_bound_tokens() {
         jose_keys(&twin, &app, &at).await,
         401,
         "another key, same name"
+    );
+    // identity-rs, the reference resource server, holds a token (its scope asked for by name)
+    // to the certificate too.
+    let (status, v) = token_for(&with_cert, &app, &id, "&scope=notes%3Aread").await;
+    assert_eq!(status, 200, "{v}");
+    let notes_token = v["access_token"].as_str().unwrap().to_owned();
+    assert!(claims(&notes_token)["cnf"]["x5t#S256"] == json!(x5t));
+    let notes = format!(
+        "{}/service/api/v1/notes",
+        app.public(ServiceName::IdentityRs)
+    );
+    assert_eq!(get_status(&with_cert, &notes, &notes_token).await, 200);
+    assert_eq!(get_status(&app.client, &notes, &notes_token).await, 401);
+    assert_eq!(get_status(&twin, &notes, &notes_token).await, 401);
+    assert_eq!(
+        get_status(&with_cert, &notes, &at).await,
+        403,
+        "a token asked for without a scope lacks notes:read"
     );
 
     // Client authentication failures: no certificate, a wrong SAN, a self-signed certificate.

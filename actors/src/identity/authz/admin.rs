@@ -470,8 +470,8 @@ impl AuthzState {
                     |s: &str| API_SCOPES.contains(&s) || (code_flow && OIDC_SCOPES.contains(&s));
                 if scopes.is_empty() || !scopes.iter().all(|s| allowed(s)) {
                     return Err(bad(
-                        "scopes: a non-empty subset of kms, jose, ca, identity (and openid, \
-                         profile for code-flow clients)",
+                        "scopes: a non-empty subset of kms, jose, ca, ca-ra, identity, notes:read, \
+                         notes:write (and openid, profile for code-flow clients)",
                     ));
                 }
                 let audiences = spec.audiences.unwrap_or_else(|| self.audiences());

@@ -14,12 +14,14 @@ use crate::error::Error;
 use crate::service::Scope;
 
 /// Scopes of the suite's APIs (a route checks the one of its service).
-pub const API_SCOPES: [&str; 5] = [
+pub const API_SCOPES: [&str; 7] = [
     Scope::ALL[0].as_str(),
     Scope::ALL[1].as_str(),
     Scope::ALL[2].as_str(),
     Scope::ALL[3].as_str(),
     Scope::ALL[4].as_str(),
+    Scope::ALL[5].as_str(),
+    Scope::ALL[6].as_str(),
 ];
 /// OpenID Connect scopes a code-flow client may have besides the API scopes.
 pub const OIDC_SCOPES: [&str; 2] = ["openid", "profile"];

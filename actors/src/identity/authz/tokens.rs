@@ -109,12 +109,12 @@ impl AuthzState {
             return Err(refuse(TokenError::UnauthorizedClient));
         }
         let scopes = match &req.scope {
-            // The sign-in back channel's scope only when asked for by name: a client's token
-            // for its other peers never carries it.
+            // The sign-in back channel's and identity-rs's scopes only when asked for by name:
+            // a client's token for its other peers never carries them.
             None => client
                 .scopes
                 .iter()
-                .filter(|s| s.as_str() != crate::service::Scope::SignIn.as_str())
+                .filter(|s| !crate::service::Scope::asked_by_name_only(s))
                 .cloned()
                 .collect(),
             Some(s) => {

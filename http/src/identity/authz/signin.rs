@@ -30,12 +30,14 @@ pub(crate) async fn signin_post(
     // The token's subject is an operator resource server that still holds the scope.
     let insufficient = ApiError::InsufficientScope {
         scope: Scope::SignIn.as_str(),
+        dpop: who.jkt.is_some(),
     };
     if who.tenant.as_str() != OPERATOR_TENANT {
         return Err(insufficient);
     }
     let id = ClientId::parse(&who.subject).map_err(|_| ApiError::InsufficientScope {
         scope: Scope::SignIn.as_str(),
+        dpop: who.jkt.is_some(),
     })?;
     let caller = Caller {
         tenant: OPERATOR_TENANT.to_owned(),

@@ -181,9 +181,13 @@ impl AuthzState {
             Ok(g) => g,
             Err(e) => return Err(e).into(),
         };
+        // RFC 9068 §2.2.1: how and when the user signed in, so a resource server can ask for
+        // a stronger sign-in (RFC 9470 step-up) without introspecting.
         grant
             .claims
             .insert("auth_time".into(), json!(subject.auth_time));
+        grant.claims.insert("acr".into(), json!(subject.acr()));
+        grant.claims.insert("amr".into(), json!(subject.amr));
         let mut persist = Persist::default();
         if client.allows(REFRESH_TOKEN) {
             let (id, secret) = match (random(16), random(32)) {
