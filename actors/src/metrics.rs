@@ -10,6 +10,8 @@ pub const JWKS_FETCHES: &str = "cryptoutil_auth_jwks_fetches_total";
 pub const AUDIT_FAILURES: &str = "cryptoutil_audit_write_failures_total";
 /// Stored records that failed to decode or authenticate (answered 500), by table.
 pub const CORRUPT_RECORDS: &str = "cryptoutil_storage_corrupt_records_total";
+/// Logout tokens posted to clients (OpenID Connect Back-Channel Logout), by outcome.
+pub const BACKCHANNEL_LOGOUTS: &str = "cryptoutil_identity_backchannel_logouts_total";
 
 /// Duration of each call (each try) to a federated peer, by peer (`service`).
 pub const FEDERATION_DURATION: &str = "federation_request_duration_seconds";
@@ -78,6 +80,15 @@ pub fn describe() {
         CORRUPT_RECORDS,
         "Stored records that failed to decode or authenticate (the request answered 500)."
     );
+    metrics::describe_counter!(
+        BACKCHANNEL_LOGOUTS,
+        "Logout tokens posted to clients' backchannel_logout_uri, by outcome (delivered, failed)."
+    );
+}
+
+/// A logout token was posted to a client (`delivered`) or could not be (`failed`).
+pub fn backchannel_logout(outcome: &'static str) {
+    metrics::counter!(BACKCHANNEL_LOGOUTS, "outcome" => outcome).increment(1);
 }
 
 /// A stored record of `table` failed to decode or authenticate.

@@ -211,7 +211,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         });
     }
 
-    let (authz, mut auth_cfg) = identity_setup(&cfg, &endpoints)?;
+    let (authz, mut auth_cfg) = identity_setup(&cfg, &endpoints, &tls.anchor_pem)?;
     crate::federation::trust_identity(&cfg.federation, &mut auth_cfg);
     let browser = browser_logins(authz.as_ref(), &endpoints, &tls.anchor_pem)?;
     let mut settings = cryptoutil_actors::product::HandlesBuilder::default();
@@ -492,6 +492,7 @@ fn resource_uri(cfg: &AppConfig, service: ServiceName) -> Option<String> {
 fn identity_setup(
     cfg: &AppConfig,
     endpoints: &BTreeMap<ServiceName, Endpoint>,
+    anchor_pem: &str,
 ) -> anyhow::Result<(Option<AuthzConfig>, AuthConfig)> {
     let mut auth = cfg.auth.clone();
     let Some(local) = endpoints.get(&ServiceName::IdentityAuthz) else {
@@ -552,6 +553,15 @@ fn identity_setup(
                 .map_err(|e| anyhow!("invalid configuration: `identity.mtls_ca`: {e}"))?,
         ),
     };
+    // Logout tokens go to clients over TLS 1.3, trusting what the deployment trusts: its
+    // anchor and `tls.extra_trusted_cas`.
+    let roots: String = std::iter::once(anchor_pem)
+        .chain(cfg.tls.extra_trusted_cas.iter().map(String::as_str))
+        .map(|pem| format!("{}\n", pem.trim_end()))
+        .collect();
+    let backchannel = cryptoutil_federation::tls::client_config_from_pem(roots.as_bytes())
+        .map(|tls| cryptoutil_federation::HttpsClient::new(tls).pooled(8))
+        .map_err(|e| anyhow!("back-channel logout client: {e}"))?;
     let authz = AuthzConfig {
         issuer,
         mtls_roots,
@@ -560,6 +570,7 @@ fn identity_setup(
         resources,
         login_url,
         refresh_token_ttl: cfg.identity.refresh_token_ttl,
+        backchannel: Some(backchannel),
     };
     Ok((Some(authz), auth))
 }

@@ -129,18 +129,12 @@ def main():
     def dpop():
         # RFC 9449 with proofs made by joserfc: the token is bound to the proof key's RFC 7638
         # thumbprint (computed by joserfc) and works only with a fresh proof by that key.
-        import base64
-        import hashlib
-        import uuid
+        import dpop_proof
         from joserfc.jwk import ECKey
         key, other = ECKey.generate_key("P-256"), ECKey.generate_key("P-256")
 
         def proof(htm, htu, ath=None, signer=key):
-            header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": signer.as_dict(private=False)}
-            claims = {"jti": str(uuid.uuid4()), "htm": htm, "htu": htu, "iat": int(time.time())}
-            if ath:
-                claims["ath"] = ath
-            return jwt.encode(header, claims, signer)
+            return dpop_proof.proof(signer, htm, htu, ath)
 
         r = requests.post(token_endpoint, data={"grant_type": "client_credentials", "scope": "jose"},
                           auth=(client_id, secret), headers={"DPoP": proof("POST", token_endpoint)},
@@ -152,7 +146,7 @@ def main():
         claims = jwt.decode(at, keys, algorithms=["ES256"]).claims
         assert claims["cnf"] == {"jkt": key.thumbprint()}, (claims["cnf"], key.thumbprint())
         url = f"{jose}/service/api/v1/jose/jwks"
-        ath = base64.urlsafe_b64encode(hashlib.sha256(at.encode()).digest()).rstrip(b"=").decode()
+        ath = dpop_proof.ath(at)
 
         def call(scheme, dpop_header):
             headers = {"authorization": f"{scheme} {at}"}

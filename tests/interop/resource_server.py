@@ -9,17 +9,15 @@ challenges (RFC 6750 §3, RFC 9449 §7.1, RFC 9470 §3) and its RFC 9728 metadat
 Prints one JSON object: {"results": [{"case", "ok", "detail"}]}.
 """
 
-import base64
-import hashlib
 import json
 import sys
-import time
-import uuid
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
+
+import dpop_proof
 
 PHR = "urn:cryptoutil:acr:phr"
 
@@ -118,11 +116,7 @@ def main():
         key, other = ECKey.generate_key("P-256"), ECKey.generate_key("P-256")
 
         def proof(htm, htu, ath=None, signer=key):
-            header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": signer.as_dict(private=False)}
-            claims = {"jti": str(uuid.uuid4()), "htm": htm, "htu": htu, "iat": int(time.time())}
-            if ath:
-                claims["ath"] = ath
-            return jwt.encode(header, claims, signer)
+            return dpop_proof.proof(signer, htm, htu, ath)
 
         r = http.post(token_endpoint,
                       data={"grant_type": "client_credentials", "scope": "notes:read", "resource": rs},
@@ -130,7 +124,7 @@ def main():
         assert r.status_code == 200, (r.status_code, r.text)
         at = r.json()["access_token"]
         assert jwt.decode(at, keys, algorithms=["ES256"]).claims["cnf"] == {"jkt": key.thumbprint()}
-        ath = base64.urlsafe_b64encode(hashlib.sha256(at.encode()).digest()).rstrip(b"=").decode()
+        ath = dpop_proof.ath(at)
 
         def call(scheme, dpop_header):
             headers = {"authorization": f"{scheme} {at}"}

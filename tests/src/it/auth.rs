@@ -405,6 +405,26 @@ async fn a_client_outside_the_allowlist_is_refused_before_anything_else() {
     app.stop().await;
 }
 
+/// A request from a page of `origin` to `url`; with `asks`, a preflight of a POST sending those
+/// headers.
+async fn cross_origin(
+    app: &TestApp,
+    method: Method,
+    url: String,
+    origin: &str,
+    asks: Option<&str>,
+) -> cryptoutil_federation::Response {
+    let mut headers = vec![("origin", origin)];
+    if let Some(asked) = asks {
+        headers.push(("access-control-request-method", "POST"));
+        headers.push(("access-control-request-headers", asked));
+    }
+    app.client
+        .send(method, &url, &headers, Default::default())
+        .await
+        .unwrap()
+}
+
 /// CORS on /browser: only configured origins get CORS headers and preflights; a state-changing
 /// request from any other origin (another port of the same host included) is refused before
 /// credentials are looked at.
@@ -422,21 +442,8 @@ async fn cors_admits_configured_origins_only() {
     let base = app.public(ServiceName::Jose).to_owned();
     let url = format!("{base}/browser/api/v1/jose/jwks");
     let send = |method: Method, origin: &'static str, preflight: bool| {
-        let (client, url) = (app.client.clone(), url.clone());
-        async move {
-            let mut headers = vec![("origin", origin)];
-            if preflight {
-                headers.push(("access-control-request-method", "POST"));
-                headers.push((
-                    "access-control-request-headers",
-                    "content-type, x-csrf-token",
-                ));
-            }
-            client
-                .send(method, &url, &headers, Default::default())
-                .await
-                .unwrap()
-        }
+        let asks = preflight.then_some("content-type, x-csrf-token");
+        cross_origin(&app, method, url.clone(), origin, asks)
     };
     let acao = |r: &cryptoutil_federation::Response| {
         r.headers
@@ -494,21 +501,8 @@ async fn cors_on_service_admits_token_pages_without_credentials() {
         app.public(ServiceName::IdentityRs)
     );
     let send = |method: Method, origin: &'static str, preflight: bool| {
-        let (client, url) = (app.client.clone(), url.clone());
-        async move {
-            let mut headers = vec![("origin", origin)];
-            if preflight {
-                headers.push(("access-control-request-method", "POST"));
-                headers.push((
-                    "access-control-request-headers",
-                    "authorization, content-type, dpop",
-                ));
-            }
-            client
-                .send(method, &url, &headers, Default::default())
-                .await
-                .unwrap()
-        }
+        let asks = preflight.then_some("authorization, content-type, dpop");
+        cross_origin(&app, method, url.clone(), origin, asks)
     };
     let header = |r: &cryptoutil_federation::Response, name: &str| {
         r.headers.get(name).map(|v| v.to_str().unwrap().to_owned())

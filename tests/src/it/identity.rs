@@ -529,6 +529,19 @@ pub(super) async fn api(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
+    let (status, v, _) = api_response(app, service, token, method, path, body).await;
+    (status, v)
+}
+
+/// A bearer call of `service`'s `/service/api/v1{path}`: status, JSON body and the response.
+pub(super) async fn api_response(
+    app: &TestApp,
+    service: ServiceName,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value, cryptoutil_federation::Response) {
     let url = format!("{}/service/api/v1{path}", app.public(service));
     let auth = format!("Bearer {token}");
     let r = app
@@ -544,10 +557,8 @@ pub(super) async fn api(
         )
         .await
         .unwrap();
-    (
-        r.status.as_u16(),
-        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-    )
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status.as_u16(), v, r)
 }
 
 pub(super) async fn client_token(app: &TestApp, id: &str, secret: &str, scope: &str) -> String {

@@ -16,7 +16,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use super::code_flow::{query, rp_client, sign_in_with, Browser, REDIRECT, VERIFIER};
-use super::identity::{bootstrap, client_token, token_request};
+use super::identity::{api_response, bootstrap, client_token, token_request};
 use super::jose_service::Issuer;
 use crate::TestApp;
 
@@ -53,6 +53,7 @@ fn user_token(issuer: &Issuer, tenant: &str, sub: &str, scope: &str, acr: &str) 
     signed_in(issuer, tenant, sub, scope, acr, 5)
 }
 
+/// A bearer call of identity-rs's `/service/api/v1{path}`.
 async fn call(
     app: &TestApp,
     token: &str,
@@ -60,20 +61,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value, Response) {
-    let url = format!("{}{path}", app.public(ServiceName::IdentityRs));
-    let auth = format!("Bearer {token}");
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let r = app
-        .client
-        .send(method, &url, &headers, body.into())
-        .await
-        .unwrap();
-    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    (r.status.as_u16(), v, r)
+    api_response(app, ServiceName::IdentityRs, token, method, path, body).await
 }
 
 fn challenge(r: &Response) -> String {
@@ -83,7 +71,8 @@ fn challenge(r: &Response) -> String {
         .unwrap_or_default()
 }
 
-const NOTES: &str = "/service/api/v1/notes";
+/// The notes collection, under `/service/api/v1`.
+const NOTES: &str = "/notes";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_user_keeps_their_own_notes_behind_scopes_and_a_step_up() {
@@ -193,7 +182,10 @@ async fn each_user_keeps_their_own_notes_behind_scopes_and_a_step_up() {
     // No credentials: both schemes are offered.
     let r = app
         .client
-        .get(&format!("{}{NOTES}", app.public(ServiceName::IdentityRs)))
+        .get(&format!(
+            "{}/service/api/v1{NOTES}",
+            app.public(ServiceName::IdentityRs)
+        ))
         .await
         .unwrap();
     assert_eq!(r.status, 401);
@@ -217,7 +209,10 @@ async fn each_user_keeps_their_own_notes_behind_scopes_and_a_step_up() {
         let (status, v, _) = call(&app, &strong, Method::POST, NOTES, Some(body)).await;
         assert_eq!(status, 400, "{case}: {v}");
     }
-    let url = format!("{}{NOTES}", app.public(ServiceName::IdentityRs));
+    let url = format!(
+        "{}/service/api/v1{NOTES}",
+        app.public(ServiceName::IdentityRs)
+    );
     let auth = format!("Bearer {strong}");
     let r = app
         .client

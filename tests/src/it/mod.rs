@@ -1,6 +1,7 @@
 //! Integration tests: one binary (`cargo test -p cryptoutil-tests`).
 
 mod auth;
+mod backchannel_logout;
 mod ca_acme;
 mod ca_cmp;
 mod ca_core;

@@ -122,6 +122,9 @@ pub struct NewClient {
     /// `...:mfa` or `...:phr`; default: what each request asks).
     #[serde(default)]
     pub acr: Option<String>,
+    /// OpenID Connect Back-Channel Logout: where logout tokens are posted (https).
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// `POST .../identity/users`.
@@ -275,6 +278,9 @@ pub struct ClientView {
     /// The assurance every sign-in through it must reach.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
+    /// Where logout tokens are posted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
     /// Creation time.
     pub created: u64,
     /// Its secret, shown once when it is created.
@@ -298,6 +304,7 @@ impl ClientView {
             first_party: c.first_party,
             tls_client_auth_san: c.tls_client_auth_san.clone(),
             resource_server: c.resource_server,
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
             acr: c.acr.clone(),
             created: c.created,
             client_secret: None,
@@ -458,6 +465,15 @@ impl AuthzState {
                          no fragment",
                     ));
                 }
+                if spec
+                    .backchannel_logout_uri
+                    .as_deref()
+                    .is_some_and(|u| !u.starts_with("https://") || !oauth::valid_redirect_uri(u))
+                {
+                    return Err(bad(
+                        "backchannel_logout_uri: an absolute https URI, no fragment",
+                    ));
+                }
                 let scopes = spec.scopes.unwrap_or_else(|| {
                     let oidc = if code_flow { &OIDC_SCOPES[..] } else { &[] };
                     API_SCOPES
@@ -591,6 +607,7 @@ impl AuthzState {
                     redirect_uris: spec.redirect_uris,
                     post_logout_redirect_uris: spec.post_logout_redirect_uris,
                     acr,
+                    backchannel_logout_uri: spec.backchannel_logout_uri,
                     created: now_unix(),
                 };
                 Ok(Step::write(Write::Client(Box::new(client), secret)))
@@ -623,6 +640,7 @@ impl AuthzState {
                     redirect_uris: vec![b.redirect_uri],
                     post_logout_redirect_uris: vec![b.post_logout_uri],
                     acr: None,
+                    backchannel_logout_uri: None,
                     created: now_unix(),
                 };
                 Ok(Step::write(Write::Client(
@@ -664,6 +682,7 @@ impl AuthzState {
                     redirect_uris: Vec::new(),
                     post_logout_redirect_uris: Vec::new(),
                     acr: None,
+                    backchannel_logout_uri: None,
                     created: now_unix(),
                 };
                 Ok(Step::write(Write::Client(

@@ -5,6 +5,7 @@
 //! hashing and store writes run on blocking threads and come back as `Merge` messages.
 
 pub mod admin;
+mod backchannel;
 pub mod flow;
 mod handle;
 pub mod model;
@@ -169,10 +170,15 @@ impl Actor for Authz {
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
-                Ok(out) if out.persist.is_empty() => {
-                    let _ = reply.send(Ok(out.redirect));
+                Ok(out) => {
+                    // The session is over whatever the write below does: its clients hear now.
+                    backchannel::deliver(st.cfg.backchannel.as_ref(), out.notices);
+                    if out.persist.is_empty() {
+                        let _ = reply.send(Ok(out.redirect));
+                    } else {
+                        persist_then(&me, st, out.persist, Then::Logout(reply, out.redirect));
+                    }
                 }
-                Ok(out) => persist_then(&me, st, out.persist, Then::Logout(reply, out.redirect)),
             },
             AuthzMsg::Introspect {
                 client,

@@ -115,6 +115,10 @@ pub struct Client {
     /// requests ask.
     #[serde(default)]
     pub acr: Option<String>,
+    /// Where identity-authz posts a logout token when a sign-in session it took part in ends
+    /// (OpenID Connect Back-Channel Logout 1.0; https).
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
     /// Creation time.
     pub created: u64,
 }

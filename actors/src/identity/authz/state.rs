@@ -42,6 +42,9 @@ pub struct AuthzConfig {
     /// Trust anchors for `tls_client_auth` client certificates (RFC 8705); `None`: the method
     /// is unavailable.
     pub mtls_roots: Option<cryptoutil_protocols::tls::TrustRoots>,
+    /// The HTTPS client logout tokens are posted with (it trusts the deployment's anchors);
+    /// `None`: back-channel logout is off.
+    pub backchannel: Option<cryptoutil_federation::HttpsClient>,
 }
 
 impl std::fmt::Debug for AuthzConfig {
@@ -54,6 +57,7 @@ impl std::fmt::Debug for AuthzConfig {
             .field("login_url", &self.login_url)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("mtls_roots", &self.mtls_roots.as_ref().map(|r| r.len()))
+            .field("backchannel", &self.backchannel.is_some())
             .finish()
     }
 }
@@ -407,7 +411,9 @@ impl AuthzState {
                 "prompt_values_supported": ["none", "login"],
                 "claims_parameter_supported": false,
                 "request_parameter_supported": false,
-                "request_uri_parameter_supported": false
+                "request_uri_parameter_supported": false,
+                "backchannel_logout_supported": self.cfg.backchannel.is_some(),
+                "backchannel_logout_session_supported": self.cfg.backchannel.is_some()
             });
             if let (Some(d), Value::Object(e)) = (doc.as_object_mut(), extra) {
                 d.extend(e);
@@ -488,6 +494,7 @@ impl AuthzState {
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             acr: None,
+            backchannel_logout_uri: None,
             created: now,
         };
         let password = random(18)?;

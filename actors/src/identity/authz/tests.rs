@@ -21,6 +21,7 @@ fn config(pepper: Option<&str>) -> AuthzConfig {
         login_url: Some("https://idp.test/browser/login".into()),
         mtls_roots: None,
         refresh_token_ttl: Duration::from_secs(86_400),
+        backchannel: None,
     }
 }
 

@@ -63,6 +63,7 @@ async fn a_sign_in_its_session_lockout_and_a_logout_through_both_actors() {
         login_url: Some("https://idp.test/browser/login".into()),
         mtls_roots: None,
         refresh_token_ttl: Duration::from_secs(86_400),
+        backchannel: None,
     });
     settings.insert(IdpConfig {
         session_ttl: Duration::from_secs(3_600),

@@ -26,7 +26,9 @@ use axum::routing::{delete, get, post};
 use cryptoutil_actors::ServiceName;
 
 use crate::auth::Realm;
-use crate::route::{spec, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec};
+use crate::route::{
+    spec, Access, Access::Authenticated, Access::Public, Handler, ProductRoutes, RouteSpec,
+};
 
 /// identity-rs's routes.
 pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::IdentityRs, rows);
@@ -38,57 +40,32 @@ pub const NOTE: &str = "/service/api/v1/notes/{id}";
 /// RFC 9728 §3: the metadata of a resource at the host's root.
 pub const METADATA: &str = "/.well-known/oauth-protected-resource";
 
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/service/api/v1/openapi.yaml";
 /// The OpenAPI document of the notes API (checked in at `http/openapi/identity-rs.yaml`).
 pub const OPENAPI: &str = include_str!("../../../openapi/identity-rs.yaml");
 
 fn rows(rows: &mut Vec<RouteSpec>) {
-    rows.push(spec(
-        Some(Method::GET),
-        METADATA,
-        Realm::Service,
-        Public,
-        || get(notes::metadata_get),
-    ));
-    rows.push(spec(
-        Some(Method::GET),
-        "/service/api/v1/openapi.yaml",
-        Realm::Service,
-        Public,
-        || {
-            get(|| async {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/yaml")],
-                    OPENAPI,
-                )
-            })
-        },
-    ));
-    rows.push(spec(
-        Some(Method::GET),
-        NOTES,
-        Realm::Service,
-        Authenticated,
-        || get(notes::list_get),
-    ));
-    rows.push(spec(
-        Some(Method::POST),
-        NOTES,
-        Realm::Service,
-        Authenticated,
-        || post(notes::create_post),
-    ));
-    rows.push(spec(
-        Some(Method::GET),
-        NOTE,
-        Realm::Service,
-        Authenticated,
-        || get(notes::note_get),
-    ));
-    rows.push(spec(
-        Some(Method::DELETE),
-        NOTE,
-        Realm::Service,
-        Authenticated,
-        || delete(notes::note_delete),
-    ));
+    let table: [(Method, &'static str, Access, Handler); 6] = [
+        (Method::GET, METADATA, Public, || get(notes::metadata_get)),
+        (Method::GET, OPENAPI_PATH, Public, || get(openapi_get)),
+        (Method::GET, NOTES, Authenticated, || get(notes::list_get)),
+        (Method::POST, NOTES, Authenticated, || {
+            post(notes::create_post)
+        }),
+        (Method::GET, NOTE, Authenticated, || get(notes::note_get)),
+        (Method::DELETE, NOTE, Authenticated, || {
+            delete(notes::note_delete)
+        }),
+    ];
+    for (method, path, access, handler) in table {
+        rows.push(spec(Some(method), path, Realm::Service, access, handler));
+    }
+}
+
+async fn openapi_get() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI,
+    )
 }

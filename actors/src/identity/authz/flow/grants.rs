@@ -188,6 +188,7 @@ impl AuthzState {
             .insert("auth_time".into(), json!(subject.auth_time));
         grant.claims.insert("acr".into(), json!(subject.acr()));
         grant.claims.insert("amr".into(), json!(subject.amr));
+        self.took_part(&subject.sid, &client.client_id);
         let mut persist = Persist::default();
         if client.allows(REFRESH_TOKEN) {
             let (id, secret) = match (random(16), random(32)) {
@@ -351,6 +352,7 @@ impl AuthzState {
                 reason: "id_token_hint: an ID token this server issued is required",
             });
         }
+        let notices = self.logout_notices(&sid, &field("sub"), now)?;
         self.end_session(&sid, now);
         let mut persist = Persist::default();
         for f in self.families.values_mut() {
@@ -369,7 +371,73 @@ impl AuthzState {
                 Some(s) => oauth::with_query(uri, &[("state", s)]),
                 None => uri.to_owned(),
             });
-        Ok(LogoutOutcome { redirect, persist })
+        Ok(LogoutOutcome {
+            redirect,
+            persist,
+            notices,
+        })
+    }
+
+    /// Remembers that session `sid` issued tokens to `client_id` (bounded: past the bound a
+    /// new session is not remembered here, only through its refresh family if it has one).
+    fn took_part(&mut self, sid: &str, client_id: &str) {
+        let participants = &mut self.flow.participants;
+        if participants.len() >= MAX_ENTRIES && !participants.contains_key(sid) {
+            return;
+        }
+        participants
+            .entry(sid.to_owned())
+            .or_default()
+            .insert(client_id.to_owned());
+    }
+
+    /// Logout tokens (OpenID Connect Back-Channel Logout 1.0 §2.4) for every client of session
+    /// `sid` (user `sub`) that registered a `backchannel_logout_uri`: the clients it issued
+    /// tokens to since this process started, and those holding one of its refresh families.
+    fn logout_notices(
+        &mut self,
+        sid: &str,
+        sub: &str,
+        now: u64,
+    ) -> Result<Vec<LogoutNotice>, Error> {
+        let mut clients = self.flow.participants.remove(sid).unwrap_or_default();
+        clients.extend(
+            self.families
+                .values()
+                .filter(|f| f.sid == sid)
+                .map(|f| f.client_id.clone()),
+        );
+        let Some(key) = self.keys.last().map(|k| std::sync::Arc::clone(&k.jwk)) else {
+            return Ok(Vec::new());
+        };
+        let mut notices = Vec::new();
+        for client_id in clients {
+            let Some(uri) = self
+                .clients
+                .get(&client_id)
+                .and_then(|c| c.backchannel_logout_uri.clone())
+            else {
+                continue;
+            };
+            let mut claims = Map::new();
+            claims.insert("iss".into(), json!(self.cfg.issuer));
+            claims.insert("aud".into(), json!(client_id));
+            claims.insert("iat".into(), json!(now));
+            claims.insert("exp".into(), json!(now + LOGOUT_TOKEN_TTL));
+            claims.insert("jti".into(), json!(random(16)?.as_str()));
+            claims.insert("sub".into(), json!(sub));
+            claims.insert("sid".into(), json!(sid));
+            claims.insert("events".into(), json!({ BACKCHANNEL_LOGOUT_EVENT: {} }));
+            let token = jwt::sign(&key, &claims, "logout+jwt").map_err(|_| Error::Internal {
+                what: "signing a logout token",
+            })?;
+            notices.push(LogoutNotice {
+                client_id,
+                uri,
+                token,
+            });
+        }
+        Ok(notices)
     }
 
     /// Blocking: makes families and revocations durable.

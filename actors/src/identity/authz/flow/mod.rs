@@ -8,7 +8,7 @@
 //! unredeemed codes; nothing issued is lost). Refresh-token families are persisted through the
 //! key barrier before a token is answered.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use cryptoutil_protocols::oauth::AuthorizeError;
 use serde::{Deserialize, Serialize};
@@ -78,6 +78,9 @@ pub struct FlowState {
     /// Sessions begun before this time no longer sign anyone in either: identity-authz knows
     /// of no logout before it started, nor of those it forgot to make room.
     ended_before: u64,
+    /// The clients each sign-in session (by sid) issued tokens to, for back-channel logout.
+    /// Kept in memory; clients holding a refresh family are also found through it (durable).
+    pub(in crate::identity::authz) participants: HashMap<String, BTreeSet<String>>,
 }
 
 /// Drops expired entries when `map` is full; false if it is still full.
@@ -216,7 +219,24 @@ pub struct LogoutOutcome {
     pub redirect: Option<String>,
     /// Families to revoke.
     pub persist: Persist,
+    /// Logout tokens to post to the session's clients (OpenID Connect Back-Channel Logout).
+    pub notices: Vec<LogoutNotice>,
 }
+
+/// A logout token for one client's `backchannel_logout_uri`.
+pub struct LogoutNotice {
+    /// The client.
+    pub client_id: String,
+    /// Where to post it.
+    pub uri: String,
+    /// The signed logout token (`typ` logout+jwt).
+    pub token: String,
+}
+
+/// The event a logout token carries (OpenID Connect Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// How long a logout token is good for.
+pub const LOGOUT_TOKEN_TTL: u64 = 120;
 
 fn text<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
