@@ -560,7 +560,12 @@ fn identity_setup(
         .map(|pem| format!("{}\n", pem.trim_end()))
         .collect();
     let backchannel = cryptoutil_federation::tls::client_config_from_pem(roots.as_bytes())
-        .map(|tls| cryptoutil_federation::HttpsClient::new(tls).pooled(8))
+        .map(
+            |tls| cryptoutil_actors::identity::authz::backchannel::Sender {
+                client: cryptoutil_federation::HttpsClient::new(tls),
+                allowed_hosts: cfg.identity.backchannel_allowed_hosts.clone(),
+            },
+        )
         .map_err(|e| anyhow!("back-channel logout client: {e}"))?;
     let authz = AuthzConfig {
         issuer,

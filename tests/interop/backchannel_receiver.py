@@ -1,14 +1,16 @@
-"""A relying party's back-channel logout endpoint (OpenID Connect Back-Channel Logout 1.0 §2.5,
+"""Relying parties' back-channel logout endpoint (OpenID Connect Back-Channel Logout 1.0 §2.5,
 §2.6), judged by joserfc: it serves https://127.0.0.1:PORT/logout (TLS 1.3) with CERT/KEY,
-prints "ready", takes one POST, validates its logout_token against identity-authz's JWK Set,
-answers 200 (400 if invalid), and prints one JSON report.
+prints "ready", validates each POST's logout_token against identity-authz's JWK Set, answers
+200 (400 if invalid), and after EXPECTED posts waits 2 s more (a duplicate or an extra post is
+reported too), then prints one JSON report, one result per post.
 
-Usage: backchannel_receiver.py PORT CERT KEY AUTHZ_BASE CA_PEM CLIENT_ID
+Usage: backchannel_receiver.py PORT CERT KEY AUTHZ_BASE CA_PEM CLIENT_IDS EXPECTED
+       (CLIENT_IDS comma-separated: the clients whose endpoint this is)
 
 Validation (§2.6): a JWT signed by a key of the issuer's JWK Set (ES256), header typ
-logout+jwt; iss the issuer, aud the client, iat and jti present, an events claim holding the
-member http://schemas.openid.net/event/backchannel-logout with a JSON object as its value,
-sid present (the RP registers for sessions), no nonce.
+logout+jwt; iss the issuer, aud one of the clients, iat, exp and jti present and exp not
+passed, an events claim holding the member http://schemas.openid.net/event/backchannel-logout
+with a JSON object as its value, sid present (the RPs register for sessions), no nonce.
 """
 
 import json
@@ -27,7 +29,8 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 def main():
-    _, port, cert, key, authz, ca, client_id = sys.argv
+    _, port, cert, key, authz, ca, client_ids, expected = sys.argv
+    clients = client_ids.split(",")
     http = requests.Session()
     http.trust_env = False
     http.verify = ca
@@ -35,6 +38,7 @@ def main():
     issuer = meta["issuer"]
     keys = KeySet.import_key_set(http.get(meta["jwks_uri"].replace(issuer, authz), timeout=10).json())
     results = []
+    lock = threading.Lock()
     done = threading.Event()
 
     def validate(body, content_type):
@@ -47,8 +51,9 @@ def main():
         registry = jwt.JWTClaimsRegistry(
             now=int(time.time()), leeway=5,
             iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": client_id},
+            aud={"essential": True, "values": clients},
             iat={"essential": True},
+            exp={"essential": True},
             jti={"essential": True},
             sid={"essential": True},
         )
@@ -63,15 +68,18 @@ def main():
             body = self.rfile.read(length)
             try:
                 detail = validate(body, self.headers.get("Content-Type", ""))
-                results.append({"case": "logout token", "ok": True, "detail": detail})
+                result = {"case": "logout token", "ok": True, "detail": detail}
                 self.send_response(200)
             except Exception as e:  # the report carries every failure
-                results.append({"case": "logout token", "ok": False, "detail": f"{type(e).__name__}: {e}"})
+                result = {"case": "logout token", "ok": False, "detail": f"{type(e).__name__}: {e}"}
                 self.send_response(400)
             self.send_header("Cache-Control", "no-store")
             self.send_header("Content-Length", "0")
             self.end_headers()
-            done.set()
+            with lock:
+                results.append(result)
+                if len(results) >= int(expected):
+                    done.set()
 
         def log_message(self, *args):
             pass
@@ -83,9 +91,13 @@ def main():
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print("ready", flush=True)
-    if not done.wait(60):
-        results.append({"case": "logout token", "ok": False, "detail": "no logout token within 60 s"})
+    if done.wait(60):
+        time.sleep(2)
     server.shutdown()
+    with lock:
+        if len(results) < int(expected):
+            results.append({"case": "logout token", "ok": False,
+                            "detail": f"{len(results)} of {expected} logout tokens within 60 s"})
     print(json.dumps({"results": results}), flush=True)
 
 

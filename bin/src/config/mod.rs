@@ -220,6 +220,12 @@ pub struct IdentityConfig {
     /// identity-rs publishes its own as the RFC 9728 `resource`. A service of this process
     /// without an entry is its public URL; any service is also `urn:cryptoutil:<name>`.
     pub resource_uris: std::collections::BTreeMap<String, String>,
+    /// Hosts (`host` or `host:port`) that clients' `backchannel_logout_uri`s may name although
+    /// they are, or resolve to, loopback, private or other internal addresses (relying
+    /// parties inside the deployment's own network). Others are refused: tenant
+    /// administrators register those URIs, and identity-authz must not post into its own
+    /// network for them.
+    pub backchannel_allowed_hosts: Vec<String>,
 }
 
 /// `identity.smtp`: the relay magic links go through, over TLS 1.3.
@@ -332,6 +338,7 @@ impl Default for IdentityConfig {
             certificate_crls: Vec::new(),
             outbox: String::new(),
             resource_uris: std::collections::BTreeMap::new(),
+            backchannel_allowed_hosts: Vec::new(),
         }
     }
 }

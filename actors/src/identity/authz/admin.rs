@@ -363,6 +363,32 @@ pub enum AdminAnswer {
 }
 
 impl AuthzState {
+    /// A `backchannel_logout_uri` a client may register: absolute https without a fragment,
+    /// and not an internal address literal (or `localhost`) unless its host is on
+    /// `identity.backchannel_allowed_hosts` (names are checked again when a token is sent).
+    fn check_backchannel_uri(&self, uri: &str) -> Result<(), &'static str> {
+        let url = cryptoutil_federation::client::HttpsUrl::parse(uri)
+            .ok()
+            .filter(|_| oauth::valid_redirect_uri(uri))
+            .ok_or("backchannel_logout_uri: an absolute https URI, no fragment")?;
+        let allowed = self
+            .cfg
+            .backchannel
+            .as_ref()
+            .is_some_and(|s| s.allows(&url.host, url.port));
+        let internal = url.host.eq_ignore_ascii_case("localhost")
+            || url
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(super::backchannel::internal);
+        if internal && !allowed {
+            return Err(
+                "backchannel_logout_uri: an internal address (allow its host with \
+                 identity.backchannel_allowed_hosts)",
+            );
+        }
+        Ok(())
+    }
     /// Answers a read, or validates a write for the actor to persist.
     pub fn admin(&self, caller: &Caller, op: AdminOp) -> Result<Step, Error> {
         match op {
@@ -465,14 +491,8 @@ impl AuthzState {
                          no fragment",
                     ));
                 }
-                if spec
-                    .backchannel_logout_uri
-                    .as_deref()
-                    .is_some_and(|u| !u.starts_with("https://") || !oauth::valid_redirect_uri(u))
-                {
-                    return Err(bad(
-                        "backchannel_logout_uri: an absolute https URI, no fragment",
-                    ));
+                if let Some(uri) = spec.backchannel_logout_uri.as_deref() {
+                    self.check_backchannel_uri(uri).map_err(bad)?;
                 }
                 let scopes = spec.scopes.unwrap_or_else(|| {
                     let oidc = if code_flow { &OIDC_SCOPES[..] } else { &[] };

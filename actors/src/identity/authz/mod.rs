@@ -5,7 +5,7 @@
 //! hashing and store writes run on blocking threads and come back as `Merge` messages.
 
 pub mod admin;
-mod backchannel;
+pub mod backchannel;
 pub mod flow;
 mod handle;
 pub mod model;

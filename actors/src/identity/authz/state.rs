@@ -42,9 +42,9 @@ pub struct AuthzConfig {
     /// Trust anchors for `tls_client_auth` client certificates (RFC 8705); `None`: the method
     /// is unavailable.
     pub mtls_roots: Option<cryptoutil_protocols::tls::TrustRoots>,
-    /// The HTTPS client logout tokens are posted with (it trusts the deployment's anchors);
-    /// `None`: back-channel logout is off.
-    pub backchannel: Option<cryptoutil_federation::HttpsClient>,
+    /// Where logout tokens are posted from (a client trusting the deployment's anchors, and
+    /// the hosts exempt from the internal-address check); `None`: back-channel logout is off.
+    pub backchannel: Option<super::backchannel::Sender>,
 }
 
 impl std::fmt::Debug for AuthzConfig {

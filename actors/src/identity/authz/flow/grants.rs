@@ -188,7 +188,7 @@ impl AuthzState {
             .insert("auth_time".into(), json!(subject.auth_time));
         grant.claims.insert("acr".into(), json!(subject.acr()));
         grant.claims.insert("amr".into(), json!(subject.amr));
-        self.took_part(&subject.sid, &client.client_id);
+        self.took_part(&subject.sid, &client.client_id, now);
         let mut persist = Persist::default();
         if client.allows(REFRESH_TOKEN) {
             let (id, secret) = match (random(16), random(32)) {
@@ -352,7 +352,7 @@ impl AuthzState {
                 reason: "id_token_hint: an ID token this server issued is required",
             });
         }
-        let notices = self.logout_notices(&sid, &field("sub"), now)?;
+        let notices = self.logout_notices(&sid, &field("sub"), now);
         self.end_session(&sid, now);
         let mut persist = Persist::default();
         for f in self.families.values_mut() {
@@ -378,66 +378,65 @@ impl AuthzState {
         })
     }
 
-    /// Remembers that session `sid` issued tokens to `client_id` (bounded: past the bound a
-    /// new session is not remembered here, only through its refresh family if it has one).
-    fn took_part(&mut self, sid: &str, client_id: &str) {
+    /// Remembers that session `sid` issued tokens to `client_id` at `now`. Bounded: when the
+    /// record is full, the sessions least recently used (older than the median) are forgotten
+    /// first; their clients with a refresh family are still found through it.
+    fn took_part(&mut self, sid: &str, client_id: &str, now: u64) {
         let participants = &mut self.flow.participants;
         if participants.len() >= MAX_ENTRIES && !participants.contains_key(sid) {
-            return;
+            let mut times: Vec<u64> = participants.values().map(|(at, _)| *at).collect();
+            let middle = times.len() / 2;
+            let forget_to = *times.select_nth_unstable(middle).1;
+            participants.retain(|_, (at, _)| *at > forget_to);
         }
-        participants
-            .entry(sid.to_owned())
-            .or_default()
-            .insert(client_id.to_owned());
+        let (at, clients) = participants.entry(sid.to_owned()).or_default();
+        *at = now;
+        clients.insert(client_id.to_owned());
     }
 
-    /// Logout tokens (OpenID Connect Back-Channel Logout 1.0 §2.4) for every client of session
-    /// `sid` (user `sub`) that registered a `backchannel_logout_uri`: the clients it issued
-    /// tokens to since this process started, and those holding one of its refresh families.
-    fn logout_notices(
-        &mut self,
-        sid: &str,
-        sub: &str,
-        now: u64,
-    ) -> Result<Vec<LogoutNotice>, Error> {
-        let mut clients = self.flow.participants.remove(sid).unwrap_or_default();
+    /// What goes to every client of session `sid` (user `sub`) that registered a
+    /// `backchannel_logout_uri` (OpenID Connect Back-Channel Logout 1.0 §2.4): the clients it
+    /// issued tokens to since this process started, and those holding one of its live refresh
+    /// families. Nothing for a session that already ended, or with back-channel logout off. The
+    /// tokens are signed (and given their `jti`) where they are sent, off the actor.
+    fn logout_notices(&mut self, sid: &str, sub: &str, now: u64) -> Vec<LogoutNotice> {
+        let ended = self.flow.ended.contains_key(sid);
+        let participants = self.flow.participants.remove(sid);
+        let key = self.keys.last().map(|k| std::sync::Arc::clone(&k.jwk));
+        let (Some(key), false, true) = (key, ended, self.cfg.backchannel.is_some()) else {
+            return Vec::new();
+        };
+        let mut clients = participants.map(|(_, c)| c).unwrap_or_default();
         clients.extend(
             self.families
                 .values()
-                .filter(|f| f.sid == sid)
+                .filter(|f| f.sid == sid && f.user_id == sub && !f.revoked)
                 .map(|f| f.client_id.clone()),
         );
-        let Some(key) = self.keys.last().map(|k| std::sync::Arc::clone(&k.jwk)) else {
-            return Ok(Vec::new());
-        };
-        let mut notices = Vec::new();
-        for client_id in clients {
-            let Some(uri) = self
-                .clients
-                .get(&client_id)
-                .and_then(|c| c.backchannel_logout_uri.clone())
-            else {
-                continue;
-            };
-            let mut claims = Map::new();
-            claims.insert("iss".into(), json!(self.cfg.issuer));
-            claims.insert("aud".into(), json!(client_id));
-            claims.insert("iat".into(), json!(now));
-            claims.insert("exp".into(), json!(now + LOGOUT_TOKEN_TTL));
-            claims.insert("jti".into(), json!(random(16)?.as_str()));
-            claims.insert("sub".into(), json!(sub));
-            claims.insert("sid".into(), json!(sid));
-            claims.insert("events".into(), json!({ BACKCHANNEL_LOGOUT_EVENT: {} }));
-            let token = jwt::sign(&key, &claims, "logout+jwt").map_err(|_| Error::Internal {
-                what: "signing a logout token",
-            })?;
-            notices.push(LogoutNotice {
-                client_id,
-                uri,
-                token,
-            });
-        }
-        Ok(notices)
+        clients
+            .into_iter()
+            .filter_map(|client_id| {
+                let uri = self
+                    .clients
+                    .get(&client_id)?
+                    .backchannel_logout_uri
+                    .clone()?;
+                let mut claims = Map::new();
+                claims.insert("iss".into(), json!(self.cfg.issuer));
+                claims.insert("aud".into(), json!(client_id));
+                claims.insert("iat".into(), json!(now));
+                claims.insert("exp".into(), json!(now + LOGOUT_TOKEN_TTL));
+                claims.insert("sub".into(), json!(sub));
+                claims.insert("sid".into(), json!(sid));
+                claims.insert("events".into(), json!({ BACKCHANNEL_LOGOUT_EVENT: {} }));
+                Some(LogoutNotice {
+                    client_id,
+                    uri,
+                    claims,
+                    key: std::sync::Arc::clone(&key),
+                })
+            })
+            .collect()
     }
 
     /// Blocking: makes families and revocations durable.

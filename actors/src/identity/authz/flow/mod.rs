@@ -78,9 +78,10 @@ pub struct FlowState {
     /// Sessions begun before this time no longer sign anyone in either: identity-authz knows
     /// of no logout before it started, nor of those it forgot to make room.
     ended_before: u64,
-    /// The clients each sign-in session (by sid) issued tokens to, for back-channel logout.
-    /// Kept in memory; clients holding a refresh family are also found through it (durable).
-    pub(in crate::identity::authz) participants: HashMap<String, BTreeSet<String>>,
+    /// The clients each sign-in session (by sid) issued tokens to, and when it last did, for
+    /// back-channel logout. Kept in memory; clients holding a refresh family are also found
+    /// through it (durable).
+    pub(in crate::identity::authz) participants: HashMap<String, (u64, BTreeSet<String>)>,
 }
 
 /// Drops expired entries when `map` is full; false if it is still full.
@@ -223,14 +224,17 @@ pub struct LogoutOutcome {
     pub notices: Vec<LogoutNotice>,
 }
 
-/// A logout token for one client's `backchannel_logout_uri`.
+/// A logout token for one client's `backchannel_logout_uri`, to be given its `jti`, signed
+/// (`typ` logout+jwt) and posted off the actor.
 pub struct LogoutNotice {
     /// The client.
     pub client_id: String,
     /// Where to post it.
     pub uri: String,
-    /// The signed logout token (`typ` logout+jwt).
-    pub token: String,
+    /// Its claims but `jti`.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The current token signing key.
+    pub key: std::sync::Arc<cryptoutil_protocols::jose::Jwk>,
 }
 
 /// The event a logout token carries (OpenID Connect Back-Channel Logout 1.0 §2.4).
