@@ -21,9 +21,9 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-import requests
 from joserfc import jwt
-from joserfc.jwk import KeySet
+
+from authz_peer import discover
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -31,12 +31,7 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 def main():
     _, port, cert, key, authz, ca, client_ids, expected = sys.argv
     clients = client_ids.split(",")
-    http = requests.Session()
-    http.trust_env = False
-    http.verify = ca
-    meta = http.get(f"{authz}/.well-known/openid-configuration", timeout=10).json()
-    issuer = meta["issuer"]
-    keys = KeySet.import_key_set(http.get(meta["jwks_uri"].replace(issuer, authz), timeout=10).json())
+    _, issuer, keys = discover(authz, ca)
     results = []
     lock = threading.Lock()
     done = threading.Event()

@@ -22,7 +22,6 @@ revocation; RP-initiated logout ends the session.
 Prints one JSON object: {"results": [{"case", "ok", "detail"}]}.
 """
 
-import json
 import sys
 import time
 from html.parser import HTMLParser
@@ -32,7 +31,8 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
-from joserfc.jwk import KeySet
+
+from authz_peer import Report, discover
 
 
 def main():
@@ -40,18 +40,9 @@ def main():
         return code_flow(*sys.argv[2:])
     _, mode, base, ca, client_id, secret, jose = sys.argv
     assert mode == "client-credentials", mode
-    results = []
-
-    def case(name, fn):
-        try:
-            detail = fn()
-            results.append({"case": name, "ok": True, "detail": detail})
-        except Exception as e:  # the report carries every failure
-            results.append({"case": name, "ok": False, "detail": f"{type(e).__name__}: {e}"})
-
-    meta = requests.get(f"{base}/.well-known/openid-configuration", verify=ca, timeout=10).json()
-    issuer = meta["issuer"]
-    keys = KeySet.import_key_set(requests.get(meta["jwks_uri"].replace(issuer, base), verify=ca, timeout=10).json())
+    report = Report()
+    case = report.case
+    meta, issuer, keys = discover(base, ca)
     token_endpoint = meta["token_endpoint"].replace(issuer, base)
 
     def fetch(method, scope):
@@ -186,7 +177,7 @@ def main():
         raise AssertionError("a wrong secret got a token")
     case("a wrong secret is invalid_client", wrong_secret)
 
-    print(json.dumps({"results": results}))
+    report.print()
 
 
 class FormFields(HTMLParser):
@@ -212,18 +203,9 @@ class FormFields(HTMLParser):
 
 
 def code_flow(base, ca, client_id, secret, kms, username, password, redirect_uri, post_logout):
-    results = []
-
-    def case(name, fn):
-        try:
-            detail = fn()
-            results.append({"case": name, "ok": True, "detail": detail})
-        except Exception as e:  # the report carries every failure
-            results.append({"case": name, "ok": False, "detail": f"{type(e).__name__}: {e}"})
-
-    meta = requests.get(f"{base}/.well-known/openid-configuration", verify=ca, timeout=10).json()
-    issuer = meta["issuer"]
-    keys = KeySet.import_key_set(requests.get(meta["jwks_uri"], verify=ca, timeout=10).json())
+    report = Report()
+    case = report.case
+    meta, issuer, keys = discover(base, ca)
     browser = requests.Session()
     browser.trust_env = False
     browser.verify = ca
@@ -400,7 +382,7 @@ def code_flow(base, ca, client_id, secret, kms, username, password, redirect_uri
         return {"signed_out": True}
     case("RP-initiated logout ends the session", logout)
 
-    print(json.dumps({"results": results}))
+    report.print()
 
 
 if __name__ == "__main__":

@@ -9,15 +9,15 @@ challenges (RFC 6750 §3, RFC 9449 §7.1, RFC 9470 §3) and its RFC 9728 metadat
 Prints one JSON object: {"results": [{"case", "ok", "detail"}]}.
 """
 
-import json
 import sys
 
-import requests
 from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import ECKey
 
 import dpop_proof
+from authz_peer import Report, discover
+from authz_peer import session as tls_session
 
 PHR = "urn:cryptoutil:acr:phr"
 
@@ -28,21 +28,10 @@ def challenges(r):
 
 def main():
     _, authz, rs, kms, ca, client_id, secret = sys.argv
-    results = []
-
-    def case(name, fn):
-        try:
-            detail = fn()
-            results.append({"case": name, "ok": True, "detail": detail})
-        except Exception as e:  # the report carries every failure
-            results.append({"case": name, "ok": False, "detail": f"{type(e).__name__}: {e}"})
-
-    http = requests.Session()
-    http.trust_env = False
-    http.verify = ca
-    meta = http.get(f"{authz}/.well-known/openid-configuration", timeout=10).json()
-    issuer = meta["issuer"]
-    keys = KeySet.import_key_set(http.get(meta["jwks_uri"].replace(issuer, authz), timeout=10).json())
+    report = Report()
+    case = report.case
+    http = tls_session(ca)
+    meta, issuer, keys = discover(authz, ca)
     token_endpoint = meta["token_endpoint"].replace(issuer, authz)
     notes = f"{rs}/service/api/v1/notes"
 
@@ -188,7 +177,7 @@ def main():
         return listed.json()
     case("another client sees none of the first client's notes", isolation)
 
-    print(json.dumps({"results": results}))
+    report.print()
 
 
 if __name__ == "__main__":
