@@ -130,3 +130,13 @@ pub(crate) fn public(
         ));
     }
 }
+
+/// A route serving a product's OpenAPI `document` (checked in under `http/openapi/`).
+pub(crate) fn openapi(document: &'static str) -> MethodRouter<AppState> {
+    axum::routing::get(move || async move {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+            document,
+        )
+    })
+}

@@ -30,10 +30,6 @@ use crate::state::AppState;
 /// The OpenAPI document of the CA API (checked in at `http/openapi/ca.yaml`).
 pub const OPENAPI: &str = include_str!("../../openapi/ca.yaml");
 
-pub(crate) async fn openapi_get() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
-}
-
 /// The CA as one caller sees it: the handle, and who asks (its scope checked).
 pub(crate) struct Ca {
     pub(super) cas: CasHandle,

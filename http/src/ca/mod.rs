@@ -64,9 +64,9 @@ crate::ui::product_ui!(
 
 fn rows(rows: &mut Vec<RouteSpec>) {
     crate::ui::rows::<CaUi>(rows);
-    both!(rows, Method::GET, "/openapi.yaml", Public, || get(
-        api::openapi_get
-    ));
+    both!(rows, Method::GET, "/openapi.yaml", Public, || {
+        crate::route::openapi(OPENAPI)
+    });
     both!(rows, Method::POST, "/ca/cas", Authenticated, || post(
         api::cas_post
     ));

@@ -328,10 +328,3 @@ pub(crate) async fn jwt_verify_post(
 
 /// The OpenAPI document of the JOSE API (checked in at `http/openapi/jose.yaml`).
 pub const OPENAPI: &str = include_str!("../../openapi/jose.yaml");
-
-pub(crate) async fn openapi_get() -> impl IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
-        OPENAPI,
-    )
-}

@@ -26,9 +26,9 @@ crate::ui::product_ui!(
 
 fn rows(rows: &mut Vec<RouteSpec>) {
     crate::ui::rows::<JoseUi>(rows);
-    both!(rows, Method::GET, "/openapi.yaml", Public, || get(
-        api::openapi_get
-    ));
+    both!(rows, Method::GET, "/openapi.yaml", Public, || {
+        crate::route::openapi(OPENAPI)
+    });
     both!(rows, Method::POST, "/jose/jwks", Authenticated, || post(
         api::jwks_post
     ));

@@ -29,13 +29,6 @@ use crate::state::AppState;
 /// The OpenAPI document of the KMS API (checked in at `http/openapi/kms.yaml`).
 pub const OPENAPI: &str = include_str!("../../openapi/kms.yaml");
 
-pub(crate) async fn openapi_get() -> impl IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
-        OPENAPI,
-    )
-}
-
 /// The KMS as one caller sees it: the key rings, and who asks (its scope checked).
 pub(crate) struct Kms {
     rings: KeyRingsHandle,

@@ -26,9 +26,9 @@ crate::ui::product_ui!(
 
 fn rows(rows: &mut Vec<RouteSpec>) {
     crate::ui::rows::<KmsUi>(rows);
-    both!(rows, Method::GET, "/openapi.yaml", Public, || get(
-        api::openapi_get
-    ));
+    both!(rows, Method::GET, "/openapi.yaml", Public, || {
+        crate::route::openapi(OPENAPI)
+    });
     both!(rows, Method::POST, "/elastickeys", Authenticated, || post(
         api::keys_post
     ));

@@ -62,6 +62,20 @@ pub(super) async fn client_token(
     secret: &str,
     scope: &str,
 ) -> String {
+    let form = format!("grant_type=client_credentials&scope={scope}");
+    let (status, v) = token_post(client, authz, (id, secret), form).await;
+    assert_eq!(status, 200, "{v}");
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A token request at `authz` by client `id` with `form` (client_secret_basic): the status and
+/// the answer.
+pub(super) async fn token_post(
+    client: &HttpsClient,
+    authz: &str,
+    (id, secret): (&str, &str),
+    form: String,
+) -> (u16, Value) {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
     let r = client
         .send(
@@ -71,13 +85,12 @@ pub(super) async fn client_token(
                 ("authorization", &format!("Basic {basic}")),
                 ("content-type", "application/x-www-form-urlencoded"),
             ],
-            format!("grant_type=client_credentials&scope={scope}").into(),
+            form.into(),
         )
         .await
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let v: Value = serde_json::from_slice(&r.body).unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (u16::from(r.status), v)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,11 +12,11 @@
 use std::time::Duration;
 
 use cryptoutil_federation::{HttpsClient, Method, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::code_flow::{form_body, hidden, location, query, CHALLENGE, REDIRECT, VERIFIER};
 use super::federation::metric;
-use super::federation_process::{call, client_token, identity_breaker};
+use super::federation_process::{call, client_token, identity_breaker, token_post};
 use super::identity::claims;
 use super::otp::oathtool;
 use crate::{free_port, Process};
@@ -90,33 +90,6 @@ impl Jar {
             cookies: Vec::new(),
         }
     }
-}
-
-/// A token request at `authz` by client `id` with `form`: the status and the answer.
-async fn token_post(
-    client: &HttpsClient,
-    authz: &str,
-    (id, secret): (&str, &str),
-    form: String,
-) -> (u16, Value) {
-    let basic = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        format!("{id}:{secret}"),
-    );
-    let r = client
-        .send(
-            Method::POST,
-            &format!("{authz}/service/oauth2/v1/token"),
-            &[
-                ("authorization", &format!("Basic {basic}")),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            form.into(),
-        )
-        .await
-        .unwrap();
-    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    (u16::from(r.status), v)
 }
 
 /// A fresh authorization request through the login page and the password: the code form's

@@ -389,6 +389,7 @@ impl AuthzState {
         }
         Ok(())
     }
+
     /// Answers a read, or validates a write for the actor to persist.
     pub fn admin(&self, caller: &Caller, op: AdminOp) -> Result<Step, Error> {
         match op {

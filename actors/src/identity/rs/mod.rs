@@ -1,7 +1,7 @@
 //! identity-rs, the reference resource server: per-user notes behind the suite's access tokens.
 //! It is what a customer's API looks like next to identity-authz: it keeps nothing of the
-//! authorization server's, only its own data, owned by the `sub` (and tenant) of the token that
-//! wrote it. Tokens are checked at the HTTP seam before any of this runs.
+//! authorization server's, only its own data, owned by the tenant, issuer and `sub` of the
+//! token that wrote it. Tokens are checked at the HTTP seam before any of this runs.
 //!
 //! # Layout
 //! - [`notes`]: the notes, sealed in identity-rs's store (`identity_notes_v1`).

@@ -48,7 +48,9 @@ pub const OPENAPI: &str = include_str!("../../../openapi/identity-rs.yaml");
 fn rows(rows: &mut Vec<RouteSpec>) {
     let table: [(Method, &'static str, Access, Handler); 6] = [
         (Method::GET, METADATA, Public, || get(notes::metadata_get)),
-        (Method::GET, OPENAPI_PATH, Public, || get(openapi_get)),
+        (Method::GET, OPENAPI_PATH, Public, || {
+            crate::route::openapi(OPENAPI)
+        }),
         (Method::GET, NOTES, Authenticated, || get(notes::list_get)),
         (Method::POST, NOTES, Authenticated, || {
             post(notes::create_post)
@@ -61,11 +63,4 @@ fn rows(rows: &mut Vec<RouteSpec>) {
     for (method, path, access, handler) in table {
         rows.push(spec(Some(method), path, Realm::Service, access, handler));
     }
-}
-
-async fn openapi_get() -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
-        OPENAPI,
-    )
 }

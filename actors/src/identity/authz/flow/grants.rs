@@ -384,10 +384,7 @@ impl AuthzState {
     fn took_part(&mut self, sid: &str, client_id: &str, now: u64) {
         let participants = &mut self.flow.participants;
         if participants.len() >= MAX_ENTRIES && !participants.contains_key(sid) {
-            let mut times: Vec<u64> = participants.values().map(|(at, _)| *at).collect();
-            let middle = times.len() / 2;
-            let forget_to = *times.select_nth_unstable(middle).1;
-            participants.retain(|_, (at, _)| *at > forget_to);
+            forget_older_half(participants, |(at, _)| *at);
         }
         let (at, clients) = participants.entry(sid.to_owned()).or_default();
         *at = now;

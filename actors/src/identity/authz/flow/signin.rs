@@ -154,10 +154,7 @@ impl AuthzState {
     pub(in crate::identity::authz) fn end_session(&mut self, sid: &str, now: u64) {
         let flow = &mut self.flow;
         if flow.ended.len() >= MAX_ENTRIES {
-            let mut times: Vec<u64> = flow.ended.values().copied().collect();
-            let middle = times.len() / 2;
-            let forget_to = *times.select_nth_unstable(middle).1;
-            flow.ended.retain(|_, at| *at > forget_to);
+            let forget_to = forget_older_half(&mut flow.ended, |at| *at);
             flow.ended_before = flow.ended_before.max(forget_to + 1);
         }
         flow.ended.insert(sid.to_owned(), now);
