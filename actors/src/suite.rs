@@ -27,10 +27,12 @@ use crate::vault::{Vault, VaultArgs, VaultHandle, VaultMsg};
 
 /// Every product, each registered once: the service it runs in comes from the product. A new
 /// product is a folder of its own (`actors/src/<product>/`) and one line here.
-pub const PRODUCTS: [ProductActors; 6] = [
+pub const PRODUCTS: [ProductActors; 8] = [
     crate::identity::authz::ACTORS,
     crate::identity::idp::ACTORS,
+    crate::identity::rp::ACTORS,
     crate::identity::rs::ACTORS,
+    crate::identity::spa::ACTORS,
     crate::jose::ACTORS,
     crate::kms::ACTORS,
     crate::ca::ACTORS,

@@ -18,6 +18,7 @@ pub mod enroll;
 pub mod federation;
 pub mod files;
 pub mod pki;
+pub mod reference;
 pub mod run;
 pub mod telemetry;
 

@@ -214,7 +214,37 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let (authz, mut auth_cfg) = identity_setup(&cfg, &endpoints, &tls.anchor_pem)?;
     crate::federation::trust_identity(&cfg.federation, &mut auth_cfg);
     let browser = browser_logins(authz.as_ref(), &endpoints, &tls.anchor_pem)?;
+    let (rp, spa) = match crate::reference::Reference::of(
+        authz.as_ref(),
+        &endpoints,
+        resource_uri(&cfg, ServiceName::IdentityRs),
+    ) {
+        Some(reference) => (
+            match endpoints.get(&ServiceName::IdentityRp) {
+                Some(e) => Some(reference.rp(e, &trusted_roots(&cfg, &tls.anchor_pem))?),
+                None => None,
+            },
+            endpoints
+                .get(&ServiceName::IdentitySpa)
+                .map(|e| reference.spa(e)),
+        ),
+        None => (None, None),
+    };
     let mut settings = cryptoutil_actors::product::HandlesBuilder::default();
+    if let Some(rp) = &rp {
+        settings.insert(rp.clone());
+    }
+    if let Some(spa) = &spa {
+        settings.insert(spa.clone());
+    }
+    // The single-page app's page calls the token endpoint and identity-rs from its origin.
+    let mut http_cfg = cfg.http.clone();
+    if let Some(origin) = spa
+        .as_ref()
+        .and_then(|s| cryptoutil_actors::identity::spa::origin(&s.redirect_uri))
+    {
+        http_cfg.service.cors_allowed_origins.push(origin);
+    }
     if let Some(authz) = authz {
         settings.insert(authz);
     }
@@ -297,6 +327,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     bootstrap(&suite, &data_dir).await?;
     register_browser_clients(&suite, &args.browser).await?;
     register_federation_clients(&suite, &cfg.identity.federation_clients).await?;
+    crate::reference::register(&suite, rp.as_ref(), spa.as_ref()).await?;
 
     let shutdown = Arc::new(watch::channel(false).0);
     let readiness = Readiness::default();
@@ -360,7 +391,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             ));
         }
         listeners.spawn(public.serve(
-            cryptoutil_http::routes::router(app, &cfg.http),
+            cryptoutil_http::routes::router(app, &http_cfg),
             shutdown.subscribe(),
             grace,
             limits,
@@ -481,6 +512,15 @@ fn remote_issuers(auth: &AuthConfig, own_anchor: &str) -> anyhow::Result<Vec<Rem
 /// identity-authz's settings when it runs in this process, and the token issuers the services
 /// trust: the configured ones plus, unless `identity.trust_local_issuer` is off or it is already
 /// listed, identity-authz itself (its JWK Set fetched over TLS like any issuer's).
+/// The TLS anchors this process trusts for its own calls: its anchor and
+/// `tls.extra_trusted_cas`, as one PEM bundle.
+fn trusted_roots(cfg: &AppConfig, anchor_pem: &str) -> String {
+    std::iter::once(anchor_pem)
+        .chain(cfg.tls.extra_trusted_cas.iter().map(String::as_str))
+        .map(|pem| format!("{}\n", pem.trim_end()))
+        .collect()
+}
+
 /// `service`'s configured resource URI (`identity.resource_uris`), without a trailing slash.
 fn resource_uri(cfg: &AppConfig, service: ServiceName) -> Option<String> {
     cfg.identity
@@ -555,15 +595,15 @@ fn identity_setup(
     };
     // Logout tokens go to clients over TLS 1.3, trusting what the deployment trusts: its
     // anchor and `tls.extra_trusted_cas`.
-    let roots: String = std::iter::once(anchor_pem)
-        .chain(cfg.tls.extra_trusted_cas.iter().map(String::as_str))
-        .map(|pem| format!("{}\n", pem.trim_end()))
-        .collect();
+    let roots = trusted_roots(cfg, anchor_pem);
+    // This process's own identity-rp is allowed although it listens on loopback.
+    let mut allowed_hosts = cfg.identity.backchannel_allowed_hosts.clone();
+    allowed_hosts.extend(crate::reference::rp_backchannel_host(endpoints));
     let backchannel = cryptoutil_federation::tls::client_config_from_pem(roots.as_bytes())
         .map(
             |tls| cryptoutil_actors::identity::authz::backchannel::Sender {
                 client: cryptoutil_federation::HttpsClient::new(tls),
-                allowed_hosts: cfg.identity.backchannel_allowed_hosts.clone(),
+                allowed_hosts,
             },
         )
         .map_err(|e| anyhow!("back-channel logout client: {e}"))?;
@@ -772,7 +812,9 @@ fn browser_logins(
 }
 
 /// identity-authz's actor, when it runs in this process.
-fn local_authz(suite: &Suite) -> Option<&cryptoutil_actors::identity::authz::AuthzHandle> {
+pub(crate) fn local_authz(
+    suite: &Suite,
+) -> Option<&cryptoutil_actors::identity::authz::AuthzHandle> {
     suite
         .services
         .get(&ServiceName::IdentityAuthz)

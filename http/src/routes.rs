@@ -49,10 +49,12 @@ pub const SERVICE_OTHER: &str = "/service/{*rest}";
 pub const BROWSER_OTHER: &str = "/browser/{*rest}";
 
 /// Every product's routes, each registered once here; a product's rows live in its folder.
-const PRODUCTS: [ProductRoutes; 6] = [
+const PRODUCTS: [ProductRoutes; 8] = [
     crate::identity::authz::ROUTES,
     crate::identity::idp::ROUTES,
+    crate::identity::rp::ROUTES,
     crate::identity::rs::ROUTES,
+    crate::identity::spa::ROUTES,
     crate::jose::ROUTES,
     crate::kms::ROUTES,
     crate::ca::ROUTES,

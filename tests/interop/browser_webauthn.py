@@ -27,16 +27,13 @@ Chromium trusts the suite's leaf certificates through --ignore-certificate-error
 """
 
 import base64
-import hashlib
 import json
 import os
-import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pyotp
 from yubiotp.modhex import modhex
@@ -46,41 +43,14 @@ import webauthn
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oidc.core import CodeIDToken
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 from selenium.webdriver.support.ui import WebDriverWait
 from webauthn.helpers import parse_authentication_options_json, parse_registration_options_json
 
-
-def spki_hash(url):
-    """base64(SHA-256(SubjectPublicKeyInfo)) of the certificate the server at `url` presents."""
-    parsed = urlparse(url)
-    pem = ssl.get_server_certificate((parsed.hostname, parsed.port or 443))
-    cert = x509.load_pem_x509_certificate(pem.encode())
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
-
-
-def browser(trusted):
-    chromium = shutil.which("chromium")
-    driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        raise SystemExit("chromium and chromedriver are required (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--ignore-certificate-errors-spki-list={','.join(trusted)}",
-                f"--user-data-dir={tempfile.mkdtemp()}"]:
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(executable_path=driver), options=options)
+from chromium import browser, spki_hash
 
 
 def authenticator(d, passkey):

@@ -40,10 +40,10 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from chromium import browser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRUST = os.path.join(ROOT, "compose", "secrets", "trust.pem")
@@ -98,21 +98,6 @@ def nss_home():
     return home
 
 
-def browser(home):
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
-        raise SystemExit("chromium and chromedriver are required (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--host-resolver-rules=MAP identity-authz 127.0.0.1, MAP identity-idp 127.0.0.1",
-                f"--user-data-dir={tempfile.mkdtemp()}"]:
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    env = dict(os.environ, HOME=home)
-    return webdriver.Chrome(service=Service(executable_path=driver, env=env), options=options)
-
-
 def breaker_calls():
     q = 'federation_request_duration_seconds_count{instance="identity-idp:9400",service="identity"}'
     r = requests.get(PROMETHEUS + "/api/v1/query", params={"query": q}, verify=TRUST, timeout=5)
@@ -140,7 +125,8 @@ def main():
                                               timeout=15).json())
     calls_before = breaker_calls()
 
-    d = browser(nss_home())
+    d = browser(args=["--host-resolver-rules=MAP identity-authz 127.0.0.1, MAP identity-idp 127.0.0.1"],
+                home=nss_home())
     wait = WebDriverWait(d, 30)
     state = {}
 

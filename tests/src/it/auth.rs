@@ -152,6 +152,28 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(GET) /service/api/v1/openapi.yaml",
             ]);
         }
+        if service == ServiceName::IdentityRp {
+            // The reference relying party is its own authentication: its pages read its own
+            // session cookie and its forms carry its CSRF token; the sign-in is bound to the
+            // browser by a cookie and used once; the back channel takes only a logout token
+            // signed by identity-authz for this client, each once.
+            reviewed.extend([
+                "Some(GET) /browser/rp/",
+                "Some(GET) /browser/rp/login",
+                "Some(GET) /browser/rp/callback",
+                "Some(POST) /browser/rp/notes",
+                "Some(POST) /browser/rp/logout",
+                "Some(POST) /service/rp/v1/backchannel-logout",
+            ]);
+        }
+        if service == ServiceName::IdentitySpa {
+            // The single-page app's static page, script and public settings.
+            reviewed.extend([
+                "Some(GET) /browser/spa/",
+                "Some(GET) /browser/spa/app.js",
+                "Some(GET) /browser/spa/config.json",
+            ]);
+        }
         if service == ServiceName::IdentityIdp {
             // The login form: CSRF-protected, rate limited, lockout with backoff.
             reviewed.extend([
@@ -223,6 +245,8 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                         "/service/oauth2/v1/userinfo",
                         "/browser/auth/login",
                         "/browser/auth/callback",
+                        "/browser/rp/login",
+                        "/browser/rp/callback",
                     ]
                     .contains(&route.path);
                     // EST's and SCEP's default label: nothing to serve until a label

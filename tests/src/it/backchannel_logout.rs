@@ -20,7 +20,7 @@ use crate::{free_port, TestApp};
 
 /// A CA trusted through `tls.extra_trusted_cas` and its leaf for 127.0.0.1: (CA PEM, leaf PEM,
 /// leaf key PEM).
-fn receiver_pki() -> (String, String, String) {
+pub(super) fn receiver_pki() -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -122,7 +122,15 @@ impl<'a> Browser<'a> {
                 name.starts_with("__Host-") && v.contains("; Path=/; Secure"),
                 "{v}"
             );
-            if name.ends_with("-session") {
+            if name == "__Host-identity-rp-session" || name == "__Host-cryptoutil-idp-session" {
+                // identity-rp's session must arrive on the redirect back from identity-authz,
+                // and identity-idp's on a new sign-in from another application (single
+                // sign-on): other sites in a real deployment. Their forms carry CSRF tokens.
+                assert!(
+                    v.contains("; HttpOnly") && v.contains("SameSite=Lax"),
+                    "{v}"
+                );
+            } else if name.ends_with("-session") {
                 assert!(
                     v.contains("; HttpOnly") && v.contains("SameSite=Strict"),
                     "{v}"
@@ -141,6 +149,11 @@ impl<'a> Browser<'a> {
                 self.cookies.push((name.to_owned(), value.to_owned()));
             }
         }
+    }
+
+    /// Every cookie value this browser holds.
+    pub(super) fn cookie_values(&self) -> Vec<String> {
+        self.cookies.iter().map(|(_, v)| v.clone()).collect()
     }
 
     fn cookie_header(&self) -> String {

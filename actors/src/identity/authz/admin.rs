@@ -177,6 +177,30 @@ pub enum AdminOp {
     BrowserClient(BrowserClient),
     /// Register (or replace) a federated service's client from configuration (operator only).
     ResourceServer(ResourceServer),
+    /// Register (or re-register, on every start) a reference application's client: identity-rp's
+    /// with the public key it holds in memory, identity-spa's public one (operator only; not
+    /// reachable over HTTP).
+    ReferenceClient(ReferenceClient),
+}
+
+/// A reference application's client (identity-rp, identity-spa): a code-flow client of the
+/// operator tenant that may refresh; users of any tenant sign in through it. With `jwks` it is
+/// confidential (`private_key_jwt`), without a public client (PKCE, DPoP-bound refresh tokens).
+pub struct ReferenceClient {
+    /// `[a-z0-9-]{1,64}`.
+    pub client_id: String,
+    /// Its public keys (a JWK Set), for `private_key_jwt`; none: a public client.
+    pub jwks: Option<Value>,
+    /// Its redirect URI.
+    pub redirect_uri: String,
+    /// Where RP-initiated logout returns.
+    pub post_logout_uri: String,
+    /// Its back-channel logout URI, if it has one.
+    pub backchannel_logout_uri: Option<String>,
+    /// Scopes (`openid` and what it calls identity-rs with).
+    pub scopes: Vec<String>,
+    /// The services its access tokens are for.
+    pub audiences: Vec<String>,
 }
 
 /// A service's browser sign-in client: `browser-<service>` in the operator tenant, code flow
@@ -662,6 +686,60 @@ impl AuthzState {
                     post_logout_redirect_uris: vec![b.post_logout_uri],
                     acr: None,
                     backchannel_logout_uri: None,
+                    created: now_unix(),
+                };
+                Ok(Step::write(Write::Client(
+                    Box::new(client),
+                    Zeroizing::new(String::new()),
+                )))
+            }
+            AdminOp::ReferenceClient(rp) => {
+                if !caller.is_operator() {
+                    return Err(Error::Forbidden {
+                        reason: "the reference applications' clients are the operator's",
+                    });
+                }
+                let known = |s: &str| API_SCOPES.contains(&s) || OIDC_SCOPES.contains(&s);
+                if !valid_id(&rp.client_id, 64, b"")
+                    || !oauth::valid_redirect_uri(&rp.redirect_uri)
+                    || !oauth::valid_redirect_uri(&rp.post_logout_uri)
+                    || rp.scopes.iter().any(|s| !known(s))
+                    || rp.audiences.iter().any(|a| !self.audiences().contains(a))
+                {
+                    return Err(bad(
+                        "reference client: invalid client id, URI, scope or audience",
+                    ));
+                }
+                if let Some(uri) = &rp.backchannel_logout_uri {
+                    self.check_backchannel_uri(uri).map_err(bad)?;
+                }
+                let method = match &rp.jwks {
+                    Some(jwks) => {
+                        crate::issuer_jwks::parse_issuer_set(&jwks.to_string()).map_err(|_| {
+                            bad("reference client: jwks holds no usable public key")
+                        })?;
+                        AuthMethod::PrivateKeyJwt
+                    }
+                    None => AuthMethod::None,
+                };
+                let client = Client {
+                    client_id: rp.client_id.clone(),
+                    tenant: OPERATOR_TENANT.into(),
+                    name: format!("{} (reference application)", rp.client_id),
+                    secret_mac: String::new(),
+                    grant_types: vec![AUTHORIZATION_CODE.into(), REFRESH_TOKEN.into()],
+                    scopes: rp.scopes,
+                    audiences: rp.audiences,
+                    auth_methods: vec![method.as_str().into()],
+                    jwks: rp.jwks,
+                    first_party: true,
+                    any_tenant: true,
+                    resource_server: false,
+                    tls_client_auth_san: None,
+                    redirect_uris: vec![rp.redirect_uri],
+                    post_logout_redirect_uris: vec![rp.post_logout_uri],
+                    acr: None,
+                    backchannel_logout_uri: rp.backchannel_logout_uri,
                     created: now_unix(),
                 };
                 Ok(Step::write(Write::Client(

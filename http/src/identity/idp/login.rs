@@ -4,7 +4,8 @@
 //!
 //! The login form is protected against cross-site request forgery by a double-submit token: a
 //! `__Host-` cookie (HttpOnly, Secure, SameSite=Strict) and a hidden field that must match, and
-//! by the `Origin` header when the browser sends one. Messages never tell whether a username
+//! by the `Origin` header when the browser sends one. The session cookie alone is
+//! `SameSite=Lax`, for single sign-on across sites (see [`session_cookie_header`]). Messages never tell whether a username
 //! exists; the actor checks unknown names against a dummy record so timing does not either.
 
 use axum::body::Bytes;
@@ -82,6 +83,20 @@ pub(crate) fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> Op
     let age = max_age.map_or(String::new(), |a| format!("; Max-Age={a}"));
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"
+    ))
+    .ok()
+}
+
+/// identity-idp's session cookie. `SameSite=Lax`, unlike the pages' other cookies: single
+/// sign-on is an application on another site sending the browser here with a new
+/// authorization request, answered from this session without a form, and a `Strict` cookie
+/// would not come with that navigation. What the session does on a cross-site GET is what the
+/// login page does: finish a request identity-authz has already validated (client, redirect
+/// URI, PKCE; consent for third parties), and show the account page. Every POST still needs
+/// the `Strict` CSRF cookie, its form field and this origin.
+fn session_cookie_header(value: &str, max_age: u64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{IDP_SESSION_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
     ))
     .ok()
 }
@@ -617,7 +632,7 @@ pub(crate) fn answer(
                 Next::Consent(view) => consent_form(challenge, &view),
             };
             let headers = response.headers_mut();
-            if let Some(v) = cookie_header(IDP_SESSION_COOKIE, &session, Some(max_age)) {
+            if let Some(v) = session_cookie_header(&session, max_age) {
                 headers.append(header::SET_COOKIE, v);
             }
             if let Some(v) = cookie_header(IDP_STEP_COOKIE, "", Some(0)) {

@@ -1,0 +1,181 @@
+"""The reference applications (identity-spa, identity-rp) driven end to end in a real browser.
+
+Usage: browser_reference_apps.py SPA RP RS AUTHZ IDP CA USERNAME PASSWORD TOTP_SECRET
+
+Headless Chromium (Debian's, through Selenium) with a virtual passkey provider (WebDriver's
+virtual authenticator API). IDP is a name (`https://localhost:<port>`): a WebAuthn RP ID is a
+domain. Each case is one step of a user's day:
+
+1. the SPA signs in with the password and a TOTP code (pyotp), then creates and reads a note
+   through identity-rs, cross-origin with DPoP-bound tokens; nothing is in localStorage,
+   sessionStorage or IndexedDB afterwards;
+2. the identity-idp account page registers a passkey; the SPA signs out (identity-authz's end
+   session, which ends the identity-idp session too);
+3. the RP signs in with the passkey alone (no username) and shows the note the SPA wrote (the
+   same user at the same identity-rs);
+4. the SPA signs in again (single sign-on, no form) and signs out: identity-authz tells the RP
+   over the back channel, and the RP's page shows its session ended;
+5. no console errors and no CSP violation on any page.
+
+Chromium trusts the suite's leaf certificates by their keys (chromium.py).
+Prints {"results": [{"case", "ok", "detail"}]}.
+"""
+
+import json
+import sys
+
+import pyotp
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from chromium import browser, spki_hash
+
+
+# What every storage API of the page holds (IndexedDB: the names of its databases).
+STORAGE = """
+const done = arguments[arguments.length - 1];
+const dump = (s) => Object.fromEntries(Array.from({length: s.length}, (_, i) => [s.key(i), s.getItem(s.key(i))]));
+indexedDB.databases().then(dbs => done({local: dump(localStorage), session: dump(sessionStorage),
+  indexeddb: dbs.map(d => d.name)}), e => done({error: String(e)}));
+"""
+
+
+def main():
+    _, spa, rp, rs, authz, idp, ca, username, password, totp_secret = sys.argv
+    results = []
+    d = browser([spki_hash(u) for u in (spa, rp, rs, authz, idp)])
+    # Pages reload under the waits: an element found a moment ago may be gone.
+    transient = [NoSuchElementException, StaleElementReferenceException]
+    wait = WebDriverWait(d, 20, ignored_exceptions=transient)
+    logs = []
+
+    def drain_logs():
+        for entry in d.get_log("browser"):
+            logs.append(entry)
+
+    def case(name, fn):
+        try:
+            results.append({"case": name, "ok": True, "detail": fn()})
+        except Exception as e:  # the report carries every failure
+            results.append({"case": name, "ok": False,
+                            "detail": f"{type(e).__name__}: {e} at {d.current_url}"})
+        drain_logs()
+
+    def find(selector):
+        return d.find_element(By.CSS_SELECTOR, selector)
+
+    def shown(selector):
+        wait.until(lambda _: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, selector)))
+        return find(selector)
+
+    def text_is(selector, expected):
+        wait.until(lambda _: expected in find(selector).text)
+
+    def password_step():
+        wait.until(lambda _: d.current_url.startswith(f"{idp}/browser/login"))
+        find("#username").send_keys(username)
+        find("#password").send_keys(password)
+        find("#sign-in").click()
+
+    def spa_home():
+        d.get(f"{spa}/browser/spa/")
+        shown("#sign-in")
+
+    def spa_sign_in_with_password_and_totp():
+        spa_home()
+        find("#sign-in").click()
+        password_step()
+        wait.until(lambda _: d.find_elements(By.ID, "code"))
+        find("#code").send_keys(pyotp.TOTP(totp_secret).now())
+        find("#verify").click()
+        wait.until(lambda _: d.current_url.startswith(f"{spa}/browser/spa/"))
+        text_is("#status", "Signed in.")
+        assert "code=" not in d.current_url, "the code is left in the address bar"
+        find("#title").send_keys("written by the SPA")
+        find("#body").send_keys("through identity-rs, cross-origin, DPoP-bound")
+        find("#add").click()
+        text_is("#status", "Saved.")
+        titles = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#notes .title")]
+        assert "written by the SPA" in titles, titles
+        storage = d.execute_async_script(STORAGE)
+        assert storage == {"local": {}, "session": {}, "indexeddb": []}, storage
+        return {"notes": titles, "storage": storage}
+    case("the SPA signs in with a password and a TOTP code, writes and reads a note, stores nothing",
+         spa_sign_in_with_password_and_totp)
+
+    def passkey_registered():
+        o = VirtualAuthenticatorOptions()
+        o.protocol = VirtualAuthenticatorOptions.Protocol.CTAP2
+        o.transport = VirtualAuthenticatorOptions.Transport.INTERNAL
+        o.has_resident_key = o.has_user_verification = o.is_user_verified = True
+        o.is_user_consenting = True
+        d.add_virtual_authenticator(o)
+        d.get(f"{idp}/browser/account")
+        shown("#add-passkey")
+        find("#name").clear()
+        find("#name").send_keys("Laptop passkey")
+        find("#add-passkey").click()
+        wait.until(lambda _: "done=added" in d.current_url)
+        creds = d.get_credentials()
+        assert len(creds) == 1 and creds[0].is_resident_credential, creds
+        # Sign out of the SPA: identity-authz's end session, back to the SPA.
+        spa_sign_in_silently()
+        find("#sign-out").click()
+        wait.until(lambda _: d.current_url.rstrip("/").startswith(f"{spa}/browser/spa"))
+        shown("#sign-in")
+        return {"rp_id": creds[0].rp_id}
+
+    def spa_sign_in_silently():
+        spa_home()
+        find("#sign-in").click()
+        wait.until(lambda _: d.current_url.startswith(f"{spa}/browser/spa/"))
+        text_is("#status", "Signed in.")
+    case("the account page registers a passkey; the SPA signs out", passkey_registered)
+
+    def rp_passkey():
+        d.get(f"{rp}/browser/rp/")
+        text_is("#status", "Not signed in.")
+        find("#sign-in").click()
+        wait.until(lambda _: d.current_url.startswith(f"{idp}/browser/login"))
+        shown("#webauthn-passkey").click()
+        wait.until(lambda _: d.current_url.startswith(f"{rp}/browser/rp/"))
+        text_is("#status", "Signed in as")
+        titles = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#notes .title")]
+        assert "written by the SPA" in titles, titles
+        cookies = d.get_cookies()
+        assert not any(c["value"].count(".") >= 2 for c in cookies), "a token in a cookie"
+        storage = d.execute_async_script(STORAGE)
+        assert storage == {"local": {}, "session": {}, "indexeddb": []}, storage
+        return {"notes": titles, "cookies": sorted(c["name"] for c in cookies)}
+    case("the RP signs in with the passkey alone and reads the SPA's note", rp_passkey)
+
+    def back_channel():
+        spa_sign_in_silently()
+        find("#sign-out").click()
+        wait.until(lambda _: d.current_url.rstrip("/").startswith(f"{spa}/browser/spa"))
+        shown("#sign-in")
+
+        def rp_ended(_):
+            d.get(f"{rp}/browser/rp/")
+            return "Not signed in." in find("#status").text
+        WebDriverWait(d, 15, poll_frequency=0.5, ignored_exceptions=transient).until(rp_ended)
+        return "the RP's session ended"
+    case("signing out of identity-authz elsewhere ends the RP session (back channel)", back_channel)
+
+    def clean_console():
+        # A missing favicon is the browser's own request, not the pages'.
+        bad = [e["message"] for e in logs
+               if (e.get("level") == "SEVERE" and "favicon.ico" not in e.get("message", ""))
+               or "Content Security Policy" in e.get("message", "")]
+        assert not bad, bad
+        return {"entries": len(logs)}
+    case("no console errors, no CSP violation", clean_console)
+
+    d.quit()
+    print(json.dumps({"results": results}))
+
+
+if __name__ == "__main__":
+    main()
