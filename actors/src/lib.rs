@@ -27,6 +27,7 @@
 pub mod ask;
 pub mod audit;
 pub mod bearer;
+mod bounded;
 pub mod ca;
 pub mod caller;
 pub mod config;

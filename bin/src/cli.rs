@@ -108,6 +108,18 @@ pub enum PkiAction {
         #[arg(long, value_delimiter = ',', required = true)]
         names: Vec<String>,
     },
+    /// A client's `private_key_jwt` key (ES256): `<name>.jwk` (the private JWK, 0600, for the
+    /// client: `identity.reference.rp_key`) and `<name>.pub.jwk` (its public JWK Set, for
+    /// identity-authz: `identity.reference_clients[].jwks`) in OUT. Existing files are never
+    /// overwritten.
+    ClientKey {
+        /// Directory for the files.
+        #[arg(long)]
+        out: PathBuf,
+        /// The files' name (the client id, say).
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// `cryptoutil config ...`.
@@ -215,7 +227,10 @@ pub fn main(cli: Cli) -> ExitCode {
         }
         Command::Pki {
             action: PkiAction::Issue { out, names },
-        } => pki_issue(&out, &names),
+        } => written("pki issue", pki::issue_suite_files(&out, &names)),
+        Command::Pki {
+            action: PkiAction::ClientKey { out, name },
+        } => written("pki client-key", pki::client_key_files(&out, &name)),
         Command::Unseal {
             action:
                 UnsealAction::Generate {
@@ -242,8 +257,9 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn pki_issue(out: &std::path::Path, names: &[String]) -> ExitCode {
-    match pki::issue_suite_files(out, names) {
+/// The files a `pki` command wrote, one path a line, or why it wrote none.
+fn written(command: &str, result: anyhow::Result<Vec<PathBuf>>) -> ExitCode {
+    match result {
         Ok(paths) => {
             for p in paths {
                 println!("{}", p.display());
@@ -251,7 +267,7 @@ fn pki_issue(out: &std::path::Path, names: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("cryptoutil: pki issue: {err:#}");
+            eprintln!("cryptoutil: {command}: {err:#}");
             ExitCode::from(EXIT_CONFIG)
         }
     }

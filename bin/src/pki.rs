@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -423,4 +423,38 @@ pub fn issue_suite_files(out: &Path, names: &[String]) -> anyhow::Result<Vec<std
         files::write_atomic(&out.join(format!("{name}.key")), key.as_bytes(), 0o600)?;
     }
     Ok(paths)
+}
+
+/// `cryptoutil pki client-key`: an ES256 key as `<name>.jwk` (private, 0600) and
+/// `<name>.pub.jwk` (its public JWK Set, 0644) in `out`; nothing is written if either exists.
+pub fn client_key_files(out: &Path, name: &str) -> anyhow::Result<Vec<PathBuf>> {
+    use cryptoutil_protocols::jose::{Jwk, JwsAlg};
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(anyhow!("--name: letters, digits, '-' and '_' only"));
+    }
+    let (private, public) = (
+        out.join(format!("{name}.jwk")),
+        out.join(format!("{name}.pub.jwk")),
+    );
+    if let Some(existing) = [&private, &public].into_iter().find(|f| f.exists()) {
+        return Err(anyhow!(
+            "{} exists; nothing was written",
+            existing.display()
+        ));
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let key = Jwk::generate(JwsAlg::ES256).map_err(|e| anyhow!("generating the key: {e}"))?;
+    let set = serde_json::json!({
+        "keys": [key.to_public_value().map_err(|e| anyhow!("the public key: {e}"))?]
+    });
+    let secret = key
+        .to_private_value()
+        .map_err(|e| anyhow!("the private key: {e}"))?;
+    crate::files::write_atomic(&private, secret.as_bytes(), 0o600)?;
+    crate::files::write_atomic(&public, set.to_string().as_bytes(), 0o644)?;
+    Ok(vec![private, public])
 }

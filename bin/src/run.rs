@@ -214,20 +214,34 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let (authz, mut auth_cfg) = identity_setup(&cfg, &endpoints, &tls.anchor_pem)?;
     crate::federation::trust_identity(&cfg.federation, &mut auth_cfg);
     let browser = browser_logins(authz.as_ref(), &endpoints, &tls.anchor_pem)?;
+    let reference_cfg = &cfg.identity.reference;
     let (rp, spa) = match crate::reference::Reference::of(
+        reference_cfg,
         authz.as_ref(),
-        &endpoints,
+        |service| endpoints.get(&service).map(|e| e.public.clone()),
         resource_uri(&cfg, ServiceName::IdentityRs),
     ) {
-        Some(reference) => (
-            match endpoints.get(&ServiceName::IdentityRp) {
-                Some(e) => Some(reference.rp(e, &trusted_roots(&cfg, &tls.anchor_pem))?),
-                None => None,
-            },
-            endpoints
-                .get(&ServiceName::IdentitySpa)
-                .map(|e| reference.spa(e)),
-        ),
+        Some(reference) => {
+            // Their URLs as browsers see them: configured, else as bound.
+            let public = |service: ServiceName, configured: &str| {
+                endpoints.get(&service).map(|e| match configured {
+                    "" => e.public.clone(),
+                    url => url.to_owned(),
+                })
+            };
+            (
+                match public(ServiceName::IdentityRp, &reference_cfg.rp_url) {
+                    Some(url) => Some(reference.rp(
+                        &url,
+                        reference_cfg.rp_key.expose(),
+                        &trusted_roots(&cfg, &tls.anchor_pem),
+                    )?),
+                    None => None,
+                },
+                public(ServiceName::IdentitySpa, &reference_cfg.spa_url)
+                    .map(|url| reference.spa(&url)),
+            )
+        }
         None => (None, None),
     };
     let mut settings = cryptoutil_actors::product::HandlesBuilder::default();
@@ -237,13 +251,14 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     if let Some(spa) = &spa {
         settings.insert(spa.clone());
     }
-    // The single-page app's page calls the token endpoint and identity-rs from its origin.
-    let mut http_cfg = cfg.http.clone();
+    // The single-page app's page calls identity-authz's token endpoint and identity-rs from
+    // its origin: those two (only) allow it by CORS.
+    let mut spa_cors = cfg.http.clone();
     if let Some(origin) = spa
         .as_ref()
         .and_then(|s| cryptoutil_actors::identity::spa::origin(&s.redirect_uri))
     {
-        http_cfg.service.cors_allowed_origins.push(origin);
+        spa_cors.service.cors_allowed_origins.push(origin);
     }
     if let Some(authz) = authz {
         settings.insert(authz);
@@ -327,7 +342,13 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     bootstrap(&suite, &data_dir).await?;
     register_browser_clients(&suite, &args.browser).await?;
     register_federation_clients(&suite, &cfg.identity.federation_clients).await?;
-    crate::reference::register(&suite, rp.as_ref(), spa.as_ref()).await?;
+    crate::reference::register(
+        local_authz(&suite),
+        rp.as_ref(),
+        spa.as_ref(),
+        &cfg.identity.reference_clients,
+    )
+    .await?;
 
     let shutdown = Arc::new(watch::channel(false).0);
     let readiness = Readiness::default();
@@ -391,7 +412,13 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             ));
         }
         listeners.spawn(public.serve(
-            cryptoutil_http::routes::router(app, &http_cfg),
+            cryptoutil_http::routes::router(
+                app,
+                match service {
+                    ServiceName::IdentityAuthz | ServiceName::IdentityRs => &spa_cors,
+                    _ => &cfg.http,
+                },
+            ),
             shutdown.subscribe(),
             grace,
             limits,
@@ -598,7 +625,11 @@ fn identity_setup(
     let roots = trusted_roots(cfg, anchor_pem);
     // This process's own identity-rp is allowed although it listens on loopback.
     let mut allowed_hosts = cfg.identity.backchannel_allowed_hosts.clone();
-    allowed_hosts.extend(crate::reference::rp_backchannel_host(endpoints));
+    allowed_hosts.extend(crate::reference::rp_backchannel_host(
+        endpoints
+            .get(&ServiceName::IdentityRp)
+            .map(|e| e.public.as_str()),
+    ));
     let backchannel = cryptoutil_federation::tls::client_config_from_pem(roots.as_bytes())
         .map(
             |tls| cryptoutil_actors::identity::authz::backchannel::Sender {

@@ -139,7 +139,7 @@ def main():
     proc = apache(directory, port, authz, ca, client_id, secret, cert, key)
     results = []
     d = browser([spki, spki_hash(authz), spki_hash(idp)])
-    wait = WebDriverWait(d, 20)
+    wait = WebDriverWait(d, 40)
 
     def case(name, fn):
         try:
@@ -214,7 +214,7 @@ def main():
         def ended(_):
             d.get(f"{base}/protected/")
             return d.current_url.startswith(f"{idp}/browser/login")
-        WebDriverWait(d, 15, poll_frequency=0.5).until(ended)
+        WebDriverWait(d, 30, poll_frequency=0.5).until(ended)
         return {"sid": sid}
     case("identity-authz's back-channel logout ends mod_auth_openidc's session", back_channel)
 

@@ -1,6 +1,8 @@
 """The reference applications (identity-spa, identity-rp) driven end to end in a real browser.
 
 Usage: browser_reference_apps.py SPA RP RS AUTHZ IDP CA USERNAME PASSWORD TOTP_SECRET
+       browser_reference_apps.py --compose   (after scripts/compose-up: each application in
+                                              its own container; `.ci/run` runs it)
 
 Headless Chromium (Debian's, through Selenium) with a virtual passkey provider (WebDriver's
 virtual authenticator API). IDP is a name (`https://localhost:<port>`): a WebAuthn RP ID is a
@@ -17,7 +19,17 @@ domain. Each case is one step of a user's day:
    over the back channel, and the RP's page shows its session ended;
 5. no console errors and no CSP violation on any page.
 
-Chromium trusts the suite's leaf certificates by their keys (chromium.py).
+With --compose, the operator (the bootstrap client in identity-authz's volume) makes the user
+and its TOTP factor; Chromium reaches the containers by their names and trusts the suite's CAs
+through an NSS database (as compose_signin.py does), and one more case follows:
+
+6. kill -9 identity-authz while the user is signed in to the RP: its page keeps showing the
+   notes (identity-rs validates the token locally), a new sign-in at the RP and at the SPA says
+   "Sign-in unavailable"; once identity-authz is back the RP signs in again (the passkey: a
+   restart of identity-authz ends the sign-in sessions it knew) and the SPA through that
+   session (no form).
+
+Otherwise Chromium trusts the suite's leaf certificates by their keys (chromium.py).
 Prints {"results": [{"case", "ok", "detail"}]}.
 """
 
@@ -42,13 +54,42 @@ indexedDB.databases().then(dbs => done({local: dump(localStorage), session: dump
 """
 
 
+def compose_setup():
+    """The Compose suite: its URLs, a new user with a TOTP factor, and a browser for it."""
+    import secrets
+
+    import requests
+    from compose_signin import TRUST, bootstrap, nss_home, operator_token
+
+    names = {"authz": ("identity-authz", 8180), "idp": ("identity-idp", 8181),
+             "rs": ("identity-rs", 8182), "rp": ("identity-rp", 8183), "spa": ("identity-spa", 8184)}
+    urls = {k: f"https://{host}:{port}" for k, (host, port) in names.items()}
+    on_host = lambda k: f"https://127.0.0.1:{names[k][1]}"
+    op = {"authorization": "Bearer " + operator_token(bootstrap())}
+    username, password = f"compose-erin-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    r = requests.post(on_host("authz") + "/service/api/v1/identity/users", headers=op, verify=TRUST,
+                      timeout=30, json={"username": username, "password": password})
+    assert r.status_code == 201, r.text
+    r = requests.post(on_host("idp") + f"/service/api/v1/identity/users/{username}/factors", headers=op,
+                      verify=TRUST, timeout=30, json={"type": "totp", "name": "phone"})
+    assert r.status_code == 201, r.text
+    rules = ", ".join(f"MAP {host} 127.0.0.1" for host, _ in names.values())
+    d = browser(args=[f"--host-resolver-rules={rules}"], home=nss_home())
+    return urls, username, password, r.json()["secret"], d
+
+
 def main():
-    _, spa, rp, rs, authz, idp, ca, username, password, totp_secret = sys.argv
+    compose = sys.argv[1:] == ["--compose"]
+    if compose:
+        urls, username, password, totp_secret, d = compose_setup()
+        spa, rp, idp = urls["spa"], urls["rp"], urls["idp"]
+    else:
+        _, spa, rp, rs, authz, idp, ca, username, password, totp_secret = sys.argv
+        d = browser([spki_hash(u) for u in (spa, rp, rs, authz, idp)])
     results = []
-    d = browser([spki_hash(u) for u in (spa, rp, rs, authz, idp)])
     # Pages reload under the waits: an element found a moment ago may be gone.
     transient = [NoSuchElementException, StaleElementReferenceException]
-    wait = WebDriverWait(d, 20, ignored_exceptions=transient)
+    wait = WebDriverWait(d, 40, ignored_exceptions=transient)
     logs = []
 
     def drain_logs():
@@ -160,7 +201,7 @@ def main():
         def rp_ended(_):
             d.get(f"{rp}/browser/rp/")
             return "Not signed in." in find("#status").text
-        WebDriverWait(d, 15, poll_frequency=0.5, ignored_exceptions=transient).until(rp_ended)
+        WebDriverWait(d, 30, poll_frequency=0.5, ignored_exceptions=transient).until(rp_ended)
         return "the RP's session ended"
     case("signing out of identity-authz elsewhere ends the RP session (back channel)", back_channel)
 
@@ -173,8 +214,71 @@ def main():
         return {"entries": len(logs)}
     case("no console errors, no CSP violation", clean_console)
 
+    if compose:
+        case("kill -9 identity-authz: the RP keeps its session, new sign-ins say unavailable, "
+             "then work again", lambda: authz_outage(d, find, shown, text_is, rp, spa, idp))
+
     d.quit()
     print(json.dumps({"results": results}))
+    if not all(r["ok"] for r in results):
+        sys.exit(1)
+
+
+def authz_outage(d, find, shown, text_is, rp, spa, idp):
+    import subprocess
+    import time
+
+    import requests
+    from compose_signin import ROOT, TRUST
+
+    def compose(*args):
+        return subprocess.run(["docker-compose", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    # Signed in at the RP (the passkey, at identity-idp's login page), with a note to show.
+    d.get(f"{rp}/browser/rp/")
+    find("#sign-in").click()
+    WebDriverWait(d, 30).until(lambda _: d.current_url.startswith(f"{idp}/browser/login"))
+    shown("#webauthn-passkey").click()
+    text_is("#status", "Signed in as")
+    authz = compose("ps", "-q", "identity-authz")
+    subprocess.run(["docker", "kill", "-s", "KILL", authz], capture_output=True, check=True)
+    try:
+        d.get(f"{rp}/browser/rp/")
+        text_is("#status", "Signed in as")
+        kept = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#notes .title")]
+        assert "written by the SPA" in kept, kept
+        d.get(f"{rp}/browser/rp/login")
+        text_is("h1", "Sign-in unavailable")
+        d.get(f"{spa}/browser/spa/")
+        shown("#sign-in").click()
+        text_is("#status", "Sign-in unavailable")
+    finally:
+        compose("start", "identity-authz")
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if requests.get("https://127.0.0.1:8180/.well-known/openid-configuration", verify=TRUST,
+                            timeout=5).ok:
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("identity-authz did not come back")
+        time.sleep(1)
+    # Back: a restart of identity-authz ends the sign-in sessions it knew, so the RP's sign-in
+    # asks again (the passkey), and the SPA's rides on that new session (no form).
+    d.get(f"{rp}/browser/rp/login")
+    WebDriverWait(d, 30).until(lambda _: d.current_url.startswith((f"{rp}/browser/rp/",
+                                                                   f"{idp}/browser/login")))
+    if d.current_url.startswith(f"{idp}/browser/login"):
+        shown("#webauthn-passkey").click()
+    WebDriverWait(d, 30).until(lambda _: d.current_url.startswith(f"{rp}/browser/rp/"))
+    text_is("#status", "Signed in as")
+    d.get(f"{spa}/browser/spa/")
+    shown("#sign-in").click()
+    text_is("#status", "Signed in.")
+    return {"rp_kept": kept}
 
 
 if __name__ == "__main__":

@@ -208,8 +208,29 @@ def jwe_produce(pairs) -> None:
     print(json.dumps(out))
 
 
+def import_jwk(private_path, public_path) -> None:
+    """A private JWK and its public JWK Set (cryptoutil pki client-key): jwcrypto reads both,
+    the set's key is the private key's public half (RFC 7638 thumbprints), and a JWS signed
+    with the private key verifies with the set's."""
+    with open(private_path) as f:
+        private = jwk.JWK.from_json(f.read())
+    with open(public_path) as f:
+        public_set = jwk.JWKSet.from_json(f.read())
+    keys = list(public_set["keys"])
+    ok = private.has_private and len(keys) == 1 and not keys[0].has_private
+    ok = ok and keys[0].thumbprint() == private.thumbprint()
+    token = jws.JWS(b"client-key")
+    token.add_signature(private, None, json_encode({"alg": "ES256"}))
+    check = jws.JWS()
+    check.deserialize(token.serialize(compact=True))
+    check.verify(keys[0])
+    print(json.dumps({"ok": bool(ok), "kid": private.get("kid")}))
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "verify":
+    if sys.argv[1] == "import-jwk":
+        import_jwk(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "verify":
         verify(sys.argv[2])
     elif sys.argv[1] == "produce":
         produce(sys.argv[2:])

@@ -226,6 +226,46 @@ pub struct IdentityConfig {
     /// administrators register those URIs, and identity-authz must not post into its own
     /// network for them.
     pub backchannel_allowed_hosts: Vec<String>,
+    /// identity-authz: the reference applications' clients when they run in other processes
+    /// (Compose), registered on every start. In one process with them they need none.
+    pub reference_clients: Vec<ReferenceClientConfig>,
+    /// identity-rp and identity-spa in a process without identity-authz: where they sign in.
+    pub reference: ReferenceAppsConfig,
+}
+
+/// `identity.reference_clients[]`: a reference application's client at identity-authz.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceClientConfig {
+    /// `identity-rp` or `identity-spa`.
+    pub client_id: String,
+    /// Its public JWK Set for `private_key_jwt` (usually `file://`); empty: a public client.
+    #[serde(default)]
+    pub jwks: String,
+    /// Its redirect URI.
+    pub redirect_uri: String,
+    /// Where RP-initiated logout returns.
+    pub post_logout_uri: String,
+    /// Its back-channel logout URI; empty: none.
+    #[serde(default)]
+    pub backchannel_logout_uri: String,
+}
+
+/// `identity.reference`: identity-rp and identity-spa away from identity-authz.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReferenceAppsConfig {
+    /// identity-authz's issuer (its endpoints are under it).
+    pub issuer: String,
+    /// identity-rs's public URL (the notes API, and its RFC 8707 resource).
+    pub rs_url: String,
+    /// identity-rp's public URL as browsers see it.
+    pub rp_url: String,
+    /// identity-spa's public URL as browsers see it.
+    pub spa_url: String,
+    /// identity-rp's `private_key_jwt` key, a private JWK (`file://`, from
+    /// `cryptoutil pki client-key`).
+    pub rp_key: Secret,
 }
 
 /// `identity.smtp`: the relay magic links go through, over TLS 1.3.
@@ -339,6 +379,8 @@ impl Default for IdentityConfig {
             outbox: String::new(),
             resource_uris: std::collections::BTreeMap::new(),
             backchannel_allowed_hosts: Vec::new(),
+            reference_clients: Vec::new(),
+            reference: ReferenceAppsConfig::default(),
         }
     }
 }

@@ -102,6 +102,58 @@ fn path(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
+/// `cryptoutil pki client-key`: a private JWK for the client (0600) and its public JWK Set for
+/// identity-authz (no private member), which joserfc reads; never overwritten.
+#[test]
+fn pki_client_key_makes_a_private_jwk_and_its_public_set() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("secrets");
+    let args = [
+        "pki",
+        "client-key",
+        "--out",
+        &path(&out),
+        "--name",
+        "identity-rp-client",
+    ];
+    let (code, stdout, err) = run_cli(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let mode = |f: &str| std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("identity-rp-client.jwk"), 0o600);
+    assert_eq!(mode("identity-rp-client.pub.jwk"), 0o644);
+    let private: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("identity-rp-client.jwk")).unwrap())
+            .unwrap();
+    let set: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("identity-rp-client.pub.jwk")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (private["kty"].as_str(), private["alg"].as_str()),
+        (Some("EC"), Some("ES256"))
+    );
+    assert!(private["d"].is_string());
+    let public = &set["keys"][0];
+    assert_eq!(
+        (public["x"].clone(), public["kid"].clone()),
+        (private["x"].clone(), private["kid"].clone())
+    );
+    assert!(
+        public.get("d").is_none(),
+        "the public set holds no private member: {set}"
+    );
+    // An independent reader: joserfc imports the set and the private key.
+    let report = super::jose_interop::run(&[
+        "import-jwk",
+        &path(&out.join("identity-rp-client.jwk")),
+        &path(&out.join("identity-rp-client.pub.jwk")),
+    ]);
+    assert_eq!(report["ok"], true, "{report}");
+    let (code, _, err) = run_cli(&args, &[]);
+    assert_eq!(code, 64, "never overwritten: {err}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pki_issue_makes_a_suite_ca_openssl_accepts_and_services_serve_with_it() {
     let tmp = tempfile::tempdir().unwrap();

@@ -262,6 +262,23 @@ fn bad(reason: &'static str) -> Error {
     Error::BadRequest { reason }
 }
 
+/// A client's `jwks` for `private_key_jwt`: public keys only, each usable for signatures.
+fn public_signing_keys(jwks: Value) -> Result<Value, Error> {
+    let private = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .is_some_and(|keys| {
+            keys.iter()
+                .any(|k| ["d", "k", "p", "q"].iter().any(|m| k.get(m).is_some()))
+        });
+    if private || crate::issuer_jwks::parse_issuer_set(&jwks.to_string()).is_err() {
+        return Err(bad(
+            "jwks: a JWK Set of public signing keys (EC, OKP, or RSA with alg)",
+        ));
+    }
+    Ok(jwks)
+}
+
 fn valid_id(id: &str, max: usize, extra: &[u8]) -> bool {
     !id.is_empty()
         && id.len() <= max
@@ -589,24 +606,7 @@ impl AuthzState {
                     (false, None) => None,
                     (false, Some(_)) => return Err(bad("jwks is for private_key_jwt clients")),
                     (true, None) => return Err(bad("private_key_jwt needs jwks")),
-                    (true, Some(jwks)) => {
-                        // Public keys only, each usable for signatures.
-                        let text = jwks.to_string();
-                        let private =
-                            jwks.get("keys")
-                                .and_then(Value::as_array)
-                                .is_some_and(|keys| {
-                                    keys.iter().any(|k| {
-                                        ["d", "k", "p", "q"].iter().any(|m| k.get(m).is_some())
-                                    })
-                                });
-                        if private || crate::issuer_jwks::parse_issuer_set(&text).is_err() {
-                            return Err(bad(
-                                "jwks: a JWK Set of public signing keys (EC, OKP, or RSA with alg)",
-                            ));
-                        }
-                        Some(jwks)
-                    }
+                    (true, Some(jwks)) => Some(public_signing_keys(jwks)?),
                 };
                 if spec.name.is_empty() || spec.name.len() > 128 {
                     return Err(bad("name: 1-128 characters"));
@@ -713,14 +713,9 @@ impl AuthzState {
                 if let Some(uri) = &rp.backchannel_logout_uri {
                     self.check_backchannel_uri(uri).map_err(bad)?;
                 }
-                let method = match &rp.jwks {
-                    Some(jwks) => {
-                        crate::issuer_jwks::parse_issuer_set(&jwks.to_string()).map_err(|_| {
-                            bad("reference client: jwks holds no usable public key")
-                        })?;
-                        AuthMethod::PrivateKeyJwt
-                    }
-                    None => AuthMethod::None,
+                let (method, jwks) = match rp.jwks {
+                    Some(jwks) => (AuthMethod::PrivateKeyJwt, Some(public_signing_keys(jwks)?)),
+                    None => (AuthMethod::None, None),
                 };
                 let client = Client {
                     client_id: rp.client_id.clone(),
@@ -731,7 +726,7 @@ impl AuthzState {
                     scopes: rp.scopes,
                     audiences: rp.audiences,
                     auth_methods: vec![method.as_str().into()],
-                    jwks: rp.jwks,
+                    jwks,
                     first_party: true,
                     any_tenant: true,
                     resource_server: false,

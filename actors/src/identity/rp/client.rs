@@ -23,6 +23,8 @@ use crate::slot::Slot;
 const PROVIDER_MAX_AGE: Duration = Duration::from_secs(3600);
 /// Least time between two fetches because a token named a key the set lacks.
 const KEY_REFRESH_MIN: Duration = Duration::from_secs(30);
+/// How long a failed discovery is the answer before identity-authz is asked again.
+const FAILURE_MEMORY: Duration = Duration::from_secs(3);
 /// An access token this close to its `exp` is refreshed before use.
 const REFRESH_MARGIN: u64 = 30;
 /// The algorithms identity-authz signs with.
@@ -72,7 +74,9 @@ pub struct RpHandle {
     timeout: Duration,
     settings: Arc<RpSettings>,
     provider: Arc<RwLock<Option<Arc<Provider>>>>,
-    fetching: Arc<tokio::sync::Mutex<()>>,
+    /// One fetch at a time, and when the last one failed (so callers queued behind it do not
+    /// each wait out another timeout).
+    fetching: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for RpHandle {
@@ -174,20 +178,13 @@ impl RpHandle {
             return Err(refused("identity-authz refused the sign-in"));
         }
         let code = get("code").ok_or(refused("no code in the answer"))?;
-        let provider = self.provider(false).await?;
-        let assertion = self.assertion()?;
         let answer = self
-            .post_form(
-                &provider.token,
-                &form(&[
-                    ("grant_type", "authorization_code"),
-                    ("code", code),
-                    ("redirect_uri", &s.redirect_uri),
-                    ("code_verifier", &redeem.verifier),
-                    ("client_assertion_type", ASSERTION_TYPE),
-                    ("client_assertion", &assertion),
-                ]),
-            )
+            .token_request(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &s.redirect_uri),
+                ("code_verifier", &redeem.verifier),
+            ])
             .await?;
         let id_token = answer
             .get("id_token")
@@ -196,6 +193,21 @@ impl RpHandle {
         let claims = self.verify(id_token, "JWT", "the ID token").await?;
         if claims.get("nonce").and_then(Value::as_str) != Some(redeem.nonce.as_str()) {
             return Err(refused("the ID token's nonce is not this sign-in's"));
+        }
+        // OpenID Connect Core 3.1.3.7 (3, 4): audiences besides this client are not trusted
+        // here, and an `azp` must name this client.
+        let only_us = match claims.get("aud") {
+            Some(Value::String(a)) => *a == s.client_id,
+            Some(Value::Array(list)) => {
+                list.len() == 1 && list.first().and_then(Value::as_str) == Some(&s.client_id)
+            }
+            _ => false,
+        };
+        let azp_ok = claims
+            .get("azp")
+            .is_none_or(|a| a.as_str() == Some(s.client_id.as_str()));
+        if !only_us || !azp_ok {
+            return Err(refused("the ID token is not for this client alone"));
         }
         let sub = text(&claims, "sub").ok_or(refused("the ID token names no user"))?;
         let tokens = tokens_of(&answer, None, id_token.to_owned())?;
@@ -226,72 +238,86 @@ impl RpHandle {
         .await
     }
 
-    /// Calls identity-rs for the session's user: `method` on the notes collection (or one
-    /// note), refreshing an expiring access token first. (status, JSON body).
+    /// Calls identity-rs for the session's user: `method` on the notes collection, refreshing
+    /// an expiring access token first. A 401 (the token revoked or the sign-in ended at
+    /// identity-authz) gets one refresh and one retry; a refused refresh is
+    /// [`Error::Unauthenticated`] (the pages end the session). (status, JSON body).
     pub async fn notes(
         &self,
         session: &SessionView,
         method: Method,
-        id: Option<&str>,
         body: Option<Value>,
     ) -> Result<(u16, Value), Error> {
-        let access = self.access_token(session).await?;
-        let url = match id {
-            Some(id) => format!("{}/{}", self.settings.notes_url, form_encode(id)),
-            None => self.settings.notes_url.clone(),
-        };
-        let auth = Zeroizing::new(format!("Bearer {}", access.as_str()));
-        let mut headers = vec![("authorization", auth.as_str())];
-        if body.is_some() {
-            headers.push(("content-type", "application/json"));
+        let mut force = false;
+        loop {
+            let access = self.access_token(session, force).await?;
+            let auth = Zeroizing::new(format!("Bearer {}", access.as_str()));
+            let mut headers = vec![("authorization", auth.as_str())];
+            if body.is_some() {
+                headers.push(("content-type", "application/json"));
+            }
+            let payload = body
+                .as_ref()
+                .map(|b| b.to_string().into_bytes())
+                .unwrap_or_default();
+            let r = self
+                .http()
+                .send(
+                    method.clone(),
+                    &self.settings.notes_url,
+                    &headers,
+                    payload.into(),
+                )
+                .await
+                .map_err(|e| {
+                    tracing::warn!(%e, "identity-rs is unreachable");
+                    unavailable("identity-rs")
+                })?;
+            if r.status.as_u16() == 401 && !force {
+                force = true;
+                continue;
+            }
+            let value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            return Ok((r.status.as_u16(), value));
         }
-        let payload = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let r = self
-            .settings
-            .client
-            .clone()
-            .with_timeout(NETWORK_TIMEOUT)
-            .send(method, &url, &headers, payload.into())
-            .await
-            .map_err(|e| {
-                tracing::warn!(%e, "identity-rs is unreachable");
-                unavailable("identity-rs")
-            })?;
-        let value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        Ok((r.status.as_u16(), value))
     }
 
-    /// The session's access token, refreshed first when it is about to expire (one request of
-    /// the session at a time; the new refresh token replaces the spent one).
-    async fn access_token(&self, session: &SessionView) -> Result<Zeroizing<String>, Error> {
-        let mut tokens = session.tokens.lock().await;
-        if tokens.access_exp > crate::now_unix() + REFRESH_MARGIN {
-            return Ok(tokens.access.clone());
-        }
-        let refresh = tokens.refresh.clone().ok_or(Error::Unauthenticated {
-            why: "the session's access token expired and it has no refresh token",
-        })?;
-        let provider = self.provider(false).await?;
-        let assertion = self.assertion()?;
-        let answer = self
-            .post_form(
-                &provider.token,
-                &form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", &refresh),
-                    ("client_assertion_type", ASSERTION_TYPE),
-                    ("client_assertion", &assertion),
-                ]),
-            )
-            .await
-            .map_err(|e| match e {
-                Error::BadRequest { .. } => Error::Unauthenticated {
-                    why: "identity-authz refused the refresh token (signed out?)",
-                },
-                other => other,
+    /// The session's access token, refreshed first when it is about to expire or `force`d.
+    /// One refresh of a session at a time, and each runs to its end on a task of its own: a
+    /// request that goes away mid-refresh (a reload) must not leave the spent refresh token
+    /// stored, which identity-authz would take for a stolen one at its next use.
+    async fn access_token(
+        &self,
+        session: &SessionView,
+        force: bool,
+    ) -> Result<Zeroizing<String>, Error> {
+        let tokens = Arc::clone(&session.tokens);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tokens = tokens.lock_owned().await;
+            if !force && tokens.access_exp > crate::now_unix() + REFRESH_MARGIN {
+                return Ok(tokens.access.clone());
+            }
+            let refresh = tokens.refresh.clone().ok_or(Error::Unauthenticated {
+                why: "the session's access token expired and it has no refresh token",
             })?;
-        *tokens = tokens_of(&answer, Some(refresh), tokens.id_token.clone())?;
-        Ok(tokens.access.clone())
+            let answer = this
+                .token_request(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+                .await
+                .map_err(|e| match e {
+                    Error::BadRequest { .. } => Error::Unauthenticated {
+                        why: "identity-authz refused the refresh token (signed out?)",
+                    },
+                    other => other,
+                })?;
+            // The sign-in's ID token stays the logout hint (a refresh answer's is not checked).
+            *tokens = tokens_of(&answer, Some(refresh), tokens.id_token.clone())?;
+            Ok(tokens.access.clone())
+        })
+        .await
+        .map_err(|_| Error::Internal {
+            what: "the refresh task",
+        })?
     }
 
     /// Ends the session a cookie names; where to send the browser (identity-authz's end-session
@@ -394,6 +420,24 @@ impl RpHandle {
             })
     }
 
+    /// The HTTPS client for identity-authz and identity-rs, bounded by [`NETWORK_TIMEOUT`].
+    fn http(&self) -> cryptoutil_federation::HttpsClient {
+        self.settings.client.clone().with_timeout(NETWORK_TIMEOUT)
+    }
+
+    /// A grant at identity-authz's token endpoint, authenticated with a fresh client
+    /// assertion; its JSON answer.
+    async fn token_request(&self, grant: &[(&str, &str)]) -> Result<Value, Error> {
+        let provider = self.provider(false).await?;
+        let assertion = self.assertion()?;
+        let mut fields = grant.to_vec();
+        fields.extend([
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+        ]);
+        self.post_form(&provider.token, &form(&fields)).await
+    }
+
     /// A client assertion (RFC 7523 §3): this client as `iss` and `sub`, the issuer as `aud`,
     /// a fresh `jti`, valid one minute.
     fn assertion(&self) -> Result<String, Error> {
@@ -420,10 +464,7 @@ impl RpHandle {
     /// "sign-in unavailable"); refused: a bad request naming no secret.
     async fn post_form(&self, url: &str, body: &Zeroizing<String>) -> Result<Value, Error> {
         let r = self
-            .settings
-            .client
-            .clone()
-            .with_timeout(NETWORK_TIMEOUT)
+            .http()
             .send(
                 Method::POST,
                 url,
@@ -435,7 +476,7 @@ impl RpHandle {
                 tracing::warn!(%e, "identity-authz is unreachable");
                 unavailable("identity-authz")
             })?;
-        if r.status.is_server_error() {
+        if r.status.is_server_error() || matches!(r.status.as_u16(), 408 | 429) {
             tracing::warn!(status = r.status.as_u16(), "identity-authz failed");
             return Err(unavailable("identity-authz"));
         }
@@ -459,12 +500,17 @@ impl RpHandle {
         if let Some(p) = self.cached().filter(usable) {
             return Ok(p);
         }
-        let _one = self.fetching.lock().await;
+        let mut failed = self.fetching.lock().await;
         if let Some(p) = self.cached().filter(usable) {
             return Ok(p);
         }
-        match self.fetch_provider().await {
+        let fetched = match *failed {
+            Some(at) if at.elapsed() < FAILURE_MEMORY => Err(unavailable("identity-authz")),
+            _ => self.fetch_provider().await,
+        };
+        match fetched {
             Ok(p) => {
+                *failed = None;
                 let p = Arc::new(p);
                 *self
                     .provider
@@ -472,10 +518,15 @@ impl RpHandle {
                     .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&p));
                 Ok(p)
             }
-            Err(e) => match self.cached() {
-                Some(p) if keys_stale => Ok(p),
-                _ => Err(e),
-            },
+            Err(e) => {
+                if failed.is_none_or(|at| at.elapsed() >= FAILURE_MEMORY) {
+                    *failed = Some(Instant::now());
+                }
+                match self.cached() {
+                    Some(p) if keys_stale => Ok(p),
+                    _ => Err(e),
+                }
+            }
         }
     }
 
@@ -490,7 +541,7 @@ impl RpHandle {
     /// must be ours, §4.3), then its JWK Set.
     async fn fetch_provider(&self) -> Result<Provider, Error> {
         let s = &self.settings;
-        let client = s.client.clone().with_timeout(NETWORK_TIMEOUT);
+        let client = self.http();
         let get = |url: String| {
             let client = client.clone();
             async move {
@@ -555,8 +606,8 @@ fn text(claims: &Map<String, Value>, name: &str) -> Option<String> {
     claims.get(name).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// The tokens of a token endpoint answer; a refresh answer without a new refresh token keeps
-/// `previous` (rotation is identity-authz's choice).
+/// The tokens of a token endpoint answer with the sign-in's verified `id_token`; a refresh
+/// answer without a new refresh token keeps `previous` (rotation is identity-authz's choice).
 fn tokens_of(
     answer: &Value,
     previous: Option<Zeroizing<String>>,
@@ -580,9 +631,6 @@ fn tokens_of(
         access: Zeroizing::new(access.to_owned()),
         access_exp: crate::now_unix() + expires_in,
         refresh,
-        id_token: answer
-            .get("id_token")
-            .and_then(Value::as_str)
-            .map_or(id_token, str::to_owned),
+        id_token,
     })
 }

@@ -12,7 +12,8 @@
 //!   access and refresh tokens stay in the [`RelyingParty`] actor's memory. identity-rs is
 //!   called with the user's access token (its audience asked for with `resource`, RFC 8707);
 //!   an expiring token is refreshed first, one request of a session at a time (rotation: each
-//!   refresh token is spent once).
+//!   refresh token is spent once). One exception, by the protocol: RP-initiated logout sends
+//!   the ID token (not an access or refresh token) through the browser as `id_token_hint`.
 //! - **Logout**: RP-initiated logout sends the browser to identity-authz's end-session
 //!   endpoint with the ID token as hint; **back-channel logout** (OpenID Connect Back-Channel
 //!   Logout 1.0) ends the sessions a verified logout token names, once per `jti`.

@@ -9,14 +9,17 @@ use cryptoutil_protocols::jose::b64;
 use cryptoutil_protocols::oauth;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Unavailability};
+use crate::error::Error;
 
 /// How long a browser has to come back from identity-authz.
 pub const SIGN_IN_TTL: u64 = 600;
 /// The longest a session lives, however often its tokens are refreshed.
 pub const SESSION_TTL: u64 = 8 * 3600;
-/// Most sign-ins under way, sessions and remembered logout tokens at once.
+/// Most sign-ins under way, sessions and remembered logout tokens at once. Past it the older
+/// half goes (never a refusal: a stranger filling the table must not lock everyone out).
 pub const MAX_ENTRIES: usize = 100_000;
+/// Most sessions of one user (`sub`) at once; a new one ends that user's oldest.
+pub const MAX_SESSIONS_PER_USER: usize = 16;
 
 /// A session's tokens: held by the relying party only, refreshed one caller at a time (the
 /// lock keeps two requests of one session from spending the same refresh token, which
@@ -94,10 +97,17 @@ fn refused(reason: &'static str) -> Error {
     Error::BadRequest { reason }
 }
 
-fn full() -> Error {
-    Error::Unavailable {
-        actor: "RelyingParty",
-        why: Unavailability::Timeout,
+/// Drops what expired by `now` from a full record and, if it is still full, its older half.
+fn make_room<K: Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    until: impl Fn(&V) -> u64,
+    now: u64,
+) {
+    if map.len() >= MAX_ENTRIES {
+        map.retain(|_, v| until(v) > now);
+    }
+    if map.len() >= MAX_ENTRIES {
+        crate::bounded::forget_older_half(map, until);
     }
 }
 
@@ -118,12 +128,7 @@ pub struct RpState {
 impl RpState {
     /// A new sign-in: fresh `state`, `nonce`, PKCE verifier and binding cookie.
     pub fn begin(&mut self, now: u64) -> Result<SignIn, Error> {
-        if self.pending.len() >= MAX_ENTRIES {
-            self.pending.retain(|_, p| p.expires > now);
-        }
-        if self.pending.len() >= MAX_ENTRIES {
-            return Err(full());
-        }
+        make_room(&mut self.pending, |p| p.expires, now);
         let (state, verifier, nonce, binding) =
             (random(24)?, random(48)?, random(18)?, random(32)?);
         let challenge = b64::encode(&oauth::token_digest(verifier.as_bytes()));
@@ -174,11 +179,18 @@ impl RpState {
         tokens: Tokens,
         now: u64,
     ) -> Result<Opened, Error> {
-        if self.sessions.len() >= MAX_ENTRIES {
-            self.sessions.retain(|_, s| s.expires > now);
-        }
-        if self.sessions.len() >= MAX_ENTRIES {
-            return Err(full());
+        make_room(&mut self.sessions, |s| s.expires, now);
+        let mut theirs: Vec<([u8; 32], u64)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.sub == sub)
+            .map(|(k, s)| (*k, s.expires))
+            .collect();
+        if theirs.len() >= MAX_SESSIONS_PER_USER {
+            theirs.sort_unstable_by_key(|(_, expires)| *expires);
+            for (k, _) in theirs.iter().take(theirs.len() + 1 - MAX_SESSIONS_PER_USER) {
+                self.sessions.remove(k);
+            }
         }
         let cookie = random(32)?;
         self.sessions.insert(
@@ -228,12 +240,7 @@ impl RpState {
         exp: u64,
         now: u64,
     ) -> Result<usize, Error> {
-        if self.logout_jtis.len() >= MAX_ENTRIES {
-            self.logout_jtis.retain(|_, until| *until > now);
-        }
-        if self.logout_jtis.len() >= MAX_ENTRIES {
-            return Err(full());
-        }
+        make_room(&mut self.logout_jtis, |until| *until, now);
         if self.logout_jtis.get(jti).is_some_and(|until| *until > now) {
             return Err(refused("this logout token was already used"));
         }
@@ -284,6 +291,23 @@ mod tests {
             st.take(&late.state, Some(&late.binding), 100 + SIGN_IN_TTL)
                 .is_err(),
             "expired"
+        );
+    }
+
+    #[test]
+    fn a_user_keeps_at_most_sixteen_sessions_and_the_oldest_goes() {
+        let mut st = RpState::default();
+        let first = st.open("u".into(), None, tokens(), 100).unwrap();
+        let mut last = None;
+        for i in 0..MAX_SESSIONS_PER_USER {
+            last = Some(st.open("u".into(), None, tokens(), 101 + i as u64).unwrap());
+        }
+        let other = st.open("v".into(), None, tokens(), 100).unwrap();
+        assert!(st.lookup(&first.cookie, 200).is_none(), "the oldest ended");
+        assert!(st.lookup(&last.unwrap().cookie, 200).is_some());
+        assert!(
+            st.lookup(&other.cookie, 200).is_some(),
+            "another user's stay"
         );
     }
 

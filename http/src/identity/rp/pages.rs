@@ -50,9 +50,7 @@ async fn session(rp: &RpHandle, headers: &HeaderMap) -> Result<Option<SessionVie
     let Some(value) = cookie(headers, SESSION) else {
         return Ok(None);
     };
-    rp.session(value)
-        .await
-        .map_err(|e| refused(e, Refusal::SignInUnavailable))
+    rp.session(value).await.map_err(|e| trouble(rp, e))
 }
 
 /// A page whose forms may also go to identity-authz (sign-out continues there).
@@ -82,6 +80,39 @@ fn signed_out_page(rp: &RpHandle, note: &str) -> Response {
     r
 }
 
+/// What a page shows when a call of the relying party's failed: identity-authz or identity-rs
+/// away is "sign-in unavailable" (503, `Retry-After`); a refused sign-in or refresh ends the
+/// session; anything else says what was refused, as a page.
+fn trouble(rp: &RpHandle, e: cryptoutil_actors::Error) -> Response {
+    use cryptoutil_actors::Error as E;
+    match e {
+        E::Unauthenticated { .. } => signed_out_page(rp, "Your session has ended. Sign in again."),
+        E::Unavailable { actor, .. } => {
+            let mut r = page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in unavailable",
+                &format!(
+                    "<p id=\"status\">{} cannot be reached right now. Try again in a \
+                     moment.</p><p><a href=\"{HOME}\">Back</a></p>",
+                    esc(actor)
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        E::BadRequest { reason } => page(
+            StatusCode::BAD_GATEWAY,
+            "Sign-in failed",
+            &format!(
+                "<p id=\"status\">{}.</p><p><a href=\"{LOGIN}\">Sign in again</a></p>",
+                esc(reason)
+            ),
+        ),
+        other => refused(other, Refusal::SignInUnavailable),
+    }
+}
+
 /// `GET /browser/rp/`: who is signed in and their notes (read from identity-rs with their
 /// token), or a link to sign in.
 pub(crate) async fn home_get(State(app): State<AppState>, headers: HeaderMap) -> Response {
@@ -93,13 +124,14 @@ pub(crate) async fn home_get(State(app): State<AppState>, headers: HeaderMap) ->
         Ok(None) => return signed_out_page(&rp, "Not signed in."),
         Err(r) => return r,
     };
-    let (status, notes) = match rp.notes(&s, Method::GET, None, None).await {
+    let (status, notes) = match rp.notes(&s, Method::GET, None).await {
         Ok(answer) => answer,
-        Err(cryptoutil_actors::Error::Unauthenticated { .. }) => {
-            return signed_out_page(&rp, "Your session has ended. Sign in again.")
-        }
-        Err(e) => return refused(e, Refusal::SignInUnavailable),
+        Err(e) => return trouble(&rp, e),
     };
+    if status == 401 {
+        // Refused even with a fresh token: the sign-in is over.
+        return signed_out_page(&rp, "Your session has ended. Sign in again.");
+    }
     if status != 200 {
         return app_page(
             &rp,
@@ -155,7 +187,7 @@ pub(crate) async fn login_get(State(app): State<AppState>) -> Response {
             set_cookie(&mut r, SIGN_IN, &start.binding, "SameSite=Lax; Max-Age=600");
             r
         }
-        Err(e) => refused(e, Refusal::SignInUnavailable),
+        Err(e) => trouble(&rp, e),
     }
 }
 
@@ -187,7 +219,10 @@ pub(crate) async fn callback_get(
             );
             r
         }
-        Err(e) => refused(e, Refusal::Refused("Sign-in failed", Some(LOGIN))),
+        Err(e @ cryptoutil_actors::Error::BadRequest { .. }) => {
+            refused(e, Refusal::Refused("Sign-in failed", Some(LOGIN)))
+        }
+        Err(e) => trouble(&rp, e),
     };
     set_cookie(&mut r, SIGN_IN, "", "SameSite=Lax; Max-Age=0");
     r
@@ -238,8 +273,9 @@ pub(crate) async fn notes_post(
         "title": get(&fields, "title").unwrap_or_default(),
         "body": get(&fields, "body").unwrap_or_default(),
     });
-    match rp.notes(&s, Method::POST, None, Some(note)).await {
+    match rp.notes(&s, Method::POST, Some(note)).await {
         Ok((201, _)) => see_other(HOME),
+        Ok((401, _)) => signed_out_page(&rp, "Your session has ended. Sign in again."),
         Ok((status, answer)) => app_page(
             &rp,
             StatusCode::BAD_REQUEST,
@@ -253,10 +289,7 @@ pub(crate) async fn notes_post(
                     .unwrap_or("no reason given"))
             ),
         ),
-        Err(cryptoutil_actors::Error::Unauthenticated { .. }) => {
-            signed_out_page(&rp, "Your session has ended. Sign in again.")
-        }
-        Err(e) => refused(e, Refusal::SignInUnavailable),
+        Err(e) => trouble(&rp, e),
     }
 }
 
@@ -276,7 +309,7 @@ pub(crate) async fn logout_post(
     let value = cookie(&headers, SESSION).unwrap_or_default();
     let mut r = match rp.sign_out(value).await {
         Ok(to) => see_other(&to),
-        Err(e) => refused(e, Refusal::SignInUnavailable),
+        Err(e) => trouble(&rp, e),
     };
     clear_session(&mut r);
     r

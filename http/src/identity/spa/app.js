@@ -80,11 +80,17 @@
     };
   }
 
-  // The access token, refreshed first (rotation) when it is about to expire.
+  // The access token, refreshed first (rotation) when it is about to expire. One refresh at a
+  // time: two calls spending the same refresh token would look like theft to identity-authz,
+  // which would revoke the whole family.
+  let refreshing = null;
   async function accessToken() {
     if (tokens.expires - Date.now() > 30000) return tokens.access;
     if (!tokens.refresh) throw new Error("the session has expired");
-    keep(await tokenRequest({ grant_type: "refresh_token", refresh_token: tokens.refresh }), tokens);
+    refreshing ??= tokenRequest({ grant_type: "refresh_token", refresh_token: tokens.refresh })
+      .then((answer) => keep(answer, tokens))
+      .finally(() => { refreshing = null; });
+    await refreshing;
     return tokens.access;
   }
 
@@ -148,7 +154,9 @@
     });
     const claims = JSON.parse(new TextDecoder().decode(
       Uint8Array.from(atob(answer.id_token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0))));
-    if (claims.nonce !== pending.nonce || claims.aud !== config.client_id || claims.iss !== config.issuer) {
+    const audience = [].concat(claims.aud);
+    if (claims.nonce !== pending.nonce || claims.iss !== config.issuer || audience.length !== 1 ||
+        audience[0] !== config.client_id || !(claims.exp * 1000 > Date.now())) {
       throw new Error("the ID token does not match this sign-in");
     }
     keep(answer, null);
@@ -171,10 +179,12 @@
     $("sign-out").addEventListener("click", signOut);
     $("add-form").addEventListener("submit", (e) => {
       e.preventDefault();
+      $("add").disabled = true;
       notesCall("POST", { title: $("title").value, body: $("body").value })
         .then(() => { $("title").value = ""; $("body").value = ""; return render(); })
         .then(() => show("Saved."))
-        .catch(fail);
+        .catch(fail)
+        .finally(() => { $("add").disabled = false; });
     });
     const query = new URLSearchParams(location.search);
     if (!query.has("code") && !query.has("error")) {

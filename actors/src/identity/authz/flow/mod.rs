@@ -84,21 +84,7 @@ pub struct FlowState {
     pub(in crate::identity::authz) participants: HashMap<String, (u64, BTreeSet<String>)>,
 }
 
-/// Forgets the entries of a full record that are no later than the median of their times (`at`
-/// reads an entry's), making room for new ones; the time forgotten to.
-pub(in crate::identity::authz) fn forget_older_half<K, V>(
-    map: &mut HashMap<K, V>,
-    at: impl Fn(&V) -> u64,
-) -> u64 {
-    let mut times: Vec<u64> = map.values().map(&at).collect();
-    if times.is_empty() {
-        return 0;
-    }
-    let middle = times.len() / 2;
-    let forget_to = *times.select_nth_unstable(middle).1;
-    map.retain(|_, v| at(v) > forget_to);
-    forget_to
-}
+pub(in crate::identity::authz) use crate::bounded::forget_older_half;
 
 /// Drops expired entries when `map` is full; false if it is still full.
 fn room<K, V>(map: &mut HashMap<K, V>, live: impl Fn(&V) -> bool) -> bool {
