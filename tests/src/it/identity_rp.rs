@@ -280,7 +280,8 @@ async fn the_relying_party_signs_in_with_par_keeps_tokens_and_follows_back_chann
 }
 
 /// The reference applications in headless Chromium (`tests/interop/browser_reference_apps.py`):
-/// the SPA signs in with a password and a TOTP code and writes a note through identity-rs; a
+/// the SPA signs in with a password and a TOTP code and writes a note through identity-rs (its
+/// DPoP-bound refresh token rotated before every call: access tokens live 10 s here); a
 /// passkey registered on identity-idp's account page signs in to the RP, which reads that note;
 /// signing out of the SPA ends the RP's session over the back channel; nothing in storage, no
 /// console error, no CSP violation. identity-idp is `https://localhost:<port>` (a WebAuthn RP
@@ -305,6 +306,9 @@ async fn chromium_uses_the_spa_and_the_rp_with_a_second_factor_a_passkey_and_the
         &[
             ("CRYPTOUTIL_SERVICES__IDENTITY_IDP__PUBLIC__PORT", &port),
             ("CRYPTOUTIL_IDENTITY__LOGIN_URL", &login),
+            // Access tokens of 10 s, under both apps' 30 s refresh margin: every call of the SPA
+            // and the RP to identity-rs refreshes first (rotation; the SPA's DPoP-bound).
+            ("CRYPTOUTIL_IDENTITY__ACCESS_TOKEN_TTL", "10s"),
         ],
         Some(&data),
     )
