@@ -40,6 +40,7 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from authz_peer import Report
 from chromium import browser, spki_hash, spki_hash_of_pem
 
 MODULES = "/usr/lib/apache2/modules"
@@ -137,19 +138,16 @@ def main():
     os.chmod(key, 0o600)
     spki = spki_hash_of_pem(cert)
     proc = apache(directory, port, authz, ca, client_id, secret, cert, key)
-    results = []
     d = browser([spki, spki_hash(authz), spki_hash(idp)])
     wait = WebDriverWait(d, 40)
 
-    def case(name, fn):
-        try:
-            results.append({"case": name, "ok": True, "detail": fn()})
-        except Exception as e:  # the report carries every failure, with Apache's last words
-            with open(os.path.join(directory, "error.log")) as f:
-                log = f.read().splitlines()[-8:]
-            results.append({"case": name, "ok": False,
-                            "detail": f"{type(e).__name__}: {e} at {d.current_url}",
-                            "page": d.page_source[:600], "apache": log})
+    def described(detail):
+        """A failure with where the browser was, what it showed and Apache's last words."""
+        with open(os.path.join(directory, "error.log")) as f:
+            log = f.read().splitlines()[-8:]
+        return {"detail": f"{detail} at {d.current_url}", "page": d.page_source[:600], "apache": log}
+    report = Report(describe=described)
+    case = report.case
 
     def sign_in():
         d.get(f"{base}/protected/")
@@ -223,7 +221,7 @@ def main():
     proc.wait(timeout=10)
     with open(os.path.join(directory, "error.log")) as f:
         sys.stderr.write(f.read())
-    print(json.dumps({"results": results}))
+    report.print()
 
 
 if __name__ == "__main__":

@@ -9,17 +9,31 @@ from joserfc.jwk import KeySet
 
 
 class Report:
-    """Runs cases, keeping each one's outcome: a failure is reported, never raised."""
+    """Runs cases, keeping each one's outcome: a failure is reported, never raised.
 
-    def __init__(self):
+    `describe(detail)` returns what a failure's entry should say besides (a browser test: where
+    the page was, and what it showed); `after()` runs after every case (a browser test: read the
+    console)."""
+
+    def __init__(self, describe=None, after=None):
         self.results = []
+        self.describe = describe
+        self.after = after
 
     def case(self, name, fn):
         try:
             detail = fn()
             self.results.append({"case": name, "ok": True, "detail": detail})
         except Exception as e:  # the report carries every failure
-            self.results.append({"case": name, "ok": False, "detail": f"{type(e).__name__}: {e}"})
+            entry = {"case": name, "ok": False, "detail": f"{type(e).__name__}: {e}"}
+            if self.describe:
+                entry.update(self.describe(entry["detail"]))
+            self.results.append(entry)
+        if self.after:
+            self.after()
+
+    def ok(self):
+        return all(r["ok"] for r in self.results)
 
     def print(self):
         print(json.dumps({"results": self.results}), flush=True)

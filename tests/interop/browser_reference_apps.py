@@ -33,7 +33,6 @@ Otherwise Chromium trusts the suite's leaf certificates by their keys (chromium.
 Prints {"results": [{"case", "ok", "detail"}]}.
 """
 
-import json
 import sys
 
 import pyotp
@@ -42,6 +41,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 from selenium.webdriver.support.ui import WebDriverWait
 
+from authz_peer import Report
 from chromium import browser, spki_hash
 
 
@@ -86,23 +86,14 @@ def main():
     else:
         _, spa, rp, rs, authz, idp, ca, username, password, totp_secret = sys.argv
         d = browser([spki_hash(u) for u in (spa, rp, rs, authz, idp)])
-    results = []
     # Pages reload under the waits: an element found a moment ago may be gone.
     transient = [NoSuchElementException, StaleElementReferenceException]
     wait = WebDriverWait(d, 40, ignored_exceptions=transient)
     logs = []
 
-    def drain_logs():
-        for entry in d.get_log("browser"):
-            logs.append(entry)
-
-    def case(name, fn):
-        try:
-            results.append({"case": name, "ok": True, "detail": fn()})
-        except Exception as e:  # the report carries every failure
-            results.append({"case": name, "ok": False,
-                            "detail": f"{type(e).__name__}: {e} at {d.current_url}"})
-        drain_logs()
+    report = Report(describe=lambda detail: {"detail": f"{detail} at {d.current_url}"},
+                    after=lambda: logs.extend(d.get_log("browser")))
+    case = report.case
 
     def find(selector):
         return d.find_element(By.CSS_SELECTOR, selector)
@@ -219,8 +210,8 @@ def main():
              "then work again", lambda: authz_outage(d, find, shown, text_is, rp, spa, idp))
 
     d.quit()
-    print(json.dumps({"results": results}))
-    if not all(r["ok"] for r in results):
+    report.print()
+    if not report.ok():
         sys.exit(1)
 
 
