@@ -69,6 +69,9 @@ pub struct TrustedIssuer {
     pub issuer: String,
     /// Its keys.
     pub keys: IssuerKeys,
+    /// Whether an ECDSA token whose signature is the high-S twin of its pair is refused (the
+    /// issuer signs low-S only, as identity-authz does).
+    pub require_low_s: bool,
 }
 
 /// What a token must be for one service.
@@ -89,6 +92,9 @@ impl TrustedIssuer {
         expect: &Expectation,
         now: u64,
     ) -> Result<(Principal, u64), Rejected> {
+        if self.require_low_s && token.high_s() {
+            return Err(Rejected::Invalid);
+        }
         let set = match &self.keys {
             IssuerKeys::Static(set) => Arc::clone(set),
             IssuerKeys::Remote(handle) => remote_keys(handle, token.kid()).await?,

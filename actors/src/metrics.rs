@@ -58,7 +58,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         FEDERATION_HEALTH_POLLS,
-        "Health polls of a peer whose breaker is open (ok, failed)."
+        "Health polls of a peer, every poll interval whatever its breaker state (ok, failed)."
     );
     metrics::describe_counter!(
         ACTOR_RESTARTS,

@@ -47,7 +47,8 @@ impl CertificateHome for ServiceCertificates {
     }
 
     fn present_own(&self) -> Result<(), String> {
-        let (chain, key) = &*self.own;
+        let own = self.own.get();
+        let (chain, key) = &*own;
         if self.cert.leaf().as_deref() == chain.first().map(|c| c.as_ref()) {
             return Ok(());
         }

@@ -109,5 +109,6 @@ pub fn trust_identity(f: &FederationConfig, auth: &mut AuthConfig) {
             "" => None,
             pem => Some(pem.to_owned()),
         },
+        require_low_s: true,
     });
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Context as _};
 use cryptoutil_actors::federation::ca::enroll::CaLeaf;
@@ -34,13 +34,39 @@ pub struct TlsSetup {
     pub anchor_pem: String,
     /// The dynamic PKI's store (dynamic mode), also where certificates from the CA are kept.
     pub store: Option<Arc<Store>>,
-    /// Each service's own certificate (the dynamic PKI's leaf or the configured one), when
-    /// certificates come from the CA: what serves again once the CA's is about to expire.
+    /// Each service's own certificate: the dynamic PKI's leaf, or with `federation.ca_enabled`
+    /// the configured one. What serves again once a certificate from the CA is about to expire.
     pub own: BTreeMap<ServiceName, OwnCert>,
+    /// Dynamic mode: what renews the leaves while the services run.
+    pub renewal: Option<Renewal>,
 }
 
-/// A service's own certificate chain and key.
-pub type OwnCert = Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>;
+/// A service's own certificate chain and key, replaced when the dynamic PKI renews it.
+pub type OwnCert = Arc<OwnSlot>;
+
+/// Holds a service's own certificate chain and key (see [`OwnCert`]).
+pub struct OwnSlot(RwLock<Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>>);
+
+impl std::fmt::Debug for OwnSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnSlot")
+    }
+}
+
+impl OwnSlot {
+    fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> OwnCert {
+        Arc::new(Self(RwLock::new(Arc::new((chain, key)))))
+    }
+
+    /// The chain (leaf first) and key now.
+    pub fn get(&self) -> Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn set(&self, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new((chain, key));
+    }
+}
 
 /// Path of the trust anchor.
 pub fn anchor_path(data_dir: &Path) -> std::path::PathBuf {
@@ -117,7 +143,8 @@ fn present(
     let mut certs = BTreeMap::new();
     let mut owns = BTreeMap::new();
     for &service in services {
-        let mine: OwnCert = Arc::new(own(service)?);
+        let (chain, key) = own(service)?;
+        let mine: OwnCert = OwnSlot::new(chain, key);
         let cached = if cached_mode {
             cached_ca_leaf(store, service, now)?
         } else {
@@ -131,14 +158,15 @@ fn present(
                     PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cached.key.to_vec())),
                 )
             }
-            None => (mine.0.clone(), mine.1.clone_key()),
+            None => {
+                let mine = mine.get();
+                (mine.0.clone(), mine.1.clone_key())
+            }
         };
         let (server, cert) = cryptoutil_http::tls::swappable_server_config(chain, key)?;
         servers.insert(service, server);
         certs.insert(service, cert);
-        if cfg.federation.ca_enabled {
-            owns.insert(service, mine);
-        }
+        owns.insert(service, mine);
     }
     Ok((servers, certs, owns))
 }
@@ -160,24 +188,152 @@ fn dynamic(
     let int_cert = store
         .get_plain(Table::Pki, INT_CERT)?
         .ok_or_else(|| anyhow!("PKI store lacks the intermediate"))?;
+    let life = cfg.tls.leaf_lifetime;
     let (servers, certs, own) = present(cfg, services, &store, now, |service| {
         let (dns, ips) = leaf_names(cfg, service);
-        let (leaf, key) = leaf_for(&store, &name, service, dns, ips, now)?;
-        Ok((
-            vec![
-                CertificateDer::from(leaf),
-                CertificateDer::from(int_cert.clone()),
-            ],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec())),
-        ))
+        let (leaf, key) = leaf_for(&store, &name, service, dns, ips, now, life)?;
+        Ok(own_chain(leaf, &key, &int_cert))
     })?;
+    let store = Arc::new(store);
+    let renewal = Renewal {
+        store: Arc::clone(&store),
+        ca_name: name,
+        int_cert,
+        life,
+        leaves: services
+            .iter()
+            .filter_map(|s| {
+                let (dns, ips) = leaf_names(cfg, *s);
+                Some(RenewedLeaf {
+                    service: *s,
+                    dns,
+                    ips,
+                    cert: Arc::clone(certs.get(s)?),
+                    own: Arc::clone(own.get(s)?),
+                })
+            })
+            .collect(),
+    };
     Ok(TlsSetup {
         servers,
         certs,
         anchor_pem: pki::cert_pem(&root),
-        store: Some(Arc::new(store)),
+        store: Some(store),
         own,
+        renewal: Some(renewal),
     })
+}
+
+/// A leaf and the intermediate as a chain, with the leaf's key.
+fn own_chain(
+    leaf: Vec<u8>,
+    key: &[u8],
+    int_cert: &[u8],
+) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    (
+        vec![
+            CertificateDer::from(leaf),
+            CertificateDer::from(int_cert.to_vec()),
+        ],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec())),
+    )
+}
+
+/// One service's dynamic leaf, as [`Renewal`] keeps it fresh.
+struct RenewedLeaf {
+    service: ServiceName,
+    dns: Vec<String>,
+    ips: Vec<IpAddr>,
+    /// What its listeners present.
+    cert: Arc<ServerCert>,
+    /// The service's own certificate (which a certificate from the CA may be presented
+    /// instead of).
+    own: OwnCert,
+}
+
+/// Renews the dynamic PKI's leaves while the services run: each two thirds into its life
+/// (`tls.leaf_lifetime`, 90 days by default), kept sealed in the PKI store like the first. The
+/// new leaf becomes the service's own certificate and is presented from the next handshake
+/// on, unless a certificate from the CA is presented instead (it takes over again when that
+/// one ends).
+pub struct Renewal {
+    store: Arc<Store>,
+    ca_name: String,
+    int_cert: Vec<u8>,
+    life: Duration,
+    leaves: Vec<RenewedLeaf>,
+}
+
+/// Checks at least this often, whatever the leaves' lifetimes say (clocks jump, hosts sleep).
+const RENEWAL_CHECK_MAX: Duration = Duration::from_secs(3600);
+
+impl Renewal {
+    /// Renews every leaf due at `now`; when the next one is due (unix seconds). Blocking.
+    fn renew_due(&self, now: SystemTime) -> anyhow::Result<u64> {
+        let mut next = u64::MAX;
+        for l in &self.leaves {
+            let current = l.own.get();
+            let (leaf, key) = leaf_for(
+                &self.store,
+                &self.ca_name,
+                l.service,
+                l.dns.clone(),
+                l.ips.clone(),
+                now,
+                self.life,
+            )?;
+            let old = current.0.first().map(|c| c.to_vec());
+            if old.as_deref() != Some(leaf.as_slice()) {
+                let (chain, key) = own_chain(leaf.clone(), &key, &self.int_cert);
+                // Presented now only where the old own certificate was (not over the CA's).
+                if let Some(old) = &old {
+                    l.cert
+                        .replace_if(old, chain.clone(), key.clone_key())
+                        .map_err(|e| {
+                            anyhow!("presenting the renewed leaf of {}: {e}", l.service)
+                        })?;
+                }
+                l.own.set(chain, key);
+                tracing::info!(service = %l.service, "renewed the TLS leaf certificate");
+            }
+            let (_, not_after) = pki::validity(&leaf)?;
+            next = next.min(pki::leaf_renew_at(not_after, self.life));
+        }
+        Ok(next)
+    }
+
+    /// Renews the leaves when they are due until `shutdown`; a failure is logged and tried
+    /// again a minute later.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        loop {
+            let renewal = Arc::clone(&this);
+            let wait = match tokio::task::spawn_blocking(move || {
+                renewal.renew_due(SystemTime::now())
+            })
+            .await
+            {
+                Ok(Ok(next)) => {
+                    let now = SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    Duration::from_secs(next.saturating_sub(now).max(1)).min(RENEWAL_CHECK_MAX)
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "renewing TLS leaf certificates failed; trying again in a minute");
+                    Duration::from_secs(60)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the TLS leaf renewal task failed; trying again in a minute");
+                    Duration::from_secs(60)
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
 }
 
 /// The names a service's leaf carries: its name and `tls.hostnames` (DNS), 127.0.0.1 and the
@@ -278,6 +434,7 @@ fn leaf_for(
     dns: Vec<String>,
     ips: Vec<IpAddr>,
     now: SystemTime,
+    life: Duration,
 ) -> anyhow::Result<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)> {
     let (meta_key, cert_key, priv_key) = (
         format!("leaf/{service}/meta").into_bytes(),
@@ -289,8 +446,11 @@ fn leaf_for(
         store.get_plain(Table::Pki, &cert_key)?,
         store.get_sealed(Table::Pki, &priv_key)?,
     ) {
-        if let Ok(meta) = serde_json::from_slice::<LeafMeta>(&meta) {
-            if meta.dns == dns && meta.ips == ips && !pki::needs_renewal(meta.not_after_unix, now) {
+        if let (Ok(meta), Ok((_, not_after))) = (
+            serde_json::from_slice::<LeafMeta>(&meta),
+            pki::validity(&cert),
+        ) {
+            if meta.dns == dns && meta.ips == ips && !pki::needs_renewal(not_after, life, now) {
                 return Ok((cert, key));
             }
         }
@@ -298,7 +458,7 @@ fn leaf_for(
     let int_key = store
         .get_sealed(Table::Pki, INT_KEY)?
         .ok_or_else(|| anyhow!("PKI store lacks the intermediate key"))?;
-    let leaf = pki::issue_leaf(ca_name, &int_key, service.as_str(), &dns, &ips, now)?;
+    let leaf = pki::issue_leaf(ca_name, &int_key, service.as_str(), &dns, &ips, now, life)?;
     let meta = serde_json::to_vec(&LeafMeta {
         dns,
         ips,
@@ -357,6 +517,7 @@ fn static_material(
             anchor_pem,
             store: None,
             own: BTreeMap::new(),
+            renewal: None,
         });
     }
     let store = open_store(cfg, unseal)?;
@@ -369,6 +530,7 @@ fn static_material(
         anchor_pem,
         store: Some(Arc::new(store)),
         own,
+        renewal: None,
     })
 }
 
@@ -416,7 +578,15 @@ pub fn issue_suite_files(out: &Path, names: &[String]) -> anyhow::Result<Vec<std
     for name in names {
         let dns = vec![name.clone(), "localhost".to_owned()];
         let ips = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
-        let leaf = pki::issue_leaf(&ca_name, &ca.intermediate.key_pkcs8, name, &dns, &ips, now)?;
+        let leaf = pki::issue_leaf(
+            &ca_name,
+            &ca.intermediate.key_pkcs8,
+            name,
+            &dns,
+            &ips,
+            now,
+            pki::LEAF_LIFETIME,
+        )?;
         let chain = format!("{}{intermediate}", pki::cert_pem(&leaf.cert_der));
         files::write_atomic(&out.join(format!("{name}.pem")), chain.as_bytes(), 0o644)?;
         let key = pki::private_key_pem(&leaf.key_pkcs8);

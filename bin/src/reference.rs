@@ -216,6 +216,7 @@ pub async fn register(
             .admin(
                 Caller {
                     tenant: OPERATOR_TENANT.to_owned(),
+                    scopes: Vec::new(),
                 },
                 AdminOp::ReferenceClient(client),
             )

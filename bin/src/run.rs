@@ -147,7 +147,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     unseal::create_private_dir(&data_dir)?;
     let _ = std::fs::remove_file(endpoints_path(&data_dir)); // never leave stale ports for tools
 
-    let (tls, stores) = {
+    let (mut tls, stores) = {
         let (cfg, services) = (cfg.clone(), opts.services.clone());
         tokio::task::spawn_blocking(move || open_everything(&cfg, &services))
             .await
@@ -441,6 +441,9 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
             limits,
         ));
     }
+    if let Some(renewal) = tls.renewal.take() {
+        listeners.spawn(renewal.run(shutdown.subscribe()));
+    }
     for peer in suite.federation.peers() {
         tracing::info!(
             peer = peer.name().as_str(),
@@ -601,6 +604,7 @@ fn identity_setup(
                 cryptoutil_http::identity::authz::oauth::JWKS
             )),
             jwks_ca: None,
+            require_low_s: true,
         });
     }
     let login_url = match cfg.identity.login_url.as_str() {
@@ -862,6 +866,7 @@ async fn register_browser_clients(
     };
     let caller = Caller {
         tenant: OPERATOR_TENANT.to_owned(),
+        scopes: Vec::new(),
     };
     for (service, login) in logins {
         let scopes = login.scope.split(' ').map(str::to_owned).collect();
@@ -892,6 +897,7 @@ async fn register_federation_clients(
     };
     let caller = Caller {
         tenant: OPERATOR_TENANT.to_owned(),
+        scopes: Vec::new(),
     };
     for (i, c) in clients.iter().enumerate() {
         authz

@@ -149,7 +149,7 @@ pub enum Event {
     Completed(Outcome),
     /// A health poll of the peer answered ready.
     HealthOk,
-    /// A health poll failed.
+    /// A health poll failed (while Closed too: it opens the breaker).
     HealthFailed,
 }
 
@@ -204,8 +204,11 @@ pub fn step(state: State, event: Event, now: Duration, cfg: &BreakerConfig) -> (
                 )
             }
         }
-        (closed @ State::Closed { .. }, Event::HealthOk | Event::HealthFailed) => {
-            (closed, Decision::Noted)
+        (closed @ State::Closed { .. }, Event::HealthOk) => (closed, Decision::Noted),
+        // Health is watched while calls succeed too: a failed poll opens the breaker, so the
+        // fallback serves before callers meet the failure.
+        (State::Closed { .. }, Event::HealthFailed) => {
+            (State::Open { since: now }, Decision::Noted)
         }
         (State::Open { since }, event) => {
             let elapsed = now.saturating_sub(since) >= cfg.open_timeout;
@@ -364,6 +367,22 @@ mod tests {
         assert_eq!(d, Decision::Admit);
         let (s, _) = step(s, Event::Completed(Outcome::UpstreamFailure), secs(6), &c);
         assert_eq!(s, State::Open { since: secs(6) }, "a failed probe reopens");
+    }
+
+    #[test]
+    fn a_failed_health_poll_opens_a_closed_breaker_and_a_good_one_changes_nothing() {
+        for gate in [false, true] {
+            let c = cfg(gate);
+            let (s, d) = step(State::default(), Event::HealthOk, secs(5), &c);
+            assert_eq!((s.name(), d), ("closed", Decision::Noted));
+            let (s, d) = step(s, Event::HealthFailed, secs(6), &c);
+            assert_eq!(
+                (s.clone(), d),
+                (State::Open { since: secs(6) }, Decision::Noted)
+            );
+            let (_, d) = step(s, Event::Request, secs(7), &c);
+            assert_eq!(d, Decision::Reject, "the fallback serves");
+        }
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub fn metrics_router(
             labels,
             crate::metrics::count,
         ))
+        .layer(middleware::from_fn(crate::middleware::headers::api))
         .with_state(state)
 }
 
@@ -90,6 +91,7 @@ pub fn router(state: AdminState, guard: AdminGuard) -> Router {
             labels,
             crate::metrics::count,
         ))
+        .layer(middleware::from_fn(crate::middleware::headers::api))
         .with_state(state)
 }
 

@@ -293,6 +293,11 @@ pub struct TrustedIssuer {
     /// certificate).
     #[serde(default)]
     pub jwks_ca: Option<String>,
+    /// Refuse an ECDSA token whose signature is the high-S twin of its pair (a copy anyone can
+    /// make without the key). On for the suite's own identity-authz, which signs low-S; off by
+    /// default for other issuers, since most signers make either half.
+    #[serde(default)]
+    pub require_low_s: bool,
 }
 
 /// `auth.jwks_refresh`: fetched key sets.

@@ -231,12 +231,15 @@ impl Serving {
                     Body::new(TimedBody::new(body, limits.body_read_timeout))
                 }
             });
+            // A HEAD answer has the GET answer's headers and no body, whoever made it (a
+            // middleware's refusal too): hyper drops it on HTTP/1.1 but would send it on h2.
+            let head = req.method() == axum::http::Method::HEAD;
             let answer = router.clone().oneshot(req);
             async move {
                 let response = answer.await?;
                 // The request is in progress until its answer's body is sent (or dropped).
                 Ok::<_, std::convert::Infallible>(response.map(|body| Tracked {
-                    body,
+                    body: if head { Body::empty() } else { body },
                     _in_flight: in_flight,
                 }))
             }

@@ -238,6 +238,10 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
         .route_service(SERVICE_OTHER, service_stack)
         .route_service(BROWSER_HOME, browser_stack.clone())
         .route_service(BROWSER_OTHER, browser_stack)
+        // Outside both stacks (`/`, `/favicon.ico`): a 404 with the headers of an API answer.
+        .fallback_service(
+            any(|| async { ApiError::NotFound }).layer(middleware::from_fn(headers::api)),
+        )
 }
 
 // === handlers ===

@@ -67,6 +67,25 @@ impl ServerCert {
         Ok(())
     }
 
+    /// `chain` with `key` from now on, but only if the leaf presented now is `expected` (DER),
+    /// compared and replaced under one lock: whether it was replaced.
+    pub fn replace_if(
+        &self,
+        expected: &[u8],
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<bool, rustls::Error> {
+        let provider = cryptoutil_protocols::tls::provider();
+        let certified = CertifiedKey::from_der(chain, key, &provider)?;
+        certified.keys_match()?;
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.cert.first().map(|c| c.as_ref()) != Some(expected) {
+            return Ok(false);
+        }
+        *current = Arc::new(certified);
+        Ok(true)
+    }
+
     /// The leaf presented now (DER).
     pub fn leaf(&self) -> Option<CertificateDer<'static>> {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);

@@ -18,9 +18,9 @@ use crate::Error;
 
 const ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(5 * 365 * 86_400);
-/// Leaves live about 13 months; [`Leaf::needs_renewal`] renews them 30 days before expiry.
-const LEAF_LIFETIME: Duration = Duration::from_secs(397 * 86_400);
-const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+/// Leaves live 90 days by default (`tls.leaf_lifetime`; Mozilla's "modern" profile wants at
+/// most 90); [`needs_renewal`] renews them two thirds into their life, while the service runs.
+pub const LEAF_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
 /// Certificates are back-dated this much to tolerate clock skew between hosts.
 const BACKDATE: Duration = Duration::from_secs(3600);
 
@@ -84,7 +84,8 @@ pub fn generate_ca(name: &str, now: SystemTime) -> Result<CaPair, Error> {
     })
 }
 
-/// Issues a TLS server leaf for `dns_names` and `ips` from the intermediate of suite `name`.
+/// Issues a TLS server leaf for `dns_names` and `ips` from the intermediate of suite `name`,
+/// valid for `life` from `now`.
 pub fn issue_leaf(
     name: &str,
     intermediate_key_pkcs8: &[u8],
@@ -92,6 +93,7 @@ pub fn issue_leaf(
     dns_names: &[String],
     ips: &[IpAddr],
     now: SystemTime,
+    life: Duration,
 ) -> Result<Issued, Error> {
     let int_key = load_key(intermediate_key_pkcs8, CA_ALG, "intermediate key")?;
     // The issuer's subject and key identifier are derived from the same params and key as at
@@ -116,12 +118,12 @@ pub fn issue_leaf(
     params
         .subject_alt_names
         .extend(ips.iter().copied().map(SanType::IpAddress));
-    set_validity(&mut params, now, LEAF_LIFETIME)?;
+    set_validity(&mut params, now, life)?;
     params.serial_number = Some(random_serial()?);
     let cert = params
         .signed_by(&leaf_key, &issuer)
         .map_err(cert_err("leaf"))?;
-    Ok(issued(cert.der().to_vec(), &leaf_key, now, LEAF_LIFETIME))
+    Ok(issued(cert.der().to_vec(), &leaf_key, now, life))
 }
 
 /// A certification request (PKCS#10, DER) for a TLS server leaf of `common_name` with
@@ -218,9 +220,18 @@ pub fn last_tenth(not_before: u64, not_after: u64) -> u64 {
     not_after.saturating_sub(not_after.saturating_sub(not_before) / 10)
 }
 
-/// True when a certificate expiring at `not_after_unix` should be replaced at `now`.
-pub fn needs_renewal(not_after_unix: u64, now: SystemTime) -> bool {
-    unix(now).saturating_add(RENEW_BEFORE.as_secs()) >= not_after_unix
+/// When a dynamic leaf of `life` expiring at `not_after` is renewed: two thirds into `life`
+/// (counted without the hour it is back-dated, which would dwarf a short life).
+pub fn leaf_renew_at(not_after: u64, life: Duration) -> u64 {
+    not_after.saturating_sub(life.as_secs() / 3)
+}
+
+/// True when a dynamic leaf expiring at `not_after` (Unix seconds) should be replaced at `now`
+/// by one of `life`: it is two thirds into its life ([`leaf_renew_at`]), or it lives longer
+/// than `life` allows (issued before the lifetime was shortened).
+pub fn needs_renewal(not_after: u64, life: Duration, now: SystemTime) -> bool {
+    let now = unix(now);
+    now >= leaf_renew_at(not_after, life) || not_after > now.saturating_add(life.as_secs())
 }
 
 /// PEM armour for one DER certificate.
@@ -357,14 +368,25 @@ mod tests {
             &["localhost".into()],
             &["127.0.0.1".parse().unwrap()],
             now,
+            LEAF_LIFETIME,
         )
         .unwrap();
         assert!(!leaf.cert_der.is_empty());
-        assert!(!needs_renewal(leaf.not_after_unix, now));
-        assert!(needs_renewal(
-            leaf.not_after_unix,
-            now + LEAF_LIFETIME - RENEW_BEFORE
-        ));
+        let (not_before, not_after) = validity(&leaf.cert_der).unwrap();
+        assert_eq!(not_after - (not_before + BACKDATE.as_secs()), 90 * 86_400);
+        assert_eq!(not_after, leaf.not_after_unix);
+        let renews = |at| needs_renewal(not_after, LEAF_LIFETIME, at);
+        let day = Duration::from_secs(86_400);
+        assert!(!renews(now));
+        assert!(!renews(now + 59 * day));
+        assert!(renews(now + 61 * day));
+        // A shorter lifetime configured since: replaced at once.
+        assert!(needs_renewal(not_after, 30 * day, now));
+        // A short life is not swallowed by the hour of back-dating.
+        let short = Duration::from_secs(30);
+        let t = unix(now) + 30;
+        assert!(!needs_renewal(t, short, now + Duration::from_secs(19)));
+        assert!(needs_renewal(t, short, now + Duration::from_secs(21)));
         assert!(cert_pem(&ca.root.cert_der).starts_with("-----BEGIN CERTIFICATE-----\n"));
         assert!(!format!("{:?}", ca.root).contains("key"));
     }
@@ -374,7 +396,16 @@ mod tests {
         use rustls_pki_types::pem::PemObject as _;
         let now = SystemTime::now();
         let ca = generate_ca("test", now).unwrap();
-        let leaf = issue_leaf("test", &ca.intermediate.key_pkcs8, "kms", &[], &[], now).unwrap();
+        let leaf = issue_leaf(
+            "test",
+            &ca.intermediate.key_pkcs8,
+            "kms",
+            &[],
+            &[],
+            now,
+            LEAF_LIFETIME,
+        )
+        .unwrap();
         assert_eq!(validity(&leaf.cert_der).unwrap().1, leaf.not_after_unix);
         // `openssl x509 -noout -enddate`: notAfter=Nov 28 19:38:37 2036 GMT.
         let pem = include_str!("../testdata/est-certs-only.pem");
@@ -404,7 +435,16 @@ mod tests {
 
     #[test]
     fn a_wrong_intermediate_key_is_an_error_not_a_panic() {
-        let err = issue_leaf("x", b"not a key", "kms", &[], &[], SystemTime::now()).unwrap_err();
+        let err = issue_leaf(
+            "x",
+            b"not a key",
+            "kms",
+            &[],
+            &[],
+            SystemTime::now(),
+            LEAF_LIFETIME,
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             Error::Certificate {

@@ -48,7 +48,8 @@ pub struct FederationConfig {
     pub breaker: BreakerSettings,
     /// Retries of failed calls.
     pub retry: RetryConfig,
-    /// How often an open breaker's peer is polled for readiness.
+    /// How often each enabled peer is polled for readiness: while its breaker is closed (a
+    /// failed poll opens it) and while it is open (a ready answer half-opens it).
     #[serde(with = "human_duration")]
     pub health_poll_interval: Duration,
     /// DEVELOPMENT ONLY: permits `identity_fallback_mode: allow_all`.

@@ -96,6 +96,18 @@ pub fn load(
         set_by: Source::Default,
         message: e.to_string(),
     })?;
+    // The top-level sections (`federation`, `federation_fallback`, ...), longest first, for
+    // single-underscore variables.
+    let mut sections: Vec<String> = defaults
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v.is_object())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    sections.sort_by_key(|s| std::cmp::Reverse(s.len()));
     merge(&mut merged, defaults, "", &Source::Default, &mut provenance);
 
     if let Some(path) = file {
@@ -123,12 +135,26 @@ pub fn load(
         }
     }
 
+    // Which variable set each key: one key set by two variables (a name and its alias) is
+    // refused rather than resolved by the order of the environment.
+    let mut set_by_env: BTreeMap<String, String> = BTreeMap::new();
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
         let source = Source::Env(name.clone());
-        let segments: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let segments: Vec<String> = if rest.contains("__") {
+            rest.split("__").map(str::to_ascii_lowercase).collect()
+        } else {
+            single_underscore(&rest.to_ascii_lowercase(), &sections)
+        };
+        if let Some(other) = set_by_env.insert(segments.join("."), name.clone()) {
+            return Err(ConfigError {
+                key: segments.join("."),
+                set_by: source,
+                message: format!("{other} sets it too: set one of them"),
+            });
+        }
         if segments.iter().any(String::is_empty) {
             return Err(ConfigError {
                 key: name.clone(),
@@ -157,6 +183,7 @@ pub fn load(
         );
     }
 
+    federation_aliases(&mut merged, &mut provenance)?;
     let mut secret_paths = BTreeSet::new();
     resolve_files(&mut merged, "", &provenance, &mut secret_paths)?;
 
@@ -187,6 +214,82 @@ pub fn load(
         provenance,
         secret_paths,
     })
+}
+
+/// The key a variable without `__` names (the seed's style, `CRYPTOUTIL_FEDERATION_IDENTITY_URL`):
+/// `<section>.<rest>` when its name begins with a top-level section and an underscore, else the
+/// top-level key of that name (`CRYPTOUTIL_DATA_DIR`).
+fn single_underscore(name: &str, sections: &[String]) -> Vec<String> {
+    if sections.iter().any(|s| s == name) {
+        return vec![name.to_owned()];
+    }
+    for section in sections {
+        if let Some(rest) = name
+            .strip_prefix(section.as_str())
+            .and_then(|r| r.strip_prefix('_'))
+            .filter(|r| !r.is_empty())
+        {
+            return vec![section.clone(), rest.to_owned()];
+        }
+    }
+    vec![name.to_owned()]
+}
+
+/// The seed's names for peer authentication, `federation.<alias>`, and the key each stands for
+/// under `federation.auth`.
+const FEDERATION_ALIASES: [(&str, &str); 6] = [
+    ("identity_client_cert", "client_cert"),
+    ("identity_client_key", "client_key"),
+    ("identity_ca_cert", "ca"),
+    ("identity_client_id", "client_id"),
+    ("identity_client_secret", "client_secret"),
+    ("identity_token_endpoint", "token_endpoint"),
+];
+
+/// Moves each alias of [`FEDERATION_ALIASES`] (from any layer) to its key, which keeps the
+/// alias's source; an alias whose key another layer or variable also set is refused, naming
+/// both.
+fn federation_aliases(
+    merged: &mut Value,
+    prov: &mut BTreeMap<String, Source>,
+) -> Result<(), ConfigError> {
+    let Some(fed) = merged.get_mut("federation").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    for (alias, key) in FEDERATION_ALIASES {
+        let Some(value) = fed.remove(alias) else {
+            continue;
+        };
+        let (alias_path, canonical) = (
+            format!("federation.{alias}"),
+            format!("federation.auth.{key}"),
+        );
+        let alias_source = source_of(prov, &alias_path);
+        let canonical_source = source_of(prov, &canonical);
+        if canonical_source != Source::Default {
+            return Err(ConfigError {
+                key: alias_path,
+                set_by: alias_source,
+                message: format!(
+                    "an alias of `{canonical}`, which {canonical_source} sets too: set one of them"
+                ),
+            });
+        }
+        let auth = fed
+            .entry("auth")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Some(auth) = auth.as_object_mut() else {
+            return Err(ConfigError {
+                key: "federation.auth".into(),
+                set_by: source_of(prov, "federation.auth"),
+                message: "must be a mapping".into(),
+            });
+        };
+        auth.insert(key.to_owned(), value);
+        prov.retain(|k, _| k != &alias_path && !k.starts_with(&format!("{alias_path}.")));
+        prov.insert(canonical, alias_source);
+    }
+    Ok(())
 }
 
 /// Environment values are YAML scalars or flow collections (`8080`, `true`, `[a, b]`);

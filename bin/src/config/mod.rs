@@ -428,7 +428,17 @@ pub struct TlsConfig {
     pub private_key: Secret,
     /// PEM CA certificates outbound clients trust besides our own anchor.
     pub extra_trusted_cas: Vec<String>,
+    /// Dynamic mode: how long a leaf lives (renewed two thirds into it, while running).
+    #[serde(with = "human_duration")]
+    pub leaf_lifetime: std::time::Duration,
 }
+
+/// The bounds of `tls.leaf_lifetime`: at most Mozilla's "modern" 366 days; at least 30 s (for
+/// tests of the renewal).
+pub const LEAF_LIFETIME_BOUNDS: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(30),
+    std::time::Duration::from_secs(366 * 86_400),
+);
 
 impl Default for TlsConfig {
     fn default() -> Self {
@@ -438,6 +448,7 @@ impl Default for TlsConfig {
             cert_chain: String::new(),
             private_key: Secret::default(),
             extra_trusted_cas: Vec::new(),
+            leaf_lifetime: cryptoutil_protocols::pki::LEAF_LIFETIME,
         }
     }
 }
@@ -521,6 +532,10 @@ impl AppConfig {
                     "static TLS needs a PEM private key".into(),
                 ));
             }
+        }
+        let (least, most) = LEAF_LIFETIME_BOUNDS;
+        if self.tls.leaf_lifetime < least || self.tls.leaf_lifetime > most {
+            problems.push(("tls.leaf_lifetime".into(), "between 30s and 366d".into()));
         }
         for (i, host) in self.tls.hostnames.iter().enumerate() {
             let ok = !host.is_empty()

@@ -270,3 +270,105 @@ fn federation_is_configured_by_environment_and_checked() {
     );
     assert!(ok.is_ok());
 }
+
+/// The seed's names (issue 20): `CRYPTOUTIL_FEDERATION_IDENTITY_URL`-style variables and the
+/// `federation.identity_client_*` keys work as aliases, keep their source, and a name set in
+/// both forms is refused naming both.
+#[test]
+fn the_seed_s_federation_names_are_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let secret_url = format!("file://{}", secret.display());
+    let (loaded, _d) = load_with(
+        Some("federation:\n  identity_client_id: kms-peer\n  identity_token_endpoint: https://authz.example/token\n"),
+        &[
+            ("CRYPTOUTIL_FEDERATION_IDENTITY_URL", "https://identity-authz:8443"),
+            ("CRYPTOUTIL_FEDERATION_IDENTITY_ENABLED", "true"),
+            ("CRYPTOUTIL_FEDERATION__AUTH__MODE", "client_credentials"),
+            ("CRYPTOUTIL_FEDERATION_IDENTITY_CLIENT_SECRET", &secret_url),
+            ("CRYPTOUTIL_FEDERATION_FALLBACK_IDENTITY_FALLBACK_MODE", "reject_all"),
+            ("CRYPTOUTIL_DATA_DIR", "/tmp/seed-style"),
+        ],
+    );
+    let loaded = loaded.unwrap();
+    let f = &loaded.config.federation;
+    assert_eq!(f.identity_url, "https://identity-authz:8443");
+    assert!(f.identity_enabled);
+    assert_eq!(f.auth.client_id, "kms-peer");
+    assert_eq!(f.auth.client_secret.expose(), "s3cret");
+    assert_eq!(f.auth.token_endpoint, "https://authz.example/token");
+    assert_eq!(
+        loaded.config.federation_fallback.identity_fallback_mode,
+        federation::IdentityFallback::RejectAll
+    );
+    assert_eq!(
+        loaded.config.data_dir,
+        std::path::PathBuf::from("/tmp/seed-style")
+    );
+    assert_eq!(
+        loaded.source_of("federation.identity_url"),
+        Source::Env("CRYPTOUTIL_FEDERATION_IDENTITY_URL".into())
+    );
+    assert_eq!(
+        loaded.source_of("federation.auth.client_secret"),
+        Source::Env("CRYPTOUTIL_FEDERATION_IDENTITY_CLIENT_SECRET".into())
+    );
+    assert!(matches!(
+        loaded.source_of("federation.auth.client_id"),
+        Source::File(_)
+    ));
+    assert!(
+        !loaded.render_redacted().contains("s3cret"),
+        "the alias's file stays a secret"
+    );
+
+    // mTLS names of the seed, from a file.
+    let (loaded, _d) = load_with(
+        Some("federation:\n  identity_client_cert: cert-pem\n  identity_client_key: key-pem\n  identity_ca_cert: ca-pem\n"),
+        &[],
+    );
+    let auth = loaded.unwrap().config.federation.auth;
+    assert_eq!(
+        (
+            auth.client_cert.as_str(),
+            auth.client_key.expose(),
+            auth.ca.as_str()
+        ),
+        ("cert-pem", "key-pem", "ca-pem")
+    );
+
+    // Both forms: refused, naming both.
+    for (file, vars, key, other) in [
+        (
+            None,
+            vec![
+                ("CRYPTOUTIL_FEDERATION_IDENTITY_URL", "https://a:1"),
+                ("CRYPTOUTIL_FEDERATION__IDENTITY_URL", "https://b:1"),
+            ],
+            "federation.identity_url",
+            "CRYPTOUTIL_FEDERATION_IDENTITY_URL sets it too",
+        ),
+        (
+            Some("federation:\n  identity_client_id: a\n  auth:\n    client_id: b\n"),
+            vec![],
+            "federation.identity_client_id",
+            "federation.auth.client_id",
+        ),
+        (
+            None,
+            vec![
+                ("CRYPTOUTIL_FEDERATION_IDENTITY_CLIENT_ID", "a"),
+                ("CRYPTOUTIL_FEDERATION__AUTH__CLIENT_ID", "b"),
+            ],
+            "federation.identity_client_id",
+            "CRYPTOUTIL_FEDERATION__AUTH__CLIENT_ID",
+        ),
+    ] {
+        let (err, _d) = load_with(file, &vars);
+        let err = err.unwrap_err();
+        assert_eq!(err.key, key, "{err}");
+        assert!(err.to_string().contains(other), "{err}");
+        assert!(err.to_string().contains("set one of them"), "{err}");
+    }
+}

@@ -137,6 +137,7 @@ impl JwtBearer {
             issuers.push(TrustedIssuer {
                 issuer: t.issuer.clone(),
                 keys,
+                require_low_s: t.require_low_s,
             });
         }
         Ok(Self {
@@ -413,11 +414,13 @@ impl AuthGate {
     }
 
     /// Public routes are compared with the raw request path before routing: literally, but
-    /// for `{param}` segments, each of which matches one non-empty segment.
+    /// for `{param}` segments, each of which matches one non-empty segment; HEAD as GET.
     fn is_public(&self, method: &Method, path: &str) -> bool {
-        self.public
-            .iter()
-            .any(|(pm, pp)| pm == method && public_path_matches(pp, path))
+        // HEAD is GET without the body (RFC 9110 §9.3.2): a public GET is a public HEAD.
+        self.public.iter().any(|(pm, pp)| {
+            (pm == method || (*method == Method::HEAD && *pm == Method::GET))
+                && public_path_matches(pp, path)
+        })
     }
 
     /// Authenticates a request for this gate's realm.

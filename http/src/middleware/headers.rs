@@ -1,5 +1,7 @@
-//! Security headers on every `/browser/**` response, errors included, and the two that every
-//! `/service/**` answer carries (with the refusal of an ambiguous `Authorization`).
+//! Security headers on every `/browser/**` response, errors included, the two that every
+//! `/service/**` answer carries (with the refusal of an ambiguous `Authorization`), and those
+//! of the answers no stack makes: the admin and metrics listeners', and a public listener's 404
+//! outside both stacks.
 
 use std::sync::Arc;
 
@@ -71,6 +73,7 @@ pub async fn apply(State(headers): State<SecurityHeaders>, req: Request, next: N
 /// its handler chose a cache policy (metadata, key sets), `no-store` (answers carry keys,
 /// tokens and plaintexts).
 pub async fn service(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/service/api/");
     let mut response = if crate::auth::several_authorizations(req.headers()) {
         crate::ApiError::BadRequest {
             reason: "more than one Authorization header".into(),
@@ -79,6 +82,9 @@ pub async fn service(req: Request, next: Next) -> Response {
     } else {
         next.run(req).await
     };
+    if api {
+        response = json_errors(response).await;
+    }
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -88,4 +94,76 @@ pub async fn service(req: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// Middleware of the admin and metrics listeners and of a public listener's answers outside
+/// both stacks (a 404 at `/`): JSON or text for programs, never a page, so nothing in them may
+/// run, be framed, be sniffed into a type, be cached or leak a referrer.
+pub async fn api(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// The largest plain-text error body [`json_errors`] rewrites (the framework's rejections are a
+/// line); a larger one is left as it is.
+const PLAIN_ERROR_MAX: usize = 4096;
+
+/// The REST APIs (`/service/api/**`) answer errors as JSON, `{"error", "message"}`, whoever made
+/// them: the framework's own rejections (a path or query that does not parse, a method the
+/// route lacks) come as plain text or empty, and are rewritten here with the same status. The
+/// protocol endpoints outside (`/.well-known/est`, ACME, SCEP, OAuth) keep their own formats.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/plain")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, PLAIN_ERROR_MAX).await else {
+        return (status, "error body too large").into_response();
+    };
+    let code = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase()
+        .replace([' ', '-'], "_");
+    let message = match String::from_utf8_lossy(&bytes).trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_owned(),
+        text => text.to_owned(),
+    };
+    let message = if status.is_server_error() {
+        "internal error".to_owned()
+    } else {
+        message
+    };
+    let json = serde_json::json!({ "error": code, "message": message }).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(json))
 }

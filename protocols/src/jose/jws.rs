@@ -104,6 +104,17 @@ impl<'a> UnverifiedCompact<'a> {
         &self.payload
     }
 
+    /// Whether the signature is the high-S twin of an ECDSA signature (by the header's `alg`,
+    /// NOT verified): a copy anyone can make of a low-S one without the key. See
+    /// [`crate::jose::jwk::is_high_s`].
+    pub fn high_s(&self) -> bool {
+        self.header
+            .get("alg")
+            .and_then(Value::as_str)
+            .and_then(|a| JwsAlg::parse(a).ok())
+            .is_some_and(|alg| super::jwk::is_high_s(alg, &self.signature))
+    }
+
     /// Verifies the signature with the key `key_for` picks by `kid`, its `alg` in `allowed`.
     pub fn verify_with<'k>(
         &self,

@@ -116,6 +116,12 @@ impl<'a> Unverified<'a> {
         self.jws.kid()
     }
 
+    /// Whether its signature is the high-S twin of an ECDSA signature, NOT verified (see
+    /// [`jws::UnverifiedCompact::high_s`]).
+    pub fn high_s(&self) -> bool {
+        self.jws.high_s()
+    }
+
     /// Verifies the signature with the key of `keys` its `kid` names (alg in `allowed`), then
     /// `typ` and the claims against `v` at `now_unix`; the verified claims.
     pub fn verify(

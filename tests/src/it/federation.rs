@@ -345,7 +345,22 @@ async fn every_fault_opens_the_breaker_local_validation_keeps_serving_and_it_clo
         "federation_request_failures_total",
         &[("service", "identity")],
     );
-    assert!(failures >= 3.0 * n, "{failures} failures counted");
+    // Each fault opened the breaker through three failed calls or, polled every 200 ms while
+    // closed too, a failed health poll.
+    let polls_failed = metric(
+        &after,
+        "federation_health_polls_total",
+        &[("service", "identity"), ("outcome", "failed")],
+    ) - metric(
+        &before,
+        "federation_health_polls_total",
+        &[("service", "identity"), ("outcome", "failed")],
+    );
+    assert!(failures > 0.0, "no failure counted");
+    assert!(
+        failures / 3.0 + polls_failed >= n,
+        "{failures} failures and {polls_failed} failed polls counted for {n} faults"
+    );
     assert_eq!(
         metric(
             &after,

@@ -161,6 +161,9 @@ async fn kms(ca: &OpensslCa, data: &Path, mode: &str) -> TestApp {
             ("CRYPTOUTIL_FEDERATION__RETRY__INITIAL_BACKOFF", "20ms"),
             ("CRYPTOUTIL_FEDERATION__RETRY__MAX_RETRIES", "2"),
             ("CRYPTOUTIL_FEDERATION__HEALTH_POLL_INTERVAL", "200ms"),
+            // Health is polled while closed too: a CA that fails opens the breaker at once,
+            // and it half-opens one open timeout after the CA is back.
+            ("CRYPTOUTIL_FEDERATION__BREAKER__OPEN_TIMEOUT", "1s"),
             ("CRYPTOUTIL_FEDERATION_FALLBACK__CA_FALLBACK_MODE", mode),
         ],
         Some(data),

@@ -419,3 +419,375 @@ async fn service_answers_are_not_cached_or_sniffed_one_authorization_only_and_ex
     }
     app.stop().await;
 }
+
+/// The high-S twin of an ES256 JWT: the same token with `s` replaced by `n - s`, a signature
+/// that verifies as well and that anyone can make without the key.
+fn high_s_twin(token: &str) -> String {
+    use cryptoutil_protocols::jose::b64;
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let (signed, sig) = token.rsplit_once('.').unwrap();
+    let mut sig = b64::decode(sig, "signature").unwrap();
+    assert_eq!(sig.len(), 64, "ES256");
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut v = i16::from(N[i]) - i16::from(sig[32 + i]) - borrow;
+        borrow = i16::from(v < 0);
+        if v < 0 {
+            v += 256;
+        }
+        sig[32 + i] = v as u8;
+    }
+    assert_eq!(borrow, 0);
+    format!("{signed}.{}", b64::encode(&sig))
+}
+
+/// ECDSA's malleability (issue 20, LOW): identity-authz signs low-S only, and its tokens'
+/// high-S twins are refused by the services that trust it (KMS here), by its own introspection,
+/// and by a static issuer entry with `require_low_s`; without it (the default for issuers not
+/// of the suite, most of which sign either half) the twin is accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn high_s_twins_of_tokens_are_refused_where_the_issuer_signs_low_s() {
+    use super::identity::get_with;
+    use cryptoutil_protocols::jose::jwk::is_high_s;
+    use cryptoutil_protocols::jose::{b64, JwsAlg};
+    const KEYS: &str = "/service/api/v1/elastickeys";
+    let low = |token: &str| {
+        let sig = b64::decode(token.rsplit_once('.').unwrap().1, "signature").unwrap();
+        !is_high_s(JwsAlg::ES256, &sig)
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(
+        vec![ServiceName::IdentityAuthz, ServiceName::Kms],
+        &[],
+        Some(&data),
+    )
+    .await;
+    let boot = super::identity::bootstrap(&data);
+    let me = Some((boot.client_id.as_str(), boot.secret.as_str()));
+    for _ in 0..8 {
+        let token = super::identity::client_token(&app, &boot.client_id, &boot.secret, "kms").await;
+        assert!(low(&token), "identity-authz signs low-S");
+        let twin = high_s_twin(&token);
+        assert!(!low(&twin));
+        for (what, t, want) in [("token", &token, 200), ("twin", &twin, 401)] {
+            assert_eq!(
+                get_with(&app, ServiceName::Kms, KEYS, t).await,
+                want,
+                "{what}"
+            );
+        }
+        let (status, v) = super::identity::token_call(&app, "introspect", me, &twin).await;
+        assert_eq!(
+            (status, v["active"].clone()),
+            (200, serde_json::json!(false))
+        );
+        let (status, v) = super::identity::token_call(&app, "introspect", me, &token).await;
+        assert_eq!(
+            (status, v["active"].clone()),
+            (200, serde_json::json!(true))
+        );
+    }
+    app.stop().await;
+
+    // A static issuer: the twin passes by default and is refused with require_low_s.
+    let issuer = super::jose_service::Issuer::new();
+    for (require, twin_status) in [(false, 200), (true, 401)] {
+        let entry = format!(
+            "[{}]",
+            issuer
+                .entry()
+                .replace('}', &format!(", require_low_s: {require}}}"))
+        );
+        let app = TestApp::start(
+            vec![ServiceName::Jose],
+            &[("CRYPTOUTIL_AUTH__TRUSTED_ISSUERS", entry.as_str())],
+            None,
+        )
+        .await;
+        let token = issuer.token("acme", "jose", "jose", 300);
+        for (t, want) in [(token.clone(), 200), (high_s_twin(&token), twin_status)] {
+            let status = get_with(&app, ServiceName::Jose, "/service/api/v1/jose/jwks", &t).await;
+            assert_eq!(status, want, "require_low_s {require}");
+        }
+        app.stop().await;
+    }
+}
+
+/// HEAD (issue 20, LOW): a public GET route is a public HEAD route (it was 401), and no HEAD
+/// answer carries a body, over HTTP/1.1 or h2 (hyper sent refusals' bodies on h2, a protocol
+/// error for clients), refusals included.
+#[tokio::test(flavor = "multi_thread")]
+async fn head_is_get_without_a_body_on_both_protocols() {
+    use http_body_util::{BodyExt as _, Empty};
+    use hyper::body::Bytes;
+
+    let app = TestApp::start(vec![ServiceName::Kms], &[], None).await;
+    let public = app.public(ServiceName::Kms).to_owned();
+    // (path, the GET status, the HEAD status)
+    let cases = [
+        ("/browser/", 200),
+        ("/service/api/v1/openapi.yaml", 200),
+        ("/service/api/v1/elastickeys", 401),
+    ];
+    for (path, want) in cases {
+        let url = format!("{public}{path}");
+        let get = app.client.get(&url).await.unwrap();
+        assert_eq!(get.status, want, "GET {path}");
+        assert!(!get.body.is_empty(), "GET {path} has a body");
+        let head = app
+            .client
+            .send(Method::HEAD, &url, &[], Default::default())
+            .await
+            .unwrap();
+        assert_eq!(head.status, want, "HEAD {path} over HTTP/1.1");
+        assert!(head.body.is_empty());
+        assert_eq!(
+            head.headers.get("content-type"),
+            get.headers.get("content-type"),
+            "HEAD {path}: the GET answer's headers"
+        );
+    }
+
+    let tls = tls_connect(&app, &public, &[b"h2"]).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for (path, want) in cases {
+        let req = hyper::Request::builder()
+            .method(Method::HEAD)
+            .uri(format!("{public}{path}"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let r = sender.send_request(req).await.unwrap();
+        assert_eq!(r.status().as_u16(), want, "HEAD {path} over h2");
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            body.is_empty(),
+            "HEAD {path} over h2 sent {} bytes",
+            body.len()
+        );
+    }
+    app.stop().await;
+}
+
+/// Grants (issue 20, LOW): a tenant's client with scope `identity` gives new clients only the
+/// scopes its own token holds (it made clients with `kms` before); the operator tenant, the
+/// root of trust, is not bounded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_grants_only_the_scopes_its_token_holds() {
+    use super::identity::{admin, bootstrap, client_token, tenant_token};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(vec![ServiceName::IdentityAuthz], &[], Some(&data)).await;
+    let boot = bootstrap(&data);
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let acme = tenant_token(&app, &operator, "acme", "identity").await;
+
+    for scopes in [json!(["kms"]), json!(["identity", "jose"])] {
+        let (status, v) = admin(
+            &app,
+            &acme,
+            Method::POST,
+            "/clients",
+            Some(json!({"name": "wider", "scopes": scopes})),
+        )
+        .await;
+        assert_eq!(status, 403, "{scopes}: {v}");
+        assert!(v.to_string().contains("scopes"), "{v}");
+    }
+    let (status, v) = admin(
+        &app,
+        &acme,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "same", "scopes": ["identity"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    // Unsaid scopes: those the caller holds, not every API scope.
+    let (status, v) = admin(
+        &app,
+        &acme,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "default"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["scopes"], json!(["identity"]));
+    // A client refused made nothing.
+    let (_, list) = admin(&app, &acme, Method::GET, "/clients", None).await;
+    let names: Vec<&str> = list["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"wider"), "{names:?}");
+
+    // The operator's token with `identity` alone still makes a tenant's kms client.
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "acme kms", "tenant": "acme", "scopes": ["kms"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    app.stop().await;
+}
+
+/// The leaf a listener presents now (DER).
+async fn presented_leaf(app: &TestApp, base: &str) -> Vec<u8> {
+    let tls = tls_connect(app, base, &[b"http/1.1"]).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// sslyze's Mozilla "modern" check (issue 20): dynamic leaves live 90 days, not 397, and are
+/// renewed while the service runs, two thirds into their life (here a life of 30 s), presented
+/// from the next handshake on; clients trusting the suite's anchor notice nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamic_leaves_live_90_days_and_are_renewed_while_running() {
+    use cryptoutil_protocols::pki::validity;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let app = TestApp::start(vec![ServiceName::Kms], &[], None).await;
+    let public = app.public(ServiceName::Kms).to_owned();
+    let (not_before, not_after) = validity(&presented_leaf(&app, &public).await).unwrap();
+    // Back-dated an hour for clock skew.
+    assert_eq!(not_after - not_before, 90 * 86_400 + 3600);
+    app.stop().await;
+
+    let app = TestApp::start(
+        vec![ServiceName::Kms, ServiceName::Jose],
+        &[("CRYPTOUTIL_TLS__LEAF_LIFETIME", "30s")],
+        None,
+    )
+    .await;
+    let public = app.public(ServiceName::Kms).to_owned();
+    let first = presented_leaf(&app, &public).await;
+    let (_, first_end) = validity(&first).unwrap();
+    let due = first_end - 10;
+    let renewed = loop {
+        let leaf = presented_leaf(&app, &public).await;
+        if leaf != first {
+            break leaf;
+        }
+        assert!(now() < first_end, "not renewed before it expired");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        now() >= due,
+        "renewed at {} before it was due at {due}",
+        now()
+    );
+    let (_, renewed_end) = validity(&renewed).unwrap();
+    assert!(
+        renewed_end >= first_end + 15,
+        "{first_end} -> {renewed_end}"
+    );
+    // Every service of the process, and requests go on over the new certificate.
+    let jose = app.public(ServiceName::Jose).to_owned();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while validity(&presented_leaf(&app, &jose).await).unwrap().1 < first_end + 15 {
+        assert!(
+            Instant::now() < deadline,
+            "jose's leaf was not renewed with the KMS's"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = app.client.get(&format!("{public}/browser/")).await.unwrap();
+    assert_eq!(r.status, 200);
+    app.stop().await;
+}
+
+/// The REST APIs answer every error as JSON (issue 20, schemathesis's finding): the
+/// framework's own rejections (a method the route lacks, a query that does not parse) came as
+/// plain text or empty bodies.
+#[tokio::test(flavor = "multi_thread")]
+async fn framework_rejections_on_the_rest_apis_are_json() {
+    let issuer = super::jose_service::Issuer::new();
+    let issuers = issuer.vars();
+    let app = TestApp::start(
+        vec![ServiceName::Jose, ServiceName::Ca],
+        &[("CRYPTOUTIL_AUTH__TRUSTED_ISSUERS", issuers.as_str())],
+        None,
+    )
+    .await;
+    let jose = format!("Bearer {}", issuer.token("acme", "jose", "jose", 300));
+    let ca = format!("Bearer {}", issuer.token("acme", "ca", "ca ca-ra", 300));
+    let cases = [
+        (
+            Method::PUT,
+            format!("{}/service/api/v1/jose/jwks", app.public(ServiceName::Jose)),
+            &jose,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Method::GET,
+            format!(
+                "{}/service/api/v1/ca/ra/requests?bogus=1",
+                app.public(ServiceName::Ca)
+            ),
+            &ca,
+            400,
+            "bad_request",
+        ),
+    ];
+    for (method, url, auth, status, code) in cases {
+        let r = app
+            .client
+            .send(
+                method.clone(),
+                &url,
+                &[("authorization", auth.as_str())],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, status, "{method} {url}: {}", r.text());
+        assert_eq!(
+            r.headers["content-type"], "application/json",
+            "{method} {url}"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"], code, "{body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    // A public listener's 404 outside both stacks carries the headers of an API answer.
+    let r = app
+        .client
+        .get(&format!("{}/", app.public(ServiceName::Jose)))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers["x-frame-options"], "DENY");
+    assert_eq!(
+        r.headers["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    app.stop().await;
+}

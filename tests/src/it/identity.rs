@@ -655,13 +655,14 @@ async fn the_admin_api_manages_tenants_clients_and_users_within_tenants() {
     let (_, tenants) = admin(&app, &op, Method::GET, "/tenants", None).await;
     assert_eq!(tenants["tenants"].as_array().unwrap().len(), 2);
 
-    // An acme administrator client (created by the operator) and an acme worker client.
+    // An acme administrator client (created by the operator) and an acme worker client: the
+    // administrator grants only scopes its token holds, so it holds jose too.
     let (s, acme_admin) = admin(
         &app,
         &op,
         Method::POST,
         "/clients",
-        Some(json!({"name": "acme admin", "tenant": "acme", "scopes": ["identity"]})),
+        Some(json!({"name": "acme admin", "tenant": "acme", "scopes": ["identity", "jose"]})),
     )
     .await;
     assert_eq!(s, 201, "{acme_admin}");
@@ -670,7 +671,7 @@ async fn the_admin_api_manages_tenants_clients_and_users_within_tenants() {
         &app,
         acme_admin["client_id"].as_str().unwrap(),
         acme_admin["client_secret"].as_str().unwrap(),
-        "identity",
+        "identity jose",
     )
     .await;
     assert_eq!(claims(&acme_op)["tenant"], "acme");

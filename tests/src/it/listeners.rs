@@ -266,6 +266,7 @@ async fn static_certificates_from_file_secrets() {
         &["kms.static.test".into()],
         &["127.0.0.1".parse().unwrap()],
         now,
+        pki::LEAF_LIFETIME,
     )
     .unwrap();
     let write = |name: &str, text: &str| {

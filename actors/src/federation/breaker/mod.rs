@@ -5,6 +5,8 @@
 //! report the outcome with [`BreakerHandle::record`]; a health poll runs on a spawned task and
 //! comes back as [`BreakerMsg::Polled`].
 //!
+//! While the breaker is closed the peer's health is polled every `poll_interval` even when
+//! calls succeed; a failed poll logs a warning and opens the breaker, so the fallback serves.
 //! When the breaker opens, a poll is due after `open_timeout`, then every `poll_interval`
 //! while the peer stays unhealthy; a healthy poll half-opens the breaker and the next calls are
 //! its probes.
@@ -48,7 +50,7 @@ pub struct BreakerArgs {
     pub config: BreakerConfig,
     /// Retries may be this share of first tries.
     pub budget_ratio: f64,
-    /// Time between health polls while the breaker stays open.
+    /// Time between health polls (while closed, and while the breaker stays open).
     pub poll_interval: Duration,
     /// How a poll asks the peer.
     pub probe: Arc<dyn Probe>,
@@ -75,6 +77,16 @@ pub struct BreakerActorState {
 impl BreakerActorState {
     fn now(&self) -> Duration {
         self.epoch.elapsed()
+    }
+
+    /// Polls the peer's health on a task of its own; the answer comes back as `Polled`.
+    fn poll(&self, me: &ActorRef<BreakerMsg>) {
+        let probe = Arc::clone(&self.args.probe);
+        let me = me.clone();
+        tokio::spawn(async move {
+            let healthy = probe.healthy().await;
+            let _ = me.cast(BreakerMsg::Polled { healthy });
+        });
     }
 
     /// Metrics, logs and the first poll timer of a transition.
@@ -105,9 +117,10 @@ impl Actor for Breaker {
 
     async fn pre_start(
         &self,
-        _me: ActorRef<BreakerMsg>,
+        me: ActorRef<BreakerMsg>,
         args: BreakerArgs,
     ) -> Result<BreakerActorState, ActorProcessingErr> {
+        me.send_after(args.poll_interval, || BreakerMsg::Watch);
         let breaker = BreakerState::new(
             args.config.clone(),
             args.budget_ratio,
@@ -149,16 +162,24 @@ impl Actor for Breaker {
             }
             BreakerMsg::Poll { generation } => {
                 if st.breaker.start_poll(generation) {
-                    let probe = Arc::clone(&st.args.probe);
-                    let me = me.clone();
-                    tokio::spawn(async move {
-                        let healthy = probe.healthy().await;
-                        let _ = me.cast(BreakerMsg::Polled { healthy });
-                    });
+                    st.poll(&me);
                 }
+            }
+            BreakerMsg::Watch => {
+                if st.breaker.start_watch() {
+                    st.poll(&me);
+                }
+                me.send_after(st.args.poll_interval, || BreakerMsg::Watch);
             }
             BreakerMsg::Polled { healthy } => {
                 crate::metrics::health_polled(peer, if healthy { "ok" } else { "failed" });
+                if !healthy {
+                    tracing::warn!(
+                        peer,
+                        state = st.breaker.view(st.now()).state,
+                        "health poll failed"
+                    );
+                }
                 let now = st.now();
                 let (t, still_open) = st.breaker.polled(healthy, now);
                 let reopened = t.is_some_and(|t| t.to == "open");

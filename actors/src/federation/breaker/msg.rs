@@ -29,6 +29,9 @@ pub enum BreakerMsg {
         /// The opening the timer was set in.
         generation: u64,
     },
+    /// Timer, every poll interval: poll the peer's health if the breaker is closed (a failed
+    /// poll opens it).
+    Watch,
     /// The poll task's result.
     Polled {
         /// The peer answered ready.

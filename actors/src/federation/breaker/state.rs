@@ -172,6 +172,18 @@ impl BreakerState {
         }
     }
 
+    /// The watch timer fired: should a health poll of a closed breaker start now? Only while
+    /// it is closed and no poll is running (an open or half-open breaker has its own polls and
+    /// probes).
+    pub fn start_watch(&mut self) -> bool {
+        if matches!(self.machine, State::Closed { .. }) && !self.polling {
+            self.polling = true;
+            true
+        } else {
+            false
+        }
+    }
+
     /// A health poll ended. Returns the transition, if any, and whether the breaker is still
     /// open (another poll is then due after the poll interval).
     pub fn polled(&mut self, healthy: bool, now: Duration) -> (Option<Transition>, bool) {

@@ -171,12 +171,57 @@ async fn a_caller_s_own_errors_never_open_it() {
     }
     settle().await;
     assert_eq!(b.state(), "closed");
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(60_100)).await;
+    settle().await;
+    assert_eq!(
+        probe.polls.lock().unwrap().len(),
+        2,
+        "a closed breaker polls every interval; healthy polls keep it closed"
+    );
+    assert_eq!(b.state(), "closed");
+}
+
+/// Health is watched while closed: every poll interval, however well calls go; a failed poll
+/// opens the breaker without any call failing, and the open breaker's own polls take over.
+#[tokio::test(start_paused = true)]
+async fn a_closed_breaker_polls_every_interval_and_a_failed_poll_opens_it() {
+    let (b, probe) = spawn(&[true, false], false).await;
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(b.admit(false).await.unwrap(), Admission::Admit);
+        b.record(Outcome::Success, Duration::from_millis(1));
+    }
+    tokio::time::sleep(Duration::from_millis(29_900)).await;
     settle().await;
     assert!(
         probe.polls.lock().unwrap().is_empty(),
-        "a closed breaker does not poll"
+        "none before an interval"
     );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    settle().await;
+    assert_eq!(probe.polls.lock().unwrap().len(), 1);
+    assert_eq!(b.state(), "closed", "a healthy poll changes nothing");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    settle().await;
+    assert_eq!(probe.polls.lock().unwrap().len(), 2);
+    assert_eq!(b.state(), "open", "the second poll failed");
+    assert_eq!(
+        b.admit(false).await.unwrap(),
+        Admission::Reject(Rejection::Open),
+        "the fallback serves"
+    );
+    // Open: the next poll one open timeout later (not a watch poll besides it).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    settle().await;
+    let polls = probe.polls.lock().unwrap().clone();
+    assert_eq!(
+        polls.len(),
+        3,
+        "{:?}",
+        polls.iter().map(|p| *p - t0).collect::<Vec<_>>()
+    );
+    assert!(polls[2] - polls[1] >= Duration::from_secs(5));
+    assert_eq!(b.state(), "open");
 }
 
 #[derive(Debug, Clone)]
@@ -199,7 +244,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// The actor under paused time, over any history: it never admits a call while open, and
-    /// it never polls the peer sooner than the open timeout after it last opened.
+    /// while open it never polls the peer sooner than the open timeout after it last opened
+    /// (polls while last seen closed are the watch's).
     #[test]
     fn the_actor_keeps_the_machine_s_promises(
         steps in proptest::collection::vec(step(), 1..80),
@@ -213,7 +259,10 @@ proptest! {
         rt.block_on(async move {
             let (b, probe) = spawn(&health, false).await;
             let mut openings: Vec<Instant> = Vec::new();
+            let mut closings: Vec<Instant> = Vec::new();
             let mut was_open = false;
+            let mut was_closed = true;
+            let mut seen = Instant::now();
             for s in steps {
                 match s {
                     Step::Wait(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -231,15 +280,28 @@ proptest! {
                 settle().await;
                 let open = b.state() == "open";
                 if open && !was_open {
-                    openings.push(Instant::now());
+                    // Opened by a failed watch poll during a wait: at that poll, not now.
+                    let by_poll = probe.polls.lock().unwrap().iter().filter(|p| **p > seen).max().copied();
+                    openings.push(by_poll.unwrap_or_else(Instant::now));
                 }
+                seen = Instant::now();
                 was_open = open;
+                let closed = b.state() == "closed";
+                if closed && !was_closed {
+                    closings.push(Instant::now());
+                }
+                was_closed = closed;
             }
             let polls = probe.polls.lock().unwrap().clone();
             for p in polls {
-                let last = openings.iter().filter(|o| **o <= p).max();
-                prop_assert!(last.is_some(), "a poll without an opening");
-                let waited = p - *last.unwrap();
+                // Strictly before: a watch poll that opened the breaker is its own opening.
+                let opened = openings.iter().filter(|o| **o < p).max();
+                let closed = closings.iter().filter(|c| **c <= p).max();
+                let Some(opened) = opened else { continue };
+                if closed.is_some_and(|c| c >= opened) {
+                    continue;
+                }
+                let waited = p - *opened;
                 prop_assert!(waited >= config().open_timeout, "polled {waited:?} after opening");
             }
             Ok(())

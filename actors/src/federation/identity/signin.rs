@@ -227,6 +227,7 @@ impl AuthzLink {
             Self::Local(a) => {
                 let caller = Caller {
                     tenant: tenant.to_owned(),
+                    scopes: Vec::new(),
                 };
                 match a.admin(caller, AdminOp::ListUsers).await? {
                     AdminAnswer::Users(users) => Ok(users),
@@ -246,6 +247,7 @@ impl AuthzLink {
             Self::Local(a) => {
                 let caller = Caller {
                     tenant: tenant.to_owned(),
+                    scopes: Vec::new(),
                 };
                 match a.admin(caller, AdminOp::ListTenants).await? {
                     AdminAnswer::Tenants(tenants) => tenants

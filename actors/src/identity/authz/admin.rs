@@ -26,16 +26,25 @@ pub const CONFIGURED_CLIENT_NAME: &str = "federated service (configured)";
 /// The tenant bootstrap creates; its administrators administer every tenant.
 pub const OPERATOR_TENANT: &str = "default";
 
-/// Who asks: the token's tenant (scope `identity` is checked by the HTTP layer).
+/// Who asks: the token's tenant and scopes (scope `identity` is checked by the HTTP layer).
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The caller's tenant.
     pub tenant: String,
+    /// The scopes the caller's token holds: outside the operator tenant, the most it grants.
+    pub scopes: Vec<String>,
 }
 
 impl Caller {
     fn is_operator(&self) -> bool {
         self.tenant == OPERATOR_TENANT
+    }
+
+    /// Whether the caller may give a client API scope `scope`: the operator tenant (the root of
+    /// trust, which administers every tenant) any; everyone else only what its token holds, so
+    /// a tenant's client with `identity` cannot make itself a client with `kms`.
+    fn may_grant(&self, scope: &str) -> bool {
+        self.is_operator() || self.scopes.iter().any(|s| s == scope)
     }
 
     /// The tenant an operation acts in: the caller's own, or another one for the operator.
@@ -536,10 +545,13 @@ impl AuthzState {
                 if let Some(uri) = spec.backchannel_logout_uri.as_deref() {
                     self.check_backchannel_uri(uri).map_err(bad)?;
                 }
+                // By default the API scopes the caller may grant (and, for code flow, the OIDC
+                // ones, which are no privilege).
                 let scopes = spec.scopes.unwrap_or_else(|| {
                     let oidc = if code_flow { &OIDC_SCOPES[..] } else { &[] };
                     API_SCOPES
                         .iter()
+                        .filter(|s| caller.may_grant(s))
                         .chain(oidc)
                         .map(|s| (*s).to_owned())
                         .collect()
@@ -551,6 +563,14 @@ impl AuthzState {
                         "scopes: a non-empty subset of kms, jose, ca, ca-ra, identity, notes:read, \
                          notes:write (and openid, profile for code-flow clients)",
                     ));
+                }
+                if scopes
+                    .iter()
+                    .any(|s| API_SCOPES.contains(&s.as_str()) && !caller.may_grant(s))
+                {
+                    return Err(Error::Forbidden {
+                        reason: "scopes: a tenant's caller grants only scopes its own token holds",
+                    });
                 }
                 let audiences = spec.audiences.unwrap_or_else(|| self.audiences());
                 if audiences.is_empty() || !audiences.iter().all(|a| self.audiences().contains(a)) {

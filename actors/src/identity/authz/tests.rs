@@ -189,6 +189,7 @@ mod flow {
         };
         let caller = Caller {
             tenant: "default".into(),
+            scopes: Vec::new(),
         };
         let admin::Step::Write(write) = st.admin(&caller, AdminOp::CreateClient(spec)).unwrap()
         else {
@@ -702,6 +703,7 @@ mod flow {
         };
         let caller = Caller {
             tenant: "default".into(),
+            scopes: Vec::new(),
         };
         let admin::Step::Write(write) = w.st.admin(&caller, AdminOp::CreateClient(spec)).unwrap()
         else {

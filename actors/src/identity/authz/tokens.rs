@@ -281,7 +281,12 @@ impl AuthzState {
             leeway: Duration::ZERO,
             require_exp: true,
         };
-        let claims = Arc::new(jwt::verify(token, &set, &[JwsAlg::ES256], &v, now).ok()?);
+        let parsed = jwt::Unverified::parse(token).ok()?;
+        // Ours are signed low-S: the high-S twin of one is a copy, not a token we issued.
+        if parsed.high_s() {
+            return None;
+        }
+        let claims = Arc::new(parsed.verify(&set, &[JwsAlg::ES256], &v, now).ok()?);
         if self.verified.len() >= VERIFIED_MAX {
             self.verified.clear();
         }

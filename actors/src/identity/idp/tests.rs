@@ -112,6 +112,7 @@ async fn a_sign_in_its_session_lockout_and_a_logout_through_both_actors() {
         .admin(
             Caller {
                 tenant: "default".into(),
+                scopes: Vec::new(),
             },
             AdminOp::CreateClient(NewClient {
                 name: "RP".into(),

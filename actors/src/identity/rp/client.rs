@@ -401,6 +401,11 @@ impl RpHandle {
     ) -> Result<Map<String, Value>, Error> {
         let s = &self.settings;
         let unverified = jwt::Unverified::parse(token).map_err(|_| refused(what))?;
+        // identity-authz signs low-S: the high-S twin of its signature is a copy.
+        if unverified.high_s() {
+            tracing::warn!(what, "token refused: high-S ECDSA signature");
+            return Err(refused(what));
+        }
         let mut provider = self.provider(false).await?;
         if provider.keys.resolve(unverified.kid()).is_none() {
             provider = self.provider(true).await?;

@@ -25,6 +25,7 @@ async fn run(app: &AppState, who: &Principal, op: AdminOp) -> Result<Value, ApiE
     let authz = app.actors.get::<AuthzHandle>().ok_or(ApiError::NotFound)?;
     let caller = Caller {
         tenant: who.tenant.to_string(),
+        scopes: who.scopes.clone(),
     };
     Ok(answer_json(authz.admin(caller, op).await?))
 }

@@ -41,6 +41,7 @@ pub(crate) async fn signin_post(
     })?;
     let caller = Caller {
         tenant: OPERATOR_TENANT.to_owned(),
+        scopes: Vec::new(),
     };
     let holds = match authz.admin(caller, AdminOp::GetClient(id)).await {
         Ok(AdminAnswer::Client(c)) => {

@@ -1,6 +1,7 @@
 //! JSON Web Keys (RFC 7517, parameters of RFC 7518 §6 and RFC 8037), thumbprints (RFC 7638),
 //! generation, and the signing primitives behind JWS.
 
+mod low_s;
 pub(crate) mod material;
 mod set;
 mod sign;
@@ -8,6 +9,7 @@ mod sign;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
+pub use low_s::is_high_s;
 pub use material::{Curve, KeyMaterial, RsaPrivate, ScalarPrivate};
 pub use set::JwkSet;
 

@@ -140,11 +140,15 @@ pub(super) fn sign(m: &KeyMaterial, alg: JwsAlg, msg: &[u8]) -> Result<Vec<u8>> 
                 .map_err(failed)?;
             Ok(sig)
         }
-        Signer::Ecdsa(pair) => Ok(pair
-            .sign(&SystemRandom::new(), msg)
-            .map_err(failed)?
-            .as_ref()
-            .to_vec()),
+        Signer::Ecdsa(pair) => {
+            let mut sig = pair
+                .sign(&SystemRandom::new(), msg)
+                .map_err(failed)?
+                .as_ref()
+                .to_vec();
+            super::low_s::normalise(&mut sig);
+            Ok(sig)
+        }
         Signer::Ed25519(pair) => Ok(pair.sign(msg).as_ref().to_vec()),
     }
 }
