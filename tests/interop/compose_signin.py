@@ -98,6 +98,16 @@ def nss_home():
     return home
 
 
+def idp_breaker_state():
+    """identity-idp's breaker for identity-authz as Prometheus last scraped it (0 closed,
+    1 half-open, 2 open), or None before the first scrape."""
+    q = 'federation_circuit_breaker_state{instance="identity-idp:9400",service="identity"}'
+    r = requests.get(PROMETHEUS + "/api/v1/query", params={"query": q}, verify=TRUST, timeout=5)
+    r.raise_for_status()
+    values = [float(x["value"][1]) for x in r.json()["data"]["result"]]
+    return values[0] if values else None
+
+
 def breaker_calls():
     q = 'federation_request_duration_seconds_count{instance="identity-idp:9400",service="identity"}'
     r = requests.get(PROMETHEUS + "/api/v1/query", params={"query": q}, verify=TRUST, timeout=5)
