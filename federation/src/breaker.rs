@@ -286,13 +286,22 @@ pub fn step(state: State, event: Event, now: Duration, cfg: &BreakerConfig) -> (
                     )
                 }
             }
-            Event::HealthOk => (
-                State::HalfOpen {
-                    in_flight,
-                    succeeded,
-                },
-                Decision::Noted,
-            ),
+            // A good health poll counts as a good probe, so a half-open breaker of a peer no
+            // one calls still closes (health is polled while half-open too).
+            Event::HealthOk => {
+                let succeeded = succeeded + 1;
+                if succeeded >= cfg.half_open_probes {
+                    (State::default(), Decision::Noted)
+                } else {
+                    (
+                        State::HalfOpen {
+                            in_flight,
+                            succeeded,
+                        },
+                        Decision::Noted,
+                    )
+                }
+            }
         },
     }
 }
@@ -383,6 +392,21 @@ mod tests {
             let (_, d) = step(s, Event::Request, secs(7), &c);
             assert_eq!(d, Decision::Reject, "the fallback serves");
         }
+    }
+
+    #[test]
+    fn good_health_polls_close_a_half_open_breaker_no_one_calls() {
+        let c = cfg(true);
+        let (s, _) = step(State::Open { since: secs(0) }, Event::HealthOk, secs(5), &c);
+        assert_eq!(s.name(), "half_open");
+        let (s, _) = step(s, Event::HealthOk, secs(6), &c);
+        assert_eq!(s.name(), "half_open", "one of two");
+        let (s, _) = step(s, Event::HealthOk, secs(7), &c);
+        assert_eq!(s, State::default());
+        // A failed poll in between reopens it.
+        let (s, _) = step(State::Open { since: secs(0) }, Event::HealthOk, secs(5), &c);
+        let (s, _) = step(s, Event::HealthFailed, secs(6), &c);
+        assert_eq!(s, State::Open { since: secs(6) });
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! calls succeed; a failed poll logs a warning and opens the breaker, so the fallback serves.
 //! When the breaker opens, a poll is due after `open_timeout`, then every `poll_interval`
 //! while the peer stays unhealthy; a healthy poll half-opens the breaker and the next calls are
-//! its probes.
+//! its probes. Polls go on while half-open, each good one counting as a good probe, so the
+//! breaker of a peer no one calls closes too.
 
 mod handle;
 mod msg;

@@ -172,11 +172,11 @@ impl BreakerState {
         }
     }
 
-    /// The watch timer fired: should a health poll of a closed breaker start now? Only while
-    /// it is closed and no poll is running (an open or half-open breaker has its own polls and
-    /// probes).
+    /// The watch timer fired: should a health poll start now? While closed (a failed poll
+    /// opens it) or half-open (good polls count as good probes, so a breaker no one calls
+    /// closes), and no poll is running; an open breaker has its own poll timers.
     pub fn start_watch(&mut self) -> bool {
-        if matches!(self.machine, State::Closed { .. }) && !self.polling {
+        if !self.is_open() && !self.polling {
             self.polling = true;
             true
         } else {
