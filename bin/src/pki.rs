@@ -191,7 +191,7 @@ fn dynamic(
     let life = cfg.tls.leaf_lifetime;
     let (servers, certs, own) = present(cfg, services, &store, now, |service| {
         let (dns, ips) = leaf_names(cfg, service);
-        let (leaf, key) = leaf_for(&store, &name, service, dns, ips, now, life)?;
+        let (leaf, key, _) = leaf_for(&store, &name, service, dns, ips, now, life)?;
         Ok(own_chain(leaf, &key, &int_cert))
     })?;
     let store = Arc::new(store);
@@ -273,7 +273,7 @@ impl Renewal {
         let mut next = u64::MAX;
         for l in &self.leaves {
             let current = l.own.get();
-            let (leaf, key) = leaf_for(
+            let (leaf, key, not_after) = leaf_for(
                 &self.store,
                 &self.ca_name,
                 l.service,
@@ -296,7 +296,6 @@ impl Renewal {
                 l.own.set(chain, key);
                 tracing::info!(service = %l.service, "renewed the TLS leaf certificate");
             }
-            let (_, not_after) = pki::validity(&leaf)?;
             next = next.min(pki::leaf_renew_at(not_after, self.life));
         }
         Ok(next)
@@ -427,6 +426,8 @@ fn create_ca(store: &Store, now: SystemTime) -> anyhow::Result<String> {
     Ok(name)
 }
 
+/// The service's leaf, its key and its `notAfter` (Unix seconds): the stored one while it
+/// names the same hosts and is not due ([`pki::needs_renewal`]), else a new one, stored.
 fn leaf_for(
     store: &Store,
     ca_name: &str,
@@ -435,7 +436,7 @@ fn leaf_for(
     ips: Vec<IpAddr>,
     now: SystemTime,
     life: Duration,
-) -> anyhow::Result<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)> {
+) -> anyhow::Result<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>, u64)> {
     let (meta_key, cert_key, priv_key) = (
         format!("leaf/{service}/meta").into_bytes(),
         format!("leaf/{service}/cert").into_bytes(),
@@ -446,12 +447,12 @@ fn leaf_for(
         store.get_plain(Table::Pki, &cert_key)?,
         store.get_sealed(Table::Pki, &priv_key)?,
     ) {
-        if let (Ok(meta), Ok((_, not_after))) = (
-            serde_json::from_slice::<LeafMeta>(&meta),
-            pki::validity(&cert),
-        ) {
-            if meta.dns == dns && meta.ips == ips && !pki::needs_renewal(not_after, life, now) {
-                return Ok((cert, key));
+        if let Ok(meta) = serde_json::from_slice::<LeafMeta>(&meta) {
+            if meta.dns == dns
+                && meta.ips == ips
+                && !pki::needs_renewal(meta.not_after_unix, life, now)
+            {
+                return Ok((cert, key, meta.not_after_unix));
             }
         }
     }
@@ -470,7 +471,7 @@ fn leaf_for(
         plain(&meta_key, meta),
     ])?;
     tracing::info!(%service, "issued a TLS leaf certificate");
-    Ok((leaf.cert_der, leaf.key_pkcs8))
+    Ok((leaf.cert_der, leaf.key_pkcs8, leaf.not_after_unix))
 }
 
 fn plain(key: &[u8], value: Vec<u8>) -> cryptoutil_storage::backend::Write {

@@ -60,10 +60,8 @@ impl ServerCert {
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
     ) -> Result<(), rustls::Error> {
-        let provider = cryptoutil_protocols::tls::provider();
-        let certified = CertifiedKey::from_der(chain, key, &provider)?;
-        certified.keys_match()?;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(certified);
+        let certified = certified(chain, key)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = certified;
         Ok(())
     }
 
@@ -75,14 +73,12 @@ impl ServerCert {
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
     ) -> Result<bool, rustls::Error> {
-        let provider = cryptoutil_protocols::tls::provider();
-        let certified = CertifiedKey::from_der(chain, key, &provider)?;
-        certified.keys_match()?;
+        let certified = certified(chain, key)?;
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         if current.cert.first().map(|c| c.as_ref()) != Some(expected) {
             return Ok(false);
         }
-        *current = Arc::new(certified);
+        *current = certified;
         Ok(true)
     }
 
@@ -91,6 +87,18 @@ impl ServerCert {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
         current.cert.first().cloned()
     }
+}
+
+/// `chain` (leaf first) with `key` as rustls presents them; refused unless the key is the
+/// leaf's.
+fn certified(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>, rustls::Error> {
+    let provider = cryptoutil_protocols::tls::provider();
+    let certified = CertifiedKey::from_der(chain, key, &provider)?;
+    certified.keys_match()?;
+    Ok(Arc::new(certified))
 }
 
 impl ResolvesServerCert for ServerCert {

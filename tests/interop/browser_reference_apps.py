@@ -248,28 +248,28 @@ def authz_outage(d, find, shown, text_is, rp, spa, idp):
     finally:
         compose("start", "identity-authz")
     deadline = time.monotonic() + 90
-    while True:
-        try:
-            if requests.get("https://127.0.0.1:8180/.well-known/openid-configuration", verify=TRUST,
-                            timeout=5).ok:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("identity-authz did not come back")
-        time.sleep(1)
+
+    def until(predicate, failure, pause):
+        """Asks `predicate` every `pause` seconds (a request error counts as no) until it says
+        yes, or fails with `failure` at the deadline."""
+        while True:
+            try:
+                if predicate():
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(failure)
+            time.sleep(pause)
+
+    until(lambda: requests.get("https://127.0.0.1:8180/.well-known/openid-configuration",
+                               verify=TRUST, timeout=5).ok,
+          "identity-authz did not come back", 1)
     # identity-idp's breaker for identity-authz opened during the outage (its health is polled
     # every second, closed too); its next good poll half-opens it, and the sign-in below is
     # among its probes. Until then identity-idp says "unavailable", as it should.
-    while True:
-        try:
-            if idp_breaker_state() not in (None, 2.0):
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("identity-idp's breaker for identity-authz stayed open")
-        time.sleep(0.5)
+    until(lambda: idp_breaker_state() not in (None, 2.0),
+          "identity-idp's breaker for identity-authz stayed open", 0.5)
     # Back: a restart of identity-authz ends the sign-in sessions it knew, so the RP's sign-in
     # asks again (the passkey), and the SPA's rides on that new session (no form).
     d.get(f"{rp}/browser/rp/login")

@@ -286,7 +286,8 @@ fn federation_aliases(
             });
         };
         auth.insert(key.to_owned(), value);
-        prov.retain(|k, _| k != &alias_path && !k.starts_with(&format!("{alias_path}.")));
+        let below = format!("{alias_path}.");
+        prov.retain(|k, _| k != &alias_path && !k.starts_with(&below));
         prov.insert(canonical, alias_source);
     }
     Ok(())

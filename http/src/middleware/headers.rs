@@ -85,7 +85,13 @@ pub async fn service(req: Request, next: Next) -> Response {
     if api {
         response = json_errors(response).await;
     }
-    let headers = response.headers_mut();
+    nosniff_no_store(response.headers_mut());
+    response
+}
+
+/// `nosniff`, and `no-store` unless the handler chose a cache policy: what every answer for
+/// programs carries.
+fn nosniff_no_store(headers: &mut axum::http::HeaderMap) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -93,7 +99,6 @@ pub async fn service(req: Request, next: Next) -> Response {
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response
 }
 
 /// Middleware of the admin and metrics listeners and of a public listener's answers outside
@@ -107,20 +112,17 @@ pub async fn api(req: Request, next: Next) -> Response {
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; frame-ancestors 'none'",
         ),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    if !headers.contains_key(header::CACHE_CONTROL) {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
+    nosniff_no_store(headers);
     response
 }
 
-/// The largest plain-text error body [`json_errors`] rewrites (the framework's rejections are a
-/// line); a larger one is left as it is.
+/// The most of a plain-text error body [`json_errors`] keeps as its message (the framework's
+/// rejections are a line); a longer one is answered with the status's reason alone.
 const PLAIN_ERROR_MAX: usize = 4096;
 
 /// The REST APIs (`/service/api/**`) answer errors as JSON, `{"error", "message"}`, whoever made
@@ -142,22 +144,16 @@ async fn json_errors(response: Response) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, PLAIN_ERROR_MAX).await else {
-        return (status, "error body too large").into_response();
-    };
-    let code = status
-        .canonical_reason()
-        .unwrap_or("error")
-        .to_ascii_lowercase()
-        .replace([' ', '-'], "_");
-    let message = match String::from_utf8_lossy(&bytes).trim() {
-        "" => status.canonical_reason().unwrap_or("error").to_owned(),
-        text => text.to_owned(),
-    };
-    let message = if status.is_server_error() {
-        "internal error".to_owned()
-    } else {
-        message
+    let bytes = axum::body::to_bytes(body, PLAIN_ERROR_MAX)
+        .await
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let code = reason.to_ascii_lowercase().replace([' ', '-'], "_");
+    let text = String::from_utf8_lossy(&bytes);
+    let message = match text.trim() {
+        _ if status.is_server_error() => "internal error",
+        "" => reason,
+        text => text,
     };
     let json = serde_json::json!({ "error": code, "message": message }).to_string();
     parts.headers.remove(header::CONTENT_LENGTH);

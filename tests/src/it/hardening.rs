@@ -423,26 +423,11 @@ async fn service_answers_are_not_cached_or_sniffed_one_authorization_only_and_ex
 /// The high-S twin of an ES256 JWT: the same token with `s` replaced by `n - s`, a signature
 /// that verifies as well and that anyone can make without the key.
 fn high_s_twin(token: &str) -> String {
-    use cryptoutil_protocols::jose::b64;
-    const N: [u8; 32] = [
-        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
-        0x25, 0x51,
-    ];
+    use cryptoutil_protocols::jose::{b64, jwk::ecdsa_twin};
     let (signed, sig) = token.rsplit_once('.').unwrap();
-    let mut sig = b64::decode(sig, "signature").unwrap();
+    let sig = b64::decode(sig, "signature").unwrap();
     assert_eq!(sig.len(), 64, "ES256");
-    let mut borrow = 0i16;
-    for i in (0..32).rev() {
-        let mut v = i16::from(N[i]) - i16::from(sig[32 + i]) - borrow;
-        borrow = i16::from(v < 0);
-        if v < 0 {
-            v += 256;
-        }
-        sig[32 + i] = v as u8;
-    }
-    assert_eq!(borrow, 0);
-    format!("{signed}.{}", b64::encode(&sig))
+    format!("{signed}.{}", b64::encode(&ecdsa_twin(&sig).unwrap()))
 }
 
 /// ECDSA's malleability (issue 20, LOW): identity-authz signs low-S only, and its tokens'

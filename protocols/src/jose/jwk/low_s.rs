@@ -71,18 +71,25 @@ pub fn is_high_s(alg: JwsAlg, sig: &[u8]) -> bool {
     matches!(alg, JwsAlg::ES256 | JwsAlg::ES384 | JwsAlg::ES512) && sig_is_high_s(sig)
 }
 
+/// The other signature of the pair of the fixed-width ECDSA signature `sig`: `r || (n - s)`.
+/// Not shaped like one: none.
+pub fn ecdsa_twin(sig: &[u8]) -> Option<Vec<u8>> {
+    let n = order_for_len(sig.len())?;
+    let (r, s) = sig.split_at(n.len());
+    Some([r, complement(n, s).as_slice()].concat())
+}
+
 /// Replaces a high `s` in the fixed-width ECDSA signature `sig` by `n - s`, so every signature
 /// made here is the low-S one of its pair.
 pub(super) fn normalise(sig: &mut [u8]) {
     let Some(n) = order_for_len(sig.len()) else {
         return;
     };
-    if !sig_is_high_s(sig) {
-        return;
-    }
     if let Some(s) = sig.get_mut(n.len()..) {
         let low = complement(n, s);
-        s.copy_from_slice(&low);
+        if *s > *low {
+            s.copy_from_slice(&low);
+        }
     }
 }
 
@@ -126,9 +133,7 @@ mod tests {
             for i in 0..64u8 {
                 let msg = [i; 7];
                 let sig = pair.sign(&rng, &msg).unwrap().as_ref().to_vec();
-                let n = order_for_len(sig.len()).unwrap();
-                let (r, s) = sig.split_at(n.len());
-                let twin = [r, complement(n, s).as_slice()].concat();
+                let twin = ecdsa_twin(&sig).unwrap();
                 assert_ne!(sig, twin);
                 public.verify(&msg, &sig).unwrap();
                 public.verify(&msg, &twin).unwrap();
@@ -160,5 +165,6 @@ mod tests {
         let mut short = [0xffu8; 10];
         normalise(&mut short);
         assert_eq!(short, [0xff; 10]);
+        assert_eq!(ecdsa_twin(&short), None);
     }
 }

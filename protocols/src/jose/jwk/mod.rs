@@ -9,7 +9,7 @@ mod sign;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-pub use low_s::is_high_s;
+pub use low_s::{ecdsa_twin, is_high_s};
 pub use material::{Curve, KeyMaterial, RsaPrivate, ScalarPrivate};
 pub use set::JwkSet;
 
