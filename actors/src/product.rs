@@ -45,6 +45,8 @@ pub struct ServiceBuild<'a> {
     pub federation: &'a Federation,
     /// Services of this process built before this one (in [`ServiceName::ALL`] order).
     pub built: &'a BTreeMap<ServiceName, ServiceActors>,
+    /// The service's hash-chained audit log (every service keeps one).
+    pub audit: &'a AuditHandle,
 }
 
 impl ServiceBuild<'_> {
@@ -62,8 +64,6 @@ pub struct ServiceParts {
     pub children: Vec<Arc<dyn ChildSpec>>,
     /// Typed handles for the product's routes.
     pub handles: HandlesBuilder,
-    /// The service's audit log, when a product keeps one.
-    pub audit: Option<AuditHandle>,
 }
 
 impl ServiceParts {
@@ -132,8 +132,8 @@ pub struct ServiceActors {
     pub issuer_jwks: Vec<IssuerJwksHandle>,
     /// Browser sign-ins and sessions.
     pub sessions: SessionsHandle,
-    /// The service's hash-chained audit log, when it keeps one.
-    pub audit: Option<AuditHandle>,
+    /// The service's hash-chained audit log.
+    pub audit: AuditHandle,
     /// The breakers of the federated peers this service calls.
     pub peers: Vec<BreakerHandle>,
     /// The handles its products registered, by type.
@@ -165,4 +165,6 @@ pub struct SuiteArgs {
     pub identity_issuer: String,
     /// Certificates from the CA, when it is a federated peer.
     pub enrollment: Option<crate::federation::ca::enroll::EnrollmentPlan>,
+    /// The audit files' segment size and retention (`audit:`).
+    pub audit: crate::audit::file::Segments,
 }

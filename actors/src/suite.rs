@@ -1,7 +1,7 @@
 //! Builds the supervision tree: root supervisor -> one supervisor per service -> the service's
 //! actors, and hands back the typed handles the HTTP layer needs. Every service gets the same
 //! common actors (`Health`, `Vault`, `Sessions`, an `IssuerJwks` per trusted issuer, an
-//! `Enrollment` when its certificate comes from the CA); what a
+//! `Enrollment` when its certificate comes from the CA, its `AuditLog`); what a
 //! product adds comes from the products registered in [`PRODUCTS`].
 
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use cryptoutil_storage::Store;
 use ractor::SpawnErr;
 
+use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
 use crate::config::SupervisionConfig;
 use crate::federation::ca::enroll::{Enrollment, EnrollmentMsg};
 use crate::federation::{CaPeer, Federation};
@@ -130,12 +131,18 @@ fn service_tree(
     let mut children: Vec<Arc<dyn ChildSpec>> =
         vec![Arc::new(health), Arc::new(vault), Arc::new(sessions)];
     let issuer_jwks = issuer_key_sets(service, args, cfg, &mut children);
+    // Every service keeps a hash-chained audit log: its products' operations and the
+    // service's own security events (fallbacks taken).
+    let audit_slot: Slot<AuditMsg> = Slot::new("AuditLog");
+    let audit_args = AuditArgs::open_with(Arc::clone(store), name, args.audit)
+        .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
+    let audit = AuditHandle::new(audit_slot.clone(), &audit_args, cfg.ask_timeout);
     let enrollment = federation
         .ca
         .as_ref()
         .map(|ca| CaPeer::new(ca.clone()))
         .zip(args.enrollment.as_ref())
-        .and_then(|(ca, plan)| plan.args(service, &ca));
+        .and_then(|(ca, plan)| plan.args(service, &ca, &audit));
     if let Some(enrollment) = enrollment {
         children.push(Arc::new(ActorSpec::<Enrollment>::cloning(
             format!("{name}/enroll"),
@@ -144,6 +151,12 @@ fn service_tree(
             || EnrollmentMsg::Crash,
         )));
     }
+    children.push(Arc::new(ActorSpec::<AuditLog>::cloning(
+        format!("{name}/audit"),
+        audit_slot,
+        audit_args,
+        || AuditMsg::Crash,
+    )));
 
     let ctx = ServiceBuild {
         service,
@@ -152,6 +165,7 @@ fn service_tree(
         config: cfg,
         federation,
         built,
+        audit: &audit,
     };
     let mut parts = ServiceParts::default();
     for product in PRODUCTS.iter().filter(|p| p.service == service) {
@@ -170,7 +184,7 @@ fn service_tree(
         vault: VaultHandle::new(vault_slot, cfg.ask_timeout),
         issuer_jwks,
         sessions: SessionsHandle::new(sessions_slot, cfg.ask_timeout),
-        audit: parts.audit,
+        audit,
         peers: Vec::new(),
         products: parts.handles.build(),
     };

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -337,15 +338,46 @@ fn serve(loaded: Loaded, services: Vec<ServiceName>) -> ExitCode {
         // Listen before starting: a SIGTERM that comes as soon as endpoints.json exists must
         // drain the services, not kill the process with the signal's default action.
         let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let running = run::start(Options {
-            services,
-            config: loaded.config,
-        })
-        .await?;
-        let trigger = running.shutdown_trigger();
+        let stop = Arc::new(tokio::sync::watch::channel(false).0);
+        let signalled = Arc::clone(&stop);
         tokio::spawn(async move {
             wait_for_signal(term).await;
             tracing::info!("signal received");
+            signalled.send_replace(true);
+        });
+        let mut config = loaded.config;
+        // Without enough unseal shares the process starts sealed and waits for an operator's.
+        let unseal =
+            match cryptoutil_storage::unseal::load(&config.barrier.unseal, &config.data_dir)? {
+                cryptoutil_storage::unseal::Loaded::Key(..) => None,
+                cryptoutil_storage::unseal::Loaded::Sealed(initial) => {
+                    cryptoutil_storage::unseal::create_private_dir(&config.data_dir)?;
+                    let shares = Arc::new(crate::sealed::Shares::new(
+                        initial,
+                        crate::sealed::store_files(&config, &services),
+                    )?);
+                    let metrics = run::metrics_handle();
+                    match crate::sealed::serve(&mut config, &services, shares, &stop, metrics)
+                        .await?
+                    {
+                        Some(key) => Some(key),
+                        None => {
+                            tracing::info!("stopped while sealed");
+                            return Ok(());
+                        }
+                    }
+                }
+            };
+        let running = run::start(Options {
+            services,
+            config,
+            unseal,
+        })
+        .await?;
+        let trigger = running.shutdown_trigger();
+        let mut stopped = stop.subscribe();
+        tokio::spawn(async move {
+            let _ = stopped.wait_for(|s| *s).await;
             trigger.send_replace(true);
         });
         running.wait().await

@@ -20,6 +20,7 @@ pub mod files;
 pub mod pki;
 pub mod reference;
 pub mod run;
+pub mod sealed;
 pub mod telemetry;
 
 /// Exit status for an invalid configuration or command line (sysexits EX_USAGE).

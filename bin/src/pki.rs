@@ -486,11 +486,10 @@ fn plain(key: &[u8], value: Vec<u8>) -> cryptoutil_storage::backend::Write {
 /// (`federation.ca_enabled`): then each service presents the static one until the CA issues
 /// its own (or, `cached`, the one the CA issued last), and the PKI store keeps what the CA
 /// issued.
-fn static_material(
+/// `tls.cert_chain` and `tls.private_key`, parsed.
+fn static_chain(
     cfg: &AppConfig,
-    services: &[ServiceName],
-    unseal: &UnsealKey,
-) -> anyhow::Result<TlsSetup> {
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(cfg.tls.cert_chain.as_bytes())
             .collect::<Result<_, _>>()
@@ -500,6 +499,75 @@ fn static_material(
     }
     let key = PrivateKeyDer::from_pem_slice(cfg.tls.private_key.expose().as_bytes())
         .map_err(|e| anyhow!("tls.private_key: {e}"))?;
+    Ok((chain, key))
+}
+
+/// Where a sealed process's listeners' ephemeral CA is written (dynamic mode).
+pub fn sealed_anchor_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("tls").join("sealed-ca.pem")
+}
+
+/// What the listeners present while the process is sealed (the dynamic PKI's keys are behind
+/// the barrier): the static certificate, or in dynamic mode a leaf of an ephemeral CA made for
+/// this sealed run, naming every service's names, whose root is written to
+/// [`sealed_anchor_path`] (public) for the operator's tools.
+pub fn sealed_tls(cfg: &AppConfig, services: &[ServiceName]) -> anyhow::Result<Arc<ServerConfig>> {
+    let (chain, key) = match cfg.tls.mode {
+        TlsMode::Static => static_chain(cfg)?,
+        TlsMode::Dynamic => {
+            let now = SystemTime::now();
+            let mut id = [0u8; 6];
+            aws_lc_rs::rand::fill(&mut id).map_err(|_| anyhow!("random generator failure"))?;
+            let name: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            let ca = pki::generate_ca(&format!("sealed {name}"), now)?;
+            let (mut dns, mut ips) = (vec!["localhost".to_owned()], Vec::new());
+            for service in services {
+                let (d, i) = leaf_names(cfg, *service);
+                dns.extend(
+                    d.into_iter()
+                        .filter(|n| !dns.contains(n))
+                        .collect::<Vec<_>>(),
+                );
+                ips.extend(
+                    i.into_iter()
+                        .filter(|a| !ips.contains(a))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            let leaf = pki::issue_leaf(
+                &format!("sealed {name}"),
+                &ca.intermediate.key_pkcs8,
+                "cryptoutil (sealed)",
+                &dns,
+                &ips,
+                now,
+                Duration::from_secs(86_400),
+            )?;
+            let dir = cfg.data_dir.join("tls");
+            cryptoutil_storage::unseal::create_private_dir(&dir)?;
+            files::write_atomic(
+                &sealed_anchor_path(&cfg.data_dir),
+                pki::cert_pem(&ca.root.cert_der).as_bytes(),
+                0o644,
+            )?;
+            (
+                vec![
+                    CertificateDer::from(leaf.cert_der),
+                    CertificateDer::from(ca.intermediate.cert_der.clone()),
+                ],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_pkcs8.to_vec())),
+            )
+        }
+    };
+    cryptoutil_http::tls::server_config(chain, key).context("the sealed listeners' certificate")
+}
+
+fn static_material(
+    cfg: &AppConfig,
+    services: &[ServiceName],
+    unseal: &UnsealKey,
+) -> anyhow::Result<TlsSetup> {
+    let (chain, key) = static_chain(cfg)?;
     let anchor_pem = if cfg.tls.extra_trusted_cas.is_empty() {
         chain.last().map(|c| pki::cert_pem(c)).unwrap_or_default()
     } else {

@@ -215,6 +215,7 @@ pub async fn register(
         authz
             .admin(
                 Caller {
+                    who: "identity-authz".to_owned(),
                     tenant: OPERATOR_TENANT.to_owned(),
                     scopes: Vec::new(),
                 },

@@ -20,6 +20,7 @@ use cryptoutil_http::auth::{Authenticator, DenyAll, IdentityValidation, JwtBeare
 use cryptoutil_http::config::{AuthConfig, TrustedIssuer};
 use cryptoutil_http::listener::Listener;
 use cryptoutil_http::state::{AdminState, App, AppState, Readiness};
+use cryptoutil_protocols::unseal::UnsealKey;
 use cryptoutil_storage::unseal::{self, UnsealSource};
 use cryptoutil_storage::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -33,14 +34,19 @@ use crate::{files, pki};
 
 /// Gauge: 1 when aws-lc-rs runs its FIPS 140-3 module.
 pub const FIPS_MODE: &str = "cryptoutil_fips_mode";
+/// When the certificate each service presents ends (Unix seconds).
+pub const CERT_NOT_AFTER: &str = "cryptoutil_tls_certificate_not_after_seconds";
 
 /// What to start.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Options {
     /// The services, in start order.
     pub services: Vec<ServiceName>,
     /// The loaded configuration.
     pub config: AppConfig,
+    /// The unseal key when it was rebuilt from shares an operator submitted (a sealed start);
+    /// `None`: from the configuration.
+    pub unseal: Option<UnsealKey>,
 }
 
 /// The URLs of one service, as written to `endpoints.json`.
@@ -148,8 +154,8 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     let _ = std::fs::remove_file(endpoints_path(&data_dir)); // never leave stale ports for tools
 
     let (mut tls, stores) = {
-        let (cfg, services) = (cfg.clone(), opts.services.clone());
-        tokio::task::spawn_blocking(move || open_everything(&cfg, &services))
+        let (cfg, services, key) = (cfg.clone(), opts.services.clone(), opts.unseal);
+        tokio::task::spawn_blocking(move || open_everything(&cfg, &services, key))
             .await
             .context("startup task")??
     };
@@ -335,6 +341,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         peers: crate::federation::peers(&cfg.federation, &tls.anchor_pem)?,
         identity_issuer: cfg.federation.identity_issuer(),
         enrollment: crate::enroll::plan(&cfg, &tls.certs, &tls.own, tls.store.as_ref())?,
+        audit: cfg.audit,
     };
     let suite = suite::start(stores.clone(), &args, &cfg.supervision)
         .await
@@ -383,6 +390,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
                         cfg.federation_fallback.identity_fallback_mode,
                         cfg.federation.identity_cache_ttl,
                         cfg.federation.retry.deadline,
+                        actors.audit.clone(),
                     ));
                 }
             }
@@ -444,6 +452,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
     if let Some(renewal) = tls.renewal.take() {
         listeners.spawn(renewal.run(shutdown.subscribe()));
     }
+    listeners.spawn(certificate_expiry(tls.certs.clone(), shutdown.subscribe()));
     for peer in suite.federation.peers() {
         tracing::info!(
             peer = peer.name().as_str(),
@@ -508,6 +517,30 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         readiness,
         grace: cfg.shutdown_grace_period,
     })
+}
+
+/// Publishes when each service's presented certificate ends ([`CERT_NOT_AFTER`]), at start and
+/// every minute (renewals and certificates from the CA replace it), until shutdown.
+async fn certificate_expiry(
+    certs: BTreeMap<ServiceName, Arc<cryptoutil_http::tls::ServerCert>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        for (service, cert) in &certs {
+            let not_after = cert
+                .leaf()
+                .and_then(|leaf| cryptoutil_protocols::pki::validity(leaf.as_ref()).ok());
+            if let Some((_, not_after)) = not_after {
+                #[allow(clippy::cast_precision_loss)] // seconds until the year 2^53
+                metrics::gauge!(CERT_NOT_AFTER, "service" => service.as_str())
+                    .set(not_after as f64);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
 }
 
 /// Each service's unsealed store.
@@ -865,6 +898,7 @@ async fn register_browser_clients(
         return Ok(());
     };
     let caller = Caller {
+        who: "identity-authz".to_owned(),
         tenant: OPERATOR_TENANT.to_owned(),
         scopes: Vec::new(),
     };
@@ -896,6 +930,7 @@ async fn register_federation_clients(
         return Ok(());
     };
     let caller = Caller {
+        who: "identity-authz".to_owned(),
         tenant: OPERATOR_TENANT.to_owned(),
         scopes: Vec::new(),
     };
@@ -981,9 +1016,16 @@ async fn bootstrap(suite: &Suite, data_dir: &std::path::Path) -> anyhow::Result<
 fn open_everything(
     cfg: &AppConfig,
     services: &[ServiceName],
+    submitted: Option<UnsealKey>,
 ) -> anyhow::Result<(pki::TlsSetup, Stores)> {
-    let (key, source) = unseal::load_key(&cfg.barrier.unseal, &cfg.data_dir)?;
+    let (key, source) = match submitted {
+        Some(key) => (key, UnsealSource::Submitted),
+        None => unseal::load_key(&cfg.barrier.unseal, &cfg.data_dir)?,
+    };
     match source {
+        UnsealSource::Submitted => {
+            tracing::info!("barrier unsealed from shares an operator submitted")
+        }
         UnsealSource::Development { path, created } => tracing::warn!(
             share = %path.display(),
             created,
@@ -1005,7 +1047,7 @@ fn open_everything(
     Ok((tls, stores))
 }
 
-fn url(addr: SocketAddr) -> String {
+pub(crate) fn url(addr: SocketAddr) -> String {
     match addr.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => format!("https://127.0.0.1:{}", addr.port()),
         IpAddr::V6(v6) if v6.is_unspecified() => format!("https://[::1]:{}", addr.port()),

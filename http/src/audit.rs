@@ -64,5 +64,5 @@ pub(crate) async fn admin_audit_verify(app: &AppState) -> Result<Json<Value>, Ap
 }
 
 fn log(app: &AppState) -> Result<&cryptoutil_actors::audit::AuditHandle, ApiError> {
-    app.actors.audit.as_ref().ok_or(ApiError::NotFound)
+    Ok(&app.actors.audit)
 }

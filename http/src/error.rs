@@ -105,6 +105,9 @@ pub enum ApiError {
         /// Why.
         reason: &'static str,
     },
+    /// The service is sealed: nothing but the admin listener's probes and unseal route works.
+    #[error("the service is sealed: an operator unseals it on the admin listener (POST /admin/v1/unseal)")]
+    Sealed,
     /// The request body is not what the route takes.
     #[error("bad request: {reason}")]
     BadRequest {
@@ -216,6 +219,7 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -313,7 +317,7 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            ApiError::IssuerUnavailable => {
+            ApiError::IssuerUnavailable | ApiError::Sealed => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(5u64));

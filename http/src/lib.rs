@@ -18,6 +18,7 @@
 //! - [`middleware`]: IP allowlist, per-client rate limit, browser security headers.
 //! - [`admin`]: `/admin/v1/*` on the loopback-only listener.
 //! - [`listener`]: a TLS 1.3 listener with graceful shutdown.
+//! - [`sealed`]: what the listeners answer while the process is sealed, and `/admin/v1/unseal`.
 //! - [`tls`]: server TLS configurations.
 //! - [`state`]: `AppState`, `AdminState`, readiness.
 //! - [`metrics`]: metric names and the functions that change them.
@@ -43,6 +44,7 @@ pub mod middleware;
 pub mod pages;
 pub mod route;
 pub mod routes;
+pub mod sealed;
 pub mod state;
 pub mod tls;
 pub mod ui;

@@ -160,13 +160,15 @@ pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
             .filter_map(|r| r.method.clone().map(|m| (m, r.path)))
             .collect()
     };
+    let audit = state.actors.audit.clone();
     let service_gate = AuthGate::new(
         service,
         Realm::Service,
         public(Realm::Service),
         Arc::clone(&auth),
+        audit.clone(),
     );
-    let browser_gate = AuthGate::new(service, Realm::Browser, public(Realm::Browser), auth);
+    let browser_gate = AuthGate::new(service, Realm::Browser, public(Realm::Browser), auth, audit);
     let inner: Router = rows
         .into_iter()
         .fold(Router::new(), |r, row| r.route(row.path, (row.handler)()))

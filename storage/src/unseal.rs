@@ -23,6 +23,8 @@ pub enum UnsealSource {
         /// The threshold they carry.
         threshold: u8,
     },
+    /// Shares an operator submitted to a sealed process.
+    Submitted,
     /// The development share in the data directory.
     Development {
         /// Its file.
@@ -32,9 +34,18 @@ pub enum UnsealSource {
     },
 }
 
+/// The unseal key, or the process starts sealed.
+pub enum Loaded {
+    /// Rebuilt, and from where.
+    Key(UnsealKey, UnsealSource),
+    /// The configured shares do not reach their threshold (none when no share is configured
+    /// and `dev_generate` is off): these are the first ones; an operator submits the rest.
+    Sealed(Vec<UnsealShare>),
+}
+
 /// Rebuilds the unseal key from the configured shares, or from the development share when
-/// none is configured and `dev_generate` allows it.
-pub fn load_key(cfg: &UnsealConfig, data_dir: &Path) -> Result<(UnsealKey, UnsealSource), Error> {
+/// none is configured and `dev_generate` allows it; else [`Loaded::Sealed`].
+pub fn load(cfg: &UnsealConfig, data_dir: &Path) -> Result<Loaded, Error> {
     if !cfg.shares.is_empty() {
         let shares = cfg
             .shares
@@ -42,8 +53,11 @@ pub fn load_key(cfg: &UnsealConfig, data_dir: &Path) -> Result<(UnsealKey, Unsea
             .map(|p| read_share(p))
             .collect::<Result<Vec<_>, _>>()?;
         let threshold = shares.first().map(UnsealShare::threshold).unwrap_or(0);
+        if shares.len() < usize::from(threshold) {
+            return Ok(Loaded::Sealed(shares));
+        }
         let key = unseal::combine(&shares)?;
-        return Ok((
+        return Ok(Loaded::Key(
             key,
             UnsealSource::Shares {
                 count: shares.len(),
@@ -52,8 +66,28 @@ pub fn load_key(cfg: &UnsealConfig, data_dir: &Path) -> Result<(UnsealKey, Unsea
         ));
     }
     if !cfg.dev_generate {
-        return Err(Error::NoShares);
+        return Ok(Loaded::Sealed(Vec::new()));
     }
+    let (key, source) = dev_key(data_dir)?;
+    Ok(Loaded::Key(key, source))
+}
+
+/// [`load`], for what cannot wait for an operator (the offline commands): not enough shares
+/// is an error.
+pub fn load_key(cfg: &UnsealConfig, data_dir: &Path) -> Result<(UnsealKey, UnsealSource), Error> {
+    match load(cfg, data_dir)? {
+        Loaded::Key(key, source) => Ok((key, source)),
+        Loaded::Sealed(shares) if shares.is_empty() => Err(Error::NoShares),
+        Loaded::Sealed(shares) => Err(unseal::ShareError::NotEnough {
+            have: shares.len(),
+            need: shares.first().map_or(1, |s| usize::from(s.threshold())),
+        }
+        .into()),
+    }
+}
+
+/// The development share's key, the share made on the first start.
+fn dev_key(data_dir: &Path) -> Result<(UnsealKey, UnsealSource), Error> {
     let path = dev_share_path(data_dir);
     if path.exists() {
         let key = unseal::combine(&[read_share(&path)?])?;

@@ -10,6 +10,7 @@
 //! - [`fake_peer`]: a controllable HTTPS peer on 127.0.0.1 (answer, fail, hang, slow, reset).
 //! - [`fault_proxy`]: a TCP fault proxy (delay, reset, blackhole, bandwidth, refuse).
 //! - [`http01`]: an ACME http-01 responder (the ACME test and `acme_bench`).
+//! - [`browser`]: sign-ins through identity-idp's pages without a browser (`signin_bench`, `soak`).
 //! - `it/`: the tests.
 
 // This crate is test support: a panic is how a test fails, so the workspace's no-panic lints
@@ -32,6 +33,7 @@ use cryptoutil_bin::run::{self, Endpoint, Options, Running};
 use cryptoutil_federation::{tls, HttpsClient};
 
 pub mod bench;
+pub mod browser;
 pub mod fake_peer;
 pub mod fault_proxy;
 pub mod http01;
@@ -102,6 +104,7 @@ impl TestApp {
         let running = run::start(Options {
             services,
             config: loaded.config,
+            unseal: None,
         })
         .await
         .expect("services start");

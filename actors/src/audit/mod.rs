@@ -50,6 +50,11 @@ impl Completion {
         Self(Some(Box::new(f)))
     }
 
+    /// Runs the callback with `result` (for a write made without the log).
+    pub fn finish_with(self, result: Result<(), Error>) {
+        self.finish(result);
+    }
+
     fn finish(mut self, result: Result<(), Error>) {
         if let Some(f) = self.0.take() {
             f(result);
@@ -108,9 +113,18 @@ impl AuditArgs {
     /// The arguments for `service`'s log: `store`, and the file beside the store's file
     /// (`<store>.audit`).
     pub fn open(store: Arc<Store>, service: &'static str) -> Result<Self, Error> {
+        Self::open_with(store, service, file::Segments::default())
+    }
+
+    /// [`Self::open`] with the file's segment size and retention.
+    pub fn open_with(
+        store: Arc<Store>,
+        service: &'static str,
+        segments: file::Segments,
+    ) -> Result<Self, Error> {
         let path = std::path::Path::new(store.name()).with_extension("audit");
         Ok(Self {
-            file: Arc::new(file::AuditFile::open(&path)?),
+            file: Arc::new(file::AuditFile::open_with(&path, segments)?),
             store,
             service,
             write_lock: Arc::default(),
@@ -395,6 +409,9 @@ fn write_group(
 pub struct Verification {
     /// Every record fits.
     pub valid: bool,
+    /// The first sequence verified: 1, or the one after the anchor when retention removed the
+    /// oldest segments.
+    pub from: u64,
     /// Records checked before the first break (all of them when valid).
     pub records: u64,
     /// Hash of the last record that fits.
@@ -492,9 +509,10 @@ impl AuditHandle {
         }
     }
 
-    /// Records from sequence `from` on: at most `limit` of them, only `tenant`'s if given (at
-    /// most [`PAGE_SCAN`] records are looked at per call; `next` says where to go on). Records
-    /// that do not open are skipped here; [`Self::verify`] reports them.
+    /// Records from sequence `from` on (from the anchor on, when retention removed the oldest
+    /// segments): at most `limit` of them, only `tenant`'s if given (at most [`PAGE_SCAN`]
+    /// records are looked at per call; `next` says where to go on). Records that do not open
+    /// are skipped here; [`Self::verify`] reports them.
     pub async fn read(
         &self,
         from: u64,
@@ -503,13 +521,19 @@ impl AuditHandle {
     ) -> Result<Page, Error> {
         let (store, file) = (Arc::clone(&self.store), Arc::clone(&self.file));
         blocking(move || {
-            let mut merged = merged(&store, &file, from.max(1))?;
-            let full = merged.len() > PAGE_SCAN;
-            merged.truncate(PAGE_SCAN);
-            let last_seq = merged.last().map(|(seq, _)| *seq);
             let mut records = Vec::new();
             let mut next = None;
-            for (seq, r) in merged {
+            // The log begins after its anchor once retention removed the oldest segments.
+            let start = match file.anchor(&store)? {
+                Some((seq, _)) => from.max(seq.saturating_add(1)),
+                None => from.max(1),
+            };
+            for (scanned, item) in Merged::new(&store, &file, start)?.enumerate() {
+                let (seq, r) = item?;
+                if scanned == PAGE_SCAN {
+                    next = Some(seq);
+                    break;
+                }
                 let Ok(r) = r else { continue };
                 if tenant.as_deref().is_none_or(|t| t == r.tenant) {
                     if records.len() == limit {
@@ -519,30 +543,33 @@ impl AuditHandle {
                     records.push(r);
                 }
             }
-            if next.is_none() && full {
-                next = last_seq.map(|s| s + 1);
-            }
             Ok(Page { records, next })
         })
         .await
     }
 
-    /// Verifies the whole chain from the first record, across the file and the store.
+    /// Verifies the whole chain, across the file's segments and the store, streaming: from
+    /// the first record, or from the anchor when retention removed the oldest segments.
     pub async fn verify(&self) -> Result<Verification, Error> {
         let (store, file) = (Arc::clone(&self.store), Arc::clone(&self.file));
         blocking(move || {
-            let mut v = Verifier::default();
-            for (_, record) in merged(&store, &file, 1)? {
+            let (mut v, from) = match file.anchor(&store)? {
+                Some((seq, hash)) => (Verifier::after(seq, &hash), seq.saturating_add(1)),
+                None => (Verifier::default(), 1),
+            };
+            for item in Merged::new(&store, &file, from)? {
+                let (_, record) = item?;
                 let checked = match record {
                     Ok(r) => v.check(&r),
                     Err(()) => Err(Break {
-                        seq: v.checked + 1,
+                        seq: from + v.checked,
                         reason: "the record does not open: altered or replaced on disk",
                     }),
                 };
                 if let Err(b) = checked {
                     return Ok(Verification {
                         valid: false,
+                        from,
                         records: v.checked,
                         head: v.head().to_owned(),
                         first_break: Some(b),
@@ -551,6 +578,7 @@ impl AuditHandle {
             }
             Ok(Verification {
                 valid: true,
+                from,
                 records: v.checked,
                 head: v.head().to_owned(),
                 first_break: None,
@@ -560,29 +588,78 @@ impl AuditHandle {
     }
 }
 
-/// Every record from `from` on, from the file and the store, in sequence order.
-fn merged(store: &Store, file: &file::AuditFile, from: u64) -> Result<file::Numbered, Error> {
-    let mut all: file::Numbered = file
-        .read_all(store)?
-        .into_iter()
-        .filter(|(seq, _)| *seq >= from || *seq == 0)
-        .collect();
-    for (key, plain) in
-        store.range_opened(Table::AuditLog, &AuditRecord::storage_key(from), usize::MAX)?
-    {
-        let seq = std::str::from_utf8(&key)
-            .ok()
-            .and_then(|k| k.parse().ok())
-            .unwrap_or(0);
-        let record = plain
-            .ok()
-            .and_then(|p| parse(&p).ok())
-            .filter(|r| r.seq == seq)
-            .ok_or(());
-        all.push((seq, record));
+/// Store records read per page.
+const STORE_PAGE: usize = 512;
+
+/// Every record from `from` on, from the file's segments and the store, merged by sequence as
+/// they are read (each source is in sequence order).
+struct Merged<'a> {
+    lines: std::iter::Peekable<file::Lines<'a>>,
+    store: &'a Store,
+    /// The store's next page starts here; `None` once it is read to the end.
+    cursor: Option<u64>,
+    page: std::collections::VecDeque<file::Line>,
+}
+
+impl<'a> Merged<'a> {
+    fn new(store: &'a Store, file: &file::AuditFile, from: u64) -> Result<Self, Error> {
+        Ok(Self {
+            lines: file.lines(store, from)?.peekable(),
+            store,
+            cursor: Some(from),
+            page: std::collections::VecDeque::new(),
+        })
     }
-    all.sort_by_key(|(seq, _)| *seq);
-    Ok(all)
+
+    /// Reads the store's next page when the current one is used up.
+    fn fill(&mut self) -> Result<(), Error> {
+        let Some(from) = self.cursor.filter(|_| self.page.is_empty()) else {
+            return Ok(());
+        };
+        let rows = self.store.range_opened(
+            Table::AuditLog,
+            &AuditRecord::storage_key(from),
+            STORE_PAGE,
+        )?;
+        self.cursor = None;
+        let full = rows.len() == STORE_PAGE;
+        for (key, plain) in rows {
+            let seq = std::str::from_utf8(&key)
+                .ok()
+                .and_then(|k| k.parse().ok())
+                .unwrap_or(0);
+            let record = plain
+                .ok()
+                .and_then(|p| parse(&p).ok())
+                .filter(|r| r.seq == seq)
+                .ok_or(());
+            if full {
+                self.cursor = Some(seq.saturating_add(1));
+            }
+            self.page.push_back((seq, record));
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Merged<'_> {
+    type Item = Result<file::Line, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Err(e) = self.fill() {
+            return Some(Err(e));
+        }
+        let from_file = match (self.lines.peek(), self.page.front()) {
+            (Some(Err(_)), _) | (Some(Ok(_)), None) => true,
+            (Some(Ok((a, _))), Some((b, _))) => a <= b,
+            (None, _) => false,
+        };
+        if from_file {
+            self.lines.next()
+        } else {
+            self.page.pop_front().map(Ok)
+        }
+    }
 }
 
 fn parse(plain: &[u8]) -> Result<AuditRecord, serde_json::Error> {

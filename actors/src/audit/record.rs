@@ -43,6 +43,12 @@ impl AuditEntry {
         }
     }
 
+    /// A federation fallback taken for `who` in `tenant`: `peer` was unavailable and its
+    /// fallback `mode` served instead (key `<peer>:<mode>`, op `fallback`).
+    pub fn fallback(who: &str, tenant: &str, peer: &str, mode: &str) -> Self {
+        Self::new(who, tenant, &format!("{peer}:{mode}"), "fallback")
+    }
+
     /// The entry with the version used.
     #[must_use]
     pub fn version(mut self, version: Option<u32>) -> Self {
@@ -169,6 +175,16 @@ impl Default for Verifier {
 }
 
 impl Verifier {
+    /// A verifier of the records after record `seq`, whose hash is `hash` (the anchor of a log
+    /// whose oldest segments retention removed).
+    pub fn after(seq: u64, hash: &str) -> Self {
+        Self {
+            next_seq: seq.saturating_add(1),
+            prev: hash.to_owned(),
+            checked: 0,
+        }
+    }
+
     /// Checks the next record: its sequence follows, it names the previous hash, and its own
     /// hash matches its content.
     pub fn check(&mut self, record: &AuditRecord) -> Result<(), Break> {

@@ -10,11 +10,17 @@ use crate::supervisor::{SupervisorArgs, SupervisorHandle};
 use crate::SupervisionConfig;
 
 async fn start() -> (tempfile::TempDir, Arc<Store>, SupervisorHandle, AuditHandle) {
+    start_with(file::Segments::default()).await
+}
+
+async fn start_with(
+    segments: file::Segments,
+) -> (tempfile::TempDir, Arc<Store>, SupervisorHandle, AuditHandle) {
     let dir = tempfile::tempdir().unwrap();
     let unseal = unseal::generate(1, 1).unwrap().0;
     let store = Arc::new(Store::open_redb(&dir.path().join("kms.redb"), &unseal).unwrap());
     let slot: Slot<AuditMsg> = Slot::new("AuditLog");
-    let args = AuditArgs::open(Arc::clone(&store), "kms").unwrap();
+    let args = AuditArgs::open_with(Arc::clone(&store), "kms", segments).unwrap();
     let handle = AuditHandle::new(slot.clone(), &args, Duration::from_secs(5));
     let spec = ActorSpec::new(
         "kms/audit".to_owned(),
@@ -242,5 +248,51 @@ async fn verification_finds_the_first_altered_record_in_the_file_or_the_store() 
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let v = audit.verify().await.unwrap();
     assert_eq!(v.first_break.map(|b| b.seq), Some(6));
+    sup.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segmented_log_with_retention_verifies_from_its_anchor_and_a_lost_segment_is_a_gap() {
+    let (dir, store, sup, audit) = start_with(file::Segments {
+        max_bytes: 4096,
+        retain: 3,
+    })
+    .await;
+    for i in 0..100 {
+        audit.append(entry(i), Vec::new()).await.unwrap();
+        if i == 50 {
+            // One in the store, between the segments.
+            let write = store.sealed_create(Table::Records, b"r", b"x").unwrap();
+            audit.append(entry(i), vec![write]).await.unwrap();
+        }
+    }
+    let v = audit.verify().await.unwrap();
+    assert!(v.valid, "{v:?}");
+    assert!(v.from > 1, "retention removed the oldest segments: {v:?}");
+    assert_eq!(v.from + v.records - 1, 101, "{v:?}");
+    let page = audit.read(1, 1000, None).await.unwrap();
+    assert_eq!(page.records.first().map(|r| r.seq), Some(v.from));
+    assert_eq!(page.records.last().map(|r| r.seq), Some(101));
+
+    // A closed segment removed by hand (not by retention) is a gap.
+    let mut closed: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("kms.audit.0")
+        })
+        .collect();
+    closed.sort();
+    assert_eq!(closed.len(), 3, "{closed:?}");
+    std::fs::remove_file(&closed[1]).unwrap();
+    let v = audit.verify().await.unwrap();
+    assert!(!v.valid);
+    assert_eq!(
+        v.first_break.map(|b| b.reason),
+        Some("sequence gap or reordering")
+    );
     sup.stop(Duration::from_secs(1)).await;
 }

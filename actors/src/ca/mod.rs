@@ -34,10 +34,8 @@ pub use handle::{CasHandle, CertRequest, NewCa, NewCert, DISTRIBUTION_SUBJECT};
 pub use signer::IssuedCert;
 pub use store::{CaRecord, CertPage, CertRecord, CrlRecord, Der, Revocation, Status};
 
-use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
-use crate::slot::Slot;
 use crate::supervisor::keyed::KeyedSpec;
 
 /// How long a signer waits for work before it stops (it starts again on the next use).
@@ -125,11 +123,7 @@ pub const ACTORS: ProductActors = ProductActors {
 
 fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
     let name = ctx.service.as_str();
-    let slot: Slot<AuditMsg> = Slot::new("AuditLog");
-    let audit_args = AuditArgs::open(Arc::clone(ctx.store), name)
-        .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
-    let audit = AuditHandle::new(slot.clone(), &audit_args, ctx.config.ask_timeout);
-    parts.actor::<AuditLog>(ctx.service, "audit", &slot, audit_args, || AuditMsg::Crash);
+    let audit = ctx.audit.clone();
     let settings = Arc::new(
         ctx.args
             .settings
@@ -159,6 +153,5 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
     );
     parts.children.push(Arc::new(keyed));
     parts.handles.insert(cas);
-    parts.audit = Some(audit);
     Ok(())
 }

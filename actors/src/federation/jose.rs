@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::peer::{CallAuth, Peer, PeerRequest, Retries};
 use super::PeerError;
+use crate::audit::{AuditEntry, AuditHandle};
 use crate::error::Error;
 use crate::jose::engine;
 
@@ -53,16 +54,37 @@ impl Remote<String> {
     }
 }
 
-/// The JOSE service, with `internal_crypto` as its fallback.
+/// The JOSE service, with `internal_crypto` as its fallback; every fallback taken is audited
+/// in the calling service's log before the internal engine answers.
 #[derive(Clone, Debug)]
 pub struct JoseEngine {
     peer: Peer,
+    audit: AuditHandle,
+    service: &'static str,
 }
 
 impl JoseEngine {
-    /// Through `peer`.
-    pub fn new(peer: Peer) -> Self {
-        Self { peer }
+    /// Through `peer`, auditing fallbacks in `service`'s `audit` log.
+    pub fn new(peer: Peer, audit: AuditHandle, service: &'static str) -> Self {
+        Self {
+            peer,
+            audit,
+            service,
+        }
+    }
+
+    /// The remote answer, or (audited) the internal engine's: see [`settle`].
+    async fn settled<T>(
+        &self,
+        remote: Remote<T>,
+        internal: impl FnOnce() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        if matches!(remote, Remote::Unavailable(_)) {
+            let mode = super::JoseFallback::InternalCrypto.as_str();
+            let entry = AuditEntry::fallback(self.service, "", "jose", mode);
+            self.audit.append(entry, Vec::new()).await?;
+        }
+        settle(remote, internal)
     }
 
     /// The peer.
@@ -84,7 +106,8 @@ impl JoseEngine {
             enc.as_str()
         );
         let remote = self.post(ENCRYPT_PATH, body, "jwe").await;
-        settle(remote, || engine::encrypt(key, enc, plaintext))
+        self.settled(remote, || engine::encrypt(key, enc, plaintext))
+            .await
     }
 
     /// Opens a compact JWE with `key` and `enc`.
@@ -106,7 +129,8 @@ impl JoseEngine {
             .read(&self.peer, |text| {
                 b64::decode(&text, "plaintext").ok().map(Zeroizing::new)
             });
-        settle(remote, || engine::decrypt(key, enc, token))
+        self.settled(remote, || engine::decrypt(key, enc, token))
+            .await
     }
 
     /// A compact JWS of `payload` with `key`.
@@ -117,7 +141,7 @@ impl JoseEngine {
             b64::encode(payload)
         );
         let remote = self.post(SIGN_PATH, body, "jws").await;
-        settle(remote, || engine::sign(key, payload))
+        self.settled(remote, || engine::sign(key, payload)).await
     }
 
     /// Verifies a compact JWS with `key`.
@@ -139,7 +163,7 @@ impl JoseEngine {
                     alg: key.jws_alg().ok()?,
                 })
             });
-        settle(remote, || engine::verify(key, token))
+        self.settled(remote, || engine::verify(key, token)).await
     }
 
     /// POSTs `body` and reads the answer's string member `field`.

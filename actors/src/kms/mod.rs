@@ -28,7 +28,7 @@ pub use keyring::{
     BatchItem, BatchOp, BatchResult, Caller, DataKey, ItemError, KeyRing, KeyRingMsg, MAX_BATCH,
 };
 
-use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
+use crate::audit::AuditHandle;
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
 use crate::slot::Slot;
@@ -47,13 +47,13 @@ pub const ACTORS: ProductActors = ProductActors {
 
 fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnErr> {
     let name = ctx.service.as_str();
-    let slot: Slot<AuditMsg> = Slot::new("AuditLog");
-    let audit_args = AuditArgs::open(Arc::clone(ctx.store), name)
-        .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
-    let audit = AuditHandle::new(slot.clone(), &audit_args, ctx.config.ask_timeout);
-    parts.actor::<AuditLog>(ctx.service, "audit", &slot, audit_args, || AuditMsg::Crash);
+    let audit = ctx.audit.clone();
     let engine = match ctx.federation.jose.clone() {
-        Some(jose) => Engine::Jose(crate::federation::JoseEngine::new(jose)),
+        Some(jose) => Engine::Jose(crate::federation::JoseEngine::new(
+            jose,
+            audit.clone(),
+            name,
+        )),
         None => Engine::Local,
     };
     let (rings, keyed) = key_rings(ctx, audit.clone(), engine, KEY_RING_IDLE);
@@ -67,7 +67,6 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         SchedulerMsg::Crash
     });
     parts.handles.insert(rings);
-    parts.audit = Some(audit);
     Ok(())
 }
 

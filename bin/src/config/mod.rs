@@ -58,6 +58,9 @@ pub struct AppConfig {
     pub federation: federation::FederationConfig,
     /// What each service does while a peer is unavailable.
     pub federation_fallback: federation::FallbackConfig,
+    /// The audit files: `max_bytes` a segment holds before it is closed, `retain` closed
+    /// segments kept (0: all).
+    pub audit: cryptoutil_actors::audit::file::Segments,
 }
 
 impl Default for AppConfig {
@@ -77,6 +80,7 @@ impl Default for AppConfig {
             services: ServicesConfig::default(),
             federation: federation::FederationConfig::default(),
             federation_fallback: federation::FallbackConfig::default(),
+            audit: cryptoutil_actors::audit::file::Segments::default(),
         }
     }
 }
@@ -486,7 +490,21 @@ pub struct ServicesConfig {
 }
 
 impl ServicesConfig {
-    /// The entry of `service`.
+    /// The entry of `service`, to change.
+    pub fn of_mut(&mut self, service: ServiceName) -> &mut ServiceConfig {
+        match service {
+            ServiceName::Kms => &mut self.kms,
+            ServiceName::Jose => &mut self.jose,
+            ServiceName::Ca => &mut self.ca,
+            ServiceName::IdentityAuthz => &mut self.identity_authz,
+            ServiceName::IdentityIdp => &mut self.identity_idp,
+            ServiceName::IdentityRs => &mut self.identity_rs,
+            ServiceName::IdentityRp => &mut self.identity_rp,
+            ServiceName::IdentitySpa => &mut self.identity_spa,
+        }
+    }
+
+    /// One service's listeners.
     pub fn of(&self, service: ServiceName) -> &ServiceConfig {
         match service {
             ServiceName::Kms => &self.kms,
@@ -532,6 +550,12 @@ impl AppConfig {
                     "static TLS needs a PEM private key".into(),
                 ));
             }
+        }
+        if self.audit.max_bytes < 4096 {
+            problems.push((
+                "audit.max_bytes".into(),
+                "at least 4096 (a segment holds at least a few records)".into(),
+            ));
         }
         let (least, most) = LEAF_LIFETIME_BOUNDS;
         if self.tls.leaf_lifetime < least || self.tls.leaf_lifetime > most {

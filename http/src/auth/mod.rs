@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use cryptoutil_actors::audit::{AuditEntry, AuditHandle};
 use cryptoutil_actors::bearer::{Expectation, IssuerKeys, Rejected, TrustedIssuer};
 use cryptoutil_actors::issuer_jwks::{pin_issuer_key, IssuerJwksHandle};
 use cryptoutil_actors::sessions::SessionsHandle;
@@ -309,6 +310,13 @@ pub(crate) fn public_path_matches(pattern: &str, path: &str) -> bool {
     }
 }
 
+/// A request whose credential was refused, as the log and the audit record name it.
+struct Refused {
+    method: Method,
+    path: String,
+    client: Option<std::net::IpAddr>,
+}
+
 /// The public allow-list of one stack, and the authenticator for everything else.
 #[derive(Clone)]
 pub struct AuthGate {
@@ -316,6 +324,8 @@ pub struct AuthGate {
     realm: Realm,
     public: Arc<HashSet<(Method, &'static str)>>,
     auth: Arc<dyn Authenticator>,
+    /// The service's audit log: presented credentials that are refused are recorded.
+    audit: AuditHandle,
     cookie: Arc<str>,
     /// DPoP proofs seen, (jkt, jti) -> forget-at: each proof is accepted once.
     proofs: Arc<std::sync::Mutex<HashMap<(String, String), u64>>>,
@@ -326,26 +336,29 @@ const PROOFS_MAX: usize = 100_000;
 
 impl AuthGate {
     /// A gate of `service` for `realm` letting `public` (method, route path) pairs through
-    /// unauthenticated.
+    /// unauthenticated, recording refused credentials in `audit`.
     pub fn new(
         service: &'static str,
         realm: Realm,
         public: HashSet<(Method, &'static str)>,
         auth: Arc<dyn Authenticator>,
+        audit: AuditHandle,
     ) -> Self {
         Self {
             service,
             realm,
             public: Arc::new(public),
             auth,
+            audit,
             cookie: session_cookie(service).into(),
             proofs: Arc::default(),
         }
     }
 
     /// Counts a refused credential and, when one was presented (not merely missing), logs
-    /// who presented it where, never the credential itself.
-    fn refused(&self, req: &Request, failure: AuthFailure) {
+    /// and audits (`authenticate`, refused) who presented it where, never the credential
+    /// itself. A record that cannot be written is logged; the request is refused either way.
+    async fn refused(&self, req: Refused, failure: AuthFailure) {
         let realm = match self.realm {
             Realm::Service => "service",
             Realm::Browser => "browser",
@@ -359,16 +372,35 @@ impl AuthGate {
         };
         crate::metrics::auth_failure(self.service, realm, kind);
         if failure != AuthFailure::Missing {
-            let client = crate::middleware::client_ip(req);
+            let Refused {
+                method,
+                path,
+                client,
+            } = req;
             tracing::warn!(
                 service = self.service,
                 realm,
                 failure = kind,
-                method = %req.method(),
-                path = req.uri().path(),
+                %method,
+                path,
                 client = ?client,
                 "authentication failed"
             );
+            // An unavailable issuer is our outage, not the caller's failure (the fallback
+            // taken is audited where it is taken).
+            if failure != AuthFailure::IssuerUnavailable {
+                let who = client.map_or_else(String::new, |ip| ip.to_string());
+                let entry = AuditEntry::new(
+                    &who,
+                    "",
+                    &format!("{realm} {method} {path}"),
+                    "authenticate",
+                )
+                .outcome(&Err::<(), _>(kind));
+                if let Err(e) = self.audit.append(entry, Vec::new()).await {
+                    tracing::error!(service = self.service, error = %e, "a refused authentication could not be audited");
+                }
+            }
         }
     }
 
@@ -473,24 +505,33 @@ pub async fn require_credentials(
     if gate.is_public(req.method(), req.uri().path()) {
         return Ok(next.run(req).await);
     }
-    let principal = gate
+    let authenticated = gate
         .authenticate(&RequestParts {
             method: req.method(),
             uri: req.uri(),
             headers: req.headers(),
             peer: req.extensions().get::<crate::tls::PeerCertificates>(),
         })
-        .await
-        .map_err(|failure| {
-            gate.refused(&req, failure);
-            match failure {
+        .await;
+    let principal = match authenticated {
+        Ok(principal) => principal,
+        Err(failure) => {
+            // What the record names, taken before the await (a request is not `Sync`).
+            let refused = Refused {
+                method: req.method().clone(),
+                path: req.uri().path().to_owned(),
+                client: crate::middleware::client_ip(&req),
+            };
+            gate.refused(refused, failure).await;
+            return Err(match failure {
                 AuthFailure::IssuerUnavailable => ApiError::IssuerUnavailable,
                 failure => ApiError::Unauthorized {
                     realm: gate.realm,
                     failure,
                 },
-            }
-        })?;
+            });
+        }
+    };
     // A session's state-changing request must echo its CSRF token (synchronizer token: the
     // session holds it, a cookie only carries it to the page's script).
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);

@@ -15,171 +15,20 @@ use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING};
-use cryptoutil_federation::{HttpsClient, Response};
 use cryptoutil_protocols::otp::{self, OtpAlg, OtpKey};
 use cryptoutil_protocols::webauthn::{b64, PublicKey};
 use cryptoutil_tests::bench::{fail, timed, Fallible, Load};
+use cryptoutil_tests::browser::{
+    api, hidden, location, sign_in_client, signed_in, Browser, Site, PASSWORD,
+};
 use hyper::Method;
 use serde_json::{json, Value};
 
-const PASSWORD: &str = "bench password, long enough to be one";
-const REDIRECT: &str = "https://rp.bench.test/cb";
-
-/// A browser's cookies for one origin (every page here is identity-idp's or identity-authz's).
-#[derive(Default)]
-struct Jar(Vec<(String, String)>);
-
-impl Jar {
-    fn keep(&mut self, r: &Response) {
-        for v in r.headers.get_all("set-cookie") {
-            let Some((name, value)) = v
-                .to_str()
-                .ok()
-                .and_then(|v| v.split(';').next())
-                .and_then(|p| p.split_once('='))
-            else {
-                continue;
-            };
-            self.0.retain(|(n, _)| n != name);
-            if !value.is_empty() {
-                self.0.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
-
-    fn header(&self) -> String {
-        let pairs: Vec<String> = self.0.iter().map(|(n, v)| format!("{n}={v}")).collect();
-        pairs.join("; ")
-    }
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish()
-}
-
-fn hidden(page: &str, name: &str) -> Fallible<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page
-        .find(&marker)
-        .ok_or_else(|| fail(format!("no {name} in the page")))?
-        + marker.len();
-    Ok(page[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_owned())
-}
-
-fn location(r: &Response) -> Fallible<String> {
-    r.headers
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| fail(format!("no redirect ({})", r.status)))
-}
-
 /// What every sign-in shares.
 struct Bench {
-    client: HttpsClient,
-    authz: String,
-    idp: String,
+    site: Site,
     /// The origin the WebAuthn RP serves its pages from (what clientDataJSON names).
     rp_origin: String,
-    client_id: String,
-}
-
-/// One browser.
-struct Browser<'a> {
-    bench: &'a Bench,
-    jar: Jar,
-}
-
-impl Browser<'_> {
-    async fn get(&mut self, url: &str) -> Fallible<Response> {
-        let cookie = self.jar.header();
-        let r = self
-            .bench
-            .client
-            .send(Method::GET, url, &[("cookie", &cookie)], Default::default())
-            .await?;
-        self.jar.keep(&r);
-        Ok(r)
-    }
-
-    async fn post(&mut self, url: &str, fields: &[(&str, &str)]) -> Fallible<Response> {
-        let cookie = self.jar.header();
-        let r = self
-            .bench
-            .client
-            .send(
-                Method::POST,
-                url,
-                &[
-                    ("cookie", &cookie),
-                    ("origin", &self.bench.idp),
-                    ("content-type", "application/x-www-form-urlencoded"),
-                ],
-                form(fields).into(),
-            )
-            .await?;
-        self.jar.keep(&r);
-        Ok(r)
-    }
-
-    /// A new authorization request: the login page's challenge and CSRF token.
-    async fn login_page(&mut self) -> Fallible<(String, String)> {
-        let b = self.bench;
-        let url = format!(
-            "{}/browser/oauth2/v1/authorize?{}",
-            b.authz,
-            form(&[
-                ("response_type", "code"),
-                ("client_id", &b.client_id),
-                ("redirect_uri", REDIRECT),
-                ("scope", "openid"),
-                ("state", "s"),
-                (
-                    "code_challenge",
-                    "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-                ),
-                ("code_challenge_method", "S256"),
-                ("prompt", "login"),
-            ])
-        );
-        let r = self.get(&url).await?;
-        let login = location(&r)?;
-        let page = self.get(&login).await?;
-        let text = String::from_utf8_lossy(&page.body).into_owned();
-        Ok((hidden(&text, "challenge")?, hidden(&text, "csrf")?))
-    }
-
-    /// The password step: the answer (a redirect, or the code page).
-    async fn password(&mut self, user: &str) -> Fallible<Response> {
-        let (challenge, csrf) = self.login_page().await?;
-        let url = format!("{}/browser/login", self.bench.idp);
-        self.post(
-            &url,
-            &[
-                ("challenge", &challenge),
-                ("csrf", &csrf),
-                ("username", user),
-                ("password", PASSWORD),
-            ],
-        )
-        .await
-    }
-}
-
-/// The redirect back to the client with a code.
-fn signed_in(r: &Response) -> Fallible<()> {
-    let to = location(r)?;
-    if to.starts_with(REDIRECT) && to.contains("code=") {
-        Ok(())
-    } else {
-        Err(fail(format!("not signed in: {to}")))
-    }
 }
 
 /// A software passkey: its credential id and P-256 key.
@@ -281,12 +130,9 @@ impl Passkey {
 
 /// A passkey sign-in without a username.
 async fn passkey_sign_in(bench: &Bench, key: &Passkey, handle: &str) -> Fallible<()> {
-    let mut b = Browser {
-        bench,
-        jar: Jar::default(),
-    };
+    let mut b = Browser::new(&bench.site);
     let (challenge, csrf) = b.login_page().await?;
-    let idp = &bench.idp;
+    let idp = &bench.site.idp;
     let r = b
         .post(
             &format!("{idp}/browser/login/webauthn/options"),
@@ -315,10 +161,7 @@ async fn passkey_sign_in(bench: &Bench, key: &Passkey, handle: &str) -> Fallible
 
 /// The TOTP step after the password.
 async fn totp_sign_in(bench: &Bench, user: &str, key: &OtpKey) -> Fallible<()> {
-    let mut b = Browser {
-        bench,
-        jar: Jar::default(),
-    };
+    let mut b = Browser::new(&bench.site);
     let r = b.password(user).await?;
     let page = String::from_utf8_lossy(&r.body).into_owned();
     let (challenge, csrf) = (hidden(&page, "challenge")?, hidden(&page, "csrf")?);
@@ -326,7 +169,7 @@ async fn totp_sign_in(bench: &Bench, user: &str, key: &OtpKey) -> Fallible<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let code = key.totp(now, 30);
-    let url = format!("{}/browser/login/factor", bench.idp);
+    let url = format!("{}/browser/login/factor", bench.site.idp);
     let r = b
         .post(
             &url,
@@ -334,36 +177,6 @@ async fn totp_sign_in(bench: &Bench, user: &str, key: &OtpKey) -> Fallible<()> {
         )
         .await?;
     signed_in(&r)
-}
-
-async fn api(
-    bench: &Bench,
-    token: &str,
-    method: Method,
-    url: &str,
-    body: Value,
-) -> Fallible<Value> {
-    let auth = format!("Bearer {token}");
-    let r = bench
-        .client
-        .send(
-            method,
-            url,
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            body.to_string().into(),
-        )
-        .await?;
-    if !r.status.is_success() {
-        return Err(fail(format!(
-            "{url}: {} {}",
-            r.status,
-            String::from_utf8_lossy(&r.body)
-        )));
-    }
-    Ok(serde_json::from_slice(&r.body)?)
 }
 
 #[tokio::main]
@@ -374,34 +187,25 @@ async fn main() -> Fallible<()> {
     let (count, concurrency, rounds) = (load.count, load.concurrency, load.rounds);
     let totp_users = args.number("totp-users", 64)?;
     let tenant = args.get("tenant")?.to_owned();
-    let mut bench = Bench {
-        client: load.client.clone(),
-        authz: args.get("authz")?.to_owned(),
-        idp: args.get("idp")?.to_owned(),
+    let authz = args.get("authz")?.to_owned();
+    let client_id = sign_in_client(&load.client, &authz, &token).await?;
+    let bench = Bench {
+        site: Site {
+            client: load.client.clone(),
+            authz,
+            idp: args.get("idp")?.to_owned(),
+            client_id,
+        },
         rp_origin: args.get("rp-origin")?.to_owned(),
-        client_id: String::new(),
     };
-    let admin = format!("{}/service/api/v1/identity", bench.authz);
-    let made = api(
-        &bench,
-        &token,
-        Method::POST,
-        &format!("{admin}/clients"),
-        json!({"name": "Sign-in bench", "redirect_uris": [REDIRECT], "first_party": true}),
-    )
-    .await?;
-    bench.client_id = made
-        .pointer("/client_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let admin = format!("{}/service/api/v1/identity", bench.site.authz);
     // Users: one for the password alone, `count` with a TOTP secret each (a code counts once
     // per user), one with a passkey per worker (its counter stays 0: many at once are fine).
     let mut users = Vec::new();
     for i in 0..=totp_users + concurrency {
         let name = format!("bench-{i}");
         let v = api(
-            &bench,
+            &bench.site.client,
             &token,
             Method::POST,
             &format!("{admin}/users"),
@@ -419,10 +223,13 @@ async fn main() -> Fallible<()> {
     let mut totp = Vec::new();
     for (name, _) in users.iter().skip(1).take(totp_users) {
         let v = api(
-            &bench,
+            &bench.site.client,
             &token,
             Method::POST,
-            &format!("{}/service/api/v1/identity/users/{name}/factors", bench.idp),
+            &format!(
+                "{}/service/api/v1/identity/users/{name}/factors",
+                bench.site.idp
+            ),
             json!({"type": "totp", "name": "bench"}),
         )
         .await?;
@@ -436,16 +243,15 @@ async fn main() -> Fallible<()> {
     let mut passkeys = Vec::new();
     for (i, (name, sub)) in users.iter().skip(1 + totp_users).enumerate() {
         let key = Passkey::new(i)?;
-        let mut b = Browser {
-            bench: &bench,
-            jar: Jar::default(),
-        };
+        let mut b = Browser::new(&bench.site);
         signed_in(&b.password(name).await?)?;
-        let page = b.get(&format!("{}/browser/account", bench.idp)).await?;
+        let page = b
+            .get(&format!("{}/browser/account", bench.site.idp))
+            .await?;
         let csrf = hidden(&String::from_utf8_lossy(&page.body), "csrf")?;
         let r = b
             .post(
-                &format!("{}/browser/account/webauthn/options", bench.idp),
+                &format!("{}/browser/account/webauthn/options", bench.site.idp),
                 &[("csrf", &csrf), ("kind", "passkey")],
             )
             .await?;
@@ -453,7 +259,7 @@ async fn main() -> Fallible<()> {
         let answer = key.register(&options, &bench.rp_origin)?;
         let r = b
             .post(
-                &format!("{}/browser/account/webauthn", bench.idp),
+                &format!("{}/browser/account/webauthn", bench.site.idp),
                 &[
                     ("csrf", &csrf),
                     ("kind", "passkey"),
@@ -480,10 +286,7 @@ async fn main() -> Fallible<()> {
         let pwd = timed((count / 10).max(concurrency), concurrency, move |_| {
             let (b, u) = (Arc::clone(&b), Arc::clone(&u));
             async move {
-                let mut browser = Browser {
-                    bench: &b,
-                    jar: Jar::default(),
-                };
+                let mut browser = Browser::new(&b.site);
                 signed_in(&browser.password(&u).await?)
             }
         })

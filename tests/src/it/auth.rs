@@ -143,6 +143,9 @@ async fn every_route_but_the_allow_list_refuses_missing_and_wrong_credentials() 
                 "Some(GET) /browser/oauth2/v1/authorize",
                 "Some(POST) /browser/oauth2/v1/authorize",
                 "Some(GET) /browser/oauth2/v1/logout",
+                // The admin API's OpenAPI document.
+                "Some(GET) /browser/api/v1/openapi.yaml",
+                "Some(GET) /service/api/v1/openapi.yaml",
             ]);
         }
         if service == ServiceName::IdentityRs {

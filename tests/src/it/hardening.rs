@@ -776,3 +776,152 @@ async fn framework_rejections_on_the_rest_apis_are_json() {
     );
     app.stop().await;
 }
+
+/// The audit log of `service` as the admin listener reads it (every tenant), and whether its
+/// chain verifies.
+async fn audit_of(app: &TestApp, service: ServiceName) -> (Vec<serde_json::Value>, bool) {
+    let admin = app.admin(service);
+    let read = |url: String| async move {
+        let r = app.client.get(&url).await.unwrap();
+        assert_eq!(r.status, 200, "{url}");
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
+    };
+    let page = read(format!("{admin}/admin/v1/audit?limit=1000")).await;
+    let verify = read(format!("{admin}/admin/v1/audit/verify")).await;
+    (
+        page["records"].as_array().unwrap().clone(),
+        verify["valid"] == serde_json::Value::Bool(true),
+    )
+}
+
+/// `(op, outcome, key)` of each record.
+fn ops(records: &[serde_json::Value]) -> Vec<(String, String, String)> {
+    records
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (s("op"), s("outcome"), s("key"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn security_events_are_audited_in_each_services_chain() {
+    use super::identity::{admin, bootstrap, client_token, token_call, token_request};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start(
+        vec![
+            ServiceName::IdentityAuthz,
+            ServiceName::IdentityIdp,
+            ServiceName::Jose,
+        ],
+        &[],
+        Some(&data),
+    )
+    .await;
+    let boot = bootstrap(&data);
+    let operator = client_token(&app, &boot.client_id, &boot.secret, "identity").await;
+    let grant = [("grant_type", "client_credentials"), ("scope", "identity")];
+    let (status, _, _) =
+        token_request(&app, Some((&boot.client_id, "not-the-secret")), &grant).await;
+    assert_eq!(status, 401);
+    let (status, made) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "audited"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["client_id"].as_str().unwrap().to_owned();
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "bad", "scopes": ["nope"]})),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = admin(
+        &app,
+        &operator,
+        Method::DELETE,
+        &format!("/clients/{id}"),
+        None,
+    )
+    .await;
+    assert!(status == 204 || status == 200, "{status} {v}");
+    let (status, _) = token_call(
+        &app,
+        "introspect",
+        Some((&boot.client_id, "not-the-secret")),
+        &operator,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _) = token_call(
+        &app,
+        "revoke",
+        Some((&boot.client_id, &boot.secret)),
+        &operator,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A refused credential at another service.
+    let jose = app.public(ServiceName::Jose).to_owned();
+    let r = app
+        .client
+        .send(
+            Method::GET,
+            &format!("{jose}/service/api/v1/jose/keys"),
+            &[("authorization", "Bearer e30.e30.c2ln")],
+            Vec::new().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+
+    let (records, valid) = audit_of(&app, ServiceName::IdentityAuthz).await;
+    assert!(valid, "identity-authz's chain verifies");
+    let seen = ops(&records);
+    let has = |op: &str, outcome: &str, key: &str| {
+        seen.iter()
+            .any(|(o, out, k)| o == op && out == outcome && k.starts_with(key))
+    };
+    assert!(has("token", "ok", "client_credentials:"), "{seen:?}");
+    assert!(has("token", "error", "client_credentials"), "{seen:?}");
+    assert!(has("create-client", "ok", &id), "{seen:?}");
+    assert!(has("create-client", "error", "bad"), "{seen:?}");
+    assert!(has("delete-client", "ok", &id), "{seen:?}");
+    assert!(has("introspect", "error", ""), "{seen:?}");
+    assert!(has("revoke", "ok", ""), "{seen:?}");
+    assert!(has("register-client", "ok", "browser-"), "{seen:?}");
+    let issued = records
+        .iter()
+        .find(|r| r["op"] == "token" && r["outcome"] == "ok")
+        .unwrap();
+    assert_eq!(issued["who"], json!(boot.client_id), "{issued}");
+    assert_eq!(issued["tenant"], json!(boot.tenant), "{issued}");
+    // No secret reaches the log.
+    let text = serde_json::to_string(&records).unwrap();
+    assert!(
+        !text.contains(&boot.secret)
+            && !text.contains("not-the-secret")
+            && !text.contains(&operator)
+    );
+
+    let (records, valid) = audit_of(&app, ServiceName::Jose).await;
+    assert!(valid, "jose's chain verifies");
+    assert!(
+        ops(&records).iter().any(|(o, out, k)| o == "authenticate"
+            && out == "error"
+            && k == "service GET /service/api/v1/jose/keys"),
+        "{records:?}"
+    );
+    app.stop().await;
+}

@@ -547,6 +547,21 @@ fn the_kms_openapi_document_matches_the_route_table() {
 }
 
 #[test]
+fn the_identity_openapi_document_matches_the_route_table() {
+    openapi_matches_routes(
+        cryptoutil_http::identity::authz::OPENAPI,
+        ServiceName::IdentityAuthz,
+        // identity-idp's sign-in back channel (`/identity/signin`) is not the admin API.
+        &[
+            "/identity/tenants",
+            "/identity/clients",
+            "/identity/users",
+            "/identity/audit",
+        ],
+    );
+}
+
+#[test]
 fn the_ca_openapi_document_matches_the_route_table() {
     openapi_matches_routes(cryptoutil_http::ca::OPENAPI, ServiceName::Ca, &["/ca/"]);
 }

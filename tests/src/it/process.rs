@@ -325,15 +325,19 @@ fn three_of_five_unseal_shares() {
         ]
     };
 
-    // M-1 shares: a clear error, nothing started.
+    // M-1 shares: the process starts sealed (a_process_short_of_shares_starts_sealed_and_an_
+    // operator_unseals_it goes on from there) and stops cleanly on SIGTERM.
     let env = env_for(&list(&[0, 1]));
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let (code, _, err) = run_cli(&["--data-dir", &dir_str(&data), "serve", "kms"], &env_ref);
-    assert_ne!(code, 0);
+    let mut p = Process::spawn(&data, &["serve", "kms"], &env_ref);
+    p.wait_ready(Duration::from_secs(20));
+    p.sigterm();
     assert!(
-        err.contains("not enough unseal shares: 2 of the 3 required"),
-        "{err}"
+        p.wait_exit(Duration::from_secs(6)).success(),
+        "{}",
+        p.log_text()
     );
+    assert!(p.log_text().contains("SEALED"), "{}", p.log_text());
 
     // Any M shares work, and different subsets open the same store.
     for subset in [[0usize, 1, 2], [2, 3, 4]] {
@@ -403,4 +407,222 @@ fn three_of_five_unseal_shares() {
     let (code, _, err) = run_cli(&["--data-dir", &dir_str(&data), "serve", "kms"], &env_ref);
     assert_ne!(code, 0);
     assert!(err.contains("the unseal key does not open"), "{err}");
+}
+
+/// `cryptoutil unseal generate` into `dir`: the share lines (their files' paths).
+fn share_set(dir: &Path, threshold: &str, total: &str) -> Vec<String> {
+    let (code, out, err) = run_cli(
+        &[
+            "unseal",
+            "generate",
+            "--threshold",
+            threshold,
+            "--shares",
+            total,
+            "--out",
+            &dir_str(dir),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|path| {
+            std::fs::read_to_string(path.trim())
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_short_of_shares_starts_sealed_and_an_operator_unseals_it() {
+    use cryptoutil_federation::{tls, HttpsClient};
+    use serde_json::{json, Value};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let shares = share_set(&tmp.path().join("shares"), "3", "5");
+    let other = share_set(&tmp.path().join("other"), "3", "3");
+    let data = tmp.path().join("data");
+    let first = tmp.path().join("share-1.txt");
+    std::fs::write(&first, &shares[0]).unwrap();
+    let configured = format!("[{}]", first.display());
+    let env = [
+        ("CRYPTOUTIL_BARRIER__UNSEAL__SHARES", configured.as_str()),
+        ("CRYPTOUTIL_BARRIER__UNSEAL__DEV_GENERATE", "false"),
+    ];
+    let mut p = Process::spawn(&data, &["serve", "kms"], &env);
+    let endpoints = p.wait_ready(Duration::from_secs(20));
+    let (public, admin) = (
+        endpoints["kms"].public.clone(),
+        endpoints["kms"].admin.clone(),
+    );
+    let sealed_ca = cryptoutil_bin::pki::sealed_anchor_path(&data);
+    let client = HttpsClient::new(tls::client_config_from_file(&sealed_ca).unwrap())
+        .with_timeout(Duration::from_secs(10));
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            let r = client.get(&url).await.unwrap();
+            (
+                r.status.as_u16(),
+                serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let submit = |share: String| {
+        let (client, url) = (client.clone(), format!("{admin}/admin/v1/unseal"));
+        async move {
+            let body = json!({ "share": share }).to_string();
+            let r = client
+                .send(
+                    hyper::Method::POST,
+                    &url,
+                    &[("content-type", "application/json")],
+                    body.into_bytes().into(),
+                )
+                .await
+                .unwrap();
+            (
+                r.status.as_u16(),
+                serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    // Sealed: crypto routes 503 with the reason, health says sealed, progress 1 of 3.
+    let (status, v) = get(format!("{public}/service/api/v1/kms/keys")).await;
+    assert_eq!((status, v["error"].as_str()), (503, Some("sealed")), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("/admin/v1/unseal"),
+        "{v}"
+    );
+    let (status, v) = get(format!("{admin}/admin/v1/healthz")).await;
+    assert_eq!((status, v["status"].as_str()), (503, Some("sealed")), "{v}");
+    assert_eq!(get(format!("{admin}/admin/v1/livez")).await.0, 200);
+    assert_eq!(get(format!("{admin}/admin/v1/readyz")).await.0, 503);
+    let (_, v) = get(format!("{admin}/admin/v1/unseal")).await;
+    assert_eq!(v, json!({"sealed": true, "progress": 1, "threshold": 3}));
+    assert_eq!(
+        get(format!("{admin}/admin/v1/audit")).await.0,
+        503,
+        "nothing else works"
+    );
+
+    // Wrong shares are named and change nothing.
+    let (status, v) = submit("cryptoutil-unseal-v1.garbage".into()).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("malformed"), "{v}");
+    let (status, v) = submit(other[1].clone()).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("another share set"),
+        "{v}"
+    );
+    let (status, v) = submit(shares[0].clone()).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("already given"),
+        "{v}"
+    );
+    let (status, v) = submit(shares[3].clone()).await;
+    assert_eq!(
+        (status, v),
+        (200, json!({"sealed": true, "progress": 2, "threshold": 3}))
+    );
+    let (status, v) = submit(shares[4].clone()).await;
+    assert_eq!(
+        (status, v),
+        (200, json!({"sealed": false, "progress": 3, "threshold": 3}))
+    );
+
+    // Unsealed without a restart: the same process, the same ports, serving.
+    let url = format!("{admin}/admin/v1/readyz");
+    let anchor = cryptoutil_bin::pki::anchor_path(&data);
+    let ready_at = |url: String| {
+        let anchor = anchor.clone();
+        async move {
+            // The services' anchor is written once they start.
+            let Ok(config) = tls::client_config_from_file(&anchor) else {
+                return false;
+            };
+            let client = HttpsClient::new(config).with_timeout(Duration::from_secs(5));
+            client.get(&url).await.is_ok_and(|r| r.status == 200)
+        }
+    };
+    let ready = crate::eventually(Duration::from_secs(20), || ready_at(url.clone())).await;
+    assert!(ready, "{}", p.log_text());
+    assert!(p.child.try_wait().unwrap().is_none(), "the same process");
+    assert_eq!(p.wait_ready(Duration::from_secs(1))["kms"].admin, admin);
+    let metrics = p
+        .client()
+        .get(&format!("{admin}/admin/v1/metrics"))
+        .await
+        .unwrap()
+        .text();
+    assert!(
+        metrics.contains("cryptoutil_sealed{service=\"kms\"} 0"),
+        "{metrics}"
+    );
+    p.sigterm();
+    assert!(
+        p.wait_exit(Duration::from_secs(6)).success(),
+        "{}",
+        p.log_text()
+    );
+
+    // Started again without shares: sealed; three shares of another split rebuild a key that
+    // does not open this data, and progress starts over.
+    let env = [("CRYPTOUTIL_BARRIER__UNSEAL__DEV_GENERATE", "false")];
+    let mut p = Process::spawn(&data, &["serve", "kms"], &env);
+    let endpoints = p.wait_ready(Duration::from_secs(20));
+    let admin = endpoints["kms"].admin.clone();
+    let client = HttpsClient::new(tls::client_config_from_file(&sealed_ca).unwrap())
+        .with_timeout(Duration::from_secs(10));
+    let submit = |share: &str| {
+        let (client, url) = (client.clone(), format!("{admin}/admin/v1/unseal"));
+        let body = json!({ "share": share }).to_string();
+        async move {
+            let r = client
+                .send(
+                    hyper::Method::POST,
+                    &url,
+                    &[("content-type", "application/json")],
+                    body.into_bytes().into(),
+                )
+                .await
+                .unwrap();
+            (
+                r.status.as_u16(),
+                serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (_, v) = client
+        .get(&format!("{admin}/admin/v1/unseal"))
+        .await
+        .map(|r| (0, serde_json::from_slice::<Value>(&r.body).unwrap()))
+        .unwrap();
+    assert_eq!(v, json!({"sealed": true, "progress": 0, "threshold": null}));
+    submit(&other[0]).await;
+    submit(&other[1]).await;
+    let (status, v) = submit(&other[2]).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("does not open"),
+        "{v}"
+    );
+    for share in &shares[1..4] {
+        let (status, v) = submit(share).await;
+        assert_eq!(status, 200, "{v}");
+    }
+    let url = format!("{admin}/admin/v1/readyz");
+    let ready = crate::eventually(Duration::from_secs(20), || ready_at(url.clone())).await;
+    assert!(ready, "{}", p.log_text());
+    p.sigterm();
+    assert!(
+        p.wait_exit(Duration::from_secs(6)).success(),
+        "{}",
+        p.log_text()
+    );
 }

@@ -15,6 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use zeroize::Zeroizing;
 
 use super::CaPeer;
+use crate::audit::{AuditEntry, AuditHandle, Completion};
 use crate::federation::CaFallback;
 use crate::service::ServiceName;
 
@@ -77,11 +78,17 @@ pub struct EnrollmentPlan {
 
 impl EnrollmentPlan {
     /// The arguments of `service`'s `Enrollment` actor, if it takes its certificate from `ca`.
-    pub fn args(&self, service: ServiceName, ca: &CaPeer) -> Option<EnrollmentArgs> {
+    pub fn args(
+        &self,
+        service: ServiceName,
+        ca: &CaPeer,
+        audit: &AuditHandle,
+    ) -> Option<EnrollmentArgs> {
         let c = self.certificates.get(&service)?;
         Some(EnrollmentArgs {
             service,
             ca: ca.clone(),
+            audit: audit.clone(),
             home: Arc::clone(&c.home),
             dns: c.dns.clone(),
             ips: c.ips.clone(),
@@ -98,6 +105,8 @@ pub struct EnrollmentArgs {
     pub service: ServiceName,
     /// The CA, through its breaker.
     pub ca: CaPeer,
+    /// The service's audit log (fallbacks taken are recorded).
+    pub audit: AuditHandle,
     /// Where its certificate lives.
     pub home: Arc<dyn CertificateHome>,
     /// The DNS names its certificate carries.
@@ -255,6 +264,16 @@ impl Actor for Enrollment {
                     }
                     Err(e) => {
                         crate::metrics::fallback_used("ca", st.args.mode.as_str());
+                        // Nobody waits on this record: one that cannot be written is logged.
+                        let entry =
+                            AuditEntry::fallback(service.as_str(), "", "ca", st.args.mode.as_str());
+                        st.args
+                            .audit
+                            .submit(entry, Vec::new(), Completion::new(move |written| {
+                                if let Err(e) = written {
+                                    tracing::error!(%service, error = %e, "a CA fallback could not be audited");
+                                }
+                            }));
                         tracing::warn!(
                             %service,
                             fallback = st.args.mode.as_str(),

@@ -226,6 +226,7 @@ impl AuthzLink {
         match self {
             Self::Local(a) => {
                 let caller = Caller {
+                    who: "identity-idp".to_owned(),
                     tenant: tenant.to_owned(),
                     scopes: Vec::new(),
                 };
@@ -246,6 +247,7 @@ impl AuthzLink {
         let acr: Option<String> = match self {
             Self::Local(a) => {
                 let caller = Caller {
+                    who: "identity-idp".to_owned(),
                     tenant: tenant.to_owned(),
                     scopes: Vec::new(),
                 };

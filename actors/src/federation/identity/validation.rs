@@ -16,6 +16,7 @@ use cryptoutil_protocols::jose::jwt;
 use serde_json::{Map, Value};
 
 use super::IdentityPeer;
+use crate::audit::{AuditEntry, AuditHandle};
 use crate::bearer::{principal_of, Expectation, Principal, Rejected, TrustedIssuer};
 use crate::federation::{IdentityFallback, Retries};
 
@@ -25,23 +26,28 @@ pub struct IdentityValidation {
     mode: IdentityFallback,
     cache_ttl: Duration,
     deadline: Duration,
+    audit: AuditHandle,
 }
 
 impl IdentityValidation {
     /// Through `peer`, falling back to `mode`; an active answer is trusted for `cache_ttl`
     /// (never past the token's `exp`). Modes without an equivalent answer (`reject_all`,
-    /// `allow_all`) retry failed introspections within `deadline`.
+    /// `allow_all`) retry failed introspections within `deadline`. Every fallback taken is
+    /// recorded in `audit` (the service's log) before the request goes on; one that cannot be
+    /// recorded is refused as unavailable.
     pub fn new(
         peer: IdentityPeer,
         mode: IdentityFallback,
         cache_ttl: Duration,
         deadline: Duration,
+        audit: AuditHandle,
     ) -> Self {
         Self {
             peer,
             mode,
             cache_ttl,
             deadline,
+            audit,
         }
     }
 
@@ -85,20 +91,44 @@ impl IdentityValidation {
             Err(e) => e,
         };
         crate::metrics::fallback_used("identity", self.mode.as_str());
+        let result = self.fallback(unverified, trusted, expect, now).await;
+        // A refused token's subject and tenant are what it claims (unverified).
+        let (who, tenant) = match &result {
+            Ok((p, _)) => (p.subject.clone(), p.tenant.to_string()),
+            Err(_) => {
+                let claim = |name| claims.get(name).and_then(Value::as_str).unwrap_or_default();
+                (claim("sub").to_owned(), claim("tenant").to_owned())
+            }
+        };
+        let mut entry = AuditEntry::fallback(&who, &tenant, "identity", self.mode.as_str());
+        if let Err(refused) = &result {
+            entry = entry.outcome(&Err::<(), _>(match refused {
+                Rejected::Invalid => "the token does not verify",
+                Rejected::IssuerUnavailable => "refused while identity-authz is unavailable",
+            }));
+        }
+        if let Err(e) = self.audit.append(entry, Vec::new()).await {
+            tracing::warn!(%unavailable, error = %e, "a fallback could not be audited: refused");
+            return Err(Rejected::IssuerUnavailable);
+        }
+        tracing::debug!(%unavailable, mode = self.mode.as_str(), "identity-authz unavailable");
+        result.map(|(principal, exp)| (principal, exp.min(now.saturating_add(ttl))))
+    }
+
+    /// What `mode` makes of a token while identity-authz is unavailable.
+    async fn fallback(
+        &self,
+        unverified: &jwt::Unverified<'_>,
+        trusted: &TrustedIssuer,
+        expect: &Expectation,
+        now: u64,
+    ) -> Result<(Principal, u64), Rejected> {
         match self.mode {
-            IdentityFallback::LocalValidation => {
-                tracing::debug!(%unavailable, "identity-authz unavailable: validating locally");
-                let (principal, exp) = trusted.verify(unverified, expect, now).await?;
-                Ok((principal, exp.min(now.saturating_add(ttl))))
-            }
-            IdentityFallback::RejectAll => {
-                tracing::debug!(%unavailable, "identity-authz unavailable: reject_all refuses");
-                Err(Rejected::IssuerUnavailable)
-            }
+            IdentityFallback::LocalValidation => trusted.verify(unverified, expect, now).await,
+            IdentityFallback::RejectAll => Err(Rejected::IssuerUnavailable),
             IdentityFallback::AllowAll => {
-                let (principal, _) = principal_of(claims)?;
+                let (principal, _) = principal_of(unverified.claims())?;
                 tracing::error!(
-                    %unavailable,
                     subject = %principal.subject,
                     tenant = %principal.tenant,
                     "DEVELOPMENT ONLY: identity_fallback_mode allow_all accepted a token WITHOUT \

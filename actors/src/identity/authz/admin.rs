@@ -6,6 +6,7 @@
 use cryptoutil_protocols::ids::ClientId;
 use cryptoutil_protocols::jose::b64;
 use cryptoutil_protocols::oauth;
+use cryptoutil_storage::backend::Write as StoreWrite;
 use cryptoutil_storage::{Store, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -29,6 +30,9 @@ pub const OPERATOR_TENANT: &str = "default";
 /// Who asks: the token's tenant and scopes (scope `identity` is checked by the HTTP layer).
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// Who asks (the token's subject; the service itself for registrations at start), as the
+    /// audit log names it.
+    pub who: String,
     /// The caller's tenant.
     pub tenant: String,
     /// The scopes the caller's token holds: outside the operator tenant, the most it grants.
@@ -153,6 +157,28 @@ pub struct NewUser {
     pub tenant: Option<String>,
 }
 
+impl AdminOp {
+    /// The audit log's name of a change, and what it names before it is validated (`None`:
+    /// a read, not audited).
+    pub fn audited(&self) -> Option<(&'static str, String)> {
+        Some(match self {
+            AdminOp::ListTenants
+            | AdminOp::ListClients
+            | AdminOp::GetClient(_)
+            | AdminOp::ListUsers => return None,
+            AdminOp::CreateTenant(t) => ("create-tenant", t.id.clone()),
+            AdminOp::TenantPolicy { tenant, .. } => ("tenant-policy", tenant.clone()),
+            AdminOp::CreateClient(c) => ("create-client", c.name.clone()),
+            AdminOp::DeleteClient(id) => ("delete-client", id.as_str().to_owned()),
+            AdminOp::CreateUser(u) => ("create-user", u.username.clone()),
+            AdminOp::DeleteUser(name) => ("delete-user", name.clone()),
+            AdminOp::BrowserClient(c) => ("register-client", format!("browser-{}", c.service)),
+            AdminOp::ResourceServer(c) => ("register-client", c.client_id.clone()),
+            AdminOp::ReferenceClient(c) => ("register-client", c.client_id.clone()),
+        })
+    }
+}
+
 /// What an admin call does.
 pub enum AdminOp {
     /// Tenants visible to the caller.
@@ -261,8 +287,8 @@ pub enum Write {
     Client(Box<Client>, Zeroizing<String>),
     /// A user with the password to hash (returned when generated).
     User(NewUser, String, Option<Zeroizing<String>>),
-    /// Remove a client.
-    DeleteClient(String),
+    /// Remove a client (its tenant, its id).
+    DeleteClient(String, String),
     /// Remove a user.
     DeleteUser(String, String),
 }
@@ -805,14 +831,15 @@ impl AuthzState {
                 )))
             }
             AdminOp::DeleteClient(id) => {
-                let found = self.clients().any(|c| {
-                    c.client_id == id.as_str()
-                        && (c.tenant == caller.tenant || caller.is_operator())
-                });
-                if !found {
-                    return Err(Error::NotFound { what: "client" });
-                }
-                Ok(Step::write(Write::DeleteClient(id.to_string())))
+                let tenant = self
+                    .clients()
+                    .find(|c| {
+                        c.client_id == id.as_str()
+                            && (c.tenant == caller.tenant || caller.is_operator())
+                    })
+                    .map(|c| c.tenant.clone())
+                    .ok_or(Error::NotFound { what: "client" })?;
+                Ok(Step::write(Write::DeleteClient(tenant, id.to_string())))
             }
             AdminOp::ListUsers => {
                 let mut users: Vec<UserView> = self
@@ -877,25 +904,43 @@ impl AuthzState {
         store: &Store,
         write: Write,
     ) -> Result<(Loaded, AdminAnswer, Option<Removal>), Error> {
-        match write {
+        let prepared = Self::prepare_admin(store, write)?;
+        store.apply(prepared.writes)?;
+        Ok((prepared.loaded, prepared.answer, prepared.removal))
+    }
+
+    /// Blocking: the store writes of a validated write (committed with its audit record),
+    /// what to merge once they are durable, and the answer.
+    pub fn prepare_admin(store: &Store, write: Write) -> Result<PreparedAdmin, Error> {
+        let (writes, (loaded, answer, removal), (tenant, key)) = match write {
             Write::Tenant(t) => {
-                store.put_sealed(Table::IdentityTenants, t.id.as_bytes(), &record_json(&t)?)?;
+                let put = store.sealed_write(
+                    Table::IdentityTenants,
+                    t.id.as_bytes(),
+                    &record_json(&t)?,
+                )?;
+                let subject = (t.id.clone(), t.id.clone());
                 let answer = AdminAnswer::Tenant(t.clone());
-                Ok((Loaded::with_tenant(t), answer, None))
+                (vec![put], (Loaded::with_tenant(t), answer, None), subject)
             }
             Write::Client(c, secret) => {
-                store.put_sealed(
+                let put = store.sealed_write(
                     Table::IdentityClients,
                     c.client_id.as_bytes(),
                     &record_json(&c)?,
                 )?;
+                let subject = (c.tenant.clone(), c.client_id.clone());
                 let mut view = ClientView::of(&c);
                 view.client_secret = Some(secret).filter(|s| !s.is_empty());
-                Ok((
-                    Loaded::with_client(*c),
-                    AdminAnswer::Client(Box::new(view)),
-                    None,
-                ))
+                (
+                    vec![put],
+                    (
+                        Loaded::with_client(*c),
+                        AdminAnswer::Client(Box::new(view)),
+                        None,
+                    ),
+                    subject,
+                )
             }
             Write::User(spec, tenant, generated) => {
                 let password = spec.password.unwrap_or_default();
@@ -911,30 +956,71 @@ impl AuthzState {
                     created: now_unix(),
                 };
                 let key = format!("{}/{}", user.tenant, user.username);
-                store.put_sealed(Table::IdentityUsers, key.as_bytes(), &record_json(&user)?)?;
+                let put = store.sealed_write(
+                    Table::IdentityUsers,
+                    key.as_bytes(),
+                    &record_json(&user)?,
+                )?;
+                let subject = (user.tenant.clone(), key);
                 let mut view = UserView::of(&user);
                 view.password = generated;
-                Ok((Loaded::with_user(user), AdminAnswer::User(view), None))
+                (
+                    vec![put],
+                    (Loaded::with_user(user), AdminAnswer::User(view), None),
+                    subject,
+                )
             }
-            Write::DeleteClient(id) => {
-                store.delete(Table::IdentityClients, id.as_bytes())?;
-                Ok((
+            Write::DeleteClient(tenant, id) => (
+                vec![StoreWrite::Delete {
+                    table: Table::IdentityClients,
+                    key: id.as_bytes().to_vec(),
+                }],
+                (
                     Loaded::default(),
                     AdminAnswer::Removed,
-                    Some(Removal::Client(id)),
-                ))
-            }
+                    Some(Removal::Client(id.clone())),
+                ),
+                (tenant, id),
+            ),
             Write::DeleteUser(tenant, username) => {
-                store.delete(
-                    Table::IdentityUsers,
-                    format!("{tenant}/{username}").as_bytes(),
-                )?;
-                Ok((
-                    Loaded::default(),
-                    AdminAnswer::Removed,
-                    Some(Removal::User(tenant, username)),
-                ))
+                let key = format!("{tenant}/{username}");
+                (
+                    vec![StoreWrite::Delete {
+                        table: Table::IdentityUsers,
+                        key: key.as_bytes().to_vec(),
+                    }],
+                    (
+                        Loaded::default(),
+                        AdminAnswer::Removed,
+                        Some(Removal::User(tenant.clone(), username)),
+                    ),
+                    (tenant, key),
+                )
             }
-        }
+        };
+        Ok(PreparedAdmin {
+            writes,
+            loaded,
+            answer,
+            removal,
+            tenant,
+            key,
+        })
     }
+}
+
+/// A validated admin write made ready to commit: [`AuthzState::prepare_admin`].
+pub struct PreparedAdmin {
+    /// The store writes.
+    pub writes: Vec<StoreWrite>,
+    /// What to merge once they are durable.
+    pub loaded: Loaded,
+    /// The answer.
+    pub answer: AdminAnswer,
+    /// What to forget once they are durable.
+    pub removal: Option<Removal>,
+    /// The tenant the change is in, for the audit record.
+    pub tenant: String,
+    /// What it changed (a tenant id, client id or `tenant/username`), for the audit record.
+    pub key: String,
 }

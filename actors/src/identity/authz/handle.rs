@@ -10,40 +10,85 @@ use super::flow::AuthorizeOutcome;
 use super::model::{BootstrapCredentials, ClientAuth, TokenGrant, TokenRequest};
 use super::msg::AuthzMsg;
 use crate::ask::ask;
+use crate::audit::{AuditEntry, AuditHandle};
 use crate::error::Error;
 use crate::identity::signin::{Credential, Next, SignInRequest, Subject};
 use crate::slot::Slot;
 
-/// Cloneable, restart-proof handle.
+/// Cloneable, restart-proof handle. Token grants and refusals, revocations and refused
+/// introspections are audited before the caller hears the answer: a grant that cannot be
+/// recorded is not handed out.
 #[derive(Clone, Debug)]
 pub struct AuthzHandle {
     slot: Slot<AuthzMsg>,
+    audit: AuditHandle,
     timeout: Duration,
 }
 
 impl AuthzHandle {
-    /// A handle reading `slot`, asking with `timeout`.
-    pub fn new(slot: Slot<AuthzMsg>, timeout: Duration) -> Self {
-        Self { slot, timeout }
+    /// A handle reading `slot`, recording in `audit`, asking with `timeout`.
+    pub fn new(slot: Slot<AuthzMsg>, audit: AuditHandle, timeout: Duration) -> Self {
+        Self {
+            slot,
+            audit,
+            timeout,
+        }
     }
 
-    /// Decides a token request; `Error::OAuth` carries the RFC 6749 error.
+    /// Records `entry` with the outcome of `result`, then answers `result` (or the audit
+    /// log's failure).
+    async fn audited<T>(&self, entry: AuditEntry, result: Result<T, Error>) -> Result<T, Error> {
+        self.audit
+            .append(entry.outcome(&result), Vec::new())
+            .await?;
+        result
+    }
+
+    /// Decides a token request; `Error::OAuth` carries the RFC 6749 error. Audited as
+    /// `token` (`refresh` for the refresh grant): who it was issued to, its tenant, and
+    /// `<grant_type>:<jti>` (the grant type alone when refused).
     pub async fn token(&self, request: TokenRequest) -> Result<TokenGrant, Error> {
-        ask(
+        let op = match request.grant_type.as_str() {
+            super::model::REFRESH_TOKEN => "refresh",
+            _ => "token",
+        };
+        let (client, grant_type) = (request.client.client_id.clone(), request.grant_type.clone());
+        let result = ask(
             &self.slot,
             |reply| AuthzMsg::Token { request, reply },
             self.timeout,
         )
-        .await
+        .await;
+        let entry = match &result {
+            Ok(grant) => {
+                let claim = |name: &str| {
+                    grant
+                        .claims
+                        .get(name)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                };
+                let jti = grant.jti.as_ref().map_or("", |(jti, _)| jti.as_str());
+                AuditEntry::new(
+                    claim("sub"),
+                    claim("tenant"),
+                    &format!("{grant_type}:{jti}"),
+                    op,
+                )
+            }
+            Err(_) => AuditEntry::new(&client, "", &grant_type, op),
+        };
+        self.audited(entry, result).await
     }
 
-    /// RFC 7662 introspection.
+    /// RFC 7662 introspection; a refused asker is audited (`introspect`).
     pub async fn introspect(
         &self,
         client: ClientAuth,
         token: Zeroizing<String>,
     ) -> Result<Value, Error> {
-        ask(
+        let asker = client.client_id.clone();
+        let result = ask(
             &self.slot,
             |reply| AuthzMsg::Introspect {
                 client,
@@ -52,12 +97,20 @@ impl AuthzHandle {
             },
             self.timeout,
         )
-        .await
+        .await;
+        match result {
+            Ok(answer) => Ok(answer),
+            Err(e) => {
+                self.audited(AuditEntry::new(&asker, "", "", "introspect"), Err(e))
+                    .await
+            }
+        }
     }
 
-    /// RFC 7009 revocation; returns once durable.
+    /// RFC 7009 revocation; returns once durable, and audited (`revoke`).
     pub async fn revoke(&self, client: ClientAuth, token: Zeroizing<String>) -> Result<(), Error> {
-        ask(
+        let asker = client.client_id.clone();
+        let result = ask(
             &self.slot,
             |reply| AuthzMsg::Revoke {
                 client,
@@ -66,7 +119,9 @@ impl AuthzHandle {
             },
             self.timeout,
         )
-        .await
+        .await;
+        self.audited(AuditEntry::new(&asker, "", "", "revoke"), result)
+            .await
     }
 
     /// An admin operation on tenants, clients or users.

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use cryptoutil_storage::Store;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::audit::{AuditEntry, AuditHandle, Completion};
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
 use crate::service::ServiceName;
 
@@ -53,11 +54,14 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), ractor:
     let args = AuthzArgs {
         store: Arc::clone(ctx.store),
         config,
+        audit: ctx.audit.clone(),
     };
     parts.actor::<Authz>(ctx.service, "authz", &slot, args, || AuthzMsg::Crash);
-    parts
-        .handles
-        .insert(AuthzHandle::new(slot, ctx.config.ask_timeout));
+    parts.handles.insert(AuthzHandle::new(
+        slot,
+        ctx.audit.clone(),
+        ctx.config.ask_timeout,
+    ));
     Ok(())
 }
 
@@ -68,6 +72,8 @@ pub struct AuthzArgs {
     pub store: Arc<Store>,
     /// Its settings.
     pub config: AuthzConfig,
+    /// Its audit log: administration is recorded in the same transaction as the change.
+    pub audit: AuditHandle,
 }
 
 impl Actor for Authz {
@@ -80,9 +86,14 @@ impl Actor for Authz {
         _me: ActorRef<AuthzMsg>,
         args: AuthzArgs,
     ) -> Result<AuthzState, ActorProcessingErr> {
+        let AuthzArgs {
+            store,
+            config,
+            audit,
+        } = args;
         let mut state =
-            tokio::task::spawn_blocking(move || AuthzState::load(args.store, args.config))
-                .await??;
+            tokio::task::spawn_blocking(move || AuthzState::load(store, config)).await??;
+        state.audit = Some(audit);
         state.started(crate::now_unix());
         Ok(state)
     }
@@ -200,32 +211,77 @@ impl Actor for Authz {
                 }
                 Ok(persist) => persist_then(&me, st, persist, Then::Revoke(reply)),
             },
-            AuthzMsg::Admin { caller, op, reply } => match st.admin(&caller, op) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-                Ok(admin::Step::Answer(answer)) => {
-                    let _ = reply.send(Ok(*answer));
-                }
-                Ok(admin::Step::Write(write)) => {
-                    let store = st.store();
-                    tokio::task::spawn_blocking(move || {
-                        match AuthzState::persist_admin(&store, *write) {
-                            Ok((loaded, answer, removal)) => {
-                                let _ = me.cast(AuthzMsg::AdminDone {
-                                    loaded: Box::new(loaded),
-                                    removal,
-                                    answer,
-                                    reply,
-                                });
-                            }
-                            Err(e) => {
-                                let _ = reply.send(Err(e));
-                            }
+            AuthzMsg::Admin { caller, op, reply } => {
+                let audited = op.audited();
+                match (st.admin(&caller, op), audited) {
+                    (Ok(admin::Step::Answer(answer)), _) => {
+                        let _ = reply.send(Ok(*answer));
+                    }
+                    (Err(e), None) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    // A refused change is recorded, then refused.
+                    (Err(e), Some((name, key))) => match &st.audit {
+                        Some(audit) => {
+                            let entry = AuditEntry::new(&caller.who, &caller.tenant, &key, name)
+                                .outcome(&Err::<(), _>(&e));
+                            audit.submit(
+                                entry,
+                                Vec::new(),
+                                Completion::new(move |written| {
+                                    let _ = reply.send(written.and(Err(e)));
+                                }),
+                            );
                         }
-                    });
+                        None => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
+                    (Ok(admin::Step::Write(write)), audited) => {
+                        let (store, audit) = (st.store(), st.audit.clone());
+                        let name = audited.map_or("admin", |(name, _)| name);
+                        tokio::task::spawn_blocking(move || {
+                            let prepared = match AuthzState::prepare_admin(&store, *write) {
+                                Ok(p) => p,
+                                Err(e) => {
+                                    let _ = reply.send(Err(e));
+                                    return;
+                                }
+                            };
+                            let admin::PreparedAdmin {
+                                writes,
+                                loaded,
+                                answer,
+                                removal,
+                                tenant,
+                                key,
+                            } = prepared;
+                            // The change and its record commit together, or neither does.
+                            let done = Completion::new(move |written| match written {
+                                Ok(()) => {
+                                    let _ = me.cast(AuthzMsg::AdminDone {
+                                        loaded: Box::new(loaded),
+                                        removal,
+                                        answer,
+                                        reply,
+                                    });
+                                }
+                                Err(e) => {
+                                    let _ = reply.send(Err(e));
+                                }
+                            });
+                            match audit {
+                                Some(audit) => audit.submit(
+                                    AuditEntry::new(&caller.who, &tenant, &key, name),
+                                    writes,
+                                    done,
+                                ),
+                                None => done.finish_with(store.apply(writes).map_err(Into::into)),
+                            }
+                        });
+                    }
                 }
-            },
+            }
             AuthzMsg::AdminDone {
                 loaded,
                 removal,

@@ -17,6 +17,7 @@ use super::model::{
     ASSERTION_ALGS, AUTHORIZATION_CODE, AUTHORIZE_PATH, CLIENT_CREDENTIALS, LOGOUT_PATH,
     OIDC_SCOPES, REFRESH_TOKEN, TLS_CLIENT_AUTH,
 };
+use crate::audit::AuditHandle;
 use crate::error::Error;
 pub(crate) use crate::now_unix;
 
@@ -159,6 +160,8 @@ pub struct AuthzState {
     /// Scopes each user granted each third-party client, (user id, client_id) -> scopes
     /// (persisted).
     pub(super) consents: HashMap<(String, String), Vec<String>>,
+    /// identity-authz's audit log (the actor sets it; `None` only in unit tests of the state).
+    pub(super) audit: Option<AuditHandle>,
 }
 
 impl std::fmt::Debug for AuthzState {
@@ -242,6 +245,7 @@ impl AuthzState {
             flow: super::flow::FlowState::default(),
             families: HashMap::new(),
             consents: HashMap::new(),
+            audit: None,
         };
         state.merge(loaded);
         if state.keys.is_empty() {

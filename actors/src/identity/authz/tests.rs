@@ -188,6 +188,7 @@ mod flow {
             ..NewClient::default()
         };
         let caller = Caller {
+            who: "test".into(),
             tenant: "default".into(),
             scopes: Vec::new(),
         };
@@ -702,6 +703,7 @@ mod flow {
             ..NewClient::default()
         };
         let caller = Caller {
+            who: "test".into(),
             tenant: "default".into(),
             scopes: Vec::new(),
         };

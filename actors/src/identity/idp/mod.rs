@@ -33,7 +33,6 @@ pub use records::{FactorsHandle, Owner};
 pub use revocation::RevocationLists;
 pub use state::{IdpState, LOGIN_FAILED, LOGIN_LOCKED};
 
-use crate::audit::{AuditArgs, AuditHandle, AuditLog, AuditMsg};
 use crate::federation::identity::signin::AuthzLink;
 use crate::identity::authz::AuthzHandle;
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
@@ -244,14 +243,7 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         .get::<IdpConfig>()
         .cloned()
         .ok_or_else(|| SpawnErr::StartupFailed("identity-idp needs its configuration".into()))?;
-    let name = ctx.service.as_str();
-    let audit_slot: Slot<AuditMsg> = Slot::new("AuditLog");
-    let audit_args = AuditArgs::open(std::sync::Arc::clone(ctx.store), name)
-        .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
-    let audit = AuditHandle::new(audit_slot.clone(), &audit_args, ctx.config.ask_timeout);
-    parts.actor::<AuditLog>(ctx.service, "audit", &audit_slot, audit_args, || {
-        AuditMsg::Crash
-    });
+    let audit = ctx.audit.clone();
     let factors = FactorsHandle::new(
         std::sync::Arc::clone(ctx.store),
         audit.clone(),
@@ -276,7 +268,6 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         ctx.config.ask_timeout,
     ));
     parts.handles.insert(factors);
-    parts.audit = Some(audit);
     Ok(())
 }
 

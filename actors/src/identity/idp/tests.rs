@@ -111,6 +111,7 @@ async fn a_sign_in_its_session_lockout_and_a_logout_through_both_actors() {
     let client = authz
         .admin(
             Caller {
+                who: "test".into(),
                 tenant: "default".into(),
                 scopes: Vec::new(),
             },

@@ -24,6 +24,7 @@ async fn run(app: &AppState, who: &Principal, op: AdminOp) -> Result<Value, ApiE
     who.require_scope(Scope::Identity)?;
     let authz = app.actors.get::<AuthzHandle>().ok_or(ApiError::NotFound)?;
     let caller = Caller {
+        who: who.subject.clone(),
         tenant: who.tenant.to_string(),
         scopes: who.scopes.clone(),
     };

@@ -21,7 +21,12 @@ use axum::routing::{delete, get, post, put};
 use cryptoutil_actors::ServiceName;
 
 use crate::auth::Realm;
-use crate::route::{both, public, spec, Access::Authenticated, ProductRoutes, RouteSpec};
+use crate::route::{
+    both, public, spec, Access::Authenticated, Access::Public, ProductRoutes, RouteSpec,
+};
+
+/// The OpenAPI document of the admin API (checked in at `http/openapi/identity.yaml`).
+pub const OPENAPI: &str = include_str!("../../../openapi/identity.yaml");
 
 /// identity-authz's routes.
 pub const ROUTES: ProductRoutes = ProductRoutes::of(ServiceName::IdentityAuthz, rows);
@@ -69,6 +74,12 @@ fn rows(rows: &mut Vec<RouteSpec>) {
         Authenticated,
         || post(signin::signin_post),
     ));
+    both!(rows, Method::GET, "/openapi.yaml", Public, || {
+        crate::route::openapi(OPENAPI)
+    });
+    both!(rows, Method::GET, "/identity/audit", Authenticated, || {
+        get(crate::audit::audit_get)
+    });
     both!(
         rows,
         Method::GET,

@@ -40,6 +40,7 @@ pub(crate) async fn signin_post(
         dpop: who.jkt.is_some(),
     })?;
     let caller = Caller {
+        who: who.subject.clone(),
         tenant: OPERATOR_TENANT.to_owned(),
         scopes: Vec::new(),
     };
