@@ -42,6 +42,7 @@ pub mod kms;
 pub mod metrics;
 pub mod product;
 mod record;
+pub mod serde_ext;
 pub mod service;
 pub mod sessions;
 pub mod slot;

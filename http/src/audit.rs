@@ -21,6 +21,16 @@ pub(crate) struct AuditQuery {
 }
 
 impl AuditQuery {
+    /// Where the page starts: sequences start at 1.
+    fn from(&self) -> Result<u64, ApiError> {
+        match self.from.unwrap_or(1) {
+            0 => Err(ApiError::BadRequest {
+                reason: "from: 1 or more".into(),
+            }),
+            n => Ok(n),
+        }
+    }
+
     fn limit(&self) -> Result<usize, ApiError> {
         match self.limit.unwrap_or(100) {
             n @ 1..=1000 => Ok(n),
@@ -39,11 +49,11 @@ pub(crate) async fn audit_get(
     Extension(who): Extension<Principal>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit()?;
+    let (from, limit) = (q.from()?, q.limit()?);
     let scope = app.service.api_scope().ok_or(ApiError::NotFound)?;
     who.require_scope(scope)?;
     let page = log(&app)?
-        .read(q.from.unwrap_or(1), limit, Some(who.tenant.to_string()))
+        .read(from, limit, Some(who.tenant.to_string()))
         .await?;
     Ok(Json(json!(page)))
 }
@@ -53,8 +63,8 @@ pub(crate) async fn admin_audit_get(
     app: &AppState,
     q: AuditQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit()?;
-    let page = log(app)?.read(q.from.unwrap_or(1), limit, None).await?;
+    let (from, limit) = (q.from()?, q.limit()?);
+    let page = log(app)?.read(from, limit, None).await?;
     Ok(Json(json!(page)))
 }
 

@@ -189,11 +189,11 @@ pub(crate) struct CaReq {
     name: String,
     subject: Subject,
     key: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     parent: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     validity: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     path_len: Option<u8>,
     #[serde(default)]
     permitted_dns: Vec<String>,
@@ -313,7 +313,7 @@ pub(crate) async fn online_post(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CrlReq {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     lifetime: Option<String>,
 }
 
@@ -343,17 +343,17 @@ pub(crate) async fn ca_get(ca: Ca, target: Target) -> Result<Json<Value>, ApiErr
 #[serde(deny_unknown_fields)]
 pub(crate) struct CertReq {
     profile: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     csr: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     validity: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     key: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     subject: Option<Subject>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     subject_alt_names: Option<ca::Names>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     jwk: Option<Value>,
 }
 

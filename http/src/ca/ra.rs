@@ -88,7 +88,7 @@ pub(crate) struct LabelReq {
     label: String,
     ca: String,
     profile: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     approval: Option<String>,
 }
 
@@ -124,9 +124,9 @@ pub(crate) async fn labels_get(ca: Ca) -> Result<Json<Value>, ApiError> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SecretReq {
     label: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     subject: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     ttl: Option<String>,
 }
 

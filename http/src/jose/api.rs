@@ -63,10 +63,15 @@ fn enc_param(enc: Option<&str>) -> Result<Option<ContentAlg>, ApiError> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
     alg: String,
-    #[serde(rename = "use")]
+    #[serde(
+        rename = "use",
+        default,
+        deserialize_with = "cryptoutil_actors::serde_ext::non_null"
+    )]
     key_use: Option<String>,
     #[serde(default)]
     exportable: bool,
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     enc: Option<String>,
 }
 
@@ -149,7 +154,9 @@ pub(crate) async fn jwk_delete(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignReq {
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     kid: Option<Kid>,
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     jwk: Option<Value>,
     payload: String,
 }
@@ -191,6 +198,7 @@ pub(crate) async fn jws_sign_post(
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyReq {
     jws: String,
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     jwk: Option<Value>,
 }
 
@@ -223,9 +231,12 @@ pub(crate) async fn jws_verify_post(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EncryptReq {
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     kid: Option<Kid>,
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     jwk: Option<Value>,
     plaintext: String,
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     enc: Option<String>,
 }
 
@@ -256,7 +267,9 @@ pub(crate) async fn jwe_encrypt_post(
 #[serde(deny_unknown_fields)]
 pub(crate) struct DecryptReq {
     jwe: String,
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     jwk: Option<Value>,
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     enc: Option<String>,
 }
 

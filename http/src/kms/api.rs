@@ -363,7 +363,7 @@ pub(crate) async fn import_post(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportReq {
     jwk: Value,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cryptoutil_actors::serde_ext::non_null")]
     version: Option<u32>,
 }
 

@@ -39,7 +39,7 @@ pub struct NewElasticKey {
     #[serde(default)]
     pub exportable: bool,
     /// Seconds between automatic rotations.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::serde_ext::non_null")]
     pub rotation_period: Option<u64>,
 }
 
@@ -107,19 +107,19 @@ impl ElasticKey {
 #[serde(deny_unknown_fields)]
 pub struct KeyUpdate {
     /// New display name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::serde_ext::non_null")]
     pub name: Option<String>,
     /// New description.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::serde_ext::non_null")]
     pub description: Option<String>,
     /// New rotation period (seconds, at least 3600).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::serde_ext::non_null")]
     pub rotation_period: Option<u64>,
     /// Versions below this stop decrypting (1 to the latest).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::serde_ext::non_null")]
     pub min_decrypt_version: Option<u32>,
     /// Enable or disable.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::serde_ext::non_null")]
     pub enabled: Option<bool>,
 }
 
