@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -48,12 +49,23 @@ pub fn metrics_router(
     state: AdminState,
     allow: crate::middleware::ip_allow::IpAllowlist,
 ) -> Router {
+    let service = state.app.service.as_str();
+    metrics_only(service, get(metrics_get), allow).with_state(state)
+}
+
+/// The routes of a metrics-only listener of `service` (unsealed or sealed): `GET /metrics` by
+/// `metrics`, 404 for every other path, for the clients `allow` lets in.
+pub(crate) fn metrics_only<S: Clone + Send + Sync + 'static>(
+    service: &'static str,
+    metrics: axum::routing::MethodRouter<S>,
+    allow: crate::middleware::ip_allow::IpAllowlist,
+) -> Router<S> {
     let labels = StackLabels {
-        service: state.app.service.as_str(),
+        service,
         stack: "metrics",
     };
     Router::new()
-        .route(METRICS_ONLY, get(metrics_get))
+        .route(METRICS_ONLY, metrics)
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(
             allow,
@@ -64,7 +76,6 @@ pub fn metrics_router(
             crate::metrics::count,
         ))
         .layer(middleware::from_fn(crate::middleware::headers::api))
-        .with_state(state)
 }
 
 /// The admin router, behind `guard`.
@@ -252,13 +263,17 @@ async fn shutdown_post(State(st): State<AdminState>) -> (StatusCode, Json<Value>
 }
 
 async fn metrics_get(State(st): State<AdminState>) -> Response {
-    let text = st.metrics.render();
+    metrics_text(&st.metrics)
+}
+
+/// The Prometheus text exposition of `metrics`.
+pub(crate) fn metrics_text(metrics: &PrometheusHandle) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        text,
+        metrics.render(),
     )
         .into_response()
 }

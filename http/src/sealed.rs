@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
-use crate::admin::{AdminGuard, HEALTHZ, LIVEZ, METRICS, METRICS_ONLY, READYZ, SHUTDOWN};
+use crate::admin::{AdminGuard, HEALTHZ, LIVEZ, METRICS, READYZ, SHUTDOWN};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::metrics::StackLabels;
@@ -107,23 +107,7 @@ pub fn metrics_router(
     state: SealedState,
     allow: crate::middleware::ip_allow::IpAllowlist,
 ) -> Router {
-    let labels = StackLabels {
-        service: state.service,
-        stack: "metrics",
-    };
-    Router::new()
-        .route(METRICS_ONLY, get(metrics_get))
-        .fallback(|| async { ApiError::NotFound })
-        .layer(middleware::from_fn_with_state(
-            allow,
-            crate::middleware::ip_allow::enforce,
-        ))
-        .layer(middleware::from_fn_with_state(
-            labels,
-            crate::metrics::count,
-        ))
-        .layer(middleware::from_fn(crate::middleware::headers::api))
-        .with_state(state)
+    crate::admin::metrics_only(state.service, get(metrics_get), allow).with_state(state)
 }
 
 async fn healthz_get(State(st): State<SealedState>) -> Response {
@@ -185,12 +169,5 @@ async fn shutdown_post(State(st): State<SealedState>) -> (StatusCode, Json<Value
 }
 
 async fn metrics_get(State(st): State<SealedState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        st.metrics.render(),
-    )
-        .into_response()
+    crate::admin::metrics_text(&st.metrics)
 }
