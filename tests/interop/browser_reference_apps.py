@@ -37,7 +37,8 @@ Prints {"results": [{"case", "ok", "detail"}]}.
 import sys
 
 import pyotp
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
+                                        WebDriverException)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -99,12 +100,27 @@ def main():
     def find(selector):
         return d.find_element(By.CSS_SELECTOR, selector)
 
+    def settled(predicate):
+        """`predicate` for a wait, where an element of a document the browser has just left
+        counts as not yet: Chromium names that "Node with given id does not belong to the
+        document", an unknown error rather than a stale element (a page that navigates
+        between the find and the read, as the SPA's sign-in does)."""
+        def check(_):
+            try:
+                return predicate()
+            except WebDriverException as e:
+                if "does not belong to the document" in (e.msg or ""):
+                    return False
+                raise
+        return check
+
     def shown(selector):
-        wait.until(lambda _: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, selector)))
+        wait.until(settled(lambda: any(e.is_displayed()
+                                       for e in d.find_elements(By.CSS_SELECTOR, selector))))
         return find(selector)
 
     def text_is(selector, expected):
-        wait.until(lambda _: expected in find(selector).text)
+        wait.until(settled(lambda: expected in find(selector).text))
 
     def password_step():
         wait.until(lambda _: d.current_url.startswith(f"{idp}/browser/login"))
