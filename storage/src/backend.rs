@@ -59,6 +59,10 @@ pub trait Backend: Send + Sync + 'static {
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error>;
 }
 
+/// The most memory redb's page cache of one file holds (redb's default is 1 GiB per file,
+/// which a busy CA reaches in minutes and the eight services of a suite would hold eight times).
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// redb: one file per service, commits fsynced before they return.
 pub struct RedbBackend {
     db: Database,
@@ -103,6 +107,7 @@ impl RedbBackend {
         let repaired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = std::sync::Arc::clone(&repaired);
         let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
             .set_repair_callback(move |_| flag.store(true, std::sync::atomic::Ordering::Relaxed))
             .create(path)
             .map_err(|e| match e {

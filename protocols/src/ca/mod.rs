@@ -21,7 +21,7 @@ pub mod ocsp;
 pub mod profile;
 pub mod tsa;
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
@@ -696,13 +696,33 @@ pub fn delegate_request(
     Ok((key, csr))
 }
 
-/// A new serial: 16 random bytes, positive and exactly 16 bytes long once DER-encoded
-/// (RFC 5280 §4.1.2.2: at most 20; CA/B: at least 64 random bits; here 119).
+/// A new serial: [`serial_at`] now.
 pub fn random_serial() -> Result<[u8; 16], crate::Error> {
+    serial_at(SystemTime::now())
+}
+
+/// A serial for a certificate signed at `now`: 16 bytes, positive and exactly 16 bytes long
+/// once DER-encoded (RFC 5280 §4.1.2.2: at most 20), the first 6 the milliseconds since 1970
+/// (big-endian) and the last 10 random (CA/B Forum: at least 64 bits from a CSPRNG; here 80).
+///
+/// The time first makes a CA's serials, and so the keys of its certificate records, grow in
+/// issuance order: a new record lands at the right edge of the store's B-tree instead of in a
+/// random leaf, so a commit of many issuances rewrites a few pages instead of one leaf and its
+/// branch per certificate. The random part keeps serials unpredictable; uniqueness is still
+/// the store's to enforce (a record is created, never replaced).
+pub fn serial_at(now: SystemTime) -> Result<[u8; 16], crate::Error> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| crate::Error::Random)?;
-    bytes[0] &= 0x7f;
-    bytes[0] |= 0x01;
+    let millis = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let (time, random) = bytes.split_at_mut(6);
+    time.copy_from_slice(&millis.to_be_bytes()[2..]);
+    aws_lc_rs::rand::fill(random).map_err(|_| crate::Error::Random)?;
+    // Positive and 16 bytes long (until the year 6429, when the clock reaches 2^47 ms).
+    if let Some(first) = bytes.first_mut() {
+        *first &= 0x7f;
+        *first |= 0x01;
+    }
     Ok(bytes)
 }
 

@@ -1,4 +1,4 @@
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{CertificateParams, KeyPair, SanType};
 use x509_parser::extensions::ParsedExtension;
@@ -275,4 +275,20 @@ fn serials_are_sixteen_positive_bytes_and_differ() {
     let b = random_serial().unwrap();
     assert_ne!(a, b);
     assert!(a[0] & 0x80 == 0 && a[0] != 0);
+}
+
+#[test]
+fn serials_grow_with_time_and_keep_eighty_random_bits() {
+    let t = UNIX_EPOCH + Duration::from_millis(1_796_000_000_000);
+    let (a, b) = (serial_at(t).unwrap(), serial_at(t).unwrap());
+    let later = serial_at(t + Duration::from_millis(1)).unwrap();
+    assert_eq!(a[..6], 1_796_000_000_000u64.to_be_bytes()[2..]);
+    assert_eq!(a[..6], b[..6]);
+    assert_ne!(a[6..], b[6..], "the random part differs");
+    assert!(a < later && b < later, "a later millisecond sorts after");
+    assert_eq!(serial_hex(&a).len(), 32);
+    assert!(
+        serial_hex(&a) < serial_hex(&later),
+        "and so does its hex (the record key)"
+    );
 }
