@@ -298,11 +298,16 @@ pub fn check_label(label: &str) -> Result<(), Error> {
     }
 }
 
+/// A new id: `prefix`, the milliseconds since 1970 as 12 hex digits, then `bytes` random bytes
+/// (base64url). The time first keeps the records of a busy RA (requests, orders, accounts)
+/// appended in creation order at the right edge of the store's B-tree, as a CA's serials are
+/// (`ca::serial_at`); the random part keeps ids unguessable.
 pub(super) fn random_id(prefix: &str, bytes: usize) -> Result<String, Error> {
     let random = oauth::random_token(bytes).map_err(|_| Error::Internal {
         what: "random generator",
     })?;
-    Ok(format!("{prefix}{}", random.as_str()))
+    let millis = crate::now_millis() & 0xffff_ffff_ffff;
+    Ok(format!("{prefix}{millis:012x}{}", random.as_str()))
 }
 
 /// The prefix of ACME account ids (a secret used for an external account binding is marked
