@@ -103,9 +103,7 @@ fn write_outbox(dir: &std::path::Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("outbox {}: {e}", dir.display()))?;
     let id = cryptoutil_protocols::oauth::random_token(9).map_err(|e| e.to_string())?;
     // Milliseconds first: the names sort as the messages were written.
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let millis = crate::now_millis();
     let name = format!("{millis:013}-{}", id.as_str());
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut options = std::fs::OpenOptions::new();
@@ -125,8 +123,8 @@ fn write_outbox(dir: &std::path::Path, text: &str) -> Result<(), String> {
 }
 
 /// Removes the outbox's messages older than a magic link lives (their links are dead).
-fn prune(dir: &std::path::Path, now_millis: u128) {
-    let ttl = u128::from(super::factors::magic_link::LINK_TTL) * 1000;
+fn prune(dir: &std::path::Path, now_millis: u64) {
+    let ttl = super::factors::magic_link::LINK_TTL.saturating_mul(1000);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -136,7 +134,7 @@ fn prune(dir: &std::path::Path, now_millis: u128) {
             .to_str()
             .filter(|n| n.ends_with(".eml"))
             .and_then(|n| n.split('-').next())
-            .and_then(|m| m.parse::<u128>().ok());
+            .and_then(|m| m.parse::<u64>().ok());
         if written.is_some_and(|w| w.saturating_add(ttl) < now_millis) {
             let _ = std::fs::remove_file(entry.path());
         }
