@@ -127,6 +127,17 @@ impl Error {
         }
     }
 
+    /// Whether this is the database being unreachable or too slow (retry later, HTTP 503)
+    /// rather than a failure of ours: what was being done, and why it failed.
+    pub fn database_unavailable(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Error::Storage(cryptoutil_storage::Error::Unavailable { op, reason }) => {
+                Some((op, reason))
+            }
+            _ => None,
+        }
+    }
+
     /// A stored record of `table` under `key` that does not decode as `what`.
     pub fn corrupt(table: cryptoutil_storage::Table, key: &[u8], what: &'static str) -> Self {
         Error::Corrupt {

@@ -167,4 +167,7 @@ pub struct SuiteArgs {
     pub enrollment: Option<crate::federation::ca::enroll::EnrollmentPlan>,
     /// The audit files' segment size and retention (`audit:`).
     pub audit: crate::audit::file::Segments,
+    /// The directory of the audit files (`<dir>/<service>.audit`); `None`: beside each
+    /// store's file (`<store>.audit`), which only a redb store has.
+    pub audit_dir: Option<std::path::PathBuf>,
 }

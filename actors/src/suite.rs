@@ -134,8 +134,16 @@ fn service_tree(
     // Every service keeps a hash-chained audit log: its products' operations and the
     // service's own security events (fallbacks taken).
     let audit_slot: Slot<AuditMsg> = Slot::new("AuditLog");
-    let audit_args = AuditArgs::open_with(Arc::clone(store), name, args.audit)
-        .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
+    let audit_args = match &args.audit_dir {
+        Some(dir) => AuditArgs::open_at(
+            Arc::clone(store),
+            name,
+            args.audit,
+            &dir.join(format!("{name}.audit")),
+        ),
+        None => AuditArgs::open_with(Arc::clone(store), name, args.audit),
+    }
+    .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
     let audit = AuditHandle::new(audit_slot.clone(), &audit_args, cfg.ask_timeout);
     let enrollment = federation
         .ca

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
-use crate::config::AppConfig;
+use crate::config::{AppConfig, StorageBackend};
 use crate::{files, pki};
 
 /// Gauge: 1 when aws-lc-rs runs its FIPS 140-3 module.
@@ -342,6 +342,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         identity_issuer: cfg.federation.identity_issuer(),
         enrollment: crate::enroll::plan(&cfg, &tls.certs, &tls.own, tls.store.as_ref())?,
         audit: cfg.audit,
+        audit_dir: Some(data_dir.clone()),
     };
     let suite = suite::start(stores.clone(), &args, &cfg.supervision)
         .await
@@ -1039,12 +1040,51 @@ fn open_everything(
     let tls = pki::provision(cfg, services, &key)?;
     let mut stores = Vec::with_capacity(services.len());
     for &service in services {
-        let path = cfg.data_dir.join(format!("{service}.redb"));
-        let store = Store::open_redb(&path, &key)
+        let store = open_store(cfg, service, &key)
             .with_context(|| format!("opening the {service} store"))?;
         stores.push((service, Arc::new(store)));
     }
     Ok((tls, stores))
+}
+
+/// Where a service's store lives.
+pub enum StoreAt {
+    /// A redb file of the data directory.
+    File(std::path::PathBuf),
+    /// A schema of the PostgreSQL database.
+    Postgres {
+        /// The connection options.
+        options: cryptoutil_storage::PgOptions,
+        /// The service's schema.
+        schema: String,
+    },
+}
+
+/// Where `service`'s store lives under `cfg.storage` (the dynamic PKI's store stays a file of
+/// each process: it holds that process's own listener keys).
+pub fn store_at(cfg: &AppConfig, service: ServiceName) -> StoreAt {
+    match cfg.storage.backend {
+        StorageBackend::Redb => StoreAt::File(cfg.data_dir.join(format!("{service}.redb"))),
+        StorageBackend::Postgres => StoreAt::Postgres {
+            options: cfg.storage.postgres.options(),
+            schema: service.as_str().replace('-', "_"),
+        },
+    }
+}
+
+/// Opens (creating if new) `service`'s store and unseals its barrier with `key`.
+pub fn open_store(
+    cfg: &AppConfig,
+    service: ServiceName,
+    key: &UnsealKey,
+) -> Result<Store, cryptoutil_storage::Error> {
+    match store_at(cfg, service) {
+        StoreAt::File(path) => Store::open_redb(&path, key),
+        StoreAt::Postgres { options, schema } => {
+            let backend = cryptoutil_storage::PostgresBackend::open(&options, &schema)?;
+            Store::open(Box::new(backend), key, &format!("postgres schema {schema}"))
+        }
+    }
 }
 
 pub(crate) fn url(addr: SocketAddr) -> String {

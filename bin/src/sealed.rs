@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,20 +17,20 @@ use cryptoutil_http::admin::AdminGuard;
 use cryptoutil_http::listener::Listener;
 use cryptoutil_http::sealed::{SealedState, Unsealer};
 use cryptoutil_protocols::unseal::{self, UnsealKey, UnsealShare};
-use cryptoutil_storage::Store;
+use cryptoutil_storage::{Backend as _, PostgresBackend, Store, Table};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::AppConfig;
 use crate::files;
-use crate::run::{endpoints_path, Endpoint};
+use crate::run::{endpoints_path, store_at, Endpoint, StoreAt};
 
 /// The shares submitted so far, and the key once they rebuild one that opens the stores.
 pub struct Shares {
     state: Mutex<Progress>,
-    /// The store files the key must open (those already on disk).
-    stores: Vec<PathBuf>,
+    /// The stores the key must open (those already there).
+    stores: Vec<StoreAt>,
     /// Turns true once unsealed.
     done: watch::Sender<bool>,
 }
@@ -56,7 +55,7 @@ impl Progress {
 impl Shares {
     /// Progress from the shares of the configuration; the key must open each of `stores` that
     /// exists.
-    pub fn new(initial: Vec<UnsealShare>, stores: Vec<PathBuf>) -> anyhow::Result<Self> {
+    pub fn new(initial: Vec<UnsealShare>, stores: Vec<StoreAt>) -> anyhow::Result<Self> {
         let shares = Self {
             state: Mutex::new(Progress {
                 shares: Vec::new(),
@@ -141,18 +140,34 @@ impl Shares {
         Ok(st.status())
     }
 
-    /// Whether `key` opens every store on disk (a key of another split does not).
+    /// Whether `key` opens every store already there (a key of another split does not).
     fn opens(&self, key: &UnsealKey) -> Result<(), String> {
-        for path in self.stores.iter().filter(|p| p.exists()) {
-            match Store::open_redb(path, key) {
+        for at in &self.stores {
+            let (opened, name) = match at {
+                StoreAt::File(path) if !path.exists() => continue,
+                StoreAt::File(path) => (Store::open_redb(path, key), path.display().to_string()),
+                StoreAt::Postgres { options, schema } => {
+                    let name = format!("postgres schema {schema}");
+                    let backend = PostgresBackend::open(options, schema)
+                        .map_err(|e| format!("{name}: {e}"))?;
+                    // A schema without a barrier is new: the key cannot be checked against it
+                    // (and opening it would create one).
+                    match backend.last(Table::Barrier) {
+                        Ok(None) => continue,
+                        Ok(Some(_)) => {}
+                        Err(e) => return Err(format!("{name}: {e}")),
+                    }
+                    (Store::open(Box::new(backend), key, &name), name)
+                }
+            };
+            match opened {
                 Ok(_) => {}
                 Err(cryptoutil_storage::Error::WrongUnsealKey { .. }) => {
                     return Err(format!(
-                        "the shares rebuild a key that does not open {}",
-                        path.display()
+                        "the shares rebuild a key that does not open {name}"
                     ))
                 }
-                Err(e) => return Err(format!("{}: {e}", path.display())),
+                Err(e) => return Err(format!("{name}: {e}")),
             }
         }
         Ok(())
@@ -170,14 +185,11 @@ impl Unsealer for Shares {
     }
 }
 
-/// The store files of `services` (and the dynamic PKI's) in the data directory.
-pub fn store_files(cfg: &AppConfig, services: &[ServiceName]) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = services
-        .iter()
-        .map(|s| cfg.data_dir.join(format!("{s}.redb")))
-        .collect();
-    files.push(cfg.data_dir.join("tls").join("pki.redb"));
-    files
+/// The stores of `services` (and the dynamic PKI's file) under `cfg.storage`.
+pub fn store_files(cfg: &AppConfig, services: &[ServiceName]) -> Vec<StoreAt> {
+    let mut stores: Vec<StoreAt> = services.iter().map(|&s| store_at(cfg, s)).collect();
+    stores.push(StoreAt::File(cfg.data_dir.join("tls").join("pki.redb")));
+    stores
 }
 
 /// Serves sealed until `shares` unseal (then the listeners drain, `cfg`'s ports become the

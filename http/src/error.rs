@@ -171,6 +171,10 @@ fn actor_status(e: &cryptoutil_actors::Error) -> (StatusCode, &'static str) {
             | Unavailability::Restarting
             | Unavailability::Unreachable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         },
+        E::Storage(_) if e.database_unavailable().is_some() => {
+            tracing::warn!(error = %e, "the database is unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+        }
         E::Storage(_) | E::Corrupt { .. } => {
             match e.corrupt_record() {
                 Some((table, key)) => {
@@ -335,6 +339,13 @@ impl IntoResponse for ApiError {
             | ApiError::UnsupportedMediaType
             | ApiError::InvalidSignature { .. }
             | ApiError::Actor(_) => {}
+        }
+        // Every 503 says when to come back (an actor restarting, the database away).
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .entry(header::RETRY_AFTER)
+                .or_insert(HeaderValue::from(5u64));
         }
         response
     }

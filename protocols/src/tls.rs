@@ -234,6 +234,32 @@ pub fn client_emails(leaf: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// RFC 5929 §4.1 `tls-server-end-point` channel binding of server certificate `leaf` (DER):
+/// its hash under the hash of its own signature algorithm (SHA-256 for SHA-1 and MD5, which
+/// §4.1 upgrades). `None` for an unparseable certificate or a signature algorithm without a
+/// single hash (Ed25519), where no binding is defined.
+pub fn server_end_point(leaf: &[u8]) -> Option<Vec<u8>> {
+    use aws_lc_rs::digest;
+    use x509_parser::oid_registry as oids;
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(leaf).ok()?;
+    let alg = &cert.signature_algorithm.algorithm;
+    let hash = if *alg == oids::OID_SIG_ECDSA_WITH_SHA384 || *alg == oids::OID_PKCS1_SHA384WITHRSA {
+        &digest::SHA384
+    } else if *alg == oids::OID_SIG_ECDSA_WITH_SHA512 || *alg == oids::OID_PKCS1_SHA512WITHRSA {
+        &digest::SHA512
+    } else if *alg == oids::OID_SIG_ECDSA_WITH_SHA256
+        || *alg == oids::OID_PKCS1_SHA256WITHRSA
+        || *alg == oids::OID_PKCS1_SHA1WITHRSA
+        || *alg == oids::OID_PKCS1_MD5WITHRSAENC
+    {
+        &digest::SHA256
+    } else {
+        return None;
+    };
+    Some(digest::digest(hash, leaf).as_ref().to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -244,6 +270,34 @@ mod tests {
             .iter()
             .all(|s| s.version() == &rustls::version::TLS13));
         assert_eq!(super::VERSIONS.len(), 1);
+    }
+
+    /// RFC 5929 §4.1: the binding hashes the certificate with its signature's own hash.
+    #[test]
+    fn the_server_end_point_binding_follows_the_signature_hash() {
+        use aws_lc_rs::digest;
+        for (alg, hash) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, &digest::SHA256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, &digest::SHA384),
+        ] {
+            let key = rcgen::KeyPair::generate_for(alg).unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["db.test".to_owned()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            let der = cert.der().to_vec();
+            assert_eq!(
+                super::server_end_point(&der),
+                Some(digest::digest(hash, &der).as_ref().to_vec())
+            );
+        }
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["db.test".to_owned()])
+            .unwrap()
+            .self_signed(&ed)
+            .unwrap();
+        assert_eq!(super::server_end_point(cert.der()), None);
+        assert_eq!(super::server_end_point(b"not a certificate"), None);
     }
 
     /// A CA (a name of its own) and a client certificate it signed.

@@ -1,6 +1,6 @@
 //! The `Backend` trait: tables of byte keys and byte values with atomic batches. redb is the
-//! embedded implementation; a PostgreSQL backend would be a second module implementing the same
-//! trait, with the barrier and repositories above it unchanged.
+//! embedded implementation; [`crate::postgres`] is the second, for replicas sharing one
+//! database, with the barrier and repositories above both unchanged.
 
 use std::path::{Path, PathBuf};
 

@@ -86,6 +86,40 @@ pub enum Error {
         /// The record key.
         key_hint: String,
     },
+    /// The PostgreSQL server refused or failed a statement.
+    #[error("database {op} failed: {source}")]
+    Postgres {
+        /// What we were doing.
+        op: &'static str,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The database cannot be reached now (down, restarting, overloaded, too slow): the
+    /// operation did not complete, or its outcome is unknown; retry later.
+    #[error("the database is unavailable ({op}): {reason}")]
+    Unavailable {
+        /// What we were doing.
+        op: &'static str,
+        /// What failed.
+        reason: String,
+    },
+    /// `storage.postgres` cannot be used as configured.
+    #[error("storage.postgres: {reason}")]
+    PostgresConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The database's schema was migrated by a newer cryptoutil than this one.
+    #[error("schema {schema} is at version {found}, newer than the {supported} this binary knows: run the newer cryptoutil (or restore the database)")]
+    SchemaTooNew {
+        /// The store's schema.
+        schema: String,
+        /// The version found.
+        found: i32,
+        /// The newest version this binary knows.
+        supported: i32,
+    },
     /// The crypto module failed (random generator or cipher setup).
     #[error("crypto failure in {op}")]
     Crypto {

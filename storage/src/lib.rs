@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`backend`]: the `Backend` trait (tables of byte keys and values) and its redb implementation.
+//! - [`postgres`]: the PostgreSQL implementation, for replicas sharing one database.
 //! - [`barrier`]: the key hierarchy and the sealing of records.
 //! - [`store`]: `Store`, one per service: a backend with an unsealed barrier.
 //! - [`unseal`]: reading share files, and the development share a first run generates.
@@ -17,6 +18,7 @@ pub mod backend;
 pub mod barrier;
 pub mod config;
 pub mod error;
+pub mod postgres;
 pub mod store;
 pub mod tables;
 pub mod unseal;
@@ -25,5 +27,6 @@ pub use backend::{Backend, RedbBackend};
 pub use barrier::Barrier;
 pub use config::BarrierConfig;
 pub use error::Error;
+pub use postgres::{PgOptions, PostgresBackend};
 pub use store::Store;
 pub use tables::Table;

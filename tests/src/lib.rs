@@ -10,6 +10,7 @@
 //! - [`fake_peer`]: a controllable HTTPS peer on 127.0.0.1 (answer, fail, hang, slow, reset).
 //! - [`fault_proxy`]: a TCP fault proxy (delay, reset, blackhole, bandwidth, refuse).
 //! - [`http01`]: an ACME http-01 responder (the ACME test and `acme_bench`).
+//! - [`pg`]: a throwaway PostgreSQL cluster with TLS (the postgres backend's tests).
 //! - [`browser`]: sign-ins through identity-idp's pages without a browser (`signin_bench`, `soak`).
 //! - `it/`: the tests.
 
@@ -39,6 +40,7 @@ pub mod fault_proxy;
 pub mod http01;
 #[cfg(test)]
 mod it;
+pub mod pg;
 
 /// A port free on 127.0.0.1 now (bound and released; for a server a test starts later),
 /// chosen below the kernel's ephemeral range (32768 and up on Linux): servers bound to port 0

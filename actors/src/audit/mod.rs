@@ -123,8 +123,19 @@ impl AuditArgs {
         segments: file::Segments,
     ) -> Result<Self, Error> {
         let path = std::path::Path::new(store.name()).with_extension("audit");
+        Self::open_at(store, service, segments, &path)
+    }
+
+    /// [`Self::open_with`] with the file at `path` (a store in a database has no file to put
+    /// it beside).
+    pub fn open_at(
+        store: Arc<Store>,
+        service: &'static str,
+        segments: file::Segments,
+        path: &std::path::Path,
+    ) -> Result<Self, Error> {
         Ok(Self {
-            file: Arc::new(file::AuditFile::open_with(&path, segments)?),
+            file: Arc::new(file::AuditFile::open_with(path, segments)?),
             store,
             service,
             write_lock: Arc::default(),
@@ -277,16 +288,19 @@ fn flush(me: &ActorRef<AuditMsg>, st: &mut AuditState) {
             let _held = lock(&args.write_lock);
             commit(&args, head, now, members)
         };
-        let failed = outcomes
+        let unwritten = outcomes
             .iter()
-            .filter(|o| matches!(o, Err(Error::AuditFailed)))
+            .filter(|o| match o {
+                Err(e) => matches!(e, Error::AuditFailed) || e.database_unavailable().is_some(),
+                Ok(()) => false,
+            })
             .count();
-        if failed > 0 {
+        if unwritten > 0 {
             tracing::error!(
-                records = failed,
+                records = unwritten,
                 "audit records not written; their operations fail"
             );
-            crate::metrics::audit_failed(args.service, failed);
+            crate::metrics::audit_failed(args.service, unwritten);
         }
         for (done, outcome) in dones.into_iter().zip(outcomes) {
             done.finish(outcome);
@@ -327,12 +341,7 @@ fn commit(
         match write_group(&args.store, &records, writes) {
             Ok(()) => return (next, members.iter().map(|_| Ok(())).collect()),
             Err(e) if clashed(&e) => {}
-            Err(_) => {
-                return (
-                    head,
-                    members.iter().map(|_| Err(Error::AuditFailed)).collect(),
-                )
-            }
+            Err(e) => return (head, members.iter().map(|_| Err(failed(&e))).collect()),
         }
     }
     let mut head = head;
@@ -354,14 +363,28 @@ fn commit(
                         head = next;
                         Err(e)
                     }
-                    Err(_) => Err(Error::AuditFailed),
+                    Err(e) => Err(failed(&e)),
                 }
             }
-            Err(_) => Err(Error::AuditFailed),
+            Err(e) => Err(failed(&e)),
         };
         outcomes.push(outcome);
     }
     (head, outcomes)
+}
+
+/// What the callers of a store commit that failed with `e` are told: the database being
+/// away as such (HTTP 503 `database_unavailable`, try again), anything else as the audit
+/// failure it is.
+fn failed(e: &Error) -> Error {
+    tracing::error!(error = %e, "the audited commit failed");
+    match e.database_unavailable() {
+        Some((op, reason)) => Error::Storage(cryptoutil_storage::Error::Unavailable {
+            op,
+            reason: reason.to_owned(),
+        }),
+        None => Error::AuditFailed,
+    }
 }
 
 /// Tells every caller of a group how its write went.

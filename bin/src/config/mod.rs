@@ -37,6 +37,8 @@ pub struct AppConfig {
     pub tls: TlsConfig,
     /// The key barrier.
     pub barrier: BarrierConfig,
+    /// Where the services' stores live: redb files in `data_dir`, or PostgreSQL.
+    pub storage: StorageConfig,
     /// Restart policy.
     pub supervision: SupervisionConfig,
     /// Middleware stacks.
@@ -70,6 +72,7 @@ impl Default for AppConfig {
             log: LogConfig::default(),
             tls: TlsConfig::default(),
             barrier: BarrierConfig::default(),
+            storage: StorageConfig::default(),
             supervision: SupervisionConfig::default(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
@@ -81,6 +84,86 @@ impl Default for AppConfig {
             federation: federation::FederationConfig::default(),
             federation_fallback: federation::FallbackConfig::default(),
             audit: cryptoutil_actors::audit::file::Segments::default(),
+        }
+    }
+}
+
+/// `storage:`: where each service keeps its store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `redb` (one file per service in `data_dir`, the embedded default) or `postgres`.
+    pub backend: StorageBackend,
+    /// The database, with `backend: postgres`.
+    pub postgres: PostgresConfig,
+}
+
+/// `storage.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// One redb file per service in the data directory.
+    #[default]
+    Redb,
+    /// One schema per service in a PostgreSQL database that replicas share.
+    Postgres,
+}
+
+/// `storage.postgres`: the database every replica shares, reached over TLS 1.3 only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgresql://user:password@host:5432/database` (secret: usually `file://`).
+    pub url: Secret,
+    /// PEM CA certificates the server's certificate must chain to (usually `file://`); its
+    /// name is checked against the URL's host.
+    pub trust_anchors: String,
+    /// A PEM client certificate chain presented to the server (pg_hba.conf `cert`); empty:
+    /// none (a password in the URL then authenticates).
+    pub client_cert_chain: String,
+    /// Its PEM private key (secret: `file://`).
+    pub client_key: Secret,
+    /// Connections per service at most.
+    pub pool_size: usize,
+    /// How long connecting may take.
+    #[serde(with = "human_duration")]
+    pub connect_timeout: Duration,
+    /// How long one statement may run (the server cancels it then); a call waits at most
+    /// `connect_timeout + statement_timeout` before answering 503.
+    #[serde(with = "human_duration")]
+    pub statement_timeout: Duration,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::default(),
+            trust_anchors: String::new(),
+            client_cert_chain: String::new(),
+            client_key: Secret::default(),
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// The storage crate's options.
+    pub fn options(&self) -> cryptoutil_storage::PgOptions {
+        let client_cert = (!self.client_cert_chain.trim().is_empty()).then(|| {
+            (
+                self.client_cert_chain.clone(),
+                zeroize::Zeroizing::new(self.client_key.expose().to_owned()),
+            )
+        });
+        cryptoutil_storage::PgOptions {
+            url: zeroize::Zeroizing::new(self.url.expose().to_owned()),
+            trust_anchors_pem: self.trust_anchors.clone(),
+            client_cert,
+            pool_size: self.pool_size,
+            connect_timeout: self.connect_timeout,
+            statement_timeout: self.statement_timeout,
         }
     }
 }
@@ -580,6 +663,40 @@ impl AppConfig {
                     format!("barrier.unseal.shares[{i}]"),
                     format!("share file {} does not exist", path.display()),
                 ));
+            }
+        }
+        if self.storage.backend == StorageBackend::Postgres {
+            let pg = &self.storage.postgres;
+            if pg.url.expose().trim().is_empty() {
+                problems.push((
+                    "storage.postgres.url".into(),
+                    "backend postgres needs the database's URL (usually file://)".into(),
+                ));
+            }
+            if pg.trust_anchors.trim().is_empty() {
+                problems.push((
+                    "storage.postgres.trust_anchors".into(),
+                    "backend postgres needs the PEM CA certificates its server's certificate \
+                     chains to"
+                        .into(),
+                ));
+            }
+            if pg.client_cert_chain.trim().is_empty() != pg.client_key.expose().trim().is_empty() {
+                problems.push((
+                    "storage.postgres.client_key".into(),
+                    "client_cert_chain and client_key go together".into(),
+                ));
+            }
+            if !(1..=256).contains(&pg.pool_size) {
+                problems.push(("storage.postgres.pool_size".into(), "1 to 256".into()));
+            }
+            for (key, value) in [
+                ("storage.postgres.connect_timeout", pg.connect_timeout),
+                ("storage.postgres.statement_timeout", pg.statement_timeout),
+            ] {
+                if value < Duration::from_millis(100) || value > Duration::from_secs(600) {
+                    problems.push((key.into(), "between 100ms and 10m".into()));
+                }
             }
         }
         for (key, lifetime) in [

@@ -107,6 +107,33 @@ fn a_missing_share_file_is_named() {
 }
 
 #[test]
+fn a_postgres_backend_needs_its_url_and_anchors_and_keeps_them_secret() {
+    let (err, _d) = load_with(None, &[("CRYPTOUTIL_STORAGE__BACKEND", "postgres")]);
+    let err = err.unwrap_err();
+    assert!(err.key.starts_with("storage.postgres."), "{err}");
+    let (err, _d) = load_with(None, &[("CRYPTOUTIL_STORAGE__BACKEND", "sqlite")]);
+    assert_eq!(err.unwrap_err().key, "storage.backend");
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("url");
+    std::fs::write(&url, "postgresql://u:hunter2-not-printed@db.test/cryptoutil").unwrap();
+    let (loaded, _d) = load_with(
+        Some(&format!(
+            "storage:\n  backend: postgres\n  postgres:\n    url: file://{}\n    trust_anchors: |\n      -----BEGIN CERTIFICATE-----\n",
+            url.display()
+        )),
+        &[],
+    );
+    let loaded = loaded.unwrap();
+    assert_eq!(loaded.config.storage.backend, StorageBackend::Postgres);
+    assert!(loaded.config.storage.postgres.url.expose().contains("hunter2"));
+    let shown = format!("{:?} {}", loaded.config, loaded.render_redacted());
+    assert!(!shown.contains("hunter2"), "the URL's password shows: {shown}");
+    let options = loaded.config.storage.postgres.options();
+    assert!(!format!("{options:?}").contains("hunter2"));
+}
+
+#[test]
 fn file_values_are_read_and_redacted_in_the_rendering() {
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("key.pem");

@@ -32,6 +32,7 @@ mod magic_link;
 mod mod_auth_openidc;
 mod mtls;
 mod otp;
+mod postgres;
 mod process;
 mod signin_factors;
 mod supervision;
