@@ -170,4 +170,7 @@ pub struct SuiteArgs {
     /// The directory of the audit files (`<dir>/<service>.audit`); `None`: beside each
     /// store's file (`<store>.audit`), which only a redb store has.
     pub audit_dir: Option<std::path::PathBuf>,
+    /// The stores are shared with other replicas of the services (PostgreSQL): audit records
+    /// all go to the store, key rings reload what other replicas changed.
+    pub shared_store: bool,
 }

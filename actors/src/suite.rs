@@ -143,6 +143,7 @@ fn service_tree(
         ),
         None => AuditArgs::open_with(Arc::clone(store), name, args.audit),
     }
+    .map(|audit| audit.shared(args.shared_store))
     .map_err(|e| SpawnErr::StartupFailed(format!("{name} audit log: {e}").into()))?;
     let audit = AuditHandle::new(audit_slot.clone(), &audit_args, cfg.ask_timeout);
     let enrollment = federation

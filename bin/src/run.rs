@@ -343,6 +343,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Running> {
         enrollment: crate::enroll::plan(&cfg, &tls.certs, &tls.own, tls.store.as_ref())?,
         audit: cfg.audit,
         audit_dir: Some(data_dir.clone()),
+        shared_store: cfg.storage.backend == StorageBackend::Postgres,
     };
     let suite = suite::start(stores.clone(), &args, &cfg.supervision)
         .await

@@ -13,6 +13,11 @@
 //!   the same transaction as those writes (fsynced before the answer): a change and its record
 //!   exist together or not at all.
 //!
+//! - With a store that replicas share (PostgreSQL), every entry goes into the store, so the
+//!   service keeps one chain whichever replica writes: a sequence another replica took first
+//!   is found by the store's create-only write, and the group is chained again after the head
+//!   the store holds now.
+//!
 //! Readers merge both by sequence. The head (next sequence, last hash) is read from both when
 //! the actor starts, so a restart continues the chain; a lock shared across restarts keeps a
 //! store write of the previous incarnation from racing the new one's first read.
@@ -107,6 +112,8 @@ pub struct AuditArgs {
     pub write_lock: Arc<Mutex<()>>,
     /// The append-only file (opened once, shared by every incarnation of the actor).
     pub file: Arc<file::AuditFile>,
+    /// The store is shared with other replicas: every record goes into it (see the module).
+    pub shared: bool,
 }
 
 impl AuditArgs {
@@ -139,7 +146,14 @@ impl AuditArgs {
             store,
             service,
             write_lock: Arc::default(),
+            shared: false,
         })
+    }
+
+    /// Marks the store as shared with other replicas (see the module).
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
     }
 }
 
@@ -253,7 +267,7 @@ fn flush(me: &ActorRef<AuditMsg>, st: &mut AuditState) {
     let take = st.queue.len().min(MAX_GROUP);
     let group: Vec<Pending> = st.queue.drain(..take).collect();
     let now = crate::now_unix();
-    if group.iter().all(|p| p.writes.is_empty()) {
+    if !st.args.shared && group.iter().all(|p| p.writes.is_empty()) {
         let mut prev = st.head.clone();
         let mut records = Vec::with_capacity(group.len());
         let mut dones = Vec::with_capacity(group.len());
@@ -309,11 +323,108 @@ fn flush(me: &ActorRef<AuditMsg>, st: &mut AuditState) {
     });
 }
 
+/// Most times a group is chained again after another replica took its sequence.
+const HEAD_RETRIES: usize = 32;
+
+/// [`commit_once`], and in a shared store again for the members whose sequence another replica
+/// took first, after the head the store holds now. The new head and each member's outcome.
+fn commit(
+    args: &AuditArgs,
+    head: (u64, String),
+    now: u64,
+    members: Vec<(AuditEntry, Vec<Write>)>,
+) -> ((u64, String), Vec<Result<(), Error>>) {
+    let mut outcomes: Vec<Option<Result<(), Error>>> = members.iter().map(|_| None).collect();
+    let mut waiting: Vec<(usize, (AuditEntry, Vec<Write>))> =
+        members.into_iter().enumerate().collect();
+    let mut head = head;
+    for attempt in 0..=HEAD_RETRIES {
+        let (indexes, group): (Vec<usize>, Vec<_>) = waiting.iter().cloned().unzip();
+        let (next, results) = commit_once(args, head, now, group);
+        head = next;
+        let mut again = Vec::new();
+        for ((i, result), member) in indexes.into_iter().zip(results).zip(waiting) {
+            match result {
+                Err(e) if head_taken(&e) && args.shared && attempt < HEAD_RETRIES => {
+                    again.push(member);
+                }
+                Err(e) if head_taken(&e) => {
+                    tracing::error!("the audit log's sequence kept being taken by another writer");
+                    settle(&mut outcomes, i, Err(Error::AuditFailed));
+                }
+                other => settle(&mut outcomes, i, other),
+            }
+        }
+        if again.is_empty() {
+            break;
+        }
+        waiting = again;
+        head = match store_head(&args.store) {
+            Ok(h) => h,
+            Err(e) => {
+                let why = failed(&e);
+                for (i, _) in waiting {
+                    settle(&mut outcomes, i, Err(copy(&why)));
+                }
+                break;
+            }
+        };
+    }
+    let outcomes = outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Err(Error::AuditFailed)))
+        .collect();
+    (head, outcomes)
+}
+
+/// Records member `i`'s outcome.
+fn settle(outcomes: &mut [Option<Result<(), Error>>], i: usize, outcome: Result<(), Error>) {
+    if let Some(slot) = outcomes.get_mut(i) {
+        *slot = Some(outcome);
+    }
+}
+
+/// Whether `e` is the log's own record clashing: its sequence is already written (by another
+/// replica of a shared store, or by an earlier incarnation whose write the head missed).
+fn head_taken(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Storage(cryptoutil_storage::Error::Exists { table, .. })
+            if *table == Table::AuditLog.name()
+    )
+}
+
+/// The head after the store's last record (the shared store holds every record).
+fn store_head(store: &Store) -> Result<(u64, String), Error> {
+    match store.last_sealed(Table::AuditLog)? {
+        None => Ok((1, GENESIS.to_owned())),
+        Some((key, plain)) => {
+            let last =
+                parse(&plain).map_err(|_| Error::corrupt(Table::AuditLog, &key, "audit record"))?;
+            Ok((last.seq + 1, last.hash))
+        }
+    }
+}
+
+/// What another caller of the same failed commit is told: the database being away as such,
+/// anything else as an audit failure.
+fn copy(e: &Error) -> Error {
+    match e.database_unavailable() {
+        Some((op, reason)) => Error::Storage(cryptoutil_storage::Error::Unavailable {
+            op,
+            reason: reason.to_owned(),
+        }),
+        None => Error::AuditFailed,
+    }
+}
+
 /// Commits `members` (each an entry and its writes) to the store after `head` (next sequence,
 /// last hash): all in one transaction; when that fails because one of them creates a record
 /// that exists, each in its own, so the one that clashes fails alone (its record, without its
-/// writes, says why) and the others commit. The new head and each member's outcome.
-fn commit(
+/// writes, says why) and the others commit. A member whose own record's sequence is taken fails
+/// with that clash ([`head_taken`]), and so does every member after it. The new head and each
+/// member's outcome.
+fn commit_once(
     args: &AuditArgs,
     head: (u64, String),
     now: u64,
@@ -330,7 +441,15 @@ fn commit(
             .collect();
         (records, (seq, prev))
     };
-    let clashed = |e: &Error| matches!(e, Error::Storage(cryptoutil_storage::Error::Exists { .. }));
+    let clashed = |e: &Error| {
+        matches!(e, Error::Storage(cryptoutil_storage::Error::Exists { .. })) && !head_taken(e)
+    };
+    let taken = || {
+        Err(Error::Storage(cryptoutil_storage::Error::Exists {
+            table: Table::AuditLog.name(),
+            key_hint: String::new(),
+        }))
+    };
     if members.len() > 1 {
         let entries = members.iter().map(|(e, _)| e.clone()).collect();
         let writes = members
@@ -341,12 +460,20 @@ fn commit(
         match write_group(&args.store, &records, writes) {
             Ok(()) => return (next, members.iter().map(|_| Ok(())).collect()),
             Err(e) if clashed(&e) => {}
+            Err(e) if head_taken(&e) => return (head, members.iter().map(|_| taken()).collect()),
             Err(e) => return (head, members.iter().map(|_| Err(failed(&e))).collect()),
         }
     }
     let mut head = head;
     let mut outcomes = Vec::with_capacity(members.len());
     for (entry, writes) in members {
+        if outcomes
+            .last()
+            .is_some_and(|o: &Result<(), Error>| matches!(o, Err(e) if head_taken(e)))
+        {
+            outcomes.push(taken());
+            continue;
+        }
         let (records, next) = chain(vec![entry.clone()], head.clone());
         let outcome = match write_group(&args.store, &records, writes) {
             Ok(()) => {
@@ -363,9 +490,11 @@ fn commit(
                         head = next;
                         Err(e)
                     }
+                    Err(e) if head_taken(&e) => taken(),
                     Err(e) => Err(failed(&e)),
                 }
             }
+            Err(e) if head_taken(&e) => taken(),
             Err(e) => Err(failed(&e)),
         };
         outcomes.push(outcome);
@@ -378,13 +507,7 @@ fn commit(
 /// failure it is.
 fn failed(e: &Error) -> Error {
     tracing::error!(error = %e, "the audited commit failed");
-    match e.database_unavailable() {
-        Some((op, reason)) => Error::Storage(cryptoutil_storage::Error::Unavailable {
-            op,
-            reason: reason.to_owned(),
-        }),
-        None => Error::AuditFailed,
-    }
+    copy(e)
 }
 
 /// Tells every caller of a group how its write went.

@@ -38,6 +38,10 @@ use scheduler::{KmsScheduler, SchedulerArgs, SchedulerMsg, CHECK_INTERVAL};
 /// How long a key ring waits for work before it stops (it starts again on the next use).
 const KEY_RING_IDLE: Duration = Duration::from_secs(300);
 
+/// With a store other replicas share, how often a key ring reads itself again: a rotation,
+/// version change or deletion made through another replica is used here within this time.
+pub const KEY_RING_REFRESH: Duration = Duration::from_secs(1);
+
 /// The KMS's part of the `kms` service: its audit log, the keyed supervisor of key rings and
 /// the scheduler.
 pub const ACTORS: ProductActors = ProductActors {
@@ -88,6 +92,7 @@ fn key_rings(
             engine,
             service: name,
             idle,
+            refresh: ctx.args.shared_store.then_some(KEY_RING_REFRESH),
         },
         ctx.config.clone(),
     );

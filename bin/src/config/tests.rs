@@ -116,7 +116,11 @@ fn a_postgres_backend_needs_its_url_and_anchors_and_keeps_them_secret() {
 
     let dir = tempfile::tempdir().unwrap();
     let url = dir.path().join("url");
-    std::fs::write(&url, "postgresql://u:hunter2-not-printed@db.test/cryptoutil").unwrap();
+    std::fs::write(
+        &url,
+        "postgresql://u:hunter2-not-printed@db.test/cryptoutil",
+    )
+    .unwrap();
     let (loaded, _d) = load_with(
         Some(&format!(
             "storage:\n  backend: postgres\n  postgres:\n    url: file://{}\n    trust_anchors: |\n      -----BEGIN CERTIFICATE-----\n",
@@ -126,9 +130,18 @@ fn a_postgres_backend_needs_its_url_and_anchors_and_keeps_them_secret() {
     );
     let loaded = loaded.unwrap();
     assert_eq!(loaded.config.storage.backend, StorageBackend::Postgres);
-    assert!(loaded.config.storage.postgres.url.expose().contains("hunter2"));
+    assert!(loaded
+        .config
+        .storage
+        .postgres
+        .url
+        .expose()
+        .contains("hunter2"));
     let shown = format!("{:?} {}", loaded.config, loaded.render_redacted());
-    assert!(!shown.contains("hunter2"), "the URL's password shows: {shown}");
+    assert!(
+        !shown.contains("hunter2"),
+        "the URL's password shows: {shown}"
+    );
     let options = loaded.config.storage.postgres.options();
     assert!(!format!("{options:?}").contains("hunter2"));
 }

@@ -574,3 +574,175 @@ async fn the_kms_keeps_its_keys_in_postgres_for_the_next_process_and_answers_503
     assert_eq!(v["latest"], 2, "{v}");
     app.stop().await;
 }
+
+/// A second process beside `first` on the same database: its own data directory with the
+/// first's unseal share.
+async fn replica_of(
+    first_data: &std::path::Path,
+    services: Vec<ServiceName>,
+    vars: &[(&str, &str)],
+) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("unseal")).unwrap();
+    std::fs::copy(
+        first_data.join("unseal").join("dev-share-1.txt"),
+        data.join("unseal").join("dev-share-1.txt"),
+    )
+    .unwrap();
+    (TestApp::start(services, vars, Some(&data)).await, dir)
+}
+
+async fn audit_of(app: &TestApp) -> Value {
+    let r = app
+        .client
+        .get(&format!(
+            "{}/admin/v1/audit/verify",
+            app.admin(ServiceName::Kms)
+        ))
+        .await
+        .unwrap();
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_kms_replicas_agree_on_rotations_never_overwrite_a_version_and_keep_one_audit_chain() {
+    let pg = Cluster::start();
+    let vars = pg.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let services = vec![ServiceName::IdentityAuthz, ServiceName::Kms];
+    let a_dir = tempfile::tempdir().unwrap();
+    let a_data = a_dir.path().join("data");
+    let a = TestApp::start(services.clone(), &vars, Some(&a_data)).await;
+    let boot = bootstrap(&a_data);
+    let (b, _b_dir) = replica_of(&a_data, services, &vars).await;
+    let ta = client_token(&a, &boot.client_id, &boot.secret, "kms").await;
+    let tb = client_token(&b, &boot.client_id, &boot.secret, "kms").await;
+
+    // A key made through one replica is used through the other.
+    let (status, v) = kms(
+        &a,
+        &ta,
+        Method::POST,
+        "/elastickeys",
+        Some(json!({"name": "shared", "algorithm": "A256GCM"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let encrypt = |app, token| {
+        let path = format!("/elastickeys/{id}/encrypt");
+        async move {
+            let (status, v) = kms(
+                app,
+                token,
+                Method::POST,
+                &path,
+                Some(json!({"plaintext": b64::encode(b"order 7")})),
+            )
+            .await;
+            assert_eq!(status, 200, "{v}");
+            v["jwe"].as_str().unwrap().to_owned()
+        }
+    };
+    let decrypts = |app, token, jwe: String| {
+        let path = format!("/elastickeys/{id}/decrypt");
+        async move {
+            let (status, v) = kms(app, token, Method::POST, &path, Some(json!({"jwe": jwe}))).await;
+            status == 200 && v["plaintext"] == b64::encode(b"order 7")
+        }
+    };
+    let latest = |app, token| {
+        let path = format!("/elastickeys/{id}");
+        async move {
+            let (status, v) = kms(app, token, Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{v}");
+            v["latest"].as_u64().unwrap()
+        }
+    };
+    let jwe1 = encrypt(&a, &ta).await;
+    assert!(decrypts(&b, &tb, jwe1.clone()).await);
+    assert_eq!(latest(&b, &tb).await, 1);
+
+    // A rotation through A: B decrypts the new version's ciphertexts and encrypts with it
+    // within its refresh interval (1 s).
+    let (status, v) = kms(
+        &a,
+        &ta,
+        Method::POST,
+        &format!("/elastickeys/{id}/rotate"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let jwe2 = encrypt(&a, &ta).await;
+    let rotated = Instant::now();
+    let mut seen = None;
+    while rotated.elapsed() < Duration::from_secs(10) {
+        if decrypts(&b, &tb, jwe2.clone()).await && latest(&b, &tb).await == 2 {
+            seen = Some(rotated.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = seen.expect("replica B never saw the rotation made through A");
+    assert!(seen < Duration::from_millis(2500), "seen after {seen:?}");
+    eprintln!(
+        "replica B used version 2 {} ms after A rotated",
+        seen.as_millis()
+    );
+
+    // Both rotate at once: whichever loses the race is refused (409), and no version is
+    // written twice.
+    let rotate = format!("/elastickeys/{id}/rotate");
+    let (ra, rb) = tokio::join!(
+        kms(&a, &ta, Method::POST, &rotate, None),
+        kms(&b, &tb, Method::POST, &rotate, None),
+    );
+    let ok = [ra.0, rb.0].iter().filter(|s| **s == 200).count() as u64;
+    assert!(ok >= 1, "{ra:?} {rb:?}");
+    for (status, v) in [&ra, &rb] {
+        assert!(*status == 200 || *status == 409, "{status} {v}");
+    }
+    let expected = 2 + ok;
+    let settled = Instant::now();
+    while settled.elapsed() < Duration::from_secs(10)
+        && (latest(&a, &ta).await != expected || latest(&b, &tb).await != expected)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(latest(&a, &ta).await, expected);
+    assert_eq!(latest(&b, &tb).await, expected);
+    let (status, v) = kms(
+        &b,
+        &tb,
+        Method::GET,
+        &format!("/elastickeys/{id}/materialkeys"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let mut versions: Vec<u64> = v["materialkeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["version"].as_u64().unwrap())
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=expected).collect::<Vec<_>>(), "{v}");
+    for jwe in [&jwe1, &jwe2] {
+        assert!(decrypts(&a, &ta, jwe.clone()).await);
+        assert!(decrypts(&b, &tb, jwe.clone()).await);
+    }
+
+    // Both wrote audit records (every operation above): the service has one chain, which each
+    // replica verifies whole and ends at the same record.
+    let (va, vb) = (audit_of(&a).await, audit_of(&b).await);
+    assert_eq!(va["valid"], true, "{va}");
+    assert_eq!(vb["valid"], true, "{vb}");
+    assert_eq!(va["head"], vb["head"], "{va} {vb}");
+    assert_eq!(va["records"], vb["records"]);
+    assert!(va["records"].as_u64().unwrap() >= 12, "{va}");
+    a.stop().await;
+    b.stop().await;
+}

@@ -47,6 +47,8 @@ pub struct KeyRingArgs {
     tenant: TenantId,
     id: ElasticKeyId,
     idle: Duration,
+    /// With a store other replicas share: how often the ring is read again.
+    refresh: Option<Duration>,
 }
 
 /// The ring and its bookkeeping.
@@ -56,6 +58,10 @@ pub struct Running {
     last_used: Instant,
     /// A change is being written (one at a time).
     writing: bool,
+    /// Changes applied here since the start (a reload read before one of them is stale).
+    generation: u64,
+    /// A reload is in flight.
+    reloading: bool,
 }
 
 impl Actor for KeyRing {
@@ -77,11 +83,16 @@ impl Actor for KeyRing {
         me.send_interval(args.idle.max(Duration::from_millis(10)) / 2, || {
             KeyRingMsg::IdleCheck
         });
+        if let Some(every) = args.refresh {
+            me.send_interval(every.max(Duration::from_millis(10)), || KeyRingMsg::Refresh);
+        }
         Ok(Running {
             args,
             ring,
             last_used: Instant::now(),
             writing: false,
+            generation: 0,
+            reloading: false,
         })
     }
 
@@ -91,7 +102,10 @@ impl Actor for KeyRing {
         msg: KeyRingMsg,
         st: &mut Running,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, KeyRingMsg::IdleCheck) {
+        if !matches!(
+            msg,
+            KeyRingMsg::IdleCheck | KeyRingMsg::Refresh | KeyRingMsg::Reloaded { .. }
+        ) {
             st.last_used = Instant::now();
         }
         let latest = Some(st.ring.key.latest);
@@ -201,6 +215,7 @@ impl Actor for KeyRing {
                 match change {
                     Ok(change) => {
                         st.ring.apply(change);
+                        st.generation += 1;
                         answer.send(Ok(&st.ring));
                     }
                     Err(e) => {
@@ -212,6 +227,35 @@ impl Actor for KeyRing {
                 }
             }
             KeyRingMsg::Destroy { who, now, reply } => st.destroy(&me, &who, now, reply),
+            KeyRingMsg::Refresh => {
+                if !st.writing && !st.reloading {
+                    st.reloading = true;
+                    let (store, tenant, id) = (
+                        Arc::clone(&st.args.store),
+                        st.args.tenant.clone(),
+                        st.args.id.clone(),
+                    );
+                    let (me, generation) = (me.clone(), st.generation);
+                    tokio::task::spawn_blocking(move || {
+                        let ring = store::load(&store, &tenant, &id);
+                        let _ = me.cast(KeyRingMsg::Reloaded { generation, ring });
+                    });
+                }
+            }
+            KeyRingMsg::Reloaded { generation, ring } => {
+                st.reloading = false;
+                if !st.writing && generation == st.generation {
+                    match ring {
+                        Ok(ring) => st.ring = ring,
+                        Err(Error::KeyNotFound) => {
+                            me.stop(Some("destroyed through another replica".into()));
+                        }
+                        Err(e) => {
+                            tracing::warn!(key = %st.args.id, error = %e, "key ring not read again; the next refresh tries");
+                        }
+                    }
+                }
+            }
             KeyRingMsg::IdleCheck => {
                 if !st.writing && st.last_used.elapsed() >= st.args.idle {
                     me.stop(Some("idle".into()));
@@ -394,6 +438,9 @@ pub struct Rings {
     pub service: &'static str,
     /// How long a ring waits for work before it stops.
     pub idle: Duration,
+    /// With a store other replicas share: how often each ring reads itself again (what
+    /// another replica changed is seen here within this time).
+    pub refresh: Option<Duration>,
 }
 
 impl Keyed for Rings {
@@ -422,6 +469,7 @@ impl Keyed for Rings {
                 tenant: key.tenant.clone(),
                 id: key.id.clone(),
                 idle: self.idle,
+                refresh: self.refresh,
             },
         )
     }

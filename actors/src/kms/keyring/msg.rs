@@ -239,6 +239,17 @@ pub enum KeyRingMsg {
     },
     /// Internal: stop if idle since the last message.
     IdleCheck,
+    /// Internal (a store shared with other replicas): read the ring from the store again, so
+    /// what another replica changed (a rotation, a version's state, a deletion) is seen here.
+    Refresh,
+    /// Internal: the ring as the store holds it, read when `generation` changes had been
+    /// applied here (a later change of ours makes it stale: dropped).
+    Reloaded {
+        /// The ring's change count when the read started.
+        generation: u64,
+        /// The ring, or why it could not be read.
+        ring: Result<Ring, Error>,
+    },
     /// Fault injection.
     Crash,
 }

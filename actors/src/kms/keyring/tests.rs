@@ -59,6 +59,7 @@ async fn env() -> Env {
             engine: Engine::Local,
             service: "kms",
             idle: Duration::from_millis(300),
+            refresh: None,
         },
         config.clone(),
     );
