@@ -12,7 +12,7 @@ use crate::TestApp;
 
 const SERVICES: [ServiceName; 2] = [ServiceName::IdentityAuthz, ServiceName::Kms];
 
-async fn call(
+pub(super) async fn call(
     app: &TestApp,
     token: &str,
     method: Method,

@@ -18,7 +18,8 @@ use hyper::Method;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::identity::{api, api_response, bootstrap, client_token};
+use super::identity::{api_response, bootstrap, client_token};
+use super::kms::call as kms;
 use crate::pg::{Cluster, CERT_USER};
 use crate::TestApp;
 
@@ -448,26 +449,12 @@ fn a_database_that_goes_away_answers_unavailable_keeps_batches_whole_and_comes_b
     }
 }
 
-async fn kms(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    api(app, ServiceName::Kms, token, method, path, body).await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_kms_keeps_its_keys_in_postgres_for_the_next_process_and_answers_503_while_it_is_away()
 {
     let pg = Cluster::start();
-    let vars = pg.vars();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let services = vec![ServiceName::IdentityAuthz, ServiceName::Kms];
-    let first_dir = tempfile::tempdir().unwrap();
-    let first_data = first_dir.path().join("data");
-    let app = TestApp::start(services.clone(), &vars, Some(&first_data)).await;
+    let (app, _first_dir) = first_kms(&pg).await;
+    let first_data = app.data_dir.clone();
     let boot = bootstrap(&first_data);
     let token = client_token(&app, &boot.client_id, &boot.secret, "kms").await;
     let (status, v) = kms(
@@ -538,15 +525,8 @@ async fn the_kms_keeps_its_keys_in_postgres_for_the_next_process_and_answers_503
 
     // Another process, with its own data directory but the same unseal share and database,
     // has the tenant, the client and both key versions.
-    let second_dir = tempfile::tempdir().unwrap();
-    let second_data = second_dir.path().join("data");
-    std::fs::create_dir_all(second_data.join("unseal")).unwrap();
-    std::fs::copy(
-        first_data.join("unseal").join("dev-share-1.txt"),
-        second_data.join("unseal").join("dev-share-1.txt"),
-    )
-    .unwrap();
-    let app = TestApp::start(services, &vars, Some(&second_data)).await;
+    let (app, _second_dir) = replica_of(&pg, &first_data).await;
+    let second_data = app.data_dir.clone();
     assert!(
         !second_data.join("bootstrap.json").exists(),
         "the second process found identity's tenant in the database"
@@ -575,22 +555,33 @@ async fn the_kms_keeps_its_keys_in_postgres_for_the_next_process_and_answers_503
     app.stop().await;
 }
 
-/// A second process beside `first` on the same database: its own data directory with the
-/// first's unseal share.
-async fn replica_of(
-    first_data: &std::path::Path,
-    services: Vec<ServiceName>,
-    vars: &[(&str, &str)],
-) -> (TestApp, tempfile::TempDir) {
+const KMS_SERVICES: [ServiceName; 2] = [ServiceName::IdentityAuthz, ServiceName::Kms];
+
+/// identity-authz and the KMS in one process, their stores in `pg`, data in `data`.
+async fn kms_on(pg: &Cluster, data: &std::path::Path) -> TestApp {
+    let vars = pg.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    TestApp::start(KMS_SERVICES.to_vec(), &vars, Some(data)).await
+}
+
+/// The first such process, in a new data directory.
+async fn first_kms(pg: &Cluster) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (kms_on(pg, &dir.path().join("data")).await, dir)
+}
+
+/// Another process on the same database: its own data directory with the first's unseal
+/// share.
+async fn replica_of(pg: &Cluster, first: &std::path::Path) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(data.join("unseal")).unwrap();
     std::fs::copy(
-        first_data.join("unseal").join("dev-share-1.txt"),
+        first.join("unseal").join("dev-share-1.txt"),
         data.join("unseal").join("dev-share-1.txt"),
     )
     .unwrap();
-    (TestApp::start(services, vars, Some(&data)).await, dir)
+    (kms_on(pg, &data).await, dir)
 }
 
 async fn audit_of(app: &TestApp) -> Value {
@@ -608,14 +599,9 @@ async fn audit_of(app: &TestApp) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_kms_replicas_agree_on_rotations_never_overwrite_a_version_and_keep_one_audit_chain() {
     let pg = Cluster::start();
-    let vars = pg.vars();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let services = vec![ServiceName::IdentityAuthz, ServiceName::Kms];
-    let a_dir = tempfile::tempdir().unwrap();
-    let a_data = a_dir.path().join("data");
-    let a = TestApp::start(services.clone(), &vars, Some(&a_data)).await;
-    let boot = bootstrap(&a_data);
-    let (b, _b_dir) = replica_of(&a_data, services, &vars).await;
+    let (a, _a_dir) = first_kms(&pg).await;
+    let boot = bootstrap(&a.data_dir);
+    let (b, _b_dir) = replica_of(&pg, &a.data_dir).await;
     let ta = client_token(&a, &boot.client_id, &boot.secret, "kms").await;
     let tb = client_token(&b, &boot.client_id, &boot.secret, "kms").await;
 
