@@ -330,16 +330,16 @@ fn tls_to_the_database_is_verified_and_certificates_authenticate() {
         matches!(&e, Error::Unavailable { .. }) && e.to_string().contains("certificate"),
         "{e}"
     );
-    // The right anchors, but a host name the certificate does not carry.
+    // The right anchors, but a host name the certificate does not carry: a name that
+    // resolves to the server's address (scripts/test puts it in /etc/hosts for the ACME
+    // tests), so the connection is made and only the name check can refuse it.
     let wrong_name = PgOptions {
-        url: Zeroizing::new(pg.url().replace("127.0.0.1", "127.0.0.2")),
+        url: Zeroizing::new(pg.url().replace("127.0.0.1", "acme.cryptoutil.test")),
         ..pg.options()
     };
     let e = PostgresBackend::open(&wrong_name, "identity_authz").unwrap_err();
     assert!(
-        e.to_string().contains("certificate")
-            || e.to_string().contains("NotValidForName")
-            || e.to_string().contains("refused"),
+        matches!(&e, Error::Unavailable { .. }) && e.to_string().contains("not valid for name"),
         "{e}"
     );
     // A Unix socket carries no TLS: refused before connecting.
