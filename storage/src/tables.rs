@@ -84,11 +84,18 @@ pub enum Table {
     /// identity-rs notes (the reference resource server's data):
     /// `<tenant>/<SHA-256 of the owner's sub, base64url>/<note id>` -> sealed note.
     IdentityNotes,
+    /// identity-authz's in-flight sign-ins, kept in the store when replicas share it
+    /// (PostgreSQL), each as `{"expires": ..., "value": ...}`: `pending/<challenge>`,
+    /// `pushed/<request_uri>`, `code/<digest>`, `used/<digest>` (created: a redeemed code),
+    /// `ended/<sid>`, `took-part/<sid>/<client_id>`, `replay/<a|d>/<digest>` (created: a client
+    /// assertion or DPoP proof seen), `family/<id>/<version>` (created: each write of a refresh
+    /// family, so two replicas never both rotate one).
+    IdentityFlow,
 }
 
 impl Table {
     /// Every table, created when a store opens so readers never meet a missing table.
-    pub const ALL: [Table; 30] = [
+    pub const ALL: [Table; 31] = [
         Table::Barrier,
         Table::Pki,
         Table::Meta,
@@ -119,6 +126,7 @@ impl Table {
         Table::IdentityFactors,
         Table::IdentityFactorIndex,
         Table::IdentityNotes,
+        Table::IdentityFlow,
     ];
 
     /// The versioned table name.
@@ -154,6 +162,7 @@ impl Table {
             Table::IdentityFactors => "identity_factors_v1",
             Table::IdentityFactorIndex => "identity_factor_index_v1",
             Table::IdentityNotes => "identity_notes_v1",
+            Table::IdentityFlow => "identity_flow_v1",
         }
     }
 

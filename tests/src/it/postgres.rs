@@ -732,3 +732,291 @@ async fn two_kms_replicas_agree_on_rotations_never_overwrite_a_version_and_keep_
     a.stop().await;
     b.stop().await;
 }
+
+/// identity-authz, identity-idp and the KMS, replicas of one deployment behind one issuer.
+const IDENTITY_SERVICES: [ServiceName; 3] = [
+    ServiceName::IdentityAuthz,
+    ServiceName::IdentityIdp,
+    ServiceName::Kms,
+];
+const SHARED_ISSUER: &str = "https://issuer.identity.test";
+
+/// An identity replica on `pg` in `data` (a new directory, or one holding the first's unseal
+/// share).
+async fn identity_on(pg: &Cluster, data: &std::path::Path) -> TestApp {
+    let mut vars = pg.vars();
+    vars.push(("CRYPTOUTIL_IDENTITY__ISSUER".into(), SHARED_ISSUER.into()));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    TestApp::start(IDENTITY_SERVICES.to_vec(), &vars, Some(data)).await
+}
+
+/// A second data directory holding `first`'s unseal share.
+fn share_of(first: &std::path::Path) -> (std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("unseal")).unwrap();
+    std::fs::copy(
+        first.join("unseal").join("dev-share-1.txt"),
+        data.join("unseal").join("dev-share-1.txt"),
+    )
+    .unwrap();
+    (data, dir)
+}
+
+async fn refresh(app: &TestApp, client: (&str, &str), token: &str) -> (u16, Value) {
+    let (status, v, _) = super::identity::token_request(
+        app,
+        Some(client),
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+    )
+    .await;
+    (status, v)
+}
+
+/// Waits (at most 10 s) until `ready` holds: what one replica wrote, the other knows.
+async fn eventually<F, Fut>(what: &str, mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !ready().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: not within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two identity-authz replicas on one database: a client registered through one is known to
+/// the other; a code from a sign-in through one is redeemed through the other, once; a refresh
+/// token rotated through one and presented again through the other revokes its family, and
+/// one presented to both at once succeeds once; a pushed request is used through the other,
+/// once; a logout through one ends the session for the other; a client assertion used through
+/// one is refused by the other.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_identity_replicas_finish_each_others_flows_and_refuse_each_others_replays() {
+    use super::code_flow::{
+        authorize_url, location, query, redeem, rp_client, sign_in_with, Browser, CHALLENGE,
+        REDIRECT,
+    };
+    let pg = Cluster::start();
+    let a_dir = tempfile::tempdir().unwrap();
+    let a = identity_on(&pg, &a_dir.path().join("data")).await;
+    let boot = bootstrap(&a.data_dir);
+    let (b_data, _b_dir) = share_of(&a.data_dir);
+    let b = identity_on(&pg, &b_data).await;
+    assert!(
+        !b_data.join("bootstrap.json").exists(),
+        "the second replica found the first's tenant and did not bootstrap again"
+    );
+    let operator = client_token(&a, &boot.client_id, &boot.secret, "identity").await;
+    let (id, secret) = rp_client(&a, &operator, json!({ "first_party": true })).await;
+    let client = (id.as_str(), secret.as_str());
+    eventually("B knows the client registered through A", || async {
+        redeem(&b, client, "no-such-code").await.1["error"] == "invalid_grant"
+    })
+    .await;
+
+    // A code from a sign-in through A, redeemed through B; its second use, through A, is
+    // refused and revokes what the first issued.
+    let mut browser = Browser::new(&a);
+    let back = sign_in_with(&mut browser, &id, &[], "admin", &boot.password).await;
+    let code = query(&back, "code").expect(&back);
+    let (status, first) = redeem(&b, client, &code).await;
+    assert_eq!(status, 200, "{first}");
+    let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let (status, v) = redeem(&a, client, &code).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{v}"
+    );
+    let (status, v) = refresh(&b, client, &r1).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "the code's reuse revoked its refresh family: {v}"
+    );
+
+    // Rotation through B, the old token again through A: the family is revoked everywhere.
+    let mut browser_b = Browser::new(&b);
+    let back = sign_in_with(&mut browser_b, &id, &[], "admin", &boot.password).await;
+    let (status, v) = redeem(&a, client, &query(&back, "code").unwrap()).await;
+    assert_eq!(status, 200, "{v}");
+    let r1 = v["refresh_token"].as_str().unwrap().to_owned();
+    let (status, v) = refresh(&b, client, &r1).await;
+    assert_eq!(status, 200, "{v}");
+    let r2 = v["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        refresh(&a, client, &r1).await.0,
+        400,
+        "reuse through the other replica"
+    );
+    assert_eq!(
+        refresh(&b, client, &r2).await.0,
+        400,
+        "the family is revoked"
+    );
+
+    // One refresh token presented to both at once: one rotation, then the family is revoked.
+    for round in 0..3 {
+        let mut fresh = Browser::new(&a);
+        let back = sign_in_with(&mut fresh, &id, &[], "admin", &boot.password).await;
+        let (_, v) = redeem(&a, client, &query(&back, "code").unwrap()).await;
+        let r1 = v["refresh_token"].as_str().unwrap().to_owned();
+        let (ra, rb) = tokio::join!(refresh(&a, client, &r1), refresh(&b, client, &r1));
+        let won: Vec<&Value> = [&ra, &rb]
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {ra:?} {rb:?}");
+        for (status, v) in [&ra, &rb] {
+            assert!(
+                *status == 200 || v["error"] == "invalid_grant",
+                "{status} {v}"
+            );
+        }
+        let r2 = won[0]["refresh_token"].as_str().unwrap();
+        assert_eq!(
+            refresh(&a, client, r2).await.0,
+            400,
+            "round {round}: the token presented twice revoked its family"
+        );
+    }
+
+    // A request pushed to A, used through B (a sign-in there), then spent for both.
+    let (status, v, _) = super::identity::oauth_post(
+        &a,
+        "par",
+        Some(client),
+        &[
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid kms"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let by_ref = |app: &TestApp| {
+        cryptoutil_protocols::oauth::with_query(
+            &format!(
+                "{}/browser/oauth2/v1/authorize",
+                app.public(ServiceName::IdentityAuthz)
+            ),
+            &[
+                ("client_id", id.as_str()),
+                ("request_uri", v["request_uri"].as_str().unwrap()),
+            ],
+        )
+    };
+    let mut pushed = Browser::new(&b);
+    let r = pushed.get(&by_ref(&b)).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let login = location(&r).unwrap();
+    assert!(
+        login.starts_with(b.public(ServiceName::IdentityIdp)),
+        "{login}"
+    );
+    let r = Browser::new(&a).get(&by_ref(&a)).await;
+    assert_eq!(r.status, 400, "the pushed request is spent for A too");
+
+    // A logout through B ends A's sign-in session: A's next authorization asks for a sign-in.
+    let mut browser = Browser::new(&a);
+    let back = sign_in_with(&mut browser, &id, &[], "admin", &boot.password).await;
+    let (_, v) = redeem(&a, client, &query(&back, "code").unwrap()).await;
+    let id_token = v["id_token"].as_str().unwrap().to_owned();
+    let r = browser.get(&authorize_url(&a, &id, &[])).await;
+    let r = browser.get(&location(&r).unwrap()).await;
+    assert_eq!(
+        r.status, 303,
+        "A's session signs in silently before the logout"
+    );
+    let logout = cryptoutil_protocols::oauth::with_query(
+        &format!(
+            "{}/browser/oauth2/v1/logout",
+            b.public(ServiceName::IdentityAuthz)
+        ),
+        &[("id_token_hint", id_token.as_str())],
+    );
+    let r = Browser::new(&b).get(&logout).await;
+    assert!(r.status == 200 || r.status == 303, "{}", r.text());
+    let r = browser.get(&authorize_url(&a, &id, &[])).await;
+    let r = browser.get(&location(&r).unwrap()).await;
+    assert_eq!(
+        r.status,
+        200,
+        "after the logout through B, A shows the login page: {}",
+        r.text()
+    );
+
+    // A client assertion accepted by one replica is refused by the other, and one presented
+    // to both at once is accepted once.
+    let key = cryptoutil_protocols::jose::Jwk::generate(cryptoutil_protocols::jose::JwsAlg::ES256)
+        .unwrap();
+    let jwks = json!({ "keys": [key.to_public_value().unwrap()] });
+    let (status, c) = super::identity::admin(
+        &a,
+        &operator,
+        Method::POST,
+        "/clients",
+        Some(json!({"name": "signer", "auth_methods": ["private_key_jwt"], "jwks": jwks, "scopes": ["kms"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{c}");
+    let signer = c["client_id"].as_str().unwrap().to_owned();
+    let now = cryptoutil_actors::now_unix();
+    let assertion = |jti: &str| {
+        let claims = json!({"iss": signer, "sub": signer, "aud": SHARED_ISSUER,
+            "exp": now + 120, "iat": now, "jti": jti});
+        cryptoutil_protocols::jose::jwt::sign(&key, claims.as_object().unwrap(), "JWT").unwrap()
+    };
+    let with_assertion = |app, a: String| async move {
+        let (status, v, _) = super::identity::token_request(
+            app,
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", &a),
+            ],
+        )
+        .await;
+        (status, v)
+    };
+    let mut n = 0;
+    eventually("B knows the signer registered through A", || {
+        n += 1;
+        let a = assertion(&format!("probe-{n}"));
+        let b = &b;
+        async move { with_assertion(b, a).await.0 == 200 }
+    })
+    .await;
+    let once = assertion("once");
+    let (status, v) = with_assertion(&a, once.clone()).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = with_assertion(&b, once).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (401, Some("invalid_client")),
+        "replayed through the other replica: {v}"
+    );
+    for round in 0..3 {
+        let both = assertion(&format!("both-{round}"));
+        let (ra, rb) = tokio::join!(
+            with_assertion(&a, both.clone()),
+            with_assertion(&b, both.clone())
+        );
+        let ok = [ra.0, rb.0].iter().filter(|s| **s == 200).count();
+        assert_eq!(ok, 1, "round {round}: {ra:?} {rb:?}");
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -14,9 +14,10 @@ mod state;
 mod tokens;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cryptoutil_storage::Store;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::audit::{AuditEntry, AuditHandle, Completion};
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
@@ -34,6 +35,13 @@ pub use state::{AuthzConfig, AuthzState, Loaded};
 /// The behaviour (empty).
 #[derive(Debug, Default)]
 pub struct Authz;
+
+/// How often a replica sharing its store with others reads administration again (tenants,
+/// clients, users, signing keys, revocations, consents): how long it may act on a stale one.
+pub const REFRESH: Duration = Duration::from_secs(1);
+
+/// Expired sign-in records are swept from a shared store every this many refreshes.
+const SWEEP_EVERY: u64 = 60;
 
 /// identity-authz's part of its service: the `Authz` actor.
 pub const ACTORS: ProductActors = ProductActors {
@@ -55,6 +63,7 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), ractor:
         store: Arc::clone(ctx.store),
         config,
         audit: ctx.audit.clone(),
+        shared: ctx.args.shared_store,
     };
     parts.actor::<Authz>(ctx.service, "authz", &slot, args, || AuthzMsg::Crash);
     parts.handles.insert(AuthzHandle::new(
@@ -74,6 +83,8 @@ pub struct AuthzArgs {
     pub config: AuthzConfig,
     /// Its audit log: administration is recorded in the same transaction as the change.
     pub audit: AuditHandle,
+    /// Other replicas share the store ([`flow::shared`]).
+    pub shared: bool,
 }
 
 impl Actor for Authz {
@@ -83,18 +94,25 @@ impl Actor for Authz {
 
     async fn pre_start(
         &self,
-        _me: ActorRef<AuthzMsg>,
+        me: ActorRef<AuthzMsg>,
         args: AuthzArgs,
     ) -> Result<AuthzState, ActorProcessingErr> {
         let AuthzArgs {
             store,
             config,
             audit,
+            shared,
         } = args;
         let mut state =
             tokio::task::spawn_blocking(move || AuthzState::load(store, config)).await??;
         state.audit = Some(audit);
-        state.started(crate::now_unix());
+        if shared {
+            // Ended sessions are in the store: a restart of this replica forgets none.
+            state.share();
+            me.send_interval(REFRESH, || AuthzMsg::Tick);
+        } else {
+            state.started(crate::now_unix());
+        }
         Ok(state)
     }
 
@@ -104,9 +122,59 @@ impl Actor for Authz {
         msg: AuthzMsg,
         st: &mut AuthzState,
     ) -> Result<(), ActorProcessingErr> {
+        if st.shared() {
+            if let Some(fetch) = flow::shared::fetch_for(&msg) {
+                let store = st.store();
+                tokio::task::spawn_blocking(move || match flow::shared::read(&store, fetch) {
+                    Ok(fetched) => {
+                        let _ = me.cast(AuthzMsg::Fetched {
+                            fetched: Box::new(fetched),
+                            msg: Box::new(msg),
+                        });
+                    }
+                    Err(e) => msg.refuse(e),
+                });
+                return Ok(());
+            }
+        }
+        decide(&me, msg, st);
+        if st.shared() {
+            if let Ok(left) = st.take_journal() {
+                if !left.is_empty() {
+                    tracing::error!(writes = left.len(), "sign-in records left unwritten");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decides `msg` on what the state holds.
+fn decide(me: &ActorRef<AuthzMsg>, msg: AuthzMsg, st: &mut AuthzState) {
+    let me = me.clone();
+    {
         match msg {
+            AuthzMsg::Fetched { fetched, msg } => match st.absorb(*fetched) {
+                Ok(()) => decide(&me, *msg, st),
+                Err(e) => msg.refuse(e),
+            },
+            AuthzMsg::Tick => tick(&me, st),
+            AuthzMsg::Reloaded { changes, loaded } => {
+                st.reloading = false;
+                match loaded {
+                    Some(loaded) if changes == st.changes => st.replace(*loaded),
+                    _ => {}
+                }
+            }
             AuthzMsg::Token { request, reply } => {
-                let decision = st.token(&request, crate::now_unix());
+                let mut decision = st.token(&request, crate::now_unix());
+                match st.take_journal() {
+                    Ok(journal) => decision.persist.flow = journal,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                }
                 if decision.persist.is_empty() {
                     let _ = reply.send(decision.result);
                 } else {
@@ -123,10 +191,12 @@ impl Actor for Authz {
                 params,
                 reply,
             } => {
-                let _ = reply.send(st.push_request(&client, &params, crate::now_unix()));
+                let pushed = st.push_request(&client, &params, crate::now_unix());
+                settle(&me, st, reply, pushed);
             }
             AuthzMsg::Authorize { params, reply } => {
-                let _ = reply.send(Ok(st.authorize(&params, crate::now_unix())));
+                let outcome = st.authorize(&params, crate::now_unix());
+                settle(&me, st, reply, Ok(outcome));
             }
             AuthzMsg::SignInRequest { challenge, reply } => {
                 let _ = reply.send(st.sign_in_request(&challenge, crate::now_unix()));
@@ -143,27 +213,25 @@ impl Actor for Authz {
                 subject,
                 reply,
             } => {
-                let _ = reply.send(st.signed_in(&challenge, subject, crate::now_unix()));
+                let next = st.signed_in(&challenge, subject, crate::now_unix());
+                settle(&me, st, reply, next);
             }
             AuthzMsg::Stands { subject, reply } => {
                 let _ = reply.send(Ok(st.stands(&subject)));
             }
             AuthzMsg::LoginRequired { challenge, reply } => {
-                let _ = reply.send(st.login_required(&challenge, crate::now_unix()));
+                let to = st.login_required(&challenge, crate::now_unix());
+                settle(&me, st, reply, to);
             }
             AuthzMsg::Consent {
                 challenge,
                 allow,
                 reply,
-            } => match st.consent(&challenge, allow, crate::now_unix()) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-                Ok((to, persist)) if persist.is_empty() => {
-                    let _ = reply.send(Ok(to));
-                }
-                Ok((to, persist)) => persist_then(&me, st, persist, Then::Consent(reply, to)),
-            },
+            } => {
+                let decided = st.consent(&challenge, allow, crate::now_unix());
+                let decided = with_journal(st, decided);
+                consented(&me, st, decided, reply);
+            }
             AuthzMsg::Userinfo { token, reply } => {
                 let _ = reply.send(st.userinfo(&token, crate::now_unix()));
             }
@@ -172,15 +240,18 @@ impl Actor for Authz {
                 post_logout_redirect_uri,
                 state,
                 reply,
-            } => match st.logout(
-                id_token_hint.as_deref(),
-                post_logout_redirect_uri.as_deref(),
-                state.as_deref(),
-                crate::now_unix(),
-            ) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
+            } => match st
+                .logout(
+                    id_token_hint.as_deref(),
+                    post_logout_redirect_uri.as_deref(),
+                    state.as_deref(),
+                    crate::now_unix(),
+                )
+                .and_then(|mut out| {
+                    out.persist.flow = st.take_journal()?;
+                    Ok(out)
+                }) {
+                Err(e) => settle(&me, st, reply, Err(e)),
                 Ok(out) => {
                     // The session is over whatever the write below does: its clients hear now.
                     backchannel::deliver(st.cfg.backchannel.as_ref(), out.notices);
@@ -196,16 +267,20 @@ impl Actor for Authz {
                 token,
                 reply,
             } => {
-                let _ = reply.send(st.introspect(&client, &token, crate::now_unix()));
+                let answer = st.introspect(&client, &token, crate::now_unix());
+                settle(&me, st, reply, answer);
             }
             AuthzMsg::Revoke {
                 client,
                 token,
                 reply,
-            } => match st.revocation(&client, &token, crate::now_unix()) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
+            } => match st
+                .revocation(&client, &token, crate::now_unix())
+                .and_then(|mut persist| {
+                    persist.flow = st.take_journal()?;
+                    Ok(persist)
+                }) {
+                Err(e) => settle(&me, st, reply, Err(e)),
                 Ok(persist) if persist.is_empty() => {
                     let _ = reply.send(Ok(()));
                 }
@@ -303,7 +378,7 @@ impl Actor for Authz {
             AuthzMsg::Bootstrap { reply } => {
                 if !st.needs_bootstrap() {
                     let _ = reply.send(Ok(None));
-                    return Ok(());
+                    return;
                 }
                 let (store, pepper) = (st.store(), st.pepper());
                 let audiences = st.audiences();
@@ -314,6 +389,12 @@ impl Actor for Authz {
                                 loaded: Box::new(loaded),
                                 then: Then::Bootstrap(reply, creds),
                             });
+                        }
+                        // A replica sharing the store bootstrapped it first.
+                        Err(crate::Error::Storage(cryptoutil_storage::Error::Exists {
+                            ..
+                        })) => {
+                            let _ = reply.send(Ok(None));
                         }
                         Err(e) => {
                             let _ = reply.send(Err(e));
@@ -365,8 +446,109 @@ impl Actor for Authz {
             }
             AuthzMsg::Crash => st.crash(),
         }
-        Ok(())
     }
+}
+
+/// Answers a consent once it is durable.
+fn consented(
+    me: &ActorRef<AuthzMsg>,
+    st: &mut AuthzState,
+    decided: Result<(String, flow::Persist), crate::Error>,
+    reply: RpcReplyPort<Result<String, crate::Error>>,
+) {
+    match decided {
+        Err(e) => settle(me, st, reply, Err(e)),
+        Ok((to, persist)) if persist.is_empty() => {
+            let _ = reply.send(Ok(to));
+        }
+        Ok((to, persist)) => persist_then(me, st, persist, Then::Consent(reply, to)),
+    }
+}
+
+/// `decided` with the journal of its decision in its writes.
+fn with_journal(
+    st: &mut AuthzState,
+    decided: Result<(String, flow::Persist), crate::Error>,
+) -> Result<(String, flow::Persist), crate::Error> {
+    let (to, mut persist) = decided?;
+    persist.flow = st.take_journal()?;
+    Ok((to, persist))
+}
+
+/// Answers `result` once the decision's journal (shared store only) is durable, or its failure
+/// (a create-only clash: what another replica decided first).
+fn settle<T: Send + 'static>(
+    _me: &ActorRef<AuthzMsg>,
+    st: &mut AuthzState,
+    reply: RpcReplyPort<Result<T, crate::Error>>,
+    result: Result<T, crate::Error>,
+) {
+    let journal = match st.take_journal() {
+        Ok(j) if j.is_empty() => {
+            let _ = reply.send(result);
+            return;
+        }
+        Ok(j) => j,
+        Err(e) => {
+            let _ = reply.send(Err(e));
+            return;
+        }
+    };
+    let store = st.store();
+    tokio::task::spawn_blocking(move || {
+        let written = store
+            .apply(journal)
+            .map_err(|e| after_clash(&store, e.into()));
+        let _ = reply.send(written.and(result));
+    });
+}
+
+/// Blocking: what a failed write answers. A create-only clash in a shared store is a refusal
+/// (another replica redeemed the code, saw the proof, wrote the family first); a refresh
+/// family two replicas rotated at once is revoked (its token was presented twice).
+fn after_clash(store: &Store, e: crate::Error) -> crate::Error {
+    use flow::shared::Clash;
+    match flow::shared::clash(&e) {
+        None => e,
+        Some(Clash::Refused(why)) => crate::Error::OAuth(why),
+        Some(Clash::Family(id)) => {
+            tracing::warn!("refresh token presented twice at once: revoking its family");
+            if let Err(e) = flow::shared::revoke_family(store, &id) {
+                tracing::error!(error = %e, "revoking a refresh family failed");
+            }
+            crate::Error::OAuth(cryptoutil_protocols::oauth::TokenError::InvalidGrant)
+        }
+    }
+}
+
+/// Shared store: reads administration again (dropped if the state changes meanwhile), and
+/// every [`SWEEP_EVERY`] ticks deletes expired sign-in records.
+fn tick(me: &ActorRef<AuthzMsg>, st: &mut AuthzState) {
+    if st.reloading {
+        return;
+    }
+    st.reloading = true;
+    st.ticks += 1;
+    let (me, store, changes) = (me.clone(), st.store(), st.changes);
+    let sweep = st.ticks % SWEEP_EVERY == 0;
+    tokio::task::spawn_blocking(move || {
+        let now = crate::now_unix();
+        if sweep {
+            match flow::shared::sweep(&store, now) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(records = n, "expired sign-in records swept"),
+                Err(e) => tracing::warn!(error = %e, "sweeping expired sign-in records failed"),
+            }
+        }
+        let loaded = match AuthzState::read_admin(&store, now) {
+            Ok(l) => Some(Box::new(l)),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading identity-authz's records again failed");
+                None
+            }
+        };
+        let _ = me.cast(AuthzMsg::Reloaded { changes, loaded });
+    });
 }
 
 /// Makes `persist` durable off the mailbox, then merges and answers `then` (or fails it).
@@ -374,16 +556,18 @@ impl Actor for Authz {
 /// fails the caller gets an error and, for a rotation, the old token then counts as reused, so
 /// a storage failure fails closed.
 fn persist_then(me: &ActorRef<AuthzMsg>, st: &AuthzState, persist: flow::Persist, then: Then) {
-    let (me, store) = (me.clone(), st.store());
-    tokio::task::spawn_blocking(move || match AuthzState::persist_flow(&store, &persist) {
-        Ok(loaded) => {
-            let _ = me.cast(AuthzMsg::Merge {
-                loaded: Box::new(loaded),
-                then,
-            });
-        }
-        Err(e) => then.fail(e),
-    });
+    let (me, store, shared) = (me.clone(), st.store(), st.shared());
+    tokio::task::spawn_blocking(
+        move || match AuthzState::persist_flow(&store, persist, shared) {
+            Ok(loaded) => {
+                let _ = me.cast(AuthzMsg::Merge {
+                    loaded: Box::new(loaded),
+                    then,
+                });
+            }
+            Err(e) => then.fail(after_clash(&store, e)),
+        },
+    );
 }
 
 #[cfg(test)]

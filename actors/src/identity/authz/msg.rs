@@ -169,6 +169,47 @@ pub enum AuthzMsg {
     },
     /// Fault injection: panic inside the handler.
     Crash,
+    /// Replicas share the store: `msg`, with the records it decides on as the store holds them.
+    Fetched {
+        /// What was read.
+        fetched: Box<super::flow::shared::Fetched>,
+        /// The message to decide now.
+        msg: Box<AuthzMsg>,
+    },
+    /// Replicas share the store: time to read administration again (and now and then to sweep
+    /// expired sign-in records).
+    Tick,
+    /// What a [`AuthzMsg::Tick`] read; dropped if the state changed since (`changes`).
+    Reloaded {
+        /// The state's change count when the read began.
+        changes: u64,
+        /// Tenants, clients, users, keys, revocations and consents; `None`: the read failed.
+        loaded: Option<Box<Loaded>>,
+    },
+}
+
+impl AuthzMsg {
+    /// Answers the waiting caller, if any, with `e` (what it needed could not be read).
+    pub fn refuse(self, e: Error) {
+        match self {
+            AuthzMsg::Token { reply, .. } => drop(reply.send(Err(e))),
+            AuthzMsg::Introspect { reply, .. } | AuthzMsg::Userinfo { reply, .. } => {
+                drop(reply.send(Err(e)))
+            }
+            AuthzMsg::Revoke { reply, .. } => drop(reply.send(Err(e))),
+            AuthzMsg::Authorize { reply, .. } => drop(reply.send(Err(e))),
+            AuthzMsg::Push { reply, .. } => drop(reply.send(Err(e))),
+            AuthzMsg::SignInRequest { reply, .. } => drop(reply.send(Err(e))),
+            AuthzMsg::SignedIn { reply, .. } => drop(reply.send(Err(e))),
+            AuthzMsg::Stands { reply, .. } => drop(reply.send(Err(e))),
+            AuthzMsg::LoginRequired { reply, .. } | AuthzMsg::Consent { reply, .. } => {
+                drop(reply.send(Err(e)))
+            }
+            AuthzMsg::Logout { reply, .. } => drop(reply.send(Err(e))),
+            AuthzMsg::Fetched { msg, .. } => msg.refuse(e),
+            _ => tracing::warn!(error = %e, "an identity-authz message failed unanswered"),
+        }
+    }
 }
 
 /// Whom to answer after a [`AuthzMsg::Merge`].

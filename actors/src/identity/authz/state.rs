@@ -162,6 +162,12 @@ pub struct AuthzState {
     pub(super) consents: HashMap<(String, String), Vec<String>>,
     /// identity-authz's audit log (the actor sets it; `None` only in unit tests of the state).
     pub(super) audit: Option<AuditHandle>,
+    /// Merges of administration so far: a reload read before the last one is stale.
+    pub(super) changes: u64,
+    /// A reload (shared store) is under way.
+    pub(super) reloading: bool,
+    /// Reload ticks so far (shared store).
+    pub(super) ticks: u64,
 }
 
 impl std::fmt::Debug for AuthzState {
@@ -179,42 +185,10 @@ impl AuthzState {
     /// Blocking: reads everything; generates the pepper (when none is configured) and the first
     /// signing key on a new store.
     pub fn load(store: Arc<Store>, cfg: AuthzConfig) -> Result<Self, Error> {
-        let mut loaded = Loaded {
-            tenants: records(&store, Table::IdentityTenants, "tenant")?,
-            clients: records(&store, Table::IdentityClients, "client")?,
-            ..Loaded::default()
-        };
-        for mut user in records::<User>(&store, Table::IdentityUsers, "user")? {
-            if user.id.is_empty() {
-                // Records from before subjects had ids: a stable one from tenant and name.
-                let digest =
-                    oauth::token_digest(format!("{}/{}", user.tenant, user.username).as_bytes());
-                user.id = format!("user-{}", b64::encode(&digest[..12]));
-            }
-            loaded.users.push(user);
-        }
         let now = now_unix();
-        loaded.consents = records(&store, Table::IdentityConsents, "consent")?;
+        let mut loaded = Self::read_admin(&store, now)?;
         let families = records::<super::flow::Family>(&store, Table::IdentityRefresh, "family")?;
         loaded.families = families.into_iter().filter(|f| f.expires > now).collect();
-        for (k, plain) in store.scan_sealed(Table::IdentityRevoked, b"")? {
-            let exp = serde_json::from_slice::<Value>(&plain)
-                .ok()
-                .and_then(|v| v.get("exp").and_then(Value::as_u64))
-                .ok_or_else(|| Error::corrupt(Table::IdentityRevoked, &k, "revocation"))?;
-            if exp > now {
-                loaded
-                    .revoked
-                    .push((String::from_utf8_lossy(&k).into_owned(), exp));
-            }
-        }
-        for (k, plain) in store.scan_sealed(Table::IdentityKeys, b"")? {
-            if k.as_slice() == PEPPER_KEY {
-                loaded.pepper = Some(Zeroizing::new(plain.to_vec()));
-                continue;
-            }
-            loaded.keys.push(signing_key_from_record(&k, &plain)?);
-        }
         let pepper = match (&cfg.pepper, loaded.pepper.take()) {
             (Some(p), _) => p.clone(),
             (None, Some(p)) => p,
@@ -224,10 +198,23 @@ impl AuthzState {
                      kept sealed in the identity-authz store. Configure identity.pepper \
                      (file://) for production."
                 );
-                // 256 random bits (as base64url text).
+                // 256 random bits (as base64url text). Created: a replica sharing the store
+                // that made one first wins, and this one reads it.
                 let p = Zeroizing::new(random(32)?.as_bytes().to_vec());
-                store.put_sealed(Table::IdentityKeys, PEPPER_KEY, &p)?;
-                p
+                match store.apply(vec![store.sealed_create(
+                    Table::IdentityKeys,
+                    PEPPER_KEY,
+                    &p,
+                )?]) {
+                    Ok(()) => p,
+                    Err(cryptoutil_storage::Error::Exists { .. }) => store
+                        .get_sealed(Table::IdentityKeys, PEPPER_KEY)?
+                        .map(|p| Zeroizing::new(p.to_vec()))
+                        .ok_or(Error::Internal {
+                            what: "reading the pepper another replica made",
+                        })?,
+                    Err(e) => return Err(e.into()),
+                }
             }
         };
         let mut state = Self {
@@ -246,6 +233,9 @@ impl AuthzState {
             families: HashMap::new(),
             consents: HashMap::new(),
             audit: None,
+            changes: 0,
+            reloading: false,
+            ticks: 0,
         };
         state.merge(loaded);
         if state.keys.is_empty() {
@@ -253,6 +243,60 @@ impl AuthzState {
             state.merge(first);
         }
         Ok(state)
+    }
+
+    /// Blocking: tenants, clients, users, signing keys (and the generated pepper), live
+    /// revocations and consents: everything but refresh families.
+    pub fn read_admin(store: &Store, now: u64) -> Result<Loaded, Error> {
+        let mut loaded = Loaded {
+            tenants: records(store, Table::IdentityTenants, "tenant")?,
+            clients: records(store, Table::IdentityClients, "client")?,
+            ..Loaded::default()
+        };
+        for mut user in records::<User>(store, Table::IdentityUsers, "user")? {
+            if user.id.is_empty() {
+                // Records from before subjects had ids: a stable one from tenant and name.
+                let digest =
+                    oauth::token_digest(format!("{}/{}", user.tenant, user.username).as_bytes());
+                user.id = format!("user-{}", b64::encode(&digest[..12]));
+            }
+            loaded.users.push(user);
+        }
+        loaded.consents = records(store, Table::IdentityConsents, "consent")?;
+        for (k, plain) in store.scan_sealed(Table::IdentityRevoked, b"")? {
+            let exp = serde_json::from_slice::<Value>(&plain)
+                .ok()
+                .and_then(|v| v.get("exp").and_then(Value::as_u64))
+                .ok_or_else(|| Error::corrupt(Table::IdentityRevoked, &k, "revocation"))?;
+            if exp > now {
+                loaded
+                    .revoked
+                    .push((String::from_utf8_lossy(&k).into_owned(), exp));
+            }
+        }
+        for (k, plain) in store.scan_sealed(Table::IdentityKeys, b"")? {
+            if k.as_slice() == PEPPER_KEY {
+                loaded.pepper = Some(Zeroizing::new(plain.to_vec()));
+                continue;
+            }
+            loaded.keys.push(signing_key_from_record(&k, &plain)?);
+        }
+        Ok(loaded)
+    }
+
+    /// What [`Self::read_admin`] read a moment ago replaces what this replica holds (other
+    /// replicas added, changed or removed records meanwhile).
+    pub fn replace(&mut self, loaded: Loaded) {
+        self.tenants.clear();
+        self.clients.clear();
+        self.users.clear();
+        self.consents.clear();
+        if !loaded.keys.is_empty() {
+            self.keys.clear();
+        }
+        let changes = self.changes;
+        self.merge(loaded);
+        self.changes = changes;
     }
 
     /// The store, for blocking work off the mailbox.
@@ -309,6 +353,15 @@ impl AuthzState {
 
     /// Adds what blocking work read or wrote.
     pub fn merge(&mut self, loaded: Loaded) {
+        // What a reload replaces (revocations and families it leaves alone).
+        if !(loaded.tenants.is_empty()
+            && loaded.clients.is_empty()
+            && loaded.users.is_empty()
+            && loaded.keys.is_empty()
+            && loaded.consents.is_empty())
+        {
+            self.changes += 1;
+        }
         for t in loaded.tenants {
             self.tenants.insert(t.id.clone(), t);
         }
@@ -514,8 +567,9 @@ impl AuthzState {
             roles: vec!["admin".into()],
             created: now,
         };
+        // The tenant is created: of replicas sharing a new store, one bootstraps.
         store.apply(vec![
-            store.sealed_write(
+            store.sealed_create(
                 Table::IdentityTenants,
                 tenant.id.as_bytes(),
                 &record_json(&tenant)?,

@@ -94,7 +94,10 @@ impl AuthzState {
         if self.used_dpop.len() >= USED_ASSERTIONS_MAX || self.used_dpop.contains_key(&key) {
             return false;
         }
-        self.used_dpop.insert(key, proof.iat + 2 * DPOP_WINDOW);
+        let forget_at = proof.iat + 2 * DPOP_WINDOW;
+        let claim = crate::identity::authz::flow::shared::replay_key('d', &key.0, &key.1);
+        self.keep(&claim, forget_at, &(), true);
+        self.used_dpop.insert(key, forget_at);
         true
     }
 
@@ -428,6 +431,8 @@ impl AuthzState {
         if self.used_assertions.contains_key(&key) {
             return Err(refused());
         }
+        let claim = crate::identity::authz::flow::shared::replay_key('a', &key.0, &key.1);
+        self.keep(&claim, exp, &(), true);
         self.used_assertions.insert(key, exp);
         Ok(client_id)
     }

@@ -168,10 +168,9 @@ impl AuthzState {
     pub fn authorize(&mut self, params: &[(String, String)], now: u64) -> AuthorizeOutcome {
         let request = match text(params, "request_uri") {
             Some(uri) => {
-                let pushed = self
-                    .flow
-                    .pushed
-                    .remove(uri)
+                let pushed = self.flow.pushed.remove(uri);
+                self.forget(&shared::pushed_key(uri));
+                let pushed = pushed
                     .filter(|p| p.expires > now)
                     .filter(|p| text(params, "client_id") == Some(p.request.client_id.as_str()));
                 match pushed {
@@ -227,14 +226,13 @@ impl AuthzState {
         let Ok(id) = oauth::random_token(32) else {
             return fail(self, AuthorizeError::ServerError, "randomness failed");
         };
-        self.flow.pending.insert(
-            id.to_string(),
-            Pending {
-                request,
-                subject: None,
-                expires: now + PENDING_TTL,
-            },
-        );
+        let pending = Pending {
+            request,
+            subject: None,
+            expires: now + PENDING_TTL,
+        };
+        self.keep(&shared::pending_key(&id), pending.expires, &pending, false);
+        self.flow.pending.insert(id.to_string(), pending);
         AuthorizeOutcome::Redirect(oauth::with_query(&login_url, &[("challenge", id.as_str())]))
     }
 
@@ -271,14 +269,13 @@ impl AuthzState {
         }
         let id = random(32)?;
         let uri = format!("urn:ietf:params:oauth:request_uri:{}", id.as_str());
-        self.flow.pushed.insert(
-            uri.clone(),
-            Pending {
-                request,
-                subject: None,
-                expires: now + PUSHED_TTL,
-            },
-        );
+        let pushed = Pending {
+            request,
+            subject: None,
+            expires: now + PUSHED_TTL,
+        };
+        self.keep(&shared::pushed_key(&uri), pushed.expires, &pushed, false);
+        self.flow.pushed.insert(uri.clone(), pushed);
         Ok((uri, PUSHED_TTL))
     }
 

@@ -43,7 +43,9 @@ impl AuthzState {
                 persist,
             };
         }
-        let Some(grant) = self.flow.codes.remove(&digest) else {
+        let grant = self.flow.codes.remove(&digest);
+        self.forget(&shared::code_key(&digest));
+        let Some(grant) = grant else {
             return invalid();
         };
         let r = &grant.request;
@@ -72,16 +74,16 @@ impl AuthzState {
             now,
         );
         if let Ok(g) = &decision.result {
+            let used = UsedCode {
+                forget_at: now + USED_CODE_MEMORY,
+                jti: g.jti.clone(),
+                family: decision.persist.families.first().map(|f| f.id.clone()),
+            };
+            // Created: of two replicas redeeming one code at once, one is refused.
+            self.keep(&shared::used_key(&digest), used.forget_at, &used, true);
             self.flow.used_codes.retain(|_, u| u.forget_at > now);
             if self.flow.used_codes.len() < MAX_ENTRIES {
-                self.flow.used_codes.insert(
-                    digest,
-                    UsedCode {
-                        forget_at: now + USED_CODE_MEMORY,
-                        jti: g.jti.clone(),
-                        family: decision.persist.families.first().map(|f| f.id.clone()),
-                    },
-                );
+                self.flow.used_codes.insert(digest, used);
             }
         }
         decision
@@ -212,6 +214,7 @@ impl AuthzState {
                 revoked: false,
                 last_jti: None,
                 jkt: None,
+                version: 0,
             });
             f.generation += 1;
             f.secret_digest = b64::encode(&oauth::token_digest(secret.as_bytes()));
@@ -389,6 +392,7 @@ impl AuthzState {
         let (at, clients) = participants.entry(sid.to_owned()).or_default();
         *at = now;
         clients.insert(client_id.to_owned());
+        self.keep_took_part(sid, client_id, now);
     }
 
     /// What goes to every client of session `sid` (user `sub`) that registered a
@@ -399,6 +403,9 @@ impl AuthzState {
     fn logout_notices(&mut self, sid: &str, sub: &str, now: u64) -> Vec<LogoutNotice> {
         let ended = self.flow.ended.contains_key(sid);
         let participants = self.flow.participants.remove(sid);
+        for client_id in participants.iter().flat_map(|(_, c)| c) {
+            self.forget(&shared::took_part_key(sid, client_id));
+        }
         let key = self.keys.last().map(|k| std::sync::Arc::clone(&k.jwk));
         let (Some(key), false, true) = (key, ended, self.cfg.backchannel.is_some()) else {
             return Vec::new();
@@ -436,17 +443,26 @@ impl AuthzState {
             .collect()
     }
 
-    /// Blocking: makes families and revocations durable.
-    pub fn persist_flow(store: &Store, persist: &Persist) -> Result<Loaded, Error> {
+    /// Blocking: makes families, consents, revocations and the flow's journal durable, in one
+    /// transaction. With a `shared` store each family write is a new version that only one
+    /// replica can write ([`shared::family_writes`]).
+    pub fn persist_flow(store: &Store, persist: Persist, shared: bool) -> Result<Loaded, Error> {
         let mut writes = Vec::with_capacity(
-            persist.families.len() + persist.revoked.len() + persist.consents.len(),
+            2 * persist.families.len()
+                + persist.revoked.len()
+                + persist.consents.len()
+                + persist.flow.len(),
         );
-        for f in &persist.families {
-            writes.push(store.sealed_write(
-                Table::IdentityRefresh,
-                f.id.as_bytes(),
-                &record_json(f)?,
-            )?);
+        if shared {
+            shared::family_writes(store, &persist.families, &mut writes)?;
+        } else {
+            for f in &persist.families {
+                writes.push(store.sealed_write(
+                    Table::IdentityRefresh,
+                    f.id.as_bytes(),
+                    &record_json(f)?,
+                )?);
+            }
         }
         for c in &persist.consents {
             writes.push(store.sealed_write(
@@ -463,7 +479,8 @@ impl AuthzState {
                 record.as_bytes(),
             )?);
         }
+        writes.extend(persist.flow);
         store.apply(writes)?;
-        Ok(Loaded::with_revocations(persist.revoked.clone()))
+        Ok(Loaded::with_revocations(persist.revoked))
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! Pending requests and codes live in the actor's memory with TTLs and bounds (a restart voids
 //! unredeemed codes; nothing issued is lost). Refresh-token families are persisted through the
-//! key barrier before a token is answered.
+//! key barrier before a token is answered. When replicas share the store, the in-flight records
+//! live there too (see [`shared`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -29,7 +30,7 @@ const USED_CODE_MEMORY: u64 = 3600;
 /// request is refused rather than memory grown).
 pub(in crate::identity::authz) const MAX_ENTRIES: usize = 100_000;
 /// An accepted authorization request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 struct AuthRequest {
     client_id: String,
     tenant: String,
@@ -45,6 +46,46 @@ struct AuthRequest {
     acr: Option<&'static str>,
 }
 
+/// An [`AuthRequest`] as read back from a shared store: its `acr` as text, taken as the known
+/// value it names (an unknown one as none).
+#[derive(Deserialize)]
+struct StoredRequest {
+    client_id: String,
+    tenant: String,
+    redirect_uri: String,
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: String,
+    prompt: Prompt,
+    max_age: Option<u64>,
+    acr: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for AuthRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = StoredRequest::deserialize(d)?;
+        Ok(Self {
+            client_id: r.client_id,
+            tenant: r.tenant,
+            redirect_uri: r.redirect_uri,
+            scopes: r.scopes,
+            audiences: r.audiences,
+            state: r.state,
+            nonce: r.nonce,
+            code_challenge: r.code_challenge,
+            prompt: r.prompt,
+            max_age: r.max_age,
+            acr: r
+                .acr
+                .as_deref()
+                .and_then(crate::identity::signin::known_acr),
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
 struct Pending {
     request: AuthRequest,
     /// Set once the user signed in and the request waits for consent.
@@ -52,6 +93,7 @@ struct Pending {
     expires: u64,
 }
 
+#[derive(Serialize, Deserialize)]
 struct CodeGrant {
     request: AuthRequest,
     subject: Subject,
@@ -59,6 +101,7 @@ struct CodeGrant {
 }
 
 /// What a redeemed code produced (revoked if the code comes back).
+#[derive(Serialize, Deserialize)]
 struct UsedCode {
     forget_at: u64,
     jti: Option<(String, u64)>,
@@ -82,6 +125,14 @@ pub struct FlowState {
     /// back-channel logout. Kept in memory; clients holding a refresh family are also found
     /// through it (durable).
     pub(in crate::identity::authz) participants: HashMap<String, (u64, BTreeSet<String>)>,
+    /// Replicas share the store: every change above is also written there (the journal),
+    /// and read from there before it is decided on.
+    pub(in crate::identity::authz) shared: bool,
+    /// The writes of the decision being made (shared store only), made durable before it is
+    /// answered.
+    pub(in crate::identity::authz) journal: Vec<cryptoutil_storage::backend::Write>,
+    /// A journal entry could not be sealed: the decision must not be answered.
+    pub(in crate::identity::authz) journal_failed: bool,
 }
 
 pub(in crate::identity::authz) use crate::bounded::forget_older_half;
@@ -131,6 +182,10 @@ pub struct Family {
     /// How the user signed in (RFC 8176 `amr`; families from before it was kept: `pwd`).
     #[serde(default)]
     pub amr: Vec<String>,
+    /// Writes of this record so far (shared store: each write creates `family/<id>/<version>`,
+    /// so of two replicas writing one version only one succeeds).
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// Records to make durable before answering.
@@ -138,6 +193,8 @@ pub struct Family {
 pub struct Persist {
     /// Families to write.
     pub families: Vec<Family>,
+    /// The flow's own writes (shared store only: [`FlowState::journal`]).
+    pub flow: Vec<cryptoutil_storage::backend::Write>,
     /// Consents to write.
     pub consents: Vec<ConsentRecord>,
     /// Access tokens to revoke (`jti`, `exp`).
@@ -158,7 +215,10 @@ impl Persist {
 
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.families.is_empty() && self.revoked.is_empty() && self.consents.is_empty()
+        self.families.is_empty()
+            && self.revoked.is_empty()
+            && self.consents.is_empty()
+            && self.flow.is_empty()
     }
 }
 
@@ -264,4 +324,5 @@ fn origin_of(uri: &str) -> String {
 
 mod authorize;
 mod grants;
+pub mod shared;
 mod signin;

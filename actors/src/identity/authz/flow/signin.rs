@@ -112,6 +112,7 @@ impl AuthzState {
             return Ok(None);
         }
         self.flow.pending.remove(challenge);
+        self.forget(&shared::pending_key(challenge));
         tracing::info!(tenant = %subject.tenant, sub = %subject.user_id, "signed in");
         self.after_sign_in(challenge, request, subject, now)
             .map(Some)
@@ -130,6 +131,7 @@ impl AuthzState {
     pub fn login_required(&mut self, challenge: &str, now: u64) -> Result<String, Error> {
         let request = self.pending(challenge, now)?.request.clone();
         self.flow.pending.remove(challenge);
+        self.forget(&shared::pending_key(challenge));
         Ok(self.error_redirect(
             &request.redirect_uri,
             request.state.as_deref(),
@@ -158,6 +160,7 @@ impl AuthzState {
             flow.ended_before = flow.ended_before.max(forget_to + 1);
         }
         flow.ended.insert(sid.to_owned(), now);
+        self.keep_ended(sid, now);
     }
 
     /// After a sign-in: the code, unless a third-party client asks for scopes the user has not
@@ -196,6 +199,12 @@ impl AuthzState {
             expires: now + PENDING_TTL,
         };
         let view = self.view(&pending);
+        self.keep(
+            &shared::pending_key(challenge),
+            pending.expires,
+            &pending,
+            false,
+        );
         self.flow.pending.insert(challenge.to_owned(), pending);
         Ok(Next::Consent(view))
     }
@@ -213,7 +222,9 @@ impl AuthzState {
             .ok()
             .and_then(|p| p.subject.clone())
             .is_some();
-        let pending = match self.flow.pending.remove(challenge) {
+        let pending = self.flow.pending.remove(challenge);
+        self.forget(&shared::pending_key(challenge));
+        let pending = match pending {
             Some(p) if waiting => p,
             _ => {
                 return Err(Error::NotFound {
@@ -284,14 +295,14 @@ impl AuthzState {
         }
         params.push(("iss", self.cfg.issuer.as_str()));
         let redirect = oauth::with_query(&request.redirect_uri, &params);
-        self.flow.codes.insert(
-            oauth::token_digest(code.as_bytes()),
-            CodeGrant {
-                request,
-                subject,
-                expires: now + CODE_TTL,
-            },
-        );
+        let digest = oauth::token_digest(code.as_bytes());
+        let grant = CodeGrant {
+            request,
+            subject,
+            expires: now + CODE_TTL,
+        };
+        self.keep(&shared::code_key(&digest), grant.expires, &grant, false);
+        self.flow.codes.insert(digest, grant);
         Ok(redirect)
     }
 }

@@ -1,0 +1,487 @@
+//! identity-authz replicas sharing one store (PostgreSQL).
+//!
+//! Each replica keeps deciding in its own actor, on its own maps; what makes them agree:
+//!
+//! - **Read before deciding.** A message that decides on an in-flight record (a code, a
+//!   pending or pushed request, a refresh family, an ended session) first reads those records
+//!   from the store ([`Fetch`], off the mailbox) and the decision runs on what it read, so a
+//!   flow started on one replica finishes on another.
+//! - **Written before answering.** Every change a decision makes to the flow is journaled as a
+//!   store write ([`AuthzState::keep`], [`AuthzState::forget`]) and made durable with the
+//!   decision's other writes, in one transaction, before the caller hears the answer.
+//! - **Facts that count once are created.** A redeemed code (`used/`), a client assertion or
+//!   DPoP proof seen (`replay/`), and each write of a refresh family (`family/<id>/<version>`)
+//!   are create-only records: of two replicas that decided the same thing at once, one
+//!   transaction fails whole with `Exists`, and that caller is refused (a refresh token used
+//!   twice at once also revokes its family).
+//! - **Administration is read again every second** ([`super::super::REFRESH`]): tenants,
+//!   clients, users, signing keys, revocations and consents.
+//!
+//! Every record carries its expiry; a sweep deletes the expired ones.
+
+use cryptoutil_protocols::jose::b64;
+use cryptoutil_protocols::oauth;
+use cryptoutil_storage::backend::Write;
+use cryptoutil_storage::{Store, Table};
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use super::*;
+use crate::identity::authz::msg::AuthzMsg;
+use crate::identity::authz::state::{record_json, AuthzState};
+use crate::identity::authz::{AUTHORIZATION_CODE, REFRESH_TOKEN};
+
+/// How long the store remembers that a session ended, or which clients it issued tokens to
+/// (longer than any sign-in session lives).
+const SESSION_MEMORY: u64 = 30 * 86_400;
+
+/// A flow record as stored: the value and when it may be swept.
+#[derive(Serialize, Deserialize)]
+struct Kept<T> {
+    expires: u64,
+    value: T,
+}
+
+/// What a decision reads from the store first.
+#[derive(Debug, Default)]
+pub struct Fetch {
+    /// Flow records by key.
+    flow: Vec<String>,
+    /// Flow records under a prefix (`took-part/<sid>/`).
+    prefixes: Vec<String>,
+    /// Refresh families by id.
+    families: Vec<String>,
+    /// Every refresh family (a logout finds a session's families among them).
+    all_families: bool,
+}
+
+/// Flow records read under one prefix: (key, plaintext).
+type Prefixed = Vec<(String, Zeroizing<Vec<u8>>)>;
+
+/// What a [`Fetch`] read.
+#[derive(Default)]
+pub struct Fetched {
+    flow: Vec<(String, Option<Zeroizing<Vec<u8>>>)>,
+    prefixed: Vec<(String, Prefixed)>,
+    families: Vec<(String, Option<Family>)>,
+    all_families: Option<Vec<Family>>,
+}
+
+pub(super) fn pending_key(challenge: &str) -> String {
+    format!("pending/{challenge}")
+}
+
+pub(super) fn pushed_key(uri: &str) -> String {
+    format!("pushed/{uri}")
+}
+
+pub(super) fn code_key(digest: &[u8; 32]) -> String {
+    format!("code/{}", b64::encode(digest))
+}
+
+pub(super) fn used_key(digest: &[u8; 32]) -> String {
+    format!("used/{}", b64::encode(digest))
+}
+
+pub(super) fn ended_key(sid: &str) -> String {
+    format!("ended/{sid}")
+}
+
+fn took_part_prefix(sid: &str) -> String {
+    format!("took-part/{sid}/")
+}
+
+pub(super) fn took_part_key(sid: &str, client_id: &str) -> String {
+    format!("{}{client_id}", took_part_prefix(sid))
+}
+
+/// A client assertion (`a`) or DPoP proof (`d`) identified by `who` and its `jti`.
+pub(in crate::identity::authz) fn replay_key(kind: char, who: &str, jti: &str) -> String {
+    let digest = oauth::token_digest(format!("{who}\n{jti}").as_bytes());
+    format!("replay/{kind}/{}", b64::encode(&digest))
+}
+
+fn family_claim_key(id: &str, version: u64) -> String {
+    format!("family/{id}/{version:020}")
+}
+
+/// The `sid` an ID token names, read without verifying it: only to know which records to
+/// fetch (the logout verifies the token before it acts on it).
+fn unverified_sid(id_token: &str) -> Option<String> {
+    let payload = b64::decode(id_token.split('.').nth(1)?, "id_token").ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+    Some(claims.get("sid")?.as_str()?.to_owned()).filter(|s| !s.is_empty() && s.len() <= 256)
+}
+
+/// What `msg` decides on, when replicas share the store; `None`: nothing to read first.
+pub fn fetch_for(msg: &AuthzMsg) -> Option<Fetch> {
+    let mut f = Fetch::default();
+    match msg {
+        AuthzMsg::Token { request, .. } => match request.grant_type.as_str() {
+            AUTHORIZATION_CODE => {
+                let digest = oauth::token_digest(request.code.as_deref()?.as_bytes());
+                f.flow = vec![code_key(&digest), used_key(&digest)];
+            }
+            REFRESH_TOKEN => {
+                let (id, _) = request.refresh_token.as_deref()?.split_once('.')?;
+                f.families = vec![id.to_owned()];
+            }
+            _ => return None,
+        },
+        AuthzMsg::Revoke { token, .. } => {
+            let (id, _) = token.split_once('.')?;
+            f.families = vec![id.to_owned()];
+        }
+        AuthzMsg::Authorize { params, .. } => {
+            f.flow = vec![pushed_key(text(params, "request_uri")?)];
+        }
+        AuthzMsg::SignInRequest { challenge, .. }
+        | AuthzMsg::LoginRequired { challenge, .. }
+        | AuthzMsg::Consent { challenge, .. } => f.flow = vec![pending_key(challenge)],
+        AuthzMsg::SignedIn {
+            challenge, subject, ..
+        } => f.flow = vec![pending_key(challenge), ended_key(&subject.sid)],
+        AuthzMsg::Stands { subject, .. } => f.flow = vec![ended_key(&subject.sid)],
+        AuthzMsg::Logout { id_token_hint, .. } => {
+            let sid = unverified_sid(id_token_hint.as_deref()?)?;
+            f.flow = vec![ended_key(&sid)];
+            f.prefixes = vec![took_part_prefix(&sid)];
+            f.all_families = true;
+        }
+        _ => return None,
+    }
+    Some(f)
+}
+
+fn decode<T: DeserializeOwned>(key: &str, plain: &[u8], what: &'static str) -> Result<T, Error> {
+    serde_json::from_slice(plain)
+        .map_err(|_| Error::corrupt(Table::IdentityFlow, key.as_bytes(), what))
+}
+
+fn family(store: &Store, id: &str) -> Result<Option<Family>, Error> {
+    store
+        .get_sealed(Table::IdentityRefresh, id.as_bytes())?
+        .map(|plain| {
+            serde_json::from_slice(&plain)
+                .map_err(|_| Error::corrupt(Table::IdentityRefresh, id.as_bytes(), "family"))
+        })
+        .transpose()
+}
+
+/// Blocking: reads what `fetch` names (and the family a redeemed code produced, which a second
+/// use of the code revokes).
+pub fn read(store: &Store, fetch: Fetch) -> Result<Fetched, Error> {
+    let mut out = Fetched::default();
+    let mut families = fetch.families;
+    for key in fetch.flow {
+        let plain = store.get_sealed(Table::IdentityFlow, key.as_bytes())?;
+        if let (true, Some(p)) = (key.starts_with("used/"), &plain) {
+            let used: Kept<UsedCode> = decode(&key, p, "redeemed code")?;
+            families.extend(used.value.family);
+        }
+        out.flow.push((key, plain));
+    }
+    for prefix in fetch.prefixes {
+        let found = store
+            .scan_sealed(Table::IdentityFlow, prefix.as_bytes())?
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+            .collect();
+        out.prefixed.push((prefix, found));
+    }
+    for id in families {
+        let f = family(store, &id)?;
+        out.families.push((id, f));
+    }
+    if fetch.all_families {
+        let mut all = Vec::new();
+        for (k, plain) in store.scan_sealed(Table::IdentityRefresh, b"")? {
+            all.push(
+                serde_json::from_slice(&plain)
+                    .map_err(|_| Error::corrupt(Table::IdentityRefresh, &k, "family"))?,
+            );
+        }
+        out.all_families = Some(all);
+    }
+    Ok(out)
+}
+
+/// Sets or removes `map[k]` as the store holds it.
+fn mirror<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: Option<V>) {
+    match v {
+        Some(v) => {
+            map.insert(k, v);
+        }
+        None => {
+            map.remove(&k);
+        }
+    }
+}
+
+fn digest_of(key: &str, rest: &str) -> Result<[u8; 32], Error> {
+    b64::decode(rest, "digest")
+        .ok()
+        .and_then(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
+        .ok_or_else(|| Error::corrupt(Table::IdentityFlow, key.as_bytes(), "digest"))
+}
+
+impl AuthzState {
+    /// Makes the maps hold what the store holds for the records `fetched` read.
+    pub fn absorb(&mut self, fetched: Fetched) -> Result<(), Error> {
+        for (key, plain) in fetched.flow {
+            let plain = plain.as_deref();
+            if let Some(c) = key.strip_prefix("pending/") {
+                let v = plain.map(|p| decode::<Kept<Pending>>(&key, p, "pending request"));
+                mirror(
+                    &mut self.flow.pending,
+                    c.to_owned(),
+                    v.transpose()?.map(|k| k.value),
+                );
+            } else if let Some(u) = key.strip_prefix("pushed/") {
+                let v = plain.map(|p| decode::<Kept<Pending>>(&key, p, "pushed request"));
+                mirror(
+                    &mut self.flow.pushed,
+                    u.to_owned(),
+                    v.transpose()?.map(|k| k.value),
+                );
+            } else if let Some(d) = key.strip_prefix("code/") {
+                let v = plain.map(|p| decode::<Kept<CodeGrant>>(&key, p, "code"));
+                let digest = digest_of(&key, d)?;
+                mirror(
+                    &mut self.flow.codes,
+                    digest,
+                    v.transpose()?.map(|k| k.value),
+                );
+            } else if let Some(d) = key.strip_prefix("used/") {
+                let v = plain.map(|p| decode::<Kept<UsedCode>>(&key, p, "redeemed code"));
+                let digest = digest_of(&key, d)?;
+                mirror(
+                    &mut self.flow.used_codes,
+                    digest,
+                    v.transpose()?.map(|k| k.value),
+                );
+            } else if let Some(sid) = key.strip_prefix("ended/") {
+                let v = plain.map(|p| decode::<Kept<u64>>(&key, p, "ended session"));
+                mirror(
+                    &mut self.flow.ended,
+                    sid.to_owned(),
+                    v.transpose()?.map(|k| k.value),
+                );
+            }
+        }
+        for (prefix, found) in fetched.prefixed {
+            let Some(sid) = prefix
+                .strip_prefix("took-part/")
+                .and_then(|s| s.strip_suffix('/'))
+            else {
+                continue;
+            };
+            let mut clients = BTreeSet::new();
+            let mut last = 0;
+            for (key, plain) in found {
+                let at: Kept<u64> = decode(&key, &plain, "session's client")?;
+                last = last.max(at.value);
+                clients.insert(key.trim_start_matches(&prefix).to_owned());
+            }
+            let v = (!clients.is_empty()).then_some((last, clients));
+            mirror(&mut self.flow.participants, sid.to_owned(), v);
+        }
+        for (id, f) in fetched.families {
+            mirror(&mut self.families, id, f);
+        }
+        if let Some(all) = fetched.all_families {
+            self.families = all.into_iter().map(|f| (f.id.clone(), f)).collect();
+        }
+        Ok(())
+    }
+
+    /// Journals `value` under `key` until `expires` (created: a second write fails the
+    /// transaction). Only when replicas share the store.
+    pub(in crate::identity::authz) fn keep<T: Serialize>(
+        &mut self,
+        key: &str,
+        expires: u64,
+        value: &T,
+        create: bool,
+    ) {
+        if !self.flow.shared {
+            return;
+        }
+        let write = record_json(&Kept { expires, value }).and_then(|plain| {
+            let key = key.as_bytes();
+            let w = if create {
+                self.store.sealed_create(Table::IdentityFlow, key, &plain)
+            } else {
+                self.store.sealed_write(Table::IdentityFlow, key, &plain)
+            };
+            w.map_err(Error::from)
+        });
+        match write {
+            Ok(w) => self.flow.journal.push(w),
+            Err(e) => {
+                tracing::error!(error = %e, "a sign-in record could not be sealed");
+                self.flow.journal_failed = true;
+            }
+        }
+    }
+
+    /// Journals the deletion of `key`. Only when replicas share the store.
+    pub(in crate::identity::authz) fn forget(&mut self, key: &str) {
+        if self.flow.shared {
+            self.flow.journal.push(Write::Delete {
+                table: Table::IdentityFlow,
+                key: key.as_bytes().to_vec(),
+            });
+        }
+    }
+
+    /// The journal of the decision just made, emptied.
+    pub fn take_journal(&mut self) -> Result<Vec<Write>, Error> {
+        let journal = std::mem::take(&mut self.flow.journal);
+        if std::mem::take(&mut self.flow.journal_failed) {
+            return Err(Error::Internal {
+                what: "sealing a sign-in record",
+            });
+        }
+        Ok(journal)
+    }
+
+    /// Whether replicas share the store.
+    pub fn shared(&self) -> bool {
+        self.flow.shared
+    }
+
+    /// Replicas share the store from now on.
+    pub fn share(&mut self) {
+        self.flow.shared = true;
+    }
+
+    /// Records `sid` ended at `now` (journaled).
+    pub(in crate::identity::authz) fn keep_ended(&mut self, sid: &str, now: u64) {
+        self.keep(&ended_key(sid), now + SESSION_MEMORY, &now, false);
+    }
+
+    /// Records that `sid` issued tokens to `client_id` at `now` (journaled).
+    pub(in crate::identity::authz) fn keep_took_part(
+        &mut self,
+        sid: &str,
+        client_id: &str,
+        now: u64,
+    ) {
+        self.keep(
+            &took_part_key(sid, client_id),
+            now + SESSION_MEMORY,
+            &now,
+            false,
+        );
+    }
+}
+
+/// The writes of `families` to a shared store: each a new version, claimed by creating
+/// `family/<id>/<version>` (so of two replicas that read one version and write the next, one
+/// fails); the families as written.
+pub fn family_writes(
+    store: &Store,
+    families: &[Family],
+    writes: &mut Vec<Write>,
+) -> Result<Vec<Family>, Error> {
+    let mut written = Vec::with_capacity(families.len());
+    for f in families {
+        let mut f = f.clone();
+        f.version += 1;
+        let claim = record_json(&Kept {
+            expires: f.expires,
+            value: (),
+        })?;
+        writes.push(store.sealed_create(
+            Table::IdentityFlow,
+            family_claim_key(&f.id, f.version).as_bytes(),
+            &claim,
+        )?);
+        writes.push(store.sealed_write(
+            Table::IdentityRefresh,
+            f.id.as_bytes(),
+            &record_json(&f)?,
+        )?);
+        written.push(f);
+    }
+    Ok(written)
+}
+
+/// The refusal a create-only clash stands for: what another replica decided first.
+pub fn clash(e: &Error) -> Option<Clash> {
+    let Error::Storage(cryptoutil_storage::Error::Exists { table, key_hint }) = e else {
+        return None;
+    };
+    if *table != Table::IdentityFlow.name() {
+        return None;
+    }
+    let mut parts = key_hint.split('/');
+    Some(match (parts.next(), parts.next()) {
+        (Some("family"), Some(id)) => Clash::Family(id.to_owned()),
+        (Some("replay"), Some("a")) => Clash::Refused(oauth::TokenError::InvalidClient),
+        (Some("replay"), Some("d")) => Clash::Refused(oauth::TokenError::InvalidDpopProof),
+        _ => Clash::Refused(oauth::TokenError::InvalidGrant),
+    })
+}
+
+/// What another replica did first.
+#[derive(Debug)]
+pub enum Clash {
+    /// It decided the same (a code, a proof, an assertion used twice): refuse.
+    Refused(oauth::TokenError),
+    /// It wrote this refresh family first: the token was presented twice, revoke the family.
+    Family(String),
+}
+
+/// Blocking: revokes family `id` (and the last access token it issued) in the store, writing
+/// a new version; read again and retried while other replicas write it too.
+pub fn revoke_family(store: &Store, id: &str) -> Result<(), Error> {
+    for _ in 0..8 {
+        let Some(mut f) = family(store, id)? else {
+            return Ok(());
+        };
+        if f.revoked {
+            return Ok(());
+        }
+        f.revoked = true;
+        let mut writes = Vec::new();
+        family_writes(store, std::slice::from_ref(&f), &mut writes)?;
+        if let Some((jti, exp)) = &f.last_jti {
+            let record = serde_json::json!({ "exp": exp }).to_string();
+            writes.push(store.sealed_write(
+                Table::IdentityRevoked,
+                jti.as_bytes(),
+                record.as_bytes(),
+            )?);
+        }
+        match store.apply(writes) {
+            Ok(()) => return Ok(()),
+            Err(cryptoutil_storage::Error::Exists { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Internal {
+        what: "revoking a refresh family other replicas keep writing",
+    })
+}
+
+/// Blocking: deletes the flow records whose time is up; how many.
+pub fn sweep(store: &Store, now: u64) -> Result<usize, Error> {
+    let mut expired = Vec::new();
+    for (k, plain) in store.scan_sealed(Table::IdentityFlow, b"")? {
+        let gone = serde_json::from_slice::<Kept<serde::de::IgnoredAny>>(&plain)
+            .map_or(true, |kept| kept.expires <= now);
+        if gone {
+            expired.push(Write::Delete {
+                table: Table::IdentityFlow,
+                key: k,
+            });
+        }
+    }
+    let n = expired.len();
+    for chunk in expired.chunks(1000) {
+        store.apply(chunk.to_vec())?;
+    }
+    Ok(n)
+}
