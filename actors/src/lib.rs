@@ -38,6 +38,7 @@ pub mod identity;
 pub mod import_key;
 pub mod issuer_jwks;
 pub mod jose;
+pub mod journal;
 pub mod kms;
 pub mod metrics;
 pub mod product;

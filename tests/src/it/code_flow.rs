@@ -114,6 +114,14 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// This browser, its cookies kept, talking to `app` (another replica behind one name).
+    pub(super) fn to<'b>(&self, app: &'b TestApp) -> Browser<'b> {
+        Browser {
+            app,
+            cookies: self.cookies.clone(),
+        }
+    }
+
     fn keep(&mut self, r: &Response) {
         for v in r.headers.get_all("set-cookie") {
             let v = v.to_str().unwrap();

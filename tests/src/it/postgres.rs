@@ -1020,3 +1020,90 @@ async fn two_identity_replicas_finish_each_others_flows_and_refuse_each_others_r
     a.stop().await;
     b.stop().await;
 }
+
+/// Two identity-idp replicas on one database: a sign-in session opened through one signs in
+/// silently through the other, and failed sign-ins through both count toward one lockout.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
+    use super::code_flow::{
+        authorize_url, location, login_page, query, redeem, rp_client, sign_in_with, Browser,
+        REDIRECT,
+    };
+    let pg = Cluster::start();
+    let a_dir = tempfile::tempdir().unwrap();
+    let a = identity_on(&pg, &a_dir.path().join("data")).await;
+    let boot = bootstrap(&a.data_dir);
+    let (b_data, _b_dir) = share_of(&a.data_dir);
+    let b = identity_on(&pg, &b_data).await;
+    let operator = client_token(&a, &boot.client_id, &boot.secret, "identity").await;
+    let (id, secret) = rp_client(&a, &operator, json!({ "first_party": true })).await;
+    let client = (id.as_str(), secret.as_str());
+    let (status, v) = super::identity::admin(
+        &a,
+        &operator,
+        Method::POST,
+        "/users",
+        Some(json!({"username": "carol", "password": "carol-password-123"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    eventually("B knows the client and the user made through A", || async {
+        redeem(&b, client, "no-such-code").await.1["error"] == "invalid_grant"
+    })
+    .await;
+
+    // A session opened through A's login page serves B's: no login page there.
+    let mut at_a = Browser::new(&a);
+    sign_in_with(&mut at_a, &id, &[], "admin", &boot.password).await;
+    let mut at_b = at_a.to(&b);
+    let r = at_b.get(&authorize_url(&b, &id, &[])).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let r = at_b.get(&location(&r).unwrap()).await;
+    assert_eq!(
+        r.status,
+        303,
+        "B's login page signs in silently: {}",
+        r.text()
+    );
+    let back = location(&r).unwrap();
+    assert!(back.starts_with(REDIRECT), "{back}");
+    let (status, v) = redeem(&b, client, &query(&back, "code").unwrap()).await;
+    assert_eq!(status, 200, "{v}");
+
+    // Five failures, through A and B in turn, spend carol's free attempts: her right password
+    // is then refused through either.
+    async fn attempt(app: &TestApp, client_id: &str, password: &str) -> (u16, String) {
+        let mut browser = Browser::new(app);
+        let (form, challenge, csrf) = login_page(&mut browser, client_id, &[]).await;
+        let r = browser
+            .post(
+                &form,
+                &[
+                    ("challenge", &challenge),
+                    ("csrf", &csrf),
+                    ("username", "carol"),
+                    ("password", password),
+                ],
+                Some(app.public(ServiceName::IdentityIdp)),
+            )
+            .await;
+        (r.status.into(), r.text())
+    }
+    for i in 0..5 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (status, page) = attempt(app, &id, "wrong-password").await;
+        assert!(
+            page.contains("The username or password is incorrect."),
+            "failure {i}: {status} {page}"
+        );
+    }
+    for app in [&a, &b] {
+        let (status, page) = attempt(app, &id, "carol-password-123").await;
+        assert!(
+            page.contains("Too many failed attempts"),
+            "locked through both replicas: {status} {page}"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -10,6 +10,7 @@
 //!   own plug into.
 //! - [`records`]: `FactorsHandle`: the factor records in identity-idp's store, audited.
 //! - [`state`]: sessions, sign-ins waiting for a second factor, failure counters (pure).
+//! - [`shared`]: the same in a store replicas share (PostgreSQL).
 //! - [`msg`]: the actor's messages.
 //! - [`handle`]: `IdpHandle`: the login and consent pages' calls.
 //! - [`mail`]: where magic links go: an SMTP relay over TLS, or an outbox directory.
@@ -21,11 +22,12 @@ pub mod mail;
 pub mod msg;
 pub mod records;
 pub mod revocation;
+pub mod shared;
 pub mod state;
 
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
 
 pub use handle::{IdpHandle, LinkAsked, LoginOutcome, LoginStart, LINK_PATH};
 use msg::IdpMsg;
@@ -33,6 +35,7 @@ pub use records::{FactorsHandle, Owner};
 pub use revocation::RevocationLists;
 pub use state::{IdpState, LOGIN_FAILED, LOGIN_LOCKED};
 
+use crate::error::Error;
 use crate::federation::identity::signin::AuthzLink;
 use crate::identity::authz::AuthzHandle;
 use crate::product::{ProductActors, ServiceBuild, ServiceParts};
@@ -119,96 +122,186 @@ pub struct WebauthnRp {
 #[derive(Debug, Default)]
 pub struct Idp;
 
+/// Start arguments.
+#[derive(Debug, Clone)]
+pub struct IdpArgs {
+    /// Settings.
+    pub cfg: IdpConfig,
+    /// identity-idp's store, when other replicas share it ([`shared`]); `None`: sessions and
+    /// counters are this process's alone.
+    pub shared: Option<std::sync::Arc<cryptoutil_storage::Store>>,
+}
+
+/// How often a replica sharing its store deletes expired sessions, sign-ins and failures.
+const SWEEP: Duration = Duration::from_secs(60);
+
 impl Actor for Idp {
     type Msg = IdpMsg;
     type State = IdpState;
-    type Arguments = IdpConfig;
+    type Arguments = IdpArgs;
 
     async fn pre_start(
         &self,
-        _me: ActorRef<IdpMsg>,
-        cfg: IdpConfig,
+        me: ActorRef<IdpMsg>,
+        args: IdpArgs,
     ) -> Result<IdpState, ActorProcessingErr> {
-        Ok(tokio::task::spawn_blocking(move || IdpState::new(cfg.session_ttl)).await??)
+        let ttl = args.cfg.session_ttl;
+        let mut st = tokio::task::spawn_blocking(move || IdpState::new(ttl)).await??;
+        if let Some(store) = args.shared {
+            st.share(std::sync::Arc::clone(&store));
+            me.send_interval(SWEEP, move || IdpMsg::Sweep {
+                store: std::sync::Arc::clone(&store),
+            });
+        }
+        Ok(st)
     }
 
     async fn handle(
         &self,
-        _me: ActorRef<IdpMsg>,
+        me: ActorRef<IdpMsg>,
         msg: IdpMsg,
         st: &mut IdpState,
     ) -> Result<(), ActorProcessingErr> {
-        let now = crate::now_unix();
-        match msg {
-            IdpMsg::Session { cookie, reply } => {
-                let _ = reply.send(Ok(st.session(&cookie, now)));
-            }
-            IdpMsg::End { cookie } => st.end(&cookie),
-            IdpMsg::Check {
-                tenant,
-                username,
-                reply,
-            } => {
-                let _ = reply.send(Ok(st.check(&tenant, &username, now)));
-            }
-            IdpMsg::Failed {
-                tenant,
-                username,
-                reply,
-            } => {
-                let _ = reply.send(Ok(st.failed(&tenant, &username, now)));
-            }
-            IdpMsg::Open { user, amr, reply } => {
-                let _ = reply.send(st.open(&user, amr, now));
-            }
-            IdpMsg::Begin {
-                user,
-                challenge,
-                amr,
-                sid,
-                reply,
-            } => {
-                let _ = reply.send(st.begin(&user, &challenge, amr, sid, now));
-            }
-            IdpMsg::Attempt {
-                token,
-                challenge,
-                reply,
-            } => {
-                let _ = reply.send(Ok(st.attempt(&token, &challenge, now)));
-            }
-            IdpMsg::Finish {
-                token,
-                challenge,
-                amr,
-                reply,
-            } => {
-                let _ = reply.send(st.finish(&token, &challenge, amr, now));
-            }
-            IdpMsg::Waiting {
-                token,
-                challenge,
-                reply,
-            } => {
-                let _ = reply.send(Ok(st.waiting(&token, &challenge, now)));
-            }
-            IdpMsg::Ration {
-                tenant,
-                name,
-                reply,
-            } => {
-                let _ = reply.send(Ok(st.ration(&tenant, &name, now)));
-            }
-            IdpMsg::Ceremony { key, bind, reply } => {
-                let _ = reply.send(st.ceremony(&key, &bind, now));
-            }
-            IdpMsg::TakeCeremony { key, bind, reply } => {
-                let _ = reply.send(Ok(st.take_ceremony(&key, &bind, now)));
-            }
-            IdpMsg::Crash => st.crash(),
+        if let (Some(store), Some(fetch)) = (st.journal_store(), shared::fetch_for(&msg)) {
+            tokio::task::spawn_blocking(move || match shared::read(&store, fetch) {
+                Ok(fetched) => {
+                    let _ = me.cast(IdpMsg::Fetched {
+                        fetched: Box::new(fetched),
+                        msg: Box::new(msg),
+                    });
+                }
+                Err(e) => msg.refuse(e),
+            });
+            return Ok(());
         }
+        decide(msg, st);
         Ok(())
     }
+}
+
+/// Decides `msg` on what the state holds; with a shared store, answers once what it changed
+/// is durable.
+fn decide(msg: IdpMsg, st: &mut IdpState) {
+    let now = crate::now_unix();
+    match msg {
+        IdpMsg::Fetched { fetched, msg } => match shared::absorb(st, *fetched, now) {
+            Ok(()) => decide(*msg, st),
+            Err(e) => msg.refuse(e),
+        },
+        IdpMsg::Sweep { store } => {
+            tokio::task::spawn_blocking(move || match shared::sweep(&store, crate::now_unix()) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(records = n, "expired sign-in records swept"),
+                Err(e) => tracing::warn!(error = %e, "sweeping sign-in records failed"),
+            });
+        }
+        IdpMsg::Session { cookie, reply } => {
+            let _ = reply.send(Ok(st.session(&cookie, now)));
+        }
+        IdpMsg::End { cookie } => {
+            st.end(&cookie);
+            settle(st, None::<RpcReplyPort<Result<(), Error>>>, Ok(()));
+        }
+        IdpMsg::Check {
+            tenant,
+            username,
+            reply,
+        } => {
+            let _ = reply.send(Ok(st.check(&tenant, &username, now)));
+        }
+        IdpMsg::Failed {
+            tenant,
+            username,
+            reply,
+        } => {
+            let message = st.failed(&tenant, &username, now);
+            settle(st, Some(reply), Ok(message));
+        }
+        IdpMsg::Open { user, amr, reply } => {
+            let opened = st.open(&user, amr, now);
+            settle(st, Some(reply), opened);
+        }
+        IdpMsg::Begin {
+            user,
+            challenge,
+            amr,
+            sid,
+            reply,
+        } => {
+            let token = st.begin(&user, &challenge, amr, sid, now);
+            settle(st, Some(reply), token);
+        }
+        IdpMsg::Attempt {
+            token,
+            challenge,
+            reply,
+        } => {
+            let attempt = st.attempt(&token, &challenge, now);
+            settle(st, Some(reply), Ok(attempt));
+        }
+        IdpMsg::Finish {
+            token,
+            challenge,
+            amr,
+            reply,
+        } => {
+            let opened = st.finish(&token, &challenge, amr, now);
+            settle(st, Some(reply), opened);
+        }
+        IdpMsg::Waiting {
+            token,
+            challenge,
+            reply,
+        } => {
+            let _ = reply.send(Ok(st.waiting(&token, &challenge, now)));
+        }
+        IdpMsg::Ration {
+            tenant,
+            name,
+            reply,
+        } => {
+            let may = st.ration(&tenant, &name, now);
+            settle(st, Some(reply), Ok(may));
+        }
+        IdpMsg::Ceremony { key, bind, reply } => {
+            let challenge = st.ceremony(&key, &bind, now);
+            settle(st, Some(reply), challenge);
+        }
+        IdpMsg::TakeCeremony { key, bind, reply } => {
+            let taken = st.take_ceremony(&key, &bind, now);
+            settle(st, Some(reply), Ok(taken));
+        }
+        IdpMsg::Crash => st.crash(),
+    }
+}
+
+/// Answers `result` once the decision's writes (shared store only) are durable; a write
+/// another replica made first (a sign-in finished, a challenge taken) answers that the
+/// sign-in is gone.
+fn settle<T: Send + 'static>(
+    st: &mut IdpState,
+    reply: Option<RpcReplyPort<Result<T, Error>>>,
+    result: Result<T, Error>,
+) {
+    let answer = |result| {
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    };
+    let (writes, store) = match (st.take_journal(), st.journal_store()) {
+        (Err(e), _) => return answer(Err(e)),
+        (Ok(w), Some(store)) if !w.is_empty() => (w, store),
+        _ => return answer(result),
+    };
+    tokio::task::spawn_blocking(move || {
+        let written = store.apply(writes).map_err(|e| match e {
+            cryptoutil_storage::Error::Exists { .. } => Error::NotFound {
+                what: "sign-in request",
+            },
+            e => e.into(),
+        });
+        answer(written.and(result));
+    });
 }
 
 /// identity-idp's part of its service: its audit log, the factor records and the `Idp` actor,
@@ -257,7 +350,14 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         cfg.mail.clone(),
         cfg.certificates.clone(),
     );
-    parts.actor::<Idp>(ctx.service, "idp", &slot, cfg, || IdpMsg::Crash);
+    let args = IdpArgs {
+        cfg,
+        shared: ctx
+            .args
+            .shared_store
+            .then(|| std::sync::Arc::clone(ctx.store)),
+    };
+    parts.actor::<Idp>(ctx.service, "idp", &slot, args, || IdpMsg::Crash);
     parts.handles.insert(IdpHandle::new(
         slot,
         authz,

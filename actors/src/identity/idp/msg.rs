@@ -119,4 +119,38 @@ pub enum IdpMsg {
     },
     /// Fault injection: panic inside the handler.
     Crash,
+    /// Replicas share the store: `msg`, with the records it decides on as the store holds them.
+    Fetched {
+        /// What was read.
+        fetched: Box<super::shared::Fetched>,
+        /// The message to decide now.
+        msg: Box<IdpMsg>,
+    },
+    /// Replicas share the store: delete what expired.
+    Sweep {
+        /// The store.
+        store: std::sync::Arc<cryptoutil_storage::Store>,
+    },
+}
+
+impl IdpMsg {
+    /// Answers the waiting caller, if any, with `e` (what it needed could not be read).
+    pub fn refuse(self, e: Error) {
+        match self {
+            IdpMsg::Session { reply, .. } => drop(reply.send(Err(e))),
+            IdpMsg::Check { reply, .. } => drop(reply.send(Err(e))),
+            IdpMsg::Failed { reply, .. } => drop(reply.send(Err(e))),
+            IdpMsg::Begin { reply, .. } => drop(reply.send(Err(e))),
+            IdpMsg::Attempt { reply, .. } => drop(reply.send(Err(e))),
+            IdpMsg::Finish { reply, .. } | IdpMsg::Open { reply, .. } => drop(reply.send(Err(e))),
+            IdpMsg::Waiting { reply, .. } => drop(reply.send(Err(e))),
+            IdpMsg::Ration { reply, .. } => drop(reply.send(Err(e))),
+            IdpMsg::Ceremony { reply, .. } => drop(reply.send(Err(e))),
+            IdpMsg::TakeCeremony { reply, .. } => drop(reply.send(Err(e))),
+            IdpMsg::Fetched { msg, .. } => msg.refuse(e),
+            IdpMsg::End { .. } | IdpMsg::Crash | IdpMsg::Sweep { .. } => {
+                tracing::warn!(error = %e, "an identity-idp message failed unanswered")
+            }
+        }
+    }
 }

@@ -1,12 +1,19 @@
 //! The `Idp` actor's state: sign-in sessions and the failure counters behind lockout, pure
 //! (tested without spawning). Sessions and counters live in memory with TTLs and bounds: a
-//! restart signs everyone out.
+//! restart signs everyone out. When replicas share the store, every change is also journaled
+//! there ([`crate::journal`]) and read from there first ([`shared`]), so a session opened
+//! through one replica serves on another and every replica counts a name's failures.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use cryptoutil_protocols::oauth;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+use super::shared;
+use crate::journal::{decode, digest_in, mirror, Journal};
+use cryptoutil_storage::Table;
 
 use super::factors::password;
 use crate::error::{Error, Unavailability};
@@ -30,6 +37,7 @@ pub const LOGIN_FAILED: &str = "The username or password is incorrect.";
 pub const LOGIN_LOCKED: &str =
     "Too many failed attempts for this username. Wait a few minutes and try again.";
 
+#[derive(Serialize, Deserialize)]
 struct Session {
     subject: Subject,
     expires: u64,
@@ -49,6 +57,7 @@ const MAX_CEREMONIES: usize = 20_000;
 
 /// A WebAuthn ceremony started by a page: its challenge (used once), what it is bound to
 /// (the pending request, or the kind of registration), until when.
+#[derive(Serialize, Deserialize)]
 struct Ceremony {
     challenge: Vec<u8>,
     bind: String,
@@ -60,6 +69,7 @@ pub type Waiting = (Credential, Vec<String>);
 
 /// A sign-in whose password passed, waiting for its next factor (its token is a cookie of the
 /// browser that gave the password; only its digest is kept).
+#[derive(Serialize, Deserialize)]
 struct Step {
     user: Credential,
     challenge: String,
@@ -117,6 +127,11 @@ pub struct IdpState {
     failures: HashMap<(String, String), Failures>,
     dummy: String,
     session_ttl: u64,
+    /// Shared store: the failure records of each name read before deciding (a success
+    /// deletes them).
+    failure_records: HashMap<(String, String), Vec<String>>,
+    /// Shared store: the writes of the decision being made.
+    pub(super) journal: Journal,
 }
 
 impl std::fmt::Debug for IdpState {
@@ -140,6 +155,16 @@ fn failure_key(tenant: &str, username: &str) -> (String, String) {
     (tenant.to_owned(), username.to_ascii_lowercase())
 }
 
+/// Until when `count` failures, the last at `last`, lock the name: five are free, then each
+/// locks it for twice as long as the one before (30 s up to 15 min).
+fn locked_until(count: u32, last: u64) -> u64 {
+    if count < FREE_FAILURES {
+        return 0;
+    }
+    let doublings = (count - FREE_FAILURES).min(10);
+    last + (FIRST_LOCKOUT << doublings).min(MAX_LOCKOUT)
+}
+
 impl IdpState {
     /// Blocking (the password factor's dummy record is one PBKDF2 run).
     pub fn new(session_ttl: Duration) -> Result<Self, Error> {
@@ -155,6 +180,8 @@ impl IdpState {
             failures: HashMap::new(),
             dummy,
             session_ttl: session_ttl.as_secs(),
+            failure_records: HashMap::new(),
+            journal: Journal::off(),
         }
     }
 
@@ -168,8 +195,9 @@ impl IdpState {
 
     /// Forgets the session `cookie` (its subject no longer stands).
     pub fn end(&mut self, cookie: &str) {
-        self.sessions
-            .remove(&oauth::token_digest(cookie.as_bytes()));
+        let digest = oauth::token_digest(cookie.as_bytes());
+        self.sessions.remove(&digest);
+        self.journal.forget(&shared::session_key(&digest));
     }
 
     /// Before checking a factor: refused while the name is locked out (names that exist and
@@ -203,11 +231,17 @@ impl IdpState {
         }
         f.count += 1;
         f.last = now;
-        if f.count >= FREE_FAILURES {
-            let doublings = (f.count - FREE_FAILURES).min(10);
-            f.locked_until = now + (FIRST_LOCKOUT << doublings).min(MAX_LOCKOUT);
-        }
+        f.locked_until = locked_until(f.count, now);
         tracing::info!(%tenant, failures = f.count, "sign-in failed");
+        if self.journal.is_on() {
+            // One record per failure: replicas counting at once lose none.
+            let key = shared::failure_key(tenant, username, now);
+            self.journal.keep(&key, now + FAILURE_MEMORY, &now, false);
+            self.failure_records
+                .entry(failure_key(tenant, username))
+                .or_default()
+                .push(key);
+        }
         LOGIN_FAILED
     }
 
@@ -239,17 +273,18 @@ impl IdpState {
         })?;
         let mut user = user.clone();
         user.password_hash = String::new();
-        self.steps.insert(
-            oauth::token_digest(token.as_bytes()),
-            Step {
-                user,
-                challenge: challenge.to_owned(),
-                amr,
-                expires: now + STEP_TTL,
-                attempts: 0,
-                sid,
-            },
-        );
+        let digest = oauth::token_digest(token.as_bytes());
+        let step = Step {
+            user,
+            challenge: challenge.to_owned(),
+            amr,
+            expires: now + STEP_TTL,
+            attempts: 0,
+            sid,
+        };
+        self.journal
+            .keep(&shared::step_key(&digest), step.expires, &step, false);
+        self.steps.insert(digest, step);
         Ok(token)
     }
 
@@ -278,30 +313,44 @@ impl IdpState {
                 .map(|(k, _)| *k);
             if let Some(oldest) = oldest {
                 self.ceremonies.remove(&oldest);
+                self.journal.forget(&shared::ceremony_key(&oldest));
             }
         }
         let mut challenge = vec![0u8; 32];
         oauth::fill_random(&mut challenge).map_err(|_| Error::Internal {
             what: "random generator",
         })?;
-        self.ceremonies.insert(
-            oauth::token_digest(key.as_bytes()),
-            Ceremony {
-                challenge: challenge.clone(),
-                bind: bind.to_owned(),
-                expires: now + CEREMONY_TTL,
-            },
+        let digest = oauth::token_digest(key.as_bytes());
+        let ceremony = Ceremony {
+            challenge: challenge.clone(),
+            bind: bind.to_owned(),
+            expires: now + CEREMONY_TTL,
+        };
+        self.journal.keep(
+            &shared::ceremony_key(&digest),
+            ceremony.expires,
+            &ceremony,
+            false,
         );
+        self.ceremonies.insert(digest, ceremony);
         Ok(challenge)
     }
 
     /// The challenge of the ceremony `key` bound to `bind`, once: taken whether or not what
     /// answers it verifies.
     pub fn take_ceremony(&mut self, key: &str, bind: &str, now: u64) -> Option<Vec<u8>> {
-        self.ceremonies
-            .remove(&oauth::token_digest(key.as_bytes()))
-            .filter(|c| c.expires > now && c.bind == bind)
-            .map(|c| c.challenge)
+        let digest = oauth::token_digest(key.as_bytes());
+        let taken = self.ceremonies.remove(&digest);
+        self.journal.forget(&shared::ceremony_key(&digest));
+        let taken = taken.filter(|c| c.expires > now && c.bind == bind)?;
+        // Created: of two replicas taking one challenge at once, one fails.
+        self.journal.keep(
+            &shared::taken_key(&taken.challenge),
+            taken.expires,
+            &(),
+            true,
+        );
+        Some(taken.challenge)
     }
 
     /// A code is about to be checked for the waiting sign-in `token` of `challenge`: the
@@ -322,8 +371,12 @@ impl IdpState {
         let user = step.user.clone();
         if spent {
             self.steps.remove(&digest);
+            self.journal.forget(&shared::step_key(&digest));
             return Attempt::Gone;
         }
+        let expires = step.expires;
+        self.journal
+            .keep(&shared::step_key(&digest), expires, &*step, false);
         if self.check(&user.tenant, &user.username, now) == Check::Locked {
             return Attempt::Locked(Box::new(user));
         }
@@ -348,6 +401,10 @@ impl IdpState {
             .ok_or(Error::NotFound {
                 what: "sign-in request",
             })?;
+        self.journal.forget(&shared::step_key(&digest));
+        // Created: a step finishes once, whichever replica sees its factor first.
+        self.journal
+            .keep(&shared::finished_key(&digest), step.expires, &(), true);
         let mut all = step.amr;
         for value in [amr, "mfa"] {
             if !all.iter().any(|a| a == value) {
@@ -370,8 +427,11 @@ impl IdpState {
         sid: Option<String>,
         now: u64,
     ) -> Result<Opened, Error> {
-        self.failures
-            .remove(&failure_key(&user.tenant, &user.username));
+        let name = failure_key(&user.tenant, &user.username);
+        self.failures.remove(&name);
+        for key in self.failure_records.remove(&name).unwrap_or_default() {
+            self.journal.forget(&key);
+        }
         if !room(&mut self.sessions, |s| s.expires > now) {
             return Err(Error::Unavailable {
                 actor: "Idp",
@@ -397,18 +457,74 @@ impl IdpState {
             sid,
             amr,
         };
-        self.sessions.insert(
-            oauth::token_digest(cookie.as_bytes()),
-            Session {
-                subject: subject.clone(),
-                expires: now + self.session_ttl,
-            },
+        let digest = oauth::token_digest(cookie.as_bytes());
+        let session = Session {
+            subject: subject.clone(),
+            expires: now + self.session_ttl,
+        };
+        self.journal.keep(
+            &shared::session_key(&digest),
+            session.expires,
+            &session,
+            false,
         );
+        self.sessions.insert(digest, session);
         Ok(Opened {
             cookie,
             subject,
             max_age: self.session_ttl,
         })
+    }
+
+    /// Sets or removes the session, waiting sign-in or ceremony `key` names as the shared
+    /// store holds it (`plain`).
+    pub(super) fn mirror(&mut self, key: &str, plain: Option<&[u8]>) -> Result<(), Error> {
+        const T: Table = Table::IdentityFlow;
+        if let Some(d) = key.strip_prefix("session/") {
+            let v = plain.map(|p| decode::<Session>(T, key, p, "session"));
+            mirror(
+                &mut self.sessions,
+                digest_in(T, key, d)?,
+                v.transpose()?.map(|k| k.value),
+            );
+        } else if let Some(d) = key.strip_prefix("step/") {
+            let v = plain.map(|p| decode::<Step>(T, key, p, "waiting sign-in"));
+            mirror(
+                &mut self.steps,
+                digest_in(T, key, d)?,
+                v.transpose()?.map(|k| k.value),
+            );
+        } else if let Some(d) = key.strip_prefix("ceremony/") {
+            let v = plain.map(|p| decode::<Ceremony>(T, key, p, "ceremony"));
+            let d = digest_in(T, key, d)?;
+            mirror(&mut self.ceremonies, d, v.transpose()?.map(|k| k.value));
+        }
+        Ok(())
+    }
+
+    /// The failures of `name` (tenant, username) are the shared store's `records` (key, time)
+    /// of the last [`FAILURE_MEMORY`] seconds.
+    pub(super) fn mirror_failures(
+        &mut self,
+        name: (String, String),
+        records: Vec<(String, u64)>,
+        now: u64,
+    ) {
+        let name = failure_key(&name.0, &name.1);
+        let live: Vec<(String, u64)> = records
+            .into_iter()
+            .filter(|(_, at)| now < at + FAILURE_MEMORY)
+            .collect();
+        let last = live.iter().map(|(_, at)| *at).max().unwrap_or_default();
+        let count = u32::try_from(live.len()).unwrap_or(u32::MAX);
+        let failures = (count > 0).then(|| Failures {
+            count,
+            last,
+            locked_until: locked_until(count, last),
+        });
+        mirror(&mut self.failures, name.clone(), failures);
+        let keys = (count > 0).then(|| live.into_iter().map(|(k, _)| k).collect());
+        mirror(&mut self.failure_records, name, keys);
     }
 
     /// Fault injection.

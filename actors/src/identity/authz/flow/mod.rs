@@ -125,14 +125,9 @@ pub struct FlowState {
     /// back-channel logout. Kept in memory; clients holding a refresh family are also found
     /// through it (durable).
     pub(in crate::identity::authz) participants: HashMap<String, (u64, BTreeSet<String>)>,
-    /// Replicas share the store: every change above is also written there (the journal),
-    /// and read from there before it is decided on.
-    pub(in crate::identity::authz) shared: bool,
-    /// The writes of the decision being made (shared store only), made durable before it is
-    /// answered.
-    pub(in crate::identity::authz) journal: Vec<cryptoutil_storage::backend::Write>,
-    /// A journal entry could not be sealed: the decision must not be answered.
-    pub(in crate::identity::authz) journal_failed: bool,
+    /// Replicas share the store: every change above is also written there, made durable
+    /// before the decision is answered (and read from there before it is decided on).
+    pub(in crate::identity::authz) journal: crate::journal::Journal,
 }
 
 pub(in crate::identity::authz) use crate::bounded::forget_older_half;

@@ -23,24 +23,17 @@ use cryptoutil_protocols::jose::b64;
 use cryptoutil_protocols::oauth;
 use cryptoutil_storage::backend::Write;
 use cryptoutil_storage::{Store, Table};
-use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use super::*;
 use crate::identity::authz::msg::AuthzMsg;
 use crate::identity::authz::state::{record_json, AuthzState};
 use crate::identity::authz::{AUTHORIZATION_CODE, REFRESH_TOKEN};
+use crate::journal::{mirror, Journal, Kept};
 
 /// How long the store remembers that a session ended, or which clients it issued tokens to
 /// (longer than any sign-in session lives).
 const SESSION_MEMORY: u64 = 30 * 86_400;
-
-/// A flow record as stored: the value and when it may be swept.
-#[derive(Serialize, Deserialize)]
-struct Kept<T> {
-    expires: u64,
-    value: T,
-}
 
 /// What a decision reads from the store first.
 #[derive(Debug, Default)]
@@ -153,9 +146,12 @@ pub fn fetch_for(msg: &AuthzMsg) -> Option<Fetch> {
     Some(f)
 }
 
-fn decode<T: DeserializeOwned>(key: &str, plain: &[u8], what: &'static str) -> Result<T, Error> {
-    serde_json::from_slice(plain)
-        .map_err(|_| Error::corrupt(Table::IdentityFlow, key.as_bytes(), what))
+fn decode<T: serde::de::DeserializeOwned>(
+    key: &str,
+    plain: &[u8],
+    what: &'static str,
+) -> Result<Kept<T>, Error> {
+    crate::journal::decode(Table::IdentityFlow, key, plain, what)
 }
 
 fn family(store: &Store, id: &str) -> Result<Option<Family>, Error> {
@@ -206,23 +202,8 @@ pub fn read(store: &Store, fetch: Fetch) -> Result<Fetched, Error> {
     Ok(out)
 }
 
-/// Sets or removes `map[k]` as the store holds it.
-fn mirror<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: Option<V>) {
-    match v {
-        Some(v) => {
-            map.insert(k, v);
-        }
-        None => {
-            map.remove(&k);
-        }
-    }
-}
-
 fn digest_of(key: &str, rest: &str) -> Result<[u8; 32], Error> {
-    b64::decode(rest, "digest")
-        .ok()
-        .and_then(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
-        .ok_or_else(|| Error::corrupt(Table::IdentityFlow, key.as_bytes(), "digest"))
+    crate::journal::digest_in(Table::IdentityFlow, key, rest)
 }
 
 impl AuthzState {
@@ -231,21 +212,21 @@ impl AuthzState {
         for (key, plain) in fetched.flow {
             let plain = plain.as_deref();
             if let Some(c) = key.strip_prefix("pending/") {
-                let v = plain.map(|p| decode::<Kept<Pending>>(&key, p, "pending request"));
+                let v = plain.map(|p| decode::<Pending>(&key, p, "pending request"));
                 mirror(
                     &mut self.flow.pending,
                     c.to_owned(),
                     v.transpose()?.map(|k| k.value),
                 );
             } else if let Some(u) = key.strip_prefix("pushed/") {
-                let v = plain.map(|p| decode::<Kept<Pending>>(&key, p, "pushed request"));
+                let v = plain.map(|p| decode::<Pending>(&key, p, "pushed request"));
                 mirror(
                     &mut self.flow.pushed,
                     u.to_owned(),
                     v.transpose()?.map(|k| k.value),
                 );
             } else if let Some(d) = key.strip_prefix("code/") {
-                let v = plain.map(|p| decode::<Kept<CodeGrant>>(&key, p, "code"));
+                let v = plain.map(|p| decode::<CodeGrant>(&key, p, "code"));
                 let digest = digest_of(&key, d)?;
                 mirror(
                     &mut self.flow.codes,
@@ -253,7 +234,7 @@ impl AuthzState {
                     v.transpose()?.map(|k| k.value),
                 );
             } else if let Some(d) = key.strip_prefix("used/") {
-                let v = plain.map(|p| decode::<Kept<UsedCode>>(&key, p, "redeemed code"));
+                let v = plain.map(|p| decode::<UsedCode>(&key, p, "redeemed code"));
                 let digest = digest_of(&key, d)?;
                 mirror(
                     &mut self.flow.used_codes,
@@ -261,7 +242,7 @@ impl AuthzState {
                     v.transpose()?.map(|k| k.value),
                 );
             } else if let Some(sid) = key.strip_prefix("ended/") {
-                let v = plain.map(|p| decode::<Kept<u64>>(&key, p, "ended session"));
+                let v = plain.map(|p| decode::<u64>(&key, p, "ended session"));
                 mirror(
                     &mut self.flow.ended,
                     sid.to_owned(),
@@ -304,56 +285,27 @@ impl AuthzState {
         value: &T,
         create: bool,
     ) {
-        if !self.flow.shared {
-            return;
-        }
-        let write = record_json(&Kept { expires, value }).and_then(|plain| {
-            let key = key.as_bytes();
-            let w = if create {
-                self.store.sealed_create(Table::IdentityFlow, key, &plain)
-            } else {
-                self.store.sealed_write(Table::IdentityFlow, key, &plain)
-            };
-            w.map_err(Error::from)
-        });
-        match write {
-            Ok(w) => self.flow.journal.push(w),
-            Err(e) => {
-                tracing::error!(error = %e, "a sign-in record could not be sealed");
-                self.flow.journal_failed = true;
-            }
-        }
+        self.flow.journal.keep(key, expires, value, create);
     }
 
     /// Journals the deletion of `key`. Only when replicas share the store.
     pub(in crate::identity::authz) fn forget(&mut self, key: &str) {
-        if self.flow.shared {
-            self.flow.journal.push(Write::Delete {
-                table: Table::IdentityFlow,
-                key: key.as_bytes().to_vec(),
-            });
-        }
+        self.flow.journal.forget(key);
     }
 
     /// The journal of the decision just made, emptied.
     pub fn take_journal(&mut self) -> Result<Vec<Write>, Error> {
-        let journal = std::mem::take(&mut self.flow.journal);
-        if std::mem::take(&mut self.flow.journal_failed) {
-            return Err(Error::Internal {
-                what: "sealing a sign-in record",
-            });
-        }
-        Ok(journal)
+        self.flow.journal.take()
     }
 
     /// Whether replicas share the store.
     pub fn shared(&self) -> bool {
-        self.flow.shared
+        self.flow.journal.is_on()
     }
 
     /// Replicas share the store from now on.
     pub fn share(&mut self) {
-        self.flow.shared = true;
+        self.flow.journal = Journal::on(self.store(), Table::IdentityFlow);
     }
 
     /// Records `sid` ended at `now` (journaled).
@@ -468,20 +420,5 @@ pub fn revoke_family(store: &Store, id: &str) -> Result<(), Error> {
 
 /// Blocking: deletes the flow records whose time is up; how many.
 pub fn sweep(store: &Store, now: u64) -> Result<usize, Error> {
-    let mut expired = Vec::new();
-    for (k, plain) in store.scan_sealed(Table::IdentityFlow, b"")? {
-        let gone = serde_json::from_slice::<Kept<serde::de::IgnoredAny>>(&plain)
-            .map_or(true, |kept| kept.expires <= now);
-        if gone {
-            expired.push(Write::Delete {
-                table: Table::IdentityFlow,
-                key: k,
-            });
-        }
-    }
-    let n = expired.len();
-    for chunk in expired.chunks(1000) {
-        store.apply(chunk.to_vec())?;
-    }
-    Ok(n)
+    crate::journal::sweep(store, Table::IdentityFlow, now)
 }

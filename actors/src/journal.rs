@@ -1,0 +1,174 @@
+//! Short-lived records of an actor that replicas sharing a store (PostgreSQL) must agree on:
+//! identity-authz's codes and pending requests, identity-idp's sessions and lockout counts.
+//!
+//! Such an actor still decides on its own maps; before deciding it reads the records the
+//! decision is about from the store, and what the decision changes is written to a
+//! [`Journal`] that is made durable before the caller hears the answer. A fact that must count
+//! once (a code redeemed, a proof seen) is *created*: of two replicas that decide it at once,
+//! one transaction fails whole with `Exists`. Every record carries its expiry ([`Kept`]) and
+//! [`sweep`] deletes the expired ones. With a store of its own (redb) the journal is off and
+//! costs nothing.
+
+use std::sync::Arc;
+
+use cryptoutil_storage::backend::Write;
+use cryptoutil_storage::{Store, Table};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// A record as stored: its value and when it may be swept.
+#[derive(Serialize, Deserialize)]
+pub struct Kept<T> {
+    /// Unix time after which the record is of no use.
+    pub expires: u64,
+    /// The value.
+    pub value: T,
+}
+
+/// Decodes a record read from `table` under `key`.
+pub fn decode<T: DeserializeOwned>(
+    table: Table,
+    key: &str,
+    plain: &[u8],
+    what: &'static str,
+) -> Result<Kept<T>, Error> {
+    serde_json::from_slice(plain).map_err(|_| Error::corrupt(table, key.as_bytes(), what))
+}
+
+/// Sets `map[k]` to `v`, or removes it when `v` is `None` (the store no longer holds it).
+pub fn mirror<K: std::hash::Hash + Eq, V>(
+    map: &mut std::collections::HashMap<K, V>,
+    k: K,
+    v: Option<V>,
+) {
+    match v {
+        Some(v) => {
+            map.insert(k, v);
+        }
+        None => {
+            map.remove(&k);
+        }
+    }
+}
+
+/// A SHA-256 digest as a key names it (base64url), or the record is corrupt.
+pub fn digest_in(table: Table, key: &str, text: &str) -> Result<[u8; 32], Error> {
+    cryptoutil_protocols::jose::b64::decode(text, "digest")
+        .ok()
+        .and_then(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
+        .ok_or_else(|| Error::corrupt(table, key.as_bytes(), "digest"))
+}
+
+/// The writes of the decision being made.
+pub struct Journal {
+    /// The shared store and the table the records go to; `None`: the journal is off.
+    at: Option<(Arc<Store>, Table)>,
+    writes: Vec<Write>,
+    /// A record could not be sealed: the decision must not be answered.
+    failed: bool,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Self::off()
+    }
+}
+
+impl Journal {
+    /// Off: the store is the process's own.
+    pub fn off() -> Self {
+        Self {
+            at: None,
+            writes: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// On: records go to `table` of `store`, which other replicas share.
+    pub fn on(store: Arc<Store>, table: Table) -> Self {
+        Self {
+            at: Some((store, table)),
+            writes: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Whether replicas share the store.
+    pub fn is_on(&self) -> bool {
+        self.at.is_some()
+    }
+
+    /// The shared store, when the journal is on.
+    pub fn store(&self) -> Option<Arc<Store>> {
+        self.at.as_ref().map(|(store, _)| Arc::clone(store))
+    }
+
+    /// Writes `value` under `key` until `expires`; `create`: the transaction fails if the
+    /// record exists.
+    pub fn keep<T: Serialize>(&mut self, key: &str, expires: u64, value: &T, create: bool) {
+        let Some((store, table)) = &self.at else {
+            return;
+        };
+        let plain = serde_json::to_vec(&Kept { expires, value })
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| Error::Internal {
+                what: "encoding a record",
+            });
+        let write = plain.and_then(|plain| {
+            let key = key.as_bytes();
+            let w = if create {
+                store.sealed_create(*table, key, &plain)
+            } else {
+                store.sealed_write(*table, key, &plain)
+            };
+            w.map_err(Error::from)
+        });
+        match write {
+            Ok(w) => self.writes.push(w),
+            Err(e) => {
+                tracing::error!(error = %e, "a shared record could not be sealed");
+                self.failed = true;
+            }
+        }
+    }
+
+    /// Deletes `key`.
+    pub fn forget(&mut self, key: &str) {
+        if let Some((_, table)) = &self.at {
+            self.writes.push(Write::Delete {
+                table: *table,
+                key: key.as_bytes().to_vec(),
+            });
+        }
+    }
+
+    /// The writes so far, taken (the journal is empty after).
+    pub fn take(&mut self) -> Result<Vec<Write>, Error> {
+        let writes = std::mem::take(&mut self.writes);
+        if std::mem::take(&mut self.failed) {
+            return Err(Error::Internal {
+                what: "sealing a shared record",
+            });
+        }
+        Ok(writes)
+    }
+}
+
+/// Blocking: deletes the records of `table` whose time is up; how many.
+pub fn sweep(store: &Store, table: Table, now: u64) -> Result<usize, Error> {
+    let mut expired = Vec::new();
+    for (k, plain) in store.scan_sealed(table, b"")? {
+        let gone = serde_json::from_slice::<Kept<serde::de::IgnoredAny>>(&plain)
+            .map_or(true, |kept| kept.expires <= now);
+        if gone {
+            expired.push(Write::Delete { table, key: k });
+        }
+    }
+    let n = expired.len();
+    for chunk in expired.chunks(1000) {
+        store.apply(chunk.to_vec())?;
+    }
+    Ok(n)
+}
