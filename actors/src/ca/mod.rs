@@ -141,6 +141,7 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
             service: name,
             idle: SIGNER_IDLE,
             settings: Arc::clone(&settings),
+            shared: ctx.args.shared_store,
         },
         ctx.config.clone(),
     );

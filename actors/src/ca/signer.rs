@@ -152,9 +152,15 @@ pub enum CaSignerMsg {
     },
     /// Internal: stop if unused for `idle`.
     IdleCheck,
+    /// Internal (replicas share the store): read what other replicas changed.
+    Refresh,
     /// Fault injection: panic.
     Crash,
 }
+
+/// How often a signer whose store other replicas share looks for their changes: how long
+/// its CRL and OCSP answers may miss a revocation made through another replica.
+pub const REFRESH: Duration = Duration::from_secs(1);
 
 /// The behaviour (empty).
 #[derive(Debug, Default)]
@@ -168,6 +174,8 @@ pub struct SignerArgs {
     id: CaId,
     idle: Duration,
     settings: Arc<super::CaSettings>,
+    /// Other replicas share the store.
+    shared: bool,
 }
 
 /// The CA and its bookkeeping.
@@ -194,6 +202,20 @@ pub struct Running {
     /// `thisUpdate`: served until half their lifetime has passed, dropped on any revocation.
     ocsp_cache: HashMap<Vec<u8>, (Vec<u8>, u64)>,
     last_used: Instant,
+}
+
+/// What another replica of a shared store changed.
+enum Elsewhere {
+    Nothing,
+    /// A revocation, a release or a new CRL.
+    Crl,
+    /// The CA record (offline or online, renewed).
+    Ca,
+}
+
+/// A CRL record's numbers and time: a different one is another CRL.
+fn crl_version(crl: Option<&CrlRecord>) -> Option<(u64, Option<u64>, u64)> {
+    crl.map(|c| (c.number, c.delta.as_ref().map(|(d, _)| *d), c.this_update))
 }
 
 /// Whether a new complete CRL becomes the base its delta CRLs count from.
@@ -259,6 +281,9 @@ impl Actor for CaSigner {
         me.send_interval(args.idle.max(Duration::from_millis(10)) / 2, || {
             CaSignerMsg::IdleCheck
         });
+        if args.shared {
+            me.send_interval(REFRESH, || CaSignerMsg::Refresh);
+        }
         let urls = args.settings.urls(&ca.id);
         // An offline CA's key stays sealed: loaded only for an explicit operator action.
         let signer = match ca.offline {
@@ -288,7 +313,7 @@ impl Actor for CaSigner {
         msg: CaSignerMsg,
         st: &mut Running,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, CaSignerMsg::IdleCheck) {
+        if !matches!(msg, CaSignerMsg::IdleCheck | CaSignerMsg::Refresh) {
             st.last_used = Instant::now();
         }
         match msg {
@@ -348,6 +373,18 @@ impl Actor for CaSigner {
                     me.stop(Some("idle".into()));
                 }
             }
+            CaSignerMsg::Refresh => match st.changed_elsewhere().await {
+                Ok(Elsewhere::Nothing) => {}
+                Ok(Elsewhere::Crl) => {
+                    if let Err(e) = st.sync().await {
+                        tracing::warn!(error = %e, "reading revocations again failed");
+                    }
+                }
+                // Taken offline or online, renewed: this signer starts again from the
+                // record when next asked.
+                Ok(Elsewhere::Ca) => me.stop(Some("the CA changed through another replica".into())),
+                Err(e) => tracing::warn!(error = %e, "looking for other replicas' changes failed"),
+            },
             CaSignerMsg::Crash => {
                 #[allow(clippy::panic)]
                 {
@@ -588,14 +625,27 @@ impl Running {
             "release"
         };
         let entry = self.entry(who, &format!("{}/{serial}", self.ca.id), op);
-        let planned = self.plan_revocation(serial, reason);
-        let (cert, crl, writes) = match planned {
-            Ok(planned) => planned,
-            Err(e) => {
-                return self.args.audit.refused(entry, e).await;
+        // With a shared store the revocations and CRL are read first, and the new CRL's
+        // number is claimed: of two replicas that made the same number, one reads again.
+        let mut tries = if self.args.shared { 4 } else { 1 };
+        let (cert, crl) = loop {
+            tries -= 1;
+            let planned = match self.sync_shared().await {
+                Ok(()) => self.plan_revocation(serial, reason),
+                Err(e) => Err(e),
+            };
+            let (cert, crl, writes) = match planned {
+                Ok(planned) => planned,
+                Err(e) => {
+                    return self.args.audit.refused(entry, e).await;
+                }
+            };
+            match self.args.audit.append(entry.clone(), writes).await {
+                Ok(()) => break (cert, crl),
+                Err(e) if tries > 0 && store::crl_number_taken(&e) => continue,
+                Err(e) => return Err(e),
             }
         };
-        self.args.audit.append(entry, writes).await?;
         match cert.revocation {
             Some(r) => self.revoked.insert(cert.serial.clone(), r),
             None => self.revoked.remove(&cert.serial),
@@ -651,10 +701,17 @@ impl Running {
         };
         let change = Rebase::No { released };
         let crl = self.sign_crl(&revoked, &*self.key(true)?, None, change)?;
-        let writes = vec![
+        let mut writes = vec![
             store::update_cert(&self.args.store, &cert)?,
             store::put_crl(&self.args.store, &self.ca.id, &crl)?,
         ];
+        if self.args.shared {
+            writes.push(store::claim_crl_number(
+                &self.args.store,
+                &self.ca.id,
+                crl.number,
+            )?);
+        }
         Ok((cert, crl, writes))
     }
 
@@ -768,19 +825,100 @@ impl Running {
             }
         }
         let entry = AuditEntry::new(who, self.ca.tenant.as_str(), self.ca.id.as_str(), "crl");
-        let made = self.key(explicit.is_some()).and_then(|signer| {
-            let crl = self.sign_crl(&self.revoked, &signer, explicit.flatten(), Rebase::Yes)?;
-            let write = store::put_crl(&self.args.store, &self.ca.id, &crl)?;
-            Ok((crl, write))
-        });
-        match made {
-            Err(e) => self.args.audit.refused(entry, e).await,
-            Ok((crl, write)) => {
-                self.args.audit.append(entry, vec![write]).await?;
-                self.crl = Some(crl.clone());
-                Ok(crl)
+        if self.args.shared && explicit.is_none() {
+            // Another replica may have made the new CRL already.
+            self.sync().await?;
+            if let Some(crl) = &self.crl {
+                if self.args.settings.fresh(crl, now) {
+                    return Ok(crl.clone());
+                }
             }
         }
+        let mut tries = if self.args.shared { 4 } else { 1 };
+        loop {
+            tries -= 1;
+            let made = self.key(explicit.is_some()).and_then(|signer| {
+                let crl = self.sign_crl(&self.revoked, &signer, explicit.flatten(), Rebase::Yes)?;
+                let mut writes = vec![store::put_crl(&self.args.store, &self.ca.id, &crl)?];
+                if self.args.shared {
+                    writes.push(store::claim_crl_number(
+                        &self.args.store,
+                        &self.ca.id,
+                        crl.number,
+                    )?);
+                }
+                Ok((crl, writes))
+            });
+            match made {
+                Err(e) => return self.args.audit.refused(entry, e).await,
+                Ok((crl, writes)) => match self.args.audit.append(entry.clone(), writes).await {
+                    Ok(()) => {
+                        self.crl = Some(crl.clone());
+                        return Ok(crl);
+                    }
+                    Err(e) if tries > 0 && store::crl_number_taken(&e) => {
+                        // Another replica signed this number first: its CRL is current.
+                        self.sync().await?;
+                        if let (Some(crl), None) = (&self.crl, explicit) {
+                            return Ok(crl.clone());
+                        }
+                    }
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Shared store only: [`Self::sync`].
+    async fn sync_shared(&mut self) -> Result<(), Error> {
+        if self.args.shared {
+            self.sync().await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads the CA's revocations and current CRL again (another replica of a shared store
+    /// revoked, released or signed); the cached OCSP answers go when the CRL changed.
+    async fn sync(&mut self) -> Result<(), Error> {
+        let (store, id) = (Arc::clone(&self.args.store), self.ca.id.clone());
+        let (revoked, crl) = tokio::task::spawn_blocking(move || {
+            let revoked: BTreeMap<String, Revocation> = store::certs(&store, &id)?
+                .into_iter()
+                .filter_map(|c| c.revocation.map(|r| (c.serial, r)))
+                .collect();
+            Ok::<_, Error>((revoked, store::load_crl(&store, &id)?))
+        })
+        .await
+        .map_err(|_| Error::Internal {
+            what: "reading revocations",
+        })??;
+        if crl_version(crl.as_ref()) != crl_version(self.crl.as_ref()) || revoked != self.revoked {
+            self.ocsp_cache.clear();
+        }
+        self.revoked = revoked;
+        self.crl = crl;
+        Ok(())
+    }
+
+    /// What another replica changed since this signer last read: its CA record (one read), or
+    /// its CRL (one read: every revocation signs a new one).
+    async fn changed_elsewhere(&self) -> Result<Elsewhere, Error> {
+        let (store, id) = (Arc::clone(&self.args.store), self.ca.id.clone());
+        let (ca, crl) = tokio::task::spawn_blocking(move || {
+            Ok::<_, Error>((store::load_ca(&store, &id)?, store::load_crl(&store, &id)?))
+        })
+        .await
+        .map_err(|_| Error::Internal {
+            what: "reading the CA",
+        })??;
+        Ok(if ca.as_ref() != Some(&self.ca) {
+            Elsewhere::Ca
+        } else if crl_version(crl.as_ref()) != crl_version(self.crl.as_ref()) {
+            Elsewhere::Crl
+        } else {
+            Elsewhere::Nothing
+        })
     }
 
     /// Takes the CA offline (its key leaves memory) or brings it online (its key is loaded),
@@ -1050,6 +1188,9 @@ pub struct Signers {
     pub idle: Duration,
     /// Distribution URLs and CRL lifetime.
     pub settings: Arc<super::CaSettings>,
+    /// Other replicas share the store: signers read their changes ([`REFRESH`]) and claim
+    /// each CRL number.
+    pub shared: bool,
 }
 
 impl Keyed for Signers {
@@ -1077,6 +1218,7 @@ impl Keyed for Signers {
                 id: key.id.clone(),
                 idle: self.idle,
                 settings: Arc::clone(&self.settings),
+                shared: self.shared,
             },
         )
     }

@@ -471,6 +471,25 @@ pub fn put_crl(store: &Store, ca: &CaId, crl: &CrlRecord) -> Result<Write, Error
     Ok(store.sealed_write(Table::CaCrls, ca.as_bytes(), &encode(crl)?)?)
 }
 
+/// The write that claims CRL number `number` of CA `ca` (created: replicas sharing the store
+/// never sign two CRLs under one number): `<ca id>/number/<number>` in the CRL table.
+pub fn claim_crl_number(store: &Store, ca: &CaId, number: u64) -> Result<Write, Error> {
+    let key = format!("{ca}/number/{number:020}");
+    Ok(store.sealed_create(Table::CaCrls, key.as_bytes(), b"{}")?)
+}
+
+/// Whether `e`, the failure of an audited commit of a CRL's writes, is its number claim that
+/// another replica made first: the only write among them that creates (the audit log reports
+/// such a clash as a conflict).
+pub fn crl_number_taken(e: &Error) -> bool {
+    matches!(e, Error::Conflict { .. })
+        || matches!(
+            e,
+            Error::Storage(cryptoutil_storage::Error::Exists { table, .. })
+                if *table == Table::CaCrls.name()
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

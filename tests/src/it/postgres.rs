@@ -1107,3 +1107,191 @@ async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
     a.stop().await;
     b.stop().await;
 }
+
+/// identity-authz and the CA, a replica on `pg` in `data`.
+async fn ca_on(pg: &Cluster, data: &std::path::Path) -> TestApp {
+    let mut vars = pg.vars();
+    vars.push(("CRYPTOUTIL_IDENTITY__ISSUER".into(), SHARED_ISSUER.into()));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    TestApp::start(super::ca_service::SERVICES.to_vec(), &vars, Some(data)).await
+}
+
+/// Two CA replicas on one database: a CA made through one issues through both, serials stay
+/// unique, a revocation through one reaches the other's OCSP answers (a cached "good" too)
+/// and CRL within its refresh interval, and revocations through both at once all land in one
+/// CRL sequence that openssl reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_ca_replicas_share_issuance_revocations_crls_and_ocsp_answers() {
+    use super::ca_service::{call, csr, openssl, openssl_ok, public_get, root};
+    let pg = Cluster::start();
+    let a_dir = tempfile::tempdir().unwrap();
+    let a = ca_on(&pg, &a_dir.path().join("data")).await;
+    let boot = bootstrap(&a.data_dir);
+    let (b_data, b_dir) = share_of(&a.data_dir);
+    let b = ca_on(&pg, &b_data).await;
+    let work = b_dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let ta = client_token(&a, &boot.client_id, &boot.secret, "ca").await;
+    let tb = client_token(&b, &boot.client_id, &boot.secret, "ca").await;
+    let ca = root(&a, &ta, "replicated", "Replicated Root").await;
+    let id = ca["id"].as_str().unwrap().to_owned();
+    std::fs::write(work.join("root.pem"), ca["certificate"].as_str().unwrap()).unwrap();
+
+    // Issuance through both replicas, concurrently: every serial differs.
+    let mut serials = Vec::new();
+    let issue = format!("/ca/cas/{id}/certificates");
+    for round in 0..3 {
+        let for_a =
+            json!({"profile": "tls-server", "csr": csr(&work, &format!("a{round}.replica.test"))});
+        let for_b =
+            json!({"profile": "tls-server", "csr": csr(&work, &format!("b{round}.replica.test"))});
+        let (ra, rb) = tokio::join!(
+            call(&a, &ta, Method::POST, &issue, Some(for_a)),
+            call(&b, &tb, Method::POST, &issue, Some(for_b)),
+        );
+        for (status, v) in [ra, rb] {
+            assert_eq!(status, 201, "{v}");
+            let serial = v["serial"].as_str().unwrap().to_owned();
+            std::fs::write(
+                work.join(format!("{serial}.pem")),
+                v["certificate"].as_str().unwrap(),
+            )
+            .unwrap();
+            serials.push(serial);
+        }
+    }
+    let mut unique = serials.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 6, "{serials:?}");
+
+    // B answers "good" (and caches it); a revocation through A turns B's answer to
+    // "revoked" within its refresh interval.
+    let ocsp = |app: &TestApp, serial: &str| {
+        let url = format!("{}/service/api/v1/ca/ocsp", app.public(ServiceName::Ca));
+        let cert = format!("{serial}.pem");
+        openssl(
+            &work,
+            &[
+                "ocsp",
+                "-url",
+                &url,
+                "-CAfile",
+                "root.pem",
+                "-issuer",
+                "root.pem",
+                "-cert",
+                &cert,
+                "-no_nonce",
+            ],
+        )
+    };
+    let first = serials[0].clone();
+    let (ok, out) = ocsp(&b, &first);
+    assert!(ok && out.contains(": good"), "{out}");
+    let revoke = |app, token, serial: String| {
+        let path = format!("/ca/cas/{id}/certificates/{serial}/revoke");
+        async move {
+            call(
+                app,
+                token,
+                Method::POST,
+                &path,
+                Some(json!({"reason": "keyCompromise"})),
+            )
+            .await
+        }
+    };
+    let (status, v) = revoke(&a, &ta, first.clone()).await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("revoked")),
+        "{v}"
+    );
+    let revoked_at = Instant::now();
+    loop {
+        let (ok, out) = ocsp(&b, &first);
+        if ok && out.contains(": revoked") {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(10),
+            "B still answers: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "B's OCSP answer said revoked {} ms after A revoked",
+        revoked_at.elapsed().as_millis()
+    );
+    // The same certificate again through B: already revoked.
+    assert_eq!(revoke(&b, &tb, first.clone()).await.0, 409);
+
+    // Revocations through both at once: all of them in the CRL either serves, whose numbers
+    // only grow.
+    let crl = |app, name: &'static str| {
+        let path = format!("/ca/cas/{id}/crl");
+        let work = work.clone();
+        async move {
+            let (status, _, der) = public_get(app, &path).await;
+            assert_eq!(status, 200);
+            std::fs::write(work.join(format!("{name}.der")), der).unwrap();
+            openssl_ok(
+                &work,
+                &[
+                    "crl",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    &format!("{name}.der"),
+                    "-CAfile",
+                    "root.pem",
+                    "-noout",
+                    "-text",
+                ],
+            )
+            .to_lowercase()
+        }
+    };
+    let number = |text: &str| {
+        let line = text
+            .lines()
+            .skip_while(|l| !l.contains("crl number"))
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        u64::from_str_radix(line.trim_start_matches("0x"), 16)
+            .unwrap_or_else(|_| line.parse().unwrap())
+    };
+    let before = number(&crl(&a, "before").await);
+    let rounds = [(1, 2), (3, 4)];
+    for (x, y) in rounds {
+        let (ra, rb) = tokio::join!(
+            revoke(&a, &ta, serials[x].clone()),
+            revoke(&b, &tb, serials[y].clone())
+        );
+        assert_eq!((ra.0, rb.0), (200, 200), "{ra:?} {rb:?}");
+    }
+    let settled = Instant::now();
+    loop {
+        let (from_a, from_b) = (crl(&a, "from-a").await, crl(&b, "from-b").await);
+        let all = |text: &str| serials[..5].iter().all(|s| text.contains(s.as_str()));
+        if all(&from_a) && all(&from_b) && number(&from_a) == number(&from_b) {
+            assert!(
+                number(&from_a) > before,
+                "{before} then {}",
+                number(&from_a)
+            );
+            assert!(!from_a.contains(serials[5].as_str()), "{from_a}");
+            break;
+        }
+        assert!(
+            settled.elapsed() < Duration::from_secs(10),
+            "the CRLs do not agree: {from_a}\n{from_b}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
