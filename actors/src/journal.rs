@@ -10,6 +10,7 @@
 //! costs nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cryptoutil_storage::backend::Write;
 use cryptoutil_storage::{Store, Table};
@@ -171,4 +172,58 @@ pub fn sweep(store: &Store, table: Table, now: u64) -> Result<usize, Error> {
         store.apply(chunk.to_vec())?;
     }
     Ok(n)
+}
+
+/// Blocking: whether this replica does the periodic job `name` for the interval (`every`)
+/// that holds `now`: of the replicas sharing `store`, the first to create
+/// `scheduler/<name>/<interval number>` in the metadata table does, so a job runs once per
+/// interval, not once per replica (the claim two intervals back is deleted). A replica that
+/// wins and then dies leaves its interval's work to the next interval's winner.
+pub fn run_once(store: &Store, name: &str, every: Duration, now: u64) -> Result<bool, Error> {
+    let slot = now / every.as_secs().max(1);
+    let key = |slot: u64| format!("scheduler/{name}/{slot:020}").into_bytes();
+    let claim = Write::Create {
+        table: Table::Meta,
+        key: key(slot),
+        value: format!("{{\"at\":{now}}}").into_bytes(),
+    };
+    match store.apply(vec![claim]) {
+        Ok(()) => {
+            if let Some(old) = slot.checked_sub(2) {
+                store.delete(Table::Meta, &key(old))?;
+            }
+            Ok(true)
+        }
+        Err(cryptoutil_storage::Error::Exists { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_periodic_job_runs_once_per_interval_whichever_replica_claims_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = cryptoutil_protocols::unseal::generate(1, 1).unwrap().0;
+        let store = Store::open_redb(&dir.path().join("s.redb"), &key).unwrap();
+        let every = Duration::from_secs(60);
+        // Two replicas ask in the same interval: one runs.
+        assert!(run_once(&store, "job", every, 6_000).unwrap());
+        assert!(!run_once(&store, "job", every, 6_030).unwrap());
+        // Another job is claimed on its own.
+        assert!(run_once(&store, "other", every, 6_030).unwrap());
+        // The next intervals run again; the claim two intervals back is gone.
+        assert!(run_once(&store, "job", every, 6_060).unwrap());
+        assert!(run_once(&store, "job", every, 6_120).unwrap());
+        assert!(store
+            .get_plain(Table::Meta, b"scheduler/job/00000000000000000100")
+            .unwrap()
+            .is_none());
+        assert!(store
+            .get_plain(Table::Meta, b"scheduler/job/00000000000000000102")
+            .unwrap()
+            .is_some());
+    }
 }

@@ -65,6 +65,10 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
     let scheduler_args = SchedulerArgs {
         rings: rings.clone(),
         interval: CHECK_INTERVAL,
+        shared: ctx
+            .args
+            .shared_store
+            .then(|| std::sync::Arc::clone(ctx.store)),
     };
     let scheduler = Slot::<SchedulerMsg>::new("KmsScheduler");
     parts.actor::<KmsScheduler>(ctx.service, "scheduler", &scheduler, scheduler_args, || {

@@ -1,6 +1,7 @@
 //! The `KmsScheduler` actor (`kms/scheduler`): every [`CHECK_INTERVAL`] it runs the rotation
 //! policy and the destruction job ([`KeyRingsHandle::run_due`]) off its mailbox, one run at a
-//! time. What it does is audited under [`super::SYSTEM_SUBJECT`].
+//! time. What it does is audited under [`super::SYSTEM_SUBJECT`]. Replicas sharing a store run
+//! each interval's work once ([`crate::journal::run_once`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,9 @@ pub struct SchedulerArgs {
     pub rings: KeyRingsHandle,
     /// Time between runs.
     pub interval: Duration,
+    /// The store other replicas share, if they do: only the replica that claims an interval
+    /// runs it.
+    pub shared: Option<Arc<cryptoutil_storage::Store>>,
 }
 
 /// Messages.
@@ -72,8 +76,33 @@ impl Actor for KmsScheduler {
                     return Ok(()); // the previous run is still going
                 }
                 let running = Arc::clone(&st.running);
+                let (shared, interval) = (st.args.shared.clone(), st.args.interval);
                 tokio::spawn(async move {
-                    match rings.run_due(crate::now_unix()).await {
+                    let now = crate::now_unix();
+                    if let Some(store) = shared {
+                        let claimed = tokio::task::spawn_blocking(move || {
+                            crate::journal::run_once(&store, "kms-scheduler", interval, now)
+                        })
+                        .await;
+                        match claimed {
+                            Ok(Ok(true)) => {}
+                            Ok(Ok(false)) => {
+                                tracing::debug!("another replica runs this interval's kms work");
+                                running.store(false, Ordering::Release);
+                                return;
+                            }
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "claiming the kms scheduler's run failed");
+                                running.store(false, Ordering::Release);
+                                return;
+                            }
+                            Err(_) => {
+                                running.store(false, Ordering::Release);
+                                return;
+                            }
+                        }
+                    }
+                    match rings.run_due(now).await {
                         Ok((rotated, destroyed))
                             if !rotated.is_empty() || !destroyed.is_empty() =>
                         {

@@ -533,6 +533,9 @@ fn tick(me: &ActorRef<AuthzMsg>, st: &mut AuthzState) {
     let sweep = st.ticks % SWEEP_EVERY == 0;
     tokio::task::spawn_blocking(move || {
         let now = crate::now_unix();
+        let sweep = sweep
+            && crate::journal::run_once(&store, "identity-authz-sweep", REFRESH * 60, now)
+                .unwrap_or(false);
         if sweep {
             match flow::shared::sweep(&store, now) {
                 Ok(0) => {}

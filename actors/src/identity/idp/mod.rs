@@ -189,10 +189,19 @@ fn decide(msg: IdpMsg, st: &mut IdpState) {
             Err(e) => msg.refuse(e),
         },
         IdpMsg::Sweep { store } => {
-            tokio::task::spawn_blocking(move || match shared::sweep(&store, crate::now_unix()) {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(records = n, "expired sign-in records swept"),
-                Err(e) => tracing::warn!(error = %e, "sweeping sign-in records failed"),
+            tokio::task::spawn_blocking(move || {
+                let now = crate::now_unix();
+                // Once per interval, by whichever replica claims it.
+                if !crate::journal::run_once(&store, "identity-idp-sweep", SWEEP, now)
+                    .unwrap_or(false)
+                {
+                    return;
+                }
+                match shared::sweep(&store, now) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(records = n, "expired sign-in records swept"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping sign-in records failed"),
+                }
             });
         }
         IdpMsg::Session { cookie, reply } => {
