@@ -21,6 +21,18 @@ pub(super) async fn token_with_scope(
     data: &std::path::Path,
     scope: &str,
 ) -> String {
+    try_token_with_scope(client, authz, data, scope)
+        .await
+        .expect("a token")
+}
+
+/// The same, or `None` when the server does not grant it (or does not answer).
+pub(super) async fn try_token_with_scope(
+    client: &HttpsClient,
+    authz: &str,
+    data: &std::path::Path,
+    scope: &str,
+) -> Option<String> {
     let boot: Value =
         serde_json::from_slice(&std::fs::read(data.join("bootstrap.json")).unwrap()).unwrap();
     let basic = cryptoutil_protocols::oauth::basic_header(
@@ -38,9 +50,9 @@ pub(super) async fn token_with_scope(
             format!("grant_type=client_credentials&scope={scope}").into(),
         )
         .await
-        .unwrap();
-    let v: Value = serde_json::from_slice(&r.body).unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
+        .ok()?;
+    let v: Value = serde_json::from_slice(&r.body).ok()?;
+    Some(v["access_token"].as_str()?.to_owned())
 }
 
 async fn post(client: &HttpsClient, url: &str, token: &str, body: Value) -> Option<Value> {

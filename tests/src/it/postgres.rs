@@ -1295,3 +1295,320 @@ async fn two_ca_replicas_share_issuance_revocations_crls_and_ocsp_answers() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The whole suite as a process on `pg` in `data`, every store in the database.
+fn suite_process(pg: &Cluster, data: &std::path::Path) -> crate::Process {
+    let mut vars = pg.vars();
+    vars.push(("CRYPTOUTIL_IDENTITY__ISSUER".into(), SHARED_ISSUER.into()));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    crate::Process::spawn(data, &["suite"], &vars)
+}
+
+/// A request with a bearer token: the status and the JSON answer (`Null` when none).
+async fn bearer_call(
+    client: &cryptoutil_federation::HttpsClient,
+    method: Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![("authorization", auth.as_str())];
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    match client.send(method, url, &headers, body.into()).await {
+        Ok(r) => (
+            r.status.as_u16(),
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        ),
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// kill -9 of one replica while it rotates a key, encrypts, issues certificates and grants
+/// tokens: everything it acknowledged is there for the replica that survives, which never
+/// stopped answering.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_a_replica_under_load_loses_nothing_it_acknowledged() {
+    use std::sync::Mutex;
+    let pg = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let a_data = tmp.path().join("a");
+    let mut a = suite_process(&pg, &a_data);
+    let a_end = tokio::task::block_in_place(|| a.wait_ready(Duration::from_secs(60)));
+    let (b_data, _b_dir) = share_of(&a_data);
+    let mut b = suite_process(&pg, &b_data);
+    let b_end = tokio::task::block_in_place(|| b.wait_ready(Duration::from_secs(60)));
+    let (ca_client, cb_client) = (a.client(), b.client());
+    use super::kms_crash::token_with_scope as token;
+    let a_authz = a_end["identity-authz"].public.clone();
+    let kms_token = token(&ca_client, &a_authz, &a_data, "kms").await;
+    let ca_token = token(&ca_client, &a_authz, &a_data, "ca").await;
+    let (a_kms, b_kms) = (
+        format!("{}/service/api/v1/elastickeys", a_end["kms"].public),
+        format!("{}/service/api/v1/elastickeys", b_end["kms"].public),
+    );
+    let (a_ca, b_ca) = (
+        format!("{}/service/api/v1/ca/cas", a_end["ca"].public),
+        format!("{}/service/api/v1/ca/cas", b_end["ca"].public),
+    );
+    let (status, key) = bearer_call(
+        &ca_client,
+        Method::POST,
+        &a_kms,
+        &kms_token,
+        Some(json!({"name": "survivor", "algorithm": "A256GCM"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    let (status, root) = bearer_call(
+        &ca_client,
+        Method::POST,
+        &a_ca,
+        &ca_token,
+        Some(json!({"name": "r", "subject": {"common_name": "Kill Root"}, "key": "P-256"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{root}");
+    let ca_id = root["id"].as_str().unwrap().to_owned();
+    let csr_dir = tempfile::tempdir().unwrap();
+    let request = super::ca_service::csr(csr_dir.path(), "kill.replica.test");
+
+    // Four loops on A, each recording only what A acknowledged.
+    let rotated: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let sealed: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let issued: Arc<Mutex<Vec<String>>> = Arc::default();
+    let granted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut loops = Vec::new();
+    {
+        let (client, url, t, rotated) = (
+            ca_client.clone(),
+            format!("{a_kms}/{key_id}/rotate"),
+            kms_token.clone(),
+            Arc::clone(&rotated),
+        );
+        loops.push(tokio::spawn(async move {
+            for _ in 0..5_000 {
+                match bearer_call(&client, Method::POST, &url, &t, Some(json!({}))).await {
+                    (200, v) => rotated.lock().unwrap().push(v["version"].as_u64().unwrap()),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    {
+        let (client, url, t, sealed) = (
+            ca_client.clone(),
+            format!("{a_kms}/{key_id}/encrypt"),
+            kms_token.clone(),
+            Arc::clone(&sealed),
+        );
+        loops.push(tokio::spawn(async move {
+            for i in 0..50_000u32 {
+                let plaintext = b64::encode(format!("acknowledged {i}").as_bytes());
+                let body = json!({ "plaintext": plaintext });
+                match bearer_call(&client, Method::POST, &url, &t, Some(body)).await {
+                    (200, v) => sealed
+                        .lock()
+                        .unwrap()
+                        .push((v["jwe"].as_str().unwrap().to_owned(), plaintext)),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    {
+        let (client, url, t, issued) = (
+            ca_client.clone(),
+            format!("{a_ca}/{ca_id}/certificates"),
+            ca_token.clone(),
+            Arc::clone(&issued),
+        );
+        loops.push(tokio::spawn(async move {
+            for _ in 0..5_000 {
+                let body = json!({"profile": "tls-server", "csr": request});
+                match bearer_call(&client, Method::POST, &url, &t, Some(body)).await {
+                    (201, v) => issued
+                        .lock()
+                        .unwrap()
+                        .push(v["serial"].as_str().unwrap().to_owned()),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    {
+        let (client, authz, data, granted) = (
+            ca_client.clone(),
+            a_authz.clone(),
+            a_data.clone(),
+            Arc::clone(&granted),
+        );
+        loops.push(tokio::spawn(async move {
+            for _ in 0..50_000 {
+                let grant = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    super::kms_crash::try_token_with_scope(&client, &authz, &data, "kms"),
+                )
+                .await;
+                match grant {
+                    Ok(Some(t)) => granted.lock().unwrap().push(t),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    let enough = || {
+        rotated.lock().unwrap().len() >= 10
+            && sealed.lock().unwrap().len() >= 50
+            && issued.lock().unwrap().len() >= 10
+            && granted.lock().unwrap().len() >= 20
+    };
+    let started = Instant::now();
+    while !enough() && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(enough(), "A did too little before the kill");
+    tokio::task::block_in_place(|| a.kill9());
+    let killed = Instant::now();
+    for l in loops {
+        let _ = l.await;
+    }
+    let (rotated, sealed, issued, granted) = (
+        rotated.lock().unwrap().clone(),
+        sealed.lock().unwrap().clone(),
+        issued.lock().unwrap().clone(),
+        granted.lock().unwrap().clone(),
+    );
+
+    // B answered on at once; everything A acknowledged is there.
+    let b_token = token(&cb_client, &b_end["identity-authz"].public, &a_data, "kms").await;
+    let (status, key) = bearer_call(
+        &cb_client,
+        Method::GET,
+        &format!("{b_kms}/{key_id}"),
+        &b_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{key}");
+    eprintln!(
+        "B answered {} ms after A was killed",
+        killed.elapsed().as_millis()
+    );
+    let max_acked = rotated.iter().copied().max().unwrap();
+    let latest = key["latest"].as_u64().unwrap();
+    assert!(
+        latest >= max_acked,
+        "latest {latest} < acknowledged {max_acked}"
+    );
+    let mut lost = 0;
+    for (jwe, plaintext) in &sealed {
+        let (status, v) = bearer_call(
+            &cb_client,
+            Method::POST,
+            &format!("{b_kms}/{key_id}/decrypt"),
+            &b_token,
+            Some(json!({ "jwe": jwe })),
+        )
+        .await;
+        if status != 200 || v["plaintext"].as_str() != Some(plaintext.as_str()) {
+            lost += 1;
+        }
+    }
+    let b_ca_token = token(&cb_client, &b_end["identity-authz"].public, &a_data, "ca").await;
+    for serial in &issued {
+        let (status, v) = bearer_call(
+            &cb_client,
+            Method::GET,
+            &format!("{b_ca}/{ca_id}/certificates/{serial}"),
+            &b_ca_token,
+            None,
+        )
+        .await;
+        if status != 200 || v["serial"].as_str() != Some(serial.as_str()) {
+            lost += 1;
+        }
+    }
+    for t in &granted {
+        let (status, _) = bearer_call(
+            &cb_client,
+            Method::GET,
+            &format!("{b_kms}/{key_id}"),
+            t,
+            None,
+        )
+        .await;
+        if status != 200 {
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 0, "acknowledged by A, missing through B");
+    let (status, v) = bearer_call(
+        &cb_client,
+        Method::GET,
+        &format!("{}/admin/v1/audit/verify", b_end["kms"].admin),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!((status, v["valid"].as_bool()), (200, Some(true)), "{v}");
+    eprintln!(
+        "kill -9 of replica A: {} rotations, {} ciphertexts, {} certificates, {} tokens acknowledged; all there through B",
+        rotated.len(),
+        sealed.len(),
+        issued.len(),
+        granted.len()
+    );
+    b.sigterm();
+    tokio::task::block_in_place(|| b.wait_exit(Duration::from_secs(20)));
+}
+
+/// A process killed (-9) at any point of its first start on an empty database, again and
+/// again: the next start migrates (or finds migrated) every schema, each once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_killed_mid_migration_leaves_nothing_half_done() {
+    let pg = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    // One start without the database, only to make the unseal share every attempt uses.
+    let first = tmp.path().join("first");
+    let mut p = crate::Process::spawn(&first, &["serve", "jose"], &[]);
+    tokio::task::block_in_place(|| p.wait_ready(Duration::from_secs(30)));
+    tokio::task::block_in_place(|| p.kill9());
+    for delay in [0u64, 30, 60, 100, 150, 250, 400] {
+        let (data, _dir) = share_of(&first);
+        let mut p = suite_process(&pg, &data);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        tokio::task::block_in_place(|| p.kill9());
+    }
+    let (data, _dir) = share_of(&first);
+    let mut p = suite_process(&pg, &data);
+    let end = tokio::task::block_in_place(|| p.wait_ready(Duration::from_secs(60)));
+    for schema in [
+        "kms",
+        "jose",
+        "ca",
+        "identity_authz",
+        "identity_idp",
+        "identity_rs",
+        "identity_rp",
+        "identity_spa",
+    ] {
+        let out = pg.psql(&format!(
+            "SELECT count(*), min(version), max(version) FROM {schema}.schema_migrations"
+        ));
+        assert_eq!(out.trim(), "1|1|1", "{schema}: {out}");
+    }
+    let client = p.client();
+    let r = client
+        .get(&format!("{}/admin/v1/audit/verify", end["kms"].admin))
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    p.sigterm();
+    tokio::task::block_in_place(|| p.wait_exit(Duration::from_secs(20)));
+}
