@@ -57,6 +57,20 @@ pub trait Backend: Send + Sync + 'static {
     fn last(&self, table: Table) -> Result<Option<Entry>, Error>;
     /// Applies every write or none, durably (the commit is on disk when this returns).
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error>;
+
+    /// Reads the pair with the greatest key of `table` and applies what `build` makes of it,
+    /// with no other `apply_after_last` on `table` in between, whoever shares the store (an
+    /// append-only log whose next record depends on the last: the audit chain). `build`
+    /// failing applies nothing. By default, for a store only one process opens: [`Self::last`]
+    /// then [`Self::apply`] (its one caller per table is serialized by its owner).
+    fn apply_after_last(
+        &self,
+        table: Table,
+        build: &mut dyn FnMut(Option<Entry>) -> Result<Vec<Write>, Error>,
+    ) -> Result<(), Error> {
+        let last = self.last(table)?;
+        self.apply(build(last)?)
+    }
 }
 
 /// The most memory redb's page cache of one file holds (redb's default is 1 GiB per file,

@@ -276,29 +276,110 @@ impl Backend for PostgresBackend {
             outcome
         })
     }
+
+    /// One transaction that first takes a transaction-scoped advisory lock named after the
+    /// schema and `table` (every replica appending to that table waits its turn), reads the
+    /// last pair, hands it to `build` on the caller's thread, and writes what comes back.
+    fn apply_after_last(
+        &self,
+        table: Table,
+        build: &mut dyn FnMut(Option<Entry>) -> Result<Vec<Write>, Error>,
+    ) -> Result<(), Error> {
+        let pool = Arc::clone(&self.pool);
+        let lock = format!("{}.{}", self.schema(), table.name());
+        let (last_tx, last_rx) = std::sync::mpsc::sync_channel::<Option<Entry>>(1);
+        let (writes_tx, writes_rx) = tokio::sync::oneshot::channel::<Vec<Write>>();
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        let deadline = self.deadline;
+        runtime()?.spawn(async move {
+            let work = async {
+                let mut lease = pool.lease().await?;
+                let outcome = async {
+                    let c = &mut lease.conn;
+                    let tx = c.client.transaction().await.map_err(pg("begin"))?;
+                    tx.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext($1)::bigint)",
+                        &[&lock],
+                    )
+                    .await
+                    .map_err(pg("lock"))?;
+                    let rows = tx
+                        .query(&c.last, &[&table.name()])
+                        .await
+                        .map_err(pg("last"))?;
+                    let last = pairs(rows)?.into_iter().next();
+                    last_tx.send(last).map_err(|_| Error::Unavailable {
+                        op: "append",
+                        reason: "the caller stopped waiting".into(),
+                    })?;
+                    // The caller's `build` failing drops the sender: nothing is written.
+                    let Ok(writes) = writes_rx.await else {
+                        return Ok(false);
+                    };
+                    write_in(&tx, (&c.put, &c.create, &c.delete), &writes).await?;
+                    tx.commit().await.map_err(pg("commit"))?;
+                    Ok::<_, Error>(true)
+                }
+                .await;
+                pool.give_back(lease);
+                outcome
+            };
+            let out = tokio::time::timeout(deadline, work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Unavailable {
+                        op: "append",
+                        reason: format!("no answer within {} ms", deadline.as_millis()),
+                    })
+                });
+            let _ = done_tx.send(out);
+        });
+        let ended = || {
+            done_rx.recv().unwrap_or_else(|_| {
+                Err(Error::Unavailable {
+                    op: "append",
+                    reason: "the database task ended without an answer".into(),
+                })
+            })
+        };
+        let Ok(last) = last_rx.recv() else {
+            // The task failed before it read the last pair: its error.
+            return ended().map(|_| ());
+        };
+        let writes = build(last)?;
+        let _ = writes_tx.send(writes);
+        ended().map(|_| ())
+    }
 }
 
 /// One transaction: every write sent at once (pipelined, in order), then checked, then
 /// committed; a `Create` that found its key rolls the whole batch back.
 async fn apply_in(conn: &mut Conn, writes: &[Write]) -> Result<(), Error> {
     let tx = conn.client.transaction().await.map_err(pg("begin"))?;
-    let sent = writes.iter().map(|w| {
-        let tx = &tx;
-        let (put, create, delete) = (&conn.put, &conn.create, &conn.delete);
-        async move {
-            match w {
-                Write::Put { table, key, value } => {
-                    tx.execute(put, &[&table.name(), key, value]).await?;
-                    Ok(None)
-                }
-                Write::Create { table, key, value } => {
-                    let rows = tx.execute(create, &[&table.name(), key, value]).await?;
-                    Ok((rows == 0).then_some((*table, key)))
-                }
-                Write::Delete { table, key } => {
-                    tx.execute(delete, &[&table.name(), key]).await?;
-                    Ok(None)
-                }
+    write_in(&tx, (&conn.put, &conn.create, &conn.delete), writes).await?;
+    tx.commit().await.map_err(pg("commit"))
+}
+
+/// `writes` in transaction `tx` (pipelined, in order), then checked: a `Create` that found its
+/// key is `Error::Exists` (the caller drops `tx`, which rolls it back).
+async fn write_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    (put, create, delete): (&Statement, &Statement, &Statement),
+    writes: &[Write],
+) -> Result<(), Error> {
+    let sent = writes.iter().map(|w| async move {
+        match w {
+            Write::Put { table, key, value } => {
+                tx.execute(put, &[&table.name(), key, value]).await?;
+                Ok(None)
+            }
+            Write::Create { table, key, value } => {
+                let rows = tx.execute(create, &[&table.name(), key, value]).await?;
+                Ok((rows == 0).then_some((*table, key)))
+            }
+            Write::Delete { table, key } => {
+                tx.execute(delete, &[&table.name(), key]).await?;
+                Ok(None)
             }
         }
     });
@@ -311,7 +392,7 @@ async fn apply_in(conn: &mut Conn, writes: &[Write]) -> Result<(), Error> {
             key_hint: crate::error::key_hint(key),
         });
     }
-    tx.commit().await.map_err(pg("commit"))
+    Ok(())
 }
 
 /// The smallest key greater than every key starting with `prefix`; `None` when there is

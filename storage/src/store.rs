@@ -164,6 +164,26 @@ impl Store {
             .collect()
     }
 
+    /// [`Backend::apply_after_last`]: `build` gets the last record of `table` opened (`None`
+    /// for an empty table) and returns the writes, applied with no other such append to
+    /// `table` in between, whichever process of the shared store makes it.
+    pub fn apply_after_last(
+        &self,
+        table: Table,
+        build: &mut dyn FnMut(Option<OpenedRecord>) -> Result<Vec<Write>, Error>,
+    ) -> Result<(), Error> {
+        self.backend.apply_after_last(table, &mut |last| {
+            let opened = match last {
+                None => None,
+                Some((k, v)) => {
+                    let plain = self.barrier().open(table, &k, &v)?;
+                    Some((k, plain))
+                }
+            };
+            build(opened)
+        })
+    }
+
     /// Deletes a record durably.
     pub fn delete(&self, table: Table, key: &[u8]) -> Result<(), Error> {
         self.backend.apply(vec![Write::Delete {

@@ -430,17 +430,6 @@ fn commit_once(
     now: u64,
     members: Vec<(AuditEntry, Vec<Write>)>,
 ) -> ((u64, String), Vec<Result<(), Error>>) {
-    let chain = |entries: Vec<AuditEntry>, (mut seq, mut prev): (u64, String)| {
-        let records: Vec<AuditRecord> = entries
-            .into_iter()
-            .map(|entry| {
-                let record = AuditRecord::chain(entry, args.service, seq, now, &prev);
-                (seq, prev) = (seq + 1, record.hash.clone());
-                record
-            })
-            .collect();
-        (records, (seq, prev))
-    };
     let clashed = |e: &Error| {
         matches!(e, Error::Storage(cryptoutil_storage::Error::Exists { .. })) && !head_taken(e)
     };
@@ -456,9 +445,8 @@ fn commit_once(
             .iter()
             .flat_map(|(_, w)| w.iter().cloned())
             .collect();
-        let (records, next) = chain(entries, head.clone());
-        match write_group(&args.store, &records, writes) {
-            Ok(()) => return (next, members.iter().map(|_| Ok(())).collect()),
+        match append(args, &head, now, entries, writes) {
+            Ok(next) => return (next, members.iter().map(|_| Ok(())).collect()),
             Err(e) if clashed(&e) => {}
             Err(e) if head_taken(&e) => return (head, members.iter().map(|_| taken()).collect()),
             Err(e) => return (head, members.iter().map(|_| Err(failed(&e))).collect()),
@@ -474,9 +462,8 @@ fn commit_once(
             outcomes.push(taken());
             continue;
         }
-        let (records, next) = chain(vec![entry.clone()], head.clone());
-        let outcome = match write_group(&args.store, &records, writes) {
-            Ok(()) => {
+        let outcome = match append(args, &head, now, vec![entry.clone()], writes) {
+            Ok(next) => {
                 head = next;
                 Ok(())
             }
@@ -484,9 +471,9 @@ fn commit_once(
                 let e = Error::Conflict {
                     what: "a record that must be unique exists",
                 };
-                let (records, next) = chain(vec![entry.outcome(&Err::<(), _>(&e))], head.clone());
-                match write_group(&args.store, &records, Vec::new()) {
-                    Ok(()) => {
+                let refused = vec![entry.outcome(&Err::<(), _>(&e))];
+                match append(args, &head, now, refused, Vec::new()) {
+                    Ok(next) => {
                         head = next;
                         Err(e)
                     }
@@ -538,6 +525,17 @@ fn write_group(
     records: &[AuditRecord],
     mut writes: Vec<Write>,
 ) -> Result<(), Error> {
+    add_records(store, records, &mut writes)?;
+    store.apply(writes)?;
+    Ok(())
+}
+
+/// The sealed, create-only writes of `records`, added to `writes`.
+fn add_records(
+    store: &Store,
+    records: &[AuditRecord],
+    writes: &mut Vec<Write>,
+) -> Result<(), Error> {
     for r in records {
         let json = serde_json::to_vec(r).map_err(|_| Error::AuditFailed)?;
         writes.push(store.sealed_create(
@@ -546,8 +544,76 @@ fn write_group(
             &json,
         )?);
     }
-    store.apply(writes)?;
     Ok(())
+}
+
+/// `entries` chained after `head` (next sequence, last hash) at `now`, and the head after them.
+fn chain(
+    args: &AuditArgs,
+    entries: Vec<AuditEntry>,
+    (mut seq, mut prev): (u64, String),
+    now: u64,
+) -> (Vec<AuditRecord>, (u64, String)) {
+    let records = entries
+        .into_iter()
+        .map(|entry| {
+            let record = AuditRecord::chain(entry, args.service, seq, now, &prev);
+            (seq, prev) = (seq + 1, record.hash.clone());
+            record
+        })
+        .collect();
+    (records, (seq, prev))
+}
+
+/// Writes `entries`' records and `writes` in one transaction; the head after them. In a shared
+/// store they are chained after the store's last record, read in that transaction under the
+/// log's lock ([`Store::apply_after_last`]): replicas appending at once take turns instead of
+/// taking each other's sequence. Otherwise after `head`.
+fn append(
+    args: &AuditArgs,
+    head: &(u64, String),
+    now: u64,
+    entries: Vec<AuditEntry>,
+    writes: Vec<Write>,
+) -> Result<(u64, String), Error> {
+    if !args.shared {
+        let (records, next) = chain(args, entries, head.clone(), now);
+        write_group(&args.store, &records, writes)?;
+        return Ok(next);
+    }
+    let mut next = head.clone();
+    // What went wrong in `build` that is not the store's (its error type is the store's).
+    let mut failure: Option<Error> = None;
+    let placeholder = || cryptoutil_storage::Error::Tampered {
+        table: Table::AuditLog.name(),
+        key_hint: String::new(),
+    };
+    let appended = args.store.apply_after_last(Table::AuditLog, &mut |last| {
+        let after = match last {
+            None => (1, GENESIS.to_owned()),
+            Some((key, plain)) => match parse(&plain) {
+                Ok(last) => (last.seq + 1, last.hash),
+                Err(_) => {
+                    failure = Some(Error::corrupt(Table::AuditLog, &key, "audit record"));
+                    return Err(placeholder());
+                }
+            },
+        };
+        let (records, after) = chain(args, entries.clone(), after, now);
+        let mut all = writes.clone();
+        if let Err(e) = add_records(&args.store, &records, &mut all) {
+            failure = Some(e);
+            return Err(placeholder());
+        }
+        next = after;
+        Ok(all)
+    });
+    match (appended, failure) {
+        (Ok(()), _) => {}
+        (Err(_), Some(e)) => return Err(e),
+        (Err(e), None) => return Err(e.into()),
+    }
+    Ok(next)
 }
 
 /// The result of verifying the whole chain.
