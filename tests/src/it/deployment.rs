@@ -354,3 +354,226 @@ async fn federation_clients_from_configuration_are_resource_servers_whose_secret
     assert_ne!(code, 0);
     assert!(err.contains("identity.federation_clients[0]"), "{err}");
 }
+
+/// Every document of `file` under deploy/kubernetes, as JSON values.
+fn manifests(file: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize as _;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/kubernetes")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The Kubernetes manifests (no cluster here: what they say is checked, and their
+/// configuration is loaded by the real binary): every service runs two replicas on
+/// PostgreSQL, probed by `cryptoutil healthcheck` on the loopback admin listener, which no
+/// container port, Service or NetworkPolicy exposes; a PodDisruptionBudget keeps one replica
+/// up; every pod starts from a default deny; and `cryptoutil config check` accepts each
+/// Deployment's environment (the admin listener's address is no setting: always 127.0.0.1).
+#[test]
+fn the_kubernetes_manifests_keep_admin_listeners_unreachable_and_are_valid_configuration() {
+    use serde_json::Value;
+    let kustomization = manifests("kustomization.yaml");
+    let listed: Vec<&str> = kustomization[0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let namespace = manifests("namespace.yaml");
+    assert!(
+        namespace.iter().any(|d| d["kind"] == "NetworkPolicy"
+            && d["spec"]["podSelector"] == json!({})
+            && d["spec"]["policyTypes"] == json!(["Ingress", "Egress"])
+            && d["spec"].get("ingress").is_none()),
+        "a default deny for every pod"
+    );
+    let material = tempfile::tempdir().unwrap();
+    let secrets = material.path();
+    let (code, _, err) = run_cli(
+        &[
+            "pki",
+            "issue",
+            "--out",
+            secrets.join("pki").to_str().unwrap(),
+            "--names",
+            "identity-authz,identity-idp,jose,kms,ca",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_cli(
+        &[
+            "unseal",
+            "generate",
+            "--threshold",
+            "3",
+            "--shares",
+            "5",
+            "--out",
+            secrets.join("shares").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let services = ["identity-authz", "identity-idp", "jose", "kms", "ca"];
+    for name in services {
+        let file = format!("{name}.yaml");
+        assert!(
+            listed.contains(&file.as_str()),
+            "{file} in kustomization.yaml"
+        );
+        let docs = manifests(&file);
+        let of = |kind: &str| -> Value {
+            docs.iter()
+                .find(|d| d["kind"] == kind)
+                .unwrap_or_else(|| panic!("{file}: no {kind}"))
+                .clone()
+        };
+        let (deployment, service, pdb, policy) = (
+            of("Deployment"),
+            of("Service"),
+            of("PodDisruptionBudget"),
+            of("NetworkPolicy"),
+        );
+        let labels = &deployment["spec"]["selector"]["matchLabels"];
+        assert_eq!(labels["app.kubernetes.io/name"], name);
+        assert!(
+            deployment["spec"]["replicas"].as_u64().unwrap() >= 2,
+            "{name}"
+        );
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+        assert_eq!(pod["automountServiceAccountToken"], false, "{name}");
+        let container = &pod["containers"][0];
+        assert_eq!(container["args"], json!(["serve", name]));
+        let security = &container["securityContext"];
+        assert_eq!(security["allowPrivilegeEscalation"], false, "{name}");
+        assert_eq!(security["readOnlyRootFilesystem"], true, "{name}");
+        let env: Vec<(String, String)> = container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_owned(),
+                    e["value"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let var = |suffix: &str| {
+            env.iter()
+                .find(|(k, _)| k.ends_with(suffix))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{name}: no *{suffix}"))
+        };
+        let (public, admin): (u64, u64) = (
+            var("__PUBLIC__PORT").parse().unwrap(),
+            var("__ADMIN__PORT").parse().unwrap(),
+        );
+        assert_eq!(var("STORAGE__BACKEND"), "postgres");
+        for (probe, route) in [("readinessProbe", "readyz"), ("livenessProbe", "livez")] {
+            let command = &container[probe]["exec"]["command"];
+            assert_eq!(command[0], "/cryptoutil", "{name} {probe}");
+            assert_eq!(command[1], "healthcheck", "{name} {probe}");
+            assert_eq!(
+                command[2],
+                format!("https://127.0.0.1:{admin}/admin/v1/{route}"),
+                "{name} {probe}: the loopback admin listener"
+            );
+        }
+        let ports = |list: &Value, key: &str| -> Vec<u64> {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p[key].as_u64())
+                .collect()
+        };
+        assert_eq!(
+            ports(&container["ports"], "containerPort"),
+            vec![public, 9400],
+            "{name}"
+        );
+        assert_eq!(service["spec"]["selector"], *labels, "{name}");
+        assert_eq!(ports(&service["spec"]["ports"], "port"), vec![public, 9400]);
+        assert_eq!(pdb["spec"]["selector"]["matchLabels"], *labels, "{name}");
+        assert_eq!(pdb["spec"]["minAvailable"], 1, "{name}");
+        assert_eq!(policy["spec"]["podSelector"]["matchLabels"], *labels);
+        let admitted: Vec<u64> = policy["spec"]["ingress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| ports(&rule["ports"], "port"))
+            .collect();
+        assert_eq!(
+            admitted,
+            vec![public, 9400],
+            "{name}: nothing else admitted"
+        );
+        assert!(!admitted.contains(&admin));
+
+        // The environment is configuration the binary accepts, with each mounted secret
+        // replaced by real material of its kind.
+        let file_for = |path: &str| -> String {
+            let rel = path.trim_start_matches("/run/secrets/");
+            let target = secrets.join("mounted").join(name).join(rel);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            let content: Vec<u8> = match rel {
+                "tls/tls.crt" => std::fs::read(secrets.join(format!("pki/{name}.pem"))).unwrap(),
+                "tls/tls.key" => std::fs::read(secrets.join(format!("pki/{name}.key"))).unwrap(),
+                "trust/trust.pem" | "postgres/ca.pem" => {
+                    std::fs::read(secrets.join("pki/suite-ca.pem")).unwrap()
+                }
+                "postgres/url" => {
+                    b"postgresql://cryptoutil:secret@postgresql.databases.svc:5432/cryptoutil"
+                        .to_vec()
+                }
+                r if r.starts_with("unseal/share-") => std::fs::read(
+                    secrets.join(format!("shares/{}.txt", r.trim_start_matches("unseal/"))),
+                )
+                .unwrap(),
+                _ => b"0123456789abcdefghijklmnopqrstuvwxyzABCDEF".to_vec(),
+            };
+            std::fs::write(&target, content).unwrap();
+            target.display().to_string()
+        };
+        let rewritten: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| {
+                let mut v = v.clone();
+                while let Some(start) = v.find("/run/secrets/") {
+                    let end = v[start..]
+                        .find(['"', ',', ']', ' '])
+                        .map_or(v.len(), |e| start + e);
+                    let path = v[start..end].to_owned();
+                    v.replace_range(start..end, &file_for(&path));
+                }
+                (k.clone(), v)
+            })
+            .collect();
+        let vars: Vec<(&str, &str)> = rewritten
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (code, out, err) = run_cli(&["config", "check"], &vars);
+        assert_eq!(code, 0, "{name}: {err}{out}");
+        let checked: Value = {
+            use serde::Deserialize as _;
+            Value::deserialize(serde_norway::Deserializer::from_str(&out)).unwrap()
+        };
+        let key = name.replace('-', "_");
+        let listeners = &checked["services"][key.as_str()];
+        // The admin listener's address is not configuration at all: always 127.0.0.1.
+        assert_eq!(listeners["admin"]["port"], admin, "{name}: {out}");
+        assert!(
+            listeners["admin"].get("bind_address").is_none(),
+            "{name}: {out}"
+        );
+        assert_eq!(listeners["public"]["port"], public, "{name}");
+        assert_eq!(checked["storage"]["backend"], "postgres", "{name}");
+    }
+}
