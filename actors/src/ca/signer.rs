@@ -701,10 +701,18 @@ impl Running {
         };
         let change = Rebase::No { released };
         let crl = self.sign_crl(&revoked, &*self.key(true)?, None, change)?;
-        let mut writes = vec![
-            store::update_cert(&self.args.store, &cert)?,
-            store::put_crl(&self.args.store, &self.ca.id, &crl)?,
-        ];
+        let mut writes = vec![store::update_cert(&self.args.store, &cert)?];
+        writes.extend(self.crl_writes(&crl)?);
+        Ok((cert, crl, writes))
+    }
+
+    /// The writes that make `crl` current: the record and, with a shared store, the claim of
+    /// its number (another replica that signed the same number makes the transaction fail).
+    fn crl_writes(
+        &self,
+        crl: &CrlRecord,
+    ) -> Result<Vec<cryptoutil_storage::backend::Write>, Error> {
+        let mut writes = vec![store::put_crl(&self.args.store, &self.ca.id, crl)?];
         if self.args.shared {
             writes.push(store::claim_crl_number(
                 &self.args.store,
@@ -712,7 +720,7 @@ impl Running {
                 crl.number,
             )?);
         }
-        Ok((cert, crl, writes))
+        Ok(writes)
     }
 
     /// A new complete CRL of `revoked` signed by `signer`, numbered after the current CRLs,
@@ -839,14 +847,7 @@ impl Running {
             tries -= 1;
             let made = self.key(explicit.is_some()).and_then(|signer| {
                 let crl = self.sign_crl(&self.revoked, &signer, explicit.flatten(), Rebase::Yes)?;
-                let mut writes = vec![store::put_crl(&self.args.store, &self.ca.id, &crl)?];
-                if self.args.shared {
-                    writes.push(store::claim_crl_number(
-                        &self.args.store,
-                        &self.ca.id,
-                        crl.number,
-                    )?);
-                }
+                let writes = self.crl_writes(&crl)?;
                 Ok((crl, writes))
             });
             match made {

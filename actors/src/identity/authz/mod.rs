@@ -123,7 +123,7 @@ impl Actor for Authz {
         st: &mut AuthzState,
     ) -> Result<(), ActorProcessingErr> {
         if st.shared() {
-            if let Some(fetch) = flow::shared::fetch_for(&msg) {
+            if let Some(fetch) = fetch_for(&msg) {
                 let store = st.store();
                 tokio::task::spawn_blocking(move || match flow::shared::read(&store, fetch) {
                     Ok(fetched) => {
@@ -147,6 +147,54 @@ impl Actor for Authz {
         }
         Ok(())
     }
+}
+
+/// What `msg` decides on, when replicas share the store; `None`: nothing to read first.
+fn fetch_for(msg: &AuthzMsg) -> Option<flow::shared::Fetch> {
+    use flow::shared::{
+        code_key, ended_key, pending_key, pushed_key, took_part_prefix, unverified_sid, used_key,
+    };
+    let mut f = flow::shared::Fetch::default();
+    match msg {
+        AuthzMsg::Token { request, .. } => match request.grant_type.as_str() {
+            AUTHORIZATION_CODE => {
+                let digest =
+                    cryptoutil_protocols::oauth::token_digest(request.code.as_deref()?.as_bytes());
+                f.flow = vec![code_key(&digest), used_key(&digest)];
+            }
+            REFRESH_TOKEN => {
+                let (id, _) = request.refresh_token.as_deref()?.split_once('.')?;
+                f.families = vec![id.to_owned()];
+            }
+            _ => return None,
+        },
+        AuthzMsg::Revoke { token, .. } => {
+            let (id, _) = token.split_once('.')?;
+            f.families = vec![id.to_owned()];
+        }
+        AuthzMsg::Authorize { params, .. } => {
+            let uri = params
+                .iter()
+                .find(|(k, v)| k == "request_uri" && !v.is_empty())
+                .map(|(_, v)| v)?;
+            f.flow = vec![pushed_key(uri)];
+        }
+        AuthzMsg::SignInRequest { challenge, .. }
+        | AuthzMsg::LoginRequired { challenge, .. }
+        | AuthzMsg::Consent { challenge, .. } => f.flow = vec![pending_key(challenge)],
+        AuthzMsg::SignedIn {
+            challenge, subject, ..
+        } => f.flow = vec![pending_key(challenge), ended_key(&subject.sid)],
+        AuthzMsg::Stands { subject, .. } => f.flow = vec![ended_key(&subject.sid)],
+        AuthzMsg::Logout { id_token_hint, .. } => {
+            let sid = unverified_sid(id_token_hint.as_deref()?)?;
+            f.flow = vec![ended_key(&sid)];
+            f.prefixes = vec![took_part_prefix(&sid)];
+            f.all_families = true;
+        }
+        _ => return None,
+    }
+    Some(f)
 }
 
 /// Decides `msg` on what the state holds.

@@ -162,7 +162,7 @@ impl Actor for Idp {
         msg: IdpMsg,
         st: &mut IdpState,
     ) -> Result<(), ActorProcessingErr> {
-        if let (Some(store), Some(fetch)) = (st.journal_store(), shared::fetch_for(&msg)) {
+        if let (Some(store), Some(fetch)) = (st.journal_store(), fetch_for(&msg)) {
             tokio::task::spawn_blocking(move || match shared::read(&store, fetch) {
                 Ok(fetched) => {
                     let _ = me.cast(IdpMsg::Fetched {
@@ -177,6 +177,37 @@ impl Actor for Idp {
         decide(msg, st);
         Ok(())
     }
+}
+
+/// What `msg` decides on; `None`: nothing to read first.
+fn fetch_for(msg: &IdpMsg) -> Option<shared::Fetch> {
+    use state::{ceremony_key, session_key, step_key};
+    let mut f = shared::Fetch::default();
+    let digest = |s: &str| cryptoutil_protocols::oauth::token_digest(s.as_bytes());
+    match msg {
+        IdpMsg::Session { cookie, .. } => f.keys = vec![session_key(&digest(cookie))],
+        IdpMsg::Check {
+            tenant, username, ..
+        }
+        | IdpMsg::Failed {
+            tenant, username, ..
+        }
+        | IdpMsg::Ration {
+            tenant,
+            name: username,
+            ..
+        } => f.names = vec![(tenant.clone(), username.clone())],
+        IdpMsg::Open { user, .. } => f.names = vec![(user.tenant.clone(), user.username.clone())],
+        IdpMsg::Attempt { token, .. } | IdpMsg::Finish { token, .. } => {
+            let d = digest(token);
+            f.keys = vec![step_key(&d)];
+            f.step_user = Some(d);
+        }
+        IdpMsg::Waiting { token, .. } => f.keys = vec![step_key(&digest(token))],
+        IdpMsg::TakeCeremony { key, .. } => f.keys = vec![ceremony_key(&digest(key))],
+        _ => return None,
+    }
+    Some(f)
 }
 
 /// Decides `msg` on what the state holds; with a shared store, answers once what it changed

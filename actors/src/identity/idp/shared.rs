@@ -10,67 +10,24 @@
 //!   replicas counting at once lose none; the name's failures are those of the last
 //!   15 minutes, and a sign-in deletes them.
 
-use cryptoutil_protocols::jose::b64;
-use cryptoutil_protocols::oauth;
 use cryptoutil_storage::{Store, Table};
 use zeroize::Zeroizing;
 
-use super::msg::IdpMsg;
-use super::state::IdpState;
+use super::state::{failures_prefix, step_key, IdpState};
 use crate::error::Error;
 use crate::journal::Kept;
 
-const TABLE: Table = Table::IdentityFlow;
-
-pub(super) fn session_key(digest: &[u8; 32]) -> String {
-    format!("session/{}", b64::encode(digest))
-}
-
-pub(super) fn step_key(digest: &[u8; 32]) -> String {
-    format!("step/{}", b64::encode(digest))
-}
-
-pub(super) fn finished_key(digest: &[u8; 32]) -> String {
-    format!("finished/{}", b64::encode(digest))
-}
-
-pub(super) fn ceremony_key(digest: &[u8; 32]) -> String {
-    format!("ceremony/{}", b64::encode(digest))
-}
-
-pub(super) fn taken_key(challenge: &[u8]) -> String {
-    format!("taken/{}", b64::encode(&oauth::token_digest(challenge)))
-}
-
-fn failures_prefix(tenant: &str, username: &str) -> String {
-    let name = format!("{tenant}\n{}", username.to_ascii_lowercase());
-    format!(
-        "failure/{}/",
-        b64::encode(&oauth::token_digest(name.as_bytes()))
-    )
-}
-
-/// A new failure record of `tenant`/`username` at `now`.
-pub(super) fn failure_key(tenant: &str, username: &str, now: u64) -> String {
-    let mut nonce = [0u8; 6];
-    // A clash of two failures in one second on one name would only count them once.
-    let _ = oauth::fill_random(&mut nonce);
-    format!(
-        "{}{now:020}-{}",
-        failures_prefix(tenant, username),
-        b64::encode(&nonce)
-    )
-}
+pub(super) const TABLE: Table = Table::IdentityFlow;
 
 /// What a decision reads from the store first.
 #[derive(Debug, Default)]
 pub struct Fetch {
     /// Records by key.
-    keys: Vec<String>,
+    pub(super) keys: Vec<String>,
     /// Names whose failures count: (tenant, username).
-    names: Vec<(String, String)>,
+    pub(super) names: Vec<(String, String)>,
     /// A waiting sign-in's token digest: its user's failures count too.
-    step_user: Option<[u8; 32]>,
+    pub(super) step_user: Option<[u8; 32]>,
 }
 
 /// A name's failure records: (key, time).
@@ -93,36 +50,6 @@ struct StepOf {
 struct NameOf {
     tenant: String,
     username: String,
-}
-
-/// What `msg` decides on; `None`: nothing to read first.
-pub fn fetch_for(msg: &IdpMsg) -> Option<Fetch> {
-    let mut f = Fetch::default();
-    let digest = |s: &str| oauth::token_digest(s.as_bytes());
-    match msg {
-        IdpMsg::Session { cookie, .. } => f.keys = vec![session_key(&digest(cookie))],
-        IdpMsg::Check {
-            tenant, username, ..
-        }
-        | IdpMsg::Failed {
-            tenant, username, ..
-        }
-        | IdpMsg::Ration {
-            tenant,
-            name: username,
-            ..
-        } => f.names = vec![(tenant.clone(), username.clone())],
-        IdpMsg::Open { user, .. } => f.names = vec![(user.tenant.clone(), user.username.clone())],
-        IdpMsg::Attempt { token, .. } | IdpMsg::Finish { token, .. } => {
-            let d = digest(token);
-            f.keys = vec![step_key(&d)];
-            f.step_user = Some(d);
-        }
-        IdpMsg::Waiting { token, .. } => f.keys = vec![step_key(&digest(token))],
-        IdpMsg::TakeCeremony { key, .. } => f.keys = vec![ceremony_key(&digest(key))],
-        _ => return None,
-    }
-    Some(f)
 }
 
 fn failures_of(store: &Store, tenant: &str, username: &str) -> Result<Vec<(String, u64)>, Error> {

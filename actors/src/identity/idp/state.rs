@@ -11,7 +11,6 @@ use cryptoutil_protocols::oauth;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::shared;
 use crate::journal::{decode, digest_in, mirror, Journal};
 use cryptoutil_storage::Table;
 
@@ -165,6 +164,61 @@ fn locked_until(count: u32, last: u64) -> u64 {
     last + (FIRST_LOCKOUT << doublings).min(MAX_LOCKOUT)
 }
 
+// The keys of the records replicas of a shared store keep in `identity_flow_v1`
+// (see [`super::shared`]).
+
+pub(super) fn session_key(digest: &[u8; 32]) -> String {
+    format!(
+        "session/{}",
+        cryptoutil_protocols::jose::b64::encode(digest)
+    )
+}
+
+pub(super) fn step_key(digest: &[u8; 32]) -> String {
+    format!("step/{}", cryptoutil_protocols::jose::b64::encode(digest))
+}
+
+pub(super) fn finished_key(digest: &[u8; 32]) -> String {
+    format!(
+        "finished/{}",
+        cryptoutil_protocols::jose::b64::encode(digest)
+    )
+}
+
+pub(super) fn ceremony_key(digest: &[u8; 32]) -> String {
+    format!(
+        "ceremony/{}",
+        cryptoutil_protocols::jose::b64::encode(digest)
+    )
+}
+
+pub(super) fn taken_key(challenge: &[u8]) -> String {
+    format!(
+        "taken/{}",
+        cryptoutil_protocols::jose::b64::encode(&oauth::token_digest(challenge))
+    )
+}
+
+pub(super) fn failures_prefix(tenant: &str, username: &str) -> String {
+    let name = format!("{tenant}\n{}", username.to_ascii_lowercase());
+    format!(
+        "failure/{}/",
+        cryptoutil_protocols::jose::b64::encode(&oauth::token_digest(name.as_bytes()))
+    )
+}
+
+/// A new failure record of `tenant`/`username` at `now`.
+pub(super) fn failure_record_key(tenant: &str, username: &str, now: u64) -> String {
+    let mut nonce = [0u8; 6];
+    // A clash of two failures in one second on one name would only count them once.
+    let _ = oauth::fill_random(&mut nonce);
+    format!(
+        "{}{now:020}-{}",
+        failures_prefix(tenant, username),
+        cryptoutil_protocols::jose::b64::encode(&nonce)
+    )
+}
+
 impl IdpState {
     /// Blocking (the password factor's dummy record is one PBKDF2 run).
     pub fn new(session_ttl: Duration) -> Result<Self, Error> {
@@ -197,7 +251,7 @@ impl IdpState {
     pub fn end(&mut self, cookie: &str) {
         let digest = oauth::token_digest(cookie.as_bytes());
         self.sessions.remove(&digest);
-        self.journal.forget(&shared::session_key(&digest));
+        self.journal.forget(&session_key(&digest));
     }
 
     /// Before checking a factor: refused while the name is locked out (names that exist and
@@ -235,7 +289,7 @@ impl IdpState {
         tracing::info!(%tenant, failures = f.count, "sign-in failed");
         if self.journal.is_on() {
             // One record per failure: replicas counting at once lose none.
-            let key = shared::failure_key(tenant, username, now);
+            let key = failure_record_key(tenant, username, now);
             self.journal.keep(&key, now + FAILURE_MEMORY, &now, false);
             self.failure_records
                 .entry(failure_key(tenant, username))
@@ -283,7 +337,7 @@ impl IdpState {
             sid,
         };
         self.journal
-            .keep(&shared::step_key(&digest), step.expires, &step, false);
+            .keep(&step_key(&digest), step.expires, &step, false);
         self.steps.insert(digest, step);
         Ok(token)
     }
@@ -313,7 +367,7 @@ impl IdpState {
                 .map(|(k, _)| *k);
             if let Some(oldest) = oldest {
                 self.ceremonies.remove(&oldest);
-                self.journal.forget(&shared::ceremony_key(&oldest));
+                self.journal.forget(&ceremony_key(&oldest));
             }
         }
         let mut challenge = vec![0u8; 32];
@@ -326,12 +380,8 @@ impl IdpState {
             bind: bind.to_owned(),
             expires: now + CEREMONY_TTL,
         };
-        self.journal.keep(
-            &shared::ceremony_key(&digest),
-            ceremony.expires,
-            &ceremony,
-            false,
-        );
+        self.journal
+            .keep(&ceremony_key(&digest), ceremony.expires, &ceremony, false);
         self.ceremonies.insert(digest, ceremony);
         Ok(challenge)
     }
@@ -341,15 +391,11 @@ impl IdpState {
     pub fn take_ceremony(&mut self, key: &str, bind: &str, now: u64) -> Option<Vec<u8>> {
         let digest = oauth::token_digest(key.as_bytes());
         let taken = self.ceremonies.remove(&digest);
-        self.journal.forget(&shared::ceremony_key(&digest));
+        self.journal.forget(&ceremony_key(&digest));
         let taken = taken.filter(|c| c.expires > now && c.bind == bind)?;
         // Created: of two replicas taking one challenge at once, one fails.
-        self.journal.keep(
-            &shared::taken_key(&taken.challenge),
-            taken.expires,
-            &(),
-            true,
-        );
+        self.journal
+            .keep(&taken_key(&taken.challenge), taken.expires, &(), true);
         Some(taken.challenge)
     }
 
@@ -371,12 +417,12 @@ impl IdpState {
         let user = step.user.clone();
         if spent {
             self.steps.remove(&digest);
-            self.journal.forget(&shared::step_key(&digest));
+            self.journal.forget(&step_key(&digest));
             return Attempt::Gone;
         }
         let expires = step.expires;
         self.journal
-            .keep(&shared::step_key(&digest), expires, &*step, false);
+            .keep(&step_key(&digest), expires, &*step, false);
         if self.check(&user.tenant, &user.username, now) == Check::Locked {
             return Attempt::Locked(Box::new(user));
         }
@@ -401,10 +447,10 @@ impl IdpState {
             .ok_or(Error::NotFound {
                 what: "sign-in request",
             })?;
-        self.journal.forget(&shared::step_key(&digest));
+        self.journal.forget(&step_key(&digest));
         // Created: a step finishes once, whichever replica sees its factor first.
         self.journal
-            .keep(&shared::finished_key(&digest), step.expires, &(), true);
+            .keep(&finished_key(&digest), step.expires, &(), true);
         let mut all = step.amr;
         for value in [amr, "mfa"] {
             if !all.iter().any(|a| a == value) {
@@ -462,12 +508,8 @@ impl IdpState {
             subject: subject.clone(),
             expires: now + self.session_ttl,
         };
-        self.journal.keep(
-            &shared::session_key(&digest),
-            session.expires,
-            &session,
-            false,
-        );
+        self.journal
+            .keep(&session_key(&digest), session.expires, &session, false);
         self.sessions.insert(digest, session);
         Ok(Opened {
             cookie,

@@ -26,9 +26,7 @@ use cryptoutil_storage::{Store, Table};
 use zeroize::Zeroizing;
 
 use super::*;
-use crate::identity::authz::msg::AuthzMsg;
 use crate::identity::authz::state::{record_json, AuthzState};
-use crate::identity::authz::{AUTHORIZATION_CODE, REFRESH_TOKEN};
 use crate::journal::{mirror, Journal, Kept};
 
 /// How long the store remembers that a session ended, or which clients it issued tokens to
@@ -39,13 +37,13 @@ const SESSION_MEMORY: u64 = 30 * 86_400;
 #[derive(Debug, Default)]
 pub struct Fetch {
     /// Flow records by key.
-    flow: Vec<String>,
+    pub(in crate::identity::authz) flow: Vec<String>,
     /// Flow records under a prefix (`took-part/<sid>/`).
-    prefixes: Vec<String>,
+    pub(in crate::identity::authz) prefixes: Vec<String>,
     /// Refresh families by id.
-    families: Vec<String>,
+    pub(in crate::identity::authz) families: Vec<String>,
     /// Every refresh family (a logout finds a session's families among them).
-    all_families: bool,
+    pub(in crate::identity::authz) all_families: bool,
 }
 
 /// Flow records read under one prefix: (key, plaintext).
@@ -60,31 +58,31 @@ pub struct Fetched {
     all_families: Option<Vec<Family>>,
 }
 
-pub(super) fn pending_key(challenge: &str) -> String {
+pub(in crate::identity::authz) fn pending_key(challenge: &str) -> String {
     format!("pending/{challenge}")
 }
 
-pub(super) fn pushed_key(uri: &str) -> String {
+pub(in crate::identity::authz) fn pushed_key(uri: &str) -> String {
     format!("pushed/{uri}")
 }
 
-pub(super) fn code_key(digest: &[u8; 32]) -> String {
+pub(in crate::identity::authz) fn code_key(digest: &[u8; 32]) -> String {
     format!("code/{}", b64::encode(digest))
 }
 
-pub(super) fn used_key(digest: &[u8; 32]) -> String {
+pub(in crate::identity::authz) fn used_key(digest: &[u8; 32]) -> String {
     format!("used/{}", b64::encode(digest))
 }
 
-pub(super) fn ended_key(sid: &str) -> String {
+pub(in crate::identity::authz) fn ended_key(sid: &str) -> String {
     format!("ended/{sid}")
 }
 
-fn took_part_prefix(sid: &str) -> String {
+pub(in crate::identity::authz) fn took_part_prefix(sid: &str) -> String {
     format!("took-part/{sid}/")
 }
 
-pub(super) fn took_part_key(sid: &str, client_id: &str) -> String {
+pub(in crate::identity::authz) fn took_part_key(sid: &str, client_id: &str) -> String {
     format!("{}{client_id}", took_part_prefix(sid))
 }
 
@@ -100,50 +98,10 @@ fn family_claim_key(id: &str, version: u64) -> String {
 
 /// The `sid` an ID token names, read without verifying it: only to know which records to
 /// fetch (the logout verifies the token before it acts on it).
-fn unverified_sid(id_token: &str) -> Option<String> {
+pub(in crate::identity::authz) fn unverified_sid(id_token: &str) -> Option<String> {
     let payload = b64::decode(id_token.split('.').nth(1)?, "id_token").ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
     Some(claims.get("sid")?.as_str()?.to_owned()).filter(|s| !s.is_empty() && s.len() <= 256)
-}
-
-/// What `msg` decides on, when replicas share the store; `None`: nothing to read first.
-pub fn fetch_for(msg: &AuthzMsg) -> Option<Fetch> {
-    let mut f = Fetch::default();
-    match msg {
-        AuthzMsg::Token { request, .. } => match request.grant_type.as_str() {
-            AUTHORIZATION_CODE => {
-                let digest = oauth::token_digest(request.code.as_deref()?.as_bytes());
-                f.flow = vec![code_key(&digest), used_key(&digest)];
-            }
-            REFRESH_TOKEN => {
-                let (id, _) = request.refresh_token.as_deref()?.split_once('.')?;
-                f.families = vec![id.to_owned()];
-            }
-            _ => return None,
-        },
-        AuthzMsg::Revoke { token, .. } => {
-            let (id, _) = token.split_once('.')?;
-            f.families = vec![id.to_owned()];
-        }
-        AuthzMsg::Authorize { params, .. } => {
-            f.flow = vec![pushed_key(text(params, "request_uri")?)];
-        }
-        AuthzMsg::SignInRequest { challenge, .. }
-        | AuthzMsg::LoginRequired { challenge, .. }
-        | AuthzMsg::Consent { challenge, .. } => f.flow = vec![pending_key(challenge)],
-        AuthzMsg::SignedIn {
-            challenge, subject, ..
-        } => f.flow = vec![pending_key(challenge), ended_key(&subject.sid)],
-        AuthzMsg::Stands { subject, .. } => f.flow = vec![ended_key(&subject.sid)],
-        AuthzMsg::Logout { id_token_hint, .. } => {
-            let sid = unverified_sid(id_token_hint.as_deref()?)?;
-            f.flow = vec![ended_key(&sid)];
-            f.prefixes = vec![took_part_prefix(&sid)];
-            f.all_families = true;
-        }
-        _ => return None,
-    }
-    Some(f)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(
