@@ -58,12 +58,23 @@ def request(addr, method, path, body=None, headers=None, ctx=None):
         conn.close()
 
 
+def bootstrap_json():
+    """bootstrap.json from identity-authz's data volume: its container's, or with the scale
+    file (identity-authz is then the balancer) that of the replica that bootstrapped."""
+    for service in ("identity-authz", "identity-authz-1", "identity-authz-2"):
+        cid = subprocess.run(["docker-compose", "ps", "-q", service], cwd=ROOT,
+                             capture_output=True, text=True).stdout.strip()
+        if not cid:
+            continue
+        out = subprocess.run(["docker", "cp", cid + ":/data/bootstrap.json", "-"],
+                             capture_output=True)
+        if out.returncode == 0:
+            return json.load(tarfile.open(fileobj=io.BytesIO(out.stdout)).extractfile("bootstrap.json"))
+    raise SystemExit("no identity-authz container holds bootstrap.json")
+
+
 def token():
-    cid = subprocess.run(["docker-compose", "ps", "-q", "identity-authz"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout.strip()
-    out = subprocess.run(["docker", "cp", cid + ":/data/bootstrap.json", "-"],
-                         capture_output=True, check=True).stdout
-    boot = json.load(tarfile.open(fileobj=io.BytesIO(out)).extractfile("bootstrap.json"))
+    boot = bootstrap_json()
     c = boot["service_client"]
     basic = base64.b64encode((c["client_id"] + ":" + c["client_secret"]).encode()).decode()
     status, body = request(AUTHZ, "POST", "/service/oauth2/v1/token",
