@@ -54,7 +54,22 @@ impl Barrier {
     /// `what` names the store in errors.
     pub fn unseal(backend: &dyn Backend, unseal: &UnsealKey, what: &str) -> Result<Self, Error> {
         match backend.get(Table::Barrier, ROOT)? {
-            None => Self::initialize(backend, unseal),
+            None => match Self::initialize(backend, unseal) {
+                // Another process sharing the store (a replica starting at the same moment)
+                // made the hierarchy first: use that one.
+                Err(Error::Exists { .. }) => match backend.get(Table::Barrier, ROOT)? {
+                    Some(wrapped) => {
+                        let root = unwrap_key(unseal.expose(), &wrapped, &root_aad())
+                            .ok_or_else(|| Error::WrongUnsealKey { path: what.into() })?;
+                        Self::load(backend, root)
+                    }
+                    None => Err(Error::MissingKey {
+                        kind: "root",
+                        id: 0,
+                    }),
+                },
+                made => made,
+            },
             Some(wrapped) => {
                 let root = unwrap_key(unseal.expose(), &wrapped, &root_aad())
                     .ok_or_else(|| Error::WrongUnsealKey { path: what.into() })?;
@@ -169,9 +184,11 @@ impl Barrier {
         let int_kek = aead_key(&intermediate)?;
         let mut content_value = 1u32.to_be_bytes().to_vec();
         content_value.extend(wrap_key(&int_kek, &content, &content_aad(1, 1))?);
-        // One transaction: a crash leaves either no barrier or a whole one.
+        // One transaction: a crash leaves either no barrier or a whole one. The root is
+        // created: of two processes initializing one shared store at once, one succeeds and
+        // the other loads its hierarchy.
         backend.apply(vec![
-            Write::Put {
+            Write::Create {
                 table: Table::Barrier,
                 key: ROOT.to_vec(),
                 value: wrap_key(&aead_key(unseal.expose())?, &root, &root_aad())?,

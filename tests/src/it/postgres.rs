@@ -272,6 +272,42 @@ fn replicas_of_a_schema_migrate_once_and_agree_on_every_create() {
     );
 }
 
+/// Replicas opening a new shared store at the same moment end up with one key hierarchy:
+/// what each seals, every other opens (the root is created once; the others load it).
+#[test]
+fn replicas_opening_a_new_store_at_once_share_one_barrier() {
+    let pg = Cluster::start();
+    let options = pg.options();
+    let key = unseal_key();
+    let stores: Vec<Store> = std::thread::scope(|s| {
+        let opening: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let backend = PostgresBackend::open(&options, "jose").unwrap();
+                    Store::open(Box::new(backend), &key, "jose").unwrap()
+                })
+            })
+            .collect();
+        opening.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, store) in stores.iter().enumerate() {
+        store
+            .put_sealed(Table::Records, format!("r{i}").as_bytes(), b"sealed by one")
+            .unwrap();
+    }
+    for reader in &stores {
+        for i in 0..stores.len() {
+            let got = reader
+                .get_sealed(Table::Records, format!("r{i}").as_bytes())
+                .unwrap();
+            assert_eq!(
+                got.as_deref().map(Vec::as_slice),
+                Some(&b"sealed by one"[..])
+            );
+        }
+    }
+}
+
 /// Replicas appending to one log at once, each next record numbered after the last one
 /// read: under `apply_after_last` every append lands, numbered without a gap or a clash.
 #[test]
