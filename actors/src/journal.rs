@@ -28,14 +28,25 @@ pub struct Kept<T> {
     pub value: T,
 }
 
-/// Decodes a record read from `table` under `key`.
+/// The value of a record read from `table` under `key` ([`crate::record::decode`] of its
+/// [`Kept`] envelope).
 pub fn decode<T: DeserializeOwned>(
     table: Table,
     key: &str,
     plain: &[u8],
     what: &'static str,
-) -> Result<Kept<T>, Error> {
-    serde_json::from_slice(plain).map_err(|_| Error::corrupt(table, key.as_bytes(), what))
+) -> Result<T, Error> {
+    crate::record::decode::<Kept<T>>(table, key.as_bytes(), plain, what).map(|kept| kept.value)
+}
+
+/// [`decode`] of a record that may be absent (`None`: the store holds none under `key`).
+pub fn decode_some<T: DeserializeOwned>(
+    table: Table,
+    key: &str,
+    plain: Option<&[u8]>,
+    what: &'static str,
+) -> Result<Option<T>, Error> {
+    plain.map(|p| decode(table, key, p, what)).transpose()
 }
 
 /// Sets `map[k]` to `v`, or removes it when `v` is `None` (the store no longer holds it).
@@ -112,12 +123,7 @@ impl Journal {
         let Some((store, table)) = &self.at else {
             return;
         };
-        let plain = serde_json::to_vec(&Kept { expires, value })
-            .map(zeroize::Zeroizing::new)
-            .map_err(|_| Error::Internal {
-                what: "encoding a record",
-            });
-        let write = plain.and_then(|plain| {
+        let write = crate::record::encode(&Kept { expires, value }).and_then(|plain| {
             let key = key.as_bytes();
             let w = if create {
                 store.sealed_create(*table, key, &plain)
@@ -155,6 +161,25 @@ impl Journal {
         }
         Ok(writes)
     }
+}
+
+/// Answers `result` (through `answer`) once `writes` are durable in `store`: at once when there
+/// are none, else after a commit off the caller's thread; a failed commit answers what
+/// `failed` makes of its error instead (a create-only clash is another replica's decision).
+pub fn answer_when_written<T: Send + 'static>(
+    store: Arc<Store>,
+    writes: Vec<Write>,
+    result: Result<T, Error>,
+    failed: impl FnOnce(&Store, cryptoutil_storage::Error) -> Error + Send + 'static,
+    answer: impl FnOnce(Result<T, Error>) + Send + 'static,
+) {
+    if writes.is_empty() {
+        return answer(result);
+    }
+    tokio::task::spawn_blocking(move || {
+        let written = store.apply(writes).map_err(|e| failed(&store, e));
+        answer(written.and(result));
+    });
 }
 
 /// Blocking: deletes the records of `table` whose time is up; how many.

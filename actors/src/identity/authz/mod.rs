@@ -200,355 +200,323 @@ fn fetch_for(msg: &AuthzMsg) -> Option<flow::shared::Fetch> {
 /// Decides `msg` on what the state holds.
 fn decide(me: &ActorRef<AuthzMsg>, msg: AuthzMsg, st: &mut AuthzState) {
     let me = me.clone();
-    {
-        match msg {
-            AuthzMsg::Fetched { fetched, msg } => match st.absorb(*fetched) {
-                Ok(()) => decide(&me, *msg, st),
-                Err(e) => msg.refuse(e),
-            },
-            AuthzMsg::Tick => tick(&me, st),
-            AuthzMsg::Reloaded { changes, loaded } => {
-                st.reloading = false;
-                match loaded {
-                    Some(loaded) if changes == st.changes => st.replace(*loaded),
-                    _ => {}
-                }
+    match msg {
+        AuthzMsg::Fetched { fetched, msg } => match st.absorb(*fetched) {
+            Ok(()) => decide(&me, *msg, st),
+            Err(e) => msg.refuse(e),
+        },
+        AuthzMsg::Tick => tick(&me, st),
+        AuthzMsg::Reloaded { changes, loaded } => {
+            st.reloading = false;
+            match loaded {
+                Some(loaded) if changes == st.changes => st.replace(*loaded),
+                _ => {}
             }
-            AuthzMsg::Token { request, reply } => {
-                let mut decision = st.token(&request, crate::now_unix());
-                match st.take_journal() {
-                    Ok(journal) => decision.persist.flow = journal,
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        return;
-                    }
-                }
-                if decision.persist.is_empty() {
-                    let _ = reply.send(decision.result);
-                } else {
-                    persist_then(
-                        &me,
-                        st,
-                        decision.persist,
-                        Then::Token(reply, decision.result),
-                    );
-                }
-            }
-            AuthzMsg::Push {
-                client,
-                params,
-                reply,
-            } => {
-                let pushed = st.push_request(&client, &params, crate::now_unix());
-                settle(&me, st, reply, pushed);
-            }
-            AuthzMsg::Authorize { params, reply } => {
-                let outcome = st.authorize(&params, crate::now_unix());
-                settle(&me, st, reply, Ok(outcome));
-            }
-            AuthzMsg::SignInRequest { challenge, reply } => {
-                let _ = reply.send(st.sign_in_request(&challenge, crate::now_unix()));
-            }
-            AuthzMsg::Credential {
-                tenant,
-                username,
-                reply,
-            } => {
-                let _ = reply.send(Ok(st.credential(&tenant, &username)));
-            }
-            AuthzMsg::SignedIn {
-                challenge,
-                subject,
-                reply,
-            } => {
-                let next = st.signed_in(&challenge, subject, crate::now_unix());
-                settle(&me, st, reply, next);
-            }
-            AuthzMsg::Stands { subject, reply } => {
-                let _ = reply.send(Ok(st.stands(&subject)));
-            }
-            AuthzMsg::LoginRequired { challenge, reply } => {
-                let to = st.login_required(&challenge, crate::now_unix());
-                settle(&me, st, reply, to);
-            }
-            AuthzMsg::Consent {
-                challenge,
-                allow,
-                reply,
-            } => {
-                let decided = st.consent(&challenge, allow, crate::now_unix());
-                let decided = with_journal(st, decided);
-                consented(&me, st, decided, reply);
-            }
-            AuthzMsg::Userinfo { token, reply } => {
-                let _ = reply.send(st.userinfo(&token, crate::now_unix()));
-            }
-            AuthzMsg::Logout {
-                id_token_hint,
-                post_logout_redirect_uri,
-                state,
-                reply,
-            } => match st
-                .logout(
-                    id_token_hint.as_deref(),
-                    post_logout_redirect_uri.as_deref(),
-                    state.as_deref(),
-                    crate::now_unix(),
-                )
-                .and_then(|mut out| {
-                    out.persist.flow = st.take_journal()?;
-                    Ok(out)
-                }) {
-                Err(e) => settle(&me, st, reply, Err(e)),
-                Ok(out) => {
-                    // The session is over whatever the write below does: its clients hear now.
-                    backchannel::deliver(st.cfg.backchannel.as_ref(), out.notices);
-                    if out.persist.is_empty() {
-                        let _ = reply.send(Ok(out.redirect));
-                    } else {
-                        persist_then(&me, st, out.persist, Then::Logout(reply, out.redirect));
-                    }
-                }
-            },
-            AuthzMsg::Introspect {
-                client,
-                token,
-                reply,
-            } => {
-                let answer = st.introspect(&client, &token, crate::now_unix());
-                settle(&me, st, reply, answer);
-            }
-            AuthzMsg::Revoke {
-                client,
-                token,
-                reply,
-            } => match st
-                .revocation(&client, &token, crate::now_unix())
-                .and_then(|mut persist| {
-                    persist.flow = st.take_journal()?;
-                    Ok(persist)
-                }) {
-                Err(e) => settle(&me, st, reply, Err(e)),
-                Ok(persist) if persist.is_empty() => {
-                    let _ = reply.send(Ok(()));
-                }
-                Ok(persist) => persist_then(&me, st, persist, Then::Revoke(reply)),
-            },
-            AuthzMsg::Admin { caller, op, reply } => {
-                let audited = op.audited();
-                match (st.admin(&caller, op), audited) {
-                    (Ok(admin::Step::Answer(answer)), _) => {
-                        let _ = reply.send(Ok(*answer));
-                    }
-                    (Err(e), None) => {
-                        let _ = reply.send(Err(e));
-                    }
-                    // A refused change is recorded, then refused.
-                    (Err(e), Some((name, key))) => match &st.audit {
-                        Some(audit) => {
-                            let entry = AuditEntry::new(&caller.who, &caller.tenant, &key, name)
-                                .outcome(&Err::<(), _>(&e));
-                            audit.submit(
-                                entry,
-                                Vec::new(),
-                                Completion::new(move |written| {
-                                    let _ = reply.send(written.and(Err(e)));
-                                }),
-                            );
-                        }
-                        None => {
-                            let _ = reply.send(Err(e));
-                        }
-                    },
-                    (Ok(admin::Step::Write(write)), audited) => {
-                        let (store, audit) = (st.store(), st.audit.clone());
-                        let name = audited.map_or("admin", |(name, _)| name);
-                        tokio::task::spawn_blocking(move || {
-                            let prepared = match AuthzState::prepare_admin(&store, *write) {
-                                Ok(p) => p,
-                                Err(e) => {
-                                    let _ = reply.send(Err(e));
-                                    return;
-                                }
-                            };
-                            let admin::PreparedAdmin {
-                                writes,
-                                loaded,
-                                answer,
-                                removal,
-                                tenant,
-                                key,
-                            } = prepared;
-                            // The change and its record commit together, or neither does.
-                            let done = Completion::new(move |written| match written {
-                                Ok(()) => {
-                                    let _ = me.cast(AuthzMsg::AdminDone {
-                                        loaded: Box::new(loaded),
-                                        removal,
-                                        answer,
-                                        reply,
-                                    });
-                                }
-                                Err(e) => {
-                                    let _ = reply.send(Err(e));
-                                }
-                            });
-                            match audit {
-                                Some(audit) => audit.submit(
-                                    AuditEntry::new(&caller.who, &tenant, &key, name),
-                                    writes,
-                                    done,
-                                ),
-                                None => done.finish_with(store.apply(writes).map_err(Into::into)),
-                            }
-                        });
-                    }
-                }
-            }
-            AuthzMsg::AdminDone {
-                loaded,
-                removal,
-                answer,
-                reply,
-            } => {
-                st.merge(*loaded);
-                if let Some(r) = removal {
-                    st.remove(r);
-                }
-                let _ = reply.send(Ok(answer));
-            }
-            AuthzMsg::Jwks { reply } => {
-                let _ = reply.send(Ok(st.jwks(crate::now_unix())));
-            }
-            AuthzMsg::Metadata { reply } => {
-                let _ = reply.send(Ok(st.metadata()));
-            }
-            AuthzMsg::Bootstrap { reply } => {
-                if !st.needs_bootstrap() {
-                    let _ = reply.send(Ok(None));
+        }
+        AuthzMsg::Token { request, reply } => {
+            let mut decision = st.token(&request, crate::now_unix());
+            match st.take_journal() {
+                Ok(journal) => decision.persist.flow = journal,
+                Err(e) => {
+                    let _ = reply.send(Err(e));
                     return;
                 }
-                let (store, pepper) = (st.store(), st.pepper());
-                let audiences = st.audiences();
-                tokio::task::spawn_blocking(move || {
-                    match AuthzState::bootstrap_records(&store, &pepper, audiences) {
-                        Ok((loaded, creds)) => {
-                            let _ = me.cast(AuthzMsg::Merge {
-                                loaded: Box::new(loaded),
-                                then: Then::Bootstrap(reply, creds),
-                            });
-                        }
-                        // A replica sharing the store bootstrapped it first.
-                        Err(crate::Error::Storage(cryptoutil_storage::Error::Exists {
-                            ..
-                        })) => {
-                            let _ = reply.send(Ok(None));
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                        }
-                    }
-                });
             }
-            AuthzMsg::RotateSigningKey { reply } => {
-                let store = st.store();
-                let current = st.current_key();
-                tokio::task::spawn_blocking(move || {
-                    let retire = current.as_ref().map(|k| (k, crate::now_unix()));
-                    match AuthzState::new_signing_key(&store, retire) {
-                        Ok(loaded) => {
-                            let kid = loaded.first_kid();
-                            let _ = me.cast(AuthzMsg::Merge {
-                                loaded: Box::new(loaded),
-                                then: Then::Rotate(reply, kid),
-                            });
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                        }
-                    }
-                });
+            if decision.persist.is_empty() {
+                let _ = reply.send(decision.result);
+            } else {
+                persist_then(
+                    &me,
+                    st,
+                    decision.persist,
+                    Then::Token(reply, decision.result),
+                );
             }
-            AuthzMsg::Merge { loaded, then } => {
-                st.merge(*loaded);
-                match then {
-                    Then::Bootstrap(reply, creds) => {
-                        let _ = reply.send(Ok(Some(creds)));
-                    }
-                    Then::Rotate(reply, kid) => {
-                        let _ = reply.send(Ok(kid));
-                    }
-                    Then::Revoke(reply) => {
-                        let _ = reply.send(Ok(()));
-                    }
-                    Then::Token(reply, result) => {
-                        let _ = reply.send(result);
-                    }
-                    Then::Logout(reply, redirect) => {
-                        let _ = reply.send(Ok(redirect));
-                    }
-                    Then::Consent(reply, to) => {
-                        let _ = reply.send(Ok(to));
-                    }
+        }
+        AuthzMsg::Push {
+            client,
+            params,
+            reply,
+        } => {
+            let pushed = st.push_request(&client, &params, crate::now_unix());
+            settle(st, reply, pushed);
+        }
+        AuthzMsg::Authorize { params, reply } => {
+            let outcome = st.authorize(&params, crate::now_unix());
+            settle(st, reply, Ok(outcome));
+        }
+        AuthzMsg::SignInRequest { challenge, reply } => {
+            let _ = reply.send(st.sign_in_request(&challenge, crate::now_unix()));
+        }
+        AuthzMsg::Credential {
+            tenant,
+            username,
+            reply,
+        } => {
+            let _ = reply.send(Ok(st.credential(&tenant, &username)));
+        }
+        AuthzMsg::SignedIn {
+            challenge,
+            subject,
+            reply,
+        } => {
+            let next = st.signed_in(&challenge, subject, crate::now_unix());
+            settle(st, reply, next);
+        }
+        AuthzMsg::Stands { subject, reply } => {
+            let _ = reply.send(Ok(st.stands(&subject)));
+        }
+        AuthzMsg::LoginRequired { challenge, reply } => {
+            let to = st.login_required(&challenge, crate::now_unix());
+            settle(st, reply, to);
+        }
+        AuthzMsg::Consent {
+            challenge,
+            allow,
+            reply,
+        } => match st
+            .consent(&challenge, allow, crate::now_unix())
+            .and_then(|(to, mut persist)| {
+                persist.flow = st.take_journal()?;
+                Ok((to, persist))
+            }) {
+            Err(e) => settle(st, reply, Err(e)),
+            Ok((to, persist)) if persist.is_empty() => {
+                let _ = reply.send(Ok(to));
+            }
+            Ok((to, persist)) => persist_then(&me, st, persist, Then::Consent(reply, to)),
+        },
+        AuthzMsg::Userinfo { token, reply } => {
+            let _ = reply.send(st.userinfo(&token, crate::now_unix()));
+        }
+        AuthzMsg::Logout {
+            id_token_hint,
+            post_logout_redirect_uri,
+            state,
+            reply,
+        } => match st
+            .logout(
+                id_token_hint.as_deref(),
+                post_logout_redirect_uri.as_deref(),
+                state.as_deref(),
+                crate::now_unix(),
+            )
+            .and_then(|mut out| {
+                out.persist.flow = st.take_journal()?;
+                Ok(out)
+            }) {
+            Err(e) => settle(st, reply, Err(e)),
+            Ok(out) => {
+                // The session is over whatever the write below does: its clients hear now.
+                backchannel::deliver(st.cfg.backchannel.as_ref(), out.notices);
+                if out.persist.is_empty() {
+                    let _ = reply.send(Ok(out.redirect));
+                } else {
+                    persist_then(&me, st, out.persist, Then::Logout(reply, out.redirect));
                 }
             }
-            AuthzMsg::Crash => st.crash(),
+        },
+        AuthzMsg::Introspect {
+            client,
+            token,
+            reply,
+        } => {
+            let answer = st.introspect(&client, &token, crate::now_unix());
+            settle(st, reply, answer);
         }
-    }
-}
-
-/// Answers a consent once it is durable.
-fn consented(
-    me: &ActorRef<AuthzMsg>,
-    st: &mut AuthzState,
-    decided: Result<(String, flow::Persist), crate::Error>,
-    reply: RpcReplyPort<Result<String, crate::Error>>,
-) {
-    match decided {
-        Err(e) => settle(me, st, reply, Err(e)),
-        Ok((to, persist)) if persist.is_empty() => {
-            let _ = reply.send(Ok(to));
+        AuthzMsg::Revoke {
+            client,
+            token,
+            reply,
+        } => match st
+            .revocation(&client, &token, crate::now_unix())
+            .and_then(|mut persist| {
+                persist.flow = st.take_journal()?;
+                Ok(persist)
+            }) {
+            Err(e) => settle(st, reply, Err(e)),
+            Ok(persist) if persist.is_empty() => {
+                let _ = reply.send(Ok(()));
+            }
+            Ok(persist) => persist_then(&me, st, persist, Then::Revoke(reply)),
+        },
+        AuthzMsg::Admin { caller, op, reply } => {
+            let audited = op.audited();
+            match (st.admin(&caller, op), audited) {
+                (Ok(admin::Step::Answer(answer)), _) => {
+                    let _ = reply.send(Ok(*answer));
+                }
+                (Err(e), None) => {
+                    let _ = reply.send(Err(e));
+                }
+                // A refused change is recorded, then refused.
+                (Err(e), Some((name, key))) => match &st.audit {
+                    Some(audit) => {
+                        let entry = AuditEntry::new(&caller.who, &caller.tenant, &key, name)
+                            .outcome(&Err::<(), _>(&e));
+                        audit.submit(
+                            entry,
+                            Vec::new(),
+                            Completion::new(move |written| {
+                                let _ = reply.send(written.and(Err(e)));
+                            }),
+                        );
+                    }
+                    None => {
+                        let _ = reply.send(Err(e));
+                    }
+                },
+                (Ok(admin::Step::Write(write)), audited) => {
+                    let (store, audit) = (st.store(), st.audit.clone());
+                    let name = audited.map_or("admin", |(name, _)| name);
+                    tokio::task::spawn_blocking(move || {
+                        let prepared = match AuthzState::prepare_admin(&store, *write) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                                return;
+                            }
+                        };
+                        let admin::PreparedAdmin {
+                            writes,
+                            loaded,
+                            answer,
+                            removal,
+                            tenant,
+                            key,
+                        } = prepared;
+                        // The change and its record commit together, or neither does.
+                        let done = Completion::new(move |written| match written {
+                            Ok(()) => {
+                                let _ = me.cast(AuthzMsg::AdminDone {
+                                    loaded: Box::new(loaded),
+                                    removal,
+                                    answer,
+                                    reply,
+                                });
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        });
+                        match audit {
+                            Some(audit) => audit.submit(
+                                AuditEntry::new(&caller.who, &tenant, &key, name),
+                                writes,
+                                done,
+                            ),
+                            None => done.finish_with(store.apply(writes).map_err(Into::into)),
+                        }
+                    });
+                }
+            }
         }
-        Ok((to, persist)) => persist_then(me, st, persist, Then::Consent(reply, to)),
+        AuthzMsg::AdminDone {
+            loaded,
+            removal,
+            answer,
+            reply,
+        } => {
+            st.merge(*loaded);
+            if let Some(r) = removal {
+                st.remove(r);
+            }
+            let _ = reply.send(Ok(answer));
+        }
+        AuthzMsg::Jwks { reply } => {
+            let _ = reply.send(Ok(st.jwks(crate::now_unix())));
+        }
+        AuthzMsg::Metadata { reply } => {
+            let _ = reply.send(Ok(st.metadata()));
+        }
+        AuthzMsg::Bootstrap { reply } => {
+            if !st.needs_bootstrap() {
+                let _ = reply.send(Ok(None));
+                return;
+            }
+            let (store, pepper) = (st.store(), st.pepper());
+            let audiences = st.audiences();
+            tokio::task::spawn_blocking(move || {
+                match AuthzState::bootstrap_records(&store, &pepper, audiences) {
+                    Ok((loaded, creds)) => {
+                        let _ = me.cast(AuthzMsg::Merge {
+                            loaded: Box::new(loaded),
+                            then: Then::Bootstrap(reply, creds),
+                        });
+                    }
+                    // A replica sharing the store bootstrapped it first.
+                    Err(crate::Error::Storage(cryptoutil_storage::Error::Exists { .. })) => {
+                        let _ = reply.send(Ok(None));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            });
+        }
+        AuthzMsg::RotateSigningKey { reply } => {
+            let store = st.store();
+            let current = st.current_key();
+            tokio::task::spawn_blocking(move || {
+                let retire = current.as_ref().map(|k| (k, crate::now_unix()));
+                match AuthzState::new_signing_key(&store, retire) {
+                    Ok(loaded) => {
+                        let kid = loaded.first_kid();
+                        let _ = me.cast(AuthzMsg::Merge {
+                            loaded: Box::new(loaded),
+                            then: Then::Rotate(reply, kid),
+                        });
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            });
+        }
+        AuthzMsg::Merge { loaded, then } => {
+            st.merge(*loaded);
+            match then {
+                Then::Bootstrap(reply, creds) => {
+                    let _ = reply.send(Ok(Some(creds)));
+                }
+                Then::Rotate(reply, kid) => {
+                    let _ = reply.send(Ok(kid));
+                }
+                Then::Revoke(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Then::Token(reply, result) => {
+                    let _ = reply.send(result);
+                }
+                Then::Logout(reply, redirect) => {
+                    let _ = reply.send(Ok(redirect));
+                }
+                Then::Consent(reply, to) => {
+                    let _ = reply.send(Ok(to));
+                }
+            }
+        }
+        AuthzMsg::Crash => st.crash(),
     }
-}
-
-/// `decided` with the journal of its decision in its writes.
-fn with_journal(
-    st: &mut AuthzState,
-    decided: Result<(String, flow::Persist), crate::Error>,
-) -> Result<(String, flow::Persist), crate::Error> {
-    let (to, mut persist) = decided?;
-    persist.flow = st.take_journal()?;
-    Ok((to, persist))
 }
 
 /// Answers `result` once the decision's journal (shared store only) is durable, or its failure
 /// (a create-only clash: what another replica decided first).
 fn settle<T: Send + 'static>(
-    _me: &ActorRef<AuthzMsg>,
     st: &mut AuthzState,
     reply: RpcReplyPort<Result<T, crate::Error>>,
     result: Result<T, crate::Error>,
 ) {
-    let journal = match st.take_journal() {
-        Ok(j) if j.is_empty() => {
-            let _ = reply.send(result);
-            return;
-        }
-        Ok(j) => j,
-        Err(e) => {
-            let _ = reply.send(Err(e));
-            return;
-        }
-    };
-    let store = st.store();
-    tokio::task::spawn_blocking(move || {
-        let written = store
-            .apply(journal)
-            .map_err(|e| after_clash(&store, e.into()));
-        let _ = reply.send(written.and(result));
-    });
+    match st.take_journal() {
+        Ok(journal) => crate::journal::answer_when_written(
+            st.store(),
+            journal,
+            result,
+            |store, e| after_clash(store, e.into()),
+            move |answer| drop(reply.send(answer)),
+        ),
+        Err(e) => drop(reply.send(Err(e))),
+    }
 }
 
 /// Blocking: what a failed write answers. A create-only clash in a shared store is a refusal

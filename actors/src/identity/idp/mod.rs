@@ -148,10 +148,8 @@ impl Actor for Idp {
         let ttl = args.cfg.session_ttl;
         let mut st = tokio::task::spawn_blocking(move || IdpState::new(ttl)).await??;
         if let Some(store) = args.shared {
-            st.share(std::sync::Arc::clone(&store));
-            me.send_interval(SWEEP, move || IdpMsg::Sweep {
-                store: std::sync::Arc::clone(&store),
-            });
+            st.share(store);
+            me.send_interval(SWEEP, || IdpMsg::Sweep);
         }
         Ok(st)
     }
@@ -219,7 +217,10 @@ fn decide(msg: IdpMsg, st: &mut IdpState) {
             Ok(()) => decide(*msg, st),
             Err(e) => msg.refuse(e),
         },
-        IdpMsg::Sweep { store } => {
+        IdpMsg::Sweep => {
+            let Some(store) = st.journal_store() else {
+                return;
+            };
             tokio::task::spawn_blocking(move || {
                 let now = crate::now_unix();
                 // Once per interval, by whichever replica claims it.
@@ -323,25 +324,27 @@ fn settle<T: Send + 'static>(
     reply: Option<RpcReplyPort<Result<T, Error>>>,
     result: Result<T, Error>,
 ) {
-    let answer = |result| {
+    let answer = move |result| {
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }
     };
-    let (writes, store) = match (st.take_journal(), st.journal_store()) {
-        (Err(e), _) => return answer(Err(e)),
-        (Ok(w), Some(store)) if !w.is_empty() => (w, store),
-        _ => return answer(result),
-    };
-    tokio::task::spawn_blocking(move || {
-        let written = store.apply(writes).map_err(|e| match e {
-            cryptoutil_storage::Error::Exists { .. } => Error::NotFound {
-                what: "sign-in request",
+    match (st.take_journal(), st.journal_store()) {
+        (Err(e), _) => answer(Err(e)),
+        (Ok(writes), Some(store)) => crate::journal::answer_when_written(
+            store,
+            writes,
+            result,
+            |_, e| match e {
+                cryptoutil_storage::Error::Exists { .. } => Error::NotFound {
+                    what: "sign-in request",
+                },
+                e => e.into(),
             },
-            e => e.into(),
-        });
-        answer(written.and(result));
-    });
+            answer,
+        ),
+        (Ok(_), None) => answer(result),
+    }
 }
 
 /// identity-idp's part of its service: its audit log, the factor records and the `Idp` actor,

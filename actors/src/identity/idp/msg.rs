@@ -127,10 +127,7 @@ pub enum IdpMsg {
         msg: Box<IdpMsg>,
     },
     /// Replicas share the store: delete what expired.
-    Sweep {
-        /// The store.
-        store: std::sync::Arc<cryptoutil_storage::Store>,
-    },
+    Sweep,
 }
 
 impl IdpMsg {
@@ -148,7 +145,7 @@ impl IdpMsg {
             IdpMsg::Ceremony { reply, .. } => drop(reply.send(Err(e))),
             IdpMsg::TakeCeremony { reply, .. } => drop(reply.send(Err(e))),
             IdpMsg::Fetched { msg, .. } => msg.refuse(e),
-            IdpMsg::End { .. } | IdpMsg::Crash | IdpMsg::Sweep { .. } => {
+            IdpMsg::End { .. } | IdpMsg::Crash | IdpMsg::Sweep => {
                 tracing::warn!(error = %e, "an identity-idp message failed unanswered")
             }
         }

@@ -15,7 +15,6 @@ use zeroize::Zeroizing;
 
 use super::state::{failures_prefix, step_key, IdpState};
 use crate::error::Error;
-use crate::journal::Kept;
 
 pub(super) const TABLE: Table = Table::IdentityFlow;
 
@@ -58,8 +57,8 @@ fn failures_of(store: &Store, tenant: &str, username: &str) -> Result<Vec<(Strin
         .into_iter()
         .map(|(k, plain)| {
             let key = String::from_utf8_lossy(&k).into_owned();
-            let at: Kept<u64> = crate::journal::decode(TABLE, &key, &plain, "failure")?;
-            Ok((key, at.value))
+            let at: u64 = crate::journal::decode(TABLE, &key, &plain, "failure")?;
+            Ok((key, at))
         })
         .collect()
 }
@@ -72,8 +71,8 @@ pub fn read(store: &Store, fetch: Fetch) -> Result<Fetched, Error> {
         let plain = store.get_sealed(TABLE, key.as_bytes())?;
         if let (Some(d), Some(p)) = (&fetch.step_user, &plain) {
             if key == step_key(d) {
-                let step: Kept<StepOf> = crate::journal::decode(TABLE, &key, p, "waiting sign-in")?;
-                names.push((step.value.user.tenant, step.value.user.username));
+                let step: StepOf = crate::journal::decode(TABLE, &key, p, "waiting sign-in")?;
+                names.push((step.user.tenant, step.user.username));
             }
         }
         out.records.push((key, plain));

@@ -11,7 +11,7 @@ use cryptoutil_protocols::oauth;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::journal::{decode, digest_in, mirror, Journal};
+use crate::journal::{decode_some, digest_in, mirror, Journal};
 use cryptoutil_storage::Table;
 
 use super::factors::password;
@@ -523,23 +523,14 @@ impl IdpState {
     pub(super) fn mirror(&mut self, key: &str, plain: Option<&[u8]>) -> Result<(), Error> {
         const T: Table = Table::IdentityFlow;
         if let Some(d) = key.strip_prefix("session/") {
-            let v = plain.map(|p| decode::<Session>(T, key, p, "session"));
-            mirror(
-                &mut self.sessions,
-                digest_in(T, key, d)?,
-                v.transpose()?.map(|k| k.value),
-            );
+            let v = decode_some(T, key, plain, "session")?;
+            mirror(&mut self.sessions, digest_in(T, key, d)?, v);
         } else if let Some(d) = key.strip_prefix("step/") {
-            let v = plain.map(|p| decode::<Step>(T, key, p, "waiting sign-in"));
-            mirror(
-                &mut self.steps,
-                digest_in(T, key, d)?,
-                v.transpose()?.map(|k| k.value),
-            );
+            let v = decode_some(T, key, plain, "waiting sign-in")?;
+            mirror(&mut self.steps, digest_in(T, key, d)?, v);
         } else if let Some(d) = key.strip_prefix("ceremony/") {
-            let v = plain.map(|p| decode::<Ceremony>(T, key, p, "ceremony"));
-            let d = digest_in(T, key, d)?;
-            mirror(&mut self.ceremonies, d, v.transpose()?.map(|k| k.value));
+            let v = decode_some(T, key, plain, "ceremony")?;
+            mirror(&mut self.ceremonies, digest_in(T, key, d)?, v);
         }
         Ok(())
     }

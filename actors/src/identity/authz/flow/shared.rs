@@ -106,20 +106,14 @@ pub(in crate::identity::authz) fn unverified_sid(id_token: &str) -> Option<Strin
 
 fn decode<T: serde::de::DeserializeOwned>(
     key: &str,
-    plain: &[u8],
+    plain: Option<&[u8]>,
     what: &'static str,
-) -> Result<Kept<T>, Error> {
-    crate::journal::decode(Table::IdentityFlow, key, plain, what)
+) -> Result<Option<T>, Error> {
+    crate::journal::decode_some(Table::IdentityFlow, key, plain, what)
 }
 
 fn family(store: &Store, id: &str) -> Result<Option<Family>, Error> {
-    store
-        .get_sealed(Table::IdentityRefresh, id.as_bytes())?
-        .map(|plain| {
-            serde_json::from_slice(&plain)
-                .map_err(|_| Error::corrupt(Table::IdentityRefresh, id.as_bytes(), "family"))
-        })
-        .transpose()
+    crate::record::load(store, Table::IdentityRefresh, id.as_bytes(), "family")
 }
 
 /// Blocking: reads what `fetch` names (and the family a redeemed code produced, which a second
@@ -129,9 +123,10 @@ pub fn read(store: &Store, fetch: Fetch) -> Result<Fetched, Error> {
     let mut families = fetch.families;
     for key in fetch.flow {
         let plain = store.get_sealed(Table::IdentityFlow, key.as_bytes())?;
-        if let (true, Some(p)) = (key.starts_with("used/"), &plain) {
-            let used: Kept<UsedCode> = decode(&key, p, "redeemed code")?;
-            families.extend(used.value.family);
+        if key.starts_with("used/") {
+            let used: Option<UsedCode> =
+                decode(&key, plain.as_ref().map(|p| p.as_slice()), "redeemed code")?;
+            families.extend(used.and_then(|u| u.family));
         }
         out.flow.push((key, plain));
     }
@@ -148,14 +143,12 @@ pub fn read(store: &Store, fetch: Fetch) -> Result<Fetched, Error> {
         out.families.push((id, f));
     }
     if fetch.all_families {
-        let mut all = Vec::new();
-        for (k, plain) in store.scan_sealed(Table::IdentityRefresh, b"")? {
-            all.push(
-                serde_json::from_slice(&plain)
-                    .map_err(|_| Error::corrupt(Table::IdentityRefresh, &k, "family"))?,
-            );
-        }
-        out.all_families = Some(all);
+        out.all_families = Some(crate::record::scan(
+            store,
+            Table::IdentityRefresh,
+            b"",
+            "family",
+        )?);
     }
     Ok(out)
 }
@@ -168,44 +161,22 @@ impl AuthzState {
     /// Makes the maps hold what the store holds for the records `fetched` read.
     pub fn absorb(&mut self, fetched: Fetched) -> Result<(), Error> {
         for (key, plain) in fetched.flow {
-            let plain = plain.as_deref();
+            let plain = plain.as_ref().map(|p| p.as_slice());
             if let Some(c) = key.strip_prefix("pending/") {
-                let v = plain.map(|p| decode::<Pending>(&key, p, "pending request"));
-                mirror(
-                    &mut self.flow.pending,
-                    c.to_owned(),
-                    v.transpose()?.map(|k| k.value),
-                );
+                let v = decode(&key, plain, "pending request")?;
+                mirror(&mut self.flow.pending, c.to_owned(), v);
             } else if let Some(u) = key.strip_prefix("pushed/") {
-                let v = plain.map(|p| decode::<Pending>(&key, p, "pushed request"));
-                mirror(
-                    &mut self.flow.pushed,
-                    u.to_owned(),
-                    v.transpose()?.map(|k| k.value),
-                );
+                let v = decode(&key, plain, "pushed request")?;
+                mirror(&mut self.flow.pushed, u.to_owned(), v);
             } else if let Some(d) = key.strip_prefix("code/") {
-                let v = plain.map(|p| decode::<CodeGrant>(&key, p, "code"));
-                let digest = digest_of(&key, d)?;
-                mirror(
-                    &mut self.flow.codes,
-                    digest,
-                    v.transpose()?.map(|k| k.value),
-                );
+                let v = decode(&key, plain, "code")?;
+                mirror(&mut self.flow.codes, digest_of(&key, d)?, v);
             } else if let Some(d) = key.strip_prefix("used/") {
-                let v = plain.map(|p| decode::<UsedCode>(&key, p, "redeemed code"));
-                let digest = digest_of(&key, d)?;
-                mirror(
-                    &mut self.flow.used_codes,
-                    digest,
-                    v.transpose()?.map(|k| k.value),
-                );
+                let v = decode(&key, plain, "redeemed code")?;
+                mirror(&mut self.flow.used_codes, digest_of(&key, d)?, v);
             } else if let Some(sid) = key.strip_prefix("ended/") {
-                let v = plain.map(|p| decode::<u64>(&key, p, "ended session"));
-                mirror(
-                    &mut self.flow.ended,
-                    sid.to_owned(),
-                    v.transpose()?.map(|k| k.value),
-                );
+                let v = decode(&key, plain, "ended session")?;
+                mirror(&mut self.flow.ended, sid.to_owned(), v);
             }
         }
         for (prefix, found) in fetched.prefixed {
@@ -218,8 +189,9 @@ impl AuthzState {
             let mut clients = BTreeSet::new();
             let mut last = 0;
             for (key, plain) in found {
-                let at: Kept<u64> = decode(&key, &plain, "session's client")?;
-                last = last.max(at.value);
+                let at: u64 =
+                    crate::journal::decode(Table::IdentityFlow, &key, &plain, "session's client")?;
+                last = last.max(at);
                 clients.insert(key.trim_start_matches(&prefix).to_owned());
             }
             let v = (!clients.is_empty()).then_some((last, clients));
