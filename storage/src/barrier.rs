@@ -53,29 +53,25 @@ impl Barrier {
     /// Opens the barrier of `backend` with `unseal`, creating the hierarchy on first use.
     /// `what` names the store in errors.
     pub fn unseal(backend: &dyn Backend, unseal: &UnsealKey, what: &str) -> Result<Self, Error> {
-        match backend.get(Table::Barrier, ROOT)? {
+        let wrapped = match backend.get(Table::Barrier, ROOT)? {
+            Some(wrapped) => wrapped,
             None => match Self::initialize(backend, unseal) {
                 // Another process sharing the store (a replica starting at the same moment)
                 // made the hierarchy first: use that one.
-                Err(Error::Exists { .. }) => match backend.get(Table::Barrier, ROOT)? {
-                    Some(wrapped) => {
-                        let root = unwrap_key(unseal.expose(), &wrapped, &root_aad())
-                            .ok_or_else(|| Error::WrongUnsealKey { path: what.into() })?;
-                        Self::load(backend, root)
-                    }
-                    None => Err(Error::MissingKey {
-                        kind: "root",
-                        id: 0,
-                    }),
-                },
-                made => made,
+                Err(Error::Exists { .. }) => {
+                    backend
+                        .get(Table::Barrier, ROOT)?
+                        .ok_or(Error::MissingKey {
+                            kind: "root",
+                            id: 0,
+                        })?
+                }
+                made => return made,
             },
-            Some(wrapped) => {
-                let root = unwrap_key(unseal.expose(), &wrapped, &root_aad())
-                    .ok_or_else(|| Error::WrongUnsealKey { path: what.into() })?;
-                Self::load(backend, root)
-            }
-        }
+        };
+        let root = unwrap_key(unseal.expose(), &wrapped, &root_aad())
+            .ok_or_else(|| Error::WrongUnsealKey { path: what.into() })?;
+        Self::load(backend, root)
     }
 
     /// Adds a content key under the active intermediate and makes it the one new records use.

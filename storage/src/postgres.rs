@@ -314,11 +314,10 @@ impl Backend for PostgresBackend {
                     })?;
                     // The caller's `build` failing drops the sender: nothing is written.
                     let Ok(writes) = writes_rx.await else {
-                        return Ok(false);
+                        return Ok(());
                     };
                     write_in(&tx, (&c.put, &c.create, &c.delete), &writes).await?;
-                    tx.commit().await.map_err(pg("commit"))?;
-                    Ok::<_, Error>(true)
+                    tx.commit().await.map_err(pg("commit"))
                 }
                 .await;
                 pool.give_back(lease);
@@ -344,11 +343,11 @@ impl Backend for PostgresBackend {
         };
         let Ok(last) = last_rx.recv() else {
             // The task failed before it read the last pair: its error.
-            return ended().map(|_| ());
+            return ended();
         };
         let writes = build(last)?;
         let _ = writes_tx.send(writes);
-        ended().map(|_| ())
+        ended()
     }
 }
 

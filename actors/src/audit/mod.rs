@@ -323,65 +323,27 @@ fn flush(me: &ActorRef<AuditMsg>, st: &mut AuditState) {
     });
 }
 
-/// Most times a group is chained again after another replica took its sequence.
-const HEAD_RETRIES: usize = 32;
-
-/// [`commit_once`], and in a shared store again for the members whose sequence another replica
-/// took first, after the head the store holds now. The new head and each member's outcome.
+/// [`commit_once`]; a member whose sequence was taken fails the audit (in a shared store the
+/// records are chained under the log's lock, so only a writer outside this log could take it).
+/// The new head and each member's outcome.
 fn commit(
     args: &AuditArgs,
     head: (u64, String),
     now: u64,
     members: Vec<(AuditEntry, Vec<Write>)>,
 ) -> ((u64, String), Vec<Result<(), Error>>) {
-    let mut outcomes: Vec<Option<Result<(), Error>>> = members.iter().map(|_| None).collect();
-    let mut waiting: Vec<(usize, (AuditEntry, Vec<Write>))> =
-        members.into_iter().enumerate().collect();
-    let mut head = head;
-    for attempt in 0..=HEAD_RETRIES {
-        let (indexes, group): (Vec<usize>, Vec<_>) = waiting.iter().cloned().unzip();
-        let (next, results) = commit_once(args, head, now, group);
-        head = next;
-        let mut again = Vec::new();
-        for ((i, result), member) in indexes.into_iter().zip(results).zip(waiting) {
-            match result {
-                Err(e) if head_taken(&e) && args.shared && attempt < HEAD_RETRIES => {
-                    again.push(member);
-                }
-                Err(e) if head_taken(&e) => {
-                    tracing::error!("the audit log's sequence kept being taken by another writer");
-                    settle(&mut outcomes, i, Err(Error::AuditFailed));
-                }
-                other => settle(&mut outcomes, i, other),
-            }
-        }
-        if again.is_empty() {
-            break;
-        }
-        waiting = again;
-        head = match store_head(&args.store) {
-            Ok(h) => h,
-            Err(e) => {
-                let why = failed(&e);
-                for (i, _) in waiting {
-                    settle(&mut outcomes, i, Err(copy(&why)));
-                }
-                break;
-            }
-        };
-    }
+    let (head, outcomes) = commit_once(args, head, now, members);
     let outcomes = outcomes
         .into_iter()
-        .map(|o| o.unwrap_or(Err(Error::AuditFailed)))
+        .map(|outcome| match outcome {
+            Err(e) if head_taken(&e) => {
+                tracing::error!("the audit log's sequence was taken by another writer");
+                Err(Error::AuditFailed)
+            }
+            other => other,
+        })
         .collect();
     (head, outcomes)
-}
-
-/// Records member `i`'s outcome.
-fn settle(outcomes: &mut [Option<Result<(), Error>>], i: usize, outcome: Result<(), Error>) {
-    if let Some(slot) = outcomes.get_mut(i) {
-        *slot = Some(outcome);
-    }
 }
 
 /// Whether `e` is the log's own record clashing: its sequence is already written (by another
@@ -392,18 +354,6 @@ fn head_taken(e: &Error) -> bool {
         Error::Storage(cryptoutil_storage::Error::Exists { table, .. })
             if *table == Table::AuditLog.name()
     )
-}
-
-/// The head after the store's last record (the shared store holds every record).
-fn store_head(store: &Store) -> Result<(u64, String), Error> {
-    match store.last_sealed(Table::AuditLog)? {
-        None => Ok((1, GENESIS.to_owned())),
-        Some((key, plain)) => {
-            let last =
-                parse(&plain).map_err(|_| Error::corrupt(Table::AuditLog, &key, "audit record"))?;
-            Ok((last.seq + 1, last.hash))
-        }
-    }
 }
 
 /// What another caller of the same failed commit is told: the database being away as such,

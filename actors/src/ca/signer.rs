@@ -213,6 +213,18 @@ enum Elsewhere {
     Ca,
 }
 
+/// Blocking: CA `id`'s revoked and held certificates by serial, and its current CRL.
+fn revocations(
+    store: &Store,
+    id: &CaId,
+) -> Result<(BTreeMap<String, Revocation>, Option<CrlRecord>), Error> {
+    let revoked = store::certs(store, id)?
+        .into_iter()
+        .filter_map(|c| c.revocation.map(|r| (c.serial, r)))
+        .collect();
+    Ok((revoked, store::load_crl(store, id)?))
+}
+
 /// A CRL record's numbers and time: a different one is another CRL.
 fn crl_version(crl: Option<&CrlRecord>) -> Option<(u64, Option<u64>, u64)> {
     crl.map(|c| (c.number, c.delta.as_ref().map(|(d, _)| *d), c.this_update))
@@ -256,11 +268,7 @@ impl Actor for CaSigner {
                 true => zeroize::Zeroizing::new(Vec::new()),
                 false => store::load_key(&store, &id)?,
             };
-            let revoked: BTreeMap<String, Revocation> = store::certs(&store, &id)?
-                .into_iter()
-                .filter_map(|c| c.revocation.map(|r| (c.serial, r)))
-                .collect();
-            let crl = store::load_crl(&store, &id)?;
+            let (revoked, crl) = revocations(&store, &id)?;
             let table = cryptoutil_storage::Table::CaKeys;
             let corrupt = |what| {
                 let id = id.clone();
@@ -708,10 +716,7 @@ impl Running {
 
     /// The writes that make `crl` current: the record and, with a shared store, the claim of
     /// its number (another replica that signed the same number makes the transaction fail).
-    fn crl_writes(
-        &self,
-        crl: &CrlRecord,
-    ) -> Result<Vec<cryptoutil_storage::backend::Write>, Error> {
+    fn crl_writes(&self, crl: &CrlRecord) -> Result<Vec<Write>, Error> {
         let mut writes = vec![store::put_crl(&self.args.store, &self.ca.id, crl)?];
         if self.args.shared {
             writes.push(store::claim_crl_number(
@@ -883,17 +888,11 @@ impl Running {
     /// revoked, released or signed); the cached OCSP answers go when the CRL changed.
     async fn sync(&mut self) -> Result<(), Error> {
         let (store, id) = (Arc::clone(&self.args.store), self.ca.id.clone());
-        let (revoked, crl) = tokio::task::spawn_blocking(move || {
-            let revoked: BTreeMap<String, Revocation> = store::certs(&store, &id)?
-                .into_iter()
-                .filter_map(|c| c.revocation.map(|r| (c.serial, r)))
-                .collect();
-            Ok::<_, Error>((revoked, store::load_crl(&store, &id)?))
-        })
-        .await
-        .map_err(|_| Error::Internal {
-            what: "reading revocations",
-        })??;
+        let (revoked, crl) = tokio::task::spawn_blocking(move || revocations(&store, &id))
+            .await
+            .map_err(|_| Error::Internal {
+                what: "reading revocations",
+            })??;
         if crl_version(crl.as_ref()) != crl_version(self.crl.as_ref()) || revoked != self.revoked {
             self.ocsp_cache.clear();
         }

@@ -79,37 +79,40 @@ impl Actor for KmsScheduler {
                 let (shared, interval) = (st.args.shared.clone(), st.args.interval);
                 tokio::spawn(async move {
                     let now = crate::now_unix();
-                    if let Some(store) = shared {
-                        let claimed = tokio::task::spawn_blocking(move || {
-                            crate::journal::run_once(&store, "kms-scheduler", interval, now)
-                        })
-                        .await;
-                        match claimed {
-                            Ok(Ok(true)) => {}
-                            Ok(Ok(false)) => {
-                                tracing::debug!("another replica runs this interval's kms work");
-                                running.store(false, Ordering::Release);
-                                return;
-                            }
-                            Ok(Err(e)) => {
-                                tracing::warn!(error = %e, "claiming the kms scheduler's run failed");
-                                running.store(false, Ordering::Release);
-                                return;
-                            }
-                            Err(_) => {
-                                running.store(false, Ordering::Release);
-                                return;
+                    let ours = match shared {
+                        None => true,
+                        Some(store) => {
+                            let claimed = tokio::task::spawn_blocking(move || {
+                                crate::journal::run_once(&store, "kms-scheduler", interval, now)
+                            })
+                            .await;
+                            match claimed {
+                                Ok(Ok(ours)) => {
+                                    if !ours {
+                                        tracing::debug!(
+                                            "another replica runs this interval's kms work"
+                                        );
+                                    }
+                                    ours
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::warn!(error = %e, "claiming the kms scheduler's run failed");
+                                    false
+                                }
+                                Err(_) => false,
                             }
                         }
-                    }
-                    match rings.run_due(now).await {
-                        Ok((rotated, destroyed))
-                            if !rotated.is_empty() || !destroyed.is_empty() =>
-                        {
-                            tracing::info!(?rotated, ?destroyed, "kms scheduler run");
+                    };
+                    if ours {
+                        match rings.run_due(now).await {
+                            Ok((rotated, destroyed))
+                                if !rotated.is_empty() || !destroyed.is_empty() =>
+                            {
+                                tracing::info!(?rotated, ?destroyed, "kms scheduler run");
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "kms scheduler run failed"),
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "kms scheduler run failed"),
                     }
                     running.store(false, Ordering::Release);
                 });
