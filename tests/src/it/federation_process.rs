@@ -21,6 +21,19 @@ pub(super) async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
+    try_call(client, method, url, token, body)
+        .await
+        .expect("an answer")
+}
+
+/// [`call`], or `None` when no answer came (the connection failed: a process killed).
+pub(super) async fn try_call(
+    client: &HttpsClient,
+    method: Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Option<(u16, Value)> {
     let auth = format!("Bearer {token}");
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let r = client
@@ -34,11 +47,11 @@ pub(super) async fn call(
             body.into(),
         )
         .await
-        .unwrap();
-    (
+        .ok()?;
+    Some((
         r.status.as_u16(),
         serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-    )
+    ))
 }
 
 /// The state of the identity breaker of the process whose admin listener is `admin`, as its

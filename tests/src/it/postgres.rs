@@ -1407,7 +1407,8 @@ fn suite_process(pg: &Cluster, data: &std::path::Path) -> crate::Process {
     crate::Process::spawn(data, &["suite"], &vars)
 }
 
-/// A request with a bearer token: the status and the JSON answer (`Null` when none).
+/// A request with a bearer token: the status and the JSON answer (`Null` when none); status 0
+/// when no answer came (the replica was killed).
 async fn bearer_call(
     client: &cryptoutil_federation::HttpsClient,
     method: Method,
@@ -1415,19 +1416,9 @@ async fn bearer_call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let auth = format!("Bearer {token}");
-    let mut headers = vec![("authorization", auth.as_str())];
-    if body.is_some() {
-        headers.push(("content-type", "application/json"));
-    }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    match client.send(method, url, &headers, body.into()).await {
-        Ok(r) => (
-            r.status.as_u16(),
-            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-        ),
-        Err(_) => (0, Value::Null),
-    }
+    super::federation_process::try_call(client, method, url, token, body)
+        .await
+        .unwrap_or((0, Value::Null))
 }
 
 /// kill -9 of one replica while it rotates a key, encrypts, issues certificates and grants
