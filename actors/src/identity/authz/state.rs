@@ -20,6 +20,7 @@ use super::model::{
 use crate::audit::AuditHandle;
 use crate::error::Error;
 pub(crate) use crate::now_unix;
+pub(crate) use crate::record::encode as record_json;
 
 const PEPPER_KEY: &[u8] = b"pepper";
 
@@ -187,7 +188,12 @@ impl AuthzState {
     pub fn load(store: Arc<Store>, cfg: AuthzConfig) -> Result<Self, Error> {
         let now = now_unix();
         let mut loaded = Self::read_admin(&store, now)?;
-        let families = records::<super::flow::Family>(&store, Table::IdentityRefresh, "family")?;
+        let families = crate::record::scan::<super::flow::Family>(
+            &store,
+            Table::IdentityRefresh,
+            b"",
+            "family",
+        )?;
         loaded.families = families.into_iter().filter(|f| f.expires > now).collect();
         let pepper = match (&cfg.pepper, loaded.pepper.take()) {
             (Some(p), _) => p.clone(),
@@ -249,11 +255,11 @@ impl AuthzState {
     /// revocations and consents: everything but refresh families.
     pub fn read_admin(store: &Store, now: u64) -> Result<Loaded, Error> {
         let mut loaded = Loaded {
-            tenants: records(store, Table::IdentityTenants, "tenant")?,
-            clients: records(store, Table::IdentityClients, "client")?,
+            tenants: crate::record::scan(store, Table::IdentityTenants, b"", "tenant")?,
+            clients: crate::record::scan(store, Table::IdentityClients, b"", "client")?,
             ..Loaded::default()
         };
-        for mut user in records::<User>(store, Table::IdentityUsers, "user")? {
+        for mut user in crate::record::scan::<User>(store, Table::IdentityUsers, b"", "user")? {
             if user.id.is_empty() {
                 // Records from before subjects had ids: a stable one from tenant and name.
                 let digest =
@@ -262,7 +268,7 @@ impl AuthzState {
             }
             loaded.users.push(user);
         }
-        loaded.consents = records(store, Table::IdentityConsents, "consent")?;
+        loaded.consents = crate::record::scan(store, Table::IdentityConsents, b"", "consent")?;
         for (k, plain) in store.scan_sealed(Table::IdentityRevoked, b"")? {
             let exp = serde_json::from_slice::<Value>(&plain)
                 .ok()
@@ -610,15 +616,6 @@ impl AuthzState {
     }
 }
 
-/// A record as JSON bytes, zeroized on drop (client and user records hold MACs and hashes).
-pub(crate) fn record_json<T: Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
-    serde_json::to_vec(record)
-        .map(Zeroizing::new)
-        .map_err(|_| Error::Internal {
-            what: "encoding a record",
-        })
-}
-
 /// A signing key as stored (sealed).
 #[derive(Serialize, Deserialize)]
 struct SigningKeyRecord {
@@ -651,19 +648,4 @@ fn signing_key_from_record(key: &[u8], plain: &[u8]) -> Result<SigningKey, Error
         created: record.created,
         retired: record.retired,
     })
-}
-
-/// Every record of `table`, decoded (one that does not decode is corrupt, named by its key).
-fn records<T: serde::de::DeserializeOwned>(
-    store: &Store,
-    table: Table,
-    what: &'static str,
-) -> Result<Vec<T>, Error> {
-    store
-        .scan_sealed(table, b"")?
-        .into_iter()
-        .map(|(k, plain)| {
-            serde_json::from_slice(&plain).map_err(|_| Error::corrupt(table, &k, what))
-        })
-        .collect()
 }
