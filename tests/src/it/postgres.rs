@@ -1125,7 +1125,8 @@ async fn two_identity_replicas_finish_each_others_flows_and_refuse_each_others_r
 }
 
 /// Two identity-idp replicas on one database: a sign-in session opened through one signs in
-/// silently through the other, and failed sign-ins through both count toward one lockout.
+/// silently through the other, failed sign-ins through both count toward one lockout, and
+/// codes sent to both at once spend a waiting sign-in's attempts once each.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
     use super::code_flow::{
@@ -1207,6 +1208,74 @@ async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
             "locked through both replicas: {status} {page}"
         );
     }
+
+    // Six wrong codes sent at once for one waiting sign-in, three through each replica, spend
+    // its three attempts once each: three are checked, three find it gone.
+    super::signin_factors::new_user(&a, &operator, "dave").await;
+    let (status, v) = super::identity::api(
+        &a,
+        ServiceName::IdentityIdp,
+        &operator,
+        Method::POST,
+        "/identity/users/dave/factors",
+        Some(json!({"type": "totp", "name": "phone"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let mut at_a = Browser::new(&a);
+    let (status, page, challenge) =
+        super::signin_factors::password_step(&mut at_a, &id, "dave").await;
+    assert_eq!(status, 200, "the code form: {page}");
+    let csrf = super::code_flow::hidden(&page, "csrf");
+    let cookies = format!(
+        "__Host-cryptoutil-idp-step={}; __Host-cryptoutil-idp-csrf={csrf}",
+        at_a.cookie("__Host-cryptoutil-idp-step").unwrap()
+    );
+    let body = format!(
+        "challenge={}&csrf={csrf}&code=654321",
+        cryptoutil_protocols::oauth::form_encode(&challenge)
+    );
+    let guess = |app: &'static str| {
+        let (replica, cookies, body) = (if app == "a" { &a } else { &b }, &cookies, &body);
+        async move {
+            let url = format!(
+                "{}/browser/login/factor",
+                replica.public(ServiceName::IdentityIdp)
+            );
+            let r = replica
+                .client
+                .send(
+                    Method::POST,
+                    &url,
+                    &[
+                        ("content-type", "application/x-www-form-urlencoded"),
+                        ("cookie", cookies.as_str()),
+                    ],
+                    body.clone().into(),
+                )
+                .await
+                .unwrap();
+            r.text()
+        }
+    };
+    let pages = tokio::join!(
+        guess("a"),
+        guess("b"),
+        guess("a"),
+        guess("b"),
+        guess("a"),
+        guess("b")
+    );
+    let pages = [pages.0, pages.1, pages.2, pages.3, pages.4, pages.5];
+    let count = |text: &str| pages.iter().filter(|p| p.contains(text)).count();
+    assert_eq!(
+        (
+            count("The code is incorrect"),
+            count("This sign-in expired")
+        ),
+        (3, 3),
+        "{pages:?}"
+    );
     a.stop().await;
     b.stop().await;
 }

@@ -37,7 +37,11 @@ fn oathtool(args: &[&str]) -> String {
 }
 
 /// The password step of a fresh authorization request: the page it answers.
-async fn password_step(b: &mut Browser<'_>, client_id: &str, user: &str) -> (u16, String, String) {
+pub(super) async fn password_step(
+    b: &mut Browser<'_>,
+    client_id: &str,
+    user: &str,
+) -> (u16, String, String) {
     password_step_with(b, client_id, user, &[]).await
 }
 

@@ -172,7 +172,7 @@ impl Actor for Idp {
             });
             return Ok(());
         }
-        decide(msg, st);
+        decide(&me, msg, st);
         Ok(())
     }
 }
@@ -210,11 +210,11 @@ fn fetch_for(msg: &IdpMsg) -> Option<shared::Fetch> {
 
 /// Decides `msg` on what the state holds; with a shared store, answers once what it changed
 /// is durable.
-fn decide(msg: IdpMsg, st: &mut IdpState) {
+fn decide(me: &ActorRef<IdpMsg>, msg: IdpMsg, st: &mut IdpState) {
     let now = crate::now_unix();
     match msg {
         IdpMsg::Fetched { fetched, msg } => match shared::absorb(st, *fetched, now) {
-            Ok(()) => decide(*msg, st),
+            Ok(()) => decide(me, *msg, st),
             Err(e) => msg.refuse(e),
         },
         IdpMsg::Sweep => {
@@ -278,7 +278,31 @@ fn decide(msg: IdpMsg, st: &mut IdpState) {
             reply,
         } => {
             let attempt = st.attempt(&token, &challenge, now);
-            settle(st, Some(reply), Ok(attempt));
+            let writes = match st.take_journal() {
+                Ok(writes) => writes,
+                Err(e) => return drop(reply.send(Err(e))),
+            };
+            let Some(store) = st.journal_store().filter(|_| !writes.is_empty()) else {
+                return drop(reply.send(Ok(attempt)));
+            };
+            // The attempt's number was claimed first elsewhere (another replica, or a request
+            // whose read preceded this one's write): read again and decide again. Each retry
+            // follows an attempt that was spent, so there are at most STEP_ATTEMPTS of them.
+            let me = me.clone();
+            tokio::task::spawn_blocking(move || match store.apply(writes) {
+                Ok(()) => drop(reply.send(Ok(attempt))),
+                Err(cryptoutil_storage::Error::Exists { .. }) => {
+                    let again = IdpMsg::Attempt {
+                        token,
+                        challenge,
+                        reply,
+                    };
+                    if let Err(e) = me.cast(again) {
+                        tracing::warn!(error = %e, "a sign-in attempt could not be decided again");
+                    }
+                }
+                Err(e) => drop(reply.send(Err(e.into()))),
+            });
         }
         IdpMsg::Finish {
             token,

@@ -6,6 +6,8 @@
 //!   the key>`: read before a decision on them, written or deleted before it is answered;
 //! - `finished/<digest>` and `taken/<digest of the challenge>`: created, so a waiting sign-in
 //!   finishes once and a WebAuthn challenge is taken once, whichever replica sees them;
+//! - `tried/<digest>/<n>`: created with a waiting sign-in's `n`th attempt, so codes sent at
+//!   once (to one replica or several) spend its attempts one each, never the same one twice;
 //! - `failure/<digest of tenant and name>/<time>-<random>`: one record per failed sign-in, so
 //!   replicas counting at once lose none; the name's failures are those of the last
 //!   15 minutes, and a sign-in deletes them.

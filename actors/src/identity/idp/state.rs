@@ -178,6 +178,14 @@ pub(super) fn step_key(digest: &[u8; 32]) -> String {
     format!("step/{}", cryptoutil_protocols::jose::b64::encode(digest))
 }
 
+/// The claim of a waiting sign-in's `n`th attempt (created: each attempt is spent once).
+pub(super) fn tried_key(digest: &[u8; 32], n: u32) -> String {
+    format!(
+        "tried/{}/{n}",
+        cryptoutil_protocols::jose::b64::encode(digest)
+    )
+}
+
 pub(super) fn finished_key(digest: &[u8; 32]) -> String {
     format!(
         "finished/{}",
@@ -423,6 +431,10 @@ impl IdpState {
         let expires = step.expires;
         self.journal
             .keep(&step_key(&digest), expires, &*step, false);
+        // Replicas (and requests read before this one was written) agree on the count: of two
+        // decisions spending the same attempt, one transaction fails and decides again.
+        self.journal
+            .keep(&tried_key(&digest, step.attempts), expires, &(), true);
         if self.check(&user.tenant, &user.username, now) == Check::Locked {
             return Attempt::Locked(Box::new(user));
         }
