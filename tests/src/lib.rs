@@ -59,7 +59,8 @@ pub fn free_port() -> u16 {
     panic!("no free port below the ephemeral range on 127.0.0.1")
 }
 
-/// Services started in-process.
+/// Services started in-process (their stores in redb, or in PostgreSQL with
+/// `CRYPTOUTIL_TEST_BACKEND=postgres`: see [`pg`]).
 pub struct TestApp {
     /// URLs per service.
     pub endpoints: BTreeMap<ServiceName, Endpoint>,
@@ -91,10 +92,23 @@ impl TestApp {
             .map(Path::to_owned)
             .or_else(|| tmp.as_ref().map(|t| t.path().join("data")))
             .expect("a dir");
-        let env: Vec<(String, String)> = vars
+        let mut env: Vec<(String, String)> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        // CRYPTOUTIL_TEST_BACKEND=postgres: the stores go into this process's cluster, in a
+        // database of this data directory's own (unless the test chose a store itself).
+        if pg::requested()
+            && !env
+                .iter()
+                .any(|(k, _)| k.starts_with("CRYPTOUTIL_STORAGE__"))
+        {
+            let dir = dir.clone();
+            let pg_vars = tokio::task::spawn_blocking(move || pg::shared().vars_for(&dir))
+                .await
+                .expect("the test cluster");
+            env.extend(pg_vars);
+        }
         let loaded = config::load(
             None,
             &env,

@@ -6,10 +6,16 @@
 //! the `postgres` user the Debian package creates: PostgreSQL refuses to run as root.
 //!
 //! Missing binaries fail the test with what to install; they are never a reason to skip.
+//!
+//! With `CRYPTOUTIL_TEST_BACKEND=postgres` ([`BACKEND_VAR`]), every [`crate::TestApp`] keeps
+//! its stores in [`shared`], this test process's cluster, in a database of its own per data
+//! directory (so a restart on the same directory finds its store). `scripts/test` runs the
+//! KMS, Identity and CA suites a second time that way.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use cryptoutil_storage::PgOptions;
@@ -33,6 +39,34 @@ pub struct Cluster {
     password: String,
     /// The user the server runs as when the tests run as root.
     owner: Option<(u32, u32)>,
+    /// The databases [`Cluster::vars_for`] made.
+    databases: Mutex<Vec<String>>,
+}
+
+/// The variable that puts every [`crate::TestApp`]'s stores in PostgreSQL: `postgres`, or
+/// `redb` (the default).
+pub const BACKEND_VAR: &str = "CRYPTOUTIL_TEST_BACKEND";
+
+/// Whether [`BACKEND_VAR`] asks for PostgreSQL; any value but `redb` and `postgres` fails.
+pub fn requested() -> bool {
+    match std::env::var(BACKEND_VAR) {
+        Err(std::env::VarError::NotPresent) => false,
+        Ok(v) if v == "redb" => false,
+        Ok(v) if v == "postgres" => true,
+        other => panic!("{BACKEND_VAR} must be redb or postgres, not {other:?}"),
+    }
+}
+
+/// This test process's cluster, started on first use. A watcher process stops it and removes
+/// its directory once this process has exited (a static is never dropped; a test that
+/// panics or is killed leaves no server behind).
+pub fn shared() -> &'static Cluster {
+    static SHARED: OnceLock<Cluster> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let cluster = Cluster::start();
+        cluster.remove_after_exit();
+        cluster
+    })
 }
 
 impl Cluster {
@@ -61,6 +95,7 @@ impl Cluster {
             client_cert: (String::new(), String::new()),
             password,
             owner,
+            databases: Mutex::new(Vec::new()),
         };
         cluster.run(
             "initdb",
@@ -127,18 +162,42 @@ impl Cluster {
         }
     }
 
-    /// `CRYPTOUTIL_*` variables that put every service's store in this cluster (the URL and
-    /// the anchors as `file://` secrets in the cluster's directory).
+    /// `CRYPTOUTIL_*` variables that put every service's store in this cluster's database
+    /// `stores` (the URL and the anchors as `file://` secrets in the cluster's directory).
     pub fn vars(&self) -> Vec<(String, String)> {
-        let url = self.dir.path().join("url.secret");
+        self.vars_in("stores", &self.url())
+    }
+
+    /// `CRYPTOUTIL_*` variables for a database of `data_dir`'s own, made on first use: the
+    /// same directory always gets the same database, another directory another one.
+    pub fn vars_for(&self, data_dir: &Path) -> Vec<(String, String)> {
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            data_dir.as_os_str().as_encoded_bytes(),
+        );
+        let name = format!("d_{}", &hex(digest.as_ref())[..24]);
+        let mut made = self.databases.lock().unwrap();
+        if !made.contains(&name) {
+            self.psql_in("postgres", &format!("CREATE DATABASE {name} OWNER {USER}"));
+            made.push(name.clone());
+        }
+        let url = format!(
+            "postgresql://{USER}:{}@127.0.0.1:{}/{name}",
+            self.password, self.port
+        );
+        self.vars_in(&name, &url)
+    }
+
+    fn vars_in(&self, db: &str, url: &str) -> Vec<(String, String)> {
+        let url_file = self.dir.path().join(format!("url-{db}.secret"));
         let ca = self.dir.path().join("ca.pem");
-        std::fs::write(&url, self.url()).unwrap();
+        std::fs::write(&url_file, url).unwrap();
         std::fs::write(&ca, &self.ca_pem).unwrap();
         vec![
             ("CRYPTOUTIL_STORAGE__BACKEND".into(), "postgres".into()),
             (
                 "CRYPTOUTIL_STORAGE__POSTGRES__URL".into(),
-                format!("file://{}", url.display()),
+                format!("file://{}", url_file.display()),
             ),
             (
                 "CRYPTOUTIL_STORAGE__POSTGRES__TRUST_ANCHORS".into(),
@@ -146,6 +205,37 @@ impl Cluster {
             ),
             ("CRYPTOUTIL_STORAGE__POSTGRES__POOL_SIZE".into(), "4".into()),
         ]
+    }
+
+    /// Starts a watcher, in a process group of its own (out of reach of a signal to the
+    /// test's group) and in the background of a shell that exits at once, that waits for
+    /// this process to exit, then stops the server and removes the cluster's directory.
+    fn remove_after_exit(&self) {
+        use std::os::unix::process::CommandExt as _;
+        let mut stop: Vec<String> = Vec::new();
+        if self.owner.is_some() {
+            stop.extend(["runuser", "-u", "postgres", "--"].map(String::from));
+        }
+        stop.push(self.bin.join("pg_ctl").display().to_string());
+        stop.extend(["-D".into(), self.pgdata().display().to_string()]);
+        stop.extend(["-m", "immediate", "stop"].map(String::from));
+        Command::new("sh")
+            .args([
+                "-c",
+                "pid=$1 dir=$2; shift 2; \
+                 (while kill -0 \"$pid\" 2>/dev/null; do sleep 1; done; \
+                 \"$@\"; rm -rf \"$dir\") &",
+                "watcher",
+                &std::process::id().to_string(),
+                &self.dir.path().display().to_string(),
+            ])
+            .args(&stop)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .status()
+            .expect("the cluster's watcher");
     }
 
     /// Runs SQL through `psql` on the local socket (as the superuser `USER`), in database
