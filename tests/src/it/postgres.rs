@@ -1125,8 +1125,9 @@ async fn two_identity_replicas_finish_each_others_flows_and_refuse_each_others_r
 }
 
 /// Two identity-idp replicas on one database: a sign-in session opened through one signs in
-/// silently through the other, failed sign-ins through both count toward one lockout, and
-/// codes sent to both at once spend a waiting sign-in's attempts once each.
+/// silently through the other, failed sign-ins through both count toward one lockout, codes
+/// sent to both at once spend a waiting sign-in's attempts once each, and one HOTP code sent
+/// to both at once signs in once.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
     use super::code_flow::{
@@ -1151,6 +1152,9 @@ async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
     )
     .await;
     assert_eq!(status, 201, "{v}");
+    // Two more users for the factor checks below.
+    super::signin_factors::new_user(&a, &operator, "dave").await;
+    super::signin_factors::new_user(&a, &operator, "erin").await;
     eventually("B knows the client and the user made through A", || async {
         redeem(&b, client, "no-such-code").await.1["error"] == "invalid_grant"
     })
@@ -1211,7 +1215,6 @@ async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
 
     // Six wrong codes sent at once for one waiting sign-in, three through each replica, spend
     // its three attempts once each: three are checked, three find it gone.
-    super::signin_factors::new_user(&a, &operator, "dave").await;
     let (status, v) = super::identity::api(
         &a,
         ServiceName::IdentityIdp,
@@ -1235,36 +1238,14 @@ async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
         "challenge={}&csrf={csrf}&code=654321",
         cryptoutil_protocols::oauth::form_encode(&challenge)
     );
-    let guess = |app: &'static str| {
-        let (replica, cookies, body) = (if app == "a" { &a } else { &b }, &cookies, &body);
-        async move {
-            let url = format!(
-                "{}/browser/login/factor",
-                replica.public(ServiceName::IdentityIdp)
-            );
-            let r = replica
-                .client
-                .send(
-                    Method::POST,
-                    &url,
-                    &[
-                        ("content-type", "application/x-www-form-urlencoded"),
-                        ("cookie", cookies.as_str()),
-                    ],
-                    body.clone().into(),
-                )
-                .await
-                .unwrap();
-            r.text()
-        }
-    };
+    let guess = |replica| super::signin_factors::post_code(replica, &cookies, &body);
     let pages = tokio::join!(
-        guess("a"),
-        guess("b"),
-        guess("a"),
-        guess("b"),
-        guess("a"),
-        guess("b")
+        guess(&a),
+        guess(&b),
+        guess(&a),
+        guess(&b),
+        guess(&a),
+        guess(&b)
     );
     let pages = [pages.0, pages.1, pages.2, pages.3, pages.4, pages.5];
     let count = |text: &str| pages.iter().filter(|p| p.contains(text)).count();
@@ -1276,6 +1257,40 @@ async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
         (3, 3),
         "{pages:?}"
     );
+
+    // One HOTP code presented through both replicas at once, each in a sign-in of its own
+    // (3 rounds, the next counter each): it signs in once.
+    let (status, hotp) = super::identity::api(
+        &a,
+        ServiceName::IdentityIdp,
+        &operator,
+        Method::POST,
+        "/identity/users/erin/factors",
+        Some(json!({"type": "hotp", "name": "token"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{hotp}");
+    let hotp_secret = hotp["secret"].as_str().unwrap();
+    for counter in 0..3 {
+        let code = super::otp::oathtool(&[
+            "--hotp",
+            "--base32",
+            &format!("--counter={counter}"),
+            hotp_secret,
+        ])
+        .concat();
+        let (mut at_a, mut at_b) = (Browser::new(&a), Browser::new(&b));
+        let (_, page_a, challenge_a) =
+            super::signin_factors::password_step(&mut at_a, &id, "erin").await;
+        let (_, page_b, challenge_b) =
+            super::signin_factors::password_step(&mut at_b, &id, "erin").await;
+        let (ra, rb) = tokio::join!(
+            super::signin_factors::code_step(&mut at_a, &page_a, &challenge_a, &code),
+            super::signin_factors::code_step(&mut at_b, &page_b, &challenge_b, &code)
+        );
+        let signed_in = [ra.0, rb.0].iter().filter(|s| **s == 303).count();
+        assert_eq!(signed_in, 1, "counter {counter}: {ra:?} {rb:?}");
+    }
     a.stop().await;
     b.stop().await;
 }

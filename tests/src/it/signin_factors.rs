@@ -78,8 +78,36 @@ fn b_origin(b: &Browser<'_>) -> String {
     b.app.public(ServiceName::IdentityIdp).to_owned()
 }
 
+/// Posts the code form's `body` with `cookies` (a waiting sign-in's and its CSRF cookie) to
+/// `app`'s identity-idp, as a script would, without a browser: the page it answers.
+pub(super) async fn post_code(app: &crate::TestApp, cookies: &str, body: &str) -> String {
+    let url = format!(
+        "{}/browser/login/factor",
+        app.public(ServiceName::IdentityIdp)
+    );
+    let r = app
+        .client
+        .send(
+            Method::POST,
+            &url,
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("cookie", cookies),
+            ],
+            body.to_owned().into(),
+        )
+        .await
+        .unwrap();
+    r.text()
+}
+
 /// Posts `code` on the code form `page` of request `challenge`.
-async fn code_step(b: &mut Browser<'_>, page: &str, challenge: &str, code: &str) -> (u16, String) {
+pub(super) async fn code_step(
+    b: &mut Browser<'_>,
+    page: &str,
+    challenge: &str,
+    code: &str,
+) -> (u16, String) {
     assert!(page.contains("name=\"code\""), "the code form: {page}");
     let csrf = hidden(page, "csrf");
     let origin = b_origin(b);
@@ -294,27 +322,11 @@ async fn totp_and_hotp_from_oathtool_sign_in_once_after_the_password() {
         "__Host-cryptoutil-idp-step={}; __Host-cryptoutil-idp-csrf={csrf}",
         b.cookie("__Host-cryptoutil-idp-step").unwrap()
     );
-    let url = format!("{}/browser/login/factor", b_origin(&b));
     let body = format!(
         "challenge={}&csrf={csrf}&code=654321",
         cryptoutil_protocols::oauth::form_encode(&challenge)
     );
-    let guess = || async {
-        let r = app
-            .client
-            .send(
-                Method::POST,
-                &url,
-                &[
-                    ("content-type", "application/x-www-form-urlencoded"),
-                    ("cookie", cookies.as_str()),
-                ],
-                body.clone().into(),
-            )
-            .await
-            .unwrap();
-        r.text()
-    };
+    let guess = || post_code(&app, &cookies, &body);
     let pages = tokio::join!(guess(), guess(), guess(), guess(), guess(), guess());
     let pages = [pages.0, pages.1, pages.2, pages.3, pages.4, pages.5];
     let checked = pages

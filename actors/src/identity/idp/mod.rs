@@ -410,7 +410,8 @@ fn build(ctx: &ServiceBuild<'_>, parts: &mut ServiceParts) -> Result<(), SpawnEr
         factors::Registry::standard(),
         "cryptoutil",
         ctx.config.ask_timeout,
-    );
+    )
+    .shared(ctx.args.shared_store);
     let slot: Slot<IdpMsg> = Slot::new("Idp");
     let (rp, mail, certificates) = (
         cfg.webauthn.clone(),

@@ -142,6 +142,9 @@ pub struct FactorsHandle {
     index_lock: Arc<tokio::sync::Mutex<()>>,
     /// Longest wait for a commit.
     timeout: Duration,
+    /// Whether replicas share the store: the user locks above are this process's own, so a
+    /// check that changes a record also creates the claim of its next revision.
+    shared: bool,
 }
 
 impl std::fmt::Debug for FactorsHandle {
@@ -173,6 +176,38 @@ fn load_all(store: &Store, tenant: &str, user_id: &str) -> Result<Vec<FactorReco
         .collect()
 }
 
+/// How long a revision's claim is kept: far longer than a check takes from its read to its
+/// commit (identity-idp's sweep deletes it after).
+const CLAIM_KEPT: u64 = 3600;
+
+/// The writes of a check that changed `record`: the record and, with `shared`, the created
+/// claim of its next revision (`factor-revision/<digest of its key>/<n>` in identity-idp's
+/// `identity_flow_v1`, swept when expired).
+fn changed(
+    store: &Store,
+    record: &mut FactorRecord,
+    shared: bool,
+    now: u64,
+) -> Result<Vec<Write>, Error> {
+    if !shared {
+        return Ok(vec![sealed(store, record)?]);
+    }
+    record.revision = record.revision.saturating_add(1);
+    let key = format!(
+        "factor-revision/{}/{}",
+        cryptoutil_protocols::jose::b64::encode(&oauth::token_digest(record.key().as_bytes())),
+        record.revision
+    );
+    let claim = crate::record::encode(&crate::journal::Kept {
+        expires: now.saturating_add(CLAIM_KEPT),
+        value: (),
+    })?;
+    Ok(vec![
+        sealed(store, record)?,
+        store.sealed_create(Table::IdentityFlow, key.as_bytes(), &claim)?,
+    ])
+}
+
 fn sealed(store: &Store, record: &FactorRecord) -> Result<Write, Error> {
     let plain = Zeroizing::new(serde_json::to_vec(record).map_err(|_| Error::Internal {
         what: "encoding a factor record",
@@ -198,7 +233,16 @@ impl FactorsHandle {
             locks: Arc::new((0..LOCKS).map(|_| Arc::default()).collect()),
             index_lock: Arc::default(),
             timeout,
+            shared: false,
         }
+    }
+
+    /// Replicas share the store (`storage.backend: postgres`): a check that changes a factor
+    /// record claims its next revision, so of two replicas spending one code (or one counter,
+    /// one recovery code) at once, one commit fails and that check is refused.
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
     }
 
     /// `user_id`'s lock.
@@ -363,6 +407,7 @@ impl FactorsHandle {
             name: name.to_owned(),
             created_at: crate::now_unix(),
             state: enrolled.state.to_string(),
+            revision: 0,
         };
         Ok((record, enrolled.shown, index))
     }
@@ -647,6 +692,7 @@ impl FactorsHandle {
         );
         let registry = self.registry.clone();
         let input = Zeroizing::new(presented.to_owned());
+        let shared = self.shared;
         let checked = blocking(move || {
             let now = crate::now_unix();
             let presented = Presented {
@@ -660,15 +706,15 @@ impl FactorsHandle {
                 match factor.verify(&record.state, &presented, now)? {
                     Verdict::Reject => {}
                     Verdict::Refuse { keep, why } => {
-                        let write = match keep {
+                        let writes = match keep {
                             Some(state) => {
                                 record.state.zeroize();
                                 record.state = state.to_string();
-                                Some(sealed(&st, &record)?)
+                                changed(&st, &mut record, shared, now)?
                             }
-                            None => None,
+                            None => Vec::new(),
                         };
-                        return Ok((None, write, why));
+                        return Ok((None, writes, why));
                     }
                     Verdict::Accept {
                         keep,
@@ -683,25 +729,32 @@ impl FactorsHandle {
                             amr,
                             verified_user,
                         };
-                        return Ok((Some(passed), Some(sealed(&st, &record)?), ""));
+                        let writes = changed(&st, &mut record, shared, now)?;
+                        return Ok((Some(passed), writes, ""));
                     }
                 }
             }
-            Ok((None, None, "no factor accepted what was presented"))
+            Ok((None, Vec::new(), "no factor accepted what was presented"))
         })
         .await?;
+        // A claimed revision's clash: another replica changed the record since it was read
+        // (it spent the same code, counter or recovery code first); refused, and audited so.
+        let spent_elsewhere = |result: Result<(), Error>| match result {
+            Err(Error::Conflict { .. }) => Ok(false),
+            other => other.map(|()| true),
+        };
         match checked {
-            (Some(passed), Some(write), _) => {
+            (Some(passed), writes, _) => {
                 let entry = AuditEntry::new(
                     &owner.user_id,
                     &owner.tenant,
                     &format!("{}/{}", owner.user_id, passed.id),
                     "sign-in-factor",
                 );
-                self.append_holding(held, entry, vec![write]).await?;
-                Ok(Some(passed))
+                let kept = spent_elsewhere(self.append_holding(held, entry, writes).await)?;
+                Ok(kept.then_some(passed))
             }
-            (_, write, why) => {
+            (None, writes, why) => {
                 let entry = AuditEntry::new(
                     &owner.user_id,
                     &owner.tenant,
@@ -709,8 +762,7 @@ impl FactorsHandle {
                     "sign-in-factor",
                 )
                 .outcome(&Err::<(), _>(why));
-                self.append_holding(held, entry, write.into_iter().collect())
-                    .await?;
+                spent_elsewhere(self.append_holding(held, entry, writes).await)?;
                 Ok(None)
             }
         }

@@ -106,6 +106,11 @@ pub struct FactorRecord {
     pub created_at: u64,
     /// The factor's state (JSON of its own), secret.
     pub state: String,
+    /// How many checks have changed `state` (counted only where replicas share the store:
+    /// each change creates a claim of its revision, so two replicas never both spend one
+    /// state).
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl Drop for FactorRecord {
