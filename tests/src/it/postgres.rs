@@ -1126,8 +1126,9 @@ async fn two_identity_replicas_finish_each_others_flows_and_refuse_each_others_r
 
 /// Two identity-idp replicas on one database: a sign-in session opened through one signs in
 /// silently through the other, failed sign-ins through both count toward one lockout, codes
-/// sent to both at once spend a waiting sign-in's attempts once each, and one HOTP code sent
-/// to both at once signs in once.
+/// sent to both at once spend a waiting sign-in's attempts once each, one HOTP code sent to
+/// both at once signs in once, and a factor removed through one while the other checks it
+/// stays removed.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
     use super::code_flow::{
@@ -1155,6 +1156,7 @@ async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
     // Two more users for the factor checks below.
     super::signin_factors::new_user(&a, &operator, "dave").await;
     super::signin_factors::new_user(&a, &operator, "erin").await;
+    super::signin_factors::new_user(&a, &operator, "frank").await;
     eventually("B knows the client and the user made through A", || async {
         redeem(&b, client, "no-such-code").await.1["error"] == "invalid_grant"
     })
@@ -1290,6 +1292,67 @@ async fn two_idp_replicas_share_sign_in_sessions_and_count_failures_together() {
         );
         let signed_in = [ra.0, rb.0].iter().filter(|s| **s == 303).count();
         assert_eq!(signed_in, 1, "counter {counter}: {ra:?} {rb:?}");
+    }
+
+    // A factor removed through A while B checks a code of it (5 rounds, a new factor each):
+    // either the removal lands and the factor stays gone, or it is refused (409: B's check
+    // spent the record's revision first) and the sign-in went on. Never a removal answered
+    // 204 with the record written back by the check.
+    let idp = ServiceName::IdentityIdp;
+    for round in 0..5 {
+        let (status, f) = super::identity::api(
+            &a,
+            idp,
+            &operator,
+            Method::POST,
+            "/identity/users/frank/factors",
+            Some(json!({"type": "hotp", "name": format!("token {round}")})),
+        )
+        .await;
+        assert_eq!(status, 201, "{f}");
+        let fid = f["id"].as_str().unwrap().to_owned();
+        let code = super::otp::oathtool(&[
+            "--hotp",
+            "--base32",
+            "--counter=0",
+            f["secret"].as_str().unwrap(),
+        ])
+        .concat();
+        let mut at_b = Browser::new(&b);
+        let (_, page, challenge) =
+            super::signin_factors::password_step(&mut at_b, &id, "frank").await;
+        let path = format!("/identity/users/frank/factors/{fid}");
+        let (removed, checked) = tokio::join!(
+            super::identity::api(&a, idp, &operator, Method::DELETE, &path, None),
+            super::signin_factors::code_step(&mut at_b, &page, &challenge, &code)
+        );
+        let (status, list) = super::identity::api(
+            &b,
+            idp,
+            &operator,
+            Method::GET,
+            "/identity/users/frank/factors",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{list}");
+        let listed = list.as_array().unwrap().iter().any(|x| x["id"] == fid);
+        match removed.0 {
+            204 => assert!(
+                !listed,
+                "round {round}: removed, then written back: {list} {checked:?}"
+            ),
+            409 => {
+                assert!(
+                    listed && checked.0 == 303,
+                    "round {round}: {checked:?} {list}"
+                );
+                let (status, v) =
+                    super::identity::api(&a, idp, &operator, Method::DELETE, &path, None).await;
+                assert_eq!(status, 204, "{v}");
+            }
+            other => panic!("round {round}: removal answered {other}: {}", removed.1),
+        }
     }
     a.stop().await;
     b.stop().await;

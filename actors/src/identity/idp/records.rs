@@ -181,8 +181,7 @@ fn load_all(store: &Store, tenant: &str, user_id: &str) -> Result<Vec<FactorReco
 const CLAIM_KEPT: u64 = 3600;
 
 /// The writes of a check that changed `record`: the record and, with `shared`, the created
-/// claim of its next revision (`factor-revision/<digest of its key>/<n>` in identity-idp's
-/// `identity_flow_v1`, swept when expired).
+/// claim of its next revision ([`claim`]).
 fn changed(
     store: &Store,
     record: &mut FactorRecord,
@@ -193,19 +192,25 @@ fn changed(
         return Ok(vec![sealed(store, record)?]);
     }
     record.revision = record.revision.saturating_add(1);
+    Ok(vec![
+        sealed(store, record)?,
+        claim(store, record, record.revision, now)?,
+    ])
+}
+
+/// The claim of `record`'s `revision`: `factor-revision/<digest of its key>/<n>`, created in
+/// identity-idp's `identity_flow_v1` (swept when expired). Of two changes made from one read
+/// of the record (two checks, or a check and a removal, on two replicas), one commit fails.
+fn claim(store: &Store, record: &FactorRecord, revision: u64, now: u64) -> Result<Write, Error> {
     let key = format!(
-        "factor-revision/{}/{}",
+        "factor-revision/{}/{revision}",
         cryptoutil_protocols::jose::b64::encode(&oauth::token_digest(record.key().as_bytes())),
-        record.revision
     );
-    let claim = crate::record::encode(&crate::journal::Kept {
+    let value = crate::record::encode(&crate::journal::Kept {
         expires: now.saturating_add(CLAIM_KEPT),
         value: (),
     })?;
-    Ok(vec![
-        sealed(store, record)?,
-        store.sealed_create(Table::IdentityFlow, key.as_bytes(), &claim)?,
-    ])
+    Ok(store.sealed_create(Table::IdentityFlow, key.as_bytes(), &value)?)
 }
 
 fn sealed(store: &Store, record: &FactorRecord) -> Result<Write, Error> {
@@ -238,8 +243,9 @@ impl FactorsHandle {
     }
 
     /// Replicas share the store (`storage.backend: postgres`): a check that changes a factor
-    /// record claims its next revision, so of two replicas spending one code (or one counter,
-    /// one recovery code) at once, one commit fails and that check is refused.
+    /// record, and a removal, claims its next revision, so of two replicas spending one code
+    /// (or one counter, one recovery code) at once, one commit fails and that check is
+    /// refused, and a check cannot write back a record removed meanwhile.
     pub fn shared(mut self, shared: bool) -> Self {
         self.shared = shared;
         self
@@ -479,6 +485,12 @@ impl FactorsHandle {
             table: Table::IdentityFactors,
             key: key.clone().into_bytes(),
         }];
+        if self.shared {
+            // A check on another replica that read the record before this removal cannot
+            // write it back: its claim of the same revision fails.
+            let next = record.revision.saturating_add(1);
+            deletes.push(claim(&self.store, &record, next, crate::now_unix())?);
+        }
         let lookup = self
             .registry
             .get(record.kind)

@@ -9,8 +9,8 @@
 //! - `tried/<digest>/<n>`: created with a waiting sign-in's `n`th attempt, so codes sent at
 //!   once (to one replica or several) spend its attempts one each, never the same one twice;
 //! - `factor-revision/<digest of a factor record's key>/<n>`: created with each change a
-//!   check makes to a factor record ([`super::records`]), so one code, counter or recovery
-//!   code is spent by one replica only;
+//!   check makes to a factor record, and with its removal ([`super::records`]), so one code,
+//!   counter or recovery code is spent by one replica only and a removed record stays so;
 //! - `failure/<digest of tenant and name>/<time>-<random>`: one record per failed sign-in, so
 //!   replicas counting at once lose none; the name's failures are those of the last
 //!   15 minutes, and a sign-in deletes them.
