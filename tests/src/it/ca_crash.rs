@@ -11,6 +11,7 @@ use cryptoutil_actors::ServiceName;
 use cryptoutil_federation::{HttpsClient, Method};
 use serde_json::{json, Value};
 
+use super::federation_process::try_call as send;
 use super::identity::{bootstrap, client_token};
 use crate::{eventually, Process, TestApp};
 
@@ -22,32 +23,6 @@ fn request(cn: &str) -> String {
         .distinguished_name
         .push(rcgen::DnType::CommonName, cn);
     params.serialize_request(&key).unwrap().pem().unwrap()
-}
-
-async fn send(
-    client: &HttpsClient,
-    method: Method,
-    url: &str,
-    token: &str,
-    body: Option<Value>,
-) -> Option<(u16, Value)> {
-    let auth = format!("Bearer {token}");
-    let r = client
-        .send(
-            method,
-            url,
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/json"),
-            ],
-            body.map(|b| b.to_string()).unwrap_or_default().into(),
-        )
-        .await
-        .ok()?;
-    Some((
-        r.status.as_u16(),
-        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-    ))
 }
 
 /// A root and an issuing CA under it: the issuing CA's id.
